@@ -1,0 +1,1 @@
+"""Trio bindings for xmpp_sansio: an XMPP server and client."""
