@@ -1,0 +1,265 @@
+"""Incremental XML stream parser with RFC 6120 §11 restrictions.
+
+Theory of operation
+-------------------
+One :class:`StreamParser` parses one XML stream: the stream header, the
+top-level elements (stanzas and nonzas), and the closing tag. A stream restart
+(RFC 6120 §4.3.3, after STARTTLS and SASL) needs a fresh parser; the bytes the
+old parser has not consumed are handed over with :meth:`StreamParser.take_unparsed`.
+
+Parsing is done by expat through the C-accelerated
+:class:`xml.etree.ElementTree.XMLPullParser`, so elements are built in C. The
+parser has two modes:
+
+* ``hold=True`` (negotiation): bytes are fed to expat up to one ``>`` at a
+  time and parsing stops after each stream header or top-level element. The
+  byte boundary of every top-level element is then exact, so bytes that
+  follow a ``<proceed/>`` or ``<success/>`` are never parsed as part of the
+  old stream (the STARTTLS injection class of bugs).
+* ``hold=False`` (stanza exchange): everything buffered is fed at once, in
+  slices, which is the fast path.
+
+Restrictions (RFC 6120 §11.1): comments, processing instructions, DTDs and
+entity references other than the five predefined ones raise
+``restricted-xml``. A document type or comment can only appear before the
+root element as ``<!``, so the prolog is scanned for it before expat sees it.
+Non-UTF-8 encodings raise ``unsupported-encoding`` (§11.6). Malformed XML
+raises ``not-well-formed``. Limits (raising ``policy-violation``): bytes
+between two top-level element boundaries (``max_stanza_size``), and element
+nesting depth (``max_depth``, the stream element is depth 0).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element, ParseError, XMLPullParser
+
+from ..errors import StreamErrorCondition
+from . import ns
+
+__all__ = ["StreamEnd", "StreamHeader", "StreamParser", "XMLStreamError"]
+
+_FAST_SLICE = 16384
+_XML_ERROR_UNDEFINED_ENTITY = 11  # expat XML_ERROR_UNDEFINED_ENTITY
+_XML_ERROR_UNKNOWN_ENCODING = 18
+_XML_ERROR_INCORRECT_ENCODING = 19
+_XML_DECL = re.compile(rb"<\?xml\s[^>]*?\?>", re.DOTALL)
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+class XMLStreamError(Exception):
+    """The stream is broken; ``condition`` is the stream error to send."""
+
+    def __init__(self, condition: StreamErrorCondition, text: str) -> None:
+        super().__init__(f"{condition}: {text}")
+        self.condition = condition
+        self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHeader:
+    """The opening ``<stream:stream>`` tag (RFC 6120 §4.7).
+
+    ``tag`` is in Clark notation; ``attrs`` holds the attributes as
+    ElementTree names them (``xml:lang`` is ``{http://www.w3.org/XML/1998/namespace}lang``);
+    ``namespaces`` maps each prefix declared on the header (``""`` for the
+    default namespace) to its URI.
+    """
+
+    tag: str
+    attrs: dict[str, str] = field(default_factory=dict)
+    namespaces: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The closing ``</stream:stream>`` tag."""
+
+
+ParserEvent = StreamHeader | Element | StreamEnd
+
+
+class StreamParser:
+    """Parse one XML stream incrementally; see the module docstring."""
+
+    def __init__(self, *, max_stanza_size: int = 262144, max_depth: int = 64, hold: bool = False):
+        self.max_stanza_size = max_stanza_size
+        self.max_depth = max_depth
+        self.hold = hold
+        self._pull = XMLPullParser(events=("start", "end", "start-ns", "comment", "pi"))
+        self._flush = getattr(self._pull, "flush", None)  # expat >= 2.6 reparse deferral
+        self._buffer = bytearray()
+        self._events: deque[ParserEvent] = deque()
+        self._root: Element | None = None
+        self._namespaces: dict[str, str] = {}
+        self._depth = 0
+        self._since_boundary = 0
+        self._ended = False
+        self._error: XMLStreamError | None = None
+
+    # -- input ---------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Buffer ``data``; it is parsed as events are pulled."""
+        if self._error is not None:
+            raise self._error
+        self._buffer += data
+        if self._root is None or self.hold:
+            # Unparsed bytes are only held while in the prolog or in hold mode:
+            # bound them too, so nothing grows without limit.
+            if len(self._buffer) > self.max_stanza_size:
+                self._fail(StreamErrorCondition.POLICY_VIOLATION, "too much data without a stanza")
+
+    def take_unparsed(self) -> bytes:
+        """Remove and return the buffered bytes expat has not seen yet."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
+    @property
+    def ended(self) -> bool:
+        """True once the closing stream tag has been parsed."""
+        return self._ended
+
+    # -- output --------------------------------------------------------------
+
+    def next_event(self) -> ParserEvent | None:
+        """Return the next event, or ``None`` when more data is needed.
+
+        Raises:
+            XMLStreamError: the stream is broken; it stays broken.
+        """
+        if not self._events:
+            if self._error is not None:
+                raise self._error
+            if self._buffer and not self._ended:
+                self._parse()
+        if self._events:
+            return self._events.popleft()
+        return None
+
+    # -- internals -----------------------------------------------------------
+
+    def _fail(self, condition: StreamErrorCondition, text: str) -> None:
+        self._error = XMLStreamError(condition, text)
+        self._buffer.clear()
+        raise self._error
+
+    def _parse(self) -> None:
+        if self._root is None and not self._check_prolog():
+            return
+        if self.hold or self._root is None:
+            buf = self._buffer
+            start = 0
+            while not self._events:
+                end = buf.find(b">", start)
+                if end < 0:
+                    break
+                self._feed_expat(bytes(buf[start : end + 1]))
+                start = end + 1
+                if self._ended:
+                    break
+            del buf[:start]
+            if not self._ended and len(buf) > self.max_stanza_size:
+                self._fail(StreamErrorCondition.POLICY_VIOLATION, "stanza too large")
+        else:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            for i in range(0, len(data), _FAST_SLICE):
+                self._feed_expat(data[i : i + _FAST_SLICE])
+                if self._ended:
+                    self._buffer += data[i + _FAST_SLICE :]
+                    break
+
+    def _check_prolog(self) -> bool:
+        """Vet the bytes before the root element (RFC 6120 §11.1, §11.6).
+
+        Returns False when more data is needed to decide.
+        """
+        buf = self._buffer
+        if buf[:2] in (b"\xfe\xff", b"\xff\xfe") or buf[:4] in (b"\x00<\x00?", b"<\x00?\x00"):
+            self._fail(StreamErrorCondition.UNSUPPORTED_ENCODING, "only UTF-8 is allowed")
+        lt = buf.find(b"<")
+        if lt < 0 or len(buf) < lt + 6:
+            return False
+        if buf[lt : lt + 5] == b"<?xml" and buf[lt + 5 : lt + 6] in b" \t\r\n":
+            decl = _XML_DECL.match(buf, lt)
+            if decl is None:
+                return False  # wait for the rest of the declaration
+            enc = _ENCODING.search(decl.group())
+            if enc is not None and enc.group(1).lower() not in (b"utf-8", b"utf8"):
+                self._fail(StreamErrorCondition.UNSUPPORTED_ENCODING, "only UTF-8 is allowed")
+            lt = buf.find(b"<", decl.end())
+            if lt < 0 or len(buf) < lt + 2:
+                return False
+        if buf[lt + 1 : lt + 2] in (b"!", b"?"):
+            self._fail(
+                StreamErrorCondition.RESTRICTED_XML,
+                "comments, processing instructions and DTDs are not allowed",
+            )
+        return True
+
+    def _feed_expat(self, data: bytes) -> None:
+        try:
+            self._pull.feed(data)
+            if self._flush is not None:
+                self._flush()
+            self._translate()
+        except ParseError as exc:
+            code = exc.code
+            if code == _XML_ERROR_UNDEFINED_ENTITY:
+                self._fail(StreamErrorCondition.RESTRICTED_XML, "undefined entity reference")
+            if code in (_XML_ERROR_UNKNOWN_ENCODING, _XML_ERROR_INCORRECT_ENCODING):
+                self._fail(StreamErrorCondition.UNSUPPORTED_ENCODING, str(exc))
+            self._fail(StreamErrorCondition.NOT_WELL_FORMED, str(exc))
+        if not self._ended:
+            self._since_boundary += len(data)
+            if self._since_boundary > self.max_stanza_size:
+                self._fail(StreamErrorCondition.POLICY_VIOLATION, "stanza too large")
+
+    def _translate(self) -> None:
+        depth = self._depth
+        emit = self._events.append
+        for kind, item in self._pull.read_events():
+            if kind == "start":
+                depth += 1
+                if depth == 1:
+                    assert isinstance(item, Element)
+                    self._root = item
+                    emit(StreamHeader(item.tag, dict(item.attrib), self._namespaces))
+                    self._since_boundary = 0
+                elif depth > self.max_depth + 1:
+                    self._depth = depth
+                    self._fail(StreamErrorCondition.POLICY_VIOLATION, "elements nested too deep")
+            elif kind == "end":
+                depth -= 1
+                if depth == 1:
+                    assert isinstance(item, Element)
+                    item.tail = None
+                    emit(item)
+                    self._since_boundary = 0
+                elif depth == 0:
+                    self._ended = True
+                    emit(StreamEnd())
+            elif kind == "start-ns":
+                if self._root is None:
+                    prefix, uri = item  # type: ignore[misc]
+                    self._namespaces[prefix] = uri
+            else:  # comment or pi
+                self._depth = depth
+                self._fail(
+                    StreamErrorCondition.RESTRICTED_XML,
+                    "comments and processing instructions are not allowed",
+                )
+        self._depth = depth
+        root = self._root
+        if root is not None and len(root):
+            del root[:]
+            root.text = None
+
+
+def is_stream_tag(tag: str) -> bool:
+    """True for the ``{http://etherx.jabber.org/streams}stream`` tag."""
+    return tag == "{" + ns.STREAMS + "}stream"
