@@ -1,0 +1,173 @@
+"""TLS certificates: a self-signed pair generated on first start, and the server SSLContext.
+
+:func:`ensure_certificate` writes ``<data_dir>/tls/cert.pem`` and ``key.pem`` (an
+EC P-256 key, mode 0600) unless both already exist. The certificate is valid for
+ten years and names every served domain and its ``*.domain`` wildcard (the
+latter covers MUC and other subdomain services). Clients will not trust it
+unless told to; configure a real certificate with ``[tls]`` for production.
+
+:func:`load_server_ssl_context` builds the server-side context used for both
+STARTTLS and direct TLS: TLS 1.2 at least, TLS compression disabled.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import idna
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "CERT_FILENAME",
+    "KEY_FILENAME",
+    "VALIDITY",
+    "ensure_certificate",
+    "generate_self_signed",
+    "load_server_ssl_context",
+]
+
+CERT_FILENAME: Final = "cert.pem"
+KEY_FILENAME: Final = "key.pem"
+VALIDITY: Final = datetime.timedelta(days=3650)
+
+
+def _subject_alt_names(domains: Sequence[str]) -> list[x509.GeneralName]:
+    """DNS names (A-labels) for each domain plus ``*.domain``; IP literals as IP SANs."""
+    names: list[x509.GeneralName] = []
+    for domain in domains:
+        host = domain.removeprefix("[").removesuffix("]")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            ip_name = x509.IPAddress(address)
+            if ip_name not in names:
+                names.append(ip_name)
+            continue
+        try:
+            ascii_name = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            ascii_name = host.encode("ascii", "ignore").decode("ascii") or "localhost"
+        for dns in (ascii_name, f"*.{ascii_name}"):
+            dns_name = x509.DNSName(dns)
+            if dns_name not in names:
+                names.append(dns_name)
+    return names
+
+
+def generate_self_signed(domains: Sequence[str]) -> tuple[bytes, bytes]:
+    """Return ``(cert_pem, key_pem)`` of a new self-signed certificate for ``domains``."""
+    if not domains:
+        raise ValueError("at least one domain is needed for a certificate")
+    key = ec.generate_private_key(ec.SECP256R1())
+    common_name = domains[0].removeprefix("[").removesuffix("]")[:64] or "localhost"
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "xmpp-trio self-signed"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    public_key = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))  # tolerate clock skew
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.SubjectAlternativeName(_subject_alt_names(domains)), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert_pem, key_pem
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` via a temporary file created with ``mode``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, mode)  # in case the file already existed with other permissions
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def ensure_certificate(data_dir: Path, domains: Sequence[str]) -> tuple[Path, Path]:
+    """Return ``(cert_path, key_path)`` in ``data_dir/tls``, generating them if absent.
+
+    An existing pair is reused as is (even if the domains changed; delete the
+    files to regenerate). If only one of the two files exists both are replaced.
+    """
+    tls_dir = Path(data_dir) / "tls"
+    cert_path = tls_dir / CERT_FILENAME
+    key_path = tls_dir / KEY_FILENAME
+    if cert_path.is_file() and key_path.is_file():
+        return cert_path, key_path
+    tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cert_pem, key_pem = generate_self_signed(domains)
+    # Key first: a certificate on disk implies that its key is there too.
+    _write_atomically(key_path, key_pem, 0o600)
+    _write_atomically(cert_path, cert_pem, 0o644)
+    return cert_path, key_path
+
+
+def load_server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server-side SSLContext for ``cert``/``key``: TLS >= 1.2, no compression.
+
+    Raise OSError if a file cannot be read and ssl.SSLError if they do not form a
+    valid pair.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.options |= ssl.OP_SINGLE_ECDH_USE
+    context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+    return context

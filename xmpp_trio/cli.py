@@ -1,0 +1,297 @@
+"""The ``xmpp-trio`` command line (also ``python -m xmpp_trio``).
+
+Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
+
+``serve``
+    Run the server until interrupted.
+``adduser JID [--password PW]``
+    Create an account. Without ``--password`` the password is asked for twice on a
+    terminal, or read as one line from standard input when that is not a terminal
+    (``echo secret | xmpp-trio adduser alice@example.org``).
+``passwd JID [--password PW]``
+    Change an account's password (the password is read the same way).
+``deluser JID``
+    Delete an account.
+``check``
+    Validate the configuration and print a summary of it.
+
+Without ``--config`` the built-in defaults are used (see :mod:`xmpp_trio.config`).
+Errors are printed to standard error and give exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from xmpp_trio.config import ConfigError, ServerConfig, load_config
+
+if TYPE_CHECKING:
+    from xmpp_sansio.jid import JID
+
+__all__ = ["main"]
+
+PROG = "xmpp-trio"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as ``xmpp-trio: error: <message>``, exit status 1."""
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> ServerConfig:
+    path: Path | None = args.config
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CommandError(f"invalid configuration: {exc}") from None
+
+
+def _account_jid(text: str, config: ServerConfig, *, require_hosted: bool) -> JID:
+    """Parse an account JID: a localpart, no resource, and (if asked) a hosted domain."""
+    from xmpp_sansio.jid import JID, InvalidJID
+
+    try:
+        jid = JID.parse(text)
+    except InvalidJID as exc:
+        raise CommandError(f"invalid JID {text!r}: {exc}") from None
+    if jid.local is None:
+        raise CommandError(f"{text!r} has no localpart; an account JID looks like user@domain")
+    if jid.resource is not None:
+        raise CommandError(
+            f"{text!r} has a resource; give the bare JID {jid.bare} (accounts have no resource)"
+        )
+    if require_hosted and jid.domain not in config.domains:
+        raise CommandError(
+            f"domain {jid.domain!r} is not served by this server; "
+            f"configured domains: {', '.join(config.domains)}"
+        )
+    return jid
+
+
+def _read_password(given: str | None) -> str:
+    """The new password: ``--password``, else two prompts on a TTY, else one stdin line."""
+    from xmpp_sansio.sasl.credentials import normalize_password
+
+    if given is not None:
+        password = given
+    elif sys.stdin is not None and sys.stdin.isatty():
+        try:
+            password = getpass.getpass("Password: ")
+            again = getpass.getpass("Password (again): ")
+        except EOFError:
+            raise CommandError("no password given") from None
+        if password != again:
+            raise CommandError("the passwords do not match")
+    else:
+        if sys.stdin is None:
+            raise CommandError("no password given (no --password and no standard input)")
+        try:
+            line = sys.stdin.readline()
+        except OSError as exc:
+            raise CommandError(f"cannot read the password from standard input: {exc}") from None
+        password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise CommandError("the password must not be empty")
+    try:
+        normalize_password(password)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return password
+
+
+def _format_address(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args)
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
+    import trio
+
+    # Imported here so the other subcommands work without loading the server.
+    from xmpp_trio.server import run_server  # type: ignore[import-not-found,unused-ignore]
+
+    try:
+        trio.run(run_server, config)
+    except KeyboardInterrupt:
+        logging.getLogger("xmpp_trio").info("interrupted, shutting down")
+        return 0
+    except OSError as exc:
+        # e.g. a listener's address is already in use.
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def _cmd_adduser(args: argparse.Namespace) -> int:
+    from xmpp_trio.storage import AccountExists, AccountStore, StorageError
+
+    config = _load(args)
+    jid = _account_jid(args.jid, config, require_hosted=True)
+    assert jid.local is not None
+    password = _read_password(args.password)
+    try:
+        with AccountStore.open(config.database_path) as store:
+            store.create(jid.local, jid.domain, password, iterations=config.scram_iterations)
+    except AccountExists:
+        raise CommandError(f"account {jid} already exists") from None
+    except (StorageError, OSError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"created account {jid}")
+    return 0
+
+
+def _cmd_passwd(args: argparse.Namespace) -> int:
+    from xmpp_trio.storage import AccountNotFound, AccountStore, StorageError
+
+    config = _load(args)
+    jid = _account_jid(args.jid, config, require_hosted=False)
+    assert jid.local is not None
+    try:
+        with AccountStore.open(config.database_path) as store:
+            if not store.exists(jid.local, jid.domain):
+                raise CommandError(f"account {jid} does not exist")
+            password = _read_password(args.password)
+            store.set_password(jid.local, jid.domain, password, iterations=config.scram_iterations)
+    except AccountNotFound:
+        raise CommandError(f"account {jid} does not exist") from None
+    except (StorageError, OSError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"changed the password of {jid}")
+    return 0
+
+
+def _cmd_deluser(args: argparse.Namespace) -> int:
+    from xmpp_trio.storage import AccountNotFound, AccountStore, StorageError
+
+    config = _load(args)
+    jid = _account_jid(args.jid, config, require_hosted=False)
+    assert jid.local is not None
+    try:
+        with AccountStore.open(config.database_path) as store:
+            store.delete(jid.local, jid.domain)
+    except AccountNotFound:
+        raise CommandError(f"account {jid} does not exist") from None
+    except (StorageError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"deleted account {jid}")
+    return 0
+
+
+def _check_tls_pair(cert: Path, key: Path) -> None:
+    """Fail unless ``cert`` and ``key`` load into a server SSLContext."""
+    import ssl
+
+    from xmpp_trio.certs import load_server_ssl_context
+
+    try:
+        load_server_ssl_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(f"tls: cannot use certificate {cert} with key {key}: {exc}") from None
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    source = str(config.config_path) if config.config_path else "none (built-in defaults)"
+    lines = [
+        "config OK",
+        f"config file: {source}",
+        f"domains: {', '.join(config.domains)}",
+        f"data dir: {config.data_dir}",
+        f"database: {config.database_path}",
+        "listeners:",
+        *(
+            f"  {listener.kind} on {_format_address(listener.address, listener.port)}"
+            for listener in config.listeners
+        ),
+    ]
+    if config.tls.cert is not None and config.tls.key is not None:
+        _check_tls_pair(config.tls.cert, config.tls.key)
+        lines.append(f"tls: certificate {config.tls.cert}, key {config.tls.key}")
+    else:
+        cert = config.generated_tls_dir / "cert.pem"
+        key = config.generated_tls_dir / "key.pem"
+        if cert.is_file() and key.is_file():
+            _check_tls_pair(cert, key)
+            lines.append(f"tls: self-signed certificate {cert} (generated earlier)")
+        else:
+            lines.append(f"tls: self-signed certificate {cert} (generated on first start)")
+    lines += [
+        f"require_tls: {str(config.require_tls).lower()}",
+        f"allow_plain: {str(config.allow_plain).lower()} (only over TLS)",
+        f"allow_anonymous: {str(config.allow_anonymous).lower()}",
+        f"scram_iterations: {config.scram_iterations}",
+        f"log_level: {config.log_level}",
+        f"limits: max_stanza_size={config.limits.max_stanza_size} "
+        f"max_stanza_size_preauth={config.limits.max_stanza_size_preauth} "
+        f"max_depth={config.limits.max_depth} "
+        f"negotiation_timeout={config.limits.negotiation_timeout:g}s",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+# --- entry point ---------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for :func:`main`."""
+    config_help = "configuration file (TOML); default: built-in defaults"
+    parser = argparse.ArgumentParser(prog=PROG, description="XMPP server built on Trio.")
+    parser.add_argument("--config", type=Path, metavar="PATH", default=None, help=config_help)
+    # The same option after the subcommand; SUPPRESS keeps it from overwriting a
+    # value given before the subcommand when absent.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help=config_help
+    )
+    password_help = (
+        "the password (visible to other local users in the process list; prefer the "
+        "prompt, or piping it on standard input)"
+    )
+
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], summary: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=summary, description=summary)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("serve", _cmd_serve, "run the server")
+    adduser = add("adduser", _cmd_adduser, "create an account")
+    adduser.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
+    adduser.add_argument("--password", metavar="PW", help=password_help)
+    passwd = add("passwd", _cmd_passwd, "change an account's password")
+    passwd.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
+    passwd.add_argument("--password", metavar="PW", help=password_help)
+    deluser = add("deluser", _cmd_deluser, "delete an account")
+    deluser.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
+    add("check", _cmd_check, "validate the configuration and print a summary")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CommandError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0 if args.command == "serve" else 130

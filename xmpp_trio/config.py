@@ -1,0 +1,498 @@
+"""Server configuration, loaded from a TOML file with :func:`load_config`.
+
+Every key is optional; a missing file section means its defaults. The layout::
+
+    domains = ["localhost"]    # the domains this server hosts (at least one)
+    data_dir = "data"          # optional; accounts database and generated TLS files
+    log_level = "info"         # debug, info, warning, error
+    require_tls = true         # refuse to authenticate c2s streams without TLS
+    allow_plain = true         # offer SASL PLAIN (only ever offered over TLS)
+    allow_anonymous = false    # offer SASL ANONYMOUS
+    scram_iterations = 10000   # PBKDF2 iterations for new passwords (at least 4096)
+
+    [tls]
+    cert = "cert.pem"          # optional, but only together with key
+    key = "key.pem"
+
+    [limits]
+    max_stanza_size = 262144         # bytes, once authenticated
+    max_stanza_size_preauth = 16384  # bytes, before authentication
+    max_depth = 64                   # XML element nesting depth
+    negotiation_timeout = 60         # seconds to finish stream negotiation
+
+    [[listeners]]              # repeatable; omit all to get the two defaults
+    kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368 direct TLS)
+    address = "0.0.0.0"
+    port = 5222                # 0 lets the operating system pick a free port
+
+Relative paths (``data_dir``, ``tls.cert``, ``tls.key``) are relative to the
+directory containing the configuration file. Without ``[tls]`` the server
+generates a self-signed certificate in ``<data_dir>/tls/`` on first start.
+Without ``[[listeners]]`` it listens for STARTTLS on 0.0.0.0:5222 and for direct
+TLS on 0.0.0.0:5223.
+
+The data directory is, in order of precedence: ``data_dir`` in the file, the
+``XMPP_TRIO_DATA`` environment variable (relative to the current directory), or
+``platformdirs.user_data_dir("xmpp-trio")``.
+
+Domains are stored in their JID form (RFC 7622 §3.2: lowercase, IDNA U-labels,
+no trailing dot), so ``"Example.ORG."`` becomes ``"example.org"``.
+
+Anything invalid raises :class:`ConfigError` whose message names the file, the
+offending key and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal, TypeAlias, cast
+
+import platformdirs
+
+from xmpp_sansio.jid import JID, InvalidJID
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "DEFAULT_LISTENERS",
+    "LISTENER_KINDS",
+    "LOG_LEVELS",
+    "MIN_SCRAM_ITERATIONS",
+    "ConfigError",
+    "LimitsConfig",
+    "ListenerConfig",
+    "ListenerKind",
+    "ServerConfig",
+    "TLSConfig",
+    "default_data_dir",
+    "load_config",
+]
+
+ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls"]
+
+LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = ("c2s-starttls", "c2s-directtls")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+DATA_DIR_ENV: Final = "XMPP_TRIO_DATA"
+MIN_SCRAM_ITERATIONS: Final = 4096
+"""RFC 7677 §4: the iteration count SHOULD be at least 4096."""
+
+DATABASE_FILENAME: Final = "xmpp.sqlite3"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``str()`` explains what is wrong and where.
+
+    ``path`` is the configuration file (None for built-in defaults) and ``key``
+    the dotted key that is wrong (None when the problem is the whole file).
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        self.reason = message
+        where = str(path) if path is not None else "configuration"
+        if key is not None:
+            where = f"{where}: {key}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    """One listening socket: what protocol it speaks and where."""
+
+    kind: ListenerKind
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """Certificate and private key files; both None means "self-signed in data_dir"."""
+
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Resource limits applied to every client connection."""
+
+    max_stanza_size: int = 262144
+    max_stanza_size_preauth: int = 16384
+    max_depth: int = 64
+    negotiation_timeout: float = 60.0
+
+
+DEFAULT_LISTENERS: Final = (
+    ListenerConfig("c2s-starttls", "0.0.0.0", 5222),
+    ListenerConfig("c2s-directtls", "0.0.0.0", 5223),
+)
+
+
+def default_data_dir() -> Path:
+    """``$XMPP_TRIO_DATA`` if set (made absolute), else the per-user data directory."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser().absolute()
+    return Path(platformdirs.user_data_dir("xmpp-trio"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """The whole server configuration (see the module docstring for the file layout)."""
+
+    domains: tuple[str, ...] = ("localhost",)
+    data_dir: Path = field(default_factory=default_data_dir)
+    listeners: tuple[ListenerConfig, ...] = DEFAULT_LISTENERS
+    require_tls: bool = True
+    allow_plain: bool = True
+    allow_anonymous: bool = False
+    scram_iterations: int = 10000
+    log_level: str = "info"
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    config_path: Path | None = None
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite accounts database, ``<data_dir>/xmpp.sqlite3``."""
+        return self.data_dir / DATABASE_FILENAME
+
+    @property
+    def generated_tls_dir(self) -> Path:
+        """Where a self-signed certificate is generated when ``tls`` names no files."""
+        return self.data_dir / "tls"
+
+
+# --- loading -----------------------------------------------------------------
+
+_TOP_KEYS: Final = (
+    "domains",
+    "data_dir",
+    "log_level",
+    "require_tls",
+    "allow_plain",
+    "allow_anonymous",
+    "scram_iterations",
+    "tls",
+    "limits",
+    "listeners",
+)
+_TLS_KEYS: Final = ("cert", "key")
+_LIMITS_KEYS: Final = (
+    "max_stanza_size",
+    "max_stanza_size_preauth",
+    "max_depth",
+    "negotiation_timeout",
+)
+_LISTENER_KEYS: Final = ("kind", "address", "port")
+
+_Table: TypeAlias = Mapping[str, object]
+
+
+def _toml_type(value: object) -> str:
+    """Name ``value``'s type the way TOML does, for error messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+class _Loader:
+    """Reads typed values out of the parsed TOML, raising precise ConfigErrors."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+
+    def error(self, key: str | None, message: str) -> ConfigError:
+        return ConfigError(message, path=self.path, key=key)
+
+    def check_keys(self, table: _Table, valid: Iterable[str], prefix: str, section: str) -> None:
+        """Reject keys of ``table`` not in ``valid``; ``prefix`` is the dotted key prefix."""
+        names = sorted(valid)
+        for key in table:
+            if key not in names:
+                hint = difflib.get_close_matches(key, names, n=1)
+                did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.error(
+                    f"{prefix}{key}",
+                    f"unknown key {key!r}{did_you_mean}; valid keys {section} are: "
+                    + ", ".join(names),
+                )
+
+    def table(self, parent: _Table, key: str, name: str) -> _Table:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(name, f"must be a table ([{name}]), got {_toml_type(value)}")
+        return cast(_Table, value)
+
+    def boolean(self, table: _Table, key: str, name: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {_toml_type(value)} ({value!r})")
+        return value
+
+    def integer(
+        self, table: _Table, key: str, name: str, default: int, *, minimum: int, maximum: int
+    ) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, f"must be an integer, got {_toml_type(value)} ({value!r})")
+        if not minimum <= value <= maximum:
+            raise self.error(name, f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def number(self, table: _Table, key: str, name: str, default: float) -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(name, f"must be a number, got {_toml_type(value)} ({value!r})")
+        if not 0 < value < float("inf"):
+            raise self.error(name, f"must be a positive number of seconds, got {value}")
+        return float(value)
+
+    def string(self, table: _Table, key: str, name: str, default: str) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            raise self.error(name, f"must be a string, got {_toml_type(value)} ({value!r})")
+        return value
+
+    def path_value(self, table: _Table, key: str, name: str) -> Path | None:
+        if key not in table:
+            return None
+        value = table[key]
+        if not isinstance(value, str) or not value:
+            raise self.error(
+                name, f"must be a non-empty string (a file path), got {_toml_type(value)}"
+            )
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+
+def _check_domain(domain: str) -> str | None:
+    """Return why ``domain`` is not an acceptable domain name, or None if it is."""
+    if not domain:
+        return "is empty"
+    if domain != domain.strip() or any(ch.isspace() for ch in domain):
+        return "contains whitespace"
+    for ch in "@/\\\"'<>&":
+        if ch in domain:
+            return f"contains {ch!r}"
+    if not domain.isprintable():
+        return "contains control characters"
+    if len(domain.encode("utf-8")) > 1023:
+        return "is longer than 1023 bytes"
+    if domain.startswith("[") and domain.endswith("]"):
+        return None  # IPv6 literal, e.g. "[::1]"
+    if any(label == "" for label in domain.split(".")):
+        return "has an empty label (leading dot or '..')"
+    return None
+
+
+def _load_domains(loader: _Loader, data: _Table) -> tuple[str, ...]:
+    raw = data.get("domains", ["localhost"])
+    if not isinstance(raw, list):
+        raise loader.error(
+            "domains", f'must be an array of strings, e.g. ["example.org"], got {_toml_type(raw)}'
+        )
+    if not raw:
+        raise loader.error("domains", "must list at least one domain")
+    domains: list[str] = []
+    for index, item in enumerate(raw):
+        name = f"domains[{index}]"
+        if not isinstance(item, str):
+            raise loader.error(name, f"must be a string, got {_toml_type(item)} ({item!r})")
+        problem = _check_domain(item.removesuffix("."))
+        if problem is not None:
+            raise loader.error(name, f"{item!r} is not a valid domain name: it {problem}")
+        # Store the JID domainpart form (RFC 7622 §3.2: lowercase U-labels, no
+        # trailing dot) so the server can compare it with parsed JIDs directly.
+        try:
+            domain = JID.parse(item).domain
+        except InvalidJID as exc:
+            raise loader.error(name, f"invalid domain name: {exc.reason}") from None
+        if domain in domains:
+            raise loader.error(name, f"domain {domain!r} is listed twice")
+        domains.append(domain)
+    return tuple(domains)
+
+
+def _load_listeners(loader: _Loader, data: _Table) -> tuple[ListenerConfig, ...]:
+    if "listeners" not in data:
+        return DEFAULT_LISTENERS
+    raw = data["listeners"]
+    if not isinstance(raw, list):
+        raise loader.error(
+            "listeners",
+            f"must be an array of tables (write [[listeners]] sections), got {_toml_type(raw)}",
+        )
+    if not raw:
+        raise loader.error("listeners", "must contain at least one [[listeners]] table")
+    listeners: list[ListenerConfig] = []
+    seen: dict[tuple[str, int], int] = {}
+    for index, item in enumerate(raw):
+        where = f"listeners[{index}]"
+        if not isinstance(item, dict):
+            raise loader.error(where, f"must be a table, got {_toml_type(item)}")
+        table = cast(_Table, item)
+        loader.check_keys(table, _LISTENER_KEYS, f"{where}.", "in [[listeners]]")
+        for required in _LISTENER_KEYS:
+            if required not in table:
+                raise loader.error(
+                    where,
+                    f"missing required key {required!r} (every listener needs kind, address and port)",
+                )
+        kind = loader.string(table, "kind", f"{where}.kind", "")
+        if kind not in LISTENER_KINDS:
+            raise loader.error(
+                f"{where}.kind",
+                f"unknown listener kind {kind!r}; valid kinds are: {', '.join(LISTENER_KINDS)}",
+            )
+        address = loader.string(table, "address", f"{where}.address", "")
+        if not address or any(ch.isspace() for ch in address):
+            raise loader.error(
+                f"{where}.address", f"must be an IP address or host name, got {address!r}"
+            )
+        port = loader.integer(table, "port", f"{where}.port", 0, minimum=0, maximum=65535)
+        if port != 0:
+            previous = seen.get((address, port))
+            if previous is not None:
+                raise loader.error(
+                    where,
+                    f"address {address} port {port} is already used by listeners[{previous}]",
+                )
+            seen[(address, port)] = index
+        listeners.append(ListenerConfig(kind, address, port))
+    return tuple(listeners)
+
+
+def _load_tls(loader: _Loader, data: _Table) -> TLSConfig:
+    table = loader.table(data, "tls", "tls")
+    loader.check_keys(table, _TLS_KEYS, "tls.", "in [tls]")
+    cert = loader.path_value(table, "cert", "tls.cert")
+    key = loader.path_value(table, "key", "tls.key")
+    if cert is not None and key is None:
+        raise loader.error(
+            "tls",
+            "'cert' is set but 'key' is not; give both, or neither to generate a self-signed pair",
+        )
+    if key is not None and cert is None:
+        raise loader.error(
+            "tls",
+            "'key' is set but 'cert' is not; give both, or neither to generate a self-signed pair",
+        )
+    for name, path in (("tls.cert", cert), ("tls.key", key)):
+        if path is not None and not path.is_file():
+            raise loader.error(name, f"file not found: {path}")
+    return TLSConfig(cert=cert, key=key)
+
+
+def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
+    table = loader.table(data, "limits", "limits")
+    loader.check_keys(table, _LIMITS_KEYS, "limits.", "in [limits]")
+    defaults = LimitsConfig()
+    big = 1 << 30
+    max_stanza_size = loader.integer(
+        table,
+        "max_stanza_size",
+        "limits.max_stanza_size",
+        defaults.max_stanza_size,
+        minimum=10000,
+        maximum=big,
+    )
+    preauth = loader.integer(
+        table,
+        "max_stanza_size_preauth",
+        "limits.max_stanza_size_preauth",
+        defaults.max_stanza_size_preauth,
+        minimum=1024,
+        maximum=big,
+    )
+    if preauth > max_stanza_size:
+        raise loader.error(
+            "limits.max_stanza_size_preauth",
+            f"is {preauth}, which exceeds limits.max_stanza_size ({max_stanza_size})",
+        )
+    max_depth = loader.integer(
+        table, "max_depth", "limits.max_depth", defaults.max_depth, minimum=4, maximum=10000
+    )
+    timeout = loader.number(
+        table, "negotiation_timeout", "limits.negotiation_timeout", defaults.negotiation_timeout
+    )
+    return LimitsConfig(
+        max_stanza_size=max_stanza_size,
+        max_stanza_size_preauth=preauth,
+        max_depth=max_depth,
+        negotiation_timeout=timeout,
+    )
+
+
+def load_config(path: Path | None) -> ServerConfig:
+    """Load and validate the configuration file at ``path``.
+
+    ``None`` means no file: every setting takes its default (the data directory
+    still honours ``$XMPP_TRIO_DATA``). Raise :class:`ConfigError` explaining the
+    first problem found.
+    """
+    if path is None:
+        return ServerConfig()
+    path = Path(path).expanduser().absolute()
+    try:
+        with path.open("rb") as file:
+            data: _Table = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError("configuration file not found", path=path) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a configuration file", path=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not valid UTF-8 TOML: {exc}", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path=path) from None
+
+    loader = _Loader(path)
+    loader.check_keys(data, _TOP_KEYS, "", "at the top level")
+
+    domains = _load_domains(loader, data)
+    data_dir_value = loader.path_value(data, "data_dir", "data_dir")
+    data_dir = data_dir_value if data_dir_value is not None else default_data_dir()
+    log_level = loader.string(data, "log_level", "log_level", "info").lower()
+    if log_level not in LOG_LEVELS:
+        raise loader.error(
+            "log_level", f"unknown level {log_level!r}; valid levels are: {', '.join(LOG_LEVELS)}"
+        )
+    scram_iterations = loader.integer(
+        data,
+        "scram_iterations",
+        "scram_iterations",
+        10000,
+        minimum=MIN_SCRAM_ITERATIONS,
+        maximum=10_000_000,
+    )
+    return ServerConfig(
+        domains=domains,
+        data_dir=data_dir,
+        listeners=_load_listeners(loader, data),
+        require_tls=loader.boolean(data, "require_tls", "require_tls", True),
+        allow_plain=loader.boolean(data, "allow_plain", "allow_plain", True),
+        allow_anonymous=loader.boolean(data, "allow_anonymous", "allow_anonymous", False),
+        scram_iterations=scram_iterations,
+        log_level=log_level,
+        tls=_load_tls(loader, data),
+        limits=_load_limits(loader, data),
+        config_path=path,
+    )
