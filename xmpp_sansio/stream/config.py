@@ -1,0 +1,95 @@
+"""Configuration of stream connections: frozen values, validated on construction."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..jid import JID
+
+__all__ = ["ClientConfig", "Limits", "ServerConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Parser limits (RFC 6120 §13.12 asks servers to bound stanza size).
+
+    Attributes:
+        max_stanza_size: bytes of one top-level element once authenticated.
+        max_stanza_size_preauth: the same before authentication, smaller so an
+            unauthenticated peer cannot make the server buffer much.
+        max_depth: element nesting below the stream element.
+        negotiation_timeout: seconds from connect until the stream is ready.
+        max_auth_attempts: SASL attempts per stream (RFC 6120 §6.4.5: two to
+            five retries); then the stream is closed with ``policy-violation``.
+    """
+
+    max_stanza_size: int = 262144
+    max_stanza_size_preauth: int = 16384
+    max_depth: int = 64
+    negotiation_timeout: float = 60.0
+    max_auth_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_stanza_size < 1024 or self.max_stanza_size_preauth < 1024:
+            raise ValueError("stanza size limits must be at least 1024 bytes")
+        if self.max_depth < 2:
+            raise ValueError("max_depth must be at least 2")
+        if self.negotiation_timeout <= 0:
+            raise ValueError("negotiation_timeout must be positive")
+        if not 1 <= self.max_auth_attempts <= 6:
+            raise ValueError("max_auth_attempts must be between 1 and 6 (RFC 6120 §6.4.5)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """What a server-side stream offers.
+
+    Attributes:
+        domains: served domains; a header ``to`` outside them gets ``host-unknown``.
+        tls_available: a certificate is configured, so STARTTLS can be offered.
+        require_tls: refuse authentication before TLS (RFC 6120 §5.3.1, the default).
+        allow_plain: offer PLAIN (never without TLS).
+        allow_anonymous: offer ANONYMOUS (RFC 4505).
+        allow_external: offer EXTERNAL; the I/O layer supplies the identity.
+        rng: source of random bytes (stream ids, nonces, generated resources).
+    """
+
+    domains: frozenset[str]
+    tls_available: bool = True
+    require_tls: bool = True
+    allow_plain: bool = True
+    allow_anonymous: bool = False
+    allow_external: bool = False
+    limits: Limits = field(default_factory=Limits)
+    rng: Callable[[int], bytes] = secrets.token_bytes
+
+    def __post_init__(self) -> None:
+        if not self.domains:
+            raise ValueError("at least one domain must be served")
+        if self.require_tls and not self.tls_available:
+            raise ValueError("require_tls needs tls_available")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """What a client-side stream asks for.
+
+    Attributes:
+        jid: the account (a resource in it is the requested resource).
+        password: the account password.
+        require_tls: refuse to continue if the server does not offer STARTTLS
+            (protection against STARTTLS stripping).
+        allow_plain: allow the PLAIN mechanism (only ever over TLS).
+        mechanisms: restrict SASL to these names (default: all supported).
+    """
+
+    jid: JID
+    password: str
+    require_tls: bool = True
+    allow_plain: bool = True
+    mechanisms: tuple[str, ...] | None = None
+    lang: str | None = "en"
+    limits: Limits = field(default_factory=Limits)
+    rng: Callable[[int], bytes] = secrets.token_bytes

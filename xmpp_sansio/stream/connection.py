@@ -1,0 +1,958 @@
+"""Client and server XML stream connections (RFC 6120 §4-§7), sans I/O.
+
+Theory of operation
+-------------------
+A connection is fed bytes with :meth:`receive_data` (``receive_eof`` at end of
+file) and hands back :class:`~xmpp_sansio.stream.events.Event` values from
+:meth:`next_event` and bytes to write from :meth:`data_to_send`. Because XMPP
+produces unsolicited output (features after a header, errors, a new header
+after a restart), every input may queue output: the I/O layer drains
+``data_to_send()`` after every call.
+
+Negotiation (RFC 6120 §4.3) runs inside the connection. The server side
+advertises features, runs STARTTLS and SASL, and binds a resource; it asks the
+I/O layer for two things only: to wrap the transport in TLS
+(:class:`TLSRequested`, answered with :meth:`tls_established`) and to look up
+stored credentials (:class:`CredentialsRequested`, answered with
+:meth:`ServerConnection.provide_credentials`). The client side picks STARTTLS,
+the strongest SASL mechanism and binds, on its own.
+
+Stream restarts (§4.3.3) replace the parser and keep the connection; while
+negotiating, the parser runs in hold mode so that bytes after the restart
+trigger go to the new parser, never to the old stream.
+
+Errors: a protocol violation by the peer queues ``<stream:error/>`` and
+``</stream:stream>``, moves to :attr:`State.ERROR`, and makes the next call to
+:meth:`next_event` (after the events already produced) raise
+:class:`~xmpp_sansio.errors.RemoteProtocolError`. Misuse raises
+:class:`~xmpp_sansio.errors.LocalProtocolError`. Any other exception is a bug.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum, auto
+from xml.etree.ElementTree import Element, SubElement
+
+from .. import sasl
+from ..errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
+from ..jid import JID, InvalidJID
+from ..sasl.credentials import ScramCredentials
+from ..xml import ns
+from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
+from ..xml.writer import STREAM_FOOTER, serialize, stream_header
+from .config import ClientConfig, ServerConfig
+from .events import (
+    Authenticated,
+    AuthenticationFailed,
+    ConnectionClosed,
+    CredentialsRequested,
+    Event,
+    NegotiationFailed,
+    ResourceBound,
+    StanzaReceived,
+    StreamClosed,
+    StreamErrorReceived,
+    StreamOpened,
+    TLSRequested,
+)
+
+__all__ = ["ClientConnection", "ServerConnection", "State", "TLSInfo"]
+
+_STREAM_TAG = "{" + ns.STREAMS + "}stream"
+_FEATURES = "{" + ns.STREAMS + "}features"
+_ERROR = "{" + ns.STREAMS + "}error"
+_STARTTLS = "{" + ns.TLS + "}starttls"
+_PROCEED = "{" + ns.TLS + "}proceed"
+_TLS_FAILURE = "{" + ns.TLS + "}failure"
+_MECHANISMS = "{" + ns.SASL + "}mechanisms"
+_AUTH = "{" + ns.SASL + "}auth"
+_CHALLENGE = "{" + ns.SASL + "}challenge"
+_RESPONSE = "{" + ns.SASL + "}response"
+_SUCCESS = "{" + ns.SASL + "}success"
+_FAILURE = "{" + ns.SASL + "}failure"
+_ABORT = "{" + ns.SASL + "}abort"
+_BIND = "{" + ns.BIND + "}bind"
+_SESSION = "{" + ns.SESSION + "}session"
+_STANZA_NAMES = frozenset({"message", "presence", "iq"})
+_CLIENT_STANZAS = frozenset("{" + ns.CLIENT + "}" + n for n in _STANZA_NAMES)
+_SERVER_MECHANISMS = (
+    "SCRAM-SHA-512-PLUS",
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-512",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-1",
+    "PLAIN",
+    "EXTERNAL",
+    "ANONYMOUS",
+)
+
+
+class State(Enum):
+    """Where a stream connection is (both roles share the names)."""
+
+    AWAIT_HEADER = auto()  #: waiting for the peer's stream header
+    AWAIT_FEATURES = auto()  #: client: header received, features not yet
+    NEGOTIATING = auto()  #: features exchanged, a negotiation step may come
+    TLS_PENDING = auto()  #: the I/O layer must do the TLS handshake
+    SASL = auto()  #: a SASL exchange is running
+    AWAIT_CREDENTIALS = auto()  #: server: the I/O layer is looking up credentials
+    BINDING = auto()  #: client: bind request sent
+    READY = auto()  #: stanzas flow
+    CLOSING = auto()  #: we sent ``</stream:stream>``, waiting for the peer's
+    CLOSED = auto()  #: both directions are done
+    ERROR = auto()  #: a stream error ended the stream
+
+
+@dataclass(frozen=True, slots=True)
+class TLSInfo:
+    """What the TLS layer tells the connection once the handshake is done.
+
+    ``channel_binding`` enables the SCRAM ``-PLUS`` mechanisms (RFC 5929 / RFC 9266).
+    """
+
+    channel_binding: sasl.ChannelBinding | None = None
+
+
+def _b64encode(data: bytes | None) -> str | None:
+    """RFC 6120 §6.4.2: empty data is ``=``, absent data is no text."""
+    if data is None:
+        return None
+    return base64.b64encode(data).decode("ascii") if data else "="
+
+
+def _b64decode(text: str | None) -> bytes | None:
+    """Decode SASL element text; ``None`` for no text, raise ValueError if invalid."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text == "":
+        return None
+    if text == "=":
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("invalid base64") from None
+
+
+def _sasl_element(name: str, text: str | None = None, **attrs: str) -> Element:
+    el = Element("{" + ns.SASL + "}" + name, attrs)
+    el.text = text
+    return el
+
+
+_STOP_STATES = frozenset({State.ERROR, State.CLOSED, State.TLS_PENDING, State.AWAIT_CREDENTIALS})
+
+
+class _Connection:
+    """What both roles share: buffers, parser, restarts, close and error handling."""
+
+    _default_ns = ns.CLIENT
+
+    def __init__(self, limits_preauth: int, limits_postauth: int, max_depth: int) -> None:
+        self._preauth_size = limits_preauth
+        self._postauth_size = limits_postauth
+        self._max_depth = max_depth
+        self._out: list[bytes] = []
+        self._events: deque[Event] = deque()
+        self._pending_error: RemoteProtocolError | None = None
+        self._parser = self._new_parser(authenticated=False)
+        self.state = State.AWAIT_HEADER
+        self.tls_active = False
+        self._sent_header = False
+        self._sent_footer = False
+        self._peer_closed = False
+        self._was_ready = False
+
+    # -- public API shared by both roles ----------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Return and forget the bytes queued for the peer."""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def next_event(self) -> Event | None:
+        """Return the next event, or ``None`` when more input is needed.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol; the stream error
+                is already queued in ``data_to_send()``.
+        """
+        if self._events:
+            return self._events.popleft()
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
+        return None
+
+    @property
+    def should_close(self) -> bool:
+        """True when the I/O layer should flush and close the transport."""
+        return self.state in (State.CLOSED, State.ERROR)
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the transport (``b""`` means end of file)."""
+        if not data:
+            self.receive_eof()
+            return
+        if self.state in (State.CLOSED, State.ERROR):
+            return
+        if self.state is State.TLS_PENDING:
+            self._stream_error(
+                StreamErrorCondition.POLICY_VIOLATION, "plaintext data during TLS negotiation"
+            )
+            return
+        try:
+            self._parser.feed(data)
+        except XMLStreamError as exc:
+            self._stream_error(exc.condition, exc.text)
+            return
+        self._process()
+
+    def receive_eof(self) -> None:
+        """The transport reached end of file."""
+        if self.state is not State.CLOSED and self.state is not State.ERROR:
+            self.state = State.CLOSED
+        self._events.append(ConnectionClosed())
+
+    def send(self, element: Element) -> None:
+        """Queue a stanza for the peer. Only allowed once the stream is ready."""
+        if self.state is not State.READY:
+            raise LocalProtocolError(f"cannot send stanzas in state {self.state.name}")
+        self._out.append(serialize(element, self._default_ns))
+
+    def send_raw(self, data: bytes) -> None:
+        """Queue pre-serialised bytes (whitespace keepalives, forwarded stanzas)."""
+        if self.state is not State.READY:
+            raise LocalProtocolError(f"cannot send in state {self.state.name}")
+        self._out.append(data)
+
+    def close(self, condition: StreamErrorCondition | None = None, text: str | None = None) -> None:
+        """Close our stream, with a stream error first if ``condition`` is given
+        (RFC 6120 §4.4, §4.9.1.1). Idempotent."""
+        if self._sent_footer:
+            return
+        if condition is not None:
+            self._queue_error(condition, text)
+            self._queue_footer()
+            self.state = State.ERROR
+            return
+        self._queue_footer()
+        self.state = State.CLOSED if self._peer_closed else State.CLOSING
+
+    def tls_established(self, info: TLSInfo | None = None) -> None:
+        """The TLS handshake finished; restart the stream (RFC 6120 §5.4.3.3)."""
+        if self.state is not State.TLS_PENDING:
+            raise LocalProtocolError("no TLS negotiation is pending")
+        self.tls_active = True
+        self._tls_info = info or TLSInfo()
+        self._restart(authenticated=False)
+
+    # -- internals ----------------------------------------------------------------
+
+    def _new_parser(self, *, authenticated: bool) -> StreamParser:
+        return StreamParser(
+            max_stanza_size=self._postauth_size if authenticated else self._preauth_size,
+            max_depth=self._max_depth,
+            hold=True,
+        )
+
+    def _restart(self, *, authenticated: bool) -> None:
+        leftover = self._parser.take_unparsed()
+        self._parser = self._new_parser(authenticated=authenticated)
+        self.state = State.AWAIT_HEADER
+        self._on_restart()
+        if leftover:
+            self._parser.feed(leftover)
+            self._process()
+
+    def _on_restart(self) -> None:
+        """Hook: the client queues its new header here."""
+
+    def _process(self) -> None:
+        parser = self._parser
+        while self.state not in _STOP_STATES:
+            try:
+                item = parser.next_event()
+            except XMLStreamError as exc:
+                self._stream_error(exc.condition, exc.text)
+                return
+            if item is None:
+                return
+            if parser is not self._parser:  # pragma: no cover - restarts return early
+                return
+            if isinstance(item, StreamHeader):
+                self._handle_header(item)
+            elif isinstance(item, StreamEnd):
+                self._peer_closed = True
+                self._events.append(StreamClosed())
+                if not self._sent_footer:
+                    self._queue_footer()
+                self.state = State.CLOSED
+            elif item.tag == _ERROR:
+                self._handle_stream_error(item)
+            elif self.state is State.READY or (self.state is State.CLOSING and self._was_ready):
+                self._handle_ready(item)
+            elif self.state is State.CLOSING:
+                pass  # RFC 6120 §4.4: we are closing; negotiation is over
+            else:
+                self._handle_negotiation(item)
+                if self._parser is not parser:
+                    return  # restarted: the new parser already ran
+        if self.state is State.TLS_PENDING and parser.take_unparsed():
+            self._stream_error(
+                StreamErrorCondition.POLICY_VIOLATION, "data after the TLS negotiation request"
+            )
+
+    def _handle_stream_error(self, el: Element) -> None:
+        condition = StreamErrorCondition.UNDEFINED_CONDITION
+        text: str | None = None
+        for child in el:
+            uri, _, local = child.tag[1:].partition("}")
+            if uri != ns.STREAM_ERRORS:
+                continue
+            if local == "text":
+                text = child.text
+            else:
+                try:
+                    condition = StreamErrorCondition(local)
+                except ValueError:
+                    pass
+        self._events.append(StreamErrorReceived(condition, text))
+        if not self._sent_footer:
+            self._queue_footer()
+        self.state = State.CLOSED
+
+    def _handle_header(self, header: StreamHeader) -> None:
+        raise NotImplementedError
+
+    def _handle_ready(self, el: Element) -> None:
+        raise NotImplementedError
+
+    def _handle_negotiation(self, el: Element) -> None:
+        raise NotImplementedError
+
+    def _check_header(self, header: StreamHeader) -> StreamErrorCondition | None:
+        """Validate a peer header (RFC 6120 §4.7, §4.8, §4.9.3)."""
+        if header.tag != _STREAM_TAG:
+            uri = header.tag[1:].partition("}")[0] if header.tag[:1] == "{" else ""
+            if uri != ns.STREAMS:
+                return StreamErrorCondition.INVALID_NAMESPACE
+            return StreamErrorCondition.BAD_FORMAT
+        if header.namespaces.get("stream") != ns.STREAMS:
+            return StreamErrorCondition.BAD_NAMESPACE_PREFIX
+        if header.namespaces.get("") != self._default_ns:
+            return StreamErrorCondition.INVALID_NAMESPACE
+        version = header.attrs.get("version", "0.9")
+        major, _, minor = version.partition(".")
+        if not (major.isdigit() and minor.isdigit()) or int(major) != 1:
+            return StreamErrorCondition.UNSUPPORTED_VERSION
+        return None
+
+    def _opened(self, header: StreamHeader) -> None:
+        a = header.attrs
+        self._events.append(
+            StreamOpened(a.get("to"), a.get("from"), a.get("id"), a.get("version"), a.get(ns.XML_LANG))
+        )
+
+    def _queue_header(self, attrs: dict[str, str | None]) -> None:
+        self._out.append(stream_header(attrs, self._default_ns))
+        self._sent_header = True
+
+    def _queue_footer(self) -> None:
+        if not self._sent_footer:
+            self._out.append(STREAM_FOOTER)
+            self._sent_footer = True
+
+    def _queue_error(self, condition: StreamErrorCondition, text: str | None) -> None:
+        if not self._sent_header:
+            self._queue_header(self._error_header_attrs())
+        err = Element(_ERROR)
+        SubElement(err, "{" + ns.STREAM_ERRORS + "}" + condition.value)
+        if text:
+            t = SubElement(err, "{" + ns.STREAM_ERRORS + "}text", {ns.XML_LANG: "en"})
+            t.text = text
+        self._out.append(serialize(err, self._default_ns))
+
+    def _error_header_attrs(self) -> dict[str, str | None]:
+        return {"version": "1.0"}
+
+    def _stream_error(self, condition: StreamErrorCondition, text: str | None = None) -> None:
+        """The peer broke the protocol: queue the error, close, and report it."""
+        if self.state is State.ERROR:
+            return
+        if not self._sent_footer:
+            self._queue_error(condition, text)
+            self._queue_footer()
+        self.state = State.ERROR
+        self._pending_error = RemoteProtocolError(condition, text)
+
+    def _send_element(self, el: Element) -> None:
+        self._out.append(serialize(el, self._default_ns))
+
+
+class ServerConnection(_Connection):
+    """The receiving entity's side of a client-to-server stream (RFC 6120).
+
+    Args:
+        config: what to offer.
+        tls_active: the transport is already TLS (direct TLS, XEP-0368).
+        tls_info: with ``tls_active``, the channel binding of that TLS session.
+        external_identity: for SASL EXTERNAL, the identity the I/O layer has
+            verified (for example from a client certificate).
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        tls_active: bool = False,
+        tls_info: TLSInfo | None = None,
+        external_identity: str | None = None,
+    ) -> None:
+        limits = config.limits
+        super().__init__(limits.max_stanza_size_preauth, limits.max_stanza_size, limits.max_depth)
+        self.config = config
+        self.tls_active = tls_active
+        self._tls_info = tls_info or TLSInfo()
+        self._external_identity = external_identity
+        self.domain: str | None = None
+        self.stream_id: str | None = None
+        self.authenticated_jid: JID | None = None
+        self.jid: JID | None = None
+        self.auth_failures = 0
+        self._mechanism: sasl.ServerMechanism | None = None
+        self._peer_from: str | None = None
+
+    # -- API ----------------------------------------------------------------------
+
+    def provide_credentials(self, credentials: ScramCredentials | None) -> None:
+        """Answer a :class:`CredentialsRequested` event (``None``: no such account)."""
+        if self.state is not State.AWAIT_CREDENTIALS or self._mechanism is None:
+            raise LocalProtocolError("no credentials were requested")
+        self.state = State.SASL
+        mech = self._mechanism
+        self._sasl_step(lambda: mech.provide_credentials(credentials))
+        self._process()
+
+    @property
+    def offered_mechanisms(self) -> list[str]:
+        """SASL mechanisms offered in the current features (RFC 6120 §6.4.1)."""
+        if self.authenticated_jid is not None:
+            return []
+        if self.config.require_tls and not self.tls_active:
+            return []
+        cfg = self.config
+        cb = self._tls_info.channel_binding is not None
+        names = []
+        for name in _SERVER_MECHANISMS:
+            if name.endswith("-PLUS") and not cb:
+                continue
+            if name == "PLAIN" and not (cfg.allow_plain and self.tls_active):
+                continue
+            if name == "ANONYMOUS" and not cfg.allow_anonymous:
+                continue
+            if name == "EXTERNAL" and not (cfg.allow_external and self._external_identity):
+                continue
+            names.append(name)
+        return names
+
+    # -- header and features ---------------------------------------------------------
+
+    def _error_header_attrs(self) -> dict[str, str | None]:
+        return {
+            "from": self.domain or next(iter(sorted(self.config.domains))),
+            "id": self._new_id(),
+            "version": "1.0",
+        }
+
+    def _new_id(self) -> str:
+        return self.config.rng(12).hex()
+
+    def _handle_header(self, header: StreamHeader) -> None:
+        if self.state is not State.AWAIT_HEADER:  # pragma: no cover - parser gives one header
+            self._stream_error(StreamErrorCondition.BAD_FORMAT)
+            return
+        self._opened(header)
+        condition = self._check_header(header)
+        to = header.attrs.get("to")
+        domain: str | None = None
+        if condition is None:
+            if to is None:
+                domain = self.domain or sorted(self.config.domains)[0]
+            else:
+                try:
+                    domain = JID.parse(to).domain
+                except InvalidJID:
+                    domain = None
+                if domain not in self.config.domains or (self.domain and domain != self.domain):
+                    condition = StreamErrorCondition.HOST_UNKNOWN
+        if condition is not None:
+            self._stream_error(condition)
+            return
+        assert domain is not None
+        self.domain = domain
+        self.stream_id = self._new_id()
+        self._peer_from = header.attrs.get("from")
+        attrs: dict[str, str | None] = {
+            "from": domain,
+            "id": self.stream_id,
+            "version": "1.0",
+            ns.XML_LANG: "en",
+        }
+        if self._peer_from and self.tls_active:
+            attrs["to"] = self._peer_from
+        self._queue_header(attrs)
+        self._send_element(self._features())
+        self.state = State.NEGOTIATING
+
+    def _features(self) -> Element:
+        """RFC 6120 §4.3.2: features for the current stage of negotiation."""
+        features = Element(_FEATURES)
+        if self.authenticated_jid is not None:
+            SubElement(features, _BIND)
+            session = SubElement(features, _SESSION)
+            SubElement(session, "{" + ns.SESSION + "}optional")
+            return features
+        if not self.tls_active and self.config.tls_available:
+            starttls = SubElement(features, _STARTTLS)
+            if self.config.require_tls:
+                SubElement(starttls, "{" + ns.TLS + "}required")
+        mechanisms = self.offered_mechanisms
+        if mechanisms:
+            mechs = SubElement(features, _MECHANISMS)
+            for name in mechanisms:
+                SubElement(mechs, "{" + ns.SASL + "}mechanism").text = name
+        return features
+
+    # -- negotiation -------------------------------------------------------------------
+
+    def _handle_negotiation(self, el: Element) -> None:
+        tag = el.tag
+        if self.authenticated_jid is not None:
+            self._handle_bind_stage(el)
+        elif tag == _STARTTLS and self.state is State.NEGOTIATING:
+            if self.tls_active or not self.config.tls_available:
+                self._send_element(Element(_TLS_FAILURE))
+                self._stream_error_after_failure()
+                return
+            self._send_element(Element(_PROCEED))
+            self.state = State.TLS_PENDING
+            self._events.append(TLSRequested(server_side=True, server_hostname=self.domain or ""))
+        elif tag == _AUTH and self.state is State.NEGOTIATING:
+            self._start_sasl(el)
+        elif tag == _RESPONSE and self.state is State.SASL and self._mechanism is not None:
+            try:
+                data = _b64decode(el.text)
+            except ValueError:
+                self._sasl_failure(sasl.SASLCondition.INCORRECT_ENCODING)
+                return
+            mech = self._mechanism
+            self._sasl_step(lambda: mech.respond(data or b""))
+        elif tag == _ABORT and self.state in (State.SASL, State.AWAIT_CREDENTIALS):
+            self._sasl_failure(sasl.SASLCondition.ABORTED)
+        elif tag in (_AUTH, _RESPONSE, _ABORT):
+            self._sasl_failure(sasl.SASLCondition.MALFORMED_REQUEST)
+        elif tag in _CLIENT_STANZAS or tag[1:].partition("}")[2] in _STANZA_NAMES:
+            # RFC 6120 §6.4.? / §4.9.3.12: no stanzas before authentication.
+            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED)
+        else:
+            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+
+    def _stream_error_after_failure(self) -> None:
+        """RFC 6120 §5.4.2.2: after a TLS <failure/> the server closes the stream."""
+        self._queue_footer()
+        self.state = State.CLOSING
+
+    def _start_sasl(self, el: Element) -> None:
+        name = el.get("mechanism", "")
+        if self.config.require_tls and not self.tls_active:
+            self._sasl_failure(sasl.SASLCondition.ENCRYPTION_REQUIRED)
+            return
+        if name not in self.offered_mechanisms:
+            if name == "PLAIN" and not self.tls_active:
+                self._sasl_failure(sasl.SASLCondition.ENCRYPTION_REQUIRED)
+            else:
+                self._sasl_failure(sasl.SASLCondition.INVALID_MECHANISM)
+            return
+        try:
+            initial = _b64decode(el.text)
+        except ValueError:
+            self._sasl_failure(sasl.SASLCondition.INCORRECT_ENCODING)
+            return
+        offered = self.offered_mechanisms
+        try:
+            mech = sasl.create_server_mechanism(
+                name,
+                nonce=self.config.rng(18),
+                channel_binding=self._tls_info.channel_binding,
+                advertised_plus=any(m.endswith("-PLUS") for m in offered),
+                external_identity=self._external_identity,
+            )
+        except sasl.SASLFailure as exc:
+            self._sasl_failure(exc.condition, exc.text)
+            return
+        self._mechanism = mech
+        self.state = State.SASL
+        self._sasl_step(lambda: mech.start(initial))
+
+    def _sasl_step(self, step: object) -> None:
+        assert callable(step)
+        mech = self._mechanism
+        assert mech is not None
+        try:
+            result = step()
+        except sasl.SASLFailure as exc:
+            self._sasl_failure(exc.condition, exc.text, getattr(exc, "username", None))
+            return
+        if isinstance(result, sasl.Challenge):
+            self._send_element(_sasl_element("challenge", _b64encode(result.data)))
+        elif isinstance(result, sasl.NeedCredentials):
+            self.state = State.AWAIT_CREDENTIALS
+            self._pending_username = result.username
+            self._events.append(CredentialsRequested(result.username, mech.hash_name or "sha256"))
+        else:
+            assert isinstance(result, sasl.Authenticated)
+            self._sasl_success(mech.name, result)
+
+    def _sasl_success(self, mechanism: str, result: sasl.Authenticated) -> None:
+        assert self.domain is not None
+        try:
+            if result.username is None:  # ANONYMOUS: a fresh random account name
+                jid = JID.from_parts(self.config.rng(8).hex(), self.domain, None)
+            else:
+                jid = JID.from_parts(result.username, self.domain, None)
+        except InvalidJID:
+            self._sasl_failure(sasl.SASLCondition.NOT_AUTHORIZED)
+            return
+        if result.authzid:
+            try:
+                authz = JID.parse(result.authzid)
+            except InvalidJID:
+                authz = None
+            if authz != jid:  # RFC 6120 §6.4.6: we only allow authorizing as oneself
+                self._sasl_failure(sasl.SASLCondition.INVALID_AUTHZID)
+                return
+        self._send_element(_sasl_element("success", _b64encode(result.additional_data)))
+        self.authenticated_jid = jid
+        self._mechanism = None
+        self._events.append(Authenticated(jid, mechanism))
+        # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
+        self._restart(authenticated=True)
+
+    def _sasl_failure(
+        self, condition: sasl.SASLCondition, text: str | None = None, username: str | None = None
+    ) -> None:
+        failure = _sasl_element("failure")
+        SubElement(failure, "{" + ns.SASL + "}" + condition.value)
+        if text:
+            SubElement(failure, "{" + ns.SASL + "}text").text = text
+        self._send_element(failure)
+        self._mechanism = None
+        self.state = State.NEGOTIATING
+        if condition is not sasl.SASLCondition.ABORTED:
+            self.auth_failures += 1
+        self._events.append(
+            AuthenticationFailed(condition.value, text, username or getattr(self, "_pending_username", None))
+        )
+        self._pending_username = None
+        if self.auth_failures >= self.config.limits.max_auth_attempts:
+            # RFC 6120 §6.4.5: too many retries -> <policy-violation/>.
+            self._stream_error(StreamErrorCondition.POLICY_VIOLATION, "too many authentication attempts")
+
+    def _handle_bind_stage(self, el: Element) -> None:
+        """RFC 6120 §7: the only thing allowed now is binding a resource."""
+        if el.tag != "{" + ns.CLIENT + "}iq":
+            if el.tag in _CLIENT_STANZAS:
+                self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
+            else:
+                self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+            return
+        bind = el.find(_BIND)
+        iq_id = el.get("id")
+        if bind is None or el.get("type") != "set" or not iq_id:
+            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
+            return
+        assert self.authenticated_jid is not None
+        requested = bind.findtext("{" + ns.BIND + "}resource")
+        requested = requested.strip() if requested else ""
+        try:
+            if requested:
+                jid = self.authenticated_jid.with_resource(requested)
+            else:  # RFC 6120 §7.6.2.1: the server generates a resource
+                jid = self.authenticated_jid.with_resource(self.config.rng(9).hex())
+        except InvalidJID:
+            self._send_element(_iq_error(el, "bad-request", "modify"))  # RFC 6120 §7.7.2.1
+            return
+        reply = Element("{" + ns.CLIENT + "}iq", {"type": "result", "id": iq_id})
+        SubElement(SubElement(reply, _BIND), "{" + ns.BIND + "}jid").text = str(jid)
+        self._send_element(reply)
+        self.jid = jid
+        self.state = State.READY
+        self._was_ready = True
+        self._parser.hold = False
+        self._events.append(ResourceBound(jid))
+
+    # -- ready ---------------------------------------------------------------------------
+
+    def _handle_ready(self, el: Element) -> None:
+        tag = el.tag
+        if tag not in _CLIENT_STANZAS:
+            if tag[1:].partition("}")[2] in _STANZA_NAMES:
+                self._stream_error(StreamErrorCondition.INVALID_NAMESPACE)
+            else:
+                self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+            return
+        sender = el.get("from")
+        if sender is not None:
+            assert self.jid is not None
+            try:
+                claimed = JID.parse(sender)
+            except InvalidJID:
+                claimed = None
+            if claimed != self.jid and claimed != self.jid.bare:
+                self._stream_error(StreamErrorCondition.INVALID_FROM)  # RFC 6120 §8.1.2.1
+                return
+        if tag == "{" + ns.CLIENT + "}iq" and el.get("type") == "set":
+            payload = el.find(_SESSION)
+            if payload is not None and len(el) == 1 and el.get("to") in (None, self.domain):
+                # RFC 3921 session establishment, kept as a no-op (RFC 6121 Appendix E).
+                self._send_element(
+                    Element("{" + ns.CLIENT + "}iq", {"type": "result", "id": el.get("id", "")})
+                )
+                return
+            if el.find(_BIND) is not None:
+                self._send_element(_iq_error(el, "not-allowed", "cancel"))
+                return
+        self._events.append(StanzaReceived(el))
+
+
+def _iq_error(request: Element, condition: str, error_type: str) -> Element:
+    reply = Element("{" + ns.CLIENT + "}iq", {"type": "error", "id": request.get("id", "")})
+    error = SubElement(reply, "{" + ns.CLIENT + "}error", {"type": error_type})
+    SubElement(error, "{" + ns.STANZA_ERRORS + "}" + condition)
+    return reply
+
+
+class ClientConnection(_Connection):
+    """The initiating entity's side of a client-to-server stream (RFC 6120).
+
+    Construct it, call :meth:`start` (or pass ``tls_active=True`` first for
+    direct TLS), then pump bytes. Negotiation is automatic: STARTTLS when
+    offered (required unless ``config.require_tls`` is off), the strongest
+    SASL mechanism (``-PLUS`` when channel binding is available, PLAIN only
+    over TLS), then resource binding. :class:`ResourceBound` means ready.
+    """
+
+    def __init__(
+        self, config: ClientConfig, *, tls_active: bool = False, tls_info: TLSInfo | None = None
+    ) -> None:
+        limits = config.limits
+        super().__init__(limits.max_stanza_size, limits.max_stanza_size, limits.max_depth)
+        self.config = config
+        self.tls_active = tls_active
+        self._tls_info = tls_info or TLSInfo()
+        self.authenticated = False
+        self.jid: JID | None = None
+        self.stream_id: str | None = None
+        self._mechanism: sasl.ClientMechanism | None = None
+        self._bind_id = ""
+        self._session_id = ""
+        self._started = False
+
+    def start(self) -> None:
+        """Queue the initial stream header (RFC 6120 §4.2)."""
+        if self._started:
+            raise LocalProtocolError("already started")
+        self._started = True
+        self._send_header()
+
+    def _send_header(self) -> None:
+        attrs: dict[str, str | None] = {"to": self.config.jid.domain, "version": "1.0"}
+        if self.tls_active:  # RFC 6120 §4.7.1: reveal the JID only under TLS
+            attrs["from"] = str(self.config.jid.bare)
+        if self.config.lang:
+            attrs[ns.XML_LANG] = self.config.lang
+        self._queue_header(attrs)
+
+    def _on_restart(self) -> None:
+        self._send_header()
+
+    def _error_header_attrs(self) -> dict[str, str | None]:
+        return {"to": self.config.jid.domain, "version": "1.0"}
+
+    def _handle_header(self, header: StreamHeader) -> None:
+        self._opened(header)
+        condition = self._check_header(header)
+        if condition is not None:
+            self._stream_error(condition)
+            return
+        self.stream_id = header.attrs.get("id")
+        self.state = State.AWAIT_FEATURES
+
+    def _fail_negotiation(self, reason: str) -> None:
+        self._events.append(NegotiationFailed(reason))
+        self._queue_footer()
+        self.state = State.CLOSED
+
+    def _handle_negotiation(self, el: Element) -> None:
+        tag = el.tag
+        state = self.state
+        if state is State.AWAIT_FEATURES and tag == _FEATURES:
+            self._handle_features(el)
+        elif state is State.TLS_PENDING:  # pragma: no cover - _process stops first
+            pass
+        elif state is State.NEGOTIATING and tag == _PROCEED:
+            self.state = State.TLS_PENDING
+            self._events.append(TLSRequested(server_side=False, server_hostname=self.config.jid.domain))
+        elif state is State.NEGOTIATING and tag == _TLS_FAILURE:
+            self._fail_negotiation("the server refused STARTTLS")
+        elif state is State.SASL and tag in (_CHALLENGE, _SUCCESS, _FAILURE):
+            self._handle_sasl(el)
+        elif state is State.BINDING and tag == "{" + ns.CLIENT + "}iq":
+            self._handle_bind_result(el)
+        else:
+            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+
+    def _handle_features(self, features: Element) -> None:
+        cfg = self.config
+        self.state = State.NEGOTIATING
+        if not self.tls_active:
+            if features.find(_STARTTLS) is not None:
+                self._send_element(Element(_STARTTLS))
+                return
+            if cfg.require_tls:
+                self._fail_negotiation("the server does not offer TLS (STARTTLS stripping?)")
+                return
+        if not self.authenticated:
+            offered = [
+                (m.text or "").strip()
+                for m in features.iterfind(f"{_MECHANISMS}/{{{ns.SASL}}}mechanism")
+            ]
+            server_plus = any(m.endswith("-PLUS") for m in offered)
+            if cfg.mechanisms is not None:
+                offered = [m for m in offered if m in cfg.mechanisms]
+            cb = self._tls_info.channel_binding
+            name = sasl.select_client_mechanism(
+                offered,
+                tls=self.tls_active,
+                channel_binding=cb is not None,
+                allow_plain=cfg.allow_plain,
+            )
+            if name is None:
+                self._fail_negotiation(f"no acceptable SASL mechanism among {offered}")
+                return
+            if server_plus and not name.endswith("-PLUS"):
+                # We chose not to bind although both sides could: gs2 flag 'n', not the
+                # downgrade-detecting 'y' (RFC 5802 §6).
+                cb = None
+            self._mechanism = sasl.create_client_mechanism(
+                name,
+                username=cfg.jid.local or "",
+                password=cfg.password,
+                nonce=cfg.rng(18),
+                channel_binding=cb,
+                server_supports_plus=server_plus,
+            )
+            initial = self._mechanism.initial_response()
+            self._send_element(_sasl_element("auth", _b64encode(initial), mechanism=name))
+            self.state = State.SASL
+            return
+        if features.find(_BIND) is None:
+            self._fail_negotiation("the server does not offer resource binding")
+            return
+        session = features.find(_SESSION)
+        self._needs_session = session is not None and session.find(
+            "{" + ns.SESSION + "}optional"
+        ) is None
+        self._bind_id = "bind-" + self.config.rng(6).hex()
+        iq = Element("{" + ns.CLIENT + "}iq", {"type": "set", "id": self._bind_id})
+        bind = SubElement(iq, _BIND)
+        if cfg.jid.resource:
+            SubElement(bind, "{" + ns.BIND + "}resource").text = cfg.jid.resource
+        self._send_element(iq)
+        self.state = State.BINDING
+
+    def _handle_sasl(self, el: Element) -> None:
+        mech = self._mechanism
+        assert mech is not None
+        if el.tag == _FAILURE:
+            condition = "not-authorized"
+            text = None
+            for child in el:
+                local = child.tag.partition("}")[2]
+                if local == "text":
+                    text = child.text
+                else:
+                    condition = local
+            self._events.append(AuthenticationFailed(condition, text))
+            self._queue_footer()
+            self.state = State.CLOSING
+            return
+        try:
+            data = _b64decode(el.text)
+            if el.tag == _CHALLENGE:
+                self._send_element(_sasl_element("response", _b64encode(mech.challenge(data or b""))))
+                return
+            mech.success(data)
+        except (ValueError, sasl.SASLClientError) as exc:
+            # The server could not prove it knows our credentials: abort (RFC 5802 §9).
+            self._events.append(AuthenticationFailed("server-not-verified", str(exc)))
+            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "server authentication failed")
+            self._pending_error = None
+            return
+        self.authenticated = True
+        self._events.append(Authenticated(self.config.jid.bare, mech.name))
+        self._restart(authenticated=True)  # RFC 6120 §6.4.6: restart on receiving <success/>
+
+    def _handle_bind_result(self, el: Element) -> None:
+        iq_id = el.get("id")
+        if iq_id == self._session_id and self._session_id:
+            self._ready()
+            return
+        if iq_id != self._bind_id:
+            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "stanza before binding")
+            return
+        if el.get("type") != "result":
+            condition = "undefined-condition"
+            error = el.find("{" + ns.CLIENT + "}error")
+            if error is not None and len(error):
+                condition = error[0].tag.partition("}")[2]
+            self._fail_negotiation(f"resource binding failed: {condition}")
+            return
+        text = el.findtext(f"{_BIND}/{{{ns.BIND}}}jid")
+        try:
+            jid = JID.parse((text or "").strip())
+        except InvalidJID:
+            self._stream_error(StreamErrorCondition.INVALID_XML, "bad JID in bind result")
+            return
+        if jid.bare != self.config.jid.bare or jid.resource is None:
+            self._stream_error(StreamErrorCondition.INVALID_XML, "bind result for another account")
+            return
+        self.jid = jid
+        if getattr(self, "_needs_session", False):
+            self._session_id = "sess-" + self.config.rng(6).hex()
+            iq = Element("{" + ns.CLIENT + "}iq", {"type": "set", "id": self._session_id})
+            SubElement(iq, _SESSION)
+            self._send_element(iq)
+            return
+        self._ready()
+
+    def _ready(self) -> None:
+        assert self.jid is not None
+        self.state = State.READY
+        self._was_ready = True
+        self._parser.hold = False
+        self._events.append(ResourceBound(self.jid))
+
+    def _handle_ready(self, el: Element) -> None:
+        if el.tag in _CLIENT_STANZAS:
+            self._events.append(StanzaReceived(el))
+        else:
+            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
