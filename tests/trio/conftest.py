@@ -1,0 +1,70 @@
+"""Fixtures for integration tests: a real server on loopback with trustme certificates."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+import trustme
+
+from xmpp_trio.config import ListenerConfig, ServerConfig, TLSConfig
+from xmpp_trio.server import BoundListener, run_server
+from xmpp_trio.storage import AccountStore
+
+PASSWORDS = {"juliet": "r0m30myr0m30", "romeo": "s3cr3t-M0ntague"}
+
+
+@dataclass
+class RunningServer:
+    config: ServerConfig
+    ca_file: Path
+    starttls_port: int
+    directtls_port: int
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def server_config(tmp_path: Path, ca: trustme.CA) -> ServerConfig:
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert_path = tmp_path / "cert.pem"
+    key_path = tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    config = ServerConfig(
+        domains=("localhost",),
+        data_dir=tmp_path / "data",
+        listeners=(
+            ListenerConfig("c2s-starttls", "127.0.0.1", 0),
+            ListenerConfig("c2s-directtls", "127.0.0.1", 0),
+        ),
+        tls=TLSConfig(cert=cert_path, key=key_path),
+        scram_iterations=4096,
+        log_level="debug",
+    )
+    config.data_dir.mkdir(parents=True)
+    with AccountStore.open(config.database_path) as store:
+        for local, password in PASSWORDS.items():
+            store.create(local, "localhost", password, iterations=4096)
+    return config
+
+
+@pytest.fixture
+async def server(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> AsyncIterator[RunningServer]:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    bound: list[BoundListener] = await nursery.start(run_server, server_config)
+    ports = {b.kind: b.port for b in bound}
+    yield RunningServer(server_config, ca_file, ports["c2s-starttls"], ports["c2s-directtls"])

@@ -1,0 +1,256 @@
+"""The bundled server on real loopback sockets with real TLS (trustme) and real peers:
+our own client and slixmpp (RFC 6120 end to end)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import trio
+
+from xmpp_sansio.errors import StreamErrorCondition
+from xmpp_trio.client import AuthenticationError, StreamError, open_client
+
+from conftest import PASSWORDS, RunningServer
+
+PEER_SCRIPT = Path(__file__).parent / "peers" / "slixmpp_peer.py"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def chat(to: str, body: str) -> ET.Element:
+    msg = ET.Element("{jabber:client}message", {"to": to, "type": "chat"})
+    ET.SubElement(msg, "{jabber:client}body").text = body
+    return msg
+
+
+async def next_message(client: object) -> ET.Element:
+    with trio.fail_after(10):
+        async for stanza in client:  # type: ignore[attr-defined]
+            if stanza.tag == "{jabber:client}message":
+                return stanza  # type: ignore[no-any-return]
+    raise AssertionError("stream ended without a message")
+
+
+@pytest.mark.parametrize("direct_tls", [False, True], ids=["starttls", "direct-tls"])
+async def test_own_clients_exchange_messages_with_scram_sha_256(
+    server: RunningServer, direct_tls: bool
+) -> None:
+    port = server.directtls_port if direct_tls else server.starttls_port
+    common = {
+        "host": "127.0.0.1",
+        "port": port,
+        "direct_tls": direct_tls,
+        "ssl_context": server.client_context(),
+        "mechanisms": ("SCRAM-SHA-256",),
+    }
+    async with (
+        open_client("juliet@localhost/balcony", PASSWORDS["juliet"], **common) as juliet,  # type: ignore[arg-type]
+        open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **common) as romeo,  # type: ignore[arg-type]
+    ):
+        assert str(juliet.jid) == "juliet@localhost/balcony"
+        await romeo.send(ET.Element("{jabber:client}presence"))  # available: bare-JID delivery
+        await romeo.send(chat("juliet@localhost/balcony", "Wherefore art thou?"))
+        got = await next_message(juliet)
+        assert got.findtext("{jabber:client}body") == "Wherefore art thou?"
+        assert got.get("from") == "romeo@localhost/orchard"  # stamped by the server
+        await juliet.send(chat("romeo@localhost", "By a name I know not how to tell thee who I am"))
+        got = await next_message(romeo)
+        assert got.get("from") == "juliet@localhost/balcony"
+
+
+async def test_channel_binding_mechanism_is_chosen_by_default(server: RunningServer) -> None:
+    async with open_client(
+        "juliet@localhost",
+        PASSWORDS["juliet"],
+        host="127.0.0.1",
+        port=server.starttls_port,
+        ssl_context=server.client_context(),
+    ) as juliet:
+        assert juliet.jid.resource
+        assert juliet._conn._mechanism is None or juliet._conn._mechanism.name.endswith("-PLUS")
+
+
+async def test_wrong_password_is_not_authorized(server: RunningServer) -> None:
+    with pytest.raises(AuthenticationError) as info:
+        async with open_client(
+            "juliet@localhost",
+            "not her password",
+            host="127.0.0.1",
+            port=server.starttls_port,
+            ssl_context=server.client_context(),
+        ):
+            pass
+    assert info.value.condition == "not-authorized"
+
+
+async def test_client_verifies_the_server_certificate(server: RunningServer) -> None:
+    import ssl
+
+    with pytest.raises(Exception) as info:
+        async with open_client(
+            "juliet@localhost",
+            PASSWORDS["juliet"],
+            host="127.0.0.1",
+            port=server.starttls_port,
+            ssl_context=ssl.create_default_context(),  # does not trust the test CA
+        ):
+            pass
+    assert "CERTIFICATE_VERIFY_FAILED" in repr(info.value) or "could not connect" in str(info.value)
+
+
+async def raw_exchange(port: int, data: bytes, until: bytes) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(data)
+    received = b""
+    with trio.fail_after(10):
+        while until not in received:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                break
+            received += chunk
+    await stream.aclose()
+    return received
+
+
+HEADER = (
+    b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' "
+    b"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+)
+
+
+async def test_plain_before_tls_is_refused(server: RunningServer) -> None:
+    received = await raw_exchange(
+        server.starttls_port,
+        HEADER
+        + b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+        + b"AGp1bGlldAByMG0zMG15cjBtMzA=</auth>",
+        until=b"</failure>",
+    )
+    assert b"<starttls" in received and b"<required/>" in received
+    assert b"<encryption-required/>" in received
+    assert b"<success" not in received
+
+
+async def test_garbage_gets_not_well_formed_and_a_closed_stream(server: RunningServer) -> None:
+    received = await raw_exchange(server.starttls_port, HEADER + b"<a></b>", until=b"</stream:stream>")
+    assert b"<not-well-formed" in received
+    assert received.endswith(b"</stream:stream>")
+
+
+async def test_new_session_with_same_full_jid_replaces_the_old_one(server: RunningServer) -> None:
+    kw = {"host": "127.0.0.1", "port": server.starttls_port, "ssl_context": server.client_context()}
+    async with open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **kw) as first:  # type: ignore[arg-type]
+        async with open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **kw) as second:  # type: ignore[arg-type]
+            with trio.fail_after(10):
+                await first.closed.wait()
+            assert isinstance(first.error, StreamError)
+            assert first.error.condition is StreamErrorCondition.CONFLICT
+            assert str(second.jid) == "romeo@localhost/orchard"
+
+
+async def run_slixmpp(server: RunningServer, *args: str) -> str:
+    result = await trio.run_process(
+        [
+            sys.executable,
+            str(PEER_SCRIPT),
+            *args[:2],
+            "127.0.0.1",
+            str(server.starttls_port),
+            str(server.ca_file),
+            *args[2:],
+        ],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    return result.stdout.decode() + result.stderr.decode()
+
+
+async def test_slixmpp_and_own_client_exchange_messages(server: RunningServer) -> None:
+    async with open_client(
+        "juliet@localhost/balcony",
+        PASSWORDS["juliet"],
+        host="127.0.0.1",
+        port=server.starttls_port,
+        ssl_context=server.client_context(),
+    ) as juliet, trio.open_nursery() as nursery:
+        await juliet.send(ET.Element("{jabber:client}presence"))
+        output: list[str] = []
+
+        async def slixmpp_romeo() -> None:
+            output.append(
+                await run_slixmpp(
+                    server, "romeo@localhost/slix", PASSWORDS["romeo"], "juliet@localhost", "send", "SCRAM-SHA-256"
+                )
+            )
+
+        nursery.start_soon(slixmpp_romeo)
+        got = await next_message(juliet)
+        assert got.findtext("{jabber:client}body") == "hello from slixmpp"
+        assert got.get("from") == "romeo@localhost/slix"
+        await juliet.send(chat("romeo@localhost/slix", "You sent: hello from slixmpp"))
+    text = output[0]
+    assert "SESSION romeo@localhost/slix" in text
+    assert "GOT You sent: hello from slixmpp FROM juliet@localhost/balcony" in text
+
+
+async def test_slixmpp_with_wrong_password_fails_authentication(server: RunningServer) -> None:
+    text = await run_slixmpp(server, "romeo@localhost", "wrong", "juliet@localhost", "send")
+    assert "FAILED auth" in text
+    assert "SESSION" not in text
+
+
+async def test_serve_command_closes_streams_on_sigterm(tmp_path: Path, ca: object) -> None:
+    """`xmpp-trio serve` as a real process: a client connects, SIGTERM arrives, the client
+    gets a system-shutdown stream error and the process exits 0."""
+    config = tmp_path / "xmpp.toml"
+    config.write_text(
+        'domains = ["localhost"]\n'
+        f'data_dir = "{tmp_path / "data"}"\n'
+        "[[listeners]]\n"
+        'kind = "c2s-starttls"\n'
+        'address = "127.0.0.1"\n'
+        "port = 0\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [sys.executable, "-m", "xmpp_trio", "adduser", "juliet@localhost", "--password", "pw-juliet-1",
+         "--config", str(config)],
+        check=True,
+        env=env,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = None
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "listening for c2s-starttls" in line:
+                port = int(line.rsplit("port", 1)[1])
+                break
+        assert port is not None
+        cert = tmp_path / "data" / "tls" / "cert.pem"
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(cert))
+        async with open_client(
+            "juliet@localhost", "pw-juliet-1", host="127.0.0.1", port=port, ssl_context=ctx
+        ) as juliet:
+            proc.send_signal(signal.SIGTERM)
+            with trio.fail_after(10):
+                await juliet.closed.wait()
+            assert isinstance(juliet.error, StreamError)
+            assert juliet.error.condition is StreamErrorCondition.SYSTEM_SHUTDOWN
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,264 @@
+"""A Trio XMPP client over xmpp_sansio's :class:`ClientConnection`.
+
+``open_client`` connects (explicit host and port, or DNS SRV with a fallback
+to the domain on 5222), negotiates STARTTLS or direct TLS with certificate
+verification on, authenticates with the strongest SASL mechanism (SCRAM, the
+``-PLUS`` variants when channel binding is available, PLAIN only over TLS)
+and binds a resource. Then::
+
+    async with open_client("juliet@example.com", "secret") as client:
+        await client.send(message)
+        async for stanza in client:
+            ...
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from xml.etree.ElementTree import Element
+
+import trio
+
+from xmpp_sansio.errors import RemoteProtocolError, StreamErrorCondition
+from xmpp_sansio.jid import JID
+from xmpp_sansio.stream.config import ClientConfig
+from xmpp_sansio.stream.connection import ClientConnection
+from xmpp_sansio.stream.events import (
+    AuthenticationFailed,
+    ConnectionClosed,
+    NegotiationFailed,
+    ResourceBound,
+    StanzaReceived,
+    StreamClosed,
+    StreamErrorReceived,
+    TLSRequested,
+)
+
+from . import _tls
+from .resolve import Target, resolve_client_targets
+
+__all__ = ["AuthenticationError", "Client", "ConnectionFailed", "XMPPError", "open_client"]
+
+log = logging.getLogger("xmpp_trio.client")
+
+
+class XMPPError(Exception):
+    """Base class of the client's errors."""
+
+
+class ConnectionFailed(XMPPError):
+    """No connection could be made or negotiated."""
+
+
+class AuthenticationError(XMPPError):
+    """SASL failed; ``condition`` is the RFC 6120 §6.5 condition."""
+
+    def __init__(self, condition: str, text: str | None = None) -> None:
+        super().__init__(f"{condition}: {text}" if text else condition)
+        self.condition = condition
+        self.text = text
+
+
+class StreamError(XMPPError):
+    """The server ended the stream with a stream error (RFC 6120 §4.9)."""
+
+    def __init__(self, condition: StreamErrorCondition, text: str | None = None) -> None:
+        super().__init__(f"{condition}: {text}" if text else str(condition))
+        self.condition = condition
+        self.text = text
+
+
+class Client:
+    """A negotiated client stream. Use :func:`open_client` to get one."""
+
+    def __init__(self, conn: ClientConnection, stream: trio.abc.Stream) -> None:
+        self._conn = conn
+        self._stream = stream
+        self._send_lock = trio.Lock()
+        self._incoming_send, self._incoming = trio.open_memory_channel[Element](1000)
+        self.closed = trio.Event()
+        self.error: XMPPError | None = None
+
+    @property
+    def jid(self) -> JID:
+        """The full JID the server bound."""
+        assert self._conn.jid is not None
+        return self._conn.jid
+
+    async def send(self, stanza: Element) -> None:
+        """Send a stanza (``jabber:client`` namespace, e.g. ``{jabber:client}message``)."""
+        self._conn.send(stanza)
+        await self._flush()
+
+    async def receive(self) -> Element:
+        """Wait for the next incoming stanza. Raises ``trio.EndOfChannel`` once closed."""
+        return await self._incoming.receive()
+
+    def __aiter__(self) -> AsyncIterator[Element]:
+        return self._incoming.__aiter__()
+
+    async def aclose(self) -> None:
+        """Close the stream cleanly (RFC 6120 §4.4) and the connection."""
+        if not self.closed.is_set():
+            self._conn.close()
+            try:
+                await self._flush()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            with trio.move_on_after(5):
+                await self.closed.wait()
+        await trio.aclose_forcefully(self._stream)
+
+    async def _flush(self) -> None:
+        async with self._send_lock:
+            data = self._conn.data_to_send()
+            if data:
+                await self._stream.send_all(data)
+
+    async def _reader(self) -> None:
+        try:
+            while not self._conn.should_close:
+                try:
+                    data = await self._stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+                    data = b""
+                self._conn.receive_data(data)
+                try:
+                    while (event := self._conn.next_event()) is not None:
+                        if isinstance(event, StanzaReceived):
+                            await self._incoming_send.send(event.element)
+                        elif isinstance(event, StreamErrorReceived):
+                            self.error = StreamError(event.condition, event.text)
+                        elif isinstance(event, (StreamClosed, ConnectionClosed)):
+                            pass
+                except RemoteProtocolError as exc:
+                    self.error = StreamError(exc.condition, exc.text)
+                try:
+                    await self._flush()
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                if not data:
+                    break
+        finally:
+            self.closed.set()
+            await self._incoming_send.aclose()
+
+
+async def _negotiate(conn: ClientConnection, stream: trio.abc.Stream, ctx: ssl.SSLContext, domain: str) -> trio.abc.Stream:
+    """Drive negotiation until the resource is bound; return the (maybe TLS) stream."""
+    conn.start()
+    while True:
+        data = conn.data_to_send()
+        if data:
+            await stream.send_all(data)
+        try:
+            while (event := conn.next_event()) is not None:
+                if isinstance(event, TLSRequested):
+                    data = conn.data_to_send()
+                    if data:
+                        await stream.send_all(data)
+                    tls = trio.SSLStream(stream, ctx, server_hostname=domain)
+                    await tls.do_handshake()
+                    stream = tls
+                    conn.tls_established(_tls.client_tls_info(tls))
+                elif isinstance(event, ResourceBound):
+                    return stream
+                elif isinstance(event, AuthenticationFailed):
+                    await stream.send_all(conn.data_to_send())
+                    raise AuthenticationError(event.condition, event.text)
+                elif isinstance(event, NegotiationFailed):
+                    await stream.send_all(conn.data_to_send())
+                    raise ConnectionFailed(event.reason)
+                elif isinstance(event, StreamErrorReceived):
+                    raise StreamError(event.condition, event.text)
+                elif isinstance(event, (StreamClosed, ConnectionClosed)):
+                    raise ConnectionFailed("the server closed the stream during negotiation")
+        except RemoteProtocolError as exc:
+            await stream.send_all(conn.data_to_send())
+            raise StreamError(exc.condition, exc.text) from exc
+        data = conn.data_to_send()
+        if data:
+            await stream.send_all(data)
+            continue
+        chunk = await stream.receive_some(65536)
+        conn.receive_data(chunk)
+
+
+@asynccontextmanager
+async def open_client(
+    jid: str | JID,
+    password: str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    direct_tls: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    require_tls: bool = True,
+    allow_plain: bool = True,
+    mechanisms: tuple[str, ...] | None = None,
+    timeout: float = 30.0,
+) -> AsyncIterator[Client]:
+    """Connect, negotiate and bind; yield a :class:`Client`; close on exit.
+
+    Args:
+        jid: the account, optionally with the resource to ask for.
+        host, port: connect here instead of looking up DNS SRV records.
+        direct_tls: with ``host``: TLS from the first byte (XEP-0368).
+        ssl_context: for verification against a private CA; the default
+            verifies against the system's CAs.
+        require_tls: refuse to go on without TLS (the default; turning it
+            off only allows servers without TLS, never PLAIN in the clear).
+    """
+    account = JID.parse(jid) if isinstance(jid, str) else jid
+    ctx = ssl_context or _tls.client_ssl_context()
+    if host is not None:
+        targets = [Target(host, port or (5223 if direct_tls else 5222), direct_tls)]
+    else:
+        targets = await resolve_client_targets(account.domain)
+    if not targets:
+        raise ConnectionFailed(f"{account.domain} offers no XMPP client service")
+    config = ClientConfig(
+        jid=account,
+        password=password,
+        require_tls=require_tls,
+        allow_plain=allow_plain,
+        mechanisms=mechanisms,
+    )
+    last_error: Exception | None = None
+    for target in targets:
+        stream: trio.abc.Stream | None = None
+        try:
+            with trio.fail_after(timeout):
+                stream = await trio.open_tcp_stream(target.host, target.port)
+                if target.direct_tls:
+                    tls = trio.SSLStream(stream, ctx, server_hostname=account.domain)
+                    await tls.do_handshake()
+                    stream = tls
+                    conn = ClientConnection(config, tls_active=True, tls_info=_tls.client_tls_info(tls))
+                else:
+                    conn = ClientConnection(config)
+                stream = await _negotiate(conn, stream, ctx, account.domain)
+        except (OSError, trio.TooSlowError, ssl.SSLError, trio.BrokenResourceError) as exc:
+            last_error = exc
+            log.info("connecting to %s:%d failed: %r", target.host, target.port, exc)
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            continue
+        except XMPPError:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise
+        client = Client(conn, stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client._reader)
+            try:
+                yield client
+            finally:
+                with trio.CancelScope(shield=True):
+                    await client.aclose()
+                nursery.cancel_scope.cancel()
+        return
+    raise ConnectionFailed(f"could not connect to {account.domain}: {last_error!r}")
