@@ -32,7 +32,10 @@ def make_credentials(
         key = (username, hash_name)
         if key not in cache:
             cache[key] = derive_scram_credentials(
-                passwords[username], hash_name, salt=username.encode() + b"-salt", iterations=iterations
+                passwords[username],
+                hash_name,
+                salt=username.encode() + b"-salt",
+                iterations=iterations,
             )
         return cache[key]
 
@@ -46,7 +49,9 @@ class ConnectionPair:
     client: ClientConnection
     server: ServerConnection
     credentials: Callable[[str, str], ScramCredentials | None]
-    channel_binding: ChannelBinding | None = ChannelBinding("tls-server-end-point", b"\x01" * 32)
+    channel_binding: ChannelBinding | None = field(
+        default_factory=lambda: ChannelBinding("tls-server-end-point", b"\x01" * 32)
+    )
     client_events: list[Event] = field(default_factory=list)
     server_events: list[Event] = field(default_factory=list)
     client_error: RemoteProtocolError | None = None

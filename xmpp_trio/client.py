@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from xml.etree.ElementTree import Element
 
 import trio
@@ -104,10 +104,8 @@ class Client:
         """Close the stream cleanly (RFC 6120 §4.4) and the connection."""
         if not self.closed.is_set():
             self._conn.close()
-            try:
+            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._flush()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
             with trio.move_on_after(5):
                 await self.closed.wait()
         await trio.aclose_forcefully(self._stream)
@@ -147,7 +145,9 @@ class Client:
             await self._incoming_send.aclose()
 
 
-async def _negotiate(conn: ClientConnection, stream: trio.abc.Stream, ctx: ssl.SSLContext, domain: str) -> trio.abc.Stream:
+async def _negotiate(
+    conn: ClientConnection, stream: trio.abc.Stream, ctx: ssl.SSLContext, domain: str
+) -> trio.abc.Stream:
     """Drive negotiation until the resource is bound; return the (maybe TLS) stream."""
     conn.start()
     while True:
@@ -237,7 +237,9 @@ async def open_client(
                     tls = trio.SSLStream(stream, ctx, server_hostname=account.domain)
                     await tls.do_handshake()
                     stream = tls
-                    conn = ClientConnection(config, tls_active=True, tls_info=_tls.client_tls_info(tls))
+                    conn = ClientConnection(
+                        config, tls_active=True, tls_info=_tls.client_tls_info(tls)
+                    )
                 else:
                     conn = ClientConnection(config)
                 stream = await _negotiate(conn, stream, ctx, account.domain)

@@ -15,6 +15,7 @@ import logging
 import signal
 import ssl
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.server.router import Deliver, Disconnect, Effect, Router
 from xmpp_sansio.stream.config import Limits
 from xmpp_sansio.stream.config import ServerConfig as StreamConfig
-from xmpp_sansio.stream.connection import ServerConnection, TLSInfo
+from xmpp_sansio.stream.connection import ServerConnection
 from xmpp_sansio.stream.events import (
     Authenticated,
     AuthenticationFailed,
@@ -74,6 +75,8 @@ class _Session:
         self._wakeup = trio.Event()
         self._send_lock = trio.Lock()
         self.bound = False
+        #: cancels the session if negotiation is not done in time
+        self.negotiation_scope = trio.CancelScope()
 
     def kick(self) -> None:
         """Wake the writer: the connection has queued output."""
@@ -155,10 +158,9 @@ class XMPPServer:
                 continue
             if isinstance(effect, Deliver):
                 session.deliver(effect.element)
-            elif isinstance(effect, Disconnect):
-                if session.conn is not None:
-                    session.conn.close(effect.condition)
-                    session.kick()
+            elif isinstance(effect, Disconnect) and session.conn is not None:
+                session.conn.close(effect.condition)
+                session.kick()
 
     async def handle(self, stream: trio.abc.Stream, *, direct_tls: bool) -> None:
         """Serve one accepted TCP connection until it ends."""
@@ -195,8 +197,9 @@ class XMPPServer:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(session.writer)
             deadline = trio.current_time() + self.config.limits.negotiation_timeout
-            with trio.CancelScope(deadline=deadline) as negotiation:
-                session.negotiation_scope = negotiation  # type: ignore[attr-defined]
+            negotiation = session.negotiation_scope
+            negotiation.deadline = deadline
+            with negotiation:
                 await self._read_loop(session, conn)
             if negotiation.cancelled_caught:
                 conn.close(StreamErrorCondition.CONNECTION_TIMEOUT, "negotiation took too long")
@@ -207,11 +210,8 @@ class XMPPServer:
                 while not conn.should_close:
                     await self._read_once(session, conn)
             nursery.cancel_scope.cancel()
-            with trio.move_on_after(1), trio.CancelScope(shield=True):
-                try:
-                    await session.flush()
-                except _TRANSPORT_ERRORS:
-                    pass
+            with trio.move_on_after(1), trio.CancelScope(shield=True), suppress(*_TRANSPORT_ERRORS):
+                await session.flush()
 
     async def _read_loop(self, session: _Session, conn: ServerConnection) -> None:
         while not conn.should_close:
@@ -246,11 +246,13 @@ class XMPPServer:
                 conn.tls_established(self.tls_info)
             elif isinstance(event, ResourceBound):
                 session.bound = True
-                session.negotiation_scope.deadline = float("inf")  # type: ignore[attr-defined]
+                session.negotiation_scope.deadline = float("inf")
                 log.info("session %d: %s bound from %s", session.id, event.jid, session.peer)
                 self.apply(self.router.bind(session.id, event.jid))
             elif isinstance(event, Authenticated):
-                log.info("session %d: authenticated %s with %s", session.id, event.jid, event.mechanism)
+                log.info(
+                    "session %d: authenticated %s with %s", session.id, event.jid, event.mechanism
+                )
             elif isinstance(event, AuthenticationFailed):
                 log.warning(
                     "session %d: authentication failed for %r from %s: %s",
@@ -310,7 +312,9 @@ def _certificate_der(cert: Path) -> bytes | None:
 
 
 async def run_server(
-    config: ServerConfig, *, task_status: trio.TaskStatus[list[BoundListener]] = trio.TASK_STATUS_IGNORED
+    config: ServerConfig,
+    *,
+    task_status: trio.TaskStatus[list[BoundListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the server until cancelled or sent SIGINT/SIGTERM.
 

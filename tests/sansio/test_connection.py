@@ -71,7 +71,9 @@ def test_client_and_server_negotiate_tls_scram_plus_and_bind(chunk: int | None) 
     pair = make_pair(chunk=chunk)
     pair.pump()
     assert pair.client_error is None and pair.server_error is None
-    assert [e.mechanism for e in of_type(pair.server_events, Authenticated)] == ["SCRAM-SHA-256-PLUS"]  # type: ignore[attr-defined]
+    assert [e.mechanism for e in of_type(pair.server_events, Authenticated)] == [
+        "SCRAM-SHA-256-PLUS"
+    ]  # type: ignore[attr-defined]
     bound = of_type(pair.client_events, ResourceBound)
     assert [str(e.jid) for e in bound] == ["juliet@capulet.example/balcony"]  # type: ignore[attr-defined]
     assert pair.client.state is State.READY and pair.server.state is State.READY
@@ -100,7 +102,9 @@ def test_without_channel_binding_plain_scram_sha_256_is_used() -> None:
     assert [e.mechanism for e in of_type(pair.server_events, Authenticated)] == ["SCRAM-SHA-256"]  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN", "SCRAM-SHA-256-PLUS"])
+@pytest.mark.parametrize(
+    "mechanism", ["SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN", "SCRAM-SHA-256-PLUS"]
+)
 def test_each_mechanism_authenticates(mechanism: str) -> None:
     pair = make_pair(client_kw={"mechanisms": (mechanism,)})
     pair.pump()
@@ -128,7 +132,9 @@ def test_wrong_password_gets_not_authorized_on_both_sides() -> None:
 def test_unknown_user_gets_not_authorized() -> None:
     pair = make_pair(jid="nobody@capulet.example")
     pair.pump()
-    assert [e.condition for e in of_type(pair.client_events, AuthenticationFailed)] == ["not-authorized"]  # type: ignore[attr-defined]
+    assert [e.condition for e in of_type(pair.client_events, AuthenticationFailed)] == [
+        "not-authorized"
+    ]  # type: ignore[attr-defined]
 
 
 def test_server_generates_a_resource_when_none_is_requested() -> None:
@@ -170,7 +176,8 @@ def server_transcript(data: bytes, **kw: object) -> tuple[ServerConnection, byte
 
 def test_plain_before_tls_is_refused_with_encryption_required() -> None:
     _, out, events = server_transcript(
-        HEADER + b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldABy</auth>"
+        HEADER
+        + b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldABy</auth>"
     )
     assert b"<encryption-required/>" in out
     assert not of_type(events, CredentialsRequested)
@@ -211,7 +218,9 @@ def test_unknown_domain_is_host_unknown() -> None:
 
 
 def test_old_version_is_unsupported_version() -> None:
-    _, out, _ = server_transcript(HEADER.replace(b"to='capulet.example' version='1.0'", b"to='capulet.example'"))
+    _, out, _ = server_transcript(
+        HEADER.replace(b"to='capulet.example' version='1.0'", b"to='capulet.example'")
+    )
     assert wire_condition(out) == "unsupported-version"
 
 
@@ -247,7 +256,9 @@ def test_client_rejects_plaintext_after_proceed() -> None:
 def test_spoofed_from_is_invalid_from() -> None:
     pair = make_pair()
     pair.pump()
-    pair.client.send(ET.Element("{jabber:client}message", {"from": "romeo@capulet.example/x", "to": "a@b"}))
+    pair.client.send(
+        ET.Element("{jabber:client}message", {"from": "romeo@capulet.example/x", "to": "a@b"})
+    )
     pair.pump()
     assert pair.server_error is not None
     assert pair.server_error.condition is StreamErrorCondition.INVALID_FROM
@@ -307,7 +318,9 @@ def test_too_many_failed_attempts_close_the_stream_with_policy_violation() -> No
 
 def test_anonymous_login_gets_a_random_account_when_enabled() -> None:
     server = ServerConnection(server_config(allow_anonymous=True), tls_active=True)
-    server.receive_data(HEADER + b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'>=</auth>")
+    server.receive_data(
+        HEADER + b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'>=</auth>"
+    )
     events = []
     while (event := server.next_event()) is not None:
         events.append(event)
@@ -317,7 +330,9 @@ def test_anonymous_login_gets_a_random_account_when_enabled() -> None:
 
 def test_anonymous_is_refused_by_default() -> None:
     server = ServerConnection(server_config(), tls_active=True)
-    server.receive_data(HEADER + b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
+    server.receive_data(
+        HEADER + b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>"
+    )
     assert b"<invalid-mechanism/>" in server.data_to_send()
 
 

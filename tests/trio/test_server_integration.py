@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import trio
+from conftest import PASSWORDS, RunningServer
 
 from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_trio.client import AuthenticationError, StreamError, open_client
-
-from conftest import PASSWORDS, RunningServer
 
 PEER_SCRIPT = Path(__file__).parent / "peers" / "slixmpp_peer.py"
 REPO = Path(__file__).resolve().parents[2]
@@ -137,14 +136,16 @@ async def test_plain_before_tls_is_refused(server: RunningServer) -> None:
 
 
 async def test_garbage_gets_not_well_formed_and_a_closed_stream(server: RunningServer) -> None:
-    received = await raw_exchange(server.starttls_port, HEADER + b"<a></b>", until=b"</stream:stream>")
+    received = await raw_exchange(
+        server.starttls_port, HEADER + b"<a></b>", until=b"</stream:stream>"
+    )
     assert b"<not-well-formed" in received
     assert received.endswith(b"</stream:stream>")
 
 
 async def test_new_session_with_same_full_jid_replaces_the_old_one(server: RunningServer) -> None:
     kw = {"host": "127.0.0.1", "port": server.starttls_port, "ssl_context": server.client_context()}
-    async with open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **kw) as first:  # type: ignore[arg-type]
+    async with open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **kw) as first:  # type: ignore[arg-type]  # noqa: SIM117
         async with open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **kw) as second:  # type: ignore[arg-type]
             with trio.fail_after(10):
                 await first.closed.wait()
@@ -172,20 +173,28 @@ async def run_slixmpp(server: RunningServer, *args: str) -> str:
 
 
 async def test_slixmpp_and_own_client_exchange_messages(server: RunningServer) -> None:
-    async with open_client(
-        "juliet@localhost/balcony",
-        PASSWORDS["juliet"],
-        host="127.0.0.1",
-        port=server.starttls_port,
-        ssl_context=server.client_context(),
-    ) as juliet, trio.open_nursery() as nursery:
+    async with (
+        open_client(
+            "juliet@localhost/balcony",
+            PASSWORDS["juliet"],
+            host="127.0.0.1",
+            port=server.starttls_port,
+            ssl_context=server.client_context(),
+        ) as juliet,
+        trio.open_nursery() as nursery,
+    ):
         await juliet.send(ET.Element("{jabber:client}presence"))
         output: list[str] = []
 
         async def slixmpp_romeo() -> None:
             output.append(
                 await run_slixmpp(
-                    server, "romeo@localhost/slix", PASSWORDS["romeo"], "juliet@localhost", "send", "SCRAM-SHA-256"
+                    server,
+                    "romeo@localhost/slix",
+                    PASSWORDS["romeo"],
+                    "juliet@localhost",
+                    "send",
+                    "SCRAM-SHA-256",
                 )
             )
 
@@ -219,8 +228,17 @@ async def test_serve_command_closes_streams_on_sigterm(tmp_path: Path, ca: objec
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(
-        [sys.executable, "-m", "xmpp_trio", "adduser", "juliet@localhost", "--password", "pw-juliet-1",
-         "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "xmpp_trio",
+            "adduser",
+            "juliet@localhost",
+            "--password",
+            "pw-juliet-1",
+            "--config",
+            str(config),
+        ],
         check=True,
         env=env,
     )

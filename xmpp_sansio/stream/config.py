@@ -54,6 +54,8 @@ class ServerConfig:
         allow_anonymous: offer ANONYMOUS (RFC 4505).
         allow_external: offer EXTERNAL; the I/O layer supplies the identity.
         rng: source of random bytes (stream ids, nonces, generated resources).
+        decoy_key: secret for SCRAM's fake salts for unknown users, stable for
+            the server's lifetime so repeated probes cannot tell users apart.
     """
 
     domains: frozenset[str]
@@ -64,6 +66,7 @@ class ServerConfig:
     allow_external: bool = False
     limits: Limits = field(default_factory=Limits)
     rng: Callable[[int], bytes] = secrets.token_bytes
+    decoy_key: bytes = field(default_factory=lambda: secrets.token_bytes(16))
 
     def __post_init__(self) -> None:
         if not self.domains:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 from xml.etree.ElementTree import Element, SubElement
@@ -77,6 +78,7 @@ _FAILURE = "{" + ns.SASL + "}failure"
 _ABORT = "{" + ns.SASL + "}abort"
 _BIND = "{" + ns.BIND + "}bind"
 _SESSION = "{" + ns.SESSION + "}session"
+_STREAM_CONDITIONS = frozenset(c.value for c in StreamErrorCondition)
 _STANZA_NAMES = frozenset({"message", "presence", "iq"})
 _CLIENT_STANZAS = frozenset("{" + ns.CLIENT + "}" + n for n in _STANZA_NAMES)
 _SERVER_MECHANISMS = (
@@ -319,11 +321,8 @@ class _Connection:
                 continue
             if local == "text":
                 text = child.text
-            else:
-                try:
-                    condition = StreamErrorCondition(local)
-                except ValueError:
-                    pass
+            elif local in _STREAM_CONDITIONS:
+                condition = StreamErrorCondition(local)
         self._events.append(StreamErrorReceived(condition, text))
         if not self._sent_footer:
             self._queue_footer()
@@ -358,7 +357,9 @@ class _Connection:
     def _opened(self, header: StreamHeader) -> None:
         a = header.attrs
         self._events.append(
-            StreamOpened(a.get("to"), a.get("from"), a.get("id"), a.get("version"), a.get(ns.XML_LANG))
+            StreamOpened(
+                a.get("to"), a.get("from"), a.get("id"), a.get("version"), a.get(ns.XML_LANG)
+            )
         )
 
     def _queue_header(self, attrs: dict[str, str | None]) -> None:
@@ -428,6 +429,7 @@ class ServerConnection(_Connection):
         self.jid: JID | None = None
         self.auth_failures = 0
         self._mechanism: sasl.ServerMechanism | None = None
+        self._pending_username: str | None = None
         self._peer_from: str | None = None
 
     # -- API ----------------------------------------------------------------------
@@ -594,6 +596,7 @@ class ServerConnection(_Connection):
                 channel_binding=self._tls_info.channel_binding,
                 advertised_plus=any(m.endswith("-PLUS") for m in offered),
                 external_identity=self._external_identity,
+                decoy_key=self.config.decoy_key,
             )
         except sasl.SASLFailure as exc:
             self._sasl_failure(exc.condition, exc.text)
@@ -602,14 +605,13 @@ class ServerConnection(_Connection):
         self.state = State.SASL
         self._sasl_step(lambda: mech.start(initial))
 
-    def _sasl_step(self, step: object) -> None:
-        assert callable(step)
+    def _sasl_step(self, step: Callable[[], sasl.ServerStep]) -> None:
         mech = self._mechanism
         assert mech is not None
         try:
             result = step()
         except sasl.SASLFailure as exc:
-            self._sasl_failure(exc.condition, exc.text, getattr(exc, "username", None))
+            self._sasl_failure(exc.condition, exc.text)
             return
         if isinstance(result, sasl.Challenge):
             self._send_element(_sasl_element("challenge", _b64encode(result.data)))
@@ -659,12 +661,14 @@ class ServerConnection(_Connection):
         if condition is not sasl.SASLCondition.ABORTED:
             self.auth_failures += 1
         self._events.append(
-            AuthenticationFailed(condition.value, text, username or getattr(self, "_pending_username", None))
+            AuthenticationFailed(condition.value, text, username or self._pending_username)
         )
         self._pending_username = None
         if self.auth_failures >= self.config.limits.max_auth_attempts:
             # RFC 6120 §6.4.5: too many retries -> <policy-violation/>.
-            self._stream_error(StreamErrorCondition.POLICY_VIOLATION, "too many authentication attempts")
+            self._stream_error(
+                StreamErrorCondition.POLICY_VIOLATION, "too many authentication attempts"
+            )
 
     def _handle_bind_stage(self, el: Element) -> None:
         """RFC 6120 §7: the only thing allowed now is binding a resource."""
@@ -764,6 +768,7 @@ class ClientConnection(_Connection):
         self._mechanism: sasl.ClientMechanism | None = None
         self._bind_id = ""
         self._session_id = ""
+        self._needs_session = False
         self._started = False
 
     def start(self) -> None:
@@ -810,7 +815,9 @@ class ClientConnection(_Connection):
             pass
         elif state is State.NEGOTIATING and tag == _PROCEED:
             self.state = State.TLS_PENDING
-            self._events.append(TLSRequested(server_side=False, server_hostname=self.config.jid.domain))
+            self._events.append(
+                TLSRequested(server_side=False, server_hostname=self.config.jid.domain)
+            )
         elif state is State.NEGOTIATING and tag == _TLS_FAILURE:
             self._fail_negotiation("the server refused STARTTLS")
         elif state is State.SASL and tag in (_CHALLENGE, _SUCCESS, _FAILURE):
@@ -868,9 +875,9 @@ class ClientConnection(_Connection):
             self._fail_negotiation("the server does not offer resource binding")
             return
         session = features.find(_SESSION)
-        self._needs_session = session is not None and session.find(
-            "{" + ns.SESSION + "}optional"
-        ) is None
+        self._needs_session = (
+            session is not None and session.find("{" + ns.SESSION + "}optional") is None
+        )
         self._bind_id = "bind-" + self.config.rng(6).hex()
         iq = Element("{" + ns.CLIENT + "}iq", {"type": "set", "id": self._bind_id})
         bind = SubElement(iq, _BIND)
@@ -898,7 +905,9 @@ class ClientConnection(_Connection):
         try:
             data = _b64decode(el.text)
             if el.tag == _CHALLENGE:
-                self._send_element(_sasl_element("response", _b64encode(mech.challenge(data or b""))))
+                self._send_element(
+                    _sasl_element("response", _b64encode(mech.challenge(data or b"")))
+                )
                 return
             mech.success(data)
         except (ValueError, sasl.SASLClientError) as exc:
@@ -936,7 +945,7 @@ class ClientConnection(_Connection):
             self._stream_error(StreamErrorCondition.INVALID_XML, "bind result for another account")
             return
         self.jid = jid
-        if getattr(self, "_needs_session", False):
+        if self._needs_session:
             self._session_id = "sess-" + self.config.rng(6).hex()
             iq = Element("{" + ns.CLIENT + "}iq", {"type": "set", "id": self._session_id})
             SubElement(iq, _SESSION)

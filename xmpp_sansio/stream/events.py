@@ -14,8 +14,8 @@ from ..errors import StreamErrorCondition
 from ..jid import JID
 
 __all__ = [
-    "AuthenticationFailed",
     "Authenticated",
+    "AuthenticationFailed",
     "ConnectionClosed",
     "CredentialsRequested",
     "Event",

@@ -1,0 +1,48 @@
+"""The layering rules hold: xmpp_sansio does no I/O (checked by import-linter)."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {"socket", "ssl", "trio", "asyncio", "threading", "sqlite3", "selectors", "xmpp_trio"}
+
+
+def test_import_linter_contract_is_kept() -> None:
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    result = subprocess.run(
+        [exe, "--config", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_no_module_of_xmpp_sansio_imports_io_even_lazily() -> None:
+    """import-linter sees module-level and function-level imports; this catches
+    anything it might be configured to miss, such as ``__import__`` strings."""
+    offenders = []
+    for path in (ROOT / "xmpp_sansio").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "__import__"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                names = [str(node.args[0].value)]
+            offenders += [f"{path}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+    assert offenders == []
