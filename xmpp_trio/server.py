@@ -75,8 +75,6 @@ class _Session:
         self._wakeup = trio.Event()
         self._send_lock = trio.Lock()
         self.bound = False
-        #: cancels the session if negotiation is not done in time
-        self.negotiation_scope = trio.CancelScope()
 
     def kick(self) -> None:
         """Wake the writer: the connection has queued output."""
@@ -174,6 +172,9 @@ class XMPPServer:
             await self._run_session(session, direct_tls=direct_tls)
         except _TRANSPORT_ERRORS as exc:
             log.debug("session %d: transport ended: %r", session_id, exc)
+        except Exception:
+            # A bug must cost one connection, never the server.
+            log.exception("session %d: internal error", session_id)
         finally:
             del self.sessions[session_id]
             if session.bound:
@@ -185,8 +186,12 @@ class XMPPServer:
     async def _run_session(self, session: _Session, *, direct_tls: bool) -> None:
         if direct_tls:
             tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
-            with trio.fail_after(self.config.limits.negotiation_timeout):
+            handshaken = False
+            with trio.move_on_after(self.config.limits.negotiation_timeout):
                 await tls.do_handshake()
+                handshaken = True
+            if not handshaken:  # timed out: nothing can be said, in TLS or not
+                return
             session.stream = tls
         conn = ServerConnection(
             self.stream_config,
@@ -194,16 +199,10 @@ class XMPPServer:
             tls_info=self.tls_info if direct_tls else None,
         )
         session.conn = conn
+        conn.start_timer(trio.current_time(), self.config.limits.negotiation_timeout)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(session.writer)
-            deadline = trio.current_time() + self.config.limits.negotiation_timeout
-            negotiation = session.negotiation_scope
-            negotiation.deadline = deadline
-            with negotiation:
-                await self._read_loop(session, conn)
-            if negotiation.cancelled_caught:
-                conn.close(StreamErrorCondition.CONNECTION_TIMEOUT, "negotiation took too long")
-                session.kick()
+            await self._read_loop(session, conn)
             # Let the writer flush the close, then give up on the peer.
             with trio.move_on_after(_CLOSE_GRACE):
                 session.kick()
@@ -219,11 +218,19 @@ class XMPPServer:
                 return
 
     async def _read_once(self, session: _Session, conn: ServerConnection) -> bool:
-        try:
-            data = await session.stream.receive_some(_RECEIVE_SIZE)
-        except _TRANSPORT_ERRORS as exc:
-            log.debug("session %d: transport ended: %r", session.id, exc)
-            data = b""
+        deadline = conn.next_deadline()
+        data: bytes | None = None
+        with trio.move_on_at(float("inf") if deadline is None else deadline):
+            try:
+                data = await session.stream.receive_some(_RECEIVE_SIZE)
+            except _TRANSPORT_ERRORS as exc:
+                log.debug("session %d: transport ended: %r", session.id, exc)
+                data = b""
+        if data is None:  # the deadline passed
+            conn.handle_timer(trio.current_time())
+            log.info("session %d (%s): negotiation timed out", session.id, session.peer)
+            session.kick()
+            return not conn.should_close
         conn.receive_data(data)
         try:
             await self._handle_events(session, conn)
@@ -246,7 +253,6 @@ class XMPPServer:
                 conn.tls_established(self.tls_info)
             elif isinstance(event, ResourceBound):
                 session.bound = True
-                session.negotiation_scope.deadline = float("inf")
                 log.info("session %d: %s bound from %s", session.id, event.jid, session.peer)
                 self.apply(self.router.bind(session.id, event.jid))
             elif isinstance(event, Authenticated):

@@ -272,3 +272,48 @@ async def test_serve_command_closes_streams_on_sigterm(tmp_path: Path, ca: objec
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_silent_client_gets_connection_timeout(
+    server_config: object, ca: object, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """A peer that connects and says nothing (slowloris) is closed with
+    connection-timeout once the negotiation timeout passes (RFC 6120 §4.9.3.4)."""
+    import dataclasses
+
+    from xmpp_trio.config import LimitsConfig
+    from xmpp_trio.server import run_server
+
+    config = dataclasses.replace(
+        server_config,  # type: ignore[type-var]
+        limits=LimitsConfig(negotiation_timeout=0.5),
+    )
+    bound = await nursery.start(run_server, config)
+    port = next(b.port for b in bound if b.kind == "c2s-starttls")
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    received = b""
+    with trio.fail_after(10):
+        while chunk := await stream.receive_some(65536):
+            received += chunk
+    assert b"<connection-timeout" in received
+    assert received.endswith(b"</stream:stream>")
+
+
+async def test_tls_garbage_on_direct_tls_port_does_not_hurt_the_server(
+    server: RunningServer,
+) -> None:
+    stream = await trio.open_tcp_stream("127.0.0.1", server.directtls_port)
+    await stream.send_all(b"\x16\x03\x01\x00\x05hello" + HEADER)
+    with trio.fail_after(10):
+        while await stream.receive_some(65536):
+            pass
+    # The server still serves others.
+    async with open_client(
+        "juliet@localhost",
+        PASSWORDS["juliet"],
+        host="127.0.0.1",
+        port=server.directtls_port,
+        direct_tls=True,
+        ssl_context=server.client_context(),
+    ) as juliet:
+        assert juliet.jid.local == "juliet"

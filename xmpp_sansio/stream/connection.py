@@ -157,6 +157,7 @@ class _Connection:
     _default_ns = ns.CLIENT
 
     def __init__(self, limits_preauth: int, limits_postauth: int, max_depth: int) -> None:
+        self._negotiation_deadline: float | None = None
         self._preauth_size = limits_preauth
         self._postauth_size = limits_postauth
         self._max_depth = max_depth
@@ -247,6 +248,24 @@ class _Connection:
             return
         self._queue_footer()
         self.state = State.CLOSED if self._peer_closed else State.CLOSING
+
+    def start_timer(self, now: float, timeout: float) -> None:
+        """Arm the negotiation deadline: the stream must be ready by ``now + timeout``."""
+        self._negotiation_deadline = now + timeout
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must be called next (``None``: no timer)."""
+        if self._was_ready or self.state in (State.CLOSED, State.ERROR):
+            return None
+        return self._negotiation_deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Time passed. If negotiation is not done by its deadline, close the stream
+        with ``connection-timeout`` (RFC 6120 §4.9.3.4)."""
+        deadline = self.next_deadline()
+        if deadline is not None and now >= deadline:
+            self._stream_error(StreamErrorCondition.CONNECTION_TIMEOUT, "negotiation took too long")
+            self._pending_error = None
 
     def tls_established(self, info: TLSInfo | None = None) -> None:
         """The TLS handshake finished; restart the stream (RFC 6120 §5.4.3.3)."""
