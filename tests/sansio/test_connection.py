@@ -342,3 +342,24 @@ def test_negotiation_restart_with_pipelined_bytes_fed_whole() -> None:
     pair = make_pair(direct_tls=True, client_kw={"mechanisms": ("PLAIN",)})
     pair.pump()
     assert pair.server.state is State.READY
+
+
+def test_negotiation_deadline_closes_with_connection_timeout() -> None:
+    server = ServerConnection(server_config())
+    server.start_timer(100.0, 30.0)
+    assert server.next_deadline() == 130.0
+    server.handle_timer(129.9)
+    assert server.data_to_send() == b""
+    server.handle_timer(130.0)
+    out = server.data_to_send()
+    assert wire_condition(out) == "connection-timeout"
+    assert server.should_close and server.next_deadline() is None
+
+
+def test_ready_stream_has_no_deadline() -> None:
+    pair = make_pair()
+    pair.server.start_timer(0.0, 30.0)
+    pair.pump()
+    assert pair.server.next_deadline() is None
+    pair.server.handle_timer(1e9)
+    assert pair.server.state is State.READY
