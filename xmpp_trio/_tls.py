@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import trio
 
@@ -22,7 +23,7 @@ def server_tls_info(certificate_der: bytes | None) -> TLSInfo:
     return TLSInfo(channel_binding=_binding(certificate_der))
 
 
-def client_tls_info(stream: trio.SSLStream[trio.abc.Stream]) -> TLSInfo:
+def client_tls_info(stream: trio.SSLStream[Any]) -> TLSInfo:
     """TLSInfo from the certificate the server presented (RFC 5929 §4)."""
     der = stream.getpeercert(binary_form=True)
     return TLSInfo(channel_binding=_binding(der))

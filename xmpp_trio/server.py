@@ -219,7 +219,7 @@ class XMPPServer:
 
     async def _read_once(self, session: _Session, conn: ServerConnection) -> bool:
         deadline = conn.next_deadline()
-        data: bytes | None = None
+        data: bytes | bytearray | None = None
         with trio.move_on_at(float("inf") if deadline is None else deadline):
             try:
                 data = await session.stream.receive_some(_RECEIVE_SIZE)

@@ -199,7 +199,7 @@ class _Connection:
         """True when the I/O layer should flush and close the transport."""
         return self.state in (State.CLOSED, State.ERROR)
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the transport (``b""`` means end of file)."""
         if not data:
             self.receive_eof()

@@ -24,16 +24,29 @@ entity references other than the five predefined ones raise
 ``restricted-xml``. A document type or comment can only appear before the
 root element as ``<!``, so the prolog is scanned for it before expat sees it.
 Non-UTF-8 encodings raise ``unsupported-encoding`` (§11.6). Malformed XML
-raises ``not-well-formed``. Limits (raising ``policy-violation``): bytes
-between two top-level element boundaries (``max_stanza_size``), and element
-nesting depth (``max_depth``, the stream element is depth 0).
+raises ``not-well-formed``, and so does text before the stream header. Limits
+(raising ``policy-violation``): bytes between two top-level element boundaries
+(``max_stanza_size``), and element nesting depth (``max_depth``, the stream
+element is depth 0).
+
+The size limit never rejects a stanza that is within it. It is exact when
+expat is fed up to one ``>`` at a time (hold mode, the prolog, small reads);
+when a read holds several stanzas, expat only tells which slice of input
+(at most ``min(16 KiB, max_stanza_size)`` bytes) a boundary fell in, so a
+stanza can overrun the limit by up to two slices before it is rejected.
+
+Events parsed before an error are still returned, in order; then the error is
+raised, and raised again on every later call. Bytes after the closing stream
+tag are never parsed (they are not part of this stream).
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, NoReturn, cast
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 
 from ..errors import StreamErrorCondition
@@ -45,6 +58,9 @@ _FAST_SLICE = 16384
 _XML_ERROR_UNDEFINED_ENTITY = 11  # expat XML_ERROR_UNDEFINED_ENTITY
 _XML_ERROR_UNKNOWN_ENCODING = 18
 _XML_ERROR_INCORRECT_ENCODING = 19
+_BOM_UTF8 = b"\xef\xbb\xbf"
+_NOT_UTF8 = (b"\xfe\xff", b"\xff\xfe", b"\x00<\x00?", b"<\x00?\x00")  # UTF-16 signatures
+_XML_SPACE = b" \t\r\n"
 _XML_DECL = re.compile(rb"<\?xml\s[^>]*?\?>", re.DOTALL)
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
@@ -88,34 +104,38 @@ class StreamParser:
         self.max_stanza_size = max_stanza_size
         self.max_depth = max_depth
         self.hold = hold
-        self._pull = XMLPullParser(events=("start", "end", "start-ns", "comment", "pi"))
+        self._pull: XMLPullParser[Any] = XMLPullParser(
+            events=("start", "end", "start-ns", "comment", "pi")
+        )
         self._flush = getattr(self._pull, "flush", None)  # expat >= 2.6 reparse deferral
         self._buffer = bytearray()
+        self._scanned = 0  # leading bytes of the buffer known to hold no ">"
         self._events: deque[ParserEvent] = deque()
         self._root: Element | None = None
         self._namespaces: dict[str, str] = {}
         self._depth = 0
+        self._prolog_ok = False
+        # A lower bound on the bytes since the last top-level boundary.
         self._since_boundary = 0
+        self._boundaries = 0  # top-level boundaries seen so far
+        self._slice = max(1, min(_FAST_SLICE, max_stanza_size))
+        self._last_top: Element | None = None  # its tail may still be set by the builder
         self._ended = False
         self._error: XMLStreamError | None = None
 
     # -- input ---------------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Buffer ``data``; it is parsed as events are pulled."""
         if self._error is not None:
             raise self._error
         self._buffer += data
-        if self._root is None or self.hold:
-            # Unparsed bytes are only held while in the prolog or in hold mode:
-            # bound them too, so nothing grows without limit.
-            if len(self._buffer) > self.max_stanza_size:
-                self._fail(StreamErrorCondition.POLICY_VIOLATION, "too much data without a stanza")
 
     def take_unparsed(self) -> bytes:
         """Remove and return the buffered bytes expat has not seen yet."""
         data = bytes(self._buffer)
         self._buffer.clear()
+        self._scanned = 0
         return data
 
     @property
@@ -135,26 +155,36 @@ class StreamParser:
             if self._error is not None:
                 raise self._error
             if self._buffer and not self._ended:
-                self._parse()
+                try:
+                    self._parse()
+                except XMLStreamError:
+                    if not self._events:
+                        raise
+                    # Hand out what was parsed before the error first.
         if self._events:
             return self._events.popleft()
         return None
 
     # -- internals -----------------------------------------------------------
 
-    def _fail(self, condition: StreamErrorCondition, text: str) -> None:
+    def _fail(self, condition: StreamErrorCondition, text: str) -> NoReturn:
         self._error = XMLStreamError(condition, text)
         self._buffer.clear()
         raise self._error
 
     def _parse(self) -> None:
+        # Unparsed bytes are bounded where they cannot be handed to expat yet
+        # (an undecided prolog, a tail without ">" in hold mode). A read that
+        # holds many stanzas is fine: only one stanza's bytes count.
         if self._root is None and not self._check_prolog():
+            if len(self._buffer) > self.max_stanza_size:
+                self._fail(StreamErrorCondition.POLICY_VIOLATION, "too much data before the header")
             return
         if self.hold or self._root is None:
             buf = self._buffer
             start = 0
             while not self._events:
-                end = buf.find(b">", start)
+                end = buf.find(b">", max(start, self._scanned))
                 if end < 0:
                     break
                 self._feed_expat(bytes(buf[start : end + 1]))
@@ -162,15 +192,19 @@ class StreamParser:
                 if self._ended:
                     break
             del buf[:start]
-            if not self._ended and len(buf) > self.max_stanza_size:
-                self._fail(StreamErrorCondition.POLICY_VIOLATION, "stanza too large")
+            self._scanned = 0
+            if not self._events and not self._ended:
+                self._scanned = len(buf)
+                if self._since_boundary + len(buf) > self.max_stanza_size:
+                    self._fail(StreamErrorCondition.POLICY_VIOLATION, "stanza too large")
         else:
             data = bytes(self._buffer)
             self._buffer.clear()
-            for i in range(0, len(data), _FAST_SLICE):
-                self._feed_expat(data[i : i + _FAST_SLICE])
+            step = self._slice
+            for i in range(0, len(data), step):
+                self._feed_expat(data[i : i + step])
                 if self._ended:
-                    self._buffer += data[i + _FAST_SLICE :]
+                    self._buffer += data[i + step :]
                     break
 
     def _check_prolog(self) -> bool:
@@ -178,58 +212,106 @@ class StreamParser:
 
         Returns False when more data is needed to decide.
         """
+        if self._prolog_ok:
+            # Already vetted up to the root's "<": what is left of the prolog
+            # may be the tail of a start tag whose attribute held a ">".
+            return True
         buf = self._buffer
-        if buf[:2] in (b"\xfe\xff", b"\xff\xfe") or buf[:4] in (b"\x00<\x00?", b"<\x00?\x00"):
+        if buf.startswith(_NOT_UTF8):
             self._fail(StreamErrorCondition.UNSUPPORTED_ENCODING, "only UTF-8 is allowed")
-        lt = buf.find(b"<")
+        head = bytes(buf[:4])
+        if any(sig.startswith(head) for sig in (*_NOT_UTF8, _BOM_UTF8)):
+            return False  # too short to tell
+        start = len(_BOM_UTF8) if buf.startswith(_BOM_UTF8) else 0
+        lt = self._find_tag(start)
         if lt < 0 or len(buf) < lt + 6:
             return False
-        if buf[lt : lt + 5] == b"<?xml" and buf[lt + 5 : lt + 6] in b" \t\r\n":
+        if buf[lt : lt + 5] == b"<?xml" and buf[lt + 5 : lt + 6] in _XML_SPACE:
             decl = _XML_DECL.match(buf, lt)
             if decl is None:
-                return False  # wait for the rest of the declaration
+                if buf.find(b">", lt) < 0:
+                    return False  # wait for the rest of the declaration
+                # A declaration holds no ">" before its "?>".
+                self._fail(StreamErrorCondition.NOT_WELL_FORMED, "malformed XML declaration")
             enc = _ENCODING.search(decl.group())
             if enc is not None and enc.group(1).lower() not in (b"utf-8", b"utf8"):
                 self._fail(StreamErrorCondition.UNSUPPORTED_ENCODING, "only UTF-8 is allowed")
-            lt = buf.find(b"<", decl.end())
+            lt = self._find_tag(decl.end())
             if lt < 0 or len(buf) < lt + 2:
                 return False
-        if buf[lt + 1 : lt + 2] in (b"!", b"?"):
+        if bytes(buf[lt + 1 : lt + 2]) in (b"!", b"?"):
             self._fail(
                 StreamErrorCondition.RESTRICTED_XML,
                 "comments, processing instructions and DTDs are not allowed",
             )
+        self._prolog_ok = True
         return True
 
+    def _find_tag(self, start: int) -> int:
+        """Index of the first ``<`` at or after ``start`` (-1: not yet); only
+        whitespace may come before it."""
+        buf = self._buffer
+        lt = buf.find(b"<", start)
+        if buf[start : lt if lt >= 0 else len(buf)].strip(_XML_SPACE):
+            self._fail(StreamErrorCondition.NOT_WELL_FORMED, "text before the stream header")
+        return lt
+
     def _feed_expat(self, data: bytes) -> None:
+        boundaries = self._boundaries
+        queued = len(self._events)
+        error: ParseError | None = None
         try:
-            self._pull.feed(data)
+            self._pull.feed(data)  # queues a parse error behind the events before it
             if self._flush is not None:
                 self._flush()
+        except ParseError as exc:
+            error = exc
+        try:
             self._translate()
         except ParseError as exc:
-            code = exc.code
+            error = exc
+        if self._ended:
+            return  # whatever follows the closing tag is not this stream's
+        if error is not None:
+            code = error.code
             if code == _XML_ERROR_UNDEFINED_ENTITY:
                 self._fail(StreamErrorCondition.RESTRICTED_XML, "undefined entity reference")
             if code in (_XML_ERROR_UNKNOWN_ENCODING, _XML_ERROR_INCORRECT_ENCODING):
-                self._fail(StreamErrorCondition.UNSUPPORTED_ENCODING, str(exc))
-            self._fail(StreamErrorCondition.NOT_WELL_FORMED, str(exc))
-        if not self._ended:
+                self._fail(StreamErrorCondition.UNSUPPORTED_ENCODING, str(error))
+            self._fail(StreamErrorCondition.NOT_WELL_FORMED, str(error))
+        if self._boundaries == boundaries:
             self._since_boundary += len(data)
-            if self._since_boundary > self.max_stanza_size:
+        else:
+            # Boundaries end at a ">": the first one in ``data`` closes the
+            # element that was in progress, and whatever follows the last ">"
+            # comes after the last boundary.
+            if self._since_boundary + data.find(b">") + 1 > self.max_stanza_size:
+                # The element just completed is too large: do not hand it out.
+                while len(self._events) > queued:
+                    self._events.pop()
                 self._fail(StreamErrorCondition.POLICY_VIOLATION, "stanza too large")
+            self._since_boundary = len(data) - 1 - data.rfind(b">")
+        if self._since_boundary > self.max_stanza_size:
+            self._fail(StreamErrorCondition.POLICY_VIOLATION, "stanza too large")
 
     def _translate(self) -> None:
         depth = self._depth
         emit = self._events.append
-        for kind, item in self._pull.read_events():
+        events = cast("Iterator[tuple[str, Any]]", self._pull.read_events())
+        for kind, item in events:
+            if self._last_top is not None and kind != "start-ns":
+                # The tree builder has just given the text after the last
+                # top-level element to that element as its tail; the element
+                # is the receiver's now, so undo it.
+                self._last_top.tail = None
+                self._last_top = None
             if kind == "start":
                 depth += 1
                 if depth == 1:
                     assert isinstance(item, Element)
                     self._root = item
                     emit(StreamHeader(item.tag, dict(item.attrib), self._namespaces))
-                    self._since_boundary = 0
+                    self._boundaries += 1
                 elif depth > self.max_depth + 1:
                     self._depth = depth
                     self._fail(StreamErrorCondition.POLICY_VIOLATION, "elements nested too deep")
@@ -239,13 +321,15 @@ class StreamParser:
                     assert isinstance(item, Element)
                     item.tail = None
                     emit(item)
-                    self._since_boundary = 0
+                    self._last_top = item
+                    self._boundaries += 1
                 elif depth == 0:
                     self._ended = True
                     emit(StreamEnd())
+                    break
             elif kind == "start-ns":
                 if self._root is None:
-                    prefix, uri = item  # type: ignore[misc]
+                    prefix, uri = item
                     self._namespaces[prefix] = uri
             else:  # comment or pi
                 self._depth = depth

@@ -95,6 +95,10 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
                         prefix = prefixes[uri] = f"ns{len(prefixes)}"
                         out.append(f' xmlns:{prefix}="{_attr(uri)}"')
                     key = f"{prefix}:{local}"
+            elif key[:5] == "xmlns" and key[5:6] in ("", ":"):
+                # Namespaces come from the Clark names; a literal declaration
+                # would clash with the generated ones.
+                raise ValueError(f"{key!r} is not an attribute: put the namespace in the tag")
             out.append(f' {key}="{_attr(value)}"')
     if el.text or len(el):
         out.append(">")
