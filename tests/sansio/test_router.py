@@ -23,6 +23,7 @@ from xmpp_sansio.server import (
     Effect,
     Router,
 )
+from xmpp_sansio.server.service import Service
 from xmpp_sansio.stanza import UnknownStanza, parse_error
 
 C = "{jabber:client}"
@@ -382,22 +383,31 @@ def test_other_presence_types_without_to_are_dropped(router: Router, ptype: str)
     assert router.available_resources(jid("juliet@example.com"))[0].session == CHAMBER
 
 
-def test_presence_to_contacts_hook_receives_broadcasts() -> None:
-    seen: list[tuple[JID, str | None]] = []
+def test_services_see_presence_broadcasts_with_initial_flag() -> None:
+    seen: list[tuple[JID, str | None, bool]] = []
 
-    class Hooked(Router):
-        def _presence_to_contacts(self, sender: BoundSession, element: Element) -> list[Effect]:
-            seen.append((sender.jid, element.get("type")))
+    class Watcher(Service):
+        def presence_broadcast(
+            self, session: BoundSession, element: Element, initial: bool
+        ) -> list[Effect]:
+            seen.append((session.jid, element.get("type"), initial))
             return []
 
-    r = new_router(Hooked)
+    r = Router(["example.com"], account_exists=lambda *_: True, services=[Watcher()])
     r.bind(1, jid("romeo@example.com/a"))
+    online(r, 1)
     online(r, 1)
     r.route(1, x("<presence type='unavailable'/>"))
     online(r, 1)
     r.unbind(1)
     a = jid("romeo@example.com/a")
-    assert seen == [(a, None), (a, "unavailable"), (a, None), (a, "unavailable")]
+    assert seen == [
+        (a, None, True),
+        (a, None, False),
+        (a, "unavailable", False),
+        (a, None, True),
+        (a, "unavailable", False),
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -475,17 +485,19 @@ def test_message_to_bare_jid_without_available_resource_bounces(router: Router, 
     single_error(effects, ROMEO, SU)
 
 
-def test_no_resource_for_message_hook_can_store_instead_of_bounce() -> None:
+def test_service_can_store_undeliverable_message_instead_of_bounce() -> None:
     stored: list[tuple[JID, Element]] = []
 
-    class Offline(Router):
-        def _no_resource_for_message(
-            self, sender: BoundSession, element: Element, bare: JID
-        ) -> list[Effect]:
-            stored.append((bare, element))
+    class Offline(Service):
+        def message_undeliverable(self, element: Element, recipient: JID) -> list[Effect] | None:
+            stored.append((recipient, element))
             return []
 
-    r = new_router(Offline)
+    r = Router(
+        ["example.com"],
+        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
+        services=[Offline()],
+    )
     r.bind(ROMEO, jid("romeo@example.com/orchard"))
     assert r.route(ROMEO, x("<message to='nurse@example.com' type='chat'/>")) == []
     assert stored[0][0] == jid("nurse@example.com")

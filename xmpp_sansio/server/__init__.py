@@ -1,4 +1,5 @@
-"""Server-side sans-IO logic: stanza routing (RFC 6120 §10, RFC 6121 §8)."""
+"""Server-side sans-IO logic: stanza routing (RFC 6120 §10, RFC 6121 §8) and the
+services plugged into it."""
 
 from xmpp_sansio.server.router import (
     AvailableResource,
@@ -9,6 +10,7 @@ from xmpp_sansio.server.router import (
     Router,
     SessionId,
 )
+from xmpp_sansio.server.service import Service
 
 __all__ = [
     "AvailableResource",
@@ -17,5 +19,6 @@ __all__ = [
     "Disconnect",
     "Effect",
     "Router",
+    "Service",
     "SessionId",
 ]

@@ -8,22 +8,23 @@ the only outside knowledge it uses is the injected ``account_exists``
 predicate. Session ids are chosen by the caller (any ints, unique among the
 live sessions).
 
-Rules not yet implemented (rosters, offline storage, federation, presence
-probes) sit behind small overridable methods, documented as hooks:
-:meth:`Router._presence_to_contacts`, :meth:`Router._no_resource_for_message`,
-:meth:`Router._handle_probe`, :meth:`Router._handle_server_iq`,
-:meth:`Router._handle_account_iq` and :meth:`Router._route_remote`.
+Everything beyond the delivery rules (rosters, subscriptions, offline
+storage, blocking, carbons, disco...) is done by the
+:class:`~xmpp_sansio.server.service.Service` objects given to the router,
+whose hooks it calls at fixed points (see that module). Stanzas a service
+originates are routed with :meth:`Router.route_inbound`. Federation is not
+implemented: stanzas for other domains get ``remote-server-not-found``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
-from xmpp_sansio.jid import JID
+from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.stanza import (
     Iq,
     IqType,
@@ -42,6 +43,8 @@ from xmpp_sansio.stanza import (
     with_attrs,
 )
 from xmpp_sansio.xml import ns
+
+from .service import Service
 
 __all__ = [
     "AvailableResource",
@@ -109,13 +112,18 @@ class Router:
     """Routes stanzas between the bound sessions of the local domains.
 
     ``domains`` are the domains this server hosts; ``account_exists(local,
-    domain)`` says whether an account exists (RFC 6121 §8.5.1). The stream
-    layer must have validated the stream (and answered unknown top-level
-    elements with ``unsupported-stanza-type``) before calling :meth:`route`.
+    domain)`` says whether an account exists (RFC 6121 §8.5.1); ``services``
+    are consulted, in order, at each hook point. The stream layer must have
+    validated the stream (and answered unknown top-level elements with
+    ``unsupported-stanza-type``) before calling :meth:`route`.
     """
 
     def __init__(
-        self, domains: Iterable[str], *, account_exists: Callable[[str, str], bool]
+        self,
+        domains: Iterable[str],
+        *,
+        account_exists: Callable[[str, str], bool],
+        services: Sequence[Service] = (),
     ) -> None:
         self._domains = frozenset(JID.parse(domain).domain for domain in domains)
         self._account_exists = account_exists
@@ -123,6 +131,9 @@ class Router:
         self._by_full: dict[JID, BoundSession] = {}
         # bare JID -> its sessions in bind order (dicts keep insertion order)
         self._by_bare: dict[JID, dict[SessionId, BoundSession]] = {}
+        self.services: tuple[Service, ...] = tuple(services)
+        for service in self.services:
+            service.attach(self)
 
     # ------------------------------------------------------------------
     # session table
@@ -135,6 +146,14 @@ class Router:
     def is_local(self, domain: str) -> bool:
         """Whether ``domain`` (normalised) is served by this router."""
         return domain in self._domains
+
+    def account_exists(self, account: JID) -> bool:
+        """Whether ``account`` (any JID; its bare part counts) is a local account."""
+        return (
+            account.local is not None
+            and account.domain in self._domains
+            and self._account_exists(account.local, account.domain)
+        )
 
     def bind(self, session: SessionId, jid: JID) -> list[Effect]:
         """Record that ``session`` is bound to the full JID ``jid`` (RFC 6120 §7).
@@ -159,15 +178,17 @@ class Router:
         self._sessions[session] = entry
         self._by_full[jid] = entry
         self._by_bare.setdefault(jid.bare, {})[session] = entry
+        for service in self.services:
+            effects.extend(service.session_bound(entry))
         return effects
 
     def unbind(self, session: SessionId) -> list[Effect]:
         """Forget ``session`` (it ended for any reason); unknown ids are ignored.
 
         If the session was available, its unavailable presence goes to the
-        account's other available resources (RFC 6121 §4.5.2: the server
-        broadcasts unavailable presence when a session ends) and to
-        :meth:`_presence_to_contacts`.
+        account's other available resources and to the services' presence
+        broadcast (RFC 6121 §4.5.2: the server broadcasts unavailable presence
+        when a session ends). Then every service's ``session_unbound`` runs.
         """
         entry = self._sessions.pop(session, None)
         if entry is None:
@@ -177,17 +198,32 @@ class Router:
         del siblings[session]
         if not siblings:
             del self._by_bare[entry.jid.bare]
-        if not entry.available:
-            return []
-        unavailable = make_presence(type=PresenceType.UNAVAILABLE, from_=entry.jid)
-        effects = self._broadcast_to_own_resources(unavailable, self._available(entry.jid.bare))
-        effects.extend(self._presence_to_contacts(entry, unavailable))
+        effects: list[Effect] = []
+        if entry.available:
+            unavailable = make_presence(type=PresenceType.UNAVAILABLE, from_=entry.jid)
+            effects = self._broadcast_to_own_resources(unavailable, self._available(entry.jid.bare))
+            for service in self.services:
+                effects.extend(service.presence_broadcast(entry, unavailable, False))
+        for service in self.services:
+            effects.extend(service.session_unbound(entry))
         return effects
+
+    def session(self, session: SessionId) -> BoundSession | None:
+        """The router's record of ``session`` (read-only), or ``None``."""
+        return self._sessions.get(session)
 
     def session_jid(self, session: SessionId) -> JID | None:
         """The full JID ``session`` is bound to, or ``None``."""
         entry = self._sessions.get(session)
         return None if entry is None else entry.jid
+
+    def session_by_jid(self, full: JID) -> BoundSession | None:
+        """The session bound to the full JID ``full``, or ``None``."""
+        return self._by_full.get(full)
+
+    def sessions_of(self, bare: JID) -> list[BoundSession]:
+        """All bound sessions of the account ``bare`` (in bind order; read-only)."""
+        return list(self._by_bare.get(bare.bare, {}).values())
 
     def resources(self, bare: JID) -> list[tuple[JID, SessionId]]:
         """All bound sessions of the account ``bare`` (in bind order)."""
@@ -229,68 +265,117 @@ class Router:
             if exc.condition is StanzaErrorCondition.JID_MALFORMED:
                 # Do not echo the malformed address as the reply's 'from'.
                 bounced = with_attrs(stamped, to=None)
-            return self._bounce(sender, bounced, exc.condition)
+            if not can_reply_with_error(bounced):
+                return []
+            return [Deliver(sender.id, error_reply(bounced, exc.condition))]
+        for service in self.services:
+            stopped = service.filter_outbound(sender, stanza.element, stanza.to)
+            if stopped is not None:
+                return stopped
         if isinstance(stanza, Message):
-            return self._route_message(sender, stanza)
+            effects = self._route_message(stanza)
+            for service in self.services:
+                effects.extend(service.message_sent(sender, stanza.element))
+            return effects
         if isinstance(stanza, Presence):
-            return self._route_presence(sender, stanza)
-        return self._route_iq(sender, stanza)
+            return self._presence_from_session(sender, stanza)
+        return self._route_iq(stanza)
+
+    def route_inbound(self, element: Element) -> list[Effect]:
+        """Route a stanza that already carries its ``from`` (one a service
+        originates, or later one from another server) to its local recipient,
+        with the same delivery rules as :meth:`route`. Invalid stanzas are
+        dropped."""
+        try:
+            stanza = parse_stanza(element)
+        except (StanzaValueError, UnknownStanza):
+            return []
+        if stanza.from_ is None:
+            return []
+        if isinstance(stanza, Message):
+            return self._route_message(stanza)
+        if isinstance(stanza, Presence):
+            return self._route_presence(stanza)
+        return self._route_iq(stanza)
+
+    def _inbound_filtered(
+        self, element: Element, sender: JID, recipient: JID
+    ) -> list[Effect] | None:
+        for service in self.services:
+            stopped = service.filter_inbound(element, sender, recipient)
+            if stopped is not None:
+                return stopped
+        return None
 
     # -- messages ------------------------------------------------------
 
-    def _route_message(self, sender: BoundSession, msg: Message) -> list[Effect]:
+    def _route_message(self, msg: Message) -> list[Effect]:
         to = msg.to
         element = msg.element
+        sender = msg.from_
+        assert sender is not None
         if to is None:
             # RFC 6120 §10.3.1: as if addressed to the sender's bare JID.
-            to = sender.jid.bare
+            to = sender.bare
             element = with_attrs(element, to=str(to))
         if to.domain not in self._domains:
-            return self._route_remote(sender, element)
+            return self._route_remote(element)
         if to.local is None:
-            return self._message_to_server(sender, element, msg.type)
+            return self._message_to_server(element, msg.type)
+        if not self._account_exists(to.local, to.domain):
+            # RFC 6121 §8.5.1: no such user.
+            return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        stopped = self._inbound_filtered(element, sender, to.bare)
+        if stopped is not None:
+            return stopped
         if not to.is_bare:
             target = self._by_full.get(to)
             if target is not None:
                 # RFC 6121 §8.5.3.1: deliver to the matching resource.
-                return [Deliver(target.id, element)]
-        if not self._account_exists(to.local, to.domain):
-            # RFC 6121 §8.5.1: no such user.
-            return self._bounce(sender, element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
-        if not to.is_bare and msg.type is MessageType.GROUPCHAT:
-            # RFC 6121 §8.5.3.2.1: no matching resource.
-            return self._bounce(sender, element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+                effects: list[Effect] = [Deliver(target.id, element)]
+                for service in self.services:
+                    effects.extend(service.message_delivered(element, to.bare, [target.id]))
+                return effects
+            if msg.type is MessageType.GROUPCHAT:
+                # RFC 6121 §8.5.3.2.1: no matching resource.
+                return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         # RFC 6121 §8.5.2 (and §8.5.3.2.1 for chat/normal/headline to an
         # unavailable full JID, which this server treats like the bare JID).
-        return self._message_to_bare(sender, element, msg.type, to.bare)
+        return self._message_to_bare(element, msg.type, to.bare)
 
-    def _message_to_bare(
-        self, sender: BoundSession, element: Element, type_: MessageType, bare: JID
-    ) -> list[Effect]:
+    def _message_to_bare(self, element: Element, type_: MessageType, bare: JID) -> list[Effect]:
         """RFC 6121 §8.5.2.1.1 / §8.5.2.2.1: a message for an existing account.
 
         chat/normal go to every available resource sharing the highest
         non-negative priority; headline to all non-negative ones; groupchat is
         refused with ``service-unavailable``; error is dropped. Resources with
         negative priority never get these (RFC 6121 §8.5.2.1.1); when no
-        resource qualifies, chat/normal go to :meth:`_no_resource_for_message`
-        and headline is dropped.
+        resource qualifies, chat/normal go to the services'
+        ``message_undeliverable`` (offline storage) and are bounced if no
+        service takes them; headline is dropped.
         """
         if type_ is MessageType.ERROR:
             return []
         if type_ is MessageType.GROUPCHAT:
-            return self._bounce(sender, element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         candidates = [s for s in self._available(bare) if s.priority >= 0]
-        if type_ is MessageType.HEADLINE:
-            return [Deliver(s.id, element) for s in candidates]
-        if not candidates:
-            return self._no_resource_for_message(sender, element, bare)
-        top = max(s.priority for s in candidates)
-        return [Deliver(s.id, element) for s in candidates if s.priority == top]
+        if type_ is not MessageType.HEADLINE:
+            if not candidates:
+                for service in self.services:
+                    taken = service.message_undeliverable(element, bare)
+                    if taken is not None:
+                        return taken
+                return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            top = max(s.priority for s in candidates)
+            candidates = [s for s in candidates if s.priority == top]
+        effects: list[Effect] = [Deliver(s.id, element) for s in candidates]
+        if candidates:
+            ids = [s.id for s in candidates]
+            for service in self.services:
+                effects.extend(service.message_delivered(element, bare, ids))
+        return effects
 
-    def _message_to_server(
-        self, sender: BoundSession, element: Element, type_: MessageType
-    ) -> list[Effect]:
+    def _message_to_server(self, element: Element, type_: MessageType) -> list[Effect]:
         """A message addressed to a local domain (RFC 6120 §10.4 / RFC 6121 §8.4).
 
         The server has no messaging service of its own: anything but an error
@@ -298,52 +383,63 @@ class Router:
         """
         if type_ is MessageType.ERROR:
             return []
-        return self._bounce(sender, element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
-
-    def _no_resource_for_message(
-        self, sender: BoundSession, element: Element, bare: JID
-    ) -> list[Effect]:
-        """Hook: a chat/normal message for an existing account with no resource
-        of non-negative priority (RFC 6121 §8.5.2.2.1).
-
-        The RFC lets the server store it offline or answer
-        ``service-unavailable``; offline storage comes later, so for now the
-        message is bounced.
-        """
-        return self._bounce(sender, element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     # -- presence ------------------------------------------------------
 
-    def _route_presence(self, sender: BoundSession, pres: Presence) -> list[Effect]:
+    def _presence_from_session(self, sender: BoundSession, pres: Presence) -> list[Effect]:
+        to = pres.to
+        if to is None:
+            return self._presence_broadcast(sender, pres)
+        type_ = pres.type
+        if type_.is_subscription:
+            # RFC 6121 §3: the sender's server processes it first (roster, stamping).
+            for service in self.services:
+                taken = service.subscription_outbound(sender, pres.element, to.bare)
+                if taken is not None:
+                    return taken
+        effects: list[Effect] = []
+        if type_ in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
+            for service in self.services:
+                effects.extend(service.presence_directed(sender, pres.element, to))
+        effects.extend(self._route_presence(pres))
+        return effects
+
+    def _route_presence(self, pres: Presence) -> list[Effect]:
         to = pres.to
         element = pres.element
         type_ = pres.type
-        if to is None:
-            return self._presence_broadcast(sender, pres)
+        sender = pres.from_
+        assert sender is not None and to is not None
         if to.domain not in self._domains:
-            return self._route_remote(sender, element)
+            return self._route_remote(element)
         if to.local is None:
-            # Presence to the server itself: nothing handles it yet.
-            return self._handle_probe(sender, element, to) if type_ is PresenceType.PROBE else []
-        if not to.is_bare:
-            target = self._by_full.get(to)
-            if target is not None and type_ in (
-                PresenceType.AVAILABLE,
-                PresenceType.UNAVAILABLE,
-                PresenceType.ERROR,
-            ):
-                # RFC 6121 §8.5.3.1: deliver to the matching resource.
-                return [Deliver(target.id, element)]
+            return []  # presence to the server itself
         if not self._account_exists(to.local, to.domain):
             # RFC 6121 §8.5.1: presence to no such user is silently ignored.
             return []
+        stopped = self._inbound_filtered(element, sender, to.bare)
+        if stopped is not None:
+            return stopped
         if type_ is PresenceType.PROBE:
-            return self._handle_probe(sender, element, to)
+            for service in self.services:
+                answered = service.probe(element, sender, to.bare)
+                if answered is not None:
+                    return answered
+            return []
         if type_.is_subscription:
             # RFC 6121 §8.5.2.1.2, §8.5.3 and §3: subscription stanzas are for
             # the account, whatever resource they name.
-            return self._subscription_presence(sender, element, to.bare)
+            for service in self.services:
+                taken = service.subscription_inbound(element, sender.bare, to.bare)
+                if taken is not None:
+                    return taken
+            return [Deliver(s.id, element) for s in self._available(to.bare)]
         if not to.is_bare:
+            target = self._by_full.get(to)
+            if target is not None:
+                # RFC 6121 §8.5.3.1: deliver to the matching resource.
+                return [Deliver(target.id, element)]
             # RFC 6121 §8.5.3.2.2: no matching resource: silently ignore.
             return []
         if type_ in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
@@ -360,10 +456,12 @@ class Router:
         sent to all of the account's available resources, *including* the
         sender (RFC 6121 §4.2.2: an entity is implicitly subscribed to its own
         presence), each copy addressed to the recipient's full JID, and handed
-        to :meth:`_presence_to_contacts` for the roster-based broadcast. Other
-        types without ``to`` are dropped.
+        to the services' ``presence_broadcast`` for the roster-based
+        broadcast. Other types without ``to`` are dropped.
         """
+        initial = False
         if pres.type is PresenceType.AVAILABLE:
+            initial = not sender.available
             sender.available = True
             sender.priority = pres.priority
             recipients = self._available(sender.jid.bare)
@@ -375,7 +473,8 @@ class Router:
         else:
             return []
         effects = self._broadcast_to_own_resources(pres.element, recipients)
-        effects.extend(self._presence_to_contacts(sender, pres.element))
+        for service in self.services:
+            effects.extend(service.presence_broadcast(sender, pres.element, initial))
         return effects
 
     def _broadcast_to_own_resources(
@@ -383,86 +482,91 @@ class Router:
     ) -> list[Effect]:
         return [Deliver(s.id, with_attrs(element, to=str(s.jid))) for s in recipients]
 
-    def _presence_to_contacts(self, sender: BoundSession, element: Element) -> list[Effect]:
-        """Hook: broadcast the sender's presence to its subscribed contacts
-        (RFC 6121 §4.2.2, §4.4.2, §4.5.2). No rosters yet: nothing to do."""
-        return []
-
-    def _subscription_presence(
-        self, sender: BoundSession, element: Element, bare: JID
-    ) -> list[Effect]:
-        """Hook: a subscription-management presence for a local account
-        (RFC 6121 §3). Until rosters exist it is delivered unchanged to all
-        available resources of the account (RFC 6121 §3.1.3)."""
-        return [Deliver(s.id, element) for s in self._available(bare)]
-
-    def _handle_probe(self, sender: BoundSession, element: Element, to: JID) -> list[Effect]:
-        """Hook: a presence probe, answered by the server itself (RFC 6121 §4.3).
-        Needs rosters; dropped for now."""
-        return []
-
     # -- iq --------------------------------------------------------------
 
-    def _route_iq(self, sender: BoundSession, iq: Iq) -> list[Effect]:
+    def _route_iq(self, iq: Iq) -> list[Effect]:
         to = iq.to
         element = iq.element
-        if to is None:
+        sender = iq.from_
+        assert sender is not None
+        if to is None or (to.local is None and to.resource is None and to.domain in self._domains):
             # RFC 6120 §10.3.3: processed by the server on behalf of the account.
-            return self._handle_server_iq(sender, iq)
+            return self._handle_iq(iq, None)
         if to.domain not in self._domains:
-            return self._route_remote(sender, element)
+            return self._route_remote(element)
         if to.local is None:
-            return self._handle_server_iq(sender, iq)
+            return self._iq_unavailable(iq)
+        if not self._account_exists(to.local, to.domain):
+            # RFC 6121 §8.5.1: no such user.
+            return self._iq_unavailable(iq)
+        stopped = self._inbound_filtered(element, sender, to.bare)
+        if stopped is not None:
+            return stopped
         if not to.is_bare:
             target = self._by_full.get(to)
             if target is not None:
                 # RFC 6121 §8.5.3.1: deliver to the matching resource.
                 return [Deliver(target.id, element)]
-        if not self._account_exists(to.local, to.domain):
-            # RFC 6121 §8.5.1: no such user.
-            return self._iq_unavailable(sender, iq)
-        if not to.is_bare:
             # RFC 6121 §8.5.3.2.3: no matching resource.
-            return self._iq_unavailable(sender, iq)
+            return self._iq_unavailable(iq)
         # RFC 6121 §8.5.2.1.3 / §8.5.2.2.3: the server answers for the account.
-        return self._handle_account_iq(sender, iq, to)
+        return self._handle_iq(iq, to)
 
-    def _handle_server_iq(self, sender: BoundSession, iq: Iq) -> list[Effect]:
-        """Hook: an iq to a local domain or without ``to`` (RFC 6120 §10.3.3).
+    def _handle_iq(self, iq: Iq, to: JID | None) -> list[Effect]:
+        """An iq for the server (``to`` None) or an account: the services'
+        ``handle_iq``; XEP-0199 pings of the server; otherwise
+        ``service-unavailable`` for requests (RFC 6120 §8.4) and nothing for
+        results and errors (RFC 6120 §8.2.3)."""
+        for service in self.services:
+            handled = service.handle_iq(iq, to)
+            if handled is not None:
+                return handled
+        if (
+            to is None
+            and iq.type is IqType.GET
+            and iq.payload is not None
+            and iq.payload.tag == _PING_TAG
+        ):
+            return self.reply(iq_result(iq.element))
+        return self._iq_unavailable(iq)
 
-        Answers XEP-0199 pings; other requests get ``service-unavailable``
-        (RFC 6120 §8.4); results and errors are dropped (RFC 6120 §8.2.3).
-        """
-        if iq.type is IqType.GET and iq.payload is not None and iq.payload.tag == _PING_TAG:
-            return [Deliver(sender.id, iq_result(iq.element))]
-        return self._iq_unavailable(sender, iq)
-
-    def _handle_account_iq(self, sender: BoundSession, iq: Iq, account: JID) -> list[Effect]:
-        """Hook: an iq to the bare JID of an existing local account (the
-        sender's own or another's). RFC 6121 §8.5.2.1.3: the server replies on
-        the user's behalf and never delivers it to a resource; with no
-        namespace understood yet the answer is ``service-unavailable``."""
-        return self._iq_unavailable(sender, iq)
-
-    def _iq_unavailable(self, sender: BoundSession, iq: Iq) -> list[Effect]:
+    def _iq_unavailable(self, iq: Iq) -> list[Effect]:
         if not iq.is_request:
             return []
-        return self._bounce(sender, iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        return self._bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     # -- other domains -------------------------------------------------
 
-    def _route_remote(self, sender: BoundSession, element: Element) -> list[Effect]:
-        """Hook: a stanza for a domain this server does not host (RFC 6120
-        §10.4). No federation yet: ``remote-server-not-found``."""
-        return self._bounce(sender, element, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
+    def _route_remote(self, element: Element) -> list[Effect]:
+        """A stanza for a domain this server does not host (RFC 6120 §10.4).
+        No federation yet: ``remote-server-not-found``."""
+        return self._bounce(element, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
 
     # -- errors ----------------------------------------------------------
 
-    def _bounce(
-        self, sender: BoundSession, element: Element, condition: StanzaErrorCondition
-    ) -> list[Effect]:
-        """Answer ``element`` with a stanza error, unless it must not be
-        (RFC 6120 §8.3.1: never an error in reply to an error)."""
+    def bounce(self, element: Element, condition: StanzaErrorCondition) -> list[Effect]:
+        """Answer ``element`` with a stanza error routed back to its sender,
+        unless it must not be (RFC 6120 §8.3.1: never an error in reply to an
+        error)."""
+        return self._bounce(element, condition)
+
+    def _bounce(self, element: Element, condition: StanzaErrorCondition) -> list[Effect]:
         if not can_reply_with_error(element):
             return []
-        return [Deliver(sender.id, error_reply(element, condition))]
+        return self.reply(error_reply(element, condition))
+
+    def reply(self, element: Element) -> list[Effect]:
+        """Send a server-generated reply (a result or error) to its ``to``: the
+        bound session with that full JID, else by the usual inbound rules. A
+        reply to a stanza that had no ``to`` has no ``from``, so it cannot go
+        through :meth:`route_inbound` alone."""
+        to = element.get("to")
+        if to is None:
+            return []
+        try:
+            target = self._by_full.get(JID.parse(to))
+        except InvalidJID:
+            return []
+        if target is not None:
+            return [Deliver(target.id, element)]
+        return self.route_inbound(element)
