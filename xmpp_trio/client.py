@@ -23,7 +23,9 @@ from xml.etree.ElementTree import Element
 import trio
 
 from xmpp_sansio.errors import RemoteProtocolError, StreamErrorCondition
+from xmpp_sansio.iq import IqError, IqResult, IqTracker
 from xmpp_sansio.jid import JID
+from xmpp_sansio.stanza import StanzaError, iq_result
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
 from xmpp_sansio.stream.events import (
@@ -36,13 +38,26 @@ from xmpp_sansio.stream.events import (
     StreamErrorReceived,
     TLSRequested,
 )
+from xmpp_sansio.xml import ns
 
 from . import _tls
 from .resolve import Target, resolve_client_targets
 
-__all__ = ["AuthenticationError", "Client", "ConnectionFailed", "XMPPError", "open_client"]
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "ConnectionFailed",
+    "IqErrorResponse",
+    "IqTimeoutError",
+    "StreamError",
+    "XMPPError",
+    "open_client",
+]
 
 log = logging.getLogger("xmpp_trio.client")
+
+_IQ = "{" + ns.CLIENT + "}iq"
+_PING = "{" + ns.PING + "}ping"
 
 
 class XMPPError(Exception):
@@ -71,8 +86,28 @@ class StreamError(XMPPError):
         self.text = text
 
 
+class IqErrorResponse(XMPPError):
+    """An IQ request was answered with an error (RFC 6120 §8.3); ``error`` holds it."""
+
+    def __init__(self, error: StanzaError, element: Element) -> None:
+        super().__init__(
+            f"{error.type}/{error.condition}" + (f": {error.text}" if error.text else "")
+        )
+        self.error = error
+        self.element = element
+
+
+class IqTimeoutError(XMPPError):
+    """No answer to an IQ request in time."""
+
+
 class Client:
-    """A negotiated client stream. Use :func:`open_client` to get one."""
+    """A negotiated client stream. Use :func:`open_client` to get one.
+
+    Incoming stanzas arrive through :meth:`receive` or ``async for``; answers
+    to :meth:`request` are taken out of that flow. Pings (XEP-0199) are
+    answered automatically.
+    """
 
     def __init__(self, conn: ClientConnection, stream: trio.abc.Stream) -> None:
         self._conn = conn
@@ -81,6 +116,10 @@ class Client:
         self._incoming_send, self._incoming = trio.open_memory_channel[Element](1000)
         self.closed = trio.Event()
         self.error: XMPPError | None = None
+        self._tracker = IqTracker()
+        self._tracker.own_jid = conn.jid
+        self._waiting: dict[str, trio.Event] = {}
+        self._answers: dict[str, IqResult | IqError] = {}
 
     @property
     def jid(self) -> JID:
@@ -92,6 +131,42 @@ class Client:
         """Send a stanza (``jabber:client`` namespace, e.g. ``{jabber:client}message``)."""
         self._conn.send(stanza)
         await self._flush()
+
+    async def request(self, iq: Element, *, timeout: float = 30.0) -> Element:
+        """Send an iq get/set and wait for its result (RFC 6120 §8.2.3).
+
+        Returns the result ``<iq/>``. Raises :class:`IqErrorResponse` for an
+        error answer and :class:`IqTimeoutError` when none comes in time.
+        """
+        iq_id = self._tracker.request(iq, now=trio.current_time(), timeout=timeout)
+        done = self._waiting[iq_id] = trio.Event()
+        try:
+            await self.send(iq)
+            with trio.move_on_after(timeout):
+                await done.wait()
+        finally:
+            del self._waiting[iq_id]
+            self._tracker.cancel(iq_id)
+        answer = self._answers.pop(iq_id, None)
+        if answer is None:
+            if self.closed.is_set():
+                raise self.error or ConnectionFailed("the stream closed")
+            raise IqTimeoutError(f"no answer to iq {iq_id} within {timeout} s")
+        if isinstance(answer, IqError):
+            raise IqErrorResponse(answer.error, answer.element)
+        return answer.element
+
+    async def _dispatch(self, stanza: Element) -> None:
+        if stanza.tag == _IQ:
+            answer = self._tracker.handle(stanza)
+            if answer is not None:
+                self._answers[answer.id] = answer
+                self._waiting[answer.id].set()
+                return
+            if stanza.get("type") == "get" and stanza.find(_PING) is not None:
+                self._conn.send(iq_result(stanza))  # XEP-0199 §4
+                return
+        await self._incoming_send.send(stanza)
 
     async def receive(self) -> Element:
         """Wait for the next incoming stanza. Raises ``trio.EndOfChannel`` once closed."""
@@ -127,7 +202,7 @@ class Client:
                 try:
                     while (event := self._conn.next_event()) is not None:
                         if isinstance(event, StanzaReceived):
-                            await self._incoming_send.send(event.element)
+                            await self._dispatch(event.element)
                         elif isinstance(event, StreamErrorReceived):
                             self.error = StreamError(event.condition, event.text)
                         elif isinstance(event, (StreamClosed, ConnectionClosed)):

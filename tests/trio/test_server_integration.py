@@ -317,3 +317,25 @@ async def test_tls_garbage_on_direct_tls_port_does_not_hurt_the_server(
         ssl_context=server.client_context(),
     ) as juliet:
         assert juliet.jid.local == "juliet"
+
+
+async def test_iq_requests_get_results_and_typed_errors(server: RunningServer) -> None:
+    from xmpp_sansio.errors import StanzaErrorCondition
+    from xmpp_trio.client import IqErrorResponse
+
+    async with open_client(
+        "juliet@localhost",
+        PASSWORDS["juliet"],
+        host="127.0.0.1",
+        port=server.starttls_port,
+        ssl_context=server.client_context(),
+    ) as juliet:
+        ping = ET.Element("{jabber:client}iq", {"type": "get", "to": "localhost"})
+        ET.SubElement(ping, "{urn:xmpp:ping}ping")
+        result = await juliet.request(ping, timeout=10)
+        assert result.get("type") == "result" and result.get("from") == "localhost"
+        unknown = ET.Element("{jabber:client}iq", {"type": "get", "to": "localhost"})
+        ET.SubElement(unknown, "{urn:example:nothing}query")
+        with pytest.raises(IqErrorResponse) as info:
+            await juliet.request(unknown, timeout=10)
+        assert info.value.error.condition is StanzaErrorCondition.SERVICE_UNAVAILABLE
