@@ -8,6 +8,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     require_tls = true         # refuse to authenticate c2s streams without TLS
     allow_plain = true         # offer SASL PLAIN (only ever offered over TLS)
     allow_anonymous = false    # offer SASL ANONYMOUS
+    allow_registration = false # XEP-0077 in-band registration of new accounts
     scram_iterations = 10000   # PBKDF2 iterations for new passwords (at least 4096)
 
     [tls]
@@ -19,6 +20,11 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_stanza_size_preauth = 16384  # bytes, before authentication
     max_depth = 64                   # XML element nesting depth
     negotiation_timeout = 60         # seconds to finish stream negotiation
+    max_roster_items = 1000          # contacts per roster (RFC 6121 §2.3.3)
+    max_offline_messages = 1000      # stored messages per account (XEP-0160)
+    max_vcard_size = 65536           # bytes of a stored vCard (XEP-0054)
+    max_private_size = 65536         # bytes of one private XML item (XEP-0049)
+    registrations_per_ip_per_hour = 5  # XEP-0077 accounts one address may create
 
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368 direct TLS)
@@ -125,6 +131,11 @@ class LimitsConfig:
     max_stanza_size_preauth: int = 16384
     max_depth: int = 64
     negotiation_timeout: float = 60.0
+    max_roster_items: int = 1000
+    max_offline_messages: int = 1000
+    max_vcard_size: int = 65536
+    max_private_size: int = 65536
+    registrations_per_ip_per_hour: int = 5
 
 
 DEFAULT_LISTENERS: Final = (
@@ -151,6 +162,7 @@ class ServerConfig:
     require_tls: bool = True
     allow_plain: bool = True
     allow_anonymous: bool = False
+    allow_registration: bool = False
     scram_iterations: int = 10000
     log_level: str = "info"
     tls: TLSConfig = field(default_factory=TLSConfig)
@@ -177,6 +189,7 @@ _TOP_KEYS: Final = (
     "require_tls",
     "allow_plain",
     "allow_anonymous",
+    "allow_registration",
     "scram_iterations",
     "tls",
     "limits",
@@ -188,6 +201,11 @@ _LIMITS_KEYS: Final = (
     "max_stanza_size_preauth",
     "max_depth",
     "negotiation_timeout",
+    "max_roster_items",
+    "max_offline_messages",
+    "max_vcard_size",
+    "max_private_size",
+    "registrations_per_ip_per_hour",
 )
 _LISTENER_KEYS: Final = ("kind", "address", "port")
 
@@ -432,11 +450,24 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
     timeout = loader.number(
         table, "negotiation_timeout", "limits.negotiation_timeout", defaults.negotiation_timeout
     )
+    counts = {
+        key: loader.integer(
+            table, key, f"limits.{key}", getattr(defaults, key), minimum=minimum, maximum=big
+        )
+        for key, minimum in (
+            ("max_roster_items", 1),
+            ("max_offline_messages", 0),
+            ("max_vcard_size", 1024),
+            ("max_private_size", 1024),
+            ("registrations_per_ip_per_hour", 0),
+        )
+    }
     return LimitsConfig(
         max_stanza_size=max_stanza_size,
         max_stanza_size_preauth=preauth,
         max_depth=max_depth,
         negotiation_timeout=timeout,
+        **counts,
     )
 
 
@@ -490,6 +521,9 @@ def load_config(path: Path | None) -> ServerConfig:
         require_tls=loader.boolean(data, "require_tls", "require_tls", True),
         allow_plain=loader.boolean(data, "allow_plain", "allow_plain", True),
         allow_anonymous=loader.boolean(data, "allow_anonymous", "allow_anonymous", False),
+        allow_registration=loader.boolean(
+            data, "allow_registration", "allow_registration", False
+        ),
         scram_iterations=scram_iterations,
         log_level=log_level,
         tls=_load_tls(loader, data),
