@@ -130,3 +130,9 @@ class Service:
     def session_unbound(self, session: BoundSession) -> list[Effect]:
         """A session ended (after its unavailable presence was broadcast)."""
         return []
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def account_removed(self, account: JID) -> list[Effect]:
+        """The account ``account`` (bare) was deleted (XEP-0077 §3.2): forget its data."""
+        return []

@@ -1,0 +1,200 @@
+"""Private XML Storage (XEP-0049): arbitrary XML a user keeps on the server.
+
+Behaviour, by XEP-0049 (version 1.2) section:
+
+* §2.3 Elements: an IQ-set holds, in ``<query xmlns='jabber:iq:private'/>``,
+  one or more elements each "scoped by its own namespace" ("an IQ set or
+  result MAY contain multiple elements qualified by the same namespace");
+  each is stored under its (namespace, local name), replacing what was
+  there. An IQ-get holds exactly one such element ("a client MUST NOT query
+  for more than one namespace in a single IQ get request") and the result
+  holds the stored element, or the requested element, empty, when nothing
+  is stored under that name (what existing servers answer, so that clients
+  see "nothing stored" rather than an error).
+* §2.3: "At least one child element with a proper namespace MUST be
+  included; otherwise the server MUST respond with a 'Not Acceptable'
+  error": a query without a child element, or with a child in no namespace
+  or in ``jabber:client``, ``jabber:server`` or ``jabber:iq:private`` (which
+  cannot be a fragment's "own" namespace), gets ``not-acceptable``. (The
+  "Bad Format" the same section mentions for an empty get is not an RFC 6120
+  stanza error condition.) Rejecting the other reserved namespaces
+  (``jabber:*``, ``http://jabber.org/*``, ``vcard-temp``) is OPTIONAL in
+  §2.3 and is not done, so no client that stores data there breaks. A get
+  naming several elements gets ``bad-request`` (RFC 6120 §8.3.3.1).
+* §2.3 and §3: data belongs to the sending account only. A get or set
+  addressed to any JID but the sender's own bare JID (another account, the
+  server's domain) gets ``forbidden`` ("Forbidden or Service Unavailable ...
+  the former is preferable"); §4 (Security Considerations) forbids any
+  other entity to touch the data.
+
+An element whose serialised form is larger than ``max_size`` bytes is
+refused with ``not-acceptable`` (RFC 6120 §8.3.3.9: the request "does not
+meet criteria defined by the recipient or server"). The XEP defines no
+service discovery feature, so the service advertises none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Protocol
+from xml.etree.ElementTree import Element
+
+from ..errors import StanzaErrorCondition
+from ..jid import JID
+from ..stanza import Iq, IqType, error_reply, iq_result
+from ..xml import ns
+from ..xml.element import split_tag
+from ..xml.writer import serialize
+from .service import Service
+from .vcard import parse_fragment
+
+if TYPE_CHECKING:
+    from .router import Effect
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "PRIVATE",
+    "MemoryPrivateStorage",
+    "PrivateService",
+    "PrivateStorage",
+]
+
+#: The XEP-0049 namespace.
+PRIVATE: Final = "jabber:iq:private"
+_QUERY_TAG: Final = f"{{{PRIVATE}}}query"
+
+DEFAULT_MAX_SIZE: Final = 65536
+"""Largest serialised element stored, in bytes (per element)."""
+
+#: Namespaces that cannot be a stored fragment's own namespace (§2.3).
+_REFUSED_NAMESPACES: Final = frozenset({"", ns.CLIENT, ns.SERVER, PRIVATE})
+
+
+class PrivateStorage(Protocol):
+    """Where :class:`PrivateService` keeps private XML.
+
+    Keyed by the account's bare JID and the stored element's namespace and
+    local name; ``data`` is the element serialised. A mutating method must
+    not return before the change is durable.
+    """
+
+    def get(self, user: JID, namespace: str, local: str) -> bytes | None:
+        """The element stored by ``user`` (a bare JID) under that name, or ``None``."""
+        ...
+
+    def put(self, user: JID, namespace: str, local: str, data: bytes) -> None:
+        """Store (replace) the element of ``user`` under that name."""
+        ...
+
+    def delete(self, user: JID) -> None:
+        """Forget everything ``user`` stored (e.g. its account was removed)."""
+        ...
+
+
+@dataclass(slots=True)
+class MemoryPrivateStorage:
+    """:class:`PrivateStorage` in a dict (tests, ephemeral servers)."""
+
+    data: dict[tuple[JID, str, str], bytes] = field(default_factory=dict)
+
+    def get(self, user: JID, namespace: str, local: str) -> bytes | None:
+        return self.data.get((user.bare, namespace, local))
+
+    def put(self, user: JID, namespace: str, local: str, data: bytes) -> None:
+        self.data[(user.bare, namespace, local)] = bytes(data)
+
+    def delete(self, user: JID) -> None:
+        bare = user.bare
+        for key in [key for key in self.data if key[0] == bare]:
+            del self.data[key]
+
+
+class PrivateService(Service):
+    """XEP-0049 private XML storage over a :class:`PrivateStorage`
+    (see the module docstring)."""
+
+    def __init__(self, storage: PrivateStorage, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be positive")
+        self.storage = storage
+        self.max_size = max_size
+
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+        query = iq.payload
+        if query is None or query.tag != _QUERY_TAG or not iq.is_request:
+            return None
+        sender = iq.from_
+        if (
+            sender is None
+            or sender.local is None
+            or not self.router.is_local(sender.domain)
+            or (to is None and iq.to is not None)  # the server's domain
+            or (to is not None and to != sender.bare)
+        ):
+            # XEP-0049 §2.3, §3: not the sender's own data.
+            return self._error(iq.element, StanzaErrorCondition.FORBIDDEN)
+        own = sender.bare
+        children = list(query)
+        if not children or any(_namespace(c) in _REFUSED_NAMESPACES for c in children):
+            # §2.3: "at least one child element with a proper namespace MUST be included".
+            return self._error(
+                iq.element,
+                StanzaErrorCondition.NOT_ACCEPTABLE,
+                "the query needs a child element in its own namespace",
+            )
+        if iq.type is IqType.SET:
+            return self._set(iq.element, own, children)
+        if len(children) > 1:
+            # §2.3: "a client MUST NOT query for more than one namespace".
+            return self._error(
+                iq.element, StanzaErrorCondition.BAD_REQUEST, "get one element at a time"
+            )
+        return self._get(iq.element, own, children[0])
+
+    def account_removed(self, account: JID) -> list[Effect]:
+        """Delete everything a removed account stored (XEP-0077 §3.2)."""
+        self.storage.delete(account.bare)
+        return []
+
+    # ------------------------------------------------------------------
+
+    def _get(self, request: Element, own: JID, wanted: Element) -> list[Effect]:
+        namespace, local = split_tag(wanted.tag)
+        try:
+            stored = self.storage.get(own, namespace, local)
+            found = Element(wanted.tag) if stored is None else parse_fragment(stored)
+        except ValueError:
+            return self._error(request, StanzaErrorCondition.INTERNAL_SERVER_ERROR)
+        query = Element(_QUERY_TAG)
+        query.append(found)
+        return self.router.reply(iq_result(request, query))
+
+    def _set(self, request: Element, own: JID, children: list[Element]) -> list[Effect]:
+        items: list[tuple[str, str, bytes]] = []
+        for child in children:
+            namespace, local = split_tag(child.tag)
+            try:
+                data = serialize(child)
+            except ValueError:
+                return self._error(request, StanzaErrorCondition.BAD_REQUEST)
+            if len(data) > self.max_size:
+                return self._error(
+                    request,
+                    StanzaErrorCondition.NOT_ACCEPTABLE,
+                    f"<{local} xmlns='{namespace}'/> is {len(data)} bytes;"
+                    f" at most {self.max_size} are stored",
+                )
+            items.append((namespace, local, data))
+        # Everything is checked before anything is stored.
+        for namespace, local, data in items:
+            self.storage.put(own, namespace, local, data)
+        return self.router.reply(iq_result(request))
+
+    def _error(
+        self, request: Element, condition: StanzaErrorCondition, text: str | None = None
+    ) -> list[Effect]:
+        return self.router.reply(error_reply(request, condition, text=text))
+
+
+def _namespace(el: Element) -> str:
+    return split_tag(el.tag)[0]

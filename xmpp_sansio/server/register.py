@@ -1,0 +1,190 @@
+"""In-Band Registration (XEP-0077) for authenticated accounts: password
+change and account removal.
+
+Registering a *new* account happens before authentication, on the stream
+(XEP-0077 §3.1.1), with the codecs of :mod:`xmpp_sansio.register`; this
+service handles what a bound session may do, by XEP-0077 (version 2.4)
+section:
+
+* §3.1: an IQ-get of ``<query xmlns='jabber:iq:register'/>`` from a
+  registered entity is answered with ``<registered/>``, the username on file
+  and an empty ``<password/>``.
+* §3.3 User Changes Password: an IQ-set with ``<username/>`` and
+  ``<password/>`` (or the equivalent data form) changes the password.
+  A missing username or password is a ``bad-request`` ("does not contain
+  complete information"; an empty password "MUST NOT" change the password,
+  so it is refused the same way), and so is a username that is not the
+  sender's own (as Prosody answers); password changes switched off give
+  ``not-allowed``; a password PRECIS OpaqueString rejects gives
+  ``not-acceptable`` (RFC 6120 §8.3.3.9). Error replies do not carry the
+  request's payload ("SHOULD NOT return the original XML").
+* §3.2 Entity Cancels an Existing Registration: an IQ-set with only
+  ``<remove/>`` deletes the account, answers with an IQ-result, and then, as
+  scenario 1 says ("the server SHOULD then return a <not-authorized/>
+  stream error and terminate all active sessions for the entity"), ends
+  every session of the account with the ``not-authorized`` stream error.
+  Removal switched off gives ``not-allowed``, an account that no longer
+  exists ``registration-required`` (the table of §3.2).
+* §10 Determining Support: the ``jabber:iq:register`` server feature.
+
+The service answers requests with no ``to``, ``to`` the server's domain
+(XEP-0077's own examples use both) or ``to`` the sender's bare JID, sent from
+a bound session of this router. A request for another account is left to the
+router (``service-unavailable``: accounts offer no registration).
+
+After a removal, every service of the router that has an
+``account_removed(account)`` method (see :class:`AccountRemovalAware`) is
+called, so it can delete the account's data (roster, vCard, private XML...).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol, runtime_checkable
+
+from ..errors import StanzaErrorCondition, StreamErrorCondition
+from ..jid import JID
+from ..register import (
+    REGISTER,
+    RegistrationError,
+    parse_registration,
+    registered_response,
+    username_to_localpart,
+)
+from ..sasl.credentials import normalize_password
+from ..stanza import Iq, IqType, error_reply, iq_result
+from .router import Deliver, Disconnect, Effect
+from .service import Service
+
+__all__ = ["AccountDirectory", "AccountRemovalAware", "RegistrationService"]
+
+_QUERY = f"{{{REGISTER}}}query"
+
+
+class AccountDirectory(Protocol):
+    """The account database, as far as :class:`RegistrationService` needs it.
+
+    ``local`` and ``domain`` are normalised (from a JID).
+    """
+
+    def change_password(self, local: str, domain: str, password: str) -> None:
+        """Replace the password of ``local@domain``.
+
+        Raise :class:`LookupError` if there is no such account and
+        :class:`ValueError` if the password is not acceptable.
+        """
+        ...
+
+    def delete(self, local: str, domain: str) -> None:
+        """Delete the account ``local@domain``; raise :class:`LookupError` if
+        there is no such account."""
+        ...
+
+
+@runtime_checkable
+class AccountRemovalAware(Protocol):
+    """A service that wants to hear that an account was removed (XEP-0077 §3.2),
+    to delete what it stored for it. Called after the account's sessions were
+    ended."""
+
+    def account_removed(self, account: JID) -> list[Effect]: ...
+
+
+class RegistrationService(Service):
+    """XEP-0077 password change and account removal (see the module docstring)."""
+
+    server_features: ClassVar[tuple[str, ...]] = (REGISTER,)
+
+    def __init__(
+        self,
+        accounts: AccountDirectory,
+        *,
+        allow_password_change: bool = True,
+        allow_removal: bool = True,
+        instructions: str | None = None,
+    ) -> None:
+        self.accounts = accounts
+        self.allow_password_change = allow_password_change
+        self.allow_removal = allow_removal
+        #: The ``<instructions/>`` of the answer to an IQ-get (§3.1), if any.
+        self.instructions = instructions
+
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+        query = iq.payload
+        if query is None or query.tag != _QUERY or not iq.is_request:
+            return None
+        sender = iq.from_
+        if sender is None or self.router.session_by_jid(sender) is None:
+            return None  # not from a local session: no registration service here
+        if sender.local is None or (to is not None and to != sender.bare):
+            return None  # another account (or a session without an account)
+        if iq.type is IqType.GET:
+            return self.router.reply(
+                iq_result(iq.element, registered_response(sender.local, self.instructions))
+            )
+        try:
+            request = parse_registration(query)
+        except RegistrationError as exc:
+            return self._error(iq, exc.condition, exc.text)
+        if request.remove:
+            return self._remove(iq, sender.bare)
+        return self._change_password(iq, sender.bare, request.username, request.password)
+
+    # ------------------------------------------------------------------
+
+    def _change_password(
+        self, iq: Iq, account: JID, username: str | None, password: str | None
+    ) -> list[Effect]:
+        """XEP-0077 §3.3."""
+        if not self.allow_password_change:
+            return self._error(iq, StanzaErrorCondition.NOT_ALLOWED, "password changes are off")
+        if username is None or password is None:
+            return self._error(
+                iq, StanzaErrorCondition.BAD_REQUEST, "both <username/> and <password/> are needed"
+            )
+        assert account.local is not None
+        try:
+            local = username_to_localpart(username, account.domain)
+        except RegistrationError:
+            local = None
+        if local != account.local:
+            return self._error(
+                iq, StanzaErrorCondition.BAD_REQUEST, "the username is not the account's"
+            )
+        try:
+            normalize_password(password)
+            self.accounts.change_password(account.local, account.domain, password)
+        except LookupError:
+            return self._error(iq, StanzaErrorCondition.REGISTRATION_REQUIRED)
+        except ValueError as exc:
+            return self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, str(exc))
+        return self.router.reply(iq_result(iq.element))
+
+    def _remove(self, iq: Iq, account: JID) -> list[Effect]:
+        """XEP-0077 §3.2: delete, answer, then end every session of the account."""
+        if not self.allow_removal:
+            return self._error(iq, StanzaErrorCondition.NOT_ALLOWED, "account removal is off")
+        assert account.local is not None
+        try:
+            self.accounts.delete(account.local, account.domain)
+        except LookupError:
+            return self._error(iq, StanzaErrorCondition.REGISTRATION_REQUIRED)
+        effects = self.router.reply(iq_result(iq.element))
+        sessions = [s.id for s in self.router.sessions_of(account)]
+        effects.extend(Disconnect(sid, StreamErrorCondition.NOT_AUTHORIZED) for sid in sessions)
+        # Disconnect promises the sessions are already unbound. Unbinding
+        # broadcasts their unavailable presence; copies for the sessions being
+        # closed are pointless and are dropped.
+        closing = frozenset(sessions)
+        after: list[Effect] = []
+        for sid in sessions:
+            after.extend(self.router.unbind(sid))
+        for service in self.router.services:
+            if isinstance(service, AccountRemovalAware):
+                after.extend(service.account_removed(account))
+        effects.extend(e for e in after if not (isinstance(e, Deliver) and e.session in closing))
+        return effects
+
+    def _error(
+        self, iq: Iq, condition: StanzaErrorCondition, text: str | None = None
+    ) -> list[Effect]:
+        return self.router.reply(error_reply(iq.element, condition, text=text))

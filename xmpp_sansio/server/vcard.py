@@ -1,0 +1,210 @@
+"""vcard-temp (XEP-0054): every account's vCard, stored by the server.
+
+Behaviour, by XEP-0054 (version 1.3.0) section:
+
+* §3.1 Retrieving one's vCard: an IQ-get with no ``to`` (or ``to`` the
+  user's own bare JID) returns the stored ``<vCard xmlns='vcard-temp'/>``.
+  When none is stored the XEP allows a stanza error (SHOULD be
+  ``item-not-found``) *or* an IQ-result with an empty ``<vCard/>``; this
+  service returns the empty element, which every client understands and
+  which does not look like a failure.
+* §3.2 Updating one's vCard: an IQ-set with no ``to`` or ``to`` the own bare
+  JID replaces the whole vCard (there are no partial updates). An IQ-set
+  for any other JID (another account, the server's domain) gets
+  ``forbidden`` ("SHOULD be forbidden or not-allowed").
+* §3.3 Viewing another user's vCard: an IQ-get to another account's bare JID
+  is answered by the server on that account's behalf (the router calls
+  :meth:`VCardService.handle_iq` with that ``to``). When the account has no
+  vCard the answer is ``service-unavailable``, the error the router already
+  gives for a non-existent account, so the two cannot be told apart
+  (§3.3: "the same error condition in both cases to help prevent directory
+  harvesting attacks").
+* §4 Determining support: the ``vcard-temp`` feature, for the server and for
+  each account.
+
+A get addressed to the server's own domain (``to='example.com'``) asks for the
+*server's* vCard, which this server does not have: the service leaves it to
+the router, which answers ``service-unavailable`` as for any entity without a
+vCard (§3.3).
+
+The vCard is stored as the bytes :func:`~xmpp_sansio.xml.writer.serialize`
+writes (a self-contained element with its ``xmlns``) and parsed back with
+:func:`parse_fragment`. A vCard whose serialised form is larger than
+``max_size`` bytes is refused with ``not-acceptable`` (RFC 6120 §8.3.3.9: the
+request "does not meet criteria defined by the recipient or server"; XEP-0054
+names no condition for it).
+
+XEP-0153 (the photo hash in presence) is not implemented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
+from xml.etree.ElementTree import Element
+
+from ..errors import StanzaErrorCondition
+from ..jid import JID
+from ..stanza import Iq, IqType, error_reply, iq_result
+from ..xml import ns
+from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
+from ..xml.writer import STREAM_FOOTER, serialize, stream_header
+from .service import Service
+
+if TYPE_CHECKING:
+    from .router import Effect
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "VCARD",
+    "MemoryVCardStorage",
+    "VCardService",
+    "VCardStorage",
+    "parse_fragment",
+]
+
+#: The vcard-temp namespace and disco#info feature (XEP-0054 §4).
+VCARD: Final = "vcard-temp"
+_VCARD_TAG: Final = f"{{{VCARD}}}vCard"
+
+DEFAULT_MAX_SIZE: Final = 65536
+"""Largest serialised vCard accepted, in bytes."""
+
+
+def parse_fragment(data: bytes) -> Element:
+    """Parse one serialised element (as :func:`~xmpp_sansio.xml.writer.serialize`
+    writes it with the default ``jabber:client`` namespace) back into an element.
+
+    The bytes are parsed as the content of a ``jabber:client`` stream, so the
+    same RFC 6120 §11 restrictions apply (no comments, PIs or DTDs). Raise
+    :class:`ValueError` unless ``data`` is exactly one well-formed element
+    (surrounding whitespace is allowed).
+    """
+    # Hold mode stops at exact element boundaries, so nothing after the element
+    # (say a smuggled closing stream tag) goes unnoticed. The limit only has to
+    # let the one element through.
+    parser = StreamParser(max_stanza_size=len(data) + 1024, hold=True)
+    parser.feed(stream_header({}, ns.CLIENT, xml_declaration=False))
+    parser.feed(data)
+    parser.feed(STREAM_FOOTER)
+    found: list[Element] = []
+    try:
+        while True:
+            event = parser.next_event()
+            if event is None:
+                raise ValueError("incomplete XML fragment")
+            if isinstance(event, StreamEnd):
+                break
+            if not isinstance(event, StreamHeader):
+                found.append(event)
+    except XMLStreamError as exc:
+        raise ValueError(f"invalid XML fragment: {exc}") from exc
+    if len(found) != 1 or parser.take_unparsed():
+        raise ValueError(f"expected one element, found {len(found)}")
+    return found[0]
+
+
+class VCardStorage(Protocol):
+    """Where :class:`VCardService` keeps vCards, keyed by the account's bare JID.
+
+    ``data`` is one serialised ``<vCard xmlns='vcard-temp'/>`` element. A
+    mutating method must not return before the change is durable.
+    """
+
+    def get(self, user: JID) -> bytes | None:
+        """The stored vCard of ``user`` (a bare JID), or ``None``."""
+        ...
+
+    def put(self, user: JID, data: bytes) -> None:
+        """Store (replace) the vCard of ``user``."""
+        ...
+
+    def delete(self, user: JID) -> None:
+        """Forget the vCard of ``user`` (e.g. its account was removed); no-op if none."""
+        ...
+
+
+@dataclass(slots=True)
+class MemoryVCardStorage:
+    """:class:`VCardStorage` in a dict (tests, ephemeral servers)."""
+
+    data: dict[JID, bytes] = field(default_factory=dict)
+
+    def get(self, user: JID) -> bytes | None:
+        return self.data.get(user.bare)
+
+    def put(self, user: JID, data: bytes) -> None:
+        self.data[user.bare] = bytes(data)
+
+    def delete(self, user: JID) -> None:
+        self.data.pop(user.bare, None)
+
+
+class VCardService(Service):
+    """XEP-0054 vcard-temp over a :class:`VCardStorage` (see the module docstring)."""
+
+    server_features: ClassVar[tuple[str, ...]] = (VCARD,)
+    account_features: ClassVar[tuple[str, ...]] = (VCARD,)
+
+    def __init__(self, storage: VCardStorage, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be positive")
+        self.storage = storage
+        self.max_size = max_size
+
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+        payload = iq.payload
+        if payload is None or payload.tag != _VCARD_TAG or not iq.is_request:
+            return None
+        sender = iq.from_
+        if sender is None:
+            return None
+        own = sender.bare
+        # Whether the sender is a local account, the only ones with a vCard here.
+        local_sender = sender.local is not None and self.router.is_local(sender.domain)
+        addressed_to_server = to is None and iq.to is not None
+        if iq.type is IqType.SET:
+            if addressed_to_server or (to is not None and to != own) or not local_sender:
+                # XEP-0054 §3.2: only the sender's own bare JID.
+                return self._error(iq.element, StanzaErrorCondition.FORBIDDEN)
+            return self._set(iq.element, own, payload)
+        if addressed_to_server or (to is None and not local_sender):
+            return None  # no vCard of the server or of a remote sender: service-unavailable
+        target = own if to is None else to.bare
+        try:
+            stored = self.storage.get(target)
+            vcard = None if stored is None else parse_fragment(stored)
+        except ValueError:
+            return self._error(iq.element, StanzaErrorCondition.INTERNAL_SERVER_ERROR)
+        if vcard is None:
+            if target != own:
+                # XEP-0054 §3.3: the same error as for a non-existent account.
+                return self._error(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            vcard = Element(_VCARD_TAG)  # §3.1: an empty vCard
+        return self.router.reply(iq_result(iq.element, vcard))
+
+    def account_removed(self, account: JID) -> list[Effect]:
+        """Delete the vCard of a removed account (XEP-0077 §3.2)."""
+        self.storage.delete(account.bare)
+        return []
+
+    # ------------------------------------------------------------------
+
+    def _set(self, request: Element, own: JID, vcard: Element) -> list[Effect]:
+        try:
+            data = serialize(vcard)
+        except ValueError:
+            return self._error(request, StanzaErrorCondition.BAD_REQUEST)
+        if len(data) > self.max_size:
+            return self._error(
+                request,
+                StanzaErrorCondition.NOT_ACCEPTABLE,
+                f"the vCard is {len(data)} bytes; at most {self.max_size} are stored",
+            )
+        self.storage.put(own, data)
+        return self.router.reply(iq_result(request))
+
+    def _error(
+        self, request: Element, condition: StanzaErrorCondition, text: str | None = None
+    ) -> list[Effect]:
+        return self.router.reply(error_reply(request, condition, text=text))

@@ -1,0 +1,60 @@
+"""SQLite :class:`~xmpp_sansio.server.private.PrivateStorage` (XEP-0049)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from xmpp_sansio.jid import JID
+
+__all__ = ["SqlitePrivateStorage"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS private_xml (
+    domain TEXT NOT NULL,
+    local TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (domain, local, namespace, name)
+) WITHOUT ROWID
+"""
+
+
+def _key(user: JID) -> tuple[str, str]:
+    return user.domain, user.local or ""
+
+
+class SqlitePrivateStorage:
+    """Private XML in the ``private_xml`` table, one row per (account,
+    namespace, local name).
+
+    The table is created if missing. :meth:`put` and :meth:`delete` have
+    committed when they return. The methods are synchronous and unlocked: use
+    the store from one thread at a time.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._db = conn
+        with conn:
+            conn.execute(_SCHEMA)
+
+    def get(self, user: JID, namespace: str, local: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT data FROM private_xml "
+            "WHERE domain = ? AND local = ? AND namespace = ? AND name = ?",
+            (*_key(user), namespace, local),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put(self, user: JID, namespace: str, local: str, data: bytes) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO private_xml (domain, local, namespace, name, data) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (domain, local, namespace, name) DO UPDATE SET data = excluded.data",
+                (*_key(user), namespace, local, bytes(data)),
+            )
+
+    def delete(self, user: JID) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM private_xml WHERE domain = ? AND local = ?", _key(user))
