@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xmpp_sansio.errors import RemoteProtocolError, StreamErrorCondition
+from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig, Limits, ServerConfig
 from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State
@@ -15,6 +15,7 @@ from xmpp_sansio.stream.events import (
     AuthenticationFailed,
     CredentialsRequested,
     NegotiationFailed,
+    RegistrationRequested,
     ResourceBound,
     StanzaReceived,
     StreamClosed,
@@ -363,3 +364,69 @@ def test_ready_stream_has_no_deadline() -> None:
     assert pair.server.next_deadline() is None
     pair.server.handle_timer(1e9)
     assert pair.server.state is State.READY
+
+
+REGISTER_SET = (
+    b"<iq type='set' id='reg1'><query xmlns='jabber:iq:register'>"
+    b"<username>Benvolio</username><password>m0ntague-c0usin</password></query></iq>"
+)
+
+
+def registration_server(**kw: object) -> ServerConnection:
+    server = ServerConnection(server_config(allow_registration=True, **kw), tls_active=True)
+    server.receive_data(HEADER)
+    server.next_event()
+    return server
+
+
+def test_registration_is_not_offered_by_default() -> None:
+    server, out, events = server_transcript(HEADER)
+    assert b"iq-register" not in out
+    server = ServerConnection(server_config(), tls_active=True)
+    server.receive_data(HEADER + REGISTER_SET)
+    with pytest.raises(RemoteProtocolError) as info:
+        while server.next_event() is not None:
+            pass
+    assert info.value.condition is StreamErrorCondition.NOT_AUTHORIZED
+
+
+def test_registration_is_not_offered_before_tls_when_tls_is_required() -> None:
+    server = ServerConnection(server_config(allow_registration=True))
+    server.receive_data(HEADER)
+    assert b"iq-register" not in server.data_to_send()
+
+
+def test_registration_form_then_account_creation() -> None:
+    server = registration_server()
+    assert b'<register xmlns="http://jabber.org/features/iq-register"/>' in server.data_to_send()
+    server.receive_data(b"<iq type='get' id='reg0'><query xmlns='jabber:iq:register'/></iq>")
+    form = server.data_to_send()
+    assert b'type="result"' in form and b"<username/>" in form and b"<password/>" in form
+    server.receive_data(REGISTER_SET)
+    (event,) = [e for e in iter(server.next_event, None)]
+    assert event == RegistrationRequested("benvolio", "m0ntague-c0usin")
+    assert server.data_to_send() == b""
+    server.registration_result(None)
+    assert server.data_to_send() == b'<iq type="result" id="reg1"/>'
+    assert server.state is State.NEGOTIATING
+
+
+def test_registration_of_an_existing_account_is_a_conflict() -> None:
+    server = registration_server()
+    server.data_to_send()
+    server.receive_data(REGISTER_SET)
+    list(iter(server.next_event, None))
+    server.registration_result(StanzaErrorCondition.CONFLICT)
+    out = server.data_to_send()
+    assert b'type="error"' in out and b"<conflict" in out and b'type="cancel"' in out
+
+
+def test_registration_without_password_is_not_acceptable() -> None:
+    server = registration_server()
+    server.data_to_send()
+    server.receive_data(
+        b"<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>x</username>"
+        b"</query></iq>"
+    )
+    assert not list(iter(server.next_event, None))
+    assert b"<not-acceptable" in server.data_to_send()

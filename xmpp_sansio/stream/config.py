@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
 
 from ..jid import JID
 
@@ -53,6 +54,10 @@ class ServerConfig:
         allow_plain: offer PLAIN (never without TLS).
         allow_anonymous: offer ANONYMOUS (RFC 4505).
         allow_external: offer EXTERNAL; the I/O layer supplies the identity.
+        allow_registration: offer in-band registration of new accounts before
+            authentication (XEP-0077), only where authentication is allowed.
+        post_auth_features: extra stream features offered after authentication
+            (e.g. roster versioning, the server's entity capabilities).
         rng: source of random bytes (stream ids, nonces, generated resources).
         decoy_key: secret for SCRAM's fake salts for unknown users, stable for
             the server's lifetime so repeated probes cannot tell users apart.
@@ -64,6 +69,9 @@ class ServerConfig:
     allow_plain: bool = True
     allow_anonymous: bool = False
     allow_external: bool = False
+    allow_registration: bool = False
+    registration_instructions: str = "Choose a username and password for this server."
+    post_auth_features: tuple[Element, ...] = ()
     limits: Limits = field(default_factory=Limits)
     rng: Callable[[int], bytes] = secrets.token_bytes
     decoy_key: bytes = field(default_factory=lambda: secrets.token_bytes(16))

@@ -38,8 +38,13 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from xml.etree.ElementTree import Element, SubElement
 
-from .. import sasl
-from ..errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
+from .. import register, sasl
+from ..errors import (
+    LocalProtocolError,
+    RemoteProtocolError,
+    StanzaErrorCondition,
+    StreamErrorCondition,
+)
 from ..jid import JID, InvalidJID
 from ..sasl.credentials import ScramCredentials
 from ..xml import ns
@@ -53,6 +58,7 @@ from .events import (
     CredentialsRequested,
     Event,
     NegotiationFailed,
+    RegistrationRequested,
     ResourceBound,
     StanzaReceived,
     StreamClosed,
@@ -103,6 +109,7 @@ class State(Enum):
     TLS_PENDING = auto()  #: the I/O layer must do the TLS handshake
     SASL = auto()  #: a SASL exchange is running
     AWAIT_CREDENTIALS = auto()  #: server: the I/O layer is looking up credentials
+    AWAIT_REGISTRATION = auto()  #: server: the I/O layer is creating an account
     BINDING = auto()  #: client: bind request sent
     READY = auto()  #: stanzas flow
     CLOSING = auto()  #: we sent ``</stream:stream>``, waiting for the peer's
@@ -148,7 +155,16 @@ def _sasl_element(name: str, text: str | None = None, **attrs: str) -> Element:
     return el
 
 
-_STOP_STATES = frozenset({State.ERROR, State.CLOSED, State.TLS_PENDING, State.AWAIT_CREDENTIALS})
+_STOP_STATES = frozenset(
+    {
+        State.ERROR,
+        State.CLOSED,
+        State.TLS_PENDING,
+        State.AWAIT_CREDENTIALS,
+        State.AWAIT_REGISTRATION,
+    }
+)
+_REGISTER_QUERY = "{jabber:iq:register}query"
 
 
 class _Connection:
@@ -449,6 +465,7 @@ class ServerConnection(_Connection):
         self.auth_failures = 0
         self._mechanism: sasl.ServerMechanism | None = None
         self._pending_username: str | None = None
+        self._pending_registration: Element | None = None
         self._peer_from: str | None = None
 
     # -- API ----------------------------------------------------------------------
@@ -461,6 +478,32 @@ class ServerConnection(_Connection):
         mech = self._mechanism
         self._sasl_step(lambda: mech.provide_credentials(credentials))
         self._process()
+
+    def registration_result(self, condition: StanzaErrorCondition | None = None) -> None:
+        """Answer a :class:`RegistrationRequested` event: ``None`` when the account
+        was created, else the error (``conflict`` if it exists, XEP-0077 §3.1)."""
+        if self.state is not State.AWAIT_REGISTRATION:
+            raise LocalProtocolError("no registration was requested")
+        request = self._pending_registration
+        assert request is not None
+        self._pending_registration = None
+        self.state = State.NEGOTIATING
+        if condition is None:
+            self._send_element(
+                Element("{" + ns.CLIENT + "}iq", {"type": "result", "id": request.get("id", "")})
+            )
+        else:
+            self._send_element(_iq_error(request, condition.value, condition.default_type.value))
+        self._process()
+
+    @property
+    def registration_offered(self) -> bool:
+        """In-band registration is possible on this stream now (XEP-0077 §8)."""
+        return (
+            self.config.allow_registration
+            and self.authenticated_jid is None
+            and (self.tls_active or not self.config.require_tls)
+        )
 
     @property
     def offered_mechanisms(self) -> list[str]:
@@ -540,6 +583,7 @@ class ServerConnection(_Connection):
             SubElement(features, _BIND)
             session = SubElement(features, _SESSION)
             SubElement(session, "{" + ns.SESSION + "}optional")
+            features.extend(self.config.post_auth_features)
             return features
         if not self.tls_active and self.config.tls_available:
             starttls = SubElement(features, _STARTTLS)
@@ -550,6 +594,8 @@ class ServerConnection(_Connection):
             mechs = SubElement(features, _MECHANISMS)
             for name in mechanisms:
                 SubElement(mechs, "{" + ns.SASL + "}mechanism").text = name
+        if self.registration_offered:
+            features.append(register.feature_element())
         return features
 
     # -- negotiation -------------------------------------------------------------------
@@ -580,11 +626,48 @@ class ServerConnection(_Connection):
             self._sasl_failure(sasl.SASLCondition.ABORTED)
         elif tag in (_AUTH, _RESPONSE, _ABORT):
             self._sasl_failure(sasl.SASLCondition.MALFORMED_REQUEST)
+        elif (
+            tag == "{" + ns.CLIENT + "}iq"
+            and self.state is State.NEGOTIATING
+            and el.find(_REGISTER_QUERY) is not None
+            and self.registration_offered
+        ):
+            self._handle_registration(el)
         elif tag in _CLIENT_STANZAS or tag[1:].partition("}")[2] in _STANZA_NAMES:
             # RFC 6120 §6.4.? / §4.9.3.12: no stanzas before authentication.
             self._stream_error(StreamErrorCondition.NOT_AUTHORIZED)
         else:
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+
+    def _handle_registration(self, iq: Element) -> None:
+        """In-band registration before authentication (XEP-0077 §3.1)."""
+        query = iq.find(_REGISTER_QUERY)
+        assert query is not None and self.domain is not None
+        iq_id = iq.get("id")
+        kind = iq.get("type")
+        if not iq_id or kind not in ("get", "set") or len(iq) != 1:
+            self._send_element(_iq_error(iq, "bad-request", "modify"))
+            return
+        if kind == "get":
+            reply = Element("{" + ns.CLIENT + "}iq", {"type": "result", "id": iq_id})
+            reply.append(register.registration_form(self.config.registration_instructions))
+            self._send_element(reply)
+            return
+        try:
+            request = register.parse_registration(query)
+            if request.remove:  # §3.2: only an authenticated user can cancel
+                raise register.RegistrationError(
+                    StanzaErrorCondition.NOT_AUTHORIZED, "log in first"
+                )
+            local, password = register.validate_new_account(
+                request.username, request.password, self.domain
+            )
+        except register.RegistrationError as exc:
+            self._send_element(_iq_error(iq, exc.condition.value, exc.condition.default_type.value))
+            return
+        self._pending_registration = iq
+        self.state = State.AWAIT_REGISTRATION
+        self._events.append(RegistrationRequested(local, password))
 
     def _stream_error_after_failure(self) -> None:
         """RFC 6120 §5.4.2.2: after a TLS <failure/> the server closes the stream."""

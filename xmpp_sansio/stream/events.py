@@ -20,6 +20,7 @@ __all__ = [
     "CredentialsRequested",
     "Event",
     "NegotiationFailed",
+    "RegistrationRequested",
     "ResourceBound",
     "StanzaReceived",
     "StreamClosed",
@@ -59,6 +60,18 @@ class CredentialsRequested:
 
     username: str
     hash_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRequested:
+    """Server: a client asks to create the account ``local`` (XEP-0077 §3.1).
+
+    Create it (or refuse) and answer with ``registration_result()``.
+    ``local`` and ``password`` are already PRECIS-normalised.
+    """
+
+    local: str
+    password: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +139,7 @@ Event = (
     StreamOpened
     | TLSRequested
     | CredentialsRequested
+    | RegistrationRequested
     | Authenticated
     | AuthenticationFailed
     | ResourceBound
