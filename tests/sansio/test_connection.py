@@ -380,7 +380,7 @@ def registration_server(**kw: object) -> ServerConnection:
 
 
 def test_registration_is_not_offered_by_default() -> None:
-    server, out, events = server_transcript(HEADER)
+    _, out, _ = server_transcript(HEADER)
     assert b"iq-register" not in out
     server = ServerConnection(server_config(), tls_active=True)
     server.receive_data(HEADER + REGISTER_SET)
