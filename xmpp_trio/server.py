@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 
-from xmpp_sansio.errors import RemoteProtocolError, StreamErrorCondition
+from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.server.router import Deliver, Disconnect, Effect, Router
 from xmpp_sansio.stream.config import Limits
@@ -33,6 +33,7 @@ from xmpp_sansio.stream.events import (
     AuthenticationFailed,
     ConnectionClosed,
     CredentialsRequested,
+    RegistrationRequested,
     ResourceBound,
     StanzaReceived,
     StreamClosed,
@@ -43,7 +44,7 @@ from xmpp_sansio.stream.events import (
 from . import _tls
 from .certs import ensure_certificate, load_server_ssl_context
 from .config import ServerConfig
-from .storage import AccountStore
+from .storage import AccountExists, AccountStore
 
 __all__ = ["BoundListener", "XMPPServer", "run_server"]
 
@@ -133,6 +134,7 @@ class XMPPServer:
             require_tls=config.require_tls,
             allow_plain=config.allow_plain,
             allow_anonymous=config.allow_anonymous,
+            allow_registration=config.allow_registration,
             limits=Limits(
                 max_stanza_size=limits.max_stanza_size,
                 max_stanza_size_preauth=limits.max_stanza_size_preauth,
@@ -142,6 +144,7 @@ class XMPPServer:
         )
         self.router = Router(config.domains, account_exists=self._account_exists)
         self.sessions: dict[int, _Session] = {}
+        self._registrations: dict[str, list[float]] = {}  # peer address -> times
         self._next_id = 1
         self._shutting_down = False
 
@@ -245,6 +248,8 @@ class XMPPServer:
                 self.apply(self.router.route(session.id, event.element))
             elif isinstance(event, CredentialsRequested):
                 conn.provide_credentials(self._credentials(conn, event))
+            elif isinstance(event, RegistrationRequested):
+                conn.registration_result(await self._register(session, conn, event))
             elif isinstance(event, TLSRequested):
                 await session.flush()
                 tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
@@ -269,6 +274,36 @@ class XMPPServer:
                 )
             elif isinstance(event, (StreamClosed, StreamErrorReceived, ConnectionClosed)):
                 log.debug("session %d: %s", session.id, event)
+
+    async def _register(
+        self, session: _Session, conn: ServerConnection, event: RegistrationRequested
+    ) -> StanzaErrorCondition | None:
+        """Create an account for in-band registration (XEP-0077 §3.1), at most
+        ``registrations_per_ip_per_hour`` per peer address; over that the answer is
+        ``not-acceptable``, as XEP-0077 §3.1 ("Registration with a Server") allows
+        for an entity that "attempts to register too many times"."""
+        assert conn.domain is not None
+        address = session.peer.rsplit(":", 1)[0]
+        now = trio.current_time()
+        recent = [t for t in self._registrations.get(address, []) if now - t < 3600]
+        if len(recent) >= self.config.limits.registrations_per_ip_per_hour:
+            log.warning("session %d: registration rate limit for %s", session.id, address)
+            return StanzaErrorCondition.NOT_ACCEPTABLE
+        iterations = self.config.scram_iterations
+        try:
+            await trio.to_thread.run_sync(
+                lambda: self.store.create(
+                    event.local, conn.domain or "", event.password, iterations=iterations
+                )
+            )
+        except AccountExists:
+            return StanzaErrorCondition.CONFLICT
+        recent.append(now)
+        self._registrations[address] = recent
+        log.info(
+            "session %d: registered %s@%s from %s", session.id, event.local, conn.domain, address
+        )
+        return None
 
     def _credentials(self, conn: ServerConnection, event: CredentialsRequested) -> Any:
         assert conn.domain is not None

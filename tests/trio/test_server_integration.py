@@ -339,3 +339,67 @@ async def test_iq_requests_get_results_and_typed_errors(server: RunningServer) -
         with pytest.raises(IqErrorResponse) as info:
             await juliet.request(unknown, timeout=10)
         assert info.value.error.condition is StanzaErrorCondition.SERVICE_UNAVAILABLE
+
+
+async def test_in_band_registration_creates_an_account_once_per_limit(
+    server_config: object, tmp_path: Path, nursery: trio.Nursery, ca: object
+) -> None:
+    """XEP-0077 before authentication over TLS: the new account can log in; a second
+    registration from the same address beyond the hourly limit is refused."""
+    import dataclasses
+    import ssl
+
+    from xmpp_sansio.jid import JID
+    from xmpp_sansio.register import registration_request
+    from xmpp_sansio.stream.config import ClientConfig
+    from xmpp_sansio.stream.connection import ClientConnection
+    from xmpp_sansio.xml.writer import serialize
+    from xmpp_trio.config import LimitsConfig
+    from xmpp_trio.server import run_server
+
+    config = dataclasses.replace(
+        server_config,  # type: ignore[type-var]
+        allow_registration=True,
+        limits=LimitsConfig(registrations_per_ip_per_hour=1),
+    )
+    bound = await nursery.start(run_server, config)
+    port = next(b.port for b in bound if b.kind == "c2s-directtls")
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))  # type: ignore[attr-defined]
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+
+    async def register(username: str) -> bytes:
+        raw = await trio.open_tcp_stream("127.0.0.1", port)
+        stream = trio.SSLStream(raw, ctx, server_hostname="localhost")
+        conn = ClientConnection(
+            ClientConfig(jid=JID.parse("x@localhost"), password="x"), tls_active=True
+        )
+        conn.start()
+        await stream.send_all(conn.data_to_send())
+        received = b""
+        with trio.fail_after(10):
+            while b"</stream:features>" not in received:
+                received += await stream.receive_some(65536)
+            assert b"iq-register" in received
+            iq = ET.Element("{jabber:client}iq", {"type": "set", "id": "reg"})
+            iq.append(registration_request(username, "fresh-Passw0rd"))
+            await stream.send_all(serialize(iq))
+            answer = b""
+            while b'id="reg"' not in answer:
+                answer += await stream.receive_some(65536)
+        await trio.aclose_forcefully(stream)
+        return answer
+
+    first = await register("benvolio")
+    assert b'type="result"' in first
+    async with open_client(
+        "benvolio@localhost",
+        "fresh-Passw0rd",
+        host="127.0.0.1",
+        port=port,
+        direct_tls=True,
+        ssl_context=ctx,
+    ) as benvolio:
+        assert benvolio.jid.local == "benvolio"
+    second = await register("mercutio")
+    assert b"<not-acceptable" in second
