@@ -1,0 +1,373 @@
+"""The Blocking Command (XEP-0191).
+
+Theory of operation
+-------------------
+Each account has a set of blocked JIDs in a :class:`BlockStorage`. The
+client reads it with ``<blocklist/>`` (XEP-0191 §3.2) and changes it with
+``<block/>`` and ``<unblock/>`` (§3.3-§3.5); every change is pushed to the
+account's resources that have read the list in their session. A blocked
+item matches addresses as XEP-0191 §6 (and XEP-0016) says: a full JID only
+that resource, a bare JID any of its resources, ``domain/resource`` only
+that address, a domain anything at that domain. One's own resources are never
+blocked (XEP-0191 §5, note).
+
+Enforcement (XEP-0191 §3.3), so that the user appears offline to the
+blocked entity:
+
+* inbound, from a blocked JID: presence of every type is dropped silently;
+  messages are answered with ``service-unavailable`` (errors dropped);
+  iq get/set with ``service-unavailable``, other iqs dropped;
+* outbound, to a blocked JID: messages and iqs are answered with
+  ``not-acceptable`` plus ``<blocked xmlns='urn:xmpp:blocking:errors'/>``,
+  presence is dropped silently (as Prosody does: an error to one's own
+  presence helps nobody); errors and iq results are dropped;
+* stanzas other services originate on the user's behalf and route with
+  ``Router.route_inbound`` (presence broadcasts, probe answers) to a JID the
+  user blocked are dropped too, in the blocked JID's inbound filter.
+
+On block, each available resource of the user sends unavailable presence to
+each newly blocked JID that is subscribed to the user's presence (§3.3); on
+unblock, its current presence (§3.4, §3.5). "Subscribed" is the injected
+``is_subscribed(contact, user)`` predicate (both bare JIDs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Set
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
+from xml.etree.ElementTree import Element
+
+from ..errors import StanzaErrorCondition, StanzaErrorType
+from ..jid import JID, InvalidJID
+from ..stanza import (
+    Iq,
+    IqType,
+    PresenceType,
+    StanzaKind,
+    can_reply_with_error,
+    error_reply,
+    iq_result,
+    make_iq,
+    make_presence,
+    stanza_kind,
+    with_attrs,
+)
+from ..xml.element import split_tag
+from .router import Deliver
+from .service import Service
+
+if TYPE_CHECKING:
+    from .router import BoundSession, Effect, SessionId
+
+__all__ = [
+    "BLOCKING_ERRORS_NS",
+    "BLOCKING_NS",
+    "BlockStorage",
+    "BlockingService",
+    "MemoryBlockStorage",
+    "blocked_by",
+]
+
+BLOCKING_NS: Final = "urn:xmpp:blocking"
+BLOCKING_ERRORS_NS: Final = "urn:xmpp:blocking:errors"
+
+_ITEM: Final = f"{{{BLOCKING_NS}}}item"
+
+
+class BlockStorage(Protocol):
+    """The accounts' block lists (synchronous; see ``xmpp_trio.stores``).
+    ``user`` is always a bare JID."""
+
+    def blocklist(self, user: JID) -> set[JID]:
+        """The JIDs ``user`` blocks (a new set the caller may keep)."""
+        ...
+
+    def block(self, user: JID, jids: Iterable[JID]) -> None:
+        """Add ``jids`` (already blocked ones are ignored)."""
+        ...
+
+    def unblock(self, user: JID, jids: Iterable[JID]) -> None:
+        """Remove ``jids`` (ones not blocked are ignored)."""
+        ...
+
+    def unblock_all(self, user: JID) -> None:
+        """Empty ``user``'s block list."""
+        ...
+
+
+class MemoryBlockStorage:
+    """An in-memory :class:`BlockStorage`."""
+
+    def __init__(self) -> None:
+        self._lists: dict[JID, set[JID]] = {}
+
+    def blocklist(self, user: JID) -> set[JID]:
+        return set(self._lists.get(user.bare, ()))
+
+    def block(self, user: JID, jids: Iterable[JID]) -> None:
+        self._lists.setdefault(user.bare, set()).update(jids)
+        if not self._lists[user.bare]:
+            del self._lists[user.bare]
+
+    def unblock(self, user: JID, jids: Iterable[JID]) -> None:
+        current = self._lists.get(user.bare)
+        if current is None:
+            return
+        current.difference_update(jids)
+        if not current:
+            del self._lists[user.bare]
+
+    def unblock_all(self, user: JID) -> None:
+        self._lists.pop(user.bare, None)
+
+
+def blocked_by(blocklist: Set[JID], address: JID) -> bool:
+    """Whether an item of ``blocklist`` matches ``address`` (XEP-0191 §6,
+    XEP-0016 §2.1): the full JID itself, its bare JID, or its domain (a
+    ``domain/resource`` item only matches that exact address)."""
+    if not blocklist:
+        return False
+    return (
+        address in blocklist
+        or address.bare in blocklist
+        or (address.local is not None and JID.parse(address.domain) in blocklist)
+    )
+
+
+class _BadRequest(Exception):
+    def __init__(self, condition: StanzaErrorCondition) -> None:
+        super().__init__(condition)
+        self.condition = condition
+
+
+def _items(payload: Element) -> list[JID]:
+    """The ``<item jid=.../>`` children, in order and without repeats; raises
+    :class:`_BadRequest` for any other child, a missing ``jid``
+    (``bad-request``, XEP-0191 §10 schema) or an invalid one (``jid-malformed``)."""
+    jids: dict[JID, None] = {}
+    for child in payload:
+        text = child.get("jid") if child.tag == _ITEM else None
+        if text is None:
+            raise _BadRequest(StanzaErrorCondition.BAD_REQUEST)
+        try:
+            jids[JID.parse(text)] = None
+        except InvalidJID:
+            raise _BadRequest(StanzaErrorCondition.JID_MALFORMED) from None
+    return list(jids)
+
+
+def _list_element(tag: str, jids: Iterable[JID]) -> Element:
+    el = Element(f"{{{BLOCKING_NS}}}{tag}")
+    for jid in jids:
+        el.append(Element(_ITEM, {"jid": str(jid)}))
+    return el
+
+
+class BlockingService(Service):
+    """XEP-0191 over a :class:`BlockStorage`.
+
+    ``is_subscribed(contact, user)`` (bare JIDs) says whether ``contact`` may
+    receive ``user``'s presence (RFC 6121 §4), for the presence sent on block
+    and unblock. ``max_items`` bounds each block list; a block beyond it gets
+    ``policy-violation``.
+
+    Put this service first in the router's list, so that no other service
+    sees (or answers) a stanza from a blocked JID.
+    """
+
+    server_features: ClassVar[tuple[str, ...]] = (BLOCKING_NS,)
+
+    def __init__(
+        self,
+        storage: BlockStorage,
+        is_subscribed: Callable[[JID, JID], bool],
+        *,
+        max_items: int = 1000,
+    ) -> None:
+        self._storage = storage
+        self._is_subscribed = is_subscribed
+        self._max_items = max_items
+        # Sessions that asked for the block list (XEP-0191 §3.3: they get pushes).
+        self._interested: set[SessionId] = set()
+        # The last available presence each session broadcast (sent again on unblock).
+        self._presence: dict[SessionId, Element] = {}
+        self._pushes = 0
+
+    # -- queries for other services -----------------------------------------------
+
+    def is_blocked(self, user: JID, address: JID) -> bool:
+        """Whether the account ``user`` blocks ``address`` (XEP-0191 §6 matching;
+        never one of ``user``'s own addresses)."""
+        if address.bare == user.bare:
+            return False
+        return blocked_by(self._storage.blocklist(user.bare), address)
+
+    # -- IQs -----------------------------------------------------------------------
+
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+        """``<blocklist/>`` get, ``<block/>`` and ``<unblock/>`` set, sent by a
+        local session about its own account (XEP-0191 §3.2-§3.5: "with no 'to'
+        address"; the account's bare JID is accepted too)."""
+        payload = iq.payload
+        if payload is None or not iq.is_request:
+            return None
+        namespace, local = split_tag(payload.tag)
+        if namespace != BLOCKING_NS:
+            return None
+        session = None if iq.from_ is None else self.router.session_by_jid(iq.from_)
+        if session is None or (to is not None and to != session.jid.bare):
+            return None  # not about one's own account: service-unavailable
+        try:
+            if iq.type is IqType.GET and local == "blocklist":
+                return self._get(session, iq)
+            if iq.type is IqType.SET and local == "block":
+                return self._block(session, iq, payload)
+            if iq.type is IqType.SET and local == "unblock":
+                return self._unblock(session, iq, payload)
+            raise _BadRequest(StanzaErrorCondition.BAD_REQUEST)
+        except _BadRequest as exc:
+            return self.router.bounce(iq.element, exc.condition)
+
+    def _get(self, session: BoundSession, iq: Iq) -> list[Effect]:
+        """XEP-0191 §3.2: the list (possibly empty); the session now gets pushes."""
+        self._interested.add(session.id)
+        jids = sorted(self._storage.blocklist(session.jid.bare), key=str)
+        return self.router.reply(iq_result(iq.element, _list_element("blocklist", jids)))
+
+    def _block(self, session: BoundSession, iq: Iq, payload: Element) -> list[Effect]:
+        """XEP-0191 §3.3: at least one item, else ``bad-request``."""
+        jids = _items(payload)
+        if not jids:
+            raise _BadRequest(StanzaErrorCondition.BAD_REQUEST)
+        user = session.jid.bare
+        before = self._storage.blocklist(user)
+        new = [jid for jid in jids if jid not in before]
+        if len(before) + len(new) > self._max_items:
+            raise _BadRequest(StanzaErrorCondition.POLICY_VIOLATION)
+        # Before the block is stored: afterwards this service's filter stops it.
+        presence = self._presence_to(user, new, available=False)
+        if new:
+            self._storage.block(user, new)
+        effects = self.router.reply(iq_result(iq.element))
+        effects.extend(self._push(user, _list_element("block", jids)))
+        effects.extend(presence)
+        return effects
+
+    def _unblock(self, session: BoundSession, iq: Iq, payload: Element) -> list[Effect]:
+        """XEP-0191 §3.4 (items) and §3.5 (no item: unblock all)."""
+        jids = _items(payload)
+        user = session.jid.bare
+        before = self._storage.blocklist(user)
+        if jids:
+            removed = [jid for jid in jids if jid in before]
+            if removed:
+                self._storage.unblock(user, removed)
+        else:
+            removed = sorted(before, key=str)
+            if removed:
+                self._storage.unblock_all(user)
+        effects = self.router.reply(iq_result(iq.element))
+        effects.extend(self._push(user, _list_element("unblock", jids)))
+        effects.extend(self._presence_to(user, removed, available=True))
+        return effects
+
+    def _push(self, user: JID, payload: Element) -> list[Effect]:
+        """An iq set with ``payload`` to each resource of ``user`` that asked for
+        the block list (XEP-0191 §3.3-§3.5), from the server (no ``from``)."""
+        effects: list[Effect] = []
+        for session in self.router.sessions_of(user):
+            if session.id in self._interested:
+                self._pushes += 1
+                push = make_iq(IqType.SET, f"block-push-{self._pushes}", payload, to=session.jid)
+                effects.append(Deliver(session.id, push))
+        return effects
+
+    def _presence_to(self, user: JID, contacts: Iterable[JID], *, available: bool) -> list[Effect]:
+        """Each available resource's unavailable (or current) presence to each of
+        ``contacts`` that is subscribed to ``user``'s presence (XEP-0191 §3.3,
+        §3.4). Bounces of it are not shown to the user (until federation
+        exists, presence to another domain comes back as an error)."""
+        resources = [s for s in self.router.sessions_of(user) if s.available]
+        targets = [c for c in contacts if self._is_subscribed(c.bare, user)]
+        if not resources or not targets:
+            return []
+        own = {s.id for s in self.router.sessions_of(user)}
+        effects: list[Effect] = []
+        for session in resources:
+            current = self._presence.get(session.id)
+            for contact in targets:
+                if available and current is not None:
+                    stanza = with_attrs(current, to=str(contact), from_=str(session.jid))
+                elif available:
+                    continue
+                else:
+                    stanza = make_presence(
+                        to=contact, type=PresenceType.UNAVAILABLE, from_=session.jid
+                    )
+                effects.extend(
+                    e
+                    for e in self.router.route_inbound(stanza)
+                    if not (isinstance(e, Deliver) and e.session in own)
+                )
+        return effects
+
+    # -- every stanza ----------------------------------------------------------------
+
+    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Effect] | None:
+        """XEP-0191 §3.3: nothing from a blocked JID reaches the user; and
+        nothing the server routes for a local user reaches a JID that user
+        blocked."""
+        if sender.bare == recipient.bare:
+            return None
+        kind = stanza_kind(element)
+        if self.is_blocked(recipient, sender):
+            if kind is StanzaKind.PRESENCE:
+                return []
+            if kind is StanzaKind.IQ and element.get("type") not in ("get", "set"):
+                return []
+            # Messages (SHOULD) and iq get/set (MUST): service-unavailable;
+            # bounce() never answers an error with an error.
+            return self.router.bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        if sender.local is not None and self.router.is_local(sender.domain):
+            try:
+                address = JID.parse(element.get("to") or str(recipient))
+            except InvalidJID:
+                address = recipient
+            if self.is_blocked(sender, address):
+                return []
+        return None
+
+    def filter_outbound(
+        self, session: BoundSession, element: Element, to: JID | None
+    ) -> list[Effect] | None:
+        """XEP-0191 §3.3: the user's stanzas to a blocked JID are not routed;
+        messages and iq requests get ``not-acceptable`` with ``<blocked/>``."""
+        if to is None or not self.is_blocked(session.jid.bare, to):
+            return None
+        if stanza_kind(element) is StanzaKind.PRESENCE or not can_reply_with_error(element):
+            return []
+        # type='cancel' as in the XEP-0191 §3.3 example (RFC 6120's default is modify).
+        reply = error_reply(
+            element, StanzaErrorCondition.NOT_ACCEPTABLE, type=StanzaErrorType.CANCEL
+        )
+        error = reply[-1]
+        error.append(Element(f"{{{BLOCKING_ERRORS_NS}}}blocked"))
+        return [Deliver(session.id, reply)]
+
+    # -- presence and sessions ----------------------------------------------------------
+
+    def presence_broadcast(
+        self, session: BoundSession, element: Element, initial: bool
+    ) -> list[Effect]:
+        """Remember the session's current presence (sent again on unblock)."""
+        if element.get("type") is None:
+            self._presence[session.id] = element
+        else:
+            self._presence.pop(session.id, None)
+        return []
+
+    def session_unbound(self, session: BoundSession) -> list[Effect]:
+        """Forget the session's interest in pushes and its presence."""
+        self._interested.discard(session.id)
+        self._presence.pop(session.id, None)
+        return []

@@ -1,0 +1,206 @@
+"""Last Activity (XEP-0012, ``jabber:iq:last``).
+
+Theory of operation
+-------------------
+* A query to the server (``to`` a local domain) is answered with the
+  server's uptime: the seconds since ``started`` (XEP-0012 §5).
+* A query to an account's bare JID is answered by the server on the
+  account's behalf (XEP-0012 §3). Only the account itself and entities
+  subscribed to its presence may ask (``is_subscribed(requester, user)``,
+  bare JIDs); anyone else gets ``forbidden`` (§3, §8: otherwise it would
+  leak presence). If the account has a connected resource the answer is
+  ``seconds='0'`` (§3, last paragraph); otherwise the seconds since its last
+  session ended, with the ``<status/>`` of its last unavailable presence as
+  the text (§3). An account that never logged out gets
+  ``service-unavailable``.
+* A query without ``to`` is about the sender's own account (RFC 6120
+  §10.3.3): always ``seconds='0'``, the sender being connected.
+* A query to a full JID is delivered to that resource by the router, which
+  may answer with its idle time (§4), but only from an authorised
+  requester: others get ``forbidden`` from the server (§4, second paragraph).
+
+The logout time is recorded when an account's last session ends
+(``session_unbound``), with the status of the last unavailable presence that
+session broadcast (captured in ``presence_broadcast``; the router's own
+unavailable presence for a session that ends while available has none).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
+from xml.etree.ElementTree import Element
+
+from ..errors import StanzaErrorCondition
+from ..jid import JID, InvalidJID
+from ..stanza import (
+    Iq,
+    IqType,
+    Presence,
+    StanzaKind,
+    StanzaValueError,
+    iq_result,
+    stanza_kind,
+)
+from .service import Service
+
+if TYPE_CHECKING:
+    from .router import BoundSession, Effect, SessionId
+
+__all__ = [
+    "LAST_NS",
+    "LastActivityService",
+    "LastActivityStorage",
+    "LastLogout",
+    "MemoryLastActivityStorage",
+]
+
+LAST_NS: Final = "jabber:iq:last"
+
+_QUERY: Final = f"{{{LAST_NS}}}query"
+
+
+@dataclass(frozen=True, slots=True)
+class LastLogout:
+    """When an account's last session ended (UNIX seconds) and the status text
+    of its last unavailable presence, if any."""
+
+    stamp: float
+    status: str | None = None
+
+
+class LastActivityStorage(Protocol):
+    """The accounts' last logout (synchronous; see ``xmpp_trio.stores``).
+    ``user`` is always a bare JID."""
+
+    def set(self, user: JID, stamp: float, status: str | None) -> None:
+        """Record (replacing any earlier record) that ``user`` logged out."""
+        ...
+
+    def get(self, user: JID) -> LastLogout | None:
+        """``user``'s last logout, or ``None`` if none was recorded."""
+        ...
+
+
+class MemoryLastActivityStorage:
+    """An in-memory :class:`LastActivityStorage`."""
+
+    def __init__(self) -> None:
+        self._records: dict[JID, LastLogout] = {}
+
+    def set(self, user: JID, stamp: float, status: str | None) -> None:
+        self._records[user.bare] = LastLogout(stamp, status)
+
+    def get(self, user: JID) -> LastLogout | None:
+        return self._records.get(user.bare)
+
+
+def _seconds(elapsed: float) -> str:
+    """Whole seconds, never negative (XEP-0012 §11 schema: ``xs:unsignedLong``)."""
+    return str(max(0, math.floor(elapsed)))
+
+
+def _query(seconds: str, text: str | None = None) -> Element:
+    el = Element(_QUERY, {"seconds": seconds})
+    if text:
+        el.text = text
+    return el
+
+
+class LastActivityService(Service):
+    """XEP-0012 over a :class:`LastActivityStorage`.
+
+    ``clock`` returns UNIX seconds; ``is_subscribed(requester, user)`` (bare
+    JIDs) says whether ``requester`` may see ``user``'s presence; ``started``
+    is when the server started (UNIX seconds), for its uptime.
+    """
+
+    server_features: ClassVar[tuple[str, ...]] = (LAST_NS,)
+    account_features: ClassVar[tuple[str, ...]] = (LAST_NS,)
+
+    def __init__(
+        self,
+        storage: LastActivityStorage,
+        clock: Callable[[], float],
+        is_subscribed: Callable[[JID, JID], bool],
+        started: float,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._is_subscribed = is_subscribed
+        self._started = started
+        # Status of the last unavailable presence each session broadcast.
+        self._status: dict[SessionId, str | None] = {}
+
+    def _authorised(self, requester: JID, user: JID) -> bool:
+        """XEP-0012 §3, §8: the user, or an entity subscribed to its presence."""
+        return requester.bare == user.bare or self._is_subscribed(requester.bare, user.bare)
+
+    # -- IQs -----------------------------------------------------------------------
+
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+        """A ``jabber:iq:last`` get to the server (§5), an account (§3), or
+        without ``to`` (the sender's own account)."""
+        payload = iq.payload
+        if iq.type is not IqType.GET or payload is None or payload.tag != _QUERY:
+            return None
+        requester = iq.from_
+        if requester is None:
+            return None
+        if to is None and iq.to is not None:
+            uptime = _seconds(self._clock() - self._started)
+            return self.router.reply(iq_result(iq.element, _query(uptime)))
+        user = requester.bare if to is None else to.bare
+        if not self._authorised(requester, user):
+            return self.router.bounce(iq.element, StanzaErrorCondition.FORBIDDEN)
+        if self.router.sessions_of(user):
+            return self.router.reply(iq_result(iq.element, _query("0")))
+        last = self._storage.get(user)
+        if last is None:
+            return self.router.bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        seconds = _seconds(self._clock() - last.stamp)
+        return self.router.reply(iq_result(iq.element, _query(seconds, last.status)))
+
+    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Effect] | None:
+        """XEP-0012 §4: a query to one of the user's full JIDs from an entity not
+        authorised to see the user's presence is answered with ``forbidden``
+        instead of being delivered."""
+        if (
+            stanza_kind(element) is not StanzaKind.IQ
+            or element.get("type") != "get"
+            or element.find(_QUERY) is None
+        ):
+            return None
+        try:
+            to = JID.parse(element.get("to", ""))
+        except InvalidJID:
+            return None
+        if to.is_bare:
+            return None  # the account itself: handle_iq checks
+        if self._authorised(sender, recipient):
+            return None
+        return self.router.bounce(element, StanzaErrorCondition.FORBIDDEN)
+
+    # -- presence and sessions ---------------------------------------------------------
+
+    def presence_broadcast(
+        self, session: BoundSession, element: Element, initial: bool
+    ) -> list[Effect]:
+        """Keep the ``<status/>`` of the session's last unavailable presence."""
+        if element.get("type") == "unavailable":
+            try:
+                status = Presence.from_element(element).status
+            except StanzaValueError:
+                status = None
+            self._status[session.id] = status or None
+        return []
+
+    def session_unbound(self, session: BoundSession) -> list[Effect]:
+        """Record the logout when the account's last session ends (XEP-0012 §3)."""
+        status = self._status.pop(session.id, None)
+        user = session.jid.bare
+        if not self.router.sessions_of(user):
+            self._storage.set(user, self._clock(), status)
+        return []

@@ -1,0 +1,290 @@
+"""Offline message storage (XEP-0160), with XEP-0334 storage hints.
+
+Theory of operation
+-------------------
+When a chat or normal message reaches an existing account with no available
+resource of non-negative priority, the router offers it to the services'
+``message_undeliverable`` hook (RFC 6121 §8.5.2.2.1). :class:`OfflineService`
+serialises it and stores it with the time it arrived (XEP-0160 §2 step 4),
+unless the account's queue is full, in which case the sender gets
+``service-unavailable`` (XEP-0160 §2 step 3).
+
+When a resource of the account next sends available presence with a
+non-negative priority (XEP-0160 §2 step 5), the stored messages are delivered
+to that resource, oldest first, each with a ``<delay/>`` (XEP-0203) stamped
+with the time the server received it, and only then deleted. The storage
+API (:meth:`OfflineStorage.peek` then :meth:`OfflineStorage.delete` up to the
+last id handed over) means a message that arrives in between, or a failure
+before the effects were produced, never loses a message.
+
+Which messages are stored (XEP-0160 §3, XEP-0085 §5.8, XEP-0334 §4):
+
+* only types ``normal`` and ``chat`` (the router never offers groupchat,
+  headline or error messages here: they are bounced or dropped per RFC 6121
+  §8.5.2.2.1);
+* a ``<no-store/>`` hint: not stored, so the router bounces it with
+  ``service-unavailable`` as for a server without offline storage;
+* a standalone chat state notification (only XEP-0085 content): not stored
+  (XEP-0160 §3, XEP-0085 §5.8) and silently dropped, unless it carries a
+  ``<store/>`` hint;
+* a ``<store/>`` hint forces storage of any chat or normal message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
+from xml.etree.ElementTree import Element
+
+from ..delay import with_delay
+from ..errors import StanzaErrorCondition
+from ..jid import JID, InvalidJID
+from ..stanza import MessageType
+from ..xml import ns
+from ..xml.element import split_tag
+from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
+from ..xml.writer import STREAM_FOOTER, serialize, stream_header
+from .router import Deliver
+from .service import Service
+
+if TYPE_CHECKING:
+    from .router import BoundSession, Effect
+
+__all__ = [
+    "OFFLINE_FEATURE",
+    "MemoryOfflineStorage",
+    "OfflineService",
+    "OfflineStorage",
+    "StoredMessage",
+    "parse_fragment",
+]
+
+#: The XEP-0030 feature of XEP-0160 (XEP-0160 §4).
+OFFLINE_FEATURE: Final = "msgoffline"
+
+HINTS_NS: Final = "urn:xmpp:hints"
+CHATSTATES_NS: Final = "http://jabber.org/protocol/chatstates"
+_SID_NS: Final = "urn:xmpp:sid:0"
+
+_NO_STORE: Final = f"{{{HINTS_NS}}}no-store"
+_STORE: Final = f"{{{HINTS_NS}}}store"
+# Children that are not "content" when deciding whether a message is a
+# standalone chat state notification: routing hints, stanza ids, threads.
+_NOT_CONTENT_NS: Final = frozenset({HINTS_NS, _SID_NS, CHATSTATES_NS})
+_OFFLINE_REASON: Final = "Offline Storage"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One stored message: ``id`` increases with each push (per storage),
+    ``stanza`` is the serialised message, ``stamp`` when it was stored (UNIX
+    seconds)."""
+
+    id: int
+    stanza: bytes
+    stamp: float
+
+
+class OfflineStorage(Protocol):
+    """Where offline messages are kept (synchronous; see ``xmpp_trio.stores``).
+
+    ``user`` is always a bare JID. Deleting is separate from reading so that a
+    message is only deleted once it has been handed over.
+    """
+
+    def push(self, user: JID, stanza: bytes, stamp: float, limit: int) -> bool:
+        """Append a message unless ``user`` already has ``limit`` messages;
+        return whether it was stored."""
+        ...
+
+    def peek(self, user: JID) -> list[StoredMessage]:
+        """All of ``user``'s messages, oldest first, without removing them."""
+        ...
+
+    def delete(self, user: JID, upto_id: int) -> None:
+        """Remove ``user``'s messages whose id is at most ``upto_id``."""
+        ...
+
+    def count(self, user: JID) -> int:
+        """How many messages ``user`` has stored."""
+        ...
+
+
+class MemoryOfflineStorage:
+    """An in-memory :class:`OfflineStorage` (tests, ephemeral servers)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[JID, list[StoredMessage]] = {}
+        self._last_id = 0
+
+    def push(self, user: JID, stanza: bytes, stamp: float, limit: int) -> bool:
+        queue = self._queues.setdefault(user.bare, [])
+        if len(queue) >= limit:
+            return False
+        self._last_id += 1
+        queue.append(StoredMessage(self._last_id, stanza, stamp))
+        return True
+
+    def peek(self, user: JID) -> list[StoredMessage]:
+        return list(self._queues.get(user.bare, ()))
+
+    def delete(self, user: JID, upto_id: int) -> None:
+        queue = self._queues.get(user.bare)
+        if queue is None:
+            return
+        kept = [m for m in queue if m.id > upto_id]
+        if kept:
+            self._queues[user.bare] = kept
+        else:
+            del self._queues[user.bare]
+
+    def count(self, user: JID) -> int:
+        return len(self._queues.get(user.bare, ()))
+
+
+def parse_fragment(data: bytes, default_ns: str = ns.CLIENT) -> Element:
+    """Parse one serialised top-level element (as written by
+    :func:`~xmpp_sansio.xml.writer.serialize` with ``default_ns``) back into an
+    element, with the same restrictions as a stream (RFC 6120 §11).
+
+    Raises :class:`ValueError` unless ``data`` is exactly one element.
+    """
+    parser = StreamParser(max_stanza_size=len(data) + 64)
+    parser.feed(stream_header({}, default_ns, xml_declaration=False) + data + STREAM_FOOTER)
+    found: list[Element] = []
+    try:
+        while (event := parser.next_event()) is not None:
+            if isinstance(event, Element):
+                found.append(event)
+            elif isinstance(event, StreamEnd):
+                break
+            elif not isinstance(event, StreamHeader):  # pragma: no cover
+                raise ValueError(f"unexpected parser event {event!r}")
+    except XMLStreamError as exc:
+        raise ValueError(f"not a well-formed element: {exc.text}") from None
+    if len(found) != 1 or not parser.ended:
+        raise ValueError(f"expected one element, found {len(found)}")
+    return found[0]
+
+
+class _Disposition(Enum):
+    STORE = "store"
+    DROP = "drop"  # taken, silently
+    REFUSE = "refuse"  # not stored: the router bounces it
+
+
+def _disposition(element: Element) -> _Disposition:
+    """What XEP-0160 §3 and the XEP-0334 §4 hints say to do with ``element``."""
+    raw = element.get("type")
+    try:
+        type_ = MessageType(raw) if raw is not None else MessageType.NORMAL
+    except ValueError:
+        type_ = MessageType.NORMAL  # RFC 6121 §5.2.2
+    if type_ not in (MessageType.CHAT, MessageType.NORMAL):
+        return _Disposition.REFUSE
+    if element.find(_NO_STORE) is not None:
+        return _Disposition.REFUSE
+    if element.find(_STORE) is not None:
+        return _Disposition.STORE
+    if _is_standalone_chat_state(element):
+        return _Disposition.DROP
+    return _Disposition.STORE
+
+
+def _is_standalone_chat_state(element: Element) -> bool:
+    """A message whose only content is a XEP-0085 notification (XEP-0085 §5.8)."""
+    stanza_ns = split_tag(element.tag)[0]
+    has_state = False
+    for child in element:
+        namespace, local = split_tag(child.tag)
+        if namespace == CHATSTATES_NS:
+            has_state = True
+        elif namespace not in _NOT_CONTENT_NS and (namespace, local) != (stanza_ns, "thread"):
+            return False
+    return has_state
+
+
+class OfflineService(Service):
+    """XEP-0160 offline storage over an :class:`OfflineStorage`.
+
+    ``clock`` returns UNIX seconds (the stored stamp); ``max_per_user`` is
+    the per-account quota, beyond which messages are bounced with
+    ``service-unavailable`` (XEP-0160 §2).
+    """
+
+    server_features: ClassVar[tuple[str, ...]] = (OFFLINE_FEATURE,)
+
+    def __init__(
+        self,
+        storage: OfflineStorage,
+        clock: Callable[[], float],
+        max_per_user: int = 1000,
+    ) -> None:
+        if max_per_user < 0:
+            raise ValueError("max_per_user must not be negative")
+        self._storage = storage
+        self._clock = clock
+        self._max_per_user = max_per_user
+
+    def message_undeliverable(self, element: Element, recipient: JID) -> list[Effect] | None:
+        """Store ``element`` for ``recipient`` (XEP-0160 §2, §3).
+
+        Returns ``[]`` when stored or deliberately dropped, the
+        ``service-unavailable`` bounce when the quota is full, and ``None``
+        (the router bounces) for messages that must not be stored.
+        """
+        disposition = _disposition(element)
+        if disposition is _Disposition.REFUSE:
+            return None
+        if disposition is _Disposition.DROP:
+            return []
+        stored = self._storage.push(
+            recipient.bare, serialize(element), self._clock(), self._max_per_user
+        )
+        if not stored:
+            return self.router.bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        return []
+
+    def presence_broadcast(
+        self, session: BoundSession, element: Element, initial: bool
+    ) -> list[Effect]:
+        """Deliver the stored messages to a resource that sent available presence
+        with a non-negative priority (XEP-0160 §2 step 5), oldest first, each
+        with a XEP-0203 ``<delay/>`` from the server's domain; then delete them.
+
+        Not only initial presence: a resource that raises its priority from a
+        negative value also qualifies, and a queue that is empty costs one
+        :meth:`OfflineStorage.peek`. A message that an inbound filter (e.g.
+        blocking, added since it was stored) now stops is not delivered; the
+        filter's effects are returned instead.
+        """
+        if element.get("type") is not None or session.priority < 0:
+            return []
+        user = session.jid.bare
+        stored = self._storage.peek(user)
+        if not stored:
+            return []
+        effects: list[Effect] = []
+        for item in stored:
+            try:
+                message = parse_fragment(item.stanza)
+                sender = JID.parse(message.get("from", ""))
+            except (ValueError, InvalidJID):
+                continue  # unreadable row: nothing sensible to deliver
+            stopped = self._filtered(message, sender, user)
+            if stopped is not None:
+                effects.extend(stopped)
+                continue
+            delayed = with_delay(message, item.stamp, session.jid.domain, _OFFLINE_REASON)
+            effects.append(Deliver(session.id, delayed))
+        self._storage.delete(user, stored[-1].id)
+        return effects
+
+    def _filtered(self, message: Element, sender: JID, user: JID) -> list[Effect] | None:
+        for service in self.router.services:
+            stopped = service.filter_inbound(message, sender, user)
+            if stopped is not None:
+                return stopped
+        return None

@@ -1,0 +1,61 @@
+"""SQLite storage of block lists (XEP-0191), for
+:class:`xmpp_sansio.server.blocking.BlockingService`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Final
+
+from xmpp_sansio.jid import JID
+
+__all__ = ["SqliteBlockStorage"]
+
+_SCHEMA: Final = """
+    CREATE TABLE IF NOT EXISTS blocklist (
+        user TEXT NOT NULL,
+        jid TEXT NOT NULL,
+        PRIMARY KEY (user, jid)
+    ) WITHOUT ROWID
+"""
+
+
+def _json_list(jids: Iterable[JID]) -> str:
+    return json.dumps([str(jid) for jid in jids])
+
+
+class SqliteBlockStorage:
+    """:class:`~xmpp_sansio.server.blocking.BlockStorage` in the table
+    ``blocklist`` of ``conn`` (created if missing). Each mutating method is
+    one statement (the JIDs travel as one JSON array), committed before it
+    returns."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        with conn:
+            conn.execute(_SCHEMA)
+
+    def blocklist(self, user: JID) -> set[JID]:
+        rows = self._conn.execute(
+            "SELECT jid FROM blocklist WHERE user = ?", (str(user.bare),)
+        ).fetchall()
+        return {JID.parse(jid) for (jid,) in rows}
+
+    def block(self, user: JID, jids: Iterable[JID]) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO blocklist (user, jid) SELECT ?, value FROM json_each(?)",
+                (str(user.bare), _json_list(jids)),
+            )
+
+    def unblock(self, user: JID, jids: Iterable[JID]) -> None:
+        with self._conn:
+            self._conn.execute(
+                "DELETE FROM blocklist WHERE user = ? AND jid IN (SELECT value FROM json_each(?))",
+                (str(user.bare), _json_list(jids)),
+            )
+
+    def unblock_all(self, user: JID) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM blocklist WHERE user = ?", (str(user.bare),))
