@@ -1,0 +1,384 @@
+"""The server side of rosters (RFC 6121 §2): storage and the ``jabber:iq:roster`` service.
+
+What a server stores per contact is more than a client sees
+(:class:`StoredItem`): the "Pending In" sub-state of RFC 6121 Appendix A.1,
+the subscription request to redeliver until the user answers it (§3.1.3),
+and whether the contact is *in the roster* at all, since a request from
+someone the user never added must be remembered without creating a roster
+item (Appendix A.1, "None + Pending In"). The storage (:class:`RosterStorage`,
+synchronous) keeps these records per user with a roster version (§2.6);
+:class:`MemoryRosterStorage` is the in-memory implementation,
+``xmpp_trio.stores.roster.SqliteRosterStorage`` the persistent one.
+
+:class:`RosterService` answers roster gets and sets from the user's own
+sessions (§2.1.3, §2.1.5, §2.3-§2.5), with roster versioning (§2.6), and
+sends roster pushes to the *interested* resources, those that requested the
+roster (§2.1.6). The presence service
+(:class:`~xmpp_sansio.server.presence.PresenceService`) changes subscription
+states through :meth:`RosterService.commit`, which stores the record and
+pushes what the client can see of the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+from xml.etree.ElementTree import Element
+
+from xmpp_sansio.errors import StanzaErrorCondition
+from xmpp_sansio.jid import JID
+from xmpp_sansio.roster import (
+    QUERY_TAG,
+    InvalidRosterQuery,
+    RosterItem,
+    Subscription,
+    build_roster_query,
+    parse_roster_query,
+    roster_push,
+)
+from xmpp_sansio.stanza import Iq, IqType, PresenceType, error_reply, iq_result, make_presence
+from xmpp_sansio.subscription import SubState, state_of
+from xmpp_sansio.xml import ns
+
+from .router import BoundSession, Effect
+from .service import Service
+
+__all__ = [
+    "MemoryRosterStorage",
+    "RosterService",
+    "RosterStorage",
+    "StoredItem",
+    "visible_items",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """What the server keeps about one contact of one user.
+
+    ``item`` is the client-visible roster item. ``in_roster`` is false for a
+    record that only notes an inbound subscription request from someone the
+    user has not added (RFC 6121 Appendix A.1: the server "MUST NOT create a
+    roster item" for it); such records are never shown to the client.
+    ``pending_in`` is the "Pending In" sub-state and ``pending_request`` the
+    complete ``subscribe`` stanza to redeliver (§3.1.3). Elements compare by
+    identity, so ``pending_request`` is left out of ``==``; compare it with
+    :func:`xmpp_sansio.xml.element.elements_equal`.
+    """
+
+    item: RosterItem
+    in_roster: bool = True
+    pending_in: bool = False
+    pending_request: Element | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def jid(self) -> JID:
+        """The contact's JID (the record's key)."""
+        return self.item.jid
+
+    @property
+    def state(self) -> SubState:
+        """The Appendix A state of this record."""
+        return state_of(self.item, self.pending_in)
+
+    @property
+    def visible(self) -> RosterItem | None:
+        """The item as the client sees it, or ``None`` if it is not in the roster."""
+        return self.item if self.in_roster else None
+
+
+class RosterStorage(Protocol):
+    """Per-user roster records and roster versions (RFC 6121 §2.6).
+
+    ``user`` is always an account's bare JID and ``contact`` the record's key,
+    :attr:`StoredItem.jid`. The version is an opaque string that changes with
+    every :meth:`put` and every :meth:`delete` of an existing record (§2.6.1:
+    a new version for each change); a user with no roster yet has one too.
+    Implementations commit before returning from :meth:`put` and
+    :meth:`delete`.
+    """
+
+    def get(self, user: JID) -> tuple[str, list[StoredItem]]:
+        """The current version and every record (in or out of the roster), in
+        the order they were first stored."""
+        ...
+
+    def version(self, user: JID) -> str:
+        """The current roster version."""
+        ...
+
+    def item(self, user: JID, contact: JID) -> StoredItem | None:
+        """The record for ``contact``, or ``None``."""
+        ...
+
+    def put(self, user: JID, stored: StoredItem) -> str:
+        """Create or replace the record for ``stored.jid``; return the new version."""
+        ...
+
+    def delete(self, user: JID, contact: JID) -> str:
+        """Delete the record for ``contact`` if there is one; return the
+        (possibly unchanged) version."""
+        ...
+
+    def count(self, user: JID) -> int:
+        """How many records ``user`` has (in or out of the roster)."""
+        ...
+
+
+class MemoryRosterStorage:
+    """:class:`RosterStorage` in memory (for tests and ephemeral servers)."""
+
+    def __init__(self) -> None:
+        self._records: dict[JID, dict[JID, StoredItem]] = {}
+        self._versions: dict[JID, int] = {}
+
+    def get(self, user: JID) -> tuple[str, list[StoredItem]]:
+        return self.version(user), list(self._records.get(user.bare, {}).values())
+
+    def version(self, user: JID) -> str:
+        return str(self._versions.get(user.bare, 0))
+
+    def item(self, user: JID, contact: JID) -> StoredItem | None:
+        return self._records.get(user.bare, {}).get(contact)
+
+    def put(self, user: JID, stored: StoredItem) -> str:
+        self._records.setdefault(user.bare, {})[stored.jid] = stored
+        return self._bump(user.bare)
+
+    def delete(self, user: JID, contact: JID) -> str:
+        records = self._records.get(user.bare, {})
+        if records.pop(contact, None) is None:
+            return self.version(user)
+        return self._bump(user.bare)
+
+    def count(self, user: JID) -> int:
+        return len(self._records.get(user.bare, {}))
+
+    def _bump(self, user: JID) -> str:
+        self._versions[user] = self._versions.get(user, 0) + 1
+        return str(self._versions[user])
+
+
+def _removed(jid: JID) -> RosterItem:
+    return RosterItem(jid, subscription=Subscription.REMOVE)
+
+
+class RosterService(Service):
+    """Roster management (RFC 6121 §2) for the user's own sessions.
+
+    ``storage`` holds the records. ``max_items`` caps the records per user:
+    adding an item beyond it is refused with ``not-allowed`` (RFC 6121 §2.3.3
+    names no condition for a roster size limit; RFC 6120 §8.3.3.10
+    ``not-allowed``, type ``cancel``, says retrying will not help, unlike
+    ``resource-constraint``, type ``wait``). ``max_name_length`` and
+    ``max_group_length`` are the server-configured limits of §2.3.3
+    (``not-acceptable``), in characters.
+
+    The roster versioning stream feature (§2.6.1,
+    :data:`xmpp_sansio.roster.ROSTER_VER_FEATURE`) is the stream layer's to
+    announce: every result carries ``ver`` and a get with the current ``ver``
+    is answered with an empty result (§2.6.3).
+    """
+
+    server_features: ClassVar[tuple[str, ...]] = (ns.ROSTER,)
+
+    def __init__(
+        self,
+        storage: RosterStorage,
+        *,
+        max_items: int = 1000,
+        max_name_length: int = 1023,
+        max_group_length: int = 1023,
+    ) -> None:
+        self.storage = storage
+        self.max_items = max_items
+        self.max_name_length = max_name_length
+        self.max_group_length = max_group_length
+        self._interested: set[int] = set()
+        self._push_serial = 0
+
+    # ------------------------------------------------------------------
+    # API for the presence service
+
+    def stored(self, user: JID, contact: JID) -> StoredItem | None:
+        """The record of ``contact`` in the roster of the account ``user``."""
+        return self.storage.item(user.bare, contact)
+
+    def records(self, user: JID) -> list[StoredItem]:
+        """Every record of the account ``user``."""
+        return self.storage.get(user.bare)[1]
+
+    def is_full(self, user: JID) -> bool:
+        """Whether ``user`` has reached ``max_items`` records."""
+        return self.storage.count(user.bare) >= self.max_items
+
+    def interested_sessions(self, user: JID) -> list[BoundSession]:
+        """The user's sessions that requested the roster (RFC 6121 §2.1.6), in bind order."""
+        return [s for s in self.router.sessions_of(user) if s.id in self._interested]
+
+    def commit(
+        self, user: JID, before: StoredItem | None, after: StoredItem | None
+    ) -> list[Effect]:
+        """Replace the record ``before`` of ``user`` by ``after`` (``None``:
+        delete it) and push the change to the interested resources if what
+        the client sees changed (RFC 6121 §2.1.6): the new item, or an item
+        with ``subscription='remove'`` when it left the roster (§2.5.2)."""
+        if before is None and after is None:
+            return []
+        if (
+            before is not None
+            and after is not None
+            and before == after
+            and before.pending_request is after.pending_request
+        ):
+            return []
+        if after is None:
+            assert before is not None
+            version = self.storage.delete(user.bare, before.jid)
+        else:
+            version = self.storage.put(user.bare, after)
+        old = None if before is None else before.visible
+        new = None if after is None else after.visible
+        if old == new:
+            return []
+        if new is None:
+            assert old is not None
+            new = _removed(old.jid)
+        return self.push(user, new, version)
+
+    def push(self, user: JID, item: RosterItem, version: str) -> list[Effect]:
+        """A roster push of ``item`` to each interested resource of ``user``
+        (RFC 6121 §2.1.6), with the roster version (§2.6.3)."""
+        effects: list[Effect] = []
+        for session in self.interested_sessions(user):
+            self._push_serial += 1
+            push = roster_push(item, version, session.jid, id=f"push{self._push_serial}")
+            effects.extend(self.router.reply(push))
+        return effects
+
+    # ------------------------------------------------------------------
+    # hooks
+
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+        payload = iq.payload
+        if payload is None or payload.tag != QUERY_TAG or not iq.is_request:
+            return None
+        sender = iq.from_
+        assert sender is not None  # the router only hands on stanzas with 'from'
+        session = self.router.session_by_jid(sender)
+        if session is None or (to is not None and to != sender.bare):
+            # RFC 6121 §2.1.5 (and §2.1.3 for gets): only the user's own
+            # sessions may read or modify the roster.
+            return self._error(iq, StanzaErrorCondition.FORBIDDEN, "not your roster")
+        if iq.type is IqType.GET:
+            return self._get(iq, session, payload)
+        return self._set(iq, session.jid.bare, payload)
+
+    def session_unbound(self, session: BoundSession) -> list[Effect]:
+        self._interested.discard(session.id)
+        return []
+
+    # ------------------------------------------------------------------
+    # gets and sets
+
+    def _error(self, iq: Iq, condition: StanzaErrorCondition, text: str) -> list[Effect]:
+        return self.router.reply(error_reply(iq.element, condition, text=text))
+
+    def _get(self, iq: Iq, session: BoundSession, query: Element) -> list[Effect]:
+        """Roster get (RFC 6121 §2.1.3, §2.2) with versioning (§2.6.3).
+
+        The session becomes an interested resource. If the client sent the
+        current ``ver`` the result is empty (nothing changed, so there is
+        nothing to push); otherwise it holds the whole roster and its ``ver``.
+        """
+        self._interested.add(session.id)
+        version, records = self.storage.get(session.jid.bare)
+        if query.get("ver") == version:
+            return self.router.reply(iq_result(iq.element))
+        query_el = build_roster_query(visible_items(records), version)
+        return self.router.reply(iq_result(iq.element, query_el))
+
+    def _set(self, iq: Iq, user: JID, query: Element) -> list[Effect]:
+        """Roster set (RFC 6121 §2.1.5): add or update (§2.3, §2.4) or remove (§2.5).
+
+        The client sets only ``name`` and groups: ``subscription`` other than
+        ``remove``, ``ask`` and ``approved`` are ignored (§2.1.5, §2.1.2.1,
+        §2.1.2.2); they change only through presence (§3). Errors per §2.3.3;
+        on any error nothing changes.
+        """
+        try:
+            _, items = parse_roster_query(query)
+        except InvalidRosterQuery as exc:
+            return self._error(iq, exc.condition, str(exc))
+        if len(items) != 1:
+            # RFC 6121 §2.1.5 / §2.3.3: exactly one <item/>.
+            return self._error(
+                iq, StanzaErrorCondition.BAD_REQUEST, "a roster set holds exactly one item"
+            )
+        (item,) = items
+        if item.subscription is Subscription.REMOVE:
+            return self._remove(iq, user, item.jid)
+        if item.name is not None and len(item.name) > self.max_name_length:
+            return self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, "name too long")
+        if any(len(group) > self.max_group_length for group in item.groups):
+            return self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, "group name too long")
+        before = self.storage.item(user, item.jid)
+        if before is None:
+            if self.is_full(user):
+                return self._error(
+                    iq,
+                    StanzaErrorCondition.NOT_ALLOWED,
+                    f"the roster is limited to {self.max_items} items",
+                )
+            after = StoredItem(RosterItem(item.jid, item.name, groups=item.groups))
+        else:
+            old = before.item
+            after = StoredItem(
+                RosterItem(
+                    old.jid, item.name, old.subscription, old.ask, item.groups, old.approved
+                ),
+                in_roster=True,
+                pending_in=before.pending_in,
+                pending_request=before.pending_request,
+            )
+        version = self.storage.put(user, after)
+        # RFC 6121 §2.3.2: push to all interested resources, including the sender.
+        effects = self.push(user, after.item, version)
+        effects.extend(self.router.reply(iq_result(iq.element)))
+        return effects
+
+    def _remove(self, iq: Iq, user: JID, contact: JID) -> list[Effect]:
+        """Roster remove (RFC 6121 §2.5).
+
+        An item not in the roster is ``item-not-found`` (§2.5.3). Otherwise
+        the server cancels the subscriptions both ways on the user's behalf
+        (§2.5.2): ``unsubscribe`` if the user is subscribed to the contact or
+        asked to be, ``unsubscribed`` if the contact is subscribed to the user
+        (after unavailable presence from each available resource, §3.2.2) or
+        asked to be; it deletes the record, pushes the removal and answers.
+        """
+        before = self.storage.item(user, contact)
+        if before is None or not before.in_roster:
+            return self._error(iq, StanzaErrorCondition.ITEM_NOT_FOUND, "no such roster item")
+        state = before.state
+        notices: list[Element] = []
+        if state.subscription in (Subscription.TO, Subscription.BOTH) or state.pending_out:
+            notices.append(make_presence(contact, PresenceType.UNSUBSCRIBE, from_=user))
+        if state.subscription in (Subscription.FROM, Subscription.BOTH):
+            notices.extend(
+                make_presence(contact, PresenceType.UNAVAILABLE, from_=res.jid)
+                for res in self.router.available_resources(user)
+            )
+        if state.subscription in (Subscription.FROM, Subscription.BOTH) or state.pending_in:
+            notices.append(make_presence(contact, PresenceType.UNSUBSCRIBED, from_=user))
+        effects = self.commit(user, before, None)
+        effects.extend(self.router.reply(iq_result(iq.element)))
+        for notice in notices:
+            effects.extend(self.router.route_inbound(notice))
+        return effects
+
+
+def visible_items(records: Sequence[StoredItem]) -> list[RosterItem]:
+    """The client-visible roster of these records (RFC 6121 Appendix A.1)."""
+    return [r.item for r in records if r.in_roster]
