@@ -723,3 +723,15 @@ def test_never_an_error_in_reply_to_an_error(router: Router, to: str | None, kin
     to_attr = "" if to is None else f"to='{to}'"
     el = x(f"<{kind} {to_attr} type='error' id='e'>{_ERR}</{kind}>")
     assert router.route(ROMEO, el) == []
+
+
+@pytest.mark.parametrize("ptype", ["subscribe", "probe"])
+def test_subscribe_or_probe_to_nonexistent_user_is_answered_unsubscribed(
+    router: Router, ptype: str
+) -> None:
+    online(router, ROMEO)
+    effects = router.route(ROMEO, x(f"<presence to='ghost@example.com' type='{ptype}'/>"))
+    assert targets(effects) == [ROMEO]
+    answer = effects[0].element  # type: ignore[union-attr]
+    assert answer.get("type") == "unsubscribed"
+    assert answer.get("from") == "ghost@example.com"

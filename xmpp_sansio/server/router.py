@@ -416,7 +416,13 @@ class Router:
         if to.local is None:
             return []  # presence to the server itself
         if not self._account_exists(to.local, to.domain):
-            # RFC 6121 §8.5.1: presence to no such user is silently ignored.
+            # RFC 6121 §8.5.1: presence to no such user is ignored, except that a
+            # subscription request or probe is answered with "unsubscribed" (§3.1.3).
+            if type_ in (PresenceType.SUBSCRIBE, PresenceType.PROBE):
+                answer = make_presence(
+                    to=sender.bare, type=PresenceType.UNSUBSCRIBED, from_=to.bare
+                )
+                return self.route_inbound(answer)
             return []
         stopped = self._inbound_filtered(element, sender, to.bare)
         if stopped is not None:
