@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import ssl
 from collections.abc import Sequence
 from contextlib import suppress
@@ -44,6 +45,7 @@ from xmpp_sansio.stream.events import (
 from . import _tls
 from .certs import ensure_certificate, load_server_ssl_context
 from .config import ServerConfig
+from .services import build_services, open_database
 from .storage import AccountExists, AccountStore
 
 __all__ = ["BoundListener", "XMPPServer", "run_server"]
@@ -57,11 +59,13 @@ _CLOSE_GRACE = 5.0
 
 @dataclass(frozen=True, slots=True)
 class BoundListener:
-    """Where a listener actually listens (the port is real even if 0 was asked)."""
+    """Where a listener actually listens (the port is real even if 0 was asked),
+    and the router behind it (for tests and embedding)."""
 
     kind: str
     address: str
     port: int
+    router: Router
 
 
 class _Session:
@@ -122,11 +126,16 @@ class XMPPServer:
         store: AccountStore,
         ssl_context: ssl.SSLContext,
         certificate_der: bytes | None,
+        db: sqlite3.Connection,
     ) -> None:
         self.config = config
         self.store = store
         self.ssl_context = ssl_context
         self.tls_info = _tls.server_tls_info(certificate_der)
+        self.services = build_services(config, store, db)
+        self.router = Router(
+            config.domains, account_exists=self._account_exists, services=self.services.services
+        )
         limits = config.limits
         self.stream_config = StreamConfig(
             domains=frozenset(config.domains),
@@ -135,6 +144,7 @@ class XMPPServer:
             allow_plain=config.allow_plain,
             allow_anonymous=config.allow_anonymous,
             allow_registration=config.allow_registration,
+            post_auth_features=self.services.post_auth_features(),
             limits=Limits(
                 max_stanza_size=limits.max_stanza_size,
                 max_stanza_size_preauth=limits.max_stanza_size_preauth,
@@ -142,7 +152,6 @@ class XMPPServer:
                 negotiation_timeout=limits.negotiation_timeout,
             ),
         )
-        self.router = Router(config.domains, account_exists=self._account_exists)
         self.sessions: dict[int, _Session] = {}
         self._registrations: dict[str, list[float]] = {}  # peer address -> times
         self._next_id = 1
@@ -363,9 +372,10 @@ async def run_server(
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = AccountStore.open(config.database_path)
+    db = open_database(config)
     try:
         ssl_context, der = _tls_material(config)
-        server = XMPPServer(config, store, ssl_context, der)
+        server = XMPPServer(config, store, ssl_context, der, db)
         async with trio.open_nursery() as nursery:
             bound: list[BoundListener] = []
             for spec in config.listeners:
@@ -373,7 +383,7 @@ async def run_server(
                 direct = spec.kind == "c2s-directtls"
                 for listener in listeners:
                     sockname = listener.socket.getsockname()
-                    bound.append(BoundListener(spec.kind, sockname[0], sockname[1]))
+                    bound.append(BoundListener(spec.kind, sockname[0], sockname[1], server.router))
 
                     async def handler(stream: trio.SocketStream, direct: bool = direct) -> None:
                         await server.handle(stream, direct_tls=direct)
@@ -389,4 +399,5 @@ async def run_server(
             await server.shutdown()
             nursery.cancel_scope.cancel()
     finally:
+        db.close()
         store.close()

@@ -214,10 +214,13 @@ def test_subscribe_to_remote_contact_is_recorded(world: World) -> None:
     assert pushed(effects, BALCONY) == [item(JID.parse("mercutio@verona.example"), ask=True)]
 
 
-def test_subscribe_to_nonexistent_local_user_is_recorded_and_dropped(world: World) -> None:
-    effects = subscribe(world, BALCONY, JID.parse("ghost@example.com"))
-    assert pushed(effects, BALCONY) == [item(JID.parse("ghost@example.com"), ask=True)]
-    assert presences(effects, BALCONY) == []
+def test_subscribe_to_nonexistent_local_user_is_answered_unsubscribed(world: World) -> None:
+    """RFC 6121 §8.5.1 / §3.1.3: the contact's server answers "unsubscribed", which
+    cancels the pending request (Appendix A.3.4) and reaches the user."""
+    ghost = JID.parse("ghost@example.com")
+    effects = subscribe(world, BALCONY, ghost)
+    assert pushed(effects, BALCONY) == [item(ghost, ask=True), item(ghost)]
+    assert world.item(JULIET, ghost) == item(ghost)
 
 
 # ---------------------------------------------------------------------------

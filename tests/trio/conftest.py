@@ -11,6 +11,7 @@ import pytest
 import trio
 import trustme
 
+from xmpp_sansio.server import Router
 from xmpp_trio.config import ListenerConfig, ServerConfig, TLSConfig
 from xmpp_trio.server import BoundListener, run_server
 from xmpp_trio.storage import AccountStore
@@ -24,6 +25,7 @@ class RunningServer:
     ca_file: Path
     starttls_port: int
     directtls_port: int
+    router: Router
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
@@ -67,4 +69,6 @@ async def server(
     ca.cert_pem.write_to_path(str(ca_file))
     bound: list[BoundListener] = await nursery.start(run_server, server_config)
     ports = {b.kind: b.port for b in bound}
-    yield RunningServer(server_config, ca_file, ports["c2s-starttls"], ports["c2s-directtls"])
+    yield RunningServer(
+        server_config, ca_file, ports["c2s-starttls"], ports["c2s-directtls"], bound[0].router
+    )

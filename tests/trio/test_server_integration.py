@@ -403,3 +403,50 @@ async def test_in_band_registration_creates_an_account_once_per_limit(
         assert benvolio.jid.local == "benvolio"
     second = await register("mercutio")
     assert b"<not-acceptable" in second
+
+
+LIFECYCLE_SCRIPT = Path(__file__).parent / "peers" / "slixmpp_lifecycle.py"
+LIFECYCLE_STEPS = [
+    "connected-authenticated-bound-roster",
+    "romeo-got-subscribe",
+    "juliet-sees-romeo-available",
+    "romeo-sees-juliet-available",
+    "rosters-both",
+    "messages-bare-and-full",
+    "disconnect-seen-as-unavailable",
+    "offline-message-delivered-with-delay",
+    "blocked-contact-message-never-arrives",
+    "unblocked-contact-message-arrives",
+    "vcard-of-contact",
+    "disco-info",
+]
+
+
+async def test_slixmpp_clients_walk_the_im_lifecycle(server: RunningServer) -> None:
+    """RFC 6121 end to end with two slixmpp clients: subscription handshake, presence,
+    bare and full JID messages, unavailable on disconnect, offline delivery with
+    XEP-0203 delay, blocking (XEP-0191), vCard (XEP-0054), and disco#info listing
+    exactly the features the server's services implement."""
+    result = await trio.run_process(
+        [
+            sys.executable,
+            str(LIFECYCLE_SCRIPT),
+            "127.0.0.1",
+            str(server.starttls_port),
+            str(server.ca_file),
+            PASSWORDS["juliet"],
+            PASSWORDS["romeo"],
+        ],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    out = result.stdout.decode()
+    passed = [line[3:] for line in out.splitlines() if line.startswith("OK ")]
+    assert passed == LIFECYCLE_STEPS, out + result.stderr.decode()[-3000:]
+    (features_line,) = [line for line in out.splitlines() if line.startswith("FEATURES ")]
+    advertised = set(features_line.split()[1:])
+    from xmpp_sansio.server.disco import DiscoService
+
+    disco = next(s for s in server.router.services if isinstance(s, DiscoService))
+    assert advertised == set(disco.server_info().features)

@@ -135,6 +135,11 @@ async def scenario() -> None:
         raise Failed("a blocked contact's message arrived")
     ok("blocked-contact-message-never-arrives")
 
+    await juliet.xmpp.plugin["xep_0191"].unblock([ROMEO], timeout=TIMEOUT)
+    romeo.xmpp.send_message(mto=JULIET, mbody="unblocked at last", mtype="chat")
+    await juliet.message("unblocked at last")
+    ok("unblocked-contact-message-arrives")
+
     vcard = romeo.xmpp.plugin["xep_0054"].make_vcard()
     vcard["FN"] = "Romeo Montague"
     await romeo.xmpp.plugin["xep_0054"].publish_vcard(vcard, timeout=TIMEOUT)

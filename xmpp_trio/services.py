@@ -1,0 +1,137 @@
+"""The bundled server's list of services: xmpp_sansio services over SQLite stores.
+
+This is the one place that decides which protocols the server speaks and in
+which order their hooks run (see :mod:`xmpp_sansio.server.service`):
+
+1. blocking, first, so that nothing from a blocked JID reaches any other service;
+2. roster, then presence (presence uses the roster);
+3. vCard, private storage, registration, last activity, version, time, caps;
+4. carbons, then offline storage, last, so stored messages are delivered after
+   the presence handling of the login that flushes them;
+5. disco, which reports the features of everything before it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from xml.etree.ElementTree import Element
+
+from xmpp_sansio.jid import JID
+from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
+from xmpp_sansio.server import Service
+from xmpp_sansio.server.blocking import BlockingService
+from xmpp_sansio.server.caps import CapsService
+from xmpp_sansio.server.carbons import CarbonsService
+from xmpp_sansio.server.disco import DiscoService
+from xmpp_sansio.server.info import TimeService, VersionService
+from xmpp_sansio.server.last import LastActivityService
+from xmpp_sansio.server.offline import OfflineService
+from xmpp_sansio.server.presence import PresenceService
+from xmpp_sansio.server.private import PrivateService
+from xmpp_sansio.server.register import RegistrationService
+from xmpp_sansio.server.roster import RosterService, RosterStorage
+from xmpp_sansio.server.vcard import VCardService
+
+from .config import ServerConfig
+from .storage import AccountStore
+from .stores.accounts import AccountDirectoryAdapter
+from .stores.blocking import SqliteBlockStorage
+from .stores.last import SqliteLastActivityStorage
+from .stores.offline import SqliteOfflineStorage
+from .stores.private import SqlitePrivateStorage
+from .stores.roster import SqliteRosterStorage
+from .stores.vcard import SqliteVCardStorage
+
+__all__ = ["ServerServices", "build_services", "open_database"]
+
+
+def _version() -> str:
+    try:
+        return version("xmpp-trio")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout
+        return "0"
+
+
+def open_database(config: ServerConfig) -> sqlite3.Connection:
+    """The connection every store shares: WAL, so readers never block the writer,
+    and ``synchronous=FULL`` so a committed message survives a power cut too."""
+    conn = sqlite3.connect(config.database_path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def subscribed_predicate(storage: RosterStorage) -> Callable[[JID, JID], bool]:
+    """``is_subscribed(contact, user)``: the contact receives the user's presence
+    (the user's roster has the contact with ``from`` or ``both``, RFC 6121 §2.1.2.5)."""
+
+    def is_subscribed(contact: JID, user: JID) -> bool:
+        stored = storage.item(user.bare, contact.bare)
+        return stored is not None and stored.item.subscription in (
+            Subscription.FROM,
+            Subscription.BOTH,
+        )
+
+    return is_subscribed
+
+
+class ServerServices:
+    """The services of one server and the stream features they add."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        accounts: AccountStore,
+        db: sqlite3.Connection,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        limits = config.limits
+        roster_storage = SqliteRosterStorage(db)
+        is_subscribed = subscribed_predicate(roster_storage)
+        self.roster = RosterService(roster_storage, max_items=limits.max_roster_items)
+        self.disco = DiscoService(
+            presence_authorized=lambda requester, account: is_subscribed(requester, account)
+        )
+        self.services: list[Service] = [
+            BlockingService(SqliteBlockStorage(db), is_subscribed),
+            self.roster,
+            PresenceService(self.roster),
+            VCardService(SqliteVCardStorage(db), max_size=limits.max_vcard_size),
+            PrivateService(SqlitePrivateStorage(db), max_size=limits.max_private_size),
+            RegistrationService(AccountDirectoryAdapter(accounts, config.scram_iterations)),
+            LastActivityService(
+                SqliteLastActivityStorage(db),
+                clock,
+                lambda requester, user: is_subscribed(requester, user),
+                started=clock(),
+            ),
+            VersionService(_version()),
+            TimeService(clock),
+            CapsService(clock=clock),
+            CarbonsService(),
+            OfflineService(
+                SqliteOfflineStorage(db), clock, max_per_user=limits.max_offline_messages
+            ),
+            self.disco,
+        ]
+
+    def post_auth_features(self) -> tuple[Element, ...]:
+        """Stream features offered after authentication: roster versioning (RFC 6121
+        §2.6.1), subscription pre-approval (§3.4.1) and the server's entity
+        capabilities (XEP-0115 §6.3)."""
+        return (
+            Element(ROSTER_VER_FEATURE),
+            Element(PRE_APPROVAL_FEATURE),
+            self.disco.caps_element(),
+        )
+
+
+def build_services(
+    config: ServerConfig, accounts: AccountStore, db: sqlite3.Connection
+) -> ServerServices:
+    """The services for ``config``."""
+    return ServerServices(config, accounts, db)
