@@ -504,3 +504,55 @@ def test_registration_iq_from_outside_a_session_is_not_handled(
 def test_register_feature_is_advertised() -> None:
     assert RegistrationService.server_features == ("jabber:iq:register",)
     assert RegistrationService.account_features == ()
+
+
+def test_removing_an_account_wipes_its_data_in_every_service(directory: FakeDirectory) -> None:
+    """XEP-0077 §3.2: after <remove/>, a new account of the same name starts empty:
+    no roster, offline messages, blocklist, last activity, vCard or private XML."""
+    from xmpp_sansio.roster import RosterItem, Subscription
+    from xmpp_sansio.server.blocking import BlockingService, MemoryBlockStorage
+    from xmpp_sansio.server.last import LastActivityService, MemoryLastActivityStorage
+    from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
+    from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateService
+    from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, StoredItem
+    from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService
+
+    juliet, romeo = JID.parse("juliet@example.com"), JID.parse("romeo@example.com")
+    rosters, offline, blocks = MemoryRosterStorage(), MemoryOfflineStorage(), MemoryBlockStorage()
+    last, vcards, private = (
+        MemoryLastActivityStorage(),
+        MemoryVCardStorage(),
+        MemoryPrivateStorage(),
+    )
+    rosters.put(juliet, StoredItem(RosterItem(romeo, subscription=Subscription.BOTH)))
+    offline.push(juliet, b"<message/>", 1.0, 10)
+    blocks.block(juliet, [JID.parse("tybalt@example.com")])
+    last.set(juliet, 1.0, "gone")
+    vcards.put(juliet, b"<vCard xmlns='vcard-temp'/>")
+    private.put(juliet, "urn:x", "x", b"<x xmlns='urn:x'/>")
+    services: list[Service] = [
+        RegistrationService(directory),
+        RosterService(rosters),
+        OfflineService(offline, lambda: 0.0),
+        BlockingService(blocks, lambda _c, _u: False),
+        LastActivityService(last, lambda: 0.0, lambda _r, _u: False, started=0.0),
+        VCardService(vcards),
+        PrivateService(private),
+    ]
+    r = Router(
+        ["example.com"],
+        account_exists=lambda local, domain: (local, domain) in directory.passwords,
+        services=services,
+    )
+    r.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    r.route(
+        BALCONY,
+        x("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>"),
+    )
+    assert ("juliet", "example.com") not in directory.passwords
+    assert rosters.count(juliet) == 0
+    assert offline.count(juliet) == 0
+    assert blocks.blocklist(juliet) == set()
+    assert last.get(juliet) is None
+    assert vcards.get(juliet) is None
+    assert private.get(juliet, "urn:x", "x") is None

@@ -366,6 +366,11 @@ class BlockingService(Service):
             self._presence.pop(session.id, None)
         return []
 
+    def account_removed(self, account: JID) -> list[Effect]:
+        """Forget the removed account's blocklist."""
+        self._storage.unblock_all(account.bare)
+        return []
+
     def session_unbound(self, session: BoundSession) -> list[Effect]:
         """Forget the session's interest in pushes and its presence."""
         self._interested.discard(session.id)

@@ -83,6 +83,10 @@ class LastActivityStorage(Protocol):
         """``user``'s last logout, or ``None`` if none was recorded."""
         ...
 
+    def forget(self, user: JID) -> None:
+        """Delete ``user``'s record (the account was removed)."""
+        ...
+
 
 class MemoryLastActivityStorage:
     """An in-memory :class:`LastActivityStorage`."""
@@ -95,6 +99,9 @@ class MemoryLastActivityStorage:
 
     def get(self, user: JID) -> LastLogout | None:
         return self._records.get(user.bare)
+
+    def forget(self, user: JID) -> None:
+        self._records.pop(user.bare, None)
 
 
 def _seconds(elapsed: float) -> str:
@@ -195,6 +202,11 @@ class LastActivityService(Service):
             except StanzaValueError:
                 status = None
             self._status[session.id] = status or None
+        return []
+
+    def account_removed(self, account: JID) -> list[Effect]:
+        """Forget the removed account's last logout."""
+        self._storage.forget(account.bare)
         return []
 
     def session_unbound(self, session: BoundSession) -> list[Effect]:

@@ -228,6 +228,13 @@ class OfflineService(Service):
         self._clock = clock
         self._max_per_user = max_per_user
 
+    def account_removed(self, account: JID) -> list[Effect]:
+        """Drop the removed account's stored messages."""
+        stored = self._storage.peek(account.bare)
+        if stored:
+            self._storage.delete(account.bare, stored[-1].id)
+        return []
+
     def message_undeliverable(self, element: Element, recipient: JID) -> list[Effect] | None:
         """Store ``element`` for ``recipient`` (XEP-0160 §2, §3).
 

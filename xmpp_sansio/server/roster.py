@@ -275,6 +275,14 @@ class RosterService(Service):
             return self._get(iq, session, payload)
         return self._set(iq, session.jid.bare, payload)
 
+    def account_removed(self, account: JID) -> list[Effect]:
+        """Delete the removed account's roster. Its contacts keep their item for
+        it (their subscription simply never delivers anything again)."""
+        _, records = self.storage.get(account.bare)
+        for stored in records:
+            self.storage.delete(account.bare, stored.item.jid)
+        return []
+
     def session_unbound(self, session: BoundSession) -> list[Effect]:
         self._interested.discard(session.id)
         return []

@@ -37,6 +37,10 @@ class SqliteLastActivityStorage:
                 (str(user.bare), stamp, status),
             )
 
+    def forget(self, user: JID) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM last_activity WHERE user = ?", (str(user.bare),))
+
     def get(self, user: JID) -> LastLogout | None:
         row = self._conn.execute(
             "SELECT stamp, status FROM last_activity WHERE user = ?", (str(user.bare),)
