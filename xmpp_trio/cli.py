@@ -14,6 +14,9 @@ Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
     Delete an account.
 ``check``
     Validate the configuration and print a summary of it.
+``bot BOTS.toml [--check]``
+    Run the bots declared in a bots file (see :mod:`xmpp_trio.bot`) until
+    interrupted; with ``--check``, only validate the file and list the bots.
 
 Without ``--config`` the built-in defaults are used (see :mod:`xmpp_trio.config`).
 Errors are printed to standard error and give exit status 1.
@@ -242,6 +245,29 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bot(args: argparse.Namespace) -> int:
+    # Imported here so the other subcommands work without loading the bot framework.
+    from xmpp_trio.bot import build_bots, load_bots_config, run
+
+    try:
+        bots_config = load_bots_config(args.bots_file)
+        bots = build_bots(bots_config)
+    except ConfigError as exc:
+        raise CommandError(f"invalid bots file: {exc}") from None
+    if args.check:
+        lines = [f"bots file OK: {args.bots_file}"]
+        for bot in bots:
+            handlers = ", ".join(h.name for h in bot.handlers) or "none"
+            rooms = ", ".join(str(room) for room in bot.config.rooms)
+            lines.append(f"  {bot.config.full_jid} (nickname {bot.nickname}): handlers {handlers}")
+            if rooms:
+                lines.append(f"    rooms (joined once the server has MUC): {rooms}")
+        print("\n".join(lines))
+        return 0
+    logging.basicConfig(level=bots_config.log_level.upper(), format=LOG_FORMAT)
+    return run(bots)
+
+
 # --- entry point ---------------------------------------------------------------
 
 
@@ -280,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     deluser = add("deluser", _cmd_deluser, "delete an account")
     deluser.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
     add("check", _cmd_check, "validate the configuration and print a summary")
+    bot = add("bot", _cmd_bot, "run the bots declared in a bots file")
+    bot.add_argument("bots_file", type=Path, metavar="BOTS.toml", help="the bots file (TOML)")
+    bot.add_argument(
+        "--check", action="store_true", help="only validate the bots file and list the bots"
+    )
     return parser
 
 
