@@ -73,7 +73,7 @@ from xmpp_sansio.stanza import (
 )
 from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.element import canonical, split_tag
-from xmpp_sansio.xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
+from xmpp_sansio.xml.parser import parse_fragment as _parse_fragment
 from xmpp_sansio.xml.writer import serialize
 
 __all__ = [
@@ -138,38 +138,9 @@ def serialize_fragment(el: Element) -> str:
 
 
 def parse_fragment(text: str | bytes, *, max_size: int = _FRAGMENT_LIMIT) -> Element:
-    """Parse one XML element, e.g. the output of :func:`serialize_fragment`.
-
-    The XMPP restrictions apply (RFC 6120 §11.1: no comments, processing
-    instructions, DTDs or entity references beyond the predefined five); at
-    most ``max_size`` bytes and 64 levels of nesting. Raises
-    :class:`ValueError` unless ``text`` is exactly one well-formed element
-    (surrounding whitespace allowed).
-    """
-    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    stripped = data.strip(b" \t\r\n")
-    if not stripped.startswith(b"<") or not stripped.endswith(b">"):
-        raise ValueError("an XML fragment must be one element, without text around it")
-    if len(stripped) > max_size:
-        raise ValueError(f"XML fragment of {len(stripped)} bytes exceeds {max_size}")
-    parser = StreamParser(max_stanza_size=max_size + 16)
-    parser.feed(b"<fragment>" + stripped + b"</fragment>")
-    elements: list[Element] = []
-    try:
-        while (event := parser.next_event()) is not None:
-            if isinstance(event, Element):
-                elements.append(event)
-            elif isinstance(event, StreamEnd):
-                break
-            else:
-                assert isinstance(event, StreamHeader)
-    except XMLStreamError as exc:
-        raise ValueError(f"invalid XML fragment: {exc.text}") from None
-    if not parser.ended:
-        raise ValueError("invalid XML fragment: it is not complete")
-    if len(elements) != 1:
-        raise ValueError(f"an XML fragment must be one element, got {len(elements)}")
-    return elements[0]
+    """Parse one XML element, e.g. the output of :func:`serialize_fragment`
+    (see :func:`xmpp_sansio.xml.parser.parse_fragment`; at most ``max_size`` bytes)."""
+    return _parse_fragment(text, "", max_size=max_size)
 
 
 # ---------------------------------------------------------------------------

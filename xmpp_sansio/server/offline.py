@@ -42,10 +42,9 @@ from ..delay import with_delay
 from ..errors import StanzaErrorCondition
 from ..jid import JID, InvalidJID
 from ..stanza import MessageType
-from ..xml import ns
 from ..xml.element import split_tag
-from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
-from ..xml.writer import STREAM_FOOTER, serialize, stream_header
+from ..xml.parser import parse_fragment
+from ..xml.writer import serialize
 from .router import Deliver
 from .service import Service
 
@@ -142,31 +141,6 @@ class MemoryOfflineStorage:
 
     def count(self, user: JID) -> int:
         return len(self._queues.get(user.bare, ()))
-
-
-def parse_fragment(data: bytes, default_ns: str = ns.CLIENT) -> Element:
-    """Parse one serialised top-level element (as written by
-    :func:`~xmpp_sansio.xml.writer.serialize` with ``default_ns``) back into an
-    element, with the same restrictions as a stream (RFC 6120 §11).
-
-    Raises :class:`ValueError` unless ``data`` is exactly one element.
-    """
-    parser = StreamParser(max_stanza_size=len(data) + 64)
-    parser.feed(stream_header({}, default_ns, xml_declaration=False) + data + STREAM_FOOTER)
-    found: list[Element] = []
-    try:
-        while (event := parser.next_event()) is not None:
-            if isinstance(event, Element):
-                found.append(event)
-            elif isinstance(event, StreamEnd):
-                break
-            elif not isinstance(event, StreamHeader):  # pragma: no cover
-                raise ValueError(f"unexpected parser event {event!r}")
-    except XMLStreamError as exc:
-        raise ValueError(f"not a well-formed element: {exc.text}") from None
-    if len(found) != 1 or not parser.ended:
-        raise ValueError(f"expected one element, found {len(found)}")
-    return found[0]
 
 
 class _Disposition(Enum):

@@ -44,9 +44,9 @@ from ..jid import JID
 from ..stanza import Iq, IqType, error_reply, iq_result
 from ..xml import ns
 from ..xml.element import split_tag
+from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .service import Service
-from .vcard import parse_fragment
 
 if TYPE_CHECKING:
     from .router import Effect

@@ -46,9 +46,8 @@ from xml.etree.ElementTree import Element
 from ..errors import StanzaErrorCondition
 from ..jid import JID
 from ..stanza import Iq, IqType, error_reply, iq_result
-from ..xml import ns
-from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
-from ..xml.writer import STREAM_FOOTER, serialize, stream_header
+from ..xml.parser import parse_fragment
+from ..xml.writer import serialize
 from .service import Service
 
 if TYPE_CHECKING:
@@ -69,39 +68,6 @@ _VCARD_TAG: Final = f"{{{VCARD}}}vCard"
 
 DEFAULT_MAX_SIZE: Final = 65536
 """Largest serialised vCard accepted, in bytes."""
-
-
-def parse_fragment(data: bytes) -> Element:
-    """Parse one serialised element (as :func:`~xmpp_sansio.xml.writer.serialize`
-    writes it with the default ``jabber:client`` namespace) back into an element.
-
-    The bytes are parsed as the content of a ``jabber:client`` stream, so the
-    same RFC 6120 §11 restrictions apply (no comments, PIs or DTDs). Raise
-    :class:`ValueError` unless ``data`` is exactly one well-formed element
-    (surrounding whitespace is allowed).
-    """
-    # Hold mode stops at exact element boundaries, so nothing after the element
-    # (say a smuggled closing stream tag) goes unnoticed. The limit only has to
-    # let the one element through.
-    parser = StreamParser(max_stanza_size=len(data) + 1024, hold=True)
-    parser.feed(stream_header({}, ns.CLIENT, xml_declaration=False))
-    parser.feed(data)
-    parser.feed(STREAM_FOOTER)
-    found: list[Element] = []
-    try:
-        while True:
-            event = parser.next_event()
-            if event is None:
-                raise ValueError("incomplete XML fragment")
-            if isinstance(event, StreamEnd):
-                break
-            if not isinstance(event, StreamHeader):
-                found.append(event)
-    except XMLStreamError as exc:
-        raise ValueError(f"invalid XML fragment: {exc}") from exc
-    if len(found) != 1 or parser.take_unparsed():
-        raise ValueError(f"expected one element, found {len(found)}")
-    return found[0]
 
 
 class VCardStorage(Protocol):

@@ -347,3 +347,48 @@ class StreamParser:
 def is_stream_tag(tag: str) -> bool:
     """True for the ``{http://etherx.jabber.org/streams}stream`` tag."""
     return tag == "{" + ns.STREAMS + "}stream"
+
+
+def parse_fragment(
+    data: bytes | str, default_ns: str = ns.CLIENT, *, max_size: int | None = None
+) -> Element:
+    """Parse one serialised element, as :func:`~xmpp_sansio.xml.writer.serialize`
+    writes it for a stream whose content namespace is ``default_ns``.
+
+    The element is parsed as the content of such a stream, so the RFC 6120 §11
+    restrictions apply (no comments, processing instructions, DTDs or entity
+    references beyond the predefined five). Hold mode stops at the exact
+    element boundary, so nothing may follow it (a smuggled closing stream tag
+    included). ``max_size`` bounds the element (default: its own length).
+
+    Raises:
+        ValueError: ``data`` is not exactly one well-formed element
+            (surrounding whitespace is allowed) or is larger than ``max_size``.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    raw = raw.strip(b" \t\r\n")
+    if max_size is not None and len(raw) > max_size:
+        raise ValueError(f"XML fragment of {len(raw)} bytes exceeds {max_size}")
+    if not raw.startswith(b"<") or not raw.endswith(b">"):
+        raise ValueError("an XML fragment must be one element, without text around it")
+    from .writer import STREAM_FOOTER, stream_header
+
+    parser = StreamParser(max_stanza_size=len(raw) + 1024, hold=True)
+    parser.feed(stream_header({}, default_ns, xml_declaration=False))
+    parser.feed(raw)
+    parser.feed(STREAM_FOOTER)
+    found: list[Element] = []
+    try:
+        while True:
+            event = parser.next_event()
+            if event is None:
+                raise ValueError("incomplete XML fragment")
+            if isinstance(event, StreamEnd):
+                break
+            if isinstance(event, Element):
+                found.append(event)
+    except XMLStreamError as exc:
+        raise ValueError(f"invalid XML fragment: {exc.text}") from None
+    if len(found) != 1 or parser.take_unparsed():
+        raise ValueError(f"expected one element, found {len(found)}")
+    return found[0]

@@ -29,7 +29,7 @@ _XML_PREFIX = "{" + ns.XML + "}"
 # XML 1.0 Char production, minus the characters we must escape anyway.
 _INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _TEXT_SPECIAL = re.compile("[&<>\r]")
-_ATTR_SPECIAL = re.compile("[&<>\"\t\n\r]")
+_ATTR_SPECIAL = re.compile('[&<>"\t\n\r]')
 _ESCAPES = {
     "&": "&amp;",
     "<": "&lt;",
