@@ -24,6 +24,7 @@ from typing import Final
 from xml.etree.ElementTree import Element
 
 from .errors import StanzaErrorCondition
+from .forms import Field, FieldType, Form, FormError, FormType, build_form, parse_form
 from .jid import JID, InvalidJID
 from .sasl.credentials import normalize_password
 
@@ -56,8 +57,6 @@ DATA_FORMS: Final = "jabber:x:data"
 
 _QUERY: Final = f"{{{REGISTER}}}query"
 _X: Final = f"{{{DATA_FORMS}}}x"
-_FIELD: Final = f"{{{DATA_FORMS}}}field"
-_VALUE: Final = f"{{{DATA_FORMS}}}value"
 _ACCEPTED_FORM_TYPES: Final = frozenset({REGISTER, CHANGE_PASSWORD_FORM_TYPE})
 
 
@@ -103,25 +102,6 @@ def _text_element(tag: str, text: str | None = None) -> Element:
     return el
 
 
-def _form_field(
-    var: str,
-    type_: str,
-    *,
-    label: str | None = None,
-    value: str | None = None,
-    required: bool = False,
-) -> Element:
-    attrs = {"type": type_, "var": var}
-    if label is not None:
-        attrs["label"] = label
-    field = Element(_FIELD, attrs)
-    if required:
-        field.append(Element(f"{{{DATA_FORMS}}}required"))
-    if value is not None:
-        field.append(_text_element(_VALUE, value))
-    return field
-
-
 def registration_form(instructions: str) -> Element:
     """The ``<query xmlns='jabber:iq:register'/>`` answering an IQ-get from an
     entity that is not registered (§3.1).
@@ -135,13 +115,20 @@ def registration_form(instructions: str) -> Element:
     query.append(_text_element(f"{{{REGISTER}}}instructions", instructions))
     query.append(Element(f"{{{REGISTER}}}username"))
     query.append(Element(f"{{{REGISTER}}}password"))
-    form = Element(_X, {"type": "form"})
-    form.append(_text_element(f"{{{DATA_FORMS}}}title", "Account registration"))
-    form.append(_text_element(f"{{{DATA_FORMS}}}instructions", instructions))
-    form.append(_form_field("FORM_TYPE", "hidden", value=REGISTER))
-    form.append(_form_field("username", "text-single", label="Username", required=True))
-    form.append(_form_field("password", "text-private", label="Password", required=True))
-    query.append(form)
+    query.append(
+        build_form(
+            Form(
+                type=FormType.FORM,
+                title="Account registration",
+                instructions=(instructions,),
+                fields=(
+                    Field("FORM_TYPE", FieldType.HIDDEN, values=(REGISTER,)),
+                    Field("username", FieldType.TEXT_SINGLE, label="Username", required=True),
+                    Field("password", FieldType.TEXT_PRIVATE, label="Password", required=True),
+                ),
+            )
+        )
+    )
     return query
 
 
@@ -184,26 +171,11 @@ def _bad(message: str) -> RegistrationError:
     return RegistrationError(StanzaErrorCondition.BAD_REQUEST, message)
 
 
-def _form_values(form: Element) -> dict[str, list[str]]:
-    """``var`` -> values of the fields of a submitted XEP-0004 form."""
-    values: dict[str, list[str]] = {}
-    for field in form.findall(_FIELD):
-        var = field.get("var")
-        if var is None:
-            continue
-        if var in values:
-            raise _bad(f"field {var!r} appears twice in the form")
-        values[var] = [value.text or "" for value in field.findall(_VALUE)]
-    return values
-
-
-def _single(values: dict[str, list[str]], var: str) -> str | None:
-    found = values.get(var)
-    if not found:
-        return None
+def _single(form: Form, var: str) -> str | None:
+    found = form.values(var)
     if len(found) > 1:
         raise _bad(f"field {var!r} has more than one value")
-    return found[0] or None
+    return (found[0] or None) if found else None
 
 
 def parse_registration(query: Element) -> Registration:
@@ -234,14 +206,17 @@ def parse_registration(query: Element) -> Registration:
         return Registration(None, None, remove=True)
     form = query.find(_X)
     if form is not None:
-        if form.get("type") != "submit":
-            raise _bad(f"a data form of type {form.get('type')!r} is not a submission")
-        values = _form_values(form)
-        form_type = _single(values, "FORM_TYPE")
+        try:
+            submitted = parse_form(form)
+        except FormError as exc:
+            raise _bad(f"invalid data form: {exc}") from None
+        if submitted.type is not FormType.SUBMIT:
+            raise _bad(f"a data form of type {submitted.type.value!r} is not a submission")
+        form_type = _single(submitted, "FORM_TYPE")
         if form_type is not None and form_type not in _ACCEPTED_FORM_TYPES:
             raise _bad(f"unsupported FORM_TYPE {form_type!r}")
-        username = _single(values, "username")
-        password = _single(values, "password")
+        username = _single(submitted, "username")
+        password = _single(submitted, "password")
     else:
         username_el = query.find(f"{{{REGISTER}}}username")
         password_el = query.find(f"{{{REGISTER}}}password")
