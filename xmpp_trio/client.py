@@ -10,6 +10,13 @@ and binds a resource. Then::
         await client.send(message)
         async for stanza in client:
             ...
+
+Stream management (XEP-0198) is enabled when the server offers it, with
+resumption: if the connection breaks, keep ``client.sm_state`` and pass it as
+``open_client(..., resume=state)`` to pick the session up where it was; the
+server retransmits what we missed and we retransmit what it missed. If the
+session cannot be resumed, ``client.unacked_from_previous`` lists the
+stanzas the server never acknowledged, for the application to resend.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 import trio
@@ -25,6 +33,7 @@ import trio
 from xmpp_sansio.errors import RemoteProtocolError, StreamErrorCondition
 from xmpp_sansio.iq import IqError, IqResult, IqTracker
 from xmpp_sansio.jid import JID
+from xmpp_sansio.sm import SMState
 from xmpp_sansio.stanza import StanzaError, iq_result
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
@@ -33,9 +42,11 @@ from xmpp_sansio.stream.events import (
     ConnectionClosed,
     NegotiationFailed,
     ResourceBound,
+    ResumeFailed,
     StanzaReceived,
     StreamClosed,
     StreamErrorReceived,
+    StreamResumed,
     TLSRequested,
 )
 from xmpp_sansio.xml import ns
@@ -101,17 +112,41 @@ class IqTimeoutError(XMPPError):
     """No answer to an IQ request in time."""
 
 
+@dataclass
+class _Negotiated:
+    """What negotiation produced besides the stream."""
+
+    stream: trio.abc.Stream
+    early: list[Element]  # stanzas received before negotiation was over
+    resumed: bool = False
+    unacked_from_previous: tuple[Element, ...] = ()
+
+
 class Client:
     """A negotiated client stream. Use :func:`open_client` to get one.
 
     Incoming stanzas arrive through :meth:`receive` or ``async for``; answers
     to :meth:`request` are taken out of that flow. Pings (XEP-0199) are
     answered automatically.
+
+    Attributes:
+        resumed: this stream resumed a previous session (XEP-0198 §5).
+        unacked_from_previous: the previous session could not be resumed and
+            these stanzas of it were never acknowledged by the server: resend
+            what should not be lost.
     """
 
-    def __init__(self, conn: ClientConnection, stream: trio.abc.Stream) -> None:
+    def __init__(
+        self, conn: ClientConnection, stream: trio.abc.Stream, negotiated: _Negotiated | None = None
+    ) -> None:
         self._conn = conn
         self._stream = stream
+        self._early = negotiated.early if negotiated is not None else []
+        self.resumed = negotiated.resumed if negotiated is not None else False
+        self.unacked_from_previous = (
+            negotiated.unacked_from_previous if negotiated is not None else ()
+        )
+        self._aborted = False
         self._send_lock = trio.Lock()
         self._incoming_send, self._incoming = trio.open_memory_channel[Element](1000)
         self.closed = trio.Event()
@@ -127,10 +162,45 @@ class Client:
         assert self._conn.jid is not None
         return self._conn.jid
 
+    @property
+    def sm_state(self) -> SMState | None:
+        """The stream management state (XEP-0198), ``None`` if the server does not
+        offer it. Once the connection is lost, pass it as ``open_client(...,
+        resume=...)`` to resume the session."""
+        return self._conn.sm
+
     async def send(self, stanza: Element) -> None:
         """Send a stanza (``jabber:client`` namespace, e.g. ``{jabber:client}message``)."""
         self._conn.send(stanza)
         await self._flush()
+
+    async def request_ack(self) -> None:
+        """Ask the server to acknowledge what it handled (XEP-0198 §4 ``<r/>``)."""
+        self._conn.request_ack()
+        await self._flush()
+
+    async def set_active(self, active: bool) -> None:
+        """Tell the server whether the user is active (XEP-0352 Client State
+        Indication); an inactive client gets presence updates later, batched.
+
+        Raises:
+            xmpp_sansio.errors.LocalProtocolError: the server does not offer CSI.
+        """
+        self._conn.set_client_state(active)
+        await self._flush()
+
+    @property
+    def csi_offered(self) -> bool:
+        """The server offers Client State Indication (XEP-0352)."""
+        return self._conn.csi_offered
+
+    async def abort(self) -> None:
+        """Drop the connection without closing the stream, as a network failure
+        would: the server keeps a resumable session for ``sm_state``."""
+        self._aborted = True
+        await trio.aclose_forcefully(self._stream)
+        with trio.move_on_after(5):
+            await self.closed.wait()
 
     async def request(self, iq: Element, *, timeout: float = 30.0) -> Element:
         """Send an iq get/set and wait for its result (RFC 6120 §8.2.3).
@@ -177,7 +247,7 @@ class Client:
 
     async def aclose(self) -> None:
         """Close the stream cleanly (RFC 6120 §4.4) and the connection."""
-        if not self.closed.is_set():
+        if not self.closed.is_set() and not self._aborted:
             self._conn.close()
             with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._flush()
@@ -193,6 +263,9 @@ class Client:
 
     async def _reader(self) -> None:
         try:
+            early, self._early = self._early, []
+            for stanza in early:
+                await self._dispatch(stanza)
             while not self._conn.should_close:
                 try:
                     data = await self._stream.receive_some(65536)
@@ -222,9 +295,15 @@ class Client:
 
 async def _negotiate(
     conn: ClientConnection, stream: trio.abc.Stream, ctx: ssl.SSLContext, domain: str
-) -> trio.abc.Stream:
-    """Drive negotiation until the resource is bound; return the (maybe TLS) stream."""
+) -> _Negotiated:
+    """Drive negotiation until the resource is bound (or the session resumed) and
+    stream management is settled; return the (maybe TLS) stream and what came
+    with it."""
     conn.start()
+    early: list[Element] = []
+    ready = False
+    resumed = False
+    unacked: tuple[Element, ...] = ()
     while True:
         data = conn.data_to_send()
         if data:
@@ -240,7 +319,13 @@ async def _negotiate(
                     stream = tls
                     conn.tls_established(_tls.client_tls_info(tls))
                 elif isinstance(event, ResourceBound):
-                    return stream
+                    ready = True
+                elif isinstance(event, StreamResumed):
+                    ready = resumed = True
+                elif isinstance(event, ResumeFailed):
+                    unacked = event.unacked
+                elif isinstance(event, StanzaReceived):
+                    early.append(event.element)
                 elif isinstance(event, AuthenticationFailed):
                     await stream.send_all(conn.data_to_send())
                     raise AuthenticationError(event.condition, event.text)
@@ -257,6 +342,9 @@ async def _negotiate(
         data = conn.data_to_send()
         if data:
             await stream.send_all(data)
+        if ready and not conn.sm_pending:
+            return _Negotiated(stream, early, resumed, unacked)
+        if data:
             continue
         chunk = await stream.receive_some(65536)
         conn.receive_data(chunk)
@@ -275,6 +363,8 @@ async def open_client(
     allow_plain: bool = True,
     mechanisms: tuple[str, ...] | None = None,
     timeout: float = 30.0,
+    stream_management: bool = True,
+    resume: SMState | None = None,
 ) -> AsyncIterator[Client]:
     """Connect, negotiate and bind; yield a :class:`Client`; close on exit.
 
@@ -286,6 +376,9 @@ async def open_client(
             verifies against the system's CAs.
         require_tls: refuse to go on without TLS (the default; turning it
             off only allows servers without TLS, never PLAIN in the clear).
+        stream_management: enable XEP-0198 (with resumption) when offered.
+        resume: the ``sm_state`` of an earlier client of this account: resume
+            its session (XEP-0198 §5) instead of starting a new one.
     """
     account = JID.parse(jid) if isinstance(jid, str) else jid
     ctx = ssl_context or _tls.client_ssl_context()
@@ -301,6 +394,7 @@ async def open_client(
         require_tls=require_tls,
         allow_plain=allow_plain,
         mechanisms=mechanisms,
+        stream_management=stream_management,
     )
     last_error: Exception | None = None
     for target in targets:
@@ -313,11 +407,15 @@ async def open_client(
                     await tls.do_handshake()
                     stream = tls
                     conn = ClientConnection(
-                        config, tls_active=True, tls_info=_tls.client_tls_info(tls)
+                        config,
+                        tls_active=True,
+                        tls_info=_tls.client_tls_info(tls),
+                        sm_state=resume,
                     )
                 else:
-                    conn = ClientConnection(config)
-                stream = await _negotiate(conn, stream, ctx, account.domain)
+                    conn = ClientConnection(config, sm_state=resume)
+                negotiated = await _negotiate(conn, stream, ctx, account.domain)
+                stream = negotiated.stream
         except (OSError, trio.TooSlowError, ssl.SSLError, trio.BrokenResourceError) as exc:
             last_error = exc
             log.info("connecting to %s:%d failed: %r", target.host, target.port, exc)
@@ -328,7 +426,7 @@ async def open_client(
             if stream is not None:
                 await trio.aclose_forcefully(stream)
             raise
-        client = Client(conn, stream)
+        client = Client(conn, stream, negotiated)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client._reader)
             try:

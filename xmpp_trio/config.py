@@ -25,6 +25,8 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_vcard_size = 65536           # bytes of a stored vCard (XEP-0054)
     max_private_size = 65536         # bytes of one private XML item (XEP-0049)
     registrations_per_ip_per_hour = 5  # XEP-0077 accounts one address may create
+    resume_timeout = 300             # seconds a broken XEP-0198 session stays resumable
+    max_unacked = 1000               # stanzas a detached session keeps before ending
 
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368 direct TLS)
@@ -136,6 +138,8 @@ class LimitsConfig:
     max_vcard_size: int = 65536
     max_private_size: int = 65536
     registrations_per_ip_per_hour: int = 5
+    resume_timeout: float = 300.0
+    max_unacked: int = 1000
 
 
 DEFAULT_LISTENERS: Final = (
@@ -206,6 +210,8 @@ _LIMITS_KEYS: Final = (
     "max_vcard_size",
     "max_private_size",
     "registrations_per_ip_per_hour",
+    "resume_timeout",
+    "max_unacked",
 )
 _LISTENER_KEYS: Final = ("kind", "address", "port")
 
@@ -460,13 +466,23 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
             ("max_vcard_size", 1024),
             ("max_private_size", 1024),
             ("registrations_per_ip_per_hour", 0),
+            ("max_unacked", 1),
         )
     }
+    raw_resume = table.get("resume_timeout", defaults.resume_timeout)
+    resume_timeout = (  # 0 turns stream resumption off
+        0.0
+        if raw_resume == 0 and not isinstance(raw_resume, bool)
+        else loader.number(
+            table, "resume_timeout", "limits.resume_timeout", defaults.resume_timeout
+        )
+    )
     return LimitsConfig(
         max_stanza_size=max_stanza_size,
         max_stanza_size_preauth=preauth,
         max_depth=max_depth,
         negotiation_timeout=timeout,
+        resume_timeout=resume_timeout,
         **counts,
     )
 

@@ -7,6 +7,19 @@ to one client are batched and never block whoever produced them. Routing
 decisions are made by the sans-IO :class:`~xmpp_sansio.server.router.Router`;
 this module only carries out its effects and answers credential lookups from
 SQLite.
+
+Stream management (XEP-0198): a router session outlives its TCP connection
+when the client enabled resumption. If the transport breaks without a clean
+close, the session is *detached*: it stays bound (and available) in the
+router, stanzas for it are queued in its :class:`~xmpp_sansio.sm.SMState`
+(presence updates are held, the latest per sender, as for an inactive
+client), and its connection task waits up to the resumption time. A client
+of the same account that resumes it with the SM-ID gets the queue
+retransmitted once, then the held presence. If nobody resumes it in time,
+the session is unbound and every stanza still unacknowledged is routed again
+as if it had just arrived: a message goes to another resource or to offline
+storage, an IQ request is answered with an error (XEP-0198 §4). The same
+happens to the unacknowledged stanzas of any SM session that ends for good.
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ import sqlite3
 import ssl
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +39,25 @@ import trio
 from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.server.router import Deliver, Disconnect, Effect, Router
+from xmpp_sansio.sm import PresenceHold, SMState
+from xmpp_sansio.stanza import StanzaKind, stanza_kind
 from xmpp_sansio.stream.config import Limits
 from xmpp_sansio.stream.config import ServerConfig as StreamConfig
-from xmpp_sansio.stream.connection import ServerConnection
+from xmpp_sansio.stream.connection import ServerConnection, State
 from xmpp_sansio.stream.events import (
     Authenticated,
     AuthenticationFailed,
+    ClientStateChanged,
     ConnectionClosed,
     CredentialsRequested,
     RegistrationRequested,
     ResourceBound,
+    ResumeRequested,
     StanzaReceived,
     StreamClosed,
     StreamErrorReceived,
+    StreamManagementEnabled,
+    StreamResumed,
     TLSRequested,
 )
 
@@ -55,6 +74,7 @@ log = logging.getLogger("xmpp_trio.server")
 _RECEIVE_SIZE = 65536
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 _CLOSE_GRACE = 5.0
+_CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +88,34 @@ class BoundListener:
     router: Router
 
 
+@dataclass(eq=False)
+class _Detached:
+    """A resumable session whose transport broke (XEP-0198 §5): it waits for a
+    client to resume it until ``done`` is set or its time runs out."""
+
+    state: SMState
+    held: PresenceHold
+    done: trio.Event = field(default_factory=trio.Event)
+    resumed: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class _Resumable:
+    """What the SM-ID of a resumable session leads to: the router session, the
+    account that owns it (only that account may resume it, XEP-0198 §10) and the
+    state."""
+
+    session: int
+    account: JID
+    state: SMState
+
+
 class _Session:
-    """One client connection: the sans-IO connection plus its transport."""
+    """One client connection: the sans-IO connection plus its transport.
+
+    ``id`` is the router's session id; a connection that resumes a session
+    (XEP-0198 §5) takes over the id of that session.
+    """
 
     def __init__(self, server: XMPPServer, session_id: int, stream: trio.abc.Stream, peer: str):
         self.server = server
@@ -80,6 +126,7 @@ class _Session:
         self._wakeup = trio.Event()
         self._send_lock = trio.Lock()
         self.bound = False
+        self.taken_over = False  # another connection resumed this session
 
     def kick(self) -> None:
         """Wake the writer: the connection has queued output."""
@@ -89,9 +136,16 @@ class _Session:
         conn = self.conn
         if conn is None:
             return
+        if conn.state is not State.READY:
+            if conn.sm is not None:
+                # The stream is ending but the session goes on (XEP-0198 §4): keep
+                # the stanza with it, to be sent on resumption or routed again.
+                conn.sm.record_outbound(element)
+            return
         try:
             conn.send(element)
-        except Exception:  # the stream is closing: nothing to deliver to
+        except Exception:  # an element that cannot be serialised: drop it
+            log.exception("session %d: cannot deliver a stanza", self.id)
             return
         self.kick()
 
@@ -114,6 +168,10 @@ class _Session:
                 await trio.aclose_forcefully(self.stream)
                 return
             if self.conn.should_close:
+                # We closed the stream: the peer should close the connection. If
+                # it does not, drop it, so the reader ends and the session with it.
+                await trio.sleep(_CLOSE_GRACE)
+                await trio.aclose_forcefully(self.stream)
                 return
 
 
@@ -137,6 +195,11 @@ class XMPPServer:
             config.domains, account_exists=self._account_exists, services=self.services.services
         )
         limits = config.limits
+        # XEP-0198: how long a broken session stays resumable, and the most
+        # stanzas a detached session keeps (past that it ends, its messages go
+        # to offline storage).
+        self.resume_timeout = limits.resume_timeout
+        self.max_unacked = limits.max_unacked
         self.stream_config = StreamConfig(
             domains=frozenset(config.domains),
             tls_available=True,
@@ -151,8 +214,11 @@ class XMPPServer:
                 max_depth=limits.max_depth,
                 negotiation_timeout=limits.negotiation_timeout,
             ),
+            sm_resume_timeout=self.resume_timeout,
         )
         self.sessions: dict[int, _Session] = {}
+        self.detached: dict[int, _Detached] = {}
+        self.resumable: dict[str, _Resumable] = {}  # SM-ID -> session
         self._registrations: dict[str, list[float]] = {}  # peer address -> times
         self._next_id = 1
         self._shutting_down = False
@@ -165,12 +231,145 @@ class XMPPServer:
         for effect in effects:
             session = self.sessions.get(effect.session)
             if session is None:
-                continue
-            if isinstance(effect, Deliver):
+                detached = self.detached.get(effect.session)
+                if detached is None:
+                    continue
+                if isinstance(effect, Deliver):
+                    self._queue_detached(effect.session, detached, effect.element)
+                else:  # replaced by a new session: the router unbound it already
+                    self._expire(effect.session)
+            elif isinstance(effect, Deliver):
                 session.deliver(effect.element)
             elif isinstance(effect, Disconnect) and session.conn is not None:
                 session.conn.close(effect.condition)
                 session.kick()
+
+    # -- stream management (XEP-0198) --------------------------------------------------
+
+    def _queue_detached(self, session_id: int, detached: _Detached, element: Any) -> None:
+        """A stanza for a detached session: presence updates are held (the latest
+        per sender), anything else waits in the SM queue for a resumption."""
+        for stanza in detached.held.offer(element):
+            detached.state.record_outbound(stanza)
+        if len(detached.state.queue) > self.max_unacked:
+            log.info("session %d: too many stanzas while detached", session_id)
+            self._expire(session_id)
+
+    def _expire(self, session_id: int) -> None:
+        """A detached session will not be resumed: end it for good. Idempotent."""
+        detached = self.detached.pop(session_id, None)
+        if detached is None:
+            return
+        detached.done.set()
+        log.info("session %d: not resumed, ended", session_id)
+        self._end_binding(session_id, detached.state)
+
+    def _end_binding(self, session_id: int, state: SMState | None) -> None:
+        """Unbind a session for good; then route its unacknowledged stanzas again,
+        as if they had just arrived for a resource that is gone (XEP-0198 §4): a
+        message goes to another resource or offline storage, an IQ request gets
+        ``service-unavailable``. Presence is dropped, as for a resource that is
+        gone (RFC 6121 §8.5.3.2.2; the other resources had their own copies),
+        and so are carbon copies (the original went to its own recipient)."""
+        if state is not None and state.id is not None:
+            self.resumable.pop(state.id, None)
+        self.apply(self.router.unbind(session_id))
+        if state is None:
+            return
+        unacked = state.take_unacked()
+        if unacked:
+            log.info("session %d: routing %d unacknowledged stanzas", session_id, len(unacked))
+        for stanza in unacked:
+            if stanza_kind(stanza) is StanzaKind.PRESENCE or any(
+                child.tag.startswith(_CARBONS_PREFIX) for child in stanza
+            ):
+                continue
+            self.apply(self.router.route_inbound(stanza))
+
+    def _session_ended(self, session: _Session) -> _Detached | None:
+        """A bound session's connection is over. Keep the session for resumption
+        if the client may resume it (XEP-0198 §5, §7) and return its record, or
+        end it for good."""
+        conn = session.conn
+        state = conn.sm if conn is not None else None
+        if (
+            conn is None
+            or state is None
+            or state.id is None
+            or not conn.sm_resumable
+            or self._shutting_down
+            or self.resumable.get(state.id) is None
+        ):
+            self._end_binding(session.id, state)
+            return None
+        held = PresenceHold()
+        for stanza in conn.take_held_presences():
+            held.offer(stanza)
+        detached = _Detached(state, held)
+        self.detached[session.id] = detached
+        if len(state.queue) > self.max_unacked:
+            self._expire(session.id)
+            return None
+        return detached
+
+    async def _wait_for_resumption(self, session_id: int, detached: _Detached) -> None:
+        """Keep a detached session until it is resumed or its time is up (the
+        shorter of ``resume_timeout`` and the ``max`` agreed in ``<enabled/>``)."""
+        max_ = detached.state.max
+        timeout = self.resume_timeout if max_ is None else min(self.resume_timeout, float(max_))
+        log.info("session %d: transport lost, resumable for %g s", session_id, timeout)
+        try:
+            with trio.move_on_after(timeout):
+                await detached.done.wait()
+        finally:
+            if not detached.resumed:
+                self._expire(session_id)
+
+    def _resume(self, session: _Session, conn: ServerConnection, event: ResumeRequested) -> None:
+        """Answer a ``<resume/>`` (XEP-0198 §5): find the session by its SM-ID,
+        check that it belongs to the authenticated account, and move it to this
+        connection; a session that still has a connection loses it with a
+        ``conflict`` stream error."""
+        entry = self.resumable.get(event.previd)
+        if entry is None or entry.account != event.jid.bare:
+            log.info("session %d: nothing to resume for %s", session.id, event.jid)
+            conn.resume_failed()
+            return
+        old_id = entry.session
+        detached = self.detached.get(old_id)
+        old = self.sessions.get(old_id)
+        if detached is None and (
+            old is None
+            or old.conn is None
+            or old.conn.sm is not entry.state
+            or not old.conn.sm_resumable  # ended cleanly: about to be unbound
+        ):
+            conn.resume_failed()
+            return
+        conn.resume_accepted(entry.state)
+        if conn.state is not State.READY:  # h too high: the stream failed, nothing moved
+            return
+        held = PresenceHold()
+        if detached is not None:
+            del self.detached[old_id]
+            detached.resumed = True
+            detached.done.set()
+            held = detached.held
+        elif old is not None and old.conn is not None:
+            # §5: "the server SHOULD send a 'conflict' stream error" to the old stream.
+            old.taken_over = True
+            for stanza in old.conn.take_held_presences():
+                held.offer(stanza)
+            old.conn.close(StreamErrorCondition.CONFLICT, "the session was resumed elsewhere")
+            old.kick()
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+        log.info("session %d: resumed session %d as %s", session.id, old_id, conn.jid)
+        session.id = old_id
+        session.bound = True
+        self.sessions[old_id] = session
+        for stanza in held.flush():  # XEP-0352 §5.2: a resumed stream is active
+            session.deliver(stanza)
 
     async def handle(self, stream: trio.abc.Stream, *, direct_tls: bool) -> None:
         """Serve one accepted TCP connection until it ends."""
@@ -188,12 +387,21 @@ class XMPPServer:
             # A bug must cost one connection, never the server.
             log.exception("session %d: internal error", session_id)
         finally:
-            del self.sessions[session_id]
-            if session.bound:
-                self.apply(self.router.unbind(session_id))
+            # Synchronously (no checkpoint): from here on, stanzas for the session
+            # go to its detached record or are routed elsewhere, never lost.
+            detached = None
+            if self.sessions.get(session.id) is session:
+                del self.sessions[session.id]
+                if session.bound:
+                    try:
+                        detached = self._session_ended(session)
+                    except Exception:
+                        log.exception("session %d: internal error ending it", session.id)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await trio.aclose_forcefully(session.stream)
             log.debug("session %d: closed", session_id)
+            if detached is not None:
+                await self._wait_for_resumption(session.id, detached)
 
     async def _run_session(self, session: _Session, *, direct_tls: bool) -> None:
         if direct_tls:
@@ -269,6 +477,21 @@ class XMPPServer:
                 session.bound = True
                 log.info("session %d: %s bound from %s", session.id, event.jid, session.peer)
                 self.apply(self.router.bind(session.id, event.jid))
+            elif isinstance(event, StreamManagementEnabled):
+                state = conn.sm
+                if event.id is not None and state is not None and conn.jid is not None:
+                    self.resumable[event.id] = _Resumable(session.id, conn.jid.bare, state)
+                log.debug(
+                    "session %d: stream management on, resumable=%s", session.id, event.resume
+                )
+            elif isinstance(event, ResumeRequested):
+                self._resume(session, conn, event)
+            elif isinstance(event, StreamResumed):
+                log.debug("session %d: retransmitted %d", session.id, len(event.retransmitted))
+            elif isinstance(event, ClientStateChanged):
+                log.debug(
+                    "session %d: client %s", session.id, "active" if event.active else "inactive"
+                )
             elif isinstance(event, Authenticated):
                 log.info(
                     "session %d: authenticated %s with %s", session.id, event.jid, event.mechanism
@@ -326,6 +549,8 @@ class XMPPServer:
     async def shutdown(self) -> None:
         """Close every stream with ``system-shutdown`` (RFC 6120 §4.9.3.22)."""
         self._shutting_down = True
+        for session_id in list(self.detached):
+            self._expire(session_id)
         for session in list(self.sessions.values()):
             if session.conn is not None:
                 session.conn.close(StreamErrorCondition.SYSTEM_SHUTDOWN)

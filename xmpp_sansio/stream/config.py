@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from ..jid import JID
+from ..sm import AckRequestPolicy
 
 __all__ = ["ClientConfig", "Limits", "ServerConfig"]
 
@@ -58,9 +59,26 @@ class ServerConfig:
             authentication (XEP-0077), only where authentication is allowed.
         post_auth_features: extra stream features offered after authentication
             (e.g. roster versioning, the server's entity capabilities).
-        rng: source of random bytes (stream ids, nonces, generated resources).
+        rng: source of random bytes (stream ids, nonces, generated resources,
+            SM-IDs).
         decoy_key: secret for SCRAM's fake salts for unknown users, stable for
             the server's lifetime so repeated probes cannot tell users apart.
+        stream_management: offer XEP-0198 after authentication.
+        sm_resume_timeout: seconds a broken session stays resumable (XEP-0198
+            §5, announced as ``max``). ``0`` (the default) offers no
+            resumption: offering it is a promise that the I/O layer keeps
+            sessions whose transport broke and answers
+            :class:`~xmpp_sansio.stream.events.ResumeRequested`.
+        sm_max_unacked: the most unacknowledged stanzas kept for a connected
+            client; past that the stream is closed with ``resource-constraint``
+            (the I/O layer then treats the queue as undeliverable, XEP-0198
+            §4). A safety net against a client that never acknowledges: keep
+            it well above the largest burst the server sends at once (offline
+            messages at login, a roster), since a healthy client can only
+            acknowledge a burst after it arrived.
+        sm_ack_requests: when to ask the client for an ack (XEP-0198 §4).
+        csi: offer Client State Indication (XEP-0352) and, while the client is
+            inactive, hold presence updates (the latest per sender).
     """
 
     domains: frozenset[str]
@@ -75,12 +93,21 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     rng: Callable[[int], bytes] = secrets.token_bytes
     decoy_key: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    stream_management: bool = True
+    sm_resume_timeout: float = 0.0
+    sm_max_unacked: int = 10000
+    sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)
+    csi: bool = True
 
     def __post_init__(self) -> None:
         if not self.domains:
             raise ValueError("at least one domain must be served")
         if self.require_tls and not self.tls_available:
             raise ValueError("require_tls needs tls_available")
+        if self.sm_resume_timeout < 0:
+            raise ValueError("sm_resume_timeout must not be negative")
+        if self.sm_max_unacked < 1:
+            raise ValueError("sm_max_unacked must be at least 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +121,10 @@ class ClientConfig:
             (protection against STARTTLS stripping).
         allow_plain: allow the PLAIN mechanism (only ever over TLS).
         mechanisms: restrict SASL to these names (default: all supported).
+        stream_management: enable XEP-0198 when the server offers it.
+        sm_resume: ask for a resumable session (XEP-0198 §5).
+        sm_max: the preferred resumption time in seconds (XEP-0198 §3), if any.
+        sm_ack_requests: when to ask the server for an ack (XEP-0198 §4).
     """
 
     jid: JID
@@ -104,3 +135,7 @@ class ClientConfig:
     lang: str | None = "en"
     limits: Limits = field(default_factory=Limits)
     rng: Callable[[int], bytes] = secrets.token_bytes
+    stream_management: bool = True
+    sm_resume: bool = True
+    sm_max: int | None = None
+    sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)

@@ -21,6 +21,21 @@ Stream restarts (§4.3.3) replace the parser and keep the connection; while
 negotiating, the parser runs in hold mode so that bytes after the restart
 trigger go to the new parser, never to the old stream.
 
+Stream management (XEP-0198) runs inside the connection too, over an
+:class:`~xmpp_sansio.sm.SMState` that can outlive it. The server offers
+``<sm/>`` with the post-authentication features; the client enables it right
+after binding (§3), or, given the state of a previous connection, offers
+``<resume/>`` instead of binding (§5). Once enabled, every stanza sent is
+counted and queued until acknowledged, every stanza received is counted
+(``h``), ``<r/>`` is answered at once, and ``<r/>`` is sent by the
+:class:`~xmpp_sansio.sm.AckRequestPolicy` (also when output is drained). The
+server asks the I/O layer to find the session to resume
+(:class:`ResumeRequested`, answered with :meth:`ServerConnection.resume_accepted`
+or :meth:`ServerConnection.resume_failed`), then retransmits what the client
+did not handle, once. Client State Indication (XEP-0352) is a server feature
+too: while the client is inactive, :meth:`ServerConnection.send` holds
+presence updates (the latest per sender) and flushes them on ``<active/>``.
+
 Errors: a protocol violation by the peer queues ``<stream:error/>`` and
 ``</stream:stream>``, moves to :attr:`State.ERROR`, and makes the next call to
 :meth:`next_event` (after the events already produced) raise
@@ -32,8 +47,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from enum import Enum, auto
 from xml.etree.ElementTree import Element, SubElement
@@ -47,6 +64,26 @@ from ..errors import (
 )
 from ..jid import JID, InvalidJID
 from ..sasl.credentials import ScramCredentials
+from ..sm import (
+    CSI_NS,
+    Ack,
+    AckRequest,
+    AckRequestPolicy,
+    Enable,
+    Enabled,
+    Failed,
+    HandledCountTooHigh,
+    PresenceHold,
+    Resume,
+    Resumed,
+    SMParseError,
+    SMState,
+    build_nonza,
+    handled_count_too_high,
+    is_sm_element,
+    parse_nonza,
+)
+from ..sm import NS as SM_NS
 from ..xml import ns
 from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
 from ..xml.writer import STREAM_FOOTER, serialize, stream_header
@@ -54,16 +91,23 @@ from .config import ClientConfig, ServerConfig
 from .events import (
     Authenticated,
     AuthenticationFailed,
+    ClientStateChanged,
     ConnectionClosed,
     CredentialsRequested,
     Event,
     NegotiationFailed,
     RegistrationRequested,
     ResourceBound,
+    ResumeFailed,
+    ResumeRequested,
     StanzaReceived,
+    StanzasAcknowledged,
     StreamClosed,
     StreamErrorReceived,
+    StreamManagementEnabled,
+    StreamManagementFailed,
     StreamOpened,
+    StreamResumed,
     TLSRequested,
 )
 
@@ -84,6 +128,15 @@ _FAILURE = "{" + ns.SASL + "}failure"
 _ABORT = "{" + ns.SASL + "}abort"
 _BIND = "{" + ns.BIND + "}bind"
 _SESSION = "{" + ns.SESSION + "}session"
+_SM_FEATURE = "{" + SM_NS + "}sm"
+_SM_ENABLE = "{" + SM_NS + "}enable"
+_SM_RESUME = "{" + SM_NS + "}resume"
+_SM_RESUMED = "{" + SM_NS + "}resumed"
+_SM_ENABLED = "{" + SM_NS + "}enabled"
+_SM_FAILED = "{" + SM_NS + "}failed"
+_CSI_FEATURE = "{" + CSI_NS + "}csi"
+_CSI_ACTIVE = "{" + CSI_NS + "}active"
+_CSI_INACTIVE = "{" + CSI_NS + "}inactive"
 _STREAM_CONDITIONS = frozenset(c.value for c in StreamErrorCondition)
 _STANZA_NAMES = frozenset({"message", "presence", "iq"})
 _CLIENT_STANZAS = frozenset("{" + ns.CLIENT + "}" + n for n in _STANZA_NAMES)
@@ -111,6 +164,8 @@ class State(Enum):
     AWAIT_CREDENTIALS = auto()  #: server: the I/O layer is looking up credentials
     AWAIT_REGISTRATION = auto()  #: server: the I/O layer is creating an account
     BINDING = auto()  #: client: bind request sent
+    RESUMING = auto()  #: client: ``<resume/>`` sent (XEP-0198 §5)
+    AWAIT_RESUME = auto()  #: server: the I/O layer is looking up the session to resume
     READY = auto()  #: stanzas flow
     CLOSING = auto()  #: we sent ``</stream:stream>``, waiting for the peer's
     CLOSED = auto()  #: both directions are done
@@ -162,6 +217,7 @@ _STOP_STATES = frozenset(
         State.TLS_PENDING,
         State.AWAIT_CREDENTIALS,
         State.AWAIT_REGISTRATION,
+        State.AWAIT_RESUME,
     }
 )
 _REGISTER_QUERY = "{jabber:iq:register}query"
@@ -187,11 +243,29 @@ class _Connection:
         self._sent_footer = False
         self._peer_closed = False
         self._was_ready = False
+        self.jid: JID | None = None
+        # XEP-0198: the state (from <enable/> on), and whether it is confirmed
+        # (client: <enabled/> received), i.e. acks flow and inbound stanzas count.
+        self._sm: SMState | None = None
+        self._sm_live = False
+        self._ack_policy = AckRequestPolicy()
 
     # -- public API shared by both roles ----------------------------------------
 
     def data_to_send(self) -> bytes:
-        """Return and forget the bytes queued for the peer."""
+        """Return and forget the bytes queued for the peer.
+
+        With stream management on, an ``<r/>`` is appended first when the
+        :class:`~xmpp_sansio.sm.AckRequestPolicy` asks for one on flush.
+        """
+        sm = self._sm
+        if (
+            sm is not None
+            and self._sm_live
+            and self.state is State.READY
+            and self._ack_policy.due(sm, flushing=True)
+        ):
+            self._queue_ack_request(sm)
         out = b"".join(self._out)
         self._out.clear()
         return out
@@ -241,22 +315,60 @@ class _Connection:
         self._events.append(ConnectionClosed())
 
     def send(self, element: Element) -> None:
-        """Queue a stanza for the peer. Only allowed once the stream is ready."""
+        """Queue a stanza for the peer. Only allowed once the stream is ready.
+
+        With stream management on, the stanza is counted and kept until the
+        peer acknowledges it (XEP-0198 §4).
+        """
         if self.state is not State.READY:
             raise LocalProtocolError(f"cannot send stanzas in state {self.state.name}")
-        self._out.append(serialize(element, self._default_ns))
+        self._send_stanza(element)
 
     def send_raw(self, data: bytes) -> None:
-        """Queue pre-serialised bytes (whitespace keepalives, forwarded stanzas)."""
+        """Queue pre-serialised bytes (whitespace keepalives, forwarded stanzas).
+
+        Bytes are not counted by stream management, so with it enabled only
+        whitespace is allowed here (a stanza would break the XEP-0198 counts).
+        """
         if self.state is not State.READY:
             raise LocalProtocolError(f"cannot send in state {self.state.name}")
+        if self._sm is not None and data.strip():
+            raise LocalProtocolError("with stream management on, send stanzas with send()")
         self._out.append(data)
+
+    @property
+    def sm(self) -> SMState | None:
+        """The XEP-0198 state of this stream: ``None`` until ``<enable/>`` was sent
+        (client) or received (server), or the stream was resumed. Keep it to
+        resume the session on a later connection (XEP-0198 §5)."""
+        return self._sm
+
+    @property
+    def sm_enabled(self) -> bool:
+        """Stream management is on: acks flow and stanzas are counted (XEP-0198 §3)."""
+        return self._sm_live
+
+    def request_ack(self) -> None:
+        """Queue ``<r/>``: ask the peer which stanzas it handled (XEP-0198 §4)."""
+        sm = self._require_sm()
+        self._queue_ack_request(sm)
+
+    def send_ack(self) -> None:
+        """Queue an unrequested ``<a h/>`` (XEP-0198 §4: "at any time")."""
+        sm = self._require_sm()
+        self._send_element(build_nonza(Ack(sm.inbound)))
 
     def close(self, condition: StreamErrorCondition | None = None, text: str | None = None) -> None:
         """Close our stream, with a stream error first if ``condition`` is given
-        (RFC 6120 §4.4, §4.9.1.1). Idempotent."""
+        (RFC 6120 §4.4, §4.9.1.1). Idempotent.
+
+        A clean close with stream management on first sends ``<a h/>``, so the
+        peer does not resend what we handled (XEP-0198 §4).
+        """
         if self._sent_footer:
             return
+        if condition is None and self._sm is not None and self._sm_live and self._was_ready:
+            self._send_element(build_nonza(Ack(self._sm.inbound)))
         if condition is not None:
             self._queue_error(condition, text)
             self._queue_footer()
@@ -347,6 +459,89 @@ class _Connection:
                 StreamErrorCondition.POLICY_VIOLATION, "data after the TLS negotiation request"
             )
 
+    # -- stream management (XEP-0198) shared by both roles -------------------------
+
+    def _require_sm(self) -> SMState:
+        sm = self._sm
+        if sm is None or not self._sm_live or self.state is not State.READY:
+            raise LocalProtocolError("stream management is not enabled on a ready stream")
+        return sm
+
+    def _send_stanza(self, element: Element) -> None:
+        """Queue a stanza, counting it for stream management (XEP-0198 §4)."""
+        if self._sent_footer:
+            return  # RFC 6120 §4.4: nothing follows our </stream:stream>
+        self._out.append(serialize(element, self._default_ns))
+        sm = self._sm
+        if sm is None:
+            return
+        sm.record_outbound(element)
+        if self._sm_live and self._ack_policy.due(sm, flushing=False):
+            self._queue_ack_request(sm)
+        self._check_unacked(sm)
+
+    def _check_unacked(self, sm: SMState) -> None:
+        """Hook: the server bounds the unacknowledged queue."""
+
+    def _queue_ack_request(self, sm: SMState) -> None:
+        self._send_element(build_nonza(AckRequest()))
+        sm.mark_requested()
+
+    def _count_inbound(self) -> None:
+        if self._sm is not None and self._sm_live:
+            self._sm.count_inbound()
+
+    def _handle_ack_nonza(self, el: Element) -> None:
+        """``<r/>`` or ``<a/>`` on a stream with stream management on (XEP-0198 §4);
+        anything else in the namespace is ``unsupported-stanza-type``."""
+        sm = self._sm
+        try:
+            nonza = parse_nonza(el)
+        except SMParseError as exc:
+            self._stream_error(StreamErrorCondition.BAD_FORMAT, str(exc))
+            return
+        if sm is None or not self._sm_live:
+            self._stream_error(
+                StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, "stream management is not enabled"
+            )
+            return
+        if isinstance(nonza, AckRequest):
+            # §4: "MUST acknowledge it ... as soon as possible".
+            self._send_element(build_nonza(Ack(sm.inbound)))
+        elif isinstance(nonza, Ack):
+            try:
+                acked = sm.ack(nonza.h)
+            except HandledCountTooHigh as exc:
+                self._handled_count_too_high(exc)
+                return
+            if acked:
+                self._events.append(StanzasAcknowledged(acked))
+        else:
+            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+
+    def _handled_count_too_high(self, exc: HandledCountTooHigh) -> None:
+        """XEP-0198 §6: ``undefined-condition`` with ``<handled-count-too-high/>``."""
+        self._stream_error(
+            StreamErrorCondition.UNDEFINED_CONDITION, str(exc), handled_count_too_high(exc)
+        )
+
+    def _attach_resumed(self, sm: SMState) -> None:
+        """Carry on the resumed session ``sm`` (XEP-0198 §5): ready as its JID,
+        with everything still unacknowledged sent again, once. Retransmitted
+        stanzas keep their sequence numbers: they are not counted again."""
+        assert sm.jid is not None
+        self._sm = sm
+        self._sm_live = True
+        sm.requested = sm.acked  # nothing requested on this stream yet
+        self.jid = sm.jid
+        self.state = State.READY
+        self._was_ready = True
+        self._parser.hold = False
+        retransmitted = sm.unacked
+        for stanza in retransmitted:
+            self._out.append(serialize(stanza, self._default_ns))
+        self._events.append(StreamResumed(sm.jid, retransmitted))
+
     def _handle_stream_error(self, el: Element) -> None:
         condition = StreamErrorCondition.UNDEFINED_CONDITION
         text: str | None = None
@@ -406,7 +601,9 @@ class _Connection:
             self._out.append(STREAM_FOOTER)
             self._sent_footer = True
 
-    def _queue_error(self, condition: StreamErrorCondition, text: str | None) -> None:
+    def _queue_error(
+        self, condition: StreamErrorCondition, text: str | None, extra: Element | None = None
+    ) -> None:
         if not self._sent_header:
             self._queue_header(self._error_header_attrs())
         err = Element(_ERROR)
@@ -414,22 +611,31 @@ class _Connection:
         if text:
             t = SubElement(err, "{" + ns.STREAM_ERRORS + "}text", {ns.XML_LANG: "en"})
             t.text = text
+        if extra is not None:  # RFC 6120 §4.9.4: an application-specific condition
+            err.append(extra)
         self._out.append(serialize(err, self._default_ns))
 
     def _error_header_attrs(self) -> dict[str, str | None]:
         return {"version": "1.0"}
 
-    def _stream_error(self, condition: StreamErrorCondition, text: str | None = None) -> None:
+    def _stream_error(
+        self,
+        condition: StreamErrorCondition,
+        text: str | None = None,
+        extra: Element | None = None,
+    ) -> None:
         """The peer broke the protocol: queue the error, close, and report it."""
         if self.state is State.ERROR:
             return
         if not self._sent_footer:
-            self._queue_error(condition, text)
+            self._queue_error(condition, text, extra)
             self._queue_footer()
         self.state = State.ERROR
         self._pending_error = RemoteProtocolError(condition, text)
 
     def _send_element(self, el: Element) -> None:
+        if self._sent_footer:
+            return  # RFC 6120 §4.4: nothing follows our </stream:stream>
         self._out.append(serialize(el, self._default_ns))
 
 
@@ -442,6 +648,14 @@ class ServerConnection(_Connection):
         tls_info: with ``tls_active``, the channel binding of that TLS session.
         external_identity: for SASL EXTERNAL, the identity the I/O layer has
             verified (for example from a client certificate).
+
+    Stream management (XEP-0198): ``<sm/>`` is offered after authentication
+    when ``config.stream_management`` is on. ``<enable/>`` is accepted once,
+    after binding (§3); resumption is granted only with a positive
+    ``config.sm_resume_timeout``. A ``<resume/>`` after authentication and
+    before binding emits :class:`ResumeRequested`; answer it with
+    :meth:`resume_accepted` or :meth:`resume_failed`. When the transport
+    breaks, :attr:`sm_resumable` tells whether to keep the session.
     """
 
     def __init__(
@@ -467,8 +681,94 @@ class ServerConnection(_Connection):
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
         self._peer_from: str | None = None
+        self._ack_policy = config.sm_ack_requests
+        self._resume_request: Resume | None = None
+        self._resume_attempted = False
+        #: XEP-0352: the client's state; every stream starts active (§5, §5.2).
+        self.client_active = True
+        self._held = PresenceHold()
 
     # -- API ----------------------------------------------------------------------
+
+    def send(self, element: Element) -> None:
+        """Queue a stanza for the client (see :meth:`_Connection.send`).
+
+        While the client is inactive (XEP-0352), presence updates are held, the
+        latest per sender, and sent when it becomes active again; any other
+        stanza is sent at once.
+        """
+        if self.state is not State.READY:
+            raise LocalProtocolError(f"cannot send stanzas in state {self.state.name}")
+        if self.client_active:
+            self._send_stanza(element)
+            return
+        for stanza in self._held.offer(element):
+            self._send_stanza(stanza)
+
+    def take_held_presences(self) -> list[Element]:
+        """Hand over the presence updates held for an inactive client (XEP-0352),
+        e.g. to keep them with a detached session; they will not be sent here."""
+        return self._held.flush()
+
+    @property
+    def sm_resumable(self) -> bool:
+        """The session may be kept for resumption now that the transport broke:
+        resumption was granted and the stream did not end cleanly (with
+        ``</stream:stream>``) or with a stream error (XEP-0198 §5, §7)."""
+        sm = self._sm
+        return (
+            sm is not None
+            and sm.resume
+            and self._sm_live
+            and self._was_ready
+            and not self._sent_footer
+            and not self._peer_closed
+        )
+
+    def resume_accepted(self, state: SMState) -> None:
+        """Answer :class:`ResumeRequested`: the session ``state`` (detached from
+        its old connection) continues on this stream (XEP-0198 §5).
+
+        Sends ``<resumed/>``, drops what the client's ``h`` acknowledges, sends
+        the rest of the queue again, once, and makes the stream ready as the
+        session's JID. An ``h`` beyond what was sent closes the stream with
+        ``handled-count-too-high`` (§6) and leaves ``state`` unchanged.
+
+        Raises:
+            LocalProtocolError: no resumption was requested, or ``state`` is not
+                the requested session of the authenticated account.
+        """
+        request = self._resume_request
+        if self.state is not State.AWAIT_RESUME or request is None:
+            raise LocalProtocolError("no resumption was requested")
+        if state.id != request.previd or not state.resume:
+            raise LocalProtocolError("this is not the session the client asked for")
+        assert self.authenticated_jid is not None
+        if state.jid is None or state.jid.bare != self.authenticated_jid.bare:
+            # XEP-0198 §10: resumption only after authentication, and only by the
+            # account that owns the session (the SM-ID alone must not be enough).
+            raise LocalProtocolError("the session belongs to another account")
+        self._resume_request = None
+        try:
+            acked = state.ack(request.h)
+        except HandledCountTooHigh as exc:
+            self._handled_count_too_high(exc)
+            return
+        self._send_element(build_nonza(Resumed(request.previd, state.inbound)))
+        if acked:
+            self._events.append(StanzasAcknowledged(acked))
+        self._attach_resumed(state)
+        self._process()
+
+    def resume_failed(self) -> None:
+        """Answer :class:`ResumeRequested`: no such session (XEP-0198 §5:
+        ``<failed><item-not-found/></failed>``). The client may bind instead."""
+        if self.state is not State.AWAIT_RESUME:
+            raise LocalProtocolError("no resumption was requested")
+        self._resume_request = None
+        self._send_sm_failed(StanzaErrorCondition.ITEM_NOT_FOUND)
+        self.state = State.NEGOTIATING
+        self._process()
 
     def provide_credentials(self, credentials: ScramCredentials | None) -> None:
         """Answer a :class:`CredentialsRequested` event (``None``: no such account)."""
@@ -583,6 +883,10 @@ class ServerConnection(_Connection):
             SubElement(features, _BIND)
             session = SubElement(features, _SESSION)
             SubElement(session, "{" + ns.SESSION + "}optional")
+            if self.config.stream_management:  # XEP-0198 §2: once authenticated
+                SubElement(features, _SM_FEATURE)
+            if self.config.csi:  # XEP-0352 §4.1
+                SubElement(features, _CSI_FEATURE)
             features.extend(self.config.post_auth_features)
             return features
         if not self.tls_active and self.config.tls_available:
@@ -633,6 +937,9 @@ class ServerConnection(_Connection):
             and self.registration_offered
         ):
             self._handle_registration(el)
+        elif tag in (_SM_ENABLE, _SM_RESUME) and self.config.stream_management:
+            # XEP-0198 §3, §5: not before authentication.
+            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
         elif tag in _CLIENT_STANZAS or tag[1:].partition("}")[2] in _STANZA_NAMES:
             # RFC 6120 §6.4.? / §4.9.3.12: no stanzas before authentication.
             self._stream_error(StreamErrorCondition.NOT_AUTHORIZED)
@@ -773,7 +1080,18 @@ class ServerConnection(_Connection):
             )
 
     def _handle_bind_stage(self, el: Element) -> None:
-        """RFC 6120 §7: the only thing allowed now is binding a resource."""
+        """RFC 6120 §7: the only thing allowed now is binding a resource (or
+        resuming a session, XEP-0198 §5)."""
+        if self.config.stream_management and el.tag == _SM_RESUME:
+            self._handle_resume(el)
+            return
+        if self.config.stream_management and el.tag == _SM_ENABLE:
+            # XEP-0198 §3: "SHALL enforce this order" (enable only after binding).
+            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
+            return
+        if self.config.csi and el.tag in (_CSI_ACTIVE, _CSI_INACTIVE):
+            self._set_client_state(el.tag == _CSI_ACTIVE)
+            return
         if el.tag != "{" + ns.CLIENT + "}iq":
             if el.tag in _CLIENT_STANZAS:
                 self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
@@ -805,10 +1123,91 @@ class ServerConnection(_Connection):
         self._parser.hold = False
         self._events.append(ResourceBound(jid))
 
+    # -- stream management and client state ------------------------------------------------
+
+    def _send_sm_failed(self, condition: StanzaErrorCondition) -> None:
+        self._send_element(build_nonza(Failed(condition.value)))
+
+    def _handle_resume(self, el: Element) -> None:
+        """``<resume/>`` after authentication, before binding (XEP-0198 §5)."""
+        try:
+            request = parse_nonza(el)
+        except SMParseError:
+            self._send_sm_failed(StanzaErrorCondition.BAD_REQUEST)
+            return
+        assert isinstance(request, Resume)
+        if self._resume_attempted:
+            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
+            return
+        self._resume_attempted = True
+        if self.config.sm_resume_timeout <= 0:
+            # §5: "If the server does not support session resumption ...
+            # SHOULD include an error condition of <feature-not-implemented/>".
+            self._send_sm_failed(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED)
+            return
+        assert self.authenticated_jid is not None
+        self._resume_request = request
+        self.state = State.AWAIT_RESUME
+        self._events.append(ResumeRequested(request.previd, request.h, self.authenticated_jid))
+
+    def _handle_sm_ready(self, el: Element) -> None:
+        """A XEP-0198 element on a ready stream."""
+        if el.tag == _SM_RESUME:
+            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)  # §5: not after bind
+            return
+        if el.tag != _SM_ENABLE:
+            self._handle_ack_nonza(el)
+            return
+        try:
+            request = parse_nonza(el)
+        except SMParseError:
+            self._send_sm_failed(StanzaErrorCondition.BAD_REQUEST)
+            return
+        assert isinstance(request, Enable)
+        if self._sm is not None:
+            # §3: "at most one attempt" (and a resumed stream has it already).
+            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
+            return
+        timeout = self.config.sm_resume_timeout
+        resume = request.resume and timeout > 0
+        sm_id: str | None = None
+        max_: int | None = None
+        if resume:
+            max_ = max(1, math.ceil(timeout))
+            if request.max is not None:
+                max_ = min(max_, request.max)  # §3: the client's preference, if shorter
+            sm_id = self.config.rng(16).hex()  # §5: opaque, never reused, unguessable
+        self._send_element(build_nonza(Enabled(sm_id, resume, max_)))
+        # §4: both counters start now (after receiving <enable/> and sending <enabled/>).
+        self._sm = SMState(id=sm_id, resume=resume, max=max_, jid=self.jid)
+        self._sm_live = True
+        self._events.append(StreamManagementEnabled(sm_id, resume, max_))
+
+    def _check_unacked(self, sm: SMState) -> None:
+        if len(sm.queue) > self.config.sm_max_unacked:
+            self.close(StreamErrorCondition.RESOURCE_CONSTRAINT, "too many unacknowledged stanzas")
+
+    def _set_client_state(self, active: bool) -> None:
+        """``<active/>``/``<inactive/>`` (XEP-0352 §4.2). Becoming active flushes the
+        held presence before anything else is processed (§5.1, in-order processing)."""
+        if active == self.client_active:
+            return
+        self.client_active = active
+        self._events.append(ClientStateChanged(active))
+        if active and self.state is State.READY:
+            for stanza in self._held.flush():
+                self._send_stanza(stanza)
+
     # -- ready ---------------------------------------------------------------------------
 
     def _handle_ready(self, el: Element) -> None:
         tag = el.tag
+        if self.config.stream_management and is_sm_element(el):
+            self._handle_sm_ready(el)
+            return
+        if self.config.csi and tag in (_CSI_ACTIVE, _CSI_INACTIVE):
+            self._set_client_state(tag == _CSI_ACTIVE)
+            return
         if tag not in _CLIENT_STANZAS:
             if tag[1:].partition("}")[2] in _STANZA_NAMES:
                 self._stream_error(StreamErrorCondition.INVALID_NAMESPACE)
@@ -825,16 +1224,17 @@ class ServerConnection(_Connection):
             if claimed != self.jid and claimed != self.jid.bare:
                 self._stream_error(StreamErrorCondition.INVALID_FROM)  # RFC 6120 §8.1.2.1
                 return
+        self._count_inbound()  # XEP-0198 §4: handled (answered here or handed over)
         if tag == "{" + ns.CLIENT + "}iq" and el.get("type") == "set":
             payload = el.find(_SESSION)
             if payload is not None and len(el) == 1 and el.get("to") in (None, self.domain):
                 # RFC 3921 session establishment, kept as a no-op (RFC 6121 Appendix E).
-                self._send_element(
+                self._send_stanza(
                     Element("{" + ns.CLIENT + "}iq", {"type": "result", "id": el.get("id", "")})
                 )
                 return
             if el.find(_BIND) is not None:
-                self._send_element(_iq_error(el, "not-allowed", "cancel"))
+                self._send_stanza(_iq_error(el, "not-allowed", "cancel"))
                 return
         self._events.append(StanzaReceived(el))
 
@@ -854,10 +1254,23 @@ class ClientConnection(_Connection):
     offered (required unless ``config.require_tls`` is off), the strongest
     SASL mechanism (``-PLUS`` when channel binding is available, PLAIN only
     over TLS), then resource binding. :class:`ResourceBound` means ready.
+
+    Stream management (XEP-0198): when the server offers it and
+    ``config.stream_management`` is on, ``<enable/>`` follows binding
+    (:class:`StreamManagementEnabled` or :class:`StreamManagementFailed`
+    follows). Pass the :attr:`sm` of a previous connection as ``sm_state`` to
+    resume its session instead of binding: :class:`StreamResumed` then means
+    ready, or :class:`ResumeFailed` reports the stanzas the server never
+    acknowledged and binding goes on as usual.
     """
 
     def __init__(
-        self, config: ClientConfig, *, tls_active: bool = False, tls_info: TLSInfo | None = None
+        self,
+        config: ClientConfig,
+        *,
+        tls_active: bool = False,
+        tls_info: TLSInfo | None = None,
+        sm_state: SMState | None = None,
     ) -> None:
         limits = config.limits
         super().__init__(limits.max_stanza_size, limits.max_stanza_size, limits.max_depth)
@@ -872,6 +1285,31 @@ class ClientConnection(_Connection):
         self._session_id = ""
         self._needs_session = False
         self._started = False
+        self._ack_policy = config.sm_ack_requests
+        self._previous_sm = sm_state
+        self._bind_features: Element | None = None
+        self._sm_offered = False
+        #: the server offers Client State Indication (XEP-0352 §4.1)
+        self.csi_offered = False
+
+    @property
+    def sm_pending(self) -> bool:
+        """``<enable/>`` was sent and the server has not answered yet (XEP-0198 §3)."""
+        return self._sm is not None and not self._sm_live
+
+    def set_client_state(self, active: bool) -> None:
+        """Tell the server the user is (in)active: ``<active/>``/``<inactive/>``
+        (XEP-0352 §4.2). Every stream, resumed ones too, starts active.
+
+        Raises:
+            LocalProtocolError: the stream is not ready or the server does not
+                offer CSI.
+        """
+        if self.state is not State.READY:
+            raise LocalProtocolError(f"cannot send in state {self.state.name}")
+        if not self.csi_offered:
+            raise LocalProtocolError("the server does not offer client state indication")
+        self._send_element(Element(_CSI_ACTIVE if active else _CSI_INACTIVE))
 
     def start(self) -> None:
         """Queue the initial stream header (RFC 6120 §4.2)."""
@@ -926,6 +1364,8 @@ class ClientConnection(_Connection):
             self._handle_sasl(el)
         elif state is State.BINDING and tag == "{" + ns.CLIENT + "}iq":
             self._handle_bind_result(el)
+        elif state is State.RESUMING and tag in (_SM_RESUMED, _SM_FAILED):
+            self._handle_resume_answer(el)
         else:
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
 
@@ -973,6 +1413,60 @@ class ClientConnection(_Connection):
             self._send_element(_sasl_element("auth", _b64encode(initial), mechanism=name))
             self.state = State.SASL
             return
+        self._sm_offered = features.find(_SM_FEATURE) is not None
+        self.csi_offered = features.find(_CSI_FEATURE) is not None
+        previous = self._previous_sm
+        if previous is not None:
+            if self._sm_offered and previous.resume and previous.id and previous.jid:
+                # XEP-0198 §5: resume instead of binding.
+                self._send_element(build_nonza(Resume(previous.id, previous.inbound)))
+                self._bind_features = features
+                self.state = State.RESUMING
+                return
+            self._previous_sm = None
+            self._events.append(
+                ResumeFailed("feature-not-implemented", None, previous.take_unacked())
+            )
+        self._start_bind(features)
+
+    def _handle_resume_answer(self, el: Element) -> None:
+        """``<resumed/>`` or ``<failed/>`` after our ``<resume/>`` (XEP-0198 §5)."""
+        previous = self._previous_sm
+        assert previous is not None
+        try:
+            answer = parse_nonza(el)
+        except SMParseError as exc:
+            self._stream_error(StreamErrorCondition.BAD_FORMAT, str(exc))
+            return
+        if isinstance(answer, Resumed):
+            if answer.previd != previous.id:
+                self._stream_error(StreamErrorCondition.UNDEFINED_CONDITION, "wrong previd")
+                return
+            try:
+                acked = previous.ack(answer.h)
+            except HandledCountTooHigh as exc:
+                self._handled_count_too_high(exc)
+                return
+            self._previous_sm = None
+            if acked:
+                self._events.append(StanzasAcknowledged(acked))
+            self._attach_resumed(previous)
+            return
+        assert isinstance(answer, Failed)
+        self._previous_sm = None
+        if answer.h is not None:
+            # §5: the server may say how many of our stanzas it handled before
+            # the session timed out; those need no resending.
+            with suppress(HandledCountTooHigh):
+                previous.ack(answer.h)
+        self._events.append(ResumeFailed(answer.condition, answer.h, previous.take_unacked()))
+        features = self._bind_features
+        assert features is not None
+        self._bind_features = None
+        self._start_bind(features)
+
+    def _start_bind(self, features: Element) -> None:
+        cfg = self.config
         if features.find(_BIND) is None:
             self._fail_negotiation("the server does not offer resource binding")
             return
@@ -1061,9 +1555,43 @@ class ClientConnection(_Connection):
         self._was_ready = True
         self._parser.hold = False
         self._events.append(ResourceBound(self.jid))
+        if self._sm_offered and self.config.stream_management:
+            # XEP-0198 §3: after binding; our outbound count starts now (§4).
+            self._send_element(build_nonza(Enable(self.config.sm_resume, self.config.sm_max)))
+            self._sm = SMState(jid=self.jid)
 
     def _handle_ready(self, el: Element) -> None:
         if el.tag in _CLIENT_STANZAS:
+            self._count_inbound()
             self._events.append(StanzaReceived(el))
+        elif is_sm_element(el) and el.tag in (_SM_ENABLED, _SM_FAILED):
+            self._handle_enable_answer(el)
+        elif is_sm_element(el):
+            self._handle_ack_nonza(el)
         else:
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+
+    def _handle_enable_answer(self, el: Element) -> None:
+        """``<enabled/>`` or ``<failed/>`` after our ``<enable/>`` (XEP-0198 §3)."""
+        sm = self._sm
+        if sm is None or self._sm_live:
+            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, "nothing to answer")
+            return
+        try:
+            answer = parse_nonza(el)
+        except SMParseError as exc:
+            self._stream_error(StreamErrorCondition.BAD_FORMAT, str(exc))
+            return
+        if isinstance(answer, Failed):
+            self._sm = None
+            self._events.append(StreamManagementFailed(answer.condition))
+            return
+        assert isinstance(answer, Enabled)
+        sm.resume = answer.resume and bool(answer.id) and self.config.sm_resume
+        sm.id = answer.id
+        sm.max = answer.max
+        sm.location = answer.location
+        self._sm_live = True  # §4: our inbound count starts now
+        self._events.append(
+            StreamManagementEnabled(answer.id, sm.resume, answer.max, answer.location)
+        )

@@ -2,7 +2,7 @@
 
 Events are small frozen dataclasses named in the past tense for things that
 happened (``StanzaReceived``) or as requests the I/O layer must act upon
-(``TLSRequested``, ``CredentialsRequested``).
+(``TLSRequested``, ``CredentialsRequested``, ``ResumeRequested``).
 """
 
 from __future__ import annotations
@@ -16,16 +16,23 @@ from ..jid import JID
 __all__ = [
     "Authenticated",
     "AuthenticationFailed",
+    "ClientStateChanged",
     "ConnectionClosed",
     "CredentialsRequested",
     "Event",
     "NegotiationFailed",
     "RegistrationRequested",
     "ResourceBound",
+    "ResumeFailed",
+    "ResumeRequested",
     "StanzaReceived",
+    "StanzasAcknowledged",
     "StreamClosed",
     "StreamErrorReceived",
+    "StreamManagementEnabled",
+    "StreamManagementFailed",
     "StreamOpened",
+    "StreamResumed",
     "TLSRequested",
 ]
 
@@ -135,6 +142,83 @@ class ConnectionClosed:
     """The transport reached end of file."""
 
 
+@dataclass(frozen=True, slots=True)
+class StreamManagementEnabled:
+    """Stream management is on (XEP-0198 §3): the server sent, or the client
+    received, ``<enabled/>``. ``id`` is the SM-ID when ``resume`` is true (§5);
+    ``max`` the resumption time in seconds, ``location`` where to reconnect."""
+
+    id: str | None
+    resume: bool
+    max: int | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamManagementFailed:
+    """Client: the server answered ``<enable/>`` with ``<failed/>`` (XEP-0198 §3);
+    the stream goes on without stream management."""
+
+    condition: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StanzasAcknowledged:
+    """The peer acknowledged ``stanzas`` (XEP-0198 §4), oldest first: they are
+    now its responsibility."""
+
+    stanzas: tuple[Element, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    """Server: the client asks to resume the session ``previd`` (XEP-0198 §5).
+
+    Look up the detached session; if it exists *and* belongs to ``jid`` (the
+    authenticated bare JID: only its owner may resume a session, §10) answer
+    ``resume_accepted(state)``, else ``resume_failed()``. ``h`` is the number of
+    stanzas the client handled on the old stream.
+    """
+
+    previd: str
+    h: int
+    jid: JID
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResumed:
+    """The session was resumed (XEP-0198 §5): the stream is ready again as
+    ``jid`` without binding, and ``retransmitted`` were sent again, once."""
+
+    jid: JID
+    retransmitted: tuple[Element, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeFailed:
+    """Client: the previous session could not be resumed (XEP-0198 §5).
+
+    ``condition`` is the server's stanza error condition (``item-not-found``
+    when the session timed out), or ``feature-not-implemented`` when the
+    server does not offer stream management or the old session was not
+    resumable. ``h`` is the server's count of our stanzas if it said so.
+    ``unacked`` are the stanzas of the old session the server did not
+    acknowledge: the application decides whether to send them again. The
+    connection goes on to bind a resource as usual.
+    """
+
+    condition: str | None
+    h: int | None
+    unacked: tuple[Element, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStateChanged:
+    """Server: the client said it is ``active`` or not (XEP-0352 §4.2)."""
+
+    active: bool
+
+
 Event = (
     StreamOpened
     | TLSRequested
@@ -145,6 +229,13 @@ Event = (
     | ResourceBound
     | NegotiationFailed
     | StanzaReceived
+    | StreamManagementEnabled
+    | StreamManagementFailed
+    | StanzasAcknowledged
+    | ResumeRequested
+    | StreamResumed
+    | ResumeFailed
+    | ClientStateChanged
     | StreamErrorReceived
     | StreamClosed
     | ConnectionClosed
