@@ -27,6 +27,17 @@ Every key is optional; a missing file section means its defaults. The layout::
     registrations_per_ip_per_hour = 5  # XEP-0077 accounts one address may create
     resume_timeout = 300             # seconds a broken XEP-0198 session stays resumable
     max_unacked = 1000               # stanzas a detached session keeps before ending
+    max_connections = 10000          # open client connections in total
+    max_connections_per_ip = 50      # open client connections from one address
+    auth_failures_before_backoff = 5 # failed logins per address/account before back-off
+    max_read_rate = 100000           # bytes/s read from one connection (burst: twice that)
+    idle_timeout = 300               # seconds without input: ping at half, close at full
+    max_output_buffer = 1048576      # bytes queued for a client that does not read
+
+    [metrics]
+    enabled = false            # serve Prometheus metrics over HTTP (GET /metrics)
+    address = "127.0.0.1"
+    port = 9090                # 0 lets the operating system pick a free port
 
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368 direct TLS)
@@ -74,6 +85,7 @@ __all__ = [
     "LimitsConfig",
     "ListenerConfig",
     "ListenerKind",
+    "MetricsConfig",
     "ServerConfig",
     "TLSConfig",
     "default_data_dir",
@@ -140,6 +152,21 @@ class LimitsConfig:
     registrations_per_ip_per_hour: int = 5
     resume_timeout: float = 300.0
     max_unacked: int = 1000
+    max_connections: int = 10000
+    max_connections_per_ip: int = 50
+    auth_failures_before_backoff: int = 5
+    max_read_rate: int = 100_000
+    idle_timeout: float = 300.0
+    max_output_buffer: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """The Prometheus endpoint (``GET /metrics``), off unless ``enabled``."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    port: int = 9090
 
 
 DEFAULT_LISTENERS: Final = (
@@ -171,6 +198,7 @@ class ServerConfig:
     log_level: str = "info"
     tls: TLSConfig = field(default_factory=TLSConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     config_path: Path | None = None
 
     @property
@@ -197,8 +225,10 @@ _TOP_KEYS: Final = (
     "scram_iterations",
     "tls",
     "limits",
+    "metrics",
     "listeners",
 )
+_METRICS_KEYS: Final = ("enabled", "address", "port")
 _TLS_KEYS: Final = ("cert", "key")
 _LIMITS_KEYS: Final = (
     "max_stanza_size",
@@ -212,6 +242,12 @@ _LIMITS_KEYS: Final = (
     "registrations_per_ip_per_hour",
     "resume_timeout",
     "max_unacked",
+    "max_connections",
+    "max_connections_per_ip",
+    "auth_failures_before_backoff",
+    "max_read_rate",
+    "idle_timeout",
+    "max_output_buffer",
 )
 _LISTENER_KEYS: Final = ("kind", "address", "port")
 
@@ -467,6 +503,11 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
             ("max_private_size", 1024),
             ("registrations_per_ip_per_hour", 0),
             ("max_unacked", 1),
+            ("max_connections", 1),
+            ("max_connections_per_ip", 1),
+            ("auth_failures_before_backoff", 1),
+            ("max_read_rate", 1024),
+            ("max_output_buffer", 65536),
         )
     }
     raw_resume = table.get("resume_timeout", defaults.resume_timeout)
@@ -477,13 +518,33 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
             table, "resume_timeout", "limits.resume_timeout", defaults.resume_timeout
         )
     )
+    idle_timeout = loader.number(
+        table, "idle_timeout", "limits.idle_timeout", defaults.idle_timeout
+    )
     return LimitsConfig(
+        idle_timeout=idle_timeout,
         max_stanza_size=max_stanza_size,
         max_stanza_size_preauth=preauth,
         max_depth=max_depth,
         negotiation_timeout=timeout,
         resume_timeout=resume_timeout,
         **counts,
+    )
+
+
+def _load_metrics(loader: _Loader, data: _Table) -> MetricsConfig:
+    table = loader.table(data, "metrics", "metrics")
+    loader.check_keys(table, _METRICS_KEYS, "metrics.", "in [metrics]")
+    defaults = MetricsConfig()
+    address = loader.string(table, "address", "metrics.address", defaults.address)
+    if not address or any(ch.isspace() for ch in address):
+        raise loader.error(
+            "metrics.address", f"must be an IP address or host name, got {address!r}"
+        )
+    return MetricsConfig(
+        enabled=loader.boolean(table, "enabled", "metrics.enabled", defaults.enabled),
+        address=address,
+        port=loader.integer(table, "port", "metrics.port", defaults.port, minimum=0, maximum=65535),
     )
 
 
@@ -537,12 +598,11 @@ def load_config(path: Path | None) -> ServerConfig:
         require_tls=loader.boolean(data, "require_tls", "require_tls", True),
         allow_plain=loader.boolean(data, "allow_plain", "allow_plain", True),
         allow_anonymous=loader.boolean(data, "allow_anonymous", "allow_anonymous", False),
-        allow_registration=loader.boolean(
-            data, "allow_registration", "allow_registration", False
-        ),
+        allow_registration=loader.boolean(data, "allow_registration", "allow_registration", False),
         scram_iterations=scram_iterations,
         log_level=log_level,
         tls=_load_tls(loader, data),
         limits=_load_limits(loader, data),
+        metrics=_load_metrics(loader, data),
         config_path=path,
     )

@@ -20,6 +20,13 @@ the session is unbound and every stanza still unacknowledged is routed again
 as if it had just arrived: a message goes to another resource or to offline
 storage, an IQ request is answered with an error (XEP-0198 §4). The same
 happens to the unacknowledged stanzas of any SM session that ends for good.
+
+Limits enforced here (see :mod:`xmpp_trio.limits`): connections per address and
+in total (refused with a stream error), failed authentications per address and
+per account with exponential back-off, a read rate per connection (the reader
+waits: backpressure, never a disconnection), an idle timeout with an XEP-0199
+ping at half time, and a bound on the bytes queued for a client that does not
+read (the session is closed, or detached when it is resumable).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import trio
 
@@ -64,6 +72,8 @@ from xmpp_sansio.stream.events import (
 from . import _tls
 from .certs import ensure_certificate, load_server_ssl_context
 from .config import ServerConfig
+from .limits import AuthBackoff, ConnectionCounter, TokenBucket, peer_address
+from .metrics import Metrics, serve_metrics
 from .services import build_services, open_database
 from .storage import AccountExists, AccountStore
 
@@ -75,6 +85,10 @@ _RECEIVE_SIZE = 65536
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 _CLOSE_GRACE = 5.0
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
+_SEND_CHUNK = 65536
+_PING = "{urn:xmpp:ping}ping"
+# Failed SASL attempts that are no password guess do not count towards back-off.
+_NOT_GUESSES = frozenset({"aborted", "encryption-required", "invalid-mechanism"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,7 @@ class BoundListener:
     address: str
     port: int
     router: Router
+    server: XMPPServer | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(eq=False)
@@ -127,6 +142,16 @@ class _Session:
         self._send_lock = trio.Lock()
         self.bound = False
         self.taken_over = False  # another connection resumed this session
+        limits = server.config.limits
+        # Bytes taken from the connection, not yet written to the transport.
+        self.pending = bytearray()
+        self._sending = False  # the writer is blocked writing to the peer
+        self.max_output = limits.max_output_buffer
+        self.overflowed = False
+        self.bucket = TokenBucket(limits.max_read_rate, 2.0 * limits.max_read_rate)
+        self.last_input = trio.current_time()
+        self.pinged = False
+        self.scope: trio.CancelScope | None = None  # cancel to drop the transport
 
     def kick(self) -> None:
         """Wake the writer: the connection has queued output."""
@@ -147,14 +172,55 @@ class _Session:
         except Exception:  # an element that cannot be serialised: drop it
             log.exception("session %d: cannot deliver a stanza", self.id)
             return
+        self.server.metrics.stanzas_out.inc()
+        if self._sending:
+            # The peer is not keeping up: account for the bytes now, so they
+            # cannot pile up unseen while the writer is blocked.
+            self._drain()
         self.kick()
+
+    def _drain(self) -> None:
+        """Move the connection's output into ``pending``, enforcing its bound."""
+        conn = self.conn
+        if conn is None or self.overflowed:
+            return
+        self.pending += conn.data_to_send()
+        if len(self.pending) > self.max_output:
+            self._overflow(conn)
+
+    def _overflow(self, conn: ServerConnection) -> None:
+        """More than ``max_output_buffer`` bytes wait for a peer that does not
+        read. A resumable session is detached (its unacknowledged stanzas stay
+        in the XEP-0198 queue); any other is closed with ``policy-violation``
+        (RFC 6120 §4.9.3.15). Either way the transport is dropped at once: the
+        peer reads nothing, so waiting for it to take the error is pointless."""
+        self.overflowed = True
+        size = len(self.pending)
+        self.pending = bytearray()
+        if conn.sm_resumable:
+            log.warning("session %d (%s): %d bytes unread, detaching", self.id, self.peer, size)
+        else:
+            log.warning("session %d (%s): %d bytes unread, closing", self.id, self.peer, size)
+            conn.close(StreamErrorCondition.POLICY_VIOLATION, "too much unread output")
+            self.server.count_stream_error(StreamErrorCondition.POLICY_VIOLATION)
+            conn.data_to_send()  # the peer does not read: drop the error too
+        if self.scope is not None:
+            self.scope.cancel()
 
     async def flush(self) -> None:
         assert self.conn is not None
         async with self._send_lock:
-            data = self.conn.data_to_send()
-            if data:
-                await self.stream.send_all(data)
+            self._sending = True
+            try:
+                while True:
+                    self._drain()
+                    if not self.pending:
+                        break
+                    chunk = bytes(self.pending[:_SEND_CHUNK])
+                    del self.pending[:_SEND_CHUNK]
+                    await self.stream.send_all(chunk)
+            finally:
+                self._sending = False
 
     async def writer(self) -> None:
         assert self.conn is not None
@@ -220,11 +286,19 @@ class XMPPServer:
         self.detached: dict[int, _Detached] = {}
         self.resumable: dict[str, _Resumable] = {}  # SM-ID -> session
         self._registrations: dict[str, list[float]] = {}  # peer address -> times
+        self.metrics = Metrics()
+        self.connections = ConnectionCounter(limits.max_connections, limits.max_connections_per_ip)
+        self.auth_backoff = AuthBackoff(free=limits.auth_failures_before_backoff)
+        self.idle_timeout = limits.idle_timeout
+        self._ping_id = 0
         self._next_id = 1
         self._shutting_down = False
 
     def _account_exists(self, local: str, domain: str) -> bool:
         return self.store.exists(local, domain)
+
+    def count_stream_error(self, condition: StreamErrorCondition) -> None:
+        self.metrics.stream_errors.labels(condition=condition.value).inc()
 
     def apply(self, effects: Sequence[Effect]) -> None:
         """Carry out the router's effects."""
@@ -242,6 +316,8 @@ class XMPPServer:
                 session.deliver(effect.element)
             elif isinstance(effect, Disconnect) and session.conn is not None:
                 session.conn.close(effect.condition)
+                if effect.condition is not None:
+                    self.count_stream_error(effect.condition)
                 session.kick()
 
     # -- stream management (XEP-0198) --------------------------------------------------
@@ -361,6 +437,7 @@ class XMPPServer:
             for stanza in old.conn.take_held_presences():
                 held.offer(stanza)
             old.conn.close(StreamErrorCondition.CONFLICT, "the session was resumed elsewhere")
+            self.count_stream_error(StreamErrorCondition.CONFLICT)
             old.kick()
         if self.sessions.get(session.id) is session:
             del self.sessions[session.id]
@@ -376,8 +453,16 @@ class XMPPServer:
         session_id = self._next_id
         self._next_id += 1
         peer = _peer_name(stream)
+        address = peer_address(peer)
         session = _Session(self, session_id, stream, peer)
+        refusal = self.connections.refusal(address)
+        if refusal is not None:
+            await self._refuse(session, refusal, direct_tls=direct_tls)
+            return
+        self.connections.add(address)
         self.sessions[session_id] = session
+        self.metrics.sessions_opened.inc()
+        self.metrics.sessions.inc()
         log.debug("session %d: connection from %s", session_id, peer)
         try:
             await self._run_session(session, direct_tls=direct_tls)
@@ -397,13 +482,50 @@ class XMPPServer:
                         detached = self._session_ended(session)
                     except Exception:
                         log.exception("session %d: internal error ending it", session.id)
+            self.connections.remove(address)
+            self.metrics.sessions.dec()
+            self.metrics.sessions_closed.inc()
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await trio.aclose_forcefully(session.stream)
             log.debug("session %d: closed", session_id)
             if detached is not None:
                 await self._wait_for_resumption(session.id, detached)
 
+    async def _refuse(self, session: _Session, refusal: str, *, direct_tls: bool) -> None:
+        """Over a connection limit: send a stream header and a stream error, then
+        close (RFC 6120 §4.9.1.1). Too many connections in total is
+        ``resource-constraint`` (§4.9.3.17: the server "lacks the system resources
+        necessary to service the stream"); too many from one address is
+        ``policy-violation`` (§4.9.3.15: a local service policy)."""
+        if refusal == "total":
+            condition, text = StreamErrorCondition.RESOURCE_CONSTRAINT, "too many connections"
+        else:
+            condition = StreamErrorCondition.POLICY_VIOLATION
+            text = "too many connections from your address"
+        log.warning("session %d (%s): refused, %s", session.id, session.peer, text)
+        self.metrics.connections_refused.labels(limit=refusal).inc()
+        self.count_stream_error(condition)
+        try:
+            with trio.move_on_after(_CLOSE_GRACE):
+                if direct_tls:
+                    tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
+                    await tls.do_handshake()
+                    session.stream = tls
+                conn = ServerConnection(self.stream_config, tls_active=direct_tls)
+                conn.close(condition, text)
+                await session.stream.send_all(conn.data_to_send())
+        except _TRANSPORT_ERRORS as exc:
+            log.debug("session %d: transport ended: %r", session.id, exc)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await trio.aclose_forcefully(session.stream)
+
     async def _run_session(self, session: _Session, *, direct_tls: bool) -> None:
+        with trio.CancelScope() as scope:
+            session.scope = scope
+            await self._run_session_inner(session, direct_tls=direct_tls)
+
+    async def _run_session_inner(self, session: _Session, *, direct_tls: bool) -> None:
         if direct_tls:
             tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
             handshaken = False
@@ -437,33 +559,108 @@ class XMPPServer:
             if not await self._read_once(session, conn):
                 return
 
+    def _idle_deadline(self, session: _Session, conn: ServerConnection) -> float | None:
+        """When the idle timer of a ready stream fires next: the ping at half the
+        idle timeout, then the end at the full timeout."""
+        if conn.state is not State.READY:
+            return None
+        half = self.idle_timeout / 2
+        return session.last_input + (self.idle_timeout if session.pinged else half)
+
+    def _idle_timer(self, session: _Session, conn: ServerConnection) -> None:
+        """No input for half the idle timeout: ping the client (XEP-0199 §4.2);
+        none for all of it: close with ``connection-timeout`` (RFC 6120 §4.9.3.4)."""
+        if not session.pinged and conn.jid is not None:
+            session.pinged = True
+            self._ping_id += 1
+            ping = ET.Element(
+                "{jabber:client}iq",
+                {
+                    "type": "get",
+                    "id": f"idle-ping-{self._ping_id}",
+                    "from": conn.jid.domain,
+                    "to": str(conn.jid),
+                },
+            )
+            ET.SubElement(ping, _PING)
+            log.debug("session %d: idle, pinging", session.id)
+            session.deliver(ping)
+            return
+        log.info("session %d (%s): idle timeout", session.id, session.peer)
+        conn.close(StreamErrorCondition.CONNECTION_TIMEOUT, "no input")
+        self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
+
     async def _read_once(self, session: _Session, conn: ServerConnection) -> bool:
-        deadline = conn.next_deadline()
+        negotiation = conn.next_deadline()
+        idle = self._idle_deadline(session, conn)
+        deadline = min((d for d in (negotiation, idle) if d is not None), default=float("inf"))
         data: bytes | bytearray | None = None
-        with trio.move_on_at(float("inf") if deadline is None else deadline):
+        with trio.move_on_at(deadline):
             try:
-                data = await session.stream.receive_some(_RECEIVE_SIZE)
+                data = await session.stream.receive_some(
+                    min(_RECEIVE_SIZE, session.bucket.max_read())
+                )
             except _TRANSPORT_ERRORS as exc:
                 log.debug("session %d: transport ended: %r", session.id, exc)
                 data = b""
-        if data is None:  # the deadline passed
-            conn.handle_timer(trio.current_time())
-            log.info("session %d (%s): negotiation timed out", session.id, session.peer)
+        if data is None:  # a deadline passed
+            now = trio.current_time()
+            if negotiation is not None and now >= negotiation:
+                conn.handle_timer(now)
+                log.info("session %d (%s): negotiation timed out", session.id, session.peer)
+                if conn.should_close:
+                    self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
+            else:
+                self._idle_timer(session, conn)
             session.kick()
             return not conn.should_close
+        session.last_input = trio.current_time()
+        session.pinged = False
         conn.receive_data(data)
         try:
             await self._handle_events(session, conn)
         except RemoteProtocolError as exc:
             log.info("session %d (%s): stream error %s", session.id, session.peer, exc)
+            self.count_stream_error(exc.condition)
         session.kick()
+        if data:
+            # Backpressure (the read rate limit): wait before reading more.
+            await session.bucket.throttle(len(data))
         return bool(data)
+
+    def _auth_blocked(self, session: _Session, conn: ServerConnection, username: str) -> float:
+        """Seconds the peer's address or the account must still wait before
+        authenticating again (0: go ahead)."""
+        now = trio.current_time()
+        return max(
+            self.auth_backoff.blocked_for(_ip_key(session.peer), now),
+            self.auth_backoff.blocked_for(_account_key(username, conn.domain), now),
+        )
 
     async def _handle_events(self, session: _Session, conn: ServerConnection) -> None:
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
+                self.metrics.stanzas_in.inc()
                 self.apply(self.router.route(session.id, event.element))
             elif isinstance(event, CredentialsRequested):
+                wait = self._auth_blocked(session, conn, event.username)
+                if wait > 0:
+                    # Backing off after repeated failures. SASL has no way for the
+                    # I/O layer to answer temporary-auth-failure here, so the
+                    # stream ends with policy-violation (RFC 6120 §4.9.3.15).
+                    log.warning(
+                        "session %d: authentication of %r from %s refused, back-off %.0f s",
+                        session.id,
+                        event.username,
+                        session.peer,
+                        wait,
+                    )
+                    conn.close(
+                        StreamErrorCondition.POLICY_VIOLATION,
+                        f"too many failed authentications; try again in {wait:.0f} s",
+                    )
+                    self.count_stream_error(StreamErrorCondition.POLICY_VIOLATION)
+                    continue
                 conn.provide_credentials(self._credentials(conn, event))
             elif isinstance(event, RegistrationRequested):
                 conn.registration_result(await self._register(session, conn, event))
@@ -496,7 +693,15 @@ class XMPPServer:
                 log.info(
                     "session %d: authenticated %s with %s", session.id, event.jid, event.mechanism
                 )
+                if event.jid.local is not None:
+                    self.auth_backoff.succeeded(_account_key(event.jid.local, event.jid.domain))
             elif isinstance(event, AuthenticationFailed):
+                self.metrics.auth_failures.inc()
+                if event.condition not in _NOT_GUESSES:
+                    now = trio.current_time()
+                    self.auth_backoff.failed(_ip_key(session.peer), now)
+                    if event.username:
+                        self.auth_backoff.failed(_account_key(event.username, conn.domain), now)
                 log.warning(
                     "session %d: authentication failed for %r from %s: %s",
                     session.id,
@@ -554,10 +759,19 @@ class XMPPServer:
         for session in list(self.sessions.values()):
             if session.conn is not None:
                 session.conn.close(StreamErrorCondition.SYSTEM_SHUTDOWN)
+                self.count_stream_error(StreamErrorCondition.SYSTEM_SHUTDOWN)
                 session.kick()
         with trio.move_on_after(_CLOSE_GRACE):
             while self.sessions:
                 await trio.sleep(0.01)
+
+
+def _ip_key(peer: str) -> str:
+    return "ip:" + peer_address(peer)
+
+
+def _account_key(username: str, domain: str | None) -> str:
+    return f"account:{username.lower()}@{domain or ''}"
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:
@@ -608,13 +822,21 @@ async def run_server(
                 direct = spec.kind == "c2s-directtls"
                 for listener in listeners:
                     sockname = listener.socket.getsockname()
-                    bound.append(BoundListener(spec.kind, sockname[0], sockname[1], server.router))
+                    bound.append(
+                        BoundListener(spec.kind, sockname[0], sockname[1], server.router, server)
+                    )
 
                     async def handler(stream: trio.SocketStream, direct: bool = direct) -> None:
                         await server.handle(stream, direct_tls=direct)
 
                     nursery.start_soon(trio.serve_listeners, handler, [listener])
                 log.info("listening for %s on %s port %d", spec.kind, spec.address, bound[-1].port)
+            if config.metrics.enabled:
+                metrics = config.metrics
+                port = await nursery.start(
+                    serve_metrics, server.metrics, metrics.address, metrics.port
+                )
+                bound.append(BoundListener("metrics", metrics.address, port, server.router, server))
             log.info("serving %s", ", ".join(config.domains))
             task_status.started(bound)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
