@@ -152,6 +152,8 @@ class _Session:
         self.last_input = trio.current_time()
         self.pinged = False
         self.scope: trio.CancelScope | None = None  # cancel to drop the transport
+        #: set once the writer has sent everything after the stream was closed
+        self.closing_flushed = trio.Event()
 
     def kick(self) -> None:
         """Wake the writer: the connection has queued output."""
@@ -231,11 +233,14 @@ class _Session:
                 await self.flush()
             except _TRANSPORT_ERRORS:
                 # The peer is gone; the reader sees EOF and ends the session.
+                self.closing_flushed.set()
                 await trio.aclose_forcefully(self.stream)
                 return
             if self.conn.should_close:
-                # We closed the stream: the peer should close the connection. If
-                # it does not, drop it, so the reader ends and the session with it.
+                # Everything, the stream error and </stream:stream> included, is
+                # out. The peer should close the connection; if it does not, drop
+                # it, so the reader ends and the session with it.
+                self.closing_flushed.set()
                 await trio.sleep(_CLOSE_GRACE)
                 await trio.aclose_forcefully(self.stream)
                 return
@@ -545,11 +550,11 @@ class XMPPServer:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(session.writer)
             await self._read_loop(session, conn)
-            # Let the writer flush the close, then give up on the peer.
+            # Let the writer flush everything up to the close (never cancel it in
+            # the middle of a send), then give up on the peer.
             with trio.move_on_after(_CLOSE_GRACE):
                 session.kick()
-                while not conn.should_close:
-                    await self._read_once(session, conn)
+                await session.closing_flushed.wait()
             nursery.cancel_scope.cancel()
             with trio.move_on_after(1), trio.CancelScope(shield=True), suppress(*_TRANSPORT_ERRORS):
                 await session.flush()
@@ -665,11 +670,10 @@ class XMPPServer:
             elif isinstance(event, RegistrationRequested):
                 conn.registration_result(await self._register(session, conn, event))
             elif isinstance(event, TLSRequested):
-                await session.flush()
-                tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
-                await tls.do_handshake()
-                session.stream = tls
-                conn.tls_established(self.tls_info)
+                if conn.should_close:
+                    continue  # already failed (e.g. plaintext injected after <starttls/>)
+                if not await self._starttls(session, conn):
+                    return
             elif isinstance(event, ResourceBound):
                 session.bound = True
                 log.info("session %d: %s bound from %s", session.id, event.jid, session.peer)
@@ -711,6 +715,27 @@ class XMPPServer:
                 )
             elif isinstance(event, (StreamClosed, StreamErrorReceived, ConnectionClosed)):
                 log.debug("session %d: %s", session.id, event)
+
+    async def _starttls(self, session: _Session, conn: ServerConnection) -> bool:
+        """Flush ``<proceed/>`` and run the TLS handshake (RFC 6120 §5.4.3.3) within
+        the negotiation deadline. On a timeout or a broken handshake the transport
+        is closed (nothing more can be said, in TLS or not) and False returned."""
+        deadline = conn.next_deadline()
+        handshaken = False
+        with trio.move_on_at(float("inf") if deadline is None else deadline):
+            try:
+                await session.flush()
+                tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
+                await tls.do_handshake()
+                handshaken = True
+            except _TRANSPORT_ERRORS as exc:
+                log.debug("session %d: STARTTLS handshake failed: %r", session.id, exc)
+        if not handshaken:
+            await trio.aclose_forcefully(session.stream)
+            return False
+        session.stream = tls
+        conn.tls_established(self.tls_info)
+        return True
 
     async def _register(
         self, session: _Session, conn: ServerConnection, event: RegistrationRequested
