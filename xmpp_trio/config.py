@@ -29,6 +29,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_unacked = 1000               # stanzas a detached session keeps before ending
     max_connections = 10000          # open client connections in total
     max_connections_per_ip = 50      # open client connections from one address
+    max_sessions_per_account = 10    # bound resources of one account at once (at least 1)
     auth_failures_before_backoff = 5 # failed logins per address/account before back-off
     max_read_rate = 100000           # bytes/s read from one connection (burst: twice that)
     idle_timeout = 300               # seconds without input: ping at half, close at full
@@ -154,6 +155,7 @@ class LimitsConfig:
     max_unacked: int = 1000
     max_connections: int = 10000
     max_connections_per_ip: int = 50
+    max_sessions_per_account: int = 10
     auth_failures_before_backoff: int = 5
     max_read_rate: int = 100_000
     idle_timeout: float = 300.0
@@ -244,6 +246,7 @@ _LIMITS_KEYS: Final = (
     "max_unacked",
     "max_connections",
     "max_connections_per_ip",
+    "max_sessions_per_account",
     "auth_failures_before_backoff",
     "max_read_rate",
     "idle_timeout",
@@ -505,6 +508,7 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
             ("max_unacked", 1),
             ("max_connections", 1),
             ("max_connections_per_ip", 1),
+            ("max_sessions_per_account", 1),
             ("auth_failures_before_backoff", 1),
             ("max_read_rate", 1024),
             ("max_output_buffer", 65536),

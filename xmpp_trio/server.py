@@ -46,6 +46,7 @@ import trio
 
 from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID, InvalidJID
+from xmpp_sansio.sasl import SASLCondition
 from xmpp_sansio.server.router import Deliver, Disconnect, Effect, Router
 from xmpp_sansio.sm import PresenceHold, SMState
 from xmpp_sansio.stanza import StanzaKind, stanza_kind
@@ -55,6 +56,7 @@ from xmpp_sansio.stream.connection import ServerConnection, State
 from xmpp_sansio.stream.events import (
     Authenticated,
     AuthenticationFailed,
+    BindRequested,
     ClientStateChanged,
     ConnectionClosed,
     CredentialsRequested,
@@ -87,8 +89,11 @@ _CLOSE_GRACE = 5.0
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
 _SEND_CHUNK = 65536
 _PING = "{urn:xmpp:ping}ping"
-# Failed SASL attempts that are no password guess do not count towards back-off.
-_NOT_GUESSES = frozenset({"aborted", "encryption-required", "invalid-mechanism"})
+# Failed SASL attempts that are no password guess do not count towards back-off;
+# temporary-auth-failure is the back-off's own refusal (it must not extend itself).
+_NOT_GUESSES = frozenset(
+    {"aborted", "encryption-required", "invalid-mechanism", "temporary-auth-failure"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +291,7 @@ class XMPPServer:
                 negotiation_timeout=limits.negotiation_timeout,
             ),
             sm_resume_timeout=self.resume_timeout,
+            ask_before_bind=True,  # answered by _may_bind (max_sessions_per_account)
         )
         self.sessions: dict[int, _Session] = {}
         self.detached: dict[int, _Detached] = {}
@@ -650,9 +656,10 @@ class XMPPServer:
             elif isinstance(event, CredentialsRequested):
                 wait = self._auth_blocked(session, conn, event.username)
                 if wait > 0:
-                    # Backing off after repeated failures. SASL has no way for the
-                    # I/O layer to answer temporary-auth-failure here, so the
-                    # stream ends with policy-violation (RFC 6120 §4.9.3.15).
+                    # Backing off after repeated failures: refuse without checking
+                    # the password, with temporary-auth-failure (RFC 6120 §6.5.12).
+                    # The stream stays open; the refusal counts toward the
+                    # stream's max_auth_attempts like any failure (§6.4.5).
                     log.warning(
                         "session %d: authentication of %r from %s refused, back-off %.0f s",
                         session.id,
@@ -660,13 +667,21 @@ class XMPPServer:
                         session.peer,
                         wait,
                     )
-                    conn.close(
-                        StreamErrorCondition.POLICY_VIOLATION,
-                        f"too many failed authentications; try again in {wait:.0f} s",
-                    )
-                    self.count_stream_error(StreamErrorCondition.POLICY_VIOLATION)
+                    conn.refuse_credentials(SASLCondition.TEMPORARY_AUTH_FAILURE)
                     continue
                 conn.provide_credentials(self._credentials(conn, event))
+            elif isinstance(event, BindRequested):
+                if self._may_bind(event.jid):
+                    conn.bind_accepted()
+                else:
+                    log.warning(
+                        "session %d: bind of %s from %s refused, %d sessions already",
+                        session.id,
+                        event.jid,
+                        session.peer,
+                        self.config.limits.max_sessions_per_account,
+                    )
+                    conn.bind_refused(StanzaErrorCondition.RESOURCE_CONSTRAINT)
             elif isinstance(event, RegistrationRequested):
                 conn.registration_result(await self._register(session, conn, event))
             elif isinstance(event, TLSRequested):
@@ -715,6 +730,13 @@ class XMPPServer:
                 )
             elif isinstance(event, (StreamClosed, StreamErrorReceived, ConnectionClosed)):
                 log.debug("session %d: %s", session.id, event)
+
+    def _may_bind(self, jid: JID) -> bool:
+        """Whether the account may bind ``jid`` without exceeding
+        ``max_sessions_per_account``. A session already bound to the same full
+        JID does not count: the conflict policy replaces it (RFC 6120 §7.7.2.2)."""
+        others = [bound for bound, _ in self.router.resources(jid.bare) if bound != jid]
+        return len(others) < self.config.limits.max_sessions_per_account
 
     async def _starttls(self, session: _Session, conn: ServerConnection) -> bool:
         """Flush ``<proceed/>`` and run the TLS handshake (RFC 6120 §5.4.3.3) within

@@ -79,6 +79,10 @@ class ServerConfig:
         sm_ack_requests: when to ask the client for an ack (XEP-0198 §4).
         csi: offer Client State Indication (XEP-0352) and, while the client is
             inactive, hold presence updates (the latest per sender).
+        ask_before_bind: emit :class:`~xmpp_sansio.stream.events.BindRequested`
+            and wait for ``bind_accepted()`` / ``bind_refused()`` instead of
+            binding every valid resource at once (e.g. to limit the sessions
+            of one account, RFC 6120 §7.6.2.1). Off by default.
     """
 
     domains: frozenset[str]
@@ -98,6 +102,7 @@ class ServerConfig:
     sm_max_unacked: int = 10000
     sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)
     csi: bool = True
+    ask_before_bind: bool = False
 
     def __post_init__(self) -> None:
         if not self.domains:

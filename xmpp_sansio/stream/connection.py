@@ -14,7 +14,11 @@ advertises features, runs STARTTLS and SASL, and binds a resource; it asks the
 I/O layer for two things only: to wrap the transport in TLS
 (:class:`TLSRequested`, answered with :meth:`tls_established`) and to look up
 stored credentials (:class:`CredentialsRequested`, answered with
-:meth:`ServerConnection.provide_credentials`). The client side picks STARTTLS,
+:meth:`ServerConnection.provide_credentials`, or refused with
+:meth:`ServerConnection.refuse_credentials`). With
+``ServerConfig.ask_before_bind`` it also asks before binding a resource
+(:class:`BindRequested`, answered with :meth:`ServerConnection.bind_accepted`
+or :meth:`ServerConnection.bind_refused`). The client side picks STARTTLS,
 the strongest SASL mechanism and binds, on its own.
 
 Stream restarts (§4.3.3) replace the parser and keep the connection; while
@@ -91,6 +95,7 @@ from .config import ClientConfig, ServerConfig
 from .events import (
     Authenticated,
     AuthenticationFailed,
+    BindRequested,
     ClientStateChanged,
     ConnectionClosed,
     CredentialsRequested,
@@ -163,6 +168,7 @@ class State(Enum):
     SASL = auto()  #: a SASL exchange is running
     AWAIT_CREDENTIALS = auto()  #: server: the I/O layer is looking up credentials
     AWAIT_REGISTRATION = auto()  #: server: the I/O layer is creating an account
+    AWAIT_BIND = auto()  #: server: the I/O layer decides whether a resource may be bound
     BINDING = auto()  #: client: bind request sent
     RESUMING = auto()  #: client: ``<resume/>`` sent (XEP-0198 §5)
     AWAIT_RESUME = auto()  #: server: the I/O layer is looking up the session to resume
@@ -217,6 +223,7 @@ _STOP_STATES = frozenset(
         State.TLS_PENDING,
         State.AWAIT_CREDENTIALS,
         State.AWAIT_REGISTRATION,
+        State.AWAIT_BIND,
         State.AWAIT_RESUME,
     }
 )
@@ -416,6 +423,9 @@ class _Connection:
         leftover = self._parser.take_unparsed()
         self._parser = self._new_parser(authenticated=authenticated)
         self.state = State.AWAIT_HEADER
+        # A new stream: an error before our next header must still send one
+        # first (RFC 6120 §4.9.1.1).
+        self._sent_header = False
         self._on_restart()
         if leftover:
             self._parser.feed(leftover)
@@ -680,6 +690,7 @@ class ServerConnection(_Connection):
         self._mechanism: sasl.ServerMechanism | None = None
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
+        self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for
         self._peer_from: str | None = None
         self._ack_policy = config.sm_ack_requests
         self._resume_request: Resume | None = None
@@ -777,6 +788,54 @@ class ServerConnection(_Connection):
         self.state = State.SASL
         mech = self._mechanism
         self._sasl_step(lambda: mech.provide_credentials(credentials))
+        self._process()
+
+    def refuse_credentials(
+        self, condition: sasl.SASLCondition = sasl.SASLCondition.TEMPORARY_AUTH_FAILURE
+    ) -> None:
+        """Answer a :class:`CredentialsRequested` event with a SASL failure
+        without looking the credentials up, e.g. while backing off after
+        repeated failures (RFC 6120 §6.5.12 ``temporary-auth-failure``).
+
+        Like any failure it emits :class:`AuthenticationFailed` and counts
+        toward ``max_auth_attempts``; until that limit the stream stays open
+        and the client may try again (RFC 6120 §6.4.5).
+        """
+        if self.state is not State.AWAIT_CREDENTIALS or self._mechanism is None:
+            raise LocalProtocolError("no credentials were requested")
+        if condition is sasl.SASLCondition.ABORTED:
+            raise LocalProtocolError("only the client aborts an exchange")
+        self._sasl_failure(condition)
+        self._process()
+
+    def bind_accepted(self) -> None:
+        """Answer a :class:`BindRequested` event: bind the JID asked for, send the
+        result and emit :class:`ResourceBound` (RFC 6120 §7.6.1)."""
+        pending = self._pending_bind
+        if self.state is not State.AWAIT_BIND or pending is None:
+            raise LocalProtocolError("no resource binding was requested")
+        self._pending_bind = None
+        self._complete_bind(*pending)
+        self._process()
+
+    def bind_refused(
+        self, condition: StanzaErrorCondition = StanzaErrorCondition.RESOURCE_CONSTRAINT
+    ) -> None:
+        """Answer a :class:`BindRequested` event with an IQ error, by default
+        ``<resource-constraint/>`` of type ``wait`` (RFC 6120 §7.6.2.1: the
+        account has reached its limit of connected resources). The stream stays
+        in the binding stage, so the client may try again."""
+        pending = self._pending_bind
+        if self.state is not State.AWAIT_BIND or pending is None:
+            raise LocalProtocolError("no resource binding was requested")
+        self._pending_bind = None
+        self.state = State.NEGOTIATING
+        reply = Element("{" + ns.CLIENT + "}iq", {"type": "error", "id": pending[0]})
+        error = SubElement(
+            reply, "{" + ns.CLIENT + "}error", {"type": condition.default_type.value}
+        )
+        SubElement(error, "{" + ns.STANZA_ERRORS + "}" + condition.value)
+        self._send_element(reply)
         self._process()
 
     def registration_result(self, condition: StanzaErrorCondition | None = None) -> None:
@@ -1114,6 +1173,14 @@ class ServerConnection(_Connection):
         except InvalidJID:
             self._send_element(_iq_error(el, "bad-request", "modify"))  # RFC 6120 §7.7.2.1
             return
+        if self.config.ask_before_bind:
+            self._pending_bind = (iq_id, jid)
+            self.state = State.AWAIT_BIND
+            self._events.append(BindRequested(jid))
+            return
+        self._complete_bind(iq_id, jid)
+
+    def _complete_bind(self, iq_id: str, jid: JID) -> None:
         reply = Element("{" + ns.CLIENT + "}iq", {"type": "result", "id": iq_id})
         SubElement(SubElement(reply, _BIND), "{" + ns.BIND + "}jid").text = str(jid)
         self._send_element(reply)

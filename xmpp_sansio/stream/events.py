@@ -16,6 +16,7 @@ from ..jid import JID
 __all__ = [
     "Authenticated",
     "AuthenticationFailed",
+    "BindRequested",
     "ClientStateChanged",
     "ConnectionClosed",
     "CredentialsRequested",
@@ -100,6 +101,19 @@ class AuthenticationFailed:
     condition: str
     text: str | None
     username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BindRequested:
+    """Server (with ``ServerConfig.ask_before_bind``): the client asks to bind
+    the full JID ``jid`` (RFC 6120 §7; the resource is already validated, or
+    generated when the client asked for none).
+
+    Answer with ``bind_accepted()`` or ``bind_refused()``; input is not
+    processed until then.
+    """
+
+    jid: JID
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +240,7 @@ Event = (
     | RegistrationRequested
     | Authenticated
     | AuthenticationFailed
+    | BindRequested
     | ResourceBound
     | NegotiationFailed
     | StanzaReceived
