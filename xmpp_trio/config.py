@@ -20,6 +20,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_stanza_size_preauth = 16384  # bytes, before authentication
     max_depth = 64                   # XML element nesting depth
     negotiation_timeout = 60         # seconds to finish stream negotiation
+    max_auth_attempts = 3            # SASL attempts per stream (RFC 6120 §6.4.5: 1-6)
     max_roster_items = 1000          # contacts per roster (RFC 6121 §2.3.3)
     max_offline_messages = 1000      # stored messages per account (XEP-0160)
     max_vcard_size = 65536           # bytes of a stored vCard (XEP-0054)
@@ -146,6 +147,7 @@ class LimitsConfig:
     max_stanza_size_preauth: int = 16384
     max_depth: int = 64
     negotiation_timeout: float = 60.0
+    max_auth_attempts: int = 3
     max_roster_items: int = 1000
     max_offline_messages: int = 1000
     max_vcard_size: int = 65536
@@ -237,6 +239,7 @@ _LIMITS_KEYS: Final = (
     "max_stanza_size_preauth",
     "max_depth",
     "negotiation_timeout",
+    "max_auth_attempts",
     "max_roster_items",
     "max_offline_messages",
     "max_vcard_size",
@@ -514,6 +517,14 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
             ("max_output_buffer", 65536),
         )
     }
+    counts["max_auth_attempts"] = loader.integer(  # RFC 6120 §6.4.5: 2 to 5 retries
+        table,
+        "max_auth_attempts",
+        "limits.max_auth_attempts",
+        defaults.max_auth_attempts,
+        minimum=1,
+        maximum=6,
+    )
     raw_resume = table.get("resume_timeout", defaults.resume_timeout)
     resume_timeout = (  # 0 turns stream resumption off
         0.0

@@ -289,6 +289,7 @@ class XMPPServer:
                 max_stanza_size_preauth=limits.max_stanza_size_preauth,
                 max_depth=limits.max_depth,
                 negotiation_timeout=limits.negotiation_timeout,
+                max_auth_attempts=limits.max_auth_attempts,
             ),
             sm_resume_timeout=self.resume_timeout,
             ask_before_bind=True,  # answered by _may_bind (max_sessions_per_account)

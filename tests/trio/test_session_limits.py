@@ -148,3 +148,19 @@ async def test_back_off_refuses_with_temporary_auth_failure(
     await trio.sleep(1.1)
     async with open_client("juliet@localhost", PASSWORDS["juliet"], **options) as client:
         assert client.jid.local == "juliet"
+
+
+async def test_max_auth_attempts_from_the_config_ends_the_stream(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """`[limits] max_auth_attempts = 1`: the first failed login ends the stream with
+    policy-violation (RFC 6120 §6.4.5), after the SASL failure itself."""
+    from xmpp_sansio.errors import StreamErrorCondition
+
+    server, options = await start(nursery, server_config, ca, tmp_path, max_auth_attempts=1)
+    with pytest.raises(AuthenticationError):
+        async with open_client("juliet@localhost", "wrong", **options):
+            pass
+    # The server counts the error before it writes the failure the client saw.
+    errors = server.metrics.stream_errors
+    assert errors.labels(condition=StreamErrorCondition.POLICY_VIOLATION.value)._value.get() == 1
