@@ -163,6 +163,40 @@ def _list_element(tag: str, jids: Iterable[JID]) -> Element:
     return el
 
 
+class _CachedBlockStorage:
+    """A read-through cache of block lists in front of a :class:`BlockStorage`.
+
+    Every inbound stanza asks whether its recipient blocks its sender, so
+    the lists are kept in memory (at most ``max_users`` of them; past that the
+    cache starts over). Writes go to the storage first, then drop the
+    cached copy, so the cache never holds a list the storage does not."""
+
+    def __init__(self, storage: BlockStorage, max_users: int = 100_000) -> None:
+        self._storage = storage
+        self._max_users = max_users
+        self._lists: dict[JID, frozenset[JID]] = {}
+
+    def blocklist(self, user: JID) -> set[JID]:
+        cached = self._lists.get(user)
+        if cached is None:
+            if len(self._lists) >= self._max_users:
+                self._lists.clear()
+            cached = self._lists[user] = frozenset(self._storage.blocklist(user))
+        return set(cached)
+
+    def block(self, user: JID, jids: Iterable[JID]) -> None:
+        self._storage.block(user, jids)
+        self._lists.pop(user, None)
+
+    def unblock(self, user: JID, jids: Iterable[JID]) -> None:
+        self._storage.unblock(user, jids)
+        self._lists.pop(user, None)
+
+    def unblock_all(self, user: JID) -> None:
+        self._storage.unblock_all(user)
+        self._lists.pop(user, None)
+
+
 class BlockingService(Service):
     """XEP-0191 over a :class:`BlockStorage`.
 
@@ -184,7 +218,7 @@ class BlockingService(Service):
         *,
         max_items: int = 1000,
     ) -> None:
-        self._storage = storage
+        self._storage = _CachedBlockStorage(storage)
         self._is_subscribed = is_subscribed
         self._max_items = max_items
         # Sessions that asked for the block list (XEP-0191 §3.3: they get pushes).
