@@ -87,7 +87,7 @@ from xmpp_trio.client import (
     XMPPError,
     open_client,
 )
-from xmpp_trio.config import ConfigError
+from xmpp_trio.config import ConfigError, toml_type
 
 __all__ = [
     "BUILTIN_HANDLERS",
@@ -543,22 +543,6 @@ _HANDLER_KEYS: Final = frozenset({"module", "options"})
 _HANDLER_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
-def _toml_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
 class _Reader:
     """Typed reads out of parsed TOML; every error names the key."""
 
@@ -587,14 +571,14 @@ class _Reader:
             return None
         if not isinstance(value, str) or not value:
             raise self.error(
-                f"{where}.{key}", f"must be a non-empty string, got {_toml_type(value)} ({value!r})"
+                f"{where}.{key}", f"must be a non-empty string, got {toml_type(value)} ({value!r})"
             )
         return value
 
     def boolean(self, table: Mapping[str, object], key: str, where: str, default: bool) -> bool:
         value = table.get(key, default)
         if not isinstance(value, bool):
-            raise self.error(f"{where}.{key}", f"must be true or false, got {_toml_type(value)}")
+            raise self.error(f"{where}.{key}", f"must be true or false, got {toml_type(value)}")
         return value
 
     def seconds(
@@ -609,7 +593,7 @@ class _Reader:
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(
-                f"{where}.{key}", f"must be a number of seconds, got {_toml_type(value)}"
+                f"{where}.{key}", f"must be a number of seconds, got {toml_type(value)}"
             )
         if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
             limit = "zero or positive" if zero else "positive"
@@ -619,7 +603,7 @@ class _Reader:
 
 def _parse_bot(reader: _Reader, raw: object, where: str) -> BotConfig:
     if not isinstance(raw, dict):
-        raise reader.error(where, f"must be a table ([[bots]]), got {_toml_type(raw)}")
+        raise reader.error(where, f"must be a table ([[bots]]), got {toml_type(raw)}")
     table = cast(Mapping[str, object], raw)
     reader.check_keys(table, _BOT_KEYS, where)
 
@@ -691,13 +675,13 @@ def _parse_bot(reader: _Reader, raw: object, where: str) -> BotConfig:
     rooms_raw = table.get("rooms", [])
     if not isinstance(rooms_raw, list):
         raise reader.error(
-            f"{where}.rooms", f"must be an array of room JIDs, got {_toml_type(rooms_raw)}"
+            f"{where}.rooms", f"must be an array of room JIDs, got {toml_type(rooms_raw)}"
         )
     rooms: list[JID] = []
     for index, item in enumerate(rooms_raw):
         key = f"{where}.rooms[{index}]"
         if not isinstance(item, str):
-            raise reader.error(key, f"must be a string (room@service), got {_toml_type(item)}")
+            raise reader.error(key, f"must be a string (room@service), got {toml_type(item)}")
         try:
             room = JID.parse(item)
         except InvalidJID as exc:
@@ -712,7 +696,7 @@ def _parse_bot(reader: _Reader, raw: object, where: str) -> BotConfig:
     if not isinstance(handlers_raw, list):
         raise reader.error(
             f"{where}.handlers",
-            f"must be an array (write [[bots.handlers]] tables), got {_toml_type(handlers_raw)}",
+            f"must be an array (write [[bots.handlers]] tables), got {toml_type(handlers_raw)}",
         )
     handlers = tuple(
         _parse_handler(reader, item, f"{where}.handlers[{index}]")
@@ -757,7 +741,7 @@ def _parse_handler(reader: _Reader, raw: object, where: str) -> HandlerSpec:
     if not isinstance(raw, dict):
         raise reader.error(
             where,
-            f'must be a table {{ module = "pkg.mod:Class" }} or a built-in name, got {_toml_type(raw)}',
+            f'must be a table {{ module = "pkg.mod:Class" }} or a built-in name, got {toml_type(raw)}',
         )
     table = cast(Mapping[str, object], raw)
     reader.check_keys(table, _HANDLER_KEYS, where)
@@ -767,7 +751,7 @@ def _parse_handler(reader: _Reader, raw: object, where: str) -> HandlerSpec:
             f"{where}.module",
             f'is required: "package.module:ClassName" or a built-in ({builtins})'
             if module is None
-            else f"must be a string, got {_toml_type(module)}",
+            else f"must be a string, got {toml_type(module)}",
         )
     if module not in BUILTIN_HANDLERS and not _HANDLER_SPEC.fullmatch(module):
         raise reader.error(
@@ -776,7 +760,7 @@ def _parse_handler(reader: _Reader, raw: object, where: str) -> HandlerSpec:
         )
     options = table.get("options", {})
     if not isinstance(options, dict):
-        raise reader.error(f"{where}.options", f"must be a table, got {_toml_type(options)}")
+        raise reader.error(f"{where}.options", f"must be a table, got {toml_type(options)}")
     return HandlerSpec(module, cast(Mapping[str, Any], options), where)
 
 
@@ -795,7 +779,7 @@ def parse_bots_config(data: Mapping[str, object], path: Path | None = None) -> B
             "bots",
             "declare at least one bot in a [[bots]] table"
             if raw_bots is None
-            else f"must be an array of tables (write [[bots]]), got {_toml_type(raw_bots)}",
+            else f"must be an array of tables (write [[bots]]), got {toml_type(raw_bots)}",
         )
     bots = tuple(_parse_bot(reader, raw, f"bots[{index}]") for index, raw in enumerate(raw_bots))
     seen: dict[JID, str] = {}

@@ -260,7 +260,7 @@ _LISTENER_KEYS: Final = ("kind", "address", "port")
 _Table: TypeAlias = Mapping[str, object]
 
 
-def _toml_type(value: object) -> str:
+def toml_type(value: object) -> str:
     """Name ``value``'s type the way TOML does, for error messages."""
     if isinstance(value, bool):
         return "a boolean"
@@ -303,13 +303,13 @@ class _Loader:
     def table(self, parent: _Table, key: str, name: str) -> _Table:
         value = parent.get(key, {})
         if not isinstance(value, dict):
-            raise self.error(name, f"must be a table ([{name}]), got {_toml_type(value)}")
+            raise self.error(name, f"must be a table ([{name}]), got {toml_type(value)}")
         return cast(_Table, value)
 
     def boolean(self, table: _Table, key: str, name: str, default: bool) -> bool:
         value = table.get(key, default)
         if not isinstance(value, bool):
-            raise self.error(name, f"must be true or false, got {_toml_type(value)} ({value!r})")
+            raise self.error(name, f"must be true or false, got {toml_type(value)} ({value!r})")
         return value
 
     def integer(
@@ -317,7 +317,7 @@ class _Loader:
     ) -> int:
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(name, f"must be an integer, got {_toml_type(value)} ({value!r})")
+            raise self.error(name, f"must be an integer, got {toml_type(value)} ({value!r})")
         if not minimum <= value <= maximum:
             raise self.error(name, f"must be between {minimum} and {maximum}, got {value}")
         return value
@@ -325,7 +325,7 @@ class _Loader:
     def number(self, table: _Table, key: str, name: str, default: float) -> float:
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(name, f"must be a number, got {_toml_type(value)} ({value!r})")
+            raise self.error(name, f"must be a number, got {toml_type(value)} ({value!r})")
         if not 0 < value < float("inf"):
             raise self.error(name, f"must be a positive number of seconds, got {value}")
         return float(value)
@@ -333,7 +333,7 @@ class _Loader:
     def string(self, table: _Table, key: str, name: str, default: str) -> str:
         value = table.get(key, default)
         if not isinstance(value, str):
-            raise self.error(name, f"must be a string, got {_toml_type(value)} ({value!r})")
+            raise self.error(name, f"must be a string, got {toml_type(value)} ({value!r})")
         return value
 
     def path_value(self, table: _Table, key: str, name: str) -> Path | None:
@@ -342,7 +342,7 @@ class _Loader:
         value = table[key]
         if not isinstance(value, str) or not value:
             raise self.error(
-                name, f"must be a non-empty string (a file path), got {_toml_type(value)}"
+                name, f"must be a non-empty string (a file path), got {toml_type(value)}"
             )
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base / path
@@ -372,7 +372,7 @@ def _load_domains(loader: _Loader, data: _Table) -> tuple[str, ...]:
     raw = data.get("domains", ["localhost"])
     if not isinstance(raw, list):
         raise loader.error(
-            "domains", f'must be an array of strings, e.g. ["example.org"], got {_toml_type(raw)}'
+            "domains", f'must be an array of strings, e.g. ["example.org"], got {toml_type(raw)}'
         )
     if not raw:
         raise loader.error("domains", "must list at least one domain")
@@ -380,7 +380,7 @@ def _load_domains(loader: _Loader, data: _Table) -> tuple[str, ...]:
     for index, item in enumerate(raw):
         name = f"domains[{index}]"
         if not isinstance(item, str):
-            raise loader.error(name, f"must be a string, got {_toml_type(item)} ({item!r})")
+            raise loader.error(name, f"must be a string, got {toml_type(item)} ({item!r})")
         problem = _check_domain(item.removesuffix("."))
         if problem is not None:
             raise loader.error(name, f"{item!r} is not a valid domain name: it {problem}")
@@ -403,7 +403,7 @@ def _load_listeners(loader: _Loader, data: _Table) -> tuple[ListenerConfig, ...]
     if not isinstance(raw, list):
         raise loader.error(
             "listeners",
-            f"must be an array of tables (write [[listeners]] sections), got {_toml_type(raw)}",
+            f"must be an array of tables (write [[listeners]] sections), got {toml_type(raw)}",
         )
     if not raw:
         raise loader.error("listeners", "must contain at least one [[listeners]] table")
@@ -412,7 +412,7 @@ def _load_listeners(loader: _Loader, data: _Table) -> tuple[ListenerConfig, ...]
     for index, item in enumerate(raw):
         where = f"listeners[{index}]"
         if not isinstance(item, dict):
-            raise loader.error(where, f"must be a table, got {_toml_type(item)}")
+            raise loader.error(where, f"must be a table, got {toml_type(item)}")
         table = cast(_Table, item)
         loader.check_keys(table, _LISTENER_KEYS, f"{where}.", "in [[listeners]]")
         for required in _LISTENER_KEYS:
