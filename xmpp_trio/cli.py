@@ -181,9 +181,12 @@ def _cmd_deluser(args: argparse.Namespace) -> int:
     config = _load(args)
     jid = _account_jid(args.jid, config, require_hosted=False)
     assert jid.local is not None
+    from xmpp_trio.services import remove_account_data
+
     try:
         with AccountStore.open(config.database_path) as store:
             store.delete(jid.local, jid.domain)
+            remove_account_data(config, store, jid)
     except AccountNotFound:
         raise CommandError(f"account {jid} does not exist") from None
     except (StorageError, OSError) as exc:

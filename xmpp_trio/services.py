@@ -135,3 +135,16 @@ def build_services(
 ) -> ServerServices:
     """The services for ``config``."""
     return ServerServices(config, accounts, db)
+
+
+def remove_account_data(config: ServerConfig, accounts: AccountStore, account: JID) -> None:
+    """Forget everything the services keep for a deleted ``account`` (roster,
+    offline messages, blocklist, last activity, vCard, private XML): the same
+    ``account_removed`` hooks an in-band removal (XEP-0077 §3.2) runs, for
+    accounts deleted outside the server (``xmpp-trio deluser``)."""
+    db = open_database(config)
+    try:
+        for service in ServerServices(config, accounts, db).services:
+            service.account_removed(account.bare)
+    finally:
+        db.close()

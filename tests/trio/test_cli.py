@@ -380,3 +380,28 @@ def test_adduser_prompts_twice_on_a_terminal(
     assert code == 1
     assert "passwords do not match" in output
     assert accounts(db_path) == [("erin", "example.org")]
+
+
+def test_deluser_wipes_the_account_data_too(config_path: Path, db_path: Path) -> None:
+    """Like an in-band removal (XEP-0077 §3.2), `deluser` leaves nothing of the
+    account behind: a new account of the same name starts empty."""
+    import sqlite3
+
+    from xmpp_sansio.jid import JID
+    from xmpp_sansio.roster import RosterItem
+    from xmpp_sansio.server.roster import StoredItem
+    from xmpp_trio.stores.roster import SqliteRosterStorage
+    from xmpp_trio.stores.vcard import SqliteVCardStorage
+
+    conf = ["--config", str(config_path)]
+    assert main([*conf, "adduser", "alice@example.org", "--password", "pw"]) == 0
+    alice, bob = JID.parse("alice@example.org"), JID.parse("bob@example.org")
+    db = sqlite3.connect(db_path, isolation_level=None)
+    SqliteRosterStorage(db).put(alice, StoredItem(RosterItem(bob)))
+    SqliteVCardStorage(db).put(alice, b"<vCard xmlns='vcard-temp'/>")
+    db.close()
+    assert main([*conf, "deluser", "alice@example.org"]) == 0
+    db = sqlite3.connect(db_path, isolation_level=None)
+    assert SqliteRosterStorage(db).count(alice) == 0
+    assert SqliteVCardStorage(db).get(alice) is None
+    db.close()
