@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Self
 
 import idna
@@ -235,6 +235,8 @@ class JID:
     local: str | None
     domain: str
     resource: str | None = None
+    # The bare form, built once (routing asks for it many times per stanza).
+    _bare: JID | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -254,6 +256,7 @@ class JID:
         object.__setattr__(jid, "local", local)
         object.__setattr__(jid, "domain", domain)
         object.__setattr__(jid, "resource", resource)
+        object.__setattr__(jid, "_bare", None)
         return jid
 
     @classmethod
@@ -276,7 +279,11 @@ class JID:
         """This JID without its resourcepart (``local@domain`` or ``domain``)."""
         if self.resource is None:
             return self
-        return JID._trusted(self.local, self.domain, None)
+        bare = self._bare
+        if bare is None:
+            bare = JID._trusted(self.local, self.domain, None)
+            object.__setattr__(self, "_bare", bare)
+        return bare
 
     @property
     def is_bare(self) -> bool:

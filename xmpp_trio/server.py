@@ -31,6 +31,7 @@ read (the session is closed, or detached when it is resumable).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import signal
 import sqlite3
@@ -72,6 +73,7 @@ from xmpp_sansio.stream.events import (
 )
 
 from . import _tls
+from ._transport import SocketTransport
 from .certs import ensure_certificate, load_server_ssl_context
 from .config import ServerConfig
 from .limits import AuthBackoff, ConnectionCounter, TokenBucket, peer_address
@@ -87,7 +89,6 @@ _RECEIVE_SIZE = 65536
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 _CLOSE_GRACE = 5.0
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
-_SEND_CHUNK = 65536
 _PING = "{urn:xmpp:ping}ping"
 # Failed SASL attempts that are no password guess do not count towards back-off;
 # temporary-auth-failure is the back-off's own refusal (it must not extend itself).
@@ -137,11 +138,11 @@ class _Session:
     (XEP-0198 §5) takes over the id of that session.
     """
 
-    def __init__(self, server: XMPPServer, session_id: int, stream: trio.abc.Stream, peer: str):
+    def __init__(self, server: XMPPServer, session_id: int, transport: SocketTransport):
         self.server = server
         self.id = session_id
-        self.stream = stream
-        self.peer = peer
+        self.transport = transport
+        self.peer = transport.peer
         self.conn: ServerConnection | None = None
         self._wakeup = trio.Event()
         self._send_lock = trio.Lock()
@@ -157,6 +158,8 @@ class _Session:
         self.last_input = trio.current_time()
         self.pinged = False
         self.scope: trio.CancelScope | None = None  # cancel to drop the transport
+        self.read_scope: trio.CancelScope | None = None  # cancel to stop reading
+        self.timer_at: float | None = None  # when its live timer entry is due
         #: set once the writer has sent everything after the stream was closed
         self.closing_flushed = trio.Event()
 
@@ -179,12 +182,40 @@ class _Session:
         except Exception:  # an element that cannot be serialised: drop it
             log.exception("session %d: cannot deliver a stanza", self.id)
             return
-        self.server.metrics.stanzas_out.inc()
-        if self._sending:
-            # The peer is not keeping up: account for the bytes now, so they
-            # cannot pile up unseen while the writer is blocked.
+        server = self.server
+        server.metrics.stanzas_out.inc()
+        batch = server.batch
+        if batch is not None:
+            batch.add(self)  # written once the routing task is done with its input
+        else:
+            self.push()
+
+    def push(self) -> None:
+        """Write what the connection queued, without waiting: the task that
+        routed a stanza writes it itself. Whatever the socket does not take now
+        is left to the writer task, which waits until the peer reads."""
+        conn = self.conn
+        if conn is None:
+            return
+        if self._sending or self.pending or self.overflowed:
+            # The writer is at work (or about to be): account for the bytes now,
+            # so they cannot pile up unseen while it waits for the peer.
             self._drain()
-        self.kick()
+            self.kick()
+            return
+        data = conn.data_to_send()
+        if data:
+            try:
+                sent = self.transport.send_nowait(data)
+            except _TRANSPORT_ERRORS:
+                sent = 0  # the writer meets the error again and ends the session
+            if sent < len(data):
+                self.pending += data[sent:]
+                if len(self.pending) > self.max_output:
+                    self._overflow(conn)
+                self.kick()
+        if conn.should_close:
+            self.kick()
 
     def _drain(self) -> None:
         """Move the connection's output into ``pending``, enforcing its bound."""
@@ -215,17 +246,23 @@ class _Session:
             self.scope.cancel()
 
     async def flush(self) -> None:
+        """Write everything queued, waiting for the peer as needed."""
         assert self.conn is not None
         async with self._send_lock:
             self._sending = True
             try:
+                await trio.lowlevel.checkpoint_if_cancelled()
                 while True:
                     self._drain()
                     if not self.pending:
                         break
-                    chunk = bytes(self.pending[:_SEND_CHUNK])
-                    del self.pending[:_SEND_CHUNK]
-                    await self.stream.send_all(chunk)
+                    # A write that would block must be retried with the same
+                    # bytes first (see _transport): pending only grows at its end.
+                    sent = self.transport.send_nowait(self.pending)
+                    if sent:
+                        del self.pending[:sent]
+                    else:
+                        await self.transport.wait_send()
             finally:
                 self._sending = False
 
@@ -239,7 +276,7 @@ class _Session:
             except _TRANSPORT_ERRORS:
                 # The peer is gone; the reader sees EOF and ends the session.
                 self.closing_flushed.set()
-                await trio.aclose_forcefully(self.stream)
+                self.transport.close()
                 return
             if self.conn.should_close:
                 # Everything, the stream error and </stream:stream> included, is
@@ -247,7 +284,7 @@ class _Session:
                 # it, so the reader ends and the session with it.
                 self.closing_flushed.set()
                 await trio.sleep(_CLOSE_GRACE)
-                await trio.aclose_forcefully(self.stream)
+                self.transport.close()
                 return
 
 
@@ -304,6 +341,15 @@ class XMPPServer:
         self.idle_timeout = limits.idle_timeout
         self._ping_id = 0
         self._next_id = 1
+        #: sessions with output from the read being handled (see _handle_events)
+        self.batch: set[_Session] | None = None
+        # Timers (negotiation deadline, idle ping and timeout): one entry per
+        # session, (when, sequence, session), checked lazily by run_timers so
+        # that reads need no cancel scope of their own.
+        self._timers: list[tuple[float, int, _Session]] = []
+        self._timer_seq = 0
+        shortest = min(limits.negotiation_timeout, limits.idle_timeout / 2)
+        self._timer_tick = min(1.0, max(0.01, shortest / 8))
         self._shutting_down = False
 
     def _account_exists(self, local: str, domain: str) -> bool:
@@ -460,13 +506,14 @@ class XMPPServer:
         for stanza in held.flush():  # XEP-0352 §5.2: a resumed stream is active
             session.deliver(stanza)
 
-    async def handle(self, stream: trio.abc.Stream, *, direct_tls: bool) -> None:
+    async def handle(self, stream: trio.SocketStream, *, direct_tls: bool) -> None:
         """Serve one accepted TCP connection until it ends."""
         session_id = self._next_id
         self._next_id += 1
-        peer = _peer_name(stream)
+        transport = SocketTransport.from_trio(stream)
+        peer = transport.peer
         address = peer_address(peer)
-        session = _Session(self, session_id, stream, peer)
+        session = _Session(self, session_id, transport)
         refusal = self.connections.refusal(address)
         if refusal is not None:
             await self._refuse(session, refusal, direct_tls=direct_tls)
@@ -497,8 +544,7 @@ class XMPPServer:
             self.connections.remove(address)
             self.metrics.sessions.dec()
             self.metrics.sessions_closed.inc()
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await trio.aclose_forcefully(session.stream)
+            session.transport.close()
             log.debug("session %d: closed", session_id)
             if detached is not None:
                 await self._wait_for_resumption(session.id, detached)
@@ -520,17 +566,14 @@ class XMPPServer:
         try:
             with trio.move_on_after(_CLOSE_GRACE):
                 if direct_tls:
-                    tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
-                    await tls.do_handshake()
-                    session.stream = tls
+                    await session.transport.start_tls(self.ssl_context, server_side=True)
                 conn = ServerConnection(self.stream_config, tls_active=direct_tls)
                 conn.close(condition, text)
-                await session.stream.send_all(conn.data_to_send())
+                await session.transport.send_all(conn.data_to_send())
         except _TRANSPORT_ERRORS as exc:
             log.debug("session %d: transport ended: %r", session.id, exc)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await trio.aclose_forcefully(session.stream)
+            session.transport.close()
 
     async def _run_session(self, session: _Session, *, direct_tls: bool) -> None:
         with trio.CancelScope() as scope:
@@ -539,14 +582,12 @@ class XMPPServer:
 
     async def _run_session_inner(self, session: _Session, *, direct_tls: bool) -> None:
         if direct_tls:
-            tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
             handshaken = False
             with trio.move_on_after(self.config.limits.negotiation_timeout):
-                await tls.do_handshake()
+                await session.transport.start_tls(self.ssl_context, server_side=True)
                 handshaken = True
             if not handshaken:  # timed out: nothing can be said, in TLS or not
                 return
-            session.stream = tls
         conn = ServerConnection(
             self.stream_config,
             tls_active=direct_tls,
@@ -554,6 +595,9 @@ class XMPPServer:
         )
         session.conn = conn
         conn.start_timer(trio.current_time(), self.config.limits.negotiation_timeout)
+        deadline = conn.next_deadline()
+        if deadline is not None:
+            self._schedule(session, deadline)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(session.writer)
             await self._read_loop(session, conn)
@@ -567,9 +611,78 @@ class XMPPServer:
                 await session.flush()
 
     async def _read_loop(self, session: _Session, conn: ServerConnection) -> None:
-        while not conn.should_close:
-            if not await self._read_once(session, conn):
-                return
+        with trio.CancelScope() as session.read_scope:
+            while not conn.should_close:
+                if not await self._read_once(session, conn):
+                    return
+
+    def _schedule(self, session: _Session, when: float) -> None:
+        """Make ``when`` the session's timer entry (an older entry goes stale)."""
+        self._timer_seq += 1
+        session.timer_at = when
+        heapq.heappush(self._timers, (when, self._timer_seq, session))
+
+    def _timer_changed(self, session: _Session, conn: ServerConnection) -> None:
+        """The session's deadline may have moved earlier (negotiation ended and
+        the idle timer starts): schedule it."""
+        due = self._deadline(session, conn)
+        if due is not None and (session.timer_at is None or due < session.timer_at):
+            self._schedule(session, due)
+
+    def _deadline(self, session: _Session, conn: ServerConnection) -> float | None:
+        """The session's next deadline: negotiation or idle (None: none)."""
+        negotiation = conn.next_deadline()
+        if negotiation is not None:
+            return negotiation
+        return self._idle_deadline(session, conn)
+
+    async def run_timers(self) -> None:
+        """Fire the sessions' timers, within ``_timer_tick`` of their time.
+
+        A session's entry may be early (input arrived since it was pushed, or
+        it was pinged): it is then pushed again for its real deadline. A
+        deadline moves earlier only when negotiation ends (the idle timer
+        starts), and that schedules a new entry."""
+        timers = self._timers
+        while True:
+            await trio.sleep(self._timer_tick)
+            now = trio.current_time()
+            while timers and timers[0][0] <= now:
+                when, _, session = heapq.heappop(timers)
+                conn = session.conn
+                if when != session.timer_at:
+                    continue  # stale: replaced by an earlier entry
+                session.timer_at = None
+                if conn is None or session.transport.closed or conn.should_close:
+                    continue
+                due = self._deadline(session, conn)
+                if due is None:
+                    continue
+                if due > now:
+                    self._schedule(session, due)
+                    continue
+                try:
+                    self._fire_timer(session, conn, now)
+                except Exception:
+                    log.exception("session %d: internal error in a timer", session.id)
+
+    def _fire_timer(self, session: _Session, conn: ServerConnection, now: float) -> None:
+        negotiation = conn.next_deadline()
+        if negotiation is not None:
+            conn.handle_timer(now)
+            log.info("session %d (%s): negotiation timed out", session.id, session.peer)
+            if conn.should_close:
+                self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
+        else:
+            self._idle_timer(session, conn)
+        session.push()
+        if conn.should_close:
+            if session.read_scope is not None:
+                session.read_scope.cancel()
+            return
+        due = self._deadline(session, conn)
+        if due is not None:
+            self._schedule(session, due)
 
     def _idle_deadline(self, session: _Session, conn: ServerConnection) -> float | None:
         """When the idle timer of a ready stream fires next: the ping at half the
@@ -603,29 +716,14 @@ class XMPPServer:
         self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
 
     async def _read_once(self, session: _Session, conn: ServerConnection) -> bool:
-        negotiation = conn.next_deadline()
-        idle = self._idle_deadline(session, conn)
-        deadline = min((d for d in (negotiation, idle) if d is not None), default=float("inf"))
-        data: bytes | bytearray | None = None
-        with trio.move_on_at(deadline):
-            try:
-                data = await session.stream.receive_some(
-                    min(_RECEIVE_SIZE, session.bucket.max_read())
-                )
-            except _TRANSPORT_ERRORS as exc:
-                log.debug("session %d: transport ended: %r", session.id, exc)
-                data = b""
-        if data is None:  # a deadline passed
-            now = trio.current_time()
-            if negotiation is not None and now >= negotiation:
-                conn.handle_timer(now)
-                log.info("session %d (%s): negotiation timed out", session.id, session.peer)
-                if conn.should_close:
-                    self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
-            else:
-                self._idle_timer(session, conn)
-            session.kick()
-            return not conn.should_close
+        """Read once and act on what came (timers are run_timers' business)."""
+        try:
+            data = await session.transport.receive_some(
+                min(_RECEIVE_SIZE, session.bucket.max_read())
+            )
+        except _TRANSPORT_ERRORS as exc:
+            log.debug("session %d: transport ended: %r", session.id, exc)
+            data = b""
         session.last_input = trio.current_time()
         session.pinged = False
         conn.receive_data(data)
@@ -634,7 +732,7 @@ class XMPPServer:
         except RemoteProtocolError as exc:
             log.info("session %d (%s): stream error %s", session.id, session.peer, exc)
             self.count_stream_error(exc.condition)
-        session.kick()
+        session.push()
         if data:
             # Backpressure (the read rate limit): wait before reading more.
             await session.bucket.throttle(len(data))
@@ -650,6 +748,28 @@ class XMPPServer:
         )
 
     async def _handle_events(self, session: _Session, conn: ServerConnection) -> None:
+        """Act on the events of one read. Stanzas routed meanwhile are written
+        when the read is done, one write per receiving session (a batch); the
+        batch is flushed before anything that waits, so no other task's output
+        is ever held up by this one."""
+        batch: set[_Session] = set()
+        self.batch = batch
+        try:
+            await self._handle_events_batched(session, conn, batch)
+        finally:
+            self.batch = None
+            for receiver in batch:
+                receiver.push()
+
+    def _end_batch(self, batch: set[_Session]) -> None:
+        self.batch = None
+        for receiver in batch:
+            receiver.push()
+        batch.clear()
+
+    async def _handle_events_batched(
+        self, session: _Session, conn: ServerConnection, batch: set[_Session]
+    ) -> None:
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
                 self.metrics.stanzas_in.inc()
@@ -684,14 +804,21 @@ class XMPPServer:
                     )
                     conn.bind_refused(StanzaErrorCondition.RESOURCE_CONSTRAINT)
             elif isinstance(event, RegistrationRequested):
-                conn.registration_result(await self._register(session, conn, event))
+                self._end_batch(batch)
+                result = await self._register(session, conn, event)
+                self.batch = batch
+                conn.registration_result(result)
             elif isinstance(event, TLSRequested):
                 if conn.should_close:
                     continue  # already failed (e.g. plaintext injected after <starttls/>)
-                if not await self._starttls(session, conn):
+                self._end_batch(batch)
+                handshaken = await self._starttls(session, conn)
+                self.batch = batch
+                if not handshaken:
                     return
             elif isinstance(event, ResourceBound):
                 session.bound = True
+                self._timer_changed(session, conn)
                 log.info("session %d: %s bound from %s", session.id, event.jid, session.peer)
                 self.apply(self.router.bind(session.id, event.jid))
             elif isinstance(event, StreamManagementEnabled):
@@ -703,6 +830,7 @@ class XMPPServer:
                 )
             elif isinstance(event, ResumeRequested):
                 self._resume(session, conn, event)
+                self._timer_changed(session, conn)
             elif isinstance(event, StreamResumed):
                 log.debug("session %d: retransmitted %d", session.id, len(event.retransmitted))
             elif isinstance(event, ClientStateChanged):
@@ -748,15 +876,13 @@ class XMPPServer:
         with trio.move_on_at(float("inf") if deadline is None else deadline):
             try:
                 await session.flush()
-                tls = trio.SSLStream(session.stream, self.ssl_context, server_side=True)
-                await tls.do_handshake()
+                await session.transport.start_tls(self.ssl_context, server_side=True)
                 handshaken = True
             except _TRANSPORT_ERRORS as exc:
                 log.debug("session %d: STARTTLS handshake failed: %r", session.id, exc)
         if not handshaken:
-            await trio.aclose_forcefully(session.stream)
+            session.transport.close()
             return False
-        session.stream = tls
         conn.tls_established(self.tls_info)
         return True
 
@@ -822,15 +948,6 @@ def _account_key(username: str, domain: str | None) -> str:
     return f"account:{username.lower()}@{domain or ''}"
 
 
-def _peer_name(stream: trio.abc.Stream) -> str:
-    sock = getattr(stream, "socket", None)
-    try:
-        host, port, *_ = sock.getpeername() if sock is not None else ("?", 0)
-    except OSError:
-        return "?"
-    return f"{host}:{port}"
-
-
 def _tls_material(config: ServerConfig) -> tuple[ssl.SSLContext, bytes | None]:
     if config.tls.cert is not None and config.tls.key is not None:
         cert, key = config.tls.cert, config.tls.key
@@ -865,6 +982,7 @@ async def run_server(
         server = XMPPServer(config, store, ssl_context, der, db)
         async with trio.open_nursery() as nursery:
             bound: list[BoundListener] = []
+            nursery.start_soon(server.run_timers)
             for spec in config.listeners:
                 listeners = await trio.open_tcp_listeners(spec.port, host=spec.address)
                 direct = spec.kind == "c2s-directtls"

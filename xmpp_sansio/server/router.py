@@ -132,6 +132,12 @@ class Router:
         # bare JID -> its sessions in bind order (dicts keep insertion order)
         self._by_bare: dict[JID, dict[SessionId, BoundSession]] = {}
         self.services: tuple[Service, ...] = tuple(services)
+        # The services that act on each per-message hook: most services leave
+        # these alone, and every message would otherwise call each of them.
+        self._filter_outbound = _overriding(self.services, "filter_outbound")
+        self._filter_inbound = _overriding(self.services, "filter_inbound")
+        self._message_sent = _overriding(self.services, "message_sent")
+        self._message_delivered = _overriding(self.services, "message_delivered")
         for service in self.services:
             service.attach(self)
 
@@ -233,6 +239,11 @@ class Router:
         """The sessions of ``bare`` that sent available presence, with priorities."""
         return [AvailableResource(s.jid, s.id, s.priority) for s in self._available(bare.bare)]
 
+    def _exists(self, to: JID) -> bool:
+        """Whether the account of ``to`` (which has a localpart) exists: it does
+        if it has a session, so storage is asked only for accounts offline."""
+        return to.bare in self._by_bare or self._account_exists(to.local or "", to.domain)
+
     def _available(self, bare: JID) -> list[BoundSession]:
         return [s for s in self._by_bare.get(bare, {}).values() if s.available]
 
@@ -268,13 +279,13 @@ class Router:
             if not can_reply_with_error(bounced):
                 return []
             return [Deliver(sender.id, error_reply(bounced, exc.condition))]
-        for service in self.services:
+        for service in self._filter_outbound:
             stopped = service.filter_outbound(sender, stanza.element, stanza.to)
             if stopped is not None:
                 return stopped
         if isinstance(stanza, Message):
             effects = self._route_message(stanza)
-            for service in self.services:
+            for service in self._message_sent:
                 effects.extend(service.message_sent(sender, stanza.element))
             return effects
         if isinstance(stanza, Presence):
@@ -301,7 +312,7 @@ class Router:
     def _inbound_filtered(
         self, element: Element, sender: JID, recipient: JID
     ) -> list[Effect] | None:
-        for service in self.services:
+        for service in self._filter_inbound:
             stopped = service.filter_inbound(element, sender, recipient)
             if stopped is not None:
                 return stopped
@@ -322,7 +333,7 @@ class Router:
             return self._route_remote(element)
         if to.local is None:
             return self._message_to_server(element, msg.type)
-        if not self._account_exists(to.local, to.domain):
+        if not self._exists(to):
             # RFC 6121 §8.5.1: no such user.
             return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         stopped = self._inbound_filtered(element, sender, to.bare)
@@ -333,7 +344,7 @@ class Router:
             if target is not None:
                 # RFC 6121 §8.5.3.1: deliver to the matching resource.
                 effects: list[Effect] = [Deliver(target.id, element)]
-                for service in self.services:
+                for service in self._message_delivered:
                     effects.extend(service.message_delivered(element, to.bare, [target.id]))
                 return effects
             if msg.type is MessageType.GROUPCHAT:
@@ -371,7 +382,7 @@ class Router:
         effects: list[Effect] = [Deliver(s.id, element) for s in candidates]
         if candidates:
             ids = [s.id for s in candidates]
-            for service in self.services:
+            for service in self._message_delivered:
                 effects.extend(service.message_delivered(element, bare, ids))
         return effects
 
@@ -415,7 +426,7 @@ class Router:
             return self._route_remote(element)
         if to.local is None:
             return []  # presence to the server itself
-        if not self._account_exists(to.local, to.domain):
+        if not self._exists(to):
             # RFC 6121 §8.5.1: presence to no such user is ignored, except that a
             # subscription request or probe is answered with "unsubscribed" (§3.1.3).
             if type_ in (PresenceType.SUBSCRIBE, PresenceType.PROBE):
@@ -502,7 +513,7 @@ class Router:
             return self._route_remote(element)
         if to.local is None:
             return self._iq_unavailable(iq)
-        if not self._account_exists(to.local, to.domain):
+        if not self._exists(to):
             # RFC 6121 §8.5.1: no such user.
             return self._iq_unavailable(iq)
         stopped = self._inbound_filtered(element, sender, to.bare)
@@ -576,3 +587,9 @@ class Router:
         if target is not None:
             return [Deliver(target.id, element)]
         return self.route_inbound(element)
+
+
+def _overriding(services: Sequence[Service], hook: str) -> tuple[Service, ...]:
+    """The services whose class overrides ``hook`` of :class:`Service`."""
+    default = getattr(Service, hook)
+    return tuple(s for s in services if getattr(type(s), hook) is not default)

@@ -1,0 +1,189 @@
+"""The server's byte transport: a non-blocking TCP socket, with TLS done by
+OpenSSL on the socket itself.
+
+``trio.SSLStream`` runs OpenSSL over memory BIOs and moves every record
+through Python: for a chat server that sends one small stanza at a time, that
+pumping was about a fifth of the server's CPU. Here the socket is a plain
+non-blocking :class:`socket.socket` (or an :class:`ssl.SSLSocket` once TLS is
+on, RFC 6120 §5 for STARTTLS, XEP-0368 for direct TLS), every read and write
+is one C call, and Trio is used only to wait for readiness
+(:func:`trio.lowlevel.wait_readable` / :func:`~trio.lowlevel.wait_writable`).
+
+:meth:`SocketTransport.send_nowait` never waits, so a stanza routed to a
+session can be written by whichever task routed it, without waking the
+session's writer task: the writer only takes over when the peer's socket
+buffer is full.
+
+OpenSSL rule kept by the callers: after a write that would block, the next
+write must start with the same bytes and be at least as long (OpenSSL
+remembers how much of the record it already sent). The server's output
+buffer only grows at its tail and writes are capped at :data:`SEND_CHUNK`
+bytes, which keeps both true.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from typing import Final
+
+import trio
+
+__all__ = ["SEND_CHUNK", "SocketTransport"]
+
+#: The most one write hands to the kernel (or to OpenSSL) at a time.
+SEND_CHUNK: Final = 65536
+
+_DISCARD_READS: Final = 4  # at most 256 KiB of unread input discarded on close
+_WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
+
+
+class SocketTransport:
+    """One TCP connection, optionally under TLS; used by one reader task and
+    one writer at a time."""
+
+    __slots__ = ("_closed", "_send_needs_read", "_sock", "peer")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock: socket.socket = sock
+        self._closed = False
+        self._send_needs_read = False
+        try:
+            host, port, *_ = sock.getpeername()
+            self.peer = f"{host}:{port}"
+        except (OSError, ValueError):
+            self.peer = "?"
+
+    @classmethod
+    def from_trio(cls, stream: trio.SocketStream) -> SocketTransport:
+        """Take over the socket of an accepted Trio stream (the stream is left
+        without a socket and must not be used again)."""
+        trio_sock = stream.socket
+        family, type_, proto = trio_sock.family, trio_sock.type, trio_sock.proto
+        fd = trio_sock.detach()
+        return cls(socket.socket(family, type_, proto, fileno=fd))
+
+    @property
+    def tls(self) -> bool:
+        return isinstance(self._sock, ssl.SSLSocket)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("transport closed")
+
+    async def start_tls(
+        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+    ) -> None:
+        """Wrap the socket in TLS and run the handshake (cancellable; on
+        cancellation or failure the caller closes the transport)."""
+        self._check()
+        tls = context.wrap_socket(
+            self._sock,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            do_handshake_on_connect=False,
+        )
+        self._sock = tls
+        while True:
+            self._check()
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await trio.lowlevel.wait_readable(tls)
+            except ssl.SSLWantWriteError:
+                await trio.lowlevel.wait_writable(tls)
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    def getpeercert_der(self) -> bytes | None:
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket):
+            return sock.getpeercert(binary_form=True)
+        return None
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while True:
+            self._check()
+            sock = self._sock
+            try:
+                data = sock.recv(max_bytes)
+            except _WOULD_BLOCK_READ:
+                await trio.lowlevel.wait_readable(sock)
+                waited = True
+                continue
+            except ssl.SSLWantWriteError:
+                await trio.lowlevel.wait_writable(sock)
+                waited = True
+                continue
+            except ssl.SSLZeroReturnError:  # close_notify: a clean end of the TLS stream
+                data = b""
+            if not waited:
+                # Data was already there: still let other tasks run (Trio's rule
+                # that every async operation is a scheduling point).
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Write what the socket takes now, at most :data:`SEND_CHUNK` bytes:
+        the number of bytes written, 0 if it would block."""
+        self._check()
+        try:
+            return self._sock.send(data[:SEND_CHUNK] if len(data) > SEND_CHUNK else data)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+            return 0
+        except ssl.SSLWantReadError:
+            # TLS must read first (a key update): the reader task will do it.
+            self._send_needs_read = True
+            return 0
+
+    async def wait_send(self) -> None:
+        """Wait until a write may make progress."""
+        self._check()
+        if self._send_needs_read:
+            # Waiting for writability would spin (the socket is writable);
+            # the reader task owns readability. Retry shortly.
+            self._send_needs_read = False
+            await trio.sleep(0.01)
+        else:
+            await trio.lowlevel.wait_writable(self._sock)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Write all of ``data``, waiting as needed."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        view = memoryview(data)
+        while view:
+            sent = self.send_nowait(view)
+            if sent:
+                view = view[sent:]
+            else:
+                await self.wait_send()
+
+    def close(self) -> None:
+        """Close now (no TLS close_notify): tasks waiting on the socket get
+        :class:`trio.ClosedResourceError`. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        sock = self._sock
+        with contextlib.suppress(RuntimeError):  # outside Trio
+            trio.lowlevel.notify_closing(sock)
+        # Input nobody will read makes the kernel answer the close with a reset,
+        # which can destroy what was just sent (a stream error, a TLS alert):
+        # discard it first (raw bytes: socket.socket.recv bypasses TLS).
+        with contextlib.suppress(OSError):
+            for _ in range(_DISCARD_READS):
+                if not socket.socket.recv(sock, SEND_CHUNK):
+                    break
+        sock.close()
