@@ -181,22 +181,28 @@ def _split(tag: str) -> tuple[str, str]:
     return "", tag
 
 
+# Qualified tag -> (kind, namespace), for every stanza tag (a dict lookup per
+# stanza instead of splitting the tag and building an enum).
+_STANZA_TAGS: dict[str, tuple[StanzaKind, str]] = {
+    f"{{{namespace}}}{kind.value}": (kind, namespace)
+    for namespace in STANZA_NAMESPACES
+    for kind in StanzaKind
+}
+_MESSAGE_TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
+_IQ_TYPES: dict[str, IqType] = {t.value: t for t in IqType}
+
+
 def stanza_kind(el: Element) -> StanzaKind | None:
     """The kind of a top-level stanza element, or ``None`` if it is not one."""
-    namespace, local = _split(el.tag)
-    if namespace not in STANZA_NAMESPACES:
-        return None
-    try:
-        return StanzaKind(local)
-    except ValueError:
-        return None
+    found = _STANZA_TAGS.get(el.tag)
+    return None if found is None else found[0]
 
 
 def _require_kind(el: Element, kind: StanzaKind) -> str:
-    namespace, local = _split(el.tag)
-    if namespace not in STANZA_NAMESPACES or local != kind:
+    found = _STANZA_TAGS.get(el.tag)
+    if found is None or found[0] is not kind:
         raise UnknownStanza(f"not a {kind} stanza: {el.tag!r}")
-    return namespace
+    return found[1]
 
 
 def _parse_jid(el: Element, attr: str) -> JID | None:
@@ -249,10 +255,7 @@ class Message:
         _require_kind(el, StanzaKind.MESSAGE)
         to, from_, id_, lang = _common(el)
         raw = el.get("type")
-        try:
-            type_ = MessageType(raw) if raw is not None else MessageType.NORMAL
-        except ValueError:
-            type_ = MessageType.NORMAL
+        type_ = MessageType.NORMAL if raw is None else _MESSAGE_TYPES.get(raw, MessageType.NORMAL)
         return cls(el, to, from_, type_, id_, lang)
 
     @property
@@ -373,10 +376,7 @@ class Iq:
         if id_ is None:
             raise StanzaValueError(StanzaErrorCondition.BAD_REQUEST, "iq without 'id'")
         raw = el.get("type")
-        try:
-            type_ = IqType(raw) if raw is not None else None
-        except ValueError:
-            type_ = None
+        type_ = None if raw is None else _IQ_TYPES.get(raw)
         if type_ is None:
             raise StanzaValueError(StanzaErrorCondition.BAD_REQUEST, f"bad iq type {raw!r}")
         children = list(el)

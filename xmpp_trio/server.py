@@ -88,6 +88,7 @@ log = logging.getLogger("xmpp_trio.server")
 _RECEIVE_SIZE = 65536
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 _CLOSE_GRACE = 5.0
+_COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
 _PING = "{urn:xmpp:ping}ping"
 # Failed SASL attempts that are no password guess do not count towards back-off;
@@ -160,6 +161,7 @@ class _Session:
         self.scope: trio.CancelScope | None = None  # cancel to drop the transport
         self.read_scope: trio.CancelScope | None = None  # cancel to stop reading
         self.timer_at: float | None = None  # when its live timer entry is due
+        self.compacted = False  # compaction tried since the last input
         #: set once the writer has sent everything after the stream was closed
         self.closing_flushed = trio.Event()
 
@@ -348,7 +350,9 @@ class XMPPServer:
         # that reads need no cancel scope of their own.
         self._timers: list[tuple[float, int, _Session]] = []
         self._timer_seq = 0
-        shortest = min(limits.negotiation_timeout, limits.idle_timeout / 2)
+        #: seconds without input after which a session's parser is compacted
+        self.compact_after = _COMPACT_AFTER
+        shortest = min(limits.negotiation_timeout, limits.idle_timeout / 2, _COMPACT_AFTER)
         self._timer_tick = min(1.0, max(0.01, shortest / 8))
         self._shutting_down = False
 
@@ -630,11 +634,14 @@ class XMPPServer:
             self._schedule(session, due)
 
     def _deadline(self, session: _Session, conn: ServerConnection) -> float | None:
-        """The session's next deadline: negotiation or idle (None: none)."""
+        """The session's next deadline: negotiation, compaction or idle (None: none)."""
         negotiation = conn.next_deadline()
         if negotiation is not None:
             return negotiation
-        return self._idle_deadline(session, conn)
+        idle = self._idle_deadline(session, conn)
+        if idle is None or session.compacted or self.compact_after <= 0:
+            return idle
+        return min(idle, session.last_input + self.compact_after)
 
     async def run_timers(self) -> None:
         """Fire the sessions' timers, within ``_timer_tick`` of their time.
@@ -668,6 +675,20 @@ class XMPPServer:
 
     def _fire_timer(self, session: _Session, conn: ServerConnection, now: float) -> None:
         negotiation = conn.next_deadline()
+        if (
+            negotiation is None
+            and not session.compacted
+            and self.compact_after > 0
+            and now >= session.last_input + self.compact_after
+        ):
+            # Quiet for a while: drop the parser's state (most of an idle
+            # session's memory); the next input restores it.
+            session.compacted = True
+            conn.compact()
+            due = self._deadline(session, conn)
+            if due is not None:
+                self._schedule(session, due)
+            return
         if negotiation is not None:
             conn.handle_timer(now)
             log.info("session %d (%s): negotiation timed out", session.id, session.peer)
@@ -726,6 +747,9 @@ class XMPPServer:
             data = b""
         session.last_input = trio.current_time()
         session.pinged = False
+        if session.compacted:
+            session.compacted = False
+            self._timer_changed(session, conn)  # compaction is due again
         conn.receive_data(data)
         try:
             await self._handle_events(session, conn)
@@ -735,7 +759,9 @@ class XMPPServer:
         session.push()
         if data:
             # Backpressure (the read rate limit): wait before reading more.
-            await session.bucket.throttle(len(data))
+            delay = session.bucket.consume(len(data), session.last_input)
+            if delay > 0:
+                await trio.sleep(delay)
         return bool(data)
 
     def _auth_blocked(self, session: _Session, conn: ServerConnection, username: str) -> float:

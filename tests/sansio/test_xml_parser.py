@@ -977,3 +977,81 @@ def test_arbitrary_and_mutated_input_only_raises_xml_stream_error(
             pass
     except XMLStreamError:
         pass
+
+
+# -- compaction of idle streams --------------------------------------------------
+
+
+def drive_compacting(parser: StreamParser, chunks: Iterable[bytes]) -> tuple[Outcome, int]:
+    """Like :func:`drive`, but ask the parser to compact after every chunk;
+    also return how many times it did."""
+    out = Outcome(parser=parser)
+    compactions = 0
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while (ev := parser.next_event()) is not None:
+                out.events.append(ev)
+            if parser.compact():
+                assert parser.compacted
+                compactions += 1
+    except XMLStreamError as exc:
+        out.error = exc
+    return out, compactions
+
+
+@given(streams(), st.lists(st.integers(min_value=0), max_size=12), st.booleans())
+def test_compacting_between_any_chunks_changes_no_event(
+    stream: tuple[bytes, list[Element]], points: list[int], hold: bool
+) -> None:
+    data, _stanzas = stream
+    reference = drive(StreamParser(), [data])
+    out, _ = drive_compacting(StreamParser(hold=hold), cut(data, points))
+    assert out.error is None
+    assert [key(e) for e in out.events] == [key(e) for e in reference.events]
+
+
+def test_idle_stream_compacts_at_a_stanza_boundary_and_resumes_with_header_prefixes() -> None:
+    header = (
+        b"<?xml version='1.0'?><stream:stream xmlns='jabber:client'"
+        b" xmlns:stream='http://etherx.jabber.org/streams' xmlns:x='urn:example:x'>"
+    )
+    parser = StreamParser()
+    first = drive(parser, [header, b"<message><x:a/></message>"])
+    assert [type(e) for e in first.events] == [StreamHeader, Element]
+    assert parser.compact() and parser.compacted
+    assert not parser.compact()  # already compacted
+    # The prefix declared on the header still resolves after the pause.
+    rest = drive(parser, [b"<message><x:b>t</x:b></message>", b"</stream:stream>"])
+    assert not parser.compacted
+    assert rest.error is None
+    assert rest.stanzas[0][0].tag == "{urn:example:x}b"
+    assert isinstance(rest.events[-1], StreamEnd)
+
+
+@pytest.mark.parametrize(
+    "pending",
+    [b"<message><body>half", b"<message", b" text ", b"<message/><iq"],
+    ids=["open-element", "open-tag", "text", "element-then-open-tag"],
+)
+def test_stream_in_the_middle_of_an_element_or_text_does_not_compact(pending: bytes) -> None:
+    parser = StreamParser()
+    drive(parser, [BARE_HEADER, pending])
+    assert not parser.compact()
+    assert not parser.compacted
+
+
+def test_whitespace_keepalive_after_a_stanza_still_compacts() -> None:
+    parser = StreamParser()
+    drive(parser, [BARE_HEADER, b"<message/>  \n "])
+    assert parser.compact()
+    out = drive(parser, [b"<iq type='get' id='1'/>"])
+    assert [e.tag for e in out.stanzas] == [CLIENT + "iq"]
+
+
+def test_errors_after_compaction_are_still_detected() -> None:
+    parser = StreamParser()
+    drive(parser, [BARE_HEADER, b"<message/>"])
+    assert parser.compact()
+    out = drive(parser, [b"<!-- comment -->"])
+    assert out.condition is C.RESTRICTED_XML

@@ -13,7 +13,7 @@ import trustme
 
 from xmpp_sansio.server import Router
 from xmpp_trio.config import ListenerConfig, ServerConfig, TLSConfig
-from xmpp_trio.server import BoundListener, run_server
+from xmpp_trio.server import BoundListener, XMPPServer, run_server
 from xmpp_trio.storage import AccountStore
 
 PASSWORDS = {"juliet": "r0m30myr0m30", "romeo": "s3cr3t-M0ntague"}
@@ -26,6 +26,7 @@ class RunningServer:
     starttls_port: int
     directtls_port: int
     router: Router
+    server: XMPPServer
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
@@ -69,6 +70,12 @@ async def server(
     ca.cert_pem.write_to_path(str(ca_file))
     bound: list[BoundListener] = await nursery.start(run_server, server_config)
     ports = {b.kind: b.port for b in bound}
+    assert bound[0].server is not None
     yield RunningServer(
-        server_config, ca_file, ports["c2s-starttls"], ports["c2s-directtls"], bound[0].router
+        server_config,
+        ca_file,
+        ports["c2s-starttls"],
+        ports["c2s-directtls"],
+        bound[0].router,
+        bound[0].server,
     )

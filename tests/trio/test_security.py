@@ -331,7 +331,12 @@ def start_server(
         bound = await nursery.start(run_server, config)
         ports = {b.kind: b.port for b in bound}
         return RunningServer(
-            config, ca_file, ports["c2s-starttls"], ports["c2s-directtls"], bound[0].router
+            config,
+            ca_file,
+            ports["c2s-starttls"],
+            ports["c2s-directtls"],
+            bound[0].router,
+            bound[0].server,
         )
 
     return start

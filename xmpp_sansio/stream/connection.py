@@ -388,6 +388,21 @@ class _Connection:
         """Arm the negotiation deadline: the stream must be ready by ``now + timeout``."""
         self._negotiation_deadline = now + timeout
 
+    @property
+    def compacted(self) -> bool:
+        """True while the parser's state is dropped (see :meth:`compact`)."""
+        return self._parser.compacted
+
+    def compact(self) -> bool:
+        """Drop the XML parser's state while the stream is idle between two
+        stanzas, to save memory; the next :meth:`receive_data` restores it
+        (see :meth:`~xmpp_sansio.xml.parser.StreamParser.compact`). Only a
+        ready stream compacts. Returns whether it did."""
+        parser = self._parser
+        if self.state is not State.READY or parser.hold:
+            return False
+        return parser.compact()
+
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must be called next (``None``: no timer)."""
         if self._was_ready or self.state in (State.CLOSED, State.ERROR):

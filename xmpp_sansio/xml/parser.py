@@ -38,6 +38,13 @@ stanza can overrun the limit by up to two slices before it is rejected.
 Events parsed before an error are still returned, in order; then the error is
 raised, and raised again on every later call. Bytes after the closing stream
 tag are never parsed (they are not part of this stream).
+
+Idle streams: expat's state (name tables, buffers) is most of an idle
+connection's memory. :meth:`StreamParser.compact` drops it between two
+top-level elements; the next :meth:`~StreamParser.feed` builds a new expat
+parser and primes it with the exact bytes of the original prolog and stream
+header, so the namespace context, and hence every later element, is the same
+as if the stream had never paused.
 """
 
 from __future__ import annotations
@@ -104,10 +111,11 @@ class StreamParser:
         self.max_stanza_size = max_stanza_size
         self.max_depth = max_depth
         self.hold = hold
-        self._pull: XMLPullParser[Any] = XMLPullParser(
-            events=("start", "end", "start-ns", "comment", "pi")
-        )
+        self._pull: XMLPullParser[Any] | None = _new_pull()
         self._flush = getattr(self._pull, "flush", None)  # expat >= 2.6 reparse deferral
+        self._prolog = bytearray()  # what expat was fed up to the stream header
+        # Whitespace-only bytes after the last ">" fed to expat (-1: other text).
+        self._quiet_tail = 0
         self._buffer = bytearray()
         self._scanned = 0  # leading bytes of the buffer known to hold no ">"
         self._events: deque[ParserEvent] = deque()
@@ -142,6 +150,49 @@ class StreamParser:
     def ended(self) -> bool:
         """True once the closing stream tag has been parsed."""
         return self._ended
+
+    @property
+    def compacted(self) -> bool:
+        """True while expat's state is dropped (see :meth:`compact`)."""
+        return self._pull is None
+
+    def compact(self) -> bool:
+        """Drop expat's state if the stream is between two top-level elements
+        (nothing buffered, nothing but whitespace after the last element).
+        Returns whether it did; the next :meth:`feed` restores it."""
+        if (
+            self._pull is None
+            or self._root is None
+            or self._ended
+            or self._error is not None
+            or self._depth != 1
+            or self._buffer
+            or self._events
+        ):
+            return False
+        if self._since_boundary != self._quiet_tail:
+            return False  # expat may hold part of an element (or text) still
+        if self._last_top is not None:
+            self._last_top.tail = None
+            self._last_top = None
+        self._pull = None
+        self._flush = None
+        self._root = None
+        return True
+
+    def _restore(self) -> XMLPullParser[Any]:
+        """A new expat parser in the state :meth:`compact` dropped."""
+        pull = _new_pull()
+        pull.feed(bytes(self._prolog))
+        flush = getattr(pull, "flush", None)
+        if flush is not None:
+            flush()
+        for kind, item in cast("Iterator[tuple[str, Any]]", pull.read_events()):
+            if kind == "start":
+                self._root = cast(Element, item)
+        self._pull = pull
+        self._flush = flush
+        return pull
 
     # -- output --------------------------------------------------------------
 
@@ -180,6 +231,8 @@ class StreamParser:
             if len(self._buffer) > self.max_stanza_size:
                 self._fail(StreamErrorCondition.POLICY_VIOLATION, "too much data before the header")
             return
+        if self._pull is None:
+            self._restore()
         if self.hold or self._root is None:
             buf = self._buffer
             start = 0
@@ -260,8 +313,14 @@ class StreamParser:
         boundaries = self._boundaries
         queued = len(self._events)
         error: ParseError | None = None
+        pull = self._pull
+        assert pull is not None
+        if self._root is None:
+            self._prolog += data
+        tail = data[data.rfind(b">") + 1 :]
+        self._quiet_tail = -1 if tail.strip(_XML_SPACE) else len(tail)
         try:
-            self._pull.feed(data)  # queues a parse error behind the events before it
+            pull.feed(data)  # queues a parse error behind the events before it
             if self._flush is not None:
                 self._flush()
         except ParseError as exc:
@@ -297,6 +356,7 @@ class StreamParser:
     def _translate(self) -> None:
         depth = self._depth
         emit = self._events.append
+        assert self._pull is not None
         events = cast("Iterator[tuple[str, Any]]", self._pull.read_events())
         for kind, item in events:
             if self._last_top is not None and kind != "start-ns":
@@ -342,6 +402,10 @@ class StreamParser:
         if root is not None and len(root):
             del root[:]
             root.text = None
+
+
+def _new_pull() -> XMLPullParser[Any]:
+    return XMLPullParser(events=("start", "end", "start-ns", "comment", "pi"))
 
 
 def is_stream_tag(tag: str) -> bool:
