@@ -1,0 +1,847 @@
+"""The load generator: one process, one ``select.epoll`` loop, no Trio.
+
+Theory of operation. Every simulated client is a non-blocking socket
+registered (level-triggered) with one epoll object. Negotiation is driven by
+our sans-IO :class:`~xmpp_sansio.stream.connection.ClientConnection`: bytes
+read from the socket go into ``receive_data``, its events are handled here
+(``TLSRequested`` wraps the socket in a non-blocking ``ssl.SSLSocket`` and
+calls ``tls_established``), and ``data_to_send`` is written back. So the
+generator logs in to any RFC 6120 server, with STARTTLS, direct TLS
+(XEP-0368) or no TLS at all, and many logins overlap in the one loop.
+
+Once a client is bound its ``ClientConnection`` is dropped. From then on the
+hot path is bytes only: messages are pre-serialised (only the send time is
+formatted per message, and a batch shares one time stamp) and received bytes
+are scanned with a regular expression for the body marker
+``T<send time ns>S<sender index>`` (a short tail is kept between reads, so a
+marker split across two reads is still found). No XML is parsed.
+
+TLS notes: an ``SSLSocket`` may hold decrypted bytes that epoll cannot see,
+so after every ``recv`` the loop reads again while ``pending()`` is non-zero.
+A write that raises ``SSLWantWriteError`` is retried later with the same
+leading bytes (CPython sets ``SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER``), and
+``SSLWantReadError`` on a write simply waits for the next readable event.
+
+The scenario functions at the end return plain dicts (picklable) to the
+orchestrator in ``run.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import resource
+import select
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xmpp_sansio.errors import ProtocolError
+from xmpp_sansio.jid import JID
+from xmpp_sansio.sasl import tls_server_end_point
+from xmpp_sansio.stream.config import ClientConfig
+from xmpp_sansio.stream.connection import ClientConnection, TLSInfo
+from xmpp_sansio.stream.events import (
+    AuthenticationFailed,
+    ConnectionClosed,
+    NegotiationFailed,
+    ResourceBound,
+    StreamClosed,
+    StreamErrorReceived,
+    TLSRequested,
+)
+
+RESOURCE = "load"
+
+# What a delivered benchmark message looks like to the receiver; servers
+# re-serialise the stanza, but the body text is ours.
+MARK = re.compile(rb"<body>T(\d{20})S(\d{7})</body>")
+MARK_TAIL = 64  # bytes kept between reads so a body split across reads is still found
+BODY_END = b"</body>"
+# ``--tls none``: hide STARTTLS from the client connection, which would
+# otherwise always take it when offered.
+STARTTLS_FEATURE = re.compile(rb"<starttls\b[^>]*?/>|<starttls\b[^>]*?>.*?</starttls>", re.S)
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+READ_SIZE = 262144
+
+_FAILED = (AuthenticationFailed, NegotiationFailed, StreamErrorReceived, StreamClosed,
+           ConnectionClosed)  # fmt: skip
+
+# SaltedPassword cache, filled by the orchestrator before it forks the
+# generator: a real client may cache it (RFC 5802 §5.1), and PBKDF2 per login
+# would otherwise make the generator the bottleneck.
+SALTED: dict[tuple[str, bytes, int], bytes] = {}
+
+
+def use_salted_cache(password: str) -> None:
+    """Make the SCRAM client take SaltedPassword from :data:`SALTED` when it can."""
+    from xmpp_sansio.sasl import scram
+    from xmpp_sansio.sasl.credentials import salted_password
+
+    def cached(pw: str, hash_name: str, salt: bytes, iterations: int) -> bytes:
+        hit = SALTED.get((hash_name, salt, iterations)) if pw == password else None
+        return hit if hit is not None else salted_password(pw, hash_name, salt, iterations)
+
+    setattr(scram, "salted_password", cached)  # noqa: B010 (not re-exported)
+
+
+# --- process measurements ------------------------------------------------------
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from ``/proc/<pid>/task/*/children``)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with contextlib.suppress(OSError):
+                    text = Path(f"/proc/{current}/task/{task}/children").read_text()
+                    todo.extend(int(p) for p in text.split())
+    return pids
+
+
+def rss_kb(pid: int) -> int:
+    """``VmRSS`` of ``pid`` and its descendants, in KB."""
+    total = 0
+    for one in tree_pids(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its descendants."""
+    ticks = 0
+    for one in tree_pids(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def core_times() -> dict[str, tuple[int, int]]:
+    """``{"cpu0": (busy, total), ...}`` in ticks, from ``/proc/stat``."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                ticks = [int(v) for v in values[:8]]
+                idle = ticks[3] + ticks[4]  # idle, iowait
+                out[name] = (sum(ticks) - idle, sum(ticks))
+    return out
+
+
+class CpuWindow:
+    """CPU shares (of one core) of the server tree and of this process over a
+    window, and how busy each core was in total: a core much busier than the
+    process pinned to it means something else (another job on a shared
+    machine) competed for it."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.t0 = time.perf_counter()
+        self.cpu0 = self_cpu_seconds()
+        self.srv0 = cpu_seconds(server_pid)
+        self.cores0 = core_times()
+
+    def close(self) -> dict[str, float]:
+        wall = max(1e-9, time.perf_counter() - self.t0)
+        out = {
+            "server_cpu": (cpu_seconds(self.server_pid) - self.srv0) / wall,
+            "generator_cpu": (self_cpu_seconds() - self.cpu0) / wall,
+        }
+        for name, (busy, total) in core_times().items():
+            busy0, total0 = self.cores0.get(name, (busy, total))
+            if total > total0:
+                out[f"{name}_busy"] = (busy - busy0) / (total - total0)
+        return out
+
+
+# --- the job description ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One scenario run against one running server (picklable)."""
+
+    scenario: str  # login | throughput | openloop | memory
+    host: str
+    port: int
+    tls: str  # direct | starttls | none
+    mechanism: str
+    domain: str
+    password: str
+    cafile: str | None
+    server_pid: int
+    count: int = 100  # logins / clients
+    concurrency: int = 50
+    inflight: int = 5
+    duration: float = 10.0
+    warmup: float = 2.0
+    rates: tuple[int, ...] = ()
+    sizes: tuple[int, ...] = ()
+    settle: float = 2.0
+    drain: float = 10.0
+
+
+# --- the engine ------------------------------------------------------------------
+
+CONNECTING, HANDSHAKE, NEGOTIATING, READY, CLOSED = range(5)
+
+
+class Client:
+    __slots__ = ("conn", "error", "fd", "index", "mask", "out", "sock", "start", "state", "tail",
+                 "tls")  # fmt: skip
+
+    def __init__(self, index: int, sock: socket.socket) -> None:
+        self.index = index
+        self.sock: Any = sock
+        self.fd = sock.fileno()
+        self.state = CONNECTING
+        self.conn: ClientConnection | None = None
+        self.out = b""
+        self.tail = b""
+        self.mask = EPOLLOUT
+        self.start = time.perf_counter()
+        self.tls = False
+        self.error = ""
+
+
+class Engine:
+    """Non-blocking clients in one epoll loop: connect, negotiate, then raw bytes."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.ep = select.epoll()
+        self.by_fd: dict[int, Client] = {}
+        self.again: set[Client] = set()
+        self.ctx: ssl.SSLContext | None = None
+        if job.tls != "none":
+            self.ctx = ssl.create_default_context(cafile=job.cafile)
+            self.ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._bindings: dict[bytes, TLSInfo] = {}
+        #: called with a client when it is bound (after initial presence is queued)
+        self.on_bound: Callable[[Client], None] = lambda c: None
+        #: called with a client whose login failed
+        self.on_failed: Callable[[Client], None] = lambda c: None
+        #: called with (client, bytes) for every read once bound
+        self.on_data: Callable[[Client, bytes], None] = lambda c, d: None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def connect(self, index: int) -> Client:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client = Client(index, sock)
+        err = sock.connect_ex((self.job.host, self.job.port))
+        if err not in (0, 115):  # EINPROGRESS
+            client.error = os.strerror(err)
+            client.state = CLOSED
+            sock.close()
+            self.on_failed(client)
+            return client
+        self.by_fd[client.fd] = client
+        self.ep.register(client.fd, EPOLLOUT)
+        return client
+
+    def fail(self, client: Client, reason: str) -> None:
+        if client.state == CLOSED:
+            return
+        bound = client.state == READY
+        client.error = client.error or reason
+        self.close(client)
+        if not bound:
+            self.on_failed(client)
+
+    def close(self, client: Client) -> None:
+        if client.state == CLOSED:
+            return
+        client.state = CLOSED
+        self.again.discard(client)
+        self.by_fd.pop(client.fd, None)
+        with contextlib.suppress(OSError, ValueError):
+            self.ep.unregister(client.fd)
+        with contextlib.suppress(OSError):
+            client.sock.close()
+        client.conn = None
+
+    def close_all(self) -> None:
+        for client in list(self.by_fd.values()):
+            self.close(client)
+
+    # -- the loop --------------------------------------------------------------------
+
+    def poll(self, timeout: float) -> None:
+        if self.again:
+            timeout = 0
+        by_fd = self.by_fd
+        for fd, events in self.ep.poll(timeout):
+            client = by_fd.get(fd)
+            if client is None:
+                continue
+            if events & EPOLLOUT:
+                self._writable(client)
+            if events & ~EPOLLOUT and client.state != CLOSED:
+                self._readable(client)
+        if self.again:
+            for client in list(self.again):
+                self.again.discard(client)
+                if client.state != CLOSED:
+                    self._readable(client)
+
+    def _set_mask(self, client: Client, mask: int) -> None:
+        if client.mask != mask and client.state != CLOSED:
+            client.mask = mask
+            self.ep.modify(client.fd, mask)
+
+    def _writable(self, client: Client) -> None:
+        state = client.state
+        if state == CONNECTING:
+            err = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.fail(client, f"connect: {os.strerror(err)}")
+                return
+            self._set_mask(client, EPOLLIN)
+            if self.job.tls == "direct":
+                self._start_tls(client)
+            else:
+                client.conn = ClientConnection(self._config(client.index))
+                client.conn.start()
+                client.state = NEGOTIATING
+                self._flush_conn(client)
+        elif state == HANDSHAKE:
+            self._handshake(client)
+        else:
+            self.flush(client)
+
+    def _readable(self, client: Client) -> None:
+        if client.state == HANDSHAKE:
+            self._handshake(client)
+            return
+        if client.state == CONNECTING:
+            self._writable(client)  # an error on connect
+            return
+        sock = client.sock
+        try:
+            data = sock.recv(READ_SIZE)
+            if client.tls:
+                while sock.pending():
+                    data += sock.recv(READ_SIZE)
+        except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            return
+        except ssl.SSLWantWriteError:
+            self._set_mask(client, EPOLLIN | EPOLLOUT)
+            return
+        except OSError as exc:
+            self.fail(client, f"recv: {exc!r}")
+            return
+        if not data:
+            self.fail(client, "the server closed the connection")
+            return
+        if client.state == READY:
+            self.on_data(client, data)
+        else:
+            self._negotiate(client, data)
+        if client.out and client.state != CLOSED:
+            self.flush(client)  # a write may have waited for this read (TLS)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def send(self, client: Client, data: bytes) -> None:
+        if client.out:
+            client.out += data
+            return
+        client.out = data
+        self.flush(client)
+
+    def flush(self, client: Client) -> None:
+        out = client.out
+        if not out:
+            self._set_mask(client, EPOLLIN)
+            return
+        try:
+            sent = client.sock.send(out)
+        except (ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+            sent = 0
+        except ssl.SSLWantReadError:
+            return  # retried after the next read
+        except OSError as exc:
+            self.fail(client, f"send: {exc!r}")
+            return
+        client.out = out[sent:] if sent < len(out) else b""
+        self._set_mask(client, EPOLLIN | EPOLLOUT if client.out else EPOLLIN)
+
+    # -- negotiation -------------------------------------------------------------------
+
+    def _config(self, index: int) -> ClientConfig:
+        job = self.job
+        return ClientConfig(
+            jid=JID.parse(f"u{index}@{job.domain}/{RESOURCE}"),
+            password=job.password,
+            require_tls=job.tls != "none",
+            allow_plain=job.mechanism == "PLAIN",
+            mechanisms=(job.mechanism,),
+            stream_management=False,
+        )
+
+    def _start_tls(self, client: Client) -> None:
+        assert self.ctx is not None
+        try:
+            client.sock = self.ctx.wrap_socket(
+                client.sock, do_handshake_on_connect=False, server_hostname=self.job.domain
+            )
+        except (OSError, ssl.SSLError) as exc:
+            self.fail(client, f"TLS: {exc!r}")
+            return
+        client.tls = True
+        client.state = HANDSHAKE
+        self._handshake(client)
+
+    def _handshake(self, client: Client) -> None:
+        try:
+            client.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._set_mask(client, EPOLLIN)
+            return
+        except ssl.SSLWantWriteError:
+            self._set_mask(client, EPOLLIN | EPOLLOUT)
+            return
+        except (OSError, ssl.SSLError) as exc:
+            self.fail(client, f"TLS handshake: {exc!r}")
+            return
+        self._set_mask(client, EPOLLIN)
+        info = self._tls_info(client.sock.getpeercert(binary_form=True) or b"")
+        if client.conn is None:  # direct TLS
+            client.conn = ClientConnection(self._config(client.index), tls_active=True,
+                                           tls_info=info)  # fmt: skip
+            client.conn.start()
+        else:
+            client.conn.tls_established(info)
+        client.state = NEGOTIATING
+        self._pump(client)
+        if client.state != CLOSED:
+            self.again.add(client)  # the server's first bytes may already be buffered
+
+    def _tls_info(self, der: bytes) -> TLSInfo:
+        info = self._bindings.get(der)
+        if info is None:
+            try:
+                binding = tls_server_end_point(der) if der else None
+            except ValueError:
+                binding = None
+            info = self._bindings[der] = TLSInfo(channel_binding=binding)
+        return info
+
+    def _negotiate(self, client: Client, data: bytes) -> None:
+        conn = client.conn
+        assert conn is not None
+        if self.job.tls == "none" and b"starttls" in data:
+            data = STARTTLS_FEATURE.sub(b"", data)
+        try:
+            conn.receive_data(data)
+        except ProtocolError as exc:
+            self._flush_conn(client)
+            self.fail(client, f"protocol error: {exc!r}")
+            return
+        self._pump(client)
+
+    def _pump(self, client: Client) -> None:
+        conn = client.conn
+        assert conn is not None
+        bound = False
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, TLSRequested):
+                self._flush_conn(client)
+                if self.ctx is None:
+                    self.fail(client, "the server asked for TLS with --tls none")
+                    return
+                self._start_tls(client)
+                return
+            if isinstance(event, ResourceBound):
+                bound = True
+            elif isinstance(event, _FAILED):
+                self._flush_conn(client)
+                self.fail(client, f"login of u{client.index} failed: {event!r}")
+                return
+        self._flush_conn(client)
+        if bound and client.state != CLOSED:
+            client.state = READY
+            client.conn = None
+            self.send(client, b"<presence/>")
+            if client.state != CLOSED:
+                self.on_bound(client)
+
+    def _flush_conn(self, client: Client) -> None:
+        conn = client.conn
+        if conn is not None:
+            data = conn.data_to_send()
+            if data:
+                self.send(client, data)
+
+
+# --- logins ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LoginResult:
+    clients: list[Client]
+    latencies: list[float]
+    failures: int
+    first_error: str
+    wall: float
+
+
+def login_many(engine: Engine, indices: Sequence[int], concurrency: int,
+               stall: float = 60.0) -> LoginResult:  # fmt: skip
+    """Log in every index, at most ``concurrency`` at once; keep the sessions open."""
+    todo = iter(indices)
+    total = len(indices)
+    bound: list[Client] = []
+    latencies: list[float] = []
+    failed: list[Client] = []
+
+    def next_login() -> None:
+        index = next(todo, None)
+        if index is not None:
+            engine.connect(index)
+
+    def on_bound(client: Client) -> None:
+        latencies.append(time.perf_counter() - client.start)
+        bound.append(client)
+        next_login()
+
+    def on_failed(client: Client) -> None:
+        failed.append(client)
+        next_login()
+
+    engine.on_bound, engine.on_failed = on_bound, on_failed
+    start = time.perf_counter()
+    for _ in range(min(concurrency, total)):
+        next_login()
+    progress, last = 0, time.perf_counter()
+    while len(bound) + len(failed) < total:
+        engine.poll(0.05)
+        done = len(bound) + len(failed)
+        now = time.perf_counter()
+        if done != progress:
+            progress, last = done, now
+        elif now - last > stall:
+            break
+    wall = time.perf_counter() - start
+    engine.on_bound = engine.on_failed = lambda c: None
+    stalled = total - len(bound) - len(failed)
+    error = failed[0].error if failed else ""
+    if stalled:
+        error = error or f"{stalled} logins made no progress for {stall:.0f} s"
+    bound.sort(key=lambda c: c.index)
+    return LoginResult(bound, latencies, len(failed) + stalled, error, wall)
+
+
+def idle(engine: Engine, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while (left := end - time.perf_counter()) > 0:
+        engine.poll(min(left, 0.1))
+
+
+# --- scenarios ------------------------------------------------------------------------
+
+
+def login_scenario(job: Job) -> dict[str, Any]:
+    engine = Engine(job)
+    window = CpuWindow(job.server_pid)
+    result = login_many(engine, range(job.count), job.concurrency)
+    cpu = window.close()
+    engine.close_all()
+    lat = sorted(result.latencies)
+    out: dict[str, Any] = {
+        "logins": len(lat),
+        "failures": result.failures,
+        "concurrency": job.concurrency,
+        "wall_s": result.wall,
+        "logins_per_s": len(lat) / result.wall,
+        "p50_ms": percentile(lat, 0.50) * 1000,
+        "p99_ms": percentile(lat, 0.99) * 1000,
+        "max_ms": (lat[-1] * 1000) if lat else float("nan"),
+        **cpu,
+    }
+    if result.first_error:
+        out["first_error"] = result.first_error
+    return out
+
+
+class Traffic:
+    """Senders and receivers of benchmark messages over bound clients."""
+
+    def __init__(self, engine: Engine, clients: list[Client], domain: str) -> None:
+        self.engine = engine
+        self.clients = clients
+        count = len(clients)
+        self.count = count
+        # Pre-serialised pieces: only the time stamp is formatted, once per batch.
+        self.prefixes = [
+            f"<message type='chat' to='u{c.index}@{domain}/{RESOURCE}'><body>T".encode()
+            for c in clients
+        ]
+        self.suffixes = [f"S{i:07d}</body></message>".encode() for i in range(count)]
+        self.credits = [0] * count
+        self.due: set[int] = set()
+        self.sent = 0
+        self.delivered = 0
+        self.measuring = False
+        self.measured = 0
+        self.latencies: list[int] = []
+        self.rng = random.Random(6)
+        engine.on_data = self.receive
+
+    def receive(self, client: Client, data: bytes) -> None:
+        now = time.monotonic_ns()
+        if client.tail:
+            data = client.tail + data
+        hits = MARK.findall(data)
+        if hits:
+            credits, due = self.credits, self.due
+            measuring = self.measuring
+            latencies = self.latencies
+            for stamp, sender in hits:
+                index = int(sender)
+                credits[index] += 1
+                due.add(index)
+                if measuring:
+                    latencies.append(now - int(stamp))
+            self.delivered += len(hits)
+            if measuring:
+                self.measured += len(hits)
+        cut = data.rfind(BODY_END)
+        cut = cut + len(BODY_END) if cut >= 0 else 0
+        client.tail = data[max(cut, len(data) - MARK_TAIL) :]
+
+    def send_batch(self, sender: int, n: int, stamp: bytes) -> None:
+        """``n`` messages from client number ``sender`` to random other clients."""
+        count = self.count
+        prefixes = self.prefixes
+        rand = self.rng.randrange
+        tail = stamp + self.suffixes[sender]
+        parts = []
+        for _ in range(n):
+            peer = rand(count - 1) if count > 1 else 0
+            if peer >= sender and count > 1:
+                peer += 1
+            parts.append(prefixes[peer])
+            parts.append(tail)
+        self.sent += n
+        self.engine.send(self.clients[sender], b"".join(parts))
+
+    def drain(self, seconds: float) -> float:
+        start = time.perf_counter()
+        while self.delivered < self.sent and time.perf_counter() - start < seconds:
+            self.engine.poll(0.02)
+        return time.perf_counter() - start
+
+    def stats(self, window: float) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        return {
+            "msgs_per_s": self.measured / window,
+            "p50_ms": percentile(ordered, 0.50) / 1e6,
+            "p99_ms": percentile(ordered, 0.99) / 1e6,
+            "max_ms": (ordered[-1] / 1e6) if ordered else float("nan"),
+        }
+
+
+def _login_clients(job: Job) -> tuple[Engine, list[Client], LoginResult]:
+    engine = Engine(job)
+    result = login_many(engine, range(job.count), job.concurrency)
+    if not result.clients or result.failures:
+        engine.close_all()
+        raise RuntimeError(f"{result.failures} of {job.count} logins failed: {result.first_error}")
+    return engine, result.clients, result
+
+
+def throughput_scenario(job: Job) -> dict[str, Any]:
+    """Closed loop: every client keeps ``inflight`` messages in flight."""
+    engine, clients, login = _login_clients(job)
+    traffic = Traffic(engine, clients, job.domain)
+    idle(engine, 0.5)  # presence echoes and the like
+    traffic.delivered = traffic.sent = 0
+    credits, due = traffic.credits, traffic.due
+    for index in range(len(clients)):
+        credits[index] = 0
+        traffic.send_batch(index, job.inflight, b"%020d" % time.monotonic_ns())
+    start = time.perf_counter()
+    measure_at, stop_at = start + job.warmup, start + job.duration
+    window: CpuWindow | None = None
+    t0 = t1 = start
+    cpu: dict[str, float] = {}
+    while True:
+        engine.poll(0.05)
+        now = time.perf_counter()
+        if window is None and now >= measure_at:
+            window, traffic.measuring, t0 = CpuWindow(job.server_pid), True, now
+        if now >= stop_at:
+            traffic.measuring, t1 = False, now
+            assert window is not None
+            cpu = window.close()
+            break
+        if due:
+            stamp = b"%020d" % time.monotonic_ns()
+            for index in due:
+                n = credits[index]
+                credits[index] = 0
+                traffic.send_batch(index, n, stamp)
+            due.clear()
+    drain = traffic.drain(job.drain)
+    engine.close_all()
+    return {
+        "clients": len(clients),
+        "inflight": job.inflight,
+        "login_wall_s": login.wall,
+        "window_s": t1 - t0,
+        "sent": traffic.sent,
+        "delivered": traffic.delivered,
+        "lost": traffic.sent - traffic.delivered,
+        "drain_s": drain,
+        **traffic.stats(t1 - t0),
+        **cpu,
+    }
+
+
+def openloop_scenario(job: Job) -> dict[str, Any]:
+    """Open loop: offered rates in turn, each sent on schedule whatever gets delivered."""
+    engine, clients, login = _login_clients(job)
+    traffic = Traffic(engine, clients, job.domain)
+    idle(engine, 0.5)
+    count = len(clients)
+    rand = traffic.rng.randrange
+    steps: list[dict[str, Any]] = []
+    stopped = ""
+    for rate in job.rates:
+        traffic.sent = traffic.delivered = traffic.measured = 0
+        traffic.latencies = []
+        start = last = time.perf_counter()
+        measure_at, stop_at = start + job.warmup, start + job.duration
+        window: CpuWindow | None = None
+        cpu: dict[str, float] = {}
+        tokens = 0.0
+        t0 = t1 = start
+        sent_in_window = 0
+        while True:
+            engine.poll(0.001)
+            now = time.perf_counter()
+            if window is None and now >= measure_at:
+                window, traffic.measuring, t0 = CpuWindow(job.server_pid), True, now
+                sent_in_window = traffic.sent
+            if now >= stop_at:
+                traffic.measuring, t1 = False, now
+                assert window is not None
+                cpu = window.close()
+                sent_in_window = traffic.sent - sent_in_window
+                break
+            tokens += rate * (now - last)
+            last = now
+            n = int(tokens)
+            if n:
+                tokens -= n
+                stamp = b"%020d" % time.monotonic_ns()
+                if n == 1:
+                    traffic.send_batch(rand(count), 1, stamp)
+                else:
+                    per: dict[int, int] = {}
+                    for _ in range(n):
+                        s = rand(count)
+                        per[s] = per.get(s, 0) + 1
+                    for s, k in per.items():
+                        traffic.send_batch(s, k, stamp)
+        drain = traffic.drain(job.drain)
+        window_s = t1 - t0
+        step = {
+            "offered_per_s": rate,
+            "sent_per_s": sent_in_window / window_s,
+            "window_s": window_s,
+            "sent": traffic.sent,
+            "delivered": traffic.delivered,
+            "lost": traffic.sent - traffic.delivered,
+            "drain_s": drain,
+            **traffic.stats(window_s),
+            **cpu,
+        }
+        steps.append(step)
+        if step["lost"] > 0:
+            stopped = f"losses at {rate}/s"
+            break
+        if step["msgs_per_s"] < 0.95 * rate or step["p99_ms"] > 1000:
+            stopped = f"saturated at {rate}/s"
+            break
+        if step["generator_cpu"] > 0.95:
+            stopped = f"the generator saturated at {rate}/s"
+            break
+    engine.close_all()
+    return {"clients": count, "login_wall_s": login.wall, "steps": steps, "stopped": stopped}
+
+
+def memory_scenario(job: Job) -> dict[str, Any]:
+    """Server RSS before and after growing numbers of idle authenticated sessions."""
+    engine = Engine(job)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    idle(engine, job.settle)
+    base = rss_kb(job.server_pid)
+    points: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    clients: list[Client] = []
+    previous_n, previous_rss = 0, base
+    for size in job.sizes:
+        if size + 64 > hard:
+            skipped.append(f"{size} (RLIMIT_NOFILE hard limit {hard})")
+            continue
+        result = login_many(engine, range(len(clients), size), job.concurrency)
+        clients.extend(result.clients)
+        if result.failures:
+            skipped.append(f"{size}: {result.failures} logins failed: {result.first_error}")
+            break
+        idle(engine, job.settle)  # let the server settle (presence, buffers)
+        rss = rss_kb(job.server_pid)
+        n = len(clients)
+        points.append(
+            {
+                "sessions": n,
+                "rss_kb": rss,
+                "kb_per_session": (rss - base) / n,
+                "marginal_kb_per_session": (rss - previous_rss) / max(1, n - previous_n),
+                "login_wall_s": result.wall,
+            }
+        )
+        previous_n, previous_rss = n, rss
+    engine.close_all()
+    return {"tls": job.tls, "rss_base_kb": base, "points": points, "skipped": skipped}
+
+
+SCENARIOS: dict[str, Callable[[Job], dict[str, Any]]] = {
+    "login": login_scenario,
+    "throughput": throughput_scenario,
+    "openloop": openloop_scenario,
+    "memory": memory_scenario,
+}

@@ -1,0 +1,327 @@
+"""The servers under test: ours (``python -m xmpp_trio serve``) and Prosody 0.12.
+
+A target prepares its accounts once (``prepare``) and then starts a fresh
+server per scenario run (``start``) with the listener the run needs (direct
+TLS, STARTTLS, or plaintext), pinned to CPU 0. Accounts ``u0``, ``u1``, ...
+share one password and, to keep preparation cheap, one salt per hash (a
+benchmark shortcut; each account still has its own stored record, and the
+server still does the full per-login work). The client-side SaltedPassword
+cache (:data:`generator.SALTED`) is filled for that salt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from generator import SALTED
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = "localhost"
+PASSWORD = "load-test-password"
+SCRAM_ITERATIONS = 4096
+SERVER_CPU = 0
+GENERATOR_CPU = 1
+
+
+def pin(pid: int, cpu: int) -> bool:
+    """Pin ``pid`` (0: this process) and its threads to ``cpu`` if the machine has it."""
+    if not hasattr(os, "sched_setaffinity"):
+        return False
+    try:
+        if cpu not in os.sched_getaffinity(0) and pid == 0:
+            return False
+        tasks = os.listdir(f"/proc/{pid}/task") if pid else [0]
+        for task in tasks:
+            os.sched_setaffinity(int(task), {cpu})
+    except OSError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(
+    proc: subprocess.Popen[bytes], port: int, what: str, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start listening within {timeout:.0f} s")
+
+
+class Running:
+    """A started server: its pid (the process whose tree is measured) and port."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], pid: int, port: int, signum: int) -> None:
+        self.proc = proc
+        self.pid = pid
+        self.port = port
+        self.signum = signum
+
+    def stop(self) -> None:
+        # Let the server finish closing the generator's sessions first: Prosody
+        # 0.12 logs errors from mod_c2s when SIGTERM races with closing sessions.
+        time.sleep(0.3)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, self.signum)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class Ours:
+    """``python -m xmpp_trio serve`` with a generated TOML configuration."""
+
+    name = "ours"
+    label = "xmpp-trio"
+    login_mechanisms = ("SCRAM-SHA-256", "PLAIN")  # the first is the headline figure
+    default_mechanism = "SCRAM-SHA-256"
+
+    def __init__(self, workdir: Path, profile: bool = False) -> None:
+        self.workdir = workdir / "ours"
+        self.data = self.workdir / "data"
+        self.profile = profile
+        self.cafile = str(self.data / "tls" / "cert.pem")
+        self.description = "python -m xmpp_trio serve"
+
+    def prepare(self, accounts: int) -> str:
+        from xmpp_sansio.sasl.credentials import salted_password
+        from xmpp_trio.storage import AccountStore
+
+        start = time.perf_counter()
+        database = self.data / "xmpp.sqlite3"
+        with AccountStore.open(database) as store:
+            store.create("u0", DOMAIN, PASSWORD, iterations=SCRAM_ITERATIONS)
+        how = "u0 via AccountStore, the rest copied from its rows"
+        try:
+            with contextlib.closing(sqlite3.connect(database)) as db, db:
+                db.executemany("INSERT INTO accounts (domain, local) VALUES (?, ?)",
+                               [(DOMAIN, f"u{i}") for i in range(1, accounts)])  # fmt: skip
+                db.executemany(
+                    "INSERT INTO scram_credentials (domain, local, hash_name, salt, iterations,"
+                    " stored_key, server_key) SELECT domain, ?, hash_name, salt, iterations,"
+                    " stored_key, server_key FROM scram_credentials WHERE domain = ? AND"
+                    " local = 'u0'",
+                    [(f"u{i}", DOMAIN) for i in range(1, accounts)],
+                )
+        except sqlite3.Error as exc:  # the schema changed: the slow, public way
+            how = f"AccountStore.create ({exc})"
+            with AccountStore.open(database) as store:
+                for i in range(1, accounts):
+                    with contextlib.suppress(Exception):
+                        store.create(f"u{i}", DOMAIN, PASSWORD, iterations=SCRAM_ITERATIONS)
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            rows = db.execute(
+                "SELECT DISTINCT hash_name, salt, iterations FROM scram_credentials"
+            ).fetchall()
+        for hash_name, salt, iterations in rows:
+            SALTED[(hash_name, bytes(salt), iterations)] = salted_password(
+                PASSWORD, hash_name, bytes(salt), iterations
+            )
+        return f"{accounts} accounts in {time.perf_counter() - start:.1f} s ({how})"
+
+    def start(self, tls: str, profile_raw: Path | None = None) -> Running:
+        port = free_port()
+        kind = "c2s-directtls" if tls == "direct" else "c2s-starttls"
+        config = self.workdir / "xmpp.toml"
+        config.write_text(
+            f'domains = ["{DOMAIN}"]\n'
+            f'data_dir = "{self.data}"\n'
+            'log_level = "warning"\n'
+            f"scram_iterations = {SCRAM_ITERATIONS}\n"
+            f"require_tls = {'false' if tls == 'none' else 'true'}\n"
+            "\n[limits]\n"
+            "negotiation_timeout = 600\nresume_timeout = 0\nmax_connections = 1000000\n"
+            "max_connections_per_ip = 1000000\nmax_sessions_per_account = 10\n"
+            "auth_failures_before_backoff = 1000000\nmax_read_rate = 1073741824\n"
+            "idle_timeout = 86400\nmax_output_buffer = 67108864\nmax_offline_messages = 100000\n"
+            f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
+        )
+        command = [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)]
+        if profile_raw is not None:
+            command = ["py-spy", "record", "--format", "raw", "--rate", "200",
+                       "-o", str(profile_raw), "--", *command]  # fmt: skip
+        proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+        try:
+            wait_listening(proc, port, "the server")
+        except RuntimeError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        pid = proc.pid
+        if profile_raw is not None:  # measure and stop the python child, not py-spy
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                pid = int(children.read_text().split()[0])
+        pin(pid, SERVER_CPU)
+        return Running(proc, pid, port, signal.SIGINT)
+
+
+PROSODY_CONFIG = """\
+-- Generated by benchmarks/load/targets.py for one benchmark run.
+run_as_root = true
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+log = {{ warn = "{dir}/prosody.log" }}
+network_backend = "epoll"
+network_settings = {{ nagle = false }}
+{ports}
+s2s_ports = {{ }}
+interfaces = {{ "127.0.0.1" }}
+modules_enabled = {{ {modules} }}
+modules_disabled = {{ "s2s"; "s2s_auth_certs"; }}
+authentication = "internal_hashed"
+storage = "internal"
+c2s_require_encryption = {require}
+c2s_timeout = 3600
+c2s_unauthed_stanza_size_limit = 65536
+certificates = "{dir}"
+ssl = {{ certificate = "{dir}/cert.pem"; key = "{dir}/key.pem"; }}
+
+VirtualHost "{domain}"
+    ssl = {{ certificate = "{dir}/cert.pem"; key = "{dir}/key.pem"; }}
+"""
+
+
+# What ours also does for every session or message (blocking, carbons, ...):
+# the "full" set. "minimal" is Prosody's floor (about twice the messages/s
+# in a quick test: carbons and blocklist each cost about a third).
+PROSODY_MODULES = {
+    "full": (
+        "roster",
+        "saslauth",
+        "tls",
+        "disco",
+        "ping",
+        "blocklist",
+        "carbons",
+        "private",
+        "vcard_legacy",
+        "lastactivity",
+        "time",
+        "version",
+        "uptime",
+    ),
+    "minimal": ("roster", "saslauth", "tls", "disco", "ping"),
+}
+
+
+class Prosody:
+    """Prosody 0.12 (Debian package) in the foreground with a generated config.
+
+    Modules (:data:`PROSODY_MODULES`): the Debian default set minus what ours
+    does not do either per message or session (no mod_limits rate limiting,
+    no smacks since the generator does not enable it, no s2s, no
+    HTTP/BOSH/websocket, no MAM, no PEP/bookmarks/vcard4), network backend
+    epoll, Nagle off (``network_settings``; ours sets TCP_NODELAY too).
+    """
+
+    name = "prosody"
+    label = "Prosody"
+    login_mechanisms = ("PLAIN", "SCRAM-SHA-1")
+    default_mechanism = "SCRAM-SHA-1"
+
+    def __init__(self, workdir: Path, modules: str = "full") -> None:
+        self.workdir = workdir / "prosody"
+        self.modules = PROSODY_MODULES[modules]
+        self.cafile = str(self.workdir / "cert.pem")
+        binary = shutil.which("prosody") or "prosody"
+        version = "?"
+        with contextlib.suppress(OSError):
+            version = Path("/usr/lib/prosody/prosody.version").read_text().strip()
+        self.description = (f"{binary} {version}, network_backend epoll, nagle off, storage"
+                            f" internal, modules ({modules}): {', '.join(self.modules)}")  # fmt: skip
+
+    def prepare(self, accounts: int) -> str:
+        from xmpp_sansio.sasl.credentials import (
+            keys_from_salted_password,
+            salted_password,
+        )
+        from xmpp_trio.certs import generate_self_signed
+
+        start = time.perf_counter()
+        cert, key = generate_self_signed([DOMAIN])
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "cert.pem").write_bytes(cert)
+        (self.workdir / "key.pem").write_bytes(key)
+        os.chmod(self.workdir / "key.pem", 0o600)
+        # mod_auth_internal_hashed (password_hash SHA-1, the 0.12 default) stores
+        # hex StoredKey/ServerKey with the salt as a string (util.sasl.scram).
+        salt = "6f1d3a52-bench-4c1e-9a77-prosodysalt0"
+        salted = salted_password(PASSWORD, "sha1", salt.encode(), SCRAM_ITERATIONS)
+        SALTED[("sha1", salt.encode(), SCRAM_ITERATIONS)] = salted
+        _, stored_key, server_key = keys_from_salted_password(salted, "sha1")
+        record = (
+            "return {\n"
+            f'\t["server_key"] = "{server_key.hex()}";\n'
+            f'\t["stored_key"] = "{stored_key.hex()}";\n'
+            f'\t["iteration_count"] = {SCRAM_ITERATIONS};\n'
+            f'\t["salt"] = "{salt}";\n'
+            "};\n"
+        ).encode()
+        folder = self.workdir / "data" / DOMAIN.replace(".", "%2e") / "accounts"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(accounts):
+            (folder / f"u{i}.dat").write_bytes(record)
+        took = time.perf_counter() - start
+        return f"{accounts} account files (internal_hashed, SHA-1) in {took:.1f} s"
+
+    def start(self, tls: str, profile_raw: Path | None = None) -> Running:
+        del profile_raw
+        port = free_port()
+        if tls == "direct":
+            ports = f"c2s_ports = {{ {free_port()} }}\nc2s_direct_tls_ports = {{ {port} }}"
+        else:
+            ports = f"c2s_ports = {{ {port} }}\nc2s_direct_tls_ports = {{ }}"
+        config = self.workdir / "prosody.cfg.lua"
+        config.write_text(
+            PROSODY_CONFIG.format(
+                dir=self.workdir,
+                ports=ports,
+                require="false" if tls == "none" else "true",
+                modules=" ".join(f'"{m}";' for m in self.modules),
+                domain=DOMAIN,
+            )
+        )
+        proc = subprocess.Popen(
+            ["prosody", "--config", str(config), "-F"],
+            cwd=self.workdir,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "prosody.stderr", "ab"),  # noqa: SIM115
+        )
+        try:
+            wait_listening(proc, port, "prosody")
+        except RuntimeError as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise RuntimeError(f"{exc}; see {self.workdir}/prosody.log") from None
+        pin(proc.pid, SERVER_CPU)
+        return Running(proc, proc.pid, port, signal.SIGTERM)
+
+
+TARGETS = {"ours": Ours, "prosody": Prosody}
