@@ -52,7 +52,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -241,7 +240,7 @@ class _Connection:
         self._postauth_size = limits_postauth
         self._max_depth = max_depth
         self._out: list[bytes] = []
-        self._events: deque[Event] = deque()
+        self._events: list[Event] = []  # a FIFO; a deque would cost 760 B per connection
         self._pending_error: RemoteProtocolError | None = None
         self._parser = self._new_parser(authenticated=False)
         self.state = State.AWAIT_HEADER
@@ -285,7 +284,7 @@ class _Connection:
                 is already queued in ``data_to_send()``.
         """
         if self._events:
-            return self._events.popleft()
+            return self._events.pop(0)
         if self._pending_error is not None:
             error, self._pending_error = self._pending_error, None
             raise error

@@ -50,7 +50,6 @@ as if the stream had never paused.
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
@@ -118,7 +117,7 @@ class StreamParser:
         self._quiet_tail = 0
         self._buffer = bytearray()
         self._scanned = 0  # leading bytes of the buffer known to hold no ">"
-        self._events: deque[ParserEvent] = deque()
+        self._events: list[ParserEvent] = []  # a FIFO; a deque would cost 760 B per stream
         self._root: Element | None = None
         self._namespaces: dict[str, str] = {}
         self._depth = 0
@@ -213,7 +212,7 @@ class StreamParser:
                         raise
                     # Hand out what was parsed before the error first.
         if self._events:
-            return self._events.popleft()
+            return self._events.pop(0)
         return None
 
     # -- internals -----------------------------------------------------------
