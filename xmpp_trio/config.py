@@ -28,6 +28,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     registrations_per_ip_per_hour = 5  # XEP-0077 accounts one address may create
     resume_timeout = 300             # seconds a broken XEP-0198 session stays resumable
     max_unacked = 1000               # stanzas a detached session keeps before ending
+    max_unacked_connected = 10000    # stanzas a connected XEP-0198 client may leave unacked
     max_connections = 10000          # open client connections in total
     max_connections_per_ip = 50      # open client connections from one address
     max_sessions_per_account = 10    # bound resources of one account at once (at least 1)
@@ -155,6 +156,7 @@ class LimitsConfig:
     registrations_per_ip_per_hour: int = 5
     resume_timeout: float = 300.0
     max_unacked: int = 1000
+    max_unacked_connected: int = 10000
     max_connections: int = 10000
     max_connections_per_ip: int = 50
     max_sessions_per_account: int = 10
@@ -247,6 +249,7 @@ _LIMITS_KEYS: Final = (
     "registrations_per_ip_per_hour",
     "resume_timeout",
     "max_unacked",
+    "max_unacked_connected",
     "max_connections",
     "max_connections_per_ip",
     "max_sessions_per_account",
@@ -509,6 +512,7 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
             ("max_private_size", 1024),
             ("registrations_per_ip_per_hour", 0),
             ("max_unacked", 1),
+            ("max_unacked_connected", 1),
             ("max_connections", 1),
             ("max_connections_per_ip", 1),
             ("max_sessions_per_account", 1),

@@ -331,6 +331,7 @@ class XMPPServer:
                 max_auth_attempts=limits.max_auth_attempts,
             ),
             sm_resume_timeout=self.resume_timeout,
+            sm_max_unacked=limits.max_unacked_connected,
             ask_before_bind=True,  # answered by _may_bind (max_sessions_per_account)
         )
         self.sessions: dict[int, _Session] = {}

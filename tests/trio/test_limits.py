@@ -136,7 +136,7 @@ def test_limits_and_metrics_load_from_toml(tmp_path: Path) -> None:
     path.write_text(
         "[limits]\nmax_connections = 7\nmax_connections_per_ip = 3\n"
         "auth_failures_before_backoff = 2\nmax_read_rate = 5000\nidle_timeout = 30\n"
-        "max_output_buffer = 100000\n"
+        "max_output_buffer = 100000\nmax_unacked_connected = 50\n"
         '[metrics]\nenabled = true\naddress = "::1"\nport = 9100\n'
     )
     config = load_config(path)
@@ -146,6 +146,7 @@ def test_limits_and_metrics_load_from_toml(tmp_path: Path) -> None:
     assert config.limits.max_read_rate == 5000
     assert config.limits.idle_timeout == 30.0
     assert config.limits.max_output_buffer == 100000
+    assert config.limits.max_unacked_connected == 50
     assert config.metrics == MetricsConfig(enabled=True, address="::1", port=9100)
     defaults = load_config(None)
     assert defaults.metrics.enabled is False
@@ -350,6 +351,23 @@ async def test_client_answering_pings_stays_connected(
         ping = ET.Element("{jabber:client}iq", {"type": "get", "to": "localhost"})
         ET.SubElement(ping, "{urn:xmpp:ping}ping")
         assert (await c.request(ping, timeout=WAIT)).get("type") == "result"
+
+
+async def test_connected_sm_client_that_never_acks_is_closed_at_the_bound(
+    config: ServerConfig, nursery: trio.Nursery
+) -> None:
+    """``max_unacked_connected``: a live XEP-0198 stream whose client leaves more
+    stanzas unacknowledged gets ``resource-constraint`` (XEP-0198 §4)."""
+    started = await start(nursery, with_limits(config, max_unacked_connected=3))
+    async with (
+        silent_client(started, "juliet", sm=True) as (_conn, stream),
+        open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as romeo,
+    ):
+        for i in range(5):
+            await romeo.send(chat("juliet@localhost/silent", f"unacked {i}"))
+        received = await read_until(stream, b"</stream:stream>")
+    assert b"<resource-constraint" in received
+    assert b"unacked 3" in received and b"unacked 4" not in received
 
 
 # -- 6. output bound for clients that do not read -------------------------------------------
