@@ -145,7 +145,9 @@ class _Session:
         self.transport = transport
         self.peer = transport.peer
         self.conn: ServerConnection | None = None
-        self._wakeup = trio.Event()
+        # The writer task, while one runs (see kick); None: nobody waits to write.
+        self._writer: trio.CancelScope | None = None
+        self._writing_over = False  # the session ended: no writer starts again
         self._send_lock = trio.Lock()
         self.bound = False
         self.taken_over = False  # another connection resumed this session
@@ -166,8 +168,24 @@ class _Session:
         self.closing_flushed = trio.Event()
 
     def kick(self) -> None:
-        """Wake the writer: the connection has queued output."""
-        self._wakeup.set()
+        """The connection has output the socket would not take now, or a close
+        to carry out: make sure a writer task is on it. Writers start on
+        demand, in the server's nursery, and end once nothing is left to do,
+        so an idle or fast-reading session has no task but its reader."""
+        if self._writer is not None or self._writing_over:
+            return  # the running writer drains everything before it ends
+        nursery = self.server.nursery
+        if nursery is None:
+            return
+        scope = trio.CancelScope()
+        self._writer = scope
+        nursery.start_soon(self._write, scope)
+
+    def stop_writer(self) -> None:
+        """The session is over: cancel its writer, start no other."""
+        self._writing_over = True
+        if self._writer is not None:
+            self._writer.cancel()
 
     def deliver(self, element: Any) -> None:
         conn = self.conn
@@ -268,26 +286,29 @@ class _Session:
             finally:
                 self._sending = False
 
-    async def writer(self) -> None:
-        assert self.conn is not None
-        while True:
-            await self._wakeup.wait()
-            self._wakeup = trio.Event()
-            try:
-                await self.flush()
-            except _TRANSPORT_ERRORS:
-                # The peer is gone; the reader sees EOF and ends the session.
-                self.closing_flushed.set()
-                self.transport.close()
-                return
-            if self.conn.should_close:
-                # Everything, the stream error and </stream:stream> included, is
-                # out. The peer should close the connection; if it does not, drop
-                # it, so the reader ends and the session with it.
-                self.closing_flushed.set()
-                await trio.sleep(_CLOSE_GRACE)
-                self.transport.close()
-                return
+    async def _write(self, scope: trio.CancelScope) -> None:
+        """The writer task: flush (waiting for the peer as needed), carry out
+        a close, then end."""
+        conn = self.conn
+        assert conn is not None
+        try:
+            with scope:
+                try:
+                    await self.flush()
+                except _TRANSPORT_ERRORS:
+                    # The peer is gone; the reader sees EOF and ends the session.
+                    self.closing_flushed.set()
+                    self.transport.close()
+                    return
+                if conn.should_close:
+                    # Everything, the stream error and </stream:stream> included,
+                    # is out. The peer should close the connection; if it does
+                    # not, drop it, so the reader ends and the session with it.
+                    self.closing_flushed.set()
+                    await trio.sleep(_CLOSE_GRACE)
+                    self.transport.close()
+        finally:
+            self._writer = None
 
 
 class XMPPServer:
@@ -346,6 +367,8 @@ class XMPPServer:
         self._next_id = 1
         #: sessions with output from the read being handled (see _handle_events)
         self.batch: set[_Session] | None = None
+        #: where sessions' writer tasks run (set by run_server)
+        self.nursery: trio.Nursery | None = None
         # Timers (negotiation deadline, idle ping and timeout): one entry per
         # session, (when, sequence, session), checked lazily by run_timers so
         # that reads need no cancel scope of their own.
@@ -549,6 +572,7 @@ class XMPPServer:
             self.connections.remove(address)
             self.metrics.sessions.dec()
             self.metrics.sessions_closed.inc()
+            session.stop_writer()
             session.transport.close()
             log.debug("session %d: closed", session_id)
             if detached is not None:
@@ -603,17 +627,15 @@ class XMPPServer:
         deadline = conn.next_deadline()
         if deadline is not None:
             self._schedule(session, deadline)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.writer)
-            await self._read_loop(session, conn)
-            # Let the writer flush everything up to the close (never cancel it in
-            # the middle of a send), then give up on the peer.
-            with trio.move_on_after(_CLOSE_GRACE):
-                session.kick()
-                await session.closing_flushed.wait()
-            nursery.cancel_scope.cancel()
-            with trio.move_on_after(1), trio.CancelScope(shield=True), suppress(*_TRANSPORT_ERRORS):
-                await session.flush()
+        await self._read_loop(session, conn)
+        # Let the writer flush everything up to the close (never cancel it in
+        # the middle of a send), then give up on the peer.
+        with trio.move_on_after(_CLOSE_GRACE):
+            session.kick()
+            await session.closing_flushed.wait()
+        session.stop_writer()
+        with trio.move_on_after(1), trio.CancelScope(shield=True), suppress(*_TRANSPORT_ERRORS):
+            await session.flush()
 
     async def _read_loop(self, session: _Session, conn: ServerConnection) -> None:
         with trio.CancelScope() as session.read_scope:
@@ -1009,6 +1031,7 @@ async def run_server(
         server = XMPPServer(config, store, ssl_context, der, db)
         async with trio.open_nursery() as nursery:
             bound: list[BoundListener] = []
+            server.nursery = nursery
             nursery.start_soon(server.run_timers)
             for spec in config.listeners:
                 listeners = await trio.open_tcp_listeners(spec.port, host=spec.address)
