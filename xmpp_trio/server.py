@@ -1,12 +1,15 @@
 """The bundled XMPP server: Trio sockets and TLS around xmpp_sansio.
 
-Each TCP connection gets one :class:`_Session`: a reader task that feeds the
-:class:`~xmpp_sansio.stream.connection.ServerConnection` and acts on its
-events, and a writer task that flushes what the connection queued, so writes
-to one client are batched and never block whoever produced them. Routing
-decisions are made by the sans-IO :class:`~xmpp_sansio.server.router.Router`;
-this module only carries out its effects and answers credential lookups from
-SQLite.
+Each TCP connection gets one :class:`_Session` and one reader task that feeds
+the :class:`~xmpp_sansio.stream.connection.ServerConnection` and acts on its
+events. Output is written without waiting by the task that produced it: the
+stanzas routed while one read is handled go out at the end of that read, one
+write per receiving session. Only when a peer's socket buffer is full (or a
+close is under way) does its session get a writer task, started on demand
+and ended once it has flushed, so a slow reader never blocks whoever sends to
+it. Routing decisions are made by the sans-IO
+:class:`~xmpp_sansio.server.router.Router`; this module only carries out its
+effects and answers credential lookups from SQLite.
 
 Stream management (XEP-0198): a router session outlives its TCP connection
 when the client enabled resumption. If the transport breaks without a clean
