@@ -3,15 +3,22 @@ per-read batches, and idle sessions whose parser is compacted."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import socket
+import ssl
 import xml.etree.ElementTree as ET
 
 import trio
+import trustme
 from conftest import PASSWORDS, RunningServer
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
 from xmpp_trio.client import Client, _negotiate, open_client
+from xmpp_trio.config import ServerConfig
+from xmpp_trio.server import BoundListener, run_server
 
 WAIT = 15.0
 BODY = "{jabber:client}body"
@@ -100,3 +107,56 @@ async def test_idle_session_is_compacted_and_routes_as_before(server: RunningSer
         with trio.fail_after(WAIT):
             while len(compacted()) != 2:
                 await trio.sleep(0.05)
+
+
+async def test_a_reader_that_pauses_gets_everything_in_order_once_it_reads(
+    server_config: ServerConfig, ca: trustme.CA, nursery: trio.Nursery
+) -> None:
+    """Output the peer's socket does not take waits in the session's buffer,
+    flushed by a writer task as the peer reads: nothing lost or reordered."""
+    config = dataclasses.replace(
+        server_config,
+        limits=dataclasses.replace(server_config.limits, max_read_rate=50_000_000),
+    )
+    bound: list[BoundListener] = await nursery.start(run_server, config)
+    port = next(b.port for b in bound if b.kind == "c2s-starttls")
+    server = bound[0].server
+    assert server is not None
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    tcp = await trio.open_tcp_stream("127.0.0.1", port)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    conn = ClientConnection(
+        ClientConfig(
+            jid=JID.parse("juliet@localhost/slow"),
+            password=PASSWORDS["juliet"],
+            stream_management=False,
+        )
+    )
+    with trio.fail_after(WAIT):
+        negotiated = await _negotiate(conn, tcp, ctx, "localhost")
+    count, padding = 600, "x" * 1000  # 600 KB: more than the socket buffers hold
+    async with open_client(
+        "romeo@localhost/orchard", PASSWORDS["romeo"], host="127.0.0.1", port=port, ssl_context=ctx
+    ) as romeo:
+        for i in range(count):
+            await romeo.send(chat("juliet@localhost/slow", f"m{i}: {padding}"))
+        # Everything is routed (an IQ round trip), and juliet has read nothing.
+        ping = ET.Element("{jabber:client}iq", {"type": "get", "to": "localhost"})
+        ET.SubElement(ping, "{urn:xmpp:ping}ping")
+        await romeo.request(ping, timeout=WAIT)
+        session = next(
+            s
+            for s in server.sessions.values()
+            if s.conn is not None and s.conn.jid is not None and s.conn.jid.resource == "slow"
+        )
+        assert len(session.pending) > 0  # the rest waits for juliet
+        received = b""
+        with trio.fail_after(WAIT):
+            while f"m{count - 1}:".encode() not in received:
+                chunk = await negotiated.stream.receive_some(65536)
+                assert chunk
+                received += chunk
+    found = [int(n) for n in re.findall(rb"<body>m(\d+):", received)]
+    assert found == list(range(count))
+    await trio.aclose_forcefully(negotiated.stream)
