@@ -111,3 +111,21 @@ def test_fuzz_token_soup_only_raises_xml_stream_error(
     parts: list[bytes], cuts: list[int], hold: bool
 ) -> None:
     check(split(b"".join(parts), cuts), hold=hold)
+
+
+@FUZZ
+@given(mutated_seeds() | st.sampled_from(SEEDS), CUTS, st.booleans())
+def test_fuzz_compacting_between_chunks_changes_no_outcome(
+    data: bytes, cuts: list[int], hold: bool
+) -> None:
+    """StreamParser.compact() between any two chunks: the same events, or the
+    same error, as without it."""
+    chunks = split(data, cuts)
+    reference = check(chunks, hold=hold)
+    out = check(chunks, hold=hold, compact=True)
+    if isinstance(reference, XMLStreamError):
+        assert isinstance(out, XMLStreamError), out
+        assert out.condition == reference.condition
+    else:
+        assert not isinstance(out, XMLStreamError), out
+        assert [key(e) for e in out] == [key(e) for e in reference]

@@ -74,8 +74,10 @@ def check(
     hold: bool,
     max_stanza_size: int = MAX_STANZA_SIZE,
     max_depth: int = MAX_DEPTH,
+    compact: bool = False,
 ) -> list[StreamHeader | Element | StreamEnd] | XMLStreamError:
-    """Run one input; return its events, or the error that ended it."""
+    """Run one input; return its events, or the error that ended it.
+    ``compact``: ask the parser to compact after every chunk."""
     parser = StreamParser(hold=hold, max_stanza_size=max_stanza_size, max_depth=max_depth)
     events: list[StreamHeader | Element | StreamEnd] = []
     error: XMLStreamError | None = None
@@ -84,6 +86,8 @@ def check(
             parser.feed(chunk)
             while (ev := parser.next_event()) is not None:
                 events.append(ev)
+            if compact:
+                parser.compact()
     except XMLStreamError as exc:
         error = exc
     # The events form a stream: one header first, elements, at most one end, last.
