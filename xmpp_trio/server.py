@@ -91,6 +91,7 @@ log = logging.getLogger("xmpp_trio.server")
 _RECEIVE_SIZE = 65536
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 _CLOSE_GRACE = 5.0
+_STORE_FLUSH = 1.0  # seconds between writes of what stores keep behind
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
 _PING = "{urn:xmpp:ping}ping"
@@ -677,9 +678,16 @@ class XMPPServer:
         deadline moves earlier only when negotiation ends (the idle timer
         starts), and that schedules a new entry."""
         timers = self._timers
+        next_flush = trio.current_time() + _STORE_FLUSH
         while True:
             await trio.sleep(self._timer_tick)
             now = trio.current_time()
+            if now >= next_flush:
+                next_flush = now + _STORE_FLUSH
+                try:
+                    self.services.flush()
+                except sqlite3.Error:
+                    log.exception("could not write the last logout times")
             while timers and timers[0][0] <= now:
                 when, _, session = heapq.heappop(timers)
                 conn = session.conn
@@ -1029,6 +1037,7 @@ async def run_server(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = AccountStore.open(config.database_path)
     db = open_database(config)
+    server: XMPPServer | None = None
     try:
         ssl_context, der = _tls_material(config)
         server = XMPPServer(config, store, ssl_context, der, db)
@@ -1065,5 +1074,10 @@ async def run_server(
             await server.shutdown()
             nursery.cancel_scope.cancel()
     finally:
+        if server is not None:
+            try:
+                server.services.flush()  # logout times written behind
+            except sqlite3.Error:
+                log.exception("could not write the last logout times")
         db.close()
         store.close()

@@ -93,6 +93,7 @@ class ServerServices:
         roster_storage = SqliteRosterStorage(db)
         is_subscribed = subscribed_predicate(roster_storage)
         self.roster = RosterService(roster_storage, max_items=limits.max_roster_items)
+        self._last_storage = SqliteLastActivityStorage(db)
         self.disco = DiscoService(
             presence_authorized=lambda requester, account: is_subscribed(requester, account)
         )
@@ -104,7 +105,7 @@ class ServerServices:
             PrivateService(SqlitePrivateStorage(db), max_size=limits.max_private_size),
             RegistrationService(AccountDirectoryAdapter(accounts, config.scram_iterations)),
             LastActivityService(
-                SqliteLastActivityStorage(db),
+                self._last_storage,
                 clock,
                 lambda requester, user: is_subscribed(requester, user),
                 started=clock(),
@@ -118,6 +119,11 @@ class ServerServices:
             ),
             self.disco,
         ]
+
+    def flush(self) -> None:
+        """Write what stores keep behind (logout times); the server calls this
+        about once a second and when it stops."""
+        self._last_storage.flush()
 
     def post_auth_features(self) -> tuple[Element, ...]:
         """Stream features offered after authentication: roster versioning (RFC 6121
@@ -144,7 +150,9 @@ def remove_account_data(config: ServerConfig, accounts: AccountStore, account: J
     accounts deleted outside the server (``xmpp-trio deluser``)."""
     db = open_database(config)
     try:
-        for service in ServerServices(config, accounts, db).services:
+        services = ServerServices(config, accounts, db)
+        for service in services.services:
             service.account_removed(account.bare)
+        services.flush()
     finally:
         db.close()

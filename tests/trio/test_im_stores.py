@@ -184,9 +184,31 @@ def test_last_logout_set_and_replace(last: LastActivityStorage) -> None:
     assert last.get(ROMEO) is None
 
 
-def test_sqlite_last_activity_is_committed(connect: ConnFactory) -> None:
-    SqliteLastActivityStorage(connect()).set(ROMEO, 3.0, "bye")
-    assert SqliteLastActivityStorage(connect()).get(ROMEO) == LastLogout(3.0, "bye")
+def test_sqlite_last_activity_is_written_behind_and_committed_by_flush(
+    connect: ConnFactory,
+) -> None:
+    writer = SqliteLastActivityStorage(connect())
+    writer.set(ROMEO, 3.0, "bye")
+    writer.set(JULIET, 4.0, None)
+    assert writer.get(ROMEO) == LastLogout(3.0, "bye")  # seen at once by its writer
+    assert SqliteLastActivityStorage(connect()).get(ROMEO) is None  # not written yet
+    writer.flush()
+    other = SqliteLastActivityStorage(connect())
+    assert other.get(ROMEO) == LastLogout(3.0, "bye")
+    assert other.get(JULIET) == LastLogout(4.0, None)
+
+
+def test_sqlite_last_activity_forget_is_immediate_and_drops_what_waits(
+    connect: ConnFactory,
+) -> None:
+    writer = SqliteLastActivityStorage(connect())
+    writer.set(ROMEO, 3.0, "bye")
+    writer.flush()
+    writer.set(ROMEO, 5.0, "again")  # kept behind
+    writer.forget(ROMEO)
+    writer.flush()
+    assert writer.get(ROMEO) is None
+    assert SqliteLastActivityStorage(connect()).get(ROMEO) is None
 
 
 def test_stores_share_one_connection(connect: ConnFactory) -> None:
@@ -197,6 +219,7 @@ def test_stores_share_one_connection(connect: ConnFactory) -> None:
     offline.push(JULIET, b"<m/>", 1.0, 1)
     blocks.block(JULIET, [ROMEO])
     last.set(JULIET, 1.0, None)
+    last.flush()
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"offline_messages", "blocklist", "last_activity"} <= tables
     assert not conn.in_transaction

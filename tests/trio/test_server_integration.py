@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -16,6 +18,8 @@ from conftest import PASSWORDS, RunningServer
 
 from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_trio.client import AuthenticationError, StreamError, open_client
+from xmpp_trio.config import ServerConfig
+from xmpp_trio.server import run_server
 
 PEER_SCRIPT = Path(__file__).parent / "peers" / "slixmpp_peer.py"
 REPO = Path(__file__).resolve().parents[2]
@@ -450,3 +454,29 @@ async def test_slixmpp_clients_walk_the_im_lifecycle(server: RunningServer) -> N
 
     disco = next(s for s in server.router.services if isinstance(s, DiscoService))
     assert advertised == set(disco.server_info().features)
+
+
+async def test_logout_times_written_behind_are_on_disk_once_the_server_stops(
+    server_config: ServerConfig, ca: Any
+) -> None:
+    """Last activity (XEP-0012) is written behind, about once a second; a
+    server that stops writes what is still waiting."""
+    import sqlite3
+
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(run_server, server_config)
+        port = next(b.port for b in bound if b.kind == "c2s-starttls")
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        async with open_client(
+            "juliet@localhost/balcony",
+            PASSWORDS["juliet"],
+            host="127.0.0.1",
+            port=port,
+            ssl_context=ctx,
+        ) as juliet:
+            await juliet.send(ET.Element("{jabber:client}presence"))
+        nursery.cancel_scope.cancel()  # stops before the next periodic flush, most likely
+    with sqlite3.connect(server_config.database_path) as db:
+        rows = db.execute("SELECT user FROM last_activity").fetchall()
+    assert rows == [("juliet@localhost",)]

@@ -21,29 +21,51 @@ _SCHEMA: Final = """
 
 
 class SqliteLastActivityStorage:
-    """:class:`~xmpp_sansio.server.last.LastActivityStorage` in the table
-    ``last_activity`` of ``conn`` (created if missing); :meth:`set` is
-    committed before it returns."""
+    """:class:`~xmpp_sansio.server.last.LastActivityService`'s storage in the
+    table ``last_activity`` of ``conn`` (created if missing).
+
+    Logout times are written behind: :meth:`set` keeps them in memory (where
+    :meth:`get` sees them at once) and :meth:`flush` writes all of them in one
+    transaction. The server flushes about once a second and when it stops, so
+    a burst of logouts costs one commit, not one ``fsync`` each on the event
+    loop; a crash loses at most the last second of logout times, which XEP-0012
+    only reports. :meth:`forget` (account removal) is written at once.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._pending: dict[str, LastLogout] = {}
         with conn:
             conn.execute(_SCHEMA)
 
     def set(self, user: JID, stamp: float, status: str | None) -> None:
+        self._pending[str(user.bare)] = LastLogout(stamp, status)
+
+    def flush(self) -> None:
+        """Write the logout times kept since the last flush."""
+        if not self._pending:
+            return
+        rows = [(user, last.stamp, last.status) for user, last in self._pending.items()]
         with self._conn:
-            self._conn.execute(
+            self._conn.executemany(
                 "INSERT OR REPLACE INTO last_activity (user, stamp, status) VALUES (?, ?, ?)",
-                (str(user.bare), stamp, status),
+                rows,
             )
+        self._pending.clear()
 
     def forget(self, user: JID) -> None:
+        key = str(user.bare)
+        self._pending.pop(key, None)
         with self._conn:
-            self._conn.execute("DELETE FROM last_activity WHERE user = ?", (str(user.bare),))
+            self._conn.execute("DELETE FROM last_activity WHERE user = ?", (key,))
 
     def get(self, user: JID) -> LastLogout | None:
+        key = str(user.bare)
+        pending = self._pending.get(key)
+        if pending is not None:
+            return pending
         row = self._conn.execute(
-            "SELECT stamp, status FROM last_activity WHERE user = ?", (str(user.bare),)
+            "SELECT stamp, status FROM last_activity WHERE user = ?", (key,)
         ).fetchone()
         if row is None:
             return None
