@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 6: the load scenarios against our server and Prosody 0.12, three
-# repetitions, then one table of medians with the ratio ours/Prosody and the
-# issue's targets (ejabberd is not wired in).
+# Issue 6: the load scenarios against our server and Prosody 0.12 (and
+# ejabberd when `ejabberdctl` is installed), three repetitions, then one table
+# of medians with the ratios ours/Prosody (and ours/ejabberd) and the issue's
+# targets (against Prosody).
 #
 #   bash benchmarks/compare.sh            # full run (about 20 minutes on 2 CPUs)
 #   bash benchmarks/compare.sh --quick    # small numbers, about 2 minutes
@@ -12,6 +13,9 @@
 # Prosody then runs in the foreground from a generated config in a temp
 # directory (its own ports, data, pidfile and log); the system service is not
 # used (its start during installation is suppressed with policy-rc.d).
+# ejabberd is never installed from here (apt-get install ejabberd, with the
+# same policy-rc.d trick, to include it); when present it runs from a generated
+# config with its own node name, spool and ports, never the system service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +36,10 @@ if ! command -v prosody >/dev/null 2>&1; then
 fi
 echo "== prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null || echo '?') ($(command -v prosody))"
 
-python3 benchmarks/load/run.py --targets ours,prosody --repeat "${REPEAT:-3}" "$@"
+targets=ours,prosody
+if command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ]; then
+    targets=ours,prosody,ejabberd
+    echo "== ejabberd $(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null || echo '?')"
+fi
+
+python3 benchmarks/load/run.py --targets "$targets" --repeat "${REPEAT:-3}" "$@"

@@ -279,19 +279,22 @@ def final_table(collected: dict[str, dict[str, list[float]]], names: list[str],
     keys.sort(key=lambda k: rank.get(k.split()[0], 4))  # stable: first appearance within
     width = max([len(k) for k in keys] + [10])
     head = f"{'figure':<{width}} | " + " | ".join(f"{n:<24}" for n in names)
-    if "ours" in names and "prosody" in names:
-        head += " | ours/prosody"
+    others = [n for n in names if n != "ours"] if "ours" in names else []
+    for other in others:  # ratio columns: ours/prosody, ours/ejabberd
+        head += f" | ours/{other}"
     lines = [head, "-" * len(head)]
     for key in keys:
         cells = [_stat(collected.get(n, {}).get(key, [])) for n in names]
         line = f"{key:<{width}} | " + " | ".join(f"{c:<24}" for c in cells)
-        if "ours" in names and "prosody" in names:
+        for other in others:
             ours = collected["ours"].get(key)
-            theirs = collected["prosody"].get(key)
+            theirs = collected[other].get(key)
+            cell = "-"
             if ours and theirs and statistics.median(theirs):
                 a, b = statistics.median(ours), statistics.median(theirs)
-                line += " | -" if math.inf in (a, b) else f" | {a / b:.2f}"
-        lines.append(line)
+                cell = "-" if math.inf in (a, b) else f"{a / b:.2f}"
+            line += f" | {cell:<{len(other) + 5}}"
+        lines.append(line.rstrip())
     if "ours" in names and "prosody" in names:
         lines += ["", "issue 6 targets (medians):"]
         for label, ours_key, their_key, op, factor in rows:
@@ -324,7 +327,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--quick", action="store_true", help="small scenarios, a few seconds per target")
-    add("--targets", "--target", default="ours", help="ours,prosody (comma-separated)")
+    add("--targets", "--target", default="ours",
+        help="ours,prosody,ejabberd (comma-separated)")  # fmt: skip
     add("--scenarios", default=",".join(SCENARIO_NAMES))
     add("--repeat", type=int, default=1, help="repetitions of every scenario")
     add("--tls", choices=("direct", "starttls", "none"), default="direct",
@@ -401,8 +405,10 @@ def main() -> int:
         for name in names:
             if name == "ours":
                 target: Any = targets.Ours(workdir, profile is not None)
-            else:
+            elif name == "prosody":
                 target = targets.Prosody(workdir, args.prosody_modules)
+            else:
+                target = targets.TARGETS[name](workdir)
             try:
                 print(f"{name:<8} {target.description}: {target.prepare(needed)}")
             except Exception as exc:
