@@ -69,10 +69,6 @@ class SocketTransport:
         return cls(socket.socket(family, type_, proto, fileno=fd))
 
     @property
-    def tls(self) -> bool:
-        return isinstance(self._sock, ssl.SSLSocket)
-
-    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -103,12 +99,6 @@ class SocketTransport:
             except ssl.SSLWantWriteError:
                 await trio.lowlevel.wait_writable(tls)
         await trio.lowlevel.checkpoint_if_cancelled()
-
-    def getpeercert_der(self) -> bytes | None:
-        sock = self._sock
-        if isinstance(sock, ssl.SSLSocket):
-            return sock.getpeercert(binary_form=True)
-        return None
 
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream."""

@@ -666,9 +666,17 @@ class XMPPServer:
         if negotiation is not None:
             return negotiation
         idle = self._idle_deadline(session, conn)
-        if idle is None or session.compacted or self.compact_after <= 0:
+        compact = self._compact_at(session)
+        if idle is None or compact is None:
             return idle
-        return min(idle, session.last_input + self.compact_after)
+        return min(idle, compact)
+
+    def _compact_at(self, session: _Session) -> float | None:
+        """When the session's parser is due for compaction (None: not before
+        its next input)."""
+        if session.compacted or self.compact_after <= 0:
+            return None
+        return session.last_input + self.compact_after
 
     async def run_timers(self) -> None:
         """Fire the sessions' timers, within ``_timer_tick`` of their time.
@@ -709,32 +717,25 @@ class XMPPServer:
 
     def _fire_timer(self, session: _Session, conn: ServerConnection, now: float) -> None:
         negotiation = conn.next_deadline()
-        if (
-            negotiation is None
-            and not session.compacted
-            and self.compact_after > 0
-            and now >= session.last_input + self.compact_after
-        ):
+        compact = self._compact_at(session)
+        if negotiation is None and compact is not None and now >= compact:
             # Quiet for a while: drop the parser's state (most of an idle
             # session's memory); the next input restores it.
             session.compacted = True
             conn.compact()
-            due = self._deadline(session, conn)
-            if due is not None:
-                self._schedule(session, due)
-            return
-        if negotiation is not None:
-            conn.handle_timer(now)
-            log.info("session %d (%s): negotiation timed out", session.id, session.peer)
-            if conn.should_close:
-                self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
         else:
-            self._idle_timer(session, conn)
-        session.push()
-        if conn.should_close:
-            if session.read_scope is not None:
-                session.read_scope.cancel()
-            return
+            if negotiation is not None:
+                conn.handle_timer(now)
+                log.info("session %d (%s): negotiation timed out", session.id, session.peer)
+                if conn.should_close:
+                    self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
+            else:
+                self._idle_timer(session, conn)
+            session.push()
+            if conn.should_close:
+                if session.read_scope is not None:
+                    session.read_scope.cancel()
+                return
         due = self._deadline(session, conn)
         if due is not None:
             self._schedule(session, due)
@@ -817,11 +818,11 @@ class XMPPServer:
         try:
             await self._handle_events_batched(session, conn, batch)
         finally:
-            self.batch = None
-            for receiver in batch:
-                receiver.push()
+            self._end_batch(batch)
 
     def _end_batch(self, batch: set[_Session]) -> None:
+        """Write the batch's output now; stanzas routed from here on are
+        written at once, until ``self.batch`` is set again."""
         self.batch = None
         for receiver in batch:
             receiver.push()

@@ -57,18 +57,29 @@ def free_port() -> int:
 
 
 def wait_listening(
-    proc: subprocess.Popen[bytes], port: int, what: str, timeout: float = 30
+    proc: subprocess.Popen[bytes],
+    port: int,
+    what: str,
+    timeout: float = 30,
+    log: Path | None = None,
 ) -> None:
+    """Wait until ``proc`` accepts connections on ``port``; if it exits or
+    times out, kill its process group and raise (naming ``log`` if given)."""
     deadline = time.monotonic() + timeout
+    problem = f"{what} did not start listening within {timeout:.0f} s"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+            problem = f"{what} exited with status {proc.returncode}"
+            break
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start listening within {timeout:.0f} s")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raise RuntimeError(problem if log is None else f"{problem}; see {log}")
 
 
 class Running:
@@ -167,13 +178,7 @@ class Ours:
             command = ["py-spy", "record", "--format", "raw", "--rate", "200",
                        "-o", str(profile_raw), "--", *command]  # fmt: skip
         proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
-        try:
-            wait_listening(proc, port, "the server")
-        except RuntimeError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
+        wait_listening(proc, port, "the server")
         pid = proc.pid
         if profile_raw is not None:  # measure and stop the python child, not py-spy
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
@@ -316,13 +321,7 @@ class Prosody:
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / "prosody.stderr", "ab"),  # noqa: SIM115
         )
-        try:
-            wait_listening(proc, port, "prosody")
-        except RuntimeError as exc:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise RuntimeError(f"{exc}; see {self.workdir}/prosody.log") from None
+        wait_listening(proc, port, "prosody", log=self.workdir / "prosody.log")
         pin(proc.pid, SERVER_CPU)
         return Running(proc, proc.pid, port, signal.SIGTERM)
 
@@ -521,13 +520,7 @@ class Ejabberd:
         del profile_raw
         port = free_port()
         proc = self._spawn(tls, port, [], {})
-        try:
-            wait_listening(proc, port, "ejabberd", timeout=60)
-        except RuntimeError as exc:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise RuntimeError(f"{exc}; see {self.workdir}/ejabberd.log") from None
+        wait_listening(proc, port, "ejabberd", timeout=60, log=self.workdir / "ejabberd.log")
         pin(proc.pid, SERVER_CPU)
         return Running(proc, proc.pid, port, signal.SIGTERM)
 

@@ -41,6 +41,24 @@ async def bodies(client: Client, count: int) -> list[str]:
     return got
 
 
+async def raw_client(
+    port: int, ctx: ssl.SSLContext, jid: str, *, rcvbuf: int | None = None
+) -> trio.abc.Stream:
+    """A client negotiated by our ClientConnection whose stream the test then
+    reads and writes as raw bytes (no acks, no parsing)."""
+    tcp = await trio.open_tcp_stream("127.0.0.1", port)
+    if rcvbuf is not None:
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    conn = ClientConnection(
+        ClientConfig(
+            jid=JID.parse(jid), password=PASSWORDS[jid.split("@")[0]], stream_management=False
+        )
+    )
+    with trio.fail_after(WAIT):
+        negotiated = await _negotiate(conn, tcp, ctx, "localhost")
+    return negotiated.stream
+
+
 async def test_a_burst_in_one_write_is_delivered_complete_and_in_order(
     server: RunningServer,
 ) -> None:
@@ -51,23 +69,16 @@ async def test_a_burst_in_one_write_is_delivered_complete_and_in_order(
         ssl_context=server.client_context(),
         **options,  # type: ignore[arg-type]
     ) as juliet:
-        tcp = await trio.open_tcp_stream("127.0.0.1", server.starttls_port)
-        conn = ClientConnection(
-            ClientConfig(
-                jid=JID.parse("romeo@localhost/orchard"),
-                password=PASSWORDS["romeo"],
-                stream_management=False,
-            )
+        romeo = await raw_client(
+            server.starttls_port, server.client_context(), "romeo@localhost/orchard"
         )
-        with trio.fail_after(WAIT):
-            negotiated = await _negotiate(conn, tcp, server.client_context(), "localhost")
         burst = b"".join(
             f"<message to='juliet@localhost/balcony' type='chat'><body>{i}</body></message>".encode()
             for i in range(300)
         )
-        await negotiated.stream.send_all(burst)  # one read on the server, most likely
+        await romeo.send_all(burst)  # one read on the server, most likely
         assert await bodies(juliet, 300) == [str(i) for i in range(300)]
-        await trio.aclose_forcefully(negotiated.stream)
+        await trio.aclose_forcefully(romeo)
 
 
 async def test_idle_session_is_compacted_and_routes_as_before(server: RunningServer) -> None:
@@ -124,17 +135,7 @@ async def test_a_reader_that_pauses_gets_everything_in_order_once_it_reads(
     assert server is not None
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
-    tcp = await trio.open_tcp_stream("127.0.0.1", port)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
-    conn = ClientConnection(
-        ClientConfig(
-            jid=JID.parse("juliet@localhost/slow"),
-            password=PASSWORDS["juliet"],
-            stream_management=False,
-        )
-    )
-    with trio.fail_after(WAIT):
-        negotiated = await _negotiate(conn, tcp, ctx, "localhost")
+    juliet = await raw_client(port, ctx, "juliet@localhost/slow", rcvbuf=32768)
     count, padding = 600, "x" * 1000  # 600 KB: more than the socket buffers hold
     async with open_client(
         "romeo@localhost/orchard", PASSWORDS["romeo"], host="127.0.0.1", port=port, ssl_context=ctx
@@ -154,9 +155,9 @@ async def test_a_reader_that_pauses_gets_everything_in_order_once_it_reads(
         received = b""
         with trio.fail_after(WAIT):
             while f"m{count - 1}:".encode() not in received:
-                chunk = await negotiated.stream.receive_some(65536)
+                chunk = await juliet.receive_some(65536)
                 assert chunk
                 received += chunk
     found = [int(n) for n in re.findall(rb"<body>m(\d+):", received)]
     assert found == list(range(count))
-    await trio.aclose_forcefully(negotiated.stream)
+    await trio.aclose_forcefully(juliet)
