@@ -36,6 +36,7 @@ see is lost: only presence is ever held, never messages or IQs.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Final
 from xml.etree.ElementTree import Element, SubElement
@@ -110,6 +111,11 @@ class SMState:
         queue: the unacknowledged stanzas, oldest first; the last
             ``len(queue)`` stanzas sent.
         requested: ``outbound`` when we last sent ``<r/>``.
+        receipts: opaque tokens the embedding attached to queued stanzas
+            (:meth:`attach_receipt`), by the stanza's identity; each moves to
+            ``confirmed`` when its stanza is acknowledged.
+        confirmed: receipts of acknowledged stanzas, oldest first, until
+            :meth:`take_confirmed`.
     """
 
     id: str | None = None
@@ -121,6 +127,8 @@ class SMState:
     outbound: int = 0
     queue: deque[Element] = field(default_factory=deque)
     requested: int = 0
+    receipts: dict[int, Hashable] | None = None
+    confirmed: list[Hashable] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ("inbound", "outbound", "requested"):
@@ -182,7 +190,34 @@ class SMState:
             HandledCountTooHigh: see :meth:`check_ack`; the queue is unchanged.
         """
         count = self.check_ack(h)
-        return tuple(self.queue.popleft() for _ in range(count))
+        acked = tuple(self.queue.popleft() for _ in range(count))
+        if self.receipts:
+            for stanza in acked:
+                receipt = self.receipts.pop(id(stanza), None)
+                if receipt is not None:
+                    self.confirmed.append(receipt)
+        return acked
+
+    def attach_receipt(self, stanza: Element, receipt: Hashable) -> None:
+        """Confirm ``receipt`` (see :meth:`take_confirmed`) once ``stanza``,
+        which must be in the queue, is acknowledged. What is acknowledged is
+        what the peer handled (§4): the embedding uses this to keep a stored
+        stanza until then (e.g. an offline message, XEP-0160)."""
+        if self.receipts is None:
+            self.receipts = {}
+        self.receipts[id(stanza)] = receipt
+
+    def take_confirmed(self) -> list[Hashable]:
+        """The receipts of the stanzas acknowledged since the last call."""
+        confirmed, self.confirmed = self.confirmed, []
+        return confirmed
+
+    def take_receipt(self, stanza: Element) -> Hashable | None:
+        """Detach and return the receipt of the queued (or just taken) ``stanza``,
+        if it has one: its sender keeps it and need not have it routed again."""
+        if not self.receipts:
+            return None
+        return self.receipts.pop(id(stanza), None)
 
     def take_unacked(self) -> tuple[Element, ...]:
         """Empty the queue and return what it held: the session is ending and the

@@ -36,6 +36,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_read_rate = 100000           # bytes/s read from one connection (burst: twice that)
     idle_timeout = 300               # seconds without input: ping at half, close at full
     max_output_buffer = 1048576      # bytes queued for a client that does not read
+    output_stall_timeout = 10        # seconds a client over that bound may take no bytes (0: none)
 
     [metrics]
     enabled = false            # serve Prometheus metrics over HTTP (GET /metrics)
@@ -164,6 +165,7 @@ class LimitsConfig:
     max_read_rate: int = 100_000
     idle_timeout: float = 300.0
     max_output_buffer: int = 1 << 20
+    output_stall_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +259,7 @@ _LIMITS_KEYS: Final = (
     "max_read_rate",
     "idle_timeout",
     "max_output_buffer",
+    "output_stall_timeout",
 )
 _LISTENER_KEYS: Final = ("kind", "address", "port")
 
@@ -540,8 +543,20 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
     idle_timeout = loader.number(
         table, "idle_timeout", "limits.idle_timeout", defaults.idle_timeout
     )
+    raw_stall = table.get("output_stall_timeout", defaults.output_stall_timeout)
+    stall = (  # 0: over max_output_buffer is over, reading or not
+        0.0
+        if raw_stall == 0 and not isinstance(raw_stall, bool)
+        else loader.number(
+            table,
+            "output_stall_timeout",
+            "limits.output_stall_timeout",
+            defaults.output_stall_timeout,
+        )
+    )
     return LimitsConfig(
         idle_timeout=idle_timeout,
+        output_stall_timeout=stall,
         max_stanza_size=max_stanza_size,
         max_stanza_size_preauth=preauth,
         max_depth=max_depth,

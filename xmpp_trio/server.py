@@ -39,7 +39,8 @@ import logging
 import signal
 import sqlite3
 import ssl
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Hashable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,13 @@ class _Session:
         self.pending = bytearray()
         self._sending = False  # the writer is blocked writing to the peer
         self.max_output = limits.max_output_buffer
+        self.stall_timeout = limits.output_stall_timeout
+        # When the peer last took bytes, or output began to wait for it.
+        self.progress_at = 0.0
         self.overflowed = False
+        # Receipts (Deliver.receipt) of stanzas queued for the peer on a stream
+        # without XEP-0198: confirmed once everything queued so far is written.
+        self.unwritten: list[Hashable] = []
         self.bucket = TokenBucket(limits.max_read_rate, 2.0 * limits.max_read_rate)
         self.last_input = trio.current_time()
         self.pinged = False
@@ -191,21 +198,31 @@ class _Session:
         if self._writer is not None:
             self._writer.cancel()
 
-    def deliver(self, element: Any) -> None:
+    def deliver(self, element: Any, receipt: Hashable | None = None) -> None:
+        """Queue ``element`` for the peer. Its ``receipt``, if any, is confirmed
+        to the router once the stanza is written (acknowledged, with XEP-0198)."""
         conn = self.conn
         if conn is None:
             return
+        sm = conn.sm
         if conn.state is not State.READY:
-            if conn.sm is not None:
+            if sm is not None:
                 # The stream is ending but the session goes on (XEP-0198 §4): keep
                 # the stanza with it, to be sent on resumption or routed again.
-                conn.sm.record_outbound(element)
+                sm.record_outbound(element)
+                if receipt is not None:
+                    sm.attach_receipt(element, receipt)
             return
         try:
             conn.send(element)
         except Exception:  # an element that cannot be serialised: drop it
             log.exception("session %d: cannot deliver a stanza", self.id)
             return
+        if receipt is not None:
+            if sm is not None and sm.queue and sm.queue[-1] is element:
+                sm.attach_receipt(element, receipt)
+            elif sm is None:
+                self.unwritten.append(receipt)
         server = self.server
         server.metrics.stanzas_out.inc()
         batch = server.batch
@@ -234,12 +251,20 @@ class _Session:
             except _TRANSPORT_ERRORS:
                 sent = 0  # the writer meets the error again and ends the session
             if sent < len(data):
+                self.progress_at = trio.current_time()
                 self.pending += data[sent:]
-                if len(self.pending) > self.max_output:
-                    self._overflow(conn)
+                self._check_bound(conn)
                 self.kick()
+        if self.unwritten and not self.pending and not self.overflowed:
+            self._written()
         if conn.should_close:
             self.kick()
+
+    def _written(self) -> None:
+        """Everything queued for the peer so far is written: confirm the
+        receipts of the stanzas among it."""
+        receipts, self.unwritten = self.unwritten, []
+        self.server.confirm(self.id, receipts)
 
     def _drain(self) -> None:
         """Move the connection's output into ``pending``, enforcing its bound."""
@@ -247,12 +272,23 @@ class _Session:
         if conn is None or self.overflowed:
             return
         self.pending += conn.data_to_send()
-        if len(self.pending) > self.max_output:
+        self._check_bound(conn)
+
+    def _check_bound(self, conn: ServerConnection) -> None:
+        """Apply ``max_output_buffer`` to a peer that stopped reading: more
+        than that waits for it and it took no byte for ``output_stall_timeout``
+        seconds. A peer that reads is given the time to take a burst (a
+        resumption's retransmission, say) up to four times the bound."""
+        size = len(self.pending)
+        if size > self.max_output and (
+            size > 4 * self.max_output
+            or trio.current_time() - self.progress_at >= self.stall_timeout
+        ):
             self._overflow(conn)
 
     def _overflow(self, conn: ServerConnection) -> None:
         """More than ``max_output_buffer`` bytes wait for a peer that does not
-        read. A resumable session is detached (its unacknowledged stanzas stay
+        read (see :meth:`_check_bound`). A resumable session is detached (its unacknowledged stanzas stay
         in the XEP-0198 queue); any other is closed with ``policy-violation``
         (RFC 6120 §4.9.3.15). Either way the transport is dropped at once: the
         peer reads nothing, so waiting for it to take the error is pointless."""
@@ -285,10 +321,25 @@ class _Session:
                     sent = self.transport.send_nowait(self.pending)
                     if sent:
                         del self.pending[:sent]
-                    else:
+                        self.progress_at = trio.current_time()
+                    elif self.stall_timeout > 0:
+                        # Over the bound, the peer must read within the stall
+                        # time; under it, look again after that long, in case
+                        # output grows past the bound meanwhile.
+                        now = trio.current_time()
+                        over = len(self.pending) > self.max_output
+                        due = self.progress_at if over else now
+                        with trio.move_on_at(due + self.stall_timeout):
+                            await self.transport.wait_send()
+                        self._check_bound(self.conn)
+                        if self.overflowed:
+                            return
+                    else:  # _drain applies the bound as soon as it is exceeded
                         await self.transport.wait_send()
             finally:
                 self._sending = False
+            if self.unwritten and not self.pending and not self.overflowed:
+                self._written()
 
     async def _write(self, scope: trio.CancelScope) -> None:
         """The writer task: flush (waiting for the peer as needed), carry out
@@ -371,6 +422,9 @@ class XMPPServer:
         self._next_id = 1
         #: sessions with output from the read being handled (see _handle_events)
         self.batch: set[_Session] | None = None
+        # Receipts handed back to the router by confirm(), in order.
+        self._confirmations: deque[tuple[int, Hashable]] = deque()
+        self._confirming = False
         #: where sessions' writer tasks run (set by run_server)
         self.nursery: trio.Nursery | None = None
         # Timers (negotiation deadline, idle ping and timeout): one entry per
@@ -399,24 +453,43 @@ class XMPPServer:
                 if detached is None:
                     continue
                 if isinstance(effect, Deliver):
-                    self._queue_detached(effect.session, detached, effect.element)
+                    self._queue_detached(effect.session, detached, effect.element, effect.receipt)
                 else:  # replaced by a new session: the router unbound it already
                     self._expire(effect.session)
             elif isinstance(effect, Deliver):
-                session.deliver(effect.element)
+                session.deliver(effect.element, effect.receipt)
             elif isinstance(effect, Disconnect) and session.conn is not None:
                 session.conn.close(effect.condition)
                 if effect.condition is not None:
                     self.count_stream_error(effect.condition)
                 session.kick()
 
+    def confirm(self, session_id: int, receipts: Sequence[Hashable]) -> None:
+        """Hand the receipts of stanzas that reached their client back to the
+        router, and carry out what follows (e.g. the next page of offline
+        messages). Receipts confirmed meanwhile wait their turn: no recursion."""
+        self._confirmations.extend((session_id, receipt) for receipt in receipts)
+        if self._confirming:
+            return
+        self._confirming = True
+        try:
+            while self._confirmations:
+                sid, receipt = self._confirmations.popleft()
+                self.apply(self.router.handed_over(sid, receipt))
+        finally:
+            self._confirming = False
+
     # -- stream management (XEP-0198) --------------------------------------------------
 
-    def _queue_detached(self, session_id: int, detached: _Detached, element: Any) -> None:
+    def _queue_detached(
+        self, session_id: int, detached: _Detached, element: Any, receipt: Hashable | None = None
+    ) -> None:
         """A stanza for a detached session: presence updates are held (the latest
         per sender), anything else waits in the SM queue for a resumption."""
         for stanza in detached.held.offer(element):
             detached.state.record_outbound(stanza)
+            if receipt is not None and stanza is element:
+                detached.state.attach_receipt(stanza, receipt)
         if len(detached.state.queue) > self.max_unacked:
             log.info("session %d: too many stanzas while detached", session_id)
             self._expire(session_id)
@@ -446,6 +519,8 @@ class XMPPServer:
         if unacked:
             log.info("session %d: routing %d unacknowledged stanzas", session_id, len(unacked))
         for stanza in unacked:
+            if state.take_receipt(stanza) is not None:
+                continue  # its sender still holds it (an offline message, kept stored)
             if stanza_kind(stanza) is StanzaKind.PRESENCE or any(
                 child.tag.startswith(_CARBONS_PREFIX) for child in stanza
             ):
@@ -791,6 +866,9 @@ class XMPPServer:
         except RemoteProtocolError as exc:
             log.info("session %d (%s): stream error %s", session.id, session.peer, exc)
             self.count_stream_error(exc.condition)
+        sm = conn.sm
+        if sm is not None and sm.confirmed:  # acknowledged: handed over (XEP-0198 §4)
+            self.confirm(session.id, sm.take_confirmed())
         session.push()
         if data:
             # Backpressure (the read rate limit): wait before reading more.

@@ -58,6 +58,21 @@ def bodies(elements: Sequence[Element]) -> list[str | None]:
     return [el.findtext(C + "body") for el in elements]
 
 
+def hand_over(router: Router, effects: Sequence[Effect]) -> list[Effect]:
+    """Confirm every receipt in ``effects``, as the I/O layer does once the
+    stanzas are written (or acknowledged), and return what that produced, the
+    next pages' receipts confirmed too."""
+    produced: list[Effect] = []
+    todo = list(effects)
+    while todo:
+        effect = todo.pop(0)
+        if isinstance(effect, Deliver) and effect.receipt is not None:
+            more = router.handed_over(effect.session, effect.receipt)
+            produced.extend(more)
+            todo.extend(more)
+    return produced
+
+
 class Setup:
     def __init__(self, max_per_user: int = 1000, extra: Sequence[Service] = ()) -> None:
         self.clock = Clock()
@@ -124,6 +139,8 @@ def test_stored_messages_are_delivered_at_initial_presence_oldest_first_with_del
         assert delays[0].text == "Offline Storage"
     # the presence itself was broadcast to the session too, before the messages
     assert isinstance(effects[0], Deliver) and effects[0].element.tag == C + "presence"
+    assert s.storage.count(JULIET) == 3  # kept until handed over
+    assert hand_over(s.router, effects) == []
     assert s.storage.count(JULIET) == 0
 
 
@@ -144,7 +161,9 @@ def test_negative_priority_does_not_flush_and_later_non_negative_does(s: Setup) 
     # still no non-negative resource: a new message is stored too
     assert s.send("<message to='juliet@example.com'><body>more</body></message>") == []
     # XEP-0160 §2 step 5: non-negative available presence delivers
-    assert bodies(delivered(online(s.router, BALCONY, 0), BALCONY)) == ["wait", "more"]
+    effects = online(s.router, BALCONY, 0)
+    assert bodies(delivered(effects, BALCONY)) == ["wait", "more"]
+    hand_over(s.router, effects)
     assert s.storage.count(JULIET) == 0
 
 
@@ -272,7 +291,80 @@ def test_unreadable_stored_rows_are_skipped_and_deleted(s: Setup) -> None:
     s.storage.push(JULIET, b"<message", T0, 10)
     s.send("<message to='juliet@example.com'><body>ok</body></message>")
     s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
-    assert bodies(delivered(online(s.router, BALCONY), BALCONY)) == ["ok"]
+    effects = online(s.router, BALCONY)
+    assert bodies(delivered(effects, BALCONY)) == ["ok"]
+    hand_over(s.router, effects)
+    assert s.storage.count(JULIET) == 0
+
+
+def test_nothing_is_deleted_before_it_is_handed_over(s: Setup) -> None:
+    for i in range(3):
+        s.send(f"<message to='juliet@example.com'><body>m{i}</body></message>")
+    s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    effects = online(s.router, BALCONY)
+    receipts = [e for e in effects if isinstance(e, Deliver) and e.receipt is not None]
+    assert bodies([e.element for e in receipts]) == ["m0", "m1", "m2"]
+    # the first two were written (or acked), then the connection broke
+    for effect in receipts[:2]:
+        assert s.router.handed_over(BALCONY, effect.receipt) == []
+    s.router.unbind(BALCONY)
+    assert [bodies([parse_fragment(m.stanza)]) for m in s.storage.peek(JULIET)] == [["m2"]]
+    s.router.bind(CHAMBER, JID.parse("juliet@example.com/chamber"))
+    assert bodies(delivered(online(s.router, CHAMBER), CHAMBER)) == ["m2"]
+
+
+def test_stored_messages_go_out_in_pages_each_after_the_last_was_handed_over() -> None:
+    storage = MemoryOfflineStorage()
+    service = OfflineService(storage, Clock(), page_size=4, page_bytes=1 << 20)
+    router = Router(["example.com"], account_exists=lambda local, d: True, services=[service])
+    router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
+    for i in range(10):
+        router.route(ROMEO, x(f"<message to='juliet@example.com'><body>{i}</body></message>"))
+    router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    effects = online(router, BALCONY)
+    pages = []
+    while page := [e for e in effects if isinstance(e, Deliver) and e.receipt is not None]:
+        pages.append(bodies([e.element for e in page]))
+        assert storage.count(JULIET) == 10 - sum(map(len, pages[:-1]))
+        effects = []
+        for e in page:  # one page at a time: nothing more until its last one
+            assert not effects
+            effects = router.handed_over(BALCONY, e.receipt)
+    assert pages == [["0", "1", "2", "3"], ["4", "5", "6", "7"], ["8", "9"]]
+    assert storage.count(JULIET) == 0
+
+
+def test_a_page_holds_at_most_page_bytes_but_at_least_one_message() -> None:
+    storage = MemoryOfflineStorage()
+    service = OfflineService(storage, Clock(), page_size=100, page_bytes=300)
+    router = Router(["example.com"], account_exists=lambda local, d: True, services=[service])
+    router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
+    big = "x" * 400
+    router.route(ROMEO, x(f"<message to='juliet@example.com'><body>{big}</body></message>"))
+    for i in range(4):
+        router.route(ROMEO, x(f"<message to='juliet@example.com'><body>{i}</body></message>"))
+    router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    effects = online(router, BALCONY)
+    assert bodies(delivered(effects, BALCONY)) == [big]  # alone over the bound
+    (receipt,) = [e.receipt for e in effects if isinstance(e, Deliver) and e.receipt]
+    effects = router.handed_over(BALCONY, receipt)
+    sizes = [len(m.stanza) for m in storage.peek(JULIET)]
+    fits = max(k for k in range(len(sizes) + 1) if sum(sizes[:k]) <= 300)
+    assert 1 < fits < 4
+    assert bodies(delivered(effects, BALCONY)) == [str(i) for i in range(fits)]
+
+
+def test_another_resource_gets_what_an_ended_flush_left() -> None:
+    s = Setup()
+    s.send("<message to='juliet@example.com'><body>kept</body></message>")
+    s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    s.router.bind(CHAMBER, JID.parse("juliet@example.com/chamber"))
+    assert bodies(delivered(online(s.router, BALCONY), BALCONY)) == ["kept"]
+    assert delivered(online(s.router, CHAMBER), CHAMBER) == []  # waits its turn
+    s.router.unbind(BALCONY)  # before the message was handed over
+    effects = online(s.router, CHAMBER, 2)  # a presence update
+    assert bodies(delivered(effects, CHAMBER)) == ["kept"]
+    hand_over(s.router, effects)
     assert s.storage.count(JULIET) == 0
 
 

@@ -14,6 +14,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xmpp_sansio.errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
 from xmpp_sansio.jid import JID
@@ -256,6 +258,42 @@ def test_take_unacked_empties_the_queue() -> None:
     (taken,) = state.take_unacked()
     assert taken.findtext("{jabber:client}body") == "x"
     assert not state.queue and state.acked == state.outbound == 1
+
+
+def test_receipts_are_confirmed_when_their_stanzas_are_acknowledged() -> None:
+    state = SMState(outbound=MODULUS - 1)  # across the wrap too
+    sent = [message(str(i)) for i in range(4)]
+    for stanza in sent:
+        state.record_outbound(stanza)
+    state.attach_receipt(sent[1], "r1")
+    state.attach_receipt(sent[3], "r3")
+    state.ack(0)  # the first stanza only
+    assert state.take_confirmed() == []
+    state.ack(1)
+    assert state.take_confirmed() == ["r1"]
+    assert state.take_confirmed() == []
+    (_, last) = state.take_unacked()
+    assert state.take_receipt(last) == "r3"  # the caller keeps it from being routed again
+    assert state.take_receipt(last) is None
+
+
+@given(st.lists(st.booleans(), max_size=30), st.lists(st.integers(0, 30), max_size=10))
+def test_every_receipt_is_confirmed_once_in_order_or_left_with_its_stanza(
+    marks: list[bool], acks: list[int]
+) -> None:
+    state = SMState()
+    stanzas = [message(str(i)) for i in range(len(marks))]
+    for i, (stanza, marked) in enumerate(zip(stanzas, marks, strict=True)):
+        state.record_outbound(stanza)
+        if marked:
+            state.attach_receipt(stanza, i)
+    confirmed: list[object] = []
+    for h in sorted(min(a, len(marks)) for a in acks):
+        state.ack(h)
+        confirmed.extend(state.take_confirmed())
+    left = [state.take_receipt(s) for s in state.take_unacked()]
+    expected = [i for i, marked in enumerate(marks) if marked]
+    assert confirmed + [r for r in left if r is not None] == expected
 
 
 def test_request_policy() -> None:

@@ -384,8 +384,13 @@ async def test_output_to_a_client_that_does_not_read_is_bounded(
     config: ServerConfig, nursery: trio.Nursery, sm: bool
 ) -> None:
     bound = 65536
+    # output_stall_timeout 0: over the bound is over, as soon as the socket is
+    # full (test_offline_delivery covers the stall time given to a reader).
     started = await start(
-        nursery, with_limits(config, max_output_buffer=bound, max_read_rate=10_000_000)
+        nursery,
+        with_limits(
+            config, max_output_buffer=bound, max_read_rate=10_000_000, output_stall_timeout=0
+        ),
     )
     server = started.server
     async with silent_client(started, "juliet", sm=sm) as (conn, _stream):

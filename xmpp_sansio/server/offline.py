@@ -12,10 +12,18 @@ unless the account's queue is full, in which case the sender gets
 When a resource of the account next sends available presence with a
 non-negative priority (XEP-0160 §2 step 5), the stored messages are delivered
 to that resource, oldest first, each with a ``<delay/>`` (XEP-0203) stamped
-with the time the server received it, and only then deleted. The storage
-API (:meth:`OfflineStorage.peek` then :meth:`OfflineStorage.delete` up to the
-last id handed over) means a message that arrives in between, or a failure
-before the effects were produced, never loses a message.
+with the time the server received it. A message is deleted only once it has
+been handed over: each one is delivered with a receipt
+(:class:`~xmpp_sansio.server.router.Deliver`), which the I/O layer passes
+back to :meth:`Router.handed_over` when the message is written to the client,
+or acknowledged if the stream has XEP-0198 on. Messages go out in bounded
+pages (``page_size`` messages and ``page_bytes`` bytes at most, but at least
+one message), the next page once the last message of the previous one was
+handed over, so a full queue never arrives as one burst that a reading client
+could not take in time. One resource of an account is served at a time. If
+the connection ends first, what was not handed over stays stored and is
+delivered at the next available presence; nothing is lost, though a message
+written but not acknowledged may come twice.
 
 Which messages are stored (XEP-0160 §3, XEP-0085 §5.8, XEP-0334 §4):
 
@@ -32,7 +40,7 @@ Which messages are stored (XEP-0160 §3, XEP-0085 §5.8, XEP-0334 §4):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
@@ -49,7 +57,7 @@ from .router import Deliver
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import BoundSession, Effect
+    from .router import BoundSession, Effect, SessionId
 
 __all__ = [
     "OFFLINE_FEATURE",
@@ -98,8 +106,9 @@ class OfflineStorage(Protocol):
         return whether it was stored."""
         ...
 
-    def peek(self, user: JID) -> list[StoredMessage]:
-        """All of ``user``'s messages, oldest first, without removing them."""
+    def peek(self, user: JID, limit: int | None = None) -> list[StoredMessage]:
+        """``user``'s oldest ``limit`` messages (all if ``None``), oldest first,
+        without removing them."""
         ...
 
     def delete(self, user: JID, upto_id: int) -> None:
@@ -126,8 +135,8 @@ class MemoryOfflineStorage:
         queue.append(StoredMessage(self._last_id, stanza, stamp))
         return True
 
-    def peek(self, user: JID) -> list[StoredMessage]:
-        return list(self._queues.get(user.bare, ()))
+    def peek(self, user: JID, limit: int | None = None) -> list[StoredMessage]:
+        return list(self._queues.get(user.bare, ()))[:limit]
 
     def delete(self, user: JID, upto_id: int) -> None:
         queue = self._queues.get(user.bare)
@@ -180,12 +189,23 @@ def _is_standalone_chat_state(element: Element) -> bool:
     return has_state
 
 
+@dataclass(frozen=True, slots=True)
+class _Receipt:
+    """Delete ``user``'s messages up to id ``upto`` once the message that
+    carries this receipt is handed over; ``last``: it ends its page."""
+
+    user: JID
+    upto: int
+    last: bool
+
+
 class OfflineService(Service):
     """XEP-0160 offline storage over an :class:`OfflineStorage`.
 
     ``clock`` returns UNIX seconds (the stored stamp); ``max_per_user`` is
     the per-account quota, beyond which messages are bounced with
-    ``service-unavailable`` (XEP-0160 §2).
+    ``service-unavailable`` (XEP-0160 §2); ``page_size`` and ``page_bytes``
+    bound one page of the flush (see the module docstring).
     """
 
     server_features: ClassVar[tuple[str, ...]] = (OFFLINE_FEATURE,)
@@ -195,18 +215,28 @@ class OfflineService(Service):
         storage: OfflineStorage,
         clock: Callable[[], float],
         max_per_user: int = 1000,
+        *,
+        page_size: int = 50,
+        page_bytes: int = 65536,
     ) -> None:
         if max_per_user < 0:
             raise ValueError("max_per_user must not be negative")
+        if page_size < 1 or page_bytes < 1:
+            raise ValueError("page_size and page_bytes must be positive")
         self._storage = storage
         self._clock = clock
         self._max_per_user = max_per_user
+        self._page_size = page_size
+        self._page_bytes = page_bytes
+        # account -> the session its stored messages are being flushed to
+        self._flushing: dict[JID, SessionId] = {}
 
     def account_removed(self, account: JID) -> list[Effect]:
         """Drop the removed account's stored messages."""
         stored = self._storage.peek(account.bare)
         if stored:
             self._storage.delete(account.bare, stored[-1].id)
+        self._flushing.pop(account.bare, None)
         return []
 
     def message_undeliverable(self, element: Element, recipient: JID) -> list[Effect] | None:
@@ -231,37 +261,87 @@ class OfflineService(Service):
     def presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
     ) -> list[Effect]:
-        """Deliver the stored messages to a resource that sent available presence
-        with a non-negative priority (XEP-0160 §2 step 5), oldest first, each
-        with a XEP-0203 ``<delay/>`` from the server's domain; then delete them.
+        """Start delivering the stored messages to a resource that sent
+        available presence with a non-negative priority (XEP-0160 §2 step 5),
+        oldest first, each with a XEP-0203 ``<delay/>`` from the server's
+        domain: the first page now, the next ones as each is handed over.
 
         Not only initial presence: a resource that raises its priority from a
         negative value also qualifies, and a queue that is empty costs one
-        :meth:`OfflineStorage.peek`. A message that an inbound filter (e.g.
-        blocking, added since it was stored) now stops is not delivered; the
-        filter's effects are returned instead.
+        :meth:`OfflineStorage.peek`. While a flush to one resource is under
+        way, the account's other resources wait their turn.
         """
         if element.get("type") is not None or session.priority < 0:
             return []
         user = session.jid.bare
-        stored = self._storage.peek(user)
-        if not stored:
+        if user in self._flushing:
             return []
+        return self._next_page(session)
+
+    def handed_over(
+        self, session: SessionId, bound: BoundSession | None, receipt: Hashable
+    ) -> list[Effect]:
+        """A stored message reached its client: delete it and those before it;
+        after the last message of a page, deliver the next page if the session
+        is still available with a non-negative priority."""
+        if not isinstance(receipt, _Receipt):
+            return []
+        self._storage.delete(receipt.user, receipt.upto)
+        if not receipt.last or self._flushing.get(receipt.user) != session:
+            return []
+        del self._flushing[receipt.user]
+        if bound is None or not bound.available or bound.priority < 0:
+            return []
+        return self._next_page(bound)
+
+    def session_unbound(self, session: BoundSession) -> list[Effect]:
+        """A session that was being flushed to ended: what it did not get stays
+        stored for the next available resource."""
+        user = session.jid.bare
+        if self._flushing.get(user) == session.id:
+            del self._flushing[user]
+        return []
+
+    def _next_page(self, session: BoundSession) -> list[Effect]:
+        """Deliver the next page of ``session``'s account, each message with a
+        :class:`_Receipt`. Messages an inbound filter (e.g. blocking, added
+        since they were stored) now stops are not delivered (the filter's
+        effects are returned instead) and go with the next receipt; a page
+        with nothing left to deliver is deleted at once."""
+        user = session.jid.bare
         effects: list[Effect] = []
-        for item in stored:
-            try:
-                message = parse_fragment(item.stanza)
-                sender = JID.parse(message.get("from", ""))
-            except (ValueError, InvalidJID):
-                continue  # unreadable row: nothing sensible to deliver
-            stopped = self._filtered(message, sender, user)
-            if stopped is not None:
-                effects.extend(stopped)
+        while True:
+            stored = self._storage.peek(user, self._page_size)
+            if not stored:
+                return effects
+            page: list[tuple[Element, int]] = []
+            size = 0
+            for item in stored:
+                if page and size + len(item.stanza) > self._page_bytes:
+                    break
+                size += len(item.stanza)
+                last_id = item.id
+                try:
+                    message = parse_fragment(item.stanza)
+                    sender = JID.parse(message.get("from", ""))
+                except (ValueError, InvalidJID):
+                    continue  # unreadable row: nothing sensible to deliver
+                stopped = self._filtered(message, sender, user)
+                if stopped is not None:
+                    effects.extend(stopped)
+                    continue
+                delayed = with_delay(message, item.stamp, session.jid.domain, _OFFLINE_REASON)
+                page.append((delayed, item.id))
+            if not page:
+                self._storage.delete(user, last_id)
                 continue
-            delayed = with_delay(message, item.stamp, session.jid.domain, _OFFLINE_REASON)
-            effects.append(Deliver(session.id, delayed))
-        self._storage.delete(user, stored[-1].id)
-        return effects
+            # Rows skipped after the last delivered one go with its receipt.
+            page[-1] = (page[-1][0], last_id)
+            self._flushing[user] = session.id
+            for index, (delayed, upto) in enumerate(page):
+                receipt = _Receipt(user, upto, index == len(page) - 1)
+                effects.append(Deliver(session.id, delayed, receipt))
+            return effects
 
     def _filtered(self, message: Element, sender: JID, user: JID) -> list[Effect] | None:
         for service in self.router.services:

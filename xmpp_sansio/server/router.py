@@ -18,7 +18,7 @@ implemented: stanzas for other domains get ``remote-server-not-found``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 from xml.etree.ElementTree import Element
@@ -61,10 +61,19 @@ SessionId = int
 
 @dataclass(frozen=True, slots=True)
 class Deliver:
-    """Send ``element`` to the client of ``session``."""
+    """Send ``element`` to the client of ``session``.
+
+    ``receipt``, if given, asks the caller to keep the stanza's handover in
+    view: once the stanza is handed over (written to the peer, or
+    acknowledged when the stream has XEP-0198 on) the caller passes the
+    receipt back to :meth:`Router.handed_over`. A stanza that never is (the
+    connection broke first) is not routed again by the caller: the service
+    that sent it still holds it (e.g. an offline message, XEP-0160).
+    """
 
     session: SessionId
     element: Element
+    receipt: Hashable | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +147,7 @@ class Router:
         self._filter_inbound = _overriding(self.services, "filter_inbound")
         self._message_sent = _overriding(self.services, "message_sent")
         self._message_delivered = _overriding(self.services, "message_delivered")
+        self._handed_over = _overriding(self.services, "handed_over")
         for service in self.services:
             service.attach(self)
 
@@ -212,6 +222,17 @@ class Router:
                 effects.extend(service.presence_broadcast(entry, unavailable, False))
         for service in self.services:
             effects.extend(service.session_unbound(entry))
+        return effects
+
+    def handed_over(self, session: SessionId, receipt: Hashable) -> list[Effect]:
+        """The stanza delivered to ``session`` with ``receipt`` (see
+        :class:`Deliver`) was handed over: each service's ``handed_over`` runs
+        (the one that issued the receipt acts on it). ``session`` need not be
+        bound any more."""
+        effects: list[Effect] = []
+        entry = self._sessions.get(session)
+        for service in self._handed_over:
+            effects.extend(service.handed_over(session, entry, receipt))
         return effects
 
     def session(self, session: SessionId) -> BoundSession | None:

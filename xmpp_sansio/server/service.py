@@ -27,7 +27,9 @@ from ..jid import JID
 from ..stanza import Iq
 
 if TYPE_CHECKING:
-    from .router import BoundSession, Effect, Router
+    from collections.abc import Hashable
+
+    from .router import BoundSession, Effect, Router, SessionId
 
 __all__ = ["Service"]
 
@@ -129,6 +131,15 @@ class Service:
 
     def session_unbound(self, session: BoundSession) -> list[Effect]:
         """A session ended (after its unavailable presence was broadcast)."""
+        return []
+
+    def handed_over(
+        self, session: SessionId, bound: BoundSession | None, receipt: Hashable
+    ) -> list[Effect]:
+        """A stanza this service delivered with ``receipt`` (a
+        :class:`~xmpp_sansio.server.router.Deliver` field) reached ``session``'s
+        client; ``bound`` is its record, ``None`` if it has ended since. Every
+        service with this hook sees every receipt: ignore those of others."""
         return []
 
     # -- accounts ----------------------------------------------------------------------

@@ -51,10 +51,10 @@ class SqliteOfflineStorage:
             )
         return cursor.rowcount == 1
 
-    def peek(self, user: JID) -> list[StoredMessage]:
+    def peek(self, user: JID, limit: int | None = None) -> list[StoredMessage]:
         rows = self._conn.execute(
-            "SELECT id, stanza, stamp FROM offline_messages WHERE user = ? ORDER BY id",
-            (str(user.bare),),
+            "SELECT id, stanza, stamp FROM offline_messages WHERE user = ? ORDER BY id LIMIT ?",
+            (str(user.bare), -1 if limit is None else limit),
         ).fetchall()
         return [StoredMessage(int(id_), bytes(stanza), float(stamp)) for id_, stanza, stamp in rows]
 
