@@ -25,6 +25,7 @@ Errors are printed to standard error and give exit status 1.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import getpass
 import logging
 import sys
@@ -125,12 +126,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     # Imported here so the other subcommands work without loading the server.
     from xmpp_trio.server import run_server  # type: ignore[import-not-found,unused-ignore]
+    from xmpp_trio.storage import StorageError
 
+    # A fatal signal (SIGBUS from a vanished or read-only database file, say)
+    # leaves a traceback on stderr instead of nothing.
+    faulthandler.enable()
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
         logging.getLogger("xmpp_trio").info("interrupted, shutting down")
         return 0
+    except StorageError as exc:  # e.g. a corrupt database, found at start
+        raise CommandError(str(exc)) from None
     except OSError as exc:
         # e.g. a listener's address is already in use.
         raise CommandError(str(exc)) from None

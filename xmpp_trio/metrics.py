@@ -80,6 +80,11 @@ class Metrics:
         self.connections_refused = Counter(
             "xmpp_connections_refused", "Connections refused by a limit", ["limit"], registry=r
         )
+        self.storage_errors = Counter(
+            "xmpp_storage_errors",
+            "Database errors met while serving (disk full, read-only, corrupt...)",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The text exposition format of every metric."""

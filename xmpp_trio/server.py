@@ -93,6 +93,8 @@ _RECEIVE_SIZE = 65536
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 _CLOSE_GRACE = 5.0
 _STORE_FLUSH = 1.0  # seconds between writes of what stores keep behind
+_STORAGE_LOG_EVERY = 10.0  # seconds between logs of database errors
+_SQLITE_FULL = 13  # SQLITE_FULL: database or disk is full
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
 _PING = "{urn:xmpp:ping}ping"
@@ -191,6 +193,17 @@ class _Session:
         scope = trio.CancelScope()
         self._writer = scope
         nursery.start_soon(self._write, scope)
+
+    def fail(self, condition: StreamErrorCondition) -> None:
+        """End the stream with the stream error ``condition`` (after an internal
+        error): write what the socket takes now, without waiting."""
+        conn = self.conn
+        if conn is None or conn.should_close:
+            return
+        conn.close(condition)
+        self.server.count_stream_error(condition)
+        with suppress(*_TRANSPORT_ERRORS):
+            self.transport.send_nowait(bytes(self.pending) + conn.data_to_send())
 
     def stop_writer(self) -> None:
         """The session is over: cancel its writer, start no other."""
@@ -379,6 +392,7 @@ class XMPPServer:
     ) -> None:
         self.config = config
         self.store = store
+        self.db = db  # the services' database connection
         self.ssl_context = ssl_context
         self.tls_info = _tls.server_tls_info(certificate_der)
         self.services = build_services(config, store, db)
@@ -425,6 +439,8 @@ class XMPPServer:
         # Receipts handed back to the router by confirm(), in order.
         self._confirmations: deque[tuple[int, Hashable]] = deque()
         self._confirming = False
+        self._storage_errors = 0  # database errors since the last logged one
+        self._storage_log_at = 0.0
         #: where sessions' writer tasks run (set by run_server)
         self.nursery: trio.Nursery | None = None
         # Timers (negotiation deadline, idle ping and timeout): one entry per
@@ -464,6 +480,28 @@ class XMPPServer:
                     self.count_stream_error(effect.condition)
                 session.kick()
 
+    def storage_failed(self, exc: sqlite3.Error, doing: str) -> StanzaErrorCondition:
+        """Count and log (at most every few seconds) a database error met while
+        ``doing`` something; return the stanza error that tells the sender:
+        ``resource-constraint`` when the database or disk is full (RFC 6120
+        §8.3.3.18), else ``internal-server-error`` (§8.3.3.6). The session
+        goes on: whatever does not need the failed write is still served."""
+        self.metrics.storage_errors.inc()
+        self._storage_errors += 1
+        now = trio.current_time()
+        if now >= self._storage_log_at:
+            log.error(
+                "%s: database error %s (%d since the last report)",
+                doing,
+                exc,
+                self._storage_errors,
+            )
+            self._storage_errors = 0
+            self._storage_log_at = now + _STORAGE_LOG_EVERY
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return StanzaErrorCondition.RESOURCE_CONSTRAINT
+        return StanzaErrorCondition.INTERNAL_SERVER_ERROR
+
     def confirm(self, session_id: int, receipts: Sequence[Hashable]) -> None:
         """Hand the receipts of stanzas that reached their client back to the
         router, and carry out what follows (e.g. the next page of offline
@@ -475,7 +513,12 @@ class XMPPServer:
         try:
             while self._confirmations:
                 sid, receipt = self._confirmations.popleft()
-                self.apply(self.router.handed_over(sid, receipt))
+                try:
+                    effects = self.router.handed_over(sid, receipt)
+                except sqlite3.Error as exc:  # kept stored: delivered again later
+                    self.storage_failed(exc, f"session {sid}: confirming a delivery")
+                    continue
+                self.apply(effects)
         finally:
             self._confirming = False
 
@@ -525,7 +568,11 @@ class XMPPServer:
                 child.tag.startswith(_CARBONS_PREFIX) for child in stanza
             ):
                 continue
-            self.apply(self.router.route_inbound(stanza))
+            try:
+                self.apply(self.router.route_inbound(stanza))
+            except sqlite3.Error as exc:  # e.g. offline storage full: tell the sender
+                condition = self.storage_failed(exc, f"session {session_id}: routing unacked")
+                self.apply(self.router.bounce(stanza, condition))
 
     def _session_ended(self, session: _Session) -> _Detached | None:
         """A bound session's connection is over. Keep the session for resumption
@@ -635,8 +682,10 @@ class XMPPServer:
         except _TRANSPORT_ERRORS as exc:
             log.debug("session %d: transport ended: %r", session_id, exc)
         except Exception:
-            # A bug must cost one connection, never the server.
+            # A bug must cost one connection, never the server; the client is
+            # told (RFC 6120 §4.9.3.8), as far as its socket takes it now.
             log.exception("session %d: internal error", session_id)
+            session.fail(StreamErrorCondition.INTERNAL_SERVER_ERROR)
         finally:
             # Synchronously (no checkpoint): from here on, stanzas for the session
             # go to its detached record or are routed elsewhere, never lost.
@@ -912,7 +961,12 @@ class XMPPServer:
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
                 self.metrics.stanzas_in.inc()
-                self.apply(self.router.route(session.id, event.element))
+                try:
+                    effects = self.router.route(session.id, event.element)
+                except sqlite3.Error as exc:
+                    condition = self.storage_failed(exc, f"session {session.id}: routing")
+                    effects = self.router.failed(session.id, event.element, condition)
+                self.apply(effects)
             elif isinstance(event, CredentialsRequested):
                 wait = self._auth_blocked(session, conn, event.username)
                 if wait > 0:
@@ -1115,6 +1169,11 @@ async def run_server(
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = AccountStore.open(config.database_path)
+    try:
+        store.check_integrity()
+    except BaseException:
+        store.close()
+        raise
     db = open_database(config)
     server: XMPPServer | None = None
     try:

@@ -127,6 +127,22 @@ class AccountStore:
             raise
         return cls(db, path)
 
+    def check_integrity(self) -> None:
+        """Run SQLite's ``quick_check`` over the whole database file (accounts
+        and every service's tables): a corrupt file is found at start, not by
+        the first unlucky query. Raises :class:`StorageError` naming the
+        first problem."""
+        try:
+            rows = self._db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: the database is corrupt: {exc}") from exc
+        problems = [str(row[0]) for row in rows if row[0] != "ok"]
+        if problems:
+            raise StorageError(
+                f"{self.path}: the database is corrupt ({len(problems)} problems, "
+                f"first: {problems[0]}); restore it from a backup"
+            )
+
     def close(self) -> None:
         """Close the database; the store must not be used afterwards."""
         with self._lock:

@@ -582,6 +582,22 @@ class Router:
 
     # -- errors ----------------------------------------------------------
 
+    def failed(
+        self, session: SessionId, element: Element, condition: StanzaErrorCondition
+    ) -> list[Effect]:
+        """Routing ``element``, received from ``session``, failed outside the
+        router (storage full or broken): answer the sender with ``condition``
+        (``resource-constraint``, RFC 6120 §8.3.3.18, or
+        ``internal-server-error``, §8.3.3.6), unless it must not be answered.
+        Nothing else of that route takes place: the caller drops its effects."""
+        sender = self._sessions.get(session)
+        if sender is None:
+            return []
+        stamped = with_attrs(element, from_=str(sender.jid))
+        if stanza_kind(stamped) is None or not can_reply_with_error(stamped):
+            return []
+        return [Deliver(sender.id, error_reply(stamped, condition))]
+
     def bounce(self, element: Element, condition: StanzaErrorCondition) -> list[Effect]:
         """Answer ``element`` with a stanza error routed back to its sender,
         unless it must not be (RFC 6120 §8.3.1: never an error in reply to an
