@@ -937,6 +937,7 @@ class XMPPServer:
         with trio.move_on_at(float("inf") if deadline is None else deadline):
             try:
                 await session.flush()
+                await session.transport.discard_whitespace()
                 await session.transport.start_tls(self.ssl_context, server_side=True)
                 handshaken = True
             except _TRANSPORT_ERRORS as exc:
