@@ -101,16 +101,18 @@ class SocketTransport:
                 await trio.lowlevel.wait_writable(tls)
         await trio.lowlevel.checkpoint_if_cancelled()
 
-    async def discard_whitespace(self) -> None:
+    async def discard_whitespace(self, limit: int) -> bool:
         """Before a STARTTLS handshake: read and drop the XML whitespace that
         precedes the peer's first TLS record (a client that writes
         ``<starttls/>\\n`` may have its newline arrive after ``<starttls/>`` was
         answered; RFC 6120 §5.3.3 says not to send it, peers do). A TLS record
         never starts with whitespace (its first byte is a content type, 20-24),
         so nothing of the handshake is lost. Returns at the first other byte or
-        at the end of the stream; cancellable."""
+        at the end of the stream (True), or once more than ``limit`` bytes were
+        dropped (False: the caller closes); cancellable."""
         sock = self._sock
-        while True:
+        dropped = 0
+        while dropped <= limit:
             self._check()
             try:
                 head = sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
@@ -119,9 +121,10 @@ class SocketTransport:
                 continue
             space = len(head) - len(head.lstrip(b" \t\r\n"))
             if space:
-                sock.recv(space)
+                dropped += len(sock.recv(space))
             if not head or space < len(head):
-                return
+                return True
+        return False
 
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream."""

@@ -11,8 +11,10 @@ injection (CVE-2011-0411 style, see test_security.py).
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 
 import pytest
+import test_security
 import trio
 from conftest import PASSWORDS, RunningServer
 from test_security import (
@@ -27,11 +29,14 @@ from test_security import (
     stream_error,
 )
 
+PROCEED = b'<proceed xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>'
 SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
 BIND = (
     b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
     b"<resource>ws</resource></bind></iq>"
 )
+
+start_server = test_security.start_server  # the fixture, with limits changed
 
 
 def plain_auth(local: str) -> bytes:
@@ -40,7 +45,7 @@ def plain_auth(local: str) -> bytes:
 
 
 async def tls_after_proceed(wire: Wire, server: RunningServer) -> None:
-    await wire.read_until(b'<proceed xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>')
+    await wire.read_until(PROCEED)
     tls = trio.SSLStream(wire.stream, server.client_context(), server_hostname="localhost")
     with trio.fail_after(WAIT):
         await tls.do_handshake()
@@ -140,3 +145,34 @@ async def test_text_after_whitespace_after_starttls_is_still_refused_as_injectio
     assert stream_error(data) == "policy-violation"
     assert data.endswith(FOOTER)
     assert b"<success" not in data and b"<failure" not in data
+
+
+async def test_whitespace_flood_after_starttls_closes_without_a_handshake(
+    start_server: Callable[..., Awaitable[RunningServer]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """More whitespace than ``max_stanza_size_preauth`` ahead of the ClientHello:
+    the connection is closed (nothing can be said: the client waits for TLS)."""
+    server = await start_server(max_stanza_size_preauth=1024)
+    wire = await connect(server.starttls_port)
+    await wire.send(HEADER)
+    await wire.read_until(b"</stream:features>")
+    await wire.send(STARTTLS)
+    await wire.read_until(PROCEED)
+    await wire.send(b"\n" * 4096)
+    assert await wire.read_to_end() == b""
+    assert wire.eof
+    assert internal_errors(caplog) == []
+
+
+async def test_whitespace_flood_before_the_restarted_header_is_policy_violation(
+    start_server: Callable[..., Awaitable[RunningServer]],
+) -> None:
+    server = await start_server(max_stanza_size=1024, max_stanza_size_preauth=1024)
+    wire = await direct_tls_wire(server)
+    await wire.send(HEADER)
+    await wire.read_until(b"</stream:features>")
+    await wire.send(plain_auth("juliet") + b"\n" * 4096)
+    data = await wire.read_to_end()
+    assert b"<success" in data
+    assert stream_error(data) == "policy-violation"
+    assert data.endswith(FOOTER)

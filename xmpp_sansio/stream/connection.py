@@ -241,6 +241,7 @@ class _Connection:
 
     def __init__(self, limits_preauth: int, limits_postauth: int, max_depth: int) -> None:
         self._negotiation_deadline: float | None = None
+        self._tls_space = 0  # whitespace bytes dropped while TLS is pending
         self._preauth_size = limits_preauth
         self._postauth_size = limits_postauth
         self._max_depth = max_depth
@@ -309,7 +310,11 @@ class _Connection:
             return
         if self.state is State.TLS_PENDING:
             if _is_space(data):
-                return  # RFC 6120 §11.7 whitespace after <starttls/> or <proceed/>
+                # Whitespace after <starttls/> or <proceed/> (RFC 6120 §11.7;
+                # §5.3.3 says not to send it), bounded like a stanza.
+                self._tls_space += len(data)
+                if self._tls_space <= self._preauth_size:
+                    return
             self._stream_error(
                 StreamErrorCondition.POLICY_VIOLATION, "plaintext data during TLS negotiation"
             )

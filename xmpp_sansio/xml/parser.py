@@ -28,7 +28,8 @@ raises ``not-well-formed``, and so does text before the stream header. A
 parser for a restarted stream (``restarted=True``, §4.3.3) skips XML
 whitespace before the header (and its XML declaration): it is the previous
 stream's whitespace between elements, which clients send even where §5.3.3
-and §6.3.5 say they must not (a newline after ``</auth>``). Limits
+and §6.3.5 say they must not (a newline after ``</auth>``); it counts
+towards ``max_stanza_size`` like whitespace between stanzas. Limits
 (raising ``policy-violation``): bytes between two top-level element boundaries
 (``max_stanza_size``), and element nesting depth (``max_depth``, the stream
 element is depth 0).
@@ -284,6 +285,9 @@ class StreamParser:
         if self._skip_space:
             skipped = len(buf) - len(buf.lstrip(_XML_SPACE))
             del buf[:skipped]
+            self._since_boundary += skipped  # bounded like whitespace between stanzas
+            if self._since_boundary > self.max_stanza_size:
+                self._fail(StreamErrorCondition.POLICY_VIOLATION, "too much data before the header")
             if not buf:
                 return False
             self._skip_space = False
