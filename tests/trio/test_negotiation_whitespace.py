@@ -11,13 +11,17 @@ injection (CVE-2011-0411 style, see test_security.py).
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
 import test_security
 import trio
+import trio.testing
+import trustme
 from conftest import PASSWORDS, RunningServer
 from test_security import (
+    FAKE_HEADER,
     FOOTER,
     HEADER,
     HEADER_NO_DECL,
@@ -29,7 +33,14 @@ from test_security import (
     stream_error,
 )
 
+from xmpp_trio.client import ConnectionFailed, open_client
+
 PROCEED = b'<proceed xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>'
+STARTTLS_SENT = b'<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>'
+TLS_FEATURES = (
+    b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>"
+    b"</starttls></stream:features>"
+)
 SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
 BIND = (
     b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
@@ -167,12 +178,60 @@ async def test_whitespace_flood_after_starttls_closes_without_a_handshake(
 async def test_whitespace_flood_before_the_restarted_header_is_policy_violation(
     start_server: Callable[..., Awaitable[RunningServer]],
 ) -> None:
-    server = await start_server(max_stanza_size=1024, max_stanza_size_preauth=1024)
+    server = await start_server(max_stanza_size=10000)
     wire = await direct_tls_wire(server)
     await wire.send(HEADER)
     await wire.read_until(b"</stream:features>")
-    await wire.send(plain_auth("juliet") + b"\n" * 4096)
+    await wire.send(plain_auth("juliet") + b"\n" * 20000)
     data = await wire.read_to_end()
     assert b"<success" in data
     assert stream_error(data) == "policy-violation"
     assert data.endswith(FOOTER)
+
+
+@pytest.mark.parametrize("same_write", [True, False], ids=["same-write", "own-write"])
+async def test_client_drops_whitespace_a_server_sends_after_proceed(
+    nursery: trio.Nursery, ca: trustme.CA, same_write: bool
+) -> None:
+    """The mirror case: a server writes ``<proceed/>\\n``. In its own write the
+    newline reaches the client after it sent its ClientHello (the server waits
+    until the client is blocked): it must not be read as the server's first TLS
+    record. The client then opens the restarted stream inside TLS."""
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    restarted = bytearray()
+    done = trio.Event()
+
+    async def fake_server(stream: trio.SocketStream) -> None:
+        wire = Wire(stream)
+        try:
+            await wire.read_until(b">")  # the client's header
+            await stream.send_all(FAKE_HEADER + TLS_FEATURES)
+            await wire.read_until(STARTTLS_SENT)
+            if same_write:
+                await stream.send_all(PROCEED + b"\n")
+            else:
+                await stream.send_all(PROCEED)
+                await trio.testing.wait_all_tasks_blocked()
+                await stream.send_all(b"\r\n")
+            tls = trio.SSLStream(stream, server_ctx, server_side=True)
+            await tls.do_handshake()
+            while b">" not in restarted and (chunk := await tls.receive_some(65536)):
+                restarted.extend(chunk)
+        finally:
+            done.set()
+            await trio.aclose_forcefully(stream)
+
+    listeners = await nursery.start(trio.serve_tcp, fake_server, 0)
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(WAIT), pytest.raises(ConnectionFailed):
+        async with open_client(
+            "juliet@localhost", "x", host="127.0.0.1", port=port, ssl_context=client_ctx
+        ):
+            pass
+    with trio.fail_after(WAIT):
+        await done.wait()
+    assert restarted.startswith(b"<?xml version='1.0'?><stream:stream"), bytes(restarted)
+    assert b'to="localhost"' in restarted
