@@ -36,6 +36,7 @@ __all__ = ["SEND_CHUNK", "SocketTransport"]
 SEND_CHUNK: Final = 65536
 
 _DISCARD_READS: Final = 4  # at most 256 KiB of unread input discarded on close
+_PEEK_BYTES: Final = 64  # whitespace looked at per read before a STARTTLS handshake
 _WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 
 
@@ -99,6 +100,31 @@ class SocketTransport:
             except ssl.SSLWantWriteError:
                 await trio.lowlevel.wait_writable(tls)
         await trio.lowlevel.checkpoint_if_cancelled()
+
+    async def discard_whitespace(self, limit: int) -> bool:
+        """Before a STARTTLS handshake: read and drop the XML whitespace that
+        precedes the peer's first TLS record (a client that writes
+        ``<starttls/>\\n`` may have its newline arrive after ``<starttls/>`` was
+        answered; RFC 6120 §5.3.3 says not to send it, peers do). A TLS record
+        never starts with whitespace (its first byte is a content type, 20-24),
+        so nothing of the handshake is lost. Returns at the first other byte or
+        at the end of the stream (True), or once more than ``limit`` bytes were
+        dropped (False: the caller closes); cancellable."""
+        sock = self._sock
+        dropped = 0
+        while dropped <= limit:
+            self._check()
+            try:
+                head = sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                await trio.lowlevel.wait_readable(sock)
+                continue
+            space = len(head) - len(head.lstrip(b" \t\r\n"))
+            if space:
+                dropped += len(sock.recv(space))
+            if not head or space < len(head):
+                return True
+        return False
 
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream."""

@@ -293,6 +293,36 @@ class Client:
             await self._incoming_send.aclose()
 
 
+class _SpaceBeforeTLS(trio.abc.Stream):
+    """The plaintext stream under a STARTTLS handshake, without the XML
+    whitespace a server may send after ``<proceed/>`` (RFC 6120 §5.3.3 says
+    not to): read in its own segment, it would be taken for the start of the
+    server's first TLS record, which never starts with whitespace."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self._skipping = True
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        while True:
+            data = await self.stream.receive_some(max_bytes)
+            if not self._skipping or not data:
+                return data
+            data = bytes(data).lstrip(b" \t\r\n")
+            if data:
+                self._skipping = False
+                return data
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
 async def _negotiate(
     conn: ClientConnection, stream: trio.abc.Stream, ctx: ssl.SSLContext, domain: str
 ) -> _Negotiated:
@@ -314,7 +344,8 @@ async def _negotiate(
                     data = conn.data_to_send()
                     if data:
                         await stream.send_all(data)
-                    tls = trio.SSLStream(stream, ctx, server_hostname=domain)
+                    under = _SpaceBeforeTLS(stream)
+                    tls = trio.SSLStream(under, ctx, server_hostname=domain)
                     await tls.do_handshake()
                     stream = tls
                     conn.tls_established(_tls.client_tls_info(tls))

@@ -1069,8 +1069,12 @@ class XMPPServer:
         with trio.move_on_at(float("inf") if deadline is None else deadline):
             try:
                 await session.flush()
-                await session.transport.start_tls(self.ssl_context, server_side=True)
-                handshaken = True
+                # RFC 6120 §11.7 whitespace after <starttls/>, bounded like a stanza.
+                if await session.transport.discard_whitespace(
+                    self.config.limits.max_stanza_size_preauth
+                ):
+                    await session.transport.start_tls(self.ssl_context, server_side=True)
+                    handshaken = True
             except _TRANSPORT_ERRORS as exc:
                 log.debug("session %d: STARTTLS handshake failed: %r", session.id, exc)
         if not handshaken:

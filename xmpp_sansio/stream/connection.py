@@ -187,6 +187,11 @@ class TLSInfo:
     channel_binding: sasl.ChannelBinding | None = None
 
 
+def _is_space(data: bytes | bytearray) -> bool:
+    """Only XML whitespace (S: space, tab, CR, LF), or nothing."""
+    return not data.strip(b" \t\r\n")
+
+
 def _b64encode(data: bytes | None) -> str | None:
     """RFC 6120 §6.4.2: empty data is ``=``, absent data is no text."""
     if data is None:
@@ -236,6 +241,7 @@ class _Connection:
 
     def __init__(self, limits_preauth: int, limits_postauth: int, max_depth: int) -> None:
         self._negotiation_deadline: float | None = None
+        self._tls_space = 0  # whitespace bytes dropped while TLS is pending
         self._preauth_size = limits_preauth
         self._postauth_size = limits_postauth
         self._max_depth = max_depth
@@ -303,6 +309,12 @@ class _Connection:
         if self.state in (State.CLOSED, State.ERROR):
             return
         if self.state is State.TLS_PENDING:
+            if _is_space(data):
+                # Whitespace after <starttls/> or <proceed/> (RFC 6120 §11.7;
+                # §5.3.3 says not to send it), bounded like a stanza.
+                self._tls_space += len(data)
+                if self._tls_space <= self._preauth_size:
+                    return
             self._stream_error(
                 StreamErrorCondition.POLICY_VIOLATION, "plaintext data during TLS negotiation"
             )
@@ -426,16 +438,20 @@ class _Connection:
 
     # -- internals ----------------------------------------------------------------
 
-    def _new_parser(self, *, authenticated: bool) -> StreamParser:
+    def _new_parser(self, *, authenticated: bool, restarted: bool = False) -> StreamParser:
         return StreamParser(
             max_stanza_size=self._postauth_size if authenticated else self._preauth_size,
             max_depth=self._max_depth,
             hold=True,
+            restarted=restarted,
         )
 
     def _restart(self, *, authenticated: bool) -> None:
+        """Start a new stream on the same connection (RFC 6120 §4.3.3). Bytes
+        that followed the restart trigger go to the new parser, which skips the
+        old stream's whitespace before the new header."""
         leftover = self._parser.take_unparsed()
-        self._parser = self._new_parser(authenticated=authenticated)
+        self._parser = self._new_parser(authenticated=authenticated, restarted=True)
         self.state = State.AWAIT_HEADER
         # A new stream: an error before our next header must still send one
         # first (RFC 6120 §4.9.1.1).
@@ -478,7 +494,9 @@ class _Connection:
                 self._handle_negotiation(item)
                 if self._parser is not parser:
                     return  # restarted: the new parser already ran
-        if self.state is State.TLS_PENDING and parser.take_unparsed():
+        if self.state is State.TLS_PENDING and not _is_space(parser.take_unparsed()):
+            # Whitespace after <starttls/> (or <proceed/>) is discarded; anything
+            # else could be an injection (CVE-2011-0411 style, RFC 6120 §5.3.3).
             self._stream_error(
                 StreamErrorCondition.POLICY_VIOLATION, "data after the TLS negotiation request"
             )

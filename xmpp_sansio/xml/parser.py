@@ -24,7 +24,12 @@ entity references other than the five predefined ones raise
 ``restricted-xml``. A document type or comment can only appear before the
 root element as ``<!``, so the prolog is scanned for it before expat sees it.
 Non-UTF-8 encodings raise ``unsupported-encoding`` (§11.6). Malformed XML
-raises ``not-well-formed``, and so does text before the stream header. Limits
+raises ``not-well-formed``, and so does text before the stream header. A
+parser for a restarted stream (``restarted=True``, §4.3.3) skips XML
+whitespace before the header (and its XML declaration): it is the previous
+stream's whitespace between elements, which clients send even where §5.3.3
+and §6.3.5 say they must not (a newline after ``</auth>``); it counts
+towards ``max_stanza_size`` like whitespace between stanzas. Limits
 (raising ``policy-violation``): bytes between two top-level element boundaries
 (``max_stanza_size``), and element nesting depth (``max_depth``, the stream
 element is depth 0).
@@ -106,7 +111,14 @@ ParserEvent = StreamHeader | Element | StreamEnd
 class StreamParser:
     """Parse one XML stream incrementally; see the module docstring."""
 
-    def __init__(self, *, max_stanza_size: int = 262144, max_depth: int = 64, hold: bool = False):
+    def __init__(
+        self,
+        *,
+        max_stanza_size: int = 262144,
+        max_depth: int = 64,
+        hold: bool = False,
+        restarted: bool = False,
+    ):
         self.max_stanza_size = max_stanza_size
         self.max_depth = max_depth
         self.hold = hold
@@ -122,6 +134,7 @@ class StreamParser:
         self._namespaces: dict[str, str] = {}
         self._depth = 0
         self._prolog_ok = False
+        self._skip_space = restarted  # leading whitespace is the old stream's
         # A lower bound on the bytes since the last top-level boundary.
         self._since_boundary = 0
         self._boundaries = 0  # top-level boundaries seen so far
@@ -269,6 +282,15 @@ class StreamParser:
             # may be the tail of a start tag whose attribute held a ">".
             return True
         buf = self._buffer
+        if self._skip_space:
+            skipped = len(buf) - len(buf.lstrip(_XML_SPACE))
+            del buf[:skipped]
+            self._since_boundary += skipped  # bounded like whitespace between stanzas
+            if self._since_boundary > self.max_stanza_size:
+                self._fail(StreamErrorCondition.POLICY_VIOLATION, "too much data before the header")
+            if not buf:
+                return False
+            self._skip_space = False
         if buf.startswith(_NOT_UTF8):
             self._fail(StreamErrorCondition.UNSUPPORTED_ENCODING, "only UTF-8 is allowed")
         head = bytes(buf[:4])
