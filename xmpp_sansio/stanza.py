@@ -320,7 +320,10 @@ class Presence:
             )
         show: PresenceShow | None = None
         show_el = el.find(f"{{{namespace}}}show")
-        if show_el is not None:
+        # An empty <show/> is not in the RFC 6121 §4.7.2.1 enumeration, but stock
+        # clients send it (go-sendxmpp: <show></show>) meaning "no show": read it
+        # as absent rather than refuse the presence with bad-request.
+        if show_el is not None and (show_el.text or "").strip():
             try:
                 show = PresenceShow((show_el.text or "").strip())
             except ValueError:

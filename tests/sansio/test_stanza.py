@@ -167,6 +167,13 @@ def test_presence_invalid_show_is_bad_request() -> None:
     assert info.value.condition is StanzaErrorCondition.BAD_REQUEST
 
 
+@pytest.mark.parametrize("show", ["<show/>", "<show></show>", "<show> </show>"])
+def test_presence_empty_show_reads_as_no_show(show: str) -> None:
+    """go-sendxmpp sends <show></show> in its initial presence."""
+    el = x(f"<presence xmlns='jabber:client'>{show}<status></status></presence>")
+    assert Presence.from_element(el).show is None
+
+
 @pytest.mark.parametrize("value", ["available", "online", ""])
 def test_presence_unknown_type_is_bad_request(value: str) -> None:
     el = Element(f"{C}presence", {"type": value})
