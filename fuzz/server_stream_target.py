@@ -32,13 +32,14 @@ from xmpp_sansio.stream.config import ClientConfig, ServerConfig
 from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State
 from xmpp_sansio.stream.events import (
     CredentialsRequested,
+    DerivationRequested,
     Event,
     RegistrationRequested,
     ResumeRequested,
     StanzaReceived,
     TLSRequested,
 )
-from xmpp_sansio.testing import ConnectionPair, make_credentials
+from xmpp_sansio.testing import ConnectionPair, derive, make_credentials
 from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
 from xmpp_sansio.xml.writer import serialize, stream_header
@@ -181,6 +182,8 @@ class _IOLayer:
         if isinstance(event, CredentialsRequested):
             found = LOOKUP(event.username, event.hash_name)
             server.provide_credentials(found or self.lookup(event.username, event.hash_name))
+        elif isinstance(event, DerivationRequested):
+            server.provide_derived(derive(event))
         elif isinstance(event, RegistrationRequested):
             if event.local in (USER, TAKEN) or event.local in self.passwords:
                 server.registration_result(StanzaErrorCondition.CONFLICT)
