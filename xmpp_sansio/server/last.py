@@ -161,7 +161,9 @@ class LastActivityService(Service):
             return self.router.reply(iq_result(iq.element, _query(uptime)))
         user = requester.bare if to is None else to.bare
         if not self._authorised(requester, user):
-            return self.router.bounce(iq.element, StanzaErrorCondition.FORBIDDEN)
+            # service-unavailable, not §3's forbidden: the answer for a missing
+            # account (RFC 6121 §8.5.1), so the two cannot be told apart.
+            return self.router.bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         if self.router.sessions_of(user):
             return self.router.reply(iq_result(iq.element, _query("0")))
         last = self._storage.get(user)
@@ -188,7 +190,7 @@ class LastActivityService(Service):
             return None  # the account itself: handle_iq checks
         if self._authorised(sender, recipient):
             return None
-        return self.router.bounce(element, StanzaErrorCondition.FORBIDDEN)
+        return self.router.bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     # -- presence and sessions ---------------------------------------------------------
 

@@ -129,10 +129,13 @@ class PrivateService(Service):
             or sender.local is None
             or not self.router.is_local(sender.domain)
             or (to is None and iq.to is not None)  # the server's domain
-            or (to is not None and to != sender.bare)
         ):
             # XEP-0049 §2.3, §3: not the sender's own data.
             return self._error(iq.element, StanzaErrorCondition.FORBIDDEN)
+        if to is not None and to != sender.bare:
+            # Another account: "Service Unavailable" (§3 allows it), the answer
+            # for a missing account too (RFC 6121 §8.5.1).
+            return self._error(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         own = sender.bare
         children = list(query)
         if not children or any(_namespace(c) in _REFUSED_NAMESPACES for c in children):

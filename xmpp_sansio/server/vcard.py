@@ -130,7 +130,12 @@ class VCardService(Service):
         local_sender = sender.local is not None and self.router.is_local(sender.domain)
         addressed_to_server = to is None and iq.to is not None
         if iq.type is IqType.SET:
-            if addressed_to_server or (to is not None and to != own) or not local_sender:
+            if to is not None and to != own:
+                # Another account: the answer for a missing one (RFC 6121
+                # §8.5.1, RFC 6120 §8.3.3.19), not XEP-0054 §3.2's forbidden,
+                # which would tell existing accounts apart.
+                return self._error(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            if addressed_to_server or not local_sender:
                 # XEP-0054 §3.2: only the sender's own bare JID.
                 return self._error(iq.element, StanzaErrorCondition.FORBIDDEN)
             return self._set(iq.element, own, payload)
