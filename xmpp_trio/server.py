@@ -383,8 +383,6 @@ class XMPPServer:
         self._auth_log = LogLimiter(limits.auth_log_lines_per_minute)
         #: PBKDF2 runs in worker threads, at most one per CPU at once
         self.derivation_limiter = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
-        #: derivations run in worker threads so far (PLAIN checks, password changes)
-        self.derivations_in_threads = 0
         self._password_changes: dict[str, list[float]] = {}  # account -> times
         self.idle_timeout = limits.idle_timeout
         self._ping_id = 0
@@ -854,7 +852,6 @@ class XMPPServer:
 
     async def _derive_off_loop(self, event: DerivationRequested) -> bytes:
         """Run a PLAIN derivation in a worker thread (bounded by the limiter)."""
-        self.derivations_in_threads += 1
         return await trio.to_thread.run_sync(
             _derive,
             event.password,
@@ -1038,7 +1035,6 @@ class XMPPServer:
         if self.store.exists(event.local, conn.domain):
             return StanzaErrorCondition.CONFLICT
         iterations = self.config.scram_iterations
-        self.derivations_in_threads += 1
         try:
             await trio.to_thread.run_sync(
                 lambda: self.store.create(
@@ -1073,7 +1069,6 @@ class XMPPServer:
         recent.append(now)
         local, domain = change.account.local or "", change.account.domain
         iterations = self.config.scram_iterations
-        self.derivations_in_threads += 1
         error: StanzaErrorCondition | None = None
         try:
             await trio.to_thread.run_sync(

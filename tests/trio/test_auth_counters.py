@@ -211,7 +211,7 @@ async def test_failures_before_any_password_check_do_not_trip_the_back_off(
     server = await start(nursery, server_config, ca, tmp_path, auth_failures_before_backoff=1)
     attempts = [
         (auth("X-UNKNOWN", b"x"), "invalid-mechanism"),
-        (plain("juliet", "") + b"", "malformed-request"),
+        (plain("juliet", ""), "malformed-request"),  # no password
         (auth("SCRAM-SHA-256", b"y,,n=juliet,r=abc"), "not-authorized"),  # downgrade, §6
         (auth("SCRAM-SHA-256", b"n,,juliet"), "malformed-request"),
     ]

@@ -21,6 +21,8 @@ import pytest
 import trio
 import trio.testing
 from conftest import PASSWORDS, RunningServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig
@@ -249,6 +251,28 @@ def test_auth_backoff_table_is_capped_dropping_the_oldest() -> None:
     backoff.failed("k2", 6.0)  # failing again makes it the newest
     backoff.failed("k5", 7.0)
     assert backoff.has_failures("k2", 7.0) and not backoff.has_failures("k3", 7.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.floats(0, 50)), max_size=60),
+    st.integers(1, 8),
+    st.integers(1, 4),
+)
+def test_auth_backoff_stays_bounded_and_never_blocks_below_free(
+    failures: list[tuple[int, float]], max_entries: int, free: int
+) -> None:
+    backoff = AuthBackoff(free=free, initial=1.0, maximum=30.0, max_entries=max_entries)
+    now = 0.0
+    counts: dict[int, int] = {}
+    for key, step in failures:
+        now += step
+        backoff.failed(f"k{key}", now)
+        counts[key] = counts.get(key, 0) + 1
+        assert len(backoff) <= max_entries
+        assert 0.0 <= backoff.blocked_for(f"k{key}", now) <= 30.0
+        if counts[key] <= free:
+            assert backoff.blocked_for(f"k{key}", now) == 0.0
 
 
 @pytest.mark.parametrize(
