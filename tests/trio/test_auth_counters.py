@@ -206,7 +206,7 @@ async def test_failures_before_any_password_check_do_not_trip_the_back_off(
     server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     """An unknown mechanism, an abort, a malformed request, a channel binding
-    downgrade: no credential was checked, so none counts toward the back-off
+    downgrade, an unsupported channel binding type: no credential was checked, so none counts toward the back-off
     (one free failure here); the right password then logs in at once."""
     server = await start(nursery, server_config, ca, tmp_path, auth_failures_before_backoff=1)
     attempts = [
@@ -214,6 +214,7 @@ async def test_failures_before_any_password_check_do_not_trip_the_back_off(
         (plain("juliet", ""), "malformed-request"),  # no password
         (auth("SCRAM-SHA-256", b"y,,n=juliet,r=abc"), "not-authorized"),  # downgrade, §6
         (auth("SCRAM-SHA-256", b"n,,juliet"), "malformed-request"),
+        (auth("SCRAM-SHA-256-PLUS", b"p=x-bogus,,n=juliet,r=abc"), "not-authorized"),  # cb type
     ]
     for data, condition in attempts * 2:
         wire = await tls_wire(server)
