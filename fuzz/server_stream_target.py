@@ -391,6 +391,8 @@ def seed_inputs() -> dict[str, bytes]:
         # malformed or refused
         "bad_password_thrice.xml": hdr
         + f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'>{bad_password}</auth>".encode() * 3,
+        "abort_thrice.xml": hdr
+        + f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'/><abort xmlns='{ns.SASL}'/>".encode() * 3,
         "stanza_before_auth.xml": hdr + b"<message to='romeo@example.com'/>",
         "starttls_over_tls.xml": hdr + f"<starttls xmlns='{ns.TLS}'/>".encode(),
         "bad_header_after_success.xml": auth_only[: auth_only.rindex(b"<?xml")]
