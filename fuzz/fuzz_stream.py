@@ -18,8 +18,8 @@ from xmpp_sansio.errors import RemoteProtocolError
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig, ServerConfig
 from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State
-from xmpp_sansio.stream.events import CredentialsRequested, TLSRequested
-from xmpp_sansio.testing import ConnectionPair, make_credentials
+from xmpp_sansio.stream.events import CredentialsRequested, DerivationRequested, TLSRequested
+from xmpp_sansio.testing import ConnectionPair, derive, make_credentials
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 FUZZ = settings(
@@ -84,6 +84,8 @@ def drive_server(chunks: list[bytes], *, tls_active: bool = True) -> ServerConne
                 break
             if isinstance(event, CredentialsRequested):
                 server.provide_credentials(LOOKUP(event.username, event.hash_name))
+            elif isinstance(event, DerivationRequested):
+                server.provide_derived(derive(event))
             elif isinstance(event, TLSRequested) and server.state is State.TLS_PENDING:
                 server.tls_established()
         server.data_to_send()

@@ -32,13 +32,14 @@ from xmpp_sansio.stream.config import ClientConfig, ServerConfig
 from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State
 from xmpp_sansio.stream.events import (
     CredentialsRequested,
+    DerivationRequested,
     Event,
     RegistrationRequested,
     ResumeRequested,
     StanzaReceived,
     TLSRequested,
 )
-from xmpp_sansio.testing import ConnectionPair, make_credentials
+from xmpp_sansio.testing import ConnectionPair, derive, make_credentials
 from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
 from xmpp_sansio.xml.writer import serialize, stream_header
@@ -181,6 +182,8 @@ class _IOLayer:
         if isinstance(event, CredentialsRequested):
             found = LOOKUP(event.username, event.hash_name)
             server.provide_credentials(found or self.lookup(event.username, event.hash_name))
+        elif isinstance(event, DerivationRequested):
+            server.provide_derived(derive(event))
         elif isinstance(event, RegistrationRequested):
             if event.local in (USER, TAKEN) or event.local in self.passwords:
                 server.registration_result(StanzaErrorCondition.CONFLICT)
@@ -388,6 +391,8 @@ def seed_inputs() -> dict[str, bytes]:
         # malformed or refused
         "bad_password_thrice.xml": hdr
         + f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'>{bad_password}</auth>".encode() * 3,
+        "abort_thrice.xml": hdr
+        + f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'/><abort xmlns='{ns.SASL}'/>".encode() * 3,
         "stanza_before_auth.xml": hdr + b"<message to='romeo@example.com'/>",
         "starttls_over_tls.xml": hdr + f"<starttls xmlns='{ns.TLS}'/>".encode(),
         "bad_header_after_success.xml": auth_only[: auth_only.rindex(b"<?xml")]

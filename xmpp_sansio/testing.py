@@ -11,12 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import RemoteProtocolError
-from .sasl import ChannelBinding
-from .sasl.credentials import ScramCredentials, derive_scram_credentials
+from .sasl import ChannelBinding, NeedDerivation
+from .sasl.credentials import ScramCredentials, derive_scram_credentials, salted_password
 from .stream.connection import ClientConnection, ServerConnection, TLSInfo
-from .stream.events import CredentialsRequested, Event, TLSRequested
+from .stream.events import CredentialsRequested, DerivationRequested, Event, TLSRequested
 
-__all__ = ["ConnectionPair", "make_credentials"]
+__all__ = ["ConnectionPair", "derive", "make_credentials"]
+
+
+def derive(request: DerivationRequested | NeedDerivation) -> bytes:
+    """Answer a :class:`DerivationRequested` the simple way (on the caller's thread)."""
+    return salted_password(request.password, request.hash_name, request.salt, request.iterations)
 
 
 def make_credentials(
@@ -82,6 +87,8 @@ class ConnectionPair:
             out.append(event)
             if isinstance(event, CredentialsRequested) and conn is self.server:
                 self.server.provide_credentials(self.credentials(event.username, event.hash_name))
+            elif isinstance(event, DerivationRequested) and conn is self.server:
+                self.server.provide_derived(derive(event))
 
     def pump(self, limit: int = 100) -> None:
         """Move bytes both ways until neither side has anything more to say."""

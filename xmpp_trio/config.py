@@ -33,6 +33,9 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_connections_per_ip = 50      # open client connections from one address
     max_sessions_per_account = 10    # bound resources of one account at once (at least 1)
     auth_failures_before_backoff = 5 # failed logins per address/account before back-off
+    auth_backoff_max_entries = 100000 # addresses/accounts the back-off remembers at most
+    auth_log_lines_per_minute = 60   # log lines about failed logins, all peers together
+    password_changes_per_hour = 5    # XEP-0077 password changes per account
     max_read_rate = 100000           # bytes/s read from one connection (burst: twice that)
     idle_timeout = 300               # seconds without input: ping at half, close at full
     max_output_buffer = 1048576      # bytes queued for a client that does not read
@@ -162,6 +165,9 @@ class LimitsConfig:
     max_connections_per_ip: int = 50
     max_sessions_per_account: int = 10
     auth_failures_before_backoff: int = 5
+    auth_backoff_max_entries: int = 100_000
+    auth_log_lines_per_minute: int = 60
+    password_changes_per_hour: int = 5
     max_read_rate: int = 100_000
     idle_timeout: float = 300.0
     max_output_buffer: int = 1 << 20
@@ -256,6 +262,9 @@ _LIMITS_KEYS: Final = (
     "max_connections_per_ip",
     "max_sessions_per_account",
     "auth_failures_before_backoff",
+    "auth_backoff_max_entries",
+    "auth_log_lines_per_minute",
+    "password_changes_per_hour",
     "max_read_rate",
     "idle_timeout",
     "max_output_buffer",
@@ -520,6 +529,9 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
             ("max_connections_per_ip", 1),
             ("max_sessions_per_account", 1),
             ("auth_failures_before_backoff", 1),
+            ("auth_backoff_max_entries", 1),
+            ("auth_log_lines_per_minute", 1),
+            ("password_changes_per_hour", 1),
             ("max_read_rate", 1024),
             ("max_output_buffer", 65536),
         )

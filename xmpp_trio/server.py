@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 import signal
 import sqlite3
 import ssl
@@ -52,6 +53,8 @@ import trio
 from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.sasl import SASLCondition
+from xmpp_sansio.sasl.credentials import salted_password
+from xmpp_sansio.server.register import PasswordChange
 from xmpp_sansio.server.router import Deliver, Disconnect, Effect, Router
 from xmpp_sansio.sm import PresenceHold, SMState
 from xmpp_sansio.stanza import StanzaKind, stanza_kind
@@ -65,6 +68,7 @@ from xmpp_sansio.stream.events import (
     ClientStateChanged,
     ConnectionClosed,
     CredentialsRequested,
+    DerivationRequested,
     RegistrationRequested,
     ResourceBound,
     ResumeRequested,
@@ -80,10 +84,17 @@ from . import _tls
 from ._transport import SocketTransport
 from .certs import ensure_certificate, load_server_ssl_context
 from .config import ServerConfig
-from .limits import AuthBackoff, ConnectionCounter, TokenBucket, peer_address
+from .limits import (
+    AuthBackoff,
+    ConnectionCounter,
+    LogLimiter,
+    TokenBucket,
+    loggable,
+    peer_address,
+)
 from .metrics import Metrics, serve_metrics
 from .services import build_services, open_database
-from .storage import AccountExists, AccountStore
+from .storage import AccountExists, AccountNotFound, AccountStore
 
 __all__ = ["BoundListener", "XMPPServer", "run_server"]
 
@@ -98,11 +109,11 @@ _SQLITE_FULL = 13  # SQLITE_FULL: database or disk is full
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
 _PING = "{urn:xmpp:ping}ping"
-# Failed SASL attempts that are no password guess do not count towards back-off;
-# temporary-auth-failure is the back-off's own refusal (it must not extend itself).
-_NOT_GUESSES = frozenset(
-    {"aborted", "encryption-required", "invalid-mechanism", "temporary-auth-failure"}
-)
+
+
+def _derive(password: str, hash_name: str, salt: bytes, iterations: int) -> bytes:
+    """PBKDF2 for a PLAIN check (run in a worker thread, never on the event loop)."""
+    return salted_password(password, hash_name, salt, iterations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +434,7 @@ class XMPPServer:
             sm_resume_timeout=self.resume_timeout,
             sm_max_unacked=limits.max_unacked_connected,
             ask_before_bind=True,  # answered by _may_bind (max_sessions_per_account)
+            decoy_iterations=config.scram_iterations,  # unknown users look like real ones
         )
         self.sessions: dict[int, _Session] = {}
         self.detached: dict[int, _Detached] = {}
@@ -430,7 +442,13 @@ class XMPPServer:
         self._registrations: dict[str, list[float]] = {}  # peer address -> times
         self.metrics = Metrics()
         self.connections = ConnectionCounter(limits.max_connections, limits.max_connections_per_ip)
-        self.auth_backoff = AuthBackoff(free=limits.auth_failures_before_backoff)
+        self.auth_backoff = AuthBackoff(
+            free=limits.auth_failures_before_backoff, max_entries=limits.auth_backoff_max_entries
+        )
+        self._auth_log = LogLimiter(limits.auth_log_lines_per_minute)
+        #: PBKDF2 runs in worker threads, at most one per CPU at once
+        self.derivation_limiter = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
+        self._password_changes: dict[str, list[float]] = {}  # account -> times
         self.idle_timeout = limits.idle_timeout
         self._ping_id = 0
         self._next_id = 1
@@ -461,7 +479,11 @@ class XMPPServer:
         self.metrics.stream_errors.labels(condition=condition.value).inc()
 
     def apply(self, effects: Sequence[Effect]) -> None:
-        """Carry out the router's effects."""
+        """Carry out the router's effects (and start the password changes the
+        registration service deferred meanwhile)."""
+        for change in self.services.registration.take_password_changes():
+            if self.nursery is not None:
+                self.nursery.start_soon(self._change_password, change)
         for effect in effects:
             session = self.sessions.get(effect.session)
             if session is None:
@@ -927,12 +949,43 @@ class XMPPServer:
         return bool(data)
 
     def _auth_blocked(self, session: _Session, conn: ServerConnection, username: str) -> float:
-        """Seconds the peer's address or the account must still wait before
-        authenticating again (0: go ahead)."""
+        """Seconds the peer must still wait before authenticating again (0: go ahead).
+
+        The address's own back-off always applies. The account's back-off (keyed
+        on the PRECIS-prepared localpart) applies only to addresses that have
+        failures on record: a client from a clean address always gets its
+        password checked, so guessing from elsewhere cannot lock the real user
+        out, and each fresh address of a distributed guesser gets one guess
+        before the account's back-off holds it too.
+        """
         now = trio.current_time()
-        return max(
-            self.auth_backoff.blocked_for(_ip_key(session.peer), now),
-            self.auth_backoff.blocked_for(_account_key(username, conn.domain), now),
+        address = _ip_key(session.peer)
+        wait = self.auth_backoff.blocked_for(address, now)
+        account = _account_key(username, conn.domain)
+        if account is not None and self.auth_backoff.has_failures(address, now):
+            wait = max(wait, self.auth_backoff.blocked_for(account, now))
+        return wait
+
+    def _log_auth(self, message: str, *args: object) -> None:
+        """A warning about a failed or refused login, at most
+        ``auth_log_lines_per_minute`` of them (peers choose how many)."""
+        if not self._auth_log.allow(trio.current_time()):
+            return
+        suppressed = self._auth_log.take_suppressed()
+        if suppressed:
+            message += " (%d similar messages suppressed)"
+            args = (*args, suppressed)
+        log.warning(message, *args)
+
+    async def _derive_off_loop(self, event: DerivationRequested) -> bytes:
+        """Run a PLAIN derivation in a worker thread (bounded by the limiter)."""
+        return await trio.to_thread.run_sync(
+            _derive,
+            event.password,
+            event.hash_name,
+            event.salt,
+            event.iterations,
+            limiter=self.derivation_limiter,
         )
 
     async def _handle_events(self, session: _Session, conn: ServerConnection) -> None:
@@ -974,16 +1027,22 @@ class XMPPServer:
                     # the password, with temporary-auth-failure (RFC 6120 §6.5.12).
                     # The stream stays open; the refusal counts toward the
                     # stream's max_auth_attempts like any failure (§6.4.5).
-                    log.warning(
-                        "session %d: authentication of %r from %s refused, back-off %.0f s",
+                    self._log_auth(
+                        "session %d: authentication of %s from %s refused, back-off %.0f s",
                         session.id,
-                        event.username,
+                        loggable(event.username),
                         session.peer,
                         wait,
                     )
                     conn.refuse_credentials(SASLCondition.TEMPORARY_AUTH_FAILURE)
                     continue
                 conn.provide_credentials(self._credentials(conn, event))
+            elif isinstance(event, DerivationRequested):
+                self._end_batch(batch)
+                salted = await self._derive_off_loop(event)
+                self.batch = batch
+                if conn.state is State.AWAIT_DERIVATION:  # not closed meanwhile
+                    conn.provide_derived(salted)
             elif isinstance(event, BindRequested):
                 if self._may_bind(event.jid):
                     conn.bind_accepted()
@@ -1034,21 +1093,29 @@ class XMPPServer:
                 log.info(
                     "session %d: authenticated %s with %s", session.id, event.jid, event.mechanism
                 )
-                if event.jid.local is not None:
-                    self.auth_backoff.succeeded(_account_key(event.jid.local, event.jid.domain))
+                account = _account_key(event.jid.local or "", event.jid.domain)
+                if account is not None:
+                    self.auth_backoff.succeeded(account)
             elif isinstance(event, AuthenticationFailed):
                 self.metrics.auth_failures.inc()
-                if event.condition not in _NOT_GUESSES:
+                # Only a credential that was checked and found wrong is a guess
+                # the back-off counts (not an abort, an unknown mechanism, a
+                # malformed request, a channel binding problem, or the
+                # back-off's own temporary-auth-failure).
+                if event.credentials_checked:
                     now = trio.current_time()
                     self.auth_backoff.failed(_ip_key(session.peer), now)
-                    if event.username:
-                        self.auth_backoff.failed(_account_key(event.username, conn.domain), now)
-                log.warning(
-                    "session %d: authentication failed for %r from %s: %s",
+                    account = _account_key(event.username or "", conn.domain)
+                    if account is not None:
+                        self.auth_backoff.failed(account, now)
+                self._log_auth(
+                    "session %d: authentication failed for %s from %s: %s%s%s",
                     session.id,
-                    event.username,
+                    loggable(event.username),
                     session.peer,
                     event.condition,
+                    f" ({loggable(event.text)})" if event.text else "",
+                    "" if event.credentials_checked else " (no credential checked)",
                 )
             elif isinstance(event, (StreamClosed, StreamErrorReceived, ConnectionClosed)):
                 log.debug("session %d: %s", session.id, event)
@@ -1094,24 +1161,63 @@ class XMPPServer:
         address = session.peer.rsplit(":", 1)[0]
         now = trio.current_time()
         recent = [t for t in self._registrations.get(address, []) if now - t < 3600]
+        self._registrations[address] = recent
         if len(recent) >= self.config.limits.registrations_per_ip_per_hour:
-            log.warning("session %d: registration rate limit for %s", session.id, address)
+            self._log_auth("session %d: registration rate limit for %s", session.id, address)
             return StanzaErrorCondition.NOT_ACCEPTABLE
+        # The name first: a taken name costs no PBKDF2, and counts as an attempt
+        # (each probe of an existing name uses up the address's allowance).
+        recent.append(now)
+        if self.store.exists(event.local, conn.domain):
+            return StanzaErrorCondition.CONFLICT
         iterations = self.config.scram_iterations
         try:
             await trio.to_thread.run_sync(
                 lambda: self.store.create(
                     event.local, conn.domain or "", event.password, iterations=iterations
-                )
+                ),
+                limiter=self.derivation_limiter,
             )
-        except AccountExists:
+        except AccountExists:  # created meanwhile
             return StanzaErrorCondition.CONFLICT
-        recent.append(now)
-        self._registrations[address] = recent
         log.info(
             "session %d: registered %s@%s from %s", session.id, event.local, conn.domain, address
         )
         return None
+
+    async def _change_password(self, change: PasswordChange) -> None:
+        """Carry out a password change (XEP-0077 §3.3) in a worker thread, at most
+        ``password_changes_per_hour`` per account; over that the answer is
+        ``resource-constraint`` (RFC 6120 §8.3.3.18, type wait)."""
+        account = str(change.account)
+        now = trio.current_time()
+        recent = [t for t in self._password_changes.get(account, []) if now - t < 3600]
+        self._password_changes[account] = recent
+        registration = self.services.registration
+        if len(recent) >= self.config.limits.password_changes_per_hour:
+            log.warning("password change rate limit for %s", account)
+            self.apply(
+                registration.password_change_finished(
+                    change, StanzaErrorCondition.RESOURCE_CONSTRAINT
+                )
+            )
+            return
+        recent.append(now)
+        local, domain = change.account.local or "", change.account.domain
+        iterations = self.config.scram_iterations
+        error: StanzaErrorCondition | None = None
+        try:
+            await trio.to_thread.run_sync(
+                lambda: self.store.set_password(
+                    local, domain, change.password, iterations=iterations
+                ),
+                limiter=self.derivation_limiter,
+            )
+        except AccountNotFound:
+            error = StanzaErrorCondition.REGISTRATION_REQUIRED
+        except ValueError:
+            error = StanzaErrorCondition.NOT_ACCEPTABLE
+        self.apply(registration.password_change_finished(change, error))
 
     def _credentials(self, conn: ServerConnection, event: CredentialsRequested) -> Any:
         assert conn.domain is not None
@@ -1141,8 +1247,15 @@ def _ip_key(peer: str) -> str:
     return "ip:" + peer_address(peer)
 
 
-def _account_key(username: str, domain: str | None) -> str:
-    return f"account:{username.lower()}@{domain or ''}"
+def _account_key(username: str, domain: str | None) -> str | None:
+    """The back-off key of an account: its PRECIS-prepared localpart (RFC 7622
+    §3.3, so case and width variants share it), or None for a username that
+    can name no account."""
+    try:
+        jid = JID.from_parts(username, domain or "localhost", None)
+    except InvalidJID:
+        return None
+    return f"account:{jid.local}@{domain or ''}"
 
 
 def _tls_material(config: ServerConfig) -> tuple[ssl.SSLContext, bytes | None]:

@@ -94,6 +94,11 @@ class ServerServices:
         is_subscribed = subscribed_predicate(roster_storage)
         self.roster = RosterService(roster_storage, max_items=limits.max_roster_items)
         self._last_storage = SqliteLastActivityStorage(db)
+        # Password changes derive PBKDF2: the server runs them off the event loop.
+        self.registration = RegistrationService(
+            AccountDirectoryAdapter(accounts, config.scram_iterations),
+            defer_password_changes=True,
+        )
         self.disco = DiscoService(
             presence_authorized=lambda requester, account: is_subscribed(requester, account)
         )
@@ -103,7 +108,7 @@ class ServerServices:
             PresenceService(self.roster),
             VCardService(SqliteVCardStorage(db), max_size=limits.max_vcard_size),
             PrivateService(SqlitePrivateStorage(db), max_size=limits.max_private_size),
-            RegistrationService(AccountDirectoryAdapter(accounts, config.scram_iterations)),
+            self.registration,
             LastActivityService(
                 self._last_storage,
                 clock,

@@ -21,11 +21,12 @@ from xmpp_sansio.stream.events import (
     AuthenticationFailed,
     BindRequested,
     CredentialsRequested,
+    DerivationRequested,
     Event,
     ResourceBound,
     StanzaReceived,
 )
-from xmpp_sansio.testing import make_credentials
+from xmpp_sansio.testing import derive, make_credentials
 
 PASSWORDS = {"juliet": "r0m30myr0m30"}
 LOOKUP = make_credentials(PASSWORDS)
@@ -63,13 +64,22 @@ def drain(server: ServerConnection) -> list[Event]:
     return list(iter(server.next_event, None))
 
 
+def provide(server: ServerConnection, request: CredentialsRequested) -> None:
+    """Answer the credentials look-up and, for PLAIN, the derivation that follows."""
+    server.provide_credentials(LOOKUP(request.username, request.hash_name))
+    if server.state is State.AWAIT_DERIVATION:
+        (derivation,) = drain(server)
+        assert isinstance(derivation, DerivationRequested)
+        server.provide_derived(derive(derivation))
+
+
 def authenticated(**kw: object) -> ServerConnection:
     """A server stream past SASL and the restart, waiting for a bind request."""
     server = make_server(**kw)
     server.receive_data(HEADER + AUTH_RIGHT)
     (_, request) = drain(server)
     assert isinstance(request, CredentialsRequested)
-    server.provide_credentials(LOOKUP(request.username, request.hash_name))
+    provide(server, request)
     assert any(isinstance(e, Authenticated) for e in drain(server))
     server.receive_data(HEADER)
     drain(server)
@@ -220,7 +230,7 @@ def test_refuse_credentials_sends_temporary_auth_failure_and_the_stream_continue
     server.receive_data(AUTH_RIGHT)
     (request,) = drain(server)
     assert isinstance(request, CredentialsRequested)
-    server.provide_credentials(LOOKUP(request.username, request.hash_name))
+    provide(server, request)
     assert b"<success " in server.data_to_send()
     assert any(isinstance(e, Authenticated) for e in drain(server))
 
@@ -238,8 +248,10 @@ def test_refusals_count_toward_max_auth_attempts() -> None:
     server.receive_data(HEADER + AUTH_WRONG)
     (_, request) = drain(server)
     assert isinstance(request, CredentialsRequested)
-    server.provide_credentials(LOOKUP(request.username, request.hash_name))
-    assert drain(server) == [AuthenticationFailed("not-authorized", None, "juliet")]
+    provide(server, request)
+    assert drain(server) == [
+        AuthenticationFailed("not-authorized", None, "juliet", credentials_checked=True)
+    ]
     # second: refused
     server.receive_data(AUTH_RIGHT)
     drain(server)

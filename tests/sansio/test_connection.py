@@ -14,6 +14,7 @@ from xmpp_sansio.stream.events import (
     Authenticated,
     AuthenticationFailed,
     CredentialsRequested,
+    DerivationRequested,
     NegotiationFailed,
     RegistrationRequested,
     ResourceBound,
@@ -22,7 +23,7 @@ from xmpp_sansio.stream.events import (
     StreamErrorReceived,
     TLSRequested,
 )
-from xmpp_sansio.testing import ConnectionPair, make_credentials
+from xmpp_sansio.testing import ConnectionPair, derive, make_credentials
 
 PASSWORDS = {"juliet": "r0m30myr0m30", "romeo": "s3cr3t"}
 HEADER = (
@@ -311,6 +312,8 @@ def test_too_many_failed_attempts_close_the_stream_with_policy_violation() -> No
             events.append(event)
             if isinstance(event, CredentialsRequested):
                 server.provide_credentials(lookup(event.username, event.hash_name))
+            elif isinstance(event, DerivationRequested):
+                server.provide_derived(derive(event))
             if event is None:
                 server.receive_data(auth)
     assert info.value.condition is StreamErrorCondition.POLICY_VIOLATION

@@ -146,15 +146,17 @@ def test_connected_user_query_gives_zero(s: Setup, available: bool) -> None:
     assert seconds(reply) == ("0", None)
 
 
-def test_unsubscribed_requester_is_forbidden(s: Setup) -> None:
+def test_unsubscribed_requester_gets_service_unavailable_like_for_a_missing_account(
+    s: Setup,
+) -> None:
     s.storage.set(JULIET, STARTED, "secret")
     reply = query(s.router, TYBALT, "juliet@example.com")
-    assert condition(reply) is StanzaErrorCondition.FORBIDDEN
+    unavailable = StanzaErrorCondition.SERVICE_UNAVAILABLE
+    assert condition(reply) is unavailable
+    assert condition(query(s.router, TYBALT, "nobody@example.com")) is unavailable
     # even when the user is online: no presence leak
     s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
-    assert (
-        condition(query(s.router, TYBALT, "juliet@example.com")) is StanzaErrorCondition.FORBIDDEN
-    )
+    assert condition(query(s.router, TYBALT, "juliet@example.com")) is unavailable
 
 
 def test_user_may_query_own_account(s: Setup) -> None:
@@ -177,10 +179,10 @@ def test_clock_going_backwards_never_gives_negative_seconds(s: Setup) -> None:
     assert seconds(query(s.router, ROMEO, "juliet@example.com")) == ("0", None)
 
 
-def test_query_to_full_jid_from_unauthorised_requester_is_forbidden(s: Setup) -> None:
+def test_query_to_full_jid_from_unauthorised_requester_is_service_unavailable(s: Setup) -> None:
     s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
     reply = query(s.router, TYBALT, "juliet@example.com/balcony")
-    assert condition(reply) is StanzaErrorCondition.FORBIDDEN
+    assert condition(reply) is StanzaErrorCondition.SERVICE_UNAVAILABLE
     # an authorised one is delivered to the resource (XEP-0012 §4)
     effects = s.router.route(
         ROMEO,

@@ -155,12 +155,22 @@ def test_addressed_to_own_bare_jid_is_allowed(router: Router) -> None:
 
 
 @pytest.mark.parametrize("type_", ["get", "set"])
-@pytest.mark.parametrize("to", ["hamlet@example.com", "example.com"])
-def test_another_jids_data_is_forbidden(
-    router: Router, storage: MemoryPrivateStorage, type_: str, to: str
+@pytest.mark.parametrize(
+    ("to", "condition"),
+    [
+        ("hamlet@example.com", StanzaErrorCondition.SERVICE_UNAVAILABLE),  # as a missing account
+        ("example.com", StanzaErrorCondition.FORBIDDEN),
+    ],
+)
+def test_another_jids_data_is_refused(
+    router: Router,
+    storage: MemoryPrivateStorage,
+    type_: str,
+    to: str,
+    condition: StanzaErrorCondition,
 ) -> None:
     effects = private(router, SCOTLAND, type_, PREFS, to=to)
-    assert error(effects, SCOTLAND) is StanzaErrorCondition.FORBIDDEN
+    assert error(effects, SCOTLAND) is condition
     assert storage.data == {}
 
 

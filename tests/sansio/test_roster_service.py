@@ -298,10 +298,10 @@ def test_malformed_roster_set_gets_rfc_error_and_changes_nothing(
 
 
 @pytest.mark.parametrize("type_", ["get", "set"])
-def test_roster_of_another_user_is_forbidden(world: World, type_: str) -> None:
+def test_roster_of_another_user_is_service_unavailable(world: World, type_: str) -> None:
     body = "<item jid='nurse@example.com'/>" if type_ == "set" else ""
     effects = world.router.route(BALCONY, roster_iq(type_, body, to="romeo@example.com"))
-    assert error_of(effects, BALCONY) is StanzaErrorCondition.FORBIDDEN
+    assert error_of(effects, BALCONY) is StanzaErrorCondition.SERVICE_UNAVAILABLE
     assert world.storage.get(ROMEO) == ("0", [])
 
 

@@ -19,6 +19,7 @@ from xmpp_sansio.sasl import (
     ChannelBinding,
     ClientMechanism,
     NeedCredentials,
+    NeedDerivation,
     SASLClientError,
     SASLCondition,
     SASLFailure,
@@ -34,6 +35,7 @@ from xmpp_sansio.sasl import (
     select_client_mechanism,
     tls_server_end_point,
 )
+from xmpp_sansio.testing import derive
 
 SCRAM = ("SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512")
 SCRAM_PLUS = tuple(name + "-PLUS" for name in SCRAM)
@@ -76,6 +78,8 @@ def run(
             step = server.respond(client.challenge(step.data))
         elif isinstance(step, NeedCredentials):
             step = server.provide_credentials(store.lookup(step.username, server.hash_name))
+        elif isinstance(step, NeedDerivation):
+            step = server.provide_derived(derive(step))
         else:
             client.success(step.additional_data)
             assert client.complete
@@ -437,14 +441,17 @@ def test_plain_without_initial_response() -> None:
     assert server.hash_name == "sha256"
     assert server.start(None) == Challenge(b"")
     assert server.respond(b"\x00juliet\x00r0m30myr0m30") == NeedCredentials("juliet")
-    result = server.provide_credentials(STORE.lookup("juliet", "sha256"))
-    assert result == Authenticated("juliet", None, None)
+    step = server.provide_credentials(STORE.lookup("juliet", "sha256"))
+    assert isinstance(step, NeedDerivation)
+    assert server.provide_derived(derive(step)) == Authenticated("juliet", None, None)
 
 
 def test_plain_accepts_other_hashes() -> None:
     server = server_for("PLAIN")
     server.start(b"\x00juliet\x00r0m30myr0m30")
-    assert isinstance(server.provide_credentials(STORE.lookup("juliet", "sha1")), Authenticated)
+    step = server.provide_credentials(STORE.lookup("juliet", "sha1"))
+    assert isinstance(step, NeedDerivation) and step.hash_name == "sha1"
+    assert isinstance(server.provide_derived(derive(step)), Authenticated)
 
 
 @pytest.mark.parametrize(
@@ -469,8 +476,53 @@ def test_plain_malformed(message: bytes) -> None:
 def test_plain_password_that_is_no_opaque_string() -> None:
     server = server_for("PLAIN")
     server.start(b"\x00juliet\x00\x07")
-    exc = failure(lambda: server.provide_credentials(STORE.lookup("juliet", "sha256")))
-    assert exc.condition is SASLCondition.NOT_AUTHORIZED
+    step = server.provide_credentials(STORE.lookup("juliet", "sha256"))
+    assert isinstance(step, NeedDerivation)  # the same work as any other password
+    exc = failure(lambda: server.provide_derived(derive(step)))
+    assert exc.condition is SASLCondition.NOT_AUTHORIZED and exc.checked
+
+
+def plain_derivation(username: str, decoy_iterations: int) -> NeedDerivation:
+    server = create_server_mechanism(
+        "PLAIN", nonce=NONCE, decoy_key=b"k", decoy_iterations=decoy_iterations
+    )
+    server.start(b"\x00" + username.encode() + b"\x00wrong password")
+    step = server.provide_credentials(STORE.lookup(username, "sha256"))
+    assert isinstance(step, NeedDerivation)
+    return step
+
+
+def test_plain_asks_for_the_same_derivation_for_unknown_and_known_users() -> None:
+    """Item 14: the decoy of an unknown user has the hash and iterations of a
+    real account (the configured count), so neither work nor request differs."""
+    known = plain_derivation("juliet", decoy_iterations=ITERATIONS)
+    unknown = plain_derivation("nobody", decoy_iterations=ITERATIONS)
+    assert (unknown.hash_name, unknown.iterations) == (known.hash_name, known.iterations)
+    assert len(unknown.salt) == 16  # as the server's stored salts (storage.SALT_BYTES)
+    assert plain_derivation("nobody", decoy_iterations=10000).iterations == 10000
+
+
+@pytest.mark.parametrize("username", ["juliet", "nobody"])
+def test_plain_wrong_password_and_unknown_user_fail_as_checked(username: str) -> None:
+    server = create_server_mechanism("PLAIN", nonce=NONCE)
+    server.start(b"\x00" + username.encode() + b"\x00wrong")
+    step = server.provide_credentials(STORE.lookup(username, "sha256"))
+    assert isinstance(step, NeedDerivation)
+    exc = failure(lambda: server.provide_derived(derive(step)))
+    assert (exc.condition, exc.text, exc.checked) == (SASLCondition.NOT_AUTHORIZED, None, True)
+
+
+def test_plain_malformed_message_fails_unchecked() -> None:
+    server = create_server_mechanism("PLAIN", nonce=NONCE)
+    exc = failure(lambda: server.start(b"juliet"))
+    assert exc.condition is SASLCondition.MALFORMED_REQUEST and not exc.checked
+
+
+def test_plain_derived_result_without_a_request_is_malformed() -> None:
+    server = create_server_mechanism("PLAIN", nonce=NONCE)
+    server.start(None)
+    exc = failure(lambda: server.provide_derived(b"x" * 32))
+    assert exc.condition is SASLCondition.MALFORMED_REQUEST
 
 
 def test_plain_client_rejects_challenges_and_additional_data() -> None:

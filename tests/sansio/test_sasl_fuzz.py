@@ -17,6 +17,7 @@ from xmpp_sansio.sasl import (
     ChannelBinding,
     ClientMechanism,
     NeedCredentials,
+    NeedDerivation,
     SASLClientError,
     SASLFailure,
     ScramCredentials,
@@ -27,6 +28,7 @@ from xmpp_sansio.sasl import (
     derive_scram_credentials,
     scram_hash_name,
 )
+from xmpp_sansio.testing import derive
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ITERATIONS = 2
@@ -112,7 +114,9 @@ def advance(mech: ServerMechanism, step: ServerStep, known_user: bool) -> Server
     """Answer NeedCredentials the way a caller would."""
     if isinstance(step, NeedCredentials):
         creds = credentials(mech.hash_name) if known_user else None
-        return mech.provide_credentials(creds)
+        step = mech.provide_credentials(creds)
+    if isinstance(step, NeedDerivation):
+        return mech.provide_derived(derive(step))
     return step
 
 

@@ -31,12 +31,13 @@ from xmpp_sansio.stream.events import (
     Authenticated,
     AuthenticationFailed,
     CredentialsRequested,
+    DerivationRequested,
     Event,
     NegotiationFailed,
     StanzaReceived,
     TLSRequested,
 )
-from xmpp_sansio.testing import make_credentials
+from xmpp_sansio.testing import derive, make_credentials
 from xmpp_sansio.xml.writer import serialize
 
 DOMAIN = "capulet.example"
@@ -108,6 +109,8 @@ class Wired:
                     self.server.provide_credentials(
                         self.credentials(event.username, event.hash_name)  # type: ignore[arg-type]
                     )
+                elif isinstance(event, DerivationRequested):
+                    self.server.provide_derived(derive(event))
             self.server_events += events
             data = self.server.data_to_send()
             if data:
@@ -288,6 +291,8 @@ def test_authorizing_as_anyone_but_oneself_is_invalid_authzid(authzid: str) -> N
         for event in more:
             if isinstance(event, CredentialsRequested):
                 server.provide_credentials(lookup(event.username, event.hash_name))
+            elif isinstance(event, DerivationRequested):
+                server.provide_derived(derive(event))
     out = server.data_to_send()
     assert b"<invalid-authzid/>" in out and b"<success" not in out
     assert not [e for e in events if isinstance(e, Authenticated)]
@@ -309,6 +314,8 @@ def test_authorizing_as_oneself_is_accepted() -> None:
         for event in drain(server)[0]:
             if isinstance(event, CredentialsRequested):
                 server.provide_credentials(lookup(event.username, event.hash_name))
+            elif isinstance(event, DerivationRequested):
+                server.provide_derived(derive(event))
     assert b"<success" in server.data_to_send()
     assert server.authenticated_jid == JULIET.bare
 

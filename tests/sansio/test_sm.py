@@ -41,6 +41,7 @@ from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, St
 from xmpp_sansio.stream.events import (
     ClientStateChanged,
     CredentialsRequested,
+    DerivationRequested,
     ResourceBound,
     ResumeFailed,
     ResumeRequested,
@@ -50,7 +51,7 @@ from xmpp_sansio.stream.events import (
     StreamManagementFailed,
     StreamResumed,
 )
-from xmpp_sansio.testing import ConnectionPair, make_credentials
+from xmpp_sansio.testing import ConnectionPair, derive, make_credentials
 from xmpp_sansio.xml.writer import serialize
 
 PASSWORDS = {"juliet": "r0m30myr0m30"}
@@ -155,6 +156,8 @@ def drain(conn: ServerConnection) -> list[object]:
             events.append(event)
             if isinstance(event, CredentialsRequested):
                 conn.provide_credentials(LOOKUP(event.username, event.hash_name))
+            elif isinstance(event, DerivationRequested):
+                conn.provide_derived(derive(event))
     except RemoteProtocolError as exc:
         events.append(exc)
     return events

@@ -136,7 +136,8 @@ def test_cannot_set_another_users_vcard(router: Router, storage: MemoryVCardStor
         "<vCard xmlns='vcard-temp'><FN>Mallory</FN></vCard>",
         to="romeo@example.com",
     )
-    assert error(effects, BALCONY) is StanzaErrorCondition.FORBIDDEN
+    # service-unavailable, as for a missing account (RFC 6121 §8.5.1)
+    assert error(effects, BALCONY) is StanzaErrorCondition.SERVICE_UNAVAILABLE
     assert storage.get(JID.parse("romeo@example.com")) is None
 
 

@@ -21,6 +21,8 @@ import pytest
 import trio
 import trio.testing
 from conftest import PASSWORDS, RunningServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig
@@ -32,7 +34,7 @@ from xmpp_trio.client import (
     open_client,
 )
 from xmpp_trio.config import ConfigError, MetricsConfig, ServerConfig, load_config
-from xmpp_trio.limits import AuthBackoff, ConnectionCounter, TokenBucket
+from xmpp_trio.limits import AuthBackoff, ConnectionCounter, LogLimiter, TokenBucket, loggable
 from xmpp_trio.server import BoundListener, XMPPServer, run_server
 
 WAIT = 15.0
@@ -221,6 +223,104 @@ def test_auth_backoff_doubles_up_to_the_maximum() -> None:
     backoff.failed("k", 0.0)
     backoff.succeeded("k")
     assert backoff.blocked_for("k", 0.0) == 0.0
+
+
+def test_auth_backoff_sweeps_stale_records_without_a_lookup() -> None:
+    """Item 13: a record nobody looks up again is still forgotten (the next
+    failure of any key sweeps stale ones from the oldest)."""
+    backoff = AuthBackoff(free=5, initial=1.0, maximum=10.0)
+    for n in range(100):
+        backoff.failed(f"account:user{n}", 0.0)
+    assert len(backoff) == 100
+    backoff.failed("account:late", 11.0)  # everything before is stale now
+    assert len(backoff) == 1
+
+
+def test_auth_backoff_table_is_capped_dropping_the_oldest() -> None:
+    backoff = AuthBackoff(free=1, maximum=300.0, max_entries=3)
+    for n in range(5):
+        backoff.failed(f"k{n}", float(n))
+    assert len(backoff) == 3
+    assert [backoff.has_failures(f"k{n}", 5.0) for n in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    backoff.failed("k2", 6.0)  # failing again makes it the newest
+    backoff.failed("k5", 7.0)
+    assert backoff.has_failures("k2", 7.0) and not backoff.has_failures("k3", 7.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.floats(0, 50)), max_size=60),
+    st.integers(1, 8),
+    st.integers(1, 4),
+)
+def test_auth_backoff_stays_bounded_and_never_blocks_below_free(
+    failures: list[tuple[int, float]], max_entries: int, free: int
+) -> None:
+    backoff = AuthBackoff(free=free, initial=1.0, maximum=30.0, max_entries=max_entries)
+    now = 0.0
+    counts: dict[int, int] = {}
+    for key, step in failures:
+        now += step
+        backoff.failed(f"k{key}", now)
+        counts[key] = counts.get(key, 0) + 1
+        assert len(backoff) <= max_entries
+        assert 0.0 <= backoff.blocked_for(f"k{key}", now) <= 30.0
+        if counts[key] <= free:
+            assert backoff.blocked_for(f"k{key}", now) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("juliet", "'juliet'"),
+        ("a\nforged line\x1b[31m", "'a\\nforged line\\x1b[31m'"),
+        ("x" * 70, "'" + "x" * 64 + "'...(+6 characters)"),
+        (None, "None"),
+    ],
+)
+def test_loggable_escapes_and_truncates(text: str | None, expected: str) -> None:
+    assert loggable(text) == expected
+
+
+def test_log_limiter_allows_a_burst_then_the_rate() -> None:
+    limiter = LogLimiter(per_minute=3)
+    assert [limiter.allow(0.0) for _ in range(5)] == [True, True, True, False, False]
+    assert limiter.take_suppressed() == 2 and limiter.take_suppressed() == 0
+    assert limiter.allow(20.0) and not limiter.allow(20.0)
+
+
+def test_new_auth_limits_load_and_are_validated(tmp_path: Path) -> None:
+    path = tmp_path / "xmpp.toml"
+    path.write_text(
+        "[limits]\nauth_backoff_max_entries = 50\nauth_log_lines_per_minute = 10\n"
+        "password_changes_per_hour = 2\n"
+    )
+    limits = load_config(path).limits
+    assert (
+        limits.auth_backoff_max_entries,
+        limits.auth_log_lines_per_minute,
+        limits.password_changes_per_hour,
+    ) == (50, 10, 2)
+    defaults = load_config(None).limits
+    assert (
+        defaults.auth_backoff_max_entries,
+        defaults.auth_log_lines_per_minute,
+        defaults.password_changes_per_hour,
+    ) == (100_000, 60, 5)
+    for key in (
+        "auth_backoff_max_entries",
+        "auth_log_lines_per_minute",
+        "password_changes_per_hour",
+    ):
+        path.write_text(f"[limits]\n{key} = 0\n")
+        with pytest.raises(ConfigError, match=f"limits\\.{key}"):
+            load_config(path)
 
 
 # -- 1. connections per address and in total ------------------------------------------------

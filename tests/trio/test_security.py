@@ -422,7 +422,7 @@ async def test_vcard_of_another_user_cannot_be_set(server: RunningServer) -> Non
     juliet = await login_wire(server, "juliet@localhost/balcony")
     forged = "<vCard xmlns='vcard-temp'><FN>Forged by Juliet</FN></vCard>"
     got = await juliet.request(iq("set", forged, to="romeo@localhost"))
-    assert error_condition(got) == "forbidden"  # XEP-0054 §3.2
+    assert error_condition(got) == "service-unavailable"  # as for a missing account
     stored = await romeo.request(iq("get", "<vCard xmlns='vcard-temp'/>"))
     assert stored.findtext("{vcard-temp}vCard/{vcard-temp}FN") == "Romeo Montague"
     # vCards are public by design (XEP-0054 §3.3): reading Romeo's is allowed.
@@ -438,9 +438,9 @@ async def test_private_storage_of_another_user_is_forbidden(server: RunningServe
     assert (await romeo.request(iq("set", secret.format("romeo-note")))).get("type") == "result"
     juliet = await login_wire(server, "juliet@localhost/balcony")
     got = await juliet.request(iq("get", secret.format(""), to="romeo@localhost"))
-    assert error_condition(got) == "forbidden"  # XEP-0049 §2.3, §4
+    assert error_condition(got) == "service-unavailable"  # XEP-0049 §3, as a missing account
     got = await juliet.request(iq("set", secret.format("overwritten"), to="romeo@localhost"))
-    assert error_condition(got) == "forbidden"
+    assert error_condition(got) == "service-unavailable"
     own = await juliet.request(iq("get", secret.format("")))
     assert own.get("type") == "result"
     assert own.findtext("{jabber:iq:private}query/{urn:example:secret}secret") in (None, "")
@@ -527,7 +527,7 @@ async def test_presence_and_last_activity_of_an_unsubscribed_user_do_not_leak(
     await juliet.send(b"<presence type='probe' to='romeo@localhost'/>")
     await juliet.send(b"<presence to='romeo@localhost' type='subscribe'/>")  # only asking
     last = await juliet.request(iq("get", "<query xmlns='jabber:iq:last'/>", to="romeo@localhost"))
-    assert error_condition(last) == "forbidden"
+    assert error_condition(last) == "service-unavailable"  # as for a missing account
     assert last.find("{jabber:iq:last}query") is None
     await juliet.sync()
     assert b"romeo-secret-status" not in juliet.data

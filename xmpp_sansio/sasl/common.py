@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
@@ -44,12 +44,21 @@ class SASLFailure(Exception):
     ``text`` is safe to send in the ``<text/>`` child of ``<failure/>``: a wrong
     password and an unknown user fail with the same condition and text, so the
     failure never tells which of the two it was.
+
+    ``checked`` is true only when a credential was actually verified and found
+    wrong (a wrong password or proof, or an unknown user given the same
+    treatment): the failures a login back-off counts. Failures before any
+    check (bad syntax, an unsupported channel binding, a detected downgrade)
+    leave it false.
     """
 
-    def __init__(self, condition: SASLCondition, text: str | None = None) -> None:
+    def __init__(
+        self, condition: SASLCondition, text: str | None = None, *, checked: bool = False
+    ) -> None:
         super().__init__(condition.value if text is None else f"{condition.value}: {text}")
         self.condition = condition
         self.text = text
+        self.checked = checked
 
 
 class SASLClientError(Exception):
@@ -89,7 +98,25 @@ class Authenticated:
     additional_data: bytes | None
 
 
-ServerStep: TypeAlias = Challenge | NeedCredentials | Authenticated
+@dataclass(frozen=True, slots=True)
+class NeedDerivation:
+    """Run PBKDF2 (RFC 8018 §5.2; SCRAM's ``Hi()``, RFC 5802 §2.2) on
+    ``password`` with ``salt``, ``iterations`` and ``hash_name`` and call
+    ``provide_derived`` with the salted password.
+
+    The derivation is the expensive part of a PLAIN check; the mechanism asks
+    for it instead of running it, so the I/O layer can run it off its event
+    loop. An unknown user asks for the same derivation (same hash and
+    iterations) as a real account, so the request does not tell them apart.
+    """
+
+    password: str = field(repr=False)
+    hash_name: str
+    salt: bytes
+    iterations: int
+
+
+ServerStep: TypeAlias = Challenge | NeedCredentials | NeedDerivation | Authenticated
 
 
 class ClientMechanism(ABC):
@@ -157,7 +184,8 @@ class ServerMechanism(ABC):
     """The server side of one SASL exchange (RFC 4422 §3, RFC 6120 §6.4).
 
     Call :meth:`start` once, then :meth:`respond` for each client response and
-    :meth:`provide_credentials` after each :class:`NeedCredentials`. Any call out
+    :meth:`provide_credentials` after each :class:`NeedCredentials` (and
+    :meth:`provide_derived` after each :class:`NeedDerivation`). Any call out
     of that order, or after the exchange ended, raises
     ``SASLFailure(MALFORMED_REQUEST)``; every :class:`SASLFailure` is final.
 
@@ -206,11 +234,23 @@ class ServerMechanism(ABC):
     @abstractmethod
     def _start(self, initial_response: bytes | None) -> ServerStep: ...
 
+    def provide_derived(self, salted_password: bytes) -> ServerStep:
+        """Continue after :class:`NeedDerivation` with the PBKDF2 result."""
+        self._check_step()
+        try:
+            return self._finish(self._provide_derived(salted_password))
+        except SASLFailure:
+            self._done = True
+            raise
+
     def _respond(self, data: bytes) -> ServerStep:
         self._fail(SASLCondition.MALFORMED_REQUEST, "unexpected response")
 
     def _provide_credentials(self, credentials: ScramCredentials | None) -> ServerStep:
         self._fail(SASLCondition.MALFORMED_REQUEST, "no credentials were asked for")
+
+    def _provide_derived(self, salted_password: bytes) -> ServerStep:
+        self._fail(SASLCondition.MALFORMED_REQUEST, "no derivation was asked for")
 
     def _check_step(self) -> None:
         if not self._started or self._done:
@@ -221,9 +261,11 @@ class ServerMechanism(ABC):
             self._done = True
         return step
 
-    def _fail(self, condition: SASLCondition, text: str | None = None) -> NoReturn:
+    def _fail(
+        self, condition: SASLCondition, text: str | None = None, *, checked: bool = False
+    ) -> NoReturn:
         self._done = True
-        raise SASLFailure(condition, text)
+        raise SASLFailure(condition, text, checked=checked)
 
 
 # --- helpers shared by the mechanisms ---

@@ -154,7 +154,7 @@ def create_server_mechanism(
             decoy_iterations=decoy_iterations,
         )
     if name == "PLAIN":
-        return PlainServer(decoy_iterations=decoy_iterations)
+        return PlainServer(decoy_iterations=decoy_iterations, decoy_key=decoy_key)
     if name == "ANONYMOUS":
         return AnonymousServer()
     if name == "EXTERNAL":

@@ -416,14 +416,14 @@ class ScramServer(ServerMechanism):
 
         credentials = self._credentials
         if credentials is None:
-            self._fail(denied)  # unknown user: the same failure as a wrong proof
+            self._fail(denied, checked=True)  # unknown user: the same as a wrong proof
         without_proof = ",".join(attributes[:-1])
         auth_message = f"{self._first_bare},{self._server_first},{without_proof}".encode()
         client_signature = _hmac(credentials.stored_key, auth_message, self._scram_hash)
         client_key = _xor(proof, client_signature)
         stored_key = hashlib.new(self._scram_hash, client_key).digest()
         if not hmac.compare_digest(stored_key, credentials.stored_key):
-            self._fail(denied)
+            self._fail(denied, checked=True)
         server_signature = _hmac(credentials.server_key, auth_message, self._scram_hash)
         self._credentials = None
         return Authenticated(

@@ -17,6 +17,7 @@ from .common import (
     Challenge,
     ClientMechanism,
     NeedCredentials,
+    NeedDerivation,
     SASLClientError,
     SASLCondition,
     ServerMechanism,
@@ -29,7 +30,6 @@ from .credentials import (
     ScramCredentials,
     keys_from_salted_password,
     normalize_password,
-    salted_password,
 )
 
 MAX_TRACE_LENGTH: Final = 255
@@ -114,23 +114,35 @@ class _OneShotServer(ServerMechanism):
 class PlainServer(_OneShotServer):
     """PLAIN, verified against stored SCRAM credentials (RFC 4616 §2).
 
-    The password is normalised and hashed with the salt and iteration count of
-    the provided credentials (of any hash; ``hash_name`` asks for SHA-256) and
-    its StoredKey compared in constant time. An unknown user costs a decoy
-    derivation of ``decoy_iterations`` so that timing does not tell it apart.
-    Malformed messages (not UTF-8, not exactly two NULs, empty authcid or
-    password) fail with ``malformed-request``; a wrong password, a password
-    that is not valid OpaqueString and an unknown user with ``not-authorized``.
+    After :class:`.common.NeedCredentials` the mechanism asks for the PBKDF2
+    of the password with the salt and iteration count of the provided
+    credentials (of any hash; ``hash_name`` asks for SHA-256) with a
+    :class:`.common.NeedDerivation` step; :meth:`provide_derived` then
+    compares the StoredKey in constant time. The mechanism never derives
+    itself, so the I/O layer can run the derivation off its event loop.
+
+    An unknown user (and a password that is not valid OpaqueString) asks for
+    the same derivation as a real account: SHA-256 with ``decoy_iterations``
+    (set it to the iteration count of stored credentials) and a 16-byte salt
+    derived from ``decoy_key`` and the username, so neither the request nor
+    its cost tells it apart (RFC 6120 §13.7.1 leaves enumeration to the
+    server; we refuse to help it). Malformed messages (not UTF-8, not exactly
+    two NULs, empty authcid or password) fail with ``malformed-request``
+    before any check; a wrong password and an unknown user fail with
+    ``not-authorized``, marked as checked.
     """
 
-    def __init__(self, *, decoy_iterations: int = 4096) -> None:
+    def __init__(self, *, decoy_iterations: int = 4096, decoy_key: bytes | None = None) -> None:
         if decoy_iterations < 1:
             raise ValueError("decoy_iterations must be positive")
         super().__init__("PLAIN", "sha256")
         self._decoy_iterations = decoy_iterations
+        self._decoy_key = decoy_key if decoy_key is not None else b"PLAIN decoy"
         self._authzid: str | None = None
         self._authcid = ""
         self._password: str | None = None
+        self._credentials: ScramCredentials | None = None
+        self._derivation: NeedDerivation | None = None
 
     def _message(self, data: bytes) -> ServerStep:
         text = decode_utf8(data)
@@ -150,7 +162,12 @@ class PlainServer(_OneShotServer):
         if credentials is not None and credentials.hash_name not in HASHES:
             raise ValueError(f"unsupported credentials hash {credentials.hash_name!r}")
         if credentials is None:
-            hash_name, salt, iterations = "sha256", b"\x00" * 16, self._decoy_iterations
+            hash_name, iterations = "sha256", self._decoy_iterations
+            salt = hmac.new(
+                self._decoy_key,
+                b"PLAIN decoy salt\x00" + self._authcid.encode("utf-8"),
+                "sha256",
+            ).digest()[:16]
         else:
             hash_name, salt, iterations = (
                 credentials.hash_name,
@@ -161,10 +178,18 @@ class PlainServer(_OneShotServer):
             normalize_password(password)
         except ValueError:  # not a valid OpaqueString: no stored password can match
             password, credentials = "invalid", None
-        salted = salted_password(password, hash_name, salt, iterations)
-        _, stored_key, _ = keys_from_salted_password(salted, hash_name)
+        self._credentials = credentials
+        self._derivation = NeedDerivation(password, hash_name, salt, iterations)
+        return self._derivation
+
+    def _provide_derived(self, salted_password: bytes) -> ServerStep:
+        derivation, self._derivation = self._derivation, None
+        credentials, self._credentials = self._credentials, None
+        if derivation is None:
+            self._fail(SASLCondition.MALFORMED_REQUEST, "no derivation was asked for")
+        _, stored_key, _ = keys_from_salted_password(salted_password, derivation.hash_name)
         if credentials is None or not hmac.compare_digest(stored_key, credentials.stored_key):
-            self._fail(SASLCondition.NOT_AUTHORIZED)
+            self._fail(SASLCondition.NOT_AUTHORIZED, checked=True)
         return Authenticated(username=self._authcid, authzid=self._authzid, additional_data=None)
 
 

@@ -7,8 +7,9 @@ Theory of operation
 * A query to an account's bare JID is answered by the server on the
   account's behalf (XEP-0012 §3). Only the account itself and entities
   subscribed to its presence may ask (``is_subscribed(requester, user)``,
-  bare JIDs); anyone else gets ``forbidden`` (§3, §8: otherwise it would
-  leak presence). If the account has a connected resource the answer is
+  bare JIDs); anyone else gets ``service-unavailable`` (§3, §8: otherwise
+  it would leak presence; not §3's ``forbidden``, which would tell an
+  existing account from a missing one, RFC 6121 §8.5.1). If the account has a connected resource the answer is
   ``seconds='0'`` (§3, last paragraph); otherwise the seconds since its last
   session ended, with the ``<status/>`` of its last unavailable presence as
   the text (§3). An account that never logged out gets
@@ -17,7 +18,8 @@ Theory of operation
   §10.3.3): always ``seconds='0'``, the sender being connected.
 * A query to a full JID is delivered to that resource by the router, which
   may answer with its idle time (§4), but only from an authorised
-  requester: others get ``forbidden`` from the server (§4, second paragraph).
+  requester: others get ``service-unavailable`` from the server (§4, second
+  paragraph, says ``forbidden``; see above).
 
 The logout time is recorded when an account's last session ends
 (``session_unbound``), with the status of the last unavailable presence that
@@ -161,7 +163,9 @@ class LastActivityService(Service):
             return self.router.reply(iq_result(iq.element, _query(uptime)))
         user = requester.bare if to is None else to.bare
         if not self._authorised(requester, user):
-            return self.router.bounce(iq.element, StanzaErrorCondition.FORBIDDEN)
+            # service-unavailable, not §3's forbidden: the answer for a missing
+            # account (RFC 6121 §8.5.1), so the two cannot be told apart.
+            return self.router.bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         if self.router.sessions_of(user):
             return self.router.reply(iq_result(iq.element, _query("0")))
         last = self._storage.get(user)
@@ -172,8 +176,8 @@ class LastActivityService(Service):
 
     def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Effect] | None:
         """XEP-0012 §4: a query to one of the user's full JIDs from an entity not
-        authorised to see the user's presence is answered with ``forbidden``
-        instead of being delivered."""
+        authorised to see the user's presence is answered with
+        ``service-unavailable`` instead of being delivered."""
         if (
             stanza_kind(element) is not StanzaKind.IQ
             or element.get("type") != "get"
@@ -188,7 +192,7 @@ class LastActivityService(Service):
             return None  # the account itself: handle_iq checks
         if self._authorised(sender, recipient):
             return None
-        return self.router.bounce(element, StanzaErrorCondition.FORBIDDEN)
+        return self.router.bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     # -- presence and sessions ---------------------------------------------------------
 

@@ -22,10 +22,11 @@ Behaviour, by XEP-0049 (version 1.2) section:
   §2.3 and is not done, so no client that stores data there breaks. A get
   naming several elements gets ``bad-request`` (RFC 6120 §8.3.3.1).
 * §2.3 and §3: data belongs to the sending account only. A get or set
-  addressed to any JID but the sender's own bare JID (another account, the
-  server's domain) gets ``forbidden`` ("Forbidden or Service Unavailable ...
-  the former is preferable"); §4 (Security Considerations) forbids any
-  other entity to touch the data.
+  addressed to the server's domain gets ``forbidden`` ("Forbidden or Service
+  Unavailable ... the former is preferable"); one addressed to another
+  account gets ``service-unavailable``, the answer for a missing account
+  (RFC 6121 §8.5.1), so existing accounts cannot be told apart. §4
+  (Security Considerations) forbids any other entity to touch the data.
 
 An element whose serialised form is larger than ``max_size`` bytes is
 refused with ``not-acceptable`` (RFC 6120 §8.3.3.9: the request "does not
@@ -129,10 +130,13 @@ class PrivateService(Service):
             or sender.local is None
             or not self.router.is_local(sender.domain)
             or (to is None and iq.to is not None)  # the server's domain
-            or (to is not None and to != sender.bare)
         ):
             # XEP-0049 §2.3, §3: not the sender's own data.
             return self._error(iq.element, StanzaErrorCondition.FORBIDDEN)
+        if to is not None and to != sender.bare:
+            # Another account: "Service Unavailable" (§3 allows it), the answer
+            # for a missing account too (RFC 6121 §8.5.1).
+            return self._error(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         own = sender.bare
         children = list(query)
         if not children or any(_namespace(c) in _REFUSED_NAMESPACES for c in children):

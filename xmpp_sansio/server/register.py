@@ -27,6 +27,13 @@ section:
   exists ``registration-required`` (the table of §3.2).
 * §10 Determining Support: the ``jabber:iq:register`` server feature.
 
+Password changes derive new credentials (PBKDF2, slow by design). With
+``defer_password_changes`` the service does not call the directory itself:
+a valid request becomes a :class:`PasswordChange` the I/O layer takes with
+:meth:`RegistrationService.take_password_changes`, carries out off its event
+loop (and may rate-limit), and reports with
+:meth:`RegistrationService.password_change_finished`, which builds the reply.
+
 The service answers requests with no ``to``, ``to`` the server's domain
 (XEP-0077's own examples use both) or ``to`` the sender's bare JID, sent from
 a bound session of this router. A request for another account is left to the
@@ -39,7 +46,9 @@ called, so it can delete the account's data (roster, vCard, private XML...).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
+from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID
@@ -55,7 +64,7 @@ from ..stanza import Iq, IqType, error_reply, iq_result
 from .router import Deliver, Disconnect, Effect
 from .service import Service
 
-__all__ = ["AccountDirectory", "AccountRemovalAware", "RegistrationService"]
+__all__ = ["AccountDirectory", "AccountRemovalAware", "PasswordChange", "RegistrationService"]
 
 _QUERY = f"{{{REGISTER}}}query"
 
@@ -89,6 +98,19 @@ class AccountRemovalAware(Protocol):
     def account_removed(self, account: JID) -> list[Effect]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    """A valid password change (XEP-0077 §3.3) waiting for the I/O layer.
+
+    ``account`` is the bare JID, ``password`` PRECIS-valid; ``request`` is the
+    IQ to answer through :meth:`RegistrationService.password_change_finished`.
+    """
+
+    account: JID
+    password: str = field(repr=False)
+    request: Element = field(repr=False)
+
+
 class RegistrationService(Service):
     """XEP-0077 password change and account removal (see the module docstring)."""
 
@@ -101,8 +123,11 @@ class RegistrationService(Service):
         allow_password_change: bool = True,
         allow_removal: bool = True,
         instructions: str | None = None,
+        defer_password_changes: bool = False,
     ) -> None:
         self.accounts = accounts
+        self.defer_password_changes = defer_password_changes
+        self._password_changes: list[PasswordChange] = []
         self.allow_password_change = allow_password_change
         self.allow_removal = allow_removal
         #: The ``<instructions/>`` of the answer to an IQ-get (§3.1), if any.
@@ -129,6 +154,21 @@ class RegistrationService(Service):
             return self._remove(iq, sender.bare)
         return self._change_password(iq, sender.bare, request.username, request.password)
 
+    def take_password_changes(self) -> list[PasswordChange]:
+        """The deferred password changes not handed out yet (oldest first)."""
+        changes, self._password_changes = self._password_changes, []
+        return changes
+
+    def password_change_finished(
+        self, change: PasswordChange, error: StanzaErrorCondition | None = None
+    ) -> list[Effect]:
+        """The reply to a deferred password change: a result, or ``error``
+        (``registration-required`` for a vanished account, ``not-acceptable``
+        for a refused password, ``resource-constraint`` when rate-limited)."""
+        if error is None:
+            return self.router.reply(iq_result(change.request))
+        return self.router.reply(error_reply(change.request, error))
+
     # ------------------------------------------------------------------
 
     def _change_password(
@@ -152,6 +192,9 @@ class RegistrationService(Service):
             )
         try:
             normalize_password(password)
+            if self.defer_password_changes:
+                self._password_changes.append(PasswordChange(account, password, iq.element))
+                return []
             self.accounts.change_password(account.local, account.domain, password)
         except LookupError:
             return self._error(iq, StanzaErrorCondition.REGISTRATION_REQUIRED)

@@ -267,7 +267,11 @@ class RosterService(Service):
         sender = iq.from_
         assert sender is not None  # the router only hands on stanzas with 'from'
         session = self.router.session_by_jid(sender)
-        if session is None or (to is not None and to != sender.bare):
+        if to is not None and to != sender.bare:
+            # RFC 6121 §2.1.5 allows service-unavailable: the answer for a
+            # missing account too (§8.5.1), so it does not tell them apart.
+            return self.router.bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        if session is None:
             # RFC 6121 §2.1.5 (and §2.1.3 for gets): only the user's own
             # sessions may read or modify the roster.
             return self._error(iq, StanzaErrorCondition.FORBIDDEN, "not your roster")

@@ -10,8 +10,10 @@ Behaviour, by XEP-0054 (version 1.3.0) section:
   which does not look like a failure.
 * §3.2 Updating one's vCard: an IQ-set with no ``to`` or ``to`` the own bare
   JID replaces the whole vCard (there are no partial updates). An IQ-set
-  for any other JID (another account, the server's domain) gets
-  ``forbidden`` ("SHOULD be forbidden or not-allowed").
+  for the server's domain gets ``forbidden`` ("SHOULD be forbidden or
+  not-allowed"); for another account ``service-unavailable``, the answer for
+  a missing account (RFC 6121 §8.5.1), so existing accounts cannot be told
+  apart.
 * §3.3 Viewing another user's vCard: an IQ-get to another account's bare JID
   is answered by the server on that account's behalf (the router calls
   :meth:`VCardService.handle_iq` with that ``to``). When the account has no
@@ -130,7 +132,12 @@ class VCardService(Service):
         local_sender = sender.local is not None and self.router.is_local(sender.domain)
         addressed_to_server = to is None and iq.to is not None
         if iq.type is IqType.SET:
-            if addressed_to_server or (to is not None and to != own) or not local_sender:
+            if to is not None and to != own:
+                # Another account: the answer for a missing one (RFC 6121
+                # §8.5.1, RFC 6120 §8.3.3.19), not XEP-0054 §3.2's forbidden,
+                # which would tell existing accounts apart.
+                return self._error(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            if addressed_to_server or not local_sender:
                 # XEP-0054 §3.2: only the sender's own bare JID.
                 return self._error(iq.element, StanzaErrorCondition.FORBIDDEN)
             return self._set(iq.element, own, payload)

@@ -63,6 +63,9 @@ class ServerConfig:
             SM-IDs).
         decoy_key: secret for SCRAM's fake salts for unknown users, stable for
             the server's lifetime so repeated probes cannot tell users apart.
+        decoy_iterations: the iteration count of the SCRAM decoy (``i=``) and
+            of PLAIN's decoy derivation for unknown users; set it to the count
+            of stored credentials, so an unknown user looks like a real one.
         stream_management: offer XEP-0198 after authentication.
         sm_resume_timeout: seconds a broken session stays resumable (XEP-0198
             §5, announced as ``max``). ``0`` (the default) offers no
@@ -97,6 +100,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     rng: Callable[[int], bytes] = secrets.token_bytes
     decoy_key: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    decoy_iterations: int = 4096
     stream_management: bool = True
     sm_resume_timeout: float = 0.0
     sm_max_unacked: int = 10000
@@ -109,6 +113,8 @@ class ServerConfig:
             raise ValueError("at least one domain must be served")
         if self.require_tls and not self.tls_available:
             raise ValueError("require_tls needs tls_available")
+        if self.decoy_iterations < 1:
+            raise ValueError("decoy_iterations must be positive")
         if self.sm_resume_timeout < 0:
             raise ValueError("sm_resume_timeout must not be negative")
         if self.sm_max_unacked < 1:

@@ -11,11 +11,14 @@ after a restart), every input may queue output: the I/O layer drains
 
 Negotiation (RFC 6120 §4.3) runs inside the connection. The server side
 advertises features, runs STARTTLS and SASL, and binds a resource; it asks the
-I/O layer for two things only: to wrap the transport in TLS
-(:class:`TLSRequested`, answered with :meth:`tls_established`) and to look up
+I/O layer for a few things only: to wrap the transport in TLS
+(:class:`TLSRequested`, answered with :meth:`tls_established`), to look up
 stored credentials (:class:`CredentialsRequested`, answered with
 :meth:`ServerConnection.provide_credentials`, or refused with
-:meth:`ServerConnection.refuse_credentials`). With
+:meth:`ServerConnection.refuse_credentials`) and, for PLAIN, to run the
+password derivation (:class:`DerivationRequested`, answered with
+:meth:`ServerConnection.provide_derived`): the connection never runs PBKDF2
+itself, so the I/O layer can keep it off its event loop. With
 ``ServerConfig.ask_before_bind`` it also asks before binding a resource
 (:class:`BindRequested`, answered with :meth:`ServerConnection.bind_accepted`
 or :meth:`ServerConnection.bind_refused`). The client side picks STARTTLS,
@@ -98,6 +101,7 @@ from .events import (
     ClientStateChanged,
     ConnectionClosed,
     CredentialsRequested,
+    DerivationRequested,
     Event,
     NegotiationFailed,
     RegistrationRequested,
@@ -166,6 +170,7 @@ class State(Enum):
     TLS_PENDING = auto()  #: the I/O layer must do the TLS handshake
     SASL = auto()  #: a SASL exchange is running
     AWAIT_CREDENTIALS = auto()  #: server: the I/O layer is looking up credentials
+    AWAIT_DERIVATION = auto()  #: server: the I/O layer is running PBKDF2 (PLAIN)
     AWAIT_REGISTRATION = auto()  #: server: the I/O layer is creating an account
     AWAIT_BIND = auto()  #: server: the I/O layer decides whether a resource may be bound
     BINDING = auto()  #: client: bind request sent
@@ -226,6 +231,7 @@ _STOP_STATES = frozenset(
         State.CLOSED,
         State.TLS_PENDING,
         State.AWAIT_CREDENTIALS,
+        State.AWAIT_DERIVATION,
         State.AWAIT_REGISTRATION,
         State.AWAIT_BIND,
         State.AWAIT_RESUME,
@@ -822,6 +828,15 @@ class ServerConnection(_Connection):
         self._sasl_step(lambda: mech.provide_credentials(credentials))
         self._process()
 
+    def provide_derived(self, salted_password: bytes) -> None:
+        """Answer a :class:`DerivationRequested` event with the PBKDF2 result."""
+        if self.state is not State.AWAIT_DERIVATION or self._mechanism is None:
+            raise LocalProtocolError("no derivation was requested")
+        self.state = State.SASL
+        mech = self._mechanism
+        self._sasl_step(lambda: mech.provide_derived(salted_password))
+        self._process()
+
     def refuse_credentials(
         self, condition: sasl.SASLCondition = sasl.SASLCondition.TEMPORARY_AUTH_FAILURE
     ) -> None:
@@ -1017,7 +1032,11 @@ class ServerConnection(_Connection):
                 return
             mech = self._mechanism
             self._sasl_step(lambda: mech.respond(data or b""))
-        elif tag == _ABORT and self.state in (State.SASL, State.AWAIT_CREDENTIALS):
+        elif tag == _ABORT and self.state in (
+            State.SASL,
+            State.AWAIT_CREDENTIALS,
+            State.AWAIT_DERIVATION,
+        ):
             self._sasl_failure(sasl.SASLCondition.ABORTED)
         elif tag in (_AUTH, _RESPONSE, _ABORT):
             self._sasl_failure(sasl.SASLCondition.MALFORMED_REQUEST)
@@ -1097,6 +1116,7 @@ class ServerConnection(_Connection):
                 advertised_plus=any(m.endswith("-PLUS") for m in offered),
                 external_identity=self._external_identity,
                 decoy_key=self.config.decoy_key,
+                decoy_iterations=self.config.decoy_iterations,
             )
         except sasl.SASLFailure as exc:
             self._sasl_failure(exc.condition, exc.text)
@@ -1111,7 +1131,7 @@ class ServerConnection(_Connection):
         try:
             result = step()
         except sasl.SASLFailure as exc:
-            self._sasl_failure(exc.condition, exc.text)
+            self._sasl_failure(exc.condition, exc.text, checked=exc.checked)
             return
         if isinstance(result, sasl.Challenge):
             self._send_element(_sasl_element("challenge", _b64encode(result.data)))
@@ -1119,6 +1139,13 @@ class ServerConnection(_Connection):
             self.state = State.AWAIT_CREDENTIALS
             self._pending_username = result.username
             self._events.append(CredentialsRequested(result.username, mech.hash_name or "sha256"))
+        elif isinstance(result, sasl.NeedDerivation):
+            self.state = State.AWAIT_DERIVATION
+            self._events.append(
+                DerivationRequested(
+                    result.password, result.salt, result.iterations, result.hash_name
+                )
+            )
         else:
             assert isinstance(result, sasl.Authenticated)
             self._sasl_success(mech.name, result)
@@ -1149,8 +1176,20 @@ class ServerConnection(_Connection):
         self._restart(authenticated=True)
 
     def _sasl_failure(
-        self, condition: sasl.SASLCondition, text: str | None = None, username: str | None = None
+        self,
+        condition: sasl.SASLCondition,
+        text: str | None = None,
+        username: str | None = None,
+        *,
+        checked: bool = False,
     ) -> None:
+        """Send ``<failure/>`` (RFC 6120 §6.4.5) and count the attempt.
+
+        Every failure counts toward ``max_auth_attempts``, ``<abort/>`` and
+        malformed requests included (§6.4.5: the receiving entity "SHOULD
+        allow a configurable but reasonable number of retries"); ``checked``
+        tells the I/O layer's back-off whether a credential was verified.
+        """
         failure = _sasl_element("failure")
         SubElement(failure, "{" + ns.SASL + "}" + condition.value)
         if text:
@@ -1158,10 +1197,14 @@ class ServerConnection(_Connection):
         self._send_element(failure)
         self._mechanism = None
         self.state = State.NEGOTIATING
-        if condition is not sasl.SASLCondition.ABORTED:
-            self.auth_failures += 1
+        self.auth_failures += 1
         self._events.append(
-            AuthenticationFailed(condition.value, text, username or self._pending_username)
+            AuthenticationFailed(
+                condition.value,
+                text,
+                username or self._pending_username,
+                credentials_checked=checked,
+            )
         )
         self._pending_username = None
         if self.auth_failures >= self.config.limits.max_auth_attempts:

@@ -7,7 +7,7 @@ happened (``StanzaReceived``) or as requests the I/O layer must act upon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from ..errors import StreamErrorCondition
@@ -20,6 +20,7 @@ __all__ = [
     "ClientStateChanged",
     "ConnectionClosed",
     "CredentialsRequested",
+    "DerivationRequested",
     "Event",
     "NegotiationFailed",
     "RegistrationRequested",
@@ -71,6 +72,24 @@ class CredentialsRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class DerivationRequested:
+    """Server: run PBKDF2 (RFC 8018 §5.2, SCRAM's ``Hi()``) on ``password`` with
+    ``salt``, ``iterations`` and ``hash_name`` (a :mod:`hashlib` name) and pass
+    the salted password to ``provide_derived()``.
+
+    Asked for by PLAIN after :class:`CredentialsRequested` (RFC 4616 §2). The
+    connection never derives itself: the I/O layer should run this off its
+    event loop. An unknown user asks for the same hash and iterations as a
+    real account, so nothing here tells them apart.
+    """
+
+    password: str = field(repr=False)
+    salt: bytes
+    iterations: int
+    hash_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class RegistrationRequested:
     """Server: a client asks to create the account ``local`` (XEP-0077 §3.1).
 
@@ -96,11 +115,18 @@ class AuthenticationFailed:
 
     On the server the stream stays open for a retry until too many attempts
     have failed; on the client the stream is closed.
+
+    ``credentials_checked`` (server) is true only when a credential was
+    verified and found wrong (a wrong password or SCRAM proof, or an unknown
+    user): the failures a login back-off should count. Failures before any
+    check (an unknown mechanism, ``<abort/>``, a malformed request, an
+    unsupported channel binding, a detected downgrade) leave it false.
     """
 
     condition: str
     text: str | None
     username: str | None = None
+    credentials_checked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +263,7 @@ Event = (
     StreamOpened
     | TLSRequested
     | CredentialsRequested
+    | DerivationRequested
     | RegistrationRequested
     | Authenticated
     | AuthenticationFailed
