@@ -22,11 +22,12 @@ from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, St
 from xmpp_sansio.stream.events import (
     Authenticated,
     CredentialsRequested,
+    DerivationRequested,
     Event,
     StreamOpened,
     TLSRequested,
 )
-from xmpp_sansio.testing import make_credentials
+from xmpp_sansio.testing import derive, make_credentials
 from xmpp_sansio.xml.parser import StreamHeader, StreamParser, XMLStreamError
 
 HEADER = (
@@ -74,6 +75,8 @@ class Driven:
                     self.events.append(event)
                     if isinstance(event, CredentialsRequested):
                         self.server.provide_credentials(LOOKUP(event.username, event.hash_name))
+                    elif isinstance(event, DerivationRequested):
+                        self.server.provide_derived(derive(event))
             except RemoteProtocolError as exc:
                 self.error = exc
             self.out += self.server.data_to_send()
