@@ -69,6 +69,7 @@ log = logging.getLogger("xmpp_trio.client")
 
 _IQ = "{" + ns.CLIENT + "}iq"
 _PING = "{" + ns.PING + "}ping"
+_CLOSE_NOTIFY_TIMEOUT = 2.0  # seconds a clean TLS close (close_notify) may take
 
 
 class XMPPError(Exception):
@@ -253,6 +254,14 @@ class Client:
                 await self._flush()
             with trio.move_on_after(5):
                 await self.closed.wait()
+        if self.closed.is_set() and not self._aborted:
+            # The reader is done with the stream: a TLS stream sends close_notify
+            # first (RFC 8446 §6.1), within a bound.
+            with trio.move_on_after(_CLOSE_NOTIFY_TIMEOUT) as scope:
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+                    await self._stream.aclose()
+            if not scope.cancelled_caught:
+                return
         await trio.aclose_forcefully(self._stream)
 
     async def _flush(self) -> None:
