@@ -20,7 +20,7 @@ __all__ = ["ConnectionPair", "make_credentials"]
 
 
 def make_credentials(
-    passwords: dict[str, str], *, iterations: int = 64
+    passwords: dict[str, str], *, iterations: int = 4096
 ) -> Callable[[str, str], ScramCredentials | None]:
     """A credential lookup ``(username, hash_name) -> credentials`` over a dict of
     passwords, deriving salted credentials once per (user, hash)."""

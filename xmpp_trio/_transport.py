@@ -100,6 +100,17 @@ class SocketTransport:
                 await trio.lowlevel.wait_writable(tls)
         await trio.lowlevel.checkpoint_if_cancelled()
 
+    def tls_version(self) -> str | None:
+        """The negotiated TLS version (``"TLSv1.3"``), ``None`` without TLS."""
+        sock = self._sock
+        return sock.version() if isinstance(sock, ssl.SSLSocket) else None
+
+    def tls_unique(self) -> bytes | None:
+        """The first Finished message of the TLS handshake (RFC 5929 §3.1), as
+        :meth:`ssl.SSLSocket.get_channel_binding` gives it; ``None`` without TLS."""
+        sock = self._sock
+        return sock.get_channel_binding("tls-unique") if isinstance(sock, ssl.SSLSocket) else None
+
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream."""
         await trio.lowlevel.checkpoint_if_cancelled()

@@ -16,6 +16,7 @@ from .channel_binding import (
     TLS_UNIQUE,
     ChannelBinding,
     tls_server_end_point,
+    tls_unique,
 )
 from .common import (
     Authenticated,
@@ -27,6 +28,7 @@ from .common import (
     SASLFailure,
     ServerMechanism,
     ServerStep,
+    UnsupportedChannelBinding,
 )
 from .credentials import ScramCredentials, derive_scram_credentials
 from .mechanisms import (
@@ -59,10 +61,12 @@ __all__ = [
     "ScramServer",
     "ServerMechanism",
     "ServerStep",
+    "UnsupportedChannelBinding",
     "create_client_mechanism",
     "create_server_mechanism",
     "derive_scram_credentials",
     "scram_hash_name",
     "select_client_mechanism",
     "tls_server_end_point",
+    "tls_unique",
 ]

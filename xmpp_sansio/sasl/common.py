@@ -44,12 +44,35 @@ class SASLFailure(Exception):
     ``text`` is safe to send in the ``<text/>`` child of ``<failure/>``: a wrong
     password and an unknown user fail with the same condition and text, so the
     failure never tells which of the two it was.
+
+    ``counts`` is whether the failure counts as an authentication attempt
+    (RFC 6120 §6.4.5 retries): False for failures no credential was tried in.
     """
+
+    counts: bool = True
 
     def __init__(self, condition: SASLCondition, text: str | None = None) -> None:
         super().__init__(condition.value if text is None else f"{condition.value}: {text}")
         self.condition = condition
         self.text = text
+
+
+class UnsupportedChannelBinding(SASLFailure):
+    """A ``-PLUS`` mechanism asked for a channel binding type this connection
+    lacks (RFC 5802 §6, ``unsupported-channel-binding-type`` in §7).
+
+    ``not-authorized`` on the wire, before any credential was looked at, so it
+    does not count as an attempt: the client may try another type or mechanism
+    (XEP-0440 lists the supported types).
+    """
+
+    counts = False
+
+    def __init__(self, cb_type: str) -> None:
+        super().__init__(
+            SASLCondition.NOT_AUTHORIZED, f"unsupported-channel-binding-type {cb_type!r}"
+        )
+        self.cb_type = cb_type
 
 
 class SASLClientError(Exception):

@@ -95,12 +95,15 @@ class AuthenticationFailed:
     """SASL failed with a defined condition (RFC 6120 §6.5).
 
     On the server the stream stays open for a retry until too many attempts
-    have failed; on the client the stream is closed.
+    have failed; on the client the stream is closed. ``counted``: the failure
+    counted as an attempt (False for an aborted exchange or an unsupported
+    channel binding type, where no credential was tried).
     """
 
     condition: str
     text: str | None
     username: str | None = None
+    counted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
