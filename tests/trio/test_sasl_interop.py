@@ -175,15 +175,15 @@ async def test_unsupported_binding_type_fails_the_attempt_and_keeps_the_stream(
     server: RunningServer, cb_type: str
 ) -> None:
     """On TLS 1.3 a -PLUS attempt with a type the server lacks gets <failure/>,
-    four times over without policy-violation (max_auth_attempts is 3: these are
-    not guesses), and SCRAM-SHA-256-PLUS with tls-server-end-point then works on
-    the same stream."""
+    seven times over without policy-violation (max_auth_attempts is 3) or login
+    back-off (auth_failures_before_backoff is 5): these are not guesses. Then
+    SCRAM-SHA-256-PLUS with tls-server-end-point works on the same stream."""
     wire = await starttls_wire(server)
     assert isinstance(wire.stream, trio.SSLStream)
     await wire.send(HEADER)
     await wire.read_until(b"</stream:features>")
     first = f"p={cb_type},,n=juliet,r=abcdefgh".encode()
-    for _ in range(4):
+    for _ in range(7):
         await wire.send(auth("SCRAM-SHA-256-PLUS", first))
         answer = await wire.read_until(b"</failure>")
         assert b"<not-authorized/>" in answer, answer
