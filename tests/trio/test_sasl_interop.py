@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,7 @@ import trustme
 from conftest import PASSWORDS, RunningServer
 from test_security import FOOTER, HEADER, WAIT, Wire, starttls_wire, stream_error
 
+from xmpp_sansio.jid import JID
 from xmpp_sansio.sasl import (
     ChannelBinding,
     ScramClient,
@@ -442,3 +447,89 @@ async def test_client_refuses_a_server_asking_for_too_few_scram_iterations(
         await done.wait()
     assert b"<auth" in received
     assert b"<response" not in received and b"p=" not in received.split(b"</auth>")[1]
+
+
+# ---------------------------------------------------------------------------
+# poezio (Debian, curses, slixmpp 1.8.3) run headless in a pseudo-terminal
+
+POEZIO = "/usr/bin/poezio"
+
+
+def poezio_command(config_file: Path) -> list[str]:
+    """poezio in a pseudo-terminal (``script``) with a fixed size; as ``nobody``
+    when run as root (poezio refuses root)."""
+    inner = f"stty rows 40 cols 160; exec {POEZIO} -f {config_file}"
+    command = ["script", "-qfec", inner, "/dev/null"]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+    return command
+
+
+def server_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "xmpp_trio.server"]
+
+
+async def test_poezio_logs_in_and_binds_a_session(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """poezio configured only with the server address, the account and the test
+    CA (TLS stays required, certificate checked): its session gets bound. On TLS
+    1.3 its slixmpp 1.8.3 is refused tls-unique three times, then logs in with
+    SCRAM on the same stream."""
+    caplog.set_level(logging.INFO, logger="xmpp_trio.server")
+    if not os.path.exists(POEZIO) or shutil.which("script") is None:
+        if os.environ.get("CI"):
+            pytest.fail("poezio is not installed in CI")
+        pytest.skip("poezio is not installed (apt install poezio)")
+    home = Path(tempfile.mkdtemp(prefix="poezio-"))
+    try:
+        shutil.copy(server.ca_file, home / "ca.pem")
+        config_file = home / "poezio.cfg"
+        config_file.write_text(
+            "[Poezio]\n"
+            "jid = romeo@localhost/poezio\n"
+            f"password = {PASSWORDS['romeo']}\n"
+            "custom_host = 127.0.0.1\n"
+            f"custom_port = {server.starttls_port}\n"
+            f"ca_cert_path = {home / 'ca.pem'}\n"
+        )
+        if os.geteuid() == 0:  # poezio runs as nobody (see poezio_command)
+            for path in [home, *home.iterdir()]:
+                os.chown(path, 65534, 65534)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "XDG_DATA_HOME": str(home / "data"),
+            "XDG_CACHE_HOME": str(home / "cache"),
+            "TERM": "xterm",
+            "LANG": "C.UTF-8",
+        }
+        romeo = JID.parse("romeo@localhost")
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(
+                partial(
+                    trio.run_process,
+                    poezio_command(config_file),
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    check=False,
+                )
+            )
+            try:
+                with trio.fail_after(30):
+                    while not server.router.resources(romeo):
+                        await trio.sleep(0.05)  # polling the server's state, not timing
+                (bound,) = [str(jid) for jid, _ in server.router.resources(romeo)]
+                assert bound.startswith("romeo@localhost/poezio")  # poezio adds a suffix
+                # On its first connection, with SCRAM (before, poezio was locked out
+                # twice with policy-violation and came back a third time with PLAIN).
+                logins = [m for m in server_log(caplog) if "authenticated romeo" in m]
+                assert len(logins) == 1 and re.match(r"session 1: .* with SCRAM-", logins[0])
+                assert not [m for m in server_log(caplog) if "policy-violation" in m]
+            finally:
+                process.kill()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
