@@ -255,14 +255,10 @@ class Client:
             with trio.move_on_after(5):
                 await self.closed.wait()
         if self.closed.is_set() and not self._aborted:
-            # The reader is done with the stream: a TLS stream sends close_notify
-            # first (RFC 8446 §6.1), within a bound.
-            with trio.move_on_after(_CLOSE_NOTIFY_TIMEOUT) as scope:
-                with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
-                    await self._stream.aclose()
-            if not scope.cancelled_caught:
-                return
-        await trio.aclose_forcefully(self._stream)
+            # The reader is done with the stream: close it cleanly.
+            await _close_cleanly(self._stream)
+        else:
+            await trio.aclose_forcefully(self._stream)
 
     async def _flush(self) -> None:
         async with self._send_lock:
@@ -300,6 +296,16 @@ class Client:
         finally:
             self.closed.set()
             await self._incoming_send.aclose()
+
+
+async def _close_cleanly(stream: trio.abc.Stream) -> None:
+    """Close ``stream``; a TLS stream sends close_notify first (RFC 8446 §6.1),
+    within :data:`_CLOSE_NOTIFY_TIMEOUT`, else it is closed forcefully."""
+    with trio.move_on_after(_CLOSE_NOTIFY_TIMEOUT) as scope:
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+            await stream.aclose()
+    if scope.cancelled_caught:
+        await trio.aclose_forcefully(stream)
 
 
 async def _negotiate(
@@ -432,8 +438,8 @@ async def open_client(
                 await trio.aclose_forcefully(stream)
             continue
         except XMPPError:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
+            if stream is not None:  # the stream was closed or failed in XMPP terms
+                await _close_cleanly(stream)
             raise
         client = Client(conn, stream, negotiated)
         async with trio.open_nursery() as nursery:

@@ -406,9 +406,11 @@ async def test_client_refuses_a_server_asking_for_too_few_scram_iterations(
     nursery: trio.Nursery, tmp_path: Path, iterations: int
 ) -> None:
     """A fake server over real TLS answers with i=1 (cheap to brute-force what the
-    client proves): the client fails and sends no proof."""
+    client proves): the client fails, sends no proof, closes its stream and its
+    TLS connection cleanly (close_notify)."""
     server_context, client_context = fake_tls_server(tmp_path)
     received = bytearray()
+    ends: list[str] = []
     done = trio.Event()
 
     async def handler(stream: trio.SSLStream[trio.SocketStream]) -> None:
@@ -424,8 +426,9 @@ async def test_client_refuses_a_server_asking_for_too_few_scram_iterations(
                 f"<challenge xmlns='{SASL_NS}'>{base64.b64encode(server_first).decode()}"
                 "</challenge>".encode()
             )
-            with trio.move_on_after(WAIT):
-                await wire.read_to_end()
+            rest, end = await read_to_tls_end(stream)
+            wire.data += rest
+            ends.append(end)
         finally:
             received.extend(wire.data)
             done.set()
@@ -447,6 +450,7 @@ async def test_client_refuses_a_server_asking_for_too_few_scram_iterations(
         await done.wait()
     assert b"<auth" in received
     assert b"<response" not in received and b"p=" not in received.split(b"</auth>")[1]
+    assert received.endswith(FOOTER) and ends == ["clean"]
 
 
 # ---------------------------------------------------------------------------
