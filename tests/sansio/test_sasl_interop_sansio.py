@@ -207,3 +207,24 @@ def test_sasl_text_round_trips_and_only_initial_and_success_data_use_equals(data
     assert (challenge is None) == (data == b"")
     assert (initial == "=") == (data == b"")
     assert _b64encode(None) is None and _b64encode(None, empty=None) is None
+
+
+@given(st.lists(st.sampled_from(["unsupported-cb", "wrong-password"]), max_size=10))
+def test_only_guesses_count_toward_max_auth_attempts(attempts: list[str]) -> None:
+    """Any mix of unsupported binding types and wrong passwords: the stream ends
+    with policy-violation exactly at the 3rd wrong password (RFC 6120 §6.4.5)."""
+    conn = server(TLSInfo(END_POINT), limits=Limits(max_auth_attempts=3))
+    guesses = 0
+    for attempt in attempts:
+        if attempt == "unsupported-cb":
+            conn.receive_data(auth("SCRAM-SHA-256-PLUS", b"p=tls-unique,,n=juliet,r=abc"))
+        else:
+            conn.receive_data(auth("PLAIN", b"\0juliet\0wrong"))
+            guesses += 1
+        if guesses == 3:
+            with pytest.raises(RemoteProtocolError) as info:
+                drain(conn)
+            assert info.value.condition.value == "policy-violation"
+            return
+        drain(conn)
+        assert conn.auth_failures == guesses

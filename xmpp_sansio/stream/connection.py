@@ -683,9 +683,14 @@ class ServerConnection(_Connection):
     Args:
         config: what to offer.
         tls_active: the transport is already TLS (direct TLS, XEP-0368).
-        tls_info: with ``tls_active``, the channel binding of that TLS session.
+        tls_info: with ``tls_active``, the channel bindings of that TLS session.
         external_identity: for SASL EXTERNAL, the identity the I/O layer has
             verified (for example from a client certificate).
+
+    SCRAM ``-PLUS`` is offered when the TLS session has channel bindings, and
+    their types are announced (XEP-0440). A ``-PLUS`` attempt with another type
+    fails without counting as an attempt, and a later ``y`` gs2 flag on the
+    stream is then not taken for a downgrade (docs/security.md).
 
     Stream management (XEP-0198): ``<sm/>`` is offered after authentication
     when ``config.stream_management`` is on. ``<enable/>`` is accepted once,
