@@ -25,7 +25,7 @@ def derive(request: DerivationRequested | NeedDerivation) -> bytes:
 
 
 def make_credentials(
-    passwords: dict[str, str], *, iterations: int = 64
+    passwords: dict[str, str], *, iterations: int = 4096
 ) -> Callable[[str, str], ScramCredentials | None]:
     """A credential lookup ``(username, hash_name) -> credentials`` over a dict of
     passwords, deriving salted credentials once per (user, hash)."""

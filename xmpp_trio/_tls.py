@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from typing import Any
 
 import trio
 
-from xmpp_sansio.sasl import ChannelBinding, tls_server_end_point
+from xmpp_sansio.sasl import ChannelBinding, tls_server_end_point, tls_unique
 from xmpp_sansio.stream.connection import TLSInfo
 
 
@@ -21,6 +22,19 @@ def client_ssl_context(cafile: str | None = None) -> ssl.SSLContext:
 def server_tls_info(certificate_der: bytes | None) -> TLSInfo:
     """TLSInfo for a server whose certificate is ``certificate_der``."""
     return TLSInfo(channel_binding=_binding(certificate_der))
+
+
+def connection_tls_info(
+    server_info: TLSInfo, *, tls_version: str | None, finished: bytes | None
+) -> TLSInfo:
+    """``server_info`` (from :func:`server_tls_info`) for one connection: plus
+    ``tls-unique`` from its first Finished message where the TLS version defines
+    it (TLS 1.2, not 1.3: RFC 9266 §1). ``tls-exporter`` is never offered: the
+    ssl module cannot export keying material (RFC 9266 §2)."""
+    binding = tls_unique(finished, tls_version)
+    if binding is None:
+        return server_info
+    return dataclasses.replace(server_info, more_channel_bindings=(binding,))
 
 
 def client_tls_info(stream: trio.SSLStream[Any]) -> TLSInfo:

@@ -126,6 +126,17 @@ class SocketTransport:
                 return True
         return False
 
+    def tls_version(self) -> str | None:
+        """The negotiated TLS version (``"TLSv1.3"``), ``None`` without TLS."""
+        sock = self._sock
+        return sock.version() if isinstance(sock, ssl.SSLSocket) else None
+
+    def tls_unique(self) -> bytes | None:
+        """The first Finished message of the TLS handshake (RFC 5929 §3.1), as
+        :meth:`ssl.SSLSocket.get_channel_binding` gives it; ``None`` without TLS."""
+        sock = self._sock
+        return sock.get_channel_binding("tls-unique") if isinstance(sock, ssl.SSLSocket) else None
+
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream."""
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -187,14 +198,26 @@ class SocketTransport:
                 await self.wait_send()
 
     def close(self) -> None:
-        """Close now (no TLS close_notify): tasks waiting on the socket get
-        :class:`trio.ClosedResourceError`. Idempotent."""
+        """Close now: tasks waiting on the socket get
+        :class:`trio.ClosedResourceError`. Idempotent.
+
+        Under TLS a ``close_notify`` alert goes first (RFC 8446 §6.1), so the
+        peer sees a clean end of the TLS stream, not a truncation. It is written
+        only if the socket takes it now (never waiting: a peer that reads nothing
+        cannot hold the close up), and the peer's own alert is not awaited.
+        """
         if self._closed:
             return
         self._closed = True
         sock = self._sock
         with contextlib.suppress(RuntimeError):  # outside Trio
             trio.lowlevel.notify_closing(sock)
+        if isinstance(sock, ssl.SSLSocket):
+            # SSL_shutdown: sends close_notify, then finds the peer's missing
+            # (SSLWantReadError on a non-blocking socket): done. Fails harmlessly
+            # before the handshake, after a fatal alert or a reset.
+            with contextlib.suppress(OSError, ValueError):
+                sock.unwrap()
         # Input nobody will read makes the kernel answer the close with a reset,
         # which can destroy what was just sent (a stream error, a TLS alert):
         # discard it first (raw bytes: socket.socket.recv bypasses TLS).

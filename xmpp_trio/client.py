@@ -69,6 +69,7 @@ log = logging.getLogger("xmpp_trio.client")
 
 _IQ = "{" + ns.CLIENT + "}iq"
 _PING = "{" + ns.PING + "}ping"
+_CLOSE_NOTIFY_TIMEOUT = 2.0  # seconds a clean TLS close (close_notify) may take
 
 
 class XMPPError(Exception):
@@ -253,7 +254,11 @@ class Client:
                 await self._flush()
             with trio.move_on_after(5):
                 await self.closed.wait()
-        await trio.aclose_forcefully(self._stream)
+        if self.closed.is_set() and not self._aborted:
+            # The reader is done with the stream: close it cleanly.
+            await _close_cleanly(self._stream)
+        else:
+            await trio.aclose_forcefully(self._stream)
 
     async def _flush(self) -> None:
         async with self._send_lock:
@@ -321,6 +326,15 @@ class _SpaceBeforeTLS(trio.abc.Stream):
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+async def _close_cleanly(stream: trio.abc.Stream) -> None:
+    """Close ``stream``; a TLS stream sends close_notify first (RFC 8446 §6.1),
+    within :data:`_CLOSE_NOTIFY_TIMEOUT`, else it is closed forcefully."""
+    with trio.move_on_after(_CLOSE_NOTIFY_TIMEOUT) as scope:
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+            await stream.aclose()
+    if scope.cancelled_caught:
+        await trio.aclose_forcefully(stream)
 
 
 async def _negotiate(
@@ -454,8 +468,8 @@ async def open_client(
                 await trio.aclose_forcefully(stream)
             continue
         except XMPPError:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
+            if stream is not None:  # the stream was closed or failed in XMPP terms
+                await _close_cleanly(stream)
             raise
         client = Client(conn, stream, negotiated)
         async with trio.open_nursery() as nursery:

@@ -60,7 +60,7 @@ from xmpp_sansio.sm import PresenceHold, SMState
 from xmpp_sansio.stanza import StanzaKind, stanza_kind
 from xmpp_sansio.stream.config import Limits
 from xmpp_sansio.stream.config import ServerConfig as StreamConfig
-from xmpp_sansio.stream.connection import ServerConnection, State
+from xmpp_sansio.stream.connection import ServerConnection, State, TLSInfo
 from xmpp_sansio.stream.events import (
     Authenticated,
     AuthenticationFailed,
@@ -770,7 +770,7 @@ class XMPPServer:
         conn = ServerConnection(
             self.stream_config,
             tls_active=direct_tls,
-            tls_info=self.tls_info if direct_tls else None,
+            tls_info=self._tls_info(session) if direct_tls else None,
         )
         session.conn = conn
         conn.start_timer(trio.current_time(), self.config.limits.negotiation_timeout)
@@ -1147,8 +1147,15 @@ class XMPPServer:
         if not handshaken:
             session.transport.close()
             return False
-        conn.tls_established(self.tls_info)
+        conn.tls_established(self._tls_info(session))
         return True
+
+    def _tls_info(self, session: _Session) -> TLSInfo:
+        """The channel bindings of the session's TLS connection (RFC 5929, XEP-0440)."""
+        transport = session.transport
+        return _tls.connection_tls_info(
+            self.tls_info, tls_version=transport.tls_version(), finished=transport.tls_unique()
+        )
 
     async def _register(
         self, session: _Session, conn: ServerConnection, event: RegistrationRequested

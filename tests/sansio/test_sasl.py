@@ -41,7 +41,7 @@ SCRAM = ("SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512")
 SCRAM_PLUS = tuple(name + "-PLUS" for name in SCRAM)
 NONCE = bytes(range(18))
 SERVER_NONCE = b"server nonce bytes"
-ITERATIONS = 100
+ITERATIONS = 4096  # the least a client accepts (RFC 5802 §5.1)
 EXPORTER = ChannelBinding("tls-exporter", b"\x01" * 32)
 END_POINT = ChannelBinding("tls-server-end-point", b"\x02" * 32)
 
@@ -711,9 +711,20 @@ def test_scram_client_rejects_bad_server_first(server_first: bytes) -> None:
     assert not client.complete
 
 
-def test_scram_client_accepts_low_iteration_counts_and_extensions() -> None:
+def test_scram_client_accepts_4096_iterations_and_extensions() -> None:
     client = scram_client()
-    assert client.challenge(f"r={C_NONCE}xyz,s=c2FsdA==,i=1,x=ext".encode()).startswith(b"c=biws,")
+    assert client.challenge(f"r={C_NONCE}xyz,s=c2FsdA==,i=4096,x=ext".encode()).startswith(
+        b"c=biws,"
+    )
+
+
+@pytest.mark.parametrize("count", [1, 2, 4095])
+def test_scram_client_refuses_fewer_than_4096_iterations(count: int) -> None:
+    """RFC 5802 §5.1: a server asking for fewer gets no proof (it could brute-force it)."""
+    client = scram_client()
+    with pytest.raises(SASLClientError, match="iteration count"):
+        client.challenge(f"r={C_NONCE}xyz,s=c2FsdA==,i={count}".encode())
+    assert not client.complete
 
 
 def test_scram_client_checks_server_final() -> None:
@@ -761,7 +772,7 @@ def test_scram_client_rejects_early_success() -> None:
 
 def test_scram_client_server_error_message() -> None:
     client = scram_client()
-    client.challenge(f"r={C_NONCE}xyz,s=c2FsdA==,i=1".encode())
+    client.challenge(f"r={C_NONCE}xyz,s=c2FsdA==,i=4096".encode())
     with pytest.raises(SASLClientError, match="invalid-proof"):
         client.challenge(b"e=invalid-proof")
 

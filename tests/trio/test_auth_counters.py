@@ -222,7 +222,7 @@ async def test_failures_before_any_password_check_do_not_trip_the_back_off(
         await wire.aclose()
     wire = await tls_wire(server)
     await wire.send(auth("PLAIN"))
-    await wire.read_until(b"</challenge>")
+    await wire.read_until(b"<challenge")  # empty: <challenge .../>
     assert condition_of(await sasl_answer(wire, f"<abort xmlns='{SASL}'/>".encode())) == "aborted"
     await wire.aclose()
     assert await login(server, "juliet", PASSWORDS["juliet"], "127.0.0.1") == "success"
@@ -235,7 +235,7 @@ async def test_abort_counts_toward_the_per_stream_attempt_limit(server: RunningS
     wire = await tls_wire(server)
     for attempt in range(3):
         await wire.send(auth("PLAIN"))
-        await wire.read_until(b"</challenge>")
+        await wire.read_until(b"<challenge")  # empty: <challenge .../>
         await wire.send(f"<abort xmlns='{SASL}'/>".encode())
         if attempt < 2:
             answer = await wire.read_until(b"</failure>")

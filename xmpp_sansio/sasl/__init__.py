@@ -16,6 +16,7 @@ from .channel_binding import (
     TLS_UNIQUE,
     ChannelBinding,
     tls_server_end_point,
+    tls_unique,
 )
 from .common import (
     Authenticated,
@@ -28,6 +29,7 @@ from .common import (
     SASLFailure,
     ServerMechanism,
     ServerStep,
+    UnsupportedChannelBinding,
 )
 from .credentials import ScramCredentials, derive_scram_credentials
 from .mechanisms import (
@@ -61,10 +63,12 @@ __all__ = [
     "ScramServer",
     "ServerMechanism",
     "ServerStep",
+    "UnsupportedChannelBinding",
     "create_client_mechanism",
     "create_server_mechanism",
     "derive_scram_credentials",
     "scram_hash_name",
     "select_client_mechanism",
     "tls_server_end_point",
+    "tls_unique",
 ]

@@ -10,7 +10,8 @@ a :class:`ChannelBinding`:
 * ``tls-server-end-point`` (RFC 5929 §4): a hash of the server's certificate,
   which :func:`tls_server_end_point` computes from its DER bytes.
 * ``tls-unique`` (RFC 5929 §3): the first TLS Finished message, TLS 1.2 and
-  below only.
+  below only; :func:`tls_unique` refuses it on TLS 1.3, where it is undefined
+  (RFC 8446 §C.5, RFC 9266 §1).
 """
 
 from __future__ import annotations
@@ -71,3 +72,15 @@ def tls_server_end_point(certificate_der: bytes) -> ChannelBinding:
     digest = hashes.Hash(algorithm)
     digest.update(certificate_der)
     return ChannelBinding(TLS_SERVER_END_POINT, digest.finalize())
+
+
+def tls_unique(finished: bytes | None, tls_version: str | None) -> ChannelBinding | None:
+    """The ``tls-unique`` binding (RFC 5929 §3.1) from the first Finished message.
+
+    ``tls_version`` is the protocol name the TLS library reports (``"TLSv1.2"``).
+    ``None`` on TLS 1.3 and for an unknown version, where ``tls-unique`` is not
+    defined (RFC 8446 §C.5, RFC 9266 §1), and when there is no Finished message.
+    """
+    if not finished or tls_version not in ("TLSv1", "TLSv1.1", "TLSv1.2"):
+        return None
+    return ChannelBinding(TLS_UNIQUE, finished)

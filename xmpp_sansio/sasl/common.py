@@ -50,7 +50,13 @@ class SASLFailure(Exception):
     treatment): the failures a login back-off counts. Failures before any
     check (bad syntax, an unsupported channel binding, a detected downgrade)
     leave it false.
+
+    ``counts`` is whether the failure counts as an authentication attempt
+    (RFC 6120 §6.4.5 retries): False only for a channel binding type the
+    connection lacks, which the client may correct on the same stream.
     """
+
+    counts: bool = True
 
     def __init__(
         self, condition: SASLCondition, text: str | None = None, *, checked: bool = False
@@ -59,6 +65,24 @@ class SASLFailure(Exception):
         self.condition = condition
         self.text = text
         self.checked = checked
+
+
+class UnsupportedChannelBinding(SASLFailure):
+    """A ``-PLUS`` mechanism asked for a channel binding type this connection
+    lacks (RFC 5802 §6, ``unsupported-channel-binding-type`` in §7).
+
+    ``not-authorized`` on the wire, before any credential was looked at, so it
+    does not count as an attempt: the client may try another type or mechanism
+    (XEP-0440 lists the supported types).
+    """
+
+    counts = False
+
+    def __init__(self, cb_type: str) -> None:
+        super().__init__(
+            SASLCondition.NOT_AUTHORIZED, f"unsupported-channel-binding-type {cb_type!r}"
+        )
+        self.cb_type = cb_type
 
 
 class SASLClientError(Exception):

@@ -38,6 +38,7 @@ from .common import (
     SASLCondition,
     ServerMechanism,
     ServerStep,
+    UnsupportedChannelBinding,
     b64decode,
     b64encode,
     decode_utf8,
@@ -62,14 +63,18 @@ SCRAM_MECHANISMS: Final = {
 }
 """SCRAM mechanism names (RFC 5802 §4, RFC 7677 §3) and their hashlib hash names."""
 
-MAX_CLIENT_ITERATIONS: Final = 10_000_000
-"""The largest iteration count a client accepts from a server.
+MIN_CLIENT_ITERATIONS: Final = 4096
+"""The smallest iteration count a client accepts from a server (RFC 5802 §5.1,
+RFC 7677 §4: at least 4096).
 
-A bound so that a hostile server cannot make the client hash for hours. There
-is no lower bound beyond 1: RFC 5802 §5.1 asks servers for at least 4096, but a
-client refusing fewer only locks its user out, and the count protects the
-server's stored keys, not this exchange.
+The client's proof is computed with the count the server names: a fake or
+hostile server asking for i=1 gets a proof it can brute-force the password
+from almost for free, so fewer is refused before any proof is sent.
 """
+
+MAX_CLIENT_ITERATIONS: Final = 10_000_000
+"""The largest iteration count a client accepts from a server: a bound so that
+a hostile server cannot make the client hash for hours."""
 
 DECOY_SALT_LENGTH: Final = 16
 """Length of the made-up salt sent for unknown users; store real salts this long too."""
@@ -213,6 +218,10 @@ class ScramClient(ClientMechanism):
         iterations = int(count)
         if iterations > MAX_CLIENT_ITERATIONS:
             raise SASLClientError(f"iteration count {iterations} is too large")
+        if iterations < MIN_CLIENT_ITERATIONS:
+            raise SASLClientError(
+                f"iteration count {iterations} is below {MIN_CLIENT_ITERATIONS} (RFC 5802 §5.1)"
+            )
 
         without_proof = f"c={b64encode(self._cbind_input)},r={nonce}"
         auth_message = f"{self._first_bare},{text},{without_proof}".encode()
@@ -254,9 +263,10 @@ class ScramServer(ServerMechanism):
       (RFC 5801, RFC 5802 §6) ties the ``p`` flag to the ``-PLUS`` name and
       this client-first-message cannot belong to the chosen mechanism;
     * ``y`` while ``-PLUS`` was advertised (a downgrade, RFC 5802 §6), ``n`` or
-      ``y`` with a ``-PLUS`` mechanism, an unsupported channel binding type,
-      a ``c=`` that does not match, a wrong nonce, a wrong proof and an unknown
-      user: ``not-authorized``.
+      ``y`` with a ``-PLUS`` mechanism, a ``c=`` that does not match, a wrong
+      nonce, a wrong proof and an unknown user: ``not-authorized``;
+    * an unsupported channel binding type: :class:`.common.UnsupportedChannelBinding`
+      (``not-authorized`` that does not count as an attempt).
 
     An unknown user (``provide_credentials(None)``) gets a decoy
     server-first-message: a salt of :data:`DECOY_SALT_LENGTH` bytes derived
@@ -354,7 +364,8 @@ class ScramServer(ServerMechanism):
             if cb_name is None:
                 self._fail(denied, f"{self.name} requires channel binding")
             if cb_name not in self._bindings:
-                self._fail(denied, f"unsupported channel binding type {cb_name!r}")
+                self._done = True
+                raise UnsupportedChannelBinding(cb_name)
             self._cbind_input = f"{flag},{authz},".encode() + self._bindings[cb_name]
         else:
             if cb_name is not None:

@@ -134,6 +134,7 @@ _RESPONSE = "{" + ns.SASL + "}response"
 _SUCCESS = "{" + ns.SASL + "}success"
 _FAILURE = "{" + ns.SASL + "}failure"
 _ABORT = "{" + ns.SASL + "}abort"
+_SASL_CB_NS = "urn:xmpp:sasl-cb:0"  # XEP-0440 §2
 _BIND = "{" + ns.BIND + "}bind"
 _SESSION = "{" + ns.SESSION + "}session"
 _SM_FEATURE = "{" + SM_NS + "}sm"
@@ -186,10 +187,20 @@ class State(Enum):
 class TLSInfo:
     """What the TLS layer tells the connection once the handshake is done.
 
-    ``channel_binding`` enables the SCRAM ``-PLUS`` mechanisms (RFC 5929 / RFC 9266).
+    ``channel_binding`` enables the SCRAM ``-PLUS`` mechanisms (RFC 5929 / RFC 9266)
+    and is the one a client uses; a server lists further types this connection
+    supports in ``more_channel_bindings`` (``tls-unique`` on TLS 1.2) and
+    announces them all (XEP-0440).
     """
 
     channel_binding: sasl.ChannelBinding | None = None
+    more_channel_bindings: tuple[sasl.ChannelBinding, ...] = ()
+
+    @property
+    def channel_bindings(self) -> tuple[sasl.ChannelBinding, ...]:
+        """Every binding of this connection, ``channel_binding`` first."""
+        first = () if self.channel_binding is None else (self.channel_binding,)
+        return first + self.more_channel_bindings
 
 
 def _is_space(data: bytes | bytearray) -> bool:
@@ -197,11 +208,14 @@ def _is_space(data: bytes | bytearray) -> bool:
     return not data.strip(b" \t\r\n")
 
 
-def _b64encode(data: bytes | None) -> str | None:
-    """RFC 6120 §6.4.2: empty data is ``=``, absent data is no text."""
+def _b64encode(data: bytes | None, *, empty: str | None = "=") -> str | None:
+    """SASL element text: absent data is no text; empty data is ``=`` in an
+    initial response and in success data (RFC 6120 §6.4.2, §6.3.10), and no
+    text (``empty=None``) in a challenge or response, where ``=`` is undefined
+    (§6.4.3)."""
     if data is None:
         return None
-    return base64.b64encode(data).decode("ascii") if data else "="
+    return base64.b64encode(data).decode("ascii") if data else empty
 
 
 def _b64decode(text: str | None) -> bytes | None:
@@ -693,9 +707,14 @@ class ServerConnection(_Connection):
     Args:
         config: what to offer.
         tls_active: the transport is already TLS (direct TLS, XEP-0368).
-        tls_info: with ``tls_active``, the channel binding of that TLS session.
+        tls_info: with ``tls_active``, the channel bindings of that TLS session.
         external_identity: for SASL EXTERNAL, the identity the I/O layer has
             verified (for example from a client certificate).
+
+    SCRAM ``-PLUS`` is offered when the TLS session has channel bindings, and
+    their types are announced (XEP-0440). A ``-PLUS`` attempt with another type
+    fails without counting as an attempt, and a later ``y`` gs2 flag on the
+    stream is then not taken for a downgrade (docs/security.md).
 
     Stream management (XEP-0198): ``<sm/>`` is offered after authentication
     when ``config.stream_management`` is on. ``<enable/>`` is accepted once,
@@ -726,6 +745,7 @@ class ServerConnection(_Connection):
         self.jid: JID | None = None
         self.auth_failures = 0
         self._mechanism: sasl.ServerMechanism | None = None
+        self._cb_type_refused = False  # a -PLUS attempt named a type we lack
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
         self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for
@@ -919,7 +939,7 @@ class ServerConnection(_Connection):
         if self.config.require_tls and not self.tls_active:
             return []
         cfg = self.config
-        cb = self._tls_info.channel_binding is not None
+        cb = bool(self._tls_info.channel_bindings)
         names = []
         for name in _SERVER_MECHANISMS:
             if name.endswith("-PLUS") and not cb:
@@ -1004,6 +1024,10 @@ class ServerConnection(_Connection):
             mechs = SubElement(features, _MECHANISMS)
             for name in mechanisms:
                 SubElement(mechs, "{" + ns.SASL + "}mechanism").text = name
+            if any(name.endswith("-PLUS") for name in mechanisms):  # XEP-0440 §2
+                cb_types = SubElement(features, "{" + _SASL_CB_NS + "}sasl-channel-binding")
+                for binding in self._tls_info.channel_bindings:
+                    SubElement(cb_types, "{" + _SASL_CB_NS + "}channel-binding", type=binding.type)
         if self.registration_offered:
             features.append(register.feature_element())
         return features
@@ -1108,12 +1132,16 @@ class ServerConnection(_Connection):
             self._sasl_failure(sasl.SASLCondition.INCORRECT_ENCODING)
             return
         offered = self.offered_mechanisms
+        # RFC 5802 §6 treats "y" as a downgrade when -PLUS was offered; not once
+        # this client tried -PLUS and was refused its binding type (XEP-0440
+        # §4: e.g. tls-unique on TLS 1.3): "y" is then what it truly sees.
+        advertised_plus = any(m.endswith("-PLUS") for m in offered) and not self._cb_type_refused
         try:
             mech = sasl.create_server_mechanism(
                 name,
                 nonce=self.config.rng(18),
-                channel_binding=self._tls_info.channel_binding,
-                advertised_plus=any(m.endswith("-PLUS") for m in offered),
+                channel_binding=self._tls_info.channel_bindings,
+                advertised_plus=advertised_plus,
                 external_identity=self._external_identity,
                 decoy_key=self.config.decoy_key,
                 decoy_iterations=self.config.decoy_iterations,
@@ -1131,10 +1159,12 @@ class ServerConnection(_Connection):
         try:
             result = step()
         except sasl.SASLFailure as exc:
-            self._sasl_failure(exc.condition, exc.text, checked=exc.checked)
+            if isinstance(exc, sasl.UnsupportedChannelBinding):
+                self._cb_type_refused = True
+            self._sasl_failure(exc.condition, exc.text, checked=exc.checked, counts=exc.counts)
             return
         if isinstance(result, sasl.Challenge):
-            self._send_element(_sasl_element("challenge", _b64encode(result.data)))
+            self._send_element(_sasl_element("challenge", _b64encode(result.data, empty=None)))
         elif isinstance(result, sasl.NeedCredentials):
             self.state = State.AWAIT_CREDENTIALS
             self._pending_username = result.username
@@ -1182,13 +1212,16 @@ class ServerConnection(_Connection):
         username: str | None = None,
         *,
         checked: bool = False,
+        counts: bool = True,
     ) -> None:
         """Send ``<failure/>`` (RFC 6120 §6.4.5) and count the attempt.
 
         Every failure counts toward ``max_auth_attempts``, ``<abort/>`` and
         malformed requests included (§6.4.5: the receiving entity "SHOULD
-        allow a configurable but reasonable number of retries"); ``checked``
-        tells the I/O layer's back-off whether a credential was verified.
+        allow a configurable but reasonable number of retries"), except a
+        channel binding type the connection lacks (``counts`` false: the
+        client may pick another on this stream); ``checked`` tells the I/O
+        layer's back-off whether a credential was verified.
         """
         failure = _sasl_element("failure")
         SubElement(failure, "{" + ns.SASL + "}" + condition.value)
@@ -1197,13 +1230,15 @@ class ServerConnection(_Connection):
         self._send_element(failure)
         self._mechanism = None
         self.state = State.NEGOTIATING
-        self.auth_failures += 1
+        if counts:
+            self.auth_failures += 1
         self._events.append(
             AuthenticationFailed(
                 condition.value,
                 text,
                 username or self._pending_username,
                 credentials_checked=checked,
+                counted=counts,
             )
         )
         self._pending_username = None
@@ -1644,7 +1679,7 @@ class ClientConnection(_Connection):
             data = _b64decode(el.text)
             if el.tag == _CHALLENGE:
                 self._send_element(
-                    _sasl_element("response", _b64encode(mech.challenge(data or b"")))
+                    _sasl_element("response", _b64encode(mech.challenge(data or b""), empty=None))
                 )
                 return
             mech.success(data)

@@ -121,12 +121,15 @@ class AuthenticationFailed:
     user): the failures a login back-off should count. Failures before any
     check (an unknown mechanism, ``<abort/>``, a malformed request, an
     unsupported channel binding, a detected downgrade) leave it false.
+    ``counted``: the failure counted toward the stream's attempt limit
+    (RFC 6120 §6.4.5; False only for an unsupported channel binding type).
     """
 
     condition: str
     text: str | None
     username: str | None = None
     credentials_checked: bool = False
+    counted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
