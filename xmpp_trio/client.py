@@ -327,6 +327,7 @@ class _SpaceBeforeTLS(trio.abc.Stream):
     async def aclose(self) -> None:
         await self.stream.aclose()
 
+
 async def _close_cleanly(stream: trio.abc.Stream) -> None:
     """Close ``stream``; a TLS stream sends close_notify first (RFC 8446 §6.1),
     within :data:`_CLOSE_NOTIFY_TIMEOUT`, else it is closed forcefully."""
