@@ -39,6 +39,7 @@ import logging
 import signal
 import sqlite3
 import ssl
+import time
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ from xmpp_sansio.stream.events import (
     StreamResumed,
     TLSRequested,
 )
+from xmpp_sansio.xml.writer import serialize
 
 from . import _tls
 from ._transport import SocketTransport
@@ -93,6 +95,7 @@ _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSL
 _CLOSE_GRACE = 5.0
 _STORE_FLUSH = 1.0  # seconds between writes of what stores keep behind
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
+_SLICE = 0.005  # seconds of stanza handling after which a reader lets other tasks run
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
 _PING = "{urn:xmpp:ping}ping"
 # Failed SASL attempts that are no password guess do not count towards back-off;
@@ -340,6 +343,7 @@ class XMPPServer:
         # to offline storage).
         self.resume_timeout = limits.resume_timeout
         self.max_unacked = limits.max_unacked
+        self.max_unacked_bytes = limits.max_unacked_bytes
         self.stream_config = StreamConfig(
             domains=frozenset(config.domains),
             tls_available=True,
@@ -357,6 +361,7 @@ class XMPPServer:
             ),
             sm_resume_timeout=self.resume_timeout,
             sm_max_unacked=limits.max_unacked_connected,
+            sm_max_unacked_bytes=limits.max_unacked_bytes,
             ask_before_bind=True,  # answered by _may_bind (max_sessions_per_account)
         )
         self.sessions: dict[int, _Session] = {}
@@ -416,8 +421,9 @@ class XMPPServer:
         """A stanza for a detached session: presence updates are held (the latest
         per sender), anything else waits in the SM queue for a resumption."""
         for stanza in detached.held.offer(element):
-            detached.state.record_outbound(stanza)
-        if len(detached.state.queue) > self.max_unacked:
+            detached.state.record_outbound(stanza, len(serialize(stanza)))
+        state = detached.state
+        if len(state.queue) > self.max_unacked or state.queued_bytes > self.max_unacked_bytes:
             log.info("session %d: too many stanzas while detached", session_id)
             self._expire(session_id)
 
@@ -473,7 +479,7 @@ class XMPPServer:
             held.offer(stanza)
         detached = _Detached(state, held)
         self.detached[session.id] = detached
-        if len(state.queue) > self.max_unacked:
+        if len(state.queue) > self.max_unacked or state.queued_bytes > self.max_unacked_bytes:
             self._expire(session.id)
             return None
         return detached
@@ -831,10 +837,20 @@ class XMPPServer:
     async def _handle_events_batched(
         self, session: _Session, conn: ServerConnection, batch: set[_Session]
     ) -> None:
+        since = time.perf_counter()
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
                 self.metrics.stanzas_in.inc()
                 self.apply(self.router.route(session.id, event.element))
+                if time.perf_counter() - since > _SLICE:
+                    # One read may hold thousands of stanzas: let the other
+                    # clients (and a cancellation, e.g. SIGTERM) in between.
+                    self._end_batch(batch)
+                    await trio.sleep(0)
+                    self.batch = batch
+                    if conn.should_close:  # e.g. replaced meanwhile
+                        return
+                    since = time.perf_counter()
             elif isinstance(event, CredentialsRequested):
                 wait = self._auth_blocked(session, conn, event.username)
                 if wait > 0:
