@@ -12,6 +12,7 @@ import contextlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -23,6 +24,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.roster import StoredItem
 from xmpp_sansio.xml.writer import serialize
+from xmpp_trio.cli import main as cli_main
 from xmpp_trio.services import open_database
 from xmpp_trio.storage import AccountStore
 from xmpp_trio.stores.roster import SqliteRosterStorage
@@ -339,6 +341,43 @@ async def test_deleted_account_leaves_no_subscription_for_whoever_takes_the_name
         for item in e.iter(f"{ROSTER}item")
     ]
     assert pushes and pushes[-1] == "remove", pushes
+    assert roster_jids(await juliet.request(iq("get", ROSTER_GET))) == []
+
+    with AccountStore.open(server.config.database_path) as store:
+        store.create("romeo", "localhost", PASSWORDS["romeo"], iterations=4096)
+    heir = await login_wire(server, "romeo@localhost/orchard")
+    await heir.send(b"<presence/>")
+    await heir.sync()
+    await juliet.send(b"<presence><status>juliet-after</status></presence>")
+    await juliet.sync()
+    await heir.sync()
+    assert b"juliet@localhost/balcony" not in heir.data
+    assert roster_jids(await heir.request(iq("get", ROSTER_GET))) == []
+
+
+async def test_deluser_leaves_no_subscription_for_whoever_takes_the_name(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """``xmpp-trio deluser`` while the server runs: the same hooks as an in-band
+    removal, through the database; the running server reads the changed
+    roster (its version changed) at once."""
+    juliet = await login_wire(server, "juliet@localhost/balcony")
+    romeo = await login_wire(server, "romeo@localhost/orchard")
+    for wire in (juliet, romeo):
+        await wire.request(iq("get", ROSTER_GET))
+        await wire.send(b"<presence/>")
+    await subscribe_both(juliet, "juliet@localhost", romeo, "romeo@localhost")
+    await romeo.aclose()
+    with trio.fail_after(10):  # his session is over once Juliet sees him leave
+        while True:
+            element = await juliet.next_element()
+            if element.tag == PRESENCE and element.get("type") == "unavailable":
+                break
+    config = tmp_path / "deluser.toml"
+    config.write_text(
+        f'domains = ["localhost"]\ndata_dir = "{server.config.data_dir}"\nscram_iterations = 4096\n'
+    )
+    assert cli_main(["deluser", "romeo@localhost", "--config", str(config)]) == 0
     assert roster_jids(await juliet.request(iq("get", ROSTER_GET))) == []
 
     with AccountStore.open(server.config.database_path) as store:
