@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
@@ -485,3 +487,20 @@ def test_account_removal_cancels_subscriptions_and_leaves_no_item_behind(world: 
     assert world.storage.item(JULIET, ROMEO) is None
     assert world.storage.item(NURSE, ROMEO) is None
     assert world.storage.holders(ROMEO) == []
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", "é", "a b"]), max_size=12))
+def test_parse_roster_query_keeps_distinct_groups_and_refuses_duplicates(groups: list[str]) -> None:
+    """RFC 6121 §2.3.3: duplicate groups are bad-request, otherwise every
+    group is kept (checked with a set: linear in the number of groups)."""
+    children = "".join(f"<group>{g}</group>" for g in groups)
+    query = fromstring(
+        f"<query xmlns='jabber:iq:roster'><item jid='romeo@example.com'>{children}</item></query>"
+    )
+    if len(set(groups)) < len(groups):
+        with pytest.raises(InvalidRosterQuery) as info:
+            parse_roster_query(query)
+        assert info.value.condition is StanzaErrorCondition.BAD_REQUEST
+    else:
+        (item,) = parse_roster_query(query)[1]
+        assert item.groups == frozenset(groups)
