@@ -202,7 +202,7 @@ class _Session:
             if conn.sm is not None:
                 # The stream is ending but the session goes on (XEP-0198 §4): keep
                 # the stanza with it, to be sent on resumption or routed again.
-                conn.sm.record_outbound(element)
+                conn.sm.record_outbound(element, _serialized_size(element))
             return
         try:
             conn.send(element)
@@ -421,7 +421,7 @@ class XMPPServer:
         """A stanza for a detached session: presence updates are held (the latest
         per sender), anything else waits in the SM queue for a resumption."""
         for stanza in detached.held.offer(element):
-            detached.state.record_outbound(stanza, len(serialize(stanza)))
+            detached.state.record_outbound(stanza, _serialized_size(stanza))
         state = detached.state
         if len(state.queue) > self.max_unacked or state.queued_bytes > self.max_unacked_bytes:
             log.info("session %d: too many stanzas while detached", session_id)
@@ -1015,6 +1015,15 @@ class XMPPServer:
         with trio.move_on_after(_CLOSE_GRACE):
             while self.sessions:
                 await trio.sleep(0.01)
+
+
+def _serialized_size(element: Any) -> int:
+    """The bytes ``element`` takes on the wire, for ``max_unacked_bytes`` (0 if
+    it cannot be serialised: it will never be sent either)."""
+    try:
+        return len(serialize(element))
+    except ValueError:
+        return 0
 
 
 def _ip_key(peer: str) -> str:
