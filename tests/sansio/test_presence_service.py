@@ -609,3 +609,17 @@ def test_pending_requests_beyond_the_limit_are_dropped() -> None:
     effects = world.login(ORCHARD)
     assert [f for t, f in presences(effects, ORCHARD) if t == "subscribe"] == ["juliet@example.com"]
     assert world.storage.item(ROMEO, NURSE) is None
+
+
+def test_roster_byte_limit_refuses_new_subscriptions_too() -> None:
+    """max_roster_size also bounds the records a subscription adds (their JID)."""
+    world = World()
+    world.roster.max_roster_size = len("romeo@example.com") + 5
+    world.login(BALCONY)
+    world.login(ORCHARD)
+    world.login(NURSERY)
+    subscribe(world, BALCONY, ROMEO)
+    effects = subscribe(world, BALCONY, NURSE)
+    (error,) = to(effects, BALCONY)
+    assert parse_error(error).condition is StanzaErrorCondition.NOT_ALLOWED
+    assert world.item(JULIET, NURSE) is None

@@ -178,7 +178,7 @@ class PresenceService(Service):
         before = self.roster.stored(user, to)
         result = _step(before, event)
         after = _next_record(before, to, result, None)
-        if before is None and after is not None and self.roster.is_full(user):
+        if before is None and after is not None and self.roster.is_full(user, to):
             # The roster size limit of RosterService (RFC 6120 §8.3.3.10).
             return self.router.bounce(element, StanzaErrorCondition.NOT_ALLOWED)
         effects: list[Effect] = []
@@ -216,7 +216,7 @@ class PresenceService(Service):
         stanza = with_attrs(element, from_=str(sender), to=str(to))
         stored = _stored_request(stanza, self.max_subscription_status)
         after = _next_record(before, sender, result, stored)
-        if before is None and after is not None and self.roster.is_full(to):
+        if before is None and after is not None and self.roster.is_full(to, sender):
             return []
         if (
             after is not None

@@ -195,8 +195,9 @@ class RosterService(Service):
     refuse an item that exceeds its configured limits with
     ``not-acceptable``). ``max_roster_size`` bounds the whole roster, in the
     bytes of :func:`item_size`: a set that would exceed it is refused like
-    one beyond ``max_items`` (``not-allowed``), so that a roster result
-    always fits in a client's output buffer.
+    one beyond ``max_items`` (``not-allowed``), and :meth:`is_full` applies
+    it to the records subscriptions add, so that a roster result always
+    fits in a client's output buffer.
 
     The records of accounts with bound sessions are cached, keyed by the
     roster version (§2.6), so that presence broadcast (RFC 6121 §4.2.2,
@@ -251,9 +252,15 @@ class RosterService(Service):
             self._cache[bare] = (version, records)
         return records
 
-    def is_full(self, user: JID) -> bool:
-        """Whether ``user`` has reached ``max_items`` records."""
-        return self.storage.count(user.bare) >= self.max_items
+    def is_full(self, user: JID, contact: JID | None = None) -> bool:
+        """Whether ``user`` has reached ``max_items`` records or, to add a
+        record for ``contact``, would exceed ``max_roster_size``."""
+        if self.storage.count(user.bare) >= self.max_items:
+            return True
+        if contact is None:
+            return False
+        used = sum(item_size(r.item) for r in self.records(user) if r.in_roster)
+        return used + item_size(RosterItem(contact)) > self.max_roster_size
 
     def interested_sessions(self, user: JID) -> list[BoundSession]:
         """The user's sessions that requested the roster (RFC 6121 §2.1.6), in bind order."""
