@@ -110,6 +110,9 @@ class SMState:
         outbound: the stanzas sent (mod 2**32).
         queue: the unacknowledged stanzas, oldest first; the last
             ``len(queue)`` stanzas sent.
+        sizes: the serialised size of each stanza in ``queue`` (0 when the
+            caller did not say), in the same order.
+        queued_bytes: the sum of ``sizes``.
         requested: ``outbound`` when we last sent ``<r/>``.
         receipts: opaque tokens the embedding attached to queued stanzas
             (:meth:`attach_receipt`), by the stanza's identity; each moves to
@@ -129,6 +132,8 @@ class SMState:
     requested: int = 0
     receipts: dict[int, Hashable] | None = None
     confirmed: list[Hashable] = field(default_factory=list)
+    sizes: deque[int] = field(default_factory=deque)
+    queued_bytes: int = 0
 
     def __post_init__(self) -> None:
         for name in ("inbound", "outbound", "requested"):
@@ -158,10 +163,13 @@ class SMState:
         self.inbound = (self.inbound + 1) % MODULUS
         return self.inbound
 
-    def record_outbound(self, stanza: Element) -> int:
+    def record_outbound(self, stanza: Element, size: int = 0) -> int:
         """A stanza was sent (or, while detached, would have been): queue it until
-        acknowledged and return its sequence number."""
+        acknowledged and return its sequence number. ``size`` is its
+        serialised size in bytes, counted in :attr:`queued_bytes`."""
         self.queue.append(stanza)
+        self.sizes.append(size)
+        self.queued_bytes += size
         self.outbound = (self.outbound + 1) % MODULUS
         return self.outbound
 
@@ -190,6 +198,8 @@ class SMState:
             HandledCountTooHigh: see :meth:`check_ack`; the queue is unchanged.
         """
         count = self.check_ack(h)
+        for _ in range(min(count, len(self.sizes))):
+            self.queued_bytes -= self.sizes.popleft()
         acked = tuple(self.queue.popleft() for _ in range(count))
         if self.receipts:
             for stanza in acked:
@@ -225,6 +235,8 @@ class SMState:
         to an unavailable resource, or resend them)."""
         items = tuple(self.queue)
         self.queue.clear()
+        self.sizes.clear()
+        self.queued_bytes = 0
         return items
 
 

@@ -22,13 +22,21 @@ Every key is optional; a missing file section means its defaults. The layout::
     negotiation_timeout = 60         # seconds to finish stream negotiation
     max_auth_attempts = 3            # SASL attempts per stream (RFC 6120 §6.4.5: 1-6)
     max_roster_items = 1000          # contacts per roster (RFC 6121 §2.3.3)
+    max_roster_groups_per_item = 30  # <group/>s of one roster item (RFC 6121 §2.3.3)
+    max_roster_size = 524288         # bytes of JIDs, names, groups per roster (<= max_output_buffer/2)
+    max_pending_subscriptions = 100  # unanswered subscription requests kept per account
+    max_subscription_status = 1024   # characters of a stored request's status (cut, RFC 6121 §3.1.3)
+    max_directed_presence = 200      # directed presence targets per session (RFC 6121 §4.6)
     max_offline_messages = 1000      # stored messages per account (XEP-0160)
     max_vcard_size = 65536           # bytes of a stored vCard (XEP-0054)
     max_private_size = 65536         # bytes of one private XML item (XEP-0049)
+    max_private_items = 100          # private XML items per account
+    max_private_total = 1048576      # bytes of private XML per account
     registrations_per_ip_per_hour = 5  # XEP-0077 accounts one address may create
     resume_timeout = 300             # seconds a broken XEP-0198 session stays resumable
     max_unacked = 1000               # stanzas a detached session keeps before ending
     max_unacked_connected = 10000    # stanzas a connected XEP-0198 client may leave unacked
+    max_unacked_bytes = 8388608      # bytes of those stanzas (connected or detached)
     max_connections = 10000          # open client connections in total
     max_connections_per_ip = 50      # open client connections from one address
     max_sessions_per_account = 10    # bound resources of one account at once (at least 1)
@@ -154,13 +162,21 @@ class LimitsConfig:
     negotiation_timeout: float = 60.0
     max_auth_attempts: int = 3
     max_roster_items: int = 1000
+    max_roster_groups_per_item: int = 30
+    max_roster_size: int = 524288
+    max_pending_subscriptions: int = 100
+    max_subscription_status: int = 1024
+    max_directed_presence: int = 200
     max_offline_messages: int = 1000
     max_vcard_size: int = 65536
     max_private_size: int = 65536
+    max_private_items: int = 100
+    max_private_total: int = 1 << 20
     registrations_per_ip_per_hour: int = 5
     resume_timeout: float = 300.0
     max_unacked: int = 1000
     max_unacked_connected: int = 10000
+    max_unacked_bytes: int = 8 << 20
     max_connections: int = 10000
     max_connections_per_ip: int = 50
     max_sessions_per_account: int = 10
@@ -251,13 +267,21 @@ _LIMITS_KEYS: Final = (
     "negotiation_timeout",
     "max_auth_attempts",
     "max_roster_items",
+    "max_roster_groups_per_item",
+    "max_roster_size",
+    "max_pending_subscriptions",
+    "max_subscription_status",
+    "max_directed_presence",
     "max_offline_messages",
     "max_vcard_size",
     "max_private_size",
+    "max_private_items",
+    "max_private_total",
     "registrations_per_ip_per_hour",
     "resume_timeout",
     "max_unacked",
     "max_unacked_connected",
+    "max_unacked_bytes",
     "max_connections",
     "max_connections_per_ip",
     "max_sessions_per_account",
@@ -519,12 +543,20 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
         )
         for key, minimum in (
             ("max_roster_items", 1),
+            ("max_roster_groups_per_item", 1),
+            ("max_roster_size", 1024),
+            ("max_pending_subscriptions", 1),
+            ("max_subscription_status", 0),
+            ("max_directed_presence", 1),
             ("max_offline_messages", 0),
             ("max_vcard_size", 1024),
             ("max_private_size", 1024),
+            ("max_private_items", 1),
+            ("max_private_total", 1024),
             ("registrations_per_ip_per_hour", 0),
             ("max_unacked", 1),
             ("max_unacked_connected", 1),
+            ("max_unacked_bytes", 65536),
             ("max_connections", 1),
             ("max_connections_per_ip", 1),
             ("max_sessions_per_account", 1),
@@ -536,6 +568,16 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
             ("max_output_buffer", 65536),
         )
     }
+    # A roster result must fit in the output buffer with its XML around it:
+    # the default follows a smaller buffer, a value set explicitly must fit.
+    if "max_roster_size" not in table:
+        counts["max_roster_size"] = min(defaults.max_roster_size, counts["max_output_buffer"] // 2)
+    elif counts["max_roster_size"] > counts["max_output_buffer"] // 2:
+        raise loader.error(
+            "limits.max_roster_size",
+            f"is {counts['max_roster_size']}, more than half of limits.max_output_buffer"
+            f" ({counts['max_output_buffer']})",
+        )
     counts["max_auth_attempts"] = loader.integer(  # RFC 6120 §6.4.5: 2 to 5 retries
         table,
         "max_auth_attempts",

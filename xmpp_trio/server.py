@@ -40,6 +40,7 @@ import os
 import signal
 import sqlite3
 import ssl
+import time
 from collections import deque
 from collections.abc import Hashable, Sequence
 from contextlib import suppress
@@ -79,6 +80,7 @@ from xmpp_sansio.stream.events import (
     StreamResumed,
     TLSRequested,
 )
+from xmpp_sansio.xml.writer import serialize
 
 from . import _tls
 from ._transport import SocketTransport
@@ -107,6 +109,7 @@ _STORE_FLUSH = 1.0  # seconds between writes of what stores keep behind
 _STORAGE_LOG_EVERY = 10.0  # seconds between logs of database errors
 _SQLITE_FULL = 13  # SQLITE_FULL: database or disk is full
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
+_SLICE = 0.005  # seconds of stanza handling after which a reader lets other tasks run
 _CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
 _PING = "{urn:xmpp:ping}ping"
 
@@ -233,7 +236,7 @@ class _Session:
             if sm is not None:
                 # The stream is ending but the session goes on (XEP-0198 §4): keep
                 # the stanza with it, to be sent on resumption or routed again.
-                sm.record_outbound(element)
+                sm.record_outbound(element, _serialized_size(element))
                 if receipt is not None:
                     sm.attach_receipt(element, receipt)
             return
@@ -416,6 +419,7 @@ class XMPPServer:
         # to offline storage).
         self.resume_timeout = limits.resume_timeout
         self.max_unacked = limits.max_unacked
+        self.max_unacked_bytes = limits.max_unacked_bytes
         self.stream_config = StreamConfig(
             domains=frozenset(config.domains),
             tls_available=True,
@@ -433,6 +437,7 @@ class XMPPServer:
             ),
             sm_resume_timeout=self.resume_timeout,
             sm_max_unacked=limits.max_unacked_connected,
+            sm_max_unacked_bytes=limits.max_unacked_bytes,
             ask_before_bind=True,  # answered by _may_bind (max_sessions_per_account)
             decoy_iterations=config.scram_iterations,  # unknown users look like real ones
         )
@@ -552,10 +557,11 @@ class XMPPServer:
         """A stanza for a detached session: presence updates are held (the latest
         per sender), anything else waits in the SM queue for a resumption."""
         for stanza in detached.held.offer(element):
-            detached.state.record_outbound(stanza)
+            detached.state.record_outbound(stanza, _serialized_size(stanza))
             if receipt is not None and stanza is element:
                 detached.state.attach_receipt(stanza, receipt)
-        if len(detached.state.queue) > self.max_unacked:
+        state = detached.state
+        if len(state.queue) > self.max_unacked or state.queued_bytes > self.max_unacked_bytes:
             log.info("session %d: too many stanzas while detached", session_id)
             self._expire(session_id)
 
@@ -617,7 +623,7 @@ class XMPPServer:
             held.offer(stanza)
         detached = _Detached(state, held)
         self.detached[session.id] = detached
-        if len(state.queue) > self.max_unacked:
+        if len(state.queue) > self.max_unacked or state.queued_bytes > self.max_unacked_bytes:
             self._expire(session.id)
             return None
         return detached
@@ -1011,6 +1017,7 @@ class XMPPServer:
     async def _handle_events_batched(
         self, session: _Session, conn: ServerConnection, batch: set[_Session]
     ) -> None:
+        since = time.perf_counter()
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
                 self.metrics.stanzas_in.inc()
@@ -1020,6 +1027,15 @@ class XMPPServer:
                     condition = self.storage_failed(exc, f"session {session.id}: routing")
                     effects = self.router.failed(session.id, event.element, condition)
                 self.apply(effects)
+                if time.perf_counter() - since > _SLICE:
+                    # One read may hold thousands of stanzas: let the other
+                    # clients (and a cancellation, e.g. SIGTERM) in between.
+                    self._end_batch(batch)
+                    await trio.sleep(0)
+                    self.batch = batch
+                    if conn.should_close:  # e.g. replaced meanwhile
+                        return
+                    since = time.perf_counter()
             elif isinstance(event, CredentialsRequested):
                 wait = self._auth_blocked(session, conn, event.username)
                 if wait > 0:
@@ -1248,6 +1264,15 @@ class XMPPServer:
         with trio.move_on_after(_CLOSE_GRACE):
             while self.sessions:
                 await trio.sleep(0.01)
+
+
+def _serialized_size(element: Any) -> int:
+    """The bytes ``element`` takes on the wire, for ``max_unacked_bytes`` (0 if
+    it cannot be serialised: it will never be sent either)."""
+    try:
+        return len(serialize(element))
+    except ValueError:
+        return 0
 
 
 def _ip_key(peer: str) -> str:

@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
-from xmpp_sansio.server import Service
+from xmpp_sansio.server import Router, Service
 from xmpp_sansio.server.blocking import BlockingService
 from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
@@ -92,7 +92,12 @@ class ServerServices:
         limits = config.limits
         roster_storage = SqliteRosterStorage(db)
         is_subscribed = subscribed_predicate(roster_storage)
-        self.roster = RosterService(roster_storage, max_items=limits.max_roster_items)
+        self.roster = RosterService(
+            roster_storage,
+            max_items=limits.max_roster_items,
+            max_groups_per_item=limits.max_roster_groups_per_item,
+            max_roster_size=limits.max_roster_size,
+        )
         self._last_storage = SqliteLastActivityStorage(db)
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
@@ -105,9 +110,19 @@ class ServerServices:
         self.services: list[Service] = [
             BlockingService(SqliteBlockStorage(db), is_subscribed),
             self.roster,
-            PresenceService(self.roster),
+            PresenceService(
+                self.roster,
+                max_directed=limits.max_directed_presence,
+                max_pending_requests=limits.max_pending_subscriptions,
+                max_subscription_status=limits.max_subscription_status,
+            ),
             VCardService(SqliteVCardStorage(db), max_size=limits.max_vcard_size),
-            PrivateService(SqlitePrivateStorage(db), max_size=limits.max_private_size),
+            PrivateService(
+                SqlitePrivateStorage(db),
+                max_size=limits.max_private_size,
+                max_items=limits.max_private_items,
+                max_total=limits.max_private_total,
+            ),
             self.registration,
             LastActivityService(
                 self._last_storage,
@@ -150,12 +165,23 @@ def build_services(
 
 def remove_account_data(config: ServerConfig, accounts: AccountStore, account: JID) -> None:
     """Forget everything the services keep for a deleted ``account`` (roster,
-    offline messages, blocklist, last activity, vCard, private XML): the same
-    ``account_removed`` hooks an in-band removal (XEP-0077 §3.2) runs, for
-    accounts deleted outside the server (``xmpp-trio deluser``)."""
+    offline messages, blocklist, last activity, vCard, private XML) and cancel
+    its subscriptions in local contacts' rosters: the same ``account_removed``
+    hooks an in-band removal (XEP-0077 §3.2) runs, for accounts deleted
+    outside the server (``xmpp-trio deluser``). A running server sees the
+    contacts' rosters change (their versions change) but does not push the
+    change to their sessions."""
     db = open_database(config)
     try:
         services = ServerServices(config, accounts, db)
+        # A router with no sessions: what the hooks route (the cancelled
+        # subscriptions, RFC 6121 §2.5.2) updates local contacts' rosters;
+        # deliveries have no session to reach here and are dropped.
+        Router(
+            config.domains,
+            account_exists=lambda local, domain: accounts.exists(local, domain),
+            services=services.services,
+        )
         for service in services.services:
             service.account_removed(account.bare)
         services.flush()

@@ -523,3 +523,103 @@ def test_rosters_stay_in_sync_and_clients_converge(actions: list[tuple[int, str]
             b.subscription in (Subscription.FROM, Subscription.BOTH)
         )
         assert a.pending_out == b.pending_in
+
+
+# ---------------------------------------------------------------------------
+# bounds (issue 10): directed presence targets, stored subscription requests
+
+
+def errors_to(effects: Sequence[Effect], session: int) -> list[StanzaErrorCondition]:
+    return [
+        parse_error(el).condition
+        for el in to(effects, session)
+        if el.tag == "{jabber:client}presence" and el.get("type") == "error"
+    ]
+
+
+def test_directed_presence_targets_are_bounded_per_session(world: World) -> None:
+    """RFC 6121 §4.6: past max_directed targets, available presence to a new
+    one is refused with resource-constraint and not routed; a known target
+    or a freed slot is fine; the logout revokes exactly the tracked ones."""
+    world.presence.max_directed = 2
+    world.login(NURSERY)
+    world.login(GARDEN)  # juliet's own other resource: never tracked
+    for target in ("nurse@example.com/nursery", "romeo@example.com/orchard"):
+        assert errors_to(world.send(BALCONY, f"<presence to='{target}'/>"), BALCONY) == []
+    effects = world.send(BALCONY, "<presence to='romeo@example.com/elsewhere'/>")
+    assert errors_to(effects, BALCONY) == [StanzaErrorCondition.RESOURCE_CONSTRAINT]
+    assert (
+        errors_to(world.send(BALCONY, "<presence to='juliet@example.com/garden'/>"), BALCONY) == []
+    )
+    again = world.send(
+        BALCONY, "<presence to='nurse@example.com/nursery'><show>away</show></presence>"
+    )
+    assert errors_to(again, BALCONY) == [] and presences(again, NURSERY)
+    world.send(BALCONY, "<presence to='nurse@example.com/nursery' type='unavailable'/>")
+    assert (
+        errors_to(world.send(BALCONY, "<presence to='romeo@example.com/elsewhere'/>"), BALCONY)
+        == []
+    )
+    revoked = world.router.unbind(BALCONY)
+    assert presences(revoked, ORCHARD) == [("unavailable", FULL[BALCONY])]
+    assert presences(revoked, NURSERY) == []
+
+
+def test_directed_presence_to_local_jids_without_account_is_not_tracked(world: World) -> None:
+    world.presence.max_directed = 1
+    for n in range(10):
+        effects = world.send(BALCONY, f"<presence to='ghost{n}@example.com'/>")
+        assert errors_to(effects, BALCONY) == []
+    assert world.presence._directed.get(BALCONY, {}) == {}
+
+
+def test_stored_request_keeps_a_cut_status_and_nick_only() -> None:
+    """RFC 6121 §3.1.3: what is redelivered at each login is bounded."""
+    world = World()
+    world.presence.max_subscription_status = 5
+    world.login(BALCONY)
+    live = world.send(
+        BALCONY,
+        "<presence to='romeo@example.com' type='subscribe' id='s1' xml:lang='en'>"
+        "<status>please, my love</status><nick xmlns='http://jabber.org/protocol/nick'>"
+        "Juliet Capulet</nick><junk xmlns='urn:example:junk'>xxxxxxxx</junk></presence>",
+    )
+    assert live  # routed (Romeo is offline: stored only)
+    effects = world.login(ORCHARD)
+    (request,) = [
+        el
+        for el in to(effects, ORCHARD)
+        if el.tag == "{jabber:client}presence" and el.get("type") == "subscribe"
+    ]
+    assert request.get("from") == "juliet@example.com" and request.get("id") == "s1"
+    assert request.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+    assert request.findtext("{jabber:client}status") == "pleas"
+    assert request.findtext("{http://jabber.org/protocol/nick}nick") == "Julie"
+    assert request.find("{urn:example:junk}junk") is None
+
+
+def test_pending_requests_beyond_the_limit_are_dropped() -> None:
+    world = World()
+    world.presence.max_pending_requests = 1
+    world.login(BALCONY)
+    world.login(NURSERY)
+    subscribe(world, BALCONY, ROMEO)
+    subscribe(world, NURSERY, ROMEO)
+    subscribe(world, BALCONY, ROMEO)  # a repeated request does not count twice
+    effects = world.login(ORCHARD)
+    assert [f for t, f in presences(effects, ORCHARD) if t == "subscribe"] == ["juliet@example.com"]
+    assert world.storage.item(ROMEO, NURSE) is None
+
+
+def test_roster_byte_limit_refuses_new_subscriptions_too() -> None:
+    """max_roster_size also bounds the records a subscription adds (their JID)."""
+    world = World()
+    world.roster.max_roster_size = len("romeo@example.com") + 5
+    world.login(BALCONY)
+    world.login(ORCHARD)
+    world.login(NURSERY)
+    subscribe(world, BALCONY, ROMEO)
+    effects = subscribe(world, BALCONY, NURSE)
+    (error,) = to(effects, BALCONY)
+    assert parse_error(error).condition is StanzaErrorCondition.NOT_ALLOWED
+    assert world.item(JULIET, NURSE) is None

@@ -237,3 +237,61 @@ def test_account_removed_deletes_only_that_accounts_data(
     assert isinstance(service, PrivateService)
     assert service.account_removed(JID.parse("hamlet@example.com")) == []
     assert [key[0] for key in storage.data] == [JID.parse("macbeth@example.com")]
+
+
+# ---------------------------------------------------------------------------
+# the per-account quota (issue 10)
+
+
+class CountingStorage(MemoryPrivateStorage):
+    """Counts the writes: a set is one :meth:`put_many`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def put_many(self, user: JID, items: Sequence[tuple[str, str, bytes]]) -> None:
+        self.writes += 1
+        super().put_many(user, items)
+
+
+def quota_router(storage: MemoryPrivateStorage, *, max_items: int, max_total: int) -> Router:
+    r = Router(
+        ["example.com"],
+        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
+        services=[PrivateService(storage, max_size=512, max_items=max_items, max_total=max_total)],
+    )
+    r.bind(DENMARK, JID.parse("hamlet@example.com/denmark"))
+    return r
+
+
+def note(n: int, text: str = "") -> str:
+    return f"<n{n} xmlns='urn:example:n{n}'>{text}</n{n}>"
+
+
+def test_a_set_of_several_elements_is_one_write() -> None:
+    storage = CountingStorage()
+    router = quota_router(storage, max_items=10, max_total=10_000)
+    result(private(router, DENMARK, "set", note(1) + note(2) + note(3)), DENMARK)
+    assert storage.writes == 1 and len(storage.data) == 3
+
+
+def test_more_elements_than_max_items_are_not_acceptable_and_nothing_is_stored() -> None:
+    storage = CountingStorage()
+    router = quota_router(storage, max_items=2, max_total=10_000)
+    result(private(router, DENMARK, "set", note(1)), DENMARK)
+    refused = private(router, DENMARK, "set", note(2) + note(3))
+    assert error(refused, DENMARK) is StanzaErrorCondition.NOT_ACCEPTABLE
+    assert sorted(k[1] for k in storage.data) == ["urn:example:n1"]
+    result(private(router, DENMARK, "set", note(1, "new") + note(2)), DENMARK)  # a replacement
+
+
+def test_more_bytes_than_max_total_are_not_acceptable_but_replacing_frees_bytes() -> None:
+    storage = MemoryPrivateStorage()
+    router = quota_router(storage, max_items=10, max_total=200)
+    big = note(1, "x" * 150)
+    result(private(router, DENMARK, "set", big), DENMARK)
+    refused = private(router, DENMARK, "set", note(2, "y" * 100))
+    assert error(refused, DENMARK) is StanzaErrorCondition.NOT_ACCEPTABLE
+    result(private(router, DENMARK, "set", note(1) + note(2, "y" * 100)), DENMARK)
+    assert sum(len(v) for v in storage.data.values()) <= 200

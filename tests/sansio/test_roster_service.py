@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
@@ -379,3 +381,126 @@ def test_unbound_session_is_no_longer_interested(world: World) -> None:
     effects = world.router.route(CHAMBER, set_item("<item jid='romeo@example.com'/>"))
     assert pushes(effects) == {}
     assert world.roster.interested_sessions(JULIET) == []
+
+
+# ---------------------------------------------------------------------------
+# order of a roster set's output, bounds, the records cache (issue 10)
+
+
+def kinds(effects: Sequence[Effect], session: int) -> list[str]:
+    """'result' or 'push' for each iq delivered to ``session``, in order."""
+    return [
+        "push" if el.get("type") == "set" else str(el.get("type"))
+        for el in only(effects, session)
+        if el.tag == "{jabber:client}iq"
+    ]
+
+
+@pytest.mark.parametrize(
+    "item",
+    ["<item jid='romeo@example.com'/>", "<item jid='romeo@example.com' subscription='remove'/>"],
+)
+def test_roster_set_answers_before_it_pushes(world: World, item: str) -> None:
+    """RFC 6121 §2.3.2, §2.5.2 and the examples of §2.1.6: result, then push."""
+    world.router.route(BALCONY, set_item("<item jid='romeo@example.com'/>"))
+    world.get(BALCONY)
+    assert kinds(world.router.route(BALCONY, set_item(item)), BALCONY) == ["result", "push"]
+
+
+def test_roster_item_groups_beyond_the_limit_are_not_acceptable() -> None:
+    world = World()
+    world.roster.max_groups_per_item = 2
+    two = "<item jid='romeo@example.com'><group>a</group><group>b</group></item>"
+    assert results(world.router.route(BALCONY, set_item(two)), BALCONY)[0].get("type") == "result"
+    three = "<item jid='nurse@example.com'><group>a</group><group>b</group><group>c</group></item>"
+    effects = world.router.route(BALCONY, set_item(three))
+    assert error_of(effects, BALCONY) is StanzaErrorCondition.NOT_ACCEPTABLE
+    assert [i.jid for i in world.get(BALCONY)[1]] == [ROMEO]
+
+
+def test_roster_size_counts_jids_names_and_groups_in_utf8_bytes() -> None:
+    world = World()
+    # "romeo@example.com" (17) + "é" x 5 (10) + "g" (1) = 28 bytes
+    item = "<item jid='romeo@example.com' name='ééééé'><group>g</group></item>"
+    world.roster.max_roster_size = 27
+    effects = world.router.route(BALCONY, set_item(item))
+    assert error_of(effects, BALCONY) is StanzaErrorCondition.NOT_ALLOWED
+    world.roster.max_roster_size = 28
+    assert results(world.router.route(BALCONY, set_item(item)), BALCONY)[0].get("type") == "result"
+    # replacing the item is measured without its old version
+    assert results(world.router.route(BALCONY, set_item(item)), BALCONY)[0].get("type") == "result"
+
+
+class CountingStorage(MemoryRosterStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, user: JID) -> tuple[str, list[StoredItem]]:
+        self.gets += 1
+        return super().get(user)
+
+
+def test_records_of_an_online_account_are_read_once_per_roster_version() -> None:
+    """Presence broadcast reads the records for each stanza: they come from
+    the cache until the roster version changes (RFC 6121 §2.6)."""
+    storage = CountingStorage()
+    roster = RosterService(storage)
+    router = Router(
+        ["example.com"],
+        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
+        services=[roster],
+    )
+    router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    storage.put(JULIET, StoredItem(RosterItem(ROMEO, subscription=Subscription.FROM)))
+    for _ in range(5):
+        assert [r.jid for r in roster.records(JULIET)] == [ROMEO]
+    assert storage.gets == 1
+    storage.put(JULIET, StoredItem(RosterItem(NURSE)))  # e.g. written by another process
+    assert [r.jid for r in roster.records(JULIET)] == [ROMEO, NURSE]
+    assert storage.gets == 2
+    router.unbind(BALCONY)  # the last session: the cache entry goes
+    roster.records(JULIET)
+    roster.records(JULIET)
+    assert storage.gets == 4
+
+
+def test_account_removal_cancels_subscriptions_and_leaves_no_item_behind(world: World) -> None:
+    """RFC 6121 §2.5.2 for every record of a removed account: the contacts get
+    the cancelling notices and lose their item for it (pushed)."""
+    world.storage.put(ROMEO, StoredItem(RosterItem(JULIET, subscription=Subscription.BOTH)))
+    world.storage.put(JULIET, StoredItem(RosterItem(ROMEO, subscription=Subscription.BOTH)))
+    world.storage.put(NURSE, StoredItem(RosterItem(ROMEO, "R")))  # no record on his side
+    world.get(BALCONY)
+    world.router.route(BALCONY, x("<presence/>"))
+    world.router.unbind(ORCHARD)
+    effects = world.roster.account_removed(ROMEO)
+    # without a presence service, the router delivers the notices as they are
+    notices = [
+        (el.get("type"), el.get("from"))
+        for el in only(effects, BALCONY)
+        if el.tag == "{jabber:client}presence"
+    ]
+    assert notices == [("unsubscribe", "romeo@example.com"), ("unsubscribed", "romeo@example.com")]
+    assert pushes(effects)[BALCONY][-1][1] == [RosterItem(ROMEO, subscription=Subscription.REMOVE)]
+    assert world.storage.get(ROMEO)[1] == []
+    assert world.storage.item(JULIET, ROMEO) is None
+    assert world.storage.item(NURSE, ROMEO) is None
+    assert world.storage.holders(ROMEO) == []
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", "é", "a b"]), max_size=12))
+def test_parse_roster_query_keeps_distinct_groups_and_refuses_duplicates(groups: list[str]) -> None:
+    """RFC 6121 §2.3.3: duplicate groups are bad-request, otherwise every
+    group is kept (checked with a set: linear in the number of groups)."""
+    children = "".join(f"<group>{g}</group>" for g in groups)
+    query = fromstring(
+        f"<query xmlns='jabber:iq:roster'><item jid='romeo@example.com'>{children}</item></query>"
+    )
+    if len(set(groups)) < len(groups):
+        with pytest.raises(InvalidRosterQuery) as info:
+            parse_roster_query(query)
+        assert info.value.condition is StanzaErrorCondition.BAD_REQUEST
+    else:
+        (item,) = parse_roster_query(query)[1]
+        assert item.groups == frozenset(groups)

@@ -992,3 +992,52 @@ def test_held_presence_can_be_taken_over_and_resumed_streams_start_active() -> N
     pair2.server.send(held)
     pair2.pump()
     assert statuses(pair2.client_events) == ["held"]
+
+
+# -- the unacknowledged queue in bytes (issue 10) --------------------------------------------
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("send"), st.integers(0, 300_000)),
+            st.tuples(st.just("ack"), st.integers(0, 20)),
+            st.tuples(st.just("take"), st.just(0)),
+        ),
+        max_size=60,
+    )
+)
+def test_queued_bytes_is_the_size_of_what_is_still_unacknowledged(
+    steps: list[tuple[str, int]],
+) -> None:
+    state = SMState()
+    sizes: list[int] = []
+    for op, value in steps:
+        if op == "send":
+            state.record_outbound(message("x"), value)
+            sizes.append(value)
+        elif op == "ack":
+            acked = min(value, len(sizes))
+            state.ack((state.acked + acked) % MODULUS)
+            del sizes[:acked]
+        else:
+            state.take_unacked()
+            sizes.clear()
+        assert state.queued_bytes == sum(sizes)
+        assert len(state.queue) == len(sizes)
+
+
+def test_too_many_unacked_bytes_close_the_stream() -> None:
+    """sm_max_unacked_bytes: a client holding few but large stanzas is closed
+    like one holding too many (resource-constraint)."""
+    server = bound_server(sm_max_unacked_bytes=5000)
+    feed(server, b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+    romeo = {"from": "romeo@montague.example/x"}
+    server.send(message("a" * 3000, **romeo))
+    server.data_to_send()
+    assert not server.should_close
+    server.send(message("b" * 3000, **romeo))
+    out = server.data_to_send()
+    assert wire_condition(out) == "resource-constraint"
+    assert server.should_close and server.sm is not None and len(server.sm.queue) == 2
+    assert server.sm.queued_bytes > 5000

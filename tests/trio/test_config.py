@@ -313,3 +313,47 @@ def test_relative_config_path_is_made_absolute(
     assert config.config_path == tmp_path / "xmpp.toml"
     assert config.data_dir == tmp_path / "d"
     assert os.path.isabs(config.data_dir)
+
+
+def test_bounds_of_issue_10_load_with_their_defaults(tmp_path: Path) -> None:
+    names = {
+        "max_roster_groups_per_item": 3,
+        "max_roster_size": 4096,
+        "max_pending_subscriptions": 7,
+        "max_subscription_status": 0,
+        "max_directed_presence": 9,
+        "max_private_items": 11,
+        "max_private_total": 2048,
+        "max_unacked_bytes": 70000,
+    }
+    text = "[limits]\n" + "".join(f"{k} = {v}\n" for k, v in names.items())
+    limits = load_config(write(tmp_path, text)).limits
+    assert {k: getattr(limits, k) for k in names} == names
+    defaults = load_config(None).limits
+    assert (defaults.max_roster_groups_per_item, defaults.max_roster_size) == (30, 524288)
+    assert (defaults.max_pending_subscriptions, defaults.max_subscription_status) == (100, 1024)
+    assert (defaults.max_directed_presence, defaults.max_unacked_bytes) == (200, 8 << 20)
+    assert (defaults.max_private_items, defaults.max_private_total) == (100, 1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("max_roster_groups_per_item = 0", "limits.max_roster_groups_per_item"),
+        ("max_roster_size = 100", "limits.max_roster_size"),
+        ("max_directed_presence = 0", "limits.max_directed_presence"),
+        ("max_private_total = 10", "limits.max_private_total"),
+        ("max_unacked_bytes = 1000", "limits.max_unacked_bytes"),
+        # a roster result must fit in the output buffer
+        ("max_output_buffer = 100000\nmax_roster_size = 60000", "limits.max_roster_size"),
+    ],
+)
+def test_bad_bounds_of_issue_10_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "[limits]\n" + text))
+    assert info.value.key == key
+
+
+def test_default_roster_size_follows_a_smaller_output_buffer(tmp_path: Path) -> None:
+    limits = load_config(write(tmp_path, "[limits]\nmax_output_buffer = 100000")).limits
+    assert limits.max_roster_size == 50000

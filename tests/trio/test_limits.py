@@ -470,6 +470,23 @@ async def test_connected_sm_client_that_never_acks_is_closed_at_the_bound(
     assert b"unacked 3" in received and b"unacked 4" not in received
 
 
+async def test_connected_sm_client_holding_too_many_unacked_bytes_is_closed(
+    config: ServerConfig, nursery: trio.Nursery
+) -> None:
+    """``max_unacked_bytes``: the same bound in bytes, for a client that leaves
+    a few large stanzas unacknowledged (XEP-0198 §4)."""
+    started = await start(nursery, with_limits(config, max_unacked_bytes=65536))
+    async with (
+        silent_client(started, "juliet", sm=True, rcvbuf=1 << 20) as (_conn, stream),
+        open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as romeo,
+    ):
+        for i in range(4):
+            await romeo.send(chat("juliet@localhost/silent", f"big {i} " + "b" * 30000))
+        received = await read_until(stream, b"</stream:stream>")
+    assert b"<resource-constraint" in received
+    assert b"big 2 " in received and b"big 3 " not in received
+
+
 # -- 6. output bound for clients that do not read -------------------------------------------
 
 

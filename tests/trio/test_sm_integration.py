@@ -211,6 +211,43 @@ async def test_session_not_resumed_in_time_has_its_messages_stored_offline(
             ]
 
 
+@pytest.mark.parametrize(
+    "server_config", [{"max_unacked_bytes": 65536}], indirect=True, ids=["max_unacked_bytes=64K"]
+)
+async def test_detached_session_over_max_unacked_bytes_ends_and_keeps_its_messages(
+    server: RunningServer,
+) -> None:
+    """A few large stanzas for a detached session: past ``max_unacked_bytes``
+    it ends at once (before ``resume_timeout``) and its messages are stored."""
+    kw = options(server)
+    balcony = "juliet@localhost/balcony"
+    big = "b" * 30000
+    async with (
+        open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **kw) as romeo,
+        open_client("juliet@localhost/watcher", PASSWORDS["juliet"], **kw) as watcher,
+    ):
+        await become_available(watcher, priority=-1)
+        async with open_client(balcony, PASSWORDS["juliet"], **kw) as juliet:
+            await become_available(juliet)
+            await juliet.abort()
+        for i in range(3):
+            await romeo.send(chat(balcony, f"big-{i} {big}"))
+        with trio.fail_after(WAIT):  # resume_timeout is 300 s: the bound ended it
+            while True:
+                stanza = await watcher.receive()
+                if stanza.get("from") == balcony and stanza.get("type") == "unavailable":
+                    break
+        # Without XEP-0198: the burst of stored messages is over the bound too.
+        async with open_client(
+            balcony, PASSWORDS["juliet"], stream_management=False, **kw
+        ) as juliet:
+            await juliet.send(presence())  # XEP-0160: stored messages come now
+            await ping_server(juliet)
+            await romeo.send(chat(balcony, "end"))
+            got = await messages_until(juliet, "end")
+            assert [body.split(" ")[0] for body in got] == ["big-0", "big-1", "big-2"]
+
+
 async def test_resume_after_the_server_noticed_nothing_replaces_the_old_stream(
     server: RunningServer,
 ) -> None:

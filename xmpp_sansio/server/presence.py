@@ -41,6 +41,9 @@ __all__ = ["PresenceService"]
 
 _FROM = (Subscription.FROM, Subscription.BOTH)
 _TO = (Subscription.TO, Subscription.BOTH)
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+#: XEP-0172 User Nickname, which RFC 6121 §3.1.1 clients put in requests.
+_NICK_TAG = "{http://jabber.org/protocol/nick}nick"
 
 
 def _type(element: Element) -> PresenceType:
@@ -58,6 +61,27 @@ def _step(before: StoredItem | None, event: SubInput) -> Step:
     if before is None:
         return step(SubState.NONE, False, event)
     return step(before.state, before.item.approved, event)
+
+
+def _stored_request(stanza: Element, max_status: int) -> Element:
+    """The copy of a ``subscribe`` stanza kept for redelivery (RFC 6121
+    §3.1.3): its addresses, ``id`` and ``xml:lang``, its first ``<status/>``
+    and XEP-0172 ``<nick/>``, each cut to ``max_status`` characters;
+    anything else is left out, so a stored request costs at most a few
+    times ``max_status`` at every login."""
+    kept = Element(stanza.tag)
+    for name in ("from", "to", "type", "id", _XML_LANG):
+        value = stanza.get(name)
+        if value is not None:
+            kept.set(name, value)
+    ns_prefix = stanza.tag[: stanza.tag.index("}") + 1] if stanza.tag.startswith("{") else ""
+    for tag in (f"{ns_prefix}status", _NICK_TAG):
+        child = stanza.find(tag)
+        if child is not None:
+            copy = Element(tag)
+            copy.text = (child.text or "")[:max_status]
+            kept.append(copy)
+    return kept
 
 
 def _next_record(
@@ -90,10 +114,29 @@ class PresenceService(Service):
 
     ``roster`` is the server's :class:`RosterService`, which must be in the
     same router's service list (before this one, so that roster iqs reach it).
+
+    Bounds: ``max_directed`` directed presence targets per session (§4.6;
+    available presence to one more is answered with ``resource-constraint``,
+    RFC 6120 §8.3.3.18, and not routed; targets that are local JIDs with no
+    account are not tracked at all); ``max_pending_requests`` subscription
+    requests kept per account until answered (§3.1.3; one more is dropped,
+    as a request to a full roster is); the stored copy of each request keeps
+    only its status and nick, cut to ``max_subscription_status`` characters
+    (:func:`_stored_request`; the live delivery is the stanza as received).
     """
 
-    def __init__(self, roster: RosterService) -> None:
+    def __init__(
+        self,
+        roster: RosterService,
+        *,
+        max_directed: int = 200,
+        max_pending_requests: int = 100,
+        max_subscription_status: int = 1024,
+    ) -> None:
         self.roster = roster
+        self.max_directed = max_directed
+        self.max_pending_requests = max_pending_requests
+        self.max_subscription_status = max_subscription_status
         # the last available presence each session broadcast (RFC 6121 §4.3.2)
         self._last: dict[SessionId, Element] = {}
         # directed presence targets not covered by a subscription (§4.6)
@@ -135,7 +178,7 @@ class PresenceService(Service):
         before = self.roster.stored(user, to)
         result = _step(before, event)
         after = _next_record(before, to, result, None)
-        if before is None and after is not None and self.roster.is_full(user):
+        if before is None and after is not None and self.roster.is_full(user, to):
             # The roster size limit of RosterService (RFC 6120 §8.3.3.10).
             return self.router.bounce(element, StanzaErrorCondition.NOT_ALLOWED)
         effects: list[Effect] = []
@@ -171,9 +214,17 @@ class PresenceService(Service):
         before = self.roster.stored(to, sender)
         result = _step(before, event)
         stanza = with_attrs(element, from_=str(sender), to=str(to))
-        after = _next_record(before, sender, result, stanza)
-        if before is None and after is not None and self.roster.is_full(to):
+        stored = _stored_request(stanza, self.max_subscription_status)
+        after = _next_record(before, sender, result, stored)
+        if before is None and after is not None and self.roster.is_full(to, sender):
             return []
+        if (
+            after is not None
+            and after.pending_in
+            and not (before is not None and before.pending_in)
+            and self._pending_requests(to) >= self.max_pending_requests
+        ):
+            return []  # too many requests waiting for an answer: dropped
         effects = self.roster.commit(to, before, after)
         if event is SubInput.IN_SUBSCRIBE:
             if result.forward:
@@ -190,6 +241,10 @@ class PresenceService(Service):
         if event is SubInput.IN_UNSUBSCRIBE and _subscribed_from(before):
             effects.extend(self._unavailable(to, sender))
         return effects
+
+    def _pending_requests(self, user: JID) -> int:
+        """How many subscription requests ``user`` has not answered yet."""
+        return sum(1 for r in self.roster.records(user) if r.pending_in)
 
     # ------------------------------------------------------------------
     # presence
@@ -283,6 +338,29 @@ class PresenceService(Service):
             )
         return self._last_presence(to, sender)
 
+    def filter_outbound(
+        self, session: BoundSession, element: Element, to: JID | None
+    ) -> list[Effect] | None:
+        """Refuse available presence that would make a session's directed
+        presence targets (§4.6.2) more than ``max_directed``, with
+        ``resource-constraint`` (RFC 6120 §8.3.3.18)."""
+        if to is None or element.get("type") is not None or not element.tag.endswith("}presence"):
+            return None
+        targets = self._directed.get(session.id)
+        if targets is None or len(targets) < self.max_directed or to in targets:
+            return None
+        if to.bare == session.jid.bare or not self._trackable(session, to):
+            return None
+        return self.router.bounce(element, StanzaErrorCondition.RESOURCE_CONSTRAINT)
+
+    def _trackable(self, session: BoundSession, to: JID) -> bool:
+        """Whether available presence to ``to`` makes it a directed presence
+        target: it is not subscribed to the user (the broadcast reaches it)
+        and it is not a local JID without an account (nothing reaches it)."""
+        if self.router.is_local(to.domain) and not self.router.account_exists(to):
+            return False
+        return not _subscribed_from(self.roster.stored(session.jid.bare, to.bare))
+
     def presence_directed(self, session: BoundSession, element: Element, to: JID) -> list[Effect]:
         """Track directed presence (RFC 6121 §4.6.2): available presence to an
         entity not subscribed to the user adds it to the session's targets,
@@ -294,7 +372,7 @@ class PresenceService(Service):
         targets = self._directed.setdefault(session.id, {})
         if _type(element) is PresenceType.UNAVAILABLE:
             targets.pop(to, None)
-        elif not _subscribed_from(self.roster.stored(user, to.bare)):
+        elif self._trackable(session, to):
             targets[to] = None
         return []
 

@@ -30,12 +30,17 @@ Behaviour, by XEP-0049 (version 1.2) section:
 
 An element whose serialised form is larger than ``max_size`` bytes is
 refused with ``not-acceptable`` (RFC 6120 §8.3.3.9: the request "does not
-meet criteria defined by the recipient or server"). The XEP defines no
+meet criteria defined by the recipient or server"), and so is a set after
+which the account would keep more than ``max_items`` elements or more than
+``max_total`` bytes in all (a per-account quota; replacing an element with a
+smaller one frees its bytes). A set is stored in one transaction, all or
+nothing. The XEP defines no
 service discovery feature, so the service advertises none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 from xml.etree.ElementTree import Element
@@ -66,6 +71,10 @@ _QUERY_TAG: Final = f"{{{PRIVATE}}}query"
 
 DEFAULT_MAX_SIZE: Final = 65536
 """Largest serialised element stored, in bytes (per element)."""
+DEFAULT_MAX_ITEMS: Final = 100
+"""Most elements stored per account."""
+DEFAULT_MAX_TOTAL: Final = 1 << 20
+"""Most bytes stored per account, all elements together."""
 
 #: Namespaces that cannot be a stored fragment's own namespace (§2.3).
 _REFUSED_NAMESPACES: Final = frozenset({"", ns.CLIENT, ns.SERVER, PRIVATE})
@@ -87,6 +96,15 @@ class PrivateStorage(Protocol):
         """Store (replace) the element of ``user`` under that name."""
         ...
 
+    def put_many(self, user: JID, items: Sequence[tuple[str, str, bytes]]) -> None:
+        """Store (replace) several ``(namespace, local, data)`` elements of
+        ``user`` at once: all or nothing, one commit."""
+        ...
+
+    def sizes(self, user: JID) -> dict[tuple[str, str], int]:
+        """The size in bytes of each element ``user`` stored, by (namespace, local name)."""
+        ...
+
     def delete(self, user: JID) -> None:
         """Forget everything ``user`` stored (e.g. its account was removed)."""
         ...
@@ -104,6 +122,14 @@ class MemoryPrivateStorage:
     def put(self, user: JID, namespace: str, local: str, data: bytes) -> None:
         self.data[(user.bare, namespace, local)] = bytes(data)
 
+    def put_many(self, user: JID, items: Sequence[tuple[str, str, bytes]]) -> None:
+        for namespace, local, data in items:
+            self.put(user, namespace, local, data)
+
+    def sizes(self, user: JID) -> dict[tuple[str, str], int]:
+        bare = user.bare
+        return {(k[1], k[2]): len(v) for k, v in self.data.items() if k[0] == bare}
+
     def delete(self, user: JID) -> None:
         bare = user.bare
         for key in [key for key in self.data if key[0] == bare]:
@@ -114,11 +140,20 @@ class PrivateService(Service):
     """XEP-0049 private XML storage over a :class:`PrivateStorage`
     (see the module docstring)."""
 
-    def __init__(self, storage: PrivateStorage, max_size: int = DEFAULT_MAX_SIZE) -> None:
-        if max_size < 1:
-            raise ValueError("max_size must be positive")
+    def __init__(
+        self,
+        storage: PrivateStorage,
+        max_size: int = DEFAULT_MAX_SIZE,
+        *,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        max_total: int = DEFAULT_MAX_TOTAL,
+    ) -> None:
+        if max_size < 1 or max_items < 1 or max_total < 1:
+            raise ValueError("max_size, max_items and max_total must be positive")
         self.storage = storage
         self.max_size = max_size
+        self.max_items = max_items
+        self.max_total = max_total
 
     def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
         query = iq.payload
@@ -189,9 +224,18 @@ class PrivateService(Service):
                     f" at most {self.max_size} are stored",
                 )
             items.append((namespace, local, data))
-        # Everything is checked before anything is stored.
+        sizes = self.storage.sizes(own)
         for namespace, local, data in items:
-            self.storage.put(own, namespace, local, data)
+            sizes[(namespace, local)] = len(data)
+        if len(sizes) > self.max_items or sum(sizes.values()) > self.max_total:
+            return self._error(
+                request,
+                StanzaErrorCondition.NOT_ACCEPTABLE,
+                f"at most {self.max_items} elements and {self.max_total} bytes are stored"
+                " per account",
+            )
+        # Everything is checked before anything is stored, in one commit.
+        self.storage.put_many(own, items)
         return self.router.reply(iq_result(request))
 
     def _error(

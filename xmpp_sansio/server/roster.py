@@ -49,6 +49,7 @@ __all__ = [
     "RosterService",
     "RosterStorage",
     "StoredItem",
+    "item_size",
     "visible_items",
 ]
 
@@ -125,6 +126,10 @@ class RosterStorage(Protocol):
         """How many records ``user`` has (in or out of the roster)."""
         ...
 
+    def holders(self, contact: JID) -> list[JID]:
+        """The users with a record for ``contact`` (a bare JID) in their roster."""
+        ...
+
 
 class MemoryRosterStorage:
     """:class:`RosterStorage` in memory (for tests and ephemeral servers)."""
@@ -155,6 +160,9 @@ class MemoryRosterStorage:
     def count(self, user: JID) -> int:
         return len(self._records.get(user.bare, {}))
 
+    def holders(self, contact: JID) -> list[JID]:
+        return [user for user, records in self._records.items() if contact in records]
+
     def _bump(self, user: JID) -> str:
         self._versions[user] = self._versions.get(user, 0) + 1
         return str(self._versions[user])
@@ -162,6 +170,15 @@ class MemoryRosterStorage:
 
 def _removed(jid: JID) -> RosterItem:
     return RosterItem(jid, subscription=Subscription.REMOVE)
+
+
+def item_size(item: RosterItem) -> int:
+    """What ``item`` weighs against ``max_roster_size``: the UTF-8 bytes of its
+    JID, name and group names (the XML around them is not counted)."""
+    size = len(str(item.jid).encode())
+    if item.name is not None:
+        size += len(item.name.encode())
+    return size + sum(len(group.encode()) for group in item.groups)
 
 
 class RosterService(Service):
@@ -173,7 +190,19 @@ class RosterService(Service):
     ``not-allowed``, type ``cancel``, says retrying will not help, unlike
     ``resource-constraint``, type ``wait``). ``max_name_length`` and
     ``max_group_length`` are the server-configured limits of §2.3.3
-    (``not-acceptable``), in characters.
+    (``not-acceptable``), in characters; ``max_groups_per_item`` bounds the
+    ``<group/>`` children of one item the same way (§2.3.3 lets the server
+    refuse an item that exceeds its configured limits with
+    ``not-acceptable``). ``max_roster_size`` bounds the whole roster, in the
+    bytes of :func:`item_size`: a set that would exceed it is refused like
+    one beyond ``max_items`` (``not-allowed``), and :meth:`is_full` applies
+    it to the records subscriptions add, so that a roster result always
+    fits in a client's output buffer.
+
+    The records of accounts with bound sessions are cached, keyed by the
+    roster version (§2.6), so that presence broadcast (RFC 6121 §4.2.2,
+    §4.4.2) reads one version number, not the whole roster, per stanza;
+    a write from elsewhere (another process) changes the version too.
 
     The roster versioning stream feature (§2.6.1,
     :data:`xmpp_sansio.roster.ROSTER_VER_FEATURE`) is the stream layer's to
@@ -190,13 +219,19 @@ class RosterService(Service):
         max_items: int = 1000,
         max_name_length: int = 1023,
         max_group_length: int = 1023,
+        max_groups_per_item: int = 30,
+        max_roster_size: int = 524288,
     ) -> None:
         self.storage = storage
         self.max_items = max_items
         self.max_name_length = max_name_length
         self.max_group_length = max_group_length
+        self.max_groups_per_item = max_groups_per_item
+        self.max_roster_size = max_roster_size
         self._interested: set[int] = set()
         self._push_serial = 0
+        # account -> (roster version, records), for accounts with sessions
+        self._cache: dict[JID, tuple[str, list[StoredItem]]] = {}
 
     # ------------------------------------------------------------------
     # API for the presence service
@@ -206,12 +241,26 @@ class RosterService(Service):
         return self.storage.item(user.bare, contact)
 
     def records(self, user: JID) -> list[StoredItem]:
-        """Every record of the account ``user``."""
-        return self.storage.get(user.bare)[1]
+        """Every record of the account ``user`` (read-only: the list may be
+        the cached one)."""
+        bare = user.bare
+        cached = self._cache.get(bare)
+        if cached is not None and cached[0] == self.storage.version(bare):
+            return cached[1]
+        version, records = self.storage.get(bare)
+        if self.router.sessions_of(bare):
+            self._cache[bare] = (version, records)
+        return records
 
-    def is_full(self, user: JID) -> bool:
-        """Whether ``user`` has reached ``max_items`` records."""
-        return self.storage.count(user.bare) >= self.max_items
+    def is_full(self, user: JID, contact: JID | None = None) -> bool:
+        """Whether ``user`` has reached ``max_items`` records or, to add a
+        record for ``contact``, would exceed ``max_roster_size``."""
+        if self.storage.count(user.bare) >= self.max_items:
+            return True
+        if contact is None:
+            return False
+        used = sum(item_size(r.item) for r in self.records(user) if r.in_roster)
+        return used + item_size(RosterItem(contact)) > self.max_roster_size
 
     def interested_sessions(self, user: JID) -> list[BoundSession]:
         """The user's sessions that requested the roster (RFC 6121 §2.1.6), in bind order."""
@@ -280,15 +329,28 @@ class RosterService(Service):
         return self._set(iq, session.jid.bare, payload)
 
     def account_removed(self, account: JID) -> list[Effect]:
-        """Delete the removed account's roster. Its contacts keep their item for
-        it (their subscription simply never delivers anything again)."""
-        _, records = self.storage.get(account.bare)
+        """Cancel the removed account's subscriptions both ways, as a roster
+        remove does (RFC 6121 §2.5.2), for every record it had, then delete
+        its roster and its item in every local roster that has one (pushed
+        to the interested resources, §2.5.2), so that whoever registers the
+        name later inherits no subscription."""
+        bare = account.bare
+        self._cache.pop(bare, None)
+        _, records = self.storage.get(bare)
+        effects: list[Effect] = []
         for stored in records:
-            self.storage.delete(account.bare, stored.item.jid)
-        return []
+            effects.extend(self._cancel_notices(bare, stored))
+        for stored in records:
+            self.storage.delete(bare, stored.item.jid)
+        for holder in self.storage.holders(bare):
+            effects.extend(self.commit(holder, self.storage.item(holder, bare), None))
+        return effects
 
     def session_unbound(self, session: BoundSession) -> list[Effect]:
         self._interested.discard(session.id)
+        bare = session.jid.bare
+        if not self.router.sessions_of(bare):
+            self._cache.pop(bare, None)
         return []
 
     # ------------------------------------------------------------------
@@ -335,6 +397,21 @@ class RosterService(Service):
             return self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, "name too long")
         if any(len(group) > self.max_group_length for group in item.groups):
             return self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, "group name too long")
+        if len(item.groups) > self.max_groups_per_item:
+            return self._error(
+                iq,
+                StanzaErrorCondition.NOT_ACCEPTABLE,
+                f"at most {self.max_groups_per_item} groups per item",
+            )
+        others = sum(
+            item_size(r.item) for r in self.records(user) if r.in_roster and r.jid != item.jid
+        )
+        if others + item_size(item) > self.max_roster_size:
+            return self._error(
+                iq,
+                StanzaErrorCondition.NOT_ALLOWED,
+                f"the roster is limited to {self.max_roster_size} bytes",
+            )
         before = self.storage.item(user, item.jid)
         if before is None:
             if self.is_full(user):
@@ -355,9 +432,11 @@ class RosterService(Service):
                 pending_request=before.pending_request,
             )
         version = self.storage.put(user, after)
-        # RFC 6121 §2.3.2: push to all interested resources, including the sender.
-        effects = self.push(user, after.item, version)
-        effects.extend(self.router.reply(iq_result(iq.element)))
+        # RFC 6121 §2.3.2 (and the order of its examples, §2.1.6): the result
+        # to the requester first, then the push to all interested resources,
+        # the sender included.
+        effects = self.router.reply(iq_result(iq.element))
+        effects.extend(self.push(user, after.item, version))
         return effects
 
     def _remove(self, iq: Iq, user: JID, contact: JID) -> list[Effect]:
@@ -373,6 +452,20 @@ class RosterService(Service):
         before = self.storage.item(user, contact)
         if before is None or not before.in_roster:
             return self._error(iq, StanzaErrorCondition.ITEM_NOT_FOUND, "no such roster item")
+        pushes = self.commit(user, before, None)
+        # The result first, then the push (as for any roster set, §2.1.6).
+        effects = self.router.reply(iq_result(iq.element))
+        effects.extend(pushes)
+        effects.extend(self._cancel_notices(user, before))
+        return effects
+
+    def _cancel_notices(self, user: JID, before: StoredItem) -> list[Effect]:
+        """Route what cancels the subscriptions of the record ``before`` both
+        ways (RFC 6121 §2.5.2): ``unsubscribe`` if the user is subscribed to
+        the contact or asked to be, ``unsubscribed`` if the contact is
+        subscribed to the user (after unavailable presence from each
+        available resource, §3.2.2) or asked to be."""
+        contact = before.jid
         state = before.state
         notices: list[Element] = []
         if state.subscription in (Subscription.TO, Subscription.BOTH) or state.pending_out:
@@ -384,8 +477,7 @@ class RosterService(Service):
             )
         if state.subscription in (Subscription.FROM, Subscription.BOTH) or state.pending_in:
             notices.append(make_presence(contact, PresenceType.UNSUBSCRIBED, from_=user))
-        effects = self.commit(user, before, None)
-        effects.extend(self.router.reply(iq_result(iq.element)))
+        effects: list[Effect] = []
         for notice in notices:
             effects.extend(self.router.route_inbound(notice))
         return effects

@@ -79,6 +79,9 @@ class ServerConfig:
             it well above the largest burst the server sends at once (offline
             messages at login, a roster), since a healthy client can only
             acknowledge a burst after it arrived.
+        sm_max_unacked_bytes: the same bound in serialised bytes of the
+            unacknowledged stanzas (the count alone lets a client hold
+            ``sm_max_unacked`` stanzas of the largest size).
         sm_ack_requests: when to ask the client for an ack (XEP-0198 §4).
         csi: offer Client State Indication (XEP-0352) and, while the client is
             inactive, hold presence updates (the latest per sender).
@@ -104,6 +107,7 @@ class ServerConfig:
     stream_management: bool = True
     sm_resume_timeout: float = 0.0
     sm_max_unacked: int = 10000
+    sm_max_unacked_bytes: int = 8 << 20
     sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)
     csi: bool = True
     ask_before_bind: bool = False
@@ -119,6 +123,8 @@ class ServerConfig:
             raise ValueError("sm_resume_timeout must not be negative")
         if self.sm_max_unacked < 1:
             raise ValueError("sm_max_unacked must be at least 1")
+        if self.sm_max_unacked_bytes < 1:
+            raise ValueError("sm_max_unacked_bytes must be at least 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -533,11 +533,12 @@ class _Connection:
         """Queue a stanza, counting it for stream management (XEP-0198 §4)."""
         if self._sent_footer:
             return  # RFC 6120 §4.4: nothing follows our </stream:stream>
-        self._out.append(serialize(element, self._default_ns))
+        data = serialize(element, self._default_ns)
+        self._out.append(data)
         sm = self._sm
         if sm is None:
             return
-        sm.record_outbound(element)
+        sm.record_outbound(element, len(data))
         if self._sm_live and self._ack_policy.due(sm, flushing=False):
             self._queue_ack_request(sm)
         self._check_unacked(sm)
@@ -1361,7 +1362,10 @@ class ServerConnection(_Connection):
         self._events.append(StreamManagementEnabled(sm_id, resume, max_))
 
     def _check_unacked(self, sm: SMState) -> None:
-        if len(sm.queue) > self.config.sm_max_unacked:
+        if (
+            len(sm.queue) > self.config.sm_max_unacked
+            or sm.queued_bytes > self.config.sm_max_unacked_bytes
+        ):
             self.close(StreamErrorCondition.RESOURCE_CONSTRAINT, "too many unacknowledged stanzas")
 
     def _set_client_state(self, active: bool) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from xmpp_sansio.jid import JID
+
+from .roster import _transaction
 
 __all__ = ["SqlitePrivateStorage"]
 
@@ -28,9 +31,10 @@ class SqlitePrivateStorage:
     """Private XML in the ``private_xml`` table, one row per (account,
     namespace, local name).
 
-    The table is created if missing. :meth:`put` and :meth:`delete` have
-    committed when they return. The methods are synchronous and unlocked: use
-    the store from one thread at a time.
+    The table is created if missing. :meth:`put`, :meth:`put_many` (one
+    transaction) and :meth:`delete` have committed when they return. The
+    methods are synchronous and unlocked: use the store from one thread at a
+    time.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -47,13 +51,24 @@ class SqlitePrivateStorage:
         return None if row is None else bytes(row[0])
 
     def put(self, user: JID, namespace: str, local: str, data: bytes) -> None:
-        with self._db:
-            self._db.execute(
+        self.put_many(user, [(namespace, local, data)])
+
+    def put_many(self, user: JID, items: Sequence[tuple[str, str, bytes]]) -> None:
+        key = _key(user)
+        with _transaction(self._db):
+            self._db.executemany(
                 "INSERT INTO private_xml (domain, local, namespace, name, data) "
                 "VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (domain, local, namespace, name) DO UPDATE SET data = excluded.data",
-                (*_key(user), namespace, local, bytes(data)),
+                [(*key, namespace, local, bytes(data)) for namespace, local, data in items],
             )
+
+    def sizes(self, user: JID) -> dict[tuple[str, str], int]:
+        rows = self._db.execute(
+            "SELECT namespace, name, length(data) FROM private_xml WHERE domain = ? AND local = ?",
+            _key(user),
+        ).fetchall()
+        return {(namespace, name): int(size) for namespace, name, size in rows}
 
     def delete(self, user: JID) -> None:
         with self._db:

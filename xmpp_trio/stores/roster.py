@@ -8,7 +8,8 @@ Two tables, created if missing:
   groups as a sorted JSON array), whether the record is in the roster, the
   "Pending In" flag and the pending ``subscribe`` stanza as XML (RFC 6121
   §3.1.3). The integer primary key keeps the order records were first
-  stored (an upsert keeps the row).
+  stored (an upsert keeps the row). An index on ``contact`` finds the
+  rosters that hold an account being deleted.
 * ``roster_versions``: the per-user version counter (RFC 6121 §2.6), bumped
   by every write, never reset, so a version is never reused.
 
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS roster_items (
     pending_request TEXT,
     UNIQUE (user, contact)
 );
+CREATE INDEX IF NOT EXISTS roster_items_contact ON roster_items (contact);
 CREATE TABLE IF NOT EXISTS roster_versions (
     user TEXT PRIMARY KEY,
     version INTEGER NOT NULL
@@ -191,3 +193,10 @@ class SqliteRosterStorage:
                 "SELECT count(*) FROM roster_items WHERE user = ?", (self._user(user),)
             ).fetchone()
         return int(n)
+
+    def holders(self, contact: JID) -> list[JID]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT user FROM roster_items WHERE contact = ? ORDER BY id", (str(contact),)
+            ).fetchall()
+        return [JID.parse(user) for (user,) in rows]
