@@ -150,8 +150,8 @@ def report(name: str, variant: str, result: dict[str, Any]) -> list[str]:
     head = f"  {name:<10} {variant:<22}"
     if "error" in result:
         return [f"{head} FAILED: {result['error']}"]
-    if "skipped" in result and len(result) == 1:
-        return [f"{head} skipped: {result['skipped']}"]
+    if "not_run" in result:
+        return [f"{head} skipped: {result['not_run']}"]
     lines = scenarios.REGISTRY[name].report(variant, result)
     return [f"{head} {lines[0]}", *lines[1:]]
 
@@ -159,7 +159,7 @@ def report(name: str, variant: str, result: dict[str, Any]) -> list[str]:
 def figures(name: str, variant: str, result: dict[str, Any], opts: argparse.Namespace
             ) -> dict[str, float]:  # fmt: skip
     """Named figures of one scenario result for the final table."""
-    if "error" in result or "skipped" in result:
+    if "error" in result or "not_run" in result:
         return {}
     return scenarios.REGISTRY[name].figures(variant, result, opts)
 
@@ -269,7 +269,7 @@ def commit_table(collected: dict[str, dict[str, list[float]]], old: str, new: st
                 keys.append(key)
     keys.sort(key=scenarios.rank)
     width = max([len(k) for k in keys] + [10])
-    head = f"{'figure':<{width}} | {old:<26} | {new:<26} | new/old | rule (within {tolerance:.0%})"
+    head = f"{'figure':<{width}} | {old:<30} | {new:<30} | new/old | rule (within {tolerance:.0%})"
     lines = [head, "-" * len(head)]
     failed: list[str] = []
     for key in keys:
@@ -290,7 +290,7 @@ def commit_table(collected: dict[str, dict[str, list[float]]], old: str, new: st
                 verdict = "PASS (both 0)" if not mb else "FAIL"
         if verdict.startswith("FAIL"):
             failed.append(key)
-        lines.append(f"{key:<{width}} | {_stat(a):<26} | {_stat(b):<26} | {ratio:<7} | {verdict}")
+        lines.append(f"{key:<{width}} | {_stat(a):<30} | {_stat(b):<30} | {ratio:<7} | {verdict}")
     held = [k for k in keys if rule_of(k, selected)]
     lines.append("")
     if not held:
@@ -419,7 +419,7 @@ def main() -> int:
             if run.contacts or target.rosters:
                 target.provide_rosters(run.contacts, run.params.get("count", 0))
         except Exception as exc:  # this target cannot: skip the run, say why
-            result = {"skipped": f"{target.name} cannot be given rosters ({exc})"}
+            result = {"not_run": f"{target.name} cannot be given rosters ({exc})"}
         else:
             try:
                 server = target.start(run.tls, raw)

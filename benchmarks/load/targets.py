@@ -165,6 +165,21 @@ def roster_pairs(contacts: int, accounts: int) -> list[tuple[str, str]]:
             for i in range(accounts) for j in contacts_of(i, accounts, contacts)]  # fmt: skip
 
 
+# [limits] of our server: every per-client limit raised out of the way.
+LIMITS = {
+    "negotiation_timeout": 600,
+    "resume_timeout": 0,
+    "max_connections": 1000000,
+    "max_connections_per_ip": 1000000,
+    "max_sessions_per_account": 10,
+    "auth_failures_before_backoff": 1000000,
+    "max_read_rate": 1073741824,
+    "idle_timeout": 86400,
+    "max_output_buffer": 67108864,
+    "max_offline_messages": 100000,
+}
+
+
 class Ours:
     """``python -m xmpp_trio serve`` with a generated TOML configuration, run from
     ``tree`` (this checkout by default; ``ours@REV``: see :class:`OursAt`)."""
@@ -225,6 +240,14 @@ class Ours:
     def close(self) -> None:
         pass
 
+    def _limits(self) -> dict[str, int]:
+        """:data:`LIMITS` that the tree's configuration knows (an older commit may
+        predate some: it gets its own defaults for those)."""
+        known = ""
+        with contextlib.suppress(OSError):
+            known = (self.tree / "xmpp_trio" / "config.py").read_text()
+        return {k: v for k, v in LIMITS.items() if not known or k in known}
+
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         port = free_port()
         kind = "c2s-directtls" if tls == "direct" else "c2s-starttls"
@@ -236,11 +259,8 @@ class Ours:
             f"scram_iterations = {SCRAM_ITERATIONS}\n"
             f"require_tls = {'false' if tls == 'none' else 'true'}\n"
             "\n[limits]\n"
-            "negotiation_timeout = 600\nresume_timeout = 0\nmax_connections = 1000000\n"
-            "max_connections_per_ip = 1000000\nmax_sessions_per_account = 10\n"
-            "auth_failures_before_backoff = 1000000\nmax_read_rate = 1073741824\n"
-            "idle_timeout = 86400\nmax_output_buffer = 67108864\nmax_offline_messages = 100000\n"
-            f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
+            + "".join(f"{key} = {value}\n" for key, value in self._limits().items())
+            + f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
         )
         command = [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)]
         if profile_raw is not None:
