@@ -842,7 +842,6 @@ def memory_scenario(job: Job) -> dict[str, Any]:
     return {"tls": job.tls, "rss_base_kb": base, "points": points, "skipped": skipped}
 
 
-
 # --- traffic users send (issue 24): bare JIDs, presence to rosters, a mix ------------
 
 

@@ -309,8 +309,11 @@ def main() -> int:
     add("--targets", "--target", default="ours",
         help="ours,prosody,ejabberd,ours@REV (comma-separated; ours@REV: our server from"
         " a temporary git worktree of REV)")  # fmt: skip
-    add("--scenarios", default=",".join(scenarios.defaults()),
-        help="comma-separated, from: " + ", ".join(scenarios.REGISTRY))
+    add(
+        "--scenarios",
+        default=",".join(scenarios.defaults()),
+        help="comma-separated, from: " + ", ".join(scenarios.REGISTRY),
+    )
     add("--list-scenarios", action="store_true", help="print the scenarios and exit")
     add("--repeat", type=int, default=1, help="repetitions of every scenario")
     add("--order", choices=("target", "scenario"), default="target",
@@ -369,6 +372,12 @@ def main() -> int:
             f"unknown scenarios: {', '.join(sorted(set(chosen) - set(scenarios.REGISTRY)))}"
         )
     selected = [scenarios.REGISTRY[s] for s in chosen]
+    for scenario in selected:
+        try:
+            if scenario.check is not None:
+                scenario.check(args)
+        except ValueError as exc:
+            parser.error(str(exc))
     # Options with defaults that depend on --quick, resolved once for every scenario.
     args.logins = args.logins or (50 if quick else 1000)
     args.clients = args.clients or (20 if quick else 1000)
@@ -456,7 +465,8 @@ def main() -> int:
                                   prosody_modules=args.prosody_modules)  # fmt: skip
             made.append(target)
             try:
-                print(f"{name:<8} {target.description}: {target.prepare(needed)}")
+                note = target.prepare(needed)  # may complete the description
+                print(f"{name:<8} {target.description}: {note}")
             except Exception as exc:
                 print(f"{name:<8} FAILED to prepare: {type(exc).__name__}: {exc}")
                 continue

@@ -62,6 +62,8 @@ class Scenario:
     #: ``(figure name, +1 if higher is better, -1 if lower)`` held to the commit
     #: rule (compare_commits.sh): within the tolerance of the old commit
     rule: tuple[tuple[str, int], ...] = ()
+    #: ``check(opts)`` raises ValueError for options this scenario cannot run with
+    check: Callable[[argparse.Namespace], None] | None = None
     #: in the default ``--scenarios`` list
     default: bool = True
     #: figure names (prefixes) this scenario gives, to order the final table
@@ -222,10 +224,18 @@ def _bare_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--user-tls", choices=("direct", "starttls", "none"), default="starttls",
                        help="transport of throughput-bare, presence and mixed (default"
                        " STARTTLS, what most clients use)")  # fmt: skip
-    group.add_argument("--bare-inflight", type=int, default=4,
-                       help="throughput-bare and mixed: stanzas in flight per client (4)")
-    group.add_argument("--body-size", type=int, default=120,
-                       help="throughput-bare and mixed: bytes of a chat body (120)")
+    group.add_argument(
+        "--bare-inflight",
+        type=int,
+        default=4,
+        help="throughput-bare and mixed: stanzas in flight per client (4)",
+    )
+    group.add_argument(
+        "--body-size",
+        type=int,
+        default=120,
+        help="throughput-bare and mixed: bytes of a chat body (120)",
+    )
 
 
 def _user_params(opts: argparse.Namespace, inflight: int, mix: dict[str, float],
@@ -352,8 +362,12 @@ def _presence_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--contacts", type=int, default=None,
                        help="presence and mixed: contacts per roster, both-way subscriptions"
                        " (20; 4 with --quick; even)")  # fmt: skip
-    group.add_argument("--presence-inflight", type=int, default=1,
-                       help="presence: updates in flight per client (1)")
+    group.add_argument(
+        "--presence-inflight",
+        type=int,
+        default=1,
+        help="presence: updates in flight per client (1)",
+    )
 
 
 def _contacts(opts: argparse.Namespace) -> int:
@@ -402,7 +416,13 @@ def parse_mix(text: str) -> dict[str, float]:
             raise ValueError(f"unknown kind {kind.strip()!r} in --mix (kinds:"
                              f" {', '.join(generator.KINDS)})")  # fmt: skip
         mix[kind.strip()] = float(weight)
+    if sum(mix.values()) <= 0 or min(mix.values()) < 0:
+        raise ValueError(f"--mix {text!r}: weights must be >= 0 with a positive sum")
     return mix
+
+
+def _mixed_check(opts: argparse.Namespace) -> None:
+    parse_mix(opts.mix)
 
 
 def _mixed_expand(opts: argparse.Namespace, target: Any, rep: int) -> list[Run]:
@@ -424,6 +444,7 @@ register(Scenario(
     figures=_user_figures("mixed", "stanzas/s"),
     accounts=_clients,
     options=_mixed_options,
+    check=_mixed_check,
     prefixes=("mixed ",),
 ))  # fmt: skip
 

@@ -159,6 +159,12 @@ db.close()
 """
 
 
+def _path_first(tree: Path) -> str:
+    """PYTHONPATH with ``tree`` in front, so its packages win over installed ones."""
+    rest = os.environ.get("PYTHONPATH", "")
+    return f"{tree}{os.pathsep}{rest}" if rest else str(tree)
+
+
 def roster_pairs(contacts: int, accounts: int) -> list[tuple[str, str]]:
     """(user, contact) bare JIDs of every roster item: ``generator.contacts_of``."""
     return [(f"u{i}@{DOMAIN}", f"u{j}@{DOMAIN}")
@@ -202,7 +208,7 @@ class Ours:
 
     def _python(self, code: str, *argv: str, stdin: str | None = None) -> str:
         """Run ``code`` with the server's tree first on the path; its stdout."""
-        env = os.environ | {"PYTHONPATH": str(self.tree)}
+        env = os.environ | {"PYTHONPATH": _path_first(self.tree)}
         done = subprocess.run([sys.executable, "-c", code, *argv], cwd=self.tree, env=env,
                               input=stdin, capture_output=True, text=True, timeout=600)  # fmt: skip
         if done.returncode:
@@ -266,7 +272,7 @@ class Ours:
         if profile_raw is not None:
             command = ["py-spy", "record", "--format", "raw", "--rate", "200",
                        "-o", str(profile_raw), "--", *command]  # fmt: skip
-        env = os.environ | {"PYTHONPATH": str(self.tree)}
+        env = os.environ | {"PYTHONPATH": _path_first(self.tree)}
         proc = subprocess.Popen(command, cwd=self.tree, env=env, start_new_session=True)
         wait_listening(proc, port, f"the server ({self.name})")
         pid = proc.pid
