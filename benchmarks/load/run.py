@@ -1,19 +1,24 @@
 """Load benchmark for xmpp-trio, side by side with Prosody (issue 6).
 
-    python benchmarks/load/run.py --quick                       # a few seconds, ours only (CI)
+    python benchmarks/load/run.py --quick                       # a few seconds each, ours only (CI)
     python benchmarks/load/run.py                               # ours, full scenarios
     python benchmarks/load/run.py --targets ours,prosody --repeat 3   # what compare.sh runs
     python benchmarks/load/run.py --scenarios throughput --profile prof.txt
+    python benchmarks/load/run.py --targets ours@HEAD~1,ours --order scenario --commit-rule
+    python benchmarks/load/run.py --list-scenarios
 
-Each target (``ours``: ``python -m xmpp_trio serve``; ``prosody``: Prosody 0.12
-with a generated config, see ``targets.py``) gets ``N`` accounts once, then a
-fresh server per scenario run, pinned to CPU 0. The generator
-(``generator.py``: one ``select.epoll`` loop, non-blocking sockets and
-``ssl.SSLSocket``, no Trio, no XML parsing once bound) runs in a forked
-process pinned to CPU 1. Logins are negotiated by our sans-IO
+Each target (``ours``: ``python -m xmpp_trio serve`` from this checkout;
+``ours@REV``: the same from a temporary git worktree of REV; ``prosody``:
+Prosody 0.12 with a generated config; ``ejabberd``; see ``targets.py``) gets
+``N`` accounts once, then a fresh server per scenario run, pinned to CPU 0.
+The generator (``generator.py``: one ``select.epoll`` loop, non-blocking
+sockets and ``ssl.SSLSocket``, no Trio, no XML parsing once bound) runs in a
+forked process pinned to CPU 1. Logins are negotiated by our sans-IO
 ``ClientConnection``, so any RFC 6120 server works.
 
-Scenarios:
+Scenarios are declared in ``scenarios.py`` (the registry: name, description,
+generator function, runs, report, figures, their own options); this script
+names none of them. ``--list-scenarios`` prints them:
 
 * ``login``: ``--logins`` clients connect (``--tls``), authenticate, bind and
   send initial presence, ``--login-concurrency`` at a time: logins/s and
@@ -23,10 +28,23 @@ Scenarios:
   online peers (full JIDs), closed loop, ``--inflight`` in flight per client:
   delivered msgs/s, end-to-end latency p50/p99/max (the send time is in the
   body), losses after a drain.
+* ``throughput-bare`` (issue 24's shape): the same clients over STARTTLS
+  (``--user-tls``) send chat messages with ~120-byte bodies (``--body-size``)
+  to random peers' bare JIDs (one resource per account), 4 in flight
+  (``--bare-inflight``), closed loop: msgs/s, p50/p99, losses.
 * ``openloop``: the same clients at rising offered rates (``--rates``), sent on
   schedule from a token bucket in the epoll loop whatever gets delivered;
   stops rising when deliveries fall under 95% of the offered rate, p99 passes
   1 s, or messages are lost.
+* ``presence``: every account has a roster of ``--contacts`` (20) neighbours on
+  a ring, subscriptions both ways, written into the target's storage before
+  the server starts; clients send presence updates (``--presence-inflight``
+  in flight, an update done when every contact got it): presence stanzas
+  delivered/s, p50/p99, losses.
+* ``mixed``: per client 70% chat to bare JIDs, 10% to full JIDs, 15% presence
+  updates to the roster, 5% iq ping to the server (``--mix``), 4 in flight,
+  closed loop: stanzas delivered/s (a presence update counts once per
+  contact), p50/p99, per-kind rates.
 * ``memory``: server RSS (the whole process tree) before and after growing
   numbers of idle authenticated sessions (``--sessions``), over TLS and in
   plaintext (``--memory-tls``); sizes above the RLIMIT_NOFILE hard limit are
@@ -36,8 +54,13 @@ Every measuring window reports the CPU share (of one core) of the server and of
 the generator: a server near 100% and a generator well below means the figure
 is the server's. With more than one target or ``--repeat`` above 1 a final
 table gives the median [min-max] of each figure, the ratio ours/Prosody and
-the issue's targets. Nothing is asserted: the script always exits 0 (a failed
-scenario prints its error).
+the issue's targets. ``--commit-rule`` (two targets OLD,NEW) prints new
+against old instead, PASS/FAIL per figure held to the 5% rule
+(``compare_commits.sh``). ``--order scenario`` runs the targets in turn for
+every scenario run (A B A B) instead of one target's scenarios after the
+other's. Nothing is asserted: the script always exits 0 (a failed scenario
+prints its error; a target that cannot run a scenario, e.g. ejabberd without
+rosters, prints why it skipped it).
 
 ``--profile FILE`` runs our server under ``py-spy record`` and writes the top
 functions by own time to FILE; the sampling costs CPU, so use the figures of a
