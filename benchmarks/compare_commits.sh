@@ -4,7 +4,7 @@
 # worktree) and the new one in the same run, within 5% on closed-loop msgs/s,
 # logins/s and memory per session.
 #
-#   bash benchmarks/compare_commits.sh OLD [NEW]           # about 10-15 minutes on 2 CPUs
+#   bash benchmarks/compare_commits.sh OLD [NEW]           # estimated 10-15 minutes on 2 CPUs
 #   bash benchmarks/compare_commits.sh --quick OLD [NEW]   # small numbers, about a minute
 #   bash benchmarks/compare_commits.sh --full OLD [NEW]    # 10,000 sessions, 15 s windows
 #   bash benchmarks/compare_commits.sh --repeat 7 --sessions 5000 OLD
@@ -78,7 +78,9 @@ case "$mode" in
                --duration "$duration" --warmup 3) ;;
 esac
 
-echo "== $old against $new ($(git rev-parse --short "${revs[0]}") vs ${revs[1]:-working tree}), mode $mode"
+newdesc="working tree"
+if [ "${#revs[@]}" -eq 2 ]; then newdesc="$(git rev-parse --short "${revs[1]}")"; fi
+echo "== $old against $new ($(git rev-parse --short "${revs[0]}") vs $newdesc), mode $mode"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 python3 benchmarks/load/run.py "${args[@]}" "${extra[@]}" | tee "$log"

@@ -281,7 +281,8 @@ def rule_of(key: str, selected: list[scenarios.Scenario]) -> int:
 
 
 def commit_table(collected: dict[str, dict[str, list[float]]], old: str, new: str,
-                 selected: list[scenarios.Scenario], tolerance: float) -> list[str]:  # fmt: skip
+                 selected: list[scenarios.Scenario], tolerance: float,
+                 repeat: int) -> list[str]:  # fmt: skip
     """Old against new commit: median [min-max] per figure, new/old, PASS/FAIL on the rule's
     figures (higher-is-better ones may not fall more than ``tolerance``, lower-is-better
     ones may not rise more)."""
@@ -322,6 +323,8 @@ def commit_table(collected: dict[str, dict[str, list[float]]], old: str, new: st
         lines.append(f"commit rule: FAIL ({', '.join(failed)})")
     else:
         lines.append(f"commit rule: PASS ({len(held)} figures within {tolerance:.0%} of {old})")
+    if repeat < 5:
+        lines.append(f"(medians of {repeat} repetitions: the rule asks for at least 5)")
     return lines
 
 
@@ -521,7 +524,9 @@ def main() -> int:
             print()
             print(f"new against old: median [min-max] of {args.repeat} repetition(s)"
                   f" ({memory_reps} for memory), interleaved by {args.order}")  # fmt: skip
-            for line in commit_table(collected, names[0], names[1], selected, args.tolerance):
+            for line in commit_table(
+                collected, names[0], names[1], selected, args.tolerance, args.repeat
+            ):
                 print(line)
         elif len(done) > 1 or args.repeat > 1:
             print()
