@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Issue 6: the load scenarios against our server and Prosody 0.12 (and
+# Issue 6 (and 24): the load scenarios against our server and Prosody 0.12 (and
 # ejabberd when `ejabberdctl` is installed), three repetitions, then one table
 # of medians with the ratios ours/Prosody (and ours/ejabberd) and the issue's
 # targets (against Prosody).
 #
-#   bash benchmarks/compare.sh            # full run (about 20 minutes on 2 CPUs)
-#   bash benchmarks/compare.sh --quick    # small numbers, about 2 minutes
+#   bash benchmarks/compare.sh            # full run (estimated 30 minutes on 2 CPUs)
+#   bash benchmarks/compare.sh --quick    # small numbers, 2-3 minutes
 #   bash benchmarks/compare.sh --json     # further options go to benchmarks/load/run.py
 #   REPEAT=1 bash benchmarks/compare.sh   # one repetition
 #

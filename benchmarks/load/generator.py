@@ -37,8 +37,9 @@ import select
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,7 @@ class CpuWindow:
 class Job:
     """One scenario run against one running server (picklable)."""
 
-    scenario: str  # login | throughput | openloop | memory
+    scenario: str  # a name in scenarios.REGISTRY
     host: str
     port: int
     tls: str  # direct | starttls | none
@@ -207,6 +208,8 @@ class Job:
     sizes: tuple[int, ...] = ()
     settle: float = 2.0
     drain: float = 10.0
+    #: parameters of scenarios registered later (scenarios.py): no edit here per scenario
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --- the engine ------------------------------------------------------------------
@@ -839,9 +842,209 @@ def memory_scenario(job: Job) -> dict[str, Any]:
     return {"tls": job.tls, "rss_base_kb": base, "points": points, "skipped": skipped}
 
 
-SCENARIOS: dict[str, Callable[[Job], dict[str, Any]]] = {
-    "login": login_scenario,
-    "throughput": throughput_scenario,
-    "openloop": openloop_scenario,
-    "memory": memory_scenario,
-}
+# --- traffic users send (issue 24): bare JIDs, presence to rosters, a mix ------------
+
+
+def contacts_of(index: int, count: int, contacts: int) -> list[int]:
+    """The roster of account ``index`` among ``count`` accounts: its ``contacts``
+    nearest neighbours on a ring (``contacts // 2`` on each side, so every
+    subscription is both-way and every account has the same number)."""
+    half = min(contacts // 2, (count - 1) // 2)
+    return sorted({(index + d) % count for d in range(-half, half + 1) if d})
+
+
+# Kinds of stanza a client sends in the user-traffic scenarios, and the letter
+# that ends their marker ``T<send time ns>S<sender><kind>``.
+KINDS = {"chat-bare": b"b", "chat-full": b"f", "presence": b"p", "ping": b"i"}
+# The marker is at the end of a body or status, or is the id of a ping (its
+# result comes back with the id); the quote is either kind a server writes.
+USER_MARK = re.compile(rb"T(\d{20})S(\d{7})([bfpi])(?:</|['\"])")
+FILLER = (b"Sounds good, see you at the station at half past seven; I'll bring the"
+          b" tickets and some coffee for the train. ") * 4  # fmt: skip
+
+
+class UserTraffic:
+    """Closed loop of a mix of stanza kinds (:data:`KINDS`) over bound clients.
+
+    Each client keeps ``inflight`` stanzas in flight; a finished one is
+    replaced by a new one of a kind drawn with the mix's weights. A chat
+    message or ping is finished when it arrives (the ping's result comes back
+    to its sender); a presence update when all the sender's contacts got it
+    (its echo to the sender itself is not counted). Every delivery counts as
+    one stanza delivered and one latency sample.
+    """
+
+    def __init__(self, engine: Engine, clients: list[Client], domain: str,
+                 weights: dict[str, float], body_size: int, contacts: int) -> None:  # fmt: skip
+        self.engine = engine
+        self.clients = clients
+        self.count = count = len(clients)
+        self.contacts = contacts
+        kinds = [k for k, w in weights.items() if w > 0]
+        self.kinds = [KINDS[k] for k in kinds]
+        self.weights = [weights[k] for k in kinds]
+        self.rng = random.Random(24)
+        pad = FILLER[: max(0, body_size - 30)]  # the marker is 30 bytes of the body
+        self.bare = [f"<message type='chat' to='u{c.index}@{domain}'><body>".encode() + pad
+                     for c in clients]  # fmt: skip
+        self.full = [f"<message type='chat' to='u{c.index}@{domain}/{RESOURCE}'><body>".encode()
+                     + pad for c in clients]  # fmt: skip
+        self.ping = f"<iq type='get' to='{domain}' id='".encode()
+        self.shows = (b"<presence><show>away</show><status>", b"<presence><status>")
+        self.credits = [0] * count
+        self.due: set[int] = set()
+        self.presence_seen = [0] * count  # deliveries of each sender's presence, mod contacts
+        self.sent: Counter[bytes] = Counter()
+        self.delivered: Counter[bytes] = Counter()
+        self.measured: Counter[bytes] = Counter()
+        self.measuring = False
+        self.latencies: dict[bytes, list[int]] = {k: [] for k in KINDS.values()}
+        engine.on_data = self.receive
+
+    def expected(self) -> int:
+        """Deliveries owed for what was sent so far."""
+        sent = self.sent
+        return sum(sent.values()) - sent[b"p"] + sent[b"p"] * self.contacts
+
+    def receive(self, client: Client, data: bytes) -> None:
+        now = time.monotonic_ns()
+        if client.tail:
+            data = client.tail + data
+        last = 0
+        me = client.index
+        contacts = self.contacts
+        credits, due, seen = self.credits, self.due, self.presence_seen
+        delivered, measured, latencies = self.delivered, self.measured, self.latencies
+        measuring = self.measuring
+        for match in USER_MARK.finditer(data):
+            last = match.end()
+            stamp, sender, kind = match.groups()
+            index = int(sender)
+            if kind == b"p":
+                if index == me:
+                    continue  # the server's copy to the sender's own resource
+                seen[index] += 1
+                if seen[index] >= contacts:
+                    seen[index] = 0
+                    credits[index] += 1
+                    due.add(index)
+            else:
+                credits[index] += 1
+                due.add(index)
+            delivered[kind] += 1
+            if measuring:
+                measured[kind] += 1
+                latencies[kind].append(now - int(stamp))
+        client.tail = data[max(last, len(data) - MARK_TAIL) :]
+
+    def send_batch(self, sender: int, n: int, stamp: bytes) -> None:
+        """``n`` stanzas from client number ``sender``, kinds drawn by weight."""
+        count = self.count
+        rand = self.rng.randrange
+        marker = b"T" + stamp + b"S%07d" % sender
+        parts = []
+        for kind in self.rng.choices(self.kinds, self.weights, k=n):
+            self.sent[kind] += 1
+            if kind == b"p":
+                parts += (self.shows[self.sent[kind] & 1], marker, b"p</status></presence>")
+            elif kind == b"i":
+                parts += (self.ping, marker, b"i'><ping xmlns='urn:xmpp:ping'/></iq>")
+            else:
+                peer = rand(count - 1) if count > 1 else 0
+                if peer >= sender and count > 1:
+                    peer += 1
+                prefix = self.bare[peer] if kind == b"b" else self.full[peer]
+                parts += (prefix, marker, kind, b"</body></message>")
+        self.engine.send(self.clients[sender], b"".join(parts))
+
+    def drain(self, seconds: float) -> float:
+        start = time.perf_counter()
+        while sum(self.delivered.values()) < self.expected() and \
+                time.perf_counter() - start < seconds:  # fmt: skip
+            self.engine.poll(0.02)
+        return time.perf_counter() - start
+
+
+def _ms(ordered: Sequence[int], q: float) -> float:
+    return percentile(ordered, q) / 1e6
+
+
+def user_traffic_scenario(job: Job) -> dict[str, Any]:
+    """Closed loop of the stanza mix ``job.extra["mix"]`` (weights per kind of
+    :data:`KINDS`), ``job.inflight`` in flight per client, bodies of
+    ``job.extra["body_size"]`` bytes, ``job.extra["contacts"]`` contacts per
+    roster (provisioned by the target before the server started)."""
+    extra = job.extra
+    contacts = int(extra.get("contacts", 0))
+    mix = dict(extra["mix"])
+    if mix.get("presence") and contacts < 1:
+        raise RuntimeError("presence updates need rosters (contacts >= 1)")
+    engine, clients, login = _login_clients(job)
+    traffic = UserTraffic(engine, clients, job.domain, mix, int(extra.get("body_size", 120)),
+                          len(contacts_of(0, len(clients), contacts)))  # fmt: skip
+    idle(engine, float(extra.get("settle", 0.5)))  # initial presence, probes, answers
+    credits, due = traffic.credits, traffic.due
+    stamp = b"%020d" % time.monotonic_ns()
+    for index in range(len(clients)):
+        traffic.send_batch(index, job.inflight, stamp)
+    start = time.perf_counter()
+    measure_at, stop_at = start + job.warmup, start + job.duration
+    window: CpuWindow | None = None
+    t0 = t1 = start
+    cpu: dict[str, float] = {}
+    sent_at_t0 = 0
+    while True:
+        engine.poll(0.05)
+        now = time.perf_counter()
+        if window is None and now >= measure_at:
+            window, traffic.measuring, t0 = CpuWindow(job.server_pid), True, now
+            sent_at_t0 = sum(traffic.sent.values())
+        if now >= stop_at:
+            traffic.measuring, t1 = False, now
+            assert window is not None
+            cpu = window.close()
+            break
+        if due:
+            stamp = b"%020d" % time.monotonic_ns()
+            for index in due:
+                n = credits[index]
+                credits[index] = 0
+                traffic.send_batch(index, n, stamp)
+            due.clear()
+    sent_in_window = sum(traffic.sent.values()) - sent_at_t0
+    drain = traffic.drain(job.drain)
+    engine.close_all()
+    window_s = t1 - t0
+    every = sorted(x for values in traffic.latencies.values() for x in values)
+    names = {v: k for k, v in KINDS.items()}
+    kinds = {}
+    for kind, values in traffic.latencies.items():
+        if traffic.sent[kind]:
+            ordered = sorted(values)
+            kinds[names[kind]] = {
+                "sent": traffic.sent[kind],
+                "delivered": traffic.delivered[kind],
+                "per_s": traffic.measured[kind] / window_s,
+                "p99_ms": _ms(ordered, 0.99),
+            }
+    delivered = sum(traffic.delivered.values())
+    return {
+        "clients": len(clients),
+        "inflight": job.inflight,
+        "contacts": traffic.contacts,
+        "body_size": int(extra.get("body_size", 120)),
+        "login_wall_s": login.wall,
+        "window_s": window_s,
+        "sent": sum(traffic.sent.values()),
+        "sent_per_s": sent_in_window / window_s,
+        "expected": traffic.expected(),
+        "delivered": delivered,
+        "lost": traffic.expected() - delivered,
+        "drain_s": drain,
+        "stanzas_per_s": sum(traffic.measured.values()) / window_s,
+        "p50_ms": _ms(every, 0.50),
+        "p99_ms": _ms(every, 0.99),
+        "max_ms": (every[-1] / 1e6) if every else float("nan"),
+        "kinds": kinds,
+        **cpu,
+    }

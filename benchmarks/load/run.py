@@ -1,19 +1,24 @@
 """Load benchmark for xmpp-trio, side by side with Prosody (issue 6).
 
-    python benchmarks/load/run.py --quick                       # a few seconds, ours only (CI)
+    python benchmarks/load/run.py --quick                       # a few seconds each, ours only (CI)
     python benchmarks/load/run.py                               # ours, full scenarios
     python benchmarks/load/run.py --targets ours,prosody --repeat 3   # what compare.sh runs
     python benchmarks/load/run.py --scenarios throughput --profile prof.txt
+    python benchmarks/load/run.py --targets ours@HEAD~1,ours --order scenario --commit-rule
+    python benchmarks/load/run.py --list-scenarios
 
-Each target (``ours``: ``python -m xmpp_trio serve``; ``prosody``: Prosody 0.12
-with a generated config, see ``targets.py``) gets ``N`` accounts once, then a
-fresh server per scenario run, pinned to CPU 0. The generator
-(``generator.py``: one ``select.epoll`` loop, non-blocking sockets and
-``ssl.SSLSocket``, no Trio, no XML parsing once bound) runs in a forked
-process pinned to CPU 1. Logins are negotiated by our sans-IO
+Each target (``ours``: ``python -m xmpp_trio serve`` from this checkout;
+``ours@REV``: the same from a temporary git worktree of REV; ``prosody``:
+Prosody 0.12 with a generated config; ``ejabberd``; see ``targets.py``) gets
+``N`` accounts once, then a fresh server per scenario run, pinned to CPU 0.
+The generator (``generator.py``: one ``select.epoll`` loop, non-blocking
+sockets and ``ssl.SSLSocket``, no Trio, no XML parsing once bound) runs in a
+forked process pinned to CPU 1. Logins are negotiated by our sans-IO
 ``ClientConnection``, so any RFC 6120 server works.
 
-Scenarios:
+Scenarios are declared in ``scenarios.py`` (the registry: name, description,
+generator function, runs, report, figures, their own options); this script
+names none of them. ``--list-scenarios`` prints them:
 
 * ``login``: ``--logins`` clients connect (``--tls``), authenticate, bind and
   send initial presence, ``--login-concurrency`` at a time: logins/s and
@@ -23,10 +28,23 @@ Scenarios:
   online peers (full JIDs), closed loop, ``--inflight`` in flight per client:
   delivered msgs/s, end-to-end latency p50/p99/max (the send time is in the
   body), losses after a drain.
+* ``throughput-bare`` (issue 24's shape): the same clients over STARTTLS
+  (``--user-tls``) send chat messages with ~120-byte bodies (``--body-size``)
+  to random peers' bare JIDs (one resource per account), 4 in flight
+  (``--bare-inflight``), closed loop: msgs/s, p50/p99, losses.
 * ``openloop``: the same clients at rising offered rates (``--rates``), sent on
   schedule from a token bucket in the epoll loop whatever gets delivered;
   stops rising when deliveries fall under 95% of the offered rate, p99 passes
   1 s, or messages are lost.
+* ``presence``: every account has a roster of ``--contacts`` (20) neighbours on
+  a ring, subscriptions both ways, written into the target's storage before
+  the server starts; clients send presence updates (``--presence-inflight``
+  in flight, an update done when every contact got it): presence stanzas
+  delivered/s, p50/p99, losses.
+* ``mixed``: per client 70% chat to bare JIDs, 10% to full JIDs, 15% presence
+  updates to the roster, 5% iq ping to the server (``--mix``), 4 in flight,
+  closed loop: stanzas delivered/s (a presence update counts once per
+  contact), p50/p99, per-kind rates.
 * ``memory``: server RSS (the whole process tree) before and after growing
   numbers of idle authenticated sessions (``--sessions``), over TLS and in
   plaintext (``--memory-tls``); sizes above the RLIMIT_NOFILE hard limit are
@@ -36,8 +54,13 @@ Every measuring window reports the CPU share (of one core) of the server and of
 the generator: a server near 100% and a generator well below means the figure
 is the server's. With more than one target or ``--repeat`` above 1 a final
 table gives the median [min-max] of each figure, the ratio ours/Prosody and
-the issue's targets. Nothing is asserted: the script always exits 0 (a failed
-scenario prints its error).
+the issue's targets. ``--commit-rule`` (two targets OLD,NEW) prints new
+against old instead, PASS/FAIL per figure held to the 5% rule
+(``compare_commits.sh``). ``--order scenario`` runs the targets in turn for
+every scenario run (A B A B) instead of one target's scenarios after the
+other's. Nothing is asserted: the script always exits 0 (a failed scenario
+prints its error; a target that cannot run a scenario, e.g. ejabberd without
+rosters, prints why it skipped it).
 
 ``--profile FILE`` runs our server under ``py-spy record`` and writes the top
 functions by own time to FILE; the sampling costs CPU, so use the figures of a
@@ -70,10 +93,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import generator  # noqa: E402
+import scenarios  # noqa: E402
 import targets  # noqa: E402
 from generator import Job  # noqa: E402
-
-SCENARIO_NAMES = ("login", "throughput", "openloop", "memory")
 
 
 def raise_fd_limit() -> int:
@@ -90,7 +112,7 @@ def generator_main(job: Job, results: Any) -> None:
     raise_fd_limit()
     generator.use_salted_cache(job.password)
     try:
-        results.put(generator.SCENARIOS[job.scenario](job))
+        results.put(scenarios.REGISTRY[job.scenario].run(job))
     except BaseException as exc:  # report, never hang the parent
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
@@ -146,96 +168,23 @@ def summarise_profile(raw: Path, out: Path, top: int = 15) -> None:
 # --- reporting -------------------------------------------------------------------
 
 
-def _cpu(result: dict[str, Any]) -> str:
-    if "server_cpu" not in result:
-        return ""
-    text = (f"; CPU server {100 * result['server_cpu']:.0f}%"
-            f" generator {100 * result['generator_cpu']:.0f}%")  # fmt: skip
-    server_core = result.get(f"cpu{targets.SERVER_CPU}_busy")
-    generator_core = result.get(f"cpu{targets.GENERATOR_CPU}_busy")
-    if server_core is not None and generator_core is not None:
-        text += f" (cores busy {100 * server_core:.0f}%/{100 * generator_core:.0f}%)"
-        # /proc/stat samples per tick, so a core's share is rough for bursty
-        # loads: flag only a large excess.
-        if (
-            server_core - result["server_cpu"] > 0.25
-            or generator_core - result["generator_cpu"] > 0.25
-        ):
-            text += " SHARED: other processes used these cores"
-    return text
-
-
-def _lat(r: dict[str, Any]) -> str:
-    return f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms max {r['max_ms']:.1f} ms"
-
-
 def report(name: str, variant: str, result: dict[str, Any]) -> list[str]:
-    """Human lines for one scenario result."""
+    """Human lines for one scenario result (the scenario's ``report``)."""
     head = f"  {name:<10} {variant:<22}"
     if "error" in result:
         return [f"{head} FAILED: {result['error']}"]
-    if name == "login":
-        line = (f"{head} {result['logins']} logins ({result['concurrency']} concurrent) in"
-                f" {result['wall_s']:.2f} s: {result['logins_per_s']:,.0f}/s, {_lat(result)}"
-                f"{_cpu(result)}")  # fmt: skip
-        if result.get("failures"):
-            line += f"; {result['failures']} FAILED ({result.get('first_error', '')})"
-        return [line]
-    if name == "throughput":
-        return [f"{head} {result['clients']} clients x {result['inflight']} in flight,"
-                f" {result['window_s']:.1f} s: {result['msgs_per_s']:,.0f} msgs/s, {_lat(result)};"
-                f" sent {result['sent']:,} lost {result['lost']:,}{_cpu(result)}"]  # fmt: skip
-    if name == "openloop":
-        lines = [f"{head} {result['clients']} clients"
-                 + (f", stopped: {result['stopped']}" if result["stopped"] else "")]  # fmt: skip
-        for s in result["steps"]:
-            lines.append(f"{'':36} offered {s['offered_per_s']:>6,}/s (sent {s['sent_per_s']:,.0f}/s):"
-                         f" {s['msgs_per_s']:,.0f} msgs/s, {_lat(s)}; lost {s['lost']:,}"
-                         f"{_cpu(s)}")  # fmt: skip
-        return lines
-    lines = [f"{head} base RSS {result['rss_base_kb']:,} KB"]
-    for p in result["points"]:
-        lines.append(f"{'':36} {p['sessions']:>6,} sessions: RSS {p['rss_kb']:,} KB,"
-                     f" {p['kb_per_session']:.1f} KB/session"
-                     f" (marginal {p['marginal_kb_per_session']:.1f})")  # fmt: skip
-    for s in result["skipped"]:
-        lines.append(f"{'':36} skipped {s}")
-    return lines
+    if "not_run" in result:
+        return [f"{head} skipped: {result['not_run']}"]
+    lines = scenarios.REGISTRY[name].report(variant, result)
+    return [f"{head} {lines[0]}", *lines[1:]]
 
 
-def figures(name: str, variant: str, result: dict[str, Any], p99_rate: int) -> dict[str, float]:
+def figures(name: str, variant: str, result: dict[str, Any], opts: argparse.Namespace
+            ) -> dict[str, float]:  # fmt: skip
     """Named figures of one scenario result for the final table."""
-    if "error" in result:
+    if "error" in result or "not_run" in result:
         return {}
-    if name == "login":
-        if result.get("failures"):
-            return {}
-        return {f"login {variant} logins/s": result["logins_per_s"],
-                f"login {variant} p50 ms": result["p50_ms"],
-                f"login {variant} p99 ms": result["p99_ms"]}  # fmt: skip
-    if name == "throughput":
-        return {"closed loop msgs/s": result["msgs_per_s"],
-                "closed loop p50 ms": result["p50_ms"],
-                "closed loop p99 ms": result["p99_ms"],
-                "closed loop lost": result["lost"]}  # fmt: skip
-    if name == "openloop":
-        out: dict[str, float] = {}
-        clean = [s for s in result["steps"]
-                 if s["lost"] == 0 and s["msgs_per_s"] >= 0.95 * s["offered_per_s"]]  # fmt: skip
-        if clean:
-            out["open loop max clean rate msgs/s"] = max(s["msgs_per_s"] for s in clean)
-        for s in result["steps"]:
-            if s["offered_per_s"] == p99_rate:
-                out[f"open loop p99 ms at {p99_rate}/s"] = s["p99_ms"]
-                out[f"open loop lost at {p99_rate}/s"] = s["lost"]
-        offered = [s["offered_per_s"] for s in result["steps"]]
-        if result["stopped"] and offered and max(offered) < p99_rate:
-            out[f"open loop p99 ms at {p99_rate}/s"] = math.inf  # saturated below that rate
-        return out
-    out = {}
-    for p in result["points"]:
-        out[f"memory KB/session {variant} at {p['sessions']}"] = p["kb_per_session"]
-    return out
+    return scenarios.REGISTRY[name].figures(variant, result, opts)
 
 
 # (figure, ours figure, prosody figure, comparison, factor): ours <op> factor x prosody
@@ -275,8 +224,7 @@ def final_table(collected: dict[str, dict[str, list[float]]], names: list[str],
         for key in collected.get(name, {}):
             if key not in keys:
                 keys.append(key)
-    rank = {"login": 0, "closed": 1, "open": 2, "memory": 3}
-    keys.sort(key=lambda k: rank.get(k.split()[0], 4))  # stable: first appearance within
+    keys.sort(key=scenarios.rank)  # stable: first appearance within a scenario
     width = max([len(k) for k in keys] + [10])
     head = f"{'figure':<{width}} | " + " | ".join(f"{n:<24}" for n in names)
     others = [n for n in names if n != "ours"] if "ours" in names else []
@@ -323,14 +271,81 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
 
 
+def rule_of(key: str, selected: list[scenarios.Scenario]) -> int:
+    """+1 / -1 if figure ``key`` is held to the commit rule (higher / lower is better), else 0."""
+    for scenario in selected:
+        for prefix, direction in scenario.rule:
+            if key.startswith(prefix):
+                return direction
+    return 0
+
+
+def commit_table(collected: dict[str, dict[str, list[float]]], old: str, new: str,
+                 selected: list[scenarios.Scenario], tolerance: float,
+                 repeat: int) -> list[str]:  # fmt: skip
+    """Old against new commit: median [min-max] per figure, new/old, PASS/FAIL on the rule's
+    figures (higher-is-better ones may not fall more than ``tolerance``, lower-is-better
+    ones may not rise more)."""
+    keys: list[str] = []
+    for name in (old, new):
+        for key in collected.get(name, {}):
+            if key not in keys:
+                keys.append(key)
+    keys.sort(key=scenarios.rank)
+    width = max([len(k) for k in keys] + [10])
+    head = f"{'figure':<{width}} | {old:<30} | {new:<30} | new/old | rule (within {tolerance:.0%})"
+    lines = [head, "-" * len(head)]
+    failed: list[str] = []
+    for key in keys:
+        a, b = collected.get(old, {}).get(key, []), collected.get(new, {}).get(key, [])
+        direction = rule_of(key, selected)
+        ratio = "-"
+        verdict = "info" if not direction else "FAIL (not measured on both)"
+        if a and b and math.inf not in (statistics.median(a), statistics.median(b)):
+            ma, mb = statistics.median(a), statistics.median(b)
+            if ma:
+                r = mb / ma
+                ratio = f"{r:.3f}"
+                if direction:
+                    ok = r >= 1 - tolerance if direction > 0 else r <= 1 + tolerance
+                    better = "higher" if direction > 0 else "lower"
+                    verdict = f"{'PASS' if ok else 'FAIL'} ({better} is better)"
+            elif direction:
+                verdict = "PASS (both 0)" if not mb else "FAIL"
+        if verdict.startswith("FAIL"):
+            failed.append(key)
+        lines.append(f"{key:<{width}} | {_stat(a):<30} | {_stat(b):<30} | {ratio:<7} | {verdict}")
+    held = [k for k in keys if rule_of(k, selected)]
+    lines.append("")
+    if not held:
+        lines.append("commit rule: FAIL (no figure of the rule was measured)")
+    elif failed:
+        lines.append(f"commit rule: FAIL ({', '.join(failed)})")
+    else:
+        lines.append(f"commit rule: PASS ({len(held)} figures within {tolerance:.0%} of {old})")
+    if repeat < 5:
+        lines.append(f"(medians of {repeat} repetitions: the rule asks for at least 5)")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--quick", action="store_true", help="small scenarios, a few seconds per target")
     add("--targets", "--target", default="ours",
-        help="ours,prosody,ejabberd (comma-separated)")  # fmt: skip
-    add("--scenarios", default=",".join(SCENARIO_NAMES))
+        help="ours,prosody,ejabberd,ours@REV (comma-separated; ours@REV: our server from"
+        " a temporary git worktree of REV)")  # fmt: skip
+    add(
+        "--scenarios",
+        default=",".join(scenarios.defaults()),
+        help="comma-separated, from: " + ", ".join(scenarios.REGISTRY),
+    )
+    add("--list-scenarios", action="store_true", help="print the scenarios and exit")
     add("--repeat", type=int, default=1, help="repetitions of every scenario")
+    add("--order", choices=("target", "scenario"), default="target",
+        help="within a repetition: every scenario of one target, then the next target"
+        " (target), or every target for one scenario run, then the next (scenario:"
+        " A B A B, what compare_commits.sh uses)")  # fmt: skip
     add("--tls", choices=("direct", "starttls", "none"), default="direct",
         help="transport for login/throughput/openloop (default direct TLS)")  # fmt: skip
     add("--mechanism", choices=("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"), default=None,
@@ -353,42 +368,73 @@ def main() -> int:
         help="Prosody modules: ours' feature set (full) or the bare minimum")  # fmt: skip
     add("--profile", type=Path, default=None, help="py-spy summary file (ours only)")
     add("--json", action="store_true", help="also print the results as JSON")
+    add("--commit-rule", action="store_true",
+        help="two targets OLD,NEW (e.g. ours@HEAD~1,ours): print new against old per figure"
+        " and PASS/FAIL on the figures the rule holds (compare_commits.sh)")  # fmt: skip
+    add("--tolerance", type=float, default=0.05, help="--commit-rule: allowed change (0.05)")
+    group = parser.add_argument_group("options of the scenarios")
+    for scenario in scenarios.REGISTRY.values():
+        if scenario.options is not None:
+            scenario.options(group)
     args = parser.parse_args()
 
+    if args.list_scenarios:
+        for scenario in scenarios.REGISTRY.values():
+            default = "" if scenario.default else " (not in the default list)"
+            print(f"{scenario.name:<16} {scenario.description}{default}")
+        return 0
     quick = args.quick
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(names) - set(targets.TARGETS)
+    unknown = [n for n in names if not targets.known(n)]
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    if set(scenarios) - set(SCENARIO_NAMES):
+    if len(set(names)) != len(names):
+        parser.error("a target is named twice")
+    if args.commit_rule and len(names) != 2:
+        parser.error("--commit-rule compares two targets: OLD,NEW")
+    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if set(chosen) - set(scenarios.REGISTRY):
         parser.error(
-            f"unknown scenarios: {', '.join(sorted(set(scenarios) - set(SCENARIO_NAMES)))}"
+            f"unknown scenarios: {', '.join(sorted(set(chosen) - set(scenarios.REGISTRY)))}"
         )
-    logins = args.logins or (50 if quick else 1000)
-    clients = args.clients or (20 if quick else 1000)
-    duration = args.duration or (2.0 if quick else 15.0)
-    warmup = args.warmup if args.warmup is not None else (0.5 if quick else 3.0)
+    selected = [scenarios.REGISTRY[s] for s in chosen]
+    for scenario in selected:
+        try:
+            if scenario.check is not None:
+                scenario.check(args)
+        except ValueError as exc:
+            parser.error(str(exc))
+    # Options with defaults that depend on --quick, resolved once for every scenario.
+    args.logins = args.logins or (50 if quick else 1000)
+    args.clients = args.clients or (20 if quick else 1000)
+    args.duration_given = args.duration is not None
+    args.duration = args.duration or (2.0 if quick else 15.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if quick else 3.0)
     rates = (
         _ints(args.rates)
         if args.rates
         else ((500, 2000) if quick else (1000, 2000, 5000, 7000, 10000, 15000, 20000))
     )
-    step = args.step_duration or (1.0 if quick else 6.0)
-    step_warmup = 0.3 if quick else 1.0
+    args.rates = rates
+    args.step = args.step_duration or (1.0 if quick else 6.0)
+    args.step_warmup = 0.3 if quick else 1.0
     sizes = (
         _ints(args.sessions) if args.sessions else ((100, 200) if quick else (1000, 5000, 10000))
     )
-    settle = 0.5 if quick else 2.0
+    args.sizes = sizes
+    args.settle = 0.5 if quick else 2.0
     memory_tls = [m.strip() for m in args.memory_tls.split(",") if m.strip()]
+    args.memory_tls_list = memory_tls
     # the open-loop rate whose p99 is compared: --p99-rate, or the nearest lower one offered
     p99_rate = max([r for r in rates if r <= args.p99_rate] or [rates[0]])
+    args.p99_rate_used = p99_rate
     profile = args.profile
     if profile is not None and shutil.which("py-spy") is None:
         print("py-spy not found; running without --profile")
         profile = None
 
     fds = raise_fd_limit()
+    args.fd_limit = fds
     targets.pin(0, targets.GENERATOR_CPU)
     print(f"python {platform.python_version()} ({platform.python_implementation()}),"
           f" {ssl.OPENSSL_VERSION}, {os.cpu_count()} CPUs; server on CPU {targets.SERVER_CPU},"
@@ -396,101 +442,94 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="xmpp-load-"))
     collected: dict[str, dict[str, list[float]]] = {}
     everything: list[dict[str, Any]] = []
+    made: list[Any] = []
+    raw_profiles: list[Path] = []
+
+    def execute(target: Any, scenario: scenarios.Scenario, run: scenarios.Run, rep: int) -> None:
+        raw = None
+        if profile is not None and target.name == "ours":
+            raw = workdir / f"profile-{len(raw_profiles)}.txt"
+        result: dict[str, Any]
+        try:
+            if run.contacts or target.rosters:
+                target.provide_rosters(run.contacts, run.params.get("count", 0))
+        except Exception as exc:  # this target cannot: skip the run, say why
+            result = {"not_run": f"{target.name} cannot be given rosters ({exc})"}
+        else:
+            try:
+                server = target.start(run.tls, raw)
+            except RuntimeError as exc:
+                result = {"error": str(exc)}
+            else:
+                job = Job(scenario=scenario.name, host="127.0.0.1", port=server.port,
+                          tls=run.tls, mechanism=run.mechanism, domain=targets.DOMAIN,
+                          password=targets.PASSWORD, cafile=target.cafile,
+                          server_pid=server.pid, concurrency=args.login_concurrency,
+                          **run.params)  # fmt: skip
+                try:
+                    result = run_job(job)
+                finally:
+                    server.stop()
+                if server.proc.returncode not in (0, -2, -15, None):
+                    result.setdefault("server_exit", server.proc.returncode)
+        if raw is not None and raw.exists():
+            raw_profiles.append(raw)
+        for line in report(scenario.name, run.variant, result):
+            print(line, flush=True)
+        for key, value in figures(scenario.name, run.variant, result, args).items():
+            collected.setdefault(target.name, {}).setdefault(key, []).append(value)
+        everything.append({"target": target.name, "repetition": rep + 1,
+                           "scenario": scenario.name, "variant": run.variant,
+                           "mechanism": run.mechanism, "tls": run.tls,
+                           "result": result})  # fmt: skip
+
     try:
-        needed = max(logins if "login" in scenarios else 0,
-                     clients if {"throughput", "openloop"} & set(scenarios) else 0,
-                     max((s for s in sizes if s + 64 <= fds), default=0)
-                     if "memory" in scenarios else 0, 1)  # fmt: skip
+        needed = max([s.accounts(args) for s in selected] + [1])
         prepared = []
         for name in names:
-            if name == "ours":
-                target: Any = targets.Ours(workdir, profile is not None)
-            elif name == "prosody":
-                target = targets.Prosody(workdir, args.prosody_modules)
-            else:
-                target = targets.TARGETS[name](workdir)
+            target = targets.make(name, workdir, profile=profile is not None,
+                                  prosody_modules=args.prosody_modules)  # fmt: skip
+            made.append(target)
             try:
-                print(f"{name:<8} {target.description}: {target.prepare(needed)}")
+                note = target.prepare(needed)  # may complete the description
+                print(f"{name:<8} {target.description}: {note}")
             except Exception as exc:
                 print(f"{name:<8} FAILED to prepare: {type(exc).__name__}: {exc}")
                 continue
             prepared.append(target)
-        raw_profiles: list[Path] = []
         for rep in range(args.repeat):
             if args.repeat > 1:
                 print(f"== repetition {rep + 1} of {args.repeat}")
-            for target in prepared:
-                print(f"{target.name}:")
-                runs: list[tuple[str, str, str, str, dict[str, Any]]] = []
-                for scenario in scenarios:
-                    if scenario == "login":
-                        mechs = (
-                            [args.mechanism] if args.mechanism else list(target.login_mechanisms)
-                        )
-                        if args.tls == "none":  # our client sends PLAIN only over TLS
-                            mechs = [m for m in mechs if m != "PLAIN"] or [target.default_mechanism]
-                        if quick:  # the headline mechanism only (the issue's target compares them)
-                            mechs = mechs[:1]
-                        for mech in mechs:
-                            runs.append((scenario, mech, args.tls, mech,
-                                         {"count": logins}))  # fmt: skip
-                    elif scenario in ("throughput", "openloop"):
-                        mech = args.mechanism or target.default_mechanism
-                        params = {"count": clients, "inflight": args.inflight}
-                        if scenario == "throughput":
-                            params |= {"duration": duration, "warmup": min(warmup, duration / 2)}
-                        else:
-                            params |= {"duration": step, "warmup": step_warmup, "rates": rates,
-                                       "drain": 5.0}  # fmt: skip
-                        if quick:
-                            params["drain"] = 2.0
-                        runs.append((scenario, f"{args.tls} TLS" if args.tls != "none"
-                                     else "plaintext", args.tls, mech, params))  # fmt: skip
-                    elif rep < args.memory_repeat:
-                        for mode in memory_tls:
-                            mech = target.default_mechanism
-                            if args.mechanism and (mode != "none" or args.mechanism != "PLAIN"):
-                                mech = args.mechanism
-                            runs.append((scenario, "TLS" if mode != "none" else "plaintext",
-                                         mode, mech, {"sizes": sizes, "settle": settle}))  # fmt: skip
-                for scenario, variant, tls, mech, params in runs:
-                    raw = None
-                    if profile is not None and target.name == "ours":
-                        raw = workdir / f"profile-{len(raw_profiles)}.txt"
-                    try:
-                        server = target.start(tls, raw)
-                    except RuntimeError as exc:
-                        result: dict[str, Any] = {"error": str(exc)}
-                    else:
-                        job = Job(scenario=scenario, host="127.0.0.1", port=server.port,
-                                  tls=tls, mechanism=mech, domain=targets.DOMAIN,
-                                  password=targets.PASSWORD, cafile=target.cafile,
-                                  server_pid=server.pid,
-                                  concurrency=args.login_concurrency, **params)  # fmt: skip
-                        try:
-                            result = run_job(job)
-                        finally:
-                            server.stop()
-                        if server.proc.returncode not in (0, -2, -15, None):
-                            result.setdefault("server_exit", server.proc.returncode)
-                    if raw is not None and raw.exists():
-                        raw_profiles.append(raw)
-                    for line in report(scenario, variant, result):
-                        print(line, flush=True)
-                    figs = figures(scenario, variant, result, p99_rate)
-                    for key, value in figs.items():
-                        collected.setdefault(target.name, {}).setdefault(key, []).append(value)
-                    everything.append({"target": target.name, "repetition": rep + 1,
-                                       "scenario": scenario, "variant": variant,
-                                       "mechanism": mech, "tls": tls, "result": result})  # fmt: skip
+            if args.order == "target":
+                for target in prepared:
+                    print(f"{target.name}:")
+                    for scenario in selected:
+                        for run in scenario.expand(args, target, rep):
+                            execute(target, scenario, run, rep)
+                continue
+            for scenario in selected:  # A B A B: every target for each run in turn
+                expanded = {t.name: scenario.expand(args, t, rep) for t in prepared}
+                for i in range(max([len(r) for r in expanded.values()] + [0])):
+                    for target in prepared:
+                        if i < len(expanded[target.name]):
+                            print(f"{target.name}:")
+                            execute(target, scenario, expanded[target.name][i], rep)
         if profile is not None and raw_profiles:
             merged = workdir / "profile-merged.txt"
             merged.write_text("".join(p.read_text() for p in raw_profiles))
             summarise_profile(merged, profile)
         done = [t.name for t in prepared]
-        if len(done) > 1 or args.repeat > 1:
+        memory_reps = min(args.repeat, args.memory_repeat)
+        if args.commit_rule:
             print()
-            memory_reps = min(args.repeat, args.memory_repeat)
+            print(f"new against old: median [min-max] of {args.repeat} repetition(s)"
+                  f" ({memory_reps} for memory), interleaved by {args.order}")  # fmt: skip
+            for line in commit_table(
+                collected, names[0], names[1], selected, args.tolerance, args.repeat
+            ):
+                print(line)
+        elif len(done) > 1 or args.repeat > 1:
+            print()
             print(f"summary: median [min-max] of {args.repeat} repetition(s)"
                   f" ({memory_reps} for memory)")  # fmt: skip
             for line in final_table(collected, done,
@@ -499,6 +538,11 @@ def main() -> int:
         if args.json:
             print(json.dumps({"runs": everything, "figures": collected}, indent=2, default=str))
     finally:
+        for target in made:
+            try:
+                target.close()
+            except Exception as exc:
+                print(f"{target.name:<8} cleanup failed: {type(exc).__name__}: {exc}")
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import glob
+import json
 import os
 import re
 import shutil
@@ -22,10 +23,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from generator import SALTED
+from generator import SALTED, contacts_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost"
@@ -105,47 +108,122 @@ class Running:
             self.proc.wait()
 
 
+# Run by ``python -c`` with the tree of the server under test first on the path:
+# u0 through that tree's AccountStore, u1.. copied from its rows (or, if the
+# schema differs, created one by one the slow, public way).
+PREPARE_OURS = """\
+import contextlib, sqlite3, sys
+from xmpp_trio.storage import AccountStore
+database, domain, password, iterations, accounts = sys.argv[1:4] + [int(x) for x in sys.argv[4:6]]
+with AccountStore.open(database) as store:
+    store.create("u0", domain, password, iterations=iterations)
+how = "u0 via AccountStore, the rest copied from its rows"
+try:
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.executemany("INSERT INTO accounts (domain, local) VALUES (?, ?)",
+                       [(domain, f"u{i}") for i in range(1, accounts)])
+        db.executemany(
+            "INSERT INTO scram_credentials (domain, local, hash_name, salt, iterations,"
+            " stored_key, server_key) SELECT domain, ?, hash_name, salt, iterations,"
+            " stored_key, server_key FROM scram_credentials WHERE domain = ? AND"
+            " local = 'u0'",
+            [(f"u{i}", domain) for i in range(1, accounts)],
+        )
+except sqlite3.Error as exc:
+    how = f"AccountStore.create ({exc})"
+    with AccountStore.open(database) as store:
+        for i in range(1, accounts):
+            with contextlib.suppress(Exception):
+                store.create(f"u{i}", domain, password, iterations=iterations)
+print(how)
+"""
+
+# Rosters written as the server's roster store expects them (its SCHEMA, one
+# row per user and contact, subscription both), rows as JSON on stdin.
+ROSTERS_OURS = """\
+import json, sqlite3, sys
+from xmpp_trio.stores.roster import SCHEMA
+pairs = json.load(sys.stdin)
+db = sqlite3.connect(sys.argv[1])
+db.executescript(SCHEMA)
+with db:
+    db.execute("DELETE FROM roster_items")
+    db.execute("DELETE FROM roster_versions")
+    db.executemany(
+        "INSERT INTO roster_items (user, contact, name, subscription, ask, approved, groups,"
+        " in_roster, pending_in, pending_request) VALUES (?, ?, NULL, 'both', 0, 0, '[]', 1, 0,"
+        " NULL)", pairs)
+    db.executemany("INSERT INTO roster_versions (user, version) VALUES (?, 1)",
+                   sorted({(user,) for user, _ in pairs}))
+db.close()
+"""
+
+
+def _path_first(tree: Path) -> str:
+    """PYTHONPATH with ``tree`` in front, so its packages win over installed ones."""
+    rest = os.environ.get("PYTHONPATH", "")
+    return f"{tree}{os.pathsep}{rest}" if rest else str(tree)
+
+
+def roster_pairs(contacts: int, accounts: int) -> list[tuple[str, str]]:
+    """(user, contact) bare JIDs of every roster item: ``generator.contacts_of``."""
+    return [(f"u{i}@{DOMAIN}", f"u{j}@{DOMAIN}")
+            for i in range(accounts) for j in contacts_of(i, accounts, contacts)]  # fmt: skip
+
+
+# [limits] of our server: every per-client limit raised out of the way.
+LIMITS = {
+    "negotiation_timeout": 600,
+    "resume_timeout": 0,
+    "max_connections": 1000000,
+    "max_connections_per_ip": 1000000,
+    "max_sessions_per_account": 10,
+    "auth_failures_before_backoff": 1000000,
+    "max_read_rate": 1073741824,
+    "idle_timeout": 86400,
+    "max_output_buffer": 67108864,
+    "max_offline_messages": 100000,
+}
+
+
 class Ours:
-    """``python -m xmpp_trio serve`` with a generated TOML configuration."""
+    """``python -m xmpp_trio serve`` with a generated TOML configuration, run from
+    ``tree`` (this checkout by default; ``ours@REV``: see :class:`OursAt`)."""
 
     name = "ours"
     label = "xmpp-trio"
     login_mechanisms = ("SCRAM-SHA-256", "PLAIN")  # the first is the headline figure
     default_mechanism = "SCRAM-SHA-256"
 
-    def __init__(self, workdir: Path, profile: bool = False) -> None:
-        self.workdir = workdir / "ours"
+    def __init__(self, workdir: Path, profile: bool = False, tree: Path = ROOT,
+                 name: str = "ours") -> None:  # fmt: skip
+        self.name = name
+        self.tree = tree
+        self.workdir = workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         self.data = self.workdir / "data"
         self.profile = profile
         self.cafile = str(self.data / "tls" / "cert.pem")
         self.description = "python -m xmpp_trio serve"
+        self.rosters = (0, 0)  # (contacts, accounts) now in the database
+
+    def _python(self, code: str, *argv: str, stdin: str | None = None) -> str:
+        """Run ``code`` with the server's tree first on the path; its stdout."""
+        env = os.environ | {"PYTHONPATH": _path_first(self.tree)}
+        done = subprocess.run([sys.executable, "-c", code, *argv], cwd=self.tree, env=env,
+                              input=stdin, capture_output=True, text=True, timeout=600)  # fmt: skip
+        if done.returncode:
+            lines = (done.stderr.strip() or "no output").splitlines()
+            raise RuntimeError(f"{lines[-1]} (python -c in {self.tree})")
+        return done.stdout.strip()
 
     def prepare(self, accounts: int) -> str:
         from xmpp_sansio.sasl.credentials import salted_password
-        from xmpp_trio.storage import AccountStore
 
         start = time.perf_counter()
+        self.data.mkdir(parents=True, exist_ok=True)
         database = self.data / "xmpp.sqlite3"
-        with AccountStore.open(database) as store:
-            store.create("u0", DOMAIN, PASSWORD, iterations=SCRAM_ITERATIONS)
-        how = "u0 via AccountStore, the rest copied from its rows"
-        try:
-            with contextlib.closing(sqlite3.connect(database)) as db, db:
-                db.executemany("INSERT INTO accounts (domain, local) VALUES (?, ?)",
-                               [(DOMAIN, f"u{i}") for i in range(1, accounts)])  # fmt: skip
-                db.executemany(
-                    "INSERT INTO scram_credentials (domain, local, hash_name, salt, iterations,"
-                    " stored_key, server_key) SELECT domain, ?, hash_name, salt, iterations,"
-                    " stored_key, server_key FROM scram_credentials WHERE domain = ? AND"
-                    " local = 'u0'",
-                    [(f"u{i}", DOMAIN) for i in range(1, accounts)],
-                )
-        except sqlite3.Error as exc:  # the schema changed: the slow, public way
-            how = f"AccountStore.create ({exc})"
-            with AccountStore.open(database) as store:
-                for i in range(1, accounts):
-                    with contextlib.suppress(Exception):
-                        store.create(f"u{i}", DOMAIN, PASSWORD, iterations=SCRAM_ITERATIONS)
+        how = self._python(PREPARE_OURS, str(database), DOMAIN, PASSWORD,
+                           str(SCRAM_ITERATIONS), str(accounts))  # fmt: skip
         with contextlib.closing(sqlite3.connect(database)) as db:
             rows = db.execute(
                 "SELECT DISTINCT hash_name, salt, iterations FROM scram_credentials"
@@ -155,6 +233,26 @@ class Ours:
                 PASSWORD, hash_name, bytes(salt), iterations
             )
         return f"{accounts} accounts in {time.perf_counter() - start:.1f} s ({how})"
+
+    def provide_rosters(self, contacts: int, accounts: int) -> None:
+        """Rosters of ``contacts`` both-way contacts for u0..u<accounts-1> (0: none),
+        written into the roster tables before the server starts."""
+        if (contacts, accounts) == self.rosters or (not contacts and not self.rosters[0]):
+            return
+        pairs = roster_pairs(contacts, accounts) if contacts else []
+        self._python(ROSTERS_OURS, str(self.data / "xmpp.sqlite3"), stdin=json.dumps(pairs))
+        self.rosters = (contacts, accounts) if contacts else (0, 0)
+
+    def close(self) -> None:
+        pass
+
+    def _limits(self) -> dict[str, int]:
+        """:data:`LIMITS` that the tree's configuration knows (an older commit may
+        predate some: it gets its own defaults for those)."""
+        known = ""
+        with contextlib.suppress(OSError):
+            known = (self.tree / "xmpp_trio" / "config.py").read_text()
+        return {k: v for k, v in LIMITS.items() if not known or k in known}
 
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         port = free_port()
@@ -167,18 +265,16 @@ class Ours:
             f"scram_iterations = {SCRAM_ITERATIONS}\n"
             f"require_tls = {'false' if tls == 'none' else 'true'}\n"
             "\n[limits]\n"
-            "negotiation_timeout = 600\nresume_timeout = 0\nmax_connections = 1000000\n"
-            "max_connections_per_ip = 1000000\nmax_sessions_per_account = 10\n"
-            "auth_failures_before_backoff = 1000000\nmax_read_rate = 1073741824\n"
-            "idle_timeout = 86400\nmax_output_buffer = 67108864\nmax_offline_messages = 100000\n"
-            f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
+            + "".join(f"{key} = {value}\n" for key, value in self._limits().items())
+            + f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
         )
         command = [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)]
         if profile_raw is not None:
             command = ["py-spy", "record", "--format", "raw", "--rate", "200",
                        "-o", str(profile_raw), "--", *command]  # fmt: skip
-        proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
-        wait_listening(proc, port, "the server")
+        env = os.environ | {"PYTHONPATH": _path_first(self.tree)}
+        proc = subprocess.Popen(command, cwd=self.tree, env=env, start_new_session=True)
+        wait_listening(proc, port, f"the server ({self.name})")
         pid = proc.pid
         if profile_raw is not None:  # measure and stop the python child, not py-spy
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
@@ -186,6 +282,47 @@ class Ours:
                 pid = int(children.read_text().split()[0])
         pin(pid, SERVER_CPU)
         return Running(proc, pid, port, signal.SIGINT)
+
+
+class OursAt(Ours):
+    """``ours@REV``: our server as of git revision REV, from a temporary
+    ``git worktree add --detach`` of it (removed by :meth:`close`), started
+    with ``PYTHONPATH=<tree> python -m xmpp_trio serve``. Its accounts and
+    rosters are written by that tree's own code (:data:`PREPARE_OURS`,
+    :data:`ROSTERS_OURS`); the generator is this checkout's."""
+
+    def __init__(self, workdir: Path, rev: str, profile: bool = False) -> None:
+        super().__init__(workdir, profile, tree=workdir / "unset", name=f"ours@{rev}")
+        self.rev = rev
+        self.added: Path | None = None
+        self.description = f"python -m xmpp_trio serve from {rev}"
+
+    def prepare(self, accounts: int) -> str:
+        def git(*argv: str) -> str:
+            done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True,
+                                  text=True, timeout=300)  # fmt: skip
+            if done.returncode:
+                raise RuntimeError(f"git {' '.join(argv)}: {done.stderr.strip()}")
+            return done.stdout.strip()
+
+        sha = git("rev-parse", "--verify", "--quiet", f"{self.rev}^{{commit}}")
+        tree = Path(tempfile.mkdtemp(prefix=f"xmpp-load-{sha[:10]}-"))
+        tree.rmdir()  # git worktree add creates it
+        git("worktree", "add", "--detach", "--quiet", str(tree), sha)
+        self.added = self.tree = tree
+        self.description = (f"python -m xmpp_trio serve from {self.rev} = {sha[:10]}"
+                            f" (git worktree {tree})")  # fmt: skip
+        return super().prepare(accounts)
+
+    def close(self) -> None:
+        if self.added is None:
+            return
+        tree, self.added = self.added, None
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                       capture_output=True, timeout=120)  # fmt: skip
+        shutil.rmtree(tree, ignore_errors=True)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True,
+                       timeout=120)  # fmt: skip
 
 
 PROSODY_CONFIG = """\
@@ -262,6 +399,31 @@ class Prosody:
             version = Path("/usr/lib/prosody/prosody.version").read_text().strip()
         self.description = (f"{binary} {version}, network_backend epoll, nagle off, storage"
                             f" internal, modules ({modules}): {', '.join(self.modules)}")  # fmt: skip
+        self.rosters = (0, 0)
+
+    def provide_rosters(self, contacts: int, accounts: int) -> None:
+        """Rosters of ``contacts`` both-way contacts for u0..u<accounts-1> (0: none):
+        ``<data_path>/localhost/roster/uN.dat`` as mod_roster's keyval store writes
+        them (``[false]`` holds the version and pending requests)."""
+        if (contacts, accounts) == self.rosters or (not contacts and not self.rosters[0]):
+            return
+        folder = self.workdir / "data" / DOMAIN.replace(".", "%2e") / "roster"
+        shutil.rmtree(folder, ignore_errors=True)
+        self.rosters = (0, 0)
+        if not contacts:
+            return
+        folder.mkdir(parents=True)
+        for i in range(accounts):
+            items = "".join(f'\t["u{j}@{DOMAIN}"] = {{ ["subscription"] = "both";'
+                            f' ["groups"] = {{}}; }};\n'
+                            for j in contacts_of(i, accounts, contacts))  # fmt: skip
+            (folder / f"u{i}.dat").write_text(
+                f'return {{\n\t[false] = {{ ["version"] = 1; ["pending"] = {{}}; }};\n{items}}};\n'
+            )
+        self.rosters = (contacts, accounts)
+
+    def close(self) -> None:
+        pass
 
     def prepare(self, accounts: int) -> str:
         from xmpp_sansio.sasl.credentials import (
@@ -436,6 +598,14 @@ class Ejabberd:
         self.libs, version = _ejabberd_libs()
         self.description = (f"ejabberd {version} ({self.erl} +S 1:1, node {self.node}),"
                             f" Mnesia, modules: {', '.join(EJABBERD_MODULES)}")  # fmt: skip
+        self.rosters = (0, 0)
+
+    def provide_rosters(self, contacts: int, accounts: int) -> None:
+        if contacts:  # Mnesia roster records are not written (yet): the run is skipped
+            raise RuntimeError("roster provisioning is not implemented for ejabberd")
+
+    def close(self) -> None:
+        pass
 
     def _spawn(self, tls: str, port: int, extra: list[str], env: dict[str, str]
                ) -> subprocess.Popen[bytes]:  # fmt: skip
@@ -526,3 +696,19 @@ class Ejabberd:
 
 
 TARGETS = {"ours": Ours, "prosody": Prosody, "ejabberd": Ejabberd}
+
+
+def known(name: str) -> bool:
+    """A name :func:`make` accepts: a key of :data:`TARGETS` or ``ours@REV``."""
+    return name in TARGETS or (name.startswith("ours@") and len(name) > 5)
+
+
+def make(name: str, workdir: Path, profile: bool = False, prosody_modules: str = "full") -> Any:
+    """The target called ``name`` (see :func:`known`)."""
+    if name.startswith("ours@"):
+        return OursAt(workdir, name.removeprefix("ours@"), profile)
+    if name == "ours":
+        return Ours(workdir, profile)
+    if name == "prosody":
+        return Prosody(workdir, prosody_modules)
+    return TARGETS[name](workdir)
