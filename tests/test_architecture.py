@@ -46,3 +46,23 @@ def test_no_module_of_xmpp_sansio_imports_io_even_lazily() -> None:
                 names = [str(node.args[0].value)]
             offenders += [f"{path}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
     assert offenders == []
+
+
+def test_no_service_refers_to_the_router() -> None:
+    """Issue 11: services are pure handlers. They see the server as a
+    read-only ServerView and act through the outcomes they return; no module
+    under xmpp_sansio/server/ but the router (and the package's __init__)
+    imports it or holds it."""
+    offenders = []
+    for path in sorted((ROOT / "xmpp_sansio" / "server").glob("*.py")):
+        if path.name in ("router.py", "__init__.py"):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("router"):
+                offenders.append(f"{path.name}:{node.lineno}: imports the router")
+            elif isinstance(node, ast.Attribute) and node.attr == "router":
+                offenders.append(f"{path.name}:{node.lineno}: .router")
+            elif isinstance(node, ast.Name) and node.id == "Router":
+                offenders.append(f"{path.name}:{node.lineno}: Router")
+    assert offenders == []

@@ -55,8 +55,8 @@ from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, Stream
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.sasl import SASLCondition
 from xmpp_sansio.sasl.credentials import salted_password
+from xmpp_sansio.server import Deliver, Disconnect, Effect, Router
 from xmpp_sansio.server.register import PasswordChange
-from xmpp_sansio.server.router import Deliver, Disconnect, Effect, Router
 from xmpp_sansio.sm import PresenceHold, SMState
 from xmpp_sansio.stanza import StanzaKind, stanza_kind
 from xmpp_sansio.stream.config import Limits
@@ -1220,8 +1220,10 @@ class XMPPServer:
         if len(recent) >= self.config.limits.password_changes_per_hour:
             log.warning("password change rate limit for %s", account)
             self.apply(
-                registration.password_change_finished(
-                    change, StanzaErrorCondition.RESOURCE_CONSTRAINT
+                self.router.drain(
+                    registration.password_change_finished(
+                        change, StanzaErrorCondition.RESOURCE_CONSTRAINT
+                    )
                 )
             )
             return
@@ -1240,7 +1242,7 @@ class XMPPServer:
             error = StanzaErrorCondition.REGISTRATION_REQUIRED
         except ValueError:
             error = StanzaErrorCondition.NOT_ACCEPTABLE
-        self.apply(registration.password_change_finished(change, error))
+        self.apply(self.router.drain(registration.password_change_finished(change, error)))
 
     def _credentials(self, conn: ServerConnection, event: CredentialsRequested) -> Any:
         assert conn.domain is not None

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from xml.etree.ElementTree import Element
 
+from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
 from xmpp_sansio.server import Router, Service
@@ -177,13 +178,12 @@ def remove_account_data(config: ServerConfig, accounts: AccountStore, account: J
         # A router with no sessions: what the hooks route (the cancelled
         # subscriptions, RFC 6121 §2.5.2) updates local contacts' rosters;
         # deliveries have no session to reach here and are dropped.
-        Router(
+        router = Router(
             config.domains,
             account_exists=lambda local, domain: accounts.exists(local, domain),
             services=services.services,
         )
-        for service in services.services:
-            service.account_removed(account.bare)
+        router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
         services.flush()
     finally:
         db.close()

@@ -25,12 +25,12 @@ from xmpp_sansio.disco import (
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.forms import Field, FieldType, Form, FormType
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server import Deliver, Effect, Router
+from xmpp_sansio.server import Deliver, Effect, Reply, Router
 from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.disco import DEFAULT_CAPS_NODE, DiscoService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.service import Service
-from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.stanza import Iq, parse_error, parse_stanza
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
@@ -297,24 +297,19 @@ def test_presence_authorized_requesters_get_the_account_info() -> None:
     assert info.identities == (Identity("account", "registered"),)
 
 
-def test_the_server_itself_may_query_accounts(
-    disco: DiscoService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    router = make_router(disco)
-    replies: list[Element] = []
-
-    def capture(element: Element) -> list[Effect]:
-        replies.append(element)
-        return []
-
-    monkeypatch.setattr(router, "reply", capture)
+def test_the_server_itself_may_query_accounts(disco: DiscoService) -> None:
+    make_router(disco)
     stanza = x(
         "<iq type='get' id='s1' from='example.com' to='juliet@example.com'>"
         f"<query xmlns='{DISCO_INFO}'/></iq>"
     )
-    assert router.route_inbound(stanza) == []
-    assert len(replies) == 1
-    assert replies[0].get("type") == "result" and replies[0].get("to") == "example.com"
+    iq = parse_stanza(stanza)
+    assert isinstance(iq, Iq)
+    outcomes = disco.handle_iq(iq, JID.parse("juliet@example.com"))
+    assert outcomes is not None and len(outcomes) == 1
+    (reply,) = outcomes
+    assert isinstance(reply, Reply)
+    assert reply.element.get("type") == "result" and reply.element.get("to") == "example.com"
 
 
 def test_account_node_is_item_not_found_and_account_items_are_empty(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xmpp_sansio.errors import StanzaErrorCondition
+from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import (
     QUERY_TAG,
@@ -474,7 +474,7 @@ def test_account_removal_cancels_subscriptions_and_leaves_no_item_behind(world: 
     world.get(BALCONY)
     world.router.route(BALCONY, x("<presence/>"))
     world.router.unbind(ORCHARD)
-    effects = world.roster.account_removed(ROMEO)
+    effects = world.router.end_sessions(ROMEO, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
     # without a presence service, the router delivers the notices as they are
     notices = [
         (el.get("type"), el.get("from"))

@@ -10,7 +10,7 @@ import pytest
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server import Deliver, Effect, Router
+from xmpp_sansio.server import Deliver, Effect, Outcome, Router
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService, parse_fragment
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.xml.element import elements_equal
@@ -243,9 +243,9 @@ class CapturingRouter(Router):
 
     replies: list[Element]
 
-    def reply(self, element: Element) -> list[Effect]:
+    def _reply(self, element: Element) -> list[Outcome]:
         self.replies.append(element)
-        return super().reply(element)
+        return super()._reply(element)
 
 
 def test_remote_entity_may_view_but_not_set_a_local_vcard(storage: MemoryVCardStorage) -> None:

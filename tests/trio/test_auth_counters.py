@@ -505,3 +505,21 @@ async def test_stream_stays_usable_after_a_derivation(server: RunningServer) -> 
     await wire.send(HEADER)
     assert b"<bind " in await wire.read_until(b"</stream:features>")
     await wire.send(FOOTER)
+
+
+async def test_a_password_change_ends_the_accounts_other_sessions_with_reset(
+    server: RunningServer,
+) -> None:
+    """Issue 10 item 16: the sessions opened with the old password end with
+    the ``reset`` stream error (RFC 6120 §4.9.3.16); the one that changed it
+    and other accounts' sessions go on."""
+    balcony = await login_wire(server, "juliet@localhost/balcony")
+    chamber = await login_wire(server, "juliet@localhost/chamber")
+    romeo = await login_wire(server, "romeo@localhost/orchard")
+    answer = await balcony.request(change_password("n3w-Passw0rd"))
+    assert answer.get("type") == "result"
+    ended = await chamber.read_until(b"</stream:stream>")
+    assert stream_error(ended) == "reset"
+    await balcony.sync()
+    await romeo.sync()
+    assert await login(server, "juliet", "n3w-Passw0rd", "127.0.0.1") == "success"

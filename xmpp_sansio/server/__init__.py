@@ -1,24 +1,34 @@
 """Server-side sans-IO logic: stanza routing (RFC 6120 §10, RFC 6121 §8) and the
 services plugged into it."""
 
-from xmpp_sansio.server.router import (
-    AvailableResource,
-    BoundSession,
+from xmpp_sansio.server.effects import (
+    Bounce,
     Deliver,
     Disconnect,
     Effect,
-    Router,
+    EndSessions,
+    Outcome,
+    Reply,
+    Route,
     SessionId,
 )
+from xmpp_sansio.server.router import Router
 from xmpp_sansio.server.service import Service
+from xmpp_sansio.server.view import AvailableResource, BoundSession, ServerView
 
 __all__ = [
     "AvailableResource",
+    "Bounce",
     "BoundSession",
     "Deliver",
     "Disconnect",
     "Effect",
+    "EndSessions",
+    "Outcome",
+    "Reply",
+    "Route",
     "Router",
+    "ServerView",
     "Service",
     "SessionId",
 ]

@@ -53,11 +53,12 @@ from ..stanza import (
     with_attrs,
 )
 from ..xml.element import split_tag
-from .router import Deliver
+from .effects import Bounce, Deliver, Reply, Route
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import BoundSession, Effect, SessionId
+    from .effects import Outcome, SessionId
+    from .view import BoundSession
 
 __all__ = [
     "BLOCKING_ERRORS_NS",
@@ -238,7 +239,7 @@ class BlockingService(Service):
 
     # -- IQs -----------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """``<blocklist/>`` get, ``<block/>`` and ``<unblock/>`` set, sent by a
         local session about its own account (XEP-0191 §3.2-§3.5: "with no 'to'
         address"; the account's bare JID is accepted too)."""
@@ -248,7 +249,7 @@ class BlockingService(Service):
         namespace, local = split_tag(payload.tag)
         if namespace != BLOCKING_NS:
             return None
-        session = None if iq.from_ is None else self.router.session_by_jid(iq.from_)
+        session = None if iq.from_ is None else self.server.session_by_jid(iq.from_)
         if session is None or (to is not None and to != session.jid.bare):
             return None  # not about one's own account: service-unavailable
         try:
@@ -260,15 +261,15 @@ class BlockingService(Service):
                 return self._unblock(session, iq, payload)
             raise _BadRequest(StanzaErrorCondition.BAD_REQUEST)
         except _BadRequest as exc:
-            return self.router.bounce(iq.element, exc.condition)
+            return [Bounce(iq.element, exc.condition)]
 
-    def _get(self, session: BoundSession, iq: Iq) -> list[Effect]:
+    def _get(self, session: BoundSession, iq: Iq) -> list[Outcome]:
         """XEP-0191 §3.2: the list (possibly empty); the session now gets pushes."""
         self._interested.add(session.id)
         jids = sorted(self._storage.blocklist(session.jid.bare), key=str)
-        return self.router.reply(iq_result(iq.element, _list_element("blocklist", jids)))
+        return [Reply(iq_result(iq.element, _list_element("blocklist", jids)))]
 
-    def _block(self, session: BoundSession, iq: Iq, payload: Element) -> list[Effect]:
+    def _block(self, session: BoundSession, iq: Iq, payload: Element) -> list[Outcome]:
         """XEP-0191 §3.3: at least one item, else ``bad-request``."""
         jids = _items(payload)
         if not jids:
@@ -282,12 +283,12 @@ class BlockingService(Service):
         presence = self._presence_to(user, new, available=False)
         if new:
             self._storage.block(user, new)
-        effects = self.router.reply(iq_result(iq.element))
+        effects: list[Outcome] = [Reply(iq_result(iq.element))]
         effects.extend(self._push(user, _list_element("block", jids)))
         effects.extend(presence)
         return effects
 
-    def _unblock(self, session: BoundSession, iq: Iq, payload: Element) -> list[Effect]:
+    def _unblock(self, session: BoundSession, iq: Iq, payload: Element) -> list[Outcome]:
         """XEP-0191 §3.4 (items) and §3.5 (no item: unblock all)."""
         jids = _items(payload)
         user = session.jid.bare
@@ -300,33 +301,33 @@ class BlockingService(Service):
             removed = sorted(before, key=str)
             if removed:
                 self._storage.unblock_all(user)
-        effects = self.router.reply(iq_result(iq.element))
+        effects: list[Outcome] = [Reply(iq_result(iq.element))]
         effects.extend(self._push(user, _list_element("unblock", jids)))
         effects.extend(self._presence_to(user, removed, available=True))
         return effects
 
-    def _push(self, user: JID, payload: Element) -> list[Effect]:
+    def _push(self, user: JID, payload: Element) -> list[Outcome]:
         """An iq set with ``payload`` to each resource of ``user`` that asked for
         the block list (XEP-0191 §3.3-§3.5), from the server (no ``from``)."""
-        effects: list[Effect] = []
-        for session in self.router.sessions_of(user):
+        effects: list[Outcome] = []
+        for session in self.server.sessions_of(user):
             if session.id in self._interested:
                 self._pushes += 1
                 push = make_iq(IqType.SET, f"block-push-{self._pushes}", payload, to=session.jid)
                 effects.append(Deliver(session.id, push))
         return effects
 
-    def _presence_to(self, user: JID, contacts: Iterable[JID], *, available: bool) -> list[Effect]:
+    def _presence_to(self, user: JID, contacts: Iterable[JID], *, available: bool) -> list[Outcome]:
         """Each available resource's unavailable (or current) presence to each of
         ``contacts`` that is subscribed to ``user``'s presence (XEP-0191 §3.3,
         §3.4). Bounces of it are not shown to the user (until federation
         exists, presence to another domain comes back as an error)."""
-        resources = [s for s in self.router.sessions_of(user) if s.available]
+        resources = [s for s in self.server.sessions_of(user) if s.available]
         targets = [c for c in contacts if self._is_subscribed(c.bare, user)]
         if not resources or not targets:
             return []
-        own = {s.id for s in self.router.sessions_of(user)}
-        effects: list[Effect] = []
+        own = frozenset(s.id for s in self.server.sessions_of(user))
+        effects: list[Outcome] = []
         for session in resources:
             current = self._presence.get(session.id)
             for contact in targets:
@@ -338,16 +339,19 @@ class BlockingService(Service):
                     stanza = make_presence(
                         to=contact, type=PresenceType.UNAVAILABLE, from_=session.jid
                     )
-                effects.extend(
-                    e
-                    for e in self.router.route_inbound(stanza)
-                    if not (isinstance(e, Deliver) and e.session in own)
-                )
+                if not self.server.is_local(contact.domain):
+                    effects.append(Route(stanza, skip=own))
+                elif not self.is_blocked(contact.bare, user):
+                    # Delivered here, not routed: routing would apply the block
+                    # just stored, which stops what the user sends to it.
+                    effects.extend(
+                        Deliver(r.session, stanza) for r in self.server.available_resources(contact)
+                    )
         return effects
 
     # -- every stanza ----------------------------------------------------------------
 
-    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Effect] | None:
+    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Outcome] | None:
         """XEP-0191 §3.3: nothing from a blocked JID reaches the user; and
         nothing the server routes for a local user reaches a JID that user
         blocked."""
@@ -361,8 +365,8 @@ class BlockingService(Service):
                 return []
             # Messages (SHOULD) and iq get/set (MUST): service-unavailable;
             # bounce() never answers an error with an error.
-            return self.router.bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
-        if sender.local is not None and self.router.is_local(sender.domain):
+            return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
+        if sender.local is not None and self.server.is_local(sender.domain):
             try:
                 address = JID.parse(element.get("to") or str(recipient))
             except InvalidJID:
@@ -373,7 +377,7 @@ class BlockingService(Service):
 
     def filter_outbound(
         self, session: BoundSession, element: Element, to: JID | None
-    ) -> list[Effect] | None:
+    ) -> list[Outcome] | None:
         """XEP-0191 §3.3: the user's stanzas to a blocked JID are not routed;
         messages and iq requests get ``not-acceptable`` with ``<blocked/>``."""
         if to is None or not self.is_blocked(session.jid.bare, to):
@@ -392,7 +396,7 @@ class BlockingService(Service):
 
     def presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """Remember the session's current presence (sent again on unblock)."""
         if element.get("type") is None:
             self._presence[session.id] = element
@@ -400,12 +404,12 @@ class BlockingService(Service):
             self._presence.pop(session.id, None)
         return []
 
-    def account_removed(self, account: JID) -> list[Effect]:
+    def account_removed(self, account: JID) -> list[Outcome]:
         """Forget the removed account's blocklist."""
         self._storage.unblock_all(account.bare)
         return []
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
+    def session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session's interest in pushes and its presence."""
         self._interested.discard(session.id)
         self._presence.pop(session.id, None)

@@ -49,10 +49,12 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.stanza import Iq, IqType, make_iq
 from xmpp_sansio.xml import ns
 
+from .effects import Route
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import BoundSession, Effect
+    from .effects import Outcome
+    from .view import BoundSession
 
 __all__ = ["CapsKey", "CapsService"]
 
@@ -179,7 +181,7 @@ class CapsService(Service):
 
     def presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         effects = self._expire()
         jid = session.jid
         if element.get("type") == _UNAVAILABLE:
@@ -206,7 +208,7 @@ class CapsService(Service):
         effects.extend(self._query(key, jid, node, set()))
         return effects
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         if to is not None or iq.is_request:
             return None
         pending = self._pending.get(iq.id)
@@ -225,9 +227,9 @@ class CapsService(Service):
         # An error, or an answer that does not verify: ask someone else.
         return self._retry(pending)
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
+    def session_unbound(self, session: BoundSession) -> list[Outcome]:
         self._advertised.pop(session.jid, None)
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         for query_id, pending in list(self._pending.items()):
             if pending.jid == session.jid:
                 self._forget(query_id)
@@ -248,21 +250,21 @@ class CapsService(Service):
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _query(self, key: CapsKey, jid: JID, node: str, tried: set[JID]) -> list[Effect]:
+    def _query(self, key: CapsKey, jid: JID, node: str, tried: set[JID]) -> list[Outcome]:
         """Send the disco#info query for ``node`` to ``jid`` (XEP-0115 §6.2)."""
         query_id = f"caps-{next(self._ids)}"
         tried.add(jid)
         self._pending[query_id] = _Pending(key, jid, node, self._clock(), tried)
         self._pending_by_key[key] = query_id
         iq = make_iq(IqType.GET, query_id, info_query(node), to=jid, from_=jid.domain)
-        return self.router.route_inbound(iq)
+        return [Route(iq)]
 
     def _forget(self, query_id: str) -> None:
         pending = self._pending.pop(query_id)
         if self._pending_by_key.get(pending.key) == query_id:
             del self._pending_by_key[pending.key]
 
-    def _retry(self, failed: _Pending) -> list[Effect]:
+    def _retry(self, failed: _Pending) -> list[Outcome]:
         """Ask the next session advertising the failed hash (XEP-0115 §5.4
         step 3.9), if any has not been asked yet."""
         if failed.key in self._cache or failed.key in self._pending_by_key:
@@ -272,9 +274,9 @@ class CapsService(Service):
                 return self._query(key, jid, node, failed.tried)
         return []
 
-    def _expire(self) -> list[Effect]:
+    def _expire(self) -> list[Outcome]:
         deadline = self._clock() - self._query_timeout
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         for query_id, pending in list(self._pending.items()):
             if pending.sent <= deadline and query_id in self._pending:
                 self._forget(query_id)

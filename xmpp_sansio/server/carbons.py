@@ -30,11 +30,12 @@ from ..errors import StanzaErrorCondition
 from ..jid import JID
 from ..stanza import Iq, IqType, MessageType, iq_result
 from ..xml.element import split_tag
-from .router import Deliver
+from .effects import Bounce, Deliver, Reply
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import BoundSession, Effect, SessionId
+    from .effects import Outcome, SessionId
+    from .view import BoundSession
 
 __all__ = [
     "CARBONS_NS",
@@ -127,7 +128,7 @@ class CarbonsService(Service):
         """Whether ``session`` has carbons enabled."""
         return session in self._enabled
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """``<enable/>`` / ``<disable/>`` sets (XEP-0280 §4, §5) from a local
         session about itself: to the server or its own bare JID. Another
         account's bare JID, or a sender that is not a local session, get
@@ -139,26 +140,26 @@ class CarbonsService(Service):
         if namespace != CARBONS_NS:
             return None
         if iq.type is not IqType.SET or local not in ("enable", "disable"):
-            return self.router.bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)
-        session = None if iq.from_ is None else self.router.session_by_jid(iq.from_)
+            return [Bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)]
+        session = None if iq.from_ is None else self.server.session_by_jid(iq.from_)
         if session is None or (to is not None and to != session.jid.bare):
-            return self.router.bounce(iq.element, StanzaErrorCondition.NOT_ALLOWED)
+            return [Bounce(iq.element, StanzaErrorCondition.NOT_ALLOWED)]
         if local == "enable":
             self._enabled.add(session.id)
         else:
             self._enabled.discard(session.id)
-        return self.router.reply(iq_result(iq.element))
+        return [Reply(iq_result(iq.element))]
 
     def message_delivered(
         self, element: Element, recipient: JID, sessions: list[int]
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """``<received/>`` carbons to the recipient's other enabled sessions
         (XEP-0280 §7: never to the sessions that got the original)."""
         if not self._enabled or not carbons_eligible(element, inbound=True):
             return []
         return self._copies(element, "received", recipient, exclude=set(sessions))
 
-    def message_sent(self, session: BoundSession, element: Element) -> list[Effect]:
+    def message_sent(self, session: BoundSession, element: Element) -> list[Outcome]:
         """``<sent/>`` carbons to the sender's other enabled sessions (XEP-0280 §8)."""
         if not self._enabled or not carbons_eligible(element, inbound=False):
             return []
@@ -166,14 +167,14 @@ class CarbonsService(Service):
 
     def _copies(
         self, element: Element, direction: str, account: JID, exclude: set[int]
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         return [
             Deliver(s.id, forwarded_copy(element, direction, account, s.jid))
-            for s in self.router.sessions_of(account)
+            for s in self.server.sessions_of(account)
             if s.id in self._enabled and s.id not in exclude
         ]
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
+    def session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session's carbons state."""
         self._enabled.discard(session.id)
         return []

@@ -47,10 +47,11 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.stanza import Iq, IqType, iq_result
 from xmpp_sansio.xml import ns
 
+from .effects import Bounce, Reply
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import Effect
+    from .effects import Outcome
 
 __all__ = ["DEFAULT_CAPS_NODE", "DiscoService"]
 
@@ -125,16 +126,12 @@ class DiscoService(Service):
 
     def server_info(self) -> DiscoInfo:
         """The server's disco#info (no node): truthful to the router's services."""
-        features = set(_ROUTER_FEATURES)
-        for service in self.router.services:
-            features.update(service.server_features)
+        features = set(_ROUTER_FEATURES) | self.server.server_features()
         return DiscoInfo(self.identities, tuple(sorted(features)), self.forms)
 
     def account_info(self) -> DiscoInfo:
         """What the server says on behalf of an account's bare JID (XEP-0030 §3.1)."""
-        features: set[str] = set()
-        for service in self.router.services:
-            features.update(service.account_features)
+        features = self.server.account_features()
         return DiscoInfo((Identity("account", "registered"),), tuple(sorted(features)))
 
     def caps_ver(self, hash: str = "sha-1") -> str:
@@ -167,14 +164,14 @@ class DiscoService(Service):
 
     # -- hooks ----------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag not in (_INFO_QUERY, _ITEMS_QUERY):
             return None
         if not iq.is_request:
             return None
         if iq.type is IqType.SET:
-            return self.router.bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)
+            return [Bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)]
         node = payload.get("node")
         if to is None:
             if payload.tag == _INFO_QUERY:
@@ -183,26 +180,26 @@ class DiscoService(Service):
         if not self._may_see(iq.from_, to):
             # XEP-0030 §8: the same answer as the router's for an account that
             # does not exist, so that neither reveals which accounts exist.
-            return self.router.bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         if node is not None:
-            return self.router.bounce(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)
+            return [Bounce(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)]
         if payload.tag == _INFO_QUERY:
             return self._reply(iq, build_disco_info(self.account_info()))
         # No items for accounts (XEP-0030 §7: an empty result, not an error).
         return self._reply(iq, build_disco_items(DiscoItems()))
 
-    def _reply(self, iq: Iq, payload: Element) -> list[Effect]:
-        return self.router.reply(iq_result(iq.element, payload))
+    def _reply(self, iq: Iq, payload: Element) -> list[Outcome]:
+        return [Reply(iq_result(iq.element, payload))]
 
-    def _server_disco_info(self, iq: Iq, node: str | None) -> list[Effect]:
+    def _server_disco_info(self, iq: Iq, node: str | None) -> list[Outcome]:
         info = self.server_info()
         if node is not None and not self._is_caps_node(info, node):
-            return self.router.bounce(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)
+            return [Bounce(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)]
         return self._reply(iq, build_disco_info(info.with_node(node)))
 
-    def _server_disco_items(self, iq: Iq, node: str | None) -> list[Effect]:
+    def _server_disco_items(self, iq: Iq, node: str | None) -> list[Outcome]:
         if node is not None:
-            return self.router.bounce(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)
+            return [Bounce(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)]
         return self._reply(iq, build_disco_items(DiscoItems(self.extra_items)))
 
     def _may_see(self, requester: JID | None, account: JID) -> bool:
@@ -214,7 +211,7 @@ class DiscoService(Service):
         if (
             requester.local is None
             and requester.resource is None
-            and self.router.is_local(requester.domain)
+            and self.server.is_local(requester.domain)
         ):
             return True  # the server itself
         return self._presence_authorized is not None and self._presence_authorized(

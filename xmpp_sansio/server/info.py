@@ -18,10 +18,11 @@ from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stanza import Iq, IqType, iq_result
 
+from .effects import Bounce, Reply
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import Effect
+    from .effects import Outcome
 
 __all__ = ["NS_TIME", "NS_VERSION", "TimeService", "VersionService", "format_utc"]
 
@@ -56,18 +57,18 @@ class VersionService(Service):
         self.version = version
         self.os = os
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         is_get = _handle(iq, to, f"{{{NS_VERSION}}}query")
         if is_get is None:
             return None
         if not is_get:
-            return self.router.bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)
+            return [Bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)]
         query = Element(f"{{{NS_VERSION}}}query")
         SubElement(query, f"{{{NS_VERSION}}}name").text = self.name
         SubElement(query, f"{{{NS_VERSION}}}version").text = self.version
         if self.os is not None:
             SubElement(query, f"{{{NS_VERSION}}}os").text = self.os
-        return self.router.reply(iq_result(iq.element, query))
+        return [Reply(iq_result(iq.element, query))]
 
 
 def format_utc(timestamp: float) -> str:
@@ -92,13 +93,13 @@ class TimeService(Service):
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         is_get = _handle(iq, to, f"{{{NS_TIME}}}time")
         if is_get is None:
             return None
         if not is_get:
-            return self.router.bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)
+            return [Bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)]
         time_el = Element(f"{{{NS_TIME}}}time")
         SubElement(time_el, f"{{{NS_TIME}}}tzo").text = "+00:00"
         SubElement(time_el, f"{{{NS_TIME}}}utc").text = format_utc(self._clock())
-        return self.router.reply(iq_result(iq.element, time_el))
+        return [Reply(iq_result(iq.element, time_el))]

@@ -46,10 +46,12 @@ from ..stanza import (
     iq_result,
     stanza_kind,
 )
+from .effects import Bounce, Reply
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import BoundSession, Effect, SessionId
+    from .effects import Outcome, SessionId
+    from .view import BoundSession
 
 __all__ = [
     "LAST_NS",
@@ -149,7 +151,7 @@ class LastActivityService(Service):
 
     # -- IQs -----------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """A ``jabber:iq:last`` get to the server (§5), an account (§3), or
         without ``to`` (the sender's own account)."""
         payload = iq.payload
@@ -160,21 +162,21 @@ class LastActivityService(Service):
             return None
         if to is None and iq.to is not None:
             uptime = _seconds(self._clock() - self._started)
-            return self.router.reply(iq_result(iq.element, _query(uptime)))
+            return [Reply(iq_result(iq.element, _query(uptime)))]
         user = requester.bare if to is None else to.bare
         if not self._authorised(requester, user):
             # service-unavailable, not §3's forbidden: the answer for a missing
             # account (RFC 6121 §8.5.1), so the two cannot be told apart.
-            return self.router.bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
-        if self.router.sessions_of(user):
-            return self.router.reply(iq_result(iq.element, _query("0")))
+            return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
+        if self.server.sessions_of(user):
+            return [Reply(iq_result(iq.element, _query("0")))]
         last = self._storage.get(user)
         if last is None:
-            return self.router.bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         seconds = _seconds(self._clock() - last.stamp)
-        return self.router.reply(iq_result(iq.element, _query(seconds, last.status)))
+        return [Reply(iq_result(iq.element, _query(seconds, last.status)))]
 
-    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Effect] | None:
+    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Outcome] | None:
         """XEP-0012 §4: a query to one of the user's full JIDs from an entity not
         authorised to see the user's presence is answered with
         ``service-unavailable`` instead of being delivered."""
@@ -192,13 +194,13 @@ class LastActivityService(Service):
             return None  # the account itself: handle_iq checks
         if self._authorised(sender, recipient):
             return None
-        return self.router.bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
 
     # -- presence and sessions ---------------------------------------------------------
 
     def presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """Keep the ``<status/>`` of the session's last unavailable presence."""
         if element.get("type") == "unavailable":
             try:
@@ -208,15 +210,15 @@ class LastActivityService(Service):
             self._status[session.id] = status or None
         return []
 
-    def account_removed(self, account: JID) -> list[Effect]:
+    def account_removed(self, account: JID) -> list[Outcome]:
         """Forget the removed account's last logout."""
         self._storage.forget(account.bare)
         return []
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
+    def session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Record the logout when the account's last session ends (XEP-0012 §3)."""
         status = self._status.pop(session.id, None)
         user = session.jid.bare
-        if not self.router.sessions_of(user):
+        if not self.server.sessions_of(user):
             self._storage.set(user, self._clock(), status)
         return []

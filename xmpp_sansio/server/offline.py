@@ -53,11 +53,12 @@ from ..stanza import MessageType
 from ..xml.element import split_tag
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
-from .router import Deliver
+from .effects import Bounce, Deliver
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import BoundSession, Effect, SessionId
+    from .effects import Outcome, SessionId
+    from .view import BoundSession
 
 __all__ = [
     "OFFLINE_FEATURE",
@@ -231,7 +232,7 @@ class OfflineService(Service):
         # account -> the session its stored messages are being flushed to
         self._flushing: dict[JID, SessionId] = {}
 
-    def account_removed(self, account: JID) -> list[Effect]:
+    def account_removed(self, account: JID) -> list[Outcome]:
         """Drop the removed account's stored messages."""
         stored = self._storage.peek(account.bare)
         if stored:
@@ -239,7 +240,7 @@ class OfflineService(Service):
         self._flushing.pop(account.bare, None)
         return []
 
-    def message_undeliverable(self, element: Element, recipient: JID) -> list[Effect] | None:
+    def message_undeliverable(self, element: Element, recipient: JID) -> list[Outcome] | None:
         """Store ``element`` for ``recipient`` (XEP-0160 §2, §3).
 
         Returns ``[]`` when stored or deliberately dropped, the
@@ -255,12 +256,12 @@ class OfflineService(Service):
             recipient.bare, serialize(element), self._clock(), self._max_per_user
         )
         if not stored:
-            return self.router.bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         return []
 
     def presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """Start delivering the stored messages to a resource that sent
         available presence with a non-negative priority (XEP-0160 §2 step 5),
         oldest first, each with a XEP-0203 ``<delay/>`` from the server's
@@ -280,7 +281,7 @@ class OfflineService(Service):
 
     def handed_over(
         self, session: SessionId, bound: BoundSession | None, receipt: Hashable
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """A stored message reached its client: delete it and those before it;
         after the last message of a page, deliver the next page if the session
         is still available with a non-negative priority."""
@@ -294,7 +295,7 @@ class OfflineService(Service):
             return []
         return self._next_page(bound)
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
+    def session_unbound(self, session: BoundSession) -> list[Outcome]:
         """A session that was being flushed to ended: what it did not get stays
         stored for the next available resource."""
         user = session.jid.bare
@@ -302,14 +303,14 @@ class OfflineService(Service):
             del self._flushing[user]
         return []
 
-    def _next_page(self, session: BoundSession) -> list[Effect]:
+    def _next_page(self, session: BoundSession) -> list[Outcome]:
         """Deliver the next page of ``session``'s account, each message with a
         :class:`_Receipt`. Messages an inbound filter (e.g. blocking, added
         since they were stored) now stops are not delivered (the filter's
         effects are returned instead) and go with the next receipt; a page
         with nothing left to deliver is deleted at once."""
         user = session.jid.bare
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         while True:
             stored = self._storage.peek(user, self._page_size)
             if not stored:
@@ -326,7 +327,7 @@ class OfflineService(Service):
                     sender = JID.parse(message.get("from", ""))
                 except (ValueError, InvalidJID):
                     continue  # unreadable row: nothing sensible to deliver
-                stopped = self._filtered(message, sender, user)
+                stopped = self.server.inbound_filtered(message, sender, user)
                 if stopped is not None:
                     effects.extend(stopped)
                     continue
@@ -342,10 +343,3 @@ class OfflineService(Service):
                 receipt = _Receipt(user, upto, index == len(page) - 1)
                 effects.append(Deliver(session.id, delayed, receipt))
             return effects
-
-    def _filtered(self, message: Element, sender: JID, user: JID) -> list[Effect] | None:
-        for service in self.router.services:
-            stopped = service.filter_inbound(message, sender, user)
-            if stopped is not None:
-                return stopped
-        return None

@@ -25,6 +25,7 @@ a client therefore sees its roster converge to the stored state.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.errors import StanzaErrorCondition
@@ -33,9 +34,13 @@ from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.stanza import PresenceType, make_presence, with_attrs
 from xmpp_sansio.subscription import Step, SubInput, SubState, step, with_state
 
+from .effects import Bounce, Deliver, Route
 from .roster import RosterService, StoredItem
-from .router import BoundSession, Deliver, Effect, SessionId
 from .service import Service
+
+if TYPE_CHECKING:
+    from .effects import Outcome, SessionId
+    from .view import BoundSession
 
 __all__ = ["PresenceService"]
 
@@ -145,13 +150,13 @@ class PresenceService(Service):
     # ------------------------------------------------------------------
     # helpers
 
-    def _unavailable(self, user: JID, to: JID) -> list[Effect]:
+    def _unavailable(self, user: JID, to: JID) -> list[Outcome]:
         """Unavailable presence from each of ``user``'s available resources to
         ``to`` (RFC 6121 §3.2.2, §3.3.3: the subscription is ending)."""
-        effects: list[Effect] = []
-        for res in self.router.available_resources(user):
+        effects: list[Outcome] = []
+        for res in self.server.available_resources(user):
             presence = make_presence(to, PresenceType.UNAVAILABLE, from_=res.jid)
-            effects.extend(self.router.route_inbound(presence))
+            effects.extend([Route(presence)])
         return effects
 
     # ------------------------------------------------------------------
@@ -159,7 +164,7 @@ class PresenceService(Service):
 
     def subscription_outbound(
         self, session: BoundSession, element: Element, to: JID
-    ) -> list[Effect] | None:
+    ) -> list[Outcome] | None:
         """A user's subscription stanza (RFC 6121 §3.1.2, §3.1.5, §3.2.2,
         §3.3.2, §3.4.2; Appendix A.2).
 
@@ -180,19 +185,19 @@ class PresenceService(Service):
         after = _next_record(before, to, result, None)
         if before is None and after is not None and self.roster.is_full(user, to):
             # The roster size limit of RosterService (RFC 6120 §8.3.3.10).
-            return self.router.bounce(element, StanzaErrorCondition.NOT_ALLOWED)
-        effects: list[Effect] = []
+            return [Bounce(element, StanzaErrorCondition.NOT_ALLOWED)]
+        effects: list[Outcome] = []
         if event is SubInput.OUT_UNSUBSCRIBED and result.forward and _subscribed_from(before):
             effects.extend(self._unavailable(user, to))
         effects.extend(self.roster.commit(user, before, after))
         if result.forward:
             stamped = with_attrs(element, from_=str(user), to=str(to))
-            effects.extend(self.router.route_inbound(stamped))
+            effects.extend([Route(stamped)])
             if event is SubInput.OUT_SUBSCRIBED:
                 effects.extend(self._last_presence(user, to))
         return effects
 
-    def subscription_inbound(self, element: Element, sender: JID, to: JID) -> list[Effect] | None:
+    def subscription_inbound(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
         """A subscription stanza for the local account ``to`` from ``sender``
         (RFC 6121 §3.1.3, §3.1.6, §3.2.3, §3.3.3, §3.4.2; Appendix A.3).
 
@@ -229,11 +234,11 @@ class PresenceService(Service):
         if event is SubInput.IN_SUBSCRIBE:
             if result.forward:
                 effects.extend(
-                    Deliver(r.session, stanza) for r in self.router.available_resources(to)
+                    Deliver(r.session, stanza) for r in self.server.available_resources(to)
                 )
             if result.auto_reply is PresenceType.SUBSCRIBED:
                 reply = make_presence(sender, PresenceType.SUBSCRIBED, from_=to)
-                effects.extend(self.router.route_inbound(reply))
+                effects.extend([Route(reply)])
                 effects.extend(self._last_presence(to, sender))
             return effects
         if result.forward:
@@ -251,7 +256,7 @@ class PresenceService(Service):
 
     def presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """Broadcast presence to the roster (RFC 6121 §4.2.2, §4.4.2, §4.5.2).
 
         Available presence goes from the session's full JID to each contact
@@ -265,12 +270,12 @@ class PresenceService(Service):
         """
         user = session.jid.bare
         records = self.roster.records(user)
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         available = _type(element) is PresenceType.AVAILABLE
         subscribers = [r.jid for r in records if r.state.subscription in _FROM]
         for contact in subscribers:
             copy = with_attrs(element, from_=str(session.jid), to=str(contact))
-            effects.extend(self.router.route_inbound(copy))
+            effects.extend([Route(copy)])
         if not available:
             self._last.pop(session.id, None)
             effects.extend(self._revoke_directed(session, {c.bare for c in subscribers}))
@@ -280,35 +285,33 @@ class PresenceService(Service):
             for record in records:
                 if record.state.subscription not in _TO:
                     continue
-                if self.router.is_local(record.jid.domain):
+                if self.server.is_local(record.jid.domain):
                     effects.extend(self._probe_local(record.jid, session))
                 else:
                     probe = make_presence(record.jid, PresenceType.PROBE, from_=user)
-                    effects.extend(self.router.route_inbound(probe))
+                    effects.extend([Route(probe)])
             for record in records:
                 if record.pending_in and record.pending_request is not None:
                     effects.append(Deliver(session.id, record.pending_request))
         return effects
 
-    def _last_presence(self, user: JID, to: JID) -> list[Effect]:
+    def _last_presence(self, user: JID, to: JID) -> list[Outcome]:
         """The last presence of each of ``user``'s available resources, from
         that resource's full JID to ``to`` (RFC 6121 §4.3.2)."""
-        effects: list[Effect] = []
-        for res in self.router.available_resources(user):
+        effects: list[Outcome] = []
+        for res in self.server.available_resources(user):
             last = self._last.get(res.session)
             if last is not None:
                 presence = with_attrs(last, from_=str(res.jid), to=str(to))
-                effects.extend(self.router.route_inbound(presence))
+                effects.extend([Route(presence)])
         return effects
 
-    def _refuse_probe(self, user: JID, prober: JID) -> list[Effect]:
+    def _refuse_probe(self, user: JID, prober: JID) -> list[Outcome]:
         """``unsubscribed`` from ``user`` to a prober that is not subscribed
         (RFC 6121 §4.3.2): its server resynchronises its roster (A.3.4)."""
-        return self.router.route_inbound(
-            make_presence(prober, PresenceType.UNSUBSCRIBED, from_=user)
-        )
+        return [Route(make_presence(prober, PresenceType.UNSUBSCRIBED, from_=user))]
 
-    def _probe_local(self, contact: JID, session: BoundSession) -> list[Effect]:
+    def _probe_local(self, contact: JID, session: BoundSession) -> list[Outcome]:
         """The probe of a local ``contact`` at the session's initial presence,
         answered at once: the contact's current presence goes to the new
         session only, or ``unsubscribed`` to the user's bare JID if the
@@ -320,7 +323,7 @@ class PresenceService(Service):
             return self._refuse_probe(contact, user)
         return self._last_presence(contact, session.jid)
 
-    def probe(self, element: Element, sender: JID, to: JID) -> list[Effect] | None:
+    def probe(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
         """Answer a presence probe for the local account ``to`` (RFC 6121 §4.3.2).
 
         A prober not subscribed to ``to`` ("from"/"both" in ``to``'s roster)
@@ -332,15 +335,13 @@ class PresenceService(Service):
             return []
         if not _subscribed_from(self.roster.stored(to, sender.bare)):
             return self._refuse_probe(to, sender)
-        if not self.router.available_resources(to):
-            return self.router.route_inbound(
-                make_presence(sender, PresenceType.UNAVAILABLE, from_=to)
-            )
+        if not self.server.available_resources(to):
+            return [Route(make_presence(sender, PresenceType.UNAVAILABLE, from_=to))]
         return self._last_presence(to, sender)
 
     def filter_outbound(
         self, session: BoundSession, element: Element, to: JID | None
-    ) -> list[Effect] | None:
+    ) -> list[Outcome] | None:
         """Refuse available presence that would make a session's directed
         presence targets (§4.6.2) more than ``max_directed``, with
         ``resource-constraint`` (RFC 6120 §8.3.3.18)."""
@@ -351,17 +352,17 @@ class PresenceService(Service):
             return None
         if to.bare == session.jid.bare or not self._trackable(session, to):
             return None
-        return self.router.bounce(element, StanzaErrorCondition.RESOURCE_CONSTRAINT)
+        return [Bounce(element, StanzaErrorCondition.RESOURCE_CONSTRAINT)]
 
     def _trackable(self, session: BoundSession, to: JID) -> bool:
         """Whether available presence to ``to`` makes it a directed presence
         target: it is not subscribed to the user (the broadcast reaches it)
         and it is not a local JID without an account (nothing reaches it)."""
-        if self.router.is_local(to.domain) and not self.router.account_exists(to):
+        if self.server.is_local(to.domain) and not self.server.account_exists(to):
             return False
         return not _subscribed_from(self.roster.stored(session.jid.bare, to.bare))
 
-    def presence_directed(self, session: BoundSession, element: Element, to: JID) -> list[Effect]:
+    def presence_directed(self, session: BoundSession, element: Element, to: JID) -> list[Outcome]:
         """Track directed presence (RFC 6121 §4.6.2): available presence to an
         entity not subscribed to the user adds it to the session's targets,
         unavailable presence removes it. Presence to the user's own resources
@@ -376,18 +377,18 @@ class PresenceService(Service):
             targets[to] = None
         return []
 
-    def _revoke_directed(self, session: BoundSession, notified: set[JID]) -> list[Effect]:
+    def _revoke_directed(self, session: BoundSession, notified: set[JID]) -> list[Outcome]:
         """Unavailable presence to the session's directed presence targets that
         the broadcast did not reach (RFC 6121 §4.6.3); forget them."""
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         for target in self._directed.pop(session.id, {}):
             if target.bare in notified:
                 continue
             presence = make_presence(target, PresenceType.UNAVAILABLE, from_=session.jid)
-            effects.extend(self.router.route_inbound(presence))
+            effects.extend([Route(presence)])
         return effects
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
+    def session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session; directed presence targets left (a session that
         never broadcast presence) get unavailable presence (RFC 6121 §4.6.3)."""
         self._last.pop(session.id, None)

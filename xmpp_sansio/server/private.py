@@ -52,10 +52,11 @@ from ..xml import ns
 from ..xml.element import split_tag
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
+from .effects import Reply
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import Effect
+    from .effects import Outcome
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -155,7 +156,7 @@ class PrivateService(Service):
         self.max_items = max_items
         self.max_total = max_total
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
         if query is None or query.tag != _QUERY_TAG or not iq.is_request:
             return None
@@ -163,7 +164,7 @@ class PrivateService(Service):
         if (
             sender is None
             or sender.local is None
-            or not self.router.is_local(sender.domain)
+            or not self.server.is_local(sender.domain)
             or (to is None and iq.to is not None)  # the server's domain
         ):
             # XEP-0049 §2.3, §3: not the sender's own data.
@@ -190,14 +191,14 @@ class PrivateService(Service):
             )
         return self._get(iq.element, own, children[0])
 
-    def account_removed(self, account: JID) -> list[Effect]:
+    def account_removed(self, account: JID) -> list[Outcome]:
         """Delete everything a removed account stored (XEP-0077 §3.2)."""
         self.storage.delete(account.bare)
         return []
 
     # ------------------------------------------------------------------
 
-    def _get(self, request: Element, own: JID, wanted: Element) -> list[Effect]:
+    def _get(self, request: Element, own: JID, wanted: Element) -> list[Outcome]:
         namespace, local = split_tag(wanted.tag)
         try:
             stored = self.storage.get(own, namespace, local)
@@ -206,9 +207,9 @@ class PrivateService(Service):
             return self._error(request, StanzaErrorCondition.INTERNAL_SERVER_ERROR)
         query = Element(_QUERY_TAG)
         query.append(found)
-        return self.router.reply(iq_result(request, query))
+        return [Reply(iq_result(request, query))]
 
-    def _set(self, request: Element, own: JID, children: list[Element]) -> list[Effect]:
+    def _set(self, request: Element, own: JID, children: list[Element]) -> list[Outcome]:
         items: list[tuple[str, str, bytes]] = []
         for child in children:
             namespace, local = split_tag(child.tag)
@@ -236,12 +237,12 @@ class PrivateService(Service):
             )
         # Everything is checked before anything is stored, in one commit.
         self.storage.put_many(own, items)
-        return self.router.reply(iq_result(request))
+        return [Reply(iq_result(request))]
 
     def _error(
         self, request: Element, condition: StanzaErrorCondition, text: str | None = None
-    ) -> list[Effect]:
-        return self.router.reply(error_reply(request, condition, text=text))
+    ) -> list[Outcome]:
+        return [Reply(error_reply(request, condition, text=text))]
 
 
 def _namespace(el: Element) -> str:

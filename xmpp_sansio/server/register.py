@@ -39,19 +39,21 @@ The service answers requests with no ``to``, ``to`` the server's domain
 a bound session of this router. A request for another account is left to the
 router (``service-unavailable``: accounts offer no registration).
 
-After a removal, every service of the router that has an
-``account_removed(account)`` method (see :class:`AccountRemovalAware`) is
-called, so it can delete the account's data (roster, vCard, private XML...).
+After a removal the service returns
+:class:`~xmpp_sansio.server.effects.EndSessions` with ``removed``: the router
+ends the account's sessions with ``not-authorized``, then calls every
+service's ``account_removed``, so each deletes what it stored for the account
+(roster, vCard, private XML...).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol
 from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition, StreamErrorCondition
-from ..jid import JID
+from ..jid import JID, InvalidJID
 from ..register import (
     REGISTER,
     RegistrationError,
@@ -61,10 +63,13 @@ from ..register import (
 )
 from ..sasl.credentials import normalize_password
 from ..stanza import Iq, IqType, error_reply, iq_result
-from .router import Deliver, Disconnect, Effect
+from .effects import EndSessions, Reply
 from .service import Service
 
-__all__ = ["AccountDirectory", "AccountRemovalAware", "PasswordChange", "RegistrationService"]
+if TYPE_CHECKING:
+    from .effects import Outcome
+
+__all__ = ["AccountDirectory", "PasswordChange", "RegistrationService"]
 
 _QUERY = f"{{{REGISTER}}}query"
 
@@ -87,15 +92,6 @@ class AccountDirectory(Protocol):
         """Delete the account ``local@domain``; raise :class:`LookupError` if
         there is no such account."""
         ...
-
-
-@runtime_checkable
-class AccountRemovalAware(Protocol):
-    """A service that wants to hear that an account was removed (XEP-0077 §3.2),
-    to delete what it stored for it. Called after the account's sessions were
-    ended."""
-
-    def account_removed(self, account: JID) -> list[Effect]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,19 +129,19 @@ class RegistrationService(Service):
         #: The ``<instructions/>`` of the answer to an IQ-get (§3.1), if any.
         self.instructions = instructions
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
         if query is None or query.tag != _QUERY or not iq.is_request:
             return None
         sender = iq.from_
-        if sender is None or self.router.session_by_jid(sender) is None:
+        if sender is None or self.server.session_by_jid(sender) is None:
             return None  # not from a local session: no registration service here
         if sender.local is None or (to is not None and to != sender.bare):
             return None  # another account (or a session without an account)
         if iq.type is IqType.GET:
-            return self.router.reply(
-                iq_result(iq.element, registered_response(sender.local, self.instructions))
-            )
+            return [
+                Reply(iq_result(iq.element, registered_response(sender.local, self.instructions)))
+            ]
         try:
             request = parse_registration(query)
         except RegistrationError as exc:
@@ -161,19 +157,36 @@ class RegistrationService(Service):
 
     def password_change_finished(
         self, change: PasswordChange, error: StanzaErrorCondition | None = None
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """The reply to a deferred password change: a result, or ``error``
         (``registration-required`` for a vanished account, ``not-acceptable``
         for a refused password, ``resource-constraint`` when rate-limited)."""
         if error is None:
-            return self.router.reply(iq_result(change.request))
-        return self.router.reply(error_reply(change.request, error))
+            return self._password_changed(change.request, change.account)
+        return [Reply(error_reply(change.request, error))]
+
+    def _password_changed(self, request: Element, account: JID) -> list[Outcome]:
+        """Answer a done password change, then end the account's other
+        sessions with ``reset`` (RFC 6120 §4.9.3.16: the credentials they were
+        opened with are no longer valid; they log in again)."""
+        try:
+            requester = self.server.session_by_jid(JID.parse(request.get("from", "")))
+        except InvalidJID:
+            requester = None
+        return [
+            Reply(iq_result(request)),
+            EndSessions(
+                account.bare,
+                StreamErrorCondition.RESET,
+                keep=None if requester is None else requester.id,
+            ),
+        ]
 
     # ------------------------------------------------------------------
 
     def _change_password(
         self, iq: Iq, account: JID, username: str | None, password: str | None
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """XEP-0077 §3.3."""
         if not self.allow_password_change:
             return self._error(iq, StanzaErrorCondition.NOT_ALLOWED, "password changes are off")
@@ -200,9 +213,9 @@ class RegistrationService(Service):
             return self._error(iq, StanzaErrorCondition.REGISTRATION_REQUIRED)
         except ValueError as exc:
             return self._error(iq, StanzaErrorCondition.NOT_ACCEPTABLE, str(exc))
-        return self.router.reply(iq_result(iq.element))
+        return self._password_changed(iq.element, account)
 
-    def _remove(self, iq: Iq, account: JID) -> list[Effect]:
+    def _remove(self, iq: Iq, account: JID) -> list[Outcome]:
         """XEP-0077 §3.2: delete, answer, then end every session of the account."""
         if not self.allow_removal:
             return self._error(iq, StanzaErrorCondition.NOT_ALLOWED, "account removal is off")
@@ -211,23 +224,14 @@ class RegistrationService(Service):
             self.accounts.delete(account.local, account.domain)
         except LookupError:
             return self._error(iq, StanzaErrorCondition.REGISTRATION_REQUIRED)
-        effects = self.router.reply(iq_result(iq.element))
-        sessions = [s.id for s in self.router.sessions_of(account)]
-        effects.extend(Disconnect(sid, StreamErrorCondition.NOT_AUTHORIZED) for sid in sessions)
-        # Disconnect promises the sessions are already unbound. Unbinding
-        # broadcasts their unavailable presence; copies for the sessions being
-        # closed are pointless and are dropped.
-        closing = frozenset(sessions)
-        after: list[Effect] = []
-        for sid in sessions:
-            after.extend(self.router.unbind(sid))
-        for service in self.router.services:
-            if isinstance(service, AccountRemovalAware):
-                after.extend(service.account_removed(account))
-        effects.extend(e for e in after if not (isinstance(e, Deliver) and e.session in closing))
-        return effects
+        # Answer, then end every session of the account (not-authorized, as
+        # §3.2 says for a removed account) and let each service forget it.
+        return [
+            Reply(iq_result(iq.element)),
+            EndSessions(account.bare, StreamErrorCondition.NOT_AUTHORIZED, removed=True),
+        ]
 
     def _error(
         self, iq: Iq, condition: StanzaErrorCondition, text: str | None = None
-    ) -> list[Effect]:
-        return self.router.reply(error_reply(iq.element, condition, text=text))
+    ) -> list[Outcome]:
+        return [Reply(error_reply(iq.element, condition, text=text))]

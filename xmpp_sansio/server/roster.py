@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.errors import StanzaErrorCondition
@@ -41,8 +41,12 @@ from xmpp_sansio.stanza import Iq, IqType, PresenceType, error_reply, iq_result,
 from xmpp_sansio.subscription import SubState, state_of
 from xmpp_sansio.xml import ns
 
-from .router import BoundSession, Effect
+from .effects import Bounce, Reply, Route
 from .service import Service
+
+if TYPE_CHECKING:
+    from .effects import Outcome
+    from .view import BoundSession
 
 __all__ = [
     "MemoryRosterStorage",
@@ -248,7 +252,7 @@ class RosterService(Service):
         if cached is not None and cached[0] == self.storage.version(bare):
             return cached[1]
         version, records = self.storage.get(bare)
-        if self.router.sessions_of(bare):
+        if self.server.sessions_of(bare):
             self._cache[bare] = (version, records)
         return records
 
@@ -264,11 +268,11 @@ class RosterService(Service):
 
     def interested_sessions(self, user: JID) -> list[BoundSession]:
         """The user's sessions that requested the roster (RFC 6121 §2.1.6), in bind order."""
-        return [s for s in self.router.sessions_of(user) if s.id in self._interested]
+        return [s for s in self.server.sessions_of(user) if s.id in self._interested]
 
     def commit(
         self, user: JID, before: StoredItem | None, after: StoredItem | None
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """Replace the record ``before`` of ``user`` by ``after`` (``None``:
         delete it) and push the change to the interested resources if what
         the client sees changed (RFC 6121 §2.1.6): the new item, or an item
@@ -296,30 +300,30 @@ class RosterService(Service):
             new = _removed(old.jid)
         return self.push(user, new, version)
 
-    def push(self, user: JID, item: RosterItem, version: str) -> list[Effect]:
+    def push(self, user: JID, item: RosterItem, version: str) -> list[Outcome]:
         """A roster push of ``item`` to each interested resource of ``user``
         (RFC 6121 §2.1.6), with the roster version (§2.6.3)."""
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         for session in self.interested_sessions(user):
             self._push_serial += 1
             push = roster_push(item, version, session.jid, id=f"push{self._push_serial}")
-            effects.extend(self.router.reply(push))
+            effects.extend([Reply(push)])
         return effects
 
     # ------------------------------------------------------------------
     # hooks
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag != QUERY_TAG or not iq.is_request:
             return None
         sender = iq.from_
         assert sender is not None  # the router only hands on stanzas with 'from'
-        session = self.router.session_by_jid(sender)
+        session = self.server.session_by_jid(sender)
         if to is not None and to != sender.bare:
             # RFC 6121 §2.1.5 allows service-unavailable: the answer for a
             # missing account too (§8.5.1), so it does not tell them apart.
-            return self.router.bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         if session is None:
             # RFC 6121 §2.1.5 (and §2.1.3 for gets): only the user's own
             # sessions may read or modify the roster.
@@ -328,7 +332,7 @@ class RosterService(Service):
             return self._get(iq, session, payload)
         return self._set(iq, session.jid.bare, payload)
 
-    def account_removed(self, account: JID) -> list[Effect]:
+    def account_removed(self, account: JID) -> list[Outcome]:
         """Cancel the removed account's subscriptions both ways, as a roster
         remove does (RFC 6121 §2.5.2), for every record it had, then delete
         its roster and its item in every local roster that has one (pushed
@@ -337,7 +341,7 @@ class RosterService(Service):
         bare = account.bare
         self._cache.pop(bare, None)
         _, records = self.storage.get(bare)
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         for stored in records:
             effects.extend(self._cancel_notices(bare, stored))
         for stored in records:
@@ -346,20 +350,20 @@ class RosterService(Service):
             effects.extend(self.commit(holder, self.storage.item(holder, bare), None))
         return effects
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
+    def session_unbound(self, session: BoundSession) -> list[Outcome]:
         self._interested.discard(session.id)
         bare = session.jid.bare
-        if not self.router.sessions_of(bare):
+        if not self.server.sessions_of(bare):
             self._cache.pop(bare, None)
         return []
 
     # ------------------------------------------------------------------
     # gets and sets
 
-    def _error(self, iq: Iq, condition: StanzaErrorCondition, text: str) -> list[Effect]:
-        return self.router.reply(error_reply(iq.element, condition, text=text))
+    def _error(self, iq: Iq, condition: StanzaErrorCondition, text: str) -> list[Outcome]:
+        return [Reply(error_reply(iq.element, condition, text=text))]
 
-    def _get(self, iq: Iq, session: BoundSession, query: Element) -> list[Effect]:
+    def _get(self, iq: Iq, session: BoundSession, query: Element) -> list[Outcome]:
         """Roster get (RFC 6121 §2.1.3, §2.2) with versioning (§2.6.3).
 
         The session becomes an interested resource. If the client sent the
@@ -369,11 +373,11 @@ class RosterService(Service):
         self._interested.add(session.id)
         version, records = self.storage.get(session.jid.bare)
         if query.get("ver") == version:
-            return self.router.reply(iq_result(iq.element))
+            return [Reply(iq_result(iq.element))]
         query_el = build_roster_query(visible_items(records), version)
-        return self.router.reply(iq_result(iq.element, query_el))
+        return [Reply(iq_result(iq.element, query_el))]
 
-    def _set(self, iq: Iq, user: JID, query: Element) -> list[Effect]:
+    def _set(self, iq: Iq, user: JID, query: Element) -> list[Outcome]:
         """Roster set (RFC 6121 §2.1.5): add or update (§2.3, §2.4) or remove (§2.5).
 
         The client sets only ``name`` and groups: ``subscription`` other than
@@ -435,11 +439,11 @@ class RosterService(Service):
         # RFC 6121 §2.3.2 (and the order of its examples, §2.1.6): the result
         # to the requester first, then the push to all interested resources,
         # the sender included.
-        effects = self.router.reply(iq_result(iq.element))
+        effects: list[Outcome] = [Reply(iq_result(iq.element))]
         effects.extend(self.push(user, after.item, version))
         return effects
 
-    def _remove(self, iq: Iq, user: JID, contact: JID) -> list[Effect]:
+    def _remove(self, iq: Iq, user: JID, contact: JID) -> list[Outcome]:
         """Roster remove (RFC 6121 §2.5).
 
         An item not in the roster is ``item-not-found`` (§2.5.3). Otherwise
@@ -454,12 +458,12 @@ class RosterService(Service):
             return self._error(iq, StanzaErrorCondition.ITEM_NOT_FOUND, "no such roster item")
         pushes = self.commit(user, before, None)
         # The result first, then the push (as for any roster set, §2.1.6).
-        effects = self.router.reply(iq_result(iq.element))
+        effects: list[Outcome] = [Reply(iq_result(iq.element))]
         effects.extend(pushes)
         effects.extend(self._cancel_notices(user, before))
         return effects
 
-    def _cancel_notices(self, user: JID, before: StoredItem) -> list[Effect]:
+    def _cancel_notices(self, user: JID, before: StoredItem) -> list[Outcome]:
         """Route what cancels the subscriptions of the record ``before`` both
         ways (RFC 6121 §2.5.2): ``unsubscribe`` if the user is subscribed to
         the contact or asked to be, ``unsubscribed`` if the contact is
@@ -473,13 +477,13 @@ class RosterService(Service):
         if state.subscription in (Subscription.FROM, Subscription.BOTH):
             notices.extend(
                 make_presence(contact, PresenceType.UNAVAILABLE, from_=res.jid)
-                for res in self.router.available_resources(user)
+                for res in self.server.available_resources(user)
             )
         if state.subscription in (Subscription.FROM, Subscription.BOTH) or state.pending_in:
             notices.append(make_presence(contact, PresenceType.UNSUBSCRIBED, from_=user))
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         for notice in notices:
-            effects.extend(self.router.route_inbound(notice))
+            effects.extend([Route(notice)])
         return effects
 
 

@@ -11,16 +11,18 @@ live sessions).
 Everything beyond the delivery rules (rosters, subscriptions, offline
 storage, blocking, carbons, disco...) is done by the
 :class:`~xmpp_sansio.server.service.Service` objects given to the router,
-whose hooks it calls at fixed points (see that module). Stanzas a service
-originates are routed with :meth:`Router.route_inbound`. Federation is not
+whose hooks it calls at fixed points (see that module). A service sees the
+router only as a read-only :class:`~xmpp_sansio.server.view.ServerView`; what
+it wants done it returns as outcomes (:mod:`xmpp_sansio.server.effects`:
+stanzas to route, replies, bounces, sessions to end), which the router drains
+into effects before any public method returns. Federation is not
 implemented: stanzas for other domains get ``remote-server-not-found``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import assert_never, cast
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
@@ -44,7 +46,19 @@ from xmpp_sansio.stanza import (
 )
 from xmpp_sansio.xml import ns
 
+from .effects import (
+    Bounce,
+    Deliver,
+    Disconnect,
+    Effect,
+    EndSessions,
+    Outcome,
+    Reply,
+    Route,
+    SessionId,
+)
 from .service import Service
+from .view import AvailableResource, BoundSession
 
 __all__ = [
     "AvailableResource",
@@ -55,64 +69,6 @@ __all__ = [
     "Router",
     "SessionId",
 ]
-
-SessionId = int
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    """Send ``element`` to the client of ``session``.
-
-    ``receipt``, if given, asks the caller to keep the stanza's handover in
-    view: once the stanza is handed over (written to the peer, or
-    acknowledged when the stream has XEP-0198 on) the caller passes the
-    receipt back to :meth:`Router.handed_over`. A stanza that never is (the
-    connection broke first) is not routed again by the caller: the service
-    that sent it still holds it (e.g. an offline message, XEP-0160).
-    """
-
-    session: SessionId
-    element: Element
-    receipt: Hashable | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """Close ``session`` with the stream error ``condition``.
-
-    The router has already unbound the session; the caller need not call
-    :meth:`Router.unbind` for it (doing so is harmless).
-    """
-
-    session: SessionId
-    condition: StreamErrorCondition
-
-
-Effect = Deliver | Disconnect
-
-
-class AvailableResource(NamedTuple):
-    """A bound session that has sent available presence, with its priority."""
-
-    jid: JID
-    session: SessionId
-    priority: int
-
-
-@dataclass(slots=True)
-class BoundSession:
-    """The router's record of a bound session, passed to the hook methods.
-
-    ``available`` is true once the session has sent available presence
-    without ``to`` (and until unavailable presence); ``priority`` is from that
-    presence (RFC 6121 §4.7.2.3). Treat it as read-only outside the router.
-    """
-
-    id: SessionId
-    jid: JID
-    available: bool = False
-    priority: int = 0
-
 
 _PING_TAG = f"{{{ns.PING}}}ping"
 
@@ -171,6 +127,9 @@ class Router:
             and self._account_exists(account.local, account.domain)
         )
 
+    # ------------------------------------------------------------------
+    # entry points: each returns effects, the services' outcomes drained
+
     def bind(self, session: SessionId, jid: JID) -> list[Effect]:
         """Record that ``session`` is bound to the full JID ``jid`` (RFC 6120 §7).
 
@@ -179,24 +138,7 @@ class Router:
         ``Disconnect(old, CONFLICT)`` (followed by the effects of its
         :meth:`unbind`).
         """
-        if jid.is_bare:
-            raise LocalProtocolError(f"bind needs a full JID, got {jid}")
-        if jid.domain not in self._domains:
-            raise LocalProtocolError(f"{jid.domain} is not a local domain")
-        if session in self._sessions:
-            raise LocalProtocolError(f"session {session} is already bound")
-        effects: list[Effect] = []
-        old = self._by_full.get(jid)
-        if old is not None:
-            effects.append(Disconnect(old.id, StreamErrorCondition.CONFLICT))
-            effects.extend(self.unbind(old.id))
-        entry = BoundSession(session, jid)
-        self._sessions[session] = entry
-        self._by_full[jid] = entry
-        self._by_bare.setdefault(jid.bare, {})[session] = entry
-        for service in self.services:
-            effects.extend(service.session_bound(entry))
-        return effects
+        return self._drain(self._bind(session, jid))
 
     def unbind(self, session: SessionId) -> list[Effect]:
         """Forget ``session`` (it ended for any reason); unknown ids are ignored.
@@ -206,6 +148,166 @@ class Router:
         broadcast (RFC 6121 §4.5.2: the server broadcasts unavailable presence
         when a session ends). Then every service's ``session_unbound`` runs.
         """
+        return self._drain(self._unbind(session))
+
+    def handed_over(self, session: SessionId, receipt: Hashable) -> list[Effect]:
+        """The stanza delivered to ``session`` with ``receipt`` (see
+        :class:`Deliver`) was handed over: each service's ``handed_over`` runs
+        (the one that issued the receipt acts on it). ``session`` need not be
+        bound any more."""
+        return self._drain(self._handed_over_outcomes(session, receipt))
+
+    def route(self, session: SessionId, element: Element) -> list[Effect]:
+        """Route a stanza received from the bound ``session``.
+
+        The ``from`` address is always stamped with the session's full JID
+        (RFC 6120 §8.1.2.1; a client-supplied ``from`` is overwritten). An
+        invalid stanza is answered with the error its
+        :class:`~xmpp_sansio.stanza.StanzaValueError` names (``jid-malformed``
+        for a bad ``to``), unless it may not be answered with an error.
+
+        Raises :class:`~xmpp_sansio.errors.LocalProtocolError` if ``session``
+        is not bound and :class:`~xmpp_sansio.stanza.UnknownStanza` if
+        ``element`` is not a message, presence or iq.
+        """
+        return self._drain(self._route(session, element))
+
+    def route_inbound(self, element: Element) -> list[Effect]:
+        """Route a stanza that already carries its ``from`` (one a service
+        originates, or later one from another server) to its local recipient,
+        with the same delivery rules as :meth:`route`. Invalid stanzas are
+        dropped."""
+        return self._drain(self._route_inbound(element))
+
+    def reply(self, element: Element) -> list[Effect]:
+        """Send a server-generated reply (a result or error) to its ``to``: the
+        bound session with that full JID, else by the usual inbound rules. A
+        reply to a stanza that had no ``to`` has no ``from``, so it cannot go
+        through :meth:`route_inbound` alone."""
+        return self._drain(self._reply(element))
+
+    def bounce(self, element: Element, condition: StanzaErrorCondition) -> list[Effect]:
+        """Answer ``element`` with a stanza error routed back to its sender,
+        unless it must not be (RFC 6120 §8.3.1: never an error in reply to an
+        error)."""
+        return self._drain(self._bounce(element, condition))
+
+    def end_sessions(
+        self,
+        account: JID,
+        condition: StreamErrorCondition,
+        *,
+        keep: SessionId | None = None,
+        removed: bool = False,
+    ) -> list[Effect]:
+        """End every session of ``account`` but ``keep`` with the stream error
+        ``condition``; with ``removed`` the account is gone and every
+        service's ``account_removed`` runs too (see :class:`EndSessions`).
+        The one operation behind account deletion (in-band, XEP-0077 §3.2, or
+        by an administrator), a password change and a kick."""
+        return self._end_sessions(EndSessions(account.bare, condition, keep, removed))
+
+    def drain(self, outcomes: list[Outcome]) -> list[Effect]:
+        """Carry out outcomes a service produced outside a hook (e.g. the
+        answer to a request the I/O layer completed later): the effects."""
+        return self._drain(outcomes)
+
+    def _drain(self, outcomes: list[Outcome]) -> list[Effect]:
+        """Turn outcomes into effects, in order: each request to the router
+        (:class:`Route`, :class:`Reply`, :class:`Bounce`, :class:`EndSessions`)
+        is replaced by what it produces, depth first, without recursion (a
+        ``skip`` set drains its own route first)."""
+        for outcome in outcomes:
+            if type(outcome) is not Deliver and type(outcome) is not Disconnect:
+                break
+        else:  # the common case: effects only
+            return cast("list[Effect]", outcomes)
+        effects: list[Effect] = []
+        stack = outcomes[::-1]
+        while stack:
+            outcome = stack.pop()
+            match outcome:
+                case Deliver() | Disconnect():
+                    effects.append(outcome)
+                    continue
+                case Route(element=element, skip=skip):
+                    more = self._route_inbound(element)
+                    if skip:
+                        effects.extend(
+                            e
+                            for e in self._drain(more)
+                            if not (isinstance(e, Deliver) and e.session in skip)
+                        )
+                        continue
+                case Reply(element=element):
+                    more = self._reply(element)
+                case Bounce(element=element, condition=condition):
+                    more = self._bounce(element, condition)
+                case EndSessions():
+                    effects.extend(self._end_sessions(outcome))
+                    continue
+                case _:
+                    assert_never(outcome)
+            stack.extend(reversed(more))
+        return effects
+
+    def _end_sessions(self, request: EndSessions) -> list[Effect]:
+        """Carry out :class:`EndSessions`: disconnect and unbind each session
+        of the account (but ``keep``), then, for a removed account, run every
+        service's ``account_removed``. What this sends to the sessions that
+        are ending (their own unavailable presence) is dropped."""
+        ending = [s.id for s in self.sessions_of(request.account) if s.id != request.keep]
+        effects: list[Effect] = [Disconnect(sid, request.condition) for sid in ending]
+        after: list[Outcome] = []
+        for sid in ending:
+            after.extend(self._unbind(sid))
+        if request.removed:
+            for service in self.services:
+                after.extend(service.account_removed(request.account.bare))
+        closing = frozenset(ending)
+        effects.extend(
+            e for e in self._drain(after) if not (isinstance(e, Deliver) and e.session in closing)
+        )
+        return effects
+
+    # ------------------------------------------------------------------
+    # what services see (ServerView)
+
+    def server_features(self) -> frozenset[str]:
+        """The disco#info features of every service, for the server (XEP-0030)."""
+        return frozenset(f for service in self.services for f in service.server_features)
+
+    def account_features(self) -> frozenset[str]:
+        """The disco#info features of every service, for an account's bare JID."""
+        return frozenset(f for service in self.services for f in service.account_features)
+
+    def inbound_filtered(
+        self, element: Element, sender: JID, recipient: JID
+    ) -> list[Outcome] | None:
+        """What the inbound filters make of ``element`` (``None``: let it through)."""
+        return self._inbound_filtered(element, sender, recipient)
+
+    def _bind(self, session: SessionId, jid: JID) -> list[Outcome]:
+        if jid.is_bare:
+            raise LocalProtocolError(f"bind needs a full JID, got {jid}")
+        if jid.domain not in self._domains:
+            raise LocalProtocolError(f"{jid.domain} is not a local domain")
+        if session in self._sessions:
+            raise LocalProtocolError(f"session {session} is already bound")
+        effects: list[Outcome] = []
+        old = self._by_full.get(jid)
+        if old is not None:
+            effects.append(Disconnect(old.id, StreamErrorCondition.CONFLICT))
+            effects.extend(self._unbind(old.id))
+        entry = BoundSession(session, jid)
+        self._sessions[session] = entry
+        self._by_full[jid] = entry
+        self._by_bare.setdefault(jid.bare, {})[session] = entry
+        for service in self.services:
+            effects.extend(service.session_bound(entry))
+        return effects
+
+    def _unbind(self, session: SessionId) -> list[Outcome]:
         entry = self._sessions.pop(session, None)
         if entry is None:
             return []
@@ -214,7 +316,7 @@ class Router:
         del siblings[session]
         if not siblings:
             del self._by_bare[entry.jid.bare]
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         if entry.available:
             unavailable = make_presence(type=PresenceType.UNAVAILABLE, from_=entry.jid)
             effects = self._broadcast_to_own_resources(unavailable, self._available(entry.jid.bare))
@@ -224,12 +326,8 @@ class Router:
             effects.extend(service.session_unbound(entry))
         return effects
 
-    def handed_over(self, session: SessionId, receipt: Hashable) -> list[Effect]:
-        """The stanza delivered to ``session`` with ``receipt`` (see
-        :class:`Deliver`) was handed over: each service's ``handed_over`` runs
-        (the one that issued the receipt acts on it). ``session`` need not be
-        bound any more."""
-        effects: list[Effect] = []
+    def _handed_over_outcomes(self, session: SessionId, receipt: Hashable) -> list[Outcome]:
+        effects: list[Outcome] = []
         entry = self._sessions.get(session)
         for service in self._handed_over:
             effects.extend(service.handed_over(session, entry, receipt))
@@ -271,19 +369,7 @@ class Router:
     # ------------------------------------------------------------------
     # routing
 
-    def route(self, session: SessionId, element: Element) -> list[Effect]:
-        """Route a stanza received from the bound ``session``.
-
-        The ``from`` address is always stamped with the session's full JID
-        (RFC 6120 §8.1.2.1; a client-supplied ``from`` is overwritten). An
-        invalid stanza is answered with the error its
-        :class:`~xmpp_sansio.stanza.StanzaValueError` names (``jid-malformed``
-        for a bad ``to``), unless it may not be answered with an error.
-
-        Raises :class:`~xmpp_sansio.errors.LocalProtocolError` if ``session``
-        is not bound and :class:`~xmpp_sansio.stanza.UnknownStanza` if
-        ``element`` is not a message, presence or iq.
-        """
+    def _route(self, session: SessionId, element: Element) -> list[Outcome]:
         sender = self._sessions.get(session)
         if sender is None:
             raise LocalProtocolError(f"session {session} is not bound")
@@ -313,11 +399,7 @@ class Router:
             return self._presence_from_session(sender, stanza)
         return self._route_iq(stanza)
 
-    def route_inbound(self, element: Element) -> list[Effect]:
-        """Route a stanza that already carries its ``from`` (one a service
-        originates, or later one from another server) to its local recipient,
-        with the same delivery rules as :meth:`route`. Invalid stanzas are
-        dropped."""
+    def _route_inbound(self, element: Element) -> list[Outcome]:
         try:
             stanza = parse_stanza(element)
         except (StanzaValueError, UnknownStanza):
@@ -332,7 +414,7 @@ class Router:
 
     def _inbound_filtered(
         self, element: Element, sender: JID, recipient: JID
-    ) -> list[Effect] | None:
+    ) -> list[Outcome] | None:
         for service in self._filter_inbound:
             stopped = service.filter_inbound(element, sender, recipient)
             if stopped is not None:
@@ -341,7 +423,7 @@ class Router:
 
     # -- messages ------------------------------------------------------
 
-    def _route_message(self, msg: Message) -> list[Effect]:
+    def _route_message(self, msg: Message) -> list[Outcome]:
         to = msg.to
         element = msg.element
         sender = msg.from_
@@ -364,7 +446,7 @@ class Router:
             target = self._by_full.get(to)
             if target is not None:
                 # RFC 6121 §8.5.3.1: deliver to the matching resource.
-                effects: list[Effect] = [Deliver(target.id, element)]
+                effects: list[Outcome] = [Deliver(target.id, element)]
                 for service in self._message_delivered:
                     effects.extend(service.message_delivered(element, to.bare, [target.id]))
                 return effects
@@ -375,7 +457,7 @@ class Router:
         # unavailable full JID, which this server treats like the bare JID).
         return self._message_to_bare(element, msg.type, to.bare)
 
-    def _message_to_bare(self, element: Element, type_: MessageType, bare: JID) -> list[Effect]:
+    def _message_to_bare(self, element: Element, type_: MessageType, bare: JID) -> list[Outcome]:
         """RFC 6121 §8.5.2.1.1 / §8.5.2.2.1: a message for an existing account.
 
         chat/normal go to every available resource sharing the highest
@@ -400,14 +482,14 @@ class Router:
                 return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
             top = max(s.priority for s in candidates)
             candidates = [s for s in candidates if s.priority == top]
-        effects: list[Effect] = [Deliver(s.id, element) for s in candidates]
+        effects: list[Outcome] = [Deliver(s.id, element) for s in candidates]
         if candidates:
             ids = [s.id for s in candidates]
             for service in self._message_delivered:
                 effects.extend(service.message_delivered(element, bare, ids))
         return effects
 
-    def _message_to_server(self, element: Element, type_: MessageType) -> list[Effect]:
+    def _message_to_server(self, element: Element, type_: MessageType) -> list[Outcome]:
         """A message addressed to a local domain (RFC 6120 §10.4 / RFC 6121 §8.4).
 
         The server has no messaging service of its own: anything but an error
@@ -419,7 +501,7 @@ class Router:
 
     # -- presence ------------------------------------------------------
 
-    def _presence_from_session(self, sender: BoundSession, pres: Presence) -> list[Effect]:
+    def _presence_from_session(self, sender: BoundSession, pres: Presence) -> list[Outcome]:
         to = pres.to
         if to is None:
             return self._presence_broadcast(sender, pres)
@@ -430,14 +512,14 @@ class Router:
                 taken = service.subscription_outbound(sender, pres.element, to.bare)
                 if taken is not None:
                     return taken
-        effects: list[Effect] = []
+        effects: list[Outcome] = []
         if type_ in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
             for service in self.services:
                 effects.extend(service.presence_directed(sender, pres.element, to))
         effects.extend(self._route_presence(pres))
         return effects
 
-    def _route_presence(self, pres: Presence) -> list[Effect]:
+    def _route_presence(self, pres: Presence) -> list[Outcome]:
         to = pres.to
         element = pres.element
         type_ = pres.type
@@ -454,7 +536,7 @@ class Router:
                 answer = make_presence(
                     to=sender.bare, type=PresenceType.UNSUBSCRIBED, from_=to.bare
                 )
-                return self.route_inbound(answer)
+                return self._route_inbound(answer)
             return []
         stopped = self._inbound_filtered(element, sender, to.bare)
         if stopped is not None:
@@ -486,7 +568,7 @@ class Router:
             return [Deliver(s.id, element) for s in self._available(to)]
         return []  # presence errors to a bare JID
 
-    def _presence_broadcast(self, sender: BoundSession, pres: Presence) -> list[Effect]:
+    def _presence_broadcast(self, sender: BoundSession, pres: Presence) -> list[Outcome]:
         """Presence without ``to`` (RFC 6120 §10.3.2, RFC 6121 §4.2.2, §4.4.2, §4.5.2).
 
         Available presence records the session as available with its
@@ -517,12 +599,12 @@ class Router:
 
     def _broadcast_to_own_resources(
         self, element: Element, recipients: Iterable[BoundSession]
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         return [Deliver(s.id, with_attrs(element, to=str(s.jid))) for s in recipients]
 
     # -- iq --------------------------------------------------------------
 
-    def _route_iq(self, iq: Iq) -> list[Effect]:
+    def _route_iq(self, iq: Iq) -> list[Outcome]:
         to = iq.to
         element = iq.element
         sender = iq.from_
@@ -550,7 +632,7 @@ class Router:
         # RFC 6121 §8.5.2.1.3 / §8.5.2.2.3: the server answers for the account.
         return self._handle_iq(iq, to)
 
-    def _handle_iq(self, iq: Iq, to: JID | None) -> list[Effect]:
+    def _handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome]:
         """An iq for the server (``to`` None) or an account: the services'
         ``handle_iq``; XEP-0199 pings of the server; otherwise
         ``service-unavailable`` for requests (RFC 6120 §8.4) and nothing for
@@ -565,17 +647,17 @@ class Router:
             and iq.payload is not None
             and iq.payload.tag == _PING_TAG
         ):
-            return self.reply(iq_result(iq.element))
+            return self._reply(iq_result(iq.element))
         return self._iq_unavailable(iq)
 
-    def _iq_unavailable(self, iq: Iq) -> list[Effect]:
+    def _iq_unavailable(self, iq: Iq) -> list[Outcome]:
         if not iq.is_request:
             return []
         return self._bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     # -- other domains -------------------------------------------------
 
-    def _route_remote(self, element: Element) -> list[Effect]:
+    def _route_remote(self, element: Element) -> list[Outcome]:
         """A stanza for a domain this server does not host (RFC 6120 §10.4).
         No federation yet: ``remote-server-not-found``."""
         return self._bounce(element, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
@@ -598,22 +680,12 @@ class Router:
             return []
         return [Deliver(sender.id, error_reply(stamped, condition))]
 
-    def bounce(self, element: Element, condition: StanzaErrorCondition) -> list[Effect]:
-        """Answer ``element`` with a stanza error routed back to its sender,
-        unless it must not be (RFC 6120 §8.3.1: never an error in reply to an
-        error)."""
-        return self._bounce(element, condition)
-
-    def _bounce(self, element: Element, condition: StanzaErrorCondition) -> list[Effect]:
+    def _bounce(self, element: Element, condition: StanzaErrorCondition) -> list[Outcome]:
         if not can_reply_with_error(element):
             return []
-        return self.reply(error_reply(element, condition))
+        return self._reply(error_reply(element, condition))
 
-    def reply(self, element: Element) -> list[Effect]:
-        """Send a server-generated reply (a result or error) to its ``to``: the
-        bound session with that full JID, else by the usual inbound rules. A
-        reply to a stanza that had no ``to`` has no ``from``, so it cannot go
-        through :meth:`route_inbound` alone."""
+    def _reply(self, element: Element) -> list[Outcome]:
         to = element.get("to")
         if to is None:
             return []
@@ -623,7 +695,7 @@ class Router:
             return []
         if target is not None:
             return [Deliver(target.id, element)]
-        return self.route_inbound(element)
+        return self._route_inbound(element)
 
 
 def _overriding(services: Sequence[Service], hook: str) -> tuple[Service, ...]:

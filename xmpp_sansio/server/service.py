@@ -6,16 +6,21 @@ The :class:`~xmpp_sansio.server.router.Router` owns the session table and the
 RFC 6121 §8 delivery rules. Everything else a server does (rosters, presence
 subscriptions, offline storage, blocking, carbons, disco, vCards...) is a
 :class:`Service` in the list given to the router. The router calls each
-service's hooks at fixed points, in list order; a hook returns effects
-(:class:`~xmpp_sansio.server.router.Deliver`, ``Disconnect``), and a hook that
-may *take over* a stanza returns ``None`` to pass it on.
+service's hooks at fixed points, in list order; a hook returns outcomes
+(:mod:`xmpp_sansio.server.effects`), and a hook that may *take over* a stanza
+returns ``None`` to pass it on.
 
 Services are synchronous and own no I/O: what they store goes through a
 storage object passed to their constructor (a Protocol they define, with an
-in-memory implementation for tests; ``xmpp_trio`` supplies SQLite ones). To
-send a stanza from the server side (a roster push, a presence answer to a
-probe), a service builds the element with its ``from`` and ``to`` and calls
-:meth:`Router.route_inbound`, which applies the normal local delivery rules.
+in-memory implementation for tests; ``xmpp_trio`` supplies SQLite ones). A
+service never holds the router: it sees the server as a read-only
+:class:`~xmpp_sansio.server.view.ServerView` (``self.server``: who is online,
+which domains are local), and asks for everything else with outcomes. To send
+a stanza from the server side (a roster push, a presence answer to a probe),
+a service builds the element with its ``from`` and ``to`` and returns
+:class:`~xmpp_sansio.server.effects.Route` of it, which the router routes by
+the normal local delivery rules; a result or error for a request is a
+:class:`~xmpp_sansio.server.effects.Reply`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from ..stanza import Iq
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
-    from .router import BoundSession, Effect, Router, SessionId
+    from .effects import Outcome, SessionId
+    from .view import BoundSession, ServerView
 
 __all__ = ["Service"]
 
@@ -42,15 +48,16 @@ class Service:
     #: disco#info features this service adds to each account's bare JID.
     account_features: ClassVar[tuple[str, ...]] = ()
 
-    router: Router
+    #: The server this service is plugged into, read-only (set by :meth:`attach`).
+    server: ServerView
 
-    def attach(self, router: Router) -> None:
+    def attach(self, server: ServerView) -> None:
         """Called once by the router that will call the hooks."""
-        self.router = router
+        self.server = server
 
     # -- IQs ---------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """An iq for the server (``to`` is ``None``: no ``to`` or a local domain,
         RFC 6120 §10.3.3) or for the bare JID ``to`` of an existing local account
         (RFC 6121 §8.5.2.1.3). ``iq.from_`` is the sender's full JID. Return the
@@ -61,29 +68,29 @@ class Service:
 
     def filter_outbound(
         self, session: BoundSession, element: Element, to: JID | None
-    ) -> list[Effect] | None:
+    ) -> list[Outcome] | None:
         """A stanza a local session sent (``from`` already stamped). Return a list
         to stop it (with the effects, e.g. an error), ``None`` to let it go."""
         return None
 
-    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Effect] | None:
+    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Outcome] | None:
         """A stanza about to be delivered to the local account ``recipient``
         (bare). Return a list to stop it, ``None`` to let it be delivered."""
         return None
 
     # -- messages ------------------------------------------------------------------
 
-    def message_sent(self, session: BoundSession, element: Element) -> list[Effect]:
+    def message_sent(self, session: BoundSession, element: Element) -> list[Outcome]:
         """A local session sent a message (after outbound filters)."""
         return []
 
     def message_delivered(
         self, element: Element, recipient: JID, sessions: list[int]
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """A message for the account ``recipient`` (bare) went to ``sessions``."""
         return []
 
-    def message_undeliverable(self, element: Element, recipient: JID) -> list[Effect] | None:
+    def message_undeliverable(self, element: Element, recipient: JID) -> list[Outcome] | None:
         """A chat/normal message for an existing account with no available
         resource (RFC 6121 §8.5.2.2.1). Return effects if it was taken care of
         (stored offline), ``None`` to let the router bounce it."""
@@ -93,49 +100,49 @@ class Service:
 
     def presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """The session sent presence without ``to`` (RFC 6121 §4.2, §4.4, §4.5),
         or ended while available (an unavailable ``element``). ``initial`` is
         true for the first available presence of the session."""
         return []
 
-    def presence_directed(self, session: BoundSession, element: Element, to: JID) -> list[Effect]:
+    def presence_directed(self, session: BoundSession, element: Element, to: JID) -> list[Outcome]:
         """The session sent available/unavailable presence to ``to`` (RFC 6121 §4.6);
         the router routes it, services may track it."""
         return []
 
     def subscription_outbound(
         self, session: BoundSession, element: Element, to: JID
-    ) -> list[Effect] | None:
+    ) -> list[Outcome] | None:
         """The session sent a subscription presence (subscribe, subscribed,
         unsubscribe, unsubscribed) to the bare JID ``to`` (RFC 6121 §3).
         Return effects to take it over (including routing it on), ``None`` to
         let the router route it unchanged."""
         return None
 
-    def subscription_inbound(self, element: Element, sender: JID, to: JID) -> list[Effect] | None:
+    def subscription_inbound(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
         """A subscription presence from ``sender`` (bare) for the existing local
         account ``to`` (bare). ``None``: deliver to all available resources."""
         return None
 
-    def probe(self, element: Element, sender: JID, to: JID) -> list[Effect] | None:
+    def probe(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
         """A presence probe from ``sender`` for the local account ``to`` (bare),
         answered by the server (RFC 6121 §4.3.2). ``None``: ignore."""
         return None
 
     # -- sessions ------------------------------------------------------------------------
 
-    def session_bound(self, session: BoundSession) -> list[Effect]:
+    def session_bound(self, session: BoundSession) -> list[Outcome]:
         """A resource was bound."""
         return []
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
+    def session_unbound(self, session: BoundSession) -> list[Outcome]:
         """A session ended (after its unavailable presence was broadcast)."""
         return []
 
     def handed_over(
         self, session: SessionId, bound: BoundSession | None, receipt: Hashable
-    ) -> list[Effect]:
+    ) -> list[Outcome]:
         """A stanza this service delivered with ``receipt`` (a
         :class:`~xmpp_sansio.server.router.Deliver` field) reached ``session``'s
         client; ``bound`` is its record, ``None`` if it has ended since. Every
@@ -144,6 +151,6 @@ class Service:
 
     # -- accounts ----------------------------------------------------------------------
 
-    def account_removed(self, account: JID) -> list[Effect]:
+    def account_removed(self, account: JID) -> list[Outcome]:
         """The account ``account`` (bare) was deleted (XEP-0077 §3.2): forget its data."""
         return []

@@ -50,10 +50,11 @@ from ..jid import JID
 from ..stanza import Iq, IqType, error_reply, iq_result
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
+from .effects import Reply
 from .service import Service
 
 if TYPE_CHECKING:
-    from .router import Effect
+    from .effects import Outcome
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -120,7 +121,7 @@ class VCardService(Service):
         self.storage = storage
         self.max_size = max_size
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Effect] | None:
+    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag != _VCARD_TAG or not iq.is_request:
             return None
@@ -129,7 +130,7 @@ class VCardService(Service):
             return None
         own = sender.bare
         # Whether the sender is a local account, the only ones with a vCard here.
-        local_sender = sender.local is not None and self.router.is_local(sender.domain)
+        local_sender = sender.local is not None and self.server.is_local(sender.domain)
         addressed_to_server = to is None and iq.to is not None
         if iq.type is IqType.SET:
             if to is not None and to != own:
@@ -154,16 +155,16 @@ class VCardService(Service):
                 # XEP-0054 §3.3: the same error as for a non-existent account.
                 return self._error(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
             vcard = Element(_VCARD_TAG)  # §3.1: an empty vCard
-        return self.router.reply(iq_result(iq.element, vcard))
+        return [Reply(iq_result(iq.element, vcard))]
 
-    def account_removed(self, account: JID) -> list[Effect]:
+    def account_removed(self, account: JID) -> list[Outcome]:
         """Delete the vCard of a removed account (XEP-0077 §3.2)."""
         self.storage.delete(account.bare)
         return []
 
     # ------------------------------------------------------------------
 
-    def _set(self, request: Element, own: JID, vcard: Element) -> list[Effect]:
+    def _set(self, request: Element, own: JID, vcard: Element) -> list[Outcome]:
         try:
             data = serialize(vcard)
         except ValueError:
@@ -175,9 +176,9 @@ class VCardService(Service):
                 f"the vCard is {len(data)} bytes; at most {self.max_size} are stored",
             )
         self.storage.put(own, data)
-        return self.router.reply(iq_result(request))
+        return [Reply(iq_result(request))]
 
     def _error(
         self, request: Element, condition: StanzaErrorCondition, text: str | None = None
-    ) -> list[Effect]:
-        return self.router.reply(error_reply(request, condition, text=text))
+    ) -> list[Outcome]:
+        return [Reply(error_reply(request, condition, text=text))]

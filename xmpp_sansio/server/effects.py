@@ -1,0 +1,117 @@
+"""What the routing core and its services produce: effects and outcomes.
+
+An *effect* is for the I/O layer to carry out (:class:`Deliver` an element to
+a session, :class:`Disconnect` one); the union :data:`Effect` is what every
+public :class:`~xmpp_sansio.server.router.Router` method returns, and the I/O
+layer matches it exhaustively.
+
+An *outcome* is what a service returns from a hook: effects, plus requests
+to the router itself: route a stanza the service originated (:class:`Route`),
+send a server reply (:class:`Reply`), answer with an error (:class:`Bounce`),
+end an account's sessions (:class:`EndSessions`). The router turns outcomes
+into effects by draining them in order, depth first, without recursion; a
+service never holds the router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element
+
+from ..errors import StanzaErrorCondition, StreamErrorCondition
+from ..jid import JID
+
+__all__ = [
+    "Bounce",
+    "Deliver",
+    "Disconnect",
+    "Effect",
+    "EndSessions",
+    "Outcome",
+    "Reply",
+    "Route",
+    "SessionId",
+]
+
+#: A session's id, chosen by the I/O layer (unique among live sessions).
+SessionId = int
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Send ``element`` to the client of ``session``.
+
+    ``receipt``, if given, asks the caller to keep the stanza's handover in
+    view: once the stanza is handed over (written to the peer, or
+    acknowledged when the stream has XEP-0198 on) the caller passes the
+    receipt back to :meth:`Router.handed_over`. A stanza that never is (the
+    connection broke first) is not routed again by the caller: the service
+    that sent it still holds it (e.g. an offline message, XEP-0160).
+    """
+
+    session: SessionId
+    element: Element
+    receipt: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close ``session`` with the stream error ``condition``.
+
+    The router has already unbound the session; the caller need not call
+    :meth:`Router.unbind` for it (doing so is harmless).
+    """
+
+    session: SessionId
+    condition: StreamErrorCondition
+
+
+#: What the I/O layer carries out.
+Effect = Deliver | Disconnect
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Route ``element``, which carries its ``from``, by the local delivery
+    rules as if it had just arrived (RFC 6121 §8): a roster push, a probe
+    answer, a carbon. Copies for the sessions in ``skip`` are dropped."""
+
+    element: Element
+    skip: frozenset[SessionId] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Send a server-generated reply (a result or an error) to its ``to``: the
+    bound session with that full JID, else by the usual inbound rules."""
+
+    element: Element
+
+
+@dataclass(frozen=True, slots=True)
+class Bounce:
+    """Answer ``element`` with the stanza error ``condition``, routed back to
+    its sender, unless it must not be (RFC 6120 §8.3.1: never an error in
+    reply to an error or to a result)."""
+
+    element: Element
+    condition: StanzaErrorCondition
+
+
+@dataclass(frozen=True, slots=True)
+class EndSessions:
+    """End the sessions of the account ``account`` (bare) with the stream
+    error ``condition``, except ``keep``: each is unbound (its unavailable
+    presence broadcast to the others, none to the sessions ending) and
+    disconnected. With ``removed``, the account is gone: then every
+    service's ``account_removed`` runs (XEP-0077 §3.2)."""
+
+    account: JID
+    condition: StreamErrorCondition
+    keep: SessionId | None = None
+    removed: bool = False
+
+
+#: What a service hook returns.
+Outcome = Deliver | Disconnect | Route | Reply | Bounce | EndSessions
