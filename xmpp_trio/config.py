@@ -3,6 +3,8 @@
 Every key is optional; a missing file section means its defaults. The layout::
 
     domains = ["localhost"]    # the domains this server hosts (at least one)
+    anonymous_domains = []     # more hosted domains, where users log in with SASL ANONYMOUS only
+    echo_service = false       # a demo service host: echo.<first domain> echoes messages
     data_dir = "data"          # optional; accounts database and generated TLS files
     log_level = "info"         # debug, info, warning, error
     require_tls = true         # refuse to authenticate c2s streams without TLS
@@ -218,6 +220,8 @@ class ServerConfig:
     """The whole server configuration (see the module docstring for the file layout)."""
 
     domains: tuple[str, ...] = ("localhost",)
+    anonymous_domains: tuple[str, ...] = ()
+    echo_service: bool = False
     data_dir: Path = field(default_factory=default_data_dir)
     listeners: tuple[ListenerConfig, ...] = DEFAULT_LISTENERS
     require_tls: bool = True
@@ -230,6 +234,16 @@ class ServerConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     config_path: Path | None = None
+
+    @property
+    def hosted_domains(self) -> tuple[str, ...]:
+        """Every account domain: ``domains``, then ``anonymous_domains``."""
+        return self.domains + self.anonymous_domains
+
+    @property
+    def echo_domain(self) -> str | None:
+        """Where the echo service answers, if it is on: ``echo.`` the first domain."""
+        return f"echo.{self.domains[0]}" if self.echo_service else None
 
     @property
     def database_path(self) -> Path:
@@ -246,6 +260,8 @@ class ServerConfig:
 
 _TOP_KEYS: Final = (
     "domains",
+    "anonymous_domains",
+    "echo_service",
     "data_dir",
     "log_level",
     "require_tls",
@@ -407,17 +423,23 @@ def _check_domain(domain: str) -> str | None:
     return None
 
 
-def _load_domains(loader: _Loader, data: _Table) -> tuple[str, ...]:
-    raw = data.get("domains", ["localhost"])
+def _load_domains(
+    loader: _Loader,
+    data: _Table,
+    key: str = "domains",
+    default: tuple[str, ...] = ("localhost",),
+    taken: tuple[str, ...] = (),
+) -> tuple[str, ...]:
+    raw = data.get(key, list(default))
     if not isinstance(raw, list):
         raise loader.error(
-            "domains", f'must be an array of strings, e.g. ["example.org"], got {toml_type(raw)}'
+            key, f'must be an array of strings, e.g. ["example.org"], got {toml_type(raw)}'
         )
-    if not raw:
-        raise loader.error("domains", "must list at least one domain")
+    if not raw and key == "domains":
+        raise loader.error(key, "must list at least one domain")
     domains: list[str] = []
     for index, item in enumerate(raw):
-        name = f"domains[{index}]"
+        name = f"{key}[{index}]"
         if not isinstance(item, str):
             raise loader.error(name, f"must be a string, got {toml_type(item)} ({item!r})")
         problem = _check_domain(item.removesuffix("."))
@@ -429,7 +451,7 @@ def _load_domains(loader: _Loader, data: _Table) -> tuple[str, ...]:
             domain = JID.parse(item).domain
         except InvalidJID as exc:
             raise loader.error(name, f"invalid domain name: {exc.reason}") from None
-        if domain in domains:
+        if domain in domains or domain in taken:
             raise loader.error(name, f"domain {domain!r} is listed twice")
         domains.append(domain)
     return tuple(domains)
@@ -664,6 +686,7 @@ def load_config(path: Path | None) -> ServerConfig:
     loader.check_keys(data, _TOP_KEYS, "", "at the top level")
 
     domains = _load_domains(loader, data)
+    anonymous_domains = _load_domains(loader, data, "anonymous_domains", (), taken=domains)
     data_dir_value = loader.path_value(data, "data_dir", "data_dir")
     data_dir = data_dir_value if data_dir_value is not None else default_data_dir()
     log_level = loader.string(data, "log_level", "log_level", "info").lower()
@@ -681,6 +704,8 @@ def load_config(path: Path | None) -> ServerConfig:
     )
     return ServerConfig(
         domains=domains,
+        anonymous_domains=anonymous_domains,
+        echo_service=loader.boolean(data, "echo_service", "echo_service", False),
         data_dir=data_dir,
         listeners=_load_listeners(loader, data),
         require_tls=loader.boolean(data, "require_tls", "require_tls", True),

@@ -56,6 +56,7 @@ from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.sasl import SASLCondition
 from xmpp_sansio.sasl.credentials import salted_password
 from xmpp_sansio.server import Deliver, Disconnect, Effect, Router
+from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
 from xmpp_sansio.sm import PresenceHold, SMState
 from xmpp_sansio.stanza import StanzaKind, stanza_kind
@@ -411,7 +412,13 @@ class XMPPServer:
         self.tls_info = _tls.server_tls_info(certificate_der)
         self.services = build_services(config, store, db)
         self.router = Router(
-            config.domains, account_exists=self._account_exists, services=self.services.services
+            [
+                *config.domains,
+                *(AccountHost(d, Authentication.ANONYMOUS) for d in config.anonymous_domains),
+            ],
+            account_exists=self._account_exists,
+            services=self.services.services,
+            hosts=self.services.hosts,
         )
         limits = config.limits
         # XEP-0198: how long a broken session stays resumable, and the most
@@ -421,7 +428,8 @@ class XMPPServer:
         self.max_unacked = limits.max_unacked
         self.max_unacked_bytes = limits.max_unacked_bytes
         self.stream_config = StreamConfig(
-            domains=frozenset(config.domains),
+            domains=frozenset(config.hosted_domains),
+            anonymous_domains=frozenset(config.anonymous_domains),
             tls_available=True,
             require_tls=config.require_tls,
             allow_plain=config.allow_plain,
@@ -1296,7 +1304,7 @@ def _tls_material(config: ServerConfig) -> tuple[ssl.SSLContext, bytes | None]:
     if config.tls.cert is not None and config.tls.key is not None:
         cert, key = config.tls.cert, config.tls.key
     else:
-        cert, key = ensure_certificate(config.data_dir, config.domains)
+        cert, key = ensure_certificate(config.data_dir, config.hosted_domains)
     return load_server_ssl_context(cert, key), _certificate_der(cert)
 
 
@@ -1354,7 +1362,9 @@ async def run_server(
                     serve_metrics, server.metrics, metrics.address, metrics.port
                 )
                 bound.append(BoundListener("metrics", metrics.address, port, server.router, server))
-            log.info("serving %s", ", ".join(config.domains))
+            log.info(
+                "serving %s", ", ".join(config.hosted_domains + tuple(server.router.hosts.services))
+            )
             task_status.started(bound)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:

@@ -27,6 +27,8 @@ from xmpp_sansio.server.blocking import BlockingService
 from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
+from xmpp_sansio.server.echo import EchoService
+from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
 from xmpp_sansio.server.offline import OfflineService
@@ -140,6 +142,10 @@ class ServerServices:
             ),
             self.disco,
         ]
+        # The service hosts (the hosts table's subdomains), by domain.
+        self.hosts: dict[str, HostService] = {}
+        if config.echo_domain is not None:
+            self.hosts[config.echo_domain] = EchoService()
 
     def flush(self) -> None:
         """Write what stores keep behind (logout times); the server calls this

@@ -200,7 +200,8 @@ class DiscoService(Service):
     def _server_disco_items(self, iq: Iq, node: str | None) -> list[Outcome]:
         if node is not None:
             return [Bounce(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)]
-        return self._reply(iq, build_disco_items(DiscoItems(self.extra_items)))
+        items = (*self.server.service_items(), *self.extra_items)
+        return self._reply(iq, build_disco_items(DiscoItems(items)))
 
     def _may_see(self, requester: JID | None, account: JID) -> bool:
         """XEP-0030 §8 rule 1.2: may ``requester`` get disco#info for ``account``?"""

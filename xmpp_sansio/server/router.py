@@ -21,10 +21,11 @@ implemented: stanzas for other domains get ``remote-server-not-found``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import assert_never, cast
 from xml.etree.ElementTree import Element
 
+from xmpp_sansio.disco import DiscoItem
 from xmpp_sansio.errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.stanza import (
@@ -57,6 +58,7 @@ from .effects import (
     Route,
     SessionId,
 )
+from .hosts import AccountHost, Hosts, HostService
 from .service import Service
 from .view import AvailableResource, BoundSession
 
@@ -78,19 +80,25 @@ class Router:
 
     ``domains`` are the domains this server hosts; ``account_exists(local,
     domain)`` says whether an account exists (RFC 6121 §8.5.1); ``services``
-    are consulted, in order, at each hook point. The stream layer must have
+    are consulted, in order, at each hook point. ``hosts`` are the service
+    hosts (:class:`~xmpp_sansio.server.hosts.HostService` by domain): with the
+    account domains they make the hosts table that chooses each stanza's
+    handler by its ``to`` domain first (:mod:`xmpp_sansio.server.hosts`). The stream layer must have
     validated the stream (and answered unknown top-level elements with
     ``unsupported-stanza-type``) before calling :meth:`route`.
     """
 
     def __init__(
         self,
-        domains: Iterable[str],
+        domains: Iterable[str | AccountHost],
         *,
         account_exists: Callable[[str, str], bool],
         services: Sequence[Service] = (),
+        hosts: Mapping[str, HostService] | None = None,
     ) -> None:
-        self._domains = frozenset(JID.parse(domain).domain for domain in domains)
+        self.hosts = Hosts.build(domains, hosts)
+        self._domains = self.hosts.account_domains
+        self._service_hosts = self.hosts.services
         self._account_exists = account_exists
         self._sessions: dict[SessionId, BoundSession] = {}
         self._by_full: dict[JID, BoundSession] = {}
@@ -106,6 +114,8 @@ class Router:
         self._handed_over = _overriding(self.services, "handed_over")
         for service in self.services:
             service.attach(self)
+        for domain, host in self._service_hosts.items():
+            host.attach(self, domain)
 
     # ------------------------------------------------------------------
     # session table
@@ -273,6 +283,10 @@ class Router:
     # ------------------------------------------------------------------
     # what services see (ServerView)
 
+    def service_items(self) -> tuple[DiscoItem, ...]:
+        """The service hosts, as the server's disco#items (XEP-0030 §4)."""
+        return self.hosts.service_items()
+
     def server_features(self) -> frozenset[str]:
         """The disco#info features of every service, for the server (XEP-0030)."""
         return frozenset(f for service in self.services for f in service.server_features)
@@ -433,7 +447,7 @@ class Router:
             to = sender.bare
             element = with_attrs(element, to=str(to))
         if to.domain not in self._domains:
-            return self._route_remote(element)
+            return self._route_elsewhere(msg)  # to was given: element is msg's
         if to.local is None:
             return self._message_to_server(element, msg.type)
         if not self._exists(to):
@@ -526,7 +540,7 @@ class Router:
         sender = pres.from_
         assert sender is not None and to is not None
         if to.domain not in self._domains:
-            return self._route_remote(element)
+            return self._route_elsewhere(pres)
         if to.local is None:
             return []  # presence to the server itself
         if not self._exists(to):
@@ -613,7 +627,7 @@ class Router:
             # RFC 6120 §10.3.3: processed by the server on behalf of the account.
             return self._handle_iq(iq, None)
         if to.domain not in self._domains:
-            return self._route_remote(element)
+            return self._route_elsewhere(iq)
         if to.local is None:
             return self._iq_unavailable(iq)
         if not self._exists(to):
@@ -656,6 +670,15 @@ class Router:
         return self._bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     # -- other domains -------------------------------------------------
+
+    def _route_elsewhere(self, stanza: Message | Presence | Iq) -> list[Outcome]:
+        """A stanza for a domain without accounts here: the service host for
+        that domain, if the hosts table has one, else the remote route."""
+        assert stanza.to is not None
+        host = self._service_hosts.get(stanza.to.domain)
+        if host is not None:
+            return host.handle(stanza)
+        return self._route_remote(stanza.element)
 
     def _route_remote(self, element: Element) -> list[Outcome]:
         """A stanza for a domain this server does not host (RFC 6120 §10.4).

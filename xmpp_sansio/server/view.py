@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 from xml.etree.ElementTree import Element
 
+from ..disco import DiscoItem
 from ..jid import JID
 from .effects import SessionId
 
@@ -71,6 +72,10 @@ class ServerView(Protocol):
 
     def available_resources(self, bare: JID) -> list[AvailableResource]:
         """The sessions of ``bare`` that sent available presence, with priorities."""
+        ...
+
+    def service_items(self) -> tuple[DiscoItem, ...]:
+        """The service hosts (``echo.``, ``conference.``...), as disco items."""
         ...
 
     def server_features(self) -> frozenset[str]:

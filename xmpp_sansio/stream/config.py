@@ -54,6 +54,9 @@ class ServerConfig:
         require_tls: refuse authentication before TLS (RFC 6120 §5.3.1, the default).
         allow_plain: offer PLAIN (never without TLS).
         allow_anonymous: offer ANONYMOUS (RFC 4505).
+        anonymous_domains: served domains (among ``domains``) whose users log
+            in with ANONYMOUS and nothing else: no password mechanism, no
+            registration there, as operators set up ``anon.DOMAIN``.
         allow_external: offer EXTERNAL; the I/O layer supplies the identity.
         allow_registration: offer in-band registration of new accounts before
             authentication (XEP-0077), only where authentication is allowed.
@@ -96,6 +99,7 @@ class ServerConfig:
     require_tls: bool = True
     allow_plain: bool = True
     allow_anonymous: bool = False
+    anonymous_domains: frozenset[str] = frozenset()
     allow_external: bool = False
     allow_registration: bool = False
     registration_instructions: str = "Choose a username and password for this server."
@@ -115,6 +119,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not self.domains:
             raise ValueError("at least one domain must be served")
+        if not self.anonymous_domains <= self.domains:
+            raise ValueError("anonymous_domains must be served domains")
         if self.require_tls and not self.tls_available:
             raise ValueError("require_tls needs tls_available")
         if self.decoy_iterations < 1:

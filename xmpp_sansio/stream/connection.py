@@ -930,6 +930,7 @@ class ServerConnection(_Connection):
             self.config.allow_registration
             and self.authenticated_jid is None
             and (self.tls_active or not self.config.require_tls)
+            and self.domain not in self.config.anonymous_domains
         )
 
     @property
@@ -940,6 +941,8 @@ class ServerConnection(_Connection):
         if self.config.require_tls and not self.tls_active:
             return []
         cfg = self.config
+        if self.domain in cfg.anonymous_domains:
+            return ["ANONYMOUS"]  # an anonymous-only host
         cb = bool(self._tls_info.channel_bindings)
         names = []
         for name in _SERVER_MECHANISMS:
