@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -170,3 +171,36 @@ def test_a_corrupt_database_is_refused_at_start_in_one_line(
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("xmpp-trio: error: ") and "corrupt" in lines[0]
+
+
+def _chattr(flag: str, paths: list[Path]) -> bool:
+    """Set or clear the immutable attribute (root cannot write such a file)."""
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        return False
+    return subprocess.run([chattr, flag, *map(str, paths)], check=False).returncode == 0
+
+
+async def test_a_data_dir_made_read_only_under_the_server_answers_and_keeps_serving(
+    config: ServerConfig, nursery: trio.Nursery
+) -> None:
+    """The database files and the data directory become unwritable while the
+    server runs (immutable: tests run as root, so permissions would not stop
+    them): writes fail with internal-server-error to the sender, the server
+    keeps serving, logs it, and does not die (it used to, by SIGBUS)."""
+    started = await start(nursery, config)
+    paths = [*config.data_dir.glob("xmpp.sqlite3*"), config.data_dir]
+    async with open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as romeo:
+        if not _chattr("+i", paths):
+            pytest.skip("chattr +i is not supported here")
+        try:
+            message = chat("juliet@localhost", "y" * 5000)
+            message.set("id", "ro-1")
+            await romeo.send(message)
+            error = await next_error(romeo, "message")
+            assert error.get("id") == "ro-1"
+            assert parse_error(error).condition.value == "internal-server-error"
+            assert (await romeo.request(ping())).get("type") == "result"
+        finally:
+            _chattr("-i", paths)
+    assert started.server.metrics.storage_errors._value.get() >= 1
