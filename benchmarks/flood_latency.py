@@ -18,7 +18,15 @@ other:
 * ``subscription-status``: ``subscribe`` requests with a 200 KB status to
   an offline account from 20 accounts; afterwards that account's login is
   timed and the bytes it receives are counted (redelivered requests);
-* ``private``: private XML sets of 500 elements each.
+* ``private``: private XML sets of 500 elements each;
+* ``auth-log``: unauthenticated, from the pinger's address: 8 connections at a
+  time, each opening a TLS stream and failing PLAIN logins with 4,000-character
+  usernames until the server ends it (log lines, back-off table, TLS
+  handshakes);
+* ``unacked``: the flooder enables XEP-0198 and never acknowledges, while it
+  sends itself 4 KB messages, 200 per write: the server's unacknowledged queue
+  grows until its bound (``max_unacked_connected``/``max_unacked_bytes``) ends
+  the stream, and the flooder logs in again.
 
 It prints, per flood, the round trips measured, p50, p99 and max in
 milliseconds, how many bytes the flooder wrote, and how long the server took
@@ -31,6 +39,7 @@ regression test with a bound is
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import signal
@@ -58,7 +67,15 @@ from xmpp_trio.storage import AccountStore
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "localhost"
 PASSWORD = "flood-latency-password"
-FLOODS = ("roster-groups", "presence", "directed", "subscription-status", "private")
+FLOODS = (
+    "roster-groups",
+    "presence",
+    "directed",
+    "subscription-status",
+    "private",
+    "auth-log",
+    "unacked",
+)
 SENDERS = 20  # accounts sending subscription requests
 
 
@@ -281,6 +298,83 @@ async def subscription_flood(server: Server, pinger: Wire, count: int) -> str:
     )
 
 
+async def auth_log_flood(server: Server, pinger: Wire, count: int) -> str:
+    """Failed logins with huge usernames, 8 connections at a time (item 13)."""
+    attempts = [0]
+
+    async def one_connection(n: int) -> None:
+        raw = await trio.open_tcp_stream("127.0.0.1", server.port)
+        stream = trio.SSLStream(raw, server.context, server_hostname=DOMAIN)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await stream.do_handshake()
+            await stream.send_all(
+                f"<?xml version='1.0'?><stream:stream to='{DOMAIN}' version='1.0' "
+                "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>".encode()
+            )
+            for k in range(10):
+                user = f"u{n}-{k}-" + "x" * 4000
+                token = base64.b64encode(f"\0{user}\0wrong".encode()).decode()
+                await stream.send_all(
+                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                    f"{token}</auth>".encode()
+                )
+                attempts[0] += 1
+            while await stream.receive_some(65536):
+                pass
+        with contextlib.suppress(Exception):
+            await trio.aclose_forcefully(stream)
+
+    async with trio.open_nursery() as nursery:
+
+        async def flood() -> None:
+            n = 0
+            limiter = trio.CapacityLimiter(8)
+            async with trio.open_nursery() as inner:
+                while True:
+                    await limiter.acquire_on_behalf_of(n)
+
+                    async def run(k: int = n) -> None:
+                        try:
+                            await one_connection(k)
+                        finally:
+                            limiter.release_on_behalf_of(k)
+
+                    inner.start_soon(run)
+                    n += 1
+
+        nursery.start_soon(flood)
+        samples = await pings(pinger, count)
+        nursery.cancel_scope.cancel()
+    return f"{report(samples)}  {attempts[0]} failed attempts sent"
+
+
+async def unacked_flood(server: Server, pinger: Wire, count: int) -> str:
+    """A client that enables XEP-0198 and never acknowledges (item 12)."""
+    rounds = [0]
+    body = "u" * 4000
+
+    async with trio.open_nursery() as nursery:
+
+        async def flood() -> None:
+            while True:
+                flooder = await login(server, "flooder", "f")
+                await flooder.send(b"<enable xmlns='urn:xmpp:sm:3'/>")
+                message = (
+                    f"<message to='flooder@{DOMAIN}/f' type='chat'><body>{body}</body></message>"
+                ).encode()
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    async with trio.open_nursery() as inner:
+                        inner.start_soon(flooder.drain)  # read, never acknowledge
+                        while True:
+                            await flooder.send(message * 200)
+                rounds[0] += 1
+
+        nursery.start_soon(flood)
+        samples = await pings(pinger, count)
+        nursery.cancel_scope.cancel()
+    return f"{report(samples)}  the flooder's stream was ended {rounds[0]} times"
+
+
 def report(samples: list[float]) -> str:
     return (
         f"{len(samples)} pings  p50 {percentile(samples, 0.5) * 1000:7.1f} ms"
@@ -298,6 +392,11 @@ async def run_flood(flood: str, count: int) -> None:
             print(f"{flood:>20}  idle:    {report(await pings(pinger, count))}")
             if flood == "subscription-status":
                 print(f"{flood:>20}  flooded: {await subscription_flood(server, pinger, count)}")
+                return
+            if flood in ("auth-log", "unacked"):
+                run = auth_log_flood if flood == "auth-log" else unacked_flood
+                with trio.fail_after(600):
+                    print(f"{flood:>20}  flooded: {await run(server, pinger, count)}")
                 return
             flooder = await login(server, "flooder", "f")
             with trio.fail_after(600):
