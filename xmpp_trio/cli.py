@@ -18,8 +18,11 @@ Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
     Run the bots declared in a bots file (see :mod:`xmpp_trio.bot`) until
     interrupted; with ``--check``, only validate the file and list the bots.
 
-Without ``--config`` the built-in defaults are used (see :mod:`xmpp_trio.config`).
-Errors are printed to standard error and give exit status 1.
+The configuration file is ``--config``, else ``$XMPP_TRIO_CONFIG``, else
+``./xmpp.toml``, else ``/etc/xmpp-trio/xmpp.toml``; with none of them the
+built-in defaults are used (see :mod:`xmpp_trio.config`). Commands that change
+accounts say which database they used. Errors, startup failures included, are
+printed to standard error as one line and give exit status 1.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xmpp_trio.config import ConfigError, ServerConfig, load_config
+from xmpp_trio.config import ConfigError, ServerConfig, find_config, load_config
 
 if TYPE_CHECKING:
     from xmpp_sansio.jid import JID
@@ -52,7 +55,7 @@ class CommandError(Exception):
 
 
 def _load(args: argparse.Namespace) -> ServerConfig:
-    path: Path | None = args.config
+    path = find_config(args.config)
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -124,10 +127,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
     import trio
 
+    from xmpp_trio.preflight import problems
+
     # Imported here so the other subcommands work without loading the server.
     from xmpp_trio.server import run_server  # type: ignore[import-not-found,unused-ignore]
     from xmpp_trio.storage import StorageError
 
+    found = problems(config, bind=True)
+    if found:
+        raise CommandError("; ".join(found))
+    if config.tls.cert is not None and config.tls.key is not None:
+        _check_tls_pair(config.tls.cert, config.tls.key)
     # A fatal signal (SIGBUS from a vanished or read-only database file, say)
     # leaves a traceback on stderr instead of nothing.
     faulthandler.enable()
@@ -136,12 +146,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         logging.getLogger("xmpp_trio").info("interrupted, shutting down")
         return 0
-    except StorageError as exc:  # e.g. a corrupt database, found at start
+    except (StorageError, OSError) as exc:  # e.g. a corrupt database, found at start
         raise CommandError(str(exc)) from None
-    except OSError as exc:
-        # e.g. a listener's address is already in use.
-        raise CommandError(str(exc)) from None
+    except BaseExceptionGroup as group:
+        # Startup failures inside the server's nursery (a port taken between
+        # the checks and the bind): one line each, no traceback.
+        leaves = _leaves(group)
+        if not all(isinstance(e, (StorageError, OSError)) for e in leaves):
+            raise
+        raise CommandError("; ".join(str(e) for e in leaves)) from None
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions of a (nested) exception group."""
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves
 
 
 def _cmd_adduser(args: argparse.Namespace) -> int:
@@ -158,7 +180,7 @@ def _cmd_adduser(args: argparse.Namespace) -> int:
         raise CommandError(f"account {jid} already exists") from None
     except (StorageError, OSError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    print(f"created account {jid}")
+    print(f"created account {jid} (database {config.database_path})")
     return 0
 
 
@@ -178,7 +200,7 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
         raise CommandError(f"account {jid} does not exist") from None
     except (StorageError, OSError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    print(f"changed the password of {jid}")
+    print(f"changed the password of {jid} (database {config.database_path})")
     return 0
 
 
@@ -198,7 +220,7 @@ def _cmd_deluser(args: argparse.Namespace) -> int:
         raise CommandError(f"account {jid} does not exist") from None
     except (StorageError, OSError) as exc:
         raise CommandError(str(exc)) from None
-    print(f"deleted account {jid}")
+    print(f"deleted account {jid} (database {config.database_path})")
     return 0
 
 
@@ -215,7 +237,12 @@ def _check_tls_pair(cert: Path, key: Path) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from xmpp_trio.preflight import problems
+
     config = _load(args)
+    found = problems(config, bind=False)
+    if found:
+        raise CommandError("; ".join(found))
     source = str(config.config_path) if config.config_path else "none (built-in defaults)"
     lines = [
         "config OK",
@@ -281,10 +308,23 @@ def _cmd_bot(args: argparse.Namespace) -> int:
 # --- entry point ---------------------------------------------------------------
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xmpp-trio")
+    except PackageNotFoundError:  # running from a checkout
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for :func:`main`."""
-    config_help = "configuration file (TOML); default: built-in defaults"
+    config_help = (
+        "configuration file (TOML); default: $XMPP_TRIO_CONFIG, ./xmpp.toml,"
+        " /etc/xmpp-trio/xmpp.toml, else built-in defaults"
+    )
     parser = argparse.ArgumentParser(prog=PROG, description="XMPP server built on Trio.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     parser.add_argument("--config", type=Path, metavar="PATH", default=None, help=config_help)
     # The same option after the subcommand; SUPPRESS keeps it from overwriting a
     # value given before the subcommand when absent.

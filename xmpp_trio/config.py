@@ -658,6 +658,28 @@ def _load_metrics(loader: _Loader, data: _Table) -> MetricsConfig:
     )
 
 
+#: The environment variable naming the configuration file.
+CONFIG_ENV: Final = "XMPP_TRIO_CONFIG"
+#: Where a system-wide configuration file is looked for.
+SYSTEM_CONFIG: Final = Path("/etc/xmpp-trio/xmpp.toml")
+
+
+def find_config(explicit: Path | None) -> Path | None:
+    """The configuration file a command uses, found the way admins expect:
+    ``--config``, else ``$XMPP_TRIO_CONFIG``, else ``./xmpp.toml``, else
+    ``/etc/xmpp-trio/xmpp.toml``; ``None`` (the built-in defaults) if none
+    is given or exists. A file named by the option or the variable must exist."""
+    if explicit is not None:
+        return explicit
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        return Path(named)
+    for candidate in (Path("xmpp.toml"), SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def load_config(path: Path | None) -> ServerConfig:
     """Load and validate the configuration file at ``path``.
 

@@ -357,3 +357,34 @@ def test_bad_bounds_of_issue_10_name_the_key(tmp_path: Path, text: str, key: str
 def test_default_roster_size_follows_a_smaller_output_buffer(tmp_path: Path) -> None:
     limits = load_config(write(tmp_path, "[limits]\nmax_output_buffer = 100000")).limits
     assert limits.max_roster_size == 50000
+
+
+def test_the_readme_documents_every_config_key_and_only_those() -> None:
+    """README's configuration reference and the loader agree (issue 23): each
+    documented key is accepted and each accepted key is documented."""
+    import re
+
+    from xmpp_trio import config as config_module
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = (
+        readme.split("## Configuration reference", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    )
+    documented: dict[str, set[str]] = {}
+    section = ""
+    for line in block.splitlines():
+        header = re.match(r"^\[\[?(\w+)\]\]?", line)
+        if header:
+            section = header.group(1)
+            continue
+        key = re.match(r"^(\w+)\s*=", line)
+        if key:
+            documented.setdefault(section, set()).add(key.group(1))
+    accepted = {
+        "": set(config_module._TOP_KEYS) - {"tls", "limits", "metrics", "listeners"},
+        "tls": set(config_module._TLS_KEYS),
+        "limits": set(config_module._LIMITS_KEYS),
+        "metrics": set(config_module._METRICS_KEYS),
+        "listeners": set(config_module._LISTENER_KEYS),
+    }
+    assert documented == accepted
