@@ -140,16 +140,64 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
+def certificate_problems(
+    cert: Path, domains: Sequence[str], *, now: float | None = None
+) -> list[str]:
+    """What is wrong with the certificate in ``cert`` for serving ``domains``:
+    unreadable, expired or not yet valid, or not naming a domain (RFC 6125
+    §6.4: DNS names in the subjectAltName, a ``*.`` wildcard covering one
+    label). Empty when it is fine."""
+    try:
+        loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError) as exc:
+        return [f"cannot read the certificate {cert}: {exc}"]
+    problems: list[str] = []
+    if now is None:
+        moment = datetime.datetime.now(datetime.UTC)
+    else:
+        moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    if moment > loaded.not_valid_after_utc:
+        problems.append(f"{cert} expired on {loaded.not_valid_after_utc:%Y-%m-%d}")
+    if moment < loaded.not_valid_before_utc:
+        problems.append(f"{cert} is not valid before {loaded.not_valid_before_utc:%Y-%m-%d}")
+    try:
+        san = loaded.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.DNSName)
+        addresses = san.get_values_for_type(x509.IPAddress)
+    except x509.ExtensionNotFound:
+        names, addresses = [], []
+    for domain in domains:
+        wanted = _subject_alt_names([domain])[0]  # the A-label (or IP) of the domain
+        if isinstance(wanted, x509.IPAddress):
+            covered = wanted.value in addresses
+        else:
+            covered = any(_name_matches(name, wanted.value) for name in names)
+        if not covered:
+            shown = ", ".join([*names, *map(str, addresses)]) or "nothing"
+            problems.append(f"{cert} does not name {domain} (it names {shown})")
+    return problems
+
+
+def _name_matches(name: str, domain: str) -> bool:
+    name, domain = name.lower().rstrip("."), domain.lower().rstrip(".")
+    if name.startswith("*."):
+        head, _, rest = domain.partition(".")
+        return bool(head) and rest == name[2:]
+    return name == domain
+
+
 def ensure_certificate(data_dir: Path, domains: Sequence[str]) -> tuple[Path, Path]:
     """Return ``(cert_path, key_path)`` in ``data_dir/tls``, generating them if absent.
 
-    An existing pair is reused as is (even if the domains changed; delete the
-    files to regenerate). If only one of the two files exists both are replaced.
+    An existing pair is reused while its certificate names every domain and
+    has not expired; otherwise (the configured domains changed, say) both are
+    generated anew: they are the server's own self-signed files, never an
+    operator's. If only one of the two files exists both are replaced.
     """
     tls_dir = Path(data_dir) / "tls"
     cert_path = tls_dir / CERT_FILENAME
     key_path = tls_dir / KEY_FILENAME
-    if cert_path.is_file() and key_path.is_file():
+    if cert_path.is_file() and key_path.is_file() and not certificate_problems(cert_path, domains):
         return cert_path, key_path
     tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert_pem, key_pem = generate_self_signed(domains)

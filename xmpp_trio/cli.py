@@ -31,10 +31,11 @@ import argparse
 import faulthandler
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from xmpp_trio.config import ConfigError, ServerConfig, find_config, load_config
 
@@ -138,6 +139,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise CommandError("; ".join(found))
     if config.tls.cert is not None and config.tls.key is not None:
         _check_tls_pair(config.tls.cert, config.tls.key)
+    lock = _lock_data_dir(config)
+    _say_where_things_are(config)
     # A fatal signal (SIGBUS from a vanished or read-only database file, say)
     # leaves a traceback on stderr instead of nothing.
     faulthandler.enable()
@@ -155,7 +158,64 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not all(isinstance(e, (StorageError, OSError)) for e in leaves):
             raise
         raise CommandError("; ".join(str(e) for e in leaves)) from None
+    finally:
+        lock.close()
     return 0
+
+
+def _lock_data_dir(config: ServerConfig) -> IO[bytes]:
+    """Hold an exclusive lock on ``<data_dir>/xmpp-trio.lock`` while serving, so
+    two servers never share one data directory (and one database)."""
+    import fcntl
+
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = config.data_dir / "xmpp-trio.lock"
+    lock = path.open("a+b")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        holder = lock.read().decode(errors="replace").strip() or "another process"
+        lock.close()
+        raise CommandError(
+            f"data_dir {config.data_dir} is in use by another server (pid {holder})"
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()).encode())
+    lock.flush()
+    return lock
+
+
+def _say_where_things_are(config: ServerConfig) -> None:
+    """Log at start what a new user needs to know: the data directory and the
+    database, the certificate clients must trust, and whether accounts exist.
+    A database that cannot be opened or is corrupt stops the start first."""
+    import sqlite3
+
+    from xmpp_trio.storage import AccountStore, StorageError
+
+    try:
+        with AccountStore.open(config.database_path) as store:
+            store.check_integrity()  # a corrupt database stops here, in one line
+            count = len(store.list_accounts())
+    except (StorageError, OSError, sqlite3.Error) as exc:
+        raise CommandError(str(exc)) from None
+    log = logging.getLogger("xmpp_trio")
+    source = config.config_path or "none (built-in defaults)"
+    log.info("config file: %s; data directory: %s", source, config.data_dir)
+    if config.tls.cert is None:
+        log.info(
+            "TLS: self-signed certificate %s (clients must be told to trust it)",
+            config.generated_tls_dir / "cert.pem",
+        )
+    if count:
+        log.info("database %s: %d accounts", config.database_path, count)
+    else:
+        log.warning(
+            "database %s has no accounts yet: add one with 'xmpp-trio adduser user@%s'",
+            config.database_path,
+            config.domains[0],
+        )
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -257,7 +317,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
         ),
     ]
     if config.tls.cert is not None and config.tls.key is not None:
+        from xmpp_trio.certs import certificate_problems
+
         _check_tls_pair(config.tls.cert, config.tls.key)
+        named = config.hosted_domains + ((config.echo_domain,) if config.echo_domain else ())
+        problems = certificate_problems(config.tls.cert, named)
+        if problems:
+            raise CommandError("tls: " + "; ".join(problems))
         lines.append(f"tls: certificate {config.tls.cert}, key {config.tls.key}")
     else:
         cert = config.generated_tls_dir / "cert.pem"

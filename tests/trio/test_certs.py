@@ -15,7 +15,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from xmpp_trio.certs import ensure_certificate, generate_self_signed, load_server_ssl_context
+from xmpp_trio.certs import (
+    certificate_problems,
+    ensure_certificate,
+    generate_self_signed,
+    load_server_ssl_context,
+)
 
 
 def load_cert(path: Path) -> x509.Certificate:
@@ -46,10 +51,10 @@ def test_generates_pair(tmp_path: Path) -> None:
     assert key.public_key() == cert.public_key()
 
 
-def test_existing_pair_is_kept(tmp_path: Path) -> None:
-    cert_path, key_path = ensure_certificate(tmp_path, ["example.org"])
+def test_existing_pair_is_kept_while_it_names_every_domain(tmp_path: Path) -> None:
+    cert_path, key_path = ensure_certificate(tmp_path, ["example.org", "other.example"])
     cert_bytes, key_bytes = cert_path.read_bytes(), key_path.read_bytes()
-    assert ensure_certificate(tmp_path, ["example.org", "other.example"]) == (
+    assert ensure_certificate(tmp_path, ["other.example"]) == (
         cert_path,
         key_path,
     )
@@ -156,3 +161,27 @@ def test_tls_1_1_client_is_refused(tmp_path: Path) -> None:
         pytest.skip("this OpenSSL cannot even offer TLS 1.1")
     with pytest.raises(ssl.SSLError):
         handshake(server_ctx, client_ctx, "example.org")
+
+
+def test_a_generated_certificate_follows_the_configured_domains(tmp_path: Path) -> None:
+    """Issue 23: changing ``domains`` used to keep a self-signed certificate for
+    the old ones; the server's own certificate is generated anew."""
+    cert, _key = ensure_certificate(tmp_path, ["example.org"])
+    first = cert.read_bytes()
+    assert certificate_problems(cert, ["example.org"]) == []
+    assert ensure_certificate(tmp_path, ["example.org"])[0].read_bytes() == first  # kept
+    assert certificate_problems(cert, ["example.org", "capulet.example"]) != []
+    ensure_certificate(tmp_path, ["example.org", "capulet.example"])
+    assert cert.read_bytes() != first
+    assert (
+        certificate_problems(cert, ["example.org", "capulet.example", "conference.capulet.example"])
+        == []
+    )
+
+
+def test_certificate_problems_name_expiry_and_missing_domains(tmp_path: Path) -> None:
+    cert, _key = ensure_certificate(tmp_path, ["example.org"])
+    assert certificate_problems(cert, ["example.org"], now=4_102_444_800.0 * 2) != []  # far future
+    (problem,) = certificate_problems(cert, ["montague.example"])
+    assert "does not name montague.example" in problem and "example.org" in problem
+    assert "cannot read" in certificate_problems(tmp_path / "missing.pem", ["x"])[0]

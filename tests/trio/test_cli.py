@@ -110,7 +110,7 @@ def test_check(
 def test_check_with_configured_certificate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cert, key = ensure_certificate(tmp_path / "pki", ["example.org"])
+    cert, key = ensure_certificate(tmp_path / "pki", ["localhost"])  # the default domain
     path = tmp_path / "x.toml"
     path.write_text(f'data_dir = "{tmp_path}"\n[tls]\ncert = "{cert}"\nkey = "{key}"\n')
     assert main(["check", "--config", str(path)]) == 0
@@ -126,6 +126,16 @@ def test_check_with_configured_certificate(
     captured = capsys.readouterr()
     assert "config OK" not in captured.out
     assert f"tls: cannot use certificate {tmp_path / 'c.pem'}" in captured.err
+
+
+def test_check_refuses_a_certificate_that_does_not_name_a_domain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = ensure_certificate(tmp_path / "pki", ["example.org"])
+    path = tmp_path / "x.toml"
+    path.write_text(f'data_dir = "{tmp_path}"\n[tls]\ncert = "{cert}"\nkey = "{key}"\n')
+    assert main(["check", "--config", str(path)]) == 1
+    assert "does not name localhost" in capsys.readouterr().err
 
 
 def test_check_sees_generated_certificate(

@@ -165,3 +165,52 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith("xmpp-trio ")
+
+
+def test_two_servers_cannot_share_a_data_directory(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stderr is not None
+        for line in first.stderr:  # ends if the process dies
+            if "listening for c2s-starttls" in line:
+                break
+        else:
+            raise AssertionError("the first server did not start")
+        second = serve(config)
+        assert second.returncode == 1
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "is in use by another server" in lines[0], second.stderr
+        assert f"pid {first.pid}" in lines[0]
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+
+
+def test_serve_says_where_things_are_and_that_there_are_no_accounts(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if "listening for c2s-starttls" in line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = "".join(seen)
+    assert f"data directory: {tmp_path / 'data'}" in text
+    assert f"self-signed certificate {tmp_path / 'data' / 'tls' / 'cert.pem'}" in text
+    assert "has no accounts yet: add one with 'xmpp-trio adduser user@localhost'" in text
