@@ -14,6 +14,9 @@ Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
     Delete an account.
 ``check``
     Validate the configuration and print a summary of it.
+``backup FILE`` / ``restore FILE``
+    Copy the database to a new file, safely while the server runs; replace
+    the database with such a copy while the server is stopped.
 ``bot BOTS.toml [--check]``
     Run the bots declared in a bots file (see :mod:`xmpp_trio.bot`) until
     interrupted; with ``--check``, only validate the file and list the bots.
@@ -284,6 +287,32 @@ def _cmd_deluser(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from xmpp_trio.backup import backup
+    from xmpp_trio.storage import StorageError
+
+    config = _load(args)
+    try:
+        backup(config.database_path, args.file)
+    except (StorageError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"backed up {config.database_path} to {args.file}")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from xmpp_trio.backup import restore
+    from xmpp_trio.storage import StorageError
+
+    config = _load(args)
+    try:
+        restore(args.file, config.database_path, config.data_dir / "xmpp-trio.lock")
+    except (StorageError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"restored {config.database_path} from {args.file}")
+    return 0
+
+
 def _check_tls_pair(cert: Path, key: Path) -> None:
     """Fail unless ``cert`` and ``key`` load into a server SSLContext."""
     import ssl
@@ -422,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     deluser = add("deluser", _cmd_deluser, "delete an account")
     deluser.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
     add("check", _cmd_check, "validate the configuration and print a summary")
+    backup = add("backup", _cmd_backup, "copy the database (safe while the server runs)")
+    backup.add_argument("file", type=Path, metavar="FILE", help="a new file for the copy")
+    restore = add("restore", _cmd_restore, "replace the database with a backup (server stopped)")
+    restore.add_argument("file", type=Path, metavar="FILE", help="the backup to restore")
     bot = add("bot", _cmd_bot, "run the bots declared in a bots file")
     bot.add_argument("bots_file", type=Path, metavar="BOTS.toml", help="the bots file (TOML)")
     bot.add_argument(
