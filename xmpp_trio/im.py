@@ -188,6 +188,10 @@ class IMClient:
             newer events are dropped with a warning (the state is in
             :attr:`roster` and :attr:`presence` anyway, and the server
             redelivers pending subscription requests, RFC 6121 §3.1.3).
+        presence_stanzas: deliver every presence stanza on :meth:`stanzas`
+            (after :attr:`presence` took it into account) instead of as
+            subscription requests and presence updates (for bots, whose
+            handlers see each presence).
     """
 
     def __init__(
@@ -205,6 +209,7 @@ class IMClient:
         timeout: float = 30.0,
         stanza_buffer: int = 1000,
         event_buffer: int = 100,
+        presence_stanzas: bool = False,
     ) -> None:
         self._client = client
         self.roster: RosterCache = roster_cache if roster_cache is not None else RosterCache()
@@ -216,6 +221,7 @@ class IMClient:
         self.iq_handler: IqHandler | None = iq_handler
         self.timeout = timeout
         self._versioning = roster_versioning
+        self._presence_stanzas = presence_stanzas
         self.services = ClientServices(
             client.jid, self.roster, DiscoResponder(identity, features, caps_node)
         )
@@ -579,7 +585,14 @@ class IMClient:
         except StanzaValueError:
             await self._deliver(stanza)
             return
-        if presence.type is PresenceType.SUBSCRIBE and presence.from_ is not None:
+        if self._presence_stanzas:
+            if presence.type in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
+                update = self.presence.handle(stanza)
+                if update is not None and update.current is None:
+                    self.caps_cache.forget(update.jid)
+                self._notify()
+            await self._deliver(stanza)
+        elif presence.type is PresenceType.SUBSCRIBE and presence.from_ is not None:
             request = SubscriptionRequest(presence.from_.bare, presence.status, stanza)
             self._emit(self._requests_send, request)
         elif presence.type in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):

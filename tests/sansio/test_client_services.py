@@ -244,3 +244,37 @@ def test_errors_headlines_bodiless_and_own_account_messages_are_never_handled(
         assert classified is None
     else:
         assert classified is not None and classified.body == body
+
+
+# --- reconnect policy ------------------------------------------------------------------
+
+
+def test_bots_retry_conflicts_and_transient_auth_failures_but_not_refused_credentials() -> None:
+    from xmpp_sansio.client import BOT_RECONNECT, ReconnectPolicy
+    from xmpp_sansio.errors import StreamErrorCondition
+
+    default = ReconnectPolicy()
+    assert default.stream_error_is_fatal(StreamErrorCondition.CONFLICT)
+    assert not BOT_RECONNECT.stream_error_is_fatal(StreamErrorCondition.CONFLICT)
+    assert default.auth_is_fatal("aborted") and not BOT_RECONNECT.auth_is_fatal("aborted")
+    for policy in (default, BOT_RECONNECT):
+        assert policy.auth_is_fatal("not-authorized")
+        assert not policy.auth_is_fatal("temporary-auth-failure")
+
+
+@given(attempts=st.lists(st.integers(0, 200), min_size=1), seed=st.integers(0, 2**32))
+def test_backoff_stays_in_its_bounds_and_a_stable_session_starts_it_over(
+    attempts: list[int], seed: int
+) -> None:
+    import random
+
+    from xmpp_sansio.client import ReconnectPolicy
+
+    policy = ReconnectPolicy(base=0.5, cap=20.0, stable_session=60.0)
+    rng = random.Random(seed)
+    for attempt in attempts:
+        ceiling = min(20.0, 0.5 * 2.0**attempt)
+        assert ceiling / 2 <= policy.delay(attempt, rng) <= ceiling
+        assert policy.next_attempt(attempt, 60.0) == 0
+        assert policy.next_attempt(attempt, 59.9) == attempt
+        assert policy.next_attempt(attempt, None) == attempt

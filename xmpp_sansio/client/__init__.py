@@ -5,6 +5,8 @@
 * :mod:`.services`: :class:`ClientServices`, the requests a client answers
   itself: roster pushes (RFC 6121 §2.1.6), disco#info/#items and caps
   (XEP-0030, XEP-0115, XEP-0390).
+* :mod:`.reconnect`: :class:`ReconnectPolicy`, which failures end a
+  reconnecting client and the backoff between attempts.
 * :mod:`.addressing`: which messages concern a bot (nickname addressing,
   the room's echo of its own messages).
 * The client's state, from :mod:`xmpp_sansio.client_state`:
@@ -33,6 +35,9 @@ from .iq import IqOutcome as IqOutcome
 from .iq import answer_ping as answer_ping
 from .iq import ping_dispatcher as ping_dispatcher
 from .iq import service_unavailable as service_unavailable
+from .reconnect import BOT_RECONNECT as BOT_RECONNECT
+from .reconnect import ReconnectPolicy as ReconnectPolicy
+from .reconnect import backoff_delay as backoff_delay
 from .services import BASE_FEATURES as BASE_FEATURES
 from .services import CAPS_NODE as CAPS_NODE
 from .services import DEFAULT_IDENTITY as DEFAULT_IDENTITY
@@ -42,6 +47,7 @@ from .services import answer_roster_push as answer_roster_push
 
 __all__ = [
     "BASE_FEATURES",
+    "BOT_RECONNECT",
     "CAPS_NODE",
     "DEFAULT_IDENTITY",
     "Addressing",
@@ -54,12 +60,14 @@ __all__ = [
     "IqOutcome",
     "PresenceTracker",
     "PresenceUpdate",
+    "ReconnectPolicy",
     "RejectedPush",
     "ResourcePresence",
     "RosterCache",
     "RosterPush",
     "answer_ping",
     "answer_roster_push",
+    "backoff_delay",
     "parse_push",
     "ping_dispatcher",
     "roster_remove_query",
