@@ -278,3 +278,56 @@ def test_backoff_stays_in_its_bounds_and_a_stable_session_starts_it_over(
         assert policy.next_attempt(attempt, 60.0) == 0
         assert policy.next_attempt(attempt, 59.9) == attempt
         assert policy.next_attempt(attempt, None) == attempt
+
+
+# --- roster pushes as a state machine ------------------------------------------------------
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+contacts = st.sampled_from([JID.parse(f"c{n}@example.net") for n in range(4)])
+subscriptions = st.sampled_from([s for s in Subscription if s is not Subscription.REMOVE])
+senders = st.sampled_from([None, ME.bare, ME, ROMEO, JID.parse("example.com")])
+
+
+class RosterPushes(RuleBasedStateMachine):
+    """Pushes from anyone, in any order: the cache holds exactly what the
+    account's own pushes said, and every push gets exactly one answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.roster = RosterCache()
+        self.services = ClientServices(ME, self.roster)
+        self.model: dict[JID, RosterItem] = {}
+        self.version: str | None = None
+        self.count = 0
+
+    def _push(self, item: RosterItem, sender: JID | None) -> None:
+        self.count += 1
+        ver = f"v{self.count}"
+        outcome = self.services.handle_iq(push(item, sender, ver))
+        assert outcome.reply is not None and outcome.unhandled is None
+        if sender is None or sender == ME.bare:
+            assert outcome.reply.get("type") == "result" and outcome.pushed == item
+            if item.subscription is Subscription.REMOVE:
+                self.model.pop(item.jid, None)
+            else:
+                self.model[item.jid] = item
+            self.version = ver
+        else:
+            assert condition(outcome.reply) == "service-unavailable" and outcome.pushed is None
+
+    @rule(contact=contacts, subscription=subscriptions, sender=senders)
+    def set_item(self, contact: JID, subscription: Subscription, sender: JID | None) -> None:
+        self._push(RosterItem(contact, None, subscription), sender)
+
+    @rule(contact=contacts, sender=senders)
+    def remove_item(self, contact: JID, sender: JID | None) -> None:
+        self._push(RosterItem(contact, None, Subscription.REMOVE), sender)
+
+    @invariant()
+    def the_cache_is_the_model(self) -> None:
+        assert self.roster.items == self.model
+        assert self.roster.version == self.version
+
+
+TestRosterPushes = RosterPushes.TestCase
