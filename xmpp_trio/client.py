@@ -30,11 +30,12 @@ from xml.etree.ElementTree import Element
 
 import trio
 
+from xmpp_sansio.client import ping_dispatcher
 from xmpp_sansio.errors import RemoteProtocolError, StreamErrorCondition
 from xmpp_sansio.iq import IqError, IqResult, IqTracker
 from xmpp_sansio.jid import JID
 from xmpp_sansio.sm import SMState
-from xmpp_sansio.stanza import StanzaError, iq_result
+from xmpp_sansio.stanza import StanzaError
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
 from xmpp_sansio.stream.events import (
@@ -153,6 +154,7 @@ class Client:
         self.closed = trio.Event()
         self.error: XMPPError | None = None
         self._tracker = IqTracker()
+        self._pings = ping_dispatcher()
         self._tracker.own_jid = conn.jid
         self._waiting: dict[str, trio.Event] = {}
         self._answers: dict[str, IqResult | IqError] = {}
@@ -235,8 +237,10 @@ class Client:
                 self._waiting[answer.id].set()
                 return
             if stanza.get("type") == "get" and stanza.find(_PING) is not None:
-                self._conn.send(iq_result(stanza))  # XEP-0199 §4
-                return
+                reply = self._pings.handle(stanza).reply  # XEP-0199 §4
+                if reply is not None:
+                    self._conn.send(reply)
+                    return
         await self._incoming_send.send(stanza)
 
     async def receive(self) -> Element:

@@ -45,26 +45,25 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from xmpp_sansio.client_state import (
+from xmpp_sansio.client import (
+    CAPS_NODE,
+    DEFAULT_IDENTITY,
     CapsCache,
+    ClientServices,
+    DiscoResponder,
+    IqOutcome,
     PresenceTracker,
     PresenceUpdate,
-    RejectedPush,
     RosterCache,
-    parse_push,
     roster_remove_query,
     roster_set_query,
+    service_unavailable,
 )
 from xmpp_sansio.disco import (
-    NS_CAPS,
     DiscoError,
     DiscoInfo,
     DiscoItems,
     Identity,
-    build_disco_info,
-    build_disco_items,
-    caps_element,
-    caps_ver,
     info_query,
     items_query,
     parse_disco_info,
@@ -72,7 +71,6 @@ from xmpp_sansio.disco import (
 )
 from xmpp_sansio.errors import LocalProtocolError, StanzaErrorCondition
 from xmpp_sansio.jid import JID
-from xmpp_sansio.roster import QUERY_TAG as ROSTER_QUERY
 from xmpp_sansio.roster import RosterItem
 from xmpp_sansio.stanza import (
     Iq,
@@ -82,9 +80,7 @@ from xmpp_sansio.stanza import (
     PresenceType,
     StanzaKind,
     StanzaValueError,
-    can_reply_with_error,
     error_reply,
-    iq_result,
     make_iq,
     make_presence,
     stanza_kind,
@@ -107,16 +103,11 @@ log = logging.getLogger("xmpp_trio.im")
 
 NS_VCARD: Final = "vcard-temp"
 """XEP-0054 vcard-temp."""
-CAPS_NODE: Final = "https://xmpp-trio.invalid/client"
-"""The XEP-0115 ``node`` naming this client software (§4: a URI)."""
-DEFAULT_IDENTITY: Final = Identity("client", "pc", "xmpp-trio")
-"""The client's disco identity (XEP-0030 §3.1, registry category ``client``)."""
 
 _VCARD: Final = f"{{{NS_VCARD}}}vCard"
 _DISCO_INFO: Final = f"{{{ns.DISCO_INFO}}}query"
 _DISCO_ITEMS: Final = f"{{{ns.DISCO_ITEMS}}}query"
-#: What IMClient (with the Client's XEP-0199 ping answers) handles itself.
-_BASE_FEATURES: Final = (ns.DISCO_INFO, ns.DISCO_ITEMS, NS_CAPS, ns.PING)
+_ROSTER_QUERY: Final = f"{{{ns.ROSTER}}}query"
 
 _T = TypeVar("_T")
 
@@ -197,6 +188,10 @@ class IMClient:
             newer events are dropped with a warning (the state is in
             :attr:`roster` and :attr:`presence` anyway, and the server
             redelivers pending subscription requests, RFC 6121 §3.1.3).
+        presence_stanzas: deliver every presence stanza on :meth:`stanzas`
+            (after :attr:`presence` took it into account) instead of as
+            subscription requests and presence updates (for bots, whose
+            handlers see each presence).
     """
 
     def __init__(
@@ -214,6 +209,7 @@ class IMClient:
         timeout: float = 30.0,
         stanza_buffer: int = 1000,
         event_buffer: int = 100,
+        presence_stanzas: bool = False,
     ) -> None:
         self._client = client
         self.roster: RosterCache = roster_cache if roster_cache is not None else RosterCache()
@@ -225,12 +221,15 @@ class IMClient:
         self.iq_handler: IqHandler | None = iq_handler
         self.timeout = timeout
         self._versioning = roster_versioning
-        self.own_disco_info = DiscoInfo(
-            (identity,), tuple(sorted(set(_BASE_FEATURES).union(features)))
+        self._presence_stanzas = presence_stanzas
+        self.services = ClientServices(
+            client.jid, self.roster, DiscoResponder(identity, features, caps_node)
         )
+        """The iq requests answered here (roster pushes, disco, caps), sans I/O."""
+        self.own_disco_info: DiscoInfo = self.services.disco.info
         """What this client answers to disco#info (XEP-0030 §3.1)."""
         self.caps_node = caps_node
-        self.caps_ver = caps_ver(self.own_disco_info)
+        self.caps_ver = self.services.disco.ver
         """The XEP-0115 §5.1 verification string of :attr:`own_disco_info`."""
         self._stanzas_send, self._stanzas = trio.open_memory_channel[Element](stanza_buffer)
         self._requests_send, self._requests = trio.open_memory_channel[SubscriptionRequest](
@@ -400,18 +399,11 @@ class IMClient:
             with trio.move_on_after(self.timeout):
                 await self.wait_until(lambda: self._push_counts.get(contact, 0) != seen)
 
-    def _on_roster_push(self, iq: Iq) -> Element:
-        try:
-            push = parse_push(iq.element, self.jid)
-        except RejectedPush as exc:
-            log.warning("refused roster push: %s", exc)
-            return error_reply(iq.element, exc.condition)
-        self.roster.apply(push)
-        contact = push.item.jid
-        self._push_counts[contact] = self._push_counts.get(contact, 0) + 1
-        self._emit(self._pushes_send, push.item)
+    def _on_roster_push(self, item: RosterItem) -> None:
+        """A push was applied (RFC 6121 §2.1.6): tell who waits for it."""
+        self._push_counts[item.jid] = self._push_counts.get(item.jid, 0) + 1
+        self._emit(self._pushes_send, item)
         self._notify()
-        return iq_result(iq.element)  # RFC 6121 §2.1.6
 
     # ------------------------------------------------------------------
     # subscriptions (RFC 6121 §3)
@@ -465,7 +457,7 @@ class IMClient:
         presence = make_presence(
             None if to is None else _jid(to), show=show, status=status, priority=priority
         )
-        presence.append(caps_element(self.caps_node, self.caps_ver))
+        presence.append(self.services.disco.caps_element())
         await self._client.send(presence)
 
     async def send_unavailable(self, *, status: str | None = None) -> None:
@@ -531,21 +523,6 @@ class IMClient:
             del self._caps_pending[key]
             done.set()
 
-    def _on_disco(self, iq: Iq, payload: Element) -> Element:
-        """Answer disco queries about this client (XEP-0030 §3.1, §4.1): the
-        caps node ``node#ver`` gets the same info (XEP-0115 §6.2), other nodes
-        ``item-not-found`` (XEP-0030 §7); the client has no items."""
-        if iq.type is IqType.SET:
-            return error_reply(iq.element, StanzaErrorCondition.BAD_REQUEST)
-        node = payload.get("node")
-        if payload.tag == _DISCO_ITEMS:
-            if node is not None:
-                return error_reply(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)
-            return iq_result(iq.element, build_disco_items(DiscoItems()))
-        if node is not None and node != f"{self.caps_node}#{self.caps_ver}":
-            return error_reply(iq.element, StanzaErrorCondition.ITEM_NOT_FOUND)
-        return iq_result(iq.element, build_disco_info(self.own_disco_info.with_node(node)))
-
     # ------------------------------------------------------------------
     # vCard (XEP-0054)
 
@@ -608,7 +585,14 @@ class IMClient:
         except StanzaValueError:
             await self._deliver(stanza)
             return
-        if presence.type is PresenceType.SUBSCRIBE and presence.from_ is not None:
+        if self._presence_stanzas:
+            if presence.type in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
+                update = self.presence.handle(stanza)
+                if update is not None and update.current is None:
+                    self.caps_cache.forget(update.jid)
+                self._notify()
+            await self._deliver(stanza)
+        elif presence.type is PresenceType.SUBSCRIBE and presence.from_ is not None:
             request = SubscriptionRequest(presence.from_.bare, presence.status, stanza)
             self._emit(self._requests_send, request)
         elif presence.type in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
@@ -623,29 +607,33 @@ class IMClient:
 
     async def _on_request(self, stanza: Element) -> None:
         """An iq get/set for the client: exactly one answer (RFC 6120 §8.2.3)."""
-        try:
-            iq = Iq.from_element(stanza)
-        except StanzaValueError as exc:
-            if can_reply_with_error(stanza):
-                await self._send_quietly(error_reply(stanza, exc.condition))
-            return
-        await self._send_quietly(await self._answer(iq))
+        outcome = self.services.handle_iq(stanza)
+        if outcome.pushed is not None:
+            self._on_roster_push(outcome.pushed)
+        elif (
+            outcome.reply is not None
+            and outcome.reply.get("type") == "error"
+            and stanza.find(_ROSTER_QUERY) is not None
+        ):
+            log.warning("refused roster push from %s", stanza.get("from"))
+        reply = outcome.reply
+        if outcome.unhandled is not None:
+            reply = await self._answer(outcome)
+        if reply is not None:
+            await self._send_quietly(reply)
 
-    async def _answer(self, iq: Iq) -> Element:
-        payload = iq.payload
-        assert payload is not None  # Iq.from_element: a get/set has one child
-        if payload.tag == ROSTER_QUERY and iq.type is IqType.SET:
-            return self._on_roster_push(iq)
-        if payload.tag in (_DISCO_INFO, _DISCO_ITEMS):
-            return self._on_disco(iq, payload)
+    async def _answer(self, outcome: IqOutcome) -> Element:
+        """A request :attr:`services` left to the application: the
+        :data:`IqHandler`, else ``service-unavailable`` (RFC 6120 §8.4)."""
+        iq = outcome.unhandled
+        assert iq is not None and iq.payload is not None
         handler = self.iq_handler
         if handler is not None:
             try:
                 reply = await handler(iq)
             except Exception:
-                log.exception("the iq handler failed on %s", payload.tag)
+                log.exception("the iq handler failed on %s", iq.payload.tag)
                 return error_reply(iq.element, StanzaErrorCondition.INTERNAL_SERVER_ERROR)
             if reply is not None:
                 return reply
-        # RFC 6120 §8.4: a request for a payload the entity does not understand.
-        return error_reply(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        return service_unavailable(iq)

@@ -42,10 +42,12 @@ says which happened). If resumption fails, a new session starts as above, and
 ``pc.client.unacked_from_previous`` holds the stanzas the server never
 acknowledged, for ``on_connected`` to resend if they matter.
 
-Reconnection waits :func:`xmpp_trio.bot.backoff_delay` seconds (exponential
-from ``backoff_base`` up to ``backoff_cap``, with jitter from ``rng``) before
-each attempt, the first after a loss included; a session that lasted a minute
-starts the sequence over. Errors are sorted like this:
+Reconnection waits :func:`xmpp_sansio.client.backoff_delay` seconds
+(exponential from ``backoff_base`` up to ``backoff_cap``, with jitter from
+``rng``) before each attempt, the first after a loss included; a session that
+lasted a minute starts the sequence over. Errors are sorted by a
+:class:`~xmpp_sansio.client.ReconnectPolicy` (``policy``; bots use
+:data:`~xmpp_sansio.client.BOT_RECONNECT`); by default like this:
 
 * retried: transport failures (``OSError``, TLS errors, broken streams),
   :class:`~xmpp_trio.client.ConnectionFailed`, stream errors such as
@@ -63,6 +65,7 @@ starts the sequence over. Errors are sorted like this:
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import math
 import random
@@ -70,19 +73,18 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from xml.etree.ElementTree import Element
 
 import trio
 
-from xmpp_sansio.client_state import CapsCache, PresenceTracker, RosterCache
-from xmpp_sansio.errors import LocalProtocolError, StreamErrorCondition
+from xmpp_sansio.client import CapsCache, PresenceTracker, ReconnectPolicy, RosterCache
+from xmpp_sansio.errors import LocalProtocolError
 from xmpp_sansio.jid import JID
 from xmpp_sansio.sm import SMState
 from xmpp_sansio.stanza import IqType, PresenceShow, make_iq
 from xmpp_sansio.xml import ns
 
-from .bot import backoff_delay
 from .client import (
     AuthenticationError,
     Client,
@@ -96,10 +98,12 @@ from .client import (
 from .im import IMClient
 
 __all__ = [
+    "KeepaliveConnection",
     "NotConnected",
     "OnConnected",
     "PersistentClient",
     "PresenceSettings",
+    "keepalive",
     "open_persistent_client",
 ]
 
@@ -108,20 +112,8 @@ log = logging.getLogger("xmpp_trio.persistent")
 _MESSAGE: Final = "{" + ns.CLIENT + "}message"
 _PING: Final = "{" + ns.PING + "}ping"
 
-#: A session that lasted this long starts the backoff sequence over.
-_STABLE_SESSION: Final = 60.0
 #: How long the stanzas of a closed connection may take to reach :meth:`stanzas`.
 _DRAIN_GRACE: Final = 5.0
-#: The only SASL failure that is worth retrying (RFC 6120 §6.5.15).
-_RETRYABLE_AUTH: Final = frozenset({"temporary-auth-failure"})
-#: Stream errors that reconnecting cannot fix (RFC 6120 §4.9.3).
-_FATAL_STREAM: Final = frozenset(
-    {
-        StreamErrorCondition.CONFLICT,
-        StreamErrorCondition.HOST_UNKNOWN,
-        StreamErrorCondition.HOST_GONE,
-    }
-)
 #: What a lost or failed connection raises; everything else is not retried.
 _TRANSIENT: Final = (
     XMPPError,
@@ -168,21 +160,53 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _fatal(exc: BaseException) -> BaseException | None:
+def _fatal(exc: BaseException, policy: ReconnectPolicy) -> BaseException | None:
     """The exception to raise to the user if ``exc`` is one that reconnecting
-    cannot fix, else ``None`` (retry)."""
+    cannot fix (by ``policy``), else ``None`` (retry)."""
     for leaf in _leaves(exc):
         if isinstance(leaf, AuthenticationError):
-            if leaf.condition not in _RETRYABLE_AUTH:
+            if policy.auth_is_fatal(leaf.condition):
                 return leaf
         elif isinstance(leaf, StreamError):
-            if leaf.condition in _FATAL_STREAM:
+            if policy.stream_error_is_fatal(leaf.condition):
                 return leaf
         elif isinstance(leaf, IqErrorResponse) or not isinstance(leaf, _TRANSIENT):
             # An error answer (e.g. to a request of on_connected) is no
             # connection problem: reconnecting would get the same answer.
             return leaf
     return None
+
+
+class KeepaliveConnection(Protocol):
+    """What :func:`keepalive` needs (a :class:`~xmpp_trio.client.Client` has it)."""
+
+    @property
+    def jid(self) -> JID: ...
+
+    async def request(self, iq: Element, *, timeout: float = 30.0) -> Element: ...
+
+
+async def keepalive(connection: KeepaliveConnection, interval: float) -> str | None:
+    """Ping the server (XEP-0199 §4.2) every ``interval`` seconds, each ping
+    bounded by half of it, so that a dead network is noticed.
+
+    Returns why the connection should be dropped once a ping goes
+    unanswered (an error answer is an answer: the server is there), or
+    ``None`` when the connection went away by itself. The one keepalive of
+    the persistent client and of bots.
+    """
+    server = JID.parse(connection.jid.domain)
+    while True:
+        await trio.sleep(interval)
+        ping = make_iq(IqType.GET, "", Element(_PING), to=server)
+        try:
+            await connection.request(ping, timeout=max(interval / 2, 1.0))
+        except IqErrorResponse:
+            continue  # an answer all the same
+        except IqTimeoutError:
+            return "the server does not answer pings"
+        except _TRANSIENT:
+            return None  # the connection is going away anyway
 
 
 async def _cancel_on_close(client: Client, scope: trio.CancelScope) -> None:
@@ -238,6 +262,7 @@ class PersistentClient:
         keepalive: float | None = 60.0,
         resume: bool = True,
         connect_options: Mapping[str, Any] | None = None,
+        policy: ReconnectPolicy | None = None,
     ) -> None:
         if not 0 < backoff_base <= backoff_cap:
             raise ValueError("backoff needs 0 < backoff_base <= backoff_cap")
@@ -253,8 +278,9 @@ class PersistentClient:
             )
         self._account = JID.parse(jid) if isinstance(jid, str) else jid
         self._password = password
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
+        self._policy = dataclasses.replace(
+            policy or ReconnectPolicy(), base=backoff_base, cap=backoff_cap
+        )
         self._rng = rng if rng is not None else random.Random()
         self._on_connected = on_connected
         self._connect_options = connect
@@ -524,7 +550,7 @@ class PersistentClient:
                 leaves = _leaves(exc)  # unwrapped from the nurseries' groups
                 reason = leaves[0] if len(leaves) == 1 else exc
             began = self._began
-            fatal = _fatal(reason) if isinstance(reason, BaseException) else None
+            fatal = _fatal(reason, self._policy) if isinstance(reason, BaseException) else None
             if fatal is not None:
                 self.last_error = fatal
                 self._fail(fatal)
@@ -532,11 +558,10 @@ class PersistentClient:
             self.last_error = (
                 reason if isinstance(reason, BaseException) else ConnectionFailed(reason)
             )
-            if began is not None and trio.current_time() - began >= _STABLE_SESSION:
-                attempt = 0
-            delay = backoff_delay(
-                attempt, base=self._backoff_base, cap=self._backoff_cap, rng=self._rng
+            attempt = self._policy.next_attempt(
+                attempt, None if began is None else trio.current_time() - began
             )
+            delay = self._policy.delay(attempt, self._rng)
             attempt += 1
             log.warning(
                 "%s: %s (%s); reconnecting in %.1f s",
@@ -655,24 +680,13 @@ class PersistentClient:
             _IN_CALLBACK.reset(token)
 
     async def _ping(self, client: Client, interval: float, scope: trio.CancelScope) -> None:
-        """Ping the server (XEP-0199) every ``interval`` seconds; drop the
-        connection if it does not answer, so that a dead network is noticed."""
+        """Drop the connection when the server stops answering pings."""
         with scope:
-            server = JID.parse(client.jid.domain)
-            while True:
-                await trio.sleep(interval)
-                ping = make_iq(IqType.GET, "", Element(_PING), to=server)
-                try:
-                    await client.request(ping, timeout=max(interval / 2, 1.0))
-                except IqErrorResponse:
-                    continue  # an answer all the same
-                except IqTimeoutError:
-                    self._end_reason = "the server does not answer pings"
-                    log.warning("%s: %s", self._account, self._end_reason)
-                    await client.abort()
-                    return
-                except _TRANSIENT:
-                    return  # the connection is going away anyway
+            reason = await keepalive(client, interval)
+            if reason is not None:
+                self._end_reason = reason
+                log.warning("%s: %s", self._account, reason)
+                await client.abort()
 
     async def _forward(self) -> None:
         """Hand every connection's stanzas to :meth:`stanzas`, in order."""
@@ -698,6 +712,7 @@ async def open_persistent_client(
     wait_timeout: float = 30.0,
     keepalive: float | None = 60.0,
     resume: bool = True,
+    policy: ReconnectPolicy | None = None,
     **open_client_kwargs: Any,
 ) -> AsyncIterator[PersistentClient]:
     """Keep a session of ``jid`` alive until the block ends; yield its
@@ -709,7 +724,7 @@ async def open_persistent_client(
             :func:`~xmpp_trio.client.open_client` (``host``, ``port``,
             ``ssl_context``, ``timeout``...; ``resume`` is set here).
         backoff_base, backoff_cap, rng: the reconnection delays, see
-            :func:`xmpp_trio.bot.backoff_delay`; ``rng`` makes the jitter
+            :func:`xmpp_sansio.client.backoff_delay`; ``rng`` makes the jitter
             reproducible.
         on_connected: ``await on_connected(im)`` after every new session is
             set up (see :data:`OnConnected`); ``pc.send`` from it uses the new
@@ -724,6 +739,8 @@ async def open_persistent_client(
         keepalive: ping the server this often (seconds) and reconnect when
             it stops answering; ``None`` turns it off.
         resume: try XEP-0198 resumption after a broken connection.
+        policy: which failures are fatal (default: see the module
+            documentation); its backoff is ``backoff_base``/``backoff_cap``.
 
     The block's own exceptions go out unchanged. Errors that reconnecting
     cannot fix (see the module documentation) cancel the block and are
@@ -743,6 +760,7 @@ async def open_persistent_client(
         keepalive=keepalive,
         resume=resume,
         connect_options=open_client_kwargs,
+        policy=policy,
     )
     async with pc._lifetime() as running:
         yield running

@@ -831,3 +831,53 @@ def test_room_bot_example_file_is_valid(tmp_path: Path) -> None:
         "lobby@conference.localhost",
         "dev@conference.localhost",
     ]
+
+
+# --- the persistent client under the bot ------------------------------------------------
+
+
+class Sessions(Counter):
+    """Counts, and counts the new sessions it is told about."""
+
+    def setup(self) -> None:
+        self.state["connected"] = 0
+
+    async def on_connected(self) -> None:
+        self.state["connected"] += 1
+
+
+async def test_a_bot_resumes_its_session_after_a_broken_connection_without_losing_a_message(
+    server: RunningServer, nursery: trio.Nursery
+) -> None:
+    bot = Bot(bot_config(server.starttls_port, server.ca_file))
+    handler = bot.add_handler(Sessions)
+    await start_bot(nursery, bot)
+    async with romeo(server.starttls_port, server.ca_file) as client:
+        assert await ask(client, "juliet@localhost", "count") == "1"
+        pc = bot.persistent
+        assert pc is not None
+        await pc.client.abort()  # the network goes away: no </stream:stream>
+        await client.send(chat("juliet@localhost", "count"))  # held for the session
+        with trio.fail_after(WAIT):
+            await bot.wait_online(sessions=2)
+        assert pc.resumed and handler.state["connected"] == 1  # the session carried on
+        with trio.fail_after(WAIT):
+            async for stanza in client:
+                if stanza.tag == MESSAGE:
+                    assert MessageObject.from_element(stanza).body == "2"
+                    break
+
+
+async def test_a_bot_answers_disco_about_itself_as_a_client_bot(
+    server: RunningServer, nursery: trio.Nursery
+) -> None:
+    from xmpp_sansio.disco import info_query, parse_disco_info
+    from xmpp_sansio.stanza import IqType, make_iq
+
+    bot = await start_bot(nursery, Bot(bot_config(server.starttls_port, server.ca_file)))
+    async with romeo(server.starttls_port, server.ca_file) as client:
+        query = make_iq(IqType.GET, "", info_query(), to=str(bot.jid))
+        result = await client.request(query, timeout=WAIT)
+    info = parse_disco_info(result[0])
+    assert [(i.category, i.type, i.name) for i in info.identities] == [("client", "bot", "juliet")]
+    assert "urn:xmpp:ping" in info.features

@@ -611,3 +611,27 @@ async def test_the_docs_example_runs(
     assert "roster version" in out
     saved = RosterCache.from_dict(json.loads(cache_file.read_text()))
     assert saved.items[ROMEO].subscription is Subscription.BOTH
+
+
+async def test_with_presence_stanzas_every_presence_reaches_stanzas_and_is_still_tracked(
+    server: RunningServer,
+) -> None:
+    async with sessions(server) as connect:
+        juliet = await online(connect, "juliet@localhost/balcony", presence_stanzas=True)
+        romeo = await online(connect, "romeo@localhost/orchard")
+        await romeo.subscribe(JULIET)
+        seen = [await juliet.stanzas().receive()]  # her own presence first
+        while seen[-1].get("type") != "subscribe":
+            seen.append(await juliet.stanzas().receive())
+        assert seen[-1].get("from") == str(ROMEO)  # not on subscription_requests()
+        assert seen[0].get("from") == str(juliet.jid)  # every presence, her own too
+        await juliet.approve(ROMEO)
+        await romeo.send_presence(to=juliet.jid, status="here")  # directed (RFC 6121 §4.6)
+        while True:
+            stanza = await juliet.stanzas().receive()
+            if stanza.tag.endswith("presence") and stanza.get("type") is None:
+                break
+        assert stanza.get("from") == str(romeo.jid)
+        assert juliet.presence.is_available(ROMEO)  # tracked all the same
+        with pytest.raises(trio.WouldBlock):
+            juliet.presence_updates().receive_nowait()  # nothing piles up there
