@@ -350,9 +350,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
         _check_tls_pair(config.tls.cert, config.tls.key)
         named = config.hosted_domains + ((config.echo_domain,) if config.echo_domain else ())
-        problems = certificate_problems(config.tls.cert, named)
-        if problems:
-            raise CommandError("tls: " + "; ".join(problems))
+        wrong = certificate_problems(config.tls.cert, named)
+        if wrong:
+            raise CommandError("tls: " + "; ".join(wrong))
         lines.append(f"tls: certificate {config.tls.cert}, key {config.tls.key}")
     else:
         cert = config.generated_tls_dir / "cert.pem"
