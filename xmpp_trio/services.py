@@ -93,6 +93,8 @@ class ServerServices:
         clock: Callable[[], float] = time.time,
     ) -> None:
         limits = config.limits
+        #: The clock the router gives the services as ``now`` (Router(clock=...)).
+        self.clock = clock
         roster_storage = SqliteRosterStorage(db)
         is_subscribed = subscribed_predicate(roster_storage)
         self.roster = RosterService(
@@ -129,17 +131,14 @@ class ServerServices:
             self.registration,
             LastActivityService(
                 self._last_storage,
-                clock,
                 lambda requester, user: is_subscribed(requester, user),
                 started=clock(),
             ),
             VersionService(_version()),
-            TimeService(clock),
-            CapsService(clock=clock),
+            TimeService(),
+            CapsService(),
             CarbonsService(),
-            OfflineService(
-                SqliteOfflineStorage(db), clock, max_per_user=limits.max_offline_messages
-            ),
+            OfflineService(SqliteOfflineStorage(db), max_per_user=limits.max_offline_messages),
             self.disco,
         ]
         # The service hosts (the hosts table's subdomains), by domain.
@@ -188,6 +187,7 @@ def remove_account_data(config: ServerConfig, accounts: AccountStore, account: J
             config.domains,
             account_exists=lambda local, domain: accounts.exists(local, domain),
             services=services.services,
+            clock=services.clock,
         )
         router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
         services.flush()

@@ -55,6 +55,16 @@ from ..stanza import (
 from ..xml.element import split_tag
 from .effects import Bounce, Deliver, Reply, Route
 from .service import Service
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    IqReceived,
+    PresenceBroadcast,
+    Request,
+    SessionUnbound,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -239,7 +249,31 @@ class BlockingService(Service):
 
     # -- IQs -----------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.OUTBOUND, Stage.INBOUND})
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        PresenceBroadcast,
+        SessionUnbound,
+        AccountRemoved,
+    )
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case PresenceBroadcast(session, element, initial):
+                return self._presence_broadcast(session, element, initial)
+            case SessionUnbound(session):
+                return self._session_unbound(session)
+            case AccountRemoved(account):
+                return self._account_removed(account)
+        return []
+
+    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """``<blocklist/>`` get, ``<block/>`` and ``<unblock/>`` set, sent by a
         local session about its own account (XEP-0191 §3.2-§3.5: "with no 'to'
         address"; the account's bare JID is accepted too)."""
@@ -351,7 +385,9 @@ class BlockingService(Service):
 
     # -- every stanza ----------------------------------------------------------------
 
-    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Outcome] | None:
+    def filter_inbound(
+        self, ctx: Context, element: Element, sender: JID, recipient: JID
+    ) -> list[Outcome] | None:
         """XEP-0191 §3.3: nothing from a blocked JID reaches the user; and
         nothing the server routes for a local user reaches a JID that user
         blocked."""
@@ -376,7 +412,7 @@ class BlockingService(Service):
         return None
 
     def filter_outbound(
-        self, session: BoundSession, element: Element, to: JID | None
+        self, ctx: Context, session: BoundSession, element: Element, to: JID | None
     ) -> list[Outcome] | None:
         """XEP-0191 §3.3: the user's stanzas to a blocked JID are not routed;
         messages and iq requests get ``not-acceptable`` with ``<blocked/>``."""
@@ -394,7 +430,7 @@ class BlockingService(Service):
 
     # -- presence and sessions ----------------------------------------------------------
 
-    def presence_broadcast(
+    def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
     ) -> list[Outcome]:
         """Remember the session's current presence (sent again on unblock)."""
@@ -404,12 +440,12 @@ class BlockingService(Service):
             self._presence.pop(session.id, None)
         return []
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Forget the removed account's blocklist."""
         self._storage.unblock_all(account.bare)
         return []
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session's interest in pushes and its presence."""
         self._interested.discard(session.id)
         self._presence.pop(session.id, None)

@@ -32,6 +32,15 @@ from ..stanza import Iq, IqType, MessageType, iq_result
 from ..xml.element import split_tag
 from .effects import Bounce, Deliver, Reply
 from .service import Service
+from .stages import (
+    Context,
+    Event,
+    IqReceived,
+    MessageDelivered,
+    MessageSent,
+    Request,
+    SessionUnbound,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -128,7 +137,30 @@ class CarbonsService(Service):
         """Whether ``session`` has carbons enabled."""
         return session in self._enabled
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        MessageSent,
+        MessageDelivered,
+        SessionUnbound,
+    )
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case MessageSent(session, element):
+                return self._message_sent(session, element)
+            case MessageDelivered(element, recipient, sessions):
+                return self._message_delivered(element, recipient, sessions)
+            case SessionUnbound(session):
+                return self._session_unbound(session)
+        return []
+
+    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """``<enable/>`` / ``<disable/>`` sets (XEP-0280 §4, §5) from a local
         session about itself: to the server or its own bare JID. Another
         account's bare JID, or a sender that is not a local session, get
@@ -150,7 +182,7 @@ class CarbonsService(Service):
             self._enabled.discard(session.id)
         return [Reply(iq_result(iq.element))]
 
-    def message_delivered(
+    def _message_delivered(
         self, element: Element, recipient: JID, sessions: list[int]
     ) -> list[Outcome]:
         """``<received/>`` carbons to the recipient's other enabled sessions
@@ -159,7 +191,7 @@ class CarbonsService(Service):
             return []
         return self._copies(element, "received", recipient, exclude=set(sessions))
 
-    def message_sent(self, session: BoundSession, element: Element) -> list[Outcome]:
+    def _message_sent(self, session: BoundSession, element: Element) -> list[Outcome]:
         """``<sent/>`` carbons to the sender's other enabled sessions (XEP-0280 §8)."""
         if not self._enabled or not carbons_eligible(element, inbound=False):
             return []
@@ -174,7 +206,7 @@ class CarbonsService(Service):
             if s.id in self._enabled and s.id not in exclude
         ]
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session's carbons state."""
         self._enabled.discard(session.id)
         return []

@@ -24,7 +24,7 @@ subscription to the requester", from the roster service) to widen it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import (
@@ -49,6 +49,11 @@ from xmpp_sansio.xml import ns
 
 from .effects import Bounce, Reply
 from .service import Service
+from .stages import (
+    Context,
+    IqReceived,
+    Request,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -164,7 +169,15 @@ class DiscoService(Service):
 
     # -- hooks ----------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to)
+        return None
+
+    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag not in (_INFO_QUERY, _ITEMS_QUERY):
             return None

@@ -9,9 +9,8 @@ router itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 from xml.etree.ElementTree import Element, SubElement
 
 from xmpp_sansio.errors import StanzaErrorCondition
@@ -20,6 +19,11 @@ from xmpp_sansio.stanza import Iq, IqType, iq_result
 
 from .effects import Bounce, Reply
 from .service import Service
+from .stages import (
+    Context,
+    IqReceived,
+    Request,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -57,7 +61,15 @@ class VersionService(Service):
         self.version = version
         self.os = os
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to)
+        return None
+
+    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         is_get = _handle(iq, to, f"{{{NS_VERSION}}}query")
         if is_get is None:
             return None
@@ -80,8 +92,8 @@ def format_utc(timestamp: float) -> str:
 
 class TimeService(Service):
     """Answers ``urn:xmpp:time`` queries to the server (XEP-0202 §2) with
-    ``<tzo>+00:00</tzo>`` and ``<utc/>`` from the injected ``clock`` (UNIX
-    seconds).
+    ``<tzo>+00:00</tzo>`` and ``<utc/>`` from the ``now`` of the router
+    call (UNIX seconds).
 
     The offset is always ``+00:00``: the server keeps its clock in UTC, and
     reporting a local offset would leak its location (XEP-0202 §6). A
@@ -90,10 +102,15 @@ class TimeService(Service):
 
     server_features = (NS_TIME,)
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to, ctx.now)
+        return None
+
+    def _iq(self, iq: Iq, to: JID | None, now: float) -> list[Outcome] | None:
         is_get = _handle(iq, to, f"{{{NS_TIME}}}time")
         if is_get is None:
             return None
@@ -101,5 +118,5 @@ class TimeService(Service):
             return [Bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)]
         time_el = Element(f"{{{NS_TIME}}}time")
         SubElement(time_el, f"{{{NS_TIME}}}tzo").text = "+00:00"
-        SubElement(time_el, f"{{{NS_TIME}}}utc").text = format_utc(self._clock())
+        SubElement(time_el, f"{{{NS_TIME}}}utc").text = format_utc(now)
         return [Reply(iq_result(iq.element, time_el))]

@@ -48,6 +48,16 @@ from ..stanza import (
 )
 from .effects import Bounce, Reply
 from .service import Service
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    IqReceived,
+    PresenceBroadcast,
+    Request,
+    SessionUnbound,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -123,7 +133,7 @@ def _query(seconds: str, text: str | None = None) -> Element:
 class LastActivityService(Service):
     """XEP-0012 over a :class:`LastActivityStorage`.
 
-    ``clock`` returns UNIX seconds; ``is_subscribed(requester, user)`` (bare
+    ``is_subscribed(requester, user)`` (bare
     JIDs) says whether ``requester`` may see ``user``'s presence; ``started``
     is when the server started (UNIX seconds), for its uptime.
     """
@@ -134,12 +144,10 @@ class LastActivityService(Service):
     def __init__(
         self,
         storage: LastActivityStorage,
-        clock: Callable[[], float],
         is_subscribed: Callable[[JID, JID], bool],
         started: float,
     ) -> None:
         self._storage = storage
-        self._clock = clock
         self._is_subscribed = is_subscribed
         self._started = started
         # Status of the last unavailable presence each session broadcast.
@@ -151,7 +159,31 @@ class LastActivityService(Service):
 
     # -- IQs -----------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.INBOUND})
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        PresenceBroadcast,
+        SessionUnbound,
+        AccountRemoved,
+    )
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to, ctx.now)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case PresenceBroadcast(session, element, initial):
+                return self._presence_broadcast(session, element, initial)
+            case SessionUnbound(session):
+                return self._session_unbound(session, ctx.now)
+            case AccountRemoved(account):
+                return self._account_removed(account)
+        return []
+
+    def _iq(self, iq: Iq, to: JID | None, now: float) -> list[Outcome] | None:
         """A ``jabber:iq:last`` get to the server (§5), an account (§3), or
         without ``to`` (the sender's own account)."""
         payload = iq.payload
@@ -161,7 +193,7 @@ class LastActivityService(Service):
         if requester is None:
             return None
         if to is None and iq.to is not None:
-            uptime = _seconds(self._clock() - self._started)
+            uptime = _seconds(now - self._started)
             return [Reply(iq_result(iq.element, _query(uptime)))]
         user = requester.bare if to is None else to.bare
         if not self._authorised(requester, user):
@@ -173,10 +205,12 @@ class LastActivityService(Service):
         last = self._storage.get(user)
         if last is None:
             return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
-        seconds = _seconds(self._clock() - last.stamp)
+        seconds = _seconds(now - last.stamp)
         return [Reply(iq_result(iq.element, _query(seconds, last.status)))]
 
-    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Outcome] | None:
+    def filter_inbound(
+        self, ctx: Context, element: Element, sender: JID, recipient: JID
+    ) -> list[Outcome] | None:
         """XEP-0012 §4: a query to one of the user's full JIDs from an entity not
         authorised to see the user's presence is answered with
         ``service-unavailable`` instead of being delivered."""
@@ -198,7 +232,7 @@ class LastActivityService(Service):
 
     # -- presence and sessions ---------------------------------------------------------
 
-    def presence_broadcast(
+    def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
     ) -> list[Outcome]:
         """Keep the ``<status/>`` of the session's last unavailable presence."""
@@ -210,15 +244,15 @@ class LastActivityService(Service):
             self._status[session.id] = status or None
         return []
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Forget the removed account's last logout."""
         self._storage.forget(account.bare)
         return []
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession, now: float) -> list[Outcome]:
         """Record the logout when the account's last session ends (XEP-0012 §3)."""
         status = self._status.pop(session.id, None)
         user = session.jid.bare
         if not self.server.sessions_of(user):
-            self._storage.set(user, self._clock(), status)
+            self._storage.set(user, now, status)
         return []

@@ -40,7 +40,7 @@ Which messages are stored (XEP-0160 §3, XEP-0085 §5.8, XEP-0334 §4):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
@@ -55,6 +55,16 @@ from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .effects import Bounce, Deliver
 from .service import Service
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    HandedOver,
+    PresenceBroadcast,
+    Request,
+    SessionUnbound,
+    Undeliverable,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -203,7 +213,7 @@ class _Receipt:
 class OfflineService(Service):
     """XEP-0160 offline storage over an :class:`OfflineStorage`.
 
-    ``clock`` returns UNIX seconds (the stored stamp); ``max_per_user`` is
+    The stored stamp is the ``now`` of the router call; ``max_per_user`` is
     the per-account quota, beyond which messages are bounced with
     ``service-unavailable`` (XEP-0160 §2); ``page_size`` and ``page_bytes``
     bound one page of the flush (see the module docstring).
@@ -214,7 +224,6 @@ class OfflineService(Service):
     def __init__(
         self,
         storage: OfflineStorage,
-        clock: Callable[[], float],
         max_per_user: int = 1000,
         *,
         page_size: int = 50,
@@ -225,14 +234,39 @@ class OfflineService(Service):
         if page_size < 1 or page_bytes < 1:
             raise ValueError("page_size and page_bytes must be positive")
         self._storage = storage
-        self._clock = clock
         self._max_per_user = max_per_user
         self._page_size = page_size
         self._page_bytes = page_bytes
         # account -> the session its stored messages are being flushed to
         self._flushing: dict[JID, SessionId] = {}
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    handles: ClassVar[tuple[type[Request], ...]] = (Undeliverable,)
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        PresenceBroadcast,
+        SessionUnbound,
+        HandedOver,
+        AccountRemoved,
+    )
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case Undeliverable(element, recipient):
+                return self._undeliverable(element, recipient, ctx.now)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case PresenceBroadcast(session, element, initial):
+                return self._presence_broadcast(session, element, initial)
+            case SessionUnbound(session):
+                return self._session_unbound(session)
+            case HandedOver(session, bound, receipt):
+                return self._handed_over(session, bound, receipt)
+            case AccountRemoved(account):
+                return self._account_removed(account)
+        return []
+
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Drop the removed account's stored messages."""
         stored = self._storage.peek(account.bare)
         if stored:
@@ -240,7 +274,7 @@ class OfflineService(Service):
         self._flushing.pop(account.bare, None)
         return []
 
-    def message_undeliverable(self, element: Element, recipient: JID) -> list[Outcome] | None:
+    def _undeliverable(self, element: Element, recipient: JID, now: float) -> list[Outcome] | None:
         """Store ``element`` for ``recipient`` (XEP-0160 §2, §3).
 
         Returns ``[]`` when stored or deliberately dropped, the
@@ -252,14 +286,12 @@ class OfflineService(Service):
             return None
         if disposition is _Disposition.DROP:
             return []
-        stored = self._storage.push(
-            recipient.bare, serialize(element), self._clock(), self._max_per_user
-        )
+        stored = self._storage.push(recipient.bare, serialize(element), now, self._max_per_user)
         if not stored:
             return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         return []
 
-    def presence_broadcast(
+    def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
     ) -> list[Outcome]:
         """Start delivering the stored messages to a resource that sent
@@ -279,7 +311,7 @@ class OfflineService(Service):
             return []
         return self._next_page(session)
 
-    def handed_over(
+    def _handed_over(
         self, session: SessionId, bound: BoundSession | None, receipt: Hashable
     ) -> list[Outcome]:
         """A stored message reached its client: delete it and those before it;
@@ -295,7 +327,7 @@ class OfflineService(Service):
             return []
         return self._next_page(bound)
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """A session that was being flushed to ended: what it did not get stays
         stored for the next available resource."""
         user = session.jid.bare

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition
@@ -54,6 +54,13 @@ from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .effects import Reply
 from .service import Service
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    IqReceived,
+    Request,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -156,7 +163,22 @@ class PrivateService(Service):
         self.max_items = max_items
         self.max_total = max_total
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved,)
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case AccountRemoved(account):
+                return self._account_removed(account)
+        return []
+
+    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
         if query is None or query.tag != _QUERY_TAG or not iq.is_request:
             return None
@@ -191,7 +213,7 @@ class PrivateService(Service):
             )
         return self._get(iq.element, own, children[0])
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Delete everything a removed account stored (XEP-0077 §3.2)."""
         self.storage.delete(account.bare)
         return []

@@ -65,6 +65,11 @@ from ..sasl.credentials import normalize_password
 from ..stanza import Iq, IqType, error_reply, iq_result
 from .effects import EndSessions, Reply
 from .service import Service
+from .stages import (
+    Context,
+    IqReceived,
+    Request,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -129,7 +134,15 @@ class RegistrationService(Service):
         #: The ``<instructions/>`` of the answer to an IQ-get (§3.1), if any.
         self.instructions = instructions
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to)
+        return None
+
+    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
         if query is None or query.tag != _QUERY or not iq.is_request:
             return None

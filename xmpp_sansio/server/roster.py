@@ -43,6 +43,14 @@ from xmpp_sansio.xml import ns
 
 from .effects import Bounce, Reply, Route
 from .service import Service
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    IqReceived,
+    Request,
+    SessionUnbound,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -313,7 +321,27 @@ class RosterService(Service):
     # ------------------------------------------------------------------
     # hooks
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        SessionUnbound,
+        AccountRemoved,
+    )
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case SessionUnbound(session):
+                return self._session_unbound(session)
+            case AccountRemoved(account):
+                return self._account_removed(account)
+        return []
+
+    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag != QUERY_TAG or not iq.is_request:
             return None
@@ -332,7 +360,7 @@ class RosterService(Service):
             return self._get(iq, session, payload)
         return self._set(iq, session.jid.bare, payload)
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Cancel the removed account's subscriptions both ways, as a roster
         remove does (RFC 6121 §2.5.2), for every record it had, then delete
         its roster and its item in every local roster that has one (pushed
@@ -350,7 +378,7 @@ class RosterService(Service):
             effects.extend(self.commit(holder, self.storage.item(holder, bare), None))
         return effects
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         self._interested.discard(session.id)
         bare = session.jid.bare
         if not self.server.sessions_of(bare):

@@ -52,6 +52,13 @@ from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .effects import Reply
 from .service import Service
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    IqReceived,
+    Request,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -121,7 +128,22 @@ class VCardService(Service):
         self.storage = storage
         self.max_size = max_size
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved,)
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case IqReceived(iq, to):
+                return self._iq(iq, to)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case AccountRemoved(account):
+                return self._account_removed(account)
+        return []
+
+    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag != _VCARD_TAG or not iq.is_request:
             return None
@@ -157,7 +179,7 @@ class VCardService(Service):
             vcard = Element(_VCARD_TAG)  # §3.1: an empty vCard
         return [Reply(iq_result(iq.element, vcard))]
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Delete the vCard of a removed account (XEP-0077 §3.2)."""
         self.storage.delete(account.bare)
         return []
