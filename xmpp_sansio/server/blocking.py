@@ -87,7 +87,13 @@ _ITEM: Final = f"{{{BLOCKING_NS}}}item"
 
 class BlockStorage(Protocol):
     """The accounts' block lists (synchronous; see ``xmpp_trio.stores``).
-    ``user`` is always a bare JID."""
+    ``user`` is always a bare JID; blocked JIDs are kept exactly as given
+    (bare, full or a domain: XEP-0191 §6 matching is the service's). Every
+    change is durable when its method returns.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
+    """
 
     def blocklist(self, user: JID) -> set[JID]:
         """The JIDs ``user`` blocks (a new set the caller may keep)."""

@@ -87,7 +87,14 @@ class LastLogout:
 
 class LastActivityStorage(Protocol):
     """The accounts' last logout (synchronous; see ``xmpp_trio.stores``).
-    ``user`` is always a bare JID."""
+    ``user`` is always a bare JID. :meth:`set` may be written behind (XEP-0012
+    only reports it; a crash may lose the last moments) but :meth:`get` sees
+    it at once; :meth:`forget` is durable when it returns and wins over a
+    :meth:`set` not yet written.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
+    """
 
     def set(self, user: JID, stamp: float, status: str | None) -> None:
         """Record (replacing any earlier record) that ``user`` logged out."""

@@ -109,7 +109,13 @@ class OfflineStorage(Protocol):
     """Where offline messages are kept (synchronous; see ``xmpp_trio.stores``).
 
     ``user`` is always a bare JID. Deleting is separate from reading so that a
-    message is only deleted once it has been handed over.
+    message is only deleted once it has been handed over. Message ids grow
+    with each push and are never reused (a delete by id must never reach a
+    later message); :meth:`push` and :meth:`delete` are durable when they
+    return (XEP-0160 storage survives a restart).
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def push(self, user: JID, stanza: bytes, stamp: float, limit: int) -> bool:

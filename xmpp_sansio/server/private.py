@@ -92,8 +92,11 @@ class PrivateStorage(Protocol):
     """Where :class:`PrivateService` keeps private XML.
 
     Keyed by the account's bare JID and the stored element's namespace and
-    local name; ``data`` is the element serialised. A mutating method must
-    not return before the change is durable.
+    local name; ``data`` is the element serialised, returned byte for byte.
+    A mutating method must not return before the change is durable.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def get(self, user: JID, namespace: str, local: str) -> bytes | None:

@@ -74,7 +74,7 @@ from .stages import (
 if TYPE_CHECKING:
     from .effects import Outcome
 
-__all__ = ["AccountDirectory", "PasswordChange", "RegistrationService"]
+__all__ = ["AccountDirectory", "MemoryAccountDirectory", "PasswordChange", "RegistrationService"]
 
 _QUERY = f"{{{REGISTER}}}query"
 
@@ -82,7 +82,11 @@ _QUERY = f"{{{REGISTER}}}query"
 class AccountDirectory(Protocol):
     """The account database, as far as :class:`RegistrationService` needs it.
 
-    ``local`` and ``domain`` are normalised (from a JID).
+    ``local`` and ``domain`` are normalised (from a JID). Both methods are
+    durable when they return; creating accounts is outside this contract.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def change_password(self, local: str, domain: str, password: str) -> None:
@@ -97,6 +101,31 @@ class AccountDirectory(Protocol):
         """Delete the account ``local@domain``; raise :class:`LookupError` if
         there is no such account."""
         ...
+
+
+class MemoryAccountDirectory:
+    """:class:`AccountDirectory` in memory (tests, the store contract suite):
+    passwords in clear by ``(local, domain)``; an empty password is refused,
+    as the SQLite account store refuses it."""
+
+    def __init__(self) -> None:
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def create(self, local: str, domain: str, password: str) -> None:
+        """Add an account (not part of the protocol: accounts are created
+        outside the services)."""
+        self.passwords[(local, domain)] = password
+
+    def change_password(self, local: str, domain: str, password: str) -> None:
+        if (local, domain) not in self.passwords:
+            raise LookupError(f"{local}@{domain}")
+        if not password:
+            raise ValueError("the password must not be empty")
+        self.passwords[(local, domain)] = password
+
+    def delete(self, local: str, domain: str) -> None:
+        if self.passwords.pop((local, domain), None) is None:
+            raise LookupError(f"{local}@{domain}")
 
 
 @dataclass(frozen=True, slots=True)

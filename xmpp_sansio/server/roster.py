@@ -108,8 +108,15 @@ class RosterStorage(Protocol):
     :attr:`StoredItem.jid`. The version is an opaque string that changes with
     every :meth:`put` and every :meth:`delete` of an existing record (§2.6.1:
     a new version for each change); a user with no roster yet has one too.
+    Versions are per user and never reused, not even after a restart.
+    :meth:`get` lists records in the order they were first stored (a
+    :meth:`put` that replaces a record keeps its place), with every field of
+    :class:`StoredItem`, the pending ``subscribe`` stanza included.
     Implementations commit before returning from :meth:`put` and
     :meth:`delete`.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def get(self, user: JID) -> tuple[str, list[StoredItem]]:

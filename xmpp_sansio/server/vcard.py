@@ -83,8 +83,12 @@ DEFAULT_MAX_SIZE: Final = 65536
 class VCardStorage(Protocol):
     """Where :class:`VCardService` keeps vCards, keyed by the account's bare JID.
 
-    ``data`` is one serialised ``<vCard xmlns='vcard-temp'/>`` element. A
-    mutating method must not return before the change is durable.
+    ``data`` is one serialised ``<vCard xmlns='vcard-temp'/>`` element,
+    returned byte for byte. A mutating method must not return before the
+    change is durable.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def get(self, user: JID) -> bytes | None:
