@@ -15,6 +15,7 @@ from xmpp_sansio.server import Deliver, Effect, Router, Service
 from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.effects import Outcome
+from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.server.stages import (
     Context,
@@ -25,7 +26,7 @@ from xmpp_sansio.server.stages import (
     Stage,
     Undeliverable,
 )
-from xmpp_sansio.stanza import with_attrs
+from xmpp_sansio.stanza import Stanza, with_attrs
 from xmpp_sansio.xml.parser import parse_fragment
 
 C = "{jabber:client}"
@@ -227,3 +228,23 @@ def test_a_timed_out_caps_query_is_retried_at_the_timer_without_a_presence() -> 
     assert router.handle_timer(now=129.0) == []
     assert queries(router.handle_timer(now=130.0)) == [CHAMBER]
     assert router.next_deadline() == 160.0
+
+
+def test_a_service_host_gets_the_context_of_the_call() -> None:
+    seen: list[float] = []
+
+    class Clocked(HostService):
+        def handle(self, ctx: Context, stanza: Stanza) -> list[Outcome]:
+            seen.append(ctx.now)
+            return []
+
+    router = Router(
+        ["example.com"],
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        hosts={"clock.example.com": Clocked()},
+        clock=lambda: 5.0,
+    )
+    router.bind(ROMEO, jid("romeo@example.com/orchard"))
+    router.route(ROMEO, x("<message to='clock.example.com'/>"))
+    router.route(ROMEO, x("<message to='clock.example.com'/>"), now=9.0)
+    assert seen == [5.0, 9.0]

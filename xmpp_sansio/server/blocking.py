@@ -54,14 +54,12 @@ from ..stanza import (
 )
 from ..xml.element import split_tag
 from .effects import Bounce, Deliver, Reply, Route
-from .service import Service
+from .service import IqService
 from .stages import (
     AccountRemoved,
     Context,
     Event,
-    IqReceived,
     PresenceBroadcast,
-    Request,
     SessionUnbound,
     Stage,
 )
@@ -214,7 +212,7 @@ class _CachedBlockStorage:
         self._lists.pop(user, None)
 
 
-class BlockingService(Service):
+class BlockingService(IqService):
     """XEP-0191 over a :class:`BlockStorage`.
 
     ``is_subscribed(contact, user)`` (bare JIDs) says whether ``contact`` may
@@ -253,33 +251,28 @@ class BlockingService(Service):
             return False
         return blocked_by(self._storage.blocklist(user.bare), address)
 
-    # -- IQs -----------------------------------------------------------------------
+    # -- stages -------------------------------------------------------------------
 
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.OUTBOUND, Stage.INBOUND})
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
     observes: ClassVar[tuple[type[Event], ...]] = (
         PresenceBroadcast,
         SessionUnbound,
         AccountRemoved,
     )
 
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to)
-        return None
-
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
-            case PresenceBroadcast(session, element, initial):
-                return self._presence_broadcast(session, element, initial)
-            case SessionUnbound(session):
-                return self._session_unbound(session)
-            case AccountRemoved(account):
-                return self._account_removed(account)
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, event.initial)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
+            case AccountRemoved():
+                return self._account_removed(event.account)
         return []
 
-    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    # -- IQs -----------------------------------------------------------------------
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """``<blocklist/>`` get, ``<block/>`` and ``<unblock/>`` set, sent by a
         local session about its own account (XEP-0191 §3.2-§3.5: "with no 'to'
         address"; the account's bare JID is accepted too)."""

@@ -51,13 +51,11 @@ from xmpp_sansio.stanza import Iq, IqType, make_iq
 from xmpp_sansio.xml import ns
 
 from .effects import Route
-from .service import Service
+from .service import IqService
 from .stages import (
     Context,
     Event,
-    IqReceived,
     PresenceBroadcast,
-    Request,
     SessionUnbound,
     Stage,
 )
@@ -120,7 +118,7 @@ def _advertised_key(element: Element) -> tuple[CapsKey, str] | None:
     return None
 
 
-class CapsService(Service):
+class CapsService(IqService):
     """Discovers, verifies and caches the capabilities of local sessions.
 
     ``cache_size`` bounds the LRU cache of
@@ -185,28 +183,23 @@ class CapsService(Service):
             self._cache.move_to_end(found[0])
         return entry
 
-    # -- hooks --------------------------------------------------------------------------
+    # -- stages -------------------------------------------------------------------
 
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TIMER})
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
     observes: ClassVar[tuple[type[Event], ...]] = (
         PresenceBroadcast,
         SessionUnbound,
     )
 
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to, ctx.now)
-        return None
-
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
-            case PresenceBroadcast(session, element):
-                return self._presence_broadcast(session, element, ctx.now)
-            case SessionUnbound(session):
-                return self._session_unbound(session, ctx.now)
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, ctx.now)
+            case SessionUnbound():
+                return self._session_unbound(event.session, ctx.now)
         return []
+
+    # -- hooks --------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
         """When the oldest pending query times out."""
@@ -247,7 +240,7 @@ class CapsService(Service):
         effects.extend(self._query(key, jid, node, set(), now))
         return effects
 
-    def _iq(self, iq: Iq, to: JID | None, now: float) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         if to is not None or iq.is_request:
             return None
         pending = self._pending.get(iq.id)
@@ -264,7 +257,7 @@ class CapsService(Service):
                 self._store(pending.key, info)
                 return []
         # An error, or an answer that does not verify: ask someone else.
-        return self._retry(pending, now)
+        return self._retry(pending, ctx.now)
 
     def _session_unbound(self, session: BoundSession, now: float) -> list[Outcome]:
         self._advertised.pop(session.jid, None)

@@ -31,14 +31,12 @@ from ..jid import JID
 from ..stanza import Iq, IqType, MessageType, iq_result
 from ..xml.element import split_tag
 from .effects import Bounce, Deliver, Reply
-from .service import Service
+from .service import IqService
 from .stages import (
     Context,
     Event,
-    IqReceived,
     MessageDelivered,
     MessageSent,
-    Request,
     SessionUnbound,
 )
 
@@ -125,7 +123,7 @@ def forwarded_copy(element: Element, direction: str, account: JID, to: JID) -> E
     return wrapper
 
 
-class CarbonsService(Service):
+class CarbonsService(IqService):
     """XEP-0280 Message Carbons; state is per session and in memory."""
 
     server_features: ClassVar[tuple[str, ...]] = (CARBONS_NS,)
@@ -137,30 +135,25 @@ class CarbonsService(Service):
         """Whether ``session`` has carbons enabled."""
         return session in self._enabled
 
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
     observes: ClassVar[tuple[type[Event], ...]] = (
         MessageSent,
         MessageDelivered,
         SessionUnbound,
     )
 
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to)
-        return None
-
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        if not self._enabled:
+            return []  # the common case, once or twice per message: nothing to do
         match event:
-            case MessageSent(session, element):
-                return self._message_sent(session, element)
-            case MessageDelivered(element, recipient, sessions):
-                return self._message_delivered(element, recipient, sessions)
-            case SessionUnbound(session):
-                return self._session_unbound(session)
+            case MessageSent():
+                return self._message_sent(event.session, event.element)
+            case MessageDelivered():
+                return self._message_delivered(event.element, event.recipient, event.sessions)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
         return []
 
-    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """``<enable/>`` / ``<disable/>`` sets (XEP-0280 §4, §5) from a local
         session about itself: to the server or its own bare JID. Another
         account's bare JID, or a sender that is not a local session, get

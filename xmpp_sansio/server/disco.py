@@ -24,7 +24,7 @@ subscription to the requester", from the roster service) to widen it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, Final
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import (
@@ -48,11 +48,9 @@ from xmpp_sansio.stanza import Iq, IqType, iq_result
 from xmpp_sansio.xml import ns
 
 from .effects import Bounce, Reply
-from .service import Service
+from .service import IqService
 from .stages import (
     Context,
-    IqReceived,
-    Request,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +68,7 @@ _ITEMS_QUERY = f"{{{ns.DISCO_ITEMS}}}query"
 _ROUTER_FEATURES: Final = (ns.PING,)
 
 
-class DiscoService(Service):
+class DiscoService(IqService):
     """Answers disco#info and disco#items (XEP-0030) sent to the server and to
     the bare JIDs of its accounts.
 
@@ -169,15 +167,7 @@ class DiscoService(Service):
 
     # -- hooks ----------------------------------------------------------------------
 
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
-
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to)
-        return None
-
-    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag not in (_INFO_QUERY, _ITEMS_QUERY):
             return None

@@ -47,14 +47,12 @@ from ..stanza import (
     stanza_kind,
 )
 from .effects import Bounce, Reply
-from .service import Service
+from .service import IqService
 from .stages import (
     AccountRemoved,
     Context,
     Event,
-    IqReceived,
     PresenceBroadcast,
-    Request,
     SessionUnbound,
     Stage,
 )
@@ -137,7 +135,7 @@ def _query(seconds: str, text: str | None = None) -> Element:
     return el
 
 
-class LastActivityService(Service):
+class LastActivityService(IqService):
     """XEP-0012 over a :class:`LastActivityStorage`.
 
     ``is_subscribed(requester, user)`` (bare
@@ -164,33 +162,28 @@ class LastActivityService(Service):
         """XEP-0012 §3, §8: the user, or an entity subscribed to its presence."""
         return requester.bare == user.bare or self._is_subscribed(requester.bare, user.bare)
 
-    # -- IQs -----------------------------------------------------------------------
+    # -- stages -------------------------------------------------------------------
 
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.INBOUND})
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
     observes: ClassVar[tuple[type[Event], ...]] = (
         PresenceBroadcast,
         SessionUnbound,
         AccountRemoved,
     )
 
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to, ctx.now)
-        return None
-
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
-            case PresenceBroadcast(session, element, initial):
-                return self._presence_broadcast(session, element, initial)
-            case SessionUnbound(session):
-                return self._session_unbound(session, ctx.now)
-            case AccountRemoved(account):
-                return self._account_removed(account)
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, event.initial)
+            case SessionUnbound():
+                return self._session_unbound(event.session, ctx.now)
+            case AccountRemoved():
+                return self._account_removed(event.account)
         return []
 
-    def _iq(self, iq: Iq, to: JID | None, now: float) -> list[Outcome] | None:
+    # -- IQs -----------------------------------------------------------------------
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """A ``jabber:iq:last`` get to the server (§5), an account (§3), or
         without ``to`` (the sender's own account)."""
         payload = iq.payload
@@ -200,7 +193,7 @@ class LastActivityService(Service):
         if requester is None:
             return None
         if to is None and iq.to is not None:
-            uptime = _seconds(now - self._started)
+            uptime = _seconds(ctx.now - self._started)
             return [Reply(iq_result(iq.element, _query(uptime)))]
         user = requester.bare if to is None else to.bare
         if not self._authorised(requester, user):
@@ -212,7 +205,7 @@ class LastActivityService(Service):
         last = self._storage.get(user)
         if last is None:
             return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
-        seconds = _seconds(now - last.stamp)
+        seconds = _seconds(ctx.now - last.stamp)
         return [Reply(iq_result(iq.element, _query(seconds, last.status)))]
 
     def filter_inbound(

@@ -256,20 +256,20 @@ class OfflineService(Service):
 
     def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
         match request:
-            case Undeliverable(element, recipient):
-                return self._undeliverable(element, recipient, ctx.now)
+            case Undeliverable():
+                return self._undeliverable(request.element, request.recipient, ctx.now)
         return None
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
-            case PresenceBroadcast(session, element, initial):
-                return self._presence_broadcast(session, element, initial)
-            case SessionUnbound(session):
-                return self._session_unbound(session)
-            case HandedOver(session, bound, receipt):
-                return self._handed_over(session, bound, receipt)
-            case AccountRemoved(account):
-                return self._account_removed(account)
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, event.initial)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
+            case HandedOver():
+                return self._handed_over(event.session, event.bound, event.receipt)
+            case AccountRemoved():
+                return self._account_removed(event.account)
         return []
 
     def _account_removed(self, account: JID) -> list[Outcome]:

@@ -189,20 +189,20 @@ class PresenceService(Service):
 
     def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
         match request:
-            case SubscriptionReceived(element, sender, to):
-                return self._subscription_inbound(element, sender, to)
-            case ProbeReceived(element, sender, to):
-                return self._probe(element, sender, to)
+            case SubscriptionReceived():
+                return self._subscription_inbound(request.element, request.sender, request.to)
+            case ProbeReceived():
+                return self._probe(request.element, request.sender, request.to)
         return None
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
-            case PresenceBroadcast(session, element, initial):
-                return self._presence_broadcast(session, element, initial)
-            case PresenceDirected(session, element, to):
-                return self._presence_directed(session, element, to)
-            case SessionUnbound(session):
-                return self._session_unbound(session)
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, event.initial)
+            case PresenceDirected():
+                return self._presence_directed(event.session, event.element, event.to)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
         return []
 
     def _subscription_outbound(

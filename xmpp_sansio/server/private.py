@@ -53,13 +53,11 @@ from ..xml.element import split_tag
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .effects import Reply
-from .service import Service
+from .service import IqService
 from .stages import (
     AccountRemoved,
     Context,
     Event,
-    IqReceived,
-    Request,
 )
 
 if TYPE_CHECKING:
@@ -147,7 +145,7 @@ class MemoryPrivateStorage:
             del self.data[key]
 
 
-class PrivateService(Service):
+class PrivateService(IqService):
     """XEP-0049 private XML storage over a :class:`PrivateStorage`
     (see the module docstring)."""
 
@@ -166,22 +164,15 @@ class PrivateService(Service):
         self.max_items = max_items
         self.max_total = max_total
 
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
     observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved,)
-
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to)
-        return None
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
-            case AccountRemoved(account):
-                return self._account_removed(account)
+            case AccountRemoved():
+                return self._account_removed(event.account)
         return []
 
-    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
         if query is None or query.tag != _QUERY_TAG or not iq.is_request:
             return None

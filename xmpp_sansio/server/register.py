@@ -64,11 +64,9 @@ from ..register import (
 from ..sasl.credentials import normalize_password
 from ..stanza import Iq, IqType, error_reply, iq_result
 from .effects import EndSessions, Reply
-from .service import Service
+from .service import IqService
 from .stages import (
     Context,
-    IqReceived,
-    Request,
 )
 
 if TYPE_CHECKING:
@@ -141,7 +139,7 @@ class PasswordChange:
     request: Element = field(repr=False)
 
 
-class RegistrationService(Service):
+class RegistrationService(IqService):
     """XEP-0077 password change and account removal (see the module docstring)."""
 
     server_features: ClassVar[tuple[str, ...]] = (REGISTER,)
@@ -163,15 +161,7 @@ class RegistrationService(Service):
         #: The ``<instructions/>`` of the answer to an IQ-get (§3.1), if any.
         self.instructions = instructions
 
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
-
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to)
-        return None
-
-    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
         if query is None or query.tag != _QUERY or not iq.is_request:
             return None

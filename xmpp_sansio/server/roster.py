@@ -42,13 +42,11 @@ from xmpp_sansio.subscription import SubState, state_of
 from xmpp_sansio.xml import ns
 
 from .effects import Bounce, Reply, Route
-from .service import Service
+from .service import IqService
 from .stages import (
     AccountRemoved,
     Context,
     Event,
-    IqReceived,
-    Request,
     SessionUnbound,
 )
 
@@ -200,7 +198,7 @@ def item_size(item: RosterItem) -> int:
     return size + sum(len(group.encode()) for group in item.groups)
 
 
-class RosterService(Service):
+class RosterService(IqService):
     """Roster management (RFC 6121 §2) for the user's own sessions.
 
     ``storage`` holds the records. ``max_items`` caps the records per user:
@@ -328,27 +326,20 @@ class RosterService(Service):
     # ------------------------------------------------------------------
     # hooks
 
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
     observes: ClassVar[tuple[type[Event], ...]] = (
         SessionUnbound,
         AccountRemoved,
     )
 
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to)
-        return None
-
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
-            case SessionUnbound(session):
-                return self._session_unbound(session)
-            case AccountRemoved(account):
-                return self._account_removed(account)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
+            case AccountRemoved():
+                return self._account_removed(event.account)
         return []
 
-    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag != QUERY_TAG or not iq.is_request:
             return None

@@ -134,7 +134,9 @@ class Router:
         self.services: tuple[Service, ...] = tuple(services)
         self._clock = _stopped_clock if clock is None else clock
         self._rng = rng
-        self._ctx = Context(0.0, rng)
+        # One context, started again by each public method (``begin``): the
+        # router is never re-entered (services act only through outcomes).
+        self._ctx = Context(None, rng, clock=self._clock)
         # One list of services per stage, and per request and event type,
         # built once: most services join few stages, and every message would
         # otherwise call each of them.
@@ -199,7 +201,7 @@ class Router:
         ``Disconnect(old, CONFLICT)`` (followed by the effects of its
         :meth:`unbind`).
         """
-        self._begin(now)
+        self._ctx.begin(now)
         return self._drain(self._bind(session, jid))
 
     def unbind(self, session: SessionId, *, now: float | None = None) -> list[Effect]:
@@ -210,7 +212,7 @@ class Router:
         broadcast (RFC 6121 §4.5.2: the server broadcasts unavailable presence
         when a session ends). Then every service's ``session_unbound`` runs.
         """
-        self._begin(now)
+        self._ctx.begin(now)
         return self._drain(self._unbind(session))
 
     def handed_over(
@@ -220,7 +222,7 @@ class Router:
         :class:`Deliver`) was handed over: each service's ``handed_over`` runs
         (the one that issued the receipt acts on it). ``session`` need not be
         bound any more."""
-        self._begin(now)
+        self._ctx.begin(now)
         return self._drain(self._handed_over_outcomes(session, receipt))
 
     def route(
@@ -238,7 +240,7 @@ class Router:
         is not bound and :class:`~xmpp_sansio.stanza.UnknownStanza` if
         ``element`` is not a message, presence or iq.
         """
-        self._begin(now)
+        self._ctx.begin(now)
         return self._drain(self._route(session, element))
 
     def route_inbound(self, element: Element, *, now: float | None = None) -> list[Effect]:
@@ -246,7 +248,7 @@ class Router:
         originates, or later one from another server) to its local recipient,
         with the same delivery rules as :meth:`route`. Invalid stanzas are
         dropped."""
-        self._begin(now)
+        self._ctx.begin(now)
         return self._drain(self._route_inbound(element, transform=True))
 
     def reply(self, element: Element, *, now: float | None = None) -> list[Effect]:
@@ -254,7 +256,7 @@ class Router:
         bound session with that full JID, else by the usual inbound rules. A
         reply to a stanza that had no ``to`` has no ``from``, so it cannot go
         through :meth:`route_inbound` alone."""
-        self._begin(now)
+        self._ctx.begin(now)
         return self._drain(self._reply(element))
 
     def bounce(
@@ -263,7 +265,7 @@ class Router:
         """Answer ``element`` with a stanza error routed back to its sender,
         unless it must not be (RFC 6120 §8.3.1: never an error in reply to an
         error)."""
-        self._begin(now)
+        self._ctx.begin(now)
         return self._drain(self._bounce(element, condition))
 
     def end_sessions(
@@ -280,13 +282,13 @@ class Router:
         service's ``account_removed`` runs too (see :class:`EndSessions`).
         The one operation behind account deletion (in-band, XEP-0077 §3.2, or
         by an administrator), a password change and a kick."""
-        self._begin(now)
+        self._ctx.begin(now)
         return self._end_sessions(EndSessions(account.bare, condition, keep, removed))
 
     def drain(self, outcomes: list[Outcome], *, now: float | None = None) -> list[Effect]:
         """Carry out outcomes a service produced outside a hook (e.g. the
         answer to a request the I/O layer completed later): the effects."""
-        self._begin(now)
+        self._ctx.begin(now)
         return self._drain(outcomes)
 
     def next_deadline(self) -> float | None:
@@ -299,7 +301,7 @@ class Router:
         """Run the timer stage of every service with time-based work due by
         ``now`` (default: the clock): e.g. disco#info queries that timed out
         (XEP-0115 §5.4 step 3.9). Calling it early or often is harmless."""
-        self._begin(now)
+        self._ctx.begin(now)
         ctx = self._ctx
         outcomes: list[Outcome] = []
         for service in self._timed:
@@ -307,11 +309,6 @@ class Router:
             if deadline is not None and deadline <= ctx.now:
                 outcomes.extend(service.handle_timer(ctx))
         return self._drain(outcomes)
-
-    def _begin(self, now: float | None) -> None:
-        """Set the context of the stages this public call runs (the router is
-        not re-entered: services act only through outcomes)."""
-        self._ctx = Context(self._clock() if now is None else now, self._rng)
 
     def _drain(self, outcomes: list[Outcome]) -> list[Effect]:
         """Turn outcomes into effects, in order: each request to the router
@@ -407,7 +404,8 @@ class Router:
         self._sessions[session] = entry
         self._by_full[jid] = entry
         self._by_bare.setdefault(jid.bare, {})[session] = entry
-        effects.extend(self._observe(SessionBound(entry)))
+        if self._observers[SessionBound]:
+            effects.extend(self._observe(SessionBound(entry)))
         return effects
 
     def _unbind(self, session: SessionId) -> list[Outcome]:
@@ -510,8 +508,10 @@ class Router:
             if self._transform:
                 stanza = self._transformed(stanza)
             effects = self._route_message(stanza)
-            if self._message_sent:
-                effects.extend(self._observe(MessageSent(sender, stanza.element)))
+            if self._message_sent:  # inlined _observe: once per message
+                sent = MessageSent(sender, stanza.element)
+                for service in self._message_sent:
+                    effects.extend(service.observe(ctx, sent))
             return effects
         if isinstance(stanza, Presence):
             return self._presence_from_session(sender, stanza)
@@ -588,7 +588,9 @@ class Router:
                 # RFC 6121 §8.5.3.1: deliver to the matching resource.
                 effects: list[Outcome] = [Deliver(target.id, element)]
                 if self._message_delivered:
-                    effects.extend(self._observe(MessageDelivered(element, to.bare, [target.id])))
+                    delivered = MessageDelivered(element, to.bare, [target.id])
+                    for service in self._message_delivered:
+                        effects.extend(service.observe(self._ctx, delivered))
                 return effects
             if msg.type is MessageType.GROUPCHAT:
                 # RFC 6121 §8.5.3.2.1: no matching resource.
@@ -623,9 +625,17 @@ class Router:
             candidates = [s for s in candidates if s.priority == top]
         effects: list[Outcome] = [Deliver(s.id, element) for s in candidates]
         if candidates and self._message_delivered:
-            ids = [s.id for s in candidates]
-            effects.extend(self._observe(MessageDelivered(element, bare, ids)))
+            effects.extend(self._delivered(element, bare, [s.id for s in candidates]))
         return effects
+
+    def _delivered(self, element: Element, bare: JID, sessions: list[SessionId]) -> list[Outcome]:
+        """The observers of :class:`MessageDelivered` (carbons), once per message."""
+        ctx = self._ctx
+        event = MessageDelivered(element, bare, sessions)
+        outcomes: list[Outcome] = []
+        for service in self._message_delivered:
+            outcomes.extend(service.observe(ctx, event))
+        return outcomes
 
     def _message_to_server(self, element: Element, type_: MessageType) -> list[Outcome]:
         """A message addressed to a local domain (RFC 6120 §10.4 / RFC 6121 §8.4).
@@ -787,7 +797,7 @@ class Router:
         assert stanza.to is not None
         host = self._service_hosts.get(stanza.to.domain)
         if host is not None:
-            return host.handle(stanza)
+            return host.handle(self._ctx, stanza)
         return self._route_remote(stanza.element)
 
     def _route_remote(self, element: Element) -> list[Outcome]:

@@ -39,13 +39,14 @@ from typing import TYPE_CHECKING, ClassVar
 from xml.etree.ElementTree import Element
 
 from ..jid import JID
-from .stages import Context, Event, Request, Stage
+from ..stanza import Iq
+from .stages import Context, Event, IqReceived, Request, Stage
 
 if TYPE_CHECKING:
     from .effects import Outcome
     from .view import BoundSession, ServerView
 
-__all__ = ["Service"]
+__all__ = ["IqService", "Service"]
 
 
 class Service:
@@ -122,3 +123,24 @@ class Service:
     def handle_timer(self, ctx: Context) -> list[Outcome]:
         """Do the time-based work due at ``ctx.now``."""
         return []
+
+
+class IqService(Service):
+    """A service that answers iqs (RFC 6120 §8.2.3): it handles
+    :class:`~xmpp_sansio.server.stages.IqReceived` by :meth:`handle_iq`.
+    Most services are one."""
+
+    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        if type(request) is IqReceived:
+            return self.handle_iq(ctx, request.iq, request.to)
+        return None
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
+        """An iq for the server (``to`` is ``None``: no ``to`` or a local domain,
+        RFC 6120 §10.3.3) or for the bare JID ``to`` of an existing local
+        account (RFC 6121 §8.5.2.1.3); ``iq.from_`` is the sender's full JID.
+        Results and errors come here too (answers to the server's own
+        queries). The outcomes if the payload is this service's, else ``None``."""
+        return None

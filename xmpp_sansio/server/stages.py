@@ -34,6 +34,10 @@ router's :meth:`~xmpp_sansio.server.router.Router.handle_timer`.
 
 Each stage call gets a :class:`Context`: the time and the entropy source of
 the router call it belongs to. No service reads a clock or ``secrets``.
+
+The requests and events are read-only by contract but not frozen
+dataclasses: they are built per stanza, and a frozen dataclass costs three
+times as much to build (``object.__setattr__`` per field).
 """
 
 from __future__ import annotations
@@ -68,16 +72,45 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
 class Context:
     """The inputs of the router call a stage runs in.
 
-    ``now`` is UNIX seconds (the caller's clock: the I/O layer's, or a test's);
-    ``rng(n)`` returns ``n`` unpredictable bytes (ids a peer must not guess).
+    ``now`` is UNIX seconds (the caller's clock: the I/O layer's, or a
+    test's), the same for every stage of one router call; ``rng(n)`` returns
+    ``n`` unpredictable bytes (ids a peer must not guess). Valid during the
+    call only: the router reuses one context, and reads its clock only when a
+    stage asks for ``now`` (most stanzas need no time at all).
     """
 
-    now: float
-    rng: Callable[[int], bytes]
+    __slots__ = ("_clock", "_now", "rng")
+
+    def __init__(
+        self,
+        now: float | None,
+        rng: Callable[[int], bytes],
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if now is None and clock is None:
+            raise ValueError("a Context needs now or a clock")
+        self._now = now
+        self._clock = clock
+        self.rng = rng
+
+    @property
+    def now(self) -> float:
+        """The time of this call (UNIX seconds)."""
+        now = self._now
+        if now is None:
+            assert self._clock is not None
+            now = self._now = self._clock()
+        return now
+
+    def begin(self, now: float | None) -> None:
+        """Start a new router call at ``now`` (``None``: ask the clock when needed)."""
+        if now is None and self._clock is None:
+            raise ValueError("this Context has no clock: give now")
+        self._now = now
 
 
 class Stage(Enum):
@@ -93,7 +126,7 @@ class Stage(Enum):
 # -- handle: requests the server answers or keeps --------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IqReceived:
     """An iq for the server (``to`` is ``None``: no ``to`` or a local domain,
     RFC 6120 §10.3.3) or for the bare JID ``to`` of an existing local account
@@ -104,7 +137,7 @@ class IqReceived:
     to: JID | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Undeliverable:
     """A chat/normal message for the existing account ``recipient`` (bare)
     with no available resource (RFC 6121 §8.5.2.2.1). Not taken: bounced."""
@@ -113,7 +146,7 @@ class Undeliverable:
     recipient: JID
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubscriptionReceived:
     """A subscription presence from ``sender`` (bare) for the existing local
     account ``to`` (bare), RFC 6121 §3. Not taken: delivered to every
@@ -124,7 +157,7 @@ class SubscriptionReceived:
     to: JID
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProbeReceived:
     """A presence probe from ``sender`` for the local account ``to`` (bare),
     answered by the server (RFC 6121 §4.3.2). Not taken: ignored."""
@@ -141,7 +174,7 @@ Request = IqReceived | Undeliverable | SubscriptionReceived | ProbeReceived
 # -- observe: what happened ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageSent:
     """A local session sent a message (after the outbound and transform stages)."""
 
@@ -149,7 +182,7 @@ class MessageSent:
     element: Element
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageDelivered:
     """A message for the account ``recipient`` (bare) went to ``sessions``."""
 
@@ -158,7 +191,7 @@ class MessageDelivered:
     sessions: list[SessionId]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PresenceBroadcast:
     """The session sent presence without ``to`` (RFC 6121 §4.2, §4.4, §4.5),
     or ended while available (an unavailable ``element``). ``initial`` is
@@ -169,7 +202,7 @@ class PresenceBroadcast:
     initial: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PresenceDirected:
     """The session sent available/unavailable presence to ``to`` (RFC 6121
     §4.6); the router routes it."""
@@ -179,21 +212,21 @@ class PresenceDirected:
     to: JID
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionBound:
     """A resource was bound (RFC 6120 §7)."""
 
     session: BoundSession
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionUnbound:
     """A session ended (after its unavailable presence was broadcast)."""
 
     session: BoundSession
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandedOver:
     """A stanza delivered with ``receipt`` (a
     :class:`~xmpp_sansio.server.effects.Deliver` field) reached ``session``'s
@@ -205,7 +238,7 @@ class HandedOver:
     receipt: Hashable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AccountRemoved:
     """The account ``account`` (bare) was deleted (XEP-0077 §3.2): forget its data."""
 

@@ -51,13 +51,11 @@ from ..stanza import Iq, IqType, error_reply, iq_result
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .effects import Reply
-from .service import Service
+from .service import IqService
 from .stages import (
     AccountRemoved,
     Context,
     Event,
-    IqReceived,
-    Request,
 )
 
 if TYPE_CHECKING:
@@ -120,7 +118,7 @@ class MemoryVCardStorage:
         self.data.pop(user.bare, None)
 
 
-class VCardService(Service):
+class VCardService(IqService):
     """XEP-0054 vcard-temp over a :class:`VCardStorage` (see the module docstring)."""
 
     server_features: ClassVar[tuple[str, ...]] = (VCARD,)
@@ -132,22 +130,15 @@ class VCardService(Service):
         self.storage = storage
         self.max_size = max_size
 
-    handles: ClassVar[tuple[type[Request], ...]] = (IqReceived,)
     observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved,)
-
-    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
-        match request:
-            case IqReceived(iq, to):
-                return self._iq(iq, to)
-        return None
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
-            case AccountRemoved(account):
-                return self._account_removed(account)
+            case AccountRemoved():
+                return self._account_removed(event.account)
         return []
 
-    def _iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag != _VCARD_TAG or not iq.is_request:
             return None
