@@ -248,3 +248,39 @@ def test_a_service_host_gets_the_context_of_the_call() -> None:
     router.route(ROMEO, x("<message to='clock.example.com'/>"))
     router.route(ROMEO, x("<message to='clock.example.com'/>"), now=9.0)
     assert seen == [5.0, 9.0]
+
+
+def test_the_clock_is_read_once_per_call_and_only_when_a_stage_needs_it() -> None:
+    reads: list[float] = []
+
+    def clock() -> float:
+        reads.append(float(len(reads)))
+        return reads[-1]
+
+    storage = MemoryOfflineStorage()
+    router = Router(
+        ["example.com"],
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        services=[Stamper(), OfflineService(storage)],
+        clock=clock,
+    )
+    router.bind(ROMEO, jid("romeo@example.com/orchard"))
+    router.bind(BALCONY, jid("juliet@example.com/balcony"))
+    assert reads == []  # binding needs no time
+    # the transform and offline storage both read now: one clock read
+    router.route(ROMEO, x("<message to='nurse@example.com' type='chat'/>"))
+    router.route(ROMEO, x("<message to='romeo@example.com' type='chat'/>"))
+    assert reads == [0.0, 1.0]
+    router.unbind(BALCONY)
+    assert reads == [0.0, 1.0]
+
+
+def test_a_context_needs_a_time_or_a_clock() -> None:
+    with pytest.raises(ValueError):
+        Context(None, bytes)
+    ctx = Context(3.0, bytes)
+    assert ctx.now == 3.0
+    with pytest.raises(ValueError):
+        ctx.begin(None)
+    ctx.begin(4.0)
+    assert ctx.now == 4.0
