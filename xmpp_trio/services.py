@@ -1,7 +1,7 @@
 """The bundled server's list of services: xmpp_sansio services over SQLite stores.
 
 This is the one place that decides which protocols the server speaks and in
-which order their hooks run (see :mod:`xmpp_sansio.server.service`):
+which order their stages run (see :mod:`xmpp_sansio.server.stages`):
 
 1. blocking, first, so that nothing from a blocked JID reaches any other service;
 2. roster, then presence (presence uses the roster);
@@ -172,15 +172,15 @@ def build_services(
 def remove_account_data(config: ServerConfig, accounts: AccountStore, account: JID) -> None:
     """Forget everything the services keep for a deleted ``account`` (roster,
     offline messages, blocklist, last activity, vCard, private XML) and cancel
-    its subscriptions in local contacts' rosters: the same ``account_removed``
-    hooks an in-band removal (XEP-0077 §3.2) runs, for accounts deleted
+    its subscriptions in local contacts' rosters: the same ``AccountRemoved``
+    observers an in-band removal (XEP-0077 §3.2) runs, for accounts deleted
     outside the server (``xmpp-trio deluser``). A running server sees the
     contacts' rosters change (their versions change) but does not push the
     change to their sessions."""
     db = open_database(config)
     try:
         services = ServerServices(config, accounts, db)
-        # A router with no sessions: what the hooks route (the cancelled
+        # A router with no sessions: what the observers route (the cancelled
         # subscriptions, RFC 6121 §2.5.2) updates local contacts' rosters;
         # deliveries have no session to reach here and are dropped.
         router = Router(

@@ -199,7 +199,7 @@ class CapsService(IqService):
                 return self._session_unbound(event.session, ctx.now)
         return []
 
-    # -- hooks --------------------------------------------------------------------------
+    # -- handle and timer ----------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
         """When the oldest pending query times out."""

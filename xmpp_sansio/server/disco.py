@@ -165,7 +165,7 @@ class DiscoService(IqService):
         hashes = caps2_hashes(info, self.caps2_algos)
         return node in {caps2_node(algo, value) for algo, value in hashes.items()}
 
-    # -- hooks ----------------------------------------------------------------------
+    # -- handle ---------------------------------------------------------------------
 
     def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload

@@ -22,8 +22,8 @@ Theory of operation
   paragraph, says ``forbidden``; see above).
 
 The logout time is recorded when an account's last session ends
-(``session_unbound``), with the status of the last unavailable presence that
-session broadcast (captured in ``presence_broadcast``; the router's own
+(``SessionUnbound``), with the status of the last unavailable presence that
+session broadcast (captured at ``PresenceBroadcast``; the router's own
 unavailable presence for a session that ends while available has none).
 """
 

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 When a chat or normal message reaches an existing account with no available
 resource of non-negative priority, the router offers it to the services'
-``message_undeliverable`` hook (RFC 6121 §8.5.2.2.1). :class:`OfflineService`
+``Undeliverable`` request (RFC 6121 §8.5.2.2.1). :class:`OfflineService`
 serialises it and stores it with the time it arrived (XEP-0160 §2 step 4),
 unless the account's queue is full, in which case the sender gets
 ``service-unavailable`` (XEP-0160 §2 step 3).

@@ -3,8 +3,8 @@
 :class:`PresenceService` runs the subscription state machine of
 :mod:`xmpp_sansio.subscription` (RFC 6121 Appendix A) for both ends of a
 subscription stanza: *outbound* when a local user sends one
-(``subscription_outbound``), *inbound* when one arrives for a local user
-(``subscription_inbound``; for a local contact the outbound side's
+(the outbound filter), *inbound* when one arrives for a local user
+(``SubscriptionReceived``; for a local contact the outbound side's
 :meth:`~xmpp_sansio.server.router.Router.route_inbound` brings the stanza
 straight back to this service). Roster records change through the
 :class:`~xmpp_sansio.server.roster.RosterService`, which pushes what clients

@@ -42,7 +42,7 @@ router (``service-unavailable``: accounts offer no registration).
 After a removal the service returns
 :class:`~xmpp_sansio.server.effects.EndSessions` with ``removed``: the router
 ends the account's sessions with ``not-authorized``, then calls every
-service's ``account_removed``, so each deletes what it stored for the account
+observer of ``AccountRemoved``, so each deletes what it stored for the account
 (roster, vCard, private XML...).
 """
 

@@ -324,7 +324,7 @@ class RosterService(IqService):
         return effects
 
     # ------------------------------------------------------------------
-    # hooks
+    # the handle and observe stages
 
     observes: ClassVar[tuple[type[Event], ...]] = (
         SessionUnbound,

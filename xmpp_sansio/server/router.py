@@ -11,7 +11,7 @@ live sessions).
 Everything beyond the delivery rules (rosters, subscriptions, offline
 storage, blocking, carbons, disco...) is done by the
 :class:`~xmpp_sansio.server.service.Service` objects given to the router,
-whose hooks it calls at fixed points (see that module). A service sees the
+whose stages it runs (see :mod:`xmpp_sansio.server.stages`). A service sees the
 router only as a read-only :class:`~xmpp_sansio.server.view.ServerView`; what
 it wants done it returns as outcomes (:mod:`xmpp_sansio.server.effects`:
 stanzas to route, replies, bounces, sessions to end), which the router drains
@@ -99,7 +99,7 @@ class Router:
 
     ``domains`` are the domains this server hosts; ``account_exists(local,
     domain)`` says whether an account exists (RFC 6121 §8.5.1); ``services``
-    are consulted, in order, at each hook point. ``hosts`` are the service
+    run, in order, at each stage they join. ``hosts`` are the service
     hosts (:class:`~xmpp_sansio.server.hosts.HostService` by domain): with the
     account domains they make the hosts table that chooses each stanza's
     handler by its ``to`` domain first (:mod:`xmpp_sansio.server.hosts`). The stream layer must have
@@ -133,7 +133,6 @@ class Router:
         self._by_bare: dict[JID, dict[SessionId, BoundSession]] = {}
         self.services: tuple[Service, ...] = tuple(services)
         self._clock = _stopped_clock if clock is None else clock
-        self._rng = rng
         # One context, started again by each public method (``begin``): the
         # router is never re-entered (services act only through outcomes).
         self._ctx = Context(None, rng, clock=self._clock)
@@ -210,7 +209,7 @@ class Router:
         If the session was available, its unavailable presence goes to the
         account's other available resources and to the services' presence
         broadcast (RFC 6121 §4.5.2: the server broadcasts unavailable presence
-        when a session ends). Then every service's ``session_unbound`` runs.
+        when a session ends). Then the observers of ``SessionUnbound`` run.
         """
         self._ctx.begin(now)
         return self._drain(self._unbind(session))
@@ -219,7 +218,7 @@ class Router:
         self, session: SessionId, receipt: Hashable, *, now: float | None = None
     ) -> list[Effect]:
         """The stanza delivered to ``session`` with ``receipt`` (see
-        :class:`Deliver`) was handed over: each service's ``handed_over`` runs
+        :class:`Deliver`) was handed over: each observer of ``HandedOver`` runs
         (the one that issued the receipt acts on it). ``session`` need not be
         bound any more."""
         self._ctx.begin(now)
@@ -279,14 +278,14 @@ class Router:
     ) -> list[Effect]:
         """End every session of ``account`` but ``keep`` with the stream error
         ``condition``; with ``removed`` the account is gone and every
-        service's ``account_removed`` runs too (see :class:`EndSessions`).
+        observer of ``AccountRemoved`` runs too (see :class:`EndSessions`).
         The one operation behind account deletion (in-band, XEP-0077 §3.2, or
         by an administrator), a password change and a kick."""
         self._ctx.begin(now)
         return self._end_sessions(EndSessions(account.bare, condition, keep, removed))
 
     def drain(self, outcomes: list[Outcome], *, now: float | None = None) -> list[Effect]:
-        """Carry out outcomes a service produced outside a hook (e.g. the
+        """Carry out outcomes a service produced outside a stage (e.g. the
         answer to a request the I/O layer completed later): the effects."""
         self._ctx.begin(now)
         return self._drain(outcomes)
@@ -352,7 +351,7 @@ class Router:
     def _end_sessions(self, request: EndSessions) -> list[Effect]:
         """Carry out :class:`EndSessions`: disconnect and unbind each session
         of the account (but ``keep``), then, for a removed account, run every
-        service's ``account_removed``. What this sends to the sessions that
+        observer of ``AccountRemoved``. What this sends to the sessions that
         are ending (their own unavailable presence) is dropped."""
         ending = [s.id for s in self.sessions_of(request.account) if s.id != request.keep]
         effects: list[Effect] = [Disconnect(sid, request.condition) for sid in ending]
@@ -607,7 +606,7 @@ class Router:
         refused with ``service-unavailable``; error is dropped. Resources with
         negative priority never get these (RFC 6121 §8.5.2.1.1); when no
         resource qualifies, chat/normal go to the services'
-        ``message_undeliverable`` (offline storage) and are bounced if no
+        ``Undeliverable`` handlers (offline storage) and are bounced if no
         service takes them; headline is dropped.
         """
         if type_ is MessageType.ERROR:
@@ -712,7 +711,7 @@ class Router:
         sent to all of the account's available resources, *including* the
         sender (RFC 6121 §4.2.2: an entity is implicitly subscribed to its own
         presence), each copy addressed to the recipient's full JID, and handed
-        to the services' ``presence_broadcast`` for the roster-based
+        to the observers of ``PresenceBroadcast`` for the roster-based
         broadcast. Other types without ``to`` are dropped.
         """
         initial = False
@@ -769,7 +768,7 @@ class Router:
 
     def _handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome]:
         """An iq for the server (``to`` None) or an account: the services'
-        ``handle_iq``; XEP-0199 pings of the server; otherwise
+        ``IqReceived`` handlers; XEP-0199 pings of the server; otherwise
         ``service-unavailable`` for requests (RFC 6120 §8.4) and nothing for
         results and errors (RFC 6120 §8.2.3)."""
         handled = self._handle(IqReceived(iq, to))
