@@ -8,6 +8,8 @@ from typing import ClassVar
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xmpp_sansio.disco import DiscoInfo, Identity, caps_element, caps_ver
 from xmpp_sansio.jid import JID
@@ -284,3 +286,44 @@ def test_a_context_needs_a_time_or_a_clock() -> None:
         ctx.begin(None)
     ctx.begin(4.0)
     assert ctx.now == 4.0
+
+
+_METHODS = {
+    "filter_outbound": lambda self, ctx, session, element, to: None,
+    "transform": lambda self, ctx, element, sender: element,
+    "filter_inbound": lambda self, ctx, element, sender, recipient: None,
+    "next_deadline": lambda self: None,
+    "handle_timer": lambda self, ctx: [],
+}
+_STAGE_OF = {
+    "filter_outbound": Stage.OUTBOUND,
+    "transform": Stage.TRANSFORM,
+    "filter_inbound": Stage.INBOUND,
+    "next_deadline": Stage.TIMER,
+    "handle_timer": Stage.TIMER,
+}
+
+
+@given(
+    overridden=st.sets(st.sampled_from(sorted(_METHODS))),
+    declared=st.sets(st.sampled_from(list(Stage))),
+)
+def test_a_service_is_accepted_exactly_when_it_declares_the_stages_it_implements(
+    overridden: set[str], declared: set[Stage]
+) -> None:
+    namespace: dict[str, object] = {name: _METHODS[name] for name in overridden}
+    namespace["stages"] = frozenset(declared)
+    service = type("Generated", (Service,), namespace)()
+    implemented = {_STAGE_OF[name] for name in overridden}
+    if implemented == declared:
+        router = make_router(service)
+        for stage, joined in [
+            (Stage.OUTBOUND, router._outbound),
+            (Stage.TRANSFORM, router._transform),
+            (Stage.INBOUND, router._inbound),
+            (Stage.TIMER, router._timed),
+        ]:
+            assert (service in joined) == (stage in declared)
+    else:
+        with pytest.raises(TypeError):
+            make_router(service)
