@@ -66,3 +66,34 @@ def test_no_service_refers_to_the_router() -> None:
             elif isinstance(node, ast.Name) and node.id == "Router":
                 offenders.append(f"{path.name}:{node.lineno}: Router")
     assert offenders == []
+
+
+def test_no_service_reads_a_clock_or_draws_entropy() -> None:
+    """Issue 11: ``now`` and entropy are inputs (the stage ``Context``). No
+    module under xmpp_sansio/server/ but the router, which holds the injected
+    clock and rng, imports ``time``, ``secrets``, ``random`` or ``os``, or asks
+    ``datetime`` for the current time."""
+    offenders = []
+    for path in sorted((ROOT / "xmpp_sansio" / "server").glob("*.py")):
+        if path.name == "router.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[0] in ("time", "secrets", "random", "os")
+            ]
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("now", "utcnow", "today")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("datetime", "date")
+            ):
+                offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
+    assert offenders == []

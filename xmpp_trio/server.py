@@ -419,6 +419,7 @@ class XMPPServer:
             account_exists=self._account_exists,
             services=self.services.services,
             hosts=self.services.hosts,
+            clock=self.services.clock,
         )
         limits = config.limits
         # XEP-0198: how long a broken session stays resumable, and the most

@@ -1,7 +1,7 @@
 """The bundled server's list of services: xmpp_sansio services over SQLite stores.
 
 This is the one place that decides which protocols the server speaks and in
-which order their hooks run (see :mod:`xmpp_sansio.server.service`):
+which order their stages run (see :mod:`xmpp_sansio.server.stages`):
 
 1. blocking, first, so that nothing from a blocked JID reaches any other service;
 2. roster, then presence (presence uses the roster);
@@ -93,6 +93,8 @@ class ServerServices:
         clock: Callable[[], float] = time.time,
     ) -> None:
         limits = config.limits
+        #: The clock the router gives the services as ``now`` (Router(clock=...)).
+        self.clock = clock
         roster_storage = SqliteRosterStorage(db)
         is_subscribed = subscribed_predicate(roster_storage)
         self.roster = RosterService(
@@ -129,17 +131,14 @@ class ServerServices:
             self.registration,
             LastActivityService(
                 self._last_storage,
-                clock,
                 lambda requester, user: is_subscribed(requester, user),
                 started=clock(),
             ),
             VersionService(_version()),
-            TimeService(clock),
-            CapsService(clock=clock),
+            TimeService(),
+            CapsService(),
             CarbonsService(),
-            OfflineService(
-                SqliteOfflineStorage(db), clock, max_per_user=limits.max_offline_messages
-            ),
+            OfflineService(SqliteOfflineStorage(db), max_per_user=limits.max_offline_messages),
             self.disco,
         ]
         # The service hosts (the hosts table's subdomains), by domain.
@@ -173,21 +172,22 @@ def build_services(
 def remove_account_data(config: ServerConfig, accounts: AccountStore, account: JID) -> None:
     """Forget everything the services keep for a deleted ``account`` (roster,
     offline messages, blocklist, last activity, vCard, private XML) and cancel
-    its subscriptions in local contacts' rosters: the same ``account_removed``
-    hooks an in-band removal (XEP-0077 §3.2) runs, for accounts deleted
+    its subscriptions in local contacts' rosters: the same ``AccountRemoved``
+    observers an in-band removal (XEP-0077 §3.2) runs, for accounts deleted
     outside the server (``xmpp-trio deluser``). A running server sees the
     contacts' rosters change (their versions change) but does not push the
     change to their sessions."""
     db = open_database(config)
     try:
         services = ServerServices(config, accounts, db)
-        # A router with no sessions: what the hooks route (the cancelled
+        # A router with no sessions: what the observers route (the cancelled
         # subscriptions, RFC 6121 §2.5.2) updates local contacts' rosters;
         # deliveries have no session to reach here and are dropped.
         router = Router(
             config.domains,
             account_exists=lambda local, domain: accounts.exists(local, domain),
             services=services.services,
+            clock=services.clock,
         )
         router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
         services.flush()

@@ -440,10 +440,11 @@ def test_blocking_first_hides_the_user_from_other_services() -> None:
         account_exists=lambda local, domain: local in ACCOUNTS,
         services=[
             BlockingService(blocks, lambda contact, user: True),
-            LastActivityService(last, lambda: 100.0, lambda requester, user: True, 0.0),
+            LastActivityService(last, lambda requester, user: True, 0.0),
             CarbonsService(),
-            OfflineService(offline, lambda: 100.0),
+            OfflineService(offline),
         ],
+        clock=lambda: 100.0,
     )
     router.bind(ROMEO, jid("romeo@example.com/orchard"))
     blocks.block(JULIET, [jid("romeo@example.com")])

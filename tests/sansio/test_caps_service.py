@@ -61,15 +61,16 @@ def clock() -> Clock:
 
 @pytest.fixture
 def caps(clock: Clock) -> CapsService:
-    return CapsService(clock=clock, query_timeout=30.0)
+    return CapsService(query_timeout=30.0)
 
 
 @pytest.fixture
-def router(caps: CapsService) -> Router:
+def router(caps: CapsService, clock: Clock) -> Router:
     r = Router(
         ["example.com"],
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[caps],
+        clock=clock,
     )
     r.bind(BALCONY, JULIET_BALCONY)
     r.bind(CHAMBER, JULIET_CHAMBER)
@@ -288,11 +289,12 @@ def test_xep_0390_hashes_are_preferred_and_verified(router: Router, caps: CapsSe
 
 
 def test_cache_is_a_bounded_lru(clock: Clock) -> None:
-    caps = CapsService(clock=clock, cache_size=2)
+    caps = CapsService(cache_size=2)
     router = Router(
         ["example.com"],
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[caps],
+        clock=clock,
     )
     router.bind(BALCONY, JULIET_BALCONY)
     infos = [DiscoInfo((Identity("client", "pc", f"v{i}"),), (DISCO_INFO,)) for i in range(3)]
@@ -306,11 +308,12 @@ def test_cache_is_a_bounded_lru(clock: Clock) -> None:
 
 
 def test_pending_queries_are_bounded(clock: Clock) -> None:
-    caps = CapsService(clock=clock, max_pending=1)
+    caps = CapsService(max_pending=1)
     router = Router(
         ["example.com"],
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[caps],
+        clock=clock,
     )
     router.bind(BALCONY, JULIET_BALCONY)
     router.bind(ORCHARD, ROMEO)
@@ -320,7 +323,7 @@ def test_pending_queries_are_bounded(clock: Clock) -> None:
 
 def test_constructor_rejects_non_positive_bounds(clock: Clock) -> None:
     with pytest.raises(ValueError):
-        CapsService(clock=clock, cache_size=0)
+        CapsService(cache_size=0)
 
 
 def test_unrelated_iqs_are_left_alone(router: Router) -> None:

@@ -30,6 +30,7 @@ from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.disco import DEFAULT_CAPS_NODE, DiscoService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.service import Service
+from xmpp_sansio.server.stages import Context, IqReceived
 from xmpp_sansio.stanza import Iq, parse_error, parse_stanza
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -106,9 +107,7 @@ def disco() -> DiscoService:
 def test_server_info_lists_identity_and_the_features_of_plugged_services(
     disco: DiscoService, to: str | None
 ) -> None:
-    router = make_router(
-        VersionService("1.0"), TimeService(lambda: 0.0), CapsService(clock=lambda: 0.0), disco
-    )
+    router = make_router(VersionService("1.0"), TimeService(), CapsService(), disco)
     effects = router.route(BALCONY, info_request(to))
     reply = the_reply(effects)
     assert reply.get("id") == "d1" and reply.get("to") == "juliet@example.com/balcony"
@@ -305,7 +304,7 @@ def test_the_server_itself_may_query_accounts(disco: DiscoService) -> None:
     )
     iq = parse_stanza(stanza)
     assert isinstance(iq, Iq)
-    outcomes = disco.handle_iq(iq, JID.parse("juliet@example.com"))
+    outcomes = disco.handle(Context(0.0, bytes), IqReceived(iq, JID.parse("juliet@example.com")))
     assert outcomes is not None and len(outcomes) == 1
     (reply,) = outcomes
     assert isinstance(reply, Reply)

@@ -34,6 +34,7 @@ def make_router(*services: VersionService | TimeService | DiscoService) -> Route
         ["example.com"],
         account_exists=lambda local, domain: (local, domain) == ("juliet", "example.com"),
         services=services,
+        clock=lambda: MOMENT,
     )
     router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
     return router
@@ -99,7 +100,7 @@ def test_version_query_to_an_account_is_not_answered_for_the_server() -> None:
 
 
 def test_time_answers_utc_offset_and_the_clock_time() -> None:
-    router = make_router(TimeService(lambda: MOMENT))
+    router = make_router(TimeService())
     reply = the_reply(router.route(BALCONY, time_get()))
     assert reply.get("type") == "result" and reply.get("id") == "t1"
     time_el = reply.find(f"{TIME}time")
@@ -117,7 +118,7 @@ def test_format_utc_is_a_xep_0082_datetime() -> None:
 
 
 def test_time_set_and_account_queries_are_refused() -> None:
-    router = make_router(TimeService(lambda: MOMENT))
+    router = make_router(TimeService())
     reply = the_reply(router.route(BALCONY, time_get(type_="set")))
     assert parse_error(reply).condition is StanzaErrorCondition.BAD_REQUEST
     reply = the_reply(router.route(BALCONY, time_get("juliet@example.com")))
@@ -129,7 +130,7 @@ def test_time_set_and_account_queries_are_refused() -> None:
 
 
 def test_ping_is_still_answered_by_the_router() -> None:
-    router = make_router(VersionService("0.1.0"), TimeService(lambda: MOMENT), DiscoService())
+    router = make_router(VersionService("0.1.0"), TimeService(), DiscoService())
     reply = the_reply(
         router.route(BALCONY, x("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>"))
     )
@@ -138,7 +139,7 @@ def test_ping_is_still_answered_by_the_router() -> None:
 
 @pytest.mark.parametrize(
     ("service", "feature"),
-    [(VersionService("1"), "jabber:iq:version"), (TimeService(lambda: 0.0), "urn:xmpp:time")],
+    [(VersionService("1"), "jabber:iq:version"), (TimeService(), "urn:xmpp:time")],
 )
 def test_services_are_advertised_in_disco(
     service: VersionService | TimeService, feature: str

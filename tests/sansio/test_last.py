@@ -73,7 +73,6 @@ class Setup:
         # romeo is subscribed to juliet's presence; tybalt is not
         self.service = LastActivityService(
             self.storage,
-            self.clock,
             lambda requester, user: (
                 (str(requester), str(user)) == ("romeo@example.com", "juliet@example.com")
             ),
@@ -83,6 +82,7 @@ class Setup:
             ["example.com"],
             account_exists=lambda local, domain: local in ACCOUNTS,
             services=[self.service],
+            clock=self.clock,
         )
         self.router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
         self.router.bind(TYBALT, JID.parse("tybalt@example.com/street"))

@@ -12,12 +12,14 @@ from xmpp_sansio.delay import DELAY_TAG, find_delay
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
+from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.offline import (
     MemoryOfflineStorage,
     OfflineService,
     parse_fragment,
 )
 from xmpp_sansio.server.service import Service
+from xmpp_sansio.server.stages import Context, Stage
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.xml.writer import serialize
 
@@ -77,11 +79,12 @@ class Setup:
     def __init__(self, max_per_user: int = 1000, extra: Sequence[Service] = ()) -> None:
         self.clock = Clock()
         self.storage = MemoryOfflineStorage()
-        self.service = OfflineService(self.storage, self.clock, max_per_user=max_per_user)
+        self.service = OfflineService(self.storage, max_per_user=max_per_user)
         self.router = Router(
             ["example.com"],
             account_exists=lambda local, domain: local in ACCOUNTS and domain == "example.com",
             services=[*extra, self.service],
+            clock=self.clock,
         )
         self.router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
         online(self.router, ROMEO)
@@ -270,9 +273,11 @@ def test_forged_server_delay_is_replaced(s: Setup) -> None:
 
 def test_message_from_now_filtered_sender_is_not_delivered() -> None:
     class Block(Service):
+        stages = frozenset({Stage.INBOUND})
+
         def filter_inbound(
-            self, element: Element, sender: JID, recipient: JID
-        ) -> list[Effect] | None:
+            self, ctx: Context, element: Element, sender: JID, recipient: JID
+        ) -> list[Outcome] | None:
             return [] if sender.local == "romeo" and element.tag == C + "message" else None
 
     s = Setup()
@@ -315,7 +320,7 @@ def test_nothing_is_deleted_before_it_is_handed_over(s: Setup) -> None:
 
 def test_stored_messages_go_out_in_pages_each_after_the_last_was_handed_over() -> None:
     storage = MemoryOfflineStorage()
-    service = OfflineService(storage, Clock(), page_size=4, page_bytes=1 << 20)
+    service = OfflineService(storage, page_size=4, page_bytes=1 << 20)
     router = Router(["example.com"], account_exists=lambda local, d: True, services=[service])
     router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
     for i in range(10):
@@ -336,7 +341,7 @@ def test_stored_messages_go_out_in_pages_each_after_the_last_was_handed_over() -
 
 def test_a_page_holds_at_most_page_bytes_but_at_least_one_message() -> None:
     storage = MemoryOfflineStorage()
-    service = OfflineService(storage, Clock(), page_size=100, page_bytes=300)
+    service = OfflineService(storage, page_size=100, page_bytes=300)
     router = Router(["example.com"], account_exists=lambda local, d: True, services=[service])
     router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
     big = "x" * 400

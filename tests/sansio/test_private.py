@@ -12,6 +12,7 @@ from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateService
+from xmpp_sansio.server.stages import AccountRemoved, Context
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.xml.element import elements_equal
 from xmpp_sansio.xml.writer import serialize
@@ -235,7 +236,9 @@ def test_account_removed_deletes_only_that_accounts_data(
     result(private(router, SCOTLAND, "set", PREFS), SCOTLAND)
     (service,) = router.services
     assert isinstance(service, PrivateService)
-    assert service.account_removed(JID.parse("hamlet@example.com")) == []
+    assert (
+        service.observe(Context(0.0, bytes), AccountRemoved(JID.parse("hamlet@example.com"))) == []
+    )
     assert [key[0] for key in storage.data] == [JID.parse("macbeth@example.com")]
 
 

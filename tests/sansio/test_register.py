@@ -25,8 +25,10 @@ from xmpp_sansio.register import (
     username_to_localpart,
     validate_new_account,
 )
-from xmpp_sansio.server import BoundSession, Deliver, Disconnect, Effect, Router, Service
+from xmpp_sansio.server import Deliver, Disconnect, Effect, Router, Service
+from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.register import RegistrationService
+from xmpp_sansio.server.stages import AccountRemoved, Context, Event, SessionUnbound
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.xml.writer import serialize
 
@@ -255,12 +257,14 @@ class Cleaner(Service):
         self.removed: list[JID] = []
         self.unbound: list[int] = []
 
-    def account_removed(self, account: JID) -> list[Effect]:
-        self.removed.append(account)
-        return []
+    observes = (AccountRemoved, SessionUnbound)
 
-    def session_unbound(self, session: BoundSession) -> list[Effect]:
-        self.unbound.append(session.id)
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case AccountRemoved(account):
+                self.removed.append(account)
+            case SessionUnbound(session):
+                self.unbound.append(session.id)
         return []
 
 
@@ -543,9 +547,9 @@ def test_removing_an_account_wipes_its_data_in_every_service(directory: FakeDire
     services: list[Service] = [
         RegistrationService(directory),
         RosterService(rosters),
-        OfflineService(offline, lambda: 0.0),
+        OfflineService(offline),
         BlockingService(blocks, lambda _c, _u: False),
-        LastActivityService(last, lambda: 0.0, lambda _r, _u: False, started=0.0),
+        LastActivityService(last, lambda _r, _u: False, started=0.0),
         VCardService(vcards),
         PrivateService(private),
     ]

@@ -17,13 +17,14 @@ from xmpp_sansio.errors import (
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import (
     AvailableResource,
-    BoundSession,
     Deliver,
     Disconnect,
     Effect,
     Router,
 )
+from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.service import Service
+from xmpp_sansio.server.stages import Context, Event, PresenceBroadcast, Request, Undeliverable
 from xmpp_sansio.stanza import UnknownStanza, parse_error
 
 C = "{jabber:client}"
@@ -387,10 +388,11 @@ def test_services_see_presence_broadcasts_with_initial_flag() -> None:
     seen: list[tuple[JID, str | None, bool]] = []
 
     class Watcher(Service):
-        def presence_broadcast(
-            self, session: BoundSession, element: Element, initial: bool
-        ) -> list[Effect]:
-            seen.append((session.jid, element.get("type"), initial))
+        observes = (PresenceBroadcast,)
+
+        def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+            assert isinstance(event, PresenceBroadcast)
+            seen.append((event.session.jid, event.element.get("type"), event.initial))
             return []
 
     r = Router(["example.com"], account_exists=lambda *_: True, services=[Watcher()])
@@ -489,8 +491,11 @@ def test_service_can_store_undeliverable_message_instead_of_bounce() -> None:
     stored: list[tuple[JID, Element]] = []
 
     class Offline(Service):
-        def message_undeliverable(self, element: Element, recipient: JID) -> list[Effect] | None:
-            stored.append((recipient, element))
+        handles = (Undeliverable,)
+
+        def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+            assert isinstance(request, Undeliverable)
+            stored.append((request.recipient, request.element))
             return []
 
     r = Router(

@@ -11,6 +11,7 @@ import pytest
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Outcome, Router
+from xmpp_sansio.server.stages import AccountRemoved, Context
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService, parse_fragment
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.xml.element import elements_equal
@@ -212,7 +213,9 @@ def test_account_removed_deletes_the_vcard(router: Router, storage: MemoryVCardS
     result(set_vcard(router, ORCHARD, ROMEO_VCARD), ORCHARD)
     (service,) = router.services
     assert isinstance(service, VCardService)
-    assert service.account_removed(JID.parse("romeo@example.com")) == []
+    assert (
+        service.observe(Context(0.0, bytes), AccountRemoved(JID.parse("romeo@example.com"))) == []
+    )
     assert storage.data == {}
 
 

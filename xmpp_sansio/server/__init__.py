@@ -13,17 +13,20 @@ from xmpp_sansio.server.effects import (
     SessionId,
 )
 from xmpp_sansio.server.router import Router
-from xmpp_sansio.server.service import Service
+from xmpp_sansio.server.service import IqService, Service
+from xmpp_sansio.server.stages import Context, Stage
 from xmpp_sansio.server.view import AvailableResource, BoundSession, ServerView
 
 __all__ = [
     "AvailableResource",
     "Bounce",
     "BoundSession",
+    "Context",
     "Deliver",
     "Disconnect",
     "Effect",
     "EndSessions",
+    "IqService",
     "Outcome",
     "Reply",
     "Route",
@@ -31,4 +34,5 @@ __all__ = [
     "ServerView",
     "Service",
     "SessionId",
+    "Stage",
 ]

@@ -54,7 +54,15 @@ from ..stanza import (
 )
 from ..xml.element import split_tag
 from .effects import Bounce, Deliver, Reply, Route
-from .service import Service
+from .service import IqService
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    PresenceBroadcast,
+    SessionUnbound,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -77,7 +85,13 @@ _ITEM: Final = f"{{{BLOCKING_NS}}}item"
 
 class BlockStorage(Protocol):
     """The accounts' block lists (synchronous; see ``xmpp_trio.stores``).
-    ``user`` is always a bare JID."""
+    ``user`` is always a bare JID; blocked JIDs are kept exactly as given
+    (bare, full or a domain: XEP-0191 §6 matching is the service's). Every
+    change is durable when its method returns.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
+    """
 
     def blocklist(self, user: JID) -> set[JID]:
         """The JIDs ``user`` blocks (a new set the caller may keep)."""
@@ -198,7 +212,7 @@ class _CachedBlockStorage:
         self._lists.pop(user, None)
 
 
-class BlockingService(Service):
+class BlockingService(IqService):
     """XEP-0191 over a :class:`BlockStorage`.
 
     ``is_subscribed(contact, user)`` (bare JIDs) says whether ``contact`` may
@@ -237,9 +251,28 @@ class BlockingService(Service):
             return False
         return blocked_by(self._storage.blocklist(user.bare), address)
 
+    # -- stages -------------------------------------------------------------------
+
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.OUTBOUND, Stage.INBOUND})
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        PresenceBroadcast,
+        SessionUnbound,
+        AccountRemoved,
+    )
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, event.initial)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
+            case AccountRemoved():
+                return self._account_removed(event.account)
+        return []
+
     # -- IQs -----------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """``<blocklist/>`` get, ``<block/>`` and ``<unblock/>`` set, sent by a
         local session about its own account (XEP-0191 §3.2-§3.5: "with no 'to'
         address"; the account's bare JID is accepted too)."""
@@ -351,7 +384,9 @@ class BlockingService(Service):
 
     # -- every stanza ----------------------------------------------------------------
 
-    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Outcome] | None:
+    def filter_inbound(
+        self, ctx: Context, element: Element, sender: JID, recipient: JID
+    ) -> list[Outcome] | None:
         """XEP-0191 §3.3: nothing from a blocked JID reaches the user; and
         nothing the server routes for a local user reaches a JID that user
         blocked."""
@@ -376,7 +411,7 @@ class BlockingService(Service):
         return None
 
     def filter_outbound(
-        self, session: BoundSession, element: Element, to: JID | None
+        self, ctx: Context, session: BoundSession, element: Element, to: JID | None
     ) -> list[Outcome] | None:
         """XEP-0191 §3.3: the user's stanzas to a blocked JID are not routed;
         messages and iq requests get ``not-acceptable`` with ``<blocked/>``."""
@@ -394,7 +429,7 @@ class BlockingService(Service):
 
     # -- presence and sessions ----------------------------------------------------------
 
-    def presence_broadcast(
+    def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
     ) -> list[Outcome]:
         """Remember the session's current presence (sent again on unblock)."""
@@ -404,12 +439,12 @@ class BlockingService(Service):
             self._presence.pop(session.id, None)
         return []
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Forget the removed account's blocklist."""
         self._storage.unblock_all(account.bare)
         return []
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session's interest in pushes and its presence."""
         self._interested.discard(session.id)
         self._presence.pop(session.id, None)

@@ -18,17 +18,18 @@ step 2 would allow keeping unverified info for the one JID; this service
 does not). When a presence carries both, the XEP-0390 hash set is
 preferred, as it is not open to XEP-0115's cache poisoning (XEP-0115 §9.3).
 
-Timeouts need no timer: pending queries older than ``query_timeout`` seconds
-(by the injected ``clock``) are dropped when the next presence is processed.
+Pending queries older than ``query_timeout`` seconds (by the ``now`` of the
+router call) are dropped at the timer stage (``next_deadline`` /
+``handle_timer``) and, for an I/O layer that drives no timer, when the next
+presence is processed.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import (
@@ -50,7 +51,14 @@ from xmpp_sansio.stanza import Iq, IqType, make_iq
 from xmpp_sansio.xml import ns
 
 from .effects import Route
-from .service import Service
+from .service import IqService
+from .stages import (
+    Context,
+    Event,
+    PresenceBroadcast,
+    SessionUnbound,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -110,10 +118,10 @@ def _advertised_key(element: Element) -> tuple[CapsKey, str] | None:
     return None
 
 
-class CapsService(Service):
+class CapsService(IqService):
     """Discovers, verifies and caches the capabilities of local sessions.
 
-    ``clock`` returns UNIX seconds; ``cache_size`` bounds the LRU cache of
+    ``cache_size`` bounds the LRU cache of
     verified hashes; ``query_timeout`` is how long a query may stay
     unanswered; ``max_pending`` bounds the queries in flight (presences
     arriving beyond it are not queried; their next presence will be).
@@ -127,14 +135,12 @@ class CapsService(Service):
     def __init__(
         self,
         *,
-        clock: Callable[[], float],
         cache_size: int = 10_000,
         query_timeout: float = 60.0,
         max_pending: int = 1_000,
     ) -> None:
         if cache_size < 1 or max_pending < 1:
             raise ValueError("cache_size and max_pending must be positive")
-        self._clock = clock
         self._cache_size = cache_size
         self._query_timeout = query_timeout
         self._max_pending = max_pending
@@ -177,12 +183,38 @@ class CapsService(Service):
             self._cache.move_to_end(found[0])
         return entry
 
-    # -- hooks --------------------------------------------------------------------------
+    # -- stages -------------------------------------------------------------------
 
-    def presence_broadcast(
-        self, session: BoundSession, element: Element, initial: bool
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TIMER})
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        PresenceBroadcast,
+        SessionUnbound,
+    )
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, ctx.now)
+            case SessionUnbound():
+                return self._session_unbound(event.session, ctx.now)
+        return []
+
+    # -- handle and timer ----------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When the oldest pending query times out."""
+        if not self._pending:
+            return None
+        return min(p.sent for p in self._pending.values()) + self._query_timeout
+
+    def handle_timer(self, ctx: Context) -> list[Outcome]:
+        """Drop the queries that timed out and ask the next advertiser."""
+        return self._expire(ctx.now)
+
+    def _presence_broadcast(
+        self, session: BoundSession, element: Element, now: float
     ) -> list[Outcome]:
-        effects = self._expire()
+        effects = self._expire(now)
         jid = session.jid
         if element.get("type") == _UNAVAILABLE:
             # The presence session is over (RFC 6121 §4.5); a new one will
@@ -205,10 +237,10 @@ class CapsService(Service):
             return effects
         if key in self._pending_by_key or len(self._pending) >= self._max_pending:
             return effects
-        effects.extend(self._query(key, jid, node, set()))
+        effects.extend(self._query(key, jid, node, set(), now))
         return effects
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         if to is not None or iq.is_request:
             return None
         pending = self._pending.get(iq.id)
@@ -225,15 +257,15 @@ class CapsService(Service):
                 self._store(pending.key, info)
                 return []
         # An error, or an answer that does not verify: ask someone else.
-        return self._retry(pending)
+        return self._retry(pending, ctx.now)
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession, now: float) -> list[Outcome]:
         self._advertised.pop(session.jid, None)
         effects: list[Outcome] = []
         for query_id, pending in list(self._pending.items()):
             if pending.jid == session.jid:
                 self._forget(query_id)
-                effects.extend(self._retry(pending))
+                effects.extend(self._retry(pending, now))
         return effects
 
     # -- internals ------------------------------------------------------------------------
@@ -250,11 +282,13 @@ class CapsService(Service):
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _query(self, key: CapsKey, jid: JID, node: str, tried: set[JID]) -> list[Outcome]:
+    def _query(
+        self, key: CapsKey, jid: JID, node: str, tried: set[JID], now: float
+    ) -> list[Outcome]:
         """Send the disco#info query for ``node`` to ``jid`` (XEP-0115 §6.2)."""
         query_id = f"caps-{next(self._ids)}"
         tried.add(jid)
-        self._pending[query_id] = _Pending(key, jid, node, self._clock(), tried)
+        self._pending[query_id] = _Pending(key, jid, node, now, tried)
         self._pending_by_key[key] = query_id
         iq = make_iq(IqType.GET, query_id, info_query(node), to=jid, from_=jid.domain)
         return [Route(iq)]
@@ -264,21 +298,21 @@ class CapsService(Service):
         if self._pending_by_key.get(pending.key) == query_id:
             del self._pending_by_key[pending.key]
 
-    def _retry(self, failed: _Pending) -> list[Outcome]:
+    def _retry(self, failed: _Pending, now: float) -> list[Outcome]:
         """Ask the next session advertising the failed hash (XEP-0115 §5.4
         step 3.9), if any has not been asked yet."""
         if failed.key in self._cache or failed.key in self._pending_by_key:
             return []
         for jid, (key, node) in self._advertised.items():
             if key == failed.key and jid not in failed.tried:
-                return self._query(key, jid, node, failed.tried)
+                return self._query(key, jid, node, failed.tried, now)
         return []
 
-    def _expire(self) -> list[Outcome]:
-        deadline = self._clock() - self._query_timeout
+    def _expire(self, now: float) -> list[Outcome]:
+        deadline = now - self._query_timeout
         effects: list[Outcome] = []
         for query_id, pending in list(self._pending.items()):
             if pending.sent <= deadline and query_id in self._pending:
                 self._forget(query_id)
-                effects.extend(self._retry(pending))
+                effects.extend(self._retry(pending, now))
         return effects

@@ -31,7 +31,14 @@ from ..jid import JID
 from ..stanza import Iq, IqType, MessageType, iq_result
 from ..xml.element import split_tag
 from .effects import Bounce, Deliver, Reply
-from .service import Service
+from .service import IqService
+from .stages import (
+    Context,
+    Event,
+    MessageDelivered,
+    MessageSent,
+    SessionUnbound,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -116,7 +123,7 @@ def forwarded_copy(element: Element, direction: str, account: JID, to: JID) -> E
     return wrapper
 
 
-class CarbonsService(Service):
+class CarbonsService(IqService):
     """XEP-0280 Message Carbons; state is per session and in memory."""
 
     server_features: ClassVar[tuple[str, ...]] = (CARBONS_NS,)
@@ -128,7 +135,25 @@ class CarbonsService(Service):
         """Whether ``session`` has carbons enabled."""
         return session in self._enabled
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        MessageSent,
+        MessageDelivered,
+        SessionUnbound,
+    )
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        if not self._enabled:
+            return []  # the common case, once or twice per message: nothing to do
+        match event:
+            case MessageSent():
+                return self._message_sent(event.session, event.element)
+            case MessageDelivered():
+                return self._message_delivered(event.element, event.recipient, event.sessions)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
+        return []
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """``<enable/>`` / ``<disable/>`` sets (XEP-0280 §4, §5) from a local
         session about itself: to the server or its own bare JID. Another
         account's bare JID, or a sender that is not a local session, get
@@ -150,7 +175,7 @@ class CarbonsService(Service):
             self._enabled.discard(session.id)
         return [Reply(iq_result(iq.element))]
 
-    def message_delivered(
+    def _message_delivered(
         self, element: Element, recipient: JID, sessions: list[int]
     ) -> list[Outcome]:
         """``<received/>`` carbons to the recipient's other enabled sessions
@@ -159,7 +184,7 @@ class CarbonsService(Service):
             return []
         return self._copies(element, "received", recipient, exclude=set(sessions))
 
-    def message_sent(self, session: BoundSession, element: Element) -> list[Outcome]:
+    def _message_sent(self, session: BoundSession, element: Element) -> list[Outcome]:
         """``<sent/>`` carbons to the sender's other enabled sessions (XEP-0280 §8)."""
         if not self._enabled or not carbons_eligible(element, inbound=False):
             return []
@@ -174,7 +199,7 @@ class CarbonsService(Service):
             if s.id in self._enabled and s.id not in exclude
         ]
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session's carbons state."""
         self._enabled.discard(session.id)
         return []

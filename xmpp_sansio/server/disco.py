@@ -48,7 +48,10 @@ from xmpp_sansio.stanza import Iq, IqType, iq_result
 from xmpp_sansio.xml import ns
 
 from .effects import Bounce, Reply
-from .service import Service
+from .service import IqService
+from .stages import (
+    Context,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -65,7 +68,7 @@ _ITEMS_QUERY = f"{{{ns.DISCO_ITEMS}}}query"
 _ROUTER_FEATURES: Final = (ns.PING,)
 
 
-class DiscoService(Service):
+class DiscoService(IqService):
     """Answers disco#info and disco#items (XEP-0030) sent to the server and to
     the bare JIDs of its accounts.
 
@@ -162,9 +165,9 @@ class DiscoService(Service):
         hashes = caps2_hashes(info, self.caps2_algos)
         return node in {caps2_node(algo, value) for algo, value in hashes.items()}
 
-    # -- hooks ----------------------------------------------------------------------
+    # -- handle ---------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag not in (_INFO_QUERY, _ITEMS_QUERY):
             return None

@@ -17,6 +17,7 @@ from ..errors import StanzaErrorCondition
 from ..stanza import Iq, Message, MessageType, Stanza
 from .effects import Bounce, Outcome, Route
 from .hosts import HostService
+from .stages import Context
 
 __all__ = ["EchoService"]
 
@@ -29,7 +30,7 @@ class EchoService(HostService):
     name: ClassVar[str | None] = "Echo"
     identities: ClassVar[tuple[Identity, ...]] = (Identity("component", "generic", "Echo"),)
 
-    def handle(self, stanza: Stanza) -> list[Outcome]:
+    def handle(self, ctx: Context, stanza: Stanza) -> list[Outcome]:
         if isinstance(stanza, Message):
             return self._echo(stanza)
         if isinstance(stanza, Iq):

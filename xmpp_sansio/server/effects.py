@@ -5,7 +5,7 @@ a session, :class:`Disconnect` one); the union :data:`Effect` is what every
 public :class:`~xmpp_sansio.server.router.Router` method returns, and the I/O
 layer matches it exhaustively.
 
-An *outcome* is what a service returns from a hook: effects, plus requests
+An *outcome* is what a service returns from a stage: effects, plus requests
 to the router itself: route a stanza the service originated (:class:`Route`),
 send a server reply (:class:`Reply`), answer with an error (:class:`Bounce`),
 end an account's sessions (:class:`EndSessions`). The router turns outcomes
@@ -105,7 +105,8 @@ class EndSessions:
     error ``condition``, except ``keep``: each is unbound (its unavailable
     presence broadcast to the others, none to the sessions ending) and
     disconnected. With ``removed``, the account is gone: then every
-    service's ``account_removed`` runs (XEP-0077 §3.2)."""
+    observer of :class:`~xmpp_sansio.server.stages.AccountRemoved` runs
+    (XEP-0077 §3.2)."""
 
     account: JID
     condition: StreamErrorCondition
@@ -113,5 +114,5 @@ class EndSessions:
     removed: bool = False
 
 
-#: What a service hook returns.
+#: What a service's stage returns.
 Outcome = Deliver | Disconnect | Route | Reply | Bounce | EndSessions

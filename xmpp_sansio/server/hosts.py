@@ -30,6 +30,7 @@ from .effects import Reply
 if TYPE_CHECKING:
     from ..stanza import Stanza
     from .effects import Outcome
+    from .stages import Context
     from .view import ServerView
 
 _INFO_QUERY = f"{{{ns.DISCO_INFO}}}query"
@@ -78,8 +79,9 @@ class HostService:
         self.server = server
         self.domain = domain
 
-    def handle(self, stanza: Stanza) -> list[Outcome]:
-        """A stanza for this service's domain (or a JID at it)."""
+    def handle(self, ctx: Context, stanza: Stanza) -> list[Outcome]:
+        """A stanza for this service's domain (or a JID at it); ``ctx`` has
+        the time and entropy of the router call, as for the stages."""
         raise NotImplementedError
 
     def answer_disco(self, iq: Iq) -> list[Outcome] | None:

@@ -9,7 +9,6 @@ router itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 from xml.etree.ElementTree import Element, SubElement
@@ -19,7 +18,10 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.stanza import Iq, IqType, iq_result
 
 from .effects import Bounce, Reply
-from .service import Service
+from .service import IqService
+from .stages import (
+    Context,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -40,7 +42,7 @@ def _handle(iq: Iq, to: JID | None, tag: str) -> bool | None:
     return iq.type is IqType.GET
 
 
-class VersionService(Service):
+class VersionService(IqService):
     """Answers ``jabber:iq:version`` queries to the server (XEP-0092 §2):
     ``name`` and ``version`` always, ``os`` only when given.
 
@@ -57,7 +59,7 @@ class VersionService(Service):
         self.version = version
         self.os = os
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         is_get = _handle(iq, to, f"{{{NS_VERSION}}}query")
         if is_get is None:
             return None
@@ -78,10 +80,10 @@ def format_utc(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class TimeService(Service):
+class TimeService(IqService):
     """Answers ``urn:xmpp:time`` queries to the server (XEP-0202 §2) with
-    ``<tzo>+00:00</tzo>`` and ``<utc/>`` from the injected ``clock`` (UNIX
-    seconds).
+    ``<tzo>+00:00</tzo>`` and ``<utc/>`` from the ``now`` of the router
+    call (UNIX seconds).
 
     The offset is always ``+00:00``: the server keeps its clock in UTC, and
     reporting a local offset would leak its location (XEP-0202 §6). A
@@ -90,10 +92,7 @@ class TimeService(Service):
 
     server_features = (NS_TIME,)
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         is_get = _handle(iq, to, f"{{{NS_TIME}}}time")
         if is_get is None:
             return None
@@ -101,5 +100,5 @@ class TimeService(Service):
             return [Bounce(iq.element, StanzaErrorCondition.BAD_REQUEST)]
         time_el = Element(f"{{{NS_TIME}}}time")
         SubElement(time_el, f"{{{NS_TIME}}}tzo").text = "+00:00"
-        SubElement(time_el, f"{{{NS_TIME}}}utc").text = format_utc(self._clock())
+        SubElement(time_el, f"{{{NS_TIME}}}utc").text = format_utc(ctx.now)
         return [Reply(iq_result(iq.element, time_el))]

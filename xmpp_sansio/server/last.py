@@ -22,8 +22,8 @@ Theory of operation
   paragraph, says ``forbidden``; see above).
 
 The logout time is recorded when an account's last session ends
-(``session_unbound``), with the status of the last unavailable presence that
-session broadcast (captured in ``presence_broadcast``; the router's own
+(``SessionUnbound``), with the status of the last unavailable presence that
+session broadcast (captured at ``PresenceBroadcast``; the router's own
 unavailable presence for a session that ends while available has none).
 """
 
@@ -47,7 +47,15 @@ from ..stanza import (
     stanza_kind,
 )
 from .effects import Bounce, Reply
-from .service import Service
+from .service import IqService
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    PresenceBroadcast,
+    SessionUnbound,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -77,7 +85,14 @@ class LastLogout:
 
 class LastActivityStorage(Protocol):
     """The accounts' last logout (synchronous; see ``xmpp_trio.stores``).
-    ``user`` is always a bare JID."""
+    ``user`` is always a bare JID. :meth:`set` may be written behind (XEP-0012
+    only reports it; a crash may lose the last moments) but :meth:`get` sees
+    it at once; :meth:`forget` is durable when it returns and wins over a
+    :meth:`set` not yet written.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
+    """
 
     def set(self, user: JID, stamp: float, status: str | None) -> None:
         """Record (replacing any earlier record) that ``user`` logged out."""
@@ -120,10 +135,10 @@ def _query(seconds: str, text: str | None = None) -> Element:
     return el
 
 
-class LastActivityService(Service):
+class LastActivityService(IqService):
     """XEP-0012 over a :class:`LastActivityStorage`.
 
-    ``clock`` returns UNIX seconds; ``is_subscribed(requester, user)`` (bare
+    ``is_subscribed(requester, user)`` (bare
     JIDs) says whether ``requester`` may see ``user``'s presence; ``started``
     is when the server started (UNIX seconds), for its uptime.
     """
@@ -134,12 +149,10 @@ class LastActivityService(Service):
     def __init__(
         self,
         storage: LastActivityStorage,
-        clock: Callable[[], float],
         is_subscribed: Callable[[JID, JID], bool],
         started: float,
     ) -> None:
         self._storage = storage
-        self._clock = clock
         self._is_subscribed = is_subscribed
         self._started = started
         # Status of the last unavailable presence each session broadcast.
@@ -149,9 +162,28 @@ class LastActivityService(Service):
         """XEP-0012 §3, §8: the user, or an entity subscribed to its presence."""
         return requester.bare == user.bare or self._is_subscribed(requester.bare, user.bare)
 
+    # -- stages -------------------------------------------------------------------
+
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.INBOUND})
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        PresenceBroadcast,
+        SessionUnbound,
+        AccountRemoved,
+    )
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, event.initial)
+            case SessionUnbound():
+                return self._session_unbound(event.session, ctx.now)
+            case AccountRemoved():
+                return self._account_removed(event.account)
+        return []
+
     # -- IQs -----------------------------------------------------------------------
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         """A ``jabber:iq:last`` get to the server (§5), an account (§3), or
         without ``to`` (the sender's own account)."""
         payload = iq.payload
@@ -161,7 +193,7 @@ class LastActivityService(Service):
         if requester is None:
             return None
         if to is None and iq.to is not None:
-            uptime = _seconds(self._clock() - self._started)
+            uptime = _seconds(ctx.now - self._started)
             return [Reply(iq_result(iq.element, _query(uptime)))]
         user = requester.bare if to is None else to.bare
         if not self._authorised(requester, user):
@@ -173,10 +205,12 @@ class LastActivityService(Service):
         last = self._storage.get(user)
         if last is None:
             return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
-        seconds = _seconds(self._clock() - last.stamp)
+        seconds = _seconds(ctx.now - last.stamp)
         return [Reply(iq_result(iq.element, _query(seconds, last.status)))]
 
-    def filter_inbound(self, element: Element, sender: JID, recipient: JID) -> list[Outcome] | None:
+    def filter_inbound(
+        self, ctx: Context, element: Element, sender: JID, recipient: JID
+    ) -> list[Outcome] | None:
         """XEP-0012 §4: a query to one of the user's full JIDs from an entity not
         authorised to see the user's presence is answered with
         ``service-unavailable`` instead of being delivered."""
@@ -198,7 +232,7 @@ class LastActivityService(Service):
 
     # -- presence and sessions ---------------------------------------------------------
 
-    def presence_broadcast(
+    def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
     ) -> list[Outcome]:
         """Keep the ``<status/>`` of the session's last unavailable presence."""
@@ -210,15 +244,15 @@ class LastActivityService(Service):
             self._status[session.id] = status or None
         return []
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Forget the removed account's last logout."""
         self._storage.forget(account.bare)
         return []
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession, now: float) -> list[Outcome]:
         """Record the logout when the account's last session ends (XEP-0012 §3)."""
         status = self._status.pop(session.id, None)
         user = session.jid.bare
         if not self.server.sessions_of(user):
-            self._storage.set(user, self._clock(), status)
+            self._storage.set(user, now, status)
         return []

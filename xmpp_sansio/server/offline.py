@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 When a chat or normal message reaches an existing account with no available
 resource of non-negative priority, the router offers it to the services'
-``message_undeliverable`` hook (RFC 6121 §8.5.2.2.1). :class:`OfflineService`
+``Undeliverable`` request (RFC 6121 §8.5.2.2.1). :class:`OfflineService`
 serialises it and stores it with the time it arrived (XEP-0160 §2 step 4),
 unless the account's queue is full, in which case the sender gets
 ``service-unavailable`` (XEP-0160 §2 step 3).
@@ -40,7 +40,7 @@ Which messages are stored (XEP-0160 §3, XEP-0085 §5.8, XEP-0334 §4):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
@@ -55,6 +55,16 @@ from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .effects import Bounce, Deliver
 from .service import Service
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    HandedOver,
+    PresenceBroadcast,
+    Request,
+    SessionUnbound,
+    Undeliverable,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -99,7 +109,13 @@ class OfflineStorage(Protocol):
     """Where offline messages are kept (synchronous; see ``xmpp_trio.stores``).
 
     ``user`` is always a bare JID. Deleting is separate from reading so that a
-    message is only deleted once it has been handed over.
+    message is only deleted once it has been handed over. Message ids grow
+    with each push and are never reused (a delete by id must never reach a
+    later message); :meth:`push` and :meth:`delete` are durable when they
+    return (XEP-0160 storage survives a restart).
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def push(self, user: JID, stanza: bytes, stamp: float, limit: int) -> bool:
@@ -203,7 +219,7 @@ class _Receipt:
 class OfflineService(Service):
     """XEP-0160 offline storage over an :class:`OfflineStorage`.
 
-    ``clock`` returns UNIX seconds (the stored stamp); ``max_per_user`` is
+    The stored stamp is the ``now`` of the router call; ``max_per_user`` is
     the per-account quota, beyond which messages are bounced with
     ``service-unavailable`` (XEP-0160 §2); ``page_size`` and ``page_bytes``
     bound one page of the flush (see the module docstring).
@@ -214,7 +230,6 @@ class OfflineService(Service):
     def __init__(
         self,
         storage: OfflineStorage,
-        clock: Callable[[], float],
         max_per_user: int = 1000,
         *,
         page_size: int = 50,
@@ -225,14 +240,39 @@ class OfflineService(Service):
         if page_size < 1 or page_bytes < 1:
             raise ValueError("page_size and page_bytes must be positive")
         self._storage = storage
-        self._clock = clock
         self._max_per_user = max_per_user
         self._page_size = page_size
         self._page_bytes = page_bytes
         # account -> the session its stored messages are being flushed to
         self._flushing: dict[JID, SessionId] = {}
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    handles: ClassVar[tuple[type[Request], ...]] = (Undeliverable,)
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        PresenceBroadcast,
+        SessionUnbound,
+        HandedOver,
+        AccountRemoved,
+    )
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case Undeliverable():
+                return self._undeliverable(request.element, request.recipient, ctx.now)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, event.initial)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
+            case HandedOver():
+                return self._handed_over(event.session, event.bound, event.receipt)
+            case AccountRemoved():
+                return self._account_removed(event.account)
+        return []
+
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Drop the removed account's stored messages."""
         stored = self._storage.peek(account.bare)
         if stored:
@@ -240,7 +280,7 @@ class OfflineService(Service):
         self._flushing.pop(account.bare, None)
         return []
 
-    def message_undeliverable(self, element: Element, recipient: JID) -> list[Outcome] | None:
+    def _undeliverable(self, element: Element, recipient: JID, now: float) -> list[Outcome] | None:
         """Store ``element`` for ``recipient`` (XEP-0160 §2, §3).
 
         Returns ``[]`` when stored or deliberately dropped, the
@@ -252,14 +292,12 @@ class OfflineService(Service):
             return None
         if disposition is _Disposition.DROP:
             return []
-        stored = self._storage.push(
-            recipient.bare, serialize(element), self._clock(), self._max_per_user
-        )
+        stored = self._storage.push(recipient.bare, serialize(element), now, self._max_per_user)
         if not stored:
             return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         return []
 
-    def presence_broadcast(
+    def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
     ) -> list[Outcome]:
         """Start delivering the stored messages to a resource that sent
@@ -279,7 +317,7 @@ class OfflineService(Service):
             return []
         return self._next_page(session)
 
-    def handed_over(
+    def _handed_over(
         self, session: SessionId, bound: BoundSession | None, receipt: Hashable
     ) -> list[Outcome]:
         """A stored message reached its client: delete it and those before it;
@@ -295,7 +333,7 @@ class OfflineService(Service):
             return []
         return self._next_page(bound)
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """A session that was being flushed to ended: what it did not get stays
         stored for the next available resource."""
         user = session.jid.bare

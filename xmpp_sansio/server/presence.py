@@ -3,8 +3,8 @@
 :class:`PresenceService` runs the subscription state machine of
 :mod:`xmpp_sansio.subscription` (RFC 6121 Appendix A) for both ends of a
 subscription stanza: *outbound* when a local user sends one
-(``subscription_outbound``), *inbound* when one arrives for a local user
-(``subscription_inbound``; for a local contact the outbound side's
+(the outbound filter), *inbound* when one arrives for a local user
+(``SubscriptionReceived``; for a local contact the outbound side's
 :meth:`~xmpp_sansio.server.router.Router.route_inbound` brings the stanza
 straight back to this service). Roster records change through the
 :class:`~xmpp_sansio.server.roster.RosterService`, which pushes what clients
@@ -25,7 +25,7 @@ a client therefore sees its roster converge to the stored state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.errors import StanzaErrorCondition
@@ -37,6 +37,17 @@ from xmpp_sansio.subscription import Step, SubInput, SubState, step, with_state
 from .effects import Bounce, Deliver, Route
 from .roster import RosterService, StoredItem
 from .service import Service
+from .stages import (
+    Context,
+    Event,
+    PresenceBroadcast,
+    PresenceDirected,
+    ProbeReceived,
+    Request,
+    SessionUnbound,
+    Stage,
+    SubscriptionReceived,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
@@ -114,6 +125,9 @@ def _next_record(
     return StoredItem(item, in_roster, pending_in, pending_request)
 
 
+_SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
+
+
 class PresenceService(Service):
     """Presence subscriptions (RFC 6121 §3) and presence broadcast (§4).
 
@@ -162,7 +176,36 @@ class PresenceService(Service):
     # ------------------------------------------------------------------
     # subscriptions
 
-    def subscription_outbound(
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.OUTBOUND})
+    handles: ClassVar[tuple[type[Request], ...]] = (
+        SubscriptionReceived,
+        ProbeReceived,
+    )
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        PresenceBroadcast,
+        PresenceDirected,
+        SessionUnbound,
+    )
+
+    def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
+        match request:
+            case SubscriptionReceived():
+                return self._subscription_inbound(request.element, request.sender, request.to)
+            case ProbeReceived():
+                return self._probe(request.element, request.sender, request.to)
+        return None
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case PresenceBroadcast():
+                return self._presence_broadcast(event.session, event.element, event.initial)
+            case PresenceDirected():
+                return self._presence_directed(event.session, event.element, event.to)
+            case SessionUnbound():
+                return self._session_unbound(event.session)
+        return []
+
+    def _subscription_outbound(
         self, session: BoundSession, element: Element, to: JID
     ) -> list[Outcome] | None:
         """A user's subscription stanza (RFC 6121 §3.1.2, §3.1.5, §3.2.2,
@@ -197,7 +240,7 @@ class PresenceService(Service):
                 effects.extend(self._last_presence(user, to))
         return effects
 
-    def subscription_inbound(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
+    def _subscription_inbound(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
         """A subscription stanza for the local account ``to`` from ``sender``
         (RFC 6121 §3.1.3, §3.1.6, §3.2.3, §3.3.3, §3.4.2; Appendix A.3).
 
@@ -254,7 +297,7 @@ class PresenceService(Service):
     # ------------------------------------------------------------------
     # presence
 
-    def presence_broadcast(
+    def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
     ) -> list[Outcome]:
         """Broadcast presence to the roster (RFC 6121 §4.2.2, §4.4.2, §4.5.2).
@@ -323,7 +366,7 @@ class PresenceService(Service):
             return self._refuse_probe(contact, user)
         return self._last_presence(contact, session.jid)
 
-    def probe(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
+    def _probe(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
         """Answer a presence probe for the local account ``to`` (RFC 6121 §4.3.2).
 
         A prober not subscribed to ``to`` ("from"/"both" in ``to``'s roster)
@@ -340,12 +383,19 @@ class PresenceService(Service):
         return self._last_presence(to, sender)
 
     def filter_outbound(
-        self, session: BoundSession, element: Element, to: JID | None
+        self, ctx: Context, session: BoundSession, element: Element, to: JID | None
     ) -> list[Outcome] | None:
-        """Refuse available presence that would make a session's directed
+        """Take over the session's subscription presence (RFC 6121 §3: the
+        sender's server processes it first, see :meth:`_subscription_outbound`),
+        and refuse available presence that would make a session's directed
         presence targets (§4.6.2) more than ``max_directed``, with
         ``resource-constraint`` (RFC 6120 §8.3.3.18)."""
-        if to is None or element.get("type") is not None or not element.tag.endswith("}presence"):
+        if to is None or not element.tag.endswith("}presence"):
+            return None
+        type_ = element.get("type")
+        if type_ is not None:
+            if type_ in _SUBSCRIPTION_TYPES:
+                return self._subscription_outbound(session, element, to.bare)
             return None
         targets = self._directed.get(session.id)
         if targets is None or len(targets) < self.max_directed or to in targets:
@@ -362,7 +412,7 @@ class PresenceService(Service):
             return False
         return not _subscribed_from(self.roster.stored(session.jid.bare, to.bare))
 
-    def presence_directed(self, session: BoundSession, element: Element, to: JID) -> list[Outcome]:
+    def _presence_directed(self, session: BoundSession, element: Element, to: JID) -> list[Outcome]:
         """Track directed presence (RFC 6121 §4.6.2): available presence to an
         entity not subscribed to the user adds it to the session's targets,
         unavailable presence removes it. Presence to the user's own resources
@@ -388,7 +438,7 @@ class PresenceService(Service):
             effects.extend([Route(presence)])
         return effects
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session; directed presence targets left (a session that
         never broadcast presence) get unavailable presence (RFC 6121 §4.6.3)."""
         self._last.pop(session.id, None)

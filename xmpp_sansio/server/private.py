@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition
@@ -53,7 +53,12 @@ from ..xml.element import split_tag
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .effects import Reply
-from .service import Service
+from .service import IqService
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -85,8 +90,11 @@ class PrivateStorage(Protocol):
     """Where :class:`PrivateService` keeps private XML.
 
     Keyed by the account's bare JID and the stored element's namespace and
-    local name; ``data`` is the element serialised. A mutating method must
-    not return before the change is durable.
+    local name; ``data`` is the element serialised, returned byte for byte.
+    A mutating method must not return before the change is durable.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def get(self, user: JID, namespace: str, local: str) -> bytes | None:
@@ -137,7 +145,7 @@ class MemoryPrivateStorage:
             del self.data[key]
 
 
-class PrivateService(Service):
+class PrivateService(IqService):
     """XEP-0049 private XML storage over a :class:`PrivateStorage`
     (see the module docstring)."""
 
@@ -156,7 +164,15 @@ class PrivateService(Service):
         self.max_items = max_items
         self.max_total = max_total
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved,)
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case AccountRemoved():
+                return self._account_removed(event.account)
+        return []
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
         if query is None or query.tag != _QUERY_TAG or not iq.is_request:
             return None
@@ -191,7 +207,7 @@ class PrivateService(Service):
             )
         return self._get(iq.element, own, children[0])
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Delete everything a removed account stored (XEP-0077 §3.2)."""
         self.storage.delete(account.bare)
         return []

@@ -42,7 +42,7 @@ router (``service-unavailable``: accounts offer no registration).
 After a removal the service returns
 :class:`~xmpp_sansio.server.effects.EndSessions` with ``removed``: the router
 ends the account's sessions with ``not-authorized``, then calls every
-service's ``account_removed``, so each deletes what it stored for the account
+observer of ``AccountRemoved``, so each deletes what it stored for the account
 (roster, vCard, private XML...).
 """
 
@@ -64,12 +64,15 @@ from ..register import (
 from ..sasl.credentials import normalize_password
 from ..stanza import Iq, IqType, error_reply, iq_result
 from .effects import EndSessions, Reply
-from .service import Service
+from .service import IqService
+from .stages import (
+    Context,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
 
-__all__ = ["AccountDirectory", "PasswordChange", "RegistrationService"]
+__all__ = ["AccountDirectory", "MemoryAccountDirectory", "PasswordChange", "RegistrationService"]
 
 _QUERY = f"{{{REGISTER}}}query"
 
@@ -77,7 +80,11 @@ _QUERY = f"{{{REGISTER}}}query"
 class AccountDirectory(Protocol):
     """The account database, as far as :class:`RegistrationService` needs it.
 
-    ``local`` and ``domain`` are normalised (from a JID).
+    ``local`` and ``domain`` are normalised (from a JID). Both methods are
+    durable when they return; creating accounts is outside this contract.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def change_password(self, local: str, domain: str, password: str) -> None:
@@ -94,6 +101,31 @@ class AccountDirectory(Protocol):
         ...
 
 
+class MemoryAccountDirectory:
+    """:class:`AccountDirectory` in memory (tests, the store contract suite):
+    passwords in clear by ``(local, domain)``; an empty password is refused,
+    as the SQLite account store refuses it."""
+
+    def __init__(self) -> None:
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def create(self, local: str, domain: str, password: str) -> None:
+        """Add an account (not part of the protocol: accounts are created
+        outside the services)."""
+        self.passwords[(local, domain)] = password
+
+    def change_password(self, local: str, domain: str, password: str) -> None:
+        if (local, domain) not in self.passwords:
+            raise LookupError(f"{local}@{domain}")
+        if not password:
+            raise ValueError("the password must not be empty")
+        self.passwords[(local, domain)] = password
+
+    def delete(self, local: str, domain: str) -> None:
+        if self.passwords.pop((local, domain), None) is None:
+            raise LookupError(f"{local}@{domain}")
+
+
 @dataclass(frozen=True, slots=True)
 class PasswordChange:
     """A valid password change (XEP-0077 §3.3) waiting for the I/O layer.
@@ -107,7 +139,7 @@ class PasswordChange:
     request: Element = field(repr=False)
 
 
-class RegistrationService(Service):
+class RegistrationService(IqService):
     """XEP-0077 password change and account removal (see the module docstring)."""
 
     server_features: ClassVar[tuple[str, ...]] = (REGISTER,)
@@ -129,7 +161,7 @@ class RegistrationService(Service):
         #: The ``<instructions/>`` of the answer to an IQ-get (§3.1), if any.
         self.instructions = instructions
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
         if query is None or query.tag != _QUERY or not iq.is_request:
             return None

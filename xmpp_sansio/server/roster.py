@@ -42,7 +42,13 @@ from xmpp_sansio.subscription import SubState, state_of
 from xmpp_sansio.xml import ns
 
 from .effects import Bounce, Reply, Route
-from .service import Service
+from .service import IqService
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    SessionUnbound,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -100,8 +106,15 @@ class RosterStorage(Protocol):
     :attr:`StoredItem.jid`. The version is an opaque string that changes with
     every :meth:`put` and every :meth:`delete` of an existing record (§2.6.1:
     a new version for each change); a user with no roster yet has one too.
+    Versions are per user and never reused, not even after a restart.
+    :meth:`get` lists records in the order they were first stored (a
+    :meth:`put` that replaces a record keeps its place), with every field of
+    :class:`StoredItem`, the pending ``subscribe`` stanza included.
     Implementations commit before returning from :meth:`put` and
     :meth:`delete`.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def get(self, user: JID) -> tuple[str, list[StoredItem]]:
@@ -185,7 +198,7 @@ def item_size(item: RosterItem) -> int:
     return size + sum(len(group.encode()) for group in item.groups)
 
 
-class RosterService(Service):
+class RosterService(IqService):
     """Roster management (RFC 6121 §2) for the user's own sessions.
 
     ``storage`` holds the records. ``max_items`` caps the records per user:
@@ -311,9 +324,22 @@ class RosterService(Service):
         return effects
 
     # ------------------------------------------------------------------
-    # hooks
+    # the handle and observe stages
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        SessionUnbound,
+        AccountRemoved,
+    )
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case SessionUnbound():
+                return self._session_unbound(event.session)
+            case AccountRemoved():
+                return self._account_removed(event.account)
+        return []
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag != QUERY_TAG or not iq.is_request:
             return None
@@ -332,7 +358,7 @@ class RosterService(Service):
             return self._get(iq, session, payload)
         return self._set(iq, session.jid.bare, payload)
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Cancel the removed account's subscriptions both ways, as a roster
         remove does (RFC 6121 §2.5.2), for every record it had, then delete
         its roster and its item in every local roster that has one (pushed
@@ -350,7 +376,7 @@ class RosterService(Service):
             effects.extend(self.commit(holder, self.storage.item(holder, bare), None))
         return effects
 
-    def session_unbound(self, session: BoundSession) -> list[Outcome]:
+    def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         self._interested.discard(session.id)
         bare = session.jid.bare
         if not self.server.sessions_of(bare):

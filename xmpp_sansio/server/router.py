@@ -11,7 +11,7 @@ live sessions).
 Everything beyond the delivery rules (rosters, subscriptions, offline
 storage, blocking, carbons, disco...) is done by the
 :class:`~xmpp_sansio.server.service.Service` objects given to the router,
-whose hooks it calls at fixed points (see that module). A service sees the
+whose stages it runs (see :mod:`xmpp_sansio.server.stages`). A service sees the
 router only as a read-only :class:`~xmpp_sansio.server.view.ServerView`; what
 it wants done it returns as outcomes (:mod:`xmpp_sansio.server.effects`:
 stanzas to route, replies, bounces, sessions to end), which the router drains
@@ -21,6 +21,7 @@ implemented: stanzas for other domains get ``remote-server-not-found``.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import assert_never, cast
 from xml.etree.ElementTree import Element
@@ -60,6 +61,24 @@ from .effects import (
 )
 from .hosts import AccountHost, Hosts, HostService
 from .service import Service
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+    HandedOver,
+    IqReceived,
+    MessageDelivered,
+    MessageSent,
+    PresenceBroadcast,
+    PresenceDirected,
+    ProbeReceived,
+    Request,
+    SessionBound,
+    SessionUnbound,
+    Stage,
+    SubscriptionReceived,
+    Undeliverable,
+)
 from .view import AvailableResource, BoundSession
 
 __all__ = [
@@ -80,12 +99,18 @@ class Router:
 
     ``domains`` are the domains this server hosts; ``account_exists(local,
     domain)`` says whether an account exists (RFC 6121 §8.5.1); ``services``
-    are consulted, in order, at each hook point. ``hosts`` are the service
+    run, in order, at each stage they join. ``hosts`` are the service
     hosts (:class:`~xmpp_sansio.server.hosts.HostService` by domain): with the
     account domains they make the hosts table that chooses each stanza's
     handler by its ``to`` domain first (:mod:`xmpp_sansio.server.hosts`). The stream layer must have
     validated the stream (and answered unknown top-level elements with
     ``unsupported-stanza-type``) before calling :meth:`route`.
+
+    ``clock`` returns UNIX seconds: the ``now`` of every stage a public method
+    runs, unless the call passes ``now=`` itself (the default clock stands
+    still at 0.0, for tests that do not care about time; a server passes its
+    own). ``rng(n)`` returns ``n`` unpredictable bytes for the services
+    (default :func:`secrets.token_bytes`).
     """
 
     def __init__(
@@ -95,6 +120,8 @@ class Router:
         account_exists: Callable[[str, str], bool],
         services: Sequence[Service] = (),
         hosts: Mapping[str, HostService] | None = None,
+        clock: Callable[[], float] | None = None,
+        rng: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self.hosts = Hosts.build(domains, hosts)
         self._domains = self.hosts.account_domains
@@ -105,13 +132,38 @@ class Router:
         # bare JID -> its sessions in bind order (dicts keep insertion order)
         self._by_bare: dict[JID, dict[SessionId, BoundSession]] = {}
         self.services: tuple[Service, ...] = tuple(services)
-        # The services that act on each per-message hook: most services leave
-        # these alone, and every message would otherwise call each of them.
-        self._filter_outbound = _overriding(self.services, "filter_outbound")
-        self._filter_inbound = _overriding(self.services, "filter_inbound")
-        self._message_sent = _overriding(self.services, "message_sent")
-        self._message_delivered = _overriding(self.services, "message_delivered")
-        self._handed_over = _overriding(self.services, "handed_over")
+        self._clock = _stopped_clock if clock is None else clock
+        # One context, started again by each public method (``begin``): the
+        # router is never re-entered (services act only through outcomes).
+        self._ctx = Context(None, rng, clock=self._clock)
+        # One list of services per stage, and per request and event type,
+        # built once: most services join few stages, and every message would
+        # otherwise call each of them.
+        for service in self.services:
+            _check_declaration(service)
+        self._outbound = _joining(self.services, Stage.OUTBOUND)
+        self._transform = _joining(self.services, Stage.TRANSFORM)
+        self._inbound = _joining(self.services, Stage.INBOUND)
+        self._timed = _joining(self.services, Stage.TIMER)
+        self._handlers: dict[type[Request], tuple[Service, ...]] = {
+            kind: tuple(s for s in self.services if kind in s.handles)
+            for kind in (IqReceived, Undeliverable, SubscriptionReceived, ProbeReceived)
+        }
+        self._observers: dict[type[Event], tuple[Service, ...]] = {
+            kind: tuple(s for s in self.services if kind in s.observes)
+            for kind in (
+                MessageSent,
+                MessageDelivered,
+                PresenceBroadcast,
+                PresenceDirected,
+                SessionBound,
+                SessionUnbound,
+                HandedOver,
+                AccountRemoved,
+            )
+        }
+        self._message_sent = self._observers[MessageSent]
+        self._message_delivered = self._observers[MessageDelivered]
         for service in self.services:
             service.attach(self)
         for domain, host in self._service_hosts.items():
@@ -140,7 +192,7 @@ class Router:
     # ------------------------------------------------------------------
     # entry points: each returns effects, the services' outcomes drained
 
-    def bind(self, session: SessionId, jid: JID) -> list[Effect]:
+    def bind(self, session: SessionId, jid: JID, *, now: float | None = None) -> list[Effect]:
         """Record that ``session`` is bound to the full JID ``jid`` (RFC 6120 §7).
 
         Resource conflicts follow the RFC 6120 §7.7.2.2 "override" policy: a
@@ -148,26 +200,33 @@ class Router:
         ``Disconnect(old, CONFLICT)`` (followed by the effects of its
         :meth:`unbind`).
         """
+        self._ctx.begin(now)
         return self._drain(self._bind(session, jid))
 
-    def unbind(self, session: SessionId) -> list[Effect]:
+    def unbind(self, session: SessionId, *, now: float | None = None) -> list[Effect]:
         """Forget ``session`` (it ended for any reason); unknown ids are ignored.
 
         If the session was available, its unavailable presence goes to the
         account's other available resources and to the services' presence
         broadcast (RFC 6121 §4.5.2: the server broadcasts unavailable presence
-        when a session ends). Then every service's ``session_unbound`` runs.
+        when a session ends). Then the observers of ``SessionUnbound`` run.
         """
+        self._ctx.begin(now)
         return self._drain(self._unbind(session))
 
-    def handed_over(self, session: SessionId, receipt: Hashable) -> list[Effect]:
+    def handed_over(
+        self, session: SessionId, receipt: Hashable, *, now: float | None = None
+    ) -> list[Effect]:
         """The stanza delivered to ``session`` with ``receipt`` (see
-        :class:`Deliver`) was handed over: each service's ``handed_over`` runs
+        :class:`Deliver`) was handed over: each observer of ``HandedOver`` runs
         (the one that issued the receipt acts on it). ``session`` need not be
         bound any more."""
+        self._ctx.begin(now)
         return self._drain(self._handed_over_outcomes(session, receipt))
 
-    def route(self, session: SessionId, element: Element) -> list[Effect]:
+    def route(
+        self, session: SessionId, element: Element, *, now: float | None = None
+    ) -> list[Effect]:
         """Route a stanza received from the bound ``session``.
 
         The ``from`` address is always stamped with the session's full JID
@@ -180,26 +239,32 @@ class Router:
         is not bound and :class:`~xmpp_sansio.stanza.UnknownStanza` if
         ``element`` is not a message, presence or iq.
         """
+        self._ctx.begin(now)
         return self._drain(self._route(session, element))
 
-    def route_inbound(self, element: Element) -> list[Effect]:
+    def route_inbound(self, element: Element, *, now: float | None = None) -> list[Effect]:
         """Route a stanza that already carries its ``from`` (one a service
         originates, or later one from another server) to its local recipient,
         with the same delivery rules as :meth:`route`. Invalid stanzas are
         dropped."""
-        return self._drain(self._route_inbound(element))
+        self._ctx.begin(now)
+        return self._drain(self._route_inbound(element, transform=True))
 
-    def reply(self, element: Element) -> list[Effect]:
+    def reply(self, element: Element, *, now: float | None = None) -> list[Effect]:
         """Send a server-generated reply (a result or error) to its ``to``: the
         bound session with that full JID, else by the usual inbound rules. A
         reply to a stanza that had no ``to`` has no ``from``, so it cannot go
         through :meth:`route_inbound` alone."""
+        self._ctx.begin(now)
         return self._drain(self._reply(element))
 
-    def bounce(self, element: Element, condition: StanzaErrorCondition) -> list[Effect]:
+    def bounce(
+        self, element: Element, condition: StanzaErrorCondition, *, now: float | None = None
+    ) -> list[Effect]:
         """Answer ``element`` with a stanza error routed back to its sender,
         unless it must not be (RFC 6120 §8.3.1: never an error in reply to an
         error)."""
+        self._ctx.begin(now)
         return self._drain(self._bounce(element, condition))
 
     def end_sessions(
@@ -209,17 +274,39 @@ class Router:
         *,
         keep: SessionId | None = None,
         removed: bool = False,
+        now: float | None = None,
     ) -> list[Effect]:
         """End every session of ``account`` but ``keep`` with the stream error
         ``condition``; with ``removed`` the account is gone and every
-        service's ``account_removed`` runs too (see :class:`EndSessions`).
+        observer of ``AccountRemoved`` runs too (see :class:`EndSessions`).
         The one operation behind account deletion (in-band, XEP-0077 §3.2, or
         by an administrator), a password change and a kick."""
+        self._ctx.begin(now)
         return self._end_sessions(EndSessions(account.bare, condition, keep, removed))
 
-    def drain(self, outcomes: list[Outcome]) -> list[Effect]:
-        """Carry out outcomes a service produced outside a hook (e.g. the
+    def drain(self, outcomes: list[Outcome], *, now: float | None = None) -> list[Effect]:
+        """Carry out outcomes a service produced outside a stage (e.g. the
         answer to a request the I/O layer completed later): the effects."""
+        self._ctx.begin(now)
+        return self._drain(outcomes)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time (UNIX seconds, the clock's) at which a service
+        has time-based work: call :meth:`handle_timer` then. ``None``: never."""
+        deadlines = [d for s in self._timed if (d := s.next_deadline()) is not None]
+        return min(deadlines, default=None)
+
+    def handle_timer(self, *, now: float | None = None) -> list[Effect]:
+        """Run the timer stage of every service with time-based work due by
+        ``now`` (default: the clock): e.g. disco#info queries that timed out
+        (XEP-0115 §5.4 step 3.9). Calling it early or often is harmless."""
+        self._ctx.begin(now)
+        ctx = self._ctx
+        outcomes: list[Outcome] = []
+        for service in self._timed:
+            deadline = service.next_deadline()
+            if deadline is not None and deadline <= ctx.now:
+                outcomes.extend(service.handle_timer(ctx))
         return self._drain(outcomes)
 
     def _drain(self, outcomes: list[Outcome]) -> list[Effect]:
@@ -264,7 +351,7 @@ class Router:
     def _end_sessions(self, request: EndSessions) -> list[Effect]:
         """Carry out :class:`EndSessions`: disconnect and unbind each session
         of the account (but ``keep``), then, for a removed account, run every
-        service's ``account_removed``. What this sends to the sessions that
+        observer of ``AccountRemoved``. What this sends to the sessions that
         are ending (their own unavailable presence) is dropped."""
         ending = [s.id for s in self.sessions_of(request.account) if s.id != request.keep]
         effects: list[Effect] = [Disconnect(sid, request.condition) for sid in ending]
@@ -272,8 +359,7 @@ class Router:
         for sid in ending:
             after.extend(self._unbind(sid))
         if request.removed:
-            for service in self.services:
-                after.extend(service.account_removed(request.account.bare))
+            after.extend(self._observe(AccountRemoved(request.account.bare)))
         closing = frozenset(ending)
         effects.extend(
             e for e in self._drain(after) if not (isinstance(e, Deliver) and e.session in closing)
@@ -317,8 +403,8 @@ class Router:
         self._sessions[session] = entry
         self._by_full[jid] = entry
         self._by_bare.setdefault(jid.bare, {})[session] = entry
-        for service in self.services:
-            effects.extend(service.session_bound(entry))
+        if self._observers[SessionBound]:
+            effects.extend(self._observe(SessionBound(entry)))
         return effects
 
     def _unbind(self, session: SessionId) -> list[Outcome]:
@@ -334,18 +420,30 @@ class Router:
         if entry.available:
             unavailable = make_presence(type=PresenceType.UNAVAILABLE, from_=entry.jid)
             effects = self._broadcast_to_own_resources(unavailable, self._available(entry.jid.bare))
-            for service in self.services:
-                effects.extend(service.presence_broadcast(entry, unavailable, False))
-        for service in self.services:
-            effects.extend(service.session_unbound(entry))
+            effects.extend(self._observe(PresenceBroadcast(entry, unavailable, False)))
+        effects.extend(self._observe(SessionUnbound(entry)))
         return effects
 
     def _handed_over_outcomes(self, session: SessionId, receipt: Hashable) -> list[Outcome]:
-        effects: list[Outcome] = []
-        entry = self._sessions.get(session)
-        for service in self._handed_over:
-            effects.extend(service.handed_over(session, entry, receipt))
-        return effects
+        return self._observe(HandedOver(session, self._sessions.get(session), receipt))
+
+    def _observe(self, event: Event) -> list[Outcome]:
+        """The observe stage: every observer of ``event``'s type, in order."""
+        ctx = self._ctx
+        outcomes: list[Outcome] = []
+        for service in self._observers[type(event)]:
+            outcomes.extend(service.observe(ctx, event))
+        return outcomes
+
+    def _handle(self, request: Request) -> list[Outcome] | None:
+        """The handle stage: the first handler of ``request``'s type that
+        takes it, ``None`` if none does."""
+        ctx = self._ctx
+        for service in self._handlers[type(request)]:
+            taken = service.handle(ctx, request)
+            if taken is not None:
+                return taken
+        return None
 
     def session(self, session: SessionId) -> BoundSession | None:
         """The router's record of ``session`` (read-only), or ``None``."""
@@ -400,20 +498,28 @@ class Router:
             if not can_reply_with_error(bounced):
                 return []
             return [Deliver(sender.id, error_reply(bounced, exc.condition))]
-        for service in self._filter_outbound:
-            stopped = service.filter_outbound(sender, stanza.element, stanza.to)
+        ctx = self._ctx
+        for service in self._outbound:
+            stopped = service.filter_outbound(ctx, sender, stanza.element, stanza.to)
             if stopped is not None:
                 return stopped
         if isinstance(stanza, Message):
+            if self._transform:
+                stanza = self._transformed(stanza)
             effects = self._route_message(stanza)
-            for service in self._message_sent:
-                effects.extend(service.message_sent(sender, stanza.element))
+            if self._message_sent:  # inlined _observe: once per message
+                sent = MessageSent(sender, stanza.element)
+                for service in self._message_sent:
+                    effects.extend(service.observe(ctx, sent))
             return effects
         if isinstance(stanza, Presence):
             return self._presence_from_session(sender, stanza)
         return self._route_iq(stanza)
 
-    def _route_inbound(self, element: Element) -> list[Outcome]:
+    def _route_inbound(self, element: Element, *, transform: bool = False) -> list[Outcome]:
+        """Route a stanza with its ``from``; ``transform``: it comes from
+        outside (not from a service), so messages go through the transform
+        stage first."""
         try:
             stanza = parse_stanza(element)
         except (StanzaValueError, UnknownStanza):
@@ -421,16 +527,35 @@ class Router:
         if stanza.from_ is None:
             return []
         if isinstance(stanza, Message):
+            if transform and self._transform:
+                stanza = self._transformed(stanza)
             return self._route_message(stanza)
         if isinstance(stanza, Presence):
             return self._route_presence(stanza)
         return self._route_iq(stanza)
 
+    def _transformed(self, msg: Message) -> Message:
+        """The transform stage (XEP-0359 stanza ids, archives): each
+        transformer in turn; a new element is validated again."""
+        sender = msg.from_
+        assert sender is not None
+        ctx = self._ctx
+        element = msg.element
+        for service in self._transform:
+            element = service.transform(ctx, element, sender)
+        if element is msg.element:
+            return msg
+        transformed = parse_stanza(element)
+        if not isinstance(transformed, Message) or transformed.from_ != sender:
+            raise LocalProtocolError("a transform must keep the message and its sender")
+        return transformed
+
     def _inbound_filtered(
         self, element: Element, sender: JID, recipient: JID
     ) -> list[Outcome] | None:
-        for service in self._filter_inbound:
-            stopped = service.filter_inbound(element, sender, recipient)
+        ctx = self._ctx
+        for service in self._inbound:
+            stopped = service.filter_inbound(ctx, element, sender, recipient)
             if stopped is not None:
                 return stopped
         return None
@@ -461,8 +586,10 @@ class Router:
             if target is not None:
                 # RFC 6121 §8.5.3.1: deliver to the matching resource.
                 effects: list[Outcome] = [Deliver(target.id, element)]
-                for service in self._message_delivered:
-                    effects.extend(service.message_delivered(element, to.bare, [target.id]))
+                if self._message_delivered:
+                    delivered = MessageDelivered(element, to.bare, [target.id])
+                    for service in self._message_delivered:
+                        effects.extend(service.observe(self._ctx, delivered))
                 return effects
             if msg.type is MessageType.GROUPCHAT:
                 # RFC 6121 §8.5.3.2.1: no matching resource.
@@ -479,7 +606,7 @@ class Router:
         refused with ``service-unavailable``; error is dropped. Resources with
         negative priority never get these (RFC 6121 §8.5.2.1.1); when no
         resource qualifies, chat/normal go to the services'
-        ``message_undeliverable`` (offline storage) and are bounced if no
+        ``Undeliverable`` handlers (offline storage) and are bounced if no
         service takes them; headline is dropped.
         """
         if type_ is MessageType.ERROR:
@@ -489,19 +616,25 @@ class Router:
         candidates = [s for s in self._available(bare) if s.priority >= 0]
         if type_ is not MessageType.HEADLINE:
             if not candidates:
-                for service in self.services:
-                    taken = service.message_undeliverable(element, bare)
-                    if taken is not None:
-                        return taken
+                taken = self._handle(Undeliverable(element, bare))
+                if taken is not None:
+                    return taken
                 return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
             top = max(s.priority for s in candidates)
             candidates = [s for s in candidates if s.priority == top]
         effects: list[Outcome] = [Deliver(s.id, element) for s in candidates]
-        if candidates:
-            ids = [s.id for s in candidates]
-            for service in self._message_delivered:
-                effects.extend(service.message_delivered(element, bare, ids))
+        if candidates and self._message_delivered:
+            effects.extend(self._delivered(element, bare, [s.id for s in candidates]))
         return effects
+
+    def _delivered(self, element: Element, bare: JID, sessions: list[SessionId]) -> list[Outcome]:
+        """The observers of :class:`MessageDelivered` (carbons), once per message."""
+        ctx = self._ctx
+        event = MessageDelivered(element, bare, sessions)
+        outcomes: list[Outcome] = []
+        for service in self._message_delivered:
+            outcomes.extend(service.observe(ctx, event))
+        return outcomes
 
     def _message_to_server(self, element: Element, type_: MessageType) -> list[Outcome]:
         """A message addressed to a local domain (RFC 6120 §10.4 / RFC 6121 §8.4).
@@ -519,17 +652,9 @@ class Router:
         to = pres.to
         if to is None:
             return self._presence_broadcast(sender, pres)
-        type_ = pres.type
-        if type_.is_subscription:
-            # RFC 6121 §3: the sender's server processes it first (roster, stamping).
-            for service in self.services:
-                taken = service.subscription_outbound(sender, pres.element, to.bare)
-                if taken is not None:
-                    return taken
         effects: list[Outcome] = []
-        if type_ in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
-            for service in self.services:
-                effects.extend(service.presence_directed(sender, pres.element, to))
+        if pres.type in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
+            effects.extend(self._observe(PresenceDirected(sender, pres.element, to)))
         effects.extend(self._route_presence(pres))
         return effects
 
@@ -556,18 +681,14 @@ class Router:
         if stopped is not None:
             return stopped
         if type_ is PresenceType.PROBE:
-            for service in self.services:
-                answered = service.probe(element, sender, to.bare)
-                if answered is not None:
-                    return answered
-            return []
+            answered = self._handle(ProbeReceived(element, sender, to.bare))
+            return [] if answered is None else answered
         if type_.is_subscription:
             # RFC 6121 §8.5.2.1.2, §8.5.3 and §3: subscription stanzas are for
             # the account, whatever resource they name.
-            for service in self.services:
-                taken = service.subscription_inbound(element, sender.bare, to.bare)
-                if taken is not None:
-                    return taken
+            taken = self._handle(SubscriptionReceived(element, sender.bare, to.bare))
+            if taken is not None:
+                return taken
             return [Deliver(s.id, element) for s in self._available(to.bare)]
         if not to.is_bare:
             target = self._by_full.get(to)
@@ -590,7 +711,7 @@ class Router:
         sent to all of the account's available resources, *including* the
         sender (RFC 6121 §4.2.2: an entity is implicitly subscribed to its own
         presence), each copy addressed to the recipient's full JID, and handed
-        to the services' ``presence_broadcast`` for the roster-based
+        to the observers of ``PresenceBroadcast`` for the roster-based
         broadcast. Other types without ``to`` are dropped.
         """
         initial = False
@@ -607,8 +728,7 @@ class Router:
         else:
             return []
         effects = self._broadcast_to_own_resources(pres.element, recipients)
-        for service in self.services:
-            effects.extend(service.presence_broadcast(sender, pres.element, initial))
+        effects.extend(self._observe(PresenceBroadcast(sender, pres.element, initial)))
         return effects
 
     def _broadcast_to_own_resources(
@@ -648,13 +768,12 @@ class Router:
 
     def _handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome]:
         """An iq for the server (``to`` None) or an account: the services'
-        ``handle_iq``; XEP-0199 pings of the server; otherwise
+        ``IqReceived`` handlers; XEP-0199 pings of the server; otherwise
         ``service-unavailable`` for requests (RFC 6120 §8.4) and nothing for
         results and errors (RFC 6120 §8.2.3)."""
-        for service in self.services:
-            handled = service.handle_iq(iq, to)
-            if handled is not None:
-                return handled
+        handled = self._handle(IqReceived(iq, to))
+        if handled is not None:
+            return handled
         if (
             to is None
             and iq.type is IqType.GET
@@ -677,7 +796,7 @@ class Router:
         assert stanza.to is not None
         host = self._service_hosts.get(stanza.to.domain)
         if host is not None:
-            return host.handle(stanza)
+            return host.handle(self._ctx, stanza)
         return self._route_remote(stanza.element)
 
     def _route_remote(self, element: Element) -> list[Outcome]:
@@ -721,7 +840,46 @@ class Router:
         return self._route_inbound(element)
 
 
-def _overriding(services: Sequence[Service], hook: str) -> tuple[Service, ...]:
-    """The services whose class overrides ``hook`` of :class:`Service`."""
-    default = getattr(Service, hook)
-    return tuple(s for s in services if getattr(type(s), hook) is not default)
+def _stopped_clock() -> float:
+    """The default clock: time stands still (tests that do not care about time)."""
+    return 0.0
+
+
+#: The method behind each stage, and the declarations behind handle and observe.
+_STAGE_METHODS = {
+    Stage.OUTBOUND: ("filter_outbound",),
+    Stage.TRANSFORM: ("transform",),
+    Stage.INBOUND: ("filter_inbound",),
+    Stage.TIMER: ("next_deadline", "handle_timer"),
+}
+
+
+def _overrides(service: Service, method: str) -> bool:
+    return getattr(type(service), method) is not getattr(Service, method)
+
+
+def _check_declaration(service: Service) -> None:
+    """Refuse a service whose stage declarations and methods disagree: a stage
+    method it overrides must be declared (else it would never run) and a
+    declared stage must be implemented."""
+    joined = {
+        stage
+        for stage, methods in _STAGE_METHODS.items()
+        for m in methods
+        if _overrides(service, m)
+    }
+    name = type(service).__name__
+    if bool(service.handles) != _overrides(service, "handle"):
+        raise TypeError(f"{name}: 'handles' and handle() go together")
+    if bool(service.observes) != _overrides(service, "observe"):
+        raise TypeError(f"{name}: 'observes' and observe() go together")
+    if joined != set(service.stages):
+        raise TypeError(
+            f"{type(service).__name__}: declares stages {sorted(s.value for s in service.stages)}"
+            f" but implements {sorted(s.value for s in joined)}"
+        )
+
+
+def _joining(services: Sequence[Service], stage: Stage) -> tuple[Service, ...]:
+    """The services that join ``stage``, in list order."""
+    return tuple(s for s in services if stage in s.stages)

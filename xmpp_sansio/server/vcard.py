@@ -51,7 +51,12 @@ from ..stanza import Iq, IqType, error_reply, iq_result
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
 from .effects import Reply
-from .service import Service
+from .service import IqService
+from .stages import (
+    AccountRemoved,
+    Context,
+    Event,
+)
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -76,8 +81,12 @@ DEFAULT_MAX_SIZE: Final = 65536
 class VCardStorage(Protocol):
     """Where :class:`VCardService` keeps vCards, keyed by the account's bare JID.
 
-    ``data`` is one serialised ``<vCard xmlns='vcard-temp'/>`` element. A
-    mutating method must not return before the change is durable.
+    ``data`` is one serialised ``<vCard xmlns='vcard-temp'/>`` element,
+    returned byte for byte. A mutating method must not return before the
+    change is durable.
+
+    The contract a backend implements; ``tests/test_store_contract.py`` checks it
+    for every backend.
     """
 
     def get(self, user: JID) -> bytes | None:
@@ -109,7 +118,7 @@ class MemoryVCardStorage:
         self.data.pop(user.bare, None)
 
 
-class VCardService(Service):
+class VCardService(IqService):
     """XEP-0054 vcard-temp over a :class:`VCardStorage` (see the module docstring)."""
 
     server_features: ClassVar[tuple[str, ...]] = (VCARD,)
@@ -121,7 +130,15 @@ class VCardService(Service):
         self.storage = storage
         self.max_size = max_size
 
-    def handle_iq(self, iq: Iq, to: JID | None) -> list[Outcome] | None:
+    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved,)
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case AccountRemoved():
+                return self._account_removed(event.account)
+        return []
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
         if payload is None or payload.tag != _VCARD_TAG or not iq.is_request:
             return None
@@ -157,7 +174,7 @@ class VCardService(Service):
             vcard = Element(_VCARD_TAG)  # §3.1: an empty vCard
         return [Reply(iq_result(iq.element, vcard))]
 
-    def account_removed(self, account: JID) -> list[Outcome]:
+    def _account_removed(self, account: JID) -> list[Outcome]:
         """Delete the vCard of a removed account (XEP-0077 §3.2)."""
         self.storage.delete(account.bare)
         return []

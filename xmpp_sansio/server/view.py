@@ -33,7 +33,7 @@ class AvailableResource(NamedTuple):
 
 @dataclass(slots=True)
 class BoundSession:
-    """The router's record of a bound session, passed to the hook methods.
+    """The router's record of a bound session, passed to the stages.
 
     ``available`` is true once the session has sent available presence
     without ``to`` (and until unavailable presence); ``priority`` is from that
