@@ -11,25 +11,21 @@ it. Routing decisions are made by the sans-IO
 :class:`~xmpp_sansio.server.router.Router`; this module only carries out its
 effects and answers credential lookups from SQLite.
 
-Stream management (XEP-0198): a router session outlives its TCP connection
-when the client enabled resumption. If the transport breaks without a clean
-close, the session is *detached*: it stays bound (and available) in the
-router, stanzas for it are queued in its :class:`~xmpp_sansio.sm.SMState`
-(presence updates are held, the latest per sender, as for an inactive
-client), and its connection task waits up to the resumption time. A client
-of the same account that resumes it with the SM-ID gets the queue
-retransmitted once, then the held presence. If nobody resumes it in time,
-the session is unbound and every stanza still unacknowledged is routed again
-as if it had just arrived: a message goes to another resource or to offline
-storage, an IQ request is answered with an error (XEP-0198 §4). The same
-happens to the unacknowledged stanzas of any SM session that ends for good.
+Bound sessions belong to the sans-IO
+:class:`~xmpp_sansio.server.sessions.SessionManager`: detachment and
+resumption (XEP-0198), presence held for detached sessions (XEP-0352), idle
+pings (XEP-0199) and the re-routing of unacknowledged stanzas are its
+decisions, and its timers run here (:meth:`XMPPServer.run_timers`). This
+module carries out the effects of both (:meth:`XMPPServer.apply`) on
+:class:`~xmpp_trio._transport.Transport` objects: TCP/TLS sockets, or
+in-memory pipes in tests.
 
 Limits enforced here (see :mod:`xmpp_trio.limits`): connections per address and
 in total (refused with a stream error), failed authentications per address and
 per account with exponential back-off, a read rate per connection (the reader
-waits: backpressure, never a disconnection), an idle timeout with an XEP-0199
-ping at half time, and a bound on the bytes queued for a client that does not
-read (the session is closed, or detached when it is resumable).
+waits: backpressure, never a disconnection), the negotiation timeout, and a
+bound on the bytes queued for a client that does not read (the session is
+closed, or detached when it is resumable).
 """
 
 from __future__ import annotations
@@ -46,8 +42,7 @@ from collections.abc import Hashable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from xml.etree import ElementTree as ET
+from typing import Any, assert_never
 
 import trio
 
@@ -55,11 +50,16 @@ from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, Stream
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.sasl import SASLCondition
 from xmpp_sansio.sasl.credentials import salted_password
-from xmpp_sansio.server import Deliver, Disconnect, Effect, Router
+from xmpp_sansio.server import Deliver, Disconnect, Router
 from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
-from xmpp_sansio.sm import PresenceHold, SMState
-from xmpp_sansio.stanza import StanzaKind, stanza_kind
+from xmpp_sansio.server.sessions import (
+    CloseStream,
+    Reroute,
+    Resumed,
+    SessionEffect,
+    SessionManager,
+)
 from xmpp_sansio.stream.config import Limits
 from xmpp_sansio.stream.config import ServerConfig as StreamConfig
 from xmpp_sansio.stream.connection import ServerConnection, State, TLSInfo
@@ -81,10 +81,9 @@ from xmpp_sansio.stream.events import (
     StreamResumed,
     TLSRequested,
 )
-from xmpp_sansio.xml.writer import serialize
 
 from . import _tls
-from ._transport import SocketTransport
+from ._transport import SocketTransport, Transport
 from .certs import ensure_certificate, load_server_ssl_context
 from .config import ServerConfig
 from .limits import (
@@ -111,8 +110,6 @@ _STORAGE_LOG_EVERY = 10.0  # seconds between logs of database errors
 _SQLITE_FULL = 13  # SQLITE_FULL: database or disk is full
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
 _SLICE = 0.005  # seconds of stanza handling after which a reader lets other tasks run
-_CARBONS_PREFIX = "{urn:xmpp:carbons:2}"
-_PING = "{urn:xmpp:ping}ping"
 
 
 def _derive(password: str, hash_name: str, salt: bytes, iterations: int) -> bytes:
@@ -132,28 +129,6 @@ class BoundListener:
     server: XMPPServer | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(eq=False)
-class _Detached:
-    """A resumable session whose transport broke (XEP-0198 §5): it waits for a
-    client to resume it until ``done`` is set or its time runs out."""
-
-    state: SMState
-    held: PresenceHold
-    done: trio.Event = field(default_factory=trio.Event)
-    resumed: bool = False
-
-
-@dataclass(frozen=True, eq=False)
-class _Resumable:
-    """What the SM-ID of a resumable session leads to: the router session, the
-    account that owns it (only that account may resume it, XEP-0198 §10) and the
-    state."""
-
-    session: int
-    account: JID
-    state: SMState
-
-
 class _Session:
     """One client connection: the sans-IO connection plus its transport.
 
@@ -161,7 +136,7 @@ class _Session:
     (XEP-0198 §5) takes over the id of that session.
     """
 
-    def __init__(self, server: XMPPServer, session_id: int, transport: SocketTransport):
+    def __init__(self, server: XMPPServer, session_id: int, transport: Transport):
         self.server = server
         self.id = session_id
         self.transport = transport
@@ -171,8 +146,7 @@ class _Session:
         self._writer: trio.CancelScope | None = None
         self._writing_over = False  # the session ended: no writer starts again
         self._send_lock = trio.Lock()
-        self.bound = False
-        self.taken_over = False  # another connection resumed this session
+        self.bound = False  # bound (or resumed): the session manager has it
         limits = server.config.limits
         # Bytes taken from the connection, not yet written to the transport.
         self.pending = bytearray()
@@ -187,7 +161,6 @@ class _Session:
         self.unwritten: list[Hashable] = []
         self.bucket = TokenBucket(limits.max_read_rate, 2.0 * limits.max_read_rate)
         self.last_input = trio.current_time()
-        self.pinged = False
         self.scope: trio.CancelScope | None = None  # cancel to drop the transport
         self.read_scope: trio.CancelScope | None = None  # cancel to stop reading
         self.timer_at: float | None = None  # when its live timer entry is due
@@ -232,25 +205,17 @@ class _Session:
         conn = self.conn
         if conn is None:
             return
-        sm = conn.sm
         if conn.state is not State.READY:
-            if sm is not None:
-                # The stream is ending but the session goes on (XEP-0198 §4): keep
-                # the stanza with it, to be sent on resumption or routed again.
-                sm.record_outbound(element, _serialized_size(element))
-                if receipt is not None:
-                    sm.attach_receipt(element, receipt)
+            # The stream is ending; the session may go on (XEP-0198 §4).
+            self.server.manager.keep(self.id, element, receipt)
             return
         try:
             conn.send(element)
         except Exception:  # an element that cannot be serialised: drop it
             log.exception("session %d: cannot deliver a stanza", self.id)
             return
-        if receipt is not None:
-            if sm is not None and sm.queue and sm.queue[-1] is element:
-                sm.attach_receipt(element, receipt)
-            elif sm is None:
-                self.unwritten.append(receipt)
+        if receipt is not None and not self.server.manager.sent(self.id, element, receipt):
+            self.unwritten.append(receipt)
         server = self.server
         server.metrics.stanzas_out.inc()
         batch = server.batch
@@ -421,12 +386,14 @@ class XMPPServer:
             hosts=self.services.hosts,
         )
         limits = config.limits
-        # XEP-0198: how long a broken session stays resumable, and the most
-        # stanzas a detached session keeps (past that it ends, its messages go
-        # to offline storage).
-        self.resume_timeout = limits.resume_timeout
-        self.max_unacked = limits.max_unacked
-        self.max_unacked_bytes = limits.max_unacked_bytes
+        #: bound sessions (attached or detached), their timers and XEP-0198 policy
+        self.manager = SessionManager(
+            self.router,
+            resume_timeout=limits.resume_timeout,
+            max_unacked=limits.max_unacked,
+            max_unacked_bytes=limits.max_unacked_bytes,
+            idle_timeout=limits.idle_timeout,
+        )
         self.stream_config = StreamConfig(
             domains=frozenset(config.hosted_domains),
             anonymous_domains=frozenset(config.anonymous_domains),
@@ -443,15 +410,14 @@ class XMPPServer:
                 negotiation_timeout=limits.negotiation_timeout,
                 max_auth_attempts=limits.max_auth_attempts,
             ),
-            sm_resume_timeout=self.resume_timeout,
+            sm_resume_timeout=limits.resume_timeout,
             sm_max_unacked=limits.max_unacked_connected,
             sm_max_unacked_bytes=limits.max_unacked_bytes,
-            ask_before_bind=True,  # answered by _may_bind (max_sessions_per_account)
+            ask_before_bind=True,  # answered by manager.may_bind (max_sessions_per_account)
             decoy_iterations=config.scram_iterations,  # unknown users look like real ones
         )
+        #: live transports by the id of the session they carry
         self.sessions: dict[int, _Session] = {}
-        self.detached: dict[int, _Detached] = {}
-        self.resumable: dict[str, _Resumable] = {}  # SM-ID -> session
         self._registrations: dict[str, list[float]] = {}  # peer address -> times
         self.metrics = Metrics()
         self.connections = ConnectionCounter(limits.max_connections, limits.max_connections_per_ip)
@@ -462,8 +428,6 @@ class XMPPServer:
         #: PBKDF2 runs in worker threads, at most one per CPU at once
         self.derivation_limiter = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
         self._password_changes: dict[str, list[float]] = {}  # account -> times
-        self.idle_timeout = limits.idle_timeout
-        self._ping_id = 0
         self._next_id = 1
         #: sessions with output from the read being handled (see _handle_events)
         self.batch: set[_Session] | None = None
@@ -474,8 +438,8 @@ class XMPPServer:
         self._storage_log_at = 0.0
         #: where sessions' writer tasks run (set by run_server)
         self.nursery: trio.Nursery | None = None
-        # Timers (negotiation deadline, idle ping and timeout): one entry per
-        # session, (when, sequence, session), checked lazily by run_timers so
+        # Stream timers (negotiation deadline, parser compaction): one entry per
+        # connection, (when, sequence, session), checked lazily by run_timers so
         # that reads need no cancel scope of their own.
         self._timers: list[tuple[float, int, _Session]] = []
         self._timer_seq = 0
@@ -483,7 +447,6 @@ class XMPPServer:
         self.compact_after = _COMPACT_AFTER
         shortest = min(limits.negotiation_timeout, limits.idle_timeout / 2, _COMPACT_AFTER)
         self._timer_tick = min(1.0, max(0.01, shortest / 8))
-        self._shutting_down = False
 
     def _account_exists(self, local: str, domain: str) -> bool:
         return self.store.exists(local, domain)
@@ -491,29 +454,63 @@ class XMPPServer:
     def count_stream_error(self, condition: StreamErrorCondition) -> None:
         self.metrics.stream_errors.labels(condition=condition.value).inc()
 
-    def apply(self, effects: Sequence[Effect]) -> None:
-        """Carry out the router's effects (and start the password changes the
-        registration service deferred meanwhile)."""
+    def apply(self, effects: Sequence[SessionEffect]) -> None:
+        """Carry out effects of the router and the session manager (and start
+        the password changes the registration service deferred meanwhile)."""
         for change in self.services.registration.take_password_changes():
             if self.nursery is not None:
                 self.nursery.start_soon(self._change_password, change)
         for effect in effects:
-            session = self.sessions.get(effect.session)
-            if session is None:
-                detached = self.detached.get(effect.session)
-                if detached is None:
-                    continue
-                if isinstance(effect, Deliver):
-                    self._queue_detached(effect.session, detached, effect.element, effect.receipt)
-                else:  # replaced by a new session: the router unbound it already
-                    self._expire(effect.session)
-            elif isinstance(effect, Deliver):
-                session.deliver(effect.element, effect.receipt)
-            elif isinstance(effect, Disconnect) and session.conn is not None:
-                session.conn.close(effect.condition)
-                if effect.condition is not None:
-                    self.count_stream_error(effect.condition)
-                session.kick()
+            match effect:
+                case Deliver():
+                    session = self.sessions.get(effect.session)
+                    if session is None:
+                        self.apply(self.manager.undeliverable(effect))
+                    else:
+                        session.deliver(effect.element, effect.receipt)
+                case Disconnect():
+                    session = self.sessions.get(effect.session)
+                    if session is None:
+                        self.apply(self.manager.undeliverable(effect))
+                    else:
+                        self._close(session, effect.condition)
+                case CloseStream():
+                    session = self.sessions.get(effect.session)
+                    if session is not None:
+                        log.info("session %d (%s): %s", session.id, session.peer, effect.condition)
+                        self._close(session, effect.condition, effect.text)
+                case Resumed():
+                    self._rekey(effect.transport, effect.session)
+                case Reroute():
+                    try:
+                        self.apply(self.router.route_inbound(effect.element))
+                    except sqlite3.Error as exc:  # e.g. offline storage full: tell the sender
+                        what = f"session {effect.session}: routing unacked"
+                        condition = self.storage_failed(exc, what)
+                        self.apply(self.router.bounce(effect.element, condition))
+                case _:
+                    assert_never(effect)
+
+    def _close(
+        self, session: _Session, condition: StreamErrorCondition, text: str | None = None
+    ) -> None:
+        """End ``session``'s stream with a stream error (RFC 6120 §4.9)."""
+        conn = session.conn
+        if conn is None or conn.should_close:
+            return
+        conn.close(condition, text)
+        self.count_stream_error(condition)
+        session.kick()
+
+    def _rekey(self, transport: int, session_id: int) -> None:
+        """The transport filed as ``transport`` resumed ``session_id`` (XEP-0198 §5)."""
+        session = self.sessions.pop(transport, None)
+        if session is None:
+            return
+        log.info("session %d: resumed session %d", transport, session_id)
+        session.id = session_id
+        session.bound = True
+        self.sessions[session_id] = session
 
     def storage_failed(self, exc: sqlite3.Error, doing: str) -> StanzaErrorCondition:
         """Count and log (at most every few seconds) a database error met while
@@ -557,150 +554,14 @@ class XMPPServer:
         finally:
             self._confirming = False
 
-    # -- stream management (XEP-0198) --------------------------------------------------
-
-    def _queue_detached(
-        self, session_id: int, detached: _Detached, element: Any, receipt: Hashable | None = None
-    ) -> None:
-        """A stanza for a detached session: presence updates are held (the latest
-        per sender), anything else waits in the SM queue for a resumption."""
-        for stanza in detached.held.offer(element):
-            detached.state.record_outbound(stanza, _serialized_size(stanza))
-            if receipt is not None and stanza is element:
-                detached.state.attach_receipt(stanza, receipt)
-        state = detached.state
-        if len(state.queue) > self.max_unacked or state.queued_bytes > self.max_unacked_bytes:
-            log.info("session %d: too many stanzas while detached", session_id)
-            self._expire(session_id)
-
-    def _expire(self, session_id: int) -> None:
-        """A detached session will not be resumed: end it for good. Idempotent."""
-        detached = self.detached.pop(session_id, None)
-        if detached is None:
-            return
-        detached.done.set()
-        log.info("session %d: not resumed, ended", session_id)
-        self._end_binding(session_id, detached.state)
-
-    def _end_binding(self, session_id: int, state: SMState | None) -> None:
-        """Unbind a session for good; then route its unacknowledged stanzas again,
-        as if they had just arrived for a resource that is gone (XEP-0198 §4): a
-        message goes to another resource or offline storage, an IQ request gets
-        ``service-unavailable``. Presence is dropped, as for a resource that is
-        gone (RFC 6121 §8.5.3.2.2; the other resources had their own copies),
-        and so are carbon copies (the original went to its own recipient)."""
-        if state is not None and state.id is not None:
-            self.resumable.pop(state.id, None)
-        self.apply(self.router.unbind(session_id))
-        if state is None:
-            return
-        unacked = state.take_unacked()
-        if unacked:
-            log.info("session %d: routing %d unacknowledged stanzas", session_id, len(unacked))
-        for stanza in unacked:
-            if state.take_receipt(stanza) is not None:
-                continue  # its sender still holds it (an offline message, kept stored)
-            if stanza_kind(stanza) is StanzaKind.PRESENCE or any(
-                child.tag.startswith(_CARBONS_PREFIX) for child in stanza
-            ):
-                continue
-            try:
-                self.apply(self.router.route_inbound(stanza))
-            except sqlite3.Error as exc:  # e.g. offline storage full: tell the sender
-                condition = self.storage_failed(exc, f"session {session_id}: routing unacked")
-                self.apply(self.router.bounce(stanza, condition))
-
-    def _session_ended(self, session: _Session) -> _Detached | None:
-        """A bound session's connection is over. Keep the session for resumption
-        if the client may resume it (XEP-0198 §5, §7) and return its record, or
-        end it for good."""
-        conn = session.conn
-        state = conn.sm if conn is not None else None
-        if (
-            conn is None
-            or state is None
-            or state.id is None
-            or not conn.sm_resumable
-            or self._shutting_down
-            or self.resumable.get(state.id) is None
-        ):
-            self._end_binding(session.id, state)
-            return None
-        held = PresenceHold()
-        for stanza in conn.take_held_presences():
-            held.offer(stanza)
-        detached = _Detached(state, held)
-        self.detached[session.id] = detached
-        if len(state.queue) > self.max_unacked or state.queued_bytes > self.max_unacked_bytes:
-            self._expire(session.id)
-            return None
-        return detached
-
-    async def _wait_for_resumption(self, session_id: int, detached: _Detached) -> None:
-        """Keep a detached session until it is resumed or its time is up (the
-        shorter of ``resume_timeout`` and the ``max`` agreed in ``<enabled/>``)."""
-        max_ = detached.state.max
-        timeout = self.resume_timeout if max_ is None else min(self.resume_timeout, float(max_))
-        log.info("session %d: transport lost, resumable for %g s", session_id, timeout)
-        try:
-            with trio.move_on_after(timeout):
-                await detached.done.wait()
-        finally:
-            if not detached.resumed:
-                self._expire(session_id)
-
-    def _resume(self, session: _Session, conn: ServerConnection, event: ResumeRequested) -> None:
-        """Answer a ``<resume/>`` (XEP-0198 §5): find the session by its SM-ID,
-        check that it belongs to the authenticated account, and move it to this
-        connection; a session that still has a connection loses it with a
-        ``conflict`` stream error."""
-        entry = self.resumable.get(event.previd)
-        if entry is None or entry.account != event.jid.bare:
-            log.info("session %d: nothing to resume for %s", session.id, event.jid)
-            conn.resume_failed()
-            return
-        old_id = entry.session
-        detached = self.detached.get(old_id)
-        old = self.sessions.get(old_id)
-        if detached is None and (
-            old is None
-            or old.conn is None
-            or old.conn.sm is not entry.state
-            or not old.conn.sm_resumable  # ended cleanly: about to be unbound
-        ):
-            conn.resume_failed()
-            return
-        conn.resume_accepted(entry.state)
-        if conn.state is not State.READY:  # h too high: the stream failed, nothing moved
-            return
-        held = PresenceHold()
-        if detached is not None:
-            del self.detached[old_id]
-            detached.resumed = True
-            detached.done.set()
-            held = detached.held
-        elif old is not None and old.conn is not None:
-            # §5: "the server SHOULD send a 'conflict' stream error" to the old stream.
-            old.taken_over = True
-            for stanza in old.conn.take_held_presences():
-                held.offer(stanza)
-            old.conn.close(StreamErrorCondition.CONFLICT, "the session was resumed elsewhere")
-            self.count_stream_error(StreamErrorCondition.CONFLICT)
-            old.kick()
-        if self.sessions.get(session.id) is session:
-            del self.sessions[session.id]
-        log.info("session %d: resumed session %d as %s", session.id, old_id, conn.jid)
-        session.id = old_id
-        session.bound = True
-        self.sessions[old_id] = session
-        for stanza in held.flush():  # XEP-0352 §5.2: a resumed stream is active
-            session.deliver(stanza)
-
     async def handle(self, stream: trio.SocketStream, *, direct_tls: bool) -> None:
         """Serve one accepted TCP connection until it ends."""
+        await self.serve(SocketTransport.from_trio(stream), direct_tls=direct_tls)
+
+    async def serve(self, transport: Transport, *, direct_tls: bool = False) -> None:
+        """Serve one client connection, on any :class:`Transport`, until it ends."""
         session_id = self._next_id
         self._next_id += 1
-        transport = SocketTransport.from_trio(stream)
         peer = transport.peer
         address = peer_address(peer)
         session = _Session(self, session_id, transport)
@@ -724,13 +585,12 @@ class XMPPServer:
             session.fail(StreamErrorCondition.INTERNAL_SERVER_ERROR)
         finally:
             # Synchronously (no checkpoint): from here on, stanzas for the session
-            # go to its detached record or are routed elsewhere, never lost.
-            detached = None
+            # are kept for its resumption or routed elsewhere, never lost.
             if self.sessions.get(session.id) is session:
                 del self.sessions[session.id]
                 if session.bound:
                     try:
-                        detached = self._session_ended(session)
+                        self.apply(self.manager.transport_lost(session.id, trio.current_time()))
                     except Exception:
                         log.exception("session %d: internal error ending it", session.id)
             self.connections.remove(address)
@@ -739,8 +599,6 @@ class XMPPServer:
             session.stop_writer()
             session.transport.close()
             log.debug("session %d: closed", session_id)
-            if detached is not None:
-                await self._wait_for_resumption(session.id, detached)
 
     async def _refuse(self, session: _Session, refusal: str, *, direct_tls: bool) -> None:
         """Over a connection limit: send a stream header and a stream error, then
@@ -815,21 +673,18 @@ class XMPPServer:
 
     def _timer_changed(self, session: _Session, conn: ServerConnection) -> None:
         """The session's deadline may have moved earlier (negotiation ended and
-        the idle timer starts): schedule it."""
+        compaction is due): schedule it."""
         due = self._deadline(session, conn)
         if due is not None and (session.timer_at is None or due < session.timer_at):
             self._schedule(session, due)
 
     def _deadline(self, session: _Session, conn: ServerConnection) -> float | None:
-        """The session's next deadline: negotiation, compaction or idle (None: none)."""
+        """The stream's next deadline: negotiation, else compaction once bound
+        (None: none). Session timers (idle, resumption) are the manager's."""
         negotiation = conn.next_deadline()
-        if negotiation is not None:
+        if negotiation is not None or not session.bound:
             return negotiation
-        idle = self._idle_deadline(session, conn)
-        compact = self._compact_at(session)
-        if idle is None or compact is None:
-            return idle
-        return min(idle, compact)
+        return self._compact_at(session)
 
     def _compact_at(self, session: _Session) -> float | None:
         """When the session's parser is due for compaction (None: not before
@@ -839,12 +694,13 @@ class XMPPServer:
         return session.last_input + self.compact_after
 
     async def run_timers(self) -> None:
-        """Fire the sessions' timers, within ``_timer_tick`` of their time.
+        """Fire the streams' timers and the session manager's, within
+        ``_timer_tick`` of their time.
 
-        A session's entry may be early (input arrived since it was pushed, or
-        it was pinged): it is then pushed again for its real deadline. A
-        deadline moves earlier only when negotiation ends (the idle timer
-        starts), and that schedules a new entry."""
+        A stream's entry may be early (input arrived since it was pushed): it
+        is then pushed again for its real deadline. A deadline moves earlier
+        only when negotiation ends (compaction is due), and that schedules a
+        new entry."""
         timers = self._timers
         next_flush = trio.current_time() + _STORE_FLUSH
         while True:
@@ -874,6 +730,25 @@ class XMPPServer:
                     self._fire_timer(session, conn, now)
                 except Exception:
                     log.exception("session %d: internal error in a timer", session.id)
+            due = self.manager.next_deadline()
+            if due is not None and due <= now:
+                try:
+                    self._session_timers(now)
+                except Exception:
+                    log.exception("internal error in a session timer")
+
+    def _session_timers(self, now: float) -> None:
+        """Carry out what the session manager's timers give (idle pings and
+        closes, expiries); a stream closed for idleness is read no more."""
+        effects = self.manager.handle_timer(now)
+        self.apply(effects)
+        for effect in effects:
+            if isinstance(effect, CloseStream):
+                session = self.sessions.get(effect.session)
+                if session is not None:
+                    session.push()
+                    if session.read_scope is not None:
+                        session.read_scope.cancel()
 
     def _fire_timer(self, session: _Session, conn: ServerConnection, now: float) -> None:
         negotiation = conn.next_deadline()
@@ -883,14 +758,11 @@ class XMPPServer:
             # session's memory); the next input restores it.
             session.compacted = True
             conn.compact()
-        else:
-            if negotiation is not None:
-                conn.handle_timer(now)
-                log.info("session %d (%s): negotiation timed out", session.id, session.peer)
-                if conn.should_close:
-                    self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
-            else:
-                self._idle_timer(session, conn)
+        elif negotiation is not None:
+            conn.handle_timer(now)
+            log.info("session %d (%s): negotiation timed out", session.id, session.peer)
+            if conn.should_close:
+                self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
             session.push()
             if conn.should_close:
                 if session.read_scope is not None:
@@ -899,37 +771,6 @@ class XMPPServer:
         due = self._deadline(session, conn)
         if due is not None:
             self._schedule(session, due)
-
-    def _idle_deadline(self, session: _Session, conn: ServerConnection) -> float | None:
-        """When the idle timer of a ready stream fires next: the ping at half the
-        idle timeout, then the end at the full timeout."""
-        if conn.state is not State.READY:
-            return None
-        half = self.idle_timeout / 2
-        return session.last_input + (self.idle_timeout if session.pinged else half)
-
-    def _idle_timer(self, session: _Session, conn: ServerConnection) -> None:
-        """No input for half the idle timeout: ping the client (XEP-0199 §4.2);
-        none for all of it: close with ``connection-timeout`` (RFC 6120 §4.9.3.4)."""
-        if not session.pinged and conn.jid is not None:
-            session.pinged = True
-            self._ping_id += 1
-            ping = ET.Element(
-                "{jabber:client}iq",
-                {
-                    "type": "get",
-                    "id": f"idle-ping-{self._ping_id}",
-                    "from": conn.jid.domain,
-                    "to": str(conn.jid),
-                },
-            )
-            ET.SubElement(ping, _PING)
-            log.debug("session %d: idle, pinging", session.id)
-            session.deliver(ping)
-            return
-        log.info("session %d (%s): idle timeout", session.id, session.peer)
-        conn.close(StreamErrorCondition.CONNECTION_TIMEOUT, "no input")
-        self.count_stream_error(StreamErrorCondition.CONNECTION_TIMEOUT)
 
     async def _read_once(self, session: _Session, conn: ServerConnection) -> bool:
         """Read once and act on what came (timers are run_timers' business)."""
@@ -941,7 +782,8 @@ class XMPPServer:
             log.debug("session %d: transport ended: %r", session.id, exc)
             data = b""
         session.last_input = trio.current_time()
-        session.pinged = False
+        if session.bound:
+            self.manager.received(session.id, session.last_input)
         if session.compacted:
             session.compacted = False
             self._timer_changed(session, conn)  # compaction is due again
@@ -951,9 +793,10 @@ class XMPPServer:
         except RemoteProtocolError as exc:
             log.info("session %d (%s): stream error %s", session.id, session.peer, exc)
             self.count_stream_error(exc.condition)
-        sm = conn.sm
-        if sm is not None and sm.confirmed:  # acknowledged: handed over (XEP-0198 §4)
-            self.confirm(session.id, sm.take_confirmed())
+        if session.bound:  # acknowledged stanzas were handed over (XEP-0198 §4)
+            receipts = self.manager.take_confirmed(session.id)
+            if receipts:
+                self.confirm(session.id, receipts)
         session.push()
         if data:
             # Backpressure (the read rate limit): wait before reading more.
@@ -1068,7 +911,7 @@ class XMPPServer:
                 if conn.state is State.AWAIT_DERIVATION:  # not closed meanwhile
                     conn.provide_derived(salted)
             elif isinstance(event, BindRequested):
-                if self._may_bind(event.jid):
+                if self.manager.may_bind(event.jid, self.config.limits.max_sessions_per_account):
                     conn.bind_accepted()
                 else:
                     log.warning(
@@ -1096,16 +939,14 @@ class XMPPServer:
                 session.bound = True
                 self._timer_changed(session, conn)
                 log.info("session %d: %s bound from %s", session.id, event.jid, session.peer)
-                self.apply(self.router.bind(session.id, event.jid))
+                self.apply(self.manager.bind(session.id, conn, event.jid, trio.current_time()))
             elif isinstance(event, StreamManagementEnabled):
-                state = conn.sm
-                if event.id is not None and state is not None and conn.jid is not None:
-                    self.resumable[event.id] = _Resumable(session.id, conn.jid.bare, state)
+                self.manager.stream_management_enabled(session.id, event)
                 log.debug(
                     "session %d: stream management on, resumable=%s", session.id, event.resume
                 )
             elif isinstance(event, ResumeRequested):
-                self._resume(session, conn, event)
+                self.apply(self.manager.resume(session.id, conn, event, trio.current_time()))
                 self._timer_changed(session, conn)
             elif isinstance(event, StreamResumed):
                 log.debug("session %d: retransmitted %d", session.id, len(event.retransmitted))
@@ -1143,13 +984,6 @@ class XMPPServer:
                 )
             elif isinstance(event, (StreamClosed, StreamErrorReceived, ConnectionClosed)):
                 log.debug("session %d: %s", session.id, event)
-
-    def _may_bind(self, jid: JID) -> bool:
-        """Whether the account may bind ``jid`` without exceeding
-        ``max_sessions_per_account``. A session already bound to the same full
-        JID does not count: the conflict policy replaces it (RFC 6120 §7.7.2.2)."""
-        others = [bound for bound, _ in self.router.resources(jid.bare) if bound != jid]
-        return len(others) < self.config.limits.max_sessions_per_account
 
     async def _starttls(self, session: _Session, conn: ServerConnection) -> bool:
         """Flush ``<proceed/>`` and run the TLS handshake (RFC 6120 §5.4.3.3) within
@@ -1263,9 +1097,7 @@ class XMPPServer:
 
     async def shutdown(self) -> None:
         """Close every stream with ``system-shutdown`` (RFC 6120 §4.9.3.22)."""
-        self._shutting_down = True
-        for session_id in list(self.detached):
-            self._expire(session_id)
+        self.apply(self.manager.close())
         for session in list(self.sessions.values()):
             if session.conn is not None:
                 session.conn.close(StreamErrorCondition.SYSTEM_SHUTDOWN)
@@ -1274,15 +1106,6 @@ class XMPPServer:
         with trio.move_on_after(_CLOSE_GRACE):
             while self.sessions:
                 await trio.sleep(0.01)
-
-
-def _serialized_size(element: Any) -> int:
-    """The bytes ``element`` takes on the wire, for ``max_unacked_bytes`` (0 if
-    it cannot be serialised: it will never be sent either)."""
-    try:
-        return len(serialize(element))
-    except ValueError:
-        return 0
 
 
 def _ip_key(peer: str) -> str:

@@ -536,7 +536,7 @@ async def test_output_to_a_client_that_does_not_read_is_bounded(
         assert peak <= bound + 65536  # the bound plus at most one stanza's bytes
         await wait_for(lambda: victim not in server.sessions.values())
         if sm:  # kept for resumption (XEP-0198), its stanzas with it
-            await wait_for(lambda: len(server.detached) == 1)
+            await wait_for(lambda: len(server.manager.detached()) == 1)
         errors = server.metrics.stream_errors.labels(condition="policy-violation")
         assert errors._value.get() == (0 if sm else 1)
 

@@ -137,14 +137,14 @@ async def test_a_reading_client_resumes_with_more_unacked_than_the_output_bound(
                 await rom.send(chat(str(conn.jid), f"{i} {body}"))
             session = next(s for s in server.sessions.values() if s.conn and s.conn.jid == conn.jid)
             await wait_for(lambda: session.conn is not None and len(session.conn.sm.queue) == count)
-    await wait_for(lambda: len(server.detached) == 1)
+    await wait_for(lambda: len(server.manager.detached()) == 1)
     async with open_client(
         "juliet@localhost/silent", PASSWORDS["juliet"], resume=state, **started.options()
     ) as jul:
         assert jul.resumed
         received = [b.split(" ", 1)[0] for b in await receive_bodies(jul, count)]
         assert received == [str(i) for i in range(count)]
-        assert not server.detached
+        assert not server.manager.detached()
         assert any(s.conn and s.conn.jid == jul.jid for s in server.sessions.values())
 
 
