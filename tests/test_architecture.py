@@ -51,11 +51,11 @@ def test_no_module_of_xmpp_sansio_imports_io_even_lazily() -> None:
 def test_no_service_refers_to_the_router() -> None:
     """Issue 11: services are pure handlers. They see the server as a
     read-only ServerView and act through the outcomes they return; no module
-    under xmpp_sansio/server/ but the router (and the package's __init__)
-    imports it or holds it."""
+    under xmpp_sansio/server/ but the router, the session manager (the layer
+    above it, issue 12) and the package's __init__ imports it or holds it."""
     offenders = []
     for path in sorted((ROOT / "xmpp_sansio" / "server").glob("*.py")):
-        if path.name in ("router.py", "__init__.py"):
+        if path.name in ("router.py", "sessions.py", "__init__.py"):
             continue
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
