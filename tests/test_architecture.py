@@ -66,3 +66,14 @@ def test_no_service_refers_to_the_router() -> None:
             elif isinstance(node, ast.Name) and node.id == "Router":
                 offenders.append(f"{path.name}:{node.lineno}: Router")
     assert offenders == []
+
+
+def test_the_trio_server_holds_no_session_policy() -> None:
+    """Issue 12: stream management (XEP-0198), client state indication
+    (XEP-0352) and idle pings (XEP-0199) are decided in xmpp_sansio (the
+    session manager); xmpp_trio/server.py only carries out effects."""
+    source = (ROOT / "xmpp_trio" / "server.py").read_text()
+    for namespace in ("urn:xmpp:sm:", "urn:xmpp:csi:", "urn:xmpp:ping"):
+        assert namespace not in source
+    assert ".sm." not in source and "conn.sm" not in source
+    assert source.count("\n") < 600  # accept loops, timers, the effect interpreter

@@ -428,3 +428,14 @@ def test_may_bind_counts_other_resources_only() -> None:
     assert world.manager.may_bind(balcony, 1)  # replaces itself
     assert not world.manager.may_bind(chamber, 1)
     assert world.manager.may_bind(chamber, 2)
+
+
+def test_may_detach_only_a_resumable_live_stream() -> None:
+    """A client that stops reading is detached if it may resume, else closed."""
+    world = make_world()
+    pair = world.connect(1)
+    assert world.manager.may_detach(1)
+    assert not world.manager.may_detach(2)  # not bound
+    pair.client.close()
+    world.pump(1)
+    assert not world.manager.may_detach(1)  # ended cleanly

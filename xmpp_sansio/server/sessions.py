@@ -167,6 +167,14 @@ class SessionManager:
         """The detached sessions."""
         return [e.id for e in self._table.values() if e.conn is None]
 
+    def may_detach(self, session: SessionId) -> bool:
+        """Whether losing its transport now would detach ``session`` rather than
+        end it (XEP-0198 §5: resumption was granted, the stream did not end)."""
+        entry = self._table.get(session)
+        if entry is None or entry.conn is None or self._closing:
+            return False
+        return entry.conn.sm_resumable
+
     def may_bind(self, jid: JID, max_sessions: int) -> bool:
         """Whether the account may bind ``jid`` without exceeding ``max_sessions``.
         A session already bound to the same full JID does not count: the
