@@ -35,6 +35,7 @@ from typing import assert_never
 import trio
 
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
+from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Disconnect, Router
 from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
@@ -439,6 +440,15 @@ class XMPPServer:
         error = await self.accounts.change_password(change)
         registration = self.services.registration
         self.apply(self.router.drain(registration.password_change_finished(change, error)))
+
+    def end_sessions(
+        self, account: JID, condition: StreamErrorCondition = StreamErrorCondition.POLICY_VIOLATION
+    ) -> None:
+        """Kick: end every session of ``account``, live or detached, with the
+        stream error ``condition`` (the administrator's operation; see
+        :meth:`~xmpp_sansio.server.sessions.SessionManager.end_sessions`)."""
+        log.info("ending the sessions of %s: %s", account, condition)
+        self.apply(self.manager.end_sessions(account, condition))
 
     async def shutdown(self) -> None:
         """Close every stream with ``system-shutdown`` (RFC 6120 §4.9.3.22)."""

@@ -310,3 +310,37 @@ async def test_inactive_client_gets_messages_at_once_and_presence_later(
             elif stanza.findtext(BODY) == "end":
                 break
         assert seen == ["two"]  # only the latest, once active again
+
+
+async def test_ending_an_accounts_sessions_kicks_live_ones_and_ends_detached_ones(
+    server_config: ServerConfig, ca: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The administrator's kick (XMPPServer.end_sessions): a live stream gets
+    the stream error, a detached session ends at once (its unavailable
+    presence goes out) instead of waiting for its resumption time."""
+    ca.cert_pem.write_to_path(str(server_config.data_dir.parent / "ca.pem"))
+    async with (
+        memory.serving(server_config) as server,
+        memory.memory_client(server, "romeo@localhost/orchard", PASSWORDS["romeo"]) as romeo,
+    ):
+        async with memory.memory_client(
+            server, "juliet@localhost/balcony", PASSWORDS["juliet"]
+        ) as balcony:
+            await become_available(balcony)
+            await balcony.abort()
+        _conn, chamber = await memory.negotiated(
+            server, "juliet@localhost/chamber", PASSWORDS["juliet"]
+        )
+        assert server.manager.detached()
+        server.end_sessions(JID.parse("juliet@localhost"))
+        assert not server.manager.detached()
+        assert server.router.resources(JID.parse("juliet@localhost")) == []
+        received = b""
+        with trio.fail_after(WAIT):
+            while b"</stream:stream>" not in received:
+                chunk = await chamber.receive_some(65536)
+                if not chunk:
+                    break
+                received += chunk
+        assert b"<policy-violation" in received
+        await ping_server(romeo)  # the server goes on
