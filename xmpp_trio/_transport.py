@@ -91,7 +91,22 @@ class Transport(Protocol):
         ...
 
 
-class SocketTransport:
+class _Closable:
+    """``closed``, and the check that raises once closed."""
+
+    __slots__ = ()
+    _closed: bool
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("transport closed")
+
+
+class SocketTransport(_Closable):
     """One TCP connection, optionally under TLS; used by one reader task and
     one writer at a time."""
 
@@ -119,14 +134,6 @@ class SocketTransport:
         family, type_, proto = trio_sock.family, trio_sock.type, trio_sock.proto
         fd = trio_sock.detach()
         return cls(socket.socket(family, type_, proto, fileno=fd))
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def _check(self) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError("transport closed")
 
     async def start_tls(
         self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
@@ -310,7 +317,7 @@ class _Pipe:
         return data
 
 
-class MemoryTransport:
+class MemoryTransport(_Closable):
     """The server side of an in-memory connection (see
     :func:`memory_transport_pair`): a :class:`Transport` for tests that run the
     real server under :class:`trio.testing.MockClock`. Writes never block; TLS
@@ -324,14 +331,6 @@ class MemoryTransport:
         self._tls: ssl.SSLObject | None = None
         self._bio_in = ssl.MemoryBIO()
         self._bio_out = ssl.MemoryBIO()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def _check(self) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError("transport closed")
 
     def _flush_tls(self) -> None:
         data = self._bio_out.read()
