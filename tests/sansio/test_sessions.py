@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
@@ -65,17 +66,31 @@ class World:
     effects: list[SessionEffect] = field(default_factory=list)
 
     def carry_out(self, effects: Sequence[SessionEffect]) -> None:
-        """The I/O layer's part: deliver to live streams, keep the rest."""
+        """The I/O layer's part: deliver to live streams, keep the rest; a
+        stream closed by an effect loses its transport once the effects are
+        carried out (unless another connection took its session over)."""
+        closing: list[tuple[int, ConnectionPair]] = []
+        self._carry_out(effects, closing)
+        for session, pair in closing:
+            if self.pairs.get(session) is pair:
+                self.lose(session)
+
+    def _carry_out(
+        self, effects: Sequence[SessionEffect], closing: list[tuple[int, ConnectionPair]]
+    ) -> None:
         for effect in effects:
             self.effects.append(effect)
             if isinstance(effect, Deliver) and effect.session in self.pairs:
                 self.pairs[effect.session].server.send(effect.element)
             elif isinstance(effect, (Deliver, Disconnect)) and effect.session not in self.pairs:
-                self.carry_out(self.manager.undeliverable(effect))
+                self._carry_out(self.manager.undeliverable(effect), closing)
             elif isinstance(effect, Resumed):
                 self.pairs[effect.session] = self.pairs.pop(effect.transport)
-            elif isinstance(effect, CloseStream) and effect.session in self.pairs:
-                self.pairs[effect.session].server.close(effect.condition, effect.text)
+            elif isinstance(effect, (CloseStream, Disconnect)):
+                pair = self.pairs[effect.session]
+                text = effect.text if isinstance(effect, CloseStream) else None
+                pair.server.close(effect.condition, text)
+                closing.append((effect.session, pair))
 
     def connect(
         self, session: int, resource: str = "balcony", sm_state: SMState | None = None
@@ -175,11 +190,14 @@ def test_idle_stream_is_pinged_at_half_the_timeout_then_closed_with_connection_t
     )
     assert ping.element.get("to") == f"juliet@{DOMAIN}/balcony"
     assert world.advance(IDLE / 2 - 1) == []
-    (close,) = world.advance(1)
+    close, *ended = world.advance(1)
     assert close == CloseStream(1, StreamErrorCondition.CONNECTION_TIMEOUT, "no input")
     pair.pump()
     assert pair.server.should_close
-    assert world.manager.next_deadline() is None  # a closing stream has no idle timer
+    # The transport closes after the stream: the session ends (the unanswered
+    # ping, unacknowledged, is routed again: to nobody).
+    assert [type(e) for e in ended] == [Reroute] and 1 not in world.manager
+    assert world.manager.next_deadline() is None
 
 
 def test_input_postpones_the_idle_ping() -> None:
@@ -223,7 +241,7 @@ def test_idle_timer_matches_its_model(steps: list[tuple[float, bool]]) -> None:
             closed = pinged
             pinged = True
         effects = world.advance(delay)
-        assert [type(e) for e in effects] == expected
+        assert [type(e) for e in effects if isinstance(e, (Deliver, CloseStream))] == expected
         if has_input and not closed:
             world.manager.received(1, world.now)
             last, pinged = world.now, False
@@ -439,3 +457,80 @@ def test_may_detach_only_a_resumable_live_stream() -> None:
     pair.client.close()
     world.pump(1)
     assert not world.manager.may_detach(1)  # ended cleanly
+
+
+# -- the session table as a state machine ------------------------------------------------------
+
+
+class SessionTable(RuleBasedStateMachine):
+    """Random binds, transport losses, resumptions, deliveries, kicks and time:
+    the table and the router agree, every session has a timer, a session is
+    detached exactly when it has no stream, and nothing outlives its time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world = make_world()
+        self.next_id = 1
+        self.states: dict[int, SMState] = {}  # client SM state of detached sessions
+
+    @rule(resource=st.sampled_from(["a", "b", "c"]))
+    def connect(self, resource: str) -> None:
+        self.world.connect(self.next_id, resource=resource)
+        self.next_id += 1
+
+    @rule(data=st.data())
+    def lose_a_transport(self, data: st.DataObject) -> None:
+        live = sorted(self.world.pairs)
+        if live:
+            session = data.draw(st.sampled_from(live))
+            state = self.world.lose(session)
+            if state is not None and self.world.manager.is_detached(session):
+                self.states[session] = state
+
+    @rule(data=st.data())
+    def resume(self, data: st.DataObject) -> None:
+        if self.states:
+            session = data.draw(st.sampled_from(sorted(self.states)))
+            state = self.states.pop(session)
+            self.world.connect(self.next_id, sm_state=state)
+            self.next_id += 1
+
+    @rule(resource=st.sampled_from(["a", "b", "c"]), body=st.text("ab ", max_size=5))
+    def romeo_writes(self, resource: str, body: str) -> None:
+        to = f"juliet@{DOMAIN}/{resource}"
+        self.world.romeo_says(message(body, to=to, **{"from": f"romeo@{DOMAIN}/orchard"}))
+
+    @rule(seconds=st.floats(0, 2 * RESUME))
+    def time_passes(self, seconds: float) -> None:
+        self.world.advance(seconds)
+        for session in list(self.world.pairs):
+            self.world.manager.received(session, self.world.now)  # clients answer pings
+
+    @rule()
+    def kick(self) -> None:
+        self.world.carry_out(
+            self.world.manager.end_sessions(
+                JID.parse(f"juliet@{DOMAIN}"), StreamErrorCondition.POLICY_VIOLATION
+            )
+        )
+        self.states.clear()
+
+    @invariant()
+    def table_and_router_agree(self) -> None:
+        manager, router = self.world.manager, self.world.router
+        juliet = {s for _, s in router.resources(JID.parse(f"juliet@{DOMAIN}"))}
+        in_table = {s for s in range(1, self.next_id) if s in manager}
+        assert in_table == juliet
+        for session in in_table:
+            assert manager.is_detached(session) == (session not in self.world.pairs)
+        if in_table:
+            assert manager.next_deadline() is not None
+        assert set(manager.detached()) <= {s for s in in_table if s not in self.world.pairs}
+
+    def teardown(self) -> None:
+        self.world.advance(RESUME + IDLE)
+        assert self.world.manager.detached() == []
+
+
+TestSessionTable = SessionTable.TestCase
+TestSessionTable.settings = settings(max_examples=60, stateful_step_count=20, deadline=None)
