@@ -287,14 +287,23 @@ class SocketTransport(_Closable):
 
 
 class _Pipe:
-    """One direction of an in-memory connection: an unbounded byte buffer."""
+    """One direction of an in-memory connection: a byte buffer, bounded like a
+    socket's when given a ``capacity`` (what the writer may queue unread)."""
 
-    __slots__ = ("buffer", "closed", "lot")
+    __slots__ = ("buffer", "capacity", "closed", "lot", "space")
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int | None = None) -> None:
         self.buffer = bytearray()
+        self.capacity = capacity
         self.closed = False
-        self.lot = trio.lowlevel.ParkingLot()
+        self.lot = trio.lowlevel.ParkingLot()  # readers waiting for data
+        self.space = trio.lowlevel.ParkingLot()  # writers waiting for room
+
+    def room(self) -> int:
+        """Bytes the writer may add now (a closed pipe lets the write fail)."""
+        if self.capacity is None or self.closed:
+            return SEND_CHUNK
+        return min(SEND_CHUNK, self.capacity - len(self.buffer))
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.closed:
@@ -305,6 +314,7 @@ class _Pipe:
     def close(self) -> None:
         self.closed = True
         self.lot.unpark_all()
+        self.space.unpark_all()
 
     async def wait(self) -> None:
         """Wait until there is data or the writer closed."""
@@ -314,14 +324,16 @@ class _Pipe:
     def take(self, max_bytes: int) -> bytes:
         data = bytes(self.buffer[:max_bytes])
         del self.buffer[:max_bytes]
+        self.space.unpark_all()
         return data
 
 
 class MemoryTransport(_Closable):
     """The server side of an in-memory connection (see
     :func:`memory_transport_pair`): a :class:`Transport` for tests that run the
-    real server under :class:`trio.testing.MockClock`. Writes never block; TLS
-    runs on :class:`ssl.SSLObject` over memory BIOs."""
+    real server under :class:`trio.testing.MockClock`. Writes block only past
+    the pipe's capacity (as a socket's buffer fills when the peer stops
+    reading); TLS runs on :class:`ssl.SSLObject` over memory BIOs."""
 
     def __init__(self, incoming: _Pipe, outgoing: _Pipe, peer: str) -> None:
         self._in = incoming
@@ -368,22 +380,35 @@ class MemoryTransport(_Closable):
 
     def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
         self._check()
+        room = self._out.room()
+        if room <= 0:
+            return 0
+        chunk = data[:room] if len(data) > room else data
         if self._tls is None:
-            self._out.write(data)
-            return len(data)
-        sent = self._tls.write(data)
+            self._out.write(chunk)
+            return len(chunk)
+        sent = self._tls.write(chunk)  # TLS records add a little to the bound
         self._flush_tls()
         return sent
 
     async def wait_send(self) -> None:
         self._check()
-        await trio.lowlevel.checkpoint()
+        if self._out.room() > 0:
+            await trio.lowlevel.checkpoint()
+            return
+        while self._out.room() <= 0:
+            await self._out.space.park()
+            self._check()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
         view = memoryview(data)
         while view:
-            view = view[self.send_nowait(view) :]
+            sent = self.send_nowait(view)
+            if sent:
+                view = view[sent:]
+            else:
+                await self.wait_send()
 
     async def start_tls(
         self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
@@ -469,7 +494,11 @@ class MemoryStream(trio.abc.Stream):
         await trio.lowlevel.checkpoint()
 
 
-def memory_transport_pair(peer: str = "memory:1") -> tuple[MemoryTransport, MemoryStream]:
-    """A connected (server transport, client stream) pair, in memory."""
-    to_server, to_client = _Pipe(), _Pipe()
+def memory_transport_pair(
+    peer: str = "memory:1", *, capacity: int | None = None
+) -> tuple[MemoryTransport, MemoryStream]:
+    """A connected (server transport, client stream) pair, in memory; the
+    server may queue at most ``capacity`` bytes the client has not read
+    (None: no bound)."""
+    to_server, to_client = _Pipe(), _Pipe(capacity)
     return MemoryTransport(to_server, to_client, peer), MemoryStream(to_client, to_server)

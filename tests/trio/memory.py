@@ -43,13 +43,18 @@ _peers = iter(range(1, 1 << 30))
 
 
 def connect(
-    server: XMPPServer, *, direct_tls: bool = False, peer: str | None = None
+    server: XMPPServer,
+    *,
+    direct_tls: bool = False,
+    peer: str | None = None,
+    capacity: int | None = None,
 ) -> MemoryStream:
     """A new client connection to ``server`` (from ``peer``, by default a new
-    address each time); returns the client's end."""
+    address each time; the server may queue ``capacity`` unread bytes);
+    returns the client's end."""
     if peer is None:
         peer = f"10.0.{next(_peers) % 250}.{next(_peers) % 250 + 1}:5222"
-    transport, stream = memory_transport_pair(peer)
+    transport, stream = memory_transport_pair(peer, capacity=capacity)
     assert server.nursery is not None
     server.nursery.start_soon(functools.partial(server.serve, transport, direct_tls=direct_tls))
     return stream
@@ -63,9 +68,11 @@ async def negotiated(
     stream_management: bool = True,
     resume: SMState | None = None,
     peer: str | None = None,
+    capacity: int | None = None,
 ) -> tuple[ClientConnection, trio.abc.Stream]:
-    """Log in over a new in-memory connection; the client reads nothing more."""
-    conn, result = await _login(server, jid, password, stream_management, resume, peer)
+    """Log in over a new in-memory connection; the client reads nothing more
+    (with a ``capacity``, the server's output to it soon waits)."""
+    conn, result = await _login(server, jid, password, stream_management, resume, peer, capacity)
     return conn, result.stream
 
 
@@ -76,12 +83,13 @@ async def _login(
     stream_management: bool,
     resume: SMState | None,
     peer: str | None,
+    capacity: int | None = None,
 ) -> tuple[ClientConnection, _Negotiated]:
     conn = ClientConnection(
         ClientConfig(jid=JID.parse(jid), password=password, stream_management=stream_management),
         sm_state=resume,
     )
-    stream = connect(server, peer=peer)
+    stream = connect(server, peer=peer, capacity=capacity)
     return conn, await _negotiate(conn, stream, client_context(server.config), "localhost")
 
 
