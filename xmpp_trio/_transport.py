@@ -91,8 +91,9 @@ class Transport(Protocol):
         ...
 
 
-class _Closable:
-    """``closed``, and the check that raises once closed."""
+class _Base:
+    """What both transports share: ``closed``, the check that raises once
+    closed, and :meth:`send_all` on top of ``send_nowait``/``wait_send``."""
 
     __slots__ = ()
     _closed: bool
@@ -105,8 +106,25 @@ class _Closable:
         if self._closed:
             raise trio.ClosedResourceError("transport closed")
 
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        raise NotImplementedError
 
-class SocketTransport(_Closable):
+    async def wait_send(self) -> None:
+        raise NotImplementedError
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Write all of ``data``, waiting as needed."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        view = memoryview(data)
+        while view:
+            sent = self.send_nowait(view)
+            if sent:
+                view = view[sent:]
+            else:
+                await self.wait_send()
+
+
+class SocketTransport(_Base):
     """One TCP connection, optionally under TLS; used by one reader task and
     one writer at a time."""
 
@@ -244,17 +262,6 @@ class SocketTransport(_Closable):
         else:
             await trio.lowlevel.wait_writable(self._sock)
 
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Write all of ``data``, waiting as needed."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        view = memoryview(data)
-        while view:
-            sent = self.send_nowait(view)
-            if sent:
-                view = view[sent:]
-            else:
-                await self.wait_send()
-
     def close(self) -> None:
         """Close now: tasks waiting on the socket get
         :class:`trio.ClosedResourceError`. Idempotent.
@@ -328,7 +335,7 @@ class _Pipe:
         return data
 
 
-class MemoryTransport(_Closable):
+class MemoryTransport(_Base):
     """The server side of an in-memory connection (see
     :func:`memory_transport_pair`): a :class:`Transport` for tests that run the
     real server under :class:`trio.testing.MockClock`. Writes block only past
@@ -399,16 +406,6 @@ class MemoryTransport(_Closable):
         while self._out.room() <= 0:
             await self._out.space.park()
             self._check()
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        view = memoryview(data)
-        while view:
-            sent = self.send_nowait(view)
-            if sent:
-                view = view[sent:]
-            else:
-                await self.wait_send()
 
     async def start_tls(
         self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
