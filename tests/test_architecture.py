@@ -51,11 +51,11 @@ def test_no_module_of_xmpp_sansio_imports_io_even_lazily() -> None:
 def test_no_service_refers_to_the_router() -> None:
     """Issue 11: services are pure handlers. They see the server as a
     read-only ServerView and act through the outcomes they return; no module
-    under xmpp_sansio/server/ but the router (and the package's __init__)
-    imports it or holds it."""
+    under xmpp_sansio/server/ but the router, the session manager (the layer
+    above it, issue 12) and the package's __init__ imports it or holds it."""
     offenders = []
     for path in sorted((ROOT / "xmpp_sansio" / "server").glob("*.py")):
-        if path.name in ("router.py", "__init__.py"):
+        if path.name in ("router.py", "sessions.py", "__init__.py"):
             continue
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
@@ -97,3 +97,14 @@ def test_no_service_reads_a_clock_or_draws_entropy() -> None:
             ):
                 offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
     assert offenders == []
+
+
+def test_the_trio_server_holds_no_session_policy() -> None:
+    """Issue 12: stream management (XEP-0198), client state indication
+    (XEP-0352) and idle pings (XEP-0199) are decided in xmpp_sansio (the
+    session manager); xmpp_trio/server.py only carries out effects."""
+    source = (ROOT / "xmpp_trio" / "server.py").read_text()
+    for namespace in ("urn:xmpp:sm:", "urn:xmpp:csi:", "urn:xmpp:ping"):
+        assert namespace not in source
+    assert ".sm." not in source and "conn.sm" not in source
+    assert source.count("\n") < 600  # accept loops, timers, the effect interpreter

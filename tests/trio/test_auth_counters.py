@@ -51,7 +51,7 @@ from test_security import (
 
 from xmpp_sansio.register import registration_request
 from xmpp_sansio.xml.writer import serialize
-from xmpp_trio import server as server_module
+from xmpp_trio import _accounts as server_module  # where PBKDF2 is called
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.server import run_server
 

@@ -23,6 +23,7 @@ import trio.testing
 from conftest import PASSWORDS, RunningServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from memory import memory_client, negotiated, serving
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig
@@ -363,30 +364,35 @@ async def test_connections_over_the_limit_get_a_stream_error(
 
 
 async def test_failed_logins_back_off_across_connections(
-    config: ServerConfig, nursery: trio.Nursery
+    config: ServerConfig, autojump_clock: trio.testing.MockClock
 ) -> None:
-    started = await start(nursery, with_limits(config, auth_failures_before_backoff=2))
-    for _ in range(2):  # the free attempts: plain not-authorized
-        with pytest.raises(AuthenticationError) as info:
-            async with open_client("juliet@localhost", "wrong", **started.options()):
+    async with serving(with_limits(config, auth_failures_before_backoff=2)) as server:
+        # In memory, every connection comes from its own address: one peer
+        # address for all, as from one client reconnecting.
+        def login(password: str) -> Any:
+            return memory_client(server, "juliet@localhost", password, peer="10.0.0.1:5222")
+
+        for _ in range(2):  # the free attempts: plain not-authorized
+            with pytest.raises(AuthenticationError) as info:
+                async with login("wrong"):
+                    pass
+            assert getattr(info.value, "condition", None) == "not-authorized"
+        # The third failure starts a back-off of a second...
+        with pytest.raises(AuthenticationError):
+            async with login("wrong"):
                 pass
-        assert getattr(info.value, "condition", None) == "not-authorized"
-    # The third failure starts a back-off of a second...
-    with pytest.raises(AuthenticationError):
-        async with open_client("juliet@localhost", "wrong", **started.options()):
-            pass
-    # ...during which even the right password is refused, on a new connection,
-    # with temporary-auth-failure (RFC 6120 §6.5.12), not a stream error.
-    with pytest.raises(AuthenticationError) as refused:
-        async with open_client("juliet@localhost", PASSWORDS["juliet"], **started.options()):
-            pass
-    assert refused.value.condition == "temporary-auth-failure"
-    errors = started.server.metrics.stream_errors
-    assert errors.labels(condition="policy-violation")._value.get() == 0
-    assert started.server.metrics.auth_failures._value.get() == 4
-    await trio.sleep(1.1)  # the back-off (1 s) is over
-    async with open_client("juliet@localhost", PASSWORDS["juliet"], **started.options()) as c:
-        assert c.jid.local == "juliet"
+        # ...during which even the right password is refused, on a new connection,
+        # with temporary-auth-failure (RFC 6120 §6.5.12), not a stream error.
+        with pytest.raises(AuthenticationError) as refused:
+            async with login(PASSWORDS["juliet"]):
+                pass
+        assert refused.value.condition == "temporary-auth-failure"
+        errors = server.metrics.stream_errors
+        assert errors.labels(condition="policy-violation")._value.get() == 0
+        assert server.metrics.auth_failures._value.get() == 4
+        await trio.sleep(1.1)  # the back-off (1 s) is over (virtual time)
+        async with login(PASSWORDS["juliet"]) as c:
+            assert c.jid.local == "juliet"
 
 
 # -- 4. read rate ----------------------------------------------------------------------------
@@ -431,10 +437,12 @@ async def test_fast_sender_is_throttled_not_disconnected(
 
 
 async def test_idle_client_is_pinged_then_timed_out(
-    config: ServerConfig, nursery: trio.Nursery
+    config: ServerConfig, autojump_clock: trio.testing.MockClock
 ) -> None:
-    started = await start(nursery, with_limits(config, idle_timeout=1.0))
-    async with silent_client(started, "juliet", sm=False) as (_conn, stream):
+    async with serving(with_limits(config, idle_timeout=1.0)) as server:
+        _conn, stream = await negotiated(
+            server, "juliet@localhost/silent", PASSWORDS["juliet"], stream_management=False
+        )
         received = await read_until(stream, b"</stream:stream>")
     assert b"urn:xmpp:ping" in received and b'type="get"' in received.replace(b"'", b'"')
     assert b"<connection-timeout" in received
@@ -442,11 +450,13 @@ async def test_idle_client_is_pinged_then_timed_out(
 
 
 async def test_client_answering_pings_stays_connected(
-    config: ServerConfig, nursery: trio.Nursery
+    config: ServerConfig, autojump_clock: trio.testing.MockClock
 ) -> None:
-    started = await start(nursery, with_limits(config, idle_timeout=0.6))
-    async with open_client("juliet@localhost", PASSWORDS["juliet"], **started.options()) as c:
-        await trio.sleep(2.0)  # three idle timeouts; our client answers the pings
+    async with (
+        serving(with_limits(config, idle_timeout=0.6)) as server,
+        memory_client(server, "juliet@localhost", PASSWORDS["juliet"]) as c,
+    ):
+        await trio.sleep(2.0)  # three idle timeouts (virtual time); our client answers the pings
         assert not c.closed.is_set()
         ping = ET.Element("{jabber:client}iq", {"type": "get", "to": "localhost"})
         ET.SubElement(ping, "{urn:xmpp:ping}ping")
@@ -536,7 +546,7 @@ async def test_output_to_a_client_that_does_not_read_is_bounded(
         assert peak <= bound + 65536  # the bound plus at most one stanza's bytes
         await wait_for(lambda: victim not in server.sessions.values())
         if sm:  # kept for resumption (XEP-0198), its stanzas with it
-            await wait_for(lambda: len(server.detached) == 1)
+            await wait_for(lambda: len(server.manager.detached()) == 1)
         errors = server.metrics.stream_errors.labels(condition="policy-violation")
         assert errors._value.get() == (0 if sm else 1)
 

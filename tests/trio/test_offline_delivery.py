@@ -13,8 +13,10 @@ import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import memory
 import pytest
 import trio
+import trio.testing
 from conftest import PASSWORDS
 from test_limits import (
     BODY,
@@ -137,34 +139,38 @@ async def test_a_reading_client_resumes_with_more_unacked_than_the_output_bound(
                 await rom.send(chat(str(conn.jid), f"{i} {body}"))
             session = next(s for s in server.sessions.values() if s.conn and s.conn.jid == conn.jid)
             await wait_for(lambda: session.conn is not None and len(session.conn.sm.queue) == count)
-    await wait_for(lambda: len(server.detached) == 1)
+    await wait_for(lambda: len(server.manager.detached()) == 1)
     async with open_client(
         "juliet@localhost/silent", PASSWORDS["juliet"], resume=state, **started.options()
     ) as jul:
         assert jul.resumed
         received = [b.split(" ", 1)[0] for b in await receive_bodies(jul, count)]
         assert received == [str(i) for i in range(count)]
-        assert not server.detached
+        assert not server.manager.detached()
         assert any(s.conn and s.conn.jid == jul.jid for s in server.sessions.values())
 
 
 async def test_a_client_that_stops_reading_is_cut_after_the_stall_time(
-    config: ServerConfig, nursery: trio.Nursery
+    config: ServerConfig, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Over ``max_output_buffer`` but under four times it, a client that takes
     no byte for ``output_stall_timeout`` seconds is closed (the output bound
-    still holds for a peer that stopped reading)."""
+    still holds for a peer that stopped reading). In memory under the mock
+    clock, with a 4 KiB buffer between server and client as a socket's."""
     bound = 65536
-    started = await start(
-        nursery,
-        with_limits(
-            config, max_output_buffer=bound, output_stall_timeout=0.5, max_read_rate=10_000_000
-        ),
+    limits = with_limits(
+        config, max_output_buffer=bound, output_stall_timeout=0.5, max_read_rate=10_000_000
     )
-    server = started.server
-    async with silent_client(started, "juliet", sm=False) as (conn, _stream):
+    async with memory.serving(limits) as server:
+        conn, _stream = await memory.negotiated(
+            server,
+            "juliet@localhost/silent",
+            PASSWORDS["juliet"],
+            stream_management=False,
+            capacity=4096,
+        )
         victim = next(s for s in server.sessions.values() if s.conn and s.conn.jid == conn.jid)
-        async with open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as rom:
+        async with memory.memory_client(server, "romeo@localhost", PASSWORDS["romeo"]) as rom:
             sent = 0
             with trio.fail_after(WAIT):
                 while len(victim.pending) <= bound:  # fill the socket, then the bound
@@ -174,8 +180,8 @@ async def test_a_client_that_stops_reading_is_cut_after_the_stall_time(
             assert len(victim.pending) < 4 * bound and not victim.overflowed
             # Nothing more is sent: the writer alone notices the stall.
             await wait_for(lambda: victim.overflowed)
-    errors = server.metrics.stream_errors.labels(condition="policy-violation")
-    assert errors._value.get() == 1
+        errors = server.metrics.stream_errors.labels(condition="policy-violation")
+        assert errors._value.get() == 1
 
 
 @pytest.mark.parametrize(("text", "expected"), [("0", 0.0), ("2.5", 2.5), (None, 10.0)])

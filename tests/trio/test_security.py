@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
+import memory
 import pytest
 import trio
 import trio.testing
@@ -921,14 +922,15 @@ async def test_stream_closed_for_injection_after_starttls_is_not_upgraded_to_tls
 
 
 async def test_starttls_handshake_is_bounded_by_the_negotiation_timeout(
-    start_server: Callable[..., Awaitable[RunningServer]],
+    server_config: ServerConfig, autojump_clock: trio.testing.MockClock
 ) -> None:
-    server = await start_server(negotiation_timeout=0.5)
-    wire = await connect(server.starttls_port)
-    await wire.send(HEADER + STARTTLS)
-    await wire.read_until(b"<proceed")
-    await wire.read_to_end(timeout=2)  # no ClientHello: closed once the deadline passes
-    assert wire.eof
+    limits = dataclasses.replace(server_config.limits, negotiation_timeout=0.5)
+    async with memory.serving(dataclasses.replace(server_config, limits=limits)) as server:
+        wire = Wire(memory.connect(server))
+        await wire.send(HEADER + STARTTLS)
+        await wire.read_until(b"<proceed")
+        await wire.read_to_end(timeout=2)  # no ClientHello: closed once the deadline passes
+        assert wire.eof
 
 
 async def test_garbage_instead_of_a_tls_handshake_is_not_an_internal_error(

@@ -12,8 +12,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import memory
 import pytest
 import trio
+import trio.testing
 from conftest import PASSWORDS, RunningServer
 
 from xmpp_sansio.errors import StreamErrorCondition
@@ -279,26 +281,21 @@ async def test_serve_command_closes_streams_on_sigterm(tmp_path: Path, ca: objec
 
 
 async def test_silent_client_gets_connection_timeout(
-    server_config: object, ca: object, tmp_path: Path, nursery: trio.Nursery
+    server_config: ServerConfig, autojump_clock: trio.testing.MockClock
 ) -> None:
     """A peer that connects and says nothing (slowloris) is closed with
     connection-timeout once the negotiation timeout passes (RFC 6120 §4.9.3.4)."""
     import dataclasses
 
     from xmpp_trio.config import LimitsConfig
-    from xmpp_trio.server import run_server
 
-    config = dataclasses.replace(
-        server_config,  # type: ignore[type-var]
-        limits=LimitsConfig(negotiation_timeout=0.5),
-    )
-    bound = await nursery.start(run_server, config)
-    port = next(b.port for b in bound if b.kind == "c2s-starttls")
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    received = b""
-    with trio.fail_after(10):
-        while chunk := await stream.receive_some(65536):
-            received += chunk
+    config = dataclasses.replace(server_config, limits=LimitsConfig(negotiation_timeout=0.5))
+    async with memory.serving(config) as server:
+        stream = memory.connect(server)
+        received = b""
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(65536):
+                received += chunk
     assert b"<connection-timeout" in received
     assert received.endswith(b"</stream:stream>")
 

@@ -12,8 +12,10 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+import memory
 import pytest
 import trio
+import trio.testing
 import trustme
 from conftest import PASSWORDS
 
@@ -126,28 +128,34 @@ async def test_the_same_full_jid_replaces_a_session_even_at_the_limit(
 
 
 async def test_back_off_refuses_with_temporary_auth_failure(
-    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+    server_config: ServerConfig, ca: trustme.CA, autojump_clock: trio.testing.MockClock
 ) -> None:
-    server, options = await start(
-        nursery, server_config, ca, tmp_path, auth_failures_before_backoff=2
-    )
-    for _ in range(3):  # two free failures, the third starts a back-off of a second
-        with pytest.raises(AuthenticationError) as info:
-            async with open_client("juliet@localhost", "wrong", **options):
+    """In memory under the mock clock: the back-off passes virtually."""
+    ca.cert_pem.write_to_path(str(server_config.data_dir.parent / "ca.pem"))
+    limits = dataclasses.replace(server_config.limits, auth_failures_before_backoff=2)
+    async with memory.serving(dataclasses.replace(server_config, limits=limits)) as server:
+
+        def open_client(jid: str, password: str) -> Any:
+            # One address for all, as from one client reconnecting.
+            return memory.memory_client(server, jid, password, peer="10.0.0.1:5222")
+
+        for _ in range(3):  # two free failures, the third starts a back-off of a second
+            with pytest.raises(AuthenticationError) as info:
+                async with open_client("juliet@localhost", "wrong"):
+                    pass
+            assert info.value.condition == "not-authorized"
+        # During the back-off even the right password is refused, with a SASL
+        # failure the client can act upon rather than a stream error.
+        with pytest.raises(AuthenticationError) as refused:
+            async with open_client("juliet@localhost", PASSWORDS["juliet"]):
                 pass
-        assert info.value.condition == "not-authorized"
-    # During the back-off even the right password is refused, with a SASL
-    # failure the client can act upon rather than a stream error.
-    with pytest.raises(AuthenticationError) as refused:
-        async with open_client("juliet@localhost", PASSWORDS["juliet"], **options):
-            pass
-    assert refused.value.condition == "temporary-auth-failure"
-    assert server.metrics.stream_errors.labels(condition="policy-violation")._value.get() == 0
-    assert server.metrics.auth_failures._value.get() == 4
-    # The refusal did not extend the back-off (1 s).
-    await trio.sleep(1.1)
-    async with open_client("juliet@localhost", PASSWORDS["juliet"], **options) as client:
-        assert client.jid.local == "juliet"
+        assert refused.value.condition == "temporary-auth-failure"
+        assert server.metrics.stream_errors.labels(condition="policy-violation")._value.get() == 0
+        assert server.metrics.auth_failures._value.get() == 4
+        # The refusal did not extend the back-off (1 s).
+        await trio.sleep(1.1)
+        async with open_client("juliet@localhost", PASSWORDS["juliet"]) as client:
+            assert client.jid.local == "juliet"
 
 
 async def test_max_auth_attempts_from_the_config_ends_the_stream(

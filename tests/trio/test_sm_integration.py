@@ -14,8 +14,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
+import memory
 import pytest
 import trio
+import trio.testing
 from conftest import PASSWORDS, RunningServer
 
 from xmpp_sansio.jid import JID
@@ -172,43 +174,49 @@ async def test_resumed_session_gets_every_message_exactly_once(server: RunningSe
     ids=["resume_timeout=1s", "max_unacked=3"],
 )
 async def test_session_not_resumed_in_time_has_its_messages_stored_offline(
-    server: RunningServer,
+    server_config: ServerConfig, ca: Any, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Not resumed within ``resume_timeout``, or more stanzas for the detached
-    session than ``max_unacked``: the session ends and its messages are kept."""
-    kw = options(server)
+    session than ``max_unacked``: the session ends and its messages are kept.
+    In memory under the mock clock: the resumption time passes virtually."""
+    ca.cert_pem.write_to_path(str(server_config.data_dir.parent / "ca.pem"))
     balcony = "juliet@localhost/balcony"
-    async with (
-        open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **kw) as romeo,
-        # A second resource with negative priority: it sees its own account's
-        # presence, but is never sent chat messages (RFC 6121 §8.5.2.1.1).
-        open_client("juliet@localhost/watcher", PASSWORDS["juliet"], **kw) as watcher,
-    ):
-        await become_available(watcher, priority=-1)
-        async with open_client(balcony, PASSWORDS["juliet"], **kw) as juliet:
-            await become_available(juliet)
-            await juliet.abort()
-        for i in range(3):
-            await romeo.send(chat(balcony, f"full-{i}"))
-        await romeo.send(chat("juliet@localhost", "bare"))
-        # The session is kept for resume_timeout, then ended: its unavailable
-        # presence is what the other resource observes.
-        with trio.fail_after(WAIT):
-            while True:
-                stanza = await watcher.receive()
-                if stanza.get("from") == balcony and stanza.get("type") == "unavailable":
-                    break
-        async with open_client(balcony, PASSWORDS["juliet"], **kw) as juliet:
-            assert not juliet.resumed
-            await juliet.send(presence())  # XEP-0160: stored messages come now
-            await ping_server(juliet)
-            await romeo.send(chat(balcony, "end"))
-            assert await messages_until(juliet, "end") == [
-                "full-0",
-                "full-1",
-                "full-2",
-                "bare",
-            ]
+    async with memory.serving(server_config) as server:
+
+        def open_client(jid: str, password: str) -> Any:
+            return memory.memory_client(server, jid, password)
+
+        async with (
+            open_client("romeo@localhost/orchard", PASSWORDS["romeo"]) as romeo,
+            # A second resource with negative priority: it sees its own account's
+            # presence, but is never sent chat messages (RFC 6121 §8.5.2.1.1).
+            open_client("juliet@localhost/watcher", PASSWORDS["juliet"]) as watcher,
+        ):
+            await become_available(watcher, priority=-1)
+            async with open_client(balcony, PASSWORDS["juliet"]) as juliet:
+                await become_available(juliet)
+                await juliet.abort()
+            for i in range(3):
+                await romeo.send(chat(balcony, f"full-{i}"))
+            await romeo.send(chat("juliet@localhost", "bare"))
+            # The session is kept for resume_timeout, then ended: its unavailable
+            # presence is what the other resource observes.
+            with trio.fail_after(WAIT):
+                while True:
+                    stanza = await watcher.receive()
+                    if stanza.get("from") == balcony and stanza.get("type") == "unavailable":
+                        break
+            async with open_client(balcony, PASSWORDS["juliet"]) as juliet:
+                assert not juliet.resumed
+                await juliet.send(presence())  # XEP-0160: stored messages come now
+                await ping_server(juliet)
+                await romeo.send(chat(balcony, "end"))
+                assert await messages_until(juliet, "end") == [
+                    "full-0",
+                    "full-1",
+                    "full-2",
+                    "bare",
+                ]
 
 
 @pytest.mark.parametrize(
@@ -302,3 +310,37 @@ async def test_inactive_client_gets_messages_at_once_and_presence_later(
             elif stanza.findtext(BODY) == "end":
                 break
         assert seen == ["two"]  # only the latest, once active again
+
+
+async def test_ending_an_accounts_sessions_kicks_live_ones_and_ends_detached_ones(
+    server_config: ServerConfig, ca: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The administrator's kick (XMPPServer.end_sessions): a live stream gets
+    the stream error, a detached session ends at once (its unavailable
+    presence goes out) instead of waiting for its resumption time."""
+    ca.cert_pem.write_to_path(str(server_config.data_dir.parent / "ca.pem"))
+    async with (
+        memory.serving(server_config) as server,
+        memory.memory_client(server, "romeo@localhost/orchard", PASSWORDS["romeo"]) as romeo,
+    ):
+        async with memory.memory_client(
+            server, "juliet@localhost/balcony", PASSWORDS["juliet"]
+        ) as balcony:
+            await become_available(balcony)
+            await balcony.abort()
+        _conn, chamber = await memory.negotiated(
+            server, "juliet@localhost/chamber", PASSWORDS["juliet"]
+        )
+        assert server.manager.detached()
+        server.end_sessions(JID.parse("juliet@localhost"))
+        assert not server.manager.detached()
+        assert server.router.resources(JID.parse("juliet@localhost")) == []
+        received = b""
+        with trio.fail_after(WAIT):
+            while b"</stream:stream>" not in received:
+                chunk = await chamber.receive_some(65536)
+                if not chunk:
+                    break
+                received += chunk
+        assert b"<policy-violation" in received
+        await ping_server(romeo)  # the server goes on

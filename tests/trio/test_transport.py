@@ -9,7 +9,9 @@ import socket
 import ssl
 import xml.etree.ElementTree as ET
 
+import memory
 import trio
+import trio.testing
 import trustme
 from conftest import PASSWORDS, RunningServer
 
@@ -81,43 +83,37 @@ async def test_a_burst_in_one_write_is_delivered_complete_and_in_order(
         await trio.aclose_forcefully(romeo)
 
 
-async def test_idle_session_is_compacted_and_routes_as_before(server: RunningServer) -> None:
-    server.server.compact_after = 0.2
-    common = {"host": "127.0.0.1", "port": server.starttls_port}
-    async with (
-        open_client(
-            "juliet@localhost/balcony",
-            PASSWORDS["juliet"],
-            ssl_context=server.client_context(),
-            **common,  # type: ignore[arg-type]
-        ) as juliet,
-        open_client(
-            "romeo@localhost/orchard",
-            PASSWORDS["romeo"],
-            ssl_context=server.client_context(),
-            **common,  # type: ignore[arg-type]
-        ) as romeo,
-    ):
-        sessions = server.server.sessions
+async def test_idle_session_is_compacted_and_routes_as_before(
+    server_config: ServerConfig, ca: trustme.CA, autojump_clock: trio.testing.MockClock
+) -> None:
+    """In memory under the mock clock: the quiet time passes virtually."""
+    ca.cert_pem.write_to_path(str(server_config.data_dir.parent / "ca.pem"))
+    async with memory.serving(server_config) as server:
+        server.compact_after = 0.2
+        async with (
+            memory.memory_client(server, "juliet@localhost/balcony", PASSWORDS["juliet"]) as juliet,
+            memory.memory_client(server, "romeo@localhost/orchard", PASSWORDS["romeo"]) as romeo,
+        ):
+            sessions = server.sessions
 
-        def compacted() -> list[str]:
-            return sorted(
-                str(s.conn.jid)
-                for s in sessions.values()
-                if s.conn is not None and s.conn.jid is not None and s.conn.compacted
-            )
+            def compacted() -> list[str]:
+                return sorted(
+                    str(s.conn.jid)
+                    for s in sessions.values()
+                    if s.conn is not None and s.conn.jid is not None and s.conn.compacted
+                )
 
-        with trio.fail_after(WAIT):
-            while compacted() != ["juliet@localhost/balcony", "romeo@localhost/orchard"]:
-                await trio.sleep(0.05)
-        await romeo.send(chat("juliet@localhost/balcony", "after a pause"))
-        assert await bodies(juliet, 1) == ["after a pause"]
-        await juliet.send(chat("romeo@localhost/orchard", "and back"))
-        assert await bodies(romeo, 1) == ["and back"]
-        # Input restored both parsers; quiet again, both compact again.
-        with trio.fail_after(WAIT):
-            while len(compacted()) != 2:
-                await trio.sleep(0.05)
+            with trio.fail_after(WAIT):
+                while compacted() != ["juliet@localhost/balcony", "romeo@localhost/orchard"]:
+                    await trio.sleep(0.05)
+            await romeo.send(chat("juliet@localhost/balcony", "after a pause"))
+            assert await bodies(juliet, 1) == ["after a pause"]
+            await juliet.send(chat("romeo@localhost/orchard", "and back"))
+            assert await bodies(romeo, 1) == ["and back"]
+            # Input restored both parsers; quiet again, both compact again.
+            with trio.fail_after(WAIT):
+                while len(compacted()) != 2:
+                    await trio.sleep(0.05)
 
 
 async def test_a_reader_that_pauses_gets_everything_in_order_once_it_reads(

@@ -1,0 +1,573 @@
+"""One client connection of the server: its transport, its sans-IO stream,
+and the task that reads it.
+
+The reader feeds the :class:`~xmpp_sansio.stream.connection.ServerConnection`
+and hands what it reports to the server (stanzas to the router, bound
+sessions to the session manager, credentials and registrations to
+:class:`~xmpp_trio._accounts.Accounts`). Output is written without waiting by
+the task that produced it: the stanzas routed while one read is handled go
+out at the end of that read, one write per receiving session. Only when a
+peer's buffer is full (or a close is under way) does a session get a writer
+task, started on demand and ended once it has flushed, so a slow reader never
+blocks whoever sends to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import ssl
+import time
+from collections.abc import Hashable, Sequence
+from contextlib import suppress
+from typing import Any, Protocol
+
+import trio
+
+from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, StreamErrorCondition
+from xmpp_sansio.sasl import SASLCondition
+from xmpp_sansio.server import Router
+from xmpp_sansio.server.sessions import SessionEffect, SessionManager
+from xmpp_sansio.stream.config import ServerConfig as StreamConfig
+from xmpp_sansio.stream.connection import ServerConnection, State, TLSInfo
+from xmpp_sansio.stream.events import (
+    Authenticated,
+    AuthenticationFailed,
+    BindRequested,
+    ClientStateChanged,
+    ConnectionClosed,
+    CredentialsRequested,
+    DerivationRequested,
+    RegistrationRequested,
+    ResourceBound,
+    ResumeRequested,
+    StanzaReceived,
+    StreamClosed,
+    StreamErrorReceived,
+    StreamManagementEnabled,
+    StreamResumed,
+    TLSRequested,
+)
+
+from . import _tls
+from ._accounts import Accounts
+from ._transport import Transport
+from .config import ServerConfig
+from .limits import TokenBucket, loggable
+from .metrics import Metrics
+
+__all__ = ["CLOSE_GRACE", "TRANSPORT_ERRORS", "Session"]
+
+log = logging.getLogger("xmpp_trio.server")
+
+_RECEIVE_SIZE = 65536
+TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
+CLOSE_GRACE = 5.0
+_SLICE = 0.005  # seconds of stanza handling after which a reader lets other tasks run
+
+
+class Server(Protocol):
+    """What a session uses of :class:`~xmpp_trio.server.XMPPServer`."""
+
+    config: ServerConfig
+    ssl_context: ssl.SSLContext
+    stream_config: StreamConfig
+    tls_info: TLSInfo
+    router: Router
+    manager: SessionManager
+    accounts: Accounts
+    metrics: Metrics
+    nursery: trio.Nursery | None
+    batch: set[Session] | None
+
+    def apply(self, effects: Sequence[SessionEffect]) -> None: ...
+    def confirm(self, session_id: int, receipts: Sequence[Hashable]) -> None: ...
+    def count_stream_error(self, condition: StreamErrorCondition) -> None: ...
+    def storage_failed(self, exc: sqlite3.Error, doing: str) -> StanzaErrorCondition: ...
+    def schedule(self, session: Session, when: float) -> None: ...
+    def timer_changed(self, session: Session, conn: ServerConnection) -> None: ...
+    def end_batch(self, batch: set[Session]) -> None: ...
+
+
+class Session:
+    """One client connection: the sans-IO connection plus its transport.
+
+    ``id`` is the router's session id; a connection that resumes a session
+    (XEP-0198 §5) takes over the id of that session.
+    """
+
+    def __init__(self, server: Server, session_id: int, transport: Transport):
+        self.server = server
+        self.id = session_id
+        self.transport = transport
+        self.peer = transport.peer
+        self.conn: ServerConnection | None = None
+        # The writer task, while one runs (see kick); None: nobody waits to write.
+        self._writer: trio.CancelScope | None = None
+        self._writing_over = False  # the session ended: no writer starts again
+        self._send_lock = trio.Lock()
+        self.bound = False  # bound (or resumed): the session manager has it
+        limits = server.config.limits
+        # Bytes taken from the connection, not yet written to the transport.
+        self.pending = bytearray()
+        self._sending = False  # the writer is blocked writing to the peer
+        self.max_output = limits.max_output_buffer
+        self.stall_timeout = limits.output_stall_timeout
+        # When the peer last took bytes, or output began to wait for it.
+        self.progress_at = 0.0
+        self.overflowed = False
+        # Receipts (Deliver.receipt) of stanzas queued for the peer on a stream
+        # without XEP-0198: confirmed once everything queued so far is written.
+        self.unwritten: list[Hashable] = []
+        self.bucket = TokenBucket(limits.max_read_rate, 2.0 * limits.max_read_rate)
+        self.last_input = trio.current_time()
+        self.scope: trio.CancelScope | None = None  # cancel to drop the transport
+        self.read_scope: trio.CancelScope | None = None  # cancel to stop reading
+        self.timer_at: float | None = None  # when its live timer entry is due
+        self.compacted = False  # compaction tried since the last input
+        #: set once the writer has sent everything after the stream was closed
+        self.closing_flushed = trio.Event()
+
+    def kick(self) -> None:
+        """The connection has output the socket would not take now, or a close
+        to carry out: make sure a writer task is on it. Writers start on
+        demand, in the server's nursery, and end once nothing is left to do,
+        so an idle or fast-reading session has no task but its reader."""
+        if self._writer is not None or self._writing_over:
+            return  # the running writer drains everything before it ends
+        nursery = self.server.nursery
+        if nursery is None:
+            return
+        scope = trio.CancelScope()
+        self._writer = scope
+        nursery.start_soon(self._write, scope)
+
+    def fail(self, condition: StreamErrorCondition) -> None:
+        """End the stream with the stream error ``condition`` (after an internal
+        error): write what the socket takes now, without waiting."""
+        conn = self.conn
+        if conn is None or conn.should_close:
+            return
+        conn.close(condition)
+        self.server.count_stream_error(condition)
+        with suppress(*TRANSPORT_ERRORS):
+            self.transport.send_nowait(bytes(self.pending) + conn.data_to_send())
+
+    def stop_writer(self) -> None:
+        """The session is over: cancel its writer, start no other."""
+        self._writing_over = True
+        if self._writer is not None:
+            self._writer.cancel()
+
+    def deliver(self, element: Any, receipt: Hashable | None = None) -> None:
+        """Queue ``element`` for the peer. Its ``receipt``, if any, is confirmed
+        to the router once the stanza is written (acknowledged, with XEP-0198)."""
+        conn = self.conn
+        if conn is None:
+            return
+        if conn.state is not State.READY:
+            # The stream is ending; the session may go on (XEP-0198 §4).
+            self.server.manager.keep(self.id, element, receipt)
+            return
+        try:
+            conn.send(element)
+        except Exception:  # an element that cannot be serialised: drop it
+            log.exception("session %d: cannot deliver a stanza", self.id)
+            return
+        if receipt is not None and not self.server.manager.sent(self.id, element, receipt):
+            self.unwritten.append(receipt)
+        server = self.server
+        server.metrics.stanzas_out.inc()
+        batch = server.batch
+        if batch is not None:
+            batch.add(self)  # written once the routing task is done with its input
+        else:
+            self.push()
+
+    def push(self) -> None:
+        """Write what the connection queued, without waiting: the task that
+        routed a stanza writes it itself. Whatever the socket does not take now
+        is left to the writer task, which waits until the peer reads."""
+        conn = self.conn
+        if conn is None:
+            return
+        if self._sending or self.pending or self.overflowed:
+            # The writer is at work (or about to be): account for the bytes now,
+            # so they cannot pile up unseen while it waits for the peer.
+            self._drain()
+            self.kick()
+            return
+        data = conn.data_to_send()
+        if data:
+            try:
+                sent = self.transport.send_nowait(data)
+            except TRANSPORT_ERRORS:
+                sent = 0  # the writer meets the error again and ends the session
+            if sent < len(data):
+                self.progress_at = trio.current_time()
+                self.pending += data[sent:]
+                self._check_bound(conn)
+                self.kick()
+        if self.unwritten and not self.pending and not self.overflowed:
+            self._written()
+        if conn.should_close:
+            self.kick()
+
+    def _written(self) -> None:
+        """Everything queued for the peer so far is written: confirm the
+        receipts of the stanzas among it."""
+        receipts, self.unwritten = self.unwritten, []
+        self.server.confirm(self.id, receipts)
+
+    def _drain(self) -> None:
+        """Move the connection's output into ``pending``, enforcing its bound."""
+        conn = self.conn
+        if conn is None or self.overflowed:
+            return
+        self.pending += conn.data_to_send()
+        self._check_bound(conn)
+
+    def _check_bound(self, conn: ServerConnection) -> None:
+        """Apply ``max_output_buffer`` to a peer that stopped reading: more
+        than that waits for it and it took no byte for ``output_stall_timeout``
+        seconds. A peer that reads is given the time to take a burst (a
+        resumption's retransmission, say) up to four times the bound."""
+        size = len(self.pending)
+        if size > self.max_output and (
+            size > 4 * self.max_output
+            or trio.current_time() - self.progress_at >= self.stall_timeout
+        ):
+            self._overflow(conn)
+
+    def _overflow(self, conn: ServerConnection) -> None:
+        """More than ``max_output_buffer`` bytes wait for a peer that does not
+        read (see :meth:`_check_bound`). A resumable session is detached (its unacknowledged stanzas stay
+        in the XEP-0198 queue); any other is closed with ``policy-violation``
+        (RFC 6120 §4.9.3.15). Either way the transport is dropped at once: the
+        peer reads nothing, so waiting for it to take the error is pointless."""
+        self.overflowed = True
+        size = len(self.pending)
+        self.pending = bytearray()
+        if self.server.manager.may_detach(self.id):
+            log.warning("session %d (%s): %d bytes unread, detaching", self.id, self.peer, size)
+        else:
+            log.warning("session %d (%s): %d bytes unread, closing", self.id, self.peer, size)
+            conn.close(StreamErrorCondition.POLICY_VIOLATION, "too much unread output")
+            self.server.count_stream_error(StreamErrorCondition.POLICY_VIOLATION)
+            conn.data_to_send()  # the peer does not read: drop the error too
+        if self.scope is not None:
+            self.scope.cancel()
+
+    async def flush(self) -> None:
+        """Write everything queued, waiting for the peer as needed."""
+        assert self.conn is not None
+        async with self._send_lock:
+            self._sending = True
+            try:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                while True:
+                    self._drain()
+                    if not self.pending:
+                        break
+                    # A write that would block must be retried with the same
+                    # bytes first (see _transport): pending only grows at its end.
+                    sent = self.transport.send_nowait(self.pending)
+                    if sent:
+                        del self.pending[:sent]
+                        self.progress_at = trio.current_time()
+                    elif self.stall_timeout > 0:
+                        # Over the bound, the peer must read within the stall
+                        # time; under it, look again after that long, in case
+                        # output grows past the bound meanwhile.
+                        now = trio.current_time()
+                        over = len(self.pending) > self.max_output
+                        due = self.progress_at if over else now
+                        with trio.move_on_at(due + self.stall_timeout):
+                            await self.transport.wait_send()
+                        self._check_bound(self.conn)
+                        if self.overflowed:
+                            return
+                    else:  # _drain applies the bound as soon as it is exceeded
+                        await self.transport.wait_send()
+            finally:
+                self._sending = False
+            if self.unwritten and not self.pending and not self.overflowed:
+                self._written()
+
+    async def _write(self, scope: trio.CancelScope) -> None:
+        """The writer task: flush (waiting for the peer as needed), carry out
+        a close, then end."""
+        conn = self.conn
+        assert conn is not None
+        try:
+            with scope:
+                try:
+                    await self.flush()
+                except TRANSPORT_ERRORS:
+                    # The peer is gone; the reader sees EOF and ends the session.
+                    self.closing_flushed.set()
+                    self.transport.close()
+                    return
+                if conn.should_close:
+                    # Everything, the stream error and </stream:stream> included,
+                    # is out. The peer should close the connection; if it does
+                    # not, drop it, so the reader ends and the session with it.
+                    self.closing_flushed.set()
+                    await trio.sleep(CLOSE_GRACE)
+                    self.transport.close()
+        finally:
+            self._writer = None
+
+    # -- the reader task -------------------------------------------------------------
+
+    async def run(self, *, direct_tls: bool) -> None:
+        """Negotiate and serve the stream until it ends, then flush and close
+        (the caller then unbinds or detaches the session)."""
+        with trio.CancelScope() as self.scope:
+            await self._run(direct_tls=direct_tls)
+
+    async def _run(self, *, direct_tls: bool) -> None:
+        server = self.server
+        negotiation_timeout = server.config.limits.negotiation_timeout
+        if direct_tls:
+            handshaken = False
+            with trio.move_on_after(negotiation_timeout):
+                await self.transport.start_tls(server.ssl_context, server_side=True)
+                handshaken = True
+            if not handshaken:  # timed out: nothing can be said, in TLS or not
+                return
+        conn = ServerConnection(
+            server.stream_config,
+            tls_active=direct_tls,
+            tls_info=self._tls_info() if direct_tls else None,
+        )
+        self.conn = conn
+        conn.start_timer(trio.current_time(), negotiation_timeout)
+        deadline = conn.next_deadline()
+        if deadline is not None:
+            server.schedule(self, deadline)
+        with trio.CancelScope() as self.read_scope:
+            while not conn.should_close:
+                if not await self._read_once(conn):
+                    break
+        # Let the writer flush everything up to the close (never cancel it in
+        # the middle of a send), then give up on the peer.
+        with trio.move_on_after(CLOSE_GRACE):
+            self.kick()
+            await self.closing_flushed.wait()
+        self.stop_writer()
+        with trio.move_on_after(1), trio.CancelScope(shield=True), suppress(*TRANSPORT_ERRORS):
+            await self.flush()
+
+    async def refuse(self, refusal: str, *, direct_tls: bool) -> None:
+        """Over a connection limit: send a stream header and a stream error, then
+        close (RFC 6120 §4.9.1.1). Too many connections in total is
+        ``resource-constraint`` (§4.9.3.17: the server "lacks the system resources
+        necessary to service the stream"); too many from one address is
+        ``policy-violation`` (§4.9.3.15: a local service policy)."""
+        server = self.server
+        if refusal == "total":
+            condition, text = StreamErrorCondition.RESOURCE_CONSTRAINT, "too many connections"
+        else:
+            condition = StreamErrorCondition.POLICY_VIOLATION
+            text = "too many connections from your address"
+        log.warning("session %d (%s): refused, %s", self.id, self.peer, text)
+        server.metrics.connections_refused.labels(limit=refusal).inc()
+        server.count_stream_error(condition)
+        try:
+            with trio.move_on_after(CLOSE_GRACE):
+                if direct_tls:
+                    await self.transport.start_tls(server.ssl_context, server_side=True)
+                conn = ServerConnection(server.stream_config, tls_active=direct_tls)
+                conn.close(condition, text)
+                await self.transport.send_all(conn.data_to_send())
+        except TRANSPORT_ERRORS as exc:
+            log.debug("session %d: transport ended: %r", self.id, exc)
+        finally:
+            self.transport.close()
+
+    async def _read_once(self, conn: ServerConnection) -> bool:
+        """Read once and act on what came (timers are the server's business)."""
+        server = self.server
+        try:
+            data = await self.transport.receive_some(min(_RECEIVE_SIZE, self.bucket.max_read()))
+        except TRANSPORT_ERRORS as exc:
+            log.debug("session %d: transport ended: %r", self.id, exc)
+            data = b""
+        self.last_input = trio.current_time()
+        if self.bound:
+            server.manager.received(self.id, self.last_input)
+        if self.compacted:
+            self.compacted = False
+            server.timer_changed(self, conn)  # compaction is due again
+        conn.receive_data(data)
+        try:
+            await self._handle_events(conn)
+        except RemoteProtocolError as exc:
+            log.info("session %d (%s): stream error %s", self.id, self.peer, exc)
+            server.count_stream_error(exc.condition)
+        if self.bound:  # acknowledged stanzas were handed over (XEP-0198 §4)
+            receipts = server.manager.take_confirmed(self.id)
+            if receipts:
+                server.confirm(self.id, receipts)
+        self.push()
+        if data:
+            # Backpressure (the read rate limit): wait before reading more.
+            delay = self.bucket.consume(len(data), self.last_input)
+            if delay > 0:
+                await trio.sleep(delay)
+        return bool(data)
+
+    async def _handle_events(self, conn: ServerConnection) -> None:
+        """Act on the events of one read. Stanzas routed meanwhile are written
+        when the read is done, one write per receiving session (a batch); the
+        batch is flushed before anything that waits, so no other task's output
+        is ever held up by this one."""
+        server = self.server
+        batch: set[Session] = set()
+        server.batch = batch
+        try:
+            await self._handle_events_batched(conn, batch)
+        finally:
+            server.end_batch(batch)
+
+    async def _handle_events_batched(self, conn: ServerConnection, batch: set[Session]) -> None:
+        server = self.server
+        accounts = server.accounts
+        since = time.perf_counter()
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, StanzaReceived):
+                server.metrics.stanzas_in.inc()
+                try:
+                    effects = server.router.route(self.id, event.element)
+                except sqlite3.Error as exc:
+                    condition = server.storage_failed(exc, f"session {self.id}: routing")
+                    effects = server.router.failed(self.id, event.element, condition)
+                server.apply(effects)
+                if time.perf_counter() - since > _SLICE:
+                    # One read may hold thousands of stanzas: let the other
+                    # clients (and a cancellation, e.g. SIGTERM) in between.
+                    server.end_batch(batch)
+                    await trio.sleep(0)
+                    server.batch = batch
+                    if conn.should_close:  # e.g. replaced meanwhile
+                        return
+                    since = time.perf_counter()
+            elif isinstance(event, CredentialsRequested):
+                wait = accounts.blocked_for(self.peer, conn.domain, event.username)
+                if wait > 0:
+                    # Backing off after repeated failures: refuse without checking
+                    # the password, with temporary-auth-failure (RFC 6120 §6.5.12).
+                    # The stream stays open; the refusal counts toward the
+                    # stream's max_auth_attempts like any failure (§6.4.5).
+                    accounts.log(
+                        "session %d: authentication of %s from %s refused, back-off %.0f s",
+                        self.id,
+                        loggable(event.username),
+                        self.peer,
+                        wait,
+                    )
+                    conn.refuse_credentials(SASLCondition.TEMPORARY_AUTH_FAILURE)
+                    continue
+                conn.provide_credentials(accounts.credentials(conn.domain, event))
+            elif isinstance(event, DerivationRequested):
+                server.end_batch(batch)
+                salted = await accounts.derive(event)
+                server.batch = batch
+                if conn.state is State.AWAIT_DERIVATION:  # not closed meanwhile
+                    conn.provide_derived(salted)
+            elif isinstance(event, BindRequested):
+                most = server.config.limits.max_sessions_per_account
+                if server.manager.may_bind(event.jid, most):
+                    conn.bind_accepted()
+                else:
+                    log.warning(
+                        "session %d: bind of %s from %s refused, %d sessions already",
+                        self.id,
+                        event.jid,
+                        self.peer,
+                        most,
+                    )
+                    conn.bind_refused(StanzaErrorCondition.RESOURCE_CONSTRAINT)
+            elif isinstance(event, RegistrationRequested):
+                server.end_batch(batch)
+                result = await accounts.register(self.id, self.peer, conn.domain, event)
+                server.batch = batch
+                conn.registration_result(result)
+            elif isinstance(event, TLSRequested):
+                if conn.should_close:
+                    continue  # already failed (e.g. plaintext injected after <starttls/>)
+                server.end_batch(batch)
+                handshaken = await self._starttls(conn)
+                server.batch = batch
+                if not handshaken:
+                    return
+            elif isinstance(event, ResourceBound):
+                self.bound = True
+                server.timer_changed(self, conn)
+                log.info("session %d: %s bound from %s", self.id, event.jid, self.peer)
+                server.apply(server.manager.bind(self.id, conn, event.jid, trio.current_time()))
+            elif isinstance(event, StreamManagementEnabled):
+                server.manager.stream_management_enabled(self.id, event)
+                log.debug("session %d: stream management on, resumable=%s", self.id, event.resume)
+            elif isinstance(event, ResumeRequested):
+                server.apply(server.manager.resume(self.id, conn, event, trio.current_time()))
+                server.timer_changed(self, conn)
+            elif isinstance(event, StreamResumed):
+                log.debug("session %d: retransmitted %d", self.id, len(event.retransmitted))
+            elif isinstance(event, ClientStateChanged):
+                log.debug(
+                    "session %d: client %s", self.id, "active" if event.active else "inactive"
+                )
+            elif isinstance(event, Authenticated):
+                log.info(
+                    "session %d: authenticated %s with %s", self.id, event.jid, event.mechanism
+                )
+                accounts.succeeded(event.jid)
+            elif isinstance(event, AuthenticationFailed):
+                server.metrics.auth_failures.inc()
+                accounts.failed(self.peer, conn.domain, event)
+                accounts.log(
+                    "session %d: authentication failed for %s from %s: %s%s%s",
+                    self.id,
+                    loggable(event.username),
+                    self.peer,
+                    event.condition,
+                    f" ({loggable(event.text)})" if event.text else "",
+                    "" if event.credentials_checked else " (no credential checked)",
+                )
+            elif isinstance(event, (StreamClosed, StreamErrorReceived, ConnectionClosed)):
+                log.debug("session %d: %s", self.id, event)
+
+    async def _starttls(self, conn: ServerConnection) -> bool:
+        """Flush ``<proceed/>`` and run the TLS handshake (RFC 6120 §5.4.3.3) within
+        the negotiation deadline. On a timeout or a broken handshake the transport
+        is closed (nothing more can be said, in TLS or not) and False returned."""
+        server = self.server
+        deadline = conn.next_deadline()
+        handshaken = False
+        with trio.move_on_at(float("inf") if deadline is None else deadline):
+            try:
+                await self.flush()
+                # RFC 6120 §11.7 whitespace after <starttls/>, bounded like a stanza.
+                if await self.transport.discard_whitespace(
+                    server.config.limits.max_stanza_size_preauth
+                ):
+                    await self.transport.start_tls(server.ssl_context, server_side=True)
+                    handshaken = True
+            except TRANSPORT_ERRORS as exc:
+                log.debug("session %d: STARTTLS handshake failed: %r", self.id, exc)
+        if not handshaken:
+            self.transport.close()
+            return False
+        conn.tls_established(self._tls_info())
+        return True
+
+    def _tls_info(self) -> TLSInfo:
+        """The channel bindings of the connection's TLS (RFC 5929, XEP-0440)."""
+        transport = self.transport
+        return _tls.connection_tls_info(
+            self.server.tls_info,
+            tls_version=transport.tls_version(),
+            finished=transport.tls_unique(),
+        )
