@@ -592,13 +592,6 @@ def test_request_and_ack_need_sm() -> None:
         pair.client.send_ack()
 
 
-def test_send_raw_refuses_stanzas_with_sm_but_allows_whitespace() -> None:
-    pair = ready_pair()
-    pair.client.send_raw(b" ")
-    with pytest.raises(LocalProtocolError):
-        pair.client.send_raw(b"<message/>")
-
-
 def test_h_too_high_is_an_undefined_condition_stream_error() -> None:
     """XEP-0198 §6: <handled-count-too-high/> in an undefined-condition stream error."""
     server = bound_server()

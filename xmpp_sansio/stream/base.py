@@ -1,0 +1,559 @@
+"""What both roles of a stream connection share: buffers, parser, restarts,
+the table driver, close and error handling, and the XEP-0198 counting.
+
+See :mod:`xmpp_sansio.stream.connection` for the theory of operation and
+:mod:`xmpp_sansio.stream.state` for the tables this driver runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element, SubElement
+
+from .. import sasl
+from ..errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
+from ..jid import JID
+from ..sm import (
+    Ack,
+    AckRequest,
+    AckRequestPolicy,
+    HandledCountTooHigh,
+    SMParseError,
+    SMState,
+    build_nonza,
+    handled_count_too_high,
+    parse_nonza,
+)
+from ..xml import ns
+from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
+from ..xml.writer import serialize
+from .events import (
+    ConnectionClosed,
+    Event,
+    StanzasAcknowledged,
+    StreamClosed,
+    StreamErrorReceived,
+    StreamOpened,
+    StreamResumed,
+)
+from .framing import Framing, TCPFraming
+from .state import Action, Input, State, Transitions, is_peer_input
+
+__all__ = ["TLSInfo"]
+
+_STREAM_CONDITIONS = frozenset(c.value for c in StreamErrorCondition)
+_STANZA_NAMES = frozenset({"message", "presence", "iq"})
+_CLIENT_STANZAS = frozenset("{" + ns.CLIENT + "}" + n for n in _STANZA_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class TLSInfo:
+    """What the TLS layer tells the connection once the handshake is done.
+
+    ``channel_binding`` enables the SCRAM ``-PLUS`` mechanisms (RFC 5929 / RFC 9266)
+    and is the one a client uses; a server lists further types this connection
+    supports in ``more_channel_bindings`` (``tls-unique`` on TLS 1.2) and
+    announces them all (XEP-0440).
+    """
+
+    channel_binding: sasl.ChannelBinding | None = None
+    more_channel_bindings: tuple[sasl.ChannelBinding, ...] = ()
+
+    @property
+    def channel_bindings(self) -> tuple[sasl.ChannelBinding, ...]:
+        """Every binding of this connection, ``channel_binding`` first."""
+        first = () if self.channel_binding is None else (self.channel_binding,)
+        return first + self.more_channel_bindings
+
+
+def _is_space(data: bytes | bytearray) -> bool:
+    """Only XML whitespace (S: space, tab, CR, LF), or nothing."""
+    return not data.strip(b" \t\r\n")
+
+
+_STOP_STATES = frozenset(
+    {
+        State.ERROR,
+        State.CLOSED,
+        State.TLS_PENDING,
+        State.AWAIT_CREDENTIALS,
+        State.AWAIT_DERIVATION,
+        State.AWAIT_REGISTRATION,
+        State.AWAIT_BIND,
+        State.AWAIT_RESUME,
+    }
+)
+
+
+class _Connection:
+    """What both roles share: buffers, parser, restarts, close and error handling."""
+
+    _default_ns = ns.CLIENT
+    #: This role's ``(state, input) -> (action, next state)`` table (state.py).
+    _transitions: Transitions
+
+    def __init__(
+        self,
+        limits_preauth: int,
+        limits_postauth: int,
+        max_depth: int,
+        framing: Framing | None = None,
+    ) -> None:
+        self._framing: Framing = framing if framing is not None else TCPFraming()
+        # The TCP hot path calls the writer directly (no framing indirection).
+        self._serialize = (
+            serialize if isinstance(self._framing, TCPFraming) else self._framing.element
+        )
+        self._negotiation_deadline: float | None = None
+        self._tls_space = 0  # whitespace bytes dropped while TLS is pending
+        self._preauth_size = limits_preauth
+        self._postauth_size = limits_postauth
+        self._max_depth = max_depth
+        self._out: list[bytes] = []
+        self._events: list[Event] = []  # a FIFO; a deque would cost 760 B per connection
+        self._pending_error: RemoteProtocolError | None = None
+        self._parser = self._new_parser(authenticated=False)
+        self._state = State.AWAIT_HEADER  # then only _fire() assigns it
+        self.tls_active = False
+        self._sent_header = False
+        self._sent_footer = False
+        self._peer_closed = False
+        self._was_ready = False
+        self.jid: JID | None = None
+        # XEP-0198: the state (from <enable/> on), and whether it is confirmed
+        # (client: <enabled/> received), i.e. acks flow and inbound stanzas count.
+        self._sm: SMState | None = None
+        self._sm_live = False
+        self._ack_policy = AckRequestPolicy()
+
+    # -- public API shared by both roles ----------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Return and forget the bytes queued for the peer.
+
+        With stream management on, an ``<r/>`` is appended first when the
+        :class:`~xmpp_sansio.sm.AckRequestPolicy` asks for one on flush.
+        """
+        sm = self._sm
+        if (
+            sm is not None
+            and self._sm_live
+            and self._state is State.READY
+            and self._ack_policy.due(sm, flushing=True)
+        ):
+            self._queue_ack_request(sm)
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def next_event(self) -> Event | None:
+        """Return the next event, or ``None`` when more input is needed.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol; the stream error
+                is already queued in ``data_to_send()``.
+        """
+        if self._events:
+            return self._events.pop(0)
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
+        return None
+
+    @property
+    def should_close(self) -> bool:
+        """True when the I/O layer should flush and close the transport."""
+        return self._state in (State.CLOSED, State.ERROR)
+
+    def receive_data(self, data: bytes | bytearray) -> None:
+        """Feed bytes from the transport (``b""`` means end of file)."""
+        if not data:
+            self.receive_eof()
+            return
+        if self._state in (State.CLOSED, State.ERROR):
+            return
+        if self._state is State.TLS_PENDING:
+            if _is_space(data):
+                # Whitespace after <starttls/> or <proceed/> (RFC 6120 §11.7;
+                # §5.3.3 says not to send it), bounded like a stanza.
+                self._tls_space += len(data)
+                if self._tls_space <= self._preauth_size:
+                    return
+            self._stream_error(
+                StreamErrorCondition.POLICY_VIOLATION, "plaintext data during TLS negotiation"
+            )
+            return
+        try:
+            self._parser.feed(data)
+        except XMLStreamError as exc:
+            self._stream_error(exc.condition, exc.text)
+            return
+        self._process()
+
+    def receive_eof(self) -> None:
+        """The transport reached end of file."""
+        self._fire(Input.PEER_EOF)
+        self._events.append(ConnectionClosed())
+
+    def send(self, element: Element) -> None:
+        """Queue a stanza for the peer. Only allowed once the stream is ready.
+
+        With stream management on, the stanza is counted and kept until the
+        peer acknowledges it (XEP-0198 §4).
+        """
+        if self._state is not State.READY:
+            raise LocalProtocolError(f"cannot send stanzas in state {self._state.name}")
+        self._send_stanza(element)
+
+    @property
+    def sm(self) -> SMState | None:
+        """The XEP-0198 state of this stream: ``None`` until ``<enable/>`` was sent
+        (client) or received (server), or the stream was resumed. Keep it to
+        resume the session on a later connection (XEP-0198 §5)."""
+        return self._sm
+
+    @property
+    def sm_enabled(self) -> bool:
+        """Stream management is on: acks flow and stanzas are counted (XEP-0198 §3)."""
+        return self._sm_live
+
+    def request_ack(self) -> None:
+        """Queue ``<r/>``: ask the peer which stanzas it handled (XEP-0198 §4)."""
+        sm = self._require_sm()
+        self._queue_ack_request(sm)
+
+    def send_ack(self) -> None:
+        """Queue an unrequested ``<a h/>`` (XEP-0198 §4: "at any time")."""
+        sm = self._require_sm()
+        self._send_element(build_nonza(Ack(sm.inbound)))
+
+    def close(self, condition: StreamErrorCondition | None = None, text: str | None = None) -> None:
+        """Close our stream, with a stream error first if ``condition`` is given
+        (RFC 6120 §4.4, §4.9.1.1). Idempotent.
+
+        A clean close with stream management on first sends ``<a h/>``, so the
+        peer does not resend what we handled (XEP-0198 §4).
+        """
+        if self._sent_footer:
+            return
+        if condition is None and self._sm is not None and self._sm_live and self._was_ready:
+            self._send_element(build_nonza(Ack(self._sm.inbound)))
+        if condition is not None:
+            self._queue_error(condition, text)
+            self._queue_footer()
+            self._fire(Input.PROTOCOL_ERROR)
+            return
+        self._fire(Input.LOCAL_CLOSE)
+
+    def start_timer(self, now: float, timeout: float) -> None:
+        """Arm the negotiation deadline: the stream must be ready by ``now + timeout``."""
+        self._negotiation_deadline = now + timeout
+
+    @property
+    def compacted(self) -> bool:
+        """True while the parser's state is dropped (see :meth:`compact`)."""
+        return self._parser.compacted
+
+    def compact(self) -> bool:
+        """Drop the XML parser's state while the stream is idle between two
+        stanzas, to save memory; the next :meth:`receive_data` restores it
+        (see :meth:`~xmpp_sansio.xml.parser.StreamParser.compact`). Only a
+        ready stream compacts. Returns whether it did."""
+        parser = self._parser
+        if self._state is not State.READY or parser.hold:
+            return False
+        return parser.compact()
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must be called next (``None``: no timer)."""
+        if self._was_ready or self._state in (State.CLOSED, State.ERROR):
+            return None
+        return self._negotiation_deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Time passed. If negotiation is not done by its deadline, close the stream
+        with ``connection-timeout`` (RFC 6120 §4.9.3.4)."""
+        deadline = self.next_deadline()
+        if deadline is not None and now >= deadline:
+            self._stream_error(StreamErrorCondition.CONNECTION_TIMEOUT, "negotiation took too long")
+            self._pending_error = None
+
+    def tls_established(self, info: TLSInfo | None = None) -> None:
+        """The TLS handshake finished; restart the stream (RFC 6120 §5.4.3.3)."""
+        if self._state is not State.TLS_PENDING:
+            raise LocalProtocolError("no TLS negotiation is pending")
+        self.tls_active = True
+        self._tls_info = info or TLSInfo()
+        self._fire(Input.LOCAL_TLS_ESTABLISHED)
+
+    @property
+    def state(self) -> State:
+        """Where the stream is (see :mod:`xmpp_sansio.stream.state`)."""
+        return self._state
+
+    # -- the table driver (the only writer of the state) ---------------------------
+
+    def _fire(self, item: Input) -> None:
+        """Apply ``item`` to the role's table: set the next state, run the action.
+
+        A missing pair is a protocol error: for a peer input a stream error
+        (``unsupported-stanza-type``, RFC 6120 §4.9.3.24), for a local input
+        :class:`LocalProtocolError` with nothing changed.
+        """
+        step = self._transitions.get((self._state, item))
+        if step is None:
+            if is_peer_input(item):
+                self._stream_error(
+                    StreamErrorCondition.UNSUPPORTED_STANZA_TYPE,
+                    f"{item.name} is not allowed in {self._state.name}",
+                )
+                return
+            raise LocalProtocolError(f"{item.name} is not allowed in state {self._state.name}")
+        action, self._state = step
+        if action is Action.NONE:
+            return
+        if action is Action.CLOSE:
+            self._queue_footer()
+        elif action is Action.GO_LIVE:
+            self._was_ready = True
+            self._parser.hold = False
+        else:  # Action.RESTART (RFC 6120 §5.4.3.3, §6.4.6)
+            self._restart(authenticated=item is Input.SASL_SUCCEEDED)
+
+    # -- internals ----------------------------------------------------------------
+
+    def _new_parser(self, *, authenticated: bool, restarted: bool = False) -> StreamParser:
+        return StreamParser(
+            max_stanza_size=self._postauth_size if authenticated else self._preauth_size,
+            max_depth=self._max_depth,
+            hold=True,
+            restarted=restarted,
+        )
+
+    def _restart(self, *, authenticated: bool) -> None:
+        """Start a new stream on the same connection (RFC 6120 §4.3.3). Bytes
+        that followed the restart trigger go to the new parser, which skips the
+        old stream's whitespace before the new header."""
+        leftover = self._parser.take_unparsed()
+        self._parser = self._new_parser(authenticated=authenticated, restarted=True)
+        # A new stream: an error before our next header must still send one
+        # first (RFC 6120 §4.9.1.1).
+        self._sent_header = False
+        self._on_restart()
+        if leftover:
+            self._parser.feed(leftover)
+            self._process()
+
+    def _on_restart(self) -> None:
+        """Hook: the client queues its new header here."""
+
+    def _process(self) -> None:
+        parser = self._parser
+        while self._state not in _STOP_STATES:
+            try:
+                item = parser.next_event()
+            except XMLStreamError as exc:
+                self._stream_error(exc.condition, exc.text)
+                return
+            if item is None:
+                return
+            if parser is not self._parser:  # pragma: no cover - restarts return early
+                return
+            if isinstance(item, StreamHeader):
+                self._handle_header(item)
+            elif isinstance(item, StreamEnd):
+                self._peer_closed = True
+                self._events.append(StreamClosed())
+                self._fire(Input.PEER_FOOTER)
+            elif item.tag == ns.STREAM_ERROR_TAG:
+                self._handle_stream_error(item)
+            elif self._state is State.READY or (self._state is State.CLOSING and self._was_ready):
+                self._handle_ready(item)
+            elif self._state is State.CLOSING:
+                pass  # RFC 6120 §4.4: we are closing; negotiation is over
+            else:
+                self._handle_negotiation(item)
+                if self._parser is not parser:
+                    return  # restarted: the new parser already ran
+        if self._state is State.TLS_PENDING and not _is_space(parser.take_unparsed()):
+            # Whitespace after <starttls/> (or <proceed/>) is discarded; anything
+            # else could be an injection (CVE-2011-0411 style, RFC 6120 §5.3.3).
+            self._stream_error(
+                StreamErrorCondition.POLICY_VIOLATION, "data after the TLS negotiation request"
+            )
+
+    # -- stream management (XEP-0198) shared by both roles -------------------------
+
+    def _require_sm(self) -> SMState:
+        sm = self._sm
+        if sm is None or not self._sm_live or self._state is not State.READY:
+            raise LocalProtocolError("stream management is not enabled on a ready stream")
+        return sm
+
+    def _send_stanza(self, element: Element) -> None:
+        """Queue a stanza, counting it for stream management (XEP-0198 §4)."""
+        if self._sent_footer:
+            return  # RFC 6120 §4.4: nothing follows our </stream:stream>
+        data = self._serialize(element, self._default_ns)
+        self._out.append(data)
+        sm = self._sm
+        if sm is None:
+            return
+        sm.record_outbound(element, len(data))
+        if self._sm_live and self._ack_policy.due(sm, flushing=False):
+            self._queue_ack_request(sm)
+        self._check_unacked(sm)
+
+    def _check_unacked(self, sm: SMState) -> None:
+        """Hook: the server bounds the unacknowledged queue."""
+
+    def _queue_ack_request(self, sm: SMState) -> None:
+        self._send_element(build_nonza(AckRequest()))
+        sm.mark_requested()
+
+    def _count_inbound(self) -> None:
+        if self._sm is not None and self._sm_live:
+            self._sm.count_inbound()
+
+    def _handle_ack_nonza(self, el: Element) -> None:
+        """``<r/>`` or ``<a/>`` on a stream with stream management on (XEP-0198 §4);
+        anything else in the namespace is ``unsupported-stanza-type``."""
+        sm = self._sm
+        try:
+            nonza = parse_nonza(el)
+        except SMParseError as exc:
+            self._stream_error(StreamErrorCondition.BAD_FORMAT, str(exc))
+            return
+        if sm is None or not self._sm_live:
+            self._stream_error(
+                StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, "stream management is not enabled"
+            )
+            return
+        if isinstance(nonza, AckRequest):
+            # §4: "MUST acknowledge it ... as soon as possible".
+            self._send_element(build_nonza(Ack(sm.inbound)))
+        elif isinstance(nonza, Ack):
+            try:
+                acked = sm.ack(nonza.h)
+            except HandledCountTooHigh as exc:
+                self._handled_count_too_high(exc)
+                return
+            if acked:
+                self._events.append(StanzasAcknowledged(acked))
+        else:
+            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+
+    def _handled_count_too_high(self, exc: HandledCountTooHigh) -> None:
+        """XEP-0198 §6: ``undefined-condition`` with ``<handled-count-too-high/>``."""
+        self._stream_error(
+            StreamErrorCondition.UNDEFINED_CONDITION, str(exc), handled_count_too_high(exc)
+        )
+
+    def _attach_resumed(self, sm: SMState) -> None:
+        """Carry on the resumed session ``sm`` (XEP-0198 §5): ready as its JID,
+        with everything still unacknowledged sent again, once. Retransmitted
+        stanzas keep their sequence numbers: they are not counted again."""
+        assert sm.jid is not None
+        self._sm = sm
+        self._sm_live = True
+        sm.requested = sm.acked  # nothing requested on this stream yet
+        self.jid = sm.jid
+        self._fire(Input.RESUMED)
+        retransmitted = sm.unacked
+        for stanza in retransmitted:
+            self._out.append(self._serialize(stanza, self._default_ns))
+        self._events.append(StreamResumed(sm.jid, retransmitted))
+
+    def _handle_stream_error(self, el: Element) -> None:
+        condition = StreamErrorCondition.UNDEFINED_CONDITION
+        text: str | None = None
+        for child in el:
+            uri, _, local = child.tag[1:].partition("}")
+            if uri != ns.STREAM_ERRORS:
+                continue
+            if local == "text":
+                text = child.text
+            elif local in _STREAM_CONDITIONS:
+                condition = StreamErrorCondition(local)
+        self._events.append(StreamErrorReceived(condition, text))
+        self._fire(Input.PEER_STREAM_ERROR)
+
+    def _handle_header(self, header: StreamHeader) -> None:
+        raise NotImplementedError
+
+    def _handle_ready(self, el: Element) -> None:
+        raise NotImplementedError
+
+    def _handle_negotiation(self, el: Element) -> None:
+        raise NotImplementedError
+
+    def _check_header(self, header: StreamHeader) -> StreamErrorCondition | None:
+        """Validate a peer header (RFC 6120 §4.7, §4.8, §4.9.3)."""
+        if header.tag != ns.STREAM_TAG:
+            uri = header.tag[1:].partition("}")[0] if header.tag[:1] == "{" else ""
+            if uri != ns.STREAMS:
+                return StreamErrorCondition.INVALID_NAMESPACE
+            return StreamErrorCondition.BAD_FORMAT
+        if header.namespaces.get("stream") != ns.STREAMS:
+            return StreamErrorCondition.BAD_NAMESPACE_PREFIX
+        if header.namespaces.get("") != self._default_ns:
+            return StreamErrorCondition.INVALID_NAMESPACE
+        version = header.attrs.get("version", "0.9")
+        major, _, minor = version.partition(".")
+        if not (major.isdigit() and minor.isdigit()) or int(major) != 1:
+            return StreamErrorCondition.UNSUPPORTED_VERSION
+        return None
+
+    def _opened(self, header: StreamHeader) -> None:
+        a = header.attrs
+        self._events.append(
+            StreamOpened(
+                a.get("to"), a.get("from"), a.get("id"), a.get("version"), a.get(ns.XML_LANG)
+            )
+        )
+
+    def _queue_header(self, attrs: dict[str, str | None]) -> None:
+        self._out.append(self._framing.header(attrs, self._default_ns))
+        self._sent_header = True
+
+    def _queue_footer(self) -> None:
+        if not self._sent_footer:
+            self._out.append(self._framing.footer())
+            self._sent_footer = True
+
+    def _queue_error(
+        self, condition: StreamErrorCondition, text: str | None, extra: Element | None = None
+    ) -> None:
+        if not self._sent_header:
+            self._queue_header(self._error_header_attrs())
+        err = Element(ns.STREAM_ERROR_TAG)
+        SubElement(err, "{" + ns.STREAM_ERRORS + "}" + condition.value)
+        if text:
+            t = SubElement(err, "{" + ns.STREAM_ERRORS + "}text", {ns.XML_LANG: "en"})
+            t.text = text
+        if extra is not None:  # RFC 6120 §4.9.4: an application-specific condition
+            err.append(extra)
+        self._out.append(self._serialize(err, self._default_ns))
+
+    def _error_header_attrs(self) -> dict[str, str | None]:
+        return {"version": "1.0"}
+
+    def _stream_error(
+        self,
+        condition: StreamErrorCondition,
+        text: str | None = None,
+        extra: Element | None = None,
+    ) -> None:
+        """The peer broke the protocol: queue the error, close, and report it."""
+        if self._state is State.ERROR:
+            return
+        if not self._sent_footer:
+            self._queue_error(condition, text, extra)
+            self._queue_footer()
+        self._fire(Input.PROTOCOL_ERROR)
+        self._pending_error = RemoteProtocolError(condition, text)
+
+    def _send_element(self, el: Element) -> None:
+        if self._sent_footer:
+            return  # RFC 6120 §4.4: nothing follows our </stream:stream>
+        self._out.append(self._serialize(el, self._default_ns))
