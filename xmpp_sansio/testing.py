@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .errors import RemoteProtocolError
 from .sasl import ChannelBinding, NeedDerivation
 from .sasl.credentials import ScramCredentials, derive_scram_credentials, salted_password
+from .stream.answers import CredentialsProvided, DerivationProvided, TLSEstablished
 from .stream.connection import ClientConnection, ServerConnection, TLSInfo
 from .stream.events import CredentialsRequested, DerivationRequested, Event, TLSRequested
 
@@ -86,9 +87,10 @@ class ConnectionPair:
             progressed = True
             out.append(event)
             if isinstance(event, CredentialsRequested) and conn is self.server:
-                self.server.provide_credentials(self.credentials(event.username, event.hash_name))
+                credentials = self.credentials(event.username, event.hash_name)
+                self.server.send(CredentialsProvided(credentials))
             elif isinstance(event, DerivationRequested) and conn is self.server:
-                self.server.provide_derived(derive(event))
+                self.server.send(DerivationProvided(derive(event)))
 
     def pump(self, limit: int = 100) -> None:
         """Move bytes both ways until neither side has anything more to say."""
@@ -106,8 +108,8 @@ class ConnectionPair:
             progressed |= self._drain(self.client, self.client_events)
             if self._tls_ready():
                 info = TLSInfo(channel_binding=self.channel_binding)
-                self.server.tls_established(info)
-                self.client.tls_established(info)
+                self.server.send(TLSEstablished(info))
+                self.client.send(TLSEstablished(info))
                 progressed = True
             if not progressed:
                 return

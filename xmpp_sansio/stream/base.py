@@ -7,10 +7,8 @@ See :mod:`xmpp_sansio.stream.connection` for the theory of operation and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from xml.etree.ElementTree import Element, SubElement
 
-from .. import sasl
 from ..errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
 from ..jid import JID
 from ..sm import (
@@ -27,6 +25,7 @@ from ..sm import (
 from ..xml import ns
 from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
 from ..xml.writer import serialize
+from .answers import Answer, TLSEstablished, TLSInfo
 from .events import (
     ConnectionClosed,
     Event,
@@ -44,26 +43,6 @@ __all__ = ["TLSInfo"]
 _STREAM_CONDITIONS = frozenset(c.value for c in StreamErrorCondition)
 _STANZA_NAMES = frozenset({"message", "presence", "iq"})
 _CLIENT_STANZAS = frozenset("{" + ns.CLIENT + "}" + n for n in _STANZA_NAMES)
-
-
-@dataclass(frozen=True, slots=True)
-class TLSInfo:
-    """What the TLS layer tells the connection once the handshake is done.
-
-    ``channel_binding`` enables the SCRAM ``-PLUS`` mechanisms (RFC 5929 / RFC 9266)
-    and is the one a client uses; a server lists further types this connection
-    supports in ``more_channel_bindings`` (``tls-unique`` on TLS 1.2) and
-    announces them all (XEP-0440).
-    """
-
-    channel_binding: sasl.ChannelBinding | None = None
-    more_channel_bindings: tuple[sasl.ChannelBinding, ...] = ()
-
-    @property
-    def channel_bindings(self) -> tuple[sasl.ChannelBinding, ...]:
-        """Every binding of this connection, ``channel_binding`` first."""
-        first = () if self.channel_binding is None else (self.channel_binding,)
-        return first + self.more_channel_bindings
 
 
 def _is_space(data: bytes | bytearray) -> bool:
@@ -195,12 +174,17 @@ class _Connection:
         self._fire(Input.PEER_EOF)
         self._events.append(ConnectionClosed())
 
-    def send(self, element: Element) -> None:
-        """Queue a stanza for the peer. Only allowed once the stream is ready.
+    def send(self, element: Element | Answer) -> None:
+        """Queue a stanza for the peer, or answer a request of this connection
+        with an :mod:`~xmpp_sansio.stream.answers` value (h11's one ``send``).
 
-        With stream management on, the stanza is counted and kept until the
-        peer acknowledges it (XEP-0198 §4).
+        A stanza is only allowed once the stream is ready. With stream
+        management on, it is counted and kept until the peer acknowledges it
+        (XEP-0198 §4).
         """
+        if not isinstance(element, Element):
+            self._answer(element)
+            return
         if self._state is not State.READY:
             raise LocalProtocolError(f"cannot send stanzas in state {self._state.name}")
         self._send_stanza(element)
@@ -279,12 +263,20 @@ class _Connection:
             self._pending_error = None
 
     def tls_established(self, info: TLSInfo | None = None) -> None:
-        """The TLS handshake finished; restart the stream (RFC 6120 §5.4.3.3)."""
+        """The TLS handshake finished; restart the stream (RFC 6120 §5.4.3.3).
+        Same as ``send(TLSEstablished(info))``."""
         if self._state is not State.TLS_PENDING:
             raise LocalProtocolError("no TLS negotiation is pending")
         self.tls_active = True
         self._tls_info = info or TLSInfo()
         self._fire(Input.LOCAL_TLS_ESTABLISHED)
+
+    def _answer(self, answer: Answer) -> None:
+        """Apply an answer of the I/O layer; the roles add theirs."""
+        if isinstance(answer, TLSEstablished):
+            self.tls_established(answer.info)
+            return
+        raise LocalProtocolError(f"{type(answer).__name__} is not an answer for this role")
 
     @property
     def state(self) -> State:

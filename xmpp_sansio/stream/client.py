@@ -27,7 +27,8 @@ from ..sm import (
 )
 from ..xml import ns
 from ..xml.parser import StreamHeader
-from .base import _CLIENT_STANZAS, TLSInfo, _Connection
+from .answers import TLSInfo
+from .base import _CLIENT_STANZAS, _Connection
 from .config import ClientConfig
 from .events import (
     Authenticated,

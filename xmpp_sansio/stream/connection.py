@@ -62,7 +62,7 @@ table driver), ``server.py`` with its parts ``server_role.py``,
 
 from __future__ import annotations
 
-from .base import TLSInfo
+from .answers import TLSInfo
 from .client import ClientConnection
 from .features import _b64decode as _b64decode  # used by the SASL interop tests
 from .features import _b64encode as _b64encode

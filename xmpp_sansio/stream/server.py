@@ -14,6 +14,17 @@ from ..jid import JID, InvalidJID
 from ..sm import is_sm_element
 from ..xml import ns
 from ..xml.parser import StreamHeader
+from .answers import (
+    Answer,
+    BindAccepted,
+    BindRefused,
+    CredentialsProvided,
+    CredentialsRefused,
+    DerivationProvided,
+    RegistrationAnswered,
+    ResumeAccepted,
+    ResumeRejected,
+)
 from .base import _CLIENT_STANZAS, _STANZA_NAMES
 from .events import BindRequested, ResourceBound, StanzaReceived, TLSRequested
 from .features import _b64decode, _iq_error
@@ -54,13 +65,17 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
     the header, the negotiation dispatch, binding and the ready stream.
     """
 
-    def send(self, element: Element) -> None:
-        """Queue a stanza for the client (see :meth:`_Connection.send`).
+    def send(self, element: Element | Answer) -> None:
+        """Queue a stanza for the client, or answer a request (see
+        :meth:`_Connection.send` and :mod:`~xmpp_sansio.stream.answers`).
 
         While the client is inactive (XEP-0352), presence updates are held, the
         latest per sender, and sent when it becomes active again; any other
         stanza is sent at once.
         """
+        if not isinstance(element, Element):
+            self._answer(element)
+            return
         if self._state is not State.READY:
             raise LocalProtocolError(f"cannot send stanzas in state {self._state.name}")
         if self.client_active:
@@ -68,6 +83,27 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
             return
         for stanza in self._held.offer(element):
             self._send_stanza(stanza)
+
+    def _answer(self, answer: Answer) -> None:
+        match answer:
+            case CredentialsProvided(credentials):
+                self.provide_credentials(credentials)
+            case CredentialsRefused(condition):
+                self.refuse_credentials(condition)
+            case DerivationProvided(salted_password):
+                self.provide_derived(salted_password)
+            case BindAccepted():
+                self.bind_accepted()
+            case BindRefused(condition):
+                self.bind_refused(condition)
+            case ResumeAccepted(state):
+                self.resume_accepted(state)
+            case ResumeRejected():
+                self.resume_failed()
+            case RegistrationAnswered(condition):
+                self.registration_result(condition)
+            case _:
+                super()._answer(answer)
 
     def bind_accepted(self) -> None:
         """Answer a :class:`BindRequested` event: bind the JID asked for, send the

@@ -11,7 +11,8 @@ from xml.etree.ElementTree import Element
 from .. import sasl
 from ..jid import JID
 from ..sm import PresenceHold, Resume
-from .base import TLSInfo, _Connection
+from .answers import TLSInfo
+from .base import _Connection
 from .config import ServerConfig
 from .features import C2S_SERVER, Profile
 from .framing import Framing
