@@ -7,8 +7,10 @@ with the same channel binding data, as a real TLS session would give them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element, fromstring
 
 from .errors import RemoteProtocolError
 from .sasl import ChannelBinding, NeedDerivation
@@ -16,8 +18,20 @@ from .sasl.credentials import ScramCredentials, derive_scram_credentials, salted
 from .stream.answers import CredentialsProvided, DerivationProvided, TLSEstablished
 from .stream.connection import ClientConnection, ServerConnection, TLSInfo
 from .stream.events import CredentialsRequested, DerivationRequested, Event, TLSRequested
+from .stream.framing import WebSocketFraming
 
-__all__ = ["ConnectionPair", "derive", "make_credentials"]
+__all__ = ["DEFAULT_FRAMING", "ConnectionPair", "derive", "make_credentials", "x"]
+
+#: The framing a :class:`ConnectionPair` puts its connections on unless told:
+#: ``"tcp"`` or ``"websocket"`` (RFC 7395, in memory). Test suites switch it
+#: to run the same transcripts over both (tests/sansio/conftest.py).
+DEFAULT_FRAMING = "tcp"
+
+
+def x(text: str) -> Element:
+    """Parse a stanza written without the namespace declaration
+    (``x("<message to='a@b'/>")`` is in ``jabber:client``)."""
+    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def derive(request: DerivationRequested | NeedDerivation) -> bytes:
@@ -63,6 +77,30 @@ class ConnectionPair:
     client_error: RemoteProtocolError | None = None
     server_error: RemoteProtocolError | None = None
     chunk: int | None = None  # feed this many bytes at a time (None: whole)
+    framing: str = field(default_factory=lambda: DEFAULT_FRAMING)
+
+    def __post_init__(self) -> None:
+        if self.framing == "websocket":
+            self.client._set_framing(WebSocketFraming())
+            self.server._set_framing(WebSocketFraming())
+        elif self.framing != "tcp":
+            raise ValueError(f"unknown framing {self.framing!r}")
+
+    def _transfer(
+        self,
+        source: ClientConnection | ServerConnection,
+        target: ClientConnection | ServerConnection,
+    ) -> bool:
+        """Move what ``source`` queued to ``target``: bytes, or whole messages."""
+        if self.framing == "websocket":
+            messages = source.messages_to_send()
+            for message in messages:
+                target.receive_message(message)
+            return bool(messages)
+        data = source.data_to_send()
+        if data:
+            self._feed(target, data)
+        return bool(data)
 
     def _feed(self, conn: ClientConnection | ServerConnection, data: bytes) -> None:
         if self.chunk is None:
@@ -95,16 +133,9 @@ class ConnectionPair:
     def pump(self, limit: int = 100) -> None:
         """Move bytes both ways until neither side has anything more to say."""
         for _ in range(limit):
-            progressed = False
-            data = self.client.data_to_send()
-            if data:
-                self._feed(self.server, data)
-                progressed = True
+            progressed = self._transfer(self.client, self.server)
             progressed |= self._drain(self.server, self.server_events)
-            data = self.server.data_to_send()
-            if data:
-                self._feed(self.client, data)
-                progressed = True
+            progressed |= self._transfer(self.server, self.client)
             progressed |= self._drain(self.client, self.client_events)
             if self._tls_ready():
                 info = TLSInfo(channel_binding=self.channel_binding)

@@ -35,8 +35,8 @@ from .events import (
     StreamOpened,
     StreamResumed,
 )
-from .framing import Framing, TCPFraming
-from .state import Action, Input, State, Transitions, is_peer_input
+from .framing import Framing, FramingError, TCPFraming, WebSocketFraming
+from .state import TERMINAL, Action, Input, State, Transitions, is_peer_input
 
 __all__ = ["TLSInfo"]
 
@@ -125,6 +125,23 @@ class _Connection:
         self._out.clear()
         return out
 
+    def messages_to_send(self) -> list[bytes]:
+        """Return and forget what is queued for the peer, one unit per entry: a
+        header, an element or a footer. With :class:`WebSocketFraming` each is
+        one text message (RFC 7395 §3.3.3); with TCP framing joining them gives
+        :meth:`data_to_send`."""
+        sm = self._sm
+        if (
+            sm is not None
+            and self._sm_live
+            and self._state is State.READY
+            and self._ack_policy.due(sm, flushing=True)
+        ):
+            self._queue_ack_request(sm)
+        out = self._out[:]
+        self._out.clear()
+        return out
+
     def next_event(self) -> Event | None:
         """Return the next event, or ``None`` when more input is needed.
 
@@ -168,6 +185,34 @@ class _Connection:
             self._stream_error(exc.condition, exc.text)
             return
         self._process()
+
+    def receive_message(self, message: bytes | str) -> None:
+        """Feed one WebSocket text message (RFC 7395 §3.3): ``<open/>``, one
+        element, or ``<close/>``. Only with :class:`WebSocketFraming`; end of
+        file is :meth:`receive_eof`."""
+        framing = self._framing
+        if not isinstance(framing, WebSocketFraming):
+            raise LocalProtocolError("messages need the WebSocket framing")
+        if self._state in TERMINAL:
+            return
+        try:
+            data = framing.decode(message, max_size=self._parser.max_stanza_size)
+        except FramingError as exc:
+            self._stream_error(exc.condition, exc.text)
+            return
+        self.receive_data(data)
+
+    @property
+    def framing(self) -> Framing:
+        """How the stream meets the transport (framing.py)."""
+        return self._framing
+
+    def _set_framing(self, framing: Framing) -> None:
+        """Choose the framing before anything was queued or fed (testing.py)."""
+        if self._sent_header or self._out or self._state is not State.AWAIT_HEADER:
+            raise LocalProtocolError("the framing is chosen before the stream starts")
+        self._framing = framing
+        self._serialize = serialize if isinstance(framing, TCPFraming) else framing.element
 
     def receive_eof(self) -> None:
         """The transport reached end of file."""
