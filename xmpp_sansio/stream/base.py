@@ -113,6 +113,14 @@ class _Connection:
         With stream management on, an ``<r/>`` is appended first when the
         :class:`~xmpp_sansio.sm.AckRequestPolicy` asks for one on flush.
         """
+        if self._sm is not None:
+            self._request_ack_on_flush()
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def _request_ack_on_flush(self) -> None:
+        """XEP-0198 §4: the policy may ask for ``<r/>`` whenever output is drained."""
         sm = self._sm
         if (
             sm is not None
@@ -121,23 +129,13 @@ class _Connection:
             and self._ack_policy.due(sm, flushing=True)
         ):
             self._queue_ack_request(sm)
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
 
     def messages_to_send(self) -> list[bytes]:
         """Return and forget what is queued for the peer, one unit per entry: a
         header, an element or a footer. With :class:`WebSocketFraming` each is
         one text message (RFC 7395 §3.3.3); with TCP framing joining them gives
         :meth:`data_to_send`."""
-        sm = self._sm
-        if (
-            sm is not None
-            and self._sm_live
-            and self._state is State.READY
-            and self._ack_policy.due(sm, flushing=True)
-        ):
-            self._queue_ack_request(sm)
+        self._request_ack_on_flush()
         out = self._out[:]
         self._out.clear()
         return out

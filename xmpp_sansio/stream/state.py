@@ -59,6 +59,11 @@ class State(Enum):
     CLOSED = auto()  #: both directions are done
     ERROR = auto()  #: a stream error ended the stream
 
+    # Members are singletons compared by identity: hash them the same way
+    # (Enum's own __hash__ is Python code, and the tables and the parser loop
+    # look states up on every element).
+    __hash__ = object.__hash__
+
 
 class Input(Enum):
     """What can happen to a stream. ``PEER_*`` inputs come from the peer's
@@ -93,6 +98,8 @@ class Input(Enum):
     RESUME_STARTED = auto()  #: client: ``<resume/>`` sent
     RESUMED = auto()  #: ``<resumed/>`` sent or received
     NEGOTIATION_FAILED = auto()  #: client: nothing acceptable offered; we close
+
+    __hash__ = object.__hash__  # as State.__hash__
 
 
 class Action(Enum):
