@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from xml.etree.ElementTree import Element, fromstring
 
 from .errors import RemoteProtocolError
@@ -19,13 +20,64 @@ from .stream.answers import CredentialsProvided, DerivationProvided, TLSEstablis
 from .stream.connection import ClientConnection, ServerConnection, TLSInfo
 from .stream.events import CredentialsRequested, DerivationRequested, Event, TLSRequested
 from .stream.framing import WebSocketFraming
+from .xml import ns
+from .xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
+from .xml.writer import serialize
 
-__all__ = ["DEFAULT_FRAMING", "ConnectionPair", "derive", "make_credentials", "x"]
+__all__ = ["DEFAULT_FRAMING", "ConnectionPair", "derive", "framed", "make_credentials", "x"]
 
 #: The framing a :class:`ConnectionPair` puts its connections on unless told:
 #: ``"tcp"`` or ``"websocket"`` (RFC 7395, in memory). Test suites switch it
 #: to run the same transcripts over both (tests/sansio/conftest.py).
 DEFAULT_FRAMING = "tcp"
+
+
+_Conn = TypeVar("_Conn", ClientConnection, ServerConnection)
+
+
+def framed(conn: _Conn) -> _Conn:
+    """Put a fresh connection on :data:`DEFAULT_FRAMING` for byte-level tests.
+
+    With ``"websocket"``, ``conn`` gets :class:`WebSocketFraming` and keeps its
+    byte API for the test: ``receive_data`` cuts an RFC 6120 transcript into
+    RFC 7395 messages (a header becomes ``<open/>``, each element a message,
+    the footer ``<close/>``; bytes that do not parse go as one message, for
+    the connection to refuse) and ``data_to_send`` joins the messages sent.
+    """
+    if DEFAULT_FRAMING == "tcp":
+        return conn
+    conn._set_framing(WebSocketFraming())
+    splitter: list[StreamParser] = []
+
+    def receive_data(data: bytes | bytearray) -> None:
+        if not data:
+            conn.receive_eof()
+            return
+        if not splitter or bytes(data).lstrip().startswith((b"<?xml", b"<stream:stream")):
+            splitter[:] = [StreamParser(max_stanza_size=1 << 24, max_depth=1000)]
+        parser = splitter[0]
+        messages: list[bytes] = []
+        try:
+            parser.feed(data)
+            while (item := parser.next_event()) is not None:
+                if isinstance(item, StreamHeader):
+                    attrs = {k: v for k, v in item.attrs.items() if v is not None}
+                    messages.append(serialize(Element(ns.OPEN_TAG, attrs), ""))
+                elif isinstance(item, StreamEnd):
+                    messages.append(serialize(Element(ns.CLOSE_TAG), ""))
+                else:
+                    messages.append(serialize(item, ""))
+        except XMLStreamError:
+            messages.append(parser.take_unparsed() or bytes(data))
+        for message in messages:
+            conn.receive_message(message)
+
+    def data_to_send() -> bytes:
+        return b"".join(conn.messages_to_send())
+
+    conn.receive_data = receive_data  # type: ignore[method-assign]
+    conn.data_to_send = data_to_send  # type: ignore[method-assign]
+    return conn
 
 
 def x(text: str) -> Element:

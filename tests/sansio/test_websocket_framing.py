@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xmpp_sansio import testing
 from xmpp_sansio.errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig, Limits, ServerConfig
@@ -178,3 +179,21 @@ def test_any_messages_give_events_or_a_remote_protocol_error(messages: list[byte
         except RemoteProtocolError:
             assert server.state is State.ERROR
         server.messages_to_send()
+
+
+def test_framed_byte_transcripts_really_go_over_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """testing.framed(), which the byte-level SASL suites use, cuts a TCP
+    transcript into RFC 7395 messages and joins the answers."""
+    monkeypatch.setattr(testing, "DEFAULT_FRAMING", "websocket")
+    config = ServerConfig(domains=frozenset({"capulet.example"}))
+    server = testing.framed(ServerConnection(config, tls_active=True))
+    assert isinstance(server.framing, WebSocketFraming)
+    server.receive_data(
+        b"<?xml version='1.0'?><stream:stream to='capulet.example' version='1.0' "
+        b"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    )
+    out = server.data_to_send()
+    assert out.startswith(f'<open xmlns="{FRAMING}"'.encode()) and b"<stream:stream" not in out
+    server.receive_data(b"</stream:stream>")
+    assert server.data_to_send() == f'<close xmlns="{FRAMING}"/>'.encode()
+    assert server.state is State.CLOSED
