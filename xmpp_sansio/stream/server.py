@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element, SubElement
 
-from .. import sasl
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID, InvalidJID
 from ..sm import is_sm_element
@@ -27,7 +26,7 @@ from .answers import (
 )
 from .base import _CLIENT_STANZAS, _STANZA_NAMES
 from .events import BindRequested, ResourceBound, StanzaReceived, TLSRequested
-from .features import _b64decode, _iq_error
+from .features import _iq_error
 from .server_register import _ServerRegister
 from .server_sasl import _ServerSASL
 from .server_sm import _ServerSM
@@ -175,50 +174,37 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
     # -- negotiation -------------------------------------------------------------------
 
     def _handle_negotiation(self, el: Element) -> None:
-        tag = el.tag
         if self.authenticated_jid is not None:
             self._handle_bind_stage(el)
-        elif tag == ns.STARTTLS_TAG and self._state is State.NEGOTIATING:
-            if self.tls_active or not self.config.tls_available:
-                self._send_element(Element(ns.TLS_FAILURE_TAG))
-                self._close_after_tls_failure()
-                return
-            self._send_element(Element(ns.PROCEED_TAG))
-            self._fire(Input.TLS_STARTED)
-            self._events.append(TLSRequested(server_side=True, server_hostname=self.domain or ""))
-        elif tag == ns.AUTH_TAG and self._state is State.NEGOTIATING:
-            self._start_sasl(el)
-        elif tag == ns.RESPONSE_TAG and self._state is State.SASL and self._mechanism is not None:
-            try:
-                data = _b64decode(el.text)
-            except ValueError:
-                self._sasl_failure(sasl.SASLCondition.INCORRECT_ENCODING)
-                return
-            mech = self._mechanism
-            self._sasl_step(lambda: mech.respond(data or b""))
-        elif tag == ns.ABORT_TAG and self._state in (
-            State.SASL,
-            State.AWAIT_CREDENTIALS,
-            State.AWAIT_DERIVATION,
+            return
+        # Each part owns its elements, in the order of the profile's features.
+        if (
+            self._handle_tls_element(el)
+            or self._handle_sasl_element(el)
+            or self._handle_register_element(el)
+            or self._handle_sm_before_auth(el)
         ):
-            self._sasl_failure(sasl.SASLCondition.ABORTED)
-        elif tag in (ns.AUTH_TAG, ns.RESPONSE_TAG, ns.ABORT_TAG):
-            self._sasl_failure(sasl.SASLCondition.MALFORMED_REQUEST)
-        elif (
-            tag == ns.IQ_TAG
-            and self._state is State.NEGOTIATING
-            and el.find(ns.REGISTER_QUERY_TAG) is not None
-            and self.registration_offered
-        ):
-            self._handle_registration(el)
-        elif tag in (ns.SM_ENABLE_TAG, ns.SM_RESUME_TAG) and self.config.stream_management:
-            # XEP-0198 §3, §5: not before authentication.
-            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
-        elif tag in _CLIENT_STANZAS or tag[1:].partition("}")[2] in _STANZA_NAMES:
+            return
+        tag = el.tag
+        if tag in _CLIENT_STANZAS or tag[1:].partition("}")[2] in _STANZA_NAMES:
             # RFC 6120 §4.9.3.12: no stanzas before the stream is authenticated.
             self._stream_error(StreamErrorCondition.NOT_AUTHORIZED)
         else:
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+
+    def _handle_tls_element(self, el: Element) -> bool:
+        """``<starttls/>`` (RFC 6120 §5.4.2): ``<proceed/>``, or ``<failure/>``
+        when TLS is on or unavailable. Whether ``el`` was STARTTLS's."""
+        if el.tag != ns.STARTTLS_TAG or self._state is not State.NEGOTIATING:
+            return False
+        if self.tls_active or not self.config.tls_available:
+            self._send_element(Element(ns.TLS_FAILURE_TAG))
+            self._close_after_tls_failure()
+            return True
+        self._send_element(Element(ns.PROCEED_TAG))
+        self._fire(Input.TLS_STARTED)
+        self._events.append(TLSRequested(server_side=True, server_hostname=self.domain or ""))
+        return True
 
     def _close_after_tls_failure(self) -> None:
         """RFC 6120 §5.4.2.2: after a TLS ``<failure/>`` the server closes the

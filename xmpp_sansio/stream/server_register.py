@@ -33,6 +33,19 @@ class _ServerRegister(_ServerRole):
             self._send_element(_iq_error(request, condition.value, condition.default_type.value))
         self._process()
 
+    def _handle_register_element(self, el: Element) -> bool:
+        """An XEP-0077 IQ while registration is offered (§3.1, §8). Whether
+        ``el`` was registration's."""
+        if (
+            el.tag == ns.IQ_TAG
+            and self._state is State.NEGOTIATING
+            and el.find(ns.REGISTER_QUERY_TAG) is not None
+            and self.registration_offered
+        ):
+            self._handle_registration(el)
+            return True
+        return False
+
     def _handle_registration(self, iq: Element) -> None:
         """In-band registration before authentication (XEP-0077 §3.1)."""
         query = iq.find(ns.REGISTER_QUERY_TAG)

@@ -66,6 +66,34 @@ class _ServerSASL(_ServerRole):
         self._sasl_failure(condition)
         self._process()
 
+    def _handle_sasl_element(self, el: Element) -> bool:
+        """``<auth/>``, ``<response/>``, ``<abort/>`` before authentication
+        (RFC 6120 §6.4.2-§6.4.4); one out of place is ``malformed-request``.
+        Whether ``el`` was SASL's."""
+        tag = el.tag
+        state = self._state
+        if tag == ns.AUTH_TAG and state is State.NEGOTIATING:
+            self._start_sasl(el)
+        elif tag == ns.RESPONSE_TAG and state is State.SASL and self._mechanism is not None:
+            try:
+                data = _b64decode(el.text)
+            except ValueError:
+                self._sasl_failure(sasl.SASLCondition.INCORRECT_ENCODING)
+                return True
+            mech = self._mechanism
+            self._sasl_step(lambda: mech.respond(data or b""))
+        elif tag == ns.ABORT_TAG and state in (
+            State.SASL,
+            State.AWAIT_CREDENTIALS,
+            State.AWAIT_DERIVATION,
+        ):
+            self._sasl_failure(sasl.SASLCondition.ABORTED)
+        elif tag in (ns.AUTH_TAG, ns.RESPONSE_TAG, ns.ABORT_TAG):
+            self._sasl_failure(sasl.SASLCondition.MALFORMED_REQUEST)
+        else:
+            return False
+        return True
+
     def _start_sasl(self, el: Element) -> None:
         name = el.get("mechanism", "")
         if self.config.require_tls and not self.tls_active:
