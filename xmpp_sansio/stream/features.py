@@ -37,11 +37,11 @@ __all__ = [
     "BindFeature",
     "CSIFeature",
     "Feature",
+    "FeatureHost",
     "Profile",
     "RegisterFeature",
     "SASLFeature",
     "SMFeature",
-    "ServerConnection",
     "StartTLSFeature",
 ]
 
@@ -51,7 +51,7 @@ class _Bindings(Protocol):
     def channel_bindings(self) -> tuple[sasl.ChannelBinding, ...]: ...
 
 
-class ServerConnection(Protocol):
+class FeatureHost(Protocol):
     """What a feature reads of the server connection offering it."""
 
     @property
@@ -69,7 +69,7 @@ class ServerConnection(Protocol):
 class Feature(Protocol):
     """One stream feature offered by a server connection."""
 
-    def offer(self, conn: ServerConnection) -> Iterator[Element]:
+    def offer(self, conn: FeatureHost) -> Iterator[Element]:
         """The elements this feature adds to ``<features/>`` now (none: not offered)."""
         ...
 
@@ -77,7 +77,7 @@ class Feature(Protocol):
 class StartTLSFeature:
     """RFC 6120 §5.4.1: ``<starttls/>``, with ``<required/>`` when TLS is mandatory."""
 
-    def offer(self, conn: ServerConnection) -> Iterator[Element]:
+    def offer(self, conn: FeatureHost) -> Iterator[Element]:
         if conn.tls_active or not conn.config.tls_available:
             return
         starttls = Element(ns.STARTTLS_TAG)
@@ -90,7 +90,7 @@ class SASLFeature:
     """RFC 6120 §6.4.1: ``<mechanisms/>``; with ``-PLUS`` mechanisms, the channel
     binding types of this connection (XEP-0440 §2)."""
 
-    def offer(self, conn: ServerConnection) -> Iterator[Element]:
+    def offer(self, conn: FeatureHost) -> Iterator[Element]:
         mechanisms = conn.offered_mechanisms
         if not mechanisms:
             return
@@ -108,7 +108,7 @@ class SASLFeature:
 class RegisterFeature:
     """XEP-0077 §8: in-band registration, before authentication."""
 
-    def offer(self, conn: ServerConnection) -> Iterator[Element]:
+    def offer(self, conn: FeatureHost) -> Iterator[Element]:
         if conn.registration_offered:
             yield register.feature_element()
 
@@ -117,7 +117,7 @@ class BindFeature:
     """RFC 6120 §7.4: ``<bind/>``, and the RFC 3921 ``<session/>`` marked optional
     (RFC 6121 Appendix E)."""
 
-    def offer(self, conn: ServerConnection) -> Iterator[Element]:
+    def offer(self, conn: FeatureHost) -> Iterator[Element]:
         yield Element(ns.BIND_TAG)
         session = Element(ns.SESSION_TAG)
         SubElement(session, "{" + ns.SESSION + "}optional")
@@ -127,7 +127,7 @@ class BindFeature:
 class SMFeature:
     """XEP-0198 §2: ``<sm/>``, once authenticated."""
 
-    def offer(self, conn: ServerConnection) -> Iterator[Element]:
+    def offer(self, conn: FeatureHost) -> Iterator[Element]:
         if conn.config.stream_management:
             yield Element(ns.SM_TAG)
 
@@ -135,7 +135,7 @@ class SMFeature:
 class CSIFeature:
     """XEP-0352 §4.1: ``<csi/>``."""
 
-    def offer(self, conn: ServerConnection) -> Iterator[Element]:
+    def offer(self, conn: FeatureHost) -> Iterator[Element]:
         if conn.config.csi:
             yield Element(ns.CSI_TAG)
 
@@ -147,7 +147,7 @@ class Profile:
     before_auth: tuple[Feature, ...]
     after_auth: tuple[Feature, ...]
 
-    def features(self, conn: ServerConnection, *, authenticated: bool) -> Element:
+    def features(self, conn: FeatureHost, *, authenticated: bool) -> Element:
         """``<stream:features/>`` for the current stage (RFC 6120 §4.3.2)."""
         features = Element(ns.FEATURES_TAG)
         for feature in self.after_auth if authenticated else self.before_auth:
