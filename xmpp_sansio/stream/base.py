@@ -7,6 +7,7 @@ See :mod:`xmpp_sansio.stream.connection` for the theory of operation and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from xml.etree.ElementTree import Element, SubElement
 
 from ..errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
@@ -40,6 +41,7 @@ from .state import TERMINAL, Action, Input, State, Transitions, is_peer_input
 
 __all__ = ["TLSInfo"]
 
+_TCP = TCPFraming()
 _STREAM_CONDITIONS = frozenset(c.value for c in StreamErrorCondition)
 _STANZA_NAMES = frozenset({"message", "presence", "iq"})
 _CLIENT_STANZAS = frozenset("{" + ns.CLIENT + "}" + n for n in _STANZA_NAMES)
@@ -68,6 +70,11 @@ class _Connection:
     """What both roles share: buffers, parser, restarts, close and error handling."""
 
     _default_ns = ns.CLIENT
+    # TCP framing unless the constructor says otherwise; class attributes, so a
+    # TCP connection carries no per-instance cost, and its hot path calls the
+    # writer directly (no framing indirection).
+    _framing: Framing = _TCP
+    _serialize: Callable[[Element, str], bytes] = staticmethod(serialize)
     #: This role's ``(state, input) -> (action, next state)`` table (state.py).
     _transitions: Transitions
 
@@ -78,11 +85,6 @@ class _Connection:
         max_depth: int,
         framing: Framing | None = None,
     ) -> None:
-        self._framing: Framing = framing if framing is not None else TCPFraming()
-        # The TCP hot path calls the writer directly (no framing indirection).
-        self._serialize = (
-            serialize if isinstance(self._framing, TCPFraming) else self._framing.element
-        )
         self._negotiation_deadline: float | None = None
         self._tls_space = 0  # whitespace bytes dropped while TLS is pending
         self._preauth_size = limits_preauth
@@ -104,6 +106,8 @@ class _Connection:
         self._sm: SMState | None = None
         self._sm_live = False
         self._ack_policy = AckRequestPolicy()
+        if framing is not None:
+            self._set_framing(framing)
 
     # -- public API shared by both roles ----------------------------------------
 

@@ -35,6 +35,7 @@ class _ServerRole(_Connection):
     """The state every part of the server side reads."""
 
     _transitions = SERVER_TRANSITIONS
+    _profile: Profile = C2S_SERVER  # per instance only when another is given
 
     def __init__(
         self,
@@ -71,7 +72,8 @@ class _ServerRole(_Connection):
         #: XEP-0352: the client's state; every stream starts active (§5, §5.2).
         self.client_active = True
         self._held = PresenceHold()
-        self._profile = profile
+        if profile is not C2S_SERVER:
+            self._profile = profile
 
     @property
     def tls_info(self) -> TLSInfo:
