@@ -7,6 +7,7 @@ with the same channel binding data, as a real TLS session would give them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,15 @@ from .xml import ns
 from .xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
 from .xml.writer import serialize
 
-__all__ = ["DEFAULT_FRAMING", "ConnectionPair", "derive", "framed", "make_credentials", "x"]
+__all__ = [
+    "DEFAULT_FRAMING",
+    "ConnectionPair",
+    "derive",
+    "framed",
+    "make_credentials",
+    "seeded_rng",
+    "x",
+]
 
 #: The framing a :class:`ConnectionPair` puts its connections on unless told:
 #: ``"tcp"`` or ``"websocket"`` (RFC 7395, in memory). Test suites switch it
@@ -78,6 +87,24 @@ def framed(conn: _Conn) -> _Conn:
     conn.receive_data = receive_data  # type: ignore[method-assign]
     conn.data_to_send = data_to_send  # type: ignore[method-assign]
     return conn
+
+
+def seeded_rng(seed: int | bytes) -> Callable[[int], bytes]:
+    """A deterministic ``rng(n) -> n bytes`` for configs and trackers in tests
+    (SHA-256 in counter mode; no ``random``/``secrets``), so transcripts with
+    stream ids and nonces are reproducible. Never for real connections."""
+    key = seed if isinstance(seed, bytes) else seed.to_bytes(16, "big", signed=True)
+    counter = 0
+
+    def rng(n: int) -> bytes:
+        nonlocal counter
+        out = b""
+        while len(out) < n:
+            counter += 1
+            out += hashlib.sha256(key + counter.to_bytes(8, "big")).digest()
+        return out[:n]
+
+    return rng
 
 
 def x(text: str) -> Element:

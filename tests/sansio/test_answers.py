@@ -32,7 +32,7 @@ from xmpp_sansio.stream.events import (
     DerivationRequested,
     Event,
 )
-from xmpp_sansio.testing import derive, make_credentials
+from xmpp_sansio.testing import derive, make_credentials, seeded_rng
 
 LOOKUP = make_credentials({"juliet": "r0m30myr0m30"})
 HEADER = (
@@ -142,7 +142,7 @@ def run(name: str, *, by_value: bool) -> list[object]:
     config_kw, tls, before, method, value, after = CASES[name]
     config = ServerConfig(
         domains=frozenset({"capulet.example"}),
-        rng=lambda n: b"\x07" * n,
+        rng=seeded_rng(7),
         **config_kw,  # type: ignore[arg-type]
     )
     server = ServerConnection(config, tls_active=tls)
@@ -211,3 +211,10 @@ def test_an_answer_nobody_asked_for_is_a_local_protocol_error() -> None:
         client.send(CredentialsRefused())  # a server-side answer
     with pytest.raises(LocalProtocolError):
         client.send(TLSEstablished())  # no TLS negotiation pending
+
+
+def test_seeded_rng_is_reproducible_and_seed_dependent() -> None:
+    first, again, other = seeded_rng(7), seeded_rng(7), seeded_rng(8)
+    assert [first(12), first(40)] == [again(12), again(40)]
+    assert seeded_rng(7)(12) != other(12)
+    assert len(first(100)) == 100 and first(16) != first(16)
