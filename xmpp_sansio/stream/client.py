@@ -28,7 +28,7 @@ from ..sm import (
 from ..xml import ns
 from ..xml.parser import StreamHeader
 from .answers import TLSInfo
-from .base import _CLIENT_STANZAS, _Connection
+from .base import _CLIENT_STANZAS
 from .config import ClientConfig
 from .events import (
     Authenticated,
@@ -44,12 +44,13 @@ from .events import (
 )
 from .features import _b64decode, _b64encode, _sasl_element
 from .framing import Framing
+from .sm_stream import _SMStream
 from .state import CLIENT_TRANSITIONS, Input, State
 
 __all__ = ["ClientConnection"]
 
 
-class ClientConnection(_Connection):
+class ClientConnection(_SMStream):
     """The initiating entity's side of a client-to-server stream (RFC 6120).
 
     Construct it, call :meth:`start` (or pass ``tls_active=True`` first for

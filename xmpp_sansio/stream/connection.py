@@ -54,7 +54,7 @@ Layout
 This module is the public entry point; the code lives by what it owns:
 ``state.py`` (the ``(state, input) -> (action, next state)`` tables, the only
 place a transition is written), ``base.py`` (what both roles share and the
-table driver), ``server.py`` with its parts ``server_role.py``,
+table driver), ``sm_stream.py`` (XEP-0198 as both roles share it), ``server.py`` with its parts ``server_role.py``,
 ``server_sasl.py``, ``server_register.py`` and ``server_sm.py``, ``client.py``,
 ``features.py`` (the stream features as plug-ins composed per profile) and
 ``framing.py`` (TCP XML stream or RFC 7395 WebSocket messages beneath them).

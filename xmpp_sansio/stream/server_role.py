@@ -12,10 +12,10 @@ from .. import sasl
 from ..jid import JID
 from ..sm import PresenceHold, Resume
 from .answers import TLSInfo
-from .base import _Connection
 from .config import ServerConfig
 from .features import C2S_SERVER, Profile
 from .framing import Framing
+from .sm_stream import _SMStream
 from .state import SERVER_TRANSITIONS
 
 _SERVER_MECHANISMS = (
@@ -31,7 +31,7 @@ _SERVER_MECHANISMS = (
 )
 
 
-class _ServerRole(_Connection):
+class _ServerRole(_SMStream):
     """The state every part of the server side reads."""
 
     _transitions = SERVER_TRANSITIONS
