@@ -69,9 +69,9 @@ __all__ = [
 ]
 
 #: The XEP-0198 namespace (version 3).
-NS: Final = "urn:xmpp:sm:3"
+NS: Final = ns.SM
 #: The XEP-0352 namespace.
-CSI_NS: Final = "urn:xmpp:csi:0"
+CSI_NS: Final = ns.CSI
 #: XEP-0198 §4: counters are unsignedInt and wrap to zero at 2**32.
 MODULUS: Final = 1 << 32
 

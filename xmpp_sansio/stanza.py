@@ -48,7 +48,6 @@ __all__ = [
     "make_presence",
     "parse_error",
     "parse_stanza",
-    "parse_stream_error",
     "stanza_kind",
     "stream_error_element",
     "with_attrs",
@@ -646,23 +645,3 @@ def stream_error_element(condition: StreamErrorCondition, text: str | None = Non
         text_el.text = text
         el.append(text_el)
     return el
-
-
-def parse_stream_error(el: Element) -> tuple[StreamErrorCondition, str | None]:
-    """Condition and text of a ``<stream:error>``; unknown conditions give
-    ``undefined-condition`` (RFC 6120 §4.9.3.21)."""
-    condition: StreamErrorCondition | None = None
-    text: str | None = None
-    for child in el:
-        child_ns, child_local = _split(child.tag)
-        if child_ns != ns.STREAM_ERRORS:
-            continue
-        if child_local == "text":
-            if text is None:
-                text = child.text or ""
-        elif condition is None:
-            try:
-                condition = StreamErrorCondition(child_local)
-            except ValueError:
-                condition = StreamErrorCondition.UNDEFINED_CONDITION
-    return condition or StreamErrorCondition.UNDEFINED_CONDITION, text

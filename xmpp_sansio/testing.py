@@ -7,16 +7,110 @@ with the same channel binding data, as a real TLS session would give them.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+from xml.etree.ElementTree import Element, fromstring
 
 from .errors import RemoteProtocolError
 from .sasl import ChannelBinding, NeedDerivation
 from .sasl.credentials import ScramCredentials, derive_scram_credentials, salted_password
+from .stream.answers import CredentialsProvided, DerivationProvided, TLSEstablished
 from .stream.connection import ClientConnection, ServerConnection, TLSInfo
 from .stream.events import CredentialsRequested, DerivationRequested, Event, TLSRequested
+from .stream.framing import WebSocketFraming
+from .xml import ns
+from .xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
+from .xml.writer import serialize
 
-__all__ = ["ConnectionPair", "derive", "make_credentials"]
+__all__ = [
+    "DEFAULT_FRAMING",
+    "ConnectionPair",
+    "derive",
+    "framed",
+    "make_credentials",
+    "seeded_rng",
+    "x",
+]
+
+#: The framing a :class:`ConnectionPair` puts its connections on unless told:
+#: ``"tcp"`` or ``"websocket"`` (RFC 7395, in memory). Test suites switch it
+#: to run the same transcripts over both (tests/sansio/conftest.py).
+DEFAULT_FRAMING = "tcp"
+
+
+_Conn = TypeVar("_Conn", ClientConnection, ServerConnection)
+
+
+def framed(conn: _Conn) -> _Conn:
+    """Put a fresh connection on :data:`DEFAULT_FRAMING` for byte-level tests.
+
+    With ``"websocket"``, ``conn`` gets :class:`WebSocketFraming` and keeps its
+    byte API for the test: ``receive_data`` cuts an RFC 6120 transcript into
+    RFC 7395 messages (a header becomes ``<open/>``, each element a message,
+    the footer ``<close/>``; bytes that do not parse go as one message, for
+    the connection to refuse) and ``data_to_send`` joins the messages sent.
+    """
+    if DEFAULT_FRAMING == "tcp":
+        return conn
+    conn._set_framing(WebSocketFraming())
+    splitter: list[StreamParser] = []
+
+    def receive_data(data: bytes | bytearray) -> None:
+        if not data:
+            conn.receive_eof()
+            return
+        if not splitter or bytes(data).lstrip().startswith((b"<?xml", b"<stream:stream")):
+            splitter[:] = [StreamParser(max_stanza_size=1 << 24, max_depth=1000)]
+        parser = splitter[0]
+        messages: list[bytes] = []
+        try:
+            parser.feed(data)
+            while (item := parser.next_event()) is not None:
+                if isinstance(item, StreamHeader):
+                    attrs = {k: v for k, v in item.attrs.items() if v is not None}
+                    messages.append(serialize(Element(ns.OPEN_TAG, attrs), ""))
+                elif isinstance(item, StreamEnd):
+                    messages.append(serialize(Element(ns.CLOSE_TAG), ""))
+                else:
+                    messages.append(serialize(item, ""))
+        except XMLStreamError:
+            messages.append(parser.take_unparsed() or bytes(data))
+        for message in messages:
+            conn.receive_message(message)
+
+    def data_to_send() -> bytes:
+        return b"".join(conn.messages_to_send())
+
+    conn.receive_data = receive_data  # type: ignore[method-assign]
+    conn.data_to_send = data_to_send  # type: ignore[method-assign]
+    return conn
+
+
+def seeded_rng(seed: int | bytes) -> Callable[[int], bytes]:
+    """A deterministic ``rng(n) -> n bytes`` for configs and trackers in tests
+    (SHA-256 in counter mode; no ``random``/``secrets``), so transcripts with
+    stream ids and nonces are reproducible. Never for real connections."""
+    key = seed if isinstance(seed, bytes) else seed.to_bytes(16, "big", signed=True)
+    counter = 0
+
+    def rng(n: int) -> bytes:
+        nonlocal counter
+        out = b""
+        while len(out) < n:
+            counter += 1
+            out += hashlib.sha256(key + counter.to_bytes(8, "big")).digest()
+        return out[:n]
+
+    return rng
+
+
+def x(text: str) -> Element:
+    """Parse a stanza written without the namespace declaration
+    (``x("<message to='a@b'/>")`` is in ``jabber:client``)."""
+    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def derive(request: DerivationRequested | NeedDerivation) -> bytes:
@@ -62,6 +156,30 @@ class ConnectionPair:
     client_error: RemoteProtocolError | None = None
     server_error: RemoteProtocolError | None = None
     chunk: int | None = None  # feed this many bytes at a time (None: whole)
+    framing: str = field(default_factory=lambda: DEFAULT_FRAMING)
+
+    def __post_init__(self) -> None:
+        if self.framing == "websocket":
+            self.client._set_framing(WebSocketFraming())
+            self.server._set_framing(WebSocketFraming())
+        elif self.framing != "tcp":
+            raise ValueError(f"unknown framing {self.framing!r}")
+
+    def _transfer(
+        self,
+        source: ClientConnection | ServerConnection,
+        target: ClientConnection | ServerConnection,
+    ) -> bool:
+        """Move what ``source`` queued to ``target``: bytes, or whole messages."""
+        if self.framing == "websocket":
+            messages = source.messages_to_send()
+            for message in messages:
+                target.receive_message(message)
+            return bool(messages)
+        data = source.data_to_send()
+        if data:
+            self._feed(target, data)
+        return bool(data)
 
     def _feed(self, conn: ClientConnection | ServerConnection, data: bytes) -> None:
         if self.chunk is None:
@@ -86,28 +204,22 @@ class ConnectionPair:
             progressed = True
             out.append(event)
             if isinstance(event, CredentialsRequested) and conn is self.server:
-                self.server.provide_credentials(self.credentials(event.username, event.hash_name))
+                credentials = self.credentials(event.username, event.hash_name)
+                self.server.send(CredentialsProvided(credentials))
             elif isinstance(event, DerivationRequested) and conn is self.server:
-                self.server.provide_derived(derive(event))
+                self.server.send(DerivationProvided(derive(event)))
 
     def pump(self, limit: int = 100) -> None:
         """Move bytes both ways until neither side has anything more to say."""
         for _ in range(limit):
-            progressed = False
-            data = self.client.data_to_send()
-            if data:
-                self._feed(self.server, data)
-                progressed = True
+            progressed = self._transfer(self.client, self.server)
             progressed |= self._drain(self.server, self.server_events)
-            data = self.server.data_to_send()
-            if data:
-                self._feed(self.client, data)
-                progressed = True
+            progressed |= self._transfer(self.server, self.client)
             progressed |= self._drain(self.client, self.client_events)
             if self._tls_ready():
                 info = TLSInfo(channel_binding=self.channel_binding)
-                self.server.tls_established(info)
-                self.client.tls_established(info)
+                self.server.send(TLSEstablished(info))
+                self.client.send(TLSEstablished(info))
                 progressed = True
             if not progressed:
                 return

@@ -29,7 +29,7 @@ from xmpp_sansio.stream.events import (
     DerivationRequested,
     Event,
 )
-from xmpp_sansio.testing import derive, make_credentials
+from xmpp_sansio.testing import derive, framed, make_credentials
 
 ITERATIONS = 64
 LOOKUP = make_credentials({"juliet": "r0m30myr0m30"}, iterations=ITERATIONS)
@@ -39,6 +39,9 @@ HEADER = (
 )
 SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 ABORT = f"<abort xmlns='{SASL}'/>".encode()
+
+# Every transcript runs over TCP and RFC 7395 WebSocket framing.
+pytestmark = pytest.mark.usefixtures("any_framing")
 
 
 def auth(mechanism: str, data: bytes | None = None) -> bytes:
@@ -54,7 +57,9 @@ def server(**kw: object) -> ServerConnection:
         **kw,  # type: ignore[arg-type]
     )
     binding = ChannelBinding("tls-server-end-point", b"\x01" * 32)
-    conn = ServerConnection(config, tls_active=True, tls_info=TLSInfo(channel_binding=binding))
+    conn = framed(
+        ServerConnection(config, tls_active=True, tls_info=TLSInfo(channel_binding=binding))
+    )
     conn.receive_data(HEADER)
     drain(conn)
     conn.data_to_send()

@@ -31,6 +31,9 @@ HEADER = (
     b"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
 )
 
+# Every ConnectionPair transcript runs over TCP and RFC 7395 WebSocket framing.
+pytestmark = pytest.mark.usefixtures("any_framing")
+
 
 def server_config(**kw: object) -> ServerConfig:
     return ServerConfig(domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from xmpp_sansio.stream.events import (
     Event,
     StreamOpened,
 )
-from xmpp_sansio.testing import derive, make_credentials
+from xmpp_sansio.testing import derive, framed, make_credentials
 
 DOMAIN = "capulet.example"
 PASSWORDS = {"juliet": "r0m30myr0m30"}
@@ -44,6 +44,9 @@ HEADER = (
 ).encode()
 LOOKUP = make_credentials(PASSWORDS)
 
+# Every transcript runs over TCP and RFC 7395 WebSocket framing.
+pytestmark = pytest.mark.usefixtures("any_framing")
+
 
 def auth(mechanism: str, initial: bytes | None) -> bytes:
     text = "" if initial is None else base64.b64encode(initial).decode() or "="
@@ -51,10 +54,12 @@ def auth(mechanism: str, initial: bytes | None) -> bytes:
 
 
 def server(info: TLSInfo, **config: object) -> ServerConnection:
-    conn = ServerConnection(
-        ServerConfig(domains=frozenset({DOMAIN}), **config),  # type: ignore[arg-type]
-        tls_active=True,
-        tls_info=info,
+    conn = framed(
+        ServerConnection(
+            ServerConfig(domains=frozenset({DOMAIN}), **config),  # type: ignore[arg-type]
+            tls_active=True,
+            tls_info=info,
+        )
     )
     conn.receive_data(HEADER)
     assert [type(e) for e in drain(conn)] == [StreamOpened]

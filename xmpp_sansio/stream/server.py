@@ -1,0 +1,300 @@
+"""The server side of a client-to-server stream (RFC 6120 §4-§8): the stream
+header, the negotiation dispatch, resource binding and the ready stream.
+
+See :mod:`xmpp_sansio.stream.connection` for the theory of operation.
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element, SubElement
+
+from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
+from ..jid import JID, InvalidJID
+from ..sm import is_sm_element
+from ..xml import ns
+from ..xml.parser import StreamHeader
+from .answers import (
+    Answer,
+    BindAccepted,
+    BindRefused,
+    CredentialsProvided,
+    CredentialsRefused,
+    DerivationProvided,
+    RegistrationAnswered,
+    ResumeAccepted,
+    ResumeRejected,
+)
+from .base import _CLIENT_STANZAS, _STANZA_NAMES
+from .events import BindRequested, ResourceBound, StanzaReceived, TLSRequested
+from .features import _iq_error
+from .server_register import _ServerRegister
+from .server_sasl import _ServerSASL
+from .server_sm import _ServerSM
+from .state import Input, State
+
+__all__ = ["ServerConnection"]
+
+
+class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
+    """The receiving entity's side of a client-to-server stream (RFC 6120).
+
+    Args:
+        config: what to offer.
+        tls_active: the transport is already TLS (direct TLS, XEP-0368).
+        tls_info: with ``tls_active``, the channel bindings of that TLS session.
+        external_identity: for SASL EXTERNAL, the identity the I/O layer has
+            verified (for example from a client certificate).
+
+    SCRAM ``-PLUS`` is offered when the TLS session has channel bindings, and
+    their types are announced (XEP-0440). A ``-PLUS`` attempt with another type
+    fails without counting as an attempt, and a later ``y`` gs2 flag on the
+    stream is then not taken for a downgrade (docs/security.md).
+
+    Stream management (XEP-0198): ``<sm/>`` is offered after authentication
+    when ``config.stream_management`` is on. ``<enable/>`` is accepted once,
+    after binding (§3); resumption is granted only with a positive
+    ``config.sm_resume_timeout``. A ``<resume/>`` after authentication and
+    before binding emits :class:`ResumeRequested`; answer it with
+    :meth:`resume_accepted` or :meth:`resume_failed`. When the transport
+    breaks, :attr:`sm_resumable` tells whether to keep the session.
+
+    The class composes its parts, each in its own module: the shared state
+    (server_role.py), SASL (server_sasl.py), in-band registration
+    (server_register.py), XEP-0198/XEP-0352 (server_sm.py); this module holds
+    the header, the negotiation dispatch, binding and the ready stream.
+    """
+
+    def send(self, element: Element | Answer) -> None:
+        """Queue a stanza for the client, or answer a request (see
+        :meth:`_Connection.send` and :mod:`~xmpp_sansio.stream.answers`).
+
+        While the client is inactive (XEP-0352), presence updates are held, the
+        latest per sender, and sent when it becomes active again; any other
+        stanza is sent at once.
+        """
+        if not isinstance(element, Element):
+            self._answer(element)
+            return
+        if self._state is not State.READY:
+            raise LocalProtocolError(f"cannot send stanzas in state {self._state.name}")
+        if self.client_active:
+            self._send_stanza(element)
+            return
+        for stanza in self._held.offer(element):
+            self._send_stanza(stanza)
+
+    def _answer(self, answer: Answer) -> None:
+        match answer:
+            case CredentialsProvided(credentials):
+                self.provide_credentials(credentials)
+            case CredentialsRefused(condition):
+                self.refuse_credentials(condition)
+            case DerivationProvided(salted_password):
+                self.provide_derived(salted_password)
+            case BindAccepted():
+                self.bind_accepted()
+            case BindRefused(condition):
+                self.bind_refused(condition)
+            case ResumeAccepted(state):
+                self.resume_accepted(state)
+            case ResumeRejected():
+                self.resume_failed()
+            case RegistrationAnswered(condition):
+                self.registration_result(condition)
+            case _:
+                super()._answer(answer)
+
+    def bind_accepted(self) -> None:
+        """Answer a :class:`BindRequested` event: bind the JID asked for, send the
+        result and emit :class:`ResourceBound` (RFC 6120 §7.6.1)."""
+        pending = self._pending_bind
+        if self._state is not State.AWAIT_BIND or pending is None:
+            raise LocalProtocolError("no resource binding was requested")
+        self._pending_bind = None
+        self._complete_bind(*pending)
+        self._process()
+
+    def bind_refused(
+        self, condition: StanzaErrorCondition = StanzaErrorCondition.RESOURCE_CONSTRAINT
+    ) -> None:
+        """Answer a :class:`BindRequested` event with an IQ error, by default
+        ``<resource-constraint/>`` of type ``wait`` (RFC 6120 §7.6.2.1: the
+        account has reached its limit of connected resources). The stream stays
+        in the binding stage, so the client may try again."""
+        pending = self._pending_bind
+        if self._state is not State.AWAIT_BIND or pending is None:
+            raise LocalProtocolError("no resource binding was requested")
+        self._pending_bind = None
+        self._fire(Input.LOCAL_BIND_REFUSED)
+        reply = Element(ns.IQ_TAG, {"type": "error", "id": pending[0]})
+        error = SubElement(
+            reply, "{" + ns.CLIENT + "}error", {"type": condition.default_type.value}
+        )
+        SubElement(error, "{" + ns.STANZA_ERRORS + "}" + condition.value)
+        self._send_element(reply)
+        self._process()
+
+    def _handle_header(self, header: StreamHeader) -> None:
+        if self._state is not State.AWAIT_HEADER:  # pragma: no cover - parser gives one header
+            self._stream_error(StreamErrorCondition.BAD_FORMAT)
+            return
+        self._opened(header)
+        condition = self._check_header(header)
+        to = header.attrs.get("to")
+        domain: str | None = None
+        if condition is None:
+            if to is None:
+                domain = self.domain or sorted(self.config.domains)[0]
+            else:
+                try:
+                    domain = JID.parse(to).domain
+                except InvalidJID:
+                    domain = None
+                if domain not in self.config.domains or (self.domain and domain != self.domain):
+                    condition = StreamErrorCondition.HOST_UNKNOWN
+        if condition is not None:
+            self._stream_error(condition)
+            return
+        assert domain is not None
+        self.domain = domain
+        self.stream_id = self._new_id()
+        self._peer_from = header.attrs.get("from")
+        attrs: dict[str, str | None] = {
+            "from": domain,
+            "id": self.stream_id,
+            "version": "1.0",
+            ns.XML_LANG: "en",
+        }
+        if self._peer_from and self.tls_active:
+            attrs["to"] = self._peer_from
+        self._queue_header(attrs)
+        self._send_element(self._features())
+        self._fire(Input.PEER_HEADER)
+
+    # -- negotiation -------------------------------------------------------------------
+
+    def _handle_negotiation(self, el: Element) -> None:
+        if self.authenticated_jid is not None:
+            self._handle_bind_stage(el)
+            return
+        # Each part owns its elements, in the order of the profile's features.
+        if (
+            self._handle_tls_element(el)
+            or self._handle_sasl_element(el)
+            or self._handle_register_element(el)
+            or self._handle_sm_before_auth(el)
+        ):
+            return
+        tag = el.tag
+        if tag in _CLIENT_STANZAS or tag[1:].partition("}")[2] in _STANZA_NAMES:
+            # RFC 6120 §4.9.3.12: no stanzas before the stream is authenticated.
+            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED)
+        else:
+            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+
+    def _handle_tls_element(self, el: Element) -> bool:
+        """``<starttls/>`` (RFC 6120 §5.4.2): ``<proceed/>``, or ``<failure/>``
+        when TLS is on or unavailable. Whether ``el`` was STARTTLS's."""
+        if el.tag != ns.STARTTLS_TAG or self._state is not State.NEGOTIATING:
+            return False
+        if self.tls_active or not self.config.tls_available:
+            self._send_element(Element(ns.TLS_FAILURE_TAG))
+            self._close_after_tls_failure()
+            return True
+        self._send_element(Element(ns.PROCEED_TAG))
+        self._fire(Input.TLS_STARTED)
+        self._events.append(TLSRequested(server_side=True, server_hostname=self.domain or ""))
+        return True
+
+    def _close_after_tls_failure(self) -> None:
+        """RFC 6120 §5.4.2.2: after a TLS ``<failure/>`` the server closes the
+        stream, without a stream error."""
+        self._fire(Input.TLS_REFUSED)
+
+    def _handle_bind_stage(self, el: Element) -> None:
+        """RFC 6120 §7: the only thing allowed now is binding a resource (or
+        resuming a session, XEP-0198 §5)."""
+        if self.config.stream_management and el.tag == ns.SM_RESUME_TAG:
+            self._handle_resume(el)
+            return
+        if self.config.stream_management and el.tag == ns.SM_ENABLE_TAG:
+            # XEP-0198 §3: "SHALL enforce this order" (enable only after binding).
+            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
+            return
+        if self.config.csi and el.tag in (ns.CSI_ACTIVE_TAG, ns.CSI_INACTIVE_TAG):
+            self._set_client_state(el.tag == ns.CSI_ACTIVE_TAG)
+            return
+        if el.tag != ns.IQ_TAG:
+            if el.tag in _CLIENT_STANZAS:
+                self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
+            else:
+                self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+            return
+        bind = el.find(ns.BIND_TAG)
+        iq_id = el.get("id")
+        if bind is None or el.get("type") != "set" or not iq_id:
+            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
+            return
+        assert self.authenticated_jid is not None
+        requested = bind.findtext("{" + ns.BIND + "}resource")
+        requested = requested.strip() if requested else ""
+        try:
+            if requested:
+                jid = self.authenticated_jid.with_resource(requested)
+            else:  # RFC 6120 §7.6.2.1: the server generates a resource
+                jid = self.authenticated_jid.with_resource(self.config.rng(9).hex())
+        except InvalidJID:
+            self._send_element(_iq_error(el, "bad-request", "modify"))  # RFC 6120 §7.7.2.1
+            return
+        if self.config.ask_before_bind:
+            self._pending_bind = (iq_id, jid)
+            self._fire(Input.BIND_REQUESTED)
+            self._events.append(BindRequested(jid))
+            return
+        self._complete_bind(iq_id, jid)
+
+    def _complete_bind(self, iq_id: str, jid: JID) -> None:
+        reply = Element(ns.IQ_TAG, {"type": "result", "id": iq_id})
+        SubElement(SubElement(reply, ns.BIND_TAG), "{" + ns.BIND + "}jid").text = str(jid)
+        self._send_element(reply)
+        self.jid = jid
+        self._fire(Input.BOUND)
+        self._events.append(ResourceBound(jid))
+
+    # -- ready ---------------------------------------------------------------------------
+
+    def _handle_ready(self, el: Element) -> None:
+        tag = el.tag
+        if self.config.stream_management and is_sm_element(el):
+            self._handle_sm_ready(el)
+            return
+        if self.config.csi and tag in (ns.CSI_ACTIVE_TAG, ns.CSI_INACTIVE_TAG):
+            self._set_client_state(tag == ns.CSI_ACTIVE_TAG)
+            return
+        if tag not in _CLIENT_STANZAS:
+            if tag[1:].partition("}")[2] in _STANZA_NAMES:
+                self._stream_error(StreamErrorCondition.INVALID_NAMESPACE)
+            else:
+                self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+            return
+        sender = el.get("from")
+        if sender is not None:
+            assert self.jid is not None
+            try:
+                claimed = JID.parse(sender)
+            except InvalidJID:
+                claimed = None
+            if claimed != self.jid and claimed != self.jid.bare:
+                self._stream_error(StreamErrorCondition.INVALID_FROM)  # RFC 6120 §8.1.2.1
+                return
+        self._count_inbound()  # XEP-0198 §4: handled (answered here or handed over)
+        if tag == ns.IQ_TAG and el.get("type") == "set":
+            payload = el.find(ns.SESSION_TAG)
+            if payload is not None and len(el) == 1 and el.get("to") in (None, self.domain):
+                # RFC 3921 session establishment, kept as a no-op (RFC 6121 Appendix E).
+                self._send_stanza(Element(ns.IQ_TAG, {"type": "result", "id": el.get("id", "")}))
+                return
+            if el.find(ns.BIND_TAG) is not None:
+                self._send_stanza(_iq_error(el, "not-allowed", "cancel"))
+                return
+        self._events.append(StanzaReceived(el))

@@ -1,0 +1,134 @@
+"""What every part of the server side of a c2s stream shares: its
+configuration, its situation (TLS, host, authenticated JID) and the offers
+that follow from it. The parts (SASL, registration, XEP-0198/0352, the core
+in server.py) are composed into :class:`~xmpp_sansio.stream.server.ServerConnection`.
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from .. import sasl
+from ..jid import JID
+from ..sm import PresenceHold, Resume
+from .answers import TLSInfo
+from .config import ServerConfig
+from .features import C2S_SERVER, Profile
+from .framing import Framing
+from .sm_stream import _SMStream
+from .state import SERVER_TRANSITIONS
+
+_SERVER_MECHANISMS = (
+    "SCRAM-SHA-512-PLUS",
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-512",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-1",
+    "PLAIN",
+    "EXTERNAL",
+    "ANONYMOUS",
+)
+
+
+class _ServerRole(_SMStream):
+    """The state every part of the server side reads."""
+
+    _transitions = SERVER_TRANSITIONS
+    _profile: Profile = C2S_SERVER  # per instance only when another is given
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        tls_active: bool = False,
+        tls_info: TLSInfo | None = None,
+        external_identity: str | None = None,
+        framing: Framing | None = None,
+        profile: Profile = C2S_SERVER,
+    ) -> None:
+        limits = config.limits
+        super().__init__(
+            limits.max_stanza_size_preauth, limits.max_stanza_size, limits.max_depth, framing
+        )
+        self.config = config
+        self.tls_active = tls_active
+        self._tls_info = tls_info or TLSInfo()
+        self._external_identity = external_identity
+        self.domain: str | None = None
+        self.stream_id: str | None = None
+        self.authenticated_jid: JID | None = None
+        self.jid: JID | None = None
+        self.auth_failures = 0
+        self._mechanism: sasl.ServerMechanism | None = None
+        self._cb_type_refused = False  # a -PLUS attempt named a type we lack
+        self._pending_username: str | None = None
+        self._pending_registration: Element | None = None
+        self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for
+        self._peer_from: str | None = None
+        self._ack_policy = config.sm_ack_requests
+        self._resume_request: Resume | None = None
+        self._resume_attempted = False
+        #: XEP-0352: the client's state; every stream starts active (§5, §5.2).
+        self.client_active = True
+        self._held = PresenceHold()
+        if profile is not C2S_SERVER:
+            self._profile = profile
+
+    @property
+    def tls_info(self) -> TLSInfo:
+        """The channel bindings of this connection's TLS session (empty without TLS)."""
+        return self._tls_info
+
+    @property
+    def registration_offered(self) -> bool:
+        """In-band registration is possible on this stream now (XEP-0077 §8)."""
+        return (
+            self.config.allow_registration
+            and self.authenticated_jid is None
+            and (self.tls_active or not self.config.require_tls)
+            and self.domain not in self.config.anonymous_domains
+        )
+
+    @property
+    def offered_mechanisms(self) -> list[str]:
+        """SASL mechanisms offered in the current features (RFC 6120 §6.4.1)."""
+        if self.authenticated_jid is not None:
+            return []
+        if self.config.require_tls and not self.tls_active:
+            return []
+        cfg = self.config
+        if self.domain in cfg.anonymous_domains:
+            return ["ANONYMOUS"]  # an anonymous-only host
+        cb = bool(self._tls_info.channel_bindings)
+        names = []
+        for name in _SERVER_MECHANISMS:
+            if name.endswith("-PLUS") and not cb:
+                continue
+            if name == "PLAIN" and not (cfg.allow_plain and self.tls_active):
+                continue
+            if name == "ANONYMOUS" and not cfg.allow_anonymous:
+                continue
+            if name == "EXTERNAL" and not (cfg.allow_external and self._external_identity):
+                continue
+            names.append(name)
+        return names
+
+    def _error_header_attrs(self) -> dict[str, str | None]:
+        return {
+            "from": self.domain or next(iter(sorted(self.config.domains))),
+            "id": self._new_id(),
+            "version": "1.0",
+        }
+
+    def _new_id(self) -> str:
+        return self.config.rng(12).hex()
+
+    def _features(self) -> Element:
+        """RFC 6120 §4.3.2: features for the current stage of negotiation, from the
+        profile's plug-ins (features.py), then ``config.post_auth_features``."""
+        authenticated = self.authenticated_jid is not None
+        features = self._profile.features(self, authenticated=authenticated)
+        if authenticated:
+            features.extend(self.config.post_auth_features)
+        return features
