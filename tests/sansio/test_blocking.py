@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -20,6 +19,7 @@ from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.last import LastActivityService, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
 
 C = "{jabber:client}"
 B = "{urn:xmpp:blocking}"
@@ -31,10 +31,6 @@ SU = StanzaErrorCondition.SERVICE_UNAVAILABLE
 
 def jid(text: str) -> JID:
     return JID.parse(text)
-
-
-def x(text: str) -> Element:
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def online(router: Router, session: int, status: str | None = None) -> list[Effect]:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -13,6 +12,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.carbons import CarbonsService, carbons_eligible, forwarded_copy
 from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
 from xmpp_sansio.xml.writer import serialize
 
 C = "{jabber:client}"
@@ -21,10 +21,6 @@ FORWARD = "{urn:xmpp:forward:0}"
 ACCOUNTS = {"juliet", "romeo"}
 # romeo has three sessions; juliet one
 GARDEN, HOME, PHONE, JULIET = 1, 2, 3, 10
-
-
-def x(text: str) -> Element:
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def to_session(effects: Sequence[Effect], session: int) -> list[Element]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element, fromstring
 
@@ -38,6 +37,7 @@ from xmpp_sansio.server import Deliver, Router
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, visible_items
 from xmpp_sansio.stanza import IqType, PresenceShow, PresenceType, make_iq, make_presence
+from xmpp_sansio.testing import x
 
 JULIET_FULL = JID.parse("juliet@example.com/balcony")
 JULIET = JULIET_FULL.bare
@@ -45,11 +45,6 @@ ROMEO = JID.parse("romeo@example.com")
 NURSE = JID.parse("nurse@example.com")
 ORCHARD = JID.parse("romeo@example.com/orchard")
 GARDEN = JID.parse("romeo@example.com/garden")
-
-
-def x(text: str) -> Element:
-    """Parse a stanza written without the jabber:client declaration."""
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def push(items: str, *, ver: str | None = "v2", from_: str | None = None) -> Element:

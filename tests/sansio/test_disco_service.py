@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import ClassVar
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -32,6 +31,7 @@ from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.service import Service
 from xmpp_sansio.server.stages import Context, IqReceived
 from xmpp_sansio.stanza import Iq, parse_error, parse_stanza
+from xmpp_sansio.testing import x
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
@@ -45,10 +45,6 @@ class Blocking(Service):
 
     server_features: ClassVar[tuple[str, ...]] = ("urn:xmpp:blocking",)
     account_features: ClassVar[tuple[str, ...]] = ("urn:xmpp:blocking", DISCO_INFO)
-
-
-def x(text: str) -> Element:
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def make_router(*services: Service) -> Router:

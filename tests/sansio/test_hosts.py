@@ -6,7 +6,7 @@ and nothing else (issue 10 item 4)."""
 from __future__ import annotations
 
 import re
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -20,6 +20,7 @@ from xmpp_sansio.server.hosts import AccountHost, Authentication, Hosts
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.stream.config import ServerConfig
 from xmpp_sansio.stream.connection import ServerConnection
+from xmpp_sansio.testing import x
 
 C = "{jabber:client}"
 ROMEO = 10
@@ -27,10 +28,6 @@ HEADER = (
     "<?xml version='1.0'?><stream:stream to='{to}' version='1.0' xmlns='jabber:client' "
     "xmlns:stream='http://etherx.jabber.org/streams'>"
 )
-
-
-def x(text: str) -> Element:
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def account_exists(local: str, domain: str) -> bool:

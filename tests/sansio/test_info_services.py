@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -17,16 +17,13 @@ from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.info import TimeService, VersionService, format_utc
 from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
 
 VERSION = "{jabber:iq:version}"
 TIME = "{urn:xmpp:time}"
 BALCONY = 1
 # XEP-0202 §3: 2006-12-19T17:58:35Z
 MOMENT = datetime(2006, 12, 19, 17, 58, 35, 123_000, tzinfo=UTC).timestamp()
-
-
-def x(text: str) -> Element:
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def make_router(*services: VersionService | TimeService | DiscoService) -> Router:

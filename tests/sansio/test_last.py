@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -17,6 +16,7 @@ from xmpp_sansio.server.last import (
     MemoryLastActivityStorage,
 )
 from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
 
 LAST = "{jabber:iq:last}query"
 ACCOUNTS = {"juliet", "romeo", "tybalt"}
@@ -31,10 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def x(text: str) -> Element:
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def only(effects: Sequence[Effect], session: int) -> Element:

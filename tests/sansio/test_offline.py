@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -21,6 +20,7 @@ from xmpp_sansio.server.offline import (
 from xmpp_sansio.server.service import Service
 from xmpp_sansio.server.stages import Context, Stage
 from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
 from xmpp_sansio.xml.writer import serialize
 
 C = "{jabber:client}"
@@ -36,10 +36,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def x(text: str) -> Element:
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def online(router: Router, session: int, priority: int | None = None) -> list[Effect]:

@@ -3,9 +3,8 @@ through a Router with RosterService and PresenceService over memory storage."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +18,7 @@ from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, StoredItem
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.subscription import SubState
+from xmpp_sansio.testing import x
 
 ACCOUNTS = {("juliet", "example.com"), ("romeo", "example.com"), ("nurse", "example.com")}
 BALCONY, CHAMBER, GARDEN, ORCHARD, NURSERY = 1, 2, 3, 10, 20
@@ -32,11 +32,6 @@ FULL = {
     ORCHARD: "romeo@example.com/orchard",
     NURSERY: "nurse@example.com/nursery",
 }
-
-
-def x(text: str) -> Element:
-    """Parse a stanza written without the jabber:client declaration."""
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 class World:

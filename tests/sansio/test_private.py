@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring
 
@@ -14,6 +13,7 @@ from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateService
 from xmpp_sansio.server.stages import AccountRemoved, Context
 from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
 from xmpp_sansio.xml.element import elements_equal
 from xmpp_sansio.xml.writer import serialize
 
@@ -27,11 +27,6 @@ BOOKMARKS = (
     "<conference jid='council@conference.example.com' autojoin='true' name='Council'/>"
     "</storage>"
 )
-
-
-def x(text: str) -> Element:
-    """Parse a stanza written without the jabber:client declaration."""
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 @pytest.fixture

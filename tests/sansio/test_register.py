@@ -3,7 +3,6 @@ and the RegistrationService of xmpp_sansio.server.register."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, fromstring
@@ -30,16 +29,12 @@ from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.register import RegistrationService
 from xmpp_sansio.server.stages import AccountRemoved, Context, Event, SessionUnbound
 from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
 from xmpp_sansio.xml.writer import serialize
 
 R = "{jabber:iq:register}"
 XD = "{jabber:x:data}"
 BAD = StanzaErrorCondition.BAD_REQUEST
-
-
-def x(text: str) -> Element:
-    """Parse a stanza written without the jabber:client declaration."""
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def query(content: str) -> Element:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring
 
@@ -24,6 +23,7 @@ from xmpp_sansio.roster import (
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, StoredItem
 from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
 from xmpp_sansio.xml import ns
 
 ACCOUNTS = {("juliet", "example.com"), ("romeo", "example.com"), ("nurse", "example.com")}
@@ -31,11 +31,6 @@ BALCONY, CHAMBER, ORCHARD = 1, 2, 10
 JULIET = JID.parse("juliet@example.com")
 ROMEO = JID.parse("romeo@example.com")
 NURSE = JID.parse("nurse@example.com")
-
-
-def x(text: str) -> Element:
-    """Parse a stanza written without the jabber:client declaration."""
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def roster_iq(

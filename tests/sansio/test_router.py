@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring, tostring
 
@@ -26,6 +25,7 @@ from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.service import Service
 from xmpp_sansio.server.stages import Context, Event, PresenceBroadcast, Request, Undeliverable
 from xmpp_sansio.stanza import UnknownStanza, parse_error
+from xmpp_sansio.testing import x
 
 C = "{jabber:client}"
 SU = StanzaErrorCondition.SERVICE_UNAVAILABLE
@@ -38,11 +38,6 @@ BALCONY, CHAMBER, GARDEN, ROMEO = 1, 2, 3, 10
 
 def jid(text: str) -> JID:
     return JID.parse(text)
-
-
-def x(text: str) -> Element:
-    """Parse a stanza written without the namespace declaration."""
-    return fromstring(re.sub(r"^<(\w+)", r"<\1 xmlns='jabber:client'", text, count=1))
 
 
 def new_router(cls: type[Router] = Router) -> Router:
