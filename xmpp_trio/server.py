@@ -349,8 +349,8 @@ class XMPPServer:
         return session.last_input + self.compact_after
 
     async def run_timers(self) -> None:
-        """Fire the streams' timers and the session manager's, within
-        ``_timer_tick`` of their time.
+        """Fire the streams' timers, the session manager's and the services',
+        within ``_timer_tick`` of their time.
 
         A stream's entry may be early (input arrived since it was pushed): it
         is then pushed again for its real deadline. A deadline moves earlier
@@ -391,6 +391,14 @@ class XMPPServer:
                     self._session_timers(now)
                 except Exception:
                     log.exception("internal error in a session timer")
+            # The services' time-based work (caps queries that timed out), on
+            # the services' clock.
+            due = self.router.next_deadline()
+            if due is not None and due <= self.services.clock():
+                try:
+                    self.apply(self.router.handle_timer())
+                except Exception:
+                    log.exception("internal error in a service timer")
 
     def _session_timers(self, now: float) -> None:
         """Carry out what the session manager's timers give (idle pings and
