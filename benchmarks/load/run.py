@@ -447,7 +447,7 @@ def main() -> int:
 
     def execute(target: Any, scenario: scenarios.Scenario, run: scenarios.Run, rep: int) -> None:
         raw = None
-        if profile is not None and target.name == "ours":
+        if profile is not None and target.name.startswith("ours"):
             raw = workdir / f"profile-{len(raw_profiles)}.txt"
         result: dict[str, Any]
         try:
