@@ -42,6 +42,7 @@ import argparse
 import base64
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -184,6 +185,7 @@ async def login(server: Server, local: str, resource: str) -> Wire:
     await stream.do_handshake()
     conn = ClientConnection(
         ClientConfig(
+            rng=secrets.token_bytes,
             jid=JID.parse(f"{local}@{DOMAIN}/{resource}"),
             password=PASSWORD,
             stream_management=False,

@@ -15,6 +15,7 @@ and the errors must be those of the same negotiation without whitespace.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -90,12 +91,17 @@ def negotiate(
     # Direct TLS: the channel binding data a real TLS session would give both.
     tls = TLSInfo(channel_binding=ChannelBinding("tls-server-end-point", b"\x01" * 32))
     client = ClientConnection(
-        ClientConfig(jid=JID.parse("juliet@example.com/a"), password="pw", mechanisms=(mechanism,)),
+        ClientConfig(
+            rng=secrets.token_bytes,
+            jid=JID.parse("juliet@example.com/a"),
+            password="pw",
+            mechanisms=(mechanism,),
+        ),
         tls_active=direct_tls,
         tls_info=tls if direct_tls else None,
     )
     server = ServerConnection(
-        ServerConfig(domains=frozenset({"example.com"})),
+        ServerConfig(rng=secrets.token_bytes, domains=frozenset({"example.com"})),
         tls_active=direct_tls,
         tls_info=tls if direct_tls else None,
     )

@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import os
+import secrets
 import xml.etree.ElementTree as ET
 
 from hypothesis import HealthCheck, settings
@@ -78,12 +79,18 @@ class StreamManagementMachine(RuleBasedStateMachine):
 
     def _pair(self, sm_state: SMState | None = None) -> ConnectionPair:
         client = ClientConnection(
-            ClientConfig(jid=JULIET, password="pw", sm_ack_requests=self.client_policy),
+            ClientConfig(
+                rng=secrets.token_bytes,
+                jid=JULIET,
+                password="pw",
+                sm_ack_requests=self.client_policy,
+            ),
             tls_active=True,
             sm_state=sm_state,
         )
         server = ServerConnection(
             ServerConfig(
+                rng=secrets.token_bytes,
                 domains=frozenset({"example.com"}),
                 sm_resume_timeout=60,
                 sm_ack_requests=self.server_policy,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -45,7 +46,8 @@ def _record_client_transcript() -> list[bytes]:
     """The bytes a real client sends through a full negotiation over direct TLS
     (so that every byte is XMPP, none TLS records)."""
     client = ClientConnection(
-        ClientConfig(jid=JID.parse("juliet@example.com/a"), password="pw"), tls_active=True
+        ClientConfig(rng=secrets.token_bytes, jid=JID.parse("juliet@example.com/a"), password="pw"),
+        tls_active=True,
     )
     server = ServerConnection(server_config(), tls_active=True)
     pair = ConnectionPair(client, server, LOOKUP)
@@ -128,7 +130,9 @@ def test_any_chunking_of_a_valid_negotiation_reaches_ready(cuts: list[int]) -> N
 @FUZZ
 @given(st.lists(st.binary(max_size=200), max_size=8))
 def test_client_survives_arbitrary_bytes(chunks: list[bytes]) -> None:
-    client = ClientConnection(ClientConfig(jid=JID.parse("juliet@example.com"), password="pw"))
+    client = ClientConnection(
+        ClientConfig(rng=secrets.token_bytes, jid=JID.parse("juliet@example.com"), password="pw")
+    )
     client.start()
     for chunk in chunks:
         client.receive_data(chunk)

@@ -13,7 +13,6 @@ domain; both forms are accepted.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
@@ -65,7 +64,7 @@ class _Pending:
 class IqTracker:
     """Pending IQ requests of one entity."""
 
-    def __init__(self, rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+    def __init__(self, *, rng: Callable[[int], bytes]) -> None:
         self._rng = rng
         self._pending: dict[str, _Pending] = {}
         self.own_jid: JID | None = None  #: set once bound, for matching ``from``

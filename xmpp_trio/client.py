@@ -22,6 +22,7 @@ stanzas the server never acknowledged, for the application to resend.
 from __future__ import annotations
 
 import logging
+import secrets
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -153,7 +154,7 @@ class Client:
         self._incoming_send, self._incoming = trio.open_memory_channel[Element](1000)
         self.closed = trio.Event()
         self.error: XMPPError | None = None
-        self._tracker = IqTracker()
+        self._tracker = IqTracker(rng=secrets.token_bytes)
         self._pings = ping_dispatcher()
         self._tracker.own_jid = conn.jid
         self._waiting: dict[str, trio.Event] = {}
@@ -439,6 +440,7 @@ async def open_client(
     if not targets:
         raise ConnectionFailed(f"{account.domain} offers no XMPP client service")
     config = ClientConfig(
+        rng=secrets.token_bytes,
         jid=account,
         password=password,
         require_tls=require_tls,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import secrets
 import signal
 import sqlite3
 import ssl
@@ -110,6 +111,7 @@ class XMPPServer:
                 *config.domains,
                 *(AccountHost(d, Authentication.ANONYMOUS) for d in config.anonymous_domains),
             ],
+            rng=secrets.token_bytes,
             account_exists=self.accounts.exists,
             services=self.services.services,
             hosts=self.services.hosts,
@@ -125,6 +127,7 @@ class XMPPServer:
             idle_timeout=limits.idle_timeout,
         )
         self.stream_config = StreamConfig(
+            rng=secrets.token_bytes,
             domains=frozenset(config.hosted_domains),
             anonymous_domains=frozenset(config.anonymous_domains),
             tls_available=True,

@@ -13,6 +13,7 @@ which order their stages run (see :mod:`xmpp_sansio.server.stages`):
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -185,6 +186,7 @@ def remove_account_data(config: ServerConfig, accounts: AccountStore, account: J
         # deliveries have no session to reach here and are dropped.
         router = Router(
             config.domains,
+            rng=secrets.token_bytes,
             account_exists=lambda local, domain: accounts.exists(local, domain),
             services=services.services,
             clock=services.clock,

@@ -33,6 +33,7 @@ import os
 import random
 import re
 import resource
+import secrets
 import select
 import socket
 import ssl
@@ -405,6 +406,7 @@ class Engine:
     def _config(self, index: int) -> ClientConfig:
         job = self.job
         return ClientConfig(
+            rng=secrets.token_bytes,
             jid=JID.parse(f"u{index}@{job.domain}/{RESOURCE}"),
             password=job.password,
             require_tls=job.tls != "none",

@@ -203,10 +203,14 @@ def test_derivation_answer_matches_provide_derived() -> None:
 
 
 def test_an_answer_nobody_asked_for_is_a_local_protocol_error() -> None:
-    server = ServerConnection(ServerConfig(domains=frozenset({"capulet.example"})))
+    server = ServerConnection(
+        ServerConfig(rng=seeded_rng(0), domains=frozenset({"capulet.example"}))
+    )
     with pytest.raises(LocalProtocolError):
         server.send(BindAccepted())
-    client = ClientConnection(ClientConfig(jid=JID.parse("juliet@capulet.example"), password="x"))
+    client = ClientConnection(
+        ClientConfig(rng=seeded_rng(0), jid=JID.parse("juliet@capulet.example"), password="x")
+    )
     with pytest.raises(LocalProtocolError):
         client.send(CredentialsRefused())  # a server-side answer
     with pytest.raises(LocalProtocolError):

@@ -29,7 +29,7 @@ from xmpp_sansio.stream.events import (
     DerivationRequested,
     Event,
 )
-from xmpp_sansio.testing import derive, framed, make_credentials
+from xmpp_sansio.testing import derive, framed, make_credentials, seeded_rng
 
 ITERATIONS = 64
 LOOKUP = make_credentials({"juliet": "r0m30myr0m30"}, iterations=ITERATIONS)
@@ -51,6 +51,7 @@ def auth(mechanism: str, data: bytes | None = None) -> bytes:
 
 def server(**kw: object) -> ServerConnection:
     config = ServerConfig(
+        rng=seeded_rng(0),
         domains=frozenset({"capulet.example"}),
         decoy_key=b"fixed decoy key",
         decoy_iterations=ITERATIONS,
@@ -248,4 +249,4 @@ def test_scram_decoy_has_the_configured_iterations_and_a_stable_salt() -> None:
 
 def test_decoy_iterations_must_be_positive() -> None:
     with pytest.raises(ValueError, match="decoy_iterations"):
-        ServerConfig(domains=frozenset({"x"}), decoy_iterations=0)
+        ServerConfig(rng=seeded_rng(0), domains=frozenset({"x"}), decoy_iterations=0)

@@ -26,7 +26,7 @@ from xmpp_sansio.stream.events import (
     ResourceBound,
     StanzaReceived,
 )
-from xmpp_sansio.testing import derive, make_credentials
+from xmpp_sansio.testing import derive, make_credentials, seeded_rng
 
 PASSWORDS = {"juliet": "r0m30myr0m30"}
 LOOKUP = make_credentials(PASSWORDS)
@@ -51,7 +51,7 @@ def bind(iq_id: str, resource: str | None = None) -> bytes:
 
 
 def make_server(**kw: object) -> ServerConnection:
-    config = ServerConfig(domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]
+    config = ServerConfig(rng=seeded_rng(0), domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]
     return ServerConnection(config, tls_active=True)
 
 

@@ -19,7 +19,7 @@ from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.last import LastActivityService, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 C = "{jabber:client}"
 B = "{urn:xmpp:blocking}"
@@ -66,6 +66,7 @@ class Setup:
         )
         self.router = Router(
             ["example.com"],
+            rng=seeded_rng(0),
             account_exists=lambda local, domain: local in ACCOUNTS and domain == "example.com",
             services=[self.service],
         )
@@ -433,6 +434,7 @@ def test_blocking_first_hides_the_user_from_other_services() -> None:
     last = MemoryLastActivityStorage()
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: local in ACCOUNTS,
         services=[
             BlockingService(blocks, lambda contact, user: True),

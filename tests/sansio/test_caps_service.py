@@ -23,6 +23,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.caps import CapsKey, CapsService
 from xmpp_sansio.stanza import IqType, make_iq
+from xmpp_sansio.testing import seeded_rng
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NODE = "http://code.google.com/p/exodus"
@@ -68,6 +69,7 @@ def caps(clock: Clock) -> CapsService:
 def router(caps: CapsService, clock: Clock) -> Router:
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[caps],
         clock=clock,
@@ -292,6 +294,7 @@ def test_cache_is_a_bounded_lru(clock: Clock) -> None:
     caps = CapsService(cache_size=2)
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[caps],
         clock=clock,
@@ -311,6 +314,7 @@ def test_pending_queries_are_bounded(clock: Clock) -> None:
     caps = CapsService(max_pending=1)
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[caps],
         clock=clock,

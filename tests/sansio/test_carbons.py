@@ -12,7 +12,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.carbons import CarbonsService, carbons_eligible, forwarded_copy
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 from xmpp_sansio.xml.writer import serialize
 
 C = "{jabber:client}"
@@ -42,6 +42,7 @@ class Setup:
         self.service = CarbonsService()
         self.router = Router(
             ["example.com"],
+            rng=seeded_rng(0),
             account_exists=lambda local, domain: local in ACCOUNTS,
             services=[self.service],
         )

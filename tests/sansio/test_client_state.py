@@ -37,7 +37,7 @@ from xmpp_sansio.server import Deliver, Router
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, visible_items
 from xmpp_sansio.stanza import IqType, PresenceShow, PresenceType, make_iq, make_presence
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 JULIET_FULL = JID.parse("juliet@example.com/balcony")
 JULIET = JULIET_FULL.bare
@@ -305,6 +305,7 @@ class Server:
         accounts = {"juliet", "romeo", "nurse"}
         self.router = Router(
             ["example.com"],
+            rng=seeded_rng(0),
             account_exists=lambda local, domain: local in accounts,
             services=[self.roster, PresenceService(self.roster)],
         )

@@ -23,7 +23,7 @@ from xmpp_sansio.stream.events import (
     StreamErrorReceived,
     TLSRequested,
 )
-from xmpp_sansio.testing import ConnectionPair, derive, make_credentials
+from xmpp_sansio.testing import ConnectionPair, derive, make_credentials, seeded_rng
 
 PASSWORDS = {"juliet": "r0m30myr0m30", "romeo": "s3cr3t"}
 HEADER = (
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("any_framing")
 
 
 def server_config(**kw: object) -> ServerConfig:
-    return ServerConfig(domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]
+    return ServerConfig(rng=seeded_rng(0), domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]
 
 
 def make_pair(
@@ -49,7 +49,7 @@ def make_pair(
     direct_tls: bool = False,
 ) -> ConnectionPair:
     client = ClientConnection(
-        ClientConfig(jid=JID.parse(jid), password=password, **(client_kw or {})),  # type: ignore[arg-type]
+        ClientConfig(rng=seeded_rng(0), jid=JID.parse(jid), password=password, **(client_kw or {})),  # type: ignore[arg-type]
         tls_active=direct_tls,
     )
     server = ServerConnection(server_config(**(server_kw or {})), tls_active=direct_tls)
@@ -238,7 +238,9 @@ def test_plaintext_after_starttls_is_rejected_as_injection() -> None:
 
 
 def test_client_rejects_plaintext_after_proceed() -> None:
-    client = ClientConnection(ClientConfig(jid=JID.parse("juliet@capulet.example"), password="x"))
+    client = ClientConnection(
+        ClientConfig(rng=seeded_rng(0), jid=JID.parse("juliet@capulet.example"), password="x")
+    )
     client.start()
     client.data_to_send()
     client.receive_data(

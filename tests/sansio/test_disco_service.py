@@ -31,7 +31,7 @@ from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.service import Service
 from xmpp_sansio.server.stages import Context, IqReceived
 from xmpp_sansio.stanza import Iq, parse_error, parse_stanza
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
@@ -50,6 +50,7 @@ class Blocking(Service):
 def make_router(*services: Service) -> Router:
     router = Router(
         ["example.com", "example.net"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=services,
     )

@@ -20,7 +20,7 @@ from xmpp_sansio.server.hosts import AccountHost, Authentication, Hosts
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.stream.config import ServerConfig
 from xmpp_sansio.stream.connection import ServerConnection
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 C = "{jabber:client}"
 ROMEO = 10
@@ -39,6 +39,7 @@ def account_exists(local: str, domain: str) -> bool:
 def router() -> Router:
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=account_exists,
         services=[DiscoService()],
         hosts={"echo.example.com": EchoService()},
@@ -151,6 +152,7 @@ def _features(conn: ServerConnection, to: str) -> bytes:
 
 def _server() -> ServerConnection:
     config = ServerConfig(
+        rng=seeded_rng(0),
         domains=frozenset({"example.com", "anon.example.com"}),
         anonymous_domains=frozenset({"anon.example.com"}),
         allow_registration=True,
@@ -183,7 +185,11 @@ def test_a_password_mechanism_on_an_anonymous_host_is_invalid_mechanism() -> Non
 
 def test_anonymous_domains_must_be_served() -> None:
     with pytest.raises(ValueError, match="anonymous_domains"):
-        ServerConfig(domains=frozenset({"example.com"}), anonymous_domains=frozenset({"anon.x"}))
+        ServerConfig(
+            rng=seeded_rng(0),
+            domains=frozenset({"example.com"}),
+            anonymous_domains=frozenset({"anon.x"}),
+        )
 
 
 def test_account_hosts_carry_their_authentication() -> None:

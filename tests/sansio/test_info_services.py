@@ -17,7 +17,7 @@ from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.info import TimeService, VersionService, format_utc
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 VERSION = "{jabber:iq:version}"
 TIME = "{urn:xmpp:time}"
@@ -29,6 +29,7 @@ MOMENT = datetime(2006, 12, 19, 17, 58, 35, 123_000, tzinfo=UTC).timestamp()
 def make_router(*services: VersionService | TimeService | DiscoService) -> Router:
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) == ("juliet", "example.com"),
         services=services,
         clock=lambda: MOMENT,

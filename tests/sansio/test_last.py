@@ -16,7 +16,7 @@ from xmpp_sansio.server.last import (
     MemoryLastActivityStorage,
 )
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 LAST = "{jabber:iq:last}query"
 ACCOUNTS = {"juliet", "romeo", "tybalt"}
@@ -76,6 +76,7 @@ class Setup:
         )
         self.router = Router(
             ["example.com"],
+            rng=seeded_rng(0),
             account_exists=lambda local, domain: local in ACCOUNTS,
             services=[self.service],
             clock=self.clock,

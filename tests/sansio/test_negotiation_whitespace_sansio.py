@@ -27,7 +27,7 @@ from xmpp_sansio.stream.events import (
     StreamOpened,
     TLSRequested,
 )
-from xmpp_sansio.testing import derive, make_credentials
+from xmpp_sansio.testing import derive, make_credentials, seeded_rng
 from xmpp_sansio.xml.parser import StreamHeader, StreamParser, XMLStreamError
 
 HEADER = (
@@ -58,6 +58,7 @@ class Driven:
     def __init__(self, *, tls_active: bool = False, preauth: int = 16384) -> None:
         self.server = ServerConnection(
             ServerConfig(
+                rng=seeded_rng(0),
                 domains=frozenset({"capulet.example"}),
                 limits=Limits(max_stanza_size_preauth=preauth),
             ),
@@ -154,7 +155,9 @@ def test_text_after_auth_before_the_restarted_header_is_not_well_formed() -> Non
 
 
 def client_after_starttls() -> ClientConnection:
-    client = ClientConnection(ClientConfig(jid=JID.parse("juliet@capulet.example"), password="x"))
+    client = ClientConnection(
+        ClientConfig(rng=seeded_rng(0), jid=JID.parse("juliet@capulet.example"), password="x")
+    )
     client.start()
     client.data_to_send()
     client.receive_data(SERVER_HEADER + TLS_FEATURES)

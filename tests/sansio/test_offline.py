@@ -20,7 +20,7 @@ from xmpp_sansio.server.offline import (
 from xmpp_sansio.server.service import Service
 from xmpp_sansio.server.stages import Context, Stage
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 from xmpp_sansio.xml.writer import serialize
 
 C = "{jabber:client}"
@@ -78,6 +78,7 @@ class Setup:
         self.service = OfflineService(self.storage, max_per_user=max_per_user)
         self.router = Router(
             ["example.com"],
+            rng=seeded_rng(0),
             account_exists=lambda local, domain: local in ACCOUNTS and domain == "example.com",
             services=[*extra, self.service],
             clock=self.clock,
@@ -280,6 +281,7 @@ def test_message_from_now_filtered_sender_is_not_delivered() -> None:
     s.send("<message to='juliet@example.com'><body>blocked later</body></message>")
     s.router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: local in ACCOUNTS,
         services=[Block(), s.service],
     )
@@ -317,7 +319,9 @@ def test_nothing_is_deleted_before_it_is_handed_over(s: Setup) -> None:
 def test_stored_messages_go_out_in_pages_each_after_the_last_was_handed_over() -> None:
     storage = MemoryOfflineStorage()
     service = OfflineService(storage, page_size=4, page_bytes=1 << 20)
-    router = Router(["example.com"], account_exists=lambda local, d: True, services=[service])
+    router = Router(
+        ["example.com"], rng=seeded_rng(0), account_exists=lambda local, d: True, services=[service]
+    )
     router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
     for i in range(10):
         router.route(ROMEO, x(f"<message to='juliet@example.com'><body>{i}</body></message>"))
@@ -338,7 +342,9 @@ def test_stored_messages_go_out_in_pages_each_after_the_last_was_handed_over() -
 def test_a_page_holds_at_most_page_bytes_but_at_least_one_message() -> None:
     storage = MemoryOfflineStorage()
     service = OfflineService(storage, page_size=100, page_bytes=300)
-    router = Router(["example.com"], account_exists=lambda local, d: True, services=[service])
+    router = Router(
+        ["example.com"], rng=seeded_rng(0), account_exists=lambda local, d: True, services=[service]
+    )
     router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
     big = "x" * 400
     router.route(ROMEO, x(f"<message to='juliet@example.com'><body>{big}</body></message>"))

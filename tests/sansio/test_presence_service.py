@@ -18,7 +18,7 @@ from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, StoredItem
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.subscription import SubState
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 ACCOUNTS = {("juliet", "example.com"), ("romeo", "example.com"), ("nurse", "example.com")}
 BALCONY, CHAMBER, GARDEN, ORCHARD, NURSERY = 1, 2, 3, 10, 20
@@ -44,6 +44,7 @@ class World:
         self.presence = PresenceService(self.roster)
         self.router = Router(
             ["example.com"],
+            rng=seeded_rng(0),
             account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
             services=[self.roster, self.presence],
         )

@@ -13,7 +13,7 @@ from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateService
 from xmpp_sansio.server.stages import AccountRemoved, Context
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 from xmpp_sansio.xml.element import elements_equal
 from xmpp_sansio.xml.writer import serialize
 
@@ -38,6 +38,7 @@ def storage() -> MemoryPrivateStorage:
 def router(storage: MemoryPrivateStorage) -> Router:
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[PrivateService(storage, max_size=512)],
     )
@@ -256,6 +257,7 @@ class CountingStorage(MemoryPrivateStorage):
 def quota_router(storage: MemoryPrivateStorage, *, max_items: int, max_total: int) -> Router:
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[PrivateService(storage, max_size=512, max_items=max_items, max_total=max_total)],
     )

@@ -29,7 +29,7 @@ from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.register import RegistrationService
 from xmpp_sansio.server.stages import AccountRemoved, Context, Event, SessionUnbound
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 from xmpp_sansio.xml.writer import serialize
 
 R = "{jabber:iq:register}"
@@ -285,6 +285,7 @@ def make_router(
     )
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in directory.passwords,
         services=[service, cleaner],
     )
@@ -550,6 +551,7 @@ def test_removing_an_account_wipes_its_data_in_every_service(directory: FakeDire
     ]
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in directory.passwords,
         services=services,
     )

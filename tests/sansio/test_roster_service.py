@@ -23,7 +23,7 @@ from xmpp_sansio.roster import (
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, StoredItem
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 from xmpp_sansio.xml import ns
 
 ACCOUNTS = {("juliet", "example.com"), ("romeo", "example.com"), ("nurse", "example.com")}
@@ -57,6 +57,7 @@ class World:
         self.roster = RosterService(self.storage, max_items=max_items, max_name_length=20)
         self.router = Router(
             ["example.com"],
+            rng=seeded_rng(0),
             account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
             services=[self.roster],
         )
@@ -443,6 +444,7 @@ def test_records_of_an_online_account_are_read_once_per_roster_version() -> None
     roster = RosterService(storage)
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[roster],
     )

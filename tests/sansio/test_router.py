@@ -25,7 +25,7 @@ from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.service import Service
 from xmpp_sansio.server.stages import Context, Event, PresenceBroadcast, Request, Undeliverable
 from xmpp_sansio.stanza import UnknownStanza, parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 C = "{jabber:client}"
 SU = StanzaErrorCondition.SERVICE_UNAVAILABLE
@@ -41,7 +41,11 @@ def jid(text: str) -> JID:
 
 
 def new_router(cls: type[Router] = Router) -> Router:
-    return cls(["example.com"], account_exists=lambda local, domain: (local, domain) in ACCOUNTS)
+    return cls(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
+    )
 
 
 def online(router: Router, session: int, priority: int | None = None) -> list[Effect]:
@@ -105,7 +109,7 @@ def test_bind_rejects_bare_jid_foreign_domain_and_rebinding(router: Router) -> N
 
 
 def test_domains_are_normalised() -> None:
-    r = Router(["Example.COM"], account_exists=lambda local, domain: True)
+    r = Router(["Example.COM"], rng=seeded_rng(0), account_exists=lambda local, domain: True)
     assert r.domains == frozenset({"example.com"})
     r.bind(1, jid("a@EXAMPLE.com/r"))
     assert r.is_local("example.com")
@@ -390,7 +394,9 @@ def test_services_see_presence_broadcasts_with_initial_flag() -> None:
             seen.append((event.session.jid, event.element.get("type"), event.initial))
             return []
 
-    r = Router(["example.com"], account_exists=lambda *_: True, services=[Watcher()])
+    r = Router(
+        ["example.com"], rng=seeded_rng(0), account_exists=lambda *_: True, services=[Watcher()]
+    )
     r.bind(1, jid("romeo@example.com/a"))
     online(r, 1)
     online(r, 1)
@@ -495,6 +501,7 @@ def test_service_can_store_undeliverable_message_instead_of_bounce() -> None:
 
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[Offline()],
     )

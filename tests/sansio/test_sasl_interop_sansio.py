@@ -31,7 +31,7 @@ from xmpp_sansio.stream.events import (
     Event,
     StreamOpened,
 )
-from xmpp_sansio.testing import derive, framed, make_credentials
+from xmpp_sansio.testing import derive, framed, make_credentials, seeded_rng
 
 DOMAIN = "capulet.example"
 PASSWORDS = {"juliet": "r0m30myr0m30"}
@@ -56,7 +56,7 @@ def auth(mechanism: str, initial: bytes | None) -> bytes:
 def server(info: TLSInfo, **config: object) -> ServerConnection:
     conn = framed(
         ServerConnection(
-            ServerConfig(domains=frozenset({DOMAIN}), **config),  # type: ignore[arg-type]
+            ServerConfig(rng=seeded_rng(0), domains=frozenset({DOMAIN}), **config),  # type: ignore[arg-type]
             tls_active=True,
             tls_info=info,
         )

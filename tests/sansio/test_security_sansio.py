@@ -37,7 +37,7 @@ from xmpp_sansio.stream.events import (
     StanzaReceived,
     TLSRequested,
 )
-from xmpp_sansio.testing import derive, make_credentials
+from xmpp_sansio.testing import derive, make_credentials, seeded_rng
 from xmpp_sansio.xml.writer import serialize
 
 DOMAIN = "capulet.example"
@@ -142,9 +142,11 @@ def wired(
     client_kw: dict[str, object] | None = None,
 ) -> Wired:
     client = ClientConnection(
-        ClientConfig(jid=JULIET, password=PASSWORDS["juliet"], **(client_kw or {}))  # type: ignore[arg-type]
+        ClientConfig(
+            rng=seeded_rng(0), jid=JULIET, password=PASSWORDS["juliet"], **(client_kw or {})
+        )  # type: ignore[arg-type]
     )
-    server = ServerConnection(ServerConfig(domains=frozenset({DOMAIN})))
+    server = ServerConnection(ServerConfig(rng=seeded_rng(0), domains=frozenset({DOMAIN})))
     pair = Wired(client, server, TLSInfo(client_binding), TLSInfo(server_binding), tamper)
     client.start()
     return pair
@@ -208,7 +210,7 @@ def client_seeing(
 ) -> tuple[ClientConnection, list[Event], bytes]:
     """A client fed a server header and ``features``; what it did and said."""
     client = ClientConnection(
-        ClientConfig(jid=JULIET, password=PASSWORDS["juliet"], **config),  # type: ignore[arg-type]
+        ClientConfig(rng=seeded_rng(0), jid=JULIET, password=PASSWORDS["juliet"], **config),  # type: ignore[arg-type]
         tls_active=tls,
         tls_info=TLSInfo(BINDING if tls else None),
     )
@@ -253,7 +255,7 @@ def test_client_requiring_tls_refuses_features_without_starttls() -> None:
 
 
 def test_server_never_offers_plain_or_accepts_auth_before_tls() -> None:
-    server = ServerConnection(ServerConfig(domains=frozenset({DOMAIN})))
+    server = ServerConnection(ServerConfig(rng=seeded_rng(0), domains=frozenset({DOMAIN})))
     server.receive_data(
         f"<stream:stream to='{DOMAIN}' version='1.0' xmlns='jabber:client' "
         "xmlns:stream='http://etherx.jabber.org/streams'>".encode()
@@ -273,7 +275,9 @@ def test_server_never_offers_plain_or_accepts_auth_before_tls() -> None:
 )
 def test_authorizing_as_anyone_but_oneself_is_invalid_authzid(authzid: str) -> None:
     """RFC 6120 §6.4.6: right credentials for Juliet, asking to act as someone else."""
-    server = ServerConnection(ServerConfig(domains=frozenset({DOMAIN})), tls_active=True)
+    server = ServerConnection(
+        ServerConfig(rng=seeded_rng(0), domains=frozenset({DOMAIN})), tls_active=True
+    )
     lookup = make_credentials(PASSWORDS)
     initial = f"{authzid}\0juliet\0{PASSWORDS['juliet']}".encode()
     server.receive_data(
@@ -300,7 +304,9 @@ def test_authorizing_as_anyone_but_oneself_is_invalid_authzid(authzid: str) -> N
 
 
 def test_authorizing_as_oneself_is_accepted() -> None:
-    server = ServerConnection(ServerConfig(domains=frozenset({DOMAIN})), tls_active=True)
+    server = ServerConnection(
+        ServerConfig(rng=seeded_rng(0), domains=frozenset({DOMAIN})), tls_active=True
+    )
     lookup = make_credentials(PASSWORDS)
     initial = f"juliet@{DOMAIN}\0juliet\0{PASSWORDS['juliet']}".encode()
     server.receive_data(
@@ -375,7 +381,7 @@ def test_server_accepts_only_the_sessions_own_from(value: str) -> None:
 
 
 def routing_world() -> Router:
-    router = Router([DOMAIN], account_exists=lambda local, domain: True)
+    router = Router([DOMAIN], rng=seeded_rng(0), account_exists=lambda local, domain: True)
     router.bind(1, JULIET)
     router.bind(2, JID.parse(f"romeo@{DOMAIN}/orchard"))
     router.route(2, Element("{jabber:client}presence"))
@@ -449,7 +455,9 @@ def test_default_preauth_stanza_size_before_authentication(
     """Limits.max_stanza_size_preauth (16384 bytes) until SASL succeeds: one byte
     over is policy-violation; at the limit the stanza is parsed, and refused for
     coming before authentication."""
-    server = ServerConnection(ServerConfig(domains=frozenset({DOMAIN})), tls_active=True)
+    server = ServerConnection(
+        ServerConfig(rng=seeded_rng(0), domains=frozenset({DOMAIN})), tls_active=True
+    )
     server.receive_data(
         f"<stream:stream to='{DOMAIN}' version='1.0' xmlns='jabber:client' "
         "xmlns:stream='http://etherx.jabber.org/streams'>".encode()
@@ -472,7 +480,9 @@ def blocking_router(max_items: int | None) -> tuple[Router, int]:
         if max_items is None
         else BlockingService(MemoryBlockStorage(), lambda contact, user: False, max_items=max_items)
     )
-    router = Router([DOMAIN], account_exists=lambda local, domain: True, services=[service])
+    router = Router(
+        [DOMAIN], rng=seeded_rng(0), account_exists=lambda local, domain: True, services=[service]
+    )
     router.bind(1, JULIET)
     return router, 1
 
@@ -518,6 +528,7 @@ def test_roster_name_and_group_lengths_have_a_default_limit(item: str, accepted:
 
     router = Router(
         [DOMAIN],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: True,
         services=[RosterService(MemoryRosterStorage())],
     )

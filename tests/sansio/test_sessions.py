@@ -34,7 +34,7 @@ from xmpp_sansio.stream.events import (
     StanzaReceived,
     StreamManagementEnabled,
 )
-from xmpp_sansio.testing import ConnectionPair, make_credentials
+from xmpp_sansio.testing import ConnectionPair, make_credentials, seeded_rng
 
 DOMAIN = "capulet.example"
 PASSWORDS = {"juliet": "r0m30myr0m30", "nurse": "n0rs3"}
@@ -97,11 +97,15 @@ class World:
     ) -> ConnectionPair:
         """Open a stream as juliet/``resource`` (or resume ``sm_state``)."""
         client = ClientConnection(
-            ClientConfig(jid=JID.parse(f"juliet@{DOMAIN}/{resource}"), password="r0m30myr0m30"),
+            ClientConfig(
+                rng=seeded_rng(0),
+                jid=JID.parse(f"juliet@{DOMAIN}/{resource}"),
+                password="r0m30myr0m30",
+            ),
             sm_state=sm_state,
         )
         server = ServerConnection(
-            ServerConfig(domains=frozenset({DOMAIN}), sm_resume_timeout=RESUME)
+            ServerConfig(rng=seeded_rng(0), domains=frozenset({DOMAIN}), sm_resume_timeout=RESUME)
         )
         pair = ConnectionPair(client, server, LOOKUP)
         client.start()
@@ -152,7 +156,11 @@ class World:
 
 
 def make_world(**kw: float) -> World:
-    router = Router([DOMAIN], account_exists=lambda local, domain: local in {"juliet", "romeo"})
+    router = Router(
+        [DOMAIN],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: local in {"juliet", "romeo"},
+    )
     manager = SessionManager(
         router,
         resume_timeout=kw.get("resume_timeout", RESUME),
@@ -290,10 +298,14 @@ def test_resumption_by_another_account_fails() -> None:
     assert state is not None
     pair = ConnectionPair(
         ClientConnection(
-            ClientConfig(jid=JID.parse(f"nurse@{DOMAIN}/x"), password=PASSWORDS["nurse"]),
+            ClientConfig(
+                rng=seeded_rng(0), jid=JID.parse(f"nurse@{DOMAIN}/x"), password=PASSWORDS["nurse"]
+            ),
             sm_state=state,
         ),
-        ServerConnection(ServerConfig(domains=frozenset({DOMAIN}), sm_resume_timeout=RESUME)),
+        ServerConnection(
+            ServerConfig(rng=seeded_rng(0), domains=frozenset({DOMAIN}), sm_resume_timeout=RESUME)
+        ),
         LOOKUP,
     )
     pair.client.start()

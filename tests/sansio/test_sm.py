@@ -9,6 +9,7 @@ with exact transcripts where the client would not misbehave on its own.
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -51,7 +52,7 @@ from xmpp_sansio.stream.events import (
     StreamManagementFailed,
     StreamResumed,
 )
-from xmpp_sansio.testing import ConnectionPair, derive, make_credentials
+from xmpp_sansio.testing import ConnectionPair, derive, make_credentials, seeded_rng
 from xmpp_sansio.xml.writer import serialize
 
 PASSWORDS = {"juliet": "r0m30myr0m30"}
@@ -71,13 +72,19 @@ pytestmark = pytest.mark.usefixtures("any_framing")
 # -- helpers ---------------------------------------------------------------------------
 
 
+#: each config its own rng: SM-IDs and nonces differ between streams
+_SEEDS = itertools.count()
+
+
 def server_config(**kw: object) -> ServerConfig:
     kw.setdefault("sm_resume_timeout", 300.0)
-    return ServerConfig(domains=frozenset({DOMAIN}), **kw)  # type: ignore[arg-type]
+    return ServerConfig(rng=seeded_rng(next(_SEEDS)), domains=frozenset({DOMAIN}), **kw)  # type: ignore[arg-type]
 
 
 def client_config(**kw: object) -> ClientConfig:
-    return ClientConfig(jid=JID.parse(JULIET), password=PASSWORDS["juliet"], **kw)  # type: ignore[arg-type]
+    return ClientConfig(
+        rng=seeded_rng(next(_SEEDS)), jid=JID.parse(JULIET), password=PASSWORDS["juliet"], **kw
+    )  # type: ignore[arg-type]
 
 
 def make_pair(

@@ -29,6 +29,7 @@ from xmpp_sansio.server.stages import (
     Undeliverable,
 )
 from xmpp_sansio.stanza import Stanza, with_attrs
+from xmpp_sansio.testing import seeded_rng
 from xmpp_sansio.xml.parser import parse_fragment
 
 C = "{jabber:client}"
@@ -217,6 +218,7 @@ def test_a_timed_out_caps_query_is_retried_at_the_timer_without_a_presence() -> 
     clock = [100.0]
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: local in ACCOUNTS,
         services=[CapsService(query_timeout=30.0)],
         clock=lambda: clock[0],
@@ -242,6 +244,7 @@ def test_a_service_host_gets_the_context_of_the_call() -> None:
 
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: local in ACCOUNTS,
         hosts={"clock.example.com": Clocked()},
         clock=lambda: 5.0,
@@ -262,6 +265,7 @@ def test_the_clock_is_read_once_per_call_and_only_when_a_stage_needs_it() -> Non
     storage = MemoryOfflineStorage()
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: local in ACCOUNTS,
         services=[Stamper(), OfflineService(storage)],
         clock=clock,

@@ -15,6 +15,7 @@ from xmpp_sansio.stream.features import (
     SASLFeature,
     StartTLSFeature,
 )
+from xmpp_sansio.testing import seeded_rng
 from xmpp_sansio.xml.parser import parse_fragment
 
 HEADER = (
@@ -39,7 +40,7 @@ def features_of(server: ServerConnection) -> list[str]:
 
 
 def config(**kw: object) -> ServerConfig:
-    return ServerConfig(domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]
+    return ServerConfig(rng=seeded_rng(0), domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]
 
 
 def test_the_default_profile_offers_starttls_then_sasl_then_register() -> None:

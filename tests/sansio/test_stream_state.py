@@ -28,6 +28,7 @@ from xmpp_sansio.stream.state import (
     is_peer_input,
     render_table,
 )
+from xmpp_sansio.testing import seeded_rng
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = {"server": SERVER_TRANSITIONS, "client": CLIENT_TRANSITIONS}
@@ -35,8 +36,10 @@ ROLES = {"server": SERVER_TRANSITIONS, "client": CLIENT_TRANSITIONS}
 
 def new(role: str) -> ServerConnection | ClientConnection:
     if role == "server":
-        return ServerConnection(ServerConfig(domains=frozenset({"example.com"})))
-    return ClientConnection(ClientConfig(jid=JID.parse("juliet@example.com"), password="pw"))
+        return ServerConnection(ServerConfig(rng=seeded_rng(0), domains=frozenset({"example.com"})))
+    return ClientConnection(
+        ClientConfig(rng=seeded_rng(0), jid=JID.parse("juliet@example.com"), password="pw")
+    )
 
 
 def states_of(table: Transitions) -> list[State]:

@@ -13,7 +13,7 @@ from xmpp_sansio.server import Deliver, Effect, Outcome, Router
 from xmpp_sansio.server.stages import AccountRemoved, Context
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService, parse_fragment
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 from xmpp_sansio.xml.element import elements_equal
 from xmpp_sansio.xml.writer import serialize
 
@@ -37,6 +37,7 @@ def storage() -> MemoryVCardStorage:
 def router(storage: MemoryVCardStorage) -> Router:
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
         services=[VCardService(storage, max_size=1024)],
     )
@@ -170,6 +171,7 @@ def test_vcard_at_the_size_limit_is_stored(storage: MemoryVCardStorage) -> None:
     size = len(serialize(vcard))
     r = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda *_: True,
         services=[VCardService(storage, max_size=size)],
     )
@@ -248,7 +250,10 @@ class CapturingRouter(Router):
 
 def test_remote_entity_may_view_but_not_set_a_local_vcard(storage: MemoryVCardStorage) -> None:
     router = CapturingRouter(
-        ["example.com"], account_exists=lambda *_: True, services=[VCardService(storage)]
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda *_: True,
+        services=[VCardService(storage)],
     )
     router.replies = []
     storage.put(JID.parse("romeo@example.com"), ROMEO_VCARD.encode())

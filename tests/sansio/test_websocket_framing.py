@@ -19,7 +19,7 @@ from xmpp_sansio.stream.connection import (
     WebSocketFraming,
 )
 from xmpp_sansio.stream.events import ResourceBound, StanzaReceived, StreamClosed
-from xmpp_sansio.testing import ConnectionPair, make_credentials, x
+from xmpp_sansio.testing import ConnectionPair, make_credentials, seeded_rng, x
 from xmpp_sansio.xml.parser import parse_fragment
 
 FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
@@ -28,14 +28,18 @@ PASSWORDS = {"juliet": "r0m30myr0m30"}
 
 
 def ws_server(**kw: object) -> ServerConnection:
-    config = ServerConfig(domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]
+    config = ServerConfig(rng=seeded_rng(0), domains=frozenset({"capulet.example"}), **kw)  # type: ignore[arg-type]
     return ServerConnection(config, tls_active=True, framing=WebSocketFraming())
 
 
 def ws_pair() -> tuple[ConnectionPair, list[bytes], list[bytes]]:
     """A WebSocket pair (TLS is the WebSocket's: wss), with every message recorded."""
     client = ClientConnection(
-        ClientConfig(jid=JID.parse("juliet@capulet.example/balcony"), password="r0m30myr0m30"),
+        ClientConfig(
+            rng=seeded_rng(0),
+            jid=JID.parse("juliet@capulet.example/balcony"),
+            password="r0m30myr0m30",
+        ),
         tls_active=True,
         framing=WebSocketFraming(),
     )
@@ -135,13 +139,17 @@ def test_a_stream_error_before_the_header_opens_first() -> None:
 
 
 def test_messages_need_the_websocket_framing() -> None:
-    server = ServerConnection(ServerConfig(domains=frozenset({"capulet.example"})))
+    server = ServerConnection(
+        ServerConfig(rng=seeded_rng(0), domains=frozenset({"capulet.example"}))
+    )
     with pytest.raises(LocalProtocolError):
         server.receive_message(OPEN)
 
 
 def test_the_framing_is_chosen_before_the_stream_starts() -> None:
-    client = ClientConnection(ClientConfig(jid=JID.parse("juliet@capulet.example"), password="x"))
+    client = ClientConnection(
+        ClientConfig(rng=seeded_rng(0), jid=JID.parse("juliet@capulet.example"), password="x")
+    )
     client.start()
     with pytest.raises(LocalProtocolError):
         client._set_framing(WebSocketFraming())
@@ -185,7 +193,7 @@ def test_framed_byte_transcripts_really_go_over_websocket(monkeypatch: pytest.Mo
     """testing.framed(), which the byte-level SASL suites use, cuts a TCP
     transcript into RFC 7395 messages and joins the answers."""
     monkeypatch.setattr(testing, "DEFAULT_FRAMING", "websocket")
-    config = ServerConfig(domains=frozenset({"capulet.example"}))
+    config = ServerConfig(rng=seeded_rng(0), domains=frozenset({"capulet.example"}))
     server = testing.framed(ServerConnection(config, tls_active=True))
     assert isinstance(server.framing, WebSocketFraming)
     server.receive_data(

@@ -19,6 +19,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.sm import SMState
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
+from xmpp_sansio.testing import seeded_rng
 from xmpp_trio._transport import MemoryStream, memory_transport_pair
 from xmpp_trio.client import Client, _negotiate, _Negotiated
 from xmpp_trio.config import ServerConfig
@@ -86,7 +87,12 @@ async def _login(
     capacity: int | None = None,
 ) -> tuple[ClientConnection, _Negotiated]:
     conn = ClientConnection(
-        ClientConfig(jid=JID.parse(jid), password=password, stream_management=stream_management),
+        ClientConfig(
+            rng=seeded_rng(0),
+            jid=JID.parse(jid),
+            password=password,
+            stream_management=stream_management,
+        ),
         sm_state=resume,
     )
     stream = connect(server, peer=peer, capacity=capacity)

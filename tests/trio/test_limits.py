@@ -28,6 +28,7 @@ from memory import memory_client, negotiated, serving
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
+from xmpp_sansio.testing import seeded_rng
 from xmpp_trio.client import (
     AuthenticationError,
     Client,
@@ -112,6 +113,7 @@ async def silent_client(
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     conn = ClientConnection(
         ClientConfig(
+            rng=seeded_rng(0),
             jid=JID.parse(f"{local}@localhost/silent"),
             password=PASSWORDS[local],
             stream_management=sm,

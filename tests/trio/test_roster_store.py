@@ -20,6 +20,7 @@ from xmpp_sansio.server.roster import (
     StoredItem,
 )
 from xmpp_sansio.stanza import PresenceType, make_presence
+from xmpp_sansio.testing import seeded_rng
 from xmpp_sansio.xml.element import elements_equal
 from xmpp_trio.stores.roster import SqliteRosterStorage
 
@@ -165,6 +166,7 @@ def test_roster_service_works_over_sqlite(tmp_path: Path) -> None:
     conn = connect(tmp_path / "roster.sqlite3")
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda local, domain: True,
         services=[RosterService(SqliteRosterStorage(conn))],
     )

@@ -49,7 +49,7 @@ from xmpp_sansio.stream.events import (
     NegotiationFailed,
     ResourceBound,
 )
-from xmpp_sansio.testing import make_credentials
+from xmpp_sansio.testing import make_credentials, seeded_rng
 from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.parser import StreamParser
 from xmpp_sansio.xml.writer import serialize, stream_header
@@ -218,7 +218,7 @@ async def login_wire(server: RunningServer, jid: str, *, bind: bool = True) -> W
     with trio.fail_after(WAIT):
         await stream.do_handshake()
         conn = ClientConnection(
-            ClientConfig(jid=account, password=PASSWORDS[account.local]),
+            ClientConfig(rng=seeded_rng(0), jid=account, password=PASSWORDS[account.local]),
             tls_active=True,
             tls_info=_tls.client_tls_info(stream),
         )
@@ -639,7 +639,10 @@ async def test_client_reports_a_stream_error_that_arrives_with_the_bind_result(
     async def replacing_server(stream: trio.SocketStream) -> None:
         conn = ServerConnection(
             SansioServerConfig(
-                domains=frozenset({"localhost"}), tls_available=False, require_tls=False
+                rng=seeded_rng(0),
+                domains=frozenset({"localhost"}),
+                tls_available=False,
+                require_tls=False,
             )
         )
         lookup = make_credentials(PASSWORDS, iterations=4096)

@@ -19,6 +19,7 @@ import trio.testing
 from conftest import PASSWORDS, RunningServer
 
 from xmpp_sansio.errors import StreamErrorCondition
+from xmpp_sansio.testing import seeded_rng
 from xmpp_trio.client import AuthenticationError, StreamError, open_client
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.server import run_server
@@ -373,7 +374,8 @@ async def test_in_band_registration_creates_an_account_once_per_limit(
         raw = await trio.open_tcp_stream("127.0.0.1", port)
         stream = trio.SSLStream(raw, ctx, server_hostname="localhost")
         conn = ClientConnection(
-            ClientConfig(jid=JID.parse("x@localhost"), password="x"), tls_active=True
+            ClientConfig(rng=seeded_rng(0), jid=JID.parse("x@localhost"), password="x"),
+            tls_active=True,
         )
         conn.start()
         await stream.send_all(conn.data_to_send())

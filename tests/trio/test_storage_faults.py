@@ -36,6 +36,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
+from xmpp_sansio.testing import seeded_rng
 from xmpp_trio.client import IqErrorResponse, _negotiate, open_client
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.storage import AccountStore, StorageError
@@ -122,7 +123,9 @@ async def test_an_internal_error_ends_the_stream_with_internal_server_error(
     monkeypatch.setattr(started.server.router, "bind", broken_bind)
     stream = await trio.open_tcp_stream("127.0.0.1", started.port)
     conn = ClientConnection(
-        ClientConfig(jid=JID.parse("romeo@localhost/x"), password=PASSWORDS["romeo"])
+        ClientConfig(
+            rng=seeded_rng(0), jid=JID.parse("romeo@localhost/x"), password=PASSWORDS["romeo"]
+        )
     )
     received = b""
     with trio.fail_after(WAIT):

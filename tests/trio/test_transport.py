@@ -18,6 +18,7 @@ from conftest import PASSWORDS, RunningServer
 from xmpp_sansio.jid import JID
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
+from xmpp_sansio.testing import seeded_rng
 from xmpp_trio.client import Client, _negotiate, open_client
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.server import BoundListener, run_server
@@ -53,7 +54,10 @@ async def raw_client(
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     conn = ClientConnection(
         ClientConfig(
-            jid=JID.parse(jid), password=PASSWORDS[jid.split("@")[0]], stream_management=False
+            rng=seeded_rng(0),
+            jid=JID.parse(jid),
+            password=PASSWORDS[jid.split("@")[0]],
+            stream_management=False,
         )
     )
     with trio.fail_after(WAIT):

@@ -14,6 +14,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Router
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateStorage
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService, VCardStorage
+from xmpp_sansio.testing import seeded_rng
 from xmpp_trio.storage import AccountStore
 from xmpp_trio.stores.accounts import AccountDirectoryAdapter
 from xmpp_trio.stores.private import SqlitePrivateStorage
@@ -107,6 +108,7 @@ def test_sqlite_vcard_table_creation_is_idempotent(conn: sqlite3.Connection) -> 
 def test_vcard_service_over_sqlite_round_trips(conn: sqlite3.Connection) -> None:
     router = Router(
         ["example.com"],
+        rng=seeded_rng(0),
         account_exists=lambda *_: True,
         services=[VCardService(SqliteVCardStorage(conn))],
     )

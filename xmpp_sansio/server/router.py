@@ -21,7 +21,6 @@ implemented: stanzas for other domains get ``remote-server-not-found``.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import assert_never, cast
 from xml.etree.ElementTree import Element
@@ -110,7 +109,7 @@ class Router:
     runs, unless the call passes ``now=`` itself (the default clock stands
     still at 0.0, for tests that do not care about time; a server passes its
     own). ``rng(n)`` returns ``n`` unpredictable bytes for the services
-    (default :func:`secrets.token_bytes`).
+    (required: a server passes :func:`secrets.token_bytes`).
     """
 
     def __init__(
@@ -121,7 +120,7 @@ class Router:
         services: Sequence[Service] = (),
         hosts: Mapping[str, HostService] | None = None,
         clock: Callable[[], float] | None = None,
-        rng: Callable[[int], bytes] = secrets.token_bytes,
+        rng: Callable[[int], bytes],
     ) -> None:
         self.hosts = Hosts.build(domains, hosts)
         self._domains = self.hosts.account_domains

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
@@ -62,10 +61,13 @@ class ServerConfig:
             authentication (XEP-0077), only where authentication is allowed.
         post_auth_features: extra stream features offered after authentication
             (e.g. roster versioning, the server's entity capabilities).
-        rng: source of random bytes (stream ids, nonces, generated resources,
-            SM-IDs).
+        rng: source of unpredictable bytes (stream ids, nonces, generated
+            resources, SM-IDs), required: the library reads no entropy itself
+            (a server passes ``secrets.token_bytes``, a test
+            :func:`~xmpp_sansio.testing.seeded_rng`).
         decoy_key: secret for SCRAM's fake salts for unknown users, stable for
-            the server's lifetime so repeated probes cannot tell users apart.
+            the server's lifetime so repeated probes cannot tell users apart
+            (empty, the default: 16 bytes drawn from ``rng`` once).
         decoy_iterations: the iteration count of the SCRAM decoy (``i=``) and
             of PLAIN's decoy derivation for unknown users; set it to the count
             of stored credentials, so an unknown user looks like a real one.
@@ -105,8 +107,8 @@ class ServerConfig:
     registration_instructions: str = "Choose a username and password for this server."
     post_auth_features: tuple[Element, ...] = ()
     limits: Limits = field(default_factory=Limits)
-    rng: Callable[[int], bytes] = secrets.token_bytes
-    decoy_key: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    rng: Callable[[int], bytes]
+    decoy_key: bytes = b""
     decoy_iterations: int = 4096
     stream_management: bool = True
     sm_resume_timeout: float = 0.0
@@ -119,6 +121,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not self.domains:
             raise ValueError("at least one domain must be served")
+        if not self.decoy_key:
+            object.__setattr__(self, "decoy_key", self.rng(16))
         if not self.anonymous_domains <= self.domains:
             raise ValueError("anonymous_domains must be served domains")
         if self.require_tls and not self.tls_available:
@@ -148,6 +152,8 @@ class ClientConfig:
         sm_resume: ask for a resumable session (XEP-0198 §5).
         sm_max: the preferred resumption time in seconds (XEP-0198 §3), if any.
         sm_ack_requests: when to ask the server for an ack (XEP-0198 §4).
+        rng: source of unpredictable bytes (SCRAM client nonces), required
+            like :attr:`ServerConfig.rng`.
     """
 
     jid: JID
@@ -157,7 +163,7 @@ class ClientConfig:
     mechanisms: tuple[str, ...] | None = None
     lang: str | None = "en"
     limits: Limits = field(default_factory=Limits)
-    rng: Callable[[int], bytes] = secrets.token_bytes
+    rng: Callable[[int], bytes]
     stream_management: bool = True
     sm_resume: bool = True
     sm_max: int | None = None
