@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.stream.config import ServerConfig
@@ -13,9 +13,11 @@ from xmpp_sansio.stream.features import (
     FeatureHost,
     Profile,
     SASLFeature,
+    Stage,
     StartTLSFeature,
 )
 from xmpp_sansio.testing import seeded_rng
+from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.parser import parse_fragment
 
 HEADER = (
@@ -66,3 +68,64 @@ def test_a_plug_in_decides_from_the_connection_whether_it_is_offered() -> None:
     profile = Profile(before_auth=(ExampleFeature(),), after_auth=())
     server = ServerConnection(config(), tls_active=True, profile=profile)
     assert features_of(server) == []
+
+
+class ClaimingFeature(ExampleFeature):
+    """A toy plug-in that also handles its own element before authentication."""
+
+    def __init__(self) -> None:
+        self.handled: list[tuple[Stage, str]] = []
+
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        return ("{urn:example:feature}hello",) if stage is Stage.BEFORE_AUTH else ()
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        self.handled.append((stage, el.tag))
+        return True
+
+
+def test_an_element_a_plug_in_claims_reaches_it_instead_of_a_stream_error() -> None:
+    feature = ClaimingFeature()
+    profile = Profile(before_auth=(feature, SASLFeature()), after_auth=(BindFeature(),))
+    server = ServerConnection(config(require_tls=False), profile=profile)
+    features_of(server)
+    server.receive_data(b"<hello xmlns='urn:example:feature'/>")
+    assert feature.handled == [(Stage.BEFORE_AUTH, "{urn:example:feature}hello")]
+    assert b"stream:error" not in server.data_to_send()
+    server.receive_data(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert b"unsupported-stanza-type" in server.data_to_send()  # nobody in this profile claims it
+
+
+def test_the_default_profile_gives_each_element_to_its_feature_per_stage() -> None:
+    claims = C2S_SERVER.claims(config())
+    owner = {stage: {tag: type(f).__name__ for tag, f in claims[stage].items()} for stage in Stage}
+    assert owner[Stage.BEFORE_AUTH] == {
+        ns.STARTTLS_TAG: "StartTLSFeature",
+        ns.AUTH_TAG: "SASLFeature",
+        ns.RESPONSE_TAG: "SASLFeature",
+        ns.ABORT_TAG: "SASLFeature",
+        ns.IQ_TAG: "RegisterFeature",
+        ns.SM_ENABLE_TAG: "SMFeature",
+        ns.SM_RESUME_TAG: "SMFeature",
+    }
+    assert owner[Stage.BIND] == {
+        ns.IQ_TAG: "BindFeature",
+        ns.SM_ENABLE_TAG: "SMFeature",
+        ns.SM_RESUME_TAG: "SMFeature",
+        ns.CSI_ACTIVE_TAG: "CSIFeature",
+        ns.CSI_INACTIVE_TAG: "CSIFeature",
+    }
+    assert ns.IQ_TAG not in owner[Stage.READY]  # stanzas never go through a plug-in
+    assert owner[Stage.READY]["{" + ns.SM + "}"] == "SMFeature"
+
+
+def test_features_switched_off_in_the_config_claim_nothing() -> None:
+    claims = C2S_SERVER.claims(config(stream_management=False, csi=False))
+    assert set(claims[Stage.READY]) == set()
+    assert set(claims[Stage.BIND]) == {ns.IQ_TAG}
+
+
+def test_the_claims_are_built_once_per_config() -> None:
+    same = config()
+    assert C2S_SERVER.claims(same) is C2S_SERVER.claims(same)
+    assert C2S_SERVER.claims(config()) is not C2S_SERVER.claims(same)

@@ -9,6 +9,19 @@ configuration) whether it is offered and what its element says. A
 are offered, before and after authentication; the server connection builds
 its ``<features/>`` from its profile and nothing else.
 
+A feature also claims the top-level elements it handles, per :class:`Stage`
+(before authentication, while binding, on the ready stream):
+:meth:`Profile.claims` turns the features' claims into one dict per stage,
+``{tag: feature}`` (plus ``{"{namespace}": feature}`` for a feature that takes
+a whole namespace, looked up only for what is not a stanza), built once per
+(profile, config). The connection looks an element's tag up in the dict of
+its stage and calls ``feature.handle(conn, stage, el)``; what no feature
+claims (or a feature gives back, returning False) gets the stream's own
+answer (stanzas, or a stream error). On a ready stream a stanza costs one
+dict miss. The handling code itself still lives in the connection's parts
+(``server_sasl.py``, ``server_register.py``, ``server_sm.py``,
+``server.py``): a feature says which element is whose, and calls the part.
+
 Profiles: :data:`C2S_SERVER` today. The client side of c2s reads the
 server's features in ``ClientConnection`` (it picks; it offers nothing), and
 s2s in/out (Dialback, XEP-0220) and components (XEP-0114) get their own
@@ -23,12 +36,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol, runtime_checkable
 from xml.etree.ElementTree import Element, SubElement
 
 from .. import register, sasl
+from ..errors import StanzaErrorCondition
 from ..xml import ns
 from .config import ServerConfig
 
@@ -36,14 +51,25 @@ __all__ = [
     "C2S_SERVER",
     "BindFeature",
     "CSIFeature",
+    "Claims",
+    "ElementFeature",
     "Feature",
     "FeatureHost",
     "Profile",
     "RegisterFeature",
     "SASLFeature",
     "SMFeature",
+    "Stage",
     "StartTLSFeature",
 ]
+
+
+class Stage(Enum):
+    """Where a stream is, for the elements a feature claims (RFC 6120 §4.3)."""
+
+    BEFORE_AUTH = "before-auth"  # TLS, SASL, registration (§5, §6; XEP-0077)
+    BIND = "bind"  # authenticated, no resource yet (§7; XEP-0198 §5 resumption)
+    READY = "ready"  # stanzas flow (§8)
 
 
 class _Bindings(Protocol):
@@ -65,12 +91,36 @@ class FeatureHost(Protocol):
     @property
     def registration_offered(self) -> bool: ...
 
+    # The parts of the connection the features hand their elements to.
+    def _handle_tls_element(self, el: Element) -> bool: ...
+    def _handle_sasl_element(self, el: Element) -> bool: ...
+    def _handle_register_element(self, el: Element) -> bool: ...
+    def _handle_bind_iq(self, el: Element) -> None: ...
+    def _send_sm_failed(self, condition: StanzaErrorCondition) -> None: ...
+    def _handle_resume(self, el: Element) -> None: ...
+    def _handle_sm_ready(self, el: Element) -> None: ...
+    def _set_client_state(self, active: bool) -> None: ...
+
 
 class Feature(Protocol):
     """One stream feature offered by a server connection."""
 
     def offer(self, conn: FeatureHost) -> Iterator[Element]:
         """The elements this feature adds to ``<features/>`` now (none: not offered)."""
+        ...
+
+
+@runtime_checkable
+class ElementFeature(Feature, Protocol):
+    """A feature that also handles top-level elements of the stream."""
+
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        """The tags (``{ns}name``, or ``{ns}`` for a whole namespace) this
+        feature handles at ``stage`` under ``config``."""
+        ...
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        """Handle a claimed element; False gives it back to the stream."""
         ...
 
 
@@ -84,6 +134,12 @@ class StartTLSFeature:
         if conn.config.require_tls:
             SubElement(starttls, "{" + ns.TLS + "}required")
         yield starttls
+
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        return (ns.STARTTLS_TAG,) if stage is Stage.BEFORE_AUTH else ()
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        return conn._handle_tls_element(el)
 
 
 class SASLFeature:
@@ -104,6 +160,14 @@ class SASLFeature:
                 SubElement(cb_types, "{" + ns.SASL_CB + "}channel-binding", type=binding.type)
             yield cb_types
 
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        if stage is Stage.BEFORE_AUTH:
+            return (ns.AUTH_TAG, ns.RESPONSE_TAG, ns.ABORT_TAG)
+        return ()
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        return conn._handle_sasl_element(el)
+
 
 class RegisterFeature:
     """XEP-0077 §8: in-band registration, before authentication."""
@@ -111,6 +175,13 @@ class RegisterFeature:
     def offer(self, conn: FeatureHost) -> Iterator[Element]:
         if conn.registration_offered:
             yield register.feature_element()
+
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        """Registration IQs before authentication (§3.1); other IQs are given back."""
+        return (ns.IQ_TAG,) if stage is Stage.BEFORE_AUTH else ()
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        return conn._handle_register_element(el)
 
 
 class BindFeature:
@@ -123,6 +194,15 @@ class BindFeature:
         SubElement(session, "{" + ns.SESSION + "}optional")
         yield session
 
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        """The bind IQ while binding (§7.6); on a ready stream the stream
+        answers a second bind itself, as a stanza."""
+        return (ns.IQ_TAG,) if stage is Stage.BIND else ()
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        conn._handle_bind_iq(el)
+        return True
+
 
 class SMFeature:
     """XEP-0198 §2: ``<sm/>``, once authenticated."""
@@ -130,6 +210,29 @@ class SMFeature:
     def offer(self, conn: FeatureHost) -> Iterator[Element]:
         if conn.config.stream_management:
             yield Element(ns.SM_TAG)
+
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        """``<enable/>``/``<resume/>`` at every stage (refused before
+        authentication, §3 and §5), the whole namespace once ready (§4)."""
+        if not config.stream_management:
+            return ()
+        if stage is Stage.READY:
+            return ("{" + ns.SM + "}", ns.SM_ENABLE_TAG, ns.SM_RESUME_TAG, *_SM_ACK_TAGS)
+        return (ns.SM_ENABLE_TAG, ns.SM_RESUME_TAG)
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        if stage is Stage.READY:
+            conn._handle_sm_ready(el)
+        elif stage is Stage.BIND and el.tag == ns.SM_RESUME_TAG:
+            conn._handle_resume(el)
+        else:
+            # §3: enable only after binding ("SHALL enforce this order"); §5:
+            # resume only after authentication.
+            conn._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
+        return True
+
+
+_SM_ACK_TAGS = ("{" + ns.SM + "}r", "{" + ns.SM + "}a")
 
 
 class CSIFeature:
@@ -139,6 +242,21 @@ class CSIFeature:
         if conn.config.csi:
             yield Element(ns.CSI_TAG)
 
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        """``<active/>``/``<inactive/>`` once authenticated (§5)."""
+        if config.csi and stage is not Stage.BEFORE_AUTH:
+            return (ns.CSI_ACTIVE_TAG, ns.CSI_INACTIVE_TAG)
+        return ()
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        conn._set_client_state(el.tag == ns.CSI_ACTIVE_TAG)
+        return True
+
+
+#: The features claiming elements at each stage: ``{tag: feature}``, and
+#: ``{"{namespace}": feature}`` for whole namespaces.
+Claims = dict[Stage, dict[str, ElementFeature]]
+
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -146,6 +264,29 @@ class Profile:
 
     before_auth: tuple[Feature, ...]
     after_auth: tuple[Feature, ...]
+    _claims: dict[int, tuple[ServerConfig, Claims]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def claims(self, config: ServerConfig) -> Claims:
+        """Which feature handles which top-level element at each stage under
+        ``config`` (the first feature of the profile to claim a tag has it);
+        built once per config and kept (a few configs at most)."""
+        cached = self._claims.get(id(config))
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        claims: Claims = {}
+        for stage in Stage:
+            table: dict[str, ElementFeature] = {}
+            for feature in (*self.before_auth, *self.after_auth):
+                if isinstance(feature, ElementFeature):
+                    for tag in feature.claims(stage, config):
+                        table.setdefault(tag, feature)
+            claims[stage] = table
+        if len(self._claims) >= 16:
+            self._claims.clear()
+        self._claims[id(config)] = (config, claims)
+        return claims
 
     def features(self, conn: FeatureHost, *, authenticated: bool) -> Element:
         """``<stream:features/>`` for the current stage (RFC 6120 §4.3.2)."""

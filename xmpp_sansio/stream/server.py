@@ -10,7 +10,6 @@ from xml.etree.ElementTree import Element, SubElement
 
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID, InvalidJID
-from ..sm import is_sm_element
 from ..xml import ns
 from ..xml.parser import StreamHeader
 from .answers import (
@@ -26,7 +25,7 @@ from .answers import (
 )
 from .base import _CLIENT_STANZAS, _STANZA_NAMES
 from .events import BindRequested, ResourceBound, StanzaReceived, TLSRequested
-from .features import _iq_error
+from .features import Stage, _iq_error
 from .server_register import _ServerRegister
 from .server_sasl import _ServerSASL
 from .server_sm import _ServerSM
@@ -174,18 +173,22 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
     # -- negotiation -------------------------------------------------------------------
 
     def _handle_negotiation(self, el: Element) -> None:
-        if self.authenticated_jid is not None:
-            self._handle_bind_stage(el)
-            return
-        # Each part owns its elements, in the order of the profile's features.
-        if (
-            self._handle_tls_element(el)
-            or self._handle_sasl_element(el)
-            or self._handle_register_element(el)
-            or self._handle_sm_before_auth(el)
-        ):
-            return
+        """Before binding, each element goes to the profile's feature that
+        claims it at this stage (:meth:`Profile.claims`); what none takes gets
+        the stream's answer."""
         tag = el.tag
+        if self.authenticated_jid is not None:
+            bind_feature = self._claims[Stage.BIND].get(tag)
+            if bind_feature is not None and bind_feature.handle(self, Stage.BIND, el):
+                return
+            if tag in _CLIENT_STANZAS:
+                self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
+            else:
+                self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
+            return
+        feature = self._claims[Stage.BEFORE_AUTH].get(tag)
+        if feature is not None and feature.handle(self, Stage.BEFORE_AUTH, el):
+            return
         if tag in _CLIENT_STANZAS or tag[1:].partition("}")[2] in _STANZA_NAMES:
             # RFC 6120 §4.9.3.12: no stanzas before the stream is authenticated.
             self._stream_error(StreamErrorCondition.NOT_AUTHORIZED)
@@ -211,25 +214,8 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
         stream, without a stream error."""
         self._fire(Input.TLS_REFUSED)
 
-    def _handle_bind_stage(self, el: Element) -> None:
-        """RFC 6120 §7: the only thing allowed now is binding a resource (or
-        resuming a session, XEP-0198 §5)."""
-        if self.config.stream_management and el.tag == ns.SM_RESUME_TAG:
-            self._handle_resume(el)
-            return
-        if self.config.stream_management and el.tag == ns.SM_ENABLE_TAG:
-            # XEP-0198 §3: "SHALL enforce this order" (enable only after binding).
-            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
-            return
-        if self.config.csi and el.tag in (ns.CSI_ACTIVE_TAG, ns.CSI_INACTIVE_TAG):
-            self._set_client_state(el.tag == ns.CSI_ACTIVE_TAG)
-            return
-        if el.tag != ns.IQ_TAG:
-            if el.tag in _CLIENT_STANZAS:
-                self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
-            else:
-                self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
-            return
+    def _handle_bind_iq(self, el: Element) -> None:
+        """RFC 6120 §7: an IQ while binding must bind a resource."""
         bind = el.find(ns.BIND_TAG)
         iq_id = el.get("id")
         if bind is None or el.get("type") != "set" or not iq_id:
@@ -265,14 +251,16 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
 
     def _handle_ready(self, el: Element) -> None:
         tag = el.tag
-        if self.config.stream_management and is_sm_element(el):
-            self._handle_sm_ready(el)
-            return
-        if self.config.csi and tag in (ns.CSI_ACTIVE_TAG, ns.CSI_INACTIVE_TAG):
-            self._set_client_state(tag == ns.CSI_ACTIVE_TAG)
+        feature = self._claims[Stage.READY].get(tag)  # XEP-0198, XEP-0352: one dict miss
+        if feature is not None:
+            feature.handle(self, Stage.READY, el)
             return
         if tag not in _CLIENT_STANZAS:
-            if tag[1:].partition("}")[2] in _STANZA_NAMES:
+            namespace = tag[: tag.find("}") + 1]
+            feature = self._claims[Stage.READY].get(namespace) if namespace else None
+            if feature is not None:
+                feature.handle(self, Stage.READY, el)
+            elif tag[1:].partition("}")[2] in _STANZA_NAMES:
                 self._stream_error(StreamErrorCondition.INVALID_NAMESPACE)
             else:
                 self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)

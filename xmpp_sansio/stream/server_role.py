@@ -6,6 +6,7 @@ in server.py) are composed into :class:`~xmpp_sansio.stream.server.ServerConnect
 
 from __future__ import annotations
 
+from typing import cast
 from xml.etree.ElementTree import Element
 
 from .. import sasl
@@ -13,7 +14,7 @@ from ..jid import JID
 from ..sm import PresenceHold, Resume
 from .answers import TLSInfo
 from .config import ServerConfig
-from .features import C2S_SERVER, Profile
+from .features import C2S_SERVER, FeatureHost, Profile
 from .framing import Framing
 from .sm_stream import _SMStream
 from .state import SERVER_TRANSITIONS
@@ -74,6 +75,8 @@ class _ServerRole(_SMStream):
         self._held = PresenceHold()
         if profile is not C2S_SERVER:
             self._profile = profile
+        #: the profile's features by the elements they claim, per stage
+        self._claims = profile.claims(config)
 
     @property
     def tls_info(self) -> TLSInfo:
@@ -128,7 +131,9 @@ class _ServerRole(_SMStream):
         """RFC 6120 §4.3.2: features for the current stage of negotiation, from the
         profile's plug-ins (features.py), then ``config.post_auth_features``."""
         authenticated = self.authenticated_jid is not None
-        features = self._profile.features(self, authenticated=authenticated)
+        # The host is the composed ServerConnection (its parts hold the handlers).
+        host = cast("FeatureHost", self)
+        features = self._profile.features(host, authenticated=authenticated)
         if authenticated:
             features.extend(self.config.post_auth_features)
         return features

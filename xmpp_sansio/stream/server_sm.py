@@ -40,14 +40,6 @@ from .state import Input, State
 class _ServerSM(_ServerRole):
     """XEP-0198 and XEP-0352 on the server side."""
 
-    def _handle_sm_before_auth(self, el: Element) -> bool:
-        """``<enable/>`` or ``<resume/>`` before authentication: ``<failed/>``
-        (XEP-0198 §3, §5). Whether ``el`` was XEP-0198's."""
-        if el.tag in (ns.SM_ENABLE_TAG, ns.SM_RESUME_TAG) and self.config.stream_management:
-            self._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
-            return True
-        return False
-
     def take_held_presences(self) -> list[Element]:
         """Hand over the presence updates held for an inactive client (XEP-0352),
         e.g. to keep them with a detached session; they will not be sent here."""
