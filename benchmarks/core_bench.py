@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import sys, time, tempfile, pathlib, statistics
+import sys, time, tempfile, pathlib, statistics, secrets
 tree, path = sys.argv[1], sys.argv[2]
 sys.path.insert(0, tree)
 import xml.etree.ElementTree as ET
@@ -49,7 +49,7 @@ def router_bench(full):
     for user in ("a", "b"):
         store.create(user, "localhost", "pw-pw-pw", iterations=4096)
     services = build_services(config, store, open_database(config))
-    router = Router(config.domains, account_exists=lambda l, d: store.exists(l, d),
+    router = Router(config.domains, rng=secrets.token_bytes, account_exists=lambda l, d: store.exists(l, d),
                     services=services.services)
     router.bind(1, JID.parse("a@localhost/r"))
     router.bind(2, JID.parse("b@localhost/r"))
@@ -65,9 +65,10 @@ def stream_bench():
     from xmpp_sansio.stream.config import ClientConfig, ServerConfig
     from xmpp_sansio.stream.connection import ClientConnection, ServerConnection
     from xmpp_sansio.testing import ConnectionPair, make_credentials
-    client = ClientConnection(ClientConfig(jid=JID.parse("juliet@capulet.example/b"),
+    client = ClientConnection(ClientConfig(rng=secrets.token_bytes, jid=JID.parse("juliet@capulet.example/b"),
                                            password="r0m30myr0m30"))
-    server = ServerConnection(ServerConfig(domains=frozenset({"capulet.example"})))
+    server = ServerConnection(ServerConfig(rng=secrets.token_bytes,
+                                           domains=frozenset({"capulet.example"})))
     pair = ConnectionPair(client, server,
                           make_credentials({"juliet": "r0m30myr0m30"}, iterations=4096))
     client.start()
