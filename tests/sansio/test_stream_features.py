@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from xml.etree.ElementTree import Element
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from xmpp_sansio.stream.config import ServerConfig
 from xmpp_sansio.stream.connection import ServerConnection
 from xmpp_sansio.stream.features import (
@@ -129,3 +132,22 @@ def test_the_claims_are_built_once_per_config() -> None:
     same = config()
     assert C2S_SERVER.claims(same) is C2S_SERVER.claims(same)
     assert C2S_SERVER.claims(config()) is not C2S_SERVER.claims(same)
+
+
+@given(
+    stream_management=st.booleans(),
+    csi=st.booleans(),
+    registration=st.booleans(),
+    stage=st.sampled_from(Stage),
+)
+def test_a_feature_claims_elements_only_when_the_config_turns_it_on(
+    stream_management: bool, csi: bool, registration: bool, stage: Stage
+) -> None:
+    claims = C2S_SERVER.claims(
+        config(stream_management=stream_management, csi=csi, allow_registration=registration)
+    )[stage]
+    owners = {type(feature).__name__ for feature in claims.values()}
+    assert ("SMFeature" in owners) == stream_management
+    assert ("CSIFeature" in owners) == (csi and stage is not Stage.BEFORE_AUTH)
+    assert (ns.IQ_TAG in claims) == (stage is not Stage.READY)  # Register, then Bind
+    assert not any(tag in claims for tag in ("{jabber:client}message", "{jabber:client}presence"))
