@@ -29,6 +29,7 @@ from ..xml import ns
 from ..xml.parser import StreamHeader
 from .answers import TLSInfo
 from .base import _CLIENT_STANZAS
+from .client_features import C2S_CLIENT, ClientProfile
 from .config import ClientConfig
 from .events import (
     Authenticated,
@@ -66,6 +67,9 @@ class ClientConnection(_SMStream):
     resume its session instead of binding: :class:`StreamResumed` then means
     ready, or :class:`ResumeFailed` reports the stanzas the server never
     acknowledged and binding goes on as usual.
+
+    Which step follows each ``<stream:features/>`` is the ``profile``'s
+    (:mod:`.client_features`, default :data:`C2S_CLIENT`).
     """
 
     _transitions = CLIENT_TRANSITIONS
@@ -78,6 +82,7 @@ class ClientConnection(_SMStream):
         tls_info: TLSInfo | None = None,
         sm_state: SMState | None = None,
         framing: Framing | None = None,
+        profile: ClientProfile = C2S_CLIENT,
     ) -> None:
         limits = config.limits
         super().__init__(limits.max_stanza_size, limits.max_stanza_size, limits.max_depth, framing)
@@ -98,6 +103,7 @@ class ClientConnection(_SMStream):
         self._sm_offered = False
         #: the server offers Client State Indication (XEP-0352 §4.1)
         self.csi_offered = False
+        self._profile = profile
 
     @property
     def sm_pending(self) -> bool:
@@ -176,49 +182,59 @@ class ClientConnection(_SMStream):
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
 
     def _handle_features(self, features: Element) -> None:
-        cfg = self.config
         self._fire(Input.PEER_FEATURES)
-        if not self.tls_active:
-            if features.find(ns.STARTTLS_TAG) is not None:
-                self._send_element(Element(ns.STARTTLS_TAG))
-                return
-            if cfg.require_tls:
-                self._fail_negotiation("the server does not offer TLS (STARTTLS stripping?)")
-                return
-        if not self.authenticated:
-            offered = [
-                (m.text or "").strip()
-                for m in features.iterfind(f"{ns.MECHANISMS_TAG}/{{{ns.SASL}}}mechanism")
-            ]
-            server_plus = any(m.endswith("-PLUS") for m in offered)
-            if cfg.mechanisms is not None:
-                offered = [m for m in offered if m in cfg.mechanisms]
-            cb = self._tls_info.channel_binding
-            name = sasl.select_client_mechanism(
-                offered,
-                tls=self.tls_active,
-                channel_binding=cb is not None,
-                allow_plain=cfg.allow_plain,
-            )
-            if name is None:
-                self._fail_negotiation(f"no acceptable SASL mechanism among {offered}")
-                return
-            if server_plus and not name.endswith("-PLUS"):
-                # We chose not to bind although both sides could: gs2 flag 'n', not the
-                # downgrade-detecting 'y' (RFC 5802 §6).
-                cb = None
-            self._mechanism = sasl.create_client_mechanism(
-                name,
-                username=cfg.jid.local or "",
-                password=cfg.password,
-                nonce=cfg.rng(18),
-                channel_binding=cb,
-                server_supports_plus=server_plus,
-            )
-            initial = self._mechanism.initial_response()
-            self._send_element(_sasl_element("auth", _b64encode(initial), mechanism=name))
-            self._fire(Input.SASL_STARTED)
+        self._profile.negotiate(self, features)
+
+    def _negotiate_tls(self, features: Element) -> bool:
+        """STARTTLS (RFC 6120 §5.4.2.1), or fail when TLS is required and not
+        offered (§5.3.1). Whether this was the step."""
+        if features.find(ns.STARTTLS_TAG) is not None:
+            self._send_element(Element(ns.STARTTLS_TAG))
+            return True
+        if self.config.require_tls:
+            self._fail_negotiation("the server does not offer TLS (STARTTLS stripping?)")
+            return True
+        return False
+
+    def _negotiate_sasl(self, features: Element) -> None:
+        """RFC 6120 §6.4.2: ``<auth/>`` with the best acceptable mechanism."""
+        cfg = self.config
+        offered = [
+            (m.text or "").strip()
+            for m in features.iterfind(f"{ns.MECHANISMS_TAG}/{{{ns.SASL}}}mechanism")
+        ]
+        server_plus = any(m.endswith("-PLUS") for m in offered)
+        if cfg.mechanisms is not None:
+            offered = [m for m in offered if m in cfg.mechanisms]
+        cb = self._tls_info.channel_binding
+        name = sasl.select_client_mechanism(
+            offered,
+            tls=self.tls_active,
+            channel_binding=cb is not None,
+            allow_plain=cfg.allow_plain,
+        )
+        if name is None:
+            self._fail_negotiation(f"no acceptable SASL mechanism among {offered}")
             return
+        if server_plus and not name.endswith("-PLUS"):
+            # We chose not to bind although both sides could: gs2 flag 'n', not the
+            # downgrade-detecting 'y' (RFC 5802 §6).
+            cb = None
+        self._mechanism = sasl.create_client_mechanism(
+            name,
+            username=cfg.jid.local or "",
+            password=cfg.password,
+            nonce=cfg.rng(18),
+            channel_binding=cb,
+            server_supports_plus=server_plus,
+        )
+        initial = self._mechanism.initial_response()
+        self._send_element(_sasl_element("auth", _b64encode(initial), mechanism=name))
+        self._fire(Input.SASL_STARTED)
+
+    def _negotiate_bind(self, features: Element) -> None:
+        """Resume (XEP-0198 §5) when a previous session allows it, else bind
+        (RFC 6120 §7)."""
         self._sm_offered = features.find(ns.SM_TAG) is not None
         self.csi_offered = features.find(ns.CSI_TAG) is not None
         previous = self._previous_sm

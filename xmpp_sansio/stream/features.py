@@ -22,8 +22,8 @@ dict miss. The handling code itself still lives in the connection's parts
 (``server_sasl.py``, ``server_register.py``, ``server_sm.py``,
 ``server.py``): a feature says which element is whose, and calls the part.
 
-Profiles: :data:`C2S_SERVER` today. The client side of c2s reads the
-server's features in ``ClientConnection`` (it picks; it offers nothing), and
+Profiles: :data:`C2S_SERVER` today; the client side of c2s picks rather
+than offers, with a profile of its own steps (:mod:`.client_features`).
 s2s in/out (Dialback, XEP-0220) and components (XEP-0114) get their own
 profiles here when they come: they reuse TLS and SASL and drop Bind, SM, CSI
 and Register.
