@@ -146,7 +146,8 @@ class OfflineStorage(Protocol):
 
     def apply(self, ops: Sequence[StoreOp]) -> None:
         """Carry out ``ops`` (:class:`OfflinePush` with the id it names, no
-        quota check; :class:`OfflineDelete`), in order, all or nothing."""
+        quota check; :class:`OfflineDelete`), in order, all or nothing: a push
+        whose id is taken raises, and nothing of ``ops`` is applied."""
         ...
 
     def last_id(self) -> int:
@@ -183,16 +184,24 @@ class MemoryOfflineStorage:
         return [m for m in self._queues.get(user.bare, ()) if m.id > after_id][:limit]
 
     def apply(self, ops: Sequence[StoreOp]) -> None:
+        queues = {user: list(queue) for user, queue in self._queues.items()}
+        last_id = self._last_id
         for op in ops:
             match op:
                 case OfflinePush():
-                    queue = self._queues.setdefault(op.user.bare, [])
-                    queue.append(StoredMessage(op.id, op.stanza, op.stamp))
-                    self._last_id = max(self._last_id, op.id)
+                    if op.id <= last_id:
+                        raise ValueError(f"offline message id {op.id} is taken")
+                    queues.setdefault(op.user.bare, []).append(
+                        StoredMessage(op.id, op.stanza, op.stamp)
+                    )
+                    last_id = op.id
                 case OfflineDelete():
-                    self.delete(op.user, op.upto)
+                    queue = [m for m in queues.get(op.user.bare, ()) if m.id > op.upto]
+                    queues[op.user.bare] = queue
                 case _:
                     assert_never(op)
+        self._queues = {user: queue for user, queue in queues.items() if queue}
+        self._last_id = last_id
 
     def last_id(self) -> int:
         return self._last_id

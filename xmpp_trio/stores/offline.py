@@ -11,6 +11,8 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, StoreOp
 from xmpp_sansio.server.offline import StoredMessage
 
+from .roster import _transaction
+
 __all__ = ["SqliteOfflineStorage"]
 
 _SCHEMA: Final = (
@@ -65,7 +67,9 @@ class SqliteOfflineStorage:
         return [StoredMessage(int(id_), bytes(stanza), float(stamp)) for id_, stanza, stamp in rows]
 
     def apply(self, ops: Sequence[StoreOp]) -> None:
-        with self._conn:
+        # One transaction (BEGIN IMMEDIATE on the autocommit connection): one
+        # commit, one fsync, for the whole batch.
+        with _transaction(self._conn):
             execute = self._conn.execute
             for op in ops:
                 match op:
