@@ -215,7 +215,7 @@ class XMPPServer:
                         self.apply(self.router.bounce(effect.element, condition))
                 case _:
                     assert_never(effect)
-        if self.batch is None and self._persists:
+        if self.batch is None and self._persists and not self._confirming:
             self.commit()  # not part of a read's batch: commit at once
 
     def commit(self) -> None:
@@ -297,6 +297,7 @@ class XMPPServer:
                 self.apply(effects)
         finally:
             self._confirming = False
+        self.commit()  # the deletes of all the receipts confirmed: one transaction
 
     async def handle(self, stream: trio.SocketStream, *, direct_tls: bool) -> None:
         """Serve one accepted TCP connection until it ends."""
