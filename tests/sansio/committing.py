@@ -30,29 +30,25 @@ class CommittingRouter(Router):
             rest.extend(self.commit(super().persisted(persists)))
         return rest
 
-    def route(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().route(*args, **kwargs))
 
-    def route_inbound(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().route_inbound(*args, **kwargs))
+def _committing(name: str) -> Any:
+    """``Router.<name>``, committing what it returns."""
 
-    def handed_over(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().handed_over(*args, **kwargs))
+    def method(self: CommittingRouter, *args: Any, **kwargs: Any) -> list[Effect]:
+        return self.commit(getattr(Router, name)(self, *args, **kwargs))
 
-    def bind(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().bind(*args, **kwargs))
+    return method
 
-    def unbind(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().unbind(*args, **kwargs))
 
-    def handle_timer(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().handle_timer(*args, **kwargs))
-
-    def reply(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().reply(*args, **kwargs))
-
-    def bounce(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().bounce(*args, **kwargs))
-
-    def end_sessions(self, *args: Any, **kwargs: Any) -> list[Effect]:
-        return self.commit(super().end_sessions(*args, **kwargs))
+for _name in (
+    "route",
+    "route_inbound",
+    "handed_over",
+    "bind",
+    "unbind",
+    "handle_timer",
+    "reply",
+    "bounce",
+    "end_sessions",
+):
+    setattr(CommittingRouter, _name, _committing(_name))
