@@ -28,6 +28,7 @@ import pytest
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.blocking import BlockStorage, MemoryBlockStorage
+from xmpp_sansio.server.effects import OfflineDelete, OfflinePush
 from xmpp_sansio.server.last import LastActivityStorage, LastLogout, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineStorage
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateStorage
@@ -239,6 +240,49 @@ def test_offline_delete_removes_up_to_an_id_of_that_user_only(backend: Backend) 
     assert reopened.push(JULIET, b"<m4/>", 1.0, 10)
     (stored,) = reopened.peek(JULIET)
     assert stored.id > last  # ids are never reused, not even by an empty queue
+
+
+def test_offline_persist_ops_are_applied_in_order_and_durable(backend: Backend) -> None:
+    store: OfflineStorage = backend.make("offline")
+    assert store.last_id() == 0
+    first = store.last_id() + 1
+    store.apply(
+        [
+            OfflinePush(JULIET, first, b"<m0/>", 1.0),
+            OfflinePush(ROMEO, first + 1, b"<r/>", 2.0),
+            OfflinePush(JULIET, first + 2, b"<m1/>", 3.0),
+            OfflineDelete(JULIET, first),  # the same batch deletes its first write
+        ]
+    )
+    reopened = backend.reopen("offline")
+    assert [(m.id, m.stanza, m.stamp) for m in reopened.peek(JULIET)] == [
+        (first + 2, b"<m1/>", 3.0)
+    ]
+    assert reopened.count(ROMEO) == 1
+    assert reopened.last_id() == first + 2
+
+
+def test_offline_last_id_never_goes_back_and_peek_reads_after_an_id(backend: Backend) -> None:
+    store: OfflineStorage = backend.make("offline")
+    store.push(JULIET, b"<a/>", 1.0, 10)
+    store.push(JULIET, b"<b/>", 1.0, 10)
+    store.push(JULIET, b"<c/>", 1.0, 10)
+    ids = [m.id for m in store.peek(JULIET)]
+    assert [m.stanza for m in store.peek(JULIET, 1, after_id=ids[0])] == [b"<b/>"]
+    store.apply([OfflineDelete(JULIET, ids[-1])])
+    reopened = backend.reopen("offline")
+    assert reopened.last_id() == ids[-1]  # an empty queue keeps its highest id
+    assert reopened.peek(JULIET, after_id=0) == []
+
+
+def test_offline_persist_ops_are_all_or_nothing(backend: Backend) -> None:
+    store: OfflineStorage = backend.make("offline")
+    store.apply([OfflinePush(JULIET, 1, b"<a/>", 1.0)])
+    with pytest.raises((ValueError, sqlite3.Error)):  # the id is taken
+        store.apply([OfflinePush(ROMEO, 2, b"<b/>", 1.0), OfflinePush(JULIET, 1, b"<c/>", 1.0)])
+    reopened = backend.reopen("offline")
+    assert [m.stanza for m in reopened.peek(JULIET)] == [b"<a/>"]
+    assert reopened.count(ROMEO) == 0
 
 
 # -- BlockStorage (XEP-0191) ------------------------------------------------------------

@@ -85,6 +85,11 @@ class Metrics:
             "Database errors met while serving (disk full, read-only, corrupt...)",
             registry=r,
         )
+        self.storage_commits = Counter(
+            "xmpp_storage_commits",
+            "Transactions committing the writes of a batch of input (Persist effects)",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The text exposition format of every metric."""

@@ -38,6 +38,7 @@ import trio
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Disconnect, Router
+from xmpp_sansio.server.effects import Persist
 from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
 from xmpp_sansio.server.sessions import (
@@ -157,6 +158,8 @@ class XMPPServer:
         self._next_id = 1
         #: sessions with output from the read being handled (see Session)
         self.batch: set[Session] | None = None
+        # The Persist effects not yet committed (see commit).
+        self._persists: list[Persist] = []
         # Receipts handed back to the router by confirm(), in order.
         self._confirmations: deque[tuple[int, Hashable]] = deque()
         self._confirming = False
@@ -202,6 +205,8 @@ class XMPPServer:
                     if session is not None:
                         log.info("session %d (%s): %s", session.id, session.peer, effect.condition)
                         self._close(session, effect.condition, effect.text)
+                case Persist():
+                    self._persists.append(effect)
                 case Resumed():
                     self._rekey(effect.transport, effect.session)
                 case Reroute():
@@ -213,6 +218,25 @@ class XMPPServer:
                         self.apply(self.router.bounce(effect.element, condition))
                 case _:
                     assert_never(effect)
+        if self.batch is None and self._persists and not self._confirming:
+            self.commit()  # not part of a read's batch: commit at once
+
+    def commit(self) -> None:
+        """Commit the ``Persist`` effects collected so far in one transaction
+        (one per batch of input, not one per stanza) and report the result to
+        the router. The caller writes the batch's output only after this, so
+        a XEP-0198 ``<a h/>`` never reaches a client before the write of a
+        stanza it counts. A failed commit answers the senders of the stored
+        messages (``Router.persisted``)."""
+        while self._persists:
+            persists, self._persists = self._persists, []
+            condition: StanzaErrorCondition | None = None
+            try:
+                self.services.commit([p.op for p in persists])
+            except sqlite3.Error as exc:
+                condition = self.storage_failed(exc, f"committing {len(persists)} writes")
+            self.metrics.storage_commits.inc()
+            self.apply(self.router.persisted(persists, condition))
 
     def _close(
         self, session: Session, condition: StreamErrorCondition, text: str | None = None
@@ -276,6 +300,7 @@ class XMPPServer:
                 self.apply(effects)
         finally:
             self._confirming = False
+        self.commit()  # the deletes of all the receipts confirmed: one transaction
 
     async def handle(self, stream: trio.SocketStream, *, direct_tls: bool) -> None:
         """Serve one accepted TCP connection until it ends."""
@@ -440,7 +465,9 @@ class XMPPServer:
 
     def end_batch(self, batch: set[Session]) -> None:
         """Write the batch's output now; stanzas routed from here on are
-        written at once, until ``self.batch`` is set again."""
+        written at once, until ``self.batch`` is set again. The batch's
+        writes are committed first (see :meth:`commit`)."""
+        self.commit()
         self.batch = None
         for receiver in batch:
             receiver.push()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from xml.etree.ElementTree import Element
 
@@ -29,6 +29,7 @@ from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
+from xmpp_sansio.server.effects import StoreOp
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
@@ -105,6 +106,8 @@ class ServerServices:
             max_roster_size=limits.max_roster_size,
         )
         self._last_storage = SqliteLastActivityStorage(db)
+        # Written only through commit() (Persist effects), once per batch.
+        self._offline_storage = SqliteOfflineStorage(db)
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
             AccountDirectoryAdapter(accounts, config.scram_iterations),
@@ -139,13 +142,20 @@ class ServerServices:
             TimeService(),
             CapsService(),
             CarbonsService(),
-            OfflineService(SqliteOfflineStorage(db), max_per_user=limits.max_offline_messages),
+            OfflineService(self._offline_storage, max_per_user=limits.max_offline_messages),
             self.disco,
         ]
         # The service hosts (the hosts table's subdomains), by domain.
         self.hosts: dict[str, HostService] = {}
         if config.echo_domain is not None:
             self.hosts[config.echo_domain] = EchoService()
+
+    def commit(self, ops: Sequence[StoreOp]) -> None:
+        """Commit the store operations of one batch (the ``Persist`` effects
+        of the services) in one transaction; raises ``sqlite3.Error`` having
+        written none of them. Only offline messages are written this way so
+        far; the other stores still commit each write as it is made."""
+        self._offline_storage.apply(ops)
 
     def flush(self) -> None:
         """Write what stores keep behind (logout times); the server calls this

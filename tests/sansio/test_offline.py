@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element
 
 import pytest
+from committing import CommittingRouter
 
 from xmpp_sansio.delay import DELAY_TAG, find_delay
 from xmpp_sansio.errors import StanzaErrorCondition
@@ -76,13 +77,14 @@ class Setup:
         self.clock = Clock()
         self.storage = MemoryOfflineStorage()
         self.service = OfflineService(self.storage, max_per_user=max_per_user)
-        self.router = Router(
+        self.router = CommittingRouter(
             ["example.com"],
             rng=seeded_rng(0),
             account_exists=lambda local, domain: local in ACCOUNTS and domain == "example.com",
             services=[*extra, self.service],
             clock=self.clock,
         )
+        self.router.store = self.storage
         self.router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
         online(self.router, ROMEO)
 
@@ -279,12 +281,13 @@ def test_message_from_now_filtered_sender_is_not_delivered() -> None:
 
     s = Setup()
     s.send("<message to='juliet@example.com'><body>blocked later</body></message>")
-    s.router = Router(
+    s.router = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: local in ACCOUNTS,
         services=[Block(), s.service],
     )
+    s.router.store = s.storage
     s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
     assert delivered(online(s.router, BALCONY), BALCONY) == []
     assert s.storage.count(JULIET) == 0
@@ -319,9 +322,10 @@ def test_nothing_is_deleted_before_it_is_handed_over(s: Setup) -> None:
 def test_stored_messages_go_out_in_pages_each_after_the_last_was_handed_over() -> None:
     storage = MemoryOfflineStorage()
     service = OfflineService(storage, page_size=4, page_bytes=1 << 20)
-    router = Router(
+    router = CommittingRouter(
         ["example.com"], rng=seeded_rng(0), account_exists=lambda local, d: True, services=[service]
     )
+    router.store = storage
     router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
     for i in range(10):
         router.route(ROMEO, x(f"<message to='juliet@example.com'><body>{i}</body></message>"))
@@ -342,9 +346,10 @@ def test_stored_messages_go_out_in_pages_each_after_the_last_was_handed_over() -
 def test_a_page_holds_at_most_page_bytes_but_at_least_one_message() -> None:
     storage = MemoryOfflineStorage()
     service = OfflineService(storage, page_size=100, page_bytes=300)
-    router = Router(
+    router = CommittingRouter(
         ["example.com"], rng=seeded_rng(0), account_exists=lambda local, d: True, services=[service]
     )
+    router.store = storage
     router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
     big = "x" * 400
     router.route(ROMEO, x(f"<message to='juliet@example.com'><body>{big}</body></message>"))

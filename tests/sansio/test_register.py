@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from committing import CommittingRouter
 
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
@@ -549,12 +550,13 @@ def test_removing_an_account_wipes_its_data_in_every_service(directory: FakeDire
         VCardService(vcards),
         PrivateService(private),
     ]
-    r = Router(
+    r = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in directory.passwords,
         services=services,
     )
+    r.store = offline
     r.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
     r.route(
         BALCONY,

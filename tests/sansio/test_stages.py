@@ -8,6 +8,7 @@ from typing import ClassVar
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from committing import CommittingRouter
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -56,8 +57,8 @@ class Stamper(Service):
         return with_attrs(element, **{STAMP: f"{ctx.rng(2).hex()}@{ctx.now:g}"})
 
 
-def make_router(*services: Service, now: float = 7.0) -> Router:
-    router = Router(
+def make_router(*services: Service, now: float = 7.0) -> CommittingRouter:
+    router = CommittingRouter(
         ["example.com"],
         account_exists=lambda local, domain: local in ACCOUNTS,
         services=services,
@@ -113,6 +114,7 @@ def test_the_transform_stamps_what_the_recipient_and_both_carbons_see() -> None:
 def test_offline_storage_keeps_the_transformed_message() -> None:
     storage = MemoryOfflineStorage()
     router = make_router(Stamper(), OfflineService(storage))
+    router.store = storage
     router.bind(ROMEO, jid("romeo@example.com/orchard"))
     router.route(ROMEO, x("<message to='juliet@example.com' type='chat'><body>hi</body></message>"))
     (stored,) = storage.peek(jid("juliet@example.com"))
@@ -142,6 +144,7 @@ def test_presence_and_iq_are_not_transformed() -> None:
 def test_now_given_to_a_call_overrides_the_clock() -> None:
     storage = MemoryOfflineStorage()
     router = make_router(OfflineService(storage))
+    router.store = storage
     router.bind(ROMEO, jid("romeo@example.com/orchard"))
     router.route(ROMEO, x("<message to='juliet@example.com' type='chat'/>"), now=1234.5)
     router.route(ROMEO, x("<message to='juliet@example.com' type='chat'/>"))

@@ -3,9 +3,12 @@ serve``) stores messages for an offline user, acknowledges them with XEP-0198
 ``<a h/>``, is killed with SIGKILL, and after a restart delivers every
 acknowledged message.
 
-The server handles a batch of input (storing messages in SQLite with
-``synchronous=FULL``) before it writes any of its output, so an ``<a h/>`` can
-only reach the client after what it counts was committed.
+The messages are sent in one write, so the server stores them in few
+batches: the offline service returns ``Persist`` effects and the server
+commits those of one read in one SQLite transaction (``synchronous=FULL``)
+before it writes any of that read's output, so an ``<a h/>`` can only reach
+the client after what it counts was committed. The server's metrics say how
+many commits that took (far fewer than messages).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ def _config(tmp_path: Path) -> Path:
         'kind = "c2s-starttls"\n'
         'address = "127.0.0.1"\n'
         "port = 0\n"
+        "[metrics]\n"
+        "enabled = true\n"
+        "port = 0\n"
     )
     return config
 
@@ -62,6 +68,13 @@ def _adduser(config: Path, jid: str, password: str) -> None:
 @contextmanager
 def _serve(config: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """Start the server; yield the process and its port; kill it on the way out."""
+    with _serve_metrics(config) as (proc, port, _):
+        yield proc, port
+
+
+@contextmanager
+def _serve_metrics(config: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """:func:`_serve`, with the port of the server's metrics endpoint too."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)],
         env=_env(),
@@ -69,20 +82,38 @@ def _serve(config: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
         text=True,
     )
     try:
-        port = None
+        port = metrics = None
         assert proc.stderr is not None
         for line in proc.stderr:  # ends if the process dies
             if "listening for c2s-starttls" in line:
                 port = int(line.rsplit("port", 1)[1])
+            elif "serving metrics on" in line:
+                metrics = int(line.rsplit(":", 1)[1].split("/")[0])
+            if port is not None and metrics is not None:
                 break
-        assert port is not None, "the server did not start"
+        assert port is not None and metrics is not None, "the server did not start"
         # Keep reading its log, so a full pipe never blocks the server.
         threading.Thread(target=proc.stderr.read, daemon=True).start()
-        yield proc, port
+        yield proc, port, metrics
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+
+
+async def _commits(port: int) -> float:
+    """The server's ``xmpp_storage_commits`` counter, from its metrics endpoint."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    with trio.fail_after(WAIT):
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    await stream.aclose()
+    for line in data.decode().splitlines():
+        if line.startswith("xmpp_storage_commits_total "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("xmpp_storage_commits_total not in the metrics")
 
 
 def chat(to: str, body: str) -> ET.Element:
@@ -98,7 +129,7 @@ async def test_acknowledged_messages_survive_kill_9(tmp_path: Path) -> None:
     cert = tmp_path / "data" / "tls" / "cert.pem"
     options = {"host": "127.0.0.1"}
 
-    with _serve(config) as (proc, port):
+    with _serve_metrics(config) as (proc, port, metrics):
         ctx = ssl.create_default_context(cafile=str(cert))
         async with open_client(
             "romeo@localhost/out", "pw-romeo-1", port=port, ssl_context=ctx, **options
@@ -106,13 +137,15 @@ async def test_acknowledged_messages_survive_kill_9(tmp_path: Path) -> None:
             state = romeo.sm_state
             assert state is not None, "stream management was not enabled"
             for i in range(COUNT):  # juliet is offline: the server stores them
-                await romeo.send(chat("juliet@localhost", f"message {i}"))
-            await romeo.request_ack()
+                romeo._conn.send(chat("juliet@localhost", f"message {i}"))
+            await romeo.request_ack()  # one write: the messages and <r/>
             with trio.fail_after(WAIT):
                 while state.acked < COUNT:
                     await trio.sleep(0.01)
             acknowledged = state.acked
             assert acknowledged == COUNT and not state.unacked
+            commits = await _commits(metrics)
+            assert 1 <= commits < COUNT // 3, "the writes were not batched"
             # SIGKILL with the client still connected: no clean shutdown at all.
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(timeout=10) == -signal.SIGKILL

@@ -1,7 +1,7 @@
 """What the routing core and its services produce: effects and outcomes.
 
 An *effect* is for the I/O layer to carry out (:class:`Deliver` an element to
-a session, :class:`Disconnect` one); the union :data:`Effect` is what every
+a session, :class:`Disconnect` one, :class:`Persist` a store operation); the union :data:`Effect` is what every
 public :class:`~xmpp_sansio.server.router.Router` method returns, and the I/O
 layer matches it exhaustively.
 
@@ -28,10 +28,14 @@ __all__ = [
     "Disconnect",
     "Effect",
     "EndSessions",
+    "OfflineDelete",
+    "OfflinePush",
     "Outcome",
+    "Persist",
     "Reply",
     "Route",
     "SessionId",
+    "StoreOp",
 ]
 
 #: A session's id, chosen by the I/O layer (unique among live sessions).
@@ -67,8 +71,44 @@ class Disconnect:
     condition: StreamErrorCondition
 
 
+@dataclass(frozen=True, slots=True)
+class OfflinePush:
+    """Store the serialised message ``stanza`` for ``user`` (bare) under the
+    id ``id``, chosen by the service, received at ``stamp`` (XEP-0160 §2)."""
+
+    user: JID
+    id: int
+    stanza: bytes
+    stamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineDelete:
+    """Remove ``user``'s stored messages whose id is at most ``upto``."""
+
+    user: JID
+    upto: int
+
+
+#: A store operation, as data (one per store and kind of write).
+StoreOp = OfflinePush | OfflineDelete
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Commit ``op``. The I/O layer commits the ``Persist`` effects of one
+    batch of input in one transaction, before it writes that batch's output
+    (so a XEP-0198 ``<a h/>`` counting a stanza follows its write), and
+    reports the result to :meth:`Router.persisted`. ``stanza``, if given, is
+    the stanza whose sender is answered with an error if the commit fails
+    (its message is then not stored)."""
+
+    op: StoreOp
+    stanza: Element | None = None
+
+
 #: What the I/O layer carries out.
-Effect = Deliver | Disconnect
+Effect = Deliver | Disconnect | Persist
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,4 +155,4 @@ class EndSessions:
 
 
 #: What a service's stage returns.
-Outcome = Deliver | Disconnect | Route | Reply | Bounce | EndSessions
+Outcome = Deliver | Disconnect | Persist | Route | Reply | Bounce | EndSessions

@@ -25,6 +25,18 @@ the connection ends first, what was not handed over stays stored and is
 delivered at the next available presence; nothing is lost, though a message
 written but not acknowledged may come twice.
 
+Storage at the edge: the service does not write. Storing and deleting are
+:class:`~xmpp_sansio.server.effects.Persist` effects (:class:`OfflinePush`,
+:class:`OfflineDelete`) that the I/O layer commits once per batch of input,
+before it writes that batch's output (so a XEP-0198 ``<a h/>`` follows the
+write of what it counts). Until then the service reads its own writes from a
+write-through overlay (the quota check, a flush in the same batch); the
+router's ``Committed`` event clears it. A failed commit drops the overlay's
+entries and the router answers each stored message's sender with an error
+(see :meth:`Router.persisted`). The service chooses the message ids (above
+:meth:`OfflineStorage.last_id`), so a delivery's receipt can name a message
+not yet committed.
+
 Which messages are stored (XEP-0160 §3, XEP-0085 §5.8, XEP-0334 §4):
 
 * only types ``normal`` and ``chat`` (the router never offers groupchat,
@@ -40,10 +52,10 @@ Which messages are stored (XEP-0160 §3, XEP-0085 §5.8, XEP-0334 §4):
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol, assert_never
 from xml.etree.ElementTree import Element
 
 from ..delay import with_delay
@@ -53,10 +65,11 @@ from ..stanza import MessageType
 from ..xml.element import split_tag
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
-from .effects import Bounce, Deliver
+from .effects import Bounce, Deliver, OfflineDelete, OfflinePush, Persist, StoreOp
 from .service import Service
 from .stages import (
     AccountRemoved,
+    Committed,
     Context,
     Event,
     HandedOver,
@@ -111,8 +124,9 @@ class OfflineStorage(Protocol):
     ``user`` is always a bare JID. Deleting is separate from reading so that a
     message is only deleted once it has been handed over. Message ids grow
     with each push and are never reused (a delete by id must never reach a
-    later message); :meth:`push` and :meth:`delete` are durable when they
-    return (XEP-0160 storage survives a restart).
+    later message); :meth:`apply`, :meth:`push` and :meth:`delete` are
+    durable when they return (XEP-0160 storage survives a restart).
+    :class:`OfflineService` writes only through :meth:`apply`.
 
     The contract a backend implements; ``tests/test_store_contract.py`` checks it
     for every backend.
@@ -123,9 +137,21 @@ class OfflineStorage(Protocol):
         return whether it was stored."""
         ...
 
-    def peek(self, user: JID, limit: int | None = None) -> list[StoredMessage]:
-        """``user``'s oldest ``limit`` messages (all if ``None``), oldest first,
-        without removing them."""
+    def peek(
+        self, user: JID, limit: int | None = None, *, after_id: int = 0
+    ) -> list[StoredMessage]:
+        """``user``'s oldest ``limit`` messages (all if ``None``) whose id is
+        above ``after_id``, oldest first, without removing them."""
+        ...
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        """Carry out ``ops`` (:class:`OfflinePush` with the id it names, no
+        quota check; :class:`OfflineDelete`), in order, all or nothing: a push
+        whose id is taken raises, and nothing of ``ops`` is applied."""
+        ...
+
+    def last_id(self) -> int:
+        """The highest message id ever stored (0 if none): ids above it are free."""
         ...
 
     def delete(self, user: JID, upto_id: int) -> None:
@@ -152,8 +178,33 @@ class MemoryOfflineStorage:
         queue.append(StoredMessage(self._last_id, stanza, stamp))
         return True
 
-    def peek(self, user: JID, limit: int | None = None) -> list[StoredMessage]:
-        return list(self._queues.get(user.bare, ()))[:limit]
+    def peek(
+        self, user: JID, limit: int | None = None, *, after_id: int = 0
+    ) -> list[StoredMessage]:
+        return [m for m in self._queues.get(user.bare, ()) if m.id > after_id][:limit]
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        queues = {user: list(queue) for user, queue in self._queues.items()}
+        last_id = self._last_id
+        for op in ops:
+            match op:
+                case OfflinePush():
+                    if op.id <= last_id:
+                        raise ValueError(f"offline message id {op.id} is taken")
+                    queues.setdefault(op.user.bare, []).append(
+                        StoredMessage(op.id, op.stanza, op.stamp)
+                    )
+                    last_id = op.id
+                case OfflineDelete():
+                    queue = [m for m in queues.get(op.user.bare, ()) if m.id > op.upto]
+                    queues[op.user.bare] = queue
+                case _:
+                    assert_never(op)
+        self._queues = {user: queue for user, queue in queues.items() if queue}
+        self._last_id = last_id
+
+    def last_id(self) -> int:
+        return self._last_id
 
     def delete(self, user: JID, upto_id: int) -> None:
         queue = self._queues.get(user.bare)
@@ -245,6 +296,12 @@ class OfflineService(Service):
         self._page_bytes = page_bytes
         # account -> the session its stored messages are being flushed to
         self._flushing: dict[JID, SessionId] = {}
+        # The write-through overlay: writes returned as Persist, not yet
+        # reported committed. Pushed messages by account (ids above every
+        # stored one), and the highest id deleted by account.
+        self._pushed: dict[JID, list[StoredMessage]] = {}
+        self._deleted: dict[JID, int] = {}
+        self._next_id: int | None = None  # read from the storage when first needed
 
     handles: ClassVar[tuple[type[Request], ...]] = (Undeliverable,)
     observes: ClassVar[tuple[type[Event], ...]] = (
@@ -252,6 +309,7 @@ class OfflineService(Service):
         SessionUnbound,
         HandedOver,
         AccountRemoved,
+        Committed,
     )
 
     def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
@@ -270,32 +328,90 @@ class OfflineService(Service):
                 return self._handed_over(event.session, event.bound, event.receipt)
             case AccountRemoved():
                 return self._account_removed(event.account)
+            case Committed():
+                self._committed(event.ops)
         return []
+
+    # -- the write-through overlay (see the module docstring) ----------------
+
+    def _peek(self, user: JID, limit: int | None = None) -> list[StoredMessage]:
+        """What :meth:`OfflineStorage.peek` will return once the writes
+        returned so far are committed."""
+        pushed = self._pushed.get(user, ())
+        stored = self._storage.peek(user, limit, after_id=self._deleted.get(user, 0))
+        if not pushed:
+            return stored
+        return [*stored, *pushed][:limit]
+
+    def _count(self, user: JID) -> int:
+        pushed = len(self._pushed.get(user, ()))
+        if user in self._deleted:
+            return len(self._peek(user))  # rare: a delete not yet committed
+        return self._storage.count(user) + pushed
+
+    def _push(self, user: JID, element: Element, now: float) -> Persist:
+        if self._next_id is None:
+            self._next_id = self._storage.last_id() + 1
+        message = StoredMessage(self._next_id, serialize(element), now)
+        self._next_id += 1
+        self._pushed.setdefault(user, []).append(message)
+        return Persist(OfflinePush(user, message.id, message.stanza, message.stamp), element)
+
+    def _delete(self, user: JID, upto: int) -> Persist:
+        pushed = self._pushed.get(user)
+        if pushed is not None:
+            kept = [m for m in pushed if m.id > upto]
+            if kept:
+                self._pushed[user] = kept
+            else:
+                del self._pushed[user]
+        self._deleted[user] = max(upto, self._deleted.get(user, 0))
+        return Persist(OfflineDelete(user, upto))
+
+    def _committed(self, ops: tuple[StoreOp, ...]) -> None:
+        """The I/O layer wrote ``ops`` (or failed to: then they are lost, and
+        the storage is as before them): drop them from the overlay."""
+        for op in ops:
+            match op:
+                case OfflinePush():
+                    pushed = self._pushed.get(op.user)
+                    if pushed is not None:
+                        kept = [m for m in pushed if m.id != op.id]
+                        if kept:
+                            self._pushed[op.user] = kept
+                        else:
+                            del self._pushed[op.user]
+                case OfflineDelete():
+                    if self._deleted.get(op.user) == op.upto:
+                        del self._deleted[op.user]
+                case _:
+                    assert_never(op)
 
     def _account_removed(self, account: JID) -> list[Outcome]:
         """Drop the removed account's stored messages."""
-        stored = self._storage.peek(account.bare)
-        if stored:
-            self._storage.delete(account.bare, stored[-1].id)
         self._flushing.pop(account.bare, None)
+        stored = self._peek(account.bare)
+        if stored:
+            return [self._delete(account.bare, stored[-1].id)]
         return []
 
     def _undeliverable(self, element: Element, recipient: JID, now: float) -> list[Outcome] | None:
         """Store ``element`` for ``recipient`` (XEP-0160 §2, §3).
 
-        Returns ``[]`` when stored or deliberately dropped, the
-        ``service-unavailable`` bounce when the quota is full, and ``None``
-        (the router bounces) for messages that must not be stored.
+        Returns the :class:`Persist` when stored, ``[]`` when deliberately
+        dropped, the ``service-unavailable`` bounce when the quota is full,
+        and ``None`` (the router bounces) for messages that must not be
+        stored.
         """
         disposition = _disposition(element)
         if disposition is _Disposition.REFUSE:
             return None
         if disposition is _Disposition.DROP:
             return []
-        stored = self._storage.push(recipient.bare, serialize(element), now, self._max_per_user)
-        if not stored:
+        user = recipient.bare
+        if self._count(user) >= self._max_per_user:
             return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
-        return []
+        return [self._push(user, element, now)]
 
     def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
@@ -325,13 +441,13 @@ class OfflineService(Service):
         is still available with a non-negative priority."""
         if not isinstance(receipt, _Receipt):
             return []
-        self._storage.delete(receipt.user, receipt.upto)
+        deleted: list[Outcome] = [self._delete(receipt.user, receipt.upto)]
         if not receipt.last or self._flushing.get(receipt.user) != session:
-            return []
+            return deleted
         del self._flushing[receipt.user]
         if bound is None or not bound.available or bound.priority < 0:
-            return []
-        return self._next_page(bound)
+            return deleted
+        return deleted + self._next_page(bound)
 
     def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """A session that was being flushed to ended: what it did not get stays
@@ -350,7 +466,7 @@ class OfflineService(Service):
         user = session.jid.bare
         effects: list[Outcome] = []
         while True:
-            stored = self._storage.peek(user, self._page_size)
+            stored = self._peek(user, self._page_size)
             if not stored:
                 return effects
             page: list[tuple[Element, int]] = []
@@ -372,7 +488,7 @@ class OfflineService(Service):
                 delayed = with_delay(message, item.stamp, session.jid.domain, _OFFLINE_REASON)
                 page.append((delayed, item.id))
             if not page:
-                self._storage.delete(user, last_id)
+                effects.append(self._delete(user, last_id))
                 continue
             # Rows skipped after the last delivered one go with its receipt.
             page[-1] = (page[-1][0], last_id)

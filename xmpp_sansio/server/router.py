@@ -22,7 +22,7 @@ implemented: stanzas for other domains get ``remote-server-not-found``.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import assert_never, cast
+from typing import assert_never, cast, get_args
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import DiscoItem
@@ -54,6 +54,7 @@ from .effects import (
     Effect,
     EndSessions,
     Outcome,
+    Persist,
     Reply,
     Route,
     SessionId,
@@ -62,6 +63,7 @@ from .hosts import AccountHost, Hosts, HostService
 from .service import Service
 from .stages import (
     AccountRemoved,
+    Committed,
     Context,
     Event,
     HandedOver,
@@ -149,17 +151,7 @@ class Router:
             for kind in (IqReceived, Undeliverable, SubscriptionReceived, ProbeReceived)
         }
         self._observers: dict[type[Event], tuple[Service, ...]] = {
-            kind: tuple(s for s in self.services if kind in s.observes)
-            for kind in (
-                MessageSent,
-                MessageDelivered,
-                PresenceBroadcast,
-                PresenceDirected,
-                SessionBound,
-                SessionUnbound,
-                HandedOver,
-                AccountRemoved,
-            )
+            kind: tuple(s for s in self.services if kind in s.observes) for kind in get_args(Event)
         }
         self._message_sent = self._observers[MessageSent]
         self._message_delivered = self._observers[MessageDelivered]
@@ -222,6 +214,22 @@ class Router:
         bound any more."""
         self._ctx.begin(now)
         return self._drain(self._handed_over_outcomes(session, receipt))
+
+    def persisted(
+        self,
+        persists: Sequence[Persist],
+        failed: StanzaErrorCondition | None = None,
+        *,
+        now: float | None = None,
+    ) -> list[Effect]:
+        """The I/O layer committed one batch's ``persists`` or, ``failed``, could not
+        (``resource-constraint``: disk full, RFC 6120 §8.3.3.18; else ``internal-server-error``,
+        §8.3.3.6): ``Committed`` observers run, then each stored stanza's sender gets ``failed``."""
+        self._ctx.begin(now)
+        outcomes = self._observe(Committed(tuple(p.op for p in persists), failed is not None))
+        if failed is not None:
+            outcomes.extend(Bounce(p.stanza, failed) for p in persists if p.stanza is not None)
+        return self._drain(outcomes)
 
     def route(
         self, session: SessionId, element: Element, *, now: float | None = None
@@ -323,7 +331,7 @@ class Router:
         while stack:
             outcome = stack.pop()
             match outcome:
-                case Deliver() | Disconnect():
+                case Deliver() | Disconnect() | Persist():
                     effects.append(outcome)
                     continue
                 case Route(element=element, skip=skip):

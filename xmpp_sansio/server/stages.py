@@ -49,11 +49,12 @@ from xml.etree.ElementTree import Element
 
 from ..jid import JID
 from ..stanza import Iq
-from .effects import SessionId
+from .effects import SessionId, StoreOp
 from .view import BoundSession
 
 __all__ = [
     "AccountRemoved",
+    "Committed",
     "Context",
     "Event",
     "HandedOver",
@@ -245,6 +246,16 @@ class AccountRemoved:
     account: JID
 
 
+@dataclass(slots=True)
+class Committed:
+    """The I/O layer committed ``ops`` (the :class:`~xmpp_sansio.server.effects.Persist`
+    effects of one batch, in order), or could not (``failed``: none of them was
+    written): a service drops them from its write-through cache."""
+
+    ops: tuple[StoreOp, ...]
+    failed: bool
+
+
 #: What the observe stage gets.
 Event = (
     MessageSent
@@ -255,4 +266,5 @@ Event = (
     | SessionUnbound
     | HandedOver
     | AccountRemoved
+    | Committed
 )

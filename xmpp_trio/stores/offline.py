@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, assert_never
 
 from xmpp_sansio.jid import JID
+from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, StoreOp
 from xmpp_sansio.server.offline import StoredMessage
+
+from .roster import _transaction
 
 __all__ = ["SqliteOfflineStorage"]
 
@@ -29,7 +33,8 @@ _SCHEMA: Final = (
 class SqliteOfflineStorage:
     """:class:`~xmpp_sansio.server.offline.OfflineStorage` in the table
     ``offline_messages`` of ``conn`` (created if missing). Each mutating method
-    is one statement, committed before it returns."""
+    commits before it returns; :meth:`apply` commits a batch of operations in
+    one transaction (the server calls it once per batch of input)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -51,12 +56,44 @@ class SqliteOfflineStorage:
             )
         return cursor.rowcount == 1
 
-    def peek(self, user: JID, limit: int | None = None) -> list[StoredMessage]:
+    def peek(
+        self, user: JID, limit: int | None = None, *, after_id: int = 0
+    ) -> list[StoredMessage]:
         rows = self._conn.execute(
-            "SELECT id, stanza, stamp FROM offline_messages WHERE user = ? ORDER BY id LIMIT ?",
-            (str(user.bare), -1 if limit is None else limit),
+            "SELECT id, stanza, stamp FROM offline_messages"
+            " WHERE user = ? AND id > ? ORDER BY id LIMIT ?",
+            (str(user.bare), after_id, -1 if limit is None else limit),
         ).fetchall()
         return [StoredMessage(int(id_), bytes(stanza), float(stamp)) for id_, stanza, stamp in rows]
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        # One transaction (BEGIN IMMEDIATE on the autocommit connection): one
+        # commit, one fsync, for the whole batch.
+        with _transaction(self._conn):
+            execute = self._conn.execute
+            for op in ops:
+                match op:
+                    case OfflinePush():
+                        execute(
+                            "INSERT INTO offline_messages (id, user, stanza, stamp)"
+                            " VALUES (?, ?, ?, ?)",
+                            (op.id, str(op.user.bare), op.stanza, op.stamp),
+                        )
+                    case OfflineDelete():
+                        execute(
+                            "DELETE FROM offline_messages WHERE user = ? AND id <= ?",
+                            (str(op.user.bare), op.upto),
+                        )
+                    case _:
+                        assert_never(op)
+
+    def last_id(self) -> int:
+        # AUTOINCREMENT keeps the highest id ever used in sqlite_sequence,
+        # even once its row is deleted.
+        row = self._conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'offline_messages'"
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def delete(self, user: JID, upto_id: int) -> None:
         with self._conn:
