@@ -62,20 +62,28 @@ def server_config(tmp_path: Path, ca: trustme.CA) -> ServerConfig:
     return config
 
 
-@pytest.fixture
-async def server(
-    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
-) -> AsyncIterator[RunningServer]:
+async def start_running(
+    config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> RunningServer:
+    """Run the real server for ``config`` in ``nursery``; the CA is written
+    next to it for clients to trust."""
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    bound: list[BoundListener] = await nursery.start(run_server, server_config)
+    bound: list[BoundListener] = await nursery.start(run_server, config)
     ports = {b.kind: b.port for b in bound}
     assert bound[0].server is not None
-    yield RunningServer(
-        server_config,
+    return RunningServer(
+        config,
         ca_file,
         ports["c2s-starttls"],
         ports["c2s-directtls"],
         bound[0].router,
         bound[0].server,
     )
+
+
+@pytest.fixture
+async def server(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> AsyncIterator[RunningServer]:
+    yield await start_running(server_config, ca, tmp_path, nursery)

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import trio
 import trustme
-from conftest import PASSWORDS, RunningServer
+from conftest import PASSWORDS, RunningServer, start_running
 from test_security import (
     FOOTER,
     HEADER,
@@ -53,7 +53,6 @@ from xmpp_sansio.register import registration_request
 from xmpp_sansio.xml.writer import serialize
 from xmpp_trio import _accounts as server_module  # where PBKDF2 is called
 from xmpp_trio.config import ServerConfig
-from xmpp_trio.server import run_server
 
 SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 
@@ -83,18 +82,7 @@ async def start(
             config.limits, **{k: v for k, v in limits.items() if k in known}
         ),
     )
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    bound = await nursery.start(run_server, config)
-    ports = {b.kind: b.port for b in bound}
-    return RunningServer(
-        config,
-        ca_file,
-        ports["c2s-starttls"],
-        ports["c2s-directtls"],
-        bound[0].router,
-        bound[0].server,
-    )
+    return await start_running(config, ca, tmp_path, nursery)
 
 
 async def tls_wire(server: RunningServer, address: str = "127.0.0.1") -> Wire:

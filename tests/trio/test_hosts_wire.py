@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
-from conftest import PASSWORDS, RunningServer
+from conftest import PASSWORDS, RunningServer, start_running
 from test_sasl_interop import run_login
 from test_security import HEADER, Wire
 
 from xmpp_trio.client import open_client
 from xmpp_trio.config import ServerConfig, TLSConfig
-from xmpp_trio.server import BoundListener, run_server
 
 WAIT = 15.0
 C = "{jabber:client}"
@@ -43,19 +42,7 @@ async def hosts_server(
         echo_service=True,
         tls=TLSConfig(cert=cert_path, key=key_path),
     )
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    bound: list[BoundListener] = await nursery.start(run_server, config)
-    ports = {b.kind: b.port for b in bound}
-    assert bound[0].server is not None
-    yield RunningServer(
-        config,
-        ca_file,
-        ports["c2s-starttls"],
-        ports["c2s-directtls"],
-        bound[0].router,
-        bound[0].server,
-    )
+    yield await start_running(config, ca, tmp_path, nursery)
 
 
 async def test_the_echo_service_answers_at_its_subdomain(hosts_server: RunningServer) -> None:

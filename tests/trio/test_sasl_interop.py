@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
-from conftest import PASSWORDS, RunningServer
+from conftest import PASSWORDS, RunningServer, start_running
 from test_security import FOOTER, HEADER, WAIT, Wire, starttls_wire, stream_error
 
 from xmpp_sansio.jid import JID
@@ -36,7 +36,6 @@ from xmpp_sansio.sasl import (
 from xmpp_trio import _tls
 from xmpp_trio.client import AuthenticationError, open_client
 from xmpp_trio.config import ServerConfig
-from xmpp_trio.server import run_server
 
 PEERS = Path(__file__).parent / "peers"
 LOGIN_SCRIPT = PEERS / "slixmpp_login.py"
@@ -232,18 +231,7 @@ async def anonymous_server(
     server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
 ) -> AsyncIterator[RunningServer]:
     config = dataclasses.replace(server_config, allow_anonymous=True)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    bound = await nursery.start(run_server, config)
-    ports = {b.kind: b.port for b in bound}
-    yield RunningServer(
-        config,
-        ca_file,
-        ports["c2s-starttls"],
-        ports["c2s-directtls"],
-        bound[0].router,
-        bound[0].server,
-    )
+    yield await start_running(config, ca, tmp_path, nursery)
 
 
 async def test_anonymous_without_initial_response_gets_an_empty_challenge(

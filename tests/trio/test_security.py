@@ -35,7 +35,7 @@ import pytest
 import trio
 import trio.testing
 import trustme
-from conftest import PASSWORDS, RunningServer
+from conftest import PASSWORDS, RunningServer, start_running
 
 from xmpp_sansio.errors import RemoteProtocolError, StreamErrorCondition
 from xmpp_sansio.jid import JID
@@ -57,7 +57,6 @@ from xmpp_trio import _tls
 from xmpp_trio.cli import main as cli_main
 from xmpp_trio.client import ConnectionFailed, StreamError, open_client
 from xmpp_trio.config import ConfigError, ServerConfig, load_config
-from xmpp_trio.server import run_server
 from xmpp_trio.storage import AccountStore
 
 WAIT = 10.0
@@ -327,18 +326,7 @@ def start_server(
         config = dataclasses.replace(
             server_config, limits=dataclasses.replace(server_config.limits, **changes)
         )
-        ca_file = tmp_path / "ca.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        bound = await nursery.start(run_server, config)
-        ports = {b.kind: b.port for b in bound}
-        return RunningServer(
-            config,
-            ca_file,
-            ports["c2s-starttls"],
-            ports["c2s-directtls"],
-            bound[0].router,
-            bound[0].server,
-        )
+        return await start_running(config, ca, tmp_path, nursery)
 
     return start
 
