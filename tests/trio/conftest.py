@@ -29,6 +29,7 @@ class RunningServer:
     router: Router
     server: XMPPServer
     https_port: int | None = None
+    http_port: int | None = None
     #: how ``client_options`` connects: "tcp" (STARTTLS) or "websocket" (wss)
     transport: str = "tcp"
 
@@ -103,6 +104,7 @@ async def start_running(
         bound[0].router,
         bound[0].server,
         ports.get("https"),
+        ports.get("http"),
     )
 
 

@@ -239,6 +239,10 @@ class HTTPServerConnection:
         self._body = 0
         self._requests += 1
         now = self._now
+        size = len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
+        if size > self._settings.max_header_size:  # h11 bounds only a head in pieces
+            self._fail(431, "request header fields too large")
+            return
         if not self._limiter.allow(self._address, now):
             self._fail(429, "too many requests", retry_after=True)
             return
