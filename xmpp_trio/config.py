@@ -230,6 +230,13 @@ class HTTPConfig:
     keepalive_timeout: float = 30.0
     max_connections: int = 1000
     max_connections_per_ip: int = 50
+    upload: bool = False
+    upload_url: str = ""
+    upload_max_file_size: int = 10 << 20
+    upload_allowed_types: tuple[str, ...] = ()
+    upload_quota_per_user: int = 100 << 20
+    upload_slot_lifetime: float = 300.0
+    upload_file_lifetime: float = 604800.0
 
 
 def default_data_dir() -> Path:
@@ -690,9 +697,12 @@ def _load_http(loader: _Loader, data: _Table) -> HTTPConfig:
     table = loader.table(data, "http", "http")
     loader.check_keys(table, _HTTP_KEYS, "http.", "in [http]")
     d = HTTPConfig()
-    origins = table.get("allowed_origins", [])
-    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-        raise loader.error("http.allowed_origins", "must be an array of strings (origins)")
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("allowed_origins", "upload_allowed_types"):
+        raw = table.get(key, [])
+        if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
+            raise loader.error(f"http.{key}", "must be an array of strings")
+        lists[key] = tuple(cast(list[str], raw))
     root = loader.path_value(table, "static_root", "http.static_root")
     if root is not None and not root.is_dir():
         raise loader.error("http.static_root", f"directory not found: {root}")
@@ -709,7 +719,7 @@ def _load_http(loader: _Loader, data: _Table) -> HTTPConfig:
 
     return HTTPConfig(
         static_root=root,
-        allowed_origins=tuple(cast(list[str], origins)),
+        allowed_origins=lists["allowed_origins"],
         websocket_url=text("websocket_url"),
         see_other_uri=text("see_other_uri"),
         websocket_on_plain_http=loader.boolean(
@@ -725,6 +735,13 @@ def _load_http(loader: _Loader, data: _Table) -> HTTPConfig:
         keepalive_timeout=seconds("keepalive_timeout"),
         max_connections=count("max_connections", 1),
         max_connections_per_ip=count("max_connections_per_ip", 1),
+        upload=loader.boolean(table, "upload", "http.upload", False),
+        upload_url=text("upload_url"),
+        upload_max_file_size=count("upload_max_file_size", 1),
+        upload_allowed_types=tuple(t.lower() for t in lists["upload_allowed_types"]),
+        upload_quota_per_user=count("upload_quota_per_user", 1),
+        upload_slot_lifetime=seconds("upload_slot_lifetime"),
+        upload_file_lifetime=seconds("upload_file_lifetime"),
     )
 
 

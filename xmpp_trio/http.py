@@ -14,7 +14,7 @@ negotiation, SASL, stream management and limits as on TCP.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
@@ -36,10 +36,11 @@ from xmpp_sansio.stream.framing import WebSocketFraming
 
 from ._session import TRANSPORT_ERRORS
 from ._transport import SocketTransport, Transport, WebSocketTransport
+from .http_upload import UploadFiles
 from .limits import ConnectionCounter, peer_address
 
 if TYPE_CHECKING:
-    from .server import XMPPServer
+    from .server import BoundListener, XMPPServer
 
 __all__ = ["HTTPService"]
 
@@ -60,6 +61,7 @@ class HTTPService:
         self.root = cfg.static_root.resolve() if cfg.static_root is not None else None
         self.settings = HTTPSettings(
             static_root=self.root is not None,
+            uploads=server.services.upload is not None,
             allowed_origins=cfg.allowed_origins,
             websocket_url=cfg.websocket_url,
             see_other_uri=cfg.see_other_uri,
@@ -75,8 +77,29 @@ class HTTPService:
             max_connections=cfg.max_connections,
             max_connections_per_ip=cfg.max_connections_per_ip,
         )
+        upload = server.services.upload
+        #: XEP-0363 PUT and GET, with [http] upload (xmpp_trio/http_upload.py)
+        self.uploads = (
+            UploadFiles(upload, server.services.upload_storage, server.config.data_dir)
+            if upload is not None
+            else None
+        )
         self.limiter = RequestRateLimiter(cfg.requests_per_minute_per_ip)
         self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
+
+    def start(self, bound: Sequence[BoundListener], nursery: trio.Nursery) -> None:
+        """Once the listeners are bound: the upload URL defaults to the first
+        https listener (``https://<first domain>:<port>``); expiry starts."""
+        if self.uploads is None:
+            return
+        service = self.uploads.service
+        if not service.base_url:
+            https = [b for b in bound if b.kind == "https"]
+            if https:
+                service.base_url = f"https://{self.server.config.domains[0]}:{https[0].port}"
+            else:
+                log.warning("upload: no https listener and no [http] upload_url")
+        nursery.start_soon(self.uploads.run_expiry)
 
     def handler(self, kind: str) -> Callable[[trio.SocketStream], Awaitable[None]] | None:
         """The accept handler of an ``http``/``https`` listener (None for other kinds)."""
@@ -146,9 +169,11 @@ class HTTPService:
                     else:
                         media = content_type(event.parts[-1])
                         conn.send_file(body, media, head=event.head)
-                else:
+                elif isinstance(event, WebSocketAccepted):
                     await self._write(transport, conn.data_to_send())
                     return event
+                elif self.uploads is not None:
+                    await self.uploads.handle(conn, event)
             await self._write(transport, conn.data_to_send())
         return None
 

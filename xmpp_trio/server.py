@@ -584,6 +584,7 @@ async def run_server(
                 handler = web.handler(spec.kind) or partial(server.handle, direct_tls=direct)
                 nursery.start_soon(trio.serve_listeners, handler, [listener])
             log.info("listening for %s on %s port %d", spec.kind, spec.address, bound[-1].port)
+        web.start(bound, nursery)  # uploads: their URL, their expiry
         if config.metrics.enabled:
             metrics = config.metrics
             port = await nursery.start(serve_metrics, server.metrics, metrics.address, metrics.port)

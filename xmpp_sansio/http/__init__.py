@@ -4,9 +4,12 @@ discovery, limits (limits.py) and settings (settings.py). docs/web.md."""
 
 from .limits import RequestRateLimiter
 from .server import (
+    DownloadRequested,
     FileRequested,
     HTTPEvent,
     HTTPServerConnection,
+    UploadReceived,
+    UploadRequested,
     WebSocketAccepted,
     content_type,
     refusal,
@@ -18,11 +21,14 @@ __all__ = [
     "DEFAULT_CSP",
     "SUBPROTOCOL",
     "WEBSOCKET_PATH",
+    "DownloadRequested",
     "FileRequested",
     "HTTPEvent",
     "HTTPServerConnection",
     "HTTPSettings",
     "RequestRateLimiter",
+    "UploadReceived",
+    "UploadRequested",
     "WebSocketAccepted",
     "WebSocketStream",
     "content_type",

@@ -26,7 +26,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import h11
 
@@ -35,9 +35,12 @@ from .settings import WEBSOCKET_PATH, HTTPSettings
 from .websocket import HandshakeRefusal, check_handshake
 
 __all__ = [
+    "DownloadRequested",
     "FileRequested",
     "HTTPEvent",
     "HTTPServerConnection",
+    "UploadReceived",
+    "UploadRequested",
     "WebSocketAccepted",
     "content_type",
     "refusal",
@@ -49,6 +52,8 @@ _REASONS: Final = {
     404: b"Not Found",
     405: b"Method Not Allowed",
     408: b"Request Timeout",
+    409: b"Conflict",
+    411: b"Length Required",
     413: b"Content Too Large",
     426: b"Upgrade Required",
     429: b"Too Many Requests",
@@ -78,6 +83,8 @@ _TYPES: Final = {
 _HOST: Final = re.compile(r"^[A-Za-z0-9.\-]+(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")
 _SEGMENT_BAD: Final = re.compile(r"[\x00-\x1f\x7f\\]")
 _HOST_META: Final = "/.well-known/host-meta"
+#: a user's uploaded file may be anything: run nothing of it (CSP Level 2 sandbox)
+_SANDBOX: Final = b"default-src 'none'; sandbox"
 _XRD_NS: Final = "http://docs.oasis-open.org/ns/xri/xrd-1.0"
 _ALT_WS: Final = "urn:xmpp:alt-connections:websocket"  # XEP-0156 §3
 
@@ -108,6 +115,41 @@ class FileRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadRequested:
+    """A PUT to ``/upload/<slot>/<filename>`` (XEP-0363 §5), before its body:
+    check it (:func:`xmpp_sansio.server.upload.verify` and the slot's record),
+    then :meth:`HTTPServerConnection.accept_upload` or
+    :meth:`HTTPServerConnection.refuse`."""
+
+    slot: str
+    filename: str
+    size: int
+    content_type: str
+    expires: int
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadReceived:
+    """The accepted upload's whole body: store it, then
+    :meth:`HTTPServerConnection.upload_stored` or :meth:`HTTPServerConnection.refuse`."""
+
+    slot: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadRequested:
+    """A GET or HEAD of ``/upload/<slot>/<filename>``: answer
+    :meth:`HTTPServerConnection.send_file` (``download=True``) or
+    :meth:`HTTPServerConnection.not_found`."""
+
+    slot: str
+    filename: str
+    head: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WebSocketAccepted:
     """The 101 answer (RFC 6455 §4.2.2) is queued: write it, then speak
     WebSocket with ``trailing_data`` as the first bytes read."""
@@ -116,7 +158,7 @@ class WebSocketAccepted:
     origin: str | None
 
 
-HTTPEvent = FileRequested | WebSocketAccepted
+HTTPEvent = FileRequested | WebSocketAccepted | UploadRequested | UploadReceived | DownloadRequested
 
 
 class HTTPServerConnection:
@@ -148,6 +190,8 @@ class HTTPServerConnection:
         self._requests = 0
         self._body = 0
         self._request: h11.Request | None = None
+        self._upload: UploadRequested | None = None  # the PUT under way
+        self._upload_body: bytearray | None = None  # its body, once accepted
         self._started = False  # bytes of the current request have arrived
         self._close = False
         self._now = now
@@ -201,11 +245,20 @@ class HTTPServerConnection:
                 self.should_close = True
                 return None
             if isinstance(event, h11.Request):
-                self._begin(event)
+                started = self._begin(event)
+                if started is not None:
+                    return started
             elif isinstance(event, h11.Data):
                 self._body += len(event.data)
-                if self._body > self._settings.max_body_size:
+                if self._upload_body is not None:
+                    self._upload_body += event.data
+                elif self._body > self._settings.max_body_size:
                     self._fail(413, "request body too large")
+            elif isinstance(event, h11.EndOfMessage) and self._upload is not None:
+                upload, body = self._upload, self._upload_body
+                self._upload = self._upload_body = None
+                if body is not None:
+                    return UploadReceived(upload.slot, bytes(body))
             elif isinstance(event, h11.EndOfMessage) and self._request is not None:
                 result = self._dispatch(self._request)
                 if result is not None:
@@ -214,9 +267,31 @@ class HTTPServerConnection:
 
     # -- answers to events ---------------------------------------------------
 
-    def send_file(self, body: bytes, media_type: str, *, head: bool) -> None:
-        """Answer a :class:`FileRequested` with the file's contents."""
-        self._respond(200, body, media_type=media_type, head=head)
+    def send_file(
+        self, body: bytes, media_type: str, *, head: bool, download: bool = False
+    ) -> None:
+        """Answer a :class:`FileRequested` (or, ``download``, a
+        :class:`DownloadRequested`: a user's file, sandboxed by its CSP and
+        offered as an attachment unless it is an image, audio or video)."""
+        if not download:
+            self._respond(200, body, media_type=media_type, head=head)
+            return
+        inline = media_type.split("/", 1)[0] in ("image", "audio", "video")
+        extra = [(b"content-disposition", b"inline" if inline else b"attachment")]
+        self._respond(200, body, media_type=media_type, head=head, extra=extra, csp=_SANDBOX)
+
+    def accept_upload(self) -> None:
+        """Take the body of the :class:`UploadRequested` (its size was signed)."""
+        self._upload_body = bytearray()
+
+    def upload_stored(self) -> None:
+        """The upload is stored: 201 Created (XEP-0363 §5)."""
+        self._respond(201, b"created\n")
+
+    def refuse(self, status: int, reason: str) -> None:
+        """Refuse the request under way with ``status`` and close."""
+        self._upload = self._upload_body = None
+        self._fail(status, reason)
 
     def not_found(self, *, head: bool = False) -> None:
         self._respond(404, b"not found\n", head=head)
@@ -234,7 +309,7 @@ class HTTPServerConnection:
             headers.append((b"strict-transport-security", b"max-age=%d" % s.hsts_max_age))
         return headers
 
-    def _begin(self, request: h11.Request) -> None:
+    def _begin(self, request: h11.Request) -> UploadRequested | None:
         self._request = request
         self._body = 0
         self._requests += 1
@@ -242,16 +317,41 @@ class HTTPServerConnection:
         size = len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
         if size > self._settings.max_header_size:  # h11 bounds only a head in pieces
             self._fail(431, "request header fields too large")
-            return
+            return None
         if not self._limiter.allow(self._address, now):
             self._fail(429, "too many requests", retry_after=True)
-            return
-        length = _header(request, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self._settings.max_body_size:
-            self._fail(413, "request body too large")
-            return
+            return None
         if self._requests >= self._settings.max_requests_per_connection:
             self._close = True
+        length = _header(request, b"content-length")
+        if request.method == b"PUT" and self._settings.uploads:
+            return self._put(request, length)
+        if length is not None and length.isdigit() and int(length) > self._settings.max_body_size:
+            self._fail(413, "request body too large")
+        return None
+
+    def _put(self, request: h11.Request, length: str | None) -> UploadRequested | None:
+        """XEP-0363 §5: ``PUT /upload/<slot>/<filename>?e=<expires>&s=<signature>``."""
+        target = request.target.decode("ascii", "replace")
+        path, _, query = target.partition("?")
+        parts = _static_parts(path)
+        if parts is None or len(parts) != 3 or parts[0] != "upload":
+            self._fail(400 if parts is None else 404, "not an upload URL")
+            return None
+        if length is None or not length.isdigit():
+            self._fail(411, "uploads need a Content-Length")
+            return None
+        params = dict(parse_qsl(query))
+        expires = params.get("e", "")
+        self._upload = UploadRequested(
+            slot=parts[1],
+            filename=parts[2],
+            size=int(length),
+            content_type=_header(request, b"content-type") or "application/octet-stream",
+            expires=int(expires) if expires.isdigit() else 0,
+            signature=params.get("s", ""),
+        )
+        return self._upload
 
     def _dispatch(self, request: h11.Request) -> HTTPEvent | None:
         method = request.method
@@ -260,9 +360,16 @@ class HTTPServerConnection:
         if path == WEBSOCKET_PATH:
             return self._websocket(request)
         if method not in (b"GET", b"HEAD"):
-            self._respond(405, b"method not allowed\n", extra=[(b"allow", b"GET, HEAD")])
+            allow = b"GET, HEAD, PUT" if self._settings.uploads else b"GET, HEAD"
+            self._respond(405, b"method not allowed\n", extra=[(b"allow", allow)])
             return None
         head = method == b"HEAD"
+        if self._settings.uploads and path.startswith("/upload/"):
+            parts = _static_parts(path)
+            if parts is None or len(parts) != 3:
+                self._respond(400 if parts is None else 404, b"not an upload URL\n", head=head)
+                return None
+            return DownloadRequested(parts[1], parts[2], head)
         if path in (_HOST_META, _HOST_META + ".json"):
             self._host_meta(request, json_=path.endswith(".json"), head=head)
             return None
@@ -317,7 +424,7 @@ class HTTPServerConnection:
         url = self._settings.websocket_url
         if not url:
             host = (_header(request, b"host") or "").strip()
-            if not _HOST.match(host):
+            if not _HOST.fullmatch(host):
                 self._respond(400, b"bad Host header\n", head=head)
                 return
             url = f"{'wss' if self._https else 'ws'}://{host}{WEBSOCKET_PATH}"
@@ -349,10 +456,14 @@ class HTTPServerConnection:
         head: bool = False,
         close: bool = False,
         extra: list[tuple[bytes, bytes]] | None = None,
+        csp: bytes | None = None,
     ) -> None:
         close = close or self._close or (status >= 400 and self._body > 0)
+        security = self._headers
+        if csp is not None:
+            security = [(b"content-security-policy", csp), *security[1:]]
         headers = [
-            *self._headers,
+            *security,
             (b"content-type", media_type.encode()),
             (b"content-length", b"%d" % len(body)),
             *(extra or []),

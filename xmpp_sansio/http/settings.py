@@ -21,6 +21,7 @@ class HTTPSettings:
     Attributes:
         static_root: whether a static file root is served (the I/O layer
             holds the directory; the request handling only decides paths).
+        uploads: XEP-0363 uploads are served at ``/upload/`` (PUT and GET).
         allowed_origins: the ``Origin`` values a WebSocket handshake may carry
             (empty: any; a handshake without ``Origin``, from a non-browser
             client, is always let through: XMPP authenticates in the stream,
@@ -45,6 +46,7 @@ class HTTPSettings:
     """
 
     static_root: bool = False
+    uploads: bool = False
     allowed_origins: tuple[str, ...] = ()
     websocket_url: str = ""
     see_other_uri: str = ""
