@@ -14,9 +14,10 @@ negotiation, SASL, stream management and limits as on TCP.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
@@ -32,15 +33,36 @@ from xmpp_sansio.http import (
     see_other_messages,
     text_frame,
 )
-from xmpp_sansio.stream.framing import WebSocketFraming
+from xmpp_sansio.stream.framing import Framing, WebSocketFraming
 
 from ._session import TRANSPORT_ERRORS
 from ._transport import SocketTransport, Transport, WebSocketTransport
+from .config import ServerConfig
 from .http_upload import UploadFiles
 from .limits import ConnectionCounter, peer_address
+from .services import ServerServices
 
-if TYPE_CHECKING:
-    from .server import BoundListener, XMPPServer
+
+class _Bound(Protocol):
+    """A bound listener (``xmpp_trio.server.BoundListener``)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+class _Server(Protocol):
+    """What the listener uses of :class:`~xmpp_trio.server.XMPPServer`."""
+
+    config: ServerConfig
+    ssl_context: ssl.SSLContext
+    services: ServerServices
+
+    async def serve(
+        self, transport: Transport, *, direct_tls: bool = False, framing: Framing | None = None
+    ) -> None: ...
+
 
 __all__ = ["HTTPService"]
 
@@ -55,27 +77,20 @@ class HTTPService:
     """What the http and https listeners of one server share: the settings,
     the request rate limiter and the connection counts."""
 
-    def __init__(self, server: XMPPServer) -> None:
+    def __init__(self, server: _Server) -> None:
         self.server = server
         cfg = server.config.http
         self.root = cfg.static_root.resolve() if cfg.static_root is not None else None
+        # The policies are the [http] keys of the same names (config.HTTPConfig).
+        shared = {
+            name: getattr(cfg, name)
+            for name in HTTPSettings.__dataclass_fields__
+            if name not in ("static_root", "uploads")
+        }
         self.settings = HTTPSettings(
             static_root=self.root is not None,
             uploads=server.services.upload is not None,
-            allowed_origins=cfg.allowed_origins,
-            websocket_url=cfg.websocket_url,
-            see_other_uri=cfg.see_other_uri,
-            websocket_on_plain_http=cfg.websocket_on_plain_http,
-            content_security_policy=cfg.content_security_policy,
-            hsts_max_age=cfg.hsts_max_age,
-            max_header_size=cfg.max_header_size,
-            max_body_size=cfg.max_body_size,
-            max_requests_per_connection=cfg.max_requests_per_connection,
-            requests_per_minute_per_ip=cfg.requests_per_minute_per_ip,
-            request_timeout=cfg.request_timeout,
-            keepalive_timeout=cfg.keepalive_timeout,
-            max_connections=cfg.max_connections,
-            max_connections_per_ip=cfg.max_connections_per_ip,
+            **shared,
         )
         upload = server.services.upload
         #: XEP-0363 PUT and GET, with [http] upload (xmpp_trio/http_upload.py)
@@ -87,7 +102,7 @@ class HTTPService:
         self.limiter = RequestRateLimiter(cfg.requests_per_minute_per_ip)
         self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
 
-    def start(self, bound: Sequence[BoundListener], nursery: trio.Nursery) -> None:
+    def start(self, bound: Sequence[_Bound], nursery: trio.Nursery) -> None:
         """Once the listeners are bound: the upload URL defaults to the first
         https listener (``https://<first domain>:<port>``); expiry starts."""
         if self.uploads is None:
