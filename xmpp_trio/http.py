@@ -138,14 +138,19 @@ class HTTPService:
             transport.close()
             return
         self.connections.add(address)
+        counted = True
         try:
             accepted = await self._serve_http(transport, https=https, address=address)
             if accepted is not None:
+                # An XMPP stream now: the XMPP connection limits count it instead.
+                self.connections.remove(address)
+                counted = False
                 await self._serve_websocket(transport, accepted)
         except TRANSPORT_ERRORS as exc:
             log.debug("http: %s: transport ended: %r", transport.peer, exc)
         finally:
-            self.connections.remove(address)
+            if counted:
+                self.connections.remove(address)
             transport.close()
 
     async def _serve_http(

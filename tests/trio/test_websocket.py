@@ -272,3 +272,16 @@ async def test_the_websocket_upgrade_keeps_bytes_sent_with_the_handshake(
     ws = RawWebSocket(stream, response.rest)
     assert "<stream:features" in (await ws.until("</stream:features>"))[-1]
     await stream.aclose()
+
+
+@pytest.mark.parametrize("ws_server", [{"max_connections_per_ip": 2}], indirect=True)
+async def test_upgraded_connections_leave_the_http_connection_limits(
+    ws_server: RunningServer,
+) -> None:
+    """Once upgraded, a connection is an XMPP stream (the XMPP limits count
+    it): more streams than the HTTP per-address limit, and HTTP still answers."""
+    streams = [await _opened(ws_server) for _ in range(3)]
+    port, tls = ws_server.https_port or 0, ws_server.client_context()
+    assert (await exchange(port, get("/.well-known/host-meta"), tls)).status == 200
+    for ws in streams:
+        await ws.stream.aclose()
