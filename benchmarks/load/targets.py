@@ -257,6 +257,11 @@ class Ours:
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         port = free_port()
         kind = "c2s-directtls" if tls == "direct" else "c2s-starttls"
+        web = ""
+        if tls == "ws":  # XMPP over WebSocket on plain http (issue 18), HTTP limits off
+            kind = "http"
+            web = ("\n[http]\nwebsocket_on_plain_http = true\nmax_connections = 1000000\n"
+                   "max_connections_per_ip = 1000000\nrequests_per_minute_per_ip = 1000000000\n")  # fmt: skip
         config = self.workdir / "xmpp.toml"
         config.write_text(
             f'domains = ["{DOMAIN}"]\n'
@@ -267,6 +272,7 @@ class Ours:
             "\n[limits]\n"
             + "".join(f"{key} = {value}\n" for key, value in self._limits().items())
             + f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
+            + web
         )
         command = [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)]
         if profile_raw is not None:
