@@ -19,8 +19,9 @@ Input: on the WebSocket, :meth:`WebSocketFraming.decode` turns each message
 into the bytes of the equivalent XML stream (``<open/>`` becomes a header,
 ``<close/>`` the footer, an element stays itself), which the connection's
 stream parser then reads with all its limits. Only whole messages are
-handled, so the I/O layer (a later issue: the HTTP/WebSocket listener) hands
-over text frames, never a byte stream.
+handled, so the I/O layer (``xmpp_trio._transport.WebSocketTransport``)
+hands over text messages, never a byte stream; on output, ``wrap`` lets it
+have every unit as a ready WebSocket frame (``xmpp_sansio.http.text_frame``).
 """
 
 from __future__ import annotations
