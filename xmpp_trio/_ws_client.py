@@ -47,6 +47,7 @@ class WebSocketClientStream(trio.abc.Stream):
         self._parts: list[str] = []
         self._control = bytearray()  # pongs, sent before our next frames
         self._eof = False
+        self._sending = False  # a send_all is under way
 
     def frame(self, payload: bytes) -> bytes:
         """One masked text frame holding ``payload`` (the framing's ``wrap``);
@@ -91,15 +92,22 @@ class WebSocketClientStream(trio.abc.Stream):
         if self._control:
             data = bytes(self._control) + bytes(data)
             self._control.clear()
-        await self.inner.send_all(data)
+        self._sending = True
+        try:
+            await self.inner.send_all(data)
+        finally:
+            self._sending = False
 
     async def wait_send_all_might_not_block(self) -> None:
         await self.inner.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
-        """Close the WebSocket (our close frame, RFC 6455 §5.5.1), then the stream."""
+        """Close the WebSocket (our close frame, RFC 6455 §5.5.1), then the
+        stream. Forcefully (``trio.aclose_forcefully``, a lost network in
+        tests) or in the middle of a write, no close frame is sent."""
         try:
-            if self._ws.state is ConnectionState.OPEN:
+            forced = trio.current_effective_deadline() == float("-inf")
+            if self._ws.state is ConnectionState.OPEN and not forced and not self._sending:
                 with trio.move_on_after(2):
                     await self.inner.send_all(self._ws.send(CloseConnection(code=1000)))
         except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):

@@ -285,3 +285,33 @@ async def test_upgraded_connections_leave_the_http_connection_limits(
     assert (await exchange(port, get("/.well-known/host-meta"), tls)).status == 200
     for ws in streams:
         await ws.stream.aclose()
+
+
+async def test_the_persistent_client_resumes_its_session_over_websocket(
+    ws_server: RunningServer,
+) -> None:
+    """``open_persistent_client(..., transport="websocket", url=...)``: the
+    connection breaks, the client reconnects over WebSocket and resumes the
+    XEP-0198 session, with the message sent meanwhile."""
+    from xmpp_trio.persistent import open_persistent_client
+
+    options = dataclasses.replace(ws_server, transport="websocket").client_options()
+    balcony = "juliet@localhost/balcony"
+    async with (
+        open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **options) as romeo,
+        open_persistent_client(
+            balcony, PASSWORDS["juliet"], backoff_base=0.05, backoff_cap=0.5, **options
+        ) as pc,
+    ):
+        messages = pc.messages()
+        with trio.fail_after(WAIT):
+            await pc.wait_connected()
+        old = pc.client
+        await old.abort()  # no <close/>: the server keeps the session
+        await romeo.send(chat(balcony, "while away"))
+        with trio.fail_after(WAIT):
+            await pc.wait_disconnected()
+            await pc.wait_connected()
+            assert pc.resumed and pc.client is not old
+            got = await messages.__anext__()
+        assert got.findtext("{jabber:client}body") == "while away"
