@@ -570,7 +570,9 @@ class Engine:
             client.state = READY
             client.conn = None
             client.tail = b""
-            self.send(client, self.frame(b"<presence/>"))
+            # RFC 7395 §3.3.3: over WebSocket every element declares its namespace.
+            presence = b"<presence xmlns='jabber:client'/>" if self.websocket else b"<presence/>"
+            self.send(client, self.frame(presence))
             if client.state != CLOSED:
                 self.on_bound(client)
 
@@ -686,6 +688,9 @@ class Traffic:
             for c in clients
         ]
         self.suffixes = [f"S{i:07d}</body></message>".encode() for i in range(count)]
+        if engine.websocket:  # RFC 7395 §3.3.3: each element declares its namespace
+            self.prefixes = [p.replace(b"<message ", b"<message xmlns='jabber:client' ", 1)
+                             for p in self.prefixes]  # fmt: skip
         self.credits = [0] * count
         self.due: set[int] = set()
         self.sent = 0

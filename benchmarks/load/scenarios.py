@@ -505,7 +505,10 @@ register(Scenario(
 
 
 def _ours_only(target: Any) -> bool:
-    return str(getattr(target, "name", "")).startswith("ours")
+    """Targets with XMPP over WebSocket here: ours, and Prosody (mod_websocket)."""
+    return str(getattr(target, "name", "")).startswith("ours") or getattr(
+        target, "websocket", False
+    )
 
 
 def _ws_throughput_expand(opts: argparse.Namespace, target: Any, rep: int) -> list[Run]:
@@ -528,7 +531,7 @@ def _ws_throughput_figures(variant: str, result: Result, opts: argparse.Namespac
 register(Scenario(
     name="throughput-ws",
     description="the throughput closed loop over plain TCP and over XMPP over WebSocket"
-                " (RFC 7395, plain http): msgs/s, p50/p99, losses (ours only)",
+                " (RFC 7395, plain http): msgs/s, p50/p99, losses (ours, Prosody's mod_websocket)",
     run=generator.throughput_scenario,
     expand=_ws_throughput_expand,
     report=_throughput_report,
@@ -556,7 +559,7 @@ def _ws_memory_figures(variant: str, result: Result, opts: argparse.Namespace) -
 register(Scenario(
     name="memory-ws",
     description="server RSS per idle session over plain TCP and over XMPP over WebSocket"
-                " (--sessions; ours only)",
+                " (--sessions; ours, Prosody's mod_websocket)",
     run=generator.memory_scenario,
     expand=_ws_memory_expand,
     report=_memory_report,

@@ -392,6 +392,7 @@ class Prosody:
 
     name = "prosody"
     label = "Prosody"
+    websocket = True  # mod_websocket (tls "ws": plain http, consider_websocket_secure)
     login_mechanisms = ("PLAIN", "SCRAM-SHA-1")
     default_mechanism = "SCRAM-SHA-1"
 
@@ -468,8 +469,14 @@ class Prosody:
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         del profile_raw
         port = free_port()
+        modules = self.modules
         if tls == "direct":
             ports = f"c2s_ports = {{ {free_port()} }}\nc2s_direct_tls_ports = {{ {port} }}"
+        elif tls == "ws":  # mod_websocket on plain http, its streams taken as secure
+            ports = (f"c2s_ports = {{ {free_port()} }}\nc2s_direct_tls_ports = {{ }}\n"
+                     f"http_ports = {{ {port} }}\nhttp_interfaces = {{ \"127.0.0.1\" }}\n"
+                     "https_ports = { }\nconsider_websocket_secure = true")  # fmt: skip
+            modules = (*modules, "websocket")
         else:
             ports = f"c2s_ports = {{ {port} }}\nc2s_direct_tls_ports = {{ }}"
         config = self.workdir / "prosody.cfg.lua"
@@ -478,7 +485,7 @@ class Prosody:
                 dir=self.workdir,
                 ports=ports,
                 require="false" if tls == "none" else "true",
-                modules=" ".join(f'"{m}";' for m in self.modules),
+                modules=" ".join(f'"{m}";' for m in modules),
                 domain=DOMAIN,
             )
         )
