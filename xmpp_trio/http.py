@@ -148,6 +148,8 @@ class HTTPService:
                 await self._serve_websocket(transport, accepted)
         except TRANSPORT_ERRORS as exc:
             log.debug("http: %s: transport ended: %r", transport.peer, exc)
+        except Exception:  # a bug costs this connection, never the listener
+            log.exception("http: %s: internal error", transport.peer)
         finally:
             if counted:
                 self.connections.remove(address)
