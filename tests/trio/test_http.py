@@ -199,3 +199,19 @@ async def test_connections_over_the_per_address_limit_get_429(web: Web) -> None:
 
 async def test_bad_request_line_gets_400(web: Web) -> None:
     assert (await exchange(web.http_port, b"NONSENSE\r\n\r\n")).status == 400
+
+
+async def test_an_internal_error_costs_one_connection_not_the_listener(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xmpp_trio.http import HTTPService
+
+    async def broken(self: HTTPService, parts: tuple[str, ...]) -> bytes | None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(HTTPService, "_read_file", broken)
+    stream = await open_stream(web.http_port)
+    await stream.send_all(get("/docs/a.txt"))
+    assert await closed_by_server(stream)
+    discovery = await exchange(web.http_port, get("/.well-known/host-meta"))
+    assert discovery.status == 200
