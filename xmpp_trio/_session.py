@@ -48,6 +48,7 @@ from xmpp_sansio.stream.events import (
     StreamResumed,
     TLSRequested,
 )
+from xmpp_sansio.stream.framing import Framing
 
 from . import _tls
 from ._accounts import Accounts
@@ -96,8 +97,17 @@ class Session:
     (XEP-0198 §5) takes over the id of that session.
     """
 
-    def __init__(self, server: Server, session_id: int, transport: Transport):
+    def __init__(
+        self,
+        server: Server,
+        session_id: int,
+        transport: Transport,
+        framing: Framing | None = None,
+    ):
         self.server = server
+        #: the stream's framing when not TCP (WebSocket, RFC 7395: the
+        #: transport gives one message per read, fed to ``receive_message``)
+        self.framing = framing
         self.id = session_id
         self.transport = transport
         self.peer = transport.peer
@@ -338,8 +348,9 @@ class Session:
                 return
         conn = ServerConnection(
             server.stream_config,
-            tls_active=direct_tls,
+            tls_active=direct_tls or self.framing is not None,
             tls_info=self._tls_info() if direct_tls else None,
+            framing=self.framing,
         )
         self.conn = conn
         conn.start_timer(trio.current_time(), negotiation_timeout)
@@ -378,7 +389,9 @@ class Session:
             with trio.move_on_after(CLOSE_GRACE):
                 if direct_tls:
                     await self.transport.start_tls(server.ssl_context, server_side=True)
-                conn = ServerConnection(server.stream_config, tls_active=direct_tls)
+                conn = ServerConnection(
+                    server.stream_config, tls_active=direct_tls, framing=self.framing
+                )
                 conn.close(condition, text)
                 await self.transport.send_all(conn.data_to_send())
         except TRANSPORT_ERRORS as exc:
@@ -400,7 +413,10 @@ class Session:
         if self.compacted:
             self.compacted = False
             server.timer_changed(self, conn)  # compaction is due again
-        conn.receive_data(data)
+        if data and self.framing is not None:
+            conn.receive_message(data)
+        else:
+            conn.receive_data(data)
         try:
             await self._handle_events(conn)
         except RemoteProtocolError as exc:

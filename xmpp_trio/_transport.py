@@ -30,7 +30,16 @@ from typing import Final, Protocol
 
 import trio
 
-__all__ = ["SEND_CHUNK", "MemoryTransport", "SocketTransport", "Transport", "memory_transport_pair"]
+from xmpp_sansio.http import WebSocketStream
+
+__all__ = [
+    "SEND_CHUNK",
+    "MemoryTransport",
+    "SocketTransport",
+    "Transport",
+    "WebSocketTransport",
+    "memory_transport_pair",
+]
 
 #: The most one write hands to the kernel (or to OpenSSL) at a time.
 SEND_CHUNK: Final = 65536
@@ -291,6 +300,96 @@ class SocketTransport(_Base):
                 if not socket.socket.recv(sock, SEND_CHUNK):
                     break
         sock.close()
+
+
+class WebSocketTransport(_Base):
+    """XMPP over WebSocket (RFC 7395) on an accepted connection whose HTTP
+    upgrade is done: the session's :class:`Transport`, message by message.
+
+    :meth:`receive_some` returns one complete text message per call (the
+    session hands it to ``receive_message``; ``b""`` once the peer closed,
+    sent a bad frame or binary data); the session writes WebSocket frames
+    already (its connection's :class:`~xmpp_sansio.stream.framing.WebSocketFraming`
+    wraps every unit in :func:`~xmpp_sansio.http.text_frame`), so
+    :meth:`send_nowait` passes them to the socket. Control frames (pongs,
+    the close) go between the session's frames only: after a write that took
+    all it was given, never in the middle of a frame, and never before the
+    retry of a write that would block (the TLS rule above).
+
+    STARTTLS is not offered on it (TLS belongs to the WebSocket, ``wss``) and
+    it has no channel binding (a proxy may terminate the TLS): SCRAM-PLUS is
+    not offered either.
+    """
+
+    message_based = True
+
+    def __init__(self, inner: Transport, stream: WebSocketStream) -> None:
+        self._inner = inner
+        self._ws = stream
+        self.peer = inner.peer
+        self._closed = False
+        self._control = bytearray()  # control frames waiting for a frame boundary
+        self._boundary = True  # the last write ended at the end of a frame
+
+    def _flush_control(self) -> bool:
+        """Write queued control frames if at a frame boundary; True once none waits."""
+        self._control += self._ws.data_to_send()
+        if self._control and self._boundary:
+            sent = self._inner.send_nowait(self._control)
+            del self._control[:sent]
+        return not self._control
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        """The next complete text message; ``b""`` at the end."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        ws = self._ws
+        while True:
+            self._check()
+            message = ws.next_message()
+            self._flush_control()
+            if message is not None:
+                if message:
+                    return message
+                continue  # an empty message says nothing (not the end of file)
+            if ws.closed:
+                return b""
+            ws.receive_data(await self._inner.receive_some(SEND_CHUNK))
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        self._check()
+        if not self._flush_control():
+            return 0
+        sent = self._inner.send_nowait(data)
+        self._boundary = sent == len(data)
+        return sent
+
+    async def wait_send(self) -> None:
+        await self._inner.wait_send()
+
+    async def start_tls(
+        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+    ) -> None:
+        raise trio.BrokenResourceError("no STARTTLS over WebSocket (RFC 7395 §3.2)")
+
+    async def discard_whitespace(self, limit: int) -> bool:
+        return False
+
+    def tls_version(self) -> str | None:
+        return self._inner.tls_version()
+
+    def tls_unique(self) -> bytes | None:
+        return None
+
+    def close(self) -> None:
+        """Send our close frame if the socket takes it now (RFC 6455 §5.5.1),
+        then close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            self._control += self._ws.close()
+            self._flush_control()
+        self._inner.close()
 
 
 class _Pipe:

@@ -27,6 +27,7 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from typing import Literal
 from xml.etree.ElementTree import Element
 
 import trio
@@ -38,7 +39,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.sm import SMState
 from xmpp_sansio.stanza import StanzaError
 from xmpp_sansio.stream.config import ClientConfig
-from xmpp_sansio.stream.connection import ClientConnection
+from xmpp_sansio.stream.connection import ClientConnection, WebSocketFraming
 from xmpp_sansio.stream.events import (
     AuthenticationFailed,
     ConnectionClosed,
@@ -54,6 +55,7 @@ from xmpp_sansio.stream.events import (
 from xmpp_sansio.xml import ns
 
 from . import _tls
+from ._ws_client import WebSocketClientStream, connect_websocket
 from .resolve import Target, resolve_client_targets
 
 __all__ = [
@@ -281,7 +283,7 @@ class Client:
                     data = await self._stream.receive_some(65536)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
                     data = b""
-                self._conn.receive_data(data)
+                _feed(self._conn, self._stream, data)
                 try:
                     while (event := self._conn.next_event()) is not None:
                         if isinstance(event, StanzaReceived):
@@ -398,7 +400,16 @@ async def _negotiate(
         if data:
             continue
         chunk = await stream.receive_some(65536)
-        conn.receive_data(chunk)
+        _feed(conn, stream, chunk)
+
+
+def _feed(conn: ClientConnection, stream: trio.abc.Stream, data: bytes | bytearray) -> None:
+    """Hand what was read to the connection: bytes of the XML stream, or one
+    RFC 7395 message from a :class:`WebSocketClientStream`."""
+    if data and isinstance(stream, WebSocketClientStream):
+        conn.receive_message(bytes(data))
+    else:
+        conn.receive_data(data)
 
 
 @asynccontextmanager
@@ -416,6 +427,8 @@ async def open_client(
     timeout: float = 30.0,
     stream_management: bool = True,
     resume: SMState | None = None,
+    transport: Literal["tcp", "websocket"] = "tcp",
+    url: str | None = None,
 ) -> AsyncIterator[Client]:
     """Connect, negotiate and bind; yield a :class:`Client`; close on exit.
 
@@ -430,10 +443,17 @@ async def open_client(
         stream_management: enable XEP-0198 (with resumption) when offered.
         resume: the ``sm_state`` of an earlier client of this account: resume
             its session (XEP-0198 §5) instead of starting a new one.
+        transport: ``"websocket"``: XMPP over WebSocket (RFC 7395) at ``url``
+            (``wss://host:port/xmpp-websocket``; ``ws://`` has no TLS, so
+            ``require_tls`` refuses it), instead of TCP.
     """
     account = JID.parse(jid) if isinstance(jid, str) else jid
     ctx = ssl_context or _tls.client_ssl_context()
-    if host is not None:
+    if transport == "websocket" and url is None:
+        raise ValueError("transport='websocket' needs the url of the endpoint")
+    if transport == "websocket":
+        targets = [Target(url or "", 0, False)]
+    elif host is not None:
         targets = [Target(host, port or (5223 if direct_tls else 5222), direct_tls)]
     else:
         targets = await resolve_client_targets(account.domain)
@@ -453,19 +473,29 @@ async def open_client(
         stream: trio.abc.Stream | None = None
         try:
             with trio.fail_after(timeout):
-                stream = await trio.open_tcp_stream(target.host, target.port)
-                if target.direct_tls:
-                    tls = trio.SSLStream(stream, ctx, server_hostname=account.domain)
-                    await tls.do_handshake()
-                    stream = tls
+                if transport == "websocket":
+                    ws, secure = await connect_websocket(target.host, ctx)
+                    stream = ws
                     conn = ClientConnection(
                         config,
-                        tls_active=True,
-                        tls_info=_tls.client_tls_info(tls),
+                        tls_active=secure,
                         sm_state=resume,
+                        framing=WebSocketFraming(wrap=ws.frame),
                     )
                 else:
-                    conn = ClientConnection(config, sm_state=resume)
+                    stream = await trio.open_tcp_stream(target.host, target.port)
+                    if target.direct_tls:
+                        tls = trio.SSLStream(stream, ctx, server_hostname=account.domain)
+                        await tls.do_handshake()
+                        stream = tls
+                        conn = ClientConnection(
+                            config,
+                            tls_active=True,
+                            tls_info=_tls.client_tls_info(tls),
+                            sm_state=resume,
+                        )
+                    else:
+                        conn = ClientConnection(config, sm_state=resume)
                 negotiated = await _negotiate(conn, stream, ctx, account.domain)
                 stream = negotiated.stream
         except (OSError, trio.TooSlowError, ssl.SSLError, trio.BrokenResourceError) as exc:

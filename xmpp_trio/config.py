@@ -57,15 +57,16 @@ Every key is optional; a missing file section means its defaults. The layout::
     port = 9090                # 0 lets the operating system pick a free port
 
     [[listeners]]              # repeatable; omit all to get the two defaults
-    kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368 direct TLS)
+    kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md)
     address = "0.0.0.0"
     port = 5222                # 0 lets the operating system pick a free port
 
 Relative paths (``data_dir``, ``tls.cert``, ``tls.key``) are relative to the
 directory containing the configuration file. Without ``[tls]`` the server
 generates a self-signed certificate in ``<data_dir>/tls/`` on first start.
-Without ``[[listeners]]`` it listens for STARTTLS on 0.0.0.0:5222 and for direct
-TLS on 0.0.0.0:5223.
+Without ``[[listeners]]`` it listens for STARTTLS on 0.0.0.0:5222, for direct
+TLS on 0.0.0.0:5223 and for HTTP (XMPP over WebSocket, XEP-0156 discovery,
+the ``[http]`` section: docs/web.md) on 127.0.0.1:5280.
 
 The data directory is, in order of precedence: ``data_dir`` in the file, the
 ``XMPP_TRIO_DATA`` environment variable (relative to the current directory), or
@@ -99,6 +100,7 @@ __all__ = [
     "LOG_LEVELS",
     "MIN_SCRAM_ITERATIONS",
     "ConfigError",
+    "HTTPConfig",
     "LimitsConfig",
     "ListenerConfig",
     "ListenerKind",
@@ -109,9 +111,9 @@ __all__ = [
     "load_config",
 ]
 
-ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls"]
+ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls", "http", "https"]
 
-LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = ("c2s-starttls", "c2s-directtls")
+LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = ("c2s-starttls", "c2s-directtls", "http", "https")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 DATA_DIR_ENV: Final = "XMPP_TRIO_DATA"
 MIN_SCRAM_ITERATIONS: Final = 4096
@@ -204,7 +206,37 @@ class MetricsConfig:
 DEFAULT_LISTENERS: Final = (
     ListenerConfig("c2s-starttls", "0.0.0.0", 5222),
     ListenerConfig("c2s-directtls", "0.0.0.0", 5223),
+    ListenerConfig("http", "127.0.0.1", 5280),
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPConfig:
+    """The ``[http]`` section: what the http/https listeners serve and their
+    limits (docs/web.md); the policies are :class:`xmpp_sansio.http.HTTPSettings`."""
+
+    static_root: Path | None = None
+    allowed_origins: tuple[str, ...] = ()
+    websocket_url: str = ""
+    see_other_uri: str = ""
+    websocket_on_plain_http: bool = False
+    content_security_policy: str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    hsts_max_age: int = 31536000
+    max_header_size: int = 8192
+    max_body_size: int = 1 << 20
+    max_requests_per_connection: int = 100
+    requests_per_minute_per_ip: int = 600
+    request_timeout: float = 10.0
+    keepalive_timeout: float = 30.0
+    max_connections: int = 1000
+    max_connections_per_ip: int = 50
+    upload: bool = False
+    upload_url: str = ""
+    upload_max_file_size: int = 10 << 20
+    upload_allowed_types: tuple[str, ...] = ()
+    upload_quota_per_user: int = 100 << 20
+    upload_slot_lifetime: float = 300.0
+    upload_file_lifetime: float = 604800.0
 
 
 def default_data_dir() -> Path:
@@ -233,6 +265,7 @@ class ServerConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
     config_path: Path | None = None
 
     @property
@@ -273,6 +306,7 @@ _TOP_KEYS: Final = (
     "limits",
     "metrics",
     "listeners",
+    "http",
 )
 _METRICS_KEYS: Final = ("enabled", "address", "port")
 _TLS_KEYS: Final = ("cert", "key")
@@ -311,6 +345,7 @@ _LIMITS_KEYS: Final = (
     "output_stall_timeout",
 )
 _LISTENER_KEYS: Final = ("kind", "address", "port")
+_HTTP_KEYS: Final = tuple(HTTPConfig.__dataclass_fields__)
 
 _Table: TypeAlias = Mapping[str, object]
 
@@ -658,6 +693,58 @@ def _load_metrics(loader: _Loader, data: _Table) -> MetricsConfig:
     )
 
 
+def _load_http(loader: _Loader, data: _Table) -> HTTPConfig:
+    table = loader.table(data, "http", "http")
+    loader.check_keys(table, _HTTP_KEYS, "http.", "in [http]")
+    d = HTTPConfig()
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("allowed_origins", "upload_allowed_types"):
+        raw = table.get(key, [])
+        if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
+            raise loader.error(f"http.{key}", "must be an array of strings")
+        lists[key] = tuple(cast(list[str], raw))
+    root = loader.path_value(table, "static_root", "http.static_root")
+    if root is not None and not root.is_dir():
+        raise loader.error("http.static_root", f"directory not found: {root}")
+
+    def text(key: str) -> str:
+        return loader.string(table, key, f"http.{key}", getattr(d, key))
+
+    def count(key: str, minimum: int) -> int:
+        default = getattr(d, key)
+        return loader.integer(table, key, f"http.{key}", default, minimum=minimum, maximum=1 << 30)
+
+    def seconds(key: str) -> float:
+        return loader.number(table, key, f"http.{key}", getattr(d, key))
+
+    return HTTPConfig(
+        static_root=root,
+        allowed_origins=lists["allowed_origins"],
+        websocket_url=text("websocket_url"),
+        see_other_uri=text("see_other_uri"),
+        websocket_on_plain_http=loader.boolean(
+            table, "websocket_on_plain_http", "http.websocket_on_plain_http", False
+        ),
+        content_security_policy=text("content_security_policy"),
+        hsts_max_age=count("hsts_max_age", 0),
+        max_header_size=count("max_header_size", 1024),
+        max_body_size=count("max_body_size", 0),
+        max_requests_per_connection=count("max_requests_per_connection", 1),
+        requests_per_minute_per_ip=count("requests_per_minute_per_ip", 1),
+        request_timeout=seconds("request_timeout"),
+        keepalive_timeout=seconds("keepalive_timeout"),
+        max_connections=count("max_connections", 1),
+        max_connections_per_ip=count("max_connections_per_ip", 1),
+        upload=loader.boolean(table, "upload", "http.upload", False),
+        upload_url=text("upload_url"),
+        upload_max_file_size=count("upload_max_file_size", 1),
+        upload_allowed_types=tuple(t.lower() for t in lists["upload_allowed_types"]),
+        upload_quota_per_user=count("upload_quota_per_user", 1),
+        upload_slot_lifetime=seconds("upload_slot_lifetime"),
+        upload_file_lifetime=seconds("upload_file_lifetime"),
+    )
+
+
 #: The environment variable naming the configuration file.
 CONFIG_ENV: Final = "XMPP_TRIO_CONFIG"
 #: Where a system-wide configuration file is looked for.
@@ -739,5 +826,6 @@ def load_config(path: Path | None) -> ServerConfig:
         tls=_load_tls(loader, data),
         limits=_load_limits(loader, data),
         metrics=_load_metrics(loader, data),
+        http=_load_http(loader, data),
         config_path=path,
     )

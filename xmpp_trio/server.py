@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import assert_never
 
@@ -51,6 +52,7 @@ from xmpp_sansio.server.sessions import (
 from xmpp_sansio.stream.config import Limits
 from xmpp_sansio.stream.config import ServerConfig as StreamConfig
 from xmpp_sansio.stream.connection import ServerConnection
+from xmpp_sansio.stream.framing import Framing
 
 from . import _tls
 from ._accounts import Accounts
@@ -58,6 +60,7 @@ from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
 from .certs import ensure_certificate, load_server_ssl_context
 from .config import ServerConfig
+from .http import HTTPService
 from .limits import (
     ConnectionCounter,
     peer_address,
@@ -306,13 +309,16 @@ class XMPPServer:
         """Serve one accepted TCP connection until it ends."""
         await self.serve(SocketTransport.from_trio(stream), direct_tls=direct_tls)
 
-    async def serve(self, transport: Transport, *, direct_tls: bool = False) -> None:
-        """Serve one client connection, on any :class:`Transport`, until it ends."""
+    async def serve(
+        self, transport: Transport, *, direct_tls: bool = False, framing: Framing | None = None
+    ) -> None:
+        """Serve one client connection, on any :class:`Transport`, until it ends
+        (``framing``: RFC 7395's for a WebSocket, secure by the listener's decision)."""
         session_id = self._next_id
         self._next_id += 1
         peer = transport.peer
         address = peer_address(peer)
-        session = Session(self, session_id, transport)
+        session = Session(self, session_id, transport, framing)
         refusal = self.connections.refusal(address)
         if refusal is not None:
             await session.refuse(refusal, direct_tls=direct_tls)
@@ -566,20 +572,19 @@ async def run_server(
         nursery = server.nursery
         assert nursery is not None
         bound: list[BoundListener] = []
+        web = HTTPService(server)  # the http and https listeners (xmpp_trio/http.py)
         for spec in config.listeners:
             listeners = await trio.open_tcp_listeners(spec.port, host=spec.address)
-            direct = spec.kind == "c2s-directtls"
             for listener in listeners:
                 sockname = listener.socket.getsockname()
                 bound.append(
                     BoundListener(spec.kind, sockname[0], sockname[1], server.router, server)
                 )
-
-                async def handler(stream: trio.SocketStream, direct: bool = direct) -> None:
-                    await server.handle(stream, direct_tls=direct)
-
+                direct = spec.kind == "c2s-directtls"
+                handler = web.handler(spec.kind) or partial(server.handle, direct_tls=direct)
                 nursery.start_soon(trio.serve_listeners, handler, [listener])
             log.info("listening for %s on %s port %d", spec.kind, spec.address, bound[-1].port)
+        web.start(bound, nursery)  # uploads: their URL, their expiry
         if config.metrics.enabled:
             metrics = config.metrics
             port = await nursery.start(serve_metrics, server.metrics, metrics.address, metrics.port)

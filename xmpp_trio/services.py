@@ -38,6 +38,7 @@ from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.private import PrivateService
 from xmpp_sansio.server.register import RegistrationService
 from xmpp_sansio.server.roster import RosterService, RosterStorage
+from xmpp_sansio.server.upload import UploadPolicy, UploadService
 from xmpp_sansio.server.vcard import VCardService
 
 from .config import ServerConfig
@@ -48,6 +49,7 @@ from .stores.last import SqliteLastActivityStorage
 from .stores.offline import SqliteOfflineStorage
 from .stores.private import SqlitePrivateStorage
 from .stores.roster import SqliteRosterStorage
+from .stores.upload import SqliteUploadStorage
 from .stores.vcard import SqliteVCardStorage
 
 __all__ = ["ServerServices", "build_services", "open_database"]
@@ -149,6 +151,12 @@ class ServerServices:
         self.hosts: dict[str, HostService] = {}
         if config.echo_domain is not None:
             self.hosts[config.echo_domain] = EchoService()
+        #: HTTP File Upload (XEP-0363) at upload.<first domain>, with [http] upload
+        self.upload: UploadService | None = None
+        self.upload_storage = SqliteUploadStorage(db)
+        if config.http.upload:
+            self.upload = build_upload(config, self.upload_storage)
+            self.hosts[f"upload.{config.domains[0]}"] = self.upload
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
@@ -156,6 +164,7 @@ class ServerServices:
         written none of them. Only offline messages are written this way so
         far; the other stores still commit each write as it is made."""
         self._offline_storage.apply(ops)
+        self.upload_storage.apply(ops)
 
     def flush(self) -> None:
         """Write what stores keep behind (logout times); the server calls this
@@ -171,6 +180,27 @@ class ServerServices:
             Element(PRE_APPROVAL_FEATURE),
             self.disco.caps_element(),
         )
+
+
+def build_upload(config: ServerConfig, storage: SqliteUploadStorage) -> UploadService:
+    """The XEP-0363 service, with the HMAC key of ``<data_dir>/upload/key``
+    (made on first use, so URLs stay valid across restarts)."""
+    http = config.http
+    directory = config.data_dir / "upload"
+    directory.mkdir(parents=True, exist_ok=True)
+    key_file = directory / "key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(secrets.token_bytes(32))
+    policy = UploadPolicy(
+        key=key_file.read_bytes(),
+        max_file_size=http.upload_max_file_size,
+        allowed_types=http.upload_allowed_types,
+        quota_per_user=http.upload_quota_per_user,
+        slot_lifetime=http.upload_slot_lifetime,
+        file_lifetime=http.upload_file_lifetime,
+    )
+    return UploadService(storage, policy, base_url=http.upload_url.rstrip("/"))
 
 
 def build_services(

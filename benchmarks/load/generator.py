@@ -48,7 +48,7 @@ from xmpp_sansio.errors import ProtocolError
 from xmpp_sansio.jid import JID
 from xmpp_sansio.sasl import tls_server_end_point
 from xmpp_sansio.stream.config import ClientConfig
-from xmpp_sansio.stream.connection import ClientConnection, TLSInfo
+from xmpp_sansio.stream.connection import ClientConnection, TLSInfo, WebSocketFraming
 from xmpp_sansio.stream.events import (
     AuthenticationFailed,
     ConnectionClosed,
@@ -215,7 +215,47 @@ class Job:
 
 # --- the engine ------------------------------------------------------------------
 
-CONNECTING, HANDSHAKE, NEGOTIATING, READY, CLOSED = range(5)
+CONNECTING, HANDSHAKE, NEGOTIATING, READY, CLOSED, UPGRADING = range(6)
+
+#: Job.tls of XMPP over WebSocket (RFC 7395) on a plain http listener (issue 18)
+WEBSOCKET = "ws"
+WS_UPGRADE = (b"GET /xmpp-websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n")  # fmt: skip
+
+
+def ws_frame(payload: bytes) -> bytes:
+    """A client text frame (RFC 6455 §5.2), masked with the all-zero key: the
+    wire format a server must accept, at no masking cost to the generator
+    (a real client draws a random key per frame, §5.3)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, 0x80 | size)) + b"\0\0\0\0" + payload
+    if size < 65536:
+        return bytes((0x81, 0xFE)) + size.to_bytes(2, "big") + b"\0\0\0\0" + payload
+    return bytes((0x81, 0xFF)) + size.to_bytes(8, "big") + b"\0\0\0\0" + payload
+
+
+def ws_messages(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """The complete (unmasked, unfragmented) server frames' payloads in
+    ``buffer``, and what is left of it; control frames are skipped."""
+    messages: list[bytes] = []
+    while len(buffer) >= 2:
+        size, at = buffer[1] & 0x7F, 2
+        if size == 126:
+            if len(buffer) < 4:
+                break
+            size, at = int.from_bytes(buffer[2:4], "big"), 4
+        elif size == 127:
+            if len(buffer) < 10:
+                break
+            size, at = int.from_bytes(buffer[2:10], "big"), 10
+        if len(buffer) < at + size:
+            break
+        if buffer[0] & 0x0F == 1:
+            messages.append(buffer[at : at + size])
+        buffer = buffer[at + size :]
+    return messages, buffer
 
 
 class Client:
@@ -245,7 +285,10 @@ class Engine:
         self.by_fd: dict[int, Client] = {}
         self.again: set[Client] = set()
         self.ctx: ssl.SSLContext | None = None
-        if job.tls != "none":
+        self.websocket = job.tls == WEBSOCKET
+        #: each stanza sent once bound, as the transport wants it
+        self.frame: Callable[[bytes], bytes] = ws_frame if self.websocket else bytes
+        if job.tls not in ("none", WEBSOCKET):
             self.ctx = ssl.create_default_context(cafile=job.cafile)
             self.ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         self._bindings: dict[bytes, TLSInfo] = {}
@@ -332,7 +375,10 @@ class Engine:
                 self.fail(client, f"connect: {os.strerror(err)}")
                 return
             self._set_mask(client, EPOLLIN)
-            if self.job.tls == "direct":
+            if self.websocket:
+                client.state = UPGRADING
+                self.send(client, WS_UPGRADE)
+            elif self.job.tls == "direct":
                 self._start_tls(client)
             else:
                 client.conn = ClientConnection(self._config(client.index))
@@ -370,6 +416,8 @@ class Engine:
             return
         if client.state == READY:
             self.on_data(client, data)
+        elif client.state == UPGRADING:
+            self._upgraded(client, data)
         else:
             self._negotiate(client, data)
         if client.out and client.state != CLOSED:
@@ -463,13 +511,36 @@ class Engine:
             info = self._bindings[der] = TLSInfo(channel_binding=binding)
         return info
 
+    def _upgraded(self, client: Client, data: bytes) -> None:
+        """The 101 of the WebSocket upgrade; then the stream over RFC 7395."""
+        head, found, rest = (client.tail + data).partition(b"\r\n\r\n")
+        if not found:
+            client.tail = head
+            return
+        client.tail = b""
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            self.fail(client, f"WebSocket upgrade refused: {head[:80]!r}")
+            return
+        client.conn = ClientConnection(self._config(client.index), tls_active=True,
+                                       framing=WebSocketFraming(wrap=ws_frame))  # fmt: skip
+        client.conn.start()
+        client.state = NEGOTIATING
+        self._flush_conn(client)
+        if rest:
+            self._negotiate(client, rest)
+
     def _negotiate(self, client: Client, data: bytes) -> None:
         conn = client.conn
         assert conn is not None
         if self.job.tls == "none" and b"starttls" in data:
             data = STARTTLS_FEATURE.sub(b"", data)
         try:
-            conn.receive_data(data)
+            if self.websocket:
+                messages, client.tail = ws_messages(client.tail + data)
+                for message in messages:
+                    conn.receive_message(message)
+            else:
+                conn.receive_data(data)
         except ProtocolError as exc:
             self._flush_conn(client)
             self.fail(client, f"protocol error: {exc!r}")
@@ -498,7 +569,10 @@ class Engine:
         if bound and client.state != CLOSED:
             client.state = READY
             client.conn = None
-            self.send(client, b"<presence/>")
+            client.tail = b""
+            # RFC 7395 §3.3.3: over WebSocket every element declares its namespace.
+            presence = b"<presence xmlns='jabber:client'/>" if self.websocket else b"<presence/>"
+            self.send(client, self.frame(presence))
             if client.state != CLOSED:
                 self.on_bound(client)
 
@@ -614,6 +688,9 @@ class Traffic:
             for c in clients
         ]
         self.suffixes = [f"S{i:07d}</body></message>".encode() for i in range(count)]
+        if engine.websocket:  # RFC 7395 §3.3.3: each element declares its namespace
+            self.prefixes = [p.replace(b"<message ", b"<message xmlns='jabber:client' ", 1)
+                             for p in self.prefixes]  # fmt: skip
         self.credits = [0] * count
         self.due: set[int] = set()
         self.sent = 0
@@ -653,10 +730,14 @@ class Traffic:
         rand = self.rng.randrange
         tail = stamp + self.suffixes[sender]
         parts = []
+        frame = self.engine.frame if self.engine.websocket else None
         for _ in range(n):
             peer = rand(count - 1) if count > 1 else 0
             if peer >= sender and count > 1:
                 peer += 1
+            if frame is not None:  # RFC 7395: one stanza per frame
+                parts.append(frame(prefixes[peer] + tail))
+                continue
             parts.append(prefixes[peer])
             parts.append(tail)
         self.sent += n

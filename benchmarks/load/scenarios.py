@@ -122,6 +122,8 @@ def lat_text(r: Result) -> str:
 
 
 def transport(tls: str) -> str:
+    if tls == generator.WEBSOCKET:
+        return "WebSocket"
     return f"{tls} TLS" if tls != "none" else "plaintext"
 
 
@@ -496,4 +498,73 @@ register(Scenario(
     accounts=_memory_accounts,
     rule=(("memory KB/session TLS at ", -1), ("memory KB/session plaintext at ", -1)),
     prefixes=("memory ",),
+))  # fmt: skip
+
+
+# --- XMPP over WebSocket (issue 18), beside the TCP figures ----------------------------------
+
+
+def _ours_only(target: Any) -> bool:
+    """Targets with XMPP over WebSocket here: ours, and Prosody (mod_websocket)."""
+    return str(getattr(target, "name", "")).startswith("ours") or getattr(
+        target, "websocket", False
+    )
+
+
+def _ws_throughput_expand(opts: argparse.Namespace, target: Any, rep: int) -> list[Run]:
+    """The throughput run over plain TCP and over WebSocket (plain http), ours only."""
+    if not _ours_only(target):
+        return []
+    mech = opts.mechanism or target.default_mechanism
+    params = _closed_loop_params(opts, opts.inflight)
+    return [Run("plaintext", "none", mech, params),
+            Run("WebSocket", generator.WEBSOCKET, mech, params)]  # fmt: skip
+
+
+def _ws_throughput_figures(variant: str, result: Result, opts: argparse.Namespace
+                           ) -> dict[str, float]:  # fmt: skip
+    return {f"ws-compare {variant} msgs/s": result["msgs_per_s"],
+            f"ws-compare {variant} p99 ms": result["p99_ms"],
+            f"ws-compare {variant} lost": result["lost"]}  # fmt: skip
+
+
+register(Scenario(
+    name="throughput-ws",
+    description="the throughput closed loop over plain TCP and over XMPP over WebSocket"
+                " (RFC 7395, plain http): msgs/s, p50/p99, losses (ours, Prosody's mod_websocket)",
+    run=generator.throughput_scenario,
+    expand=_ws_throughput_expand,
+    report=_throughput_report,
+    figures=_ws_throughput_figures,
+    accounts=_clients,
+    default=False,
+    prefixes=("ws-compare ",),
+))  # fmt: skip
+
+
+def _ws_memory_expand(opts: argparse.Namespace, target: Any, rep: int) -> list[Run]:
+    if rep >= opts.memory_repeat or not _ours_only(target):
+        return []
+    mech = opts.mechanism or target.default_mechanism
+    params = {"sizes": opts.sizes, "settle": opts.settle}
+    return [Run("plaintext", "none", mech, params),
+            Run("WebSocket", generator.WEBSOCKET, mech, params)]  # fmt: skip
+
+
+def _ws_memory_figures(variant: str, result: Result, opts: argparse.Namespace) -> dict[str, float]:
+    return {f"ws-memory KB/session {variant} at {p['sessions']}": p["kb_per_session"]
+            for p in result["points"]}  # fmt: skip
+
+
+register(Scenario(
+    name="memory-ws",
+    description="server RSS per idle session over plain TCP and over XMPP over WebSocket"
+                " (--sessions; ours, Prosody's mod_websocket)",
+    run=generator.memory_scenario,
+    expand=_ws_memory_expand,
+    report=_memory_report,
+    figures=_ws_memory_figures,
+    accounts=_memory_accounts,
+    default=False,
+    prefixes=("ws-memory ",),
 ))  # fmt: skip

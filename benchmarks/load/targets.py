@@ -257,6 +257,11 @@ class Ours:
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         port = free_port()
         kind = "c2s-directtls" if tls == "direct" else "c2s-starttls"
+        web = ""
+        if tls == "ws":  # XMPP over WebSocket on plain http (issue 18), HTTP limits off
+            kind = "http"
+            web = ("\n[http]\nwebsocket_on_plain_http = true\nmax_connections = 1000000\n"
+                   "max_connections_per_ip = 1000000\nrequests_per_minute_per_ip = 1000000000\n")  # fmt: skip
         config = self.workdir / "xmpp.toml"
         config.write_text(
             f'domains = ["{DOMAIN}"]\n'
@@ -267,6 +272,7 @@ class Ours:
             "\n[limits]\n"
             + "".join(f"{key} = {value}\n" for key, value in self._limits().items())
             + f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
+            + web
         )
         command = [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)]
         if profile_raw is not None:
@@ -386,6 +392,7 @@ class Prosody:
 
     name = "prosody"
     label = "Prosody"
+    websocket = True  # mod_websocket (tls "ws": plain http, consider_websocket_secure)
     login_mechanisms = ("PLAIN", "SCRAM-SHA-1")
     default_mechanism = "SCRAM-SHA-1"
 
@@ -462,8 +469,14 @@ class Prosody:
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         del profile_raw
         port = free_port()
+        modules = self.modules
         if tls == "direct":
             ports = f"c2s_ports = {{ {free_port()} }}\nc2s_direct_tls_ports = {{ {port} }}"
+        elif tls == "ws":  # mod_websocket on plain http, its streams taken as secure
+            ports = (f"c2s_ports = {{ {free_port()} }}\nc2s_direct_tls_ports = {{ }}\n"
+                     f"http_ports = {{ {port} }}\nhttp_interfaces = {{ \"127.0.0.1\" }}\n"
+                     "https_ports = { }\nconsider_websocket_secure = true")  # fmt: skip
+            modules = (*modules, "websocket")
         else:
             ports = f"c2s_ports = {{ {port} }}\nc2s_direct_tls_ports = {{ }}"
         config = self.workdir / "prosody.cfg.lua"
@@ -472,7 +485,7 @@ class Prosody:
                 dir=self.workdir,
                 ports=ports,
                 require="false" if tls == "none" else "true",
-                modules=" ".join(f'"{m}";' for m in self.modules),
+                modules=" ".join(f'"{m}";' for m in modules),
                 domain=DOMAIN,
             )
         )

@@ -6,6 +6,7 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -27,9 +28,31 @@ class RunningServer:
     directtls_port: int
     router: Router
     server: XMPPServer
+    https_port: int | None = None
+    http_port: int | None = None
+    #: how ``client_options`` connects: "tcp" (STARTTLS) or "websocket" (wss)
+    transport: str = "tcp"
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
+
+    @property
+    def websocket_url(self) -> str:
+        return f"wss://localhost:{self.https_port}/xmpp-websocket"
+
+    def client_options(self) -> dict[str, Any]:
+        """``open_client`` keywords for this server over ``transport``."""
+        if self.transport == "websocket":
+            return {
+                "transport": "websocket",
+                "url": self.websocket_url,
+                "ssl_context": self.client_context(),
+            }
+        return {
+            "host": "127.0.0.1",
+            "port": self.starttls_port,
+            "ssl_context": self.client_context(),
+        }
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +73,7 @@ def server_config(tmp_path: Path, ca: trustme.CA) -> ServerConfig:
         listeners=(
             ListenerConfig("c2s-starttls", "127.0.0.1", 0),
             ListenerConfig("c2s-directtls", "127.0.0.1", 0),
+            ListenerConfig("https", "127.0.0.1", 0),  # XMPP over WebSocket (wss)
         ),
         tls=TLSConfig(cert=cert_path, key=key_path),
         scram_iterations=4096,
@@ -79,6 +103,8 @@ async def start_running(
         ports["c2s-directtls"],
         bound[0].router,
         bound[0].server,
+        ports.get("https"),
+        ports.get("http"),
     )
 
 

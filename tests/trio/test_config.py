@@ -42,6 +42,7 @@ def test_no_file_gives_defaults() -> None:
     assert config.listeners == (
         ListenerConfig("c2s-starttls", "0.0.0.0", 5222),
         ListenerConfig("c2s-directtls", "0.0.0.0", 5223),
+        ListenerConfig("http", "127.0.0.1", 5280),  # WebSocket and discovery (issue 18)
     )
     assert config.require_tls is True
     assert config.allow_plain is True
@@ -381,10 +382,11 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
         if key:
             documented.setdefault(section, set()).add(key.group(1))
     accepted = {
-        "": set(config_module._TOP_KEYS) - {"tls", "limits", "metrics", "listeners"},
+        "": set(config_module._TOP_KEYS) - {"tls", "limits", "metrics", "listeners", "http"},
         "tls": set(config_module._TLS_KEYS),
         "limits": set(config_module._LIMITS_KEYS),
         "metrics": set(config_module._METRICS_KEYS),
         "listeners": set(config_module._LISTENER_KEYS),
+        "http": set(config_module._HTTP_KEYS),
     }
     assert documented == accepted

@@ -53,12 +53,14 @@ def server_config(server_config: ServerConfig, request: pytest.FixtureRequest) -
     return dataclasses.replace(server_config, limits=new_limits)
 
 
+@pytest.fixture(params=["tcp", "websocket"])
+def server(server: RunningServer, request: pytest.FixtureRequest) -> RunningServer:
+    """Every test on the real server runs over TCP and over WebSocket (RFC 7395)."""
+    return dataclasses.replace(server, transport=request.param)
+
+
 def options(server: RunningServer) -> dict[str, Any]:
-    return {
-        "host": "127.0.0.1",
-        "port": server.starttls_port,
-        "ssl_context": server.client_context(),
-    }
+    return server.client_options()
 
 
 def chat(to: str, body: str) -> ET.Element:

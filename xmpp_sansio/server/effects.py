@@ -36,6 +36,7 @@ __all__ = [
     "Route",
     "SessionId",
     "StoreOp",
+    "UploadSlot",
 ]
 
 #: A session's id, chosen by the I/O layer (unique among live sessions).
@@ -90,8 +91,22 @@ class OfflineDelete:
     upto: int
 
 
+@dataclass(frozen=True, slots=True)
+class UploadSlot:
+    """Record an HTTP upload slot given to ``user`` (XEP-0363 §4): usable
+    for a PUT until ``expires``, the file kept until ``file_expires``."""
+
+    slot: str
+    user: JID
+    filename: str
+    size: int
+    content_type: str
+    expires: float
+    file_expires: float
+
+
 #: A store operation, as data (one per store and kind of write).
-StoreOp = OfflinePush | OfflineDelete
+StoreOp = OfflinePush | OfflineDelete | UploadSlot
 
 
 @dataclass(frozen=True, slots=True)

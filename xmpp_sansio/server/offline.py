@@ -65,7 +65,7 @@ from ..stanza import MessageType
 from ..xml.element import split_tag
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
-from .effects import Bounce, Deliver, OfflineDelete, OfflinePush, Persist, StoreOp
+from .effects import Bounce, Deliver, OfflineDelete, OfflinePush, Persist, StoreOp, UploadSlot
 from .service import Service
 from .stages import (
     AccountRemoved,
@@ -198,6 +198,8 @@ class MemoryOfflineStorage:
                 case OfflineDelete():
                     queue = [m for m in queues.get(op.user.bare, ()) if m.id > op.upto]
                     queues[op.user.bare] = queue
+                case UploadSlot():
+                    pass  # the upload store's (xmpp_trio/stores/upload.py)
                 case _:
                     assert_never(op)
         self._queues = {user: queue for user, queue in queues.items() if queue}
@@ -384,6 +386,8 @@ class OfflineService(Service):
                 case OfflineDelete():
                     if self._deleted.get(op.user) == op.upto:
                         del self._deleted[op.user]
+                case UploadSlot():
+                    pass  # the upload store's (xmpp_trio/stores/upload.py)
                 case _:
                     assert_never(op)
 

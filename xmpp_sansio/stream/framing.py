@@ -19,14 +19,15 @@ Input: on the WebSocket, :meth:`WebSocketFraming.decode` turns each message
 into the bytes of the equivalent XML stream (``<open/>`` becomes a header,
 ``<close/>`` the footer, an element stays itself), which the connection's
 stream parser then reads with all its limits. Only whole messages are
-handled, so the I/O layer (a later issue: the HTTP/WebSocket listener) hands
-over text frames, never a byte stream.
+handled, so the I/O layer (``xmpp_trio._transport.WebSocketTransport``)
+hands over text messages, never a byte stream; on output, ``wrap`` lets it
+have every unit as a ready WebSocket frame (``xmpp_sansio.http.text_frame``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 from xml.etree.ElementTree import Element
 
@@ -91,23 +92,30 @@ class WebSocketFraming:
 
     Args:
         default_ns: the content namespace of the stream (``jabber:client``).
+        wrap: applied to each unit sent (a header, an element, a footer): an
+            I/O layer passes its WebSocket frame encoder, so that
+            ``data_to_send()`` is ready for the socket; None keeps the bare
+            messages (``messages_to_send()``).
     """
 
     message_based = True
 
-    def __init__(self, default_ns: str = ns.CLIENT) -> None:
+    def __init__(
+        self, default_ns: str = ns.CLIENT, wrap: Callable[[bytes], bytes] | None = None
+    ) -> None:
         self._default_ns = default_ns
+        self._wrap = wrap
 
     # -- output ----------------------------------------------------------------
 
     def header(self, attrs: Mapping[str, str | None], default_ns: str) -> bytes:
         """``<open/>`` with the header's attributes (§3.3.1, §3.3.2)."""
         el = Element(ns.OPEN_TAG, {k: v for k, v in attrs.items() if v is not None})
-        return serialize(el, "")
+        return self._out(serialize(el, ""))
 
     def footer(self) -> bytes:
         """``<close/>`` (§3.6)."""
-        return serialize(Element(ns.CLOSE_TAG), "")
+        return self._out(serialize(Element(ns.CLOSE_TAG), ""))
 
     def element(self, el: Element, default_ns: str) -> bytes:
         """The element with its own namespace declarations (§3.3.3); a
@@ -117,7 +125,11 @@ class WebSocketFraming:
             data = _STREAMS_PREFIXED.sub(
                 rb'<stream:\1 xmlns:stream="' + ns.STREAMS.encode() + b'"', data, count=1
             )
-        return data
+        return self._out(data)
+
+    def _out(self, data: bytes) -> bytes:
+        wrap = self._wrap
+        return data if wrap is None else wrap(data)
 
     # -- input -----------------------------------------------------------------
 

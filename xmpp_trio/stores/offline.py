@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Final, assert_never
 
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, StoreOp
+from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, StoreOp, UploadSlot
 from xmpp_sansio.server.offline import StoredMessage
 
 from .roster import _transaction
@@ -84,6 +84,8 @@ class SqliteOfflineStorage:
                             "DELETE FROM offline_messages WHERE user = ? AND id <= ?",
                             (str(op.user.bare), op.upto),
                         )
+                    case UploadSlot():
+                        pass  # the upload store's (xmpp_trio/stores/upload.py)
                     case _:
                         assert_never(op)
 
