@@ -8,7 +8,7 @@ See :mod:`xmpp_sansio.stream.connection` for the theory of operation and
 from __future__ import annotations
 
 from collections.abc import Callable
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element
 
 from ..errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
 from ..jid import JID
@@ -19,6 +19,7 @@ from ..sm import (
     SMState,
     build_nonza,
 )
+from ..stanza import stream_error_element
 from ..xml import ns
 from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
 from ..xml.writer import serialize
@@ -478,13 +479,7 @@ class _Connection:
     ) -> None:
         if not self._sent_header:
             self._queue_header(self._error_header_attrs())
-        err = Element(ns.STREAM_ERROR_TAG)
-        SubElement(err, "{" + ns.STREAM_ERRORS + "}" + condition.value)
-        if text:
-            t = SubElement(err, "{" + ns.STREAM_ERRORS + "}text", {ns.XML_LANG: "en"})
-            t.text = text
-        if extra is not None:  # RFC 6120 §4.9.4: an application-specific condition
-            err.append(extra)
+        err = stream_error_element(condition, text or None, lang="en", extra=extra)
         self._out.append(self._serialize(err, self._default_ns))
 
     def _error_header_attrs(self) -> dict[str, str | None]:

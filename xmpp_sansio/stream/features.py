@@ -44,6 +44,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 from .. import register, sasl
 from ..errors import StanzaErrorCondition
+from ..stanza import error_reply
 from ..xml import ns
 from .config import ServerConfig
 
@@ -334,8 +335,7 @@ def _sasl_element(name: str, text: str | None = None, **attrs: str) -> Element:
     return el
 
 
-def _iq_error(request: Element, condition: str, error_type: str) -> Element:
-    reply = Element(ns.IQ_TAG, {"type": "error", "id": request.get("id", "")})
-    error = SubElement(reply, "{" + ns.CLIENT + "}error", {"type": error_type})
-    SubElement(error, "{" + ns.STANZA_ERRORS + "}" + condition)
-    return reply
+def _iq_error(request: Element, condition: StanzaErrorCondition) -> Element:
+    """The stream's own iq error (``type`` and ``id`` only, RFC 6120 §8.3), built by
+    :func:`~xmpp_sansio.stanza.error_reply` like every stanza error."""
+    return error_reply(Element(ns.IQ_TAG, {"type": "get", "id": request.get("id", "")}), condition)

@@ -125,12 +125,7 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
             raise LocalProtocolError("no resource binding was requested")
         self._pending_bind = None
         self._fire(Input.LOCAL_BIND_REFUSED)
-        reply = Element(ns.IQ_TAG, {"type": "error", "id": pending[0]})
-        error = SubElement(
-            reply, "{" + ns.CLIENT + "}error", {"type": condition.default_type.value}
-        )
-        SubElement(error, "{" + ns.STANZA_ERRORS + "}" + condition.value)
-        self._send_element(reply)
+        self._send_element(_iq_error(Element(ns.IQ_TAG, {"id": pending[0]}), condition))
         self._process()
 
     def _handle_header(self, header: StreamHeader) -> None:
@@ -230,7 +225,7 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
             else:  # RFC 6120 §7.6.2.1: the server generates a resource
                 jid = self.authenticated_jid.with_resource(self.config.rng(9).hex())
         except InvalidJID:
-            self._send_element(_iq_error(el, "bad-request", "modify"))  # RFC 6120 §7.7.2.1
+            self._send_element(_iq_error(el, StanzaErrorCondition.BAD_REQUEST))  # RFC 6120 §7.7.2.1
             return
         if self.config.ask_before_bind:
             self._pending_bind = (iq_id, jid)
@@ -283,6 +278,6 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
                 self._send_stanza(Element(ns.IQ_TAG, {"type": "result", "id": el.get("id", "")}))
                 return
             if el.find(ns.BIND_TAG) is not None:
-                self._send_stanza(_iq_error(el, "not-allowed", "cancel"))
+                self._send_stanza(_iq_error(el, StanzaErrorCondition.NOT_ALLOWED))
                 return
         self._events.append(StanzaReceived(el))

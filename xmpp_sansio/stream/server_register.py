@@ -30,7 +30,7 @@ class _ServerRegister(_ServerRole):
         if condition is None:
             self._send_element(Element(ns.IQ_TAG, {"type": "result", "id": request.get("id", "")}))
         else:
-            self._send_element(_iq_error(request, condition.value, condition.default_type.value))
+            self._send_element(_iq_error(request, condition))
         self._process()
 
     def _handle_register_element(self, el: Element) -> bool:
@@ -53,7 +53,7 @@ class _ServerRegister(_ServerRole):
         iq_id = iq.get("id")
         kind = iq.get("type")
         if not iq_id or kind not in ("get", "set") or len(iq) != 1:
-            self._send_element(_iq_error(iq, "bad-request", "modify"))
+            self._send_element(_iq_error(iq, StanzaErrorCondition.BAD_REQUEST))
             return
         if kind == "get":
             reply = Element(ns.IQ_TAG, {"type": "result", "id": iq_id})
@@ -70,7 +70,7 @@ class _ServerRegister(_ServerRole):
                 request.username, request.password, self.domain
             )
         except register.RegistrationError as exc:
-            self._send_element(_iq_error(iq, exc.condition.value, exc.condition.default_type.value))
+            self._send_element(_iq_error(iq, exc.condition))
             return
         self._pending_registration = iq
         self._fire(Input.REGISTRATION_REQUESTED)
