@@ -24,7 +24,7 @@ from .answers import (
     ResumeRejected,
 )
 from .base import _CLIENT_STANZAS, _STANZA_NAMES
-from .events import BindRequested, ResourceBound, StanzaReceived, TLSRequested
+from .events import BindRequested, ResourceBound, StanzaReceived
 from .features import Stage, _iq_error
 from .server_register import _ServerRegister
 from .server_sasl import _ServerSASL
@@ -189,25 +189,6 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
             self._stream_error(StreamErrorCondition.NOT_AUTHORIZED)
         else:
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
-
-    def _handle_tls_element(self, el: Element) -> bool:
-        """``<starttls/>`` (RFC 6120 §5.4.2): ``<proceed/>``, or ``<failure/>``
-        when TLS is on or unavailable. Whether ``el`` was STARTTLS's."""
-        if el.tag != ns.STARTTLS_TAG or self._state is not State.NEGOTIATING:
-            return False
-        if self.tls_active or not self.config.tls_available:
-            self._send_element(Element(ns.TLS_FAILURE_TAG))
-            self._close_after_tls_failure()
-            return True
-        self._send_element(Element(ns.PROCEED_TAG))
-        self._fire(Input.TLS_STARTED)
-        self._events.append(TLSRequested(server_side=True, server_hostname=self.domain or ""))
-        return True
-
-    def _close_after_tls_failure(self) -> None:
-        """RFC 6120 §5.4.2.2: after a TLS ``<failure/>`` the server closes the
-        stream, without a stream error."""
-        self._fire(Input.TLS_REFUSED)
 
     def _handle_bind_iq(self, el: Element) -> None:
         """RFC 6120 §7: an IQ while binding must bind a resource."""

@@ -40,28 +40,25 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, runtime_checkable
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element
 
-from .. import register, sasl
-from ..errors import StanzaErrorCondition
-from ..stanza import error_reply
-from ..xml import ns
-from .config import ServerConfig
+from ...errors import StanzaErrorCondition, StreamErrorCondition
+from ...jid import JID
+from ...stanza import error_reply
+from ...xml import ns
+from ..answers import Answer, TLSInfo
+from ..config import ServerConfig
+from ..events import Event
+from ..state import Input, State
 
 __all__ = [
-    "C2S_SERVER",
-    "BindFeature",
-    "CSIFeature",
+    "AnsweringFeature",
     "Claims",
     "ElementFeature",
     "Feature",
     "FeatureHost",
     "Profile",
-    "RegisterFeature",
-    "SASLFeature",
-    "SMFeature",
     "Stage",
-    "StartTLSFeature",
 ]
 
 
@@ -73,27 +70,42 @@ class Stage(Enum):
     READY = "ready"  # stanzas flow (§8)
 
 
-class _Bindings(Protocol):
-    @property
-    def channel_bindings(self) -> tuple[sasl.ChannelBinding, ...]: ...
-
-
 class FeatureHost(Protocol):
-    """What a feature reads of the server connection offering it."""
+    """What a feature reads of, and calls on, the server connection offering it.
+
+    The connection is the table driver (``_fire``), the output and event
+    queues and the stream's situation; the per-stream data of each plug-in is
+    kept on the connection (the public properties read it) and written only
+    by that plug-in.
+    """
+
+    # the situation
+    config: ServerConfig
+    tls_active: bool
+    domain: str | None
+    authenticated_jid: JID | None
+    jid: JID | None
+    _events: list[Event]
 
     @property
-    def config(self) -> ServerConfig: ...
+    def state(self) -> State: ...
     @property
-    def tls_active(self) -> bool: ...
-    @property
-    def tls_info(self) -> _Bindings: ...
+    def tls_info(self) -> TLSInfo: ...
     @property
     def offered_mechanisms(self) -> list[str]: ...
     @property
     def registration_offered(self) -> bool: ...
 
+    # the driver and the output
+    def _fire(self, item: Input) -> None: ...
+    def _send_element(self, el: Element) -> None: ...
+    def _send_stanza(self, element: Element) -> None: ...
+    def _process(self) -> None: ...
+    def _stream_error(
+        self, condition: StreamErrorCondition, text: str | None = None, extra: Element | None = None
+    ) -> None: ...
+
     # The parts of the connection the features hand their elements to.
-    def _handle_tls_element(self, el: Element) -> bool: ...
     def _handle_sasl_element(self, el: Element) -> bool: ...
     def _handle_register_element(self, el: Element) -> bool: ...
     def _handle_bind_iq(self, el: Element) -> None: ...
@@ -125,133 +137,18 @@ class ElementFeature(Feature, Protocol):
         ...
 
 
-class StartTLSFeature:
-    """RFC 6120 §5.4.1: ``<starttls/>``, with ``<required/>`` when TLS is mandatory."""
+@runtime_checkable
+class AnsweringFeature(Protocol):
+    """A feature that asks the I/O layer and takes its answers
+    (``conn.send(answer)``, :mod:`~xmpp_sansio.stream.answers`)."""
 
-    def offer(self, conn: FeatureHost) -> Iterator[Element]:
-        if conn.tls_active or not conn.config.tls_available:
-            return
-        starttls = Element(ns.STARTTLS_TAG)
-        if conn.config.require_tls:
-            SubElement(starttls, "{" + ns.TLS + "}required")
-        yield starttls
+    def answers(self) -> tuple[type[Answer], ...]:
+        """The answer types this feature takes."""
+        ...
 
-    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
-        return (ns.STARTTLS_TAG,) if stage is Stage.BEFORE_AUTH else ()
-
-    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
-        return conn._handle_tls_element(el)
-
-
-class SASLFeature:
-    """RFC 6120 §6.4.1: ``<mechanisms/>``; with ``-PLUS`` mechanisms, the channel
-    binding types of this connection (XEP-0440 §2)."""
-
-    def offer(self, conn: FeatureHost) -> Iterator[Element]:
-        mechanisms = conn.offered_mechanisms
-        if not mechanisms:
-            return
-        mechs = Element(ns.MECHANISMS_TAG)
-        for name in mechanisms:
-            SubElement(mechs, ns.MECHANISM_TAG).text = name
-        yield mechs
-        if any(name.endswith("-PLUS") for name in mechanisms):
-            cb_types = Element(ns.SASL_CB_TAG)
-            for binding in conn.tls_info.channel_bindings:
-                SubElement(cb_types, "{" + ns.SASL_CB + "}channel-binding", type=binding.type)
-            yield cb_types
-
-    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
-        if stage is Stage.BEFORE_AUTH:
-            return (ns.AUTH_TAG, ns.RESPONSE_TAG, ns.ABORT_TAG)
-        return ()
-
-    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
-        return conn._handle_sasl_element(el)
-
-
-class RegisterFeature:
-    """XEP-0077 §8: in-band registration, before authentication."""
-
-    def offer(self, conn: FeatureHost) -> Iterator[Element]:
-        if conn.registration_offered:
-            yield register.feature_element()
-
-    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
-        """Registration IQs before authentication (§3.1); other IQs are given back."""
-        return (ns.IQ_TAG,) if stage is Stage.BEFORE_AUTH else ()
-
-    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
-        return conn._handle_register_element(el)
-
-
-class BindFeature:
-    """RFC 6120 §7.4: ``<bind/>``, and the RFC 3921 ``<session/>`` marked optional
-    (RFC 6121 Appendix E)."""
-
-    def offer(self, conn: FeatureHost) -> Iterator[Element]:
-        yield Element(ns.BIND_TAG)
-        session = Element(ns.SESSION_TAG)
-        SubElement(session, "{" + ns.SESSION + "}optional")
-        yield session
-
-    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
-        """The bind IQ while binding (§7.6); on a ready stream the stream
-        answers a second bind itself, as a stanza."""
-        return (ns.IQ_TAG,) if stage is Stage.BIND else ()
-
-    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
-        conn._handle_bind_iq(el)
-        return True
-
-
-class SMFeature:
-    """XEP-0198 §2: ``<sm/>``, once authenticated."""
-
-    def offer(self, conn: FeatureHost) -> Iterator[Element]:
-        if conn.config.stream_management:
-            yield Element(ns.SM_TAG)
-
-    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
-        """``<enable/>``/``<resume/>`` at every stage (refused before
-        authentication, §3 and §5), the whole namespace once ready (§4)."""
-        if not config.stream_management:
-            return ()
-        if stage is Stage.READY:
-            return ("{" + ns.SM + "}", ns.SM_ENABLE_TAG, ns.SM_RESUME_TAG, *_SM_ACK_TAGS)
-        return (ns.SM_ENABLE_TAG, ns.SM_RESUME_TAG)
-
-    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
-        if stage is Stage.READY:
-            conn._handle_sm_ready(el)
-        elif stage is Stage.BIND and el.tag == ns.SM_RESUME_TAG:
-            conn._handle_resume(el)
-        else:
-            # §3: enable only after binding ("SHALL enforce this order"); §5:
-            # resume only after authentication.
-            conn._send_sm_failed(StanzaErrorCondition.UNEXPECTED_REQUEST)
-        return True
-
-
-_SM_ACK_TAGS = ("{" + ns.SM + "}r", "{" + ns.SM + "}a")
-
-
-class CSIFeature:
-    """XEP-0352 §4.1: ``<csi/>``."""
-
-    def offer(self, conn: FeatureHost) -> Iterator[Element]:
-        if conn.config.csi:
-            yield Element(ns.CSI_TAG)
-
-    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
-        """``<active/>``/``<inactive/>`` once authenticated (§5)."""
-        if config.csi and stage is not Stage.BEFORE_AUTH:
-            return (ns.CSI_ACTIVE_TAG, ns.CSI_INACTIVE_TAG)
-        return ()
-
-    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
-        conn._set_client_state(el.tag == ns.CSI_ACTIVE_TAG)
-        return True
+    def answer(self, conn: FeatureHost, answer: Answer) -> None:
+        """Apply ``answer``; raise :class:`LocalProtocolError` when nothing asked for it."""
+        ...
 
 
 #: The features claiming elements at each stage: ``{tag: feature}``, and
@@ -268,6 +165,18 @@ class Profile:
     _claims: dict[int, tuple[ServerConfig, Claims]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
+    _answers: dict[type[Answer], AnsweringFeature] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def answering(self) -> dict[type[Answer], AnsweringFeature]:
+        """Which feature takes which answer type (the first to name it), built once."""
+        if not self._answers:
+            for feature in (*self.before_auth, *self.after_auth):
+                if isinstance(feature, AnsweringFeature):
+                    for kind in feature.answers():
+                        self._answers.setdefault(kind, feature)
+        return self._answers
 
     def claims(self, config: ServerConfig) -> Claims:
         """Which feature handles which top-level element at each stage under
@@ -295,13 +204,6 @@ class Profile:
         for feature in self.after_auth if authenticated else self.before_auth:
             features.extend(feature.offer(conn))
         return features
-
-
-#: A client-to-server stream, server side.
-C2S_SERVER = Profile(
-    before_auth=(StartTLSFeature(), SASLFeature(), RegisterFeature()),
-    after_auth=(BindFeature(), SMFeature(), CSIFeature()),
-)
 
 
 def _b64encode(data: bytes | None, *, empty: str | None = "=") -> str | None:
