@@ -28,7 +28,6 @@ from ..sm import (
 )
 from ..xml import ns
 from .events import (
-    ClientStateChanged,
     ResumeRequested,
     StanzasAcknowledged,
     StreamManagementEnabled,
@@ -169,14 +168,3 @@ class _ServerSM(_ServerRole):
             or sm.queued_bytes > self.config.sm_max_unacked_bytes
         ):
             self.close(StreamErrorCondition.RESOURCE_CONSTRAINT, "too many unacknowledged stanzas")
-
-    def _set_client_state(self, active: bool) -> None:
-        """``<active/>``/``<inactive/>`` (XEP-0352 §4.2). Becoming active flushes the
-        held presence before anything else is processed (§5.1, in-order processing)."""
-        if active == self.client_active:
-            return
-        self.client_active = active
-        self._events.append(ClientStateChanged(active))
-        if active and self._state is State.READY:
-            for stanza in self._held.flush():
-                self._send_stanza(stanza)

@@ -44,6 +44,7 @@ from xml.etree.ElementTree import Element
 
 from ...errors import StanzaErrorCondition, StreamErrorCondition
 from ...jid import JID
+from ...sm import PresenceHold
 from ...stanza import error_reply
 from ...xml import ns
 from ..answers import Answer, TLSInfo
@@ -96,6 +97,10 @@ class FeatureHost(Protocol):
     @property
     def registration_offered(self) -> bool: ...
 
+    # CSI's (XEP-0352)
+    client_active: bool
+    _held: PresenceHold
+
     # the driver and the output
     def _fire(self, item: Input) -> None: ...
     def _send_element(self, el: Element) -> None: ...
@@ -112,7 +117,6 @@ class FeatureHost(Protocol):
     def _send_sm_failed(self, condition: StanzaErrorCondition) -> None: ...
     def _handle_resume(self, el: Element) -> None: ...
     def _handle_sm_ready(self, el: Element) -> None: ...
-    def _set_client_state(self, active: bool) -> None: ...
 
 
 class Feature(Protocol):

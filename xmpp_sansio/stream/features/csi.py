@@ -1,4 +1,7 @@
-"""Client state indication (XEP-0352): the server's stream feature plug-in."""
+"""Client state indication (XEP-0352): the server's stream feature plug-in.
+
+Every stream starts active (§5, §5.2); the state is ``conn.client_active``
+and the presence held meanwhile ``conn._held`` (read by ``send``)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from xml.etree.ElementTree import Element
 
 from ...xml import ns
 from ..config import ServerConfig
+from ..events import ClientStateChanged
+from ..state import State
 from .base import FeatureHost, Stage
 
 __all__ = ["CSIFeature"]
@@ -26,5 +31,16 @@ class CSIFeature:
         return ()
 
     def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
-        conn._set_client_state(el.tag == ns.CSI_ACTIVE_TAG)
+        """``<active/>``/``<inactive/>`` (§4.2). Becoming active flushes the held
+        presence before anything else is processed (§5.1, in-order processing);
+        while inactive, ``ServerConnection.send`` holds presence updates in
+        ``conn._held``."""
+        active = el.tag == ns.CSI_ACTIVE_TAG
+        if active == conn.client_active:
+            return True
+        conn.client_active = active
+        conn._events.append(ClientStateChanged(active))
+        if active and conn.state is State.READY:
+            for stanza in conn._held.flush():
+                conn._send_stanza(stanza)
         return True
