@@ -26,7 +26,6 @@ from .answers import (
 from .base import _CLIENT_STANZAS, _STANZA_NAMES
 from .events import BindRequested, ResourceBound, StanzaReceived
 from .features import Stage, _iq_error
-from .server_register import _ServerRegister
 from .server_sasl import _ServerSASL
 from .server_sm import _ServerSM
 from .state import Input, State
@@ -34,7 +33,7 @@ from .state import Input, State
 __all__ = ["ServerConnection"]
 
 
-class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
+class ServerConnection(_ServerSASL, _ServerSM):
     """The receiving entity's side of a client-to-server stream (RFC 6120).
 
     Args:
@@ -82,7 +81,15 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
         for stanza in self._held.offer(element):
             self._send_stanza(stanza)
 
+    def registration_result(self, condition: StanzaErrorCondition | None = None) -> None:
+        """Alias of ``send(RegistrationAnswered(condition))`` (XEP-0077 §3.1)."""
+        self._answer(RegistrationAnswered(condition))
+
     def _answer(self, answer: Answer) -> None:
+        feature = self._answering.get(type(answer))
+        if feature is not None:  # the profile's plug-in that asked for it
+            feature.answer(self, answer)
+            return
         match answer:
             case CredentialsProvided(credentials):
                 self.provide_credentials(credentials)
@@ -98,8 +105,6 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
                 self.resume_accepted(state)
             case ResumeRejected():
                 self.resume_failed()
-            case RegistrationAnswered(condition):
-                self.registration_result(condition)
             case _:
                 super()._answer(answer)
 

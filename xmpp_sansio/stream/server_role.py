@@ -77,21 +77,13 @@ class _ServerRole(_SMStream):
             self._profile = profile
         #: the profile's features by the elements they claim, per stage
         self._claims = profile.claims(config)
+        #: the profile's features by the answer types they take
+        self._answering = profile.answering()
 
     @property
     def tls_info(self) -> TLSInfo:
         """The channel bindings of this connection's TLS session (empty without TLS)."""
         return self._tls_info
-
-    @property
-    def registration_offered(self) -> bool:
-        """In-band registration is possible on this stream now (XEP-0077 §8)."""
-        return (
-            self.config.allow_registration
-            and self.authenticated_jid is None
-            and (self.tls_active or not self.config.require_tls)
-            and self.domain not in self.config.anonymous_domains
-        )
 
     @property
     def offered_mechanisms(self) -> list[str]:
