@@ -6,7 +6,7 @@ See :mod:`xmpp_sansio.stream.connection` for the theory of operation.
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element
 
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID, InvalidJID
@@ -24,7 +24,7 @@ from .answers import (
     ResumeRejected,
 )
 from .base import _CLIENT_STANZAS, _STANZA_NAMES
-from .events import BindRequested, ResourceBound, StanzaReceived
+from .events import StanzaReceived
 from .features import Stage, _iq_error
 from .server_sasl import _ServerSASL
 from .server_sm import _ServerSM
@@ -97,10 +97,6 @@ class ServerConnection(_ServerSASL, _ServerSM):
                 self.refuse_credentials(condition)
             case DerivationProvided(salted_password):
                 self.provide_derived(salted_password)
-            case BindAccepted():
-                self.bind_accepted()
-            case BindRefused(condition):
-                self.bind_refused(condition)
             case ResumeAccepted(state):
                 self.resume_accepted(state)
             case ResumeRejected():
@@ -109,29 +105,14 @@ class ServerConnection(_ServerSASL, _ServerSM):
                 super()._answer(answer)
 
     def bind_accepted(self) -> None:
-        """Answer a :class:`BindRequested` event: bind the JID asked for, send the
-        result and emit :class:`ResourceBound` (RFC 6120 §7.6.1)."""
-        pending = self._pending_bind
-        if self._state is not State.AWAIT_BIND or pending is None:
-            raise LocalProtocolError("no resource binding was requested")
-        self._pending_bind = None
-        self._complete_bind(*pending)
-        self._process()
+        """Alias of ``send(BindAccepted())`` (RFC 6120 §7.6.1)."""
+        self._answer(BindAccepted())
 
     def bind_refused(
         self, condition: StanzaErrorCondition = StanzaErrorCondition.RESOURCE_CONSTRAINT
     ) -> None:
-        """Answer a :class:`BindRequested` event with an IQ error, by default
-        ``<resource-constraint/>`` of type ``wait`` (RFC 6120 §7.6.2.1: the
-        account has reached its limit of connected resources). The stream stays
-        in the binding stage, so the client may try again."""
-        pending = self._pending_bind
-        if self._state is not State.AWAIT_BIND or pending is None:
-            raise LocalProtocolError("no resource binding was requested")
-        self._pending_bind = None
-        self._fire(Input.LOCAL_BIND_REFUSED)
-        self._send_element(_iq_error(Element(ns.IQ_TAG, {"id": pending[0]}), condition))
-        self._process()
+        """Alias of ``send(BindRefused(condition))`` (RFC 6120 §7.6.2.1)."""
+        self._answer(BindRefused(condition))
 
     def _handle_header(self, header: StreamHeader) -> None:
         if self._state is not State.AWAIT_HEADER:  # pragma: no cover - parser gives one header
@@ -194,39 +175,6 @@ class ServerConnection(_ServerSASL, _ServerSM):
             self._stream_error(StreamErrorCondition.NOT_AUTHORIZED)
         else:
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
-
-    def _handle_bind_iq(self, el: Element) -> None:
-        """RFC 6120 §7: an IQ while binding must bind a resource."""
-        bind = el.find(ns.BIND_TAG)
-        iq_id = el.get("id")
-        if bind is None or el.get("type") != "set" or not iq_id:
-            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
-            return
-        assert self.authenticated_jid is not None
-        requested = bind.findtext("{" + ns.BIND + "}resource")
-        requested = requested.strip() if requested else ""
-        try:
-            if requested:
-                jid = self.authenticated_jid.with_resource(requested)
-            else:  # RFC 6120 §7.6.2.1: the server generates a resource
-                jid = self.authenticated_jid.with_resource(self.config.rng(9).hex())
-        except InvalidJID:
-            self._send_element(_iq_error(el, StanzaErrorCondition.BAD_REQUEST))  # RFC 6120 §7.7.2.1
-            return
-        if self.config.ask_before_bind:
-            self._pending_bind = (iq_id, jid)
-            self._fire(Input.BIND_REQUESTED)
-            self._events.append(BindRequested(jid))
-            return
-        self._complete_bind(iq_id, jid)
-
-    def _complete_bind(self, iq_id: str, jid: JID) -> None:
-        reply = Element(ns.IQ_TAG, {"type": "result", "id": iq_id})
-        SubElement(SubElement(reply, ns.BIND_TAG), "{" + ns.BIND + "}jid").text = str(jid)
-        self._send_element(reply)
-        self.jid = jid
-        self._fire(Input.BOUND)
-        self._events.append(ResourceBound(jid))
 
     # -- ready ---------------------------------------------------------------------------
 

@@ -98,6 +98,9 @@ class FeatureHost(Protocol):
     # Register's (XEP-0077)
     _pending_registration: Element | None
 
+    # Bind's (RFC 6120 §7): the iq id and the JID asked for
+    _pending_bind: tuple[str, JID] | None
+
     # CSI's (XEP-0352)
     client_active: bool
     _held: PresenceHold
@@ -113,7 +116,6 @@ class FeatureHost(Protocol):
 
     # The parts of the connection the features hand their elements to.
     def _handle_sasl_element(self, el: Element) -> bool: ...
-    def _handle_bind_iq(self, el: Element) -> None: ...
     def _send_sm_failed(self, condition: StanzaErrorCondition) -> None: ...
     def _handle_resume(self, el: Element) -> None: ...
     def _handle_sm_ready(self, el: Element) -> None: ...
