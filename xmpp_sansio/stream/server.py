@@ -10,6 +10,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID, InvalidJID
+from ..sm import SMState
 from ..xml import ns
 from ..xml.parser import StreamHeader
 from .answers import (
@@ -27,13 +28,12 @@ from .base import _CLIENT_STANZAS, _STANZA_NAMES
 from .events import StanzaReceived
 from .features import Stage, _iq_error
 from .server_sasl import _ServerSASL
-from .server_sm import _ServerSM
 from .state import Input, State
 
 __all__ = ["ServerConnection"]
 
 
-class ServerConnection(_ServerSASL, _ServerSM):
+class ServerConnection(_ServerSASL):
     """The receiving entity's side of a client-to-server stream (RFC 6120).
 
     Args:
@@ -85,6 +85,46 @@ class ServerConnection(_ServerSASL, _ServerSM):
         """Alias of ``send(RegistrationAnswered(condition))`` (XEP-0077 §3.1)."""
         self._answer(RegistrationAnswered(condition))
 
+    def resume_accepted(self, state: SMState) -> None:
+        """Alias of ``send(ResumeAccepted(state))`` (XEP-0198 §5).
+
+        Raises:
+            LocalProtocolError: no resumption was requested, or ``state`` is not
+                the requested session of the authenticated account.
+        """
+        self._answer(ResumeAccepted(state))
+
+    def resume_failed(self) -> None:
+        """Alias of ``send(ResumeRejected())`` (XEP-0198 §5: ``item-not-found``)."""
+        self._answer(ResumeRejected())
+
+    def take_held_presences(self) -> list[Element]:
+        """Hand over the presence updates held for an inactive client (XEP-0352),
+        e.g. to keep them with a detached session; they will not be sent here."""
+        return self._held.flush()
+
+    @property
+    def sm_resumable(self) -> bool:
+        """The session may be kept for resumption now that the transport broke:
+        resumption was granted and the stream did not end cleanly (with
+        ``</stream:stream>``) or with a stream error (XEP-0198 §5, §7)."""
+        sm = self._sm
+        return (
+            sm is not None
+            and sm.resume
+            and self._sm_live
+            and self._was_ready
+            and not self._sent_footer
+            and not self._peer_closed
+        )
+
+    def _check_unacked(self, sm: SMState) -> None:
+        if (
+            len(sm.queue) > self.config.sm_max_unacked
+            or sm.queued_bytes > self.config.sm_max_unacked_bytes
+        ):
+            self.close(StreamErrorCondition.RESOURCE_CONSTRAINT, "too many unacknowledged stanzas")
+
     def _answer(self, answer: Answer) -> None:
         feature = self._answering.get(type(answer))
         if feature is not None:  # the profile's plug-in that asked for it
@@ -97,10 +137,6 @@ class ServerConnection(_ServerSASL, _ServerSM):
                 self.refuse_credentials(condition)
             case DerivationProvided(salted_password):
                 self.provide_derived(salted_password)
-            case ResumeAccepted(state):
-                self.resume_accepted(state)
-            case ResumeRejected():
-                self.resume_failed()
             case _:
                 super()._answer(answer)
 

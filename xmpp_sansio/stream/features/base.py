@@ -44,7 +44,7 @@ from xml.etree.ElementTree import Element
 
 from ...errors import StanzaErrorCondition, StreamErrorCondition
 from ...jid import JID
-from ...sm import PresenceHold
+from ...sm import HandledCountTooHigh, PresenceHold, Resume, SMState
 from ...stanza import error_reply
 from ...xml import ns
 from ..answers import Answer, TLSInfo
@@ -101,6 +101,12 @@ class FeatureHost(Protocol):
     # Bind's (RFC 6120 §7): the iq id and the JID asked for
     _pending_bind: tuple[str, JID] | None
 
+    # SM's (XEP-0198)
+    _sm: SMState | None
+    _sm_live: bool
+    _resume_request: Resume | None
+    _resume_attempted: bool
+
     # CSI's (XEP-0352)
     client_active: bool
     _held: PresenceHold
@@ -116,9 +122,10 @@ class FeatureHost(Protocol):
 
     # The parts of the connection the features hand their elements to.
     def _handle_sasl_element(self, el: Element) -> bool: ...
-    def _send_sm_failed(self, condition: StanzaErrorCondition) -> None: ...
-    def _handle_resume(self, el: Element) -> None: ...
-    def _handle_sm_ready(self, el: Element) -> None: ...
+    # XEP-0198 as both roles share it (sm_stream.py)
+    def _handle_ack_nonza(self, el: Element) -> None: ...
+    def _handled_count_too_high(self, exc: HandledCountTooHigh) -> None: ...
+    def _attach_resumed(self, sm: SMState) -> None: ...
 
 
 class Feature(Protocol):
