@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element
 
+from .. import sasl
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID, InvalidJID
+from ..sasl.credentials import ScramCredentials
 from ..sm import SMState
 from ..xml import ns
 from ..xml.parser import StreamHeader
@@ -27,13 +29,13 @@ from .answers import (
 from .base import _CLIENT_STANZAS, _STANZA_NAMES
 from .events import StanzaReceived
 from .features import Stage, _iq_error
-from .server_sasl import _ServerSASL
+from .server_role import _ServerRole
 from .state import Input, State
 
 __all__ = ["ServerConnection"]
 
 
-class ServerConnection(_ServerSASL):
+class ServerConnection(_ServerRole):
     """The receiving entity's side of a client-to-server stream (RFC 6120).
 
     Args:
@@ -80,6 +82,21 @@ class ServerConnection(_ServerSASL):
             return
         for stanza in self._held.offer(element):
             self._send_stanza(stanza)
+
+    def provide_credentials(self, credentials: ScramCredentials | None) -> None:
+        """Alias of ``send(CredentialsProvided(credentials))`` (``None``: no such account)."""
+        self._answer(CredentialsProvided(credentials))
+
+    def provide_derived(self, salted_password: bytes) -> None:
+        """Alias of ``send(DerivationProvided(salted_password))``."""
+        self._answer(DerivationProvided(salted_password))
+
+    def refuse_credentials(
+        self, condition: sasl.SASLCondition = sasl.SASLCondition.TEMPORARY_AUTH_FAILURE
+    ) -> None:
+        """Alias of ``send(CredentialsRefused(condition))``: fail the exchange
+        without a lookup; it counts toward ``max_auth_attempts`` (RFC 6120 §6.4.5)."""
+        self._answer(CredentialsRefused(condition))
 
     def registration_result(self, condition: StanzaErrorCondition | None = None) -> None:
         """Alias of ``send(RegistrationAnswered(condition))`` (XEP-0077 §3.1)."""
@@ -131,12 +148,6 @@ class ServerConnection(_ServerSASL):
             feature.answer(self, answer)
             return
         match answer:
-            case CredentialsProvided(credentials):
-                self.provide_credentials(credentials)
-            case CredentialsRefused(condition):
-                self.refuse_credentials(condition)
-            case DerivationProvided(salted_password):
-                self.provide_derived(salted_password)
             case _:
                 super()._answer(answer)
 

@@ -15,21 +15,10 @@ from ..sm import PresenceHold, Resume
 from .answers import TLSInfo
 from .config import ServerConfig
 from .features import C2S_SERVER, FeatureHost, Profile
+from .features.sasl import offered_mechanisms
 from .framing import Framing
 from .sm_stream import _SMStream
 from .state import SERVER_TRANSITIONS
-
-_SERVER_MECHANISMS = (
-    "SCRAM-SHA-512-PLUS",
-    "SCRAM-SHA-256-PLUS",
-    "SCRAM-SHA-1-PLUS",
-    "SCRAM-SHA-512",
-    "SCRAM-SHA-256",
-    "SCRAM-SHA-1",
-    "PLAIN",
-    "EXTERNAL",
-    "ANONYMOUS",
-)
 
 
 class _ServerRole(_SMStream):
@@ -88,26 +77,7 @@ class _ServerRole(_SMStream):
     @property
     def offered_mechanisms(self) -> list[str]:
         """SASL mechanisms offered in the current features (RFC 6120 §6.4.1)."""
-        if self.authenticated_jid is not None:
-            return []
-        if self.config.require_tls and not self.tls_active:
-            return []
-        cfg = self.config
-        if self.domain in cfg.anonymous_domains:
-            return ["ANONYMOUS"]  # an anonymous-only host
-        cb = bool(self._tls_info.channel_bindings)
-        names = []
-        for name in _SERVER_MECHANISMS:
-            if name.endswith("-PLUS") and not cb:
-                continue
-            if name == "PLAIN" and not (cfg.allow_plain and self.tls_active):
-                continue
-            if name == "ANONYMOUS" and not cfg.allow_anonymous:
-                continue
-            if name == "EXTERNAL" and not (cfg.allow_external and self._external_identity):
-                continue
-            names.append(name)
-        return names
+        return offered_mechanisms(cast("FeatureHost", self))
 
     def _error_header_attrs(self) -> dict[str, str | None]:
         return {

@@ -42,6 +42,7 @@ from enum import Enum
 from typing import Protocol, runtime_checkable
 from xml.etree.ElementTree import Element
 
+from ... import sasl
 from ...errors import StanzaErrorCondition, StreamErrorCondition
 from ...jid import JID
 from ...sm import HandledCountTooHigh, PresenceHold, Resume, SMState
@@ -92,8 +93,13 @@ class FeatureHost(Protocol):
     def state(self) -> State: ...
     @property
     def tls_info(self) -> TLSInfo: ...
-    @property
-    def offered_mechanisms(self) -> list[str]: ...
+
+    # SASL's (RFC 6120 §6.4)
+    auth_failures: int
+    _mechanism: sasl.ServerMechanism | None
+    _cb_type_refused: bool  # a -PLUS attempt named a type we lack (XEP-0440)
+    _pending_username: str | None
+    _external_identity: str | None
 
     # Register's (XEP-0077)
     _pending_registration: Element | None
@@ -120,8 +126,6 @@ class FeatureHost(Protocol):
         self, condition: StreamErrorCondition, text: str | None = None, extra: Element | None = None
     ) -> None: ...
 
-    # The parts of the connection the features hand their elements to.
-    def _handle_sasl_element(self, el: Element) -> bool: ...
     # XEP-0198 as both roles share it (sm_stream.py)
     def _handle_ack_nonza(self, el: Element) -> None: ...
     def _handled_count_too_high(self, exc: HandledCountTooHigh) -> None: ...
