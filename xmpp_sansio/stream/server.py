@@ -1,5 +1,5 @@
 """The server side of a client-to-server stream (RFC 6120 §4-§8): the stream
-header, the negotiation dispatch, resource binding and the ready stream.
+header, the dispatch to the feature plug-ins and the ready stream.
 
 See :mod:`xmpp_sansio.stream.connection` for the theory of operation.
 """
@@ -58,10 +58,13 @@ class ServerConnection(_ServerRole):
     :meth:`resume_accepted` or :meth:`resume_failed`. When the transport
     breaks, :attr:`sm_resumable` tells whether to keep the session.
 
-    The class composes its parts, each in its own module: the shared state
-    (server_role.py), SASL (server_sasl.py), in-band registration
-    (server_register.py), XEP-0198/XEP-0352 (server_sm.py); this module holds
-    the header, the negotiation dispatch, binding and the ready stream.
+    The connection is the table driver (base.py), the stream's situation
+    (server_role.py), the header, the dispatch of each element to the
+    profile's feature that claims it and of each answer to the feature that
+    asked (features/), and the ready stream; each feature's handling is in its
+    plug-in (features/starttls.py, sasl.py, register.py, bind.py, sm.py,
+    csi.py). The answer methods (``provide_credentials`` etc.) are aliases of
+    ``send(answer)``.
     """
 
     def send(self, element: Element | Answer) -> None:

@@ -1,7 +1,7 @@
-"""What every part of the server side of a c2s stream shares: its
-configuration, its situation (TLS, host, authenticated JID) and the offers
-that follow from it. The parts (SASL, registration, XEP-0198/0352, the core
-in server.py) are composed into :class:`~xmpp_sansio.stream.server.ServerConnection`.
+"""The situation of the server side of a c2s stream: its configuration, TLS,
+host, authenticated JID, and the per-stream data the feature plug-ins
+(features/) keep on it, each written only by its plug-in. The features
+read and drive it through :class:`~xmpp_sansio.stream.features.FeatureHost`.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class _ServerRole(_SMStream):
 
     def _features(self) -> Element:
         """RFC 6120 §4.3.2: features for the current stage of negotiation, from the
-        profile's plug-ins (features.py), then ``config.post_auth_features``."""
+        profile's plug-ins (features/), then ``config.post_auth_features``."""
         authenticated = self.authenticated_jid is not None
         # The host is the composed ServerConnection (its parts hold the handlers).
         host = cast("FeatureHost", self)

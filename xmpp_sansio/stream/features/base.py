@@ -18,15 +18,22 @@ a whole namespace, looked up only for what is not a stanza), built once per
 its stage and calls ``feature.handle(conn, stage, el)``; what no feature
 claims (or a feature gives back, returning False) gets the stream's own
 answer (stanzas, or a stream error). On a ready stream a stanza costs one
-dict miss. The handling code itself still lives in the connection's parts
-(``server_sasl.py``, ``server_register.py``, ``server_sm.py``,
-``server.py``): a feature says which element is whose, and calls the part.
+dict miss.
 
-Profiles: :data:`C2S_SERVER` today; the client side of c2s picks rather
-than offers, with a profile of its own steps (:mod:`.client_features`).
-s2s in/out (Dialback, XEP-0220) and components (XEP-0114) get their own
-profiles here when they come: they reuse TLS and SASL and drop Bind, SM, CSI
-and Register.
+A feature owns the handling of what it claims: each plug-in module
+(``starttls.py``, ``sasl.py``, ``register.py``, ``bind.py``, ``sm.py``,
+``csi.py``) holds its protocol code and drives the connection through
+:class:`FeatureHost` (``_fire`` on the state table, ``_send_element``, the
+event queue). A feature that asks the I/O layer something also takes the
+answers (:class:`AnsweringFeature`): ``conn.send(answer)`` goes to the
+profile's feature that names the answer's type (:meth:`Profile.answering`),
+and a profile without it refuses the answer (``LocalProtocolError``).
+
+Profiles: :data:`~xmpp_sansio.stream.features.C2S_SERVER` today; the client
+side of c2s picks rather than offers, with a profile of its own steps
+(:mod:`..client_features`). Components (XEP-0114) have their own connection
+(:mod:`..component`); s2s (Dialback, XEP-0220) reuses TLS and SASL and drops
+Bind, SM, CSI and Register.
 
 This module also holds the small codecs the SASL, registration and binding
 steps of both roles share (base64 text of SASL elements, IQ errors).
