@@ -49,6 +49,7 @@ __all__ = [
     "make_presence",
     "parse_error",
     "parse_stanza",
+    "retag_stanza",
     "stanza_kind",
     "stream_error_element",
     "text_child",
@@ -184,6 +185,27 @@ _STANZA_TAGS: dict[str, tuple[StanzaKind, str]] = {
 }
 _MESSAGE_TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
 _IQ_TYPES: dict[str, IqType] = {t.value: t for t in IqType}
+
+
+def retag_stanza(el: Element, namespace: str) -> Element:
+    """``el`` in the stanza namespace ``namespace`` (``jabber:client``,
+    ``jabber:server`` or ``jabber:component:accept``, XEP-0114): the element
+    and the children that inherit its namespace (``<body/>``, ``<error/>``
+    ...) get new tags, the rest is shared by reference. ``el`` is not
+    modified; it is returned as is when already in ``namespace``."""
+    old = split_tag(el.tag)[0]
+    if old == namespace:
+        return el
+    return _retag_tree(el, "{" + old + "}", "{" + namespace + "}")
+
+
+def _retag_tree(el: Element, old: str, new: str) -> Element:
+    copy = Element(new + el.tag[len(old) :], dict(el.attrib))
+    copy.text = el.text
+    copy.tail = el.tail
+    for child in el:
+        copy.append(_retag_tree(child, old, new) if child.tag.startswith(old) else child)
+    return copy
 
 
 def stanza_kind(el: Element) -> StanzaKind | None:

@@ -25,7 +25,9 @@ class _ServerRole(_SMStream):
     """The state every part of the server side reads."""
 
     _transitions = SERVER_TRANSITIONS
-    _profile: Profile = C2S_SERVER  # per instance only when another is given
+    _profile: Profile[FeatureHost, ServerConfig] = (
+        C2S_SERVER  # per instance only when another is given
+    )
 
     def __init__(
         self,
@@ -35,7 +37,7 @@ class _ServerRole(_SMStream):
         tls_info: TLSInfo | None = None,
         external_identity: str | None = None,
         framing: Framing | None = None,
-        profile: Profile = C2S_SERVER,
+        profile: Profile[FeatureHost, ServerConfig] = C2S_SERVER,
     ) -> None:
         limits = config.limits
         super().__init__(

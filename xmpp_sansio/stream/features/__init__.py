@@ -7,6 +7,7 @@ of its own, owning its elements and their handling.
 
 from __future__ import annotations
 
+from ..config import ServerConfig
 from .base import (
     Claims,
     ElementFeature,
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 #: A client-to-server stream, server side.
-C2S_SERVER = Profile(
+C2S_SERVER: Profile[FeatureHost, ServerConfig] = Profile(
     before_auth=(StartTLSFeature(), SASLFeature(), RegisterFeature()),
     after_auth=(BindFeature(), SMFeature(), CSIFeature()),
 )

@@ -46,7 +46,7 @@ import binascii
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 from xml.etree.ElementTree import Element
 
 from ... import sasl
@@ -139,30 +139,39 @@ class FeatureHost(Protocol):
     def _attach_resumed(self, sm: SMState) -> None: ...
 
 
-class Feature(Protocol):
-    """One stream feature offered by a server connection."""
+#: The connection a feature works on (contravariant: a feature for any
+#: connection serves a narrower one), and the configuration it claims under.
+H_contra = TypeVar("H_contra", contravariant=True)
+C_contra = TypeVar("C_contra", contravariant=True)
+H = TypeVar("H")
+C = TypeVar("C")
 
-    def offer(self, conn: FeatureHost) -> Iterator[Element]:
+
+class Feature(Protocol[H_contra]):
+    """One stream feature offered by a server connection of type ``H_contra``
+    (:class:`FeatureHost` for c2s)."""
+
+    def offer(self, conn: H_contra) -> Iterator[Element]:
         """The elements this feature adds to ``<features/>`` now (none: not offered)."""
         ...
 
 
 @runtime_checkable
-class ElementFeature(Feature, Protocol):
+class ElementFeature(Feature[H_contra], Protocol[H_contra, C_contra]):
     """A feature that also handles top-level elements of the stream."""
 
-    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+    def claims(self, stage: Stage, config: C_contra) -> Iterable[str]:
         """The tags (``{ns}name``, or ``{ns}`` for a whole namespace) this
         feature handles at ``stage`` under ``config``."""
         ...
 
-    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+    def handle(self, conn: H_contra, stage: Stage, el: Element) -> bool:
         """Handle a claimed element; False gives it back to the stream."""
         ...
 
 
 @runtime_checkable
-class AnsweringFeature(Protocol):
+class AnsweringFeature(Protocol[H_contra]):
     """A feature that asks the I/O layer and takes its answers
     (``conn.send(answer)``, :mod:`~xmpp_sansio.stream.answers`)."""
 
@@ -170,30 +179,32 @@ class AnsweringFeature(Protocol):
         """The answer types this feature takes."""
         ...
 
-    def answer(self, conn: FeatureHost, answer: Answer) -> None:
+    def answer(self, conn: H_contra, answer: Answer) -> None:
         """Apply ``answer``; raise :class:`LocalProtocolError` when nothing asked for it."""
         ...
 
 
 #: The features claiming elements at each stage: ``{tag: feature}``, and
 #: ``{"{namespace}": feature}`` for whole namespaces.
-Claims = dict[Stage, dict[str, ElementFeature]]
+Claims = dict[Stage, dict[str, ElementFeature[H, C]]]
 
 
 @dataclass(frozen=True, slots=True)
-class Profile:
-    """The features of one kind of stream, in offering order."""
+class Profile(Generic[H, C]):
+    """The features of one kind of stream, in offering order, for connections
+    of type ``H`` configured by ``C`` (c2s: :class:`FeatureHost`,
+    :class:`ServerConfig`)."""
 
-    before_auth: tuple[Feature, ...]
-    after_auth: tuple[Feature, ...]
-    _claims: dict[int, tuple[ServerConfig, Claims]] = field(
+    before_auth: tuple[Feature[H], ...]
+    after_auth: tuple[Feature[H], ...]
+    _claims: dict[int, tuple[C, Claims[H, C]]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
-    _answers: dict[type[Answer], AnsweringFeature] = field(
+    _answers: dict[type[Answer], AnsweringFeature[H]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
 
-    def answering(self) -> dict[type[Answer], AnsweringFeature]:
+    def answering(self) -> dict[type[Answer], AnsweringFeature[H]]:
         """Which feature takes which answer type (the first to name it), built once."""
         if not self._answers:
             for feature in (*self.before_auth, *self.after_auth):
@@ -202,16 +213,16 @@ class Profile:
                         self._answers.setdefault(kind, feature)
         return self._answers
 
-    def claims(self, config: ServerConfig) -> Claims:
+    def claims(self, config: C) -> Claims[H, C]:
         """Which feature handles which top-level element at each stage under
         ``config`` (the first feature of the profile to claim a tag has it);
         built once per config and kept (a few configs at most)."""
         cached = self._claims.get(id(config))
         if cached is not None and cached[0] is config:
             return cached[1]
-        claims: Claims = {}
+        claims: Claims[H, C] = {}
         for stage in Stage:
-            table: dict[str, ElementFeature] = {}
+            table: dict[str, ElementFeature[H, C]] = {}
             for feature in (*self.before_auth, *self.after_auth):
                 if isinstance(feature, ElementFeature):
                     for tag in feature.claims(stage, config):
@@ -222,7 +233,7 @@ class Profile:
         self._claims[id(config)] = (config, claims)
         return claims
 
-    def features(self, conn: FeatureHost, *, authenticated: bool) -> Element:
+    def features(self, conn: H, *, authenticated: bool) -> Element:
         """``<stream:features/>`` for the current stage (RFC 6120 §4.3.2)."""
         features = Element(ns.FEATURES_TAG)
         for feature in self.after_auth if authenticated else self.before_auth:
