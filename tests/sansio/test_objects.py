@@ -492,6 +492,19 @@ def test_views_and_objects_agree_on_generated_stanzas(obj: StanzaObject, namespa
     assert_agree(parse_stanza(el), object_from_element(el))
 
 
+def _in_lang(
+    obj: MessageObject | PresenceObject, lang: str | None, **children: list[tuple[str, str | None]]
+) -> Element:
+    """``obj``'s element in ``lang``, with extra children ``{local: [(text, xml:lang)]}``."""
+    el = obj.to_element()
+    el.attrib.pop(ns.XML_LANG, None)
+    if lang is not None:
+        el.set(ns.XML_LANG, lang)
+    for local, texts in children.items():
+        el.extend(_text_el(ns.CLIENT, local, text, lang_) for text, lang_ in texts)
+    return el
+
+
 def _text_el(namespace: str, local: str, text: str, lang: str | None) -> Element:
     el = Element(f"{{{namespace}}}{local}", {} if lang is None else {ns.XML_LANG: lang})
     el.text = text
@@ -510,12 +523,7 @@ def test_views_and_objects_choose_the_same_body_and_subject_among_languages(
     bodies: list[tuple[str, str | None]],
     subjects: list[tuple[str, str | None]],
 ) -> None:
-    el = base.to_element()
-    el.attrib.pop(ns.XML_LANG, None)
-    if lang is not None:
-        el.set(ns.XML_LANG, lang)
-    el.extend(_text_el(ns.CLIENT, "body", text, lang_) for text, lang_ in bodies)
-    el.extend(_text_el(ns.CLIENT, "subject", text, lang_) for text, lang_ in subjects)
+    el = _in_lang(base, lang, body=bodies, subject=subjects)
     obj = MessageObject.from_element(el)
     assert_agree(Message.from_element(el), obj)
     assert elements_equal(
@@ -527,11 +535,7 @@ def test_views_and_objects_choose_the_same_body_and_subject_among_languages(
 def test_views_and_objects_choose_the_same_status_among_languages(
     base: PresenceObject, lang: str | None, statuses: list[tuple[str, str | None]]
 ) -> None:
-    el = base.to_element()
-    el.attrib.pop(ns.XML_LANG, None)
-    if lang is not None:
-        el.set(ns.XML_LANG, lang)
-    el.extend(_text_el(ns.CLIENT, "status", text, lang_) for text, lang_ in statuses)
+    el = _in_lang(base, lang, status=statuses)
     assert_agree(Presence.from_element(el), PresenceObject.from_element(el))
 
 

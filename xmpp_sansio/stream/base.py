@@ -72,6 +72,9 @@ class _Connection:
     _serialize: Callable[[Element, str], bytes] = staticmethod(serialize)
     #: This role's ``(state, input) -> (action, next state)`` table (state.py).
     _transitions: Transitions
+    #: The peer's header must say ``version='1.0'`` (RFC 6120 §4.7.5); XEP-0114
+    #: component headers carry none.
+    _requires_version = True
 
     def __init__(
         self,
@@ -451,6 +454,8 @@ class _Connection:
             return StreamErrorCondition.BAD_NAMESPACE_PREFIX
         if header.namespaces.get("") != self._default_ns:
             return StreamErrorCondition.INVALID_NAMESPACE
+        if not self._requires_version:
+            return None
         version = header.attrs.get("version", "0.9")
         major, _, minor = version.partition(".")
         if not (major.isdigit() and minor.isdigit()) or int(major) != 1:

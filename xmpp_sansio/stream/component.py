@@ -64,7 +64,8 @@ COMPONENT_ACCEPT_SERVER: Profile[ComponentHost, ComponentServerConfig] = Profile
 class _ComponentStream(_Connection):
     """What both roles of a component stream share."""
 
-    _default_ns = ns.COMPONENT_ACCEPT
+    _default_ns = ns.COMPONENT_ACCEPT  # another header namespace: invalid-namespace (§3)
+    _requires_version = False
 
     def __init__(self, limits_preauth: int, limits_postauth: int, max_depth: int) -> None:
         super().__init__(limits_preauth, limits_postauth, max_depth)
@@ -80,19 +81,6 @@ class _ComponentStream(_Connection):
         if self._state is not State.READY:
             raise LocalProtocolError(f"cannot send stanzas in state {self._state.name}")
         self._send_stanza(retag_stanza(element, ns.COMPONENT_ACCEPT))
-
-    def _check_header(self, header: StreamHeader) -> StreamErrorCondition | None:
-        """RFC 6120 §4.7 names; XEP-0114 headers carry no ``version``."""
-        if header.tag != ns.STREAM_TAG:
-            uri = header.tag[1:].partition("}")[0] if header.tag[:1] == "{" else ""
-            if uri != ns.STREAMS:
-                return StreamErrorCondition.INVALID_NAMESPACE
-            return StreamErrorCondition.BAD_FORMAT
-        if header.namespaces.get("stream") != ns.STREAMS:
-            return StreamErrorCondition.BAD_NAMESPACE_PREFIX
-        if header.namespaces.get("") != ns.COMPONENT_ACCEPT:
-            return StreamErrorCondition.INVALID_NAMESPACE  # XEP-0114 §3
-        return None
 
     def _authenticated(self) -> None:
         """The handshake succeeded: stanzas may now be as large as configured."""
