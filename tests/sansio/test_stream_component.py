@@ -334,15 +334,33 @@ def test_stanzas_may_grow_to_the_post_handshake_limit() -> None:
     assert parse_stanza(event.element).body == body.decode()
 
 
-def test_a_server_header_without_an_id_fails_the_component() -> None:
+NO_ID_HEADER = (
+    b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
+    b"xmlns='jabber:component:accept' from='plays.shakespeare.lit'>"
+)
+
+
+def test_a_server_header_without_an_id_then_an_element_fails_the_component() -> None:
+    client = ComponentClientConnection(ComponentClientConfig(domain=DOMAIN, secret=SECRET))
+    client.start()
+    client.data_to_send()
+    client.receive_data(NO_ID_HEADER)
+    assert client.data_to_send() == b""  # no handshake without the stream id
+    client.receive_data(b"<handshake/>")
+    assert_stream_error(client, StreamErrorCondition.BAD_FORMAT)
+
+
+def test_a_refusal_without_a_stream_id_is_read_as_the_servers_stream_error() -> None:
+    """RFC 6120 §4.9.1.1: a header (Prosody's has no id), the error, the footer."""
     client = ComponentClientConnection(ComponentClientConfig(domain=DOMAIN, secret=SECRET))
     client.start()
     client.data_to_send()
     client.receive_data(
-        b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
-        b"xmlns='jabber:component:accept' from='plays.shakespeare.lit'>"
+        NO_ID_HEADER + b"<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+        b"</stream:error></stream:stream>"
     )
-    assert_stream_error(client, StreamErrorCondition.BAD_FORMAT)
+    assert StreamErrorReceived(StreamErrorCondition.HOST_UNKNOWN, None) in events_of(client)
+    assert client.state is State.CLOSED
 
 
 def test_the_component_profile_is_the_handshake_plug_in_alone() -> None:

@@ -1,6 +1,7 @@
 """The sans-IO component streams (XEP-0114) against real third-party peers, over
 loopback TCP: slixmpp's ``ComponentXMPP`` (PyPI, default settings) against our
-server role, and our component role against Prosody 0.12's component port.
+server role, and our component role (the sans-IO connection, and
+``xmpp_trio.open_component``) against Prosody 0.12's component port.
 
 The Trio listener of the server (issue 20) does not exist yet: the server role
 runs here under a few lines of Trio that feed bytes both ways. A missing peer
@@ -37,6 +38,7 @@ from xmpp_sansio.stream.features.handshake import HANDSHAKE
 from xmpp_sansio.stream.state import State
 from xmpp_sansio.testing import seeded_rng
 from xmpp_sansio.xml import ns
+from xmpp_trio import StreamError, open_component
 
 pytestmark = pytest.mark.integration
 
@@ -269,3 +271,34 @@ async def test_prosody_refuses_our_component_with_a_wrong_secret(prosody: int) -
     assert errors and errors[0].condition is StreamErrorCondition.NOT_AUTHORIZED
     assert not any(isinstance(e, Authenticated) for e in events)
     assert conn.state is State.CLOSED
+
+
+# --- open_component (xmpp_trio) against Prosody ----------------------------------------------
+
+
+async def test_open_component_pings_prosody_and_closes(prosody: int) -> None:
+    async with open_component(DOMAIN, SECRET, host="127.0.0.1", port=prosody) as gw:
+        assert gw.domain == DOMAIN
+        ping = Element(f"{{{ns.PING}}}ping")
+        await gw.send(make_iq(IqType.GET, "p2", ping, "localhost", f"echo@{DOMAIN}"))
+        with trio.fail_after(BUDGET):
+            answer = parse_stanza(await gw.receive())
+        assert answer.type is IqType.RESULT and answer.id == "p2"
+        assert str(answer.to) == f"echo@{DOMAIN}"
+    assert gw.closed.is_set() and gw.error is None
+
+
+async def test_open_component_with_a_wrong_secret_raises_not_authorized(prosody: int) -> None:
+    with pytest.raises(StreamError) as info:
+        async with open_component(DOMAIN, "wrong", host="127.0.0.1", port=prosody):
+            raise AssertionError("the handshake must not succeed")
+    assert info.value.condition is StreamErrorCondition.NOT_AUTHORIZED
+
+
+async def test_open_component_for_a_domain_prosody_does_not_serve_raises_host_unknown(
+    prosody: int,
+) -> None:
+    with pytest.raises(StreamError) as info:
+        async with open_component("nope.localhost", SECRET, host="127.0.0.1", port=prosody):
+            raise AssertionError("the handshake must not succeed")
+    assert info.value.condition is StreamErrorCondition.HOST_UNKNOWN

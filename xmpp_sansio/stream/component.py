@@ -199,21 +199,24 @@ class ComponentClientConnection(_ComponentStream):
     def _handle_header(self, header: StreamHeader) -> None:
         self._opened(header)
         condition = self._check_header(header)
-        stream_id = header.attrs.get("id")
-        if condition is None and not stream_id:
-            condition = StreamErrorCondition.BAD_FORMAT  # §3: the handshake needs the id
         if condition is not None:
-            self._stream_error(condition, None if stream_id else "no stream id")
+            self._stream_error(condition)
             return
-        assert stream_id is not None
-        self.stream_id = stream_id
-        handshake = Element(ns.HANDSHAKE_TAG)
-        handshake.text = handshake_digest(stream_id, self.config.secret)
-        self._send_element(handshake)
+        # A server refusing us sends a header without an id and then its
+        # stream error (RFC 6120 §4.9.1.1; Prosody does, for host-unknown):
+        # the handshake waits for an id, and the error is read as one.
+        self.stream_id = header.attrs.get("id") or None
+        if self.stream_id is not None:
+            handshake = Element(ns.HANDSHAKE_TAG)
+            handshake.text = handshake_digest(self.stream_id, self.config.secret)
+            self._send_element(handshake)
         self._fire(Input.PEER_HEADER)
 
     def _handle_negotiation(self, el: Element) -> None:
         """The server's empty ``<handshake/>`` (§3); anything else is an error."""
+        if self.stream_id is None:  # §3: no handshake without the stream id
+            self._stream_error(StreamErrorCondition.BAD_FORMAT, "no stream id")
+            return
         if el.tag != ns.HANDSHAKE_TAG or len(el) or (el.text or "").strip():
             self._not_a_stanza(el)
             return
