@@ -59,6 +59,9 @@ def require_slixmpp() -> None:
 
 
 def require(binary: str) -> str:
+    """The program's path; skip locally, fail in CI when it is missing (as
+    test_debian_clients.py, whose module cannot be imported from here when the
+    sans-IO tests are collected first: both folders have a conftest)."""
     path = shutil.which(binary)
     if path is None:
         if os.environ.get("CI"):

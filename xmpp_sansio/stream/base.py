@@ -462,6 +462,15 @@ class _Connection:
             return StreamErrorCondition.UNSUPPORTED_VERSION
         return None
 
+    def _header_accepted(self, header: StreamHeader) -> bool:
+        """Report the peer's header and check it; on a bad one, the stream error."""
+        self._opened(header)
+        condition = self._check_header(header)
+        if condition is not None:
+            self._stream_error(condition)
+            return False
+        return True
+
     def _opened(self, header: StreamHeader) -> None:
         a = header.attrs
         self._events.append(

@@ -197,10 +197,7 @@ class ComponentClientConnection(_ComponentStream):
         self._queue_header({"to": self.config.domain})
 
     def _handle_header(self, header: StreamHeader) -> None:
-        self._opened(header)
-        condition = self._check_header(header)
-        if condition is not None:
-            self._stream_error(condition)
+        if not self._header_accepted(header):
             return
         # A server refusing us sends a header without an id and then its
         # stream error (RFC 6120 §4.9.1.1; Prosody does, for host-unknown):
