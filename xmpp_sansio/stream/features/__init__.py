@@ -22,6 +22,7 @@ from .base import (
 )
 from .bind import BindFeature
 from .csi import CSIFeature
+from .handshake import HandshakeFeature
 from .register import RegisterFeature
 from .sasl import SASLFeature
 from .sm import SMFeature
@@ -35,6 +36,7 @@ __all__ = [
     "ElementFeature",
     "Feature",
     "FeatureHost",
+    "HandshakeFeature",
     "Profile",
     "RegisterFeature",
     "SASLFeature",
