@@ -101,6 +101,16 @@ class ServerConnection(_ServerRole):
         without a lookup; it counts toward ``max_auth_attempts`` (RFC 6120 §6.4.5)."""
         self._answer(CredentialsRefused(condition))
 
+    def bind_accepted(self) -> None:
+        """Alias of ``send(BindAccepted())`` (RFC 6120 §7.6.1)."""
+        self._answer(BindAccepted())
+
+    def bind_refused(
+        self, condition: StanzaErrorCondition = StanzaErrorCondition.RESOURCE_CONSTRAINT
+    ) -> None:
+        """Alias of ``send(BindRefused(condition))`` (RFC 6120 §7.6.2.1)."""
+        self._answer(BindRefused(condition))
+
     def registration_result(self, condition: StanzaErrorCondition | None = None) -> None:
         """Alias of ``send(RegistrationAnswered(condition))`` (XEP-0077 §3.1)."""
         self._answer(RegistrationAnswered(condition))
@@ -146,23 +156,13 @@ class ServerConnection(_ServerRole):
             self.close(StreamErrorCondition.RESOURCE_CONSTRAINT, "too many unacknowledged stanzas")
 
     def _answer(self, answer: Answer) -> None:
+        """An answer goes to the profile's plug-in that asked for it
+        (:meth:`Profile.answering`); ``TLSEstablished`` to the driver."""
         feature = self._answering.get(type(answer))
-        if feature is not None:  # the profile's plug-in that asked for it
+        if feature is not None:
             feature.answer(self, answer)
-            return
-        match answer:
-            case _:
-                super()._answer(answer)
-
-    def bind_accepted(self) -> None:
-        """Alias of ``send(BindAccepted())`` (RFC 6120 §7.6.1)."""
-        self._answer(BindAccepted())
-
-    def bind_refused(
-        self, condition: StanzaErrorCondition = StanzaErrorCondition.RESOURCE_CONSTRAINT
-    ) -> None:
-        """Alias of ``send(BindRefused(condition))`` (RFC 6120 §7.6.2.1)."""
-        self._answer(BindRefused(condition))
+        else:
+            super()._answer(answer)
 
     def _handle_header(self, header: StreamHeader) -> None:
         if self._state is not State.AWAIT_HEADER:  # pragma: no cover - parser gives one header
