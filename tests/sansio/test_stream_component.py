@@ -425,3 +425,30 @@ def test_any_input_gets_events_or_a_stream_error_never_a_traceback(pieces: list[
         conn.receive_eof()
         events_of(conn)
         assert conn.state in (State.CLOSED, State.ERROR)
+
+
+def test_a_component_that_does_not_handshake_in_time_gets_connection_timeout() -> None:
+    server = opened_server()
+    server.data_to_send()
+    server.start_timer(100.0, 60.0)
+    assert server.next_deadline() == 160.0
+    server.handle_timer(159.9)
+    assert server.state is State.NEGOTIATING
+    server.handle_timer(160.0)
+    assert server.state is State.ERROR
+    assert b"<connection-timeout " in server.data_to_send()
+
+
+def test_a_ready_component_stream_has_no_negotiation_deadline() -> None:
+    server = ready_server()
+    server.start_timer(0.0, 1.0)
+    assert server.next_deadline() is None
+
+
+def test_more_than_the_pre_handshake_limit_before_the_handshake_is_a_policy_violation() -> None:
+    limits = Limits(max_stanza_size_preauth=1024, max_stanza_size=8192)
+    config = ComponentServerConfig(secrets={DOMAIN: SECRET}, rng=seeded_rng(1), limits=limits)
+    server = opened_server(config)
+    server.data_to_send()
+    server.receive_data(b"<handshake>" + b"a" * 2000 + b"</handshake>")
+    assert_stream_error(server, StreamErrorCondition.POLICY_VIOLATION)
