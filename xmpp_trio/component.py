@@ -38,9 +38,12 @@ log = logging.getLogger("xmpp_trio.component")
 class Component:
     """A component stream after the handshake. Use :func:`open_component`."""
 
-    def __init__(self, conn: ComponentClientConnection, stream: trio.abc.Stream) -> None:
+    def __init__(
+        self, conn: ComponentClientConnection, stream: trio.abc.Stream, early: list[Element]
+    ) -> None:
         self._conn = conn
         self._stream = stream
+        self._early = early  # stanzas that came in the same read as <handshake/>
         self._send_lock = trio.Lock()
         self._incoming_send, self._incoming = trio.open_memory_channel[Element](256)
         #: Set when the stream ended; :attr:`error` says why if it failed.
@@ -82,6 +85,9 @@ class Component:
 
     async def _reader(self) -> None:
         try:
+            early, self._early = self._early, []
+            for stanza in early:
+                await self._incoming_send.send(stanza)
             while not self._conn.should_close:
                 try:
                     data = await self._stream.receive_some(65536)
@@ -108,9 +114,11 @@ class Component:
             await self._incoming_send.aclose()
 
 
-async def _handshake(conn: ComponentClientConnection, stream: trio.abc.Stream) -> None:
+async def _handshake(conn: ComponentClientConnection, stream: trio.abc.Stream) -> list[Element]:
     """Send the header, answer the server's with the handshake, wait for its
-    empty ``<handshake/>`` (XEP-0114 §3); raise :class:`StreamError` if refused."""
+    empty ``<handshake/>`` (XEP-0114 §3); raise :class:`StreamError` if refused.
+    Returns the stanzas that arrived with the ``<handshake/>``."""
+    early: list[Element] = []
     conn.start()
     while conn.state is not State.READY:
         data = conn.data_to_send()
@@ -127,12 +135,15 @@ async def _handshake(conn: ComponentClientConnection, stream: trio.abc.Stream) -
                     raise StreamError(event.condition, event.text)
                 if isinstance(event, Authenticated):
                     log.info("component %s accepted", event.jid)
+                elif isinstance(event, StanzaReceived):
+                    early.append(event.element)
         except RemoteProtocolError as exc:
             with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.send_all(conn.data_to_send())
             raise StreamError(exc.condition, exc.text) from None
         if not chunk:  # end of file cannot complete the handshake
             raise ConnectionFailed("the server closed the connection during the handshake")
+    return early
 
 
 @asynccontextmanager
@@ -159,14 +170,14 @@ async def open_component(
         raise ConnectionFailed(f"could not connect to {host}:{port}: {exc!r}") from exc
     try:
         with trio.fail_after(timeout):
-            await _handshake(conn, stream)
+            early = await _handshake(conn, stream)
     except (StreamError, ConnectionFailed):
         await trio.aclose_forcefully(stream)
         raise
     except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
         await trio.aclose_forcefully(stream)
         raise ConnectionFailed(f"the handshake with {host}:{port} failed: {exc!r}") from exc
-    component = Component(conn, stream)
+    component = Component(conn, stream, early)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(component._reader)
         try:

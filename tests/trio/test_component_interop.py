@@ -16,16 +16,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
 import trio
 
-from xmpp_sansio.errors import RemoteProtocolError, StreamErrorCondition
+from xmpp_sansio.errors import RemoteProtocolError, StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
-from xmpp_sansio.stanza import IqType, make_iq, make_message, parse_stanza
+from xmpp_sansio.stanza import Iq, IqType, Message, MessageType, make_iq, make_message, parse_stanza
 from xmpp_sansio.stream.component import ComponentClientConnection, ComponentServerConnection
 from xmpp_sansio.stream.config import ComponentClientConfig, ComponentServerConfig
 from xmpp_sansio.stream.events import (
@@ -97,7 +97,14 @@ async def pump(stream: trio.SocketStream, conn: Conn) -> AsyncIterator[Event]:
 # --- our server role, slixmpp's component ----------------------------------------------
 
 
-async def run_slixmpp_against_our_server(secret: str) -> tuple[list[Event], str, Conn]:
+Handler = Callable[[ComponentServerConnection, Event], None]
+
+
+async def run_against_our_server(
+    argv: Callable[[int], list[str]], on_event: Handler
+) -> tuple[list[Event], str, ComponentServerConnection]:
+    """Serve one component connection with our server role while the peer
+    program ``argv(port)`` runs; ``on_event`` may answer each event."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     server = ComponentServerConnection(
@@ -112,15 +119,7 @@ async def run_slixmpp_against_our_server(secret: str) -> tuple[list[Event], str,
         try:
             async for event in pump(stream, server):
                 events.append(event)
-                if isinstance(event, StanzaReceived):
-                    # Answer the component's message: it exits on the first it gets.
-                    server.send(
-                        make_message(
-                            f"bot@{DOMAIN}/x",
-                            "hello from xmpp_sansio",
-                            from_="juliet@localhost/balcony",
-                        )
-                    )
+                on_event(server, event)
         except RemoteProtocolError:
             await stream.send_all(server.data_to_send())
         finally:
@@ -130,16 +129,31 @@ async def run_slixmpp_against_our_server(secret: str) -> tuple[list[Event], str,
         async with trio.open_nursery() as nursery:
             await nursery.start(serve)
             result = await trio.run_process(
-                [sys.executable, str(PEER), DOMAIN, secret, "127.0.0.1", str(port)],
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
+                argv(port), capture_stdout=True, capture_stderr=True, check=False
             )
             output.append(result.stdout + result.stderr)
             nursery.cancel_scope.cancel()
     for listener in listeners:
         await listener.aclose()
     return events, b"".join(output).decode(errors="replace"), server
+
+
+def answer_the_component(server: ComponentServerConnection, event: Event) -> None:
+    """Answer the component's message: slixmpp's peer exits on the first it gets."""
+    if isinstance(event, StanzaReceived):
+        reply = make_message(
+            f"bot@{DOMAIN}/x", "hello from xmpp_sansio", from_="juliet@localhost/balcony"
+        )
+        server.send(reply)
+
+
+async def run_slixmpp_against_our_server(
+    secret: str,
+) -> tuple[list[Event], str, ComponentServerConnection]:
+    return await run_against_our_server(
+        lambda port: [sys.executable, str(PEER), DOMAIN, secret, "127.0.0.1", str(port)],
+        answer_the_component,
+    )
 
 
 async def test_slixmpp_component_handshakes_and_exchanges_messages_with_our_server() -> None:
@@ -305,3 +319,36 @@ async def test_open_component_for_a_domain_prosody_does_not_serve_raises_host_un
         async with open_component("nope.localhost", SECRET, host="127.0.0.1", port=prosody):
             raise AssertionError("the handshake must not succeed")
     assert info.value.condition is StreamErrorCondition.HOST_UNKNOWN
+
+
+# --- examples/echo_component.py against our server role -------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "echo_component.py"
+
+
+async def test_the_echo_component_example_answers_messages_and_refuses_iqs() -> None:
+    """The seed's echo bot as a component: "You sent: ..." from the address the
+    message went to; an iq request gets service-unavailable; it exits when the
+    server closes the stream."""
+
+    def talk(server: ComponentServerConnection, event: Event) -> None:
+        if isinstance(event, Authenticated):
+            hello = make_message(f"echo@{DOMAIN}", "hi", MessageType.CHAT, "juliet@localhost/b")
+            server.send(hello)
+            ping = Element(f"{{{ns.PING}}}ping")
+            server.send(make_iq(IqType.GET, "q1", ping, DOMAIN, "juliet@localhost/b"))
+        elif isinstance(event, StanzaReceived) and event.element.tag == ns.IQ_TAG:
+            server.close()  # both answers are in: the example stops
+
+    env_argv = [sys.executable, str(EXAMPLE), DOMAIN, "--secret", SECRET, "--host", "127.0.0.1"]
+    events, output, _server = await run_against_our_server(
+        lambda port: [*env_argv, "--port", str(port)], talk
+    )
+    answers = [parse_stanza(e.element) for e in events if isinstance(e, StanzaReceived)]
+    assert len(answers) == 2, output
+    message, iq = answers
+    assert isinstance(message, Message) and message.body == "You sent: hi", output
+    assert str(message.from_) == f"echo@{DOMAIN}" and str(message.to) == "juliet@localhost/b"
+    assert isinstance(iq, Iq) and iq.type is IqType.ERROR and iq.id == "q1"
+    assert iq.error is not None
+    assert iq.error.condition is StanzaErrorCondition.SERVICE_UNAVAILABLE
