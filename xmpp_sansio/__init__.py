@@ -2,7 +2,7 @@
 
 The public API, importable from here (``from xmpp_sansio import JID,
 ClientConnection``): JIDs (RFC 7622), errors, the stream connections with
-their configs and events (RFC 6120), stanza views and builders, the stanza
+their configs and events (RFC 6120; XEP-0114 components), stanza views and builders, the stanza
 objects (``to_dict``/``from_dict``), IQ tracking, XEP-0198 state and the
 client-side services (:mod:`xmpp_sansio.client`). The server core lives in
 :mod:`xmpp_sansio.server`. See docs/client.md and docs/architecture.md.
@@ -54,7 +54,11 @@ from .stanza import make_message as make_message
 from .stanza import make_presence as make_presence
 from .stanza import parse_stanza as parse_stanza
 from .stanza import stanza_kind as stanza_kind
+from .stream.component import ComponentClientConnection as ComponentClientConnection
+from .stream.component import ComponentServerConnection as ComponentServerConnection
 from .stream.config import ClientConfig as ClientConfig
+from .stream.config import ComponentClientConfig as ComponentClientConfig
+from .stream.config import ComponentServerConfig as ComponentServerConfig
 from .stream.config import Limits as Limits
 from .stream.config import ServerConfig as ServerConfig
 from .stream.connection import ClientConnection as ClientConnection
@@ -92,6 +96,10 @@ __all__ = [
     "ClientConnection",
     "ClientServices",
     "ClientStateChanged",
+    "ComponentClientConfig",
+    "ComponentClientConnection",
+    "ComponentServerConfig",
+    "ComponentServerConnection",
     "ConnectionClosed",
     "CredentialsRequested",
     "DerivationRequested",

@@ -8,7 +8,7 @@ from typing import Any, Final, TypeVar
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.jid import JID
-from xmpp_sansio.stanza import STANZA_NAMESPACES
+from xmpp_sansio.stanza import STANZA_NAMESPACES, retag_stanza
 from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.element import split_tag
 from xmpp_sansio.xml.parser import parse_fragment as _parse_fragment
@@ -37,14 +37,11 @@ def parse_fragment(text: str | bytes, *, max_size: int = _FRAGMENT_LIMIT) -> Ele
 
 
 def _retag(el: Element, namespace: str) -> Element:
-    """A shallow copy of ``el`` with a stanza-namespace tag moved to ``namespace``."""
-    el_ns, local = split_tag(el.tag)
-    if el_ns == namespace or el_ns not in STANZA_NAMESPACES:
+    """``el`` moved to the stanza namespace ``namespace`` when it is in one
+    (:func:`~xmpp_sansio.stanza.retag_stanza`); any other element as it is."""
+    if split_tag(el.tag)[0] not in STANZA_NAMESPACES:
         return el
-    new = Element(f"{{{namespace}}}{local}", dict(el.attrib))
-    new.text = el.text
-    new.extend(list(el))
-    return new
+    return retag_stanza(el, namespace)
 
 
 # --- dict reading --------------------------------------------------------------

@@ -75,8 +75,13 @@ from xmpp_sansio.stanza import (
     StanzaKind,
     StanzaValueError,
     UnknownStanza,
+    _attrs,
+    _text,
+    make_message,
+    make_presence,
     parse_error,
     stanza_kind,
+    text_child,
 )
 from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.element import canonical, split_tag
@@ -144,15 +149,6 @@ def _has_no_content(el: Element) -> bool:
     return len(el) == 0 and not (el.text or "").strip()
 
 
-def _select_lang(children: list[Element], lang: str | None) -> Element | None:
-    """RFC 6121 §5.2.3: the first child in ``lang`` or without ``xml:lang``, else the first."""
-    for child in children:
-        child_lang = child.get(ns.XML_LANG)
-        if child_lang is None or child_lang == lang:
-            return child
-    return children[0] if children else None
-
-
 def _jid_or_none(value: str | None) -> JID | None:
     if value is None:
         return None
@@ -160,29 +156,6 @@ def _jid_or_none(value: str | None) -> JID | None:
         return JID.parse(value)
     except ValueError:
         return None
-
-
-def _text_child(namespace: str, local: str, text: str) -> Element:
-    child = Element(f"{{{namespace}}}{local}")
-    child.text = text
-    return child
-
-
-def _stanza_attrs(
-    to: JID | None, from_: JID | None, type_: str | None, id_: str | None, lang: str | None
-) -> dict[str, str]:
-    attrs: dict[str, str] = {}
-    if to is not None:
-        attrs["to"] = str(to)
-    if from_ is not None:
-        attrs["from"] = str(from_)
-    if type_ is not None:
-        attrs["type"] = type_
-    if id_ is not None:
-        attrs["id"] = id_
-    if lang is not None:
-        attrs[ns.XML_LANG] = lang
-    return attrs
 
 
 def _extension_children(extensions: tuple[Element, ...], namespace: str) -> list[Element]:
@@ -282,14 +255,9 @@ class MessageObject(_Equality):
     def from_element(cls, el: Element) -> Self:
         """Read a ``<message/>``; raise :class:`StanzaValueError` if it is invalid."""
         view = Message.from_element(el)
-        stanza_ns = view.namespace
-        body_tag, subject_tag, thread_tag = (
-            f"{{{stanza_ns}}}{n}" for n in ("body", "subject", "thread")
-        )
-        bodies = [c for c in el if c.tag == body_tag]
-        subjects = [c for c in el if c.tag == subject_tag]
-        body_el = _select_lang(bodies, view.lang)
-        subject_el = _select_lang(subjects, view.lang)
+        thread_tag = f"{{{view.namespace}}}thread"
+        body_el = view.body_element
+        subject_el = view.subject_element
         thread_el: Element | None = None
         state_el: Element | None = None
         delay_el: Element | None = None
@@ -329,8 +297,8 @@ class MessageObject(_Equality):
             type=view.type,
             id=view.id,
             lang=view.lang,
-            body=None if body_el is None else (body_el.text or ""),
-            subject=None if subject_el is None else (subject_el.text or ""),
+            body=_text(body_el),
+            subject=_text(subject_el),
             thread=None if thread_el is None else (thread_el.text or ""),
             thread_parent=None if thread_el is None else thread_el.get("parent"),
             chat_state=None if state_el is None else ChatState(split_tag(state_el.tag)[1]),
@@ -342,16 +310,11 @@ class MessageObject(_Equality):
 
     def to_element(self, ns: str = _CLIENT) -> Element:
         """The ``<message/>`` in namespace ``ns`` (``jabber:client`` by default)."""
-        el = Element(
-            f"{{{ns}}}message",
-            _stanza_attrs(self.to, self.from_, self.type.value, self.id, self.lang),
-        )
-        if self.body is not None:
-            el.append(_text_child(ns, "body", self.body))
+        el = make_message(self.to, self.body, self.type, self.from_, self.id, ns, lang=self.lang)
         if self.subject is not None:
-            el.append(_text_child(ns, "subject", self.subject))
+            el.append(text_child(ns, "subject", self.subject))
         if self.thread is not None:
-            thread = _text_child(ns, "thread", self.thread)
+            thread = text_child(ns, "thread", self.thread)
             if self.thread_parent is not None:
                 thread.set("parent", self.thread_parent)
             el.append(thread)
@@ -491,13 +454,9 @@ class PresenceObject(_Equality):
     def from_element(cls, el: Element) -> Self:
         """Read a ``<presence/>``; raise :class:`StanzaValueError` if it is invalid."""
         view = Presence.from_element(el)
-        stanza_ns = view.namespace
-        show_tag, status_tag, priority_tag = (
-            f"{{{stanza_ns}}}{n}" for n in ("show", "status", "priority")
-        )
-        status_el = _select_lang([c for c in el if c.tag == status_tag], view.lang)
-        show_el = el.find(show_tag)  # the one the view validated
-        priority_el = el.find(priority_tag)
+        status_el = view.status_element
+        show_el = view.show_element  # the ones the view validated
+        priority_el = view.priority_element
         caps_el: Element | None = None
         extensions: list[Element] = []
         for child in el:
@@ -519,7 +478,7 @@ class PresenceObject(_Equality):
             id=view.id,
             lang=view.lang,
             show=view.show,
-            status=None if status_el is None else (status_el.text or ""),
+            status=_text(status_el),
             priority=None if priority_el is None else view.priority,
             caps_node=None if caps_el is None else caps_el.get("node"),
             caps_ver=None if caps_el is None else caps_el.get("ver"),
@@ -529,16 +488,17 @@ class PresenceObject(_Equality):
 
     def to_element(self, ns: str = _CLIENT) -> Element:
         """The ``<presence/>`` in namespace ``ns``; no ``type`` for available presence."""
-        wire_type = None if self.type is PresenceType.AVAILABLE else self.type.value
-        el = Element(
-            f"{{{ns}}}presence", _stanza_attrs(self.to, self.from_, wire_type, self.id, self.lang)
+        el = make_presence(
+            self.to,
+            self.type,
+            show=self.show,
+            status=self.status,
+            priority=self.priority,
+            from_=self.from_,
+            id=self.id,
+            ns=ns,
+            lang=self.lang,
         )
-        if self.show is not None:
-            el.append(_text_child(ns, "show", self.show.value))
-        if self.status is not None:
-            el.append(_text_child(ns, "status", self.status))
-        if self.priority is not None:
-            el.append(_text_child(ns, "priority", str(self.priority)))
         if self.has_caps:
             caps = {"hash": self.caps_hash, "node": self.caps_node, "ver": self.caps_ver}
             el.append(Element(_CAPS_TAG, {k: v for k, v in caps.items() if v is not None}))
@@ -670,9 +630,7 @@ class IqObject(_Equality):
                 payload = Ping()
             else:
                 payload = _keep(raw)
-        error_el = el.find(f"{{{split_tag(el.tag)[0]}}}error")
-        if view.type is not IqType.ERROR:
-            error_el = None
+        error_el = view.error_element
         try:
             return cls(
                 to=view.to,
@@ -689,7 +647,8 @@ class IqObject(_Equality):
     def to_element(self, ns: str = _CLIENT) -> Element:
         """The ``<iq/>`` in namespace ``ns``."""
         el = Element(
-            f"{{{ns}}}iq", _stanza_attrs(self.to, self.from_, self.type.value, self.id, self.lang)
+            f"{{{ns}}}iq",
+            _attrs(to=self.to, from_=self.from_, type=self.type.value, id=self.id, lang=self.lang),
         )
         if self.payload is not None:
             payload = self.payload

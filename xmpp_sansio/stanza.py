@@ -25,6 +25,7 @@ from xml.etree.ElementTree import Element
 from xmpp_sansio.errors import StanzaErrorCondition, StanzaErrorType, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.xml import ns
+from xmpp_sansio.xml.element import split_tag
 
 __all__ = [
     "STANZA_NAMESPACES",
@@ -48,8 +49,10 @@ __all__ = [
     "make_presence",
     "parse_error",
     "parse_stanza",
+    "retag_stanza",
     "stanza_kind",
     "stream_error_element",
+    "text_child",
     "with_attrs",
 ]
 
@@ -173,13 +176,6 @@ def with_attrs(el: Element, /, **changes: str | None) -> Element:
     return new
 
 
-def _split(tag: str) -> tuple[str, str]:
-    if tag[:1] == "{":
-        namespace, _, local = tag[1:].partition("}")
-        return namespace, local
-    return "", tag
-
-
 # Qualified tag -> (kind, namespace), for every stanza tag (a dict lookup per
 # stanza instead of splitting the tag and building an enum).
 _STANZA_TAGS: dict[str, tuple[StanzaKind, str]] = {
@@ -189,6 +185,27 @@ _STANZA_TAGS: dict[str, tuple[StanzaKind, str]] = {
 }
 _MESSAGE_TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
 _IQ_TYPES: dict[str, IqType] = {t.value: t for t in IqType}
+
+
+def retag_stanza(el: Element, namespace: str) -> Element:
+    """``el`` in the stanza namespace ``namespace`` (``jabber:client``,
+    ``jabber:server`` or ``jabber:component:accept``, XEP-0114): the element
+    and the children that inherit its namespace (``<body/>``, ``<error/>``
+    ...) get new tags, the rest is shared by reference. ``el`` is not
+    modified; it is returned as is when already in ``namespace``."""
+    old = split_tag(el.tag)[0]
+    if old == namespace:
+        return el
+    return _retag_tree(el, "{" + old + "}", "{" + namespace + "}")
+
+
+def _retag_tree(el: Element, old: str, new: str) -> Element:
+    copy = Element(new + el.tag[len(old) :], dict(el.attrib))
+    copy.text = el.text
+    copy.tail = el.tail
+    for child in el:
+        copy.append(_retag_tree(child, old, new) if child.tag.startswith(old) else child)
+    return copy
 
 
 def stanza_kind(el: Element) -> StanzaKind | None:
@@ -223,6 +240,18 @@ def _select_lang(children: list[Element], lang: str | None) -> Element | None:
         if child_lang is None or child_lang == lang:
             return child
     return children[0] if children else None
+
+
+def _text(el: Element | None) -> str | None:
+    return None if el is None else (el.text or "")
+
+
+def _error_of(el: Element, is_error: bool = True) -> StanzaError | None:
+    """The parsed ``<error/>`` child (RFC 6120 §8.3.2); None when there is none
+    or ``is_error`` is false."""
+    if not is_error or el.find(f"{{{split_tag(el.tag)[0]}}}error") is None:
+        return None
+    return parse_error(el)
 
 
 def _common(el: Element) -> tuple[JID | None, JID | None, str | None, str | None]:
@@ -260,26 +289,38 @@ class Message:
     @property
     def namespace(self) -> str:
         """The stanza's content namespace (``jabber:client`` or ``jabber:server``)."""
-        return _split(self.element.tag)[0]
+        return split_tag(self.element.tag)[0]
+
+    @property
+    def body_element(self) -> Element | None:
+        """The first ``<body/>`` in the stanza's language or without
+        ``xml:lang`` (RFC 6121 §5.2.3); failing that the first body; else None."""
+        return _select_lang(self.element.findall(f"{{{self.namespace}}}body"), self.lang)
 
     @property
     def body(self) -> str | None:
-        """Text of the first ``<body/>`` in the stanza's language or without
-        ``xml:lang`` (RFC 6121 §5.2.3); failing that the first body; else None."""
-        chosen = _select_lang(self.element.findall(f"{{{self.namespace}}}body"), self.lang)
-        return None if chosen is None else (chosen.text or "")
+        """Text of :attr:`body_element` (RFC 6121 §5.2.3), if any."""
+        return _text(self.body_element)
+
+    @property
+    def subject_element(self) -> Element | None:
+        """The ``<subject/>`` chosen like :attr:`body_element` (RFC 6121 §5.2.4)."""
+        return _select_lang(self.element.findall(f"{{{self.namespace}}}subject"), self.lang)
 
     @property
     def subject(self) -> str | None:
-        """Text of the ``<subject/>`` chosen like :attr:`body` (RFC 6121 §5.2.4)."""
-        chosen = _select_lang(self.element.findall(f"{{{self.namespace}}}subject"), self.lang)
-        return None if chosen is None else (chosen.text or "")
+        """Text of :attr:`subject_element` (RFC 6121 §5.2.4), if any."""
+        return _text(self.subject_element)
 
     @property
     def thread(self) -> str | None:
         """Text of the ``<thread/>`` child (RFC 6121 §5.2.5), if any."""
-        found = self.element.find(f"{{{self.namespace}}}thread")
-        return None if found is None else (found.text or "")
+        return _text(self.element.find(f"{{{self.namespace}}}thread"))
+
+    @property
+    def error(self) -> StanzaError | None:
+        """The parsed ``<error/>`` child (RFC 6120 §8.3, normally of an error message)."""
+        return _error_of(self.element)
 
 
 _PRIORITY_RE = re.compile(r"[+-]?[0-9]+")
@@ -343,14 +384,33 @@ class Presence:
     @property
     def namespace(self) -> str:
         """The stanza's content namespace (``jabber:client`` or ``jabber:server``)."""
-        return _split(self.element.tag)[0]
+        return split_tag(self.element.tag)[0]
+
+    @property
+    def status_element(self) -> Element | None:
+        """The ``<status/>`` in the stanza's language or without ``xml:lang``
+        (RFC 6121 §4.7.2.2); failing that the first; else None."""
+        return _select_lang(self.element.findall(f"{{{self.namespace}}}status"), self.lang)
 
     @property
     def status(self) -> str | None:
-        """Text of the ``<status/>`` in the stanza's language or without
-        ``xml:lang`` (RFC 6121 §4.7.2.2); failing that the first; else None."""
-        chosen = _select_lang(self.element.findall(f"{{{self.namespace}}}status"), self.lang)
-        return None if chosen is None else (chosen.text or "")
+        """Text of :attr:`status_element`, if any."""
+        return _text(self.status_element)
+
+    @property
+    def show_element(self) -> Element | None:
+        """The ``<show/>`` child :attr:`show` was read from, if any."""
+        return self.element.find(f"{{{self.namespace}}}show")
+
+    @property
+    def priority_element(self) -> Element | None:
+        """The ``<priority/>`` child :attr:`priority` was read from, if any."""
+        return self.element.find(f"{{{self.namespace}}}priority")
+
+    @property
+    def error(self) -> StanzaError | None:
+        """The parsed ``<error/>`` child (RFC 6120 §8.3, normally of an error presence)."""
+        return _error_of(self.element)
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +469,18 @@ class Iq:
         """True for ``get`` and ``set``."""
         return self.type in (IqType.GET, IqType.SET)
 
+    @property
+    def error_element(self) -> Element | None:
+        """The ``<error/>`` child of an ``error`` iq (RFC 6120 §8.3.2); else None."""
+        if self.type is not IqType.ERROR:
+            return None
+        return self.element.find(f"{{{split_tag(self.element.tag)[0]}}}error")
+
+    @property
+    def error(self) -> StanzaError | None:
+        """:attr:`error_element`, parsed (RFC 6120 §8.3.2)."""
+        return _error_of(self.element, self.type is IqType.ERROR)
+
 
 Stanza = Message | Presence | Iq
 
@@ -435,11 +507,23 @@ def parse_stanza(el: Element) -> Message | Presence | Iq:
 
 
 def _attrs(**values: str | JID | None) -> dict[str, str]:
+    """Attributes in the order given, ``None`` left out, ``from_`` as ``from``, ``lang``
+    as ``xml:lang`` (the one attribute builder of stanzas and objects)."""
     out: dict[str, str] = {}
     for key, value in values.items():
         if value is not None:
-            out["from" if key == "from_" else key] = str(value)
+            out[_ATTR_NAMES.get(key, key)] = str(value)
     return out
+
+
+_ATTR_NAMES = {"from_": "from", "lang": _XML_LANG}
+
+
+def text_child(namespace: str, local: str, text: str) -> Element:
+    """``<local xmlns=namespace>text</local>``, e.g. a ``<body/>``."""
+    child = Element(f"{{{namespace}}}{local}")
+    child.text = text
+    return child
 
 
 def make_message(
@@ -453,13 +537,9 @@ def make_message(
     lang: str | None = None,
 ) -> Element:
     """Build a ``<message/>`` (the ``type`` attribute is always written)."""
-    el = Element(f"{{{ns}}}message", _attrs(to=to, from_=from_, type=type.value, id=id))
-    if lang is not None:
-        el.set(_XML_LANG, lang)
+    el = Element(f"{{{ns}}}message", _attrs(to=to, from_=from_, type=type.value, id=id, lang=lang))
     if body is not None:
-        child = Element(f"{{{ns}}}body")
-        child.text = body
-        el.append(child)
+        el.append(text_child(ns, "body", body))
     return el
 
 
@@ -473,19 +553,18 @@ def make_presence(
     from_: JID | str | None = None,
     id: str | None = None,
     ns: str = _CLIENT,
+    lang: str | None = None,
 ) -> Element:
     """Build a ``<presence/>``; no ``type`` attribute for available presence."""
     wire_type = None if type is PresenceType.AVAILABLE else type.value
-    el = Element(f"{{{ns}}}presence", _attrs(to=to, from_=from_, type=wire_type, id=id))
+    el = Element(f"{{{ns}}}presence", _attrs(to=to, from_=from_, type=wire_type, id=id, lang=lang))
     for name, value in (
         ("show", None if show is None else show.value),
         ("status", status),
         ("priority", None if priority is None else str(priority)),
     ):
         if value is not None:
-            child = Element(f"{{{ns}}}{name}")
-            child.text = value
-            el.append(child)
+            el.append(text_child(ns, name, value))
     return el
 
 
@@ -496,9 +575,11 @@ def make_iq(
     to: JID | str | None = None,
     from_: JID | str | None = None,
     ns: str = _CLIENT,
+    *,
+    lang: str | None = None,
 ) -> Element:
     """Build an ``<iq/>`` with at most one payload child."""
-    el = Element(f"{{{ns}}}iq", _attrs(type=type.value, id=id, to=to, from_=from_))
+    el = Element(f"{{{ns}}}iq", _attrs(type=type.value, id=id, to=to, from_=from_, lang=lang))
     if payload is not None:
         el.append(payload)
     return el
@@ -572,7 +653,7 @@ def error_reply(
     if stanza_kind(stanza_el) is not StanzaKind.IQ:
         el.text = stanza_el.text
         el.extend(list(stanza_el))
-    namespace = _split(stanza_el.tag)[0]
+    namespace = split_tag(stanza_el.tag)[0]
     error_attrs = {"type": error_type.value}
     if by is not None:
         error_attrs["by"] = by
@@ -604,7 +685,7 @@ def parse_error(el: Element) -> StanzaError:
     unknown error type gives the condition's default type. Raises
     :class:`StanzaValueError` (bad-request) when there is no ``<error/>``.
     """
-    namespace, local = _split(el.tag)
+    namespace, local = split_tag(el.tag)
     if local == "error" and stanza_kind(el) is None:
         error: Element | None = el
     else:
@@ -616,7 +697,7 @@ def parse_error(el: Element) -> StanzaError:
     text: str | None = None
     app: Element | None = None
     for child in error:
-        child_ns, child_local = _split(child.tag)
+        child_ns, child_local = split_tag(child.tag)
         if child_ns == ns.STANZA_ERRORS:
             if child_local == "text":
                 if text is None:
@@ -636,12 +717,20 @@ def parse_error(el: Element) -> StanzaError:
     return StanzaError(error_type, condition, text, app, error.get("by"))
 
 
-def stream_error_element(condition: StreamErrorCondition, text: str | None = None) -> Element:
-    """``<stream:error>`` with the condition and optional text (RFC 6120 §4.9.2)."""
+def stream_error_element(
+    condition: StreamErrorCondition,
+    text: str | None = None,
+    *,
+    lang: str | None = None,
+    extra: Element | None = None,
+) -> Element:
+    """``<stream:error>`` with the condition, optional text (in ``lang``) and an
+    optional application-specific condition ``extra`` (RFC 6120 §4.9.2, §4.9.4)."""
     el = Element(f"{{{ns.STREAMS}}}error")
     el.append(Element(f"{{{ns.STREAM_ERRORS}}}{condition.value}"))
     if text is not None:
-        text_el = Element(f"{{{ns.STREAM_ERRORS}}}text")
-        text_el.text = text
-        el.append(text_el)
+        el.append(Element(f"{{{ns.STREAM_ERRORS}}}text", _attrs(lang=lang)))
+        el[-1].text = text
+    if extra is not None:
+        el.append(extra)
     return el

@@ -3,7 +3,8 @@
 The public API, importable from here (``from xmpp_trio import open_client,
 Bot``): the client (:func:`open_client`), IM on top of it (:class:`IMClient`),
 the persistent client (:func:`open_persistent_client`), bots (:class:`Bot`,
-bots files) and the server (:func:`run_server`). See docs/client.md.
+bots files), external components (:func:`open_component`, XEP-0114) and the
+server (:func:`run_server`). See docs/client.md and docs/components.md.
 """
 
 from .bot import Bot as Bot
@@ -26,6 +27,8 @@ from .client import IqTimeoutError as IqTimeoutError
 from .client import StreamError as StreamError
 from .client import XMPPError as XMPPError
 from .client import open_client as open_client
+from .component import Component as Component
+from .component import open_component as open_component
 from .config import ConfigError as ConfigError
 from .config import ServerConfig as ServerConfig
 from .im import IMClient as IMClient
@@ -43,6 +46,7 @@ __all__ = [
     "BotConfig",
     "BotsConfig",
     "Client",
+    "Component",
     "ConfigError",
     "ConnectionFailed",
     "Context",
@@ -64,6 +68,7 @@ __all__ = [
     "hear",
     "load_bots_config",
     "open_client",
+    "open_component",
     "open_persistent_client",
     "respond",
     "run_server",

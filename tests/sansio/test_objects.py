@@ -1,4 +1,5 @@
-"""Typed stanza objects: round trips through elements, the wire and JSON dicts."""
+"""Typed stanza objects: round trips through elements, the wire and JSON dicts, and
+agreement with the validated views they are built from (one stanza model)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,16 @@ from xmpp_sansio.objects import (
     serialize_fragment,
 )
 from xmpp_sansio.stanza import (
+    Iq,
     IqType,
+    Message,
     MessageType,
+    Presence,
     PresenceShow,
     PresenceType,
     StanzaValueError,
     UnknownStanza,
+    parse_stanza,
 )
 from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.element import elements_equal
@@ -437,3 +442,108 @@ def test_iq_with_an_empty_id_is_a_bad_request() -> None:
     with pytest.raises(StanzaValueError) as info:
         IqObject.from_element(parse("<iq xmlns='jabber:client' type='result' id=''/>"))
     assert info.value.condition == "bad-request"
+
+
+# --- one model: views validate, objects are built from them ---------------------------
+
+
+def assert_agree(view: Message | Presence | Iq, obj: StanzaObject) -> None:
+    """Every attribute both models expose reads the same."""
+    assert (view.to, view.from_, view.type, view.id, view.lang) == (
+        obj.to,
+        obj.from_,
+        obj.type,
+        obj.id,
+        obj.lang,
+    )
+    if isinstance(view, Message):
+        assert isinstance(obj, MessageObject)
+        assert (view.body, view.subject) == (obj.body, obj.subject)
+        if obj.thread is not None:
+            assert view.thread == obj.thread
+        assert view.error == obj.error
+    elif isinstance(view, Presence):
+        assert isinstance(obj, PresenceObject)
+        assert (view.show, view.status) == (obj.show, obj.status)
+        assert view.priority == (0 if obj.priority is None else obj.priority)
+        assert view.error == obj.error
+    else:
+        assert isinstance(obj, IqObject)
+        assert view.error == obj.stanza_error
+        assert (view.payload is None) == (obj.payload is None)
+
+
+@given(objects)
+def test_element_object_element_round_trip_gives_the_same_element(obj: StanzaObject) -> None:
+    el = obj.to_element()
+    again = object_from_element(el).to_element()
+    assert elements_equal(again, el)
+
+
+@given(objects)
+def test_dict_object_dict_round_trip_gives_the_same_dict(obj: StanzaObject) -> None:
+    data = obj.to_dict()
+    assert object_from_dict(data).to_dict() == data
+
+
+@given(objects, st.sampled_from([ns.CLIENT, ns.SERVER]))
+def test_views_and_objects_agree_on_generated_stanzas(obj: StanzaObject, namespace: str) -> None:
+    el = obj.to_element(namespace)
+    assert_agree(parse_stanza(el), object_from_element(el))
+
+
+def _in_lang(
+    obj: MessageObject | PresenceObject, lang: str | None, **children: list[tuple[str, str | None]]
+) -> Element:
+    """``obj``'s element in ``lang``, with extra children ``{local: [(text, xml:lang)]}``."""
+    el = obj.to_element()
+    el.attrib.pop(ns.XML_LANG, None)
+    if lang is not None:
+        el.set(ns.XML_LANG, lang)
+    for local, texts in children.items():
+        el.extend(_text_el(ns.CLIENT, local, text, lang_) for text, lang_ in texts)
+    return el
+
+
+def _text_el(namespace: str, local: str, text: str, lang: str | None) -> Element:
+    el = Element(f"{{{namespace}}}{local}", {} if lang is None else {ns.XML_LANG: lang})
+    el.text = text
+    return el
+
+
+langs = st.none() | st.sampled_from(["en", "de", "fr"])
+# Several bodies/subjects/statuses in several languages: the RFC 6121 §5.2.3 choice.
+texts = st.lists(st.tuples(xml_text, langs), max_size=3)
+
+
+@given(messages, langs, texts, texts)
+def test_views_and_objects_choose_the_same_body_and_subject_among_languages(
+    base: MessageObject,
+    lang: str | None,
+    bodies: list[tuple[str, str | None]],
+    subjects: list[tuple[str, str | None]],
+) -> None:
+    el = _in_lang(base, lang, body=bodies, subject=subjects)
+    obj = MessageObject.from_element(el)
+    assert_agree(Message.from_element(el), obj)
+    assert elements_equal(
+        MessageObject.from_element(obj.to_element()).to_element(), obj.to_element()
+    )
+
+
+@given(presences, langs, texts)
+def test_views_and_objects_choose_the_same_status_among_languages(
+    base: PresenceObject, lang: str | None, statuses: list[tuple[str, str | None]]
+) -> None:
+    el = _in_lang(base, lang, status=statuses)
+    assert_agree(Presence.from_element(el), PresenceObject.from_element(el))
+
+
+@given(iqs())
+def test_iq_view_and_object_share_the_error_element(obj: IqObject) -> None:
+    el = obj.to_element()
+    view = Iq.from_element(el)
+    assert (view.error_element is None) == (obj.error is None)
+    if obj.error is not None:
+        assert view.error_element is not None
+        assert elements_equal(view.error_element, obj.error)

@@ -29,6 +29,7 @@ from xmpp_sansio.stanza import (
     make_presence,
     parse_error,
     parse_stanza,
+    retag_stanza,
     stanza_kind,
     stream_error_element,
     with_attrs,
@@ -578,3 +579,26 @@ def test_stream_error_element_round_trips(condition: StreamErrorCondition) -> No
     assert len(stream_error_element(condition)) == 1
     # Parsing a received stream error is the connection's job:
     # tests/sansio/test_stream_state.py checks unknown conditions there.
+
+
+_STANZA_NS = st.sampled_from([ns.CLIENT, ns.SERVER, ns.COMPONENT_ACCEPT])
+
+
+@given(_STANZA_NS, _STANZA_NS, st.text("abc", max_size=5))
+def test_retagging_a_stanza_moves_it_and_its_inherited_children_and_back(
+    source: str, target: str, body: str
+) -> None:
+    """XEP-0114 streams carry stanzas in jabber:component:accept: the stanza and
+    the children inheriting its namespace move, an embedded jabber:client
+    stanza in another namespace (XEP-0297 forwarding) does not."""
+    el = Element(f"{{{source}}}message", {"to": "a@b.lit"})
+    SubElement(el, f"{{{source}}}body").text = body
+    forwarded = SubElement(el, "{urn:xmpp:forward:0}forwarded")
+    inner = SubElement(forwarded, f"{{{ns.CLIENT}}}message")
+    moved = retag_stanza(el, target)
+    assert moved.tag == f"{{{target}}}message" and moved.get("to") == "a@b.lit"
+    assert moved[0].tag == f"{{{target}}}body" and moved[0].text == body
+    assert moved[1] is forwarded and forwarded[0] is inner
+    assert el.tag == f"{{{source}}}message"  # the original is unchanged
+    assert tostring(retag_stanza(moved, source)) == tostring(el)
+    assert (retag_stanza(el, source) is el) and (source != target or moved is el)

@@ -1,15 +1,20 @@
-"""Stream features as plug-ins composed per profile (stream/features.py)."""
+"""Stream features as plug-ins composed per profile (stream/features/): each owns its
+elements, their handling and the answers it asks for."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from xml.etree.ElementTree import Element
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from xmpp_sansio.errors import LocalProtocolError
+from xmpp_sansio.stream.answers import Answer, CredentialsProvided, RegistrationAnswered
 from xmpp_sansio.stream.config import ServerConfig
 from xmpp_sansio.stream.connection import ServerConnection
+from xmpp_sansio.stream.events import TLSRequested
 from xmpp_sansio.stream.features import (
     C2S_SERVER,
     BindFeature,
@@ -151,3 +156,59 @@ def test_a_feature_claims_elements_only_when_the_config_turns_it_on(
     assert ("CSIFeature" in owners) == (csi and stage is not Stage.BEFORE_AUTH)
     assert (ns.IQ_TAG in claims) == (stage is not Stage.READY)  # Register, then Bind
     assert not any(tag in claims for tag in ("{jabber:client}message", "{jabber:client}presence"))
+
+
+class GreetingFeature(ExampleFeature):
+    """A toy plug-in that owns its element, its handling and the answer it waits for."""
+
+    def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
+        return ("{urn:example:feature}hello",) if stage is Stage.BEFORE_AUTH else ()
+
+    def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        conn._send_element(Element("{urn:example:feature}hi"))
+        conn._events.append(TLSRequested(server_side=True, server_hostname="asked"))
+        return True
+
+    def answers(self) -> tuple[type[Answer], ...]:
+        return (RegistrationAnswered,)
+
+    def answer(self, conn: FeatureHost, answer: Answer) -> None:
+        conn._send_element(Element("{urn:example:feature}thanks"))
+
+
+def test_a_plug_in_owns_its_handling_and_the_answers_it_asked_for() -> None:
+    profile = Profile(before_auth=(GreetingFeature(), SASLFeature()), after_auth=(BindFeature(),))
+    server = ServerConnection(config(require_tls=False), profile=profile)
+    features_of(server)
+    server.receive_data(b"<hello xmlns='urn:example:feature'/>")
+    assert server.data_to_send() == b'<hi xmlns="urn:example:feature"/>'
+    events = iter(server.next_event, None)
+    assert TLSRequested(server_side=True, server_hostname="asked") in list(events)
+    server.send(RegistrationAnswered())
+    assert server.data_to_send() == b'<thanks xmlns="urn:example:feature"/>'
+
+
+def test_a_profile_without_a_feature_refuses_its_answers() -> None:
+    profile = Profile(before_auth=(StartTLSFeature(),), after_auth=(BindFeature(),))
+    server = ServerConnection(config(), profile=profile)
+    features_of(server)
+    with pytest.raises(LocalProtocolError):
+        server.send(CredentialsProvided(None))
+    with pytest.raises(LocalProtocolError):
+        server.registration_result(None)
+    server.receive_data(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/>")
+    assert b"<unsupported-stanza-type" in server.data_to_send()
+
+
+def test_the_default_profile_routes_each_answer_to_the_plug_in_that_asks() -> None:
+    owner = {kind.__name__: type(f).__name__ for kind, f in C2S_SERVER.answering().items()}
+    assert owner == {
+        "CredentialsProvided": "SASLFeature",
+        "CredentialsRefused": "SASLFeature",
+        "DerivationProvided": "SASLFeature",
+        "RegistrationAnswered": "RegisterFeature",
+        "BindAccepted": "BindFeature",
+        "BindRefused": "BindFeature",
+        "ResumeAccepted": "SMFeature",
+        "ResumeRejected": "SMFeature",
+    }

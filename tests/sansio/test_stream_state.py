@@ -16,11 +16,19 @@ from hypothesis import strategies as st
 
 from xmpp_sansio.errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
 from xmpp_sansio.jid import JID
-from xmpp_sansio.stream.config import ClientConfig, ServerConfig
+from xmpp_sansio.stream.component import ComponentClientConnection, ComponentServerConnection
+from xmpp_sansio.stream.config import (
+    ClientConfig,
+    ComponentClientConfig,
+    ComponentServerConfig,
+    ServerConfig,
+)
 from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State
 from xmpp_sansio.stream.events import StreamErrorReceived
 from xmpp_sansio.stream.state import (
     CLIENT_TRANSITIONS,
+    COMPONENT_CLIENT_TRANSITIONS,
+    COMPONENT_SERVER_TRANSITIONS,
     SERVER_TRANSITIONS,
     Input,
     Transitions,
@@ -31,12 +39,24 @@ from xmpp_sansio.stream.state import (
 from xmpp_sansio.testing import seeded_rng
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLES = {"server": SERVER_TRANSITIONS, "client": CLIENT_TRANSITIONS}
+ROLES = {
+    "server": SERVER_TRANSITIONS,
+    "client": CLIENT_TRANSITIONS,
+    "component-server": COMPONENT_SERVER_TRANSITIONS,
+    "component-client": COMPONENT_CLIENT_TRANSITIONS,
+}
+Conn = ServerConnection | ClientConnection | ComponentServerConnection | ComponentClientConnection
 
 
-def new(role: str) -> ServerConnection | ClientConnection:
+def new(role: str) -> Conn:
     if role == "server":
         return ServerConnection(ServerConfig(rng=seeded_rng(0), domains=frozenset({"example.com"})))
+    if role == "component-server":
+        return ComponentServerConnection(
+            ComponentServerConfig(secrets={"c.example.com": "s"}, rng=seeded_rng(0))
+        )
+    if role == "component-client":
+        return ComponentClientConnection(ComponentClientConfig(domain="c.example.com", secret="s"))
     return ClientConnection(
         ClientConfig(rng=seeded_rng(0), jid=JID.parse("juliet@example.com"), password="pw")
     )
@@ -54,7 +74,7 @@ ALL_PAIRS = [
 ]
 
 
-def drive(conn: ServerConnection | ClientConnection, state: State, item: Input) -> None:
+def drive(conn: Conn, state: State, item: Input) -> None:
     conn._state = state  # test-only: place the machine in the state under test
     conn._fire(item)
 
@@ -124,7 +144,7 @@ def test_terminal_states_only_accept_end_of_file_and_close(role: str) -> None:
 def test_no_state_is_assigned_outside_the_table_driver() -> None:
     """Issue 13: the driver (``_Connection._fire``) is the only writer."""
     offenders = []
-    for path in sorted((ROOT / "xmpp_sansio" / "stream").glob("*.py")):
+    for path in sorted((ROOT / "xmpp_sansio" / "stream").rglob("*.py")):
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"self\.state\s*=[^=]", line) or (
                 re.search(r"self\._state\s*=[^=]", line)
@@ -146,8 +166,8 @@ def test_the_tables_render_for_the_docs(role: str) -> None:
 
 def test_docs_show_the_current_tables() -> None:
     docs = (ROOT / "docs" / "architecture.md").read_text()
-    assert render_table(SERVER_TRANSITIONS) in docs
-    assert render_table(CLIENT_TRANSITIONS) in docs
+    for table in ROLES.values():
+        assert render_table(table) in docs
 
 
 def test_a_received_stream_error_with_an_unknown_condition_is_undefined_condition() -> None:

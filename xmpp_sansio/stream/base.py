@@ -8,7 +8,7 @@ See :mod:`xmpp_sansio.stream.connection` for the theory of operation and
 from __future__ import annotations
 
 from collections.abc import Callable
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element
 
 from ..errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
 from ..jid import JID
@@ -19,6 +19,7 @@ from ..sm import (
     SMState,
     build_nonza,
 )
+from ..stanza import stream_error_element
 from ..xml import ns
 from ..xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
 from ..xml.writer import serialize
@@ -71,6 +72,9 @@ class _Connection:
     _serialize: Callable[[Element, str], bytes] = staticmethod(serialize)
     #: This role's ``(state, input) -> (action, next state)`` table (state.py).
     _transitions: Transitions
+    #: The peer's header must say ``version='1.0'`` (RFC 6120 §4.7.5); XEP-0114
+    #: component headers carry none.
+    _requires_version = True
 
     def __init__(
         self,
@@ -450,11 +454,22 @@ class _Connection:
             return StreamErrorCondition.BAD_NAMESPACE_PREFIX
         if header.namespaces.get("") != self._default_ns:
             return StreamErrorCondition.INVALID_NAMESPACE
+        if not self._requires_version:
+            return None
         version = header.attrs.get("version", "0.9")
         major, _, minor = version.partition(".")
         if not (major.isdigit() and minor.isdigit()) or int(major) != 1:
             return StreamErrorCondition.UNSUPPORTED_VERSION
         return None
+
+    def _header_accepted(self, header: StreamHeader) -> bool:
+        """Report the peer's header and check it; on a bad one, the stream error."""
+        self._opened(header)
+        condition = self._check_header(header)
+        if condition is not None:
+            self._stream_error(condition)
+            return False
+        return True
 
     def _opened(self, header: StreamHeader) -> None:
         a = header.attrs
@@ -478,13 +493,7 @@ class _Connection:
     ) -> None:
         if not self._sent_header:
             self._queue_header(self._error_header_attrs())
-        err = Element(ns.STREAM_ERROR_TAG)
-        SubElement(err, "{" + ns.STREAM_ERRORS + "}" + condition.value)
-        if text:
-            t = SubElement(err, "{" + ns.STREAM_ERRORS + "}text", {ns.XML_LANG: "en"})
-            t.text = text
-        if extra is not None:  # RFC 6120 §4.9.4: an application-specific condition
-            err.append(extra)
+        err = stream_error_element(condition, text or None, lang="en", extra=extra)
         self._out.append(self._serialize(err, self._default_ns))
 
     def _error_header_attrs(self) -> dict[str, str | None]:

@@ -146,10 +146,7 @@ class ClientConnection(_SMStream):
         return {"to": self.config.jid.domain, "version": "1.0"}
 
     def _handle_header(self, header: StreamHeader) -> None:
-        self._opened(header)
-        condition = self._check_header(header)
-        if condition is not None:
-            self._stream_error(condition)
+        if not self._header_accepted(header):
             return
         self.stream_id = header.attrs.get("id")
         self._fire(Input.PEER_HEADER)

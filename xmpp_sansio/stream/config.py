@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from ..jid import JID
 from ..sm import AckRequestPolicy
 
-__all__ = ["ClientConfig", "Limits", "ServerConfig"]
+__all__ = [
+    "ClientConfig",
+    "ComponentClientConfig",
+    "ComponentServerConfig",
+    "Limits",
+    "ServerConfig",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,3 +174,45 @@ class ClientConfig:
     sm_resume: bool = True
     sm_max: int | None = None
     sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentServerConfig:
+    """The server side of component streams (XEP-0114, ``jabber:component:accept``).
+
+    Attributes:
+        secrets: the shared secret of each component domain the server
+            accepts; a header ``to`` outside them gets ``host-unknown`` (§3).
+        limits: parser limits; ``max_stanza_size_preauth`` until the
+            handshake, ``max_stanza_size`` after it.
+        rng: source of unpredictable bytes (stream ids).
+    """
+
+    secrets: Mapping[str, str]
+    limits: Limits = field(default_factory=Limits)
+    rng: Callable[[int], bytes]
+
+    def __post_init__(self) -> None:
+        if not self.secrets:
+            raise ValueError("at least one component domain must be configured")
+        if not all(self.secrets.values()):
+            raise ValueError("every component needs a non-empty secret")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentClientConfig:
+    """The component side of a component stream (XEP-0114).
+
+    Attributes:
+        domain: the component's domain (the stream header's ``to``).
+        secret: the secret shared with the server.
+        limits: parser limits, as for the server side.
+    """
+
+    domain: str
+    secret: str = field(repr=False)
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if not self.domain or not self.secret:
+            raise ValueError("a component needs a domain and a secret")

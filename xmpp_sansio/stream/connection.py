@@ -54,10 +54,11 @@ Layout
 This module is the public entry point; the code lives by what it owns:
 ``state.py`` (the ``(state, input) -> (action, next state)`` tables, the only
 place a transition is written), ``base.py`` (what both roles share and the
-table driver), ``sm_stream.py`` (XEP-0198 as both roles share it), ``server.py`` with its parts ``server_role.py``,
-``server_sasl.py``, ``server_register.py`` and ``server_sm.py``, ``client.py``,
-``features.py`` (the stream features as plug-ins composed per profile) and
-``framing.py`` (TCP XML stream or RFC 7395 WebSocket messages beneath them).
+table driver), ``sm_stream.py`` (XEP-0198 as both roles share it), ``server.py`` (with
+``server_role.py``: the header, the plug-in dispatch and the ready stream),
+``features/`` (the server's stream features as plug-ins composed per profile,
+a module per feature owning its elements and their handling), ``client.py``
+and ``framing.py`` (TCP XML stream or RFC 7395 WebSocket messages beneath them).
 """
 
 from __future__ import annotations

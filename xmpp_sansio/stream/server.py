@@ -1,15 +1,18 @@
 """The server side of a client-to-server stream (RFC 6120 §4-§8): the stream
-header, the negotiation dispatch, resource binding and the ready stream.
+header, the dispatch to the feature plug-ins and the ready stream.
 
 See :mod:`xmpp_sansio.stream.connection` for the theory of operation.
 """
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element
 
+from .. import sasl
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID, InvalidJID
+from ..sasl.credentials import ScramCredentials
+from ..sm import SMState
 from ..xml import ns
 from ..xml.parser import StreamHeader
 from .answers import (
@@ -24,17 +27,15 @@ from .answers import (
     ResumeRejected,
 )
 from .base import _CLIENT_STANZAS, _STANZA_NAMES
-from .events import BindRequested, ResourceBound, StanzaReceived, TLSRequested
+from .events import StanzaReceived
 from .features import Stage, _iq_error
-from .server_register import _ServerRegister
-from .server_sasl import _ServerSASL
-from .server_sm import _ServerSM
+from .server_role import _ServerRole
 from .state import Input, State
 
 __all__ = ["ServerConnection"]
 
 
-class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
+class ServerConnection(_ServerRole):
     """The receiving entity's side of a client-to-server stream (RFC 6120).
 
     Args:
@@ -57,10 +58,13 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
     :meth:`resume_accepted` or :meth:`resume_failed`. When the transport
     breaks, :attr:`sm_resumable` tells whether to keep the session.
 
-    The class composes its parts, each in its own module: the shared state
-    (server_role.py), SASL (server_sasl.py), in-band registration
-    (server_register.py), XEP-0198/XEP-0352 (server_sm.py); this module holds
-    the header, the negotiation dispatch, binding and the ready stream.
+    The connection is the table driver (base.py), the stream's situation
+    (server_role.py), the header, the dispatch of each element to the
+    profile's feature that claims it and of each answer to the feature that
+    asked (features/), and the ready stream; each feature's handling is in its
+    plug-in (features/starttls.py, sasl.py, register.py, bind.py, sm.py,
+    csi.py). The answer methods (``provide_credentials`` etc.) are aliases of
+    ``send(answer)``.
     """
 
     def send(self, element: Element | Answer) -> None:
@@ -82,56 +86,83 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
         for stanza in self._held.offer(element):
             self._send_stanza(stanza)
 
-    def _answer(self, answer: Answer) -> None:
-        match answer:
-            case CredentialsProvided(credentials):
-                self.provide_credentials(credentials)
-            case CredentialsRefused(condition):
-                self.refuse_credentials(condition)
-            case DerivationProvided(salted_password):
-                self.provide_derived(salted_password)
-            case BindAccepted():
-                self.bind_accepted()
-            case BindRefused(condition):
-                self.bind_refused(condition)
-            case ResumeAccepted(state):
-                self.resume_accepted(state)
-            case ResumeRejected():
-                self.resume_failed()
-            case RegistrationAnswered(condition):
-                self.registration_result(condition)
-            case _:
-                super()._answer(answer)
+    def provide_credentials(self, credentials: ScramCredentials | None) -> None:
+        """Alias of ``send(CredentialsProvided(credentials))`` (``None``: no such account)."""
+        self._answer(CredentialsProvided(credentials))
+
+    def provide_derived(self, salted_password: bytes) -> None:
+        """Alias of ``send(DerivationProvided(salted_password))``."""
+        self._answer(DerivationProvided(salted_password))
+
+    def refuse_credentials(
+        self, condition: sasl.SASLCondition = sasl.SASLCondition.TEMPORARY_AUTH_FAILURE
+    ) -> None:
+        """Alias of ``send(CredentialsRefused(condition))``: fail the exchange
+        without a lookup; it counts toward ``max_auth_attempts`` (RFC 6120 §6.4.5)."""
+        self._answer(CredentialsRefused(condition))
 
     def bind_accepted(self) -> None:
-        """Answer a :class:`BindRequested` event: bind the JID asked for, send the
-        result and emit :class:`ResourceBound` (RFC 6120 §7.6.1)."""
-        pending = self._pending_bind
-        if self._state is not State.AWAIT_BIND or pending is None:
-            raise LocalProtocolError("no resource binding was requested")
-        self._pending_bind = None
-        self._complete_bind(*pending)
-        self._process()
+        """Alias of ``send(BindAccepted())`` (RFC 6120 §7.6.1)."""
+        self._answer(BindAccepted())
 
     def bind_refused(
         self, condition: StanzaErrorCondition = StanzaErrorCondition.RESOURCE_CONSTRAINT
     ) -> None:
-        """Answer a :class:`BindRequested` event with an IQ error, by default
-        ``<resource-constraint/>`` of type ``wait`` (RFC 6120 §7.6.2.1: the
-        account has reached its limit of connected resources). The stream stays
-        in the binding stage, so the client may try again."""
-        pending = self._pending_bind
-        if self._state is not State.AWAIT_BIND or pending is None:
-            raise LocalProtocolError("no resource binding was requested")
-        self._pending_bind = None
-        self._fire(Input.LOCAL_BIND_REFUSED)
-        reply = Element(ns.IQ_TAG, {"type": "error", "id": pending[0]})
-        error = SubElement(
-            reply, "{" + ns.CLIENT + "}error", {"type": condition.default_type.value}
+        """Alias of ``send(BindRefused(condition))`` (RFC 6120 §7.6.2.1)."""
+        self._answer(BindRefused(condition))
+
+    def registration_result(self, condition: StanzaErrorCondition | None = None) -> None:
+        """Alias of ``send(RegistrationAnswered(condition))`` (XEP-0077 §3.1)."""
+        self._answer(RegistrationAnswered(condition))
+
+    def resume_accepted(self, state: SMState) -> None:
+        """Alias of ``send(ResumeAccepted(state))`` (XEP-0198 §5).
+
+        Raises:
+            LocalProtocolError: no resumption was requested, or ``state`` is not
+                the requested session of the authenticated account.
+        """
+        self._answer(ResumeAccepted(state))
+
+    def resume_failed(self) -> None:
+        """Alias of ``send(ResumeRejected())`` (XEP-0198 §5: ``item-not-found``)."""
+        self._answer(ResumeRejected())
+
+    def take_held_presences(self) -> list[Element]:
+        """Hand over the presence updates held for an inactive client (XEP-0352),
+        e.g. to keep them with a detached session; they will not be sent here."""
+        return self._held.flush()
+
+    @property
+    def sm_resumable(self) -> bool:
+        """The session may be kept for resumption now that the transport broke:
+        resumption was granted and the stream did not end cleanly (with
+        ``</stream:stream>``) or with a stream error (XEP-0198 §5, §7)."""
+        sm = self._sm
+        return (
+            sm is not None
+            and sm.resume
+            and self._sm_live
+            and self._was_ready
+            and not self._sent_footer
+            and not self._peer_closed
         )
-        SubElement(error, "{" + ns.STANZA_ERRORS + "}" + condition.value)
-        self._send_element(reply)
-        self._process()
+
+    def _check_unacked(self, sm: SMState) -> None:
+        if (
+            len(sm.queue) > self.config.sm_max_unacked
+            or sm.queued_bytes > self.config.sm_max_unacked_bytes
+        ):
+            self.close(StreamErrorCondition.RESOURCE_CONSTRAINT, "too many unacknowledged stanzas")
+
+    def _answer(self, answer: Answer) -> None:
+        """An answer goes to the profile's plug-in that asked for it
+        (:meth:`Profile.answering`); ``TLSEstablished`` to the driver."""
+        feature = self._answering.get(type(answer))
+        if feature is not None:
+            feature.answer(self, answer)
+        else:
+            super()._answer(answer)
 
     def _handle_header(self, header: StreamHeader) -> None:
         if self._state is not State.AWAIT_HEADER:  # pragma: no cover - parser gives one header
@@ -195,58 +226,6 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
         else:
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
 
-    def _handle_tls_element(self, el: Element) -> bool:
-        """``<starttls/>`` (RFC 6120 §5.4.2): ``<proceed/>``, or ``<failure/>``
-        when TLS is on or unavailable. Whether ``el`` was STARTTLS's."""
-        if el.tag != ns.STARTTLS_TAG or self._state is not State.NEGOTIATING:
-            return False
-        if self.tls_active or not self.config.tls_available:
-            self._send_element(Element(ns.TLS_FAILURE_TAG))
-            self._close_after_tls_failure()
-            return True
-        self._send_element(Element(ns.PROCEED_TAG))
-        self._fire(Input.TLS_STARTED)
-        self._events.append(TLSRequested(server_side=True, server_hostname=self.domain or ""))
-        return True
-
-    def _close_after_tls_failure(self) -> None:
-        """RFC 6120 §5.4.2.2: after a TLS ``<failure/>`` the server closes the
-        stream, without a stream error."""
-        self._fire(Input.TLS_REFUSED)
-
-    def _handle_bind_iq(self, el: Element) -> None:
-        """RFC 6120 §7: an IQ while binding must bind a resource."""
-        bind = el.find(ns.BIND_TAG)
-        iq_id = el.get("id")
-        if bind is None or el.get("type") != "set" or not iq_id:
-            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "bind a resource first")
-            return
-        assert self.authenticated_jid is not None
-        requested = bind.findtext("{" + ns.BIND + "}resource")
-        requested = requested.strip() if requested else ""
-        try:
-            if requested:
-                jid = self.authenticated_jid.with_resource(requested)
-            else:  # RFC 6120 §7.6.2.1: the server generates a resource
-                jid = self.authenticated_jid.with_resource(self.config.rng(9).hex())
-        except InvalidJID:
-            self._send_element(_iq_error(el, "bad-request", "modify"))  # RFC 6120 §7.7.2.1
-            return
-        if self.config.ask_before_bind:
-            self._pending_bind = (iq_id, jid)
-            self._fire(Input.BIND_REQUESTED)
-            self._events.append(BindRequested(jid))
-            return
-        self._complete_bind(iq_id, jid)
-
-    def _complete_bind(self, iq_id: str, jid: JID) -> None:
-        reply = Element(ns.IQ_TAG, {"type": "result", "id": iq_id})
-        SubElement(SubElement(reply, ns.BIND_TAG), "{" + ns.BIND + "}jid").text = str(jid)
-        self._send_element(reply)
-        self.jid = jid
-        self._fire(Input.BOUND)
-        self._events.append(ResourceBound(jid))
-
     # -- ready ---------------------------------------------------------------------------
 
     def _handle_ready(self, el: Element) -> None:
@@ -283,6 +262,6 @@ class ServerConnection(_ServerSASL, _ServerRegister, _ServerSM):
                 self._send_stanza(Element(ns.IQ_TAG, {"type": "result", "id": el.get("id", "")}))
                 return
             if el.find(ns.BIND_TAG) is not None:
-                self._send_stanza(_iq_error(el, "not-allowed", "cancel"))
+                self._send_stanza(_iq_error(el, StanzaErrorCondition.NOT_ALLOWED))
                 return
         self._events.append(StanzaReceived(el))

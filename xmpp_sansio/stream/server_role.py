@@ -1,7 +1,7 @@
-"""What every part of the server side of a c2s stream shares: its
-configuration, its situation (TLS, host, authenticated JID) and the offers
-that follow from it. The parts (SASL, registration, XEP-0198/0352, the core
-in server.py) are composed into :class:`~xmpp_sansio.stream.server.ServerConnection`.
+"""The situation of the server side of a c2s stream: its configuration, TLS,
+host, authenticated JID, and the per-stream data the feature plug-ins
+(features/) keep on it, each written only by its plug-in. The features
+read and drive it through :class:`~xmpp_sansio.stream.features.FeatureHost`.
 """
 
 from __future__ import annotations
@@ -15,28 +15,19 @@ from ..sm import PresenceHold, Resume
 from .answers import TLSInfo
 from .config import ServerConfig
 from .features import C2S_SERVER, FeatureHost, Profile
+from .features.sasl import offered_mechanisms
 from .framing import Framing
 from .sm_stream import _SMStream
 from .state import SERVER_TRANSITIONS
-
-_SERVER_MECHANISMS = (
-    "SCRAM-SHA-512-PLUS",
-    "SCRAM-SHA-256-PLUS",
-    "SCRAM-SHA-1-PLUS",
-    "SCRAM-SHA-512",
-    "SCRAM-SHA-256",
-    "SCRAM-SHA-1",
-    "PLAIN",
-    "EXTERNAL",
-    "ANONYMOUS",
-)
 
 
 class _ServerRole(_SMStream):
     """The state every part of the server side reads."""
 
     _transitions = SERVER_TRANSITIONS
-    _profile: Profile = C2S_SERVER  # per instance only when another is given
+    _profile: Profile[FeatureHost, ServerConfig] = (
+        C2S_SERVER  # per instance only when another is given
+    )
 
     def __init__(
         self,
@@ -46,7 +37,7 @@ class _ServerRole(_SMStream):
         tls_info: TLSInfo | None = None,
         external_identity: str | None = None,
         framing: Framing | None = None,
-        profile: Profile = C2S_SERVER,
+        profile: Profile[FeatureHost, ServerConfig] = C2S_SERVER,
     ) -> None:
         limits = config.limits
         super().__init__(
@@ -77,6 +68,8 @@ class _ServerRole(_SMStream):
             self._profile = profile
         #: the profile's features by the elements they claim, per stage
         self._claims = profile.claims(config)
+        #: the profile's features by the answer types they take
+        self._answering = profile.answering()
 
     @property
     def tls_info(self) -> TLSInfo:
@@ -84,38 +77,9 @@ class _ServerRole(_SMStream):
         return self._tls_info
 
     @property
-    def registration_offered(self) -> bool:
-        """In-band registration is possible on this stream now (XEP-0077 §8)."""
-        return (
-            self.config.allow_registration
-            and self.authenticated_jid is None
-            and (self.tls_active or not self.config.require_tls)
-            and self.domain not in self.config.anonymous_domains
-        )
-
-    @property
     def offered_mechanisms(self) -> list[str]:
         """SASL mechanisms offered in the current features (RFC 6120 §6.4.1)."""
-        if self.authenticated_jid is not None:
-            return []
-        if self.config.require_tls and not self.tls_active:
-            return []
-        cfg = self.config
-        if self.domain in cfg.anonymous_domains:
-            return ["ANONYMOUS"]  # an anonymous-only host
-        cb = bool(self._tls_info.channel_bindings)
-        names = []
-        for name in _SERVER_MECHANISMS:
-            if name.endswith("-PLUS") and not cb:
-                continue
-            if name == "PLAIN" and not (cfg.allow_plain and self.tls_active):
-                continue
-            if name == "ANONYMOUS" and not cfg.allow_anonymous:
-                continue
-            if name == "EXTERNAL" and not (cfg.allow_external and self._external_identity):
-                continue
-            names.append(name)
-        return names
+        return offered_mechanisms(cast("FeatureHost", self))
 
     def _error_header_attrs(self) -> dict[str, str | None]:
         return {
@@ -129,7 +93,7 @@ class _ServerRole(_SMStream):
 
     def _features(self) -> Element:
         """RFC 6120 §4.3.2: features for the current stage of negotiation, from the
-        profile's plug-ins (features.py), then ``config.post_auth_features``."""
+        profile's plug-ins (features/), then ``config.post_auth_features``."""
         authenticated = self.authenticated_jid is not None
         # The host is the composed ServerConnection (its parts hold the handlers).
         host = cast("FeatureHost", self)

@@ -30,6 +30,8 @@ from typing import Final
 
 __all__ = [
     "CLIENT_TRANSITIONS",
+    "COMPONENT_CLIENT_TRANSITIONS",
+    "COMPONENT_SERVER_TRANSITIONS",
     "SERVER_TRANSITIONS",
     "TERMINAL",
     "Action",
@@ -98,6 +100,7 @@ class Input(Enum):
     RESUME_STARTED = auto()  #: client: ``<resume/>`` sent
     RESUMED = auto()  #: ``<resumed/>`` sent or received
     NEGOTIATION_FAILED = auto()  #: client: nothing acceptable offered; we close
+    HANDSHAKE_SUCCEEDED = auto()  #: component: ``<handshake/>`` accepted (XEP-0114 §3)
 
     __hash__ = object.__hash__  # as State.__hash__
 
@@ -208,6 +211,30 @@ CLIENT_TRANSITIONS: Final[Transitions] = {
     (_S.NEGOTIATING, _I.NEGOTIATION_FAILED): (_A.CLOSE, _S.CLOSED),
     (_S.RESUMING, _I.NEGOTIATION_FAILED): (_A.CLOSE, _S.CLOSED),
     (_S.BINDING, _I.NEGOTIATION_FAILED): (_A.CLOSE, _S.CLOSED),
+}
+
+
+# A component stream (XEP-0114) has no features, TLS, SASL or restarts: the
+# header, then one <handshake/> exchange, then stanzas.
+_COMPONENT_STATES: Final = frozenset(
+    {_S.AWAIT_HEADER, _S.NEGOTIATING, _S.READY, _S.CLOSING, _S.CLOSED, _S.ERROR}
+)
+_COMPONENT_LIVE: Final = frozenset({_S.AWAIT_HEADER, _S.NEGOTIATING, _S.READY, _S.CLOSING})
+
+#: The server side of a component stream (``jabber:component:accept``,
+#: XEP-0114 §3): NEGOTIATING waits for the component's ``<handshake/>``.
+COMPONENT_SERVER_TRANSITIONS: Final[Transitions] = {
+    **_shared(_COMPONENT_STATES, _COMPONENT_LIVE),
+    (_S.AWAIT_HEADER, _I.PEER_HEADER): (_A.NONE, _S.NEGOTIATING),
+    (_S.NEGOTIATING, _I.HANDSHAKE_SUCCEEDED): (_A.GO_LIVE, _S.READY),
+}
+
+#: The component side: NEGOTIATING has sent ``<handshake/>`` and waits for
+#: the server's empty one.
+COMPONENT_CLIENT_TRANSITIONS: Final[Transitions] = {
+    **_shared(_COMPONENT_STATES, _COMPONENT_LIVE),
+    (_S.AWAIT_HEADER, _I.PEER_HEADER): (_A.NONE, _S.NEGOTIATING),
+    (_S.NEGOTIATING, _I.HANDSHAKE_SUCCEEDED): (_A.GO_LIVE, _S.READY),
 }
 
 

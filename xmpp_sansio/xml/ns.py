@@ -9,7 +9,7 @@ from typing import Final
 STREAMS: Final = "http://etherx.jabber.org/streams"
 CLIENT: Final = "jabber:client"
 SERVER: Final = "jabber:server"
-COMPONENT_ACCEPT: Final = "jabber:component:accept"
+COMPONENT_ACCEPT: Final = "jabber:component:accept"  # XEP-0114
 XML: Final = "http://www.w3.org/XML/1998/namespace"
 XMLNS: Final = "http://www.w3.org/2000/xmlns/"
 
@@ -65,6 +65,7 @@ REGISTER_QUERY_TAG: Final = "{" + REGISTER + "}query"
 IQ_TAG: Final = "{" + CLIENT + "}iq"
 OPEN_TAG: Final = "{" + FRAMING + "}open"
 CLOSE_TAG: Final = "{" + FRAMING + "}close"
+HANDSHAKE_TAG: Final = "{" + COMPONENT_ACCEPT + "}handshake"  # XEP-0114 §3
 
 
 def qname(namespace: str, local: str) -> str:
