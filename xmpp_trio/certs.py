@@ -18,13 +18,16 @@ import os
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+if TYPE_CHECKING:
+    from .config import ServerConfig
 
 __all__ = [
     "CERT_FILENAME",
@@ -33,6 +36,7 @@ __all__ = [
     "ensure_certificate",
     "generate_self_signed",
     "load_server_ssl_context",
+    "server_tls_material",
 ]
 
 CERT_FILENAME: Final = "cert.pem"
@@ -219,3 +223,23 @@ def load_server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     context.options |= ssl.OP_SINGLE_ECDH_USE
     context.load_cert_chain(certfile=str(cert), keyfile=str(key))
     return context
+
+
+def server_tls_material(config: ServerConfig) -> tuple[ssl.SSLContext, bytes | None]:
+    """The server's SSLContext and its certificate (DER, for channel binding),
+    from ``[tls]`` or the self-signed pair in the data directory (generated
+    when missing or stale). Read at start and again on each reload."""
+    if config.tls.cert is not None and config.tls.key is not None:
+        cert, key = config.tls.cert, config.tls.key
+    else:
+        cert, key = ensure_certificate(config.data_dir, config.hosted_domains)
+    return load_server_ssl_context(cert, key), _certificate_der(cert)
+
+
+def _certificate_der(cert: Path) -> bytes | None:
+    pem = cert.read_text()
+    start = pem.find("-----BEGIN CERTIFICATE-----")
+    if start < 0:
+        return None
+    end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+    return ssl.PEM_cert_to_DER_cert(pem[start:end])

@@ -30,7 +30,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import assert_never
 
 import trio
@@ -56,7 +55,9 @@ from . import _tls
 from ._accounts import Accounts
 from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
-from .certs import ensure_certificate, load_server_ssl_context
+from .admin import Admin
+from .admin import socket_path as admin_socket_path
+from .certs import server_tls_material
 from .config import ServerConfig
 from .limits import (
     ConnectionCounter,
@@ -127,29 +128,7 @@ class XMPPServer:
             max_unacked_bytes=limits.max_unacked_bytes,
             idle_timeout=limits.idle_timeout,
         )
-        self.stream_config = StreamConfig(
-            rng=secrets.token_bytes,
-            domains=frozenset(config.hosted_domains),
-            anonymous_domains=frozenset(config.anonymous_domains),
-            tls_available=True,
-            require_tls=config.require_tls,
-            allow_plain=config.allow_plain,
-            allow_anonymous=config.allow_anonymous,
-            allow_registration=config.allow_registration,
-            post_auth_features=self.services.post_auth_features(),
-            limits=Limits(
-                max_stanza_size=limits.max_stanza_size,
-                max_stanza_size_preauth=limits.max_stanza_size_preauth,
-                max_depth=limits.max_depth,
-                negotiation_timeout=limits.negotiation_timeout,
-                max_auth_attempts=limits.max_auth_attempts,
-            ),
-            sm_resume_timeout=limits.resume_timeout,
-            sm_max_unacked=limits.max_unacked_connected,
-            sm_max_unacked_bytes=limits.max_unacked_bytes,
-            ask_before_bind=True,  # answered by manager.may_bind (max_sessions_per_account)
-            decoy_iterations=config.scram_iterations,  # unknown users look like real ones
-        )
+        self.stream_config = self.stream_config_for(config)
         #: live transports by the id of the session they carry
         self.sessions: dict[int, Session] = {}
         self.metrics = Metrics()
@@ -176,6 +155,34 @@ class XMPPServer:
         self.compact_after = _COMPACT_AFTER
         shortest = min(limits.negotiation_timeout, limits.idle_timeout / 2, _COMPACT_AFTER)
         self._timer_tick = min(1.0, max(0.01, shortest / 8))
+
+    def stream_config_for(self, config: ServerConfig) -> StreamConfig:
+        """The stream settings of new connections under ``config`` (built
+        again on reload: streams already open keep theirs)."""
+        limits = config.limits
+        return StreamConfig(
+            rng=secrets.token_bytes,
+            domains=frozenset(config.hosted_domains),
+            anonymous_domains=frozenset(config.anonymous_domains),
+            tls_available=True,
+            require_tls=config.require_tls,
+            allow_plain=config.allow_plain,
+            allow_anonymous=config.allow_anonymous,
+            allow_registration=config.allow_registration,
+            post_auth_features=self.services.post_auth_features(),
+            limits=Limits(
+                max_stanza_size=limits.max_stanza_size,
+                max_stanza_size_preauth=limits.max_stanza_size_preauth,
+                max_depth=limits.max_depth,
+                negotiation_timeout=limits.negotiation_timeout,
+                max_auth_attempts=limits.max_auth_attempts,
+            ),
+            sm_resume_timeout=limits.resume_timeout,
+            sm_max_unacked=limits.max_unacked_connected,
+            sm_max_unacked_bytes=limits.max_unacked_bytes,
+            ask_before_bind=True,  # answered by manager.may_bind (max_sessions_per_account)
+            decoy_iterations=config.scram_iterations,  # unknown users look like real ones
+        )
 
     def count_stream_error(self, condition: StreamErrorCondition) -> None:
         self.metrics.stream_errors.labels(condition=condition.value).inc()
@@ -502,23 +509,6 @@ class XMPPServer:
                 await trio.sleep(0.01)
 
 
-def _tls_material(config: ServerConfig) -> tuple[ssl.SSLContext, bytes | None]:
-    if config.tls.cert is not None and config.tls.key is not None:
-        cert, key = config.tls.cert, config.tls.key
-    else:
-        cert, key = ensure_certificate(config.data_dir, config.hosted_domains)
-    return load_server_ssl_context(cert, key), _certificate_der(cert)
-
-
-def _certificate_der(cert: Path) -> bytes | None:
-    pem = cert.read_text()
-    start = pem.find("-----BEGIN CERTIFICATE-----")
-    if start < 0:
-        return None
-    end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
-    return ssl.PEM_cert_to_DER_cert(pem[start:end])
-
-
 @asynccontextmanager
 async def open_server(config: ServerConfig) -> AsyncIterator[XMPPServer]:
     """Open the stores, build the server and run its timers, without listeners:
@@ -535,7 +525,7 @@ async def open_server(config: ServerConfig) -> AsyncIterator[XMPPServer]:
     db = open_database(config)
     server: XMPPServer | None = None
     try:
-        ssl_context, der = _tls_material(config)
+        ssl_context, der = server_tls_material(config)
         server = XMPPServer(config, store, ssl_context, der, db)
         async with trio.open_nursery() as nursery:
             server.nursery = nursery
@@ -587,8 +577,9 @@ async def run_server(
         log.info(
             "serving %s", ", ".join(config.hosted_domains + tuple(server.router.hosts.services))
         )
+        admin = Admin(server, bound)
+        await nursery.start(admin.serve, admin_socket_path(config))
         task_status.started(bound)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                log.info("received %s, shutting down", signal.Signals(signum).name)
-                break
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+            nursery.start_soon(admin.on_signals, signals)
+            await admin.stop_requested.wait()
