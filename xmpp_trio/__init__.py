@@ -19,6 +19,7 @@ from .bot import load_bots_config as load_bots_config
 from .bot import respond as respond
 from .bot import serve_bots as serve_bots
 from .client import AuthenticationError as AuthenticationError
+from .client import CertificateError as CertificateError
 from .client import Client as Client
 from .client import ConnectionFailed as ConnectionFailed
 from .client import IqErrorResponse as IqErrorResponse
@@ -42,6 +43,7 @@ __all__ = [
     "Bot",
     "BotConfig",
     "BotsConfig",
+    "CertificateError",
     "Client",
     "ConfigError",
     "ConnectionFailed",

@@ -5,18 +5,26 @@ used; ``--version``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
+import trustme
+from conftest import PASSWORDS, RunningServer
 
 from xmpp_trio.cli import main
+from xmpp_trio.client import AuthenticationError, CertificateError, ConnectionFailed, open_client
 from xmpp_trio.config import CONFIG_ENV, find_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -214,3 +222,159 @@ def test_serve_says_where_things_are_and_that_there_are_no_accounts(tmp_path: Pa
     assert f"data directory: {tmp_path / 'data'}" in text
     assert f"self-signed certificate {tmp_path / 'data' / 'tls' / 'cert.pem'}" in text
     assert "has no accounts yet: add one with 'xmpp-trio adduser user@localhost'" in text
+
+
+# --- connection failures (clients and bots) ----------------------------------------------
+#
+# The failures a client or a bot meets first: each comes out as one clear
+# exception (or, for a bot, one log line and exit status 1), never a traceback
+# or an exception group. The server side of an untrusted certificate is a
+# failed handshake, logged at info with the peer's address.
+
+WAIT = 30.0
+
+
+def client_case_untrusted_certificate(
+    server: RunningServer, tmp_path: Path
+) -> tuple[dict[str, Any], type[Exception], str]:
+    other = trustme.CA()  # not the CA of the server's certificate
+    other_ca = tmp_path / "other-ca.pem"
+    other.cert_pem.write_to_path(str(other_ca))
+    return (
+        {"port": server.starttls_port, "ca_file": other_ca},
+        CertificateError,
+        "certificate verify failed: unable to get local issuer certificate; trust the server's",
+    )
+
+
+def client_case_server_down(
+    server: RunningServer, tmp_path: Path
+) -> tuple[dict[str, Any], type[Exception], str]:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    return (
+        {"port": port, "ca_file": server.ca_file},
+        ConnectionFailed,
+        "could not connect to localhost: 127.0.0.1:",
+    )
+
+
+def client_case_wrong_password(
+    server: RunningServer, tmp_path: Path
+) -> tuple[dict[str, Any], type[Exception], str]:
+    return (
+        {"port": server.starttls_port, "ca_file": server.ca_file, "password": "wrong"},
+        AuthenticationError,
+        "not-authorized",
+    )
+
+
+CLIENT_CASES = [
+    client_case_untrusted_certificate,
+    client_case_server_down,
+    client_case_wrong_password,
+]
+
+
+@pytest.mark.parametrize(
+    "case", CLIENT_CASES, ids=lambda case: case.__name__.removeprefix("client_case_")
+)
+async def test_a_connection_failure_is_one_clear_exception(
+    server: RunningServer,
+    tmp_path: Path,
+    case: Callable[[RunningServer, Path], tuple[dict[str, Any], type[Exception], str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="xmpp_trio")
+    options, expected_type, expected = case(server, tmp_path)
+    ctx = ssl.create_default_context(cafile=str(options["ca_file"]))
+    with pytest.raises(expected_type) as raised:
+        async with open_client(
+            "juliet@localhost",
+            options.get("password", PASSWORDS["juliet"]),
+            host="127.0.0.1",
+            port=options["port"],
+            ssl_context=ctx,
+            timeout=WAIT,
+        ):
+            pass
+    assert type(raised.value) is expected_type  # not an exception group
+    assert expected in str(raised.value) and "\n" not in str(raised.value)
+    if expected_type is ConnectionFailed:
+        assert str(raised.value).endswith(": Connection refused")
+    if expected_type is CertificateError:
+        # The server saw a failed handshake and says from where.
+        with trio.fail_after(WAIT):
+            while not any("TLS handshake with 127.0.0.1" in r.getMessage() for r in caplog.records):
+                await trio.sleep(0.01)
+        [record] = [r for r in caplog.records if "TLS handshake with" in r.getMessage()]
+        assert record.levelno == logging.INFO and "failed" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "case", CLIENT_CASES, ids=lambda case: case.__name__.removeprefix("client_case_")
+)
+async def test_a_bot_that_cannot_connect_says_why_in_one_line(
+    server: RunningServer,
+    tmp_path: Path,
+    case: Callable[[RunningServer, Path], tuple[dict[str, Any], type[Exception], str]],
+) -> None:
+    """An untrusted certificate and a wrong password stop the bot (exit 1);
+    a server that is down is retried, each attempt one warning line."""
+    options, expected_type, expected = case(server, tmp_path)
+    bots_file = tmp_path / "bots.toml"
+    bots_file.write_text(
+        "[[bots]]\n"
+        'jid = "juliet@localhost"\n'
+        f'password = "{options.get("password", PASSWORDS["juliet"])}"\n'
+        'host = "127.0.0.1"\n'
+        f"port = {options['port']}\n"
+        f'ca_file = "{options["ca_file"]}"\n'
+        'handlers = ["ping"]\n'
+    )
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "xmpp_trio", "bot", str(bots_file)],
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    output = bytearray()
+    try:
+        assert process.stderr is not None
+        with trio.fail_after(WAIT):
+            if expected_type is ConnectionFailed:  # retried: wait for the first retry
+                while b"reconnecting in" not in output:
+                    chunk = await process.stderr.receive_some(65536)
+                    assert chunk, output.decode()
+                    output += chunk
+                process.send_signal(signal.SIGTERM)
+            async for chunk in process.stderr:
+                output += chunk
+            status = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = output.decode()
+    assert "Traceback" not in text and "ExceptionGroup" not in text, text
+    if expected_type is ConnectionFailed:
+        assert status == 0, text  # stopped by the signal
+        assert "cannot connect" in text and "Connection refused" in text, text
+    else:
+        assert status == 1, text
+        [line] = [line for line in text.splitlines() if "stopped:" in line]
+        assert "juliet@localhost" in line and expected in line, text
+
+
+async def test_an_exception_in_the_body_of_open_client_comes_out_unwrapped(
+    server: RunningServer,
+) -> None:
+    with pytest.raises(KeyError, match="mine"):
+        async with open_client(
+            "juliet@localhost",
+            PASSWORDS["juliet"],
+            host="127.0.0.1",
+            port=server.starttls_port,
+            ssl_context=server.client_context(),
+        ):
+            raise KeyError("mine")
