@@ -58,14 +58,15 @@ Every key is optional; a missing file section means its defaults. The layout::
 
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368 direct TLS)
-    address = "0.0.0.0"
+    address = "0.0.0.0"        # IPv4 only; "::" IPv6 only; "*" (the default) both
     port = 5222                # 0 lets the operating system pick a free port
 
 Relative paths (``data_dir``, ``tls.cert``, ``tls.key``) are relative to the
 directory containing the configuration file. Without ``[tls]`` the server
 generates a self-signed certificate in ``<data_dir>/tls/`` on first start.
-Without ``[[listeners]]`` it listens for STARTTLS on 0.0.0.0:5222 and for direct
-TLS on 0.0.0.0:5223.
+Without ``[[listeners]]`` it listens for STARTTLS on port 5222 and for direct
+TLS on 5223, on every address of both IPv4 and IPv6 (``"*"``; where IPv6 is
+absent, IPv4 only). ``"0.0.0.0"`` is IPv4 only, ``"::"`` IPv6 only.
 
 The data directory is, in order of precedence: ``data_dir`` in the file, the
 ``XMPP_TRIO_DATA`` environment variable (relative to the current directory), or
@@ -93,6 +94,7 @@ import platformdirs
 from xmpp_sansio.jid import JID, InvalidJID
 
 __all__ = [
+    "ALL_ADDRESSES",
     "DATA_DIR_ENV",
     "DEFAULT_LISTENERS",
     "LISTENER_KINDS",
@@ -105,6 +107,7 @@ __all__ = [
     "MetricsConfig",
     "ServerConfig",
     "TLSConfig",
+    "bind_host",
     "default_data_dir",
     "load_config",
 ]
@@ -201,10 +204,20 @@ class MetricsConfig:
     port: int = 9090
 
 
+#: The listen address meaning every address, IPv4 and IPv6 (``getaddrinfo``'s
+#: passive wildcard: one socket per family this machine supports).
+ALL_ADDRESSES: Final = "*"
+
 DEFAULT_LISTENERS: Final = (
-    ListenerConfig("c2s-starttls", "0.0.0.0", 5222),
-    ListenerConfig("c2s-directtls", "0.0.0.0", 5223),
+    ListenerConfig("c2s-starttls", ALL_ADDRESSES, 5222),
+    ListenerConfig("c2s-directtls", ALL_ADDRESSES, 5223),
 )
+
+
+def bind_host(address: str) -> str | None:
+    """The host to bind for a listen ``address``: None (every address, both
+    stacks) for ``"*"``."""
+    return None if address == ALL_ADDRESSES else address
 
 
 def default_data_dir() -> Path:

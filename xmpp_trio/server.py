@@ -58,7 +58,7 @@ from ._transport import SocketTransport, Transport
 from .admin import Admin
 from .admin import socket_path as admin_socket_path
 from .certs import server_tls_material
-from .config import ServerConfig
+from .config import ServerConfig, bind_host
 from .limits import (
     ConnectionCounter,
     peer_address,
@@ -557,7 +557,8 @@ async def run_server(
         assert nursery is not None
         bound: list[BoundListener] = []
         for spec in config.listeners:
-            listeners = await trio.open_tcp_listeners(spec.port, host=spec.address)
+            listeners = await trio.open_tcp_listeners(spec.port, host=bind_host(spec.address))
+            first = len(bound)
             direct = spec.kind == "c2s-directtls"
             for listener in listeners:
                 sockname = listener.socket.getsockname()
@@ -569,7 +570,8 @@ async def run_server(
                     await server.handle(stream, direct_tls=direct)
 
                 nursery.start_soon(trio.serve_listeners, handler, [listener])
-            log.info("listening for %s on %s port %d", spec.kind, spec.address, bound[-1].port)
+            where = ", ".join(f"{b.address} port {b.port}" for b in bound[first:])
+            log.info("listening for %s on %s", spec.kind, where)
         if config.metrics.enabled:
             metrics = config.metrics
             port = await nursery.start(serve_metrics, server.metrics, metrics.address, metrics.port)

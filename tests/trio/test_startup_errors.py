@@ -5,6 +5,9 @@ used; ``--version``."""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import ipaddress
 import logging
 import os
 import shutil
@@ -23,9 +26,18 @@ import trio
 import trustme
 from conftest import PASSWORDS, RunningServer
 
+from xmpp_trio import preflight
 from xmpp_trio.cli import main
 from xmpp_trio.client import AuthenticationError, CertificateError, ConnectionFailed, open_client
-from xmpp_trio.config import CONFIG_ENV, find_config
+from xmpp_trio.config import (
+    ALL_ADDRESSES,
+    CONFIG_ENV,
+    DEFAULT_LISTENERS,
+    ListenerConfig,
+    ServerConfig,
+    find_config,
+)
+from xmpp_trio.server import BoundListener, run_server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -378,3 +390,98 @@ async def test_an_exception_in_the_body_of_open_client_comes_out_unwrapped(
             ssl_context=server.client_context(),
         ):
             raise KeyError("mine")
+
+
+# --- IPv6 ----------------------------------------------------------------------------------
+
+
+def free_dual_stack_port() -> int:
+    """A port free on both 0.0.0.0 and :: (one dual-stack socket holds both)."""
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def login_over(address: str, port: int, ca_file: Path) -> str:
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    async with open_client(
+        "juliet@localhost", PASSWORDS["juliet"], host=address, port=port, ssl_context=ctx
+    ) as client:
+        return str(client.jid.bare)
+
+
+@pytest.mark.skipif(
+    not ipv6_available() and not os.environ.get("CI"), reason="no IPv6 loopback here"
+)
+async def test_the_default_address_listens_on_ipv4_and_ipv6(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    port = free_dual_stack_port()
+    config = dataclasses.replace(
+        server_config, listeners=(ListenerConfig("c2s-starttls", ALL_ADDRESSES, port),)
+    )
+    assert DEFAULT_LISTENERS[0].address == ALL_ADDRESSES
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    bound: list[BoundListener] = await nursery.start(run_server, config)
+    assert {ipaddress.ip_address(b.address).version for b in bound} == {4, 6}
+    assert {b.port for b in bound} == {port}
+    assert await login_over("::1", port, ca_file) == "juliet@localhost"
+    assert await login_over("127.0.0.1", port, ca_file) == "juliet@localhost"
+
+
+async def test_without_ipv6_the_default_address_still_starts_on_ipv4(
+    server_config: ServerConfig,
+    ca: trustme.CA,
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine without IPv6 (EAFNOSUPPORT for AF_INET6 sockets): the
+    checks pass and the server listens on IPv4 alone."""
+    real_trio_socket, real_socket = trio.socket.socket, socket.socket
+
+    def no_ipv6(factory: Callable[..., Any]) -> Callable[..., Any]:
+        def make(family: int = socket.AF_INET, *args: Any, **kwargs: Any) -> Any:
+            if family == socket.AF_INET6:
+                raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+            return factory(family, *args, **kwargs)
+
+        return make
+
+    port = free_dual_stack_port()
+    config = dataclasses.replace(
+        server_config, listeners=(ListenerConfig("c2s-starttls", ALL_ADDRESSES, port),)
+    )
+    monkeypatch.setattr(trio.socket, "socket", no_ipv6(real_trio_socket))
+    # The checks' own view of the socket module, where AF_INET6 is missing.
+    monkeypatch.setattr(preflight, "socket", _Without(socket, socket=no_ipv6(real_socket)))
+    assert preflight.problems(config, bind=True) == []
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    bound: list[BoundListener] = await nursery.start(run_server, config)
+    assert [b.address for b in bound] == ["0.0.0.0"]
+    monkeypatch.undo()
+    assert await login_over("127.0.0.1", port, ca_file) == "juliet@localhost"
+
+
+class _Without:
+    """A module with some attributes replaced."""
+
+    def __init__(self, module: Any, **replaced: Any) -> None:
+        self._module = module
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
