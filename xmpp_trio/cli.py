@@ -25,6 +25,10 @@ Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
 ``kick JID [--reason TEXT]`` / ``announce TEXT`` / ``stop`` / ``reload``
     End an account's sessions; send a message to every online session; stop
     the server; read the configuration file again (as SIGHUP does).
+``export FILE`` / ``import FILE``
+    Write every account with its roster, vCard, private XML and offline
+    messages as XEP-0227 (safe while the server runs); read such a file, or a
+    directory of them (``prosody-migrator``'s output), with the server stopped.
 ``bot BOTS.toml [--check]``
     Run the bots declared in a bots file (see :mod:`xmpp_trio.bot`) until
     interrupted; with ``--check``, only validate the file and list the bots.
@@ -327,6 +331,37 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from xmpp_trio.storage import StorageError
+    from xmpp_trio.xep0227 import export_server
+
+    config = _load(args)
+    try:
+        report = export_server(config, args.file)
+    except (StorageError, OSError, ValueError) as exc:
+        raise CommandError(f"export: {exc}") from None
+    print(f"exported {report.summary()} to {args.file} (database {config.database_path})")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from xmpp_trio.storage import StorageError
+    from xmpp_trio.xep0227 import import_server
+
+    config = _load(args)
+    lock = _lock_data_dir(config)  # the server must be stopped
+    try:
+        report = import_server(config, args.file)
+    except (StorageError, OSError, ValueError) as exc:
+        raise CommandError(f"import: {exc}") from None
+    finally:
+        lock.close()
+    for line in report.skipped:
+        print(f"skipped: {line}")
+    print(f"imported {report.summary()} from {args.file} (database {config.database_path})")
+    return 0
+
+
 def _check_tls_pair(cert: Path, key: Path) -> None:
     """Fail unless ``cert`` and ``key`` load into a server SSLContext."""
     import ssl
@@ -611,6 +646,12 @@ def build_parser() -> argparse.ArgumentParser:
     announce = add("announce", _cmd_announce, "send a message to every online session")
     announce.add_argument("text", metavar="TEXT", help="the message")
     announce.add_argument("--json", action="store_true", help=json_help)
+    export = add("export", _cmd_export, "export every account and its data as XEP-0227")
+    export.add_argument("file", type=Path, metavar="FILE", help="the XEP-0227 file to write")
+    import_ = add("import", _cmd_import, "import a XEP-0227 file (server stopped)")
+    import_.add_argument(
+        "file", type=Path, metavar="FILE", help="a XEP-0227 file or a directory of them"
+    )
     bot = add("bot", _cmd_bot, "run the bots declared in a bots file")
     bot.add_argument("bots_file", type=Path, metavar="BOTS.toml", help="the bots file (TOML)")
     bot.add_argument(

@@ -208,6 +208,30 @@ class AccountStore:
                 rows,
             )
 
+    def create_with_credentials(
+        self, local: str, domain: str, credentials: list[ScramCredentials]
+    ) -> None:
+        """Create ``local@domain`` with SCRAM credentials computed elsewhere (a
+        XEP-0227 import); raise :class:`AccountExists` if it exists. Hashes
+        without credentials are missing until the password is set again."""
+        rows = [
+            (domain, local, c.hash_name, c.salt, c.iterations, c.stored_key, c.server_key)
+            for c in credentials
+        ]
+        with self._lock, _transaction(self._db):
+            try:
+                self._db.execute(
+                    "INSERT INTO accounts (domain, local) VALUES (?, ?)", (domain, local)
+                )
+            except sqlite3.IntegrityError:
+                raise AccountExists(f"account {_jid(local, domain)} already exists") from None
+            self._db.executemany(
+                "INSERT INTO scram_credentials "
+                "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
     def delete(self, local: str, domain: str) -> None:
         """Delete ``local@domain`` and its credentials; raise :class:`AccountNotFound`."""
         with self._lock, _transaction(self._db):
