@@ -142,7 +142,9 @@ def _format_address(address: str, port: int) -> str:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
-    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
+    from xmpp_trio.logs import configure
+
+    configure(config.log_level, config.log_format)
     import trio
 
     from xmpp_trio.preflight import problems

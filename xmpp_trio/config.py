@@ -7,6 +7,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     echo_service = false       # a demo service host: echo.<first domain> echoes messages
     data_dir = "data"          # optional; accounts database and generated TLS files
     log_level = "info"         # debug, info, warning, error
+    log_format = "text"        # or "json": one JSON object per line, with session ids
     require_tls = true         # refuse to authenticate c2s streams without TLS
     allow_plain = true         # offer SASL PLAIN (only ever offered over TLS)
     allow_anonymous = false    # offer SASL ANONYMOUS
@@ -116,6 +117,7 @@ ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls"]
 
 LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = ("c2s-starttls", "c2s-directtls")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+LOG_FORMATS: Final = ("text", "json")
 DATA_DIR_ENV: Final = "XMPP_TRIO_DATA"
 MIN_SCRAM_ITERATIONS: Final = 4096
 """RFC 7677 §4: the iteration count SHOULD be at least 4096."""
@@ -243,6 +245,7 @@ class ServerConfig:
     allow_registration: bool = False
     scram_iterations: int = 10000
     log_level: str = "info"
+    log_format: str = "text"
     tls: TLSConfig = field(default_factory=TLSConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -277,6 +280,7 @@ _TOP_KEYS: Final = (
     "echo_service",
     "data_dir",
     "log_level",
+    "log_format",
     "require_tls",
     "allow_plain",
     "allow_anonymous",
@@ -729,6 +733,11 @@ def load_config(path: Path | None) -> ServerConfig:
         raise loader.error(
             "log_level", f"unknown level {log_level!r}; valid levels are: {', '.join(LOG_LEVELS)}"
         )
+    log_format = loader.string(data, "log_format", "log_format", "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise loader.error(
+            "log_format", f"unknown format {log_format!r}; valid: {', '.join(LOG_FORMATS)}"
+        )
     scram_iterations = loader.integer(
         data,
         "scram_iterations",
@@ -749,6 +758,7 @@ def load_config(path: Path | None) -> ServerConfig:
         allow_registration=loader.boolean(data, "allow_registration", "allow_registration", False),
         scram_iterations=scram_iterations,
         log_level=log_level,
+        log_format=log_format,
         tls=_load_tls(loader, data),
         limits=_load_limits(loader, data),
         metrics=_load_metrics(loader, data),

@@ -63,6 +63,7 @@ from .limits import (
     ConnectionCounter,
     peer_address,
 )
+from .logs import SESSION
 from .metrics import Metrics, serve_metrics
 from .services import build_services, open_database
 from .storage import AccountStore
@@ -320,6 +321,7 @@ class XMPPServer:
         peer = transport.peer
         address = peer_address(peer)
         session = Session(self, session_id, transport)
+        SESSION.set(session_id)  # this task's log lines (and its children's) name it
         refusal = self.connections.refusal(address)
         if refusal is not None:
             await session.refuse(refusal, direct_tls=direct_tls)
