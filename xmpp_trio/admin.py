@@ -369,10 +369,9 @@ class Admin:
     def reload(self) -> dict[str, object]:
         """Read the configuration file again and apply it (see :func:`reload_config`)."""
         path = self.server.config.config_path
-        if path is None:
-            raise AdminRequestError("the server was started without a configuration file")
         try:
-            new = self._load(path)
+            # Without a file only the TLS files can have changed (cert import).
+            new = self.server.config if path is None else self._load(path)
             report = reload_config(self.server, new)
         except ConfigError as exc:
             raise AdminRequestError(f"invalid configuration, nothing reloaded: {exc}") from None
@@ -380,11 +379,11 @@ class Admin:
             raise AdminRequestError(f"tls: {exc}; nothing reloaded") from None
         log.info(
             "reloaded %s: applied %s; needs a restart: %s",
-            path,
+            path or "(no configuration file)",
             ", ".join(report["applied"]) or "nothing",
             ", ".join(report["restart_needed"]) or "nothing",
         )
-        return {"config_file": str(path), **report}
+        return {"config_file": None if path is None else str(path), **report}
 
     async def on_signals(self, signals: AsyncIterator[int]) -> None:
         """SIGHUP reloads the configuration (as ``xmpp-trio reload``); SIGINT

@@ -34,7 +34,9 @@ __all__ = [
     "KEY_FILENAME",
     "VALIDITY",
     "ensure_certificate",
+    "find_certificate_pair",
     "generate_self_signed",
+    "install_certificate",
     "load_server_ssl_context",
     "server_tls_material",
 ]
@@ -243,3 +245,44 @@ def _certificate_der(cert: Path) -> bytes | None:
         return None
     end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
     return ssl.PEM_cert_to_DER_cert(pem[start:end])
+
+
+#: Certificate and key file names looked for by :func:`find_certificate_pair`:
+#: certbot's ``live/<domain>/``, then the names Prosody's ``cert import`` takes.
+_PAIR_NAMES: Final = (("fullchain.pem", "privkey.pem"), ("cert.pem", "key.pem"))
+
+
+def find_certificate_pair(directory: Path, domains: Sequence[str]) -> tuple[Path, Path]:
+    """The certificate and key to import from ``directory``: certbot's
+    ``fullchain.pem`` and ``privkey.pem`` in it or in its ``<domain>/``
+    subdirectory (``/etc/letsencrypt/live``), or ``<domain>.crt`` and
+    ``<domain>.key``. Raises ``FileNotFoundError`` naming what was looked for."""
+    looked: list[str] = []
+    for place in (directory, *(directory / d for d in domains)):
+        pairs = [*_PAIR_NAMES, *((f"{d}.crt", f"{d}.key") for d in domains)]
+        for cert_name, key_name in pairs:
+            cert, key = place / cert_name, place / key_name
+            if cert.is_file() and key.is_file():
+                return cert, key
+            looked.append(f"{cert_name}+{key_name} in {place}")
+    raise FileNotFoundError(f"no certificate found; looked for {'; '.join(looked[:4])}...")
+
+
+def install_certificate(
+    cert: Path, key: Path, cert_target: Path, key_target: Path, domains: Sequence[str]
+) -> None:
+    """Copy ``cert``/``key`` to the server's files, if they form a pair that
+    serves every one of ``domains`` (else ``ValueError``, nothing written).
+    Each target is replaced atomically, the key first and private (0600)."""
+    try:
+        load_server_ssl_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"{cert} and {key} are not a usable pair: {exc}") from None
+    problems = certificate_problems(cert, domains)
+    if problems:
+        raise ValueError("; ".join(problems))
+    cert_data, key_data = cert.read_bytes(), key.read_bytes()
+    cert_target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_atomically(key_target, key_data, 0o600)
+    _write_atomically(cert_target, cert_data, 0o644)

@@ -29,6 +29,9 @@ Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
     Write every account with its roster, vCard, private XML and offline
     messages as XEP-0227 (safe while the server runs); read such a file, or a
     directory of them (``prosody-migrator``'s output), with the server stopped.
+``cert import DIR``
+    Install a certificate and key from ``DIR`` (certbot's ``live`` directory,
+    say) as the server's, and reload the running server.
 ``bot BOTS.toml [--check]``
     Run the bots declared in a bots file (see :mod:`xmpp_trio.bot`) until
     interrupted; with ``--check``, only validate the file and list the bots.
@@ -364,6 +367,35 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cert(args: argparse.Namespace) -> int:
+    """``cert import DIR`` (as ``prosodyctl cert import``)."""
+    from xmpp_trio.admin import AdminUnavailable, request, socket_path
+    from xmpp_trio.certs import find_certificate_pair, install_certificate
+
+    config = _load(args)
+    if config.tls.cert is not None and config.tls.key is not None:
+        cert_target, key_target = config.tls.cert, config.tls.key
+    else:  # the slot of the self-signed pair, used when [tls] names no files
+        cert_target = config.generated_tls_dir / "cert.pem"
+        key_target = config.generated_tls_dir / "key.pem"
+    named = config.hosted_domains
+    try:
+        cert, key = find_certificate_pair(args.dir, named)
+        install_certificate(cert, key, cert_target, key_target, named)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cert import: {exc}") from None
+    print(f"installed {cert} as {cert_target} and {key} as {key_target}")
+    try:
+        request(socket_path(config), "reload")
+    except AdminUnavailable:
+        print("the server is not running: it uses the certificate from its next start")
+        return 0
+    except Exception as exc:
+        raise CommandError(f"cert import: installed, but the reload failed: {exc}") from None
+    print("reloaded the running server: new TLS handshakes use the certificate")
+    return 0
+
+
 def _check_tls_pair(cert: Path, key: Path) -> None:
     """Fail unless ``cert`` and ``key`` load into a server SSLContext."""
     import ssl
@@ -546,9 +578,8 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 def _cmd_reload(args: argparse.Namespace) -> int:
     config = _load(args)
     result = _ask(config, "reload")
-    lines = [
-        f"reloaded {result['config_file']}: applied {', '.join(result['applied']) or 'nothing'}"
-    ]
+    source = result["config_file"] or "(no configuration file)"
+    lines = [f"reloaded {source}: applied {', '.join(result['applied']) or 'nothing'}"]
     if result["restart_needed"]:
         lines.append(f"changed but needs a restart: {', '.join(result['restart_needed'])}")
     return _print(args, result, lines)
@@ -654,6 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument(
         "file", type=Path, metavar="FILE", help="a XEP-0227 file or a directory of them"
     )
+    cert = add("cert", _cmd_cert, "install a certificate (e.g. from certbot) and reload")
+    cert.add_argument("action", choices=("import",), help="import: copy DIR's certificate")
+    cert.add_argument("dir", type=Path, metavar="DIR", help="e.g. /etc/letsencrypt/live")
     bot = add("bot", _cmd_bot, "run the bots declared in a bots file")
     bot.add_argument("bots_file", type=Path, metavar="BOTS.toml", help="the bots file (TOML)")
     bot.add_argument(
