@@ -173,7 +173,11 @@ class AccountStore:
         Raise ValueError if the password is empty or not a valid PRECIS
         OpaqueString, or ``iterations`` is not positive.
         """
-        rows = _credential_rows(local, domain, password, iterations)
+        self._insert(local, domain, _credential_rows(local, domain, password, iterations))
+
+    def _insert(
+        self, local: str, domain: str, rows: list[tuple[str, str, str, bytes, int, bytes, bytes]]
+    ) -> None:
         with self._lock, _transaction(self._db):
             try:
                 self._db.execute(
@@ -218,19 +222,7 @@ class AccountStore:
             (domain, local, c.hash_name, c.salt, c.iterations, c.stored_key, c.server_key)
             for c in credentials
         ]
-        with self._lock, _transaction(self._db):
-            try:
-                self._db.execute(
-                    "INSERT INTO accounts (domain, local) VALUES (?, ?)", (domain, local)
-                )
-            except sqlite3.IntegrityError:
-                raise AccountExists(f"account {_jid(local, domain)} already exists") from None
-            self._db.executemany(
-                "INSERT INTO scram_credentials "
-                "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        self._insert(local, domain, rows)
 
     def delete(self, local: str, domain: str) -> None:
         """Delete ``local@domain`` and its credentials; raise :class:`AccountNotFound`."""
