@@ -282,16 +282,14 @@ def client_case_wrong_password(
     )
 
 
-CLIENT_CASES = [
-    client_case_untrusted_certificate,
-    client_case_server_down,
-    client_case_wrong_password,
-]
+CLIENT_CASES = {
+    "untrusted_certificate": client_case_untrusted_certificate,
+    "server_down": client_case_server_down,
+    "wrong_password": client_case_wrong_password,
+}
 
 
-@pytest.mark.parametrize(
-    "case", CLIENT_CASES, ids=lambda case: case.__name__.removeprefix("client_case_")
-)
+@pytest.mark.parametrize("case", CLIENT_CASES.values(), ids=CLIENT_CASES.keys())
 async def test_a_connection_failure_is_one_clear_exception(
     server: RunningServer,
     tmp_path: Path,
@@ -324,17 +322,9 @@ async def test_a_connection_failure_is_one_clear_exception(
         assert record.levelno == logging.INFO and "failed" in record.getMessage()
 
 
-@pytest.mark.parametrize(
-    "case", CLIENT_CASES, ids=lambda case: case.__name__.removeprefix("client_case_")
-)
-async def test_a_bot_that_cannot_connect_says_why_in_one_line(
-    server: RunningServer,
-    tmp_path: Path,
-    case: Callable[[RunningServer, Path], tuple[dict[str, Any], type[Exception], str]],
-) -> None:
-    """An untrusted certificate and a wrong password stop the bot (exit 1);
-    a server that is down is retried, each attempt one warning line."""
-    options, expected_type, expected = case(server, tmp_path)
+async def run_bot(server: RunningServer, tmp_path: Path, case: str) -> tuple[int, str, str]:
+    """Run ``xmpp-trio bot`` for a client failure: (exit status, stderr, expected)."""
+    options, expected_type, expected = CLIENT_CASES[case](server, tmp_path)
     bots_file = tmp_path / "bots.toml"
     bots_file.write_text(
         "[[bots]]\n"
@@ -367,15 +357,56 @@ async def test_a_bot_that_cannot_connect_says_why_in_one_line(
         if process.returncode is None:
             process.kill()
             await process.wait()
-    text = output.decode()
-    assert "Traceback" not in text and "ExceptionGroup" not in text, text
-    if expected_type is ConnectionFailed:
-        assert status == 0, text  # stopped by the signal
-        assert "cannot connect" in text and "Connection refused" in text, text
+    return status, output.decode(), expected
+
+
+STARTUP_CASES = {
+    "port_in_use": case_port_in_use,
+    "bad_address": case_bad_address,
+    "unwritable_data_dir": case_unwritable_data_dir,
+    "bad_certificate": case_bad_certificate,
+}
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        "port_in_use",
+        "bad_address",
+        "unwritable_data_dir",
+        "bad_certificate",
+        "untrusted_certificate",
+        "server_down",
+        "wrong_password",
+    ],
+)
+async def test_no_startup_or_connection_failure_shows_a_traceback(
+    server: RunningServer, tmp_path: Path, failure: str
+) -> None:
+    """Issue 23's named list, each through the command an admin runs: ``serve``
+    stops with one line and status 1; a bot whose certificate is not trusted
+    or whose password is wrong stops with one line and status 1; a bot whose
+    server is down retries, one warning line per attempt."""
+    if failure in STARTUP_CASES:
+        config, expected, cleanup = STARTUP_CASES[failure](tmp_path)
+        try:
+            done = await trio.to_thread.run_sync(serve, config)
+        finally:
+            cleanup()
+        status, text = done.returncode, done.stderr
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert status == 1 and len(lines) == 1, text
+        assert lines[0].startswith("xmpp-trio: error: ") and expected in lines[0], text
     else:
-        assert status == 1, text
-        [line] = [line for line in text.splitlines() if "stopped:" in line]
-        assert "juliet@localhost" in line and expected in line, text
+        status, text, expected = await run_bot(server, tmp_path, failure)
+        if failure == "server_down":
+            assert status == 0, text  # stopped by the signal
+            assert "cannot connect" in text and "Connection refused" in text, text
+        else:
+            assert status == 1, text
+            [line] = [line for line in text.splitlines() if "stopped:" in line]
+            assert "juliet@localhost" in line and expected in line, text
+    assert "Traceback" not in text and "ExceptionGroup" not in text, text
 
 
 async def test_an_exception_in_the_body_of_open_client_comes_out_unwrapped(
