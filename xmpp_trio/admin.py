@@ -15,6 +15,7 @@ client side, used by the command line.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -415,10 +416,12 @@ class Admin:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         staging = path.with_name(f".{path.name}.{os.getpid()}")
         staging.unlink(missing_ok=True)
+        ours: int | None = None  # the inode of our socket file
         try:
             try:
                 await sock.bind(str(staging))
                 os.chmod(staging, 0o600)
+                ours = staging.stat().st_ino
                 os.replace(staging, path)  # appears with its final mode, replacing a stale one
             except OSError as exc:  # e.g. a path longer than a socket address takes
                 log.warning("no admin socket (%s): %s", path, exc)
@@ -432,7 +435,9 @@ class Admin:
         finally:
             sock.close()
             staging.unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                if ours is not None and path.stat().st_ino == ours:
+                    path.unlink()  # ours, not a newer server's
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
         buffer = bytearray()

@@ -21,7 +21,7 @@ from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.roster import StoredItem
-from xmpp_trio.admin import socket_path
+from xmpp_trio.admin import request, socket_path
 from xmpp_trio.cli import main
 from xmpp_trio.client import Client, StreamError, open_client
 from xmpp_trio.config import ServerConfig
@@ -283,3 +283,22 @@ async def test_the_socket_answers_bad_requests_with_an_error_line_and_goes_on(
     assert "unknown op 'explode'" in answers[1]["error"]
     assert "bare JID" in answers[2]["error"]
     assert answers[4]["result"]["running"] is True
+
+
+async def test_a_server_stopping_leaves_a_newer_servers_socket_alone(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """A stale socket is replaced at start; at exit a server removes its own
+    socket only (not one a newer server put in its place)."""
+    path = socket_path(server_config)
+    async with trio.open_nursery() as outer:
+        async with trio.open_nursery() as first_nursery:
+            await start_running(server_config, ca, tmp_path, first_nursery)
+            second = await start_running(server_config, ca, tmp_path, outer)
+            first_nursery.cancel_scope.cancel()
+        assert path.exists()
+        status = await trio.to_thread.run_sync(request, path, "status")
+        ports = {listener["port"] for listener in status["listeners"]}
+        assert second.starttls_port in ports
+        outer.cancel_scope.cancel()
+    assert not path.exists()
