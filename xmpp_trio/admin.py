@@ -47,7 +47,6 @@ from xmpp_sansio.server.admin import (
     announcement,
     encode_error,
     encode_result,
-    kick_effects,
     parse_request,
 )
 from xmpp_sansio.server.caps import CapsService
@@ -91,6 +90,14 @@ class XMPPServer(Protocol):
 
     def stream_config_for(self, config: ServerConfig) -> StreamConfig: ...
     def apply(self, effects: Sequence[SessionEffect]) -> None: ...
+    def end_sessions(
+        self,
+        account: JID,
+        condition: StreamErrorCondition = ...,
+        *,
+        text: str | None = None,
+        removed: bool = False,
+    ) -> None: ...
 
 
 class BoundListener(Protocol):
@@ -341,20 +348,16 @@ class Admin:
         return found
 
     def _end(self, account: JID, condition: StreamErrorCondition, *, removed: bool) -> int:
-        server = self.server
-        before = {sid for sid, jid in self._bound() if jid.bare == account.bare}
-        log.info("ending the sessions of %s: %s", account, condition.value)
-        server.apply(server.manager.end_sessions(account, condition, removed=removed))
-        return len(before)
+        ended = len([1 for _, jid in self._bound() if jid.bare == account.bare])
+        self.server.end_sessions(account, condition, removed=removed)
+        return ended
 
     def kick(self, account: JID, reason: str | None) -> int:
         """End every session of ``account`` with ``policy-violation`` and
-        ``reason`` (through ``SessionManager.end_sessions``); return how many."""
-        server = self.server
+        ``reason`` (through ``XMPPServer.end_sessions``); return how many."""
         ended = len([1 for _, jid in self._bound() if jid.bare == account.bare])
         log.info("kicking %s (%d sessions): %s", account, ended, reason or "no reason given")
-        effects = server.manager.end_sessions(account, KICK_CONDITION)
-        server.apply(kick_effects(effects, reason))
+        self.server.end_sessions(account, KICK_CONDITION, text=reason)
         return ended
 
     def announce(self, text: str) -> int:

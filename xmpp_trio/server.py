@@ -37,6 +37,7 @@ import trio
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Disconnect, Router
+from xmpp_sansio.server.admin import with_text
 from xmpp_sansio.server.effects import Persist
 from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
@@ -490,13 +491,20 @@ class XMPPServer:
         self.apply(self.router.drain(registration.password_change_finished(change, error)))
 
     def end_sessions(
-        self, account: JID, condition: StreamErrorCondition = StreamErrorCondition.POLICY_VIOLATION
+        self,
+        account: JID,
+        condition: StreamErrorCondition = StreamErrorCondition.POLICY_VIOLATION,
+        *,
+        text: str | None = None,
+        removed: bool = False,
     ) -> None:
         """Kick: end every session of ``account``, live or detached, with the
-        stream error ``condition`` (the administrator's operation; see
+        stream error ``condition`` and ``text`` (the administrator's operation,
+        see :mod:`xmpp_sansio.server.admin`; ``removed``: the account is gone,
         :meth:`~xmpp_sansio.server.sessions.SessionManager.end_sessions`)."""
         log.info("ending the sessions of %s: %s", account, condition)
-        self.apply(self.manager.end_sessions(account, condition))
+        effects = self.manager.end_sessions(account, condition, removed=removed)
+        self.apply(with_text(effects, text))
 
     async def shutdown(self) -> None:
         """Close every stream with ``system-shutdown`` (RFC 6120 §4.9.3.22)."""

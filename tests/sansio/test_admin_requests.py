@@ -19,8 +19,8 @@ from xmpp_sansio.server.admin import (
     announcement,
     encode_error,
     encode_result,
-    kick_effects,
     parse_request,
+    with_text,
 )
 from xmpp_sansio.server.effects import Deliver, Disconnect
 from xmpp_sansio.server.sessions import CloseStream
@@ -80,11 +80,11 @@ def test_answers_are_one_json_line() -> None:
 def test_a_kick_reason_becomes_the_stream_errors_text() -> None:
     other = Deliver(3, announcement("d", "x", [JID.parse("a@d/r")])[0])
     effects = [Disconnect(1, StreamErrorCondition.POLICY_VIOLATION), other]
-    assert kick_effects(effects, "spam") == [
+    assert with_text(effects, "spam") == [
         CloseStream(1, StreamErrorCondition.POLICY_VIOLATION, "spam"),
         other,
     ]
-    assert kick_effects(effects, None) == effects
+    assert with_text(effects, None) == effects
 
 
 def test_an_announcement_is_a_headline_from_the_domain_to_each_session() -> None:

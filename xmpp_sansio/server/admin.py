@@ -49,8 +49,8 @@ __all__ = [
     "announcement",
     "encode_error",
     "encode_result",
-    "kick_effects",
     "parse_request",
+    "with_text",
 ]
 
 #: The stream error of a kick (RFC 6120 §4.9.3.18).
@@ -193,7 +193,7 @@ def encode_error(message: str) -> bytes:
     return json.dumps({"ok": False, "error": message}).encode() + b"\n"
 
 
-def kick_effects(effects: Sequence[SessionEffect], reason: str | None) -> list[SessionEffect]:
+def with_text(effects: Sequence[SessionEffect], reason: str | None) -> list[SessionEffect]:
     """The effects of
     :meth:`~xmpp_sansio.server.sessions.SessionManager.end_sessions`, with the
     administrator's ``reason`` as the ``<text/>`` of each stream error
