@@ -302,3 +302,27 @@ async def test_a_server_stopping_leaves_a_newer_servers_socket_alone(
         assert second.starttls_port in ports
         outer.cancel_scope.cancel()
     assert not path.exists()
+
+
+async def test_sessions_name_the_client_software_its_capabilities_tell(
+    server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """XEP-0115: once the server has verified a session's caps (it asks the
+    client's disco#info), ``sessions`` shows the client's identity name."""
+    from xmpp_trio.im import DEFAULT_IDENTITY, IMClient
+
+    config = write_config(server.config, tmp_path)
+    async with (
+        open_client("juliet@localhost/balcony", PASSWORDS["juliet"], **options(server)) as c,
+        IMClient(c) as im,
+    ):
+        await im.send_presence()
+        with trio.fail_after(WAIT):
+            while True:
+                status, out, _ = await cli(capsys, "sessions", "--json", "--config", str(config))
+                assert status == 0
+                [session] = json.loads(out)
+                if session["client"] is not None:
+                    break
+                await trio.sleep(0.05)
+        assert session["client"] == DEFAULT_IDENTITY.name
