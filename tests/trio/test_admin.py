@@ -8,6 +8,8 @@ import json
 import socket
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement
@@ -326,3 +328,45 @@ async def test_sessions_name_the_client_software_its_capabilities_tell(
                     break
                 await trio.sleep(0.05)
         assert session["client"] == DEFAULT_IDENTITY.name
+
+
+async def test_a_slixmpp_user_gets_the_announcement_and_the_kick_with_its_reason(
+    server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real third-party client with its default settings."""
+    pytest.importorskip("slixmpp")
+    config = write_config(server.config, tmp_path)
+    script = Path(__file__).parent / "peers" / "slixmpp_admin.py"
+    args = ["juliet@localhost", PASSWORDS["juliet"], "127.0.0.1", str(server.starttls_port)]
+    process = await trio.lowlevel.open_process(
+        [sys.executable, str(script), *args, str(server.ca_file)], stdout=subprocess.PIPE
+    )
+    output = bytearray()
+
+    async def wait_for(text: bytes) -> None:
+        assert process.stdout is not None
+        while text not in output:
+            chunk = await process.stdout.receive_some(65536)
+            assert chunk, output.decode()
+            output.extend(chunk)
+
+    try:
+        with trio.fail_after(WAIT):
+            await wait_for(b"SESSION juliet@localhost/")
+            status, out, _ = await cli(capsys, "sessions", "--json", "--config", str(config))
+            [session] = json.loads(out)
+            assert session["jid"].startswith("juliet@localhost/")
+            assert session["sm"] == "off"  # slixmpp enables XEP-0198 only with its plugin
+            await cli(capsys, "announce", "Restart at noon", "--config", str(config))
+            await wait_for(b"MESSAGE headline localhost Restart at noon")
+            status, out, _ = await cli(
+                capsys, "kick", "juliet@localhost", "--reason", "go away", "--config", str(config)
+            )
+            assert status == 0 and "ended 1 sessions" in out
+            await wait_for(b"DISCONNECTED")
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert b"STREAM_ERROR policy-violation go away" in output, output.decode()
