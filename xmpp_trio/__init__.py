@@ -20,6 +20,7 @@ from .bot import load_bots_config as load_bots_config
 from .bot import respond as respond
 from .bot import serve_bots as serve_bots
 from .client import AuthenticationError as AuthenticationError
+from .client import CertificateError as CertificateError
 from .client import Client as Client
 from .client import ConnectionFailed as ConnectionFailed
 from .client import IqErrorResponse as IqErrorResponse
@@ -45,6 +46,7 @@ __all__ = [
     "Bot",
     "BotConfig",
     "BotsConfig",
+    "CertificateError",
     "Client",
     "Component",
     "ConfigError",

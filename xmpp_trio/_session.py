@@ -342,7 +342,11 @@ class Session:
         if direct_tls:
             handshaken = False
             with trio.move_on_after(negotiation_timeout):
-                await self.transport.start_tls(server.ssl_context, server_side=True)
+                try:
+                    await self.transport.start_tls(server.ssl_context, server_side=True)
+                except TRANSPORT_ERRORS as exc:
+                    self._handshake_failed(exc)
+                    return
                 handshaken = True
             if not handshaken:  # timed out: nothing can be said, in TLS or not
                 return
@@ -572,12 +576,18 @@ class Session:
                     await self.transport.start_tls(server.ssl_context, server_side=True)
                     handshaken = True
             except TRANSPORT_ERRORS as exc:
-                log.debug("session %d: STARTTLS handshake failed: %r", self.id, exc)
+                self._handshake_failed(exc)
         if not handshaken:
             self.transport.close()
             return False
         conn.tls_established(self._tls_info())
         return True
+
+    def _handshake_failed(self, exc: BaseException) -> None:
+        """Log a failed TLS handshake at info, with the peer's address (a
+        client that does not trust the certificate shows up here)."""
+        cause = exc.__cause__ or exc
+        log.info("session %d: TLS handshake with %s failed: %s", self.id, self.peer, cause)
 
     def _tls_info(self) -> TLSInfo:
         """The channel bindings of the connection's TLS (RFC 5929, XEP-0440)."""

@@ -111,7 +111,7 @@ from .bot_handlers import (
     hear,
     respond,
 )
-from .client import AuthenticationError
+from .client import AuthenticationError, CertificateError
 from .config import ConfigError
 from .im import IMClient
 from .persistent import NotConnected, PersistentClient, keepalive, open_persistent_client
@@ -366,7 +366,8 @@ class Bot:
 
         ``task_status.started()`` is called once the first session is online.
         Returns only by raising: :class:`AuthenticationError` for credentials
-        the server refuses (retrying cannot help), or ``Cancelled``.
+        the server refuses or :class:`CertificateError` for a certificate not
+        trusted (retrying cannot help), or ``Cancelled``.
         """
         config = self.config
         async with open_persistent_client(
@@ -601,15 +602,16 @@ def build_bots(config: BotsConfig, *, rng: random.Random | None = None) -> list[
 async def serve_bots(bots: Sequence[Bot], *, handle_signals: bool = False) -> int:
     """Run every bot until cancelled (or, with ``handle_signals``, SIGINT/SIGTERM).
 
-    A bot that stops for good (refused credentials) is logged; the others go
-    on. Returns 0 after a signal, 1 when every bot has stopped by itself.
+    A bot that stops for good (refused credentials, an untrusted certificate)
+    is logged; the others go on. Returns 0 after a signal, 1 when every bot
+    has stopped by itself.
     """
     failed: list[Bot] = []
 
     async def one(bot: Bot) -> None:
         try:
             await bot.run()
-        except AuthenticationError as exc:
+        except (AuthenticationError, CertificateError) as exc:
             log.error("%s stopped: %s", bot.config.full_jid, exc)
             failed.append(bot)
 

@@ -18,7 +18,7 @@ import os
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import idna
 from cryptography import x509
@@ -26,13 +26,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+if TYPE_CHECKING:
+    from .config import ServerConfig
+
 __all__ = [
     "CERT_FILENAME",
     "KEY_FILENAME",
     "VALIDITY",
     "ensure_certificate",
+    "find_certificate_pair",
     "generate_self_signed",
+    "install_certificate",
     "load_server_ssl_context",
+    "server_tls_material",
 ]
 
 CERT_FILENAME: Final = "cert.pem"
@@ -219,3 +225,64 @@ def load_server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     context.options |= ssl.OP_SINGLE_ECDH_USE
     context.load_cert_chain(certfile=str(cert), keyfile=str(key))
     return context
+
+
+def server_tls_material(config: ServerConfig) -> tuple[ssl.SSLContext, bytes | None]:
+    """The server's SSLContext and its certificate (DER, for channel binding),
+    from ``[tls]`` or the self-signed pair in the data directory (generated
+    when missing or stale). Read at start and again on each reload."""
+    if config.tls.cert is not None and config.tls.key is not None:
+        cert, key = config.tls.cert, config.tls.key
+    else:
+        cert, key = ensure_certificate(config.data_dir, config.hosted_domains)
+    return load_server_ssl_context(cert, key), _certificate_der(cert)
+
+
+def _certificate_der(cert: Path) -> bytes | None:
+    pem = cert.read_text()
+    start = pem.find("-----BEGIN CERTIFICATE-----")
+    if start < 0:
+        return None
+    end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+    return ssl.PEM_cert_to_DER_cert(pem[start:end])
+
+
+#: Certificate and key file names looked for by :func:`find_certificate_pair`:
+#: certbot's ``live/<domain>/``, then the names Prosody's ``cert import`` takes.
+_PAIR_NAMES: Final = (("fullchain.pem", "privkey.pem"), ("cert.pem", "key.pem"))
+
+
+def find_certificate_pair(directory: Path, domains: Sequence[str]) -> tuple[Path, Path]:
+    """The certificate and key to import from ``directory``: certbot's
+    ``fullchain.pem`` and ``privkey.pem`` in it or in its ``<domain>/``
+    subdirectory (``/etc/letsencrypt/live``), or ``<domain>.crt`` and
+    ``<domain>.key``. Raises ``FileNotFoundError`` naming what was looked for."""
+    looked: list[str] = []
+    for place in (directory, *(directory / d for d in domains)):
+        pairs = [*_PAIR_NAMES, *((f"{d}.crt", f"{d}.key") for d in domains)]
+        for cert_name, key_name in pairs:
+            cert, key = place / cert_name, place / key_name
+            if cert.is_file() and key.is_file():
+                return cert, key
+            looked.append(f"{cert_name}+{key_name} in {place}")
+    raise FileNotFoundError(f"no certificate found; looked for {'; '.join(looked[:4])}...")
+
+
+def install_certificate(
+    cert: Path, key: Path, cert_target: Path, key_target: Path, domains: Sequence[str]
+) -> None:
+    """Copy ``cert``/``key`` to the server's files, if they form a pair that
+    serves every one of ``domains`` (else ``ValueError``, nothing written).
+    Each target is replaced atomically, the key first and private (0600)."""
+    try:
+        load_server_ssl_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"{cert} and {key} are not a usable pair: {exc}") from None
+    problems = certificate_problems(cert, domains)
+    if problems:
+        raise ValueError("; ".join(problems))
+    cert_data, key_data = cert.read_bytes(), key.read_bytes()
+    cert_target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_atomically(key_target, key_data, 0o600)
+    _write_atomically(cert_target, cert_data, 0o644)

@@ -17,6 +17,21 @@ Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
 ``backup FILE`` / ``restore FILE``
     Copy the database to a new file, safely while the server runs; replace
     the database with such a copy while the server is stopped.
+``status`` / ``sessions`` / ``users``
+    Ask the running server (over its admin socket, ``<data_dir>/admin.sock``)
+    for its state, its bound sessions, its accounts (``users`` reads the
+    database when the server is not running). ``--json`` prints the answer as
+    JSON.
+``kick JID [--reason TEXT]`` / ``announce TEXT`` / ``stop`` / ``reload``
+    End an account's sessions; send a message to every online session; stop
+    the server; read the configuration file again (as SIGHUP does).
+``export FILE`` / ``import FILE``
+    Write every account with its roster, vCard, private XML and offline
+    messages as XEP-0227 (safe while the server runs); read such a file, or a
+    directory of them (``prosody-migrator``'s output), with the server stopped.
+``cert import DIR``
+    Install a certificate and key from ``DIR`` (certbot's ``live`` directory,
+    say) as the server's, and reload the running server.
 ``bot BOTS.toml [--check]``
     Run the bots declared in a bots file (see :mod:`xmpp_trio.bot`) until
     interrupted; with ``--check``, only validate the file and list the bots.
@@ -24,7 +39,8 @@ Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
 The configuration file is ``--config``, else ``$XMPP_TRIO_CONFIG``, else
 ``./xmpp.toml``, else ``/etc/xmpp-trio/xmpp.toml``; with none of them the
 built-in defaults are used (see :mod:`xmpp_trio.config`). Commands that change
-accounts say which database they used. Errors, startup failures included, are
+accounts say which database they used; ``passwd`` and ``deluser`` also end
+the account's sessions on the running server. Errors, startup failures included, are
 printed to standard error as one line and give exit status 1.
 """
 
@@ -33,12 +49,13 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import getpass
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from xmpp_trio.config import ConfigError, ServerConfig, find_config, load_config
 
@@ -128,7 +145,9 @@ def _format_address(address: str, port: int) -> str:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
-    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
+    from xmpp_trio.logs import configure
+
+    configure(config.log_level, config.log_format)
     import trio
 
     from xmpp_trio.preflight import problems
@@ -264,6 +283,7 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
     except (StorageError, OSError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     print(f"changed the password of {jid} (database {config.database_path})")
+    _tell_server(config, jid, "password")
     return 0
 
 
@@ -278,7 +298,10 @@ def _cmd_deluser(args: argparse.Namespace) -> int:
     try:
         with AccountStore.open(config.database_path) as store:
             store.delete(jid.local, jid.domain)
-            remove_account_data(config, store, jid)
+            # A running server removes the account's data itself (and tells the
+            # contacts' sessions, RFC 6121 §2.5.2); else it is done here.
+            if not _tell_server(config, jid, "deleted"):
+                remove_account_data(config, store, jid)
     except AccountNotFound:
         raise CommandError(f"account {jid} does not exist") from None
     except (StorageError, OSError) as exc:
@@ -310,6 +333,66 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     except (StorageError, OSError) as exc:
         raise CommandError(str(exc)) from None
     print(f"restored {config.database_path} from {args.file}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from xmpp_trio.storage import StorageError
+    from xmpp_trio.xep0227 import export_server
+
+    config = _load(args)
+    try:
+        report = export_server(config, args.file)
+    except (StorageError, OSError, ValueError) as exc:
+        raise CommandError(f"export: {exc}") from None
+    print(f"exported {report.summary()} to {args.file} (database {config.database_path})")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from xmpp_trio.storage import StorageError
+    from xmpp_trio.xep0227 import import_server
+
+    config = _load(args)
+    lock = _lock_data_dir(config)  # the server must be stopped
+    try:
+        report = import_server(config, args.file)
+    except (StorageError, OSError, ValueError) as exc:
+        raise CommandError(f"import: {exc}") from None
+    finally:
+        lock.close()
+    for line in report.skipped:
+        print(f"skipped: {line}")
+    print(f"imported {report.summary()} from {args.file} (database {config.database_path})")
+    return 0
+
+
+def _cmd_cert(args: argparse.Namespace) -> int:
+    """``cert import DIR`` (as ``prosodyctl cert import``)."""
+    from xmpp_trio.admin import AdminUnavailable, request, socket_path
+    from xmpp_trio.certs import find_certificate_pair, install_certificate
+
+    config = _load(args)
+    if config.tls.cert is not None and config.tls.key is not None:
+        cert_target, key_target = config.tls.cert, config.tls.key
+    else:  # the slot of the self-signed pair, used when [tls] names no files
+        cert_target = config.generated_tls_dir / "cert.pem"
+        key_target = config.generated_tls_dir / "key.pem"
+    named = config.hosted_domains
+    try:
+        cert, key = find_certificate_pair(args.dir, named)
+        install_certificate(cert, key, cert_target, key_target, named)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cert import: {exc}") from None
+    print(f"installed {cert} as {cert_target} and {key} as {key_target}")
+    try:
+        request(socket_path(config), "reload")
+    except AdminUnavailable:
+        print("the server is not running: it uses the certificate from its next start")
+        return 0
+    except Exception as exc:
+        raise CommandError(f"cert import: installed, but the reload failed: {exc}") from None
+    print("reloaded the running server: new TLS handshakes use the certificate")
     return 0
 
 
@@ -375,6 +458,131 @@ def _cmd_check(args: argparse.Namespace) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+# --- the running server (admin socket) ----------------------------------------
+
+
+def _ask(config: ServerConfig, op: str, **fields: object) -> Any:
+    """Send ``op`` to the running server's admin socket; a server that is not
+    running, or a refused request, is a one-line error."""
+    from xmpp_sansio.server.admin import AdminRequestError
+    from xmpp_trio.admin import AdminUnavailable, request, socket_path
+
+    try:
+        return request(socket_path(config), op, **fields)
+    except AdminUnavailable as exc:
+        raise CommandError(str(exc)) from None
+    except (AdminRequestError, OSError, ValueError) as exc:
+        raise CommandError(f"{op}: {exc}") from None
+
+
+def _tell_server(config: ServerConfig, jid: JID, change: str) -> bool:
+    """End the account's sessions on the running server (for a deleted account
+    the server also removes its data); False when no server runs (or it
+    could not be told: a warning says so)."""
+    from xmpp_trio.admin import AdminUnavailable, request, socket_path
+
+    try:
+        result = request(socket_path(config), "account_changed", jid=str(jid), change=change)
+    except AdminUnavailable:
+        return False  # not running: nothing to end
+    except Exception as exc:  # the change is made; say what could not follow
+        print(f"{PROG}: warning: could not end the running sessions of {jid}: {exc}")
+        return False
+    print(f"ended {result['ended']} running sessions of {jid}")
+    return True
+
+
+def _print(args: argparse.Namespace, result: object, lines: list[str]) -> int:
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    config = _load(args)
+    st = _ask(config, "status")
+    listeners = [
+        f"  {x['kind']} on {_format_address(x['address'], x['port'])}" for x in st["listeners"]
+    ]
+    lines = [
+        f"running: pid {st['pid']}, version {st['version']}, up {_duration(st['uptime'])}",
+        f"domains: {', '.join(st['domains'])}",
+        f"sessions: {st['sessions']} bound, {st['connections']} connections",
+        f"data dir: {st['data_dir']}",
+        "listeners:",
+        *listeners,
+    ]
+    return _print(args, st, lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return (f"{days}d " if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    from xmpp_trio.admin import AdminUnavailable, request, socket_path
+    from xmpp_trio.storage import AccountStore, StorageError
+
+    config = _load(args)
+    try:
+        result = request(socket_path(config), "users")
+    except AdminUnavailable:  # not running: the database says as much
+        try:
+            with AccountStore.open(config.database_path) as store:
+                users = [f"{local}@{domain}" for local, domain in store.list_accounts()]
+        except (StorageError, OSError) as exc:
+            raise CommandError(str(exc)) from None
+        result = {"count": len(users), "users": users}
+    except Exception as exc:
+        raise CommandError(f"users: {exc}") from None
+    return _print(args, result, [*result["users"], f"{result['count']} accounts"])
+
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    config = _load(args)
+    found = _ask(config, "sessions")
+    lines = [
+        f"{s['jid']}  {s['address'] or '-'}  {s['tls'] or 'no TLS'}  sm={s['sm']}"
+        f"  client={s['client'] or 'unknown'}"
+        for s in found
+    ]
+    return _print(args, found, [*lines, f"{len(found)} sessions"])
+
+
+def _cmd_kick(args: argparse.Namespace) -> int:
+    config = _load(args)
+    jid = _account_jid(args.jid, config, require_hosted=False)
+    result = _ask(config, "kick", jid=str(jid), reason=args.reason)
+    return _print(args, result, [f"ended {result['ended']} sessions of {jid}"])
+
+
+def _cmd_announce(args: argparse.Namespace) -> int:
+    config = _load(args)
+    result = _ask(config, "announce", text=args.text)
+    return _print(args, result, [f"sent to {result['sent']} sessions"])
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    config = _load(args)
+    result = _ask(config, "stop")
+    return _print(args, result, ["the server is stopping"])
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    config = _load(args)
+    result = _ask(config, "reload")
+    source = result["config_file"] or "(no configuration file)"
+    lines = [f"reloaded {source}: applied {', '.join(result['applied']) or 'nothing'}"]
+    if result["restart_needed"]:
+        lines.append(f"changed but needs a restart: {', '.join(result['restart_needed'])}")
+    return _print(args, result, lines)
 
 
 def _cmd_bot(args: argparse.Namespace) -> int:
@@ -455,6 +663,31 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("file", type=Path, metavar="FILE", help="a new file for the copy")
     restore = add("restore", _cmd_restore, "replace the database with a backup (server stopped)")
     restore.add_argument("file", type=Path, metavar="FILE", help="the backup to restore")
+    json_help = "print the answer as JSON"
+    for name, handler, summary in (
+        ("status", _cmd_status, "show the running server's state"),
+        ("users", _cmd_users, "list the accounts"),
+        ("sessions", _cmd_sessions, "list the running server's sessions"),
+        ("stop", _cmd_stop, "stop the running server"),
+        ("reload", _cmd_reload, "reload the configuration of the running server"),
+    ):
+        add(name, handler, summary).add_argument("--json", action="store_true", help=json_help)
+    kick = add("kick", _cmd_kick, "end every session of an account")
+    kick.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
+    kick.add_argument("--reason", metavar="TEXT", help="told to the kicked clients")
+    kick.add_argument("--json", action="store_true", help=json_help)
+    announce = add("announce", _cmd_announce, "send a message to every online session")
+    announce.add_argument("text", metavar="TEXT", help="the message")
+    announce.add_argument("--json", action="store_true", help=json_help)
+    export = add("export", _cmd_export, "export every account and its data as XEP-0227")
+    export.add_argument("file", type=Path, metavar="FILE", help="the XEP-0227 file to write")
+    import_ = add("import", _cmd_import, "import a XEP-0227 file (server stopped)")
+    import_.add_argument(
+        "file", type=Path, metavar="FILE", help="a XEP-0227 file or a directory of them"
+    )
+    cert = add("cert", _cmd_cert, "install a certificate (e.g. from certbot) and reload")
+    cert.add_argument("action", choices=("import",), help="import: copy DIR's certificate")
+    cert.add_argument("dir", type=Path, metavar="DIR", help="e.g. /etc/letsencrypt/live")
     bot = add("bot", _cmd_bot, "run the bots declared in a bots file")
     bot.add_argument("bots_file", type=Path, metavar="BOTS.toml", help="the bots file (TOML)")
     bot.add_argument(

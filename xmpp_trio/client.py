@@ -60,6 +60,7 @@ from .resolve import Target, resolve_client_targets
 
 __all__ = [
     "AuthenticationError",
+    "CertificateError",
     "Client",
     "ConnectionFailed",
     "IqErrorResponse",
@@ -82,6 +83,48 @@ class XMPPError(Exception):
 
 class ConnectionFailed(XMPPError):
     """No connection could be made or negotiated."""
+
+
+class CertificateError(ConnectionFailed):
+    """The server's certificate did not verify (RFC 6120 §13.7.2): reconnecting
+    cannot help until the client is told to trust it. ``reason`` is OpenSSL's
+    (e.g. ``self-signed certificate``)."""
+
+    def __init__(self, domain: str, reason: str) -> None:
+        super().__init__(
+            f"could not connect to {domain}: certificate verify failed: {reason};"
+            " trust the server's certificate or its CA"
+            " with ssl_context=ssl.create_default_context(cafile=...) (bots: ca_file;"
+            " an xmpp-trio server's self-signed certificate is <data_dir>/tls/cert.pem)"
+        )
+        self.reason = reason
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    """One line on why a connection attempt failed (trio hides the socket
+    errors of ``open_tcp_stream`` in the cause of its ``OSError``)."""
+    if isinstance(exc, trio.TooSlowError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, OSError) and isinstance(exc.__cause__, BaseExceptionGroup):
+        leaves = exc.__cause__.exceptions
+        reasons = {e.strerror or str(e) for e in leaves if isinstance(e, OSError)}
+        if reasons:
+            return "; ".join(sorted(reasons))
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    cause = exc.__cause__
+    return str(exc) or repr(cause if cause is not None else exc)
+
+
+def _verify_failure(exc: BaseException) -> str | None:
+    """OpenSSL's reason if ``exc`` (or what caused it: trio wraps it in
+    ``BrokenResourceError``) is a failed certificate verification."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or seen.reason or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class AuthenticationError(XMPPError):
@@ -469,6 +512,7 @@ async def open_client(
         stream_management=stream_management,
     )
     last_error: Exception | None = None
+    failure = ""
     for target in targets:
         stream: trio.abc.Stream | None = None
         try:
@@ -499,8 +543,10 @@ async def open_client(
                 negotiated = await _negotiate(conn, stream, ctx, account.domain)
                 stream = negotiated.stream
         except (OSError, trio.TooSlowError, ssl.SSLError, trio.BrokenResourceError) as exc:
-            last_error = exc
-            log.info("connecting to %s:%d failed: %r", target.host, target.port, exc)
+            reason = _verify_failure(exc)
+            last_error = CertificateError(account.domain, reason) if reason is not None else exc
+            failure = f"{target.host}:{target.port}: {_describe(last_error, timeout)}"
+            log.info("connecting to %s failed", failure)
             if stream is not None:
                 await trio.aclose_forcefully(stream)
             continue
@@ -509,13 +555,25 @@ async def open_client(
                 await _close_cleanly(stream)
             raise
         client = Client(conn, stream, negotiated)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(client._reader)
-            try:
-                yield client
-            finally:
-                with trio.CancelScope(shield=True):
-                    await client.aclose()
-                nursery.cancel_scope.cancel()
+        body_error: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client._reader)
+                try:
+                    yield client
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await client.aclose()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The block's own exception, wrapped by the nursery: let it out as
+            # it was (as open_persistent_client does).
+            if len(group.exceptions) != 1 or isinstance(group.exceptions[0], trio.Cancelled):
+                raise
+            body_error = group.exceptions[0]
+        if body_error is not None:
+            raise body_error
         return
-    raise ConnectionFailed(f"could not connect to {account.domain}: {last_error!r}")
+    if isinstance(last_error, CertificateError):
+        raise last_error
+    raise ConnectionFailed(f"could not connect to {account.domain}: {failure}")

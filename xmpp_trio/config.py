@@ -7,6 +7,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     echo_service = false       # a demo service host: echo.<first domain> echoes messages
     data_dir = "data"          # optional; accounts database and generated TLS files
     log_level = "info"         # debug, info, warning, error
+    log_format = "text"        # or "json": one JSON object per line, with session ids
     require_tls = true         # refuse to authenticate c2s streams without TLS
     allow_plain = true         # offer SASL PLAIN (only ever offered over TLS)
     allow_anonymous = false    # offer SASL ANONYMOUS
@@ -58,15 +59,17 @@ Every key is optional; a missing file section means its defaults. The layout::
 
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md)
-    address = "0.0.0.0"
+    address = "0.0.0.0"        # IPv4 only; "::" IPv6 only; "*" (the default) both
     port = 5222                # 0 lets the operating system pick a free port
 
 Relative paths (``data_dir``, ``tls.cert``, ``tls.key``) are relative to the
 directory containing the configuration file. Without ``[tls]`` the server
 generates a self-signed certificate in ``<data_dir>/tls/`` on first start.
-Without ``[[listeners]]`` it listens for STARTTLS on 0.0.0.0:5222, for direct
-TLS on 0.0.0.0:5223 and for HTTP (XMPP over WebSocket, XEP-0156 discovery,
-the ``[http]`` section: docs/web.md) on 127.0.0.1:5280.
+Without ``[[listeners]]`` it listens for STARTTLS on port 5222 and for direct
+TLS on 5223, on every address of both IPv4 and IPv6 (``"*"``; where IPv6 is
+absent, IPv4 only), and for HTTP (XMPP over WebSocket, XEP-0156 discovery,
+the ``[http]`` section: docs/web.md) on 127.0.0.1:5280. ``"0.0.0.0"`` is
+IPv4 only, ``"::"`` IPv6 only.
 
 The data directory is, in order of precedence: ``data_dir`` in the file, the
 ``XMPP_TRIO_DATA`` environment variable (relative to the current directory), or
@@ -94,6 +97,7 @@ import platformdirs
 from xmpp_sansio.jid import JID, InvalidJID
 
 __all__ = [
+    "ALL_ADDRESSES",
     "DATA_DIR_ENV",
     "DEFAULT_LISTENERS",
     "LISTENER_KINDS",
@@ -107,6 +111,7 @@ __all__ = [
     "MetricsConfig",
     "ServerConfig",
     "TLSConfig",
+    "bind_host",
     "default_data_dir",
     "load_config",
 ]
@@ -115,6 +120,7 @@ ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls", "http", "http
 
 LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = ("c2s-starttls", "c2s-directtls", "http", "https")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+LOG_FORMATS: Final = ("text", "json")
 DATA_DIR_ENV: Final = "XMPP_TRIO_DATA"
 MIN_SCRAM_ITERATIONS: Final = 4096
 """RFC 7677 §4: the iteration count SHOULD be at least 4096."""
@@ -203,11 +209,21 @@ class MetricsConfig:
     port: int = 9090
 
 
+#: The listen address meaning every address, IPv4 and IPv6 (``getaddrinfo``'s
+#: passive wildcard: one socket per family this machine supports).
+ALL_ADDRESSES: Final = "*"
+
 DEFAULT_LISTENERS: Final = (
-    ListenerConfig("c2s-starttls", "0.0.0.0", 5222),
-    ListenerConfig("c2s-directtls", "0.0.0.0", 5223),
+    ListenerConfig("c2s-starttls", ALL_ADDRESSES, 5222),
+    ListenerConfig("c2s-directtls", ALL_ADDRESSES, 5223),
     ListenerConfig("http", "127.0.0.1", 5280),
 )
+
+
+def bind_host(address: str) -> str | None:
+    """The host to bind for a listen ``address``: None (every address, both
+    stacks) for ``"*"``."""
+    return None if address == ALL_ADDRESSES else address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,6 +278,7 @@ class ServerConfig:
     allow_registration: bool = False
     scram_iterations: int = 10000
     log_level: str = "info"
+    log_format: str = "text"
     tls: TLSConfig = field(default_factory=TLSConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -297,6 +314,7 @@ _TOP_KEYS: Final = (
     "echo_service",
     "data_dir",
     "log_level",
+    "log_format",
     "require_tls",
     "allow_plain",
     "allow_anonymous",
@@ -803,6 +821,11 @@ def load_config(path: Path | None) -> ServerConfig:
         raise loader.error(
             "log_level", f"unknown level {log_level!r}; valid levels are: {', '.join(LOG_LEVELS)}"
         )
+    log_format = loader.string(data, "log_format", "log_format", "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise loader.error(
+            "log_format", f"unknown format {log_format!r}; valid: {', '.join(LOG_FORMATS)}"
+        )
     scram_iterations = loader.integer(
         data,
         "scram_iterations",
@@ -823,6 +846,7 @@ def load_config(path: Path | None) -> ServerConfig:
         allow_registration=loader.boolean(data, "allow_registration", "allow_registration", False),
         scram_iterations=scram_iterations,
         log_level=log_level,
+        log_format=log_format,
         tls=_load_tls(loader, data),
         limits=_load_limits(loader, data),
         metrics=_load_metrics(loader, data),

@@ -55,7 +55,8 @@ lasted a minute starts the sequence over. Errors are sorted by a
   connection), ``temporary-auth-failure``;
 * raised out of the ``async with`` (the body is cancelled), never retried:
   :class:`~xmpp_trio.client.AuthenticationError` (wrong password, disabled
-  account...), a :class:`~xmpp_trio.client.StreamError` with ``conflict``
+  account...), :class:`~xmpp_trio.client.CertificateError` (the server's
+  certificate is not trusted), a :class:`~xmpp_trio.client.StreamError` with ``conflict``
   (another client bound our resource: reconnecting would kick it out in turn,
   and so on forever), ``host-unknown`` or ``host-gone`` (a configuration
   error), and any other exception, including one raised by ``on_connected``
@@ -87,6 +88,7 @@ from xmpp_sansio.xml import ns
 
 from .client import (
     AuthenticationError,
+    CertificateError,
     Client,
     ConnectionFailed,
     IqErrorResponse,
@@ -164,6 +166,8 @@ def _fatal(exc: BaseException, policy: ReconnectPolicy) -> BaseException | None:
     """The exception to raise to the user if ``exc`` is one that reconnecting
     cannot fix (by ``policy``), else ``None`` (retry)."""
     for leaf in _leaves(exc):
+        if isinstance(leaf, CertificateError):
+            return leaf  # not trusted now, not trusted on the next attempt
         if isinstance(leaf, AuthenticationError):
             if policy.auth_is_fatal(leaf.condition):
                 return leaf

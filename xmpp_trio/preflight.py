@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from .config import ListenerConfig, ServerConfig
+from .config import ListenerConfig, ServerConfig, bind_host
 
 __all__ = ["problems"]
 
@@ -26,7 +26,7 @@ def _describe(listener: ListenerConfig) -> str:
 
 def _addresses(listener: ListenerConfig) -> list[tuple[int, tuple[object, ...]]]:
     infos = socket.getaddrinfo(
-        listener.address or None,
+        bind_host(listener.address),
         listener.port,
         type=socket.SOCK_STREAM,
         flags=socket.AI_PASSIVE,
@@ -35,7 +35,13 @@ def _addresses(listener: ListenerConfig) -> list[tuple[int, tuple[object, ...]]]
 
 
 def _bind_problem(family: int, sockaddr: tuple[object, ...]) -> str | None:
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        if exc.errno == errno.EAFNOSUPPORT:
+            return None  # e.g. no IPv6 here: the server skips that family too
+        return exc.strerror or str(exc)
+    with sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

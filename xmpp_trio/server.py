@@ -31,7 +31,6 @@ from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import assert_never
 
 import trio
@@ -39,6 +38,7 @@ import trio
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Disconnect, Router
+from xmpp_sansio.server.admin import with_text
 from xmpp_sansio.server.effects import Persist
 from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
@@ -58,13 +58,16 @@ from . import _tls
 from ._accounts import Accounts
 from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
-from .certs import ensure_certificate, load_server_ssl_context
-from .config import ServerConfig
+from .admin import Admin
+from .admin import socket_path as admin_socket_path
+from .certs import server_tls_material
+from .config import ServerConfig, bind_host
 from .http import HTTPService
 from .limits import (
     ConnectionCounter,
     peer_address,
 )
+from .logs import SESSION
 from .metrics import Metrics, serve_metrics
 from .services import build_services, open_database
 from .storage import AccountStore
@@ -130,29 +133,7 @@ class XMPPServer:
             max_unacked_bytes=limits.max_unacked_bytes,
             idle_timeout=limits.idle_timeout,
         )
-        self.stream_config = StreamConfig(
-            rng=secrets.token_bytes,
-            domains=frozenset(config.hosted_domains),
-            anonymous_domains=frozenset(config.anonymous_domains),
-            tls_available=True,
-            require_tls=config.require_tls,
-            allow_plain=config.allow_plain,
-            allow_anonymous=config.allow_anonymous,
-            allow_registration=config.allow_registration,
-            post_auth_features=self.services.post_auth_features(),
-            limits=Limits(
-                max_stanza_size=limits.max_stanza_size,
-                max_stanza_size_preauth=limits.max_stanza_size_preauth,
-                max_depth=limits.max_depth,
-                negotiation_timeout=limits.negotiation_timeout,
-                max_auth_attempts=limits.max_auth_attempts,
-            ),
-            sm_resume_timeout=limits.resume_timeout,
-            sm_max_unacked=limits.max_unacked_connected,
-            sm_max_unacked_bytes=limits.max_unacked_bytes,
-            ask_before_bind=True,  # answered by manager.may_bind (max_sessions_per_account)
-            decoy_iterations=config.scram_iterations,  # unknown users look like real ones
-        )
+        self.stream_config = self.stream_config_for(config)
         #: live transports by the id of the session they carry
         self.sessions: dict[int, Session] = {}
         self.metrics = Metrics()
@@ -179,6 +160,34 @@ class XMPPServer:
         self.compact_after = _COMPACT_AFTER
         shortest = min(limits.negotiation_timeout, limits.idle_timeout / 2, _COMPACT_AFTER)
         self._timer_tick = min(1.0, max(0.01, shortest / 8))
+
+    def stream_config_for(self, config: ServerConfig) -> StreamConfig:
+        """The stream settings of new connections under ``config`` (built
+        again on reload: streams already open keep theirs)."""
+        limits = config.limits
+        return StreamConfig(
+            rng=secrets.token_bytes,
+            domains=frozenset(config.hosted_domains),
+            anonymous_domains=frozenset(config.anonymous_domains),
+            tls_available=True,
+            require_tls=config.require_tls,
+            allow_plain=config.allow_plain,
+            allow_anonymous=config.allow_anonymous,
+            allow_registration=config.allow_registration,
+            post_auth_features=self.services.post_auth_features(),
+            limits=Limits(
+                max_stanza_size=limits.max_stanza_size,
+                max_stanza_size_preauth=limits.max_stanza_size_preauth,
+                max_depth=limits.max_depth,
+                negotiation_timeout=limits.negotiation_timeout,
+                max_auth_attempts=limits.max_auth_attempts,
+            ),
+            sm_resume_timeout=limits.resume_timeout,
+            sm_max_unacked=limits.max_unacked_connected,
+            sm_max_unacked_bytes=limits.max_unacked_bytes,
+            ask_before_bind=True,  # answered by manager.may_bind (max_sessions_per_account)
+            decoy_iterations=config.scram_iterations,  # unknown users look like real ones
+        )
 
     def count_stream_error(self, condition: StreamErrorCondition) -> None:
         self.metrics.stream_errors.labels(condition=condition.value).inc()
@@ -319,6 +328,7 @@ class XMPPServer:
         peer = transport.peer
         address = peer_address(peer)
         session = Session(self, session_id, transport, framing)
+        SESSION.set(session_id)  # this task's log lines (and its children's) name it
         refusal = self.connections.refusal(address)
         if refusal is not None:
             await session.refuse(refusal, direct_tls=direct_tls)
@@ -487,13 +497,20 @@ class XMPPServer:
         self.apply(self.router.drain(registration.password_change_finished(change, error)))
 
     def end_sessions(
-        self, account: JID, condition: StreamErrorCondition = StreamErrorCondition.POLICY_VIOLATION
+        self,
+        account: JID,
+        condition: StreamErrorCondition = StreamErrorCondition.POLICY_VIOLATION,
+        *,
+        text: str | None = None,
+        removed: bool = False,
     ) -> None:
         """Kick: end every session of ``account``, live or detached, with the
-        stream error ``condition`` (the administrator's operation; see
+        stream error ``condition`` and ``text`` (the administrator's operation,
+        see :mod:`xmpp_sansio.server.admin`; ``removed``: the account is gone,
         :meth:`~xmpp_sansio.server.sessions.SessionManager.end_sessions`)."""
         log.info("ending the sessions of %s: %s", account, condition)
-        self.apply(self.manager.end_sessions(account, condition))
+        effects = self.manager.end_sessions(account, condition, removed=removed)
+        self.apply(with_text(effects, text))
 
     async def shutdown(self) -> None:
         """Close every stream with ``system-shutdown`` (RFC 6120 §4.9.3.22)."""
@@ -506,23 +523,6 @@ class XMPPServer:
         with trio.move_on_after(CLOSE_GRACE):
             while self.sessions:
                 await trio.sleep(0.01)
-
-
-def _tls_material(config: ServerConfig) -> tuple[ssl.SSLContext, bytes | None]:
-    if config.tls.cert is not None and config.tls.key is not None:
-        cert, key = config.tls.cert, config.tls.key
-    else:
-        cert, key = ensure_certificate(config.data_dir, config.hosted_domains)
-    return load_server_ssl_context(cert, key), _certificate_der(cert)
-
-
-def _certificate_der(cert: Path) -> bytes | None:
-    pem = cert.read_text()
-    start = pem.find("-----BEGIN CERTIFICATE-----")
-    if start < 0:
-        return None
-    end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
-    return ssl.PEM_cert_to_DER_cert(pem[start:end])
 
 
 @asynccontextmanager
@@ -541,7 +541,7 @@ async def open_server(config: ServerConfig) -> AsyncIterator[XMPPServer]:
     db = open_database(config)
     server: XMPPServer | None = None
     try:
-        ssl_context, der = _tls_material(config)
+        ssl_context, der = server_tls_material(config)
         server = XMPPServer(config, store, ssl_context, der, db)
         async with trio.open_nursery() as nursery:
             server.nursery = nursery
@@ -574,16 +574,15 @@ async def run_server(
         bound: list[BoundListener] = []
         web = HTTPService(server)  # the http and https listeners (xmpp_trio/http.py)
         for spec in config.listeners:
-            listeners = await trio.open_tcp_listeners(spec.port, host=spec.address)
+            listeners = await trio.open_tcp_listeners(spec.port, host=bind_host(spec.address))
+            direct = spec.kind == "c2s-directtls"
+            handler = web.handler(spec.kind) or partial(server.handle, direct_tls=direct)
             for listener in listeners:
-                sockname = listener.socket.getsockname()
-                bound.append(
-                    BoundListener(spec.kind, sockname[0], sockname[1], server.router, server)
-                )
-                direct = spec.kind == "c2s-directtls"
-                handler = web.handler(spec.kind) or partial(server.handle, direct_tls=direct)
+                host, port = listener.socket.getsockname()[:2]
+                bound.append(BoundListener(spec.kind, host, port, server.router, server))
                 nursery.start_soon(trio.serve_listeners, handler, [listener])
-            log.info("listening for %s on %s port %d", spec.kind, spec.address, bound[-1].port)
+            where = ", ".join(f"{b.address} port {b.port}" for b in bound[-len(listeners) :])
+            log.info("listening for %s on %s", spec.kind, where)
         web.start(bound, nursery)  # uploads: their URL, their expiry
         if config.metrics.enabled:
             metrics = config.metrics
@@ -592,8 +591,9 @@ async def run_server(
         log.info(
             "serving %s", ", ".join(config.hosted_domains + tuple(server.router.hosts.services))
         )
+        admin = Admin(server, bound)
+        await nursery.start(admin.serve, admin_socket_path(config))
         task_status.started(bound)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                log.info("received %s, shutting down", signal.Signals(signum).name)
-                break
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+            nursery.start_soon(admin.on_signals, signals)
+            await admin.stop_requested.wait()

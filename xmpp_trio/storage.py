@@ -173,7 +173,11 @@ class AccountStore:
         Raise ValueError if the password is empty or not a valid PRECIS
         OpaqueString, or ``iterations`` is not positive.
         """
-        rows = _credential_rows(local, domain, password, iterations)
+        self._insert(local, domain, _credential_rows(local, domain, password, iterations))
+
+    def _insert(
+        self, local: str, domain: str, rows: list[tuple[str, str, str, bytes, int, bytes, bytes]]
+    ) -> None:
         with self._lock, _transaction(self._db):
             try:
                 self._db.execute(
@@ -207,6 +211,18 @@ class AccountStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+
+    def create_with_credentials(
+        self, local: str, domain: str, credentials: list[ScramCredentials]
+    ) -> None:
+        """Create ``local@domain`` with SCRAM credentials computed elsewhere (a
+        XEP-0227 import); raise :class:`AccountExists` if it exists. Hashes
+        without credentials are missing until the password is set again."""
+        rows = [
+            (domain, local, c.hash_name, c.salt, c.iterations, c.stored_key, c.server_key)
+            for c in credentials
+        ]
+        self._insert(local, domain, rows)
 
     def delete(self, local: str, domain: str) -> None:
         """Delete ``local@domain`` and its credentials; raise :class:`AccountNotFound`."""

@@ -116,7 +116,7 @@ def test_check_with_configured_certificate(
     assert main(["check", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"tls: certificate {cert}, key {key}" in out
-    assert "c2s-directtls on 0.0.0.0:5223" in out
+    assert "c2s-directtls on *:5223" in out  # every address, IPv4 and IPv6
 
     # Files that exist but are no certificate and key are caught too.
     (tmp_path / "c.pem").write_text("c")

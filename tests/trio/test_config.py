@@ -39,9 +39,9 @@ def test_no_file_gives_defaults() -> None:
     assert config == ServerConfig(data_dir=config.data_dir)
     assert config.domains == ("localhost",)
     assert config.data_dir == Path(platformdirs.user_data_dir("xmpp-trio"))
-    assert config.listeners == (
-        ListenerConfig("c2s-starttls", "0.0.0.0", 5222),
-        ListenerConfig("c2s-directtls", "0.0.0.0", 5223),
+    assert config.listeners == (  # every address, IPv4 and IPv6 (issue 23)
+        ListenerConfig("c2s-starttls", "*", 5222),
+        ListenerConfig("c2s-directtls", "*", 5223),
         ListenerConfig("http", "127.0.0.1", 5280),  # WebSocket and discovery (issue 18)
     )
     assert config.require_tls is True
