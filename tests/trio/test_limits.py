@@ -429,9 +429,13 @@ async def test_fast_sender_is_throttled_not_disconnected(
     sent = session.bucket.consumed - before
     assert sent > count * 1000
     # The bucket made the reader wait for what exceeded the burst, and the
-    # messages could not arrive faster than that.
+    # messages could not arrive faster than that. (How much of that time the
+    # reader spent waiting depends on how fast the machine parses: on a loaded
+    # one the bucket refills while the reader works, so only "it waited" and
+    # the rate seen by the recipient are machine-independent.)
     expected = (sent - 2 * rate) / rate
-    assert session.bucket.waited >= expected * 0.9 > 0.5
+    assert expected > 0.5
+    assert session.bucket.waited > 0
     assert elapsed >= expected * 0.9
 
 
