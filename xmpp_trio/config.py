@@ -51,6 +51,14 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_output_buffer = 1048576      # bytes queued for a client that does not read
     output_stall_timeout = 10        # seconds a client over that bound may take no bytes (0: none)
 
+    [pubsub]
+    enabled = true             # the pubsub service at pubsub.<first domain> (XEP-0060)
+    pep = true                 # personal eventing on every account (XEP-0163)
+    max_item_size = 65536      # bytes of one item's payload (payload-too-big)
+    max_items = 256            # items kept per node; also what max_items=max means
+    max_nodes = 128            # nodes per PEP account, and at the pubsub service
+    max_subscriptions = 1000   # subscriptions per node
+
     [metrics]
     enabled = false            # serve Prometheus metrics over HTTP (GET /metrics)
     address = "127.0.0.1"
@@ -193,6 +201,19 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PubSubConfig:
+    """Publish-subscribe (XEP-0060) at ``pubsub.<first domain>`` and PEP
+    (XEP-0163), with their limits (see docs/pubsub.md)."""
+
+    enabled: bool = True
+    pep: bool = True
+    max_item_size: int = 64 * 1024
+    max_items: int = 256
+    max_nodes: int = 128
+    max_subscriptions: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """The Prometheus endpoint (``GET /metrics``), off unless ``enabled``."""
 
@@ -233,6 +254,7 @@ class ServerConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     config_path: Path | None = None
 
     @property
@@ -244,6 +266,11 @@ class ServerConfig:
     def echo_domain(self) -> str | None:
         """Where the echo service answers, if it is on: ``echo.`` the first domain."""
         return f"echo.{self.domains[0]}" if self.echo_service else None
+
+    @property
+    def pubsub_domain(self) -> str | None:
+        """Where the pubsub service answers, if it is on: ``pubsub.`` the first domain."""
+        return f"pubsub.{self.domains[0]}" if self.pubsub.enabled else None
 
     @property
     def database_path(self) -> Path:
@@ -272,7 +299,16 @@ _TOP_KEYS: Final = (
     "tls",
     "limits",
     "metrics",
+    "pubsub",
     "listeners",
+)
+_PUBSUB_KEYS: Final = (
+    "enabled",
+    "pep",
+    "max_item_size",
+    "max_items",
+    "max_nodes",
+    "max_subscriptions",
 )
 _METRICS_KEYS: Final = ("enabled", "address", "port")
 _TLS_KEYS: Final = ("cert", "key")
@@ -658,6 +694,24 @@ def _load_metrics(loader: _Loader, data: _Table) -> MetricsConfig:
     )
 
 
+def _load_pubsub(loader: _Loader, data: _Table) -> PubSubConfig:
+    table = loader.table(data, "pubsub", "pubsub")
+    loader.check_keys(table, _PUBSUB_KEYS, "pubsub.", "in [pubsub]")
+    d = PubSubConfig()
+
+    def count(key: str, default: int) -> int:
+        return loader.integer(table, key, f"pubsub.{key}", default, minimum=1, maximum=1 << 30)
+
+    return PubSubConfig(
+        enabled=loader.boolean(table, "enabled", "pubsub.enabled", d.enabled),
+        pep=loader.boolean(table, "pep", "pubsub.pep", d.pep),
+        max_item_size=count("max_item_size", d.max_item_size),
+        max_items=count("max_items", d.max_items),
+        max_nodes=count("max_nodes", d.max_nodes),
+        max_subscriptions=count("max_subscriptions", d.max_subscriptions),
+    )
+
+
 #: The environment variable naming the configuration file.
 CONFIG_ENV: Final = "XMPP_TRIO_CONFIG"
 #: Where a system-wide configuration file is looked for.
@@ -739,5 +793,6 @@ def load_config(path: Path | None) -> ServerConfig:
         tls=_load_tls(loader, data),
         limits=_load_limits(loader, data),
         metrics=_load_metrics(loader, data),
+        pubsub=_load_pubsub(loader, data),
         config_path=path,
     )

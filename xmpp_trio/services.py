@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from xml.etree.ElementTree import Element
 
+from xmpp_sansio.disco import Identity
 from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
@@ -29,13 +30,17 @@ from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
-from xmpp_sansio.server.effects import StoreOp
+from xmpp_sansio.server.effects import Persist, StoreOp
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
 from xmpp_sansio.server.offline import OfflineService
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.private import PrivateService
+from xmpp_sansio.server.pubsub.config import AccessModel, NodeConfig
+from xmpp_sansio.server.pubsub.engine import PubSubEngine, PubSubLimits
+from xmpp_sansio.server.pubsub.host import PubSubHost
+from xmpp_sansio.server.pubsub.pep import PEPService
 from xmpp_sansio.server.register import RegistrationService
 from xmpp_sansio.server.roster import RosterService, RosterStorage
 from xmpp_sansio.server.vcard import VCardService
@@ -47,6 +52,7 @@ from .stores.blocking import SqliteBlockStorage
 from .stores.last import SqliteLastActivityStorage
 from .stores.offline import SqliteOfflineStorage
 from .stores.private import SqlitePrivateStorage
+from .stores.pubsub import RosterContacts, SqlitePubSubStorage
 from .stores.roster import SqliteRosterStorage
 from .stores.vcard import SqliteVCardStorage
 
@@ -113,8 +119,38 @@ class ServerServices:
             AccountDirectoryAdapter(accounts, config.scram_iterations),
             defer_password_changes=True,
         )
+        # Publish-subscribe (XEP-0060) at pubsub.DOMAIN and PEP (XEP-0163),
+        # written only through commit() (Persist effects); see docs/pubsub.md.
+        pubsub = config.pubsub
+        self._pubsub_storage = SqlitePubSubStorage(db)
+        contacts = RosterContacts(roster_storage)
+        pubsub_limits = PubSubLimits(
+            max_item_size=pubsub.max_item_size,
+            max_items=pubsub.max_items,
+            max_nodes=pubsub.max_nodes,
+            max_subscriptions=pubsub.max_subscriptions,
+        )
+        host_engine = PubSubEngine(self._pubsub_storage, contacts, limits=pubsub_limits)
+        caps = CapsService()
+        pep_services: list[Service] = []
+        if pubsub.pep:
+            pep = PEPService(
+                PubSubEngine(
+                    self._pubsub_storage,
+                    contacts,
+                    limits=pubsub_limits,
+                    defaults=NodeConfig(access_model=AccessModel.PRESENCE, max_items=1),
+                    pep=True,
+                ),
+                contacts,
+                caps.features_of,
+                also_forget=(host_engine,),
+            )
+            caps.on_learned(pep.caps_learned)
+            pep_services.append(pep)
         self.disco = DiscoService(
-            presence_authorized=lambda requester, account: is_subscribed(requester, account)
+            presence_authorized=lambda requester, account: is_subscribed(requester, account),
+            account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
         )
         self.services: list[Service] = [
             BlockingService(SqliteBlockStorage(db), is_subscribed),
@@ -140,7 +176,8 @@ class ServerServices:
             ),
             VersionService(_version()),
             TimeService(),
-            CapsService(),
+            caps,
+            *pep_services,
             CarbonsService(),
             OfflineService(self._offline_storage, max_per_user=limits.max_offline_messages),
             self.disco,
@@ -149,6 +186,8 @@ class ServerServices:
         self.hosts: dict[str, HostService] = {}
         if config.echo_domain is not None:
             self.hosts[config.echo_domain] = EchoService()
+        if config.pubsub_domain is not None:
+            self.hosts[config.pubsub_domain] = PubSubHost(host_engine)
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
@@ -156,6 +195,7 @@ class ServerServices:
         written none of them. Only offline messages are written this way so
         far; the other stores still commit each write as it is made."""
         self._offline_storage.apply(ops)
+        self._pubsub_storage.apply(ops)  # a second transaction, only if it has ops
 
     def flush(self) -> None:
         """Write what stores keep behind (logout times); the server calls this
@@ -201,7 +241,8 @@ def remove_account_data(config: ServerConfig, accounts: AccountStore, account: J
             services=services.services,
             clock=services.clock,
         )
-        router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
+        effects = router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
+        services.commit([e.op for e in effects if isinstance(e, Persist)])
         services.flush()
     finally:
         db.close()
