@@ -1,6 +1,6 @@
 """PEP on the wire with a real client (issue 16's Done-when): slixmpp 1.17
-with default settings publishes avatar, nick and bookmarks; a contact with
-+notify receives avatar and nick, the owner reads the bookmarks back; OMEMO's publish-options
+with default settings publishes avatar, nick and bookmarks; a contact and the
+owner's other resource with +notify receive them; OMEMO's publish-options
 succeed on a fresh node and give precondition-not-met elsewhere."""
 
 from __future__ import annotations
