@@ -37,6 +37,7 @@ from xmpp_sansio.server.last import LastActivityService
 from xmpp_sansio.server.offline import OfflineService
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.private import PrivateService
+from xmpp_sansio.server.pubsub.bookmarks import BookmarksCompat
 from xmpp_sansio.server.pubsub.config import AccessModel, NodeConfig
 from xmpp_sansio.server.pubsub.engine import PubSubEngine, PubSubLimits
 from xmpp_sansio.server.pubsub.host import PubSubHost
@@ -132,7 +133,9 @@ class ServerServices:
         )
         host_engine = PubSubEngine(self._pubsub_storage, contacts, limits=pubsub_limits)
         caps = CapsService()
+        private_storage = SqlitePrivateStorage(db)
         pep_services: list[Service] = []
+        compat_services: list[Service] = []
         if pubsub.pep:
             pep = PEPService(
                 PubSubEngine(
@@ -148,6 +151,8 @@ class ServerServices:
             )
             caps.on_learned(pep.caps_learned)
             pep_services.append(pep)
+            # XEP-0402 #compat: bookmarks in step with private XML (before PrivateService).
+            compat_services.append(BookmarksCompat(pep, private_storage))
         self.disco = DiscoService(
             presence_authorized=lambda requester, account: is_subscribed(requester, account),
             account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
@@ -162,8 +167,9 @@ class ServerServices:
                 max_subscription_status=limits.max_subscription_status,
             ),
             VCardService(SqliteVCardStorage(db), max_size=limits.max_vcard_size),
+            *compat_services,
             PrivateService(
-                SqlitePrivateStorage(db),
+                private_storage,
                 max_size=limits.max_private_size,
                 max_items=limits.max_private_items,
                 max_total=limits.max_private_total,

@@ -9,11 +9,14 @@ from xml.etree.ElementTree import Element
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateService
+from xmpp_sansio.server.pubsub.bookmarks import BookmarksCompat
 from xmpp_sansio.server.pubsub.config import AccessModel, NodeConfig, SendLast
 from xmpp_sansio.server.pubsub.engine import PubSubEngine, PubSubLimits
 from xmpp_sansio.server.pubsub.host import PubSubHost
 from xmpp_sansio.server.pubsub.pep import PEPService
 from xmpp_sansio.server.pubsub.store import MemoryPubSubStorage
+from xmpp_sansio.server.service import Service
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
 
@@ -65,7 +68,7 @@ class World:
     """A router with the pubsub host and PEP over in-memory storage; every
     ``Persist`` it produces is committed to the storage at once."""
 
-    def __init__(self, limits: PubSubLimits | None = None) -> None:
+    def __init__(self, limits: PubSubLimits | None = None, *, compat: bool = False) -> None:
         self.contacts = FakeContacts()
         self.caps: dict[JID, frozenset[str]] = {}
         self.storage = MemoryPubSubStorage()
@@ -81,11 +84,19 @@ class World:
             also_forget=(self.host_engine,),
         )
         self.host = PubSubHost(self.host_engine)
+        self.private_storage = MemoryPrivateStorage()
+        services: list[Service] = [self.pep]
+        if compat:
+            services = [
+                BookmarksCompat(self.pep, self.private_storage),
+                PrivateService(self.private_storage),
+                self.pep,
+            ]
         self.router = Router(
             ["example.com"],
             rng=seeded_rng(1),
             account_exists=lambda local, domain: local in SESSION_OF,
-            services=[self.pep],
+            services=services,
             hosts={"pubsub.example.com": self.host},
         )
         self.ops: list[object] = []

@@ -1,6 +1,7 @@
 """PEP on the wire with a real client (issue 16's Done-when): slixmpp 1.17
 with default settings publishes avatar, nick and bookmarks; a contact and the
-owner's other resource with +notify receive them; OMEMO's publish-options
+owner's other resource with +notify receive them; XEP-0048 bookmarks in
+private storage stay in step (slixmpp's xep_0048, XEP-0402 #compat); OMEMO's publish-options
 succeed on a fresh node and give precondition-not-met elsewhere."""
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ async def test_slixmpp_pep_avatar_nick_bookmarks_and_omemo_options(server: Runni
     assert "NICK Romeo Montague" in lines, text
     assert any(line.startswith("AVATAR ") for line in lines), text
     assert "BOOKMARK verona@conference.localhost" in lines, text
+    # XEP-0402 #compat: XEP-0048 (private XML) reads the PEP bookmark, and a
+    # XEP-0048 set publishes the new room to PEP (the unchanged one is not).
+    assert "LEGACY verona@conference.localhost Verona" in lines, text
+    assert "BOOKMARK capulet@conference.localhost" in lines, text
     assert "OMEMO ok" in lines, text
     assert any(
         line.startswith("PRECONDITION conflict") and "precondition-not-met" in line

@@ -5,7 +5,9 @@ his contact, and romeo's second resource receive what their +notify caps ask.
 Usage: slixmpp_pep.py HOST PORT CAFILE ROMEO_PASSWORD JULIET_PASSWORD
 
 Prints ``NICK <nick>`` and ``AVATAR <id>`` when juliet is notified,
-``BOOKMARK <room>`` when romeo's other resource is, ``OMEMO ok`` for the
+``BOOKMARK <room>`` when romeo's other resource is (twice: the XEP-0402
+publish, then the XEP-0048 list set in private storage, which names a new
+room), ``LEGACY <room> <name>`` for what XEP-0048 reads back, ``OMEMO ok`` for the
 device list published with OMEMO's publish-options, ``PRECONDITION <condition>``
 for the same options on a node configured otherwise, ``DONE`` or ``TIMEOUT``.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 import slixmpp
 from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0004 import Form
+from slixmpp.plugins.xep_0048.stanza import Bookmarks
 from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -49,7 +52,16 @@ def options(**fields: str) -> Form:
 
 async def main() -> None:
     host, port, cafile, romeo_pw, juliet_pw = sys.argv[1:6]
-    pep = ["xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0084", "xep_0172", "xep_0402"]
+    pep = [
+        "xep_0030",
+        "xep_0060",
+        "xep_0115",
+        "xep_0163",
+        "xep_0084",
+        "xep_0172",
+        "xep_0402",
+        "xep_0048",
+    ]
     romeo = client("romeo@localhost/pep", romeo_pw, cafile, pep)
     other = client("romeo@localhost/other", romeo_pw, cafile, ["xep_0030", "xep_0115", "xep_0163"])
     juliet = client("juliet@localhost/pep", juliet_pw, cafile, pep)
@@ -159,6 +171,18 @@ async def main() -> None:
                 access_model="whitelist",
             ),
         )
+        await asyncio.wait_for(wanted["BOOKMARK"], 20)
+        # XEP-0402 #compat: a XEP-0048 client (slixmpp's xep_0048, private
+        # storage) sees the PEP bookmark, and its own list reaches PEP.
+        legacy = await romeo.plugin["xep_0048"].get_bookmarks()
+        for conf in legacy["private"]["bookmarks"]["conferences"]:
+            print("LEGACY", conf["jid"], conf["name"], flush=True)
+        bookmarks = Bookmarks()
+        bookmarks.add_conference("verona@conference.localhost", "R", name="Verona", autojoin=True)
+        bookmarks.add_conference("capulet@conference.localhost", "R", name="Capulet")
+        wanted["BOOKMARK"] = loop.create_future()
+        await romeo.plugin["xep_0048"].set_bookmarks(bookmarks)
+        await asyncio.wait_for(wanted["BOOKMARK"], 20)
         devices = ET.fromstring(
             "<list xmlns='eu.siacs.conversations.axolotl'><device id='7'/></list>"
         )

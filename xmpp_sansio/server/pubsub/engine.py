@@ -39,6 +39,7 @@ from .config import (
     preconditioned,
 )
 from .node import Item, Node, Subscription, SubState, node_from_stored, payload_bytes
+from .paging import page
 from .protocol import (
     NS_OWNER,
     NS_PUBSUB,
@@ -318,7 +319,7 @@ class PubSubEngine:
     def _form(self, config: NodeConfig) -> Form:
         return config_form(config, max_items_limit=self.limits.max_items)
 
-    def _new_node(
+    def new_node(
         self,
         ctx: Context,
         service: str,
@@ -328,6 +329,9 @@ class PubSubEngine:
         config: NodeConfig,
         answer: Answer,
     ) -> Node:
+        """Create ``name`` at ``service`` with ``config``, its store operation
+        in ``answer``; ``requester`` owns it unless the service has an
+        ``owner`` (PEP). Raises ``max-nodes-exceeded`` at the limit."""
         nodes = self.nodes(service)
         if len(nodes) >= self.limits.max_nodes:
             raise PubSubError(StanzaErrorCondition.NOT_ALLOWED, "max-nodes-exceeded")
@@ -365,7 +369,7 @@ class PubSubEngine:
         if form is not None and form.type is not FormType.CANCEL:
             config = apply_form(config, form, max_items_limit=self.limits.max_items)
         answer = Answer()
-        self._new_node(ctx, service, owner, requester, name, config, answer)
+        self.new_node(ctx, service, owner, requester, name, config, answer)
         if instant:
             container = Element(_P + "pubsub")
             SubElement(container, _P + "create", {"node": name})
@@ -388,7 +392,7 @@ class PubSubEngine:
         config = apply_form(node.config, form, max_items_limit=self.limits.max_items)
         answer = Answer(ops=[PubSubNodeSave(service, node.name, config.pairs())])
         node.config = config
-        self._trim(service, node, answer)
+        self.trim(service, node, answer)
         if config.notify_config:
             form_el = build_form(self._form(config)) if config.deliver_payloads else None
             answer.events.append(NodeEvent(node, configuration_event(node.name, form_el)))
@@ -559,7 +563,7 @@ class PubSubEngine:
             config = self.defaults
             if options is not None:
                 config = preconditioned(config, options, max_items_limit=self.limits.max_items)
-            node = self._new_node(ctx, service, owner, requester, name, config, answer)
+            node = self.new_node(ctx, service, owner, requester, name, config, answer)
         else:
             affiliation = self._affiliation(node, requester, owner)
             check_publish(node.config, affiliation, subscribed=node.subscribed(requester))
@@ -585,7 +589,7 @@ class PubSubEngine:
             node.items.pop(item_id, None)
             node.items[item_id] = item
             answer.ops.append(PubSubItemSave(service, name, item.stored()))
-            self._trim(service, node, answer)
+            self.trim(service, node, answer)
         else:
             # Not persisted: only the last item is kept, in memory (send_last_published_item).
             node.items.clear()
@@ -601,7 +605,7 @@ class PubSubEngine:
         answer.payload = container
         return answer
 
-    def _trim(self, service: str, node: Node, answer: Answer) -> None:
+    def trim(self, service: str, node: Node, answer: Answer) -> None:
         """Drop the oldest items beyond the node's ``max_items``."""
         limit = node.config.max_items or self.limits.max_items
         limit = min(limit, self.limits.max_items)
@@ -763,7 +767,7 @@ class PubSubEngine:
                     raise PubSubError(_BAD)
                 items = items[-count:]
             if rsm is not None:
-                items, set_el = _page(items, rsm, self.limits.max_page)
+                items, set_el = page(items, rsm, self.limits.max_page)
             items = items[-self.limits.max_page :]
         container = Element(_P + "pubsub")
         listing = SubElement(container, _P + "items", {"node": node.name})
@@ -813,43 +817,3 @@ class PubSubEngine:
                     listing, _P + "affiliation", {"node": node.name, "affiliation": aff.value}
                 )
         return Answer(container)
-
-
-def _page(items: list[Item], rsm: Element, max_page: int) -> tuple[list[Item], Element]:
-    """One page of ``items`` for the XEP-0059 request ``rsm`` and its ``<set/>``."""
-    r = f"{{{NS_RSM}}}"
-    raw_max = rsm.findtext(r + "max")
-    try:
-        size = max_page if raw_max is None else min(int(raw_max), max_page)
-    except ValueError:
-        raise PubSubError(_BAD) from None
-    if size < 0:
-        raise PubSubError(_BAD)
-    ids = [item.id for item in items]
-    after = rsm.findtext(r + "after")
-    before = rsm.find(r + "before")
-    index_el = rsm.findtext(r + "index")
-    if after is not None:
-        if after not in ids:
-            raise PubSubError(_NOT_FOUND)
-        start = ids.index(after) + 1
-        page = items[start : start + size]
-    elif before is not None:
-        end = len(ids) if not before.text else ids.index(before.text) if before.text in ids else -1
-        if end < 0:
-            raise PubSubError(_NOT_FOUND)
-        start = max(0, end - size)
-        page = items[start:end]
-    else:
-        try:
-            start = int(index_el) if index_el is not None else 0
-        except ValueError:
-            raise PubSubError(_BAD) from None
-        page = items[max(start, 0) : max(start, 0) + size]
-        start = max(start, 0)
-    result = Element(r + "set")
-    if page:
-        SubElement(result, r + "first", {"index": str(start)}).text = page[0].id
-        SubElement(result, r + "last").text = page[-1].id
-    SubElement(result, r + "count").text = str(len(items))
-    return page, result

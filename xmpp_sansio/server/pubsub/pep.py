@@ -24,7 +24,7 @@ engine read the affected services from storage again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 
 from ...jid import JID
 from ...stanza import Iq
@@ -46,9 +46,20 @@ from .node import Node
 from .protocol import FEATURES, NS_OWNER, NS_PUBSUB, PubSubError, error_element, items_event
 from .store import PubSubServiceDelete
 
+if TYPE_CHECKING:
+    from .bookmarks import BookmarksCompat
+
 __all__ = ["PEP_FEATURES", "Contacts", "PEPService"]
 
 _NOTIFY: Final = "+notify"
+BOOKMARKS: Final = "urn:xmpp:bookmarks:1"
+
+
+def _touches(iq: Iq, node: str) -> bool:
+    """Whether the pubsub request ``iq`` names ``node``."""
+    payload = iq.payload
+    return payload is not None and any(child.get("node") == node for child in payload)
+
 
 #: The features PEP adds to an account's disco#info (XEP-0163 §6).
 PEP_FEATURES: Final = (
@@ -103,6 +114,8 @@ class PEPService(IqService):
         self._engines = (engine, *also_forget)
         # Available resources that got their last items already.
         self._served: set[JID] = set()
+        #: The XEP-0402 #compat unification, if on (it sets itself here).
+        self.compat: BookmarksCompat | None = None
 
     # -- requests ----------------------------------------------------------------------
 
@@ -116,7 +129,9 @@ class PEPService(IqService):
             return [Reply(error_element(iq.element, error))]
         outcomes = answer_outcomes(iq, answer)
         for event in answer.events:
-            outcomes.extend(self._deliver(ctx, owner, event))
+            outcomes.extend(self.deliver(ctx, owner, event))
+        if self.compat is not None and answer.ops and _touches(iq, BOOKMARKS):
+            outcomes.extend(self.compat.to_legacy(ctx, owner))
         return outcomes
 
     def _notified(self, owner: JID, node: Node) -> list[JID]:
@@ -142,7 +157,8 @@ class PEPService(IqService):
                     out.append(resource.jid)
         return out
 
-    def _deliver(self, ctx: Context, owner: JID, event: NodeEvent) -> list[Outcome]:
+    def deliver(self, ctx: Context, owner: JID, event: NodeEvent) -> list[Outcome]:
+        """The notification stanzas of ``event`` at ``owner``'s PEP service."""
         from_ = str(owner)
         if event.to is not None:
             return [Route(notification(ctx, from_, event.to, event))]
