@@ -140,9 +140,10 @@ def test_errors_with_pubsub_conditions(world: World) -> None:
     assert error_of(world.iq("romeo", empty)) == ("bad-request", "item-required")
 
 
-def test_limits_item_size_items_per_node_and_nodes() -> None:
-    world = World(PubSubLimits(max_item_size=100, max_items=3, max_nodes=2))
-    world.online("romeo")
+def test_limits_item_size_items_per_node_nodes_and_subscriptions() -> None:
+    world = World(PubSubLimits(max_item_size=100, max_items=3, max_nodes=2, max_subscriptions=1))
+    for who in ("romeo", "juliet", "nurse"):
+        world.online(who)
     big = "<a xmlns='urn:x'>" + "x" * 100 + "</a>"
     ok(world.iq("romeo", create("one")))
     assert error_of(world.iq("romeo", publish("one", big, to=HOST))) == (
@@ -155,6 +156,11 @@ def test_limits_item_size_items_per_node_and_nodes() -> None:
         ok(world.iq("romeo", publish("one", f"<a xmlns='urn:x'>{n}</a>", f"i{n}", HOST)))
     # max_items defaults to 10 but the service allows 3 at most.
     assert item_ids(ok(world.iq("romeo", items("one")))) == ["i2", "i3", "i4"]
+    ok(world.iq("juliet", subscribe("one", "juliet@example.com")))
+    assert error_of(world.iq("nurse", subscribe("one", "nurse@example.com"))) == (
+        "resource-constraint",
+        None,
+    )
 
 
 def test_retrieve_max_items_by_id_and_rsm_pages(world: World) -> None:

@@ -233,35 +233,23 @@ def apply_form(base: NodeConfig, form: Form, *, max_items_limit: int) -> NodeCon
 def check_preconditions(config: NodeConfig, form: Form, *, max_items_limit: int) -> None:
     """Raise ``conflict`` + ``precondition-not-met`` unless every option in
     the publish-options ``form`` has the node's value (XEP-0060 §7.1.5)."""
-    form_type = form.value(FORM_TYPE)
-    if form_type is not None and form_type != PUBLISH_OPTIONS:
-        raise PubSubError(StanzaErrorCondition.BAD_REQUEST, text="FORM_TYPE is not publish-options")
-    try:
-        wanted = apply_form(
-            config,
-            replace(form, type=FormType.SUBMIT, fields=_node_fields(form)),
-            max_items_limit=max_items_limit,
-        )
-    except PubSubError as exc:
-        raise PubSubError(
-            StanzaErrorCondition.CONFLICT, "precondition-not-met", text=exc.text
-        ) from None
-    if wanted != config:
+    if preconditioned(config, form, max_items_limit=max_items_limit) != config:
         raise PubSubError(StanzaErrorCondition.CONFLICT, "precondition-not-met")
 
 
-def _node_fields(form: Form) -> tuple[Field, ...]:
-    return tuple(f for f in form.fields if f.var is not None and f.var != FORM_TYPE)
-
-
 def preconditioned(base: NodeConfig, form: Form, *, max_items_limit: int) -> NodeConfig:
-    """The configuration of a node auto-created by a publish with
-    publish-options ``form`` (XEP-0060 §7.1.5: the preconditions are the new
-    node's options)."""
+    """``base`` with the options of the publish-options ``form``: what a node
+    auto-created by the publish gets (XEP-0060 §7.1.5), and what an existing
+    node must equal. A bad value is ``conflict`` + ``precondition-not-met``,
+    a form of another FORM_TYPE ``bad-request``."""
+    form_type = form.value(FORM_TYPE)
+    if form_type is not None and form_type != PUBLISH_OPTIONS:
+        raise PubSubError(StanzaErrorCondition.BAD_REQUEST, text="FORM_TYPE is not publish-options")
+    fields = tuple(f for f in form.fields if f.var is not None and f.var != FORM_TYPE)
     try:
         return apply_form(
             base,
-            replace(form, type=FormType.SUBMIT, fields=_node_fields(form)),
+            replace(form, type=FormType.SUBMIT, fields=fields),
             max_items_limit=max_items_limit,
         )
     except PubSubError as exc:

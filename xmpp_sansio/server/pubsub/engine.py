@@ -470,14 +470,14 @@ class PubSubEngine:
                 )
             return
         if existing is None:
-            if len(node.subscriptions) >= self.limits.max_subscriptions:
-                raise PubSubError(StanzaErrorCondition.RESOURCE_CONSTRAINT)
-            existing = node.subscriptions[jid] = Subscription(jid, _hex(ctx), state)
-        approved = existing.state is SubState.PENDING and state is SubState.SUBSCRIBED
-        existing.state = state
-        answer.ops.append(
-            PubSubSubscriptionSave(service, node.name, str(jid), existing.subid, state.value)
-        )
+            existing = self._add_subscription(ctx, service, node, jid, state, answer)
+            approved = False
+        else:
+            approved = existing.state is SubState.PENDING and state is SubState.SUBSCRIBED
+            existing.state = state
+            answer.ops.append(
+                PubSubSubscriptionSave(service, node.name, str(jid), existing.subid, state.value)
+            )
         if approved:
             # XEP-0060 §8.6.2: the subscriber learns its subscription was approved.
             answer.events.append(
@@ -488,6 +488,19 @@ class PubSubEngine:
                 )
             )
             self._last_item_to(node, jid, answer)
+
+    def _add_subscription(
+        self, ctx: Context, service: str, node: Node, jid: JID, state: SubState, answer: Answer
+    ) -> Subscription:
+        """A new subscription of ``jid`` with a fresh SubID (XEP-0060 §6.1.6),
+        within ``max_subscriptions`` (else ``resource-constraint``)."""
+        if len(node.subscriptions) >= self.limits.max_subscriptions:
+            raise PubSubError(StanzaErrorCondition.RESOURCE_CONSTRAINT)
+        sub = node.subscriptions[jid] = Subscription(jid, _hex(ctx), state)
+        answer.ops.append(
+            PubSubSubscriptionSave(service, node.name, str(jid), sub.subid, state.value)
+        )
+        return sub
 
     def _affiliations(
         self, service: str, owner: JID | None, node: Node, action: Element, get: bool
@@ -671,12 +684,7 @@ class PubSubEngine:
                 Affiliation.MEMBER,
             )
             state = SubState.PENDING if pending else SubState.SUBSCRIBED
-            if len(node.subscriptions) >= self.limits.max_subscriptions:
-                raise PubSubError(StanzaErrorCondition.RESOURCE_CONSTRAINT)
-            existing = node.subscriptions[jid] = Subscription(jid, _hex(ctx), state)
-            answer.ops.append(
-                PubSubSubscriptionSave(service, node.name, str(jid), existing.subid, state.value)
-            )
+            existing = self._add_subscription(ctx, service, node, jid, state, answer)
             if pending:
                 # XEP-0060 §8.6: the owners are asked to approve.
                 answer.events.append(
