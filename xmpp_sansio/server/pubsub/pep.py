@@ -43,7 +43,15 @@ from .config import AccessModel, SendLast
 from .engine import NodeEvent, PubSubEngine
 from .host import answer_outcomes, notification, pubsub_payload
 from .node import Node
-from .protocol import FEATURES, NS_OWNER, NS_PUBSUB, PubSubError, error_element, items_event
+from .protocol import (
+    FEATURES,
+    NS_OWNER,
+    NS_PUBSUB,
+    PEP_ONLY_FEATURES,
+    PubSubError,
+    error_element,
+    items_event,
+)
 from .store import PubSubServiceDelete
 
 if TYPE_CHECKING:
@@ -65,7 +73,7 @@ def _touches(iq: Iq, node: str) -> bool:
 PEP_FEATURES: Final = (
     NS_PUBSUB,
     NS_OWNER,
-    *(f"{NS_PUBSUB}#{name}" for name in FEATURES),
+    *(f"{NS_PUBSUB}#{name}" for name in sorted((*FEATURES, *PEP_ONLY_FEATURES))),
 )
 
 
