@@ -117,3 +117,68 @@ def test_storage_holds_the_working_copy_after_any_requests(
         assert {j: (s.subid, s.state) for j, s in again.subscriptions.items()} == {
             j: (s.subid, s.state) for j, s in node.subscriptions.items()
         }
+
+
+# -- bad input: every pubsub request gets one answer, never a traceback ---------------
+
+_TAGS = [
+    "publish", "retract", "subscribe", "unsubscribe", "items", "item", "create", "configure",
+    "options", "publish-options", "subscriptions", "affiliations", "subscription",
+    "affiliation", "delete", "purge", "default", "redirect", "set", "max", "after", "before",
+]  # fmt: skip
+_ATTRS = st.dictionaries(
+    st.sampled_from(
+        ["node", "jid", "id", "max_items", "subid", "notify", "subscription", "affiliation", "uri"]
+    ),
+    st.sampled_from(
+        [
+            "n1",
+            "",
+            "romeo@example.com",
+            "x@",
+            "@@",
+            "-1",
+            "0",
+            "3",
+            "true",
+            "subscribed",
+            "pending",
+            "none",
+            "owner",
+            "outcast",
+            "max",
+        ]
+    ),
+    max_size=3,
+)
+
+
+@st.composite
+def pubsub_trees(draw: st.DrawFn, depth: int = 0) -> str:
+    tag = draw(st.sampled_from(_TAGS))
+    attrs = "".join(f" {k}='{v}'" for k, v in draw(_ATTRS).items())
+    children = ""
+    if depth < 2:
+        children = "".join(draw(st.lists(pubsub_trees(depth + 1), max_size=3)))
+    if draw(st.booleans()) and depth > 0:
+        children += (
+            "<x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'>"
+            f"<value>{draw(st.sampled_from(['1', 'max', 'x', '']))}</value></field></x>"
+        )
+    return f"<{tag}{attrs}>{children}</{tag}>"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([PS, PS + "#owner"]),
+    st.sampled_from(["get", "set"]),
+    st.sampled_from(["", " to='romeo@example.com'", " to='pubsub.example.com'"]),
+    st.lists(pubsub_trees(), min_size=0, max_size=2),
+)
+def test_any_pubsub_request_gets_one_answer(ns: str, type_: str, to: str, trees: list[str]) -> None:
+    world = World()
+    world.online("romeo")
+    world.iq("romeo", publish("n1", "<a xmlns='urn:x'/>", "i"))
+    stanza = f"<iq type='{type_}' id='q'{to}><pubsub xmlns='{ns}'>{''.join(trees)}</pubsub></iq>"
+    answer = world.iq("romeo", stanza)  # exactly one iq back, or it raises
+    assert answer.get("id") == "q" and answer.get("type") in ("result", "error")
