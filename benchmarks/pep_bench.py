@@ -13,10 +13,10 @@ PEP costs a message that is not for it.
 * ``pubsub fan-out``: a node at ``pubsub.localhost`` with ``--contacts``
   subscribers (bare JIDs, each online): one publish.
 * ``message``: a chat message to a full JID with ``[pubsub] pep = true``
-  against ``pep = false`` (best of ``--rounds`` runs of 20,000).
+  against ``pep = false`` (best of ``--rounds`` runs of 20,000, taking turns).
 
-No sockets, no TLS (``benchmarks/load`` measures those). Prosody's mod_pep
-beside it over the wire is not measured yet (docs/benchmarks.md).
+No sockets, no TLS (``benchmarks/load`` measures those); PEP over the wire
+beside Prosody is ``benchmarks/pep_wire_bench.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,18 +120,25 @@ def fanout(router: Router, services: ServerServices, to: str | None, node: str,
     return best, best_commit, delivered
 
 
-def message_cost(tmp: Path, pep: bool, rounds: int) -> float:
+def message_step(tmp: Path, pep: bool) -> Callable[[], object]:
     router, _ = setup(tmp, 1, pep)
     online(router, 1)
     msg = ET.Element(C + "message", {"to": "c0@localhost/r", "type": "chat", "id": "x"})
     ET.SubElement(msg, C + "body").text = "y" * 120
-    best = float("inf")
+    return lambda: router.route(0, msg)
+
+
+def message_cost(tmp: Path, rounds: int) -> tuple[float, float]:
+    """Best us per message without and with PEP, the two routers taking turns."""
+    steps = {False: message_step(tmp / "off", False), True: message_step(tmp / "on", True)}
+    best = {False: float("inf"), True: float("inf")}
     for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(20_000):
-            router.route(0, msg)
-        best = min(best, (time.perf_counter() - start) / 20_000)
-    return best * 1e6
+        for pep, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(20_000):
+                step()
+            best[pep] = min(best[pep], (time.perf_counter() - start) / 20_000 * 1e6)
+    return best[False], best[True]
 
 
 def main() -> None:
@@ -159,8 +167,7 @@ def main() -> None:
         print(f"pubsub fan-out  1 publish -> {delivered} notifications: {took * 1e3:.2f} ms"
               f" ({took / max(delivered, 1) * 1e6:.2f} us/notification),"
               f" commit {commit * 1e3:.2f} ms")  # fmt: skip
-        off = message_cost(Path(tmp) / "off", False, args.rounds)
-        on = message_cost(Path(tmp) / "on", True, args.rounds)
+        off, on = message_cost(Path(tmp), args.rounds)
         print(f"message         to a full JID: pep off {off:.2f} us, pep on {on:.2f} us,"
               f" on/off {on / off:.3f}")  # fmt: skip
 
