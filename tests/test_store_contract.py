@@ -32,6 +32,19 @@ from xmpp_sansio.server.effects import OfflineDelete, OfflinePush
 from xmpp_sansio.server.last import LastActivityStorage, LastLogout, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineStorage
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateStorage
+from xmpp_sansio.server.pubsub.store import (
+    MemoryPubSubStorage,
+    PubSubAffiliationSave,
+    PubSubItemDelete,
+    PubSubItemSave,
+    PubSubNodeDelete,
+    PubSubNodeSave,
+    PubSubPurge,
+    PubSubServiceDelete,
+    PubSubStorage,
+    PubSubSubscriptionSave,
+)
+from xmpp_sansio.server.pubsub.store import StoredItem as PubSubItem
 from xmpp_sansio.server.register import AccountDirectory, MemoryAccountDirectory
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterStorage, StoredItem
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardStorage
@@ -42,6 +55,7 @@ from xmpp_trio.stores.blocking import SqliteBlockStorage
 from xmpp_trio.stores.last import SqliteLastActivityStorage
 from xmpp_trio.stores.offline import SqliteOfflineStorage
 from xmpp_trio.stores.private import SqlitePrivateStorage
+from xmpp_trio.stores.pubsub import SqlitePubSubStorage
 from xmpp_trio.stores.roster import SqliteRosterStorage
 from xmpp_trio.stores.vcard import SqliteVCardStorage
 
@@ -74,6 +88,7 @@ def memory_backend(tmp_path: Path) -> Backend:
         "private": MemoryPrivateStorage,
         "last": MemoryLastActivityStorage,
         "accounts": MemoryAccountDirectory,
+        "pubsub": MemoryPubSubStorage,
     }
 
     def make(kind: str) -> Any:
@@ -109,6 +124,7 @@ def sqlite_backend(tmp_path: Path) -> Backend:
         "private": lambda: SqlitePrivateStorage(connect()),
         "last": lambda: SqliteLastActivityStorage(connect()),
         "accounts": lambda: open_accounts(),
+        "pubsub": lambda: SqlitePubSubStorage(connect()),
     }
 
     def open_accounts() -> AccountDirectoryAdapter:
@@ -283,6 +299,81 @@ def test_offline_persist_ops_are_all_or_nothing(backend: Backend) -> None:
     reopened = backend.reopen("offline")
     assert [m.stanza for m in reopened.peek(JULIET)] == [b"<a/>"]
     assert reopened.count(ROMEO) == 0
+
+
+# -- PubSubStorage (XEP-0060, XEP-0163) -------------------------------------------------
+
+
+def _item(item_id: str, seq: int, payload: bytes = b"<a xmlns='urn:x'/>") -> PubSubItem:
+    return PubSubItem(item_id, payload, "romeo@example.com", 1.5, seq)
+
+
+def test_pubsub_nodes_round_trip_with_items_affiliations_and_subscriptions(
+    backend: Backend,
+) -> None:
+    store: PubSubStorage = backend.make("pubsub")
+    svc = "romeo@example.com"
+    store.apply(
+        [
+            PubSubNodeSave(svc, "b", (("max_items", "max"), ("roster_groups_allowed", "x"))),
+            PubSubNodeSave(svc, "a", (("access_model", "open"),)),
+            PubSubItemSave(svc, "b", _item("one", 1)),
+            PubSubItemSave(svc, "b", _item("two", 2, b"\xc3\xa9<b xmlns='u'>&amp;</b>")),
+            PubSubItemSave(svc, "b", _item("one", 3)),  # replaced: now the newest
+            PubSubAffiliationSave(svc, "b", "nurse@example.com", "publisher"),
+            PubSubAffiliationSave(svc, "b", "tybalt@example.com", "outcast"),
+            PubSubSubscriptionSave(svc, "b", "juliet@example.com", "s1", "pending"),
+            PubSubSubscriptionSave(svc, "b", "juliet@example.com", "s1", "subscribed"),
+            PubSubItemSave(svc, "gone", _item("x", 1)),  # no such node: ignored
+        ]
+    )
+    for reader in (store, backend.reopen("pubsub")):
+        nodes = reader.load(svc)
+        assert [n.name for n in nodes] == ["b", "a"]
+        b = nodes[0]
+        assert b.config == (("max_items", "max"), ("roster_groups_allowed", "x"))
+        assert [(i.id, i.seq) for i in b.items] == [("two", 2), ("one", 3)]
+        assert b.items[0].payload == b"\xc3\xa9<b xmlns='u'>&amp;</b>"
+        assert b.affiliations == (
+            ("nurse@example.com", "publisher"),
+            ("tybalt@example.com", "outcast"),
+        )
+        assert b.subscriptions == (("juliet@example.com", "s1", "subscribed"),)
+        assert reader.load("juliet@example.com") == []
+
+
+def test_pubsub_deletes_purges_and_forgets_a_service(backend: Backend) -> None:
+    store: PubSubStorage = backend.make("pubsub")
+    store.apply(
+        [
+            PubSubNodeSave("s", "n", ()),
+            PubSubNodeSave("s", "m", ()),
+            PubSubNodeSave("t", "n", ()),
+            PubSubItemSave("s", "n", _item("1", 1)),
+            PubSubItemSave("s", "n", _item("2", 2)),
+            PubSubItemSave("s", "m", _item("1", 1)),
+            PubSubAffiliationSave("s", "n", "a@b", "member"),
+            PubSubSubscriptionSave("s", "n", "a@b", "x", "subscribed"),
+        ]
+    )
+    store.apply(
+        [
+            PubSubItemDelete("s", "n", "1"),
+            PubSubAffiliationSave("s", "n", "a@b", "none"),
+            PubSubSubscriptionSave("s", "n", "a@b", "x", "none"),
+            PubSubPurge("s", "m"),
+        ]
+    )
+    reopened = backend.reopen("pubsub")
+    n, m = reopened.load("s")
+    assert [i.id for i in n.items] == ["2"] and m.items == ()
+    assert n.affiliations == () and n.subscriptions == ()
+    store.apply([PubSubNodeDelete("s", "n")])
+    assert [node.name for node in backend.reopen("pubsub").load("s")] == ["m"]
+    store.apply([PubSubServiceDelete("s")])
+    reopened = backend.reopen("pubsub")
+    assert reopened.load("s") == []
+    assert [node.name for node in reopened.load("t")] == ["n"]
 
 
 # -- BlockStorage (XEP-0191) ------------------------------------------------------------

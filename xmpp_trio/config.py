@@ -52,6 +52,14 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_output_buffer = 1048576      # bytes queued for a client that does not read
     output_stall_timeout = 10        # seconds a client over that bound may take no bytes (0: none)
 
+    [pubsub]
+    enabled = true             # the pubsub service at pubsub.<first domain> (XEP-0060)
+    pep = true                 # personal eventing on every account (XEP-0163)
+    max_item_size = 65536      # bytes of one item's payload (payload-too-big)
+    max_items = 256            # items kept per node; also what max_items=max means
+    max_nodes = 128            # nodes per PEP account, and at the pubsub service
+    max_subscriptions = 1000   # subscriptions per node
+
     [metrics]
     enabled = false            # serve Prometheus metrics over HTTP (GET /metrics)
     address = "127.0.0.1"
@@ -84,10 +92,8 @@ offending key and what was expected.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, TypeAlias, cast
@@ -95,6 +101,10 @@ from typing import Final, Literal, TypeAlias, cast
 import platformdirs
 
 from xmpp_sansio.jid import JID, InvalidJID
+
+from .config_loader import ConfigError, Loader, Table, toml_type
+from .http_config import HTTPConfig, load_http
+from .pubsub_config import PubSubConfig, load_pubsub
 
 __all__ = [
     "ALL_ADDRESSES",
@@ -109,11 +119,13 @@ __all__ = [
     "ListenerConfig",
     "ListenerKind",
     "MetricsConfig",
+    "PubSubConfig",
     "ServerConfig",
     "TLSConfig",
     "bind_host",
     "default_data_dir",
     "load_config",
+    "toml_type",
 ]
 
 ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls", "http", "https"]
@@ -126,23 +138,6 @@ MIN_SCRAM_ITERATIONS: Final = 4096
 """RFC 7677 §4: the iteration count SHOULD be at least 4096."""
 
 DATABASE_FILENAME: Final = "xmpp.sqlite3"
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``str()`` explains what is wrong and where.
-
-    ``path`` is the configuration file (None for built-in defaults) and ``key``
-    the dotted key that is wrong (None when the problem is the whole file).
-    """
-
-    def __init__(self, message: str, *, path: Path | None = None, key: str | None = None) -> None:
-        self.path = path
-        self.key = key
-        self.reason = message
-        where = str(path) if path is not None else "configuration"
-        if key is not None:
-            where = f"{where}: {key}"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,35 +221,6 @@ def bind_host(address: str) -> str | None:
     return None if address == ALL_ADDRESSES else address
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HTTPConfig:
-    """The ``[http]`` section: what the http/https listeners serve and their
-    limits (docs/web.md); the policies are :class:`xmpp_sansio.http.HTTPSettings`."""
-
-    static_root: Path | None = None
-    allowed_origins: tuple[str, ...] = ()
-    websocket_url: str = ""
-    see_other_uri: str = ""
-    websocket_on_plain_http: bool = False
-    content_security_policy: str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-    hsts_max_age: int = 31536000
-    max_header_size: int = 8192
-    max_body_size: int = 1 << 20
-    max_requests_per_connection: int = 100
-    requests_per_minute_per_ip: int = 600
-    request_timeout: float = 10.0
-    keepalive_timeout: float = 30.0
-    max_connections: int = 1000
-    max_connections_per_ip: int = 50
-    upload: bool = False
-    upload_url: str = ""
-    upload_max_file_size: int = 10 << 20
-    upload_allowed_types: tuple[str, ...] = ()
-    upload_quota_per_user: int = 100 << 20
-    upload_slot_lifetime: float = 300.0
-    upload_file_lifetime: float = 604800.0
-
-
 def default_data_dir() -> Path:
     """``$XMPP_TRIO_DATA`` if set (made absolute), else the per-user data directory."""
     env = os.environ.get(DATA_DIR_ENV)
@@ -283,6 +249,7 @@ class ServerConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     http: HTTPConfig = field(default_factory=HTTPConfig)
+    pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     config_path: Path | None = None
 
     @property
@@ -294,6 +261,11 @@ class ServerConfig:
     def echo_domain(self) -> str | None:
         """Where the echo service answers, if it is on: ``echo.`` the first domain."""
         return f"echo.{self.domains[0]}" if self.echo_service else None
+
+    @property
+    def pubsub_domain(self) -> str | None:
+        """Where the pubsub service answers, if it is on: ``pubsub.`` the first domain."""
+        return f"pubsub.{self.domains[0]}" if self.pubsub.enabled else None
 
     @property
     def database_path(self) -> Path:
@@ -323,6 +295,7 @@ _TOP_KEYS: Final = (
     "tls",
     "limits",
     "metrics",
+    "pubsub",
     "listeners",
     "http",
 )
@@ -363,97 +336,6 @@ _LIMITS_KEYS: Final = (
     "output_stall_timeout",
 )
 _LISTENER_KEYS: Final = ("kind", "address", "port")
-_HTTP_KEYS: Final = tuple(HTTPConfig.__dataclass_fields__)
-
-_Table: TypeAlias = Mapping[str, object]
-
-
-def toml_type(value: object) -> str:
-    """Name ``value``'s type the way TOML does, for error messages."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
-class _Loader:
-    """Reads typed values out of the parsed TOML, raising precise ConfigErrors."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.base = path.parent
-
-    def error(self, key: str | None, message: str) -> ConfigError:
-        return ConfigError(message, path=self.path, key=key)
-
-    def check_keys(self, table: _Table, valid: Iterable[str], prefix: str, section: str) -> None:
-        """Reject keys of ``table`` not in ``valid``; ``prefix`` is the dotted key prefix."""
-        names = sorted(valid)
-        for key in table:
-            if key not in names:
-                hint = difflib.get_close_matches(key, names, n=1)
-                did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise self.error(
-                    f"{prefix}{key}",
-                    f"unknown key {key!r}{did_you_mean}; valid keys {section} are: "
-                    + ", ".join(names),
-                )
-
-    def table(self, parent: _Table, key: str, name: str) -> _Table:
-        value = parent.get(key, {})
-        if not isinstance(value, dict):
-            raise self.error(name, f"must be a table ([{name}]), got {toml_type(value)}")
-        return cast(_Table, value)
-
-    def boolean(self, table: _Table, key: str, name: str, default: bool) -> bool:
-        value = table.get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(name, f"must be true or false, got {toml_type(value)} ({value!r})")
-        return value
-
-    def integer(
-        self, table: _Table, key: str, name: str, default: int, *, minimum: int, maximum: int
-    ) -> int:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(name, f"must be an integer, got {toml_type(value)} ({value!r})")
-        if not minimum <= value <= maximum:
-            raise self.error(name, f"must be between {minimum} and {maximum}, got {value}")
-        return value
-
-    def number(self, table: _Table, key: str, name: str, default: float) -> float:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(name, f"must be a number, got {toml_type(value)} ({value!r})")
-        if not 0 < value < float("inf"):
-            raise self.error(name, f"must be a positive number of seconds, got {value}")
-        return float(value)
-
-    def string(self, table: _Table, key: str, name: str, default: str) -> str:
-        value = table.get(key, default)
-        if not isinstance(value, str):
-            raise self.error(name, f"must be a string, got {toml_type(value)} ({value!r})")
-        return value
-
-    def path_value(self, table: _Table, key: str, name: str) -> Path | None:
-        if key not in table:
-            return None
-        value = table[key]
-        if not isinstance(value, str) or not value:
-            raise self.error(
-                name, f"must be a non-empty string (a file path), got {toml_type(value)}"
-            )
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else self.base / path
 
 
 def _check_domain(domain: str) -> str | None:
@@ -477,8 +359,8 @@ def _check_domain(domain: str) -> str | None:
 
 
 def _load_domains(
-    loader: _Loader,
-    data: _Table,
+    loader: Loader,
+    data: Table,
     key: str = "domains",
     default: tuple[str, ...] = ("localhost",),
     taken: tuple[str, ...] = (),
@@ -510,7 +392,7 @@ def _load_domains(
     return tuple(domains)
 
 
-def _load_listeners(loader: _Loader, data: _Table) -> tuple[ListenerConfig, ...]:
+def _load_listeners(loader: Loader, data: Table) -> tuple[ListenerConfig, ...]:
     if "listeners" not in data:
         return DEFAULT_LISTENERS
     raw = data["listeners"]
@@ -527,7 +409,7 @@ def _load_listeners(loader: _Loader, data: _Table) -> tuple[ListenerConfig, ...]
         where = f"listeners[{index}]"
         if not isinstance(item, dict):
             raise loader.error(where, f"must be a table, got {toml_type(item)}")
-        table = cast(_Table, item)
+        table = cast(Table, item)
         loader.check_keys(table, _LISTENER_KEYS, f"{where}.", "in [[listeners]]")
         for required in _LISTENER_KEYS:
             if required not in table:
@@ -559,7 +441,7 @@ def _load_listeners(loader: _Loader, data: _Table) -> tuple[ListenerConfig, ...]
     return tuple(listeners)
 
 
-def _load_tls(loader: _Loader, data: _Table) -> TLSConfig:
+def _load_tls(loader: Loader, data: Table) -> TLSConfig:
     table = loader.table(data, "tls", "tls")
     loader.check_keys(table, _TLS_KEYS, "tls.", "in [tls]")
     cert = loader.path_value(table, "cert", "tls.cert")
@@ -580,7 +462,7 @@ def _load_tls(loader: _Loader, data: _Table) -> TLSConfig:
     return TLSConfig(cert=cert, key=key)
 
 
-def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
+def _load_limits(loader: Loader, data: Table) -> LimitsConfig:
     table = loader.table(data, "limits", "limits")
     loader.check_keys(table, _LIMITS_KEYS, "limits.", "in [limits]")
     defaults = LimitsConfig()
@@ -695,7 +577,7 @@ def _load_limits(loader: _Loader, data: _Table) -> LimitsConfig:
     )
 
 
-def _load_metrics(loader: _Loader, data: _Table) -> MetricsConfig:
+def _load_metrics(loader: Loader, data: Table) -> MetricsConfig:
     table = loader.table(data, "metrics", "metrics")
     loader.check_keys(table, _METRICS_KEYS, "metrics.", "in [metrics]")
     defaults = MetricsConfig()
@@ -708,58 +590,6 @@ def _load_metrics(loader: _Loader, data: _Table) -> MetricsConfig:
         enabled=loader.boolean(table, "enabled", "metrics.enabled", defaults.enabled),
         address=address,
         port=loader.integer(table, "port", "metrics.port", defaults.port, minimum=0, maximum=65535),
-    )
-
-
-def _load_http(loader: _Loader, data: _Table) -> HTTPConfig:
-    table = loader.table(data, "http", "http")
-    loader.check_keys(table, _HTTP_KEYS, "http.", "in [http]")
-    d = HTTPConfig()
-    lists: dict[str, tuple[str, ...]] = {}
-    for key in ("allowed_origins", "upload_allowed_types"):
-        raw = table.get(key, [])
-        if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
-            raise loader.error(f"http.{key}", "must be an array of strings")
-        lists[key] = tuple(cast(list[str], raw))
-    root = loader.path_value(table, "static_root", "http.static_root")
-    if root is not None and not root.is_dir():
-        raise loader.error("http.static_root", f"directory not found: {root}")
-
-    def text(key: str) -> str:
-        return loader.string(table, key, f"http.{key}", getattr(d, key))
-
-    def count(key: str, minimum: int) -> int:
-        default = getattr(d, key)
-        return loader.integer(table, key, f"http.{key}", default, minimum=minimum, maximum=1 << 30)
-
-    def seconds(key: str) -> float:
-        return loader.number(table, key, f"http.{key}", getattr(d, key))
-
-    return HTTPConfig(
-        static_root=root,
-        allowed_origins=lists["allowed_origins"],
-        websocket_url=text("websocket_url"),
-        see_other_uri=text("see_other_uri"),
-        websocket_on_plain_http=loader.boolean(
-            table, "websocket_on_plain_http", "http.websocket_on_plain_http", False
-        ),
-        content_security_policy=text("content_security_policy"),
-        hsts_max_age=count("hsts_max_age", 0),
-        max_header_size=count("max_header_size", 1024),
-        max_body_size=count("max_body_size", 0),
-        max_requests_per_connection=count("max_requests_per_connection", 1),
-        requests_per_minute_per_ip=count("requests_per_minute_per_ip", 1),
-        request_timeout=seconds("request_timeout"),
-        keepalive_timeout=seconds("keepalive_timeout"),
-        max_connections=count("max_connections", 1),
-        max_connections_per_ip=count("max_connections_per_ip", 1),
-        upload=loader.boolean(table, "upload", "http.upload", False),
-        upload_url=text("upload_url"),
-        upload_max_file_size=count("upload_max_file_size", 1),
-        upload_allowed_types=tuple(t.lower() for t in lists["upload_allowed_types"]),
-        upload_quota_per_user=count("upload_quota_per_user", 1),
-        upload_slot_lifetime=seconds("upload_slot_lifetime"),
-        upload_file_lifetime=seconds("upload_file_lifetime"),
     )
 
 
@@ -797,7 +627,7 @@ def load_config(path: Path | None) -> ServerConfig:
     path = Path(path).expanduser().absolute()
     try:
         with path.open("rb") as file:
-            data: _Table = tomllib.load(file)
+            data: Table = tomllib.load(file)
     except FileNotFoundError:
         raise ConfigError("configuration file not found", path=path) from None
     except IsADirectoryError:
@@ -809,7 +639,7 @@ def load_config(path: Path | None) -> ServerConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", path=path) from None
 
-    loader = _Loader(path)
+    loader = Loader(path)
     loader.check_keys(data, _TOP_KEYS, "", "at the top level")
 
     domains = _load_domains(loader, data)
@@ -850,6 +680,7 @@ def load_config(path: Path | None) -> ServerConfig:
         tls=_load_tls(loader, data),
         limits=_load_limits(loader, data),
         metrics=_load_metrics(loader, data),
-        http=_load_http(loader, data),
+        http=load_http(loader, data),
+        pubsub=load_pubsub(loader, data),
         config_path=path,
     )

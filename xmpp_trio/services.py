@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from xml.etree.ElementTree import Element
 
+from xmpp_sansio.disco import Identity
 from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
@@ -29,13 +30,18 @@ from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
-from xmpp_sansio.server.effects import StoreOp
+from xmpp_sansio.server.effects import Persist, StoreOp
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
 from xmpp_sansio.server.offline import OfflineService
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.private import PrivateService
+from xmpp_sansio.server.pubsub.bookmarks import BookmarksCompat
+from xmpp_sansio.server.pubsub.config import AccessModel, NodeConfig
+from xmpp_sansio.server.pubsub.engine import PubSubEngine, PubSubLimits
+from xmpp_sansio.server.pubsub.host import PubSubHost
+from xmpp_sansio.server.pubsub.pep import PEPService
 from xmpp_sansio.server.register import RegistrationService
 from xmpp_sansio.server.roster import RosterService, RosterStorage
 from xmpp_sansio.server.upload import UploadPolicy, UploadService
@@ -48,6 +54,7 @@ from .stores.blocking import SqliteBlockStorage
 from .stores.last import SqliteLastActivityStorage
 from .stores.offline import SqliteOfflineStorage
 from .stores.private import SqlitePrivateStorage
+from .stores.pubsub import RosterContacts, SqlitePubSubStorage
 from .stores.roster import SqliteRosterStorage
 from .stores.upload import SqliteUploadStorage
 from .stores.vcard import SqliteVCardStorage
@@ -115,8 +122,42 @@ class ServerServices:
             AccountDirectoryAdapter(accounts, config.scram_iterations),
             defer_password_changes=True,
         )
+        # Publish-subscribe (XEP-0060) at pubsub.DOMAIN and PEP (XEP-0163),
+        # written only through commit() (Persist effects); see docs/pubsub.md.
+        pubsub = config.pubsub
+        self._pubsub_storage = SqlitePubSubStorage(db)
+        contacts = RosterContacts(roster_storage)
+        pubsub_limits = PubSubLimits(
+            max_item_size=pubsub.max_item_size,
+            max_items=pubsub.max_items,
+            max_nodes=pubsub.max_nodes,
+            max_subscriptions=pubsub.max_subscriptions,
+        )
+        host_engine = PubSubEngine(self._pubsub_storage, contacts, limits=pubsub_limits)
+        caps = CapsService()
+        private_storage = SqlitePrivateStorage(db)
+        pep_services: list[Service] = []
+        compat_services: list[Service] = []
+        if pubsub.pep:
+            pep = PEPService(
+                PubSubEngine(
+                    self._pubsub_storage,
+                    contacts,
+                    limits=pubsub_limits,
+                    defaults=NodeConfig(access_model=AccessModel.PRESENCE, max_items=1),
+                    pep=True,
+                ),
+                contacts,
+                caps.features_of,
+                also_forget=(host_engine,),
+            )
+            caps.on_learned(pep.caps_learned)
+            pep_services.append(pep)
+            # XEP-0402 #compat: bookmarks in step with private XML (before PrivateService).
+            compat_services.append(BookmarksCompat(pep, private_storage))
         self.disco = DiscoService(
-            presence_authorized=lambda requester, account: is_subscribed(requester, account)
+            presence_authorized=lambda requester, account: is_subscribed(requester, account),
+            account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
         )
         self.services: list[Service] = [
             BlockingService(SqliteBlockStorage(db), is_subscribed),
@@ -128,8 +169,9 @@ class ServerServices:
                 max_subscription_status=limits.max_subscription_status,
             ),
             VCardService(SqliteVCardStorage(db), max_size=limits.max_vcard_size),
+            *compat_services,
             PrivateService(
-                SqlitePrivateStorage(db),
+                private_storage,
                 max_size=limits.max_private_size,
                 max_items=limits.max_private_items,
                 max_total=limits.max_private_total,
@@ -142,7 +184,8 @@ class ServerServices:
             ),
             VersionService(_version()),
             TimeService(),
-            CapsService(),
+            caps,
+            *pep_services,
             CarbonsService(),
             OfflineService(self._offline_storage, max_per_user=limits.max_offline_messages),
             self.disco,
@@ -157,6 +200,8 @@ class ServerServices:
         if config.http.upload:
             self.upload = build_upload(config, self.upload_storage)
             self.hosts[f"upload.{config.domains[0]}"] = self.upload
+        if config.pubsub_domain is not None:
+            self.hosts[config.pubsub_domain] = PubSubHost(host_engine)
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
@@ -165,6 +210,7 @@ class ServerServices:
         far; the other stores still commit each write as it is made."""
         self._offline_storage.apply(ops)
         self.upload_storage.apply(ops)
+        self._pubsub_storage.apply(ops)  # a second transaction, only if it has ops
 
     def flush(self) -> None:
         """Write what stores keep behind (logout times); the server calls this
@@ -231,7 +277,8 @@ def remove_account_data(config: ServerConfig, accounts: AccountStore, account: J
             services=services.services,
             clock=services.clock,
         )
-        router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
+        effects = router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
+        services.commit([e.op for e in effects if isinstance(e, Persist)])
         services.flush()
     finally:
         db.close()

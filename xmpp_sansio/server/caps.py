@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final
 from xml.etree.ElementTree import Element
@@ -149,6 +150,13 @@ class CapsService(IqService):
         self._pending: dict[str, _Pending] = {}
         self._pending_by_key: dict[CapsKey, str] = {}
         self._ids = itertools.count(1)
+        self._learned: list[Callable[[Context, JID], list[Outcome]]] = []
+
+    def on_learned(self, listener: Callable[[Context, JID], list[Outcome]]) -> None:
+        """Call ``listener(ctx, full_jid)`` for each session advertising a hash
+        when that hash is verified (PEP's last items, XEP-0163 §4.3.2); its
+        outcomes join the answer's."""
+        self._learned.append(listener)
 
     # -- queries from other services ------------------------------------------------
 
@@ -255,7 +263,12 @@ class CapsService(IqService):
                 info = None
             if info is not None and self._verify(pending.key, info):
                 self._store(pending.key, info)
-                return []
+                learned: list[Outcome] = []
+                for listener in self._learned:
+                    for jid, (key, _) in list(self._advertised.items()):
+                        if key == pending.key:
+                            learned.extend(listener(ctx, jid))
+                return learned
         # An error, or an answer that does not verify: ask someone else.
         return self._retry(pending, ctx.now)
 

@@ -105,6 +105,7 @@ class DiscoService(IqService):
         caps_node: str = DEFAULT_CAPS_NODE,
         caps2_algos: Sequence[str] = ("sha-256",),
         presence_authorized: Callable[[JID, JID], bool] | None = None,
+        account_identities: Sequence[Identity] = (),
     ) -> None:
         """``presence_authorized(requester_bare, account_bare)`` says whether the
         requester may receive the account's presence (XEP-0030 §8 rule 1.2);
@@ -124,6 +125,9 @@ class DiscoService(IqService):
         if unsupported:
             raise ValueError(f"unsupported hash functions {unsupported}")
         self._presence_authorized = presence_authorized
+        #: Identities an account's bare JID has besides ``account/registered``
+        #: (``pubsub/pep`` with PEP, XEP-0163 §6).
+        self.account_identities: tuple[Identity, ...] = tuple(account_identities)
 
     # -- what the server says about itself ---------------------------------------
 
@@ -135,7 +139,8 @@ class DiscoService(IqService):
     def account_info(self) -> DiscoInfo:
         """What the server says on behalf of an account's bare JID (XEP-0030 §3.1)."""
         features = self.server.account_features()
-        return DiscoInfo((Identity("account", "registered"),), tuple(sorted(features)))
+        identities = (Identity("account", "registered"), *self.account_identities)
+        return DiscoInfo(identities, tuple(sorted(features)))
 
     def caps_ver(self, hash: str = "sha-1") -> str:
         """The server's XEP-0115 §5.1 verification string, for the stream

@@ -21,6 +21,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID
+from .pubsub.store import PubSubOp
 
 __all__ = [
     "Bounce",
@@ -106,7 +107,7 @@ class UploadSlot:
 
 
 #: A store operation, as data (one per store and kind of write).
-StoreOp = OfflinePush | OfflineDelete | UploadSlot
+StoreOp = OfflinePush | OfflineDelete | UploadSlot | PubSubOp
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,96 @@
+"""The ``[http]`` section of the server configuration: what the http/https
+listeners serve and their limits (docs/web.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, cast
+
+from .config_loader import Loader, Table
+
+__all__ = ["HTTP_KEYS", "HTTPConfig", "load_http"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPConfig:
+    """The ``[http]`` section: what the http/https listeners serve and their
+    limits (docs/web.md); the policies are :class:`xmpp_sansio.http.HTTPSettings`."""
+
+    static_root: Path | None = None
+    allowed_origins: tuple[str, ...] = ()
+    websocket_url: str = ""
+    see_other_uri: str = ""
+    websocket_on_plain_http: bool = False
+    content_security_policy: str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    hsts_max_age: int = 31536000
+    max_header_size: int = 8192
+    max_body_size: int = 1 << 20
+    max_requests_per_connection: int = 100
+    requests_per_minute_per_ip: int = 600
+    request_timeout: float = 10.0
+    keepalive_timeout: float = 30.0
+    max_connections: int = 1000
+    max_connections_per_ip: int = 50
+    upload: bool = False
+    upload_url: str = ""
+    upload_max_file_size: int = 10 << 20
+    upload_allowed_types: tuple[str, ...] = ()
+    upload_quota_per_user: int = 100 << 20
+    upload_slot_lifetime: float = 300.0
+    upload_file_lifetime: float = 604800.0
+
+
+HTTP_KEYS: Final = tuple(HTTPConfig.__dataclass_fields__)
+
+
+def load_http(loader: Loader, data: Table) -> HTTPConfig:
+    table = loader.table(data, "http", "http")
+    loader.check_keys(table, HTTP_KEYS, "http.", "in [http]")
+    d = HTTPConfig()
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("allowed_origins", "upload_allowed_types"):
+        raw = table.get(key, [])
+        if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
+            raise loader.error(f"http.{key}", "must be an array of strings")
+        lists[key] = tuple(cast(list[str], raw))
+    root = loader.path_value(table, "static_root", "http.static_root")
+    if root is not None and not root.is_dir():
+        raise loader.error("http.static_root", f"directory not found: {root}")
+
+    def text(key: str) -> str:
+        return loader.string(table, key, f"http.{key}", getattr(d, key))
+
+    def count(key: str, minimum: int) -> int:
+        default = getattr(d, key)
+        return loader.integer(table, key, f"http.{key}", default, minimum=minimum, maximum=1 << 30)
+
+    def seconds(key: str) -> float:
+        return loader.number(table, key, f"http.{key}", getattr(d, key))
+
+    return HTTPConfig(
+        static_root=root,
+        allowed_origins=lists["allowed_origins"],
+        websocket_url=text("websocket_url"),
+        see_other_uri=text("see_other_uri"),
+        websocket_on_plain_http=loader.boolean(
+            table, "websocket_on_plain_http", "http.websocket_on_plain_http", False
+        ),
+        content_security_policy=text("content_security_policy"),
+        hsts_max_age=count("hsts_max_age", 0),
+        max_header_size=count("max_header_size", 1024),
+        max_body_size=count("max_body_size", 0),
+        max_requests_per_connection=count("max_requests_per_connection", 1),
+        requests_per_minute_per_ip=count("requests_per_minute_per_ip", 1),
+        request_timeout=seconds("request_timeout"),
+        keepalive_timeout=seconds("keepalive_timeout"),
+        max_connections=count("max_connections", 1),
+        max_connections_per_ip=count("max_connections_per_ip", 1),
+        upload=loader.boolean(table, "upload", "http.upload", False),
+        upload_url=text("upload_url"),
+        upload_max_file_size=count("upload_max_file_size", 1),
+        upload_allowed_types=tuple(t.lower() for t in lists["upload_allowed_types"]),
+        upload_quota_per_user=count("upload_quota_per_user", 1),
+        upload_slot_lifetime=seconds("upload_slot_lifetime"),
+        upload_file_lifetime=seconds("upload_file_lifetime"),
+    )
