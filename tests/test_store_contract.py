@@ -28,7 +28,7 @@ import pytest
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.blocking import BlockStorage, MemoryBlockStorage
-from xmpp_sansio.server.effects import OfflineDelete, OfflinePush
+from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, VCardDelete, VCardPut
 from xmpp_sansio.server.last import LastActivityStorage, LastLogout, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineStorage
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateStorage
@@ -327,6 +327,23 @@ def test_vcard_put_replaces_and_delete_forgets(backend: Backend) -> None:
     reopened = backend.reopen("vcard")
     assert reopened.get(ROMEO) is None
     assert reopened.get(JULIET) == b"<vCard xmlns='vcard-temp'/>"
+
+
+def test_vcard_persist_ops_are_applied_in_order_and_durable(backend: Backend) -> None:
+    store: VCardStorage = backend.make("vcard")
+    store.apply([VCardPut(ROMEO, b"<vCard xmlns='vcard-temp'/>"), VCardPut(JULIET, b"<j/>")])
+    store.apply([VCardPut(ROMEO, b"<r2/>"), VCardDelete(JULIET), VCardPut(NURSE, b"<n/>")])
+    reopened = backend.reopen("vcard")
+    assert reopened.get(ROMEO) == b"<r2/>"
+    assert reopened.get(JULIET) is None
+    assert reopened.get(NURSE) == b"<n/>"
+
+
+def test_vcard_persist_ops_refuse_another_stores_op_and_write_nothing(backend: Backend) -> None:
+    store: VCardStorage = backend.make("vcard")
+    with pytest.raises(TypeError):
+        store.apply([VCardPut(ROMEO, b"<r/>"), OfflineDelete(ROMEO, 1)])
+    assert backend.reopen("vcard").get(ROMEO) is None
 
 
 # -- PrivateStorage (XEP-0049) -----------------------------------------------------------

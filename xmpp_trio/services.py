@@ -29,7 +29,14 @@ from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
-from xmpp_sansio.server.effects import StoreOp
+from xmpp_sansio.server.effects import (
+    OfflineDelete,
+    OfflinePush,
+    Persist,
+    StoreOp,
+    VCardDelete,
+    VCardPut,
+)
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
@@ -42,6 +49,7 @@ from xmpp_sansio.server.vcard import VCardService
 
 from .config import ServerConfig
 from .storage import AccountStore
+from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
 from .stores.last import SqliteLastActivityStorage
@@ -97,6 +105,7 @@ class ServerServices:
         limits = config.limits
         #: The clock the router gives the services as ``now`` (Router(clock=...)).
         self.clock = clock
+        self._db = db
         roster_storage = SqliteRosterStorage(db)
         is_subscribed = subscribed_predicate(roster_storage)
         self.roster = RosterService(
@@ -106,8 +115,8 @@ class ServerServices:
             max_roster_size=limits.max_roster_size,
         )
         self._last_storage = SqliteLastActivityStorage(db)
-        # Written only through commit() (Persist effects), once per batch.
-        self._offline_storage = SqliteOfflineStorage(db)
+        offline = SqliteOfflineStorage(db)
+        vcards = SqliteVCardStorage(db)
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
             AccountDirectoryAdapter(accounts, config.scram_iterations),
@@ -125,7 +134,7 @@ class ServerServices:
                 max_pending_requests=limits.max_pending_subscriptions,
                 max_subscription_status=limits.max_subscription_status,
             ),
-            VCardService(SqliteVCardStorage(db), max_size=limits.max_vcard_size),
+            VCardService(vcards, max_size=limits.max_vcard_size),
             PrivateService(
                 SqlitePrivateStorage(db),
                 max_size=limits.max_private_size,
@@ -142,7 +151,7 @@ class ServerServices:
             TimeService(),
             CapsService(),
             CarbonsService(),
-            OfflineService(self._offline_storage, max_per_user=limits.max_offline_messages),
+            OfflineService(offline, max_per_user=limits.max_offline_messages),
             self.disco,
         ]
         # The service hosts (the hosts table's subdomains), by domain.
@@ -150,12 +159,24 @@ class ServerServices:
         if config.echo_domain is not None:
             self.hosts[config.echo_domain] = EchoService()
 
+        #: Which store writes each kind of op (``Persist`` effects): a new
+        #: store (MUC, pubsub) adds its op types here, one line each.
+        self.writers: dict[type[StoreOp], Callable[[StoreOp], None]] = {
+            OfflinePush: offline.write,
+            OfflineDelete: offline.write,
+            VCardPut: vcards.write,
+            VCardDelete: vcards.write,
+        }
+
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
-        of the services) in one transaction; raises ``sqlite3.Error`` having
-        written none of them. Only offline messages are written this way so
-        far; the other stores still commit each write as it is made."""
-        self._offline_storage.apply(ops)
+        of the services), each by the store :attr:`writers` names for its
+        type, in ONE transaction; raises ``sqlite3.Error`` having written
+        none of them."""
+        writers = self.writers
+        with transaction(self._db):
+            for op in ops:
+                writers[type(op)](op)
 
     def flush(self) -> None:
         """Write what stores keep behind (logout times); the server calls this
@@ -201,7 +222,11 @@ def remove_account_data(config: ServerConfig, accounts: AccountStore, account: J
             services=services.services,
             clock=services.clock,
         )
-        router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
+        effects = router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
+        # The observers' writes are Persist effects: commit them (and what they held).
+        while persists := [e for e in effects if isinstance(e, Persist)]:
+            services.commit([p.op for p in persists])
+            effects = router.persisted(persists)
         services.flush()
     finally:
         db.close()

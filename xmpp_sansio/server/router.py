@@ -224,10 +224,15 @@ class Router:
     ) -> list[Effect]:
         """The I/O layer committed one batch's ``persists`` or, ``failed``, could not
         (``resource-constraint``: disk full, RFC 6120 §8.3.3.18; else ``internal-server-error``,
-        §8.3.3.6): ``Committed`` observers run, then each stored stanza's sender gets ``failed``."""
+        §8.3.3.6): ``Committed`` observers run, then what each write held
+        (:attr:`Persist.then`) is carried out or, after a failure, each
+        stored stanza's sender gets ``failed`` instead."""
         self._ctx.begin(now)
         outcomes = self._observe(Committed(tuple(p.op for p in persists), failed is not None))
-        if failed is not None:
+        if failed is None:
+            for persist in persists:
+                outcomes.extend(persist.then)
+        else:
             outcomes.extend(Bounce(p.stanza, failed) for p in persists if p.stanza is not None)
         return self._drain(outcomes)
 

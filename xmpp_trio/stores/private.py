@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from xmpp_sansio.jid import JID
 
-from .roster import _transaction
+from ._sql import transaction as _transaction
 
 __all__ = ["SqlitePrivateStorage"]
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Final
 from xml.etree.ElementTree import Element
 
@@ -32,6 +30,8 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.roster import StoredItem
 from xmpp_sansio.xml.writer import serialize
+
+from ._sql import transaction as _transaction
 
 __all__ = ["SCHEMA", "SqliteRosterStorage"]
 
@@ -62,20 +62,6 @@ _COLUMNS: Final = (
 )
 
 _Row = tuple[str, str | None, str, int, int, str, int, int, str | None]
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """One transaction, committed on success and rolled back on error, whether
-    the connection is in autocommit mode (``isolation_level=None``) or not."""
-    if db.isolation_level is None:
-        db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.rollback()
-        raise
-    db.commit()
 
 
 def _to_row(stored: StoredItem) -> tuple[object, ...]:
