@@ -28,7 +28,14 @@ import pytest
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.blocking import BlockStorage, MemoryBlockStorage
-from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, VCardDelete, VCardPut
+from xmpp_sansio.server.effects import (
+    OfflineDelete,
+    OfflinePush,
+    PrivateDelete,
+    PrivatePut,
+    VCardDelete,
+    VCardPut,
+)
 from xmpp_sansio.server.last import LastActivityStorage, LastLogout, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineStorage
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateStorage
@@ -378,6 +385,29 @@ def test_private_put_many_stores_all_at_once(backend: Backend) -> None:
     reopened = backend.reopen("private")
     assert reopened.get(ROMEO, "urn:a", "x") == b"<new/>"
     assert reopened.get(ROMEO, "urn:c", "z") == b"<z/>"
+
+
+def test_private_persist_ops_are_applied_in_order_and_durable(backend: Backend) -> None:
+    store: PrivateStorage = backend.make("private")
+    store.apply([PrivatePut(ROMEO, (("urn:a", "a", b"<a/>"), ("urn:b", "b", b"<b/>")))])
+    store.apply(
+        [
+            PrivateDelete(ROMEO),
+            PrivatePut(ROMEO, (("urn:c", "c", b"<c/>"),)),
+            PrivatePut(JULIET, (("urn:a", "a", b"<ja/>"),)),
+        ]
+    )
+    reopened = backend.reopen("private")
+    assert reopened.sizes(ROMEO) == {("urn:c", "c"): 4}
+    assert reopened.get(ROMEO, "urn:a", "a") is None
+    assert reopened.get(JULIET, "urn:a", "a") == b"<ja/>"
+
+
+def test_private_persist_ops_are_all_or_nothing(backend: Backend) -> None:
+    store: PrivateStorage = backend.make("private")
+    with pytest.raises(TypeError):
+        store.apply([PrivatePut(ROMEO, (("urn:a", "a", b"<a/>"),)), VCardDelete(ROMEO)])
+    assert backend.reopen("private").sizes(ROMEO) == {}
 
 
 # -- LastActivityStorage (XEP-0012) ------------------------------------------------------

@@ -33,6 +33,8 @@ from xmpp_sansio.server.effects import (
     OfflineDelete,
     OfflinePush,
     Persist,
+    PrivateDelete,
+    PrivatePut,
     StoreOp,
     VCardDelete,
     VCardPut,
@@ -117,6 +119,7 @@ class ServerServices:
         self._last_storage = SqliteLastActivityStorage(db)
         offline = SqliteOfflineStorage(db)
         vcards = SqliteVCardStorage(db)
+        private = SqlitePrivateStorage(db)
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
             AccountDirectoryAdapter(accounts, config.scram_iterations),
@@ -136,7 +139,7 @@ class ServerServices:
             ),
             VCardService(vcards, max_size=limits.max_vcard_size),
             PrivateService(
-                SqlitePrivateStorage(db),
+                private,
                 max_size=limits.max_private_size,
                 max_items=limits.max_private_items,
                 max_total=limits.max_private_total,
@@ -166,6 +169,8 @@ class ServerServices:
             OfflineDelete: offline.write,
             VCardPut: vcards.write,
             VCardDelete: vcards.write,
+            PrivatePut: private.write,
+            PrivateDelete: private.write,
         }
 
     def commit(self, ops: Sequence[StoreOp]) -> None:

@@ -108,6 +108,11 @@ REQUESTS = {
         "<iq type='set' id='w1'><vCard xmlns='vcard-temp'><FN>Romeo</FN></vCard></iq>",
         "VCardPut",
     ),
+    "private": (
+        "<iq type='set' id='w1'><query xmlns='jabber:iq:private'>"
+        "<exodus xmlns='exodus:prefs'><defaultnick>Romeo</defaultnick></exodus></query></iq>",
+        "PrivatePut",
+    ),
 }
 
 

@@ -24,23 +24,10 @@ from typing import Generic, TypeVar
 
 from .effects import StoreOp
 
-__all__ = ["MISSING", "Overlay"]
+__all__ = ["Overlay"]
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-class _Missing:
-    """The type of :data:`MISSING`."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-#: What :meth:`Overlay.get` returns for a key no pending write gives a value.
-MISSING = _Missing()
 
 
 class Overlay(Generic[K, V]):
@@ -62,10 +49,11 @@ class Overlay(Generic[K, V]):
         """``op`` (not committed yet) gives ``key`` the value ``value``."""
         self._pending[key] = (op, value)
 
-    def get(self, key: K) -> V | _Missing:
-        """The pending value of ``key``, or :data:`MISSING`."""
+    def pending(self, key: K) -> V | None:
+        """The pending value of ``key``, or ``None`` if no pending write gives
+        it one (for values that are never ``None``; else see :meth:`read`)."""
         entry = self._pending.get(key)
-        return MISSING if entry is None else entry[1]
+        return None if entry is None else entry[1]
 
     def read(self, key: K, load: Callable[[K], V]) -> V:
         """The value ``key`` will have once the pending writes are committed:
