@@ -29,6 +29,8 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.blocking import BlockStorage, MemoryBlockStorage
 from xmpp_sansio.server.effects import (
+    LastForget,
+    LastSet,
     OfflineDelete,
     OfflinePush,
     PrivateDelete,
@@ -443,6 +445,17 @@ def test_last_forget_is_durable_at_once_even_over_a_pending_write(backend: Backe
     reopened = backend.reopen("last")
     assert reopened.get(ROMEO) is None
     assert reopened.get(JULIET) == LastLogout(2.0, "b")
+
+
+def test_last_persist_ops_set_and_forget_in_order(backend: Backend) -> None:
+    store: LastActivityStorage = backend.make("last")
+    store.apply([LastSet(ROMEO, 10.0, "gone"), LastSet(JULIET, 11.0, None)])
+    assert store.get(ROMEO) == LastLogout(10.0, "gone")  # seen at once
+    store.apply([LastSet(ROMEO, 12.0, None), LastForget(JULIET)])
+    flush(store)
+    reopened = backend.reopen("last")
+    assert reopened.get(ROMEO) == LastLogout(12.0, None)
+    assert reopened.get(JULIET) is None
 
 
 # -- AccountDirectory (XEP-0077) ----------------------------------------------------------

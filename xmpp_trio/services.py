@@ -30,6 +30,8 @@ from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
 from xmpp_sansio.server.effects import (
+    LastForget,
+    LastSet,
     OfflineDelete,
     OfflinePush,
     Persist,
@@ -171,6 +173,8 @@ class ServerServices:
             VCardDelete: vcards.write,
             PrivatePut: private.write,
             PrivateDelete: private.write,
+            LastSet: self._last_storage.write,
+            LastForget: self._last_storage.write,
         }
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
