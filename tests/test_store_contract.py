@@ -29,6 +29,9 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.blocking import BlockStorage, MemoryBlockStorage
 from xmpp_sansio.server.effects import (
+    BlockAdd,
+    BlockClear,
+    BlockRemove,
     LastForget,
     LastSet,
     OfflineDelete,
@@ -319,6 +322,24 @@ def test_blocklist_keeps_full_jids_and_domains_apart(backend: Backend) -> None:
     full = JID.parse("tybalt@example.net/sword")
     store.block(ROMEO, [full])
     assert store.blocklist(ROMEO) == {full}
+
+
+def test_blocklist_persist_ops_are_applied_in_order_and_durable(backend: Backend) -> None:
+    store: BlockStorage = backend.make("block")
+    store.apply([BlockAdd(ROMEO, (TYBALT, NURSE)), BlockAdd(JULIET, (TYBALT,))])
+    store.apply(
+        [BlockRemove(ROMEO, (NURSE, JULIET)), BlockClear(JULIET), BlockAdd(ROMEO, (TYBALT,))]
+    )
+    reopened = backend.reopen("block")
+    assert reopened.blocklist(ROMEO) == {TYBALT}
+    assert reopened.blocklist(JULIET) == set()
+
+
+def test_blocklist_persist_ops_are_all_or_nothing(backend: Backend) -> None:
+    store: BlockStorage = backend.make("block")
+    with pytest.raises(TypeError):
+        store.apply([BlockAdd(ROMEO, (TYBALT,)), VCardDelete(ROMEO)])
+    assert backend.reopen("block").blocklist(ROMEO) == set()
 
 
 # -- VCardStorage (XEP-0054) -------------------------------------------------------------

@@ -30,6 +30,9 @@ from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
 from xmpp_sansio.server.effects import (
+    BlockAdd,
+    BlockClear,
+    BlockRemove,
     LastForget,
     LastSet,
     OfflineDelete,
@@ -122,6 +125,7 @@ class ServerServices:
         offline = SqliteOfflineStorage(db)
         vcards = SqliteVCardStorage(db)
         private = SqlitePrivateStorage(db)
+        blocks = SqliteBlockStorage(db)
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
             AccountDirectoryAdapter(accounts, config.scram_iterations),
@@ -131,7 +135,7 @@ class ServerServices:
             presence_authorized=lambda requester, account: is_subscribed(requester, account)
         )
         self.services: list[Service] = [
-            BlockingService(SqliteBlockStorage(db), is_subscribed),
+            BlockingService(blocks, is_subscribed),
             self.roster,
             PresenceService(
                 self.roster,
@@ -175,6 +179,9 @@ class ServerServices:
             PrivateDelete: private.write,
             LastSet: self._last_storage.write,
             LastForget: self._last_storage.write,
+            BlockAdd: blocks.write,
+            BlockRemove: blocks.write,
+            BlockClear: blocks.write,
         }
 
     def commit(self, ops: Sequence[StoreOp]) -> None:

@@ -113,6 +113,11 @@ REQUESTS = {
         "<exodus xmlns='exodus:prefs'><defaultnick>Romeo</defaultnick></exodus></query></iq>",
         "PrivatePut",
     ),
+    "blocking": (
+        "<iq type='set' id='w1'><block xmlns='urn:xmpp:blocking'>"
+        "<item jid='tybalt@localhost'/></block></iq>",
+        "BlockAdd",
+    ),
 }
 
 
