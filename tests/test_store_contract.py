@@ -38,6 +38,8 @@ from xmpp_sansio.server.effects import (
     OfflinePush,
     PrivateDelete,
     PrivatePut,
+    RosterDelete,
+    RosterPut,
     VCardDelete,
     VCardPut,
 )
@@ -206,6 +208,33 @@ def test_roster_holders_are_the_users_with_a_record_for_the_contact(backend: Bac
     assert sorted(map(str, store.holders(TYBALT))) == [str(JULIET), str(ROMEO)]
     store.delete(ROMEO, TYBALT)
     assert backend.reopen("roster").holders(TYBALT) == [JULIET]
+
+
+def test_roster_persist_ops_write_records_and_the_versions_they_name(backend: Backend) -> None:
+    store: RosterStorage = backend.make("roster")
+    nurse = StoredItem(RosterItem(NURSE, "Nurse", Subscription.BOTH, groups=frozenset({"A"})))
+    store.apply(
+        [
+            RosterPut(ROMEO, StoredItem(RosterItem(JULIET, "J")), "1"),
+            RosterPut(ROMEO, nurse, "2"),
+            RosterPut(ROMEO, StoredItem(RosterItem(JULIET, "Juliet")), "3"),  # keeps its place
+        ]
+    )
+    store.apply([RosterDelete(ROMEO, NURSE, "4"), RosterPut(JULIET, nurse, "7")])
+    reopened = backend.reopen("roster")
+    version, records = reopened.get(ROMEO)
+    assert version == "4"
+    assert [(r.jid, r.item.name) for r in records] == [(JULIET, "Juliet")]
+    assert reopened.version(JULIET) == "7"
+    assert reopened.holders(NURSE) == [JULIET]
+
+
+def test_roster_persist_ops_are_all_or_nothing(backend: Backend) -> None:
+    store: RosterStorage = backend.make("roster")
+    with pytest.raises(TypeError):
+        store.apply([RosterPut(ROMEO, StoredItem(RosterItem(JULIET)), "1"), VCardDelete(ROMEO)])
+    reopened = backend.reopen("roster")
+    assert reopened.get(ROMEO) == ("0", [])
 
 
 # -- OfflineStorage (XEP-0160) ---------------------------------------------------------

@@ -40,6 +40,8 @@ from xmpp_sansio.server.effects import (
     Persist,
     PrivateDelete,
     PrivatePut,
+    RosterDelete,
+    RosterPut,
     StoreOp,
     VCardDelete,
     VCardPut,
@@ -51,7 +53,7 @@ from xmpp_sansio.server.offline import OfflineService
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.private import PrivateService
 from xmpp_sansio.server.register import RegistrationService
-from xmpp_sansio.server.roster import RosterService, RosterStorage
+from xmpp_sansio.server.roster import RosterService
 from xmpp_sansio.server.vcard import VCardService
 
 from .config import ServerConfig
@@ -85,12 +87,13 @@ def open_database(config: ServerConfig) -> sqlite3.Connection:
     return conn
 
 
-def subscribed_predicate(storage: RosterStorage) -> Callable[[JID, JID], bool]:
+def subscribed_predicate(roster: RosterService) -> Callable[[JID, JID], bool]:
     """``is_subscribed(contact, user)``: the contact receives the user's presence
-    (the user's roster has the contact with ``from`` or ``both``, RFC 6121 §2.1.2.5)."""
+    (the user's roster has the contact with ``from`` or ``both``, RFC 6121 §2.1.2.5),
+    as the roster service reads it (its pending writes included)."""
 
     def is_subscribed(contact: JID, user: JID) -> bool:
-        stored = storage.item(user.bare, contact.bare)
+        stored = roster.stored(user.bare, contact.bare)
         return stored is not None and stored.item.subscription in (
             Subscription.FROM,
             Subscription.BOTH,
@@ -114,13 +117,13 @@ class ServerServices:
         self.clock = clock
         self._db = db
         roster_storage = SqliteRosterStorage(db)
-        is_subscribed = subscribed_predicate(roster_storage)
         self.roster = RosterService(
             roster_storage,
             max_items=limits.max_roster_items,
             max_groups_per_item=limits.max_roster_groups_per_item,
             max_roster_size=limits.max_roster_size,
         )
+        is_subscribed = subscribed_predicate(self.roster)
         self._last_storage = SqliteLastActivityStorage(db)
         offline = SqliteOfflineStorage(db)
         vcards = SqliteVCardStorage(db)
@@ -182,6 +185,8 @@ class ServerServices:
             BlockAdd: blocks.write,
             BlockRemove: blocks.write,
             BlockClear: blocks.write,
+            RosterPut: roster_storage.write,
+            RosterDelete: roster_storage.write,
         }
 
     def commit(self, ops: Sequence[StoreOp]) -> None:

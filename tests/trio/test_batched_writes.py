@@ -118,6 +118,11 @@ REQUESTS = {
         "<item jid='tybalt@localhost'/></block></iq>",
         "BlockAdd",
     ),
+    "roster": (
+        "<iq type='set' id='w1'><query xmlns='jabber:iq:roster'>"
+        "<item jid='nurse@localhost' name='Nurse'/></query></iq>",
+        "RosterPut",
+    ),
 }
 
 
@@ -145,6 +150,14 @@ async def test_a_set_is_answered_only_after_its_write_is_committed(
     (session,) = started.server.sessions.values()
     monkeypatch.setattr(session, "transport", LoggedTransport(session.transport, log))
     request, op = REQUESTS[store]
+    if store == "roster":  # an interested resource (RFC 6121 §2.1.6): it gets the push too
+        await negotiated.stream.send_all(
+            b"<iq type='get' id='g0'><query xmlns='jabber:iq:roster'/></iq>"
+        )
+        received = b""
+        with trio.fail_after(WAIT):
+            while b"g0" not in received:
+                received += await negotiated.stream.receive_some(65536)
     await negotiated.stream.send_all(request.encode())
     received = b""
     with trio.fail_after(WAIT):
@@ -157,4 +170,14 @@ async def test_a_set_is_answered_only_after_its_write_is_committed(
     )
     assert b"type='result'" in log[answer][1] or b'type="result"' in log[answer][1]
     assert any(kind == "commit" and op in ops for kind, ops in log[:answer])
+    if store == "roster":
+        with trio.fail_after(WAIT):
+            while b"nurse@localhost" not in received:
+                received += await negotiated.stream.receive_some(65536)
+        push = next(
+            i
+            for i, (kind, data) in enumerate(log)
+            if kind == "write" and b"nurse@localhost" in data
+        )
+        assert any(kind == "commit" and op in ops for kind, ops in log[:push])
     await negotiated.stream.aclose()

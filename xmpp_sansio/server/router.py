@@ -224,16 +224,14 @@ class Router:
     ) -> list[Effect]:
         """The I/O layer committed one batch's ``persists`` or, ``failed``, could not
         (``resource-constraint``: disk full, RFC 6120 §8.3.3.18; else ``internal-server-error``,
-        §8.3.3.6): ``Committed`` observers run, then what each write held
-        (:attr:`Persist.then`) is carried out or, after a failure, each
-        stored stanza's sender gets ``failed`` instead."""
+        §8.3.3.6): ``Committed`` observers run, then what each write held (``then``) is
+        carried out or, after a failure, each stored stanza's sender gets ``failed``."""
         self._ctx.begin(now)
         outcomes = self._observe(Committed(tuple(p.op for p in persists), failed is not None))
         if failed is None:
-            for persist in persists:
-                outcomes.extend(persist.then)
-        else:
-            outcomes.extend(Bounce(p.stanza, failed) for p in persists if p.stanza is not None)
+            outcomes.extend(outcome for persist in persists for outcome in persist.then)
+            return self._drain(outcomes)
+        outcomes.extend(Bounce(p.stanza, failed) for p in persists if p.stanza is not None)
         return self._drain(outcomes)
 
     def route(
@@ -325,7 +323,8 @@ class Router:
         """Turn outcomes into effects, in order: each request to the router
         (:class:`Route`, :class:`Reply`, :class:`Bounce`, :class:`EndSessions`)
         is replaced by what it produces, depth first, without recursion (a
-        ``skip`` set drains its own route first)."""
+        ``skip`` set drains its own route first). A :class:`Persist` holding outcomes
+        holds the rest of the drain too: the order is kept (RFC 6121 §3.1.6)."""
         for outcome in outcomes:
             if type(outcome) is not Deliver and type(outcome) is not Disconnect:
                 break
@@ -336,6 +335,10 @@ class Router:
         while stack:
             outcome = stack.pop()
             match outcome:
+                case Persist(then=then) if then and stack:
+                    effects.append(Persist(outcome.op, outcome.stanza, (*then, *stack[::-1])))
+                    stack.clear()
+                    continue
                 case Deliver() | Disconnect() | Persist():
                     effects.append(outcome)
                     continue
