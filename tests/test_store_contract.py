@@ -29,6 +29,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.blocking import BlockStorage, MemoryBlockStorage
 from xmpp_sansio.server.effects import (
+    AccountDelete,
     BlockAdd,
     BlockClear,
     BlockRemove,
@@ -524,3 +525,16 @@ def test_account_directory_changes_passwords_and_deletes(backend: Backend) -> No
         directory.delete("romeo", "example.com")
     with pytest.raises(LookupError):
         backend.reopen("accounts").change_password("romeo", "example.com", "again")
+
+
+def test_account_persist_ops_delete_accounts_durably(backend: Backend) -> None:
+    directory: AccountDirectory = backend.make("accounts")
+    backend.add_account("romeo", "example.com", "s3cret")
+    backend.add_account("juliet", "example.com", "s3cret")
+    directory.apply([AccountDelete(ROMEO), AccountDelete(ROMEO)])  # gone already: no error
+    with pytest.raises(LookupError):
+        backend.reopen("accounts").change_password("romeo", "example.com", "again")
+    backend.reopen("accounts").change_password("juliet", "example.com", "still")
+    with pytest.raises(TypeError):
+        directory.apply([AccountDelete(JULIET), VCardDelete(JULIET)])
+    backend.reopen("accounts").change_password("juliet", "example.com", "still here")

@@ -30,6 +30,7 @@ from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
 from xmpp_sansio.server.effects import (
+    AccountDelete,
     BlockAdd,
     BlockClear,
     BlockRemove,
@@ -57,7 +58,7 @@ from xmpp_sansio.server.roster import RosterService
 from xmpp_sansio.server.vcard import VCardService
 
 from .config import ServerConfig
-from .storage import AccountStore
+from .storage import AccountStore, delete_account
 from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
@@ -187,7 +188,14 @@ class ServerServices:
             BlockClear: blocks.write,
             RosterPut: roster_storage.write,
             RosterDelete: roster_storage.write,
+            AccountDelete: self._delete_account,
         }
+
+    def _delete_account(self, op: StoreOp) -> None:
+        # On the services' connection, in the batch's transaction: the
+        # account database is the same file (ServerConfig.database_path).
+        assert isinstance(op, AccountDelete) and op.account.local is not None
+        delete_account(self._db, op.account.local, op.account.domain)
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects

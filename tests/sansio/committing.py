@@ -18,7 +18,7 @@ class CommittingRouter(Router):
     return and report them to :meth:`Router.persisted`; the effects returned
     are the others (what a write held, ``Persist.then``, included). Each op
     goes to the first store that takes it: ``store`` if set, else the
-    storage of a service (``storage`` or ``_storage``) whose ``apply``
+    storage of a service (``storage``, ``_storage`` or ``accounts``) whose ``apply``
     accepts it (a memory store raises ``TypeError`` for another store's op)."""
 
     #: where the ops go first: anything with ``apply(ops)``
@@ -27,7 +27,7 @@ class CommittingRouter(Router):
     def _stores(self) -> list[Any]:
         found: list[Any] = [] if self.store is None else [self.store]
         for service in self.services:
-            for name in ("storage", "_storage"):
+            for name in ("storage", "_storage", "accounts"):
                 storage = getattr(service, name, None)
                 storage = getattr(storage, "_storage", storage)  # behind a cache
                 if hasattr(storage, "apply") and all(storage is not s for s in found):

@@ -123,6 +123,10 @@ REQUESTS = {
         "<item jid='nurse@localhost' name='Nurse'/></query></iq>",
         "RosterPut",
     ),
+    "register": (
+        "<iq type='set' id='w1'><query xmlns='jabber:iq:register'><remove/></query></iq>",
+        "AccountDelete",
+    ),
 }
 
 

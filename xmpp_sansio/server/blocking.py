@@ -157,14 +157,13 @@ class MemoryBlockStorage:
     def apply(self, ops: Sequence[StoreOp]) -> None:
         lists = {user: set(jids) for user, jids in self._lists.items()}
         for op in ops:
-            user = op.user.bare
             match op:
                 case BlockAdd():
-                    lists.setdefault(user, set()).update(op.jids)
+                    lists.setdefault(op.user.bare, set()).update(op.jids)
                 case BlockRemove():
-                    lists.get(user, set()).difference_update(op.jids)
+                    lists.get(op.user.bare, set()).difference_update(op.jids)
                 case BlockClear():
-                    lists.pop(user, None)
+                    lists.pop(op.user.bare, None)
                 case _:
                     raise TypeError(f"not a block list op: {op!r}")
         self._lists = {user: jids for user, jids in lists.items() if jids}

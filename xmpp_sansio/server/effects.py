@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .roster import StoredItem
 
 __all__ = [
+    "AccountDelete",
     "BlockAdd",
     "BlockClear",
     "BlockRemove",
@@ -198,9 +199,17 @@ class LastForget:
     user: JID
 
 
+@dataclass(frozen=True, slots=True)
+class AccountDelete:
+    """Delete the account ``account`` (bare) and its credentials (XEP-0077 §3.2)."""
+
+    account: JID
+
+
 #: A store operation, as data (one per store and kind of write).
 StoreOp = (
-    OfflinePush
+    AccountDelete
+    | OfflinePush
     | OfflineDelete
     | RosterPut
     | RosterDelete

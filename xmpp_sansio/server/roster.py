@@ -198,15 +198,14 @@ class MemoryRosterStorage:
         records = {user: dict(items) for user, items in self._records.items()}
         versions = dict(self._versions)
         for op in ops:
-            user = op.user.bare
             match op:
                 case RosterPut():
-                    records.setdefault(user, {})[op.item.jid] = op.item
+                    records.setdefault(op.user.bare, {})[op.item.jid] = op.item
                 case RosterDelete():
-                    records.get(user, {}).pop(op.contact, None)
+                    records.get(op.user.bare, {}).pop(op.contact, None)
                 case _:
                     raise TypeError(f"not a roster op: {op!r}")
-            versions[user] = int(op.version)
+            versions[op.user.bare] = int(op.version)
         self._records = {user: items for user, items in records.items() if items}
         self._versions = versions
 
