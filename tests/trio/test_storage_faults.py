@@ -110,6 +110,30 @@ async def test_a_full_database_answers_the_sender_and_keeps_serving(
     assert started.server.metrics.storage_errors._value.get() >= 1
 
 
+async def test_a_write_that_cannot_be_committed_is_answered_and_never_seen(
+    config: ServerConfig, nursery: trio.Nursery
+) -> None:
+    """A vCard set whose commit fails gets ``resource-constraint`` instead of
+    its result, and a get afterwards sees the vCard stored before it, not the
+    one that failed (the service's pending write is dropped)."""
+    started = await start(nursery, config)
+    async with open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as romeo:
+
+        def vcard(name: str, type_: str = "set") -> ET.Element:
+            iq = ET.Element(C + "iq", {"type": type_})
+            card = ET.SubElement(iq, "{vcard-temp}vCard")
+            if type_ == "set":
+                ET.SubElement(card, "{vcard-temp}FN").text = name
+            return iq
+
+        await romeo.request(vcard("Romeo"))
+        fill(started.server.db)
+        with pytest.raises(IqErrorResponse, match="resource-constraint"):
+            await romeo.request(vcard("R" * 20_000))
+        stored = await romeo.request(vcard("", "get"))
+        assert stored.findtext("{vcard-temp}vCard/{vcard-temp}FN") == "Romeo"
+
+
 async def test_an_internal_error_ends_the_stream_with_internal_server_error(
     config: ServerConfig, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
