@@ -60,7 +60,7 @@ from .effects import (
     SessionId,
 )
 from .hosts import AccountHost, Hosts, HostService
-from .service import Service
+from .service import Service, check_declaration, joining
 from .stages import (
     AccountRemoved,
     Committed,
@@ -141,11 +141,11 @@ class Router:
         # built once: most services join few stages, and every message would
         # otherwise call each of them.
         for service in self.services:
-            _check_declaration(service)
-        self._outbound = _joining(self.services, Stage.OUTBOUND)
-        self._transform = _joining(self.services, Stage.TRANSFORM)
-        self._inbound = _joining(self.services, Stage.INBOUND)
-        self._timed = _joining(self.services, Stage.TIMER)
+            check_declaration(service)
+        self._outbound = joining(self.services, Stage.OUTBOUND)
+        self._transform = joining(self.services, Stage.TRANSFORM)
+        self._inbound = joining(self.services, Stage.INBOUND)
+        self._timed = joining(self.services, Stage.TIMER)
         self._handlers: dict[type[Request], tuple[Service, ...]] = {
             kind: tuple(s for s in self.services if kind in s.handles)
             for kind in (IqReceived, Undeliverable, SubscriptionReceived, ProbeReceived)
@@ -858,43 +858,3 @@ class Router:
 def _stopped_clock() -> float:
     """The default clock: time stands still (tests that do not care about time)."""
     return 0.0
-
-
-#: The method behind each stage, and the declarations behind handle and observe.
-_STAGE_METHODS = {
-    Stage.OUTBOUND: ("filter_outbound",),
-    Stage.TRANSFORM: ("transform",),
-    Stage.INBOUND: ("filter_inbound",),
-    Stage.TIMER: ("next_deadline", "handle_timer"),
-}
-
-
-def _overrides(service: Service, method: str) -> bool:
-    return getattr(type(service), method) is not getattr(Service, method)
-
-
-def _check_declaration(service: Service) -> None:
-    """Refuse a service whose stage declarations and methods disagree: a stage
-    method it overrides must be declared (else it would never run) and a
-    declared stage must be implemented."""
-    joined = {
-        stage
-        for stage, methods in _STAGE_METHODS.items()
-        for m in methods
-        if _overrides(service, m)
-    }
-    name = type(service).__name__
-    if bool(service.handles) != _overrides(service, "handle"):
-        raise TypeError(f"{name}: 'handles' and handle() go together")
-    if bool(service.observes) != _overrides(service, "observe"):
-        raise TypeError(f"{name}: 'observes' and observe() go together")
-    if joined != set(service.stages):
-        raise TypeError(
-            f"{type(service).__name__}: declares stages {sorted(s.value for s in service.stages)}"
-            f" but implements {sorted(s.value for s in joined)}"
-        )
-
-
-def _joining(services: Sequence[Service], stage: Stage) -> tuple[Service, ...]:
-    """The services that join ``stage``, in list order."""
-    return tuple(s for s in services if stage in s.stages)
