@@ -36,7 +36,9 @@ from xmpp_sansio.server.effects import (
     BlockRemove,
     LastForget,
     LastSet,
+    LoadQuery,
     OfflineDelete,
+    OfflinePage,
     OfflinePush,
     Persist,
     PrivateDelete,
@@ -190,6 +192,15 @@ class ServerServices:
             RosterDelete: roster_storage.write,
             AccountDelete: self._delete_account,
         }
+        #: Which store answers each kind of long read (``Load`` effects):
+        #: archive pages and pubsub items add theirs here.
+        self.readers: dict[type[LoadQuery], Callable[[LoadQuery], object]] = {
+            OfflinePage: offline.load,
+        }
+
+    def load(self, query: LoadQuery) -> object:
+        """Read what a ``Load`` effect asks (see :attr:`readers`)."""
+        return self.readers[type(query)](query)
 
     def _delete_account(self, op: StoreOp) -> None:
         # On the services' connection, in the batch's transaction: the

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xmpp_sansio.server import Effect, Router
-from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.effects import Load, Persist
 
 
 class CommittingRouter(Router):
@@ -36,7 +36,8 @@ class CommittingRouter(Router):
 
     def commit(self, effects: Sequence[Effect]) -> list[Effect]:
         persists = [e for e in effects if isinstance(e, Persist)]
-        rest = [e for e in effects if not isinstance(e, Persist)]
+        loads = [e for e in effects if isinstance(e, Load)]
+        rest = [e for e in effects if not isinstance(e, Persist | Load)]
         if persists:
             stores = self._stores()
             for persist in persists:
@@ -49,7 +50,17 @@ class CommittingRouter(Router):
                 else:
                     raise AssertionError(f"no store takes {persist.op!r}")
             rest.extend(self.commit(super().persisted(persists)))
+        for load in loads:  # answered after the writes, as the I/O layer does
+            rest.extend(self.commit(super().loaded(load.request_id, self._read(load))))
         return rest
+
+    def _read(self, load: Load) -> object:
+        for store in self._stores():
+            try:
+                return store.load(load.query)
+            except (TypeError, AttributeError):
+                continue
+        raise AssertionError(f"no store reads {load.query!r}")
 
 
 def _committing(name: str) -> Any:

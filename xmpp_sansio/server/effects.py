@@ -1,7 +1,8 @@
 """What the routing core and its services produce: effects and outcomes.
 
 An *effect* is for the I/O layer to carry out (:class:`Deliver` an element to
-a session, :class:`Disconnect` one, :class:`Persist` a store operation); the union :data:`Effect` is what every
+a session, :class:`Disconnect` one, :class:`Persist` a store operation, :class:`Load` a
+long read); the union :data:`Effect` is what every
 public :class:`~xmpp_sansio.server.router.Router` method returns, and the I/O
 layer matches it exhaustively.
 
@@ -38,7 +39,10 @@ __all__ = [
     "EndSessions",
     "LastForget",
     "LastSet",
+    "Load",
+    "LoadQuery",
     "OfflineDelete",
+    "OfflinePage",
     "OfflinePush",
     "Outcome",
     "Persist",
@@ -244,8 +248,35 @@ class Persist:
     then: tuple[Outcome, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class OfflinePage:
+    """Read ``user``'s oldest ``limit`` stored messages whose id is above
+    ``after_id`` (:meth:`OfflineStorage.peek`): a list of ``StoredMessage``."""
+
+    user: JID
+    after_id: int
+    limit: int
+
+
+#: A long read, as data (one per store and kind of read: archive pages and
+#: pubsub items add theirs).
+LoadQuery = OfflinePage
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Read ``query`` and answer with :meth:`Router.loaded` (``request_id``,
+    the result). The I/O layer answers once the batch's writes are committed
+    (so the read sees them), off the service's call: a long read does not
+    hold the router. ``request_id`` is the service's (it recognises its own
+    answers by it, as receipts); the answer is ``None`` if the read failed."""
+
+    request_id: Hashable
+    query: LoadQuery
+
+
 #: What the I/O layer carries out.
-Effect = Deliver | Disconnect | Persist
+Effect = Deliver | Disconnect | Persist | Load
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +323,7 @@ class EndSessions:
 
 
 #: What a service's stage returns.
-Outcome = Deliver | Disconnect | Persist | Route | Reply | Bounce | EndSessions
+Outcome = Deliver | Disconnect | Persist | Load | Route | Reply | Bounce | EndSessions
 
 
 def after_writes(outcomes: list[Outcome]) -> list[Outcome]:

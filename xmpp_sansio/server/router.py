@@ -53,6 +53,7 @@ from .effects import (
     Disconnect,
     Effect,
     EndSessions,
+    Load,
     Outcome,
     Persist,
     Reply,
@@ -68,6 +69,7 @@ from .stages import (
     Event,
     HandedOver,
     IqReceived,
+    Loaded,
     MessageDelivered,
     MessageSent,
     PresenceBroadcast,
@@ -234,6 +236,15 @@ class Router:
         outcomes.extend(Bounce(p.stanza, failed) for p in persists if p.stanza is not None)
         return self._drain(outcomes)
 
+    def loaded(
+        self, request_id: Hashable, result: object, *, now: float | None = None
+    ) -> list[Effect]:
+        """The I/O layer read what the :class:`Load` ``request_id`` asked:
+        ``result``, or ``None`` if the read failed. ``Loaded`` observers run
+        (the service that asked goes on from the answer)."""
+        self._ctx.begin(now)
+        return self._drain(self._observe(Loaded(request_id, result)))
+
     def route(
         self, session: SessionId, element: Element, *, now: float | None = None
     ) -> list[Effect]:
@@ -339,7 +350,7 @@ class Router:
                     effects.append(Persist(outcome.op, outcome.stanza, (*then, *stack[::-1])))
                     stack.clear()
                     continue
-                case Deliver() | Disconnect() | Persist():
+                case Deliver() | Disconnect() | Persist() | Load():
                     effects.append(outcome)
                     continue
                 case Route(element=element, skip=skip):

@@ -59,6 +59,7 @@ __all__ = [
     "Event",
     "HandedOver",
     "IqReceived",
+    "Loaded",
     "MessageDelivered",
     "MessageSent",
     "PresenceBroadcast",
@@ -256,6 +257,16 @@ class Committed:
     failed: bool
 
 
+@dataclass(slots=True)
+class Loaded:
+    """The I/O layer read what a :class:`~xmpp_sansio.server.effects.Load`
+    asked: ``result`` (``None``: the read failed). Every observer sees every
+    answer: ignore those of others' ``request_id``."""
+
+    request_id: Hashable
+    result: object
+
+
 #: What the observe stage gets.
 Event = (
     MessageSent
@@ -267,4 +278,5 @@ Event = (
     | HandedOver
     | AccountRemoved
     | Committed
+    | Loaded
 )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, StoreOp
+from xmpp_sansio.server.effects import LoadQuery, OfflineDelete, OfflinePage, OfflinePush, StoreOp
 from xmpp_sansio.server.offline import StoredMessage
 
 from ._sql import apply_ops
@@ -65,6 +65,12 @@ class SqliteOfflineStorage:
             (str(user.bare), after_id, -1 if limit is None else limit),
         ).fetchall()
         return [StoredMessage(int(id_), bytes(stanza), float(stamp)) for id_, stanza, stamp in rows]
+
+    def load(self, query: LoadQuery) -> list[StoredMessage]:
+        """Answer a ``Load`` effect (:class:`OfflinePage`)."""
+        if not isinstance(query, OfflinePage):
+            raise TypeError(f"not an offline read: {query!r}")
+        return self.peek(query.user, query.limit, after_id=query.after_id)
 
     def write(self, op: StoreOp) -> None:
         """Carry out ``op`` in the caller's transaction (``ServerServices.commit``)."""
