@@ -25,7 +25,7 @@ from ..errors import StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID
 
 if TYPE_CHECKING:
-    from .roster import StoredItem
+    from .records import StoredItem
 
 __all__ = [
     "AccountDelete",

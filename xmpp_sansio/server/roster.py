@@ -22,7 +22,6 @@ pushes what the client can see of the change.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 from xml.etree.ElementTree import Element
 
@@ -38,11 +37,11 @@ from xmpp_sansio.roster import (
     roster_push,
 )
 from xmpp_sansio.stanza import Iq, IqType, PresenceType, error_reply, iq_result, make_presence
-from xmpp_sansio.subscription import SubState, state_of
 from xmpp_sansio.xml import ns
 
 from .effects import Bounce, Persist, Reply, RosterDelete, RosterPut, Route, StoreOp
 from .overlay import Overlay
+from .records import StoredItem
 from .service import IqService
 from .stages import (
     AccountRemoved,
@@ -64,41 +63,6 @@ __all__ = [
     "item_size",
     "visible_items",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    """What the server keeps about one contact of one user.
-
-    ``item`` is the client-visible roster item. ``in_roster`` is false for a
-    record that only notes an inbound subscription request from someone the
-    user has not added (RFC 6121 Appendix A.1: the server "MUST NOT create a
-    roster item" for it); such records are never shown to the client.
-    ``pending_in`` is the "Pending In" sub-state and ``pending_request`` the
-    complete ``subscribe`` stanza to redeliver (§3.1.3). Elements compare by
-    identity, so ``pending_request`` is left out of ``==``; compare it with
-    :func:`xmpp_sansio.xml.element.elements_equal`.
-    """
-
-    item: RosterItem
-    in_roster: bool = True
-    pending_in: bool = False
-    pending_request: Element | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def jid(self) -> JID:
-        """The contact's JID (the record's key)."""
-        return self.item.jid
-
-    @property
-    def state(self) -> SubState:
-        """The Appendix A state of this record."""
-        return state_of(self.item, self.pending_in)
-
-    @property
-    def visible(self) -> RosterItem | None:
-        """The item as the client sees it, or ``None`` if it is not in the roster."""
-        return self.item if self.in_roster else None
 
 
 class RosterStorage(Protocol):
