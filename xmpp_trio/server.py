@@ -246,8 +246,12 @@ class XMPPServer:
         self.sessions[session_id] = session
 
     def storage_failed(self, exc: sqlite3.Error, doing: str) -> StanzaErrorCondition:
-        """See :meth:`StorageEdge.failed`."""
-        return self.edge.failed(exc, doing)
+        """A router call raised a database error (see :meth:`StorageEdge.failed`
+        for the answer): the writes its services returned went nowhere, so
+        they forget them (``Router.abandoned``), keeping the batch's others."""
+        condition = self.edge.failed(exc, doing)
+        self.apply(self.router.abandoned([p.op for p in self.edge.persists]))
+        return condition
 
     def confirm(self, session_id: int, receipts: Sequence[Hashable]) -> None:
         """Hand the receipts of stanzas that reached their client back to the

@@ -236,3 +236,14 @@ def test_a_failed_read_ends_the_flush_and_the_next_presence_tries_again() -> Non
     (load,) = [e for e in s.router.route(BALCONY, x("<presence/>")) if isinstance(e, Load)]
     assert s.router.loaded(load.request_id, None) == []
     assert bodies(s.answer(s.router.route(BALCONY, x("<presence/>"))), BALCONY) == ["m1"]
+
+
+def test_a_push_of_a_call_that_raised_is_forgotten_one_still_pending_is_kept() -> None:
+    s = Setup(max_per_user=1)
+    (kept,) = s.send("m1")
+    assert isinstance(kept, Persist)
+    assert s.router.abandoned([kept.op]) == []  # still held by the I/O layer
+    assert errors(s.send("m2"), ROMEO) == [("m2", "service-unavailable")]
+    assert s.router.abandoned([]) == []  # its call raised: it went nowhere
+    (stored,) = s.send("m3")
+    assert isinstance(stored, Persist)

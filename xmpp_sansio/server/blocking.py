@@ -68,6 +68,7 @@ from .effects import (
 from .overlay import Overlay
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
@@ -250,6 +251,9 @@ class _BlockLists:
         self._overlay.write(op.user, after, op)
         return Persist(op, stanza)
 
+    def abandoned(self, pending: Sequence[StoreOp]) -> None:
+        self._overlay.keep_only(pending)
+
     def committed(self, ops: Sequence[StoreOp]) -> None:
         for op in ops:
             if isinstance(op, BlockAdd | BlockRemove | BlockClear):
@@ -305,6 +309,7 @@ class BlockingService(IqService):
         SessionUnbound,
         AccountRemoved,
         Committed,
+        Abandoned,
     )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
@@ -317,6 +322,8 @@ class BlockingService(IqService):
                 return self._account_removed(event.account)
             case Committed():
                 self._lists.committed(event.ops)
+            case Abandoned():
+                self._lists.abandoned(event.pending)
         return []
 
     # -- IQs -----------------------------------------------------------------------

@@ -50,6 +50,7 @@ from .effects import Bounce, LastForget, LastSet, Persist, Reply, StoreOp
 from .overlay import Overlay
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
@@ -193,6 +194,7 @@ class LastActivityService(IqService):
         SessionUnbound,
         AccountRemoved,
         Committed,
+        Abandoned,
     )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
@@ -205,6 +207,8 @@ class LastActivityService(IqService):
                 return self._account_removed(event.account)
             case Committed():
                 self._overlay.settle(event.ops)
+            case Abandoned():
+                self._overlay.keep_only(event.pending)
         return []
 
     def stored(self, user: JID) -> LastLogout | None:

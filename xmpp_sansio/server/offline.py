@@ -78,6 +78,7 @@ from .effects import (
 )
 from .service import Service
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
@@ -341,6 +342,7 @@ class OfflineService(Service):
         HandedOver,
         AccountRemoved,
         Committed,
+        Abandoned,
         Loaded,
     )
 
@@ -362,6 +364,8 @@ class OfflineService(Service):
                 return self._account_removed(event.account)
             case Committed():
                 self._committed(event.ops)
+            case Abandoned():
+                self._abandoned(event.pending)
             case Loaded():
                 if isinstance(event.request_id, _PageRead):
                     return self._page_loaded(event.request_id, event.result)
@@ -422,6 +426,21 @@ class OfflineService(Service):
                         del self._deleted[op.user]
                 case _:
                     pass  # another store's
+
+    def _abandoned(self, pending: tuple[StoreOp, ...]) -> None:
+        """A call raised: keep only the writes the I/O layer still holds."""
+        ids = {op.id for op in pending if isinstance(op, OfflinePush)}
+        for user in list(self._pushed):
+            kept = [m for m in self._pushed[user] if m.id in ids]
+            if kept:
+                self._pushed[user] = kept
+            else:
+                del self._pushed[user]
+        deleted: dict[JID, int] = {}
+        for op in pending:
+            if isinstance(op, OfflineDelete):
+                deleted[op.user] = max(op.upto, deleted.get(op.user, 0))
+        self._deleted = deleted
 
     def _account_removed(self, account: JID) -> list[Outcome]:
         """Drop the removed account's stored messages."""

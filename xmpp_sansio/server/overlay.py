@@ -10,7 +10,9 @@ pending write gives that key; the service reads it before its storage, and
 :meth:`Overlay.settle` drops what a ``Committed`` event reports (written: the
 storage now has it; failed: the storage is as before). Entries are matched
 to ops by identity, so a key written again by a later batch keeps its newer
-value when the earlier batch is reported.
+value when the earlier batch is reported. A router call that raised (an
+:class:`~xmpp_sansio.server.stages.Abandoned` event) drops the entries of
+every op the I/O layer does not hold (:meth:`Overlay.keep_only`).
 
 One generic piece for every store (docs/architecture.md, "Storage at the
 edge"): a service whose reads are not by key (a roster's records, a count)
@@ -73,6 +75,11 @@ class Overlay(Generic[K, V]):
         for key in [k for k, (op, _) in self._pending.items() if id(op) in done]:
             del self._pending[key]
 
-    def clear(self) -> None:
-        """Forget every pending write (their Persist effects were dropped)."""
-        self._pending.clear()
+    def keep_only(self, ops: Iterable[StoreOp]) -> None:
+        """A call raised: keep the entries of ``ops`` (still pending in the
+        I/O layer), drop every other (their Persist effects went nowhere)."""
+        if not self._pending:
+            return
+        kept = {id(op) for op in ops}
+        for key in [k for k, (op, _) in self._pending.items() if id(op) not in kept]:
+            del self._pending[key]

@@ -56,6 +56,7 @@ from .effects import Persist, PrivateDelete, PrivatePut, Reply, StoreOp
 from .overlay import Overlay
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
@@ -196,7 +197,7 @@ class PrivateService(IqService):
         # Writes returned as Persist, not yet committed, by account.
         self._overlay: Overlay[JID, _Pending] = Overlay()
 
-    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved, Committed)
+    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved, Committed, Abandoned)
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
@@ -204,6 +205,8 @@ class PrivateService(IqService):
                 return self._account_removed(event.account)
             case Committed():
                 self._overlay.settle(event.ops)
+            case Abandoned():
+                self._overlay.keep_only(event.pending)
         return []
 
     # -- reads through the pending writes -------------------------------------

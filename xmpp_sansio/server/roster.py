@@ -44,6 +44,7 @@ from .overlay import Overlay
 from .records import StoredItem
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
@@ -387,6 +388,7 @@ class RosterService(IqService):
         SessionUnbound,
         AccountRemoved,
         Committed,
+        Abandoned,
     )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
@@ -398,6 +400,9 @@ class RosterService(IqService):
             case Committed():
                 self._items.settle(event.ops)
                 self._versions.settle(event.ops)
+            case Abandoned():
+                self._items.keep_only(event.pending)
+                self._versions.keep_only(event.pending)
         return []
 
     def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:

@@ -59,10 +59,12 @@ from .effects import (
     Reply,
     Route,
     SessionId,
+    StoreOp,
 )
 from .hosts import AccountHost, Hosts, HostService
 from .service import Service, check_declaration, joining
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
@@ -235,6 +237,13 @@ class Router:
             return self._drain(outcomes)
         outcomes.extend(Bounce(p.stanza, failed) for p in persists if p.stanza is not None)
         return self._drain(outcomes)
+
+    def abandoned(self, pending: Sequence[StoreOp], *, now: float | None = None) -> list[Effect]:
+        """A call raised (a store read failed; the caller dropped its effects):
+        ``Abandoned`` observers forget the writes of that call, keeping
+        ``pending``, the ops the I/O layer holds and has not reported."""
+        self._ctx.begin(now)
+        return self._drain(self._observe(Abandoned(tuple(pending))))
 
     def loaded(
         self, request_id: Hashable, result: object, *, now: float | None = None

@@ -53,6 +53,7 @@ from .effects import SessionId, StoreOp
 from .view import BoundSession
 
 __all__ = [
+    "Abandoned",
     "AccountRemoved",
     "Committed",
     "Context",
@@ -258,6 +259,16 @@ class Committed:
 
 
 @dataclass(slots=True)
+class Abandoned:
+    """A router call raised (a store read failed): the writes its services
+    returned went nowhere. ``pending`` are the ops the I/O layer holds and has
+    not reported yet: a service keeps those in its write-through cache and
+    drops every other pending write."""
+
+    pending: tuple[StoreOp, ...]
+
+
+@dataclass(slots=True)
 class Loaded:
     """The I/O layer read what a :class:`~xmpp_sansio.server.effects.Load`
     asked: ``result`` (``None``: the read failed). Every observer sees every
@@ -278,5 +289,6 @@ Event = (
     | HandedOver
     | AccountRemoved
     | Committed
+    | Abandoned
     | Loaded
 )

@@ -55,6 +55,7 @@ from .effects import Persist, Reply, StoreOp, VCardDelete, VCardPut
 from .overlay import Overlay
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
@@ -153,7 +154,7 @@ class VCardService(IqService):
         # Writes returned as Persist, not yet committed: vCard (None: deleted) by account.
         self._overlay: Overlay[JID, bytes | None] = Overlay()
 
-    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved, Committed)
+    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved, Committed, Abandoned)
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
@@ -161,6 +162,8 @@ class VCardService(IqService):
                 return self._account_removed(event.account)
             case Committed():
                 self._overlay.settle(event.ops)
+            case Abandoned():
+                self._overlay.keep_only(event.pending)
         return []
 
     def stored(self, user: JID) -> bytes | None:
