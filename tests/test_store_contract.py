@@ -11,7 +11,9 @@ files in ``tmp_path``); a new backend (PostgreSQL) adds one entry to
 as after a restart (a fresh connection to the file for SQLite, the same
 object in memory): what a mutating method wrote must be there (it is durable
 when the method returns), except last activity's logout times, which may be
-written behind until ``flush()``.
+written behind until ``flush()``. Every store's ``apply(ops)`` (the ``Persist``
+ops its service returns: the only way the services write) is checked the
+same way: in order, durable, all or nothing, another store's op refused.
 """
 
 from __future__ import annotations
