@@ -212,8 +212,13 @@ class ServerServices:
         """Commit the store operations of one batch (the ``Persist`` effects
         of the services), each by the store :attr:`writers` names for its
         type, in ONE transaction; raises ``sqlite3.Error`` having written
-        none of them."""
+        none of them. A batch of logout times only (``LastSet``, which the
+        store writes behind, see :meth:`flush`) opens no transaction."""
         writers = self.writers
+        if all(type(op) is LastSet for op in ops):
+            for op in ops:
+                writers[LastSet](op)
+            return
         with transaction(self._db):
             for op in ops:
                 writers[type(op)](op)
