@@ -11,7 +11,9 @@ files in ``tmp_path``); a new backend (PostgreSQL) adds one entry to
 as after a restart (a fresh connection to the file for SQLite, the same
 object in memory): what a mutating method wrote must be there (it is durable
 when the method returns), except last activity's logout times, which may be
-written behind until ``flush()``.
+written behind until ``flush()``. Every store's ``apply(ops)`` (the ``Persist``
+ops its service returns: the only way the services write) is checked the
+same way: in order, durable, all or nothing, another store's op refused.
 """
 
 from __future__ import annotations
@@ -28,7 +30,22 @@ import pytest
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.server.blocking import BlockStorage, MemoryBlockStorage
-from xmpp_sansio.server.effects import OfflineDelete, OfflinePush
+from xmpp_sansio.server.effects import (
+    AccountDelete,
+    BlockAdd,
+    BlockClear,
+    BlockRemove,
+    LastForget,
+    LastSet,
+    OfflineDelete,
+    OfflinePush,
+    PrivateDelete,
+    PrivatePut,
+    RosterDelete,
+    RosterPut,
+    VCardDelete,
+    VCardPut,
+)
 from xmpp_sansio.server.last import LastActivityStorage, LastLogout, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineStorage
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateStorage
@@ -210,6 +227,33 @@ def test_roster_holders_are_the_users_with_a_record_for_the_contact(backend: Bac
     assert sorted(map(str, store.holders(TYBALT))) == [str(JULIET), str(ROMEO)]
     store.delete(ROMEO, TYBALT)
     assert backend.reopen("roster").holders(TYBALT) == [JULIET]
+
+
+def test_roster_persist_ops_write_records_and_the_versions_they_name(backend: Backend) -> None:
+    store: RosterStorage = backend.make("roster")
+    nurse = StoredItem(RosterItem(NURSE, "Nurse", Subscription.BOTH, groups=frozenset({"A"})))
+    store.apply(
+        [
+            RosterPut(ROMEO, StoredItem(RosterItem(JULIET, "J")), "1"),
+            RosterPut(ROMEO, nurse, "2"),
+            RosterPut(ROMEO, StoredItem(RosterItem(JULIET, "Juliet")), "3"),  # keeps its place
+        ]
+    )
+    store.apply([RosterDelete(ROMEO, NURSE, "4"), RosterPut(JULIET, nurse, "7")])
+    reopened = backend.reopen("roster")
+    version, records = reopened.get(ROMEO)
+    assert version == "4"
+    assert [(r.jid, r.item.name) for r in records] == [(JULIET, "Juliet")]
+    assert reopened.version(JULIET) == "7"
+    assert reopened.holders(NURSE) == [JULIET]
+
+
+def test_roster_persist_ops_are_all_or_nothing(backend: Backend) -> None:
+    store: RosterStorage = backend.make("roster")
+    with pytest.raises(TypeError):
+        store.apply([RosterPut(ROMEO, StoredItem(RosterItem(JULIET)), "1"), VCardDelete(ROMEO)])
+    reopened = backend.reopen("roster")
+    assert reopened.get(ROMEO) == ("0", [])
 
 
 # -- OfflineStorage (XEP-0160) ---------------------------------------------------------
@@ -403,6 +447,24 @@ def test_blocklist_keeps_full_jids_and_domains_apart(backend: Backend) -> None:
     assert store.blocklist(ROMEO) == {full}
 
 
+def test_blocklist_persist_ops_are_applied_in_order_and_durable(backend: Backend) -> None:
+    store: BlockStorage = backend.make("block")
+    store.apply([BlockAdd(ROMEO, (TYBALT, NURSE)), BlockAdd(JULIET, (TYBALT,))])
+    store.apply(
+        [BlockRemove(ROMEO, (NURSE, JULIET)), BlockClear(JULIET), BlockAdd(ROMEO, (TYBALT,))]
+    )
+    reopened = backend.reopen("block")
+    assert reopened.blocklist(ROMEO) == {TYBALT}
+    assert reopened.blocklist(JULIET) == set()
+
+
+def test_blocklist_persist_ops_are_all_or_nothing(backend: Backend) -> None:
+    store: BlockStorage = backend.make("block")
+    with pytest.raises(TypeError):
+        store.apply([BlockAdd(ROMEO, (TYBALT,)), VCardDelete(ROMEO)])
+    assert backend.reopen("block").blocklist(ROMEO) == set()
+
+
 # -- VCardStorage (XEP-0054) -------------------------------------------------------------
 
 
@@ -418,6 +480,23 @@ def test_vcard_put_replaces_and_delete_forgets(backend: Backend) -> None:
     reopened = backend.reopen("vcard")
     assert reopened.get(ROMEO) is None
     assert reopened.get(JULIET) == b"<vCard xmlns='vcard-temp'/>"
+
+
+def test_vcard_persist_ops_are_applied_in_order_and_durable(backend: Backend) -> None:
+    store: VCardStorage = backend.make("vcard")
+    store.apply([VCardPut(ROMEO, b"<vCard xmlns='vcard-temp'/>"), VCardPut(JULIET, b"<j/>")])
+    store.apply([VCardPut(ROMEO, b"<r2/>"), VCardDelete(JULIET), VCardPut(NURSE, b"<n/>")])
+    reopened = backend.reopen("vcard")
+    assert reopened.get(ROMEO) == b"<r2/>"
+    assert reopened.get(JULIET) is None
+    assert reopened.get(NURSE) == b"<n/>"
+
+
+def test_vcard_persist_ops_refuse_another_stores_op_and_write_nothing(backend: Backend) -> None:
+    store: VCardStorage = backend.make("vcard")
+    with pytest.raises(TypeError):
+        store.apply([VCardPut(ROMEO, b"<r/>"), OfflineDelete(ROMEO, 1)])
+    assert backend.reopen("vcard").get(ROMEO) is None
 
 
 # -- PrivateStorage (XEP-0049) -----------------------------------------------------------
@@ -452,6 +531,29 @@ def test_private_put_many_stores_all_at_once(backend: Backend) -> None:
     reopened = backend.reopen("private")
     assert reopened.get(ROMEO, "urn:a", "x") == b"<new/>"
     assert reopened.get(ROMEO, "urn:c", "z") == b"<z/>"
+
+
+def test_private_persist_ops_are_applied_in_order_and_durable(backend: Backend) -> None:
+    store: PrivateStorage = backend.make("private")
+    store.apply([PrivatePut(ROMEO, (("urn:a", "a", b"<a/>"), ("urn:b", "b", b"<b/>")))])
+    store.apply(
+        [
+            PrivateDelete(ROMEO),
+            PrivatePut(ROMEO, (("urn:c", "c", b"<c/>"),)),
+            PrivatePut(JULIET, (("urn:a", "a", b"<ja/>"),)),
+        ]
+    )
+    reopened = backend.reopen("private")
+    assert reopened.sizes(ROMEO) == {("urn:c", "c"): 4}
+    assert reopened.get(ROMEO, "urn:a", "a") is None
+    assert reopened.get(JULIET, "urn:a", "a") == b"<ja/>"
+
+
+def test_private_persist_ops_are_all_or_nothing(backend: Backend) -> None:
+    store: PrivateStorage = backend.make("private")
+    with pytest.raises(TypeError):
+        store.apply([PrivatePut(ROMEO, (("urn:a", "a", b"<a/>"),)), VCardDelete(ROMEO)])
+    assert backend.reopen("private").sizes(ROMEO) == {}
 
 
 # -- LastActivityStorage (XEP-0012) ------------------------------------------------------
@@ -489,6 +591,17 @@ def test_last_forget_is_durable_at_once_even_over_a_pending_write(backend: Backe
     assert reopened.get(JULIET) == LastLogout(2.0, "b")
 
 
+def test_last_persist_ops_set_and_forget_in_order(backend: Backend) -> None:
+    store: LastActivityStorage = backend.make("last")
+    store.apply([LastSet(ROMEO, 10.0, "gone"), LastSet(JULIET, 11.0, None)])
+    assert store.get(ROMEO) == LastLogout(10.0, "gone")  # seen at once
+    store.apply([LastSet(ROMEO, 12.0, None), LastForget(JULIET)])
+    flush(store)
+    reopened = backend.reopen("last")
+    assert reopened.get(ROMEO) == LastLogout(12.0, None)
+    assert reopened.get(JULIET) is None
+
+
 # -- AccountDirectory (XEP-0077) ----------------------------------------------------------
 
 
@@ -505,3 +618,16 @@ def test_account_directory_changes_passwords_and_deletes(backend: Backend) -> No
         directory.delete("romeo", "example.com")
     with pytest.raises(LookupError):
         backend.reopen("accounts").change_password("romeo", "example.com", "again")
+
+
+def test_account_persist_ops_delete_accounts_durably(backend: Backend) -> None:
+    directory: AccountDirectory = backend.make("accounts")
+    backend.add_account("romeo", "example.com", "s3cret")
+    backend.add_account("juliet", "example.com", "s3cret")
+    directory.apply([AccountDelete(ROMEO), AccountDelete(ROMEO)])  # gone already: no error
+    with pytest.raises(LookupError):
+        backend.reopen("accounts").change_password("romeo", "example.com", "again")
+    backend.reopen("accounts").change_password("juliet", "example.com", "still")
+    with pytest.raises(TypeError):
+        directory.apply([AccountDelete(JULIET), VCardDelete(JULIET)])
+    backend.reopen("accounts").change_password("juliet", "example.com", "still here")

@@ -39,7 +39,7 @@ from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Disconnect, Router
 from xmpp_sansio.server.admin import with_text
-from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.effects import Load, Persist
 from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
 from xmpp_sansio.server.sessions import (
@@ -56,6 +56,7 @@ from xmpp_sansio.stream.framing import Framing
 
 from . import _tls
 from ._accounts import Accounts
+from ._edge import StorageEdge
 from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
 from .admin import Admin
@@ -77,8 +78,6 @@ __all__ = ["BoundListener", "XMPPServer", "open_server", "run_server"]
 log = logging.getLogger("xmpp_trio.server")
 
 _STORE_FLUSH = 1.0  # seconds between writes of what stores keep behind
-_STORAGE_LOG_EVERY = 10.0  # seconds between logs of database errors
-_SQLITE_FULL = 13  # SQLITE_FULL: database or disk is full
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
 
 
@@ -142,13 +141,11 @@ class XMPPServer:
         self._next_id = 1
         #: sessions with output from the read being handled (see Session)
         self.batch: set[Session] | None = None
-        # The Persist effects not yet committed (see commit).
-        self._persists: list[Persist] = []
+        #: The Persist effects not yet committed, the Load effects not yet answered.
+        self.edge = StorageEdge(self.services, self.router, self.metrics)
         # Receipts handed back to the router by confirm(), in order.
         self._confirmations: deque[tuple[int, Hashable]] = deque()
         self._confirming = False
-        self._storage_errors = 0  # database errors since the last logged one
-        self._storage_log_at = 0.0
         #: where sessions' writer tasks run (set by run_server)
         self.nursery: trio.Nursery | None = None
         # Stream timers (negotiation deadline, parser compaction): one entry per
@@ -218,7 +215,9 @@ class XMPPServer:
                         log.info("session %d (%s): %s", session.id, session.peer, effect.condition)
                         self._close(session, effect.condition, effect.text)
                 case Persist():
-                    self._persists.append(effect)
+                    self.edge.persists.append(effect)
+                case Load():
+                    self.edge.loads.append(effect)
                 case Resumed():
                     self._rekey(effect.transport, effect.session)
                 case Reroute():
@@ -230,25 +229,12 @@ class XMPPServer:
                         self.apply(self.router.bounce(effect.element, condition))
                 case _:
                     assert_never(effect)
-        if self.batch is None and self._persists and not self._confirming:
+        if self.batch is None and self.edge and not self._confirming:
             self.commit()  # not part of a read's batch: commit at once
 
     def commit(self) -> None:
-        """Commit the ``Persist`` effects collected so far in one transaction
-        (one per batch of input, not one per stanza) and report the result to
-        the router. The caller writes the batch's output only after this, so
-        a XEP-0198 ``<a h/>`` never reaches a client before the write of a
-        stanza it counts. A failed commit answers the senders of the stored
-        messages (``Router.persisted``)."""
-        while self._persists:
-            persists, self._persists = self._persists, []
-            condition: StanzaErrorCondition | None = None
-            try:
-                self.services.commit([p.op for p in persists])
-            except sqlite3.Error as exc:
-                condition = self.storage_failed(exc, f"committing {len(persists)} writes")
-            self.metrics.storage_commits.inc()
-            self.apply(self.router.persisted(persists, condition))
+        """Commit the batch's writes and answer its reads (:meth:`StorageEdge.settle`)."""
+        self.edge.settle(self.apply)
 
     def _close(
         self, session: Session, condition: StreamErrorCondition, text: str | None = None
@@ -272,26 +258,12 @@ class XMPPServer:
         self.sessions[session_id] = session
 
     def storage_failed(self, exc: sqlite3.Error, doing: str) -> StanzaErrorCondition:
-        """Count and log (at most every few seconds) a database error met while
-        ``doing`` something; return the stanza error that tells the sender:
-        ``resource-constraint`` when the database or disk is full (RFC 6120
-        §8.3.3.18), else ``internal-server-error`` (§8.3.3.6). The session
-        goes on: whatever does not need the failed write is still served."""
-        self.metrics.storage_errors.inc()
-        self._storage_errors += 1
-        now = trio.current_time()
-        if now >= self._storage_log_at:
-            log.error(
-                "%s: database error %s (%d since the last report)",
-                doing,
-                exc,
-                self._storage_errors,
-            )
-            self._storage_errors = 0
-            self._storage_log_at = now + _STORAGE_LOG_EVERY
-        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
-            return StanzaErrorCondition.RESOURCE_CONSTRAINT
-        return StanzaErrorCondition.INTERNAL_SERVER_ERROR
+        """A router call raised a database error (see :meth:`StorageEdge.failed`
+        for the answer): the writes its services returned went nowhere, so
+        they forget them (``Router.abandoned``), keeping the batch's others."""
+        condition = self.edge.failed(exc, doing)
+        self.apply(self.router.abandoned([p.op for p in self.edge.persists]))
+        return condition
 
     def confirm(self, session_id: int, receipts: Sequence[Hashable]) -> None:
         """Hand the receipts of stanzas that reached their client back to the

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import get_args
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import Identity
@@ -30,7 +31,27 @@ from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
-from xmpp_sansio.server.effects import Persist, StoreOp
+from xmpp_sansio.server.effects import (
+    AccountDelete,
+    BlockAdd,
+    BlockClear,
+    BlockRemove,
+    LastForget,
+    LastSet,
+    LoadQuery,
+    OfflineDelete,
+    OfflinePage,
+    OfflinePush,
+    Persist,
+    PrivateDelete,
+    PrivatePut,
+    RosterDelete,
+    RosterPut,
+    StoreOp,
+    UploadSlot,
+    VCardDelete,
+    VCardPut,
+)
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
@@ -42,13 +63,15 @@ from xmpp_sansio.server.pubsub.config import AccessModel, NodeConfig
 from xmpp_sansio.server.pubsub.engine import PubSubEngine, PubSubLimits
 from xmpp_sansio.server.pubsub.host import PubSubHost
 from xmpp_sansio.server.pubsub.pep import PEPService
+from xmpp_sansio.server.pubsub.store import PubSubOp
 from xmpp_sansio.server.register import RegistrationService
-from xmpp_sansio.server.roster import RosterService, RosterStorage
+from xmpp_sansio.server.roster import RosterService
 from xmpp_sansio.server.upload import UploadPolicy, UploadService
 from xmpp_sansio.server.vcard import VCardService
 
 from .config import ServerConfig
-from .storage import AccountStore
+from .storage import AccountStore, delete_account
+from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
 from .stores.last import SqliteLastActivityStorage
@@ -79,12 +102,13 @@ def open_database(config: ServerConfig) -> sqlite3.Connection:
     return conn
 
 
-def subscribed_predicate(storage: RosterStorage) -> Callable[[JID, JID], bool]:
+def subscribed_predicate(roster: RosterService) -> Callable[[JID, JID], bool]:
     """``is_subscribed(contact, user)``: the contact receives the user's presence
-    (the user's roster has the contact with ``from`` or ``both``, RFC 6121 §2.1.2.5)."""
+    (the user's roster has the contact with ``from`` or ``both``, RFC 6121 §2.1.2.5),
+    as the roster service reads it (its pending writes included)."""
 
     def is_subscribed(contact: JID, user: JID) -> bool:
-        stored = storage.item(user.bare, contact.bare)
+        stored = roster.stored(user.bare, contact.bare)
         return stored is not None and stored.item.subscription in (
             Subscription.FROM,
             Subscription.BOTH,
@@ -106,17 +130,20 @@ class ServerServices:
         limits = config.limits
         #: The clock the router gives the services as ``now`` (Router(clock=...)).
         self.clock = clock
+        self._db = db
         roster_storage = SqliteRosterStorage(db)
-        is_subscribed = subscribed_predicate(roster_storage)
         self.roster = RosterService(
             roster_storage,
             max_items=limits.max_roster_items,
             max_groups_per_item=limits.max_roster_groups_per_item,
             max_roster_size=limits.max_roster_size,
         )
+        is_subscribed = subscribed_predicate(self.roster)
         self._last_storage = SqliteLastActivityStorage(db)
-        # Written only through commit() (Persist effects), once per batch.
-        self._offline_storage = SqliteOfflineStorage(db)
+        offline = SqliteOfflineStorage(db)
+        vcards = SqliteVCardStorage(db)
+        private = SqlitePrivateStorage(db)
+        blocks = SqliteBlockStorage(db)
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
             AccountDirectoryAdapter(accounts, config.scram_iterations),
@@ -135,7 +162,6 @@ class ServerServices:
         )
         host_engine = PubSubEngine(self._pubsub_storage, contacts, limits=pubsub_limits)
         caps = CapsService()
-        private_storage = SqlitePrivateStorage(db)
         pep_services: list[Service] = []
         compat_services: list[Service] = []
         if pubsub.pep:
@@ -154,13 +180,13 @@ class ServerServices:
             caps.on_learned(pep.caps_learned)
             pep_services.append(pep)
             # XEP-0402 #compat: bookmarks in step with private XML (before PrivateService).
-            compat_services.append(BookmarksCompat(pep, private_storage))
+            compat_services.append(BookmarksCompat(pep, private))
         self.disco = DiscoService(
             presence_authorized=lambda requester, account: is_subscribed(requester, account),
             account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
         )
         self.services: list[Service] = [
-            BlockingService(SqliteBlockStorage(db), is_subscribed),
+            BlockingService(blocks, is_subscribed),
             self.roster,
             PresenceService(
                 self.roster,
@@ -168,10 +194,10 @@ class ServerServices:
                 max_pending_requests=limits.max_pending_subscriptions,
                 max_subscription_status=limits.max_subscription_status,
             ),
-            VCardService(SqliteVCardStorage(db), max_size=limits.max_vcard_size),
+            VCardService(vcards, max_size=limits.max_vcard_size),
             *compat_services,
             PrivateService(
-                private_storage,
+                private,
                 max_size=limits.max_private_size,
                 max_items=limits.max_private_items,
                 max_total=limits.max_private_total,
@@ -187,7 +213,7 @@ class ServerServices:
             caps,
             *pep_services,
             CarbonsService(),
-            OfflineService(self._offline_storage, max_per_user=limits.max_offline_messages),
+            OfflineService(offline, max_per_user=limits.max_offline_messages),
             self.disco,
         ]
         # The service hosts (the hosts table's subdomains), by domain.
@@ -203,14 +229,56 @@ class ServerServices:
         if config.pubsub_domain is not None:
             self.hosts[config.pubsub_domain] = PubSubHost(host_engine)
 
+        #: Which store writes each kind of op (``Persist`` effects): a new
+        #: store (MUC, pubsub) adds its op types here, one line each.
+        self.writers: dict[type[StoreOp], Callable[[StoreOp], None]] = {
+            OfflinePush: offline.write,
+            OfflineDelete: offline.write,
+            VCardPut: vcards.write,
+            VCardDelete: vcards.write,
+            PrivatePut: private.write,
+            PrivateDelete: private.write,
+            LastSet: self._last_storage.write,
+            LastForget: self._last_storage.write,
+            BlockAdd: blocks.write,
+            BlockRemove: blocks.write,
+            BlockClear: blocks.write,
+            RosterPut: roster_storage.write,
+            RosterDelete: roster_storage.write,
+            AccountDelete: self._delete_account,
+            UploadSlot: self.upload_storage.write,
+            **dict.fromkeys(get_args(PubSubOp), self._pubsub_storage.write),
+        }
+        #: Which store answers each kind of long read (``Load`` effects):
+        #: archive pages and pubsub items add theirs here.
+        self.readers: dict[type[LoadQuery], Callable[[LoadQuery], object]] = {
+            OfflinePage: offline.load,
+        }
+
+    def load(self, query: LoadQuery) -> object:
+        """Read what a ``Load`` effect asks (see :attr:`readers`)."""
+        return self.readers[type(query)](query)
+
+    def _delete_account(self, op: StoreOp) -> None:
+        # On the services' connection, in the batch's transaction: the
+        # account database is the same file (ServerConfig.database_path).
+        assert isinstance(op, AccountDelete) and op.account.local is not None
+        delete_account(self._db, op.account.local, op.account.domain)
+
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
-        of the services) in one transaction; raises ``sqlite3.Error`` having
-        written none of them. Only offline messages are written this way so
-        far; the other stores still commit each write as it is made."""
-        self._offline_storage.apply(ops)
-        self.upload_storage.apply(ops)
-        self._pubsub_storage.apply(ops)  # a second transaction, only if it has ops
+        of the services), each by the store :attr:`writers` names for its
+        type, in ONE transaction; raises ``sqlite3.Error`` having written
+        none of them. A batch of logout times only (``LastSet``, which the
+        store writes behind, see :meth:`flush`) opens no transaction."""
+        writers = self.writers
+        if all(type(op) is LastSet for op in ops):
+            for op in ops:
+                writers[LastSet](op)
+            return
+        with transaction(self._db):
+            for op in ops:
+                writers[type(op)](op)
 
     def flush(self) -> None:
         """Write what stores keep behind (logout times); the server calls this
@@ -278,7 +346,10 @@ def remove_account_data(config: ServerConfig, accounts: AccountStore, account: J
             clock=services.clock,
         )
         effects = router.end_sessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
-        services.commit([e.op for e in effects if isinstance(e, Persist)])
+        # The observers' writes are Persist effects: commit them (and what they held).
+        while persists := [e for e in effects if isinstance(e, Persist)]:
+            services.commit([p.op for p in persists])
+            effects = router.persisted(persists)
         services.flush()
     finally:
         db.close()

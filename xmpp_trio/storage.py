@@ -20,6 +20,7 @@ import os
 import secrets
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -33,6 +34,7 @@ __all__ = [
     "AccountNotFound",
     "AccountStore",
     "StorageError",
+    "delete_account",
 ]
 
 SALT_BYTES: Final = 16
@@ -227,11 +229,14 @@ class AccountStore:
     def delete(self, local: str, domain: str) -> None:
         """Delete ``local@domain`` and its credentials; raise :class:`AccountNotFound`."""
         with self._lock, _transaction(self._db):
-            cursor = self._db.execute(
-                "DELETE FROM accounts WHERE domain = ? AND local = ?", (domain, local)
-            )
-            if cursor.rowcount == 0:
+            if not delete_account(self._db, local, domain):
                 raise AccountNotFound(f"account {_jid(local, domain)} does not exist")
+
+    def delete_many(self, accounts: Sequence[tuple[str, str]]) -> None:
+        """Delete each ``(local, domain)`` account that exists, in one transaction."""
+        with self._lock, _transaction(self._db):
+            for local, domain in accounts:
+                delete_account(self._db, local, domain)
 
     def exists(self, local: str, domain: str) -> bool:
         """Whether the account ``local@domain`` exists."""
@@ -298,6 +303,14 @@ class _transaction:
             self._db.execute("COMMIT")
         else:
             self._db.execute("ROLLBACK")
+
+
+def delete_account(db: sqlite3.Connection, local: str, domain: str) -> bool:
+    """Delete ``local@domain`` in the caller's transaction of ``db`` (a
+    connection to the account database with ``foreign_keys`` on, so its
+    credentials go too); whether it existed."""
+    cursor = db.execute("DELETE FROM accounts WHERE domain = ? AND local = ?", (domain, local))
+    return cursor.rowcount > 0
 
 
 def _exists(db: sqlite3.Connection, local: str, domain: str) -> bool:

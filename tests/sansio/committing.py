@@ -10,25 +10,57 @@ from collections.abc import Sequence
 from typing import Any
 
 from xmpp_sansio.server import Effect, Router
-from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.effects import Load, Persist
 
 
 class CommittingRouter(Router):
     """:class:`Router` whose public calls commit the ``Persist`` effects they
-    return to ``store`` (given after construction) and report them to
-    :meth:`Router.persisted`; the effects returned are the others."""
+    return and report them to :meth:`Router.persisted`; the effects returned
+    are the others (what a write held, ``Persist.then``, included). Each op
+    goes to the first store that takes it: ``store`` if set, else the
+    storage of a service (``storage``, ``_storage`` or ``accounts``) whose ``apply``
+    accepts it (a memory store raises ``TypeError`` for another store's op)."""
 
-    #: where the ops go: anything with ``apply(ops)`` (an offline storage)
+    #: where the ops go first: anything with ``apply(ops)``
     store: Any = None
+
+    def _stores(self) -> list[Any]:
+        found: list[Any] = [] if self.store is None else [self.store]
+        for service in self.services:
+            for name in ("storage", "_storage", "accounts"):
+                storage = getattr(service, name, None)
+                storage = getattr(storage, "_storage", storage)  # behind a cache
+                if hasattr(storage, "apply") and all(storage is not s for s in found):
+                    found.append(storage)
+        return found
 
     def commit(self, effects: Sequence[Effect]) -> list[Effect]:
         persists = [e for e in effects if isinstance(e, Persist)]
-        rest = [e for e in effects if not isinstance(e, Persist)]
+        loads = [e for e in effects if isinstance(e, Load)]
+        rest = [e for e in effects if not isinstance(e, Persist | Load)]
         if persists:
-            assert self.store is not None, "no store to commit to"
-            self.store.apply([p.op for p in persists])
+            stores = self._stores()
+            for persist in persists:
+                for store in stores:
+                    try:
+                        store.apply([persist.op])
+                    except TypeError:
+                        continue
+                    break
+                else:
+                    raise AssertionError(f"no store takes {persist.op!r}")
             rest.extend(self.commit(super().persisted(persists)))
+        for load in loads:  # answered after the writes, as the I/O layer does
+            rest.extend(self.commit(super().loaded(load.request_id, self._read(load))))
         return rest
+
+    def _read(self, load: Load) -> object:
+        for store in self._stores():
+            try:
+                return store.load(load.query)
+            except (TypeError, AttributeError):
+                continue
+        raise AssertionError(f"no store reads {load.query!r}")
 
 
 def _committing(name: str) -> Any:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element
 
 import pytest
+from committing import CommittingRouter
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
@@ -64,7 +65,7 @@ class Setup:
             lambda contact, user: (str(contact), str(user)) in self.subscribed,
             max_items=5,
         )
-        self.router = Router(
+        self.router = CommittingRouter(
             ["example.com"],
             rng=seeded_rng(0),
             account_exists=lambda local, domain: local in ACCOUNTS and domain == "example.com",
@@ -432,7 +433,7 @@ def test_blocking_first_hides_the_user_from_other_services() -> None:
     blocks = MemoryBlockStorage()
     offline = MemoryOfflineStorage()
     last = MemoryLastActivityStorage()
-    router = Router(
+    router = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: local in ACCOUNTS,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from committing import CommittingRouter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +34,7 @@ from xmpp_sansio.roster import (
     parse_roster_query,
     roster_push,
 )
-from xmpp_sansio.server import Deliver, Router
+from xmpp_sansio.server import Deliver
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, visible_items
 from xmpp_sansio.stanza import IqType, PresenceShow, PresenceType, make_iq, make_presence
@@ -303,7 +304,7 @@ class Server:
         self.storage = MemoryRosterStorage()
         self.roster = RosterService(self.storage, max_items=1000)
         accounts = {"juliet", "romeo", "nurse"}
-        self.router = Router(
+        self.router = CommittingRouter(
             ["example.com"],
             rng=seeded_rng(0),
             account_exists=lambda local, domain: local in accounts,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element
 
 import pytest
+from committing import CommittingRouter
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
@@ -74,7 +75,7 @@ class Setup:
             ),
             STARTED,
         )
-        self.router = Router(
+        self.router = CommittingRouter(
             ["example.com"],
             rng=seeded_rng(0),
             account_exists=lambda local, domain: local in ACCOUNTS,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
-from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, Persist
+from xmpp_sansio.server.effects import Load, OfflineDelete, OfflinePage, OfflinePush, Persist
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
@@ -51,9 +51,22 @@ class Setup:
             self.storage.apply([p.op for p in persists])
         return self.router.persisted(persists, None if ok else FULL)
 
+    def answer(self, effects: Sequence[Effect]) -> list[Effect]:
+        """Answer the Load effects (a page of messages) from the storage as it
+        is now, as the I/O layer does: the effects with each replaced by what
+        its answer brings."""
+        out: list[Effect] = []
+        for effect in effects:
+            if isinstance(effect, Load):
+                loaded = self.router.loaded(effect.request_id, self.storage.load(effect.query))
+                out.extend(self.answer(loaded))
+            else:
+                out.append(effect)
+        return out
+
     def juliet_online(self) -> list[Effect]:
         self.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
-        return self.router.route(BALCONY, x("<presence/>"))
+        return self.answer(self.router.route(BALCONY, x("<presence/>")))
 
 
 def bodies(effects: Sequence[Effect], session: int) -> list[str]:
@@ -184,9 +197,53 @@ def test_every_message_is_delivered_once_committed_or_answered_if_not(
         for receipt in receipts:
             more = s.router.handed_over(BALCONY, receipt)
             s.commit(more)
-            todo.extend(e for e in more if not isinstance(e, Persist))
+            todo.extend(s.answer([e for e in more if not isinstance(e, Persist)]))
     assert got == kept
     assert sorted(answered, key=lambda i: int(str(i)[1:])) == [
         f"m{i}" for i in range(sent) if f"m{i}" not in kept
     ]
     assert s.storage.count(JULIET) == 0
+
+
+def test_the_flush_is_a_load_answered_later() -> None:
+    """The stored messages are read by the I/O layer (a Load effect), not
+    within the presence's router call; the page goes out with the answer."""
+    s = Setup()
+    s.commit(s.send("m1") + s.send("m2"))
+    s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    (load,) = [e for e in s.router.route(BALCONY, x("<presence/>")) if isinstance(e, Load)]
+    assert load.query == OfflinePage(JULIET, 0, 3)
+    assert bodies(s.router.loaded(load.request_id, s.storage.load(load.query)), BALCONY) == [
+        "m1",
+        "m2",
+    ]
+
+
+def test_a_flush_answered_after_its_session_ended_delivers_nothing_and_keeps_the_messages() -> None:
+    s = Setup()
+    s.commit(s.send("m1"))
+    s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    (load,) = [e for e in s.router.route(BALCONY, x("<presence/>")) if isinstance(e, Load)]
+    s.router.unbind(BALCONY)
+    assert s.router.loaded(load.request_id, s.storage.load(load.query)) == []
+    assert bodies(s.juliet_online(), BALCONY) == ["m1"]
+
+
+def test_a_failed_read_ends_the_flush_and_the_next_presence_tries_again() -> None:
+    s = Setup()
+    s.commit(s.send("m1"))
+    s.router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    (load,) = [e for e in s.router.route(BALCONY, x("<presence/>")) if isinstance(e, Load)]
+    assert s.router.loaded(load.request_id, None) == []
+    assert bodies(s.answer(s.router.route(BALCONY, x("<presence/>"))), BALCONY) == ["m1"]
+
+
+def test_a_push_of_a_call_that_raised_is_forgotten_one_still_pending_is_kept() -> None:
+    s = Setup(max_per_user=1)
+    (kept,) = s.send("m1")
+    assert isinstance(kept, Persist)
+    assert s.router.abandoned([kept.op]) == []  # still held by the I/O layer
+    assert errors(s.send("m2"), ROMEO) == [("m2", "service-unavailable")]
+    assert s.router.abandoned([]) == []  # its call raised: it went nowhere
+    (stored,) = s.send("m3")
+    assert isinstance(stored, Persist)

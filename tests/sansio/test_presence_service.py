@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element
 
 import pytest
+from committing import CommittingRouter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import QUERY_TAG, RosterItem, Subscription, parse_roster_query
-from xmpp_sansio.server import Deliver, Effect, Router
+from xmpp_sansio.server import Deliver, Effect
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, StoredItem
 from xmpp_sansio.stanza import parse_error
@@ -42,7 +43,7 @@ class World:
         self.storage = MemoryRosterStorage()
         self.roster = RosterService(self.storage, max_items=max_items)
         self.presence = PresenceService(self.roster)
-        self.router = Router(
+        self.router = CommittingRouter(
             ["example.com"],
             rng=seeded_rng(0),
             account_exists=lambda local, domain: (local, domain) in ACCOUNTS,

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from committing import CommittingRouter
 
-from xmpp_sansio.errors import StanzaErrorCondition
+from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
+from xmpp_sansio.server.effects import Persist, PrivateDelete, StoreOp
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateService
 from xmpp_sansio.server.stages import AccountRemoved, Context
 from xmpp_sansio.stanza import parse_error
@@ -36,7 +38,7 @@ def storage() -> MemoryPrivateStorage:
 
 @pytest.fixture
 def router(storage: MemoryPrivateStorage) -> Router:
-    r = Router(
+    r = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
@@ -232,9 +234,12 @@ def test_account_removed_deletes_only_that_accounts_data(
     result(private(router, SCOTLAND, "set", PREFS), SCOTLAND)
     (service,) = router.services
     assert isinstance(service, PrivateService)
-    assert (
-        service.observe(Context(0.0, bytes), AccountRemoved(JID.parse("hamlet@example.com"))) == []
-    )
+    hamlet = JID.parse("hamlet@example.com")
+    # The delete is a Persist effect; the service reads its own write at once.
+    (persist,) = service.observe(Context(0.0, bytes), AccountRemoved(hamlet))
+    assert isinstance(persist, Persist) and persist.op == PrivateDelete(hamlet)
+    assert service.stored(hamlet, "exodus:prefs", "exodus") is None
+    router.end_sessions(hamlet, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
     assert [key[0] for key in storage.data] == [JID.parse("macbeth@example.com")]
 
 
@@ -243,19 +248,19 @@ def test_account_removed_deletes_only_that_accounts_data(
 
 
 class CountingStorage(MemoryPrivateStorage):
-    """Counts the writes: a set is one :meth:`put_many`."""
+    """Counts the writes: a set is one op (:class:`PrivatePut`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
 
-    def put_many(self, user: JID, items: Sequence[tuple[str, str, bytes]]) -> None:
-        self.writes += 1
-        super().put_many(user, items)
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        self.writes += len(ops)
+        super().apply(ops)
 
 
 def quota_router(storage: MemoryPrivateStorage, *, max_items: int, max_total: int) -> Router:
-    r = Router(
+    r = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,

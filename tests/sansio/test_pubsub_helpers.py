@@ -4,18 +4,19 @@ caps, and shortcuts for requests and answers."""
 
 from __future__ import annotations
 
+from typing import get_args
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
-from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.effects import Persist, PrivateDelete, PrivatePut
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateService
 from xmpp_sansio.server.pubsub.bookmarks import BookmarksCompat
 from xmpp_sansio.server.pubsub.config import AccessModel, NodeConfig, SendLast
 from xmpp_sansio.server.pubsub.engine import PubSubEngine, PubSubLimits
 from xmpp_sansio.server.pubsub.host import PubSubHost
 from xmpp_sansio.server.pubsub.pep import PEPService
-from xmpp_sansio.server.pubsub.store import MemoryPubSubStorage
+from xmpp_sansio.server.pubsub.store import MemoryPubSubStorage, PubSubOp
 from xmpp_sansio.server.service import Service
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
@@ -104,11 +105,20 @@ class World:
             self.router.bind(session, JID.parse(full))
 
     def commit(self, effects: list[Effect]) -> list[Deliver]:
+        """Commit the ``Persist`` effects (each op to its store) and report
+        them, as the I/O layer does; what a write held comes after."""
+        delivered = [e for e in effects if isinstance(e, Deliver)]
         persists = [e for e in effects if isinstance(e, Persist)]
-        self.ops.extend(p.op for p in persists)
-        self.pep_storage.apply([p.op for p in persists if "@" in p.op.service])
-        self.storage.apply([p.op for p in persists if "@" not in p.op.service])
-        return [e for e in effects if isinstance(e, Deliver)]
+        if not persists:
+            return delivered
+        for op in (p.op for p in persists):
+            if isinstance(op, PrivatePut | PrivateDelete):
+                self.private_storage.apply([op])
+                continue
+            self.ops.append(op)
+            assert isinstance(op, get_args(PubSubOp)), op
+            (self.pep_storage if "@" in op.service else self.storage).apply([op])
+        return delivered + self.commit(self.router.persisted(persists))
 
     def online(self, who: str, *notify: str) -> list[Deliver]:
         """``who`` sends available presence, with caps ``+notify`` for ``notify``."""

@@ -26,7 +26,7 @@ from xmpp_sansio.register import (
     validate_new_account,
 )
 from xmpp_sansio.server import Deliver, Disconnect, Effect, Router, Service
-from xmpp_sansio.server.effects import Outcome
+from xmpp_sansio.server.effects import AccountDelete, Outcome, StoreOp
 from xmpp_sansio.server.register import RegistrationService
 from xmpp_sansio.server.stages import AccountRemoved, Context, Event, SessionUnbound
 from xmpp_sansio.stanza import parse_error
@@ -245,6 +245,12 @@ class FakeDirectory:
             raise LookupError(local)
         del self.passwords[(local, domain)]
 
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        for op in ops:
+            if not isinstance(op, AccountDelete):
+                raise TypeError(op)
+            self.passwords.pop((op.account.local or "", op.account.domain), None)
+
 
 class Cleaner(Service):
     """A service that stores per-account data and forgets it on removal."""
@@ -284,7 +290,7 @@ def make_router(
     service = RegistrationService(
         directory, allow_password_change=allow_password_change, allow_removal=allow_removal
     )
-    r = Router(
+    r = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in directory.passwords,

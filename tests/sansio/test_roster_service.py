@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from committing import CommittingRouter
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from xmpp_sansio.roster import (
     parse_roster_query,
     roster_push,
 )
-from xmpp_sansio.server import Deliver, Effect, Router
+from xmpp_sansio.server import Deliver, Effect
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, StoredItem
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
@@ -55,7 +56,7 @@ class World:
     def __init__(self, max_items: int = 1000) -> None:
         self.storage = MemoryRosterStorage()
         self.roster = RosterService(self.storage, max_items=max_items, max_name_length=20)
-        self.router = Router(
+        self.router = CommittingRouter(
             ["example.com"],
             rng=seeded_rng(0),
             account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
@@ -442,7 +443,7 @@ def test_records_of_an_online_account_are_read_once_per_roster_version() -> None
     the cache until the roster version changes (RFC 6121 §2.6)."""
     storage = CountingStorage()
     roster = RosterService(storage)
-    router = Router(
+    router = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, SubElement
 
 import pytest
+from committing import CommittingRouter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -381,7 +382,9 @@ def test_server_accepts_only_the_sessions_own_from(value: str) -> None:
 
 
 def routing_world() -> Router:
-    router = Router([DOMAIN], rng=seeded_rng(0), account_exists=lambda local, domain: True)
+    router = CommittingRouter(
+        [DOMAIN], rng=seeded_rng(0), account_exists=lambda local, domain: True
+    )
     router.bind(1, JULIET)
     router.bind(2, JID.parse(f"romeo@{DOMAIN}/orchard"))
     router.route(2, Element("{jabber:client}presence"))
@@ -480,7 +483,7 @@ def blocking_router(max_items: int | None) -> tuple[Router, int]:
         if max_items is None
         else BlockingService(MemoryBlockStorage(), lambda contact, user: False, max_items=max_items)
     )
-    router = Router(
+    router = CommittingRouter(
         [DOMAIN], rng=seeded_rng(0), account_exists=lambda local, domain: True, services=[service]
     )
     router.bind(1, JULIET)
@@ -526,7 +529,7 @@ def test_roster_name_and_group_lengths_have_a_default_limit(item: str, accepted:
     the server does not configure them; RFC 6121 §2.3.3 not-acceptable)."""
     from xml.etree.ElementTree import fromstring
 
-    router = Router(
+    router = CommittingRouter(
         [DOMAIN],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: True,

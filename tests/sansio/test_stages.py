@@ -13,14 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xmpp_sansio.disco import DiscoInfo, Identity, caps_element, caps_ver
+from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router, Service
 from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
-from xmpp_sansio.server.effects import Outcome
+from xmpp_sansio.server.effects import Outcome, Persist
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.server.stages import (
+    AccountRemoved,
     Context,
     Event,
     MessageSent,
@@ -29,8 +31,10 @@ from xmpp_sansio.server.stages import (
     Stage,
     Undeliverable,
 )
+from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService
 from xmpp_sansio.stanza import Stanza, with_attrs
 from xmpp_sansio.testing import seeded_rng
+from xmpp_sansio.testing import x as xml
 from xmpp_sansio.xml.parser import parse_fragment
 
 C = "{jabber:client}"
@@ -334,3 +338,37 @@ def test_a_service_is_accepted_exactly_when_it_declares_the_stages_it_implements
     else:
         with pytest.raises(TypeError):
             make_router(service)
+
+
+def test_the_writes_of_a_call_that_raised_are_forgotten_and_the_pending_ones_kept() -> None:
+    """A store read failing in the middle of a router call: the caller drops
+    the call's effects and reports it (Router.abandoned with the ops it still
+    holds); a write the call returned is then not read any more, one of an
+    earlier call of the batch still is."""
+
+    class FailingRead(Service):
+        observes = (AccountRemoved,)
+
+        def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+            raise OSError("disk I/O error")
+
+    storage = MemoryVCardStorage()
+    romeo, juliet = JID.parse("romeo@example.com"), JID.parse("juliet@example.com")
+    storage.put(romeo, b"<vCard xmlns='vcard-temp'><FN>R</FN></vCard>")
+    vcards = VCardService(storage)
+    router = Router(
+        ["example.com"], rng=seeded_rng(0), account_exists=lambda *_: True,
+        services=[vcards, FailingRead()],
+    )  # fmt: skip
+    router.bind(1, juliet.with_resource("balcony"))
+    (pending,) = router.route(
+        1,
+        xml("<iq type='set' id='s'><vCard xmlns='vcard-temp'><FN>J</FN></vCard></iq>"),
+    )
+    assert isinstance(pending, Persist)
+    with pytest.raises(OSError):
+        router.end_sessions(romeo, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
+    assert vcards.stored(romeo) is None  # the failed call's delete, not reported yet
+    assert router.abandoned([pending.op]) == []
+    assert vcards.stored(romeo) == storage.get(romeo)  # forgotten: still stored
+    assert vcards.stored(juliet) is not None  # the batch's earlier write is kept

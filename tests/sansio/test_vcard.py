@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from committing import CommittingRouter
 
-from xmpp_sansio.errors import StanzaErrorCondition
+from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Outcome, Router
+from xmpp_sansio.server.effects import Persist, VCardDelete
 from xmpp_sansio.server.stages import AccountRemoved, Context
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService, parse_fragment
 from xmpp_sansio.stanza import parse_error
@@ -35,7 +37,7 @@ def storage() -> MemoryVCardStorage:
 
 @pytest.fixture
 def router(storage: MemoryVCardStorage) -> Router:
-    r = Router(
+    r = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
@@ -169,7 +171,7 @@ def test_too_large_vcard_is_not_acceptable(router: Router, storage: MemoryVCardS
 def test_vcard_at_the_size_limit_is_stored(storage: MemoryVCardStorage) -> None:
     vcard = fromstring("<vCard xmlns='vcard-temp'><DESC>x</DESC></vCard>")
     size = len(serialize(vcard))
-    r = Router(
+    r = CommittingRouter(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda *_: True,
@@ -210,8 +212,16 @@ def test_account_removed_deletes_the_vcard(router: Router, storage: MemoryVCardS
     result(set_vcard(router, ORCHARD, ROMEO_VCARD), ORCHARD)
     (service,) = router.services
     assert isinstance(service, VCardService)
-    assert (
-        service.observe(Context(0.0, bytes), AccountRemoved(JID.parse("romeo@example.com"))) == []
+    # The delete is a Persist effect, committed before anything else happens.
+    (persist,) = service.observe(
+        Context(0.0, bytes), AccountRemoved(JID.parse("romeo@example.com"))
+    )
+    assert isinstance(persist, Persist)
+    assert persist.op == VCardDelete(JID.parse("romeo@example.com"))
+    assert storage.data != {}  # nothing is written by the service itself
+    assert service.stored(JID.parse("romeo@example.com")) is None  # but it reads its write
+    router.end_sessions(
+        JID.parse("romeo@example.com"), StreamErrorCondition.NOT_AUTHORIZED, removed=True
     )
     assert storage.data == {}
 
@@ -238,7 +248,7 @@ def test_corrupt_stored_vcard_gives_internal_server_error(
     assert error(effects, BALCONY) is StanzaErrorCondition.INTERNAL_SERVER_ERROR
 
 
-class CapturingRouter(Router):
+class CapturingRouter(CommittingRouter):
     """Records the replies services send (to remote JIDs they go nowhere yet)."""
 
     replies: list[Element]

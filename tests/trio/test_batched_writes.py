@@ -98,3 +98,90 @@ async def test_offline_messages_of_one_read_are_one_commit_made_before_the_ack(
     # ...in far fewer transactions than messages (one per read of the server).
     assert len(committed) < COUNT // 4
     await negotiated.stream.aclose()
+
+
+C = "{jabber:client}"
+
+#: An iq set of each store's service, and the op type its write is.
+REQUESTS = {
+    "vcard": (
+        "<iq type='set' id='w1'><vCard xmlns='vcard-temp'><FN>Romeo</FN></vCard></iq>",
+        "VCardPut",
+    ),
+    "private": (
+        "<iq type='set' id='w1'><query xmlns='jabber:iq:private'>"
+        "<exodus xmlns='exodus:prefs'><defaultnick>Romeo</defaultnick></exodus></query></iq>",
+        "PrivatePut",
+    ),
+    "blocking": (
+        "<iq type='set' id='w1'><block xmlns='urn:xmpp:blocking'>"
+        "<item jid='tybalt@localhost'/></block></iq>",
+        "BlockAdd",
+    ),
+    "roster": (
+        "<iq type='set' id='w1'><query xmlns='jabber:iq:roster'>"
+        "<item jid='nurse@localhost' name='Nurse'/></query></iq>",
+        "RosterPut",
+    ),
+    "register": (
+        "<iq type='set' id='w1'><query xmlns='jabber:iq:register'><remove/></query></iq>",
+        "AccountDelete",
+    ),
+}
+
+
+@pytest.mark.parametrize("store", sorted(REQUESTS))
+async def test_a_set_is_answered_only_after_its_write_is_committed(
+    store: str, config: ServerConfig, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = await start(nursery, config)
+    services = started.server.services
+    log: list[tuple[str, Any]] = []
+    commit = services.commit
+
+    def logged_commit(ops: Sequence[StoreOp]) -> None:
+        commit(ops)
+        log.append(("commit", [type(op).__name__ for op in ops]))
+
+    monkeypatch.setattr(services, "commit", logged_commit)
+    stream = await trio.open_tcp_stream("127.0.0.1", started.port)
+    conn = ClientConnection(
+        ClientConfig(
+            jid=JID.parse("romeo@localhost/out"), password=PASSWORDS["romeo"], rng=seeded_rng(0)
+        )
+    )
+    negotiated = await _negotiate(conn, stream, started.ctx, "localhost")
+    (session,) = started.server.sessions.values()
+    monkeypatch.setattr(session, "transport", LoggedTransport(session.transport, log))
+    request, op = REQUESTS[store]
+    if store == "roster":  # an interested resource (RFC 6121 §2.1.6): it gets the push too
+        await negotiated.stream.send_all(
+            b"<iq type='get' id='g0'><query xmlns='jabber:iq:roster'/></iq>"
+        )
+        received = b""
+        with trio.fail_after(WAIT):
+            while b"g0" not in received:
+                received += await negotiated.stream.receive_some(65536)
+    await negotiated.stream.send_all(request.encode())
+    received = b""
+    with trio.fail_after(WAIT):
+        while b"id='w1'" not in received and b'id="w1"' not in received:
+            received += await negotiated.stream.receive_some(65536)
+    answer = next(
+        i
+        for i, (kind, data) in enumerate(log)
+        if kind == "write" and (b"id='w1'" in data or b'id="w1"' in data)
+    )
+    assert b"type='result'" in log[answer][1] or b'type="result"' in log[answer][1]
+    assert any(kind == "commit" and op in ops for kind, ops in log[:answer])
+    if store == "roster":
+        with trio.fail_after(WAIT):
+            while b"nurse@localhost" not in received:
+                received += await negotiated.stream.receive_some(65536)
+        push = next(
+            i
+            for i, (kind, data) in enumerate(log)
+            if kind == "write" and b"nurse@localhost" in data
+        )
+        assert any(kind == "commit" and op in ops for kind, ops in log[:push])
+    await negotiated.stream.aclose()

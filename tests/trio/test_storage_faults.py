@@ -110,6 +110,63 @@ async def test_a_full_database_answers_the_sender_and_keeps_serving(
     assert started.server.metrics.storage_errors._value.get() >= 1
 
 
+async def test_a_write_that_cannot_be_committed_is_answered_and_never_seen(
+    config: ServerConfig, nursery: trio.Nursery
+) -> None:
+    """A vCard set whose commit fails gets ``resource-constraint`` instead of
+    its result, and a get afterwards sees the vCard stored before it, not the
+    one that failed (the service's pending write is dropped)."""
+    started = await start(nursery, config)
+    async with open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as romeo:
+
+        def vcard(name: str, type_: str = "set") -> ET.Element:
+            iq = ET.Element(C + "iq", {"type": type_})
+            card = ET.SubElement(iq, "{vcard-temp}vCard")
+            if type_ == "set":
+                ET.SubElement(card, "{vcard-temp}FN").text = name
+            return iq
+
+        await romeo.request(vcard("Romeo"))
+        fill(started.server.db)
+        with pytest.raises(IqErrorResponse, match="resource-constraint"):
+            await romeo.request(vcard("R" * 20_000))
+        stored = await romeo.request(vcard("", "get"))
+        assert stored.findtext("{vcard-temp}vCard/{vcard-temp}FN") == "Romeo"
+
+
+async def test_a_page_read_that_fails_delivers_nothing_and_the_next_presence_gets_it(
+    config: ServerConfig, nursery: trio.Nursery
+) -> None:
+    """The offline flush reads its pages through Load effects: a read that
+    fails ends the flush quietly (the message stays stored), and the next
+    available presence reads it again."""
+    started = await start(nursery, config)
+    async with open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as romeo:
+        await romeo.send(chat("juliet@localhost", "kept"))
+        await romeo.request(ping())  # stored by now
+    readers = started.server.services.readers
+    (kind,) = readers
+    read = readers[kind]
+
+    def broken(query: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    readers[kind] = broken
+    async with open_client("juliet@localhost", PASSWORDS["juliet"], **started.options()) as juliet:
+        await juliet.send(ET.Element(C + "presence"))
+        await juliet.request(ping())  # the presence and its failed read are handled
+        with sqlite3.connect(config.database_path) as db:  # not handed over: still stored
+            assert db.execute("SELECT COUNT(*) FROM offline_messages").fetchone() == (1,)
+        readers[kind] = read
+        await juliet.send(ET.Element(C + "presence"))
+        with trio.fail_after(WAIT):
+            async for stanza in juliet:
+                if stanza.findtext(BODY) is not None:
+                    assert stanza.findtext(BODY) == "kept"
+                    break
+    assert started.server.metrics.storage_errors._value.get() >= 1
+
+
 async def test_an_internal_error_ends_the_stream_with_internal_server_error(
     config: ServerConfig, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
 ) -> None:

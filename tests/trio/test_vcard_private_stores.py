@@ -12,6 +12,7 @@ import pytest
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Router
+from xmpp_sansio.server.effects import Persist
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateStorage
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService, VCardStorage
 from xmpp_sansio.testing import seeded_rng
@@ -106,20 +107,25 @@ def test_sqlite_vcard_table_creation_is_idempotent(conn: sqlite3.Connection) -> 
 
 
 def test_vcard_service_over_sqlite_round_trips(conn: sqlite3.Connection) -> None:
+    storage = SqliteVCardStorage(conn)
     router = Router(
         ["example.com"],
         rng=seeded_rng(0),
         account_exists=lambda *_: True,
-        services=[VCardService(SqliteVCardStorage(conn))],
+        services=[VCardService(storage)],
     )
     router.bind(1, JULIET.with_resource("balcony"))
-    router.route(
+    (persist,) = router.route(
         1,
         fromstring(
             "<iq xmlns='jabber:client' type='set' id='s'>"
             "<vCard xmlns='vcard-temp'><FN>J &amp; R</FN></vCard></iq>"
         ),
     )
+    assert isinstance(persist, Persist)
+    storage.apply([persist.op])
+    (result,) = router.persisted([persist])
+    assert isinstance(result, Deliver) and result.element.get("type") == "result"
     (effect,) = router.route(
         1,
         fromstring("<iq xmlns='jabber:client' type='get' id='g'><vCard xmlns='vcard-temp'/></iq>"),

@@ -33,7 +33,7 @@ unblock, its current presence (§3.4, §3.5). "Subscribed" is the injected
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 from xml.etree.ElementTree import Element
 
@@ -53,10 +53,24 @@ from ..stanza import (
     with_attrs,
 )
 from ..xml.element import split_tag
-from .effects import Bounce, Deliver, Reply, Route
+from .effects import (
+    BlockAdd,
+    BlockClear,
+    BlockRemove,
+    Bounce,
+    Deliver,
+    Persist,
+    Reply,
+    Route,
+    StoreOp,
+    after_writes,
+)
+from .overlay import Overlay
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
+    Committed,
     Context,
     Event,
     PresenceBroadcast,
@@ -87,7 +101,8 @@ class BlockStorage(Protocol):
     """The accounts' block lists (synchronous; see ``xmpp_trio.stores``).
     ``user`` is always a bare JID; blocked JIDs are kept exactly as given
     (bare, full or a domain: XEP-0191 §6 matching is the service's). Every
-    change is durable when its method returns.
+    change is durable when its method returns. :class:`BlockingService`
+    writes only through :meth:`apply`.
 
     The contract a backend implements; ``tests/test_store_contract.py`` checks it
     for every backend.
@@ -107,6 +122,11 @@ class BlockStorage(Protocol):
 
     def unblock_all(self, user: JID) -> None:
         """Empty ``user``'s block list."""
+        ...
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        """Carry out ``ops`` (:class:`BlockAdd`, :class:`BlockRemove`,
+        :class:`BlockClear`) in order, all or nothing."""
         ...
 
 
@@ -134,6 +154,20 @@ class MemoryBlockStorage:
 
     def unblock_all(self, user: JID) -> None:
         self._lists.pop(user.bare, None)
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        lists = {user: set(jids) for user, jids in self._lists.items()}
+        for op in ops:
+            match op:
+                case BlockAdd():
+                    lists.setdefault(op.user.bare, set()).update(op.jids)
+                case BlockRemove():
+                    lists.get(op.user.bare, set()).difference_update(op.jids)
+                case BlockClear():
+                    lists.pop(op.user.bare, None)
+                case _:
+                    raise TypeError(f"not a block list op: {op!r}")
+        self._lists = {user: jids for user, jids in lists.items() if jids}
 
 
 def blocked_by(blocklist: Set[JID], address: JID) -> bool:
@@ -178,38 +212,53 @@ def _list_element(tag: str, jids: Iterable[JID]) -> Element:
     return el
 
 
-class _CachedBlockStorage:
-    """A read-through cache of block lists in front of a :class:`BlockStorage`.
-
-    Every inbound stanza asks whether its recipient blocks its sender, so
-    the lists are kept in memory (at most ``max_users`` of them; past that the
-    cache starts over). Writes go to the storage first, then drop the
-    cached copy, so the cache never holds a list the storage does not."""
+class _BlockLists:
+    """The block lists as the service reads them: the pending writes (an
+    :class:`Overlay` of whole lists), then a read-through cache of the
+    storage. Every inbound stanza asks whether its recipient blocks its
+    sender, so the lists are kept in memory (at most ``max_users`` of them;
+    past that the cache starts over). The cache holds committed lists only:
+    a commit (or a failed one) drops its users' entries."""
 
     def __init__(self, storage: BlockStorage, max_users: int = 100_000) -> None:
         self._storage = storage
         self._max_users = max_users
         self._lists: dict[JID, frozenset[JID]] = {}
+        self._overlay: Overlay[JID, frozenset[JID]] = Overlay()
 
-    def blocklist(self, user: JID) -> set[JID]:
+    def blocklist(self, user: JID) -> frozenset[JID]:
+        if self._overlay:
+            pending = self._overlay.pending(user)
+            if pending is not None:
+                return pending
         cached = self._lists.get(user)
         if cached is None:
             if len(self._lists) >= self._max_users:
                 self._lists.clear()
             cached = self._lists[user] = frozenset(self._storage.blocklist(user))
-        return set(cached)
+        return cached
 
-    def block(self, user: JID, jids: Iterable[JID]) -> None:
-        self._storage.block(user, jids)
-        self._lists.pop(user, None)
+    def write(self, op: BlockAdd | BlockRemove | BlockClear, stanza: Element | None) -> Persist:
+        """The Persist of ``op``, which the reads see from now on."""
+        before = self.blocklist(op.user)
+        match op:
+            case BlockAdd():
+                after = before | frozenset(op.jids)
+            case BlockRemove():
+                after = before - frozenset(op.jids)
+            case BlockClear():
+                after = frozenset()
+        self._overlay.write(op.user, after, op)
+        return Persist(op, stanza)
 
-    def unblock(self, user: JID, jids: Iterable[JID]) -> None:
-        self._storage.unblock(user, jids)
-        self._lists.pop(user, None)
+    def abandoned(self, pending: Sequence[StoreOp]) -> None:
+        self._overlay.keep_only(pending)
 
-    def unblock_all(self, user: JID) -> None:
-        self._storage.unblock_all(user)
-        self._lists.pop(user, None)
+    def committed(self, ops: Sequence[StoreOp]) -> None:
+        for op in ops:
+            if isinstance(op, BlockAdd | BlockRemove | BlockClear):
+                self._lists.pop(op.user, None)
+        self._overlay.settle(ops)
 
 
 class BlockingService(IqService):
@@ -233,7 +282,8 @@ class BlockingService(IqService):
         *,
         max_items: int = 1000,
     ) -> None:
-        self._storage = _CachedBlockStorage(storage)
+        self.storage = storage
+        self._lists = _BlockLists(storage)
         self._is_subscribed = is_subscribed
         self._max_items = max_items
         # Sessions that asked for the block list (XEP-0191 §3.3: they get pushes).
@@ -249,7 +299,7 @@ class BlockingService(IqService):
         never one of ``user``'s own addresses)."""
         if address.bare == user.bare:
             return False
-        return blocked_by(self._storage.blocklist(user.bare), address)
+        return blocked_by(self._lists.blocklist(user.bare), address)
 
     # -- stages -------------------------------------------------------------------
 
@@ -258,6 +308,8 @@ class BlockingService(IqService):
         PresenceBroadcast,
         SessionUnbound,
         AccountRemoved,
+        Committed,
+        Abandoned,
     )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
@@ -268,6 +320,10 @@ class BlockingService(IqService):
                 return self._session_unbound(event.session)
             case AccountRemoved():
                 return self._account_removed(event.account)
+            case Committed():
+                self._lists.committed(event.ops)
+            case Abandoned():
+                self._lists.abandoned(event.pending)
         return []
 
     # -- IQs -----------------------------------------------------------------------
@@ -299,7 +355,7 @@ class BlockingService(IqService):
     def _get(self, session: BoundSession, iq: Iq) -> list[Outcome]:
         """XEP-0191 §3.2: the list (possibly empty); the session now gets pushes."""
         self._interested.add(session.id)
-        jids = sorted(self._storage.blocklist(session.jid.bare), key=str)
+        jids = sorted(self._lists.blocklist(session.jid.bare), key=str)
         return [Reply(iq_result(iq.element, _list_element("blocklist", jids)))]
 
     def _block(self, session: BoundSession, iq: Iq, payload: Element) -> list[Outcome]:
@@ -308,36 +364,40 @@ class BlockingService(IqService):
         if not jids:
             raise _BadRequest(StanzaErrorCondition.BAD_REQUEST)
         user = session.jid.bare
-        before = self._storage.blocklist(user)
+        before = self._lists.blocklist(user)
         new = [jid for jid in jids if jid not in before]
         if len(before) + len(new) > self._max_items:
             raise _BadRequest(StanzaErrorCondition.POLICY_VIOLATION)
         # Before the block is stored: afterwards this service's filter stops it.
         presence = self._presence_to(user, new, available=False)
-        if new:
-            self._storage.block(user, new)
         effects: list[Outcome] = [Reply(iq_result(iq.element))]
         effects.extend(self._push(user, _list_element("block", jids)))
         effects.extend(presence)
-        return effects
+        if not new:
+            return effects
+        # The answers go out once the block is committed (not at all if that fails).
+        persist = self._lists.write(BlockAdd(user, tuple(new)), iq.element)
+        return [Persist(persist.op, persist.stanza, tuple(effects))]
 
     def _unblock(self, session: BoundSession, iq: Iq, payload: Element) -> list[Outcome]:
         """XEP-0191 §3.4 (items) and §3.5 (no item: unblock all)."""
         jids = _items(payload)
         user = session.jid.bare
-        before = self._storage.blocklist(user)
+        before = self._lists.blocklist(user)
+        writes: list[Outcome] = []
         if jids:
             removed = [jid for jid in jids if jid in before]
             if removed:
-                self._storage.unblock(user, removed)
+                writes.append(self._lists.write(BlockRemove(user, tuple(removed)), iq.element))
         else:
             removed = sorted(before, key=str)
             if removed:
-                self._storage.unblock_all(user)
+                writes.append(self._lists.write(BlockClear(user), iq.element))
         effects: list[Outcome] = [Reply(iq_result(iq.element))]
         effects.extend(self._push(user, _list_element("unblock", jids)))
         effects.extend(self._presence_to(user, removed, available=True))
-        return effects
+        # The answers go out once the unblock is committed (not at all if that fails).
+        return after_writes([*writes, *effects])
 
     def _push(self, user: JID, payload: Element) -> list[Outcome]:
         """An iq set with ``payload`` to each resource of ``user`` that asked for
@@ -441,8 +501,7 @@ class BlockingService(IqService):
 
     def _account_removed(self, account: JID) -> list[Outcome]:
         """Forget the removed account's blocklist."""
-        self._storage.unblock_all(account.bare)
-        return []
+        return [self._lists.write(BlockClear(account.bare), None)]
 
     def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session's interest in pushes and its presence."""

@@ -1,7 +1,8 @@
 """What the routing core and its services produce: effects and outcomes.
 
 An *effect* is for the I/O layer to carry out (:class:`Deliver` an element to
-a session, :class:`Disconnect` one, :class:`Persist` a store operation); the union :data:`Effect` is what every
+a session, :class:`Disconnect` one, :class:`Persist` a store operation, :class:`Load` a
+long read); the union :data:`Effect` is what every
 public :class:`~xmpp_sansio.server.router.Router` method returns, and the I/O
 layer matches it exhaustively.
 
@@ -17,27 +18,47 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID
 from .pubsub.store import PubSubOp
 
+if TYPE_CHECKING:
+    from .records import StoredItem
+
 __all__ = [
+    "AccountDelete",
+    "BlockAdd",
+    "BlockClear",
+    "BlockRemove",
     "Bounce",
     "Deliver",
     "Disconnect",
     "Effect",
     "EndSessions",
+    "LastForget",
+    "LastSet",
+    "Load",
+    "LoadQuery",
     "OfflineDelete",
+    "OfflinePage",
     "OfflinePush",
     "Outcome",
     "Persist",
+    "PrivateDelete",
+    "PrivatePut",
     "Reply",
+    "RosterDelete",
+    "RosterPut",
     "Route",
     "SessionId",
     "StoreOp",
     "UploadSlot",
+    "VCardDelete",
+    "VCardPut",
+    "after_writes",
 ]
 
 #: A session's id, chosen by the I/O layer (unique among live sessions).
@@ -106,8 +127,124 @@ class UploadSlot:
     file_expires: float
 
 
+@dataclass(frozen=True, slots=True)
+class RosterPut:
+    """Create or replace ``user``'s record ``item`` (RFC 6121 §2) and set the
+    roster version to ``version``, chosen by the service (§2.6: a new one
+    for each change, never reused)."""
+
+    user: JID
+    item: StoredItem
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class RosterDelete:
+    """Delete ``user``'s record for ``contact`` and set the roster version to
+    ``version``."""
+
+    user: JID
+    contact: JID
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockAdd:
+    """Add ``jids`` to ``user``'s block list (XEP-0191 §3.3)."""
+
+    user: JID
+    jids: tuple[JID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRemove:
+    """Remove ``jids`` from ``user``'s block list (XEP-0191 §3.4)."""
+
+    user: JID
+    jids: tuple[JID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockClear:
+    """Empty ``user``'s block list (XEP-0191 §3.5, account removal)."""
+
+    user: JID
+
+
+@dataclass(frozen=True, slots=True)
+class VCardPut:
+    """Store ``user``'s serialised vCard ``data`` (XEP-0054 §3.2)."""
+
+    user: JID
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VCardDelete:
+    """Delete ``user``'s vCard (account removal)."""
+
+    user: JID
+
+
+@dataclass(frozen=True, slots=True)
+class PrivatePut:
+    """Store ``user``'s private XML ``items``, ``(namespace, local name,
+    serialised element)`` each, all or nothing (XEP-0049 §2.2)."""
+
+    user: JID
+    items: tuple[tuple[str, str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateDelete:
+    """Delete everything ``user`` stored as private XML (account removal)."""
+
+    user: JID
+
+
+@dataclass(frozen=True, slots=True)
+class LastSet:
+    """``user``'s last session ended at ``stamp`` with ``status`` (XEP-0012
+    §3). A backend may write it behind (see the store contract)."""
+
+    user: JID
+    stamp: float
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LastForget:
+    """Forget ``user``'s last logout (account removal)."""
+
+    user: JID
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDelete:
+    """Delete the account ``account`` (bare) and its credentials (XEP-0077 §3.2)."""
+
+    account: JID
+
+
 #: A store operation, as data (one per store and kind of write).
-StoreOp = OfflinePush | OfflineDelete | UploadSlot | PubSubOp
+StoreOp = (
+    AccountDelete
+    | OfflinePush
+    | OfflineDelete
+    | RosterPut
+    | RosterDelete
+    | BlockAdd
+    | BlockRemove
+    | BlockClear
+    | VCardPut
+    | VCardDelete
+    | PrivatePut
+    | PrivateDelete
+    | LastSet
+    | LastForget
+    | UploadSlot
+    | PubSubOp
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +254,47 @@ class Persist:
     (so a XEP-0198 ``<a h/>`` counting a stanza follows its write), and
     reports the result to :meth:`Router.persisted`. ``stanza``, if given, is
     the stanza whose sender is answered with an error if the commit fails
-    (its message is then not stored)."""
+    (its message is then not stored, its request not carried out).
+
+    ``then``: what follows the write and must not happen unless it was
+    committed (the result of a roster set and its pushes, RFC 6121 §2.1.5,
+    §2.1.6): :meth:`Router.persisted` carries it out after a successful
+    commit, and drops it after a failed one."""
 
     op: StoreOp
     stanza: Element | None = None
+    then: tuple[Outcome, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OfflinePage:
+    """Read ``user``'s oldest ``limit`` stored messages whose id is above
+    ``after_id`` (:meth:`OfflineStorage.peek`): a list of ``StoredMessage``."""
+
+    user: JID
+    after_id: int
+    limit: int
+
+
+#: A long read, as data (one per store and kind of read: archive pages and
+#: pubsub items add theirs).
+LoadQuery = OfflinePage
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Read ``query`` and answer with :meth:`Router.loaded` (``request_id``,
+    the result). The I/O layer answers once the batch's writes are committed
+    (so the read sees them), off the service's call: a long read does not
+    hold the router. ``request_id`` is the service's (it recognises its own
+    answers by it, as receipts); the answer is ``None`` if the read failed."""
+
+    request_id: Hashable
+    query: LoadQuery
 
 
 #: What the I/O layer carries out.
-Effect = Deliver | Disconnect | Persist
+Effect = Deliver | Disconnect | Persist | Load
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,4 +341,27 @@ class EndSessions:
 
 
 #: What a service's stage returns.
-Outcome = Deliver | Disconnect | Persist | Route | Reply | Bounce | EndSessions
+Outcome = Deliver | Disconnect | Persist | Load | Route | Reply | Bounce | EndSessions
+
+
+def after_writes(outcomes: list[Outcome]) -> list[Outcome]:
+    """``outcomes`` with what follows the first :class:`Persist` moved into
+    the ``then`` of the last one (their order kept): a service's answers
+    that report or follow a write go out only once it is committed, and
+    none of them if it fails. What comes before the first write is not
+    held. The writes themselves stay in order, in one batch."""
+    first = next((i for i, o in enumerate(outcomes) if type(o) is Persist), None)
+    if first is None:
+        return outcomes
+    writes: list[Persist] = []
+    rest: list[Outcome] = []
+    for outcome in outcomes[first:]:
+        if type(outcome) is Persist:
+            writes.append(Persist(outcome.op, outcome.stanza) if outcome.then else outcome)
+            rest.extend(outcome.then)
+        else:
+            rest.append(outcome)
+    if rest:
+        last = writes[-1]
+        writes[-1] = Persist(last.op, last.stanza, tuple(rest))
+    return [*outcomes[:first], *writes]

@@ -30,7 +30,7 @@ unavailable presence for a session that ends while available has none).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 from xml.etree.ElementTree import Element
@@ -46,10 +46,13 @@ from ..stanza import (
     iq_result,
     stanza_kind,
 )
-from .effects import Bounce, Reply
+from .effects import Bounce, LastForget, LastSet, Persist, Reply, StoreOp
+from .overlay import Overlay
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
+    Committed,
     Context,
     Event,
     PresenceBroadcast,
@@ -88,7 +91,10 @@ class LastActivityStorage(Protocol):
     ``user`` is always a bare JID. :meth:`set` may be written behind (XEP-0012
     only reports it; a crash may lose the last moments) but :meth:`get` sees
     it at once; :meth:`forget` is durable when it returns and wins over a
-    :meth:`set` not yet written.
+    :meth:`set` not yet written. :meth:`apply` carries out the service's
+    ``Persist`` ops (:class:`LastSet` as :meth:`set`, :class:`LastForget` as
+    :meth:`forget`), in order, all or nothing (a :class:`LastSet` may still
+    be written behind, after a later failure: XEP-0012 only reports it).
 
     The contract a backend implements; ``tests/test_store_contract.py`` checks it
     for every backend.
@@ -106,6 +112,10 @@ class LastActivityStorage(Protocol):
         """Delete ``user``'s record (the account was removed)."""
         ...
 
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        """Carry out ``ops`` (:class:`LastSet`, :class:`LastForget`) in order."""
+        ...
+
 
 class MemoryLastActivityStorage:
     """An in-memory :class:`LastActivityStorage`."""
@@ -121,6 +131,18 @@ class MemoryLastActivityStorage:
 
     def forget(self, user: JID) -> None:
         self._records.pop(user.bare, None)
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        records = dict(self._records)
+        for op in ops:
+            match op:
+                case LastSet():
+                    records[op.user.bare] = LastLogout(op.stamp, op.status)
+                case LastForget():
+                    records.pop(op.user.bare, None)
+                case _:
+                    raise TypeError(f"not a last activity op: {op!r}")
+        self._records = records
 
 
 def _seconds(elapsed: float) -> str:
@@ -157,6 +179,8 @@ class LastActivityService(IqService):
         self._started = started
         # Status of the last unavailable presence each session broadcast.
         self._status: dict[SessionId, str | None] = {}
+        # Writes returned as Persist, not yet committed (None: forgotten), by account.
+        self._overlay: Overlay[JID, LastLogout | None] = Overlay()
 
     def _authorised(self, requester: JID, user: JID) -> bool:
         """XEP-0012 §3, §8: the user, or an entity subscribed to its presence."""
@@ -169,6 +193,8 @@ class LastActivityService(IqService):
         PresenceBroadcast,
         SessionUnbound,
         AccountRemoved,
+        Committed,
+        Abandoned,
     )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
@@ -179,7 +205,15 @@ class LastActivityService(IqService):
                 return self._session_unbound(event.session, ctx.now)
             case AccountRemoved():
                 return self._account_removed(event.account)
+            case Committed():
+                self._overlay.settle(event.ops)
+            case Abandoned():
+                self._overlay.keep_only(event.pending)
         return []
+
+    def stored(self, user: JID) -> LastLogout | None:
+        """``user``'s last logout once the pending writes are committed."""
+        return self._overlay.read(user, self._storage.get)
 
     # -- IQs -----------------------------------------------------------------------
 
@@ -202,7 +236,7 @@ class LastActivityService(IqService):
             return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         if self.server.sessions_of(user):
             return [Reply(iq_result(iq.element, _query("0")))]
-        last = self._storage.get(user)
+        last = self.stored(user)
         if last is None:
             return [Bounce(iq.element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
         seconds = _seconds(ctx.now - last.stamp)
@@ -246,13 +280,16 @@ class LastActivityService(IqService):
 
     def _account_removed(self, account: JID) -> list[Outcome]:
         """Forget the removed account's last logout."""
-        self._storage.forget(account.bare)
-        return []
+        op = LastForget(account.bare)
+        self._overlay.write(op.user, None, op)
+        return [Persist(op)]
 
     def _session_unbound(self, session: BoundSession, now: float) -> list[Outcome]:
         """Record the logout when the account's last session ends (XEP-0012 §3)."""
         status = self._status.pop(session.id, None)
         user = session.jid.bare
         if not self.server.sessions_of(user):
-            self._storage.set(user, now, status)
+            op = LastSet(user, now, status)
+            self._overlay.write(user, LastLogout(now, status), op)
+            return [Persist(op)]
         return []

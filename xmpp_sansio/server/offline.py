@@ -65,14 +65,26 @@ from ..stanza import MessageType
 from ..xml.element import split_tag
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
-from .effects import Bounce, Deliver, OfflineDelete, OfflinePush, Persist, StoreOp, UploadSlot
+from .effects import (
+    Bounce,
+    Deliver,
+    Load,
+    LoadQuery,
+    OfflineDelete,
+    OfflinePage,
+    OfflinePush,
+    Persist,
+    StoreOp,
+)
 from .service import Service
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
     Event,
     HandedOver,
+    Loaded,
     PresenceBroadcast,
     Request,
     SessionUnbound,
@@ -154,6 +166,10 @@ class OfflineStorage(Protocol):
         """The highest message id ever stored (0 if none): ids above it are free."""
         ...
 
+    def load(self, query: LoadQuery) -> list[StoredMessage]:
+        """Answer a :class:`Load` (:class:`OfflinePage`: :meth:`peek`)."""
+        ...
+
     def delete(self, user: JID, upto_id: int) -> None:
         """Remove ``user``'s messages whose id is at most ``upto_id``."""
         ...
@@ -198,15 +214,18 @@ class MemoryOfflineStorage:
                 case OfflineDelete():
                     queue = [m for m in queues.get(op.user.bare, ()) if m.id > op.upto]
                     queues[op.user.bare] = queue
-                case UploadSlot():
-                    pass  # the upload store's (xmpp_trio/stores/upload.py)
                 case _:
-                    pass  # another store\'s operation
+                    raise TypeError(f"not an offline op: {op!r}")
         self._queues = {user: queue for user, queue in queues.items() if queue}
         self._last_id = last_id
 
     def last_id(self) -> int:
         return self._last_id
+
+    def load(self, query: LoadQuery) -> list[StoredMessage]:
+        if not isinstance(query, OfflinePage):
+            raise TypeError(f"not an offline read: {query!r}")
+        return self.peek(query.user, query.limit, after_id=query.after_id)
 
     def delete(self, user: JID, upto_id: int) -> None:
         queue = self._queues.get(user.bare)
@@ -260,6 +279,15 @@ def _is_standalone_chat_state(element: Element) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class _PageRead:
+    """The :class:`Load` of the next page of ``user``'s messages for ``session``."""
+
+    user: JID
+    session: SessionId
+    after_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Receipt:
     """Delete ``user``'s messages up to id ``upto`` once the message that
     carries this receipt is handed over; ``last``: it ends its page."""
@@ -298,6 +326,8 @@ class OfflineService(Service):
         self._page_bytes = page_bytes
         # account -> the session its stored messages are being flushed to
         self._flushing: dict[JID, SessionId] = {}
+        # accounts whose page being delivered is the last one (no read after it)
+        self._final: set[JID] = set()
         # The write-through overlay: writes returned as Persist, not yet
         # reported committed. Pushed messages by account (ids above every
         # stored one), and the highest id deleted by account.
@@ -312,6 +342,8 @@ class OfflineService(Service):
         HandedOver,
         AccountRemoved,
         Committed,
+        Abandoned,
+        Loaded,
     )
 
     def handle(self, ctx: Context, request: Request) -> list[Outcome] | None:
@@ -332,6 +364,11 @@ class OfflineService(Service):
                 return self._account_removed(event.account)
             case Committed():
                 self._committed(event.ops)
+            case Abandoned():
+                self._abandoned(event.pending)
+            case Loaded():
+                if isinstance(event.request_id, _PageRead):
+                    return self._page_loaded(event.request_id, event.result)
         return []
 
     # -- the write-through overlay (see the module docstring) ----------------
@@ -356,6 +393,7 @@ class OfflineService(Service):
             self._next_id = self._storage.last_id() + 1
         message = StoredMessage(self._next_id, serialize(element), now)
         self._next_id += 1
+        self._final.discard(user)  # a flush under way has one more to read
         self._pushed.setdefault(user, []).append(message)
         return Persist(OfflinePush(user, message.id, message.stanza, message.stamp), element)
 
@@ -386,14 +424,28 @@ class OfflineService(Service):
                 case OfflineDelete():
                     if self._deleted.get(op.user) == op.upto:
                         del self._deleted[op.user]
-                case UploadSlot():
-                    pass  # the upload store's (xmpp_trio/stores/upload.py)
                 case _:
-                    pass  # another store\'s operation
+                    pass  # another store's
+
+    def _abandoned(self, pending: tuple[StoreOp, ...]) -> None:
+        """A call raised: keep only the writes the I/O layer still holds."""
+        ids = {op.id for op in pending if isinstance(op, OfflinePush)}
+        for user in list(self._pushed):
+            kept = [m for m in self._pushed[user] if m.id in ids]
+            if kept:
+                self._pushed[user] = kept
+            else:
+                del self._pushed[user]
+        deleted: dict[JID, int] = {}
+        for op in pending:
+            if isinstance(op, OfflineDelete):
+                deleted[op.user] = max(op.upto, deleted.get(op.user, 0))
+        self._deleted = deleted
 
     def _account_removed(self, account: JID) -> list[Outcome]:
         """Drop the removed account's stored messages."""
         self._flushing.pop(account.bare, None)
+        self._final.discard(account.bare)
         stored = self._peek(account.bare)
         if stored:
             return [self._delete(account.bare, stored[-1].id)]
@@ -449,6 +501,9 @@ class OfflineService(Service):
         if not receipt.last or self._flushing.get(receipt.user) != session:
             return deleted
         del self._flushing[receipt.user]
+        if receipt.user in self._final:  # that page was the end of the queue
+            self._final.discard(receipt.user)
+            return deleted
         if bound is None or not bound.available or bound.priority < 0:
             return deleted
         return deleted + self._next_page(bound)
@@ -459,45 +514,82 @@ class OfflineService(Service):
         user = session.jid.bare
         if self._flushing.get(user) == session.id:
             del self._flushing[user]
+            self._final.discard(user)
         return []
 
     def _next_page(self, session: BoundSession) -> list[Outcome]:
-        """Deliver the next page of ``session``'s account, each message with a
+        """Ask for the next page of ``session``'s account (a :class:`Load`,
+        answered through :meth:`_page_loaded`); the account's other
+        resources wait their turn meanwhile."""
+        user = session.jid.bare
+        self._flushing[user] = session.id
+        after = self._deleted.get(user, 0)
+        return [Load(_PageRead(user, session.id, after), OfflinePage(user, after, self._page_size))]
+
+    def _loaded(self, read: _PageRead, stored: list[StoredMessage]) -> list[StoredMessage]:
+        """The page as the storage will hold it once the writes returned so
+        far are committed: what was read, less what was deleted since, and
+        the pushes not committed yet if the read reached the end."""
+        after = max(read.after_id, self._deleted.get(read.user, 0))
+        page = [m for m in stored if m.id > after]
+        if len(stored) < self._page_size:
+            last = stored[-1].id if stored else after
+            page.extend(m for m in self._pushed.get(read.user, ()) if m.id > max(last, after))
+        return page[: self._page_size]
+
+    def _page_loaded(self, read: _PageRead, result: object) -> list[Outcome]:
+        """Deliver a page read for ``read.session``, each message with a
         :class:`_Receipt`. Messages an inbound filter (e.g. blocking, added
         since they were stored) now stops are not delivered (the filter's
         effects are returned instead) and go with the next receipt; a page
-        with nothing left to deliver is deleted at once."""
-        user = session.jid.bare
+        with nothing left to deliver is deleted, and the next one read. A
+        failed read (``None``) or a session gone or no longer available
+        ends the flush: what was not delivered stays stored for the next
+        available presence."""
+        user = read.user
+        if self._flushing.get(user) != read.session:
+            return []  # the session ended meanwhile
+        session = self.server.session(read.session)
+        if (
+            not isinstance(result, list)
+            or session is None
+            or not session.available
+            or session.priority < 0
+        ):
+            del self._flushing[user]
+            return []
+        stored = self._loaded(read, result)
+        if not stored:
+            del self._flushing[user]
+            return []
         effects: list[Outcome] = []
-        while True:
-            stored = self._peek(user, self._page_size)
-            if not stored:
-                return effects
-            page: list[tuple[Element, int]] = []
-            size = 0
-            for item in stored:
-                if page and size + len(item.stanza) > self._page_bytes:
-                    break
-                size += len(item.stanza)
-                last_id = item.id
-                try:
-                    message = parse_fragment(item.stanza)
-                    sender = JID.parse(message.get("from", ""))
-                except (ValueError, InvalidJID):
-                    continue  # unreadable row: nothing sensible to deliver
-                stopped = self.server.inbound_filtered(message, sender, user)
-                if stopped is not None:
-                    effects.extend(stopped)
-                    continue
-                delayed = with_delay(message, item.stamp, session.jid.domain, _OFFLINE_REASON)
-                page.append((delayed, item.id))
-            if not page:
-                effects.append(self._delete(user, last_id))
+        page: list[tuple[Element, int]] = []
+        size = 0
+        for item in stored:
+            if page and size + len(item.stanza) > self._page_bytes:
+                break
+            size += len(item.stanza)
+            last_id = item.id
+            try:
+                message = parse_fragment(item.stanza)
+                sender = JID.parse(message.get("from", ""))
+            except (ValueError, InvalidJID):
+                continue  # unreadable row: nothing sensible to deliver
+            stopped = self.server.inbound_filtered(message, sender, user)
+            if stopped is not None:
+                effects.extend(stopped)
                 continue
-            # Rows skipped after the last delivered one go with its receipt.
-            page[-1] = (page[-1][0], last_id)
-            self._flushing[user] = session.id
-            for index, (delayed, upto) in enumerate(page):
-                receipt = _Receipt(user, upto, index == len(page) - 1)
-                effects.append(Deliver(session.id, delayed, receipt))
+            delayed = with_delay(message, item.stamp, session.jid.domain, _OFFLINE_REASON)
+            page.append((delayed, item.id))
+        if not page:
+            effects.append(self._delete(user, last_id))
+            effects.extend(self._next_page(session))
             return effects
+        # Rows skipped after the last delivered one go with its receipt.
+        page[-1] = (page[-1][0], last_id)
+        if len(result) < self._page_size and last_id == stored[-1].id:
+            self._final.add(user)  # nothing after this page (unless pushed meanwhile)
+        for index, (delayed, upto) in enumerate(page):
+            receipt = _Receipt(user, upto, index == len(page) - 1)
+            effects.append(Deliver(session.id, delayed, receipt))
+        return effects

@@ -34,7 +34,7 @@ from xmpp_sansio.roster import RosterItem, Subscription
 from xmpp_sansio.stanza import PresenceType, make_presence, with_attrs
 from xmpp_sansio.subscription import Step, SubInput, SubState, step, with_state
 
-from .effects import Bounce, Deliver, Route
+from .effects import Bounce, Deliver, Route, after_writes
 from .roster import RosterService, StoredItem
 from .service import Service
 from .stages import (
@@ -232,13 +232,14 @@ class PresenceService(Service):
         effects: list[Outcome] = []
         if event is SubInput.OUT_UNSUBSCRIBED and result.forward and _subscribed_from(before):
             effects.extend(self._unavailable(user, to))
-        effects.extend(self.roster.commit(user, before, after))
+        effects.extend(self.roster.commit(user, before, after, element))
         if result.forward:
             stamped = with_attrs(element, from_=str(user), to=str(to))
             effects.extend([Route(stamped)])
             if event is SubInput.OUT_SUBSCRIBED:
                 effects.extend(self._last_presence(user, to))
-        return effects
+        # What follows the roster change waits for its commit.
+        return after_writes(effects)
 
     def _subscription_inbound(self, element: Element, sender: JID, to: JID) -> list[Outcome] | None:
         """A subscription stanza for the local account ``to`` from ``sender``
@@ -273,7 +274,7 @@ class PresenceService(Service):
             and self._pending_requests(to) >= self.max_pending_requests
         ):
             return []  # too many requests waiting for an answer: dropped
-        effects = self.roster.commit(to, before, after)
+        effects = self.roster.commit(to, before, after, stanza)
         if event is SubInput.IN_SUBSCRIBE:
             if result.forward:
                 effects.extend(
@@ -283,12 +284,13 @@ class PresenceService(Service):
                 reply = make_presence(sender, PresenceType.SUBSCRIBED, from_=to)
                 effects.extend([Route(reply)])
                 effects.extend(self._last_presence(to, sender))
-            return effects
+            return after_writes(effects)
         if result.forward:
             effects.extend(Deliver(s.id, stanza) for s in self.roster.interested_sessions(to))
         if event is SubInput.IN_UNSUBSCRIBE and _subscribed_from(before):
             effects.extend(self._unavailable(to, sender))
-        return effects
+        # What follows the roster change (§3.1.6: after the push) waits for its commit.
+        return after_writes(effects)
 
     def _pending_requests(self, user: JID) -> int:
         """How many subscription requests ``user`` has not answered yet."""

@@ -40,7 +40,7 @@ service discovery feature, so the service advertises none.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 from xml.etree.ElementTree import Element
@@ -52,10 +52,13 @@ from ..xml import ns
 from ..xml.element import split_tag
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
-from .effects import Reply
+from .effects import Persist, PrivateDelete, PrivatePut, Reply, StoreOp
+from .overlay import Overlay
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
+    Committed,
     Context,
     Event,
 )
@@ -92,6 +95,7 @@ class PrivateStorage(Protocol):
     Keyed by the account's bare JID and the stored element's namespace and
     local name; ``data`` is the element serialised, returned byte for byte.
     A mutating method must not return before the change is durable.
+    :class:`PrivateService` writes only through :meth:`apply`.
 
     The contract a backend implements; ``tests/test_store_contract.py`` checks it
     for every backend.
@@ -116,6 +120,11 @@ class PrivateStorage(Protocol):
 
     def delete(self, user: JID) -> None:
         """Forget everything ``user`` stored (e.g. its account was removed)."""
+        ...
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        """Carry out ``ops`` (:class:`PrivatePut`, :class:`PrivateDelete`) in
+        order, all or nothing."""
         ...
 
 
@@ -144,6 +153,28 @@ class MemoryPrivateStorage:
         for key in [key for key in self.data if key[0] == bare]:
             del self.data[key]
 
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        data = dict(self.data)
+        for op in ops:
+            match op:
+                case PrivatePut():
+                    for namespace, local, item in op.items:
+                        data[(op.user.bare, namespace, local)] = bytes(item)
+                case PrivateDelete():
+                    data = {k: v for k, v in data.items() if k[0] != op.user.bare}
+                case _:
+                    raise TypeError(f"not a private XML op: {op!r}")
+        self.data = data
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """An account's private XML writes not committed yet: ``cleared``, the
+    stored elements are deleted first; ``items``, by (namespace, local name)."""
+
+    cleared: bool
+    items: Mapping[tuple[str, str], bytes]
+
 
 class PrivateService(IqService):
     """XEP-0049 private XML storage over a :class:`PrivateStorage`
@@ -163,14 +194,51 @@ class PrivateService(IqService):
         self.max_size = max_size
         self.max_items = max_items
         self.max_total = max_total
+        # Writes returned as Persist, not yet committed, by account.
+        self._overlay: Overlay[JID, _Pending] = Overlay()
 
-    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved,)
+    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved, Committed, Abandoned)
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
             case AccountRemoved():
                 return self._account_removed(event.account)
+            case Committed():
+                self._overlay.settle(event.ops)
+            case Abandoned():
+                self._overlay.keep_only(event.pending)
         return []
+
+    # -- reads through the pending writes -------------------------------------
+
+    def stored(self, user: JID, namespace: str, local: str) -> bytes | None:
+        """What :meth:`PrivateStorage.get` returns once the pending writes are committed."""
+        pending = self._overlay.pending(user)
+        if pending is not None:
+            data = pending.items.get((namespace, local))
+            if data is not None or pending.cleared:
+                return data
+        return self.storage.get(user, namespace, local)
+
+    def _sizes(self, user: JID) -> dict[tuple[str, str], int]:
+        pending = self._overlay.pending(user)
+        if pending is None:
+            return self.storage.sizes(user)
+        sizes = {} if pending.cleared else self.storage.sizes(user)
+        sizes.update((key, len(data)) for key, data in pending.items.items())
+        return sizes
+
+    def _write(self, op: PrivatePut | PrivateDelete, request: Element | None = None) -> Persist:
+        before = self._overlay.pending(op.user)
+        if isinstance(op, PrivateDelete):
+            pending = _Pending(True, {})
+        else:
+            items = {} if before is None else dict(before.items)
+            items.update(((namespace, local), data) for namespace, local, data in op.items)
+            pending = _Pending(before is not None and before.cleared, items)
+        self._overlay.write(op.user, pending, op)
+        then = () if request is None else (Reply(iq_result(request)),)
+        return Persist(op, request, then)
 
     def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         query = iq.payload
@@ -209,15 +277,14 @@ class PrivateService(IqService):
 
     def _account_removed(self, account: JID) -> list[Outcome]:
         """Delete everything a removed account stored (XEP-0077 §3.2)."""
-        self.storage.delete(account.bare)
-        return []
+        return [self._write(PrivateDelete(account.bare))]
 
     # ------------------------------------------------------------------
 
     def _get(self, request: Element, own: JID, wanted: Element) -> list[Outcome]:
         namespace, local = split_tag(wanted.tag)
         try:
-            stored = self.storage.get(own, namespace, local)
+            stored = self.stored(own, namespace, local)
             found = Element(wanted.tag) if stored is None else parse_fragment(stored)
         except ValueError:
             return self._error(request, StanzaErrorCondition.INTERNAL_SERVER_ERROR)
@@ -241,7 +308,7 @@ class PrivateService(IqService):
                     f" at most {self.max_size} are stored",
                 )
             items.append((namespace, local, data))
-        sizes = self.storage.sizes(own)
+        sizes = self._sizes(own)
         for namespace, local, data in items:
             sizes[(namespace, local)] = len(data)
         if len(sizes) > self.max_items or sum(sizes.values()) > self.max_total:
@@ -251,9 +318,9 @@ class PrivateService(IqService):
                 f"at most {self.max_items} elements and {self.max_total} bytes are stored"
                 " per account",
             )
-        # Everything is checked before anything is stored, in one commit.
-        self.storage.put_many(own, items)
-        return [Reply(iq_result(request))]
+        # Everything is checked before anything is stored, in one commit;
+        # the result goes out once it is committed (not at all if that fails).
+        return [self._write(PrivatePut(own, tuple(items)), request)]
 
     def _error(
         self, request: Element, condition: StanzaErrorCondition, text: str | None = None

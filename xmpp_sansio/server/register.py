@@ -48,6 +48,7 @@ observer of ``AccountRemoved``, so each deletes what it stored for the account
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 from xml.etree.ElementTree import Element
@@ -63,7 +64,7 @@ from ..register import (
 )
 from ..sasl.credentials import normalize_password
 from ..stanza import Iq, IqType, error_reply, iq_result
-from .effects import EndSessions, Reply
+from .effects import AccountDelete, EndSessions, Persist, Reply, StoreOp
 from .service import IqService
 from .stages import (
     Context,
@@ -80,8 +81,10 @@ _QUERY = f"{{{REGISTER}}}query"
 class AccountDirectory(Protocol):
     """The account database, as far as :class:`RegistrationService` needs it.
 
-    ``local`` and ``domain`` are normalised (from a JID). Both methods are
-    durable when they return; creating accounts is outside this contract.
+    ``local`` and ``domain`` are normalised (from a JID). Every method is
+    durable when it returns; creating accounts is outside this contract.
+    :class:`RegistrationService` removes accounts only through :meth:`apply`
+    (its ``Persist`` effects).
 
     The contract a backend implements; ``tests/test_store_contract.py`` checks it
     for every backend.
@@ -98,6 +101,11 @@ class AccountDirectory(Protocol):
     def delete(self, local: str, domain: str) -> None:
         """Delete the account ``local@domain``; raise :class:`LookupError` if
         there is no such account."""
+        ...
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        """Carry out ``ops`` (:class:`AccountDelete`: one that is gone already
+        is no error) in order, all or nothing."""
         ...
 
 
@@ -124,6 +132,14 @@ class MemoryAccountDirectory:
     def delete(self, local: str, domain: str) -> None:
         if self.passwords.pop((local, domain), None) is None:
             raise LookupError(f"{local}@{domain}")
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        passwords = dict(self.passwords)
+        for op in ops:
+            if not isinstance(op, AccountDelete) or op.account.local is None:
+                raise TypeError(f"not an account op: {op!r}")
+            passwords.pop((op.account.local, op.account.domain), None)
+        self.passwords = passwords
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,16 +267,20 @@ class RegistrationService(IqService):
         """XEP-0077 §3.2: delete, answer, then end every session of the account."""
         if not self.allow_removal:
             return self._error(iq, StanzaErrorCondition.NOT_ALLOWED, "account removal is off")
-        assert account.local is not None
-        try:
-            self.accounts.delete(account.local, account.domain)
-        except LookupError:
+        if not self.server.account_exists(account):
             return self._error(iq, StanzaErrorCondition.REGISTRATION_REQUIRED)
-        # Answer, then end every session of the account (not-authorized, as
-        # §3.2 says for a removed account) and let each service forget it.
+        # Once the removal is committed: answer, then end every session of
+        # the account (not-authorized, as §3.2 says for a removed account)
+        # and let each service forget it (their writes: the next commit).
         return [
-            Reply(iq_result(iq.element)),
-            EndSessions(account.bare, StreamErrorCondition.NOT_AUTHORIZED, removed=True),
+            Persist(
+                AccountDelete(account.bare),
+                iq.element,
+                (
+                    Reply(iq_result(iq.element)),
+                    EndSessions(account.bare, StreamErrorCondition.NOT_AUTHORIZED, removed=True),
+                ),
+            )
         ]
 
     def _error(

@@ -22,7 +22,6 @@ pushes what the client can see of the change.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 from xml.etree.ElementTree import Element
 
@@ -38,13 +37,16 @@ from xmpp_sansio.roster import (
     roster_push,
 )
 from xmpp_sansio.stanza import Iq, IqType, PresenceType, error_reply, iq_result, make_presence
-from xmpp_sansio.subscription import SubState, state_of
 from xmpp_sansio.xml import ns
 
-from .effects import Bounce, Reply, Route
+from .effects import Bounce, Persist, Reply, RosterDelete, RosterPut, Route, StoreOp
+from .overlay import Overlay
+from .records import StoredItem
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
+    Committed,
     Context,
     Event,
     SessionUnbound,
@@ -64,41 +66,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    """What the server keeps about one contact of one user.
-
-    ``item`` is the client-visible roster item. ``in_roster`` is false for a
-    record that only notes an inbound subscription request from someone the
-    user has not added (RFC 6121 Appendix A.1: the server "MUST NOT create a
-    roster item" for it); such records are never shown to the client.
-    ``pending_in`` is the "Pending In" sub-state and ``pending_request`` the
-    complete ``subscribe`` stanza to redeliver (§3.1.3). Elements compare by
-    identity, so ``pending_request`` is left out of ``==``; compare it with
-    :func:`xmpp_sansio.xml.element.elements_equal`.
-    """
-
-    item: RosterItem
-    in_roster: bool = True
-    pending_in: bool = False
-    pending_request: Element | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def jid(self) -> JID:
-        """The contact's JID (the record's key)."""
-        return self.item.jid
-
-    @property
-    def state(self) -> SubState:
-        """The Appendix A state of this record."""
-        return state_of(self.item, self.pending_in)
-
-    @property
-    def visible(self) -> RosterItem | None:
-        """The item as the client sees it, or ``None`` if it is not in the roster."""
-        return self.item if self.in_roster else None
-
-
 class RosterStorage(Protocol):
     """Per-user roster records and roster versions (RFC 6121 §2.6).
 
@@ -110,8 +77,10 @@ class RosterStorage(Protocol):
     :meth:`get` lists records in the order they were first stored (a
     :meth:`put` that replaces a record keeps its place), with every field of
     :class:`StoredItem`, the pending ``subscribe`` stanza included.
-    Implementations commit before returning from :meth:`put` and
-    :meth:`delete`.
+    Implementations commit before returning from :meth:`put`,
+    :meth:`delete` and :meth:`apply`. :class:`RosterService` writes only
+    through :meth:`apply` (its ``Persist`` effects), naming each new
+    version itself: a decimal counter per user, one up from the last.
 
     The contract a backend implements; ``tests/test_store_contract.py`` checks it
     for every backend.
@@ -145,6 +114,12 @@ class RosterStorage(Protocol):
 
     def holders(self, contact: JID) -> list[JID]:
         """The users with a record for ``contact`` (a bare JID) in their roster."""
+        ...
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        """Carry out ``ops`` (:class:`RosterPut`, :class:`RosterDelete`: the
+        record written or deleted and the user's version set to the op's),
+        in order, all or nothing."""
         ...
 
 
@@ -183,6 +158,21 @@ class MemoryRosterStorage:
     def _bump(self, user: JID) -> str:
         self._versions[user] = self._versions.get(user, 0) + 1
         return str(self._versions[user])
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        records = {user: dict(items) for user, items in self._records.items()}
+        versions = dict(self._versions)
+        for op in ops:
+            match op:
+                case RosterPut():
+                    records.setdefault(op.user.bare, {})[op.item.jid] = op.item
+                case RosterDelete():
+                    records.get(op.user.bare, {}).pop(op.contact, None)
+                case _:
+                    raise TypeError(f"not a roster op: {op!r}")
+            versions[op.user.bare] = int(op.version)
+        self._records = {user: items for user, items in records.items() if items}
+        self._versions = versions
 
 
 def _removed(jid: JID) -> RosterItem:
@@ -249,22 +239,85 @@ class RosterService(IqService):
         self._push_serial = 0
         # account -> (roster version, records), for accounts with sessions
         self._cache: dict[JID, tuple[str, list[StoredItem]]] = {}
+        # Writes returned as Persist, not yet committed: records by (user,
+        # contact) (None: deleted) and the versions they give.
+        self._items: Overlay[tuple[JID, JID], StoredItem | None] = Overlay()
+        self._versions: Overlay[JID, str] = Overlay()
+
+    # ------------------------------------------------------------------
+    # reads through the pending writes (see xmpp_sansio.server.overlay)
+
+    def _item(self, key: tuple[JID, JID]) -> StoredItem | None:
+        return self.storage.item(*key)
+
+    def version(self, user: JID) -> str:
+        """``user``'s roster version once the pending writes are committed."""
+        return self._versions.read(user.bare, self.storage.version)
+
+    def _records(self, user: JID) -> tuple[str, list[StoredItem]]:
+        """:meth:`RosterStorage.get` once the pending writes are committed."""
+        version, records = self.storage.get(user)
+        if not self._items:
+            return version, records
+        pending = {c: item for (u, c), item in self._items.items() if u == user}
+        if not pending:
+            return version, records
+        merged: list[StoredItem] = []
+        for record in records:
+            if record.jid in pending:
+                replaced = pending.pop(record.jid)
+                if replaced is not None:
+                    merged.append(replaced)
+            else:
+                merged.append(record)
+        merged.extend(item for item in pending.values() if item is not None)
+        return self.version(user), merged
+
+    def _count(self, user: JID) -> int:
+        if self._items and any(u == user for (u, _), _ in self._items.items()):
+            return len(self._records(user)[1])
+        return self.storage.count(user)
+
+    def _holders(self, contact: JID) -> list[JID]:
+        holders = self.storage.holders(contact)
+        for (user, other), item in self._items.items():
+            if other != contact:
+                continue
+            if item is None and user in holders:
+                holders.remove(user)
+            elif item is not None and user not in holders:
+                holders.append(user)
+        return holders
+
+    def _write(self, user: JID, contact: JID, after: StoredItem | None) -> tuple[StoreOp, str]:
+        """Return the op that gives ``user``'s record of ``contact`` the value
+        ``after`` (``None``: deleted) with the next version, which reads see
+        from now on."""
+        version = str(int(self.version(user)) + 1)
+        op: StoreOp
+        if after is None:
+            op = RosterDelete(user, contact, version)
+        else:
+            op = RosterPut(user, after, version)
+        self._items.write((user, contact), after, op)
+        self._versions.write(user, version, op)
+        return op, version
 
     # ------------------------------------------------------------------
     # API for the presence service
 
     def stored(self, user: JID, contact: JID) -> StoredItem | None:
         """The record of ``contact`` in the roster of the account ``user``."""
-        return self.storage.item(user.bare, contact)
+        return self._items.read((user.bare, contact), self._item)
 
     def records(self, user: JID) -> list[StoredItem]:
         """Every record of the account ``user`` (read-only: the list may be
         the cached one)."""
         bare = user.bare
         cached = self._cache.get(bare)
-        if cached is not None and cached[0] == self.storage.version(bare):
+        if cached is not None and cached[0] == self.version(bare):
             return cached[1]
-        version, records = self.storage.get(bare)
+        version, records = self._records(bare)
         if self.server.sessions_of(bare):
             self._cache[bare] = (version, records)
         return records
@@ -272,7 +325,7 @@ class RosterService(IqService):
     def is_full(self, user: JID, contact: JID | None = None) -> bool:
         """Whether ``user`` has reached ``max_items`` records or, to add a
         record for ``contact``, would exceed ``max_roster_size``."""
-        if self.storage.count(user.bare) >= self.max_items:
+        if self._count(user.bare) >= self.max_items:
             return True
         if contact is None:
             return False
@@ -284,12 +337,19 @@ class RosterService(IqService):
         return [s for s in self.server.sessions_of(user) if s.id in self._interested]
 
     def commit(
-        self, user: JID, before: StoredItem | None, after: StoredItem | None
+        self,
+        user: JID,
+        before: StoredItem | None,
+        after: StoredItem | None,
+        stanza: Element | None = None,
     ) -> list[Outcome]:
         """Replace the record ``before`` of ``user`` by ``after`` (``None``:
-        delete it) and push the change to the interested resources if what
-        the client sees changed (RFC 6121 §2.1.6): the new item, or an item
-        with ``subscription='remove'`` when it left the roster (§2.5.2)."""
+        delete it): a :class:`Persist` (``stanza``: whose sender is told if
+        the write fails) holding the push of the change to the interested
+        resources if what the client sees changed (RFC 6121 §2.1.6): the new
+        item, or an item with ``subscription='remove'`` when it left the
+        roster (§2.5.2). Nothing when nothing changes. A caller that has
+        more to send after the write holds it too (:func:`after_writes`)."""
         if before is None and after is None:
             return []
         if (
@@ -299,19 +359,17 @@ class RosterService(IqService):
             and before.pending_request is after.pending_request
         ):
             return []
-        if after is None:
-            assert before is not None
-            version = self.storage.delete(user.bare, before.jid)
-        else:
-            version = self.storage.put(user.bare, after)
+        record = after if after is not None else before
+        assert record is not None
+        op, version = self._write(user.bare, record.jid, after)
         old = None if before is None else before.visible
         new = None if after is None else after.visible
         if old == new:
-            return []
+            return [Persist(op, stanza)]
         if new is None:
             assert old is not None
             new = _removed(old.jid)
-        return self.push(user, new, version)
+        return [Persist(op, stanza, tuple(self.push(user, new, version)))]
 
     def push(self, user: JID, item: RosterItem, version: str) -> list[Outcome]:
         """A roster push of ``item`` to each interested resource of ``user``
@@ -329,6 +387,8 @@ class RosterService(IqService):
     observes: ClassVar[tuple[type[Event], ...]] = (
         SessionUnbound,
         AccountRemoved,
+        Committed,
+        Abandoned,
     )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
@@ -337,6 +397,12 @@ class RosterService(IqService):
                 return self._session_unbound(event.session)
             case AccountRemoved():
                 return self._account_removed(event.account)
+            case Committed():
+                self._items.settle(event.ops)
+                self._versions.settle(event.ops)
+            case Abandoned():
+                self._items.keep_only(event.pending)
+                self._versions.keep_only(event.pending)
         return []
 
     def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
@@ -366,14 +432,14 @@ class RosterService(IqService):
         name later inherits no subscription."""
         bare = account.bare
         self._cache.pop(bare, None)
-        _, records = self.storage.get(bare)
+        _, records = self._records(bare)
         effects: list[Outcome] = []
         for stored in records:
             effects.extend(self._cancel_notices(bare, stored))
         for stored in records:
-            self.storage.delete(bare, stored.item.jid)
-        for holder in self.storage.holders(bare):
-            effects.extend(self.commit(holder, self.storage.item(holder, bare), None))
+            effects.append(Persist(self._write(bare, stored.item.jid, None)[0]))
+        for holder in self._holders(bare):
+            effects.extend(self.commit(holder, self.stored(holder, bare), None))
         return effects
 
     def _session_unbound(self, session: BoundSession) -> list[Outcome]:
@@ -397,7 +463,7 @@ class RosterService(IqService):
         nothing to push); otherwise it holds the whole roster and its ``ver``.
         """
         self._interested.add(session.id)
-        version, records = self.storage.get(session.jid.bare)
+        version, records = self._records(session.jid.bare)
         if query.get("ver") == version:
             return [Reply(iq_result(iq.element))]
         query_el = build_roster_query(visible_items(records), version)
@@ -442,7 +508,7 @@ class RosterService(IqService):
                 StanzaErrorCondition.NOT_ALLOWED,
                 f"the roster is limited to {self.max_roster_size} bytes",
             )
-        before = self.storage.item(user, item.jid)
+        before = self.stored(user, item.jid)
         if before is None:
             if self.is_full(user):
                 return self._error(
@@ -461,13 +527,14 @@ class RosterService(IqService):
                 pending_in=before.pending_in,
                 pending_request=before.pending_request,
             )
-        version = self.storage.put(user, after)
+        op, version = self._write(user, after.jid, after)
         # RFC 6121 §2.3.2 (and the order of its examples, §2.1.6): the result
         # to the requester first, then the push to all interested resources,
-        # the sender included.
+        # the sender included; both once the change is committed (neither,
+        # and an error instead, if that fails).
         effects: list[Outcome] = [Reply(iq_result(iq.element))]
         effects.extend(self.push(user, after.item, version))
-        return effects
+        return [Persist(op, iq.element, tuple(effects))]
 
     def _remove(self, iq: Iq, user: JID, contact: JID) -> list[Outcome]:
         """Roster remove (RFC 6121 §2.5).
@@ -479,15 +546,17 @@ class RosterService(IqService):
         (after unavailable presence from each available resource, §3.2.2) or
         asked to be; it deletes the record, pushes the removal and answers.
         """
-        before = self.storage.item(user, contact)
+        before = self.stored(user, contact)
         if before is None or not before.in_roster:
             return self._error(iq, StanzaErrorCondition.ITEM_NOT_FOUND, "no such roster item")
-        pushes = self.commit(user, before, None)
-        # The result first, then the push (as for any roster set, §2.1.6).
+        (write,) = self.commit(user, before, None)
+        assert isinstance(write, Persist)
+        # The result first, then the push (as for any roster set, §2.1.6),
+        # once the removal is committed.
         effects: list[Outcome] = [Reply(iq_result(iq.element))]
-        effects.extend(pushes)
+        effects.extend(write.then)
         effects.extend(self._cancel_notices(user, before))
-        return effects
+        return [Persist(write.op, iq.element, tuple(effects))]
 
     def _cancel_notices(self, user: JID, before: StoredItem) -> list[Outcome]:
         """Route what cancels the subscriptions of the record ``before`` both

@@ -53,21 +53,25 @@ from .effects import (
     Disconnect,
     Effect,
     EndSessions,
+    Load,
     Outcome,
     Persist,
     Reply,
     Route,
     SessionId,
+    StoreOp,
 )
 from .hosts import AccountHost, Hosts, HostService
-from .service import Service
+from .service import Service, check_declaration, joining
 from .stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
     Event,
     HandedOver,
     IqReceived,
+    Loaded,
     MessageDelivered,
     MessageSent,
     PresenceBroadcast,
@@ -141,11 +145,11 @@ class Router:
         # built once: most services join few stages, and every message would
         # otherwise call each of them.
         for service in self.services:
-            _check_declaration(service)
-        self._outbound = _joining(self.services, Stage.OUTBOUND)
-        self._transform = _joining(self.services, Stage.TRANSFORM)
-        self._inbound = _joining(self.services, Stage.INBOUND)
-        self._timed = _joining(self.services, Stage.TIMER)
+            check_declaration(service)
+        self._outbound = joining(self.services, Stage.OUTBOUND)
+        self._transform = joining(self.services, Stage.TRANSFORM)
+        self._inbound = joining(self.services, Stage.INBOUND)
+        self._timed = joining(self.services, Stage.TIMER)
         self._handlers: dict[type[Request], tuple[Service, ...]] = {
             kind: tuple(s for s in self.services if kind in s.handles)
             for kind in (IqReceived, Undeliverable, SubscriptionReceived, ProbeReceived)
@@ -224,12 +228,31 @@ class Router:
     ) -> list[Effect]:
         """The I/O layer committed one batch's ``persists`` or, ``failed``, could not
         (``resource-constraint``: disk full, RFC 6120 §8.3.3.18; else ``internal-server-error``,
-        §8.3.3.6): ``Committed`` observers run, then each stored stanza's sender gets ``failed``."""
+        §8.3.3.6): ``Committed`` observers run, then what each write held (``then``) is
+        carried out or, after a failure, each stored stanza's sender gets ``failed``."""
         self._ctx.begin(now)
         outcomes = self._observe(Committed(tuple(p.op for p in persists), failed is not None))
-        if failed is not None:
-            outcomes.extend(Bounce(p.stanza, failed) for p in persists if p.stanza is not None)
+        if failed is None:
+            outcomes.extend(outcome for persist in persists for outcome in persist.then)
+            return self._drain(outcomes)
+        outcomes.extend(Bounce(p.stanza, failed) for p in persists if p.stanza is not None)
         return self._drain(outcomes)
+
+    def abandoned(self, pending: Sequence[StoreOp], *, now: float | None = None) -> list[Effect]:
+        """A call raised (a store read failed; the caller dropped its effects):
+        ``Abandoned`` observers forget the writes of that call, keeping
+        ``pending``, the ops the I/O layer holds and has not reported."""
+        self._ctx.begin(now)
+        return self._drain(self._observe(Abandoned(tuple(pending))))
+
+    def loaded(
+        self, request_id: Hashable, result: object, *, now: float | None = None
+    ) -> list[Effect]:
+        """The I/O layer read what the :class:`Load` ``request_id`` asked:
+        ``result``, or ``None`` if the read failed. ``Loaded`` observers run
+        (the service that asked goes on from the answer)."""
+        self._ctx.begin(now)
+        return self._drain(self._observe(Loaded(request_id, result)))
 
     def route(
         self, session: SessionId, element: Element, *, now: float | None = None
@@ -320,7 +343,8 @@ class Router:
         """Turn outcomes into effects, in order: each request to the router
         (:class:`Route`, :class:`Reply`, :class:`Bounce`, :class:`EndSessions`)
         is replaced by what it produces, depth first, without recursion (a
-        ``skip`` set drains its own route first)."""
+        ``skip`` set drains its own route first). A :class:`Persist` holding outcomes
+        holds the rest of the drain too: the order is kept (RFC 6121 §3.1.6)."""
         for outcome in outcomes:
             if type(outcome) is not Deliver and type(outcome) is not Disconnect:
                 break
@@ -331,7 +355,11 @@ class Router:
         while stack:
             outcome = stack.pop()
             match outcome:
-                case Deliver() | Disconnect() | Persist():
+                case Persist(then=then) if then and stack:
+                    effects.append(Persist(outcome.op, outcome.stanza, (*then, *stack[::-1])))
+                    stack.clear()
+                    continue
+                case Deliver() | Disconnect() | Persist() | Load():
                     effects.append(outcome)
                     continue
                 case Route(element=element, skip=skip):
@@ -850,43 +878,3 @@ class Router:
 def _stopped_clock() -> float:
     """The default clock: time stands still (tests that do not care about time)."""
     return 0.0
-
-
-#: The method behind each stage, and the declarations behind handle and observe.
-_STAGE_METHODS = {
-    Stage.OUTBOUND: ("filter_outbound",),
-    Stage.TRANSFORM: ("transform",),
-    Stage.INBOUND: ("filter_inbound",),
-    Stage.TIMER: ("next_deadline", "handle_timer"),
-}
-
-
-def _overrides(service: Service, method: str) -> bool:
-    return getattr(type(service), method) is not getattr(Service, method)
-
-
-def _check_declaration(service: Service) -> None:
-    """Refuse a service whose stage declarations and methods disagree: a stage
-    method it overrides must be declared (else it would never run) and a
-    declared stage must be implemented."""
-    joined = {
-        stage
-        for stage, methods in _STAGE_METHODS.items()
-        for m in methods
-        if _overrides(service, m)
-    }
-    name = type(service).__name__
-    if bool(service.handles) != _overrides(service, "handle"):
-        raise TypeError(f"{name}: 'handles' and handle() go together")
-    if bool(service.observes) != _overrides(service, "observe"):
-        raise TypeError(f"{name}: 'observes' and observe() go together")
-    if joined != set(service.stages):
-        raise TypeError(
-            f"{type(service).__name__}: declares stages {sorted(s.value for s in service.stages)}"
-            f" but implements {sorted(s.value for s in joined)}"
-        )
-
-
-def _joining(services: Sequence[Service], stage: Stage) -> tuple[Service, ...]:
-    """The services that join ``stage``, in list order."""
-    return tuple(s for s in services if stage in s.stages)

@@ -35,6 +35,7 @@ the normal local delivery rules; a result or error for a request is a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 from xml.etree.ElementTree import Element
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from .effects import Outcome
     from .view import BoundSession, ServerView
 
-__all__ = ["IqService", "Service"]
+__all__ = ["IqService", "Service", "check_declaration", "joining"]
 
 
 class Service:
@@ -144,3 +145,43 @@ class IqService(Service):
         Results and errors come here too (answers to the server's own
         queries). The outcomes if the payload is this service's, else ``None``."""
         return None
+
+
+#: The method behind each stage, and the declarations behind handle and observe.
+_STAGE_METHODS = {
+    Stage.OUTBOUND: ("filter_outbound",),
+    Stage.TRANSFORM: ("transform",),
+    Stage.INBOUND: ("filter_inbound",),
+    Stage.TIMER: ("next_deadline", "handle_timer"),
+}
+
+
+def _overrides(service: Service, method: str) -> bool:
+    return getattr(type(service), method) is not getattr(Service, method)
+
+
+def check_declaration(service: Service) -> None:
+    """Refuse a service whose stage declarations and methods disagree: a stage
+    method it overrides must be declared (else it would never run) and a
+    declared stage must be implemented."""
+    joined = {
+        stage
+        for stage, methods in _STAGE_METHODS.items()
+        for m in methods
+        if _overrides(service, m)
+    }
+    name = type(service).__name__
+    if bool(service.handles) != _overrides(service, "handle"):
+        raise TypeError(f"{name}: 'handles' and handle() go together")
+    if bool(service.observes) != _overrides(service, "observe"):
+        raise TypeError(f"{name}: 'observes' and observe() go together")
+    if joined != set(service.stages):
+        raise TypeError(
+            f"{type(service).__name__}: declares stages {sorted(s.value for s in service.stages)}"
+            f" but implements {sorted(s.value for s in joined)}"
+        )
+
+
+def joining(services: Sequence[Service], stage: Stage) -> tuple[Service, ...]:
+    """The services that join ``stage``, in list order."""
+    return tuple(s for s in services if stage in s.stages)

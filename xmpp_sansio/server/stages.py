@@ -53,12 +53,14 @@ from .effects import SessionId, StoreOp
 from .view import BoundSession
 
 __all__ = [
+    "Abandoned",
     "AccountRemoved",
     "Committed",
     "Context",
     "Event",
     "HandedOver",
     "IqReceived",
+    "Loaded",
     "MessageDelivered",
     "MessageSent",
     "PresenceBroadcast",
@@ -256,6 +258,26 @@ class Committed:
     failed: bool
 
 
+@dataclass(slots=True)
+class Abandoned:
+    """A router call raised (a store read failed): the writes its services
+    returned went nowhere. ``pending`` are the ops the I/O layer holds and has
+    not reported yet: a service keeps those in its write-through cache and
+    drops every other pending write."""
+
+    pending: tuple[StoreOp, ...]
+
+
+@dataclass(slots=True)
+class Loaded:
+    """The I/O layer read what a :class:`~xmpp_sansio.server.effects.Load`
+    asked: ``result`` (``None``: the read failed). Every observer sees every
+    answer: ignore those of others' ``request_id``."""
+
+    request_id: Hashable
+    result: object
+
+
 #: What the observe stage gets.
 Event = (
     MessageSent
@@ -267,4 +289,6 @@ Event = (
     | HandedOver
     | AccountRemoved
     | Committed
+    | Abandoned
+    | Loaded
 )

@@ -41,6 +41,7 @@ XEP-0153 (the photo hash in presence) is not implemented.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 from xml.etree.ElementTree import Element
@@ -50,10 +51,13 @@ from ..jid import JID
 from ..stanza import Iq, IqType, error_reply, iq_result
 from ..xml.parser import parse_fragment
 from ..xml.writer import serialize
-from .effects import Reply
+from .effects import Persist, Reply, StoreOp, VCardDelete, VCardPut
+from .overlay import Overlay
 from .service import IqService
 from .stages import (
+    Abandoned,
     AccountRemoved,
+    Committed,
     Context,
     Event,
 )
@@ -83,7 +87,8 @@ class VCardStorage(Protocol):
 
     ``data`` is one serialised ``<vCard xmlns='vcard-temp'/>`` element,
     returned byte for byte. A mutating method must not return before the
-    change is durable.
+    change is durable. :class:`VCardService` writes only through
+    :meth:`apply` (its ``Persist`` effects).
 
     The contract a backend implements; ``tests/test_store_contract.py`` checks it
     for every backend.
@@ -99,6 +104,11 @@ class VCardStorage(Protocol):
 
     def delete(self, user: JID) -> None:
         """Forget the vCard of ``user`` (e.g. its account was removed); no-op if none."""
+        ...
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        """Carry out ``ops`` (:class:`VCardPut`, :class:`VCardDelete`) in
+        order, all or nothing."""
         ...
 
 
@@ -117,6 +127,18 @@ class MemoryVCardStorage:
     def delete(self, user: JID) -> None:
         self.data.pop(user.bare, None)
 
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        data = dict(self.data)
+        for op in ops:
+            match op:
+                case VCardPut():
+                    data[op.user.bare] = bytes(op.data)
+                case VCardDelete():
+                    data.pop(op.user.bare, None)
+                case _:
+                    raise TypeError(f"not a vCard op: {op!r}")
+        self.data = data
+
 
 class VCardService(IqService):
     """XEP-0054 vcard-temp over a :class:`VCardStorage` (see the module docstring)."""
@@ -129,14 +151,29 @@ class VCardService(IqService):
             raise ValueError("max_size must be positive")
         self.storage = storage
         self.max_size = max_size
+        # Writes returned as Persist, not yet committed: vCard (None: deleted) by account.
+        self._overlay: Overlay[JID, bytes | None] = Overlay()
 
-    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved,)
+    observes: ClassVar[tuple[type[Event], ...]] = (AccountRemoved, Committed, Abandoned)
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         match event:
             case AccountRemoved():
                 return self._account_removed(event.account)
+            case Committed():
+                self._overlay.settle(event.ops)
+            case Abandoned():
+                self._overlay.keep_only(event.pending)
         return []
+
+    def stored(self, user: JID) -> bytes | None:
+        """``user``'s vCard as stored once the pending writes are committed."""
+        return self._overlay.read(user, self.storage.get)
+
+    def _write(self, op: VCardPut | VCardDelete, request: Element | None = None) -> Persist:
+        self._overlay.write(op.user, op.data if isinstance(op, VCardPut) else None, op)
+        then = () if request is None else (Reply(iq_result(request)),)
+        return Persist(op, request, then)
 
     def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         payload = iq.payload
@@ -163,7 +200,7 @@ class VCardService(IqService):
             return None  # no vCard of the server or of a remote sender: service-unavailable
         target = own if to is None else to.bare
         try:
-            stored = self.storage.get(target)
+            stored = self.stored(target)
             vcard = None if stored is None else parse_fragment(stored)
         except ValueError:
             return self._error(iq.element, StanzaErrorCondition.INTERNAL_SERVER_ERROR)
@@ -176,8 +213,7 @@ class VCardService(IqService):
 
     def _account_removed(self, account: JID) -> list[Outcome]:
         """Delete the vCard of a removed account (XEP-0077 §3.2)."""
-        self.storage.delete(account.bare)
-        return []
+        return [self._write(VCardDelete(account.bare))]
 
     # ------------------------------------------------------------------
 
@@ -192,8 +228,8 @@ class VCardService(IqService):
                 StanzaErrorCondition.NOT_ACCEPTABLE,
                 f"the vCard is {len(data)} bytes; at most {self.max_size} are stored",
             )
-        self.storage.put(own, data)
-        return [Reply(iq_result(request))]
+        # The result goes out once the vCard is committed (not at all if that fails).
+        return [self._write(VCardPut(own, data), request)]
 
     def _error(
         self, request: Element, condition: StanzaErrorCondition, text: str | None = None

@@ -62,6 +62,10 @@ class ServerView(Protocol):
         """Whether the local account of ``account`` exists (RFC 6121 §8.5.1)."""
         ...
 
+    def session(self, session: SessionId) -> BoundSession | None:
+        """The bound session ``session``, or ``None``."""
+        ...
+
     def session_by_jid(self, full: JID) -> BoundSession | None:
         """The session bound to the full JID ``full``, or ``None``."""
         ...

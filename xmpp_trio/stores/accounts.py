@@ -9,6 +9,9 @@ is removed by the services' ``account_removed`` hooks, not by this adapter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from xmpp_sansio.server.effects import AccountDelete, StoreOp
 from xmpp_trio.storage import AccountNotFound, AccountStore
 
 __all__ = ["AccountDirectoryAdapter"]
@@ -42,3 +45,14 @@ class AccountDirectoryAdapter:
             self._store.delete(local, domain)
         except AccountNotFound as exc:
             raise LookupError(str(exc)) from exc
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        """Carry out ``ops`` (:class:`AccountDelete`) in one transaction of the
+        account store (the server commits them with the other stores' ops:
+        ``ServerServices.commit``)."""
+        accounts: list[tuple[str, str]] = []
+        for op in ops:
+            if not isinstance(op, AccountDelete):
+                raise TypeError(f"not an account op: {op!r}")
+            accounts.append((op.account.local or "", op.account.domain))
+        self._store.delete_many(accounts)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from xmpp_sansio.jid import JID
+from xmpp_sansio.server.effects import BlockAdd, BlockClear, BlockRemove, StoreOp
+
+from ._sql import apply_ops
 
 __all__ = ["SqliteBlockStorage"]
 
@@ -59,3 +62,25 @@ class SqliteBlockStorage:
     def unblock_all(self, user: JID) -> None:
         with self._conn:
             self._conn.execute("DELETE FROM blocklist WHERE user = ?", (str(user.bare),))
+
+    def write(self, op: StoreOp) -> None:
+        """Carry out ``op`` in the caller's transaction (``ServerServices.commit``)."""
+        match op:
+            case BlockAdd():
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO blocklist (user, jid) SELECT ?, value FROM json_each(?)",
+                    (str(op.user.bare), _json_list(op.jids)),
+                )
+            case BlockRemove():
+                self._conn.execute(
+                    "DELETE FROM blocklist WHERE user = ?"
+                    " AND jid IN (SELECT value FROM json_each(?))",
+                    (str(op.user.bare), _json_list(op.jids)),
+                )
+            case BlockClear():
+                self._conn.execute("DELETE FROM blocklist WHERE user = ?", (str(op.user.bare),))
+            case _:
+                raise TypeError(f"not a block list op: {op!r}")
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        apply_ops(self._conn, self.write, ops)

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Final
 
 from xmpp_sansio.jid import JID
+from xmpp_sansio.server.effects import LastForget, LastSet, StoreOp
 from xmpp_sansio.server.last import LastLogout
+
+from ._sql import apply_ops
 
 __all__ = ["SqliteLastActivityStorage"]
 
@@ -58,6 +62,22 @@ class SqliteLastActivityStorage:
         self._pending.pop(key, None)
         with self._conn:
             self._conn.execute("DELETE FROM last_activity WHERE user = ?", (key,))
+
+    def write(self, op: StoreOp) -> None:
+        """Carry out ``op`` in the caller's transaction (``ServerServices.commit``):
+        a :class:`LastSet` is kept to be written behind, as :meth:`set`."""
+        match op:
+            case LastSet():
+                self._pending[str(op.user.bare)] = LastLogout(op.stamp, op.status)
+            case LastForget():
+                key = str(op.user.bare)
+                self._pending.pop(key, None)
+                self._conn.execute("DELETE FROM last_activity WHERE user = ?", (key,))
+            case _:
+                raise TypeError(f"not a last activity op: {op!r}")
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        apply_ops(self._conn, self.write, ops)
 
     def get(self, user: JID) -> LastLogout | None:
         key = str(user.bare)

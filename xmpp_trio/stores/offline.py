@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Final
 
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server.effects import OfflineDelete, OfflinePush, StoreOp, UploadSlot
+from xmpp_sansio.server.effects import LoadQuery, OfflineDelete, OfflinePage, OfflinePush, StoreOp
 from xmpp_sansio.server.offline import StoredMessage
 
-from .roster import _transaction
+from ._sql import apply_ops
 
 __all__ = ["SqliteOfflineStorage"]
 
@@ -66,28 +66,32 @@ class SqliteOfflineStorage:
         ).fetchall()
         return [StoredMessage(int(id_), bytes(stanza), float(stamp)) for id_, stanza, stamp in rows]
 
+    def load(self, query: LoadQuery) -> list[StoredMessage]:
+        """Answer a ``Load`` effect (:class:`OfflinePage`)."""
+        if not isinstance(query, OfflinePage):
+            raise TypeError(f"not an offline read: {query!r}")
+        return self.peek(query.user, query.limit, after_id=query.after_id)
+
+    def write(self, op: StoreOp) -> None:
+        """Carry out ``op`` in the caller's transaction (``ServerServices.commit``)."""
+        match op:
+            case OfflinePush():
+                self._conn.execute(
+                    "INSERT INTO offline_messages (id, user, stanza, stamp) VALUES (?, ?, ?, ?)",
+                    (op.id, str(op.user.bare), op.stanza, op.stamp),
+                )
+            case OfflineDelete():
+                self._conn.execute(
+                    "DELETE FROM offline_messages WHERE user = ? AND id <= ?",
+                    (str(op.user.bare), op.upto),
+                )
+            case _:
+                raise TypeError(f"not an offline op: {op!r}")
+
     def apply(self, ops: Sequence[StoreOp]) -> None:
         # One transaction (BEGIN IMMEDIATE on the autocommit connection): one
         # commit, one fsync, for the whole batch.
-        with _transaction(self._conn):
-            execute = self._conn.execute
-            for op in ops:
-                match op:
-                    case OfflinePush():
-                        execute(
-                            "INSERT INTO offline_messages (id, user, stanza, stamp)"
-                            " VALUES (?, ?, ?, ?)",
-                            (op.id, str(op.user.bare), op.stanza, op.stamp),
-                        )
-                    case OfflineDelete():
-                        execute(
-                            "DELETE FROM offline_messages WHERE user = ? AND id <= ?",
-                            (str(op.user.bare), op.upto),
-                        )
-                    case UploadSlot():
-                        pass  # the upload store's (xmpp_trio/stores/upload.py)
-                    case _:
-                        pass  # another store\'s operation
+        apply_ops(self._conn, self.write, ops)
 
     def last_id(self) -> int:
         # AUTOINCREMENT keeps the highest id ever used in sqlite_sequence,

@@ -6,8 +6,10 @@ import sqlite3
 from collections.abc import Sequence
 
 from xmpp_sansio.jid import JID
+from xmpp_sansio.server.effects import PrivateDelete, PrivatePut, StoreOp
 
-from .roster import _transaction
+from ._sql import apply_ops
+from ._sql import transaction as _transaction
 
 __all__ = ["SqlitePrivateStorage"]
 
@@ -73,3 +75,24 @@ class SqlitePrivateStorage:
     def delete(self, user: JID) -> None:
         with self._db:
             self._db.execute("DELETE FROM private_xml WHERE domain = ? AND local = ?", _key(user))
+
+    def write(self, op: StoreOp) -> None:
+        """Carry out ``op`` in the caller's transaction (``ServerServices.commit``)."""
+        match op:
+            case PrivatePut():
+                key = _key(op.user)
+                self._db.executemany(
+                    "INSERT INTO private_xml (domain, local, namespace, name, data) "
+                    "VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (domain, local, namespace, name) DO UPDATE SET data = excluded.data",
+                    [(*key, namespace, local, bytes(data)) for namespace, local, data in op.items],
+                )
+            case PrivateDelete():
+                self._db.execute(
+                    "DELETE FROM private_xml WHERE domain = ? AND local = ?", _key(op.user)
+                )
+            case _:
+                raise TypeError(f"not a private XML op: {op!r}")
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        apply_ops(self._db, self.write, ops)

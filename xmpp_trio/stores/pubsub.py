@@ -29,7 +29,7 @@ from xmpp_sansio.server.pubsub.store import (
     StoredNode,
 )
 
-from .roster import _transaction
+from ._sql import transaction
 
 if TYPE_CHECKING:
     from xmpp_sansio.server.roster import RosterStorage
@@ -78,16 +78,6 @@ _SCHEMA: Final = (
     """,
 )
 _CHILD_TABLES: Final = ("pubsub_items", "pubsub_affiliations", "pubsub_subscriptions")
-_OPS: Final = (
-    PubSubNodeSave,
-    PubSubNodeDelete,
-    PubSubItemSave,
-    PubSubItemDelete,
-    PubSubPurge,
-    PubSubAffiliationSave,
-    PubSubSubscriptionSave,
-    PubSubServiceDelete,
-)
 _IF_NODE: Final = "WHERE EXISTS (SELECT 1 FROM pubsub_nodes WHERE service = ? AND node = ?)"
 
 
@@ -142,32 +132,35 @@ class SqlitePubSubStorage:
             for node, config in nodes
         ]
 
-    def apply(self, ops: Sequence[object]) -> None:
-        """Carry out the pubsub operations among ``ops`` in one transaction
-        (others are another store's); nothing if there are none."""
-        mine = [op for op in ops if isinstance(op, _OPS)]
-        if not mine:
-            return
+    def write(self, op: object) -> None:
+        """Carry out one pubsub operation in the caller's transaction
+        (``ServerServices.commit``)."""
         conn = self._conn
-        with _transaction(conn):
-            for op in mine:
-                match op:
-                    case PubSubNodeSave():
-                        _node_save(conn, op)
-                    case PubSubNodeDelete():
-                        _node_delete(conn, op)
-                    case PubSubItemSave():
-                        _item_save(conn, op)
-                    case PubSubItemDelete():
-                        _item_delete(conn, op)
-                    case PubSubPurge():
-                        _purge(conn, op)
-                    case PubSubAffiliationSave():
-                        _affiliation_save(conn, op)
-                    case PubSubSubscriptionSave():
-                        _subscription_save(conn, op)
-                    case PubSubServiceDelete():
-                        _service_delete(conn, op)
+        match op:
+            case PubSubNodeSave():
+                _node_save(conn, op)
+            case PubSubNodeDelete():
+                _node_delete(conn, op)
+            case PubSubItemSave():
+                _item_save(conn, op)
+            case PubSubItemDelete():
+                _item_delete(conn, op)
+            case PubSubPurge():
+                _purge(conn, op)
+            case PubSubAffiliationSave():
+                _affiliation_save(conn, op)
+            case PubSubSubscriptionSave():
+                _subscription_save(conn, op)
+            case PubSubServiceDelete():
+                _service_delete(conn, op)
+            case _:
+                raise TypeError(f"not a pubsub op: {op!r}")
+
+    def apply(self, ops: Sequence[object]) -> None:
+        """``write`` each of ``ops`` in one transaction of their own."""
+        with transaction(self._conn):
+            for op in ops:
+                self.write(op)
 
 
 def _node_save(conn: sqlite3.Connection, op: PubSubNodeSave) -> None:

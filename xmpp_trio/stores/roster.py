@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Final
 from xml.etree.ElementTree import Element
 
@@ -30,8 +29,12 @@ from defusedxml.ElementTree import fromstring
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
+from xmpp_sansio.server.effects import RosterDelete, RosterPut, StoreOp
 from xmpp_sansio.server.roster import StoredItem
 from xmpp_sansio.xml.writer import serialize
+
+from ._sql import apply_ops
+from ._sql import transaction as _transaction
 
 __all__ = ["SCHEMA", "SqliteRosterStorage"]
 
@@ -62,20 +65,6 @@ _COLUMNS: Final = (
 )
 
 _Row = tuple[str, str | None, str, int, int, str, int, int, str | None]
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """One transaction, committed on success and rolled back on error, whether
-    the connection is in autocommit mode (``isolation_level=None``) or not."""
-    if db.isolation_level is None:
-        db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.rollback()
-        raise
-    db.commit()
 
 
 def _to_row(stored: StoredItem) -> tuple[object, ...]:
@@ -165,17 +154,20 @@ class SqliteRosterStorage:
     def put(self, user: JID, stored: StoredItem) -> str:
         key = self._user(user)
         with self._lock, _transaction(self._db):
-            self._db.execute(
-                f"INSERT INTO roster_items (user, {_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (user, contact) DO UPDATE SET "
-                "name = excluded.name, subscription = excluded.subscription, "
-                "ask = excluded.ask, approved = excluded.approved, groups = excluded.groups, "
-                "in_roster = excluded.in_roster, pending_in = excluded.pending_in, "
-                "pending_request = excluded.pending_request",
-                (key, *_to_row(stored)),
-            )
+            self._upsert(key, stored)
             return self._bump(key)
+
+    def _upsert(self, key: str, stored: StoredItem) -> None:
+        self._db.execute(
+            f"INSERT INTO roster_items (user, {_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (user, contact) DO UPDATE SET "
+            "name = excluded.name, subscription = excluded.subscription, "
+            "ask = excluded.ask, approved = excluded.approved, groups = excluded.groups, "
+            "in_roster = excluded.in_roster, pending_in = excluded.pending_in, "
+            "pending_request = excluded.pending_request",
+            (key, *_to_row(stored)),
+        )
 
     def delete(self, user: JID, contact: JID) -> str:
         key = self._user(user)
@@ -200,3 +192,27 @@ class SqliteRosterStorage:
                 "SELECT user FROM roster_items WHERE contact = ? ORDER BY id", (str(contact),)
             ).fetchall()
         return [JID.parse(user) for (user,) in rows]
+
+    def write(self, op: StoreOp) -> None:
+        """Carry out ``op`` in the caller's transaction (``ServerServices.commit``)."""
+        with self._lock:
+            match op:
+                case RosterPut():
+                    key = self._user(op.user)
+                    self._upsert(key, op.item)
+                case RosterDelete():
+                    key = self._user(op.user)
+                    self._db.execute(
+                        "DELETE FROM roster_items WHERE user = ? AND contact = ?",
+                        (key, str(op.contact)),
+                    )
+                case _:
+                    raise TypeError(f"not a roster op: {op!r}")
+            self._db.execute(
+                "INSERT INTO roster_versions (user, version) VALUES (?, ?) "
+                "ON CONFLICT (user) DO UPDATE SET version = excluded.version",
+                (key, int(op.version)),
+            )
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        apply_ops(self._db, self.write, ops)

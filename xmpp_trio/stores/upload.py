@@ -12,7 +12,7 @@ from typing import Final
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.effects import StoreOp, UploadSlot
 
-from .roster import _transaction
+from ._sql import apply_ops
 
 __all__ = ["SqliteUploadStorage", "StoredSlot"]
 
@@ -63,27 +63,27 @@ class SqliteUploadStorage:
         ).fetchone()
         return int(row[0])
 
+    def write(self, op: StoreOp) -> None:
+        """Record a slot in the caller's transaction (``ServerServices.commit``)."""
+        if not isinstance(op, UploadSlot):
+            raise TypeError(f"not an upload op: {op!r}")
+        self._conn.execute(
+            "INSERT INTO upload_slots (slot, user, filename, size, content_type, expires,"
+            " file_expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                op.slot,
+                str(op.user.bare),
+                op.filename,
+                op.size,
+                op.content_type,
+                op.expires,
+                op.file_expires,
+            ),
+        )
+
     def apply(self, ops: Sequence[StoreOp]) -> None:
-        slots = [op for op in ops if isinstance(op, UploadSlot)]
-        if not slots:
-            return
-        with _transaction(self._conn):
-            self._conn.executemany(
-                "INSERT INTO upload_slots (slot, user, filename, size, content_type, expires,"
-                " file_expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        op.slot,
-                        str(op.user.bare),
-                        op.filename,
-                        op.size,
-                        op.content_type,
-                        op.expires,
-                        op.file_expires,
-                    )
-                    for op in slots
-                ],
-            )
+        """``write`` each of ``ops`` in one transaction of their own."""
+        apply_ops(self._conn, self.write, ops)
 
     def get(self, slot: str) -> StoredSlot | None:
         row = self._conn.execute(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from xmpp_sansio.jid import JID
+from xmpp_sansio.server.effects import StoreOp, VCardDelete, VCardPut
+
+from ._sql import apply_ops
 
 __all__ = ["SqliteVCardStorage"]
 
@@ -53,3 +57,20 @@ class SqliteVCardStorage:
     def delete(self, user: JID) -> None:
         with self._db:
             self._db.execute("DELETE FROM vcards WHERE domain = ? AND local = ?", _key(user))
+
+    def write(self, op: StoreOp) -> None:
+        """Carry out ``op`` in the caller's transaction (``ServerServices.commit``)."""
+        match op:
+            case VCardPut():
+                self._db.execute(
+                    "INSERT INTO vcards (domain, local, data) VALUES (?, ?, ?) "
+                    "ON CONFLICT (domain, local) DO UPDATE SET data = excluded.data",
+                    (*_key(op.user), bytes(op.data)),
+                )
+            case VCardDelete():
+                self._db.execute("DELETE FROM vcards WHERE domain = ? AND local = ?", _key(op.user))
+            case _:
+                raise TypeError(f"not a vCard op: {op!r}")
+
+    def apply(self, ops: Sequence[StoreOp]) -> None:
+        apply_ops(self._db, self.write, ops)

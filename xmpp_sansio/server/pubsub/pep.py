@@ -31,6 +31,7 @@ from ...stanza import Iq
 from ..effects import Outcome, Persist, Reply, Route
 from ..service import IqService
 from ..stages import (
+    Abandoned,
     AccountRemoved,
     Committed,
     Context,
@@ -104,6 +105,7 @@ class PEPService(IqService):
         PresenceBroadcast,
         SessionUnbound,
         Committed,
+        Abandoned,
         AccountRemoved,
     )
     account_features: ClassVar[tuple[str, ...]] = PEP_FEATURES
@@ -201,6 +203,11 @@ class PEPService(IqService):
                 for engine in self._engines:
                     for service in services:
                         engine.forget(str(service))
+            case Abandoned():
+                # A call raised: its writes went nowhere. Read storage again
+                # (the writes still pending are committed before the next batch).
+                for engine in self._engines:
+                    engine.forget()
             case AccountRemoved(account=account):
                 self.engine.forget(str(account.bare))
                 return [Persist(PubSubServiceDelete(str(account.bare)))]
