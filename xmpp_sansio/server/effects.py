@@ -21,6 +21,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID
+from .muc.store import MucOp
 
 __all__ = [
     "Bounce",
@@ -91,7 +92,7 @@ class OfflineDelete:
 
 
 #: A store operation, as data (one per store and kind of write).
-StoreOp = OfflinePush | OfflineDelete
+StoreOp = OfflinePush | OfflineDelete | MucOp
 
 
 @dataclass(frozen=True, slots=True)
