@@ -56,6 +56,9 @@ Every key is optional; a missing file section means its defaults. The layout::
     address = "127.0.0.1"
     port = 9090                # 0 lets the operating system pick a free port
 
+    [muc]                      # multi-user chat (XEP-0045), see xmpp_trio/muc_config.py
+    enabled = true             # at conference.<first domain>, unless domain = "..."
+
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368 direct TLS)
     address = "0.0.0.0"
@@ -91,6 +94,8 @@ from typing import Final, Literal, TypeAlias, cast
 import platformdirs
 
 from xmpp_sansio.jid import JID, InvalidJID
+
+from .muc_config import MucConfig, load_muc
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -233,6 +238,7 @@ class ServerConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    muc: MucConfig = field(default_factory=MucConfig)
     config_path: Path | None = None
 
     @property
@@ -244,6 +250,11 @@ class ServerConfig:
     def echo_domain(self) -> str | None:
         """Where the echo service answers, if it is on: ``echo.`` the first domain."""
         return f"echo.{self.domains[0]}" if self.echo_service else None
+
+    @property
+    def muc_domain(self) -> str | None:
+        """Where multi-user chat answers (``[muc]``), if it is on."""
+        return self.muc.host(self.domains)
 
     @property
     def database_path(self) -> Path:
@@ -272,6 +283,7 @@ _TOP_KEYS: Final = (
     "tls",
     "limits",
     "metrics",
+    "muc",
     "listeners",
 )
 _METRICS_KEYS: Final = ("enabled", "address", "port")
@@ -739,5 +751,6 @@ def load_config(path: Path | None) -> ServerConfig:
         tls=_load_tls(loader, data),
         limits=_load_limits(loader, data),
         metrics=_load_metrics(loader, data),
+        muc=load_muc(loader, data, domains + anonymous_domains),
         config_path=path,
     )

@@ -33,6 +33,8 @@ from xmpp_sansio.server.effects import StoreOp
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
+from xmpp_sansio.server.muc.service import MucService
+from xmpp_sansio.server.muc.store import MucAffiliationPut, MucRoomDelete, MucRoomPut
 from xmpp_sansio.server.offline import OfflineService
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.private import PrivateService
@@ -45,6 +47,7 @@ from .storage import AccountStore
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
 from .stores.last import SqliteLastActivityStorage
+from .stores.muc import SqliteMucStorage
 from .stores.offline import SqliteOfflineStorage
 from .stores.private import SqlitePrivateStorage
 from .stores.roster import SqliteRosterStorage
@@ -149,12 +152,26 @@ class ServerServices:
         self.hosts: dict[str, HostService] = {}
         if config.echo_domain is not None:
             self.hosts[config.echo_domain] = EchoService()
+        # Multi-user chat (XEP-0045); persistent rooms in SQLite, read at start.
+        self._muc_storage = SqliteMucStorage(db)
+        self.muc: MucService | None = None
+        if config.muc_domain is not None:
+            self.muc = MucService(config.muc.settings, self._muc_storage)
+            self.hosts[config.muc_domain] = self.muc
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
         of the services) in one transaction; raises ``sqlite3.Error`` having
         written none of them. Only offline messages are written this way so
-        far; the other stores still commit each write as it is made."""
+        far; the other stores still commit each write as it is made. The
+        rooms' writes (XEP-0045) go first, in a transaction of their own: if
+        the offline one then fails, they stay written (they put the rooms'
+        current state, so that is what a restart loads)."""
+        muc_ops = [
+            op for op in ops if isinstance(op, MucRoomPut | MucRoomDelete | MucAffiliationPut)
+        ]
+        if muc_ops:
+            self._muc_storage.apply(muc_ops)
         self._offline_storage.apply(ops)
 
     def flush(self) -> None:
