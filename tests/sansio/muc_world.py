@@ -93,6 +93,13 @@ class World:
         session = next(s for s, j in self.sessions.items() if j == jid)
         self.collect(self.router.route(session, x(stanza)))
 
+    def route(self, name: str, element: Element, resource: str = "r") -> None:
+        """:meth:`send` for a built element."""
+        jid = self.jid(name, resource)
+        self.inbox.pop(jid, None)
+        session = next(s for s, j in self.sessions.items() if j == jid)
+        self.collect(self.router.route(session, element))
+
     def take(self, name: str, resource: str = "r") -> list[Element]:
         """What the session got since the last take."""
         got = self.inbox.pop(self.jid(name, resource), [])
