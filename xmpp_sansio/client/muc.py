@@ -39,6 +39,7 @@ __all__ = [
     "RoomEvent",
     "RoomEventKind",
     "RoomView",
+    "affiliation_list_request",
     "affiliation_request",
     "config_request",
     "config_submit",
