@@ -516,7 +516,7 @@ class Bot:
                 self.rooms.feed(element)  # the subject of a room
                 await self._dispatch_message(MessageObject.from_element(element))
             elif kind is StanzaKind.PRESENCE:
-                room = self._room_of(element)
+                room = self.rooms.room_of(element)
                 if room is not None:  # room presence is the Rooms' (not the handlers')
                     event = self.rooms.feed(element)
                     if event is not None:
@@ -527,17 +527,6 @@ class Bot:
                 await self._dispatch_iq(element)
         except ValueError as exc:  # StanzaValueError and other invalid values
             log.debug("%s: ignoring an invalid stanza: %s", self.config.full_jid, exc)
-
-    def _room_of(self, element: Element) -> JID | None:
-        """The room a stanza comes from, if the bot is in it or joining it."""
-        sender = element.get("from")
-        if sender is None:
-            return None
-        try:
-            room = JID.parse(sender).bare
-        except ValueError:
-            return None
-        return room if room in self.rooms.views else None
 
     async def _dispatch_message(self, message: MessageObject) -> None:
         classified = self.addressing.classify(message)

@@ -26,6 +26,7 @@ from xmpp_sansio.client.muc import RoomEvent, RoomEventKind, RoomView
 from xmpp_sansio.forms import Form, parse_form
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.muc.permissions import Affiliation, Role
+from xmpp_sansio.server.muc.room import parse_jid
 from xmpp_sansio.server.muc.stanzas import MUC_ADMIN, MUC_OWNER
 
 __all__ = ["JoinError", "Rooms"]
@@ -55,19 +56,18 @@ class Rooms:
         self._waiting: dict[JID, tuple[trio.Event, list[RoomEvent]]] = {}
         self._changed = trio.Event()
 
+    def room_of(self, stanza: Element) -> JID | None:
+        """The room ``stanza`` comes from, if this client is in it or joining it."""
+        sender = parse_jid(stanza.get("from"))
+        return None if sender is None or sender.bare not in self.views else sender.bare
+
     def feed(self, stanza: Element) -> RoomEvent | None:
         """Note a received stanza; the room event it makes, if any (a
         presence or the subject of a room this client joins or joined)."""
-        sender = stanza.get("from")
-        if sender is None:
+        room = self.room_of(stanza)
+        if room is None:
             return None
-        try:
-            room = JID.parse(sender).bare
-        except ValueError:
-            return None
-        view = self.views.get(room)
-        if view is None:
-            return None
+        view = self.views[room]
         if stanza.tag.endswith("}message"):
             view.handle_message(stanza)
             return None

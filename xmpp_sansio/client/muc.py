@@ -22,6 +22,7 @@ from xml.etree.ElementTree import Element, SubElement
 from ..forms import FORM_TYPE, Field, Form, FormType, build_form
 from ..jid import JID
 from ..server.muc.permissions import Affiliation, Role
+from ..server.muc.room import parse_jid
 from ..server.muc.stanzas import MUC, MUC_ADMIN, MUC_OWNER, MUC_USER, OCCUPANT_ID
 from ..stanza import (
     IqType,
@@ -168,26 +169,23 @@ def destroy_request(
     return make_iq(IqType.SET, id, query, to=room)
 
 
+def _user_x_message(room: JID, tag: str, to: JID, reason: str | None) -> Element:
+    message = make_message(room)
+    x = SubElement(message, f"{{{MUC_USER}}}x")
+    child = SubElement(x, f"{{{MUC_USER}}}{tag}", {"to": str(to)})
+    if reason is not None:
+        SubElement(child, f"{{{MUC_USER}}}reason").text = reason
+    return message
+
+
 def mediated_invitation(room: JID, invitee: JID, reason: str | None = None) -> Element:
     """§7.8.2: an invitation through the room."""
-    message = make_message(room)
-    invite = SubElement(
-        SubElement(message, f"{{{MUC_USER}}}x"), f"{{{MUC_USER}}}invite", {"to": str(invitee)}
-    )
-    if reason is not None:
-        SubElement(invite, f"{{{MUC_USER}}}reason").text = reason
-    return message
+    return _user_x_message(room, "invite", invitee, reason)
 
 
 def decline(room: JID, inviter: JID, reason: str | None = None) -> Element:
     """§7.8.2.1: decline an invitation."""
-    message = make_message(room)
-    element = SubElement(
-        SubElement(message, f"{{{MUC_USER}}}x"), f"{{{MUC_USER}}}decline", {"to": str(inviter)}
-    )
-    if reason is not None:
-        SubElement(element, f"{{{MUC_USER}}}reason").text = reason
-    return message
+    return _user_x_message(room, "decline", inviter, reason)
 
 
 def direct_invitation(
@@ -261,11 +259,7 @@ class RoomView:
 
     def handle_presence(self, presence: Element) -> RoomEvent | None:
         """What a presence from ``room/nick`` means; ``None`` if it is not one."""
-        sender = presence.get("from")
-        try:
-            jid = None if sender is None else JID.parse(sender)
-        except ValueError:
-            return None
+        jid = parse_jid(presence.get("from"))
         if jid is None or jid.bare != self.room.bare or jid.resource is None:
             return None
         nick = jid.resource
@@ -289,7 +283,7 @@ class RoomView:
             nick,
             _role(item.get("role")),
             _affiliation(item.get("affiliation")),
-            _jid(item.get("jid")),
+            parse_jid(item.get("jid")),
             _occupant_id(presence),
         )
         mine = 110 in codes
@@ -330,15 +324,6 @@ def _affiliation(raw: str | None) -> Affiliation:
         return Affiliation(raw or "none")
     except ValueError:
         return Affiliation.NONE
-
-
-def _jid(raw: str | None) -> JID | None:
-    if raw is None:
-        return None
-    try:
-        return JID.parse(raw)
-    except ValueError:
-        return None
 
 
 def _occupant_id(presence: Element) -> str | None:

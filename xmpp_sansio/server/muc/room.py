@@ -414,32 +414,24 @@ class Room:
     ) -> list[Outcome]:
         """Remove ``occupant`` with the status codes (kick 307, ban 301, 321,
         322, 332, 333): unavailable presence to everyone (§8.2, §9.1)."""
-        out: list[Outcome] = []
-        for other in self.occupants.values():
-            if other is occupant:
-                continue
-            el = self.presence_of(
+
+        def removal(reveal: bool, status: tuple[int, ...]) -> Element:
+            return self.presence_of(
                 occupant,
-                reveal=self.reveals_to(other),
-                codes_=codes_,
+                reveal=reveal,
+                codes_=status,
                 unavailable=True,
                 role=Role.NONE,
                 affiliation=affiliation,
                 actor=actor,
                 reason=reason,
             )
-            out.extend(self.to_occupant(other, el))
-        own = self.presence_of(
-            occupant,
-            reveal=True,
-            codes_=(codes.SELF, *codes_),
-            unavailable=True,
-            role=Role.NONE,
-            affiliation=affiliation,
-            actor=actor,
-            reason=reason,
-        )
-        out.extend(self.to_occupant(occupant, own))
+
+        out: list[Outcome] = []
+        for other in self.occupants.values():
+            if other is not occupant:
+                out.extend(self.to_occupant(other, removal(self.reveals_to(other), codes_)))
+        out.extend(self.to_occupant(occupant, removal(True, (codes.SELF, *codes_))))
         self._drop(occupant)
         return out
 
@@ -622,11 +614,15 @@ class Room:
         return out
 
 
-def _jid_attr(el: Element, name: str) -> JID | None:
-    raw = el.get(name)
+def parse_jid(raw: str | None) -> JID | None:
+    """``raw`` as a JID, or ``None`` if it is absent or invalid."""
     if raw is None:
         return None
     try:
         return JID.parse(raw)
     except ValueError:
         return None
+
+
+def _jid_attr(el: Element, name: str) -> JID | None:
+    return parse_jid(el.get(name))
