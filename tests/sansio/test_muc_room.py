@@ -383,7 +383,7 @@ def test_history_maxchars_counts_whole_stanzas() -> None:
     w = World()
     w.create()
     _chat(w, 2)
-    stanzas = w.join("alice", extra="<history maxchars='250'/>")
+    stanzas = w.join("alice", extra="<history maxchars='400'/>")
     assert len([m for m in messages(stanzas) if m.find(C + "body") is not None]) == 1
 
 
@@ -733,3 +733,42 @@ def test_the_service_lists_public_rooms_and_rooms_describe_themselves() -> None:
         == "Verona"
     )
     _ = OWNER
+
+
+# -- XEP-0425 moderation (and XEP-0359 ids) ------------------------------------------------------
+
+SID = "{urn:xmpp:sid:0}"
+RETRACT = "{urn:xmpp:message-retract:1}"
+
+
+def test_a_moderator_retracts_a_message_by_the_rooms_stanza_id() -> None:
+    w = World()
+    w.create()
+    w.join("alice")
+    w.join("bob")
+    forged = f"<stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='{ROOM}'/>"
+    w.send(
+        "alice",
+        f"<message to='{ROOM}' type='groupchat'><body>free potions</body>{forged}</message>",
+    )
+    (seen,) = messages(w.take("bob"))
+    ids = [s.get("id") for s in seen.iter(SID + "stanza-id") if s.get("by") == ROOM]
+    assert len(ids) == 1 and ids[0] != "forged"
+    moderate = (
+        f"<iq type='set' id='m' to='{ROOM}'><moderate id='{ids[0]}' xmlns='urn:xmpp:message-moderate:1'>"
+        "<retract xmlns='urn:xmpp:message-retract:1'/><reason>spam</reason></moderate></iq>"
+    )
+    w.send("bob", moderate)
+    assert error_condition(w.take("bob")[0]) == "forbidden"
+    w.send("owner", moderate)
+    got = w.take("owner")
+    assert got[0].get("type") == "result"
+    notice = messages(w.take("alice"))[-1]
+    retract = notice.find(RETRACT + "retract")
+    assert notice.get("from") == ROOM and retract is not None and retract.get("id") == ids[0]
+    assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == f"{ROOM}/boss"
+    assert retract.findtext(RETRACT + "reason") == "spam"
+    # Gone from the history a new occupant gets, and cannot be retracted twice.
+    assert not [m for m in messages(w.join("carol")) if m.find(C + "body") is not None]
+    w.send("owner", moderate)
+    assert error_condition(w.take("owner")[0]) == "item-not-found"

@@ -40,6 +40,9 @@ _PING: Final = f"{{{ns.PING}}}ping"
 _X_DATA: Final = "{jabber:x:data}x"
 _MUC_REGISTER: Final = MUC + "#register"
 _ROOMINFO: Final = MUC + "#roominfo"
+MODERATE: Final = "urn:xmpp:message-moderate:1"  # XEP-0425
+RETRACT: Final = "urn:xmpp:message-retract:1"  # XEP-0424
+_MODERATE: Final = f"{{{MODERATE}}}moderate"
 
 
 def handle_room_iq(room: Room, iq: Iq) -> list[Outcome]:
@@ -62,6 +65,8 @@ def handle_room_iq(room: Room, iq: Iq) -> list[Outcome]:
         return _owner(room, iq, payload)
     if tag == _REGISTER_Q:
         return _register(room, iq, payload)
+    if tag == _MODERATE and iq.type is IqType.SET:
+        return _moderate(room, iq, payload)
     if iq.type is IqType.GET and tag == f"{{{ns.DISCO_INFO}}}query" and payload.get("node") is None:
         return [Reply(iq_result(iq.element, build_disco_info(room_info(room))))]
     if iq.type is IqType.GET and tag == f"{{{ns.DISCO_ITEMS}}}query":
@@ -84,6 +89,8 @@ def room_features(room: Room) -> tuple[str, ...]:
         "muc_nonanonymous" if c.non_anonymous else "muc_semianonymous",
         "urn:xmpp:ping",
         ns.REGISTER,
+        "urn:xmpp:sid:0",
+        MODERATE,
     )
 
 
@@ -425,6 +432,34 @@ def destroy_room(room: Room, destroy: Element | None) -> list[Outcome]:
     room.history.forget(room.jid)
     room.destroyed = True
     return out
+
+
+# -- XEP-0425 moderation ----------------------------------------------------------------------
+
+
+def _moderate(room: Room, iq: Iq, moderate: Element) -> list[Outcome]:
+    """XEP-0425 §4: a moderator retracts a message of the room's history by
+    the XEP-0359 id the room gave it; everyone is told (XEP-0424)."""
+    sender = iq.from_
+    assert sender is not None
+    moderator = room.by_jid.get(sender)
+    if moderator is None or moderator.role is not Role.MODERATOR:
+        return [Bounce(iq.element, _C_ERR.FORBIDDEN)]
+    stanza_id = moderate.get("id")
+    if not stanza_id or moderate.find(f"{{{RETRACT}}}retract") is None:
+        return [Bounce(iq.element, _C_ERR.BAD_REQUEST)]
+    if not room.history.retract(room.jid, stanza_id):
+        return [Bounce(iq.element, _C_ERR.ITEM_NOT_FOUND)]
+    notice = Element("{jabber:client}message", {"from": str(room.jid), "type": "groupchat"})
+    retract = SubElement(notice, f"{{{RETRACT}}}retract", {"id": stanza_id})
+    moderated = SubElement(
+        retract, f"{{{MODERATE}}}moderated", {"by": str(room.occupant_jid(moderator.nick))}
+    )
+    SubElement(moderated, f"{{{OCCUPANT_ID}}}occupant-id", {"id": moderator.id})
+    reason = moderate.findtext(f"{{{MODERATE}}}reason")
+    if reason is not None:
+        SubElement(retract, f"{{{RETRACT}}}reason").text = reason
+    return [Reply(iq_result(iq.element)), *room.fan_out(notice)]
 
 
 # -- registration (§7.10) ------------------------------------------------------------------

@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 _MUC = "{http://jabber.org/protocol/muc}"
+SID = "{urn:xmpp:sid:0}"  # XEP-0359
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,11 @@ class HistoryStore(Protocol):
         """Drop the room's history (the room is destroyed)."""
         ...
 
+    def retract(self, room: JID, stanza_id: str) -> bool:
+        """Drop the message the room stamped with the XEP-0359 id
+        ``stanza_id`` (XEP-0425 moderation); whether it was there."""
+        ...
+
 
 class MemoryHistory:
     """:class:`HistoryStore` in memory (history is not kept across restarts)."""
@@ -127,3 +133,20 @@ class MemoryHistory:
 
     def forget(self, room: JID) -> None:
         self._rooms.pop(room, None)
+
+    def retract(self, room: JID, stanza_id: str) -> bool:
+        queue = self._rooms.get(room)
+        for message in queue or ():
+            if stanza_id_of(message.element, room) == stanza_id:
+                assert queue is not None
+                queue.remove(message)
+                return True
+        return False
+
+
+def stanza_id_of(element: Element, room: JID) -> str | None:
+    """The XEP-0359 ``<stanza-id/>`` the room (``by``) put on ``element``."""
+    for found in element.iter(SID + "stanza-id"):
+        if found.get("by") == str(room):
+            return found.get("id")
+    return None

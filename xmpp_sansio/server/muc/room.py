@@ -17,7 +17,7 @@ the closed session (RFC 6121 §4.6.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 from xml.etree.ElementTree import Element, SubElement
@@ -29,7 +29,7 @@ from ...stanza import Message, MessageType, Presence, PresenceType, with_attrs
 from ..effects import Bounce, Deliver, Outcome, Persist, Route
 from . import codes
 from .config import MucLimits, RoomConfig
-from .history import HistoryStore, parse_history_request
+from .history import SID, HistoryStore, parse_history_request
 from .permissions import Affiliation, Role, RolePrivilege, initial_role, role_privileges
 from .stanzas import MUC, MUC_USER, occupant_id, occupant_id_element, strip_muc, user_x
 from .store import MucAffiliationPut, MucRoomDelete, MucRoomPut
@@ -90,6 +90,7 @@ class Room:
         self.subject_by = ""
         self.destroyed = False
         self.now = 0.0  # the time of the current call, set by the service
+        self.rng: Callable[[int], bytes] = lambda n: bytes(n)  # the call's entropy, likewise
 
     # -- state -----------------------------------------------------------------
 
@@ -487,8 +488,13 @@ class Room:
         if RolePrivilege.SEND_TO_ALL not in self.privileges(occupant):
             return [Bounce(msg.element, _C_ERR.FORBIDDEN)]  # §7.4: visitors in moderated rooms
         out_el = strip_muc(msg.element)
+        for forged in [
+            c for c in out_el if c.tag == SID + "stanza-id" and c.get("by") == str(self.jid)
+        ]:
+            out_el.remove(forged)  # XEP-0359 §5: only the room stamps its ids
         out_el.set("from", str(self.occupant_jid(occupant.nick)))
         out_el.append(occupant_id_element(occupant.id))
+        out_el.append(Element(SID + "stanza-id", {"id": self.rng(12).hex(), "by": str(self.jid)}))
         if msg.body is not None:
             keep = min(self.config.history_length, self.limits.max_history)
             self.history.append(self.jid, out_el, self.now, keep)

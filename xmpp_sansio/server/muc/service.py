@@ -106,7 +106,7 @@ class MucService(HostService):
         room = self.rooms.get(to.bare)
         if room is None:
             return self._no_room(ctx, stanza)
-        room.now = ctx.now
+        room.now, room.rng = ctx.now, ctx.rng
         sender = stanza.from_
         if (
             room.locked
@@ -147,7 +147,7 @@ class MucService(HostService):
             return [Bounce(stanza.element, error)]
         config = self.settings.default_config
         room = self._room(stanza.to.bare, config, ctx.rng(32))
-        room.now = ctx.now
+        room.now, room.rng = ctx.now, ctx.rng
         room.affiliations[creator.bare] = Affiliation.OWNER
         # §10.1.2: a MUC client gets a reserved room, locked until configured;
         # a client without <x xmlns='…muc'/> (groupchat 1.0) an instant one.
