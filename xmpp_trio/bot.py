@@ -55,7 +55,8 @@ name is importable from here.
 
 Rooms (XEP-0045): on every new session the bot joins the rooms of its
 ``rooms`` with ``<history maxstanzas='0'/>`` (:meth:`Bot._join_rooms`,
-through :class:`~xmpp_trio.muc.Rooms`); a nick conflict is retried with
+through :class:`~xmpp_trio.muc.Rooms`), accepting the default configuration
+of a room its join created (an instant room); a nick conflict is retried with
 ``_`` appended (three times at most), other refusals are logged. Room
 presence is followed there and not passed to the handlers; room messages go
 to the handlers with nickname addressing (:class:`~xmpp_sansio.client.Addressing`:
@@ -81,7 +82,7 @@ from xml.etree.ElementTree import Element
 import trio
 
 from xmpp_sansio.client import BOT_RECONNECT, Addressing, backoff_delay, service_unavailable
-from xmpp_sansio.client.muc import RoomEvent, RoomEventKind
+from xmpp_sansio.client.muc import RoomEvent, RoomEventKind, config_submit
 from xmpp_sansio.disco import Identity
 from xmpp_sansio.jid import JID
 from xmpp_sansio.objects import IqObject, MessageObject, PresenceObject, StanzaObject
@@ -494,6 +495,11 @@ class Bot:
         """Log joins and removals; retry a nick conflict (§7.2.9) with ``_``."""
         if event.kind is RoomEventKind.JOINED:
             log.info("%s joined %s", self.config.full_jid, room)
+            if 201 in event.codes:  # §10.1.2: the bot created it; make it an instant room
+                with contextlib.suppress(
+                    NotConnected, trio.BrokenResourceError, trio.ClosedResourceError
+                ):
+                    await self.send(config_submit(room, f"instant-{self.sessions}", {}))
         elif event.kind is RoomEventKind.JOIN_FAILED:
             attempts = self._room_attempts.get(room, 0) + 1
             self._room_attempts[room] = attempts

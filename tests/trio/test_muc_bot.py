@@ -125,3 +125,51 @@ async def test_the_trio_room_helpers_on_the_real_server(server: RunningServer) -
             await got_message.wait()
             assert heard == ["But soft"]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_bot_whose_join_creates_the_room_opens_it_as_an_instant_room(
+    server: RunningServer,
+) -> None:
+    room = JID.parse("new@conference.localhost")
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    bot = Bot(
+        BotConfig(
+            jid=JID.parse("juliet@localhost"),
+            password=PASSWORDS["juliet"],
+            host="127.0.0.1",
+            port=server.starttls_port,
+            ca_file=server.ca_file,
+            rooms=(room,),
+            keepalive=0,
+        )
+    )
+    with trio.fail_after(WAIT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(bot.run)
+            view = await bot.rooms.wait_joined(room)
+            assert view.me is not None and view.me.affiliation.value == "owner"
+            async with open_client(
+                "romeo@localhost/trio",
+                PASSWORDS["romeo"],
+                host="127.0.0.1",
+                port=server.starttls_port,
+                ssl_context=context,
+            ) as romeo:
+                rooms = Rooms(romeo)
+
+                async def pump() -> None:
+                    async for stanza in romeo:
+                        rooms.feed(stanza)
+
+                nursery.start_soon(pump)
+                # The bot's configuration (an instant room) unlocks the room: a
+                # locked room answers item-not-found (XEP-0045 §10.1.1).
+                # Until then romeo's join is refused; each retry is a round trip.
+                while True:
+                    try:
+                        joined = await rooms.join(room, "romeo")
+                        break
+                    except JoinError as refused:
+                        assert refused.condition == "item-not-found"
+                assert set(joined.occupants) == {"juliet", "romeo"}
+            nursery.cancel_scope.cancel()
