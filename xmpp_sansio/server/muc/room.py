@@ -55,6 +55,9 @@ class Occupant:
     role: Role
     id: str
     sessions: dict[JID, Element] = field(default_factory=dict)
+    #: Its current presence as the room sends it, by ``reveal``, with what it
+    #: was built from: every join sends it to the newcomer (see ``current``).
+    built: dict[bool, tuple[object, Element]] = field(default_factory=dict, repr=False)
 
     @property
     def jid(self) -> JID:
@@ -204,6 +207,19 @@ class Room:
         pres.append(occupant_id_element(occupant.id))
         return pres
 
+    def current(self, occupant: Occupant, reveal: bool) -> Element:
+        """:meth:`presence_of` for the occupant's current presence, built once
+        per change of what it shows (its presence, role, affiliation, nick,
+        shown JID): a join sends every occupant's to the newcomer."""
+        first, source = next(iter(occupant.sessions.items()))
+        key = (source, first, occupant.nick, occupant.role, self.affiliation(occupant.bare))
+        cached = occupant.built.get(reveal)
+        if cached is not None and cached[0] == key and cached[0][0] is source:
+            return cached[1]
+        element = self.presence_of(occupant, reveal=reveal)
+        occupant.built[reveal] = (key, element)
+        return element
+
     def reveals_to(self, viewer: Occupant) -> bool:
         """Whether ``viewer`` sees real JIDs (non-anonymous room, or a moderator, §5.1)."""
         return self.config.non_anonymous or viewer.role is Role.MODERATOR
@@ -326,8 +342,7 @@ class Room:
             occupant = existing
             for other in self.occupants.values():
                 if other is not occupant and other.role.value in self.config.presence_broadcast:
-                    el = self.presence_of(other, reveal=self.reveals_to(occupant))
-                    out.append(self.send(sender, el))
+                    out.append(self.send(sender, self.current(other, self.reveals_to(occupant))))
             mine = self._join_codes(created, modified)
             out.append(self.send(sender, self.presence_of(occupant, reveal=True, codes_=mine)))
         else:
@@ -337,10 +352,10 @@ class Room:
             )
             oid = occupant_id(self.salt, self.jid, sender)
             occupant = Occupant(nick, sender.bare, role, oid, {sender: pres.element})
+            reveal = self.reveals_to(occupant)
             for other in self.occupants.values():  # §7.2.3: existing occupants first
                 if other.role.value in self.config.presence_broadcast:
-                    el = self.presence_of(other, reveal=self.reveals_to(occupant))
-                    out.append(self.send(sender, el))
+                    out.append(self.send(sender, self.current(other, reveal)))
             self.occupants[nick] = occupant
             self.by_jid[sender] = occupant
             out.extend(
