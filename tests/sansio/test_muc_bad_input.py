@@ -39,6 +39,8 @@ TEMPLATES = (
     "<iq type='set' id='r' to='{room}'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='muc#register_roomnick'><value>{v}</value></field></x></query></iq>",
     "<iq type='set' id='m' to='{room}'><moderate id='{v}' xmlns='urn:xmpp:message-moderate:1'><retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>",
     "<iq type='get' id='p' to='{room}/{v}'><ping xmlns='urn:xmpp:ping'/></iq>",
+    "<message to='{room}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#role'><value>{v}</value></field><field var='muc#roomnick'><value>{v}</value></field><field var='muc#request_allow'><value>{v}</value></field></x></message>",
+    "<iq type='get' id='n' to='{room}'><query xmlns='http://jabber.org/protocol/disco#info' node='{v}'/></iq>",
     "<iq type='result' id='p' to='{room}/{v}'/>",
 )
 

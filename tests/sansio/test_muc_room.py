@@ -772,3 +772,60 @@ def test_a_moderator_retracts_a_message_by_the_rooms_stanza_id() -> None:
     assert not [m for m in messages(w.join("carol")) if m.find(C + "body") is not None]
     w.send("owner", moderate)
     assert error_condition(w.take("owner")[0]) == "item-not-found"
+
+
+# -- voice requests (§8.6), reserved nick discovery (§7.12), unique names (§10.1.4) ----------------
+
+REQUEST_FORM = (
+    "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+    "http://jabber.org/protocol/muc#request</value></field>{fields}</x>"
+)
+
+
+def test_a_visitor_asks_for_voice_and_a_moderator_grants_it() -> None:
+    w = World()
+    w.create(fields=field(CONFIG + "moderatedroom", "1"))
+    w.join("alice")
+    w.take("owner")
+    ask = REQUEST_FORM.format(fields=field("muc#role", "participant"))
+    w.send("alice", f"<message to='{ROOM}'>{ask}</message>")
+    (request,) = messages(w.take("owner"))
+    values = {
+        f.get("var"): f.findtext("{jabber:x:data}value")
+        for f in request.iter("{jabber:x:data}field")
+    }
+    assert values["muc#roomnick"] == "alice" and values["muc#request_allow"] == "false"
+    approve = REQUEST_FORM.format(
+        fields=field("muc#role", "participant")
+        + field("muc#roomnick", "alice")
+        + field("muc#request_allow", "true")
+    )
+    w.send("owner", f"<message to='{ROOM}'>{approve}</message>")
+    assert item(w.take("alice")[-1]).get("role") == "participant"
+
+
+def test_the_reserved_nick_is_discovered_and_a_unique_room_name_is_offered() -> None:
+    w = World()
+    w.create()
+    query = f"<iq type='get' id='n' to='{ROOM}'><query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/></iq>"
+    w.send("alice", query)
+    assert (
+        w.take("alice")[0].find(
+            "{http://jabber.org/protocol/disco#info}query/{http://jabber.org/protocol/disco#info}identity"
+        )
+        is None
+    )
+    w.send(
+        "alice",
+        f"<iq type='set' id='r' to='{ROOM}'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='muc#register_roomnick'><value>Al</value></field></x></query></iq>",
+    )
+    w.send("alice", query)
+    identity = w.take("alice")[0].find(
+        "{http://jabber.org/protocol/disco#info}query/{http://jabber.org/protocol/disco#info}identity"
+    )
+    assert identity is not None and identity.get("name") == "Al"
+    w.send("alice", f"<iq type='get' id='u' to='{SERVICE}'><unique xmlns='{MUC}#unique'/></iq>")
+    answers = {w.take("alice")[0].findtext(f"{{{MUC}#unique}}unique") for _ in range(1)}
+    w.send("alice", f"<iq type='get' id='u' to='{SERVICE}'><unique xmlns='{MUC}#unique'/></iq>")
+    answers.add(w.take("alice")[0].findtext(f"{{{MUC}#unique}}unique"))
+    assert len(answers) == 2 and all(a and len(a) == 32 for a in answers)

@@ -40,6 +40,7 @@ _PING: Final = f"{{{ns.PING}}}ping"
 _X_DATA: Final = "{jabber:x:data}x"
 _MUC_REGISTER: Final = MUC + "#register"
 _ROOMINFO: Final = MUC + "#roominfo"
+_ROOMUSER: Final = "x-roomuser-item"
 MODERATE: Final = "urn:xmpp:message-moderate:1"  # XEP-0425
 RETRACT: Final = "urn:xmpp:message-retract:1"  # XEP-0424
 _MODERATE: Final = f"{{{MODERATE}}}moderate"
@@ -69,6 +70,16 @@ def handle_room_iq(room: Room, iq: Iq) -> list[Outcome]:
         return _moderate(room, iq, payload)
     if iq.type is IqType.GET and tag == f"{{{ns.DISCO_INFO}}}query" and payload.get("node") is None:
         return [Reply(iq_result(iq.element, build_disco_info(room_info(room))))]
+    if (
+        iq.type is IqType.GET
+        and tag == f"{{{ns.DISCO_INFO}}}query"
+        and payload.get("node") == _ROOMUSER
+    ):
+        # §7.12: the user's registered nick, as the name of an identity (or none).
+        nick = room.reserved.get(sender.bare)
+        identities = () if nick is None else (Identity("conference", "text", nick),)
+        info = build_disco_info(DiscoInfo(identities, (), (), _ROOMUSER))
+        return [Reply(iq_result(iq.element, info))]
     if iq.type is IqType.GET and tag == f"{{{ns.DISCO_ITEMS}}}query":
         return [Reply(iq_result(iq.element, build_disco_items(DiscoItems())))]  # §6.5: private
     return [Bounce(iq.element, _C_ERR.SERVICE_UNAVAILABLE)]

@@ -24,6 +24,17 @@ from xml.etree.ElementTree import Element, SubElement
 
 from ...delay import delay_element
 from ...errors import StanzaErrorCondition
+from ...forms import (
+    FORM_TYPE,
+    Field,
+    FieldType,
+    Form,
+    FormError,
+    FormType,
+    Option,
+    build_form,
+    parse_form,
+)
 from ...jid import JID
 from ...stanza import Message, MessageType, Presence, PresenceType, with_attrs
 from ..effects import Bounce, Deliver, Outcome, Persist, Route
@@ -43,6 +54,8 @@ _C: Final = "{jabber:client}"
 _PRESENCE: Final = _C + "presence"
 _MESSAGE: Final = _C + "message"
 _C_ERR = StanzaErrorCondition
+_X_DATA: Final = "{jabber:x:data}x"
+_REQUEST: Final = "http://jabber.org/protocol/muc#request"
 
 
 @dataclass(slots=True)
@@ -492,6 +505,9 @@ class Room:
         x = msg.element.find(f"{{{MUC_USER}}}x")
         if x is not None:
             return self._mediated(msg, sender, occupant, x)
+        form = msg.element.find(_X_DATA)
+        if form is not None and occupant is not None:
+            return self._voice_request(msg, occupant, form)
         return [Bounce(msg.element, _C_ERR.NOT_ACCEPTABLE)] if occupant is None else []
 
     def _groupchat(self, msg: Message, occupant: Occupant | None) -> list[Outcome]:
@@ -600,6 +616,56 @@ class Room:
             if reason is not None:
                 SubElement(dec, f"{{{MUC_USER}}}reason").text = reason
             out.append(Route(note))
+        return out
+
+    def _voice_request(self, msg: Message, occupant: Occupant, x: Element) -> list[Outcome]:
+        """§8.6: a visitor asks for voice (the form goes to the moderators);
+        a moderator approves one (``muc#request_allow``)."""
+        try:
+            form = parse_form(x)
+            approved = form.bool_value("muc#request_allow")
+        except FormError:
+            return [Bounce(msg.element, _C_ERR.BAD_REQUEST)]
+        if form.form_type != _REQUEST:
+            return []
+        if occupant.role is Role.MODERATOR:
+            target = self.occupants.get(form.value("muc#roomnick") or "")
+            if not approved or target is None or target.role is not Role.VISITOR:
+                return []
+            target.role = Role.PARTICIPANT
+            return self.broadcast_presence(target)
+        if occupant.role is not Role.VISITOR or form.value("muc#role") != "participant":
+            return []
+        request = Form(
+            FormType.FORM,
+            title="Voice request",
+            fields=(
+                Field(FORM_TYPE, FieldType.HIDDEN, values=(_REQUEST,)),
+                Field(
+                    "muc#role",
+                    FieldType.LIST_SINGLE,
+                    "Requested role",
+                    values=("participant",),
+                    options=(Option("participant"),),
+                ),
+                Field("muc#jid", FieldType.JID_SINGLE, "User ID", values=(str(occupant.jid),)),
+                Field(
+                    "muc#roomnick", FieldType.TEXT_SINGLE, "Room Nickname", values=(occupant.nick,)
+                ),
+                Field(
+                    "muc#request_allow",
+                    FieldType.BOOLEAN,
+                    "Grant voice to this person?",
+                    values=("false",),
+                ),
+            ),
+        )
+        note = Element(_MESSAGE, {"from": str(self.jid)})
+        note.append(build_form(request))
+        out: list[Outcome] = []
+        for moderator in self.occupants.values():
+            if moderator.role is Role.MODERATOR:
+                out.extend(self.to_occupant(moderator, note))
         return out
 
     # -- room-wide notices -------------------------------------------------------------

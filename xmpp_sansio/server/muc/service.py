@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
+from xml.etree.ElementTree import Element
 
 from ...disco import DiscoItem, DiscoItems, Identity, build_disco_items
 from ...errors import StanzaErrorCondition
@@ -36,6 +37,7 @@ __all__ = ["MucService", "MucSettings"]
 
 _C_ERR = StanzaErrorCondition
 _MUC_X = f"{{{MUC}}}x"
+_UNIQUE = f"{{{MUC}#unique}}unique"
 
 #: Who may create rooms: everyone, users of the server's own domains, or
 #: only the service's administrators.
@@ -58,7 +60,7 @@ class MucService(HostService):
 
     name: ClassVar[str | None] = "Chatrooms"
     identities: ClassVar[tuple[Identity, ...]] = (Identity("conference", "text", "Chatrooms"),)
-    features: ClassVar[tuple[str, ...]] = (MUC, OCCUPANT_ID, ns.DISCO_ITEMS)
+    features: ClassVar[tuple[str, ...]] = (MUC, MUC + "#unique", OCCUPANT_ID, ns.DISCO_ITEMS)
 
     domain: str
 
@@ -102,7 +104,7 @@ class MucService(HostService):
         if to is None or stanza.from_ is None:
             return []
         if to.local is None:
-            return self._service(stanza)
+            return self._service(ctx, stanza)
         room = self.rooms.get(to.bare)
         if room is None:
             return self._no_room(ctx, stanza)
@@ -178,7 +180,7 @@ class MucService(HostService):
 
     # -- the service itself (§6.1-§6.3) --------------------------------------------------
 
-    def _service(self, stanza: Stanza) -> list[Outcome]:
+    def _service(self, ctx: Context, stanza: Stanza) -> list[Outcome]:
         if not isinstance(stanza, Iq):
             return (
                 self._refuse(stanza, _C_ERR.SERVICE_UNAVAILABLE)
@@ -200,6 +202,11 @@ class MucService(HostService):
         answered = self.answer_disco(stanza)
         if answered is not None:
             return answered
+        if stanza.type is IqType.GET and payload is not None and payload.tag == _UNIQUE:
+            # §10.1.4: a room name nobody has (the service's entropy).
+            unique = Element(_UNIQUE)
+            unique.text = ctx.rng(16).hex()
+            return [Reply(iq_result(stanza.element, unique))]
         return self._refuse(stanza, _C_ERR.SERVICE_UNAVAILABLE)
 
     def public_rooms(self) -> tuple[DiscoItem, ...]:
