@@ -33,23 +33,27 @@ def seed_echo() -> Any:
     return module.SeedEcho
 
 
+def room_bot(server: RunningServer, room: JID) -> Bot:
+    """juliet@localhost as a bot whose file names ``room``."""
+    config = BotConfig(
+        jid=JID.parse("juliet@localhost"),
+        password=PASSWORDS["juliet"],
+        host="127.0.0.1",
+        port=server.starttls_port,
+        ca_file=server.ca_file,
+        rooms=(room,),
+        keepalive=0,
+    )
+    return Bot(config)
+
+
 async def test_the_seed_echo_bot_joined_to_a_room_answers_there(server: RunningServer) -> None:
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             romeo = await Peer.start(nursery, "slixmpp_muc.py", "romeo", PASSWORDS["romeo"], server)
             assert (await romeo.do("join", room=ROOM, nick="romeo"))["event"] == "ok"
             assert (await romeo.do("configure", room=ROOM, fields={}))["event"] == "ok"
-            bot = Bot(
-                BotConfig(
-                    jid=JID.parse("juliet@localhost"),
-                    password=PASSWORDS["juliet"],
-                    host="127.0.0.1",
-                    port=server.starttls_port,
-                    ca_file=server.ca_file,
-                    rooms=(JID.parse(ROOM),),
-                    keepalive=0,
-                )
-            )
+            bot = room_bot(server, JID.parse(ROOM))
             bot.add_handler(seed_echo())
             await nursery.start(bot.run)
             await romeo.expect(lambda e: e["event"] == "presence" and e["nick"] == "juliet")
@@ -132,17 +136,7 @@ async def test_a_bot_whose_join_creates_the_room_opens_it_as_an_instant_room(
 ) -> None:
     room = JID.parse("new@conference.localhost")
     context = ssl.create_default_context(cafile=str(server.ca_file))
-    bot = Bot(
-        BotConfig(
-            jid=JID.parse("juliet@localhost"),
-            password=PASSWORDS["juliet"],
-            host="127.0.0.1",
-            port=server.starttls_port,
-            ca_file=server.ca_file,
-            rooms=(room,),
-            keepalive=0,
-        )
-    )
+    bot = room_bot(server, room)
     with trio.fail_after(WAIT):
         async with trio.open_nursery() as nursery:
             await nursery.start(bot.run)
