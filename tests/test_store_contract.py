@@ -47,6 +47,13 @@ from xmpp_sansio.server.effects import (
     VCardPut,
 )
 from xmpp_sansio.server.last import LastActivityStorage, LastLogout, MemoryLastActivityStorage
+from xmpp_sansio.server.muc.store import (
+    MemoryMucStorage,
+    MucAffiliationPut,
+    MucRoomDelete,
+    MucRoomPut,
+    MucStorage,
+)
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineStorage
 from xmpp_sansio.server.private import MemoryPrivateStorage, PrivateStorage
 from xmpp_sansio.server.pubsub.store import (
@@ -70,6 +77,7 @@ from xmpp_trio.storage import AccountStore
 from xmpp_trio.stores.accounts import AccountDirectoryAdapter
 from xmpp_trio.stores.blocking import SqliteBlockStorage
 from xmpp_trio.stores.last import SqliteLastActivityStorage
+from xmpp_trio.stores.muc import SqliteMucStorage
 from xmpp_trio.stores.offline import SqliteOfflineStorage
 from xmpp_trio.stores.private import SqlitePrivateStorage
 from xmpp_trio.stores.pubsub import SqlitePubSubStorage
@@ -106,6 +114,7 @@ def memory_backend(tmp_path: Path) -> Backend:
         "last": MemoryLastActivityStorage,
         "accounts": MemoryAccountDirectory,
         "pubsub": MemoryPubSubStorage,
+        "muc": MemoryMucStorage,
     }
 
     def make(kind: str) -> Any:
@@ -142,6 +151,7 @@ def sqlite_backend(tmp_path: Path) -> Backend:
         "last": lambda: SqliteLastActivityStorage(connect()),
         "accounts": lambda: open_accounts(),
         "pubsub": lambda: SqlitePubSubStorage(connect()),
+        "muc": lambda: SqliteMucStorage(connect()),
     }
 
     def open_accounts() -> AccountDirectoryAdapter:
@@ -418,6 +428,60 @@ def test_pubsub_deletes_purges_and_forgets_a_service(backend: Backend) -> None:
     reopened = backend.reopen("pubsub")
     assert reopened.load("s") == []
     assert [node.name for node in reopened.load("t")] == ["n"]
+
+
+# -- MucStorage (XEP-0045 persistent rooms) ----------------------------------------------
+
+ROOM = JID.parse("verona@conference.example.com")
+
+
+def test_muc_rooms_round_trip_with_config_subject_and_affiliations(backend: Backend) -> None:
+    store: MucStorage = backend.make("muc")
+    assert store.rooms() == []
+    config = {
+        "name": "Verona",
+        "members_only": True,
+        "presence_broadcast": ["moderator"],
+        "max_users": 30,
+    }
+    store.apply(
+        [
+            MucRoomPut(ROOM, config, "Act I", "nurse"),
+            MucAffiliationPut(ROOM, ROMEO, "owner"),
+            MucAffiliationPut(ROOM, JULIET, "member", "Jules"),
+            MucAffiliationPut(ROOM, TYBALT, "outcast"),
+        ]
+    )
+    store.apply([MucAffiliationPut(ROOM, TYBALT, "none"), MucRoomPut(ROOM, config, "Act II", "")])
+    (stored,) = backend.reopen("muc").rooms()
+    assert (stored.room, stored.config, stored.subject, stored.subject_by) == (
+        ROOM,
+        config,
+        "Act II",
+        "",
+    )
+    assert stored.affiliations == {ROMEO: ("owner", ""), JULIET: ("member", "Jules")}
+
+
+def test_muc_room_delete_forgets_the_room_and_its_affiliations(backend: Backend) -> None:
+    store: MucStorage = backend.make("muc")
+    other = JID.parse("mantua@conference.example.com")
+    store.apply([MucRoomPut(ROOM, {}, "", ""), MucAffiliationPut(ROOM, ROMEO, "owner")])
+    store.apply([MucRoomPut(other, {}, "", ""), MucRoomDelete(ROOM)])
+    assert [r.room for r in backend.reopen("muc").rooms()] == [other]
+    assert backend.reopen("muc").rooms()[0].affiliations == {}
+
+
+def test_muc_ops_are_all_or_nothing(backend: Backend) -> None:
+    store: MucStorage = backend.make("muc")
+    with pytest.raises((KeyError, sqlite3.Error)):  # an affiliation of a room not stored
+        store.apply(
+            [
+                MucRoomPut(ROOM, {}, "", ""),
+                MucAffiliationPut(JID.parse("no@conference.example.com"), ROMEO, "owner"),
+            ]
+        )
+    assert backend.reopen("muc").rooms() == []
 
 
 # -- BlockStorage (XEP-0191) ------------------------------------------------------------

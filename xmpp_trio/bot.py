@@ -15,7 +15,7 @@ methods registered for messages::
             self.state["coffees"] = self.state.get("coffees", 0) + 1
 
 * :func:`hear` matches every message with a body the bot sees (one-to-one
-  chat, and room messages once rooms exist);
+  chat and room messages);
 * :func:`respond` matches messages *addressed* to the bot: every one-to-one
   message, and room messages that start with the bot's nickname
   (``bot: ping``, ``bot, ping``, ``@bot ping``). The nickname prefix is removed
@@ -41,8 +41,8 @@ jittered exponential backoff (:data:`~xmpp_sansio.client.BOT_RECONNECT`: only
 refused credentials stop it). A broken connection is first *resumed*
 (XEP-0198) when the server offers stream management: nothing is lost and the
 session (presence, rooms) carries on, so the handlers' ``on_connected`` is not
-called; otherwise a new session restores the bot's presence (and, once the
-server supports multi-user chat, its rooms) and calls ``on_connected``.
+called; otherwise a new session restores the bot's presence, joins its
+rooms again and calls ``on_connected``.
 Disco, caps, ping and roster push requests to the bot are answered by the
 sans-IO :class:`~xmpp_sansio.client.ClientServices` (through
 :class:`~xmpp_trio.im.IMClient`), any other request with
@@ -53,11 +53,15 @@ The module is split by what each part owns: :mod:`xmpp_trio.bot_handlers`
 :mod:`xmpp_trio.bot_config` (bots files) and this one (running bots); every
 name is importable from here.
 
-Multi-user chat (XEP-0045) does not exist on the server yet: ``rooms`` is
-parsed, validated and kept, and the bot logs that it cannot join them; the join
-is a TODO in :meth:`Bot._join_rooms`. Room message dispatch (nickname
-addressing, ignoring the room's echo of the bot's own messages and history:
-:class:`~xmpp_sansio.client.Addressing`) is implemented and unit-tested already.
+Rooms (XEP-0045): on every new session the bot joins the rooms of its
+``rooms`` with ``<history maxstanzas='0'/>`` (:meth:`Bot._join_rooms`,
+through :class:`~xmpp_trio.muc.Rooms`), accepting the default configuration
+of a room its join created (an instant room); a nick conflict is retried with
+``_`` appended (three times at most), other refusals are logged. Room
+presence is followed there and not passed to the handlers; room messages go
+to the handlers with nickname addressing (:class:`~xmpp_sansio.client.Addressing`:
+``respond`` routes answer messages that start with the bot's nickname, the
+room's echo of the bot's own messages and history are ignored).
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ from xml.etree.ElementTree import Element
 import trio
 
 from xmpp_sansio.client import BOT_RECONNECT, Addressing, backoff_delay, service_unavailable
+from xmpp_sansio.client.muc import RoomEvent, RoomEventKind, config_submit
 from xmpp_sansio.disco import Identity
 from xmpp_sansio.jid import JID
 from xmpp_sansio.objects import IqObject, MessageObject, PresenceObject, StanzaObject
@@ -114,6 +119,7 @@ from .bot_handlers import (
 from .client import AuthenticationError, CertificateError
 from .config import ConfigError
 from .im import IMClient
+from .muc import Rooms
 from .persistent import NotConnected, PersistentClient, keepalive, open_persistent_client
 
 __all__ = [
@@ -228,6 +234,9 @@ class Bot:
         self._connection: _Sender | None = None
         self._pc: PersistentClient | None = None
         self._im: IMClient | None = None
+        self.rooms = Rooms(self)
+        """The rooms the bot is in (XEP-0045)."""
+        self._room_attempts: dict[JID, int] = {}
         self._ready = False
         self._changed = trio.Event()
         self._ssl_context: ssl.SSLContext | None = None
@@ -433,7 +442,7 @@ class Bot:
         (:meth:`run` is the reconnecting way; this one is for a connection
         managed elsewhere, e.g. in tests).
 
-        Sends the bot's presence, (would) join rooms, calls the handlers'
+        Sends the bot's presence, joins its rooms, calls the handlers'
         :meth:`~Handler.on_connected`, then dispatches incoming stanzas; pings
         the server every ``keepalive`` seconds and ends when it stops
         answering. ``on_online`` is called once all that is done.
@@ -472,24 +481,37 @@ class Bot:
         session.cancel()
 
     async def _join_rooms(self) -> None:
-        """Join the configured rooms, on every (re)connection.
+        """Join the configured rooms, on every new session (XEP-0045 §7.2.2),
+        without history; the answers arrive through :meth:`handle_stanza`."""
+        for room in self.config.rooms:
+            self._room_attempts[room.bare] = 0
+            await self._send_join(room.bare, self.nickname)
 
-        Not implemented: the server has no multi-user chat yet.
-        """
-        if not self.config.rooms:
-            return
-        # TODO(MUC): once the server hosts XEP-0045 rooms, for each room send
-        #   <presence to='room@service/{self.nickname}'>
-        #     <x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x>
-        #   </presence>
-        # wait (bounded) for the self-presence with status code 110 (XEP-0045 §7.2.2),
-        # retry with a different nickname on a 409 conflict, and log other errors;
-        # dispatch for groupchat messages is already in _dispatch_message.
-        log.warning(
-            "%s: not joining %s: multi-user chat (XEP-0045) is not supported yet",
-            self.config.full_jid,
-            ", ".join(str(room) for room in self.config.rooms),
-        )
+    async def _send_join(self, room: JID, nick: str) -> None:
+        log.info("%s joining %s as %s", self.config.full_jid, room, nick)
+        with contextlib.suppress(NotConnected, trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.rooms.send_join(room, nick, maxstanzas=0)
+
+    async def _on_room_event(self, room: JID, event: RoomEvent) -> None:
+        """Log joins and removals; retry a nick conflict (§7.2.9) with ``_``."""
+        if event.kind is RoomEventKind.JOINED:
+            log.info("%s joined %s", self.config.full_jid, room)
+            if 201 in event.codes:  # §10.1.2: the bot created it; make it an instant room
+                with contextlib.suppress(
+                    NotConnected, trio.BrokenResourceError, trio.ClosedResourceError
+                ):
+                    await self.send(config_submit(room, f"instant-{self.sessions}", {}))
+        elif event.kind is RoomEventKind.JOIN_FAILED:
+            attempts = self._room_attempts.get(room, 0) + 1
+            self._room_attempts[room] = attempts
+            if event.condition == "conflict" and attempts <= 3:
+                await self._send_join(room, self.nickname + "_" * attempts)
+            else:
+                log.warning("%s cannot join %s: %s", self.config.full_jid, room, event.condition)
+        elif event.kind is RoomEventKind.REMOVED:
+            log.warning(
+                "%s is out of %s (status %s)", self.config.full_jid, room, sorted(event.codes)
+            )
 
     # -- dispatch ---------------------------------------------------------------
 
@@ -498,8 +520,15 @@ class Bot:
         kind = stanza_kind(element)
         try:
             if kind is StanzaKind.MESSAGE:
+                self.rooms.feed(element)  # the subject of a room
                 await self._dispatch_message(MessageObject.from_element(element))
             elif kind is StanzaKind.PRESENCE:
+                room = self.rooms.room_of(element)
+                if room is not None:  # room presence is the Rooms' (not the handlers')
+                    event = self.rooms.feed(element)
+                    if event is not None:
+                        await self._on_room_event(room, event)
+                    return
                 await self._dispatch_presence(PresenceObject.from_element(element))
             elif kind is StanzaKind.IQ:
                 await self._dispatch_iq(element)

@@ -397,7 +397,7 @@ def load_bots_config(path: Path | str) -> BotsConfig:
         port = 5222                     # optional, with host
         direct_tls = false              # optional, with host (XEP-0368)
         ca_file = "data/tls/cert.pem"   # optional: trust this certificate (self-signed servers)
-        rooms = ["room@conference.localhost"]   # joined once the server has MUC
+        rooms = ["room@conference.localhost"]   # joined on every new session (XEP-0045)
         handler_timeout = 60            # optional, seconds
         reconnect_delay = 1             # optional: first retry delay, seconds
         reconnect_max_delay = 60        # optional: backoff cap, seconds

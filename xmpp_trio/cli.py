@@ -601,7 +601,7 @@ def _cmd_bot(args: argparse.Namespace) -> int:
             rooms = ", ".join(str(room) for room in bot.config.rooms)
             lines.append(f"  {bot.config.full_jid} (nickname {bot.nickname}): handlers {handlers}")
             if rooms:
-                lines.append(f"    rooms (joined once the server has MUC): {rooms}")
+                lines.append(f"    rooms: {rooms}")
         print("\n".join(lines))
         return 0
     logging.basicConfig(level=bots_config.log_level.upper(), format=LOG_FORMAT)

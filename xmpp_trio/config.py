@@ -65,6 +65,9 @@ Every key is optional; a missing file section means its defaults. The layout::
     address = "127.0.0.1"
     port = 9090                # 0 lets the operating system pick a free port
 
+    [muc]                      # multi-user chat (XEP-0045), see xmpp_trio/muc_config.py
+    enabled = true             # at conference.<first domain>, unless domain = "..."
+
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md)
     address = "0.0.0.0"        # IPv4 only; "::" IPv6 only; "*" (the default) both
@@ -104,6 +107,7 @@ from xmpp_sansio.jid import JID, InvalidJID
 
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .http_config import HTTPConfig, load_http
+from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
 
 __all__ = [
@@ -250,6 +254,7 @@ class ServerConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     http: HTTPConfig = field(default_factory=HTTPConfig)
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
+    muc: MucConfig = field(default_factory=MucConfig)
     config_path: Path | None = None
 
     @property
@@ -266,6 +271,11 @@ class ServerConfig:
     def pubsub_domain(self) -> str | None:
         """Where the pubsub service answers, if it is on: ``pubsub.`` the first domain."""
         return f"pubsub.{self.domains[0]}" if self.pubsub.enabled else None
+
+    @property
+    def muc_domain(self) -> str | None:
+        """Where multi-user chat answers (``[muc]``), if it is on."""
+        return self.muc.host(self.domains)
 
     @property
     def database_path(self) -> Path:
@@ -296,6 +306,7 @@ _TOP_KEYS: Final = (
     "limits",
     "metrics",
     "pubsub",
+    "muc",
     "listeners",
     "http",
 )
@@ -682,5 +693,6 @@ def load_config(path: Path | None) -> ServerConfig:
         metrics=_load_metrics(loader, data),
         http=load_http(loader, data),
         pubsub=load_pubsub(loader, data),
+        muc=load_muc(loader, data, domains + anonymous_domains),
         config_path=path,
     )

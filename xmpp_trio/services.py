@@ -55,6 +55,8 @@ from xmpp_sansio.server.effects import (
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
+from xmpp_sansio.server.muc.service import MucService
+from xmpp_sansio.server.muc.store import MucOp
 from xmpp_sansio.server.offline import OfflineService
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.private import PrivateService
@@ -75,6 +77,7 @@ from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
 from .stores.last import SqliteLastActivityStorage
+from .stores.muc import SqliteMucStorage
 from .stores.offline import SqliteOfflineStorage
 from .stores.private import SqlitePrivateStorage
 from .stores.pubsub import RosterContacts, SqlitePubSubStorage
@@ -228,6 +231,12 @@ class ServerServices:
             self.hosts[f"upload.{config.domains[0]}"] = self.upload
         if config.pubsub_domain is not None:
             self.hosts[config.pubsub_domain] = PubSubHost(host_engine)
+        # Multi-user chat (XEP-0045); persistent rooms in SQLite, read at start.
+        self._muc_storage = SqliteMucStorage(db)
+        self.muc: MucService | None = None
+        if config.muc_domain is not None:
+            self.muc = MucService(config.muc.settings, self._muc_storage)
+            self.hosts[config.muc_domain] = self.muc
 
         #: Which store writes each kind of op (``Persist`` effects): a new
         #: store (MUC, pubsub) adds its op types here, one line each.
@@ -248,6 +257,7 @@ class ServerServices:
             AccountDelete: self._delete_account,
             UploadSlot: self.upload_storage.write,
             **dict.fromkeys(get_args(PubSubOp), self._pubsub_storage.write),
+            **dict.fromkeys(get_args(MucOp), self._muc_storage.write),
         }
         #: Which store answers each kind of long read (``Load`` effects):
         #: archive pages and pubsub items add theirs here.

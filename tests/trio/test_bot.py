@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import random
 import re
@@ -366,15 +365,32 @@ async def test_presence_set_while_online_is_sent_and_restored_on_the_next_sessio
     )
 
 
-async def test_rooms_are_kept_but_not_joined_until_the_server_has_muc(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_rooms_are_joined_without_history_and_a_nick_conflict_is_retried() -> None:
     bot = fake_bot(rooms=(JID.parse("lobby@conference.localhost"),))
-    with caplog.at_level(logging.WARNING, "xmpp_trio.bot"):
-        async with serving(bot):
-            assert bot.config.rooms == (JID.parse("lobby@conference.localhost"),)
-    assert "not joining lobby@conference.localhost" in caplog.text
-    assert "multi-user chat (XEP-0045) is not supported yet" in caplog.text
+    muc = "{http://jabber.org/protocol/muc}"
+    async with serving(bot) as conn:
+        join = await conn.next_sent()
+        assert join.get("to") == "lobby@conference.localhost/juliet"
+        assert join.find(f"{muc}x/{muc}history").get("maxstanzas") == "0"  # type: ignore[union-attr]
+        await conn.deliver(
+            ET.fromstring(
+                "<presence xmlns='jabber:client' type='error' from='lobby@conference.localhost/juliet'>"
+                "<error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+                "</presence>"
+            )
+        )
+        retry = await conn.next_sent()
+        assert retry.get("to") == "lobby@conference.localhost/juliet_"
+        await conn.deliver(
+            ET.fromstring(
+                "<presence xmlns='jabber:client' from='lobby@conference.localhost/juliet_'>"
+                "<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/>"
+                "<status code='110'/></x></presence>"
+            )
+        )
+        with trio.fail_after(WAIT):
+            view = await bot.rooms.wait_joined(JID.parse("lobby@conference.localhost"))
+        assert view.nick == "juliet_"
 
 
 async def test_a_slow_handler_is_cancelled_after_handler_timeout(
@@ -819,7 +835,7 @@ def test_bot_command_check_lists_bots_handlers_and_rooms(
     assert cli_main(["bot", str(path), "--check"]) == 0
     out = capsys.readouterr().out
     assert "bot@localhost/bot (nickname bot): handlers help, ping" in out
-    assert "rooms (joined once the server has MUC): lobby@conference.localhost" in out
+    assert "rooms: lobby@conference.localhost" in out
 
 
 def test_room_bot_example_file_is_valid(tmp_path: Path) -> None:

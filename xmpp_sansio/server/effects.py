@@ -23,6 +23,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID
+from .muc.store import MucOp
 from .pubsub.store import PubSubOp
 
 if TYPE_CHECKING:
@@ -244,6 +245,7 @@ StoreOp = (
     | LastForget
     | UploadSlot
     | PubSubOp
+    | MucOp
 )
 
 

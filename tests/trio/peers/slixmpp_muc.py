@@ -1,0 +1,139 @@
+"""slixmpp (its xep_0045 plugin, default settings) as a MUC client driven
+line by line, for the MUC wire tests.
+
+Usage: slixmpp_muc.py JID PASSWORD HOST PORT CAFILE
+
+Reads one JSON command per line on stdin and prints one JSON event per line:
+``{"event": "session"}`` once logged in; for each command ``{"event": "ok",
+"id": N, ...}`` or ``{"event": "fail", "id": N, "condition": ...}``; and, as
+they come, ``groupchat`` messages and MUC ``presence``. Commands: ``join``
+(room, nick), ``configure`` (room, fields: var -> value or list),
+``affiliation`` (room, jid, affiliation), ``role`` (room, nick, role),
+``members`` (room), ``say`` (room, body), ``quit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import slixmpp
+from slixmpp.exceptions import IqError, PresenceError
+
+
+def emit(**event: Any) -> None:
+    print(json.dumps(event), flush=True)
+
+
+class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
+    def __init__(self, jid: str, password: str) -> None:
+        super().__init__(jid, password)
+        self.register_plugin("xep_0045")
+        self.done = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("groupchat_message", self.on_groupchat)
+        self.add_event_handler("groupchat_presence", self.on_presence)
+        self.add_event_handler("failed_auth", lambda _e: self.finish("auth"))
+
+    def finish(self, why: str) -> None:
+        emit(event="end", why=why)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    async def on_start(self, _event: object) -> None:
+        self.send_presence()
+        emit(event="session", jid=str(self.boundjid))
+        self.task = asyncio.ensure_future(self.commands())
+
+    def on_groupchat(self, msg: slixmpp.Message) -> None:
+        if msg["body"]:
+            emit(
+                event="groupchat",
+                room=msg["from"].bare,
+                nick=msg["from"].resource,
+                body=msg["body"],
+            )
+
+    def on_presence(self, pres: slixmpp.Presence) -> None:
+        item = pres["muc"]
+        emit(
+            event="presence",
+            nick=pres["from"].resource,
+            type=pres["type"],
+            role=item["role"],
+            affiliation=item["affiliation"],
+            codes=sorted(int(c) for c in item["status_codes"]),
+        )
+
+    async def commands(self) -> None:
+        loop = asyncio.get_event_loop()
+        muc = self.plugin["xep_0045"]
+        n = 0
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            n += 1
+            cmd = json.loads(line)
+            op = cmd["op"]
+            try:
+                if op == "quit":
+                    break
+                if op == "join":
+                    pres, *_ = await muc.join_muc_wait(
+                        slixmpp.JID(cmd["room"]), cmd["nick"], maxstanzas=0, timeout=15
+                    )
+                    item = pres["muc"]
+                    emit(
+                        event="ok",
+                        id=n,
+                        role=item["role"],
+                        affiliation=item["affiliation"],
+                        codes=sorted(int(c) for c in item["status_codes"]),
+                    )
+                elif op == "configure":
+                    form = await muc.get_room_config(cmd["room"])
+                    submit = form.get_fields()
+                    values = {var: f.get_value() for var, f in submit.items() if var}
+                    values.update(cmd["fields"])
+                    form = self.plugin["xep_0004"].make_form(ftype="submit")
+                    for var, value in values.items():
+                        form.add_field(var=var, value=value)
+                    await muc.set_room_config(cmd["room"], form)
+                    emit(event="ok", id=n)
+                elif op == "affiliation":
+                    await muc.set_affiliation(cmd["room"], cmd["affiliation"], jid=cmd["jid"])
+                    emit(event="ok", id=n)
+                elif op == "role":
+                    await muc.set_role(cmd["room"], cmd["nick"], cmd["role"])
+                    emit(event="ok", id=n)
+                elif op == "members":
+                    jids = await muc.get_affiliation_list(cmd["room"], "member")
+                    emit(event="ok", id=n, jids=sorted(str(j) for j in jids))
+                elif op == "say":
+                    self.send_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
+                    emit(event="ok", id=n)
+            except (IqError, PresenceError) as exc:
+                emit(event="fail", id=n, condition=exc.condition)
+            except TimeoutError:
+                emit(event="fail", id=n, condition="timeout")
+        self.disconnect()
+        self.finish("quit")
+
+
+async def main() -> None:
+    jid, password, host, port, cafile = sys.argv[1:6]
+    client = MucUser(jid, password)
+    client.ca_certs = Path(cafile)
+    client.connect(host=host, port=int(port))
+    try:
+        await asyncio.wait_for(client.done, 60)
+    except TimeoutError:
+        emit(event="end", why="timeout")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,152 @@
+"""Discussion history sent on join (XEP-0045 §7.2.14), behind the small
+interface that room archives (XEP-0313) will back: one store of a room's
+messages, read with the limits a joining occupant asks for."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+from xml.etree.ElementTree import Element, tostring
+
+from ...delay import parse_datetime
+from ...jid import JID
+
+__all__ = [
+    "HistoryRequest",
+    "HistoryStore",
+    "MemoryHistory",
+    "StoredMessage",
+    "parse_history_request",
+]
+
+_MUC = "{http://jabber.org/protocol/muc}"
+SID = "{urn:xmpp:sid:0}"  # XEP-0359
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A groupchat message as the room sent it (``from`` the room/nick, no
+    ``to``), received at ``stamp`` (UNIX seconds)."""
+
+    element: Element
+    stamp: float
+    size: int  # characters of the serialised stanza, for maxchars
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """The ``<history/>`` of a join (§7.2.14): every given limit applies."""
+
+    maxstanzas: int | None = None
+    maxchars: int | None = None
+    seconds: int | None = None
+    since: float | None = None
+
+
+def parse_history_request(x: Element | None) -> HistoryRequest:
+    """The ``<history/>`` child of the join's ``<x xmlns='…muc'/>``; bad
+    values are ignored (the defaults then apply)."""
+    history = None if x is None else x.find(_MUC + "history")
+    if history is None:
+        return HistoryRequest()
+
+    def count(name: str) -> int | None:
+        raw = history.get(name)
+        if raw is None or not raw.strip().isdigit():
+            return None
+        return int(raw.strip())
+
+    since: float | None = None
+    raw_since = history.get("since")
+    if raw_since is not None:
+        try:
+            since = parse_datetime(raw_since)
+        except ValueError:
+            since = None
+    return HistoryRequest(count("maxstanzas"), count("maxchars"), count("seconds"), since)
+
+
+class HistoryStore(Protocol):
+    """A room's message history: what :meth:`append` added, read back oldest
+    first by :meth:`read`. Room archives (XEP-0313) implement the same
+    protocol over their store."""
+
+    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
+        """Add a message; keep at most ``keep`` of the room's newest."""
+        ...
+
+    def read(
+        self, room: JID, request: HistoryRequest, now: float, limit: int
+    ) -> list[StoredMessage]:
+        """At most ``limit`` newest messages meeting ``request``, oldest first."""
+        ...
+
+    def forget(self, room: JID) -> None:
+        """Drop the room's history (the room is destroyed)."""
+        ...
+
+    def retract(self, room: JID, stanza_id: str) -> bool:
+        """Drop the message the room stamped with the XEP-0359 id
+        ``stanza_id`` (XEP-0425 moderation); whether it was there."""
+        ...
+
+
+class MemoryHistory:
+    """:class:`HistoryStore` in memory (history is not kept across restarts)."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[JID, deque[StoredMessage]] = {}
+
+    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
+        if keep <= 0:
+            self._rooms.pop(room, None)
+            return
+        queue = self._rooms.get(room)
+        if queue is None or queue.maxlen != keep:
+            queue = deque(queue or (), maxlen=keep)
+            self._rooms[room] = queue
+        queue.append(StoredMessage(element, stamp, len(tostring(element, encoding="unicode"))))
+
+    def read(
+        self, room: JID, request: HistoryRequest, now: float, limit: int
+    ) -> list[StoredMessage]:
+        queue = self._rooms.get(room)
+        if not queue:
+            return []
+        count = limit if request.maxstanzas is None else min(limit, request.maxstanzas)
+        chars = request.maxchars
+        oldest = None if request.seconds is None else now - request.seconds
+        if request.since is not None:
+            oldest = request.since if oldest is None else max(oldest, request.since)
+        out: list[StoredMessage] = []
+        for message in reversed(queue):
+            if len(out) >= count or (oldest is not None and message.stamp < oldest):
+                break
+            if chars is not None:
+                if message.size > chars:
+                    break
+                chars -= message.size
+            out.append(message)
+        out.reverse()
+        return out
+
+    def forget(self, room: JID) -> None:
+        self._rooms.pop(room, None)
+
+    def retract(self, room: JID, stanza_id: str) -> bool:
+        queue = self._rooms.get(room)
+        for message in queue or ():
+            if stanza_id_of(message.element, room) == stanza_id:
+                assert queue is not None
+                queue.remove(message)
+                return True
+        return False
+
+
+def stanza_id_of(element: Element, room: JID) -> str | None:
+    """The XEP-0359 ``<stanza-id/>`` the room (``by``) put on ``element``."""
+    for found in element.iter(SID + "stanza-id"):
+        if found.get("by") == str(room):
+            return found.get("id")
+    return None
