@@ -485,7 +485,10 @@ class XMPPServer:
         self.apply(with_text(effects, text))
 
     async def shutdown(self) -> None:
-        """Close every stream with ``system-shutdown`` (RFC 6120 §4.9.3.22)."""
+        """Close every stream with ``system-shutdown`` (RFC 6120 §4.9.3.22);
+        room occupants first leave their rooms with 332 (XEP-0045 §7.14)."""
+        if self.services.muc is not None:
+            self.apply(self.router.drain(self.services.muc.shutdown()))
         self.apply(self.manager.close())
         for session in list(self.sessions.values()):
             if session.conn is not None:
