@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -260,6 +261,64 @@ async def test_slixmpp_component_exchanges_messages_with_a_user_through_our_serv
                 await juliet.send(make_message(f"bot@{GW}/x", "hello back"))
     text = output.decode(errors="replace")
     assert "SESSION" in text and "GOT juliet@localhost/balcony hello back" in text, text
+
+
+JS = Path(__file__).resolve().parents[1] / "js"
+
+
+def require_node() -> str:
+    """node and tests/js/node_modules (``npm ci``): skip locally, fail in CI."""
+    node = shutil.which("node")
+    if node is None or not (JS / "node_modules" / "@xmpp" / "component").is_dir():
+        reason = "node or @xmpp/component missing (cd tests/js && npm ci)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return node
+
+
+async def run_js_component(running: Running, secret: str) -> str:
+    argv = [
+        require_node(),
+        str(JS / "xmpp_component.mjs"),
+        str(running.component),
+        GW,
+        secret,
+        "juliet@localhost",
+    ]
+    with trio.fail_after(60):  # Node start-up included
+        result = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
+    return (result.stdout + result.stderr).decode(errors="replace")
+
+
+async def test_xmpp_js_component_exchanges_messages_with_a_user_through_our_server(
+    running: Running,
+) -> None:
+    """@xmpp/component (npm) connects to our listener, messages juliet and
+    gets her answer."""
+    require_node()
+    async with running.user() as juliet, trio.open_nursery() as inner:
+        await juliet.send(ET.Element(C + "presence"))
+        output = ""
+
+        async def peer() -> None:
+            nonlocal output
+            output = await run_js_component(running, SECRETS[GW])
+
+        inner.start_soon(peer)
+        message = await next_message(juliet)
+        assert message.get("from") == f"js@{GW}/node"
+        assert message.findtext(C + "body") == "hello from @xmpp/component"
+        await juliet.send(make_message(f"js@{GW}/node", "hello node"))
+    assert f"ONLINE {GW}" in output, output
+    assert "GOT hello node FROM juliet@localhost/balcony" in output, output
+
+
+async def test_xmpp_js_component_with_a_wrong_secret_gets_not_authorized(
+    running: Running,
+) -> None:
+    output = await run_js_component(running, "wrong secret")
+    assert "ERROR not-authorized" in output, output
 
 
 # --- the defined errors -------------------------------------------------------------
