@@ -15,6 +15,7 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,38 +179,61 @@ async def test_the_servers_disco_items_list_the_component(running: Running) -> N
     assert {GW, ECHO} <= jids
 
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "echo_component_bot.py"
+
+
+async def test_the_seed_echo_bot_as_a_component_answers_a_slixmpp_user(
+    running: Running,
+) -> None:
+    """Issue 20's Done-when: the echo bot (examples/echo_component_bot.py, the
+    bot framework on a component) runs on its own subdomain and answers a
+    slixmpp user (PyPI, default settings)."""
+    require_slixmpp()
+    bot = [sys.executable, str(EXAMPLE), ECHO, "--port", str(running.component)]
+    env = {**os.environ, "COMPONENT_SECRET": SECRETS[ECHO]}
+    async with trio.open_nursery() as inner:
+        inner.start_soon(partial(trio.run_process, bot, env=env, check=False))
+        await wait_connected(running, ECHO)
+        argv = [
+            sys.executable,
+            str(PEERS / "slixmpp_chat.py"),
+            "romeo@localhost",
+            PASSWORDS["romeo"],
+            "127.0.0.1",
+            str(running.c2s),
+            str(running.ca_file),
+            f"echo@{ECHO}",
+            "wherefore art thou",
+            "second",
+        ]
+        with trio.fail_after(40):
+            result = await trio.run_process(
+                argv, capture_stdout=True, capture_stderr=True, check=False
+            )
+        inner.cancel_scope.cancel()  # stops the example
+    output = (result.stdout + result.stderr).decode(errors="replace")
+    got = [json.loads(m) for m in re.findall(r"^GOT (.*)$", output, re.M)]
+    assert got == ["You sent: wherefore art thou", "You sent: second"], output
+
+
 class SeedEcho(Handler):
     @respond(r"(?s).*")
     async def echo(self, ctx: Context) -> None:
         await ctx.reply(f"You sent: {ctx.message.body}")
 
 
-async def test_the_seed_echo_bot_as_a_component_answers_a_slixmpp_user(
+async def test_the_component_bot_answers_at_the_address_each_message_went_to(
     running: Running, nursery: trio.Nursery
 ) -> None:
-    """Issue 20's Done-when: the echo bot runs as a component on its own
-    subdomain and answers a slixmpp user (PyPI, default settings)."""
-    require_slixmpp()
-    bot = ComponentBot(ECHO, SECRETS[ECHO], port=running.component, reconnect_delay=0.05)
+    bot = ComponentBot(ECHO, SECRETS[ECHO], port=running.component)
     bot.add_handler(SeedEcho)
     await nursery.start(bot.run)
-    argv = [
-        sys.executable,
-        str(PEERS / "slixmpp_chat.py"),
-        "romeo@localhost",
-        PASSWORDS["romeo"],
-        "127.0.0.1",
-        str(running.c2s),
-        str(running.ca_file),
-        f"echo@{ECHO}",
-        "wherefore art thou",
-        "second",
-    ]
-    with trio.fail_after(40):
-        result = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
-    output = (result.stdout + result.stderr).decode(errors="replace")
-    got = [json.loads(m) for m in re.findall(r"^GOT (.*)$", output, re.M)]
-    assert got == ["You sent: wherefore art thou", "You sent: second"], output
+    async with running.user() as juliet:
+        for address in (ECHO, f"anyone@{ECHO}", f"else@{ECHO}/r"):
+            await juliet.send(make_message(address, address))
+            answer = await next_message(juliet)
+            assert answer.get("from") == address
+            assert answer.findtext(C + "body") == f"You sent: {address}"
 
 
 async def test_the_component_bot_answers_disco_and_pings_on_its_domain(
