@@ -30,18 +30,9 @@ import os
 import sys
 
 import trio
+from echo_bot import SeedEcho  # the seed echo bot's handler, beside this file
 
-from xmpp_trio.bot import Context, Handler, respond
 from xmpp_trio.component import ComponentBot
-
-
-class SeedEcho(Handler):
-    """Answers every message with "You sent: <body>"."""
-
-    @respond(r"(?s).*", usage="<anything> - I answer 'You sent: <anything>'")
-    async def echo(self, ctx: Context) -> None:
-        """Send the body back."""
-        await ctx.reply(f"You sent: {ctx.message.body}")
 
 
 def main(argv: list[str] | None = None) -> int:

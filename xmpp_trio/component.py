@@ -18,10 +18,8 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import cast
 from xml.etree.ElementTree import Element
 
 import trio
@@ -38,7 +36,8 @@ from xmpp_sansio.stream.events import Authenticated, StanzaReceived, StreamError
 from xmpp_sansio.stream.state import State
 from xmpp_sansio.xml import ns
 
-from .bot import Bot, BotConfig, Context, Handler, Route
+from .bot import Bot, BotConfig
+from .bot_handlers import BotAPI
 from .client import ConnectionFailed, StreamError
 from .persistent import NotConnected
 
@@ -401,19 +400,8 @@ class ComponentBot(Bot):
         """Record the presence (a component has no presence session)."""
         self.presence = PresenceObject(show=show, status=status)
 
-    async def _run_route(
-        self,
-        handler: Handler,
-        route: Route,
-        message: MessageObject,
-        match: re.Match[str],
-        text: str,
-        addressed: bool,
-    ) -> None:
-        address = message.to or JID.from_parts(None, self.domain, None)
-        context = Context(_AnsweringAt(self, address), handler, message, match, text, addressed)
-        method = cast(Callable[[Context], Awaitable[None]], getattr(handler, route.method))
-        await self._guarded(handler, route.method, method(context), message)
+    def _answering(self, message: MessageObject) -> BotAPI:
+        return _AnsweringAt(self, message.to or JID.from_parts(None, self.domain, None))
 
     async def _dispatch_iq(self, element: Element) -> None:
         """disco#info of the domain and pings answered, the rest refused."""

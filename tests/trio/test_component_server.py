@@ -23,6 +23,7 @@ import pytest
 import trio
 import trustme
 from conftest import PASSWORDS
+from test_component_interop import require_slixmpp
 
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.server.component import ComponentHost, ComponentSettings, OnConflict, WhenAway
@@ -126,16 +127,6 @@ async def wait_connected(running: Running, domain: str) -> ComponentHost:
         while host.session is None:
             await trio.sleep(0.01)
     return host
-
-
-def require_slixmpp() -> None:
-    """Skip locally, fail in CI, when slixmpp (PyPI) is missing."""
-    try:
-        import slixmpp  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("slixmpp is not installed (pip install slixmpp)")
-        pytest.skip("slixmpp is not installed")
 
 
 def error_condition(stanza: ET.Element) -> str | None:
