@@ -15,7 +15,7 @@ Components connect to a ``kind = "component"`` listener (conventionally
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -24,7 +24,7 @@ from xmpp_sansio.server.component import ComponentSettings, OnConflict, WhenAway
 
 from .config_loader import Loader as _Loader
 
-__all__ = ["COMPONENT_KEYS", "ComponentsConfig", "load_components"]
+__all__ = ["COMPONENT_KEYS", "ComponentsConfig", "check_component_domains", "load_components"]
 
 COMPONENT_KEYS: Final = ("when_away", "max_queue", "on_conflict", "secrets")
 
@@ -85,3 +85,16 @@ def load_components(
         on_conflict=OnConflict(_choice(loader, table, "on_conflict", "refuse")),
     )
     return ComponentsConfig(secrets, settings)
+
+
+def check_component_domains(
+    loader: _Loader, components: ComponentsConfig, services: Iterable[str | None]
+) -> None:
+    """No component may take the domain of one of the server's own
+    ``services`` (``echo.``, ``pubsub.``, ``conference.``, ``upload.``)."""
+    taken = set(services)
+    for domain in components.domains:
+        if domain in taken:
+            raise loader.error(
+                f"components.secrets.{domain}", f"{domain} is a service of this server"
+            )

@@ -106,7 +106,7 @@ import platformdirs
 
 from xmpp_sansio.jid import JID, InvalidJID
 
-from .component_config import ComponentsConfig, load_components
+from .component_config import ComponentsConfig, check_component_domains, load_components
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .http_config import HTTPConfig, load_http
 from .muc_config import MucConfig, load_muc
@@ -685,7 +685,7 @@ def load_config(path: Path | None) -> ServerConfig:
         minimum=MIN_SCRAM_ITERATIONS,
         maximum=10_000_000,
     )
-    return ServerConfig(
+    config = ServerConfig(
         domains=domains,
         anonymous_domains=anonymous_domains,
         echo_service=loader.boolean(data, "echo_service", "echo_service", False),
@@ -707,3 +707,7 @@ def load_config(path: Path | None) -> ServerConfig:
         components=load_components(loader, data, domains + anonymous_domains),
         config_path=path,
     )
+    services = (config.echo_domain, config.pubsub_domain, config.muc_domain)
+    upload = f"upload.{domains[0]}" if config.http.upload else None
+    check_component_domains(loader, config.components, (*services, upload))
+    return config

@@ -60,6 +60,7 @@ port = 5347
         (f'[components.secrets]\n"example.org" = "{SECRET}"', None, "account domain"),
         (f'[components.secrets]\n"bot@gw.example.org" = "{SECRET}"', None, "bare domain"),
         ('[components.secrets]\n"gw.example.org" = ""', None, "non-empty"),
+        (f'[components.secrets]\n"conference.example.org" = "{SECRET}"', None, "a service"),
         ('[components.secrets]\n"gw.example.org" = 5', None, "non-empty"),
     ],
 )
