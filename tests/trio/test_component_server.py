@@ -472,3 +472,16 @@ async def test_status_sessions_and_metrics_list_connected_components(running: Ru
     entry = next(s for s in sessions if s["jid"] == GW)
     assert entry["sm"] == "component" and entry["address"].startswith("127.0.0.1")
     assert "xmpp_components 1.0" in metrics
+
+
+async def test_a_component_silent_before_its_handshake_gets_connection_timeout(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    running = await start(server_config, ca, tmp_path, nursery, negotiation_timeout=0.3)
+    stream = await trio.open_tcp_stream("127.0.0.1", running.component)
+    received = b""
+    with trio.fail_after(WAIT):
+        while chunk := await stream.receive_some(65536):
+            received += chunk
+    assert b"<connection-timeout" in received and received.endswith(b"</stream:stream>")
+    await stream.aclose()
