@@ -23,6 +23,7 @@ import pytest
 import trio
 import trustme
 from conftest import PASSWORDS
+from test_admin import cli, write_config
 from test_component_interop import require_slixmpp
 
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
@@ -460,13 +461,20 @@ async def test_a_component_that_stops_reading_is_closed_and_its_traffic_bounced(
 # --- operations ---------------------------------------------------------------------
 
 
-async def test_status_sessions_and_metrics_list_connected_components(running: Running) -> None:
+async def test_status_sessions_and_metrics_list_connected_components(
+    running: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with running.open():
         session = (await wait_connected(running, GW)).session
         path = socket_path(running.config)
         status = await trio.to_thread.run_sync(request, path, "status")
         sessions = await trio.to_thread.run_sync(request, path, "sessions")
         metrics = running.server.metrics.render().decode()
+        config = write_config(running.config, tmp_path)
+        code, out, _ = await cli(capsys, "status", "--config", str(config))
+        assert code == 0 and f"components: {GW}" in out
+        code, out, _ = await cli(capsys, "sessions", "--config", str(config))
+        assert code == 0 and f"{GW}  127.0.0.1" in out and "sm=component" in out
     assert [c["jid"] for c in status["components"]] == [GW]
     assert status["components"][0]["id"] == session
     entry = next(s for s in sessions if s["jid"] == GW)
