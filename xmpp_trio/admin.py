@@ -53,6 +53,7 @@ from xmpp_sansio.server.caps import CapsService
 
 from . import _tls
 from .certs import server_tls_material
+from .components import component_entries
 from .config import ConfigError, ServerConfig, load_config
 from .services import _version
 
@@ -283,6 +284,7 @@ class Admin:
             "uptime": round(trio.current_time() - self._started, 3),
             "connections": len(server.sessions),
             "sessions": len(self._bound()),
+            "components": component_entries(server.router, server.sessions),  # XEP-0114
             "domains": list(server.config.hosted_domains),
             "listeners": [
                 {"kind": b.kind, "address": b.address, "port": b.port} for b in self.listeners
@@ -345,7 +347,7 @@ class Admin:
                     "client": self._client(jid),
                 }
             )
-        return found
+        return found + component_entries(server.router, server.sessions)
 
     def _end(self, account: JID, condition: StreamErrorCondition, *, removed: bool) -> int:
         ended = len([1 for _, jid in self._bound() if jid.bare == account.bare])

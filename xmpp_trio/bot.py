@@ -573,9 +573,14 @@ class Bot:
         text: str,
         addressed: bool,
     ) -> None:
-        context = Context(self, handler, message, match, text, addressed)
+        context = Context(self._answering(message), handler, message, match, text, addressed)
         method = cast(Callable[[Context], Awaitable[None]], getattr(handler, route.method))
         await self._guarded(handler, route.method, method(context), message)
+
+    def _answering(self, message: MessageObject) -> BotAPI:
+        """The bot as the handlers answering ``message`` see it (a component
+        bot answers from the address the message went to)."""
+        return self
 
     async def _guarded(
         self,

@@ -512,6 +512,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"running: pid {st['pid']}, version {st['version']}, up {_duration(st['uptime'])}",
         f"domains: {', '.join(st['domains'])}",
         f"sessions: {st['sessions']} bound, {st['connections']} connections",
+        f"components: {', '.join(c['jid'] for c in st['components']) or 'none connected'}",
         f"data dir: {st['data_dir']}",
         "listeners:",
         *listeners,

@@ -15,22 +15,33 @@ must carry ``from`` at the component's domain and a ``to``.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from xml.etree.ElementTree import Element
 
 import trio
 
+from xmpp_sansio.client import Addressing, backoff_delay
+from xmpp_sansio.disco import DiscoInfo, Identity, build_disco_info
 from xmpp_sansio.errors import RemoteProtocolError
+from xmpp_sansio.jid import JID
+from xmpp_sansio.objects import IqObject, MessageObject, PresenceObject, StanzaObject
+from xmpp_sansio.stanza import MessageType, PresenceShow, iq_result, with_attrs
 from xmpp_sansio.stream.component import ComponentClientConnection
 from xmpp_sansio.stream.config import ComponentClientConfig
 from xmpp_sansio.stream.events import Authenticated, StanzaReceived, StreamErrorReceived
 from xmpp_sansio.stream.state import State
+from xmpp_sansio.xml import ns
 
+from .bot import Bot, BotConfig
+from .bot_handlers import BotAPI
 from .client import ConnectionFailed, StreamError
+from .persistent import NotConnected
 
-__all__ = ["Component", "open_component"]
+__all__ = ["Component", "ComponentBot", "open_component"]
 
 log = logging.getLogger("xmpp_trio.component")
 
@@ -186,3 +197,236 @@ async def open_component(
             with trio.CancelScope(shield=True):
                 await component.aclose()
             nursery.cancel_scope.cancel()
+
+
+# ---------------------------------------------------------------------------
+# bots on a component
+
+
+class _ComponentSender:
+    """A bot's connection on a component: stamps ``from`` (the component's
+    domain unless given) and pairs iq answers with requests by id."""
+
+    def __init__(self, component: Component) -> None:
+        self.component = component
+        self.jid = JID.from_parts(None, component.domain, None)
+        self._waiting: dict[str, trio.MemorySendChannel[Element]] = {}
+        self._ids = itertools.count(1)
+
+    async def send(self, element: Element) -> None:
+        if element.get("from") is None:
+            element = with_attrs(element, from_=str(self.jid))
+        await self.component.send(element)
+
+    async def request(self, iq: Element, *, timeout: float = 30.0) -> Element:
+        """Send an iq get/set and wait for its answer (RFC 6120 §8.2.3)."""
+        if iq.get("id") is None:
+            iq = with_attrs(iq, id=f"cb{next(self._ids)}")
+        key = iq.get("id")
+        assert key is not None
+        send, receive = trio.open_memory_channel[Element](1)
+        self._waiting[key] = send
+        try:
+            await self.send(iq)
+            with trio.fail_after(timeout):
+                return await receive.receive()
+        finally:
+            self._waiting.pop(key, None)
+
+    def answered(self, element: Element) -> bool:
+        """Whether ``element`` answers a request of :meth:`request` (then taken)."""
+        if element.get("type") not in ("result", "error") or not element.tag.endswith("}iq"):
+            return False
+        waiter = self._waiting.pop(element.get("id") or "", None)
+        if waiter is None:
+            return False
+        waiter.send_nowait(element)
+        return True
+
+
+class _AnsweringAt:
+    """The bot as its handlers see it while answering a message sent to
+    ``address``: what they send goes out from that address."""
+
+    def __init__(self, bot: ComponentBot, address: JID) -> None:
+        self._bot = bot
+        self._address = address
+        self.config = bot.config
+        self.nickname = bot.nickname
+
+    @property
+    def jid(self) -> JID:
+        return self._address
+
+    @property
+    def online(self) -> bool:
+        return self._bot.online
+
+    def usages(self) -> list[str]:
+        return self._bot.usages()
+
+    async def send(self, stanza: StanzaObject | Element) -> None:
+        element = stanza if isinstance(stanza, Element) else stanza.to_element()
+        if element.get("from") is None:
+            element = with_attrs(element, from_=str(self._address))
+        await self._bot.send(element)
+
+    async def send_message(
+        self, to: JID | str, body: str, *, type: MessageType = MessageType.CHAT
+    ) -> None:
+        target = JID.parse(to) if isinstance(to, str) else to
+        await self.send(MessageObject(to=target, type=type, body=body))
+
+    async def request(self, iq: IqObject | Element, *, timeout: float = 30.0) -> Element:
+        element = iq if isinstance(iq, Element) else iq.to_element()
+        if element.get("from") is None:
+            element = with_attrs(element, from_=str(self._address))
+        return await self._bot.request(element, timeout=timeout)
+
+    async def set_presence(
+        self, *, show: PresenceShow | None = None, status: str | None = None
+    ) -> None:
+        await self._bot.set_presence(show=show, status=status)
+
+
+class ComponentBot(Bot):
+    """The bot framework on an external component (XEP-0114): the handlers
+    (:class:`~xmpp_trio.bot.Handler`) answer messages sent to ANY JID at the
+    component's domain, from the address each message went to (``respond``
+    routes: every one-to-one message; ``hear``: every message with a body).
+
+        bot = ComponentBot("echo.example.org", secret, host="127.0.0.1", port=5347)
+        bot.add_handler(SeedEcho)
+        await bot.run()
+
+    The component answers disco#info on its domain (identity
+    ``component/generic``, XEP-0030 §3.1) and pings (XEP-0199), other iq
+    requests with ``service-unavailable`` (RFC 6120 §8.4). It has no roster,
+    presence or rooms: :meth:`set_presence` only records. :meth:`run`
+    reconnects with jittered exponential backoff; a refused handshake
+    (``not-authorized``, ``host-unknown``) ends it with :class:`StreamError`.
+    """
+
+    def __init__(
+        self,
+        domain: str,
+        secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5347,
+        nickname: str = "bot",
+        handler_timeout: float = 60.0,
+        reconnect_delay: float = 1.0,
+        reconnect_max_delay: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        domain = JID.parse(domain).domain
+        config = BotConfig(
+            jid=JID.from_parts(nickname, domain, None),
+            password=secret,
+            nickname=nickname,
+            host=host,
+            port=port,
+            handler_timeout=handler_timeout,
+            reconnect_delay=reconnect_delay,
+            reconnect_max_delay=reconnect_max_delay,
+            keepalive=0,
+            key=domain,
+        )
+        super().__init__(config, rng=rng)
+        self.domain = domain
+        # Every sender counts (nobody else has an account at the domain).
+        self.addressing = Addressing(JID.from_parts(None, domain, None), nickname)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, serve and reconnect until cancelled; ``task_status.started()``
+        once the first connection is online."""
+        config = self.config
+        attempt = 0
+        started = False
+
+        def online() -> None:
+            nonlocal started, attempt
+            attempt = 0
+            if not started:
+                started = True
+                task_status.started()
+
+        assert config.host is not None and config.port is not None
+        while True:
+            try:
+                async with open_component(
+                    self.domain, config.password, host=config.host, port=config.port
+                ) as component:
+                    await self.serve_component(component, on_online=online)
+            except StreamError as exc:
+                if exc.condition in _FATAL:
+                    raise
+                log.warning("component %s: %s", self.domain, exc)
+            except ConnectionFailed as exc:
+                log.warning("component %s: %s", self.domain, exc)
+            delay = backoff_delay(
+                attempt, base=config.reconnect_delay, cap=config.reconnect_max_delay, rng=self.rng
+            )
+            attempt += 1
+            await trio.sleep(delay)
+
+    async def serve_component(
+        self, component: Component, *, on_online: Callable[[], object] | None = None
+    ) -> None:
+        """Serve the handlers on an open component stream until it ends."""
+        sender = _ComponentSender(component)
+        self._connection = sender
+        self.sessions += 1
+        try:
+            log.info("%s online as component %s", self.config.key, component.domain)
+            for handler in self.handlers:
+                await self._guarded(handler, "on_connected", handler.on_connected())
+            self._ready = True
+            self._notify()
+            if on_online is not None:
+                on_online()
+            async for stanza in component:
+                if not sender.answered(stanza):
+                    await self.handle_stanza(stanza)
+        finally:
+            self._connection = None
+            self._ready = False
+            self._notify()
+
+    async def set_presence(
+        self, *, show: PresenceShow | None = None, status: str | None = None
+    ) -> None:
+        """Record the presence (a component has no presence session)."""
+        self.presence = PresenceObject(show=show, status=status)
+
+    def _answering(self, message: MessageObject) -> BotAPI:
+        return _AnsweringAt(self, message.to or JID.from_parts(None, self.domain, None))
+
+    async def _dispatch_iq(self, element: Element) -> None:
+        """disco#info of the domain and pings answered, the rest refused."""
+        answer = _answer_iq(element, self.domain, self.nickname)
+        if answer is not None:
+            with suppress(NotConnected, trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.send(answer)
+            return
+        await super()._dispatch_iq(element)
+
+
+_FATAL = frozenset({"not-authorized", "host-unknown", "invalid-namespace"})
+_PING = f"{{{ns.PING}}}ping"
+_DISCO_INFO = f"{{{ns.DISCO_INFO}}}query"
+
+
+def _answer_iq(element: Element, domain: str, name: str) -> Element | None:
+    """The component's result for a ping (XEP-0199 §4) or a disco#info of
+    its domain (XEP-0030 §3.1), else ``None``."""
+    if element.get("type") != "get" or len(element) != 1:
+        return None
+    payload = element[0]
+    if payload.tag == _PING:
+        return iq_result(element)
+    if payload.tag == _DISCO_INFO and payload.get("node") is None and element.get("to") == domain:
+        info = DiscoInfo((Identity("component", "generic", name),), (ns.DISCO_INFO, ns.PING))
+        return iq_result(element, build_disco_info(info))
+    return None

@@ -69,7 +69,8 @@ Every key is optional; a missing file section means its defaults. The layout::
     enabled = true             # at conference.<first domain>, unless domain = "..."
 
     [[listeners]]              # repeatable; omit all to get the two defaults
-    kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md)
+    kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md),
+                               # "component" (XEP-0114: docs/components.md, [components])
     address = "0.0.0.0"        # IPv4 only; "::" IPv6 only; "*" (the default) both
     port = 5222                # 0 lets the operating system pick a free port
 
@@ -105,6 +106,7 @@ import platformdirs
 
 from xmpp_sansio.jid import JID, InvalidJID
 
+from .component_config import ComponentsConfig, check_component_domains, load_components
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .http_config import HTTPConfig, load_http
 from .muc_config import MucConfig, load_muc
@@ -132,9 +134,15 @@ __all__ = [
     "toml_type",
 ]
 
-ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls", "http", "https"]
+ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls", "http", "https", "component"]
 
-LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = ("c2s-starttls", "c2s-directtls", "http", "https")
+LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = (
+    "c2s-starttls",
+    "c2s-directtls",
+    "http",
+    "https",
+    "component",  # XEP-0114 (docs/components.md)
+)
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final = ("text", "json")
 DATA_DIR_ENV: Final = "XMPP_TRIO_DATA"
@@ -255,6 +263,7 @@ class ServerConfig:
     http: HTTPConfig = field(default_factory=HTTPConfig)
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     muc: MucConfig = field(default_factory=MucConfig)
+    components: ComponentsConfig = field(default_factory=ComponentsConfig)
     config_path: Path | None = None
 
     @property
@@ -307,6 +316,7 @@ _TOP_KEYS: Final = (
     "metrics",
     "pubsub",
     "muc",
+    "components",
     "listeners",
     "http",
 )
@@ -675,7 +685,7 @@ def load_config(path: Path | None) -> ServerConfig:
         minimum=MIN_SCRAM_ITERATIONS,
         maximum=10_000_000,
     )
-    return ServerConfig(
+    config = ServerConfig(
         domains=domains,
         anonymous_domains=anonymous_domains,
         echo_service=loader.boolean(data, "echo_service", "echo_service", False),
@@ -694,5 +704,10 @@ def load_config(path: Path | None) -> ServerConfig:
         http=load_http(loader, data),
         pubsub=load_pubsub(loader, data),
         muc=load_muc(loader, data, domains + anonymous_domains),
+        components=load_components(loader, data, domains + anonymous_domains),
         config_path=path,
     )
+    services = (config.echo_domain, config.pubsub_domain, config.muc_domain)
+    upload = f"upload.{domains[0]}" if config.http.upload else None
+    check_component_domains(loader, config.components, (*services, upload))
+    return config

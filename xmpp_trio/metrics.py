@@ -60,6 +60,9 @@ class Metrics:
             "xmpp_sessions_closed", "Client connections closed", registry=r
         )
         self.sessions = Gauge("xmpp_sessions", "Client connections open now", registry=r)
+        self.components_connected = Gauge(
+            "xmpp_components", "External components connected now (XEP-0114)", registry=r
+        )
         self.stanzas_in = Count()
         self.stanzas_out = Count()
         r.register(

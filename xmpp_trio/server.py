@@ -62,6 +62,7 @@ from ._transport import SocketTransport, Transport
 from .admin import Admin
 from .admin import socket_path as admin_socket_path
 from .certs import server_tls_material
+from .components import component_handler, component_hosts
 from .config import ServerConfig, bind_host
 from .http import HTTPService
 from .limits import (
@@ -120,7 +121,7 @@ class XMPPServer:
             rng=secrets.token_bytes,
             account_exists=self.accounts.exists,
             services=self.services.services,
-            hosts=self.services.hosts,
+            hosts=component_hosts(config, self.services.hosts),  # XEP-0114 domains too
             clock=self.services.clock,
         )
         limits = config.limits
@@ -185,6 +186,11 @@ class XMPPServer:
             ask_before_bind=True,  # answered by manager.may_bind (max_sessions_per_account)
             decoy_iterations=config.scram_iterations,  # unknown users look like real ones
         )
+
+    def new_id(self) -> int:
+        """A fresh session id (connections of every kind share the numbering)."""
+        self._next_id += 1
+        return self._next_id - 1
 
     def count_stream_error(self, condition: StreamErrorCondition) -> None:
         self.metrics.stream_errors.labels(condition=condition.value).inc()
@@ -551,7 +557,11 @@ async def run_server(
         for spec in config.listeners:
             listeners = await trio.open_tcp_listeners(spec.port, host=bind_host(spec.address))
             direct = spec.kind == "c2s-directtls"
-            handler = web.handler(spec.kind) or partial(server.handle, direct_tls=direct)
+            handler = (
+                web.handler(spec.kind)
+                or component_handler(server, spec.kind)
+                or partial(server.handle, direct_tls=direct)
+            )
             for listener in listeners:
                 host, port = listener.socket.getsockname()[:2]
                 bound.append(BoundListener(spec.kind, host, port, server.router, server))
