@@ -55,7 +55,7 @@ def config_script(domain: str) -> bytes:
   }
   var bosh = new URLSearchParams(location.search).get("transport") === "bosh";
   var options = {
-    assets_path: "/chat/converse/",
+    assets_path: "/chat/converse",
     view_mode: "fullscreen",
     allow_registration: false,
     discover_connection_methods: false,
