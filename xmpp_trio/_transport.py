@@ -403,8 +403,10 @@ class BoshTransport(_Base):
     child, ``<open/>`` for a creation or restart, ``<close/>``); ``b""`` after
     :meth:`feed_eof` (the client went away). What the session writes (units
     framed by :func:`xmpp_sansio.http.bosh.frame_unit`) goes to ``output``
-    whole; ``on_close`` is called once. No STARTTLS, no channel binding: TLS,
-    if any, belongs to each HTTP connection.
+    whole while ``room()`` says so (else nothing: the session's
+    ``max_output_buffer`` then applies, and :meth:`wait_send` waits for
+    :meth:`drained`); ``on_close`` is called once. No STARTTLS, no channel
+    binding: TLS, if any, belongs to each HTTP connection.
     """
 
     message_based = True
@@ -415,9 +417,12 @@ class BoshTransport(_Base):
         output: Callable[[bytes], None],
         on_close: Callable[[], None],
         tls: str | None,
+        room: Callable[[], bool] = lambda: True,
     ) -> None:
         self.peer = peer
         self._output = output
+        self._room = room
+        self._drained = trio.Event()
         self._on_close = on_close
         self._tls = tls
         self._closed = False
@@ -446,11 +451,22 @@ class BoshTransport(_Base):
 
     def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
         self._check()
+        if not self._room():
+            return 0
         self._output(bytes(data))
         return len(data)
 
+    def drained(self) -> None:
+        """Output was taken by a response: :meth:`wait_send` returns."""
+        self._drained.set()
+        self._drained = trio.Event()
+
     async def wait_send(self) -> None:
-        await trio.lowlevel.checkpoint()
+        self._check()
+        if self._room():
+            await trio.lowlevel.checkpoint()
+        else:
+            await self._drained.wait()
 
     async def start_tls(
         self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None

@@ -49,12 +49,15 @@ class _Live:
 
     def update(self) -> None:
         """Collect what the session can answer now; wake the waiters."""
-        found = self.session.responses(trio.current_time())
+        self.take(self.session.responses(trio.current_time()))
+        self.wake.set()
+
+    def take(self, found: dict[int, bytes]) -> None:
         if found:
             self.answers.update(found)
             self.changed.set()
             self.changed = trio.Event()
-        self.wake.set()
+            self.transport.drained()
 
 
 class BoshService:
@@ -128,7 +131,12 @@ class BoshService:
                 holder[0].update()
                 self.sessions.pop(sid, None)
 
-        transport = BoshTransport(peer, output, closed, tls)
+        limit = self._max_body  # a response stays within what a request may carry
+
+        def room() -> bool:
+            return session.pending_bytes < limit
+
+        transport = BoshTransport(peer, output, closed, tls, room)
         live = _Live(session, transport)
         holder.append(live)
         self.sessions[sid] = live
@@ -160,11 +168,7 @@ class BoshService:
                 log.info("bosh %s: inactive, ended", session.sid)
                 live.transport.feed_eof()
                 return
-            found = session.responses(now)
-            if found:
-                live.answers.update(found)
-                live.changed.set()
-                live.changed = trio.Event()
+            live.take(session.responses(now))
 
     def _end(self, live: _Live) -> None:
         """A terminal condition: held requests are answered, the stream ends."""

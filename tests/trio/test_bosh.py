@@ -20,7 +20,7 @@ from conftest import PASSWORDS, RunningServer, start_running
 from http_helpers import Response, exchange
 
 from xmpp_trio.client import open_client
-from xmpp_trio.config import HTTPConfig, ListenerConfig, ServerConfig
+from xmpp_trio.config import HTTPConfig, LimitsConfig, ListenerConfig, ServerConfig
 
 WAIT = 15.0
 HTTPBIND = "http://jabber.org/protocol/httpbind"
@@ -37,10 +37,12 @@ async def bosh_server(
 ) -> RunningServer:
     """https and plain http listeners; ``[http]`` from the indirect parameter."""
     settings: dict[str, Any] = dict(getattr(request, "param", {}))
+    limits = settings.pop("limits", {})
     config = dataclasses.replace(
         server_config,
         listeners=(*server_config.listeners, ListenerConfig("http", "127.0.0.1", 0)),
         http=HTTPConfig(**settings),
+        limits=dataclasses.replace(LimitsConfig(), **limits),
     )
     return await start_running(config, ca, tmp_path, nursery)
 
@@ -299,3 +301,31 @@ async def test_a_stanza_over_the_size_limit_ends_with_remote_stream_error(
     assert got.get("type") == "terminate"
     assert got.get("condition") == "remote-stream-error"
     assert re.search("policy-violation", ET.tostring(got).decode())
+
+
+@pytest.mark.parametrize(
+    "bosh_server",
+    [{"max_body_size": 4096, "limits": {"max_output_buffer": 8192}}],
+    indirect=True,
+)
+async def test_a_client_that_stops_polling_is_cut_at_the_output_buffer_limit(
+    bosh_server: RunningServer,
+) -> None:
+    """Output waits for requests up to a body's size; beyond it the
+    session's ``max_output_buffer`` applies as on TCP: the stream ends."""
+    from xmpp_sansio.jid import JID
+
+    bosh = Bosh(bosh_server)
+    jid = await bosh.login()
+    juliet = JID.parse("juliet@localhost")
+    options = bosh_server.client_options()
+    async with open_client("romeo@localhost/orchard", PASSWORDS["romeo"], **options) as romeo:
+        with trio.fail_after(WAIT):
+            for n in range(200):
+                if not bosh_server.router.sessions_of(juliet):
+                    break
+                await romeo.send(chat(jid, f"{n} " + "x" * 500))
+                await trio.sleep(0.01)  # let the server route it
+        assert not bosh_server.router.sessions_of(juliet)
+    got = await bosh.request()
+    assert got.get("type") == "terminate"

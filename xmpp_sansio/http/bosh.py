@@ -272,6 +272,12 @@ class BoshSession:
                 self._out.append(unit)
         self._buffer = buffer
 
+    @property
+    def pending_bytes(self) -> int:
+        """Output waiting for a request (the I/O layer stops taking more past
+        its limit, so the stream's ``max_output_buffer`` applies)."""
+        return sum(len(unit) for unit in self._out)
+
     def close(self) -> None:
         """The stream beneath ended: every held request is answered."""
         self._closing = True
