@@ -23,9 +23,11 @@ bytes, which keeps both true.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Final, Protocol
 
 import trio
@@ -34,6 +36,7 @@ from xmpp_sansio.http import WebSocketStream
 
 __all__ = [
     "SEND_CHUNK",
+    "BoshTransport",
     "MemoryTransport",
     "SocketTransport",
     "Transport",
@@ -390,6 +393,99 @@ class WebSocketTransport(_Base):
             self._control += self._ws.close()
             self._flush_control()
         self._inner.close()
+
+
+class BoshTransport(_Base):
+    """XMPP over BOSH (XEP-0206): the session's :class:`Transport` for one
+    BOSH session, fed by the HTTP requests (``xmpp_trio/bosh.py``).
+
+    :meth:`receive_some` returns one framing message per call (a body's
+    child, ``<open/>`` for a creation or restart, ``<close/>``); ``b""`` after
+    :meth:`feed_eof` (the client went away). What the session writes (units
+    framed by :func:`xmpp_sansio.http.bosh.frame_unit`) goes to ``output``
+    whole while ``room()`` says so (else nothing: the session's
+    ``max_output_buffer`` then applies, and :meth:`wait_send` waits for
+    :meth:`drained`); ``on_close`` is called once. No STARTTLS, no channel
+    binding: TLS, if any, belongs to each HTTP connection.
+    """
+
+    message_based = True
+
+    def __init__(
+        self,
+        peer: str,
+        output: Callable[[bytes], None],
+        on_close: Callable[[], None],
+        tls: str | None,
+        room: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.peer = peer
+        self._output = output
+        self._room = room
+        self._drained = trio.Event()
+        self._on_close = on_close
+        self._tls = tls
+        self._closed = False
+        self._eof = False
+        self._incoming: collections.deque[bytes] = collections.deque()
+        self._arrived = trio.Event()
+
+    def feed(self, message: bytes) -> None:
+        self._incoming.append(message)
+        self._arrived.set()
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._arrived.set()
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            self._check()
+            if self._incoming:
+                return self._incoming.popleft()
+            if self._eof:
+                return b""
+            self._arrived = trio.Event()
+            await self._arrived.wait()
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        self._check()
+        if not self._room():
+            return 0
+        self._output(bytes(data))
+        return len(data)
+
+    def drained(self) -> None:
+        """Output was taken by a response: :meth:`wait_send` returns."""
+        self._drained.set()
+        self._drained = trio.Event()
+
+    async def wait_send(self) -> None:
+        self._check()
+        if self._room():
+            await trio.lowlevel.checkpoint()
+        else:
+            await self._drained.wait()
+
+    async def start_tls(
+        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+    ) -> None:
+        raise trio.BrokenResourceError("no STARTTLS over BOSH (XEP-0206 §7)")
+
+    async def discard_whitespace(self, limit: int) -> bool:
+        return False
+
+    def tls_version(self) -> str | None:
+        return self._tls
+
+    def tls_unique(self) -> bytes | None:
+        return None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._on_close()
 
 
 class _Pipe:

@@ -586,6 +586,18 @@ def _cmd_reload(args: argparse.Namespace) -> int:
     return _print(args, result, lines)
 
 
+def _cmd_web_assets(args: argparse.Namespace) -> int:
+    from xmpp_trio.web_assets import CONVERSE_VERSION, AssetError, fetch
+
+    data_dir = args.data_dir if args.data_dir is not None else _load(args).data_dir
+    try:
+        dest = fetch(data_dir)
+    except AssetError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"converse.js {CONVERSE_VERSION} (checksum verified) in {dest}; page: /chat/")
+    return 0
+
+
 def _cmd_bot(args: argparse.Namespace) -> int:
     # Imported here so the other subcommands work without loading the bot framework.
     from xmpp_trio.bot import build_bots, load_bots_config, run
@@ -689,6 +701,12 @@ def build_parser() -> argparse.ArgumentParser:
     cert = add("cert", _cmd_cert, "install a certificate (e.g. from certbot) and reload")
     cert.add_argument("action", choices=("import",), help="import: copy DIR's certificate")
     cert.add_argument("dir", type=Path, metavar="DIR", help="e.g. /etc/letsencrypt/live")
+    assets = add(
+        "web-assets", _cmd_web_assets, "fetch the chat page's web client (converse.js, pinned)"
+    )
+    assets.add_argument(
+        "--data-dir", type=Path, metavar="DIR", default=None, help="instead of the configured one"
+    )
     bot = add("bot", _cmd_bot, "run the bots declared in a bots file")
     bot.add_argument("bots_file", type=Path, metavar="BOTS.toml", help="the bots file (TOML)")
     bot.add_argument(

@@ -17,11 +17,14 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
+from pathlib import Path
 from typing import Protocol
 
 import trio
 
 from xmpp_sansio.http import (
+    BoshRequested,
+    BoshSettings,
     FileRequested,
     HTTPServerConnection,
     HTTPSettings,
@@ -37,10 +40,12 @@ from xmpp_sansio.stream.framing import Framing, WebSocketFraming
 
 from ._session import TRANSPORT_ERRORS
 from ._transport import SocketTransport, Transport, WebSocketTransport
+from .bosh import BoshService
 from .config import ServerConfig
 from .http_upload import UploadFiles
 from .limits import ConnectionCounter, peer_address
 from .services import ServerServices
+from .web_assets import assets_dir
 
 
 class _Bound(Protocol):
@@ -85,9 +90,12 @@ class HTTPService:
         shared = {
             name: getattr(cfg, name)
             for name in HTTPSettings.__dataclass_fields__
-            if name not in ("static_root", "uploads")
+            if name not in ("static_root", "uploads", "chat_domain")
         }
+        #: the chat page's web client (xmpp-trio web-assets)
+        self.chat_root = assets_dir(server.config.data_dir).resolve()
         self.settings = HTTPSettings(
+            chat_domain=server.config.domains[0],
             static_root=self.root is not None,
             uploads=server.services.upload is not None,
             **shared,
@@ -99,12 +107,27 @@ class HTTPService:
             if upload is not None
             else None
         )
+        #: XEP-0124/0206 at /http-bind (xmpp_trio/bosh.py)
+        self.bosh = BoshService(
+            server,
+            BoshSettings(
+                max_wait=cfg.bosh_max_wait,
+                max_hold=cfg.bosh_max_hold,
+                inactivity=cfg.bosh_inactivity,
+                polling=cfg.bosh_polling,
+                max_pause=cfg.bosh_max_pause,
+                max_sessions=cfg.bosh_max_sessions,
+            ),
+            cfg.max_body_size,
+        )
         self.limiter = RequestRateLimiter(cfg.requests_per_minute_per_ip)
         self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
 
     def start(self, bound: Sequence[_Bound], nursery: trio.Nursery) -> None:
         """Once the listeners are bound: the upload URL defaults to the first
-        https listener (``https://<first domain>:<port>``); expiry starts."""
+        https listener (``https://<first domain>:<port>``); expiry starts.
+        BOSH sessions run in ``nursery``."""
+        self.bosh.nursery = nursery
         if self.uploads is None:
             return
         service = self.uploads.service
@@ -185,12 +208,17 @@ class HTTPService:
                 conn.receive_data(data, trio.current_time())
             while (event := conn.next_event()) is not None:
                 if isinstance(event, FileRequested):
-                    body = await self._read_file(event.parts)
+                    root = self.chat_root if event.root == "chat" else self.root
+                    body = await self._read_file(event.parts, root)
                     if body is None:
                         conn.not_found(head=event.head)
                     else:
                         media = content_type(event.parts[-1])
                         conn.send_file(body, media, head=event.head)
+                elif isinstance(event, BoshRequested):
+                    await self._write(transport, conn.data_to_send())
+                    tls = transport.tls_version()
+                    await self.bosh.handle(conn, event, peer=transport.peer, tls=tls)
                 elif isinstance(event, WebSocketAccepted):
                     await self._write(transport, conn.data_to_send())
                     return event
@@ -209,10 +237,9 @@ class HTTPService:
         if scope.cancelled_caught:
             raise trio.BrokenResourceError("the client does not read")
 
-    async def _read_file(self, parts: tuple[str, ...]) -> bytes | None:
-        """The file at ``parts`` under the static root, if it is a regular
-        file that stays under the root once symbolic links are resolved."""
-        root = self.root
+    async def _read_file(self, parts: tuple[str, ...], root: Path | None) -> bytes | None:
+        """The file at ``parts`` under ``root``, if it is a regular file that
+        stays under the root once symbolic links are resolved."""
         if root is None:
             return None
 

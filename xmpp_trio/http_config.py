@@ -39,6 +39,14 @@ class HTTPConfig:
     upload_quota_per_user: int = 100 << 20
     upload_slot_lifetime: float = 300.0
     upload_file_lifetime: float = 604800.0
+    bosh: bool = True
+    bosh_max_wait: int = 60
+    bosh_max_hold: int = 1
+    bosh_inactivity: int = 60
+    bosh_polling: int = 2
+    bosh_max_pause: int = 120
+    bosh_max_sessions: int = 1000
+    chat_page: bool = True
 
 
 HTTP_KEYS: Final = tuple(HTTPConfig.__dataclass_fields__)
@@ -93,4 +101,12 @@ def load_http(loader: Loader, data: Table) -> HTTPConfig:
         upload_quota_per_user=count("upload_quota_per_user", 1),
         upload_slot_lifetime=seconds("upload_slot_lifetime"),
         upload_file_lifetime=seconds("upload_file_lifetime"),
+        bosh=loader.boolean(table, "bosh", "http.bosh", True),
+        bosh_max_wait=count("bosh_max_wait", 1),
+        bosh_max_hold=count("bosh_max_hold", 0),
+        bosh_inactivity=count("bosh_inactivity", 1),
+        bosh_polling=count("bosh_polling", 0),
+        bosh_max_pause=count("bosh_max_pause", 0),
+        bosh_max_sessions=count("bosh_max_sessions", 1),
+        chat_page=loader.boolean(table, "chat_page", "http.chat_page", True),
     )

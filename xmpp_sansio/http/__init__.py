@@ -2,8 +2,10 @@
 over WebSocket frames on wsproto (websocket.py, RFC 7395), XEP-0156
 discovery, limits (limits.py) and settings (settings.py). docs/web.md."""
 
+from .bosh import BOSH_PATH, BoshError, BoshSession, BoshSettings
 from .limits import RequestRateLimiter
 from .server import (
+    BoshRequested,
     DownloadRequested,
     FileRequested,
     HTTPEvent,
@@ -18,9 +20,14 @@ from .settings import DEFAULT_CSP, WEBSOCKET_PATH, HTTPSettings
 from .websocket import SUBPROTOCOL, WebSocketStream, see_other_messages, text_frame
 
 __all__ = [
+    "BOSH_PATH",
     "DEFAULT_CSP",
     "SUBPROTOCOL",
     "WEBSOCKET_PATH",
+    "BoshError",
+    "BoshRequested",
+    "BoshSession",
+    "BoshSettings",
     "DownloadRequested",
     "FileRequested",
     "HTTPEvent",

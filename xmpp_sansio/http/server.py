@@ -30,11 +30,14 @@ from urllib.parse import parse_qsl, unquote
 
 import h11
 
+from .bosh import BOSH_PATH
+from .chat import CHAT_CSP, CHAT_PREFIX, config_script, page
 from .limits import RequestRateLimiter
 from .settings import WEBSOCKET_PATH, HTTPSettings
 from .websocket import HandshakeRefusal, check_handshake
 
 __all__ = [
+    "BoshRequested",
     "DownloadRequested",
     "FileRequested",
     "HTTPEvent",
@@ -112,6 +115,9 @@ class FileRequested:
 
     parts: tuple[str, ...]
     head: bool
+    #: which directory: "static" (``static_root``) or "chat" (the web client's
+    #: assets, ``xmpp_trio.web_assets``)
+    root: str = "static"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +156,14 @@ class DownloadRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class BoshRequested:
+    """A ``POST /http-bind`` (XEP-0124 §4) with its whole body: answer
+    :meth:`HTTPServerConnection.send_bosh` (when the session has an answer)."""
+
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class WebSocketAccepted:
     """The 101 answer (RFC 6455 §4.2.2) is queued: write it, then speak
     WebSocket with ``trailing_data`` as the first bytes read."""
@@ -158,7 +172,14 @@ class WebSocketAccepted:
     origin: str | None
 
 
-HTTPEvent = FileRequested | WebSocketAccepted | UploadRequested | UploadReceived | DownloadRequested
+HTTPEvent = (
+    FileRequested
+    | WebSocketAccepted
+    | UploadRequested
+    | UploadReceived
+    | DownloadRequested
+    | BoshRequested
+)
 
 
 class HTTPServerConnection:
@@ -192,6 +213,7 @@ class HTTPServerConnection:
         self._request: h11.Request | None = None
         self._upload: UploadRequested | None = None  # the PUT under way
         self._upload_body: bytearray | None = None  # its body, once accepted
+        self._bosh_body: bytearray | None = None  # a POST to /http-bind under way
         self._started = False  # bytes of the current request have arrived
         self._close = False
         self._now = now
@@ -254,6 +276,8 @@ class HTTPServerConnection:
                     self._upload_body += event.data
                 elif self._body > self._settings.max_body_size:
                     self._fail(413, "request body too large")
+                elif self._bosh_body is not None:
+                    self._bosh_body += event.data
             elif isinstance(event, h11.EndOfMessage) and self._upload is not None:
                 upload, body = self._upload, self._upload_body
                 self._upload = self._upload_body = None
@@ -293,6 +317,25 @@ class HTTPServerConnection:
         self._upload = self._upload_body = None
         self._fail(status, reason)
 
+    def send_bosh(self, body: bytes, now: float) -> None:
+        """Answer a :class:`BoshRequested` (XEP-0124 §4: ``text/xml``)."""
+        self._now = now
+        self._respond(200, body, media_type="text/xml; charset=utf-8", extra=self._cors())
+
+    def _cors(self) -> list[tuple[bytes, bytes]]:
+        """XEP-0124 §4 and Fetch: a page of another origin (listed in
+        ``allowed_origins``, or any without a list) may post to BOSH."""
+        origin = _header(self._request, b"origin") if self._request is not None else None
+        allowed = self._settings.allowed_origins
+        if origin is None or (allowed and origin not in allowed):
+            return []
+        return [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"access-control-allow-methods", b"POST, OPTIONS"),
+            (b"access-control-allow-headers", b"content-type"),
+            (b"vary", b"origin"),
+        ]
+
     def not_found(self, *, head: bool = False) -> None:
         self._respond(404, b"not found\n", head=head)
 
@@ -326,6 +369,7 @@ class HTTPServerConnection:
         length = _header(request, b"content-length")
         if request.method == b"PUT" and self._settings.uploads:
             return self._put(request, length)
+        self._bosh_body = bytearray() if request.method == b"POST" else None
         if length is not None and length.isdigit() and int(length) > self._settings.max_body_size:
             self._fail(413, "request body too large")
         return None
@@ -359,6 +403,8 @@ class HTTPServerConnection:
         path = target.split("?", 1)[0].split("#", 1)[0]
         if path == WEBSOCKET_PATH:
             return self._websocket(request)
+        if path == BOSH_PATH and self._settings.bosh:
+            return self._bosh(request)
         if method not in (b"GET", b"HEAD"):
             allow = b"GET, HEAD, PUT" if self._settings.uploads else b"GET, HEAD"
             self._respond(405, b"method not allowed\n", extra=[(b"allow", allow)])
@@ -373,6 +419,8 @@ class HTTPServerConnection:
         if path in (_HOST_META, _HOST_META + ".json"):
             self._host_meta(request, json_=path.endswith(".json"), head=head)
             return None
+        if self._settings.chat_page and path.startswith(CHAT_PREFIX):
+            return self._chat(path[len(CHAT_PREFIX) :], head)
         if not self._settings.static_root:
             self._respond(404, b"not found\n", head=head)
             return None
@@ -418,6 +466,38 @@ class HTTPServerConnection:
         self.deadline = None
         trailing, _closed = self._h11.trailing_data
         return WebSocketAccepted(trailing, headers.get("origin"))
+
+    def _chat(self, rest: str, head: bool) -> FileRequested | None:
+        """The browser chat page (chat.py): the page, its configuration, and
+        the web client's files (read by the I/O layer)."""
+        if rest in ("", "index.html"):
+            media = "text/html; charset=utf-8"
+            self._respond(200, page(), media_type=media, head=head, csp=CHAT_CSP.encode())
+            return None
+        if rest == "config.js":
+            script = config_script(self._settings.chat_domain)
+            self._respond(200, script, media_type=content_type(rest), head=head)
+            return None
+        parts = _static_parts("/" + rest.removeprefix("converse/"))
+        if not rest.startswith("converse/") or parts is None:
+            self._respond(404, b"not found\n", head=head)
+            return None
+        return FileRequested(parts, head, root="chat")
+
+    def _bosh(self, request: h11.Request) -> BoshRequested | None:
+        """XEP-0124 §4: ``POST`` only (``OPTIONS``: a CORS preflight); on
+        plain http as WebSocket is (``websocket_on_plain_http``, XEP-0206 §7)."""
+        if request.method == b"OPTIONS":
+            self._respond(200, b"", extra=self._cors())
+            return None
+        if request.method != b"POST":
+            self._respond(405, b"method not allowed\n", extra=[(b"allow", b"POST, OPTIONS")])
+            return None
+        if not self._https and not self._settings.websocket_on_plain_http:
+            self._respond(403, b"BOSH needs https here\n")
+            return None
+        body, self._bosh_body = bytes(self._bosh_body or b""), None
+        return BoshRequested(body)
 
     def _host_meta(self, request: h11.Request, *, json_: bool, head: bool) -> None:
         """XEP-0156 §3: the WebSocket endpoint, as XRD or JRD (RFC 6415)."""

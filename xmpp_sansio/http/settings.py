@@ -43,6 +43,9 @@ class HTTPSettings:
         keepalive_timeout: seconds an idle keep-alive connection is kept.
         max_connections: open HTTP connections in total (503 beyond).
         max_connections_per_ip: open HTTP connections from one address (429 beyond).
+        bosh: BOSH (XEP-0124/0206) is served at ``/http-bind``.
+        chat_page: the browser chat page is served at ``/chat/`` (chat.py).
+        chat_domain: the domain the chat page logs in to.
     """
 
     static_root: bool = False
@@ -61,3 +64,6 @@ class HTTPSettings:
     keepalive_timeout: float = 30.0
     max_connections: int = 1000
     max_connections_per_ip: int = 50
+    bosh: bool = True
+    chat_page: bool = False
+    chat_domain: str = ""
