@@ -305,6 +305,25 @@ class _transaction:
             self._db.execute("ROLLBACK")
 
 
+def create_account(
+    db: sqlite3.Connection, local: str, domain: str, password: str, iterations: int
+) -> None:
+    """Insert ``local@domain`` with ``password`` on ``db``, in the caller's
+    transaction (XEP-0133 "Add User", committed with the batch's other ops);
+    raise :class:`AccountExists` if it exists."""
+    rows = _credential_rows(local, domain, password, iterations)
+    try:
+        db.execute("INSERT INTO accounts (domain, local) VALUES (?, ?)", (domain, local))
+    except sqlite3.IntegrityError:
+        raise AccountExists(f"account {_jid(local, domain)} already exists") from None
+    db.executemany(
+        "INSERT INTO scram_credentials "
+        "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
 def delete_account(db: sqlite3.Connection, local: str, domain: str) -> bool:
     """Delete ``local@domain`` in the caller's transaction of ``db`` (a
     connection to the account database with ``foreign_keys`` on, so its

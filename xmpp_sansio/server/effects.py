@@ -17,7 +17,7 @@ service never holds the router.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .records import StoredItem
 
 __all__ = [
+    "AccountCreate",
     "AccountDelete",
     "BlockAdd",
     "BlockClear",
@@ -227,9 +228,19 @@ class AccountDelete:
     account: JID
 
 
+@dataclass(frozen=True, slots=True)
+class AccountCreate:
+    """Create the account ``account`` (bare) with ``password`` (XEP-0133 §4.1
+    "Add User"); the store derives the SCRAM credentials."""
+
+    account: JID
+    password: str = field(repr=False)
+
+
 #: A store operation, as data (one per store and kind of write).
 StoreOp = (
     AccountDelete
+    | AccountCreate
     | OfflinePush
     | OfflineDelete
     | RosterPut

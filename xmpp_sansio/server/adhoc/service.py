@@ -1,0 +1,83 @@
+"""The server's own ad-hoc commands (XEP-0050) as a service: ``<command/>``
+iqs to the server's domain, disco#items of the ``commands`` node and
+disco#info of each command node (XEP-0050 §2), the session expiry timer.
+
+It also keeps who is online (``SessionBound``/``SessionUnbound``), which the
+XEP-0133 commands read. Placed before :class:`~xmpp_sansio.server.disco.DiscoService`
+so that the command nodes are answered here; it costs nothing to stanzas
+that are not iqs to the server.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from ...disco import build_disco_info, build_disco_items
+from ...errors import StanzaErrorCondition
+from ...jid import JID
+from ...stanza import Iq, IqType, iq_result
+from ..effects import Bounce, Outcome, Reply
+from ..service import IqService
+from ..stages import Context, Event, Request, SessionBound, SessionUnbound, Stage
+from .engine import NS_COMMANDS, AdhocEngine
+
+__all__ = ["AdhocService"]
+
+_COMMAND: Final = f"{{{NS_COMMANDS}}}command"
+_INFO: Final = "{http://jabber.org/protocol/disco#info}query"
+_ITEMS: Final = "{http://jabber.org/protocol/disco#items}query"
+
+
+class AdhocService(IqService):
+    """Answers ad-hoc commands sent to the server (``to`` a local domain or none)."""
+
+    server_features: ClassVar[tuple[str, ...]] = (NS_COMMANDS,)
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TIMER})
+    observes: ClassVar[tuple[type[Event], ...]] = (SessionBound, SessionUnbound)
+    handles: ClassVar[tuple[type[Request], ...]] = IqService.handles
+
+    def __init__(self, engine: AdhocEngine) -> None:
+        self.engine = engine
+        #: The full JIDs of the bound sessions.
+        self.online: set[JID] = set()
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        if type(event) is SessionBound:
+            self.online.add(event.session.jid)
+        elif type(event) is SessionUnbound:
+            self.online.discard(event.session.jid)
+        return []
+
+    def next_deadline(self) -> float | None:
+        return self.engine.next_deadline()
+
+    def handle_timer(self, ctx: Context) -> list[Outcome]:
+        self.engine.expire(ctx.now)
+        return []
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
+        payload = iq.payload
+        if to is not None or payload is None or not iq.is_request or iq.from_ is None:
+            return None
+        tag = payload.tag
+        entity = JID(None, iq.to.domain if iq.to is not None else iq.from_.domain, None)
+        if tag == _COMMAND:
+            return self.engine.handle(ctx, iq, entity)
+        if tag not in (_INFO, _ITEMS) or iq.type is not IqType.GET:
+            return None
+        node = payload.get("node")
+        if node is None:
+            return None
+        if tag == _ITEMS:
+            if node != NS_COMMANDS:
+                return None
+            items = self.engine.items(iq.from_, entity)
+            return [Reply(iq_result(iq.element, build_disco_items(items)))]
+        if node == NS_COMMANDS:
+            return None
+        info = self.engine.info(node, iq.from_)
+        if info is None:
+            if node in self.engine.commands:
+                return [Bounce(iq.element, StanzaErrorCondition.FORBIDDEN)]
+            return None
+        return [Reply(iq_result(iq.element, build_disco_info(info)))]

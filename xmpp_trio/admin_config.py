@@ -1,0 +1,62 @@
+"""The ``[admin]`` section of the server configuration: who may run the
+service administration commands (XEP-0133) and the limits of ad-hoc command
+sessions (XEP-0050); see docs/admin.md::
+
+    [admin]
+    admins = []                   # bare JIDs of the administrators (XEP-0133)
+    command_session_lifetime = 600  # seconds an idle ad-hoc session lives
+    max_command_sessions = 10     # ad-hoc sessions one full JID may hold at once
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from xmpp_sansio.jid import JID
+
+from .config_loader import Loader as _Loader
+
+__all__ = ["ADMIN_KEYS", "AdminConfig", "load_admin"]
+
+ADMIN_KEYS: Final = ("admins", "command_session_lifetime", "max_command_sessions")
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The ``[admin]`` section."""
+
+    admins: frozenset[JID] = frozenset()
+    command_session_lifetime: int = 600
+    max_command_sessions: int = 10
+
+
+def load_admin(loader: _Loader, data: Mapping[str, object]) -> AdminConfig:
+    """Read and check ``[admin]``."""
+    table = loader.table(data, "admin", "admin")
+    loader.check_keys(table, ADMIN_KEYS, "admin.", "in [admin]")
+    raw = table.get("admins", [])
+    if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+        raise loader.error("admin.admins", "must be an array of JIDs (strings)")
+    try:
+        admins = [JID.parse(a) for a in raw]
+    except ValueError as exc:
+        raise loader.error("admin.admins", f"has an invalid JID: {exc}") from None
+    for jid in admins:
+        if jid.local is None or jid.resource is not None:
+            raise loader.error("admin.admins", f"{jid} is not an account's bare JID")
+    return AdminConfig(
+        frozenset(admins),
+        loader.integer(
+            table,
+            "command_session_lifetime",
+            "admin.command_session_lifetime",
+            600,
+            minimum=1,
+            maximum=86400,
+        ),
+        loader.integer(
+            table, "max_command_sessions", "admin.max_command_sessions", 10, minimum=1, maximum=1000
+        ),
+    )
