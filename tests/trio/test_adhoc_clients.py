@@ -1,0 +1,105 @@
+"""Administration from a third-party client (issue 15's "done when"): an
+admin using slixmpp's ad-hoc support (xep_0050/xep_0133, default settings)
+lists online users, announces to every online session, adds a user and
+deletes one (whose session ends); a non-admin is refused each."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trustme
+from conftest import PASSWORDS, start_running
+
+from xmpp_sansio.jid import JID
+from xmpp_trio.admin_config import AdminConfig
+from xmpp_trio.config import ServerConfig
+from xmpp_trio.storage import AccountStore
+
+pytestmark = pytest.mark.integration
+
+PEERS = Path(__file__).parent / "peers"
+
+
+async def run_peer(args: list[str]) -> list[dict[str, Any]]:
+    result = await trio.run_process(
+        [sys.executable, str(PEERS / "slixmpp_adhoc.py"), *args],
+        capture_stdout=True,
+        check=False,
+    )
+    return [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
+
+
+async def test_slixmpp_admin_runs_xep0133_and_a_non_admin_is_refused(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
+) -> None:
+    pytest.importorskip("slixmpp")
+    config = dataclasses.replace(
+        server_config, admin=AdminConfig(admins=frozenset({JID.parse("juliet@localhost")}))
+    )
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            server = await start_running(config, ca, tmp_path, nursery)
+            common = ["127.0.0.1", str(server.starttls_port), str(server.ca_file)]
+            # romeo stays online: he gets the announcement, then loses his session.
+            romeo = await trio.lowlevel.open_process(
+                [
+                    sys.executable,
+                    str(PEERS / "slixmpp_admin.py"),
+                    "romeo@localhost/garden",
+                    PASSWORDS["romeo"],
+                    *common,
+                ],
+                stdout=subprocess.PIPE,
+            )
+            output = bytearray()
+
+            async def wait_for(text: bytes) -> None:
+                assert romeo.stdout is not None
+                while text not in output:
+                    chunk = await romeo.stdout.receive_some(65536)
+                    assert chunk, output.decode()
+                    output.extend(chunk)
+
+            try:
+                await wait_for(b"SESSION romeo@localhost/garden")
+                refused = await run_peer(
+                    ["romeo@localhost/cli", PASSWORDS["romeo"], *common, "user"]
+                )
+                by_event = {e["event"]: e for e in refused}
+                assert by_event["commands"]["nodes"] == []
+                for event in ("online", "announce", "add", "delete"):
+                    assert by_event[event] == {"event": event, "error": "forbidden"}
+
+                events = await run_peer(
+                    ["juliet@localhost/desk", PASSWORDS["juliet"], *common, "admin"]
+                )
+                by_event = {e["event"]: e for e in events}
+                nodes = by_event["commands"]["nodes"]
+                assert "http://jabber.org/protocol/admin#announce" in nodes
+                online = by_event["online"]
+                assert online["status"] == "completed"
+                assert sorted(online["values"]["onlineuserjids"]) == [
+                    "juliet@localhost",
+                    "romeo@localhost",
+                ]
+                assert by_event["announce"]["status"] == "completed"
+                await wait_for(b"MESSAGE headline localhost Feast at nine")
+                assert by_event["add"]["status"] == "completed"
+                assert by_event["delete"]["status"] == "completed"
+                await wait_for(b"DISCONNECTED")
+                assert b"STREAM_ERROR not-authorized" in output, output.decode()
+            finally:
+                if romeo.returncode is None:
+                    romeo.kill()
+                await romeo.wait()
+            nursery.cancel_scope.cancel()
+    with AccountStore.open(config.database_path) as store:
+        assert store.exists("nurse", "localhost")
+        assert not store.exists("romeo", "localhost")
