@@ -18,7 +18,14 @@ from xmpp_sansio.jid import JID
 
 from .config_loader import Loader as _Loader
 
-__all__ = ["ADMIN_KEYS", "AdminConfig", "load_admin"]
+__all__ = [
+    "ADMIN_KEYS",
+    "DIRECTORY_KEYS",
+    "AdminConfig",
+    "DirectoryConfig",
+    "load_admin",
+    "load_directory",
+]
 
 ADMIN_KEYS: Final = ("admins", "command_session_lifetime", "max_command_sessions")
 
@@ -58,5 +65,56 @@ def load_admin(loader: _Loader, data: Mapping[str, object]) -> AdminConfig:
         ),
         loader.integer(
             table, "max_command_sessions", "admin.max_command_sessions", 10, minimum=1, maximum=1000
+        ),
+    )
+
+
+DIRECTORY_KEYS: Final = ("enabled", "domain", "listed_by_default", "max_results")
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryConfig:
+    """The ``[directory]`` section: the user directory (XEP-0055) at
+    ``vjud.<first domain>`` unless ``domain`` says otherwise."""
+
+    enabled: bool = True
+    domain: str = ""
+    listed_by_default: bool = False
+    max_results: int = 50
+
+    def host(self, domains: tuple[str, ...]) -> str | None:
+        """Where the directory answers, or ``None`` when it is off."""
+        if not self.enabled:
+            return None
+        return self.domain or f"vjud.{domains[0]}"
+
+
+def load_directory(
+    loader: _Loader, data: Mapping[str, object], domains: tuple[str, ...]
+) -> DirectoryConfig:
+    """Read and check ``[directory]``::
+
+    [directory]
+    enabled = true                # the user directory (XEP-0055) at vjud.<first domain>
+    domain = ""                   # empty: vjud.<first domain>
+    listed_by_default = false     # users are found only once they opt in
+    max_results = 50              # rows one search returns
+    """
+    table = loader.table(data, "directory", "directory")
+    loader.check_keys(table, DIRECTORY_KEYS, "directory.", "in [directory]")
+    domain = loader.string(table, "domain", "directory.domain", "")
+    if domain:
+        try:
+            domain = JID.parse(domain).domain
+        except ValueError:
+            raise loader.error("directory.domain", f"is not a domain name: {domain!r}") from None
+        if domain in domains:
+            raise loader.error("directory.domain", f"{domain} is also an account domain")
+    return DirectoryConfig(
+        loader.boolean(table, "enabled", "directory.enabled", True),
+        domain,
+        loader.boolean(table, "listed_by_default", "directory.listed_by_default", False),
+        loader.integer(
+            table, "max_results", "directory.max_results", 50, minimum=1, maximum=10_000
         ),
     )

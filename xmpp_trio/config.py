@@ -105,7 +105,7 @@ import platformdirs
 
 from xmpp_sansio.jid import JID, InvalidJID
 
-from .admin_config import AdminConfig, load_admin
+from .admin_config import AdminConfig, DirectoryConfig, load_admin, load_directory
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .http_config import HTTPConfig, load_http
 from .muc_config import MucConfig, load_muc
@@ -257,6 +257,7 @@ class ServerConfig:
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     muc: MucConfig = field(default_factory=MucConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     config_path: Path | None = None
 
     @property
@@ -273,6 +274,11 @@ class ServerConfig:
     def pubsub_domain(self) -> str | None:
         """Where the pubsub service answers, if it is on: ``pubsub.`` the first domain."""
         return f"pubsub.{self.domains[0]}" if self.pubsub.enabled else None
+
+    @property
+    def directory_domain(self) -> str | None:
+        """Where the user directory answers (``[directory]``), if it is on."""
+        return self.directory.host(self.domains)
 
     @property
     def muc_domain(self) -> str | None:
@@ -310,6 +316,7 @@ _TOP_KEYS: Final = (
     "pubsub",
     "muc",
     "admin",
+    "directory",
     "listeners",
     "http",
 )
@@ -698,5 +705,6 @@ def load_config(path: Path | None) -> ServerConfig:
         pubsub=load_pubsub(loader, data),
         muc=load_muc(loader, data, domains + anonymous_domains),
         admin=load_admin(loader, data),
+        directory=load_directory(loader, data, domains + anonymous_domains),
         config_path=path,
     )

@@ -38,6 +38,7 @@ from xmpp_sansio.server.effects import (
     BlockAdd,
     BlockClear,
     BlockRemove,
+    DirectoryListing,
     LastForget,
     LastSet,
     LoadQuery,
@@ -70,6 +71,7 @@ from xmpp_sansio.server.pubsub.pep import PEPService
 from xmpp_sansio.server.pubsub.store import PubSubOp
 from xmpp_sansio.server.register import RegistrationService
 from xmpp_sansio.server.roster import RosterService
+from xmpp_sansio.server.search import DirectoryIndex, DirectoryIndexer, DirectoryService
 from xmpp_sansio.server.upload import UploadPolicy, UploadService
 from xmpp_sansio.server.vcard import VCardService
 
@@ -78,6 +80,7 @@ from .storage import AccountStore, create_account, delete_account
 from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
+from .stores.directory import SqliteDirectoryStorage
 from .stores.last import SqliteLastActivityStorage
 from .stores.muc import SqliteMucStorage
 from .stores.offline import SqliteOfflineStorage
@@ -192,6 +195,18 @@ class ServerServices:
             account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
         )
         self.adhoc = build_adhoc(config, accounts)
+        # The user directory (XEP-0055) at vjud.DOMAIN, indexed from the vCards at start.
+        directory_storage = SqliteDirectoryStorage(db)
+        directory_services: list[Service] = []
+        self.directory: DirectoryService | None = None
+        if config.directory_domain is not None:
+            index = DirectoryIndex(
+                listed_by_default=config.directory.listed_by_default,
+                max_results=config.directory.max_results,
+            )
+            index.load(directory_storage.vcards(), directory_storage.choices())
+            directory_services.append(DirectoryIndexer(index))
+            self.directory = DirectoryService(index)
         self.services: list[Service] = [
             BlockingService(blocks, is_subscribed),
             self.roster,
@@ -222,6 +237,7 @@ class ServerServices:
             CarbonsService(),
             OfflineService(offline, max_per_user=limits.max_offline_messages),
             self.adhoc,
+            *directory_services,
             self.disco,
         ]
         # The service hosts (the hosts table's subdomains), by domain.
@@ -234,6 +250,8 @@ class ServerServices:
         if config.http.upload:
             self.upload = build_upload(config, self.upload_storage)
             self.hosts[f"upload.{config.domains[0]}"] = self.upload
+        if self.directory is not None and config.directory_domain is not None:
+            self.hosts[config.directory_domain] = self.directory
         if config.pubsub_domain is not None:
             self.hosts[config.pubsub_domain] = PubSubHost(host_engine)
         # Multi-user chat (XEP-0045); persistent rooms in SQLite, read at start.
@@ -261,6 +279,7 @@ class ServerServices:
             RosterDelete: roster_storage.write,
             AccountDelete: self._delete_account,
             AccountCreate: self._create_account,
+            DirectoryListing: directory_storage.write,
             UploadSlot: self.upload_storage.write,
             **dict.fromkeys(get_args(PubSubOp), self._pubsub_storage.write),
             **dict.fromkeys(get_args(MucOp), self._muc_storage.write),

@@ -1,7 +1,8 @@
 """Administration from a third-party client (issue 15's "done when"): an
 admin using slixmpp's ad-hoc support (xep_0050/xep_0133, default settings)
 lists online users, announces to every online session, adds a user and
-deletes one (whose session ends); a non-admin is refused each."""
+deletes one (whose session ends); a non-admin is refused each; a user finds
+another by name in the directory (xep_0055)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ pytestmark = pytest.mark.integration
 PEERS = Path(__file__).parent / "peers"
 
 
-async def run_peer(args: list[str]) -> list[dict[str, Any]]:
+async def run_peer(args: list[str], script: str = "slixmpp_adhoc.py") -> list[dict[str, Any]]:
     result = await trio.run_process(
-        [sys.executable, str(PEERS / "slixmpp_adhoc.py"), *args],
+        [sys.executable, str(PEERS / script), *args],
         capture_stdout=True,
         check=False,
     )
@@ -103,3 +104,31 @@ async def test_slixmpp_admin_runs_xep0133_and_a_non_admin_is_refused(
     with AccountStore.open(config.database_path) as store:
         assert store.exists("nurse", "localhost")
         assert not store.exists("romeo", "localhost")
+
+
+async def test_slixmpp_user_finds_another_by_name_in_the_directory(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """XEP-0055 with slixmpp's xep_0055: romeo publishes his vCard and opts in
+    (the ``visibility`` command, XEP-0050); juliet finds him by family name."""
+    pytest.importorskip("slixmpp")
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            server = await start_running(server_config, ca, tmp_path, nursery)
+            common = ["127.0.0.1", str(server.starttls_port), str(server.ca_file)]
+            script = "slixmpp_vjud.py"
+            before = await run_peer(
+                ["juliet@localhost/desk", PASSWORDS["juliet"], *common, "search"], script
+            )
+            assert before == [{"event": "found", "items": []}]
+            published = await run_peer(
+                ["romeo@localhost/garden", PASSWORDS["romeo"], *common, "publish"], script
+            )
+            assert published == [{"event": "listed", "status": "completed"}]
+            after = await run_peer(
+                ["juliet@localhost/desk", PASSWORDS["juliet"], *common, "search"], script
+            )
+            [event] = after
+            assert [item["jid"] for item in event["items"]] == ["romeo@localhost"]
+            assert event["items"][0]["first"] == "Romeo"
+            nursery.cancel_scope.cancel()

@@ -37,6 +37,7 @@ __all__ = [
     "BlockRemove",
     "Bounce",
     "Deliver",
+    "DirectoryListing",
     "Disconnect",
     "Effect",
     "EndSessions",
@@ -237,10 +238,21 @@ class AccountCreate:
     password: str = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryListing:
+    """``account`` (bare) chose to be ``listed`` in the user directory, or
+    not (XEP-0055, :mod:`xmpp_sansio.server.search`); ``None``: forget the
+    choice (account removal)."""
+
+    account: JID
+    listed: bool | None
+
+
 #: A store operation, as data (one per store and kind of write).
 StoreOp = (
     AccountDelete
     | AccountCreate
+    | DirectoryListing
     | OfflinePush
     | OfflineDelete
     | RosterPut
