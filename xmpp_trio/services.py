@@ -26,14 +26,12 @@ from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
 from xmpp_sansio.server import Router, Service
-from xmpp_sansio.server.adhoc import AdhocEngine, AdhocService, admin_commands
 from xmpp_sansio.server.blocking import BlockingService
 from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
 from xmpp_sansio.server.effects import (
-    AccountCreate,
     AccountDelete,
     BlockAdd,
     BlockClear,
@@ -75,8 +73,9 @@ from xmpp_sansio.server.search import DirectoryIndex, DirectoryIndexer, Director
 from xmpp_sansio.server.upload import UploadPolicy, UploadService
 from xmpp_sansio.server.vcard import VCardService
 
+from .admin_commands import build_adhoc
 from .config import ServerConfig
-from .storage import AccountStore, create_account, delete_account
+from .storage import AccountStore, delete_account
 from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
@@ -139,7 +138,6 @@ class ServerServices:
         #: The clock the router gives the services as ``now`` (Router(clock=...)).
         self.clock = clock
         self._db = db
-        self._iterations = config.scram_iterations
         roster_storage = SqliteRosterStorage(db)
         self.roster = RosterService(
             roster_storage,
@@ -194,7 +192,7 @@ class ServerServices:
             presence_authorized=lambda requester, account: is_subscribed(requester, account),
             account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
         )
-        self.adhoc = build_adhoc(config, accounts)
+        self.adhoc, admin_store = build_adhoc(config, accounts, db)
         # The user directory (XEP-0055) at vjud.DOMAIN, indexed from the vCards at start.
         directory_storage = SqliteDirectoryStorage(db)
         directory_services: list[Service] = []
@@ -278,7 +276,7 @@ class ServerServices:
             RosterPut: roster_storage.write,
             RosterDelete: roster_storage.write,
             AccountDelete: self._delete_account,
-            AccountCreate: self._create_account,
+            **admin_store.writers(),
             DirectoryListing: directory_storage.write,
             UploadSlot: self.upload_storage.write,
             **dict.fromkeys(get_args(PubSubOp), self._pubsub_storage.write),
@@ -299,11 +297,6 @@ class ServerServices:
         # account database is the same file (ServerConfig.database_path).
         assert isinstance(op, AccountDelete) and op.account.local is not None
         delete_account(self._db, op.account.local, op.account.domain)
-
-    def _create_account(self, op: StoreOp) -> None:
-        # XEP-0133 "Add User": the PBKDF2 derivation runs in the commit.
-        assert isinstance(op, AccountCreate) and op.account.local is not None
-        create_account(self._db, op.account.local, op.account.domain, op.password, self._iterations)
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
@@ -334,26 +327,6 @@ class ServerServices:
             Element(PRE_APPROVAL_FEATURE),
             self.disco.caps_element(),
         )
-
-
-def build_adhoc(config: ServerConfig, accounts: AccountStore) -> AdhocService:
-    """The server's ad-hoc commands: XEP-0133 for ``[admin] admins``."""
-    admins = config.admin.admins
-    holder: list[AdhocService] = []
-    domains = frozenset(config.domains)
-    commands = admin_commands(
-        lambda jid: jid in admins,
-        lambda: holder[0].online,
-        lambda jid: accounts.exists(jid.local or "", jid.domain),
-        lambda: domains,
-    )
-    engine = AdhocEngine(
-        commands,
-        session_lifetime=config.admin.command_session_lifetime,
-        max_sessions=config.admin.max_command_sessions,
-    )
-    holder.append(AdhocService(engine))
-    return holder[0]
 
 
 def build_upload(config: ServerConfig, storage: SqliteUploadStorage) -> UploadService:

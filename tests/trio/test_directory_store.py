@@ -14,7 +14,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server.effects import AccountCreate, DirectoryListing, VCardPut
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.services import ServerServices, open_database
-from xmpp_trio.storage import HASHES, AccountStore
+from xmpp_trio.storage import HASHES, AccountExists, AccountStore
 from xmpp_trio.stores.directory import SqliteDirectoryStorage
 
 ROMEO = JID.parse("romeo@localhost")
@@ -59,7 +59,7 @@ def test_account_create_commits_credentials_or_nothing(server_config: ServerConf
         assert store.exists("nurse", "localhost")
         assert store.credentials("nurse", "localhost", HASH) is not None
     # An existing account fails the whole batch: the listing is not written either.
-    with pytest.raises(Exception):  # noqa: B017,PT011 - AccountExists, from the store
+    with pytest.raises(AccountExists):
         svc.commit([DirectoryListing(ROMEO, True), AccountCreate(NURSE, "again")])
     assert SqliteDirectoryStorage(db).choices() == {}
     db.close()

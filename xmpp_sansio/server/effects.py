@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AccountCreate",
     "AccountDelete",
+    "AccountDisable",
+    "AccountPassword",
     "BlockAdd",
     "BlockClear",
     "BlockRemove",
@@ -45,6 +47,7 @@ __all__ = [
     "LastSet",
     "Load",
     "LoadQuery",
+    "MotdSet",
     "OfflineDelete",
     "OfflinePage",
     "OfflinePush",
@@ -239,6 +242,33 @@ class AccountCreate:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountPassword:
+    """Replace the password of ``account`` (bare), XEP-0133 §4.7; the store
+    derives the SCRAM credentials."""
+
+    account: JID
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDisable:
+    """Disable ``account`` (bare): it cannot log in (XEP-0133 §4.3), or
+    re-enable it (``disabled`` false, §4.4)."""
+
+    account: JID
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MotdSet:
+    """Set the message of the day of ``domain`` (XEP-0133 §4.24), or delete
+    it (``text`` ``None``, §4.26)."""
+
+    domain: str
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class DirectoryListing:
     """``account`` (bare) chose to be ``listed`` in the user directory, or
     not (XEP-0055, :mod:`xmpp_sansio.server.search`); ``None``: forget the
@@ -252,6 +282,9 @@ class DirectoryListing:
 StoreOp = (
     AccountDelete
     | AccountCreate
+    | AccountPassword
+    | AccountDisable
+    | MotdSet
     | DirectoryListing
     | OfflinePush
     | OfflineDelete

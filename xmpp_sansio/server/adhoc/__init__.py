@@ -13,7 +13,7 @@ from .engine import (
     simple,
 )
 from .service import AdhocService
-from .xep0133 import NS_ADMIN, admin_commands
+from .xep0133 import NS_ADMIN, AdminCommands, AdminFacts, NoFacts, admin_commands
 
 __all__ = [
     "NS_ADMIN",
@@ -21,9 +21,12 @@ __all__ = [
     "Action",
     "AdhocEngine",
     "AdhocService",
+    "AdminCommands",
+    "AdminFacts",
     "Call",
     "Command",
     "CommandInputError",
+    "NoFacts",
     "Note",
     "Step",
     "admin_commands",

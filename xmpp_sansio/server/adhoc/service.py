@@ -18,8 +18,9 @@ from ...jid import JID
 from ...stanza import Iq, IqType, iq_result
 from ..effects import Bounce, Outcome, Reply
 from ..service import IqService
-from ..stages import Context, Event, Request, SessionBound, SessionUnbound, Stage
+from ..stages import Committed, Context, Event, Request, SessionBound, SessionUnbound, Stage
 from .engine import NS_COMMANDS, AdhocEngine
+from .xep0133 import AdminCommands
 
 __all__ = ["AdhocService"]
 
@@ -33,19 +34,26 @@ class AdhocService(IqService):
 
     server_features: ClassVar[tuple[str, ...]] = (NS_COMMANDS,)
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TIMER})
-    observes: ClassVar[tuple[type[Event], ...]] = (SessionBound, SessionUnbound)
+    observes: ClassVar[tuple[type[Event], ...]] = (SessionBound, SessionUnbound, Committed)
     handles: ClassVar[tuple[type[Request], ...]] = IqService.handles
 
-    def __init__(self, engine: AdhocEngine) -> None:
+    def __init__(self, engine: AdhocEngine, admin: AdminCommands | None = None) -> None:
         self.engine = engine
+        #: The XEP-0133 commands, for the message of the day (sent at login).
+        self.admin = admin
         #: The full JIDs of the bound sessions.
         self.online: set[JID] = set()
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         if type(event) is SessionBound:
             self.online.add(event.session.jid)
+            if self.admin is not None and self.admin.motd:
+                return self.admin.motd_for(event.session.jid)
         elif type(event) is SessionUnbound:
             self.online.discard(event.session.jid)
+        elif type(event) is Committed and self.admin is not None and not event.failed:
+            for op in event.ops:
+                self.admin.committed(op)
         return []
 
     def next_deadline(self) -> float | None:

@@ -15,21 +15,64 @@ router's ``EndSessions`` (what ``Kick`` does), a deleted account is the
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Final
+from datetime import UTC, datetime
+from typing import Final, Protocol
 
 from ...errors import StreamErrorCondition
 from ...forms import Field, FieldType, Form, FormType
 from ...jid import JID, InvalidJID
 from ..admin import KICK_CONDITION, MAX_TEXT, announcement
-from ..effects import AccountCreate, AccountDelete, EndSessions, Outcome, Persist, Route
+from ..effects import (
+    AccountCreate,
+    AccountDelete,
+    AccountDisable,
+    AccountPassword,
+    EndSessions,
+    MotdSet,
+    Outcome,
+    Persist,
+    Route,
+)
 from ..stages import Context
-from .engine import Call, Command, CommandInputError, Note, Step, simple
+from .engine import Action, Call, Command, CommandInputError, Note, Step, simple
 
-__all__ = ["NS_ADMIN", "admin_commands"]
+__all__ = ["NS_ADMIN", "AdminCommands", "AdminFacts", "NoFacts", "admin_commands"]
 
 NS_ADMIN: Final = "http://jabber.org/protocol/admin"
 #: The most accounts one delete or end-session command takes.
 MAX_ACCOUNTS: Final = 100
+#: The most registered users one list shows (the count is exact).
+MAX_LISTED: Final = 1000
+
+
+class AdminFacts(Protocol):
+    """What the commands read from the stores (short reads, answered by the
+    I/O layer's stores in the router call)."""
+
+    def registered(self, domain: str) -> list[JID]:
+        """The accounts of ``domain``."""
+        ...
+
+    def last_logout(self, account: JID) -> float | None:
+        """When ``account``'s last session ended (XEP-0012), if known."""
+        ...
+
+    def roster(self, account: JID) -> list[tuple[str, str, str]]:
+        """``account``'s roster: (JID, name, subscription) each."""
+        ...
+
+
+class NoFacts:
+    """:class:`AdminFacts` of a server with no stores (tests)."""
+
+    def registered(self, domain: str) -> list[JID]:
+        return []
+
+    def last_logout(self, account: JID) -> float | None:
+        return None
+
+    def roster(self, account: JID) -> list[tuple[str, str, str]]:
+        return []
 
 
 def _form(title: str, *fields: Field) -> Form:
@@ -57,11 +100,32 @@ class AdminCommands:
         online: Callable[[], Collection[JID]],
         account_exists: Callable[[JID], bool],
         domains: Callable[[], Collection[str]],
+        facts: AdminFacts | None = None,
+        motd: dict[str, str] | None = None,
     ) -> None:
         self.is_admin = is_admin
         self.online = online
         self.account_exists = account_exists
         self.domains = domains
+        self.facts: AdminFacts = facts if facts is not None else NoFacts()
+        #: The message of the day of each domain (kept in step by :meth:`committed`).
+        self.motd: dict[str, str] = dict(motd or {})
+
+    def committed(self, op: object) -> None:
+        """A committed write: the message of the day changes once stored."""
+        if type(op) is MotdSet:
+            if op.text is None:
+                self.motd.pop(op.domain, None)
+            else:
+                self.motd[op.domain] = op.text
+
+    def motd_for(self, session: JID) -> list[Outcome]:
+        """The message of the day for a session that just bound (XEP-0133
+        §4.24: sent to users when they log in), as a headline."""
+        text = self.motd.get(session.domain)
+        if text is None or session.local is None:
+            return []
+        return [Route(m) for m in announcement(session.domain, text, [session])]
 
     def _allowed(self, requester: JID) -> bool:
         return self.is_admin(requester.bare)
@@ -95,6 +159,8 @@ class AdminCommands:
         """Every command, in the order disco#items lists them."""
         a = self._allowed
         jid_multi = Field("accountjids", FieldType.JID_MULTI, "The Jabber ID(s)", required=True)
+        one_jid = Field("accountjid", FieldType.JID_SINGLE, "The Jabber ID", required=True)
+        motd_field = Field("motd", FieldType.TEXT_MULTI, "Message of the Day", required=True)
         return [
             simple(
                 f"{NS_ADMIN}#add-user",
@@ -151,6 +217,78 @@ class AdminCommands:
                 ],
                 self._announce,
             ),
+            simple(
+                f"{NS_ADMIN}#change-user-password",
+                "Change User Password",
+                a,
+                [
+                    _form(
+                        "Changing a User Password",
+                        Field("accountjid", FieldType.JID_SINGLE, "The Jabber ID", required=True),
+                        Field("password", FieldType.TEXT_PRIVATE, "The password", required=True),
+                    )
+                ],
+                self._change_password,
+            ),
+            simple(
+                f"{NS_ADMIN}#disable-user",
+                "Disable User",
+                a,
+                [_form("Disabling a User", jid_multi)],
+                self._disable,
+            ),
+            simple(
+                f"{NS_ADMIN}#reenable-user",
+                "Re-Enable User",
+                a,
+                [_form("Re-Enabling a User", jid_multi)],
+                self._reenable,
+            ),
+            simple(
+                f"{NS_ADMIN}#get-user-roster",
+                "Get User Roster",
+                a,
+                [_form("Getting a User's Roster", one_jid)],
+                self._roster,
+            ),
+            simple(
+                f"{NS_ADMIN}#get-user-lastlogin",
+                "Get User Last Login Time",
+                a,
+                [_form("Getting a User's Last Login Time", one_jid)],
+                self._last_login,
+            ),
+            simple(
+                f"{NS_ADMIN}#get-registered-users-num",
+                "Get Number of Registered Users",
+                a,
+                [],
+                self._registered_num,
+            ),
+            simple(
+                f"{NS_ADMIN}#get-registered-users-list",
+                "Get List of Registered Users",
+                a,
+                [],
+                self._registered_list,
+            ),
+            simple(
+                f"{NS_ADMIN}#set-motd",
+                "Set Message of the Day",
+                a,
+                [_form("Setting the Message of the Day", motd_field)],
+                self._set_motd,
+            ),
+            _EditMotd(self),
+            simple(
+                f"{NS_ADMIN}#delete-motd",
+                "Delete Message of the Day",
+                a,
+                [],
+                lambda ctx, call: _done(
+                    "message of the day deleted", Persist(MotdSet(call.entity.domain, None))
+                ),
+            ),
             simple("ping", "Ping", a, [], lambda ctx, call: _done("pong")),
         ]
 
@@ -188,6 +326,91 @@ class AdminCommands:
         ends = [EndSessions(account, KICK_CONDITION) for account in accounts]
         return _done(f"ended the sessions of {len(accounts)} account(s)", *ends)
 
+    def _change_password(self, ctx: Context, call: Call) -> Step:
+        form = call.forms[-1]
+        account = self._existing(form, "accountjid")
+        password = form.value("password") or ""
+        if not password:
+            raise CommandInputError("password", "a password is required")
+        return _done(f"password of {account} changed", Persist(AccountPassword(account, password)))
+
+    def _existing(self, form: Form, var: str) -> JID:
+        account = self._account(form, var)
+        if not self.account_exists(account):
+            raise CommandInputError(var, f"{account} does not exist")
+        return account
+
+    def _existing_many(self, form: Form, var: str) -> list[JID]:
+        accounts = self._accounts(form, var)
+        for account in accounts:
+            if not self.account_exists(account):
+                raise CommandInputError(var, f"{account} does not exist")
+        return accounts
+
+    def _disable(self, ctx: Context, call: Call) -> Step:
+        accounts = self._existing_many(call.forms[-1], "accountjids")
+        writes = [
+            Persist(
+                AccountDisable(account, True),
+                None,
+                (EndSessions(account, StreamErrorCondition.NOT_AUTHORIZED),),
+            )
+            for account in accounts
+        ]
+        return _done(f"disabled {len(accounts)} account(s)", *writes)
+
+    def _reenable(self, ctx: Context, call: Call) -> Step:
+        accounts = self._existing_many(call.forms[-1], "accountjids")
+        writes = [Persist(AccountDisable(account, False)) for account in accounts]
+        return _done(f"re-enabled {len(accounts)} account(s)", *writes)
+
+    def _roster(self, ctx: Context, call: Call) -> Step:
+        account = self._existing(call.forms[-1], "accountjid")
+        items = tuple(
+            (
+                Field("jid", values=(jid,)),
+                Field("name", values=(name,)),
+                Field("subscription", values=(subscription,)),
+            )
+            for jid, name, subscription in self.facts.roster(account)
+        )
+        reported = (
+            Field("jid", FieldType.JID_SINGLE, "JID"),
+            Field("name", FieldType.TEXT_SINGLE, "Name"),
+            Field("subscription", FieldType.TEXT_SINGLE, "Subscription"),
+        )
+        hidden = Field("FORM_TYPE", FieldType.HIDDEN, values=(NS_ADMIN,))
+        fields = (hidden, Field("accountjid", FieldType.JID_SINGLE, values=(str(account),)))
+        return Step(Form(FormType.RESULT, fields=fields, reported=reported, items=items))
+
+    def _last_login(self, ctx: Context, call: Call) -> Step:
+        account = self._existing(call.forms[-1], "accountjid")
+        if any(jid.bare == account for jid in self.online()):
+            when = "online now"
+        else:
+            logout = self.facts.last_logout(account)
+            when = "" if logout is None else _utc(logout)
+        return _result(
+            Field("accountjid", FieldType.JID_SINGLE, values=(str(account),)),
+            Field("lastlogin", label="Online now, or when the last session ended", values=(when,)),
+        )
+
+    def _registered_num(self, ctx: Context, call: Call) -> Step:
+        count = len(self.facts.registered(call.entity.domain))
+        return _result(Field("registeredusersnum", values=(str(count),)))
+
+    def _registered_list(self, ctx: Context, call: Call) -> Step:
+        users = sorted(str(j) for j in self.facts.registered(call.entity.domain))[:MAX_LISTED]
+        return _result(Field("registereduserjids", FieldType.TEXT_MULTI, values=tuple(users)))
+
+    def _set_motd(self, ctx: Context, call: Call) -> Step:
+        text = "\n".join(call.forms[-1].values("motd")).strip()
+        if not text:
+            raise CommandInputError("motd", "the message is empty")
+        if len(text) > MAX_TEXT:
+            raise CommandInputError("motd", f"longer than {MAX_TEXT} characters")
+        return _done("message of the day set", Persist(MotdSet(call.entity.domain, text)))
+
     def _online_num(self, ctx: Context, call: Call) -> Step:
         count = len({jid.bare for jid in self.online()})
         return _result(Field("onlineusersnum", values=(str(count),)))
@@ -206,6 +429,36 @@ class AdminCommands:
         domain = str(call.entity)
         routes = [Route(m) for m in announcement(domain, text, sorted(self.online(), key=str))]
         return _done(f"sent to {len(routes)} session(s)", *routes)
+
+
+class _EditMotd(Command):
+    """XEP-0133 §4.25: the set-motd form, filled with the current message."""
+
+    node = f"{NS_ADMIN}#edit-motd"
+    name = "Edit Message of the Day"
+
+    def __init__(self, commands: AdminCommands) -> None:
+        self.commands = commands
+
+    def allowed(self, requester: JID) -> bool:
+        return self.commands.is_admin(requester.bare)
+
+    def run(self, ctx: Context, call: Call) -> Step:
+        if call.forms:
+            return self.commands._set_motd(ctx, call)
+        current = self.commands.motd.get(call.entity.domain, "")
+        field = Field(
+            "motd",
+            FieldType.TEXT_MULTI,
+            "Message of the Day",
+            required=True,
+            values=tuple(current.split("\n")) if current else (),
+        )
+        return Step(_form("Editing the Message of the Day", field), actions=(Action.COMPLETE,))
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def admin_commands(
