@@ -18,6 +18,8 @@ from xmpp_sansio.server.adhoc import (
     AdhocService,
     AdminCommands,
 )
+from xmpp_sansio.server.disco import DiscoService
+from xmpp_sansio.server.echo import EchoService
 from xmpp_sansio.server.effects import (
     AccountDisable,
     AccountPassword,
@@ -59,7 +61,8 @@ class World:
             ["example.com"],
             rng=seeded_rng(3),
             account_exists=lambda local, domain: local in ACCOUNTS,
-            services=holder,
+            services=[*holder, DiscoService()],
+            hosts={"echo.example.com": EchoService()},
             clock=lambda: 2000.0,
         )
         self.router.bind(ADMIN, JID.parse("admin@example.com/desk"))
@@ -187,4 +190,44 @@ def test_a_stored_motd_is_sent_from_the_start() -> None:
     bound = w.router.bind(3, JID.parse("romeo@example.com/garden"))
     assert [e.element.findtext("{jabber:client}body") for e in bound if isinstance(e, Deliver)] == [
         "Welcome"
+    ]
+
+
+def disco_items(
+    w: World, session: int, node: str | None = None
+) -> list[tuple[str, str | None, str | None]]:
+    attr = "" if node is None else f" node='{node}'"
+    iq = x(
+        f"<iq type='get' id='d1' to='example.com'>"
+        f"<query xmlns='http://jabber.org/protocol/disco#items'{attr}/></iq>"
+    )
+    answer = reply_of(w.router.route(session, iq), session)
+    if answer.get("type") == "error":
+        return [("error", None, None)]
+    query = answer[0]
+    return [(i.get("jid") or "", i.get("node"), i.get("name")) for i in query]
+
+
+def test_an_admin_sees_the_seed_nodes_on_the_servers_disco_items() -> None:
+    w = World()
+    assert disco_items(w, ADMIN) == [
+        ("echo.example.com", None, "Echo"),
+        ("example.com", "announce", "Announcements"),
+        ("example.com", "config", "Configuration"),
+        ("example.com", "user", "User Management"),
+        ("example.com", "online users", "Online Users"),
+        ("example.com", "all users", "All Users"),
+    ]
+    assert disco_items(w, USER) == [("echo.example.com", None, "Echo")]  # as before
+    assert disco_items(w, USER, "user") == [("error", None, None)]
+    assert ("example.com", f"{NS_ADMIN}#add-user", None) in disco_items(w, ADMIN, "user")
+    assert disco_items(w, ADMIN, "announce")[0] == ("example.com", f"{NS_ADMIN}#announce", None)
+    assert disco_items(w, ADMIN, "online users") == [
+        ("admin@example.com", None, None),
+        ("juliet@example.com", None, None),
+    ]
+    assert [jid for jid, _, _ in disco_items(w, ADMIN, "all users")] == [
+        "admin@example.com",
+        "juliet@example.com",
+        "romeo@example.com",
     ]

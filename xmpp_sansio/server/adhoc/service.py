@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from ...disco import build_disco_info, build_disco_items
+from ...disco import DiscoInfo, DiscoItems, Identity, build_disco_info, build_disco_items
 from ...errors import StanzaErrorCondition
 from ...jid import JID
 from ...stanza import Iq, IqType, iq_result
@@ -20,13 +20,15 @@ from ..effects import Bounce, Outcome, Reply
 from ..service import IqService
 from ..stages import Committed, Context, Event, Request, SessionBound, SessionUnbound, Stage
 from .engine import NS_COMMANDS, AdhocEngine
-from .xep0133 import AdminCommands
+from .xep0133 import GROUPS, AdminCommands
 
 __all__ = ["AdhocService"]
 
 _COMMAND: Final = f"{{{NS_COMMANDS}}}command"
 _INFO: Final = "{http://jabber.org/protocol/disco#info}query"
 _ITEMS: Final = "{http://jabber.org/protocol/disco#items}query"
+_DISCO_INFO_NS: Final = "http://jabber.org/protocol/disco#info"
+_DISCO_ITEMS_NS: Final = "http://jabber.org/protocol/disco#items"
 
 
 class AdhocService(IqService):
@@ -74,6 +76,11 @@ class AdhocService(IqService):
         if tag not in (_INFO, _ITEMS) or iq.type is not IqType.GET:
             return None
         node = payload.get("node")
+        admin = self.admin
+        if admin is not None and node != NS_COMMANDS and admin.is_admin(iq.from_.bare):
+            answered = self._admin_disco(iq, tag, node, entity, admin)
+            if answered is not None:
+                return answered
         if node is None:
             return None
         if tag == _ITEMS:
@@ -88,4 +95,27 @@ class AdhocService(IqService):
             if node in self.engine.commands:
                 return [Bounce(iq.element, StanzaErrorCondition.FORBIDDEN)]
             return None
+        return [Reply(iq_result(iq.element, build_disco_info(info)))]
+
+    def _admin_disco(
+        self, iq: Iq, tag: str, node: str | None, entity: JID, admin: AdminCommands
+    ) -> list[Outcome] | None:
+        """The seed's listing for administrators (XEP-0133 §3): the group
+        nodes after the service hosts, and each group's items and info."""
+        if tag == _ITEMS:
+            group = admin.group_items(node, entity)
+            if group is None:
+                return None
+            items = (
+                group.items if node is not None else (*self.server.service_items(), *group.items)
+            )
+            answer = build_disco_items(DiscoItems(items, node))
+            return [Reply(iq_result(iq.element, answer))]
+        if node is None or node not in GROUPS:
+            return None
+        info = DiscoInfo(
+            (Identity("hierarchy", "branch", GROUPS[node][0]),),
+            (_DISCO_INFO_NS, _DISCO_ITEMS_NS),
+            node=node,
+        )
         return [Reply(iq_result(iq.element, build_disco_info(info)))]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
+from ...disco import DiscoItem, DiscoItems
 from ...errors import StreamErrorCondition
 from ...forms import Field, FieldType, Form, FormType
 from ...jid import JID, InvalidJID
@@ -36,13 +37,36 @@ from ..effects import (
 from ..stages import Context
 from .engine import Action, Call, Command, CommandInputError, Note, Step, simple
 
-__all__ = ["NS_ADMIN", "AdminCommands", "AdminFacts", "NoFacts", "admin_commands"]
+__all__ = ["GROUPS", "NS_ADMIN", "AdminCommands", "AdminFacts", "NoFacts", "admin_commands"]
 
 NS_ADMIN: Final = "http://jabber.org/protocol/admin"
 #: The most accounts one delete or end-session command takes.
 MAX_ACCOUNTS: Final = 100
 #: The most registered users one list shows (the count is exact).
 MAX_LISTED: Final = 1000
+
+
+#: The nodes an administrator sees on the server's disco#items (the issue's
+#: seed listing, as Prosody's and ejabberd's): node -> (name, its commands).
+GROUPS: Final = {
+    "announce": ("Announcements", ("announce", "set-motd", "edit-motd", "delete-motd")),
+    "config": ("Configuration", ("ping",)),
+    "user": (
+        "User Management",
+        (
+            "add-user",
+            "delete-user",
+            "disable-user",
+            "reenable-user",
+            "change-user-password",
+            "end-user-session",
+            "get-user-roster",
+            "get-user-lastlogin",
+        ),
+    ),
+    "online users": ("Online Users", ()),
+    "all users": ("All Users", ()),
+}
 
 
 class AdminFacts(Protocol):
@@ -118,6 +142,29 @@ class AdminCommands:
                 self.motd.pop(op.domain, None)
             else:
                 self.motd[op.domain] = op.text
+
+    def group_items(self, node: str | None, entity: JID) -> DiscoItems | None:
+        """An administrator's disco#items of the server: with ``node`` None
+        the group nodes (appended to the service hosts by the caller), else
+        a group's commands, or the online or all users (XEP-0030 §4.2,
+        XEP-0133 §3); ``None`` for another node."""
+        if node is None:
+            return DiscoItems(tuple(DiscoItem(entity, n, name) for n, (name, _) in GROUPS.items()))
+        group = GROUPS.get(node)
+        if group is None:
+            return None
+        if node == "online users":
+            users = sorted({jid.bare for jid in self.online()}, key=str)
+            return DiscoItems(tuple(DiscoItem(u) for u in users[:MAX_LISTED]), node)
+        if node == "all users":
+            users = sorted(self.facts.registered(entity.domain), key=str)
+            return DiscoItems(tuple(DiscoItem(u) for u in users[:MAX_LISTED]), node)
+        return DiscoItems(
+            tuple(
+                DiscoItem(entity, c if c == "ping" else f"{NS_ADMIN}#{c}", None) for c in group[1]
+            ),
+            node,
+        )
 
     def motd_for(self, session: JID) -> list[Outcome]:
         """The message of the day for a session that just bound (XEP-0133
