@@ -26,6 +26,7 @@ from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
 from xmpp_sansio.server import Router, Service
+from xmpp_sansio.server.adhoc.muc_admin import destroy_room_command
 from xmpp_sansio.server.blocking import BlockingService
 from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
@@ -258,6 +259,8 @@ class ServerServices:
         if config.muc_domain is not None:
             self.muc = MucService(config.muc.settings, self._muc_storage)
             self.hosts[config.muc_domain] = self.muc
+            admins = config.admin.admins
+            self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))
 
         #: Which store writes each kind of op (``Persist`` effects): a new
         #: store (MUC, pubsub) adds its op types here, one line each.
