@@ -1,4 +1,5 @@
-"""The ``[admin]`` section of the server configuration: who may run the
+"""The ``[admin]`` section of the server configuration (and the top-level
+``admins``, which it joins): who may run the
 service administration commands (XEP-0133) and the limits of ad-hoc command
 sessions (XEP-0050); see docs/admin.md::
 
@@ -39,20 +40,26 @@ class AdminConfig:
     max_command_sessions: int = 10
 
 
-def load_admin(loader: _Loader, data: Mapping[str, object]) -> AdminConfig:
-    """Read and check ``[admin]``."""
-    table = loader.table(data, "admin", "admin")
-    loader.check_keys(table, ADMIN_KEYS, "admin.", "in [admin]")
-    raw = table.get("admins", [])
+def _admins(loader: _Loader, raw: object, name: str) -> list[JID]:
     if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
-        raise loader.error("admin.admins", "must be an array of JIDs (strings)")
+        raise loader.error(name, "must be an array of JIDs (strings)")
     try:
         admins = [JID.parse(a) for a in raw]
     except ValueError as exc:
-        raise loader.error("admin.admins", f"has an invalid JID: {exc}") from None
+        raise loader.error(name, f"has an invalid JID: {exc}") from None
     for jid in admins:
         if jid.local is None or jid.resource is not None:
-            raise loader.error("admin.admins", f"{jid} is not an account's bare JID")
+            raise loader.error(name, f"{jid} is not an account's bare JID")
+    return admins
+
+
+def load_admin(loader: _Loader, data: Mapping[str, object]) -> AdminConfig:
+    """Read and check ``[admin]`` and the top-level ``admins`` (the two
+    lists are joined)."""
+    table = loader.table(data, "admin", "admin")
+    loader.check_keys(table, ADMIN_KEYS, "admin.", "in [admin]")
+    admins = _admins(loader, table.get("admins", []), "admin.admins")
+    admins += _admins(loader, data.get("admins", []), "admins")
     return AdminConfig(
         frozenset(admins),
         loader.integer(

@@ -310,6 +310,7 @@ _TOP_KEYS: Final = (
     "allow_anonymous",
     "allow_registration",
     "scram_iterations",
+    "admins",
     "tls",
     "limits",
     "metrics",

@@ -45,3 +45,15 @@ def test_bad_admin_values_are_refused_with_the_key(tmp_path: Path, text: str, ke
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, f"[admin]\n{text}\n"))
     assert key in str(info.value)
+
+
+def test_top_level_admins_join_the_admin_section(tmp_path: Path) -> None:
+    text = 'admins = ["romeo@localhost"]\n[admin]\nadmins = ["juliet@localhost"]\n'
+    admin = load_config(write(tmp_path, text)).admin
+    assert admin.admins == frozenset({JID.parse("juliet@localhost"), JID.parse("romeo@localhost")})
+
+
+def test_bad_top_level_admins_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, 'admins = ["localhost"]\n'))
+    assert "admins" in str(info.value)
