@@ -19,21 +19,19 @@ from datetime import UTC, datetime
 from typing import Final, Protocol
 
 from ...disco import DiscoItem, DiscoItems
-from ...errors import StreamErrorCondition
 from ...forms import Field, FieldType, Form, FormType
 from ...jid import JID, InvalidJID
-from ..admin import KICK_CONDITION, MAX_TEXT, announcement
-from ..effects import (
-    AccountCreate,
-    AccountDelete,
-    AccountDisable,
-    AccountPassword,
-    EndSessions,
-    MotdSet,
-    Outcome,
-    Persist,
-    Route,
+from ..admin import (
+    MAX_TEXT,
+    add_account,
+    announcement,
+    change_password,
+    delete_account,
+    disable_account,
+    end_account_sessions,
+    set_motd,
 )
+from ..effects import MotdSet, Outcome, Route
 from ..stages import Context
 from .engine import Action, Call, Command, CommandInputError, Note, Step, simple
 
@@ -333,7 +331,7 @@ class AdminCommands:
                 a,
                 [],
                 lambda ctx, call: _done(
-                    "message of the day deleted", Persist(MotdSet(call.entity.domain, None))
+                    "message of the day deleted", set_motd(call.entity.domain, None)
                 ),
             ),
             simple("ping", "Ping", a, [], lambda ctx, call: _done("pong")),
@@ -350,27 +348,16 @@ class AdminCommands:
             raise CommandInputError("password", "a password is required")
         if self.account_exists(account):
             raise CommandInputError("accountjid", f"{account} exists already")
-        return _done(f"{account} added", Persist(AccountCreate(account, password)))
+        return _done(f"{account} added", add_account(account, password))
 
     def _delete_user(self, ctx: Context, call: Call) -> Step:
-        accounts = self._accounts(call.forms[-1], "accountjids")
-        outcomes: list[Outcome] = []
-        for account in accounts:
-            if not self.account_exists(account):
-                raise CommandInputError("accountjids", f"{account} does not exist")
-            # As XEP-0077 §3.2 removal: delete, then end the sessions (not-authorized).
-            outcomes.append(
-                Persist(
-                    AccountDelete(account),
-                    None,
-                    (EndSessions(account, StreamErrorCondition.NOT_AUTHORIZED, removed=True),),
-                )
-            )
-        return _done(f"deleted {len(accounts)} account(s)", *outcomes)
+        accounts = self._existing_many(call.forms[-1], "accountjids")
+        deletes = [delete_account(account) for account in accounts]
+        return _done(f"deleted {len(accounts)} account(s)", *deletes)
 
     def _end_session(self, ctx: Context, call: Call) -> Step:
         accounts = self._accounts(call.forms[-1], "accountjids")
-        ends = [EndSessions(account, KICK_CONDITION) for account in accounts]
+        ends = [end_account_sessions(account) for account in accounts]
         return _done(f"ended the sessions of {len(accounts)} account(s)", *ends)
 
     def _change_password(self, ctx: Context, call: Call) -> Step:
@@ -379,7 +366,7 @@ class AdminCommands:
         password = form.value("password") or ""
         if not password:
             raise CommandInputError("password", "a password is required")
-        return _done(f"password of {account} changed", Persist(AccountPassword(account, password)))
+        return _done(f"password of {account} changed", change_password(account, password))
 
     def _existing(self, form: Form, var: str) -> JID:
         account = self._account(form, var)
@@ -396,19 +383,12 @@ class AdminCommands:
 
     def _disable(self, ctx: Context, call: Call) -> Step:
         accounts = self._existing_many(call.forms[-1], "accountjids")
-        writes = [
-            Persist(
-                AccountDisable(account, True),
-                None,
-                (EndSessions(account, StreamErrorCondition.NOT_AUTHORIZED),),
-            )
-            for account in accounts
-        ]
+        writes = [disable_account(account, True) for account in accounts]
         return _done(f"disabled {len(accounts)} account(s)", *writes)
 
     def _reenable(self, ctx: Context, call: Call) -> Step:
         accounts = self._existing_many(call.forms[-1], "accountjids")
-        writes = [Persist(AccountDisable(account, False)) for account in accounts]
+        writes = [disable_account(account, False) for account in accounts]
         return _done(f"re-enabled {len(accounts)} account(s)", *writes)
 
     def _roster(self, ctx: Context, call: Call) -> Step:
@@ -456,7 +436,7 @@ class AdminCommands:
             raise CommandInputError("motd", "the message is empty")
         if len(text) > MAX_TEXT:
             raise CommandInputError("motd", f"longer than {MAX_TEXT} characters")
-        return _done("message of the day set", Persist(MotdSet(call.entity.domain, text)))
+        return _done("message of the day set", set_motd(call.entity.domain, text))
 
     def _online_num(self, ctx: Context, call: Call) -> Step:
         count = len({jid.bare for jid in self.online()})
