@@ -51,7 +51,9 @@ __all__ = [
     "AdminRequest",
     "AdminRequestError",
     "Announce",
+    "Disable",
     "Kick",
+    "Motd",
     "Reload",
     "Sessions",
     "Status",
@@ -123,6 +125,21 @@ class Announce:
 
 
 @dataclass(frozen=True, slots=True)
+class Disable:
+    """Disable ``account`` (XEP-0133 §4.3) or, ``disabled`` false, re-enable it."""
+
+    account: JID
+    disabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Motd:
+    """Set the message of the day of the first domain (``None``: delete it)."""
+
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Shut the server down (XEP-0133 §4.30), as SIGTERM does."""
 
@@ -133,7 +150,7 @@ class Reload:
 
 
 AdminRequest: TypeAlias = (
-    Status | Users | Sessions | Kick | AccountChanged | Announce | Stop | Reload
+    Status | Users | Sessions | Kick | AccountChanged | Announce | Disable | Motd | Stop | Reload
 )
 
 _SIMPLE: dict[str, AdminRequest] = {
@@ -196,7 +213,11 @@ def parse_request(line: bytes) -> AdminRequest:
         text = _text(request, "text", required=True)
         assert text is not None
         return Announce(text)
-    known = sorted([*_SIMPLE, "kick", "account_changed", "announce"])
+    if op in ("disable", "enable"):
+        return Disable(_account(request), op == "disable")
+    if op == "motd":
+        return Motd(_text(request, "text", required=False))
+    known = sorted([*_SIMPLE, "kick", "account_changed", "announce", "disable", "enable", "motd"])
     raise AdminRequestError(f"unknown op {op!r}; known: {', '.join(known)}")
 
 
