@@ -126,6 +126,8 @@ class Accounts:
         except InvalidJID:
             return None
         assert jid.local is not None
+        if self.store.is_disabled(jid.local, jid.domain):
+            return None  # disabled by an administrator (XEP-0133 §4.3): not-authorized
         return self.store.credentials(jid.local, jid.domain, event.hash_name)
 
     async def derive(self, event: DerivationRequested) -> bytes:

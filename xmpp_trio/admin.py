@@ -38,16 +38,20 @@ from xmpp_sansio.server.admin import (
     AdminRequest,
     AdminRequestError,
     Announce,
+    Disable,
     Kick,
+    Motd,
     Reload,
     Sessions,
     Status,
     Stop,
     Users,
     announcement,
+    disable_account,
     encode_error,
     encode_result,
     parse_request,
+    set_motd,
 )
 from xmpp_sansio.server.caps import CapsService
 
@@ -265,6 +269,12 @@ class Admin:
                 return {"ended": ended}
             case Announce():
                 return {"sent": self.announce(request.text)}
+            case Disable():
+                return self.disable(request.account, request.disabled)
+            case Motd():
+                domain = self.server.config.domains[0]
+                self.server.apply(self.server.router.drain([set_motd(domain, request.text)]))
+                return {"motd": request.text}
             case Stop():
                 log.info("stop requested on the admin socket")
                 self.stop_requested.set()
@@ -361,6 +371,16 @@ class Admin:
         log.info("kicking %s (%d sessions): %s", account, ended, reason or "no reason given")
         self.server.end_sessions(account, KICK_CONDITION, text=reason)
         return ended
+
+    def disable(self, account: JID, disabled: bool) -> dict[str, object]:
+        """Disable (its sessions end) or re-enable ``account``: the outcome the
+        XEP-0133 command returns, carried out as a router call's."""
+        local = account.local or ""
+        if not self.server.store.exists(local, account.domain):
+            raise AdminRequestError(f"no account {account}")
+        ended = len([1 for _, jid in self._bound() if jid.bare == account.bare]) if disabled else 0
+        self.server.apply(self.server.router.drain([disable_account(account, disabled)]))
+        return {"disabled": disabled, "ended": ended}
 
     def announce(self, text: str) -> int:
         """Send ``text`` to every bound session; return how many."""

@@ -25,6 +25,9 @@ Subcommands, each accepting ``--config PATH`` (before or after the subcommand):
 ``kick JID [--reason TEXT]`` / ``announce TEXT`` / ``stop`` / ``reload``
     End an account's sessions; send a message to every online session; stop
     the server; read the configuration file again (as SIGHUP does).
+``disable JID`` / ``enable JID`` / ``motd TEXT`` / ``motd --delete``
+    Disable an account (its sessions end, it cannot log in) or re-enable it;
+    set or delete the message of the day (the XEP-0133 commands' operations).
 ``export FILE`` / ``import FILE``
     Write every account with its roster, vCard, private XML and offline
     messages as XEP-0227 (safe while the server runs); read such a file, or a
@@ -570,6 +573,21 @@ def _cmd_announce(args: argparse.Namespace) -> int:
     return _print(args, result, [f"sent to {result['sent']} sessions"])
 
 
+def _cmd_disable(args: argparse.Namespace) -> int:
+    config = _load(args)
+    jid = _account_jid(args.jid, config, require_hosted=False)
+    op = "disable" if args.command == "disable" else "enable"
+    result = _ask(config, op, jid=str(jid))
+    done = f"disabled {jid} (ended {result['ended']} sessions)" if result["disabled"] else ""
+    return _print(args, result, [done or f"re-enabled {jid}"])
+
+
+def _cmd_motd(args: argparse.Namespace) -> int:
+    config = _load(args)
+    result = _ask(config, "motd", text=None if args.delete else args.text)
+    return _print(args, result, ["message of the day " + ("deleted" if args.delete else "set")])
+
+
 def _cmd_stop(args: argparse.Namespace) -> int:
     config = _load(args)
     result = _ask(config, "stop")
@@ -692,6 +710,17 @@ def build_parser() -> argparse.ArgumentParser:
     announce = add("announce", _cmd_announce, "send a message to every online session")
     announce.add_argument("text", metavar="TEXT", help="the message")
     announce.add_argument("--json", action="store_true", help=json_help)
+    for name, summary in (
+        ("disable", "disable an account: its sessions end, it cannot log in"),
+        ("enable", "re-enable a disabled account"),
+    ):
+        disable = add(name, _cmd_disable, summary)
+        disable.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
+        disable.add_argument("--json", action="store_true", help=json_help)
+    motd = add("motd", _cmd_motd, "set the message of the day, sent at each login")
+    motd.add_argument("text", metavar="TEXT", nargs="?", default="", help="the message")
+    motd.add_argument("--delete", action="store_true", help="delete the message of the day")
+    motd.add_argument("--json", action="store_true", help=json_help)
     export = add("export", _cmd_export, "export every account and its data as XEP-0227")
     export.add_argument("file", type=Path, metavar="FILE", help="the XEP-0227 file to write")
     import_ = add("import", _cmd_import, "import a XEP-0227 file (server stopped)")

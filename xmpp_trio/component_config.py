@@ -91,7 +91,7 @@ def check_component_domains(
     loader: _Loader, components: ComponentsConfig, services: Iterable[str | None]
 ) -> None:
     """No component may take the domain of one of the server's own
-    ``services`` (``echo.``, ``pubsub.``, ``conference.``, ``upload.``)."""
+    ``services`` (``echo.``, ``pubsub.``, ``conference.``, ``vjud.``, ``upload.``)."""
     taken = set(services)
     for domain in components.domains:
         if domain in taken:

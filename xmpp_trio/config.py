@@ -106,6 +106,7 @@ import platformdirs
 
 from xmpp_sansio.jid import JID, InvalidJID
 
+from .admin_config import AdminConfig, DirectoryConfig, load_admin, load_directory
 from .component_config import ComponentsConfig, check_component_domains, load_components
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .http_config import HTTPConfig, load_http
@@ -264,6 +265,8 @@ class ServerConfig:
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     muc: MucConfig = field(default_factory=MucConfig)
     components: ComponentsConfig = field(default_factory=ComponentsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     config_path: Path | None = None
 
     @property
@@ -280,6 +283,11 @@ class ServerConfig:
     def pubsub_domain(self) -> str | None:
         """Where the pubsub service answers, if it is on: ``pubsub.`` the first domain."""
         return f"pubsub.{self.domains[0]}" if self.pubsub.enabled else None
+
+    @property
+    def directory_domain(self) -> str | None:
+        """Where the user directory answers (``[directory]``), if it is on."""
+        return self.directory.host(self.domains)
 
     @property
     def muc_domain(self) -> str | None:
@@ -311,12 +319,15 @@ _TOP_KEYS: Final = (
     "allow_anonymous",
     "allow_registration",
     "scram_iterations",
+    "admins",
     "tls",
     "limits",
     "metrics",
     "pubsub",
     "muc",
     "components",
+    "admin",
+    "directory",
     "listeners",
     "http",
 )
@@ -705,9 +716,16 @@ def load_config(path: Path | None) -> ServerConfig:
         pubsub=load_pubsub(loader, data),
         muc=load_muc(loader, data, domains + anonymous_domains),
         components=load_components(loader, data, domains + anonymous_domains),
+        admin=load_admin(loader, data),
+        directory=load_directory(loader, data, domains + anonymous_domains),
         config_path=path,
     )
-    services = (config.echo_domain, config.pubsub_domain, config.muc_domain)
+    services = (
+        config.echo_domain,
+        config.pubsub_domain,
+        config.muc_domain,
+        config.directory_domain,
+    )
     upload = f"upload.{domains[0]}" if config.http.upload else None
     check_component_domains(loader, config.components, (*services, upload))
     return config

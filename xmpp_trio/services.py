@@ -26,6 +26,7 @@ from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
 from xmpp_sansio.server import Router, Service
+from xmpp_sansio.server.adhoc.muc_admin import destroy_room_command
 from xmpp_sansio.server.blocking import BlockingService
 from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.carbons import CarbonsService
@@ -36,6 +37,7 @@ from xmpp_sansio.server.effects import (
     BlockAdd,
     BlockClear,
     BlockRemove,
+    DirectoryListing,
     LastForget,
     LastSet,
     LoadQuery,
@@ -68,14 +70,17 @@ from xmpp_sansio.server.pubsub.pep import PEPService
 from xmpp_sansio.server.pubsub.store import PubSubOp
 from xmpp_sansio.server.register import RegistrationService
 from xmpp_sansio.server.roster import RosterService
+from xmpp_sansio.server.search import DirectoryIndex, DirectoryIndexer, DirectoryService
 from xmpp_sansio.server.upload import UploadPolicy, UploadService
 from xmpp_sansio.server.vcard import VCardService
 
+from .admin_commands import build_adhoc
 from .config import ServerConfig
 from .storage import AccountStore, delete_account
 from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
+from .stores.directory import SqliteDirectoryStorage
 from .stores.last import SqliteLastActivityStorage
 from .stores.muc import SqliteMucStorage
 from .stores.offline import SqliteOfflineStorage
@@ -188,6 +193,19 @@ class ServerServices:
             presence_authorized=lambda requester, account: is_subscribed(requester, account),
             account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
         )
+        self.adhoc, admin_store = build_adhoc(config, accounts, db)
+        # The user directory (XEP-0055) at vjud.DOMAIN, indexed from the vCards at start.
+        directory_storage = SqliteDirectoryStorage(db)
+        directory_services: list[Service] = []
+        self.directory: DirectoryService | None = None
+        if config.directory_domain is not None:
+            index = DirectoryIndex(
+                listed_by_default=config.directory.listed_by_default,
+                max_results=config.directory.max_results,
+            )
+            index.load(directory_storage.vcards(), directory_storage.choices())
+            directory_services.append(DirectoryIndexer(index))
+            self.directory = DirectoryService(index)
         self.services: list[Service] = [
             BlockingService(blocks, is_subscribed),
             self.roster,
@@ -217,6 +235,8 @@ class ServerServices:
             *pep_services,
             CarbonsService(),
             OfflineService(offline, max_per_user=limits.max_offline_messages),
+            self.adhoc,
+            *directory_services,
             self.disco,
         ]
         # The service hosts (the hosts table's subdomains), by domain.
@@ -229,6 +249,8 @@ class ServerServices:
         if config.http.upload:
             self.upload = build_upload(config, self.upload_storage)
             self.hosts[f"upload.{config.domains[0]}"] = self.upload
+        if self.directory is not None and config.directory_domain is not None:
+            self.hosts[config.directory_domain] = self.directory
         if config.pubsub_domain is not None:
             self.hosts[config.pubsub_domain] = PubSubHost(host_engine)
         # Multi-user chat (XEP-0045); persistent rooms in SQLite, read at start.
@@ -237,6 +259,8 @@ class ServerServices:
         if config.muc_domain is not None:
             self.muc = MucService(config.muc.settings, self._muc_storage)
             self.hosts[config.muc_domain] = self.muc
+            admins = config.admin.admins
+            self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))
 
         #: Which store writes each kind of op (``Persist`` effects): a new
         #: store (MUC, pubsub) adds its op types here, one line each.
@@ -255,6 +279,8 @@ class ServerServices:
             RosterPut: roster_storage.write,
             RosterDelete: roster_storage.write,
             AccountDelete: self._delete_account,
+            **admin_store.writers(),
+            DirectoryListing: directory_storage.write,
             UploadSlot: self.upload_storage.write,
             **dict.fromkeys(get_args(PubSubOp), self._pubsub_storage.write),
             **dict.fromkeys(get_args(MucOp), self._muc_storage.write),

@@ -121,6 +121,7 @@ class AccountStore:
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
             _migrate(db, path)
+            db.execute(_DISABLED_SCHEMA)
         except sqlite3.DatabaseError as exc:
             db.close()
             raise StorageError(f"{path}: {exc}") from exc
@@ -226,6 +227,14 @@ class AccountStore:
         ]
         self._insert(local, domain, rows)
 
+    def is_disabled(self, local: str, domain: str) -> bool:
+        """Whether an administrator disabled ``local@domain`` (XEP-0133 §4.3)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM disabled_accounts WHERE domain = ? AND local = ?", (domain, local)
+            ).fetchone()
+        return row is not None
+
     def delete(self, local: str, domain: str) -> None:
         """Delete ``local@domain`` and its credentials; raise :class:`AccountNotFound`."""
         with self._lock, _transaction(self._db):
@@ -303,6 +312,64 @@ class _transaction:
             self._db.execute("COMMIT")
         else:
             self._db.execute("ROLLBACK")
+
+
+#: Accounts an administrator disabled (XEP-0133 §4.3): they cannot log in.
+_DISABLED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS disabled_accounts (
+    domain TEXT NOT NULL,
+    local TEXT NOT NULL,
+    PRIMARY KEY (domain, local),
+    FOREIGN KEY (domain, local) REFERENCES accounts (domain, local) ON DELETE CASCADE
+) WITHOUT ROWID
+"""
+
+
+def set_disabled(db: sqlite3.Connection, local: str, domain: str, disabled: bool) -> None:
+    """Disable or re-enable ``local@domain`` in the caller's transaction."""
+    if disabled:
+        db.execute(
+            "INSERT OR IGNORE INTO disabled_accounts (domain, local) VALUES (?, ?)",
+            (domain, local),
+        )
+    else:
+        db.execute("DELETE FROM disabled_accounts WHERE domain = ? AND local = ?", (domain, local))
+
+
+def set_credentials(
+    db: sqlite3.Connection, local: str, domain: str, password: str, iterations: int
+) -> None:
+    """Replace the password of ``local@domain`` in the caller's transaction
+    (XEP-0133 "Change User Password"); raise :class:`AccountNotFound`."""
+    rows = _credential_rows(local, domain, password, iterations)
+    if not _exists(db, local, domain):
+        raise AccountNotFound(f"account {_jid(local, domain)} does not exist")
+    db.execute("DELETE FROM scram_credentials WHERE domain = ? AND local = ?", (domain, local))
+    db.executemany(
+        "INSERT INTO scram_credentials "
+        "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def create_account(
+    db: sqlite3.Connection, local: str, domain: str, password: str, iterations: int
+) -> None:
+    """Insert ``local@domain`` with ``password`` on ``db``, in the caller's
+    transaction (XEP-0133 "Add User", committed with the batch's other ops);
+    raise :class:`AccountExists` if it exists."""
+    rows = _credential_rows(local, domain, password, iterations)
+    try:
+        db.execute("INSERT INTO accounts (domain, local) VALUES (?, ?)", (domain, local))
+    except sqlite3.IntegrityError:
+        raise AccountExists(f"account {_jid(local, domain)} already exists") from None
+    db.executemany(
+        "INSERT INTO scram_credentials "
+        "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
 def delete_account(db: sqlite3.Connection, local: str, domain: str) -> bool:

@@ -14,7 +14,9 @@ from xmpp_sansio.server.admin import (
     AccountChanged,
     AdminRequestError,
     Announce,
+    Disable,
     Kick,
+    Motd,
     Status,
     announcement,
     encode_error,
@@ -95,3 +97,16 @@ def test_an_announcement_is_a_headline_from_the_domain_to_each_session() -> None
     assert one.attrib == {"from": "example.org", "to": "a@example.org/r", "type": "headline"}
     assert one.findtext("{jabber:client}body") == "hi"
     assert two.get("to") == "b@example.org/s"
+
+
+def test_disable_enable_and_motd_requests() -> None:
+    assert parse_request(b'{"op": "disable", "jid": "a@b"}') == Disable(JID.parse("a@b"), True)
+    assert parse_request(b'{"op": "enable", "jid": "a@b"}') == Disable(JID.parse("a@b"), False)
+    assert parse_request(b'{"op": "motd", "text": "hi"}') == Motd("hi")
+    assert parse_request(b'{"op": "motd"}') == Motd(None)
+    try:
+        parse_request(b'{"op": "disable", "jid": "b"}')
+    except AdminRequestError as exc:
+        assert "bare JID" in str(exc)
+    else:
+        raise AssertionError("a JID without a localpart was accepted")

@@ -371,3 +371,38 @@ async def test_a_slixmpp_user_gets_the_announcement_and_the_kick_with_its_reason
             process.kill()
             await process.wait()
     assert b"STREAM_ERROR policy-violation go away" in output, output.decode()
+
+
+async def test_disable_enable_and_motd_on_a_running_server(
+    server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The XEP-0133 operations from the command line: a disabled account's
+    sessions end and it cannot log in until enabled; the message of the day
+    reaches the next login as a headline."""
+    from xmpp_trio.client import AuthenticationError
+
+    config = write_config(server.config, tmp_path)
+    opts = options(server)
+    async with open_client("juliet@localhost/one", PASSWORDS["juliet"], **opts) as one:
+        status, out, _ = await cli(capsys, "disable", "juliet@localhost", "--config", str(config))
+        assert status == 0 and "disabled juliet@localhost (ended 1 sessions)" in out
+        error = await wait_closed(one)
+        assert error.condition is StreamErrorCondition.NOT_AUTHORIZED
+    with pytest.raises(AuthenticationError):
+        async with open_client("juliet@localhost/two", PASSWORDS["juliet"], **opts):
+            pass
+    status, out, _ = await cli(capsys, "enable", "juliet@localhost", "--config", str(config))
+    assert status == 0 and "re-enabled juliet@localhost" in out
+    status, _, _ = await cli(capsys, "motd", "Masks tonight", "--config", str(config))
+    assert status == 0
+    async with open_client("juliet@localhost/three", PASSWORDS["juliet"], **opts) as three:
+        with trio.fail_after(WAIT):
+            message = await three.receive()
+            while not message.tag.endswith("message"):
+                message = await three.receive()
+        assert message.get("type") == "headline"
+        assert message.findtext("{jabber:client}body") == "Masks tonight"
+    status, out, _ = await cli(capsys, "motd", "--delete", "--config", str(config))
+    assert status == 0 and "deleted" in out
+    status, _, err = await cli(capsys, "disable", "nobody@localhost", "--config", str(config))
+    assert status != 0 and "no account" in err

@@ -73,3 +73,25 @@ def test_bad_component_settings_are_named_without_the_secret(
     if key is not None:
         assert info.value.key == key
     assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("domain", "extra"),
+    [
+        ("conference.example.org", ""),  # multi-user chat, on by default
+        ("pubsub.example.org", ""),  # publish-subscribe, on by default
+        ("vjud.example.org", ""),  # the user directory, on by default
+        ("echo.example.org", "echo_service = true\n"),
+        ("upload.example.org", "[http]\nupload = true\n"),
+    ],
+)
+def test_a_component_may_not_take_a_service_domain_of_the_server(
+    tmp_path: Path, domain: str, extra: str
+) -> None:
+    text = f'{extra}\n[components]\nsecrets = {{ "{domain}" = "{SECRET}" }}\n'
+    if extra.startswith("[http]"):  # keep [components] out of the [http] table
+        text = f'[components]\nsecrets = {{ "{domain}" = "{SECRET}" }}\n\n{extra}'
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, text))
+    assert f"{domain} is a service of this server" in str(raised.value)
+    assert SECRET not in str(raised.value)

@@ -368,6 +368,7 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
     import re
 
     from xmpp_trio import config as config_module
+    from xmpp_trio.admin_config import ADMIN_KEYS, DIRECTORY_KEYS
     from xmpp_trio.component_config import COMPONENT_KEYS
     from xmpp_trio.muc_config import MUC_KEYS
 
@@ -387,12 +388,15 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
             documented.setdefault(section, set()).add(key.group(1))
     accepted = {
         "": set(config_module._TOP_KEYS)
-        - {"tls", "limits", "metrics", "listeners", "http", "pubsub", "muc", "components"},
+        - {"tls", "limits", "metrics", "listeners", "http", "pubsub", "muc", "components"}
+        - {"admin", "directory"},
         "tls": set(config_module._TLS_KEYS),
         "limits": set(config_module._LIMITS_KEYS),
         "metrics": set(config_module._METRICS_KEYS),
         "pubsub": set(PUBSUB_KEYS),
         "muc": set(MUC_KEYS),
+        "admin": set(ADMIN_KEYS),
+        "directory": set(DIRECTORY_KEYS),
         "listeners": set(config_module._LISTENER_KEYS),
         "http": set(HTTP_KEYS),
         "components": set(COMPONENT_KEYS),

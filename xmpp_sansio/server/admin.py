@@ -3,7 +3,9 @@ the wire, and the admin socket's line protocol.
 
 One module serves every way an administrator reaches a running server: the
 ``xmpp-trio`` command line through the local admin socket
-(:mod:`xmpp_trio.admin`) and, later, the XEP-0133 ad-hoc commands. The I/O
+(:mod:`xmpp_trio.admin`) and the XEP-0133 ad-hoc commands
+(:mod:`xmpp_sansio.server.adhoc.xep0133`), which build their outcomes with
+the functions at the end of this module. The I/O
 layer gathers the facts (sessions, listeners, uptime) and carries out the
 effects; the decisions that are protocol live here:
 
@@ -30,7 +32,16 @@ from xml.etree.ElementTree import Element, SubElement
 from ..errors import StreamErrorCondition
 from ..jid import JID, InvalidJID
 from ..xml import ns
-from .effects import Disconnect
+from .effects import (
+    AccountCreate,
+    AccountDelete,
+    AccountDisable,
+    AccountPassword,
+    Disconnect,
+    EndSessions,
+    MotdSet,
+    Persist,
+)
 from .sessions import CloseStream, SessionEffect
 
 __all__ = [
@@ -40,16 +51,24 @@ __all__ = [
     "AdminRequest",
     "AdminRequestError",
     "Announce",
+    "Disable",
     "Kick",
+    "Motd",
     "Reload",
     "Sessions",
     "Status",
     "Stop",
     "Users",
+    "add_account",
     "announcement",
+    "change_password",
+    "delete_account",
+    "disable_account",
     "encode_error",
     "encode_result",
+    "end_account_sessions",
     "parse_request",
+    "set_motd",
     "with_text",
 ]
 
@@ -106,6 +125,21 @@ class Announce:
 
 
 @dataclass(frozen=True, slots=True)
+class Disable:
+    """Disable ``account`` (XEP-0133 §4.3) or, ``disabled`` false, re-enable it."""
+
+    account: JID
+    disabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Motd:
+    """Set the message of the day of the first domain (``None``: delete it)."""
+
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Shut the server down (XEP-0133 §4.30), as SIGTERM does."""
 
@@ -116,7 +150,7 @@ class Reload:
 
 
 AdminRequest: TypeAlias = (
-    Status | Users | Sessions | Kick | AccountChanged | Announce | Stop | Reload
+    Status | Users | Sessions | Kick | AccountChanged | Announce | Disable | Motd | Stop | Reload
 )
 
 _SIMPLE: dict[str, AdminRequest] = {
@@ -179,7 +213,11 @@ def parse_request(line: bytes) -> AdminRequest:
         text = _text(request, "text", required=True)
         assert text is not None
         return Announce(text)
-    known = sorted([*_SIMPLE, "kick", "account_changed", "announce"])
+    if op in ("disable", "enable"):
+        return Disable(_account(request), op == "disable")
+    if op == "motd":
+        return Motd(_text(request, "text", required=False))
+    known = sorted([*_SIMPLE, "kick", "account_changed", "announce", "disable", "enable", "motd"])
     raise AdminRequestError(f"unknown op {op!r}; known: {', '.join(known)}")
 
 
@@ -218,3 +256,43 @@ def announcement(domain: str, text: str, recipients: Iterable[JID]) -> list[Elem
         SubElement(message, f"{{{ns.CLIENT}}}body").text = text
         messages.append(message)
     return messages
+
+
+# -- the operations as outcomes (XEP-0133 commands; see docs/admin.md) ----------------
+
+
+def add_account(account: JID, password: str) -> Persist:
+    """XEP-0133 §4.1: create ``account`` (the store derives the credentials)."""
+    return Persist(AccountCreate(account.bare, password))
+
+
+def delete_account(account: JID) -> Persist:
+    """XEP-0133 §4.2, as XEP-0077 §3.2 removal: delete the account, then end
+    its sessions with ``not-authorized`` and let every service forget it."""
+    ended = EndSessions(account.bare, StreamErrorCondition.NOT_AUTHORIZED, removed=True)
+    return Persist(AccountDelete(account.bare), None, (ended,))
+
+
+def disable_account(account: JID, disabled: bool) -> Persist:
+    """XEP-0133 §4.3/§4.4: disable ``account`` (its sessions end with
+    ``not-authorized`` once stored; it cannot log in) or re-enable it."""
+    if not disabled:
+        return Persist(AccountDisable(account.bare, False))
+    ended = EndSessions(account.bare, StreamErrorCondition.NOT_AUTHORIZED)
+    return Persist(AccountDisable(account.bare, True), None, (ended,))
+
+
+def end_account_sessions(account: JID) -> EndSessions:
+    """XEP-0133 §4.14: end every session of ``account``, as a kick does."""
+    return EndSessions(account.bare, KICK_CONDITION)
+
+
+def change_password(account: JID, password: str) -> Persist:
+    """XEP-0133 §4.7: replace the password of ``account``."""
+    return Persist(AccountPassword(account.bare, password))
+
+
+def set_motd(domain: str, text: str | None) -> Persist:
+    """XEP-0133 §4.24-4.26: set (or, with ``None``, delete) the message of the
+    day of ``domain``; it is sent with :func:`announcement` at each login."""
+    return Persist(MotdSet(domain, text))

@@ -17,7 +17,7 @@ service never holds the router.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
@@ -30,12 +30,16 @@ if TYPE_CHECKING:
     from .records import StoredItem
 
 __all__ = [
+    "AccountCreate",
     "AccountDelete",
+    "AccountDisable",
+    "AccountPassword",
     "BlockAdd",
     "BlockClear",
     "BlockRemove",
     "Bounce",
     "Deliver",
+    "DirectoryListing",
     "Disconnect",
     "Effect",
     "EndSessions",
@@ -43,6 +47,7 @@ __all__ = [
     "LastSet",
     "Load",
     "LoadQuery",
+    "MotdSet",
     "OfflineDelete",
     "OfflinePage",
     "OfflinePush",
@@ -227,9 +232,60 @@ class AccountDelete:
     account: JID
 
 
+@dataclass(frozen=True, slots=True)
+class AccountCreate:
+    """Create the account ``account`` (bare) with ``password`` (XEP-0133 §4.1
+    "Add User"); the store derives the SCRAM credentials."""
+
+    account: JID
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPassword:
+    """Replace the password of ``account`` (bare), XEP-0133 §4.7; the store
+    derives the SCRAM credentials."""
+
+    account: JID
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDisable:
+    """Disable ``account`` (bare): it cannot log in (XEP-0133 §4.3), or
+    re-enable it (``disabled`` false, §4.4)."""
+
+    account: JID
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MotdSet:
+    """Set the message of the day of ``domain`` (XEP-0133 §4.24), or delete
+    it (``text`` ``None``, §4.26)."""
+
+    domain: str
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryListing:
+    """``account`` (bare) chose to be ``listed`` in the user directory, or
+    not (XEP-0055, :mod:`xmpp_sansio.server.search`); ``None``: forget the
+    choice (account removal)."""
+
+    account: JID
+    listed: bool | None
+
+
 #: A store operation, as data (one per store and kind of write).
 StoreOp = (
     AccountDelete
+    | AccountCreate
+    | AccountPassword
+    | AccountDisable
+    | MotdSet
+    | DirectoryListing
     | OfflinePush
     | OfflineDelete
     | RosterPut
