@@ -39,7 +39,7 @@ from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Disconnect, Router
 from xmpp_sansio.server.admin import with_text
-from xmpp_sansio.server.effects import Load, Persist
+from xmpp_sansio.server.effects import Load, Persist, RouteRemote
 from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
 from xmpp_sansio.server.sessions import (
@@ -79,6 +79,7 @@ log = logging.getLogger("xmpp_trio.server")
 
 _STORE_FLUSH = 1.0  # seconds between writes of what stores keep behind
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
+_NO_REMOTE = StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND  # until federation is wired in
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,8 @@ class XMPPServer:
                     self.edge.persists.append(effect)
                 case Load():
                     self.edge.loads.append(effect)
+                case RouteRemote():  # federation is not wired into this server yet
+                    self.apply(self.router.bounce(effect.element, _NO_REMOTE))
                 case Resumed():
                     self._rekey(effect.transport, effect.session)
                 case Reroute():
