@@ -106,6 +106,7 @@ import platformdirs
 from xmpp_sansio.jid import JID, InvalidJID
 
 from .config_loader import ConfigError, Loader, Table, toml_type
+from .federation_config import FederationConfig, load_federation
 from .http_config import HTTPConfig, load_http
 from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
@@ -255,6 +256,7 @@ class ServerConfig:
     http: HTTPConfig = field(default_factory=HTTPConfig)
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     muc: MucConfig = field(default_factory=MucConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
     config_path: Path | None = None
 
     @property
@@ -307,6 +309,7 @@ _TOP_KEYS: Final = (
     "metrics",
     "pubsub",
     "muc",
+    "federation",
     "listeners",
     "http",
 )
@@ -694,5 +697,6 @@ def load_config(path: Path | None) -> ServerConfig:
         http=load_http(loader, data),
         pubsub=load_pubsub(loader, data),
         muc=load_muc(loader, data, domains + anonymous_domains),
+        federation=load_federation(loader, data),
         config_path=path,
     )
