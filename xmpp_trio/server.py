@@ -70,6 +70,7 @@ from .limits import (
 )
 from .logs import SESSION
 from .metrics import Metrics, serve_metrics
+from .s2s import Federation, start_federation
 from .services import build_services, open_database
 from .storage import AccountStore
 
@@ -79,7 +80,7 @@ log = logging.getLogger("xmpp_trio.server")
 
 _STORE_FLUSH = 1.0  # seconds between writes of what stores keep behind
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
-_NO_REMOTE = StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND  # until federation is wired in
+_NO_REMOTE = StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND  # federation off
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +124,9 @@ class XMPPServer:
             services=self.services.services,
             hosts=self.services.hosts,
             clock=self.services.clock,
+            federation=config.federation.enabled,
         )
+        self.federation: Federation | None = None  # xmpp_trio/s2s.py, set by run_server
         limits = config.limits
         #: bound sessions (attached or detached), their timers and XEP-0198 policy
         self.manager = SessionManager(
@@ -219,7 +222,9 @@ class XMPPServer:
                     self.edge.persists.append(effect)
                 case Load():
                     self.edge.loads.append(effect)
-                case RouteRemote():  # federation is not wired into this server yet
+                case RouteRemote() if self.federation is not None:
+                    self.federation.send(effect)
+                case RouteRemote():
                     self.apply(self.router.bounce(effect.element, _NO_REMOTE))
                 case Resumed():
                     self._rekey(effect.transport, effect.session)
@@ -558,6 +563,9 @@ async def run_server(
                 nursery.start_soon(trio.serve_listeners, handler, [listener])
             where = ", ".join(f"{b.address} port {b.port}" for b in bound[-len(listeners) :])
             log.info("listening for %s on %s", spec.kind, where)
+        if config.federation.enabled:  # the s2s listener (xmpp_trio/s2s.py)
+            for host, port in await start_federation(server, nursery):
+                bound.append(BoundListener("s2s", host, port, server.router, server))
         web.start(bound, nursery)  # uploads: their URL, their expiry
         if config.metrics.enabled:
             metrics = config.metrics
