@@ -60,7 +60,7 @@ from .certs import ensure_certificate
 from .config import ServerConfig
 from .federation_config import FederationConfig
 from .s2s_certs import peer_certificate
-from .s2s_resolve import resolve_server_targets
+from .s2s_resolve import resolve_host, resolve_server_targets
 
 
 class XMPPServer(Protocol):
@@ -267,7 +267,8 @@ class Federation:
         for target in targets:
             for strict in (True, False) if lenient_ok else (True,):
                 try:
-                    tcp = await trio.open_tcp_stream(target.host, target.port)
+                    host = await resolve_host(target.host, self.nameservers)
+                    tcp = await trio.open_tcp_stream(host, target.port)
                 except OSError as exc:
                     last = exc
                     break

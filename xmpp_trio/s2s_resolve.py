@@ -72,3 +72,32 @@ async def resolve_server_targets(
     direct = await lookup(f"_xmpps-server._tcp.{domain}")
     plain = await lookup(f"_xmpp-server._tcp.{domain}")
     return server_targets_from_srv(plain, direct, domain)
+
+
+async def resolve_host(host: str, nameservers: Sequence[tuple[str, int]] = ()) -> str:
+    """``host`` as an address through ``nameservers`` (an A record), when
+    they are given (tests, private networks); else ``host`` for the system
+    resolver of :func:`trio.open_tcp_stream`."""
+    if not nameservers:
+        return host
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return host
+    import dns.asyncresolver
+    import dns.exception
+
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [address for address, _ in nameservers]
+    resolver.port = nameservers[0][1]
+    resolver.lifetime = 10.0
+    try:
+        answer = await resolver.resolve(host, "A")
+    except dns.exception.DNSException as exc:
+        log.debug("A lookup %s: %s", host, exc)
+        return host
+    return str(answer[0].address)
