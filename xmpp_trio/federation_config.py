@@ -2,7 +2,7 @@
 RFC 6120 §13; see docs/federation.md)::
 
     [federation]
-    enabled = false               # off until the s2s listener and outbound manager land
+    enabled = false               # listen for and route to other domains (off by default)
     port = 5269                   # the s2s listener when enabled (0: any free port)
     require_valid_certificates = false  # true: no dialback on an untrusted certificate
     dialback = true               # Server Dialback (XEP-0220) when EXTERNAL is not possible

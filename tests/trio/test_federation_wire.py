@@ -179,3 +179,34 @@ async def test_an_unreachable_domain_bounces_with_remote_server_not_found(
             )
             is not None
         )
+
+
+async def test_a_spoofed_from_on_an_authenticated_stream_is_invalid_from(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """RFC 6120 §4.9.3.9: a stanza whose from is not the stream's authenticated
+    domain closes the stream with invalid-from; nothing reaches the user."""
+    ca = trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    assert a.server.federation is not None
+    async with client(b, "romeo@b.test") as romeo:
+        await romeo.send(ET.Element(C + "presence"))
+        link = await a.server.federation._open("a.test", "b.test")  # an authenticated stream
+        await link.stream.send_all(
+            b"<message from='mallory@evil.test' to='romeo@b.test' type='chat'>"
+            b"<body>spoofed</body></message>"
+        )
+        received = b""
+        with trio.fail_after(WAIT):
+            while b"</stream:stream>" not in received:
+                data = await link.stream.receive_some(65536)
+                if not data:
+                    break
+                received += data
+        assert b"<invalid-from" in received
+        # The genuine domain still gets through on a new stream.
+        await a.server.federation._close(link)
+        async with client(a, "juliet@a.test") as juliet:
+            await juliet.send(chat("romeo@b.test", "genuine"))
+            got = await next_stanza(romeo, "message")
+        assert got.findtext(C + "body") == "genuine"
