@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from .resolve import SRVRecord, Target, order_srv
+from .resolve import SRVRecord, Target, order_srv, srv_lookup
 
 __all__ = ["resolve_server_targets", "server_targets_from_srv"]
 
@@ -50,7 +50,6 @@ async def resolve_server_targets(
         host, port = overrides[domain]
         return [Target(host, port, False)]
     import dns.asyncresolver
-    import dns.exception
 
     resolver = dns.asyncresolver.Resolver(configure=not nameservers)
     if nameservers:
@@ -58,19 +57,8 @@ async def resolve_server_targets(
         resolver.port = nameservers[0][1]
     resolver.lifetime = 10.0
 
-    async def lookup(name: str) -> list[SRVRecord]:
-        try:
-            answer = await resolver.resolve(name, "SRV")
-        except dns.exception.DNSException as exc:
-            log.debug("SRV lookup %s: %s", name, exc)
-            return []
-        return [
-            SRVRecord(r.priority, r.weight, r.port, r.target.to_text(omit_final_dot=True) or ".")
-            for r in answer
-        ]
-
-    direct = await lookup(f"_xmpps-server._tcp.{domain}")
-    plain = await lookup(f"_xmpp-server._tcp.{domain}")
+    direct = await srv_lookup(resolver, f"_xmpps-server._tcp.{domain}")
+    plain = await srv_lookup(resolver, f"_xmpp-server._tcp.{domain}")
     return server_targets_from_srv(plain, direct, domain)
 
 
