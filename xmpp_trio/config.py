@@ -109,6 +109,7 @@ from xmpp_sansio.jid import JID, InvalidJID
 from .admin_config import AdminConfig, DirectoryConfig, load_admin, load_directory
 from .component_config import ComponentsConfig, check_component_domains, load_components
 from .config_loader import ConfigError, Loader, Table, toml_type
+from .federation_config import FederationConfig, load_federation
 from .http_config import HTTPConfig, load_http
 from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
@@ -267,6 +268,7 @@ class ServerConfig:
     components: ComponentsConfig = field(default_factory=ComponentsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
     config_path: Path | None = None
 
     @property
@@ -328,6 +330,7 @@ _TOP_KEYS: Final = (
     "components",
     "admin",
     "directory",
+    "federation",
     "listeners",
     "http",
 )
@@ -718,6 +721,7 @@ def load_config(path: Path | None) -> ServerConfig:
         components=load_components(loader, data, domains + anonymous_domains),
         admin=load_admin(loader, data),
         directory=load_directory(loader, data, domains + anonymous_domains),
+        federation=load_federation(loader, data),
         config_path=path,
     )
     services = (

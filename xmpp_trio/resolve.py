@@ -10,6 +10,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("xmpp_trio.resolve")
 
@@ -75,21 +76,24 @@ def targets_from_srv(
 async def resolve_client_targets(domain: str) -> list[Target]:
     """Look up ``_xmpps-client._tcp`` and ``_xmpp-client._tcp`` SRV records for ``domain``."""
     import dns.asyncresolver
-    import dns.exception
 
     resolver = dns.asyncresolver.Resolver()
-
-    async def lookup(name: str) -> list[SRVRecord]:
-        try:
-            answer = await resolver.resolve(name, "SRV")
-        except dns.exception.DNSException as exc:
-            log.debug("SRV lookup %s: %s", name, exc)
-            return []
-        return [
-            SRVRecord(r.priority, r.weight, r.port, r.target.to_text(omit_final_dot=True) or ".")
-            for r in answer
-        ]
-
-    tls = await lookup(f"_xmpps-client._tcp.{domain}")
-    plain = await lookup(f"_xmpp-client._tcp.{domain}")
+    tls = await srv_lookup(resolver, f"_xmpps-client._tcp.{domain}")
+    plain = await srv_lookup(resolver, f"_xmpp-client._tcp.{domain}")
     return targets_from_srv(plain, tls, domain)
+
+
+async def srv_lookup(resolver: Any, name: str) -> list[SRVRecord]:
+    """The SRV records of ``name`` from a dnspython async ``resolver``
+    (none on any DNS error; a lone ``.`` target is kept as ``.``)."""
+    import dns.exception
+
+    try:
+        answer = await resolver.resolve(name, "SRV")
+    except dns.exception.DNSException as exc:
+        log.debug("SRV lookup %s: %s", name, exc)
+        return []
+    return [
+        SRVRecord(r.priority, r.weight, r.port, r.target.to_text(omit_final_dot=True) or ".")
+        for r in answer
+    ]

@@ -39,7 +39,7 @@ from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Disconnect, Router
 from xmpp_sansio.server.admin import with_text
-from xmpp_sansio.server.effects import Load, Persist
+from xmpp_sansio.server.effects import Load, Persist, RouteRemote
 from xmpp_sansio.server.hosts import AccountHost, Authentication
 from xmpp_sansio.server.register import PasswordChange
 from xmpp_sansio.server.sessions import (
@@ -71,6 +71,7 @@ from .limits import (
 )
 from .logs import SESSION
 from .metrics import Metrics, serve_metrics
+from .s2s import Federation, start_federation
 from .services import build_services, open_database
 from .storage import AccountStore
 
@@ -80,6 +81,7 @@ log = logging.getLogger("xmpp_trio.server")
 
 _STORE_FLUSH = 1.0  # seconds between writes of what stores keep behind
 _COMPACT_AFTER = 10.0  # seconds of quiet before an idle session's parser is compacted
+_NO_REMOTE = StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND  # federation off
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,9 @@ class XMPPServer:
             services=self.services.services,
             hosts=component_hosts(config, self.services.hosts),  # XEP-0114 domains too
             clock=self.services.clock,
+            federation=config.federation.enabled,
         )
+        self.federation: Federation | None = None  # xmpp_trio/s2s.py, set by run_server
         limits = config.limits
         #: bound sessions (attached or detached), their timers and XEP-0198 policy
         self.manager = SessionManager(
@@ -224,6 +228,10 @@ class XMPPServer:
                     self.edge.persists.append(effect)
                 case Load():
                     self.edge.loads.append(effect)
+                case RouteRemote() if self.federation is not None:
+                    self.federation.send(effect)
+                case RouteRemote():
+                    self.apply(self.router.bounce(effect.element, _NO_REMOTE))
                 case Resumed():
                     self._rekey(effect.transport, effect.session)
                 case Reroute():
@@ -568,6 +576,9 @@ async def run_server(
                 nursery.start_soon(trio.serve_listeners, handler, [listener])
             where = ", ".join(f"{b.address} port {b.port}" for b in bound[-len(listeners) :])
             log.info("listening for %s on %s", spec.kind, where)
+        if config.federation.enabled:  # the s2s listener (xmpp_trio/s2s.py)
+            for host, port in await start_federation(server, nursery):
+                bound.append(BoundListener("s2s", host, port, server.router, server))
         web.start(bound, nursery)  # uploads: their URL, their expiry
         if config.metrics.enabled:
             metrics = config.metrics

@@ -25,6 +25,9 @@ from xmpp_sansio.stream.config import (
 )
 from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State
 from xmpp_sansio.stream.events import StreamErrorReceived
+from xmpp_sansio.stream.s2s import S2SInitiatingConnection, S2SReceivingConnection
+from xmpp_sansio.stream.s2s_events import S2SConfig
+from xmpp_sansio.stream.s2s_state import S2S_INITIATING_TRANSITIONS, S2S_RECEIVING_TRANSITIONS
 from xmpp_sansio.stream.state import (
     CLIENT_TRANSITIONS,
     COMPONENT_CLIENT_TRANSITIONS,
@@ -44,8 +47,17 @@ ROLES = {
     "client": CLIENT_TRANSITIONS,
     "component-server": COMPONENT_SERVER_TRANSITIONS,
     "component-client": COMPONENT_CLIENT_TRANSITIONS,
+    "s2s-receiving": S2S_RECEIVING_TRANSITIONS,
+    "s2s-initiating": S2S_INITIATING_TRANSITIONS,
 }
-Conn = ServerConnection | ClientConnection | ComponentServerConnection | ComponentClientConnection
+Conn = (
+    ServerConnection
+    | ClientConnection
+    | ComponentServerConnection
+    | ComponentClientConnection
+    | S2SReceivingConnection
+    | S2SInitiatingConnection
+)
 
 
 def new(role: str) -> Conn:
@@ -55,6 +67,11 @@ def new(role: str) -> Conn:
         return ComponentServerConnection(
             ComponentServerConfig(secrets={"c.example.com": "s"}, rng=seeded_rng(0))
         )
+    if role.startswith("s2s-"):
+        config = S2SConfig(domains=frozenset({"a.example"}), secret=b"s", rng=seeded_rng(0))
+        if role == "s2s-receiving":
+            return S2SReceivingConnection(config)
+        return S2SInitiatingConnection(config, "a.example", "b.example")
     if role == "component-client":
         return ComponentClientConnection(ComponentClientConfig(domain="c.example.com", secret="s"))
     return ClientConnection(

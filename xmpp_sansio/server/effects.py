@@ -59,6 +59,7 @@ __all__ = [
     "RosterDelete",
     "RosterPut",
     "Route",
+    "RouteRemote",
     "SessionId",
     "StoreOp",
     "UploadSlot",
@@ -352,7 +353,19 @@ class Load:
 
 
 #: What the I/O layer carries out.
-Effect = Deliver | Disconnect | Persist | Load
+@dataclass(frozen=True, slots=True)
+class RouteRemote:
+    """Send ``element`` (with its ``from``) to the server of the remote
+    ``domain`` over a server-to-server stream (RFC 6120 §10.4.3, §13): only
+    from a router built with ``federation=True``; the I/O layer bounces it
+    with ``remote-server-not-found``/``remote-server-timeout`` when that
+    server cannot be reached (§8.3.3.16, §8.3.3.17)."""
+
+    element: Element
+    domain: str
+
+
+Effect = Deliver | Disconnect | Persist | Load | RouteRemote
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,7 +412,7 @@ class EndSessions:
 
 
 #: What a service's stage returns.
-Outcome = Deliver | Disconnect | Persist | Load | Route | Reply | Bounce | EndSessions
+Outcome = Deliver | Disconnect | Persist | Load | RouteRemote | Route | Reply | Bounce | EndSessions
 
 
 def after_writes(outcomes: list[Outcome]) -> list[Outcome]:

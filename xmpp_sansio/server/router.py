@@ -15,8 +15,9 @@ whose stages it runs (see :mod:`xmpp_sansio.server.stages`). A service sees the
 router only as a read-only :class:`~xmpp_sansio.server.view.ServerView`; what
 it wants done it returns as outcomes (:mod:`xmpp_sansio.server.effects`:
 stanzas to route, replies, bounces, sessions to end), which the router drains
-into effects before any public method returns. Federation is not
-implemented: stanzas for other domains get ``remote-server-not-found``.
+into effects before any public method returns. Stanzas for other domains
+become :class:`RouteRemote` effects with ``federation`` on (else
+``remote-server-not-found``); :meth:`Router.route_from_remote` takes theirs.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ from .effects import (
     Persist,
     Reply,
     Route,
+    RouteRemote,
     SessionId,
     StoreOp,
 )
 from .hosts import AccountHost, Hosts, HostService
+from .remote import inbound_is_hosted, remote_route
 from .service import Service, check_declaration, joining
 from .stages import (
     Abandoned,
@@ -115,7 +118,8 @@ class Router:
     runs, unless the call passes ``now=`` itself (the default clock stands
     still at 0.0, for tests that do not care about time; a server passes its
     own). ``rng(n)`` returns ``n`` unpredictable bytes for the services
-    (required: a server passes :func:`secrets.token_bytes`).
+    (required: a server passes :func:`secrets.token_bytes`). ``federation``:
+    see :mod:`~xmpp_sansio.server.remote`.
     """
 
     def __init__(
@@ -127,8 +131,10 @@ class Router:
         hosts: Mapping[str, HostService] | None = None,
         clock: Callable[[], float] | None = None,
         rng: Callable[[int], bytes],
+        federation: bool = False,
     ) -> None:
         self.hosts = Hosts.build(domains, hosts)
+        self._federation = federation
         self._domains = self.hosts.account_domains
         self._service_hosts = self.hosts.services
         self._account_exists = account_exists
@@ -280,6 +286,17 @@ class Router:
         self._ctx.begin(now)
         return self._drain(self._route_inbound(element, transform=True))
 
+    def route_from_remote(
+        self, element: Element, origin: str, *, now: float | None = None
+    ) -> list[Effect]:
+        """Route a stanza from an s2s stream authenticated for ``origin`` by the
+        rules of :meth:`route_inbound`; not relayed to a third domain
+        (``item-not-found``). Checks: :func:`~.remote.inbound_is_hosted`."""
+        self._ctx.begin(now)
+        if not inbound_is_hosted(element, origin, self.hosts):
+            return self._drain(self._bounce(element, StanzaErrorCondition.ITEM_NOT_FOUND))
+        return self._drain(self._route_inbound(element, transform=True))
+
     def reply(self, element: Element, *, now: float | None = None) -> list[Effect]:
         """Send a server-generated reply (a result or error) to its ``to``: the
         bound session with that full JID, else by the usual inbound rules. A
@@ -359,7 +376,7 @@ class Router:
                     effects.append(Persist(outcome.op, outcome.stanza, (*then, *stack[::-1])))
                     stack.clear()
                     continue
-                case Deliver() | Disconnect() | Persist() | Load():
+                case Deliver() | Disconnect() | Persist() | Load() | RouteRemote():
                     effects.append(outcome)
                     continue
                 case Route(element=element, skip=skip):
@@ -835,9 +852,12 @@ class Router:
         return self._route_remote(stanza.element)
 
     def _route_remote(self, element: Element) -> list[Outcome]:
-        """A stanza for a domain this server does not host (RFC 6120 §10.4).
-        No federation yet: ``remote-server-not-found``."""
-        return self._bounce(element, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
+        """A stanza for a domain this server does not host (RFC 6120 §10.4.3):
+        the remote route with federation on, else ``remote-server-not-found``."""
+        route = remote_route(element) if self._federation else None
+        if route is None:
+            return self._bounce(element, StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
+        return [route]
 
     # -- errors ----------------------------------------------------------
 

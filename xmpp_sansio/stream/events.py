@@ -12,6 +12,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StreamErrorCondition
 from ..jid import JID
+from .s2s_events import S2SEvent
 
 __all__ = [
     "Authenticated",
@@ -284,4 +285,5 @@ Event = (
     | StreamErrorReceived
     | StreamClosed
     | ConnectionClosed
+    | S2SEvent
 )

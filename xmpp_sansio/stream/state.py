@@ -101,6 +101,7 @@ class Input(Enum):
     RESUMED = auto()  #: ``<resumed/>`` sent or received
     NEGOTIATION_FAILED = auto()  #: client: nothing acceptable offered; we close
     HANDSHAKE_SUCCEEDED = auto()  #: component: ``<handshake/>`` accepted (XEP-0114 §3)
+    S2S_AUTHENTICATED = auto()  #: s2s: a domain pair is authenticated (XEP-0220, §13.7 of RFC 6120)
 
     __hash__ = object.__hash__  # as State.__hash__
 

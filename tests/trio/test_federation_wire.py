@@ -1,0 +1,212 @@
+"""Federation on the wire (issue 21): two of our servers, a.test and b.test,
+on loopback with real TLS, exchanging messages and presence subscriptions
+both ways; authenticated by SASL EXTERNAL with trusted certificates, and by
+Server Dialback when one certificate is untrusted; bad input from a remote."""
+
+from __future__ import annotations
+
+import dataclasses
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import trio
+import trustme
+from conftest import RunningServer, start_running
+
+from xmpp_trio.client import Client, open_client
+from xmpp_trio.config import ListenerConfig, ServerConfig, TLSConfig
+from xmpp_trio.federation_config import FederationConfig
+from xmpp_trio.storage import AccountStore
+
+WAIT = 20.0
+C = "{jabber:client}"
+PASSWORD = "s3cr3t-federation"
+
+
+async def start_domain(
+    domain: str,
+    ca: trustme.CA,
+    trusted_ca: trustme.CA,
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    **federation: object,
+) -> RunningServer:
+    """A server for ``domain`` whose certificate comes from ``ca``, trusting
+    ``trusted_ca`` for its peers; federation on, its port chosen by the OS."""
+    home = tmp_path / domain
+    home.mkdir()
+    cert = ca.issue_cert(domain)
+    cert_path, key_path = home / "cert.pem", home / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    cafile = home / "peers-ca.pem"
+    trusted_ca.cert_pem.write_to_path(str(cafile))
+    config = ServerConfig(
+        domains=(domain,),
+        data_dir=home / "data",
+        listeners=(
+            ListenerConfig("c2s-starttls", "127.0.0.1", 0),
+            ListenerConfig("c2s-directtls", "127.0.0.1", 0),
+        ),
+        tls=TLSConfig(cert=cert_path, key=key_path),
+        scram_iterations=4096,
+        federation=dataclasses.replace(
+            FederationConfig(enabled=True, port=0, cafile=str(cafile)), **federation
+        ),
+    )
+    config.data_dir.mkdir(parents=True)
+    with AccountStore.open(config.database_path) as store:
+        for local in ("juliet", "romeo"):
+            store.create(local, domain, PASSWORD, iterations=4096)
+    ca_dir = home / "clients"
+    ca_dir.mkdir()
+    return await start_running(config, ca, ca_dir, nursery)
+
+
+async def two_servers(
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    *,
+    a_ca: trustme.CA,
+    b_ca: trustme.CA,
+    trusted: trustme.CA,
+) -> tuple[RunningServer, RunningServer]:
+    a = await start_domain("a.test", a_ca, trusted, tmp_path, nursery)
+    b = await start_domain("b.test", b_ca, trusted, tmp_path, nursery)
+    for me, other, domain in ((a, b, "b.test"), (b, a, "a.test")):
+        assert me.server.federation is not None and other.server.federation is not None
+        me.server.federation.hosts[domain] = ("127.0.0.1", other.server.federation.port)
+    return a, b
+
+
+def client(server: RunningServer, jid: str):  # type: ignore[no-untyped-def]
+    return open_client(
+        jid,
+        PASSWORD,
+        host="127.0.0.1",
+        port=server.starttls_port,
+        ssl_context=server.client_context(),
+    )
+
+
+async def next_stanza(who: Client, tag: str, **attrs: str) -> ET.Element:
+    with trio.fail_after(WAIT):
+        async for stanza in who:
+            if stanza.tag == C + tag and all(stanza.get(k) == v for k, v in attrs.items()):
+                return stanza
+    raise AssertionError("the stream ended")
+
+
+def chat(to: str, body: str) -> ET.Element:
+    message = ET.Element(C + "message", {"to": to, "type": "chat"})
+    ET.SubElement(message, C + "body").text = body
+    return message
+
+
+async def exchange(a: RunningServer, b: RunningServer) -> None:
+    """Messages both ways, then a subscription with presence."""
+    async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+        await exchange_between(juliet, "juliet@a.test", romeo, "romeo@b.test")
+
+
+async def exchange_between(juliet: Client, juliet_jid: str, romeo: Client, romeo_jid: str) -> None:
+    """Messages both ways, then juliet subscribes to romeo's presence and gets it."""
+    await juliet.send(ET.Element(C + "presence"))
+    await romeo.send(ET.Element(C + "presence"))
+    await juliet.send(chat(romeo_jid, "wherefore art thou"))
+    got = await next_stanza(romeo, "message")
+    assert got.get("from", "").startswith(juliet_jid + "/")
+    assert got.findtext(C + "body") == "wherefore art thou"
+    await romeo.send(chat(juliet_jid, "here"))
+    got = await next_stanza(juliet, "message")
+    assert got.get("from", "").startswith(romeo_jid + "/")
+    assert got.findtext(C + "body") == "here"
+    await juliet.send(ET.Element(C + "presence", {"to": romeo_jid, "type": "subscribe"}))
+    request = await next_stanza(romeo, "presence", type="subscribe")
+    assert request.get("from") == juliet_jid
+    await romeo.send(ET.Element(C + "presence", {"to": juliet_jid, "type": "subscribed"}))
+    # RFC 6121 §3.1.5: once approved, romeo's server sends his presence.
+    # (The approval itself may be delivered too, RFC 6121 §3.1.6, and Prosody
+    # answers the request with the contact's unavailable presence: skip those.)
+    available = await next_stanza(juliet, "presence")
+    while available.get("type") is not None:
+        available = await next_stanza(juliet, "presence")
+    assert available.get("from", "").startswith(romeo_jid + "/")
+    assert available.get("type") is None
+
+
+async def test_two_servers_with_trusted_certificates_federate_both_ways(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    ca = trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    await exchange(a, b)
+    for server, remote, local in ((a, "b.test", "a.test"), (b, "a.test", "b.test")):
+        assert server.server.federation is not None
+        assert server.server.federation.failures == 0
+        assert server.server.federation.methods == {(remote, local): "EXTERNAL"}
+
+
+async def test_an_untrusted_certificate_falls_back_to_dialback(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    ca, other = trustme.CA(), trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=other, b_ca=ca, trusted=ca)
+    await exchange(a, b)
+    assert a.server.federation is not None and b.server.federation is not None
+    # b does not trust a's certificate: a proved a.test by dialback (XEP-0220).
+    # b cannot verify a either, so its stream to a falls back the same way.
+    assert b.server.federation.methods == {("a.test", "b.test"): "dialback"}
+    assert a.server.federation.methods == {("b.test", "a.test"): "dialback"}
+
+
+async def test_an_unreachable_domain_bounces_with_remote_server_not_found(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    ca = trustme.CA()
+    a = await start_domain("a.test", ca, ca, tmp_path, nursery)
+    assert a.server.federation is not None
+    with trio.socket.socket() as sock:  # a port nobody listens on
+        await sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    a.server.federation.hosts["gone.test"] = ("127.0.0.1", closed_port)
+    async with client(a, "juliet@a.test") as juliet:
+        await juliet.send(chat("romeo@gone.test", "anyone?"))
+        error = await next_stanza(juliet, "message", type="error")
+        assert (
+            error.find(
+                "{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}remote-server-not-found"
+            )
+            is not None
+        )
+
+
+async def test_a_spoofed_from_on_an_authenticated_stream_is_invalid_from(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """RFC 6120 §4.9.3.9: a stanza whose from is not the stream's authenticated
+    domain closes the stream with invalid-from; nothing reaches the user."""
+    ca = trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    assert a.server.federation is not None
+    async with client(b, "romeo@b.test") as romeo:
+        await romeo.send(ET.Element(C + "presence"))
+        link = await a.server.federation._open("a.test", "b.test")  # an authenticated stream
+        await link.stream.send_all(
+            b"<message from='mallory@evil.test' to='romeo@b.test' type='chat'>"
+            b"<body>spoofed</body></message>"
+        )
+        received = b""
+        with trio.fail_after(WAIT):
+            while b"</stream:stream>" not in received:
+                data = await link.stream.receive_some(65536)
+                if not data:
+                    break
+                received += data
+        assert b"<invalid-from" in received
+        # The genuine domain still gets through on a new stream.
+        await a.server.federation._close(link)
+        async with client(a, "juliet@a.test") as juliet:
+            await juliet.send(chat("romeo@b.test", "genuine"))
+            got = await next_stanza(romeo, "message")
+        assert got.findtext(C + "body") == "genuine"

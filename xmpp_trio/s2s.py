@@ -1,0 +1,481 @@
+"""Federation over Trio (RFC 6120 §13; docs/federation.md): the ``s2s``
+listener, the outbound links, and the dialback verification streams.
+
+The protocol is :mod:`xmpp_sansio.stream.s2s`; this module moves bytes, does
+TLS, resolves remote servers (:mod:`.s2s_resolve`) and carries out what the
+router asks (:class:`~xmpp_sansio.server.effects.RouteRemote`).
+
+- Inbound: each connection on the s2s port runs an
+  :class:`S2SReceivingConnection`. TLS asks for the peer's certificate
+  (``CERT_OPTIONAL`` against ``[federation] cafile`` or the system store); its
+  facts (:mod:`.s2s_certs`) decide EXTERNAL. Dialback keys are checked by a
+  ``verify_only`` stream to the originating domain. Stanzas go to
+  :meth:`Router.route_from_remote`.
+- Outbound: one link per (local, remote) domain pair, started by the first
+  stanza; stanzas wait in a bounded queue (``max_queue``; over it
+  ``resource-constraint``) while it connects; on failure they bounce with
+  ``remote-server-not-found`` (or ``remote-server-timeout`` after
+  ``connect_timeout``). A link closes after ``idle_timeout`` without stanzas.
+  TLS first verifies the peer and presents our certificate; if that
+  handshake fails and dialback is allowed (``require_valid_certificates``
+  off), the link retries once without either, and authenticates by dialback.
+- ``allow``/``deny`` lists refuse a domain both ways.
+
+Limitation (stdlib ``ssl``): a receiving server that asks for a client
+certificate fails the handshake on an untrusted one; the retry without a
+client certificate covers peers that fall back like ours do.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Protocol
+from xml.etree.ElementTree import Element
+
+import trio
+
+from xmpp_sansio.errors import LocalProtocolError, RemoteProtocolError, StanzaErrorCondition
+from xmpp_sansio.jid import JID, InvalidJID
+from xmpp_sansio.server import Router
+from xmpp_sansio.server.effects import Effect, RouteRemote
+from xmpp_sansio.stream.config import Limits
+from xmpp_sansio.stream.events import NegotiationFailed, StanzaReceived, TLSRequested
+from xmpp_sansio.stream.s2s import S2SInitiatingConnection, S2SReceivingConnection
+from xmpp_sansio.stream.s2s_events import (
+    DialbackVerdict,
+    DialbackVerifyRequested,
+    DialbackVerifyResult,
+    DomainPairAuthenticated,
+    DomainPairRejected,
+    S2SConfig,
+    S2STLSEstablished,
+)
+
+from .certs import ensure_certificate
+from .config import ServerConfig
+from .federation_config import FederationConfig
+from .s2s_certs import peer_certificate
+from .s2s_resolve import resolve_host, resolve_server_targets
+
+
+class XMPPServer(Protocol):
+    """What federation uses of :class:`xmpp_trio.server.XMPPServer`."""
+
+    config: ServerConfig
+    router: Router
+    federation: Federation | None
+
+    def apply(self, effects: Sequence[Effect]) -> None: ...
+
+
+__all__ = ["Federation", "start_federation"]
+
+log = logging.getLogger("xmpp_trio.s2s")
+_READ = 65536
+_NOT_FOUND = StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND
+_TIMEOUT = StanzaErrorCondition.REMOTE_SERVER_TIMEOUT
+
+Conn = S2SInitiatingConnection | S2SReceivingConnection
+
+
+class LinkFailed(Exception):
+    """An outbound stream could not be set up."""
+
+
+class _TLSFailed(LinkFailed):
+    """The TLS handshake failed (maybe a certificate one side does not trust)."""
+
+
+def _domain_of(value: str | None) -> str | None:
+    try:
+        return JID.parse(value or "").domain
+    except InvalidJID:
+        return None
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One s2s connection: the sans-IO side and the Trio stream under it."""
+
+    conn: Conn
+    stream: trio.abc.Stream
+    lock: trio.Lock = field(default_factory=trio.Lock)
+
+    async def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            async with self.lock:
+                await self.stream.send_all(data)
+
+
+@dataclass(eq=False)
+class _Link:
+    """An outbound (local, remote) pair: its queue and its stream once ready."""
+
+    local: str
+    remote: str
+    queue: list[Element] = field(default_factory=list)
+    ready: _Stream | None = None
+    wake: trio.Event = field(default_factory=trio.Event)
+    last_used: float = 0.0
+
+
+class Federation:
+    """The s2s side of one server (see the module docstring)."""
+
+    def __init__(self, server: XMPPServer, nursery: trio.Nursery) -> None:
+        self.server = server
+        self.nursery = nursery
+        config = server.config
+        self.config: FederationConfig = config.federation
+        #: static overrides (``[federation] hosts``); tests add the ports they got
+        self.hosts: dict[str, tuple[str, int]] = dict(self.config.hosts)
+        self.nameservers: list[tuple[str, int]] = []
+        self.s2s = S2SConfig(
+            domains=frozenset(config.hosted_domains) | frozenset(server.router.hosts.services),
+            secret=secrets.token_bytes(32),  # XEP-0185 §3: from the rng at start
+            rng=secrets.token_bytes,
+            limits=Limits(negotiation_timeout=self.config.connect_timeout),
+            require_valid_certificate=self.config.require_valid_certificates,
+            allow_dialback=self.config.dialback,
+        )
+        cert, key = (
+            (config.tls.cert, config.tls.key)
+            if config.tls.cert is not None and config.tls.key is not None
+            else ensure_certificate(config.data_dir, config.hosted_domains)
+        )
+        cafile = self.config.cafile or None
+        self.server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.server_context.load_cert_chain(str(cert), str(key))
+        self.server_context.verify_mode = ssl.CERT_OPTIONAL  # for EXTERNAL (XEP-0178)
+        self._trust(self.server_context, cafile)
+        self.client_context = ssl.create_default_context(cafile=cafile)
+        self.client_context.load_cert_chain(str(cert), str(key))
+        self.lenient_context = ssl.create_default_context()
+        self.lenient_context.check_hostname = False
+        self.lenient_context.verify_mode = ssl.CERT_NONE
+        self.links: dict[tuple[str, str], _Link] = {}
+        self.inbound: set[_Stream] = set()
+        self.failures = 0
+        #: how each inbound (remote, local) pair was last authenticated (metrics, tests)
+        self.methods: dict[tuple[str, str], str] = {}
+        self.port = 0  #: the s2s listener's port (set by start_federation)
+
+    @staticmethod
+    def _trust(context: ssl.SSLContext, cafile: str | None) -> None:
+        if cafile:
+            context.load_verify_locations(cafile)
+        else:
+            context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+
+    # -- the router's remote route ---------------------------------------------
+
+    def send(self, effect: RouteRemote) -> None:
+        """Queue ``effect.element`` on the link of its pair, starting it if needed."""
+        element, remote = effect.element, effect.domain
+        local = _domain_of(element.get("from"))
+        if local is None or not self.config.allows(remote) or local not in self.s2s.domains:
+            self._bounce(element, _NOT_FOUND)
+            return
+        link = self.links.get((local, remote))
+        if link is None:
+            if sum(1 for (_, r) in self.links if r == remote) >= self.config.max_streams_per_domain:
+                self._bounce(element, StanzaErrorCondition.RESOURCE_CONSTRAINT)
+                return
+            link = self.links[local, remote] = _Link(local, remote)
+            self.nursery.start_soon(self._run_link, link)
+        if len(link.queue) >= self.config.max_queue:
+            self._bounce(element, StanzaErrorCondition.RESOURCE_CONSTRAINT)
+            return
+        link.queue.append(element)
+        link.wake.set()
+
+    def _bounce(self, element: Element, condition: StanzaErrorCondition) -> None:
+        self.server.apply(self.server.router.bounce(element, condition))
+
+    def _apply(self, effects: list[Effect]) -> None:
+        self.server.apply(effects)
+
+    # -- outbound ----------------------------------------------------------------
+
+    async def _run_link(self, link: _Link) -> None:
+        try:
+            try:
+                with trio.fail_after(self.config.connect_timeout):
+                    link.ready = await self._open(link.local, link.remote)
+            except trio.TooSlowError:
+                self._fail(link, _TIMEOUT, "timed out")
+                return
+            except (LinkFailed, OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+                self._fail(link, _NOT_FOUND, str(exc))
+                return
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read, link.ready, nursery.cancel_scope)
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+                    await self._write_queue(link)
+                nursery.cancel_scope.cancel()
+        finally:
+            if self.links.get((link.local, link.remote)) is link:
+                del self.links[link.local, link.remote]
+            for element in link.queue:
+                self._bounce(element, _NOT_FOUND)
+            link.queue.clear()
+            if link.ready is not None:
+                await self._close(link.ready)
+
+    def _fail(self, link: _Link, condition: StanzaErrorCondition, why: str) -> None:
+        self.failures += 1
+        log.info("s2s %s -> %s failed: %s", link.local, link.remote, why)
+        queued, link.queue = link.queue, []
+        for element in queued:
+            self._bounce(element, condition)
+
+    async def _write_queue(self, link: _Link) -> None:
+        """Send what is queued; close after ``idle_timeout`` without stanzas."""
+        assert link.ready is not None
+        stream = link.ready
+        while not stream.conn.should_close:
+            if link.queue:
+                queued, link.queue = link.queue, []
+                for element in queued:
+                    stream.conn.send(element)
+                await stream.flush()
+                continue
+            link.wake = trio.Event()
+            with trio.move_on_after(self.config.idle_timeout) as idle:
+                await link.wake.wait()
+            if idle.cancelled_caught:
+                log.info("s2s %s -> %s idle: closing", link.local, link.remote)
+                return
+
+    async def _open(self, local: str, remote: str, *, verify_only: bool = False) -> _Stream:
+        """Connect and negotiate until the pair is authenticated (or, with
+        ``verify_only``, the stream can carry ``db:verify``)."""
+        targets = await resolve_server_targets(
+            remote, overrides=self.hosts, nameservers=self.nameservers
+        )
+        if not targets:
+            raise LinkFailed(f"{remote} has no s2s service")
+        last: Exception = LinkFailed(f"no address of {remote} answered")
+        lenient_ok = self.config.dialback and not self.config.require_valid_certificates
+        for target in targets:
+            for strict in (True, False) if lenient_ok else (True,):
+                try:
+                    host = await resolve_host(target.host, self.nameservers)
+                    tcp = await trio.open_tcp_stream(host, target.port)
+                except OSError as exc:
+                    last = exc
+                    break
+                conn = S2SInitiatingConnection(self.s2s, local, remote, verify_only=verify_only)
+                stream = _Stream(conn, tcp)
+                try:
+                    await self._negotiate(stream, strict)
+                    return stream
+                except (ssl.SSLError, _TLSFailed) as exc:
+                    last = exc
+                    await self._close(stream)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    # TLS 1.3: a refused client certificate shows on the first read.
+                    last = LinkFailed(f"connection broken: {exc.__cause__ or exc!r}")
+                    await self._close(stream)
+                    if not (strict and stream.conn.tls_active):
+                        break
+                except LinkFailed as exc:
+                    last = exc
+                    await self._close(stream)
+                    break
+        raise LinkFailed(str(last))
+
+    async def _negotiate(self, stream: _Stream, strict: bool) -> None:
+        conn = stream.conn
+        assert isinstance(conn, S2SInitiatingConnection)
+        conn.start()
+        await stream.flush()
+        while True:
+            if conn.verify_only and conn._can_verify:
+                return
+            data = await stream.stream.receive_some(_READ)
+            conn.receive_data(data)
+            while True:
+                try:
+                    event = conn.next_event()
+                except RemoteProtocolError as exc:
+                    await stream.flush()
+                    raise LinkFailed(f"stream error {exc.condition.value}") from None
+                if event is None:
+                    break
+                if isinstance(event, TLSRequested):
+                    await stream.flush()
+                    context = self.client_context if strict else self.lenient_context
+                    ssl_stream = trio.SSLStream(stream.stream, context, server_hostname=conn.remote)
+                    try:
+                        await ssl_stream.do_handshake()
+                    except trio.BrokenResourceError as exc:
+                        raise _TLSFailed(f"TLS: {exc.__cause__}") from exc
+                    stream.stream = ssl_stream
+                    der = ssl_stream.getpeercert(binary_form=True)
+                    conn.send(S2STLSEstablished(peer_certificate(der, chain_valid=strict)))
+                elif isinstance(event, DomainPairAuthenticated):
+                    await stream.flush()
+                    return
+                elif isinstance(event, NegotiationFailed | DomainPairRejected):
+                    await stream.flush()
+                    raise LinkFailed(str(event))
+            await stream.flush()
+            if not data or conn.should_close:
+                raise LinkFailed("the remote server closed the stream")
+
+    async def _read(self, stream: _Stream, scope: trio.CancelScope | None = None) -> None:
+        """Read an outbound stream until it ends (dialback answers only)."""
+        try:
+            while not stream.conn.should_close:
+                data = await stream.stream.receive_some(_READ)
+                stream.conn.receive_data(data)
+                with suppress(RemoteProtocolError):
+                    while stream.conn.next_event() is not None:
+                        pass
+                await stream.flush()
+                if not data:
+                    break
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+            pass
+        if scope is not None:
+            scope.cancel()
+
+    async def _close(self, stream: _Stream) -> None:
+        with suppress(Exception):
+            stream.conn.close()
+            with trio.move_on_after(1):
+                await stream.flush()
+        await trio.aclose_forcefully(stream.stream)
+
+    async def _verify(self, receiving: _Stream, event: DialbackVerifyRequested) -> None:
+        """XEP-0220 §2.3: ask the authoritative server of the originating domain."""
+        valid, error = False, None
+        try:
+            with trio.fail_after(self.config.connect_timeout):
+                check = await self._open(event.receiving, event.originating, verify_only=True)
+                conn = check.conn
+                assert isinstance(conn, S2SInitiatingConnection)
+                conn.verify(event.originating, event.receiving, event.stream_id, event.key)
+                await check.flush()
+                valid = await self._verify_answer(check)
+                await self._close(check)
+        except trio.TooSlowError:
+            error = _TIMEOUT
+        except (
+            LinkFailed,
+            OSError,
+            RemoteProtocolError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            ssl.SSLError,
+        ) as exc:
+            log.info("dialback check of %s failed: %s", event.originating, exc)
+            error = _NOT_FOUND
+        rconn = receiving.conn
+        if rconn.should_close:
+            return
+        rconn.send(DialbackVerdict(event.originating, event.receiving, valid, error))
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await receiving.flush()
+
+    async def _verify_answer(self, check: _Stream) -> bool:
+        while True:
+            data = await check.stream.receive_some(_READ)
+            check.conn.receive_data(data)
+            while (event := check.conn.next_event()) is not None:
+                if isinstance(event, DialbackVerifyResult):
+                    return event.valid
+            if not data or check.conn.should_close:
+                raise LinkFailed("no dialback answer")
+
+    # -- inbound -------------------------------------------------------------------
+
+    async def handle_inbound(self, tcp: trio.SocketStream) -> None:
+        """Serve one connection on the s2s port (negotiated within
+        ``connect_timeout``); errors end this connection only."""
+        stream = _Stream(S2SReceivingConnection(self.s2s), tcp)
+        self.inbound.add(stream)
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    with trio.fail_after(self.config.connect_timeout) as deadline:
+                        await self._serve_inbound(stream, nursery, deadline)
+                except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+                except ssl.SSLError as exc:
+                    log.info("s2s TLS failed: %s", exc)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.inbound.discard(stream)
+            await self._close(stream)
+
+    async def _serve_inbound(
+        self, stream: _Stream, nursery: trio.Nursery, deadline: trio.CancelScope
+    ) -> None:
+        conn = stream.conn
+        assert isinstance(conn, S2SReceivingConnection)
+        while not conn.should_close:
+            data = await stream.stream.receive_some(_READ)
+            conn.receive_data(data)
+            while True:
+                try:
+                    event = conn.next_event()
+                except RemoteProtocolError as exc:
+                    log.info("s2s from %s: %s", conn.remote, exc.condition.value)
+                    continue
+                if event is None:
+                    break
+                if isinstance(event, TLSRequested):
+                    await stream.flush()
+                    ssl_stream = trio.SSLStream(
+                        stream.stream, self.server_context, server_side=True
+                    )
+                    await ssl_stream.do_handshake()
+                    stream.stream = ssl_stream
+                    der = ssl_stream.getpeercert(binary_form=True)
+                    conn.send(S2STLSEstablished(peer_certificate(der, chain_valid=der is not None)))
+                elif isinstance(event, DialbackVerifyRequested):
+                    if self.config.allows(event.originating):
+                        nursery.start_soon(self._verify, stream, event)
+                    else:
+                        conn.send(DialbackVerdict(event.originating, event.receiving, False))
+                elif isinstance(event, DomainPairAuthenticated):
+                    self.methods[event.remote, event.local] = event.method
+                    if not self.config.allows(event.remote):
+                        conn.close()
+                    deadline.deadline = float("inf")  # negotiated: no more deadline
+                elif isinstance(event, StanzaReceived):
+                    self._inbound_stanza(event.element)
+            await stream.flush()
+            if not data:
+                break
+
+    def _inbound_stanza(self, element: Element) -> None:
+        origin = _domain_of(element.get("from"))
+        assert origin is not None  # the stream checked the pair
+        try:
+            self._apply(self.server.router.route_from_remote(element, origin))
+        except LocalProtocolError as exc:  # pragma: no cover - the stream checks first
+            log.warning("s2s stanza refused: %s", exc)
+
+
+async def start_federation(server: XMPPServer, nursery: trio.Nursery) -> list[tuple[str, int]]:
+    """Attach a :class:`Federation` to ``server`` and listen on the s2s port;
+    returns where (address, port)."""
+    federation = server.federation = Federation(server, nursery)
+    listeners = await trio.open_tcp_listeners(server.config.federation.port)
+    where = []
+    for listener in listeners:
+        where.append(listener.socket.getsockname()[:2])
+        federation.port = where[0][1]
+        nursery.start_soon(trio.serve_listeners, federation.handle_inbound, [listener])
+    log.info("listening for s2s on %s", where)
+    return where
