@@ -20,6 +20,7 @@ __all__ = [
     "ClientStateChanged",
     "ConnectionClosed",
     "CredentialsRequested",
+    "CredentialsUpgradable",
     "DerivationRequested",
     "Event",
     "NegotiationFailed",
@@ -107,6 +108,19 @@ class Authenticated:
 
     jid: JID
     mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsUpgradable:
+    """Server: PLAIN verified ``jid``'s password against credentials of a
+    weaker hash than SHA-256 (an account imported with SCRAM-SHA-1 only,
+    XEP-0227): derive and store the hashes the account lacks (XEP-0480 §1's
+    upgrade, here from the password itself). Sent just before
+    :class:`Authenticated`; ``password`` is OpaqueString-valid and never
+    shown in ``repr``."""
+
+    jid: JID
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +283,7 @@ Event = (
     | DerivationRequested
     | RegistrationRequested
     | Authenticated
+    | CredentialsUpgradable
     | AuthenticationFailed
     | BindRequested
     | ResourceBound

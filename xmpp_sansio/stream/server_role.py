@@ -54,6 +54,7 @@ class _ServerRole(_SMStream):
         self.auth_failures = 0
         self._mechanism: sasl.ServerMechanism | None = None
         self._cb_type_refused = False  # a -PLUS attempt named a type we lack
+        self._hash_misses = 0  # uncounted SCRAM attempts at a missing hash
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
         self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for

@@ -105,6 +105,7 @@ class FeatureHost(Protocol):
     auth_failures: int
     _mechanism: sasl.ServerMechanism | None
     _cb_type_refused: bool  # a -PLUS attempt named a type we lack (XEP-0440)
+    _hash_misses: int  # uncounted SCRAM attempts at a hash the account lacks
     _pending_username: str | None
     _external_identity: str | None
 

@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element, SubElement
 from ... import sasl
 from ...errors import LocalProtocolError, StreamErrorCondition
 from ...jid import JID, InvalidJID
+from ...sasl.credentials import HASHES
 from ...xml import ns
 from ..answers import Answer, CredentialsProvided, CredentialsRefused, DerivationProvided
 from ..config import ServerConfig
@@ -23,12 +24,18 @@ from ..events import (
     Authenticated,
     AuthenticationFailed,
     CredentialsRequested,
+    CredentialsUpgradable,
     DerivationRequested,
 )
 from ..state import Input, State
 from .base import FeatureHost, Stage, _b64decode, _b64encode, _sasl_element
 
-__all__ = ["SASLFeature", "offered_mechanisms"]
+__all__ = ["MAX_UNCOUNTED_HASH_MISSES", "SASLFeature", "offered_mechanisms"]
+
+#: SCRAM attempts per stream at a hash the account has no credentials for
+#: that do not count toward ``max_auth_attempts``: the hashes a SHA-1-only
+#: account lacks (SHA-512, SHA-256), each tried once.
+MAX_UNCOUNTED_HASH_MISSES = len(HASHES) - 1
 
 _SERVER_MECHANISMS = (
     "SCRAM-SHA-512-PLUS",
@@ -199,7 +206,14 @@ def _step(conn: FeatureHost, step: Callable[[], sasl.ServerStep]) -> None:
     except sasl.SASLFailure as exc:
         if isinstance(exc, sasl.UnsupportedChannelBinding):
             conn._cb_type_refused = True
-        _failure(conn, exc.condition, exc.text, checked=exc.checked, counts=exc.counts)
+        counts = exc.counts
+        if isinstance(exc, sasl.MissingCredentials):
+            # An account lacking this hash (imported with SHA-1 only): a
+            # client trying SHA-512 then SHA-256 misses twice; more misses
+            # on one stream count, so no stream probes without end.
+            counts = conn._hash_misses >= MAX_UNCOUNTED_HASH_MISSES
+            conn._hash_misses += 1
+        _failure(conn, exc.condition, exc.text, checked=exc.checked, counts=counts)
         return
     if isinstance(result, sasl.Challenge):
         conn._send_element(_sasl_element("challenge", _b64encode(result.data, empty=None)))
@@ -238,6 +252,8 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
     conn._send_element(_sasl_element("success", _b64encode(result.additional_data)))
     conn.authenticated_jid = jid
     conn._mechanism = None
+    if result.upgrade_password is not None:
+        conn._events.append(CredentialsUpgradable(jid, result.upgrade_password))
     conn._events.append(Authenticated(jid, mechanism))
     # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
     conn._fire(Input.SASL_SUCCEEDED)
