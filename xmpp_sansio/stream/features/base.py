@@ -108,6 +108,9 @@ class FeatureHost(Protocol):
     _hash_misses: int  # uncounted SCRAM attempts at a hash the account lacks
     _pending_username: str | None
     _external_identity: str | None
+    _sasl_ns: str  # the exchange's namespace: RFC 6120 SASL or XEP-0388 SASL2
+
+    def _sasl2_authenticated(self) -> None: ...
 
     # Register's (XEP-0077)
     _pending_registration: Element | None

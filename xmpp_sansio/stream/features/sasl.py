@@ -160,7 +160,12 @@ def _handle(conn: FeatureHost, el: Element) -> bool:
 
 
 def _start(conn: FeatureHost, el: Element) -> None:
-    name = el.get("mechanism", "")
+    _begin(conn, el.get("mechanism", ""), el.text)
+
+
+def _begin(conn: FeatureHost, name: str, initial_text: str | None) -> None:
+    """Start mechanism ``name`` with the base64 ``initial_text`` (RFC 6120
+    §6.4.2; XEP-0388 §2.3 ``<initial-response/>``)."""
     if conn.config.require_tls and not conn.tls_active:
         _failure(conn, sasl.SASLCondition.ENCRYPTION_REQUIRED)
         return
@@ -171,7 +176,7 @@ def _start(conn: FeatureHost, el: Element) -> None:
             _failure(conn, sasl.SASLCondition.INVALID_MECHANISM)
         return
     try:
-        initial = _b64decode(el.text)
+        initial = _b64decode(initial_text)
     except ValueError:
         _failure(conn, sasl.SASLCondition.INCORRECT_ENCODING)
         return
@@ -216,7 +221,7 @@ def _step(conn: FeatureHost, step: Callable[[], sasl.ServerStep]) -> None:
         _failure(conn, exc.condition, exc.text, checked=exc.checked, counts=counts)
         return
     if isinstance(result, sasl.Challenge):
-        conn._send_element(_sasl_element("challenge", _b64encode(result.data, empty=None)))
+        conn._send_element(_element(conn, "challenge", _b64encode(result.data, empty=None)))
     elif isinstance(result, sasl.NeedCredentials):
         conn._fire(Input.NEED_CREDENTIALS)
         conn._pending_username = result.username
@@ -249,14 +254,36 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
         if authz != jid:  # RFC 6120 §6.4.6: we only allow authorizing as oneself
             _failure(conn, sasl.SASLCondition.INVALID_AUTHZID)
             return
-    conn._send_element(_sasl_element("success", _b64encode(result.additional_data)))
+    sasl2 = conn._sasl_ns == ns.SASL2
+    if sasl2:  # XEP-0388 §2.6.1
+        success = Element("{" + ns.SASL2 + "}success")
+        if result.additional_data is not None:
+            SubElement(success, "{" + ns.SASL2 + "}additional-data").text = _b64encode(
+                result.additional_data
+            )
+        SubElement(success, "{" + ns.SASL2 + "}authorization-identifier").text = str(jid)
+        conn._send_element(success)
+    else:
+        conn._send_element(_sasl_element("success", _b64encode(result.additional_data)))
     conn.authenticated_jid = jid
     conn._mechanism = None
     if result.upgrade_password is not None:
         conn._events.append(CredentialsUpgradable(jid, result.upgrade_password))
     conn._events.append(Authenticated(jid, mechanism))
-    # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
-    conn._fire(Input.SASL_SUCCEEDED)
+    if sasl2:
+        conn._sasl_ns = ns.SASL
+        conn._fire(Input.SASL2_SUCCEEDED)
+        conn._sasl2_authenticated()
+    else:
+        # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
+        conn._fire(Input.SASL_SUCCEEDED)
+
+
+def _element(conn: FeatureHost, name: str, text: str | None = None) -> Element:
+    """``name`` in the namespace of the exchange (RFC 6120 SASL or XEP-0388)."""
+    el = Element("{" + conn._sasl_ns + "}" + name)
+    el.text = text
+    return el
 
 
 def _failure(
@@ -277,10 +304,12 @@ def _failure(
     client may pick another on this stream); ``checked`` tells the I/O
     layer's back-off whether a credential was verified.
     """
-    failure = _sasl_element("failure")
+    # XEP-0388 §2.6.2: SASL2's <failure/> carries RFC 6120's condition.
+    failure = _element(conn, "failure")
     SubElement(failure, "{" + ns.SASL + "}" + condition.value)
     if text:
-        SubElement(failure, "{" + ns.SASL + "}text").text = text
+        SubElement(failure, "{" + conn._sasl_ns + "}text").text = text
+    conn._sasl_ns = ns.SASL
     conn._send_element(failure)
     conn._mechanism = None
     conn._fire(Input.SASL_FAILED)
