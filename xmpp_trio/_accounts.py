@@ -155,7 +155,10 @@ class Accounts:
             ],
             limiter=self.derivation_limiter,
         )
-        self.store.add_credentials(local, domain, derived)
+        try:
+            self.store.add_credentials(local, domain, derived)
+        except AccountNotFound:  # deleted meanwhile: nothing to upgrade
+            return
         log.info("upgraded the credentials of %s with %s", event.jid, ", ".join(missing))
 
     async def derive(self, event: DerivationRequested) -> bytes:

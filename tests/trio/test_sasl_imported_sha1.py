@@ -21,7 +21,7 @@ from test_sasl_interop import run_login
 from xmpp_sansio.sasl.credentials import derive_scram_credentials
 from xmpp_trio.client import AuthenticationError, open_client
 from xmpp_trio.config import ServerConfig
-from xmpp_trio.storage import AccountStore
+from xmpp_trio.storage import AccountNotFound, AccountStore
 from xmpp_trio.xep0227 import PIE, SCRAM, import_server
 
 PASSWORD = "s3cret-mercutio"
@@ -132,3 +132,16 @@ async def test_plain_with_a_wrong_password_neither_logs_in_nor_upgrades(
         ):
             pass
     assert imported.server.accounts.store.credentials("mercutio", "localhost", "sha256") is None
+
+
+def test_add_credentials_keeps_stored_hashes_and_needs_the_account(tmp_path: Path) -> None:
+    fresh = derive_scram_credentials("other", "sha1", salt=b"s" * 16, iterations=4096)
+    sha256 = derive_scram_credentials(PASSWORD, "sha256", salt=b"t" * 16, iterations=4096)
+    with AccountStore.open(tmp_path / "accounts.db") as store:
+        imported = derive_scram_credentials(PASSWORD, "sha1", salt=b"p" * 16, iterations=10000)
+        store.create_with_credentials("mercutio", "localhost", [imported])
+        store.add_credentials("mercutio", "localhost", [fresh, sha256])
+        assert store.credentials("mercutio", "localhost", "sha1") == imported
+        assert store.credentials("mercutio", "localhost", "sha256") == sha256
+        with pytest.raises(AccountNotFound):
+            store.add_credentials("nobody", "localhost", [sha256])
