@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from test_auth_counters_sansio import HEADER, drain
 
 from xmpp_sansio.errors import RemoteProtocolError
+from xmpp_sansio.jid import JID
 from xmpp_sansio.sasl import ChannelBinding, create_client_mechanism
 from xmpp_sansio.stream.config import ServerConfig
 from xmpp_sansio.stream.connection import ServerConnection, TLSInfo
@@ -103,8 +104,12 @@ def test_scram_login_succeeds_without_restart_and_binds() -> None:
     conn.receive_data(
         f"<response xmlns='{SASL2}'>{base64.b64encode(final).decode()}</response>".encode()
     )
-    events = answer_all(conn)
-    assert [type(e) for e in events] == [Authenticated]
+    [authenticated] = answer_all(conn)
+    assert authenticated == Authenticated(
+        JID.parse("juliet@capulet.example"),
+        "SCRAM-SHA-256",
+        UserAgent("d4565fa7-4d72-4749-b3d3-740edbf87770", "AwesomeXMPP", "Kiva's Phone"),
+    )
     out = conn.data_to_send()
     end = out.index(b"</success>") + len(b"</success>")
     success = fromstring(out[:end])

@@ -37,6 +37,7 @@ __all__ = [
     "StreamOpened",
     "StreamResumed",
     "TLSRequested",
+    "UserAgent",
 ]
 
 
@@ -103,11 +104,23 @@ class RegistrationRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class UserAgent:
+    """XEP-0388 §2.3 ``<user-agent/>``: ``id`` a UUID v4 (lower case), the
+    client's free-text software and device names (never shown to others)."""
+
+    id: str | None
+    software: str | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Authenticated:
-    """SASL succeeded (RFC 6120 §6.4.6). ``jid`` is the authenticated bare JID."""
+    """SASL succeeded (RFC 6120 §6.4.6). ``jid`` is the authenticated bare JID;
+    ``user_agent`` what a SASL2 client said of itself (XEP-0388 §2.3)."""
 
     jid: JID
     mechanism: str
+    user_agent: UserAgent | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from ..sm import PresenceHold, Resume
 from ..xml import ns
 from .answers import TLSInfo
 from .config import ServerConfig
+from .events import UserAgent
 from .features import C2S_SERVER, FeatureHost, Profile
 from .features.sasl import offered_mechanisms
 from .framing import Framing
@@ -57,6 +58,7 @@ class _ServerRole(_SMStream):
         self._cb_type_refused = False  # a -PLUS attempt named a type we lack
         self._hash_misses = 0  # uncounted SCRAM attempts at a missing hash
         self._sasl_ns = ns.SASL  # or XEP-0388's, for the exchange in progress
+        self._user_agent: UserAgent | None = None  # of that SASL2 exchange
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
         self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for

@@ -57,7 +57,7 @@ from ...stanza import error_reply
 from ...xml import ns
 from ..answers import Answer, TLSInfo
 from ..config import ServerConfig
-from ..events import Event
+from ..events import Event, UserAgent
 from ..state import Input, State
 
 __all__ = [
@@ -109,6 +109,7 @@ class FeatureHost(Protocol):
     _pending_username: str | None
     _external_identity: str | None
     _sasl_ns: str  # the exchange's namespace: RFC 6120 SASL or XEP-0388 SASL2
+    _user_agent: UserAgent | None  # of the SASL2 exchange in progress
 
     def _sasl2_authenticated(self) -> None: ...
 

@@ -269,7 +269,8 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
     conn._mechanism = None
     if result.upgrade_password is not None:
         conn._events.append(CredentialsUpgradable(jid, result.upgrade_password))
-    conn._events.append(Authenticated(jid, mechanism))
+    conn._events.append(Authenticated(jid, mechanism, conn._user_agent if sasl2 else None))
+    conn._user_agent = None
     if sasl2:
         conn._sasl_ns = ns.SASL
         conn._fire(Input.SASL2_SUCCEEDED)
@@ -310,6 +311,7 @@ def _failure(
     if text:
         SubElement(failure, "{" + conn._sasl_ns + "}text").text = text
     conn._sasl_ns = ns.SASL
+    conn._user_agent = None
     conn._send_element(failure)
     conn._mechanism = None
     conn._fire(Input.SASL_FAILED)

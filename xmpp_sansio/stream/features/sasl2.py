@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from xml.etree.ElementTree import Element, SubElement
 
 from ... import sasl
 from ...xml import ns
 from ..config import ServerConfig
+from ..events import UserAgent
 from ..state import State
 from .base import FeatureHost, Stage
 from .sasl import _begin, _failure, _handle, offered_mechanisms
@@ -31,16 +31,6 @@ _ABORT_TAG = "{" + ns.SASL2 + "}abort"
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 MAX_USER_AGENT_TEXT = 256
 """Longest ``<software/>`` or ``<device/>`` kept, in characters (longer is cut)."""
-
-
-@dataclass(frozen=True, slots=True)
-class UserAgent:
-    """XEP-0388 §2.3 ``<user-agent/>``: ``id`` a UUID v4 (lower case), the
-    client's free-text software and device names."""
-
-    id: str | None
-    software: str | None = None
-    device: str | None = None
 
 
 def parse_user_agent(authenticate: Element) -> UserAgent | None:
@@ -88,7 +78,7 @@ class SASL2Feature:
         conn._sasl_ns = ns.SASL2
         if tag == AUTHENTICATE_TAG and conn.state is State.NEGOTIATING:
             try:
-                parse_user_agent(el)
+                conn._user_agent = parse_user_agent(el)
             except ValueError as exc:
                 _failure(conn, sasl.SASLCondition.MALFORMED_REQUEST, str(exc))
                 return True
