@@ -69,6 +69,7 @@ from .stream.events import BindRequested as BindRequested
 from .stream.events import ClientStateChanged as ClientStateChanged
 from .stream.events import ConnectionClosed as ConnectionClosed
 from .stream.events import CredentialsRequested as CredentialsRequested
+from .stream.events import CredentialsUpgradable as CredentialsUpgradable
 from .stream.events import DerivationRequested as DerivationRequested
 from .stream.events import NegotiationFailed as NegotiationFailed
 from .stream.events import RegistrationRequested as RegistrationRequested
@@ -102,6 +103,7 @@ __all__ = [
     "ComponentServerConnection",
     "ConnectionClosed",
     "CredentialsRequested",
+    "CredentialsUpgradable",
     "DerivationRequested",
     "DiscoResponder",
     "InvalidJID",

@@ -14,11 +14,12 @@ import trio
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID, InvalidJID
-from xmpp_sansio.sasl.credentials import salted_password
+from xmpp_sansio.sasl.credentials import HASHES, derive_scram_credentials, salted_password
 from xmpp_sansio.server.register import PasswordChange
 from xmpp_sansio.stream.events import (
     AuthenticationFailed,
     CredentialsRequested,
+    CredentialsUpgradable,
     DerivationRequested,
     RegistrationRequested,
 )
@@ -30,6 +31,9 @@ from .storage import AccountExists, AccountNotFound, AccountStore
 __all__ = ["Accounts"]
 
 log = logging.getLogger("xmpp_trio.server")
+
+#: credentials PLAIN and SCRAM fall back to when the asked hash is missing
+_FALLBACK_HASHES = ("sha256", "sha512", "sha1")
 
 
 def _derive(password: str, hash_name: str, salt: bytes, iterations: int) -> bytes:
@@ -119,7 +123,11 @@ class Accounts:
         log.warning(message, *args)
 
     def credentials(self, domain: str | None, event: CredentialsRequested) -> Any:
-        """The stored SCRAM credentials of ``event.username`` (None: no such account)."""
+        """The stored SCRAM credentials of ``event.username`` for
+        ``event.hash_name``, else those of another hash the account has
+        (SHA-256, SHA-512, SHA-1): the mechanism tells a missing hash from a
+        missing account (PLAIN verifies with any hash, SCRAM fails without
+        counting). None: no such account."""
         assert domain is not None
         try:
             jid = JID.from_parts(event.username, domain, None)
@@ -128,7 +136,32 @@ class Accounts:
         assert jid.local is not None
         if self.store.is_disabled(jid.local, jid.domain):
             return None  # disabled by an administrator (XEP-0133 §4.3): not-authorized
-        return self.store.credentials(jid.local, jid.domain, event.hash_name)
+        for hash_name in (event.hash_name, *_FALLBACK_HASHES):
+            found = self.store.credentials(jid.local, jid.domain, hash_name)
+            if found is not None:
+                return found
+        return None
+
+    async def upgrade(self, event: CredentialsUpgradable) -> None:
+        """Add the hashes ``event.jid`` lacks, derived from the password PLAIN
+        just verified (in a worker thread, at ``scram_iterations``)."""
+        local, domain = event.jid.local or "", event.jid.domain
+        missing = [h for h in HASHES if self.store.credentials(local, domain, h) is None]
+        if not missing:
+            return
+        iterations, password = self.config.scram_iterations, event.password
+        derived = await trio.to_thread.run_sync(
+            lambda: [
+                derive_scram_credentials(password, h, salt=os.urandom(16), iterations=iterations)
+                for h in missing
+            ],
+            limiter=self.derivation_limiter,
+        )
+        try:
+            self.store.add_credentials(local, domain, derived)
+        except AccountNotFound:  # deleted meanwhile: nothing to upgrade
+            return
+        log.info("upgraded the credentials of %s with %s", event.jid, ", ".join(missing))
 
     async def derive(self, event: DerivationRequested) -> bytes:
         """Run a PLAIN derivation in a worker thread (bounded by the limiter)."""

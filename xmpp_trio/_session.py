@@ -37,6 +37,7 @@ from xmpp_sansio.stream.events import (
     ClientStateChanged,
     ConnectionClosed,
     CredentialsRequested,
+    CredentialsUpgradable,
     DerivationRequested,
     RegistrationRequested,
     ResourceBound,
@@ -496,6 +497,10 @@ class Session:
                 server.batch = batch
                 if conn.state is State.AWAIT_DERIVATION:  # not closed meanwhile
                     conn.provide_derived(salted)
+            elif isinstance(event, CredentialsUpgradable):
+                server.end_batch(batch)
+                await accounts.upgrade(event)
+                server.batch = batch
             elif isinstance(event, BindRequested):
                 most = server.config.limits.max_sessions_per_account
                 if server.manager.may_bind(event.jid, most):

@@ -12,6 +12,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     allow_plain = true         # offer SASL PLAIN (only ever offered over TLS)
     allow_anonymous = false    # offer SASL ANONYMOUS
     allow_registration = false # XEP-0077 in-band registration of new accounts
+    sasl2 = false              # also offer SASL2 (XEP-0388; docs/sasl2.md)
     scram_iterations = 10000   # PBKDF2 iterations for new passwords (at least 4096)
 
     [tls]
@@ -256,6 +257,7 @@ class ServerConfig:
     allow_plain: bool = True
     allow_anonymous: bool = False
     allow_registration: bool = False
+    sasl2: bool = False
     scram_iterations: int = 10000
     log_level: str = "info"
     log_format: str = "text"
@@ -320,6 +322,7 @@ _TOP_KEYS: Final = (
     "allow_plain",
     "allow_anonymous",
     "allow_registration",
+    "sasl2",
     "scram_iterations",
     "admins",
     "tls",
@@ -709,6 +712,7 @@ def load_config(path: Path | None) -> ServerConfig:
         allow_plain=loader.boolean(data, "allow_plain", "allow_plain", True),
         allow_anonymous=loader.boolean(data, "allow_anonymous", "allow_anonymous", False),
         allow_registration=loader.boolean(data, "allow_registration", "allow_registration", False),
+        sasl2=loader.boolean(data, "sasl2", "sasl2", False),
         scram_iterations=scram_iterations,
         log_level=log_level,
         log_format=log_format,

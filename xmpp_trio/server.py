@@ -176,6 +176,7 @@ class XMPPServer:
             allow_plain=config.allow_plain,
             allow_anonymous=config.allow_anonymous,
             allow_registration=config.allow_registration,
+            sasl2=config.sasl2,
             post_auth_features=self.services.post_auth_features(),
             limits=Limits(
                 max_stanza_size=limits.max_stanza_size,

@@ -235,6 +235,22 @@ class AccountStore:
             ).fetchone()
         return row is not None
 
+    def add_credentials(self, local: str, domain: str, credentials: list[ScramCredentials]) -> None:
+        """Add credentials for hashes ``local@domain`` lacks (the upgrade of an
+        imported SHA-1-only account); hashes it already has are kept."""
+        with self._lock, _transaction(self._db):
+            if not _exists(self._db, local, domain):
+                raise AccountNotFound(f"account {_jid(local, domain)} does not exist")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO scram_credentials "
+                "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (domain, local, c.hash_name, c.salt, c.iterations, c.stored_key, c.server_key)
+                    for c in credentials
+                ],
+            )
+
     def delete(self, local: str, domain: str) -> None:
         """Delete ``local@domain`` and its credentials; raise :class:`AccountNotFound`."""
         with self._lock, _transaction(self._db):

@@ -18,6 +18,7 @@ from xmpp_sansio.sasl import (
     Challenge,
     ChannelBinding,
     ClientMechanism,
+    MissingCredentials,
     NeedCredentials,
     NeedDerivation,
     SASLClientError,
@@ -35,6 +36,7 @@ from xmpp_sansio.sasl import (
     select_client_mechanism,
     tls_server_end_point,
 )
+from xmpp_sansio.sasl.credentials import salted_password
 from xmpp_sansio.testing import derive
 
 SCRAM = ("SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -836,11 +838,44 @@ def test_failures_are_final() -> None:
     )
 
 
-def test_wrong_credentials_hash_is_a_caller_error() -> None:
-    server = server_for("SCRAM-SHA-256")
-    server.start(b"n,,n=juliet,r=abc")
-    with pytest.raises(ValueError):
-        server.provide_credentials(STORE.lookup("juliet", "sha1"))
+@pytest.mark.parametrize("name", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_an_account_without_the_hash_looks_unknown_and_its_failure_does_not_count(
+    name: str,
+) -> None:
+    """Credentials of another hash (an account imported with SHA-1 only): the
+    decoy server-first-message of an unknown user, then the same
+    not-authorized, but not counted (nothing was checked)."""
+    first = b"n,,n=juliet,r=abc"
+    decoy = server_for(name, decoy_key=b"k")
+    decoy.start(first)
+    unknown = decoy.provide_credentials(None)
+    server = server_for(name, decoy_key=b"k")
+    server.start(first)
+    step = server.provide_credentials(STORE.lookup("juliet", "sha1"))
+    assert step == unknown
+    client = client_for(name)
+    server = server_for(name, decoy_key=b"k")
+    step = server.start(client.initial_response())
+    step = server.provide_credentials(STORE.lookup("juliet", "sha1"))
+    assert isinstance(step, Challenge)
+    final = client.challenge(step.data)
+    exc = failure(lambda: server.respond(final))
+    assert isinstance(exc, MissingCredentials)
+    assert exc.condition is SASLCondition.NOT_AUTHORIZED and exc.text is None
+    assert not exc.counts and not exc.checked
+
+
+def test_plain_against_sha1_credentials_hands_on_the_password_for_the_upgrade() -> None:
+    for hash_name, upgrade in (("sha1", "r0m30myr0m30"), ("sha256", None)):
+        server = server_for("PLAIN")
+        step = server.start(b"\x00juliet\x00r0m30myr0m30")
+        assert isinstance(step, NeedCredentials)
+        step = server.provide_credentials(STORE.lookup("juliet", hash_name))
+        assert isinstance(step, NeedDerivation) and step.hash_name == hash_name
+        salted = salted_password(step.password, step.hash_name, step.salt, step.iterations)
+        done = server.provide_derived(salted)
+        assert isinstance(done, Authenticated) and done.upgrade_password == upgrade
+        assert "r0m30" not in repr(done)
 
 
 # --- names, selection, factories ----------------------------------------------------------

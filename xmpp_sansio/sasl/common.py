@@ -85,6 +85,21 @@ class UnsupportedChannelBinding(SASLFailure):
         self.cb_type = cb_type
 
 
+class MissingCredentials(SASLFailure):
+    """The account exists but has no credentials for this mechanism's hash
+    (e.g. imported with SCRAM-SHA-1 only, XEP-0227): ``not-authorized`` on
+    the wire, exactly as for an unknown user (RFC 6120 §13.7.1), after the
+    same decoy exchange; nothing was checked, so it neither counts as an
+    attempt (§6.4.5) nor feeds a back-off: the client may try its next
+    mechanism on the same stream.
+    """
+
+    counts = False
+
+    def __init__(self) -> None:
+        super().__init__(SASLCondition.NOT_AUTHORIZED)
+
+
 class SASLClientError(Exception):
     """The server misbehaved: malformed challenge, bad nonce or server signature, ``e=``."""
 
@@ -120,6 +135,10 @@ class Authenticated:
     username: str | None
     authzid: str | None
     additional_data: bytes | None
+    upgrade_password: str | None = field(default=None, repr=False)
+    """PLAIN only: the verified password, when the account lacked the
+    preferred hash, so the caller can add the missing credentials (the
+    password upgrade of XEP-0480 §1, done at the one moment it is known)."""
 
 
 @dataclass(frozen=True, slots=True)

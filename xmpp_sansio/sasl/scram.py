@@ -33,6 +33,7 @@ from .common import (
     Authenticated,
     Challenge,
     ClientMechanism,
+    MissingCredentials,
     NeedCredentials,
     SASLClientError,
     SASLCondition,
@@ -274,7 +275,10 @@ class ScramServer(ServerMechanism):
     fails only at the proof, exactly like a wrong password. With a fixed,
     secret ``decoy_key`` the decoy salt of a username is stable across
     attempts, as a real one is; without one it is derived from the nonce and
-    changes per attempt, which a patient prober can notice.
+    changes per attempt, which a patient prober can notice. Credentials of
+    another hash (an account without this one, e.g. imported with SHA-1
+    only) get the same decoy and fail with :class:`.common.MissingCredentials`
+    (the same ``not-authorized``, not counted: nothing was checked).
     """
 
     def __init__(
@@ -312,6 +316,7 @@ class ScramServer(ServerMechanism):
         self._nonce = ""
         self._server_first = ""
         self._credentials: ScramCredentials | None = None
+        self._missing_hash = False
 
     def _start(self, initial_response: bytes | None) -> ServerStep:
         if initial_response is None:
@@ -384,6 +389,11 @@ class ScramServer(ServerMechanism):
     def _provide_credentials(self, credentials: ScramCredentials | None) -> ServerStep:
         if self._state != "credentials":
             self._fail(SASLCondition.MALFORMED_REQUEST, "no credentials were asked for")
+        if credentials is not None and credentials.hash_name != self._scram_hash:
+            # The account lacks this hash (imported SHA-1-only): the decoy
+            # exchange of an unknown user, then an uncounted failure.
+            self._missing_hash = True
+            credentials = None
         if credentials is None:
             salt = hmac.new(
                 self._decoy_key,
@@ -392,8 +402,6 @@ class ScramServer(ServerMechanism):
                 "sha256",
             ).digest()[:DECOY_SALT_LENGTH]
             iterations = self._decoy_iterations
-        elif credentials.hash_name != self._scram_hash:
-            raise ValueError(f"{self.name} needs {self._scram_hash} credentials")
         else:
             salt, iterations = credentials.salt, credentials.iterations
         self._credentials = credentials
@@ -426,6 +434,9 @@ class ScramServer(ServerMechanism):
             self._fail(denied, "nonce mismatch")
 
         credentials = self._credentials
+        if credentials is None and self._missing_hash:
+            self._done = True
+            raise MissingCredentials
         if credentials is None:
             self._fail(denied, checked=True)  # unknown user: the same as a wrong proof
         without_proof = ",".join(attributes[:-1])

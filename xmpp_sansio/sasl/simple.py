@@ -129,7 +129,9 @@ class PlainServer(_OneShotServer):
     server; we refuse to help it). Malformed messages (not UTF-8, not exactly
     two NULs, empty authcid or password) fail with ``malformed-request``
     before any check; a wrong password and an unknown user fail with
-    ``not-authorized``, marked as checked.
+    ``not-authorized``, marked as checked. Verified against credentials of
+    another hash than SHA-256 (an imported SHA-1-only account), the result
+    carries ``upgrade_password`` so the caller can add the missing hashes.
     """
 
     def __init__(self, *, decoy_iterations: int = 4096, decoy_key: bytes | None = None) -> None:
@@ -190,7 +192,15 @@ class PlainServer(_OneShotServer):
         _, stored_key, _ = keys_from_salted_password(salted_password, derivation.hash_name)
         if credentials is None or not hmac.compare_digest(stored_key, credentials.stored_key):
             self._fail(SASLCondition.NOT_AUTHORIZED, checked=True)
-        return Authenticated(username=self._authcid, authzid=self._authzid, additional_data=None)
+        # Verified against another hash than the preferred one (an account
+        # imported with SHA-1 only): hand the password on for the upgrade.
+        upgrade = derivation.password if credentials.hash_name != self.hash_name else None
+        return Authenticated(
+            username=self._authcid,
+            authzid=self._authzid,
+            additional_data=None,
+            upgrade_password=upgrade,
+        )
 
 
 class AnonymousServer(_OneShotServer):

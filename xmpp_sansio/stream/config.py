@@ -100,6 +100,9 @@ class ServerConfig:
             and wait for ``bind_accepted()`` / ``bind_refused()`` instead of
             binding every valid resource at once (e.g. to limit the sessions
             of one account, RFC 6120 §7.6.2.1). Off by default.
+        sasl2: also offer SASL2 (XEP-0388, ``<authentication/>``) beside
+            RFC 6120 SASL: the same mechanisms, no restart after success.
+            Off by default (docs/sasl2.md).
     """
 
     domains: frozenset[str]
@@ -123,6 +126,7 @@ class ServerConfig:
     sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)
     csi: bool = True
     ask_before_bind: bool = False
+    sasl2: bool = False
 
     def __post_init__(self) -> None:
         if not self.domains:

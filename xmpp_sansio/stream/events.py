@@ -21,6 +21,7 @@ __all__ = [
     "ClientStateChanged",
     "ConnectionClosed",
     "CredentialsRequested",
+    "CredentialsUpgradable",
     "DerivationRequested",
     "Event",
     "NegotiationFailed",
@@ -37,6 +38,7 @@ __all__ = [
     "StreamOpened",
     "StreamResumed",
     "TLSRequested",
+    "UserAgent",
 ]
 
 
@@ -103,11 +105,36 @@ class RegistrationRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class UserAgent:
+    """XEP-0388 §2.3 ``<user-agent/>``: ``id`` a UUID v4 (lower case), the
+    client's free-text software and device names (never shown to others)."""
+
+    id: str | None
+    software: str | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Authenticated:
-    """SASL succeeded (RFC 6120 §6.4.6). ``jid`` is the authenticated bare JID."""
+    """SASL succeeded (RFC 6120 §6.4.6). ``jid`` is the authenticated bare JID;
+    ``user_agent`` what a SASL2 client said of itself (XEP-0388 §2.3)."""
 
     jid: JID
     mechanism: str
+    user_agent: UserAgent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsUpgradable:
+    """Server: PLAIN verified ``jid``'s password against credentials of a
+    weaker hash than SHA-256 (an account imported with SCRAM-SHA-1 only,
+    XEP-0227): derive and store the hashes the account lacks (XEP-0480 §1's
+    upgrade, here from the password itself). Sent just before
+    :class:`Authenticated`; ``password`` is OpaqueString-valid and never
+    shown in ``repr``."""
+
+    jid: JID
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +297,7 @@ Event = (
     | DerivationRequested
     | RegistrationRequested
     | Authenticated
+    | CredentialsUpgradable
     | AuthenticationFailed
     | BindRequested
     | ResourceBound

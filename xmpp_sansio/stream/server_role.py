@@ -12,8 +12,10 @@ from xml.etree.ElementTree import Element
 from .. import sasl
 from ..jid import JID
 from ..sm import PresenceHold, Resume
+from ..xml import ns
 from .answers import TLSInfo
 from .config import ServerConfig
+from .events import UserAgent
 from .features import C2S_SERVER, FeatureHost, Profile
 from .features.sasl import offered_mechanisms
 from .framing import Framing
@@ -54,6 +56,9 @@ class _ServerRole(_SMStream):
         self.auth_failures = 0
         self._mechanism: sasl.ServerMechanism | None = None
         self._cb_type_refused = False  # a -PLUS attempt named a type we lack
+        self._hash_misses = 0  # uncounted SCRAM attempts at a missing hash
+        self._sasl_ns = ns.SASL  # or XEP-0388's, for the exchange in progress
+        self._user_agent: UserAgent | None = None  # of that SASL2 exchange
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
         self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for
@@ -90,6 +95,12 @@ class _ServerRole(_SMStream):
 
     def _new_id(self) -> str:
         return self.config.rng(12).hex()
+
+    def _sasl2_authenticated(self) -> None:
+        """XEP-0388 §2.6.1: no restart after SASL2 ``<success/>``: the stream
+        takes the post-authentication stanza limit and the features follow."""
+        self._parser.max_stanza_size = self._postauth_size
+        self._send_element(self._features())
 
     def _features(self) -> Element:
         """RFC 6120 §4.3.2: features for the current stage of negotiation, from the

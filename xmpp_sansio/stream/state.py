@@ -92,6 +92,7 @@ class Input(Enum):
     NEED_DERIVATION = auto()  #: server: PLAIN needs the password derived
     SASL_SUCCEEDED = auto()  #: ``<success/>`` sent or received: restart (§6.4.6)
     SASL_FAILED = auto()  #: ``<failure/>`` sent or received (§6.4.5)
+    SASL2_SUCCEEDED = auto()  #: server: SASL2 ``<success/>`` sent, no restart (XEP-0388)
     REGISTRATION_REQUESTED = auto()  #: server: a valid XEP-0077 set
     BIND_REQUESTED = auto()  #: server: ``ask_before_bind`` asks the I/O layer (§7)
     BIND_STARTED = auto()  #: client: bind request sent (§7.6)
@@ -177,6 +178,7 @@ SERVER_TRANSITIONS: Final[Transitions] = {
     (_S.AWAIT_CREDENTIALS, _I.LOCAL_CREDENTIALS): (_A.NONE, _S.SASL),
     (_S.AWAIT_DERIVATION, _I.LOCAL_DERIVED): (_A.NONE, _S.SASL),
     (_S.SASL, _I.SASL_SUCCEEDED): (_A.RESTART, _S.AWAIT_HEADER),
+    (_S.SASL, _I.SASL2_SUCCEEDED): (_A.NONE, _S.NEGOTIATING),  # XEP-0388 §2.6.1
     # A failure before the exchange (bad mechanism), during it, or instead of
     # answering the I/O layer's lookup (refuse_credentials, <abort/>).
     (_S.NEGOTIATING, _I.SASL_FAILED): (_A.NONE, _S.NEGOTIATING),

@@ -28,6 +28,7 @@ DELAY: Final = "urn:xmpp:delay"
 SM: Final = "urn:xmpp:sm:3"  # XEP-0198
 CSI: Final = "urn:xmpp:csi:0"  # XEP-0352
 SASL_CB: Final = "urn:xmpp:sasl-cb:0"  # XEP-0440 §2
+SASL2: Final = "urn:xmpp:sasl:2"  # XEP-0388
 REGISTER: Final = "jabber:iq:register"  # XEP-0077
 REGISTER_FEATURE: Final = "http://jabber.org/features/iq-register"  # XEP-0077 §8
 FRAMING: Final = "urn:ietf:params:xml:ns:xmpp-framing"  # RFC 7395 §3.3

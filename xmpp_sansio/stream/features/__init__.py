@@ -25,6 +25,7 @@ from .csi import CSIFeature
 from .handshake import HandshakeFeature
 from .register import RegisterFeature
 from .sasl import SASLFeature
+from .sasl2 import SASL2Feature
 from .sm import SMFeature
 from .starttls import StartTLSFeature
 
@@ -39,6 +40,7 @@ __all__ = [
     "HandshakeFeature",
     "Profile",
     "RegisterFeature",
+    "SASL2Feature",
     "SASLFeature",
     "SMFeature",
     "Stage",
@@ -51,6 +53,6 @@ __all__ = [
 
 #: A client-to-server stream, server side.
 C2S_SERVER: Profile[FeatureHost, ServerConfig] = Profile(
-    before_auth=(StartTLSFeature(), SASLFeature(), RegisterFeature()),
+    before_auth=(StartTLSFeature(), SASLFeature(), SASL2Feature(), RegisterFeature()),
     after_auth=(BindFeature(), SMFeature(), CSIFeature()),
 )

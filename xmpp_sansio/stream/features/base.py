@@ -57,7 +57,7 @@ from ...stanza import error_reply
 from ...xml import ns
 from ..answers import Answer, TLSInfo
 from ..config import ServerConfig
-from ..events import Event
+from ..events import Event, UserAgent
 from ..state import Input, State
 
 __all__ = [
@@ -105,8 +105,13 @@ class FeatureHost(Protocol):
     auth_failures: int
     _mechanism: sasl.ServerMechanism | None
     _cb_type_refused: bool  # a -PLUS attempt named a type we lack (XEP-0440)
+    _hash_misses: int  # uncounted SCRAM attempts at a hash the account lacks
     _pending_username: str | None
     _external_identity: str | None
+    _sasl_ns: str  # the exchange's namespace: RFC 6120 SASL or XEP-0388 SASL2
+    _user_agent: UserAgent | None  # of the SASL2 exchange in progress
+
+    def _sasl2_authenticated(self) -> None: ...
 
     # Register's (XEP-0077)
     _pending_registration: Element | None

@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element, SubElement
 from ... import sasl
 from ...errors import LocalProtocolError, StreamErrorCondition
 from ...jid import JID, InvalidJID
+from ...sasl.credentials import HASHES
 from ...xml import ns
 from ..answers import Answer, CredentialsProvided, CredentialsRefused, DerivationProvided
 from ..config import ServerConfig
@@ -23,12 +24,18 @@ from ..events import (
     Authenticated,
     AuthenticationFailed,
     CredentialsRequested,
+    CredentialsUpgradable,
     DerivationRequested,
 )
 from ..state import Input, State
 from .base import FeatureHost, Stage, _b64decode, _b64encode, _sasl_element
 
-__all__ = ["SASLFeature", "offered_mechanisms"]
+__all__ = ["MAX_UNCOUNTED_HASH_MISSES", "SASLFeature", "offered_mechanisms"]
+
+#: SCRAM attempts per stream at a hash the account has no credentials for
+#: that do not count toward ``max_auth_attempts``: the hashes a SHA-1-only
+#: account lacks (SHA-512, SHA-256), each tried once.
+MAX_UNCOUNTED_HASH_MISSES = len(HASHES) - 1
 
 _SERVER_MECHANISMS = (
     "SCRAM-SHA-512-PLUS",
@@ -153,7 +160,12 @@ def _handle(conn: FeatureHost, el: Element) -> bool:
 
 
 def _start(conn: FeatureHost, el: Element) -> None:
-    name = el.get("mechanism", "")
+    _begin(conn, el.get("mechanism", ""), el.text)
+
+
+def _begin(conn: FeatureHost, name: str, initial_text: str | None) -> None:
+    """Start mechanism ``name`` with the base64 ``initial_text`` (RFC 6120
+    §6.4.2; XEP-0388 §2.3 ``<initial-response/>``)."""
     if conn.config.require_tls and not conn.tls_active:
         _failure(conn, sasl.SASLCondition.ENCRYPTION_REQUIRED)
         return
@@ -164,7 +176,7 @@ def _start(conn: FeatureHost, el: Element) -> None:
             _failure(conn, sasl.SASLCondition.INVALID_MECHANISM)
         return
     try:
-        initial = _b64decode(el.text)
+        initial = _b64decode(initial_text)
     except ValueError:
         _failure(conn, sasl.SASLCondition.INCORRECT_ENCODING)
         return
@@ -199,10 +211,17 @@ def _step(conn: FeatureHost, step: Callable[[], sasl.ServerStep]) -> None:
     except sasl.SASLFailure as exc:
         if isinstance(exc, sasl.UnsupportedChannelBinding):
             conn._cb_type_refused = True
-        _failure(conn, exc.condition, exc.text, checked=exc.checked, counts=exc.counts)
+        counts = exc.counts
+        if isinstance(exc, sasl.MissingCredentials):
+            # An account lacking this hash (imported with SHA-1 only): a
+            # client trying SHA-512 then SHA-256 misses twice; more misses
+            # on one stream count, so no stream probes without end.
+            counts = conn._hash_misses >= MAX_UNCOUNTED_HASH_MISSES
+            conn._hash_misses += 1
+        _failure(conn, exc.condition, exc.text, checked=exc.checked, counts=counts)
         return
     if isinstance(result, sasl.Challenge):
-        conn._send_element(_sasl_element("challenge", _b64encode(result.data, empty=None)))
+        conn._send_element(_element(conn, "challenge", _b64encode(result.data, empty=None)))
     elif isinstance(result, sasl.NeedCredentials):
         conn._fire(Input.NEED_CREDENTIALS)
         conn._pending_username = result.username
@@ -235,12 +254,37 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
         if authz != jid:  # RFC 6120 §6.4.6: we only allow authorizing as oneself
             _failure(conn, sasl.SASLCondition.INVALID_AUTHZID)
             return
-    conn._send_element(_sasl_element("success", _b64encode(result.additional_data)))
+    sasl2 = conn._sasl_ns == ns.SASL2
+    if sasl2:  # XEP-0388 §2.6.1
+        success = Element("{" + ns.SASL2 + "}success")
+        if result.additional_data is not None:
+            SubElement(success, "{" + ns.SASL2 + "}additional-data").text = _b64encode(
+                result.additional_data
+            )
+        SubElement(success, "{" + ns.SASL2 + "}authorization-identifier").text = str(jid)
+        conn._send_element(success)
+    else:
+        conn._send_element(_sasl_element("success", _b64encode(result.additional_data)))
     conn.authenticated_jid = jid
     conn._mechanism = None
-    conn._events.append(Authenticated(jid, mechanism))
-    # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
-    conn._fire(Input.SASL_SUCCEEDED)
+    if result.upgrade_password is not None:
+        conn._events.append(CredentialsUpgradable(jid, result.upgrade_password))
+    conn._events.append(Authenticated(jid, mechanism, conn._user_agent if sasl2 else None))
+    conn._user_agent = None
+    if sasl2:
+        conn._sasl_ns = ns.SASL
+        conn._fire(Input.SASL2_SUCCEEDED)
+        conn._sasl2_authenticated()
+    else:
+        # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
+        conn._fire(Input.SASL_SUCCEEDED)
+
+
+def _element(conn: FeatureHost, name: str, text: str | None = None) -> Element:
+    """``name`` in the namespace of the exchange (RFC 6120 SASL or XEP-0388)."""
+    el = Element("{" + conn._sasl_ns + "}" + name)
+    el.text = text
+    return el
 
 
 def _failure(
@@ -261,10 +305,13 @@ def _failure(
     client may pick another on this stream); ``checked`` tells the I/O
     layer's back-off whether a credential was verified.
     """
-    failure = _sasl_element("failure")
+    # XEP-0388 §2.6.2: SASL2's <failure/> carries RFC 6120's condition.
+    failure = _element(conn, "failure")
     SubElement(failure, "{" + ns.SASL + "}" + condition.value)
     if text:
-        SubElement(failure, "{" + ns.SASL + "}text").text = text
+        SubElement(failure, "{" + conn._sasl_ns + "}text").text = text
+    conn._sasl_ns = ns.SASL
+    conn._user_agent = None
     conn._send_element(failure)
     conn._mechanism = None
     conn._fire(Input.SASL_FAILED)
