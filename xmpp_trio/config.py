@@ -68,6 +68,9 @@ Every key is optional; a missing file section means its defaults. The layout::
     [muc]                      # multi-user chat (XEP-0045), see xmpp_trio/muc_config.py
     enabled = true             # at conference.<first domain>, unless domain = "..."
 
+    [mam]                      # message archives (XEP-0313), see xmpp_trio/mam_config.py
+    enabled = true             # archive messages (on by default)
+
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md)
     address = "0.0.0.0"        # IPv4 only; "::" IPv6 only; "*" (the default) both
@@ -104,9 +107,11 @@ from typing import Final, Literal, TypeAlias, cast
 import platformdirs
 
 from xmpp_sansio.jid import JID, InvalidJID
+from xmpp_sansio.server.mam.service import MamLimits
 
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .http_config import HTTPConfig, load_http
+from .mam_config import load_mam
 from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
 
@@ -255,6 +260,7 @@ class ServerConfig:
     http: HTTPConfig = field(default_factory=HTTPConfig)
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     muc: MucConfig = field(default_factory=MucConfig)
+    mam: MamLimits = field(default_factory=MamLimits)
     config_path: Path | None = None
 
     @property
@@ -307,6 +313,7 @@ _TOP_KEYS: Final = (
     "metrics",
     "pubsub",
     "muc",
+    "mam",
     "listeners",
     "http",
 )
@@ -694,5 +701,6 @@ def load_config(path: Path | None) -> ServerConfig:
         http=load_http(loader, data),
         pubsub=load_pubsub(loader, data),
         muc=load_muc(loader, data, domains + anonymous_domains),
+        mam=load_mam(loader, data),
         config_path=path,
     )

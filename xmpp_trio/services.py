@@ -55,6 +55,8 @@ from xmpp_sansio.server.effects import (
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
+from xmpp_sansio.server.mam.service import MamService
+from xmpp_sansio.server.mam.store import MamOp, MamQuery
 from xmpp_sansio.server.muc.service import MucService
 from xmpp_sansio.server.muc.store import MucOp
 from xmpp_sansio.server.offline import OfflineService
@@ -77,6 +79,7 @@ from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
 from .stores.last import SqliteLastActivityStorage
+from .stores.mam import SqliteArchiveStorage
 from .stores.muc import SqliteMucStorage
 from .stores.offline import SqliteOfflineStorage
 from .stores.private import SqlitePrivateStorage
@@ -188,6 +191,17 @@ class ServerServices:
             presence_authorized=lambda requester, account: is_subscribed(requester, account),
             account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
         )
+        # Message archives (XEP-0313) and stanza ids (XEP-0359); see docs/mam.md.
+        self.archive = SqliteArchiveStorage(db)
+        mam_services: list[Service] = []
+        if config.mam.enabled:
+            mam_services.append(
+                MamService(
+                    self.archive,
+                    lambda owner, peer: self.roster.stored(owner, peer) is not None,
+                    config.mam,
+                )
+            )
         self.services: list[Service] = [
             BlockingService(blocks, is_subscribed),
             self.roster,
@@ -215,6 +229,7 @@ class ServerServices:
             TimeService(),
             caps,
             *pep_services,
+            *mam_services,
             CarbonsService(),
             OfflineService(offline, max_per_user=limits.max_offline_messages),
             self.disco,
@@ -258,11 +273,13 @@ class ServerServices:
             UploadSlot: self.upload_storage.write,
             **dict.fromkeys(get_args(PubSubOp), self._pubsub_storage.write),
             **dict.fromkeys(get_args(MucOp), self._muc_storage.write),
+            **dict.fromkeys(get_args(MamOp), self.archive.write),
         }
         #: Which store answers each kind of long read (``Load`` effects):
         #: archive pages and pubsub items add theirs here.
         self.readers: dict[type[LoadQuery], Callable[[LoadQuery], object]] = {
             OfflinePage: offline.load,
+            **dict.fromkeys(get_args(MamQuery), self.archive.load),
         }
 
     def load(self, query: LoadQuery) -> object:

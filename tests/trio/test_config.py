@@ -368,6 +368,7 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
     import re
 
     from xmpp_trio import config as config_module
+    from xmpp_trio.mam_config import MAM_KEYS
     from xmpp_trio.muc_config import MUC_KEYS
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -386,12 +387,13 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
             documented.setdefault(section, set()).add(key.group(1))
     accepted = {
         "": set(config_module._TOP_KEYS)
-        - {"tls", "limits", "metrics", "listeners", "http", "pubsub", "muc"},
+        - {"tls", "limits", "metrics", "listeners", "http", "pubsub", "muc", "mam"},
         "tls": set(config_module._TLS_KEYS),
         "limits": set(config_module._LIMITS_KEYS),
         "metrics": set(config_module._METRICS_KEYS),
         "pubsub": set(PUBSUB_KEYS),
         "muc": set(MUC_KEYS),
+        "mam": set(MAM_KEYS),
         "listeners": set(config_module._LISTENER_KEYS),
         "http": set(HTTP_KEYS),
     }
