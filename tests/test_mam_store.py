@@ -227,3 +227,20 @@ def test_any_sequence_of_pages_covers_the_filtered_set_exactly_once(
         assert walk(store, size, backward=backward, query=query) == expected
         full = store.load(ArchiveQuery(JULIET, 1000, **query))
         assert full.count == len(expected)
+
+
+def test_puts_written_behind_are_read_counted_and_kept_once(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "behind.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    store.apply([put(0)])
+    for op in (put(0), put(1, keep=2), put(2, keep=2), put(3, with_=NURSE, archive=ROMEO.bare)):
+        store.write_behind(op)
+    page = store.load(ArchiveQuery(JULIET, 9))  # a read writes what is kept first
+    assert sids(page) == ["id1", "id2"] and page.count == 2
+    assert store.count(ROMEO.bare) == 1 and store.behind == []
+    store.write_behind(put(4, keep=2))
+    store.write_behind(put(5, keep=2))
+    store.flush()
+    reopened = SqliteArchiveStorage(sqlite3.connect(tmp_path / "behind.sqlite3"))
+    assert sids(reopened.load(ArchiveQuery(JULIET, 9))) == ["id4", "id5"]
+    assert reopened.count(JULIET) == 2

@@ -56,7 +56,7 @@ from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
 from xmpp_sansio.server.mam.service import MamService
-from xmpp_sansio.server.mam.store import MamOp, MamQuery
+from xmpp_sansio.server.mam.store import ArchivePut, MamOp, MamQuery
 from xmpp_sansio.server.muc.service import MucService
 from xmpp_sansio.server.muc.store import MucOp
 from xmpp_sansio.server.offline import OfflineService
@@ -89,6 +89,9 @@ from .stores.upload import SqliteUploadStorage
 from .stores.vcard import SqliteVCardStorage
 
 __all__ = ["ServerServices", "build_services", "open_database"]
+
+#: Archive puts kept to be written behind before a commit is forced.
+_ARCHIVE_BEHIND_MAX = 5000
 
 
 def _version() -> str:
@@ -299,11 +302,20 @@ class ServerServices:
         none of them. A batch of logout times only (``LastSet``, which the
         store writes behind, see :meth:`flush`) opens no transaction."""
         writers = self.writers
-        if all(type(op) is LastSet for op in ops):
+        archive = self.archive
+        if all(type(op) in (LastSet, ArchivePut) for op in ops):
+            # Archived copies of messages delivered live are written behind
+            # (docs/mam.md): no commit of their own on the message path.
             for op in ops:
-                writers[LastSet](op)
-            return
+                if type(op) is ArchivePut:
+                    archive.write_behind(op)
+                else:
+                    writers[LastSet](op)
+            if len(archive.behind) < _ARCHIVE_BEHIND_MAX:
+                return
+            ops = []
         with transaction(self._db):
+            archive.write_pending()
             for op in ops:
                 writers[type(op)](op)
 
@@ -311,6 +323,7 @@ class ServerServices:
         """Write what stores keep behind (logout times); the server calls this
         about once a second and when it stops."""
         self._last_storage.flush()
+        self.archive.flush()
 
     def post_auth_features(self) -> tuple[Element, ...]:
         """Stream features offered after authentication: roster versioning (RFC 6121

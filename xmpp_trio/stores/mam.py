@@ -71,6 +71,8 @@ class SqliteArchiveStorage:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        #: ``ArchivePut`` ops kept to be written behind (:meth:`write_behind`).
+        self.behind: list[ArchivePut] = []
         with transaction(conn):
             for statement in _SCHEMA:
                 conn.execute(statement)
@@ -91,27 +93,7 @@ class SqliteArchiveStorage:
                 )
                 if cursor.rowcount != 1:
                     return
-                (count,) = conn.execute(
-                    "INSERT INTO mam_counts (archive, n) VALUES (?, 1)"
-                    " ON CONFLICT (archive) DO UPDATE SET n = n + 1 RETURNING n",
-                    (key,),
-                ).fetchone()
-                dropped = 0
-                if count > op.keep:
-                    dropped += conn.execute(
-                        "DELETE FROM mam_messages WHERE seq IN (SELECT seq FROM mam_messages"
-                        " WHERE archive = ? ORDER BY seq LIMIT ?)",
-                        (key, count - op.keep),
-                    ).rowcount
-                if op.retention > 0:
-                    dropped += conn.execute(
-                        "DELETE FROM mam_messages WHERE archive = ? AND stamp < ?",
-                        (key, op.stamp - op.retention),
-                    ).rowcount
-                if dropped:
-                    conn.execute(
-                        "UPDATE mam_counts SET n = n - ? WHERE archive = ?", (dropped, key)
-                    )
+                self._settle(key, 1, op)
             case ArchivePrefsPut():
                 data = json.dumps(
                     [
@@ -126,11 +108,78 @@ class SqliteArchiveStorage:
                     (str(op.archive), data),
                 )
             case ArchiveRemove():
+                self.behind = [p for p in self.behind if p.archive != op.archive]
                 key = str(op.archive)
                 for table in ("mam_messages", "mam_counts", "mam_prefs"):
                     conn.execute(f"DELETE FROM {table} WHERE archive = ?", (key,))
             case _:
                 raise TypeError(f"not an archive op: {op!r}")
+
+    def _settle(self, key: str, added: int, op: ArchivePut) -> None:
+        """Count ``added`` new rows of ``key``, then apply ``op``'s quota and retention."""
+        conn = self._conn
+        (count,) = conn.execute(
+            "INSERT INTO mam_counts (archive, n) VALUES (?, ?)"
+            " ON CONFLICT (archive) DO UPDATE SET n = n + excluded.n RETURNING n",
+            (key, added),
+        ).fetchone()
+        dropped = 0
+        if count > op.keep:
+            dropped += conn.execute(
+                "DELETE FROM mam_messages WHERE seq IN (SELECT seq FROM mam_messages"
+                " WHERE archive = ? ORDER BY seq LIMIT ?)",
+                (key, count - op.keep),
+            ).rowcount
+        if op.retention > 0:
+            dropped += conn.execute(
+                "DELETE FROM mam_messages WHERE archive = ? AND stamp < ?",
+                (key, op.stamp - op.retention),
+            ).rowcount
+        if dropped:
+            conn.execute("UPDATE mam_counts SET n = n - ? WHERE archive = ?", (dropped, key))
+
+    def write_behind(self, op: ArchivePut) -> None:
+        """Keep ``op`` to be written by the next transaction of the server
+        (:meth:`write_pending`) or :meth:`flush`, about once a second: a
+        message delivered live costs no commit of its own (see docs/mam.md)."""
+        self.behind.append(op)
+
+    def write_pending(self) -> None:
+        """Write the kept ops in the caller's transaction: one ``executemany``
+        for the rows, then one count update (and quota, retention) per archive."""
+        pending, self.behind = self.behind, []
+        if not pending:
+            return
+        conn = self._conn
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO mam_messages"
+            " (archive, sid, with_bare, with_full, stamp, stanza) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (str(op.archive), op.sid, str(op.with_.bare), str(op.with_), op.stamp, op.stanza)
+                for op in pending
+            ],
+        )
+        exact = conn.total_changes - before == len(pending)
+        last: dict[JID, ArchivePut] = {}
+        added: dict[JID, int] = {}
+        for op in pending:
+            last[op.archive] = op
+            added[op.archive] = added.get(op.archive, 0) + 1
+        for archive, op in last.items():
+            key = str(archive)
+            if not exact:  # an id put again was ignored (rare): count the archive anew
+                conn.execute("DELETE FROM mam_counts WHERE archive = ?", (key,))
+                (added[archive],) = conn.execute(
+                    "SELECT COUNT(*) FROM mam_messages WHERE archive = ?", (key,)
+                ).fetchone()
+            self._settle(key, added[archive], op)
+
+    def flush(self) -> None:
+        """Commit the kept ops (one transaction)."""
+        if self.behind:
+            with transaction(self._conn):
+                self.write_pending()
 
     def apply(self, ops: Sequence[object]) -> None:
         """Carry out ``ops`` in order in one transaction, all or nothing."""
@@ -165,6 +214,7 @@ class SqliteArchiveStorage:
 
     def load(self, query: object) -> ArchivePage | UnknownId | _Item:
         """Answer a ``Load`` effect (:class:`ArchiveQuery`, :class:`ArchiveMeta`)."""
+        self.flush()  # a read sees every archived message
         if isinstance(query, ArchiveMeta):
             return self._meta(str(query.archive))
         if not isinstance(query, ArchiveQuery):
