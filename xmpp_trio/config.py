@@ -69,6 +69,9 @@ Every key is optional; a missing file section means its defaults. The layout::
     [muc]                      # multi-user chat (XEP-0045), see xmpp_trio/muc_config.py
     enabled = true             # at conference.<first domain>, unless domain = "..."
 
+    [mam]                      # message archives (XEP-0313), see xmpp_trio/mam_config.py
+    enabled = false            # archive messages (off by default for now: docs/mam.md)
+
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md),
                                # "component" (XEP-0114: docs/components.md, [components])
@@ -106,12 +109,14 @@ from typing import Final, Literal, TypeAlias, cast
 import platformdirs
 
 from xmpp_sansio.jid import JID, InvalidJID
+from xmpp_sansio.server.mam.service import MamLimits
 
 from .admin_config import AdminConfig, DirectoryConfig, load_admin, load_directory
 from .component_config import ComponentsConfig, check_component_domains, load_components
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .federation_config import FederationConfig, load_federation
 from .http_config import HTTPConfig, load_http
+from .mam_config import load_mam
 from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
 
@@ -271,6 +276,7 @@ class ServerConfig:
     admin: AdminConfig = field(default_factory=AdminConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    mam: MamLimits = field(default_factory=MamLimits)
     config_path: Path | None = None
 
     @property
@@ -334,6 +340,7 @@ _TOP_KEYS: Final = (
     "admin",
     "directory",
     "federation",
+    "mam",
     "listeners",
     "http",
 )
@@ -726,6 +733,7 @@ def load_config(path: Path | None) -> ServerConfig:
         admin=load_admin(loader, data),
         directory=load_directory(loader, data, domains + anonymous_domains),
         federation=load_federation(loader, data),
+        mam=load_mam(loader, data),
         config_path=path,
     )
     services = (

@@ -57,6 +57,8 @@ from xmpp_sansio.server.effects import (
 from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.info import TimeService, VersionService
 from xmpp_sansio.server.last import LastActivityService
+from xmpp_sansio.server.mam.service import MamService
+from xmpp_sansio.server.mam.store import ArchivePut, MamOp, MamQuery
 from xmpp_sansio.server.muc.service import MucService
 from xmpp_sansio.server.muc.store import MucOp
 from xmpp_sansio.server.offline import OfflineService
@@ -82,6 +84,7 @@ from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
 from .stores.directory import SqliteDirectoryStorage
 from .stores.last import SqliteLastActivityStorage
+from .stores.mam import SqliteArchiveStorage
 from .stores.muc import SqliteMucStorage
 from .stores.offline import SqliteOfflineStorage
 from .stores.private import SqlitePrivateStorage
@@ -91,6 +94,9 @@ from .stores.upload import SqliteUploadStorage
 from .stores.vcard import SqliteVCardStorage
 
 __all__ = ["ServerServices", "build_services", "open_database"]
+
+#: Archive puts kept to be written behind before a commit is forced.
+_ARCHIVE_BEHIND_MAX = 5000
 
 
 def _version() -> str:
@@ -206,6 +212,17 @@ class ServerServices:
             index.load(directory_storage.vcards(), directory_storage.choices())
             directory_services.append(DirectoryIndexer(index))
             self.directory = DirectoryService(index)
+        # Message archives (XEP-0313) and stanza ids (XEP-0359); see docs/mam.md.
+        self.archive = SqliteArchiveStorage(db)
+        mam_services: list[Service] = []
+        if config.mam.enabled:
+            mam_services.append(
+                MamService(
+                    self.archive,
+                    lambda owner, peer: self.roster.stored(owner, peer) is not None,
+                    config.mam,
+                )
+            )
         self.services: list[Service] = [
             BlockingService(blocks, is_subscribed),
             self.roster,
@@ -233,6 +250,7 @@ class ServerServices:
             TimeService(),
             caps,
             *pep_services,
+            *mam_services,
             CarbonsService(),
             OfflineService(offline, max_per_user=limits.max_offline_messages),
             self.adhoc,
@@ -284,11 +302,13 @@ class ServerServices:
             UploadSlot: self.upload_storage.write,
             **dict.fromkeys(get_args(PubSubOp), self._pubsub_storage.write),
             **dict.fromkeys(get_args(MucOp), self._muc_storage.write),
+            **dict.fromkeys(get_args(MamOp), self.archive.write),
         }
         #: Which store answers each kind of long read (``Load`` effects):
         #: archive pages and pubsub items add theirs here.
         self.readers: dict[type[LoadQuery], Callable[[LoadQuery], object]] = {
             OfflinePage: offline.load,
+            **dict.fromkeys(get_args(MamQuery), self.archive.load),
         }
 
     def load(self, query: LoadQuery) -> object:
@@ -308,11 +328,20 @@ class ServerServices:
         none of them. A batch of logout times only (``LastSet``, which the
         store writes behind, see :meth:`flush`) opens no transaction."""
         writers = self.writers
-        if all(type(op) is LastSet for op in ops):
+        archive = self.archive
+        if all(type(op) in (LastSet, ArchivePut) for op in ops):
+            # Archived copies of messages delivered live are written behind
+            # (docs/mam.md): no commit of their own on the message path.
             for op in ops:
-                writers[LastSet](op)
-            return
+                if type(op) is ArchivePut:
+                    archive.write_behind(op)
+                else:
+                    writers[LastSet](op)
+            if len(archive.behind) < _ARCHIVE_BEHIND_MAX:
+                return
+            ops = []
         with transaction(self._db):
+            archive.write_pending()
             for op in ops:
                 writers[type(op)](op)
 
@@ -320,6 +349,7 @@ class ServerServices:
         """Write what stores keep behind (logout times); the server calls this
         about once a second and when it stops."""
         self._last_storage.flush()
+        self.archive.flush()
 
     def post_auth_features(self) -> tuple[Element, ...]:
         """Stream features offered after authentication: roster versioning (RFC 6121

@@ -273,6 +273,8 @@ class Ours:
             + "".join(f"{key} = {value}\n" for key, value in self._limits().items())
             + f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
             + web
+            # extra sections for A/B runs, e.g. "[mam]\nenabled = false" (mam_bench.py)
+            + os.environ.get("XMPP_TRIO_BENCH_CONFIG", "").replace("\\n", "\n")
         )
         command = [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)]
         if profile_raw is not None:

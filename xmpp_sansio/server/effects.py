@@ -23,6 +23,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID
+from .mam.store import MamOp, MamQuery
 from .muc.store import MucOp
 from .pubsub.store import PubSubOp
 
@@ -303,6 +304,7 @@ StoreOp = (
     | UploadSlot
     | PubSubOp
     | MucOp
+    | MamOp
 )
 
 
@@ -337,7 +339,7 @@ class OfflinePage:
 
 #: A long read, as data (one per store and kind of read: archive pages and
 #: pubsub items add theirs).
-LoadQuery = OfflinePage
+LoadQuery = OfflinePage | MamQuery
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,246 @@
+"""The archive store contract (XEP-0313 pages, XEP-0059 paging) on both
+backends: the in-memory store and SQLite over a real file, reopened."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xmpp_sansio.jid import JID
+from xmpp_sansio.server.effects import VCardPut
+from xmpp_sansio.server.mam.store import (
+    ArchiveMeta,
+    ArchivePage,
+    ArchivePrefsPut,
+    ArchivePut,
+    ArchiveQuery,
+    ArchiveRemove,
+    MemoryArchive,
+    Prefs,
+    UnknownId,
+)
+from xmpp_trio.stores._sql import transaction
+from xmpp_trio.stores.mam import SqliteArchiveStorage
+
+JULIET = JID.parse("juliet@example.com")
+ROMEO = JID.parse("romeo@example.com/orchard")
+NURSE = JID.parse("nurse@example.com/home")
+
+Make = Callable[[], Any]
+
+
+def _sqlite(path: Path) -> tuple[Make, Make]:
+    def connect() -> SqliteArchiveStorage:
+        return SqliteArchiveStorage(sqlite3.connect(path / "mam.sqlite3", isolation_level=None))
+
+    return connect, connect
+
+
+def _memory(path: Path) -> tuple[Make, Make]:
+    store = MemoryArchive()
+    return (lambda: store), (lambda: store)
+
+
+BACKENDS = {"memory": _memory, "sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Make, Make]]:
+    yield BACKENDS[request.param](tmp_path)
+
+
+def put(
+    i: int, archive: JID = JULIET, with_: JID = ROMEO, keep: int = 10**9, **kw: Any
+) -> ArchivePut:
+    return ArchivePut(
+        archive,
+        f"id{i}",
+        with_,
+        float(kw.pop("stamp", 1000 + i)),
+        f"<m>{i}</m>".encode(),
+        keep,
+        **kw,
+    )
+
+
+def sids(page: object) -> list[str]:
+    assert isinstance(page, ArchivePage), page
+    return [m.sid for m in page.items]
+
+
+def test_pages_come_back_in_archive_order_with_count_and_completeness(
+    backend: tuple[Make, Make],
+) -> None:
+    make, reopen = backend
+    make().apply([put(i) for i in range(5)])
+    store = reopen()
+    page = store.load(ArchiveQuery(JULIET, max=2))
+    assert sids(page) == ["id0", "id1"] and not page.complete and page.count == 5
+    assert page.first_index == 0
+    assert sids(store.load(ArchiveQuery(JULIET, max=2, after="id1"))) == ["id2", "id3"]
+    last = store.load(ArchiveQuery(JULIET, max=2, before=""))
+    assert sids(last) == ["id3", "id4"] and not last.complete and last.first_index in (3, None)
+    assert sids(store.load(ArchiveQuery(JULIET, max=2, before="id3"))) == ["id1", "id2"]
+    end = store.load(ArchiveQuery(JULIET, max=10, after="id2"))
+    assert sids(end) == ["id3", "id4"] and end.complete
+    assert store.load(ArchiveQuery(JID.parse("nurse@example.com"), max=5)).items == ()
+
+
+def test_filters_with_bare_and_full_start_end_ids_and_id_bounds(backend: tuple[Make, Make]) -> None:
+    make, _ = backend
+    store = make()
+    store.apply([put(0), put(1, with_=NURSE), put(2, with_=JID.parse("romeo@example.com/other"))])
+    assert sids(store.load(ArchiveQuery(JULIET, 9, with_=ROMEO.bare))) == ["id0", "id2"]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, with_=ROMEO))) == ["id0"]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, start=1001, end=1001))) == ["id1"]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, ids=("id2", "id0")))) == ["id0", "id2"]
+    page = store.load(ArchiveQuery(JULIET, 9, after_id="id0", before_id="id2"))
+    assert sids(page) == ["id1"] and page.count == 1
+    for q in (
+        ArchiveQuery(JULIET, 9, after_id="x"),
+        ArchiveQuery(JULIET, 9, before_id="x"),
+        ArchiveQuery(JULIET, 9, after="x"),
+        ArchiveQuery(JULIET, 9, before="x"),
+        ArchiveQuery(JULIET, 9, ids=("id0", "x")),
+    ):
+        assert store.load(q) == UnknownId("x")
+
+
+def test_an_id_is_archived_once_and_the_quota_drops_the_oldest(backend: tuple[Make, Make]) -> None:
+    make, reopen = backend
+    make().apply([put(0), put(0), put(1, keep=2), put(2, keep=2), put(3, keep=2)])
+    store = reopen()
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id2", "id3"]
+    assert store.count(JULIET) == 2
+
+
+def test_retention_drops_messages_older_than_it(backend: tuple[Make, Make]) -> None:
+    make, _ = backend
+    store = make()
+    store.apply([put(0, stamp=0), put(1, stamp=50), put(2, stamp=200, retention=100.0)])
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id2"]
+    assert store.count(JULIET) == 1
+
+
+def test_prefs_metadata_and_removal(backend: tuple[Make, Make]) -> None:
+    make, reopen = backend
+    prefs = Prefs("roster", (NURSE.bare,), (ROMEO,))
+    assert make().load(ArchiveMeta(JULIET)) == (None, None)
+    make().apply([put(0), put(1), ArchivePrefsPut(JULIET, prefs)])
+    store = reopen()
+    assert store.prefs(JULIET) == prefs
+    first, last = store.load(ArchiveMeta(JULIET))
+    assert first.sid == "id0" and last.sid == "id1"
+    store.apply([ArchiveRemove(JULIET)])
+    assert store.prefs(JULIET) is None and store.count(JULIET) == 0
+
+
+def test_archive_ops_are_all_or_nothing(backend: tuple[Make, Make]) -> None:
+    make, reopen = backend
+    with pytest.raises(TypeError):
+        make().apply([put(0), VCardPut(JULIET, b"<v/>")])
+    assert reopen().count(JULIET) == 0
+
+
+def walk(
+    store: Any, size: int, *, backward: bool, query: dict[str, Any] | None = None
+) -> list[str]:
+    """Every page of the archive, one after the other, as a fresh device does."""
+    seen: list[str] = []
+    cursor: str | None = "" if backward else None
+    while True:
+        if backward:
+            page = store.load(ArchiveQuery(JULIET, size, before=cursor, **(query or {})))
+            seen[:0] = sids(page)
+            cursor = page.items[0].sid if page.items else None
+        else:
+            page = store.load(ArchiveQuery(JULIET, size, after=cursor, **(query or {})))
+            seen.extend(sids(page))
+            cursor = page.items[-1].sid if page.items else cursor
+        if page.complete:
+            return seen
+
+
+def test_a_100k_archive_pages_with_no_gap_and_no_duplicate_both_ways(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "big.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    n = 100_000
+    conn.execute("PRAGMA synchronous=OFF")
+    with transaction(conn):  # filled directly: one statement, not 100k ops
+        conn.executemany(
+            "INSERT INTO mam_messages (archive, sid, with_bare, with_full, stamp, stanza)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (str(JULIET), f"id{i}", "romeo@example.com", str(ROMEO), 1000.0 + i, b"<m/>")
+                for i in range(n)
+            ),
+        )
+        conn.execute("INSERT INTO mam_counts VALUES (?, ?)", (str(JULIET), n))
+    expected = [f"id{i}" for i in range(n)]
+    assert walk(store, 250, backward=False) == expected
+    assert walk(store, 250, backward=True) == expected
+
+
+archives = st.lists(
+    st.tuples(st.sampled_from([ROMEO, NURSE, ROMEO.bare]), st.integers(0, 5)), max_size=25
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    messages=archives,
+    size=st.integers(1, 7),
+    backward=st.booleans(),
+    with_=st.sampled_from([None, ROMEO, ROMEO.bare, NURSE]),
+    start=st.sampled_from([None, 2]),
+)
+def test_any_sequence_of_pages_covers_the_filtered_set_exactly_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    messages: list[tuple[JID, int]],
+    size: int,
+    backward: bool,
+    with_: JID | None,
+    start: int | None,
+) -> None:
+    ops = [put(i, with_=w, stamp=t) for i, (w, t) in enumerate(messages)]
+    memory = MemoryArchive()
+    sqlite = SqliteArchiveStorage(
+        sqlite3.connect(tmp_path_factory.mktemp("p") / "p.sqlite3", isolation_level=None)
+    )
+    query = {"with_": with_, "start": start}
+    expected = [
+        op.sid
+        for op in ops
+        if (with_ is None or (op.with_ == with_ if with_.resource else op.with_.bare == with_))
+        and (start is None or op.stamp >= start)
+    ]
+    for store in (memory, sqlite):
+        store.apply(ops)
+        assert walk(store, size, backward=backward, query=query) == expected
+        full = store.load(ArchiveQuery(JULIET, 1000, **query))
+        assert full.count == len(expected)
+
+
+def test_puts_written_behind_are_read_counted_and_kept_once(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "behind.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    store.apply([put(0)])
+    for op in (put(0), put(1, keep=2), put(2, keep=2), put(3, with_=NURSE, archive=ROMEO.bare)):
+        store.write_behind(op)
+    page = store.load(ArchiveQuery(JULIET, 9))  # a read writes what is kept first
+    assert sids(page) == ["id1", "id2"] and page.count == 2
+    assert store.count(ROMEO.bare) == 1 and store.behind == []
+    store.write_behind(put(4, keep=2))
+    store.write_behind(put(5, keep=2))
+    store.flush()
+    reopened = SqliteArchiveStorage(sqlite3.connect(tmp_path / "behind.sqlite3"))
+    assert sids(reopened.load(ArchiveQuery(JULIET, 9))) == ["id4", "id5"]
+    assert reopened.count(JULIET) == 2

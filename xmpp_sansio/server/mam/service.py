@@ -1,0 +1,393 @@
+"""Message archives (XEP-0313) with stable stanza ids (XEP-0359), as a service.
+
+Theory of operation
+-------------------
+*Stamping* (the transform stage, before delivery, carbons and offline
+storage): a message for a local account that its preferences archive gets
+``<stanza-id id=… by=account/>`` (XEP-0359 §3), the id drawn from
+``ctx.rng``; a ``<stanza-id/>`` whose ``by`` is a local account or domain is
+removed first from every message entering the server, so a client cannot
+forge one (XEP-0359 §3.1).
+
+*Archiving* (observers, as ``Persist`` effects): :class:`MessageSent` (a
+local session sent it) archives it in the sender's archive and, when the
+recipient is local and stamped, in the recipient's under the stamped id;
+:class:`MessageDelivered` does the recipient's for messages from outside.
+Which messages (XEP-0313 §5.1.1): ``chat`` or ``normal`` with a body or
+another archivable payload, not ``<no-store/>``/``<no-permanent-store/>``
+(XEP-0334), never groupchat (rooms keep their own archive), error or
+headline.
+
+*Queries* (handle): a query is parsed and validated (:mod:`.query`), then
+read as a ``Load`` effect (:class:`~.store.ArchiveQuery`); the answer comes
+back as :class:`Loaded` and goes out as result messages then the iq result
+with ``<fin/>`` (XEP-0313 §4). Only the account itself reads its archive
+(``forbidden`` otherwise, §9.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import ClassVar, Final
+from xml.etree.ElementTree import Element
+
+from ...errors import StanzaErrorCondition
+from ...jid import JID, InvalidJID
+from ...stanza import Iq, IqType, error_reply, iq_result
+from ...xml.writer import serialize
+from ..effects import Load, Outcome, Persist, Reply
+from ..service import IqService
+from ..stages import (
+    Abandoned,
+    AccountRemoved,
+    Committed,
+    Context,
+    Event,
+    Loaded,
+    MessageDelivered,
+    MessageSent,
+    Stage,
+)
+from .query import (
+    EXTENDED,
+    MAM,
+    QueryError,
+    fin_element,
+    metadata_element,
+    parse_prefs,
+    parse_query,
+    prefs_element,
+    query_form,
+    result_message,
+)
+from .store import (
+    ArchiveMeta,
+    ArchivePage,
+    ArchivePrefsPut,
+    ArchivePut,
+    ArchiveQuery,
+    ArchiveRemove,
+    ArchiveStorage,
+    Prefs,
+    UnknownId,
+)
+
+__all__ = ["SID", "MamLimits", "MamService", "archivable", "new_stanza_id"]
+
+SID: Final = "{urn:xmpp:sid:0}stanza-id"
+_HINTS: Final = "{urn:xmpp:hints}"
+#: Payloads archived without a body (XEP-0313 §5.1.1: "other archivable
+#: payloads"): encryption, corrections, retractions, reactions, OOB files.
+_ARCHIVABLE_NS: Final = frozenset(
+    {
+        "eu.siacs.conversations.axolotl",
+        "urn:xmpp:omemo:2",
+        "urn:xmpp:openpgp:0",
+        "urn:xmpp:message-correct:0",
+        "urn:xmpp:message-retract:1",
+        "urn:xmpp:reactions:0",
+        "jabber:x:oob",
+    }
+)
+_DEFAULT_PREFS: Final = Prefs()
+
+
+@dataclass(frozen=True, slots=True)
+class MamLimits:
+    """Configurable limits (the ``[mam]`` section): ``max_per_user`` messages
+    kept per archive (the oldest go first), ``retention`` seconds (0: kept
+    until the quota drops them), pages of ``default_page`` items unless asked,
+    at most ``max_page``, and at most ``max_ids`` ids in one query."""
+
+    enabled: bool = False
+    max_per_user: int = 100_000
+    retention: float = 0.0
+    default_page: int = 50
+    max_page: int = 250
+    max_ids: int = 100
+
+
+def new_stanza_id(ctx: Context) -> str:
+    """A XEP-0359 id: 96 unpredictable bits, URL-safe (§4: unique and
+    unpredictable)."""
+    raw = ctx.rng(12)
+    return raw.hex()
+
+
+def archivable(element: Element) -> bool:
+    """XEP-0313 §5.1.1 and XEP-0334: whether ``element`` goes to a user's archive."""
+    kind = element.get("type", "normal")
+    if kind not in ("chat", "normal"):
+        return False
+    keep = False
+    for child in element:
+        tag = child.tag
+        if tag == "{jabber:client}body":
+            keep = True
+        elif tag.startswith(_HINTS):
+            local = tag[len(_HINTS) :]
+            if local in ("no-store", "no-permanent-store"):
+                return False
+            if local == "store":
+                keep = True
+        elif tag.startswith("{") and tag[1 : tag.index("}")] in _ARCHIVABLE_NS:
+            keep = True
+    return keep
+
+
+class MamService(IqService):
+    """Per-account archives: stamping, archiving, preferences and queries."""
+
+    server_features: ClassVar[tuple[str, ...]] = ()
+    account_features: ClassVar[tuple[str, ...]] = (MAM, EXTENDED)
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TRANSFORM})
+    observes: ClassVar[tuple[type[Event], ...]] = (
+        MessageSent,
+        MessageDelivered,
+        Loaded,
+        Committed,
+        Abandoned,
+        AccountRemoved,
+    )
+
+    def __init__(
+        self,
+        storage: ArchiveStorage,
+        in_roster: Callable[[JID, JID], bool],
+        limits: MamLimits = MamLimits(),
+    ) -> None:
+        self._storage = storage
+        self._in_roster = in_roster
+        self.limits = limits
+        self._prefs: dict[JID, Prefs] = {}
+        self._queries: dict[Hashable, tuple[Element, JID, str | None, bool, bool]] = {}
+        self._next_query = 0
+
+    # -- preferences -----------------------------------------------------------
+
+    def prefs(self, archive: JID) -> Prefs:
+        """``archive``'s preferences: pending writes first, then the store."""
+        found = self._prefs.get(archive)
+        if found is None:
+            if len(self._prefs) > 100_000:
+                self._prefs.clear()
+            found = self._storage.prefs(archive) or _DEFAULT_PREFS
+            self._prefs[archive] = found
+        return found
+
+    def archives(self, owner: JID, peer: JID) -> bool:
+        """XEP-0313 §6.1: whether ``owner``'s archive keeps messages with ``peer``."""
+        prefs = self.prefs(owner)
+        if prefs is _DEFAULT_PREFS:
+            return True
+        bare = peer.bare
+        if any(j in (peer, bare) for j in prefs.never):
+            return False
+        if any(j in (peer, bare) for j in prefs.always):
+            return True
+        if prefs.default == "roster":
+            return self._in_roster(owner, bare)
+        return prefs.default == "always"
+
+    # -- transform: XEP-0359 stamping ----------------------------------------
+
+    def transform(self, ctx: Context, element: Element, sender: JID) -> Element:
+        forged = [c for c in element.iterfind(SID) if self._is_local(c.get("by"))]
+        stamp: Element | None = None
+        to = element.get("to")
+        if to is not None and archivable(element):
+            try:
+                recipient = JID.parse(to).bare
+            except InvalidJID:
+                recipient = None
+            if (
+                recipient is not None
+                and recipient.local is not None
+                and self.server.is_local(recipient.domain)
+                and self.server.account_exists(recipient)
+                and self.archives(recipient, sender)
+            ):
+                stamp = Element(SID, {"id": new_stanza_id(ctx), "by": str(recipient)})
+        if not forged and stamp is None:
+            return element
+        out = Element(element.tag, element.attrib)
+        out.text = element.text
+        out.extend(c for c in element if not any(c is f for f in forged))
+        if stamp is not None:
+            out.append(stamp)
+        return out
+
+    def _is_local(self, by: str | None) -> bool:
+        if by is None:
+            return False
+        try:
+            return self.server.is_local(JID.parse(by).domain)
+        except InvalidJID:
+            return False
+
+    # -- observe: archiving --------------------------------------------------
+
+    def _put(self, ctx: Context, archive: JID, sid: str, with_: JID, data: bytes) -> Persist:
+        limits = self.limits
+        return Persist(
+            ArchivePut(archive, sid, with_, ctx.now, data, limits.max_per_user, limits.retention)
+        )
+
+    def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        match event:
+            case MessageSent(session=session, element=element):
+                return self._archive_sent(ctx, session.jid, element)
+            case MessageDelivered(element=element, recipient=recipient):
+                sender = element.get("from")
+                if sender is None or not archivable(element):
+                    return []
+                try:
+                    from_ = JID.parse(sender)
+                except InvalidJID:
+                    return []
+                if self.server.is_local(from_.domain):
+                    return []  # archived when it was sent
+                sid = _stamped(element, recipient)
+                if sid is None:
+                    return []
+                return [self._put(ctx, recipient, sid, from_, serialize(element, ""))]
+            case Loaded(request_id=request_id, result=result):
+                return self._answer(request_id, result)
+            case Committed(ops=ops, failed=failed):
+                if failed:
+                    for op in ops:
+                        if isinstance(op, ArchivePrefsPut):
+                            self._prefs.pop(op.archive, None)
+                return []
+            case Abandoned():
+                self._prefs.clear()
+                return []
+            case AccountRemoved(account=account):
+                self._prefs.pop(account, None)
+                return [Persist(ArchiveRemove(account))]
+        return []
+
+    def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
+        if not archivable(element):
+            return []
+        to = element.get("to")
+        if to is None:
+            return []
+        try:
+            peer = JID.parse(to)
+        except InvalidJID:
+            return []
+        out: list[Outcome] = []
+        data: bytes | None = None
+        owner = sender.bare
+        if self.archives(owner, peer):
+            data = serialize(element, "")
+            out.append(self._put(ctx, owner, new_stanza_id(ctx), peer, data))
+        recipient = peer.bare
+        if recipient != owner:
+            sid = _stamped(element, recipient)
+            if sid is not None:
+                data = data or serialize(element, "")
+                out.append(self._put(ctx, recipient, sid, sender, data))
+        return out
+
+    # -- handle: queries ------------------------------------------------------
+
+    def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
+        payload = iq.payload
+        if payload is None or not payload.tag.startswith("{" + MAM + "}"):
+            return None
+        if iq.type not in (IqType.GET, IqType.SET):
+            return []
+        requester = iq.from_
+        assert requester is not None
+        archive = requester.bare
+        if to is not None and to.bare != archive:
+            return _error(iq, StanzaErrorCondition.FORBIDDEN, "not your archive")
+        local = payload.tag[len(MAM) + 2 :]
+        try:
+            if local == "query":
+                if iq.type is IqType.GET:
+                    return [Reply(iq_result(iq.element, query_form()))]
+                return self._query(iq, archive, payload)
+            if local == "metadata" and iq.type is IqType.GET:
+                return self._load(iq, requester, ArchiveMeta(archive), None, False)
+            if local == "prefs":
+                if iq.type is IqType.GET:
+                    return [Reply(iq_result(iq.element, prefs_element(self.prefs(archive))))]
+                prefs = parse_prefs(payload)
+                self._prefs[archive] = prefs
+                op = ArchivePrefsPut(archive, prefs)
+                return [
+                    Persist(op, iq.element, (Reply(iq_result(iq.element, prefs_element(prefs))),))
+                ]
+        except QueryError as exc:
+            return _error(iq, exc.condition, exc.text)
+        return _error(iq, StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, None)
+
+    def _query(self, iq: Iq, archive: JID, payload: Element) -> list[Outcome]:
+        limits = self.limits
+        parsed = parse_query(
+            payload,
+            archive,
+            default_max=limits.default_page,
+            max_page=limits.max_page,
+            max_ids=limits.max_ids,
+        )
+        assert iq.from_ is not None
+        return self._load(iq, iq.from_, parsed.query, parsed.queryid, parsed.flip)
+
+    def _load(
+        self,
+        iq: Iq,
+        requester: JID,
+        query: ArchiveQuery | ArchiveMeta,
+        queryid: str | None,
+        flip: bool,
+    ) -> list[Outcome]:
+        self._next_query += 1
+        request_id = ("mam", self._next_query)
+        backward = isinstance(query, ArchiveQuery) and query.before is not None
+        self._queries[request_id] = (iq.element, requester, queryid, flip, backward)
+        return [Load(request_id, query)]
+
+    def _answer(self, request_id: Hashable, result: object) -> list[Outcome]:
+        pending = self._queries.pop(request_id, None)
+        if pending is None:
+            return []
+        request, requester, queryid, flip, backward = pending
+        if result is None:
+            return [Reply(error_reply(request, StanzaErrorCondition.INTERNAL_SERVER_ERROR))]
+        if isinstance(result, UnknownId):
+            return [
+                Reply(
+                    error_reply(
+                        request,
+                        StanzaErrorCondition.ITEM_NOT_FOUND,
+                        text="no such id in the archive",
+                    )
+                )
+            ]
+        if isinstance(result, tuple):  # metadata: (first, last)
+            first, last = result
+            return [Reply(iq_result(request, metadata_element(first, last)))]
+        assert isinstance(result, ArchivePage)
+        by = requester.bare
+        items = result.items[::-1] if flip else result.items
+        out: list[Outcome] = [Reply(result_message(requester, queryid, m, by)) for m in items]
+        out.append(Reply(iq_result(request, fin_element(result, flip=flip, backward=backward))))
+        return out
+
+
+def _stamped(element: Element, archive: JID) -> str | None:
+    """The id this server stamped on ``element`` for ``archive``."""
+    by = str(archive)
+    for found in element.iterfind(SID):
+        if found.get("by") == by:
+            return found.get("id")
+    return None
+
+
+def _error(iq: Iq, condition: StanzaErrorCondition, text: str | None) -> list[Outcome]:
+    return [Reply(error_reply(iq.element, condition, text=text))]

@@ -1,0 +1,51 @@
+"""The ``[mam]`` section of the server configuration (message archives,
+XEP-0313, with XEP-0359 stanza ids); see docs/mam.md::
+
+    [mam]
+    enabled = false           # archive messages (off by default until archiving is cheaper: docs/mam.md)
+    max_per_user = 100000     # messages kept per archive; the oldest go first
+    retention_days = 0        # drop messages older than this; 0: keep them
+    default_page = 50         # results per page when a query sets no max
+    max_page = 250            # at most this many per page (a bigger max is capped)
+    max_ids = 100             # ids in one query's "ids" field (policy-violation beyond)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from xmpp_sansio.server.mam.service import MamLimits
+
+from .config_loader import Loader as _Loader
+
+__all__ = ["MAM_KEYS", "load_mam"]
+
+MAM_KEYS: Final = (
+    "enabled",
+    "max_per_user",
+    "retention_days",
+    "default_page",
+    "max_page",
+    "max_ids",
+)
+
+
+def load_mam(loader: _Loader, data: Mapping[str, object]) -> MamLimits:
+    """Read and check ``[mam]``."""
+    table = loader.table(data, "mam", "mam")
+    loader.check_keys(table, MAM_KEYS, "mam.", "in [mam]")
+    d = MamLimits()
+
+    def count(key: str, default: int, minimum: int, maximum: int) -> int:
+        return loader.integer(table, key, f"mam.{key}", default, minimum=minimum, maximum=maximum)
+
+    max_page = count("max_page", d.max_page, 1, 10_000)
+    return MamLimits(
+        enabled=loader.boolean(table, "enabled", "mam.enabled", d.enabled),
+        max_per_user=count("max_per_user", d.max_per_user, 1, 100_000_000),
+        retention=86_400.0 * count("retention_days", 0, 0, 36_500),
+        default_page=count("default_page", d.default_page, 1, max_page),
+        max_page=max_page,
+        max_ids=count("max_ids", d.max_ids, 1, 10_000),
+    )
