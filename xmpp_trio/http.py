@@ -36,6 +36,7 @@ from xmpp_sansio.http import (
     see_other_messages,
     text_frame,
 )
+from xmpp_sansio.http.json_channel import JsonFraming
 from xmpp_sansio.stream.framing import Framing, WebSocketFraming
 
 from ._session import TRANSPORT_ERRORS
@@ -266,11 +267,12 @@ class HTTPService:
         )
         ws = WebSocketTransport(transport, stream)
         uri = self.settings.see_other_uri
-        if uri:
+        if uri and not accepted.json:  # the JSON channel is served here
             with trio.move_on_after(server.config.limits.negotiation_timeout):
                 if await ws.receive_some(_READ):
                     opened, closed = see_other_messages(uri)
                     await ws.send_all(text_frame(opened) + text_frame(closed))
             ws.close()
             return
-        await server.serve(ws, framing=WebSocketFraming(wrap=text_frame))
+        framing = JsonFraming(text_frame) if accepted.json else WebSocketFraming(wrap=text_frame)
+        await server.serve(ws, framing=framing)

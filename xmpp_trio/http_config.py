@@ -47,6 +47,7 @@ class HTTPConfig:
     bosh_max_pause: int = 120
     bosh_max_sessions: int = 1000
     chat_page: bool = True
+    json_channel: bool = True
 
 
 HTTP_KEYS: Final = tuple(HTTPConfig.__dataclass_fields__)
@@ -109,4 +110,5 @@ def load_http(loader: Loader, data: Table) -> HTTPConfig:
         bosh_max_pause=count("bosh_max_pause", 0),
         bosh_max_sessions=count("bosh_max_sessions", 1),
         chat_page=loader.boolean(table, "chat_page", "http.chat_page", True),
+        json_channel=loader.boolean(table, "json_channel", "http.json_channel", True),
     )

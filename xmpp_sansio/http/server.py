@@ -32,9 +32,10 @@ import h11
 
 from .bosh import BOSH_PATH
 from .chat import CHAT_CSP, CHAT_PREFIX, config_script, page
+from .json_channel import SUBPROTOCOL as JSON_SUBPROTOCOL
 from .limits import RequestRateLimiter
-from .settings import WEBSOCKET_PATH, HTTPSettings
-from .websocket import HandshakeRefusal, check_handshake
+from .settings import JSON_PATH, WEBSOCKET_PATH, HTTPSettings
+from .websocket import SUBPROTOCOL, HandshakeRefusal, check_handshake
 
 __all__ = [
     "BoshRequested",
@@ -170,6 +171,8 @@ class WebSocketAccepted:
 
     trailing_data: bytes
     origin: str | None
+    #: the JSON channel (json_channel.py) rather than RFC 7395 XML
+    json: bool = False
 
 
 HTTPEvent = (
@@ -403,6 +406,8 @@ class HTTPServerConnection:
         path = target.split("?", 1)[0].split("#", 1)[0]
         if path == WEBSOCKET_PATH:
             return self._websocket(request)
+        if path == JSON_PATH and self._settings.json_channel:
+            return self._websocket(request, json_=True)
         if path == BOSH_PATH and self._settings.bosh:
             return self._bosh(request)
         if method not in (b"GET", b"HEAD"):
@@ -430,7 +435,7 @@ class HTTPServerConnection:
             return None
         return FileRequested(parts, head)
 
-    def _websocket(self, request: h11.Request) -> WebSocketAccepted | None:
+    def _websocket(self, request: h11.Request, *, json_: bool = False) -> WebSocketAccepted | None:
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers
         }
@@ -439,7 +444,9 @@ class HTTPServerConnection:
             return None
         try:
             accept, subprotocol = check_handshake(
-                headers, allowed_origins=self._settings.allowed_origins
+                headers,
+                allowed_origins=self._settings.allowed_origins,
+                subprotocol=JSON_SUBPROTOCOL if json_ else SUBPROTOCOL,
             )
             if not self._https and not self._settings.websocket_on_plain_http:
                 raise HandshakeRefusal(
@@ -465,7 +472,7 @@ class HTTPServerConnection:
         )
         self.deadline = None
         trailing, _closed = self._h11.trailing_data
-        return WebSocketAccepted(trailing, headers.get("origin"))
+        return WebSocketAccepted(trailing, headers.get("origin"), json_)
 
     def _chat(self, rest: str, head: bool) -> FileRequested | None:
         """The browser chat page (chat.py): the page, its configuration, and

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["DEFAULT_CSP", "WEBSOCKET_PATH", "HTTPSettings"]
+__all__ = ["DEFAULT_CSP", "JSON_PATH", "WEBSOCKET_PATH", "HTTPSettings"]
 
 #: RFC 7395 §3 leaves the path to the server; XEP-0156 announces it.
 WEBSOCKET_PATH: Final = "/xmpp-websocket"
+#: The JSON channel (json_channel.py, docs/json-channel.md).
+JSON_PATH: Final = "/json"
 #: Same-origin content only, never framed by another site (CSP Level 2
 #: ``frame-ancestors`` replaces ``X-Frame-Options``).
 DEFAULT_CSP: Final = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -46,6 +48,7 @@ class HTTPSettings:
         bosh: BOSH (XEP-0124/0206) is served at ``/http-bind``.
         chat_page: the browser chat page is served at ``/chat/`` (chat.py).
         chat_domain: the domain the chat page logs in to.
+        json_channel: the JSON channel is served at ``/json`` (json_channel.py).
     """
 
     static_root: bool = False
@@ -67,3 +70,4 @@ class HTTPSettings:
     bosh: bool = True
     chat_page: bool = False
     chat_domain: str = ""
+    json_channel: bool = False

@@ -52,7 +52,10 @@ def _tokens(value: str) -> list[str]:
 
 
 def check_handshake(
-    headers: Mapping[str, str], *, allowed_origins: tuple[str, ...]
+    headers: Mapping[str, str],
+    *,
+    allowed_origins: tuple[str, ...],
+    subprotocol: str = SUBPROTOCOL,
 ) -> tuple[str, str]:
     """Check an opening handshake (RFC 6455 §4.2.1, RFC 7395 §3.1); return
     ``(Sec-WebSocket-Accept, subprotocol)``.
@@ -75,12 +78,12 @@ def check_handshake(
     key = headers.get("sec-websocket-key", "").strip()
     if not key:
         raise HandshakeRefusal(400, "Sec-WebSocket-Key is missing")
-    if SUBPROTOCOL not in _tokens(headers.get("sec-websocket-protocol", "")):
-        raise HandshakeRefusal(400, "the 'xmpp' subprotocol (RFC 7395 §3.1) is required")
+    if subprotocol not in _tokens(headers.get("sec-websocket-protocol", "")):
+        raise HandshakeRefusal(400, f"the {subprotocol!r} subprotocol (RFC 7395 §3.1) is required")
     origin = headers.get("origin")
     if origin is not None and allowed_origins and origin not in allowed_origins:
         raise HandshakeRefusal(403, "this origin may not open XMPP streams here")
-    return generate_accept_token(key.encode("ascii", "replace")).decode(), SUBPROTOCOL
+    return generate_accept_token(key.encode("ascii", "replace")).decode(), subprotocol
 
 
 def text_frame(payload: bytes) -> bytes:
