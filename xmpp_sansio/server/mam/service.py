@@ -193,7 +193,7 @@ class MamService(IqService):
     # -- transform: XEP-0359 stamping ----------------------------------------
 
     def transform(self, ctx: Context, element: Element, sender: JID) -> Element:
-        forged = [c for c in element.iterfind(SID) if self._is_local(c.get("by"))]
+        forged = [c for c in element if c.tag == SID and self._is_local(c.get("by"))]
         stamp: Element | None = None
         to = element.get("to")
         if to is not None and archivable(element):
@@ -383,8 +383,8 @@ class MamService(IqService):
 def _stamped(element: Element, archive: JID) -> str | None:
     """The id this server stamped on ``element`` for ``archive``."""
     by = str(archive)
-    for found in element.iterfind(SID):
-        if found.get("by") == by:
+    for found in element:
+        if found.tag == SID and found.get("by") == by:
             return found.get("id")
     return None
 
