@@ -193,7 +193,7 @@ class MamService(IqService):
     # -- transform: XEP-0359 stamping ----------------------------------------
 
     def transform(self, ctx: Context, element: Element, sender: JID) -> Element:
-        forged = [c for c in element.iterfind(SID) if self._is_local(c.get("by"))]
+        forged = [c for c in element if c.tag == SID and self._is_local(c.get("by"))]
         stamp: Element | None = None
         to = element.get("to")
         if to is not None and archivable(element):
@@ -205,7 +205,7 @@ class MamService(IqService):
                 recipient is not None
                 and recipient.local is not None
                 and self.server.is_local(recipient.domain)
-                and self.server.account_exists(recipient)
+                and (self.server.sessions_of(recipient) or self.server.account_exists(recipient))
                 and self.archives(recipient, sender)
             ):
                 stamp = Element(SID, {"id": new_stanza_id(ctx), "by": str(recipient)})
@@ -240,14 +240,14 @@ class MamService(IqService):
                 return self._archive_sent(ctx, session.jid, element)
             case MessageDelivered(element=element, recipient=recipient):
                 sender = element.get("from")
-                if sender is None or not archivable(element):
+                if sender is None:
                     return []
                 try:
                     from_ = JID.parse(sender)
                 except InvalidJID:
                     return []
-                if self.server.is_local(from_.domain):
-                    return []  # archived when it was sent
+                if self.server.is_local(from_.domain) or not archivable(element):
+                    return []  # a local sender's message was archived when it was sent
                 sid = _stamped(element, recipient)
                 if sid is None:
                     return []
@@ -383,8 +383,8 @@ class MamService(IqService):
 def _stamped(element: Element, archive: JID) -> str | None:
     """The id this server stamped on ``element`` for ``archive``."""
     by = str(archive)
-    for found in element.iterfind(SID):
-        if found.get("by") == by:
+    for found in element:
+        if found.tag == SID and found.get("by") == by:
             return found.get("id")
     return None
 
