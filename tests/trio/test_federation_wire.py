@@ -29,6 +29,7 @@ async def start_domain(
     trusted_ca: trustme.CA,
     tmp_path: Path,
     nursery: trio.Nursery,
+    users: tuple[str, ...] = ("juliet", "romeo"),
     **federation: object,
 ) -> RunningServer:
     """A server for ``domain`` whose certificate comes from ``ca``, trusting
@@ -56,7 +57,7 @@ async def start_domain(
     )
     config.data_dir.mkdir(parents=True)
     with AccountStore.open(config.database_path) as store:
-        for local in ("juliet", "romeo"):
+        for local in users:
             store.create(local, domain, PASSWORD, iterations=4096)
     ca_dir = home / "clients"
     ca_dir.mkdir()
