@@ -30,6 +30,7 @@ async def start_domain(
     tmp_path: Path,
     nursery: trio.Nursery,
     users: tuple[str, ...] = ("juliet", "romeo"),
+    options: dict[str, object] | None = None,
     **federation: object,
 ) -> RunningServer:
     """A server for ``domain`` whose certificate comes from ``ca``, trusting
@@ -55,6 +56,7 @@ async def start_domain(
             FederationConfig(enabled=True, port=0, cafile=str(cafile)), **federation
         ),
     )
+    config = dataclasses.replace(config, **(options or {}))
     config.data_dir.mkdir(parents=True)
     with AccountStore.open(config.database_path) as store:
         for local in users:
