@@ -12,6 +12,7 @@ RFC 6120 §13; see docs/federation.md)::
     hosts = {}                    # static overrides, "domain" = "host:port" (no DNS)
     connect_timeout = 30          # seconds to reach and authenticate a remote server
     idle_timeout = 300            # seconds an unused s2s stream is kept open
+    send_timeout = 60             # seconds a write may wait on a remote that stops reading
     max_queue = 1000              # stanzas held per remote domain while connecting
     max_streams_per_domain = 4    # s2s streams with one remote domain, both ways
     max_domain_pairs = 1000       # domain pairs one stream may carry (XEP-0220 §2.6)
@@ -40,6 +41,7 @@ FEDERATION_KEYS: Final = (
     "hosts",
     "connect_timeout",
     "idle_timeout",
+    "send_timeout",
     "max_queue",
     "max_streams_per_domain",
     "max_domain_pairs",
@@ -60,6 +62,7 @@ class FederationConfig:
     hosts: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     connect_timeout: float = 30.0
     idle_timeout: float = 300.0
+    send_timeout: float = 60.0
     max_queue: int = 1000
     max_streams_per_domain: int = 4
     max_domain_pairs: int = 1000
@@ -131,6 +134,7 @@ def load_federation(loader: _Loader, data: Mapping[str, object]) -> FederationCo
         hosts=_hosts(loader, table),
         connect_timeout=seconds("connect_timeout", 30.0),
         idle_timeout=seconds("idle_timeout", 300.0),
+        send_timeout=seconds("send_timeout", 60.0),
         max_queue=count("max_queue", 1000),
         max_streams_per_domain=count("max_streams_per_domain", 4),
         max_domain_pairs=count("max_domain_pairs", 1000),

@@ -237,7 +237,8 @@ class Federation:
             self._bounce(element, condition)
 
     async def _write_queue(self, link: _Link) -> None:
-        """Send what is queued; close after ``idle_timeout`` without stanzas."""
+        """Send what is queued; close after ``idle_timeout`` without stanzas,
+        or when a write waits longer than ``send_timeout``."""
         assert link.ready is not None
         stream = link.ready
         while not stream.conn.should_close:
@@ -245,7 +246,13 @@ class Federation:
                 queued, link.queue = link.queue, []
                 for element in queued:
                     stream.conn.send(element)
-                await stream.flush()
+                with trio.move_on_after(self.config.send_timeout) as stuck:
+                    await stream.flush()
+                if stuck.cancelled_caught:
+                    # A remote that stops reading: close the link and bounce
+                    # what is still queued (RFC 6120 §8.3.3.14); others go on.
+                    self._fail(link, _TIMEOUT, "the remote stopped reading")
+                    return
                 continue
             link.wake = trio.Event()
             with trio.move_on_after(self.config.idle_timeout) as idle:

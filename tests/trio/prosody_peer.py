@@ -74,7 +74,7 @@ authentication = "internal_hashed"
 storage = "internal"
 unbound = {{ forward = "{dns[0]}@{dns[1]}", hoststxt = false, resolvconf = false }}
 ssl = {{ cafile = "{home}/ca.pem" }}
-modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence" }}
+modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "vcard" }}
 modules_disabled = {{ "s2s_bidi" }}
 VirtualHost "{domain}"
   ssl = {{ certificate = "{home}/cert.pem", key = "{home}/key.pem" }}

@@ -35,6 +35,7 @@ deny = ["evil.example"]
 hosts = { "montague.example" = "127.0.0.1:5271", "capulet.example" = "[::1]:5272" }
 connect_timeout = 5
 idle_timeout = 60.5
+send_timeout = 7.5
 max_queue = 10
 max_streams_per_domain = 2
 max_domain_pairs = 3
@@ -51,6 +52,7 @@ max_domain_pairs = 3
         hosts={"montague.example": ("127.0.0.1", 5271), "capulet.example": ("::1", 5272)},
         connect_timeout=5.0,
         idle_timeout=60.5,
+        send_timeout=7.5,
         max_queue=10,
         max_streams_per_domain=2,
         max_domain_pairs=3,

@@ -29,6 +29,8 @@ async def start_domain(
     trusted_ca: trustme.CA,
     tmp_path: Path,
     nursery: trio.Nursery,
+    users: tuple[str, ...] = ("juliet", "romeo"),
+    options: dict[str, object] | None = None,
     **federation: object,
 ) -> RunningServer:
     """A server for ``domain`` whose certificate comes from ``ca``, trusting
@@ -54,9 +56,10 @@ async def start_domain(
             FederationConfig(enabled=True, port=0, cafile=str(cafile)), **federation
         ),
     )
+    config = dataclasses.replace(config, **(options or {}))
     config.data_dir.mkdir(parents=True)
     with AccountStore.open(config.database_path) as store:
-        for local in ("juliet", "romeo"):
+        for local in users:
             store.create(local, domain, PASSWORD, iterations=4096)
     ca_dir = home / "clients"
     ca_dir.mkdir()

@@ -1,0 +1,93 @@
+"""Bad input on the federation wire (issue 21): a remote server that stops
+reading. Our writes to it are bounded by ``[federation] send_timeout``: the
+link is closed and what is still queued bounces with ``remote-server-timeout``
+(RFC 6120 §8.3.3.14)."""
+
+from __future__ import annotations
+
+import functools
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import trio
+import trustme
+from test_federation_wire import C, chat, client, next_stanza, start_domain
+
+from xmpp_trio.config import LimitsConfig
+
+TIMEOUT = "{urn:ietf:params:xml:ns:xmpp-stanzas}remote-server-timeout"
+
+
+class Valve:
+    """A TCP proxy in front of a server; ``stop()`` makes it stop reading
+    from the connecting side (a remote that no longer reads its input)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.open = trio.Event()
+        self.open.set()
+        self.connections = 0
+
+    def stop(self) -> None:
+        self.open = trio.Event()
+
+    def resume(self) -> None:
+        self.open.set()
+
+    async def serve(self, inbound: trio.SocketStream) -> None:
+        self.connections += 1
+        outbound = await trio.open_tcp_stream("127.0.0.1", self.target)
+        async with inbound, outbound, trio.open_nursery() as nursery:
+
+            async def pump(src: trio.SocketStream, dst: trio.SocketStream, gated: bool) -> None:
+                try:
+                    while True:
+                        if gated:
+                            await self.open.wait()
+                        data = await src.receive_some(16384)
+                        if not data:
+                            break
+                        await dst.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(pump, inbound, outbound, True)
+            nursery.start_soon(pump, outbound, inbound, False)
+
+
+async def test_a_remote_that_stops_reading_is_closed_and_queued_stanzas_bounce(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    ca = trustme.CA()
+    fast: dict[str, object] = {"limits": LimitsConfig(max_read_rate=10**8, max_output_buffer=10**8)}
+    a = await start_domain("a.test", ca, ca, tmp_path, nursery, options=fast, send_timeout=1.0)
+    b = await start_domain("b.test", ca, ca, tmp_path, nursery, options=fast)
+    assert a.server.federation is not None and b.server.federation is not None
+    b.server.federation.hosts["a.test"] = ("127.0.0.1", a.server.federation.port)
+    valve = Valve(b.server.federation.port)
+    listeners = await nursery.start(
+        functools.partial(trio.serve_tcp, valve.serve, 0, host="127.0.0.1")
+    )
+    a.server.federation.hosts["b.test"] = ("127.0.0.1", listeners[0].socket.getsockname()[1])
+    big = "x" * 200_000
+    async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+        await romeo.send(ET.Element(C + "presence"))
+        await juliet.send(chat("romeo@b.test", "first"))
+        assert (await next_stanza(romeo, "message")).findtext(C + "body") == "first"
+        valve.stop()
+        # Far more than the socket buffers hold: a's writes to b.test stall.
+        with trio.fail_after(30):
+            bounced = 0
+            sent = 0
+            while bounced == 0:
+                if sent < 400:
+                    await juliet.send(chat("romeo@b.test", big))
+                    sent += 1
+                    with trio.move_on_after(0.01):  # only to interleave, not timing
+                        error = await next_stanza(juliet, "message", type="error")
+                        bounced += error.find(f"{C}error/{TIMEOUT}") is not None
+                else:
+                    error = await next_stanza(juliet, "message", type="error")
+                    bounced += error.find(f"{C}error/{TIMEOUT}") is not None
+    assert a.server.federation.failures == 1
