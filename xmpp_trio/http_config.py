@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, cast
 
+from xmpp_sansio.http.bosh import BoshSettings
+from xmpp_sansio.http.settings import HTTPSettings
+
 from .config_loader import Loader, Table
 
 __all__ = ["HTTP_KEYS", "HTTPConfig", "load_http"]
+
+# The policies' defaults are the sans-IO settings' (one place for each number).
+_WEB: Final = HTTPSettings()
+_BOSH: Final = BoshSettings()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,20 +25,20 @@ class HTTPConfig:
     limits (docs/web.md); the policies are :class:`xmpp_sansio.http.HTTPSettings`."""
 
     static_root: Path | None = None
-    allowed_origins: tuple[str, ...] = ()
-    websocket_url: str = ""
-    see_other_uri: str = ""
-    websocket_on_plain_http: bool = False
-    content_security_policy: str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-    hsts_max_age: int = 31536000
-    max_header_size: int = 8192
-    max_body_size: int = 1 << 20
-    max_requests_per_connection: int = 100
-    requests_per_minute_per_ip: int = 600
-    request_timeout: float = 10.0
-    keepalive_timeout: float = 30.0
-    max_connections: int = 1000
-    max_connections_per_ip: int = 50
+    allowed_origins: tuple[str, ...] = _WEB.allowed_origins
+    websocket_url: str = _WEB.websocket_url
+    see_other_uri: str = _WEB.see_other_uri
+    websocket_on_plain_http: bool = _WEB.websocket_on_plain_http
+    content_security_policy: str = _WEB.content_security_policy
+    hsts_max_age: int = _WEB.hsts_max_age
+    max_header_size: int = _WEB.max_header_size
+    max_body_size: int = _WEB.max_body_size
+    max_requests_per_connection: int = _WEB.max_requests_per_connection
+    requests_per_minute_per_ip: int = _WEB.requests_per_minute_per_ip
+    request_timeout: float = _WEB.request_timeout
+    keepalive_timeout: float = _WEB.keepalive_timeout
+    max_connections: int = _WEB.max_connections
+    max_connections_per_ip: int = _WEB.max_connections_per_ip
     upload: bool = False
     upload_url: str = ""
     upload_max_file_size: int = 10 << 20
@@ -39,13 +46,13 @@ class HTTPConfig:
     upload_quota_per_user: int = 100 << 20
     upload_slot_lifetime: float = 300.0
     upload_file_lifetime: float = 604800.0
-    bosh: bool = True
-    bosh_max_wait: int = 60
-    bosh_max_hold: int = 1
-    bosh_inactivity: int = 60
-    bosh_polling: int = 2
-    bosh_max_pause: int = 120
-    bosh_max_sessions: int = 1000
+    bosh: bool = _WEB.bosh
+    bosh_max_wait: int = _BOSH.max_wait
+    bosh_max_hold: int = _BOSH.max_hold
+    bosh_inactivity: int = _BOSH.inactivity
+    bosh_polling: int = _BOSH.polling
+    bosh_max_pause: int = _BOSH.max_pause
+    bosh_max_sessions: int = _BOSH.max_sessions
     chat_page: bool = True
     json_channel: bool = True
 
