@@ -84,3 +84,38 @@ def tls_unique(finished: bytes | None, tls_version: str | None) -> ChannelBindin
     if not finished or tls_version not in ("TLSv1", "TLSv1.1", "TLSv1.2"):
         return None
     return ChannelBinding(TLS_UNIQUE, finished)
+
+
+CLIENT_BINDING_PREFERENCE: Final[tuple[str, ...]] = (TLS_EXPORTER, TLS_UNIQUE, TLS_SERVER_END_POINT)
+"""The binding a client uses when the server supports several, strongest first
+(``tls-server-end-point`` binds the certificate, not the connection)."""
+
+
+def choose_channel_binding(
+    available: tuple[ChannelBinding, ...], advertised: frozenset[str] | None
+) -> ChannelBinding | None:
+    """The binding a client should use (XEP-0440 §4): the most preferred of
+    ``available`` (this connection's data) that the server ``advertised``;
+    without an advertisement (None), ``tls-server-end-point`` if we have it
+    (the one every server must support, XEP-0440 §4), else the first we have.
+    None when nothing matches: the client then logs in without ``-PLUS``."""
+    by_type = {binding.type: binding for binding in available}
+    if advertised is None:
+        return by_type.get(TLS_SERVER_END_POINT) or (available[0] if available else None)
+    for name in CLIENT_BINDING_PREFERENCE:
+        if name in advertised and name in by_type:
+            return by_type[name]
+    for binding in available:
+        if binding.type in advertised:
+            return binding
+    return None
+
+
+def downgrade_hash_input(mechanisms: list[str], channel_bindings: list[str] | None) -> bytes:
+    """XEP-0474 §3.1 (SSDP): the sorted (``i;octet``) mechanism names joined by
+    0x1E, then, when the server used XEP-0440, 0x1F and the sorted binding
+    types joined by 0x1E. Hash it with the SCRAM mechanism's hash."""
+    text = b"\x1e".join(sorted(m.encode() for m in mechanisms))
+    if channel_bindings is not None:
+        text += b"\x1f" + b"\x1e".join(sorted(c.encode() for c in channel_bindings))
+    return text

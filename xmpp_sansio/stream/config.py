@@ -8,6 +8,7 @@ from xml.etree.ElementTree import Element
 
 from ..jid import JID
 from ..sm import AckRequestPolicy
+from .login_options import LoginOptions
 
 __all__ = [
     "ClientConfig",
@@ -164,6 +165,7 @@ class ClientConfig:
         sm_ack_requests: when to ask the server for an ack (XEP-0198 §4).
         rng: source of unpredictable bytes (SCRAM client nonces), required
             like :attr:`ServerConfig.rng`.
+        login: SASL2, Bind2 and FAST (:class:`.login_options.LoginOptions`).
     """
 
     jid: JID
@@ -178,6 +180,7 @@ class ClientConfig:
     sm_resume: bool = True
     sm_max: int | None = None
     sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)
+    login: LoginOptions = field(default_factory=LoginOptions)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,6 +12,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StreamErrorCondition
 from ..jid import JID
+from .login_options import LoginEvent
 from .s2s_events import S2SEvent
 
 __all__ = [
@@ -314,4 +315,5 @@ Event = (
     | StreamClosed
     | ConnectionClosed
     | S2SEvent
+    | LoginEvent
 )
