@@ -119,6 +119,7 @@ from .bot_handlers import (
 from .client import AuthenticationError, CertificateError
 from .config import ConfigError
 from .im import IMClient
+from .login_state import LoginState
 from .muc import Rooms
 from .persistent import NotConnected, PersistentClient, keepalive, open_persistent_client
 
@@ -239,6 +240,13 @@ class Bot:
         self._room_attempts: dict[JID, int] = {}
         self._ready = False
         self._changed = trio.Event()
+        # The user-agent id and FAST token (XEP-0388, XEP-0484): beside the
+        # config file (0600) when there is one, else for this run only.
+        self.login_state = (
+            LoginState()
+            if config_path is None
+            else LoginState.load(config_path.with_name(f".{config_path.stem}.{config.jid}.login"))
+        )
         self._ssl_context: ssl.SSLContext | None = None
         if config.ca_file is not None:
             try:
@@ -389,6 +397,7 @@ class Bot:
             im_options=self._im_options(),
             keepalive=config.keepalive or None,
             policy=BOT_RECONNECT,
+            login_state=self.login_state,
             host=config.host,
             port=config.port,
             direct_tls=config.direct_tls,

@@ -114,6 +114,10 @@ class ClientConnection(_SMStream):
         self.csi_offered = False
         self._profile = profile
         self._sasl2: Exchange | None = None
+        #: the login used SASL2 (XEP-0388), not RFC 6120 SASL
+        self.used_sasl2 = False
+        #: the channel binding type the last ``-PLUS`` mechanism used (RFC 5802 §6)
+        self.channel_binding_used: str | None = None
         # RFC 6120 SASL: what was advertised, for XEP-0474's check
         self._sasl1_offer: tuple[list[str], frozenset[str] | None] | None = None
 
@@ -246,6 +250,7 @@ class ClientConnection(_SMStream):
             # We chose not to bind although both sides could: gs2 flag 'n', not the
             # downgrade-detecting 'y' (RFC 5802 §6).
             cb = None
+        self.channel_binding_used = cb.type if cb is not None and name.endswith("-PLUS") else None
         return sasl.create_client_mechanism(
             name,
             username=cfg.jid.local or "",

@@ -156,6 +156,7 @@ class LoginHost(Protocol):
     config: ClientConfig
     tls_active: bool
     authenticated: bool
+    used_sasl2: bool
     jid: JID | None
     csi_offered: bool
     _tls_info: TLSInfo
@@ -448,7 +449,7 @@ def _success(conn: LoginHost, ex: Exchange, el: Element) -> None:
     elif ex.token is not None:
         conn._events.append(FastTokenUsed(replace(ex.token, count=ex.token.count + 1)))
     ex.success = el
-    conn.authenticated = True
+    conn.authenticated = conn.used_sasl2 = True
     conn._events.append(Authenticated(cfg.jid.bare, ex.mechanism.name))
     conn._fire(Input.SASL2_SUCCEEDED)
 

@@ -1,0 +1,133 @@
+"""Our Trio client's login over real loopback TLS (trustme): SASL2 (XEP-0388)
+by default where the server offers it, RFC 6120 SASL where it does not (our
+server without ``sasl2``, Prosody 0.12); SCRAM ``-PLUS`` bound with
+``tls-unique`` on TLS 1.2 and ``tls-server-end-point`` on TLS 1.3 (RFC 5929,
+XEP-0440); the persistent client keeps its user-agent id in a 0600 file and
+resumes a dropped session after a SASL2 login."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import ssl
+from pathlib import Path
+
+import pytest
+import trio
+import trustme
+from conftest import PASSWORDS, RunningServer, start_running
+from prosody_peer import free_port, prosody, require_prosody
+
+from xmpp_sansio.stream.login_options import LoginOptions
+from xmpp_trio.client import open_client
+from xmpp_trio.config import ServerConfig
+from xmpp_trio.login_state import LoginState
+from xmpp_trio.persistent import open_persistent_client
+
+WAIT = 20
+
+
+def limit_tls(server: RunningServer, version: str) -> None:
+    if version == "TLSv1.2":  # forced on the SERVER side: the client offers 1.3 too
+        server.server.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+
+async def sasl2_server(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> RunningServer:
+    config = dataclasses.replace(server_config, sasl2=True)
+    return await start_running(config, ca, tmp_path, nursery)
+
+
+@pytest.mark.parametrize("tls_version", ["TLSv1.2", "TLSv1.3"])
+@pytest.mark.parametrize("sasl2", [True, False])
+async def test_our_client_binds_scram_to_the_best_channel_binding_of_the_tls_version(
+    server_config: ServerConfig,
+    ca: trustme.CA,
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    tls_version: str,
+    sasl2: bool,
+) -> None:
+    config = dataclasses.replace(server_config, sasl2=sasl2)
+    server = await start_running(config, ca, tmp_path, nursery)
+    limit_tls(server, tls_version)
+    with trio.fail_after(WAIT):
+        async with open_client(
+            "juliet@localhost", PASSWORDS["juliet"], **server.client_options()
+        ) as client:
+            assert client._stream.version() == tls_version  # type: ignore[attr-defined]
+            assert client.sasl2 is sasl2
+            assert client.mechanism == "SCRAM-SHA-256-PLUS"
+            expected = "tls-unique" if tls_version == "TLSv1.2" else "tls-server-end-point"
+            assert client.channel_binding == expected
+            assert client.jid.bare == client.jid.parse("juliet@localhost")
+
+
+async def test_sasl2_can_be_turned_off_on_the_client(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    server = await sasl2_server(server_config, ca, tmp_path, nursery)
+    with trio.fail_after(WAIT):
+        async with open_client(
+            "juliet@localhost",
+            PASSWORDS["juliet"],
+            login=LoginOptions(sasl2=False),
+            **server.client_options(),
+        ) as client:
+            assert not client.sasl2 and client.mechanism == "SCRAM-SHA-256-PLUS"
+
+
+async def test_the_persistent_client_keeps_its_user_agent_id_in_a_private_file_and_resumes(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    server = await sasl2_server(server_config, ca, tmp_path, nursery)
+    state_file = tmp_path / "juliet.login"
+    with trio.fail_after(WAIT):
+        async with open_persistent_client(
+            "juliet@localhost",
+            PASSWORDS["juliet"],
+            login_state=state_file,
+            backoff_base=0.01,
+            backoff_cap=0.01,
+            **server.client_options(),
+        ) as pc:
+            await pc.wait_connected()
+            assert pc.client.sasl2
+            assert os.stat(state_file).st_mode & 0o777 == 0o600
+            saved = json.loads(state_file.read_text())
+            assert saved["user_agent_id"] == pc.login_state.user_agent_id
+            old = pc.client
+            await old.abort()  # a network failure: the session stays resumable
+            await pc.wait_disconnected()
+            await pc.wait_connected()
+            assert pc.client is not old
+            assert pc.resumed and pc.client.sasl2 and pc.reconnects == 1
+    assert LoginState.load(state_file).user_agent_id == saved["user_agent_id"]
+
+
+async def test_against_prosody_0_12_without_sasl2_the_client_logs_in_the_classic_way(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    require_prosody()
+    with trio.fail_after(60):
+        async with prosody(
+            "prosody.example",
+            ca,
+            tmp_path / "prosody",
+            ("127.0.0.1", free_port()),
+            {"juliet": "s3cret"},
+        ) as (c2s, _s2s):
+            context = ssl.create_default_context(cafile=str(tmp_path / "prosody" / "ca.pem"))
+            async with open_client(
+                "juliet@prosody.example",
+                "s3cret",
+                host="127.0.0.1",
+                port=c2s,
+                ssl_context=context,
+                login=LoginOptions(user_agent_id="d4565fa7-4d72-4749-b3d3-740edbf87770"),
+            ) as client:
+                assert not client.sasl2 and client.fast_token is None
+                assert client.mechanism is not None and client.mechanism.startswith("SCRAM-")
+                assert client.jid.bare == client.jid.parse("juliet@prosody.example")
