@@ -175,9 +175,12 @@ class BindRequested:
 
 @dataclass(frozen=True, slots=True)
 class ResourceBound:
-    """Resource binding completed (RFC 6120 §7); stanzas may now flow."""
+    """Resource binding completed (RFC 6120 §7); stanzas may now flow.
+    ``carbons``: Bind 2 asked for XEP-0280 carbons on this session
+    (XEP-0386 §3.2: "MUST be enabled at this point")."""
 
     jid: JID
+    carbons: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,14 +255,13 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
             _failure(conn, sasl.SASLCondition.INVALID_AUTHZID)
             return
     sasl2 = conn._sasl_ns == ns.SASL2
-    if sasl2:  # XEP-0388 §2.6.1
-        success = Element("{" + ns.SASL2 + "}success")
+    success = Element("{" + ns.SASL2 + "}success")
+    if sasl2:  # XEP-0388 §2.6.1: sent once the inline steps are done (bind2.py)
         if result.additional_data is not None:
             SubElement(success, "{" + ns.SASL2 + "}additional-data").text = _b64encode(
                 result.additional_data
             )
         SubElement(success, "{" + ns.SASL2 + "}authorization-identifier").text = str(jid)
-        conn._send_element(success)
     else:
         conn._send_element(_sasl_element("success", _b64encode(result.additional_data)))
     conn.authenticated_jid = jid
@@ -274,7 +273,7 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
     if sasl2:
         conn._sasl_ns = ns.SASL
         conn._fire(Input.SASL2_SUCCEEDED)
-        conn._sasl2_authenticated()
+        conn._sasl2_authenticated(success)
     else:
         # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
         conn._fire(Input.SASL_SUCCEEDED)
@@ -312,6 +311,7 @@ def _failure(
         SubElement(failure, "{" + conn._sasl_ns + "}text").text = text
     conn._sasl_ns = ns.SASL
     conn._user_agent = None
+    conn._inline = None  # XEP-0388 §2.6.2: no inline feature of a failed exchange
     conn._send_element(failure)
     conn._mechanism = None
     conn._fire(Input.SASL_FAILED)

@@ -5,8 +5,8 @@ credential look-ups, PLAIN's derivation, counting failures), carried over
 ``<authenticate/>``, ``<challenge/>``, ``<response/>``, ``<abort/>``,
 ``<success/>`` and ``<failure/>`` in ``urn:xmpp:sasl:2``; success needs no
 stream restart (§2.6.1): the post-authentication features follow it.
-Offered only with ``ServerConfig.sasl2``. Inline features (Bind2, SM,
-FAST) and ``<continue/>`` tasks are not offered yet (docs/sasl2.md).
+Offered only with ``ServerConfig.sasl2``, with Bind 2 and XEP-0198
+resumption inline (:mod:`.bind2`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..config import ServerConfig
 from ..events import UserAgent
 from ..state import State
 from .base import FeatureHost, Stage
+from .bind2 import inline_offer, parse_inline
 from .sasl import _begin, _failure, _handle, offered_mechanisms
 
 __all__ = ["AUTHENTICATE_TAG", "SASL2Feature", "UserAgent", "parse_user_agent"]
@@ -65,6 +66,8 @@ class SASL2Feature:
         authentication = Element("{" + ns.SASL2 + "}authentication")
         for name in mechanisms:
             SubElement(authentication, "{" + ns.SASL2 + "}mechanism").text = name
+        inline = SubElement(authentication, "{" + ns.SASL2 + "}inline")
+        inline.extend(inline_offer(conn))
         yield authentication
 
     def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
@@ -79,6 +82,7 @@ class SASL2Feature:
         if tag == AUTHENTICATE_TAG and conn.state is State.NEGOTIATING:
             try:
                 conn._user_agent = parse_user_agent(el)
+                conn._inline = parse_inline(el)
             except ValueError as exc:
                 _failure(conn, sasl.SASLCondition.MALFORMED_REQUEST, str(exc))
                 return True
