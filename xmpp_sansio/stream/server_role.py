@@ -17,7 +17,7 @@ from .answers import TLSInfo
 from .config import ServerConfig
 from .events import UserAgent
 from .features import C2S_SERVER, FeatureHost, Profile, bind2
-from .features.bind2 import InlineRequest
+from .features.inline import FastAttempt, FastLogin, InlineRequest
 from .features.sasl import offered_mechanisms
 from .framing import Framing
 from .sm_stream import _SMStream
@@ -62,6 +62,8 @@ class _ServerRole(_SMStream):
         self._user_agent: UserAgent | None = None  # of that SASL2 exchange
         self._inline: InlineRequest | None = None  # its inline requests (XEP-0388 §2.3)
         self._pending_success: Element | None = None  # held while they run
+        self._fast_attempt: FastAttempt | None = None  # XEP-0484 token login
+        self._fast_login: FastLogin | None = None
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
         self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for

@@ -59,7 +59,7 @@ from ..answers import Answer, TLSInfo
 from ..config import ServerConfig
 from ..events import Event, UserAgent
 from ..state import Input, State
-from .inline import InlineRequest
+from .inline import FastAttempt, FastLogin, InlineRequest
 
 __all__ = [
     "AnsweringFeature",
@@ -114,6 +114,8 @@ class FeatureHost(Protocol):
 
     _inline: InlineRequest | None  # XEP-0388 §2.3 inline requests of the exchange
     _pending_success: Element | None  # SASL2 <success/> held while inline steps run
+    _fast_attempt: FastAttempt | None  # a FAST login waiting for its tokens (XEP-0484)
+    _fast_login: FastLogin | None  # the token a login succeeded with
 
     def _sasl2_authenticated(self, success: Element) -> None: ...
     def _inline_resume_answered(self, answer: Element) -> None: ...

@@ -37,6 +37,7 @@ from ...sm import Failed, build_nonza
 from ...xml import ns
 from ..events import BindRequested, ClientStateChanged, Event, ResourceBound, ResumeRequested
 from ..state import Input
+from . import fast
 from .base import FeatureHost
 from .inline import BIND2_NS, CARBONS_NS, MAX_TAG, Bind2Request, InlineRequest, parse_inline
 from .sm import enable_stream_management
@@ -76,6 +77,7 @@ def proceed(conn: FeatureHost, success: Element) -> None:
     binding) and send ``success`` when they are done (module docstring)."""
     request = conn._inline or InlineRequest()
     conn._pending_success = success
+    fast.after_auth(conn, success)  # XEP-0484: tokens before the session
     resume = request.resume
     if resume is not None and conn.config.stream_management:
         conn._resume_attempted = True

@@ -269,12 +269,13 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
     if result.upgrade_password is not None:
         conn._events.append(CredentialsUpgradable(jid, result.upgrade_password))
     conn._events.append(Authenticated(jid, mechanism, conn._user_agent if sasl2 else None))
-    conn._user_agent = None
     if sasl2:
         conn._sasl_ns = ns.SASL
         conn._fire(Input.SASL2_SUCCEEDED)
-        conn._sasl2_authenticated(success)
+        conn._sasl2_authenticated(success)  # the inline steps read the user agent
+        conn._user_agent = None
     else:
+        conn._user_agent = None
         # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
         conn._fire(Input.SASL_SUCCEEDED)
 

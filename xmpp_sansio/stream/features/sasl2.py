@@ -16,10 +16,12 @@ from collections.abc import Iterable, Iterator
 from xml.etree.ElementTree import Element, SubElement
 
 from ... import sasl
+from ...sasl.ht import HT_MECHANISMS
 from ...xml import ns
 from ..config import ServerConfig
 from ..events import UserAgent
 from ..state import State
+from . import fast
 from .base import FeatureHost, Stage
 from .bind2 import inline_offer, parse_inline
 from .sasl import _begin, _failure, _handle, offered_mechanisms
@@ -68,6 +70,7 @@ class SASL2Feature:
             SubElement(authentication, "{" + ns.SASL2 + "}mechanism").text = name
         inline = SubElement(authentication, "{" + ns.SASL2 + "}inline")
         inline.extend(inline_offer(conn))
+        inline.extend(fast.inline_offer(conn))
         yield authentication
 
     def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
@@ -89,7 +92,11 @@ class SASL2Feature:
             initial = el.find("{" + ns.SASL2 + "}initial-response")
             # §2.2: <initial-response/> with no text is an empty response.
             text = None if initial is None else (initial.text or "").strip() or "="
-            _begin(conn, el.get("mechanism", ""), text)
+            mechanism = el.get("mechanism", "")
+            if mechanism in HT_MECHANISMS:  # a FAST token (XEP-0484 §3.3)
+                fast.begin(conn, mechanism, text)
+            else:
+                _begin(conn, mechanism, text)
             return True
         if in_classic:  # SASL2 elements inside an RFC 6120 exchange
             _failure(conn, sasl.SASLCondition.MALFORMED_REQUEST)
