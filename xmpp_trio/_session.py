@@ -57,6 +57,7 @@ from ._transport import Transport
 from .config import ServerConfig
 from .limits import TokenBucket, loggable
 from .metrics import Metrics
+from .services import ServerServices
 
 __all__ = ["CLOSE_GRACE", "TRANSPORT_ERRORS", "Session"]
 
@@ -78,6 +79,7 @@ class Server(Protocol):
     router: Router
     manager: SessionManager
     accounts: Accounts
+    services: ServerServices
     metrics: Metrics
     nursery: trio.Nursery | None
     batch: set[Session] | None
@@ -532,6 +534,8 @@ class Session:
                 server.timer_changed(self, conn)
                 log.info("session %d: %s bound from %s", self.id, event.jid, self.peer)
                 server.apply(server.manager.bind(self.id, conn, event.jid, trio.current_time()))
+                if event.carbons:  # Bind 2 (XEP-0386 §3.2)
+                    server.services.carbons.enable(self.id)
             elif isinstance(event, StreamManagementEnabled):
                 server.manager.stream_management_enabled(self.id, event)
                 log.debug("session %d: stream management on, resumable=%s", self.id, event.resume)

@@ -158,6 +158,8 @@ class ServerServices:
         vcards = SqliteVCardStorage(db)
         private = SqlitePrivateStorage(db)
         blocks = SqliteBlockStorage(db)
+        #: XEP-0280; Bind 2 enables it for a session at bind (XEP-0386 §3.2)
+        self.carbons = CarbonsService()
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
             AccountDirectoryAdapter(accounts, config.scram_iterations),
@@ -251,7 +253,7 @@ class ServerServices:
             caps,
             *pep_services,
             *mam_services,
-            CarbonsService(),
+            self.carbons,
             OfflineService(offline, max_per_user=limits.max_offline_messages),
             self.adhoc,
             *directory_services,
