@@ -69,6 +69,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import random
 import re
 import signal
@@ -223,6 +224,7 @@ class Bot:
         *,
         rng: random.Random | None = None,
         config_path: Path | None = None,
+        login_state: LoginState | str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = config
         self.rng = rng if rng is not None else random.Random()
@@ -240,13 +242,13 @@ class Bot:
         self._room_attempts: dict[JID, int] = {}
         self._ready = False
         self._changed = trio.Event()
-        # The user-agent id and FAST token (XEP-0388, XEP-0484): beside the
-        # config file (0600) when there is one, else for this run only.
+        # The user-agent id and FAST token (XEP-0388, XEP-0484): in the 0600
+        # file ``login_state`` when given, else for this run only.
         self.login_state = (
-            LoginState()
-            if config_path is None
-            else LoginState.load(config_path.with_name(f".{config_path.stem}.{config.jid}.login"))
-        )
+            login_state
+            if isinstance(login_state, LoginState) or login_state is None
+            else LoginState.load(login_state)
+        ) or LoginState()
         self._ssl_context: ssl.SSLContext | None = None
         if config.ca_file is not None:
             try:

@@ -54,11 +54,11 @@ from xmpp_sansio.stream.events import (
     TLSRequested,
 )
 from xmpp_sansio.stream.login_options import (
-    FastToken,
-    FastTokenIssued,
+    FastTokenAccepted,
+    FastTokenGranted,
     FastTokenRejected,
-    FastTokenUsed,
     LoginOptions,
+    SavedFastToken,
 )
 from xmpp_sansio.xml import ns
 
@@ -177,7 +177,7 @@ class _Negotiated:
     resumed: bool = False
     unacked_from_previous: tuple[Element, ...] = ()
     mechanism: str | None = None
-    fast_token: FastToken | None = None
+    fast_token: SavedFastToken | None = None
 
 
 class Client:
@@ -448,7 +448,7 @@ async def _negotiate(
                     unacked = event.unacked
                 elif isinstance(event, Authenticated):
                     mechanism = event.mechanism
-                elif isinstance(event, (FastTokenIssued, FastTokenUsed)):
+                elif isinstance(event, (FastTokenGranted, FastTokenAccepted)):
                     token = event.token
                 elif isinstance(event, FastTokenRejected):
                     token = None

@@ -12,7 +12,7 @@ import os
 import uuid
 from pathlib import Path
 
-from xmpp_sansio.stream.login_options import FastToken, LoginOptions
+from xmpp_sansio.stream.login_options import LoginOptions, SavedFastToken
 
 __all__ = ["LoginState"]
 
@@ -28,7 +28,7 @@ class LoginState:
         self,
         *,
         user_agent_id: str | None = None,
-        fast_token: FastToken | None = None,
+        fast_token: SavedFastToken | None = None,
         path: Path | None = None,
     ) -> None:
         self.user_agent_id = user_agent_id or str(uuid.uuid4())
@@ -45,7 +45,7 @@ class LoginState:
             token = data.get("fast_token")
             state = cls(
                 user_agent_id=str(data["user_agent_id"]),
-                fast_token=FastToken(**token) if isinstance(token, dict) else None,
+                fast_token=SavedFastToken(**token) if isinstance(token, dict) else None,
                 path=where,
             )
             uuid.UUID(state.user_agent_id)
@@ -63,7 +63,7 @@ class LoginState:
             fast_token=self.fast_token,
         )
 
-    def update(self, token: FastToken | None) -> None:
+    def update(self, token: SavedFastToken | None) -> None:
         """Keep ``token`` (the client's :attr:`~xmpp_trio.client.Client.fast_token`)."""
         if token != self.fast_token:
             self.fast_token = token

@@ -35,11 +35,11 @@ from xmpp_sansio.stream.events import (
     StreamResumed,
 )
 from xmpp_sansio.stream.login_options import (
-    FastToken,
-    FastTokenIssued,
+    FastTokenAccepted,
+    FastTokenGranted,
     FastTokenRejected,
-    FastTokenUsed,
     LoginOptions,
+    SavedFastToken,
 )
 from xmpp_sansio.testing import ConnectionPair, make_credentials, seeded_rng
 from xmpp_sansio.xml.parser import StreamParser
@@ -162,8 +162,8 @@ def test_password_login_requests_bind2_sm_carbons_and_a_fast_token_like_the_xeps
     assert not s.recv(POST_FEATURES)  # nothing more to send: one round trip
     jid = JID.parse("user@example.org/AwesomeXMPP.4232f4d4")
     assert [e for e in s.events if not isinstance(e, StreamOpened)] == [
-        FastTokenIssued(
-            FastToken(
+        FastTokenGranted(
+            SavedFastToken(
                 mechanism="HT-SHA-256-ENDP",
                 token="WXZzciBwYmFmdmZnZiBqdmd1IGp2eXFhcmZm",
                 expiry="2020-03-12T14:36:15Z",
@@ -208,7 +208,7 @@ def ht(token: str, label: bytes, cb: bytes = b"") -> bytes:
     return hmac.new(token.encode(), label + cb, hashlib.sha256).digest()
 
 
-TOKEN = FastToken(
+TOKEN = SavedFastToken(
     mechanism="HT-SHA-256-NONE", token="WXZzciBwYmFmdmZnZiBqdmd1IGp2eXFhcmZm", count=4
 )
 
@@ -230,7 +230,8 @@ def test_a_fast_login_is_one_ht_exchange_with_count_and_bind2() -> None:
     )
     s.recv(POST_FEATURES)
     assert (
-        FastTokenUsed(FastToken(mechanism=TOKEN.mechanism, token=TOKEN.token, count=5)) in s.events
+        FastTokenAccepted(SavedFastToken(mechanism=TOKEN.mechanism, token=TOKEN.token, count=5))
+        in s.events
     )
     assert s.client.state is State.READY
 
@@ -245,7 +246,7 @@ def test_a_rotated_token_replaces_the_used_one() -> None:
         "<token xmlns='urn:xmpp:fast:0' expiry='2020-03-31T14:36:15Z'"
         " token='R3VyIHpiZmcgbnl2aXIgdmYgZ3VyIGp2eXFyZmcu'/></success>"
     )
-    (issued,) = [e for e in s.events if isinstance(e, FastTokenIssued)]
+    (issued,) = [e for e in s.events if isinstance(e, FastTokenGranted)]
     assert issued.token.mechanism == "HT-SHA-256-NONE"
     assert issued.token.token == "R3VyIHpiZmcgbnl2aXIgdmYgZ3VyIGp2eXFyZmcu"
 

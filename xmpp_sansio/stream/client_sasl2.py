@@ -15,8 +15,8 @@ FAST: with a token for an offered mechanism the login is one HT exchange
 (:class:`FastTokenRejected`) and the same stream logs in again with the
 password (XEP-0484 §4.1). A password login asks for a token
 (``<request-token/>``) when the client has a user-agent id; new and rotated
-tokens come out as :class:`FastTokenIssued`, a used one as
-:class:`FastTokenUsed` (its count raised), for the application to store.
+tokens come out as :class:`FastTokenGranted`, a used one as
+:class:`FastTokenAccepted` (its count raised), for the application to store.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from .config import ClientConfig
 from .events import Authenticated, AuthenticationFailed, Event, ResourceBound, ResumeFailed
 from .login_options import (
     FAST_MECHANISM_PREFERENCE,
-    FastToken,
-    FastTokenIssued,
+    FastTokenAccepted,
+    FastTokenGranted,
     FastTokenRejected,
-    FastTokenUsed,
+    SavedFastToken,
 )
 from .state import Input, State
 
@@ -54,9 +54,9 @@ __all__ = [
     "BIND2",
     "FAST",
     "SASL2_CLIENT_TAGS",
-    "FastTokenIssued",
+    "FastTokenAccepted",
+    "FastTokenGranted",
     "FastTokenRejected",
-    "FastTokenUsed",
     "SASL2Offer",
     "advertised_channel_bindings",
     "begin",
@@ -188,7 +188,7 @@ class Exchange:
     offer: SASL2Offer
     bindings: frozenset[str] | None
     mechanism: sasl.ClientMechanism
-    token: FastToken | None = None
+    token: SavedFastToken | None = None
     requested_token: str | None = None
     challenged: bool = False
     task: str | None = None
@@ -300,7 +300,7 @@ def _binding(conn: LoginHost, cb_type: str | None) -> sasl.ChannelBinding | None
     return None
 
 
-def _ht_mechanism(conn: LoginHost, token: FastToken) -> sasl.ClientMechanism | None:
+def _ht_mechanism(conn: LoginHost, token: SavedFastToken) -> sasl.ClientMechanism | None:
     if not is_ht_mechanism(token.mechanism):
         return None
     cb_type = ht_binding_type(token.mechanism)
@@ -442,12 +442,12 @@ def _success(conn: LoginHost, ex: Exchange, el: Element) -> None:
     token_el = el.find("{" + FAST + "}token")
     name = ex.requested_token or (ex.token.mechanism if ex.token is not None else None)
     if token_el is not None and token_el.get("token") and name is not None:
-        issued = FastToken(
+        issued = SavedFastToken(
             mechanism=name, token=token_el.get("token", ""), expiry=token_el.get("expiry")
         )
-        conn._events.append(FastTokenIssued(issued))
+        conn._events.append(FastTokenGranted(issued))
     elif ex.token is not None:
-        conn._events.append(FastTokenUsed(replace(ex.token, count=ex.token.count + 1)))
+        conn._events.append(FastTokenAccepted(replace(ex.token, count=ex.token.count + 1)))
     ex.success = el
     conn.authenticated = conn.used_sasl2 = True
     conn._events.append(Authenticated(cfg.jid.bare, ex.mechanism.name))

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "FAST_MECHANISM_PREFERENCE",
-    "FastToken",
-    "FastTokenIssued",
+    "FastTokenAccepted",
+    "FastTokenGranted",
     "FastTokenRejected",
-    "FastTokenUsed",
     "LoginEvent",
     "LoginOptions",
+    "SavedFastToken",
 ]
 
 FAST_MECHANISM_PREFERENCE: tuple[str, ...] = (
@@ -27,7 +27,7 @@ FAST_MECHANISM_PREFERENCE: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FastToken:
+class SavedFastToken:
     """A FAST token the server issued (XEP-0484 §3.2), bound to ``mechanism``.
 
     ``count`` is the last count sent with it (§3.3; sent increasing);
@@ -73,23 +73,23 @@ class LoginOptions:
     carbons: bool = False
     inactive: bool = False
     fast: bool = True
-    fast_token: FastToken | None = None
+    fast_token: SavedFastToken | None = None
     upgrade: bool = True
 
 
 @dataclass(frozen=True, slots=True)
-class FastTokenIssued:
+class FastTokenGranted:
     """The server issued or rotated a FAST token (XEP-0484 §3.2, §3.4): store
     it (it replaces the one stored) for the next login."""
 
-    token: FastToken
+    token: SavedFastToken
 
 
 @dataclass(frozen=True, slots=True)
-class FastTokenUsed:
+class FastTokenAccepted:
     """A FAST login succeeded with ``token`` (its ``count`` raised): store it."""
 
-    token: FastToken
+    token: SavedFastToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,5 +101,5 @@ class FastTokenRejected:
     condition: str
 
 
-LoginEvent = FastTokenIssued | FastTokenUsed | FastTokenRejected
+LoginEvent = FastTokenGranted | FastTokenAccepted | FastTokenRejected
 """The client's login events beside :data:`.events.Event`'s others."""
