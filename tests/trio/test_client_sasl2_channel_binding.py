@@ -65,6 +65,22 @@ async def test_our_client_binds_scram_to_the_best_channel_binding_of_the_tls_ver
             assert client.jid.bare == client.jid.parse("juliet@localhost")
 
 
+async def test_against_our_server_with_sasl2_the_client_binds_with_bind2_and_enables_sm_inline(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    server = await sasl2_server(server_config, ca, tmp_path, nursery)
+    with trio.fail_after(WAIT):
+        async with open_client(
+            "juliet@localhost",
+            PASSWORDS["juliet"],
+            login=LoginOptions(software="Balcony"),
+            **server.client_options(),
+        ) as client:
+            assert client.sasl2
+            assert client.jid.resource is not None and client.jid.resource.startswith("Balcony")
+            assert client.sm_state is not None and client.sm_state.id  # <enabled/> in <bound/>
+
+
 async def test_sasl2_can_be_turned_off_on_the_client(
     server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
 ) -> None:
