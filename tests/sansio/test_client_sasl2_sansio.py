@@ -449,6 +449,13 @@ def test_the_client_picks_the_strongest_binding_both_sides_have() -> None:
     assert choose_channel_binding(both, frozenset({"tls-exporter"})) is None
     assert choose_channel_binding(both, None) == ENDP
     assert choose_channel_binding((), None) is None
+    only_endp = ("tls-server-end-point",)
+    assert (
+        choose_channel_binding(both, frozenset({"tls-unique", "tls-server-end-point"}), only_endp)
+        == ENDP
+    )
+    assert choose_channel_binding((UNIQ,), None, only_endp) is None
+    assert choose_channel_binding((UNIQ,), None) == UNIQ
 
 
 def test_ht_client_refuses_a_missing_binding() -> None:

@@ -81,6 +81,28 @@ async def test_against_our_server_with_sasl2_the_client_binds_with_bind2_and_ena
             assert client.sm_state is not None and client.sm_state.id  # <enabled/> in <bound/>
 
 
+@pytest.mark.parametrize("sasl2", [True, False])
+async def test_our_client_can_bind_to_the_server_certificate_on_tls_1_2_too(
+    server_config: ServerConfig,
+    ca: trustme.CA,
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    sasl2: bool,
+) -> None:
+    config = dataclasses.replace(server_config, sasl2=sasl2)
+    server = await start_running(config, ca, tmp_path, nursery)
+    limit_tls(server, "TLSv1.2")
+    with trio.fail_after(WAIT):
+        async with open_client(
+            "juliet@localhost",
+            PASSWORDS["juliet"],
+            login=LoginOptions(channel_bindings=("tls-server-end-point",)),
+            **server.client_options(),
+        ) as client:
+            assert client.sasl2 is sasl2 and client.mechanism == "SCRAM-SHA-256-PLUS"
+            assert client.channel_binding == "tls-server-end-point"
+
+
 async def test_sasl2_can_be_turned_off_on_the_client(
     server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
 ) -> None:

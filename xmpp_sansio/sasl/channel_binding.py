@@ -92,22 +92,24 @@ CLIENT_BINDING_PREFERENCE: Final[tuple[str, ...]] = (TLS_EXPORTER, TLS_UNIQUE, T
 
 
 def choose_channel_binding(
-    available: tuple[ChannelBinding, ...], advertised: frozenset[str] | None
+    available: tuple[ChannelBinding, ...],
+    advertised: frozenset[str] | None,
+    preference: tuple[str, ...] = CLIENT_BINDING_PREFERENCE,
 ) -> ChannelBinding | None:
-    """The binding a client should use (XEP-0440 §4): the most preferred of
-    ``available`` (this connection's data) that the server ``advertised``;
-    without an advertisement (None), ``tls-server-end-point`` if we have it
-    (the one every server must support, XEP-0440 §4), else the first we have.
-    None when nothing matches: the client then logs in without ``-PLUS``."""
-    by_type = {binding.type: binding for binding in available}
+    """The binding a client should use (XEP-0440 §4): the first type of
+    ``preference`` that ``available`` (this connection's data) has and the
+    server ``advertised``; without an advertisement (None),
+    ``tls-server-end-point`` if preferred and available (the one every server
+    must support, XEP-0440 §4), else the first preferred one we have. None
+    when nothing matches: the client then logs in without ``-PLUS``."""
+    by_type = {binding.type: binding for binding in available if binding.type in preference}
     if advertised is None:
-        return by_type.get(TLS_SERVER_END_POINT) or (available[0] if available else None)
-    for name in CLIENT_BINDING_PREFERENCE:
+        if TLS_SERVER_END_POINT in by_type:
+            return by_type[TLS_SERVER_END_POINT]
+        advertised = frozenset(by_type)
+    for name in preference:
         if name in advertised and name in by_type:
             return by_type[name]
-    for binding in available:
-        if binding.type in advertised:
-            return binding
     return None
 
 

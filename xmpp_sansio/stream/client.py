@@ -237,7 +237,9 @@ class ClientConnection(_SMStream):
         server_plus = any(m.endswith("-PLUS") for m in offered)
         if cfg.mechanisms is not None:
             offered = [m for m in offered if m in cfg.mechanisms]
-        cb = sasl.choose_channel_binding(self._tls_info.channel_bindings, bindings)
+        cb = sasl.choose_channel_binding(
+            self._tls_info.channel_bindings, bindings, cfg.login.channel_bindings
+        )
         name = sasl.select_client_mechanism(
             offered,
             tls=self.tls_active,

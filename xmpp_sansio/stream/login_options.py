@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..sasl.channel_binding import CLIENT_BINDING_PREFERENCE
+
 __all__ = [
     "FAST_MECHANISM_PREFERENCE",
     "FastTokenAccepted",
@@ -62,6 +64,8 @@ class LoginOptions:
         upgrade: ask for the SCRAM upgrade tasks the server offers at a
             password login (XEP-0480), so an account with older hashes gains
             these.
+        channel_bindings: the channel binding types SCRAM ``-PLUS`` may use
+            (SASL2 and RFC 6120 SASL alike), most preferred first (XEP-0440).
     """
 
     sasl2: bool = True
@@ -75,6 +79,7 @@ class LoginOptions:
     fast: bool = True
     fast_token: SavedFastToken | None = None
     upgrade: bool = True
+    channel_bindings: tuple[str, ...] = CLIENT_BINDING_PREFERENCE
 
 
 @dataclass(frozen=True, slots=True)
