@@ -83,6 +83,7 @@ from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
 from .stores.directory import SqliteDirectoryStorage
+from .stores.fast import FastTokenStore, load_key
 from .stores.last import SqliteLastActivityStorage
 from .stores.mam import SqliteArchiveStorage
 from .stores.muc import SqliteMucStorage
@@ -160,6 +161,8 @@ class ServerServices:
         blocks = SqliteBlockStorage(db)
         #: XEP-0280; Bind 2 enables it for a session at bind (XEP-0386 §3.2)
         self.carbons = CarbonsService()
+        #: SASL2 clients and their FAST tokens (XEP-0388, XEP-0484), sealed at rest
+        self.fast_tokens = FastTokenStore(db, load_key(config.data_dir))
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
             AccountDirectoryAdapter(accounts, config.scram_iterations),
