@@ -9,15 +9,17 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
 import re
 import stat
 
+import pytest
 import trio
 import trustme
 from conftest import PASSWORDS, RunningServer, start_running
+from test_admin import cli, write_config
 from test_security import HEADER, WAIT, Wire
 
-from xmpp_sansio.jid import JID
 from xmpp_sansio.sasl.ht import ht_initiator_message, ht_responder
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.stores.fast import KEY_FILE
@@ -137,17 +139,27 @@ async def test_a_channel_bound_token_logs_in_and_the_token_is_sealed_at_rest(
     assert token not in stored and base64.b64decode(token) not in stored
 
 
-async def test_a_revoked_client_cannot_log_in_with_its_token(
-    server_config: ServerConfig, ca: trustme.CA, tmp_path: trio.Path, nursery: trio.Nursery
+async def test_clients_lists_and_revoke_invalidates_a_client_on_the_command_line(
+    server_config: ServerConfig,
+    ca: trustme.CA,
+    tmp_path: trio.Path,
+    nursery: trio.Nursery,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     server = await fast_server(server_config, ca, tmp_path, nursery)
     token = await password_login(server, "HT-SHA-256-NONE")
-    store = server.server.services.fast_tokens
-    [client] = store.clients(JID.parse("juliet@localhost"))
-    assert client.agent_id == AGENT and client.software == "AwesomeXMPP"
-    assert store.revoke(JID.parse("juliet@localhost"), AGENT)
+    config = str(write_config(server.config, tmp_path))
+    status, out, _ = await cli(capsys, "clients", "juliet@localhost", "--config", config)
+    assert status == 0 and f"{AGENT}  AwesomeXMPP  -  last login " in out, out
+    assert "FAST token" in out and "1 clients of juliet@localhost" in out
+    status, out, _ = await cli(capsys, "revoke", "juliet@localhost", AGENT, "--config", config)
+    assert status == 0 and f"revoked client {AGENT} of juliet@localhost" in out
     answer, _ = await token_login(server, token, 1)
     assert b"<failure" in answer and b"not-authorized" in answer, answer
+    status, out, _ = await cli(capsys, "clients", "juliet@localhost", "--json", "--config", config)
+    assert status == 0 and json.loads(out) == []
+    status, _, err = await cli(capsys, "revoke", "juliet@localhost", AGENT, "--config", config)
+    assert status == 1 and "has no client" in err
 
 
 async def test_rotation_keeps_the_old_token_until_the_new_one_is_used(
