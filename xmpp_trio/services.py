@@ -26,6 +26,7 @@ from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
 from xmpp_sansio.server import Router, Service
+from xmpp_sansio.server.adhoc.clients import clients_command
 from xmpp_sansio.server.adhoc.muc_admin import destroy_room_command
 from xmpp_sansio.server.blocking import BlockingService
 from xmpp_sansio.server.caps import CapsService
@@ -37,6 +38,7 @@ from xmpp_sansio.server.effects import (
     BlockAdd,
     BlockClear,
     BlockRemove,
+    ClientRevoke,
     DirectoryListing,
     LastForget,
     LastSet,
@@ -284,6 +286,11 @@ class ServerServices:
             self.hosts[config.muc_domain] = self.muc
             admins = config.admin.admins
             self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))
+        if config.sasl2:  # the clients and tokens exist with SASL2 only (XEP-0388 §2.3)
+            hosted = frozenset(config.domains)
+            self.adhoc.engine.add(
+                clients_command(self.fast_tokens.client_infos, lambda jid: jid.domain in hosted)
+            )
 
         #: Which store writes each kind of op (``Persist`` effects): a new
         #: store (MUC, pubsub) adds its op types here, one line each.
@@ -302,6 +309,7 @@ class ServerServices:
             RosterPut: roster_storage.write,
             RosterDelete: roster_storage.write,
             AccountDelete: self._delete_account,
+            ClientRevoke: self.fast_tokens.write,
             **admin_store.writers(),
             DirectoryListing: directory_storage.write,
             UploadSlot: self.upload_storage.write,

@@ -20,7 +20,12 @@ from conftest import PASSWORDS, RunningServer, start_running
 from test_admin import cli, write_config
 from test_security import HEADER, WAIT, Wire
 
+from xmpp_sansio.client.adhoc import CommandResponse
+from xmpp_sansio.forms import Field, Form, FormType
 from xmpp_sansio.sasl.ht import ht_initiator_message, ht_responder
+from xmpp_sansio.server.adhoc.clients import CLIENTS_NODE
+from xmpp_trio.adhoc import list_commands, run_command
+from xmpp_trio.client import open_client
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.stores.fast import KEY_FILE
 
@@ -160,6 +165,36 @@ async def test_clients_lists_and_revoke_invalidates_a_client_on_the_command_line
     assert status == 0 and json.loads(out) == []
     status, _, err = await cli(capsys, "revoke", "juliet@localhost", AGENT, "--config", config)
     assert status == 1 and "has no client" in err
+
+
+async def test_a_user_lists_and_revokes_their_own_clients_by_ad_hoc_command(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: trio.Path, nursery: trio.Nursery
+) -> None:
+    server = await fast_server(server_config, ca, tmp_path, nursery)
+    token = await password_login(server, "HT-SHA-256-NONE")
+    async with open_client(
+        "juliet@localhost/desk",
+        PASSWORDS["juliet"],
+        host="127.0.0.1",
+        port=server.starttls_port,
+        ssl_context=server.client_context(),
+    ) as juliet:
+        nodes = [item.node for item in await list_commands(juliet, "localhost")]
+        assert CLIENTS_NODE in nodes
+
+        async def choose(stage: CommandResponse) -> Form:
+            assert stage.form is not None
+            field = stage.form.field("revoke")
+            assert field is not None and [o.value for o in field.options] == [AGENT]
+            assert field.options[0].label and "AwesomeXMPP" in field.options[0].label
+            return Form(FormType.SUBMIT, fields=(Field("revoke", values=(AGENT,)),))
+
+        done = await run_command(juliet, "localhost", CLIENTS_NODE, choose)
+        assert done.status == "completed" and done.notes == (("info", "revoked 1 clients"),)
+        empty = await run_command(juliet, "localhost", CLIENTS_NODE)
+        assert empty.status == "completed" and "no SASL2 client" in empty.notes[0][1]
+    answer, _ = await token_login(server, token, 1)
+    assert b"<failure" in answer and b"not-authorized" in answer, answer
 
 
 async def test_rotation_keeps_the_old_token_until_the_new_one_is_used(

@@ -27,6 +27,8 @@ from typing import Final
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from xmpp_sansio.jid import JID
+from xmpp_sansio.server.adhoc.clients import ClientInfo
+from xmpp_sansio.server.effects import ClientRevoke, StoreOp
 from xmpp_sansio.stream.answers import FastToken, FastTokensProvided
 from xmpp_sansio.stream.events import FastTokenIssued, FastTokenUsed, UserAgent
 
@@ -208,15 +210,27 @@ class FastTokenStore:
             for a, s, d, t, e in rows
         ]
 
+    def client_infos(self, jid: JID) -> list[ClientInfo]:
+        """The clients as the user's ad-hoc command shows them."""
+        return [ClientInfo(c.agent_id, c.software, c.device) for c in self.clients(jid)]
+
     def revoke(self, jid: JID, agent_id: str) -> bool:
         """Forget client ``agent_id`` of ``jid``'s account and delete its tokens:
         its next FAST login fails; whether there was such a client."""
-        key = (jid.domain, jid.local, agent_id)
         with transaction(self._db):
-            tokens = self._db.execute(
-                "DELETE FROM fast_tokens WHERE domain = ? AND local = ? AND agent_id = ?", key
-            ).rowcount
-            clients = self._db.execute(
-                "DELETE FROM sasl2_clients WHERE domain = ? AND local = ? AND agent_id = ?", key
-            ).rowcount
+            return self._revoke(jid, agent_id)
+
+    def write(self, op: StoreOp) -> None:
+        """A ``Persist`` op, in the caller's transaction: :class:`ClientRevoke`."""
+        assert isinstance(op, ClientRevoke)
+        self._revoke(op.account, op.client_id)
+
+    def _revoke(self, jid: JID, agent_id: str) -> bool:
+        key = (jid.domain, jid.local, agent_id)
+        tokens = self._db.execute(
+            "DELETE FROM fast_tokens WHERE domain = ? AND local = ? AND agent_id = ?", key
+        ).rowcount
+        clients = self._db.execute(
+            "DELETE FROM sasl2_clients WHERE domain = ? AND local = ? AND agent_id = ?", key
+        ).rowcount
         return bool(tokens or clients)
