@@ -39,6 +39,9 @@ from xmpp_sansio.stream.events import (
     CredentialsRequested,
     CredentialsUpgradable,
     DerivationRequested,
+    FastTokenIssued,
+    FastTokensRequested,
+    FastTokenUsed,
     RegistrationRequested,
     ResourceBound,
     ResumeRequested,
@@ -493,6 +496,8 @@ class Session:
                     conn.refuse_credentials(SASLCondition.TEMPORARY_AUTH_FAILURE)
                     continue
                 conn.provide_credentials(accounts.credentials(conn.domain, event))
+            elif isinstance(event, (FastTokensRequested, FastTokenUsed, FastTokenIssued)):
+                accounts.fast(conn, self.peer, server.services.fast_tokens, event, time.time())
             elif isinstance(event, DerivationRequested):
                 server.end_batch(batch)
                 salted = await accounts.derive(event)
@@ -553,6 +558,8 @@ class Session:
                     "session %d: authenticated %s with %s", self.id, event.jid, event.mechanism
                 )
                 accounts.succeeded(event.jid)
+                if event.user_agent is not None:  # XEP-0388: the account's clients
+                    server.services.fast_tokens.seen(event.jid, event.user_agent, time.time())
             elif isinstance(event, AuthenticationFailed):
                 server.metrics.auth_failures.inc()
                 accounts.failed(self.peer, conn.domain, event)

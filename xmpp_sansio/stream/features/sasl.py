@@ -185,6 +185,11 @@ def _begin(conn: FeatureHost, name: str, initial_text: str | None) -> None:
     # this client tried -PLUS and was refused its binding type (XEP-0440
     # §4: e.g. tls-unique on TLS 1.3): "y" is then what it truly sees.
     advertised_plus = any(m.endswith("-PLUS") for m in offered) and not conn._cb_type_refused
+    advertised = None
+    if conn._sasl_ns == ns.SASL2:  # XEP-0474 downgrade protection (SASL2 streams)
+        announced = any(m.endswith("-PLUS") for m in offered)  # <sasl-channel-binding/>
+        types = tuple(b.type for b in conn.tls_info.channel_bindings) if announced else None
+        advertised = (tuple(offered), types)
     try:
         mech = sasl.create_server_mechanism(
             name,
@@ -194,6 +199,7 @@ def _begin(conn: FeatureHost, name: str, initial_text: str | None) -> None:
             external_identity=conn._external_identity,
             decoy_key=conn.config.decoy_key,
             decoy_iterations=conn.config.decoy_iterations,
+            advertised=advertised,
         )
     except sasl.SASLFailure as exc:
         _failure(conn, exc.condition, exc.text)
