@@ -40,7 +40,7 @@ class Running:
 
 @asynccontextmanager
 async def running_server(
-    iterations: int, *, sasl2: bool = False, **limits: int
+    iterations: int, *, sasl2: bool = False, fast_token_lifetime: int = 0, **limits: int
 ) -> AsyncIterator[Running]:
     logging.getLogger("xmpp_trio").setLevel(logging.ERROR)  # failed logins are the point
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,6 +52,8 @@ async def running_server(
             listeners=(ListenerConfig("c2s-directtls", "127.0.0.1", 0),),
             scram_iterations=iterations,
             sasl2=sasl2,
+            fast_token_lifetime=fast_token_lifetime,
+            fast_rotate_within=0,
             log_level="error",
             limits=LimitsConfig(
                 auth_failures_before_backoff=1_000_000,

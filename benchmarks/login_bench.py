@@ -3,11 +3,12 @@
 Two parts:
 
 * **wire**: the real server in this process (direct TLS on loopback, SCRAM
-  at ``--iterations``), our Trio client logging in one after another: logins
-  per second and the latency of ``open_client`` (TCP + TLS + login + bind +
-  SM enable), classic vs SASL2 + Bind2; then the latency of a reconnect that
-  resumes a dropped session (XEP-0198), classic (SASL, restart, ``<resume/>``)
-  vs SASL2 with ``<resume/>`` inline.
+  at ``--iterations``, FAST on), our Trio client logging in one after
+  another: logins per second and the latency of ``open_client`` (TCP + TLS +
+  login + bind + SM enable), classic vs SASL2 + Bind2 vs FAST + Bind2; then
+  the latency of a reconnect that resumes a dropped session (XEP-0198),
+  classic (SASL, restart, ``<resume/>``) vs SASL2 (and FAST) with
+  ``<resume/>`` inline.
 * **sans-IO**: the same logins between our client and server roles in
   memory (no sockets, no TLS): CPU per login of SCRAM-SHA-256 (PBKDF2 on both
   sides: the client derives, the server only looks stored keys up), SASL2 +
@@ -38,6 +39,7 @@ from xmpp_sansio.stream.events import FastTokenIssued, FastTokensRequested
 from xmpp_sansio.stream.login_options import FastTokenGranted, LoginOptions, SavedFastToken
 from xmpp_sansio.testing import ConnectionPair, make_credentials, seeded_rng
 from xmpp_trio.client import open_client
+from xmpp_trio.login_state import LoginState
 
 AGENT = "d4565fa7-4d72-4749-b3d3-740edbf87770"
 
@@ -61,21 +63,31 @@ async def wire(server: Running, logins: int) -> None:
         "ssl_context": server.client_context(),
     }
     jid, password = "juliet@localhost", PASSWORDS["juliet"]
+    fast = LoginState()
+    async with open_client(jid, password, login=fast.options(), **options) as client:
+        fast.update(client.fast_token)  # a password login that asks for a token
     modes = {
-        "classic SCRAM + bind + SM": LoginOptions(sasl2=False),
-        "SASL2 + Bind2 + SM inline": LoginOptions(user_agent_id=AGENT, fast=False),
+        "classic SCRAM + bind + SM": lambda: LoginOptions(sasl2=False),
+        "SASL2 + Bind2 + SM inline": lambda: LoginOptions(user_agent_id=AGENT, fast=False),
+        # no id: the server records no client (one SQLite write less per login)
+        "SASL2 + Bind2 + SM, no agent id": lambda: LoginOptions(fast=False),
+        "SASL2 FAST + Bind2 + SM inline": fast.options,
     }
     samples: dict[str, list[float]] = {name: [] for name in modes}
     for _ in range(logins):
         for name, login in modes.items():
             start = time.perf_counter()
-            async with open_client(jid, password, login=login, **options):
+            async with open_client(jid, password, login=login(), **options) as client:
                 samples[name].append(time.perf_counter() - start)
+                if name.startswith("SASL2 FAST"):
+                    fast.update(client.fast_token)
     for name in modes:
         print(summary("login: " + name, samples[name]))
     states = {}
     for name, login in modes.items():
-        async with open_client(jid, password, login=login, **options) as client:
+        async with open_client(jid, password, login=login(), **options) as client:
+            if name.startswith("SASL2 FAST"):
+                fast.update(client.fast_token)
             states[name] = client.sm_state
             await client.abort()
     samples = {name: [] for name in modes}
@@ -83,10 +95,13 @@ async def wire(server: Running, logins: int) -> None:
         for name, login in modes.items():
             start = time.perf_counter()
             async with open_client(
-                jid, password, login=login, resume=states[name], **options
+                jid, password, login=login(), resume=states[name], **options
             ) as client:
                 samples[name].append(time.perf_counter() - start)
                 assert client.resumed, "the session was not resumed"
+                if name.startswith("SASL2 FAST"):
+                    assert client.mechanism.startswith("HT-"), client.mechanism
+                    fast.update(client.fast_token)
                 states[name] = client.sm_state
                 await client.abort()
     for name in modes:
@@ -164,7 +179,7 @@ async def main() -> None:
     logins = args.logins or (40 if args.quick else 200)
     iterations = args.iterations or (4096 if args.quick else 10_000)
     print(f"{logins} logins per mode, SCRAM iterations {iterations}")
-    async with running_server(iterations, sasl2=True) as server:
+    async with running_server(iterations, sasl2=True, fast_token_lifetime=86400) as server:
         await wire(server, logins)
     sansio(iterations, logins)
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xmpp_sansio.errors import RemoteProtocolError
 from xmpp_sansio.jid import JID
 from xmpp_sansio.sasl import ChannelBinding
 from xmpp_sansio.sm import SMState
@@ -20,8 +21,9 @@ from xmpp_sansio.stream.answers import (
     ResumeRejected,
 )
 from xmpp_sansio.stream.config import ClientConfig, ServerConfig
-from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State
+from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State, TLSInfo
 from xmpp_sansio.stream.events import (
+    AuthenticationFailed,
     CredentialsRequested,
     DerivationRequested,
     FastTokenIssued,
@@ -169,3 +171,53 @@ def test_any_mix_of_token_and_resumption_ends_ready(
     pair = server.connect(login, resume=sm, framing=framing)
     assert pair.client.state is State.READY and pair.client_error is None
     assert any(isinstance(e, StreamResumed) for e in pair.client_events) == resume
+
+
+def mitm_login(strip: bytes) -> tuple[list[object], ServerConnection]:
+    """Our client and server over SASL2, with ``strip`` cut out of what the
+    server sends (an active attacker editing the offer)."""
+    client = ClientConnection(
+        ClientConfig(
+            rng=seeded_rng(5),
+            jid=JID.parse("juliet@capulet.example"),
+            password="r0m30myr0m30",
+            mechanisms=("SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"),
+        ),
+        tls_active=True,
+        tls_info=TLSInfo(channel_binding=ENDP),
+    )
+    server = ServerConnection(
+        ServerConfig(rng=seeded_rng(6), domains=frozenset({"capulet.example"}), sasl2=True),
+        tls_active=True,
+        tls_info=TLSInfo(channel_binding=ENDP),
+    )
+    lookup = make_credentials({"juliet": "r0m30myr0m30"})
+    events: list[object] = []
+    client.start()
+    for _ in range(20):
+        server.receive_data(client.data_to_send())
+        try:
+            while (event := server.next_event()) is not None:
+                if isinstance(event, CredentialsRequested):
+                    server.provide_credentials(lookup(event.username, event.hash_name))
+        except RemoteProtocolError:
+            pass
+        data = server.data_to_send().replace(strip, b"") if strip else server.data_to_send()
+        if not data:
+            break
+        client.receive_data(data)
+        try:
+            while (event := client.next_event()) is not None:
+                events.append(event)
+        except RemoteProtocolError:
+            break
+    return events, server
+
+
+def test_the_servers_downgrade_hash_is_checked_and_a_stripped_offer_is_caught() -> None:
+    events, _ = mitm_login(b"")
+    assert any(isinstance(e, ResourceBound) for e in events)  # h= matched
+    events, server = mitm_login(b"<mechanism>SCRAM-SHA-256-PLUS</mechanism>")
+    (failed,) = [e for e in events if isinstance(e, AuthenticationFailed)]
+    assert failed.condition == "server-not-verified" and "XEP-0474" in (failed.text or "")
+    assert server.authenticated_jid is None  # no proof was sent

@@ -145,6 +145,80 @@ async def test_the_persistent_client_keeps_its_user_agent_id_in_a_private_file_a
     assert LoginState.load(state_file).user_agent_id == saved["user_agent_id"]
 
 
+async def test_the_persistent_client_reconnects_with_fast_bind2_and_resume_without_pbkdf2(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    config = dataclasses.replace(
+        server_config, sasl2=True, fast_token_lifetime=3600, fast_rotate_within=60
+    )
+    server = await start_running(config, ca, tmp_path, nursery)
+    accounts = server.server.accounts
+    state_file = tmp_path / "juliet.login"
+    with trio.fail_after(WAIT):
+        async with open_persistent_client(
+            "juliet@localhost",
+            PASSWORDS["juliet"],
+            login_state=state_file,
+            backoff_base=0.01,
+            backoff_cap=0.01,
+            **server.client_options(),
+        ) as pc:
+            await pc.wait_connected()
+            assert pc.client.mechanism == "SCRAM-SHA-256-PLUS"
+            token = json.loads(state_file.read_text())["fast_token"]
+            assert token["mechanism"] == "HT-SHA-256-ENDP" and token["token"]
+            derivations, lookups = accounts.derivations, accounts.fast_lookups
+            old = pc.client
+            await old.abort()
+            await pc.wait_disconnected()
+            await pc.wait_connected()
+            # one <authenticate/>: the token, Bind2 (unused) and <resume/> inline
+            assert pc.resumed and pc.client.mechanism == "HT-SHA-256-ENDP"
+            assert accounts.derivations == derivations  # no PBKDF2 on the server
+            assert accounts.fast_lookups == lookups + 1
+            assert json.loads(state_file.read_text())["fast_token"]["count"] == 1
+        # the next run of the application starts from the file: FAST at once
+        async with open_client(
+            "juliet@localhost",
+            "not the password",
+            login=LoginState.load(state_file).options(),
+            **server.client_options(),
+        ) as client:
+            assert client.mechanism == "HT-SHA-256-ENDP" and client.sasl2
+
+
+async def test_a_rotated_token_replaces_the_used_one_and_a_revoked_one_falls_back(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    # a token used with less than fast_rotate_within left is replaced (XEP-0484 §3.4)
+    config = dataclasses.replace(
+        server_config, sasl2=True, fast_token_lifetime=3600, fast_rotate_within=7200
+    )
+    server = await start_running(config, ca, tmp_path, nursery)
+    state = LoginState()
+    jid, password = "juliet@localhost", PASSWORDS["juliet"]
+    with trio.fail_after(WAIT):
+        async with open_client(
+            jid, password, login=state.options(), **server.client_options()
+        ) as c:
+            state.update(c.fast_token)
+        first = state.fast_token
+        assert first is not None
+        async with open_client(
+            jid, password, login=state.options(), **server.client_options()
+        ) as c:
+            assert c.mechanism == first.mechanism
+            state.update(c.fast_token)
+        assert state.fast_token is not None and state.fast_token.token != first.token
+        # the superseded token is refused: the client drops it and uses the password
+        stale = LoginState(user_agent_id=state.user_agent_id, fast_token=first)
+        async with open_client(
+            jid, password, login=stale.options(), **server.client_options()
+        ) as c:
+            assert c.mechanism == "SCRAM-SHA-256-PLUS"
+            assert c.fast_token is not None and c.fast_token.token != first.token
+
+
 async def test_against_prosody_0_12_without_sasl2_the_client_logs_in_the_classic_way(
     ca: trustme.CA, tmp_path: Path
 ) -> None:

@@ -111,13 +111,3 @@ def choose_channel_binding(
         if name in advertised and name in by_type:
             return by_type[name]
     return None
-
-
-def downgrade_hash_input(mechanisms: list[str], channel_bindings: list[str] | None) -> bytes:
-    """XEP-0474 §3.1 (SSDP): the sorted (``i;octet``) mechanism names joined by
-    0x1E, then, when the server used XEP-0440, 0x1F and the sorted binding
-    types joined by 0x1E. Hash it with the SCRAM mechanism's hash."""
-    text = b"\x1e".join(sorted(m.encode() for m in mechanisms))
-    if channel_bindings is not None:
-        text += b"\x1f" + b"\x1e".join(sorted(c.encode() for c in channel_bindings))
-    return text

@@ -32,9 +32,9 @@ from xml.etree.ElementTree import Element, SubElement
 from .. import sasl
 from ..errors import StreamErrorCondition
 from ..jid import JID, InvalidJID
-from ..sasl.channel_binding import downgrade_hash_input
 from ..sasl.credentials import normalize_password
 from ..sasl.ht_client import HTClient, ht_binding_type, is_ht_mechanism
+from ..sasl.scram import ssdp_hash, ssdp_of
 from ..sm import Failed, HandledCountTooHigh, Resume, SMParseError, SMState, build_nonza
 from ..sm import parse_nonza as parse_sm
 from ..xml import ns
@@ -131,23 +131,15 @@ def advertised_channel_bindings(features: Element) -> frozenset[str] | None:
 def check_downgrade_hash(
     mechanism: str, server_first: bytes, mechanisms: list[str], bindings: frozenset[str] | None
 ) -> str | None:
-    """XEP-0474 §3.2: the server-first-message's ``h`` must be the hash of
+    """XEP-0474 §4.2: the server-first-message's ``h`` must be the hash of
     what we saw advertised; the reason if not (None: fine, or no ``h``)."""
     hash_name = sasl.scram_hash_name(mechanism)
-    if hash_name is None:
+    got = ssdp_of(server_first) if hash_name is not None else None
+    if hash_name is None or got is None:
         return None
-    for attribute in server_first.split(b","):
-        if attribute.startswith(b"h="):
-            expected = base64.b64encode(
-                hashlib.new(hash_name, downgrade_hash_input(mechanisms, _sorted(bindings))).digest()
-            )
-            if not hmac.compare_digest(attribute[2:], expected):
-                return "the advertised mechanisms or channel bindings were altered (XEP-0474)"
+    if not hmac.compare_digest(got.encode(), ssdp_hash(mechanisms, bindings, hash_name).encode()):
+        return "the advertised mechanisms or channel bindings were altered (XEP-0474)"
     return None
-
-
-def _sorted(bindings: frozenset[str] | None) -> list[str] | None:
-    return None if bindings is None else sorted(bindings)
 
 
 class LoginHost(Protocol):
