@@ -559,3 +559,63 @@ def test_any_client_and_server_choice_logs_in_and_binds(
     assert [e.jid.bare for e in p.client_events if isinstance(e, ResourceBound)] == [
         JID.parse("juliet@capulet.example")
     ]
+
+
+# -- bad input: a defined answer, never a traceback --------------------------
+
+_B64 = st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode())
+_TEXT = st.sampled_from(["", "!!", "user@example.org", "user@example.org/r", "@", "x" * 30])
+_SERVER_ELEMENTS = st.one_of(
+    _B64.map(lambda d: f"<challenge xmlns='urn:xmpp:sasl:2'>{d}</challenge>"),
+    st.tuples(_B64, _TEXT, st.booleans(), st.booleans()).map(
+        lambda t: (
+            "<success xmlns='urn:xmpp:sasl:2'>"
+            f"<additional-data>{t[0]}</additional-data>"
+            f"<authorization-identifier>{t[1]}</authorization-identifier>"
+            + (
+                "<bound xmlns='urn:xmpp:bind:0'><enabled xmlns='urn:xmpp:sm:3'/></bound>"
+                if t[2]
+                else ""
+            )
+            + ("<resumed xmlns='urn:xmpp:sm:3' h='x'/>" if t[3] else "")
+            + "</success>"
+        )
+    ),
+    _TEXT.map(lambda t: f"<failure xmlns='urn:xmpp:sasl:2'><text>{t}</text></failure>"),
+    _TEXT.map(
+        lambda t: f"<continue xmlns='urn:xmpp:sasl:2'><tasks><task>{t}</task></tasks></continue>"
+    ),
+    st.tuples(_B64, st.sampled_from(["4096", "-1", "x", "99999999999"])).map(
+        lambda t: (
+            "<task-data xmlns='urn:xmpp:sasl:2'><salt xmlns='urn:xmpp:scram-upgrade:0'"
+            f" iterations='{t[1]}'>{t[0]}</salt></task-data>"
+        )
+    ),
+    st.just(POST_FEATURES),
+    st.just("<stream:features/>"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["PLAIN", "SCRAM-SHA-256"]),
+    st.booleans(),
+    st.lists(_SERVER_ELEMENTS, min_size=1, max_size=5),
+)
+def test_any_server_answer_during_sasl2_gets_a_defined_outcome(
+    mechanism: str, with_token: bool, answers: list[str]
+) -> None:
+    s = Scripted(fast_token=TOKEN if with_token else None, resume=resumable())
+    s.recv(
+        features(
+            mechanisms=(mechanism,),
+            inline=BIND2_INLINE + FAST_INLINE,
+            extra="<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-256</upgrade>",
+        )
+    )
+    for answer in answers:
+        if s.error is not None or s.client.state in (State.CLOSED, State.ERROR):
+            break
+        s.recv(answer)  # raises nothing but RemoteProtocolError (caught in recv)
+    if s.client.state is State.READY:  # only a checked success makes it ready
+        assert s.client.authenticated and s.client.jid is not None and s.client.jid.resource
