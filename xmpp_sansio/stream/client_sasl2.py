@@ -344,7 +344,7 @@ def handle_sasl2(conn: LoginHost, el: Element) -> None:
     try:
         if local == "challenge":
             data = _b64(el) or b""
-            if not ex.challenged and conn.config.login.sasl2:
+            if not ex.challenged:
                 ex.challenged = True
                 reason = check_downgrade_hash(
                     mech.name, data, list(ex.offer.mechanisms), ex.bindings
