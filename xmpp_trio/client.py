@@ -56,6 +56,7 @@ from xmpp_sansio.stream.events import (
 from xmpp_sansio.stream.login_options import (
     FastTokenAccepted,
     FastTokenGranted,
+    FastTokenInvalidated,
     FastTokenRejected,
     LoginOptions,
     SavedFastToken,
@@ -199,7 +200,8 @@ class Client:
             it, else ``tls-server-end-point``), ``None`` without binding.
         fast_token: the FAST token to keep for the next login (XEP-0484):
             the one issued or rotated now, the one used (its count raised),
-            or ``None`` when the server refused it and issued none.
+            or ``None`` when the server refused it and issued none, or
+            invalidated it (``LoginOptions(invalidate_token=True)``).
     """
 
     def __init__(
@@ -450,7 +452,7 @@ async def _negotiate(
                     mechanism = event.mechanism
                 elif isinstance(event, (FastTokenGranted, FastTokenAccepted)):
                     token = event.token
-                elif isinstance(event, FastTokenRejected):
+                elif isinstance(event, (FastTokenRejected, FastTokenInvalidated)):
                     token = None
                 elif isinstance(event, StanzaReceived):
                     early.append(event.element)

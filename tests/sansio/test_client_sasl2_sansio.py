@@ -37,6 +37,7 @@ from xmpp_sansio.stream.events import (
 from xmpp_sansio.stream.login_options import (
     FastTokenAccepted,
     FastTokenGranted,
+    FastTokenInvalidated,
     FastTokenRejected,
     LoginOptions,
     SavedFastToken,
@@ -266,6 +267,21 @@ def test_a_refused_token_is_dropped_and_the_password_logs_in_on_the_same_stream(
     assert request is not None  # a fresh token for next time
     assert s.client.config.login.fast_token is None
     assert not any(isinstance(e, AuthenticationFailed) for e in s.events)
+
+
+def test_invalidating_the_token_logs_in_once_more_and_forgets_it() -> None:
+    s = Scripted(fast_token=TOKEN, invalidate_token=True)
+    auth = only(s.recv(features(inline=FAST_INLINE)))
+    fast = auth.find(q("urn:xmpp:fast:0", "fast"))
+    assert fast is not None and fast.get("invalidate") == "true"  # XEP-0484 §3.5
+    assert auth.find(q("urn:xmpp:fast:0", "request-token")) is None
+    proof = base64.b64encode(ht(TOKEN.token, b"Responder")).decode()
+    s.recv(
+        f"<success xmlns='urn:xmpp:sasl:2'><additional-data>{proof}</additional-data>"
+        "<authorization-identifier>user@example.org</authorization-identifier></success>"
+    )
+    assert FastTokenInvalidated("HT-SHA-256-NONE") in s.events
+    assert not any(isinstance(e, FastTokenAccepted) for e in s.events)
 
 
 def test_a_server_that_cannot_prove_the_token_is_not_trusted() -> None:

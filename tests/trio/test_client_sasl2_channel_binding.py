@@ -187,7 +187,7 @@ async def test_the_persistent_client_reconnects_with_fast_bind2_and_resume_witho
             assert client.mechanism == "HT-SHA-256-ENDP" and client.sasl2
 
 
-async def test_a_rotated_token_replaces_the_used_one_and_a_revoked_one_falls_back(
+async def test_rotation_fallback_and_log_out_of_fast_tokens(
     server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     # a token used with less than fast_rotate_within left is replaced (XEP-0484 §3.4)

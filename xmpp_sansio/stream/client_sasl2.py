@@ -45,6 +45,7 @@ from .login_options import (
     FAST_MECHANISM_PREFERENCE,
     FastTokenAccepted,
     FastTokenGranted,
+    FastTokenInvalidated,
     FastTokenRejected,
     SavedFastToken,
 )
@@ -254,8 +255,10 @@ def start(
     if offer.bind2 and opts.bind2 and cfg.jid.resource is None and (ex.resume or not resumable):
         _bind_request(el, conn, offer)
     if token is not None:
-        SubElement(el, "{" + FAST + "}fast", count=str(token.count + 1))
-    elif opts.fast and opts.user_agent_id and offer.fast_mechanisms:
+        fast = SubElement(el, "{" + FAST + "}fast", count=str(token.count + 1))
+        if opts.invalidate_token:
+            fast.set("invalidate", "true")
+    elif opts.fast and opts.user_agent_id and offer.fast_mechanisms and not opts.invalidate_token:
         wanted = _token_mechanism(conn, offer.fast_mechanisms)
         if wanted is not None:
             SubElement(el, "{" + FAST + "}request-token", mechanism=wanted)
@@ -438,6 +441,8 @@ def _success(conn: LoginHost, ex: Exchange, el: Element) -> None:
             mechanism=name, token=token_el.get("token", ""), expiry=token_el.get("expiry")
         )
         conn._events.append(FastTokenGranted(issued))
+    elif ex.token is not None and conn.config.login.invalidate_token:
+        conn._events.append(FastTokenInvalidated(ex.token.mechanism))
     elif ex.token is not None:
         conn._events.append(FastTokenAccepted(replace(ex.token, count=ex.token.count + 1)))
     ex.success = el

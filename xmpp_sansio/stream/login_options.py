@@ -12,6 +12,7 @@ __all__ = [
     "FAST_MECHANISM_PREFERENCE",
     "FastTokenAccepted",
     "FastTokenGranted",
+    "FastTokenInvalidated",
     "FastTokenRejected",
     "LoginEvent",
     "LoginOptions",
@@ -61,6 +62,9 @@ class LoginOptions:
         fast: ask for a FAST token at a password login, and use
             ``fast_token`` when it matches an offered mechanism.
         fast_token: the token from an earlier login, if any.
+        invalidate_token: log in with ``fast_token`` one last time and have
+            the server invalidate it (``<fast invalidate='true'/>``,
+            XEP-0484 §3.5: a log-out); no new token is asked for.
         upgrade: ask for the SCRAM upgrade tasks the server offers at a
             password login (XEP-0480), so an account with older hashes gains
             these.
@@ -78,6 +82,7 @@ class LoginOptions:
     inactive: bool = False
     fast: bool = True
     fast_token: SavedFastToken | None = None
+    invalidate_token: bool = False
     upgrade: bool = True
     channel_bindings: tuple[str, ...] = CLIENT_BINDING_PREFERENCE
 
@@ -106,5 +111,13 @@ class FastTokenRejected:
     condition: str
 
 
-LoginEvent = FastTokenGranted | FastTokenAccepted | FastTokenRejected
+@dataclass(frozen=True, slots=True)
+class FastTokenInvalidated:
+    """A FAST login with ``invalidate`` succeeded (XEP-0484 §3.5): the server
+    forgot the token; forget it too."""
+
+    mechanism: str
+
+
+LoginEvent = FastTokenGranted | FastTokenAccepted | FastTokenRejected | FastTokenInvalidated
 """The client's login events beside :data:`.events.Event`'s others."""
