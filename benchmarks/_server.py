@@ -39,7 +39,9 @@ class Running:
 
 
 @asynccontextmanager
-async def running_server(iterations: int, **limits: int) -> AsyncIterator[Running]:
+async def running_server(
+    iterations: int, *, sasl2: bool = False, fast_token_lifetime: int = 0, **limits: int
+) -> AsyncIterator[Running]:
     logging.getLogger("xmpp_trio").setLevel(logging.ERROR)  # failed logins are the point
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -49,6 +51,9 @@ async def running_server(iterations: int, **limits: int) -> AsyncIterator[Runnin
             data_dir=data,
             listeners=(ListenerConfig("c2s-directtls", "127.0.0.1", 0),),
             scram_iterations=iterations,
+            sasl2=sasl2,
+            fast_token_lifetime=fast_token_lifetime,
+            fast_rotate_within=0,
             log_level="error",
             limits=LimitsConfig(
                 auth_failures_before_backoff=1_000_000,

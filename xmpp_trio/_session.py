@@ -39,6 +39,9 @@ from xmpp_sansio.stream.events import (
     CredentialsRequested,
     CredentialsUpgradable,
     DerivationRequested,
+    FastTokenIssued,
+    FastTokensRequested,
+    FastTokenUsed,
     RegistrationRequested,
     ResourceBound,
     ResumeRequested,
@@ -57,6 +60,7 @@ from ._transport import Transport
 from .config import ServerConfig
 from .limits import TokenBucket, loggable
 from .metrics import Metrics
+from .services import ServerServices
 
 __all__ = ["CLOSE_GRACE", "TRANSPORT_ERRORS", "Session"]
 
@@ -78,6 +82,7 @@ class Server(Protocol):
     router: Router
     manager: SessionManager
     accounts: Accounts
+    services: ServerServices
     metrics: Metrics
     nursery: trio.Nursery | None
     batch: set[Session] | None
@@ -491,6 +496,8 @@ class Session:
                     conn.refuse_credentials(SASLCondition.TEMPORARY_AUTH_FAILURE)
                     continue
                 conn.provide_credentials(accounts.credentials(conn.domain, event))
+            elif isinstance(event, (FastTokensRequested, FastTokenUsed, FastTokenIssued)):
+                accounts.fast(conn, self.peer, server.services.fast_tokens, event, time.time())
             elif isinstance(event, DerivationRequested):
                 server.end_batch(batch)
                 salted = await accounts.derive(event)
@@ -532,6 +539,8 @@ class Session:
                 server.timer_changed(self, conn)
                 log.info("session %d: %s bound from %s", self.id, event.jid, self.peer)
                 server.apply(server.manager.bind(self.id, conn, event.jid, trio.current_time()))
+                if event.carbons:  # Bind 2 (XEP-0386 §3.2)
+                    server.services.carbons.enable(self.id)
             elif isinstance(event, StreamManagementEnabled):
                 server.manager.stream_management_enabled(self.id, event)
                 log.debug("session %d: stream management on, resumable=%s", self.id, event.resume)
@@ -549,6 +558,8 @@ class Session:
                     "session %d: authenticated %s with %s", self.id, event.jid, event.mechanism
                 )
                 accounts.succeeded(event.jid)
+                if event.user_agent is not None:  # XEP-0388: the account's clients
+                    server.services.fast_tokens.seen(event.jid, event.user_agent, time.time())
             elif isinstance(event, AuthenticationFailed):
                 server.metrics.auth_failures.inc()
                 accounts.failed(self.peer, conn.domain, event)

@@ -38,9 +38,14 @@ def connection_tls_info(
 
 
 def client_tls_info(stream: trio.SSLStream[Any]) -> TLSInfo:
-    """TLSInfo from the certificate the server presented (RFC 5929 §4)."""
+    """TLSInfo from the certificate the server presented (``tls-server-end-point``,
+    RFC 5929 §4), plus ``tls-unique`` from the first Finished message on TLS
+    1.2 (§3; undefined on TLS 1.3, RFC 9266 §1). No ``tls-exporter``: the ssl
+    module cannot export keying material (RFC 9266 §2; docs/sasl2.md)."""
     der = stream.getpeercert(binary_form=True)
-    return TLSInfo(channel_binding=_binding(der))
+    unique = tls_unique(stream.get_channel_binding("tls-unique"), stream.version())
+    more = () if unique is None else (unique,)
+    return TLSInfo(channel_binding=_binding(der), more_channel_bindings=more)
 
 
 def _binding(der: bytes | None) -> ChannelBinding | None:

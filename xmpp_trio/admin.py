@@ -38,10 +38,12 @@ from xmpp_sansio.server.admin import (
     AdminRequest,
     AdminRequestError,
     Announce,
+    Clients,
     Disable,
     Kick,
     Motd,
     Reload,
+    Revoke,
     Sessions,
     Status,
     Stop,
@@ -275,6 +277,14 @@ class Admin:
                 domain = self.server.config.domains[0]
                 self.server.apply(self.server.router.drain([set_motd(domain, request.text)]))
                 return {"motd": request.text}
+            case Clients():
+                return self.clients(request.account)
+            case Revoke():
+                revoked = self.server.services.fast_tokens.revoke(
+                    request.account, request.client_id
+                )
+                log.info("revoked client %s of %s: %s", request.client_id, request.account, revoked)
+                return {"revoked": revoked}
             case Stop():
                 log.info("stop requested on the admin socket")
                 self.stop_requested.set()
@@ -283,6 +293,19 @@ class Admin:
                 return self.reload()
             case _:
                 assert_never(request)
+
+    def clients(self, account: JID) -> list[dict[str, object]]:
+        """The account's SASL2 clients, most recent login first (XEP-0388 §2.3)."""
+        return [
+            {
+                "id": c.agent_id,
+                "software": c.software,
+                "device": c.device,
+                "last_login": c.last_login,
+                "token_expiry": c.token_expiry,
+            }
+            for c in self.server.services.fast_tokens.clients(account)
+        ]
 
     def status(self) -> dict[str, object]:
         server = self.server

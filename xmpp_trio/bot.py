@@ -69,6 +69,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import random
 import re
 import signal
@@ -119,6 +120,7 @@ from .bot_handlers import (
 from .client import AuthenticationError, CertificateError
 from .config import ConfigError
 from .im import IMClient
+from .login_state import LoginState
 from .muc import Rooms
 from .persistent import NotConnected, PersistentClient, keepalive, open_persistent_client
 
@@ -222,6 +224,7 @@ class Bot:
         *,
         rng: random.Random | None = None,
         config_path: Path | None = None,
+        login_state: LoginState | str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = config
         self.rng = rng if rng is not None else random.Random()
@@ -239,6 +242,13 @@ class Bot:
         self._room_attempts: dict[JID, int] = {}
         self._ready = False
         self._changed = trio.Event()
+        # The user-agent id and FAST token (XEP-0388, XEP-0484): in the 0600
+        # file ``login_state`` when given, else for this run only.
+        self.login_state = (
+            login_state
+            if isinstance(login_state, LoginState) or login_state is None
+            else LoginState.load(login_state)
+        ) or LoginState()
         self._ssl_context: ssl.SSLContext | None = None
         if config.ca_file is not None:
             try:
@@ -389,6 +399,7 @@ class Bot:
             im_options=self._im_options(),
             keepalive=config.keepalive or None,
             policy=BOT_RECONNECT,
+            login_state=self.login_state,
             host=config.host,
             port=config.port,
             direct_tls=config.direct_tls,

@@ -56,6 +56,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -567,6 +568,28 @@ def _cmd_kick(args: argparse.Namespace) -> int:
     return _print(args, result, [f"ended {result['ended']} sessions of {jid}"])
 
 
+def _cmd_clients(args: argparse.Namespace) -> int:
+    config = _load(args)
+    jid = _account_jid(args.jid, config, require_hosted=False)
+    found = _ask(config, "clients", jid=str(jid))
+    lines = [
+        f"{c['id']}  {c['software'] or '-'}  {c['device'] or '-'}  last login "
+        + time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c["last_login"]))
+        + ("  FAST token" if c["token_expiry"] else "")
+        for c in found
+    ]
+    return _print(args, found, [*lines, f"{len(found)} clients of {jid}"])
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    config = _load(args)
+    jid = _account_jid(args.jid, config, require_hosted=False)
+    result = _ask(config, "revoke", jid=str(jid), client=args.client)
+    if not result["revoked"]:
+        raise CommandError(f"{jid} has no client {args.client}")
+    return _print(args, result, [f"revoked client {args.client} of {jid}"])
+
+
 def _cmd_announce(args: argparse.Namespace) -> int:
     config = _load(args)
     result = _ask(config, "announce", text=args.text)
@@ -707,6 +730,13 @@ def build_parser() -> argparse.ArgumentParser:
     kick.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
     kick.add_argument("--reason", metavar="TEXT", help="told to the kicked clients")
     kick.add_argument("--json", action="store_true", help=json_help)
+    clients = add("clients", _cmd_clients, "list an account's SASL2 clients (XEP-0388)")
+    clients.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
+    clients.add_argument("--json", action="store_true", help=json_help)
+    revoke = add("revoke", _cmd_revoke, "forget a client and invalidate its FAST tokens")
+    revoke.add_argument("jid", metavar="JID", help="the account's bare JID, user@domain")
+    revoke.add_argument("client", metavar="CLIENT-ID", help="the client's id (see clients)")
+    revoke.add_argument("--json", action="store_true", help=json_help)
     announce = add("announce", _cmd_announce, "send a message to every online session")
     announce.add_argument("text", metavar="TEXT", help="the message")
     announce.add_argument("--json", action="store_true", help=json_help)

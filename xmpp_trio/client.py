@@ -41,6 +41,7 @@ from xmpp_sansio.stanza import StanzaError
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection, WebSocketFraming
 from xmpp_sansio.stream.events import (
+    Authenticated,
     AuthenticationFailed,
     ConnectionClosed,
     NegotiationFailed,
@@ -51,6 +52,14 @@ from xmpp_sansio.stream.events import (
     StreamErrorReceived,
     StreamResumed,
     TLSRequested,
+)
+from xmpp_sansio.stream.login_options import (
+    FastTokenAccepted,
+    FastTokenGranted,
+    FastTokenInvalidated,
+    FastTokenRejected,
+    LoginOptions,
+    SavedFastToken,
 )
 from xmpp_sansio.xml import ns
 
@@ -168,6 +177,8 @@ class _Negotiated:
     early: list[Element]  # stanzas received before negotiation was over
     resumed: bool = False
     unacked_from_previous: tuple[Element, ...] = ()
+    mechanism: str | None = None
+    fast_token: SavedFastToken | None = None
 
 
 class Client:
@@ -182,6 +193,15 @@ class Client:
         unacked_from_previous: the previous session could not be resumed and
             these stanzas of it were never acknowledged by the server: resend
             what should not be lost.
+        mechanism: the SASL mechanism that logged in (``HT-*``: a FAST token).
+        sasl2: the login used SASL2 (XEP-0388) rather than RFC 6120 SASL.
+        channel_binding: the channel binding type a ``-PLUS`` mechanism bound
+            the login to (``tls-unique`` on TLS 1.2 where the server supports
+            it, else ``tls-server-end-point``), ``None`` without binding.
+        fast_token: the FAST token to keep for the next login (XEP-0484):
+            the one issued or rotated now, the one used (its count raised),
+            or ``None`` when the server refused it and issued none, or
+            invalidated it (``LoginOptions(invalidate_token=True)``).
     """
 
     def __init__(
@@ -194,6 +214,12 @@ class Client:
         self.unacked_from_previous = (
             negotiated.unacked_from_previous if negotiated is not None else ()
         )
+        self.mechanism = negotiated.mechanism if negotiated is not None else None
+        self.fast_token = (
+            negotiated.fast_token if negotiated is not None else conn.config.login.fast_token
+        )
+        self.sasl2 = conn.used_sasl2
+        self.channel_binding = conn.channel_binding_used
         self._aborted = False
         self._send_lock = trio.Lock()
         self._incoming_send, self._incoming = trio.open_memory_channel[Element](1000)
@@ -399,6 +425,8 @@ async def _negotiate(
     ready = False
     resumed = False
     unacked: tuple[Element, ...] = ()
+    mechanism: str | None = None
+    token = conn.config.login.fast_token
     while True:
         data = conn.data_to_send()
         if data:
@@ -420,6 +448,12 @@ async def _negotiate(
                     ready = resumed = True
                 elif isinstance(event, ResumeFailed):
                     unacked = event.unacked
+                elif isinstance(event, Authenticated):
+                    mechanism = event.mechanism
+                elif isinstance(event, (FastTokenGranted, FastTokenAccepted)):
+                    token = event.token
+                elif isinstance(event, (FastTokenRejected, FastTokenInvalidated)):
+                    token = None
                 elif isinstance(event, StanzaReceived):
                     early.append(event.element)
                 elif isinstance(event, AuthenticationFailed):
@@ -439,7 +473,7 @@ async def _negotiate(
         if data:
             await stream.send_all(data)
         if ready and not conn.sm_pending:
-            return _Negotiated(stream, early, resumed, unacked)
+            return _Negotiated(stream, early, resumed, unacked, mechanism, token)
         if data:
             continue
         chunk = await stream.receive_some(65536)
@@ -472,6 +506,7 @@ async def open_client(
     resume: SMState | None = None,
     transport: Literal["tcp", "websocket"] = "tcp",
     url: str | None = None,
+    login: LoginOptions | None = None,
 ) -> AsyncIterator[Client]:
     """Connect, negotiate and bind; yield a :class:`Client`; close on exit.
 
@@ -489,6 +524,11 @@ async def open_client(
         transport: ``"websocket"``: XMPP over WebSocket (RFC 7395) at ``url``
             (``wss://host:port/xmpp-websocket``; ``ws://`` has no TLS, so
             ``require_tls`` refuses it), instead of TCP.
+        login: SASL2, Bind2 and FAST (:class:`~xmpp_sansio.stream.login_options.LoginOptions`):
+            by default SASL2 is used when the server offers it (RFC 6120 SASL
+            otherwise), with Bind2 when ``jid`` names no resource; FAST needs
+            a ``user_agent_id`` (and a ``fast_token`` from a previous
+            :attr:`Client.fast_token` to log in with it).
     """
     account = JID.parse(jid) if isinstance(jid, str) else jid
     ctx = ssl_context or _tls.client_ssl_context()
@@ -510,6 +550,7 @@ async def open_client(
         allow_plain=allow_plain,
         mechanisms=mechanisms,
         stream_management=stream_management,
+        login=login or LoginOptions(),
     )
     last_error: Exception | None = None
     failure = ""

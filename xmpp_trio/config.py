@@ -13,6 +13,8 @@ Every key is optional; a missing file section means its defaults. The layout::
     allow_anonymous = false    # offer SASL ANONYMOUS
     allow_registration = false # XEP-0077 in-band registration of new accounts
     sasl2 = false              # also offer SASL2 (XEP-0388; docs/sasl2.md)
+    fast_token_lifetime = 2592000  # seconds a FAST token (XEP-0484) is valid; 0: no FAST
+    fast_rotate_within = 1209600   # a token used with less left than this is replaced
     scram_iterations = 10000   # PBKDF2 iterations for new passwords (at least 4096)
 
     [tls]
@@ -263,6 +265,8 @@ class ServerConfig:
     allow_anonymous: bool = False
     allow_registration: bool = False
     sasl2: bool = False
+    fast_token_lifetime: int = 2592000
+    fast_rotate_within: int = 1209600
     scram_iterations: int = 10000
     log_level: str = "info"
     log_format: str = "text"
@@ -329,6 +333,8 @@ _TOP_KEYS: Final = (
     "allow_anonymous",
     "allow_registration",
     "sasl2",
+    "fast_token_lifetime",
+    "fast_rotate_within",
     "scram_iterations",
     "admins",
     "tls",
@@ -720,6 +726,12 @@ def load_config(path: Path | None) -> ServerConfig:
         allow_anonymous=loader.boolean(data, "allow_anonymous", "allow_anonymous", False),
         allow_registration=loader.boolean(data, "allow_registration", "allow_registration", False),
         sasl2=loader.boolean(data, "sasl2", "sasl2", False),
+        fast_token_lifetime=loader.integer(
+            data, "fast_token_lifetime", "fast_token_lifetime", 2592000, minimum=0, maximum=1 << 31
+        ),
+        fast_rotate_within=loader.integer(
+            data, "fast_rotate_within", "fast_rotate_within", 1209600, minimum=0, maximum=1 << 31
+        ),
         scram_iterations=scram_iterations,
         log_level=log_level,
         log_format=log_format,

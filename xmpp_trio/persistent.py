@@ -69,6 +69,7 @@ import contextvars
 import dataclasses
 import logging
 import math
+import os
 import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -98,6 +99,7 @@ from .client import (
     open_client,
 )
 from .im import IMClient
+from .login_state import LoginState
 
 __all__ = [
     "KeepaliveConnection",
@@ -267,6 +269,7 @@ class PersistentClient:
         resume: bool = True,
         connect_options: Mapping[str, Any] | None = None,
         policy: ReconnectPolicy | None = None,
+        login_state: LoginState | str | os.PathLike[str] | None = None,
     ) -> None:
         if not 0 < backoff_base <= backoff_cap:
             raise ValueError("backoff needs 0 < backoff_base <= backoff_cap")
@@ -291,6 +294,10 @@ class PersistentClient:
         self._im_options = im_kwargs
         self._keepalive = keepalive
         self._resume = resume
+        if login_state is None or isinstance(login_state, LoginState):
+            self.login_state = login_state or LoginState()
+        else:
+            self.login_state = LoginState.load(login_state)
         self.wait_timeout = wait_timeout
         self.reconnects = 0
         self.last_error: BaseException | None = None
@@ -580,6 +587,8 @@ class PersistentClient:
         """One connection, from connecting to its end; returns why it ended
         (and sets ``_began`` if it was established)."""
         options = dict(self._connect_options)
+        # SASL2 + FAST + Bind2 with our user-agent id and the last token
+        options["login"] = self.login_state.options(options.get("login"))
         if self._sm_state is not None:
             # Kept until a connection is made: a network that stays down for
             # a few attempts does not cost the session.
@@ -587,6 +596,8 @@ class PersistentClient:
         self._began = None
         self._end_reason = None
         async with open_client(self._account, self._password, **options) as client:
+            # (a stand-in client without FAST keeps the token as it was)
+            self.login_state.update(getattr(client, "fast_token", self.login_state.fast_token))
             self._began = trio.current_time()
             try:
                 await self._serve(client)
@@ -717,6 +728,7 @@ async def open_persistent_client(
     keepalive: float | None = 60.0,
     resume: bool = True,
     policy: ReconnectPolicy | None = None,
+    login_state: LoginState | str | os.PathLike[str] | None = None,
     **open_client_kwargs: Any,
 ) -> AsyncIterator[PersistentClient]:
     """Keep a session of ``jid`` alive until the block ends; yield its
@@ -745,6 +757,11 @@ async def open_persistent_client(
         resume: try XEP-0198 resumption after a broken connection.
         policy: which failures are fatal (default: see the module
             documentation); its backoff is ``backoff_base``/``backoff_cap``.
+        login_state: where the user-agent id and FAST token live between
+            logins (XEP-0388, XEP-0484): a :class:`~xmpp_trio.login_state.LoginState`
+            or the path of its 0600 JSON file; default: in memory, so each
+            reconnect of this run logs in with FAST (+ Bind2 + resumption in
+            the same round trip) where the server offers it.
 
     The block's own exceptions go out unchanged. Errors that reconnecting
     cannot fix (see the module documentation) cancel the block and are
@@ -765,6 +782,7 @@ async def open_persistent_client(
         resume=resume,
         connect_options=open_client_kwargs,
         policy=policy,
+        login_state=login_state,
     )
     async with pc._lifetime() as running:
         yield running

@@ -177,6 +177,9 @@ class XMPPServer:
             allow_anonymous=config.allow_anonymous,
             allow_registration=config.allow_registration,
             sasl2=config.sasl2,
+            fast_token_lifetime=config.fast_token_lifetime,
+            fast_rotate_within=config.fast_rotate_within,
+            clock=self.services.clock,  # wall-clock time: token expiry (XEP-0484)
             post_auth_features=self.services.post_auth_features(),
             limits=Limits(
                 max_stanza_size=limits.max_stanza_size,

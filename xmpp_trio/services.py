@@ -26,6 +26,7 @@ from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import PRE_APPROVAL_FEATURE, ROSTER_VER_FEATURE, Subscription
 from xmpp_sansio.server import Router, Service
+from xmpp_sansio.server.adhoc.clients import clients_command
 from xmpp_sansio.server.adhoc.muc_admin import destroy_room_command
 from xmpp_sansio.server.blocking import BlockingService
 from xmpp_sansio.server.caps import CapsService
@@ -37,6 +38,7 @@ from xmpp_sansio.server.effects import (
     BlockAdd,
     BlockClear,
     BlockRemove,
+    ClientRevoke,
     DirectoryListing,
     LastForget,
     LastSet,
@@ -83,6 +85,7 @@ from .stores._sql import transaction
 from .stores.accounts import AccountDirectoryAdapter
 from .stores.blocking import SqliteBlockStorage
 from .stores.directory import SqliteDirectoryStorage
+from .stores.fast import FastTokenStore, load_key
 from .stores.last import SqliteLastActivityStorage
 from .stores.mam import SqliteArchiveStorage
 from .stores.muc import SqliteMucStorage
@@ -158,6 +161,10 @@ class ServerServices:
         vcards = SqliteVCardStorage(db)
         private = SqlitePrivateStorage(db)
         blocks = SqliteBlockStorage(db)
+        #: XEP-0280; Bind 2 enables it for a session at bind (XEP-0386 §3.2)
+        self.carbons = CarbonsService()
+        #: SASL2 clients and their FAST tokens (XEP-0388, XEP-0484), sealed at rest
+        self.fast_tokens = FastTokenStore(db, load_key(config.data_dir))
         # Password changes derive PBKDF2: the server runs them off the event loop.
         self.registration = RegistrationService(
             AccountDirectoryAdapter(accounts, config.scram_iterations),
@@ -251,7 +258,7 @@ class ServerServices:
             caps,
             *pep_services,
             *mam_services,
-            CarbonsService(),
+            self.carbons,
             OfflineService(offline, max_per_user=limits.max_offline_messages),
             self.adhoc,
             *directory_services,
@@ -279,6 +286,11 @@ class ServerServices:
             self.hosts[config.muc_domain] = self.muc
             admins = config.admin.admins
             self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))
+        if config.sasl2:  # the clients and tokens exist with SASL2 only (XEP-0388 §2.3)
+            hosted = frozenset(config.domains)
+            self.adhoc.engine.add(
+                clients_command(self.fast_tokens.client_infos, lambda jid: jid.domain in hosted)
+            )
 
         #: Which store writes each kind of op (``Persist`` effects): a new
         #: store (MUC, pubsub) adds its op types here, one line each.
@@ -297,6 +309,7 @@ class ServerServices:
             RosterPut: roster_storage.write,
             RosterDelete: roster_storage.write,
             AccountDelete: self._delete_account,
+            ClientRevoke: self.fast_tokens.write,
             **admin_store.writers(),
             DirectoryListing: directory_storage.write,
             UploadSlot: self.upload_storage.write,

@@ -206,6 +206,7 @@ def test_the_default_profile_routes_each_answer_to_the_plug_in_that_asks() -> No
         "CredentialsProvided": "SASLFeature",
         "CredentialsRefused": "SASLFeature",
         "DerivationProvided": "SASLFeature",
+        "FastTokensProvided": "FastFeature",
         "RegistrationAnswered": "RegisterFeature",
         "BindAccepted": "BindFeature",
         "BindRefused": "BindFeature",

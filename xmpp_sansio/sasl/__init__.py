@@ -15,6 +15,7 @@ from .channel_binding import (
     TLS_SERVER_END_POINT,
     TLS_UNIQUE,
     ChannelBinding,
+    choose_channel_binding,
     tls_server_end_point,
     tls_unique,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "ServerMechanism",
     "ServerStep",
     "UnsupportedChannelBinding",
+    "choose_channel_binding",
     "create_client_mechanism",
     "create_server_mechanism",
     "derive_scram_credentials",

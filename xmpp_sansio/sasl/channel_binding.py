@@ -84,3 +84,30 @@ def tls_unique(finished: bytes | None, tls_version: str | None) -> ChannelBindin
     if not finished or tls_version not in ("TLSv1", "TLSv1.1", "TLSv1.2"):
         return None
     return ChannelBinding(TLS_UNIQUE, finished)
+
+
+CLIENT_BINDING_PREFERENCE: Final[tuple[str, ...]] = (TLS_EXPORTER, TLS_UNIQUE, TLS_SERVER_END_POINT)
+"""The binding a client uses when the server supports several, strongest first
+(``tls-server-end-point`` binds the certificate, not the connection)."""
+
+
+def choose_channel_binding(
+    available: tuple[ChannelBinding, ...],
+    advertised: frozenset[str] | None,
+    preference: tuple[str, ...] = CLIENT_BINDING_PREFERENCE,
+) -> ChannelBinding | None:
+    """The binding a client should use (XEP-0440 §4): the first type of
+    ``preference`` that ``available`` (this connection's data) has and the
+    server ``advertised``; without an advertisement (None),
+    ``tls-server-end-point`` if preferred and available (the one every server
+    must support, XEP-0440 §4), else the first preferred one we have. None
+    when nothing matches: the client then logs in without ``-PLUS``."""
+    by_type = {binding.type: binding for binding in available if binding.type in preference}
+    if advertised is None:
+        if TLS_SERVER_END_POINT in by_type:
+            return by_type[TLS_SERVER_END_POINT]
+        advertised = frozenset(by_type)
+    for name in preference:
+        if name in advertised and name in by_type:
+            return by_type[name]
+    return None

@@ -120,6 +120,7 @@ def create_server_mechanism(
     external_identity: str | None = None,
     decoy_key: bytes | None = None,
     decoy_iterations: int = 4096,
+    advertised: tuple[tuple[str, ...], tuple[str, ...] | None] | None = None,
 ) -> ServerMechanism:
     """Create the server side of mechanism ``name``, for the client's ``<auth/>``.
 
@@ -130,7 +131,9 @@ def create_server_mechanism(
     ``external_identity`` is the identity EXTERNAL authenticates, ``None`` to
     refuse it. ``decoy_key`` (a fixed server secret) and ``decoy_iterations``
     shape the decoy challenge SCRAM sends for unknown users, and the decoy work
-    of PLAIN: see :class:`.scram.ScramServer`.
+    of PLAIN: see :class:`.scram.ScramServer`. ``advertised`` (the mechanisms
+    and, if XEP-0440 announced them, channel binding types of the features)
+    adds XEP-0474's ``h=`` to SCRAM's server-first-message.
 
     Raise ``SASLFailure(INVALID_MECHANISM)`` for an unknown name, and for a
     ``-PLUS`` mechanism when there is no channel binding data (such a server
@@ -152,6 +155,7 @@ def create_server_mechanism(
             advertised_plus=advertised_plus,
             decoy_key=decoy_key,
             decoy_iterations=decoy_iterations,
+            advertised=advertised,
         )
     if name == "PLAIN":
         return PlainServer(decoy_iterations=decoy_iterations, decoy_key=decoy_key)

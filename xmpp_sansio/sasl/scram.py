@@ -290,11 +290,14 @@ class ScramServer(ServerMechanism):
         advertised_plus: bool = False,
         decoy_key: bytes | None = None,
         decoy_iterations: int = 4096,
+        advertised: tuple[tuple[str, ...], tuple[str, ...] | None] | None = None,
     ) -> None:
         hash_name = scram_hash_name(name)
         if hash_name is None:
             raise ValueError(f"not a SCRAM mechanism: {name!r}")
         super().__init__(name, hash_name)
+        #: XEP-0474: the mechanisms and channel binding types advertised, for ``h=``
+        self._ssdp = None if advertised is None else ssdp_hash(*advertised, hash_name)
         if _PRINTABLE.fullmatch(server_nonce) is None:
             raise ValueError("the SCRAM nonce must be printable ASCII without ','")
         if decoy_iterations < 1:
@@ -406,6 +409,8 @@ class ScramServer(ServerMechanism):
             salt, iterations = credentials.salt, credentials.iterations
         self._credentials = credentials
         self._server_first = f"r={self._nonce},s={b64encode(salt)},i={iterations}"
+        if self._ssdp is not None:  # XEP-0474 §4.1: an optional attribute
+            self._server_first += f",h={self._ssdp}"
         self._state = "final"
         return Challenge(self._server_first.encode())
 
@@ -453,3 +458,25 @@ class ScramServer(ServerMechanism):
             authzid=self._authzid,
             additional_data=b"v=" + b64encode(server_signature).encode("ascii"),
         )
+
+
+def ssdp_hash(
+    mechanisms: Iterable[str], channel_bindings: Iterable[str] | None, hash_name: str
+) -> str:
+    """XEP-0474 §4.1: the base64 hash (of the SCRAM mechanism's hash) of the
+    advertised mechanisms, sorted (i;octet) and joined by ``0x1E``, then, when
+    XEP-0440 advertised channel binding types (``channel_bindings`` not None),
+    ``0x1F`` and those types sorted and joined by ``0x1E``."""
+    text = "\x1e".join(sorted(mechanisms, key=str.encode))
+    if channel_bindings is not None:
+        text += "\x1f" + "\x1e".join(sorted(channel_bindings, key=str.encode))
+    return b64encode(hashlib.new(hash_name, text.encode()).digest())
+
+
+def ssdp_of(server_first: bytes) -> str | None:
+    """The XEP-0474 ``h`` attribute of a server-first-message (None: absent),
+    for a client to compare with :func:`ssdp_hash` of what it saw offered."""
+    for attribute in server_first.decode("utf-8", "replace").split(",")[3:]:
+        if attribute.startswith("h="):
+            return attribute[2:]
+    return None

@@ -140,6 +140,23 @@ class Motd:
 
 
 @dataclass(frozen=True, slots=True)
+class Clients:
+    """The SASL2 clients of ``account`` (XEP-0388 §2.3 user agents): id,
+    software, device, last login, FAST token expiry."""
+
+    account: JID
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    """Forget client ``client_id`` of ``account`` and invalidate its FAST
+    tokens (XEP-0484): it must log in with the password again."""
+
+    account: JID
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Shut the server down (XEP-0133 §4.30), as SIGTERM does."""
 
@@ -150,7 +167,18 @@ class Reload:
 
 
 AdminRequest: TypeAlias = (
-    Status | Users | Sessions | Kick | AccountChanged | Announce | Disable | Motd | Stop | Reload
+    Status
+    | Users
+    | Sessions
+    | Kick
+    | AccountChanged
+    | Announce
+    | Disable
+    | Motd
+    | Clients
+    | Revoke
+    | Stop
+    | Reload
 )
 
 _SIMPLE: dict[str, AdminRequest] = {
@@ -217,7 +245,14 @@ def parse_request(line: bytes) -> AdminRequest:
         return Disable(_account(request), op == "disable")
     if op == "motd":
         return Motd(_text(request, "text", required=False))
-    known = sorted([*_SIMPLE, "kick", "account_changed", "announce", "disable", "enable", "motd"])
+    if op == "clients":
+        return Clients(_account(request))
+    if op == "revoke":
+        client_id = _text(request, "client", required=True)
+        assert client_id is not None
+        return Revoke(_account(request), client_id.strip().lower())
+    others = ("kick", "account_changed", "announce", "disable", "enable", "motd", "clients")
+    known = sorted([*_SIMPLE, *others, "revoke"])
     raise AdminRequestError(f"unknown op {op!r}; known: {', '.join(known)}")
 
 

@@ -135,6 +135,11 @@ class CarbonsService(IqService):
         """Whether ``session`` has carbons enabled."""
         return session in self._enabled
 
+    def enable(self, session: SessionId) -> None:
+        """Enable carbons for a bound ``session`` without an iq: Bind 2's
+        inline ``<enable/>`` (XEP-0386 §3.2, "MUST be enabled at this point")."""
+        self._enabled.add(session)
+
     observes: ClassVar[tuple[type[Event], ...]] = (
         MessageSent,
         MessageDelivered,

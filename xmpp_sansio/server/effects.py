@@ -39,6 +39,7 @@ __all__ = [
     "BlockClear",
     "BlockRemove",
     "Bounce",
+    "ClientRevoke",
     "Deliver",
     "DirectoryListing",
     "Disconnect",
@@ -228,6 +229,15 @@ class LastForget:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientRevoke:
+    """Forget the SASL2 client ``client_id`` of ``account`` and delete its FAST
+    tokens (XEP-0388 §2.3, XEP-0484)."""
+
+    account: JID
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class AccountDelete:
     """Delete the account ``account`` (bare) and its credentials (XEP-0077 §3.2)."""
 
@@ -283,6 +293,7 @@ class DirectoryListing:
 #: A store operation, as data (one per store and kind of write).
 StoreOp = (
     AccountDelete
+    | ClientRevoke
     | AccountCreate
     | AccountPassword
     | AccountDisable

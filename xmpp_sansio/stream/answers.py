@@ -17,7 +17,7 @@ request event                          answer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import sasl
 from ..errors import StanzaErrorCondition
@@ -89,6 +89,27 @@ class DerivationProvided:
 
 
 @dataclass(frozen=True, slots=True)
+class FastToken:
+    """One stored FAST token of a client (XEP-0484 §5.1): ``secret`` the token
+    as the client holds it, ``slot`` ``"new"`` or ``"current"``, ``expiry``
+    in seconds since the epoch, ``count`` the highest count seen (0: none)."""
+
+    secret: bytes = field(repr=False)
+    mechanism: str
+    expiry: float
+    count: int = 0
+    slot: str = "current"
+
+
+@dataclass(frozen=True, slots=True)
+class FastTokensProvided:
+    """Answers ``FastTokensRequested``: the client's tokens (none: no such
+    client or account)."""
+
+    tokens: tuple[FastToken, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class BindAccepted:
     """Bind the resource asked for (RFC 6120 §7.6.1)."""
 
@@ -124,6 +145,7 @@ Answer = (
     | CredentialsProvided
     | CredentialsRefused
     | DerivationProvided
+    | FastTokensProvided
     | BindAccepted
     | BindRefused
     | ResumeAccepted

@@ -30,6 +30,15 @@ from ..xml.parser import StreamHeader
 from .answers import TLSInfo
 from .base import _CLIENT_STANZAS
 from .client_features import C2S_CLIENT, ClientProfile
+from .client_sasl2 import (
+    SASL2_CLIENT_TAGS,
+    Exchange,
+    advertised_channel_bindings,
+    begin,
+    check_downgrade_hash,
+    finish,
+    handle_sasl2,
+)
 from .config import ClientConfig
 from .events import (
     Authenticated,
@@ -104,6 +113,13 @@ class ClientConnection(_SMStream):
         #: the server offers Client State Indication (XEP-0352 §4.1)
         self.csi_offered = False
         self._profile = profile
+        self._sasl2: Exchange | None = None
+        #: the login used SASL2 (XEP-0388), not RFC 6120 SASL
+        self.used_sasl2 = False
+        #: the channel binding type the last ``-PLUS`` mechanism used (RFC 5802 §6)
+        self.channel_binding_used: str | None = None
+        # RFC 6120 SASL: what was advertised, for XEP-0474's check
+        self._sasl1_offer: tuple[list[str], frozenset[str] | None] | None = None
 
     @property
     def sm_pending(self) -> bool:
@@ -171,6 +187,8 @@ class ClientConnection(_SMStream):
             self._fail_negotiation("the server refused STARTTLS")
         elif state is State.SASL and tag in (ns.CHALLENGE_TAG, ns.SUCCESS_TAG, ns.FAILURE_TAG):
             self._handle_sasl(el)
+        elif state is State.SASL and tag in SASL2_CLIENT_TAGS and self._sasl2 is not None:
+            handle_sasl2(self, el)
         elif state is State.BINDING and tag == ns.IQ_TAG:
             self._handle_bind_result(el)
         elif state is State.RESUMING and tag in (ns.SM_RESUMED_TAG, ns.SM_FAILED_TAG):
@@ -195,15 +213,33 @@ class ClientConnection(_SMStream):
 
     def _negotiate_sasl(self, features: Element) -> None:
         """RFC 6120 §6.4.2: ``<auth/>`` with the best acceptable mechanism."""
-        cfg = self.config
         offered = [
             (m.text or "").strip()
             for m in features.iterfind(f"{ns.MECHANISMS_TAG}/{{{ns.SASL}}}mechanism")
         ]
+        bindings = advertised_channel_bindings(features)
+        mechanism = self._password_mechanism(offered, bindings)
+        if mechanism is None:
+            self._fail_negotiation(f"no acceptable SASL mechanism among {offered}")
+            return
+        self._mechanism = mechanism
+        self._sasl1_offer = (offered, bindings)
+        initial = mechanism.initial_response()
+        self._send_element(_sasl_element("auth", _b64encode(initial), mechanism=mechanism.name))
+        self._fire(Input.SASL_STARTED)
+
+    def _password_mechanism(
+        self, offered: list[str], bindings: frozenset[str] | None
+    ) -> sasl.ClientMechanism | None:
+        """The best acceptable mechanism of ``offered`` (``-PLUS`` with the
+        binding XEP-0440 ``bindings`` and this connection have in common)."""
+        cfg = self.config
         server_plus = any(m.endswith("-PLUS") for m in offered)
         if cfg.mechanisms is not None:
             offered = [m for m in offered if m in cfg.mechanisms]
-        cb = self._tls_info.channel_binding
+        cb = sasl.choose_channel_binding(
+            self._tls_info.channel_bindings, bindings, cfg.login.channel_bindings
+        )
         name = sasl.select_client_mechanism(
             offered,
             tls=self.tls_active,
@@ -211,13 +247,13 @@ class ClientConnection(_SMStream):
             allow_plain=cfg.allow_plain,
         )
         if name is None:
-            self._fail_negotiation(f"no acceptable SASL mechanism among {offered}")
-            return
+            return None
         if server_plus and not name.endswith("-PLUS"):
             # We chose not to bind although both sides could: gs2 flag 'n', not the
             # downgrade-detecting 'y' (RFC 5802 §6).
             cb = None
-        self._mechanism = sasl.create_client_mechanism(
+        self.channel_binding_used = cb.type if cb is not None and name.endswith("-PLUS") else None
+        return sasl.create_client_mechanism(
             name,
             username=cfg.jid.local or "",
             password=cfg.password,
@@ -225,9 +261,19 @@ class ClientConnection(_SMStream):
             channel_binding=cb,
             server_supports_plus=server_plus,
         )
-        initial = self._mechanism.initial_response()
-        self._send_element(_sasl_element("auth", _b64encode(initial), mechanism=name))
-        self._fire(Input.SASL_STARTED)
+
+    def _negotiate_sasl2(self, features: Element) -> bool:
+        return begin(self, features)
+
+    def _finish_sasl2(self, features: Element) -> bool:
+        return finish(self, features)
+
+    def _server_not_verified(self, reason: str) -> None:
+        """The server could not prove it knows our credentials, or the offer
+        was tampered with: abort (RFC 5802 §9, XEP-0474 §3.2)."""
+        self._events.append(AuthenticationFailed("server-not-verified", reason))
+        self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "server authentication failed")
+        self._pending_error = None
 
     def _negotiate_bind(self, features: Element) -> None:
         """Resume (XEP-0198 §5) when a previous session allows it, else bind
@@ -319,16 +365,18 @@ class ClientConnection(_SMStream):
         try:
             data = _b64decode(el.text)
             if el.tag == ns.CHALLENGE_TAG:
+                offer, self._sasl1_offer = self._sasl1_offer, None
+                if offer is not None:  # XEP-0474 §3.2, on the server-first-message
+                    reason = check_downgrade_hash(mech.name, data or b"", *offer)
+                    if reason is not None:
+                        raise sasl.SASLClientError(reason)
                 self._send_element(
                     _sasl_element("response", _b64encode(mech.challenge(data or b""), empty=None))
                 )
                 return
             mech.success(data)
         except (ValueError, sasl.SASLClientError) as exc:
-            # The server could not prove it knows our credentials: abort (RFC 5802 §9).
-            self._events.append(AuthenticationFailed("server-not-verified", str(exc)))
-            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "server authentication failed")
-            self._pending_error = None
+            self._server_not_verified(str(exc))
             return
         self.authenticated = True
         self._events.append(Authenticated(self.config.jid.bare, mech.name))

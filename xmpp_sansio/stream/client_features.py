@@ -2,8 +2,8 @@
 
 A server offers, a client picks: at each ``<stream:features/>`` the client's
 :class:`ClientProfile` asks its features in order whether the next step is
-theirs (STARTTLS while TLS is off, RFC 6120 §5.3.1; SASL until authenticated,
-§6.3.1; then binding, §7, or XEP-0198 resumption instead). The first that
+theirs (STARTTLS while TLS is off, RFC 6120 §5.3.1; SASL, or SASL2 when
+offered, XEP-0388, until authenticated, §6.3.1; then binding, §7, or XEP-0198 resumption instead). The first that
 takes the step ends the turn; the next ``<features/>`` (after the restart)
 asks again. The steps' protocol code lives on
 :class:`~xmpp_sansio.stream.client.ClientConnection`, as the server's parts
@@ -36,6 +36,8 @@ class ClientFeatureHost(Protocol):
     def _negotiate_tls(self, features: Element) -> bool: ...
     def _negotiate_sasl(self, features: Element) -> None: ...
     def _negotiate_bind(self, features: Element) -> None: ...
+    def _negotiate_sasl2(self, features: Element) -> bool: ...
+    def _finish_sasl2(self, features: Element) -> bool: ...
     def _fail_negotiation(self, reason: str) -> None: ...
 
 
@@ -55,21 +57,26 @@ class ClientStartTLS:
 
 
 class ClientSASL:
-    """RFC 6120 §6.4.2: authenticate with the best offered mechanism."""
+    """Authenticate with the best offered mechanism: SASL2 when offered and
+    wanted (XEP-0388 §2.2, :mod:`.client_sasl2`), else RFC 6120 §6.4.2."""
 
     def take(self, conn: ClientFeatureHost, features: Element) -> bool:
         if conn.authenticated:
             return False
-        conn._negotiate_sasl(features)
+        if not conn._negotiate_sasl2(features):
+            conn._negotiate_sasl(features)
         return True
 
 
 class ClientBind:
     """RFC 6120 §7.5 binding, or XEP-0198 §5 resumption instead; notes the
-    offered SM (§2) and CSI (XEP-0352 §4.1) on the way."""
+    offered SM (§2) and CSI (XEP-0352 §4.1) on the way. After SASL2, what its
+    ``<success/>`` did inline (a resumed session, a Bind2 resource: XEP-0386
+    §2.2) makes the stream ready without either."""
 
     def take(self, conn: ClientFeatureHost, features: Element) -> bool:
-        conn._negotiate_bind(features)
+        if not conn._finish_sasl2(features):
+            conn._negotiate_bind(features)
         return True
 
 

@@ -8,6 +8,7 @@ from xml.etree.ElementTree import Element
 
 from ..jid import JID
 from ..sm import AckRequestPolicy
+from .login_options import LoginOptions
 
 __all__ = [
     "ClientConfig",
@@ -103,6 +104,12 @@ class ServerConfig:
         sasl2: also offer SASL2 (XEP-0388, ``<authentication/>``) beside
             RFC 6120 SASL: the same mechanisms, no restart after success.
             Off by default (docs/sasl2.md).
+        fast_token_lifetime: seconds a FAST token (XEP-0484) stays valid;
+            0 (the default) offers no FAST. Needs ``clock`` and ``sasl2``.
+        fast_rotate_within: a token used with less than this many seconds
+            left is replaced by a new one in ``<success/>`` (XEP-0484 §3.4).
+        clock: wall-clock time in seconds since the epoch (token expiry); the
+            I/O layer's, like ``rng``.
     """
 
     domains: frozenset[str]
@@ -127,6 +134,9 @@ class ServerConfig:
     csi: bool = True
     ask_before_bind: bool = False
     sasl2: bool = False
+    fast_token_lifetime: float = 0.0
+    fast_rotate_within: float = 0.0
+    clock: Callable[[], float] | None = None
 
     def __post_init__(self) -> None:
         if not self.domains:
@@ -137,6 +147,10 @@ class ServerConfig:
             raise ValueError("anonymous_domains must be served domains")
         if self.require_tls and not self.tls_available:
             raise ValueError("require_tls needs tls_available")
+        if self.fast_token_lifetime < 0 or self.fast_rotate_within < 0:
+            raise ValueError("fast_token_lifetime and fast_rotate_within must not be negative")
+        if self.fast_token_lifetime and self.clock is None:
+            raise ValueError("FAST tokens (fast_token_lifetime) need a clock")
         if self.decoy_iterations < 1:
             raise ValueError("decoy_iterations must be positive")
         if self.sm_resume_timeout < 0:
@@ -164,6 +178,7 @@ class ClientConfig:
         sm_ack_requests: when to ask the server for an ack (XEP-0198 §4).
         rng: source of unpredictable bytes (SCRAM client nonces), required
             like :attr:`ServerConfig.rng`.
+        login: SASL2, Bind2 and FAST (:class:`.login_options.LoginOptions`).
     """
 
     jid: JID
@@ -178,6 +193,7 @@ class ClientConfig:
     sm_resume: bool = True
     sm_max: int | None = None
     sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)
+    login: LoginOptions = field(default_factory=LoginOptions)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

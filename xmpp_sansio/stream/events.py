@@ -12,6 +12,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StreamErrorCondition
 from ..jid import JID
+from .login_options import LoginEvent
 from .s2s_events import S2SEvent
 
 __all__ = [
@@ -125,6 +126,45 @@ class Authenticated:
 
 
 @dataclass(frozen=True, slots=True)
+class FastTokensRequested:
+    """Server: a FAST login (XEP-0484 §3.3): answer with
+    ``FastTokensProvided`` the tokens stored for ``username``'s client
+    ``agent_id`` (the SASL2 user-agent id), none if there are none."""
+
+    username: str
+    agent_id: str
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class FastTokenUsed:
+    """Server: ``jid`` logged in with the token in ``slot`` (``"new"`` or
+    ``"current"``) of client ``agent_id``: record ``count`` (replay
+    protection) and the use; a ``"new"`` token becomes the current one and
+    the older is dropped (XEP-0484 §5.1); ``invalidate``: delete it (§3.5)."""
+
+    jid: JID
+    agent_id: str
+    slot: str
+    count: int | None
+    invalidate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FastTokenIssued:
+    """Server: a new token for ``jid``'s client (XEP-0484 §3.2, §3.4) is in the
+    ``<success/>`` about to be sent: store it (encrypted) in the client's
+    ``"new"`` slot, replacing an unused one. ``token`` never shows in ``repr``;
+    ``expiry`` is in seconds since the epoch."""
+
+    jid: JID
+    user_agent: UserAgent
+    mechanism: str
+    token: bytes = field(repr=False)
+    expiry: float
+
+
+@dataclass(frozen=True, slots=True)
 class CredentialsUpgradable:
     """Server: PLAIN verified ``jid``'s password against credentials of a
     weaker hash than SHA-256 (an account imported with SCRAM-SHA-1 only,
@@ -175,9 +215,12 @@ class BindRequested:
 
 @dataclass(frozen=True, slots=True)
 class ResourceBound:
-    """Resource binding completed (RFC 6120 §7); stanzas may now flow."""
+    """Resource binding completed (RFC 6120 §7); stanzas may now flow.
+    ``carbons``: Bind 2 asked for XEP-0280 carbons on this session
+    (XEP-0386 §3.2: "MUST be enabled at this point")."""
 
     jid: JID
+    carbons: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +340,9 @@ Event = (
     | DerivationRequested
     | RegistrationRequested
     | Authenticated
+    | FastTokensRequested
+    | FastTokenUsed
+    | FastTokenIssued
     | CredentialsUpgradable
     | AuthenticationFailed
     | BindRequested
@@ -314,4 +360,5 @@ Event = (
     | StreamClosed
     | ConnectionClosed
     | S2SEvent
+    | LoginEvent
 )

@@ -16,7 +16,8 @@ from ..xml import ns
 from .answers import TLSInfo
 from .config import ServerConfig
 from .events import UserAgent
-from .features import C2S_SERVER, FeatureHost, Profile
+from .features import C2S_SERVER, FeatureHost, Profile, bind2
+from .features.inline import FastAttempt, FastLogin, InlineRequest
 from .features.sasl import offered_mechanisms
 from .framing import Framing
 from .sm_stream import _SMStream
@@ -59,6 +60,10 @@ class _ServerRole(_SMStream):
         self._hash_misses = 0  # uncounted SCRAM attempts at a missing hash
         self._sasl_ns = ns.SASL  # or XEP-0388's, for the exchange in progress
         self._user_agent: UserAgent | None = None  # of that SASL2 exchange
+        self._inline: InlineRequest | None = None  # its inline requests (XEP-0388 §2.3)
+        self._pending_success: Element | None = None  # held while they run
+        self._fast_attempt: FastAttempt | None = None  # XEP-0484 token login
+        self._fast_login: FastLogin | None = None
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
         self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for
@@ -96,11 +101,15 @@ class _ServerRole(_SMStream):
     def _new_id(self) -> str:
         return self.config.rng(12).hex()
 
-    def _sasl2_authenticated(self) -> None:
+    def _sasl2_authenticated(self, success: Element) -> None:
         """XEP-0388 §2.6.1: no restart after SASL2 ``<success/>``: the stream
-        takes the post-authentication stanza limit and the features follow."""
+        takes the post-authentication stanza limit; the inline steps run
+        (Bind 2, XEP-0198), then ``success`` and the features go out."""
         self._parser.max_stanza_size = self._postauth_size
-        self._send_element(self._features())
+        bind2.proceed(cast("FeatureHost", self), success)
+
+    def _inline_resume_answered(self, answer: Element) -> None:
+        bind2.resume_answered(cast("FeatureHost", self), answer)
 
     def _features(self) -> Element:
         """RFC 6120 §4.3.2: features for the current stage of negotiation, from the

@@ -206,6 +206,8 @@ CLIENT_TRANSITIONS: Final[Transitions] = {
     (_S.NEGOTIATING, _I.SASL_STARTED): (_A.NONE, _S.SASL),
     (_S.SASL, _I.SASL_SUCCEEDED): (_A.RESTART, _S.AWAIT_HEADER),
     (_S.SASL, _I.SASL_FAILED): (_A.CLOSE, _S.CLOSING),  # the client gives up
+    # XEP-0388 §2.6.1: no restart; the post-authentication features follow
+    (_S.SASL, _I.SASL2_SUCCEEDED): (_A.NONE, _S.AWAIT_FEATURES),
     (_S.NEGOTIATING, _I.RESUME_STARTED): (_A.NONE, _S.RESUMING),
     (_S.RESUMING, _I.RESUMED): (_A.GO_LIVE, _S.READY),
     (_S.NEGOTIATING, _I.BIND_STARTED): (_A.NONE, _S.BINDING),

@@ -22,6 +22,7 @@ from .base import (
 )
 from .bind import BindFeature
 from .csi import CSIFeature
+from .fast import FastFeature
 from .handshake import HandshakeFeature
 from .register import RegisterFeature
 from .sasl import SASLFeature
@@ -35,6 +36,7 @@ __all__ = [
     "CSIFeature",
     "Claims",
     "ElementFeature",
+    "FastFeature",
     "Feature",
     "FeatureHost",
     "HandshakeFeature",
@@ -53,6 +55,12 @@ __all__ = [
 
 #: A client-to-server stream, server side.
 C2S_SERVER: Profile[FeatureHost, ServerConfig] = Profile(
-    before_auth=(StartTLSFeature(), SASLFeature(), SASL2Feature(), RegisterFeature()),
+    before_auth=(
+        StartTLSFeature(),
+        SASLFeature(),
+        SASL2Feature(),
+        FastFeature(),
+        RegisterFeature(),
+    ),
     after_auth=(BindFeature(), SMFeature(), CSIFeature()),
 )

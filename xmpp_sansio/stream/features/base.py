@@ -59,6 +59,7 @@ from ..answers import Answer, TLSInfo
 from ..config import ServerConfig
 from ..events import Event, UserAgent
 from ..state import Input, State
+from .inline import FastAttempt, FastLogin, InlineRequest
 
 __all__ = [
     "AnsweringFeature",
@@ -111,7 +112,14 @@ class FeatureHost(Protocol):
     _sasl_ns: str  # the exchange's namespace: RFC 6120 SASL or XEP-0388 SASL2
     _user_agent: UserAgent | None  # of the SASL2 exchange in progress
 
-    def _sasl2_authenticated(self) -> None: ...
+    _inline: InlineRequest | None  # XEP-0388 §2.3 inline requests of the exchange
+    _pending_success: Element | None  # SASL2 <success/> held while inline steps run
+    _fast_attempt: FastAttempt | None  # a FAST login waiting for its tokens (XEP-0484)
+    _fast_login: FastLogin | None  # the token a login succeeded with
+
+    def _sasl2_authenticated(self, success: Element) -> None: ...
+    def _inline_resume_answered(self, answer: Element) -> None: ...
+    def _features(self) -> Element: ...
 
     # Register's (XEP-0077)
     _pending_registration: Element | None

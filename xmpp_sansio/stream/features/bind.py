@@ -17,6 +17,7 @@ from ..answers import Answer, BindAccepted, BindRefused
 from ..config import ServerConfig
 from ..events import BindRequested, ResourceBound
 from ..state import Input, State
+from . import bind2
 from .base import FeatureHost, Stage, _iq_error
 
 __all__ = ["BindFeature"]
@@ -27,6 +28,8 @@ class BindFeature:
     (RFC 6121 Appendix E)."""
 
     def offer(self, conn: FeatureHost) -> Iterator[Element]:
+        if conn.jid is not None:  # bound inline (XEP-0386): the features after SASL2
+            return
         yield Element(ns.BIND_TAG)
         session = Element(ns.SESSION_TAG)
         SubElement(session, "{" + ns.SESSION + "}optional")
@@ -75,7 +78,9 @@ class BindFeature:
         if conn.state is not State.AWAIT_BIND or pending is None:
             raise LocalProtocolError("no resource binding was requested")
         conn._pending_bind = None
-        if isinstance(answer, BindAccepted):
+        if conn._pending_success is not None:  # Bind 2, inline in SASL2 (XEP-0386)
+            bind2.bind_answered(conn, pending[1], accepted=isinstance(answer, BindAccepted))
+        elif isinstance(answer, BindAccepted):
             _complete_bind(conn, *pending)
         else:
             assert isinstance(answer, BindRefused)

@@ -185,6 +185,11 @@ def _begin(conn: FeatureHost, name: str, initial_text: str | None) -> None:
     # this client tried -PLUS and was refused its binding type (XEP-0440
     # §4: e.g. tls-unique on TLS 1.3): "y" is then what it truly sees.
     advertised_plus = any(m.endswith("-PLUS") for m in offered) and not conn._cb_type_refused
+    advertised = None
+    if conn._sasl_ns == ns.SASL2:  # XEP-0474 downgrade protection (SASL2 streams)
+        announced = any(m.endswith("-PLUS") for m in offered)  # <sasl-channel-binding/>
+        types = tuple(b.type for b in conn.tls_info.channel_bindings) if announced else None
+        advertised = (tuple(offered), types)
     try:
         mech = sasl.create_server_mechanism(
             name,
@@ -194,6 +199,7 @@ def _begin(conn: FeatureHost, name: str, initial_text: str | None) -> None:
             external_identity=conn._external_identity,
             decoy_key=conn.config.decoy_key,
             decoy_iterations=conn.config.decoy_iterations,
+            advertised=advertised,
         )
     except sasl.SASLFailure as exc:
         _failure(conn, exc.condition, exc.text)
@@ -255,14 +261,13 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
             _failure(conn, sasl.SASLCondition.INVALID_AUTHZID)
             return
     sasl2 = conn._sasl_ns == ns.SASL2
-    if sasl2:  # XEP-0388 §2.6.1
-        success = Element("{" + ns.SASL2 + "}success")
+    success = Element("{" + ns.SASL2 + "}success")
+    if sasl2:  # XEP-0388 §2.6.1: sent once the inline steps are done (bind2.py)
         if result.additional_data is not None:
             SubElement(success, "{" + ns.SASL2 + "}additional-data").text = _b64encode(
                 result.additional_data
             )
         SubElement(success, "{" + ns.SASL2 + "}authorization-identifier").text = str(jid)
-        conn._send_element(success)
     else:
         conn._send_element(_sasl_element("success", _b64encode(result.additional_data)))
     conn.authenticated_jid = jid
@@ -270,12 +275,13 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
     if result.upgrade_password is not None:
         conn._events.append(CredentialsUpgradable(jid, result.upgrade_password))
     conn._events.append(Authenticated(jid, mechanism, conn._user_agent if sasl2 else None))
-    conn._user_agent = None
     if sasl2:
         conn._sasl_ns = ns.SASL
         conn._fire(Input.SASL2_SUCCEEDED)
-        conn._sasl2_authenticated()
+        conn._sasl2_authenticated(success)  # the inline steps read the user agent
+        conn._user_agent = None
     else:
+        conn._user_agent = None
         # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
         conn._fire(Input.SASL_SUCCEEDED)
 
@@ -312,6 +318,7 @@ def _failure(
         SubElement(failure, "{" + conn._sasl_ns + "}text").text = text
     conn._sasl_ns = ns.SASL
     conn._user_agent = None
+    conn._inline = None  # XEP-0388 §2.6.2: no inline feature of a failed exchange
     conn._send_element(failure)
     conn._mechanism = None
     conn._fire(Input.SASL_FAILED)

@@ -5,8 +5,8 @@ credential look-ups, PLAIN's derivation, counting failures), carried over
 ``<authenticate/>``, ``<challenge/>``, ``<response/>``, ``<abort/>``,
 ``<success/>`` and ``<failure/>`` in ``urn:xmpp:sasl:2``; success needs no
 stream restart (§2.6.1): the post-authentication features follow it.
-Offered only with ``ServerConfig.sasl2``. Inline features (Bind2, SM,
-FAST) and ``<continue/>`` tasks are not offered yet (docs/sasl2.md).
+Offered only with ``ServerConfig.sasl2``, with Bind 2 and XEP-0198
+resumption inline (:mod:`.bind2`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from collections.abc import Iterable, Iterator
 from xml.etree.ElementTree import Element, SubElement
 
 from ... import sasl
+from ...sasl.ht import HT_MECHANISMS
 from ...xml import ns
 from ..config import ServerConfig
 from ..events import UserAgent
 from ..state import State
+from . import fast
 from .base import FeatureHost, Stage
+from .bind2 import inline_offer, parse_inline
 from .sasl import _begin, _failure, _handle, offered_mechanisms
 
 __all__ = ["AUTHENTICATE_TAG", "SASL2Feature", "UserAgent", "parse_user_agent"]
@@ -65,6 +68,9 @@ class SASL2Feature:
         authentication = Element("{" + ns.SASL2 + "}authentication")
         for name in mechanisms:
             SubElement(authentication, "{" + ns.SASL2 + "}mechanism").text = name
+        inline = SubElement(authentication, "{" + ns.SASL2 + "}inline")
+        inline.extend(inline_offer(conn))
+        inline.extend(fast.inline_offer(conn))
         yield authentication
 
     def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
@@ -79,13 +85,18 @@ class SASL2Feature:
         if tag == AUTHENTICATE_TAG and conn.state is State.NEGOTIATING:
             try:
                 conn._user_agent = parse_user_agent(el)
+                conn._inline = parse_inline(el)
             except ValueError as exc:
                 _failure(conn, sasl.SASLCondition.MALFORMED_REQUEST, str(exc))
                 return True
             initial = el.find("{" + ns.SASL2 + "}initial-response")
             # §2.2: <initial-response/> with no text is an empty response.
             text = None if initial is None else (initial.text or "").strip() or "="
-            _begin(conn, el.get("mechanism", ""), text)
+            mechanism = el.get("mechanism", "")
+            if mechanism in HT_MECHANISMS:  # a FAST token (XEP-0484 §3.3)
+                fast.begin(conn, mechanism, text)
+            else:
+                _begin(conn, mechanism, text)
             return True
         if in_classic:  # SASL2 elements inside an RFC 6120 exchange
             _failure(conn, sasl.SASLCondition.MALFORMED_REQUEST)

@@ -30,7 +30,7 @@ from ...sm import (
 from ...xml import ns
 from ..answers import Answer, ResumeAccepted, ResumeRejected
 from ..config import ServerConfig
-from ..events import ResumeRequested, StanzasAcknowledged, StreamManagementEnabled
+from ..events import Event, ResumeRequested, StanzasAcknowledged, StreamManagementEnabled
 from ..state import Input, State
 from .base import FeatureHost, Stage
 
@@ -43,7 +43,7 @@ class SMFeature:
     """XEP-0198 §2: ``<sm/>``, once authenticated."""
 
     def offer(self, conn: FeatureHost) -> Iterator[Element]:
-        if conn.config.stream_management:
+        if conn.config.stream_management and conn._sm is None:  # none once on (XEP-0386)
             yield Element(ns.SM_TAG)
 
     def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
@@ -77,8 +77,12 @@ class SMFeature:
         if conn.state is not State.AWAIT_RESUME:
             raise LocalProtocolError("no resumption was requested")
         conn._resume_request = None
-        _send_failed(conn, StanzaErrorCondition.ITEM_NOT_FOUND)
+        failed = build_nonza(Failed(StanzaErrorCondition.ITEM_NOT_FOUND.value))
+        if conn._pending_success is None:
+            conn._send_element(failed)
         conn._fire(Input.LOCAL_RESUME_FAILED)
+        if conn._pending_success is not None:  # inline in SASL2 (XEP-0386 §3.2)
+            conn._inline_resume_answered(failed)
         conn._process()
 
 
@@ -109,7 +113,12 @@ def _resume_accepted(conn: FeatureHost, state: SMState) -> None:
     except HandledCountTooHigh as exc:
         conn._handled_count_too_high(exc)
         return
-    conn._send_element(build_nonza(Resumed(request.previd, state.inbound)))
+    resumed = build_nonza(Resumed(request.previd, state.inbound))
+    if conn._pending_success is not None:  # inline in SASL2: inside <success/>
+        conn._sm, conn.jid = state, state.jid  # the features after it: no <sm/>, no <bind/>
+        conn._inline_resume_answered(resumed)
+    else:
+        conn._send_element(resumed)
     if acked:
         conn._events.append(StanzasAcknowledged(acked))
     conn._attach_resumed(state)
@@ -157,6 +166,15 @@ def _handle_ready(conn: FeatureHost, el: Element) -> None:
         # §3: "at most one attempt" (and a resumed stream has it already).
         _send_failed(conn, StanzaErrorCondition.UNEXPECTED_REQUEST)
         return
+    events: list[Event] = []
+    conn._send_element(enable_stream_management(conn, request, events))
+    conn._events.extend(events)
+
+
+def enable_stream_management(conn: FeatureHost, request: Enable, events: list[Event]) -> Element:
+    """Turn XEP-0198 on for the bound stream (§3) and return ``<enabled/>``
+    (sent by the caller: at once, or in Bind 2's ``<bound/>``); the
+    :class:`StreamManagementEnabled` event goes to ``events``."""
     timeout = conn.config.sm_resume_timeout
     resume = request.resume and timeout > 0
     sm_id: str | None = None
@@ -166,8 +184,8 @@ def _handle_ready(conn: FeatureHost, el: Element) -> None:
         if request.max is not None:
             max_ = min(max_, request.max)  # §3: the client's preference, if shorter
         sm_id = conn.config.rng(16).hex()  # §5: opaque, never reused, unguessable
-    conn._send_element(build_nonza(Enabled(sm_id, resume, max_)))
     # §4: both counters start now (after receiving <enable/> and sending <enabled/>).
     conn._sm = SMState(id=sm_id, resume=resume, max=max_, jid=conn.jid)
     conn._sm_live = True
-    conn._events.append(StreamManagementEnabled(sm_id, resume, max_))
+    events.append(StreamManagementEnabled(sm_id, resume, max_))
+    return build_nonza(Enabled(sm_id, resume, max_))
