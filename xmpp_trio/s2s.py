@@ -43,6 +43,7 @@ from xmpp_sansio.errors import LocalProtocolError, RemoteProtocolError, StanzaEr
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.server import Router
 from xmpp_sansio.server.effects import Effect, RouteRemote
+from xmpp_sansio.server.remote import without_payload
 from xmpp_sansio.stream.config import Limits
 from xmpp_sansio.stream.events import NegotiationFailed, StanzaReceived, TLSRequested
 from xmpp_sansio.stream.s2s import S2SInitiatingConnection, S2SReceivingConnection
@@ -197,7 +198,9 @@ class Federation:
         link.wake.set()
 
     def _bounce(self, element: Element, condition: StanzaErrorCondition) -> None:
-        self.server.apply(self.server.router.bounce(element, condition))
+        """Bounce a stanza the remote route could not take, without its
+        payload (:func:`~xmpp_sansio.server.remote.without_payload`)."""
+        self.server.apply(self.server.router.bounce(without_payload(element), condition))
 
     def _apply(self, effects: list[Effect]) -> None:
         self.server.apply(effects)

@@ -1,7 +1,10 @@
 """Bad input on the federation wire (issue 21): a remote server that stops
 reading. Our writes to it are bounded by ``[federation] send_timeout``: the
 link is closed and what is still queued bounces with ``remote-server-timeout``
-(RFC 6120 §8.3.3.14)."""
+(RFC 6120 §8.3.3.14), without the payloads (RFC 6120 §8.3.1), so that a queue
+of large stanzas bounced at once does not exceed the sender's XEP-0198
+unacknowledged bound and close its stream: the sender goes on talking to
+local users."""
 
 from __future__ import annotations
 
@@ -71,8 +74,13 @@ async def test_a_remote_that_stops_reading_is_closed_and_queued_stanzas_bounce(
     )
     a.server.federation.hosts["b.test"] = ("127.0.0.1", listeners[0].socket.getsockname()[1])
     big = "x" * 200_000
-    async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+    async with (
+        client(a, "juliet@a.test") as juliet,
+        client(b, "romeo@b.test") as romeo,
+        client(a, "romeo@a.test") as neighbour,
+    ):
         await romeo.send(ET.Element(C + "presence"))
+        await neighbour.send(ET.Element(C + "presence"))
         await juliet.send(chat("romeo@b.test", "first"))
         assert (await next_stanza(romeo, "message")).findtext(C + "body") == "first"
         valve.stop()
@@ -87,7 +95,14 @@ async def test_a_remote_that_stops_reading_is_closed_and_queued_stanzas_bounce(
                     with trio.move_on_after(0.01):  # only to interleave, not timing
                         error = await next_stanza(juliet, "message", type="error")
                         bounced += error.find(f"{C}error/{TIMEOUT}") is not None
+                        assert error.find(C + "body") is None
                 else:
                     error = await next_stanza(juliet, "message", type="error")
                     bounced += error.find(f"{C}error/{TIMEOUT}") is not None
+        # Dozens of 200 kB stanzas bounced at once; with their payloads they
+        # exceeded sm_max_unacked_bytes (8 MiB) and the sender's stream closed.
+        await juliet.send(chat("romeo@a.test", "still here"))
+        got = await next_stanza(neighbour, "message")
+        assert got.findtext(C + "body") == "still here"
+        assert juliet.error is None
     assert a.server.federation.failures == 1

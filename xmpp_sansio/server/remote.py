@@ -19,7 +19,7 @@ from ..jid import JID, InvalidJID
 from .effects import RouteRemote
 from .hosts import Hosts
 
-__all__ = ["inbound_is_hosted", "remote_route"]
+__all__ = ["inbound_is_hosted", "remote_route", "without_payload"]
 
 
 def remote_route(element: Element) -> RouteRemote | None:
@@ -32,6 +32,17 @@ def remote_route(element: Element) -> RouteRemote | None:
         return RouteRemote(element, JID.parse(to).domain)
     except InvalidJID:
         return None
+
+
+def without_payload(element: Element) -> Element:
+    """What a stanza that could not be sent to a remote server is bounced as:
+    its name and attributes, without its payload. Including the original XML
+    in an error is a courtesy the sender must not depend on (RFC 6120 §8.3.1);
+    a link's whole queue bounces at once, and with the payloads a queue of
+    large stanzas would land on the sender in one burst over its XEP-0198
+    unacknowledged bound (``sm_max_unacked_bytes``), closing its stream with
+    ``resource-constraint``. Prosody's bounces carry no payload either."""
+    return Element(element.tag, element.attrib)
 
 
 def inbound_is_hosted(element: Element, origin: str, hosts: Hosts) -> bool:
