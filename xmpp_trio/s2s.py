@@ -60,6 +60,7 @@ from xmpp_sansio.stream.s2s_events import (
 from .certs import ensure_certificate
 from .config import ServerConfig
 from .federation_config import FederationConfig
+from .limits import TokenBucket
 from .s2s_certs import peer_certificate
 from .s2s_resolve import resolve_host, resolve_server_targets
 
@@ -106,6 +107,8 @@ class _Stream:
     conn: Conn
     stream: trio.abc.Stream
     lock: trio.Lock = field(default_factory=trio.Lock)
+    #: inbound: the first remote domain authenticated on it (its rate applies)
+    domain: str | None = None
 
     async def flush(self) -> None:
         data = self.conn.data_to_send()
@@ -144,6 +147,7 @@ class Federation:
             limits=Limits(negotiation_timeout=self.config.connect_timeout),
             require_valid_certificate=self.config.require_valid_certificates,
             allow_dialback=self.config.dialback,
+            max_domain_pairs=self.config.max_domain_pairs,
         )
         cert, key = (
             (config.tls.cert, config.tls.key)
@@ -166,6 +170,10 @@ class Federation:
         self.failures = 0
         #: how each inbound (remote, local) pair was last authenticated (metrics, tests)
         self.methods: dict[tuple[str, str], str] = {}
+        #: the read rate of each remote domain with inbound streams
+        #: (``max_inbound_rate``, shared by all its streams), and how many
+        self.rates: dict[str, TokenBucket] = {}
+        self._rate_users: dict[str, int] = {}
         self.port = 0  #: the s2s listener's port (set by start_federation)
 
     @staticmethod
@@ -393,8 +401,10 @@ class Federation:
         if rconn.should_close:
             return
         rconn.send(DialbackVerdict(event.originating, event.receiving, valid, error))
-        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
             await receiving.flush()
+        if rconn.should_close:  # an invalid key closed the stream (XEP-0220 §2.4)
+            await trio.aclose_forcefully(receiving.stream)
 
     async def _verify_answer(self, check: _Stream) -> bool:
         while True:
@@ -425,7 +435,19 @@ class Federation:
                 nursery.cancel_scope.cancel()
         finally:
             self.inbound.discard(stream)
+            if stream.domain is not None:
+                self._rate_users[stream.domain] -= 1
+                if not self._rate_users[stream.domain]:
+                    del self._rate_users[stream.domain], self.rates[stream.domain]
             await self._close(stream)
+
+    def _rate_of(self, stream: _Stream, domain: str) -> None:
+        """Count ``stream`` against ``domain``'s read rate from now on."""
+        stream.domain = domain
+        self._rate_users[domain] = self._rate_users.get(domain, 0) + 1
+        if domain not in self.rates:
+            rate = self.config.max_inbound_rate
+            self.rates[domain] = TokenBucket(rate, 2.0 * rate)
 
     async def _serve_inbound(
         self, stream: _Stream, nursery: trio.Nursery, deadline: trio.CancelScope
@@ -433,7 +455,9 @@ class Federation:
         conn = stream.conn
         assert isinstance(conn, S2SReceivingConnection)
         while not conn.should_close:
-            data = await stream.stream.receive_some(_READ)
+            bucket = self.rates.get(stream.domain) if stream.domain is not None else None
+            size = _READ if bucket is None else min(_READ, bucket.max_read())
+            data = await stream.stream.receive_some(size)
             conn.receive_data(data)
             while True:
                 try:
@@ -459,6 +483,8 @@ class Federation:
                         conn.send(DialbackVerdict(event.originating, event.receiving, False))
                 elif isinstance(event, DomainPairAuthenticated):
                     self.methods[event.remote, event.local] = event.method
+                    if stream.domain is None:
+                        self._rate_of(stream, event.remote)
                     if not self.config.allows(event.remote):
                         conn.close()
                     deadline.deadline = float("inf")  # negotiated: no more deadline
@@ -467,6 +493,12 @@ class Federation:
             await stream.flush()
             if not data:
                 break
+            if bucket is not None:
+                # A flood from one remote domain waits here (backpressure on
+                # its streams); other domains and local users go on.
+                delay = bucket.consume(len(data), trio.current_time())
+                if delay > 0:
+                    await trio.sleep(delay)
 
     def _inbound_stanza(self, element: Element) -> None:
         origin = _domain_of(element.get("from"))

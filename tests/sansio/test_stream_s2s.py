@@ -245,6 +245,42 @@ def test_a_wrong_dialback_key_is_invalid_and_no_stanza_flows() -> None:
     assert b"not-authorized" in inn2.data_to_send()
 
 
+def test_a_wrong_dialback_key_on_a_new_stream_closes_it_not_authorized() -> None:
+    """XEP-0220 §2.4: no other pair on the stream: result "invalid", then the
+    stream MUST be closed."""
+    impostor = Server(A.domains, b"not-the-secret", cert("a.example", valid=False))
+    b = fresh(B)
+    out, inn = link(impostor, b, "a.example", "b.example")
+    pump([(out, impostor, inn, b)])
+    answer_dialback(b, fresh(A), inn)
+    sent = inn.data_to_send()
+    assert b'type="invalid"' in sent
+    assert b"<not-authorized" in sent and sent.endswith(b"</stream:stream>")
+    assert sent.index(b'type="invalid"') < sent.index(b"<not-authorized")
+    assert inn.should_close and inn.pairs == set()
+
+
+def test_a_wrong_key_for_a_piggybacked_pair_is_forbidden_and_the_stream_stays() -> None:
+    """XEP-0220 §2.4/§2.5: other pairs are valid: the bogus one gets a
+    <forbidden/> error; stanzas of the valid pair still flow."""
+    a, b = fresh(A), fresh(B)
+    out, inn = link(a, b, "a.example", "b.example")
+    pump([(out, a, inn, b)])
+    out.authorize("chat.a.example")
+    pump([(out, a, inn, b)])
+    answer_dialback(b, Server(A.domains, b"not-the-secret", A.certificate), inn)
+    sent = inn.data_to_send()
+    assert b'type="error"' in sent and b"<forbidden" in sent
+    assert not inn.should_close
+    assert inn.pairs == {("b.example", "a.example")}
+    out.receive_data(sent)
+    while out.next_event() is not None:
+        pass
+    out.send(message("romeo@a.example/x", "juliet@b.example"))
+    pump([(out, a, inn, b)])
+    assert len(of(b, StanzaReceived)) == 1
+
+
 def test_a_spoofed_from_domain_closes_the_stream_with_invalid_from() -> None:
     a, b = fresh(A), fresh(B)
     out, inn = link(a, b, "a.example", "b.example")

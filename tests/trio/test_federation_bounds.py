@@ -106,3 +106,52 @@ async def test_a_remote_that_stops_reading_is_closed_and_queued_stanzas_bounce(
         assert got.findtext(C + "body") == "still here"
         assert juliet.error is None
     assert a.server.federation.failures == 1
+
+
+async def test_a_flood_from_one_remote_domain_is_throttled_and_others_go_on(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """``[federation] max_inbound_rate``: c.test floods juliet@a.test; a.test
+    reads c.test's streams at that rate only, so b.test's message and a local
+    user's arrive while the flood is still being read."""
+    ca = trustme.CA()
+    fast: dict[str, object] = {"limits": LimitsConfig(max_read_rate=10**8, max_output_buffer=10**8)}
+    a = await start_domain("a.test", ca, ca, tmp_path, nursery, max_inbound_rate=20_000)
+    b = await start_domain("b.test", ca, ca, tmp_path, nursery)
+    c = await start_domain("c.test", ca, ca, tmp_path, nursery, options=fast)
+    for server in (a, b, c):
+        assert server.server.federation is not None
+    for me in (b, c):
+        assert me.server.federation is not None and a.server.federation is not None
+        me.server.federation.hosts["a.test"] = ("127.0.0.1", a.server.federation.port)
+    for domain, other in (("b.test", b), ("c.test", c)):
+        assert other.server.federation is not None
+        a.server.federation.hosts[domain] = ("127.0.0.1", other.server.federation.port)
+    flood = 50
+    async with (
+        client(a, "juliet@a.test") as juliet,
+        client(a, "romeo@a.test") as neighbour,
+        client(b, "romeo@b.test") as romeo,
+        client(c, "juliet@c.test") as flooder,
+    ):
+        await juliet.send(ET.Element(C + "presence"))
+        for n in range(flood):  # 50 x 4 kB: ten seconds at 20 kB/s
+            await flooder.send(chat("juliet@a.test", f"{n} " + "y" * 4000))
+        first = await next_stanza(juliet, "message")
+        assert first.get("from", "").startswith("juliet@c.test/")
+        await romeo.send(chat("juliet@a.test", "from b"))
+        await neighbour.send(chat("juliet@a.test", "from next door"))
+        flooded = 1
+        others: set[str] = set()
+        while len(others) < 2:
+            got = await next_stanza(juliet, "message")
+            if got.get("from", "").startswith("juliet@c.test/"):
+                flooded += 1
+            else:
+                others.add(got.findtext(C + "body") or "")
+        assert others == {"from b", "from next door"}
+        assert flooded < flood  # the flood was still being read
+        assert a.server.federation.rates["c.test"].waited > 0
+        assert "b.test" not in a.server.federation.rates or (
+            a.server.federation.rates["b.test"].waited == 0
+        )

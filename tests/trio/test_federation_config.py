@@ -39,6 +39,7 @@ send_timeout = 7.5
 max_queue = 10
 max_streams_per_domain = 2
 max_domain_pairs = 3
+max_inbound_rate = 50000
 """
     config = load_config(write(tmp_path, text)).federation
     assert config == FederationConfig(
@@ -56,6 +57,7 @@ max_domain_pairs = 3
         max_queue=10,
         max_streams_per_domain=2,
         max_domain_pairs=3,
+        max_inbound_rate=50000,
     )
     assert config.allows("montague.example")
     assert not config.allows("evil.example") and not config.allows("other.example")
@@ -78,6 +80,7 @@ def test_without_an_allow_list_every_domain_but_the_denied_ones_is_allowed() -> 
         ('hosts = ["montague.example"]', "federation.hosts"),
         ("connect_timeout = 0", "federation.connect_timeout"),
         ("max_queue = 0", "federation.max_queue"),
+        ("max_inbound_rate = 10", "federation.max_inbound_rate"),
         ("bogus = 1", "federation.bogus"),
     ],
 )

@@ -20,6 +20,7 @@ from xmpp_trio.storage import AccountStore
 
 WAIT = 20.0
 C = "{jabber:client}"
+STANZAS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
 PASSWORD = "s3cr3t-federation"
 
 
@@ -213,3 +214,32 @@ async def test_a_spoofed_from_on_an_authenticated_stream_is_invalid_from(
             await juliet.send(chat("romeo@b.test", "genuine"))
             got = await next_stanza(romeo, "message")
         assert got.findtext(C + "body") == "genuine"
+
+
+async def test_a_wrong_dialback_key_closes_the_stream_and_nothing_is_delivered(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """XEP-0220 §2.4: an impostor claiming b.test (untrusted certificate, a
+    different secret) offers a key that the real b.test calls invalid: a.test
+    answers ``type='invalid'``, closes the stream with ``not-authorized``, and
+    the impostor's message never reaches juliet; the real b.test still does."""
+    ca, rogue = trustme.CA(), trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    (tmp_path / "impostor").mkdir()
+    impostor = await start_domain("b.test", rogue, ca, tmp_path / "impostor", nursery)
+    assert a.server.federation is not None and impostor.server.federation is not None
+    impostor.server.federation.hosts["a.test"] = ("127.0.0.1", a.server.federation.port)
+    async with (
+        client(a, "juliet@a.test") as juliet,
+        client(impostor, "romeo@b.test") as mallory,
+        client(b, "romeo@b.test") as romeo,
+    ):
+        await juliet.send(ET.Element(C + "presence"))
+        await mallory.send(chat("juliet@a.test", "spoofed"))
+        error = await next_stanza(mallory, "message", type="error")
+        assert error.find(f"{C}error/{STANZAS}remote-server-not-found") is not None
+        assert ("b.test", "a.test") not in a.server.federation.methods
+        await romeo.send(chat("juliet@a.test", "genuine"))
+        got = await next_stanza(juliet, "message")
+        assert got.findtext(C + "body") == "genuine"
+        assert a.server.federation.methods == {("b.test", "a.test"): "EXTERNAL"}

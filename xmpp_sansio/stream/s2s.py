@@ -373,8 +373,18 @@ class S2SReceivingConnection(_S2SStream):
                 self._authenticated()
                 self._fire(Input.S2S_AUTHENTICATED)
             return
-        type_ = "invalid" if error is None else "error"
-        self._send_element(db.result_element(local, remote, type_=type_, error=error))
+        if error is None and not self.pairs:
+            # XEP-0220 §2.4: a bogus key on a stream with no other pair: result
+            # "invalid", and the stream MUST be closed (not-authorized).
+            self._send_element(db.result_element(local, remote, type_="invalid"))
+            self._events.append(DomainPairRejected(local, remote, None))
+            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "dialback key invalid")
+            return
+        if error is None:
+            # §2.4/§2.5: other pairs are valid here: refuse this one with
+            # <forbidden/> and keep the stream for them.
+            error = StanzaErrorCondition.FORBIDDEN
+        self._send_element(db.result_element(local, remote, type_="error", error=error))
         self._events.append(DomainPairRejected(local, remote, error))
 
 
