@@ -61,14 +61,17 @@ from .certs import ensure_certificate
 from .config import ServerConfig
 from .federation_config import FederationConfig
 from .limits import TokenBucket
+from .metrics import Metrics
 from .s2s_certs import peer_certificate
 from .s2s_resolve import resolve_host, resolve_server_targets
+from .s2s_status import S2SCollector
 
 
 class XMPPServer(Protocol):
     """What federation uses of :class:`xmpp_trio.server.XMPPServer`."""
 
     config: ServerConfig
+    metrics: Metrics
     router: Router
     federation: Federation | None
 
@@ -109,6 +112,22 @@ class _Stream:
     lock: trio.Lock = field(default_factory=trio.Lock)
     #: inbound: the first remote domain authenticated on it (its rate applies)
     domain: str | None = None
+    #: how the stream's first pair was authenticated ("EXTERNAL", "dialback")
+    method: str | None = None
+    peer: str = field(default="?", init=False)
+
+    def __post_init__(self) -> None:
+        with suppress(OSError, AttributeError, TypeError, IndexError):
+            host, port = self.stream.socket.getpeername()[:2]  # type: ignore[attr-defined]
+            self.peer = f"{host}:{port}"
+
+    def tls_version(self) -> str | None:
+        """The TLS version in use, or None before STARTTLS."""
+        if isinstance(self.stream, trio.SSLStream):
+            with suppress(trio.NeedHandshakeError):
+                version = self.stream.version()
+                return str(version) if version else None
+        return None
 
     async def flush(self) -> None:
         data = self.conn.data_to_send()
@@ -168,6 +187,8 @@ class Federation:
         self.links: dict[tuple[str, str], _Link] = {}
         self.inbound: set[_Stream] = set()
         self.failures = 0
+        #: failed outbound links by remote domain (``status``, metrics)
+        self.domain_failures: dict[str, int] = {}
         #: how each inbound (remote, local) pair was last authenticated (metrics, tests)
         self.methods: dict[tuple[str, str], str] = {}
         #: the read rate of each remote domain with inbound streams
@@ -242,6 +263,7 @@ class Federation:
 
     def _fail(self, link: _Link, condition: StanzaErrorCondition, why: str) -> None:
         self.failures += 1
+        self.domain_failures[link.remote] = self.domain_failures.get(link.remote, 0) + 1
         log.info("s2s %s -> %s failed: %s", link.local, link.remote, why)
         queued, link.queue = link.queue, []
         for element in queued:
@@ -340,6 +362,7 @@ class Federation:
                     der = ssl_stream.getpeercert(binary_form=True)
                     conn.send(S2STLSEstablished(peer_certificate(der, chain_valid=strict)))
                 elif isinstance(event, DomainPairAuthenticated):
+                    stream.method = event.method
                     await stream.flush()
                     return
                 elif isinstance(event, NegotiationFailed | DomainPairRejected):
@@ -484,6 +507,7 @@ class Federation:
                 elif isinstance(event, DomainPairAuthenticated):
                     self.methods[event.remote, event.local] = event.method
                     if stream.domain is None:
+                        stream.method = event.method
                         self._rate_of(stream, event.remote)
                     if not self.config.allows(event.remote):
                         conn.close()
@@ -513,6 +537,7 @@ async def start_federation(server: XMPPServer, nursery: trio.Nursery) -> list[tu
     """Attach a :class:`Federation` to ``server`` and listen on the s2s port;
     returns where (address, port)."""
     federation = server.federation = Federation(server, nursery)
+    server.metrics.registry.register(S2SCollector(federation))
     listeners = await trio.open_tcp_listeners(server.config.federation.port)
     where = []
     for listener in listeners:

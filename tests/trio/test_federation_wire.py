@@ -9,10 +9,13 @@ import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import trio
 import trustme
 from conftest import RunningServer, start_running
 
+from xmpp_trio.admin import request, socket_path
+from xmpp_trio.cli import main
 from xmpp_trio.client import Client, open_client
 from xmpp_trio.config import ListenerConfig, ServerConfig, TLSConfig
 from xmpp_trio.federation_config import FederationConfig
@@ -243,3 +246,52 @@ async def test_a_wrong_dialback_key_closes_the_stream_and_nothing_is_delivered(
         got = await next_stanza(juliet, "message")
         assert got.findtext(C + "body") == "genuine"
         assert a.server.federation.methods == {("b.test", "a.test"): "EXTERNAL"}
+
+
+async def test_status_sessions_and_metrics_list_the_s2s_streams(
+    tmp_path: Path, nursery: trio.Nursery, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Operations (issue 21): each s2s stream with its remote domain,
+    direction, authentication method, queue and failures, on the admin
+    socket, the command line and the metrics endpoint."""
+    ca = trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    assert a.server.federation is not None
+    a.server.federation.hosts["gone.test"] = ("127.0.0.1", await closed_port())
+    async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+        await exchange_between(juliet, "juliet@a.test", romeo, "romeo@b.test")
+        await juliet.send(chat("romeo@gone.test", "anyone?"))
+        await next_stanza(juliet, "message", type="error")
+        path = socket_path(a.config)
+        status = await trio.to_thread.run_sync(request, path, "status")
+        sessions = await trio.to_thread.run_sync(request, path, "sessions")
+        metrics = a.server.metrics.render().decode()
+        config = tmp_path / "a.toml"
+        config.write_text(f'domains = ["a.test"]\ndata_dir = "{a.config.data_dir}"\n')
+        capsys.readouterr()
+        code = await trio.to_thread.run_sync(main, ["status", "--config", str(config)])
+        out = capsys.readouterr().out
+    assert code == 0 and "s2s: 1 out, 1 in, 0 queued, 1 failures; b.test" in out
+    assert status["s2s"] == {
+        "outbound": 1,
+        "inbound": 1,
+        "domains": ["b.test"],
+        "queued": 0,
+        "failures": 1,
+    }
+    s2s = {(s["direction"], s["remote"]): s for s in sessions if s["sm"].startswith("s2s")}
+    assert set(s2s) == {("out", "b.test"), ("in", "b.test")}
+    for entry in s2s.values():
+        assert entry["local"] == "a.test" and entry["method"] == "EXTERNAL"
+        assert entry["tls"] in ("TLSv1.2", "TLSv1.3") and entry["address"].startswith("127.0.0.1")
+        assert entry["queued"] == 0 and entry["failures"] == 0
+    assert 'xmpp_s2s_streams{direction="out",method="EXTERNAL",remote="b.test"} 1.0' in metrics
+    assert 'xmpp_s2s_streams{direction="in",method="EXTERNAL",remote="b.test"} 1.0' in metrics
+    assert 'xmpp_s2s_failures_total{remote="gone.test"} 1.0' in metrics
+
+
+async def closed_port() -> int:
+    """A loopback port nobody listens on."""
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
