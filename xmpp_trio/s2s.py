@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import secrets
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -56,6 +56,7 @@ from xmpp_sansio.stream.s2s_events import (
     S2SConfig,
     S2STLSEstablished,
 )
+from xmpp_sansio.stream.s2s_identity import PeerCertificate
 
 from .certs import ensure_certificate
 from .config import ServerConfig
@@ -78,7 +79,7 @@ class XMPPServer(Protocol):
     def apply(self, effects: Sequence[Effect]) -> None: ...
 
 
-__all__ = ["Federation", "start_federation"]
+__all__ = ["Federation", "s2s_handler", "start_federation"]
 
 log = logging.getLogger("xmpp_trio.s2s")
 _READ = 65536
@@ -86,6 +87,26 @@ _NOT_FOUND = StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND
 _TIMEOUT = StanzaErrorCondition.REMOTE_SERVER_TIMEOUT
 
 Conn = S2SInitiatingConnection | S2SReceivingConnection
+
+
+_ALPN = "xmpp-server"
+
+
+def _client_context(
+    cafile: str | None, cert: object, key: object, *, alpn: bool = False
+) -> ssl.SSLContext:
+    """Our TLS client side: verifying the peer and presenting our
+    certificate, or (``cafile``/``cert`` None: the dialback retry) neither."""
+    if cert is None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context(cafile=cafile)
+        context.load_cert_chain(str(cert), str(key))
+    if alpn:
+        context.set_alpn_protocols([_ALPN])
+    return context
 
 
 class LinkFailed(Exception):
@@ -179,11 +200,19 @@ class Federation:
         self.server_context.load_cert_chain(str(cert), str(key))
         self.server_context.verify_mode = ssl.CERT_OPTIONAL  # for EXTERNAL (XEP-0178)
         self._trust(self.server_context, cafile)
-        self.client_context = ssl.create_default_context(cafile=cafile)
-        self.client_context.load_cert_chain(str(cert), str(key))
-        self.lenient_context = ssl.create_default_context()
-        self.lenient_context.check_hostname = False
-        self.lenient_context.verify_mode = ssl.CERT_NONE
+        self.client_context = _client_context(cafile, cert, key)
+        self.lenient_context = _client_context(None, None, None)
+        # XEP-0368 §3: direct TLS says what it carries with ALPN "xmpp-server".
+        self.direct_contexts = {
+            True: _client_context(cafile, cert, key, alpn=True),
+            False: _client_context(None, None, None, alpn=True),
+        }
+        self.direct_server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.direct_server_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.direct_server_context.load_cert_chain(str(cert), str(key))
+        self.direct_server_context.verify_mode = ssl.CERT_OPTIONAL
+        self.direct_server_context.set_alpn_protocols([_ALPN])
+        self._trust(self.direct_server_context, cafile)
         self.links: dict[tuple[str, str], _Link] = {}
         self.inbound: set[_Stream] = set()
         self.failures = 0
@@ -312,9 +341,12 @@ class Federation:
                 except OSError as exc:
                     last = exc
                     break
-                conn = S2SInitiatingConnection(self.s2s, local, remote, verify_only=verify_only)
-                stream = _Stream(conn, tcp)
+                stream = _Stream(
+                    S2SInitiatingConnection(self.s2s, local, remote, verify_only=verify_only), tcp
+                )
                 try:
+                    if target.direct_tls:
+                        await self._direct_tls(stream, strict, verify_only=verify_only)
                     await self._negotiate(stream, strict)
                     return stream
                 except (ssl.SSLError, _TLSFailed) as exc:
@@ -331,6 +363,26 @@ class Federation:
                     await self._close(stream)
                     break
         raise LinkFailed(str(last))
+
+    async def _direct_tls(self, stream: _Stream, strict: bool, *, verify_only: bool) -> None:
+        """XEP-0368: TLS before the stream header (an ``_xmpps-server`` target);
+        the connection then starts with TLS on and the peer's facts known."""
+        old = stream.conn
+        assert isinstance(old, S2SInitiatingConnection)
+        tls = trio.SSLStream(
+            stream.stream, self.direct_contexts[strict], server_hostname=old.remote
+        )
+        try:
+            await tls.do_handshake()
+        except trio.BrokenResourceError as exc:
+            raise _TLSFailed(f"direct TLS: {exc.__cause__}") from exc
+        stream.stream = tls
+        facts = peer_certificate(
+            tls.getpeercert(binary_form=True), chain_valid=strict
+        ) or PeerCertificate(False)
+        stream.conn = S2SInitiatingConnection(
+            self.s2s, old.local, old.remote, verify_only=verify_only, direct_tls=facts
+        )
 
     async def _negotiate(self, stream: _Stream, strict: bool) -> None:
         conn = stream.conn
@@ -441,15 +493,25 @@ class Federation:
 
     # -- inbound -------------------------------------------------------------------
 
-    async def handle_inbound(self, tcp: trio.SocketStream) -> None:
-        """Serve one connection on the s2s port (negotiated within
-        ``connect_timeout``); errors end this connection only."""
+    async def handle_inbound(self, tcp: trio.SocketStream, *, direct_tls: bool = False) -> None:
+        """Serve one connection on the s2s port, or with ``direct_tls`` on an
+        ``s2s-directtls`` listener (XEP-0368: TLS before the header);
+        negotiated within ``connect_timeout``; errors end this connection only."""
         stream = _Stream(S2SReceivingConnection(self.s2s), tcp)
         self.inbound.add(stream)
         try:
             async with trio.open_nursery() as nursery:
                 try:
                     with trio.fail_after(self.config.connect_timeout) as deadline:
+                        if direct_tls:
+                            tls = trio.SSLStream(tcp, self.direct_server_context, server_side=True)
+                            await tls.do_handshake()
+                            stream.stream = tls
+                            der = tls.getpeercert(binary_form=True)
+                            facts = peer_certificate(
+                                der, chain_valid=der is not None
+                            ) or PeerCertificate(False)
+                            stream.conn = S2SReceivingConnection(self.s2s, direct_tls=facts)
                         await self._serve_inbound(stream, nursery, deadline)
                 except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
@@ -546,3 +608,20 @@ async def start_federation(server: XMPPServer, nursery: trio.Nursery) -> list[tu
         nursery.start_soon(trio.serve_listeners, federation.handle_inbound, [listener])
     log.info("listening for s2s on %s", where)
     return where
+
+
+def s2s_handler(
+    server: XMPPServer, kind: str
+) -> Callable[[trio.SocketStream], Awaitable[None]] | None:
+    """The handler of an ``s2s-directtls`` listener (XEP-0368), else None;
+    it serves connections once federation has started (else closes them)."""
+    if kind != "s2s-directtls":
+        return None
+
+    async def handle(tcp: trio.SocketStream) -> None:
+        if server.federation is None:
+            await trio.aclose_forcefully(tcp)
+            return
+        await server.federation.handle_inbound(tcp, direct_tls=True)
+
+    return handle

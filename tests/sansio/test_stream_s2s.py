@@ -188,6 +188,37 @@ def test_valid_certificates_authenticate_with_sasl_external_after_starttls() -> 
     assert received.element.findtext("{jabber:client}body") == "hi"
 
 
+def test_direct_tls_skips_starttls_and_authenticates_with_external() -> None:
+    """XEP-0368: a stream over direct TLS has no STARTTLS; the certificate
+    facts given at construction decide EXTERNAL as after STARTTLS."""
+    a, b = fresh(A), fresh(B)
+    out = S2SInitiatingConnection(a.config(), "a.example", "b.example", direct_tls=b.certificate)
+    inn = S2SReceivingConnection(b.config(), direct_tls=a.certificate)
+    out.start()
+    wire: list[bytes] = []
+    pump([(out, a, inn, b)], wire)
+    sent = b"".join(wire)
+    assert b"starttls" not in sent and b'mechanism="EXTERNAL"' in sent
+    assert out.state is State.READY and inn.state is State.READY
+    assert of(b, DomainPairAuthenticated) == [
+        DomainPairAuthenticated("b.example", "a.example", "EXTERNAL")
+    ]
+
+
+def test_direct_tls_without_a_client_certificate_falls_back_to_dialback() -> None:
+    a, b = fresh(A), fresh(B)
+    out = S2SInitiatingConnection(a.config(), "a.example", "b.example", direct_tls=b.certificate)
+    inn = S2SReceivingConnection(b.config(), direct_tls=PeerCertificate(False))
+    out.start()
+    pump([(out, a, inn, b)])
+    answer_dialback(b, a, inn)
+    pump([(out, a, inn, b)])
+    assert inn.pairs == {("b.example", "a.example")}
+    assert of(a, DomainPairAuthenticated) == [
+        DomainPairAuthenticated("a.example", "b.example", DIALBACK)
+    ]
+
+
 def test_the_header_declares_the_dialback_namespace_and_jabber_server() -> None:
     a, b = fresh(A), fresh(B)
     out, _ = link(a, b, "a.example", "b.example")

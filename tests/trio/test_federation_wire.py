@@ -13,6 +13,7 @@ import pytest
 import trio
 import trustme
 from conftest import RunningServer, start_running
+from dns_server import dns_server
 
 from xmpp_trio.admin import request, socket_path
 from xmpp_trio.cli import main
@@ -295,3 +296,32 @@ async def closed_port() -> int:
     with trio.socket.socket() as sock:
         await sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_direct_tls_from_an_xmpps_server_srv_record(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """XEP-0368: b.test publishes only ``_xmpps-server._tcp`` pointing at its
+    ``s2s-directtls`` listener; a.test finds it through DNS, opens TLS first
+    (ALPN ``xmpp-server``) and authenticates with EXTERNAL, no STARTTLS."""
+    ca = trustme.CA()
+    direct_port = await closed_port()
+    listeners = (
+        ListenerConfig("c2s-starttls", "127.0.0.1", 0),
+        ListenerConfig("c2s-directtls", "127.0.0.1", 0),
+        ListenerConfig("s2s-directtls", "127.0.0.1", direct_port),
+    )
+    a = await start_domain("a.test", ca, ca, tmp_path, nursery)
+    b = await start_domain("b.test", ca, ca, tmp_path, nursery, options={"listeners": listeners})
+    assert a.server.federation is not None and b.server.federation is not None
+    b.server.federation.hosts["a.test"] = ("127.0.0.1", a.server.federation.port)
+    records = {"_xmpps-server._tcp.b.test": [(0, 0, direct_port, "b.test")]}
+    async with dns_server(records, {"b.test": "127.0.0.1"}) as nameserver:
+        a.server.federation.nameservers = [nameserver]
+        async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+            await exchange_between(juliet, "juliet@a.test", romeo, "romeo@b.test")
+            (inbound,) = [s for s in b.server.federation.inbound if s.domain == "a.test"]
+            assert isinstance(inbound.stream, trio.SSLStream)
+            assert inbound.stream.selected_alpn_protocol() == "xmpp-server"
+    assert b.server.federation.methods[("a.test", "b.test")] == "EXTERNAL"
+    assert a.server.federation.failures == 0
