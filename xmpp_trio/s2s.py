@@ -43,7 +43,7 @@ from xmpp_sansio.errors import LocalProtocolError, RemoteProtocolError, StanzaEr
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.server import Router
 from xmpp_sansio.server.effects import Effect, RouteRemote
-from xmpp_sansio.server.remote import without_payload
+from xmpp_sansio.server.remote import ping_answered, server_ping, without_payload
 from xmpp_sansio.stream.config import Limits
 from xmpp_sansio.stream.events import NegotiationFailed, StanzaReceived, TLSRequested
 from xmpp_sansio.stream.s2s import S2SInitiatingConnection, S2SReceivingConnection
@@ -151,9 +151,9 @@ class _Stream:
         return None
 
     async def flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            async with self.lock:
+        async with self.lock:  # taken under the lock: writers keep their order
+            data = self.conn.data_to_send()
+            if data:
                 await self.stream.send_all(data)
 
 
@@ -166,6 +166,7 @@ class _Link:
     queue: list[Element] = field(default_factory=list)
     ready: _Stream | None = None
     wake: trio.Event = field(default_factory=trio.Event)
+    #: when a stanza was last written, or a ping last answered
     last_used: float = 0.0
 
 
@@ -223,6 +224,9 @@ class Federation:
         #: the read rate of each remote domain with inbound streams
         #: (``max_inbound_rate``, shared by all its streams), and how many
         self.rates: dict[str, TokenBucket] = {}
+        #: keepalive pings waiting for their answer: id -> (local, remote, answered)
+        self._pings: dict[str, tuple[str, str, trio.Event]] = {}
+        self.pings_answered = 0
         self._rate_users: dict[str, int] = {}
         self.port = 0  #: the s2s listener's port (set by start_federation)
 
@@ -276,8 +280,11 @@ class Federation:
             except (LinkFailed, OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
                 self._fail(link, _NOT_FOUND, str(exc))
                 return
+            link.last_used = trio.current_time()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read, link.ready, nursery.cancel_scope)
+                if self.config.ping_interval > 0:
+                    nursery.start_soon(self._keepalive, link, nursery.cancel_scope)
                 with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
                     await self._write_queue(link)
                 nursery.cancel_scope.cancel()
@@ -310,6 +317,7 @@ class Federation:
                     stream.conn.send(element)
                 with trio.move_on_after(self.config.send_timeout) as stuck:
                     await stream.flush()
+                link.last_used = trio.current_time()
                 if stuck.cancelled_caught:
                     # A remote that stops reading: close the link and bounce
                     # what is still queued (RFC 6120 §8.3.3.14); others go on.
@@ -322,6 +330,35 @@ class Federation:
             if idle.cancelled_caught:
                 log.info("s2s %s -> %s idle: closing", link.local, link.remote)
                 return
+
+    async def _keepalive(self, link: _Link, scope: trio.CancelScope) -> None:
+        """XEP-0199 §4.3: ping an outbound link idle for ``ping_interval``;
+        without an answer (over the remote's stream to us) within
+        ``ping_timeout`` the link is closed and its queue bounces with
+        ``remote-server-timeout``."""
+        stream = link.ready
+        assert stream is not None
+        interval = self.config.ping_interval
+        while True:
+            await trio.sleep_until(link.last_used + interval)
+            if trio.current_time() < link.last_used + interval:
+                continue  # used meanwhile
+            ping_id = "s2s-ping-" + secrets.token_hex(8)
+            answered = trio.Event()
+            self._pings[ping_id] = (link.local, link.remote, answered)
+            try:
+                stream.conn.send(server_ping(link.local, link.remote, ping_id))
+                await stream.flush()
+                with trio.move_on_after(self.config.ping_timeout):
+                    await answered.wait()
+            finally:
+                del self._pings[ping_id]
+            if not answered.is_set():
+                self._fail(link, _TIMEOUT, "no answer to a ping")
+                scope.cancel()
+                return
+            self.pings_answered += 1
+            link.last_used = trio.current_time()
 
     async def _open(self, local: str, remote: str, *, verify_only: bool = False) -> _Stream:
         """Connect and negotiate until the pair is authenticated (or, with
@@ -589,6 +626,10 @@ class Federation:
     def _inbound_stanza(self, element: Element) -> None:
         origin = _domain_of(element.get("from"))
         assert origin is not None  # the stream checked the pair
+        ping = self._pings.get(element.get("id") or "") if self._pings else None
+        if ping is not None and ping_answered(element, ping[0], ping[1]) is not None:
+            ping[2].set()  # the answer to our keepalive (XEP-0199 §4.3)
+            return
         try:
             self._apply(self.server.router.route_from_remote(element, origin))
         except LocalProtocolError as exc:  # pragma: no cover - the stream checks first

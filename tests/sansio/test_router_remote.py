@@ -10,7 +10,7 @@ from xmpp_sansio.errors import LocalProtocolError, StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Router
 from xmpp_sansio.server.effects import RouteRemote
-from xmpp_sansio.server.remote import without_payload
+from xmpp_sansio.server.remote import ping_answered, server_ping, without_payload
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
 
@@ -113,3 +113,16 @@ def test_a_stanza_for_a_third_domain_is_not_relayed() -> None:
 def test_a_stanza_the_stream_should_have_refused_is_the_callers_bug(stanza: str) -> None:
     with pytest.raises(LocalProtocolError):
         router().route_from_remote(x(stanza), "montague.example")
+
+
+def test_a_server_ping_from_a_remote_server_is_answered_over_the_remote_route() -> None:
+    """XEP-0199 §4.3: an iq ping to our domain from the remote server itself
+    is answered; the answer is recognised by the pinging side."""
+    ping = server_ping("montague.example", "example.com", "p1")
+    (effect,) = router().route_from_remote(ping, "montague.example")
+    assert isinstance(effect, RouteRemote) and effect.domain == "montague.example"
+    answer = effect.element
+    assert answer.get("type") == "result" and answer.get("id") == "p1"
+    assert ping_answered(answer, "montague.example", "example.com") == "p1"
+    assert ping_answered(answer, "montague.example", "other.example") is None
+    assert ping_answered(ping, "montague.example", "example.com") is None  # a get is no answer

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
 import trustme
-from test_federation_wire import C, chat, client, next_stanza, start_domain
+from test_federation_wire import WAIT, C, chat, client, next_stanza, start_domain
 
 from xmpp_trio.config import LimitsConfig
 
@@ -155,3 +156,39 @@ async def test_a_flood_from_one_remote_domain_is_throttled_and_others_go_on(
         assert "b.test" not in a.server.federation.rates or (
             a.server.federation.rates["b.test"].waited == 0
         )
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Wait for a condition of the servers' state (polled; the bound is WAIT)."""
+    with trio.fail_after(WAIT):
+        while not predicate():
+            await trio.sleep(0.02)
+
+
+async def test_an_idle_link_is_pinged_and_closed_when_no_answer_comes(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """XEP-0199 §4.3: a.test pings its idle link to b.test; b.test answers an
+    iq to the server itself from a remote server (over its own stream back).
+    Once b.test stops reading, the next ping goes unanswered and the link is
+    closed after ``ping_timeout``."""
+    ca = trustme.CA()
+    a = await start_domain("a.test", ca, ca, tmp_path, nursery, ping_interval=0.2, ping_timeout=1.0)
+    b = await start_domain("b.test", ca, ca, tmp_path, nursery)
+    assert a.server.federation is not None and b.server.federation is not None
+    federation = a.server.federation
+    b.server.federation.hosts["a.test"] = ("127.0.0.1", federation.port)
+    valve = Valve(b.server.federation.port)
+    listeners = await nursery.start(
+        functools.partial(trio.serve_tcp, valve.serve, 0, host="127.0.0.1")
+    )
+    federation.hosts["b.test"] = ("127.0.0.1", listeners[0].socket.getsockname()[1])
+    async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+        await romeo.send(ET.Element(C + "presence"))
+        await juliet.send(chat("romeo@b.test", "first"))
+        assert (await next_stanza(romeo, "message")).findtext(C + "body") == "first"
+        await until(lambda: federation.pings_answered >= 2)
+        assert ("a.test", "b.test") in federation.links and federation.failures == 0
+        valve.stop()
+        await until(lambda: ("a.test", "b.test") not in federation.links)
+    assert federation.failures == 1 and federation.domain_failures == {"b.test": 1}
