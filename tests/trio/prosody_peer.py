@@ -46,8 +46,10 @@ async def prosody(
     users: dict[str, str],
     *,
     secure: bool = True,
+    log_level: str = "debug",
 ) -> AsyncIterator[tuple[int, int]]:
-    """Run Prosody for ``domain``; yields its (c2s port, s2s port)."""
+    """Run Prosody for ``domain``; yields its (c2s port, s2s port)
+    (``log_level``: "warn" for benchmarks/s2s_bench.py)."""
     home.mkdir(parents=True)
     cert = ca.issue_cert(domain)
     cert.cert_chain_pems[0].write_to_path(str(home / "cert.pem"))
@@ -61,7 +63,7 @@ run_as_root = true
 daemonize = false
 pidfile = "{home}/prosody.pid"
 data_path = "{home}/data"
-log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = "{home}/prosody.log" }} }}
+log = {{ {{ levels = {{ min = "{log_level}" }}, to = "file", filename = "{home}/prosody.log" }} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s} }}
 s2s_ports = {{ {s2s} }}
