@@ -325,3 +325,75 @@ async def test_direct_tls_from_an_xmpps_server_srv_record(
             assert inbound.stream.selected_alpn_protocol() == "xmpp-server"
     assert b.server.federation.methods[("a.test", "b.test")] == "EXTERNAL"
     assert a.server.federation.failures == 0
+
+
+MUC = "http://jabber.org/protocol/muc"
+
+
+async def test_a_remote_user_takes_part_in_a_room_across_the_link(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """XEP-0045 across domains: romeo@b.test joins a room at
+    conference.a.test; the room's presence and messages reach him over the
+    s2s link (the room's own domain authenticated by dialback, b.test asking
+    a.test's server about conference.a.test), and his message reaches juliet."""
+    ca = trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    assert a.server.federation is not None and b.server.federation is not None
+    b.server.federation.hosts["conference.a.test"] = ("127.0.0.1", a.server.federation.port)
+    room = "room@conference.a.test"
+    async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+        await juliet.send(muc_join(f"{room}/juliet"))
+        await next_stanza(juliet, "presence", **{"from": f"{room}/juliet"})
+        owner = ET.Element(C + "iq", {"type": "set", "to": room})
+        query = ET.SubElement(owner, f"{{{MUC}#owner}}query")
+        ET.SubElement(query, "{jabber:x:data}x", {"type": "submit"})  # an instant room
+        await juliet.request(owner)
+        await romeo.send(muc_join(f"{room}/romeo"))
+        mine = await next_stanza(romeo, "presence", **{"from": f"{room}/romeo"})
+        assert mine.get("type") is None
+        await next_stanza(juliet, "presence", **{"from": f"{room}/romeo"})
+        said = ET.Element(C + "message", {"to": room, "type": "groupchat"})
+        ET.SubElement(said, C + "body").text = "hello from b"
+        await romeo.send(said)
+        got = await next_stanza(juliet, "message", **{"from": f"{room}/romeo"})
+        assert got.findtext(C + "body") == "hello from b"
+        said = ET.Element(C + "message", {"to": room, "type": "groupchat"})
+        ET.SubElement(said, C + "body").text = "hello from a"
+        await juliet.send(said)
+        got = await next_stanza(romeo, "message", **{"from": f"{room}/juliet"})
+        assert got.findtext(C + "body") == "hello from a"
+    assert b.server.federation.methods[("conference.a.test", "b.test")] == "dialback"
+
+
+def muc_join(occupant: str) -> ET.Element:
+    presence = ET.Element(C + "presence", {"to": occupant})
+    ET.SubElement(presence, f"{{{MUC}}}x")
+    return presence
+
+
+async def test_a_blocked_remote_jid_gets_an_error_and_nothing_is_delivered(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """XEP-0191 across domains: juliet blocks romeo@b.test; his message comes
+    back to him as an error over the link and never reaches her; the block
+    is per JID, so another user of b.test still gets through."""
+    ca = trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    async with (
+        client(a, "juliet@a.test") as juliet,
+        client(b, "romeo@b.test") as romeo,
+        client(b, "juliet@b.test") as other,
+    ):
+        await juliet.send(ET.Element(C + "presence"))
+        block = ET.Element(C + "iq", {"type": "set"})
+        items = ET.SubElement(block, "{urn:xmpp:blocking}block")
+        ET.SubElement(items, "{urn:xmpp:blocking}item", {"jid": "romeo@b.test"})
+        await juliet.request(block)
+        await romeo.send(chat("juliet@a.test", "blocked?"))
+        error = await next_stanza(romeo, "message", type="error")
+        assert error.get("from") == "juliet@a.test"
+        assert error.find(f"{C}error/{STANZAS}service-unavailable") is not None  # §3.5
+        await other.send(chat("juliet@a.test", "not blocked"))
+        got = await next_stanza(juliet, "message")
+        assert got.findtext(C + "body") == "not blocked"
