@@ -397,3 +397,34 @@ async def test_a_blocked_remote_jid_gets_an_error_and_nothing_is_delivered(
         await other.send(chat("juliet@a.test", "not blocked"))
         got = await next_stanza(juliet, "message")
         assert got.findtext(C + "body") == "not blocked"
+
+
+async def test_carbons_copy_messages_to_and_from_a_remote_contact(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """XEP-0280 across domains: juliet's second resource, with carbons on,
+    gets a copy of what her first sends to romeo@b.test (sent) and of what
+    he sends to her first resource over the link (received)."""
+    ca = trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    carbons = "{urn:xmpp:carbons:2}"
+    async with (
+        client(a, "juliet@a.test") as first,
+        client(a, "juliet@a.test") as second,
+        client(b, "romeo@b.test") as romeo,
+    ):
+        enable = ET.Element(C + "iq", {"type": "set"})
+        ET.SubElement(enable, carbons + "enable")
+        await second.request(enable)
+        for who in (first, second, romeo):
+            await who.send(ET.Element(C + "presence"))
+        await first.send(chat("romeo@b.test", "to b"))
+        assert (await next_stanza(romeo, "message")).findtext(C + "body") == "to b"
+        copy = await next_stanza(second, "message")
+        assert copy.find(f"{carbons}sent") is not None
+        assert "to b" in ET.tostring(copy, encoding="unicode")
+        await romeo.send(chat(str(first.jid), "to a"))
+        assert (await next_stanza(first, "message")).findtext(C + "body") == "to a"
+        copy = await next_stanza(second, "message")
+        assert copy.find(f"{carbons}received") is not None
+        assert "to a" in ET.tostring(copy, encoding="unicode")
