@@ -61,6 +61,7 @@ from . import _tls
 from .certs import server_tls_material
 from .components import component_entries
 from .config import ConfigError, ServerConfig, load_config
+from .s2s_status import s2s_entries, s2s_summary
 from .services import _version
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
     from ._accounts import Accounts
     from ._session import Session
     from .limits import AuthBackoff, ConnectionCounter
+    from .s2s import Federation
     from .services import ServerServices
     from .storage import AccountStore
 
@@ -94,6 +96,7 @@ class XMPPServer(Protocol):
     services: ServerServices
     connections: ConnectionCounter
     sessions: dict[int, Session]
+    federation: Federation | None
 
     def stream_config_for(self, config: ServerConfig) -> StreamConfig: ...
     def apply(self, effects: Sequence[SessionEffect]) -> None: ...
@@ -318,6 +321,7 @@ class Admin:
             "connections": len(server.sessions),
             "sessions": len(self._bound()),
             "components": component_entries(server.router, server.sessions),  # XEP-0114
+            "s2s": s2s_summary(server.federation),  # docs/federation.md
             "domains": list(server.config.hosted_domains),
             "listeners": [
                 {"kind": b.kind, "address": b.address, "port": b.port} for b in self.listeners
@@ -380,7 +384,8 @@ class Admin:
                     "client": self._client(jid),
                 }
             )
-        return found + component_entries(server.router, server.sessions)
+        found += component_entries(server.router, server.sessions)
+        return found + s2s_entries(server.federation)
 
     def _end(self, account: JID, condition: StreamErrorCondition, *, removed: bool) -> int:
         ended = len([1 for _, jid in self._bound() if jid.bare == account.bare])

@@ -517,11 +517,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"domains: {', '.join(st['domains'])}",
         f"sessions: {st['sessions']} bound, {st['connections']} connections",
         f"components: {', '.join(c['jid'] for c in st['components']) or 'none connected'}",
+        *_s2s_line(st.get("s2s")),
         f"data dir: {st['data_dir']}",
         "listeners:",
         *listeners,
     ]
     return _print(args, st, lines)
+
+
+def _s2s_line(s2s: dict[str, Any] | None) -> list[str]:
+    """Federation's line of ``status`` (none when it is off; docs/federation.md)."""
+    if not s2s:
+        return []
+    return [
+        f"s2s: {s2s['outbound']} out, {s2s['inbound']} in, {s2s['queued']} queued,"
+        f" {s2s['failures']} failures; {', '.join(s2s['domains']) or 'no remote domains'}"
+    ]
 
 
 def _duration(seconds: float) -> str:

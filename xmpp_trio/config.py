@@ -76,7 +76,8 @@ Every key is optional; a missing file section means its defaults. The layout::
 
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md),
-                               # "component" (XEP-0114: docs/components.md, [components])
+                               # "component" (XEP-0114: docs/components.md, [components]),
+                               # "s2s-directtls" (XEP-0368 s2s: docs/federation.md)
     address = "0.0.0.0"        # IPv4 only; "::" IPv6 only; "*" (the default) both
     port = 5222                # 0 lets the operating system pick a free port
 
@@ -144,7 +145,9 @@ __all__ = [
     "toml_type",
 ]
 
-ListenerKind: TypeAlias = Literal["c2s-starttls", "c2s-directtls", "http", "https", "component"]
+ListenerKind: TypeAlias = Literal[
+    "c2s-starttls", "c2s-directtls", "http", "https", "component", "s2s-directtls"
+]
 
 LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = (
     "c2s-starttls",
@@ -152,6 +155,7 @@ LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = (
     "http",
     "https",
     "component",  # XEP-0114 (docs/components.md)
+    "s2s-directtls",  # XEP-0368 for servers (docs/federation.md; needs [federation])
 )
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final = ("text", "json")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import secrets
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -43,6 +43,7 @@ from xmpp_sansio.errors import LocalProtocolError, RemoteProtocolError, StanzaEr
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.server import Router
 from xmpp_sansio.server.effects import Effect, RouteRemote
+from xmpp_sansio.server.remote import ping_answered, server_ping, without_payload
 from xmpp_sansio.stream.config import Limits
 from xmpp_sansio.stream.events import NegotiationFailed, StanzaReceived, TLSRequested
 from xmpp_sansio.stream.s2s import S2SInitiatingConnection, S2SReceivingConnection
@@ -55,25 +56,30 @@ from xmpp_sansio.stream.s2s_events import (
     S2SConfig,
     S2STLSEstablished,
 )
+from xmpp_sansio.stream.s2s_identity import PeerCertificate
 
 from .certs import ensure_certificate
 from .config import ServerConfig
 from .federation_config import FederationConfig
+from .limits import TokenBucket
+from .metrics import Metrics
 from .s2s_certs import peer_certificate
 from .s2s_resolve import resolve_host, resolve_server_targets
+from .s2s_status import S2SCollector
 
 
 class XMPPServer(Protocol):
     """What federation uses of :class:`xmpp_trio.server.XMPPServer`."""
 
     config: ServerConfig
+    metrics: Metrics
     router: Router
     federation: Federation | None
 
     def apply(self, effects: Sequence[Effect]) -> None: ...
 
 
-__all__ = ["Federation", "start_federation"]
+__all__ = ["Federation", "s2s_handler", "start_federation"]
 
 log = logging.getLogger("xmpp_trio.s2s")
 _READ = 65536
@@ -81,6 +87,26 @@ _NOT_FOUND = StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND
 _TIMEOUT = StanzaErrorCondition.REMOTE_SERVER_TIMEOUT
 
 Conn = S2SInitiatingConnection | S2SReceivingConnection
+
+
+_ALPN = "xmpp-server"
+
+
+def _client_context(
+    cafile: str | None, cert: object, key: object, *, alpn: bool = False
+) -> ssl.SSLContext:
+    """Our TLS client side: verifying the peer and presenting our
+    certificate, or (``cafile``/``cert`` None: the dialback retry) neither."""
+    if cert is None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context(cafile=cafile)
+        context.load_cert_chain(str(cert), str(key))
+    if alpn:
+        context.set_alpn_protocols([_ALPN])
+    return context
 
 
 class LinkFailed(Exception):
@@ -105,11 +131,29 @@ class _Stream:
     conn: Conn
     stream: trio.abc.Stream
     lock: trio.Lock = field(default_factory=trio.Lock)
+    #: inbound: the first remote domain authenticated on it (its rate applies)
+    domain: str | None = None
+    #: how the stream's first pair was authenticated ("EXTERNAL", "dialback")
+    method: str | None = None
+    peer: str = field(default="?", init=False)
+
+    def __post_init__(self) -> None:
+        with suppress(OSError, AttributeError, TypeError, IndexError):
+            host, port = self.stream.socket.getpeername()[:2]  # type: ignore[attr-defined]
+            self.peer = f"{host}:{port}"
+
+    def tls_version(self) -> str | None:
+        """The TLS version in use, or None before STARTTLS."""
+        if isinstance(self.stream, trio.SSLStream):
+            with suppress(trio.NeedHandshakeError):
+                version = self.stream.version()
+                return str(version) if version else None
+        return None
 
     async def flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            async with self.lock:
+        async with self.lock:  # taken under the lock: writers keep their order
+            data = self.conn.data_to_send()
+            if data:
                 await self.stream.send_all(data)
 
 
@@ -122,6 +166,7 @@ class _Link:
     queue: list[Element] = field(default_factory=list)
     ready: _Stream | None = None
     wake: trio.Event = field(default_factory=trio.Event)
+    #: when a stanza was last written, or a ping last answered
     last_used: float = 0.0
 
 
@@ -143,6 +188,7 @@ class Federation:
             limits=Limits(negotiation_timeout=self.config.connect_timeout),
             require_valid_certificate=self.config.require_valid_certificates,
             allow_dialback=self.config.dialback,
+            max_domain_pairs=self.config.max_domain_pairs,
         )
         cert, key = (
             (config.tls.cert, config.tls.key)
@@ -155,16 +201,33 @@ class Federation:
         self.server_context.load_cert_chain(str(cert), str(key))
         self.server_context.verify_mode = ssl.CERT_OPTIONAL  # for EXTERNAL (XEP-0178)
         self._trust(self.server_context, cafile)
-        self.client_context = ssl.create_default_context(cafile=cafile)
-        self.client_context.load_cert_chain(str(cert), str(key))
-        self.lenient_context = ssl.create_default_context()
-        self.lenient_context.check_hostname = False
-        self.lenient_context.verify_mode = ssl.CERT_NONE
+        self.client_context = _client_context(cafile, cert, key)
+        self.lenient_context = _client_context(None, None, None)
+        # XEP-0368 §3: direct TLS says what it carries with ALPN "xmpp-server".
+        self.direct_contexts = {
+            True: _client_context(cafile, cert, key, alpn=True),
+            False: _client_context(None, None, None, alpn=True),
+        }
+        self.direct_server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.direct_server_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.direct_server_context.load_cert_chain(str(cert), str(key))
+        self.direct_server_context.verify_mode = ssl.CERT_OPTIONAL
+        self.direct_server_context.set_alpn_protocols([_ALPN])
+        self._trust(self.direct_server_context, cafile)
         self.links: dict[tuple[str, str], _Link] = {}
         self.inbound: set[_Stream] = set()
         self.failures = 0
+        #: failed outbound links by remote domain (``status``, metrics)
+        self.domain_failures: dict[str, int] = {}
         #: how each inbound (remote, local) pair was last authenticated (metrics, tests)
         self.methods: dict[tuple[str, str], str] = {}
+        #: the read rate of each remote domain with inbound streams
+        #: (``max_inbound_rate``, shared by all its streams), and how many
+        self.rates: dict[str, TokenBucket] = {}
+        #: keepalive pings waiting for their answer: id -> (local, remote, answered)
+        self._pings: dict[str, tuple[str, str, trio.Event]] = {}
+        self.pings_answered = 0
+        self._rate_users: dict[str, int] = {}
         self.port = 0  #: the s2s listener's port (set by start_federation)
 
     @staticmethod
@@ -197,7 +260,9 @@ class Federation:
         link.wake.set()
 
     def _bounce(self, element: Element, condition: StanzaErrorCondition) -> None:
-        self.server.apply(self.server.router.bounce(element, condition))
+        """Bounce a stanza the remote route could not take, without its
+        payload (:func:`~xmpp_sansio.server.remote.without_payload`)."""
+        self.server.apply(self.server.router.bounce(without_payload(element), condition))
 
     def _apply(self, effects: list[Effect]) -> None:
         self.server.apply(effects)
@@ -215,8 +280,11 @@ class Federation:
             except (LinkFailed, OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
                 self._fail(link, _NOT_FOUND, str(exc))
                 return
+            link.last_used = trio.current_time()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read, link.ready, nursery.cancel_scope)
+                if self.config.ping_interval > 0:
+                    nursery.start_soon(self._keepalive, link, nursery.cancel_scope)
                 with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
                     await self._write_queue(link)
                 nursery.cancel_scope.cancel()
@@ -231,6 +299,7 @@ class Federation:
 
     def _fail(self, link: _Link, condition: StanzaErrorCondition, why: str) -> None:
         self.failures += 1
+        self.domain_failures[link.remote] = self.domain_failures.get(link.remote, 0) + 1
         log.info("s2s %s -> %s failed: %s", link.local, link.remote, why)
         queued, link.queue = link.queue, []
         for element in queued:
@@ -248,6 +317,7 @@ class Federation:
                     stream.conn.send(element)
                 with trio.move_on_after(self.config.send_timeout) as stuck:
                     await stream.flush()
+                link.last_used = trio.current_time()
                 if stuck.cancelled_caught:
                     # A remote that stops reading: close the link and bounce
                     # what is still queued (RFC 6120 §8.3.3.14); others go on.
@@ -260,6 +330,35 @@ class Federation:
             if idle.cancelled_caught:
                 log.info("s2s %s -> %s idle: closing", link.local, link.remote)
                 return
+
+    async def _keepalive(self, link: _Link, scope: trio.CancelScope) -> None:
+        """XEP-0199 §4.3: ping an outbound link idle for ``ping_interval``;
+        without an answer (over the remote's stream to us) within
+        ``ping_timeout`` the link is closed and its queue bounces with
+        ``remote-server-timeout``."""
+        stream = link.ready
+        assert stream is not None
+        interval = self.config.ping_interval
+        while True:
+            await trio.sleep_until(link.last_used + interval)
+            if trio.current_time() < link.last_used + interval:
+                continue  # used meanwhile
+            ping_id = "s2s-ping-" + secrets.token_hex(8)
+            answered = trio.Event()
+            self._pings[ping_id] = (link.local, link.remote, answered)
+            try:
+                stream.conn.send(server_ping(link.local, link.remote, ping_id))
+                await stream.flush()
+                with trio.move_on_after(self.config.ping_timeout):
+                    await answered.wait()
+            finally:
+                del self._pings[ping_id]
+            if not answered.is_set():
+                self._fail(link, _TIMEOUT, "no answer to a ping")
+                scope.cancel()
+                return
+            self.pings_answered += 1
+            link.last_used = trio.current_time()
 
     async def _open(self, local: str, remote: str, *, verify_only: bool = False) -> _Stream:
         """Connect and negotiate until the pair is authenticated (or, with
@@ -279,9 +378,12 @@ class Federation:
                 except OSError as exc:
                     last = exc
                     break
-                conn = S2SInitiatingConnection(self.s2s, local, remote, verify_only=verify_only)
-                stream = _Stream(conn, tcp)
+                stream = _Stream(
+                    S2SInitiatingConnection(self.s2s, local, remote, verify_only=verify_only), tcp
+                )
                 try:
+                    if target.direct_tls:
+                        await self._direct_tls(stream, strict, verify_only=verify_only)
                     await self._negotiate(stream, strict)
                     return stream
                 except (ssl.SSLError, _TLSFailed) as exc:
@@ -298,6 +400,26 @@ class Federation:
                     await self._close(stream)
                     break
         raise LinkFailed(str(last))
+
+    async def _direct_tls(self, stream: _Stream, strict: bool, *, verify_only: bool) -> None:
+        """XEP-0368: TLS before the stream header (an ``_xmpps-server`` target);
+        the connection then starts with TLS on and the peer's facts known."""
+        old = stream.conn
+        assert isinstance(old, S2SInitiatingConnection)
+        tls = trio.SSLStream(
+            stream.stream, self.direct_contexts[strict], server_hostname=old.remote
+        )
+        try:
+            await tls.do_handshake()
+        except trio.BrokenResourceError as exc:
+            raise _TLSFailed(f"direct TLS: {exc.__cause__}") from exc
+        stream.stream = tls
+        facts = peer_certificate(
+            tls.getpeercert(binary_form=True), chain_valid=strict
+        ) or PeerCertificate(False)
+        stream.conn = S2SInitiatingConnection(
+            self.s2s, old.local, old.remote, verify_only=verify_only, direct_tls=facts
+        )
 
     async def _negotiate(self, stream: _Stream, strict: bool) -> None:
         conn = stream.conn
@@ -329,6 +451,7 @@ class Federation:
                     der = ssl_stream.getpeercert(binary_form=True)
                     conn.send(S2STLSEstablished(peer_certificate(der, chain_valid=strict)))
                 elif isinstance(event, DomainPairAuthenticated):
+                    stream.method = event.method
                     await stream.flush()
                     return
                 elif isinstance(event, NegotiationFailed | DomainPairRejected):
@@ -390,8 +513,10 @@ class Federation:
         if rconn.should_close:
             return
         rconn.send(DialbackVerdict(event.originating, event.receiving, valid, error))
-        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
             await receiving.flush()
+        if rconn.should_close:  # an invalid key closed the stream (XEP-0220 §2.4)
+            await trio.aclose_forcefully(receiving.stream)
 
     async def _verify_answer(self, check: _Stream) -> bool:
         while True:
@@ -405,15 +530,25 @@ class Federation:
 
     # -- inbound -------------------------------------------------------------------
 
-    async def handle_inbound(self, tcp: trio.SocketStream) -> None:
-        """Serve one connection on the s2s port (negotiated within
-        ``connect_timeout``); errors end this connection only."""
+    async def handle_inbound(self, tcp: trio.SocketStream, *, direct_tls: bool = False) -> None:
+        """Serve one connection on the s2s port, or with ``direct_tls`` on an
+        ``s2s-directtls`` listener (XEP-0368: TLS before the header);
+        negotiated within ``connect_timeout``; errors end this connection only."""
         stream = _Stream(S2SReceivingConnection(self.s2s), tcp)
         self.inbound.add(stream)
         try:
             async with trio.open_nursery() as nursery:
                 try:
                     with trio.fail_after(self.config.connect_timeout) as deadline:
+                        if direct_tls:
+                            tls = trio.SSLStream(tcp, self.direct_server_context, server_side=True)
+                            await tls.do_handshake()
+                            stream.stream = tls
+                            der = tls.getpeercert(binary_form=True)
+                            facts = peer_certificate(
+                                der, chain_valid=der is not None
+                            ) or PeerCertificate(False)
+                            stream.conn = S2SReceivingConnection(self.s2s, direct_tls=facts)
                         await self._serve_inbound(stream, nursery, deadline)
                 except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
@@ -422,7 +557,19 @@ class Federation:
                 nursery.cancel_scope.cancel()
         finally:
             self.inbound.discard(stream)
+            if stream.domain is not None:
+                self._rate_users[stream.domain] -= 1
+                if not self._rate_users[stream.domain]:
+                    del self._rate_users[stream.domain], self.rates[stream.domain]
             await self._close(stream)
+
+    def _rate_of(self, stream: _Stream, domain: str) -> None:
+        """Count ``stream`` against ``domain``'s read rate from now on."""
+        stream.domain = domain
+        self._rate_users[domain] = self._rate_users.get(domain, 0) + 1
+        if domain not in self.rates:
+            rate = self.config.max_inbound_rate
+            self.rates[domain] = TokenBucket(rate, 2.0 * rate)
 
     async def _serve_inbound(
         self, stream: _Stream, nursery: trio.Nursery, deadline: trio.CancelScope
@@ -430,7 +577,9 @@ class Federation:
         conn = stream.conn
         assert isinstance(conn, S2SReceivingConnection)
         while not conn.should_close:
-            data = await stream.stream.receive_some(_READ)
+            bucket = self.rates.get(stream.domain) if stream.domain is not None else None
+            size = _READ if bucket is None else min(_READ, bucket.max_read())
+            data = await stream.stream.receive_some(size)
             conn.receive_data(data)
             while True:
                 try:
@@ -456,6 +605,9 @@ class Federation:
                         conn.send(DialbackVerdict(event.originating, event.receiving, False))
                 elif isinstance(event, DomainPairAuthenticated):
                     self.methods[event.remote, event.local] = event.method
+                    if stream.domain is None:
+                        stream.method = event.method
+                        self._rate_of(stream, event.remote)
                     if not self.config.allows(event.remote):
                         conn.close()
                     deadline.deadline = float("inf")  # negotiated: no more deadline
@@ -464,10 +616,20 @@ class Federation:
             await stream.flush()
             if not data:
                 break
+            if bucket is not None:
+                # A flood from one remote domain waits here (backpressure on
+                # its streams); other domains and local users go on.
+                delay = bucket.consume(len(data), trio.current_time())
+                if delay > 0:
+                    await trio.sleep(delay)
 
     def _inbound_stanza(self, element: Element) -> None:
         origin = _domain_of(element.get("from"))
         assert origin is not None  # the stream checked the pair
+        ping = self._pings.get(element.get("id") or "") if self._pings else None
+        if ping is not None and ping_answered(element, ping[0], ping[1]) is not None:
+            ping[2].set()  # the answer to our keepalive (XEP-0199 §4.3)
+            return
         try:
             self._apply(self.server.router.route_from_remote(element, origin))
         except LocalProtocolError as exc:  # pragma: no cover - the stream checks first
@@ -478,6 +640,7 @@ async def start_federation(server: XMPPServer, nursery: trio.Nursery) -> list[tu
     """Attach a :class:`Federation` to ``server`` and listen on the s2s port;
     returns where (address, port)."""
     federation = server.federation = Federation(server, nursery)
+    server.metrics.registry.register(S2SCollector(federation))
     listeners = await trio.open_tcp_listeners(server.config.federation.port)
     where = []
     for listener in listeners:
@@ -486,3 +649,20 @@ async def start_federation(server: XMPPServer, nursery: trio.Nursery) -> list[tu
         nursery.start_soon(trio.serve_listeners, federation.handle_inbound, [listener])
     log.info("listening for s2s on %s", where)
     return where
+
+
+def s2s_handler(
+    server: XMPPServer, kind: str
+) -> Callable[[trio.SocketStream], Awaitable[None]] | None:
+    """The handler of an ``s2s-directtls`` listener (XEP-0368), else None;
+    it serves connections once federation has started (else closes them)."""
+    if kind != "s2s-directtls":
+        return None
+
+    async def handle(tcp: trio.SocketStream) -> None:
+        if server.federation is None:
+            await trio.aclose_forcefully(tcp)
+            return
+        await server.federation.handle_inbound(tcp, direct_tls=True)
+
+    return handle

@@ -71,7 +71,7 @@ from .limits import (
 )
 from .logs import SESSION
 from .metrics import Metrics, serve_metrics
-from .s2s import Federation, start_federation
+from .s2s import Federation, s2s_handler, start_federation
 from .services import build_services, open_database
 from .storage import AccountStore
 
@@ -572,6 +572,7 @@ async def run_server(
             handler = (
                 web.handler(spec.kind)
                 or component_handler(server, spec.kind)
+                or s2s_handler(server, spec.kind)
                 or partial(server.handle, direct_tls=direct)
             )
             for listener in listeners:

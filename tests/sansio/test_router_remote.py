@@ -10,6 +10,7 @@ from xmpp_sansio.errors import LocalProtocolError, StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Router
 from xmpp_sansio.server.effects import RouteRemote
+from xmpp_sansio.server.remote import ping_answered, server_ping, without_payload
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
 
@@ -45,6 +46,25 @@ def test_without_federation_the_remote_route_still_bounces() -> None:
     assert isinstance(effect, Deliver)
     error = parse_error(effect.element)
     assert error is not None and error.condition is StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND
+
+
+def test_a_stanza_the_remote_route_could_not_take_bounces_without_its_payload() -> None:
+    """RFC 6120 §8.3.1: the original XML in an error is a courtesy; a link's
+    queue bounces at once, so its stanzas come back without their payloads."""
+    (routed,) = router().route(
+        BALCONY,
+        x("<message to='romeo@montague.example' type='chat' id='m1'><body>hi</body></message>"),
+    )
+    assert isinstance(routed, RouteRemote)
+    bare = without_payload(routed.element)
+    assert list(bare) == [] and bare.attrib == routed.element.attrib
+    assert routed.element.findtext("{jabber:client}body") == "hi"  # the original is untouched
+    (effect,) = router().bounce(bare, StanzaErrorCondition.REMOTE_SERVER_TIMEOUT)
+    assert isinstance(effect, Deliver) and effect.session == BALCONY
+    assert effect.element.get("id") == "m1" and effect.element.get("type") == "error"
+    assert effect.element.find("{jabber:client}body") is None
+    error = parse_error(effect.element)
+    assert error is not None and error.condition is StanzaErrorCondition.REMOTE_SERVER_TIMEOUT
 
 
 def test_a_stanza_from_a_remote_server_is_delivered_by_the_local_rules() -> None:
@@ -93,3 +113,16 @@ def test_a_stanza_for_a_third_domain_is_not_relayed() -> None:
 def test_a_stanza_the_stream_should_have_refused_is_the_callers_bug(stanza: str) -> None:
     with pytest.raises(LocalProtocolError):
         router().route_from_remote(x(stanza), "montague.example")
+
+
+def test_a_server_ping_from_a_remote_server_is_answered_over_the_remote_route() -> None:
+    """XEP-0199 §4.3: an iq ping to our domain from the remote server itself
+    is answered; the answer is recognised by the pinging side."""
+    ping = server_ping("montague.example", "example.com", "p1")
+    (effect,) = router().route_from_remote(ping, "montague.example")
+    assert isinstance(effect, RouteRemote) and effect.domain == "montague.example"
+    answer = effect.element
+    assert answer.get("type") == "result" and answer.get("id") == "p1"
+    assert ping_answered(answer, "montague.example", "example.com") == "p1"
+    assert ping_answered(answer, "montague.example", "other.example") is None
+    assert ping_answered(ping, "montague.example", "example.com") is None  # a get is no answer

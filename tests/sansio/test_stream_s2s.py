@@ -188,6 +188,37 @@ def test_valid_certificates_authenticate_with_sasl_external_after_starttls() -> 
     assert received.element.findtext("{jabber:client}body") == "hi"
 
 
+def test_direct_tls_skips_starttls_and_authenticates_with_external() -> None:
+    """XEP-0368: a stream over direct TLS has no STARTTLS; the certificate
+    facts given at construction decide EXTERNAL as after STARTTLS."""
+    a, b = fresh(A), fresh(B)
+    out = S2SInitiatingConnection(a.config(), "a.example", "b.example", direct_tls=b.certificate)
+    inn = S2SReceivingConnection(b.config(), direct_tls=a.certificate)
+    out.start()
+    wire: list[bytes] = []
+    pump([(out, a, inn, b)], wire)
+    sent = b"".join(wire)
+    assert b"starttls" not in sent and b'mechanism="EXTERNAL"' in sent
+    assert out.state is State.READY and inn.state is State.READY
+    assert of(b, DomainPairAuthenticated) == [
+        DomainPairAuthenticated("b.example", "a.example", "EXTERNAL")
+    ]
+
+
+def test_direct_tls_without_a_client_certificate_falls_back_to_dialback() -> None:
+    a, b = fresh(A), fresh(B)
+    out = S2SInitiatingConnection(a.config(), "a.example", "b.example", direct_tls=b.certificate)
+    inn = S2SReceivingConnection(b.config(), direct_tls=PeerCertificate(False))
+    out.start()
+    pump([(out, a, inn, b)])
+    answer_dialback(b, a, inn)
+    pump([(out, a, inn, b)])
+    assert inn.pairs == {("b.example", "a.example")}
+    assert of(a, DomainPairAuthenticated) == [
+        DomainPairAuthenticated("a.example", "b.example", DIALBACK)
+    ]
+
+
 def test_the_header_declares_the_dialback_namespace_and_jabber_server() -> None:
     a, b = fresh(A), fresh(B)
     out, _ = link(a, b, "a.example", "b.example")
@@ -243,6 +274,42 @@ def test_a_wrong_dialback_key_is_invalid_and_no_stanza_flows() -> None:
             pass
     assert info.value.condition is StreamErrorCondition.NOT_AUTHORIZED
     assert b"not-authorized" in inn2.data_to_send()
+
+
+def test_a_wrong_dialback_key_on_a_new_stream_closes_it_not_authorized() -> None:
+    """XEP-0220 §2.4: no other pair on the stream: result "invalid", then the
+    stream MUST be closed."""
+    impostor = Server(A.domains, b"not-the-secret", cert("a.example", valid=False))
+    b = fresh(B)
+    out, inn = link(impostor, b, "a.example", "b.example")
+    pump([(out, impostor, inn, b)])
+    answer_dialback(b, fresh(A), inn)
+    sent = inn.data_to_send()
+    assert b'type="invalid"' in sent
+    assert b"<not-authorized" in sent and sent.endswith(b"</stream:stream>")
+    assert sent.index(b'type="invalid"') < sent.index(b"<not-authorized")
+    assert inn.should_close and inn.pairs == set()
+
+
+def test_a_wrong_key_for_a_piggybacked_pair_is_forbidden_and_the_stream_stays() -> None:
+    """XEP-0220 §2.4/§2.5: other pairs are valid: the bogus one gets a
+    <forbidden/> error; stanzas of the valid pair still flow."""
+    a, b = fresh(A), fresh(B)
+    out, inn = link(a, b, "a.example", "b.example")
+    pump([(out, a, inn, b)])
+    out.authorize("chat.a.example")
+    pump([(out, a, inn, b)])
+    answer_dialback(b, Server(A.domains, b"not-the-secret", A.certificate), inn)
+    sent = inn.data_to_send()
+    assert b'type="error"' in sent and b"<forbidden" in sent
+    assert not inn.should_close
+    assert inn.pairs == {("b.example", "a.example")}
+    out.receive_data(sent)
+    while out.next_event() is not None:
+        pass
+    out.send(message("romeo@a.example/x", "juliet@b.example"))
+    pump([(out, a, inn, b)])
+    assert len(of(b, StanzaReceived)) == 1
 
 
 def test_a_spoofed_from_domain_closes_the_stream_with_invalid_from() -> None:

@@ -46,8 +46,12 @@ async def prosody(
     users: dict[str, str],
     *,
     secure: bool = True,
+    log_level: str = "debug",
+    direct_tls_port: int | None = None,
 ) -> AsyncIterator[tuple[int, int]]:
-    """Run Prosody for ``domain``; yields its (c2s port, s2s port)."""
+    """Run Prosody for ``domain``; yields its (c2s port, s2s port)
+    (``log_level``: "warn" for benchmarks/s2s_bench.py; ``direct_tls_port``:
+    its ``s2s_direct_tls_ports``, XEP-0368)."""
     home.mkdir(parents=True)
     cert = ca.issue_cert(domain)
     cert.cert_chain_pems[0].write_to_path(str(home / "cert.pem"))
@@ -61,13 +65,15 @@ run_as_root = true
 daemonize = false
 pidfile = "{home}/prosody.pid"
 data_path = "{home}/data"
-log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = "{home}/prosody.log" }} }}
+log = {{ {{ levels = {{ min = "{log_level}" }}, to = "file", filename = "{home}/prosody.log" }} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s} }}
 s2s_ports = {{ {s2s} }}
 http_ports = {{}}
 https_ports = {{}}
 c2s_direct_tls_ports = {{}}
+s2s_direct_tls_ports = {{ {direct_tls_port or ""} }}
+s2s_direct_tls_ssl = {{ certificate = "{home}/cert.pem", key = "{home}/key.pem" }}
 s2s_secure_auth = {"true" if secure else "false"}
 s2s_require_encryption = true
 authentication = "internal_hashed"

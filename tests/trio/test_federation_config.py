@@ -39,6 +39,9 @@ send_timeout = 7.5
 max_queue = 10
 max_streams_per_domain = 2
 max_domain_pairs = 3
+max_inbound_rate = 50000
+ping_interval = 120
+ping_timeout = 10
 """
     config = load_config(write(tmp_path, text)).federation
     assert config == FederationConfig(
@@ -56,6 +59,9 @@ max_domain_pairs = 3
         max_queue=10,
         max_streams_per_domain=2,
         max_domain_pairs=3,
+        max_inbound_rate=50000,
+        ping_interval=120.0,
+        ping_timeout=10.0,
     )
     assert config.allows("montague.example")
     assert not config.allows("evil.example") and not config.allows("other.example")
@@ -78,6 +84,9 @@ def test_without_an_allow_list_every_domain_but_the_denied_ones_is_allowed() -> 
         ('hosts = ["montague.example"]', "federation.hosts"),
         ("connect_timeout = 0", "federation.connect_timeout"),
         ("max_queue = 0", "federation.max_queue"),
+        ("max_inbound_rate = 10", "federation.max_inbound_rate"),
+        ("ping_interval = -1", "federation.ping_interval"),
+        ("ping_timeout = 0", "federation.ping_timeout"),
         ("bogus = 1", "federation.bogus"),
     ],
 )

@@ -12,10 +12,11 @@ from pathlib import Path
 import trio
 import trustme
 from dns_server import dns_server
-from prosody_peer import prosody, require_prosody
+from prosody_peer import free_port, prosody, require_prosody
 from test_federation_wire import PASSWORD, client, exchange_between, start_domain
 
 from xmpp_trio.client import Client, open_client
+from xmpp_trio.config import ListenerConfig
 
 C = "{jabber:client}"
 
@@ -140,3 +141,56 @@ async def test_prosody_over_dialback_with_an_untrusted_certificate_and_cross_dom
     assert "a.example->c.example is now authenticated for a.example" in log
     # We trust Prosody's certificate: its stream to us used SASL EXTERNAL.
     assert a.server.federation.methods == {("c.example", "a.example"): "EXTERNAL"}
+
+
+async def test_our_server_and_prosody_federate_over_direct_tls(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """XEP-0368 with Prosody 0.12: both domains publish only
+    ``_xmpps-server._tcp`` records, pointing at Prosody's
+    ``s2s_direct_tls_ports`` and at our ``s2s-directtls`` listener; messages
+    go both ways over TLS set up before the stream header."""
+    require_prosody()
+    ca = trustme.CA()
+    ours_direct, theirs_direct = free_port(), free_port()
+    listeners = (
+        ListenerConfig("c2s-starttls", "127.0.0.1", 0),
+        ListenerConfig("c2s-directtls", "127.0.0.1", 0),
+        ListenerConfig("s2s-directtls", "127.0.0.1", ours_direct),
+    )
+    a = await start_domain("a.example", ca, ca, tmp_path, nursery, options={"listeners": listeners})
+    assert a.server.federation is not None
+    records: dict[str, list[tuple[int, int, int, str]]] = {
+        "_xmpps-server._tcp.a.example": [(0, 0, ours_direct, "a.example")],
+        "_xmpps-server._tcp.c.example": [(0, 0, theirs_direct, "c.example")],
+    }
+    addresses = {"a.example": "127.0.0.1", "c.example": "127.0.0.1"}
+    with trio.fail_after(60):
+        async with dns_server(records, addresses) as dns:
+            a.server.federation.nameservers = [dns]
+            async with prosody(
+                "c.example",
+                ca,
+                tmp_path / "prosody",
+                dns,
+                {"romeo": PASSWORD},
+                direct_tls_port=theirs_direct,
+            ) as (c2s, _):
+                romeo_client = open_client(
+                    "romeo@c.example",
+                    PASSWORD,
+                    host="127.0.0.1",
+                    port=c2s,
+                    ssl_context=a.client_context(),
+                )
+                async with client(a, "juliet@a.example") as juliet, romeo_client as romeo:
+                    await exchange_between(juliet, "juliet@a.example", romeo, "romeo@c.example")
+                    (inbound,) = [s for s in a.server.federation.inbound if s.domain == "c.example"]
+                    assert isinstance(inbound.stream, trio.SSLStream)
+                    assert inbound.stream.selected_alpn_protocol() == "xmpp-server"
+                    (link,) = a.server.federation.links.values()
+                    # Ours went to Prosody's direct TLS port (Prosody selects no ALPN).
+                    assert link.ready is not None and isinstance(link.ready.stream, trio.SSLStream)
+                    assert link.ready.peer == f"127.0.0.1:{theirs_direct}"
+    assert a.server.federation.methods == {("c.example", "a.example"): "EXTERNAL"}
+    assert a.server.federation.failures == 0

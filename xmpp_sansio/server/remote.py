@@ -19,7 +19,10 @@ from ..jid import JID, InvalidJID
 from .effects import RouteRemote
 from .hosts import Hosts
 
-__all__ = ["inbound_is_hosted", "remote_route"]
+__all__ = ["inbound_is_hosted", "ping_answered", "remote_route", "server_ping", "without_payload"]
+
+_IQ = "{jabber:client}iq"
+_PING = "{urn:xmpp:ping}ping"
 
 
 def remote_route(element: Element) -> RouteRemote | None:
@@ -32,6 +35,39 @@ def remote_route(element: Element) -> RouteRemote | None:
         return RouteRemote(element, JID.parse(to).domain)
     except InvalidJID:
         return None
+
+
+def without_payload(element: Element) -> Element:
+    """What a stanza that could not be sent to a remote server is bounced as:
+    its name and attributes, without its payload. Including the original XML
+    in an error is a courtesy the sender must not depend on (RFC 6120 §8.3.1);
+    a link's whole queue bounces at once, and with the payloads a queue of
+    large stanzas would land on the sender in one burst over its XEP-0198
+    unacknowledged bound (``sm_max_unacked_bytes``), closing its stream with
+    ``resource-constraint``. Prosody's bounces carry no payload either."""
+    return Element(element.tag, element.attrib)
+
+
+def server_ping(local: str, remote: str, ping_id: str) -> Element:
+    """XEP-0199 §4.3: a server-to-server ping, from our domain to the
+    remote server itself, to find out whether an idle link still works."""
+    iq = Element(_IQ, {"type": "get", "from": local, "to": remote, "id": ping_id})
+    iq.append(Element(_PING))
+    return iq
+
+
+def ping_answered(element: Element, local: str, remote: str) -> str | None:
+    """The id when ``element`` answers a :func:`server_ping` from ``local``
+    to ``remote``: an iq result, or an error (a server without XEP-0199 says
+    ``service-unavailable``, §4.3; it still answered); else None."""
+    if (
+        element.tag == _IQ
+        and element.get("type") in ("result", "error")
+        and element.get("from") == remote
+        and element.get("to") == local
+    ):
+        return element.get("id")
+    return None
 
 
 def inbound_is_hosted(element: Element, origin: str, hosts: Hosts) -> bool:

@@ -97,12 +97,15 @@ class _S2SStream(_Connection):
 
     _default_ns = ns.SERVER
 
-    def __init__(self, config: S2SConfig) -> None:
+    def __init__(self, config: S2SConfig, direct_tls: PeerCertificate | None = None) -> None:
         limits = config.limits
         super().__init__(limits.max_stanza_size_preauth, limits.max_stanza_size, limits.max_depth)
         self.config = config
         self.stream_id: str | None = None
-        self.peer_certificate: PeerCertificate | None = None
+        #: XEP-0368: the stream starts over TLS (no STARTTLS); the facts of the
+        #: peer's certificate (``PeerCertificate(False)`` when it gave none)
+        self.tls_active = direct_tls is not None
+        self.peer_certificate: PeerCertificate | None = direct_tls
         #: Authenticated (local, remote) domain pairs.
         self.pairs: set[tuple[str, str]] = set()
 
@@ -161,8 +164,8 @@ class S2SReceivingConnection(_S2SStream):
 
     _transitions = S2S_RECEIVING_TRANSITIONS
 
-    def __init__(self, config: S2SConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: S2SConfig, *, direct_tls: PeerCertificate | None = None) -> None:
+        super().__init__(config, direct_tls)
         self.local: str | None = None
         self.remote: str | None = None
         self._external_offered = False
@@ -373,8 +376,18 @@ class S2SReceivingConnection(_S2SStream):
                 self._authenticated()
                 self._fire(Input.S2S_AUTHENTICATED)
             return
-        type_ = "invalid" if error is None else "error"
-        self._send_element(db.result_element(local, remote, type_=type_, error=error))
+        if error is None and not self.pairs:
+            # XEP-0220 §2.4: a bogus key on a stream with no other pair: result
+            # "invalid", and the stream MUST be closed (not-authorized).
+            self._send_element(db.result_element(local, remote, type_="invalid"))
+            self._events.append(DomainPairRejected(local, remote, None))
+            self._stream_error(StreamErrorCondition.NOT_AUTHORIZED, "dialback key invalid")
+            return
+        if error is None:
+            # §2.4/§2.5: other pairs are valid here: refuse this one with
+            # <forbidden/> and keep the stream for them.
+            error = StanzaErrorCondition.FORBIDDEN
+        self._send_element(db.result_element(local, remote, type_="error", error=error))
         self._events.append(DomainPairRejected(local, remote, error))
 
 
@@ -393,9 +406,15 @@ class S2SInitiatingConnection(_S2SStream):
     _transitions = S2S_INITIATING_TRANSITIONS
 
     def __init__(
-        self, config: S2SConfig, local: str, remote: str, *, verify_only: bool = False
+        self,
+        config: S2SConfig,
+        local: str,
+        remote: str,
+        *,
+        verify_only: bool = False,
+        direct_tls: PeerCertificate | None = None,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, direct_tls)
         self.local = local
         self.remote = remote
         self.verify_only = verify_only
