@@ -568,12 +568,11 @@ async def run_server(
         web = HTTPService(server)  # the http and https listeners (xmpp_trio/http.py)
         for spec in config.listeners:
             listeners = await trio.open_tcp_listeners(spec.port, host=bind_host(spec.address))
-            direct = spec.kind == "c2s-directtls"
             handler = (
                 web.handler(spec.kind)
                 or component_handler(server, spec.kind)
                 or s2s_handler(server, spec.kind)
-                or partial(server.handle, direct_tls=direct)
+                or partial(server.handle, direct_tls=spec.kind == "c2s-directtls")
             )
             for listener in listeners:
                 host, port = listener.socket.getsockname()[:2]
