@@ -41,6 +41,7 @@ from ..service import IqService
 from ..stages import (
     Abandoned,
     AccountRemoved,
+    Appended,
     Committed,
     Context,
     Event,
@@ -109,10 +110,10 @@ class MamLimits:
 
 
 def new_stanza_id(ctx: Context) -> str:
-    """A XEP-0359 id: 96 unpredictable bits, URL-safe (§4: unique and
-    unpredictable)."""
-    raw = ctx.rng(12)
-    return raw.hex()
+    """A XEP-0359 id (§4: unique and unpredictable): the time in microseconds
+    (14 hex digits, so ids sort by time and a store's index of them grows at
+    its end) then 64 unpredictable bits, hex."""
+    return f"{int(ctx.now * 1_000_000):014x}{ctx.rng(8).hex()}"
 
 
 def archivable(element: Element) -> bool:
@@ -192,7 +193,7 @@ class MamService(IqService):
 
     # -- transform: XEP-0359 stamping ----------------------------------------
 
-    def transform(self, ctx: Context, element: Element, sender: JID) -> Element:
+    def transform(self, ctx: Context, element: Element, sender: JID) -> Element | Appended:
         forged = [c for c in element if c.tag == SID and self._is_local(c.get("by"))]
         stamp: Element | None = None
         to = element.get("to")
@@ -209,8 +210,8 @@ class MamService(IqService):
                 and self.archives(recipient, sender)
             ):
                 stamp = Element(SID, {"id": new_stanza_id(ctx), "by": str(recipient)})
-        if not forged and stamp is None:
-            return element
+        if not forged:
+            return element if stamp is None else Appended((stamp,))
         out = Element(element.tag, element.attrib)
         out.text = element.text
         out.extend(c for c in element if not any(c is f for f in forged))
@@ -228,10 +229,14 @@ class MamService(IqService):
 
     # -- observe: archiving --------------------------------------------------
 
-    def _put(self, ctx: Context, archive: JID, sid: str, with_: JID, data: bytes) -> Persist:
+    def _put(
+        self, ctx: Context, archive: JID, sid: str, with_: JID, data: bytes, *also: tuple[JID, JID]
+    ) -> Persist:
         limits = self.limits
         return Persist(
-            ArchivePut(archive, sid, with_, ctx.now, data, limits.max_per_user, limits.retention)
+            ArchivePut(
+                archive, sid, with_, ctx.now, data, limits.max_per_user, limits.retention, also
+            )
         )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
@@ -269,8 +274,8 @@ class MamService(IqService):
         return []
 
     def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
-        if not archivable(element):
-            return []
+        """Both sides of a message a local session sent: one id (the one
+        stamped for a local recipient), one write (XEP-0313 §5.1.1)."""
         to = element.get("to")
         if to is None:
             return []
@@ -278,19 +283,21 @@ class MamService(IqService):
             peer = JID.parse(to)
         except InvalidJID:
             return []
-        out: list[Outcome] = []
-        data: bytes | None = None
-        owner = sender.bare
-        if self.archives(owner, peer):
-            data = serialize(element, "")
-            out.append(self._put(ctx, owner, new_stanza_id(ctx), peer, data))
-        recipient = peer.bare
-        if recipient != owner:
-            sid = _stamped(element, recipient)
-            if sid is not None:
-                data = data or serialize(element, "")
-                out.append(self._put(ctx, recipient, sid, sender, data))
-        return out
+        owner, recipient = sender.bare, peer.bare
+        sid = _stamped(element, recipient)  # stamped: archivable, and the recipient archives it
+        if sid is None and not archivable(element):
+            return []
+        mine = self.archives(owner, peer)
+        if sid is None:
+            if not mine:
+                return []
+            return [self._put(ctx, owner, new_stanza_id(ctx), peer, serialize(element, ""))]
+        data = serialize(element, "")
+        if recipient == owner:
+            return [self._put(ctx, owner, sid, peer, data)]
+        if mine:
+            return [self._put(ctx, owner, sid, peer, data, (recipient, sender))]
+        return [self._put(ctx, recipient, sid, sender, data)]
 
     # -- handle: queries ------------------------------------------------------
 
