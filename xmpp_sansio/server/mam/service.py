@@ -35,6 +35,7 @@ from xml.etree.ElementTree import Element
 from ...errors import StanzaErrorCondition
 from ...jid import JID, InvalidJID
 from ...stanza import Iq, IqType, error_reply, iq_result
+from ...xml.parser import parse_fragment
 from ...xml.writer import serialize
 from ..effects import Load, Outcome, Persist, Reply
 from ..service import IqService
@@ -162,7 +163,7 @@ class MamService(IqService):
         self._in_roster = in_roster
         self.limits = limits
         self._prefs: dict[JID, Prefs] = {}
-        self._queries: dict[Hashable, tuple[Element, JID, str | None, bool, bool]] = {}
+        self._queries: dict[Hashable, tuple[Element, JID, JID, str | None, bool, bool]] = {}
         self._next_query = 0
 
     # -- preferences -----------------------------------------------------------
@@ -314,12 +315,6 @@ class MamService(IqService):
             return _error(iq, StanzaErrorCondition.FORBIDDEN, "not your archive")
         local = payload.tag[len(MAM) + 2 :]
         try:
-            if local == "query":
-                if iq.type is IqType.GET:
-                    return [Reply(iq_result(iq.element, query_form()))]
-                return self._query(iq, archive, payload)
-            if local == "metadata" and iq.type is IqType.GET:
-                return self._load(iq, requester, ArchiveMeta(archive), None, False)
             if local == "prefs":
                 if iq.type is IqType.GET:
                     return [Reply(iq_result(iq.element, prefs_element(self.prefs(archive))))]
@@ -329,26 +324,70 @@ class MamService(IqService):
                 return [
                     Persist(op, iq.element, (Reply(iq_result(iq.element, prefs_element(prefs))),))
                 ]
+            return self._read(iq, archive, payload, local)
         except QueryError as exc:
             return _error(iq, exc.condition, exc.text)
+
+    def _read(self, iq: Iq, archive: JID, payload: Element, local: str) -> list[Outcome]:
+        """A query (§4) or the metadata (§6.2) of ``archive``; raises :class:`QueryError`."""
+        if local == "query":
+            if iq.type is IqType.GET:
+                return [Reply(iq_result(iq.element, query_form()))]
+            limits = self.limits
+            parsed = parse_query(
+                payload,
+                archive,
+                default_max=limits.default_page,
+                max_page=limits.max_page,
+                max_ids=limits.max_ids,
+            )
+            return self._load(iq, archive, parsed.query, parsed.queryid, parsed.flip)
+        if local == "metadata" and iq.type is IqType.GET:
+            return self._load(iq, archive, ArchiveMeta(archive), None, False)
         return _error(iq, StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, None)
 
-    def _query(self, iq: Iq, archive: JID, payload: Element) -> list[Outcome]:
+    # -- room archives (XEP-0313 §5.1.2, through the MUC service) ------------------
+
+    def room_query(self, iq: Iq, room: JID) -> list[Outcome]:
+        """A MAM iq for the archive of ``room`` (the MUC service checked that
+        the sender may read it); the results come from the room."""
+        payload = iq.payload
+        assert payload is not None
+        if iq.type not in (IqType.GET, IqType.SET):
+            return []
+        try:
+            return self._read(iq, room, payload, payload.tag[len(MAM) + 2 :])
+        except QueryError as exc:
+            return _error(iq, exc.condition, exc.text)
+
+    def room_put(self, room: JID, element: Element, stamp: float) -> list[Outcome]:
+        """Archive a groupchat message as ``room`` sent it (``from`` the
+        occupant, the room's ``<stanza-id/>`` its id)."""
+        sid = _stamped(element, room)
+        sender = element.get("from")
+        if sid is None or sender is None:
+            return []
         limits = self.limits
-        parsed = parse_query(
-            payload,
-            archive,
-            default_max=limits.default_page,
-            max_page=limits.max_page,
-            max_ids=limits.max_ids,
-        )
-        assert iq.from_ is not None
-        return self._load(iq, iq.from_, parsed.query, parsed.queryid, parsed.flip)
+        data = serialize(element, "")
+        op = ArchivePut(room, sid, JID.parse(sender), stamp, data, limits.max_per_user)
+        return [Persist(op)]
+
+    def room_history(self, room: JID, limit: int) -> list[tuple[Element, float]]:
+        """The newest ``limit`` messages of ``room``'s archive, oldest first
+        (a synchronous read: the MUC primes its history cache once a room)."""
+        page = self._storage.load(ArchiveQuery(room, max=limit, before=""))
+        if not isinstance(page, ArchivePage):
+            return []
+        return [(parse_fragment(m.stanza), m.stamp) for m in page.items]
+
+    def room_forget(self, room: JID) -> list[Outcome]:
+        """The room is gone: drop its archive."""
+        return [Persist(ArchiveRemove(room))]
 
     def _load(
         self,
         iq: Iq,
-        requester: JID,
+        by: JID,
         query: ArchiveQuery | ArchiveMeta,
         queryid: str | None,
         flip: bool,
@@ -356,14 +395,15 @@ class MamService(IqService):
         self._next_query += 1
         request_id = ("mam", self._next_query)
         backward = isinstance(query, ArchiveQuery) and query.before is not None
-        self._queries[request_id] = (iq.element, requester, queryid, flip, backward)
+        assert iq.from_ is not None
+        self._queries[request_id] = (iq.element, iq.from_, by, queryid, flip, backward)
         return [Load(request_id, query)]
 
     def _answer(self, request_id: Hashable, result: object) -> list[Outcome]:
         pending = self._queries.pop(request_id, None)
         if pending is None:
             return []
-        request, requester, queryid, flip, backward = pending
+        request, requester, by, queryid, flip, backward = pending
         if result is None:
             return [Reply(error_reply(request, StanzaErrorCondition.INTERNAL_SERVER_ERROR))]
         if isinstance(result, UnknownId):
@@ -380,7 +420,6 @@ class MamService(IqService):
             first, last = result
             return [Reply(iq_result(request, metadata_element(first, last)))]
         assert isinstance(result, ArchivePage)
-        by = requester.bare
         items = result.items[::-1] if flip else result.items
         out: list[Outcome] = [Reply(result_message(requester, queryid, m, by)) for m in items]
         out.append(Reply(iq_result(request, fin_element(result, flip=flip, backward=backward))))
