@@ -413,9 +413,12 @@ class SqliteArchiveStorage:
         if filtered:
             # Counted up to COUNT_CAP rows, so a page's cost stays bounded;
             # a bigger filtered set gets no count (XEP-0059 §2.6: optional).
+            # The items are read only when a stamp is checked.
+            stamped = query.start is not None or query.end is not None
+            source = _FROM if stamped else "mam_entries e"
             counted = int(
                 self._conn.execute(
-                    f"SELECT COUNT(*) FROM (SELECT 1 FROM {_FROM} WHERE {set_where} LIMIT ?)",
+                    f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {set_where} LIMIT ?)",
                     (*args, COUNT_CAP + 1),
                 ).fetchone()[0]
             )
