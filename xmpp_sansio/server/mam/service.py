@@ -37,7 +37,7 @@ from ...jid import JID, InvalidJID
 from ...stanza import Iq, IqType, error_reply, iq_result
 from ...xml.parser import parse_fragment
 from ...xml.writer import serialize
-from ..effects import Load, Outcome, Persist, Reply
+from ..effects import Load, OfflinePush, Outcome, Persist, Reply, StoreOp
 from ..service import IqService
 from ..stages import (
     Abandoned,
@@ -265,7 +265,8 @@ class MamService(IqService):
                     for op in ops:
                         if isinstance(op, ArchivePrefsPut):
                             self._prefs.pop(op.archive, None)
-                return []
+                    return []
+                return self._archive_offline(ctx, ops)
             case Abandoned():
                 self._prefs.clear()
                 return []
@@ -299,6 +300,27 @@ class MamService(IqService):
         if mine:
             return [self._put(ctx, owner, sid, peer, data, (recipient, sender))]
         return [self._put(ctx, recipient, sid, sender, data)]
+
+    def _archive_offline(self, ctx: Context, ops: tuple[StoreOp, ...]) -> list[Outcome]:
+        """A message from outside kept offline (XEP-0160: no ``MessageDelivered``)
+        goes to the recipient's archive once its offline copy is committed,
+        under the id stamped on it; a local sender's was archived when sent."""
+        out: list[Outcome] = []
+        for op in ops:
+            if type(op) is not OfflinePush:
+                continue
+            element = parse_fragment(op.stanza)
+            sid = _stamped(element, op.user)
+            sender = element.get("from")
+            if sid is None or sender is None:
+                continue
+            try:
+                from_ = JID.parse(sender)
+            except InvalidJID:
+                continue
+            if not self.server.is_local(from_.domain):
+                out.append(self._put(ctx, op.user, sid, from_, serialize(element, "")))
+        return out
 
     # -- handle: queries ------------------------------------------------------
 
