@@ -257,6 +257,18 @@ def test_a_put_with_also_archives_one_message_in_both_archives(
     assert reopen().count(JULIET) == 0
 
 
+def test_an_archive_named_twice_in_one_put_holds_the_message_once(
+    backend: tuple[Make, Make],
+) -> None:
+    make, reopen = backend
+    twice = ArchivePut(JULIET, "s1", ROMEO, 1000.0, b"<m/>", 9, also=((JULIET, ROMEO),))
+    make().apply([twice])
+    store = reopen()
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["s1"] and store.count(JULIET) == 1
+    store.apply([ArchiveRemove(JULIET)])
+    assert reopen().count(JULIET) == 0
+
+
 def test_the_sqlite_store_keeps_rows_of_the_first_layout(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
     conn.execute(

@@ -222,10 +222,14 @@ class SqliteArchiveStorage:
                 added[key] = (added.get(key, (0, op))[0] + 1, op)
         before = conn.total_changes
         conn.executemany("INSERT OR IGNORE INTO mam_items VALUES (?, ?, ?, ?, ?)", items)
-        if conn.total_changes - before == len(items):
-            conn.executemany("INSERT INTO mam_entries VALUES (?, ?, ?, ?)", entries)
+        fresh = conn.total_changes - before == len(items)
+        if fresh:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO mam_entries VALUES (?, ?, ?, ?)", entries)
+            fresh = conn.total_changes - before == len(entries)
+        if fresh:
             conn.execute("RELEASE mam_put")
-        else:  # a sid the store holds (rare): one by one
+        else:  # a sid the store holds, or an archive named twice (rare): one by one
             conn.execute("ROLLBACK TO mam_put")
             conn.execute("RELEASE mam_put")
             self._last, self._skew = last, skew
