@@ -5,12 +5,15 @@ directly, then pages read the way clients read them.
     python benchmarks/mam_bench.py                    # 10k, 100k, 1M
     python benchmarks/mam_bench.py --sizes 10000 --queries 200
 
-Per size, four page kinds, ``--queries`` each, 50 items a page: ``first``
+Per size, six page kinds, ``--queries`` each, 50 items a page: ``first``
 (no RSM), ``after`` (RSM after a random id: a forward walk), ``before`` (RSM
 before a random id: a backward walk), ``last`` (``<before/>``: what a
 catching-up client asks first), ``with`` (a ``with`` filter plus after a
-random id). Prints p50/p99 in microseconds; the archiving overhead on the
-message path is measured with benchmarks/load/run.py (see docs/mam.md).
+random id), ``start`` (from a random time). Prints p50/p99 in
+microseconds, then ``write``: the cost of archiving a message between two
+local accounts (both archives, written behind and committed) at that size.
+The archiving overhead on the message path is measured with
+benchmarks/load/run.py and benchmarks/core_bench.py (see docs/mam.md).
 """
 
 from __future__ import annotations
@@ -27,8 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server.mam.store import ArchivePage, ArchiveQuery
-from xmpp_trio.stores._sql import transaction
+from xmpp_sansio.server.mam.store import ArchivePage, ArchivePut, ArchiveQuery
 from xmpp_trio.stores.mam import SqliteArchiveStorage
 
 USER = JID.parse("juliet@example.com")
@@ -39,19 +41,29 @@ STANZA = (
 )
 
 
-def fill(conn: sqlite3.Connection, n: int) -> None:
+def fill(conn: sqlite3.Connection, store: SqliteArchiveStorage, n: int) -> None:
+    """``n`` messages in USER's archive, written behind in batches as the server writes them."""
     conn.execute("PRAGMA synchronous=OFF")
-    with transaction(conn):
-        conn.executemany(
-            "INSERT INTO mam_messages (archive, sid, with_bare, with_full, stamp, stanza)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                (str(USER), f"s{i:08x}", PEERS[i % 20], PEERS[i % 20] + "/r", 1e9 + i, STANZA)
-                for i in range(n)
-            ),
-        )
-        conn.execute("INSERT INTO mam_counts VALUES (?, ?)", (str(USER), n))
+    for start in range(0, n, 50_000):
+        for i in range(start, min(n, start + 50_000)):
+            peer = JID.parse(PEERS[i % 20] + "/r")
+            store.write_behind(ArchivePut(USER, f"s{i:08x}", peer, 1e9 + i, STANZA, n))
+        store.flush()
     conn.execute("ANALYZE")
+    conn.execute("PRAGMA synchronous=FULL")
+
+
+def write_cost(store: SqliteArchiveStorage, n: int, count: int = 5000) -> float:
+    """Microseconds per message of a batch of ``count`` messages between USER
+    and a local peer (one put, both archives), written behind and committed."""
+    peer = JID.parse(PEERS[1])
+    for i in range(count):
+        store.write_behind(
+            ArchivePut(USER, f"w{n}-{i}", peer, 2e9 + i, STANZA, n + count, also=((peer, USER),))
+        )
+    t0 = time.perf_counter()
+    store.flush()
+    return (time.perf_counter() - t0) / count * 1e6
 
 
 def measure(store: SqliteArchiveStorage, n: int, queries: int, rng: random.Random) -> dict[str, tuple[float, float]]:
@@ -64,6 +76,7 @@ def measure(store: SqliteArchiveStorage, n: int, queries: int, rng: random.Rando
         "before": lambda: ArchiveQuery(USER, 50, before=sid()),
         "last": lambda: ArchiveQuery(USER, 50, before=""),
         "with": lambda: ArchiveQuery(USER, 50, with_=JID.parse(PEERS[3]), after=sid()),
+        "start": lambda: ArchiveQuery(USER, 50, start=1e9 + rng.randrange(n)),
     }
     out = {}
     for name, make in kinds.items():
@@ -91,9 +104,10 @@ def main() -> None:
             conn = sqlite3.connect(Path(tmp) / f"mam{size}.sqlite3", isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             store = SqliteArchiveStorage(conn)
-            fill(conn, size)
+            fill(conn, store, size)
             for name, (p50, p99) in measure(store, size, args.queries, rng).items():
                 print(f"{size:>9} {name:>7} {p50:>9.0f} {p99:>9.0f}", flush=True)
+            print(f"{size:>9} {'write':>7} {write_cost(store, size):>9.1f}  (us/message, both sides)")
             conn.close()
 
 

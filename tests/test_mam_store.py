@@ -25,7 +25,6 @@ from xmpp_sansio.server.mam.store import (
     Prefs,
     UnknownId,
 )
-from xmpp_trio.stores._sql import transaction
 from xmpp_trio.stores.mam import SqliteArchiveStorage
 
 JULIET = JID.parse("juliet@example.com")
@@ -172,16 +171,11 @@ def test_a_100k_archive_pages_with_no_gap_and_no_duplicate_both_ways(tmp_path: P
     store = SqliteArchiveStorage(conn)
     n = 100_000
     conn.execute("PRAGMA synchronous=OFF")
-    with transaction(conn):  # filled directly: one statement, not 100k ops
-        conn.executemany(
-            "INSERT INTO mam_messages (archive, sid, with_bare, with_full, stamp, stanza)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                (str(JULIET), f"id{i}", "romeo@example.com", str(ROMEO), 1000.0 + i, b"<m/>")
-                for i in range(n)
-            ),
-        )
-        conn.execute("INSERT INTO mam_counts VALUES (?, ?)", (str(JULIET), n))
+    # Written behind: one executemany per table, as the server writes them.
+    for i in range(n):
+        store.write_behind(ArchivePut(JULIET, f"id{i}", ROMEO, 1000.0 + i, b"<m/>", n))
+    store.flush()
+    assert store.count(JULIET) == n
     expected = [f"id{i}" for i in range(n)]
     assert walk(store, 250, backward=False) == expected
     assert walk(store, 250, backward=True) == expected
@@ -244,3 +238,67 @@ def test_puts_written_behind_are_read_counted_and_kept_once(tmp_path: Path) -> N
     reopened = SqliteArchiveStorage(sqlite3.connect(tmp_path / "behind.sqlite3"))
     assert sids(reopened.load(ArchiveQuery(JULIET, 9))) == ["id4", "id5"]
     assert reopened.count(JULIET) == 2
+
+
+def test_a_put_with_also_archives_one_message_in_both_archives(
+    backend: tuple[Make, Make],
+) -> None:
+    make, reopen = backend
+    both = ArchivePut(JULIET, "s1", ROMEO, 1000.0, b"<m>hi</m>", 9, also=((ROMEO.bare, JULIET),))
+    make().apply([both, put(2)])
+    store = reopen()
+    mine, theirs = store.load(ArchiveQuery(JULIET, 9)), store.load(ArchiveQuery(ROMEO.bare, 9))
+    assert sids(mine) == ["s1", "id2"] and sids(theirs) == ["s1"]
+    assert theirs.items[0].with_ == JULIET and mine.items[0].with_ == ROMEO
+    assert theirs.items[0].stanza == b"<m>hi</m>" and store.count(ROMEO.bare) == 1
+    # One side's quota or removal leaves the other's copy alone.
+    store.apply([put(3, keep=1), ArchiveRemove(JULIET)])
+    assert sids(reopen().load(ArchiveQuery(ROMEO.bare, 9))) == ["s1"]
+    assert reopen().count(JULIET) == 0
+
+
+def test_an_archive_named_twice_in_one_put_holds_the_message_once(
+    backend: tuple[Make, Make],
+) -> None:
+    make, reopen = backend
+    twice = ArchivePut(JULIET, "s1", ROMEO, 1000.0, b"<m/>", 9, also=((JULIET, ROMEO),))
+    make().apply([twice])
+    store = reopen()
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["s1"] and store.count(JULIET) == 1
+    store.apply([ArchiveRemove(JULIET)])
+    assert reopen().count(JULIET) == 0
+
+
+def test_the_sqlite_store_keeps_rows_of_the_first_layout(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
+    conn.execute(
+        "CREATE TABLE mam_messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, archive TEXT,"
+        " sid TEXT, with_bare TEXT, with_full TEXT, stamp REAL, stanza BLOB)"
+    )
+    conn.execute("CREATE TABLE mam_counts (archive TEXT PRIMARY KEY, n INTEGER)")
+    conn.executemany(
+        "INSERT INTO mam_messages (archive, sid, with_bare, with_full, stamp, stanza)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (str(JULIET), "b", "romeo@example.com", str(ROMEO), 5.0, b"<m>1</m>"),
+            (str(JULIET), "a", "nurse@example.com", str(NURSE), 4.0, b"<m>2</m>"),
+        ],
+    )
+    store = SqliteArchiveStorage(conn)
+    page = store.load(ArchiveQuery(JULIET, 9))
+    assert sids(page) == ["b", "a"] and page.count == 2
+    assert page.items[1].with_ == NURSE and page.items[1].stamp == 4.0
+    assert sids(store.load(ArchiveQuery(JULIET, 9, end=4.5))) == ["a"]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "mam_messages" not in tables and "mam_counts" not in tables
+
+
+def test_start_and_end_are_exact_when_the_clock_went_back(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "clock.sqlite3", isolation_level=None)
+    SqliteArchiveStorage(conn).apply([put(0, stamp=100), put(1, stamp=50), put(2, stamp=70)])
+    store = SqliteArchiveStorage(conn)  # reopened: the clock's lead is kept
+    assert sids(store.load(ArchiveQuery(JULIET, 9, end=60))) == ["id1"]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, start=60, end=80))) == ["id2"]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, start=80))) == ["id0"]
+    store.apply([put(3, stamp=200, retention=120.0)])
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id0", "id3"]

@@ -221,7 +221,7 @@ class ServerServices:
             self.directory = DirectoryService(index)
         # Message archives (XEP-0313) and stanza ids (XEP-0359); see docs/mam.md.
         self.archive = SqliteArchiveStorage(db)
-        mam_services: list[Service] = []
+        mam_services: list[MamService] = []
         if config.mam.enabled:
             mam_services.append(
                 MamService(
@@ -282,7 +282,9 @@ class ServerServices:
         self._muc_storage = SqliteMucStorage(db)
         self.muc: MucService | None = None
         if config.muc_domain is not None:
-            self.muc = MucService(config.muc.settings, self._muc_storage)
+            # Room archives (XEP-0313 §5.1.2) in the same store, with the user archives.
+            room_archive = mam_services[0] if mam_services else None
+            self.muc = MucService(config.muc.settings, self._muc_storage, archive=room_archive)
             self.hosts[config.muc_domain] = self.muc
             admins = config.admin.admins
             self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))

@@ -364,8 +364,9 @@ def main() -> int:
         help="repetitions of the memory scenario (default 1: its spread across"
         " repetitions was under 0.5%%, and it is the slowest)")  # fmt: skip
     add("--memory-tls", default="direct,none", help="memory: transports to measure")
-    add("--prosody-modules", choices=("full", "minimal"), default="full",
-        help="Prosody modules: ours' feature set (full) or the bare minimum")  # fmt: skip
+    add("--prosody-modules", choices=("full", "minimal", "archive"), default="full",
+        help="Prosody modules: ours' feature set (full), with mod_mam (archive) or the"
+        " bare minimum")  # fmt: skip
     add("--profile", type=Path, default=None, help="py-spy summary file (ours only)")
     add("--json", action="store_true", help="also print the results as JSON")
     add("--commit-rule", action="store_true",

@@ -380,6 +380,8 @@ PROSODY_MODULES = {
     ),
     "minimal": ("roster", "saslauth", "tls", "disco", "ping"),
 }
+# "full" plus message archives (mod_mam), beside ours with [mam] enabled (issue 17).
+PROSODY_MODULES["archive"] = (*PROSODY_MODULES["full"], "mam")
 
 
 class Prosody:

@@ -328,6 +328,27 @@ def test_a_message_from_another_server_is_archived_for_the_recipient() -> None:
     assert results(w.query(JULIET)) == ["far"]
 
 
+def test_a_message_from_another_server_to_an_offline_account_is_archived_once() -> None:
+    w = World()
+    w.router.unbind(JULIET)
+    w.router.route_inbound(
+        x(
+            "<message from='tybalt@elsewhere.example/x' to='juliet@example.com' type='chat'>"
+            "<body>while away</body></message>"
+        )
+    )
+    w.router.bind(JULIET, JID.parse("juliet@example.com/balcony"))
+    flushed = to_session(w.send(JULIET, "<presence/>"), JULIET)
+    (stored,) = [m for m in flushed if m.find(C + "body") is not None]
+    sid = stored.find(SID)
+    answers = w.query(JULIET)
+    assert results(answers) == ["while away"]
+    (result,) = [m.find(MAM + "result") for m in answers if m.find(MAM + "result") is not None]
+    assert sid is not None and result is not None and result.get("id") == sid.get("id")
+    forwarded = result.find("{urn:xmpp:forward:0}forwarded/" + C + "message")
+    assert forwarded is not None and forwarded.get("from") == "tybalt@elsewhere.example/x"
+
+
 def test_an_account_removal_forgets_its_archive() -> None:
     w = World()
     w.chat("x")

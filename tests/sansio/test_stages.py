@@ -23,6 +23,7 @@ from xmpp_sansio.server.hosts import HostService
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.server.stages import (
     AccountRemoved,
+    Appended,
     Context,
     Event,
     MessageSent,
@@ -135,6 +136,29 @@ def test_route_inbound_transforms_messages_from_outside_too() -> None:
     )
     (message,) = delivered(effects, BALCONY)
     assert message.get(STAMP) == "abab@3"
+
+
+class Appender(Service):
+    """A transform that only adds a child, the cheap way (``Appended``)."""
+
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TRANSFORM})
+
+    def transform(self, ctx: Context, element: Element, sender: JID) -> Appended:
+        return Appended((Element("{urn:example:stamp}tag", {"n": ctx.rng(1).hex()}),))
+
+
+def test_appended_children_reach_the_recipient_and_leave_the_senders_element_alone() -> None:
+    router = make_router(Appender(), Appender())
+    for session, full in [(ROMEO, "romeo@example.com/orchard"), (BALCONY, "juliet@example.com/b")]:
+        router.bind(session, jid(full))
+        online(router, session)
+    sent = x("<message to='juliet@example.com/b' type='chat'><body>hi</body></message>")
+    (message,) = delivered(router.route(ROMEO, sent), BALCONY)
+    assert [c.get("n") for c in message if c.tag == "{urn:example:stamp}tag"] == ["ab", "ab"]
+    assert len(sent) == 1  # the client's element is not changed
+    outside = x("<message from='romeo@example.net/a' to='juliet@example.com' type='chat'/>")
+    (message,) = delivered(router.route_inbound(outside), BALCONY)
+    assert len(message) == 2 and len(outside) == 0 and message.get("from") == "romeo@example.net/a"
 
 
 def test_presence_and_iq_are_not_transformed() -> None:

@@ -569,9 +569,8 @@ class Router:
         return self._route_iq(stanza)
 
     def _route_inbound(self, element: Element, *, transform: bool = False) -> list[Outcome]:
-        """Route a stanza with its ``from``; ``transform``: it comes from
-        outside (not from a service), so messages go through the transform
-        stage first."""
+        """Route a stanza with its ``from``; ``transform``: it comes from outside
+        (not from a service), so messages go through the transform stage first."""
         try:
             stanza = parse_stanza(element)
         except (StanzaValueError, UnknownStanza):
@@ -579,22 +578,23 @@ class Router:
         if stanza.from_ is None:
             return []
         if isinstance(stanza, Message):
-            if transform and self._transform:
-                stanza = self._transformed(stanza)
-            return self._route_message(stanza)
+            msg = self._transformed(stanza, False) if transform and self._transform else stanza
+            return self._route_message(msg)
         if isinstance(stanza, Presence):
             return self._route_presence(stanza)
         return self._route_iq(stanza)
 
-    def _transformed(self, msg: Message) -> Message:
-        """The transform stage (XEP-0359 stanza ids, archives): each
-        transformer in turn; a new element is validated again."""
-        sender = msg.from_
-        assert sender is not None
-        ctx = self._ctx
-        element = msg.element
+    def _transformed(self, msg: Message, owned: bool = True) -> Message:
+        """The transform stage (XEP-0359 stanza ids, archives); a new element is validated
+        again, ``Appended`` children go unparsed on the router's own copy (``owned``)."""
+        sender, ctx, element = cast(JID, msg.from_), self._ctx, msg.element  # from_: checked
         for service in self._transform:
-            element = service.transform(ctx, element, sender)
+            out = service.transform(ctx, element, sender)
+            if isinstance(out, tuple):  # Appended
+                mine = owned or element is not msg.element
+                (element := element if mine else with_attrs(element)).extend(out)
+            else:
+                element = out
         if element is msg.element:
             return msg
         transformed = parse_stanza(element)

@@ -41,7 +41,7 @@ from xml.etree.ElementTree import Element
 
 from ..jid import JID
 from ..stanza import Iq
-from .stages import Context, Event, IqReceived, Request, Stage
+from .stages import Appended, Context, Event, IqReceived, Request, Stage
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -84,12 +84,13 @@ class Service:
 
     # -- Stage.TRANSFORM --------------------------------------------------------------
 
-    def transform(self, ctx: Context, element: Element, sender: JID) -> Element:
+    def transform(self, ctx: Context, element: Element, sender: JID) -> Element | Appended:
         """A message on its way in (from a local session, after the outbound
         filters, or from outside via ``Router.route_inbound``): return the
         element every later stage sees (``element`` itself to leave it alone;
-        never mutate it, build a copy). Stanzas the services originate
-        (pushes, carbons) are not transformed."""
+        never mutate it, build a copy), or :class:`Appended` children to add
+        at its end (the cheap way: no copy, no new parse). Stanzas the
+        services originate (pushes, carbons) are not transformed."""
         return element
 
     # -- Stage.INBOUND ---------------------------------------------------------------

@@ -10,9 +10,10 @@ this order (RFC 6120 §10, RFC 6121 §8):
    take it over (a subscription presence the roster must see first,
    RFC 6121 §3).
 2. **transform** (:attr:`Stage.TRANSFORM`): ``transform`` may return a new
-   message element; what it returns is what every later stage sees (delivery,
-   carbons, offline storage). XEP-0359 stanza ids and XEP-0313 archive ids
-   are stamped here.
+   message element, or :class:`Appended` children that the router adds to
+   its own copy of the message (no new element, no new parse); what comes
+   out is what every later stage sees (delivery, carbons, offline storage).
+   XEP-0359 stanza ids and XEP-0313 archive ids are stamped here.
 3. **route**: the router's own delivery rules (RFC 6121 §8.5) pick the
    recipient: an account, a session, the server, a service host, elsewhere.
 4. **inbound** (:attr:`Stage.INBOUND`): ``filter_inbound`` may stop a stanza
@@ -55,6 +56,7 @@ from .view import BoundSession
 __all__ = [
     "Abandoned",
     "AccountRemoved",
+    "Appended",
     "Committed",
     "Context",
     "Event",
@@ -124,6 +126,14 @@ class Stage(Enum):
     TRANSFORM = "transform"
     INBOUND = "inbound"
     TIMER = "timer"
+
+
+class Appended(tuple[Element, ...]):
+    """What a transform returns to add these children at the end of the
+    message and change nothing else (a XEP-0359 ``<stanza-id/>``): the router
+    appends them to its own copy, which it need not parse again."""
+
+    __slots__ = ()
 
 
 # -- handle: requests the server answers or keeps --------------------------------------

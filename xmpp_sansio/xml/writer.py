@@ -52,12 +52,10 @@ def _check(value: str) -> None:
 
 
 def _text(value: str) -> str:
-    _check(value)
     return _TEXT_SPECIAL.sub(_escape_char, value) if _TEXT_SPECIAL.search(value) else value
 
 
 def _attr(value: str) -> str:
-    _check(value)
     return _ATTR_SPECIAL.sub(_escape_char, value) if _ATTR_SPECIAL.search(value) else value
 
 
@@ -118,7 +116,9 @@ def serialize(el: Element, default_ns: str = ns.CLIENT) -> bytes:
     ``default_ns``. The element's own tail is not written."""
     out: list[str] = []
     _write(el, default_ns, out)
-    return "".join(out).encode("utf-8")
+    text = "".join(out)
+    _check(text)  # once over the whole element: every name and value is in it
+    return text.encode("utf-8")
 
 
 def stream_header(
@@ -135,4 +135,6 @@ def stream_header(
             key = "xml:lang"
         parts.append(f' {key}="{_attr(value)}"')
     parts.append(f' xmlns="{_attr(default_ns)}" xmlns:stream="{ns.STREAMS}">')
-    return "".join(parts).encode("utf-8")
+    text = "".join(parts)
+    _check(text)
+    return text.encode("utf-8")

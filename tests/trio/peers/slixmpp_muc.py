@@ -9,7 +9,9 @@ Reads one JSON command per line on stdin and prints one JSON event per line:
 they come, ``groupchat`` messages and MUC ``presence``. Commands: ``join``
 (room, nick), ``configure`` (room, fields: var -> value or list),
 ``affiliation`` (room, jid, affiliation), ``role`` (room, nick, role),
-``members`` (room), ``say`` (room, body), ``quit``.
+``members`` (room), ``say`` (room, body), ``archive`` (room: the room's
+archive through the xep_0313 plugin's ``iterate``, pages of 2, both ways:
+``forward`` and ``backward`` bodies, oldest first), ``quit``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
     def __init__(self, jid: str, password: str) -> None:
         super().__init__(jid, password)
         self.register_plugin("xep_0045")
+        self.register_plugin("xep_0313")
         self.done = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("groupchat_message", self.on_groupchat)
@@ -113,6 +116,15 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
                 elif op == "members":
                     jids = await muc.get_affiliation_list(cmd["room"], "member")
                     emit(event="ok", id=n, jids=sorted(str(j) for j in jids))
+                elif op == "archive":
+                    mam, room = self.plugin["xep_0313"], slixmpp.JID(cmd["room"])
+                    ways = {}
+                    for way, reverse in (("forward", False), ("backward", True)):
+                        pages = mam.iterate(jid=room, rsm={"max": 2}, reverse=reverse)
+                        ways[way] = [
+                            m["mam_result"]["forwarded"]["stanza"]["body"] async for m in pages
+                        ]
+                    emit(event="ok", id=n, forward=ways["forward"], backward=ways["backward"][::-1])
                 elif op == "say":
                     self.send_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
                     emit(event="ok", id=n)

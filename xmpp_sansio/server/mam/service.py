@@ -35,12 +35,14 @@ from xml.etree.ElementTree import Element
 from ...errors import StanzaErrorCondition
 from ...jid import JID, InvalidJID
 from ...stanza import Iq, IqType, error_reply, iq_result
+from ...xml.parser import parse_fragment
 from ...xml.writer import serialize
-from ..effects import Load, Outcome, Persist, Reply
+from ..effects import Load, OfflinePush, Outcome, Persist, Reply, StoreOp
 from ..service import IqService
 from ..stages import (
     Abandoned,
     AccountRemoved,
+    Appended,
     Committed,
     Context,
     Event,
@@ -109,10 +111,10 @@ class MamLimits:
 
 
 def new_stanza_id(ctx: Context) -> str:
-    """A XEP-0359 id: 96 unpredictable bits, URL-safe (§4: unique and
-    unpredictable)."""
-    raw = ctx.rng(12)
-    return raw.hex()
+    """A XEP-0359 id (§4: unique and unpredictable): the time in microseconds
+    (14 hex digits, so ids sort by time and a store's index of them grows at
+    its end) then 64 unpredictable bits, hex."""
+    return f"{int(ctx.now * 1_000_000):014x}{ctx.rng(8).hex()}"
 
 
 def archivable(element: Element) -> bool:
@@ -161,7 +163,7 @@ class MamService(IqService):
         self._in_roster = in_roster
         self.limits = limits
         self._prefs: dict[JID, Prefs] = {}
-        self._queries: dict[Hashable, tuple[Element, JID, str | None, bool, bool]] = {}
+        self._queries: dict[Hashable, tuple[Element, JID, JID, str | None, bool, bool]] = {}
         self._next_query = 0
 
     # -- preferences -----------------------------------------------------------
@@ -192,7 +194,7 @@ class MamService(IqService):
 
     # -- transform: XEP-0359 stamping ----------------------------------------
 
-    def transform(self, ctx: Context, element: Element, sender: JID) -> Element:
+    def transform(self, ctx: Context, element: Element, sender: JID) -> Element | Appended:
         forged = [c for c in element if c.tag == SID and self._is_local(c.get("by"))]
         stamp: Element | None = None
         to = element.get("to")
@@ -209,8 +211,8 @@ class MamService(IqService):
                 and self.archives(recipient, sender)
             ):
                 stamp = Element(SID, {"id": new_stanza_id(ctx), "by": str(recipient)})
-        if not forged and stamp is None:
-            return element
+        if not forged:
+            return element if stamp is None else Appended((stamp,))
         out = Element(element.tag, element.attrib)
         out.text = element.text
         out.extend(c for c in element if not any(c is f for f in forged))
@@ -228,10 +230,14 @@ class MamService(IqService):
 
     # -- observe: archiving --------------------------------------------------
 
-    def _put(self, ctx: Context, archive: JID, sid: str, with_: JID, data: bytes) -> Persist:
+    def _put(
+        self, ctx: Context, archive: JID, sid: str, with_: JID, data: bytes, *also: tuple[JID, JID]
+    ) -> Persist:
         limits = self.limits
         return Persist(
-            ArchivePut(archive, sid, with_, ctx.now, data, limits.max_per_user, limits.retention)
+            ArchivePut(
+                archive, sid, with_, ctx.now, data, limits.max_per_user, limits.retention, also
+            )
         )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
@@ -259,7 +265,8 @@ class MamService(IqService):
                     for op in ops:
                         if isinstance(op, ArchivePrefsPut):
                             self._prefs.pop(op.archive, None)
-                return []
+                    return []
+                return self._archive_offline(ctx, ops)
             case Abandoned():
                 self._prefs.clear()
                 return []
@@ -269,8 +276,8 @@ class MamService(IqService):
         return []
 
     def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
-        if not archivable(element):
-            return []
+        """Both sides of a message a local session sent: one id (the one
+        stamped for a local recipient), one write (XEP-0313 §5.1.1)."""
         to = element.get("to")
         if to is None:
             return []
@@ -278,18 +285,41 @@ class MamService(IqService):
             peer = JID.parse(to)
         except InvalidJID:
             return []
+        owner, recipient = sender.bare, peer.bare
+        sid = _stamped(element, recipient)  # stamped: archivable, and the recipient archives it
+        if sid is None and not archivable(element):
+            return []
+        mine = self.archives(owner, peer)
+        if sid is None:
+            if not mine:
+                return []
+            return [self._put(ctx, owner, new_stanza_id(ctx), peer, serialize(element, ""))]
+        data = serialize(element, "")
+        if recipient == owner:
+            return [self._put(ctx, owner, sid, peer, data)]
+        if mine:
+            return [self._put(ctx, owner, sid, peer, data, (recipient, sender))]
+        return [self._put(ctx, recipient, sid, sender, data)]
+
+    def _archive_offline(self, ctx: Context, ops: tuple[StoreOp, ...]) -> list[Outcome]:
+        """A message from outside kept offline (XEP-0160: no ``MessageDelivered``)
+        goes to the recipient's archive once its offline copy is committed,
+        under the id stamped on it; a local sender's was archived when sent."""
         out: list[Outcome] = []
-        data: bytes | None = None
-        owner = sender.bare
-        if self.archives(owner, peer):
-            data = serialize(element, "")
-            out.append(self._put(ctx, owner, new_stanza_id(ctx), peer, data))
-        recipient = peer.bare
-        if recipient != owner:
-            sid = _stamped(element, recipient)
-            if sid is not None:
-                data = data or serialize(element, "")
-                out.append(self._put(ctx, recipient, sid, sender, data))
+        for op in ops:
+            if type(op) is not OfflinePush:
+                continue
+            element = parse_fragment(op.stanza)
+            sid = _stamped(element, op.user)
+            sender = element.get("from")
+            if sid is None or sender is None:
+                continue
+            try:
+                from_ = JID.parse(sender)
+            except InvalidJID:
+                continue
+            if not self.server.is_local(from_.domain):
+                out.append(self._put(ctx, op.user, sid, from_, serialize(element, "")))
         return out
 
     # -- handle: queries ------------------------------------------------------
@@ -307,12 +337,6 @@ class MamService(IqService):
             return _error(iq, StanzaErrorCondition.FORBIDDEN, "not your archive")
         local = payload.tag[len(MAM) + 2 :]
         try:
-            if local == "query":
-                if iq.type is IqType.GET:
-                    return [Reply(iq_result(iq.element, query_form()))]
-                return self._query(iq, archive, payload)
-            if local == "metadata" and iq.type is IqType.GET:
-                return self._load(iq, requester, ArchiveMeta(archive), None, False)
             if local == "prefs":
                 if iq.type is IqType.GET:
                     return [Reply(iq_result(iq.element, prefs_element(self.prefs(archive))))]
@@ -322,26 +346,70 @@ class MamService(IqService):
                 return [
                     Persist(op, iq.element, (Reply(iq_result(iq.element, prefs_element(prefs))),))
                 ]
+            return self._read(iq, archive, payload, local)
         except QueryError as exc:
             return _error(iq, exc.condition, exc.text)
+
+    def _read(self, iq: Iq, archive: JID, payload: Element, local: str) -> list[Outcome]:
+        """A query (§4) or the metadata (§6.2) of ``archive``; raises :class:`QueryError`."""
+        if local == "query":
+            if iq.type is IqType.GET:
+                return [Reply(iq_result(iq.element, query_form()))]
+            limits = self.limits
+            parsed = parse_query(
+                payload,
+                archive,
+                default_max=limits.default_page,
+                max_page=limits.max_page,
+                max_ids=limits.max_ids,
+            )
+            return self._load(iq, archive, parsed.query, parsed.queryid, parsed.flip)
+        if local == "metadata" and iq.type is IqType.GET:
+            return self._load(iq, archive, ArchiveMeta(archive), None, False)
         return _error(iq, StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, None)
 
-    def _query(self, iq: Iq, archive: JID, payload: Element) -> list[Outcome]:
+    # -- room archives (XEP-0313 §5.1.2, through the MUC service) ------------------
+
+    def room_query(self, iq: Iq, room: JID) -> list[Outcome]:
+        """A MAM iq for the archive of ``room`` (the MUC service checked that
+        the sender may read it); the results come from the room."""
+        payload = iq.payload
+        assert payload is not None
+        if iq.type not in (IqType.GET, IqType.SET):
+            return []
+        try:
+            return self._read(iq, room, payload, payload.tag[len(MAM) + 2 :])
+        except QueryError as exc:
+            return _error(iq, exc.condition, exc.text)
+
+    def room_put(self, room: JID, element: Element, stamp: float) -> list[Outcome]:
+        """Archive a groupchat message as ``room`` sent it (``from`` the
+        occupant, the room's ``<stanza-id/>`` its id)."""
+        sid = _stamped(element, room)
+        sender = element.get("from")
+        if sid is None or sender is None:
+            return []
         limits = self.limits
-        parsed = parse_query(
-            payload,
-            archive,
-            default_max=limits.default_page,
-            max_page=limits.max_page,
-            max_ids=limits.max_ids,
-        )
-        assert iq.from_ is not None
-        return self._load(iq, iq.from_, parsed.query, parsed.queryid, parsed.flip)
+        data = serialize(element, "")
+        op = ArchivePut(room, sid, JID.parse(sender), stamp, data, limits.max_per_user)
+        return [Persist(op)]
+
+    def room_history(self, room: JID, limit: int) -> list[tuple[Element, float]]:
+        """The newest ``limit`` messages of ``room``'s archive, oldest first
+        (a synchronous read: the MUC primes its history cache once a room)."""
+        page = self._storage.load(ArchiveQuery(room, max=limit, before=""))
+        if not isinstance(page, ArchivePage):
+            return []
+        return [(parse_fragment(m.stanza), m.stamp) for m in page.items]
+
+    def room_forget(self, room: JID) -> list[Outcome]:
+        """The room is gone: drop its archive."""
+        return [Persist(ArchiveRemove(room))]
 
     def _load(
         self,
         iq: Iq,
-        requester: JID,
+        by: JID,
         query: ArchiveQuery | ArchiveMeta,
         queryid: str | None,
         flip: bool,
@@ -349,14 +417,15 @@ class MamService(IqService):
         self._next_query += 1
         request_id = ("mam", self._next_query)
         backward = isinstance(query, ArchiveQuery) and query.before is not None
-        self._queries[request_id] = (iq.element, requester, queryid, flip, backward)
+        assert iq.from_ is not None
+        self._queries[request_id] = (iq.element, iq.from_, by, queryid, flip, backward)
         return [Load(request_id, query)]
 
     def _answer(self, request_id: Hashable, result: object) -> list[Outcome]:
         pending = self._queries.pop(request_id, None)
         if pending is None:
             return []
-        request, requester, queryid, flip, backward = pending
+        request, requester, by, queryid, flip, backward = pending
         if result is None:
             return [Reply(error_reply(request, StanzaErrorCondition.INTERNAL_SERVER_ERROR))]
         if isinstance(result, UnknownId):
@@ -373,7 +442,6 @@ class MamService(IqService):
             first, last = result
             return [Reply(iq_result(request, metadata_element(first, last)))]
         assert isinstance(result, ArchivePage)
-        by = requester.bare
         items = result.items[::-1] if flip else result.items
         out: list[Outcome] = [Reply(result_message(requester, queryid, m, by)) for m in items]
         out.append(Reply(iq_result(request, fin_element(result, flip=flip, backward=backward))))

@@ -48,9 +48,11 @@ class Prefs:
 @dataclass(frozen=True, slots=True)
 class ArchivePut:
     """Archive ``stanza`` (serialised) in ``archive`` (a bare JID: an account
-    or a room) under the id ``sid``, exchanged with ``with_`` (bare), at
-    ``stamp``; keep at most ``keep`` messages (the oldest go first) and none
-    older than ``retention`` seconds (0: forever) from ``stamp``."""
+    or a room) under ``sid``, with ``with_`` the peer, and in each archive of
+    ``also`` (``(archive, with)`` pairs: the other side of a message between
+    two local accounts, one write for both); keep at most ``keep`` messages
+    per archive, dropping the oldest, and none older than ``retention``
+    seconds (0: forever) from ``stamp``."""
 
     archive: JID
     sid: str
@@ -59,6 +61,11 @@ class ArchivePut:
     stanza: bytes
     keep: int
     retention: float = 0.0
+    also: tuple[tuple[JID, JID], ...] = ()
+
+    def owners(self) -> tuple[tuple[JID, JID], ...]:
+        """Every ``(archive, with)`` this put writes to."""
+        return ((self.archive, self.with_), *self.also)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,26 +203,9 @@ class MemoryArchive:
     def write(self, op: object) -> None:
         match op:
             case ArchivePut():
-                archive = self._archives.setdefault(op.archive, _Archive())
-                if op.sid in archive.by_sid:
-                    return
                 self._seq += 1
-                # with_ is kept as given: a full JID when the peer was one.
-                item = ArchivedMessage(op.sid, self._seq, op.with_, op.stamp, op.stanza)
-                archive.seqs.append(item.seq)
-                archive.items.append(item)
-                archive.by_sid[op.sid] = item
-                drop = max(0, len(archive.items) - op.keep)
-                if op.retention > 0:
-                    while drop < len(archive.items) and (
-                        archive.items[drop].stamp < op.stamp - op.retention
-                    ):
-                        drop += 1
-                if drop:
-                    for gone in archive.items[:drop]:
-                        del archive.by_sid[gone.sid]
-                    del archive.items[:drop]
-                    del archive.seqs[:drop]
+                for owner, with_ in op.owners():
+                    self._put(op, owner, with_)
             case ArchivePrefsPut():
                 self._prefs[op.archive] = op.prefs
             case ArchiveRemove():
@@ -223,6 +213,27 @@ class MemoryArchive:
                 self._prefs.pop(op.archive, None)
             case _:
                 raise TypeError(f"not an archive op: {op!r}")
+
+    def _put(self, op: ArchivePut, owner: JID, with_: JID) -> None:
+        archive = self._archives.setdefault(owner, _Archive())
+        if op.sid in archive.by_sid:
+            return
+        # with_ is kept as given: a full JID when the peer was one.
+        item = ArchivedMessage(op.sid, self._seq, with_, op.stamp, op.stanza)
+        archive.seqs.append(item.seq)
+        archive.items.append(item)
+        archive.by_sid[op.sid] = item
+        drop = max(0, len(archive.items) - op.keep)
+        if op.retention > 0:
+            while drop < len(archive.items) and (
+                archive.items[drop].stamp < op.stamp - op.retention
+            ):
+                drop += 1
+        if drop:
+            for gone in archive.items[:drop]:
+                del archive.by_sid[gone.sid]
+            del archive.items[:drop]
+            del archive.seqs[:drop]
 
     def apply(self, ops: Sequence[object]) -> None:
         for op in ops:

@@ -102,6 +102,7 @@ def room_features(room: Room) -> tuple[str, ...]:
         ns.REGISTER,
         "urn:xmpp:sid:0",
         MODERATE,
+        *(("urn:xmpp:mam:2", "urn:xmpp:mam:2#extended") if room.archived else ()),
     )
 
 

@@ -1,21 +1,30 @@
-"""Discussion history sent on join (XEP-0045 §7.2.14), behind the small
-interface that room archives (XEP-0313) will back: one store of a room's
-messages, read with the limits a joining occupant asks for."""
+"""Discussion history sent on join (XEP-0045 §7.2.14), behind a small
+interface: one store of a room's messages, read with the limits a joining
+occupant asks for. :class:`MemoryHistory` keeps it in memory;
+:class:`ArchivedHistory` keeps it in the room's archive (XEP-0313 §5.1.2,
+a :class:`RoomArchive`: the server's message archives), with the newest
+messages cached in memory for joins."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from xml.etree.ElementTree import Element, tostring
 
 from ...delay import parse_datetime
 from ...jid import JID
 
+if TYPE_CHECKING:
+    from ...stanza import Iq
+    from ..effects import Outcome
+
 __all__ = [
+    "ArchivedHistory",
     "HistoryRequest",
     "HistoryStore",
     "MemoryHistory",
+    "RoomArchive",
     "StoredMessage",
     "parse_history_request",
 ]
@@ -142,6 +151,71 @@ class MemoryHistory:
                 queue.remove(message)
                 return True
         return False
+
+
+class RoomArchive(Protocol):
+    """The message archives as rooms use them (implemented by
+    :class:`~xmpp_sansio.server.mam.service.MamService`)."""
+
+    def room_put(self, room: JID, element: Element, stamp: float) -> list[Outcome]:
+        """Archive a message as the room sent it (``Persist`` effects)."""
+        ...
+
+    def room_query(self, iq: Iq, room: JID) -> list[Outcome]:
+        """Answer a XEP-0313 iq for the room's archive (the caller checked the sender)."""
+        ...
+
+    def room_history(self, room: JID, limit: int) -> list[tuple[Element, float]]:
+        """The room's ``limit`` newest archived messages and stamps, oldest first."""
+        ...
+
+    def room_forget(self, room: JID) -> list[Outcome]:
+        """Drop the room's archive (``Persist`` effects)."""
+        ...
+
+
+class ArchivedHistory(MemoryHistory):
+    """History in the room archives: the newest messages of a room are read
+    from its archive the first time the room's history is used after a start
+    (a synchronous read, once a room), then kept in memory like
+    :class:`MemoryHistory`; every message appended is also archived: the
+    MUC service turns :meth:`take_outcomes` into its ``Persist`` effects."""
+
+    def __init__(self, archive: RoomArchive) -> None:
+        super().__init__()
+        self.archive = archive
+        self._primed: set[JID] = set()
+        self._outcomes: list[Outcome] = []
+
+    def _prime(self, room: JID, keep: int) -> None:
+        if room in self._primed:
+            return
+        if len(self._primed) > 100_000:
+            self._primed.clear()
+        self._primed.add(room)
+        for element, stamp in self.archive.room_history(room, keep):
+            super().append(room, element, stamp, keep)
+
+    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
+        self._prime(room, keep)
+        super().append(room, element, stamp, keep)
+        self._outcomes.extend(self.archive.room_put(room, element, stamp))
+
+    def read(
+        self, room: JID, request: HistoryRequest, now: float, limit: int
+    ) -> list[StoredMessage]:
+        self._prime(room, limit)
+        return super().read(room, request, now, limit)
+
+    def forget(self, room: JID) -> None:
+        super().forget(room)
+        self._primed.discard(room)
+        self._outcomes.extend(self.archive.room_forget(room))
+
+    def take_outcomes(self) -> list[Outcome]:
+        """The archive writes of the messages appended since the last call."""
+        out, self._outcomes = self._outcomes, []
+        return out
 
 
 def stanza_id_of(element: Element, room: JID) -> str | None:

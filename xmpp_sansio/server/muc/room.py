@@ -40,7 +40,7 @@ from ...stanza import Message, MessageType, Presence, PresenceType, with_attrs
 from ..effects import Bounce, Deliver, Outcome, Persist, Route
 from . import codes
 from .config import MucLimits, RoomConfig
-from .history import SID, HistoryStore, parse_history_request
+from .history import SID, ArchivedHistory, HistoryStore, parse_history_request
 from .permissions import Affiliation, Role, RolePrivilege, initial_role, role_privileges
 from .stanzas import MUC, MUC_USER, occupant_id, occupant_id_element, strip_muc, user_x
 from .store import MucAffiliationPut, MucRoomDelete, MucRoomPut
@@ -120,6 +120,11 @@ class Room:
     @property
     def admins(self) -> tuple[JID, ...]:
         return tuple(j for j, a in self.affiliations.items() if a is Affiliation.ADMIN)
+
+    @property
+    def archived(self) -> bool:
+        """Whether the room keeps its messages in an archive (XEP-0313 §5.1.2)."""
+        return isinstance(self.history, ArchivedHistory)
 
     @property
     def empty(self) -> bool:
@@ -525,7 +530,9 @@ class Room:
             out_el.remove(forged)  # XEP-0359 §5: only the room stamps its ids
         out_el.set("from", str(self.occupant_jid(occupant.nick)))
         out_el.append(occupant_id_element(occupant.id))
-        out_el.append(Element(SID + "stanza-id", {"id": self.rng(12).hex(), "by": str(self.jid)}))
+        # XEP-0359: time first (an archive's index of ids grows at its end), then 64 random bits
+        sid = f"{int(self.now * 1_000_000):014x}{self.rng(8).hex()}"
+        out_el.append(Element(SID + "stanza-id", {"id": sid, "by": str(self.jid)}))
         if msg.body is not None:
             keep = min(self.config.history_length, self.limits.max_history)
             self.history.append(self.jid, out_el, self.now, keep)

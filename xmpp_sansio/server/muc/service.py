@@ -27,7 +27,7 @@ from ..view import ServerView
 from . import codes
 from .admin import handle_room_iq
 from .config import MucLimits, RoomConfig
-from .history import HistoryStore, MemoryHistory
+from .history import ArchivedHistory, HistoryStore, MemoryHistory, RoomArchive
 from .permissions import Affiliation
 from .room import Room
 from .stanzas import MUC, OCCUPANT_ID
@@ -36,6 +36,18 @@ from .store import MucStorage
 __all__ = ["MucService", "MucSettings"]
 
 _C_ERR = StanzaErrorCondition
+_MAM = "{urn:xmpp:mam:2}"
+
+
+def _is_mam(stanza: Stanza) -> bool:
+    """A XEP-0313 request (query, metadata, form) to a room."""
+    return (
+        isinstance(stanza, Iq)
+        and stanza.payload is not None
+        and stanza.payload.tag.startswith(_MAM)
+    )
+
+
 _MUC_X = f"{{{MUC}}}x"
 _UNIQUE = f"{{{MUC}#unique}}unique"
 
@@ -69,10 +81,16 @@ class MucService(HostService):
         settings: MucSettings | None = None,
         storage: MucStorage | None = None,
         history: HistoryStore | None = None,
+        archive: RoomArchive | None = None,
     ) -> None:
         self.settings = settings or MucSettings()
         self.storage = storage
-        self.history: HistoryStore = history or MemoryHistory()
+        #: The room archives (XEP-0313 §5.1.2): history is kept there, and
+        #: MAM queries to a room are answered from it.
+        self.archive = archive
+        if history is None:
+            history = MemoryHistory() if archive is None else ArchivedHistory(archive)
+        self.history: HistoryStore = history
         self.rooms: dict[JID, Room] = {}
 
     def attach(self, server: ServerView, domain: str) -> None:
@@ -120,12 +138,30 @@ class MucService(HostService):
             out = room.presence(stanza)
         elif isinstance(stanza, Message):
             out = room.message(stanza)
+        elif self.archive is not None and _is_mam(stanza):
+            out = self._room_archive(room, stanza, self.archive)
         else:
             out = handle_room_iq(room, stanza)
         if room.destroyed or (room.empty and not room.config.persistent):
             self.rooms.pop(room.jid, None)  # §10.1.3: a temporary room ends with its last occupant
             self.history.forget(room.jid)
+        if isinstance(self.history, ArchivedHistory):
+            out.extend(self.history.take_outcomes())
         return out
+
+    def _room_archive(self, room: Room, iq: Iq, archive: RoomArchive) -> list[Outcome]:
+        """XEP-0313 §5.1.2: a room's archive, read by its members if it is
+        members-only, else by anyone not banned; never through an occupant's JID."""
+        assert iq.from_ is not None and iq.to is not None
+        affiliation = room.affiliation(iq.from_)
+        allowed = (
+            affiliation in (Affiliation.MEMBER, Affiliation.ADMIN, Affiliation.OWNER)
+            if room.config.members_only
+            else affiliation is not Affiliation.OUTCAST
+        )
+        if iq.to.resource is not None or not allowed:
+            return self._refuse(iq, _C_ERR.FORBIDDEN)
+        return archive.room_query(iq, room.jid)
 
     def _refuse(self, stanza: Stanza, condition: StanzaErrorCondition) -> list[Outcome]:
         if isinstance(stanza, Presence) and stanza.type is not PresenceType.AVAILABLE:
