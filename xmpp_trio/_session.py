@@ -38,6 +38,7 @@ from xmpp_sansio.stream.events import (
     ConnectionClosed,
     CredentialsRequested,
     CredentialsUpgradable,
+    CredentialsUpgraded,
     DerivationRequested,
     FastTokenIssued,
     FastTokensRequested,
@@ -51,6 +52,7 @@ from xmpp_sansio.stream.events import (
     StreamManagementEnabled,
     StreamResumed,
     TLSRequested,
+    UpgradeTasksRequested,
 )
 from xmpp_sansio.stream.framing import Framing
 
@@ -498,6 +500,8 @@ class Session:
                 conn.provide_credentials(accounts.credentials(conn.domain, event))
             elif isinstance(event, (FastTokensRequested, FastTokenUsed, FastTokenIssued)):
                 accounts.fast(conn, self.peer, server.services.fast_tokens, event, time.time())
+            elif isinstance(event, (UpgradeTasksRequested, CredentialsUpgraded)):
+                accounts.upgrade_task(conn, event)
             elif isinstance(event, DerivationRequested):
                 server.end_batch(batch)
                 salted = await accounts.derive(event)

@@ -16,16 +16,19 @@ __all__ = [
     "CARBONS_NS",
     "FAST_NS",
     "MAX_TAG",
+    "UPGRADE_NS",
     "Bind2Request",
     "FastAttempt",
     "FastLogin",
     "FastRequest",
     "InlineRequest",
+    "UpgradeState",
     "parse_inline",
 ]
 
 BIND2_NS: Final = "urn:xmpp:bind:0"
 FAST_NS: Final = "urn:xmpp:fast:0"
+UPGRADE_NS: Final = "urn:xmpp:sasl:upgrade:0"
 CARBONS_NS: Final = "urn:xmpp:carbons:2"
 MAX_TAG: Final = 64
 """Longest ``<tag/>`` kept as the resource prefix, in characters (longer is cut)."""
@@ -62,6 +65,7 @@ class InlineRequest:
     resume: Resume | None = None
     request_token: str | None = None
     fast: FastRequest | None = None
+    upgrades: tuple[str, ...] = ()
 
 
 def _parse_fast(authenticate: Element) -> tuple[str | None, FastRequest | None]:
@@ -93,8 +97,11 @@ def parse_inline(authenticate: Element) -> InlineRequest:
         assert isinstance(parsed, Resume)
         resume = parsed
     request_token, fast = _parse_fast(authenticate)
+    upgrades = tuple(
+        (el.text or "").strip() for el in authenticate.iterfind("{" + UPGRADE_NS + "}upgrade")
+    )
     if bind_el is None:
-        return InlineRequest(None, resume, request_token, fast)
+        return InlineRequest(None, resume, request_token, fast, upgrades)
     tag = (bind_el.findtext("{" + BIND2_NS + "}tag") or "").strip()[:MAX_TAG] or None
     sm_enable = None
     enable_el = bind_el.find(ns.SM_ENABLE_TAG)
@@ -111,7 +118,8 @@ def parse_inline(authenticate: Element) -> InlineRequest:
     elif bind_el.find(ns.CSI_ACTIVE_TAG) is not None:
         active = True
     carbons = bind_el.find("{" + CARBONS_NS + "}enable") is not None
-    return InlineRequest(Bind2Request(tag, sm_enable, carbons, active), resume, request_token, fast)
+    bind = Bind2Request(tag, sm_enable, carbons, active)
+    return InlineRequest(bind, resume, request_token, fast, upgrades)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +144,14 @@ class FastLogin:
     expiry: float
     count: int | None
     invalidate: bool
+
+
+@dataclass(slots=True)
+class UpgradeState:
+    """XEP-0480 tasks in progress: the held ``<success/>``, the tasks left
+    (``UPGR-SCRAM-SHA-…``), the current one and the salt sent for it."""
+
+    success: Element
+    tasks: list[str]
+    current: str | None = None
+    salt: bytes = b""

@@ -279,7 +279,6 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
         conn._sasl_ns = ns.SASL
         conn._fire(Input.SASL2_SUCCEEDED)
         conn._sasl2_authenticated(success)  # the inline steps read the user agent
-        conn._user_agent = None
     else:
         conn._user_agent = None
         # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.
