@@ -18,7 +18,8 @@ import trio
 import trustme
 from conftest import PASSWORDS, RunningServer, start_running
 from test_admin import cli, write_config
-from test_security import HEADER, WAIT, Wire
+from test_bind2_wire import connect
+from test_security import WAIT, Wire
 
 from xmpp_sansio.client.adhoc import CommandResponse
 from xmpp_sansio.forms import Field, Form, FormType
@@ -32,16 +33,6 @@ from xmpp_trio.stores.fast import KEY_FILE
 SASL2 = "urn:xmpp:sasl:2"
 AGENT = "d4565fa7-4d72-4749-b3d3-740edbf87770"
 USER_AGENT = f"<user-agent id='{AGENT}'><software>AwesomeXMPP</software></user-agent>"
-
-
-async def connect(server: RunningServer) -> tuple[Wire, bytes]:
-    raw = await trio.open_tcp_stream("127.0.0.1", server.directtls_port)
-    stream = trio.SSLStream(raw, server.client_context(), server_hostname="localhost")
-    with trio.fail_after(WAIT):
-        await stream.do_handshake()
-    wire = Wire(stream)
-    await wire.send(HEADER)
-    return wire, await wire.read_until(b"</stream:features>")
 
 
 def endpoint_binding(wire: Wire) -> bytes:

@@ -5,7 +5,7 @@ Bind 2 (XEP-0386 §3.2) and XEP-0198 ``<resume/>``, parsed; handled in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 from xml.etree.ElementTree import Element
 
 from ...sm import Enable, Resume, SMParseError, parse_nonza
@@ -68,6 +68,21 @@ class InlineRequest:
     upgrades: tuple[str, ...] = ()
 
 
+N = TypeVar("N", Enable, Resume)
+
+
+def _nonza(el: Element | None, kind: type[N]) -> N | None:
+    """A XEP-0198 ``<enable/>`` or ``<resume/>`` (None: absent); ValueError if malformed."""
+    if el is None:
+        return None
+    try:
+        parsed = parse_nonza(el)
+    except SMParseError as exc:
+        raise ValueError(str(exc)) from None
+    assert isinstance(parsed, kind)
+    return parsed
+
+
 def _parse_fast(authenticate: Element) -> tuple[str | None, FastRequest | None]:
     request = authenticate.find("{" + FAST_NS + "}request-token")
     mechanism = None if request is None else request.get("mechanism") or None
@@ -87,15 +102,7 @@ def parse_inline(authenticate: Element) -> InlineRequest:
     """The inline requests of ``<authenticate/>``; raise ValueError for a
     malformed XEP-0198 element (XEP-0388: ``malformed-request``)."""
     bind_el = authenticate.find("{" + BIND2_NS + "}bind")
-    resume_el = authenticate.find(ns.SM_RESUME_TAG)
-    resume = None
-    if resume_el is not None:
-        try:
-            parsed = parse_nonza(resume_el)
-        except SMParseError as exc:
-            raise ValueError(str(exc)) from None
-        assert isinstance(parsed, Resume)
-        resume = parsed
+    resume = _nonza(authenticate.find(ns.SM_RESUME_TAG), Resume)
     request_token, fast = _parse_fast(authenticate)
     upgrades = tuple(
         (el.text or "").strip() for el in authenticate.iterfind("{" + UPGRADE_NS + "}upgrade")
@@ -103,15 +110,7 @@ def parse_inline(authenticate: Element) -> InlineRequest:
     if bind_el is None:
         return InlineRequest(None, resume, request_token, fast, upgrades)
     tag = (bind_el.findtext("{" + BIND2_NS + "}tag") or "").strip()[:MAX_TAG] or None
-    sm_enable = None
-    enable_el = bind_el.find(ns.SM_ENABLE_TAG)
-    if enable_el is not None:
-        try:
-            parsed = parse_nonza(enable_el)
-        except SMParseError as exc:
-            raise ValueError(str(exc)) from None
-        assert isinstance(parsed, Enable)
-        sm_enable = parsed
+    sm_enable = _nonza(bind_el.find(ns.SM_ENABLE_TAG), Enable)
     active: bool | None = None
     if bind_el.find(ns.CSI_INACTIVE_TAG) is not None:
         active = False
