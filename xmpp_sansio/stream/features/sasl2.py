@@ -71,7 +71,8 @@ class SASL2Feature:
         inline = SubElement(authentication, "{" + ns.SASL2 + "}inline")
         inline.extend(inline_offer(conn))
         inline.extend(fast.inline_offer(conn))
-        authentication.extend(upgrade.offer())  # XEP-0480 §2.1
+        if conn.domain not in conn.config.anonymous_domains:  # accounts to upgrade
+            authentication.extend(upgrade.offer())  # XEP-0480 §2.1
         yield authentication
 
     def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
