@@ -26,7 +26,7 @@ from xmpp_sansio.forms import Field, Form, FormType
 from xmpp_sansio.sasl.ht import ht_initiator_message, ht_responder
 from xmpp_sansio.server.adhoc.clients import CLIENTS_NODE
 from xmpp_trio.adhoc import list_commands, run_command
-from xmpp_trio.client import open_client
+from xmpp_trio.client import IqErrorResponse, open_client
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.stores.fast import KEY_FILE
 
@@ -182,8 +182,10 @@ async def test_a_user_lists_and_revokes_their_own_clients_by_ad_hoc_command(
 
         done = await run_command(juliet, "localhost", CLIENTS_NODE, choose)
         assert done.status == "completed" and done.notes == (("info", "revoked 1 clients"),)
-        empty = await run_command(juliet, "localhost", CLIENTS_NODE)
-        assert empty.status == "completed" and "no SASL2 client" in empty.notes[0][1]
+        # Nothing left to manage: no longer listed, nor to be run.
+        assert CLIENTS_NODE not in [i.node for i in await list_commands(juliet, "localhost")]
+        with pytest.raises(IqErrorResponse):
+            await run_command(juliet, "localhost", CLIENTS_NODE)
     answer, _ = await token_login(server, token, 1)
     assert b"<failure" in answer and b"not-authorized" in answer, answer
 
