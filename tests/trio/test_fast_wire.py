@@ -23,7 +23,9 @@ from test_security import WAIT, Wire
 
 from xmpp_sansio.client.adhoc import CommandResponse
 from xmpp_sansio.forms import Field, Form, FormType
+from xmpp_sansio.sasl import create_client_mechanism
 from xmpp_sansio.sasl.ht import ht_initiator_message, ht_responder
+from xmpp_sansio.sasl.scram import ssdp_hash, ssdp_of
 from xmpp_sansio.server.adhoc.clients import CLIENTS_NODE
 from xmpp_trio.adhoc import list_commands, run_command
 from xmpp_trio.client import IqErrorResponse, open_client
@@ -188,6 +190,46 @@ async def test_a_user_lists_and_revokes_their_own_clients_by_ad_hoc_command(
             await run_command(juliet, "localhost", CLIENTS_NODE)
     answer, _ = await token_login(server, token, 1)
     assert b"<failure" in answer and b"not-authorized" in answer, answer
+
+
+async def test_an_expired_token_is_credentials_expired_on_the_wire(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: trio.Path, nursery: trio.Nursery
+) -> None:
+    server = await fast_server(server_config, ca, tmp_path, nursery)
+    token = await password_login(server, "HT-SHA-256-NONE")
+    db = server.server.db  # the stored expiry moved into the past
+    db.execute("UPDATE fast_tokens SET expiry = 1000")
+    answer, _ = await token_login(server, token, 1)
+    assert b"<failure" in answer and b"credentials-expired" in answer, answer
+    # §4.1: the client falls back to its password and asks for a new token.
+    assert await password_login(server, "HT-SHA-256-NONE") != token
+
+
+async def test_scram_over_sasl2_carries_the_xep0474_hash_of_the_real_features(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: trio.Path, nursery: trio.Nursery
+) -> None:
+    server = await fast_server(server_config, ca, tmp_path, nursery)
+    wire, features = await connect(server)
+    client = create_client_mechanism(
+        "SCRAM-SHA-256", username="juliet", password=PASSWORDS["juliet"], nonce=b"z" * 18
+    )
+    first = base64.b64encode(client.initial_response() or b"").decode()
+    await wire.send(
+        f"<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{first}"
+        f"</initial-response>{USER_AGENT}</authenticate>".encode()
+    )
+    challenge = await wire.read_until(b"</challenge>")
+    h = ssdp_of(base64.b64decode(re.sub(rb"<[^>]+>", b"", challenge)))
+    # The mechanisms of <authentication/> itself (not FAST's, inside <inline/>).
+    auth = features[features.index(b"<authentication") : features.index(b"<inline>")]
+    mechanisms = [m.decode() for m in re.findall(rb"<mechanism>([^<]+)</mechanism>", auth)]
+    bindings = [t.decode() for t in re.findall(rb"channel-binding type=\"([^\"]+)\"", features)]
+    assert "tls-server-end-point" in bindings
+    assert h == ssdp_hash(mechanisms, bindings, "sha256")
+    stripped = [m for m in mechanisms if not m.endswith("-PLUS")]
+    assert h != ssdp_hash(stripped, bindings, "sha256")  # -PLUS stripped: detected
+    assert h != ssdp_hash(mechanisms, None, "sha256")  # channel binding stripped: detected
+    await wire.aclose()
 
 
 async def test_rotation_keeps_the_old_token_until_the_new_one_is_used(
