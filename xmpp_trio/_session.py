@@ -125,6 +125,7 @@ class Session:
         self._writing_over = False  # the session ended: no writer starts again
         self._send_lock = trio.Lock()
         self.bound = False  # bound (or resumed): the session manager has it
+        self.agent_id: str | None = None  # the SASL2 client (XEP-0388 user-agent id)
         limits = server.config.limits
         # Bytes taken from the connection, not yet written to the transport.
         self.pending = bytearray()
@@ -563,6 +564,7 @@ class Session:
                 )
                 accounts.succeeded(event.jid)
                 if event.user_agent is not None:  # XEP-0388: the account's clients
+                    self.agent_id = event.user_agent.id
                     server.services.fast_tokens.seen(event.jid, event.user_agent, time.time())
             elif isinstance(event, AuthenticationFailed):
                 server.metrics.auth_failures.inc()

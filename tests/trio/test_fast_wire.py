@@ -150,8 +150,18 @@ async def test_clients_lists_and_revoke_invalidates_a_client_on_the_command_line
     status, out, _ = await cli(capsys, "clients", "juliet@localhost", "--config", config)
     assert status == 0 and f"{AGENT}  AwesomeXMPP  -  last login " in out, out
     assert "FAST token" in out and "1 clients of juliet@localhost" in out
-    status, out, _ = await cli(capsys, "revoke", "juliet@localhost", AGENT, "--config", config)
-    assert status == 0 and f"revoked client {AGENT} of juliet@localhost" in out
+    # A live session of that client (Bind 2), and one of another client.
+    live, _ = await connect(server)
+    message = f"\x00juliet\x00{PASSWORDS['juliet']}".encode()
+    assert b"<bound" in await authenticate(
+        live, "PLAIN", message, "<bind xmlns='urn:xmpp:bind:0'/>"
+    )
+    status, out, _ = await cli(
+        capsys, "revoke", "juliet@localhost", AGENT, "--json", "--config", config
+    )
+    assert status == 0 and json.loads(out) == {"revoked": True, "ended": 1}, out
+    ended = await live.read_until(b"</stream:stream>")
+    assert b"<not-authorized" in ended and b"this client was revoked" in ended, ended
     answer, _ = await token_login(server, token, 1)
     assert b"<failure" in answer and b"not-authorized" in answer, answer
     status, out, _ = await cli(capsys, "clients", "juliet@localhost", "--json", "--config", config)
