@@ -16,17 +16,19 @@ from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID, InvalidJID
 from xmpp_sansio.sasl.credentials import HASHES, derive_scram_credentials, salted_password
 from xmpp_sansio.server.register import PasswordChange
-from xmpp_sansio.stream.answers import FastTokensProvided
+from xmpp_sansio.stream.answers import FastTokensProvided, UpgradeTasksNeeded
 from xmpp_sansio.stream.connection import ServerConnection
 from xmpp_sansio.stream.events import (
     AuthenticationFailed,
     CredentialsRequested,
     CredentialsUpgradable,
+    CredentialsUpgraded,
     DerivationRequested,
     FastTokenIssued,
     FastTokensRequested,
     FastTokenUsed,
     RegistrationRequested,
+    UpgradeTasksRequested,
 )
 
 from .config import ServerConfig
@@ -183,6 +185,29 @@ class Accounts:
             found = store.tokens(jid, event.agent_id)
         self.fast_lookups += 1
         conn.send(found)
+
+    def upgrade_task(
+        self, conn: ServerConnection, event: UpgradeTasksRequested | CredentialsUpgraded
+    ) -> None:
+        """XEP-0480 at the edge: which requested hashes the account lacks, and
+        storing the credentials a task produced (no PBKDF2 here: the client
+        derived the SaltedPassword)."""
+        local, domain = event.jid.local or "", event.jid.domain
+        if isinstance(event, UpgradeTasksRequested):
+            missing = tuple(
+                h for h in event.hashes if self.store.credentials(local, domain, h) is None
+            )
+            conn.send(UpgradeTasksNeeded(missing))
+            return
+        try:
+            self.store.add_credentials(local, domain, [event.credentials])
+        except AccountNotFound:  # deleted meanwhile (or ANONYMOUS): nothing to upgrade
+            return
+        log.info(
+            "upgraded the credentials of %s with %s (XEP-0480)",
+            event.jid,
+            event.credentials.hash_name,
+        )
 
     async def upgrade(self, event: CredentialsUpgradable) -> None:
         """Add the hashes ``event.jid`` lacks, derived from the password PLAIN

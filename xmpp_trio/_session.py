@@ -38,6 +38,7 @@ from xmpp_sansio.stream.events import (
     ConnectionClosed,
     CredentialsRequested,
     CredentialsUpgradable,
+    CredentialsUpgraded,
     DerivationRequested,
     FastTokenIssued,
     FastTokensRequested,
@@ -51,6 +52,7 @@ from xmpp_sansio.stream.events import (
     StreamManagementEnabled,
     StreamResumed,
     TLSRequested,
+    UpgradeTasksRequested,
 )
 from xmpp_sansio.stream.framing import Framing
 
@@ -123,6 +125,7 @@ class Session:
         self._writing_over = False  # the session ended: no writer starts again
         self._send_lock = trio.Lock()
         self.bound = False  # bound (or resumed): the session manager has it
+        self.agent_id: str | None = None  # the SASL2 client (XEP-0388 user-agent id)
         limits = server.config.limits
         # Bytes taken from the connection, not yet written to the transport.
         self.pending = bytearray()
@@ -498,6 +501,8 @@ class Session:
                 conn.provide_credentials(accounts.credentials(conn.domain, event))
             elif isinstance(event, (FastTokensRequested, FastTokenUsed, FastTokenIssued)):
                 accounts.fast(conn, self.peer, server.services.fast_tokens, event, time.time())
+            elif isinstance(event, (UpgradeTasksRequested, CredentialsUpgraded)):
+                accounts.upgrade_task(conn, event)
             elif isinstance(event, DerivationRequested):
                 server.end_batch(batch)
                 salted = await accounts.derive(event)
@@ -559,6 +564,7 @@ class Session:
                 )
                 accounts.succeeded(event.jid)
                 if event.user_agent is not None:  # XEP-0388: the account's clients
+                    self.agent_id = event.user_agent.id
                     server.services.fast_tokens.seen(event.jid, event.user_agent, time.time())
             elif isinstance(event, AuthenticationFailed):
                 server.metrics.auth_failures.inc()

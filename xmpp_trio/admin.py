@@ -56,6 +56,7 @@ from xmpp_sansio.server.admin import (
     set_motd,
 )
 from xmpp_sansio.server.caps import CapsService
+from xmpp_sansio.server.sessions import CloseStream
 
 from . import _tls
 from .certs import server_tls_material
@@ -283,11 +284,7 @@ class Admin:
             case Clients():
                 return self.clients(request.account)
             case Revoke():
-                revoked = self.server.services.fast_tokens.revoke(
-                    request.account, request.client_id
-                )
-                log.info("revoked client %s of %s: %s", request.client_id, request.account, revoked)
-                return {"revoked": revoked}
+                return self.revoke(request.account, request.client_id)
             case Stop():
                 log.info("stop requested on the admin socket")
                 self.stop_requested.set()
@@ -296,6 +293,26 @@ class Admin:
                 return self.reload()
             case _:
                 assert_never(request)
+
+    def revoke(self, account: JID, client_id: str) -> dict[str, object]:
+        """Forget the client and its FAST tokens, and end its live sessions
+        (``not-authorized``: it must log in with the password again)."""
+        server = self.server
+        revoked = server.services.fast_tokens.revoke(account, client_id)
+        ended = [
+            CloseStream(sid, StreamErrorCondition.NOT_AUTHORIZED, "this client was revoked")
+            for sid, jid in self._bound()
+            if jid.bare == account
+            and (session := server.sessions.get(sid)) is not None
+            and session.agent_id == client_id
+            and session.conn is not None
+            and not session.conn.should_close  # not already ending
+        ]
+        server.apply(ended)
+        log.info(
+            "revoked client %s of %s: %s, %d sessions", client_id, account, revoked, len(ended)
+        )
+        return {"revoked": revoked or bool(ended), "ended": len(ended)}
 
     def clients(self, account: JID) -> list[dict[str, object]]:
         """The account's SASL2 clients, most recent login first (XEP-0388 §2.3)."""

@@ -288,11 +288,10 @@ class ServerServices:
             self.hosts[config.muc_domain] = self.muc
             admins = config.admin.admins
             self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))
-        if config.sasl2:  # the clients and tokens exist with SASL2 only (XEP-0388 §2.3)
-            hosted = frozenset(config.domains)
-            self.adhoc.engine.add(
-                clients_command(self.fast_tokens.client_infos, lambda jid: jid.domain in hosted)
-            )
+        hosted = frozenset(config.domains)  # listed to users with SASL2 clients only
+        self.adhoc.engine.add(
+            clients_command(self.fast_tokens.client_infos, lambda jid: jid.domain in hosted)
+        )
 
         #: Which store writes each kind of op (``Persist`` effects): a new
         #: store (MUC, pubsub) adds its op types here, one line each.

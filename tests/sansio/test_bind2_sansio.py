@@ -7,9 +7,11 @@ nothing processed for a failed exchange."""
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import Element, fromstring
+from xml.etree.ElementTree import Element, SubElement, fromstring
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_auth_counters_sansio import drain
 from test_sasl2_sansio import PASSWORD, SASL, SASL2, answer_all, authenticate
 
@@ -238,3 +240,25 @@ def test_parse_inline_of_the_xep_example() -> None:
     )
     assert request.bind is not None and request.bind.sm_enable is not None
     assert parse_inline(fromstring(authenticate("PLAIN", b"x", ""))) == InlineRequest()
+
+
+@given(
+    st.text(max_size=80),
+    st.text(max_size=12),
+    st.sampled_from(["resume", "enable"]),
+    st.text(max_size=8),
+)
+def test_any_inline_request_parses_or_raises_value_error(
+    tag: str, count: str, nonza: str, h: str
+) -> None:
+    el = fromstring(authenticate("PLAIN", b"x", ""))
+    bind = SubElement(el, f"{{{BIND2}}}bind")
+    SubElement(bind, f"{{{BIND2}}}tag").text = tag
+    SubElement(bind if nonza == "enable" else el, f"{{{SM}}}{nonza}", previd="p", h=h)
+    SubElement(el, "{urn:xmpp:fast:0}fast", count=count)
+    try:
+        request = parse_inline(el)
+    except ValueError:
+        return
+    assert request.bind is not None and len(request.bind.tag or "") <= 64
+    assert request.fast is not None and (request.fast.count is None or request.fast.count > 0)

@@ -114,6 +114,24 @@ def test_fast_is_offered_inline_with_the_mechanisms_the_connection_binds() -> No
     assert b"urn:xmpp:fast:0" not in server(lifetime=0).data_to_send()
 
 
+def test_an_anonymous_only_host_offers_no_fast_and_no_upgrade() -> None:
+    config = ServerConfig(
+        rng=seeded_rng(0),
+        domains=frozenset({"capulet.example", "anon.example"}),
+        anonymous_domains=frozenset({"anon.example"}),
+        allow_anonymous=True,
+        sasl2=True,
+        fast_token_lifetime=DAY,
+        clock=lambda: NOW,
+    )
+    tls = TLSInfo(channel_binding=ChannelBinding("tls-server-end-point", ENDP))
+    conn = framed(ServerConnection(config, tls_active=True, tls_info=tls))
+    conn.receive_data(HEADER.replace(b"capulet.example", b"anon.example"))
+    out = conn.data_to_send()
+    assert b"<mechanism>ANONYMOUS</mechanism>" in out
+    assert b"HT-SHA-256" not in out and b"UPGR-SCRAM" not in out
+
+
 def test_request_token_is_answered_in_success_and_stored_by_the_io_layer() -> None:
     issued, success = issue_token()
     token = success.find(f"{{{FAST}}}token")

@@ -207,6 +207,7 @@ def test_the_default_profile_routes_each_answer_to_the_plug_in_that_asks() -> No
         "CredentialsRefused": "SASLFeature",
         "DerivationProvided": "SASLFeature",
         "FastTokensProvided": "FastFeature",
+        "UpgradeTasksNeeded": "UpgradeFeature",
         "RegistrationAnswered": "RegisterFeature",
         "BindAccepted": "BindFeature",
         "BindRefused": "BindFeature",

@@ -18,30 +18,23 @@ import trio
 import trustme
 from conftest import PASSWORDS, RunningServer, start_running
 from test_admin import cli, write_config
-from test_security import HEADER, WAIT, Wire
+from test_bind2_wire import connect
+from test_security import WAIT, Wire
 
 from xmpp_sansio.client.adhoc import CommandResponse
 from xmpp_sansio.forms import Field, Form, FormType
+from xmpp_sansio.sasl import create_client_mechanism
 from xmpp_sansio.sasl.ht import ht_initiator_message, ht_responder
+from xmpp_sansio.sasl.scram import ssdp_hash, ssdp_of
 from xmpp_sansio.server.adhoc.clients import CLIENTS_NODE
 from xmpp_trio.adhoc import list_commands, run_command
-from xmpp_trio.client import open_client
+from xmpp_trio.client import IqErrorResponse, open_client
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.stores.fast import KEY_FILE
 
 SASL2 = "urn:xmpp:sasl:2"
 AGENT = "d4565fa7-4d72-4749-b3d3-740edbf87770"
 USER_AGENT = f"<user-agent id='{AGENT}'><software>AwesomeXMPP</software></user-agent>"
-
-
-async def connect(server: RunningServer) -> tuple[Wire, bytes]:
-    raw = await trio.open_tcp_stream("127.0.0.1", server.directtls_port)
-    stream = trio.SSLStream(raw, server.client_context(), server_hostname="localhost")
-    with trio.fail_after(WAIT):
-        await stream.do_handshake()
-    wire = Wire(stream)
-    await wire.send(HEADER)
-    return wire, await wire.read_until(b"</stream:features>")
 
 
 def endpoint_binding(wire: Wire) -> bytes:
@@ -157,8 +150,18 @@ async def test_clients_lists_and_revoke_invalidates_a_client_on_the_command_line
     status, out, _ = await cli(capsys, "clients", "juliet@localhost", "--config", config)
     assert status == 0 and f"{AGENT}  AwesomeXMPP  -  last login " in out, out
     assert "FAST token" in out and "1 clients of juliet@localhost" in out
-    status, out, _ = await cli(capsys, "revoke", "juliet@localhost", AGENT, "--config", config)
-    assert status == 0 and f"revoked client {AGENT} of juliet@localhost" in out
+    # A live session of that client (Bind 2), and one of another client.
+    live, _ = await connect(server)
+    message = f"\x00juliet\x00{PASSWORDS['juliet']}".encode()
+    assert b"<bound" in await authenticate(
+        live, "PLAIN", message, "<bind xmlns='urn:xmpp:bind:0'/>"
+    )
+    status, out, _ = await cli(
+        capsys, "revoke", "juliet@localhost", AGENT, "--json", "--config", config
+    )
+    assert status == 0 and json.loads(out) == {"revoked": True, "ended": 1}, out
+    ended = await live.read_until(b"</stream:stream>")
+    assert b"<not-authorized" in ended and b"this client was revoked" in ended, ended
     answer, _ = await token_login(server, token, 1)
     assert b"<failure" in answer and b"not-authorized" in answer, answer
     status, out, _ = await cli(capsys, "clients", "juliet@localhost", "--json", "--config", config)
@@ -191,10 +194,52 @@ async def test_a_user_lists_and_revokes_their_own_clients_by_ad_hoc_command(
 
         done = await run_command(juliet, "localhost", CLIENTS_NODE, choose)
         assert done.status == "completed" and done.notes == (("info", "revoked 1 clients"),)
-        empty = await run_command(juliet, "localhost", CLIENTS_NODE)
-        assert empty.status == "completed" and "no SASL2 client" in empty.notes[0][1]
+        # Nothing left to manage: no longer listed, nor to be run.
+        assert CLIENTS_NODE not in [i.node for i in await list_commands(juliet, "localhost")]
+        with pytest.raises(IqErrorResponse):
+            await run_command(juliet, "localhost", CLIENTS_NODE)
     answer, _ = await token_login(server, token, 1)
     assert b"<failure" in answer and b"not-authorized" in answer, answer
+
+
+async def test_an_expired_token_is_credentials_expired_on_the_wire(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: trio.Path, nursery: trio.Nursery
+) -> None:
+    server = await fast_server(server_config, ca, tmp_path, nursery)
+    token = await password_login(server, "HT-SHA-256-NONE")
+    db = server.server.db  # the stored expiry moved into the past
+    db.execute("UPDATE fast_tokens SET expiry = 1000")
+    answer, _ = await token_login(server, token, 1)
+    assert b"<failure" in answer and b"credentials-expired" in answer, answer
+    # §4.1: the client falls back to its password and asks for a new token.
+    assert await password_login(server, "HT-SHA-256-NONE") != token
+
+
+async def test_scram_over_sasl2_carries_the_xep0474_hash_of_the_real_features(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: trio.Path, nursery: trio.Nursery
+) -> None:
+    server = await fast_server(server_config, ca, tmp_path, nursery)
+    wire, features = await connect(server)
+    client = create_client_mechanism(
+        "SCRAM-SHA-256", username="juliet", password=PASSWORDS["juliet"], nonce=b"z" * 18
+    )
+    first = base64.b64encode(client.initial_response() or b"").decode()
+    await wire.send(
+        f"<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{first}"
+        f"</initial-response>{USER_AGENT}</authenticate>".encode()
+    )
+    challenge = await wire.read_until(b"</challenge>")
+    h = ssdp_of(base64.b64decode(re.sub(rb"<[^>]+>", b"", challenge)))
+    # The mechanisms of <authentication/> itself (not FAST's, inside <inline/>).
+    auth = features[features.index(b"<authentication") : features.index(b"<inline>")]
+    mechanisms = [m.decode() for m in re.findall(rb"<mechanism>([^<]+)</mechanism>", auth)]
+    bindings = [t.decode() for t in re.findall(rb"channel-binding type=\"([^\"]+)\"", features)]
+    assert "tls-server-end-point" in bindings
+    assert h == ssdp_hash(mechanisms, bindings, "sha256")
+    stripped = [m for m in mechanisms if not m.endswith("-PLUS")]
+    assert h != ssdp_hash(stripped, bindings, "sha256")  # -PLUS stripped: detected
+    assert h != ssdp_hash(mechanisms, None, "sha256")  # channel binding stripped: detected
+    await wire.aclose()
 
 
 async def test_rotation_keeps_the_old_token_until_the_new_one_is_used(

@@ -110,6 +110,13 @@ class FastTokensProvided:
 
 
 @dataclass(frozen=True, slots=True)
+class UpgradeTasksNeeded:
+    """Answers ``UpgradeTasksRequested``: the hashes to upgrade (none: go on)."""
+
+    hashes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class BindAccepted:
     """Bind the resource asked for (RFC 6120 §7.6.1)."""
 
@@ -146,6 +153,7 @@ Answer = (
     | CredentialsRefused
     | DerivationProvided
     | FastTokensProvided
+    | UpgradeTasksNeeded
     | BindAccepted
     | BindRefused
     | ResumeAccepted

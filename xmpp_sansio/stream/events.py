@@ -12,6 +12,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StreamErrorCondition
 from ..jid import JID
+from ..sasl.credentials import ScramCredentials
 from .login_options import LoginEvent
 from .s2s_events import S2SEvent
 
@@ -162,6 +163,25 @@ class FastTokenIssued:
     mechanism: str
     token: bytes = field(repr=False)
     expiry: float
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeTasksRequested:
+    """Server: a SASL2 client asked for XEP-0480 upgrades to ``hashes``
+    (``"sha256"``, ``"sha512"``): answer with ``UpgradeTasksNeeded`` the ones
+    ``jid``'s account lacks."""
+
+    jid: JID
+    hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsUpgraded:
+    """Server: an XEP-0480 SCRAM upgrade task gave ``jid``'s credentials for
+    a hash the account lacked: add them (keeping those it has)."""
+
+    jid: JID
+    credentials: ScramCredentials = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +363,8 @@ Event = (
     | FastTokensRequested
     | FastTokenUsed
     | FastTokenIssued
+    | UpgradeTasksRequested
+    | CredentialsUpgraded
     | CredentialsUpgradable
     | AuthenticationFailed
     | BindRequested

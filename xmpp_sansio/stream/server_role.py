@@ -17,7 +17,7 @@ from .answers import TLSInfo
 from .config import ServerConfig
 from .events import UserAgent
 from .features import C2S_SERVER, FeatureHost, Profile, bind2
-from .features.inline import FastAttempt, FastLogin, InlineRequest
+from .features.inline import FastAttempt, FastLogin, InlineRequest, UpgradeState
 from .features.sasl import offered_mechanisms
 from .framing import Framing
 from .sm_stream import _SMStream
@@ -64,6 +64,7 @@ class _ServerRole(_SMStream):
         self._pending_success: Element | None = None  # held while they run
         self._fast_attempt: FastAttempt | None = None  # XEP-0484 token login
         self._fast_login: FastLogin | None = None
+        self._upgrade: UpgradeState | None = None  # XEP-0480 tasks in progress
         self._pending_username: str | None = None
         self._pending_registration: Element | None = None
         self._pending_bind: tuple[str, JID] | None = None  # iq id, the JID asked for
@@ -110,6 +111,9 @@ class _ServerRole(_SMStream):
 
     def _inline_resume_answered(self, answer: Element) -> None:
         bind2.resume_answered(cast("FeatureHost", self), answer)
+
+    def _upgrades_done(self, success: Element) -> None:
+        bind2.after_upgrades(cast("FeatureHost", self), success)
 
     def _features(self) -> Element:
         """RFC 6120 §4.3.2: features for the current stage of negotiation, from the

@@ -35,21 +35,22 @@ def clients_command(
     clients_of: Callable[[JID], Sequence[ClientInfo]], is_local: Callable[[JID], bool]
 ) -> Command:
     """The command; ``clients_of(account)`` reads the account's clients,
-    ``is_local(jid)`` tells this server's users (who alone may run it)."""
+    ``is_local(jid)`` tells this server's users. Only a local user with SASL2
+    clients sees and may run it (XEP-0050 §4.4)."""
 
     class _Clients(Command):
         node = CLIENTS_NODE
         name = "Manage my clients"
 
         def allowed(self, requester: JID) -> bool:
-            return requester.local is not None and is_local(requester.bare)
+            # Listed to the local users who have SASL2 clients to manage.
+            account = requester.bare
+            return requester.local is not None and is_local(account) and bool(clients_of(account))
 
         def run(self, ctx: Context, call: Call) -> Step:
             account = call.requester.bare
             known = {c.id: c for c in clients_of(account)}
             if not call.forms:
-                if not known:
-                    return Step(notes=(Note("no SASL2 client has logged in to this account"),))
                 options = tuple(
                     Option(c.id, f"{c.software or 'unknown software'} ({c.device or '-'}) {c.id}")
                     for c in known.values()

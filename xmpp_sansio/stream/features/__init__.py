@@ -29,6 +29,7 @@ from .sasl import SASLFeature
 from .sasl2 import SASL2Feature
 from .sm import SMFeature
 from .starttls import StartTLSFeature
+from .upgrade import UpgradeFeature
 
 __all__ = [
     "C2S_SERVER",
@@ -47,6 +48,7 @@ __all__ = [
     "SMFeature",
     "Stage",
     "StartTLSFeature",
+    "UpgradeFeature",
     "_b64decode",
     "_b64encode",
     "_iq_error",
@@ -60,6 +62,7 @@ C2S_SERVER: Profile[FeatureHost, ServerConfig] = Profile(
         SASLFeature(),
         SASL2Feature(),
         FastFeature(),
+        UpgradeFeature(),
         RegisterFeature(),
     ),
     after_auth=(BindFeature(), SMFeature(), CSIFeature()),

@@ -59,7 +59,7 @@ from ..answers import Answer, TLSInfo
 from ..config import ServerConfig
 from ..events import Event, UserAgent
 from ..state import Input, State
-from .inline import FastAttempt, FastLogin, InlineRequest
+from .inline import FastAttempt, FastLogin, InlineRequest, UpgradeState
 
 __all__ = [
     "AnsweringFeature",
@@ -116,9 +116,11 @@ class FeatureHost(Protocol):
     _pending_success: Element | None  # SASL2 <success/> held while inline steps run
     _fast_attempt: FastAttempt | None  # a FAST login waiting for its tokens (XEP-0484)
     _fast_login: FastLogin | None  # the token a login succeeded with
+    _upgrade: UpgradeState | None  # XEP-0480 tasks in progress
 
     def _sasl2_authenticated(self, success: Element) -> None: ...
     def _inline_resume_answered(self, answer: Element) -> None: ...
+    def _upgrades_done(self, success: Element) -> None: ...
     def _features(self) -> Element: ...
 
     # Register's (XEP-0077)

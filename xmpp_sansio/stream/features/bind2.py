@@ -37,7 +37,7 @@ from ...sm import Failed, build_nonza
 from ...xml import ns
 from ..events import BindRequested, ClientStateChanged, Event, ResourceBound, ResumeRequested
 from ..state import Input
-from . import fast
+from . import fast, upgrade
 from .base import FeatureHost
 from .inline import BIND2_NS, CARBONS_NS, MAX_TAG, Bind2Request, InlineRequest, parse_inline
 from .sm import enable_stream_management
@@ -48,6 +48,7 @@ __all__ = [
     "MAX_TAG",
     "Bind2Request",
     "InlineRequest",
+    "after_upgrades",
     "inline_offer",
     "parse_inline",
     "proceed",
@@ -73,8 +74,15 @@ def inline_offer(conn: FeatureHost) -> Iterator[Element]:
 
 
 def proceed(conn: FeatureHost, success: Element) -> None:
-    """Authentication succeeded: run the inline steps (resumption first, then
-    binding) and send ``success`` when they are done (module docstring)."""
+    """Authentication succeeded: run the inline steps (XEP-0480 upgrade tasks,
+    FAST tokens, resumption, then binding) and send ``success`` when they are
+    done (module docstring)."""
+    if not upgrade.start(conn, success):
+        after_upgrades(conn, success)
+
+
+def after_upgrades(conn: FeatureHost, success: Element) -> None:
+    """The inline steps after the upgrade tasks (XEP-0480) are done."""
     request = conn._inline or InlineRequest()
     conn._pending_success = success
     fast.after_auth(conn, success)  # XEP-0484: tokens before the session
@@ -110,6 +118,7 @@ def send_success(conn: FeatureHost) -> None:
     assert success is not None
     conn._pending_success = None
     conn._inline = None
+    conn._user_agent = None
     conn._send_element(success)
     conn._send_element(conn._features())
 

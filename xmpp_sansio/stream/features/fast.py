@@ -55,6 +55,8 @@ def fast_mechanisms(conn: FeatureHost) -> list[str]:
     cfg = conn.config
     if not (cfg.sasl2 and cfg.fast_token_lifetime > 0 and conn.tls_active):
         return []
+    if conn.domain in cfg.anonymous_domains:  # no accounts there: nothing to hold a token
+        return []
     bindings = conn.tls_info.channel_bindings
     return [m for m in HT_MECHANISMS if ht_channel_binding(m, bindings) is not None]
 

@@ -5,7 +5,7 @@ Bind 2 (XEP-0386 §3.2) and XEP-0198 ``<resume/>``, parsed; handled in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 from xml.etree.ElementTree import Element
 
 from ...sm import Enable, Resume, SMParseError, parse_nonza
@@ -16,16 +16,19 @@ __all__ = [
     "CARBONS_NS",
     "FAST_NS",
     "MAX_TAG",
+    "UPGRADE_NS",
     "Bind2Request",
     "FastAttempt",
     "FastLogin",
     "FastRequest",
     "InlineRequest",
+    "UpgradeState",
     "parse_inline",
 ]
 
 BIND2_NS: Final = "urn:xmpp:bind:0"
 FAST_NS: Final = "urn:xmpp:fast:0"
+UPGRADE_NS: Final = "urn:xmpp:sasl:upgrade:0"
 CARBONS_NS: Final = "urn:xmpp:carbons:2"
 MAX_TAG: Final = 64
 """Longest ``<tag/>`` kept as the resource prefix, in characters (longer is cut)."""
@@ -62,6 +65,22 @@ class InlineRequest:
     resume: Resume | None = None
     request_token: str | None = None
     fast: FastRequest | None = None
+    upgrades: tuple[str, ...] = ()
+
+
+N = TypeVar("N", Enable, Resume)
+
+
+def _nonza(el: Element | None, kind: type[N]) -> N | None:
+    """A XEP-0198 ``<enable/>`` or ``<resume/>`` (None: absent); ValueError if malformed."""
+    if el is None:
+        return None
+    try:
+        parsed = parse_nonza(el)
+    except SMParseError as exc:
+        raise ValueError(str(exc)) from None
+    assert isinstance(parsed, kind)
+    return parsed
 
 
 def _parse_fast(authenticate: Element) -> tuple[str | None, FastRequest | None]:
@@ -83,35 +102,23 @@ def parse_inline(authenticate: Element) -> InlineRequest:
     """The inline requests of ``<authenticate/>``; raise ValueError for a
     malformed XEP-0198 element (XEP-0388: ``malformed-request``)."""
     bind_el = authenticate.find("{" + BIND2_NS + "}bind")
-    resume_el = authenticate.find(ns.SM_RESUME_TAG)
-    resume = None
-    if resume_el is not None:
-        try:
-            parsed = parse_nonza(resume_el)
-        except SMParseError as exc:
-            raise ValueError(str(exc)) from None
-        assert isinstance(parsed, Resume)
-        resume = parsed
+    resume = _nonza(authenticate.find(ns.SM_RESUME_TAG), Resume)
     request_token, fast = _parse_fast(authenticate)
+    upgrades = tuple(
+        (el.text or "").strip() for el in authenticate.iterfind("{" + UPGRADE_NS + "}upgrade")
+    )
     if bind_el is None:
-        return InlineRequest(None, resume, request_token, fast)
+        return InlineRequest(None, resume, request_token, fast, upgrades)
     tag = (bind_el.findtext("{" + BIND2_NS + "}tag") or "").strip()[:MAX_TAG] or None
-    sm_enable = None
-    enable_el = bind_el.find(ns.SM_ENABLE_TAG)
-    if enable_el is not None:
-        try:
-            parsed = parse_nonza(enable_el)
-        except SMParseError as exc:
-            raise ValueError(str(exc)) from None
-        assert isinstance(parsed, Enable)
-        sm_enable = parsed
+    sm_enable = _nonza(bind_el.find(ns.SM_ENABLE_TAG), Enable)
     active: bool | None = None
     if bind_el.find(ns.CSI_INACTIVE_TAG) is not None:
         active = False
     elif bind_el.find(ns.CSI_ACTIVE_TAG) is not None:
         active = True
     carbons = bind_el.find("{" + CARBONS_NS + "}enable") is not None
-    return InlineRequest(Bind2Request(tag, sm_enable, carbons, active), resume, request_token, fast)
+    bind = Bind2Request(tag, sm_enable, carbons, active)
+    return InlineRequest(bind, resume, request_token, fast, upgrades)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +143,14 @@ class FastLogin:
     expiry: float
     count: int | None
     invalidate: bool
+
+
+@dataclass(slots=True)
+class UpgradeState:
+    """XEP-0480 tasks in progress: the held ``<success/>``, the tasks left
+    (``UPGR-SCRAM-SHA-…``), the current one and the salt sent for it."""
+
+    success: Element
+    tasks: list[str]
+    current: str | None = None
+    salt: bytes = b""

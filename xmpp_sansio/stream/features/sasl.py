@@ -261,8 +261,8 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
             _failure(conn, sasl.SASLCondition.INVALID_AUTHZID)
             return
     sasl2 = conn._sasl_ns == ns.SASL2
-    success = Element("{" + ns.SASL2 + "}success")
     if sasl2:  # XEP-0388 §2.6.1: sent once the inline steps are done (bind2.py)
+        success = Element("{" + ns.SASL2 + "}success")
         if result.additional_data is not None:
             SubElement(success, "{" + ns.SASL2 + "}additional-data").text = _b64encode(
                 result.additional_data
@@ -279,7 +279,6 @@ def _success(conn: FeatureHost, mechanism: str, result: sasl.Authenticated) -> N
         conn._sasl_ns = ns.SASL
         conn._fire(Input.SASL2_SUCCEEDED)
         conn._sasl2_authenticated(success)  # the inline steps read the user agent
-        conn._user_agent = None
     else:
         conn._user_agent = None
         # RFC 6120 §6.4.6: the receiving entity restarts on sending <success/>.

@@ -21,7 +21,7 @@ from ...xml import ns
 from ..config import ServerConfig
 from ..events import UserAgent
 from ..state import State
-from . import fast
+from . import fast, upgrade
 from .base import FeatureHost, Stage
 from .bind2 import inline_offer, parse_inline
 from .sasl import _begin, _failure, _handle, offered_mechanisms
@@ -71,14 +71,21 @@ class SASL2Feature:
         inline = SubElement(authentication, "{" + ns.SASL2 + "}inline")
         inline.extend(inline_offer(conn))
         inline.extend(fast.inline_offer(conn))
+        if conn.domain not in conn.config.anonymous_domains:  # accounts to upgrade
+            authentication.extend(upgrade.offer())  # XEP-0480 §2.1
         yield authentication
 
     def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
         if stage is Stage.BEFORE_AUTH and config.sasl2:
             return (AUTHENTICATE_TAG, _RESPONSE_TAG, _ABORT_TAG)
+        if stage is Stage.BIND and config.sasl2:  # XEP-0480 tasks after authentication
+            return (upgrade.NEXT_TAG, upgrade.TASK_DATA_TAG)
         return ()
 
     def handle(self, conn: FeatureHost, stage: Stage, el: Element) -> bool:
+        if stage is Stage.BIND:
+            upgrade.handle(conn, el)
+            return True
         tag = el.tag
         in_classic = conn.state is not State.NEGOTIATING and conn._sasl_ns != ns.SASL2
         conn._sasl_ns = ns.SASL2
