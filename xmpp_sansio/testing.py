@@ -17,9 +17,20 @@ from xml.etree.ElementTree import Element, fromstring
 from .errors import RemoteProtocolError
 from .sasl import ChannelBinding, NeedDerivation
 from .sasl.credentials import ScramCredentials, derive_scram_credentials, salted_password
-from .stream.answers import CredentialsProvided, DerivationProvided, TLSEstablished
+from .stream.answers import (
+    CredentialsProvided,
+    DerivationProvided,
+    TLSEstablished,
+    UpgradeTasksNeeded,
+)
 from .stream.connection import ClientConnection, ServerConnection, TLSInfo
-from .stream.events import CredentialsRequested, DerivationRequested, Event, TLSRequested
+from .stream.events import (
+    CredentialsRequested,
+    DerivationRequested,
+    Event,
+    TLSRequested,
+    UpgradeTasksRequested,
+)
 from .stream.framing import WebSocketFraming
 from .xml import ns
 from .xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
@@ -208,6 +219,10 @@ class ConnectionPair:
                 self.server.send(CredentialsProvided(credentials))
             elif isinstance(event, DerivationRequested) and conn is self.server:
                 self.server.send(DerivationProvided(derive(event)))
+            elif isinstance(event, UpgradeTasksRequested) and conn is self.server:
+                user = event.jid.local or ""  # XEP-0480: the hashes the account lacks
+                lacking = tuple(h for h in event.hashes if self.credentials(user, h) is None)
+                self.server.send(UpgradeTasksNeeded(lacking))
 
     def pump(self, limit: int = 100) -> None:
         """Move bytes both ways until neither side has anything more to say."""

@@ -19,6 +19,7 @@ from xmpp_sansio.stream.answers import (
     FastTokensProvided,
     ResumeAccepted,
     ResumeRejected,
+    UpgradeTasksNeeded,
 )
 from xmpp_sansio.stream.config import ClientConfig, ServerConfig
 from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, State, TLSInfo
@@ -32,6 +33,7 @@ from xmpp_sansio.stream.events import (
     ResumeRequested,
     StreamManagementEnabled,
     StreamResumed,
+    UpgradeTasksRequested,
 )
 from xmpp_sansio.stream.login_options import (
     FastTokenAccepted,
@@ -200,6 +202,8 @@ def mitm_login(strip: bytes) -> tuple[list[object], ServerConnection]:
             while (event := server.next_event()) is not None:
                 if isinstance(event, CredentialsRequested):
                     server.provide_credentials(lookup(event.username, event.hash_name))
+                elif isinstance(event, UpgradeTasksRequested):
+                    server.send(UpgradeTasksNeeded(()))  # the account has every hash
         except RemoteProtocolError:
             pass
         data = server.data_to_send().replace(strip, b"") if strip else server.data_to_send()
