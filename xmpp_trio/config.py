@@ -12,7 +12,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     allow_plain = true         # offer SASL PLAIN (only ever offered over TLS)
     allow_anonymous = false    # offer SASL ANONYMOUS
     allow_registration = false # XEP-0077 in-band registration of new accounts
-    sasl2 = false              # also offer SASL2 (XEP-0388; docs/sasl2.md)
+    sasl2 = true               # also offer SASL2, Bind 2, FAST (XEP-0388/0386/0484; docs/sasl2.md)
     fast_token_lifetime = 2592000  # seconds a FAST token (XEP-0484) is valid; 0: no FAST
     fast_rotate_within = 1209600   # a token used with less left than this is replaced
     scram_iterations = 10000   # PBKDF2 iterations for new passwords (at least 4096)
@@ -268,7 +268,7 @@ class ServerConfig:
     allow_plain: bool = True
     allow_anonymous: bool = False
     allow_registration: bool = False
-    sasl2: bool = False
+    sasl2: bool = True
     fast_token_lifetime: int = 2592000
     fast_rotate_within: int = 1209600
     scram_iterations: int = 10000
@@ -729,7 +729,7 @@ def load_config(path: Path | None) -> ServerConfig:
         allow_plain=loader.boolean(data, "allow_plain", "allow_plain", True),
         allow_anonymous=loader.boolean(data, "allow_anonymous", "allow_anonymous", False),
         allow_registration=loader.boolean(data, "allow_registration", "allow_registration", False),
-        sasl2=loader.boolean(data, "sasl2", "sasl2", False),
+        sasl2=loader.boolean(data, "sasl2", "sasl2", True),
         fast_token_lifetime=loader.integer(
             data, "fast_token_lifetime", "fast_token_lifetime", 2592000, minimum=0, maximum=1 << 31
         ),

@@ -30,8 +30,18 @@ def authenticate(mechanism: str, message: bytes) -> bytes:
     ).encode()
 
 
-async def test_sasl2_is_not_offered_by_default(server: RunningServer) -> None:
+async def test_sasl2_is_offered_by_default_beside_rfc6120_sasl(server: RunningServer) -> None:
     wire = await tls_wire(server)  # reads the pre-authentication features
+    assert b'<mechanisms xmlns="urn:ietf:params:xml:ns:xmpp-sasl">' in wire.data
+    assert b'<authentication xmlns="urn:xmpp:sasl:2">' in wire.data
+
+
+async def test_sasl2_false_offers_only_rfc6120_sasl(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: trio.Path, nursery: trio.Nursery
+) -> None:
+    config = dataclasses.replace(server_config, sasl2=False)
+    server = await start_running(config, ca, tmp_path, nursery)  # type: ignore[arg-type]
+    wire = await tls_wire(server)
     assert b"<mechanism>PLAIN</mechanism>" in wire.data
     assert b"urn:xmpp:sasl:2" not in wire.data
 
