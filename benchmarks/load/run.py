@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import multiprocessing as mp
@@ -93,6 +94,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import generator  # noqa: E402
+import gogen  # noqa: E402
 import scenarios  # noqa: E402
 import targets  # noqa: E402
 from generator import Job  # noqa: E402
@@ -112,7 +114,10 @@ def generator_main(job: Job, results: Any) -> None:
     raise_fd_limit()
     generator.use_salted_cache(job.password)
     try:
-        results.put(scenarios.REGISTRY[job.scenario].run(job))
+        if job.engine and gogen.supports(job):
+            results.put(gogen.run(job.engine, job))
+        else:
+            results.put(scenarios.REGISTRY[job.scenario].run(job))
     except BaseException as exc:  # report, never hang the parent
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
@@ -366,6 +371,12 @@ def main() -> int:
     add("--memory-tls", default="direct,none", help="memory: transports to measure")
     add("--prosody-modules", choices=("full", "minimal"), default="full",
         help="Prosody modules: ours' feature set (full) or the bare minimum")  # fmt: skip
+    add("--generator", choices=("auto", "go", "python"), default="auto",
+        help="auto: the compiled one (gen/, built with Go when a toolchain is there),"
+        " else the Python one with a warning; go: fail without Go")  # fmt: skip
+    add("--write", choices=("batch", "single"), default="batch",
+        help="Go generator: one write per wake-up (batch) or per stanza (single)")
+    add("--nagle", action="store_true", help="Go generator: leave Nagle on (no TCP_NODELAY)")
     add("--profile", type=Path, default=None, help="py-spy summary file (ours only)")
     add("--json", action="store_true", help="also print the results as JSON")
     add("--commit-rule", action="store_true",
@@ -433,12 +444,20 @@ def main() -> int:
         print("py-spy not found; running without --profile")
         profile = None
 
+    engine = ""
+    if args.generator != "python":
+        engine = gogen.build() or ""
+        if not engine and args.generator == "go":
+            parser.error("--generator go: the Go generator could not be built")
+    args.engine = engine
+
     fds = raise_fd_limit()
     args.fd_limit = fds
     targets.pin(0, targets.GENERATOR_CPU)
     print(f"python {platform.python_version()} ({platform.python_implementation()}),"
           f" {ssl.OPENSSL_VERSION}, {os.cpu_count()} CPUs; server on CPU {targets.SERVER_CPU},"
-          f" generator on CPU {targets.GENERATOR_CPU}; RLIMIT_NOFILE {fds}")  # fmt: skip
+          f" generator on CPU {targets.GENERATOR_CPU}; RLIMIT_NOFILE {fds}; generator:"
+          f" {'compiled (' + engine + ')' if engine else 'Python'}")  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="xmpp-load-"))
     collected: dict[str, dict[str, list[float]]] = {}
     everything: list[dict[str, Any]] = []
@@ -465,7 +484,10 @@ def main() -> int:
                           tls=run.tls, mechanism=run.mechanism, domain=targets.DOMAIN,
                           password=targets.PASSWORD, cafile=target.cafile,
                           server_pid=server.pid, concurrency=args.login_concurrency,
-                          **run.params)  # fmt: skip
+                          engine=args.engine, **run.params)  # fmt: skip
+                if args.write != "batch" or args.nagle:
+                    job = dataclasses.replace(job, extra=job.extra | {
+                        "write": args.write, "nodelay": not args.nagle})
                 try:
                     result = run_job(job)
                 finally:
