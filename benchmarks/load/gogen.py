@@ -29,6 +29,11 @@ SCENARIOS = {
     "presence": ("closed", None),
     "mixed": ("closed", None),
     "openloop": ("open", "chat-full=1"),
+    # issue 24's matrix (matrix.py)
+    "matrix": ("closed", None),
+    "storm": ("login", None),
+    "mixed-full": ("closed", None),
+    "openloop-sat": ("open", "chat-bare=1"),
 }
 #: transports it speaks (not WebSocket)
 TRANSPORTS = ("direct", "starttls", "none")
@@ -96,4 +101,7 @@ def run(binary: str, job: Any, timeout: float = 1200) -> dict[str, Any]:
         return {"error": f"xmppgen exited {done.returncode}: {done.stderr.strip()[-400:]}"}
     if "contacts" in result and not job.extra.get("contacts") and job.scenario == "throughput":
         result.pop("kinds", None)
+    for key in ("own", "ejabberd"):  # openloop-sat's reference rates
+        if key in job.extra:
+            result[key] = job.extra[key]
     return result

@@ -95,6 +95,7 @@ sys.path.insert(0, str(HERE))
 
 import generator  # noqa: E402
 import gogen  # noqa: E402
+import matrix  # noqa: E402  (registers issue 24's matrix scenarios)
 import scenarios  # noqa: E402
 import targets  # noqa: E402
 from generator import Job  # noqa: E402
@@ -189,7 +190,11 @@ def figures(name: str, variant: str, result: dict[str, Any], opts: argparse.Name
     """Named figures of one scenario result for the final table."""
     if "error" in result or "not_run" in result:
         return {}
-    return scenarios.REGISTRY[name].figures(variant, result, opts)
+    out = scenarios.REGISTRY[name].figures(variant, result, opts)
+    if out and "generator_cpu" in result and not any("gen CPU" in k for k in out):
+        # issue 24: the generator's CPU beside every figure, so saturation shows
+        out[next(iter(out)).rsplit(" ", 1)[0] + " gen CPU %"] = 100 * result["generator_cpu"]
+    return out
 
 
 # (figure, ours figure, prosody figure, comparison, factor): ours <op> factor x prosody
@@ -266,7 +271,33 @@ def final_table(collected: dict[str, dict[str, list[float]]], names: list[str],
             met = a >= factor * b if op == ">=" else a <= factor * b
             lines.append(f"  {label:<48} ours {a:,.1f} vs {b:,.1f}: ratio {ratio:.2f}"
                          f" -> {'met' if met else 'NOT met'}")  # fmt: skip
-    return lines
+    return lines + issue24_targets(collected)
+
+
+def issue24_targets(collected: dict[str, dict[str, list[float]]]) -> list[str]:
+    """Issue 24: every message cell of the matrix >= 1.2x ejabberd and >= 1.5x
+    Prosody's minimal set; p99 at 80% of ejabberd's saturation <= ejabberd's."""
+    ours = collected.get("ours", {})
+    lines: list[str] = []
+    med = statistics.median
+    for other, factor in (("ejabberd", 1.2), ("prosody-min", 1.5)):
+        theirs = collected.get(other, {})
+        for key in ours:
+            if key.startswith("matrix ") and key.endswith(" msgs/s") and theirs.get(key):
+                a, b = med(ours[key]), med(theirs[key])
+                floor = 1.0 if other == "ejabberd" and key.startswith("matrix bare STARTTLS x4") \
+                    else factor  # fmt: skip
+                verdict = "met" if a >= factor * b else ("floor met" if a >= floor * b else "NOT met")
+                lines.append(f"  {key.removeprefix('matrix ').removesuffix(' msgs/s'):<30}"
+                             f" >= {factor}x {other:<12} ratio {a / b:.2f} -> {verdict}")  # fmt: skip
+    p99 = "sat-open p99 ms at 80% of ejabberd's"
+    ejabberd_p99 = collected.get("ejabberd", {}).get("sat-open p99 ms at 80% of own")
+    if ours.get(p99) and ejabberd_p99:
+        a, b = med(ours[p99]), med(ejabberd_p99)
+        lines.append(f"  p99 at 80% of ejabberd's saturation: ours {a:.1f} ms vs ejabberd"
+                     f" {b:.1f} ms -> {'met' if a <= b else 'NOT met'}")  # fmt: skip
+    return ["", "issue 24 targets (medians; SHARED machines make them indicative):", *lines] \
+        if lines else []  # fmt: skip
 
 
 # --- main ------------------------------------------------------------------------
@@ -342,9 +373,13 @@ def main() -> int:
         " a temporary git worktree of REV)")  # fmt: skip
     add(
         "--scenarios",
-        default=",".join(scenarios.defaults()),
-        help="comma-separated, from: " + ", ".join(scenarios.REGISTRY),
+        default=None,
+        help="comma-separated, from: " + ", ".join(scenarios.REGISTRY)
+        + f" (default: {','.join(scenarios.defaults())}; with --matrix on:"
+        f" {matrix.MATRIX_SCENARIOS})",
     )
+    add("--matrix", choices=("on", "off"), default="off",
+        help="issue 24's matrix (compare.sh passes on): its scenarios by default")  # fmt: skip
     add("--list-scenarios", action="store_true", help="print the scenarios and exit")
     add("--repeat", type=int, default=1, help="repetitions of every scenario")
     add("--order", choices=("target", "scenario"), default="target",
@@ -403,6 +438,9 @@ def main() -> int:
         parser.error("a target is named twice")
     if args.commit_rule and len(names) != 2:
         parser.error("--commit-rule compares two targets: OLD,NEW")
+    if args.scenarios is None:
+        args.scenarios = (matrix.MATRIX_SCENARIOS if args.matrix == "on"
+                          else ",".join(scenarios.defaults()))  # fmt: skip
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if set(chosen) - set(scenarios.REGISTRY):
         parser.error(
@@ -460,6 +498,7 @@ def main() -> int:
           f" {'compiled (' + engine + ')' if engine else 'Python'}")  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="xmpp-load-"))
     collected: dict[str, dict[str, list[float]]] = {}
+    args.collected = collected  # openloop-sat reads the saturation rates measured so far
     everything: list[dict[str, Any]] = []
     made: list[Any] = []
     raw_profiles: list[Path] = []
@@ -483,8 +522,8 @@ def main() -> int:
                 job = Job(scenario=scenario.name, host="127.0.0.1", port=server.port,
                           tls=run.tls, mechanism=run.mechanism, domain=targets.DOMAIN,
                           password=targets.PASSWORD, cafile=target.cafile,
-                          server_pid=server.pid, concurrency=args.login_concurrency,
-                          engine=args.engine, **run.params)  # fmt: skip
+                          server_pid=server.pid, engine=args.engine,
+                          **({"concurrency": args.login_concurrency} | run.params))  # fmt: skip
                 if args.write != "batch" or args.nagle:
                     job = dataclasses.replace(job, extra=job.extra | {
                         "write": args.write, "nodelay": not args.nagle})
