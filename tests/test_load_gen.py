@@ -110,3 +110,18 @@ def test_our_server_carries_bare_jid_chat_and_the_mix_with_no_loss(binary: str) 
     assert "generator: compiled" in out, out
     assert out.count(" lost 0") == 2, out
     assert "FAILED" not in out and "error" not in out.lower(), out
+
+
+def test_every_rate_gets_the_generator_cpu_and_a_per_server_cpu_second_figure() -> None:
+    import argparse
+
+    import run
+    import scenarios
+
+    result = {"stanzas_per_s": 2000.0, "p50_ms": 1.0, "p99_ms": 2.0, "lost": 0,
+              "server_cpu": 0.5, "generator_cpu": 0.1}  # fmt: skip
+    out = run.figures("throughput-bare", "STARTTLS bare JIDs", result, argparse.Namespace())
+    assert out["bare closed loop per server CPU-s"] == 4000.0
+    assert out["bare closed loop gen CPU %"] == pytest.approx(10.0)
+    assert "GENERATOR-BOUND" not in scenarios.cpu_text(result)
+    assert "GENERATOR-BOUND" in scenarios.cpu_text(result | {"generator_cpu": 0.85})
