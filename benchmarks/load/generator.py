@@ -211,6 +211,8 @@ class Job:
     drain: float = 10.0
     #: parameters of scenarios registered later (scenarios.py): no edit here per scenario
     extra: dict[str, Any] = field(default_factory=dict)
+    #: path of the compiled generator (gogen.py) to run the job with; "" for this one
+    engine: str = ""
 
 
 # --- the engine ------------------------------------------------------------------

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import multiprocessing as mp
@@ -93,6 +94,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import generator  # noqa: E402
+import gogen  # noqa: E402
+import matrix  # noqa: E402  (registers issue 24's matrix scenarios)
 import scenarios  # noqa: E402
 import targets  # noqa: E402
 from generator import Job  # noqa: E402
@@ -112,7 +115,10 @@ def generator_main(job: Job, results: Any) -> None:
     raise_fd_limit()
     generator.use_salted_cache(job.password)
     try:
-        results.put(scenarios.REGISTRY[job.scenario].run(job))
+        if job.engine and gogen.supports(job):
+            results.put(gogen.run(job.engine, job))
+        else:
+            results.put(scenarios.REGISTRY[job.scenario].run(job))
     except BaseException as exc:  # report, never hang the parent
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
@@ -184,7 +190,20 @@ def figures(name: str, variant: str, result: dict[str, Any], opts: argparse.Name
     """Named figures of one scenario result for the final table."""
     if "error" in result or "not_run" in result:
         return {}
-    return scenarios.REGISTRY[name].figures(variant, result, opts)
+    out = scenarios.REGISTRY[name].figures(variant, result, opts)
+    if not out:
+        return out
+    first = next(iter(out))
+    base = first.rsplit(" ", 1)[0]
+    if "generator_cpu" in result and not any("gen CPU" in k for k in out):
+        # issue 24: the generator's CPU beside every figure, so saturation shows
+        out[base + " gen CPU %"] = 100 * result["generator_cpu"]
+    if first.endswith("/s") and result.get("server_cpu", 0) > 0.05:
+        # issue 24: the rate per second of server CPU, what one whole core would
+        # give; on a shared machine the server gets only part of its core, and
+        # this figure moves far less than the rate itself
+        out[base + " per server CPU-s"] = out[first] / result["server_cpu"]
+    return out
 
 
 # (figure, ours figure, prosody figure, comparison, factor): ours <op> factor x prosody
@@ -261,7 +280,38 @@ def final_table(collected: dict[str, dict[str, list[float]]], names: list[str],
             met = a >= factor * b if op == ">=" else a <= factor * b
             lines.append(f"  {label:<48} ours {a:,.1f} vs {b:,.1f}: ratio {ratio:.2f}"
                          f" -> {'met' if met else 'NOT met'}")  # fmt: skip
-    return lines
+    return lines + issue24_targets(collected)
+
+
+def issue24_targets(collected: dict[str, dict[str, list[float]]]) -> list[str]:
+    """Issue 24: every message cell of the matrix >= 1.2x ejabberd and >= 1.5x
+    Prosody's minimal set; p99 at 80% of ejabberd's saturation <= ejabberd's."""
+    ours = collected.get("ours", {})
+    lines: list[str] = []
+    med = statistics.median
+    for other, factor in (("ejabberd", 1.2), ("prosody-min", 1.5)):
+        theirs = collected.get(other, {})
+        for key in ours:
+            if key.startswith("matrix ") and key.endswith(" msgs/s") and theirs.get(key):
+                a, b = med(ours[key]), med(theirs[key])
+                floor = 1.0 if other == "ejabberd" and key.startswith("matrix bare STARTTLS x4") \
+                    else factor  # fmt: skip
+                verdict = "met" if a >= factor * b else ("floor met" if a >= floor * b else "NOT met")
+                cpu_key = key.removesuffix(" msgs/s") + " per server CPU-s"
+                per_cpu = ""
+                if ours.get(cpu_key) and theirs.get(cpu_key):
+                    ratio = med(ours[cpu_key]) / med(theirs[cpu_key])
+                    per_cpu = f" (per server CPU-s {ratio:.2f})"
+                lines.append(f"  {key.removeprefix('matrix ').removesuffix(' msgs/s'):<30}"
+                             f" >= {factor}x {other:<12} ratio {a / b:.2f}{per_cpu} -> {verdict}")  # fmt: skip
+    p99 = "sat-open p99 ms at 80% of ejabberd's"
+    ejabberd_p99 = collected.get("ejabberd", {}).get("sat-open p99 ms at 80% of own")
+    if ours.get(p99) and ejabberd_p99:
+        a, b = med(ours[p99]), med(ejabberd_p99)
+        lines.append(f"  p99 at 80% of ejabberd's saturation: ours {a:.1f} ms vs ejabberd"
+                     f" {b:.1f} ms -> {'met' if a <= b else 'NOT met'}")  # fmt: skip
+    return ["", "issue 24 targets (medians; SHARED machines make them indicative):", *lines] \
+        if lines else []  # fmt: skip
 
 
 # --- main ------------------------------------------------------------------------
@@ -337,9 +387,13 @@ def main() -> int:
         " a temporary git worktree of REV)")  # fmt: skip
     add(
         "--scenarios",
-        default=",".join(scenarios.defaults()),
-        help="comma-separated, from: " + ", ".join(scenarios.REGISTRY),
+        default=None,
+        help="comma-separated, from: " + ", ".join(scenarios.REGISTRY)
+        + f" (default: {','.join(scenarios.defaults())}; with --matrix on:"
+        f" {matrix.MATRIX_SCENARIOS})",
     )
+    add("--matrix", choices=("on", "off"), default="off",
+        help="issue 24's matrix (compare.sh passes on): its scenarios by default")  # fmt: skip
     add("--list-scenarios", action="store_true", help="print the scenarios and exit")
     add("--repeat", type=int, default=1, help="repetitions of every scenario")
     add("--order", choices=("target", "scenario"), default="target",
@@ -364,9 +418,14 @@ def main() -> int:
         help="repetitions of the memory scenario (default 1: its spread across"
         " repetitions was under 0.5%%, and it is the slowest)")  # fmt: skip
     add("--memory-tls", default="direct,none", help="memory: transports to measure")
-    add("--prosody-modules", choices=("full", "minimal", "archive"), default="full",
-        help="Prosody modules: ours' feature set (full), with mod_mam (archive) or the"
-        " bare minimum")  # fmt: skip
+    add("--prosody-modules", choices=("full", "minimal"), default="full",
+        help="Prosody modules: ours' feature set (full) or the bare minimum")  # fmt: skip
+    add("--generator", choices=("auto", "go", "python"), default="auto",
+        help="auto: the compiled one (gen/, built with Go when a toolchain is there),"
+        " else the Python one with a warning; go: fail without Go")  # fmt: skip
+    add("--write", choices=("batch", "single"), default="batch",
+        help="Go generator: one write per wake-up (batch) or per stanza (single)")
+    add("--nagle", action="store_true", help="Go generator: leave Nagle on (no TCP_NODELAY)")
     add("--profile", type=Path, default=None, help="py-spy summary file (ours only)")
     add("--json", action="store_true", help="also print the results as JSON")
     add("--commit-rule", action="store_true",
@@ -393,6 +452,9 @@ def main() -> int:
         parser.error("a target is named twice")
     if args.commit_rule and len(names) != 2:
         parser.error("--commit-rule compares two targets: OLD,NEW")
+    if args.scenarios is None:
+        args.scenarios = (matrix.MATRIX_SCENARIOS if args.matrix == "on"
+                          else ",".join(scenarios.defaults()))  # fmt: skip
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if set(chosen) - set(scenarios.REGISTRY):
         parser.error(
@@ -434,14 +496,23 @@ def main() -> int:
         print("py-spy not found; running without --profile")
         profile = None
 
+    engine = ""
+    if args.generator != "python":
+        engine = gogen.build() or ""
+        if not engine and args.generator == "go":
+            parser.error("--generator go: the Go generator could not be built")
+    args.engine = engine
+
     fds = raise_fd_limit()
     args.fd_limit = fds
     targets.pin(0, targets.GENERATOR_CPU)
     print(f"python {platform.python_version()} ({platform.python_implementation()}),"
           f" {ssl.OPENSSL_VERSION}, {os.cpu_count()} CPUs; server on CPU {targets.SERVER_CPU},"
-          f" generator on CPU {targets.GENERATOR_CPU}; RLIMIT_NOFILE {fds}")  # fmt: skip
+          f" generator on CPU {targets.GENERATOR_CPU}; RLIMIT_NOFILE {fds}; generator:"
+          f" {'compiled (' + engine + ')' if engine else 'Python'}")  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="xmpp-load-"))
     collected: dict[str, dict[str, list[float]]] = {}
+    args.collected = collected  # openloop-sat reads the saturation rates measured so far
     everything: list[dict[str, Any]] = []
     made: list[Any] = []
     raw_profiles: list[Path] = []
@@ -465,8 +536,11 @@ def main() -> int:
                 job = Job(scenario=scenario.name, host="127.0.0.1", port=server.port,
                           tls=run.tls, mechanism=run.mechanism, domain=targets.DOMAIN,
                           password=targets.PASSWORD, cafile=target.cafile,
-                          server_pid=server.pid, concurrency=args.login_concurrency,
-                          **run.params)  # fmt: skip
+                          server_pid=server.pid, engine=args.engine,
+                          **({"concurrency": args.login_concurrency} | run.params))  # fmt: skip
+                if args.write != "batch" or args.nagle:
+                    job = dataclasses.replace(job, extra=job.extra | {
+                        "write": args.write, "nodelay": not args.nagle})
                 try:
                     result = run_job(job)
                 finally:

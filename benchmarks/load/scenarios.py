@@ -114,6 +114,8 @@ def cpu_text(result: Result) -> str:
             or generator_core - result["generator_cpu"] > 0.25
         ):
             text += " SHARED: other processes used these cores"
+    if result["generator_cpu"] > 0.8:  # issue 24: the figure may be the generator's
+        text += " GENERATOR-BOUND (over 80% of its core): discard"
     return text
 
 

@@ -254,8 +254,33 @@ class Ours:
             known = (self.tree / "xmpp_trio" / "config.py").read_text()
         return {k: v for k, v in LIMITS.items() if not known or k in known}
 
+    def _empty_archives(self) -> None:
+        """Every run starts with empty archives, as Prosody's (runs would otherwise
+        depend on the ones before)."""
+        database = self.data / "xmpp.sqlite3"
+        if not database.exists():
+            return
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            for table in ("mam_messages", "mam_counts"):
+                if table in tables:
+                    db.execute(f"DELETE FROM {table}")
+            db.commit()
+
+    def _extra_config(self) -> str:
+        """XMPP_TRIO_BENCH_CONFIG (extra sections for A/B runs, e.g. "[mam]\\nenabled =
+        false", mam_bench.py), and archives on (issue 24: part of the measured
+        configuration, as mod_mam in Prosody's full set) unless that names [mam],
+        XMPP_TRIO_BENCH_ARCHIVES=0, or the tree has no [mam] section."""
+        extra = os.environ.get("XMPP_TRIO_BENCH_CONFIG", "").replace("\\n", "\n")
+        if ("[mam]" not in extra and os.environ.get("XMPP_TRIO_BENCH_ARCHIVES", "1") != "0"
+                and (self.tree / "xmpp_trio" / "mam_config.py").exists()):  # fmt: skip
+            extra += "\n[mam]\nenabled = true\n"
+        return extra
+
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         port = free_port()
+        self._empty_archives()
         kind = "c2s-directtls" if tls == "direct" else "c2s-starttls"
         web = ""
         if tls == "ws":  # XMPP over WebSocket on plain http (issue 18), HTTP limits off
@@ -273,8 +298,7 @@ class Ours:
             + "".join(f"{key} = {value}\n" for key, value in self._limits().items())
             + f'\n[[listeners]]\nkind = "{kind}"\naddress = "127.0.0.1"\nport = {port}\n'
             + web
-            # extra sections for A/B runs, e.g. "[mam]\nenabled = false" (mam_bench.py)
-            + os.environ.get("XMPP_TRIO_BENCH_CONFIG", "").replace("\\n", "\n")
+            + self._extra_config()
         )
         command = [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)]
         if profile_raw is not None:
@@ -377,11 +401,14 @@ PROSODY_MODULES = {
         "time",
         "version",
         "uptime",
+        # issue 24: what ours also has (archives on: Ours.start enables [mam])
+        "mam",
+        "smacks",
+        "pep",
+        "offline",
     ),
     "minimal": ("roster", "saslauth", "tls", "disco", "ping"),
 }
-# "full" plus message archives (mod_mam), beside ours with [mam] enabled (issue 17).
-PROSODY_MODULES["archive"] = (*PROSODY_MODULES["full"], "mam")
 
 
 class Prosody:
@@ -400,8 +427,9 @@ class Prosody:
     login_mechanisms = ("PLAIN", "SCRAM-SHA-1")
     default_mechanism = "SCRAM-SHA-1"
 
-    def __init__(self, workdir: Path, modules: str = "full") -> None:
-        self.workdir = workdir / "prosody"
+    def __init__(self, workdir: Path, modules: str = "full", name: str = "prosody") -> None:
+        self.name = name
+        self.workdir = workdir / name
         self.modules = PROSODY_MODULES[modules]
         self.cafile = str(self.workdir / "cert.pem")
         binary = shutil.which("prosody") or "prosody"
@@ -483,6 +511,10 @@ class Prosody:
             modules = (*modules, "websocket")
         else:
             ports = f"c2s_ports = {{ {port} }}\nc2s_direct_tls_ports = {{ }}"
+        # Every run starts with empty archives (runs would otherwise depend on
+        # the ones before).
+        for folder in (self.workdir / "data" / DOMAIN.replace(".", "%2e")).glob("archive*"):
+            shutil.rmtree(folder, ignore_errors=True)
         config = self.workdir / "prosody.cfg.lua"
         config.write_text(
             PROSODY_CONFIG.format(
@@ -578,6 +610,29 @@ init:stop().
 """
 
 
+# Rosters on the ring of generator.contacts_of (contacts // 2 each side), both
+# ways, as mod_roster's Mnesia records (fields by name from the table's own
+# attribute list); BENCH_CONTACTS=0 clears the table.
+EJABBERD_ROSTERS = """\
+H = list_to_binary(os:getenv("BENCH_DOMAIN")), N = list_to_integer(os:getenv("BENCH_ACCOUNTS")),
+C = list_to_integer(os:getenv("BENCH_CONTACTS")),
+ok = mnesia:wait_for_tables([roster], 60000),
+{atomic, ok} = mnesia:clear_table(roster),
+Attrs = mnesia:table_info(roster, attributes),
+Half = min(C div 2, (N - 1) div 2),
+U = fun(I) -> <<"u", (integer_to_binary(I))/binary>> end,
+Item = fun(I, J) -> Vals = #{usj => {U(I), H, {U(J), H, <<>>}}, us => {U(I), H},
+        jid => {U(J), H, <<>>}, name => <<>>, subscription => both, ask => none,
+        groups => [], askmessage => <<>>, xs => []},
+    list_to_tuple([roster | [maps:get(A, Vals, []) || A <- Attrs]]) end,
+lists:foreach(fun(I) -> Js = lists:usort([((I + D) rem N + N) rem N
+        || D <- lists:seq(-Half, Half), D =/= 0]),
+    [mnesia:dirty_write(Item(I, J)) || J <- Js] end, lists:seq(0, case C of 0 -> -1; _ -> N - 1 end)),
+ok = file:write_file(os:getenv("BENCH_OUT"), <<"ok">>),
+init:stop().
+"""
+
+
 def _ejabberd_libs() -> tuple[str, str]:
     """(ERL_LIBS as ejabberdctl sets it, ejabberd version)."""
     libs = "/usr/lib/x86_64-linux-gnu"
@@ -616,13 +671,41 @@ class Ejabberd:
         self.description = (f"ejabberd {version} ({self.erl} +S 1:1, node {self.node}),"
                             f" Mnesia, modules: {', '.join(EJABBERD_MODULES)}")  # fmt: skip
         self.rosters = (0, 0)
+        # erl starts epmd (the Erlang port mapper) when none runs; stop it again at close
+        epmd = shutil.which("epmd") or glob.glob("/usr/lib/erlang/erts-*/bin/epmd")
+        self.epmd = epmd if isinstance(epmd, str) else (epmd[0] if epmd else None)
+        self.epmd_before = self._epmd_running()
+
+    def _epmd_running(self) -> bool:
+        if self.epmd is None:
+            return False
+        names = subprocess.run([self.epmd, "-names"], capture_output=True, timeout=10)
+        return names.returncode == 0
 
     def provide_rosters(self, contacts: int, accounts: int) -> None:
-        if contacts:  # Mnesia roster records are not written (yet): the run is skipped
-            raise RuntimeError("roster provisioning is not implemented for ejabberd")
+        """Rosters of ``contacts`` both-way contacts (the ring of
+        ``generator.contacts_of``) written into Mnesia's ``roster`` table by an
+        ``erl -eval`` run (:data:`EJABBERD_ROSTERS`); 0 clears the table."""
+        if (contacts, accounts) == self.rosters or (not contacts and not self.rosters[0]):
+            return
+        out = self.workdir / "rosters.txt"
+        out.unlink(missing_ok=True)
+        proc = self._spawn("none", free_port(), ["-eval", EJABBERD_ROSTERS],
+                           {"BENCH_DOMAIN": DOMAIN, "BENCH_ACCOUNTS": str(accounts),
+                            "BENCH_CONTACTS": str(contacts), "BENCH_OUT": str(out)})  # fmt: skip
+        try:
+            proc.wait(timeout=120 + accounts * max(1, contacts) / 2000)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if not out.exists():
+            raise RuntimeError(f"roster provisioning failed; see {self.workdir}/ejabberd.log")
+        self.rosters = (contacts, accounts)
 
     def close(self) -> None:
-        pass
+        if self.epmd is not None and not self.epmd_before and self._epmd_running():
+            subprocess.run([self.epmd, "-kill"], capture_output=True, timeout=10)
 
     def _spawn(self, tls: str, port: int, extra: list[str], env: dict[str, str]
                ) -> subprocess.Popen[bytes]:  # fmt: skip
@@ -712,7 +795,7 @@ class Ejabberd:
         return Running(proc, proc.pid, port, signal.SIGTERM)
 
 
-TARGETS = {"ours": Ours, "prosody": Prosody, "ejabberd": Ejabberd}
+TARGETS = {"ours": Ours, "prosody": Prosody, "prosody-min": Prosody, "ejabberd": Ejabberd}
 
 
 def known(name: str) -> bool:
@@ -728,4 +811,6 @@ def make(name: str, workdir: Path, profile: bool = False, prosody_modules: str =
         return Ours(workdir, profile)
     if name == "prosody":
         return Prosody(workdir, prosody_modules)
+    if name == "prosody-min":  # issue 24: the minimal set beside the full one, in one run
+        return Prosody(workdir, "minimal", name="prosody-min")
     return TARGETS[name](workdir)

@@ -1,0 +1,3 @@
+module xmppgen
+
+go 1.19
