@@ -36,6 +36,7 @@ from xmpp_sansio.stanza import (
     MessageType,
     Presence,
     PresenceType,
+    StanzaKind,
     StanzaValueError,
     UnknownStanza,
     can_reply_with_error,
@@ -155,6 +156,11 @@ class Router(PresenceRoutes):
         self._outbound = joining(self.services, Stage.OUTBOUND)
         self._transform = joining(self.services, Stage.TRANSFORM)
         self._inbound = joining(self.services, Stage.INBOUND)
+        # ... and per stanza kind for the inbound filters (``inbound_kinds``).
+        self._inbound_by_kind: dict[StanzaKind | None, tuple[Service, ...]] = {
+            k: tuple(s for s in self._inbound if k in s.inbound_kinds) for k in StanzaKind
+        }
+        self._inbound_by_kind[None] = self._inbound
         self._timed = joining(self.services, Stage.TIMER)
         self._handlers: dict[type[Request], tuple[Service, ...]] = {
             kind: tuple(s for s in self.services if kind in s.handles)
@@ -606,7 +612,7 @@ class Router(PresenceRoutes):
         self, element: Element, sender: JID, recipient: JID
     ) -> list[Outcome] | None:
         ctx = self._ctx
-        for service in self._inbound:
+        for service in self._inbound_by_kind[stanza_kind(element)]:
             stopped = service.filter_inbound(ctx, element, sender, recipient)
             if stopped is not None:
                 return stopped
