@@ -30,6 +30,12 @@ _XML_PREFIX = "{" + ns.XML + "}"
 _INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _TEXT_SPECIAL = re.compile("[&<>\r]")
 _ATTR_SPECIAL = re.compile('[&<>"\t\n\r]')
+# One character class for the common case (nothing to escape, nothing
+# invalid): anything but the characters that are plain in text / attributes.
+_TEXT_ANY = re.compile("[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ATTR_ANY = re.compile(
+    "[^\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
 _ESCAPES = {
     "&": "&amp;",
     "<": "&lt;",
@@ -52,13 +58,17 @@ def _check(value: str) -> None:
 
 
 def _text(value: str) -> str:
+    if _TEXT_ANY.search(value) is None:
+        return value
     _check(value)
-    return _TEXT_SPECIAL.sub(_escape_char, value) if _TEXT_SPECIAL.search(value) else value
+    return _TEXT_SPECIAL.sub(_escape_char, value)
 
 
 def _attr(value: str) -> str:
+    if _ATTR_ANY.search(value) is None:
+        return value
     _check(value)
-    return _ATTR_SPECIAL.sub(_escape_char, value) if _ATTR_SPECIAL.search(value) else value
+    return _ATTR_SPECIAL.sub(_escape_char, value)
 
 
 def _write(el: Element, parent_ns: str, out: list[str]) -> None:
