@@ -56,7 +56,6 @@ from xmpp_sansio.stream.framing import Framing
 
 from . import _tls
 from ._accounts import Accounts
-from ._coalesce import WriteCoalescer
 from ._edge import StorageEdge
 from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
@@ -154,7 +153,6 @@ class XMPPServer:
         self._confirming = False
         #: where sessions' writer tasks run (set by run_server)
         self.nursery: trio.Nursery | None = None
-        self.writes = WriteCoalescer()  # receivers' output, one write per pass
         # Stream timers (negotiation deadline, parser compaction): one entry per
         # connection, (when, sequence, session), checked lazily by run_timers so
         # that reads need no cancel scope of their own.
@@ -469,13 +467,13 @@ class XMPPServer:
             self.schedule(session, due)
 
     def end_batch(self, batch: set[Session]) -> None:
-        """Write the batch's output (at the next scheduler pass, with the other
-        batches' output for the same receivers); stanzas routed from here on are
+        """Write the batch's output now; stanzas routed from here on are
         written at once, until ``self.batch`` is set again. The batch's
         writes are committed first (see :meth:`commit`)."""
         self.commit()
         self.batch = None
-        self.writes.push(batch, self.nursery)  # at the next scheduler pass (_coalesce.py)
+        for receiver in batch:
+            receiver.push()
         batch.clear()
 
     async def _change_password(self, change: PasswordChange) -> None:
