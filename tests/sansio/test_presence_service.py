@@ -645,6 +645,19 @@ class DropFrom(Service):
         return [] if (sender.bare, recipient) == self.pair else None
 
 
+def world_dropping(sender: JID, recipient: JID) -> tuple[World, DropFrom]:
+    """A World whose router also runs a :class:`DropFrom` filter after the services."""
+    world = World()
+    drop = DropFrom(sender, recipient)
+    world.router = CommittingRouter(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
+        services=[world.roster, world.presence, drop],
+    )
+    return world, drop
+
+
 def test_the_roster_broadcast_reaches_each_available_resource_of_a_contact_with_its_bare_jid() -> (
     None
 ):
@@ -662,14 +675,7 @@ def test_the_roster_broadcast_reaches_each_available_resource_of_a_contact_with_
 
 
 def test_the_roster_broadcast_goes_through_the_contacts_inbound_filters() -> None:
-    world = World()
-    drop = DropFrom(ROMEO, JULIET)
-    world.router = CommittingRouter(
-        ["example.com"],
-        rng=seeded_rng(0),
-        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
-        services=[world.roster, world.presence, drop],
-    )
+    world, drop = world_dropping(ROMEO, JULIET)
     for session in (BALCONY, ORCHARD, NURSERY):
         world.login(session)
     befriend(world)
@@ -683,14 +689,7 @@ def test_the_roster_broadcast_goes_through_the_contacts_inbound_filters() -> Non
 
 
 def test_no_copy_of_the_broadcast_is_filtered_for_a_contact_with_no_available_resource() -> None:
-    world = World()
-    drop = DropFrom(ROMEO, JULIET)
-    world.router = CommittingRouter(
-        ["example.com"],
-        rng=seeded_rng(0),
-        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
-        services=[world.roster, world.presence, drop],
-    )
+    world, drop = world_dropping(ROMEO, JULIET)
     world.login(BALCONY)
     world.login(ORCHARD)
     befriend(world)
