@@ -4,6 +4,7 @@ through a Router with RosterService and PresenceService over memory storage."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -14,9 +15,11 @@ from hypothesis import strategies as st
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import QUERY_TAG, RosterItem, Subscription, parse_roster_query
-from xmpp_sansio.server import Deliver, Effect
+from xmpp_sansio.server import Deliver, Effect, Service
+from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.presence import PresenceService
 from xmpp_sansio.server.roster import MemoryRosterStorage, RosterService, StoredItem
+from xmpp_sansio.server.stages import Context, Stage
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.subscription import SubState
 from xmpp_sansio.testing import seeded_rng, x
@@ -620,3 +623,79 @@ def test_roster_byte_limit_refuses_new_subscriptions_too() -> None:
     (error,) = to(effects, BALCONY)
     assert parse_error(error).condition is StanzaErrorCondition.NOT_ALLOWED
     assert world.item(JULIET, NURSE) is None
+
+
+# ---------------------------------------------------------------------------
+# the roster broadcast delivered without routing each copy (issue 24)
+
+
+class DropFrom(Service):
+    """An inbound filter that drops every presence from ``sender`` (bare) to ``recipient``."""
+
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.INBOUND})
+
+    def __init__(self, sender: JID, recipient: JID) -> None:
+        self.pair = (sender, recipient)
+        self.seen: list[tuple[str | None, str | None]] = []
+
+    def filter_inbound(
+        self, ctx: Context, element: Element, sender: JID, recipient: JID
+    ) -> list[Outcome] | None:
+        self.seen.append((element.get("from"), element.get("to")))
+        return [] if (sender.bare, recipient) == self.pair else None
+
+
+def world_dropping(sender: JID, recipient: JID) -> tuple[World, DropFrom]:
+    """A World whose router also runs a :class:`DropFrom` filter after the services."""
+    world = World()
+    drop = DropFrom(sender, recipient)
+    world.router = CommittingRouter(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
+        services=[world.roster, world.presence, drop],
+    )
+    return world, drop
+
+
+def test_the_roster_broadcast_reaches_each_available_resource_of_a_contact_with_its_bare_jid() -> (
+    None
+):
+    world = World()
+    for session in (BALCONY, CHAMBER, ORCHARD):
+        world.login(session)
+    befriend(world)
+    effects = world.send(ORCHARD, "<presence><status>away</status></presence>")
+    for session in (BALCONY, CHAMBER):
+        (copy,) = to(effects, session)
+        assert copy.get("from") == FULL[ORCHARD] and copy.get("to") == str(JULIET)
+        assert copy.findtext("{jabber:client}status") == "away"
+    unavailable = world.send(ORCHARD, "<presence type='unavailable'/>")
+    assert presences(unavailable, BALCONY) == [("unavailable", FULL[ORCHARD])]
+
+
+def test_the_roster_broadcast_goes_through_the_contacts_inbound_filters() -> None:
+    world, drop = world_dropping(ROMEO, JULIET)
+    for session in (BALCONY, ORCHARD, NURSERY):
+        world.login(session)
+    befriend(world)
+    subscribe(world, NURSERY, ROMEO)
+    subscribe(world, ORCHARD, NURSE, "subscribed")
+    drop.seen.clear()
+    effects = world.send(ORCHARD, "<presence><show>dnd</show></presence>")
+    assert to(effects, BALCONY) == []
+    assert presences(effects, NURSERY) == [(None, FULL[ORCHARD])]
+    assert sorted(drop.seen) == [(FULL[ORCHARD], str(JULIET)), (FULL[ORCHARD], str(NURSE))]
+
+
+def test_no_copy_of_the_broadcast_is_filtered_for_a_contact_with_no_available_resource() -> None:
+    world, drop = world_dropping(ROMEO, JULIET)
+    world.login(BALCONY)
+    world.login(ORCHARD)
+    befriend(world)
+    world.send(BALCONY, "<presence type='unavailable'/>")
+    drop.seen.clear()
+    effects = world.send(ORCHARD, "<presence><show>dnd</show></presence>")
+    assert to(effects, BALCONY) == []
+    assert presences(effects, ORCHARD) == [(None, FULL[ORCHARD])]  # its own copy only
+    assert drop.seen == []

@@ -33,7 +33,7 @@ from xmpp_sansio.server.stages import (
     Undeliverable,
 )
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService
-from xmpp_sansio.stanza import Stanza, with_attrs
+from xmpp_sansio.stanza import Stanza, StanzaKind, with_attrs
 from xmpp_sansio.testing import seeded_rng
 from xmpp_sansio.testing import x as xml
 from xmpp_sansio.xml.parser import parse_fragment
@@ -396,3 +396,41 @@ def test_the_writes_of_a_call_that_raised_are_forgotten_and_the_pending_ones_kep
     assert router.abandoned([pending.op]) == []
     assert vcards.stored(romeo) == storage.get(romeo)  # forgotten: still stored
     assert vcards.stored(juliet) is not None  # the batch's earlier write is kept
+
+
+class IqFilter(Service):
+    """An inbound filter for iqs only: records what it is asked about."""
+
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.INBOUND})
+    inbound_kinds: ClassVar[frozenset[StanzaKind]] = frozenset({StanzaKind.IQ})
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def filter_inbound(
+        self, ctx: Context, element: Element, sender: JID, recipient: JID
+    ) -> list[Outcome] | None:
+        self.seen.append(element.tag)
+        return None
+
+
+def test_an_inbound_filter_sees_only_the_stanza_kinds_it_declares() -> None:
+    only_iq = IqFilter()
+    router = make_router(only_iq)
+    router.bind(ROMEO, jid("romeo@example.com/orchard"))
+    router.bind(BALCONY, jid("juliet@example.com/balcony"))
+    online(router, ROMEO)
+    online(router, BALCONY)
+    sent = [
+        x("<message to='juliet@example.com' type='chat'><body>hi</body></message>"),
+        fromstring("<presence xmlns='jabber:client' to='juliet@example.com'/>"),
+        fromstring(
+            "<iq xmlns='jabber:client' to='juliet@example.com/balcony' type='get' id='v'>"
+            "<query xmlns='jabber:iq:version'/></iq>"
+        ),
+    ]
+    for element in sent:
+        assert [e.session for e in router.route(ROMEO, element) if isinstance(e, Deliver)] == [
+            BALCONY
+        ]
+    assert only_iq.seen == [C + "iq"]

@@ -205,3 +205,39 @@ def test_framed_byte_transcripts_really_go_over_websocket(monkeypatch: pytest.Mo
     server.receive_data(b"</stream:stream>")
     assert server.data_to_send() == f'<close xmlns="{FRAMING}"/>'.encode()
     assert server.state is State.CLOSED
+
+
+def test_a_stanza_message_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the header, a stanza's message goes to the stream parser as it
+    is (message mode), not through a validating parse first."""
+    pair, _, _ = ws_pair()
+    pair.pump()
+    import xmpp_sansio.stream.framing as framing_module
+
+    calls: list[bytes] = []
+    real = framing_module.parse_fragment
+
+    def counting(data: bytes | str, *args: object, **kw: object) -> object:
+        calls.append(data if isinstance(data, bytes) else data.encode())
+        return real(data, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(framing_module, "parse_fragment", counting)
+    pair.server.receive_message(b"<message to='romeo@capulet.example'><body>hi</body></message>")
+    (event,) = list(iter(pair.server.next_event, None))
+    assert isinstance(event, StanzaReceived)
+    assert event.element.findtext("{jabber:client}body") == "hi"
+    assert calls == []
+
+
+def test_nothing_of_a_message_with_two_stanzas_reaches_the_session() -> None:
+    """RFC 7395 §3.3.3 on a ready stream: a stream error, no stanza event."""
+    pair, _, _ = ws_pair()
+    pair.pump()
+    server = pair.server
+    assert server.state is State.READY
+    server.receive_message(
+        b"<message to='romeo@capulet.example'><body>1</body></message>"
+        b"<message to='romeo@capulet.example'><body>2</body></message>"
+    )
+    assert errors(server).condition is StreamErrorCondition.NOT_WELL_FORMED
+    assert server.state is State.ERROR

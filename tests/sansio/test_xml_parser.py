@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from xmpp_sansio.errors import StreamErrorCondition as C
 from xmpp_sansio.xml import ns
 from xmpp_sansio.xml.element import canonical, element
-from xmpp_sansio.xml.parser import StreamEnd, StreamHeader, StreamParser, XMLStreamError
+from xmpp_sansio.xml.parser import (
+    StreamEnd,
+    StreamHeader,
+    StreamParser,
+    XMLStreamError,
+    parse_fragment,
+)
 from xmpp_sansio.xml.writer import STREAM_FOOTER, serialize, stream_header
 
 STREAMS = "{" + ns.STREAMS + "}"
@@ -1055,3 +1061,76 @@ def test_errors_after_compaction_are_still_detected() -> None:
     assert parser.compact()
     out = drive(parser, [b"<!-- comment -->"])
     assert out.condition is C.RESTRICTED_XML
+
+
+# ---------------------------------------------------------------------------
+# message mode (RFC 7395 §3.3.3): one element per WebSocket message, parsed once
+
+_MESSAGE_PARTS = [
+    b"<iq type='get' id='1'/>",
+    b"<message><body>hi &amp; bye</body></message>",
+    b"<presence>",
+    b"</presence>",
+    b"<!-- c -->",
+    b"<?pi x?>",
+    b"text",
+    b" ",
+    b"</stream:stream>",
+    b"<a><b><c/></b></a>",
+    b"&unknown;",
+    b"<x xmlns='urn:example'/>",
+    b"<",
+    b">",
+]
+
+
+def _message_mode(message: bytes) -> Element | None:
+    parser = StreamParser()
+    parser.feed(BARE_HEADER)
+    assert isinstance(parser.next_event(), StreamHeader)
+    assert parser.between_elements
+    try:
+        parser.feed_element(message)
+    except XMLStreamError:
+        return None
+    event = parser.next_event()
+    assert isinstance(event, Element) and parser.next_event() is None
+    assert parser.between_elements  # ready for the next message
+    return event
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_MESSAGE_PARTS), min_size=1, max_size=4))
+def test_message_mode_takes_exactly_what_parse_fragment_takes(parts: list[bytes]) -> None:
+    message = b"".join(parts).strip(b" ")
+    try:
+        expected: Element | None = parse_fragment(message)
+    except ValueError:
+        expected = None
+    got = _message_mode(message) if message.startswith(b"<") and message.endswith(b">") else None
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None and canonical(got) == canonical(expected)
+
+
+def test_message_mode_queues_nothing_of_a_message_with_two_elements() -> None:
+    parser = StreamParser()
+    parser.feed(BARE_HEADER)
+    parser.next_event()
+    with pytest.raises(XMLStreamError) as info:
+        parser.feed_element(b"<iq type='get' id='1'/><iq type='get' id='2'/>")
+    assert info.value.condition is C.NOT_WELL_FORMED
+    with pytest.raises(XMLStreamError):
+        parser.next_event()
+
+
+def test_message_mode_needs_the_parser_between_elements() -> None:
+    parser = StreamParser()
+    assert not parser.between_elements  # no header yet
+    with pytest.raises(RuntimeError):
+        parser.feed_element(b"<iq/>")
+    parser.feed(BARE_HEADER + b"<message>")
+    parser.next_event()
+    assert parser.next_event() is None
+    assert not parser.between_elements  # inside an element

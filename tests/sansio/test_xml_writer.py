@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from xml.etree.ElementTree import Comment, Element, ProcessingInstruction, SubElement
 
 import pytest
@@ -352,3 +353,22 @@ def trees(draw: st.DrawFn, depth: int = 0) -> Element:
 @given(trees(), st.sampled_from([ns.CLIENT, ns.SERVER, "urn:a", ""]))
 def test_serialize_then_parse_round_trips(tree: Element, default_ns: str) -> None:
     assert canonical(roundtrip(tree, default_ns)) == canonical(tree)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=12))
+def test_text_and_attributes_are_escaped_or_refused_whatever_the_characters(value: str) -> None:
+    """The one-search fast path for plain values gives what the full check does."""
+    valid = not re.search("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]", value)
+    el = Element("{jabber:client}message", {"id": value})
+    el.text = value
+    if not valid:
+        with pytest.raises(ValueError):
+            serialize(el)
+        return
+    text_escapes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+    attr_escapes = {**text_escapes, '"': "&quot;", "\t": "&#9;", "\n": "&#10;"}
+    text = "".join(text_escapes.get(c, c) for c in value)
+    attr = "".join(attr_escapes.get(c, c) for c in value)
+    expected = f'<message id="{attr}">{text}</message>' if value else '<message id=""/>'
+    assert serialize(el) == expected.encode()

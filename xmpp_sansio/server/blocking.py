@@ -452,8 +452,11 @@ class BlockingService(IqService):
         blocked."""
         if sender.bare == recipient.bare:
             return None
-        kind = stanza_kind(element)
-        if self.is_blocked(recipient, sender):
+        lists = self._lists
+        # Most block lists are empty: test emptiness before matching.
+        blocks = lists.blocklist(recipient.bare)
+        if blocks and blocked_by(blocks, sender):
+            kind = stanza_kind(element)
             if kind is StanzaKind.PRESENCE:
                 return []
             if kind is StanzaKind.IQ and element.get("type") not in ("get", "set"):
@@ -461,7 +464,11 @@ class BlockingService(IqService):
             # Messages (SHOULD) and iq get/set (MUST): service-unavailable;
             # bounce() never answers an error with an error.
             return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
-        if sender.local is not None and self.server.is_local(sender.domain):
+        if (
+            sender.local is not None
+            and self.server.is_local(sender.domain)
+            and lists.blocklist(sender.bare)
+        ):
             try:
                 address = JID.parse(element.get("to") or str(recipient))
             except InvalidJID:

@@ -189,6 +189,7 @@ class LastActivityService(IqService):
     # -- stages -------------------------------------------------------------------
 
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.INBOUND})
+    inbound_kinds: ClassVar[frozenset[StanzaKind]] = frozenset({StanzaKind.IQ})
     observes: ClassVar[tuple[type[Event], ...]] = (
         PresenceBroadcast,
         SessionUnbound,

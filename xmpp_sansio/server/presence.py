@@ -318,9 +318,24 @@ class PresenceService(Service):
         effects: list[Outcome] = []
         available = _type(element) is PresenceType.AVAILABLE
         subscribers = [r.jid for r in records if r.state.subscription in _FROM]
+        server = self.server
+        from_ = str(session.jid)
         for contact in subscribers:
-            copy = with_attrs(element, from_=str(session.jid), to=str(contact))
-            effects.extend([Route(copy)])
+            if not server.is_local(contact.domain):
+                effects.append(Route(with_attrs(element, from_=from_, to=str(contact))))
+                continue
+            # A local contact: what routing the copy would do (RFC 6121
+            # §8.5.2.1.2: to every available resource, after the inbound
+            # filters), without routing it. No copy for a contact offline.
+            resources = server.available_resources(contact)
+            if not resources:
+                continue
+            copy = with_attrs(element, from_=from_, to=str(contact))
+            stopped = server.inbound_filtered(copy, session.jid, contact)
+            if stopped is not None:
+                effects.extend(stopped)
+                continue
+            effects.extend([Deliver(r.session, copy) for r in resources])
         if not available:
             self._last.pop(session.id, None)
             effects.extend(self._revoke_directed(session, {c.bare for c in subscribers}))

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, ClassVar
 from xml.etree.ElementTree import Element
 
 from ..jid import JID
-from ..stanza import Iq
+from ..stanza import Iq, StanzaKind
 from .stages import Appended, Context, Event, IqReceived, Request, Stage
 
 if TYPE_CHECKING:
@@ -60,6 +60,9 @@ class Service:
 
     #: The stages this service joins besides handle and observe.
     stages: ClassVar[frozenset[Stage]] = frozenset()
+    #: The stanza kinds :meth:`filter_inbound` sees (``Stage.INBOUND``): the
+    #: router never calls it for the others.
+    inbound_kinds: ClassVar[frozenset[StanzaKind]] = frozenset(StanzaKind)
     #: The request types :meth:`handle` answers (``IqReceived``, ...).
     handles: ClassVar[tuple[type[Request], ...]] = ()
     #: The event types :meth:`observe` watches (``SessionUnbound``, ...).

@@ -195,8 +195,18 @@ class _Connection:
             raise LocalProtocolError("messages need the WebSocket framing")
         if self._state in TERMINAL:
             return
+        parser = self._parser
         try:
-            data = framing.decode(message, max_size=self._parser.max_stanza_size)
+            element = framing.element_bytes(message, max_size=parser.max_stanza_size)
+            if element is not None and parser.between_elements:
+                # A stanza: parsed once, by the stream parser (message mode).
+                try:
+                    parser.feed_element(element)
+                except XMLStreamError as exc:
+                    raise _as_framing_error(exc, parser) from None
+                self._process()
+                return
+            data = framing.decode(message, max_size=parser.max_stanza_size)
         except FramingError as exc:
             self._stream_error(exc.condition, exc.text)
             return
@@ -518,3 +528,19 @@ class _Connection:
         if self._sent_footer:
             return  # RFC 6120 §4.4: nothing follows our </stream:stream>
         self._out.append(self._serialize(el, self._default_ns))
+
+
+#: The depth :func:`~xmpp_sansio.xml.parser.parse_fragment` allows a message.
+_FRAGMENT_DEPTH = 64
+
+
+def _as_framing_error(exc: XMLStreamError, parser: StreamParser) -> FramingError:
+    """What :meth:`WebSocketFraming.decode` answers for a message that is not
+    one well-formed element (``not-well-formed``, RFC 7395 §3.3.3), or the
+    stream's own depth limit where it is below the framing's."""
+    if (
+        exc.condition is StreamErrorCondition.POLICY_VIOLATION
+        and parser.max_depth < _FRAGMENT_DEPTH
+    ):
+        return FramingError(exc.condition, exc.text)
+    return FramingError(StreamErrorCondition.NOT_WELL_FORMED, exc.text)

@@ -18,7 +18,9 @@ them into what the transport carries and back:
 Input: on the WebSocket, :meth:`WebSocketFraming.decode` turns each message
 into the bytes of the equivalent XML stream (``<open/>`` becomes a header,
 ``<close/>`` the footer, an element stays itself), which the connection's
-stream parser then reads with all its limits. Only whole messages are
+stream parser then reads with all its limits; a stanza's message is handed
+over by :meth:`WebSocketFraming.element_bytes` unparsed and read once, by the
+stream parser in message mode (exactly one element, §3.3.3). Only whole messages are
 handled, so the I/O layer (``xmpp_trio._transport.WebSocketTransport``)
 hands over text messages, never a byte stream; on output, ``wrap`` lets it
 have every unit as a ready WebSocket frame (``xmpp_sansio.http.text_frame``).
@@ -132,6 +134,34 @@ class WebSocketFraming:
         return data if wrap is None else wrap(data)
 
     # -- input -----------------------------------------------------------------
+
+    def element_bytes(self, message: bytes | str, *, max_size: int) -> bytes | None:
+        """The bytes of a message meant as one stanza (not ``<open/>`` or
+        ``<close/>``), checked only as far as is cheap: the stream parser
+        reads them in message mode
+        (:meth:`~xmpp_sansio.xml.parser.StreamParser.feed_element`), which
+        refuses anything but exactly one element (§3.3.3), so each message
+        is parsed once. ``None``: :meth:`decode` it instead (a framing
+        message, or a subclass whose ``decode`` translates messages).
+
+        Raises:
+            FramingError: too large, or text around the element.
+        """
+        if type(self).decode is not WebSocketFraming.decode:
+            return None
+        raw = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+        if len(raw) > max_size:
+            raise FramingError(
+                StreamErrorCondition.POLICY_VIOLATION, f"message of {len(raw)} bytes"
+            )
+        if _OPEN_OR_CLOSE.match(raw) is not None:
+            return None
+        raw = raw.strip(b" \t\r\n")
+        if not raw.startswith(b"<") or not raw.endswith(b">"):
+            raise FramingError(
+                StreamErrorCondition.NOT_WELL_FORMED, "a message must be one element"
+            )
+        return raw
 
     def decode(self, message: bytes | str, *, max_size: int) -> bytes:
         """The XML-stream bytes equivalent to one received message.

@@ -151,6 +151,42 @@ class StreamParser:
             raise self._error
         self._buffer += data
 
+    @property
+    def between_elements(self) -> bool:
+        """True after the header, between two top-level elements, with
+        nothing buffered or queued: where :meth:`feed_element` may be used."""
+        return (
+            self._depth == 1
+            and not self._buffer
+            and not self._events
+            and self._error is None
+            and not self._ended
+            and self._since_boundary == self._quiet_tail
+        )
+
+    def feed_element(self, data: bytes) -> None:
+        """Message mode (RFC 7395 §3.3.3): parse ``data`` now as exactly one
+        complete top-level element, whose event is then queued as usual.
+        Only when :attr:`between_elements`.
+
+        Raises:
+            XMLStreamError: ``data`` is not one complete element
+                (``not-well-formed``) or breaks a limit; the stream is broken.
+        """
+        if not self.between_elements:
+            raise RuntimeError("feed_element needs the parser between two elements")
+        if self._pull is None:
+            self._restore()
+        try:
+            self._feed_expat(data)
+        except XMLStreamError:
+            self._events.clear()
+            raise
+        events = self._events
+        if len(events) != 1 or self._depth != 1 or not isinstance(events[0], Element):
+            events.clear()
+            self._fail(StreamErrorCondition.NOT_WELL_FORMED, "a message must be one element")
+
     def take_unparsed(self) -> bytes:
         """Remove and return the buffered bytes expat has not seen yet."""
         data = bytes(self._buffer)

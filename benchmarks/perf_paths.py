@@ -1,0 +1,183 @@
+"""Per-stanza cost of the paths issue 24 cut, in a tree given on the command line.
+
+    python benchmarks/perf_paths.py presence [TREE]    # presence update to a roster of 50, default services
+    python benchmarks/perf_paths.py websocket [TREE]   # a stanza in and out of a ready WebSocket stream
+    python benchmarks/perf_paths.py --instructions presence [TREE]
+
+TREE defaults to this checkout (check another commit out with ``git worktree
+add``). Timings: best and median microseconds per stanza of 5 runs.
+``--instructions`` runs the path under ``valgrind --tool=callgrind`` with
+300 stanzas and with none, and prints the instructions per stanza (the
+difference over 300): repeatable on a busy machine, where timings are not.
+Nothing is asserted. ``router-bare``, ``router-full`` and ``stream`` are
+``core_bench.py``'s paths (its child process, with N stanzas and R runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PRESENCE = r"""
+import sys, os, time, tempfile, pathlib, statistics, secrets, sqlite3
+tree = sys.argv[1]
+sys.path.insert(0, tree)
+import xml.etree.ElementTree as ET
+N, R = int(os.environ["N"]), int(os.environ["R"])
+from xmpp_trio.config import ServerConfig
+from xmpp_trio.storage import AccountStore
+from xmpp_trio.services import build_services, open_database
+from xmpp_trio.stores.roster import SCHEMA
+from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server import Router
+from xmpp_sansio.jid import JID
+C = "{jabber:client}"
+K = 51  # u0 and its 50 contacts, subscriptions both ways, all online
+tmp = pathlib.Path(tempfile.mkdtemp())
+config = ServerConfig(domains=("localhost",), data_dir=tmp, scram_iterations=4096)
+store = AccountStore.open(config.database_path)
+for i in range(K):
+    store.create(f"u{i}", "localhost", "pw-pw-pw", iterations=4096)
+db = sqlite3.connect(config.database_path)
+db.executescript(SCHEMA)
+pairs = [(f"u{i}@localhost", f"u{j}@localhost") for i in range(K) for j in range(K)
+         if i != j and (i == 0 or j == 0)]
+with db:
+    db.executemany("INSERT INTO roster_items (user, contact, name, subscription, ask, approved,"
+                   " groups, in_roster, pending_in, pending_request) VALUES (?, ?, NULL, 'both',"
+                   " 0, 0, '[]', 1, 0, NULL)", pairs)
+    db.executemany("INSERT INTO roster_versions (user, version) VALUES (?, 1)",
+                   sorted({(u,) for u, _ in pairs}))
+db.close()
+services = build_services(config, store, open_database(config))
+router = Router(config.domains, rng=secrets.token_bytes, account_exists=lambda l, d: store.exists(l, d),
+                services=services.services, hosts=services.hosts)
+for i in range(K):
+    router.bind(i + 1, JID.parse(f"u{i}@localhost/r"))
+for i in range(K):
+    effects = router.route(i + 1, ET.Element(C + "presence"))
+    while persists := [e for e in effects if isinstance(e, Persist)]:
+        services.commit([p.op for p in persists])
+        effects = router.persisted(persists)
+def update(k):
+    p = ET.Element(C + "presence")
+    ET.SubElement(p, C + "show").text = "away"
+    ET.SubElement(p, C + "status").text = f"s{k}"
+    return p
+out = router.route(1, update(-1))
+assert sum(1 for e in out if type(e).__name__ == "Deliver") == K
+msgs = [update(k) for k in range(N)]
+def run():
+    for m in msgs:
+        router.route(1, m)
+"""
+
+WEBSOCKET = r"""
+import sys, os, time, secrets, statistics
+tree = sys.argv[1]
+sys.path.insert(0, tree)
+import xml.etree.ElementTree as ET
+N, R = int(os.environ["N"]), int(os.environ["R"])
+from xmpp_sansio.jid import JID
+from xmpp_sansio.stream.config import ClientConfig, ServerConfig
+from xmpp_sansio.stream.connection import ClientConnection, ServerConnection, WebSocketFraming
+from xmpp_sansio.testing import ConnectionPair, make_credentials
+client = ClientConnection(ClientConfig(rng=secrets.token_bytes, jid=JID.parse("juliet@capulet.example/b"),
+                                       password="r0m30myr0m30"), tls_active=True, framing=WebSocketFraming())
+server = ServerConnection(ServerConfig(rng=secrets.token_bytes, domains=frozenset({"capulet.example"})),
+                          tls_active=True, framing=WebSocketFraming())
+pair = ConnectionPair(client, server, make_credentials({"juliet": "r0m30myr0m30"}, iterations=4096),
+                      framing="websocket")
+client.start()
+pair.pump()
+assert server.jid is not None
+data = ("<message xmlns='jabber:client' to='romeo@capulet.example' type='chat' id='m1'><body>"
+        + "y" * 120 + "</body></message>").encode()
+C = "{jabber:client}"
+reply = ET.Element(C + "message", {"to": "juliet@capulet.example/b", "from": "romeo@capulet.example/x",
+                                   "type": "chat"})
+ET.SubElement(reply, C + "body").text = "y" * 120
+def run():
+    for _ in range(N):
+        server.receive_message(data)
+        while server.next_event() is not None:
+            pass
+        server.send(reply)
+        server.messages_to_send()
+        sm = server.sm
+        if sm is not None and len(sm.queue) > 1000:  # as if acknowledged
+            sm.ack(sm.outbound % (1 << 32))
+"""
+
+CORE_BENCH = ("router-bare", "router-full", "stream")
+
+TIMED = r"""
+runs = []
+for _ in range(R):
+    t = time.perf_counter()
+    run()
+    runs.append((time.perf_counter() - t) / max(N, 1) * 1e6)
+if runs:
+    print(f"{min(runs):.2f} {statistics.median(runs):.2f}")
+"""
+
+
+def core_bench_path(path: str) -> str:
+    """``core_bench.py``'s router or stream path, with N stanzas and R runs."""
+    text = (ROOT / "benchmarks" / "core_bench.py").read_text()
+    source = text.split('CHILD = r"""', 1)[1].split('"""', 1)[0]
+    source = source.replace(
+        "tree, path = sys.argv[1], sys.argv[2]", f"tree, path = sys.argv[1], {path!r}"
+    )
+    source = source.replace("N = 20000", "N = int(__import__('os').environ['N'])")
+    source = source.replace(
+        "for _ in range(7):", "for _ in range(int(__import__('os').environ['R'])):"
+    )
+    return source.replace("/ N * 1e6", "/ max(N, 1) * 1e6")
+
+
+def child(path: str, tree: Path, n: int, runs: int, *, callgrind: bool) -> str:
+    if path in CORE_BENCH:
+        source = core_bench_path(path)
+    else:
+        source = {"presence": PRESENCE, "websocket": WEBSOCKET}[path] + TIMED
+    command = [sys.executable, "-c", source, str(tree)]
+    if callgrind:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
+    env = {**os.environ, "N": str(n), "R": str(runs)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    return done.stderr if callgrind else done.stdout
+
+
+def instructions(path: str, tree: Path) -> int:
+    counts = []
+    for n in (0, 300):
+        found = re.search(r"Collected : (\d+)", child(path, tree, n, 1, callgrind=True))
+        assert found is not None, "valgrind printed no count"
+        counts.append(int(found.group(1)))
+    return (counts[1] - counts[0]) // 300
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", choices=("presence", "websocket", *CORE_BENCH))
+    parser.add_argument("tree", nargs="?", type=Path, default=ROOT)
+    parser.add_argument("--instructions", action="store_true", help="callgrind count per stanza")
+    args = parser.parse_args()
+    tree = args.tree.resolve()
+    if args.instructions:
+        print(f"{args.path}: {instructions(args.path, tree):,} instructions per stanza ({tree})")
+        return
+    n = 2000 if args.path == "presence" else 20000
+    best, median = child(args.path, tree, n, 5, callgrind=False).split()
+    print(f"{args.path}: best {best} us, median {median} us per stanza ({tree})")
+
+
+if __name__ == "__main__":
+    main()
