@@ -98,8 +98,11 @@ from .stores.vcard import SqliteVCardStorage
 
 __all__ = ["ServerServices", "build_services", "open_database"]
 
-#: Archive puts kept to be written behind before a commit is forced.
-_ARCHIVE_BEHIND_MAX = 5000
+#: Archive puts kept to be written behind before a commit is forced: a
+#: flush of this many rows costs as little per row as a larger one (about
+#: 14 µs) and blocks the loop for tens of ms, not the 150 ms of a second's
+#: worth at 5,000 msgs/s (docs/benchmarks.md, "Fourth pass").
+_ARCHIVE_BEHIND_MAX = 1000
 
 
 def _version() -> str:
