@@ -56,6 +56,9 @@ class StorageEdge:
         while self.persists or self.loads:
             if self.persists:
                 persists, self.persists = self.persists, []
+                persists = self._services.write_behind(persists)
+                if not persists and not self._services.behind_full():
+                    continue
                 condition: StanzaErrorCondition | None = None
                 try:
                     self._services.commit([p.op for p in persists])

@@ -357,3 +357,36 @@ def test_an_account_removal_forgets_its_archive() -> None:
         JID.parse("juliet@example.com"), StreamErrorCondition.NOT_AUTHORIZED, removed=True
     )
     assert w.archive.count(JID.parse("juliet@example.com")) == 0
+
+
+def test_stanza_ids_are_unique_and_draw_entropy_in_bulk() -> None:
+    # XEP-0359 §4: unique and unpredictable; the random part comes from the
+    # router's rng, drawn once per 256 ids (one system call in the server).
+    draws: list[int] = []
+    rng = seeded_rng(7)
+
+    def counting(n: int) -> bytes:
+        draws.append(n)
+        return rng(n)
+
+    w = World()
+    w.router = CommittingRouter(
+        ["example.com"],
+        rng=counting,
+        account_exists=lambda local, domain: local in {"juliet", "romeo"},
+        services=[w.mam],
+        clock=lambda: 1_000_000.0,
+    )
+    w.router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
+    w.router.bind(JULIET, JID.parse("juliet@example.com/balcony"))
+    for s in (ROMEO, JULIET):
+        w.router.route(s, x("<presence/>"))
+    draws.clear()
+    ids = []
+    for i in range(600):
+        delivered = to_session(w.chat(f"m{i}"), JULIET)
+        stamp = delivered[0].find(SID)
+        assert stamp is not None
+        ids.append(stamp.get("id", ""))
+    assert len(set(ids)) == 600 and all(len(i) == 30 for i in ids)
+    assert len([n for n in draws if n >= 8 * 256]) == 3

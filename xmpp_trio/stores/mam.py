@@ -205,21 +205,37 @@ class SqliteArchiveStorage:
         if not ops:
             return
         conn = self._conn
-        keys = {a: self._id(a, create=True) for op in ops for a, _ in op.owners()}
+        get_id = self._id
+        # The archives' integers first, outside the savepoint (they stay cached).
+        owned = [
+            (op, get_id(op.archive, create=True), [(get_id(a, create=True), w) for a, w in op.also])
+            for op in ops
+        ]
         last, skew = self._last, self._skew
         conn.execute("SAVEPOINT mam_put")
         items: list[tuple[int, str, float, int, bytes]] = []
         entries: list[tuple[int, int, str, str]] = []
-        added: dict[int, tuple[int, ArchivePut]] = {}
-        for op in ops:
-            seq = self._seq(op.stamp)
-            owners = op.owners()
-            items.append((seq, op.sid, op.stamp, len(owners), op.stanza))
-            for archive, with_ in owners:
-                key = keys[archive]
-                assert key is not None
-                entries.append((key, seq, str(with_.bare), str(with_)))
-                added[key] = (added.get(key, (0, op))[0] + 1, op)
+        counts: dict[int, int] = {}
+        latest: dict[int, ArchivePut] = {}
+        for op, key, also in owned:
+            assert key is not None
+            us = int(op.stamp * _US)
+            seq = self._last + 1 if self._last >= us else us
+            if seq - us > self._skew:
+                seq = self._seq(op.stamp)
+            self._last = seq
+            items.append((seq, op.sid, op.stamp, 1 + len(also), op.stanza))
+            with_ = str(op.with_)
+            entries.append((key, seq, with_.partition("/")[0], with_))
+            counts[key] = counts.get(key, 0) + 1
+            latest[key] = op
+            for other, peer in also:
+                assert other is not None
+                with_ = str(peer)
+                entries.append((other, seq, with_.partition("/")[0], with_))
+                counts[other] = counts.get(other, 0) + 1
+                latest[other] = op
+        added = {key: (n, latest[key]) for key, n in counts.items()}
         before = conn.total_changes
         conn.executemany("INSERT OR IGNORE INTO mam_items VALUES (?, ?, ?, ?, ?)", items)
         fresh = conn.total_changes - before == len(items)
@@ -311,10 +327,19 @@ class SqliteArchiveStorage:
         self._put(pending)
 
     def flush(self) -> None:
-        """Commit the kept ops (one transaction)."""
+        """Commit the kept ops (one transaction) with ``synchronous=NORMAL``:
+        in WAL mode that commit waits for no fsync (the next ``FULL`` commit
+        or checkpoint syncs it); a power cut may lose it, a crash of the
+        server not (docs/mam.md, "Cost"). The connection's level is restored."""
         if self.behind:
-            with transaction(self._conn):
-                self.write_pending()
+            conn = self._conn
+            (level,) = conn.execute("PRAGMA synchronous").fetchone()
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with transaction(conn):
+                    self.write_pending()
+            finally:
+                conn.execute(f"PRAGMA synchronous={int(level)}")
 
     def apply(self, ops: Sequence[object]) -> None:
         """Carry out ``ops`` in order in one transaction, all or nothing."""
