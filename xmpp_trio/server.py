@@ -400,7 +400,7 @@ class XMPPServer:
                 try:
                     self.services.flush()
                 except sqlite3.Error:
-                    log.exception("could not write the last logout times")
+                    log.exception("could not write what is kept behind (logout times, archives)")
             while timers and timers[0][0] <= now:
                 when, _, session = heapq.heappop(timers)
                 conn = session.conn
@@ -547,7 +547,7 @@ async def open_server(config: ServerConfig) -> AsyncIterator[XMPPServer]:
             try:
                 server.services.flush()  # logout times written behind
             except sqlite3.Error:
-                log.exception("could not write the last logout times")
+                log.exception("could not write what is kept behind (logout times, archives)")
         db.close()
         store.close()
 

@@ -289,9 +289,13 @@ class SqliteArchiveStorage:
     def _settle(self, key: int, added: int, op: ArchivePut) -> None:
         """Count ``added`` new entries of ``key``, then apply ``op``'s quota and retention."""
         conn = self._conn
-        (count,) = conn.execute(
+        row = conn.execute(
             "UPDATE mam_archives SET n = n + ? WHERE id = ? RETURNING n", (added, key)
         ).fetchone()
+        if row is None:  # made by a transaction that did not commit (e.g. a full disk)
+            self._ids.clear()
+            raise sqlite3.DatabaseError("an archive's id was not committed; write again")
+        (count,) = row
         dropped = 0
         if count > op.keep:
             gone = conn.execute(
@@ -338,6 +342,9 @@ class SqliteArchiveStorage:
             try:
                 with transaction(conn):
                     self.write_pending()
+            except sqlite3.Error:
+                self._ids.clear()  # ids made in the failed transaction do not exist
+                raise
             finally:
                 conn.execute(f"PRAGMA synchronous={int(level)}")
 
