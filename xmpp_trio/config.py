@@ -72,7 +72,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     enabled = true             # at conference.<first domain>, unless domain = "..."
 
     [mam]                      # message archives (XEP-0313), see xmpp_trio/mam_config.py
-    enabled = false            # archive messages (off by default for now: docs/mam.md)
+    enabled = true             # archive messages (accounts and rooms), XEP-0359 ids
 
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md),
@@ -119,7 +119,7 @@ from .component_config import ComponentsConfig, check_component_domains, load_co
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .federation_config import FederationConfig, load_federation
 from .http_config import HTTPConfig, load_http
-from .mam_config import load_mam
+from .mam_config import DEFAULT_MAM, load_mam
 from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
 
@@ -284,7 +284,7 @@ class ServerConfig:
     admin: AdminConfig = field(default_factory=AdminConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
-    mam: MamLimits = field(default_factory=MamLimits)
+    mam: MamLimits = DEFAULT_MAM
     config_path: Path | None = None
 
     @property

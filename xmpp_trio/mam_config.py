@@ -2,7 +2,7 @@
 XEP-0313, with XEP-0359 stanza ids); see docs/mam.md::
 
     [mam]
-    enabled = false           # archive messages (off by default until archiving is cheaper: docs/mam.md)
+    enabled = true            # archive messages (accounts and rooms), stamp XEP-0359 ids
     max_per_user = 100000     # messages kept per archive; the oldest go first
     retention_days = 0        # drop messages older than this; 0: keep them
     default_page = 50         # results per page when a query sets no max
@@ -19,7 +19,11 @@ from xmpp_sansio.server.mam.service import MamLimits
 
 from .config_loader import Loader as _Loader
 
-__all__ = ["MAM_KEYS", "load_mam"]
+__all__ = ["DEFAULT_MAM", "MAM_KEYS", "load_mam"]
+
+DEFAULT_MAM: Final = MamLimits(enabled=True)
+"""The server's archives when ``[mam]`` says nothing: on, as users expect
+(issue 17); the sans-IO ``MamLimits()`` default stays off for embedders."""
 
 MAM_KEYS: Final = (
     "enabled",
@@ -35,7 +39,7 @@ def load_mam(loader: _Loader, data: Mapping[str, object]) -> MamLimits:
     """Read and check ``[mam]``."""
     table = loader.table(data, "mam", "mam")
     loader.check_keys(table, MAM_KEYS, "mam.", "in [mam]")
-    d = MamLimits()
+    d = DEFAULT_MAM
 
     def count(key: str, default: int, minimum: int, maximum: int) -> int:
         return loader.integer(table, key, f"mam.{key}", default, minimum=minimum, maximum=maximum)
