@@ -111,6 +111,7 @@ def server_context(cert: Path, key: Path) -> OpenSSLContext:
     ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
     ctx.set_options(SSL.OP_SINGLE_ECDH_USE | SSL.OP_NO_TICKET)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)  # full handshakes: tls-unique stays the client's
+    ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)  # idle sessions hold no record buffers (as _ssl.c)
     ctx.set_cipher_list(_CIPHERS)
     with _as_ssl_errors():
         ctx.use_certificate_chain_file(str(cert))
@@ -139,29 +140,35 @@ def _verify_reason(errno: int) -> str:
     return ffi.string(text).decode() if text != ffi.NULL else f"verify error {errno}"
 
 
-@contextlib.contextmanager
-def _as_ssl_errors() -> Iterator[None]:
-    """pyOpenSSL's exceptions as the :mod:`ssl` module raises them."""
-    try:
-        yield
-    except SSL.WantReadError:
-        raise ssl.SSLWantReadError("read would block") from None
-    except SSL.WantWriteError:
-        raise ssl.SSLWantWriteError("write would block") from None
-    except SSL.ZeroReturnError:
-        raise ssl.SSLZeroReturnError("TLS connection closed (close_notify)") from None
-    except SSL.SysCallError as exc:
+def _as_ssl_error(exc: SSL.Error) -> OSError:
+    """A pyOpenSSL exception as the :mod:`ssl` module raises it (a plain
+    function, not a context manager: it sits on the hot path's error branch)."""
+    if isinstance(exc, SSL.WantReadError):
+        return ssl.SSLWantReadError("read would block")
+    if isinstance(exc, SSL.WantWriteError):
+        return ssl.SSLWantWriteError("write would block")
+    if isinstance(exc, SSL.ZeroReturnError):
+        return ssl.SSLZeroReturnError("TLS connection closed (close_notify)")
+    if isinstance(exc, SSL.SysCallError):
         code, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
         if code in (-1, 0):  # EOF in violation of the protocol
-            raise ssl.SSLEOFError(message) from None
-        raise OSError(code, message) from None
+            return ssl.SSLEOFError(message)
+        return OSError(code, message)
+    text = str(exc)
+    if "certificate verify failed" in text:
+        error = ssl.SSLCertVerificationError(text)
+        error.verify_message = text
+        return error
+    return ssl.SSLError(text)
+
+
+@contextlib.contextmanager
+def _as_ssl_errors() -> Iterator[None]:
+    """:func:`_as_ssl_error` around a block (off the hot path)."""
+    try:
+        yield
     except SSL.Error as exc:
-        text = str(exc)
-        if "certificate verify failed" in text:
-            error = ssl.SSLCertVerificationError(text)
-            error.verify_message = text
-            raise error from None
-        raise ssl.SSLError(text) from None
+        raise _as_ssl_error(exc) from None
 
 
 def _check_hostname(conn: SSL.Connection, hostname: str) -> None:
@@ -259,12 +266,16 @@ class OpenSSLSocket(socket.socket):
             self._conn.do_handshake()
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        with _as_ssl_errors():
+        try:
             return self._conn.recv(bufsize)
+        except SSL.Error as exc:
+            raise _as_ssl_error(exc) from None
 
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:  # type: ignore[override]
-        with _as_ssl_errors():
+        try:
             return self._conn.send(data)
+        except SSL.Error as exc:
+            raise _as_ssl_error(exc) from None
 
     def version(self) -> str | None:
         return self._conn.get_protocol_version_name()

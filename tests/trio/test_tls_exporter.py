@@ -400,3 +400,27 @@ async def test_the_openssl_client_refuses_a_certificate_the_stdlib_client_refuse
             "not valid for 'localhost'" if problem == "other-name" else "unable to get local issuer"
         )
         assert expected in str(caught.value), caught.value
+
+
+async def test_the_https_listener_serves_websocket_clients_with_the_openssl_backend(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """[tls] backend covers every listener with the server's certificate:
+    XMPP over WebSocket (wss, RFC 7395) logs in over pyOpenSSL's TLS."""
+    server = await openssl_server(server_config, ca, tmp_path, nursery)
+    assert isinstance(server.server.ssl_context, OpenSSLContext)
+    server.transport = "websocket"
+    with trio.fail_after(WAIT):
+        async with open_client(
+            "juliet@localhost", PASSWORDS["juliet"], **server.client_options()
+        ) as client:
+            assert client.jid.bare == client.jid.parse("juliet@localhost")
+    with pytest.raises(ValueError, match=r"ssl\.SSLContext"):
+        async with open_client(
+            "juliet@localhost",
+            PASSWORDS["juliet"],
+            transport="websocket",
+            url=server.websocket_url,
+            ssl_context=client_context(server),
+        ):
+            pass
