@@ -37,7 +37,9 @@ from typing import Final
 
 import trio
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
+from OpenSSL._util import ffi, lib  # no public accessor: verify reasons, RFC 7627
 
 from xmpp_sansio.sasl.channel_binding import TLS_EXPORTER_LABEL, TLS_EXPORTER_LENGTH
 
@@ -134,8 +136,6 @@ def _note_verify_error(
 
 def _verify_reason(errno: int) -> str:
     """OpenSSL's text for an X509_V_ERR code (``self-signed certificate``)."""
-    from OpenSSL._util import ffi, lib
-
     text = lib.X509_verify_cert_error_string(errno)
     return ffi.string(text).decode() if text != ffi.NULL else f"verify error {errno}"
 
@@ -227,11 +227,15 @@ def _channel_binding(conn: SSL.Connection, cb_type: str, server_side: bool) -> b
     raise ValueError(f"{cb_type!r} channel binding type not supported")
 
 
+def _peer_der(conn: SSL.Connection) -> bytes | None:
+    """The peer's certificate, DER (for ``tls-server-end-point``, RFC 5929 §4)."""
+    cert = conn.get_peer_certificate(as_cryptography=True)
+    return None if cert is None else cert.public_bytes(Encoding.DER)
+
+
 def _extended_master_secret(conn: SSL.Connection) -> bool:
     """Whether a TLS 1.2 handshake used the extended master secret (RFC 7627),
     through the binding pyOpenSSL is built on (no public accessor)."""
-    from OpenSSL._util import lib
-
     handle = getattr(conn, "_ssl", None)
     if handle is None or not hasattr(lib, "SSL_get_extms_support"):
         return False
@@ -284,12 +288,7 @@ class OpenSSLSocket(socket.socket):
         return _channel_binding(self._conn, cb_type, self._server_side)
 
     def getpeercert(self, binary_form: bool = True) -> bytes | None:
-        cert = self._conn.get_peer_certificate(as_cryptography=True)
-        if cert is None:
-            return None
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        return cert.public_bytes(Encoding.DER)
+        return _peer_der(self._conn)
 
     def unwrap(self) -> None:
         """Send ``close_notify`` if the socket takes it now (never waits)."""
@@ -440,12 +439,7 @@ class OpenSSLStream(trio.abc.Stream):
         return self._conn.get_protocol_version_name() if self._handshaken else None
 
     def getpeercert(self, binary_form: bool = True) -> bytes | None:
-        cert = self._conn.get_peer_certificate(as_cryptography=True)
-        if cert is None:
-            return None
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        return cert.public_bytes(Encoding.DER)
+        return _peer_der(self._conn)
 
     def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
         """``tls-exporter`` (RFC 9266 §2) or ``tls-unique`` (RFC 5929 §3)
