@@ -7,8 +7,8 @@ module runs the same OpenSSL through pyOpenSSL, which exports it:
 
 * :class:`OpenSSLContext`: a client or server context (TLS 1.2 and up; the
   client verifies the chain and the server's name, RFC 6125 §6, as
-  :func:`ssl.create_default_context` does). Built by :func:`client_context`
-  and :func:`server_context`.
+  :func:`ssl.create_default_context` does). Built by :func:`openssl_client_context`
+  and :func:`openssl_server_context`.
 * :class:`OpenSSLStream`: a :class:`trio.abc.Stream` over memory BIOs, the
   client's replacement for :class:`trio.SSLStream` (the part of its surface
   the client uses).
@@ -48,8 +48,8 @@ __all__ = [
     "OpenSSLSocket",
     "OpenSSLStream",
     "TLSContext",
-    "client_context",
-    "server_context",
+    "openssl_client_context",
+    "openssl_server_context",
 ]
 
 #: Python 3.11's default cipher string for TLS 1.2 (``ssl._DEFAULT_CIPHERS``):
@@ -89,7 +89,7 @@ TLSContext = ssl.SSLContext | OpenSSLContext
 """A TLS context of either backend: the stdlib's or pyOpenSSL's (``tls-exporter``)."""
 
 
-def client_context(cafile: str | Path | None = None) -> OpenSSLContext:
+def openssl_client_context(cafile: str | Path | None = None) -> OpenSSLContext:
     """A verifying client context (RFC 7590 §3.2): the system CAs, or only
     ``cafile``; TLS 1.2 and up; the server's name checked after the handshake."""
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
@@ -104,7 +104,7 @@ def client_context(cafile: str | Path | None = None) -> OpenSSLContext:
     return OpenSSLContext(ctx, check_hostname=True)
 
 
-def server_context(cert: Path, key: Path) -> OpenSSLContext:
+def openssl_server_context(cert: Path, key: Path) -> OpenSSLContext:
     """The server's context from a PEM chain and key, set as
     :func:`xmpp_trio.certs.load_server_ssl_context` sets the stdlib's.
     Raises ``OSError``/``ssl.SSLError`` for unusable files, as that does."""
@@ -221,7 +221,7 @@ def _channel_binding(conn: SSL.Connection, cb_type: str, server_side: bool) -> b
         if version != "TLSv1.2":
             return None
         # The first Finished of the handshake: the client's, as sessions are
-        # never resumed (no cache, no tickets: server_context; clients never
+        # never resumed (no cache, no tickets: openssl_server_context; clients never
         # set a session), where it would be the server's.
         return conn.get_peer_finished() if server_side else conn.get_finished()
     raise ValueError(f"{cb_type!r} channel binding type not supported")

@@ -26,8 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ._openssl_stream import TLSContext
-from ._openssl_stream import server_context as openssl_server_context
+from ._openssl_stream import TLSContext, openssl_server_context
 
 if TYPE_CHECKING:
     from .config import ServerConfig

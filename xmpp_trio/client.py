@@ -64,7 +64,7 @@ from xmpp_sansio.stream.login_options import (
 from xmpp_sansio.xml import ns
 
 from . import _tls
-from ._openssl_stream import client_context as openssl_client_context
+from ._openssl_stream import openssl_client_context
 from ._ws_client import WebSocketClientStream, connect_websocket
 from .resolve import Target, resolve_client_targets
 
