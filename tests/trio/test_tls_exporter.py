@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_reload
 import trio
 import trustme
 from conftest import PASSWORDS, RunningServer, start_running
 from OpenSSL import SSL
+from test_reload import Running, config_text, reload, still_served
 from test_sasl_interop import auth, element_text, run_login, scram, scram_login
 from test_security import HEADER, STARTTLS, WAIT, Wire, connect, internal_errors, stream_error
 
@@ -35,6 +37,9 @@ from xmpp_trio.config import ServerConfig, TLSConfig
 from xmpp_trio.login_state import LoginState
 
 VERSIONS = ["TLSv1.2", "TLSv1.3"]
+
+running = test_reload.running  # fixtures shared with test_reload.py
+root_level = test_reload.root_level
 
 
 def with_backend(config: ServerConfig, backend: str, **changes: Any) -> ServerConfig:
@@ -424,3 +429,24 @@ async def test_the_https_listener_serves_websocket_clients_with_the_openssl_back
             ssl_context=client_context(server),
         ):
             pass
+
+
+async def test_a_reload_switches_the_tls_backend_for_the_next_handshakes(
+    running: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``tls`` is applied live (docs/operations.md): after ``[tls] backend =
+    "openssl"`` and a reload, the next login binds with tls-exporter while the
+    session opened before goes on."""
+    password = PASSWORDS["juliet"]
+    ctx = openssl_client_context(running.ca_file)
+    target = {"host": "127.0.0.1", "port": running.port, "ssl_context": ctx}
+    with trio.fail_after(WAIT):
+        async with open_client("juliet@localhost/one", password, **target) as one:
+            assert one.channel_binding == "tls-server-end-point"
+            text = config_text(running.path.parent, "", domains='["localhost"]', cert="cert")
+            running.path.write_text(text.replace("[tls]\n", '[tls]\nbackend = "openssl"\n'))
+            status, _, err = await reload(running, capsys)
+            assert status == 0, err
+            async with open_client("juliet@localhost/two", password, **target) as two:
+                assert two.channel_binding == "tls-exporter"
+            await still_served(one)
