@@ -94,7 +94,7 @@ def openssl_client_context(cafile: str | Path | None = None) -> OpenSSLContext:
     ``cafile``; TLS 1.2 and up; the server's name checked after the handshake."""
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
-    ctx.set_options(SSL.OP_NO_COMPRESSION)
+    ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
     ctx.set_cipher_list(_CIPHERS)
     ctx.set_verify(SSL.VERIFY_PEER, _note_verify_error)
     if cafile is None:
@@ -111,6 +111,7 @@ def openssl_server_context(cert: Path, key: Path) -> OpenSSLContext:
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+    ctx.set_options(SSL.OP_NO_RENEGOTIATION)  # TLS 1.2: no handshake after the first
     ctx.set_options(SSL.OP_SINGLE_ECDH_USE | SSL.OP_NO_TICKET)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)  # full handshakes: tls-unique stays the client's
     ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)  # idle sessions hold no record buffers (as _ssl.c)
@@ -301,7 +302,9 @@ class OpenSSLStream(trio.abc.Stream):
     client uses of :class:`trio.SSLStream` (``do_handshake``, ``send_all``,
     ``receive_some``, ``aclose``, ``getpeercert``, ``version``,
     ``get_channel_binding``), plus ``tls-exporter``. One receiver and any
-    number of senders at a time."""
+    number of senders at a time: after the handshake a write never needs
+    input (renegotiation is refused, ``OP_NO_RENEGOTIATION``; TLS 1.3 has
+    none), so only :meth:`receive_some` reads the transport."""
 
     def __init__(
         self,
