@@ -28,6 +28,7 @@ from .client import IqTimeoutError as IqTimeoutError
 from .client import StreamError as StreamError
 from .client import XMPPError as XMPPError
 from .client import open_client as open_client
+from .client import openssl_client_context as openssl_client_context
 from .component import Component as Component
 from .component import open_component as open_component
 from .config import ConfigError as ConfigError
@@ -72,6 +73,7 @@ __all__ = [
     "open_client",
     "open_component",
     "open_persistent_client",
+    "openssl_client_context",
     "respond",
     "run_server",
     "serve_bots",

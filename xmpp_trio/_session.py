@@ -58,6 +58,7 @@ from xmpp_sansio.stream.framing import Framing
 
 from . import _tls
 from ._accounts import Accounts
+from ._openssl_stream import TLSContext
 from ._transport import Transport
 from .config import ServerConfig
 from .limits import TokenBucket, loggable
@@ -78,7 +79,7 @@ class Server(Protocol):
     """What a session uses of :class:`~xmpp_trio.server.XMPPServer`."""
 
     config: ServerConfig
-    ssl_context: ssl.SSLContext
+    ssl_context: TLSContext
     stream_config: StreamConfig
     tls_info: TLSInfo
     router: Router
@@ -618,4 +619,5 @@ class Session:
             self.server.tls_info,
             tls_version=transport.tls_version(),
             finished=transport.tls_unique(),
+            exporter=transport.tls_exporter(),
         )

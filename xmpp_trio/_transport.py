@@ -34,6 +34,8 @@ import trio
 
 from xmpp_sansio.http import WebSocketStream
 
+from ._openssl_stream import OpenSSLContext, OpenSSLSocket, TLSContext
+
 __all__ = [
     "SEND_CHUNK",
     "BoshTransport",
@@ -50,6 +52,7 @@ SEND_CHUNK: Final = 65536
 _DISCARD_READS: Final = 4  # at most 256 KiB of unread input discarded on close
 _PEEK_BYTES: Final = 64  # whitespace looked at per read before a STARTTLS handshake
 _WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
+_TLS_SOCKETS = (ssl.SSLSocket, OpenSSLSocket)  # tls_backend "stdlib" and "openssl"
 
 
 class Transport(Protocol):
@@ -84,7 +87,7 @@ class Transport(Protocol):
         ...
 
     async def start_tls(
-        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+        self, context: TLSContext, *, server_side: bool, server_hostname: str | None = None
     ) -> None:
         """Run a TLS handshake on the stream (STARTTLS, RFC 6120 §5; direct TLS, XEP-0368)."""
         ...
@@ -97,6 +100,10 @@ class Transport(Protocol):
     def tls_version(self) -> str | None: ...
 
     def tls_unique(self) -> bytes | None: ...
+
+    def tls_exporter(self) -> bytes | None:
+        """``tls-exporter`` data (RFC 9266 §2) where the TLS backend exports it."""
+        ...
 
     def close(self) -> None:
         """Close now (idempotent); waiting tasks get :class:`trio.ClosedResourceError`."""
@@ -166,7 +173,7 @@ class SocketTransport(_Base):
         return cls(socket.socket(family, type_, proto, fileno=fd))
 
     async def start_tls(
-        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+        self, context: TLSContext, *, server_side: bool, server_hostname: str | None = None
     ) -> None:
         """Wrap the socket in TLS and run the handshake (cancellable; on
         cancellation or failure the caller closes the transport)."""
@@ -217,13 +224,19 @@ class SocketTransport(_Base):
     def tls_version(self) -> str | None:
         """The negotiated TLS version (``"TLSv1.3"``), ``None`` without TLS."""
         sock = self._sock
-        return sock.version() if isinstance(sock, ssl.SSLSocket) else None
+        return sock.version() if isinstance(sock, _TLS_SOCKETS) else None
 
     def tls_unique(self) -> bytes | None:
         """The first Finished message of the TLS handshake (RFC 5929 §3.1), as
         :meth:`ssl.SSLSocket.get_channel_binding` gives it; ``None`` without TLS."""
         sock = self._sock
-        return sock.get_channel_binding("tls-unique") if isinstance(sock, ssl.SSLSocket) else None
+        return sock.get_channel_binding("tls-unique") if isinstance(sock, _TLS_SOCKETS) else None
+
+    def tls_exporter(self) -> bytes | None:
+        """``tls-exporter`` data (RFC 9266 §2): only with ``tls_backend =
+        "openssl"`` (the ssl module cannot export keying material)."""
+        sock = self._sock
+        return sock.get_channel_binding("tls-exporter") if isinstance(sock, OpenSSLSocket) else None
 
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream."""
@@ -289,7 +302,7 @@ class SocketTransport(_Base):
         sock = self._sock
         with contextlib.suppress(RuntimeError):  # outside Trio
             trio.lowlevel.notify_closing(sock)
-        if isinstance(sock, ssl.SSLSocket):
+        if isinstance(sock, _TLS_SOCKETS):
             # SSL_shutdown: sends close_notify, then finds the peer's missing
             # (SSLWantReadError on a non-blocking socket): done. Fails harmlessly
             # before the handshake, after a fatal alert or a reset.
@@ -370,7 +383,7 @@ class WebSocketTransport(_Base):
         await self._inner.wait_send()
 
     async def start_tls(
-        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+        self, context: TLSContext, *, server_side: bool, server_hostname: str | None = None
     ) -> None:
         raise trio.BrokenResourceError("no STARTTLS over WebSocket (RFC 7395 §3.2)")
 
@@ -381,6 +394,9 @@ class WebSocketTransport(_Base):
         return self._inner.tls_version()
 
     def tls_unique(self) -> bytes | None:
+        return None
+
+    def tls_exporter(self) -> bytes | None:
         return None
 
     def close(self) -> None:
@@ -469,7 +485,7 @@ class BoshTransport(_Base):
             await self._drained.wait()
 
     async def start_tls(
-        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+        self, context: TLSContext, *, server_side: bool, server_hostname: str | None = None
     ) -> None:
         raise trio.BrokenResourceError("no STARTTLS over BOSH (XEP-0206 §7)")
 
@@ -480,6 +496,9 @@ class BoshTransport(_Base):
         return self._tls
 
     def tls_unique(self) -> bytes | None:
+        return None
+
+    def tls_exporter(self) -> bytes | None:
         return None
 
     def close(self) -> None:
@@ -603,9 +622,11 @@ class MemoryTransport(_Base):
             self._check()
 
     async def start_tls(
-        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None
+        self, context: TLSContext, *, server_side: bool, server_hostname: str | None = None
     ) -> None:
         self._check()
+        if isinstance(context, OpenSSLContext):
+            raise trio.BrokenResourceError("the in-memory transport runs the stdlib's TLS only")
         tls = context.wrap_bio(
             self._bio_in, self._bio_out, server_side=server_side, server_hostname=server_hostname
         )
@@ -638,6 +659,9 @@ class MemoryTransport(_Base):
 
     def tls_unique(self) -> bytes | None:
         return None if self._tls is None else self._tls.get_channel_binding("tls-unique")
+
+    def tls_exporter(self) -> bytes | None:
+        return None  # ssl.SSLObject: no keying-material export
 
     def close(self) -> None:
         if self._closed:

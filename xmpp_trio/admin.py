@@ -59,6 +59,7 @@ from xmpp_sansio.server.caps import CapsService
 from xmpp_sansio.server.sessions import CloseStream
 
 from . import _tls
+from ._openssl_stream import TLSContext
 from .certs import server_tls_material
 from .components import component_entries
 from .config import ConfigError, ServerConfig, load_config
@@ -66,8 +67,6 @@ from .s2s_status import s2s_entries, s2s_summary
 from .services import _version
 
 if TYPE_CHECKING:
-    import ssl
-
     from xmpp_sansio.server import Router
     from xmpp_sansio.server.sessions import SessionEffect, SessionManager
     from xmpp_sansio.stream.config import ServerConfig as StreamConfig
@@ -89,7 +88,7 @@ class XMPPServer(Protocol):
     store: AccountStore
     accounts: Accounts
     auth_backoff: AuthBackoff
-    ssl_context: ssl.SSLContext
+    ssl_context: TLSContext
     tls_info: TLSInfo
     stream_config: StreamConfig
     router: Router

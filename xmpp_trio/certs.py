@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ._openssl_stream import TLSContext, openssl_server_context
+
 if TYPE_CHECKING:
     from .config import ServerConfig
 
@@ -227,14 +229,17 @@ def load_server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-def server_tls_material(config: ServerConfig) -> tuple[ssl.SSLContext, bytes | None]:
-    """The server's SSLContext and its certificate (DER, for channel binding),
-    from ``[tls]`` or the self-signed pair in the data directory (generated
-    when missing or stale). Read at start and again on each reload."""
+def server_tls_material(config: ServerConfig) -> tuple[TLSContext, bytes | None]:
+    """The server's TLS context (``[tls] backend``: the stdlib's SSLContext or
+    pyOpenSSL's) and its certificate (DER, for channel binding), from ``[tls]``
+    or the self-signed pair in the data directory (generated when missing or
+    stale). Read at start and again on each reload."""
     if config.tls.cert is not None and config.tls.key is not None:
         cert, key = config.tls.cert, config.tls.key
     else:
         cert, key = ensure_certificate(config.data_dir, config.hosted_domains)
+    if config.tls.backend == "openssl":
+        return openssl_server_context(cert, key), _certificate_der(cert)
     return load_server_ssl_context(cert, key), _certificate_der(cert)
 
 

@@ -64,6 +64,7 @@ from xmpp_sansio.stream.login_options import (
 from xmpp_sansio.xml import ns
 
 from . import _tls
+from ._openssl_stream import openssl_client_context
 from ._ws_client import WebSocketClientStream, connect_websocket
 from .resolve import Target, resolve_client_targets
 
@@ -77,6 +78,7 @@ __all__ = [
     "StreamError",
     "XMPPError",
     "open_client",
+    "openssl_client_context",
 ]
 
 log = logging.getLogger("xmpp_trio.client")
@@ -415,7 +417,7 @@ async def _close_cleanly(stream: trio.abc.Stream) -> None:
 
 
 async def _negotiate(
-    conn: ClientConnection, stream: trio.abc.Stream, ctx: ssl.SSLContext, domain: str
+    conn: ClientConnection, stream: trio.abc.Stream, ctx: _tls.TLSContext, domain: str
 ) -> _Negotiated:
     """Drive negotiation until the resource is bound (or the session resumed) and
     stream management is settled; return the (maybe TLS) stream and what came
@@ -438,7 +440,7 @@ async def _negotiate(
                     if data:
                         await stream.send_all(data)
                     under = _SpaceBeforeTLS(stream)
-                    tls = trio.SSLStream(under, ctx, server_hostname=domain)
+                    tls = _tls.client_tls_stream(under, ctx, domain)
                     await tls.do_handshake()
                     stream = tls
                     conn.tls_established(_tls.client_tls_info(tls))
@@ -497,7 +499,7 @@ async def open_client(
     host: str | None = None,
     port: int | None = None,
     direct_tls: bool = False,
-    ssl_context: ssl.SSLContext | None = None,
+    ssl_context: _tls.TLSContext | None = None,
     require_tls: bool = True,
     allow_plain: bool = True,
     mechanisms: tuple[str, ...] | None = None,
@@ -515,7 +517,11 @@ async def open_client(
         host, port: connect here instead of looking up DNS SRV records.
         direct_tls: with ``host``: TLS from the first byte (XEP-0368).
         ssl_context: for verification against a private CA; the default
-            verifies against the system's CAs.
+            verifies against the system's CAs. An
+            :func:`openssl_client_context` (pyOpenSSL) instead of an
+            :class:`ssl.SSLContext` adds ``tls-exporter`` channel binding
+            (RFC 9266: SCRAM-PLUS and FAST ``HT-*-EXPR`` on TLS 1.3 and 1.2;
+            TCP only, not with ``transport="websocket"``).
         require_tls: refuse to go on without TLS (the default; turning it
             off only allows servers without TLS, never PLAIN in the clear).
         stream_management: enable XEP-0198 (with resumption) when offered.
@@ -534,6 +540,8 @@ async def open_client(
     ctx = ssl_context or _tls.client_ssl_context()
     if transport == "websocket" and url is None:
         raise ValueError("transport='websocket' needs the url of the endpoint")
+    if transport == "websocket" and not isinstance(ctx, ssl.SSLContext):
+        raise ValueError("transport='websocket' needs an ssl.SSLContext")
     if transport == "websocket":
         targets = [Target(url or "", 0, False)]
     elif host is not None:
@@ -559,6 +567,7 @@ async def open_client(
         try:
             with trio.fail_after(timeout):
                 if transport == "websocket":
+                    assert isinstance(ctx, ssl.SSLContext)  # checked above
                     ws, secure = await connect_websocket(target.host, ctx)
                     stream = ws
                     conn = ClientConnection(
@@ -570,7 +579,7 @@ async def open_client(
                 else:
                     stream = await trio.open_tcp_stream(target.host, target.port)
                     if target.direct_tls:
-                        tls = trio.SSLStream(stream, ctx, server_hostname=account.domain)
+                        tls = _tls.client_tls_stream(stream, ctx, account.domain)
                         await tls.do_handshake()
                         stream = tls
                         conn = ClientConnection(

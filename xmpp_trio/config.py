@@ -20,6 +20,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     [tls]
     cert = "cert.pem"          # optional, but only together with key
     key = "key.pem"
+    backend = "stdlib"         # or "openssl" (pyOpenSSL): adds tls-exporter (RFC 9266; docs/sasl2.md)
 
     [limits]
     max_stanza_size = 262144         # bytes, once authenticated
@@ -159,6 +160,7 @@ LISTENER_KINDS: Final[tuple[ListenerKind, ...]] = (
 )
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final = ("text", "json")
+TLS_BACKENDS: Final = ("stdlib", "openssl")
 DATA_DIR_ENV: Final = "XMPP_TRIO_DATA"
 MIN_SCRAM_ITERATIONS: Final = 4096
 """RFC 7677 §4: the iteration count SHOULD be at least 4096."""
@@ -177,10 +179,14 @@ class ListenerConfig:
 
 @dataclass(frozen=True, slots=True)
 class TLSConfig:
-    """Certificate and private key files; both None means "self-signed in data_dir"."""
+    """Certificate and private key files; both None means "self-signed in data_dir".
+    ``backend``: the TLS library of the TLS listeners, ``"stdlib"`` (:mod:`ssl`)
+    or ``"openssl"`` (pyOpenSSL, which can export ``tls-exporter`` channel
+    binding data, RFC 9266)."""
 
     cert: Path | None = None
     key: Path | None = None
+    backend: str = "stdlib"
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +361,7 @@ _TOP_KEYS: Final = (
     "http",
 )
 _METRICS_KEYS: Final = ("enabled", "address", "port")
-_TLS_KEYS: Final = ("cert", "key")
+_TLS_KEYS: Final = ("cert", "key", "backend")
 _LIMITS_KEYS: Final = (
     "max_stanza_size",
     "max_stanza_size_preauth",
@@ -514,7 +520,12 @@ def _load_tls(loader: Loader, data: Table) -> TLSConfig:
     for name, path in (("tls.cert", cert), ("tls.key", key)):
         if path is not None and not path.is_file():
             raise loader.error(name, f"file not found: {path}")
-    return TLSConfig(cert=cert, key=key)
+    backend = loader.string(table, "backend", "tls.backend", "stdlib")
+    if backend not in TLS_BACKENDS:
+        raise loader.error(
+            "tls.backend", f"must be one of {', '.join(TLS_BACKENDS)}, got {backend!r}"
+        )
+    return TLSConfig(cert=cert, key=key, backend=backend)
 
 
 def _load_limits(loader: Loader, data: Table) -> LimitsConfig:

@@ -14,7 +14,6 @@ negotiation, SASL, stream management and limits as on TCP.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -39,6 +38,7 @@ from xmpp_sansio.http import (
 from xmpp_sansio.http.json_channel import JsonFraming
 from xmpp_sansio.stream.framing import Framing, WebSocketFraming
 
+from ._openssl_stream import TLSContext
 from ._session import TRANSPORT_ERRORS
 from ._transport import SocketTransport, Transport, WebSocketTransport
 from .bosh import BoshService
@@ -62,7 +62,7 @@ class _Server(Protocol):
     """What the listener uses of :class:`~xmpp_trio.server.XMPPServer`."""
 
     config: ServerConfig
-    ssl_context: ssl.SSLContext
+    ssl_context: TLSContext
     services: ServerServices
 
     async def serve(

@@ -25,7 +25,6 @@ import logging
 import secrets
 import signal
 import sqlite3
-import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
@@ -103,7 +102,7 @@ class XMPPServer:
         self,
         config: ServerConfig,
         store: AccountStore,
-        ssl_context: ssl.SSLContext,
+        ssl_context: _tls.TLSContext,
         certificate_der: bytes | None,
         db: sqlite3.Connection,
     ) -> None:
