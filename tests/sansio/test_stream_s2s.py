@@ -6,7 +6,7 @@ the bytes each side sends."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -467,3 +467,35 @@ def test_stream_error_from_the_peer_is_reported() -> None:
     while (event := out.next_event()) is not None:
         events.append(event)
     assert StreamErrorReceived(StreamErrorCondition.HOST_UNKNOWN, None) in events
+
+
+def test_a_stream_authenticated_by_external_can_piggyback_when_the_peer_offers_dialback() -> None:
+    """XEP-0220 §2.6: the initiator may add a local domain to a ready stream
+    when the peer offered dialback (kept across the EXTERNAL restart), and
+    only while the stream has room for another pair."""
+    a, b = fresh(A), fresh(B)
+    out, inn = link(a, b, "a.example", "b.example")
+    assert not out.can_piggyback  # not ready yet
+    pump([(out, a, inn, b)])
+    assert out.can_piggyback
+    out.authorize("chat.a.example")
+    pump([(out, a, inn, b)])
+    answer_dialback(b, a, inn)
+    pump([(out, a, inn, b)])
+    assert out.pairs == {("a.example", "b.example"), ("chat.a.example", "b.example")}
+
+
+def test_no_piggybacking_without_dialback_at_the_peer_or_room_for_a_pair() -> None:
+    a, b = fresh(A), fresh(B)
+    out = S2SInitiatingConnection(a.config(), "a.example", "b.example")
+    inn = S2SReceivingConnection(replace(b.config(), allow_dialback=False))
+    out.start()
+    pump([(out, a, inn, b)])
+    assert out.state is State.READY and not out.can_piggyback
+    full = S2SInitiatingConnection(
+        replace(a.config(), max_domain_pairs=1), "a.example", "b.example"
+    )
+    inn = S2SReceivingConnection(b.config())
+    full.start()
+    pump([(full, a, inn, b)])
+    assert full.state is State.READY and not full.can_piggyback

@@ -36,13 +36,15 @@ async def start_domain(
     nursery: trio.Nursery,
     users: tuple[str, ...] = ("juliet", "romeo"),
     options: dict[str, object] | None = None,
+    names: tuple[str, ...] = (),
     **federation: object,
 ) -> RunningServer:
-    """A server for ``domain`` whose certificate comes from ``ca``, trusting
-    ``trusted_ca`` for its peers; federation on, its port chosen by the OS."""
+    """A server for ``domain`` whose certificate comes from ``ca`` (naming
+    ``domain`` and ``names``), trusting ``trusted_ca`` for its peers;
+    federation on, its port chosen by the OS."""
     home = tmp_path / domain
     home.mkdir()
-    cert = ca.issue_cert(domain)
+    cert = ca.issue_cert(domain, *names)
     cert_path, key_path = home / "cert.pem", home / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_path))
     cert.private_key_pem.write_to_path(str(key_path))
