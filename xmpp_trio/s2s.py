@@ -144,6 +144,9 @@ class _Stream:
     #: outbound: the reader task's scope, and whether the stream has ended
     reader: trio.CancelScope | None = field(default=None, init=False)
     ended: bool = field(default=False, init=False)
+    #: we opened it (and close it when its last link leaves); an inbound
+    #: bidirectional stream (XEP-0288) carries links too, but the remote owns it
+    owned: bool = True
 
     def __post_init__(self) -> None:
         with suppress(OSError, AttributeError, TypeError, IndexError):
@@ -201,6 +204,7 @@ class Federation:
             require_valid_certificate=self.config.require_valid_certificates,
             allow_dialback=self.config.dialback,
             max_domain_pairs=self.config.max_domain_pairs,
+            bidi=self.config.bidi,
         )
         cert, key = (
             (config.tls.cert, config.tls.key)
@@ -334,6 +338,8 @@ class Federation:
                 if remote not in self._opening:
                     break
             opening = self._opening[remote] = trio.Event()
+        elif (shared := await self._piggyback(link, set())) is not None:
+            return shared  # an inbound bidirectional stream (XEP-0288)
         try:
             stream = await self._open(link.local, remote)
         finally:
@@ -341,6 +347,9 @@ class Federation:
                 del self._opening[remote]
                 opening.set()
         link.method = stream.method
+        if stream.conn.bidi and stream.method is not None:
+            # XEP-0288: the remote sends us its stanzas over this stream
+            self.methods[remote, link.local] = stream.method
         stream.riders.add(link)
         self.outbound.setdefault(remote, []).append(stream)
         self.nursery.start_soon(self._read_outbound, stream, remote)
@@ -351,14 +360,17 @@ class Federation:
         remote = link.remote
         for stream in list(self.outbound.get(remote, ())):
             conn = stream.conn
-            assert isinstance(conn, S2SInitiatingConnection)
             if stream.ended or stream in tried:
                 continue
-            if (link.local, remote) in conn.pairs:
+            if (link.local, remote) in conn.pairs and (stream.owned or conn.bidi):
                 stream.riders.add(link)
-                link.method = stream.method
+                link.method = self.methods.get((remote, link.local), stream.method)
                 return stream
-            if not conn.can_piggyback:
+            if not (
+                self.config.piggyback
+                and isinstance(conn, S2SInitiatingConnection)
+                and conn.can_piggyback
+            ):
                 continue
             tried.add(stream)
             stream.riders.add(link)
@@ -376,7 +388,7 @@ class Federation:
     async def _release(self, stream: _Stream, link: _Link) -> None:
         """``link`` no longer uses ``stream``; the last one to leave closes it."""
         stream.riders.discard(link)
-        if stream.riders:
+        if stream.riders or not stream.owned:
             return
         self._forget(stream)
         if stream.reader is not None:
@@ -385,13 +397,11 @@ class Federation:
 
     def _forget(self, stream: _Stream) -> None:
         """No new pair piggybacks on ``stream`` from now on."""
-        conn = stream.conn
-        assert isinstance(conn, S2SInitiatingConnection)
-        streams = self.outbound.get(conn.remote, [])
-        if stream in streams:
-            streams.remove(stream)
-            if not streams:
-                del self.outbound[conn.remote]
+        for remote, streams in list(self.outbound.items()):
+            if stream in streams:
+                streams.remove(stream)
+                if not streams:
+                    del self.outbound[remote]
 
     async def _read_outbound(self, stream: _Stream, remote: str) -> None:
         """Read an outbound stream until it ends: dialback answers for
@@ -412,7 +422,10 @@ class Federation:
                             continue
                         if event is None:
                             break
-                        if isinstance(event, DomainPairAuthenticated | DomainPairRejected):
+                        if isinstance(event, StanzaReceived):
+                            # XEP-0288: the remote's stanzas on our stream
+                            self._inbound_stanza(event.element)
+                        elif isinstance(event, DomainPairAuthenticated | DomainPairRejected):
                             waiter = stream.asked.pop(event.local, None)
                             link = self.links.get((event.local, remote))
                             if link is not None and isinstance(event, DomainPairAuthenticated):
@@ -666,7 +679,7 @@ class Federation:
         """Serve one connection on the s2s port, or with ``direct_tls`` on an
         ``s2s-directtls`` listener (XEP-0368: TLS before the header);
         negotiated within ``connect_timeout``; errors end this connection only."""
-        stream = _Stream(S2SReceivingConnection(self.s2s), tcp)
+        stream = _Stream(S2SReceivingConnection(self.s2s), tcp, owned=False)
         self.inbound.add(stream)
         try:
             async with trio.open_nursery() as nursery:
@@ -689,6 +702,7 @@ class Federation:
                 nursery.cancel_scope.cancel()
         finally:
             self.inbound.discard(stream)
+            self._end(stream)
             if stream.domain is not None:
                 self._rate_users[stream.domain] -= 1
                 if not self._rate_users[stream.domain]:
@@ -737,6 +751,9 @@ class Federation:
                         conn.send(DialbackVerdict(event.originating, event.receiving, False))
                 elif isinstance(event, DomainPairAuthenticated):
                     self.methods[event.remote, event.local] = event.method
+                    if conn.bidi and stream not in self.outbound.get(event.remote, ()):
+                        # XEP-0288: our stanzas to that domain may go back on it
+                        self.outbound.setdefault(event.remote, []).append(stream)
                     if stream.domain is None:
                         stream.method = event.method
                         self._rate_of(stream, event.remote)

@@ -48,10 +48,12 @@ async def prosody(
     secure: bool = True,
     log_level: str = "debug",
     direct_tls_port: int | None = None,
+    bidi: bool = False,
 ) -> AsyncIterator[tuple[int, int]]:
     """Run Prosody for ``domain``; yields its (c2s port, s2s port)
     (``log_level``: "warn" for benchmarks/s2s_bench.py; ``direct_tls_port``:
-    its ``s2s_direct_tls_ports``, XEP-0368)."""
+    its ``s2s_direct_tls_ports``, XEP-0368; ``bidi``: load mod_s2s_bidi,
+    XEP-0288, which 0.12 ships but does not load by default)."""
     home.mkdir(parents=True)
     cert = ca.issue_cert(domain)
     cert.cert_chain_pems[0].write_to_path(str(home / "cert.pem"))
@@ -80,8 +82,8 @@ authentication = "internal_hashed"
 storage = "internal"
 unbound = {{ forward = "{dns[0]}@{dns[1]}", hoststxt = false, resolvconf = false }}
 ssl = {{ cafile = "{home}/ca.pem" }}
-modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "vcard" }}
-modules_disabled = {{ "s2s_bidi" }}
+modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "vcard"{', "s2s_bidi"' if bidi else ""} }}
+modules_disabled = {{ {"" if bidi else '"s2s_bidi"'} }}
 VirtualHost "{domain}"
   ssl = {{ certificate = "{home}/cert.pem", key = "{home}/key.pem" }}
 """

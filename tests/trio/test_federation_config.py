@@ -40,6 +40,7 @@ max_queue = 10
 max_streams_per_domain = 2
 max_domain_pairs = 3
 piggyback = false
+bidi = false
 max_inbound_rate = 50000
 ping_interval = 120
 ping_timeout = 10
@@ -61,6 +62,7 @@ ping_timeout = 10
         max_streams_per_domain=2,
         max_domain_pairs=3,
         piggyback=False,
+        bidi=False,
         max_inbound_rate=50000,
         ping_interval=120.0,
         ping_timeout=10.0,
@@ -90,6 +92,7 @@ def test_without_an_allow_list_every_domain_but_the_denied_ones_is_allowed() -> 
         ("ping_interval = -1", "federation.ping_interval"),
         ("ping_timeout = 0", "federation.ping_timeout"),
         ('piggyback = "yes"', "federation.piggyback"),
+        ("bidi = 1", "federation.bidi"),
         ("bogus = 1", "federation.bogus"),
     ],
 )

@@ -41,7 +41,8 @@ async def start_domain(
 ) -> RunningServer:
     """A server for ``domain`` whose certificate comes from ``ca`` (naming
     ``domain`` and ``names``), trusting ``trusted_ca`` for its peers;
-    federation on, its port chosen by the OS."""
+    federation on, its port chosen by the OS; one-way streams unless
+    ``bidi=True`` is passed (XEP-0288 has tests of its own)."""
     home = tmp_path / domain
     home.mkdir()
     cert = ca.issue_cert(domain, *names)
@@ -60,7 +61,7 @@ async def start_domain(
         tls=TLSConfig(cert=cert_path, key=key_path),
         scram_iterations=4096,
         federation=dataclasses.replace(
-            FederationConfig(enabled=True, port=0, cafile=str(cafile)), **federation
+            FederationConfig(enabled=True, port=0, cafile=str(cafile), bidi=False), **federation
         ),
     )
     config = dataclasses.replace(config, **(options or {}))

@@ -40,14 +40,13 @@ from __future__ import annotations
 from xml.etree.ElementTree import Element, SubElement
 
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
-from ..stanza import retag_stanza
 from ..xml import ns
 from ..xml.parser import StreamHeader
 from .answers import Answer
-from .events import StanzaReceived, TLSRequested
+from .events import TLSRequested
+from .features import bidi, external
 from .features import dialback as db
-from .features import external
-from .s2s_base import _DB_TAGS, _SERVER_STANZAS, DIALBACK, _domain, _jid_domain, _S2SStream
+from .s2s_base import _DB_TAGS, _SERVER_STANZAS, DIALBACK, _domain, _S2SStream
 from .s2s_events import (
     DialbackVerdict,
     DialbackVerifyRequested,
@@ -128,6 +127,8 @@ class S2SReceivingConnection(_S2SStream):
             features.append(external.mechanisms_element())
         if config.allow_dialback:
             features.append(db.dialback_feature())
+        if config.bidi and not self.bidi:
+            features.append(bidi.feature_element())  # XEP-0288 §2.1, after TLS
         return features
 
     def _tls_missing(self) -> bool:
@@ -147,6 +148,8 @@ class S2SReceivingConnection(_S2SStream):
             self._stream_error(StreamErrorCondition.POLICY_VIOLATION, "STARTTLS is required")
         elif tag == ns.AUTH_TAG:
             self._external(el)
+        elif tag == bidi.BIDI_TAG and self.config.bidi:
+            self.bidi = True  # XEP-0288 §2.2: no answer
         elif tag in _DB_TAGS:
             self._dialback(el)
         elif tag in _SERVER_STANZAS:
@@ -180,24 +183,10 @@ class S2SReceivingConnection(_S2SStream):
         else:
             self._not_a_stanza(el)
 
-    def _stanza(self, el: Element) -> None:
-        """RFC 6120 §8.1.1.2, §8.1.2.2: both addresses, and the pair
-        authenticated on this stream (a spoofed ``from`` is ``invalid-from``)."""
-        sender, to = _jid_domain(el.get("from")), _jid_domain(el.get("to"))
-        if sender is None or to is None:
-            condition = (
-                StreamErrorCondition.IMPROPER_ADDRESSING
-                if el.get("from") is None or el.get("to") is None
-                else StreamErrorCondition.INVALID_FROM
-                if sender is None
-                else StreamErrorCondition.IMPROPER_ADDRESSING
-            )
-            self._stream_error(condition)
-            return
-        if (to, sender) not in self.pairs:
-            self._stream_error(StreamErrorCondition.INVALID_FROM, f"{sender} -> {to}")
-            return
-        self._events.append(StanzaReceived(retag_stanza(el, ns.CLIENT)))
+    def _check_outbound(self, element: Element) -> None:
+        if not self.bidi:
+            raise LocalProtocolError("stanzas go out here only on a bidirectional stream")
+        super()._check_outbound(element)
 
     def _dialback(self, el: Element) -> None:
         parsed = db.parse_dialback(el)

@@ -15,6 +15,7 @@ from ..xml import ns
 from ..xml.writer import stream_header
 from .answers import Answer, TLSEstablished
 from .base import _STANZA_NAMES, _Connection
+from .events import StanzaReceived
 from .features import dialback as db
 from .s2s_events import (
     DialbackVerdict,
@@ -69,6 +70,8 @@ class _S2SStream(_Connection):
         self.peer_certificate: PeerCertificate | None = direct_tls
         #: Authenticated (local, remote) domain pairs.
         self.pairs: set[tuple[str, str]] = set()
+        #: XEP-0288: stanzas flow both ways (asked for by the initiating side)
+        self.bidi = False
 
     def _queue_header(self, attrs: dict[str, str | None]) -> None:
         # XEP-0220 §2.1: the dialback prefix is declared on the header.
@@ -100,7 +103,30 @@ class _S2SStream(_Connection):
         self._send_stanza(retag_stanza(element, ns.SERVER))
 
     def _check_outbound(self, element: Element) -> None:
-        raise LocalProtocolError("stanzas do not go out on this side of the stream")
+        """Only from a local domain to a remote one of an authenticated pair
+        (on a receiving stream: only when bidirectional, XEP-0288 §2.3)."""
+        pair = (_jid_domain(element.get("from")), _jid_domain(element.get("to")))
+        if pair not in self.pairs:
+            raise LocalProtocolError(f"{pair[0]} -> {pair[1]} is not authenticated here")
+
+    def _stanza(self, el: Element) -> None:
+        """RFC 6120 §8.1.1.2, §8.1.2.2: both addresses, and the pair
+        authenticated on this stream (a spoofed ``from`` is ``invalid-from``)."""
+        sender, to = _jid_domain(el.get("from")), _jid_domain(el.get("to"))
+        if sender is None or to is None:
+            condition = (
+                StreamErrorCondition.IMPROPER_ADDRESSING
+                if el.get("from") is None or el.get("to") is None
+                else StreamErrorCondition.INVALID_FROM
+                if sender is None
+                else StreamErrorCondition.IMPROPER_ADDRESSING
+            )
+            self._stream_error(condition)
+            return
+        if (to, sender) not in self.pairs:
+            self._stream_error(StreamErrorCondition.INVALID_FROM, f"{sender} -> {to}")
+            return
+        self._events.append(StanzaReceived(retag_stanza(el, ns.CLIENT)))
 
     def _authenticated(self) -> None:
         self._parser.max_stanza_size = self._postauth_size

@@ -11,9 +11,9 @@ from ..errors import LocalProtocolError, StreamErrorCondition
 from ..xml import ns
 from ..xml.parser import StreamHeader
 from .events import NegotiationFailed, TLSRequested
+from .features import bidi, external
 from .features import dialback as db
-from .features import external
-from .s2s_base import _DB_TAGS, _SERVER_STANZAS, DIALBACK, _jid_domain, _S2SStream
+from .s2s_base import _DB_TAGS, _SERVER_STANZAS, DIALBACK, _S2SStream
 from .s2s_events import (
     DialbackVerifyResult,
     DomainPairAuthenticated,
@@ -133,6 +133,9 @@ class S2SInitiatingConnection(_S2SStream):
         self._flush_verifies()
         if self.verify_only:
             return
+        if self.config.bidi and not self.bidi and bidi.offered(features):
+            self._send_element(bidi.request_element())  # XEP-0288 §2.2: before auth
+            self.bidi = True
         self._dialback_offered = features.find("{" + db.DB_FEATURES + "}dialback") is not None
         mechanisms = features.find(ns.MECHANISMS_TAG)
         offered = () if mechanisms is None else [(m.text or "").strip() for m in mechanisms]
@@ -223,6 +226,8 @@ class S2SInitiatingConnection(_S2SStream):
     def _handle_ready(self, el: Element) -> None:
         if el.tag in _DB_TAGS:
             self._dialback_answer(el)
+        elif self.bidi and el.tag in _SERVER_STANZAS:
+            self._stanza(el)  # XEP-0288 §2.3: the inverse of an authenticated pair
         else:
             self._not_a_stanza(el)  # RFC 6120 §4.2: this stream carries ours only
 
@@ -231,9 +236,3 @@ class S2SInitiatingConnection(_S2SStream):
             self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, "one-way stream")
         else:
             super()._not_a_stanza(el)
-
-    def _check_outbound(self, element: Element) -> None:
-        """Only from an authenticated local domain to ``remote``."""
-        pair = (_jid_domain(element.get("from")), _jid_domain(element.get("to")))
-        if pair[1] != self.remote or (pair[0], self.remote) not in self.pairs:
-            raise LocalProtocolError(f"{pair[0]} -> {pair[1]} is not authenticated here")
