@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
 import trustme
+
+from xmpp_trio.client import Client, open_client
 
 PROSODY = shutil.which("prosody")
 PROSODYCTL = shutil.which("prosodyctl")
@@ -26,6 +29,15 @@ def require_prosody() -> None:
         if os.environ.get("CI"):
             pytest.fail("prosody and lua-unbound are required in CI (.ci/run installs them)")
         pytest.skip("prosody or lua-unbound (its DNS resolver) is not installed")
+
+
+def prosody_client(
+    jid: str, port: int, context: ssl.SSLContext
+) -> AbstractAsyncContextManager[Client]:
+    """Our Trio client for a user of the Prosody peer (c2s on ``port``)."""
+    from test_federation_wire import PASSWORD
+
+    return open_client(jid, PASSWORD, host="127.0.0.1", port=port, ssl_context=context)
 
 
 def free_port() -> int:

@@ -12,11 +12,10 @@ import trio
 import trustme
 from conftest import RunningServer
 from dns_server import dns_server
-from prosody_peer import prosody, require_prosody
+from prosody_peer import prosody, prosody_client, require_prosody
 from test_federation_prosody import trustme_context
 from test_federation_wire import PASSWORD, client, exchange_between, start_domain
 
-from xmpp_trio.client import open_client
 from xmpp_trio.s2s import Federation
 
 
@@ -98,13 +97,7 @@ async def with_prosody(
             users = {"romeo": PASSWORD}
             async with prosody("c.example", ca, home, dns, users, bidi=bidi) as (c2s, s2s):
                 records["_xmpp-server._tcp.c.example"] = [(0, 0, s2s, "c.example")]
-                romeo_client = open_client(
-                    "romeo@c.example",
-                    PASSWORD,
-                    host="127.0.0.1",
-                    port=c2s,
-                    ssl_context=trustme_context(ca),
-                )
+                romeo_client = prosody_client("romeo@c.example", c2s, trustme_context(ca))
                 async with client(a, "juliet@a.example") as juliet, romeo_client as romeo:
                     if ours_first:
                         await exchange_between(juliet, "juliet@a.example", romeo, "romeo@c.example")

@@ -12,7 +12,7 @@ from pathlib import Path
 import trio
 import trustme
 from dns_server import dns_server
-from prosody_peer import prosody, require_prosody
+from prosody_peer import prosody, prosody_client, require_prosody
 from test_federation_prosody import trustme_context
 from test_federation_wire import (
     MUC,
@@ -26,7 +26,7 @@ from test_federation_wire import (
     two_servers,
 )
 
-from xmpp_trio.client import Client, open_client
+from xmpp_trio.client import Client
 from xmpp_trio.s2s import Federation
 from xmpp_trio.s2s_status import s2s_entries
 
@@ -50,6 +50,18 @@ async def invite(juliet: Client, room: str, invitee: str) -> None:
     x = ET.SubElement(message, MUC_USER + "x")
     ET.SubElement(x, MUC_USER + "invite", {"to": invitee})
     await juliet.send(message)
+
+
+async def invited_after_a_message(juliet: Client, romeo: Client, room: str, to: str) -> None:
+    """juliet's domain reaches ``to`` first (its stream), then the room's
+    domain does (a mediated invitation from a room juliet opens)."""
+    await romeo.send(ET.Element(C + "presence"))
+    await juliet.send(chat(to, "a room for us"))
+    await next_stanza(romeo, "message")
+    await open_room(juliet, room)
+    await invite(juliet, room, to)
+    with trio.fail_after(WAIT):
+        await receive_invitation(romeo, room)
 
 
 async def receive_invitation(romeo: Client, room: str) -> None:
@@ -77,12 +89,7 @@ async def test_the_rooms_domain_piggybacks_on_the_open_stream_with_a_dialback_ch
     b.server.federation.hosts["conference.a.test"] = ("127.0.0.1", a.server.federation.port)
     room = "room@conference.a.test"
     async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
-        await romeo.send(ET.Element(C + "presence"))
-        await juliet.send(chat("romeo@b.test", "a room for us"))
-        await next_stanza(romeo, "message")
-        await open_room(juliet, room)
-        await invite(juliet, room, "romeo@b.test")
-        await receive_invitation(romeo, room)
+        await invited_after_a_message(juliet, romeo, room, "romeo@b.test")
         one_shared_stream(a.server.federation, "b.test", {"a.test", "conference.a.test"})
         # b.test has one stream from a's server carrying both pairs.
         (inbound,) = [s for s in b.server.federation.inbound if s.conn.pairs]
@@ -119,12 +126,7 @@ async def test_a_domain_the_certificate_names_piggybacks_without_a_callback(
     a.server.federation.hosts["b.test"] = ("127.0.0.1", b.server.federation.port)
     room = "room@conference.a.test"
     async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
-        await romeo.send(ET.Element(C + "presence"))
-        await juliet.send(chat("romeo@b.test", "a room for us"))
-        await next_stanza(romeo, "message")
-        await open_room(juliet, room)
-        await invite(juliet, room, "romeo@b.test")
-        await receive_invitation(romeo, room)
+        await invited_after_a_message(juliet, romeo, room, "romeo@b.test")
         one_shared_stream(a.server.federation, "b.test", {"a.test", "conference.a.test"})
     assert b.server.federation.methods[("conference.a.test", "b.test")] == "dialback"
     assert a.server.federation.failures == 0 and b.server.federation.failures == 0
@@ -142,12 +144,7 @@ async def test_without_piggybacking_each_domain_opens_its_own_stream(
     b.server.federation.hosts["conference.a.test"] = ("127.0.0.1", a.server.federation.port)
     room = "room@conference.a.test"
     async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
-        await romeo.send(ET.Element(C + "presence"))
-        await juliet.send(chat("romeo@b.test", "a room for us"))
-        await next_stanza(romeo, "message")
-        await open_room(juliet, room)
-        await invite(juliet, room, "romeo@b.test")
-        await receive_invitation(romeo, room)
+        await invited_after_a_message(juliet, romeo, room, "romeo@b.test")
         links = a.server.federation.links
         assert links["a.test", "b.test"].ready is not links["conference.a.test", "b.test"].ready
         assert len(a.server.federation.outbound["b.test"]) == 2
@@ -175,21 +172,9 @@ async def test_piggybacking_on_a_stream_to_prosody(tmp_path: Path, nursery: trio
             home = tmp_path / "prosody"
             async with prosody("c.example", ca, home, dns, {"romeo": PASSWORD}) as (c2s, s2s):
                 records["_xmpp-server._tcp.c.example"] = [(0, 0, s2s, "c.example")]
-                romeo_client = open_client(
-                    "romeo@c.example",
-                    PASSWORD,
-                    host="127.0.0.1",
-                    port=c2s,
-                    ssl_context=trustme_context(ca),
-                )
+                romeo_client = prosody_client("romeo@c.example", c2s, trustme_context(ca))
                 async with client(a, "juliet@a.example") as juliet, romeo_client as romeo:
-                    await romeo.send(ET.Element(C + "presence"))
-                    await juliet.send(chat("romeo@c.example", "a room for us"))
-                    await next_stanza(romeo, "message")
-                    await open_room(juliet, room)
-                    await invite(juliet, room, "romeo@c.example")
-                    with trio.fail_after(WAIT):
-                        await receive_invitation(romeo, room)
+                    await invited_after_a_message(juliet, romeo, room, "romeo@c.example")
                     one_shared_stream(
                         a.server.federation, "c.example", {"a.example", "conference.a.example"}
                     )
