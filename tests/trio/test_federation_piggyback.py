@@ -181,3 +181,35 @@ async def test_piggybacking_on_a_stream_to_prosody(tmp_path: Path, nursery: trio
             log = (home / "prosody.log").read_text()
     assert "is now authenticated for conference.a.example" in log
     assert a.server.federation.failures == 0
+
+
+async def test_a_refused_piggybacked_pair_leaves_the_shared_stream_working(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """b.test requires valid certificates and a.test's names a.test only:
+    b.test refuses conference.a.test's db:result on the shared stream
+    (``not-authorized``, XEP-0220 §2.4), the room's link then tries a stream
+    of its own, is refused there too and counts one failure; a.test's pair
+    stays on the stream and juliet's next message still arrives."""
+    ca = trustme.CA()
+    a = await start_domain("a.test", ca, ca, tmp_path, nursery)
+    b = await start_domain("b.test", ca, ca, tmp_path, nursery, require_valid_certificates=True)
+    assert a.server.federation is not None and b.server.federation is not None
+    a.server.federation.hosts["b.test"] = ("127.0.0.1", b.server.federation.port)
+    room = "room@conference.a.test"
+    async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+        await romeo.send(ET.Element(C + "presence"))
+        await juliet.send(chat("romeo@b.test", "a room for us"))
+        await next_stanza(romeo, "message")
+        await open_room(juliet, room)
+        await invite(juliet, room, "romeo@b.test")
+        with trio.fail_after(WAIT):
+            while a.server.federation.domain_failures.get("b.test", 0) == 0:
+                await trio.sleep(0.01)  # polling a counter, not timing a behaviour
+        await juliet.send(chat("romeo@b.test", "still here"))
+        got = await next_stanza(romeo, "message")
+        assert got.findtext(C + "body") == "still here"
+        (stream,) = a.server.federation.outbound["b.test"]
+        assert stream.conn.pairs == {("a.test", "b.test")}
+    assert a.server.federation.domain_failures == {"b.test": 1}
+    assert ("conference.a.test", "b.test") not in b.server.federation.methods
