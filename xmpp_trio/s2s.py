@@ -473,8 +473,12 @@ class Federation:
         while not stream.conn.should_close:
             if link.queue:
                 queued, link.queue = link.queue, []
-                for element in queued:
-                    stream.conn.send(element)
+                for i, element in enumerate(queued):
+                    try:
+                        stream.conn.send(element)
+                    except LocalProtocolError:  # the stream closed under a shared link
+                        link.queue[:0] = queued[i:]  # bounced as the link ends
+                        return
                 with trio.move_on_after(self.config.send_timeout) as stuck:
                     await stream.flush()
                 link.last_used = trio.current_time()
@@ -751,14 +755,14 @@ class Federation:
                         conn.send(DialbackVerdict(event.originating, event.receiving, False))
                 elif isinstance(event, DomainPairAuthenticated):
                     self.methods[event.remote, event.local] = event.method
-                    if conn.bidi and stream not in self.outbound.get(event.remote, ()):
-                        # XEP-0288: our stanzas to that domain may go back on it
-                        self.outbound.setdefault(event.remote, []).append(stream)
                     if stream.domain is None:
                         stream.method = event.method
                         self._rate_of(stream, event.remote)
                     if not self.config.allows(event.remote):
                         conn.close()
+                    elif conn.bidi and stream not in self.outbound.get(event.remote, ()):
+                        # XEP-0288: our stanzas to that domain may go back on it
+                        self.outbound.setdefault(event.remote, []).append(stream)
                     deadline.deadline = float("inf")  # negotiated: no more deadline
                 elif isinstance(event, StanzaReceived):
                     self._inbound_stanza(event.element)
