@@ -408,11 +408,15 @@ class Federation:
         piggybacked pairs wake their links; at the end every link on it stops
         (its queue bounces) and nothing more is added to it."""
         conn = stream.conn
+        if conn.bidi:  # the remote writes to us here: its read rate applies
+            self._rate_of(stream, remote)
+        bucket = self.rates.get(remote) if conn.bidi else None
         with trio.CancelScope() as scope:
             stream.reader = scope
             try:
                 while not conn.should_close:
-                    data = await stream.stream.receive_some(_READ)
+                    size = _READ if bucket is None else min(_READ, bucket.max_read())
+                    data = await stream.stream.receive_some(size)
                     conn.receive_data(data)
                     while True:
                         try:
@@ -435,10 +439,12 @@ class Federation:
                     await stream.flush()
                     if not data:
                         break
+                    await self._throttle(bucket, len(data))
             except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
                 pass
             finally:
                 self._end(stream)
+                self._rate_done(stream)
 
     def _stop(self, stream: _Stream) -> None:
         """End an outbound stream for every link on it (stuck, or unanswered)."""
@@ -707,11 +713,25 @@ class Federation:
         finally:
             self.inbound.discard(stream)
             self._end(stream)
-            if stream.domain is not None:
-                self._rate_users[stream.domain] -= 1
-                if not self._rate_users[stream.domain]:
-                    del self._rate_users[stream.domain], self.rates[stream.domain]
+            self._rate_done(stream)
             await self._close(stream)
+
+    def _rate_done(self, stream: _Stream) -> None:
+        """``stream`` no longer counts against its domain's read rate."""
+        if stream.domain is not None:
+            self._rate_users[stream.domain] -= 1
+            if not self._rate_users[stream.domain]:
+                del self._rate_users[stream.domain], self.rates[stream.domain]
+            stream.domain = None
+
+    @staticmethod
+    async def _throttle(bucket: TokenBucket | None, size: int) -> None:
+        """A flood from one remote domain waits here (backpressure on its
+        streams); other domains and local users go on."""
+        if bucket is not None:
+            delay = bucket.consume(size, trio.current_time())
+            if delay > 0:
+                await trio.sleep(delay)
 
     def _rate_of(self, stream: _Stream, domain: str) -> None:
         """Count ``stream`` against ``domain``'s read rate from now on."""
@@ -769,12 +789,7 @@ class Federation:
             await stream.flush()
             if not data:
                 break
-            if bucket is not None:
-                # A flood from one remote domain waits here (backpressure on
-                # its streams); other domains and local users go on.
-                delay = bucket.consume(len(data), trio.current_time())
-                if delay > 0:
-                    await trio.sleep(delay)
+            await self._throttle(bucket, len(data))
 
     def _inbound_stanza(self, element: Element) -> None:
         origin = _domain_of(element.get("from"))

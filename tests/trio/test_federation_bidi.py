@@ -6,6 +6,7 @@ Prosody 0.12 (with its mod_s2s_bidi, shipped but not loaded by default)."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import trio
@@ -14,8 +15,17 @@ from conftest import RunningServer
 from dns_server import dns_server
 from prosody_peer import prosody, prosody_client, require_prosody
 from test_federation_prosody import trustme_context
-from test_federation_wire import PASSWORD, client, exchange_between, start_domain
+from test_federation_wire import (
+    PASSWORD,
+    C,
+    chat,
+    client,
+    exchange_between,
+    next_stanza,
+    start_domain,
+)
 
+from xmpp_trio.config import LimitsConfig
 from xmpp_trio.s2s import Federation
 
 
@@ -132,3 +142,45 @@ async def test_prosody_without_mod_s2s_bidi_is_unaffected(
     federation, log = await with_prosody(tmp_path, nursery, ours_first=True, bidi=False)
     assert "bidirectional" not in log
     assert federation.failures == 0
+
+
+async def test_a_flood_back_on_our_bidirectional_stream_is_read_at_the_domain_rate(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """``max_inbound_rate`` holds for the remote's stanzas on the stream we
+    opened too: c.test floods juliet@a.test back over a.test's bidi stream;
+    a.test reads it at the rate (its bucket waits) and a local user's
+    message arrives in the middle of the flood."""
+    ca = trustme.CA()
+    fast: dict[str, object] = {"limits": LimitsConfig(max_read_rate=10**8, max_output_buffer=10**8)}
+    a = await start_domain("a.test", ca, ca, tmp_path, nursery, bidi=True, max_inbound_rate=20_000)
+    c = await start_domain("c.test", ca, ca, tmp_path, nursery, bidi=True, options=fast)
+    fa, fc = a.server.federation, c.server.federation
+    assert fa is not None and fc is not None
+    fa.hosts["c.test"] = ("127.0.0.1", fc.port)
+    flood = 50
+    async with (
+        client(a, "juliet@a.test") as juliet,
+        client(a, "romeo@a.test") as neighbour,
+        client(c, "juliet@c.test") as flooder,
+    ):
+        await juliet.send(ET.Element(C + "presence"))
+        await flooder.send(ET.Element(C + "presence"))
+        await juliet.send(chat("juliet@c.test", "hello c"))  # a.test opens the stream
+        await next_stanza(flooder, "message")
+        for n in range(flood):  # 50 x 4 kB: ten seconds at 20 kB/s
+            await flooder.send(chat("juliet@a.test", f"{n} " + "y" * 4000))
+        first = await next_stanza(juliet, "message")
+        assert first.get("from", "").startswith("juliet@c.test/")
+        await neighbour.send(chat("juliet@a.test", "from next door"))
+        flooded = 1
+        while (
+            (got := await next_stanza(juliet, "message"))
+            .get("from", "")
+            .startswith("juliet@c.test/")
+        ):
+            flooded += 1
+        assert got.findtext(C + "body") == "from next door"
+        assert flooded < flood  # the flood was still being read
+        assert fa.inbound == set() and opened(fa) == 1  # all of it on our stream
+        assert fa.rates["c.test"].waited > 0
