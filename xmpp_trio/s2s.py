@@ -376,9 +376,15 @@ class Federation:
             stream.riders.add(link)
             waiter = stream.asked[link.local] = trio.Event()
             conn.authorize(link.local)
-            with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
-                await stream.flush()
-                await waiter.wait()
+            try:
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+                    await stream.flush()
+                    await waiter.wait()
+            except BaseException:  # timed out (connect_timeout): leave the stream
+                stream.asked.pop(link.local, None)
+                with trio.CancelScope(shield=True):
+                    await self._release(stream, link)
+                raise
             if (link.local, remote) in conn.pairs and not stream.ended:
                 return stream
             log.info("s2s %s -> %s: refused on a shared stream", link.local, remote)

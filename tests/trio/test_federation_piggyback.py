@@ -7,6 +7,7 @@ the domain, at once (XEP-0344). Against our second server and Prosody 0.12."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from contextlib import suppress
 from pathlib import Path
 
 import trio
@@ -213,3 +214,44 @@ async def test_a_refused_piggybacked_pair_leaves_the_shared_stream_working(
         assert stream.conn.pairs == {("a.test", "b.test")}
     assert a.server.federation.domain_failures == {"b.test": 1}
     assert ("conference.a.test", "b.test") not in b.server.federation.methods
+
+
+async def test_a_piggybacked_pair_without_an_answer_times_out_and_leaves_the_stream(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """b.test cannot check conference.a.test's key (its server for that
+    domain accepts and never speaks), so the pair gets no answer: after
+    a.test's ``connect_timeout`` the room's link gives up (one failure) and
+    is no longer counted on the shared stream, which a.test's pair still uses."""
+    ca = trustme.CA()
+    a = await start_domain("a.test", ca, ca, tmp_path, nursery, connect_timeout=1.5)
+    b = await start_domain("b.test", ca, ca, tmp_path, nursery)
+    assert a.server.federation is not None and b.server.federation is not None
+    a.server.federation.hosts["b.test"] = ("127.0.0.1", b.server.federation.port)
+    silent = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    held: list[trio.SocketStream] = []
+
+    async def accept_and_hold() -> None:
+        with suppress(trio.ClosedResourceError):
+            while True:
+                held.append(await silent.accept())
+
+    nursery.start_soon(accept_and_hold)
+    b.server.federation.hosts["conference.a.test"] = silent.socket.getsockname()[:2]
+    room = "room@conference.a.test"
+    async with client(a, "juliet@a.test") as juliet, client(b, "romeo@b.test") as romeo:
+        await romeo.send(ET.Element(C + "presence"))
+        await juliet.send(chat("romeo@b.test", "a room for us"))
+        await next_stanza(romeo, "message")
+        await open_room(juliet, room)
+        await invite(juliet, room, "romeo@b.test")
+        with trio.fail_after(WAIT):
+            while a.server.federation.domain_failures.get("b.test", 0) == 0:
+                await trio.sleep(0.01)  # polling a counter, not timing a behaviour
+        (stream,) = a.server.federation.outbound["b.test"]
+        assert stream.riders == {a.server.federation.links["a.test", "b.test"]}
+        assert stream.asked == {}
+        await juliet.send(chat("romeo@b.test", "still here"))
+        got = await next_stanza(romeo, "message")
+        assert got.findtext(C + "body") == "still here"
+    await silent.aclose()
