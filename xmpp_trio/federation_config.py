@@ -16,6 +16,8 @@ RFC 6120 §13; see docs/federation.md)::
     max_queue = 1000              # stanzas held per remote domain while connecting
     max_streams_per_domain = 4    # s2s streams with one remote domain, both ways
     max_domain_pairs = 1000       # domain pairs one stream may carry (XEP-0220 §2.6)
+    piggyback = true              # our other domains share an open stream to a remote (XEP-0220 §2.6)
+    bidi = true                   # one TCP connection both ways with a peer that supports XEP-0288
     max_inbound_rate = 1000000    # bytes/s read from one remote domain, all its streams (burst: twice)
     ping_interval = 0             # seconds: XEP-0199 ping an outbound link idle that long (0: off)
     ping_timeout = 30             # seconds to answer that ping; else the link closes
@@ -48,6 +50,8 @@ FEDERATION_KEYS: Final = (
     "max_queue",
     "max_streams_per_domain",
     "max_domain_pairs",
+    "piggyback",
+    "bidi",
     "max_inbound_rate",
     "ping_interval",
     "ping_timeout",
@@ -72,6 +76,8 @@ class FederationConfig:
     max_queue: int = 1000
     max_streams_per_domain: int = 4
     max_domain_pairs: int = 1000
+    piggyback: bool = True
+    bidi: bool = True
     max_inbound_rate: int = 1_000_000
     ping_interval: float = 0.0
     ping_timeout: float = 30.0
@@ -147,6 +153,8 @@ def load_federation(loader: _Loader, data: Mapping[str, object]) -> FederationCo
         max_queue=count("max_queue", 1000),
         max_streams_per_domain=count("max_streams_per_domain", 4),
         max_domain_pairs=count("max_domain_pairs", 1000),
+        piggyback=loader.boolean(table, "piggyback", "federation.piggyback", True),
+        bidi=loader.boolean(table, "bidi", "federation.bidi", True),
         max_inbound_rate=count("max_inbound_rate", 1_000_000, minimum=1024, maximum=10**10),
         ping_interval=float(count("ping_interval", 0, minimum=0, maximum=86_400)),
         ping_timeout=seconds("ping_timeout", 30.0),

@@ -136,6 +136,17 @@ class _Stream:
     #: how the stream's first pair was authenticated ("EXTERNAL", "dialback")
     method: str | None = None
     peer: str = field(default="?", init=False)
+    #: outbound: the links whose stanzas it carries (piggybacking, XEP-0220
+    #: §2.6); the stream closes when the last one leaves
+    riders: set[_Link] = field(default_factory=set, init=False)
+    #: outbound: local domains asked for with ``authorize``, woken by the answer
+    asked: dict[str, trio.Event] = field(default_factory=dict, init=False)
+    #: outbound: the reader task's scope, and whether the stream has ended
+    reader: trio.CancelScope | None = field(default=None, init=False)
+    ended: bool = field(default=False, init=False)
+    #: we opened it (and close it when its last link leaves); an inbound
+    #: bidirectional stream (XEP-0288) carries links too, but the remote owns it
+    owned: bool = True
 
     def __post_init__(self) -> None:
         with suppress(OSError, AttributeError, TypeError, IndexError):
@@ -168,6 +179,10 @@ class _Link:
     wake: trio.Event = field(default_factory=trio.Event)
     #: when a stanza was last written, or a ping last answered
     last_used: float = 0.0
+    #: how this pair was authenticated ("EXTERNAL", "dialback")
+    method: str | None = None
+    #: the scope of the link's writer (cancelled when its stream ends)
+    scope: trio.CancelScope | None = None
 
 
 class Federation:
@@ -189,6 +204,7 @@ class Federation:
             require_valid_certificate=self.config.require_valid_certificates,
             allow_dialback=self.config.dialback,
             max_domain_pairs=self.config.max_domain_pairs,
+            bidi=self.config.bidi,
         )
         cert, key = (
             (config.tls.cert, config.tls.key)
@@ -215,6 +231,10 @@ class Federation:
         self.direct_server_context.set_alpn_protocols([_ALPN])
         self._trust(self.direct_server_context, cafile)
         self.links: dict[tuple[str, str], _Link] = {}
+        #: ready outbound streams by remote domain (what new pairs piggyback on)
+        self.outbound: dict[str, list[_Stream]] = {}
+        #: remote domains whose first outbound stream is being opened
+        self._opening: dict[str, trio.Event] = {}
         self.inbound: set[_Stream] = set()
         self.failures = 0
         #: failed outbound links by remote domain (``status``, metrics)
@@ -273,7 +293,7 @@ class Federation:
         try:
             try:
                 with trio.fail_after(self.config.connect_timeout):
-                    link.ready = await self._open(link.local, link.remote)
+                    link.ready = await self._stream_for(link)
             except trio.TooSlowError:
                 self._fail(link, _TIMEOUT, "timed out")
                 return
@@ -282,7 +302,9 @@ class Federation:
                 return
             link.last_used = trio.current_time()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read, link.ready, nursery.cancel_scope)
+                link.scope = nursery.cancel_scope
+                if link.ready.ended:  # ended while this link was being set up
+                    nursery.cancel_scope.cancel()
                 if self.config.ping_interval > 0:
                     nursery.start_soon(self._keepalive, link, nursery.cancel_scope)
                 with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
@@ -295,7 +317,157 @@ class Federation:
                 self._bounce(element, _NOT_FOUND)
             link.queue.clear()
             if link.ready is not None:
-                await self._close(link.ready)
+                await self._release(link.ready, link)
+
+    async def _stream_for(self, link: _Link) -> _Stream:
+        """The outbound stream for ``link``'s pair: an open stream to the same
+        remote domain when it can take another pair (piggybacking, XEP-0220
+        §2.6: a ``db:result`` for the new local domain, valid at once when
+        the certificate names it, XEP-0344), else a new one."""
+        remote = link.remote
+        opening: trio.Event | None = None
+        if self.config.piggyback:
+            tried: set[_Stream] = set()
+            while True:
+                if (waiting := self._opening.get(remote)) is not None:
+                    await waiting.wait()  # the first stream to it: wait, then share it
+                    continue
+                shared = await self._piggyback(link, tried)
+                if shared is not None:
+                    return shared
+                if remote not in self._opening:
+                    break
+            opening = self._opening[remote] = trio.Event()
+        elif (shared := await self._piggyback(link, set())) is not None:
+            return shared  # an inbound bidirectional stream (XEP-0288)
+        try:
+            stream = await self._open(link.local, remote)
+        finally:
+            if opening is not None:
+                del self._opening[remote]
+                opening.set()
+        link.method = stream.method
+        if stream.conn.bidi and stream.method is not None:
+            # XEP-0288: the remote sends us its stanzas over this stream
+            self.methods[remote, link.local] = stream.method
+        stream.riders.add(link)
+        self.outbound.setdefault(remote, []).append(stream)
+        self.nursery.start_soon(self._read_outbound, stream, remote)
+        return stream
+
+    async def _piggyback(self, link: _Link, tried: set[_Stream]) -> _Stream | None:
+        """Add ``link``'s pair to an open stream to its remote domain, or None."""
+        remote = link.remote
+        for stream in list(self.outbound.get(remote, ())):
+            conn = stream.conn
+            if stream.ended or stream in tried:
+                continue
+            if (link.local, remote) in conn.pairs and (stream.owned or conn.bidi):
+                stream.riders.add(link)
+                link.method = self.methods.get((remote, link.local), stream.method)
+                return stream
+            if not (
+                self.config.piggyback
+                and isinstance(conn, S2SInitiatingConnection)
+                and conn.can_piggyback
+            ):
+                continue
+            tried.add(stream)
+            stream.riders.add(link)
+            waiter = stream.asked[link.local] = trio.Event()
+            conn.authorize(link.local)
+            try:
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+                    await stream.flush()
+                    await waiter.wait()
+            except BaseException:  # timed out (connect_timeout): leave the stream
+                stream.asked.pop(link.local, None)
+                with trio.CancelScope(shield=True):
+                    await self._release(stream, link)
+                raise
+            if (link.local, remote) in conn.pairs and not stream.ended:
+                return stream
+            log.info("s2s %s -> %s: refused on a shared stream", link.local, remote)
+            await self._release(stream, link)
+        return None
+
+    async def _release(self, stream: _Stream, link: _Link) -> None:
+        """``link`` no longer uses ``stream``; the last one to leave closes it."""
+        stream.riders.discard(link)
+        if stream.riders or not stream.owned:
+            return
+        self._forget(stream)
+        if stream.reader is not None:
+            stream.reader.cancel()
+        await self._close(stream)
+
+    def _forget(self, stream: _Stream) -> None:
+        """No new pair piggybacks on ``stream`` from now on."""
+        for remote, streams in list(self.outbound.items()):
+            if stream in streams:
+                streams.remove(stream)
+                if not streams:
+                    del self.outbound[remote]
+
+    async def _read_outbound(self, stream: _Stream, remote: str) -> None:
+        """Read an outbound stream until it ends: dialback answers for
+        piggybacked pairs wake their links; at the end every link on it stops
+        (its queue bounces) and nothing more is added to it."""
+        conn = stream.conn
+        if conn.bidi:  # the remote writes to us here: its read rate applies
+            self._rate_of(stream, remote)
+        bucket = self.rates.get(remote) if conn.bidi else None
+        with trio.CancelScope() as scope:
+            stream.reader = scope
+            try:
+                while not conn.should_close:
+                    size = _READ if bucket is None else min(_READ, bucket.max_read())
+                    data = await stream.stream.receive_some(size)
+                    conn.receive_data(data)
+                    while True:
+                        try:
+                            event = conn.next_event()
+                        except RemoteProtocolError as exc:
+                            log.info("s2s to %s: %s", remote, exc.condition.value)
+                            continue
+                        if event is None:
+                            break
+                        if isinstance(event, StanzaReceived):
+                            # XEP-0288: the remote's stanzas on our stream
+                            self._inbound_stanza(event.element)
+                        elif isinstance(event, DomainPairAuthenticated | DomainPairRejected):
+                            waiter = stream.asked.pop(event.local, None)
+                            link = self.links.get((event.local, remote))
+                            if link is not None and isinstance(event, DomainPairAuthenticated):
+                                link.method = event.method
+                            if waiter is not None:
+                                waiter.set()
+                    await stream.flush()
+                    if not data:
+                        break
+                    await self._throttle(bucket, len(data))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+                pass
+            finally:
+                self._end(stream)
+                self._rate_done(stream)
+
+    def _stop(self, stream: _Stream) -> None:
+        """End an outbound stream for every link on it (stuck, or unanswered)."""
+        self._forget(stream)
+        if stream.reader is not None:
+            stream.reader.cancel()
+
+    def _end(self, stream: _Stream) -> None:
+        """The outbound ``stream`` is gone: its links stop, waiters wake."""
+        stream.ended = True
+        self._forget(stream)
+        for waiter in stream.asked.values():
+            waiter.set()
+        stream.asked.clear()
+        for rider in stream.riders:
+            if rider.scope is not None:
+                rider.scope.cancel()
 
     def _fail(self, link: _Link, condition: StanzaErrorCondition, why: str) -> None:
         self.failures += 1
@@ -313,8 +485,12 @@ class Federation:
         while not stream.conn.should_close:
             if link.queue:
                 queued, link.queue = link.queue, []
-                for element in queued:
-                    stream.conn.send(element)
+                for i, element in enumerate(queued):
+                    try:
+                        stream.conn.send(element)
+                    except LocalProtocolError:  # the stream closed under a shared link
+                        link.queue[:0] = queued[i:]  # bounced as the link ends
+                        return
                 with trio.move_on_after(self.config.send_timeout) as stuck:
                     await stream.flush()
                 link.last_used = trio.current_time()
@@ -322,6 +498,7 @@ class Federation:
                     # A remote that stops reading: close the link and bounce
                     # what is still queued (RFC 6120 §8.3.3.14); others go on.
                     self._fail(link, _TIMEOUT, "the remote stopped reading")
+                    self._stop(stream)
                     return
                 continue
             link.wake = trio.Event()
@@ -355,6 +532,7 @@ class Federation:
                 del self._pings[ping_id]
             if not answered.is_set():
                 self._fail(link, _TIMEOUT, "no answer to a ping")
+                self._stop(stream)
                 scope.cancel()
                 return
             self.pings_answered += 1
@@ -461,23 +639,6 @@ class Federation:
             if not data or conn.should_close:
                 raise LinkFailed("the remote server closed the stream")
 
-    async def _read(self, stream: _Stream, scope: trio.CancelScope | None = None) -> None:
-        """Read an outbound stream until it ends (dialback answers only)."""
-        try:
-            while not stream.conn.should_close:
-                data = await stream.stream.receive_some(_READ)
-                stream.conn.receive_data(data)
-                with suppress(RemoteProtocolError):
-                    while stream.conn.next_event() is not None:
-                        pass
-                await stream.flush()
-                if not data:
-                    break
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
-            pass
-        if scope is not None:
-            scope.cancel()
-
     async def _close(self, stream: _Stream) -> None:
         with suppress(Exception):
             stream.conn.close()
@@ -534,7 +695,7 @@ class Federation:
         """Serve one connection on the s2s port, or with ``direct_tls`` on an
         ``s2s-directtls`` listener (XEP-0368: TLS before the header);
         negotiated within ``connect_timeout``; errors end this connection only."""
-        stream = _Stream(S2SReceivingConnection(self.s2s), tcp)
+        stream = _Stream(S2SReceivingConnection(self.s2s), tcp, owned=False)
         self.inbound.add(stream)
         try:
             async with trio.open_nursery() as nursery:
@@ -557,11 +718,26 @@ class Federation:
                 nursery.cancel_scope.cancel()
         finally:
             self.inbound.discard(stream)
-            if stream.domain is not None:
-                self._rate_users[stream.domain] -= 1
-                if not self._rate_users[stream.domain]:
-                    del self._rate_users[stream.domain], self.rates[stream.domain]
+            self._end(stream)
+            self._rate_done(stream)
             await self._close(stream)
+
+    def _rate_done(self, stream: _Stream) -> None:
+        """``stream`` no longer counts against its domain's read rate."""
+        if stream.domain is not None:
+            self._rate_users[stream.domain] -= 1
+            if not self._rate_users[stream.domain]:
+                del self._rate_users[stream.domain], self.rates[stream.domain]
+            stream.domain = None
+
+    @staticmethod
+    async def _throttle(bucket: TokenBucket | None, size: int) -> None:
+        """A flood from one remote domain waits here (backpressure on its
+        streams); other domains and local users go on."""
+        if bucket is not None:
+            delay = bucket.consume(size, trio.current_time())
+            if delay > 0:
+                await trio.sleep(delay)
 
     def _rate_of(self, stream: _Stream, domain: str) -> None:
         """Count ``stream`` against ``domain``'s read rate from now on."""
@@ -610,18 +786,16 @@ class Federation:
                         self._rate_of(stream, event.remote)
                     if not self.config.allows(event.remote):
                         conn.close()
+                    elif conn.bidi and stream not in self.outbound.get(event.remote, ()):
+                        # XEP-0288: our stanzas to that domain may go back on it
+                        self.outbound.setdefault(event.remote, []).append(stream)
                     deadline.deadline = float("inf")  # negotiated: no more deadline
                 elif isinstance(event, StanzaReceived):
                     self._inbound_stanza(event.element)
             await stream.flush()
             if not data:
                 break
-            if bucket is not None:
-                # A flood from one remote domain waits here (backpressure on
-                # its streams); other domains and local users go on.
-                delay = bucket.consume(len(data), trio.current_time())
-                if delay > 0:
-                    await trio.sleep(delay)
+            await self._throttle(bucket, len(data))
 
     def _inbound_stanza(self, element: Element) -> None:
         origin = _domain_of(element.get("from"))

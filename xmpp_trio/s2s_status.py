@@ -43,6 +43,8 @@ class _Link(Protocol):
     def queue(self) -> Sized: ...
     @property
     def ready(self) -> _Stream | None: ...
+    @property
+    def method(self) -> str | None: ...
 
 
 class Federation(Protocol):
@@ -68,7 +70,7 @@ def s2s_entries(federation: Federation | None) -> list[dict[str, object]]:
     failures = federation.domain_failures
     for (local, remote), link in sorted(federation.links.items()):
         stream = link.ready
-        method = stream.method if stream is not None else None
+        method = link.method if stream is not None else None
         found.append(
             _entry(
                 remote,

@@ -6,7 +6,7 @@ the bytes each side sends."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -467,3 +467,90 @@ def test_stream_error_from_the_peer_is_reported() -> None:
     while (event := out.next_event()) is not None:
         events.append(event)
     assert StreamErrorReceived(StreamErrorCondition.HOST_UNKNOWN, None) in events
+
+
+def test_a_stream_authenticated_by_external_can_piggyback_when_the_peer_offers_dialback() -> None:
+    """XEP-0220 §2.6: the initiator may add a local domain to a ready stream
+    when the peer offered dialback (kept across the EXTERNAL restart), and
+    only while the stream has room for another pair."""
+    a, b = fresh(A), fresh(B)
+    out, inn = link(a, b, "a.example", "b.example")
+    assert not out.can_piggyback  # not ready yet
+    pump([(out, a, inn, b)])
+    assert out.can_piggyback
+    out.authorize("chat.a.example")
+    pump([(out, a, inn, b)])
+    answer_dialback(b, a, inn)
+    pump([(out, a, inn, b)])
+    assert out.pairs == {("a.example", "b.example"), ("chat.a.example", "b.example")}
+
+
+def test_no_piggybacking_without_dialback_at_the_peer_or_room_for_a_pair() -> None:
+    a, b = fresh(A), fresh(B)
+    out = S2SInitiatingConnection(a.config(), "a.example", "b.example")
+    inn = S2SReceivingConnection(replace(b.config(), allow_dialback=False))
+    out.start()
+    pump([(out, a, inn, b)])
+    assert out.state is State.READY and not out.can_piggyback
+    full = S2SInitiatingConnection(
+        replace(a.config(), max_domain_pairs=1), "a.example", "b.example"
+    )
+    inn = S2SReceivingConnection(b.config())
+    full.start()
+    pump([(full, a, inn, b)])
+    assert full.state is State.READY and not full.can_piggyback
+
+
+def bidi_link(
+    origin: Server, target: Server, *, ask: bool = True, offer: bool = True
+) -> tuple[S2SInitiatingConnection, S2SReceivingConnection]:
+    out = S2SInitiatingConnection(replace(origin.config(), bidi=ask), "a.example", "b.example")
+    inn = S2SReceivingConnection(replace(target.config(), bidi=offer))
+    out.start()
+    return out, inn
+
+
+def test_a_bidirectional_stream_carries_stanzas_back_for_the_authenticated_pair() -> None:
+    """XEP-0288: the feature after TLS, the request before EXTERNAL (no
+    answer), then the receiving server sends b.example -> a.example on the
+    same stream and the initiating server takes it."""
+    a, b = fresh(A), fresh(B)
+    out, inn = bidi_link(a, b)
+    wire: list[bytes] = []
+    pump([(out, a, inn, b)], wire)
+    sent = b"".join(wire)
+    assert b'<bidi xmlns="urn:xmpp:features:bidi"' in sent
+    assert b'<bidi xmlns="urn:xmpp:bidi"' in sent
+    assert sent.index(b'<bidi xmlns="urn:xmpp:bidi"') < sent.index(b'mechanism="EXTERNAL"')
+    assert out.bidi and inn.bidi and inn.state is State.READY
+    inn.send(message("juliet@b.example/x", "romeo@a.example", "back"))
+    pump([(out, a, inn, b)])
+    (received,) = [e for c, e in a.events if c is out and isinstance(e, StanzaReceived)]
+    assert isinstance(received, StanzaReceived)
+    assert received.element.findtext("{jabber:client}body") == "back"
+    # Only the inverse of an authenticated pair goes back (XEP-0288 §2.3).
+    with pytest.raises(LocalProtocolError):
+        inn.send(message("juliet@b.example/x", "romeo@chat.a.example"))
+
+
+def test_without_the_request_the_stream_stays_one_way() -> None:
+    for ask, offer in ((False, True), (True, False)):
+        a, b = fresh(A), fresh(B)
+        out, inn = bidi_link(a, b, ask=ask, offer=offer)
+        wire: list[bytes] = []
+        pump([(out, a, inn, b)], wire)
+        assert b'<bidi xmlns="urn:xmpp:bidi"' not in b"".join(wire)
+        assert not out.bidi and not inn.bidi and inn.state is State.READY
+        with pytest.raises(LocalProtocolError):
+            inn.send(message("juliet@b.example/x", "romeo@a.example"))
+
+
+def test_a_spoofed_from_back_on_a_bidirectional_stream_is_invalid_from() -> None:
+    a, b = fresh(A), fresh(B)
+    out, inn = bidi_link(a, b)
+    pump([(out, a, inn, b)])
+    out.receive_data(b"<message from='mallory@evil.example' to='romeo@a.example'/>")
+    with pytest.raises(RemoteProtocolError) as info:
+        while (event := out.next_event()) is not None:
+            assert not isinstance(event, StanzaReceived)
+    assert info.value.condition is StreamErrorCondition.INVALID_FROM

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
 import trustme
+
+from xmpp_trio.client import Client, open_client
 
 PROSODY = shutil.which("prosody")
 PROSODYCTL = shutil.which("prosodyctl")
@@ -26,6 +29,15 @@ def require_prosody() -> None:
         if os.environ.get("CI"):
             pytest.fail("prosody and lua-unbound are required in CI (.ci/run installs them)")
         pytest.skip("prosody or lua-unbound (its DNS resolver) is not installed")
+
+
+def prosody_client(
+    jid: str, port: int, context: ssl.SSLContext
+) -> AbstractAsyncContextManager[Client]:
+    """Our Trio client for a user of the Prosody peer (c2s on ``port``)."""
+    from test_federation_wire import PASSWORD
+
+    return open_client(jid, PASSWORD, host="127.0.0.1", port=port, ssl_context=context)
 
 
 def free_port() -> int:
@@ -48,10 +60,12 @@ async def prosody(
     secure: bool = True,
     log_level: str = "debug",
     direct_tls_port: int | None = None,
+    bidi: bool = False,
 ) -> AsyncIterator[tuple[int, int]]:
     """Run Prosody for ``domain``; yields its (c2s port, s2s port)
     (``log_level``: "warn" for benchmarks/s2s_bench.py; ``direct_tls_port``:
-    its ``s2s_direct_tls_ports``, XEP-0368)."""
+    its ``s2s_direct_tls_ports``, XEP-0368; ``bidi``: load mod_s2s_bidi,
+    XEP-0288, which 0.12 ships but does not load by default)."""
     home.mkdir(parents=True)
     cert = ca.issue_cert(domain)
     cert.cert_chain_pems[0].write_to_path(str(home / "cert.pem"))
@@ -80,8 +94,8 @@ authentication = "internal_hashed"
 storage = "internal"
 unbound = {{ forward = "{dns[0]}@{dns[1]}", hoststxt = false, resolvconf = false }}
 ssl = {{ cafile = "{home}/ca.pem" }}
-modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "vcard" }}
-modules_disabled = {{ "s2s_bidi" }}
+modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "vcard"{', "s2s_bidi"' if bidi else ""} }}
+modules_disabled = {{ {"" if bidi else '"s2s_bidi"'} }}
 VirtualHost "{domain}"
   ssl = {{ certificate = "{home}/cert.pem", key = "{home}/key.pem" }}
 """

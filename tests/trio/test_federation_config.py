@@ -39,6 +39,8 @@ send_timeout = 7.5
 max_queue = 10
 max_streams_per_domain = 2
 max_domain_pairs = 3
+piggyback = false
+bidi = false
 max_inbound_rate = 50000
 ping_interval = 120
 ping_timeout = 10
@@ -59,6 +61,8 @@ ping_timeout = 10
         max_queue=10,
         max_streams_per_domain=2,
         max_domain_pairs=3,
+        piggyback=False,
+        bidi=False,
         max_inbound_rate=50000,
         ping_interval=120.0,
         ping_timeout=10.0,
@@ -87,6 +91,8 @@ def test_without_an_allow_list_every_domain_but_the_denied_ones_is_allowed() -> 
         ("max_inbound_rate = 10", "federation.max_inbound_rate"),
         ("ping_interval = -1", "federation.ping_interval"),
         ("ping_timeout = 0", "federation.ping_timeout"),
+        ('piggyback = "yes"', "federation.piggyback"),
+        ("bidi = 1", "federation.bidi"),
         ("bogus = 1", "federation.bogus"),
     ],
 )

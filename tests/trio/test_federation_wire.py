@@ -17,7 +17,7 @@ from dns_server import dns_server
 
 from xmpp_trio.admin import request, socket_path
 from xmpp_trio.cli import main
-from xmpp_trio.client import Client, open_client
+from xmpp_trio.client import Client, IqErrorResponse, open_client
 from xmpp_trio.config import ListenerConfig, ServerConfig, TLSConfig
 from xmpp_trio.federation_config import FederationConfig
 from xmpp_trio.storage import AccountStore
@@ -36,13 +36,16 @@ async def start_domain(
     nursery: trio.Nursery,
     users: tuple[str, ...] = ("juliet", "romeo"),
     options: dict[str, object] | None = None,
+    names: tuple[str, ...] = (),
     **federation: object,
 ) -> RunningServer:
-    """A server for ``domain`` whose certificate comes from ``ca``, trusting
-    ``trusted_ca`` for its peers; federation on, its port chosen by the OS."""
+    """A server for ``domain`` whose certificate comes from ``ca`` (naming
+    ``domain`` and ``names``), trusting ``trusted_ca`` for its peers;
+    federation on, its port chosen by the OS; one-way streams unless
+    ``bidi=True`` is passed (XEP-0288 has tests of its own)."""
     home = tmp_path / domain
     home.mkdir()
-    cert = ca.issue_cert(domain)
+    cert = ca.issue_cert(domain, *names)
     cert_path, key_path = home / "cert.pem", home / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_path))
     cert.private_key_pem.write_to_path(str(key_path))
@@ -58,7 +61,7 @@ async def start_domain(
         tls=TLSConfig(cert=cert_path, key=key_path),
         scram_iterations=4096,
         federation=dataclasses.replace(
-            FederationConfig(enabled=True, port=0, cafile=str(cafile)), **federation
+            FederationConfig(enabled=True, port=0, cafile=str(cafile), bidi=False), **federation
         ),
     )
     config = dataclasses.replace(config, **(options or {}))
@@ -428,3 +431,61 @@ async def test_carbons_copy_messages_to_and_from_a_remote_contact(
         copy = await next_stanza(second, "message")
         assert copy.find(f"{carbons}received") is not None
         assert "to a" in ET.tostring(copy, encoding="unicode")
+
+
+PUBSUB = "{http://jabber.org/protocol/pubsub}"
+EVENT = "{http://jabber.org/protocol/pubsub#event}"
+TUNE = "http://jabber.org/protocol/tune"
+
+
+def pep_publish(title: str) -> ET.Element:
+    stanza = ET.Element(C + "iq", {"type": "set"})
+    publish = ET.SubElement(ET.SubElement(stanza, PUBSUB + "pubsub"), PUBSUB + "publish")
+    publish.set("node", TUNE)
+    item = ET.SubElement(publish, PUBSUB + "item", {"id": "current"})
+    ET.SubElement(ET.SubElement(item, f"{{{TUNE}}}tune"), f"{{{TUNE}}}title").text = title
+    return stanza
+
+
+def pep_subscribe(owner: str, jid: str) -> ET.Element:
+    stanza = ET.Element(C + "iq", {"type": "set", "to": owner})
+    sub = ET.SubElement(ET.SubElement(stanza, PUBSUB + "pubsub"), PUBSUB + "subscribe")
+    sub.set("node", TUNE)
+    sub.set("jid", jid)
+    return stanza
+
+
+async def test_a_remote_contact_subscribed_to_a_pep_node_gets_the_publishes(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """XEP-0163 across domains: romeo@b.test, who has juliet's presence,
+    subscribes to her tune node (XEP-0060 §6.1, presence access model) over
+    the link and gets the event of her next publish; juliet@b.test, without
+    her presence, is refused (XEP-0060 §6.1.3.2)."""
+    ca = trustme.CA()
+    a, b = await two_servers(tmp_path, nursery, a_ca=ca, b_ca=ca, trusted=ca)
+    async with (
+        client(a, "juliet@a.test") as juliet,
+        client(b, "romeo@b.test") as romeo,
+        client(b, "juliet@b.test") as stranger,
+    ):
+        # romeo subscribes to juliet's presence and she approves.
+        await exchange_between(romeo, "romeo@b.test", juliet, "juliet@a.test")
+        await juliet.request(pep_publish("first"))
+        answer = await romeo.request(pep_subscribe("juliet@a.test", "romeo@b.test"))
+        assert answer.get("type") == "result" and answer.get("from") == "juliet@a.test"
+        # The last item on subscribing (XEP-0060 §6.1.7, with a delay), then the new one.
+        for title in ("first", "Gloria"):
+            if title == "Gloria":
+                await juliet.request(pep_publish("Gloria"))
+            event = await next_stanza(romeo, "message", **{"from": "juliet@a.test"})
+            items = event.find(f"{EVENT}event/{EVENT}items")
+            assert items is not None and items.get("node") == TUNE
+            got = items.findtext(f"{EVENT}item/{{{TUNE}}}tune/{{{TUNE}}}title")
+            assert got == title
+            assert (event.find("{urn:xmpp:delay}delay") is not None) == (title == "first")
+        with pytest.raises(IqErrorResponse) as refused:
+            await stranger.request(pep_subscribe("juliet@a.test", "juliet@b.test"))
+        # XEP-0060 §6.1.3.2: not-authorized with <presence-subscription-required/>
+        assert refused.value.element.get("from") == "juliet@a.test"
+        assert refused.value.element.find(f"{C}error/{STANZAS}not-authorized") is not None

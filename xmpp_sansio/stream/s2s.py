@@ -40,116 +40,27 @@ from __future__ import annotations
 from xml.etree.ElementTree import Element, SubElement
 
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
-from ..jid import JID, InvalidJID
-from ..stanza import retag_stanza
 from ..xml import ns
 from ..xml.parser import StreamHeader
-from ..xml.writer import stream_header
-from .answers import Answer, TLSEstablished
-from .base import _STANZA_NAMES, _Connection
-from .events import NegotiationFailed, StanzaReceived, TLSRequested
+from .answers import Answer
+from .events import TLSRequested
+from .features import bidi, external
 from .features import dialback as db
-from .features import external
+from .s2s_base import _DB_TAGS, _SERVER_STANZAS, DIALBACK, _domain, _S2SStream
 from .s2s_events import (
     DialbackVerdict,
     DialbackVerifyRequested,
-    DialbackVerifyResult,
     DomainPairAuthenticated,
     DomainPairRejected,
     S2SConfig,
     S2STLSEstablished,
 )
-from .s2s_identity import PeerCertificate, certificate_names, dialback_key, dialback_key_matches
-from .s2s_state import S2S_INITIATING_TRANSITIONS, S2S_RECEIVING_TRANSITIONS
+from .s2s_identity import PeerCertificate, certificate_names, dialback_key_matches
+from .s2s_initiating import S2SInitiatingConnection
+from .s2s_state import S2S_RECEIVING_TRANSITIONS
 from .state import TERMINAL, Input, State
 
 __all__ = ["DIALBACK", "S2SInitiatingConnection", "S2SReceivingConnection"]
-
-#: The ``method`` of :class:`DomainPairAuthenticated` for XEP-0220.
-DIALBACK = "dialback"
-_SERVER_STANZAS = frozenset("{" + ns.SERVER + "}" + n for n in _STANZA_NAMES)
-_DB_TAGS = frozenset({db.DB_RESULT_TAG, db.DB_VERIFY_TAG})
-_DB_DECL = b' xmlns:db="' + db.DB.encode() + b'">'
-
-
-def _domain(value: str | None) -> str | None:
-    """A bare domain, normalised (RFC 7622), or None."""
-    if not value:
-        return None
-    try:
-        jid = JID.parse(value)
-    except InvalidJID:
-        return None
-    return jid.domain if jid.local is None and jid.resource is None else None
-
-
-def _jid_domain(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return JID.parse(value).domain
-    except InvalidJID:
-        return None
-
-
-class _S2SStream(_Connection):
-    """What both roles of an s2s stream share."""
-
-    _default_ns = ns.SERVER
-
-    def __init__(self, config: S2SConfig, direct_tls: PeerCertificate | None = None) -> None:
-        limits = config.limits
-        super().__init__(limits.max_stanza_size_preauth, limits.max_stanza_size, limits.max_depth)
-        self.config = config
-        self.stream_id: str | None = None
-        #: XEP-0368: the stream starts over TLS (no STARTTLS); the facts of the
-        #: peer's certificate (``PeerCertificate(False)`` when it gave none)
-        self.tls_active = direct_tls is not None
-        self.peer_certificate: PeerCertificate | None = direct_tls
-        #: Authenticated (local, remote) domain pairs.
-        self.pairs: set[tuple[str, str]] = set()
-
-    def _queue_header(self, attrs: dict[str, str | None]) -> None:
-        # XEP-0220 §2.1: the dialback prefix is declared on the header.
-        data = stream_header({**attrs, "version": "1.0"}, ns.SERVER)
-        self._out.append(data[:-1] + _DB_DECL)
-        self._sent_header = True
-
-    def _answer(self, answer: Answer | S2STLSEstablished | DialbackVerdict) -> None:
-        if isinstance(answer, S2STLSEstablished):
-            if self._state is not State.TLS_PENDING:
-                raise LocalProtocolError("no TLS negotiation is pending")
-            self.peer_certificate = answer.certificate
-            self.tls_established(answer.info)
-            return
-        if isinstance(answer, TLSEstablished):
-            self._answer(S2STLSEstablished(None, answer.info))
-            return
-        raise LocalProtocolError(f"{type(answer).__name__} is not an answer for this role")
-
-    def send(self, element: Element | Answer | S2STLSEstablished | DialbackVerdict) -> None:
-        """Queue a stanza (``jabber:client`` or ``jabber:server``) for an
-        authenticated pair, or answer a request of this connection."""
-        if not isinstance(element, Element):
-            self._answer(element)
-            return
-        if self._state is not State.READY:
-            raise LocalProtocolError(f"cannot send stanzas in state {self._state.name}")
-        self._check_outbound(element)
-        self._send_stanza(retag_stanza(element, ns.SERVER))
-
-    def _check_outbound(self, element: Element) -> None:
-        raise LocalProtocolError("stanzas do not go out on this side of the stream")
-
-    def _authenticated(self) -> None:
-        self._parser.max_stanza_size = self._postauth_size
-
-    def _not_a_stanza(self, el: Element) -> None:
-        local = el.tag[1:].partition("}")[2] if el.tag[:1] == "{" else el.tag
-        if local in _STANZA_NAMES:
-            self._stream_error(StreamErrorCondition.INVALID_NAMESPACE)  # RFC 6120 §4.9.3.10
-        else:
-            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE)
 
 
 class S2SReceivingConnection(_S2SStream):
@@ -216,6 +127,8 @@ class S2SReceivingConnection(_S2SStream):
             features.append(external.mechanisms_element())
         if config.allow_dialback:
             features.append(db.dialback_feature())
+        if config.bidi and not self.bidi:
+            features.append(bidi.feature_element())  # XEP-0288 §2.1, after TLS
         return features
 
     def _tls_missing(self) -> bool:
@@ -235,6 +148,8 @@ class S2SReceivingConnection(_S2SStream):
             self._stream_error(StreamErrorCondition.POLICY_VIOLATION, "STARTTLS is required")
         elif tag == ns.AUTH_TAG:
             self._external(el)
+        elif tag == bidi.BIDI_TAG and self.config.bidi:
+            self.bidi = True  # XEP-0288 §2.2: no answer
         elif tag in _DB_TAGS:
             self._dialback(el)
         elif tag in _SERVER_STANZAS:
@@ -268,24 +183,10 @@ class S2SReceivingConnection(_S2SStream):
         else:
             self._not_a_stanza(el)
 
-    def _stanza(self, el: Element) -> None:
-        """RFC 6120 §8.1.1.2, §8.1.2.2: both addresses, and the pair
-        authenticated on this stream (a spoofed ``from`` is ``invalid-from``)."""
-        sender, to = _jid_domain(el.get("from")), _jid_domain(el.get("to"))
-        if sender is None or to is None:
-            condition = (
-                StreamErrorCondition.IMPROPER_ADDRESSING
-                if el.get("from") is None or el.get("to") is None
-                else StreamErrorCondition.INVALID_FROM
-                if sender is None
-                else StreamErrorCondition.IMPROPER_ADDRESSING
-            )
-            self._stream_error(condition)
-            return
-        if (to, sender) not in self.pairs:
-            self._stream_error(StreamErrorCondition.INVALID_FROM, f"{sender} -> {to}")
-            return
-        self._events.append(StanzaReceived(retag_stanza(el, ns.CLIENT)))
+    def _check_outbound(self, element: Element) -> None:
+        if not self.bidi:
+            raise LocalProtocolError("stanzas go out here only on a bidirectional stream")
+        super()._check_outbound(element)
 
     def _dialback(self, el: Element) -> None:
         parsed = db.parse_dialback(el)
@@ -389,202 +290,3 @@ class S2SReceivingConnection(_S2SStream):
             error = StanzaErrorCondition.FORBIDDEN
         self._send_element(db.result_element(local, remote, type_="error", error=error))
         self._events.append(DomainPairRejected(local, remote, error))
-
-
-class S2SInitiatingConnection(_S2SStream):
-    """The initiating server's side of an s2s stream from ``local`` to ``remote``.
-
-    :meth:`start` sends the header; negotiation then runs by itself. With
-    ``verify_only`` the stream authenticates nothing and only carries
-    ``db:verify`` questions (XEP-0220 §2.3). Events:
-    :class:`~.events.StreamOpened`, :class:`~.events.TLSRequested` (answer
-    :class:`S2STLSEstablished`), :class:`DomainPairAuthenticated`,
-    :class:`DomainPairRejected`, :class:`DialbackVerifyResult`,
-    :class:`~.events.NegotiationFailed`.
-    """
-
-    _transitions = S2S_INITIATING_TRANSITIONS
-
-    def __init__(
-        self,
-        config: S2SConfig,
-        local: str,
-        remote: str,
-        *,
-        verify_only: bool = False,
-        direct_tls: PeerCertificate | None = None,
-    ) -> None:
-        super().__init__(config, direct_tls)
-        self.local = local
-        self.remote = remote
-        self.verify_only = verify_only
-        self._started = False
-        self._external_done = False
-        self._dialback_offered = False
-        self._can_verify = False
-        self._verifies: list[Element] = []
-        self._pending: set[str] = set()
-
-    def _error_header_attrs(self) -> dict[str, str | None]:
-        return {"from": self.local, "to": self.remote}
-
-    def start(self) -> None:
-        """Queue the stream header (RFC 6120 §4.7.1: ``from`` our domain)."""
-        if self._started:
-            raise LocalProtocolError("the stream is already started")
-        self._started = True
-        self._queue_header({"from": self.local, "to": self.remote})
-
-    def _on_restart(self) -> None:
-        self._queue_header({"from": self.local, "to": self.remote})
-
-    def _handle_header(self, header: StreamHeader) -> None:
-        if not self._header_accepted(header):
-            return
-        self.stream_id = header.attrs.get("id") or None
-        self._fire(Input.PEER_HEADER)
-
-    def _fail(self, reason: str) -> None:
-        self._events.append(NegotiationFailed(reason))
-        self._fire(Input.NEGOTIATION_FAILED)
-
-    def _handle_negotiation(self, el: Element) -> None:
-        tag = el.tag
-        if self._state is State.AWAIT_FEATURES:
-            if tag != ns.FEATURES_TAG:
-                self._not_a_stanza(el)
-                return
-            self._fire(Input.PEER_FEATURES)
-            self._negotiate(el)
-        elif tag == ns.PROCEED_TAG and self._state is State.NEGOTIATING:
-            self._fire(Input.TLS_STARTED)
-            self._events.append(TLSRequested(False, self.remote))
-        elif tag == ns.TLS_FAILURE_TAG:
-            self._fail("STARTTLS failed")
-        elif tag == ns.SUCCESS_TAG and self._state is State.SASL:
-            self._external_done = True
-            self._fire(Input.SASL_SUCCEEDED)
-        elif tag == ns.FAILURE_TAG and self._state is State.SASL:
-            self._fire(Input.SASL_FAILED)
-            self._dialback_or_fail()
-        elif tag in _DB_TAGS:
-            self._dialback_answer(el)
-        else:
-            self._not_a_stanza(el)
-
-    def _negotiate(self, features: Element) -> None:
-        """RFC 6120 §4.3.2, XEP-0178 §2, XEP-0220 §2.1: pick the next step."""
-        if self._external_done:  # after SASL: empty features, ready (§6.4.6)
-            self.pairs.add((self.local, self.remote))
-            self._events.append(DomainPairAuthenticated(self.local, self.remote, external.EXTERNAL))
-            self._authenticated()
-            self._fire(Input.S2S_AUTHENTICATED)
-            self._flush_verifies()
-            return
-        if not self.tls_active:
-            if features.find(ns.STARTTLS_TAG) is not None and self.config.tls_available:
-                self._send_element(Element(ns.STARTTLS_TAG))
-                return
-            if self.config.require_tls:
-                self._fail("STARTTLS is required but not offered")
-                return
-        if self.config.require_valid_certificate and not certificate_names(
-            self.peer_certificate, self.remote
-        ):
-            self._fail(f"the certificate is not valid for {self.remote}")
-            return
-        self._can_verify = True
-        self._flush_verifies()
-        if self.verify_only:
-            return
-        self._dialback_offered = features.find("{" + db.DB_FEATURES + "}dialback") is not None
-        mechanisms = features.find(ns.MECHANISMS_TAG)
-        offered = () if mechanisms is None else [(m.text or "").strip() for m in mechanisms]
-        if external.EXTERNAL in offered:
-            self._send_element(external.auth_element(self.local))
-            self._fire(Input.SASL_STARTED)
-            return
-        self._dialback_or_fail()
-
-    def _dialback_or_fail(self) -> None:
-        if not (self._dialback_offered and self.config.allow_dialback):
-            self._fail("no authentication method offered")
-        elif self.stream_id is None:
-            self._fail("no stream id for dialback")
-        else:
-            self._request(self.local)
-
-    def _request(self, local: str) -> None:
-        """XEP-0220 §2.1.1: ``<db:result from to>key</db:result>``."""
-        assert self.stream_id is not None
-        key = dialback_key(self.config.secret, self.remote, local, self.stream_id)
-        self._pending.add(local)
-        self._send_element(db.result_element(local, self.remote, key=key))
-
-    def authorize(self, local: str) -> None:
-        """Piggyback another of our domains on this stream (XEP-0220 §2.6)."""
-        if self._state is not State.READY or self.verify_only:
-            raise LocalProtocolError("domains are added on a ready, authenticating stream")
-        if local not in self.config.domains:
-            raise LocalProtocolError(f"{local} is not one of our domains")
-        if (local, self.remote) not in self.pairs and local not in self._pending:
-            self._request(local)
-
-    def verify(self, originating: str, receiving: str, stream_id: str, key: str) -> None:
-        """Ask the authoritative server of ``originating`` (our ``remote``)
-        whether ``key`` is valid (XEP-0220 §2.3.1); queued until negotiated."""
-        el = db.verify_element(receiving, originating, stream_id, key=key)
-        self._verifies.append(el)
-        self._flush_verifies()
-
-    def _flush_verifies(self) -> None:
-        if not self._can_verify or self._state in TERMINAL:
-            return
-        for el in self._verifies:
-            self._send_element(el)
-        self._verifies.clear()
-
-    def _dialback_answer(self, el: Element) -> None:
-        parsed = db.parse_dialback(el)
-        if parsed is None or parsed.type is None:
-            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, "dialback answer")
-            return
-        if parsed.verify:
-            self._events.append(
-                DialbackVerifyResult(
-                    parsed.from_, parsed.to, parsed.id or "", parsed.type == "valid"
-                )
-            )
-            return
-        local = parsed.to
-        if local not in self._pending:
-            return  # not asked, or already answered: ignore (XEP-0220 §2.4)
-        self._pending.discard(local)
-        if parsed.type == "valid":
-            self.pairs.add((local, self.remote))
-            self._events.append(DomainPairAuthenticated(local, self.remote, DIALBACK))
-            if self._state is State.NEGOTIATING:
-                self._authenticated()
-                self._fire(Input.S2S_AUTHENTICATED)
-            return
-        self._events.append(DomainPairRejected(local, self.remote, db.error_condition(el)))
-        if self._state is State.NEGOTIATING and not self._pending:
-            self._fail(f"dialback refused for {local}")
-
-    def _handle_ready(self, el: Element) -> None:
-        if el.tag in _DB_TAGS:
-            self._dialback_answer(el)
-        else:
-            self._not_a_stanza(el)  # RFC 6120 §4.2: this stream carries ours only
-
-    def _not_a_stanza(self, el: Element) -> None:
-        if el.tag in _SERVER_STANZAS:
-            self._stream_error(StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, "one-way stream")
-        else:
-            super()._not_a_stanza(el)
-
-    def _check_outbound(self, element: Element) -> None:
-        """Only from an authenticated local domain to ``remote``."""
-        pair = (_jid_domain(element.get("from")), _jid_domain(element.get("to")))
-        if pair[1] != self.remote or (pair[0], self.remote) not in self.pairs:
-            raise LocalProtocolError(f"{pair[0]} -> {pair[1]} is not authenticated here")

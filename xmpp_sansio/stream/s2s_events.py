@@ -48,6 +48,8 @@ class S2SConfig:
             by asking its authoritative server, whatever the certificate.
         max_domain_pairs: domain pairs (authenticated or being verified) one
             stream may carry (XEP-0220 §2.6); past it ``resource-constraint``.
+        bidi: offer (receiving) and ask for (initiating) bidirectional
+            streams (XEP-0288).
     """
 
     domains: frozenset[str]
@@ -59,6 +61,7 @@ class S2SConfig:
     allow_dialback: bool = True
     require_valid_certificate: bool = False
     max_domain_pairs: int = 1000
+    bidi: bool = False
 
 
 @dataclass(frozen=True, slots=True)
