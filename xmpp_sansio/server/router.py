@@ -148,6 +148,9 @@ class Router(PresenceRoutes):
         # One context, started again by each public method (``begin``): the
         # router is never re-entered (services act only through outcomes).
         self._ctx = Context(None, rng, clock=self._clock)
+        # The last stanza routed with owned=True and its children before routing.
+        self._handed: Element | None = None
+        self._handed_children = 0
         # One list of services per stage, and per request and event type,
         # built once: most services join few stages, and every message would
         # otherwise call each of them.
@@ -555,6 +558,9 @@ class Router(PresenceRoutes):
         if owned:
             element.set("from", str(sender.jid))
             stamped = element
+            # The transform stage may append to it: failed() answers with what came.
+            self._handed = element
+            self._handed_children = len(element)
         else:
             stamped = with_attrs(element, from_=str(sender.jid))
         try:
@@ -811,6 +817,8 @@ class Router(PresenceRoutes):
         if sender is None:
             return []
         stamped = with_attrs(element, from_=str(sender.jid))
+        if element is self._handed:  # routed with owned: drop what the transform appended
+            del stamped[self._handed_children :]
         if stanza_kind(stamped) is None or not can_reply_with_error(stamped):
             return []
         return [Deliver(sender.id, error_reply(stamped, condition))]
