@@ -237,6 +237,10 @@ class JID:
     resource: str | None = None
     # The bare form, built once (routing asks for it many times per stanza).
     _bare: JID | None = field(default=None, init=False, repr=False, compare=False)
+    # The string form and the hash, computed once (every routed stanza asks for
+    # the sender's string form and hashes its addresses in the session tables).
+    _str: str | None = field(default=None, init=False, repr=False, compare=False)
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -257,6 +261,8 @@ class JID:
         object.__setattr__(jid, "domain", domain)
         object.__setattr__(jid, "resource", resource)
         object.__setattr__(jid, "_bare", None)
+        object.__setattr__(jid, "_str", None)
+        object.__setattr__(jid, "_hash", None)
         return jid
 
     @classmethod
@@ -300,8 +306,32 @@ class JID:
         return JID._trusted(self.local, self.domain, _normalise_resourcepart(resource))
 
     def __str__(self) -> str:
-        text = self.domain if self.local is None else f"{self.local}@{self.domain}"
-        return text if self.resource is None else f"{text}/{self.resource}"
+        text = self._str
+        if text is None:
+            text = self.domain if self.local is None else f"{self.local}@{self.domain}"
+            if self.resource is not None:
+                text = f"{text}/{self.resource}"
+            object.__setattr__(self, "_str", text)
+        return text
+
+    def __hash__(self) -> int:
+        value = self._hash
+        if value is None:
+            value = hash((self.local, self.domain, self.resource))
+            object.__setattr__(self, "_hash", value)
+        return value
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, JID)
+        return (
+            self.domain == other.domain
+            and self.local == other.local
+            and self.resource == other.resource
+        )
 
     def __repr__(self) -> str:
         return f"JID({str(self)!r})"

@@ -254,8 +254,12 @@ def _error_of(el: Element, is_error: bool = True) -> StanzaError | None:
     return parse_error(el)
 
 
-def _common(el: Element) -> tuple[JID | None, JID | None, str | None, str | None]:
-    return _parse_jid(el, "to"), _parse_jid(el, "from"), el.get("id"), el.get(ns.XML_LANG)
+def _common(
+    el: Element, from_: JID | None = None
+) -> tuple[JID | None, JID | None, str | None, str | None]:
+    if from_ is None:
+        from_ = _parse_jid(el, "from")
+    return _parse_jid(el, "to"), from_, el.get("id"), el.get(ns.XML_LANG)
 
 
 # ---------------------------------------------------------------------------
@@ -278,10 +282,11 @@ class Message:
     lang: str | None
 
     @classmethod
-    def from_element(cls, el: Element) -> Self:
-        """Validate ``el``; raise :class:`StanzaValueError` if it is invalid."""
+    def from_element(cls, el: Element, from_: JID | None = None) -> Self:
+        """Validate ``el``; raise :class:`StanzaValueError` if it is invalid.
+        ``from_``: the JID its ``from`` attribute holds, already validated."""
         _require_kind(el, StanzaKind.MESSAGE)
-        to, from_, id_, lang = _common(el)
+        to, from_, id_, lang = _common(el, from_)
         raw = el.get("type")
         type_ = MessageType.NORMAL if raw is None else _MESSAGE_TYPES.get(raw, MessageType.NORMAL)
         return cls(el, to, from_, type_, id_, lang)
@@ -345,10 +350,11 @@ class Presence:
     priority: int
 
     @classmethod
-    def from_element(cls, el: Element) -> Self:
-        """Validate ``el``; raise :class:`StanzaValueError` if it is invalid."""
+    def from_element(cls, el: Element, from_: JID | None = None) -> Self:
+        """Validate ``el``; raise :class:`StanzaValueError` if it is invalid.
+        ``from_``: the JID its ``from`` attribute holds, already validated."""
         namespace = _require_kind(el, StanzaKind.PRESENCE)
-        to, from_, id_, lang = _common(el)
+        to, from_, id_, lang = _common(el, from_)
         raw = el.get("type")
         if raw is None:
             type_ = PresenceType.AVAILABLE
@@ -431,10 +437,11 @@ class Iq:
     payload: Element | None
 
     @classmethod
-    def from_element(cls, el: Element) -> Self:
-        """Validate ``el``; raise :class:`StanzaValueError` if it is invalid."""
+    def from_element(cls, el: Element, from_: JID | None = None) -> Self:
+        """Validate ``el``; raise :class:`StanzaValueError` if it is invalid.
+        ``from_``: the JID its ``from`` attribute holds, already validated."""
         namespace = _require_kind(el, StanzaKind.IQ)
-        to, from_, id_, lang = _common(el)
+        to, from_, id_, lang = _common(el, from_)
         if id_ is None:
             raise StanzaValueError(StanzaErrorCondition.BAD_REQUEST, "iq without 'id'")
         raw = el.get("type")
@@ -485,8 +492,10 @@ class Iq:
 Stanza = Message | Presence | Iq
 
 
-def parse_stanza(el: Element) -> Message | Presence | Iq:
-    """Validate a top-level stanza and return its view.
+def parse_stanza(el: Element, from_: JID | None = None) -> Message | Presence | Iq:
+    """Validate a top-level stanza and return its view. ``from_``, if given,
+    is the JID its ``from`` attribute holds, already validated (the router
+    stamps a bound session's JID, RFC 6120 §8.1.2.1): it is not parsed again.
 
     Raises :class:`UnknownStanza` when ``el`` is not a message, presence or iq
     in ``jabber:client``/``jabber:server``, and :class:`StanzaValueError` when it
@@ -494,11 +503,11 @@ def parse_stanza(el: Element) -> Message | Presence | Iq:
     """
     kind = stanza_kind(el)
     if kind is StanzaKind.MESSAGE:
-        return Message.from_element(el)
+        return Message.from_element(el, from_)
     if kind is StanzaKind.PRESENCE:
-        return Presence.from_element(el)
+        return Presence.from_element(el, from_)
     if kind is StanzaKind.IQ:
-        return Iq.from_element(el)
+        return Iq.from_element(el, from_)
     raise UnknownStanza(f"not a stanza: {el.tag!r}")
 
 

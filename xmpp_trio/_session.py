@@ -469,7 +469,7 @@ class Session:
             if isinstance(event, StanzaReceived):
                 server.metrics.stanzas_in.inc()
                 try:
-                    effects = server.router.route(self.id, event.element)
+                    effects = server.router.route(self.id, event.element, owned=True)
                 except sqlite3.Error as exc:
                     condition = server.storage_failed(exc, f"session {self.id}: routing")
                     effects = server.router.failed(self.id, event.element, condition)

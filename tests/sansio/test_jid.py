@@ -116,6 +116,34 @@ def test_equal_jids_hash_equal() -> None:
     )
 
 
+_PARTS = st.sampled_from(["a", "A", "b", "\u00e9", "e\u0301"])
+
+
+@settings(max_examples=200)
+@given(
+    st.tuples(st.one_of(st.none(), _PARTS), st.sampled_from(["x.example", "X.example"]),
+              st.one_of(st.none(), _PARTS)),
+    st.tuples(st.one_of(st.none(), _PARTS), st.sampled_from(["x.example", "X.example"]),
+              st.one_of(st.none(), _PARTS)),
+)  # fmt: skip
+def test_cached_hash_and_string_agree_with_equality(
+    one: tuple[str | None, str, str | None], two: tuple[str | None, str, str | None]
+) -> None:
+    a, b = JID(*one), JID(*two)
+    str(a), hash(a), a.bare  # fill the caches of one side only
+    assert (a == b) == (a.local == b.local and a.domain == b.domain and a.resource == b.resource)
+    assert (a == b) == (str(a) == str(b))
+    if a == b:
+        assert hash(a) == hash(b)
+    assert JID.parse(str(a)) == a and str(JID.parse(str(b))) == str(b)
+    assert pickle.loads(pickle.dumps(a)) == a and hash(pickle.loads(pickle.dumps(a))) == hash(a)
+
+
+def test_jid_is_never_equal_to_its_string() -> None:
+    assert JID.parse("a@b.example") != "a@b.example"
+    assert JID.parse("a@b.example") in {JID.parse("A@B.example")}
+
+
 # --- Domainparts -----------------------------------------------------------------
 
 

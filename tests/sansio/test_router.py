@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring, tostring
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xmpp_sansio.errors import (
     LocalProtocolError,
@@ -212,6 +214,34 @@ def test_from_is_stamped_and_spoofed_from_overwritten(router: Router) -> None:
     assert delivered.get("from") == "juliet@example.com/balcony"
     assert delivered.get("to") == "romeo@example.com"  # bare 'to' not rewritten
     assert delivered.findtext(f"{C}body") == "hi"
+
+
+def test_owned_stanza_is_stamped_in_place_and_routed_like_a_copy(router: Router) -> None:
+    online(router, ROMEO)
+    text = (
+        "<message from='nurse@example.com/kitchen' to='romeo@example.com' type='chat'>"
+        "<body>hi</body></message>"
+    )
+    copied = router.route(BALCONY, x(text))
+    handed = x(text)
+    owned = router.route(BALCONY, handed, owned=True)
+    assert [(type(e), getattr(e, "session", None)) for e in owned] == [
+        (type(e), getattr(e, "session", None)) for e in copied
+    ]
+    assert isinstance(owned[0], Deliver) and isinstance(copied[0], Deliver)
+    assert owned[0].element is handed  # no copy made
+    assert tostring(owned[0].element) == tostring(copied[0].element)
+    assert handed.get("from") == "juliet@example.com/balcony"
+
+
+def test_owned_invalid_stanza_gets_the_same_error(router: Router) -> None:
+    text = "<message to='a@b@c' id='m'/>"
+    owned = router.route(BALCONY, x(text), owned=True)
+    copied = router.route(BALCONY, x(text))
+    assert [tostring(e.element) for e in owned if isinstance(e, Deliver)] == [
+        tostring(e.element) for e in copied if isinstance(e, Deliver)
+    ]
+    single_error(owned, BALCONY, StanzaErrorCondition.JID_MALFORMED)
 
 
 def test_from_is_stamped_when_missing(router: Router) -> None:
@@ -518,6 +548,35 @@ def test_headline_to_bare_jid_goes_to_all_non_negative_resources(router: Router)
     online(router, GARDEN, -1)
     effects = router.route(ROMEO, x("<message to='juliet@example.com' type='headline'/>"))
     assert targets(effects) == [BALCONY, CHAMBER]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-3, 3)), min_size=1, max_size=4),
+    st.sampled_from(["chat", "normal", "headline"]),
+)
+def test_message_to_bare_jid_picks_resources_by_rfc6121_rules(
+    priorities: list[int | None], mtype: str
+) -> None:
+    """RFC 6121 §8.5.2.1.1 / §8.5.2.2.1 against a plain statement of the rule:
+    ``None`` is a resource without available presence."""
+    r = new_router()
+    r.bind(ROMEO, jid("romeo@example.com/orchard"))
+    for i, prio in enumerate(priorities):
+        r.bind(100 + i, jid(f"juliet@example.com/r{i}"))
+        if prio is not None:
+            online(r, 100 + i, prio)
+    ok = [(100 + i, p) for i, p in enumerate(priorities) if p is not None and p >= 0]
+    if mtype != "headline" and ok:
+        top = max(p for _, p in ok)
+        ok = [(s, p) for s, p in ok if p == top]
+    effects = r.route(ROMEO, x(f"<message to='juliet@example.com' type='{mtype}' id='m'/>"))
+    if ok:
+        assert [e.session for e in effects if isinstance(e, Deliver)] == [s for s, _ in ok]
+    elif mtype == "headline":
+        assert effects == []
+    else:
+        single_error(effects, ROMEO, SU)
 
 
 def test_headline_to_bare_jid_without_resources_is_dropped(router: Router) -> None:

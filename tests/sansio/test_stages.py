@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xmpp_sansio.disco import DiscoInfo, Identity, caps_element, caps_ver
-from xmpp_sansio.errors import StreamErrorCondition
+from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router, Service
 from xmpp_sansio.server.caps import CapsService
@@ -159,6 +159,42 @@ def test_appended_children_reach_the_recipient_and_leave_the_senders_element_alo
     outside = x("<message from='romeo@example.net/a' to='juliet@example.com' type='chat'/>")
     (message,) = delivered(router.route_inbound(outside), BALCONY)
     assert len(message) == 2 and len(outside) == 0 and message.get("from") == "romeo@example.net/a"
+
+
+def test_a_handed_over_message_gets_appended_children_and_a_failed_route_echoes_what_came() -> None:
+    """``route(owned=True)`` appends to the reader's element itself; if routing
+    then fails outside the router (storage), the error echoes the message as
+    the client sent it, without the appended children, as without ``owned``."""
+
+    class Broken(Service):
+        stages: ClassVar[frozenset[Stage]] = frozenset({Stage.INBOUND})
+
+        def filter_inbound(
+            self, ctx: Context, element: Element, sender: JID, recipient: JID
+        ) -> list[Outcome] | None:
+            raise OSError("storage broke")
+
+    router = make_router(Appender())
+    router.bind(ROMEO, jid("romeo@example.com/orchard"))
+    router.bind(BALCONY, jid("juliet@example.com/b"))
+    online(router, BALCONY)
+    text = "<message to='juliet@example.com/b' type='chat' id='m'><body>hi</body></message>"
+    handed = x(text)
+    (message,) = delivered(router.route(ROMEO, handed, owned=True), BALCONY)
+    assert message is handed and len(handed) == 2
+    broken = make_router(Appender(), Broken())
+    broken.bind(ROMEO, jid("romeo@example.com/orchard"))
+    replies = []
+    for owned in (True, False):
+        element = x(text)
+        with pytest.raises(OSError):
+            broken.route(ROMEO, element, owned=owned)
+        assert len(element) == (2 if owned else 1)
+        (reply,) = broken.failed(ROMEO, element, StanzaErrorCondition.RESOURCE_CONSTRAINT)
+        assert isinstance(reply, Deliver)
+        replies.append(reply.element)
+    assert [c.tag for c in replies[0]] == [c.tag for c in replies[1]]
+    assert "{urn:example:stamp}tag" not in [c.tag for c in replies[0]]
 
 
 def test_presence_and_iq_are_not_transformed() -> None:

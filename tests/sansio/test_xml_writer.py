@@ -372,3 +372,21 @@ def test_text_and_attributes_are_escaped_or_refused_whatever_the_characters(valu
     attr = "".join(attr_escapes.get(c, c) for c in value)
     expected = f'<message id="{attr}">{text}</message>' if value else '<message id=""/>'
     assert serialize(el) == expected.encode()
+
+
+def test_same_tag_is_written_for_its_parents_namespace_each_time() -> None:
+    """The writer's per-tag cache is keyed by the parent's namespace too."""
+    inner = Element("{urn:x}item")
+    outer = Element("{urn:x}query")
+    outer.append(Element("{urn:x}item"))
+    for _ in range(2):
+        assert serialize(inner) == b'<item xmlns="urn:x"/>'
+        assert serialize(outer) == b'<query xmlns="urn:x"><item/></query>'
+        assert serialize(Element("plain")) == b'<plain xmlns=""/>'
+        assert serialize(Element("plain"), default_ns="") == b"<plain/>"
+
+
+def test_many_distinct_tags_are_all_written_correctly() -> None:
+    """More tags than the cache holds: the rest are written without it."""
+    for i in range(5000):
+        assert serialize(Element(f"{{urn:n{i}}}e{i}")) == f'<e{i} xmlns="urn:n{i}"/>'.encode()

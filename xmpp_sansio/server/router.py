@@ -148,6 +148,9 @@ class Router(PresenceRoutes):
         # One context, started again by each public method (``begin``): the
         # router is never re-entered (services act only through outcomes).
         self._ctx = Context(None, rng, clock=self._clock)
+        # The last stanza routed with owned=True and its children before routing.
+        self._handed: Element | None = None
+        self._handed_children = 0
         # One list of services per stage, and per request and event type,
         # built once: most services join few stages, and every message would
         # otherwise call each of them.
@@ -267,12 +270,19 @@ class Router(PresenceRoutes):
         return self._drain(self._observe(Loaded(request_id, result)))
 
     def route(
-        self, session: SessionId, element: Element, *, now: float | None = None
+        self,
+        session: SessionId,
+        element: Element,
+        *,
+        now: float | None = None,
+        owned: bool = False,
     ) -> list[Effect]:
         """Route a stanza received from the bound ``session``.
 
         The ``from`` address is always stamped with the session's full JID
-        (RFC 6120 §8.1.2.1; a client-supplied ``from`` is overwritten). An
+        (RFC 6120 §8.1.2.1; a client-supplied ``from`` is overwritten): on a
+        copy, or with ``owned`` (the caller hands ``element`` over and keeps no
+        reference to it, as a stream's reader does) on ``element`` itself. An
         invalid stanza is answered with the error its
         :class:`~xmpp_sansio.stanza.StanzaValueError` names (``jid-malformed``
         for a bad ``to``), unless it may not be answered with an error.
@@ -282,7 +292,7 @@ class Router(PresenceRoutes):
         ``element`` is not a message, presence or iq.
         """
         self._ctx.begin(now)
-        return self._drain(self._route(session, element))
+        return self._drain(self._route(session, element, owned))
 
     def route_inbound(self, element: Element, *, now: float | None = None) -> list[Effect]:
         """Route a stanza that already carries its ``from`` (one a service
@@ -539,15 +549,22 @@ class Router(PresenceRoutes):
     # ------------------------------------------------------------------
     # routing
 
-    def _route(self, session: SessionId, element: Element) -> list[Outcome]:
+    def _route(self, session: SessionId, element: Element, owned: bool = False) -> list[Outcome]:
         sender = self._sessions.get(session)
         if sender is None:
             raise LocalProtocolError(f"session {session} is not bound")
         if stanza_kind(element) is None:
             raise UnknownStanza(f"not a stanza: {element.tag!r}")
-        stamped = with_attrs(element, from_=str(sender.jid))
+        if owned:
+            element.set("from", str(sender.jid))
+            stamped = element
+            # The transform stage may append to it: failed() answers with what came.
+            self._handed = element
+            self._handed_children = len(element)
+        else:
+            stamped = with_attrs(element, from_=str(sender.jid))
         try:
-            stanza = parse_stanza(stamped)
+            stanza = parse_stanza(stamped, sender.jid)
         except StanzaValueError as exc:
             bounced = stamped
             if exc.condition is StanzaErrorCondition.JID_MALFORMED:
@@ -671,18 +688,29 @@ class Router(PresenceRoutes):
             return []
         if type_ is MessageType.GROUPCHAT:
             return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
-        candidates = [s for s in self._available(bare) if s.priority >= 0]
-        if type_ is not MessageType.HEADLINE:
-            if not candidates:
-                taken = self._handle(Undeliverable(element, bare))
-                if taken is not None:
-                    return taken
-                return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
-            top = max(s.priority for s in candidates)
-            candidates = [s for s in candidates if s.priority == top]
-        effects: list[Outcome] = [Deliver(s.id, element) for s in candidates]
-        if candidates and self._message_delivered:
-            effects.extend(self._delivered(element, bare, [s.id for s in candidates]))
+        # One pass over the account's sessions (usually one): the available
+        # ones of non-negative priority, only the highest for chat/normal.
+        ids: list[SessionId] = []
+        headline = type_ is MessageType.HEADLINE
+        top = 0
+        for s in self._by_bare.get(bare, _NO_SESSIONS).values():
+            if not s.available or s.priority < 0:
+                continue
+            if headline or (ids and s.priority == top):
+                ids.append(s.id)
+            elif not ids or s.priority > top:
+                ids = [s.id]
+                top = s.priority
+        if not ids:
+            if headline:
+                return []
+            taken = self._handle(Undeliverable(element, bare))
+            if taken is not None:
+                return taken
+            return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        effects: list[Outcome] = [Deliver(i, element) for i in ids]
+        if self._message_delivered:
+            effects.extend(self._delivered(element, bare, ids))
         return effects
 
     def _delivered(self, element: Element, bare: JID, sessions: list[SessionId]) -> list[Outcome]:
@@ -789,6 +817,8 @@ class Router(PresenceRoutes):
         if sender is None:
             return []
         stamped = with_attrs(element, from_=str(sender.jid))
+        if element is self._handed:  # routed with owned: drop what the transform appended
+            del stamped[self._handed_children :]
         if stanza_kind(stamped) is None or not can_reply_with_error(stamped):
             return []
         return [Deliver(sender.id, error_reply(stamped, condition))]
@@ -809,6 +839,9 @@ class Router(PresenceRoutes):
         if target is not None:
             return [Deliver(target.id, element)]
         return self._route_inbound(element)
+
+
+_NO_SESSIONS: dict[SessionId, BoundSession] = {}
 
 
 def _stopped_clock() -> float:

@@ -59,10 +59,14 @@ def _attr(value: str) -> str:
     return _ATTR_SPECIAL.sub(_escape_char, value) if _ATTR_SPECIAL.search(value) else value
 
 
-def _write(el: Element, parent_ns: str, out: list[str]) -> None:
-    tag = el.tag
-    if not isinstance(tag, str):
-        raise ValueError("comments and processing instructions cannot be sent (RFC 6120 §11.1)")
+# (tag, parent namespace) -> (start of the start tag with its namespace
+# declaration, end tag, the element's namespace): one dict lookup per element
+# instead of splitting its tag. Bounded: a peer can send any number of tags.
+_TAGS: dict[tuple[str, str], tuple[str, str, str]] = {}
+_TAGS_MAX = 4096
+
+
+def _tag(tag: str, parent_ns: str) -> tuple[str, str, str]:
     decls = ""
     if tag[0] == "{":
         uri, _, local = tag[1:].partition("}")
@@ -79,15 +83,29 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
         own_ns = ""
         if parent_ns:
             decls = ' xmlns=""'
-    out.append("<" + name + decls)
-    if el.attrib:
-        prefixes: dict[str, str] = {}
-        for key, value in el.attrib.items():
+    found = ("<" + name + decls, "</" + name + ">", own_ns)
+    if len(_TAGS) < _TAGS_MAX:
+        _TAGS[tag, parent_ns] = found
+    return found
+
+
+def _write(el: Element, parent_ns: str, out: list[str]) -> None:
+    tag = el.tag
+    if not isinstance(tag, str):
+        raise ValueError("comments and processing instructions cannot be sent (RFC 6120 §11.1)")
+    start, end, own_ns = _TAGS.get((tag, parent_ns)) or _tag(tag, parent_ns)
+    out.append(start)
+    attrib = el.attrib
+    if attrib:
+        prefixes: dict[str, str] | None = None
+        for key, value in attrib.items():
             if key[0] == "{":
                 uri, _, local = key[1:].partition("}")
                 if uri == ns.XML:
                     key = "xml:" + local
                 else:
+                    if prefixes is None:
+                        prefixes = {}
                     prefix = prefixes.get(uri)
                     if prefix is None:
                         prefix = prefixes[uri] = f"ns{len(prefixes)}"
@@ -97,16 +115,24 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
                 # Namespaces come from the Clark names; a literal declaration
                 # would clash with the generated ones.
                 raise ValueError(f"{key!r} is not an attribute: put the namespace in the tag")
-            out.append(f' {key}="{_attr(value)}"')
-    if el.text or len(el):
-        out.append(">")
-        if el.text:
-            out.append(_text(el.text))
+            if _ATTR_SPECIAL.search(value):
+                value = _ATTR_SPECIAL.sub(_escape_char, value)
+            out.append(f' {key}="{value}"')
+    text = el.text
+    if text or len(el):
+        if text:
+            out.append(
+                ">"
+                + (_TEXT_SPECIAL.sub(_escape_char, text) if _TEXT_SPECIAL.search(text) else text)
+            )
+        else:
+            out.append(">")
         for child in el:
             _write(child, own_ns, out)
-            if child.tail:
-                out.append(_text(child.tail))
-        out.append("</" + name + ">")
+            tail = child.tail
+            if tail:
+                out.append(_text(tail))
+        out.append(end)
     else:
         out.append("/>")
 
