@@ -70,6 +70,7 @@ class _Connection:
     # writer directly (no framing indirection).
     _framing: Framing = _TCP
     _serialize: Callable[[Element, str], bytes] = staticmethod(serialize)
+    _ack_request_bytes: bytes | None = None  # <r/> as serialised on this stream
     #: This role's ``(state, input) -> (action, next state)`` table (state.py).
     _transitions: Transitions
     #: The peer's header must say ``version='1.0'`` (RFC 6120 §4.7.5); XEP-0114
@@ -427,7 +428,14 @@ class _Connection:
         """Hook: the server bounds the unacknowledged queue."""
 
     def _queue_ack_request(self, sm: SMState) -> None:
-        self._send_element(build_nonza(AckRequest()))
+        """Queue ``<r/>`` (XEP-0198 §4); its bytes never change on a stream,
+        so they are serialised once per connection."""
+        if not self._sent_footer:
+            request = self._ack_request_bytes
+            if request is None:
+                request = self._serialize(build_nonza(AckRequest()), self._default_ns)
+                self._ack_request_bytes = request
+            self._out.append(request)
         sm.mark_requested()
 
     def _handle_stream_error(self, el: Element) -> None:
