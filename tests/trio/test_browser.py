@@ -11,7 +11,6 @@ data directory); skipped without them unless ``CI`` is set (then failed)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -19,30 +18,18 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
+from browser_support import BUDGET, CHROMIUM, PEER, browser_missing, make_contacts, require
 from conftest import PASSWORDS, RunningServer, start_running
 
-from xmpp_sansio.jid import JID
-from xmpp_sansio.roster import RosterItem, Subscription
-from xmpp_sansio.server.roster import StoredItem
 from xmpp_trio.config import HTTPConfig, ListenerConfig, ServerConfig
-from xmpp_trio.services import open_database
-from xmpp_trio.stores.roster import SqliteRosterStorage
 from xmpp_trio.web_assets import assets_dir
 
-CHROMIUM = Path("/usr/bin/chromium")
 ASSETS = assets_dir(
     Path(os.environ.get("XMPP_TRIO_WEB_ASSETS", Path(__file__).parents[2] / "build" / "web-assets"))
 )
-PEER = Path(__file__).parent / "peers" / "slixmpp_browser_peer.py"
-#: the whole scenario, browser start to last message
-BUDGET = 120.0
 
 
 def _missing() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is missing: pip install -e '.[test]'"
-    if not CHROMIUM.exists():
-        return "Debian's chromium is missing: apt-get install chromium"
     if not (ASSETS / "converse.min.js").is_file():
         return "converse.js is missing: xmpp-trio web-assets --data-dir build/web-assets"
     return None
@@ -50,11 +37,7 @@ def _missing() -> str | None:
 
 @pytest.fixture
 def needs_browser() -> None:
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require(browser_missing() or _missing())
 
 
 @pytest.fixture
@@ -70,14 +53,7 @@ async def chat_server(
     dest = assets_dir(server_config.data_dir)
     dest.parent.mkdir(parents=True)
     dest.symlink_to(ASSETS.resolve(), target_is_directory=True)
-    db = open_database(server_config)
-    try:
-        juliet, romeo = JID.parse("juliet@localhost"), JID.parse("romeo@localhost")
-        roster = SqliteRosterStorage(db)
-        roster.put(juliet, StoredItem(RosterItem(romeo, "Romeo", Subscription.BOTH)))
-        roster.put(romeo, StoredItem(RosterItem(juliet, "Juliet", Subscription.BOTH)))
-    finally:
-        db.close()
+    make_contacts(server_config)
     config = dataclasses.replace(
         server_config,
         listeners=(*server_config.listeners, ListenerConfig("http", "127.0.0.1", 0)),

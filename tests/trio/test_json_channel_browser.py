@@ -9,41 +9,23 @@ without them unless ``CI`` is set (then failed)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import trio
 import trustme
+from browser_support import BUDGET, CHROMIUM, PEER, browser_missing, make_contacts, require
 from conftest import PASSWORDS, RunningServer, start_running
 
-from xmpp_sansio.jid import JID
-from xmpp_sansio.roster import RosterItem, Subscription
-from xmpp_sansio.server.roster import StoredItem
 from xmpp_trio.config import HTTPConfig, ListenerConfig, ServerConfig
-from xmpp_trio.services import open_database
-from xmpp_trio.stores.roster import SqliteRosterStorage
 
-CHROMIUM = Path("/usr/bin/chromium")
 EXAMPLE = Path(__file__).parents[2] / "examples" / "json-channel"
-PEER = Path(__file__).parent / "peers" / "slixmpp_browser_peer.py"
-#: the whole scenario, browser start to last message
-BUDGET = 120.0
 
 
 @pytest.fixture
 def needs_browser() -> None:
-    reason = None
-    if importlib.util.find_spec("playwright") is None:
-        reason = "playwright is missing: pip install -e '.[test]'"
-    elif not CHROMIUM.exists():
-        reason = "Debian's chromium is missing: apt-get install chromium"
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require(browser_missing())
 
 
 @pytest.fixture
@@ -56,14 +38,7 @@ async def page_server(
 ) -> RunningServer:
     """Loopback http serving the example page; juliet and romeo in each
     other's rosters."""
-    db = open_database(server_config)
-    try:
-        juliet, romeo = JID.parse("juliet@localhost"), JID.parse("romeo@localhost")
-        roster = SqliteRosterStorage(db)
-        roster.put(juliet, StoredItem(RosterItem(romeo, "Romeo", Subscription.BOTH)))
-        roster.put(romeo, StoredItem(RosterItem(juliet, "Juliet", Subscription.BOTH)))
-    finally:
-        db.close()
+    make_contacts(server_config)
     config = dataclasses.replace(
         server_config,
         listeners=(*server_config.listeners, ListenerConfig("http", "127.0.0.1", 0)),
