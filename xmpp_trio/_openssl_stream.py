@@ -42,6 +42,7 @@ from OpenSSL import SSL
 from OpenSSL._util import ffi, lib  # no public accessor: verify reasons, RFC 7627
 
 from xmpp_sansio.sasl.channel_binding import TLS_EXPORTER_LABEL, TLS_EXPORTER_LENGTH
+from xmpp_sansio.stream.s2s_identity import dns_id_matches
 
 __all__ = [
     "OpenSSLContext",
@@ -192,13 +193,9 @@ def _check_hostname(conn: SSL.Connection, hostname: str) -> None:
         if ip in names.get_values_for_type(x509.IPAddress):
             return
         raise _name_mismatch(hostname, "IP address mismatch")
-    wanted = hostname.encode("idna").decode("ascii").lower().rstrip(".").split(".")
-    for name in names.get_values_for_type(x509.DNSName):
-        labels = name.lower().rstrip(".").split(".")
-        if labels == wanted:
-            return
-        if labels[0] == "*" and len(labels) > 2 and labels[1:] == wanted[1:]:
-            return  # a wildcard: one whole label, never of a two-label name
+    wanted = hostname.encode("idna").decode("ascii").lower().rstrip(".")
+    if any(dns_id_matches(name, wanted) for name in names.get_values_for_type(x509.DNSName)):
+        return
     raise _name_mismatch(hostname, "hostname mismatch")
 
 

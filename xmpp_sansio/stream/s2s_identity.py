@@ -29,7 +29,13 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-__all__ = ["PeerCertificate", "certificate_names", "dialback_key", "dialback_key_matches"]
+__all__ = [
+    "PeerCertificate",
+    "certificate_names",
+    "dialback_key",
+    "dialback_key_matches",
+    "dns_id_matches",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +57,11 @@ def _fold(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
-def _dns_id_matches(pattern: str, domain: str) -> bool:
+def dns_id_matches(pattern: str, domain: str) -> bool:
     """RFC 6125 §6.4.3: exact match, or ``*`` as the whole leftmost label
     standing for exactly one label (never for a public suffix: at least two
-    labels must follow it)."""
+    labels must follow it). ``domain`` is in A-labels, lower case, without a
+    trailing dot."""
     pattern = _fold(pattern)
     if pattern == domain:
         return True
@@ -79,11 +86,11 @@ def certificate_names(cert: PeerCertificate | None, domain: str) -> bool:
         return True
     if any(_fold(a) == domain for a in cert.xmpp_addrs):
         return True
-    if any(_dns_id_matches(d, domain) for d in cert.dns_ids):
+    if any(dns_id_matches(d, domain) for d in cert.dns_ids):
         return True
     if cert.srv_ids or cert.xmpp_addrs or cert.dns_ids:
         return False  # §6.4.4: a CN is not checked when a SAN identifier exists
-    return any(_dns_id_matches(cn, domain) for cn in cert.common_names)
+    return any(dns_id_matches(cn, domain) for cn in cert.common_names)
 
 
 def dialback_key(secret: bytes, receiving: str, originating: str, stream_id: str) -> str:
