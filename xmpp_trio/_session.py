@@ -413,15 +413,21 @@ class Session:
         finally:
             self.transport.close()
 
-    async def _read_once(self, conn: ServerConnection) -> bool:
-        """Read once and act on what came (timers are the server's business)."""
-        server = self.server
+    async def _receive(self) -> bytes:
+        """One read within the session's read rate (b"" once the transport
+        ended), stamping ``last_input``."""
         try:
             data = await self.transport.receive_some(min(_RECEIVE_SIZE, self.bucket.max_read()))
         except TRANSPORT_ERRORS as exc:
             log.debug("session %d: transport ended: %r", self.id, exc)
             data = b""
         self.last_input = trio.current_time()
+        return data
+
+    async def _read_once(self, conn: ServerConnection) -> bool:
+        """Read once and act on what came (timers are the server's business)."""
+        server = self.server
+        data = await self._receive()
         if self.bound:
             server.manager.received(self.id, self.last_input)
         if self.compacted:

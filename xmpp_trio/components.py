@@ -140,12 +140,7 @@ class ComponentSession(Session):
 
     async def _read_component(self, conn: ComponentServerConnection) -> bool:
         server = self.server
-        try:
-            data = await self.transport.receive_some(min(_RECEIVE_SIZE, self.bucket.max_read()))
-        except TRANSPORT_ERRORS as exc:
-            log.debug("session %d: transport ended: %r", self.id, exc)
-            data = b""
-        self.last_input = trio.current_time()
+        data = await self._receive()
         conn.receive_data(data)
         batch: set[Session] = set()
         server.batch = batch
