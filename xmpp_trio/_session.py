@@ -140,6 +140,7 @@ class Session:
         # without XEP-0198: confirmed once everything queued so far is written.
         self.unwritten: list[Hashable] = []
         self.bucket = TokenBucket(limits.max_read_rate, 2.0 * limits.max_read_rate)
+        self._read_size = min(_RECEIVE_SIZE, self.bucket.max_read())  # the bucket's burst
         self.last_input = trio.current_time()
         self.scope: trio.CancelScope | None = None  # cancel to drop the transport
         self.read_scope: trio.CancelScope | None = None  # cancel to stop reading
@@ -417,7 +418,10 @@ class Session:
         """One read within the session's read rate (b"" once the transport
         ended), stamping ``last_input``."""
         try:
-            data = await self.transport.receive_some(min(_RECEIVE_SIZE, self.bucket.max_read()))
+            # Every TLS record that arrived, unless the read rate is being held
+            # back: then one record per read, as the bucket's wait assumes.
+            size = self._read_size
+            data = await self.transport.receive_some(size, gather=self.bucket.tokens >= size)
         except TRANSPORT_ERRORS as exc:
             log.debug("session %d: transport ended: %r", self.id, exc)
             data = b""
