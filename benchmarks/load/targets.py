@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import archive_check
 from generator import SALTED, contacts_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,9 @@ DOMAIN = "localhost"
 PASSWORD = "load-test-password"
 SCRAM_ITERATIONS = 4096
 SERVER_CPU = 0
+#: py-spy's sampling options (run.py --profile); BENCH_PYSPY="--rate 500 --native" adds the C
+#: frames, at a cost that starves the server of its core (py-spy falls behind)
+_PYSPY = os.environ.get("BENCH_PYSPY", "--rate 200").split()
 GENERATOR_CPU = 1
 
 
@@ -302,7 +306,7 @@ class Ours:
         )
         command = [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)]
         if profile_raw is not None:
-            command = ["py-spy", "record", "--format", "raw", "--rate", "200",
+            command = ["py-spy", "record", "--format", "raw", *_PYSPY,
                        "-o", str(profile_raw), "--", *command]  # fmt: skip
         env = os.environ | {"PYTHONPATH": _path_first(self.tree)}
         proc = subprocess.Popen(command, cwd=self.tree, env=env, start_new_session=True)
@@ -594,6 +598,16 @@ EJABBERD_MODULES = (
     "mod_version",
 )
 
+# ejabberd-full (issue 24): archives on as ejabberd's own ejabberd.yml.example ships
+# mod_mam (every message archived, its default store: Mnesia), plus what ours and
+# Prosody's full set also run per session (offline storage, stream management).
+EJABBERD_FULL_MODULES = (
+    *EJABBERD_MODULES,
+    "mod_mam:\n    assume_mam_usage: true\n    default: always",
+    "mod_offline",
+    "mod_stream_mgmt",
+)
+
 # Runs once after ejabberd started (prepare): u0 via ejabberd_auth (SCRAM-SHA-1,
 # random salt), u1.. as copies of its passwd record, then the salt and
 # iteration count for the client cache, then a clean stop (Mnesia is dumped).
@@ -651,25 +665,30 @@ class Ejabberd:
     Started with ``erl`` directly (what ``ejabberdctl foreground`` runs, without
     its switch to the ejabberd user): own node name, spool (Mnesia), log and
     config in the work directory, one scheduler (``+S 1:1 +SDcpu 1:1``) and
-    pinned to CPU 0 from the start. Modules: :data:`EJABBERD_MODULES`;
+    pinned to CPU 0 from the start. Modules: :data:`EJABBERD_MODULES`
+    (``ejabberd-full``: :data:`EJABBERD_FULL_MODULES`, archiving every message,
+    checked on the wire by :func:`archive_check.check` in :meth:`prepare`);
     shapers off, ``max_fsm_queue`` raised, internal auth with SCRAM-SHA-1
     records. Accounts: u0 registered by ejabberd itself, the others copies of
     its Mnesia record (:data:`EJABBERD_PREPARE`).
     """
 
-    name = "ejabberd"
     label = "ejabberd"
     login_mechanisms = ("PLAIN", "SCRAM-SHA-1")
     default_mechanism = "SCRAM-SHA-1"
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir / "ejabberd"
+    def __init__(self, workdir: Path, name: str = "ejabberd") -> None:
+        self.name = name
+        self.full = name == "ejabberd-full"  # archives on: EJABBERD_FULL_MODULES
+        self.modules = EJABBERD_FULL_MODULES if self.full else EJABBERD_MODULES
+        self.workdir = workdir / name
         self.cafile = str(self.workdir / "cert.pem")
-        self.node = f"ejabberd_bench_{os.getpid()}@localhost"
+        self.node = f"{name.replace('-', '_')}_bench_{os.getpid()}@localhost"
         self.erl = shutil.which("erl") or "/usr/bin/erl"
         self.libs, version = _ejabberd_libs()
+        names = ", ".join(m.split(":")[0] for m in self.modules)
         self.description = (f"ejabberd {version} ({self.erl} +S 1:1, node {self.node}),"
-                            f" Mnesia, modules: {', '.join(EJABBERD_MODULES)}")  # fmt: skip
+                            f" Mnesia, modules: {names}")  # fmt: skip
         self.rosters = (0, 0)
         # erl starts epmd (the Erlang port mapper) when none runs; stop it again at close
         epmd = shutil.which("epmd") or glob.glob("/usr/lib/erlang/erts-*/bin/epmd")
@@ -722,7 +741,7 @@ class Ejabberd:
                 dir=self.workdir,
                 port=port,
                 tls=listener,
-                modules="\n".join(f"  {m}: {{}}" for m in EJABBERD_MODULES),
+                modules="\n".join(f"  {m}" if ":" in m else f"  {m}: {{}}" for m in self.modules),
             )
         )
         env = os.environ | env | {
@@ -782,9 +801,16 @@ class Ejabberd:
         SALTED[(hash_name, salt, int(iterations))] = salted_password(
             PASSWORD, hash_name, salt, int(iterations)
         )
+        checked = ""
+        if self.full:  # that it archives, on the wire, before any figure is taken
+            running = self.start("starttls")
+            try:
+                checked = "; " + archive_check.check(running.port, self.cafile, DOMAIN, PASSWORD)
+            finally:
+                running.stop()
         took = time.perf_counter() - start
         return (f"{accounts} accounts in {took:.1f} s (u0 via ejabberd_auth, SCRAM {hash_name}"
-                f" {iterations} iterations, the rest copied in Mnesia)")  # fmt: skip
+                f" {iterations} iterations, the rest copied in Mnesia){checked}")  # fmt: skip
 
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         del profile_raw
@@ -795,7 +821,8 @@ class Ejabberd:
         return Running(proc, proc.pid, port, signal.SIGTERM)
 
 
-TARGETS = {"ours": Ours, "prosody": Prosody, "prosody-min": Prosody, "ejabberd": Ejabberd}
+TARGETS = {"ours": Ours, "prosody": Prosody, "prosody-min": Prosody, "ejabberd": Ejabberd,
+           "ejabberd-full": Ejabberd}  # fmt: skip
 
 
 def known(name: str) -> bool:
@@ -813,4 +840,6 @@ def make(name: str, workdir: Path, profile: bool = False, prosody_modules: str =
         return Prosody(workdir, prosody_modules)
     if name == "prosody-min":  # issue 24: the minimal set beside the full one, in one run
         return Prosody(workdir, "minimal", name="prosody-min")
+    if name == "ejabberd-full":  # issue 24: archiving (mod_mam) beside the minimal one
+        return Ejabberd(workdir, name="ejabberd-full")
     return TARGETS[name](workdir)
