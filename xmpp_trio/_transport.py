@@ -57,6 +57,10 @@ _PEEK_BYTES: Final = 64  # whitespace looked at per read before a STARTTLS hands
 _WOULD_BLOCK_READ = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _TLS_SOCKETS = (ssl.SSLSocket, OpenSSLSocket)  # tls_backend "stdlib" and "openssl"
 _RECORD_HEADER: Final = 5  # bytes of a TLS record's header (RFC 8446 §5.1)
+#: The fewest bytes a record adds to its content: header and 16-byte AEAD tag, and
+#: TLS 1.3's content type (RFC 8446 §5.2) or TLS 1.2 ChaCha20-Poly1305's nothing more
+#: (RFC 7905); AES-GCM in TLS 1.2 adds an 8-byte explicit nonce too (RFC 5288 §3).
+_RECORD_OVERHEAD: Final = 21
 _COUNT = bytes(4)  # FIONREAD's argument: a C int
 
 
@@ -292,13 +296,16 @@ class SocketTransport(_Base):
         wrote four stanzas in four records would otherwise cost four reads (each
         a pass through the session's read loop and a Trio checkpoint) instead of
         one. The kernel's count of unread bytes (``FIONREAD``: no exception, one
-        cheap system call) says whether another record has arrived; the reads
-        stop there, at ``max_bytes``, or at the first that would block."""
+        cheap system call, asked once) says how much has arrived; each record
+        read takes at least its content and :data:`_RECORD_OVERHEAD` bytes of
+        it, so the reads stop once no record header can be left of that count,
+        at ``max_bytes``, or at the first that would block (a record still
+        arriving)."""
         sock = self._sock
-        fd = sock.fileno()
         chunks = [data]
         size = len(data)
-        while size < max_bytes and _unread(fd) >= _RECORD_HEADER:
+        left = _unread(sock.fileno())  # at most this much left to read
+        while size < max_bytes and left >= _RECORD_HEADER:
             try:
                 more = sock.recv(max_bytes - size)
             except (OSError, ValueError):  # would block, or an error the next read meets again
@@ -307,6 +314,7 @@ class SocketTransport(_Base):
                 break
             chunks.append(more)
             size += len(more)
+            left -= len(more) + _RECORD_OVERHEAD
         return data if len(chunks) == 1 else b"".join(chunks)
 
     def send_nowait(self, data: bytes | bytearray | memoryview) -> int:

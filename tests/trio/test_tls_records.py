@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import ssl
 
+import pytest
 import trio
 import trustme
 
@@ -32,9 +33,12 @@ class Peer:
         return self.outgoing.read()
 
 
-async def connect(ca: trustme.CA) -> tuple[SocketTransport, Peer]:
-    """A SocketTransport (server side, TLS on) and the peer talking to it."""
+async def connect(
+    ca: trustme.CA, version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+) -> tuple[SocketTransport, Peer]:
+    """A SocketTransport (server side, TLS ``version``) and the peer talking to it."""
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.maximum_version = version
     ca.issue_cert("localhost").configure_cert(server_ctx)
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
@@ -66,8 +70,10 @@ async def arrived(transport: SocketTransport, size: int) -> None:
             await trio.sleep(0)
 
 
-async def test_a_read_takes_every_record_that_arrived() -> None:
-    transport, peer = await connect(trustme.CA())
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+async def test_a_read_takes_every_record_that_arrived(version: ssl.TLSVersion) -> None:
+    transport, peer = await connect(trustme.CA(), version)
+    assert transport.tls_version() == version.name.replace("_", ".")
     wire = b"".join(peer.record(x) for x in (b"<a/>", b"<b/>", b"<c/>"))
     await peer.sock.send(wire)
     await arrived(transport, len(wire))
