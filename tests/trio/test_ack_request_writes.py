@@ -12,11 +12,7 @@ from conftest import PASSWORDS
 from test_batched_writes import LoggedTransport
 from test_limits import WAIT, chat, config, start
 
-from xmpp_sansio.jid import JID
-from xmpp_sansio.stream.config import ClientConfig
-from xmpp_sansio.stream.connection import ClientConnection
-from xmpp_sansio.testing import seeded_rng
-from xmpp_trio.client import _negotiate, open_client
+from xmpp_trio.client import open_client
 from xmpp_trio.config import ServerConfig
 
 __all__ = ["config"]
@@ -29,33 +25,27 @@ async def test_an_ack_request_shares_the_write_of_the_stanzas_it_follows(
     config: ServerConfig, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started = await start(nursery, config)
-    stream = await trio.open_tcp_stream("127.0.0.1", started.port)
-    conn = ClientConnection(
-        ClientConfig(
-            jid=JID.parse("juliet@localhost/in"),
-            password=PASSWORDS["juliet"],
-            stream_management=True,
-            rng=seeded_rng(0),
-        )
-    )
-    negotiated = await _negotiate(conn, stream, started.ctx, "localhost")
-    assert conn.sm is not None, "stream management was not enabled"
-    (session,) = started.server.sessions.values()
     log: list[tuple[str, Any]] = []
-    monkeypatch.setattr(session, "transport", LoggedTransport(session.transport, log))
-    async with open_client("romeo@localhost/out", PASSWORDS["romeo"], **started.options()) as romeo:
+    async with (
+        open_client(
+            "juliet@localhost/in", PASSWORDS["juliet"], stream_management=True, **started.options()
+        ) as juliet,
+        open_client("romeo@localhost/out", PASSWORDS["romeo"], **started.options()) as romeo,
+    ):
+        session = next(
+            s for s in started.server.sessions.values() if s.conn and s.conn.jid == juliet.jid
+        )
+        monkeypatch.setattr(session, "transport", LoggedTransport(session.transport, log))
         for i in range(COUNT):
             await romeo.send(chat("juliet@localhost/in", f"message {i}"))
         got = 0
         with trio.fail_after(WAIT):
-            while got < COUNT:
-                conn.receive_data(await negotiated.stream.receive_some(65536))
-                while (event := conn.next_event()) is not None:
-                    got += type(event).__name__ == "StanzaReceived"
-                await negotiated.stream.send_all(conn.data_to_send())  # <a h/> answers
+            async for stanza in juliet:  # the client answers each <r/> with <a h/>
+                got += stanza.tag == "{jabber:client}message"
+                if got == COUNT:
+                    break
     writes = [data for kind, data in log if kind == "write"]
     with_request = [data for data in writes if ACK_REQUEST in data]
     assert with_request, "the server asked for no ack"
     for data in with_request:
         assert b"<message" in data, data
-    await negotiated.stream.aclose()
