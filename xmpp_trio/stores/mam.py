@@ -40,6 +40,7 @@ from xmpp_sansio.server.mam.store import (
     ArchivePut,
     ArchiveQuery,
     ArchiveRemove,
+    ArchiveReplace,
     Prefs,
     UnknownId,
 )
@@ -164,8 +165,19 @@ class SqliteArchiveStorage:
                     conn.execute("DELETE FROM mam_archives WHERE id = ?", (found,))
                     self._ids.pop(op.archive, None)
                 conn.execute("DELETE FROM mam_prefs WHERE archive = ?", (key,))
+            case ArchiveReplace():
+                self._replace(op)
             case _:
                 raise TypeError(f"not an archive op: {op!r}")
+
+    def _replace(self, op: ArchiveReplace) -> None:
+        """A tombstone (XEP-0425 §5) for ``op.sid`` of ``op.archive``: the
+        kept puts are written first (the message may still be among them)."""
+        self.write_pending()
+        key = self._id(op.archive, create=False)
+        seq = None if key is None else self._find(key, op.sid)
+        if seq is not None:
+            self._conn.execute("UPDATE mam_items SET stanza = ? WHERE seq = ?", (op.stanza, seq))
 
     def _id(self, archive: JID, *, create: bool) -> int | None:
         """The small integer of ``archive`` (made if ``create``)."""

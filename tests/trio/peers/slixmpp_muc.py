@@ -11,7 +11,12 @@ they come, ``groupchat`` messages and MUC ``presence``. Commands: ``join``
 ``affiliation`` (room, jid, affiliation), ``role`` (room, nick, role),
 ``members`` (room), ``say`` (room, body), ``archive`` (room: the room's
 archive through the xep_0313 plugin's ``iterate``, pages of 2, both ways:
-``forward`` and ``backward`` bodies, oldest first), ``quit``.
+``forward`` and ``backward`` bodies, oldest first), ``archived`` (room: the
+archive forward, each message as ``{body, sid, retracted}``), ``moderate``
+(room, id, reason: the xep_0425 plugin's ``moderate``), ``quit``. ``join``
+takes ``history`` (maxstanzas, 0 if not given). Groupchat events carry the
+room's ``sid``, ``delayed`` (history) and ``retracted`` (a XEP-0425
+tombstone); a moderation notice is a ``moderated`` event (room, id).
 """
 
 from __future__ import annotations
@@ -24,10 +29,28 @@ from typing import Any
 
 import slixmpp
 from slixmpp.exceptions import IqError, PresenceError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 
 def emit(**event: Any) -> None:
     print(json.dumps(event), flush=True)
+
+
+RETRACT = "urn:xmpp:message-retract:1"
+MODERATE = "urn:xmpp:message-moderate:1"
+
+
+def seen(msg: slixmpp.Message) -> dict[str, Any]:
+    """A room message's body, the room's stanza id, whether it is delayed
+    (history) or a XEP-0425 tombstone (``<retracted/>``)."""
+    sid = msg.xml.find("{urn:xmpp:sid:0}stanza-id")
+    return {
+        "body": msg["body"],
+        "sid": None if sid is None else sid.get("id"),
+        "delayed": msg.xml.find("{urn:xmpp:delay}delay") is not None,
+        "retracted": msg.xml.find(f"{{{RETRACT}}}retracted") is not None,
+    }
 
 
 class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
@@ -35,9 +58,19 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
         super().__init__(jid, password)
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0313")
+        self.register_plugin("xep_0425")
         self.done = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("groupchat_message", self.on_groupchat)
+        self.add_event_handler("moderated_message", self.on_moderated)
+        # A tombstone in the history has no body: xep_0045 does not report it.
+        self.register_handler(
+            Callback(
+                "tombstone",
+                MatchXPath(f"{{{self.default_ns}}}message/{{{RETRACT}}}retracted"),
+                self.on_groupchat,
+            )
+        )
         self.add_event_handler("groupchat_presence", self.on_presence)
         self.add_event_handler("failed_auth", lambda _e: self.finish("auth"))
 
@@ -52,13 +85,15 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
         self.task = asyncio.ensure_future(self.commands())
 
     def on_groupchat(self, msg: slixmpp.Message) -> None:
-        if msg["body"]:
-            emit(
-                event="groupchat",
-                room=msg["from"].bare,
-                nick=msg["from"].resource,
-                body=msg["body"],
-            )
+        if msg["body"] or msg.xml.find(f"{{{RETRACT}}}retracted") is not None:
+            emit(event="groupchat", room=msg["from"].bare, nick=msg["from"].resource, **seen(msg))
+
+    def on_moderated(self, msg: slixmpp.Message) -> None:
+        emit(
+            event="moderated",
+            room=msg["from"].bare,
+            id=msg.xml.find(f"{{{RETRACT}}}retract").get("id"),
+        )
 
     def on_presence(self, pres: slixmpp.Presence) -> None:
         item = pres["muc"]
@@ -87,7 +122,10 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
                     break
                 if op == "join":
                     pres, *_ = await muc.join_muc_wait(
-                        slixmpp.JID(cmd["room"]), cmd["nick"], maxstanzas=0, timeout=15
+                        slixmpp.JID(cmd["room"]),
+                        cmd["nick"],
+                        maxstanzas=cmd.get("history", 0),
+                        timeout=15,
                     )
                     item = pres["muc"]
                     emit(
@@ -125,6 +163,16 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
                             m["mam_result"]["forwarded"]["stanza"]["body"] async for m in pages
                         ]
                     emit(event="ok", id=n, forward=ways["forward"], backward=ways["backward"][::-1])
+                elif op == "archived":
+                    mam, room = self.plugin["xep_0313"], slixmpp.JID(cmd["room"])
+                    pages = mam.iterate(jid=room, rsm={"max": 2})
+                    found = [seen(m["mam_result"]["forwarded"]["stanza"]) async for m in pages]
+                    emit(event="ok", id=n, messages=found)
+                elif op == "moderate":
+                    await self.plugin["xep_0425"].moderate(
+                        slixmpp.JID(cmd["room"]), cmd["id"], cmd.get("reason", "")
+                    )
+                    emit(event="ok", id=n)
                 elif op == "say":
                     self.send_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
                     emit(event="ok", id=n)

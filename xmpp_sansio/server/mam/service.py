@@ -70,6 +70,7 @@ from .store import (
     ArchivePut,
     ArchiveQuery,
     ArchiveRemove,
+    ArchiveReplace,
     ArchiveStorage,
     Prefs,
     UnknownId,
@@ -419,6 +420,18 @@ class MamService(IqService):
         if not isinstance(page, ArchivePage):
             return []
         return [(parse_fragment(m.stanza), m.stamp) for m in page.items]
+
+    def room_message(self, room: JID, sid: str) -> Element | None:
+        """The message ``sid`` of ``room``'s archive (a synchronous indexed
+        read, for a XEP-0425 moderation), or ``None``."""
+        page = self._storage.load(ArchiveQuery(room, max=1, ids=(sid,)))
+        if not isinstance(page, ArchivePage) or not page.items:
+            return None
+        return parse_fragment(page.items[0].stanza)
+
+    def room_replace(self, room: JID, sid: str, element: Element) -> list[Outcome]:
+        """Store ``element`` (a XEP-0425 §5 tombstone) in place of ``sid``."""
+        return [Persist(ArchiveReplace(room, sid, serialize(element, "")))]
 
     def room_forget(self, room: JID) -> list[Outcome]:
         """The room is gone: drop its archive."""

@@ -24,6 +24,7 @@ __all__ = [
     "ArchivePut",
     "ArchiveQuery",
     "ArchiveRemove",
+    "ArchiveReplace",
     "ArchiveStorage",
     "ArchivedMessage",
     "MamOp",
@@ -83,8 +84,18 @@ class ArchiveRemove:
     archive: JID
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveReplace:
+    """Replace the stored stanza of the message ``sid`` in ``archive`` by
+    ``stanza`` (a XEP-0425 §5 tombstone); nothing when it is not there."""
+
+    archive: JID
+    sid: str
+    stanza: bytes
+
+
 #: The archive's store operations.
-MamOp = ArchivePut | ArchivePrefsPut | ArchiveRemove
+MamOp = ArchivePut | ArchivePrefsPut | ArchiveRemove | ArchiveReplace
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +222,8 @@ class MemoryArchive:
             case ArchiveRemove():
                 self._archives.pop(op.archive, None)
                 self._prefs.pop(op.archive, None)
+            case ArchiveReplace():
+                self._replace(op)
             case _:
                 raise TypeError(f"not an archive op: {op!r}")
 
@@ -235,9 +248,18 @@ class MemoryArchive:
             del archive.items[:drop]
             del archive.seqs[:drop]
 
+    def _replace(self, op: ArchiveReplace) -> None:
+        archive = self._archives.get(op.archive)
+        old = None if archive is None else archive.by_sid.get(op.sid)
+        if archive is None or old is None:
+            return
+        new = ArchivedMessage(old.sid, old.seq, old.with_, old.stamp, op.stanza)
+        archive.by_sid[op.sid] = new
+        archive.items[bisect.bisect_left(archive.seqs, old.seq)] = new
+
     def apply(self, ops: Sequence[object]) -> None:
         for op in ops:
-            if not isinstance(op, ArchivePut | ArchivePrefsPut | ArchiveRemove):
+            if not isinstance(op, ArchivePut | ArchivePrefsPut | ArchiveRemove | ArchiveReplace):
                 raise TypeError(f"not an archive op: {op!r}")
         for op in ops:
             self.write(op)

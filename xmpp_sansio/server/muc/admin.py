@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Final
 from xml.etree.ElementTree import Element, SubElement
 
+from ...delay import format_datetime
 from ...disco import DiscoInfo, DiscoItems, Identity, build_disco_info, build_disco_items
 from ...errors import StanzaErrorCondition
 from ...forms import FORM_TYPE, Field, FieldType, Form, FormError, FormType, build_form, parse_form
@@ -44,6 +45,7 @@ _ROOMUSER: Final = "x-roomuser-item"
 MODERATE: Final = "urn:xmpp:message-moderate:1"  # XEP-0425
 RETRACT: Final = "urn:xmpp:message-retract:1"  # XEP-0424
 _MODERATE: Final = f"{{{MODERATE}}}moderate"
+_STANZA_ID: Final = "{urn:xmpp:sid:0}stanza-id"  # XEP-0359
 
 
 def handle_room_iq(room: Room, iq: Iq) -> list[Outcome]:
@@ -460,18 +462,43 @@ def _moderate(room: Room, iq: Iq, moderate: Element) -> list[Outcome]:
     stanza_id = moderate.get("id")
     if not stanza_id or moderate.find(f"{{{RETRACT}}}retract") is None:
         return [Bounce(iq.element, _C_ERR.BAD_REQUEST)]
-    if not room.history.retract(room.jid, stanza_id):
+    by = str(room.occupant_jid(moderator.nick))
+    reason = moderate.findtext(f"{{{MODERATE}}}reason")
+    now = room.now
+
+    def tombstone(message: Element) -> Element:
+        return make_tombstone(message, room.jid, by, moderator.id, reason, now)
+
+    if not room.history.retract(room.jid, stanza_id, tombstone):
         return [Bounce(iq.element, _C_ERR.ITEM_NOT_FOUND)]
     notice = Element("{jabber:client}message", {"from": str(room.jid), "type": "groupchat"})
     retract = SubElement(notice, f"{{{RETRACT}}}retract", {"id": stanza_id})
-    moderated = SubElement(
-        retract, f"{{{MODERATE}}}moderated", {"by": str(room.occupant_jid(moderator.nick))}
-    )
+    moderated = SubElement(retract, f"{{{MODERATE}}}moderated", {"by": by})
     SubElement(moderated, f"{{{OCCUPANT_ID}}}occupant-id", {"id": moderator.id})
-    reason = moderate.findtext(f"{{{MODERATE}}}reason")
     if reason is not None:
         SubElement(retract, f"{{{RETRACT}}}reason").text = reason
     return [Reply(iq_result(iq.element)), *room.fan_out(notice)]
+
+
+def make_tombstone(
+    message: Element, room: JID, by: str, moderator_id: str, reason: str | None, now: float
+) -> Element:
+    """XEP-0425 §5: ``message`` with its payloads (body and anything else that
+    might leak it) replaced by ``<retracted stamp><moderated by><occupant-id/>
+    </moderated><reason/></retracted>``; the author's occupant id and the
+    room's stanza id stay."""
+    dead = Element(message.tag, dict(message.attrib))
+    for child in message:
+        if child.tag == f"{{{OCCUPANT_ID}}}occupant-id" or (
+            child.tag == _STANZA_ID and child.get("by") == str(room)
+        ):
+            dead.append(child)
+    retracted = SubElement(dead, f"{{{RETRACT}}}retracted", {"stamp": format_datetime(now)})
+    moderated = SubElement(retracted, f"{{{MODERATE}}}moderated", {"by": by})
+    SubElement(moderated, f"{{{OCCUPANT_ID}}}occupant-id", {"id": moderator_id})
+    if reason is not None:
+        SubElement(retracted, f"{{{RETRACT}}}reason").text = reason
+    return dead
 
 
 # -- registration (§7.10) ------------------------------------------------------------------
