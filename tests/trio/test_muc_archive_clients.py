@@ -79,3 +79,27 @@ async def test_a_moderated_message_is_a_tombstone_in_the_archive_and_the_history
             ]
             await juliet.quit()
             nursery.cancel_scope.cancel()
+
+
+async def test_a_room_whose_owner_turns_archiving_off_keeps_nothing_new(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(server_config, mam=MamLimits(enabled=True))
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            server = await start_running(config, ca, tmp_path, nursery)
+            romeo = await Peer.start(nursery, "slixmpp_muc.py", "romeo", PASSWORDS["romeo"], server)
+            assert (await romeo.do("join", room=ROOM, nick="romeo"))["event"] == "ok"
+            assert (await romeo.do("configure", room=ROOM, fields={}))["event"] == "ok"
+            assert "urn:xmpp:mam:2" in (await romeo.do("features", jid=ROOM))["features"]
+            assert (await romeo.do("say", room=ROOM, body="on the record"))["event"] == "ok"
+            await romeo.expect(lambda e: e.get("body") == "on the record")
+            off = {"muc#roomconfig_enablearchiving": "0"}
+            assert (await romeo.do("configure", room=ROOM, fields=off))["event"] == "ok"
+            assert "urn:xmpp:mam:2" not in (await romeo.do("features", jid=ROOM))["features"]
+            assert (await romeo.do("say", room=ROOM, body="off the record"))["event"] == "ok"
+            await romeo.expect(lambda e: e.get("body") == "off the record")
+            archived = (await romeo.do("archived", room=ROOM))["messages"]
+            assert [m["body"] for m in archived] == ["on the record"]
+            await romeo.quit()
+            nursery.cancel_scope.cancel()

@@ -13,7 +13,8 @@ they come, ``groupchat`` messages and MUC ``presence``. Commands: ``join``
 archive through the xep_0313 plugin's ``iterate``, pages of 2, both ways:
 ``forward`` and ``backward`` bodies, oldest first), ``archived`` (room: the
 archive forward, each message as ``{body, sid, retracted}``), ``moderate``
-(room, id, reason: the xep_0425 plugin's ``moderate``), ``quit``. ``join``
+(room, id, reason: the xep_0425 plugin's ``moderate``), ``features`` (jid:
+its disco#info features), ``quit``. ``join``
 takes ``history`` (maxstanzas, 0 if not given). Groupchat events carry the
 room's ``sid``, ``delayed`` (history) and ``retracted`` (a XEP-0425
 tombstone); a moderation notice is a ``moderated`` event (room, id).
@@ -168,6 +169,9 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
                     pages = mam.iterate(jid=room, rsm={"max": 2})
                     found = [seen(m["mam_result"]["forwarded"]["stanza"]) async for m in pages]
                     emit(event="ok", id=n, messages=found)
+                elif op == "features":
+                    info = await self.plugin["xep_0030"].get_info(jid=cmd["jid"])
+                    emit(event="ok", id=n, features=sorted(info["disco_info"]["features"]))
                 elif op == "moderate":
                     await self.plugin["xep_0425"].moderate(
                         slixmpp.JID(cmd["room"]), cmd["id"], cmd.get("reason", "")

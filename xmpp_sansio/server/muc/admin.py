@@ -104,7 +104,7 @@ def room_features(room: Room) -> tuple[str, ...]:
         ns.REGISTER,
         "urn:xmpp:sid:0",
         MODERATE,
-        *(("urn:xmpp:mam:2", "urn:xmpp:mam:2#extended") if room.archived else ()),
+        *(("urn:xmpp:mam:2", "urn:xmpp:mam:2#extended") if room.archiving else ()),
     )
 
 
@@ -348,7 +348,9 @@ def _owner(room: Room, iq: Iq, query: Element) -> list[Outcome]:
     if room.affiliation(sender) is not Affiliation.OWNER:
         return [Bounce(iq.element, _C_ERR.FORBIDDEN)]
     if iq.type is IqType.GET:
-        form = config_form(room.config, room.owners, room.admins, room.limits)
+        form = config_form(
+            room.config, room.owners, room.admins, room.limits, archive=room.archived
+        )
         answer = Element(_OWNER_Q)
         answer.append(build_form(form))
         return [Reply(iq_result(iq.element, answer))]

@@ -83,8 +83,11 @@ class HistoryStore(Protocol):
     first by :meth:`read`. Room archives (XEP-0313) implement the same
     protocol over their store."""
 
-    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
-        """Add a message; keep at most ``keep`` of the room's newest."""
+    def append(
+        self, room: JID, element: Element, stamp: float, keep: int, *, archive: bool = True
+    ) -> None:
+        """Add a message; keep at most ``keep`` of the room's newest; archive
+        it too if the store keeps an archive and ``archive`` (the room's switch)."""
         ...
 
     def read(
@@ -110,7 +113,9 @@ class MemoryHistory:
     def __init__(self) -> None:
         self._rooms: dict[JID, deque[StoredMessage]] = {}
 
-    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
+    def append(
+        self, room: JID, element: Element, stamp: float, keep: int, *, archive: bool = True
+    ) -> None:
         if keep <= 0:
             self._rooms.pop(room, None)
             return
@@ -222,10 +227,13 @@ class ArchivedHistory(MemoryHistory):
         for element, stamp in self.archive.room_history(room, keep):
             super().append(room, element, stamp, keep)
 
-    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
+    def append(
+        self, room: JID, element: Element, stamp: float, keep: int, *, archive: bool = True
+    ) -> None:
         self._prime(room, keep)
         super().append(room, element, stamp, keep)
-        self._outcomes.extend(self.archive.room_put(room, element, stamp))
+        if archive:
+            self._outcomes.extend(self.archive.room_put(room, element, stamp))
 
     def read(
         self, room: JID, request: HistoryRequest, now: float, limit: int

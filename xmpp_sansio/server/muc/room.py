@@ -127,6 +127,12 @@ class Room:
         return isinstance(self.history, ArchivedHistory)
 
     @property
+    def archiving(self) -> bool:
+        """Whether new messages go to the room's archive (archived, and the
+        owner left ``muc#roomconfig_enablearchiving`` on)."""
+        return self.config.archiving and self.archived
+
+    @property
     def empty(self) -> bool:
         return not self.occupants
 
@@ -535,7 +541,7 @@ class Room:
         out_el.append(Element(SID + "stanza-id", {"id": sid, "by": str(self.jid)}))
         if msg.body is not None:
             keep = min(self.config.history_length, self.limits.max_history)
-            self.history.append(self.jid, out_el, self.now, keep)
+            self.history.append(self.jid, out_el, self.now, keep, archive=self.config.archiving)
         return self.fan_out(out_el)
 
     def fan_out(self, element: Element) -> list[Outcome]:
