@@ -438,6 +438,8 @@ class SqliteArchiveStorage:
             where.append(f"e.seq IN ({','.join('?' * len(query.ids))})")
             args.extend(seqs[sid] for sid in query.ids)
         filtered = len(where) > 1
+        if query.index is not None:
+            return self._load_at(query, where, args, filtered)
         set_where = " AND ".join(where)
         page_where, page_args = list(where), list(args)
         backward = query.before is not None
@@ -480,6 +482,39 @@ class SqliteArchiveStorage:
             elif query.before == "":
                 first_index = count - len(items)
         return ArchivePage(tuple(items), complete, count, first_index)
+
+    def _load_at(
+        self, query: ArchiveQuery, where: list[str], args: list[object], filtered: bool
+    ) -> ArchivePage:
+        """XEP-0059 §2.5: the page at ``query.index`` of the set. Its first
+        ``seq`` is found by ``OFFSET`` on the index alone (``mam_entries``;
+        the items are read only when a stamp is checked), then the page is
+        read from there like any other; ``count`` is exact (a filtered set is
+        counted whole: the index says where in it the page is)."""
+        assert query.index is not None
+        conn = self._conn
+        stamped = query.start is not None or query.end is not None
+        source = _FROM if stamped else "mam_entries e"
+        cond = " AND ".join(where)
+        if filtered:
+            count = int(
+                conn.execute(f"SELECT COUNT(*) FROM {source} WHERE {cond}", args).fetchone()[0]
+            )
+        else:
+            count = self.count(query.archive)
+        row = conn.execute(
+            f"SELECT e.seq FROM {source} WHERE {cond} ORDER BY e.seq LIMIT 1 OFFSET ?",
+            (*args, query.index),
+        ).fetchone()
+        if row is None or query.max == 0:
+            return ArchivePage((), row is None, count, None)
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM {_FROM} WHERE {cond} AND e.seq >= ?"
+            " ORDER BY e.seq LIMIT ?",
+            (*args, int(row[0]), query.max + 1),
+        ).fetchall()
+        items = tuple(_row(r) for r in rows[: query.max])
+        return ArchivePage(items, len(rows) <= query.max, count, query.index)
 
     def _meta(self, archive: JID) -> _Item:
         key = self._id(archive, create=False)

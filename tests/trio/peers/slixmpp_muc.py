@@ -14,7 +14,9 @@ archive through the xep_0313 plugin's ``iterate``, pages of 2, both ways:
 ``forward`` and ``backward`` bodies, oldest first), ``archived`` (room: the
 archive forward, each message as ``{body, sid, retracted}``), ``moderate``
 (room, id, reason: the xep_0425 plugin's ``moderate``), ``features`` (jid:
-its disco#info features), ``quit``. ``join``
+its disco#info features), ``page_at`` (room, index, max: one page by RSM
+``<index/>`` with the xep_0313 plugin's ``retrieve``: ``bodies``,
+``first_index``, ``count``), ``quit``. ``join``
 takes ``history`` (maxstanzas, 0 if not given). Groupchat events carry the
 room's ``sid``, ``delayed`` (history) and ``retracted`` (a XEP-0425
 tombstone); a moderation notice is a ``moderated`` event (room, id).
@@ -169,6 +171,21 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
                     pages = mam.iterate(jid=room, rsm={"max": 2})
                     found = [seen(m["mam_result"]["forwarded"]["stanza"]) async for m in pages]
                     emit(event="ok", id=n, messages=found)
+                elif op == "page_at":
+                    rsm = {"max": cmd["max"], "index": cmd["index"]}
+                    mam = self.plugin["xep_0313"]
+                    got = await mam.retrieve(jid=slixmpp.JID(cmd["room"]), rsm=rsm)
+                    fin = got["mam_fin"]["rsm"]
+                    emit(
+                        event="ok",
+                        id=n,
+                        bodies=[
+                            m["mam_result"]["forwarded"]["stanza"]["body"]
+                            for m in got["mam"]["results"]
+                        ],
+                        first_index=fin["first_index"],
+                        count=fin["count"],
+                    )
                 elif op == "features":
                     info = await self.plugin["xep_0030"].get_info(jid=cmd["jid"])
                     emit(event="ok", id=n, features=sorted(info["disco_info"]["features"]))

@@ -63,7 +63,8 @@ def parse_query(
     ``max`` is capped at ``max_page`` (XEP-0059 §2.1: at most the server's
     limit); raises :class:`QueryError` for a bad form (``bad-request``), an
     unknown field (``feature-not-implemented``, §4.1.3), more than
-    ``max_ids`` ids or an RSM ``<index/>`` (not offered)."""
+    ``max_ids`` ids; an RSM ``<index/>`` (XEP-0059 §2.5) is a page by
+    position: a non-negative integer, without ``<after/>`` or ``<before/>``."""
     fields: dict[str, tuple[str, ...]] = {}
     x = el.find(f"{{{DATA}}}x")
     if x is not None:
@@ -106,7 +107,7 @@ def parse_query(
         ids = tuple(dict.fromkeys(fields["ids"]))
         if len(ids) > max_ids:
             raise QueryError(StanzaErrorCondition.POLICY_VIOLATION, f"at most {max_ids} ids")
-    limit, after, before = default_max, None, None
+    limit, after, before, index = default_max, None, None, None
     rsm = el.find(f"{{{RSM}}}set")
     if rsm is not None:
         raw_max = rsm.findtext(f"{{{RSM}}}max")
@@ -114,8 +115,11 @@ def parse_query(
             if not raw_max.strip().isdigit():
                 raise _bad("RSM max is not a number")
             limit = int(raw_max.strip())
-        if rsm.find(f"{{{RSM}}}index") is not None:
-            raise QueryError(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "RSM index")
+        raw_index = rsm.findtext(f"{{{RSM}}}index")
+        if raw_index is not None:
+            if not raw_index.strip().isdigit():
+                raise _bad("RSM index is not a number")
+            index = int(raw_index.strip())
         after = rsm.findtext(f"{{{RSM}}}after")
         before_el = rsm.find(f"{{{RSM}}}before")
         before = None if before_el is None else (before_el.text or "")
@@ -123,6 +127,8 @@ def parse_query(
             raise _bad("empty RSM after")
         if after is not None and before is not None:
             raise _bad("RSM after and before together")
+        if index is not None and (after is not None or before is not None):
+            raise _bad("RSM index with after or before")
     query = ArchiveQuery(
         archive=archive,
         max=min(limit, max_page),
@@ -134,6 +140,7 @@ def parse_query(
         ids=ids,
         after=after,
         before=before,
+        index=index,
     )
     return ParsedQuery(query, el.get("queryid"), el.find(f"{{{MAM}}}flip-page") is not None)
 

@@ -105,7 +105,9 @@ class ArchiveQuery:
     itself), ``start``/``end`` (inclusive stamps), ``after_id``/``before_id``
     (exclusive), ``ids`` (only these). Paging (XEP-0059 §2): ``max`` items;
     ``after`` the first page after that id, ``before`` the last page before
-    it ("" : the last page of the set); neither: the first page."""
+    it ("" : the last page of the set); neither: the first page; ``index``
+    (XEP-0059 §2.5, without ``after``/``before``) the page that starts at
+    that position of the set (empty past its end)."""
 
     archive: JID
     max: int
@@ -117,6 +119,7 @@ class ArchiveQuery:
     ids: tuple[str, ...] | None = None
     after: str | None = None
     before: str | None = None
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +305,8 @@ class MemoryArchive:
         seqs = [m.seq for m in full]
         start = 0 if after < 0 else bisect.bisect_right(seqs, archive.seqs[after])
         stop = len(full) if before < 0 else bisect.bisect_left(seqs, archive.seqs[before])
+        if query.index is not None:  # XEP-0059 §2.5: by position in the set
+            start = min(query.index, len(full))
         window = full[start:stop] if start < stop else []
         if query.before is not None:
             page = window[max(0, len(window) - query.max) :]
