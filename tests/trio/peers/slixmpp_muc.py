@@ -16,7 +16,8 @@ archive forward, each message as ``{body, sid, retracted}``), ``moderate``
 (room, id, reason: the xep_0425 plugin's ``moderate``), ``features`` (jid:
 its disco#info features), ``page_at`` (room, index, max: one page by RSM
 ``<index/>`` with the xep_0313 plugin's ``retrieve``: ``bodies``,
-``first_index``, ``count``), ``quit``. ``join``
+``first_index``, ``count``), ``block`` (jid: xep_0191), ``items`` (jid:
+its disco#items as ``[jid, name]`` pairs), ``quit``. ``join``
 takes ``history`` (maxstanzas, 0 if not given). Groupchat events carry the
 room's ``sid``, ``delayed`` (history) and ``retracted`` (a XEP-0425
 tombstone); a moderation notice is a ``moderated`` event (room, id).
@@ -62,6 +63,7 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0313")
         self.register_plugin("xep_0425")
+        self.register_plugin("xep_0191")
         self.done = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("groupchat_message", self.on_groupchat)
@@ -185,6 +187,16 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
                         ],
                         first_index=fin["first_index"],
                         count=fin["count"],
+                    )
+                elif op == "block":
+                    await self.plugin["xep_0191"].block(cmd["jid"])
+                    emit(event="ok", id=n)
+                elif op == "items":
+                    found = await self.plugin["xep_0030"].get_items(jid=cmd["jid"])
+                    emit(
+                        event="ok",
+                        id=n,
+                        items=[[str(i[0]), i[2]] for i in found["disco_items"]["items"]],
                     )
                 elif op == "features":
                     info = await self.plugin["xep_0030"].get_info(jid=cmd["jid"])

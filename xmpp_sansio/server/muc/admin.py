@@ -10,7 +10,7 @@ from typing import Final
 from xml.etree.ElementTree import Element, SubElement
 
 from ...delay import format_datetime
-from ...disco import DiscoInfo, DiscoItems, Identity, build_disco_info, build_disco_items
+from ...disco import DiscoInfo, DiscoItem, DiscoItems, Identity, build_disco_info, build_disco_items
 from ...errors import StanzaErrorCondition
 from ...forms import FORM_TYPE, Field, FieldType, Form, FormError, FormType, build_form, parse_form
 from ...jid import JID
@@ -83,8 +83,27 @@ def handle_room_iq(room: Room, iq: Iq) -> list[Outcome]:
         info = build_disco_info(DiscoInfo(identities, (), (), _ROOMUSER))
         return [Reply(iq_result(iq.element, info))]
     if iq.type is IqType.GET and tag == f"{{{ns.DISCO_ITEMS}}}query":
-        return [Reply(iq_result(iq.element, build_disco_items(DiscoItems())))]  # §6.5: private
+        return [Reply(iq_result(iq.element, build_disco_items(room_items(room, sender))))]
     return [Bounce(iq.element, _C_ERR.SERVICE_UNAVAILABLE)]
+
+
+def room_items(room: Room, requester: JID) -> DiscoItems:
+    """§6.5: the occupants' room JIDs when the room shows who is in it
+    (``whois`` anyone: the non-anonymous rooms, as Prosody lists them), and,
+    in a members-only room, only to its members and occupants; else an
+    empty list (the occupants are private; banned users get that too)."""
+    if not room.config.non_anonymous:
+        return DiscoItems()
+    affiliation = room.affiliation(requester)
+    if affiliation is Affiliation.OUTCAST or (
+        room.config.members_only
+        and requester not in room.by_jid
+        and affiliation.rank < Affiliation.MEMBER.rank
+    ):
+        return DiscoItems()
+    return DiscoItems(
+        tuple(DiscoItem(room.occupant_jid(nick), name=nick) for nick in sorted(room.occupants))
+    )
 
 
 def room_features(room: Room) -> tuple[str, ...]:

@@ -18,8 +18,9 @@ the closed session (RFC 6121 §4.6.3).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 from xml.etree.ElementTree import Element, SubElement
 
 from ...delay import delay_element
@@ -37,6 +38,7 @@ from ...forms import (
 )
 from ...jid import JID
 from ...stanza import Message, MessageType, Presence, PresenceType, with_attrs
+from ..blocking import blocked_by
 from ..effects import Bounce, Deliver, Outcome, Persist, Route
 from . import codes
 from .config import MucLimits, RoomConfig
@@ -56,6 +58,20 @@ _MESSAGE: Final = _C + "message"
 _C_ERR = StanzaErrorCondition
 _X_DATA: Final = "{jabber:x:data}x"
 _REQUEST: Final = "http://jabber.org/protocol/muc#request"
+
+
+class Blocks(Protocol):
+    """The accounts' block lists (XEP-0191), as rooms read them
+    (:class:`~xmpp_sansio.server.blocking.BlockingService`)."""
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a list may have changed."""
+        ...
+
+    def blocklist(self, user: JID) -> AbstractSet[JID]:
+        """The JIDs the account ``user`` (bare) blocks."""
+        ...
 
 
 @dataclass(slots=True)
@@ -90,8 +106,13 @@ class Room:
         salt: bytes,
         history: HistoryStore,
         server: ServerView,
+        blocks: Blocks | None = None,
     ) -> None:
         self.jid = jid
+        self.blocks = blocks
+        self._membership = 0  # changes when an occupant comes or goes
+        self._blockers_key: tuple[int, int] | None = None
+        self._blockers_list: list[tuple[Occupant, AbstractSet[JID]]] = []
         self.config = config
         self.limits = limits
         self.salt = salt
@@ -382,6 +403,7 @@ class Room:
                     out.append(self.send(sender, self.current(other, reveal)))
             self.occupants[nick] = occupant
             self.by_jid[sender] = occupant
+            self._membership += 1
             out.extend(
                 self.broadcast_presence(
                     occupant, self_codes=self._join_codes(created, modified)[1:]
@@ -412,7 +434,10 @@ class Room:
             return []
         now = self.now
         out: list[Outcome] = []
+        viewer = self.by_jid.get(sender) if self.blocks is not None else None
         for stored in self.history.read(self.jid, request, now, limit):
+            if viewer is not None and self._blocked_author(viewer, stored.element):
+                continue
             copy = with_attrs(stored.element)
             copy.append(delay_element(stored.stamp, from_=str(self.jid)))
             out.append(self.send(sender, copy))
@@ -440,6 +465,7 @@ class Room:
 
     def _drop(self, occupant: Occupant) -> None:
         self.occupants.pop(occupant.nick, None)
+        self._membership += 1
         for full in occupant.sessions:
             self.by_jid.pop(full, None)
 
@@ -542,7 +568,8 @@ class Room:
         if msg.body is not None:
             keep = min(self.config.history_length, self.limits.max_history)
             self.history.append(self.jid, out_el, self.now, keep, archive=self.config.archiving)
-        return self.fan_out(out_el)
+        assert msg.from_ is not None
+        return self._fan_out_from(out_el, occupant, msg.from_)
 
     def fan_out(self, element: Element) -> list[Outcome]:
         """``element`` to every session of every occupant (§7.4: the sender too)."""
@@ -550,6 +577,68 @@ class Room:
         for occupant in self.occupants.values():
             out.extend(self.to_occupant(occupant, element))
         return out
+
+    def _fan_out_from(self, element: Element, sender: Occupant, real: JID) -> list[Outcome]:
+        """A groupchat message from ``sender`` (its session ``real``) to every
+        occupant who does not block it (XEP-0191, see :meth:`blocked`). The
+        occupants with a non-empty block list are kept per room until a list
+        or the occupants change, so a room where nobody blocks anyone costs
+        nothing more per message."""
+        blockers = self._blockers()
+        if not blockers:
+            return self.fan_out(element)
+        address = self.occupant_jid(sender.nick)
+        skip = {
+            id(occupant)
+            for occupant, blocks in blockers
+            if occupant is not sender
+            and (
+                blocked_by(blocks, address)
+                or (real.bare != occupant.bare and blocked_by(blocks, real))
+            )
+        }
+        out: list[Outcome] = []
+        for occupant in self.occupants.values():
+            if id(occupant) not in skip:
+                out.extend(self.to_occupant(occupant, element))
+        return out
+
+    def _blockers(self) -> list[tuple[Occupant, AbstractSet[JID]]]:
+        """The local occupants whose block list is not empty, with it."""
+        lists = self.blocks
+        if lists is None:
+            return []
+        key = (lists.generation, self._membership)
+        if key != self._blockers_key:
+            is_local = self.server.is_local
+            self._blockers_list = [
+                (occupant, blocks)
+                for occupant in self.occupants.values()
+                if is_local(occupant.bare.domain) and (blocks := lists.blocklist(occupant.bare))
+            ]
+            self._blockers_key = key
+        return self._blockers_list
+
+    def _blocked_author(self, viewer: Occupant, element: Element) -> bool:
+        """Whether ``viewer`` blocks the room JID a history message is from."""
+        author = parse_jid(element.get("from"))
+        return author is not None and self.blocked(viewer, author, None)
+
+    def blocked(self, viewer: Occupant, address: JID, real: JID | None) -> bool:
+        """Whether ``viewer`` (a local account) blocks (XEP-0191) an occupant:
+        its room JID ``address`` (what the router would check had the room
+        routed the stanza: ``room@service/nick``, the room, the service) or
+        its real JID ``real`` (the account behind the nick, full or bare, or
+        its server), whatever the room shows of it. Rooms deliver straight
+        to bound sessions, so the room applies the rule (docs/muc.md)."""
+        if self.blocks is None or not self.server.is_local(viewer.bare.domain):
+            return False
+        blocks = self.blocks.blocklist(viewer.bare)
+        if not blocks:  # most lists are empty
+            return False
+        if blocked_by(blocks, address):
+            return True
+        return real is not None and real.bare != viewer.bare and blocked_by(blocks, real)
 
     def _set_subject(self, msg: Message, occupant: Occupant, subject: str) -> list[Outcome]:
         """§8.1: a subject change by an occupant allowed to make it."""
@@ -574,6 +663,11 @@ class Room:
         target = self.occupants.get(nick)
         if target is None:
             return [Bounce(msg.element, _C_ERR.ITEM_NOT_FOUND)]
+        if target is not occupant and self.blocked(
+            target, self.occupant_jid(occupant.nick), msg.from_
+        ):
+            # XEP-0191 §3.3, as for a message between accounts: service-unavailable.
+            return [Bounce(msg.element, _C_ERR.SERVICE_UNAVAILABLE)]
         out_el = strip_muc(msg.element)
         out_el.set("from", str(self.occupant_jid(occupant.nick)))
         out_el.append(Element(f"{{{MUC_USER}}}x"))

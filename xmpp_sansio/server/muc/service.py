@@ -29,7 +29,7 @@ from .admin import handle_room_iq
 from .config import MucLimits, RoomConfig
 from .history import ArchivedHistory, HistoryStore, MemoryHistory, RoomArchive
 from .permissions import Affiliation
-from .room import Room
+from .room import Blocks, Room
 from .stanzas import MUC, OCCUPANT_ID
 from .store import MucStorage
 
@@ -82,8 +82,11 @@ class MucService(HostService):
         storage: MucStorage | None = None,
         history: HistoryStore | None = None,
         archive: RoomArchive | None = None,
+        blocks: Blocks | None = None,
     ) -> None:
         self.settings = settings or MucSettings()
+        #: Whether an account blocks an address (XEP-0191): applied to room traffic.
+        self.blocks = blocks
         self.storage = storage
         #: The room archives (XEP-0313 §5.1.2): history is kept there, and
         #: MAM queries to a room are answered from it.
@@ -111,7 +114,7 @@ class MucService(HostService):
                     room.reserved[user] = nick
 
     def _room(self, jid: JID, config: RoomConfig, salt: bytes) -> Room:
-        room = Room(jid, config, self.settings.limits, salt, self.history, self.server)
+        room = Room(jid, config, self.settings.limits, salt, self.history, self.server, self.blocks)
         self.rooms[jid] = room
         return room
 
