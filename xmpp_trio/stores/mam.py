@@ -509,8 +509,7 @@ class SqliteArchiveStorage:
         if row is None or query.max == 0:
             return ArchivePage((), row is None, count, None)
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM {_FROM} WHERE {cond} AND e.seq >= ?"
-            " ORDER BY e.seq LIMIT ?",
+            f"SELECT {_COLUMNS} FROM {_FROM} WHERE {cond} AND e.seq >= ? ORDER BY e.seq LIMIT ?",
             (*args, int(row[0]), query.max + 1),
         ).fetchall()
         items = tuple(_row(r) for r in rows[: query.max])
