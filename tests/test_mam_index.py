@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_mam_store import JULIET, NURSE, ROMEO, backend, put, sids  # noqa: F401
+from test_mam_store import JULIET, NURSE, ROMEO, archives, backend, put, sids  # noqa: F401
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import (
@@ -24,16 +24,12 @@ from xmpp_sansio.server.mam.store import (
 )
 from xmpp_trio.stores.mam import SqliteArchiveStorage
 
-messages = st.lists(
-    st.tuples(st.sampled_from([ROMEO, NURSE, ROMEO.bare]), st.integers(0, 5)), max_size=25
-)
-
 
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    archived=messages,
+    archived=archives,
     index=st.integers(0, 30),
     size=st.integers(0, 7),
     with_=st.sampled_from([None, ROMEO, ROMEO.bare, NURSE]),
