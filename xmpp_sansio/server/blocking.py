@@ -255,14 +255,15 @@ class _BlockLists:
         return Persist(op, stanza)
 
     def abandoned(self, pending: Sequence[StoreOp]) -> None:
-        self._overlay.keep_only(pending)
-        self.generation += 1
+        if self._overlay:
+            self._overlay.keep_only(pending)
+            self.generation += 1
 
     def committed(self, ops: Sequence[StoreOp]) -> None:
-        self.generation += 1
         for op in ops:
             if isinstance(op, BlockAdd | BlockRemove | BlockClear):
                 self._lists.pop(op.user, None)
+                self.generation += 1
         self._overlay.settle(ops)
 
 
