@@ -56,6 +56,11 @@ async def test_a_moderated_message_is_a_tombstone_in_the_archive_and_the_history
                 (sids["free potions"], "", True),
                 (sids["fine"], "fine", False),
             ]
+            # XEP-0313 §5.1.2: the owner (a moderator) sees who wrote it, in this
+            # semi-anonymous room; a participant does not.
+            assert archived[1]["jid"] == "juliet@localhost/slixmpp"
+            theirs = (await juliet.do("archived", room=ROOM))["messages"]
+            assert [(m["body"], m["jid"]) for m in theirs] == [("", None), ("fine", None)]
             for peer in (romeo, juliet):
                 await peer.quit()
             nursery.cancel_scope.cancel()

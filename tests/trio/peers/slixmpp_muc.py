@@ -12,7 +12,8 @@ they come, ``groupchat`` messages and MUC ``presence``. Commands: ``join``
 ``members`` (room), ``say`` (room, body), ``archive`` (room: the room's
 archive through the xep_0313 plugin's ``iterate``, pages of 2, both ways:
 ``forward`` and ``backward`` bodies, oldest first), ``archived`` (room: the
-archive forward, each message as ``{body, sid, retracted}``), ``moderate``
+archive forward, each message as ``{body, sid, retracted, jid}``: ``jid``
+the real JID the archive shows, if any), ``moderate``
 (room, id, reason: the xep_0425 plugin's ``moderate``), ``features`` (jid:
 its disco#info features), ``page_at`` (room, index, max: one page by RSM
 ``<index/>`` with the xep_0313 plugin's ``retrieve``: ``bodies``,
@@ -43,13 +44,16 @@ def emit(**event: Any) -> None:
 
 RETRACT = "urn:xmpp:message-retract:1"
 MODERATE = "urn:xmpp:message-moderate:1"
+MUC_USER = "http://jabber.org/protocol/muc#user"
 
 
 def seen(msg: slixmpp.Message) -> dict[str, Any]:
     """A room message's body, the room's stanza id, whether it is delayed
     (history) or a XEP-0425 tombstone (``<retracted/>``)."""
     sid = msg.xml.find("{urn:xmpp:sid:0}stanza-id")
+    item = msg.xml.find(f"{{{MUC_USER}}}x/{{{MUC_USER}}}item")
     return {
+        "jid": None if item is None else item.get("jid"),
         "body": msg["body"],
         "sid": None if sid is None else sid.get("id"),
         "delayed": msg.xml.find("{urn:xmpp:delay}delay") is not None,

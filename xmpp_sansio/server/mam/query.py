@@ -163,9 +163,13 @@ def query_form() -> Element:
     return query
 
 
-def result_message(to: JID, queryid: str | None, item: ArchivedMessage, by: JID) -> Element:
+def result_message(
+    to: JID, queryid: str | None, item: ArchivedMessage, by: JID, *, hide_real: bool = False
+) -> Element:
     """One result (XEP-0313 §4.2): the archived message, forwarded
-    (XEP-0297) with its archive time (XEP-0203)."""
+    (XEP-0297) with its archive time (XEP-0203); with ``hide_real`` without
+    the room's ``<x xmlns='…muc#user'>`` naming the sender's real JID
+    (§5.1.2: only for those who may see it at the time of the query)."""
     msg = Element("{jabber:client}message", {"to": str(to), "from": str(by)})
     attrs = {"id": item.sid}
     if queryid is not None:
@@ -173,8 +177,16 @@ def result_message(to: JID, queryid: str | None, item: ArchivedMessage, by: JID)
     result = SubElement(msg, f"{{{MAM}}}result", attrs)
     forwarded = SubElement(result, f"{{{FORWARD}}}forwarded")
     forwarded.append(delay_element(item.stamp))
-    forwarded.append(fromstring(item.stanza))
+    message = fromstring(item.stanza)
+    if hide_real:
+        for x in message.findall(MUC_USER_X):
+            message.remove(x)
+    forwarded.append(message)
     return msg
+
+
+#: The room's note of a sender's real JID in its archive (XEP-0313 §5.1.2).
+MUC_USER_X = "{http://jabber.org/protocol/muc#user}x"
 
 
 def fin_element(page: ArchivePage, *, flip: bool, backward: bool = False) -> Element:

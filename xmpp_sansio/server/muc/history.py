@@ -33,6 +33,7 @@ __all__ = [
 _MUC = "{http://jabber.org/protocol/muc}"
 SID = "{urn:xmpp:sid:0}"  # XEP-0359
 RETRACTED = "{urn:xmpp:message-retract:1}retracted"  # XEP-0424/XEP-0425 tombstones
+MUC_USER_X = "{http://jabber.org/protocol/muc#user}x"  # a real JID in the archive
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +85,18 @@ class HistoryStore(Protocol):
     protocol over their store."""
 
     def append(
-        self, room: JID, element: Element, stamp: float, keep: int, *, archive: bool = True
+        self,
+        room: JID,
+        element: Element,
+        stamp: float,
+        keep: int,
+        *,
+        archive: bool = True,
+        archived: Element | None = None,
     ) -> None:
         """Add a message; keep at most ``keep`` of the room's newest; archive
-        it too if the store keeps an archive and ``archive`` (the room's switch)."""
+        it too if the store keeps an archive and ``archive`` (the room's
+        switch), as ``archived`` if given (the copy naming the real JID)."""
         ...
 
     def read(
@@ -114,7 +123,14 @@ class MemoryHistory:
         self._rooms: dict[JID, deque[StoredMessage]] = {}
 
     def append(
-        self, room: JID, element: Element, stamp: float, keep: int, *, archive: bool = True
+        self,
+        room: JID,
+        element: Element,
+        stamp: float,
+        keep: int,
+        *,
+        archive: bool = True,
+        archived: Element | None = None,
     ) -> None:
         if keep <= 0:
             self._rooms.pop(room, None)
@@ -184,8 +200,9 @@ class RoomArchive(Protocol):
         """Archive a message as the room sent it (``Persist`` effects)."""
         ...
 
-    def room_query(self, iq: Iq, room: JID) -> list[Outcome]:
-        """Answer a XEP-0313 iq for the room's archive (the caller checked the sender)."""
+    def room_query(self, iq: Iq, room: JID, *, reveal: bool = False) -> list[Outcome]:
+        """Answer a XEP-0313 iq for the room's archive (the caller checked the
+        sender), with the senders' real JIDs if ``reveal`` (§5.1.2)."""
         ...
 
     def room_history(self, room: JID, limit: int) -> list[tuple[Element, float]]:
@@ -225,15 +242,25 @@ class ArchivedHistory(MemoryHistory):
             self._primed.clear()
         self._primed.add(room)
         for element, stamp in self.archive.room_history(room, keep):
+            for x in element.findall(MUC_USER_X):  # the archive's real JIDs stay there
+                element.remove(x)
             super().append(room, element, stamp, keep)
 
     def append(
-        self, room: JID, element: Element, stamp: float, keep: int, *, archive: bool = True
+        self,
+        room: JID,
+        element: Element,
+        stamp: float,
+        keep: int,
+        *,
+        archive: bool = True,
+        archived: Element | None = None,
     ) -> None:
         self._prime(room, keep)
         super().append(room, element, stamp, keep)
         if archive:
-            self._outcomes.extend(self.archive.room_put(room, element, stamp))
+            copy = element if archived is None else archived
+            self._outcomes.extend(self.archive.room_put(room, copy, stamp))
 
     def read(
         self, room: JID, request: HistoryRequest, now: float, limit: int

@@ -567,7 +567,24 @@ class Room:
         out_el.append(Element(SID + "stanza-id", {"id": sid, "by": str(self.jid)}))
         if msg.body is not None:
             keep = min(self.config.history_length, self.limits.max_history)
-            self.history.append(self.jid, out_el, self.now, keep, archive=self.config.archiving)
+            archived = None
+            if self.archiving:  # XEP-0313 §5.1.2: the archive notes the real JID
+                archived = with_attrs(out_el)
+                archived.append(
+                    user_x(
+                        affiliation=self.affiliation(occupant.bare).value,
+                        role=occupant.role.value,
+                        jid=msg.from_,
+                    )
+                )
+            self.history.append(
+                self.jid,
+                out_el,
+                self.now,
+                keep,
+                archive=self.config.archiving,
+                archived=archived,
+            )
         assert msg.from_ is not None
         return self._fan_out_from(out_el, occupant, msg.from_)
 

@@ -28,7 +28,7 @@ from . import codes
 from .admin import handle_room_iq
 from .config import MucLimits, RoomConfig
 from .history import ArchivedHistory, HistoryStore, MemoryHistory, RoomArchive
-from .permissions import Affiliation
+from .permissions import Affiliation, Role
 from .room import Blocks, Room
 from .stanzas import MUC, OCCUPANT_ID
 from .store import MucStorage
@@ -164,7 +164,15 @@ class MucService(HostService):
         )
         if iq.to.resource is not None or not allowed:
             return self._refuse(iq, _C_ERR.FORBIDDEN)
-        return archive.room_query(iq, room.jid)
+        # §5.1.2: real JIDs to those who may see them now (non-anonymous
+        # rooms; in others the moderators, and the admins and owners who are).
+        occupant = room.by_jid.get(iq.from_)
+        reveal = (
+            room.config.non_anonymous
+            or affiliation in (Affiliation.ADMIN, Affiliation.OWNER)
+            or (occupant is not None and occupant.role is Role.MODERATOR)
+        )
+        return archive.room_query(iq, room.jid, reveal=reveal)
 
     def _refuse(self, stanza: Stanza, condition: StanzaErrorCondition) -> list[Outcome]:
         if isinstance(stanza, Presence) and stanza.type is not PresenceType.AVAILABLE:
