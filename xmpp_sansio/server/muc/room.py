@@ -18,9 +18,8 @@ the closed session (RFC 6121 §4.6.3).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 from xml.etree.ElementTree import Element, SubElement
 
 from ...delay import delay_element
@@ -38,9 +37,9 @@ from ...forms import (
 )
 from ...jid import JID
 from ...stanza import Message, MessageType, Presence, PresenceType, with_attrs
-from ..blocking import blocked_by
 from ..effects import Bounce, Deliver, Outcome, Persist, Route
 from . import codes
+from .blocks import Blocks, RoomBlockers, blocks_sender
 from .config import MucLimits, RoomConfig
 from .history import SID, ArchivedHistory, HistoryStore, parse_history_request
 from .permissions import Affiliation, Role, RolePrivilege, initial_role, role_privileges
@@ -58,20 +57,6 @@ _MESSAGE: Final = _C + "message"
 _C_ERR = StanzaErrorCondition
 _X_DATA: Final = "{jabber:x:data}x"
 _REQUEST: Final = "http://jabber.org/protocol/muc#request"
-
-
-class Blocks(Protocol):
-    """The accounts' block lists (XEP-0191), as rooms read them
-    (:class:`~xmpp_sansio.server.blocking.BlockingService`)."""
-
-    @property
-    def generation(self) -> int:
-        """Changes whenever a list may have changed."""
-        ...
-
-    def blocklist(self, user: JID) -> AbstractSet[JID]:
-        """The JIDs the account ``user`` (bare) blocks."""
-        ...
 
 
 @dataclass(slots=True)
@@ -109,10 +94,8 @@ class Room:
         blocks: Blocks | None = None,
     ) -> None:
         self.jid = jid
-        self.blocks = blocks
-        self._membership = 0  # changes when an occupant comes or goes
-        self._blockers_key: tuple[int, int] | None = None
-        self._blockers_list: list[tuple[Occupant, AbstractSet[JID]]] = []
+        #: XEP-0191 in the room (:mod:`.blocks`), when the server has block lists.
+        self.blockers = None if blocks is None else RoomBlockers(blocks, server.is_local)
         self.config = config
         self.limits = limits
         self.salt = salt
@@ -403,7 +386,8 @@ class Room:
                     out.append(self.send(sender, self.current(other, reveal)))
             self.occupants[nick] = occupant
             self.by_jid[sender] = occupant
-            self._membership += 1
+            if self.blockers is not None:
+                self.blockers.changed()
             out.extend(
                 self.broadcast_presence(
                     occupant, self_codes=self._join_codes(created, modified)[1:]
@@ -434,7 +418,7 @@ class Room:
             return []
         now = self.now
         out: list[Outcome] = []
-        viewer = self.by_jid.get(sender) if self.blocks is not None else None
+        viewer = self.by_jid.get(sender) if self.blockers is not None else None
         for stored in self.history.read(self.jid, request, now, limit):
             if viewer is not None and self._blocked_author(viewer, stored.element):
                 continue
@@ -465,7 +449,8 @@ class Room:
 
     def _drop(self, occupant: Occupant) -> None:
         self.occupants.pop(occupant.nick, None)
-        self._membership += 1
+        if self.blockers is not None:
+            self.blockers.changed()
         for full in occupant.sessions:
             self.by_jid.pop(full, None)
 
@@ -597,22 +582,15 @@ class Room:
 
     def _fan_out_from(self, element: Element, sender: Occupant, real: JID) -> list[Outcome]:
         """A groupchat message from ``sender`` (its session ``real``) to every
-        occupant who does not block it (XEP-0191, see :meth:`blocked`). The
-        occupants with a non-empty block list are kept per room until a list
-        or the occupants change, so a room where nobody blocks anyone costs
-        nothing more per message."""
-        blockers = self._blockers()
+        occupant who does not block it (XEP-0191, :mod:`.blocks`)."""
+        blockers = [] if self.blockers is None else self.blockers.of(self.occupants.values())
         if not blockers:
             return self.fan_out(element)
         address = self.occupant_jid(sender.nick)
         skip = {
             id(occupant)
             for occupant, blocks in blockers
-            if occupant is not sender
-            and (
-                blocked_by(blocks, address)
-                or (real.bare != occupant.bare and blocked_by(blocks, real))
-            )
+            if occupant is not sender and blocks_sender(blocks, occupant.bare, address, real)
         }
         out: list[Outcome] = []
         for occupant in self.occupants.values():
@@ -620,42 +598,15 @@ class Room:
                 out.extend(self.to_occupant(occupant, element))
         return out
 
-    def _blockers(self) -> list[tuple[Occupant, AbstractSet[JID]]]:
-        """The local occupants whose block list is not empty, with it."""
-        lists = self.blocks
-        if lists is None:
-            return []
-        key = (lists.generation, self._membership)
-        if key != self._blockers_key:
-            is_local = self.server.is_local
-            self._blockers_list = [
-                (occupant, blocks)
-                for occupant in self.occupants.values()
-                if is_local(occupant.bare.domain) and (blocks := lists.blocklist(occupant.bare))
-            ]
-            self._blockers_key = key
-        return self._blockers_list
-
     def _blocked_author(self, viewer: Occupant, element: Element) -> bool:
         """Whether ``viewer`` blocks the room JID a history message is from."""
         author = parse_jid(element.get("from"))
         return author is not None and self.blocked(viewer, author, None)
 
     def blocked(self, viewer: Occupant, address: JID, real: JID | None) -> bool:
-        """Whether ``viewer`` (a local account) blocks (XEP-0191) an occupant:
-        its room JID ``address`` (what the router would check had the room
-        routed the stanza: ``room@service/nick``, the room, the service) or
-        its real JID ``real`` (the account behind the nick, full or bare, or
-        its server), whatever the room shows of it. Rooms deliver straight
-        to bound sessions, so the room applies the rule (docs/muc.md)."""
-        if self.blocks is None or not self.server.is_local(viewer.bare.domain):
-            return False
-        blocks = self.blocks.blocklist(viewer.bare)
-        if not blocks:  # most lists are empty
-            return False
-        if blocked_by(blocks, address):
-            return True
-        return real is not None and real.bare != viewer.bare and blocked_by(blocks, real)
+        """Whether ``viewer`` blocks (XEP-0191) an occupant known by its room
+        JID ``address`` and its real JID ``real`` (:mod:`.blocks`)."""
+        return self.blockers is not None and self.blockers.blocked(viewer.bare, address, real)
 
     def _set_subject(self, msg: Message, occupant: Occupant, subject: str) -> list[Outcome]:
         """§8.1: a subject change by an occupant allowed to make it."""

@@ -26,10 +26,11 @@ from ..stages import Context
 from ..view import ServerView
 from . import codes
 from .admin import handle_room_iq
+from .blocks import Blocks
 from .config import MucLimits, RoomConfig
 from .history import ArchivedHistory, HistoryStore, MemoryHistory, RoomArchive
 from .permissions import Affiliation, Role
-from .room import Blocks, Room
+from .room import Room
 from .stanzas import MUC, OCCUPANT_ID
 from .store import MucStorage
 
