@@ -82,6 +82,8 @@ def test_an_index_page_of_a_100k_archive_and_past_its_end(tmp_path: Path) -> Non
     past = store.load(ArchiveQuery(JULIET, 50, index=n))
     assert isinstance(past, ArchivePage)
     assert (past.items, past.complete, past.count) == ((), True, n)
+    far = store.load(ArchiveQuery(JULIET, 50, index=1 << 62))  # the parser's cap
+    assert isinstance(far, ArchivePage) and (far.items, far.complete) == ((), True)
 
 
 def test_a_tombstone_replaces_the_message_in_place(backend) -> None:  # noqa: F811

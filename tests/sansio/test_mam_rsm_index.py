@@ -23,6 +23,8 @@ def test_a_page_starts_at_the_index_with_count_and_first_index() -> None:
     past = w.query(JULIET, rsm(max="2", index="9"))
     assert results(past) == [] and fin(past).get("complete") == "true"
     assert fin(past).findtext(f"{RSM}set/{RSM}count") == "5"
+    huge = w.query(JULIET, rsm(max="2", index="9" * 40))
+    assert results(huge) == [] and fin(huge).get("complete") == "true"
 
 
 def test_the_index_counts_within_the_filtered_set() -> None:

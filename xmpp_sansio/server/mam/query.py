@@ -119,7 +119,8 @@ def parse_query(
         if raw_index is not None:
             if not raw_index.strip().isdigit():
                 raise _bad("RSM index is not a number")
-            index = int(raw_index.strip())
+            # Past any set (XEP-0059 §2.5: an empty page), and a store integer.
+            index = min(int(raw_index.strip()), 1 << 62)
         after = rsm.findtext(f"{{{RSM}}}after")
         before_el = rsm.find(f"{{{RSM}}}before")
         before = None if before_el is None else (before_el.text or "")
