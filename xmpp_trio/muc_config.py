@@ -22,6 +22,7 @@ chat at ``conference.<first domain>``); see docs/muc.md::
     default_allow_invites = false
     default_change_subject = false
     default_allow_pm = "anyone"   # "anyone", "participants", "moderators" or "none"
+    default_archiving = true      # archive new rooms (with [mam] enabled)
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ MUC_KEYS: Final = (
     "default_allow_invites",
     "default_change_subject",
     "default_allow_pm",
+    "default_archiving",
 )
 
 
@@ -141,6 +143,7 @@ def load_muc(loader: _Loader, data: Mapping[str, object], domains: tuple[str, ..
             config.allow_pm,
             ("anyone", "participants", "moderators", "none"),
         ),
+        archiving=flag("default_archiving", config.archiving),
     )
     creators = _choice(loader, table, "room_creators", "local", ("anyone", "local", "admins"))
     settings = MucSettings(new_limits, default, creators, admins)  # type: ignore[arg-type]

@@ -233,8 +233,9 @@ class ServerServices:
                     config.mam,
                 )
             )
+        blocking = BlockingService(blocks, is_subscribed)
         self.services: list[Service] = [
-            BlockingService(blocks, is_subscribed),
+            blocking,
             self.roster,
             PresenceService(
                 self.roster,
@@ -287,7 +288,12 @@ class ServerServices:
         if config.muc_domain is not None:
             # Room archives (XEP-0313 §5.1.2) in the same store, with the user archives.
             room_archive = mam_services[0] if mam_services else None
-            self.muc = MucService(config.muc.settings, self._muc_storage, archive=room_archive)
+            self.muc = MucService(
+                config.muc.settings,
+                self._muc_storage,
+                archive=room_archive,
+                blocks=blocking,  # XEP-0191 in rooms (docs/muc.md)
+            )
             self.hosts[config.muc_domain] = self.muc
             admins = config.admin.admins
             self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))

@@ -9,7 +9,8 @@ from xml.etree.ElementTree import Element
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
-from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.blocking import BlockingService, MemoryBlockStorage
+from xmpp_sansio.server.effects import BlockAdd, BlockClear, BlockRemove, Persist
 from xmpp_sansio.server.muc.config import MucLimits, RoomConfig
 from xmpp_sansio.server.muc.service import MucService, MucSettings
 from xmpp_sansio.server.muc.store import MemoryMucStorage
@@ -38,6 +39,7 @@ class World:
         config: RoomConfig | None = None,
         storage: MemoryMucStorage | None = None,
         creators: str = "local",
+        blocking: bool = False,
     ) -> None:
         self.storage = storage if storage is not None else MemoryMucStorage()
         settings = MucSettings(
@@ -45,14 +47,17 @@ class World:
             default_config=config or RoomConfig(),
             creators=creators,  # type: ignore[arg-type]
         )
-        self.muc = MucService(settings, self.storage)
+        #: With ``blocking``: XEP-0191 in front, its lists applied to room traffic.
+        self.blocks = MemoryBlockStorage()
+        blocker = BlockingService(self.blocks, lambda contact, user: False)
+        self.muc = MucService(settings, self.storage, blocks=blocker if blocking else None)
         self.now = 1_000_000.0
         roster = RosterService(MemoryRosterStorage())
         self.router = Router(
             ["example.com"],
             rng=seeded_rng(1),
             account_exists=lambda local, domain: local in USERS,
-            services=[roster, PresenceService(roster)],
+            services=[*([blocker] if blocking else []), roster, PresenceService(roster)],
             hosts={SERVICE: self.muc},
             clock=lambda: self.now,
         )
@@ -77,7 +82,9 @@ class World:
     def collect(self, effects: list[Effect]) -> None:
         ops = [e for e in effects if isinstance(e, Persist)]
         if ops:
-            self.storage.apply([p.op for p in ops])
+            blocks = [p.op for p in ops if isinstance(p.op, BlockAdd | BlockRemove | BlockClear)]
+            self.blocks.apply(blocks)
+            self.storage.apply([p.op for p in ops if p.op not in blocks])
             self.persisted.extend(p.op for p in ops)
             self.collect(self.router.persisted(ops, None))
         for effect in effects:

@@ -225,7 +225,8 @@ def test_bad_forms_are_bad_request_and_unknown_fields_feature_not_implemented() 
     assert error(w.query(JULIET, form(with_="@@"))) == "bad-request"
     assert error(w.query(JULIET, rsm(max="-1"))) == "bad-request"
     assert error(w.query(JULIET, form(colour="red"))) == "feature-not-implemented"
-    assert error(w.query(JULIET, rsm(max="1", index="0"))) == "feature-not-implemented"
+    # RSM <index/> (XEP-0059 §2.5) is served now (tests/sansio/test_mam_rsm_index.py).
+    assert error(w.query(JULIET, rsm(max="1", index="first"))) == "bad-request"
     assert error(w.query(JULIET, form(ids=[f"i{n}" for n in range(101)]))) == "policy-violation"
 
 

@@ -42,6 +42,11 @@ async def test_slixmpp_pages_a_rooms_archive_and_a_bot_catches_up_on_it(
             pages = await romeo.do("archive", room=ROOM)
             assert pages["event"] == "ok", pages
             assert pages["forward"] == said and pages["backward"] == said
+            # XEP-0059 §2.5: a page by position (an index) with the set's count.
+            at = await romeo.do("page_at", room=ROOM, index=1, max=2)
+            assert (at["bodies"], at["first_index"], at["count"]) == (said[1:3], "1", "5")
+            past = await romeo.do("page_at", room=ROOM, index=9, max=2)
+            assert (past["bodies"], past["count"]) == ([], "5")
             # A bot (not in the room) reads what it missed, from an id on.
             async with im_session(server, "juliet@localhost/bot") as juliet:
                 history = await catch_up(juliet.im, None, room=JID.parse(ROOM), page=2)

@@ -50,6 +50,7 @@ default_history_length = 5
 default_allow_invites = true
 default_change_subject = true
 default_allow_pm = "moderators"
+default_archiving = false
 """
     settings = load_config(write(tmp_path, text)).muc.settings
     assert settings.creators == "admins" and settings.admins == {JID.parse("boss@example.org")}
@@ -76,6 +77,7 @@ default_allow_pm = "moderators"
         True,
         "moderators",
     )
+    assert c.archiving is False and ServerConfig().muc.settings.default_config.archiving
 
 
 @pytest.mark.parametrize(

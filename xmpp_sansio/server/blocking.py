@@ -225,6 +225,8 @@ class _BlockLists:
         self._max_users = max_users
         self._lists: dict[JID, frozenset[JID]] = {}
         self._overlay: Overlay[JID, frozenset[JID]] = Overlay()
+        #: Changes whenever a list may have changed (readers key caches on it).
+        self.generation = 0
 
     def blocklist(self, user: JID) -> frozenset[JID]:
         if self._overlay:
@@ -249,15 +251,19 @@ class _BlockLists:
             case BlockClear():
                 after = frozenset()
         self._overlay.write(op.user, after, op)
+        self.generation += 1
         return Persist(op, stanza)
 
     def abandoned(self, pending: Sequence[StoreOp]) -> None:
-        self._overlay.keep_only(pending)
+        if self._overlay:
+            self._overlay.keep_only(pending)
+            self.generation += 1
 
     def committed(self, ops: Sequence[StoreOp]) -> None:
         for op in ops:
             if isinstance(op, BlockAdd | BlockRemove | BlockClear):
                 self._lists.pop(op.user, None)
+                self.generation += 1
         self._overlay.settle(ops)
 
 
@@ -293,6 +299,16 @@ class BlockingService(IqService):
         self._pushes = 0
 
     # -- queries for other services -----------------------------------------------
+
+    def blocklist(self, user: JID) -> frozenset[JID]:
+        """The JIDs the account ``user`` (bare) blocks, pending changes
+        included (rooms filter their traffic with it, docs/muc.md)."""
+        return self._lists.blocklist(user.bare)
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever any block list may have changed."""
+        return self._lists.generation
 
     def is_blocked(self, user: JID, address: JID) -> bool:
         """Whether the account ``user`` blocks ``address`` (XEP-0191 §6 matching;

@@ -40,6 +40,7 @@ from xmpp_sansio.server.mam.store import (
     ArchivePut,
     ArchiveQuery,
     ArchiveRemove,
+    ArchiveReplace,
     Prefs,
     UnknownId,
 )
@@ -164,8 +165,19 @@ class SqliteArchiveStorage:
                     conn.execute("DELETE FROM mam_archives WHERE id = ?", (found,))
                     self._ids.pop(op.archive, None)
                 conn.execute("DELETE FROM mam_prefs WHERE archive = ?", (key,))
+            case ArchiveReplace():
+                self._replace(op)
             case _:
                 raise TypeError(f"not an archive op: {op!r}")
+
+    def _replace(self, op: ArchiveReplace) -> None:
+        """A tombstone (XEP-0425 §5) for ``op.sid`` of ``op.archive``: the
+        kept puts are written first (the message may still be among them)."""
+        self.write_pending()
+        key = self._id(op.archive, create=False)
+        seq = None if key is None else self._find(key, op.sid)
+        if seq is not None:
+            self._conn.execute("UPDATE mam_items SET stanza = ? WHERE seq = ?", (op.stanza, seq))
 
     def _id(self, archive: JID, *, create: bool) -> int | None:
         """The small integer of ``archive`` (made if ``create``)."""
@@ -426,6 +438,8 @@ class SqliteArchiveStorage:
             where.append(f"e.seq IN ({','.join('?' * len(query.ids))})")
             args.extend(seqs[sid] for sid in query.ids)
         filtered = len(where) > 1
+        if query.index is not None:
+            return self._load_at(query, where, args, filtered)
         set_where = " AND ".join(where)
         page_where, page_args = list(where), list(args)
         backward = query.before is not None
@@ -468,6 +482,38 @@ class SqliteArchiveStorage:
             elif query.before == "":
                 first_index = count - len(items)
         return ArchivePage(tuple(items), complete, count, first_index)
+
+    def _load_at(
+        self, query: ArchiveQuery, where: list[str], args: list[object], filtered: bool
+    ) -> ArchivePage:
+        """XEP-0059 §2.5: the page at ``query.index`` of the set. Its first
+        ``seq`` is found by ``OFFSET`` on the index alone (``mam_entries``;
+        the items are read only when a stamp is checked), then the page is
+        read from there like any other; ``count`` is exact (a filtered set is
+        counted whole: the index says where in it the page is)."""
+        assert query.index is not None
+        conn = self._conn
+        stamped = query.start is not None or query.end is not None
+        source = _FROM if stamped else "mam_entries e"
+        cond = " AND ".join(where)
+        if filtered:
+            count = int(
+                conn.execute(f"SELECT COUNT(*) FROM {source} WHERE {cond}", args).fetchone()[0]
+            )
+        else:
+            count = self.count(query.archive)
+        row = conn.execute(
+            f"SELECT e.seq FROM {source} WHERE {cond} ORDER BY e.seq LIMIT 1 OFFSET ?",
+            (*args, query.index),
+        ).fetchone()
+        if row is None or query.max == 0:
+            return ArchivePage((), row is None, count, None)
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM {_FROM} WHERE {cond} AND e.seq >= ? ORDER BY e.seq LIMIT ?",
+            (*args, int(row[0]), query.max + 1),
+        ).fetchall()
+        items = tuple(_row(r) for r in rows[: query.max])
+        return ArchivePage(items, len(rows) <= query.max, count, query.index)
 
     def _meta(self, archive: JID) -> _Item:
         key = self._id(archive, create=False)

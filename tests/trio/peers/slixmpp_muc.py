@@ -11,7 +11,17 @@ they come, ``groupchat`` messages and MUC ``presence``. Commands: ``join``
 ``affiliation`` (room, jid, affiliation), ``role`` (room, nick, role),
 ``members`` (room), ``say`` (room, body), ``archive`` (room: the room's
 archive through the xep_0313 plugin's ``iterate``, pages of 2, both ways:
-``forward`` and ``backward`` bodies, oldest first), ``quit``.
+``forward`` and ``backward`` bodies, oldest first), ``archived`` (room: the
+archive forward, each message as ``{body, sid, retracted, jid}``: ``jid``
+the real JID the archive shows, if any), ``moderate``
+(room, id, reason: the xep_0425 plugin's ``moderate``), ``features`` (jid:
+its disco#info features), ``page_at`` (room, index, max: one page by RSM
+``<index/>`` with the xep_0313 plugin's ``retrieve``: ``bodies``,
+``first_index``, ``count``), ``block`` (jid: xep_0191), ``items`` (jid:
+its disco#items as ``[jid, name]`` pairs), ``quit``. ``join``
+takes ``history`` (maxstanzas, 0 if not given). Groupchat events carry the
+room's ``sid``, ``delayed`` (history) and ``retracted`` (a XEP-0425
+tombstone); a moderation notice is a ``moderated`` event (room, id).
 """
 
 from __future__ import annotations
@@ -24,10 +34,31 @@ from typing import Any
 
 import slixmpp
 from slixmpp.exceptions import IqError, PresenceError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 
 def emit(**event: Any) -> None:
     print(json.dumps(event), flush=True)
+
+
+RETRACT = "urn:xmpp:message-retract:1"
+MODERATE = "urn:xmpp:message-moderate:1"
+MUC_USER = "http://jabber.org/protocol/muc#user"
+
+
+def seen(msg: slixmpp.Message) -> dict[str, Any]:
+    """A room message's body, the room's stanza id, whether it is delayed
+    (history) or a XEP-0425 tombstone (``<retracted/>``)."""
+    sid = msg.xml.find("{urn:xmpp:sid:0}stanza-id")
+    item = msg.xml.find(f"{{{MUC_USER}}}x/{{{MUC_USER}}}item")
+    return {
+        "jid": None if item is None else item.get("jid"),
+        "body": msg["body"],
+        "sid": None if sid is None else sid.get("id"),
+        "delayed": msg.xml.find("{urn:xmpp:delay}delay") is not None,
+        "retracted": msg.xml.find(f"{{{RETRACT}}}retracted") is not None,
+    }
 
 
 class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
@@ -35,9 +66,20 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
         super().__init__(jid, password)
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0313")
+        self.register_plugin("xep_0425")
+        self.register_plugin("xep_0191")
         self.done = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("groupchat_message", self.on_groupchat)
+        self.add_event_handler("moderated_message", self.on_moderated)
+        # A tombstone in the history has no body: xep_0045 does not report it.
+        self.register_handler(
+            Callback(
+                "tombstone",
+                MatchXPath(f"{{{self.default_ns}}}message/{{{RETRACT}}}retracted"),
+                self.on_groupchat,
+            )
+        )
         self.add_event_handler("groupchat_presence", self.on_presence)
         self.add_event_handler("failed_auth", lambda _e: self.finish("auth"))
 
@@ -52,13 +94,15 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
         self.task = asyncio.ensure_future(self.commands())
 
     def on_groupchat(self, msg: slixmpp.Message) -> None:
-        if msg["body"]:
-            emit(
-                event="groupchat",
-                room=msg["from"].bare,
-                nick=msg["from"].resource,
-                body=msg["body"],
-            )
+        if msg["body"] or msg.xml.find(f"{{{RETRACT}}}retracted") is not None:
+            emit(event="groupchat", room=msg["from"].bare, nick=msg["from"].resource, **seen(msg))
+
+    def on_moderated(self, msg: slixmpp.Message) -> None:
+        emit(
+            event="moderated",
+            room=msg["from"].bare,
+            id=msg.xml.find(f"{{{RETRACT}}}retract").get("id"),
+        )
 
     def on_presence(self, pres: slixmpp.Presence) -> None:
         item = pres["muc"]
@@ -87,7 +131,10 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
                     break
                 if op == "join":
                     pres, *_ = await muc.join_muc_wait(
-                        slixmpp.JID(cmd["room"]), cmd["nick"], maxstanzas=0, timeout=15
+                        slixmpp.JID(cmd["room"]),
+                        cmd["nick"],
+                        maxstanzas=cmd.get("history", 0),
+                        timeout=15,
                     )
                     item = pres["muc"]
                     emit(
@@ -125,6 +172,44 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
                             m["mam_result"]["forwarded"]["stanza"]["body"] async for m in pages
                         ]
                     emit(event="ok", id=n, forward=ways["forward"], backward=ways["backward"][::-1])
+                elif op == "archived":
+                    mam, room = self.plugin["xep_0313"], slixmpp.JID(cmd["room"])
+                    pages = mam.iterate(jid=room, rsm={"max": 2})
+                    found = [seen(m["mam_result"]["forwarded"]["stanza"]) async for m in pages]
+                    emit(event="ok", id=n, messages=found)
+                elif op == "page_at":
+                    rsm = {"max": cmd["max"], "index": cmd["index"]}
+                    mam = self.plugin["xep_0313"]
+                    got = await mam.retrieve(jid=slixmpp.JID(cmd["room"]), rsm=rsm)
+                    fin = got["mam_fin"]["rsm"]
+                    emit(
+                        event="ok",
+                        id=n,
+                        bodies=[
+                            m["mam_result"]["forwarded"]["stanza"]["body"]
+                            for m in got["mam"]["results"]
+                        ],
+                        first_index=fin["first_index"],
+                        count=fin["count"],
+                    )
+                elif op == "block":
+                    await self.plugin["xep_0191"].block(cmd["jid"])
+                    emit(event="ok", id=n)
+                elif op == "items":
+                    found = await self.plugin["xep_0030"].get_items(jid=cmd["jid"])
+                    emit(
+                        event="ok",
+                        id=n,
+                        items=[[str(i[0]), i[2]] for i in found["disco_items"]["items"]],
+                    )
+                elif op == "features":
+                    info = await self.plugin["xep_0030"].get_info(jid=cmd["jid"])
+                    emit(event="ok", id=n, features=sorted(info["disco_info"]["features"]))
+                elif op == "moderate":
+                    await self.plugin["xep_0425"].moderate(
+                        slixmpp.JID(cmd["room"]), cmd["id"], cmd.get("reason", "")
+                    )
+                    emit(event="ok", id=n)
                 elif op == "say":
                     self.send_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
                     emit(event="ok", id=n)

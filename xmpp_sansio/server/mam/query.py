@@ -63,7 +63,8 @@ def parse_query(
     ``max`` is capped at ``max_page`` (XEP-0059 §2.1: at most the server's
     limit); raises :class:`QueryError` for a bad form (``bad-request``), an
     unknown field (``feature-not-implemented``, §4.1.3), more than
-    ``max_ids`` ids or an RSM ``<index/>`` (not offered)."""
+    ``max_ids`` ids; an RSM ``<index/>`` (XEP-0059 §2.5) is a page by
+    position: a non-negative integer, without ``<after/>`` or ``<before/>``."""
     fields: dict[str, tuple[str, ...]] = {}
     x = el.find(f"{{{DATA}}}x")
     if x is not None:
@@ -106,7 +107,7 @@ def parse_query(
         ids = tuple(dict.fromkeys(fields["ids"]))
         if len(ids) > max_ids:
             raise QueryError(StanzaErrorCondition.POLICY_VIOLATION, f"at most {max_ids} ids")
-    limit, after, before = default_max, None, None
+    limit, after, before, index = default_max, None, None, None
     rsm = el.find(f"{{{RSM}}}set")
     if rsm is not None:
         raw_max = rsm.findtext(f"{{{RSM}}}max")
@@ -114,8 +115,12 @@ def parse_query(
             if not raw_max.strip().isdigit():
                 raise _bad("RSM max is not a number")
             limit = int(raw_max.strip())
-        if rsm.find(f"{{{RSM}}}index") is not None:
-            raise QueryError(StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "RSM index")
+        raw_index = rsm.findtext(f"{{{RSM}}}index")
+        if raw_index is not None:
+            if not raw_index.strip().isdigit():
+                raise _bad("RSM index is not a number")
+            # Past any set (XEP-0059 §2.5: an empty page), and a store integer.
+            index = min(int(raw_index.strip()), 1 << 62)
         after = rsm.findtext(f"{{{RSM}}}after")
         before_el = rsm.find(f"{{{RSM}}}before")
         before = None if before_el is None else (before_el.text or "")
@@ -123,6 +128,8 @@ def parse_query(
             raise _bad("empty RSM after")
         if after is not None and before is not None:
             raise _bad("RSM after and before together")
+        if index is not None and (after is not None or before is not None):
+            raise _bad("RSM index with after or before")
     query = ArchiveQuery(
         archive=archive,
         max=min(limit, max_page),
@@ -134,6 +141,7 @@ def parse_query(
         ids=ids,
         after=after,
         before=before,
+        index=index,
     )
     return ParsedQuery(query, el.get("queryid"), el.find(f"{{{MAM}}}flip-page") is not None)
 
@@ -156,9 +164,13 @@ def query_form() -> Element:
     return query
 
 
-def result_message(to: JID, queryid: str | None, item: ArchivedMessage, by: JID) -> Element:
+def result_message(
+    to: JID, queryid: str | None, item: ArchivedMessage, by: JID, *, hide_real: bool = False
+) -> Element:
     """One result (XEP-0313 §4.2): the archived message, forwarded
-    (XEP-0297) with its archive time (XEP-0203)."""
+    (XEP-0297) with its archive time (XEP-0203); with ``hide_real`` without
+    the room's ``<x xmlns='…muc#user'>`` naming the sender's real JID
+    (§5.1.2: only for those who may see it at the time of the query)."""
     msg = Element("{jabber:client}message", {"to": str(to), "from": str(by)})
     attrs = {"id": item.sid}
     if queryid is not None:
@@ -166,8 +178,16 @@ def result_message(to: JID, queryid: str | None, item: ArchivedMessage, by: JID)
     result = SubElement(msg, f"{{{MAM}}}result", attrs)
     forwarded = SubElement(result, f"{{{FORWARD}}}forwarded")
     forwarded.append(delay_element(item.stamp))
-    forwarded.append(fromstring(item.stanza))
+    message = fromstring(item.stanza)
+    if hide_real:
+        for x in message.findall(MUC_USER_X):
+            message.remove(x)
+    forwarded.append(message)
     return msg
+
+
+#: The room's note of a sender's real JID in its archive (XEP-0313 §5.1.2).
+MUC_USER_X = "{http://jabber.org/protocol/muc#user}x"
 
 
 def fin_element(page: ArchivePage, *, flip: bool, backward: bool = False) -> Element:

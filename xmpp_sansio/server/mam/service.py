@@ -70,6 +70,7 @@ from .store import (
     ArchivePut,
     ArchiveQuery,
     ArchiveRemove,
+    ArchiveReplace,
     ArchiveStorage,
     Prefs,
     UnknownId,
@@ -173,6 +174,8 @@ class MamService(IqService):
         self._prefs: dict[JID, Prefs] = {}
         self._queries: dict[Hashable, tuple[Element, JID, JID, str | None, bool, bool]] = {}
         self._next_query = 0
+        #: Room queries whose results leave out real JIDs (XEP-0313 §5.1.2).
+        self._hiding: set[Hashable] = set()
         self._entropy = b""  # unused bytes of the last ctx.rng draw
         self._entropy_at = 0
 
@@ -388,17 +391,21 @@ class MamService(IqService):
 
     # -- room archives (XEP-0313 §5.1.2, through the MUC service) ------------------
 
-    def room_query(self, iq: Iq, room: JID) -> list[Outcome]:
+    def room_query(self, iq: Iq, room: JID, *, reveal: bool = False) -> list[Outcome]:
         """A MAM iq for the archive of ``room`` (the MUC service checked that
-        the sender may read it); the results come from the room."""
+        the sender may read it); the results come from the room, with the
+        senders' real JIDs only if ``reveal`` (§5.1.2)."""
         payload = iq.payload
         assert payload is not None
         if iq.type not in (IqType.GET, IqType.SET):
             return []
         try:
-            return self._read(iq, room, payload, payload.tag[len(MAM) + 2 :])
+            out = self._read(iq, room, payload, payload.tag[len(MAM) + 2 :])
         except QueryError as exc:
             return _error(iq, exc.condition, exc.text)
+        if not reveal:
+            self._hiding.update(o.request_id for o in out if isinstance(o, Load))
+        return out
 
     def room_put(self, room: JID, element: Element, stamp: float) -> list[Outcome]:
         """Archive a groupchat message as ``room`` sent it (``from`` the
@@ -419,6 +426,18 @@ class MamService(IqService):
         if not isinstance(page, ArchivePage):
             return []
         return [(parse_fragment(m.stanza), m.stamp) for m in page.items]
+
+    def room_message(self, room: JID, sid: str) -> Element | None:
+        """The message ``sid`` of ``room``'s archive (a synchronous indexed
+        read, for a XEP-0425 moderation), or ``None``."""
+        page = self._storage.load(ArchiveQuery(room, max=1, ids=(sid,)))
+        if not isinstance(page, ArchivePage) or not page.items:
+            return None
+        return parse_fragment(page.items[0].stanza)
+
+    def room_replace(self, room: JID, sid: str, element: Element) -> list[Outcome]:
+        """Store ``element`` (a XEP-0425 §5 tombstone) in place of ``sid``."""
+        return [Persist(ArchiveReplace(room, sid, serialize(element, "")))]
 
     def room_forget(self, room: JID) -> list[Outcome]:
         """The room is gone: drop its archive."""
@@ -444,6 +463,8 @@ class MamService(IqService):
         if pending is None:
             return []
         request, requester, by, queryid, flip, backward = pending
+        hide = request_id in self._hiding
+        self._hiding.discard(request_id)
         if result is None:
             return [Reply(error_reply(request, StanzaErrorCondition.INTERNAL_SERVER_ERROR))]
         if isinstance(result, UnknownId):
@@ -461,7 +482,9 @@ class MamService(IqService):
             return [Reply(iq_result(request, metadata_element(first, last)))]
         assert isinstance(result, ArchivePage)
         items = result.items[::-1] if flip else result.items
-        out: list[Outcome] = [Reply(result_message(requester, queryid, m, by)) for m in items]
+        out: list[Outcome] = [
+            Reply(result_message(requester, queryid, m, by, hide_real=hide)) for m in items
+        ]
         out.append(Reply(iq_result(request, fin_element(result, flip=flip, backward=backward))))
         return out
 

@@ -24,6 +24,7 @@ __all__ = [
     "ArchivePut",
     "ArchiveQuery",
     "ArchiveRemove",
+    "ArchiveReplace",
     "ArchiveStorage",
     "ArchivedMessage",
     "MamOp",
@@ -83,8 +84,18 @@ class ArchiveRemove:
     archive: JID
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveReplace:
+    """Replace the stored stanza of the message ``sid`` in ``archive`` by
+    ``stanza`` (a XEP-0425 §5 tombstone); nothing when it is not there."""
+
+    archive: JID
+    sid: str
+    stanza: bytes
+
+
 #: The archive's store operations.
-MamOp = ArchivePut | ArchivePrefsPut | ArchiveRemove
+MamOp = ArchivePut | ArchivePrefsPut | ArchiveRemove | ArchiveReplace
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +105,9 @@ class ArchiveQuery:
     itself), ``start``/``end`` (inclusive stamps), ``after_id``/``before_id``
     (exclusive), ``ids`` (only these). Paging (XEP-0059 §2): ``max`` items;
     ``after`` the first page after that id, ``before`` the last page before
-    it ("" : the last page of the set); neither: the first page."""
+    it ("" : the last page of the set); neither: the first page; ``index``
+    (XEP-0059 §2.5, without ``after``/``before``) the page that starts at
+    that position of the set (empty past its end)."""
 
     archive: JID
     max: int
@@ -106,6 +119,7 @@ class ArchiveQuery:
     ids: tuple[str, ...] | None = None
     after: str | None = None
     before: str | None = None
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +225,8 @@ class MemoryArchive:
             case ArchiveRemove():
                 self._archives.pop(op.archive, None)
                 self._prefs.pop(op.archive, None)
+            case ArchiveReplace():
+                self._replace(op)
             case _:
                 raise TypeError(f"not an archive op: {op!r}")
 
@@ -235,9 +251,18 @@ class MemoryArchive:
             del archive.items[:drop]
             del archive.seqs[:drop]
 
+    def _replace(self, op: ArchiveReplace) -> None:
+        archive = self._archives.get(op.archive)
+        old = None if archive is None else archive.by_sid.get(op.sid)
+        if archive is None or old is None:
+            return
+        new = ArchivedMessage(old.sid, old.seq, old.with_, old.stamp, op.stanza)
+        archive.by_sid[op.sid] = new
+        archive.items[bisect.bisect_left(archive.seqs, old.seq)] = new
+
     def apply(self, ops: Sequence[object]) -> None:
         for op in ops:
-            if not isinstance(op, ArchivePut | ArchivePrefsPut | ArchiveRemove):
+            if not isinstance(op, ArchivePut | ArchivePrefsPut | ArchiveRemove | ArchiveReplace):
                 raise TypeError(f"not an archive op: {op!r}")
         for op in ops:
             self.write(op)
@@ -280,6 +305,8 @@ class MemoryArchive:
         seqs = [m.seq for m in full]
         start = 0 if after < 0 else bisect.bisect_right(seqs, archive.seqs[after])
         stop = len(full) if before < 0 else bisect.bisect_left(seqs, archive.seqs[before])
+        if query.index is not None:  # XEP-0059 §2.5: by position in the set
+            start = min(query.index, len(full))
         window = full[start:stop] if start < stop else []
         if query.before is not None:
             page = window[max(0, len(window) - query.max) :]

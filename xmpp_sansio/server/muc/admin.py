@@ -9,7 +9,8 @@ from dataclasses import replace
 from typing import Final
 from xml.etree.ElementTree import Element, SubElement
 
-from ...disco import DiscoInfo, DiscoItems, Identity, build_disco_info, build_disco_items
+from ...delay import format_datetime
+from ...disco import DiscoInfo, DiscoItem, DiscoItems, Identity, build_disco_info, build_disco_items
 from ...errors import StanzaErrorCondition
 from ...forms import FORM_TYPE, Field, FieldType, Form, FormError, FormType, build_form, parse_form
 from ...jid import JID
@@ -44,6 +45,7 @@ _ROOMUSER: Final = "x-roomuser-item"
 MODERATE: Final = "urn:xmpp:message-moderate:1"  # XEP-0425
 RETRACT: Final = "urn:xmpp:message-retract:1"  # XEP-0424
 _MODERATE: Final = f"{{{MODERATE}}}moderate"
+_STANZA_ID: Final = "{urn:xmpp:sid:0}stanza-id"  # XEP-0359
 
 
 def handle_room_iq(room: Room, iq: Iq) -> list[Outcome]:
@@ -81,8 +83,27 @@ def handle_room_iq(room: Room, iq: Iq) -> list[Outcome]:
         info = build_disco_info(DiscoInfo(identities, (), (), _ROOMUSER))
         return [Reply(iq_result(iq.element, info))]
     if iq.type is IqType.GET and tag == f"{{{ns.DISCO_ITEMS}}}query":
-        return [Reply(iq_result(iq.element, build_disco_items(DiscoItems())))]  # §6.5: private
+        return [Reply(iq_result(iq.element, build_disco_items(room_items(room, sender))))]
     return [Bounce(iq.element, _C_ERR.SERVICE_UNAVAILABLE)]
+
+
+def room_items(room: Room, requester: JID) -> DiscoItems:
+    """§6.5: the occupants' room JIDs when the room shows who is in it
+    (``whois`` anyone: the non-anonymous rooms, as Prosody lists them), and,
+    in a members-only room, only to its members and occupants; else an
+    empty list (the occupants are private; banned users get that too)."""
+    if not room.config.non_anonymous:
+        return DiscoItems()
+    affiliation = room.affiliation(requester)
+    if affiliation is Affiliation.OUTCAST or (
+        room.config.members_only
+        and requester not in room.by_jid
+        and affiliation.rank < Affiliation.MEMBER.rank
+    ):
+        return DiscoItems()
+    return DiscoItems(
+        tuple(DiscoItem(room.occupant_jid(nick), name=nick) for nick in sorted(room.occupants))
+    )
 
 
 def room_features(room: Room) -> tuple[str, ...]:
@@ -102,7 +123,7 @@ def room_features(room: Room) -> tuple[str, ...]:
         ns.REGISTER,
         "urn:xmpp:sid:0",
         MODERATE,
-        *(("urn:xmpp:mam:2", "urn:xmpp:mam:2#extended") if room.archived else ()),
+        *(("urn:xmpp:mam:2", "urn:xmpp:mam:2#extended") if room.archiving else ()),
     )
 
 
@@ -346,7 +367,9 @@ def _owner(room: Room, iq: Iq, query: Element) -> list[Outcome]:
     if room.affiliation(sender) is not Affiliation.OWNER:
         return [Bounce(iq.element, _C_ERR.FORBIDDEN)]
     if iq.type is IqType.GET:
-        form = config_form(room.config, room.owners, room.admins, room.limits)
+        form = config_form(
+            room.config, room.owners, room.admins, room.limits, archive=room.archived
+        )
         answer = Element(_OWNER_Q)
         answer.append(build_form(form))
         return [Reply(iq_result(iq.element, answer))]
@@ -460,18 +483,43 @@ def _moderate(room: Room, iq: Iq, moderate: Element) -> list[Outcome]:
     stanza_id = moderate.get("id")
     if not stanza_id or moderate.find(f"{{{RETRACT}}}retract") is None:
         return [Bounce(iq.element, _C_ERR.BAD_REQUEST)]
-    if not room.history.retract(room.jid, stanza_id):
+    by = str(room.occupant_jid(moderator.nick))
+    reason = moderate.findtext(f"{{{MODERATE}}}reason")
+    now = room.now
+
+    def tombstone(message: Element) -> Element:
+        return make_tombstone(message, room.jid, by, moderator.id, reason, now)
+
+    if not room.history.retract(room.jid, stanza_id, tombstone):
         return [Bounce(iq.element, _C_ERR.ITEM_NOT_FOUND)]
     notice = Element("{jabber:client}message", {"from": str(room.jid), "type": "groupchat"})
     retract = SubElement(notice, f"{{{RETRACT}}}retract", {"id": stanza_id})
-    moderated = SubElement(
-        retract, f"{{{MODERATE}}}moderated", {"by": str(room.occupant_jid(moderator.nick))}
-    )
+    moderated = SubElement(retract, f"{{{MODERATE}}}moderated", {"by": by})
     SubElement(moderated, f"{{{OCCUPANT_ID}}}occupant-id", {"id": moderator.id})
-    reason = moderate.findtext(f"{{{MODERATE}}}reason")
     if reason is not None:
         SubElement(retract, f"{{{RETRACT}}}reason").text = reason
     return [Reply(iq_result(iq.element)), *room.fan_out(notice)]
+
+
+def make_tombstone(
+    message: Element, room: JID, by: str, moderator_id: str, reason: str | None, now: float
+) -> Element:
+    """XEP-0425 §5: ``message`` with its payloads (body and anything else that
+    might leak it) replaced by ``<retracted stamp><moderated by><occupant-id/>
+    </moderated><reason/></retracted>``; the author's occupant id and the
+    room's stanza id stay."""
+    dead = Element(message.tag, dict(message.attrib))
+    for child in message:
+        if child.tag == f"{{{OCCUPANT_ID}}}occupant-id" or (
+            child.tag == _STANZA_ID and child.get("by") == str(room)
+        ):
+            dead.append(child)
+    retracted = SubElement(dead, f"{{{RETRACT}}}retracted", {"stamp": format_datetime(now)})
+    moderated = SubElement(retracted, f"{{{MODERATE}}}moderated", {"by": by})
+    SubElement(moderated, f"{{{OCCUPANT_ID}}}occupant-id", {"id": moderator_id})
+    if reason is not None:
+        SubElement(retracted, f"{{{RETRACT}}}reason").text = reason
+    return dead
 
 
 # -- registration (§7.10) ------------------------------------------------------------------

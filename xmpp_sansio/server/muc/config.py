@@ -48,6 +48,10 @@ class MucLimits:
     max_items_per_request: int = 100
 
 
+#: The room's archiving switch (XEP-0313 §5.1.2; the name Prosody's mod_muc_mam uses).
+ENABLE_ARCHIVING: Final = "muc#roomconfig_enablearchiving"
+
+
 @dataclass(frozen=True, slots=True)
 class RoomConfig:
     """One room's settings (the ``muc#roomconfig`` fields, §15.5.3)."""
@@ -69,6 +73,9 @@ class RoomConfig:
     allow_register: bool = True
     logging: bool = False
     lang: str = ""
+    #: Archive the room's messages (XEP-0313 §5.1.2; ``muc#roomconfig_enablearchiving``,
+    #: the field Prosody's mod_muc_mam offers), when the server keeps archives.
+    archiving: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready) for the store."""
@@ -114,9 +121,15 @@ def _list(var: str, value: str, label: str, options: tuple[str, ...]) -> Field:
 
 
 def config_form(
-    config: RoomConfig, owners: tuple[JID, ...], admins: tuple[JID, ...], limits: MucLimits
+    config: RoomConfig,
+    owners: tuple[JID, ...],
+    admins: tuple[JID, ...],
+    limits: MucLimits,
+    *,
+    archive: bool = False,
 ) -> Form:
-    """The configuration form of §10.2 (Example 163) with ``config``'s values."""
+    """The configuration form of §10.2 (Example 163) with ``config``'s values;
+    with ``archive`` (the server keeps room archives) the archiving switch."""
     maxusers = tuple(o for o in _MAXUSERS if int(o) <= limits.max_occupants)
     if str(config.max_users) not in maxusers:
         maxusers = (*maxusers, str(config.max_users))
@@ -177,6 +190,7 @@ def config_form(
             "muc#register_allow", config.allow_register, "Allow Users to Register with the Room?"
         ),
         _bool("muc#roomconfig_enablelogging", config.logging, "Enable Public Logging?"),
+        *((_bool(ENABLE_ARCHIVING, config.archiving, "Enable Archiving?"),) if archive else ()),
         Field(
             "muc#roomconfig_roomadmins",
             FieldType.JID_MULTI,
@@ -265,6 +279,7 @@ def apply_submission(
         allow_pm=_choice(form, "muc#roomconfig_allowpm", _PM, config.allow_pm),
         allow_register=flag("muc#register_allow", config.allow_register),
         logging=flag("muc#roomconfig_enablelogging", config.logging),
+        archiving=flag(ENABLE_ARCHIVING, config.archiving),
     )
     owners = (
         form.jid_values("muc#roomconfig_roomowners")

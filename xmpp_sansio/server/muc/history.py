@@ -8,6 +8,7 @@ messages cached in memory for joins."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from xml.etree.ElementTree import Element, tostring
@@ -31,6 +32,8 @@ __all__ = [
 
 _MUC = "{http://jabber.org/protocol/muc}"
 SID = "{urn:xmpp:sid:0}"  # XEP-0359
+RETRACTED = "{urn:xmpp:message-retract:1}retracted"  # XEP-0424/XEP-0425 tombstones
+MUC_USER_X = "{http://jabber.org/protocol/muc#user}x"  # a real JID in the archive
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,19 @@ class HistoryStore(Protocol):
     first by :meth:`read`. Room archives (XEP-0313) implement the same
     protocol over their store."""
 
-    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
-        """Add a message; keep at most ``keep`` of the room's newest."""
+    def append(
+        self,
+        room: JID,
+        element: Element,
+        stamp: float,
+        keep: int,
+        *,
+        archive: bool = True,
+        archived: Element | None = None,
+    ) -> None:
+        """Add a message; keep at most ``keep`` of the room's newest; archive
+        it too if the store keeps an archive and ``archive`` (the room's
+        switch), as ``archived`` if given (the copy naming the real JID)."""
         ...
 
     def read(
@@ -95,9 +109,10 @@ class HistoryStore(Protocol):
         """Drop the room's history (the room is destroyed)."""
         ...
 
-    def retract(self, room: JID, stanza_id: str) -> bool:
-        """Drop the message the room stamped with the XEP-0359 id
-        ``stanza_id`` (XEP-0425 moderation); whether it was there."""
+    def retract(self, room: JID, stanza_id: str, tombstone: Tombstone) -> bool:
+        """Replace the message the room stamped with the XEP-0359 id
+        ``stanza_id`` by ``tombstone(message)`` (XEP-0425 §5); whether it was
+        there (and not already retracted)."""
         ...
 
 
@@ -107,7 +122,16 @@ class MemoryHistory:
     def __init__(self) -> None:
         self._rooms: dict[JID, deque[StoredMessage]] = {}
 
-    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
+    def append(
+        self,
+        room: JID,
+        element: Element,
+        stamp: float,
+        keep: int,
+        *,
+        archive: bool = True,
+        archived: Element | None = None,
+    ) -> None:
         if keep <= 0:
             self._rooms.pop(room, None)
             return
@@ -143,14 +167,29 @@ class MemoryHistory:
     def forget(self, room: JID) -> None:
         self._rooms.pop(room, None)
 
-    def retract(self, room: JID, stanza_id: str) -> bool:
+    def retract(self, room: JID, stanza_id: str, tombstone: Tombstone) -> bool:
+        return self._replace(room, stanza_id, tombstone) is not None
+
+    def holds(self, room: JID, stanza_id: str) -> bool:
+        """Whether the message ``stanza_id`` of ``room`` is in memory."""
         queue = self._rooms.get(room)
-        for message in queue or ():
+        return any(stanza_id_of(m.element, room) == stanza_id for m in queue or ())
+
+    def _replace(self, room: JID, stanza_id: str, tombstone: Tombstone) -> Element | None:
+        """The tombstone put in place of ``stanza_id``; ``None`` when that
+        message is not in memory or already retracted."""
+        queue = self._rooms.get(room)
+        for i, message in enumerate(queue or ()):
             if stanza_id_of(message.element, room) == stanza_id:
                 assert queue is not None
-                queue.remove(message)
-                return True
-        return False
+                if is_tombstone(message.element):
+                    return None
+                dead = tombstone(message.element)
+                queue[i] = StoredMessage(
+                    dead, message.stamp, len(tostring(dead, encoding="unicode"))
+                )
+                return dead
+        return None
 
 
 class RoomArchive(Protocol):
@@ -161,8 +200,9 @@ class RoomArchive(Protocol):
         """Archive a message as the room sent it (``Persist`` effects)."""
         ...
 
-    def room_query(self, iq: Iq, room: JID) -> list[Outcome]:
-        """Answer a XEP-0313 iq for the room's archive (the caller checked the sender)."""
+    def room_query(self, iq: Iq, room: JID, *, reveal: bool = False) -> list[Outcome]:
+        """Answer a XEP-0313 iq for the room's archive (the caller checked the
+        sender), with the senders' real JIDs if ``reveal`` (§5.1.2)."""
         ...
 
     def room_history(self, room: JID, limit: int) -> list[tuple[Element, float]]:
@@ -171,6 +211,14 @@ class RoomArchive(Protocol):
 
     def room_forget(self, room: JID) -> list[Outcome]:
         """Drop the room's archive (``Persist`` effects)."""
+        ...
+
+    def room_message(self, room: JID, sid: str) -> Element | None:
+        """The archived message ``sid`` of the room, or ``None``."""
+        ...
+
+    def room_replace(self, room: JID, sid: str, element: Element) -> list[Outcome]:
+        """Store ``element`` in place of the archived ``sid`` (``Persist`` effects)."""
         ...
 
 
@@ -194,12 +242,25 @@ class ArchivedHistory(MemoryHistory):
             self._primed.clear()
         self._primed.add(room)
         for element, stamp in self.archive.room_history(room, keep):
+            for x in element.findall(MUC_USER_X):  # the archive's real JIDs stay there
+                element.remove(x)
             super().append(room, element, stamp, keep)
 
-    def append(self, room: JID, element: Element, stamp: float, keep: int) -> None:
+    def append(
+        self,
+        room: JID,
+        element: Element,
+        stamp: float,
+        keep: int,
+        *,
+        archive: bool = True,
+        archived: Element | None = None,
+    ) -> None:
         self._prime(room, keep)
         super().append(room, element, stamp, keep)
-        self._outcomes.extend(self.archive.room_put(room, element, stamp))
+        if archive:
+            copy = element if archived is None else archived
+            self._outcomes.extend(self.archive.room_put(room, copy, stamp))
 
     def read(
         self, room: JID, request: HistoryRequest, now: float, limit: int
@@ -212,10 +273,34 @@ class ArchivedHistory(MemoryHistory):
         self._primed.discard(room)
         self._outcomes.extend(self.archive.room_forget(room))
 
+    def retract(self, room: JID, stanza_id: str, tombstone: Tombstone) -> bool:
+        """XEP-0425 §5: the tombstone replaces the message in memory and in
+        the archive (read from the archive when older than the history)."""
+        if self.holds(room, stanza_id):
+            dead = self._replace(room, stanza_id, tombstone)
+            if dead is None:
+                return False  # already a tombstone
+        else:
+            found = self.archive.room_message(room, stanza_id)
+            if found is None or is_tombstone(found):
+                return False
+            dead = tombstone(found)
+        self._outcomes.extend(self.archive.room_replace(room, stanza_id, dead))
+        return True
+
     def take_outcomes(self) -> list[Outcome]:
         """The archive writes of the messages appended since the last call."""
         out, self._outcomes = self._outcomes, []
         return out
+
+
+#: Makes the XEP-0425 tombstone of a message.
+Tombstone = Callable[[Element], Element]
+
+
+def is_tombstone(element: Element) -> bool:
+    """Whether ``element`` is a XEP-0425 §5 tombstone (``<retracted/>``)."""
+    return element.find(RETRACTED) is not None
 
 
 def stanza_id_of(element: Element, room: JID) -> str | None:

@@ -39,6 +39,7 @@ from ...jid import JID
 from ...stanza import Message, MessageType, Presence, PresenceType, with_attrs
 from ..effects import Bounce, Deliver, Outcome, Persist, Route
 from . import codes
+from .blocks import Blocks, RoomBlockers, blocks_sender
 from .config import MucLimits, RoomConfig
 from .history import SID, ArchivedHistory, HistoryStore, parse_history_request
 from .permissions import Affiliation, Role, RolePrivilege, initial_role, role_privileges
@@ -90,8 +91,11 @@ class Room:
         salt: bytes,
         history: HistoryStore,
         server: ServerView,
+        blocks: Blocks | None = None,
     ) -> None:
         self.jid = jid
+        #: XEP-0191 in the room (:mod:`.blocks`), when the server has block lists.
+        self.blockers = None if blocks is None else RoomBlockers(blocks, server.is_local)
         self.config = config
         self.limits = limits
         self.salt = salt
@@ -125,6 +129,12 @@ class Room:
     def archived(self) -> bool:
         """Whether the room keeps its messages in an archive (XEP-0313 §5.1.2)."""
         return isinstance(self.history, ArchivedHistory)
+
+    @property
+    def archiving(self) -> bool:
+        """Whether new messages go to the room's archive (archived, and the
+        owner left ``muc#roomconfig_enablearchiving`` on)."""
+        return self.config.archiving and self.archived
 
     @property
     def empty(self) -> bool:
@@ -376,6 +386,8 @@ class Room:
                     out.append(self.send(sender, self.current(other, reveal)))
             self.occupants[nick] = occupant
             self.by_jid[sender] = occupant
+            if self.blockers is not None:
+                self.blockers.changed()
             out.extend(
                 self.broadcast_presence(
                     occupant, self_codes=self._join_codes(created, modified)[1:]
@@ -406,7 +418,10 @@ class Room:
             return []
         now = self.now
         out: list[Outcome] = []
+        viewer = self.by_jid.get(sender) if self.blockers is not None else None
         for stored in self.history.read(self.jid, request, now, limit):
+            if viewer is not None and self._blocked_author(viewer, stored.element):
+                continue
             copy = with_attrs(stored.element)
             copy.append(delay_element(stored.stamp, from_=str(self.jid)))
             out.append(self.send(sender, copy))
@@ -434,6 +449,8 @@ class Room:
 
     def _drop(self, occupant: Occupant) -> None:
         self.occupants.pop(occupant.nick, None)
+        if self.blockers is not None:
+            self.blockers.changed()
         for full in occupant.sessions:
             self.by_jid.pop(full, None)
 
@@ -535,8 +552,26 @@ class Room:
         out_el.append(Element(SID + "stanza-id", {"id": sid, "by": str(self.jid)}))
         if msg.body is not None:
             keep = min(self.config.history_length, self.limits.max_history)
-            self.history.append(self.jid, out_el, self.now, keep)
-        return self.fan_out(out_el)
+            archived = None
+            if self.archiving:  # XEP-0313 §5.1.2: the archive notes the real JID
+                archived = with_attrs(out_el)
+                archived.append(
+                    user_x(
+                        affiliation=self.affiliation(occupant.bare).value,
+                        role=occupant.role.value,
+                        jid=msg.from_,
+                    )
+                )
+            self.history.append(
+                self.jid,
+                out_el,
+                self.now,
+                keep,
+                archive=self.config.archiving,
+                archived=archived,
+            )
+        assert msg.from_ is not None
+        return self._fan_out_from(out_el, occupant, msg.from_)
 
     def fan_out(self, element: Element) -> list[Outcome]:
         """``element`` to every session of every occupant (§7.4: the sender too)."""
@@ -544,6 +579,34 @@ class Room:
         for occupant in self.occupants.values():
             out.extend(self.to_occupant(occupant, element))
         return out
+
+    def _fan_out_from(self, element: Element, sender: Occupant, real: JID) -> list[Outcome]:
+        """A groupchat message from ``sender`` (its session ``real``) to every
+        occupant who does not block it (XEP-0191, :mod:`.blocks`)."""
+        blockers = [] if self.blockers is None else self.blockers.of(self.occupants.values())
+        if not blockers:
+            return self.fan_out(element)
+        address = self.occupant_jid(sender.nick)
+        skip = {
+            id(occupant)
+            for occupant, blocks in blockers
+            if occupant is not sender and blocks_sender(blocks, occupant.bare, address, real)
+        }
+        out: list[Outcome] = []
+        for occupant in self.occupants.values():
+            if id(occupant) not in skip:
+                out.extend(self.to_occupant(occupant, element))
+        return out
+
+    def _blocked_author(self, viewer: Occupant, element: Element) -> bool:
+        """Whether ``viewer`` blocks the room JID a history message is from."""
+        author = parse_jid(element.get("from"))
+        return author is not None and self.blocked(viewer, author, None)
+
+    def blocked(self, viewer: Occupant, address: JID, real: JID | None) -> bool:
+        """Whether ``viewer`` blocks (XEP-0191) an occupant known by its room
+        JID ``address`` and its real JID ``real`` (:mod:`.blocks`)."""
+        return self.blockers is not None and self.blockers.blocked(viewer.bare, address, real)
 
     def _set_subject(self, msg: Message, occupant: Occupant, subject: str) -> list[Outcome]:
         """§8.1: a subject change by an occupant allowed to make it."""
@@ -568,6 +631,11 @@ class Room:
         target = self.occupants.get(nick)
         if target is None:
             return [Bounce(msg.element, _C_ERR.ITEM_NOT_FOUND)]
+        if target is not occupant and self.blocked(
+            target, self.occupant_jid(occupant.nick), msg.from_
+        ):
+            # XEP-0191 §3.3, as for a message between accounts: service-unavailable.
+            return [Bounce(msg.element, _C_ERR.SERVICE_UNAVAILABLE)]
         out_el = strip_muc(msg.element)
         out_el.set("from", str(self.occupant_jid(occupant.nick)))
         out_el.append(Element(f"{{{MUC_USER}}}x"))

@@ -26,9 +26,10 @@ from ..stages import Context
 from ..view import ServerView
 from . import codes
 from .admin import handle_room_iq
+from .blocks import Blocks
 from .config import MucLimits, RoomConfig
 from .history import ArchivedHistory, HistoryStore, MemoryHistory, RoomArchive
-from .permissions import Affiliation
+from .permissions import Affiliation, Role
 from .room import Room
 from .stanzas import MUC, OCCUPANT_ID
 from .store import MucStorage
@@ -82,8 +83,11 @@ class MucService(HostService):
         storage: MucStorage | None = None,
         history: HistoryStore | None = None,
         archive: RoomArchive | None = None,
+        blocks: Blocks | None = None,
     ) -> None:
         self.settings = settings or MucSettings()
+        #: Whether an account blocks an address (XEP-0191): applied to room traffic.
+        self.blocks = blocks
         self.storage = storage
         #: The room archives (XEP-0313 §5.1.2): history is kept there, and
         #: MAM queries to a room are answered from it.
@@ -111,7 +115,7 @@ class MucService(HostService):
                     room.reserved[user] = nick
 
     def _room(self, jid: JID, config: RoomConfig, salt: bytes) -> Room:
-        room = Room(jid, config, self.settings.limits, salt, self.history, self.server)
+        room = Room(jid, config, self.settings.limits, salt, self.history, self.server, self.blocks)
         self.rooms[jid] = room
         return room
 
@@ -161,7 +165,15 @@ class MucService(HostService):
         )
         if iq.to.resource is not None or not allowed:
             return self._refuse(iq, _C_ERR.FORBIDDEN)
-        return archive.room_query(iq, room.jid)
+        # §5.1.2: real JIDs to those who may see them now (non-anonymous
+        # rooms; in others the moderators, and the admins and owners who are).
+        occupant = room.by_jid.get(iq.from_)
+        reveal = (
+            room.config.non_anonymous
+            or affiliation in (Affiliation.ADMIN, Affiliation.OWNER)
+            or (occupant is not None and occupant.role is Role.MODERATOR)
+        )
+        return archive.room_query(iq, room.jid, reveal=reveal)
 
     def _refuse(self, stanza: Stanza, condition: StanzaErrorCondition) -> list[Outcome]:
         if isinstance(stanza, Presence) and stanza.type is not PresenceType.AVAILABLE:
