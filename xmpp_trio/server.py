@@ -60,6 +60,7 @@ from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
 from .admin import Admin
 from .admin import socket_path as admin_socket_path
+from .admin_jobs import start_deferred
 from .certs import server_tls_material
 from .components import component_handler, component_hosts
 from .config import ServerConfig, bind_host
@@ -204,10 +205,8 @@ class XMPPServer:
 
     def apply(self, effects: Sequence[SessionEffect]) -> None:
         """Carry out effects of the router and the session manager (and start
-        the password changes the registration service deferred meanwhile)."""
-        for change in self.services.registration.take_password_changes():
-            if self.nursery is not None:
-                self.nursery.start_soon(self._change_password, change)
+        the derivations the services deferred meanwhile: xmpp_trio/admin_jobs.py)."""
+        start_deferred(self)  # password changes, add-user: PBKDF2 in worker threads
         for effect in effects:
             match effect:
                 case Deliver():
