@@ -1,4 +1,5 @@
-"""What the services hand to the server to run off the event loop.
+"""What the services hand to the server to run off the event loop, and the
+live-session lookups the ad-hoc commands need from it.
 
 * XEP-0077 §3.3 password changes (the registration service defers them) and
   XEP-0133 §4.1 add-user / §4.7 change-user-password (the ad-hoc service holds
@@ -6,6 +7,9 @@
   PBKDF2 runs in a worker thread under the login's derivation limiter, so one
   command does not stall every client for tens of milliseconds; the write
   (and the command's answer) follows in a batch of its own.
+* :func:`client_sessions`: the sessions a SASL2 client (XEP-0388 §2.3 user
+  agent) has open, which the ``urn:xmpp:sasl:2#clients`` command ends when it
+  revokes that client, as ``xmpp-trio revoke`` does.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from xmpp_sansio.jid import JID
 from xmpp_sansio.sasl.credentials import ScramCredentials
 from xmpp_sansio.server import Router
 from xmpp_sansio.server.effects import AccountCreate, AccountPassword, Persist
@@ -29,7 +34,7 @@ if TYPE_CHECKING:
     from .config import ServerConfig
     from .services import ServerServices
 
-__all__ = ["start_deferred"]
+__all__ = ["client_sessions", "start_deferred"]
 
 
 class _Server(Protocol):
@@ -79,3 +84,23 @@ async def _derive_then_write(server: _Server, persist: Persist) -> None:
         credentials = None
     outcomes = server.services.adhoc.derived(persist, credentials)
     server.apply(server.router.drain(outcomes))
+
+
+class _Sessions(Protocol):
+    router: Router
+    sessions: dict[int, Session]
+
+
+def client_sessions(server: _Sessions, account: JID, client_id: str) -> list[int]:
+    """The live sessions of ``account`` opened by the SASL2 client
+    ``client_id`` that are not already ending (what ``xmpp-trio revoke``
+    closes)."""
+    found = []
+    for sid, session in server.sessions.items():
+        if session.agent_id != client_id or not session.bound:
+            continue
+        jid = server.router.session_jid(sid)
+        conn = session.conn
+        if jid is not None and jid.bare == account and conn is not None and not conn.should_close:
+            found.append(sid)
+    return found

@@ -60,7 +60,7 @@ from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
 from .admin import Admin
 from .admin import socket_path as admin_socket_path
-from .admin_jobs import start_deferred
+from .admin_jobs import client_sessions, start_deferred
 from .certs import server_tls_material
 from .components import component_handler, component_hosts
 from .config import ServerConfig, bind_host
@@ -115,6 +115,7 @@ class XMPPServer:
         self.ssl_context = ssl_context
         self.tls_info = _tls.server_tls_info(certificate_der)
         self.services = build_services(config, store, db)
+        self.services.client_sessions = partial(client_sessions, self)  # ad-hoc revoke
         self.router = Router(
             [
                 *config.domains,

@@ -292,8 +292,14 @@ class ServerServices:
             admins = config.admin.admins
             self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))
         hosted = frozenset(config.domains)  # listed to users with SASL2 clients only
+        #: The live sessions of a SASL2 client (set by the server: admin_jobs.py).
+        self.client_sessions: Callable[[JID, str], list[int]] = lambda account, client: []
         self.adhoc.engine.add(
-            clients_command(self.fast_tokens.client_infos, lambda jid: jid.domain in hosted)
+            clients_command(
+                self.fast_tokens.client_infos,
+                lambda jid: jid.domain in hosted,
+                lambda account, client: self.client_sessions(account, client),
+            )
         )
 
         #: Which store writes each kind of op (``Persist`` effects): a new
