@@ -158,6 +158,7 @@ _LIVE_LIMITS: Final = frozenset(
         "max_unacked",
         "max_unacked_connected",
         "max_unacked_bytes",
+        "unacked_burst",
         "max_connections",
         "max_connections_per_ip",
         "max_sessions_per_account",

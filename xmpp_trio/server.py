@@ -192,6 +192,7 @@ class XMPPServer:
             sm_resume_timeout=limits.resume_timeout,
             sm_max_unacked=limits.max_unacked_connected,
             sm_max_unacked_bytes=limits.max_unacked_bytes,
+            sm_unacked_burst=limits.unacked_burst,  # a burst may pass them before an ack
             ask_before_bind=True,  # answered by manager.may_bind (max_sessions_per_account)
             decoy_iterations=config.scram_iterations,  # unknown users look like real ones
         )
