@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import stat
+from contextlib import AbstractAsyncContextManager
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -30,7 +31,7 @@ from xmpp_sansio.sasl.scram import ssdp_hash, ssdp_of
 from xmpp_sansio.server.adhoc.clients import CLIENTS_NODE
 from xmpp_sansio.stanza import IqType, make_iq
 from xmpp_trio.adhoc import list_commands, run_command
-from xmpp_trio.client import IqErrorResponse, open_client
+from xmpp_trio.client import Client, IqErrorResponse, open_client
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.stores.fast import KEY_FILE
 
@@ -90,6 +91,17 @@ async def token_login(
     answer = await authenticate(wire, mechanism, message, extra)
     await wire.aclose()
     return answer, cb
+
+
+def desk_client(server: RunningServer) -> AbstractAsyncContextManager[Client]:
+    """juliet's session from our own client (a SASL2 client id of its own)."""
+    return open_client(
+        "juliet@localhost/desk",
+        PASSWORDS["juliet"],
+        host="127.0.0.1",
+        port=server.starttls_port,
+        ssl_context=server.client_context(),
+    )
 
 
 async def fast_server(
@@ -178,13 +190,7 @@ async def test_a_user_lists_and_revokes_their_own_clients_by_ad_hoc_command(
 ) -> None:
     server = await fast_server(server_config, ca, tmp_path, nursery)
     token = await password_login(server, "HT-SHA-256-NONE")
-    async with open_client(
-        "juliet@localhost/desk",
-        PASSWORDS["juliet"],
-        host="127.0.0.1",
-        port=server.starttls_port,
-        ssl_context=server.client_context(),
-    ) as juliet:
+    async with desk_client(server) as juliet:
         nodes = [item.node for item in await list_commands(juliet, "localhost")]
         assert CLIENTS_NODE in nodes
 
@@ -216,13 +222,7 @@ async def test_an_ad_hoc_revoke_ends_the_revoked_clients_live_sessions_only(
     assert b"<bound" in await authenticate(
         live, "PLAIN", message, "<bind xmlns='urn:xmpp:bind:0'/>"
     )
-    async with open_client(
-        "juliet@localhost/desk",
-        PASSWORDS["juliet"],
-        host="127.0.0.1",
-        port=server.starttls_port,
-        ssl_context=server.client_context(),
-    ) as juliet:
+    async with desk_client(server) as juliet:
 
         async def choose(stage: CommandResponse) -> Form:
             return Form(FormType.SUBMIT, fields=(Field("revoke", values=(AGENT,)),))

@@ -7,14 +7,13 @@ with ``resource-constraint``, holding at most ``unacked_burst`` times
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 from pathlib import Path
 
 import pytest
 import trio
 import trustme
 from conftest import PASSWORDS, start_running
+from peer_support import run_peer
 from test_limits import Started, chat, read_until, silent_client, start, with_limits
 from test_limits import config as config  # the fixture
 
@@ -27,7 +26,6 @@ from xmpp_trio.config import ServerConfig
 from xmpp_trio.services import open_database
 from xmpp_trio.stores.roster import SqliteRosterStorage
 
-PEER = Path(__file__).parent / "peers" / "slixmpp_burst.py"
 #: The smallest max_unacked_bytes the loader accepts: bursts pass it easily.
 LIMIT = 65536
 CONTACTS = 1000
@@ -58,10 +56,8 @@ async def test_an_acking_slixmpp_client_survives_a_roster_and_a_mam_page_past_th
     with trio.fail_after(90):  # the time budget of the whole exchange
         async with trio.open_nursery() as nursery:
             server = await start_running(config, ca, tmp_path, nursery)
-            result = await trio.run_process(
+            printed = await run_peer(
                 [
-                    sys.executable,
-                    str(PEER),
                     "romeo@localhost/burst",
                     PASSWORDS["romeo"],
                     "127.0.0.1",
@@ -71,12 +67,11 @@ async def test_an_acking_slixmpp_client_survives_a_roster_and_a_mam_page_past_th
                     str(MESSAGES),
                     str(SIZE),
                 ],
-                capture_stdout=True,
-                check=False,
+                "slixmpp_burst.py",
             )
             errors = server.server.metrics.stream_errors
             nursery.cancel_scope.cancel()
-    events = {e["event"]: e for e in map(json.loads, result.stdout.decode().splitlines())}
+    events = {e["event"]: e for e in printed}
     assert events.get("sm") == {"event": "sm", "enabled": True}, events
     assert events["roster"]["items"] == CONTACTS
     assert events["page"]["bodies"] == MESSAGES
