@@ -199,6 +199,8 @@ class ServerServices:
                 ),
                 contacts,
                 caps.features_of,
+                remote_resources=caps.remote_resources,  # +notify across servers
+                remote_owners=caps.remote_owners,
                 also_forget=(host_engine,),
             )
             caps.on_learned(pep.caps_learned)
