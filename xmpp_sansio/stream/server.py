@@ -153,10 +153,13 @@ class ServerConnection(_ServerRole):
         go ``sm_unacked_burst`` times past the limits (see the config), and
         crossing them asks for an ack at once."""
         config = self.config
+        if (
+            len(sm.queue) <= config.sm_max_unacked
+            and sm.queued_bytes <= config.sm_max_unacked_bytes
+        ):
+            return
         count, size = len(sm.queue), sm.queued_bytes
         limit, limit_bytes = config.sm_max_unacked, config.sm_max_unacked_bytes
-        if count <= limit and size <= limit_bytes:
-            return
         burst = config.sm_unacked_burst
         if count > limit * burst or size > limit_bytes * burst:
             self.close(StreamErrorCondition.RESOURCE_CONSTRAINT, "too many unacknowledged stanzas")
