@@ -60,6 +60,7 @@ from xmpp_sansio.server.sessions import CloseStream
 
 from . import _tls
 from ._openssl_stream import TLSContext
+from .admin_jobs import client_sessions
 from .certs import server_tls_material
 from .components import component_entries
 from .config import ConfigError, ServerConfig, load_config
@@ -157,6 +158,7 @@ _LIVE_LIMITS: Final = frozenset(
         "max_unacked",
         "max_unacked_connected",
         "max_unacked_bytes",
+        "unacked_burst",
         "max_connections",
         "max_connections_per_ip",
         "max_sessions_per_account",
@@ -300,12 +302,7 @@ class Admin:
         revoked = server.services.fast_tokens.revoke(account, client_id)
         ended = [
             CloseStream(sid, StreamErrorCondition.NOT_AUTHORIZED, "this client was revoked")
-            for sid, jid in self._bound()
-            if jid.bare == account
-            and (session := server.sessions.get(sid)) is not None
-            and session.agent_id == client_id
-            and session.conn is not None
-            and not session.conn.should_close  # not already ending
+            for sid in client_sessions(server, account, client_id)
         ]
         server.apply(ended)
         log.info(

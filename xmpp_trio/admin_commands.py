@@ -79,13 +79,18 @@ class AdminStore:
 
     def write(self, op: StoreOp) -> None:
         match op:
-            case AccountCreate(account=account, password=password):
-                # XEP-0133 "Add User": PBKDF2 runs in the commit.
+            case AccountCreate(account=account, password=password, credentials=credentials):
+                # XEP-0133 "Add User": the server derives the credentials in a
+                # worker thread first (xmpp_trio/admin_jobs.py); others derive here.
                 assert account.local is not None
-                create_account(self._db, account.local, account.domain, password, self._iterations)
-            case AccountPassword(account=account, password=password):
+                create_account(
+                    self._db, account.local, account.domain, password, self._iterations, credentials
+                )
+            case AccountPassword(account=account, password=password, credentials=credentials):
                 assert account.local is not None
-                set_credentials(self._db, account.local, account.domain, password, self._iterations)
+                set_credentials(
+                    self._db, account.local, account.domain, password, self._iterations, credentials
+                )
             case AccountDisable(account=account, disabled=disabled):
                 assert account.local is not None
                 set_disabled(self._db, account.local, account.domain, disabled)
@@ -126,5 +131,6 @@ def build_adhoc(
         session_lifetime=config.admin.command_session_lifetime,
         max_sessions=config.admin.max_command_sessions,
     )
-    holder.append(AdhocService(engine, commands))
+    # PBKDF2 of add-user/change-user-password in worker threads (admin_jobs.py)
+    holder.append(AdhocService(engine, commands, defer_derivations=True))
     return holder[0], store

@@ -44,6 +44,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     max_unacked = 1000               # stanzas a detached session keeps before ending
     max_unacked_connected = 10000    # stanzas a connected XEP-0198 client may leave unacked
     max_unacked_bytes = 8388608      # bytes of those stanzas (connected or detached)
+    unacked_burst = 4                # one burst may reach this times the two above (XEP-0198)
     max_connections = 10000          # open client connections in total
     max_connections_per_ip = 50      # open client connections from one address
     max_sessions_per_account = 10    # bound resources of one account at once (at least 1)
@@ -214,6 +215,7 @@ class LimitsConfig:
     max_unacked: int = 1000
     max_unacked_connected: int = 10000
     max_unacked_bytes: int = 8 << 20
+    unacked_burst: int = 4
     max_connections: int = 10000
     max_connections_per_ip: int = 50
     max_sessions_per_account: int = 10
@@ -384,6 +386,7 @@ _LIMITS_KEYS: Final = (
     "max_unacked",
     "max_unacked_connected",
     "max_unacked_bytes",
+    "unacked_burst",
     "max_connections",
     "max_connections_per_ip",
     "max_sessions_per_account",
@@ -580,6 +583,7 @@ def _load_limits(loader: Loader, data: Table) -> LimitsConfig:
             ("max_unacked", 1),
             ("max_unacked_connected", 1),
             ("max_unacked_bytes", 65536),
+            ("unacked_burst", 1),
             ("max_connections", 1),
             ("max_connections_per_ip", 1),
             ("max_sessions_per_account", 1),

@@ -60,6 +60,7 @@ from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
 from .admin import Admin
 from .admin import socket_path as admin_socket_path
+from .admin_jobs import client_sessions, start_deferred
 from .certs import server_tls_material
 from .components import component_handler, component_hosts
 from .config import ServerConfig, bind_host
@@ -114,6 +115,7 @@ class XMPPServer:
         self.ssl_context = ssl_context
         self.tls_info = _tls.server_tls_info(certificate_der)
         self.services = build_services(config, store, db)
+        self.services.client_sessions = partial(client_sessions, self)  # ad-hoc revoke
         self.router = Router(
             [
                 *config.domains,
@@ -190,6 +192,7 @@ class XMPPServer:
             sm_resume_timeout=limits.resume_timeout,
             sm_max_unacked=limits.max_unacked_connected,
             sm_max_unacked_bytes=limits.max_unacked_bytes,
+            sm_unacked_burst=limits.unacked_burst,  # a burst may pass them before an ack
             ask_before_bind=True,  # answered by manager.may_bind (max_sessions_per_account)
             decoy_iterations=config.scram_iterations,  # unknown users look like real ones
         )
@@ -204,10 +207,8 @@ class XMPPServer:
 
     def apply(self, effects: Sequence[SessionEffect]) -> None:
         """Carry out effects of the router and the session manager (and start
-        the password changes the registration service deferred meanwhile)."""
-        for change in self.services.registration.take_password_changes():
-            if self.nursery is not None:
-                self.nursery.start_soon(self._change_password, change)
+        the derivations the services deferred meanwhile: xmpp_trio/admin_jobs.py)."""
+        start_deferred(self)  # password changes, add-user: PBKDF2 in worker threads
         for effect in effects:
             match effect:
                 case Deliver():

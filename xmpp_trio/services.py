@@ -199,6 +199,8 @@ class ServerServices:
                 ),
                 contacts,
                 caps.features_of,
+                remote_resources=caps.remote_resources,  # +notify across servers
+                remote_owners=caps.remote_owners,
                 also_forget=(host_engine,),
             )
             caps.on_learned(pep.caps_learned)
@@ -298,8 +300,14 @@ class ServerServices:
             admins = config.admin.admins
             self.adhoc.engine.add(destroy_room_command(self.muc, lambda jid: jid in admins))
         hosted = frozenset(config.domains)  # listed to users with SASL2 clients only
+        #: The live sessions of a SASL2 client (set by the server: admin_jobs.py).
+        self.client_sessions: Callable[[JID, str], list[int]] = lambda account, client: []
         self.adhoc.engine.add(
-            clients_command(self.fast_tokens.client_infos, lambda jid: jid.domain in hosted)
+            clients_command(
+                self.fast_tokens.client_infos,
+                lambda jid: jid.domain in hosted,
+                lambda account, client: self.client_sessions(account, client),
+            )
         )
 
         #: Which store writes each kind of op (``Persist`` effects): a new

@@ -353,11 +353,17 @@ def set_disabled(db: sqlite3.Connection, local: str, domain: str, disabled: bool
 
 
 def set_credentials(
-    db: sqlite3.Connection, local: str, domain: str, password: str, iterations: int
+    db: sqlite3.Connection,
+    local: str,
+    domain: str,
+    password: str,
+    iterations: int,
+    credentials: Sequence[ScramCredentials] | None = None,
 ) -> None:
     """Replace the password of ``local@domain`` in the caller's transaction
-    (XEP-0133 "Change User Password"); raise :class:`AccountNotFound`."""
-    rows = _credential_rows(local, domain, password, iterations)
+    (XEP-0133 "Change User Password") by ``credentials`` (derived here if
+    ``None``); raise :class:`AccountNotFound`."""
+    rows = _credential_rows(local, domain, password, iterations, credentials)
     if not _exists(db, local, domain):
         raise AccountNotFound(f"account {_jid(local, domain)} does not exist")
     db.execute("DELETE FROM scram_credentials WHERE domain = ? AND local = ?", (domain, local))
@@ -370,12 +376,18 @@ def set_credentials(
 
 
 def create_account(
-    db: sqlite3.Connection, local: str, domain: str, password: str, iterations: int
+    db: sqlite3.Connection,
+    local: str,
+    domain: str,
+    password: str,
+    iterations: int,
+    credentials: Sequence[ScramCredentials] | None = None,
 ) -> None:
     """Insert ``local@domain`` with ``password`` on ``db``, in the caller's
-    transaction (XEP-0133 "Add User", committed with the batch's other ops);
-    raise :class:`AccountExists` if it exists."""
-    rows = _credential_rows(local, domain, password, iterations)
+    transaction (XEP-0133 "Add User", committed with the batch's other ops),
+    with ``credentials`` (derived here if ``None``); raise
+    :class:`AccountExists` if it exists."""
+    rows = _credential_rows(local, domain, password, iterations, credentials)
     try:
         db.execute("INSERT INTO accounts (domain, local) VALUES (?, ?)", (domain, local))
     except sqlite3.IntegrityError:
@@ -403,31 +415,37 @@ def _exists(db: sqlite3.Connection, local: str, domain: str) -> bool:
     return row is not None
 
 
-def _credential_rows(
-    local: str, domain: str, password: str, iterations: int
-) -> list[tuple[str, str, str, bytes, int, bytes, bytes]]:
-    """Derive one credentials row per hash (outside any transaction: PBKDF2 is slow)."""
+def derive_credentials(password: str, iterations: int) -> tuple[ScramCredentials, ...]:
+    """Derive the credentials of ``password`` for every hash of HASHES, each
+    with a fresh salt (PBKDF2 is slow: call it outside any transaction, off
+    the event loop). Raise ValueError for an empty or invalid password or a
+    non-positive ``iterations``."""
     if not password:
         raise ValueError("the password must not be empty")
     if iterations < 1:
         raise ValueError("iterations must be positive")
-    rows = []
-    for hash_name in HASHES:
-        creds = derive_scram_credentials(
+    return tuple(
+        derive_scram_credentials(
             password, hash_name, salt=secrets.token_bytes(SALT_BYTES), iterations=iterations
         )
-        rows.append(
-            (
-                domain,
-                local,
-                hash_name,
-                creds.salt,
-                creds.iterations,
-                creds.stored_key,
-                creds.server_key,
-            )
-        )
-    return rows
+        for hash_name in HASHES
+    )
+
+
+def _credential_rows(
+    local: str,
+    domain: str,
+    password: str,
+    iterations: int,
+    credentials: Sequence[ScramCredentials] | None = None,
+) -> list[tuple[str, str, str, bytes, int, bytes, bytes]]:
+    """One credentials row per hash: ``credentials``, or derived now."""
+    if credentials is None:
+        credentials = derive_credentials(password, iterations)
+    return [
+        (domain, local, c.hash_name, c.salt, c.iterations, c.stored_key, c.server_key)
+        for c in credentials
+    ]
 
 
 def _schema_version(db: sqlite3.Connection) -> int:

@@ -10,6 +10,7 @@ from xml.etree.ElementTree import Element, tostring
 from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.forms import NS_DATA, Field, FieldType, Form, FormType, build_form, parse_form
 from xmpp_sansio.jid import JID
+from xmpp_sansio.sasl.credentials import ScramCredentials
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.adhoc import (
     NS_ADMIN,
@@ -21,6 +22,7 @@ from xmpp_sansio.server.adhoc import (
 from xmpp_sansio.server.disco import DiscoService
 from xmpp_sansio.server.echo import EchoService
 from xmpp_sansio.server.effects import (
+    AccountCreate,
     AccountDisable,
     AccountPassword,
     Disconnect,
@@ -46,7 +48,7 @@ class Facts:
 
 
 class World:
-    def __init__(self, motd: dict[str, str] | None = None) -> None:
+    def __init__(self, motd: dict[str, str] | None = None, *, defer: bool = False) -> None:
         holder: list[AdhocService] = []
         self.admin = AdminCommands(
             lambda jid: str(jid) == "admin@example.com",
@@ -56,7 +58,10 @@ class World:
             Facts(),
             motd,
         )
-        holder.append(AdhocService(AdhocEngine(self.admin.commands()), self.admin))
+        holder.append(
+            AdhocService(AdhocEngine(self.admin.commands()), self.admin, defer_derivations=defer)
+        )
+        self.service = holder[0]
         self.router = Router(
             ["example.com"],
             rng=seeded_rng(3),
@@ -122,6 +127,40 @@ def test_change_password_writes_the_new_password() -> None:
     bad = w.run("change-user-password", accountjid="nobody@example.com", password="n3w")
     error = reply_of(bad)
     assert error.get("type") == "error" and "accountjid" in tostring(error).decode()
+
+
+CREDS = (
+    ScramCredentials(
+        hash_name="sha256",
+        salt=b"s" * 16,
+        iterations=4096,
+        stored_key=b"k" * 32,
+        server_key=b"v" * 32,
+    ),
+)
+
+
+def test_deferred_add_user_holds_its_write_and_answer_until_the_credentials_are_derived() -> None:
+    w = World(defer=True)
+    effects = w.run(
+        "add-user", accountjid="nurse@example.com", password="pw", **{"password-verify": "pw"}
+    )
+    assert not effects  # nothing written, nothing answered yet
+    assert w.service.derivations_pending
+    (held,) = w.service.take_derivations()
+    assert held.op == AccountCreate(JID.parse("nurse@example.com"), "pw")
+    assert not w.service.derivations_pending and w.service.take_derivations() == []
+    effects = w.router.drain(w.service.derived(held, CREDS))
+    (write,) = [e for e in effects if isinstance(e, Persist)]
+    assert write.op == AccountCreate(JID.parse("nurse@example.com"), "pw", CREDS)
+    assert write.op.credentials == CREDS
+    assert not [e for e in effects if isinstance(e, Deliver)]  # the answer follows the commit
+    assert reply_of(committed(w, effects)).get("type") == "result"
+    # An invalid password (PRECIS) found while deriving: not-acceptable.
+    w.run("change-user-password", accountjid="juliet@example.com", password="x")
+    (held,) = w.service.take_derivations()
+    refused = reply_of(w.router.drain(w.service.derived(held, None)))
+    assert refused.get("type") == "error" and "not-acceptable" in tostring(refused).decode()
 
 
 def test_disable_ends_the_sessions_after_the_write_and_reenable_undoes_it() -> None:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xmpp_sansio.disco import (
     DiscoInfo,
@@ -22,6 +24,8 @@ from xmpp_sansio.disco import (
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect, Router
 from xmpp_sansio.server.caps import CapsKey, CapsService
+from xmpp_sansio.server.effects import RouteRemote
+from xmpp_sansio.server.stages import Context, PresenceReceived
 from xmpp_sansio.stanza import IqType, make_iq
 from xmpp_sansio.testing import seeded_rng
 
@@ -339,3 +343,94 @@ def test_unrelated_iqs_are_left_alone(router: Router) -> None:
         )
     )
     assert router.route(BALCONY, stanza) == []
+
+
+# -- remote contacts (XEP-0163 §4.3.1 across servers) ---------------------------------------
+
+REMOTE = JID.parse("romeo@montague.example/orchard")
+
+
+def remote_router(caps: CapsService, clock: Clock) -> Router:
+    return Router(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: (local, domain) in ACCOUNTS,
+        services=[caps],
+        clock=clock,
+        federation=True,
+    )
+
+
+def from_remote(el: Element, sender: JID = REMOTE, to: str = "juliet@example.com") -> Element:
+    el.set("from", str(sender))
+    el.set("to", to)
+    return el
+
+
+def test_a_remote_resources_hash_is_asked_over_the_link_verified_and_forgotten_when_it_leaves(
+    caps: CapsService, clock: Clock
+) -> None:
+    router = remote_router(caps, clock)
+    effects = router.route_from_remote(from_remote(caps_presence()), "montague.example")
+    (query,) = [e for e in effects if isinstance(e, RouteRemote)]
+    # Asked from the local domain the presence reached (XEP-0115 §6.2).
+    assert query.domain == "montague.example"
+    assert query.element.get("to") == str(REMOTE) and query.element.get("from") == "example.com"
+    assert caps.remote_owners(REMOTE) == {JID.parse("juliet@example.com")}
+    assert caps.features_of(REMOTE) == frozenset()  # not verified yet
+    # The answer comes back over the link and verifies (XEP-0115 §5.4).
+    node = query.element[0].get("node")
+    reply = make_iq(
+        IqType.RESULT,
+        query.element.get("id", ""),
+        build_disco_info(EXODUS.with_node(node)),
+        to="example.com",
+        from_=str(REMOTE),
+    )
+    router.route_from_remote(reply, "montague.example")
+    assert "http://jabber.org/protocol/muc" in caps.features_of(REMOTE)
+    assert caps.remote_resources(JID.parse("juliet@example.com"), REMOTE.bare) == [REMOTE]
+    # Presence to romeo too: both accounts; unavailable to one keeps the other.
+    router.route_from_remote(
+        from_remote(caps_presence(), to="romeo@example.com"), "montague.example"
+    )
+    assert caps.remote_owners(REMOTE) == {JID.parse("juliet@example.com"), ROMEO.bare}
+    router.route_from_remote(from_remote(presence(type_="unavailable")), "montague.example")
+    assert caps.remote_owners(REMOTE) == {ROMEO.bare}
+    router.route_from_remote(
+        from_remote(presence(type_="unavailable"), to="romeo@example.com"), "montague.example"
+    )
+    assert caps.remote_owners(REMOTE) == frozenset() and caps.features_of(REMOTE) == frozenset()
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(["juliet", "romeo"]), st.booleans()),
+        max_size=40,
+    )
+)
+def test_remote_resources_follow_presence_within_max_remote(
+    steps: list[tuple[int, str, bool]],
+) -> None:
+    """A model of what each remote resource is available to, the least
+    recently seen forgotten past ``max_remote``."""
+    caps = CapsService(max_remote=3)
+    ctx = Context(0.0, bytes)
+    model: dict[JID, set[JID]] = {}
+    for n, owner_local, available in steps:
+        sender = JID.parse(f"user{n}@remote.example/res")
+        owner = JID(owner_local, "example.com", None)
+        el = presence() if available else presence(type_="unavailable")
+        caps.observe(ctx, PresenceReceived(el, sender, owner))
+        if available:
+            owners = model.pop(sender, set())
+            if not owners and len(model) >= 3:
+                model.pop(next(iter(model)))
+            model[sender] = owners | {owner}
+        elif sender in model:
+            model[sender].discard(owner)
+            if not model[sender]:
+                del model[sender]
+        for jid in {JID.parse(f"user{i}@remote.example/res") for i in range(6)}:
+            assert caps.remote_owners(jid) == model.get(jid, set())
+        assert len(model) <= 3

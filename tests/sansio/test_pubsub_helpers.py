@@ -69,9 +69,13 @@ class World:
     """A router with the pubsub host and PEP over in-memory storage; every
     ``Persist`` it produces is committed to the storage at once."""
 
-    def __init__(self, limits: PubSubLimits | None = None, *, compat: bool = False) -> None:
+    def __init__(
+        self, limits: PubSubLimits | None = None, *, compat: bool = False, federation: bool = False
+    ) -> None:
         self.contacts = FakeContacts()
         self.caps: dict[JID, frozenset[str]] = {}
+        #: remote full JID -> the local accounts it is available to
+        self.remote: dict[JID, set[JID]] = {}
         self.storage = MemoryPubSubStorage()
         self.pep_storage = MemoryPubSubStorage()
         self.host_engine = PubSubEngine(self.storage, self.contacts, limits=limits)
@@ -82,6 +86,10 @@ class World:
             self.pep_engine,
             self.contacts,
             lambda jid: self.caps.get(jid, frozenset()),
+            remote_resources=lambda owner, contact: [
+                j for j, owners in self.remote.items() if j.bare == contact and owner in owners
+            ],
+            remote_owners=lambda jid: self.remote.get(jid, set()),
             also_forget=(self.host_engine,),
         )
         self.host = PubSubHost(self.host_engine)
@@ -99,6 +107,7 @@ class World:
             account_exists=lambda local, domain: local in SESSION_OF,
             services=services,
             hosts={"pubsub.example.com": self.host},
+            federation=federation,
         )
         self.ops: list[object] = []
         for full, session in SESSIONS.items():

@@ -4,6 +4,8 @@ nodes (XEP-0223), OMEMO's publish-options."""
 
 from __future__ import annotations
 
+from xml.etree.ElementTree import Element
+
 import pytest
 from test_pubsub_helpers import (
     EVENT,
@@ -19,8 +21,10 @@ from test_pubsub_helpers import (
 
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server import Effect
+from xmpp_sansio.server.effects import Persist, RouteRemote
 from xmpp_sansio.server.pubsub.store import PubSubServiceDelete
+from xmpp_sansio.server.stages import Context
 from xmpp_sansio.testing import x
 
 NICK = "http://jabber.org/protocol/nick"
@@ -189,3 +193,64 @@ def test_pep_costs_nothing_for_iqs_it_does_not_own(world: World) -> None:
     )
     assert error_of(world.iq("romeo", version)) == ("service-unavailable", None)
     assert world.pep_engine._services == {}
+
+
+# -- contacts on other servers (XEP-0163 §4.3.1 with XEP-0115) ------------------------------
+
+MERCUTIO = JID.parse("mercutio@verona.example/street")
+
+
+def remote_presence(world: World, sender: JID, to: str, available: bool = True) -> list[Effect]:
+    """``sender``'s presence reaches ``to`` over the link (its caps are in
+    ``world.caps``; the caps service would record it in ``world.remote``)."""
+    if available:
+        world.remote.setdefault(sender, set()).add(JID.parse(to))
+    else:
+        world.remote.get(sender, set()).discard(JID.parse(to))
+    kind = "" if available else " type='unavailable'"
+    stanza = x(f"<presence from='{sender}' to='{to}'{kind}/>")
+    return world.router.route_from_remote(stanza, sender.domain)
+
+
+def remote_notes(effects: list[Effect]) -> list[Element]:
+    return [
+        e.element
+        for e in effects
+        if isinstance(e, RouteRemote) and e.element.find(f"{{{EVENT}}}event") is not None
+    ]
+
+
+def test_a_remote_contact_with_notify_gets_the_last_item_then_publishes() -> None:
+    world = World(federation=True)
+    world.contacts.add("romeo@example.com", str(MERCUTIO.bare))
+    world.online("romeo")
+    ok(world.iq("romeo", publish(NICK, nick("Romeo"), "current")))
+    world.caps[MERCUTIO] = frozenset({NICK + "+notify"})
+    (last,) = remote_notes(remote_presence(world, MERCUTIO, "romeo@example.com"))
+    assert last.get("to") == str(MERCUTIO) and last.find("{urn:xmpp:delay}delay") is not None
+    # Once per presence session: a presence update sends nothing again.
+    assert remote_notes(remote_presence(world, MERCUTIO, "romeo@example.com")) == []
+    # Caps verified later (the caps service's listener): nothing twice either.
+    assert world.pep.caps_learned(Context(0.0, bytes), MERCUTIO) == []
+    effects = world.router.route(SESSION_OF["romeo"], x(publish(NICK, nick("R2"), "current")))
+    (note,) = remote_notes(effects)
+    assert note.get("to") == str(MERCUTIO) and note.find("{urn:xmpp:delay}delay") is None
+    remote_presence(world, MERCUTIO, "romeo@example.com", available=False)
+    effects = world.router.route(SESSION_OF["romeo"], x(publish(NICK, nick("R3"), "current")))
+    assert remote_notes(effects) == []
+
+
+def test_a_remote_resource_without_notify_or_without_a_subscription_gets_nothing() -> None:
+    world = World(federation=True)
+    world.online("romeo")
+    ok(world.iq("romeo", publish(NICK, nick("Romeo"), "current")))
+    world.caps[MERCUTIO] = frozenset({NICK + "+notify"})
+    # Not in romeo's roster (no presence subscription, XEP-0163 §4.3.1).
+    assert remote_notes(remote_presence(world, MERCUTIO, "romeo@example.com")) == []
+    effects = world.router.route(SESSION_OF["romeo"], x(publish(NICK, nick("R2"), "current")))
+    assert remote_notes(effects) == []
+    # A contact whose caps do not name the node.
+    world.contacts.add("romeo@example.com", str(MERCUTIO.bare))
+    world.caps[MERCUTIO] = frozenset({"urn:example:other+notify"})
+    effects = world.router.route(SESSION_OF["romeo"], x(publish(NICK, nick("R3"), "current")))
+    assert remote_notes(effects) == []

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.forms import Field, Form, FormType
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.adhoc import Call, CommandInputError
 from xmpp_sansio.server.adhoc.clients import ClientInfo, clients_command
-from xmpp_sansio.server.effects import ClientRevoke, Persist
+from xmpp_sansio.server.effects import ClientRevoke, Disconnect, Persist
 from xmpp_sansio.server.stages import Context
 
 JULIET = JID.parse("juliet@capulet.example/balcony")
@@ -68,3 +69,16 @@ def test_another_accounts_client_is_refused() -> None:
                 (submit("aaaaaaaa-0000-4000-8000-000000000000"),),
             ),
         )
+
+
+def test_the_revoked_clients_live_sessions_end_with_not_authorized_after_the_write() -> None:
+    agent = "d4565fa7-4d72-4749-b3d3-740edbf87770"
+    live = {(JULIET.bare, agent): [7, 9]}
+    command = clients_command(
+        lambda jid: CLIENTS.get(jid, []),
+        lambda jid: jid.domain == "capulet.example",
+        lambda account, client: live.get((account, client), []),
+    )
+    done = command.run(CTX, Call(JULIET, JID.parse("capulet.example"), (submit(agent),)))
+    ended = tuple(Disconnect(s, StreamErrorCondition.NOT_AUTHORIZED) for s in (7, 9))
+    assert done.outcomes == (Persist(ClientRevoke(JULIET.bare, agent), then=ended),)

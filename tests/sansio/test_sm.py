@@ -694,6 +694,60 @@ def test_too_many_unacked_stanzas_close_the_stream() -> None:
     assert server.sm is not None and len(server.sm.queue) == 4  # for the I/O layer to reroute
 
 
+def test_a_burst_past_the_limit_asks_for_an_ack_and_is_closed_only_past_the_burst_allowance() -> (
+    None
+):
+    """sm_unacked_burst: a client cannot ack stanzas before they arrive, so one
+    burst may go past sm_max_unacked (the stream asks for an ack as it crosses
+    it); past sm_unacked_burst times the limit, it is resource-constraint."""
+    server = bound_server(sm_max_unacked=10, sm_unacked_burst=3)
+    feed(server, b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+    romeo = {"from": "romeo@montague.example/x"}
+    for i in range(11):  # the 11th crosses the limit: an <r/> right after it
+        server.send(message(str(i), **romeo))
+    out = server.data_to_send()
+    assert not server.should_close
+    assert out.endswith(b'<body>10</body></message><r xmlns="urn:xmpp:sm:3"/>'), out[-200:]
+    # The client acks what it got: the queue is back under the limit.
+    feed(server, b"<a xmlns='urn:xmpp:sm:3' h='11'/>")
+    assert server.sm is not None and len(server.sm.queue) == 0
+    for i in range(30):  # a burst of 30 = 3 x 10: still allowed
+        server.send(message(f"b{i}", **romeo))
+    assert not server.should_close
+    server.send(message("one too many", **romeo))
+    assert wire_condition(server.data_to_send()) == "resource-constraint"
+    assert server.should_close and len(server.sm.queue) == 31
+
+
+@given(
+    limit=st.integers(1, 20),
+    burst=st.integers(1, 5),
+    sends=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+)
+def test_unacked_queue_never_exceeds_the_burst_allowance_and_acks_keep_the_stream(
+    limit: int, burst: int, sends: list[int]
+) -> None:
+    """Whatever the bursts and however the client acks between them, the
+    stream stays open exactly while each burst keeps the queue within
+    ``burst * limit``, and the queue never holds more than one stanza past it."""
+    server = bound_server(sm_max_unacked=limit, sm_unacked_burst=burst)
+    feed(server, b"<enable xmlns='urn:xmpp:sm:3'/>")
+    sent = 0
+    for count in sends:
+        for _ in range(count):
+            server.send(message(str(sent)))
+            sent += 1
+            assert server.sm is not None and len(server.sm.queue) <= burst * limit + 1
+            if server.should_close:
+                break
+        server.data_to_send()
+        if count > burst * limit:
+            assert server.should_close
+            return
+        assert not server.should_close
+        feed(server, f"<a xmlns='urn:xmpp:sm:3' h='{sent}'/>".encode())
+
+
 # -- resumption -----------------------------------------------------------------------------
 
 

@@ -8,18 +8,15 @@ another by name in the directory (xep_0055)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 import trustme
 from conftest import PASSWORDS, start_running
+from peer_support import PEERS, require_aioxmpp, run_peer
 
 from xmpp_sansio.jid import JID
 from xmpp_trio.admin_config import AdminConfig
@@ -28,17 +25,7 @@ from xmpp_trio.storage import AccountStore
 
 pytestmark = pytest.mark.integration
 
-PEERS = Path(__file__).parent / "peers"
 ADMIN_NS = "http://jabber.org/protocol/admin#"
-
-
-async def run_peer(args: list[str], script: str = "slixmpp_adhoc.py") -> list[dict[str, Any]]:
-    result = await trio.run_process(
-        [sys.executable, str(PEERS / script), *args],
-        capture_stdout=True,
-        check=False,
-    )
-    return [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
 
 
 async def test_slixmpp_admin_runs_xep0133_and_a_non_admin_is_refused(
@@ -75,7 +62,7 @@ async def test_slixmpp_admin_runs_xep0133_and_a_non_admin_is_refused(
             try:
                 await wait_for(b"SESSION romeo@localhost/garden")
                 refused = await run_peer(
-                    ["romeo@localhost/cli", PASSWORDS["romeo"], *common, "user"]
+                    ["romeo@localhost/cli", PASSWORDS["romeo"], *common, "user"], "slixmpp_adhoc.py"
                 )
                 by_event = {e["event"]: e for e in refused}
                 assert by_event["commands"]["nodes"] == []
@@ -83,7 +70,8 @@ async def test_slixmpp_admin_runs_xep0133_and_a_non_admin_is_refused(
                     assert by_event[event] == {"event": event, "error": "forbidden"}
 
                 events = await run_peer(
-                    ["juliet@localhost/desk", PASSWORDS["juliet"], *common, "admin"]
+                    ["juliet@localhost/desk", PASSWORDS["juliet"], *common, "admin"],
+                    "slixmpp_adhoc.py",
                 )
                 by_event = {e["event"]: e for e in events}
                 nodes = by_event["commands"]["nodes"]
@@ -136,13 +124,6 @@ async def test_slixmpp_user_finds_another_by_name_in_the_directory(
             assert [item["jid"] for item in event["items"]] == ["romeo@localhost"]
             assert event["items"][0]["first"] == "Romeo"
             nursery.cancel_scope.cancel()
-
-
-def require_aioxmpp() -> None:
-    if importlib.util.find_spec("aioxmpp") is None:
-        if os.environ.get("CI"):
-            pytest.fail("aioxmpp is not installed (pip install aioxmpp pytz)")
-        pytest.skip("aioxmpp is not installed (pip install aioxmpp pytz)")
 
 
 async def test_aioxmpp_admin_runs_xep0133_and_a_non_admin_is_refused(

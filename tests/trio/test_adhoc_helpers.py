@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 import pytest
 import trio
@@ -17,6 +18,7 @@ from xmpp_sansio.client.adhoc import CommandResponse
 from xmpp_sansio.errors import StanzaErrorCondition, StreamErrorCondition
 from xmpp_sansio.forms import Field, Form, FormType
 from xmpp_sansio.jid import JID
+from xmpp_sansio.stanza import IqType, make_iq
 from xmpp_trio.adhoc import Answer, list_commands, run_command
 from xmpp_trio.admin_config import AdminConfig
 from xmpp_trio.client import (
@@ -167,3 +169,49 @@ async def test_disable_change_password_and_motd_from_a_client(
                     assert message.get("type") == "headline"
                     assert message.findtext("{jabber:client}body") == "Masks tonight"
             nursery.cancel_scope.cancel()
+
+
+async def test_add_user_derives_off_the_event_loop_so_another_client_is_answered_meanwhile(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """XEP-0133 §4.1 add-user runs PBKDF2 in a worker thread (as XEP-0077
+    registration does): with a large iteration count, romeo's ping is answered
+    while the account is not created yet, and the command completes after."""
+    config = dataclasses.replace(
+        server_config,
+        admin=AdminConfig(admins=frozenset({JID.parse("juliet@localhost")})),
+        scram_iterations=600_000,  # about a second of PBKDF2 for the three hashes
+    )
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            server = await start_running(config, ca, tmp_path, nursery)
+            accounts, store = server.server.accounts, server.server.store
+            async with connect(server, "juliet") as juliet, connect(server, "romeo") as romeo:
+                results: list[CommandResponse] = []
+                done = trio.Event()
+
+                async def add() -> None:
+                    form = submit(accountjid="nurse@localhost", password="s3cret")
+                    results.append(
+                        await run_command(
+                            juliet, "localhost", f"{ADMIN}add-user", lambda stage: _const(form)
+                        )
+                    )
+                    done.set()
+
+                before = accounts.derivations
+                nursery.start_soon(add)
+                while accounts.derivations == before:  # the derivation has started
+                    await trio.sleep(0)
+                ping = Element("{urn:xmpp:ping}ping")
+                pong = await romeo.request(make_iq(IqType.GET, "", ping, to="localhost"))
+                assert pong.get("type") == "result"
+                assert not done.is_set() and not store.exists("nurse", "localhost")
+                await done.wait()
+                assert results[0].status == "completed", results
+                assert store.exists("nurse", "localhost")
+            nursery.cancel_scope.cancel()
+
+
+async def _const(form: Form) -> Form:
+    return form

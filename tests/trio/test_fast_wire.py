@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import stat
+from contextlib import AbstractAsyncContextManager
+from xml.etree.ElementTree import Element
 
 import pytest
 import trio
@@ -27,12 +29,14 @@ from xmpp_sansio.sasl import create_client_mechanism
 from xmpp_sansio.sasl.ht import ht_initiator_message, ht_responder
 from xmpp_sansio.sasl.scram import ssdp_hash, ssdp_of
 from xmpp_sansio.server.adhoc.clients import CLIENTS_NODE
+from xmpp_sansio.stanza import IqType, make_iq
 from xmpp_trio.adhoc import list_commands, run_command
-from xmpp_trio.client import IqErrorResponse, open_client
+from xmpp_trio.client import Client, IqErrorResponse, open_client
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.stores.fast import KEY_FILE
 
 SASL2 = "urn:xmpp:sasl:2"
+PING = "urn:xmpp:ping"
 AGENT = "d4565fa7-4d72-4749-b3d3-740edbf87770"
 USER_AGENT = f"<user-agent id='{AGENT}'><software>AwesomeXMPP</software></user-agent>"
 
@@ -87,6 +91,17 @@ async def token_login(
     answer = await authenticate(wire, mechanism, message, extra)
     await wire.aclose()
     return answer, cb
+
+
+def desk_client(server: RunningServer) -> AbstractAsyncContextManager[Client]:
+    """juliet's session from our own client (a SASL2 client id of its own)."""
+    return open_client(
+        "juliet@localhost/desk",
+        PASSWORDS["juliet"],
+        host="127.0.0.1",
+        port=server.starttls_port,
+        ssl_context=server.client_context(),
+    )
 
 
 async def fast_server(
@@ -175,13 +190,7 @@ async def test_a_user_lists_and_revokes_their_own_clients_by_ad_hoc_command(
 ) -> None:
     server = await fast_server(server_config, ca, tmp_path, nursery)
     token = await password_login(server, "HT-SHA-256-NONE")
-    async with open_client(
-        "juliet@localhost/desk",
-        PASSWORDS["juliet"],
-        host="127.0.0.1",
-        port=server.starttls_port,
-        ssl_context=server.client_context(),
-    ) as juliet:
+    async with desk_client(server) as juliet:
         nodes = [item.node for item in await list_commands(juliet, "localhost")]
         assert CLIENTS_NODE in nodes
 
@@ -200,6 +209,34 @@ async def test_a_user_lists_and_revokes_their_own_clients_by_ad_hoc_command(
             await run_command(juliet, "localhost", CLIENTS_NODE)
     answer, _ = await token_login(server, token, 1)
     assert b"<failure" in answer and b"not-authorized" in answer, answer
+
+
+async def test_an_ad_hoc_revoke_ends_the_revoked_clients_live_sessions_only(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: trio.Path, nursery: trio.Nursery
+) -> None:
+    server = await fast_server(server_config, ca, tmp_path, nursery)
+    await password_login(server, "HT-SHA-256-NONE")
+    # A live session of that client (Bind 2), as in the command-line test.
+    live, _ = await connect(server)
+    message = f"\x00juliet\x00{PASSWORDS['juliet']}".encode()
+    assert b"<bound" in await authenticate(
+        live, "PLAIN", message, "<bind xmlns='urn:xmpp:bind:0'/>"
+    )
+    async with desk_client(server) as juliet:
+
+        async def choose(stage: CommandResponse) -> Form:
+            return Form(FormType.SUBMIT, fields=(Field("revoke", values=(AGENT,)),))
+
+        done = await run_command(juliet, "localhost", CLIENTS_NODE, choose)
+        assert done.status == "completed", done
+        # XEP-0484/0388: the revoked client's stream ends as `xmpp-trio revoke` ends it.
+        ended = await live.read_until(b"</stream:stream>")
+        assert b"<not-authorized" in ended and b"stream:error" in ended, ended
+        # The requester's own session (another client) goes on.
+        pong = await juliet.request(
+            make_iq(IqType.GET, "", Element(f"{{{PING}}}ping"), to="localhost")
+        )
+        assert pong.get("type") == "result"
 
 
 async def test_an_expired_token_is_credentials_expired_on_the_wire(

@@ -474,7 +474,7 @@ async def test_connected_sm_client_that_never_acks_is_closed_at_the_bound(
 ) -> None:
     """``max_unacked_connected``: a live XEP-0198 stream whose client leaves more
     stanzas unacknowledged gets ``resource-constraint`` (XEP-0198 §4)."""
-    started = await start(nursery, with_limits(config, max_unacked_connected=3))
+    started = await start(nursery, with_limits(config, max_unacked_connected=3, unacked_burst=1))
     async with (
         silent_client(started, "juliet", sm=True) as (_conn, stream),
         open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as romeo,
@@ -491,7 +491,7 @@ async def test_connected_sm_client_holding_too_many_unacked_bytes_is_closed(
 ) -> None:
     """``max_unacked_bytes``: the same bound in bytes, for a client that leaves
     a few large stanzas unacknowledged (XEP-0198 §4)."""
-    started = await start(nursery, with_limits(config, max_unacked_bytes=65536))
+    started = await start(nursery, with_limits(config, max_unacked_bytes=65536, unacked_burst=1))
     async with (
         silent_client(started, "juliet", sm=True, rcvbuf=1 << 20) as (_conn, stream),
         open_client("romeo@localhost", PASSWORDS["romeo"], **started.options()) as romeo,

@@ -5,31 +5,22 @@ receives avatar and nick, romeo's other aioxmpp resource the bookmark."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 import trio
 from conftest import PASSWORDS, RunningServer
+from peer_support import PEERS, require_aioxmpp
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.caps import CapsService
 
-PEER = Path(__file__).parent / "peers" / "aioxmpp_pep.py"
+PEER = PEERS / "aioxmpp_pep.py"
 WANTED = {
     JID.parse("juliet@localhost/aioxmpp"): "http://jabber.org/protocol/nick+notify",
     JID.parse("romeo@localhost/other"): "urn:xmpp:bookmarks:1+notify",
 }
-
-
-def require_aioxmpp() -> None:
-    if importlib.util.find_spec("aioxmpp") is None:
-        if os.environ.get("CI"):
-            pytest.fail("aioxmpp is not installed (pip install aioxmpp pytz)")
-        pytest.skip("aioxmpp is not installed (pip install aioxmpp pytz)")
 
 
 async def caps_known(caps: CapsService) -> None:

@@ -12,6 +12,16 @@ sessions advertising the same unknown hash cause one query; if the answer
 fails verification, is an error, times out or its session ends, the next
 session advertising that hash is asked (XEP-0115 §5.4 step 3.9).
 
+Remote contacts (XEP-0163 §4.3.1 across servers): presence from a full JID
+of another server reaching a local account (``PresenceReceived``) is read
+the same way; an unknown hash is asked of that resource over the server
+link, from the local domain the presence reached, verified and cached by
+hash as above. The service remembers which local accounts each remote
+resource sent available presence to (until its unavailable presence, at
+most ``max_remote`` resources, the least recently seen forgotten first):
+:meth:`CapsService.remote_resources` and :meth:`CapsService.remote_owners`
+are what PEP sends ``+notify`` notifications by.
+
 Only hashes that can be verified are used: the legacy XEP-0115 format
 (without ``hash``, §13) and unsupported hash functions are ignored (§5.4
 step 2 would allow keeping unverified info for the one JID; this service
@@ -57,6 +67,7 @@ from .stages import (
     Context,
     Event,
     PresenceBroadcast,
+    PresenceReceived,
     SessionUnbound,
     Stage,
 )
@@ -120,12 +131,14 @@ def _advertised_key(element: Element) -> tuple[CapsKey, str] | None:
 
 
 class CapsService(IqService):
-    """Discovers, verifies and caches the capabilities of local sessions.
+    """Discovers, verifies and caches the capabilities of local sessions and
+    of remote contacts' resources.
 
     ``cache_size`` bounds the LRU cache of
     verified hashes; ``query_timeout`` is how long a query may stay
     unanswered; ``max_pending`` bounds the queries in flight (presences
-    arriving beyond it are not queried; their next presence will be).
+    arriving beyond it are not queried; their next presence will be);
+    ``max_remote`` bounds the remote resources remembered.
 
     Anywhere in the router's list works, as long as no earlier service
     consumes iq results addressed to the server.
@@ -139,9 +152,15 @@ class CapsService(IqService):
         cache_size: int = 10_000,
         query_timeout: float = 60.0,
         max_pending: int = 1_000,
+        max_remote: int = 10_000,
     ) -> None:
-        if cache_size < 1 or max_pending < 1:
-            raise ValueError("cache_size and max_pending must be positive")
+        if cache_size < 1 or max_pending < 1 or max_remote < 1:
+            raise ValueError("cache_size, max_pending and max_remote must be positive")
+        self._max_remote = max_remote
+        # Remote full JID -> the local accounts (bare) it sent available presence
+        # to, least recently seen first; and the local domain to ask it from.
+        self._remote: OrderedDict[JID, set[JID]] = OrderedDict()
+        self._via: dict[JID, str] = {}
         self._cache_size = cache_size
         self._query_timeout = query_timeout
         self._max_pending = max_pending
@@ -159,6 +178,18 @@ class CapsService(IqService):
         self._learned.append(listener)
 
     # -- queries from other services ------------------------------------------------
+
+    def remote_resources(self, owner: JID, contact: JID) -> list[JID]:
+        """The full JIDs of the remote account ``contact`` (bare) that sent
+        available presence to the local account ``owner`` (bare) and have
+        not left (RFC 6121 §4.5.3)."""
+        return [
+            jid for jid, owners in self._remote.items() if jid.bare == contact and owner in owners
+        ]
+
+    def remote_owners(self, full_jid: JID) -> frozenset[JID]:
+        """The local accounts the remote resource ``full_jid`` is available to."""
+        return frozenset(self._remote.get(full_jid, ()))
 
     def advertised(self, full_jid: JID) -> CapsKey | None:
         """The capability hash the session ``full_jid`` last advertised, if any."""
@@ -196,6 +227,7 @@ class CapsService(IqService):
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TIMER})
     observes: ClassVar[tuple[type[Event], ...]] = (
         PresenceBroadcast,
+        PresenceReceived,
         SessionUnbound,
     )
 
@@ -203,6 +235,8 @@ class CapsService(IqService):
         match event:
             case PresenceBroadcast():
                 return self._presence_broadcast(event.session, event.element, ctx.now)
+            case PresenceReceived():
+                return self._presence_received(event, ctx.now)
             case SessionUnbound():
                 return self._session_unbound(event.session, ctx.now)
         return []
@@ -229,24 +263,56 @@ class CapsService(IqService):
             # advertise its caps again.
             self._advertised.pop(jid, None)
             return effects
+        effects.extend(self._advertise(jid, element, now))
+        return effects
+
+    def _presence_received(self, event: PresenceReceived, now: float) -> list[Outcome]:
+        """A remote resource's presence reached a local account: remember
+        it for that account and learn its caps as a local session's."""
+        effects = self._expire(now)
+        jid, owner = event.sender, event.recipient
+        owners = self._remote.get(jid)
+        if event.element.get("type") == _UNAVAILABLE:
+            if owners is not None:
+                owners.discard(owner)
+                if not owners:
+                    self._forget_remote(jid)
+            return effects
+        if owners is None:
+            if len(self._remote) >= self._max_remote:
+                self._forget_remote(next(iter(self._remote)))  # the least recently seen
+            owners = self._remote[jid] = set()
+        else:
+            self._remote.move_to_end(jid)
+        owners.add(owner)
+        self._via[jid] = owner.domain
+        effects.extend(self._advertise(jid, event.element, now))
+        return effects
+
+    def _forget_remote(self, jid: JID) -> None:
+        self._remote.pop(jid, None)
+        self._via.pop(jid, None)
+        self._advertised.pop(jid, None)
+
+    def _advertise(self, jid: JID, element: Element, now: float) -> list[Outcome]:
+        """``jid`` sent available ``element``: record its hash and ask for
+        the disco#info behind it if unknown (XEP-0115 §6.2)."""
         advertised = _advertised_key(element)
         if advertised is None:
-            has_caps = parse_caps(element) is not None or bool(parse_caps2(element))
-            if has_caps:
+            if parse_caps(element) is not None or parse_caps2(element):
                 # Unverifiable (legacy or unknown hash): forget the old hash.
                 self._advertised.pop(jid, None)
             # No <c/> at all: keep the last one (XEP-0115 §8.4, XEP-0390 §6.3:
             # clients may omit unchanged caps).
-            return effects
+            return []
         self._advertised[jid] = advertised
         key, node = advertised
         if key in self._cache:
             self._cache.move_to_end(key)
-            return effects
+            return []
         if key in self._pending_by_key or len(self._pending) >= self._max_pending:
-            return effects
-        effects.extend(self._query(key, jid, node, set(), now))
-        return effects
+            return []
+        return self._query(key, jid, node, set(), now)
 
     def handle_iq(self, ctx: Context, iq: Iq, to: JID | None) -> list[Outcome] | None:
         if to is not None or iq.is_request:
@@ -303,7 +369,9 @@ class CapsService(IqService):
         tried.add(jid)
         self._pending[query_id] = _Pending(key, jid, node, now, tried)
         self._pending_by_key[key] = query_id
-        iq = make_iq(IqType.GET, query_id, info_query(node), to=jid, from_=jid.domain)
+        # A remote resource is asked from the local domain its presence reached.
+        from_ = self._via.get(jid, jid.domain)
+        iq = make_iq(IqType.GET, query_id, info_query(node), to=jid, from_=from_)
         return [Route(iq)]
 
     def _forget(self, query_id: str) -> None:

@@ -23,6 +23,7 @@ from xml.etree.ElementTree import Element
 
 from ..errors import StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID
+from ..sasl.credentials import ScramCredentials
 from .mam.store import MamOp, MamQuery
 from .muc.store import MucOp
 from .pubsub.store import PubSubOp
@@ -247,19 +248,22 @@ class AccountDelete:
 @dataclass(frozen=True, slots=True)
 class AccountCreate:
     """Create the account ``account`` (bare) with ``password`` (XEP-0133 §4.1
-    "Add User"); the store derives the SCRAM credentials."""
+    "Add User"); the store derives the SCRAM credentials unless
+    ``credentials`` holds them already (derived off the event loop)."""
 
     account: JID
     password: str = field(repr=False)
+    credentials: tuple[ScramCredentials, ...] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class AccountPassword:
     """Replace the password of ``account`` (bare), XEP-0133 §4.7; the store
-    derives the SCRAM credentials."""
+    derives the SCRAM credentials unless ``credentials`` holds them."""
 
     account: JID
     password: str = field(repr=False)
+    credentials: tuple[ScramCredentials, ...] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from .stages import (
     Event,
     PresenceBroadcast,
     PresenceDirected,
+    PresenceReceived,
     ProbeReceived,
     Request,
     SubscriptionReceived,
@@ -90,18 +91,22 @@ class PresenceRoutes:
             if taken is not None:
                 return taken
             return [Deliver(s.id, element) for s in self._available(to.bare)]
+        updates = type_ in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE)
         if not to.is_bare:
             target = self._by_full.get(to)
-            if target is not None:
-                # RFC 6121 §8.5.3.1: deliver to the matching resource.
-                return [Deliver(target.id, element)]
-            # RFC 6121 §8.5.3.2.2: no matching resource: silently ignore.
-            return []
-        if type_ in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
+            # RFC 6121 §8.5.3.1: deliver to the matching resource; none
+            # matching: silently ignore (§8.5.3.2.2).
+            effects: list[Outcome] = [] if target is None else [Deliver(target.id, element)]
+        elif updates:
             # RFC 6121 §8.5.2.1.2: directed presence to the bare JID goes to all
             # available resources; 'to' is left as the bare JID.
-            return [Deliver(s.id, element) for s in self._available(to)]
-        return []  # presence errors to a bare JID
+            effects = [Deliver(s.id, element) for s in self._available(to)]
+        else:
+            return []  # presence errors to a bare JID
+        if updates and sender.domain not in self._domains and sender.resource is not None:
+            # A remote contact's resource: services keep what they need of it.
+            effects.extend(self._observe(PresenceReceived(element, sender, to.bare)))
+        return effects
 
     def _presence_broadcast(self, sender: BoundSession, pres: Presence) -> list[Outcome]:
         """Presence without ``to`` (RFC 6120 §10.3.2, RFC 6121 §4.2.2, §4.4.2, §4.5.2).

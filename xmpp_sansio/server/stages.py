@@ -67,6 +67,7 @@ __all__ = [
     "MessageSent",
     "PresenceBroadcast",
     "PresenceDirected",
+    "PresenceReceived",
     "ProbeReceived",
     "Request",
     "SessionBound",
@@ -226,6 +227,19 @@ class PresenceDirected:
 
 
 @dataclass(slots=True)
+class PresenceReceived:
+    """Available or unavailable presence from the full JID ``sender`` of
+    another server reached the local account ``recipient`` (bare), past the
+    inbound filters (RFC 6121 §4.2.3, §4.4.3, §4.5.3): what a local service
+    learns of a remote contact's resources (their XEP-0115 caps, for PEP's
+    ``+notify``, XEP-0163 §4.3.1)."""
+
+    element: Element
+    sender: JID
+    recipient: JID
+
+
+@dataclass(slots=True)
 class SessionBound:
     """A resource was bound (RFC 6120 §7)."""
 
@@ -294,6 +308,7 @@ Event = (
     | MessageDelivered
     | PresenceBroadcast
     | PresenceDirected
+    | PresenceReceived
     | SessionBound
     | SessionUnbound
     | HandedOver

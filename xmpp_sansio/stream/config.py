@@ -94,6 +94,15 @@ class ServerConfig:
         sm_max_unacked_bytes: the same bound in serialised bytes of the
             unacknowledged stanzas (the count alone lets a client hold
             ``sm_max_unacked`` stanzas of the largest size).
+        sm_unacked_burst: how far one burst may take the unacknowledged
+            queue past ``sm_max_unacked``/``sm_max_unacked_bytes``, as a
+            factor: a client cannot acknowledge stanzas before they arrived,
+            so a large legitimate burst (a MAM page, a big roster) must not
+            cut it. Crossing a limit asks for an ack at once (``<r/>``,
+            XEP-0198 §4); the stream is closed with ``resource-constraint``
+            only past ``sm_unacked_burst`` times the limit, which bounds the
+            memory a client that never acknowledges holds. ``1`` (the
+            default) closes at the limit itself.
         sm_ack_requests: when to ask the client for an ack (XEP-0198 §4).
         csi: offer Client State Indication (XEP-0352) and, while the client is
             inactive, hold presence updates (the latest per sender).
@@ -130,6 +139,7 @@ class ServerConfig:
     sm_resume_timeout: float = 0.0
     sm_max_unacked: int = 10000
     sm_max_unacked_bytes: int = 8 << 20
+    sm_unacked_burst: int = 1
     sm_ack_requests: AckRequestPolicy = field(default_factory=AckRequestPolicy)
     csi: bool = True
     ask_before_bind: bool = False
@@ -159,6 +169,8 @@ class ServerConfig:
             raise ValueError("sm_max_unacked must be at least 1")
         if self.sm_max_unacked_bytes < 1:
             raise ValueError("sm_max_unacked_bytes must be at least 1")
+        if self.sm_unacked_burst < 1:
+            raise ValueError("sm_unacked_burst must be at least 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -149,11 +149,27 @@ class ServerConnection(_ServerRole):
         )
 
     def _check_unacked(self, sm: SMState) -> None:
+        """XEP-0198 §4: bound what a client leaves unacknowledged; a burst may
+        go ``sm_unacked_burst`` times past the limits (see the config), and
+        crossing them asks for an ack at once."""
+        config = self.config
         if (
-            len(sm.queue) > self.config.sm_max_unacked
-            or sm.queued_bytes > self.config.sm_max_unacked_bytes
+            len(sm.queue) <= config.sm_max_unacked
+            and sm.queued_bytes <= config.sm_max_unacked_bytes
         ):
+            return
+        count, size = len(sm.queue), sm.queued_bytes
+        limit, limit_bytes = config.sm_max_unacked, config.sm_max_unacked_bytes
+        burst = config.sm_unacked_burst
+        if count > limit * burst or size > limit_bytes * burst:
             self.close(StreamErrorCondition.RESOURCE_CONSTRAINT, "too many unacknowledged stanzas")
+        elif (
+            self._sm_live
+            and count - 1 <= limit
+            and size - sm.sizes[-1] <= limit_bytes  # this stanza crossed a limit
+            and sm.unrequested
+        ):
+            self._queue_ack_request(sm)
 
     def _answer(self, answer: Answer) -> None:
         """An answer goes to the profile's plug-in that asked for it

@@ -3,20 +3,26 @@ iqs to the server's domain, disco#items of the ``commands`` node and
 disco#info of each command node (XEP-0050 §2), the session expiry timer.
 
 It also keeps who is online (``SessionBound``/``SessionUnbound``), which the
-XEP-0133 commands read. Placed before :class:`~xmpp_sansio.server.disco.DiscoService`
+XEP-0133 commands read. With ``defer_derivations``, the writes that need
+PBKDF2 (XEP-0133 §4.1 add-user, §4.7 change-user-password) are held, with
+the answer they carry, until the I/O layer derived the SCRAM credentials off
+the event loop (:meth:`AdhocService.take_derivations`,
+:meth:`AdhocService.derived`), as XEP-0077 password changes are. Placed before :class:`~xmpp_sansio.server.disco.DiscoService`
 so that the command nodes are answered here; it costs nothing to stanzas
 that are not iqs to the server.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar, Final
 
 from ...disco import DiscoInfo, DiscoItems, Identity, build_disco_info, build_disco_items
 from ...errors import StanzaErrorCondition
 from ...jid import JID
+from ...sasl.credentials import ScramCredentials
 from ...stanza import Iq, IqType, iq_result
-from ..effects import Bounce, Outcome, Reply
+from ..effects import AccountCreate, AccountPassword, Bounce, Outcome, Persist, Reply
 from ..service import IqService
 from ..stages import Committed, Context, Event, Request, SessionBound, SessionUnbound, Stage
 from .engine import NS_COMMANDS, AdhocEngine
@@ -39,12 +45,57 @@ class AdhocService(IqService):
     observes: ClassVar[tuple[type[Event], ...]] = (SessionBound, SessionUnbound, Committed)
     handles: ClassVar[tuple[type[Request], ...]] = IqService.handles
 
-    def __init__(self, engine: AdhocEngine, admin: AdminCommands | None = None) -> None:
+    def __init__(
+        self,
+        engine: AdhocEngine,
+        admin: AdminCommands | None = None,
+        *,
+        defer_derivations: bool = False,
+    ) -> None:
         self.engine = engine
         #: The XEP-0133 commands, for the message of the day (sent at login).
         self.admin = admin
         #: The full JIDs of the bound sessions.
         self.online: set[JID] = set()
+        self.defer_derivations = defer_derivations
+        self._derivations: list[Persist] = []
+
+    @property
+    def derivations_pending(self) -> bool:
+        """Whether :meth:`take_derivations` has something to hand out."""
+        return bool(self._derivations)
+
+    def take_derivations(self) -> list[Persist]:
+        """The held writes whose SCRAM credentials the I/O layer must derive
+        (oldest first), each an ``AccountCreate`` or ``AccountPassword``
+        without ``credentials``; answer each with :meth:`derived`."""
+        held, self._derivations = self._derivations, []
+        return held
+
+    def derived(
+        self, persist: Persist, credentials: tuple[ScramCredentials, ...] | None
+    ) -> list[Outcome]:
+        """Go on with a held write: commit it with ``credentials`` (then its
+        answer follows), or, ``None`` (an invalid password), answer the
+        command with ``not-acceptable`` (RFC 6120 §8.3.3.12)."""
+        if credentials is None:
+            if persist.stanza is None:
+                return []
+            return [Bounce(persist.stanza, StanzaErrorCondition.NOT_ACCEPTABLE)]
+        op = persist.op
+        assert isinstance(op, AccountCreate | AccountPassword)
+        return [replace(persist, op=replace(op, credentials=credentials))]
+
+    def _hold_derivations(self, outcomes: list[Outcome]) -> list[Outcome]:
+        kept: list[Outcome] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Persist):
+                op = outcome.op
+                if isinstance(op, AccountCreate | AccountPassword) and op.credentials is None:
+                    self._derivations.append(outcome)
+                    continue
+            kept.append(outcome)
+        return kept
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         if type(event) is SessionBound:
@@ -72,7 +123,10 @@ class AdhocService(IqService):
         tag = payload.tag
         entity = JID(None, iq.to.domain if iq.to is not None else iq.from_.domain, None)
         if tag == _COMMAND:
-            return self.engine.handle(ctx, iq, entity)
+            outcomes = self.engine.handle(ctx, iq, entity)
+            if self.defer_derivations and outcomes:
+                return self._hold_derivations(outcomes)
+            return outcomes
         if tag not in (_INFO, _ITEMS) or iq.type is not IqType.GET:
             return None
         node = payload.get("node")

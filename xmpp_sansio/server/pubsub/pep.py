@@ -17,13 +17,21 @@ moment its caps are verified) it gets the last item of each node it
 ``+notify``s among its contacts' and its own (XEP-0163 §4.3.2, XEP-0060
 §6.1.7, with a ``<delay/>``).
 
+Contacts on other servers count the same way: the caps service remembers
+the remote resources that sent available presence to an account
+(``PresenceReceived``) and their verified caps (asked over the server link
+when the hash is new); such a resource gets the account's notifications and,
+when its presence arrives or its caps are verified, the last items, if the
+contact receives the account's presence (``remote_resources`` /
+``remote_owners``, usually the caps service's).
+
 Storage is the engine's (``Persist`` effects); a failed commit makes the
 engine read the affected services from storage again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 
 from ...jid import JID
@@ -37,6 +45,7 @@ from ..stages import (
     Context,
     Event,
     PresenceBroadcast,
+    PresenceReceived,
     SessionUnbound,
 )
 from .access import Relations, check_access
@@ -61,6 +70,9 @@ if TYPE_CHECKING:
 __all__ = ["PEP_FEATURES", "Contacts", "PEPService"]
 
 _NOTIFY: Final = "+notify"
+#: The most (account, remote resource) pairs remembered as served their last
+#: items; past it the memory is cleared (a resource may get them once more).
+_MAX_SERVED_REMOTE: Final = 100_000
 BOOKMARKS: Final = "urn:xmpp:bookmarks:1"
 
 
@@ -97,12 +109,16 @@ class PEPService(IqService):
     (:meth:`~xmpp_sansio.server.caps.CapsService.features_of`); wire
     :meth:`caps_learned` to the caps service so that a resource whose caps
     are verified after its presence gets the last items then.
+    ``remote_resources(owner, contact)`` and ``remote_owners(full_jid)``
+    (the caps service's) say which resources of a contact on another server
+    are available to ``owner`` and to which accounts a remote resource is.
     ``also_forget``: other engines (the pubsub host's) whose working copies
     this service drops when a commit of their operations fails.
     """
 
     observes: ClassVar[tuple[type[Event], ...]] = (
         PresenceBroadcast,
+        PresenceReceived,
         SessionUnbound,
         Committed,
         Abandoned,
@@ -116,14 +132,20 @@ class PEPService(IqService):
         contacts: Contacts,
         features_of: Callable[[JID], frozenset[str]],
         *,
+        remote_resources: Callable[[JID, JID], list[JID]] = lambda owner, contact: [],
+        remote_owners: Callable[[JID], Collection[JID]] = lambda full_jid: (),
         also_forget: tuple[PubSubEngine, ...] = (),
     ) -> None:
         self.engine = engine
         self.contacts = contacts
         self._features_of = features_of
+        self._remote_resources = remote_resources
+        self._remote_owners = remote_owners
         self._engines = (engine, *also_forget)
         # Available resources that got their last items already.
         self._served: set[JID] = set()
+        # (account, remote resource) pairs served their last items.
+        self._served_remote: set[tuple[JID, JID]] = set()
         #: The XEP-0402 #compat unification, if on (it sets itself here).
         self.compat: BookmarksCompat | None = None
 
@@ -161,10 +183,13 @@ class PEPService(IqService):
                 if allowed & self.contacts.groups(owner, c)
             )
         out: list[JID] = []
+        is_local = self.server.is_local
         for account in accounts:
-            for resource in self.server.available_resources(account):
-                if wanted in self._features_of(resource.jid):
-                    out.append(resource.jid)
+            if is_local(account.domain):
+                resources = [r.jid for r in self.server.available_resources(account)]
+            else:
+                resources = self._remote_resources(owner, account)
+            out.extend(jid for jid in resources if wanted in self._features_of(jid))
         return out
 
     def deliver(self, ctx: Context, owner: JID, event: NodeEvent) -> list[Outcome]:
@@ -196,6 +221,11 @@ class PEPService(IqService):
                 if session.jid in self._served:
                     return []
                 return self._last_items(ctx, session.jid)
+            case PresenceReceived(element=element, sender=sender, recipient=owner):
+                if element.get("type") == "unavailable":
+                    self._served_remote.discard((owner, sender))
+                    return []
+                return self._remote_last_items(ctx, sender, (owner,))
             case SessionUnbound(session=session):
                 self._served.discard(session.jid)
             case Committed(ops=ops, failed=True):
@@ -216,19 +246,55 @@ class PEPService(IqService):
     def caps_learned(self, ctx: Context, full_jid: JID) -> list[Outcome]:
         """The caps of ``full_jid`` were just verified: if it is available
         and not served yet, the last items of the nodes it ``+notify``s."""
+        if not self.server.is_local(full_jid.domain):
+            return self._remote_last_items(ctx, full_jid, self._remote_owners(full_jid))
         session = self.server.session_by_jid(full_jid)
         if session is None or not session.available or full_jid in self._served:
             return []
         return self._last_items(ctx, full_jid)
 
-    def _last_items(self, ctx: Context, resource: JID) -> list[Outcome]:
-        notify = {f[: -len(_NOTIFY)] for f in self._features_of(resource) if f.endswith(_NOTIFY)}
+    def _remote_last_items(
+        self, ctx: Context, resource: JID, owners: Iterable[JID]
+    ) -> list[Outcome]:
+        """The last items of the local ``owners`` for the remote ``resource``
+        available to them, each account once per presence session."""
+        notify = self._notify_of(resource)
         if not notify:
-            return []  # caps unknown yet, or nothing wanted: nothing read
-        self._served.add(resource)
-        contact = resource.bare
+            return []  # caps unknown yet (asked), or nothing wanted
+        served = self._served_remote
         outcomes: list[Outcome] = []
-        for owner in (contact, *self.contacts.presence_subscriptions(contact)):
+        for owner in owners:
+            if (owner, resource) in served:
+                continue
+            if len(served) >= _MAX_SERVED_REMOTE:
+                served.clear()
+            served.add((owner, resource))
+            outcomes.extend(self._last_items(ctx, resource, notify, (owner,)))
+        return outcomes
+
+    def _notify_of(self, resource: JID) -> set[str]:
+        """The nodes ``resource``'s verified caps ``+notify`` (XEP-0163 §4.4)."""
+        return {f[: -len(_NOTIFY)] for f in self._features_of(resource) if f.endswith(_NOTIFY)}
+
+    def _last_items(
+        self,
+        ctx: Context,
+        resource: JID,
+        notify: set[str] | None = None,
+        owners: Iterable[JID] | None = None,
+    ) -> list[Outcome]:
+        """The last item of each node ``resource`` ``+notify``s among
+        ``owners``' (by default its own account's and its contacts')."""
+        if notify is None:
+            notify = self._notify_of(resource)
+            if not notify:
+                return []  # caps unknown yet, or nothing wanted: nothing read
+            self._served.add(resource)
+        contact = resource.bare
+        if owners is None:
+            owners = (contact, *self.contacts.presence_subscriptions(contact))
+        outcomes: list[Outcome] = []
+        for owner in owners:
             nodes = self.engine.nodes(str(owner))
             for name in notify & nodes.keys():
                 node = nodes[name]
