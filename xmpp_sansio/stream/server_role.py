@@ -23,6 +23,8 @@ from .framing import Framing
 from .sm_stream import _SMStream
 from .state import SERVER_TRANSITIONS
 
+_NO_TLS = TLSInfo()  # frozen: shared by the streams without TLS (yet)
+
 
 class _ServerRole(_SMStream):
     """The state every part of the server side reads.
@@ -86,7 +88,7 @@ class _ServerRole(_SMStream):
         )
         self.config = config
         self.tls_active = tls_active
-        self._tls_info = tls_info or TLSInfo()
+        self._tls_info = tls_info or _NO_TLS
         self._external_identity = external_identity
         self.domain: str | None = None
         self.stream_id: str | None = None
