@@ -144,11 +144,11 @@ async def _measure(args: argparse.Namespace) -> None:
     import xmpp_trio.server
     from xmpp_trio.config import load_config
     from xmpp_trio.server import run_server
+    from xmpp_trio.storage import AccountStore
 
     # Parser compaction after quiet (xmpp_trio/server.py): never, or after
     # ``--compact-after`` seconds (a session compacted is what stays idle).
     xmpp_trio.server._COMPACT_AFTER = args.compact_after or 1e9  # type: ignore[attr-defined]
-    from xmpp_trio.storage import AccountStore
 
     tls = args.tls == "direct"
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,14 +168,15 @@ async def _measure(args: argparse.Namespace) -> None:
             env = os.environ | {"PYTHONPATH": str(ROOT)}
             proc = subprocess.Popen(child, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     text=True, env=env)  # fmt: skip
-            assert proc.stdin is not None and proc.stdout is not None
-
+            stdin, stdout = proc.stdin, proc.stdout
+            assert stdin is not None and stdout is not None
             used = [0]
 
             async def step(count: int) -> None:
-                proc.stdin.write(f"{count}\n")  # type: ignore[union-attr]
-                proc.stdin.flush()  # type: ignore[union-attr]
-                line = await trio.to_thread.run_sync(proc.stdout.readline)  # type: ignore[union-attr]
+                """Log ``count`` more sessions in, then let the server settle."""
+                stdin.write(f"{count}\n")
+                stdin.flush()
+                line = await trio.to_thread.run_sync(stdout.readline)
                 if not line.startswith("ok"):
                     raise RuntimeError(f"clients: {line!r}")
                 used[0] = int(line.split()[1])
@@ -192,7 +193,7 @@ async def _measure(args: argparse.Namespace) -> None:
             wall = time.monotonic() - t0
             after = tracemalloc.take_snapshot() if args.mode == "trace" else None
             rss1 = _rss_kb()
-            proc.stdin.close()
+            stdin.close()
             proc.wait()
             nursery.cancel_scope.cancel()
     n = args.sessions
