@@ -81,3 +81,15 @@ def test_a_login_without_an_account_is_dropped_at_the_flush(tmp_path: Path) -> N
         store.seen(JULIET, LAPTOP, 300.0)
         store.flush()
         assert rows_on_disk(path) == [(LAPTOP.id, "Dino", 300.0)]
+
+
+def test_revoking_a_client_known_only_from_a_login_not_yet_flushed_says_it_was_there(
+    tmp_path: Path,
+) -> None:
+    db, store, path = open_store(tmp_path)
+    with closing(db):
+        store.seen(JULIET, PHONE, 100.0)
+        assert store.revoke(JULIET, PHONE.id) is True
+        assert store.revoke(JULIET, PHONE.id) is False
+        store.flush()
+        assert rows_on_disk(path) == []

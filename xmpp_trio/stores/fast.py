@@ -16,9 +16,10 @@ transaction each, except the client list's logins: :meth:`FastTokenStore.seen`
 keeps them in memory and :meth:`~FastTokenStore.flush` writes them behind in
 one transaction (the server flushes about once a second and when it stops),
 so a SASL2 login costs no commit on the loop (issue 24: 2-5 ms each). Every
-read of the list and every revocation writes them first, so ``xmpp-trio
-clients`` and the ``urn:xmpp:sasl:2#clients`` command see a login at once; a
-crash loses at most the last second of "last login" times.
+read of the list writes them first, so ``xmpp-trio clients`` and the
+``urn:xmpp:sasl:2#clients`` command see a login at once, and a revocation
+drops the revoked client's; a crash loses at most the last second of "last
+login" times.
 """
 
 from __future__ import annotations
@@ -129,25 +130,30 @@ class FastTokenStore:
         self._seen[(jid.domain, jid.local, agent.id)] = (agent.software, agent.device, now)
 
     def flush(self) -> None:
-        """Write the logins kept since the last flush, in one transaction."""
-        if self._seen:
-            with transaction(self._db):
-                self._write_seen()
-
-    def _write_seen(self) -> None:
-        """The kept logins, in the caller's transaction; an account removed
-        meanwhile has none (``WHERE EXISTS``: no foreign key failure)."""
+        """Write the logins kept since the last flush, in one transaction (kept
+        until it commits); an account removed meanwhile gets none (``WHERE
+        EXISTS``: no foreign key failure)."""
+        if not self._seen:
+            return
         rows = [(*key, *value, key[0], key[1]) for key, value in self._seen.items()]
-        self._db.executemany(
-            "INSERT INTO sasl2_clients (domain, local, agent_id, software, device, last_login)"
-            " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS"
-            " (SELECT 1 FROM accounts WHERE domain = ? AND local = ?)"
-            " ON CONFLICT (domain, local, agent_id) DO UPDATE SET"
-            " software = excluded.software, device = excluded.device,"
-            " last_login = excluded.last_login",
-            rows,
-        )
+        with transaction(self._db):
+            self._db.executemany(
+                "INSERT INTO sasl2_clients (domain, local, agent_id, software, device, last_login)"
+                " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS"
+                " (SELECT 1 FROM accounts WHERE domain = ? AND local = ?)"
+                " ON CONFLICT (domain, local, agent_id) DO UPDATE SET"
+                " software = excluded.software, device = excluded.device,"
+                " last_login = excluded.last_login",
+                rows,
+            )
         self._seen.clear()
+
+    def _forget_seen(self, jid: JID, agent_id: str) -> bool:
+        """A revoked client's login not written yet is not written; whether
+        there was one."""
+        if jid.local is None:
+            return False
+        return self._seen.pop((jid.domain, jid.local, agent_id), None) is not None
 
     def tokens(self, jid: JID, agent_id: str) -> FastTokensProvided:
         """The client's tokens, opened (none that fail to open)."""
@@ -241,14 +247,14 @@ class FastTokenStore:
     def revoke(self, jid: JID, agent_id: str) -> bool:
         """Forget client ``agent_id`` of ``jid``'s account and delete its tokens:
         its next FAST login fails; whether there was such a client."""
+        kept = self._forget_seen(jid, agent_id)
         with transaction(self._db):
-            self._write_seen()
-            return self._revoke(jid, agent_id)
+            return self._revoke(jid, agent_id) or kept
 
     def write(self, op: StoreOp) -> None:
         """A ``Persist`` op, in the caller's transaction: :class:`ClientRevoke`."""
         assert isinstance(op, ClientRevoke)
-        self._write_seen()
+        self._forget_seen(op.account, op.client_id)
         self._revoke(op.account, op.client_id)
 
     def _revoke(self, jid: JID, agent_id: str) -> bool:
