@@ -396,10 +396,12 @@ class ServerServices:
                 writers[type(op)](op)
 
     def flush(self) -> None:
-        """Write what stores keep behind (logout times); the server calls this
-        about once a second and when it stops."""
+        """Write what stores keep behind (logout times, archived copies, SASL2
+        clients' logins); the server calls this about once a second and when
+        it stops."""
         self._last_storage.flush()
         self.archive.flush()
+        self.fast_tokens.flush()
 
     def post_auth_features(self) -> tuple[Element, ...]:
         """Stream features offered after authentication: roster versioning (RFC 6121

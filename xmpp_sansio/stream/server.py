@@ -12,7 +12,7 @@ from .. import sasl
 from ..errors import LocalProtocolError, StanzaErrorCondition, StreamErrorCondition
 from ..jid import JID, InvalidJID
 from ..sasl.credentials import ScramCredentials
-from ..sm import SMState
+from ..sm import PresenceHold, SMState
 from ..xml import ns
 from ..xml.parser import StreamHeader
 from .answers import (
@@ -83,7 +83,10 @@ class ServerConnection(_ServerRole):
         if self.client_active:
             self._send_stanza(element)
             return
-        for stanza in self._held.offer(element):
+        held = self._held
+        if held is None:
+            held = self._held = PresenceHold()
+        for stanza in held.offer(element):
             self._send_stanza(stanza)
 
     def provide_credentials(self, credentials: ScramCredentials | None) -> None:
@@ -131,7 +134,8 @@ class ServerConnection(_ServerRole):
     def take_held_presences(self) -> list[Element]:
         """Hand over the presence updates held for an inactive client (XEP-0352),
         e.g. to keep them with a detached session; they will not be sent here."""
-        return self._held.flush()
+        held = self._held
+        return [] if held is None else held.flush()
 
     @property
     def sm_resumable(self) -> bool:

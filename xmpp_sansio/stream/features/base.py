@@ -137,7 +137,7 @@ class FeatureHost(Protocol):
 
     # CSI's (XEP-0352)
     client_active: bool
-    _held: PresenceHold
+    _held: PresenceHold | None  # made when the client first goes inactive
 
     # the driver and the output
     def _fire(self, item: Input) -> None: ...

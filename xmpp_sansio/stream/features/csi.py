@@ -40,7 +40,7 @@ class CSIFeature:
             return True
         conn.client_active = active
         conn._events.append(ClientStateChanged(active))
-        if active and conn.state is State.READY:
+        if active and conn.state is State.READY and conn._held is not None:
             for stanza in conn._held.flush():
                 conn._send_stanza(stanza)
         return True

@@ -32,6 +32,8 @@ AUTHENTICATE_TAG = "{" + ns.SASL2 + "}authenticate"
 _RESPONSE_TAG = "{" + ns.SASL2 + "}response"
 _ABORT_TAG = "{" + ns.SASL2 + "}abort"
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+_MAX_OFFERS = 32
+_Offer = tuple[ServerConfig, Element]
 MAX_USER_AGENT_TEXT = 256
 """Longest ``<software/>`` or ``<device/>`` kept, in characters (longer is cut)."""
 
@@ -59,11 +61,31 @@ class SASL2Feature:
     """XEP-0388 §2.1: ``<authentication/>`` listing the mechanisms RFC 6120
     SASL offers on this stream (never per account: no enumeration)."""
 
+    def __init__(self) -> None:
+        #: offers built so far: what they depend on -> (the config, the element)
+        self._offers: dict[tuple[int, tuple[str, ...], tuple[str, ...], bool], _Offer] = {}
+
     def offer(self, conn: FeatureHost) -> Iterator[Element]:
-        if not conn.config.sasl2:
+        """The element is built once per configuration and what the stream
+        offers (mechanisms, FAST's, an anonymous host), and shared by every
+        stream that offers the same: serialising never changes it, and a
+        classic login does not pay for building the SASL2 offer each time
+        (issue 24)."""
+        cfg = conn.config
+        if not cfg.sasl2:
             return
-        mechanisms = offered_mechanisms(conn)
+        mechanisms = tuple(offered_mechanisms(conn))
         if not mechanisms:  # §2.1: never without a mechanism
+            return
+        key = (
+            id(cfg),
+            mechanisms,
+            tuple(fast.fast_mechanisms(conn)),
+            conn.domain in cfg.anonymous_domains,
+        )
+        cached = self._offers.get(key)
+        if cached is not None and cached[0] is cfg:
+            yield cached[1]
             return
         authentication = Element("{" + ns.SASL2 + "}authentication")
         for name in mechanisms:
@@ -71,8 +93,11 @@ class SASL2Feature:
         inline = SubElement(authentication, "{" + ns.SASL2 + "}inline")
         inline.extend(inline_offer(conn))
         inline.extend(fast.inline_offer(conn))
-        if conn.domain not in conn.config.anonymous_domains:  # accounts to upgrade
+        if not key[3]:  # accounts to upgrade
             authentication.extend(upgrade.offer())  # XEP-0480 §2.1
+        if len(self._offers) >= _MAX_OFFERS:  # a few configs and TLS setups at most
+            self._offers.clear()
+        self._offers[key] = (cfg, authentication)
         yield authentication
 
     def claims(self, stage: Stage, config: ServerConfig) -> Iterable[str]:
