@@ -5,9 +5,12 @@ Tables: ``mam_items`` holds each archived message once (``seq`` its rowid,
 its ``sid``, ``stamp``, the serialised ``stanza``, ``refs`` the number of
 archives holding it); ``mam_entries`` (WITHOUT ROWID, clustered on
 ``(archive, seq)``) says which archives hold it and with whom, so a message
-between two local accounts is one item and two entries; ``mam_archives``
-maps each archive JID to a small integer and its size ``n`` (the quota and
-the unfiltered ``count`` read one row). Every index grows at its end or at
+between two local accounts is one item and two entries, each four
+integers (the archive, ``seq``, the peer's bare JID and full JID as ids in
+``mam_peers``, cached in memory: half the write cost of the peers as text,
+docs/benchmarks.md); ``mam_archives`` maps each archive JID to a small
+integer and its size ``n`` (the quota and the unfiltered ``count`` read one
+row). Every index grows at its end or at
 one point per archive: ``seq`` is the write order, made from the stamp in
 microseconds (``max(last + 1, stamp_us)``), and the ids this server makes
 (:func:`~xmpp_sansio.server.mam.service.new_stanza_id`) begin with the time,
@@ -15,13 +18,14 @@ so the unique ``sid`` index is appended to as well; writing a message costs
 about the same at 1M archived as at 10k (docs/benchmarks.md).
 
 Pages are index range scans: ``mam_entries`` by ``(archive, seq)`` for the
-archive in order, ``(archive, with_bare, seq)`` for a ``with`` filter;
+archive in order, ``(archive, bare, seq)`` for a ``with`` filter;
 ``start``/``end`` are ``seq`` bounds (``seq >= stamp_us`` always, and at most
 ``skew`` more, the largest lead a clock going back ever gave: kept in
 ``mam_state``) with the exact stamp checked on the rows. A page reads
 ``max + 1`` rows from where it starts, so its cost does not grow with the
 archive (benchmarks/mam_bench.py); a filtered ``count`` counts at most
-``COUNT_CAP`` rows. A database of the first layout (``mam_messages``) is
+``COUNT_CAP`` rows. A database of the first layout (``mam_messages``) or
+of the second (``mam_entries`` with ``with_bare``/``with_full`` text) is
 moved to this one when opened."""
 
 from __future__ import annotations
@@ -65,21 +69,25 @@ _SCHEMA: Final = (
         stanza BLOB NOT NULL
     )
     """,
+    "CREATE TABLE IF NOT EXISTS mam_peers (id INTEGER PRIMARY KEY, jid TEXT NOT NULL UNIQUE)",
     """
     CREATE TABLE IF NOT EXISTS mam_entries (
         archive INTEGER NOT NULL,
         seq INTEGER NOT NULL,
-        with_bare TEXT NOT NULL,
-        with_full TEXT NOT NULL,
+        bare INTEGER NOT NULL,
+        peer INTEGER NOT NULL,
         PRIMARY KEY (archive, seq)
     ) WITHOUT ROWID
     """,
-    "CREATE INDEX IF NOT EXISTS mam_entries_with ON mam_entries (archive, with_bare, seq)",
+    "CREATE INDEX IF NOT EXISTS mam_entries_bare ON mam_entries (archive, bare, seq)",
     "CREATE TABLE IF NOT EXISTS mam_prefs (archive TEXT PRIMARY KEY, prefs TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS mam_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
-_COLUMNS: Final = "i.sid, e.seq, e.with_full, i.stamp, i.stanza"
-_FROM: Final = "mam_entries e CROSS JOIN mam_items i ON i.seq = e.seq"
+_COLUMNS: Final = "i.sid, e.seq, p.jid, i.stamp, i.stanza"
+#: Entries (``e``) joined to their items (``i``) and peers (``p``, ``p.jid`` the full JID).
+_FROM: Final = (
+    "mam_entries e CROSS JOIN mam_items i ON i.seq = e.seq CROSS JOIN mam_peers p ON p.id = e.peer"
+)
 #: A filtered set larger than this gets no ``count`` (the unfiltered one always does).
 COUNT_CAP: Final = 1000
 _US: Final = 1_000_000
@@ -102,7 +110,14 @@ class SqliteArchiveStorage:
         #: ``ArchivePut`` ops kept to be written behind (:meth:`write_behind`).
         self.behind: list[ArchivePut] = []
         self._ids: dict[JID, int] = {}
+        #: A peer's ``(bare id, id)`` in ``mam_peers``; ``_unsure``: the
+        #: peers made since the last commit this store saw (a rolled-back
+        #: transaction takes them away: :meth:`_check_peers`).
+        self._peers: dict[JID, tuple[int, int]] = {}
+        self._unsure: list[JID] = []
+        self._unsure_top = 0
         with transaction(conn):
+            old_entries = self._rename_text_entries()
             for statement in _SCHEMA:
                 conn.execute(statement)
             self._last = int(
@@ -110,7 +125,33 @@ class SqliteArchiveStorage:
             )
             row = conn.execute("SELECT value FROM mam_state WHERE key = 'skew'").fetchone()
             self._skew = 0 if row is None else int(row[0])
+            if old_entries:
+                self._migrate_text_entries()
             self._migrate()
+
+    def _rename_text_entries(self) -> bool:
+        """A database of the second layout (``mam_entries`` with the peers as
+        text, ``with_bare``/``with_full``): set its entries aside to be moved."""
+        conn = self._conn
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(mam_entries)")}
+        if "with_bare" not in columns:
+            return False
+        conn.execute("DROP INDEX IF EXISTS mam_entries_with")
+        conn.execute("ALTER TABLE mam_entries RENAME TO mam_entries_text")
+        return True
+
+    def _migrate_text_entries(self) -> None:
+        """Move the second layout's entries here, their peers as integers."""
+        conn = self._conn
+        conn.execute(
+            "INSERT OR IGNORE INTO mam_peers (jid) SELECT with_bare FROM mam_entries_text"
+            " UNION SELECT with_full FROM mam_entries_text"
+        )
+        conn.execute(
+            "INSERT INTO mam_entries SELECT e.archive, e.seq, b.id, f.id FROM mam_entries_text e"
+            " JOIN mam_peers b ON b.jid = e.with_bare JOIN mam_peers f ON f.jid = e.with_full"
+        )
+        conn.execute("DROP TABLE mam_entries_text")
 
     def _migrate(self) -> None:
         """Move the archives of the first layout (``mam_messages``) here, in order."""
@@ -185,6 +226,56 @@ class SqliteArchiveStorage:
         self._ids[archive] = found = int(row[0])
         return found
 
+    def _peer(self, jid: JID) -> tuple[int, int]:
+        """``jid``'s ``(bare id, id)`` in ``mam_peers`` (made if missing)."""
+        found = self._peers.get(jid)
+        if found is not None:
+            return found
+        bare = jid.bare
+        ids = [self._peer_id(j) for j in ((bare, jid) if bare is not jid else (bare,))]
+        if len(self._peers) > 100_000:
+            self._peers.clear()
+        self._peers[jid] = found = (ids[0], ids[-1])
+        return found
+
+    def _known_peer(self, jid: JID) -> tuple[int, int]:
+        """``jid``'s ``(bare id, id)`` for a read, without making one (0: none)."""
+        found = self._peers.get(jid)
+        if found is not None:
+            return found
+        ids = [
+            self._conn.execute("SELECT id FROM mam_peers WHERE jid = ?", (str(j),)).fetchone()
+            for j in (jid.bare, jid)
+        ]
+        bare, peer = (0 if row is None else int(row[0]) for row in ids)
+        return bare, peer
+
+    def _peer_id(self, jid: JID) -> int:
+        conn = self._conn
+        text = str(jid)
+        row = conn.execute("SELECT id FROM mam_peers WHERE jid = ?", (text,)).fetchone()
+        if row is None:
+            row = conn.execute(
+                "INSERT INTO mam_peers (jid) VALUES (?) RETURNING id", (text,)
+            ).fetchone()
+            self._unsure.append(jid)  # until a commit is seen
+            self._unsure_top = max(self._unsure_top, int(row[0]))
+        return int(row[0])
+
+    def _check_peers(self) -> None:
+        """Forget the peers made by a transaction that did not commit (only
+        this store adds peers, and ids grow: the highest one tells)."""
+        if self._unsure:
+            (top,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM mam_peers").fetchone()
+            if top < self._unsure_top:
+                self._forget_unsure()
+
+    def _forget_unsure(self) -> None:
+        """A transaction that made peers failed: forget every cached id (rare)."""
+        self._peers.clear()
+        self._unsure.clear()
+        self._unsure_top = 0
+
     def _seq(self, stamp: float) -> int:
         """The next ``seq``: the stamp in microseconds, after the last one."""
         us = int(stamp * _US)
@@ -205,19 +296,25 @@ class SqliteArchiveStorage:
         if not ops:
             return
         conn = self._conn
-        get_id = self._id
-        # The archives' integers first, outside the savepoint (they stay cached).
+        get_id, peers, get_peer = self._id, self._peers, self._peer
+        self._check_peers()
+        # The archives' and peers' integers first, outside the savepoint (they stay cached).
         owned = [
-            (op, get_id(op.archive, create=True), [(get_id(a, create=True), w) for a, w in op.also])
+            (
+                op,
+                get_id(op.archive, create=True),
+                peers.get(op.with_) or get_peer(op.with_),
+                [(get_id(a, create=True), peers.get(w) or get_peer(w)) for a, w in op.also],
+            )
             for op in ops
         ]
         last, skew = self._last, self._skew
         conn.execute("SAVEPOINT mam_put")
         items: list[tuple[int, str, float, int, bytes]] = []
-        entries: list[tuple[int, int, str, str]] = []
+        entries: list[tuple[int | None, int, int, int]] = []
         counts: dict[int, int] = {}
         latest: dict[int, ArchivePut] = {}
-        for op, key, also in owned:
+        for op, key, (bare, peer), also in owned:
             assert key is not None
             us = int(op.stamp * _US)
             seq = self._last + 1 if self._last >= us else us
@@ -225,14 +322,12 @@ class SqliteArchiveStorage:
                 seq = self._seq(op.stamp)
             self._last = seq
             items.append((seq, op.sid, op.stamp, 1 + len(also), op.stanza))
-            with_ = str(op.with_)
-            entries.append((key, seq, with_.partition("/")[0], with_))
+            entries.append((key, seq, bare, peer))
             counts[key] = counts.get(key, 0) + 1
             latest[key] = op
-            for other, peer in also:
+            for other, (bare, peer) in also:
                 assert other is not None
-                with_ = str(peer)
-                entries.append((other, seq, with_.partition("/")[0], with_))
+                entries.append((other, seq, bare, peer))
                 counts[other] = counts.get(other, 0) + 1
                 latest[other] = op
         added = {key: (n, latest[key]) for key, n in counts.items()}
@@ -272,7 +367,7 @@ class SqliteArchiveStorage:
                 assert key is not None
                 if conn.execute(
                     "INSERT OR IGNORE INTO mam_entries VALUES (?, ?, ?, ?)",
-                    (key, seq, str(with_.bare), str(with_)),
+                    (key, seq, *self._peer(with_)),
                 ).rowcount:
                     refs += 1
                     added[key] = (added.get(key, (0, op))[0] + 1, op)
@@ -344,7 +439,11 @@ class SqliteArchiveStorage:
                     self.write_pending()
             except sqlite3.Error:
                 self._ids.clear()  # ids made in the failed transaction do not exist
+                self._forget_unsure()
                 raise
+            else:  # committed (those of earlier transactions were checked)
+                self._unsure.clear()
+                self._unsure_top = 0
             finally:
                 conn.execute(f"PRAGMA synchronous={int(level)}")
 
@@ -405,11 +504,12 @@ class SqliteArchiveStorage:
         where = ["e.archive = ?"]
         args: list[object] = [key]
         if query.with_ is not None:
-            where.append("e.with_bare = ?")
-            args.append(str(query.with_.bare))
+            bare, peer = self._known_peer(query.with_)
+            where.append("e.bare = ?")
+            args.append(bare)
             if query.with_.resource is not None:
-                where.append("e.with_full = ?")
-                args.append(str(query.with_))
+                where.append("e.peer = ?")
+                args.append(peer)
         if query.start is not None:
             where.append("e.seq >= ? AND i.stamp >= ?")
             args.extend((int(query.start * _US), query.start))
