@@ -8,6 +8,7 @@ accounts online, the ``Persist`` effects handled as the server does
         python benchmarks/mam_cost.py --once on --n 800   # instructions: run
                                                           # N=800 and N=2000, divide the difference
     python benchmarks/mam_cost.py --profile on --n 4000   # cProfile, top 25
+    ... --users 200   # messages among 200 accounts (user i to i + 1) instead of a to b
 
 Nothing is asserted."""
 
@@ -37,7 +38,9 @@ from xmpp_trio.storage import AccountStore
 C = "{jabber:client}"
 
 
-def setup(archiving: bool) -> Callable[[int], None]:
+def setup(archiving: bool, users: int = 0) -> Callable[[int], None]:
+    """The loop; ``users``: messages between that many accounts (user ``i``
+    to ``i + 1``, round robin), else ``a`` to ``b`` only."""
     tmp = Path(tempfile.mkdtemp(prefix="mam-cost-"))
     config = ServerConfig(
         domains=("localhost",),
@@ -46,7 +49,8 @@ def setup(archiving: bool) -> Callable[[int], None]:
         mam=MamLimits(enabled=archiving),
     )
     store = AccountStore.open(config.database_path)
-    for user in ("a", "b"):
+    names = [f"u{i}" for i in range(users)] if users else ["a", "b"]
+    for user in names:
         store.create(user, "localhost", "pw-pw-pw", iterations=4096)
     services = build_services(config, store, open_database(config))
     router = Router(
@@ -55,16 +59,20 @@ def setup(archiving: bool) -> Callable[[int], None]:
         account_exists=lambda local, domain: store.exists(local, domain),
         services=services.services,
     )
-    router.bind(1, JID.parse("a@localhost/r"))
-    router.bind(2, JID.parse("b@localhost/r"))
-    router.route(1, ET.Element(C + "presence"))
-    router.route(2, ET.Element(C + "presence"))
-    msg = ET.Element(C + "message", {"to": "b@localhost/r", "type": "chat", "id": "x"})
-    ET.SubElement(msg, C + "body").text = "y" * 120
+    for session, user in enumerate(names, 1):
+        router.bind(session, JID.parse(f"{user}@localhost/r"))
+        router.route(session, ET.Element(C + "presence"))
+    messages = []
+    for i in range(len(names) if users else 1):
+        to = names[(i + 1) % len(names)]
+        msg = ET.Element(C + "message", {"to": f"{to}@localhost/r", "type": "chat", "id": "x"})
+        ET.SubElement(msg, C + "body").text = "y" * 120
+        messages.append((i + 1, msg))
 
     def run(n: int) -> None:
         for i in range(n):
-            persists = [e for e in router.route(1, msg) if type(e) is Persist]
+            session, msg = messages[i % len(messages)]
+            persists = [e for e in router.route(session, msg) if type(e) is Persist]
             if persists:
                 rest = services.write_behind(persists)
                 if rest or services.behind_full():
@@ -83,18 +91,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=4000)
     parser.add_argument("--once", choices=("on", "off"), help="one run (for callgrind)")
     parser.add_argument("--profile", choices=("on", "off"))
+    parser.add_argument("--users", type=int, default=0, help="accounts (default: a to b only)")
     args = parser.parse_args()
     if args.once:
-        setup(args.once == "on")(args.n)
+        setup(args.once == "on", args.users)(args.n)
         return
     if args.profile:
-        run = setup(args.profile == "on")
+        run = setup(args.profile == "on", args.users)
         prof = cProfile.Profile()
         prof.runcall(run, args.n)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return
     for name in ("off", "on"):
-        run = setup(name == "on")
+        run = setup(name == "on", args.users)
         best = min(_timed(run, args.n) for _ in range(5))
         print(f"archiving {name}: {best:.2f} us CPU/message (best of 5 x {args.n})")
 

@@ -173,16 +173,20 @@ class MamService(IqService):
         self._prefs: dict[JID, Prefs] = {}
         self._queries: dict[Hashable, tuple[Element, JID, JID, str | None, bool, bool]] = {}
         self._next_query = 0
-        self._entropy = b""  # unused bytes of the last ctx.rng draw
+        self._entropy = ""  # the last ctx.rng draw, hex, and how much of it is used
         self._entropy_at = 0
+        #: The last ``<stanza-id/>`` stamped and its id (the observer of
+        #: ``MessageSent`` finds it last on the router's copy: no scan).
+        self._stamp: Element | None = None
+        self._stamp_id = ""
 
     def _new_id(self, ctx: Context) -> str:
         """:func:`new_stanza_id` with 8 bytes from a pool drawn from ``ctx.rng``."""
         at = self._entropy_at
-        if at + 8 > len(self._entropy):
-            self._entropy, at = ctx.rng(_ENTROPY_POOL), 0
-        self._entropy_at = at + 8
-        return new_stanza_id(ctx, self._entropy[at : at + 8])
+        if at + 16 > len(self._entropy):
+            self._entropy, at = ctx.rng(_ENTROPY_POOL).hex(), 0
+        self._entropy_at = at + 16
+        return f"{int(ctx.now * 1_000_000):014x}{self._entropy[at : at + 16]}"
 
     # -- preferences -----------------------------------------------------------
 
@@ -213,7 +217,10 @@ class MamService(IqService):
     # -- transform: XEP-0359 stamping ----------------------------------------
 
     def transform(self, ctx: Context, element: Element, sender: JID) -> Element | Appended:
-        forged = [c for c in element if c.tag == SID and self._is_local(c.get("by"))]
+        forged: list[Element] | None = None
+        for child in element:
+            if child.tag == SID and self._is_local(child.get("by")):
+                (forged := forged or []).append(child)
         stamp: Element | None = None
         to = element.get("to")
         if to is not None and archivable(element):
@@ -221,15 +228,19 @@ class MamService(IqService):
                 recipient = JID.parse(to).bare
             except InvalidJID:
                 recipient = None
+            server = self.server
             if (
                 recipient is not None
                 and recipient.local is not None
-                and self.server.is_local(recipient.domain)
-                and (self.server.sessions_of(recipient) or self.server.account_exists(recipient))
+                and server.is_local(recipient.domain)
+                and (server.sessions_of(recipient) or server.account_exists(recipient))
                 and self.archives(recipient, sender)
             ):
-                stamp = Element(SID, {"id": self._new_id(ctx), "by": str(recipient)})
-        if not forged:
+                sid = self._new_id(ctx)
+                stamp = Element(SID, {"id": sid, "by": str(recipient)})
+                # The observer of MessageSent finds it on the router's copy by identity.
+                self._stamp, self._stamp_id = stamp, sid
+        if forged is None:
             return element if stamp is None else Appended((stamp,))
         out = Element(element.tag, element.attrib)
         out.text = element.text
@@ -304,7 +315,12 @@ class MamService(IqService):
         except InvalidJID:
             return []
         owner, recipient = sender.bare, peer.bare
-        sid = _stamped(element, recipient)  # stamped: archivable, and the recipient archives it
+        # stamped: archivable, and the recipient archives it
+        stamp = self._stamp
+        if stamp is not None and len(element) and element[-1] is stamp:
+            sid: str | None = self._stamp_id
+        else:
+            sid = _stamped(element, recipient)
         if sid is None and not archivable(element):
             return []
         mine = self.archives(owner, peer)
