@@ -35,6 +35,7 @@ from xml.etree.ElementTree import Element
 from ...errors import StanzaErrorCondition
 from ...jid import JID, InvalidJID
 from ...stanza import Iq, IqType, error_reply, iq_result
+from ...xml.ns import CLIENT
 from ...xml.parser import parse_fragment
 from ...xml.writer import serialize
 from ..effects import Load, OfflinePush, Outcome, Persist, Reply, StoreOp
@@ -286,7 +287,7 @@ class MamService(IqService):
                 sid = _stamped(element, recipient)
                 if sid is None:
                     return []
-                return [self._put(ctx, recipient, sid, from_, serialize(element, ""))]
+                return [self._put(ctx, recipient, sid, from_, archived_bytes(element))]
             case Loaded(request_id=request_id, result=result):
                 return self._answer(request_id, result)
             case Committed(ops=ops, failed=failed):
@@ -327,8 +328,8 @@ class MamService(IqService):
         if sid is None:
             if not mine:
                 return []
-            return [self._put(ctx, owner, self._new_id(ctx), peer, serialize(element, ""))]
-        data = serialize(element, "")
+            return [self._put(ctx, owner, self._new_id(ctx), peer, archived_bytes(element))]
+        data = archived_bytes(element)
         if recipient == owner:
             return [self._put(ctx, owner, sid, peer, data)]
         if mine:
@@ -353,7 +354,7 @@ class MamService(IqService):
             except InvalidJID:
                 continue
             if not self.server.is_local(from_.domain):
-                out.append(self._put(ctx, op.user, sid, from_, serialize(element, "")))
+                out.append(self._put(ctx, op.user, sid, from_, archived_bytes(element)))
         return out
 
     # -- handle: queries ------------------------------------------------------
@@ -424,7 +425,7 @@ class MamService(IqService):
         if sid is None or sender is None:
             return []
         limits = self.limits
-        data = serialize(element, "")
+        data = archived_bytes(element)
         op = ArchivePut(room, sid, JID.parse(sender), stamp, data, limits.max_per_user)
         return [Persist(op)]
 
@@ -480,6 +481,22 @@ class MamService(IqService):
         out: list[Outcome] = [Reply(result_message(requester, queryid, m, by)) for m in items]
         out.append(Reply(iq_result(request, fin_element(result, flip=flip, backward=backward))))
         return out
+
+
+_CLIENT_MESSAGE: Final = "{" + CLIENT + "}message"
+_WITH_NS: Final = b'<message xmlns="' + CLIENT.encode() + b'"'
+
+
+def archived_bytes(element: Element) -> bytes:
+    """``element`` serialised for the archive, standalone (its namespace
+    declared). A ``jabber:client`` message goes through the one call the
+    client streams make for it (:func:`~xmpp_sansio.xml.writer.serialize`
+    with that default namespace): the same element delivered in the same
+    batch is serialised the same way, so the writer can do it once; the
+    declaration is put in after the tag name."""
+    if element.tag == _CLIENT_MESSAGE:
+        return _WITH_NS + serialize(element, CLIENT)[8:]
+    return serialize(element, "")
 
 
 def _stamped(element: Element, archive: JID) -> str | None:
