@@ -276,6 +276,12 @@ class SqliteArchiveStorage:
         self._unsure.clear()
         self._unsure_top = 0
 
+    def _key(self, archive: JID) -> int:
+        """:meth:`_id`, made if missing."""
+        found = self._id(archive, create=True)
+        assert found is not None
+        return found
+
     def _seq(self, stamp: float) -> int:
         """The next ``seq``: the stamp in microseconds, after the last one."""
         us = int(stamp * _US)
@@ -296,40 +302,31 @@ class SqliteArchiveStorage:
         if not ops:
             return
         conn = self._conn
-        get_id, peers, get_peer = self._id, self._peers, self._peer
+        ids, peers, get_peer = self._ids, self._peers, self._peer
         self._check_peers()
-        # The archives' and peers' integers first, outside the savepoint (they stay cached).
-        owned = [
-            (
-                op,
-                get_id(op.archive, create=True),
-                peers.get(op.with_) or get_peer(op.with_),
-                [(get_id(a, create=True), peers.get(w) or get_peer(w)) for a, w in op.also],
-            )
-            for op in ops
-        ]
         last, skew = self._last, self._skew
         conn.execute("SAVEPOINT mam_put")
         items: list[tuple[int, str, float, int, bytes]] = []
-        entries: list[tuple[int | None, int, int, int]] = []
+        entries: list[tuple[int, int, int, int]] = []
         counts: dict[int, int] = {}
         latest: dict[int, ArchivePut] = {}
-        for op, key, (bare, peer), also in owned:
-            assert key is not None
+        for op in ops:
             us = int(op.stamp * _US)
             seq = self._last + 1 if self._last >= us else us
             if seq - us > self._skew:
                 seq = self._seq(op.stamp)
             self._last = seq
+            also = op.also
             items.append((seq, op.sid, op.stamp, 1 + len(also), op.stanza))
-            entries.append((key, seq, bare, peer))
+            key = ids.get(op.archive) or self._key(op.archive)
+            entries.append((key, seq, *(peers.get(op.with_) or get_peer(op.with_))))
             counts[key] = counts.get(key, 0) + 1
             latest[key] = op
-            for other, (bare, peer) in also:
-                assert other is not None
-                entries.append((other, seq, bare, peer))
-                counts[other] = counts.get(other, 0) + 1
-                latest[other] = op
+            for archive, with_ in also:
+                key = ids.get(archive) or self._key(archive)
+                entries.append((key, seq, *(peers.get(with_) or get_peer(with_))))
+                counts[key] = counts.get(key, 0) + 1
+                latest[key] = op
         added = {key: (n, latest[key]) for key, n in counts.items()}
         before = conn.total_changes
         conn.executemany("INSERT OR IGNORE INTO mam_items VALUES (?, ?, ?, ?, ?)", items)
@@ -344,6 +341,8 @@ class SqliteArchiveStorage:
             conn.execute("ROLLBACK TO mam_put")
             conn.execute("RELEASE mam_put")
             self._last, self._skew = last, skew
+            self._ids.clear()  # the ids made since the savepoint are gone with it
+            self._forget_unsure()
             added = self._put_each(ops)
         for key, (n, op) in added.items():
             self._settle(key, n, op)
@@ -363,8 +362,7 @@ class SqliteArchiveStorage:
                 seq = int(row[0])
             refs = 0
             for archive, with_ in op.owners():
-                key = self._id(archive, create=True)
-                assert key is not None
+                key = self._key(archive)
                 if conn.execute(
                     "INSERT OR IGNORE INTO mam_entries VALUES (?, ?, ?, ?)",
                     (key, seq, *self._peer(with_)),
