@@ -271,23 +271,12 @@ class MamService(IqService):
         )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        # The two events of every message first, by their type (no pattern match).
+        if type(event) is MessageSent:
+            return self._archive_sent(ctx, event.session.jid, event.element)
+        if type(event) is MessageDelivered:
+            return self._archive_delivered(ctx, event.element, event.recipient)
         match event:
-            case MessageSent(session=session, element=element):
-                return self._archive_sent(ctx, session.jid, element)
-            case MessageDelivered(element=element, recipient=recipient):
-                sender = element.get("from")
-                if sender is None:
-                    return []
-                try:
-                    from_ = JID.parse(sender)
-                except InvalidJID:
-                    return []
-                if self.server.is_local(from_.domain) or not archivable(element):
-                    return []  # a local sender's message was archived when it was sent
-                sid = _stamped(element, recipient)
-                if sid is None:
-                    return []
-                return [self._put(ctx, recipient, sid, from_, archived_bytes(element))]
             case Loaded(request_id=request_id, result=result):
                 return self._answer(request_id, result)
             case Committed(ops=ops, failed=failed):
@@ -304,6 +293,22 @@ class MamService(IqService):
                 self._prefs.pop(account, None)
                 return [Persist(ArchiveRemove(account))]
         return []
+
+    def _archive_delivered(self, ctx: Context, element: Element, recipient: JID) -> list[Outcome]:
+        """The recipient's side of a message from outside (another server, a component)."""
+        sender = element.get("from")
+        if sender is None:
+            return []
+        try:
+            from_ = JID.parse(sender)
+        except InvalidJID:
+            return []
+        if self.server.is_local(from_.domain) or not archivable(element):
+            return []  # a local sender's message was archived when it was sent
+        sid = _stamped(element, recipient)
+        if sid is None:
+            return []
+        return [self._put(ctx, recipient, sid, from_, archived_bytes(element))]
 
     def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
         """Both sides of a message a local session sent: one id (the one
