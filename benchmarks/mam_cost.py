@@ -9,6 +9,7 @@ accounts online, the ``Persist`` effects handled as the server does
                                                           # N=800 and N=2000, divide the difference
     python benchmarks/mam_cost.py --profile on --n 4000   # cProfile, top 25
     ... --users 200   # messages among 200 accounts (user i to i + 1) instead of a to b
+    ... --ablate serialise|write   # without the archive's serialisation / SQLite write
 
 Nothing is asserted."""
 
@@ -92,7 +93,21 @@ def main() -> None:
     parser.add_argument("--once", choices=("on", "off"), help="one run (for callgrind)")
     parser.add_argument("--profile", choices=("on", "off"))
     parser.add_argument("--users", type=int, default=0, help="accounts (default: a to b only)")
+    parser.add_argument(
+        "--ablate",
+        choices=("serialise", "write"),
+        help="measure without the archive's serialisation (constant bytes) or"
+        " without its SQLite write (rows dropped at the flush)",
+    )
     args = parser.parse_args()
+    if args.ablate == "serialise":
+        from xmpp_sansio.server.mam import service
+
+        service.archived_bytes = lambda element: b"<message/>"  # type: ignore[assignment]
+    elif args.ablate == "write":
+        from xmpp_trio.stores.mam import SqliteArchiveStorage
+
+        SqliteArchiveStorage._put = lambda self, ops: None  # type: ignore[method-assign]
     if args.once:
         setup(args.once == "on", args.users)(args.n)
         return

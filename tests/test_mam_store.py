@@ -354,6 +354,19 @@ def test_a_peer_made_by_a_failed_transaction_is_made_again(tmp_path: Path) -> No
     assert sids(store.load(ArchiveQuery(JULIET, 9, with_=paris.bare))) == ["id2"]
 
 
+def test_an_archive_made_by_a_failed_transaction_fails_one_write_then_is_made_again(
+    tmp_path: Path,
+) -> None:
+    conn = sqlite3.connect(tmp_path / "ids.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    with pytest.raises(TypeError):  # juliet's archive id is made, then the batch fails
+        store.apply([put(0), VCardPut(JULIET, b"<v/>")])
+    with pytest.raises(sqlite3.DatabaseError, match="not committed"):
+        store.apply([put(1)])
+    store.apply([put(2)])
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id2"] and store.count(JULIET) == 1
+
+
 def test_start_and_end_are_exact_when_the_clock_went_back(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "clock.sqlite3", isolation_level=None)
     SqliteArchiveStorage(conn).apply([put(0, stamp=100), put(1, stamp=50), put(2, stamp=70)])

@@ -344,8 +344,7 @@ class SqliteArchiveStorage:
             self._ids.clear()  # the ids made since the savepoint are gone with it
             self._forget_unsure()
             added = self._put_each(ops)
-        for key, (n, op) in added.items():
-            self._settle(key, n, op)
+        self._settle(added)
 
     def _put_each(self, ops: list[ArchivePut]) -> dict[int, tuple[int, ArchivePut]]:
         conn = self._conn
@@ -379,16 +378,35 @@ class SqliteArchiveStorage:
             conn.executemany("UPDATE mam_items SET refs = refs - 1 WHERE seq = ?", rows)
             conn.executemany("DELETE FROM mam_items WHERE seq = ? AND refs <= 0", rows)
 
-    def _settle(self, key: int, added: int, op: ArchivePut) -> None:
-        """Count ``added`` new entries of ``key``, then apply ``op``'s quota and retention."""
+    def _settle(self, added: dict[int, tuple[int, ArchivePut]]) -> None:
+        """Count the new entries of each archive (``added``: how many, and the
+        last op), one ``executemany``; then apply each op's quota and retention."""
         conn = self._conn
-        row = conn.execute(
-            "UPDATE mam_archives SET n = n + ? WHERE id = ? RETURNING n", (added, key)
-        ).fetchone()
-        if row is None:  # made by a transaction that did not commit (e.g. a full disk)
+        before = conn.total_changes
+        conn.executemany(
+            "UPDATE mam_archives SET n = n + ? WHERE id = ?",
+            [(n, key) for key, (n, _op) in added.items()],
+        )
+        if conn.total_changes - before != len(added):
+            # an id made by a transaction that did not commit (e.g. a full disk)
             self._ids.clear()
             raise sqlite3.DatabaseError("an archive's id was not committed; write again")
-        (count,) = row
+        keys = list(added)
+        for at in range(0, len(keys), 500):
+            chunk = keys[at : at + 500]
+            rows = conn.execute(
+                f"SELECT id, n FROM mam_archives WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for key, count in rows.fetchall():
+                op = added[key][1]
+                if count > op.keep or op.retention > 0:
+                    self._trim(key, count, op)
+
+    def _trim(self, key: int, count: int, op: ArchivePut) -> None:
+        """Drop the entries of ``key`` (``count`` of them) that ``op``'s quota and
+        retention no longer keep."""
+        conn = self._conn
         dropped = 0
         if count > op.keep:
             gone = conn.execute(
