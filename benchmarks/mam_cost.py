@@ -59,6 +59,7 @@ def setup(archiving: bool, users: int = 0) -> Callable[[int], None]:
         rng=secrets.token_bytes,
         account_exists=lambda local, domain: store.exists(local, domain),
         services=services.services,
+        clock=services.clock,  # the server's: a stopped clock would stamp every message alike
     )
     for session, user in enumerate(names, 1):
         router.bind(session, JID.parse(f"{user}@localhost/r"))
