@@ -293,6 +293,80 @@ def test_the_sqlite_store_keeps_rows_of_the_first_layout(tmp_path: Path) -> None
     assert "mam_messages" not in tables and "mam_counts" not in tables
 
 
+def test_the_sqlite_store_keeps_rows_of_the_second_layout(tmp_path: Path) -> None:
+    """The layout before the peers became integers (session 5): entries
+    with the peers as text, ``with_bare``/``with_full``, written as it did."""
+    conn = sqlite3.connect(tmp_path / "v2.sqlite3", isolation_level=None)
+    conn.executescript(
+        """
+        CREATE TABLE mam_archives (id INTEGER PRIMARY KEY, jid TEXT NOT NULL UNIQUE,
+            n INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE mam_items (seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE,
+            stamp REAL NOT NULL, refs INTEGER NOT NULL, stanza BLOB NOT NULL);
+        CREATE TABLE mam_entries (archive INTEGER NOT NULL, seq INTEGER NOT NULL,
+            with_bare TEXT NOT NULL, with_full TEXT NOT NULL, PRIMARY KEY (archive, seq))
+            WITHOUT ROWID;
+        CREATE INDEX mam_entries_with ON mam_entries (archive, with_bare, seq);
+        CREATE TABLE mam_prefs (archive TEXT PRIMARY KEY, prefs TEXT NOT NULL);
+        CREATE TABLE mam_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO mam_archives VALUES (1, 'juliet@example.com', 3), (2, 'romeo@example.com', 1);
+        INSERT INTO mam_items VALUES (4000000, 'a', 4.0, 1, CAST('<m>1</m>' AS BLOB)),
+            (5000000, 'b', 5.0, 2, CAST('<m>2</m>' AS BLOB)),
+            (6000000, 'c', 6.0, 1, CAST('<m>3</m>' AS BLOB));
+        INSERT INTO mam_entries VALUES
+            (1, 4000000, 'nurse@example.com', 'nurse@example.com/home'),
+            (1, 5000000, 'romeo@example.com', 'romeo@example.com/orchard'),
+            (2, 5000000, 'juliet@example.com', 'juliet@example.com'),
+            (1, 6000000, 'romeo@example.com', 'romeo@example.com/balcony');
+        """
+    )
+    store = SqliteArchiveStorage(conn)
+    page = store.load(ArchiveQuery(JULIET, 9))
+    assert sids(page) == ["a", "b", "c"] and page.count == 3
+    assert [m.with_ for m in page.items] == [NURSE, ROMEO, ROMEO.bare.with_resource("balcony")]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, with_=ROMEO.bare))) == ["b", "c"]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, with_=ROMEO))) == ["b"]
+    assert sids(store.load(ArchiveQuery(ROMEO.bare, 9, with_=JULIET))) == ["b"]
+    store.apply([put(7, with_=NURSE, stamp=7.0)])
+    reopened = SqliteArchiveStorage(conn)
+    assert sids(reopened.load(ArchiveQuery(JULIET, 9, with_=NURSE.bare))) == ["a", "id7"]
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(mam_entries)")}
+    assert columns == {"archive", "seq", "bare", "peer"}
+
+
+def test_a_peer_made_by_a_failed_transaction_is_made_again(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "peers.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    store.apply([put(0, with_=ROMEO)])
+    with pytest.raises(TypeError):  # the nurse's ids are made, then the batch fails
+        store.apply([put(1, with_=NURSE), VCardPut(JULIET, b"<v/>")])
+    paris = JID.parse("paris@example.com/verona")
+    store.apply([put(2, with_=paris)])  # the ids the nurse lost are free again
+    store.write_behind(put(3, with_=NURSE))
+    store.flush()
+    page = store.load(ArchiveQuery(JULIET, 9))
+    assert [(m.sid, m.with_) for m in page.items] == [
+        ("id0", ROMEO),
+        ("id2", paris),
+        ("id3", NURSE),
+    ]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, with_=NURSE))) == ["id3"]
+    assert sids(store.load(ArchiveQuery(JULIET, 9, with_=paris.bare))) == ["id2"]
+
+
+def test_an_archive_made_by_a_failed_transaction_fails_one_write_then_is_made_again(
+    tmp_path: Path,
+) -> None:
+    conn = sqlite3.connect(tmp_path / "ids.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    with pytest.raises(TypeError):  # juliet's archive id is made, then the batch fails
+        store.apply([put(0), VCardPut(JULIET, b"<v/>")])
+    with pytest.raises(sqlite3.DatabaseError, match="not committed"):
+        store.apply([put(1)])
+    store.apply([put(2)])
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id2"] and store.count(JULIET) == 1
+
+
 def test_start_and_end_are_exact_when_the_clock_went_back(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "clock.sqlite3", isolation_level=None)
     SqliteArchiveStorage(conn).apply([put(0, stamp=100), put(1, stamp=50), put(2, stamp=70)])

@@ -8,15 +8,18 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element
 
 from committing import CommittingRouter
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Effect
-from xmpp_sansio.server.mam.service import SID, MamLimits, MamService
+from xmpp_sansio.server.mam.service import SID, MamLimits, MamService, archived_bytes
 from xmpp_sansio.server.mam.store import MemoryArchive
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
+from xmpp_sansio.xml.writer import serialize
 
 C = "{jabber:client}"
 MAM = "{urn:xmpp:mam:2}"
@@ -391,3 +394,27 @@ def test_stanza_ids_are_unique_and_draw_entropy_in_bulk() -> None:
         ids.append(stamp.get("id", ""))
     assert len(set(ids)) == 600 and all(len(i) == 30 for i in ids)
     assert len([n for n in draws if n >= 8 * 256]) == 3
+
+
+_NAMES = st.sampled_from(["{jabber:client}body", "{urn:x}x", "{jabber:client}thread", "plain"])
+_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=8)
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> Element:
+    tag = draw(st.sampled_from([C + "message", "{jabber:server}message", "message"]))
+    attrs = draw(st.dictionaries(st.sampled_from(["to", "type", "id", "a"]), _TEXT, max_size=3))
+    element = Element(tag, attrs)
+    element.text = draw(st.none() | _TEXT)
+    for name in draw(st.lists(_NAMES, max_size=3)):
+        child = Element(name, draw(st.dictionaries(st.just("k"), _TEXT, max_size=1)))
+        child.text = draw(st.none() | _TEXT)
+        element.append(child)
+    return element
+
+
+@given(_messages())
+def test_the_archived_bytes_of_a_message_are_its_standalone_serialisation(
+    element: Element,
+) -> None:
+    assert archived_bytes(element) == serialize(element, "")

@@ -5,9 +5,12 @@ Tables: ``mam_items`` holds each archived message once (``seq`` its rowid,
 its ``sid``, ``stamp``, the serialised ``stanza``, ``refs`` the number of
 archives holding it); ``mam_entries`` (WITHOUT ROWID, clustered on
 ``(archive, seq)``) says which archives hold it and with whom, so a message
-between two local accounts is one item and two entries; ``mam_archives``
-maps each archive JID to a small integer and its size ``n`` (the quota and
-the unfiltered ``count`` read one row). Every index grows at its end or at
+between two local accounts is one item and two entries, each four
+integers (the archive, ``seq``, the peer's bare JID and full JID as ids in
+``mam_peers``, cached in memory: half the write cost of the peers as text,
+docs/benchmarks.md); ``mam_archives`` maps each archive JID to a small
+integer and its size ``n`` (the quota and the unfiltered ``count`` read one
+row). Every index grows at its end or at
 one point per archive: ``seq`` is the write order, made from the stamp in
 microseconds (``max(last + 1, stamp_us)``), and the ids this server makes
 (:func:`~xmpp_sansio.server.mam.service.new_stanza_id`) begin with the time,
@@ -15,13 +18,14 @@ so the unique ``sid`` index is appended to as well; writing a message costs
 about the same at 1M archived as at 10k (docs/benchmarks.md).
 
 Pages are index range scans: ``mam_entries`` by ``(archive, seq)`` for the
-archive in order, ``(archive, with_bare, seq)`` for a ``with`` filter;
+archive in order, ``(archive, bare, seq)`` for a ``with`` filter;
 ``start``/``end`` are ``seq`` bounds (``seq >= stamp_us`` always, and at most
 ``skew`` more, the largest lead a clock going back ever gave: kept in
 ``mam_state``) with the exact stamp checked on the rows. A page reads
 ``max + 1`` rows from where it starts, so its cost does not grow with the
 archive (benchmarks/mam_bench.py); a filtered ``count`` counts at most
-``COUNT_CAP`` rows. A database of the first layout (``mam_messages``) is
+``COUNT_CAP`` rows. A database of the first layout (``mam_messages``) or
+of the second (``mam_entries`` with ``with_bare``/``with_full`` text) is
 moved to this one when opened."""
 
 from __future__ import annotations
@@ -66,21 +70,25 @@ _SCHEMA: Final = (
         stanza BLOB NOT NULL
     )
     """,
+    "CREATE TABLE IF NOT EXISTS mam_peers (id INTEGER PRIMARY KEY, jid TEXT NOT NULL UNIQUE)",
     """
     CREATE TABLE IF NOT EXISTS mam_entries (
         archive INTEGER NOT NULL,
         seq INTEGER NOT NULL,
-        with_bare TEXT NOT NULL,
-        with_full TEXT NOT NULL,
+        bare INTEGER NOT NULL,
+        peer INTEGER NOT NULL,
         PRIMARY KEY (archive, seq)
     ) WITHOUT ROWID
     """,
-    "CREATE INDEX IF NOT EXISTS mam_entries_with ON mam_entries (archive, with_bare, seq)",
+    "CREATE INDEX IF NOT EXISTS mam_entries_bare ON mam_entries (archive, bare, seq)",
     "CREATE TABLE IF NOT EXISTS mam_prefs (archive TEXT PRIMARY KEY, prefs TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS mam_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
-_COLUMNS: Final = "i.sid, e.seq, e.with_full, i.stamp, i.stanza"
-_FROM: Final = "mam_entries e CROSS JOIN mam_items i ON i.seq = e.seq"
+_COLUMNS: Final = "i.sid, e.seq, p.jid, i.stamp, i.stanza"
+#: Entries (``e``) joined to their items (``i``) and peers (``p``, ``p.jid`` the full JID).
+_FROM: Final = (
+    "mam_entries e CROSS JOIN mam_items i ON i.seq = e.seq CROSS JOIN mam_peers p ON p.id = e.peer"
+)
 #: A filtered set larger than this gets no ``count`` (the unfiltered one always does).
 COUNT_CAP: Final = 1000
 _US: Final = 1_000_000
@@ -103,7 +111,14 @@ class SqliteArchiveStorage:
         #: ``ArchivePut`` ops kept to be written behind (:meth:`write_behind`).
         self.behind: list[ArchivePut] = []
         self._ids: dict[JID, int] = {}
+        #: A peer's ``(bare id, id)`` in ``mam_peers``; ``_unsure``: the
+        #: peers made since the last commit this store saw (a rolled-back
+        #: transaction takes them away: :meth:`_check_peers`).
+        self._peers: dict[JID, tuple[int, int]] = {}
+        self._unsure: list[JID] = []
+        self._unsure_top = 0
         with transaction(conn):
+            old_entries = self._rename_text_entries()
             for statement in _SCHEMA:
                 conn.execute(statement)
             self._last = int(
@@ -111,7 +126,33 @@ class SqliteArchiveStorage:
             )
             row = conn.execute("SELECT value FROM mam_state WHERE key = 'skew'").fetchone()
             self._skew = 0 if row is None else int(row[0])
+            if old_entries:
+                self._migrate_text_entries()
             self._migrate()
+
+    def _rename_text_entries(self) -> bool:
+        """A database of the second layout (``mam_entries`` with the peers as
+        text, ``with_bare``/``with_full``): set its entries aside to be moved."""
+        conn = self._conn
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(mam_entries)")}
+        if "with_bare" not in columns:
+            return False
+        conn.execute("DROP INDEX IF EXISTS mam_entries_with")
+        conn.execute("ALTER TABLE mam_entries RENAME TO mam_entries_text")
+        return True
+
+    def _migrate_text_entries(self) -> None:
+        """Move the second layout's entries here, their peers as integers."""
+        conn = self._conn
+        conn.execute(
+            "INSERT OR IGNORE INTO mam_peers (jid) SELECT with_bare FROM mam_entries_text"
+            " UNION SELECT with_full FROM mam_entries_text"
+        )
+        conn.execute(
+            "INSERT INTO mam_entries SELECT e.archive, e.seq, b.id, f.id FROM mam_entries_text e"
+            " JOIN mam_peers b ON b.jid = e.with_bare JOIN mam_peers f ON f.jid = e.with_full"
+        )
+        conn.execute("DROP TABLE mam_entries_text")
 
     def _migrate(self) -> None:
         """Move the archives of the first layout (``mam_messages``) here, in order."""
@@ -197,6 +238,62 @@ class SqliteArchiveStorage:
         self._ids[archive] = found = int(row[0])
         return found
 
+    def _peer(self, jid: JID) -> tuple[int, int]:
+        """``jid``'s ``(bare id, id)`` in ``mam_peers`` (made if missing)."""
+        found = self._peers.get(jid)
+        if found is not None:
+            return found
+        bare = jid.bare
+        ids = [self._peer_id(j) for j in ((bare, jid) if bare is not jid else (bare,))]
+        if len(self._peers) > 100_000:
+            self._peers.clear()
+        self._peers[jid] = found = (ids[0], ids[-1])
+        return found
+
+    def _known_peer(self, jid: JID) -> tuple[int, int]:
+        """``jid``'s ``(bare id, id)`` for a read, without making one (0: none)."""
+        found = self._peers.get(jid)
+        if found is not None:
+            return found
+        ids = [
+            self._conn.execute("SELECT id FROM mam_peers WHERE jid = ?", (str(j),)).fetchone()
+            for j in (jid.bare, jid)
+        ]
+        bare, peer = (0 if row is None else int(row[0]) for row in ids)
+        return bare, peer
+
+    def _peer_id(self, jid: JID) -> int:
+        conn = self._conn
+        text = str(jid)
+        row = conn.execute("SELECT id FROM mam_peers WHERE jid = ?", (text,)).fetchone()
+        if row is None:
+            row = conn.execute(
+                "INSERT INTO mam_peers (jid) VALUES (?) RETURNING id", (text,)
+            ).fetchone()
+            self._unsure.append(jid)  # until a commit is seen
+            self._unsure_top = max(self._unsure_top, int(row[0]))
+        return int(row[0])
+
+    def _check_peers(self) -> None:
+        """Forget the peers made by a transaction that did not commit (only
+        this store adds peers, and ids grow: the highest one tells)."""
+        if self._unsure:
+            (top,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM mam_peers").fetchone()
+            if top < self._unsure_top:
+                self._forget_unsure()
+
+    def _forget_unsure(self) -> None:
+        """A transaction that made peers failed: forget every cached id (rare)."""
+        self._peers.clear()
+        self._unsure.clear()
+        self._unsure_top = 0
+
+    def _key(self, archive: JID) -> int:
+        """:meth:`_id`, made if missing."""
+        found = self._id(archive, create=True)
+        assert found is not None
+        return found
+
     def _seq(self, stamp: float) -> int:
         """The next ``seq``: the stamp in microseconds, after the last one."""
         us = int(stamp * _US)
@@ -217,36 +314,31 @@ class SqliteArchiveStorage:
         if not ops:
             return
         conn = self._conn
-        get_id = self._id
-        # The archives' integers first, outside the savepoint (they stay cached).
-        owned = [
-            (op, get_id(op.archive, create=True), [(get_id(a, create=True), w) for a, w in op.also])
-            for op in ops
-        ]
+        ids, peers, get_peer = self._ids, self._peers, self._peer
+        self._check_peers()
         last, skew = self._last, self._skew
         conn.execute("SAVEPOINT mam_put")
         items: list[tuple[int, str, float, int, bytes]] = []
-        entries: list[tuple[int, int, str, str]] = []
+        entries: list[tuple[int, int, int, int]] = []
         counts: dict[int, int] = {}
         latest: dict[int, ArchivePut] = {}
-        for op, key, also in owned:
-            assert key is not None
+        for op in ops:
             us = int(op.stamp * _US)
             seq = self._last + 1 if self._last >= us else us
             if seq - us > self._skew:
                 seq = self._seq(op.stamp)
             self._last = seq
+            also = op.also
             items.append((seq, op.sid, op.stamp, 1 + len(also), op.stanza))
-            with_ = str(op.with_)
-            entries.append((key, seq, with_.partition("/")[0], with_))
+            key = ids.get(op.archive) or self._key(op.archive)
+            entries.append((key, seq, *(peers.get(op.with_) or get_peer(op.with_))))
             counts[key] = counts.get(key, 0) + 1
             latest[key] = op
-            for other, peer in also:
-                assert other is not None
-                with_ = str(peer)
-                entries.append((other, seq, with_.partition("/")[0], with_))
-                counts[other] = counts.get(other, 0) + 1
-                latest[other] = op
+            for archive, with_ in also:
+                key = ids.get(archive) or self._key(archive)
+                entries.append((key, seq, *(peers.get(with_) or get_peer(with_))))
+                counts[key] = counts.get(key, 0) + 1
+                latest[key] = op
         added = {key: (n, latest[key]) for key, n in counts.items()}
         before = conn.total_changes
         conn.executemany("INSERT OR IGNORE INTO mam_items VALUES (?, ?, ?, ?, ?)", items)
@@ -261,9 +353,10 @@ class SqliteArchiveStorage:
             conn.execute("ROLLBACK TO mam_put")
             conn.execute("RELEASE mam_put")
             self._last, self._skew = last, skew
+            self._ids.clear()  # the ids made since the savepoint are gone with it
+            self._forget_unsure()
             added = self._put_each(ops)
-        for key, (n, op) in added.items():
-            self._settle(key, n, op)
+        self._settle(added)
 
     def _put_each(self, ops: list[ArchivePut]) -> dict[int, tuple[int, ArchivePut]]:
         conn = self._conn
@@ -280,11 +373,10 @@ class SqliteArchiveStorage:
                 seq = int(row[0])
             refs = 0
             for archive, with_ in op.owners():
-                key = self._id(archive, create=True)
-                assert key is not None
+                key = self._key(archive)
                 if conn.execute(
                     "INSERT OR IGNORE INTO mam_entries VALUES (?, ?, ?, ?)",
-                    (key, seq, str(with_.bare), str(with_)),
+                    (key, seq, *self._peer(with_)),
                 ).rowcount:
                     refs += 1
                     added[key] = (added.get(key, (0, op))[0] + 1, op)
@@ -298,16 +390,35 @@ class SqliteArchiveStorage:
             conn.executemany("UPDATE mam_items SET refs = refs - 1 WHERE seq = ?", rows)
             conn.executemany("DELETE FROM mam_items WHERE seq = ? AND refs <= 0", rows)
 
-    def _settle(self, key: int, added: int, op: ArchivePut) -> None:
-        """Count ``added`` new entries of ``key``, then apply ``op``'s quota and retention."""
+    def _settle(self, added: dict[int, tuple[int, ArchivePut]]) -> None:
+        """Count the new entries of each archive (``added``: how many, and the
+        last op), one ``executemany``; then apply each op's quota and retention."""
         conn = self._conn
-        row = conn.execute(
-            "UPDATE mam_archives SET n = n + ? WHERE id = ? RETURNING n", (added, key)
-        ).fetchone()
-        if row is None:  # made by a transaction that did not commit (e.g. a full disk)
+        before = conn.total_changes
+        conn.executemany(
+            "UPDATE mam_archives SET n = n + ? WHERE id = ?",
+            [(n, key) for key, (n, _op) in added.items()],
+        )
+        if conn.total_changes - before != len(added):
+            # an id made by a transaction that did not commit (e.g. a full disk)
             self._ids.clear()
             raise sqlite3.DatabaseError("an archive's id was not committed; write again")
-        (count,) = row
+        keys = list(added)
+        for at in range(0, len(keys), 500):
+            chunk = keys[at : at + 500]
+            rows = conn.execute(
+                f"SELECT id, n FROM mam_archives WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for key, count in rows.fetchall():
+                op = added[key][1]
+                if count > op.keep or op.retention > 0:
+                    self._trim(key, count, op)
+
+    def _trim(self, key: int, count: int, op: ArchivePut) -> None:
+        """Drop the entries of ``key`` (``count`` of them) that ``op``'s quota and
+        retention no longer keep."""
+        conn = self._conn
         dropped = 0
         if count > op.keep:
             gone = conn.execute(
@@ -356,7 +467,11 @@ class SqliteArchiveStorage:
                     self.write_pending()
             except sqlite3.Error:
                 self._ids.clear()  # ids made in the failed transaction do not exist
+                self._forget_unsure()
                 raise
+            else:  # committed (those of earlier transactions were checked)
+                self._unsure.clear()
+                self._unsure_top = 0
             finally:
                 conn.execute(f"PRAGMA synchronous={int(level)}")
 
@@ -417,11 +532,12 @@ class SqliteArchiveStorage:
         where = ["e.archive = ?"]
         args: list[object] = [key]
         if query.with_ is not None:
-            where.append("e.with_bare = ?")
-            args.append(str(query.with_.bare))
+            bare, peer = self._known_peer(query.with_)
+            where.append("e.bare = ?")
+            args.append(bare)
             if query.with_.resource is not None:
-                where.append("e.with_full = ?")
-                args.append(str(query.with_))
+                where.append("e.peer = ?")
+                args.append(peer)
         if query.start is not None:
             where.append("e.seq >= ? AND i.stamp >= ?")
             args.extend((int(query.start * _US), query.start))

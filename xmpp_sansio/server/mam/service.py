@@ -35,6 +35,7 @@ from xml.etree.ElementTree import Element
 from ...errors import StanzaErrorCondition
 from ...jid import JID, InvalidJID
 from ...stanza import Iq, IqType, error_reply, iq_result
+from ...xml.ns import CLIENT
 from ...xml.parser import parse_fragment
 from ...xml.writer import serialize
 from ..effects import Load, OfflinePush, Outcome, Persist, Reply, StoreOp
@@ -176,16 +177,20 @@ class MamService(IqService):
         self._next_query = 0
         #: Room queries whose results leave out real JIDs (XEP-0313 §5.1.2).
         self._hiding: set[Hashable] = set()
-        self._entropy = b""  # unused bytes of the last ctx.rng draw
+        self._entropy = ""  # the last ctx.rng draw, hex, and how much of it is used
         self._entropy_at = 0
+        #: The last ``<stanza-id/>`` stamped and its id (the observer of
+        #: ``MessageSent`` finds it last on the router's copy: no scan).
+        self._stamp: Element | None = None
+        self._stamp_id = ""
 
     def _new_id(self, ctx: Context) -> str:
         """:func:`new_stanza_id` with 8 bytes from a pool drawn from ``ctx.rng``."""
         at = self._entropy_at
-        if at + 8 > len(self._entropy):
-            self._entropy, at = ctx.rng(_ENTROPY_POOL), 0
-        self._entropy_at = at + 8
-        return new_stanza_id(ctx, self._entropy[at : at + 8])
+        if at + 16 > len(self._entropy):
+            self._entropy, at = ctx.rng(_ENTROPY_POOL).hex(), 0
+        self._entropy_at = at + 16
+        return f"{int(ctx.now * 1_000_000):014x}{self._entropy[at : at + 16]}"
 
     # -- preferences -----------------------------------------------------------
 
@@ -216,7 +221,10 @@ class MamService(IqService):
     # -- transform: XEP-0359 stamping ----------------------------------------
 
     def transform(self, ctx: Context, element: Element, sender: JID) -> Element | Appended:
-        forged = [c for c in element if c.tag == SID and self._is_local(c.get("by"))]
+        forged: list[Element] | None = None
+        for child in element:
+            if child.tag == SID and self._is_local(child.get("by")):
+                (forged := forged or []).append(child)
         stamp: Element | None = None
         to = element.get("to")
         if to is not None and archivable(element):
@@ -224,15 +232,19 @@ class MamService(IqService):
                 recipient = JID.parse(to).bare
             except InvalidJID:
                 recipient = None
+            server = self.server
             if (
                 recipient is not None
                 and recipient.local is not None
-                and self.server.is_local(recipient.domain)
-                and (self.server.sessions_of(recipient) or self.server.account_exists(recipient))
+                and server.is_local(recipient.domain)
+                and (server.sessions_of(recipient) or server.account_exists(recipient))
                 and self.archives(recipient, sender)
             ):
-                stamp = Element(SID, {"id": self._new_id(ctx), "by": str(recipient)})
-        if not forged:
+                sid = self._new_id(ctx)
+                stamp = Element(SID, {"id": sid, "by": str(recipient)})
+                # The observer of MessageSent finds it on the router's copy by identity.
+                self._stamp, self._stamp_id = stamp, sid
+        if forged is None:
             return element if stamp is None else Appended((stamp,))
         out = Element(element.tag, element.attrib)
         out.text = element.text
@@ -262,23 +274,12 @@ class MamService(IqService):
         )
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+        # The two events of every message first, by their type (no pattern match).
+        if type(event) is MessageSent:
+            return self._archive_sent(ctx, event.session.jid, event.element)
+        if type(event) is MessageDelivered:
+            return self._archive_delivered(ctx, event.element, event.recipient)
         match event:
-            case MessageSent(session=session, element=element):
-                return self._archive_sent(ctx, session.jid, element)
-            case MessageDelivered(element=element, recipient=recipient):
-                sender = element.get("from")
-                if sender is None:
-                    return []
-                try:
-                    from_ = JID.parse(sender)
-                except InvalidJID:
-                    return []
-                if self.server.is_local(from_.domain) or not archivable(element):
-                    return []  # a local sender's message was archived when it was sent
-                sid = _stamped(element, recipient)
-                if sid is None:
-                    return []
-                return [self._put(ctx, recipient, sid, from_, serialize(element, ""))]
             case Loaded(request_id=request_id, result=result):
                 return self._answer(request_id, result)
             case Committed(ops=ops, failed=failed):
@@ -296,6 +297,22 @@ class MamService(IqService):
                 return [Persist(ArchiveRemove(account))]
         return []
 
+    def _archive_delivered(self, ctx: Context, element: Element, recipient: JID) -> list[Outcome]:
+        """The recipient's side of a message from outside (another server, a component)."""
+        sender = element.get("from")
+        if sender is None:
+            return []
+        try:
+            from_ = JID.parse(sender)
+        except InvalidJID:
+            return []
+        if self.server.is_local(from_.domain) or not archivable(element):
+            return []  # a local sender's message was archived when it was sent
+        sid = _stamped(element, recipient)
+        if sid is None:
+            return []
+        return [self._put(ctx, recipient, sid, from_, archived_bytes(element))]
+
     def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
         """Both sides of a message a local session sent: one id (the one
         stamped for a local recipient), one write (XEP-0313 §5.1.1)."""
@@ -307,15 +324,20 @@ class MamService(IqService):
         except InvalidJID:
             return []
         owner, recipient = sender.bare, peer.bare
-        sid = _stamped(element, recipient)  # stamped: archivable, and the recipient archives it
+        # stamped: archivable, and the recipient archives it
+        stamp = self._stamp
+        if stamp is not None and len(element) and element[-1] is stamp:
+            sid: str | None = self._stamp_id
+        else:
+            sid = _stamped(element, recipient)
         if sid is None and not archivable(element):
             return []
         mine = self.archives(owner, peer)
         if sid is None:
             if not mine:
                 return []
-            return [self._put(ctx, owner, self._new_id(ctx), peer, serialize(element, ""))]
-        data = serialize(element, "")
+            return [self._put(ctx, owner, self._new_id(ctx), peer, archived_bytes(element))]
+        data = archived_bytes(element)
         if recipient == owner:
             return [self._put(ctx, owner, sid, peer, data)]
         if mine:
@@ -340,7 +362,7 @@ class MamService(IqService):
             except InvalidJID:
                 continue
             if not self.server.is_local(from_.domain):
-                out.append(self._put(ctx, op.user, sid, from_, serialize(element, "")))
+                out.append(self._put(ctx, op.user, sid, from_, archived_bytes(element)))
         return out
 
     # -- handle: queries ------------------------------------------------------
@@ -415,7 +437,7 @@ class MamService(IqService):
         if sid is None or sender is None:
             return []
         limits = self.limits
-        data = serialize(element, "")
+        data = archived_bytes(element)
         op = ArchivePut(room, sid, JID.parse(sender), stamp, data, limits.max_per_user)
         return [Persist(op)]
 
@@ -487,6 +509,22 @@ class MamService(IqService):
         ]
         out.append(Reply(iq_result(request, fin_element(result, flip=flip, backward=backward))))
         return out
+
+
+_CLIENT_MESSAGE: Final = "{" + CLIENT + "}message"
+_WITH_NS: Final = b'<message xmlns="' + CLIENT.encode() + b'"'
+
+
+def archived_bytes(element: Element) -> bytes:
+    """``element`` serialised for the archive, standalone (its namespace
+    declared). A ``jabber:client`` message goes through the one call the
+    client streams make for it (:func:`~xmpp_sansio.xml.writer.serialize`
+    with that default namespace): the same element delivered in the same
+    batch is serialised the same way, so the writer can do it once; the
+    declaration is put in after the tag name."""
+    if element.tag == _CLIENT_MESSAGE:
+        return _WITH_NS + serialize(element, CLIENT)[8:]
+    return serialize(element, "")
 
 
 def _stamped(element: Element, archive: JID) -> str | None:

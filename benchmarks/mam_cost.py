@@ -1,0 +1,134 @@
+"""What archiving costs per message in-process (issue 17): ``Router.route``
+of a chat message to a full JID with the bundled services over SQLite, both
+accounts online, the ``Persist`` effects handled as the server does
+(``ServerServices.write_behind``, ``commit``, a flush every 1000 rows).
+
+    python benchmarks/mam_cost.py --n 4000                # µs CPU/message, on and off
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        python benchmarks/mam_cost.py --once on --n 800   # instructions: run
+                                                          # N=800 and N=2000, divide the difference
+    python benchmarks/mam_cost.py --profile on --n 4000   # cProfile, top 25
+    ... --users 200   # messages among 200 accounts (user i to i + 1) instead of a to b
+    ... --ablate serialise|write   # without the archive's serialisation / SQLite write
+
+Nothing is asserted."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import secrets
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xmpp_sansio.jid import JID
+from xmpp_sansio.server import Router
+from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.mam.service import MamLimits
+from xmpp_trio.config import ServerConfig
+from xmpp_trio.services import build_services, open_database
+from xmpp_trio.storage import AccountStore
+
+C = "{jabber:client}"
+
+
+def setup(archiving: bool, users: int = 0) -> Callable[[int], None]:
+    """The loop; ``users``: messages between that many accounts (user ``i``
+    to ``i + 1``, round robin), else ``a`` to ``b`` only."""
+    tmp = Path(tempfile.mkdtemp(prefix="mam-cost-"))
+    config = ServerConfig(
+        domains=("localhost",),
+        data_dir=tmp,
+        scram_iterations=4096,
+        mam=MamLimits(enabled=archiving),
+    )
+    store = AccountStore.open(config.database_path)
+    names = [f"u{i}" for i in range(users)] if users else ["a", "b"]
+    for user in names:
+        store.create(user, "localhost", "pw-pw-pw", iterations=4096)
+    services = build_services(config, store, open_database(config))
+    router = Router(
+        config.domains,
+        rng=secrets.token_bytes,
+        account_exists=lambda local, domain: store.exists(local, domain),
+        services=services.services,
+        clock=services.clock,  # the server's: a stopped clock would stamp every message alike
+    )
+    for session, user in enumerate(names, 1):
+        router.bind(session, JID.parse(f"{user}@localhost/r"))
+        router.route(session, ET.Element(C + "presence"))
+    messages = []
+    for i in range(len(names) if users else 1):
+        to = names[(i + 1) % len(names)]
+        msg = ET.Element(C + "message", {"to": f"{to}@localhost/r", "type": "chat", "id": "x"})
+        ET.SubElement(msg, C + "body").text = "y" * 120
+        messages.append((i + 1, msg))
+
+    def run(n: int) -> None:
+        for i in range(n):
+            session, msg = messages[i % len(messages)]
+            persists = [e for e in router.route(session, msg) if type(e) is Persist]
+            if persists:
+                rest = services.write_behind(persists)
+                if rest or services.behind_full():
+                    services.commit([p.op for p in rest])
+                    router.persisted(rest)
+            if i % 1000 == 999:
+                services.flush()
+        services.flush()
+
+    run(200)  # warm up: caches, prepared statements
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=4000)
+    parser.add_argument("--once", choices=("on", "off"), help="one run (for callgrind)")
+    parser.add_argument("--profile", choices=("on", "off"))
+    parser.add_argument("--users", type=int, default=0, help="accounts (default: a to b only)")
+    parser.add_argument(
+        "--ablate",
+        choices=("serialise", "write"),
+        help="measure without the archive's serialisation (constant bytes) or"
+        " without its SQLite write (rows dropped at the flush)",
+    )
+    args = parser.parse_args()
+    if args.ablate == "serialise":
+        from xmpp_sansio.server.mam import service
+
+        service.archived_bytes = lambda element: b"<message/>"  # type: ignore[assignment]
+    elif args.ablate == "write":
+        from xmpp_trio.stores.mam import SqliteArchiveStorage
+
+        SqliteArchiveStorage._put = lambda self, ops: None  # type: ignore[method-assign]
+    if args.once:
+        setup(args.once == "on", args.users)(args.n)
+        return
+    if args.profile:
+        run = setup(args.profile == "on", args.users)
+        prof = cProfile.Profile()
+        prof.runcall(run, args.n)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        return
+    for name in ("off", "on"):
+        run = setup(name == "on", args.users)
+        best = min(_timed(run, args.n) for _ in range(5))
+        print(f"archiving {name}: {best:.2f} us CPU/message (best of 5 x {args.n})")
+
+
+def _timed(run: Callable[[int], None], n: int) -> float:
+    t = time.process_time()
+    run(n)
+    return (time.process_time() - t) / n * 1e6
+
+
+if __name__ == "__main__":
+    main()
