@@ -275,12 +275,13 @@ class Ours:
         """XMPP_TRIO_BENCH_CONFIG (extra sections for A/B runs, e.g. "[mam]\\nenabled =
         false", mam_bench.py), and archives on (issue 24: part of the measured
         configuration, as mod_mam in Prosody's full set) unless that names [mam],
-        XMPP_TRIO_BENCH_ARCHIVES=0, or the tree has no [mam] section."""
+        XMPP_TRIO_BENCH_ARCHIVES=0 (archives off, written out: they are on by
+        default since session 5), or the tree has no [mam] section."""
         extra = os.environ.get("XMPP_TRIO_BENCH_CONFIG", "").replace("\\n", "\n")
-        if ("[mam]" not in extra and os.environ.get("XMPP_TRIO_BENCH_ARCHIVES", "1") != "0"
-                and (self.tree / "xmpp_trio" / "mam_config.py").exists()):  # fmt: skip
-            extra += "\n[mam]\nenabled = true\n"
-        return extra
+        if "[mam]" in extra or not (self.tree / "xmpp_trio" / "mam_config.py").exists():
+            return extra
+        on = os.environ.get("XMPP_TRIO_BENCH_ARCHIVES", "1") != "0"
+        return extra + f"\n[mam]\nenabled = {'true' if on else 'false'}\n"
 
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         port = free_port()
