@@ -20,7 +20,7 @@ from xml.etree.ElementTree import Element
 
 from . import ns
 
-__all__ = ["STREAM_FOOTER", "serialize", "stream_header"]
+__all__ = ["STREAM_FOOTER", "SharedWrites", "serialize", "shared_writes", "stream_header"]
 
 STREAM_FOOTER = b"</stream:stream>"
 
@@ -28,6 +28,8 @@ _STREAM_PREFIX = "{" + ns.STREAMS + "}"
 _XML_PREFIX = "{" + ns.XML + "}"
 # XML 1.0 Char production, minus the characters we must escape anyway.
 _INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# The ASCII bytes XML 1.0 allows (Char): what is left after deleting them is not.
+_ASCII_CHARS = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x80)])
 _TEXT_SPECIAL = re.compile("[&<>\r]")
 _ATTR_SPECIAL = re.compile('[&<>"\t\n\r]')
 _ESCAPES = {
@@ -84,9 +86,35 @@ def _tag(tag: str, parent_ns: str) -> tuple[str, str, str]:
         if parent_ns:
             decls = ' xmlns=""'
     found = ("<" + name + decls, "</" + name + ">", own_ns)
+    _check(found[0])  # a reused element's start tag is written without the whole check
     if len(_TAGS) < _TAGS_MAX:
         _TAGS[tag, parent_ns] = found
     return found
+
+
+def _write_attrs(attrib: dict[str, str], out: list[str]) -> None:
+    """Attributes with namespaces or characters to escape."""
+    prefixes: dict[str, str] | None = None
+    for key, value in attrib.items():
+        if key[0] == "{":
+            uri, _, local = key[1:].partition("}")
+            if uri == ns.XML:
+                key = "xml:" + local
+            else:
+                if prefixes is None:
+                    prefixes = {}
+                prefix = prefixes.get(uri)
+                if prefix is None:
+                    prefix = prefixes[uri] = f"ns{len(prefixes)}"
+                    out.append(f' xmlns:{prefix}="{_attr(uri)}"')
+                key = f"{prefix}:{local}"
+        elif key[:5] == "xmlns" and key[5:6] in ("", ":"):
+            # Namespaces come from the Clark names; a literal declaration
+            # would clash with the generated ones.
+            raise ValueError(f"{key!r} is not an attribute: put the namespace in the tag")
+        if _ATTR_SPECIAL.search(value):
+            value = _ATTR_SPECIAL.sub(_escape_char, value)
+        out.append(f' {key}="{value}"')
 
 
 def _write(el: Element, parent_ns: str, out: list[str]) -> None:
@@ -97,34 +125,29 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
     out.append(start)
     attrib = el.attrib
     if attrib:
-        prefixes: dict[str, str] | None = None
-        for key, value in attrib.items():
-            if key[0] == "{":
-                uri, _, local = key[1:].partition("}")
-                if uri == ns.XML:
-                    key = "xml:" + local
-                else:
-                    if prefixes is None:
-                        prefixes = {}
-                    prefix = prefixes.get(uri)
-                    if prefix is None:
-                        prefix = prefixes[uri] = f"ns{len(prefixes)}"
-                        out.append(f' xmlns:{prefix}="{_attr(uri)}"')
-                    key = f"{prefix}:{local}"
-            elif key[:5] == "xmlns" and key[5:6] in ("", ":"):
-                # Namespaces come from the Clark names; a literal declaration
-                # would clash with the generated ones.
-                raise ValueError(f"{key!r} is not an attribute: put the namespace in the tag")
-            if _ATTR_SPECIAL.search(value):
-                value = _ATTR_SPECIAL.sub(_escape_char, value)
-            out.append(f' {key}="{value}"')
+        keys = "".join(attrib)
+        values = "".join(attrib.values())
+        if (
+            "{" in keys
+            or "xmlns" in keys
+            or "&" in values
+            or "<" in values
+            or ">" in values
+            or '"' in values
+            or "\t" in values
+            or "\n" in values
+            or "\r" in values
+        ):
+            _write_attrs(attrib, out)
+        else:
+            for key, value in attrib.items():
+                out.append(f' {key}="{value}"')
     text = el.text
     if text or len(el):
         if text:
-            out.append(
-                ">"
-                + (_TEXT_SPECIAL.sub(_escape_char, text) if _TEXT_SPECIAL.search(text) else text)
-            )
+            if "&" in text or "<" in text or ">" in text or "\r" in text:
+                text = _TEXT_SPECIAL.sub(_escape_char, text)
+            out.append(">" + text)
         else:
             out.append(">")
         for child in el:
@@ -139,12 +162,117 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
 
 def serialize(el: Element, default_ns: str = ns.CLIENT) -> bytes:
     """Serialise ``el`` as a top-level element of a stream whose content namespace is
-    ``default_ns``. The element's own tail is not written."""
+    ``default_ns``. The element's own tail is not written.
+
+    Inside :func:`shared_writes` an element is written once and its bytes
+    reused, whatever ``default_ns``: only the start tag's namespace
+    declaration depends on it."""
+    memo = _memo
+    if memo is not None:
+        hit = memo.get(id(el))
+        if (
+            hit is not None
+            and hit.element is el
+            and hit.tag is el.tag
+            and hit.attrib == el.attrib
+            and hit.text is el.text
+            and hit.children == list(el)
+        ):
+            if hit.default_ns == default_ns:
+                return hit.data
+            tag = hit.tag
+            start = (_TAGS.get((tag, default_ns)) or _tag(tag, default_ns))[0]
+            return start.encode("utf-8") + hit.data[hit.offset :]
     out: list[str] = []
     _write(el, default_ns, out)
     text = "".join(out)
-    _check(text)  # once over the whole element: every name and value is in it
-    return text.encode("utf-8")
+    # Once over the whole element: every name and value is in it.
+    if text.isascii():
+        data = text.encode("ascii")
+        if data.translate(None, _ASCII_CHARS):
+            _check(text)  # raises
+    else:
+        _check(text)
+        data = text.encode("utf-8")
+    if memo is not None and el.tag[:_STREAMS_LEN] != _STREAM_PREFIX:
+        # A stream: element's children inherit default_ns: not kept.
+        memo[id(el)] = _Written(
+            el, el.tag, dict(el.attrib), el.text, list(el), default_ns, data, len(out[0].encode())
+        )
+    return data
+
+
+class _Written:
+    """What :func:`serialize` wrote for an element inside :class:`shared_writes`,
+    with what it checks before reusing it (the element's attributes, text and
+    child list as they were)."""
+
+    __slots__ = ("attrib", "children", "data", "default_ns", "element", "offset", "tag", "text")
+
+    def __init__(
+        self,
+        element: Element,
+        tag: str,
+        attrib: dict[str, str],
+        text: str | None,
+        children: list[Element],
+        default_ns: str,
+        data: bytes,
+        offset: int,
+    ) -> None:
+        self.element = element  # held: its id() cannot be reused while the scope lasts
+        self.tag = tag
+        self.attrib = attrib
+        self.text = text
+        self.children = children
+        self.default_ns = default_ns
+        self.data = data
+        self.offset = offset  # where the start tag's name and declaration end
+
+
+_memo: dict[int, _Written] | None = None
+_STREAMS_LEN = len(_STREAM_PREFIX)
+
+
+class SharedWrites:
+    """The scope :func:`shared_writes` returns (one object, reentrant)."""
+
+    __slots__ = ("_depth",)
+
+    def __init__(self) -> None:
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        global _memo
+        self._depth += 1
+        if self._depth == 1:
+            _memo = {}
+
+    def __exit__(self, *exc: object) -> None:
+        global _memo
+        self._depth -= 1
+        if not self._depth:
+            _memo = None
+
+
+_SHARED = SharedWrites()
+
+
+def shared_writes() -> SharedWrites:
+    """A scope (``with shared_writes():``) in which :func:`serialize` writes
+    each element once and hands out the same bytes again: the recipient's
+    stream, the archive and the size count of one delivered stanza share
+    them (the ``jabber:client`` stream form and the archive's form, which
+    declares ``xmlns``, differ only in the start tag).
+
+    The rule: an element serialised inside the scope must not change below
+    its own level (a child's attributes, text or children) before it is
+    serialised again in the same scope. Changes to its own tag, attributes,
+    text or list of children are detected, and it is written anew. The I/O
+    layer opens the scope around routing one stanza and carrying out its
+    effects (no other task runs meanwhile); everything kept is dropped when
+    the outermost scope closes. Scopes nest."""
+    return _SHARED
 
 
 def stream_header(
