@@ -17,6 +17,7 @@ from xmpp_sansio.server import Deliver, Router
 from xmpp_sansio.server.effects import Persist
 from xmpp_sansio.server.mam.service import MamService
 from xmpp_sansio.server.mam.store import ArchivePut, MemoryArchive
+from xmpp_sansio.stanza import with_attrs
 from xmpp_sansio.stream.config import ClientConfig, ServerConfig
 from xmpp_sansio.stream.connection import ClientConnection, ServerConnection
 from xmpp_sansio.testing import ConnectionPair, make_credentials, seeded_rng
@@ -39,6 +40,31 @@ def test_an_element_written_twice_in_a_scope_gives_the_bytes_written_anew(
         serialize(tree, first)
         again = serialize(tree, second)
     assert again == alone
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trees(), NAMESPACES, NAMESPACES, st.dictionaries(st.sampled_from(["to", "from"]), TEXT))
+def test_copies_sharing_children_are_written_as_anew(
+    tree: Element, first: str, second: str, changes: dict[str, str]
+) -> None:
+    """Fan-out: each recipient's copy (``with_attrs``) has its own attributes
+    and the original's children."""
+    copy_ = with_attrs(tree, **changes)
+    alone = serialize(copy_, second)
+    with shared_writes():
+        serialize(tree, first)
+        assert serialize(copy_, second) == alone
+
+
+def test_a_copy_with_other_children_is_written_anew() -> None:
+    el = Element(C + "presence")
+    SubElement(el, C + "show").text = "away"
+    fewer = with_attrs(el, to="a@example.com")
+    fewer.remove(fewer[0])
+    SubElement(fewer, C + "status").text = "out"
+    with shared_writes():
+        assert serialize(el) == b"<presence><show>away</show></presence>"
+        assert serialize(fewer) == b'<presence to="a@example.com"><status>out</status></presence>'
 
 
 def test_changes_to_the_element_itself_are_written_anew() -> None:

@@ -165,24 +165,15 @@ def serialize(el: Element, default_ns: str = ns.CLIENT) -> bytes:
     ``default_ns``. The element's own tail is not written.
 
     Inside :func:`shared_writes` an element is written once and its bytes
-    reused, whatever ``default_ns``: only the start tag's namespace
-    declaration depends on it."""
-    memo = _memo
-    if memo is not None:
-        hit = memo.get(id(el))
-        if (
-            hit is not None
-            and hit.element is el
-            and hit.tag is el.tag
-            and hit.attrib == el.attrib
-            and hit.text is el.text
-            and hit.children == list(el)
-        ):
-            if hit.default_ns == default_ns:
-                return hit.data
-            tag = hit.tag
-            start = (_TAGS.get((tag, default_ns)) or _tag(tag, default_ns))[0]
-            return start.encode("utf-8") + hit.data[hit.offset :]
+    reused, whatever ``default_ns`` (only the start tag's namespace
+    declaration depends on it), and so is the content of copies that share
+    its children (``with_attrs``: fan-out with other ``to``/``from``)."""
+    if _memo is not None:
+        return _shared(el, default_ns, _memo)
+    return _serialize(el, default_ns)
+
+
+def _serialize(el: Element, default_ns: str) -> bytes:
     out: list[str] = []
     _write(el, default_ns, out)
     text = "".join(out)
@@ -191,15 +182,64 @@ def serialize(el: Element, default_ns: str = ns.CLIENT) -> bytes:
         data = text.encode("ascii")
         if data.translate(None, _ASCII_CHARS):
             _check(text)  # raises
-    else:
-        _check(text)
-        data = text.encode("utf-8")
-    if memo is not None and el.tag[:_STREAMS_LEN] != _STREAM_PREFIX:
+        return data
+    _check(text)
+    return text.encode("utf-8")
+
+
+def _shared(el: Element, default_ns: str, memo: dict[int, _Written]) -> bytes:
+    """:func:`serialize` inside :func:`shared_writes`."""
+    tag = el.tag
+    hit = memo.get(id(el))
+    if (
+        hit is not None
+        and hit.element is el
+        and hit.tag is tag
+        and hit.attrib == el.attrib
+        and hit.text is el.text
+        and hit.children == list(el)
+    ):
+        if hit.default_ns == default_ns:
+            return hit.data
+        start = (_TAGS.get((tag, default_ns)) or _tag(tag, default_ns))[0]
+        return start.encode("utf-8") + hit.data[hit.offset :]
+    if not isinstance(tag, str) or tag[:_STREAMS_LEN] == _STREAM_PREFIX:
         # A stream: element's children inherit default_ns: not kept.
-        memo[id(el)] = _Written(
-            el, el.tag, dict(el.attrib), el.text, list(el), default_ns, data, len(out[0].encode())
-        )
+        return _serialize(el, default_ns)
+    start = (_TAGS.get((tag, default_ns)) or _tag(tag, default_ns))[0]
+    attrib = el.attrib
+    text = el.text
+    children = list(el)
+    data: bytes | None = None
+    # The content (">", text, children, end tag) follows the start tag's
+    # first ">" unless a name holds one (attribute values are escaped).
+    plain = bool(children) and ">" not in start and ">" not in "".join(attrib)
+    if plain:
+        same = _bodies.get(id(children[0]))
+        if same is not None and same.tag is tag and same.text is text and same.children == children:
+            head = _serialize(Element(tag, attrib), default_ns)  # <name .../>
+            data = head[:-2] + same.content
+    if data is None:
+        data = _serialize(el, default_ns)
+        if plain:
+            _bodies[id(children[0])] = _Content(tag, text, children, data[data.index(b">") :])
+    memo[id(el)] = _Written(
+        el, tag, dict(attrib), text, children, default_ns, data, len(start.encode())
+    )
     return data
+
+
+class _Content:
+    """The content of an element written inside :func:`shared_writes`, reused
+    for another element with the same tag, text and children."""
+
+    __slots__ = ("children", "content", "tag", "text")
+
+    def __init__(self, tag: str, text: str | None, children: list[Element], content: bytes) -> None:
+        self.tag = tag
+        self.text = text
+        self.children = children  # held: the first one's id() is the key
+        self.content = content
 
 
 class _Written:
@@ -230,7 +270,8 @@ class _Written:
         self.offset = offset  # where the start tag's name and declaration end
 
 
-_memo: dict[int, _Written] | None = None
+_memo: dict[int, _Written] | None = None  # id(element) -> what it was written as
+_bodies: dict[int, _Content] = {}  # id(first child) -> the content written
 _STREAMS_LEN = len(_STREAM_PREFIX)
 
 
@@ -253,6 +294,7 @@ class SharedWrites:
         self._depth -= 1
         if not self._depth:
             _memo = None
+            _bodies.clear()
 
 
 _SHARED = SharedWrites()
