@@ -187,91 +187,63 @@ def _serialize(el: Element, default_ns: str) -> bytes:
     return text.encode("utf-8")
 
 
+# What serialize() wrote for an element inside shared_writes(), with what it
+# checks before reusing it: (element, tag, attributes, text, children,
+# default_ns, bytes). The element is held, so its id() cannot be reused while
+# the scope lasts; so are its children (the first one's id() finds copies).
+_Written = tuple[Element, str, dict[str, str], "str | None", list[Element], str, bytes]
+
+
 def _shared(el: Element, default_ns: str, memo: dict[int, _Written]) -> bytes:
-    """:func:`serialize` inside :func:`shared_writes`."""
+    """:func:`serialize` inside :func:`shared_writes`. Kept cheap for an
+    element written once: the work of reusing is done when it is reused."""
     tag = el.tag
     hit = memo.get(id(el))
     if (
         hit is not None
-        and hit.element is el
-        and hit.tag is tag
-        and hit.attrib == el.attrib
-        and hit.text is el.text
-        and hit.children == list(el)
+        and hit[0] is el
+        and hit[1] is tag
+        and hit[3] is el.text
+        and hit[2] == el.attrib
+        and hit[4] == list(el)
     ):
-        if hit.default_ns == default_ns:
-            return hit.data
+        if hit[5] == default_ns:
+            return hit[6]
+        # Only the start tag's namespace declaration depends on default_ns.
+        own = (_TAGS.get((tag, hit[5])) or _tag(tag, hit[5]))[0]
         start = (_TAGS.get((tag, default_ns)) or _tag(tag, default_ns))[0]
-        return start.encode("utf-8") + hit.data[hit.offset :]
-    if not isinstance(tag, str) or tag[:_STREAMS_LEN] == _STREAM_PREFIX:
-        # A stream: element's children inherit default_ns: not kept.
-        return _serialize(el, default_ns)
-    start = (_TAGS.get((tag, default_ns)) or _tag(tag, default_ns))[0]
-    attrib = el.attrib
-    text = el.text
+        return start.encode() + hit[6][len(own.encode()) :]
     children = list(el)
     data: bytes | None = None
-    # The content (">", text, children, end tag) follows the start tag's
-    # first ">" unless a name holds one (attribute values are escaped).
-    plain = bool(children) and ">" not in start and ">" not in "".join(attrib)
-    if plain:
+    if children:
+        # A copy with the same children (fan-out): its content is the same.
         same = _bodies.get(id(children[0]))
-        if same is not None and same.tag is tag and same.text is text and same.children == children:
-            head = _serialize(Element(tag, attrib), default_ns)  # <name .../>
-            data = head[:-2] + same.content
+        if (
+            same is not None
+            and same[1] is tag
+            and same[3] is el.text
+            and same[4] == children
+            # The content follows the start tag's first ">" unless a name
+            # holds one (attribute values are escaped).
+            and ">" not in tag
+            and ">" not in "".join(same[2])
+        ):
+            written = same[6]
+            head = _serialize(Element(tag, el.attrib), default_ns)  # <name .../>
+            data = head[:-2] + written[written.index(b">") :]
     if data is None:
         data = _serialize(el, default_ns)
-        if plain:
-            _bodies[id(children[0])] = _Content(tag, text, children, data[data.index(b">") :])
-    memo[id(el)] = _Written(
-        el, tag, dict(attrib), text, children, default_ns, data, len(start.encode())
-    )
+        if tag[:_STREAMS_LEN] == _STREAM_PREFIX:
+            return data  # a stream: element's children inherit default_ns: not kept
+    entry = (el, tag, dict(el.attrib), el.text, children, default_ns, data)
+    memo[id(el)] = entry
+    if children:
+        _bodies[id(children[0])] = entry
     return data
 
 
-class _Content:
-    """The content of an element written inside :func:`shared_writes`, reused
-    for another element with the same tag, text and children."""
-
-    __slots__ = ("children", "content", "tag", "text")
-
-    def __init__(self, tag: str, text: str | None, children: list[Element], content: bytes) -> None:
-        self.tag = tag
-        self.text = text
-        self.children = children  # held: the first one's id() is the key
-        self.content = content
-
-
-class _Written:
-    """What :func:`serialize` wrote for an element inside :class:`shared_writes`,
-    with what it checks before reusing it (the element's attributes, text and
-    child list as they were)."""
-
-    __slots__ = ("attrib", "children", "data", "default_ns", "element", "offset", "tag", "text")
-
-    def __init__(
-        self,
-        element: Element,
-        tag: str,
-        attrib: dict[str, str],
-        text: str | None,
-        children: list[Element],
-        default_ns: str,
-        data: bytes,
-        offset: int,
-    ) -> None:
-        self.element = element  # held: its id() cannot be reused while the scope lasts
-        self.tag = tag
-        self.attrib = attrib
-        self.text = text
-        self.children = children
-        self.default_ns = default_ns
-        self.data = data
-        self.offset = offset  # where the start tag's name and declaration end
-
-
 _memo: dict[int, _Written] | None = None  # id(element) -> what it was written as
-_bodies: dict[int, _Content] = {}  # id(first child) -> the content written
+_bodies: dict[int, _Written] = {}  # id(first child) -> its parent as written
 _STREAMS_LEN = len(_STREAM_PREFIX)
 
 
