@@ -2,6 +2,7 @@
 
     python benchmarks/perf_paths.py presence [TREE]    # presence update to a roster of 50, default services
     python benchmarks/perf_paths.py websocket [TREE]   # a stanza in and out of a ready WebSocket stream
+    python benchmarks/perf_paths.py server [TREE]      # parse, route (archives on), deliver: see below
     python benchmarks/perf_paths.py --instructions presence [TREE]
 
 TREE defaults to this checkout (check another commit out with ``git worktree
@@ -11,6 +12,11 @@ add``). Timings: best and median microseconds per stanza of 5 runs.
 difference over 300): repeatable on a busy machine, where timings are not.
 Nothing is asserted. ``router-bare``, ``router-full`` and ``stream`` are
 ``core_bench.py``'s paths (its child process, with N stanzas and R runs).
+``server`` is one delivered message as the server handles it: the sender's
+ready stream parses it, ``Router.route(..., owned=True)`` with the bundled
+services (stanza id, archive write), the recipient's ready stream writes it,
+inside ``shared_writes()`` as the I/O layer routes (``SHARED=0`` in the
+environment: without it; a tree without it runs without it).
 """
 
 from __future__ import annotations
