@@ -10,6 +10,10 @@ prefix declared on the stream header; namespaced attributes other than
 Characters that XML 1.0 cannot carry (RFC 6120 §11.1 restricts us to XML 1.0
 ``Char``) raise :class:`ValueError`: this is the caller's bug, not something
 to send and let the peer choke on.
+
+Inside :func:`shared_writes` (a scope the I/O layer opens around routing one
+stanza) an element is serialised once for every stream and the archive that
+take it; see its docstring for the rule that makes that safe.
 """
 
 from __future__ import annotations
