@@ -2,6 +2,7 @@
 
     python benchmarks/perf_paths.py presence [TREE]    # presence update to a roster of 50, default services
     python benchmarks/perf_paths.py websocket [TREE]   # a stanza in and out of a ready WebSocket stream
+    python benchmarks/perf_paths.py server [TREE]      # parse, route (archives on), deliver: see below
     python benchmarks/perf_paths.py --instructions presence [TREE]
 
 TREE defaults to this checkout (check another commit out with ``git worktree
@@ -11,6 +12,11 @@ add``). Timings: best and median microseconds per stanza of 5 runs.
 difference over 300): repeatable on a busy machine, where timings are not.
 Nothing is asserted. ``router-bare``, ``router-full`` and ``stream`` are
 ``core_bench.py``'s paths (its child process, with N stanzas and R runs).
+``server`` is one delivered message as the server handles it: the sender's
+ready stream parses it, ``Router.route(..., owned=True)`` with the bundled
+services (stanza id, archive write), the recipient's ready stream writes it,
+inside ``shared_writes()`` as the I/O layer routes (``SHARED=0`` in the
+environment: without it; a tree without it runs without it).
 """
 
 from __future__ import annotations
@@ -115,6 +121,72 @@ def run():
             sm.ack(sm.outbound % (1 << 32))
 """
 
+SERVER = r"""
+import sys, os, time, tempfile, pathlib, statistics, secrets
+tree = sys.argv[1]
+sys.path.insert(0, tree)
+import xml.etree.ElementTree as ET
+N, R = int(os.environ["N"]), int(os.environ["R"])
+from xmpp_trio.config import ServerConfig as TrioConfig
+from xmpp_trio.storage import AccountStore
+from xmpp_trio.services import build_services, open_database
+from xmpp_sansio.server import Deliver, Router
+from xmpp_sansio.jid import JID
+from xmpp_sansio.stream.config import ClientConfig, ServerConfig
+from xmpp_sansio.stream.connection import ClientConnection, ServerConnection
+from xmpp_sansio.testing import ConnectionPair, make_credentials
+try:
+    from xmpp_sansio.xml.writer import shared_writes
+except ImportError:  # a tree from before session 6
+    shared_writes = None
+C = "{jabber:client}"
+tmp = pathlib.Path(tempfile.mkdtemp())
+config = TrioConfig(domains=("localhost",), data_dir=tmp, scram_iterations=4096)
+store = AccountStore.open(config.database_path)
+for user in ("a", "b"):
+    store.create(user, "localhost", "pw-pw-pw", iterations=4096)
+services = build_services(config, store, open_database(config))
+router = Router(config.domains, rng=secrets.token_bytes, account_exists=lambda l, d: store.exists(l, d),
+                services=services.services, hosts=services.hosts)
+conns = {}
+for sid, user in ((1, "a"), (2, "b")):
+    client = ClientConnection(ClientConfig(rng=secrets.token_bytes, jid=JID.parse(f"{user}@localhost/r"),
+                                           password="pw-pw-pw"))
+    server = ServerConnection(ServerConfig(rng=secrets.token_bytes, domains=frozenset({"localhost"})))
+    pair = ConnectionPair(client, server, make_credentials({user: "pw-pw-pw"}, iterations=4096))
+    client.start()
+    pair.pump()
+    assert server.jid is not None
+    router.bind(sid, server.jid)
+    router.route(sid, ET.Element(C + "presence"))
+    server.data_to_send()
+    conns[sid] = server
+sender, receiver = conns[1], conns[2]
+data = ("<message to='b@localhost' type='chat' id='m1'><body>" + "y" * 120 + "</body></message>").encode()
+def one():
+    sender.receive_data(data)
+    while (event := sender.next_event()) is not None:
+        element = getattr(event, "element", None)
+        if element is None:
+            continue
+        for effect in router.route(1, element, owned=True):
+            if type(effect) is Deliver:
+                conns[effect.session].send(effect.element)
+    receiver.data_to_send()
+    sm = receiver.sm
+    if sm is not None and len(sm.queue) > 1000:  # as if acknowledged
+        sm.ack(sm.outbound % (1 << 32))
+def shared_one():
+    with shared_writes():
+        one()
+step = one if shared_writes is None or os.environ.get("SHARED", "1") == "0" else shared_one
+one()
+out = receiver.data_to_send()
+def run():
+    for _ in range(N):
+        step()
+"""
+
 CORE_BENCH = ("router-bare", "router-full", "stream")
 
 TIMED = r"""
@@ -146,7 +218,7 @@ def child(path: str, tree: Path, n: int, runs: int, *, callgrind: bool) -> str:
     if path in CORE_BENCH:
         source = core_bench_path(path)
     else:
-        source = {"presence": PRESENCE, "websocket": WEBSOCKET}[path] + TIMED
+        source = {"presence": PRESENCE, "websocket": WEBSOCKET, "server": SERVER}[path] + TIMED
     command = [sys.executable, "-c", source, str(tree)]
     if callgrind:
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
@@ -166,7 +238,7 @@ def instructions(path: str, tree: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("path", choices=("presence", "websocket", *CORE_BENCH))
+    parser.add_argument("path", choices=("presence", "websocket", "server", *CORE_BENCH))
     parser.add_argument("tree", nargs="?", type=Path, default=ROOT)
     parser.add_argument("--instructions", action="store_true", help="callgrind count per stanza")
     args = parser.parse_args()

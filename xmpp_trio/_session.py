@@ -55,6 +55,7 @@ from xmpp_sansio.stream.events import (
     UpgradeTasksRequested,
 )
 from xmpp_sansio.stream.framing import Framing
+from xmpp_sansio.xml.writer import shared_writes
 
 from . import _tls
 from ._accounts import Accounts
@@ -478,12 +479,13 @@ class Session:
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
                 server.metrics.stanzas_in.inc()
-                try:
-                    effects = server.router.route(self.id, event.element, owned=True)
-                except sqlite3.Error as exc:
-                    condition = server.storage_failed(exc, f"session {self.id}: routing")
-                    effects = server.router.failed(self.id, event.element, condition)
-                server.apply(effects)
+                with shared_writes():  # the stanza is serialised once (writer.py)
+                    try:
+                        effects = server.router.route(self.id, event.element, owned=True)
+                    except sqlite3.Error as exc:
+                        condition = server.storage_failed(exc, f"session {self.id}: routing")
+                        effects = server.router.failed(self.id, event.element, condition)
+                    server.apply(effects)
                 if time.perf_counter() - since > _SLICE:
                     # One read may hold thousands of stanzas: let the other
                     # clients (and a cancellation, e.g. SIGTERM) in between.

@@ -10,6 +10,10 @@ prefix declared on the stream header; namespaced attributes other than
 Characters that XML 1.0 cannot carry (RFC 6120 §11.1 restricts us to XML 1.0
 ``Char``) raise :class:`ValueError`: this is the caller's bug, not something
 to send and let the peer choke on.
+
+Inside :func:`shared_writes` (a scope the I/O layer opens around routing one
+stanza) an element is serialised once for every stream and the archive that
+take it; see its docstring for the rule that makes that safe.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from xml.etree.ElementTree import Element
 
 from . import ns
 
-__all__ = ["STREAM_FOOTER", "serialize", "stream_header"]
+__all__ = ["STREAM_FOOTER", "SharedWrites", "serialize", "shared_writes", "stream_header"]
 
 STREAM_FOOTER = b"</stream:stream>"
 
@@ -28,6 +32,8 @@ _STREAM_PREFIX = "{" + ns.STREAMS + "}"
 _XML_PREFIX = "{" + ns.XML + "}"
 # XML 1.0 Char production, minus the characters we must escape anyway.
 _INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# The ASCII bytes XML 1.0 allows (Char): what is left after deleting them is not.
+_ASCII_CHARS = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x80)])
 _TEXT_SPECIAL = re.compile("[&<>\r]")
 _ATTR_SPECIAL = re.compile('[&<>"\t\n\r]')
 _ESCAPES = {
@@ -84,9 +90,35 @@ def _tag(tag: str, parent_ns: str) -> tuple[str, str, str]:
         if parent_ns:
             decls = ' xmlns=""'
     found = ("<" + name + decls, "</" + name + ">", own_ns)
+    _check(found[0])  # a reused element's start tag is written without the whole check
     if len(_TAGS) < _TAGS_MAX:
         _TAGS[tag, parent_ns] = found
     return found
+
+
+def _write_attrs(attrib: dict[str, str], out: list[str]) -> None:
+    """Attributes with namespaces or characters to escape."""
+    prefixes: dict[str, str] | None = None
+    for key, value in attrib.items():
+        if key[0] == "{":
+            uri, _, local = key[1:].partition("}")
+            if uri == ns.XML:
+                key = "xml:" + local
+            else:
+                if prefixes is None:
+                    prefixes = {}
+                prefix = prefixes.get(uri)
+                if prefix is None:
+                    prefix = prefixes[uri] = f"ns{len(prefixes)}"
+                    out.append(f' xmlns:{prefix}="{_attr(uri)}"')
+                key = f"{prefix}:{local}"
+        elif key[:5] == "xmlns" and key[5:6] in ("", ":"):
+            # Namespaces come from the Clark names; a literal declaration
+            # would clash with the generated ones.
+            raise ValueError(f"{key!r} is not an attribute: put the namespace in the tag")
+        if _ATTR_SPECIAL.search(value):
+            value = _ATTR_SPECIAL.sub(_escape_char, value)
+        out.append(f' {key}="{value}"')
 
 
 def _write(el: Element, parent_ns: str, out: list[str]) -> None:
@@ -97,34 +129,29 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
     out.append(start)
     attrib = el.attrib
     if attrib:
-        prefixes: dict[str, str] | None = None
-        for key, value in attrib.items():
-            if key[0] == "{":
-                uri, _, local = key[1:].partition("}")
-                if uri == ns.XML:
-                    key = "xml:" + local
-                else:
-                    if prefixes is None:
-                        prefixes = {}
-                    prefix = prefixes.get(uri)
-                    if prefix is None:
-                        prefix = prefixes[uri] = f"ns{len(prefixes)}"
-                        out.append(f' xmlns:{prefix}="{_attr(uri)}"')
-                    key = f"{prefix}:{local}"
-            elif key[:5] == "xmlns" and key[5:6] in ("", ":"):
-                # Namespaces come from the Clark names; a literal declaration
-                # would clash with the generated ones.
-                raise ValueError(f"{key!r} is not an attribute: put the namespace in the tag")
-            if _ATTR_SPECIAL.search(value):
-                value = _ATTR_SPECIAL.sub(_escape_char, value)
-            out.append(f' {key}="{value}"')
+        keys = "".join(attrib)
+        values = "".join(attrib.values())
+        if (
+            "{" in keys
+            or "xmlns" in keys
+            or "&" in values
+            or "<" in values
+            or ">" in values
+            or '"' in values
+            or "\t" in values
+            or "\n" in values
+            or "\r" in values
+        ):
+            _write_attrs(attrib, out)
+        else:
+            for key, value in attrib.items():
+                out.append(f' {key}="{value}"')
     text = el.text
     if text or len(el):
         if text:
-            out.append(
-                ">"
-                + (_TEXT_SPECIAL.sub(_escape_char, text) if _TEXT_SPECIAL.search(text) else text)
-            )
+            if "&" in text or "<" in text or ">" in text or "\r" in text:
+                text = _TEXT_SPECIAL.sub(_escape_char, text)
+            out.append(">" + text)
         else:
             out.append(">")
         for child in el:
@@ -139,12 +166,131 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
 
 def serialize(el: Element, default_ns: str = ns.CLIENT) -> bytes:
     """Serialise ``el`` as a top-level element of a stream whose content namespace is
-    ``default_ns``. The element's own tail is not written."""
+    ``default_ns``. The element's own tail is not written.
+
+    Inside :func:`shared_writes` an element is written once and its bytes
+    reused, whatever ``default_ns`` (only the start tag's namespace
+    declaration depends on it), and so is the content of copies that share
+    its children (``with_attrs``: fan-out with other ``to``/``from``)."""
+    if _memo is not None:
+        return _shared(el, default_ns, _memo)
+    return _serialize(el, default_ns)
+
+
+def _serialize(el: Element, default_ns: str) -> bytes:
     out: list[str] = []
     _write(el, default_ns, out)
     text = "".join(out)
-    _check(text)  # once over the whole element: every name and value is in it
+    # Once over the whole element: every name and value is in it.
+    if text.isascii():
+        data = text.encode("ascii")
+        if data.translate(None, _ASCII_CHARS):
+            _check(text)  # raises
+        return data
+    _check(text)
     return text.encode("utf-8")
+
+
+# What serialize() wrote for an element inside shared_writes(), with what it
+# checks before reusing it: (element, tag, attributes, text, children,
+# default_ns, bytes). The element is held, so its id() cannot be reused while
+# the scope lasts; so are its children (the first one's id() finds copies).
+_Written = tuple[Element, str, dict[str, str], "str | None", list[Element], str, bytes]
+
+
+def _shared(el: Element, default_ns: str, memo: dict[int, _Written]) -> bytes:
+    """:func:`serialize` inside :func:`shared_writes`. Kept cheap for an
+    element written once: the work of reusing is done when it is reused."""
+    tag = el.tag
+    hit = memo.get(id(el))
+    if (
+        hit is not None
+        and hit[0] is el
+        and hit[1] is tag
+        and hit[3] is el.text
+        and hit[2] == el.attrib
+        and hit[4] == list(el)
+    ):
+        if hit[5] == default_ns:
+            return hit[6]
+        # Only the start tag's namespace declaration depends on default_ns.
+        own = (_TAGS.get((tag, hit[5])) or _tag(tag, hit[5]))[0]
+        start = (_TAGS.get((tag, default_ns)) or _tag(tag, default_ns))[0]
+        return start.encode() + hit[6][len(own.encode()) :]
+    children = list(el)
+    data: bytes | None = None
+    if children:
+        # A copy with the same children (fan-out): its content is the same.
+        same = _bodies.get(id(children[0]))
+        if (
+            same is not None
+            and same[1] is tag
+            and same[3] is el.text
+            and same[4] == children
+            # The content follows the start tag's first ">" unless a name
+            # holds one (attribute values are escaped).
+            and ">" not in tag
+            and ">" not in "".join(same[2])
+        ):
+            written = same[6]
+            head = _serialize(Element(tag, el.attrib), default_ns)  # <name .../>
+            data = head[:-2] + written[written.index(b">") :]
+    if data is None:
+        data = _serialize(el, default_ns)
+        if tag[:_STREAMS_LEN] == _STREAM_PREFIX:
+            return data  # a stream: element's children inherit default_ns: not kept
+    entry = (el, tag, dict(el.attrib), el.text, children, default_ns, data)
+    memo[id(el)] = entry
+    if children:
+        _bodies[id(children[0])] = entry
+    return data
+
+
+_memo: dict[int, _Written] | None = None  # id(element) -> what it was written as
+_bodies: dict[int, _Written] = {}  # id(first child) -> its parent as written
+_STREAMS_LEN = len(_STREAM_PREFIX)
+
+
+class SharedWrites:
+    """The scope :func:`shared_writes` returns (one object, reentrant)."""
+
+    __slots__ = ("_depth",)
+
+    def __init__(self) -> None:
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        global _memo
+        self._depth += 1
+        if self._depth == 1:
+            _memo = {}
+
+    def __exit__(self, *exc: object) -> None:
+        global _memo
+        self._depth -= 1
+        if not self._depth:
+            _memo = None
+            _bodies.clear()
+
+
+_SHARED = SharedWrites()
+
+
+def shared_writes() -> SharedWrites:
+    """A scope (``with shared_writes():``) in which :func:`serialize` writes
+    each element once and hands out the same bytes again: the recipient's
+    stream, the archive and the size count of one delivered stanza share
+    them (the ``jabber:client`` stream form and the archive's form, which
+    declares ``xmlns``, differ only in the start tag).
+
+    The rule: an element serialised inside the scope must not change below
+    its own level (a child's attributes, text or children) before it is
+    serialised again in the same scope. Changes to its own tag, attributes,
+    text or list of children are detected, and it is written anew. The I/O
+    layer opens the scope around routing one stanza and carrying out its
+    effects (no other task runs meanwhile); everything kept is dropped when
+    the outermost scope closes. Scopes nest."""
+    return _SHARED
 
 
 def stream_header(
