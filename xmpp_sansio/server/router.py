@@ -610,7 +610,8 @@ class Router(PresenceRoutes):
     def _transformed(self, msg: Message, owned: bool = True) -> Message:
         """The transform stage (XEP-0359 stanza ids, archives); a new element is validated
         again, ``Appended`` children go unparsed on the router's own copy (``owned``)."""
-        sender, ctx, element = cast(JID, msg.from_), self._ctx, msg.element  # from_: checked
+        sender, ctx, element = msg.from_, self._ctx, msg.element
+        assert sender is not None  # checked by the callers (no typing.cast call per message)
         for service in self._transform:
             out = service.transform(ctx, element, sender)
             if isinstance(out, tuple):  # Appended

@@ -95,6 +95,7 @@ _ARCHIVABLE_NS: Final = frozenset(
     }
 )
 _DEFAULT_PREFS: Final = Prefs()
+_NOBODY: Final = JID.parse("nobody.invalid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +180,12 @@ class MamService(IqService):
         self._hiding: set[Hashable] = set()
         self._entropy = ""  # the last ctx.rng draw, hex, and how much of it is used
         self._entropy_at = 0
-        #: The last ``<stanza-id/>`` stamped and its id (the observer of
-        #: ``MessageSent`` finds it last on the router's copy: no scan).
+        #: The last ``<stanza-id/>`` stamped and its id (the observers find it
+        #: last on the router's copy: no scan), with its message's ``to``
+        #: parsed, bare, and whether its sender is local (its
+        #: ``MessageDelivered`` then archives nothing): one tuple, one store.
         self._stamp: Element | None = None
-        self._stamp_id = ""
+        self._stamped: tuple[str, JID, JID, bool] = ("", _NOBODY, _NOBODY, False)
 
     def _new_id(self, ctx: Context) -> str:
         """:func:`new_stanza_id` with 8 bytes from a pool drawn from ``ctx.rng``."""
@@ -229,21 +232,30 @@ class MamService(IqService):
         to = element.get("to")
         if to is not None and archivable(element):
             try:
-                recipient = JID.parse(to).bare
+                peer: JID | None = JID.parse(to)
             except InvalidJID:
-                recipient = None
+                peer = None
             server = self.server
             if (
-                recipient is not None
-                and recipient.local is not None
-                and server.is_local(recipient.domain)
-                and (server.sessions_of(recipient) or server.account_exists(recipient))
-                and self.archives(recipient, sender)
+                peer is not None
+                and peer.local is not None
+                and server.is_local((recipient := peer.bare).domain)
+                # exists: a bound full JID (a dict lookup), any session, or the store
+                and (
+                    server.session_by_jid(peer) is not None
+                    or server.sessions_of(recipient)
+                    or server.account_exists(recipient)
+                )
+                # the default preferences without a call (most accounts)
+                and (
+                    self._prefs.get(recipient) is _DEFAULT_PREFS or self.archives(recipient, sender)
+                )
             ):
                 sid = self._new_id(ctx)
-                stamp = Element(SID, {"id": sid, "by": str(recipient)})
-                # The observer of MessageSent finds it on the router's copy by identity.
-                self._stamp, self._stamp_id = stamp, sid
+                stamp = self._stamp = Element(SID, {"id": sid, "by": str(recipient)})
+                # The observers find it on the router's copy by identity, with
+                # what was parsed here (no second parse of ``to`` or ``from``).
+                self._stamped = (sid, peer, recipient, server.is_local(sender.domain))
         if forged is None:
             return element if stamp is None else Appended((stamp,))
         out = Element(element.tag, element.attrib)
@@ -299,6 +311,8 @@ class MamService(IqService):
 
     def _archive_delivered(self, ctx: Context, element: Element, recipient: JID) -> list[Outcome]:
         """The recipient's side of a message from outside (another server, a component)."""
+        if len(element) and element[-1] is self._stamp and self._stamped[3]:
+            return []  # stamped for a local sender: archived when it was sent
         sender = element.get("from")
         if sender is None:
             return []
@@ -316,23 +330,25 @@ class MamService(IqService):
     def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
         """Both sides of a message a local session sent: one id (the one
         stamped for a local recipient), one write (XEP-0313 §5.1.1)."""
-        to = element.get("to")
-        if to is None:
-            return []
-        try:
-            peer = JID.parse(to)
-        except InvalidJID:
-            return []
-        owner, recipient = sender.bare, peer.bare
-        # stamped: archivable, and the recipient archives it
         stamp = self._stamp
         if stamp is not None and len(element) and element[-1] is stamp:
-            sid: str | None = self._stamp_id
+            # stamped here: archivable, the recipient archives it, ``to`` parsed
+            sid: str | None
+            sid, peer, recipient, _ = self._stamped
         else:
+            to = element.get("to")
+            if to is None:
+                return []
+            try:
+                peer = JID.parse(to)
+            except InvalidJID:
+                return []
+            recipient = peer.bare
             sid = _stamped(element, recipient)
+        owner = sender.bare
         if sid is None and not archivable(element):
             return []
-        mine = self.archives(owner, peer)
+        mine = self._prefs.get(owner) is _DEFAULT_PREFS or self.archives(owner, peer)
         if sid is None:
             if not mine:
                 return []
