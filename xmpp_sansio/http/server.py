@@ -600,7 +600,8 @@ def _header(request: h11.Request, name: bytes) -> str | None:
 def _static_parts(path: str) -> tuple[str, ...] | None:
     """The path's segments under the static root, or None for a traversal
     attempt (``..``, ``.``, a hidden or empty segment, a backslash, a control
-    character, an encoded slash); ``/`` and ``dir/`` mean ``index.html``."""
+    character, an encoded slash) or a segment whose percent-encoding is not
+    UTF-8 (RFC 3986 §2.5); ``/`` and ``dir/`` mean ``index.html``."""
     if not path.startswith("/"):
         return None
     raw = path[1:].split("/")
@@ -608,7 +609,10 @@ def _static_parts(path: str) -> tuple[str, ...] | None:
         raw[-1] = "index.html"
     parts: list[str] = []
     for segment in raw:
-        name = unquote(segment, errors="strict") if "%" in segment else segment
+        try:
+            name = unquote(segment, errors="strict") if "%" in segment else segment
+        except UnicodeDecodeError:
+            return None
         if not name or name.startswith(".") or "/" in name or _SEGMENT_BAD.search(name):
             return None
         parts.append(name)
