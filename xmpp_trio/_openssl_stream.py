@@ -61,6 +61,24 @@ _CIPHERS: Final = (
 _RECEIVE: Final = 65536
 
 
+def _connection(
+    context: OpenSSLContext,
+    sock: socket.socket | None,
+    server_side: bool,
+    server_hostname: str | None,
+) -> SSL.Connection:
+    """An ``SSL.Connection`` in the accept or connect state, with SNI when
+    connecting to a named host (RFC 6066 §3)."""
+    conn = SSL.Connection(context.ctx, sock)
+    if server_side:
+        conn.set_accept_state()
+    else:
+        conn.set_connect_state()
+        if server_hostname:
+            conn.set_tlsext_host_name(server_hostname.encode("idna"))
+    return conn
+
+
 class OpenSSLContext:
     """A pyOpenSSL context and what the stdlib's would check beside it:
     ``check_hostname`` on clients. ``ctx`` is the :class:`OpenSSL.SSL.Context`
@@ -253,14 +271,7 @@ class OpenSSLSocket(socket.socket):
     def start(
         self, context: OpenSSLContext, *, server_side: bool, server_hostname: str | None
     ) -> None:
-        conn = SSL.Connection(context.ctx, self)
-        if server_side:
-            conn.set_accept_state()
-        else:
-            conn.set_connect_state()
-            if server_hostname:
-                conn.set_tlsext_host_name(server_hostname.encode("idna"))
-        self._conn = conn
+        self._conn = _connection(context, self, server_side, server_hostname)
         self._server_side = server_side
 
     def do_handshake(self) -> None:
@@ -315,13 +326,7 @@ class OpenSSLStream(trio.abc.Stream):
         self._context = context
         self._hostname = server_hostname
         self._server_side = server_side
-        conn = SSL.Connection(context.ctx, None)
-        if server_side:
-            conn.set_accept_state()
-        else:
-            conn.set_connect_state()
-            if server_hostname:
-                conn.set_tlsext_host_name(server_hostname.encode("idna"))
+        conn = _connection(context, None, server_side, server_hostname)
         conn.set_app_data(self)
         self._conn = conn
         #: why the server's certificate was refused, once it was

@@ -176,24 +176,7 @@ class AccountStore:
         Raise ValueError if the password is empty or not a valid PRECIS
         OpaqueString, or ``iterations`` is not positive.
         """
-        self._insert(local, domain, _credential_rows(local, domain, password, iterations))
-
-    def _insert(
-        self, local: str, domain: str, rows: list[tuple[str, str, str, bytes, int, bytes, bytes]]
-    ) -> None:
-        with self._lock, _transaction(self._db):
-            try:
-                self._db.execute(
-                    "INSERT INTO accounts (domain, local) VALUES (?, ?)", (domain, local)
-                )
-            except sqlite3.IntegrityError:
-                raise AccountExists(f"account {_jid(local, domain)} already exists") from None
-            self._db.executemany(
-                "INSERT INTO scram_credentials "
-                "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        self.create_with_credentials(local, domain, derive_credentials(password, iterations))
 
     def set_password(self, local: str, domain: str, password: str, *, iterations: int) -> None:
         """Replace the password of ``local@domain`` (fresh salts for every hash).
@@ -201,31 +184,18 @@ class AccountStore:
         Raise :class:`AccountNotFound` if there is no such account, ValueError for
         an invalid password.
         """
-        rows = _credential_rows(local, domain, password, iterations)
+        credentials = derive_credentials(password, iterations)  # outside the lock
         with self._lock, _transaction(self._db):
-            if not _exists(self._db, local, domain):
-                raise AccountNotFound(f"account {_jid(local, domain)} does not exist")
-            self._db.execute(
-                "DELETE FROM scram_credentials WHERE domain = ? AND local = ?", (domain, local)
-            )
-            self._db.executemany(
-                "INSERT INTO scram_credentials "
-                "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            set_credentials(self._db, local, domain, password, iterations, credentials)
 
     def create_with_credentials(
-        self, local: str, domain: str, credentials: list[ScramCredentials]
+        self, local: str, domain: str, credentials: Sequence[ScramCredentials]
     ) -> None:
         """Create ``local@domain`` with SCRAM credentials computed elsewhere (a
         XEP-0227 import); raise :class:`AccountExists` if it exists. Hashes
         without credentials are missing until the password is set again."""
-        rows = [
-            (domain, local, c.hash_name, c.salt, c.iterations, c.stored_key, c.server_key)
-            for c in credentials
-        ]
-        self._insert(local, domain, rows)
+        with self._lock, _transaction(self._db):
+            create_account(self._db, local, domain, "", 0, credentials)
 
     def is_disabled(self, local: str, domain: str) -> bool:
         """Whether an administrator disabled ``local@domain`` (XEP-0133 §4.3)."""
@@ -352,6 +322,13 @@ def set_disabled(db: sqlite3.Connection, local: str, domain: str, disabled: bool
         db.execute("DELETE FROM disabled_accounts WHERE domain = ? AND local = ?", (domain, local))
 
 
+_INSERT_CREDENTIALS: Final = (
+    "INSERT INTO scram_credentials "
+    "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def set_credentials(
     db: sqlite3.Connection,
     local: str,
@@ -367,12 +344,7 @@ def set_credentials(
     if not _exists(db, local, domain):
         raise AccountNotFound(f"account {_jid(local, domain)} does not exist")
     db.execute("DELETE FROM scram_credentials WHERE domain = ? AND local = ?", (domain, local))
-    db.executemany(
-        "INSERT INTO scram_credentials "
-        "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    db.executemany(_INSERT_CREDENTIALS, rows)
 
 
 def create_account(
@@ -392,12 +364,7 @@ def create_account(
         db.execute("INSERT INTO accounts (domain, local) VALUES (?, ?)", (domain, local))
     except sqlite3.IntegrityError:
         raise AccountExists(f"account {_jid(local, domain)} already exists") from None
-    db.executemany(
-        "INSERT INTO scram_credentials "
-        "(domain, local, hash_name, salt, iterations, stored_key, server_key) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    db.executemany(_INSERT_CREDENTIALS, rows)
 
 
 def delete_account(db: sqlite3.Connection, local: str, domain: str) -> bool:
