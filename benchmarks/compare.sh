@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issues 6 and 24: the load benchmark against our server, Prosody 0.12 (its
 # full module set, archives included, and its minimal set) and ejabberd 23.01
-# (without archives, and ejabberd-full with mod_mam archiving every message),
+# (without archives; ejabberd-sql with mod_mam archiving every message in SQLite,
+# its recommended store; ejabberd-full archiving in Mnesia, its default one),
 # each server pinned to CPU 0 and the compiled generator (benchmarks/load/gen,
 # Go) to CPU 1; three repetitions of issue 24's matrix (run.py --matrix on),
 # then one table of medians [min-max] with the ratios and the targets.
@@ -13,7 +14,7 @@
 #   MATRIX=off bash benchmarks/compare.sh # issue 6's scenarios instead of the matrix
 #
 # Installs what is missing with apt-get (needs root or sudo): prosody,
-# ejabberd and golang-go. Their system services are never started (policy-rc.d
+# ejabberd, erlang-p1-sqlite3 (ejabberd's SQLite driver) and golang-go. Their system services are never started (policy-rc.d
 # refuses the start during installation); each server runs in the foreground
 # from a generated config in a temp directory (own ports, data, node, log).
 # Without Go the Python generator measures instead, with a warning.
@@ -24,6 +25,8 @@ missing=""
 command -v prosody >/dev/null 2>&1 || missing="$missing prosody"
 { command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ]; } || missing="$missing ejabberd"
 command -v go >/dev/null 2>&1 || missing="$missing golang-go"
+sqlite_driver() { compgen -G "/usr/lib/erlang/lib/p1_sqlite3-*" >/dev/null; }
+sqlite_driver || missing="$missing erlang-p1-sqlite3"
 if [ -n "$missing" ]; then
     echo "== installing$missing (apt-get)"
     SUDO=""
@@ -49,9 +52,15 @@ echo "== prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null || echo '?'
 # (issue 24's p99 target), which it must have measured before.
 targets=ours,prosody,prosody-min
 if command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ]; then
-    # ejabberd-full archives every message (mod_mam, default: always) as ours does;
-    # the minimal ejabberd (no archives) stays: issue 24's floors are against it
-    targets=ejabberd,ejabberd-full,$targets
+    # ejabberd-sql and ejabberd-full archive every message (mod_mam, default: always)
+    # as ours does, in SQLite / Mnesia; the minimal ejabberd (no archives) stays:
+    # issue 24's floors are against it
+    if sqlite_driver; then
+        targets=ejabberd,ejabberd-sql,ejabberd-full,$targets
+    else
+        echo "WARNING: no erlang-p1-sqlite3 (ejabberd's SQLite driver): ejabberd-sql left out"
+        targets=ejabberd,ejabberd-full,$targets
+    fi
 fi
 
 repeat=3

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import archive_check
+import ejabberd_sql
 from generator import SALTED, contacts_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -558,7 +559,7 @@ listen:
     access: c2s
     max_fsm_queue: 1000000
 {tls}
-auth_method: internal
+{storage}
 auth_password_format: scram
 auth_scram_hash: sha
 disable_sasl_mechanisms: ["digest-md5", "x-oauth2"]
@@ -667,11 +668,13 @@ class Ejabberd:
     its switch to the ejabberd user): own node name, spool (Mnesia), log and
     config in the work directory, one scheduler (``+S 1:1 +SDcpu 1:1``) and
     pinned to CPU 0 from the start. Modules: :data:`EJABBERD_MODULES`
-    (``ejabberd-full``: :data:`EJABBERD_FULL_MODULES`, archiving every message,
-    checked on the wire by :func:`archive_check.check` in :meth:`prepare`);
-    shapers off, ``max_fsm_queue`` raised, internal auth with SCRAM-SHA-1
-    records. Accounts: u0 registered by ejabberd itself, the others copies of
-    its Mnesia record (:data:`EJABBERD_PREPARE`).
+    (``ejabberd-full``: :data:`EJABBERD_FULL_MODULES`, archiving every message
+    in Mnesia; ``ejabberd-sql``: the same modules with everything in SQLite, see
+    ``ejabberd_sql.py``; both checked on the wire to archive by
+    :func:`archive_check.check` in :meth:`prepare`); shapers off,
+    ``max_fsm_queue`` raised, SCRAM-SHA-1 records. Accounts: u0 registered by
+    ejabberd itself, the others copies of its Mnesia record
+    (:data:`EJABBERD_PREPARE`) or its SQL row (``ejabberd_sql.copy_accounts``).
     """
 
     label = "ejabberd"
@@ -680,8 +683,14 @@ class Ejabberd:
 
     def __init__(self, workdir: Path, name: str = "ejabberd") -> None:
         self.name = name
-        self.full = name == "ejabberd-full"  # archives on: EJABBERD_FULL_MODULES
+        self.sql = name == "ejabberd-sql"  # everything in SQLite: ejabberd_sql.py
+        # archives on (mod_mam) in ejabberd-full (Mnesia) and ejabberd-sql (SQLite)
+        self.full = name in ("ejabberd-full", "ejabberd-sql")
         self.modules = EJABBERD_FULL_MODULES if self.full else EJABBERD_MODULES
+        self.db = workdir / name / "ejabberd.db"
+        self.storage = (
+            ejabberd_sql.CONFIG.format(db=self.db) if self.sql else "auth_method: internal"
+        )
         self.workdir = workdir / name
         self.cafile = str(self.workdir / "cert.pem")
         self.node = f"{name.replace('-', '_')}_bench_{os.getpid()}@localhost"
@@ -689,7 +698,8 @@ class Ejabberd:
         self.libs, version = _ejabberd_libs()
         names = ", ".join(m.split(":")[0] for m in self.modules)
         self.description = (f"ejabberd {version} ({self.erl} +S 1:1, node {self.node}),"
-                            f" Mnesia, modules: {names}")  # fmt: skip
+                            f" {'SQLite (ejabberd_sql.py)' if self.sql else 'Mnesia'},"
+                            f" modules: {names}")  # fmt: skip
         self.rosters = (0, 0)
         # erl starts epmd (the Erlang port mapper) when none runs; stop it again at close
         epmd = shutil.which("epmd") or glob.glob("/usr/lib/erlang/erts-*/bin/epmd")
@@ -705,8 +715,13 @@ class Ejabberd:
     def provide_rosters(self, contacts: int, accounts: int) -> None:
         """Rosters of ``contacts`` both-way contacts (the ring of
         ``generator.contacts_of``) written into Mnesia's ``roster`` table by an
-        ``erl -eval`` run (:data:`EJABBERD_ROSTERS`); 0 clears the table."""
+        ``erl -eval`` run (:data:`EJABBERD_ROSTERS`); 0 clears the table
+        (``ejabberd-sql``: ``rosterusers`` rows, see ``ejabberd_sql.write_rosters``)."""
         if (contacts, accounts) == self.rosters or (not contacts and not self.rosters[0]):
+            return
+        if self.sql:  # while ejabberd is stopped: its roster cache starts empty
+            ejabberd_sql.write_rosters(self.db, roster_pairs(contacts, accounts))
+            self.rosters = (contacts, accounts)
             return
         out = self.workdir / "rosters.txt"
         out.unlink(missing_ok=True)
@@ -742,6 +757,7 @@ class Ejabberd:
                 dir=self.workdir,
                 port=port,
                 tls=listener,
+                storage=self.storage,
                 modules="\n".join(f"  {m}" if ":" in m else f"  {m}: {{}}" for m in self.modules),
             )
         )
@@ -784,7 +800,11 @@ class Ejabberd:
         (self.workdir / "server.pem").write_bytes(cert + key)
         os.chmod(self.workdir / "server.pem", 0o600)
         out = self.workdir / "prepared.txt"
-        proc = self._spawn("none", free_port(), ["-eval", EJABBERD_PREPARE],
+        out.unlink(missing_ok=True)
+        if self.sql:
+            ejabberd_sql.create(self.db, self.libs)
+        script = ejabberd_sql.PREPARE if self.sql else EJABBERD_PREPARE
+        proc = self._spawn("none", free_port(), ["-eval", script],
                            {"BENCH_PASSWORD": PASSWORD, "BENCH_DOMAIN": DOMAIN,
                             "BENCH_ACCOUNTS": str(accounts), "BENCH_OUT": str(out)})  # fmt: skip
         try:
@@ -796,7 +816,10 @@ class Ejabberd:
         if not out.exists():
             raise RuntimeError(f"account preparation failed; see {self.workdir}/ejabberd.log"
                                f" and ejabberd.stderr")  # fmt: skip
-        hash_name, salt_b64, iterations = out.read_text().split()
+        if self.sql:  # u1.. as copies of u0's users row
+            hash_name, salt_b64, iterations = ejabberd_sql.copy_accounts(self.db, accounts)
+        else:
+            hash_name, salt_b64, iterations = out.read_text().split()
         hash_name = {"sha": "sha1", "sha256": "sha256", "sha512": "sha512"}[hash_name]
         salt = base64.b64decode(salt_b64)
         SALTED[(hash_name, salt, int(iterations))] = salted_password(
@@ -811,7 +834,8 @@ class Ejabberd:
                 running.stop()
         took = time.perf_counter() - start
         return (f"{accounts} accounts in {took:.1f} s (u0 via ejabberd_auth, SCRAM {hash_name}"
-                f" {iterations} iterations, the rest copied in Mnesia){checked}")  # fmt: skip
+                f" {iterations} iterations, the rest copied in"
+                f" {'SQLite' if self.sql else 'Mnesia'}){checked}")  # fmt: skip
 
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
         del profile_raw
@@ -823,7 +847,7 @@ class Ejabberd:
 
 
 TARGETS = {"ours": Ours, "prosody": Prosody, "prosody-min": Prosody, "ejabberd": Ejabberd,
-           "ejabberd-full": Ejabberd}  # fmt: skip
+           "ejabberd-full": Ejabberd, "ejabberd-sql": Ejabberd}  # fmt: skip
 
 
 def known(name: str) -> bool:
@@ -841,6 +865,6 @@ def make(name: str, workdir: Path, profile: bool = False, prosody_modules: str =
         return Prosody(workdir, prosody_modules)
     if name == "prosody-min":  # issue 24: the minimal set beside the full one, in one run
         return Prosody(workdir, "minimal", name="prosody-min")
-    if name == "ejabberd-full":  # issue 24: archiving (mod_mam) beside the minimal one
-        return Ejabberd(workdir, name="ejabberd-full")
+    if name in ("ejabberd-full", "ejabberd-sql"):  # issue 24: mod_mam in Mnesia / SQLite
+        return Ejabberd(workdir, name=name)
     return TARGETS[name](workdir)
