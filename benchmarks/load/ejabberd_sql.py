@@ -20,8 +20,12 @@ for. The pool is one connection for SQLite (``sql_pool_size`` 1, whose docs warn
 against more "due to potential race conditions"); its request queue in RAM
 (``sql_queue_type: ram``) and prepared statements on (the defaults, written out
 below so the choice is visible). ejabberd sets only ``pragma foreign_keys = on``
-on the file, so SQLite's defaults hold (rollback journal, ``synchronous=FULL``):
-not changed here, as no ejabberd option does.
+on its connection, so ``synchronous=FULL`` holds (one fsync per commit; no
+ejabberd option changes it, and it does not persist in the file). The journal
+mode does persist in the file: :data:`JOURNAL`, WAL unless
+``BENCH_EJABBERD_SQLITE_JOURNAL=delete`` (SQLite's default rollback journal:
+several fsyncs and a journal file created and deleted per commit; measured
+6-10x slower here, see docs/benchmarks.md "Session 7").
 
 Accounts: u0 registered through ``ejabberd_auth`` (SCRAM-SHA-1 record, random
 salt), the others copies of its ``users`` row; rosters written as
@@ -32,11 +36,16 @@ stopped (its caches live in memory and start empty).
 from __future__ import annotations
 
 import glob
+import os
 import sqlite3
 from pathlib import Path
 
 SCHEMAS = ("/usr/share/ejabberd/sql/lite.sql",)  # and {ERL_LIBS}/ejabberd-*/priv/sql/lite.sql
 DRIVERS = ("/usr/lib/erlang/lib/p1_sqlite3-*", "/usr/lib/*/erlang/lib/p1_sqlite3-*")
+# The file's journal mode (persistent in the file, SQLite's documented way to
+# switch an application to WAL without changing it): "wal" as a user who wants
+# speed sets it (and as ours runs), "delete" for SQLite's (and ejabberd's) default.
+JOURNAL = os.environ.get("BENCH_EJABBERD_SQLITE_JOURNAL", "wal").lower()
 
 # Top-level options replacing ``auth_method: internal`` in targets.EJABBERD_CONFIG.
 CONFIG = """\
@@ -78,9 +87,13 @@ def create(db: Path, libs: str) -> None:
         raise RuntimeError(
             "ejabberd-sql needs the SQLite driver: apt-get install erlang-p1-sqlite3"
         )
-    for stale in (db, db.with_name(db.name + "-journal")):
+    for stale in (db, *(db.with_name(db.name + end) for end in ("-journal", "-wal", "-shm"))):
         stale.unlink(missing_ok=True)
-    with sqlite3.connect(db) as conn:
+    conn = sqlite3.connect(db)
+    (mode,) = conn.execute(f"PRAGMA journal_mode = {JOURNAL}").fetchone()
+    if mode != JOURNAL:
+        raise RuntimeError(f"SQLite refused journal_mode {JOURNAL} (got {mode})")
+    with conn:
         conn.executescript(schema(libs).read_text())
     conn.close()
 

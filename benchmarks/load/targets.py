@@ -415,6 +415,8 @@ PROSODY_MODULES = {
     ),
     "minimal": ("roster", "saslauth", "tls", "disco", "ping"),
 }
+# the full set without archives (issue 24: Prosody's own archive on/off ratio)
+PROSODY_MODULES["full-nomam"] = tuple(m for m in PROSODY_MODULES["full"] if m != "mam")
 
 
 class Prosody:
@@ -847,7 +849,7 @@ class Ejabberd:
 
 
 TARGETS = {"ours": Ours, "prosody": Prosody, "prosody-min": Prosody, "ejabberd": Ejabberd,
-           "ejabberd-full": Ejabberd, "ejabberd-sql": Ejabberd}  # fmt: skip
+           "ejabberd-full": Ejabberd, "ejabberd-sql": Ejabberd, "prosody-nomam": Prosody}  # fmt: skip
 
 
 def known(name: str) -> bool:
@@ -865,6 +867,8 @@ def make(name: str, workdir: Path, profile: bool = False, prosody_modules: str =
         return Prosody(workdir, prosody_modules)
     if name == "prosody-min":  # issue 24: the minimal set beside the full one, in one run
         return Prosody(workdir, "minimal", name="prosody-min")
+    if name == "prosody-nomam":  # issue 24: the full set without archives
+        return Prosody(workdir, "full-nomam", name="prosody-nomam")
     if name in ("ejabberd-full", "ejabberd-sql"):  # issue 24: mod_mam in Mnesia / SQLite
         return Ejabberd(workdir, name=name)
     return TARGETS[name](workdir)
