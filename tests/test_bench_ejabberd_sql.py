@@ -74,6 +74,22 @@ def test_create_names_the_missing_driver(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @needs_driver
+def test_create_starts_a_fresh_wal_file_with_ejabberds_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ejabberd_sql, "JOURNAL", "wal")  # the default
+    db = tmp_path / "ejabberd.db"
+    db.write_bytes(b"stale")  # a previous run's file is replaced, not reused
+    ejabberd_sql.create(db, LIBS)
+    with sqlite3.connect(db) as conn:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert mode == "wal"
+    assert {"users", "rosterusers", "spool", "archive", "archive_prefs"} <= tables
+
+
+@needs_driver
 def test_ejabberd_on_sqlite_archives_what_it_is_sent(tmp_path: Path) -> None:
     target = targets.make("ejabberd-sql", tmp_path)
     try:
