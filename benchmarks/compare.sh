@@ -14,8 +14,9 @@
 #   MATRIX=off bash benchmarks/compare.sh # issue 6's scenarios instead of the matrix
 #
 # Installs what is missing with apt-get (needs root or sudo): prosody,
-# ejabberd, erlang-p1-sqlite3 (ejabberd's SQLite driver) and golang-go. Their system services are never started (policy-rc.d
-# refuses the start during installation); each server runs in the foreground
+# ejabberd, erlang-p1-sqlite3 (ejabberd's SQLite driver, for ejabberd-sql) and
+# golang-go. Their system services are never started (policy-rc.d refuses the
+# start during installation); each server runs in the foreground
 # from a generated config in a temp directory (own ports, data, node, log).
 # Without Go the Python generator measures instead, with a warning.
 set -euo pipefail
