@@ -26,12 +26,16 @@ import threading
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
-__all__ = ["KEEP_FAILED", "ArchiveWriter", "database_file"]
+__all__ = ["CHECKPOINT_OPS", "KEEP_FAILED", "ArchiveWriter", "database_file"]
 
 log = logging.getLogger("xmpp_trio.archive")
 
 #: Ops of failed batches kept to be written again; beyond, the oldest are dropped (logged).
 KEEP_FAILED: Final = 100_000
+#: Ops written between two ``PASSIVE`` checkpoints of the WAL (about 2 MB
+#: of WAL with ~220-byte messages between two local accounts; SQLite's own
+#: auto-checkpoint is 1000 pages, 4 MB).
+CHECKPOINT_OPS: Final = 5000
 
 T = TypeVar("T")
 
@@ -48,9 +52,12 @@ class ArchiveWriter(Generic[T]):
     """A worker thread that runs ``write(conn, batch)`` for each batch handed
     over, ``conn`` its own connection to ``path`` (WAL, ``synchronous=NORMAL``:
     an archived copy survives a crash of the server, not a power cut, as with
-    the flush on the loop before; the WAL's auto-checkpoint runs on this
-    connection). An empty batch runs a ``PASSIVE`` checkpoint only (the loop's
-    connection checkpoints nothing: ``wal_autocheckpoint=0`` there)."""
+    the flush on the loop before). The WAL is checkpointed here, ``PASSIVE``
+    (it blocks no writer), after the batch is reported done, so no one waits
+    for it: every :data:`CHECKPOINT_OPS` ops and on an empty batch (the
+    server's once-a-second flush with nothing kept). No connection
+    checkpoints on its own (``wal_autocheckpoint=0``: the loop's is set so
+    by :meth:`SqliteArchiveStorage.attach`)."""
 
     def __init__(
         self, path: str, write: Callable[[sqlite3.Connection, list[T]], None], *, timeout: float
@@ -68,6 +75,8 @@ class ArchiveWriter(Generic[T]):
         #: Batches committed / failed (after the retry) so far.
         self.batches = 0
         self.failures = 0
+        self.checkpoints = 0
+        self._since_checkpoint = 0
         #: Test seams: ``in_batch`` runs in the worker inside the batch's
         #: transaction, ``on_wait`` in the caller of :meth:`wait` when it
         #: is about to wait for a batch in flight.
@@ -128,6 +137,7 @@ class ArchiveWriter(Generic[T]):
         try:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             while True:
                 with self._cond:
                     while self._batch is None and not self._closing:
@@ -135,20 +145,27 @@ class ArchiveWriter(Generic[T]):
                     batch, self._batch = self._batch, None
                 if batch is None:
                     return  # closing, nothing in flight
-                self._run_batch(conn, batch)
+                if batch:
+                    self._run_batch(conn, batch)
+                    self._since_checkpoint += len(batch)
                 with self._cond:
                     self.busy = False
                     self._cond.notify_all()
+                if not batch or self._since_checkpoint >= CHECKPOINT_OPS:
+                    self._since_checkpoint = 0
+                    self._checkpoint(conn)
         finally:
             conn.close()
 
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            log.exception("archive writer: WAL checkpoint failed")
+        else:
+            self.checkpoints += 1
+
     def _run_batch(self, conn: sqlite3.Connection, batch: list[T]) -> None:
-        if not batch:
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:
-                log.exception("archive writer: WAL checkpoint failed")
-            return
         for attempt in (1, 2):
             try:
                 self._write(conn, batch)

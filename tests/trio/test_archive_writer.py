@@ -29,6 +29,7 @@ from xmpp_sansio.server.mam.service import MamLimits
 from xmpp_sansio.server.mam.store import ArchivePut, ArchiveQuery
 from xmpp_sansio.stanza import MessageType, make_message
 from xmpp_sansio.xml import ns
+from xmpp_trio import archive_writer
 from xmpp_trio import services as services_module
 from xmpp_trio.archive_writer import ArchiveWriter
 from xmpp_trio.config import ServerConfig
@@ -229,7 +230,10 @@ async def test_a_failing_batch_loses_no_message_and_the_server_goes_on(
     assert bodies_of(everything) == bodies
 
 
-def test_the_writer_checkpoints_so_the_wal_stays_bounded(tmp_path: Path) -> None:
+def test_the_writer_checkpoints_so_the_wal_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive_writer, "CHECKPOINT_OPS", 1000)
     path = str(tmp_path / "archive.sqlite3")
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -251,6 +255,7 @@ def test_the_writer_checkpoints_so_the_wal_stays_bounded(tmp_path: Path) -> None
     writer.close()
     written = batches * rows * len(stanza)  # 24 MB through the WAL
     assert largest < written // 3, (largest, written)
+    assert writer.checkpoints >= batches * rows // 1000
     assert store.count(romeo) == batches * rows
     page = store.load(ArchiveQuery(romeo, max=3, before=""))
     assert [m.sid for m in page.items] == [f"s{n:08d}" for n in range(11997, 12000)]  # type: ignore[union-attr]
