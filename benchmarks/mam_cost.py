@@ -12,6 +12,8 @@ accounts online, the ``Persist`` effects handled as the server does
     ... --ablate serialise|write   # without the archive's serialisation / SQLite write
     ... --writer   # the server's archive writer thread (xmpp_trio/archive_writer.py);
                    # the timing also prints the main thread's (the event loop's) share
+    ... --stalls   # the main thread's longest call to commit/flush (CPU ms: what a
+                   # server's loop would be held for), p99 and max over the run
 
 Nothing is asserted."""
 
@@ -41,7 +43,9 @@ from xmpp_trio.storage import AccountStore
 C = "{jabber:client}"
 
 
-def setup(archiving: bool, users: int = 0, writer: bool = False) -> Callable[[int], None]:
+def setup(
+    archiving: bool, users: int = 0, writer: bool = False, stalls: list[float] | None = None
+) -> Callable[[int], None]:
     """The loop; ``users``: messages between that many accounts (user ``i``
     to ``i + 1``, round robin), else ``a`` to ``b`` only."""
     tmp = Path(tempfile.mkdtemp(prefix="mam-cost-"))
@@ -55,7 +59,8 @@ def setup(archiving: bool, users: int = 0, writer: bool = False) -> Callable[[in
     names = [f"u{i}" for i in range(users)] if users else ["a", "b"]
     for user in names:
         store.create(user, "localhost", "pw-pw-pw", iterations=4096)
-    services = build_services(config, store, open_database(config), archive_writer=writer)
+    extra = {"archive_writer": True} if writer else {}  # runs against older trees too
+    services = build_services(config, store, open_database(config), **extra)
     router = Router(
         config.domains,
         rng=secrets.token_bytes,
@@ -80,10 +85,16 @@ def setup(archiving: bool, users: int = 0, writer: bool = False) -> Callable[[in
             if persists:
                 rest = services.write_behind(persists)
                 if rest or services.behind_full():
+                    t = time.thread_time() if stalls is not None else 0.0
                     services.commit([p.op for p in rest])
+                    if stalls is not None:
+                        stalls.append(time.thread_time() - t)
                     router.persisted(rest)
             if i % 1000 == 999:
+                t = time.thread_time() if stalls is not None else 0.0
                 services.flush()
+                if stalls is not None:
+                    stalls.append(time.thread_time() - t)
         services.flush()
         services.archive.flush()  # with the writer: after its last batch
 
@@ -104,6 +115,7 @@ def main() -> None:
         " without its SQLite write (rows dropped at the flush)",
     )
     parser.add_argument("--writer", action="store_true", help="the archive writer thread")
+    parser.add_argument("--stalls", action="store_true", help="longest commit/flush calls")
     args = parser.parse_args()
     if args.ablate == "serialise":
         from xmpp_sansio.server.mam import service
@@ -113,6 +125,16 @@ def main() -> None:
         from xmpp_trio.stores.mam import SqliteArchiveStorage
 
         SqliteArchiveStorage._put = lambda self, ops: None  # type: ignore[method-assign]
+    if args.stalls:
+        stalls: list[float] = []
+        setup(True, args.users, args.writer, stalls)(args.n)
+        stalls.sort()
+        p99 = stalls[int(len(stalls) * 0.99)] if stalls else 0.0
+        print(
+            f"commit/flush calls on the main thread: {len(stalls)}, CPU ms p99 {p99 * 1e3:.2f}"
+            f" max {max(stalls, default=0.0) * 1e3:.2f} ({args.n} messages)"
+        )
+        return
     if args.once:
         setup(args.once == "on", args.users, args.writer)(args.n)
         return
