@@ -131,13 +131,24 @@ class ArchiveWriter(Generic[T]):
             thread.join()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(
-            self._path, timeout=self._timeout, check_same_thread=False, isolation_level=None
-        )
         try:
+            conn = sqlite3.connect(
+                self._path, timeout=self._timeout, check_same_thread=False, isolation_level=None
+            )
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error:
+            log.exception("archive writer: cannot open %s (the next batch tries again)", self._path)
+            with self._cond:
+                batch, self._batch = self._batch, None
+                self._keep(batch or [])
+                self.failures += 1
+                self._thread = None
+                self.busy = False
+                self._cond.notify_all()
+            return
+        try:
             while True:
                 with self._cond:
                     while self._batch is None and not self._closing:
@@ -145,12 +156,14 @@ class ArchiveWriter(Generic[T]):
                     batch, self._batch = self._batch, None
                 if batch is None:
                     return  # closing, nothing in flight
-                if batch:
-                    self._run_batch(conn, batch)
-                    self._since_checkpoint += len(batch)
-                with self._cond:
-                    self.busy = False
-                    self._cond.notify_all()
+                try:
+                    if batch:
+                        self._run_batch(conn, batch)
+                        self._since_checkpoint += len(batch)
+                finally:  # whatever happened, the loop must not wait forever
+                    with self._cond:
+                        self.busy = False
+                        self._cond.notify_all()
                 if not batch or self._since_checkpoint >= CHECKPOINT_OPS:
                     self._since_checkpoint = 0
                     self._checkpoint(conn)
@@ -169,24 +182,29 @@ class ArchiveWriter(Generic[T]):
         for attempt in (1, 2):
             try:
                 self._write(conn, batch)
-            except sqlite3.Error as exc:
+            except Exception as exc:  # sqlite3.Error; anything else is a bug, kept too
                 log.error(
-                    "archive writer: writing %d archived messages failed (try %d): %s",
+                    "archive writer: writing %d archived messages failed (try %d): %r",
                     len(batch),
                     attempt,
                     exc,
+                    exc_info=not isinstance(exc, sqlite3.Error),
                 )
             else:
                 self.batches += 1
                 return
         self.failures += 1
         with self._cond:
-            kept = self._failed + batch
-            if len(kept) > KEEP_FAILED:
-                log.error(
-                    "archive writer: %d archived messages dropped (kept: %d)",
-                    len(kept) - KEEP_FAILED,
-                    KEEP_FAILED,
-                )
-                kept = kept[-KEEP_FAILED:]
-            self._failed = kept
+            self._keep(batch)
+
+    def _keep(self, batch: list[T]) -> None:
+        """Keep the ops of a failed ``batch`` for :meth:`wait` (under the condition)."""
+        kept = self._failed + batch
+        if len(kept) > KEEP_FAILED:
+            log.error(
+                "archive writer: %d archived messages dropped (kept: %d)",
+                len(kept) - KEEP_FAILED,
+                KEEP_FAILED,
+            )
+            kept = kept[-KEEP_FAILED:]
+        self._failed = kept

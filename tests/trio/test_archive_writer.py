@@ -261,3 +261,25 @@ def test_the_writer_checkpoints_so_the_wal_stays_bounded(
     assert [m.sid for m in page.items] == [f"s{n:08d}" for n in range(11997, 12000)]  # type: ignore[union-attr]
     assert not writer.running
     conn.close()
+
+
+def test_a_writer_whose_writes_raise_keeps_the_ops_and_never_hangs(tmp_path: Path) -> None:
+    def broken(conn: sqlite3.Connection, batch: list[int]) -> None:
+        raise TypeError("a bug")
+
+    writer: ArchiveWriter[int] = ArchiveWriter(str(tmp_path / "x.sqlite3"), broken, timeout=1.0)
+    writer.hand([1, 2])
+    assert writer.wait() == [1, 2] and writer.failures == 1
+    writer.hand([3])
+    writer.idle()
+    assert writer.wait() == [3] and not writer.busy
+    writer.close()
+    assert not writer.running
+
+
+def test_a_writer_that_cannot_open_its_database_keeps_the_ops(tmp_path: Path) -> None:
+    path = str(tmp_path / "missing" / "x.sqlite3")  # no such directory
+    writer: ArchiveWriter[int] = ArchiveWriter(path, lambda conn, batch: None, timeout=1.0)
+    writer.hand([1, 2])
+    assert writer.wait() == [1, 2] and writer.failures == 1 and not writer.running
+    writer.close()
