@@ -10,6 +10,10 @@ accounts online, the ``Persist`` effects handled as the server does
     python benchmarks/mam_cost.py --profile on --n 4000   # cProfile, top 25
     ... --users 200   # messages among 200 accounts (user i to i + 1) instead of a to b
     ... --ablate serialise|write   # without the archive's serialisation / SQLite write
+    ... --writer   # the server's archive writer thread (xmpp_trio/archive_writer.py);
+                   # the timing also prints the main thread's (the event loop's) share
+    ... --stalls   # the main thread's longest call to commit/flush (CPU ms: what a
+                   # server's loop would be held for), p99 and max over the run
 
 Nothing is asserted."""
 
@@ -39,7 +43,9 @@ from xmpp_trio.storage import AccountStore
 C = "{jabber:client}"
 
 
-def setup(archiving: bool, users: int = 0) -> Callable[[int], None]:
+def setup(
+    archiving: bool, users: int = 0, writer: bool = False, stalls: list[float] | None = None
+) -> Callable[[int], None]:
     """The loop; ``users``: messages between that many accounts (user ``i``
     to ``i + 1``, round robin), else ``a`` to ``b`` only."""
     tmp = Path(tempfile.mkdtemp(prefix="mam-cost-"))
@@ -53,7 +59,8 @@ def setup(archiving: bool, users: int = 0) -> Callable[[int], None]:
     names = [f"u{i}" for i in range(users)] if users else ["a", "b"]
     for user in names:
         store.create(user, "localhost", "pw-pw-pw", iterations=4096)
-    services = build_services(config, store, open_database(config))
+    extra = {"archive_writer": True} if writer else {}  # runs against older trees too
+    services = build_services(config, store, open_database(config), **extra)
     router = Router(
         config.domains,
         rng=secrets.token_bytes,
@@ -78,11 +85,18 @@ def setup(archiving: bool, users: int = 0) -> Callable[[int], None]:
             if persists:
                 rest = services.write_behind(persists)
                 if rest or services.behind_full():
+                    t = time.thread_time() if stalls is not None else 0.0
                     services.commit([p.op for p in rest])
+                    if stalls is not None:
+                        stalls.append(time.thread_time() - t)
                     router.persisted(rest)
             if i % 1000 == 999:
+                t = time.thread_time() if stalls is not None else 0.0
                 services.flush()
+                if stalls is not None:
+                    stalls.append(time.thread_time() - t)
         services.flush()
+        services.archive.flush()  # with the writer: after its last batch
 
     run(200)  # warm up: caches, prepared statements
     return run
@@ -100,6 +114,8 @@ def main() -> None:
         help="measure without the archive's serialisation (constant bytes) or"
         " without its SQLite write (rows dropped at the flush)",
     )
+    parser.add_argument("--writer", action="store_true", help="the archive writer thread")
+    parser.add_argument("--stalls", action="store_true", help="longest commit/flush calls")
     args = parser.parse_args()
     if args.ablate == "serialise":
         from xmpp_sansio.server.mam import service
@@ -109,25 +125,38 @@ def main() -> None:
         from xmpp_trio.stores.mam import SqliteArchiveStorage
 
         SqliteArchiveStorage._put = lambda self, ops: None  # type: ignore[method-assign]
+    if args.stalls:
+        stalls: list[float] = []
+        setup(True, args.users, args.writer, stalls)(args.n)
+        stalls.sort()
+        p99 = stalls[int(len(stalls) * 0.99)] if stalls else 0.0
+        print(
+            f"commit/flush calls on the main thread: {len(stalls)}, CPU ms p99 {p99 * 1e3:.2f}"
+            f" max {max(stalls, default=0.0) * 1e3:.2f} ({args.n} messages)"
+        )
+        return
     if args.once:
-        setup(args.once == "on", args.users)(args.n)
+        setup(args.once == "on", args.users, args.writer)(args.n)
         return
     if args.profile:
-        run = setup(args.profile == "on", args.users)
+        run = setup(args.profile == "on", args.users, args.writer)
         prof = cProfile.Profile()
         prof.runcall(run, args.n)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return
     for name in ("off", "on"):
-        run = setup(name == "on", args.users)
+        run = setup(name == "on", args.users, args.writer)
         best = min(_timed(run, args.n) for _ in range(5))
-        print(f"archiving {name}: {best:.2f} us CPU/message (best of 5 x {args.n})")
+        print(
+            f"archiving {name}: {best[0]:.2f} us CPU/message, main thread {best[1]:.2f}"
+            f" (best of 5 x {args.n})"
+        )
 
 
-def _timed(run: Callable[[int], None], n: int) -> float:
-    t = time.process_time()
+def _timed(run: Callable[[int], None], n: int) -> tuple[float, float]:
+    t, main = time.process_time(), time.thread_time()
     run(n)
-    return (time.process_time() - t) / n * 1e6
+    return (time.process_time() - t) / n * 1e6, (time.thread_time() - main) / n * 1e6
 
 
 if __name__ == "__main__":

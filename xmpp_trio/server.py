@@ -114,7 +114,7 @@ class XMPPServer:
         self.db = db  # the services' database connection
         self.ssl_context = ssl_context
         self.tls_info = _tls.server_tls_info(certificate_der)
-        self.services = build_services(config, store, db)
+        self.services = build_services(config, store, db, archive_writer=True)
         self.services.client_sessions = partial(client_sessions, self)  # ad-hoc revoke
         self.router = Router(
             [
@@ -545,7 +545,7 @@ async def open_server(config: ServerConfig) -> AsyncIterator[XMPPServer]:
     finally:
         if server is not None:
             try:
-                server.services.flush()  # logout times written behind
+                server.services.close()  # what is kept behind; ends the archive's writer
             except sqlite3.Error:
                 log.exception("could not write what is kept behind (logout times, archives)")
         db.close()

@@ -79,6 +79,7 @@ from xmpp_sansio.server.upload import UploadPolicy, UploadService
 from xmpp_sansio.server.vcard import VCardService
 
 from .admin_commands import build_adhoc
+from .archive_writer import ArchiveWriter, database_file
 from .config import ServerConfig
 from .storage import AccountStore, delete_account
 from .stores._sql import transaction
@@ -101,8 +102,17 @@ __all__ = ["ServerServices", "build_services", "open_database"]
 #: Archive puts kept to be written behind before a commit is forced: a
 #: flush of this many rows costs as little per row as a larger one (about
 #: 14 µs) and blocks the loop for tens of ms, not the 150 ms of a second's
-#: worth at 5,000 msgs/s (docs/benchmarks.md, "Fourth pass").
+#: worth at 5,000 msgs/s (docs/benchmarks.md, "Fourth pass"). Without the
+#: archive's writer only (embedders, tests, benchmarks).
 _ARCHIVE_BEHIND_MAX = 1000
+#: With the writer (xmpp_trio/archive_writer.py): the puts handed to its
+#: thread at once when it is idle (a short transaction: the loop's own
+#: commits may wait for it on SQLite's write lock; docs/mam.md, "Cost"), and
+#: how many may pile up while it is busy before the loop waits for it.
+_ARCHIVE_BATCH = 200
+_ARCHIVE_BEHIND_WAIT = 20_000
+#: Seconds a connection waits for SQLite's write lock (the busy timeout).
+_BUSY_TIMEOUT = 5.0
 
 
 def _version() -> str:
@@ -146,6 +156,8 @@ class ServerServices:
         accounts: AccountStore,
         db: sqlite3.Connection,
         clock: Callable[[], float] = time.time,
+        *,
+        archive_writer: bool = False,
     ) -> None:
         limits = config.limits
         #: The clock the router gives the services as ``now`` (Router(clock=...)).
@@ -226,6 +238,13 @@ class ServerServices:
             self.directory = DirectoryService(index)
         # Message archives (XEP-0313) and stanza ids (XEP-0359); see docs/mam.md.
         self.archive = SqliteArchiveStorage(db)
+        #: Commits the archived copies kept behind on a thread of its own
+        #: (``archive_writer``: the server's; not for a database in memory).
+        self._writer: ArchiveWriter[ArchivePut] | None = None
+        path = database_file(db) if archive_writer else None
+        if path is not None:
+            self._writer = ArchiveWriter(path, self.archive.write_batch, timeout=_BUSY_TIMEOUT)
+            self.archive.attach(self._writer)
         mam_services: list[MamService] = []
         if config.mam.enabled:
             mam_services.append(
@@ -368,8 +387,13 @@ class ServerServices:
         return keep
 
     def behind_full(self) -> bool:
-        """Whether the archived copies kept behind should be committed now."""
-        return len(self.archive.behind) >= _ARCHIVE_BEHIND_MAX
+        """Whether the archived copies kept behind should be committed (or
+        handed to the writer) now."""
+        n = len(self.archive.behind)
+        writer = self._writer
+        if writer is None:
+            return n >= _ARCHIVE_BEHIND_MAX
+        return n >= _ARCHIVE_BATCH and (not writer.busy or n >= _ARCHIVE_BEHIND_WAIT)
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
@@ -387,9 +411,10 @@ class ServerServices:
                     archive.write_behind(op)
                 else:
                     writers[LastSet](op)
-            if len(archive.behind) >= _ARCHIVE_BEHIND_MAX:
-                archive.flush()
+            if self.behind_full():
+                archive.hand_off(block=True)  # without a writer: flush
             return
+        archive.wait_writer()  # its batch is older than what is kept behind
         with transaction(self._db):
             archive.write_pending()
             for op in ops:
@@ -397,11 +422,26 @@ class ServerServices:
 
     def flush(self) -> None:
         """Write what stores keep behind (logout times, archived copies, SASL2
-        clients' logins); the server calls this about once a second and when
-        it stops."""
+        clients' logins); the server calls this about once a second. With the
+        archive's writer, the archived copies are handed to it if it is idle
+        (else they wait for the next flush), not waited for."""
         self._last_storage.flush()
-        self.archive.flush()
+        if self._writer is None:
+            self.archive.flush()
+        else:
+            self.archive.hand_off()
         self.fast_tokens.flush()
+
+    def close(self) -> None:
+        """Write everything kept behind and end the archive's writer (the
+        server calls this when it stops)."""
+        try:
+            self._last_storage.flush()
+            self.archive.flush()  # after the writer's batch in flight
+            self.fast_tokens.flush()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
 
     def post_auth_features(self) -> tuple[Element, ...]:
         """Stream features offered after authentication: roster versioning (RFC 6121
@@ -436,10 +476,15 @@ def build_upload(config: ServerConfig, storage: SqliteUploadStorage) -> UploadSe
 
 
 def build_services(
-    config: ServerConfig, accounts: AccountStore, db: sqlite3.Connection
+    config: ServerConfig,
+    accounts: AccountStore,
+    db: sqlite3.Connection,
+    *,
+    archive_writer: bool = False,
 ) -> ServerServices:
-    """The services for ``config``."""
-    return ServerServices(config, accounts, db)
+    """The services for ``config`` (``archive_writer``: the archive's writes
+    on a thread of their own, the server's setting; :meth:`ServerServices.close`)."""
+    return ServerServices(config, accounts, db, archive_writer=archive_writer)
 
 
 def remove_account_data(config: ServerConfig, accounts: AccountStore, account: JID) -> None:

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import (
@@ -50,6 +51,9 @@ from xmpp_sansio.server.mam.store import (
 )
 
 from ._sql import transaction
+
+if TYPE_CHECKING:
+    from ..archive_writer import ArchiveWriter
 
 __all__ = ["SqliteArchiveStorage"]
 
@@ -108,6 +112,13 @@ class SqliteArchiveStorage:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        #: The caller's connection; ``_conn`` is the worker's while it writes
+        #: a batch (:meth:`_write_batch`), under ``_lock``.
+        self._main = conn
+        #: Held by whoever runs archive SQL through ``_conn`` and its caches
+        #: (``_ids``, ``_peers``, ``_unsure``, ``_last``/``_skew``).
+        self._lock = threading.RLock()
+        self._writer: ArchiveWriter[ArchivePut] | None = None
         #: ``ArchivePut`` ops kept to be written behind (:meth:`write_behind`).
         self.behind: list[ArchivePut] = []
         self._ids: dict[JID, int] = {}
@@ -175,7 +186,12 @@ class SqliteArchiveStorage:
     # -- writes -------------------------------------------------------------------
 
     def write(self, op: object) -> None:
-        """Carry out ``op`` in the caller's transaction (``ServerServices.commit``)."""
+        """Carry out ``op`` in the caller's transaction (``ServerServices.commit``,
+        which first waits for the writer's batch in flight: :meth:`wait_writer`)."""
+        with self._lock:
+            self._write_op(op)
+
+    def _write_op(self, op: object) -> None:
         conn = self._conn
         match op:
             case ArchivePut():
@@ -443,48 +459,114 @@ class SqliteArchiveStorage:
 
     def write_behind(self, op: ArchivePut) -> None:
         """Keep ``op`` to be written by the next transaction of the server
-        (:meth:`write_pending`) or :meth:`flush`, about once a second: a
-        message delivered live costs no commit of its own (see docs/mam.md)."""
+        (:meth:`write_pending`), the writer (:meth:`hand_off`) or
+        :meth:`flush`: a message delivered live costs no commit of its own
+        (see docs/mam.md)."""
         self.behind.append(op)
 
-    def write_pending(self) -> None:
-        """Write the kept ops in the caller's transaction: one ``executemany``
-        per table, then one count update (and quota, retention) per archive."""
-        pending, self.behind = self.behind, []
-        self._put(pending)
+    # -- the writer (xmpp_trio/archive_writer.py) ----------------------------------
 
-    def flush(self) -> None:
-        """Commit the kept ops (one transaction) with ``synchronous=NORMAL``:
-        in WAL mode that commit waits for no fsync (the next ``FULL`` commit
-        or checkpoint syncs it); a power cut may lose it, a crash of the
-        server not (docs/mam.md, "Cost"). The connection's level is restored."""
-        if self.behind:
-            conn = self._conn
-            (level,) = conn.execute("PRAGMA synchronous").fetchone()
-            conn.execute("PRAGMA synchronous=NORMAL")
+    def attach(self, writer: ArchiveWriter[ArchivePut]) -> None:
+        """Let ``writer`` (a worker thread, its own connection to this
+        database, writing through :meth:`write_batch`) commit what is kept
+        behind and checkpoint the WAL: this connection checkpoints no more."""
+        self._writer = writer
+        self._main.execute("PRAGMA wal_autocheckpoint=0")
+
+    @property
+    def writer(self) -> ArchiveWriter[ArchivePut] | None:
+        return self._writer
+
+    def wait_writer(self) -> None:
+        """Wait for the writer's batch in flight; the ops of its failed
+        batches go back before those kept behind (archive order)."""
+        writer = self._writer
+        if writer is not None:
+            failed = writer.wait()
+            if failed:
+                self.behind[:0] = failed
+
+    def hand_off(self, *, block: bool = False) -> bool:
+        """Hand what is kept behind to the writer, if it is idle (or after
+        waiting for it, if ``block``); with nothing kept, it checkpoints the
+        WAL. Without a writer, :meth:`flush`. Whether it was handed over."""
+        writer = self._writer
+        if writer is None:
+            self.flush()
+            return True
+        if writer.busy and not block:
+            return False
+        self.wait_writer()
+        batch, self.behind = self.behind, []
+        writer.hand(batch)
+        return True
+
+    def write_batch(self, conn: sqlite3.Connection, batch: list[ArchivePut]) -> None:
+        """The writer's thread: commit ``batch`` through ``conn`` (its own
+        connection), the store's caches under the lock as on the loop."""
+        with self._lock:
+            self._conn = conn
             try:
                 with transaction(conn):
-                    self.write_pending()
+                    self._put(batch)
+                    hook = None if self._writer is None else self._writer.in_batch
+                    if hook is not None:
+                        hook()
             except sqlite3.Error:
                 self._ids.clear()  # ids made in the failed transaction do not exist
                 self._forget_unsure()
                 raise
-            else:  # committed (those of earlier transactions were checked)
+            else:
                 self._unsure.clear()
                 self._unsure_top = 0
             finally:
-                conn.execute(f"PRAGMA synchronous={int(level)}")
+                self._conn = self._main
+
+    def write_pending(self) -> None:
+        """Write the kept ops in the caller's transaction: one ``executemany``
+        per table, then one count update (and quota, retention) per archive.
+        The writer's batch in flight is waited for first (it is older)."""
+        self.wait_writer()
+        with self._lock:
+            pending, self.behind = self.behind, []
+            self._put(pending)
+
+    def flush(self) -> None:
+        """Commit the kept ops (one transaction, on the caller's connection,
+        after the writer's batch in flight) with ``synchronous=NORMAL``: in
+        WAL mode that commit waits for no fsync (the next ``FULL`` commit
+        or checkpoint syncs it); a power cut may lose it, a crash of the
+        server not (docs/mam.md, "Cost"). The connection's level is restored."""
+        self.wait_writer()
+        if self.behind:
+            with self._lock:
+                conn = self._conn
+                (level,) = conn.execute("PRAGMA synchronous").fetchone()
+                conn.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with transaction(conn):
+                        self.write_pending()
+                except sqlite3.Error:
+                    self._ids.clear()  # ids made in the failed transaction do not exist
+                    self._forget_unsure()
+                    raise
+                else:  # committed (those of earlier transactions were checked)
+                    self._unsure.clear()
+                    self._unsure_top = 0
+                finally:
+                    conn.execute(f"PRAGMA synchronous={int(level)}")
 
     def apply(self, ops: Sequence[object]) -> None:
         """Carry out ``ops`` in order in one transaction, all or nothing."""
-        with transaction(self._conn):
+        self.wait_writer()
+        with self._lock, transaction(self._conn):
             for op in ops:
-                self.write(op)
+                self._write_op(op)
 
     # -- reads ---------------------------------------------------------------------
 
     def prefs(self, archive: JID) -> Prefs | None:
-        row = self._conn.execute(
+        row = self._main.execute(
             "SELECT prefs FROM mam_prefs WHERE archive = ?", (str(archive),)
         ).fetchone()
         if row is None:
@@ -495,7 +577,7 @@ class SqliteArchiveStorage:
         )
 
     def count(self, archive: JID) -> int:
-        row = self._conn.execute("SELECT n FROM mam_archives WHERE jid = ?", (str(archive),))
+        row = self._main.execute("SELECT n FROM mam_archives WHERE jid = ?", (str(archive),))
         found = row.fetchone()
         return 0 if found is None else int(found[0])
 
@@ -510,6 +592,10 @@ class SqliteArchiveStorage:
     def load(self, query: object) -> ArchivePage | UnknownId | _Item:
         """Answer a ``Load`` effect (:class:`ArchiveQuery`, :class:`ArchiveMeta`)."""
         self.flush()  # a read sees every archived message
+        with self._lock:
+            return self._load(query)
+
+    def _load(self, query: object) -> ArchivePage | UnknownId | _Item:
         if isinstance(query, ArchiveMeta):
             return self._meta(query.archive)
         if not isinstance(query, ArchiveQuery):
