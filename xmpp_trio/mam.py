@@ -58,15 +58,26 @@ async def fetch_page(
             take(stanza)
     if failed:
         raise failed[0]
-    # The results came before the iq result: whatever is still queued.
-    while True:
+    fin = parse_fin(answer[0]) if answer else None
+    if fin is None:
+        raise ValueError("the archive answered without <fin/>")
+    # The results came before the iq result on the wire, but the iq result
+    # is handed over in fewer steps than a message and may overtake the
+    # last results: wait for the page's first and last ids (RSM, XEP-0059
+    # §2.6) that the <fin/> names (``trio.TooSlowError`` after ``timeout``:
+    # never a page with a silent gap).
+    wanted = {i for i in (fin.first, fin.last) if i is not None}
+    with trio.fail_after(timeout):
+        while not wanted <= {r.id for r in results}:
+            try:
+                take(await stanzas.receive())
+            except trio.EndOfChannel:
+                break
+    while True:  # and whatever else is already queued
         try:
             take(stanzas.receive_nowait())
         except (trio.WouldBlock, trio.EndOfChannel):
             break
-    fin = parse_fin(answer[0]) if answer else None
-    if fin is None:
-        raise ValueError("the archive answered without <fin/>")
     return results, fin
 
 
