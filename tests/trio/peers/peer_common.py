@@ -13,6 +13,12 @@ from typing import Any
 import slixmpp
 
 
+def settle(done: asyncio.Future[None]) -> None:
+    """Resolve ``done`` (once)."""
+    if not done.done():
+        done.set_result(None)
+
+
 def emit(**event: Any) -> None:
     """One JSON event line on stdout (what the tests read)."""
     print(json.dumps(event), flush=True)
@@ -35,10 +41,10 @@ class Finishing(slixmpp.ClientXMPP):  # type: ignore[misc]
     def finish(self, why: str) -> None:
         if not self.done.done():
             emit(event="end", why=why)
-            self.done.set_result(None)
+            settle(self.done)
 
 
-async def run(
+async def connect_and_wait(
     client: slixmpp.ClientXMPP,
     host: str,
     port: str,
@@ -50,7 +56,10 @@ async def run(
     (slixmpp's defaults otherwise) and wait for ``done`` (the client's own
     if not given): whether it came within ``timeout`` seconds."""
     client.ca_certs = Path(cafile)
-    client.connect(host=host, port=int(port))
+    try:
+        client.connect(host=host, port=int(port))  # slixmpp >= 1.8.5
+    except TypeError:
+        client.connect((host, int(port)))  # Debian's 1.8.3
     try:
         await asyncio.wait_for(client.done if done is None else done, timeout)
     except TimeoutError:
@@ -59,6 +68,6 @@ async def run(
 
 
 async def run_finishing(client: Finishing, host: str, port: str, cafile: str) -> None:
-    """:func:`run` for a :class:`Finishing` client; ``timeout`` ends it after 60 s."""
-    if not await run(client, host, port, cafile, 60):
+    """:func:`connect_and_wait` for a :class:`Finishing` client; ``timeout`` ends it after 60 s."""
+    if not await connect_and_wait(client, host, port, cafile, 60):
         client.finish("timeout")

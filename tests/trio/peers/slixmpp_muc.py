@@ -29,18 +29,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import slixmpp
+from peer_common import Finishing, emit, run_finishing
 from slixmpp.exceptions import IqError, PresenceError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
-
-
-def emit(**event: Any) -> None:
-    print(json.dumps(event), flush=True)
-
 
 RETRACT = "urn:xmpp:message-retract:1"
 MODERATE = "urn:xmpp:message-moderate:1"
@@ -61,15 +56,13 @@ def seen(msg: slixmpp.Message) -> dict[str, Any]:
     }
 
 
-class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
+class MucUser(Finishing):
     def __init__(self, jid: str, password: str) -> None:
         super().__init__(jid, password)
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0313")
         self.register_plugin("xep_0425")
         self.register_plugin("xep_0191")
-        self.done = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("groupchat_message", self.on_groupchat)
         self.add_event_handler("moderated_message", self.on_moderated)
         # A tombstone in the history has no body: xep_0045 does not report it.
@@ -81,12 +74,6 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
             )
         )
         self.add_event_handler("groupchat_presence", self.on_presence)
-        self.add_event_handler("failed_auth", lambda _e: self.finish("auth"))
-
-    def finish(self, why: str) -> None:
-        emit(event="end", why=why)
-        if not self.done.done():
-            self.done.set_result(None)
 
     async def on_start(self, _event: object) -> None:
         self.send_presence()
@@ -223,13 +210,7 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
 
 async def main() -> None:
     jid, password, host, port, cafile = sys.argv[1:6]
-    client = MucUser(jid, password)
-    client.ca_certs = Path(cafile)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(client.done, 60)
-    except TimeoutError:
-        emit(event="end", why="timeout")
+    await run_finishing(MucUser(jid, password), host, port, cafile)
 
 
 if __name__ == "__main__":
