@@ -1,9 +1,11 @@
-"""Message retraction (XEP-0424) in the user archives on the wire: slixmpp
-1.17 (its xep_0424, xep_0359 and xep_0313 plugins, default settings) over
-TLS, the server on a real SQLite file. The sender's retraction turns both
-archived copies into tombstones (no body, ``<retracted stamp/>``, the
-same XEP-0359 ids, in place), the retraction is delivered and archived,
-another user's retraction changes nothing, and a restart keeps it all."""
+"""Message retraction (XEP-0424) in the archives on the wire: slixmpp 1.17
+(its xep_0424, xep_0359 and xep_0313 plugins, default settings) over TLS,
+the server on a real SQLite file. The sender's retraction turns both
+archived copies of a chat message into tombstones (no body, ``<retracted
+stamp/>``, the same XEP-0359 ids, in place), the retraction is delivered
+and archived, another user's retraction changes nothing, and a restart
+keeps it all; in a room, an occupant retracts their own message from the
+room's archive, and not another's."""
 
 from __future__ import annotations
 
@@ -118,5 +120,43 @@ async def test_a_retraction_leaves_tombstones_in_both_archives_only_for_the_send
             for user in ("romeo", "juliet"):
                 peer = await start_peer(nursery, user, server)
                 assert await archive(peer) == after[user]
+                await peer.quit()
+            nursery.cancel_scope.cancel()
+
+
+ROOM = "verona@conference.localhost"
+
+
+async def test_an_occupant_retracts_their_own_message_from_the_rooms_archive(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(server_config, mam=MamLimits(enabled=True))
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            server = await start_running(config, ca, tmp_path, nursery)
+            romeo = await Peer.start(nursery, "slixmpp_muc.py", "romeo", PASSWORDS["romeo"], server)
+            assert (await romeo.do("join", room=ROOM, nick="romeo"))["event"] == "ok"
+            persistent = {"muc#roomconfig_persistentroom": "1"}
+            assert (await romeo.do("configure", room=ROOM, fields=persistent))["event"] == "ok"
+            juliet = await Peer.start(
+                nursery, "slixmpp_muc.py", "juliet", PASSWORDS["juliet"], server
+            )
+            assert (await juliet.do("join", room=ROOM, nick="juliet"))["event"] == "ok"
+            sids = {}
+            for line in ("oops", "fine"):
+                assert (await juliet.do("say", room=ROOM, body=line))["event"] == "ok"
+                echo = await romeo.expect(lambda e, line=line: e.get("body") == line)
+                sids[line] = echo["sid"]
+            # romeo (the owner, but not through XEP-0425) cannot retract juliet's message
+            assert (await romeo.do("retract", room=ROOM, id=sids["fine"]))["event"] == "ok"
+            await juliet.expect(lambda e: e["event"] == "groupchat" and e["nick"] == "romeo")
+            assert (await juliet.do("retract", room=ROOM, id=sids["oops"]))["event"] == "ok"
+            await romeo.expect(lambda e: e["event"] == "groupchat" and e["nick"] == "juliet")
+            archived = (await romeo.do("archived", room=ROOM))["messages"]
+            kept = [(m["sid"], m["body"], m["retracted"]) for m in archived][:2]
+            assert kept == [(sids["oops"], "", True), (sids["fine"], "fine", False)]
+            # both retractions are archived (with their fallback bodies)
+            assert len(archived) == 4 and not any(m["retracted"] for m in archived[2:])
+            for peer in (romeo, juliet):
                 await peer.quit()
             nursery.cancel_scope.cancel()

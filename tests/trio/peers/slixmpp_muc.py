@@ -14,7 +14,8 @@ archive through the xep_0313 plugin's ``iterate``, pages of 2, both ways:
 ``forward`` and ``backward`` bodies, oldest first), ``archived`` (room: the
 archive forward, each message as ``{body, sid, retracted, jid}``: ``jid``
 the real JID the archive shows, if any), ``moderate``
-(room, id, reason: the xep_0425 plugin's ``moderate``), ``features`` (jid:
+(room, id, reason: the xep_0425 plugin's ``moderate``), ``retract`` (room,
+id: the xep_0424 plugin's ``send_retraction`` to the room), ``features`` (jid:
 its disco#info features), ``page_at`` (room, index, max: one page by RSM
 ``<index/>`` with the xep_0313 plugin's ``retrieve``: ``bodies``,
 ``first_index``, ``count``), ``block`` (jid: xep_0191), ``items`` (jid:
@@ -62,6 +63,7 @@ class MucUser(Finishing):
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0313")
         self.register_plugin("xep_0425")
+        self.register_plugin("xep_0424")
         self.register_plugin("xep_0191")
         self.add_event_handler("groupchat_message", self.on_groupchat)
         self.add_event_handler("moderated_message", self.on_moderated)
@@ -195,6 +197,11 @@ class MucUser(Finishing):
                 elif op == "moderate":
                     await self.plugin["xep_0425"].moderate(
                         slixmpp.JID(cmd["room"]), cmd["id"], cmd.get("reason", "")
+                    )
+                    emit(event="ok", id=n)
+                elif op == "retract":
+                    self.plugin["xep_0424"].send_retraction(
+                        slixmpp.JID(cmd["room"]), cmd["id"], mtype="groupchat"
                     )
                     emit(event="ok", id=n)
                 elif op == "say":
