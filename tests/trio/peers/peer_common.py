@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import slixmpp
+from slixmpp.exceptions import IqError, PresenceError
 
 
 def settle(done: asyncio.Future[None]) -> None:
@@ -42,6 +44,40 @@ class Finishing(slixmpp.ClientXMPP):  # type: ignore[misc]
         if not self.done.done():
             emit(event="end", why=why)
             settle(self.done)
+
+
+class Commanded(Finishing):
+    """A client driven line by line: once logged in it sends its presence,
+    prints ``{"event": "session", "jid": …}`` and reads one JSON command a
+    line on stdin (``{"op": …}``) for :meth:`command`, the ``n``-th; an
+    iq or presence error is ``{"event": "fail", "id": n, "condition": …}``,
+    a time-out ``condition: "timeout"``. ``quit`` or the end of stdin ends
+    the stream (``{"event": "end", "why": "quit"}``)."""
+
+    async def on_start(self, _event: object) -> None:
+        self.send_presence()
+        emit(event="session", jid=str(self.boundjid))
+        self.task = asyncio.ensure_future(self.commands())
+
+    async def command(self, n: int, op: str, cmd: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def commands(self) -> None:
+        loop = asyncio.get_event_loop()
+        n = 0
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            n += 1
+            cmd = json.loads(line)
+            if cmd["op"] == "quit":
+                break
+            try:
+                await self.command(n, cmd["op"], cmd)
+            except (IqError, PresenceError) as exc:
+                emit(event="fail", id=n, condition=exc.condition)
+            except TimeoutError:
+                emit(event="fail", id=n, condition="timeout")
+        self.disconnect()
+        self.finish("quit")
 
 
 async def connect_and_wait(

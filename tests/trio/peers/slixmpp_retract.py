@@ -18,13 +18,11 @@ each message as ``{from, body, origin, retracted, retract, sid}``),
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from typing import Any
 
 import slixmpp
-from peer_common import Finishing, emit, run_finishing
-from slixmpp.exceptions import IqError
+from peer_common import Commanded, emit, run_finishing
 
 RETRACT = "urn:xmpp:message-retract:1"
 SID = "urn:xmpp:sid:0"
@@ -46,7 +44,7 @@ def seen(msg: slixmpp.Message) -> dict[str, Any]:
     }
 
 
-class Retractor(Finishing):
+class Retractor(Commanded):
     def __init__(self, jid: str, password: str) -> None:
         super().__init__(jid, password)
         for plugin in ("xep_0030", "xep_0313", "xep_0359", "xep_0424"):
@@ -61,40 +59,22 @@ class Retractor(Finishing):
         if msg["type"] == "chat" and msg["body"] and msg.xml.find(f"{{{RETRACT}}}retract") is None:
             emit(event="chat", body=msg["body"], **{"from": str(msg["from"])})
 
-    async def on_start(self, _event: object) -> None:
-        self.send_presence()
-        emit(event="session", jid=str(self.boundjid))
-        self.task = asyncio.ensure_future(self.commands())
-
-    async def commands(self) -> None:
-        loop = asyncio.get_event_loop()
-        n = 0
-        while line := await loop.run_in_executor(None, sys.stdin.readline):
-            n += 1
-            cmd = json.loads(line)
-            op = cmd["op"]
-            try:
-                if op == "quit":
-                    break
-                if op == "chat":
-                    msg = self.make_message(mto=cmd["to"], mbody=cmd["body"], mtype="chat")
-                    msg["id"] = msg["origin_id"]["id"] = cmd["origin"]
-                    msg.send()
-                    emit(event="ok", id=n)
-                elif op == "retract":
-                    self.plugin["xep_0424"].send_retraction(slixmpp.JID(cmd["to"]), cmd["id"])
-                    emit(event="ok", id=n)
-                elif op == "archived":
-                    pages = self.plugin["xep_0313"].iterate(rsm={"max": 2})
-                    found = [seen(m["mam_result"]["forwarded"]["stanza"]) async for m in pages]
-                    emit(event="ok", id=n, messages=found)
-                elif op == "features":
-                    info = await self.plugin["xep_0030"].get_info(jid=cmd["jid"])
-                    emit(event="ok", id=n, features=sorted(info["disco_info"]["features"]))
-            except IqError as exc:
-                emit(event="fail", id=n, condition=exc.condition)
-        self.disconnect()
-        self.finish("quit")
+    async def command(self, n: int, op: str, cmd: dict[str, Any]) -> None:
+        if op == "chat":
+            msg = self.make_message(mto=cmd["to"], mbody=cmd["body"], mtype="chat")
+            msg["id"] = msg["origin_id"]["id"] = cmd["origin"]
+            msg.send()
+            emit(event="ok", id=n)
+        elif op == "retract":
+            self.plugin["xep_0424"].send_retraction(slixmpp.JID(cmd["to"]), cmd["id"])
+            emit(event="ok", id=n)
+        elif op == "archived":
+            pages = self.plugin["xep_0313"].iterate(rsm={"max": 2})
+            found = [seen(m["mam_result"]["forwarded"]["stanza"]) async for m in pages]
+            emit(event="ok", id=n, messages=found)
+        elif op == "features":
+            info = await self.plugin["xep_0030"].get_info(jid=cmd["jid"])
+            emit(event="ok", id=n, features=sorted(info["disco_info"]["features"]))
 
 
 async def main() -> None:
