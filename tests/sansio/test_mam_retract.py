@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_mam import JULIET, NURSE, ROMEO, World, form, to_session
 
 from xmpp_sansio.server.mam.retract import RETRACT_NS
@@ -167,3 +169,52 @@ def test_the_account_advertises_retraction() -> None:
     """XEP-0424 §2: a server that keeps retractions for later retrieval says so."""
     w = World(MamLimits(enabled=True))
     assert RETRACT_NS in w.router.account_features()
+
+
+USERS = {ROMEO: "romeo", JULIET: "juliet", NURSE: "nurse"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),  # a retraction (else a message)
+            st.sampled_from(sorted(USERS)),  # from
+            st.sampled_from(sorted(USERS)),  # to
+            st.integers(0, 11),  # the origin id it names (a retraction)
+        ),
+        max_size=24,
+    )
+)
+def test_a_message_is_a_tombstone_exactly_when_its_sender_retracted_it_later(
+    steps: list[tuple[bool, int, int, int]],
+) -> None:
+    """Any mix of messages and retractions among three accounts: in every
+    archive, a message is a tombstone iff its sender later sent a
+    retraction of its origin id to the same peer."""
+    w = World(MamLimits(enabled=True))
+    sent: list[tuple[int, int, str]] = []  # (from, to, origin) of each message
+    retracted: set[str] = set()
+    for is_retraction, frm, to, named in steps:
+        peer = f"{USERS[to]}@example.com"
+        if is_retraction:
+            retract(w, f"o{named}", frm=frm, to=peer)
+            if any(f == frm and t == to and o == f"o{named}" for f, t, o in sent):
+                retracted.add(f"o{named}")
+        elif len(sent) < 12:
+            origin = f"o{len(sent)}"
+            w.send(
+                frm,
+                f"<message to='{peer}' type='chat'><body>b</body>"
+                f"<origin-id xmlns='urn:xmpp:sid:0' id='{origin}'/></message>",
+            )
+            sent.append((frm, to, origin))
+    for session in USERS:
+        for message in archived(w, session):
+            if message.find(R + "retract") is not None:
+                continue
+            origin = message.find("{urn:xmpp:sid:0}origin-id")
+            assert origin is not None
+            dead = message.find(R + "retracted") is not None
+            assert dead == (origin.get("id") in retracted), (session, origin.get("id"))
+            assert dead == (message.find(C + "body") is None)
