@@ -123,6 +123,20 @@ def test_an_unknown_id_changes_nothing_and_the_retraction_is_still_archived() ->
     assert second.find(R + "retract") is not None
 
 
+def test_a_retraction_without_an_id_changes_nothing_and_is_delivered() -> None:
+    w = World(MamLimits(enabled=True))
+    original(w, "o1")
+    for bad in (
+        "<retract xmlns='urn:xmpp:message-retract:1'/>",
+        "<retract id='' xmlns='urn:xmpp:message-retract:1'/>",
+    ):
+        effects = w.send(
+            ROMEO, f"<message to='juliet@example.com' type='chat'>{bad}<body>x</body></message>"
+        )
+        assert len(to_session(effects, JULIET)) == 1
+    assert archived(w, JULIET)[0].findtext(C + "body") == "secret"
+
+
 def test_a_second_retraction_leaves_the_first_tombstone() -> None:
     w = World(MamLimits(enabled=True))
     original(w, "o1")
