@@ -8,6 +8,7 @@ XEP-0313, with XEP-0359 stanza ids); see docs/mam.md::
     default_page = 50         # results per page when a query sets no max
     max_page = 250            # at most this many per page (a bigger max is capped)
     max_ids = 100             # ids in one query's "ids" field (policy-violation beyond)
+    retract_window = 100      # a retraction (XEP-0424) looks among this many newest messages
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ MAM_KEYS: Final = (
     "default_page",
     "max_page",
     "max_ids",
+    "retract_window",
 )
 
 
@@ -52,4 +54,5 @@ def load_mam(loader: _Loader, data: Mapping[str, object]) -> MamLimits:
         default_page=count("default_page", d.default_page, 1, max_page),
         max_page=max_page,
         max_ids=count("max_ids", d.max_ids, 1, 10_000),
+        retract_window=count("retract_window", d.retract_window, 1, 10_000),
     )

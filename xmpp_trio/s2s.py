@@ -45,7 +45,7 @@ from xmpp_sansio.server import Router
 from xmpp_sansio.server.effects import Effect, RouteRemote
 from xmpp_sansio.server.remote import ping_answered, server_ping, without_payload
 from xmpp_sansio.stream.config import Limits
-from xmpp_sansio.stream.events import NegotiationFailed, StanzaReceived, TLSRequested
+from xmpp_sansio.stream.events import Event, NegotiationFailed, StanzaReceived, TLSRequested
 from xmpp_sansio.stream.s2s import S2SInitiatingConnection, S2SReceivingConnection
 from xmpp_sansio.stream.s2s_events import (
     DialbackVerdict,
@@ -417,35 +417,23 @@ class Federation:
         if conn.bidi:  # the remote writes to us here: its read rate applies
             self._rate_of(stream, remote)
         bucket = self.rates.get(remote) if conn.bidi else None
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, StanzaReceived):
+                # XEP-0288: the remote's stanzas on our stream
+                self._inbound_stanza(event.element)
+            elif isinstance(event, DomainPairAuthenticated | DomainPairRejected):
+                waiter = stream.asked.pop(event.local, None)
+                link = self.links.get((event.local, remote))
+                if link is not None and isinstance(event, DomainPairAuthenticated):
+                    link.method = event.method
+                if waiter is not None:
+                    waiter.set()
+
         with trio.CancelScope() as scope:
             stream.reader = scope
             try:
-                while not conn.should_close:
-                    size = _READ if bucket is None else min(_READ, bucket.max_read())
-                    data = await stream.stream.receive_some(size)
-                    conn.receive_data(data)
-                    while True:
-                        try:
-                            event = conn.next_event()
-                        except RemoteProtocolError as exc:
-                            log.info("s2s to %s: %s", remote, exc.condition.value)
-                            continue
-                        if event is None:
-                            break
-                        if isinstance(event, StanzaReceived):
-                            # XEP-0288: the remote's stanzas on our stream
-                            self._inbound_stanza(event.element)
-                        elif isinstance(event, DomainPairAuthenticated | DomainPairRejected):
-                            waiter = stream.asked.pop(event.local, None)
-                            link = self.links.get((event.local, remote))
-                            if link is not None and isinstance(event, DomainPairAuthenticated):
-                                link.method = event.method
-                            if waiter is not None:
-                                waiter.set()
-                    await stream.flush()
-                    if not data:
-                        break
-                    await self._throttle(bucket, len(data))
+                await self._read_loop(stream, lambda: bucket, on_event, lambda: f"to {remote}")
             except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
                 pass
             finally:
@@ -752,50 +740,72 @@ class Federation:
     ) -> None:
         conn = stream.conn
         assert isinstance(conn, S2SReceivingConnection)
+
+        async def on_event(event: Event) -> None:
+            if isinstance(event, TLSRequested):
+                await stream.flush()
+                ssl_stream = trio.SSLStream(stream.stream, self.server_context, server_side=True)
+                await ssl_stream.do_handshake()
+                stream.stream = ssl_stream
+                der = ssl_stream.getpeercert(binary_form=True)
+                conn.send(S2STLSEstablished(peer_certificate(der, chain_valid=der is not None)))
+            elif isinstance(event, DialbackVerifyRequested):
+                if self.config.allows(event.originating):
+                    nursery.start_soon(self._verify, stream, event)
+                else:
+                    conn.send(DialbackVerdict(event.originating, event.receiving, False))
+            elif isinstance(event, DomainPairAuthenticated):
+                self.methods[event.remote, event.local] = event.method
+                if stream.domain is None:
+                    stream.method = event.method
+                    self._rate_of(stream, event.remote)
+                if not self.config.allows(event.remote):
+                    conn.close()
+                elif conn.bidi and stream not in self.outbound.get(event.remote, ()):
+                    # XEP-0288: our stanzas to that domain may go back on it
+                    self.outbound.setdefault(event.remote, []).append(stream)
+                deadline.deadline = float("inf")  # negotiated: no more deadline
+            elif isinstance(event, StanzaReceived):
+                self._inbound_stanza(event.element)
+
+        def bucket() -> TokenBucket | None:  # the domain's, once one is authenticated
+            return self.rates.get(stream.domain) if stream.domain is not None else None
+
+        await self._read_loop(stream, bucket, on_event, lambda: f"from {conn.remote}")
+
+    async def _read_loop(
+        self,
+        stream: _Stream,
+        bucket: Callable[[], TokenBucket | None],
+        on_event: Callable[[Event], Awaitable[None] | None],
+        name: Callable[[], str],
+    ) -> None:
+        """Read ``stream`` until it closes or ends, in reads of at most what
+        the read rate's ``bucket()`` allows: each event goes to ``on_event``
+        (awaited if it returns an awaitable), a bad one is logged as ``s2s
+        {name()}: condition`` and skipped; what the connection has to send is
+        flushed after each read, then the read is paid for (backpressure)."""
+        conn = stream.conn
         while not conn.should_close:
-            bucket = self.rates.get(stream.domain) if stream.domain is not None else None
-            size = _READ if bucket is None else min(_READ, bucket.max_read())
+            rate = bucket()
+            size = _READ if rate is None else min(_READ, rate.max_read())
             data = await stream.stream.receive_some(size)
             conn.receive_data(data)
             while True:
                 try:
                     event = conn.next_event()
                 except RemoteProtocolError as exc:
-                    log.info("s2s from %s: %s", conn.remote, exc.condition.value)
+                    log.info("s2s %s: %s", name(), exc.condition.value)
                     continue
                 if event is None:
                     break
-                if isinstance(event, TLSRequested):
-                    await stream.flush()
-                    ssl_stream = trio.SSLStream(
-                        stream.stream, self.server_context, server_side=True
-                    )
-                    await ssl_stream.do_handshake()
-                    stream.stream = ssl_stream
-                    der = ssl_stream.getpeercert(binary_form=True)
-                    conn.send(S2STLSEstablished(peer_certificate(der, chain_valid=der is not None)))
-                elif isinstance(event, DialbackVerifyRequested):
-                    if self.config.allows(event.originating):
-                        nursery.start_soon(self._verify, stream, event)
-                    else:
-                        conn.send(DialbackVerdict(event.originating, event.receiving, False))
-                elif isinstance(event, DomainPairAuthenticated):
-                    self.methods[event.remote, event.local] = event.method
-                    if stream.domain is None:
-                        stream.method = event.method
-                        self._rate_of(stream, event.remote)
-                    if not self.config.allows(event.remote):
-                        conn.close()
-                    elif conn.bidi and stream not in self.outbound.get(event.remote, ()):
-                        # XEP-0288: our stanzas to that domain may go back on it
-                        self.outbound.setdefault(event.remote, []).append(stream)
-                    deadline.deadline = float("inf")  # negotiated: no more deadline
-                elif isinstance(event, StanzaReceived):
-                    self._inbound_stanza(event.element)
+                done = on_event(event)
+                if done is not None:
+                    await done
             await stream.flush()
             if not data:
                 break
-            await self._throttle(bucket, len(data))
+            await self._throttle(rate, len(data))
 
     def _inbound_stanza(self, element: Element) -> None:
         origin = _domain_of(element.get("from"))

@@ -2,7 +2,8 @@
 share: the aioxmpp requirement check (skipped without aioxmpp, failed when
 CI is set), a one-shot peer whose JSON lines are read at its end, and
 :class:`Peer`, a peer driven line by line (commands on stdin, JSON events on
-stdout)."""
+stdout). The slixmpp scripts themselves share ``peers/peer_common.py``
+(connect trusting the test CA, wait with a time budget, JSON events)."""
 
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import slixmpp
+from peer_common import connect_and_wait, settle
 from slixmpp.exceptions import IqError
 
 ADMIN = "http://jabber.org/protocol/admin#"
@@ -67,7 +67,6 @@ async def run(client: slixmpp.ClientXMPP, mode: str) -> None:
 async def main() -> None:
     jid, password, host, port, cafile, mode = sys.argv[1:7]
     client = slixmpp.ClientXMPP(jid, password)
-    client.ca_certs = Path(cafile)
     client.register_plugin("xep_0004")
     client.register_plugin("xep_0030")
     client.register_plugin("xep_0050")
@@ -80,14 +79,10 @@ async def main() -> None:
         finally:
             say(event="end")
             client.disconnect()
-            if not done.done():
-                done.set_result(None)
+            settle(done)
 
     client.add_event_handler("session_start", on_session)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(done, 30)
-    except TimeoutError:
+    if not await connect_and_wait(client, host, port, cafile, 30, done):
         say(event="timeout")
 
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import slixmpp
+from peer_common import connect_and_wait, settle
 
 
 async def main() -> None:
     jid, password, host, port, cafile = sys.argv[1:6]
     client = slixmpp.ClientXMPP(jid, password)
-    client.ca_certs = Path(cafile)
     done = asyncio.get_running_loop().create_future()
 
     def on_session(_event: object) -> None:
@@ -35,17 +34,13 @@ async def main() -> None:
 
     def on_disconnected(_event: object) -> None:
         print("DISCONNECTED", flush=True)
-        if not done.done():
-            done.set_result(None)
+        settle(done)
 
     client.add_event_handler("session_start", on_session)
     client.add_event_handler("message", on_message)
     client.add_event_handler("stream_error", on_stream_error)
     client.add_event_handler("disconnected", on_disconnected)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(done, 30)
-    except TimeoutError:
+    if not await connect_and_wait(client, host, port, cafile, 30, done):
         print("TIMEOUT", flush=True)
         client.disconnect()
 

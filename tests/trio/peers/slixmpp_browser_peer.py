@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 
 import slixmpp
+from peer_common import connect_and_wait, settle
 
 
 class Peer(slixmpp.ClientXMPP):
@@ -36,19 +36,15 @@ class Peer(slixmpp.ClientXMPP):
         if msg["type"] == "chat" and msg["from"].bare == self.peer.bare and msg["body"]:
             print("GOT", json.dumps(msg["body"]), flush=True)
             self.send_message(mto=msg["from"], mbody=self.reply, mtype="chat")
-            if not self.done.done():
-                self.done.set_result(None)
+            settle(self.done)
 
 
 async def main() -> None:
     jid, password, host, port, cafile, peer, reply = sys.argv[1:]
     client = Peer(jid, password, peer, reply)
-    client.ca_certs = Path(cafile)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(client.done, 60)
+    if await connect_and_wait(client, host, port, cafile, 60):
         await asyncio.sleep(5)  # the reply reaches the browser before we go offline
-    except TimeoutError:
+    else:
         print("TIMEOUT", flush=True)
     client.disconnect()
     await asyncio.sleep(0.2)

@@ -14,36 +14,22 @@ Prints JSON lines: ``{"event": "sm", "enabled": true}`` once XEP-0198 is on,
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
 import slixmpp
+from peer_common import Finishing, emit, run_finishing
 
 
-def emit(**event: Any) -> None:
-    print(json.dumps(event), flush=True)
-
-
-class Receiver(slixmpp.ClientXMPP):  # type: ignore[misc]
+class Receiver(Finishing):
     def __init__(self, jid: str, password: str, to: str, count: int, size: int) -> None:
         super().__init__(jid, password)
         self.register_plugin("xep_0198")
         self.register_plugin("xep_0199")
         self.register_plugin("xep_0313")
         self.to, self.count, self.size = to, count, size
-        self.done = asyncio.get_event_loop().create_future()
         self.add_event_handler("sm_enabled", lambda _e: emit(event="sm", enabled=True))
-        self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("failed_auth", lambda _e: self.finish("auth"))
         self.add_event_handler("disconnected", lambda _e: self.finish("disconnected"))
         self.add_event_handler("stream_error", lambda e: emit(event="error", text=str(e)))
-
-    def finish(self, why: str) -> None:
-        if not self.done.done():
-            emit(event="end", why=why)
-            self.done.set_result(None)
 
     async def on_start(self, _event: object) -> None:
         roster = await self.get_roster()
@@ -64,13 +50,7 @@ class Receiver(slixmpp.ClientXMPP):  # type: ignore[misc]
 
 async def main() -> None:
     jid, password, host, port, cafile, to, count, size = sys.argv[1:9]
-    client = Receiver(jid, password, to, int(count), int(size))
-    client.ca_certs = Path(cafile)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(client.done, 60)
-    except TimeoutError:
-        emit(event="end", why="timeout")
+    await run_finishing(Receiver(jid, password, to, int(count), int(size)), host, port, cafile)
 
 
 if __name__ == "__main__":

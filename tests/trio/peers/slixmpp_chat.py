@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 
 import slixmpp
+from peer_common import connect_and_wait, settle
 
 
 class ChatUser(slixmpp.ClientXMPP):
@@ -39,13 +39,11 @@ class ChatUser(slixmpp.ClientXMPP):
                 print("GOT", json.dumps(reply), flush=True)
         except TimeoutError:
             print("TIMEOUT", flush=True)
-        if not self.done.done():
-            self.done.set_result(None)
+        settle(self.done)
 
     def on_failed(self, _event: object) -> None:
         print("FAILED auth", flush=True)
-        if not self.done.done():
-            self.done.set_result(None)
+        settle(self.done)
 
     def on_message(self, msg: slixmpp.Message) -> None:
         if msg["type"] == "chat" and msg["from"].bare == self.peer.bare:
@@ -55,11 +53,7 @@ class ChatUser(slixmpp.ClientXMPP):
 async def main() -> None:
     jid, password, host, port, cafile, peer, *bodies = sys.argv[1:]
     client = ChatUser(jid, password, peer, bodies)
-    client.ca_certs = Path(cafile)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(client.done, 15 * len(bodies) + 10)
-    except TimeoutError:
+    if not await connect_and_wait(client, host, port, cafile, 15 * len(bodies) + 10):
         print("TIMEOUT", flush=True)
     client.disconnect()
     await asyncio.sleep(0.2)

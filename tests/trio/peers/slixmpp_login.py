@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import slixmpp
+from peer_common import connect_and_wait, settle
 
 
 async def main() -> None:
     jid, password, host, port, cafile = sys.argv[1:6]
     client = slixmpp.ClientXMPP(jid, password)
-    client.ca_certs = Path(cafile)
     done = asyncio.get_running_loop().create_future()
     print("VERSION", slixmpp.__version__, flush=True)
 
@@ -41,33 +40,24 @@ async def main() -> None:
 
     def on_failed_all(_event: object) -> None:
         print("FAILED_ALL", flush=True)
-        if not done.done():
-            done.set_result(None)
+        settle(done)
 
     def on_session(_event: object) -> None:
         show_tls()
         mech = client["feature_mechanisms"].mech.name
         print("SESSION", client.boundjid.full, "MECH", mech, flush=True)
-        if not done.done():
-            done.set_result(None)
+        settle(done)
 
     def on_disconnected(_event: object) -> None:
         print("DISCONNECTED", flush=True)
-        if not done.done():
-            done.set_result(None)
+        settle(done)
 
     client.add_event_handler("ssl_invalid_cert", lambda _e: print("INVALID_CERT", flush=True))
     client.add_event_handler("failed_auth", on_failed)
     client.add_event_handler("failed_all_auth", on_failed_all)
     client.add_event_handler("session_start", on_session)
     client.add_event_handler("disconnected", on_disconnected)
-    try:
-        client.connect(host=host, port=int(port))  # slixmpp >= 1.8.5
-    except TypeError:
-        client.connect((host, int(port)))  # Debian's 1.8.3
-    try:
-        await asyncio.wait_for(done, 20)
-    except TimeoutError:
+    if not await connect_and_wait(client, host, port, cafile, 20, done):
         print("TIMEOUT", flush=True)
     client.disconnect()
     await asyncio.sleep(0.2)

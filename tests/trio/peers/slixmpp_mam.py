@@ -13,31 +13,17 @@ plugin's ``iterate`` over pages of 5, oldest first), ``{"event":
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
 import slixmpp
+from peer_common import Finishing, emit, run_finishing
 
 
-def emit(**event: Any) -> None:
-    print(json.dumps(event), flush=True)
-
-
-class Archivist(slixmpp.ClientXMPP):  # type: ignore[misc]
+class Archivist(Finishing):
     def __init__(self, jid: str, password: str, to: str, count: int) -> None:
         super().__init__(jid, password)
         self.register_plugin("xep_0313")
         self.to, self.count = to, count
-        self.done = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("failed_auth", lambda _e: self.finish("auth"))
-
-    def finish(self, why: str) -> None:
-        emit(event="end", why=why)
-        if not self.done.done():
-            self.done.set_result(None)
 
     async def on_start(self, _event: object) -> None:
         self.send_presence()
@@ -62,13 +48,7 @@ class Archivist(slixmpp.ClientXMPP):  # type: ignore[misc]
 
 async def main() -> None:
     jid, password, host, port, cafile, to, count = sys.argv[1:8]
-    client = Archivist(jid, password, to, int(count))
-    client.ca_certs = Path(cafile)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(client.done, 60)
-    except TimeoutError:
-        emit(event="end", why="timeout")
+    await run_finishing(Archivist(jid, password, to, int(count)), host, port, cafile)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ archive through the xep_0313 plugin's ``iterate``, pages of 2, both ways:
 ``forward`` and ``backward`` bodies, oldest first), ``archived`` (room: the
 archive forward, each message as ``{body, sid, retracted, jid}``: ``jid``
 the real JID the archive shows, if any), ``moderate``
-(room, id, reason: the xep_0425 plugin's ``moderate``), ``features`` (jid:
+(room, id, reason: the xep_0425 plugin's ``moderate``), ``retract`` (room,
+id: the xep_0424 plugin's ``send_retraction`` to the room), ``features`` (jid:
 its disco#info features), ``page_at`` (room, index, max: one page by RSM
 ``<index/>`` with the xep_0313 plugin's ``retrieve``: ``bodies``,
 ``first_index``, ``count``), ``block`` (jid: xep_0191), ``items`` (jid:
@@ -27,20 +28,13 @@ tombstone); a moderation notice is a ``moderated`` event (room, id).
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import slixmpp
-from slixmpp.exceptions import IqError, PresenceError
+from peer_common import Commanded, emit, run_finishing
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
-
-
-def emit(**event: Any) -> None:
-    print(json.dumps(event), flush=True)
-
 
 RETRACT = "urn:xmpp:message-retract:1"
 MODERATE = "urn:xmpp:message-moderate:1"
@@ -61,15 +55,14 @@ def seen(msg: slixmpp.Message) -> dict[str, Any]:
     }
 
 
-class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
+class MucUser(Commanded):
     def __init__(self, jid: str, password: str) -> None:
         super().__init__(jid, password)
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0313")
         self.register_plugin("xep_0425")
+        self.register_plugin("xep_0424")
         self.register_plugin("xep_0191")
-        self.done = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("groupchat_message", self.on_groupchat)
         self.add_event_handler("moderated_message", self.on_moderated)
         # A tombstone in the history has no body: xep_0045 does not report it.
@@ -81,17 +74,6 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
             )
         )
         self.add_event_handler("groupchat_presence", self.on_presence)
-        self.add_event_handler("failed_auth", lambda _e: self.finish("auth"))
-
-    def finish(self, why: str) -> None:
-        emit(event="end", why=why)
-        if not self.done.done():
-            self.done.set_result(None)
-
-    async def on_start(self, _event: object) -> None:
-        self.send_presence()
-        emit(event="session", jid=str(self.boundjid))
-        self.task = asyncio.ensure_future(self.commands())
 
     def on_groupchat(self, msg: slixmpp.Message) -> None:
         if msg["body"] or msg.xml.find(f"{{{RETRACT}}}retracted") is not None:
@@ -115,121 +97,99 @@ class MucUser(slixmpp.ClientXMPP):  # type: ignore[misc]
             codes=sorted(int(c) for c in item["status_codes"]),
         )
 
-    async def commands(self) -> None:
-        loop = asyncio.get_event_loop()
+    async def command(self, n: int, op: str, cmd: dict[str, Any]) -> None:
         muc = self.plugin["xep_0045"]
-        n = 0
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                break
-            n += 1
-            cmd = json.loads(line)
-            op = cmd["op"]
-            try:
-                if op == "quit":
-                    break
-                if op == "join":
-                    pres, *_ = await muc.join_muc_wait(
-                        slixmpp.JID(cmd["room"]),
-                        cmd["nick"],
-                        maxstanzas=cmd.get("history", 0),
-                        timeout=15,
-                    )
-                    item = pres["muc"]
-                    emit(
-                        event="ok",
-                        id=n,
-                        role=item["role"],
-                        affiliation=item["affiliation"],
-                        codes=sorted(int(c) for c in item["status_codes"]),
-                    )
-                elif op == "configure":
-                    form = await muc.get_room_config(cmd["room"])
-                    submit = form.get_fields()
-                    values = {var: f.get_value() for var, f in submit.items() if var}
-                    values.update(cmd["fields"])
-                    form = self.plugin["xep_0004"].make_form(ftype="submit")
-                    for var, value in values.items():
-                        form.add_field(var=var, value=value)
-                    await muc.set_room_config(cmd["room"], form)
-                    emit(event="ok", id=n)
-                elif op == "affiliation":
-                    await muc.set_affiliation(cmd["room"], cmd["affiliation"], jid=cmd["jid"])
-                    emit(event="ok", id=n)
-                elif op == "role":
-                    await muc.set_role(cmd["room"], cmd["nick"], cmd["role"])
-                    emit(event="ok", id=n)
-                elif op == "members":
-                    jids = await muc.get_affiliation_list(cmd["room"], "member")
-                    emit(event="ok", id=n, jids=sorted(str(j) for j in jids))
-                elif op == "archive":
-                    mam, room = self.plugin["xep_0313"], slixmpp.JID(cmd["room"])
-                    ways = {}
-                    for way, reverse in (("forward", False), ("backward", True)):
-                        pages = mam.iterate(jid=room, rsm={"max": 2}, reverse=reverse)
-                        ways[way] = [
-                            m["mam_result"]["forwarded"]["stanza"]["body"] async for m in pages
-                        ]
-                    emit(event="ok", id=n, forward=ways["forward"], backward=ways["backward"][::-1])
-                elif op == "archived":
-                    mam, room = self.plugin["xep_0313"], slixmpp.JID(cmd["room"])
-                    pages = mam.iterate(jid=room, rsm={"max": 2})
-                    found = [seen(m["mam_result"]["forwarded"]["stanza"]) async for m in pages]
-                    emit(event="ok", id=n, messages=found)
-                elif op == "page_at":
-                    rsm = {"max": cmd["max"], "index": cmd["index"]}
-                    mam = self.plugin["xep_0313"]
-                    got = await mam.retrieve(jid=slixmpp.JID(cmd["room"]), rsm=rsm)
-                    fin = got["mam_fin"]["rsm"]
-                    emit(
-                        event="ok",
-                        id=n,
-                        bodies=[
-                            m["mam_result"]["forwarded"]["stanza"]["body"]
-                            for m in got["mam"]["results"]
-                        ],
-                        first_index=fin["first_index"],
-                        count=fin["count"],
-                    )
-                elif op == "block":
-                    await self.plugin["xep_0191"].block(cmd["jid"])
-                    emit(event="ok", id=n)
-                elif op == "items":
-                    found = await self.plugin["xep_0030"].get_items(jid=cmd["jid"])
-                    emit(
-                        event="ok",
-                        id=n,
-                        items=[[str(i[0]), i[2]] for i in found["disco_items"]["items"]],
-                    )
-                elif op == "features":
-                    info = await self.plugin["xep_0030"].get_info(jid=cmd["jid"])
-                    emit(event="ok", id=n, features=sorted(info["disco_info"]["features"]))
-                elif op == "moderate":
-                    await self.plugin["xep_0425"].moderate(
-                        slixmpp.JID(cmd["room"]), cmd["id"], cmd.get("reason", "")
-                    )
-                    emit(event="ok", id=n)
-                elif op == "say":
-                    self.send_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
-                    emit(event="ok", id=n)
-            except (IqError, PresenceError) as exc:
-                emit(event="fail", id=n, condition=exc.condition)
-            except TimeoutError:
-                emit(event="fail", id=n, condition="timeout")
-        self.disconnect()
-        self.finish("quit")
+        if op == "join":
+            pres, *_ = await muc.join_muc_wait(
+                slixmpp.JID(cmd["room"]),
+                cmd["nick"],
+                maxstanzas=cmd.get("history", 0),
+                timeout=15,
+            )
+            item = pres["muc"]
+            emit(
+                event="ok",
+                id=n,
+                role=item["role"],
+                affiliation=item["affiliation"],
+                codes=sorted(int(c) for c in item["status_codes"]),
+            )
+        elif op == "configure":
+            form = await muc.get_room_config(cmd["room"])
+            submit = form.get_fields()
+            values = {var: f.get_value() for var, f in submit.items() if var}
+            values.update(cmd["fields"])
+            form = self.plugin["xep_0004"].make_form(ftype="submit")
+            for var, value in values.items():
+                form.add_field(var=var, value=value)
+            await muc.set_room_config(cmd["room"], form)
+            emit(event="ok", id=n)
+        elif op == "affiliation":
+            await muc.set_affiliation(cmd["room"], cmd["affiliation"], jid=cmd["jid"])
+            emit(event="ok", id=n)
+        elif op == "role":
+            await muc.set_role(cmd["room"], cmd["nick"], cmd["role"])
+            emit(event="ok", id=n)
+        elif op == "members":
+            jids = await muc.get_affiliation_list(cmd["room"], "member")
+            emit(event="ok", id=n, jids=sorted(str(j) for j in jids))
+        elif op == "archive":
+            mam, room = self.plugin["xep_0313"], slixmpp.JID(cmd["room"])
+            ways = {}
+            for way, reverse in (("forward", False), ("backward", True)):
+                pages = mam.iterate(jid=room, rsm={"max": 2}, reverse=reverse)
+                ways[way] = [m["mam_result"]["forwarded"]["stanza"]["body"] async for m in pages]
+            emit(event="ok", id=n, forward=ways["forward"], backward=ways["backward"][::-1])
+        elif op == "archived":
+            mam, room = self.plugin["xep_0313"], slixmpp.JID(cmd["room"])
+            pages = mam.iterate(jid=room, rsm={"max": 2})
+            found = [seen(m["mam_result"]["forwarded"]["stanza"]) async for m in pages]
+            emit(event="ok", id=n, messages=found)
+        elif op == "page_at":
+            rsm = {"max": cmd["max"], "index": cmd["index"]}
+            mam = self.plugin["xep_0313"]
+            got = await mam.retrieve(jid=slixmpp.JID(cmd["room"]), rsm=rsm)
+            fin = got["mam_fin"]["rsm"]
+            emit(
+                event="ok",
+                id=n,
+                bodies=[
+                    m["mam_result"]["forwarded"]["stanza"]["body"] for m in got["mam"]["results"]
+                ],
+                first_index=fin["first_index"],
+                count=fin["count"],
+            )
+        elif op == "block":
+            await self.plugin["xep_0191"].block(cmd["jid"])
+            emit(event="ok", id=n)
+        elif op == "items":
+            found = await self.plugin["xep_0030"].get_items(jid=cmd["jid"])
+            emit(
+                event="ok",
+                id=n,
+                items=[[str(i[0]), i[2]] for i in found["disco_items"]["items"]],
+            )
+        elif op == "features":
+            info = await self.plugin["xep_0030"].get_info(jid=cmd["jid"])
+            emit(event="ok", id=n, features=sorted(info["disco_info"]["features"]))
+        elif op == "moderate":
+            await self.plugin["xep_0425"].moderate(
+                slixmpp.JID(cmd["room"]), cmd["id"], cmd.get("reason", "")
+            )
+            emit(event="ok", id=n)
+        elif op == "retract":
+            self.plugin["xep_0424"].send_retraction(
+                slixmpp.JID(cmd["room"]), cmd["id"], mtype="groupchat"
+            )
+            emit(event="ok", id=n)
+        elif op == "say":
+            self.send_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
+            emit(event="ok", id=n)
 
 
 async def main() -> None:
     jid, password, host, port, cafile = sys.argv[1:6]
-    client = MucUser(jid, password)
-    client.ca_certs = Path(cafile)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(client.done, 60)
-    except TimeoutError:
-        emit(event="end", why="timeout")
+    await run_finishing(MucUser(jid, password), host, port, cafile)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import slixmpp
+from peer_common import connect_and_wait, settle
 
 
 class Peer(slixmpp.ClientXMPP):  # type: ignore[misc]
@@ -35,8 +35,7 @@ class Peer(slixmpp.ClientXMPP):  # type: ignore[misc]
 
     def on_failed(self, _event: object) -> None:
         print("FAILED auth", flush=True)
-        if not self.done.done():
-            self.done.set_result(None)
+        settle(self.done)
 
     def on_message(self, msg: slixmpp.Message) -> None:
         if msg["type"] not in ("chat", "normal"):
@@ -44,19 +43,14 @@ class Peer(slixmpp.ClientXMPP):  # type: ignore[misc]
         print("GOT", msg["body"], "FROM", msg["from"].full, flush=True)
         if self.mode == "echo":
             msg.reply(f"You sent: {msg['body']}").send()
-        if not self.done.done():
-            self.done.set_result(None)
+        settle(self.done)
 
 
 async def main() -> None:
     jid, password, host, port, cafile, peer, mode = sys.argv[1:8]
     mech = sys.argv[8] if len(sys.argv) > 8 else None
     client = Peer(jid, password, peer, mode, mech)
-    client.ca_certs = Path(cafile)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(client.done, 20)
-    except TimeoutError:
+    if not await connect_and_wait(client, host, port, cafile, 20):
         print("TIMEOUT", flush=True)
     await asyncio.sleep(0.2)
     client.disconnect()

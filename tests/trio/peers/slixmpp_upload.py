@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import slixmpp
+from peer_common import connect_and_wait
 
 
 async def main() -> None:
@@ -19,7 +20,6 @@ async def main() -> None:
     client = slixmpp.ClientXMPP(jid, password)
     client.register_plugin("xep_0030")
     client.register_plugin("xep_0363")
-    client.ca_certs = Path(cafile)
     done: asyncio.Future[None] = asyncio.get_event_loop().create_future()
 
     async def on_start(_event: object) -> None:
@@ -31,10 +31,7 @@ async def main() -> None:
         done.set_result(None)
 
     client.add_event_handler("session_start", on_start)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(done, 30)
-    except TimeoutError:
+    if not await connect_and_wait(client, host, port, cafile, 30, done):
         print("TIMEOUT", flush=True)
     client.disconnect()
     await asyncio.sleep(0.2)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import slixmpp
+from peer_common import connect_and_wait, settle
 from slixmpp.exceptions import IqError
 
 
@@ -59,7 +59,6 @@ async def search(client: slixmpp.ClientXMPP, directory: str) -> None:
 async def main() -> None:
     jid, password, host, port, cafile, mode = sys.argv[1:7]
     client = slixmpp.ClientXMPP(jid, password)
-    client.ca_certs = Path(cafile)
     for plugin in ("xep_0004", "xep_0030", "xep_0050", "xep_0054", "xep_0055"):
         client.register_plugin(plugin)
     done = asyncio.get_running_loop().create_future()
@@ -72,14 +71,10 @@ async def main() -> None:
             say(event="failed", error=repr(exc))
         finally:
             client.disconnect()
-            if not done.done():
-                done.set_result(None)
+            settle(done)
 
     client.add_event_handler("session_start", on_session)
-    client.connect(host=host, port=int(port))
-    try:
-        await asyncio.wait_for(done, 30)
-    except TimeoutError:
+    if not await connect_and_wait(client, host, port, cafile, 30, done):
         say(event="timeout")
 
 

@@ -64,6 +64,7 @@ from .query import (
     query_form,
     result_message,
 )
+from .retract import RETRACT, RETRACT_NS, Retractions, retracted_id
 from .store import (
     ArchiveMeta,
     ArchivePage,
@@ -103,7 +104,9 @@ class MamLimits:
     """Configurable limits (the ``[mam]`` section): ``max_per_user`` messages
     kept per archive (the oldest go first), ``retention`` seconds (0: kept
     until the quota drops them), pages of ``default_page`` items unless asked,
-    at most ``max_page``, and at most ``max_ids`` ids in one query."""
+    at most ``max_page``, and at most ``max_ids`` ids in one query; a
+    retraction (XEP-0424) looks for its message among the newest
+    ``retract_window`` of the archive with that peer."""
 
     enabled: bool = False
     max_per_user: int = 100_000
@@ -111,6 +114,7 @@ class MamLimits:
     default_page: int = 50
     max_page: int = 250
     max_ids: int = 100
+    retract_window: int = 100
 
 
 def new_stanza_id(ctx: Context, entropy: bytes | None = None) -> str:
@@ -153,7 +157,8 @@ class MamService(IqService):
     """Per-account archives: stamping, archiving, preferences and queries."""
 
     server_features: ClassVar[tuple[str, ...]] = ()
-    account_features: ClassVar[tuple[str, ...]] = (MAM, EXTENDED)
+    #: XEP-0424 §2: retractions are kept and turn archived messages into tombstones.
+    account_features: ClassVar[tuple[str, ...]] = (MAM, EXTENDED, RETRACT_NS)
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TRANSFORM})
     observes: ClassVar[tuple[type[Event], ...]] = (
         MessageSent,
@@ -186,6 +191,7 @@ class MamService(IqService):
         #: ``MessageDelivered`` then archives nothing): one tuple, one store.
         self._stamp: Element | None = None
         self._stamped: tuple[str, JID, JID, bool] = ("", _NOBODY, _NOBODY, False)
+        self._retractions = Retractions()
 
     def _new_id(self, ctx: Context) -> str:
         """:func:`new_stanza_id` with 8 bytes from a pool drawn from ``ctx.rng``."""
@@ -288,7 +294,10 @@ class MamService(IqService):
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         # The two events of every message first, by their type (no pattern match).
         if type(event) is MessageSent:
-            return self._archive_sent(ctx, event.session.jid, event.element)
+            out = self._archive_sent(ctx, event.session.jid, event.element)
+            if event.element.find(RETRACT) is None:  # the one check on the message path
+                return out
+            return out + self._retract_sent(ctx, event.session.jid, event.element)
         if type(event) is MessageDelivered:
             return self._archive_delivered(ctx, event.element, event.recipient)
         match event:
@@ -325,7 +334,8 @@ class MamService(IqService):
         sid = _stamped(element, recipient)
         if sid is None:
             return []
-        return [self._put(ctx, recipient, sid, from_, archived_bytes(element))]
+        out: list[Outcome] = [self._put(ctx, recipient, sid, from_, archived_bytes(element))]
+        return out + self._retract(ctx, recipient, from_, element)
 
     def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
         """Both sides of a message a local session sent: one id (the one
@@ -379,7 +389,34 @@ class MamService(IqService):
                 continue
             if not self.server.is_local(from_.domain):
                 out.append(self._put(ctx, op.user, sid, from_, archived_bytes(element)))
+                out.extend(self._retract(ctx, op.user, from_, element))
         return out
+
+    # -- XEP-0424 retractions (:mod:`.retract`) -------------------------------------------
+
+    def _retract_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
+        """A local account retracts a message: its archive and a local
+        recipient's each look for it (by its origin id, from ``sender``)."""
+        try:
+            peer = JID.parse(element.get("to", "")).bare
+        except InvalidJID:
+            return []
+        out = self._retract(ctx, sender.bare, peer, element, sender)
+        if peer != sender.bare and self.server.is_local(peer.domain) and peer.local:
+            out += self._retract(ctx, peer, sender, element)
+        return out
+
+    def _retract(
+        self, ctx: Context, archive: JID, peer: JID, element: Element, by: JID | None = None
+    ) -> list[Outcome]:
+        """If ``element`` is a retraction (XEP-0424) from ``by`` (default
+        ``peer``), a read of ``archive`` to find the message it names."""
+        target = retracted_id(element)
+        if target is None:
+            return []
+        retractor = (peer if by is None else by).bare
+        window = self.limits.retract_window
+        return [self._retractions.request(archive, peer.bare, retractor, target, ctx.now, window)]
 
     # -- handle: queries ------------------------------------------------------
 
@@ -499,7 +536,7 @@ class MamService(IqService):
     def _answer(self, request_id: Hashable, result: object) -> list[Outcome]:
         pending = self._queries.pop(request_id, None)
         if pending is None:
-            return []
+            return self._retractions.loaded(request_id, result) or []
         request, requester, by, queryid, flip, backward = pending
         hide = request_id in self._hiding
         self._hiding.discard(request_id)

@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import Final
 from xml.etree.ElementTree import Element, SubElement
 
-from ...delay import format_datetime
 from ...disco import DiscoInfo, DiscoItem, DiscoItems, Identity, build_disco_info, build_disco_items
 from ...errors import StanzaErrorCondition
 from ...forms import FORM_TYPE, Field, FieldType, Form, FormError, FormType, build_form, parse_form
@@ -17,6 +16,7 @@ from ...jid import JID
 from ...stanza import Iq, IqType, error_reply, iq_result
 from ...xml import ns
 from ..effects import Bounce, Outcome, Reply
+from ..mam.retract import tombstone
 from . import codes
 from .config import ROOMCONFIG, RoomConfig, apply_submission, config_form
 from .permissions import (
@@ -508,13 +508,13 @@ def make_tombstone(
     might leak it) replaced by ``<retracted stamp><moderated by><occupant-id/>
     </moderated><reason/></retracted>``; the author's occupant id and the
     room's stanza id stay."""
-    dead = Element(message.tag, dict(message.attrib))
-    for child in message:
-        if child.tag == f"{{{OCCUPANT_ID}}}occupant-id" or (
-            child.tag == _STANZA_ID and child.get("by") == str(room)
-        ):
-            dead.append(child)
-    retracted = SubElement(dead, f"{{{RETRACT}}}retracted", {"stamp": format_datetime(now)})
+    occupant_id, room_id = f"{{{OCCUPANT_ID}}}occupant-id", str(room)
+    dead = tombstone(
+        message,
+        now,
+        lambda c: c.tag == occupant_id or (c.tag == _STANZA_ID and c.get("by") == room_id),
+    )
+    retracted = dead[-1]
     moderated = SubElement(retracted, f"{{{MODERATE}}}moderated", {"by": by})
     SubElement(moderated, f"{{{OCCUPANT_ID}}}occupant-id", {"id": moderator_id})
     if reason is not None:

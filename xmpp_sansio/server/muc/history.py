@@ -112,7 +112,7 @@ class HistoryStore(Protocol):
     def retract(self, room: JID, stanza_id: str, tombstone: Tombstone) -> bool:
         """Replace the message the room stamped with the XEP-0359 id
         ``stanza_id`` by ``tombstone(message)`` (XEP-0425 §5); whether it was
-        there (and not already retracted)."""
+        there (and not already retracted, and ``tombstone`` made one)."""
         ...
 
 
@@ -185,6 +185,8 @@ class MemoryHistory:
                 if is_tombstone(message.element):
                     return None
                 dead = tombstone(message.element)
+                if dead is None:
+                    return None  # not for this retraction (another's message)
                 queue[i] = StoredMessage(
                     dead, message.stamp, len(tostring(dead, encoding="unicode"))
                 )
@@ -285,6 +287,8 @@ class ArchivedHistory(MemoryHistory):
             if found is None or is_tombstone(found):
                 return False
             dead = tombstone(found)
+            if dead is None:
+                return False
         self._outcomes.extend(self.archive.room_replace(room, stanza_id, dead))
         return True
 
@@ -294,8 +298,9 @@ class ArchivedHistory(MemoryHistory):
         return out
 
 
-#: Makes the XEP-0425 tombstone of a message.
-Tombstone = Callable[[Element], Element]
+#: Makes the XEP-0424/XEP-0425 tombstone of a message (``None``: this
+#: retraction may not touch it, XEP-0424 Business Rules: not the author's).
+Tombstone = Callable[[Element], Element | None]
 
 
 def is_tombstone(element: Element) -> bool:

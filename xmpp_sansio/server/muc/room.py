@@ -38,6 +38,7 @@ from ...forms import (
 from ...jid import JID
 from ...stanza import Message, MessageType, Presence, PresenceType, with_attrs
 from ..effects import Bounce, Deliver, Outcome, Persist, Route
+from ..mam.retract import retracted_id, room_tombstone
 from . import codes
 from .blocks import Blocks, RoomBlockers, blocks_sender
 from .config import MucLimits, RoomConfig
@@ -550,6 +551,9 @@ class Room:
         # XEP-0359: time first (an archive's index of ids grows at its end), then 64 random bits
         sid = f"{int(self.now * 1_000_000):014x}{self.rng(8).hex()}"
         out_el.append(Element(SID + "stanza-id", {"id": sid, "by": str(self.jid)}))
+        if (target := retracted_id(out_el)) is not None:
+            # XEP-0424: the author's own message (by occupant id) becomes a tombstone
+            self.history.retract(self.jid, target, room_tombstone(occupant.id, self.now))
         if msg.body is not None:
             keep = min(self.config.history_length, self.limits.max_history)
             archived = None

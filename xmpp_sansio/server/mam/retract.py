@@ -1,0 +1,147 @@
+"""Message retraction (XEP-0424) in the archives: tombstones.
+
+Theory of operation
+-------------------
+A message carrying ``<retract id='…' xmlns='urn:xmpp:message-retract:1'/>``
+is delivered and archived like any other (XEP-0424, Business Rules: the
+archiving service MUST store the retraction). Besides, the archive copies of the
+message it names are replaced by a *tombstone* (XEP-0424's archive section):
+the same message with its payloads (body and anything else that would leak
+it) replaced by ``<retracted stamp='…'/>``; its ``<origin-id/>`` and
+``<stanza-id/>`` stay, so a client paging MAM matches it to the
+retraction, and it keeps its place and XEP-0359 id in the archive.
+
+Who may retract (Business Rules): only the original sender. In a user archive the message
+is named by its XEP-0359 ``<origin-id/>`` (clients MUST set one), and only an
+archived message *from* the retracting account (bare JID) with that id is
+replaced: a retraction of another's message, or of an unknown id, changes
+nothing. Each archive is looked up on its own (the sender's and a local
+recipient's), among its newest ``retract_window`` messages with the peer:
+one ``Load`` effect, then ``ArchiveReplace`` ops (:class:`Retractions`).
+In a room the message is named by the room's ``<stanza-id/>`` and only the
+occupant with the author's XEP-0421 occupant id (a keyed hash of the real
+bare JID) may retract it (:func:`room_tombstone`, used by the MUC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Final
+from xml.etree.ElementTree import Element, SubElement
+
+from ...delay import format_datetime
+from ...jid import JID, InvalidJID
+from ...xml.parser import parse_fragment
+from ...xml.writer import serialize
+from ..effects import Load, Outcome, Persist
+from .store import ArchivePage, ArchiveQuery, ArchiveReplace
+
+__all__ = [
+    "RETRACT",
+    "RETRACTED",
+    "RETRACT_NS",
+    "Retractions",
+    "retracted_id",
+    "room_tombstone",
+    "tombstone",
+]
+
+RETRACT_NS: Final = "urn:xmpp:message-retract:1"
+RETRACT: Final = f"{{{RETRACT_NS}}}retract"
+RETRACTED: Final = f"{{{RETRACT_NS}}}retracted"
+_ORIGIN_ID: Final = "{urn:xmpp:sid:0}origin-id"
+_STANZA_ID: Final = "{urn:xmpp:sid:0}stanza-id"
+_OCCUPANT_ID: Final = "{urn:xmpp:occupant-id:0}occupant-id"
+
+
+def retracted_id(element: Element) -> str | None:
+    """The id a XEP-0424 retraction names (``None``: not one, or no id)."""
+    retract = element.find(RETRACT)
+    return None if retract is None else retract.get("id") or None
+
+
+def tombstone(message: Element, now: float, keep: Callable[[Element], bool]) -> Element:
+    """A XEP-0424 tombstone: ``message`` with only its children that ``keep`` (ids)
+    and a ``<retracted stamp/>`` (the time of the retraction)."""
+    dead = Element(message.tag, dict(message.attrib))
+    dead.extend(child for child in message if keep(child))
+    SubElement(dead, RETRACTED, {"stamp": format_datetime(now)})
+    return dead
+
+
+def _ids(child: Element) -> bool:
+    return child.tag in (_ORIGIN_ID, _STANZA_ID)
+
+
+def room_tombstone(author_id: str, now: float) -> Callable[[Element], Element | None]:
+    """The tombstone maker of an occupant's own retraction in a room (the
+    MUC's ``Tombstone``): ``None`` (nothing changes) unless the message's
+    XEP-0421 occupant id is ``author_id``, the retracting occupant's."""
+
+    def make(message: Element) -> Element | None:
+        found = message.find(_OCCUPANT_ID)
+        if found is None or found.get("id") != author_id:
+            return None
+        return tombstone(message, now, lambda c: c.tag in (_OCCUPANT_ID, _STANZA_ID))
+
+    return make
+
+
+def _from_bare(message: Element) -> JID | None:
+    try:
+        return JID.parse(message.get("from", "")).bare
+    except InvalidJID:
+        return None
+
+
+def _names(message: Element, target: str) -> bool:
+    """Whether ``message`` is the one a 1:1 retraction names: its origin id
+    (XEP-0359 §3.2) or, without one, its ``id`` attribute."""
+    origin = message.find(_ORIGIN_ID)
+    if origin is not None:
+        return origin.get("id") == target
+    return message.get("id") == target
+
+
+class Retractions:
+    """Retractions in user archives waiting for their ``Load``: each names
+    an archive, the retracting account and the retracted id."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Hashable, tuple[JID, JID, str, float]] = {}
+        self._next = 0
+
+    def request(
+        self, archive: JID, peer: JID, retractor: JID, target: str, now: float, window: int
+    ) -> Load:
+        """Read ``archive``'s newest ``window`` messages with ``peer`` (bare)
+        to find the one ``retractor`` (bare) sent as ``target``."""
+        self._next += 1
+        request_id = ("retract", self._next)
+        if len(self._pending) > 10_000:  # answers lost (a store that failed): forget them
+            self._pending.clear()
+        self._pending[request_id] = (archive, retractor, target, now)
+        return Load(request_id, ArchiveQuery(archive, max=window, with_=peer, before=""))
+
+    def loaded(self, request_id: Hashable, result: object) -> list[Outcome] | None:
+        """The tombstone of the named message (``None``: not a retraction's
+        request; ``[]``: not found, not the retractor's, already retracted)."""
+        pending = self._pending.pop(request_id, None)
+        if pending is None:
+            return None
+        archive, retractor, target, now = pending
+        if not isinstance(result, ArchivePage):
+            return []
+        for item in reversed(result.items):
+            message = parse_fragment(item.stanza)
+            if (
+                not _names(message, target)
+                or _from_bare(message) != retractor
+                or message.find(RETRACT) is not None  # a retraction is not retracted
+            ):
+                continue
+            if message.find(RETRACTED) is not None:
+                return []
+            dead = serialize(tombstone(message, now, _ids), "")
+            return [Persist(ArchiveReplace(archive, item.sid, dead))]
+        return []
