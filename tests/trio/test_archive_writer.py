@@ -188,6 +188,12 @@ async def test_a_stop_right_after_a_burst_loses_nothing(
                 juliet = await clients.enter_async_context(im_session(server, JULIET))
                 romeo = await clients.enter_async_context(im_session(server, "romeo@localhost/x"))
                 await send_and_see(romeo, juliet, bodies)
+                # Then one at a time until one is kept behind: a message's
+                # commit hands everything kept to an idle writer, the next
+                # one (fewer than a batch) stays.
+                while not archive.behind:
+                    bodies.append(f"m{len(bodies)}")
+                    await send_and_see(romeo, juliet, bodies[-1:])
                 assert archive.behind  # the last ones are kept behind...
                 nursery.cancel_scope.cancel()  # ...when the server stops, sessions open
         assert writer.batches >= 1 and not writer.running and archive.behind == []
