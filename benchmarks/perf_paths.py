@@ -9,7 +9,8 @@ TREE defaults to this checkout (check another commit out with ``git worktree
 add``). Timings: best and median microseconds per stanza of 5 runs.
 ``--instructions`` runs the path under ``valgrind --tool=callgrind`` with
 300 stanzas and with none, and prints the instructions per stanza (the
-difference over 300): repeatable on a busy machine, where timings are not.
+difference over 300), with ``PYTHONHASHSEED=0`` unless the environment sets
+it: repeatable on a busy machine, where timings are not.
 Nothing is asserted. ``router-bare``, ``router-full`` and ``stream`` are
 ``core_bench.py``'s paths (its child process, with N stanzas and R runs).
 ``server`` is one delivered message as the server handles it: the sender's
@@ -223,6 +224,10 @@ def child(path: str, tree: Path, n: int, runs: int, *, callgrind: bool) -> str:
     if callgrind:
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
     env = {**os.environ, "N": str(n), "R": str(runs)}
+    if callgrind:
+        # String hashing is seeded per process: dict and set probes, and so the
+        # count, vary by a few thousand instructions from run to run without it.
+        env.setdefault("PYTHONHASHSEED", "0")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return done.stderr if callgrind else done.stdout
 
