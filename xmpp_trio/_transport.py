@@ -271,7 +271,8 @@ class SocketTransport(_Base):
         await trio.lowlevel.checkpoint_if_cancelled()
         waited = False
         while True:
-            self._check()
+            if self._closed:  # _check, inline: once per read
+                raise trio.ClosedResourceError("transport closed")
             sock = self._sock
             try:
                 data = self._recv(max_bytes)
@@ -327,7 +328,8 @@ class SocketTransport(_Base):
     def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
         """Write what the socket takes now, at most :data:`SEND_CHUNK` bytes:
         the number of bytes written, 0 if it would block."""
-        self._check()
+        if self._closed:  # _check, inline: once per write
+            raise trio.ClosedResourceError("transport closed")
         try:
             return self._send(data[:SEND_CHUNK] if len(data) > SEND_CHUNK else data)
         except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
