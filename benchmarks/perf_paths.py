@@ -3,13 +3,15 @@
     python benchmarks/perf_paths.py presence [TREE]    # presence update to a roster of 50, default services
     python benchmarks/perf_paths.py websocket [TREE]   # a stanza in and out of a ready WebSocket stream
     python benchmarks/perf_paths.py server [TREE]      # parse, route (archives on), deliver: see below
+    python benchmarks/perf_paths.py tls [TREE]         # the server's TLS write and read of a message
     python benchmarks/perf_paths.py --instructions presence [TREE]
 
 TREE defaults to this checkout (check another commit out with ``git worktree
 add``). Timings: best and median microseconds per stanza of 5 runs.
 ``--instructions`` runs the path under ``valgrind --tool=callgrind`` with
 300 stanzas and with none, and prints the instructions per stanza (the
-difference over 300): repeatable on a busy machine, where timings are not.
+difference over 300), with ``PYTHONHASHSEED=0`` unless the environment sets
+it: repeatable on a busy machine, where timings are not.
 Nothing is asserted. ``router-bare``, ``router-full`` and ``stream`` are
 ``core_bench.py``'s paths (its child process, with N stanzas and R runs).
 ``server`` is one delivered message as the server handles it: the sender's
@@ -17,6 +19,11 @@ ready stream parses it, ``Router.route(..., owned=True)`` with the bundled
 services (stanza id, archive write), the recipient's ready stream writes it,
 inside ``shared_writes()`` as the I/O layer routes (``SHARED=0`` in the
 environment: without it; a tree without it runs without it).
+``tls`` is the server's TLS socket glue alone (``SocketTransport`` over
+loopback TCP, trustme certificates, TLS 1.3): ``send_nowait`` of a 200-byte
+message and a gathering ``receive_some`` of one from the peer, the peer a
+blocking ``ssl.SSLSocket`` in the same process (its instructions count too;
+the kernel's do not).
 """
 
 from __future__ import annotations
@@ -187,6 +194,43 @@ def run():
         step()
 """
 
+TLS = r"""
+import sys, os, time, socket, ssl, statistics
+tree = sys.argv[1]
+sys.path.insert(0, tree)
+N, R = int(os.environ["N"]), int(os.environ["R"])
+import trio, trustme
+from xmpp_trio._transport import SocketTransport
+ca = trustme.CA()
+server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ca.issue_cert("localhost").configure_cert(server_ctx)
+client_ctx = ssl.create_default_context()
+ca.configure_trust(client_ctx)
+data = (b"<message to='b@localhost' from='a@localhost/r' type='chat' id='m1'><body>"
+        + b"y" * 120 + b"</body></message>")
+async def main():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        raw = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+    transport = SocketTransport(accepted)
+    peer = client_ctx.wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, peer.do_handshake)
+        await transport.start_tls(server_ctx, server_side=True)
+    runs = []
+    for _ in range(R):
+        t = time.perf_counter()
+        for _ in range(N):
+            assert transport.send_nowait(data) == len(data)
+            peer.recv(65536)
+            peer.sendall(data)
+            await transport.receive_some(65536, gather=True)
+        runs.append((time.perf_counter() - t) / max(N, 1) * 1e6)
+    if runs:
+        print(f"{min(runs):.2f} {statistics.median(runs):.2f}")
+trio.run(main)
+"""
+
 CORE_BENCH = ("router-bare", "router-full", "stream")
 
 TIMED = r"""
@@ -218,11 +262,16 @@ def child(path: str, tree: Path, n: int, runs: int, *, callgrind: bool) -> str:
     if path in CORE_BENCH:
         source = core_bench_path(path)
     else:
-        source = {"presence": PRESENCE, "websocket": WEBSOCKET, "server": SERVER}[path] + TIMED
+        source = {"presence": PRESENCE, "websocket": WEBSOCKET, "server": SERVER, "tls": TLS}[path]
+        source += "" if path == "tls" else TIMED
     command = [sys.executable, "-c", source, str(tree)]
     if callgrind:
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
     env = {**os.environ, "N": str(n), "R": str(runs)}
+    if callgrind:
+        # String hashing is seeded per process: dict and set probes, and so the
+        # count, vary by a few thousand instructions from run to run without it.
+        env.setdefault("PYTHONHASHSEED", "0")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return done.stderr if callgrind else done.stdout
 
@@ -238,7 +287,7 @@ def instructions(path: str, tree: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("path", choices=("presence", "websocket", "server", *CORE_BENCH))
+    parser.add_argument("path", choices=("presence", "websocket", "server", "tls", *CORE_BENCH))
     parser.add_argument("tree", nargs="?", type=Path, default=ROOT)
     parser.add_argument("--instructions", action="store_true", help="callgrind count per stanza")
     args = parser.parse_args()

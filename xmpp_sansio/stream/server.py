@@ -250,13 +250,14 @@ class ServerConnection(_ServerRole):
 
     def _handle_ready(self, el: Element) -> None:
         tag = el.tag
-        feature = self._claims[Stage.READY].get(tag)  # XEP-0198, XEP-0352: one dict miss
+        claims = self._ready_claims
+        feature = claims.get(tag)  # XEP-0198, XEP-0352: one dict miss
         if feature is not None:
             feature.handle(self, Stage.READY, el)
             return
         if tag not in _CLIENT_STANZAS:
             namespace = tag[: tag.find("}") + 1]
-            feature = self._claims[Stage.READY].get(namespace) if namespace else None
+            feature = claims.get(namespace) if namespace else None
             if feature is not None:
                 feature.handle(self, Stage.READY, el)
             elif tag[1:].partition("}")[2] in _STANZA_NAMES:

@@ -16,7 +16,7 @@ from ..xml import ns
 from .answers import TLSInfo
 from .config import ServerConfig
 from .events import UserAgent
-from .features import C2S_SERVER, FeatureHost, Profile, bind2
+from .features import C2S_SERVER, FeatureHost, Profile, Stage, bind2
 from .features.inline import FastAttempt, FastLogin, InlineRequest, UpgradeState
 from .features.sasl import offered_mechanisms
 from .framing import Framing
@@ -51,6 +51,7 @@ class _ServerRole(_SMStream):
         "_pending_registration",
         "_pending_success",
         "_pending_username",
+        "_ready_claims",
         "_resume_attempted",
         "_resume_request",
         "_sasl_ns",
@@ -119,6 +120,8 @@ class _ServerRole(_SMStream):
             self._profile = profile
         #: the profile's features by the elements they claim, per stage
         self._claims = profile.claims(config)
+        # READY's table, looked up by every stanza: Stage's hash is Python code
+        self._ready_claims = self._claims[Stage.READY]
         #: the profile's features by the answer types they take
         self._answering = profile.answering()
 

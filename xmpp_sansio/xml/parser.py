@@ -8,7 +8,11 @@ top-level elements (stanzas and nonzas), and the closing tag. A stream restart
 old parser has not consumed are handed over with :meth:`StreamParser.take_unparsed`.
 
 Parsing is done by expat through the C-accelerated
-:class:`xml.etree.ElementTree.XMLPullParser`, so elements are built in C. The
+:class:`xml.etree.ElementTree.XMLParser` and its C ``TreeBuilder``, so
+elements are built in C; the parser reports its events straight into a list
+(what :class:`~xml.etree.ElementTree.XMLPullParser` does, without that
+class's Python ``feed`` and ``read_events`` generator on every element).
+Namespace declarations are reported only until the stream header. The
 parser has two modes:
 
 * ``hold=True`` (negotiation): bytes are fed to expat up to one ``>`` at a
@@ -55,10 +59,9 @@ as if the stream had never paused.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, cast
-from xml.etree.ElementTree import Element, ParseError, XMLPullParser
+from typing import Any, Final, NoReturn, cast
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
 
 from ..errors import StreamErrorCondition
 from . import ns
@@ -122,7 +125,9 @@ class StreamParser:
         self.max_stanza_size = max_stanza_size
         self.max_depth = max_depth
         self.hold = hold
-        self._pull: XMLPullParser[Any] | None = _new_pull()
+        # expat's reports, (kind, item) pairs: see _new_pull
+        self._queue: list[tuple[str, Any]] = []
+        self._pull: XMLParser | None = _new_pull(self._queue, _HEADER_EVENTS)
         self._flush = getattr(self._pull, "flush", None)  # expat >= 2.6 reparse deferral
         self._prolog = bytearray()  # what expat was fed up to the stream header
         # Whitespace-only bytes after the last ">" fed to expat (-1: other text).
@@ -228,16 +233,18 @@ class StreamParser:
         self._root = None
         return True
 
-    def _restore(self) -> XMLPullParser[Any]:
+    def _restore(self) -> XMLParser:
         """A new expat parser in the state :meth:`compact` dropped."""
-        pull = _new_pull()
+        queue = self._queue
+        pull = _new_pull(queue, _STANZA_EVENTS)
         pull.feed(bytes(self._prolog))
         flush = getattr(pull, "flush", None)
         if flush is not None:
             flush()
-        for kind, item in cast("Iterator[tuple[str, Any]]", pull.read_events()):
+        for kind, item in queue:
             if kind == "start":
                 self._root = cast(Element, item)
+        queue.clear()
         self._pull = pull
         self._flush = flush
         return pull
@@ -374,18 +381,20 @@ class StreamParser:
         assert pull is not None
         if self._root is None:
             self._prolog += data
-        tail = data[data.rfind(b">") + 1 :]
-        self._quiet_tail = -1 if tail.strip(_XML_SPACE) else len(tail)
+        last = data.rfind(b">")
+        if last == len(data) - 1:
+            self._quiet_tail = 0
+        else:
+            tail = data[last + 1 :]
+            self._quiet_tail = -1 if tail.strip(_XML_SPACE) else len(tail)
         try:
-            pull.feed(data)  # queues a parse error behind the events before it
+            pull.feed(data)  # the events before an error are queued
             if self._flush is not None:
                 self._flush()
         except ParseError as exc:
             error = exc
-        try:
+        if self._queue:
             self._translate()
-        except ParseError as exc:
-            error = exc
         if self._ended:
             return  # whatever follows the closing tag is not this stream's
         if error is not None:
@@ -406,63 +415,83 @@ class StreamParser:
                 while len(self._events) > queued:
                     self._events.pop()
                 self._fail(StreamErrorCondition.POLICY_VIOLATION, "stanza too large")
-            self._since_boundary = len(data) - 1 - data.rfind(b">")
+            self._since_boundary = len(data) - 1 - last
         if self._since_boundary > self.max_stanza_size:
             self._fail(StreamErrorCondition.POLICY_VIOLATION, "stanza too large")
 
     def _translate(self) -> None:
+        queue = self._queue
         depth = self._depth
         emit = self._events.append
-        assert self._pull is not None
-        events = cast("Iterator[tuple[str, Any]]", self._pull.read_events())
-        for kind, item in events:
-            if self._last_top is not None and kind != "start-ns":
-                # The tree builder has just given the text after the last
-                # top-level element to that element as its tail; the element
-                # is the receiver's now, so undo it.
-                self._last_top.tail = None
-                self._last_top = None
-            if kind == "start":
-                depth += 1
-                if depth == 1:
-                    assert isinstance(item, Element)
-                    self._root = item
-                    emit(StreamHeader(item.tag, dict(item.attrib), self._namespaces))
-                    self._boundaries += 1
-                elif depth > self.max_depth + 1:
-                    self._depth = depth
-                    self._fail(StreamErrorCondition.POLICY_VIOLATION, "elements nested too deep")
-            elif kind == "end":
-                depth -= 1
-                if depth == 1:
-                    assert isinstance(item, Element)
-                    item.tail = None
-                    emit(item)
-                    self._last_top = item
-                    self._boundaries += 1
-                elif depth == 0:
-                    self._ended = True
-                    emit(StreamEnd())
-                    break
-            elif kind == "start-ns":
-                if self._root is None:
-                    prefix, uri = item
-                    self._namespaces[prefix] = uri
-            else:  # comment or pi
-                self._depth = depth
-                self._fail(
-                    StreamErrorCondition.RESTRICTED_XML,
-                    "comments and processing instructions are not allowed",
-                )
-        self._depth = depth
+        last_top = self._last_top
+        try:
+            for kind, item in queue:
+                if last_top is not None and kind != "start-ns":
+                    # The tree builder has just given the text after the last
+                    # top-level element to that element as its tail; the
+                    # element is the receiver's now, so undo it.
+                    last_top.tail = None
+                    last_top = None
+                if kind == "start":
+                    depth += 1
+                    if depth == 1:
+                        self._root = item
+                        emit(StreamHeader(item.tag, dict(item.attrib), self._namespaces))
+                        self._boundaries += 1
+                        # Declarations inside stanzas are in their tags already.
+                        assert self._pull is not None
+                        _report(self._pull, queue, _STANZA_EVENTS)
+                    elif depth > self.max_depth + 1:
+                        self._fail(
+                            StreamErrorCondition.POLICY_VIOLATION, "elements nested too deep"
+                        )
+                elif kind == "end":
+                    depth -= 1
+                    if depth == 1:
+                        item.tail = None
+                        emit(item)
+                        last_top = item
+                        self._boundaries += 1
+                    elif depth == 0:
+                        self._ended = True
+                        emit(StreamEnd())
+                        break
+                elif kind == "start-ns":
+                    if self._root is None:
+                        prefix, uri = item
+                        self._namespaces[prefix] = uri
+                else:  # comment or pi
+                    self._fail(
+                        StreamErrorCondition.RESTRICTED_XML,
+                        "comments and processing instructions are not allowed",
+                    )
+        finally:
+            queue.clear()
+            self._depth = depth
+            self._last_top = last_top
         root = self._root
         if root is not None and len(root):
             del root[:]
             root.text = None
 
 
-def _new_pull() -> XMLPullParser[Any]:
-    return XMLPullParser(events=("start", "end", "start-ns", "comment", "pi"))
+#: What expat reports until the stream header, and after it.
+_HEADER_EVENTS: Final = ("start", "end", "start-ns", "comment", "pi")
+_STANZA_EVENTS: Final = ("start", "end", "comment", "pi")
+
+
+def _new_pull(queue: list[tuple[str, Any]], events: tuple[str, ...]) -> XMLParser:
+    """A C parser and tree builder reporting ``events`` into ``queue`` (what
+    :class:`~xml.etree.ElementTree.XMLPullParser` sets up, minus its Python
+    wrapper: ``_setevents`` is the C parser's, since Python 3.4)."""
+    pull = XMLParser(target=TreeBuilder())
+    _report(pull, queue, events)
+    return pull
+
+
+def _report(pull: XMLParser, queue: list[tuple[str, Any]], events: tuple[str, ...]) -> None:
+    """Have ``pull`` append ``events`` (and only those) to ``queue``."""
+    cast(Any, pull)._setevents(queue, events)
 
 
 def is_stream_tag(tag: str) -> bool:
