@@ -38,11 +38,11 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Router
 from xmpp_sansio.server.effects import Deliver, Persist
 from xmpp_sansio.server.mam.service import MamLimits
+from xmpp_sansio.xml.ns import CLIENT
+from xmpp_sansio.xml.writer import serialize, shared_writes
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.services import build_services, open_database
 from xmpp_trio.storage import AccountStore
-from xmpp_sansio.xml.ns import CLIENT
-from xmpp_sansio.xml.writer import serialize, shared_writes
 
 C = "{jabber:client}"
 
