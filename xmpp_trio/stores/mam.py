@@ -33,8 +33,9 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, cast
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import (
@@ -334,32 +335,34 @@ class SqliteArchiveStorage:
         # Flat rows (5 values an item, 4 an entry), as the statements bind them.
         items: list[object] = []
         entries: list[object] = []
-        counts: dict[int, int] = {}
-        latest: dict[int, ArchivePut] = {}
-        seq = last
+        seq, lead = last, skew
         for op in ops:
             stamp = op.stamp
             us = int(stamp * _US)
             if seq >= us:
                 seq += 1
-                if seq - us > self._skew:
+                if seq - us > lead:
                     self._last = seq - 1
                     seq = self._seq(stamp)
+                    lead = self._skew
             else:
                 seq = us
             also = op.also
             items += (seq, op.sid, stamp, 1 + len(also), op.stanza)
-            key = ids.get(op.archive) or self._key(op.archive)
-            entries += (key, seq, *(peers.get(op.with_) or get_peer(op.with_)))
-            counts[key] = counts.get(key, 0) + 1
-            latest[key] = op
+            entries += (
+                ids.get(op.archive) or self._key(op.archive),
+                seq,
+                *(peers.get(op.with_) or get_peer(op.with_)),
+            )
             for archive, with_ in also:
                 key = ids.get(archive) or self._key(archive)
                 entries += (key, seq, *(peers.get(with_) or get_peer(with_)))
-                counts[key] = counts.get(key, 0) + 1
-                latest[key] = op
         self._last = seq
-        added = {key: (n, latest[key]) for key, n in counts.items()}
+        # Per archive (not per row, in C): how many entries, and the op of its last.
+        keys = cast(list[int], entries[0::4])
+        last_seq = dict(zip(keys, entries[1::4], strict=True))
+        op_at = dict(zip(items[0::5], ops, strict=True))
+        added = {key: (n, op_at[last_seq[key]]) for key, n in Counter(keys).items()}
         fresh = self._insert("mam_items", 5, items) and self._insert("mam_entries", 4, entries)
         if fresh:
             conn.execute("RELEASE mam_put")
