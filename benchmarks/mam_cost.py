@@ -1,6 +1,11 @@
 """What archiving costs per message in-process (issue 17): ``Router.route``
 of a chat message to a full JID with the bundled services over SQLite, both
-accounts online, the ``Persist`` effects handled as the server does
+accounts online, as the server routes it (xmpp_trio/_session.py
+``_handle_events_batched``): inside ``shared_writes()``, the element handed
+over (``owned=True``: a fresh one per message, as the parser makes), each
+``Deliver`` serialised for its client stream (what ``conn.send`` does, so
+the archive's bytes are shared with the delivery as in the server), the
+``Persist`` effects handled as the server does
 (``ServerServices.write_behind``, ``commit``, a flush every 1000 rows).
 
     python benchmarks/mam_cost.py --n 4000                # µs CPU/message, on and off
@@ -10,6 +15,7 @@ accounts online, the ``Persist`` effects handled as the server does
     python benchmarks/mam_cost.py --profile on --n 4000   # cProfile, top 25
     ... --users 200   # messages among 200 accounts (user i to i + 1) instead of a to b
     ... --ablate serialise|write   # without the archive's serialisation / SQLite write
+    ... --unshared   # as before session 7: no scope, no delivery serialised, not owned
     ... --writer   # the server's archive writer thread (xmpp_trio/archive_writer.py);
                    # the timing also prints the main thread's (the event loop's) share
     ... --stalls   # the main thread's longest call to commit/flush (CPU ms: what a
@@ -34,8 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Router
-from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.effects import Deliver, Persist
 from xmpp_sansio.server.mam.service import MamLimits
+from xmpp_sansio.xml.ns import CLIENT
+from xmpp_sansio.xml.writer import serialize, shared_writes
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.services import build_services, open_database
 from xmpp_trio.storage import AccountStore
@@ -44,7 +52,11 @@ C = "{jabber:client}"
 
 
 def setup(
-    archiving: bool, users: int = 0, writer: bool = False, stalls: list[float] | None = None
+    archiving: bool,
+    users: int = 0,
+    unshared: bool = False,
+    writer: bool = False,
+    stalls: list[float] | None = None,
 ) -> Callable[[int], None]:
     """The loop; ``users``: messages between that many accounts (user ``i``
     to ``i + 1``, round robin), else ``a`` to ``b`` only."""
@@ -71,25 +83,41 @@ def setup(
     for session, user in enumerate(names, 1):
         router.bind(session, JID.parse(f"{user}@localhost/r"))
         router.route(session, ET.Element(C + "presence"))
-    messages = []
-    for i in range(len(names) if users else 1):
-        to = names[(i + 1) % len(names)]
-        msg = ET.Element(C + "message", {"to": f"{to}@localhost/r", "type": "chat", "id": "x"})
-        ET.SubElement(msg, C + "body").text = "y" * 120
-        messages.append((i + 1, msg))
+    messages = [
+        (i + 1, f"{names[(i + 1) % len(names)]}@localhost/r")
+        for i in range(len(names) if users else 1)
+    ]
+    body = "y" * 120
+
+    def handle(effects: list) -> None:
+        persists = []
+        for effect in effects:
+            kind = type(effect)
+            if kind is Deliver:
+                if not unshared:
+                    serialize(effect.element, CLIENT)  # the recipient's stream
+            elif kind is Persist:
+                persists.append(effect)
+        if persists:
+            rest = services.write_behind(persists)
+            if rest or services.behind_full():
+                t = time.thread_time() if stalls is not None else 0.0
+                services.commit([p.op for p in rest])
+                if stalls is not None:
+                    stalls.append(time.thread_time() - t)
+                router.persisted(rest)
 
     def run(n: int) -> None:
         for i in range(n):
-            session, msg = messages[i % len(messages)]
-            persists = [e for e in router.route(session, msg) if type(e) is Persist]
-            if persists:
-                rest = services.write_behind(persists)
-                if rest or services.behind_full():
-                    t = time.thread_time() if stalls is not None else 0.0
-                    services.commit([p.op for p in rest])
-                    if stalls is not None:
-                        stalls.append(time.thread_time() - t)
-                    router.persisted(rest)
+            session, to = messages[i % len(messages)]
+            # a fresh element a message, as the stream's parser hands over
+            msg = ET.Element(C + "message", {"to": to, "type": "chat", "id": "x"})
+            ET.SubElement(msg, C + "body").text = body
+            if unshared:
+                handle(router.route(session, msg))
+            else:
+                with shared_writes():
+                    handle(router.route(session, msg, owned=True))
             if i % 1000 == 999:
                 t = time.thread_time() if stalls is not None else 0.0
                 services.flush()
@@ -114,6 +142,11 @@ def main() -> None:
         help="measure without the archive's serialisation (constant bytes) or"
         " without its SQLite write (rows dropped at the flush)",
     )
+    parser.add_argument(
+        "--unshared",
+        action="store_true",
+        help="as the sixth pass measured: no shared_writes() scope, no delivery serialised",
+    )
     parser.add_argument("--writer", action="store_true", help="the archive writer thread")
     parser.add_argument("--stalls", action="store_true", help="longest commit/flush calls")
     args = parser.parse_args()
@@ -127,7 +160,7 @@ def main() -> None:
         SqliteArchiveStorage._put = lambda self, ops: None  # type: ignore[method-assign]
     if args.stalls:
         stalls: list[float] = []
-        setup(True, args.users, args.writer, stalls)(args.n)
+        setup(True, args.users, args.unshared, args.writer, stalls)(args.n)
         stalls.sort()
         p99 = stalls[int(len(stalls) * 0.99)] if stalls else 0.0
         print(
@@ -136,16 +169,16 @@ def main() -> None:
         )
         return
     if args.once:
-        setup(args.once == "on", args.users, args.writer)(args.n)
+        setup(args.once == "on", args.users, args.unshared, args.writer)(args.n)
         return
     if args.profile:
-        run = setup(args.profile == "on", args.users, args.writer)
+        run = setup(args.profile == "on", args.users, args.unshared, args.writer)
         prof = cProfile.Profile()
         prof.runcall(run, args.n)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return
     for name in ("off", "on"):
-        run = setup(name == "on", args.users, args.writer)
+        run = setup(name == "on", args.users, args.unshared, args.writer)
         best = min(_timed(run, args.n) for _ in range(5))
         print(
             f"archiving {name}: {best[0]:.2f} us CPU/message, main thread {best[1]:.2f}"

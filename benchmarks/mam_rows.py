@@ -6,10 +6,13 @@ the entries and the commit (``time.process_time``, SQLite alone: no server).
 
     python benchmarks/mam_rows.py --users 20
     python benchmarks/mam_rows.py --users 1000 --batch 4000
+    python benchmarks/mam_rows.py --rows 1     # one executemany row by row (before session 7)
 
 Layouts: ``text`` (session 5: the peers' JIDs as text in the entries),
 ``int`` (session 6: the peers as integers), ``int-no-with`` (the same
-without the ``with`` index: what that index costs). Nothing is asserted."""
+without the ``with`` index: what that index costs). ``--rows``: rows a
+multi-row ``INSERT`` (the store's shape since session 7: 128; 1 is one
+``executemany`` row by row). Nothing is asserted."""
 
 from __future__ import annotations
 
@@ -35,7 +38,20 @@ ENTRIES = {
 ENTRIES["int-no-with"] = ENTRIES["int"][:1]
 
 
-def run(layout: str, users: int, n: int, batch: int, directory: Path) -> str:
+def insert(conn: sqlite3.Connection, table: str, rows: list[tuple[object, ...]], per: int) -> None:
+    """``rows`` into ``table``, ``per`` rows a statement (the rest one by one)."""
+    width = len(rows[0])
+    one = "(" + ", ".join("?" * width) + ")"
+    full = len(rows) // per * per if per > 1 else 0
+    if full:
+        statement = f"INSERT INTO {table} VALUES " + ", ".join([one] * per)
+        for at in range(0, full, per):
+            conn.execute(statement, [v for row in rows[at : at + per] for v in row])
+    if full < len(rows):
+        conn.executemany(f"INSERT INTO {table} VALUES {one}", rows[full:])
+
+
+def run(layout: str, users: int, n: int, batch: int, directory: Path, per: int = 1) -> str:
     conn = sqlite3.connect(directory / f"{layout}.sqlite3", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -61,12 +77,9 @@ def run(layout: str, users: int, n: int, batch: int, directory: Path) -> str:
                 else:
                     entries.append((owner, seq, 2 * peer, 2 * peer + 1))
         conn.execute("BEGIN")
-        for name, sql, rows in (
-            ("items", "INSERT INTO i VALUES (?, ?, ?, ?, ?)", items),
-            ("entries", "INSERT INTO e VALUES (?, ?, ?, ?)", entries),
-        ):
+        for name, table, rows in (("items", "i", items), ("entries", "e", entries)):
             t = time.process_time()
-            conn.executemany(sql, rows)
+            insert(conn, table, rows, per)
             spent[name] += time.process_time() - t
         t = time.process_time()
         conn.execute("COMMIT")
@@ -83,10 +96,11 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=1000, help="rows per flush (1000: the server's)"
     )
+    parser.add_argument("--rows", type=int, default=128, help="rows a multi-row INSERT")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mam-rows-") as tmp:
         for layout in ENTRIES:
-            print(run(layout, args.users, args.messages, args.batch, Path(tmp)))
+            print(run(layout, args.users, args.messages, args.batch, Path(tmp), args.rows))
 
 
 if __name__ == "__main__":

@@ -376,3 +376,45 @@ def test_start_and_end_are_exact_when_the_clock_went_back(tmp_path: Path) -> Non
     assert sids(store.load(ArchiveQuery(JULIET, 9, start=80))) == ["id0"]
     store.apply([put(3, stamp=200, retention=120.0)])
     assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id0", "id3"]
+
+
+def _walk_all(store: SqliteArchiveStorage, archive: JID) -> list[str]:
+    out: list[str] = []
+    after: str | None = None
+    while True:
+        page = store.load(ArchiveQuery(archive, 100, after=after))
+        out += sids(page)
+        if page.complete:
+            return out
+        after = out[-1]
+
+
+@pytest.mark.parametrize("n", [1, 127, 128, 300, 1000])
+def test_a_flush_of_n_puts_writes_every_row_in_order_in_both_archives(
+    tmp_path: Path, n: int
+) -> None:
+    # The rows go in multi-row statements of 128, 64, ... 1 rows: every size is written.
+    conn = sqlite3.connect(tmp_path / "many.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    for i in range(n):
+        store.write_behind(put(i, also=((ROMEO.bare, JULIET),), stamp=1000 + i // 3))
+    store.flush()
+    reopened = SqliteArchiveStorage(sqlite3.connect(tmp_path / "many.sqlite3"))
+    expected = [f"id{i}" for i in range(n)]
+    assert _walk_all(reopened, JULIET) == expected == _walk_all(reopened, ROMEO.bare)
+    assert reopened.count(JULIET) == n == reopened.count(ROMEO.bare)
+
+
+def test_a_known_id_late_in_a_large_flush_is_archived_once_and_the_rest_written(
+    tmp_path: Path,
+) -> None:
+    conn = sqlite3.connect(tmp_path / "known.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    store.apply([put(250, archive=ROMEO.bare)])
+    for i in range(300):  # the 251st row's sid is held: the flush goes one by one
+        store.write_behind(put(i))
+    store.flush()
+    # in write order: the held message first (its seq is older), each once
+    assert _walk_all(store, JULIET) == ["id250"] + [f"id{i}" for i in range(300) if i != 250]
+    assert sids(store.load(ArchiveQuery(ROMEO.bare, 9))) == ["id250"]
+    assert store.count(JULIET) == 300 and store.count(ROMEO.bare) == 1

@@ -30,11 +30,13 @@ moved to this one when opened."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import (
@@ -97,6 +99,16 @@ _FROM: Final = (
 COUNT_CAP: Final = 1000
 _US: Final = 1_000_000
 _Item = tuple[ArchivedMessage | None, ArchivedMessage | None]
+#: Rows a multi-row ``INSERT`` writes (its ``VALUES`` bound in one call: 128
+#: items are 640 variables, under SQLite's oldest limit of 999); a power of two.
+_ROWS: Final = 128
+
+
+@functools.lru_cache(maxsize=32)
+def _inserts(table: str, width: int, rows: int) -> str:
+    """``INSERT OR IGNORE INTO table VALUES (?, …), …`` for ``rows`` rows."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"INSERT OR IGNORE INTO {table} VALUES " + ", ".join([row] * rows)
 
 
 def _row(row: tuple[str, int, str, float, bytes]) -> ArchivedMessage:
@@ -324,8 +336,10 @@ class SqliteArchiveStorage:
         return seq
 
     def _put(self, ops: Iterable[ArchivePut]) -> None:
-        """Write ``ops`` in the caller's transaction: one ``executemany`` per
-        table when no ``sid`` is known yet (the rule), else one by one."""
+        """Write ``ops`` in the caller's transaction: the rows of each table in
+        statements of :data:`_ROWS` rows (multi-row ``VALUES``: a fifth less
+        than one ``executemany`` row by row, docs/benchmarks.md "Seventh
+        pass") when no ``sid`` is known yet (the rule), else one by one."""
         ops = list(ops)
         if not ops:
             return
@@ -334,35 +348,38 @@ class SqliteArchiveStorage:
         self._check_peers()
         last, skew = self._last, self._skew
         conn.execute("SAVEPOINT mam_put")
-        items: list[tuple[int, str, float, int, bytes]] = []
-        entries: list[tuple[int, int, int, int]] = []
-        counts: dict[int, int] = {}
-        latest: dict[int, ArchivePut] = {}
+        # Flat rows (5 values an item, 4 an entry), as the statements bind them.
+        items: list[object] = []
+        entries: list[object] = []
+        seq, lead = last, skew
         for op in ops:
-            us = int(op.stamp * _US)
-            seq = self._last + 1 if self._last >= us else us
-            if seq - us > self._skew:
-                seq = self._seq(op.stamp)
-            self._last = seq
+            stamp = op.stamp
+            us = int(stamp * _US)
+            if seq >= us:
+                seq += 1
+                if seq - us > lead:
+                    self._last = seq - 1
+                    seq = self._seq(stamp)
+                    lead = self._skew
+            else:
+                seq = us
             also = op.also
-            items.append((seq, op.sid, op.stamp, 1 + len(also), op.stanza))
-            key = ids.get(op.archive) or self._key(op.archive)
-            entries.append((key, seq, *(peers.get(op.with_) or get_peer(op.with_))))
-            counts[key] = counts.get(key, 0) + 1
-            latest[key] = op
+            items += (seq, op.sid, stamp, 1 + len(also), op.stanza)
+            entries += (
+                ids.get(op.archive) or self._key(op.archive),
+                seq,
+                *(peers.get(op.with_) or get_peer(op.with_)),
+            )
             for archive, with_ in also:
                 key = ids.get(archive) or self._key(archive)
-                entries.append((key, seq, *(peers.get(with_) or get_peer(with_))))
-                counts[key] = counts.get(key, 0) + 1
-                latest[key] = op
-        added = {key: (n, latest[key]) for key, n in counts.items()}
-        before = conn.total_changes
-        conn.executemany("INSERT OR IGNORE INTO mam_items VALUES (?, ?, ?, ?, ?)", items)
-        fresh = conn.total_changes - before == len(items)
-        if fresh:
-            before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO mam_entries VALUES (?, ?, ?, ?)", entries)
-            fresh = conn.total_changes - before == len(entries)
+                entries += (key, seq, *(peers.get(with_) or get_peer(with_)))
+        self._last = seq
+        # Per archive (not per row, in C): how many entries, and the op of its last.
+        keys = cast(list[int], entries[0::4])
+        last_seq = dict(zip(keys, entries[1::4], strict=True))
+        op_at = dict(zip(items[0::5], ops, strict=True))
+        added = {key: (n, op_at[last_seq[key]]) for key, n in Counter(keys).items()}
+        fresh = self._insert("mam_items", 5, items) and self._insert("mam_entries", 4, entries)
         if fresh:
             conn.execute("RELEASE mam_put")
         else:  # a sid the store holds, or an archive named twice (rare): one by one
@@ -373,6 +390,26 @@ class SqliteArchiveStorage:
             self._forget_unsure()
             added = self._put_each(ops)
         self._settle(added)
+
+    def _insert(self, table: str, width: int, values: list[object]) -> bool:
+        """``INSERT OR IGNORE`` the flat rows ``values`` (``width`` a row) into
+        ``table``, :data:`_ROWS` rows a statement, the rest in statements of
+        64, 32, … 1 rows (a few shapes, kept in the connection's statement
+        cache); whether every row went in."""
+        conn = self._conn
+        before = conn.total_changes
+        rows = len(values) // width
+        at = 0
+        size = _ROWS
+        while at < len(values):
+            step = size * width
+            if at + step <= len(values):
+                statement = _inserts(table, width, size)
+                while at + step <= len(values):
+                    conn.execute(statement, values[at : at + step])
+                    at += step
+            size >>= 1
+        return conn.total_changes - before == rows
 
     def _put_each(self, ops: list[ArchivePut]) -> dict[int, tuple[int, ArchivePut]]:
         conn = self._conn

@@ -299,7 +299,10 @@ class MamService(IqService):
                 return out
             return out + self._retract_sent(ctx, event.session.jid, event.element)
         if type(event) is MessageDelivered:
-            return self._archive_delivered(ctx, event.element, event.recipient)
+            element = event.element
+            if len(element) and element[-1] is self._stamp and self._stamped[3]:
+                return []  # stamped for a local sender: archived when it was sent
+            return self._archive_delivered(ctx, element, event.recipient)
         match event:
             case Loaded(request_id=request_id, result=result):
                 return self._answer(request_id, result)
@@ -319,9 +322,8 @@ class MamService(IqService):
         return []
 
     def _archive_delivered(self, ctx: Context, element: Element, recipient: JID) -> list[Outcome]:
-        """The recipient's side of a message from outside (another server, a component)."""
-        if len(element) and element[-1] is self._stamp and self._stamped[3]:
-            return []  # stamped for a local sender: archived when it was sent
+        """The recipient's side of a message from outside (another server, a
+        component; ``observe`` returned already for a local sender's)."""
         sender = element.get("from")
         if sender is None:
             return []
@@ -345,6 +347,21 @@ class MamService(IqService):
             # stamped here: archivable, the recipient archives it, ``to`` parsed
             sid: str | None
             sid, peer, recipient, _ = self._stamped
+            owner = sender.bare
+            if self._prefs.get(owner) is _DEFAULT_PREFS and recipient != owner:
+                # The common case (docs/mam.md "Cost"): both sides, one op.
+                limits = self.limits
+                op = ArchivePut(
+                    owner,
+                    sid,
+                    peer,
+                    ctx.now,
+                    archived_bytes(element),
+                    limits.max_per_user,
+                    limits.retention,
+                    ((recipient, sender),),
+                )
+                return [Persist(op)]
         else:
             to = element.get("to")
             if to is None:
