@@ -112,3 +112,27 @@ class Peer:
         await self.expect(lambda e: e["event"] == "end")
         with trio.fail_after(30):
             await self.process.wait()
+
+
+async def persistent_room_talk(
+    nursery: trio.Nursery,
+    server: RunningServer,
+    passwords: dict[str, str],
+    room: str,
+    lines: tuple[str, ...],
+) -> tuple[Peer, Peer, dict[str, str]]:
+    """romeo (slixmpp_muc.py) makes ``room`` persistent, juliet joins and
+    says ``lines``; romeo's echoes give each line's XEP-0359 room id.
+    Returns romeo, juliet and the ids by line."""
+    romeo = await Peer.start(nursery, "slixmpp_muc.py", "romeo", passwords["romeo"], server)
+    assert (await romeo.do("join", room=room, nick="romeo"))["event"] == "ok"
+    persistent = {"muc#roomconfig_persistentroom": "1"}
+    assert (await romeo.do("configure", room=room, fields=persistent))["event"] == "ok"
+    juliet = await Peer.start(nursery, "slixmpp_muc.py", "juliet", passwords["juliet"], server)
+    assert (await juliet.do("join", room=room, nick="juliet"))["event"] == "ok"
+    sids = {}
+    for line in lines:
+        assert (await juliet.do("say", room=room, body=line))["event"] == "ok"
+        echo = await romeo.expect(lambda e, line=line: e.get("body") == line)
+        sids[line] = echo["sid"]
+    return romeo, juliet, sids

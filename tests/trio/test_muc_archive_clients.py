@@ -13,7 +13,7 @@ import pytest
 import trio
 import trustme
 from conftest import PASSWORDS, start_running
-from test_muc_clients import Peer
+from peer_support import Peer, persistent_room_talk
 
 from xmpp_sansio.server.mam.service import MamLimits
 from xmpp_trio.config import ServerConfig
@@ -30,19 +30,9 @@ async def test_a_moderated_message_is_a_tombstone_in_the_archive_and_the_history
     with trio.fail_after(120):  # the time budget of both runs
         async with trio.open_nursery() as nursery:
             server = await start_running(config, ca, tmp_path, nursery)
-            romeo = await Peer.start(nursery, "slixmpp_muc.py", "romeo", PASSWORDS["romeo"], server)
-            assert (await romeo.do("join", room=ROOM, nick="romeo"))["event"] == "ok"
-            persistent = {"muc#roomconfig_persistentroom": "1"}
-            assert (await romeo.do("configure", room=ROOM, fields=persistent))["event"] == "ok"
-            juliet = await Peer.start(
-                nursery, "slixmpp_muc.py", "juliet", PASSWORDS["juliet"], server
+            romeo, juliet, sids = await persistent_room_talk(
+                nursery, server, PASSWORDS, ROOM, ("free potions", "fine")
             )
-            assert (await juliet.do("join", room=ROOM, nick="juliet"))["event"] == "ok"
-            sids = {}
-            for line in ("free potions", "fine"):
-                assert (await juliet.do("say", room=ROOM, body=line))["event"] == "ok"
-                echo = await romeo.expect(lambda e, line=line: e.get("body") == line)
-                sids[line] = echo["sid"]
             refused = await juliet.do("moderate", room=ROOM, id=sids["free potions"])
             assert (refused["event"], refused["condition"]) == ("fail", "forbidden")
             done = await romeo.do("moderate", room=ROOM, id=sids["free potions"], reason="spam")

@@ -17,7 +17,7 @@ import pytest
 import trio
 import trustme
 from conftest import PASSWORDS, RunningServer, start_running
-from peer_support import Peer
+from peer_support import Peer, persistent_room_talk
 
 from xmpp_sansio.server.mam.service import MamLimits
 from xmpp_trio.config import ServerConfig
@@ -134,19 +134,9 @@ async def test_an_occupant_retracts_their_own_message_from_the_rooms_archive(
     with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
             server = await start_running(config, ca, tmp_path, nursery)
-            romeo = await Peer.start(nursery, "slixmpp_muc.py", "romeo", PASSWORDS["romeo"], server)
-            assert (await romeo.do("join", room=ROOM, nick="romeo"))["event"] == "ok"
-            persistent = {"muc#roomconfig_persistentroom": "1"}
-            assert (await romeo.do("configure", room=ROOM, fields=persistent))["event"] == "ok"
-            juliet = await Peer.start(
-                nursery, "slixmpp_muc.py", "juliet", PASSWORDS["juliet"], server
+            romeo, juliet, sids = await persistent_room_talk(
+                nursery, server, PASSWORDS, ROOM, ("oops", "fine")
             )
-            assert (await juliet.do("join", room=ROOM, nick="juliet"))["event"] == "ok"
-            sids = {}
-            for line in ("oops", "fine"):
-                assert (await juliet.do("say", room=ROOM, body=line))["event"] == "ok"
-                echo = await romeo.expect(lambda e, line=line: e.get("body") == line)
-                sids[line] = echo["sid"]
             # romeo (the owner, but not through XEP-0425) cannot retract juliet's message
             assert (await romeo.do("retract", room=ROOM, id=sids["fine"]))["event"] == "ok"
             await juliet.expect(lambda e: e["event"] == "groupchat" and e["nick"] == "romeo")
