@@ -121,7 +121,7 @@ from .component_config import ComponentsConfig, check_component_domains, load_co
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .federation_config import FederationConfig, load_federation
 from .http_config import HTTPConfig, load_http
-from .mam_config import DEFAULT_MAM, load_mam
+from .mam_config import DEFAULT_MAM, load_mam, load_mam_writer_thread
 from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
 
@@ -293,6 +293,8 @@ class ServerConfig:
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     mam: MamLimits = DEFAULT_MAM
+    #: ``[mam] writer_thread``: archive commits in a worker thread.
+    mam_writer_thread: bool = True
     config_path: Path | None = None
 
     @property
@@ -765,6 +767,7 @@ def load_config(path: Path | None) -> ServerConfig:
         directory=load_directory(loader, data, domains + anonymous_domains),
         federation=load_federation(loader, data),
         mam=load_mam(loader, data),
+        mam_writer_thread=load_mam_writer_thread(loader, data),
         config_path=path,
     )
     services = (

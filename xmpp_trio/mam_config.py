@@ -9,6 +9,7 @@ XEP-0313, with XEP-0359 stanza ids); see docs/mam.md::
     max_page = 250            # at most this many per page (a bigger max is capped)
     max_ids = 100             # ids in one query's "ids" field (policy-violation beyond)
     retract_window = 100      # a retraction (XEP-0424) looks among this many newest messages
+    writer_thread = true      # commit archived copies in a worker thread (false: on the event loop)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from xmpp_sansio.server.mam.service import MamLimits
 
 from .config_loader import Loader as _Loader
 
-__all__ = ["DEFAULT_MAM", "MAM_KEYS", "load_mam"]
+__all__ = ["DEFAULT_MAM", "MAM_KEYS", "load_mam", "load_mam_writer_thread"]
 
 DEFAULT_MAM: Final = MamLimits(enabled=True)
 """The server's archives when ``[mam]`` says nothing: on, as users expect
@@ -34,6 +35,7 @@ MAM_KEYS: Final = (
     "max_page",
     "max_ids",
     "retract_window",
+    "writer_thread",
 )
 
 
@@ -56,3 +58,12 @@ def load_mam(loader: _Loader, data: Mapping[str, object]) -> MamLimits:
         max_ids=count("max_ids", d.max_ids, 1, 10_000),
         retract_window=count("retract_window", d.retract_window, 1, 10_000),
     )
+
+
+def load_mam_writer_thread(loader: _Loader, data: Mapping[str, object]) -> bool:
+    """``[mam] writer_thread``: whether the archived copies of live messages
+    are committed by a worker thread (docs/mam.md "Written behind"; the
+    event loop's latency) or on the loop (a little less CPU a message on
+    one core: docs/benchmarks.md "Session 7: archive writes off the loop")."""
+    table = loader.table(data, "mam", "mam")
+    return loader.boolean(table, "writer_thread", "mam.writer_thread", True)

@@ -114,7 +114,7 @@ class XMPPServer:
         self.db = db  # the services' database connection
         self.ssl_context = ssl_context
         self.tls_info = _tls.server_tls_info(certificate_der)
-        self.services = build_services(config, store, db, archive_writer=True)
+        self.services = build_services(config, store, db, archive_writer=config.mam_writer_thread)
         self.services.client_sessions = partial(client_sessions, self)  # ad-hoc revoke
         self.router = Router(
             [

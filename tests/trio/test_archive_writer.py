@@ -32,7 +32,7 @@ from xmpp_sansio.xml import ns
 from xmpp_trio import archive_writer
 from xmpp_trio import services as services_module
 from xmpp_trio.archive_writer import ArchiveWriter
-from xmpp_trio.config import ServerConfig
+from xmpp_trio.config import ConfigError, ServerConfig, load_config
 from xmpp_trio.stores.mam import SqliteArchiveStorage
 
 BATCH = 5  # rows handed to the writer at once in these tests
@@ -289,3 +289,32 @@ def test_a_writer_that_cannot_open_its_database_keeps_the_ops(tmp_path: Path) ->
     writer.hand([1, 2])
     assert writer.wait() == [1, 2] and writer.failures == 1 and not writer.running
     writer.close()
+
+
+async def test_without_the_writer_thread_the_loop_commits_the_archive(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    # [mam] writer_thread = false: no worker; every message still archived.
+    config = dataclasses.replace(archiving(server_config), mam_writer_thread=False)
+    server = await start_running(config, ca, tmp_path, nursery)
+    assert server.server.services.archive.writer is None
+    bodies = [f"m{i}" for i in range(3 * BATCH + 1)]
+    with trio.fail_after(20):
+        async with (
+            im_session(server, JULIET) as juliet,
+            im_session(server, "romeo@localhost/garden") as romeo,
+        ):
+            await send_and_see(romeo, juliet, bodies)
+            assert bodies_of(await archive_of(juliet, page=7)) == bodies
+            assert server.server.services.archive.writer is None  # none started since
+
+
+def test_the_writer_thread_setting_loads_and_is_checked(tmp_path: Path) -> None:
+    assert load_config(None).mam_writer_thread is True
+    path = tmp_path / "xmpp.toml"
+    path.write_text("[mam]\nwriter_thread = false\n")
+    assert load_config(path).mam_writer_thread is False
+    path.write_text('[mam]\nwriter_thread = "no"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "mam.writer_thread"
