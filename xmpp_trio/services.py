@@ -103,7 +103,7 @@ __all__ = ["ServerServices", "build_services", "open_database"]
 #: flush of this many rows costs as little per row as a larger one (about
 #: 14 µs) and blocks the loop for tens of ms, not the 150 ms of a second's
 #: worth at 5,000 msgs/s (docs/benchmarks.md, "Fourth pass"). Without the
-#: archive's writer only (embedders, tests, benchmarks).
+#: archive's writer only (embedders, tests, benchmarks, `[mam] writer_thread = false`).
 _ARCHIVE_BEHIND_MAX = 1000
 #: With the writer (xmpp_trio/archive_writer.py): the puts handed to its
 #: thread at once when it is idle (a short transaction: the loop's own
