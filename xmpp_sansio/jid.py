@@ -276,6 +276,17 @@ class JID:
         return _parse(text)
 
     @classmethod
+    def parse_or_none(cls, text: str | None) -> JID | None:
+        """:meth:`parse`, or ``None`` for a missing or invalid address (where
+        a bad ``from``/``to`` is ignored rather than answered)."""
+        if text is None:
+            return None
+        try:
+            return cls.parse(text)
+        except InvalidJID:
+            return None
+
+    @classmethod
     def from_parts(cls, local: str | None, domain: str, resource: str | None = None) -> JID:
         """Build a JID from unnormalised parts (``None`` for an absent part)."""
         return cls(local, domain, resource)

@@ -63,12 +63,10 @@ async def fetch_page(
         raise ValueError("the archive answered without <fin/>")
     # The results came before the iq result on the wire, but the iq result
     # is handed over in fewer steps than a message and may overtake the
-    # last results: wait for the page's first and last ids (RSM, XEP-0059
-    # §2.6) that the <fin/> names (``trio.TooSlowError`` after ``timeout``:
-    # never a page with a silent gap).
-    wanted = {i for i in (fin.first, fin.last) if i is not None}
+    # last results: wait for the page's bounds that the <fin/> names
+    # (``trio.TooSlowError`` after ``timeout``: never a page with a silent gap).
     with trio.fail_after(timeout):
-        while not wanted <= {r.id for r in results}:
+        while not fin.bounds <= {r.id for r in results}:
             try:
                 take(await stanzas.receive())
             except trio.EndOfChannel:

@@ -511,3 +511,12 @@ def test_bare_has_no_resource_and_round_trips(text: str) -> None:
     assert (bare.local, bare.domain) == (jid.local, jid.domain)
     assert JID.parse(str(bare)) == bare
     assert JID.from_parts(jid.local, jid.domain, None) == bare
+
+
+def test_parse_or_none_gives_none_for_a_missing_or_invalid_address() -> None:
+    assert JID.parse_or_none("juliet@capulet.example/balcony") == JID.parse(
+        "juliet@capulet.example/balcony"
+    )
+    assert JID.parse_or_none(None) is None
+    assert JID.parse_or_none("") is None
+    assert JID.parse_or_none("@capulet.example") is None

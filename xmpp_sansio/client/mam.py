@@ -106,6 +106,12 @@ class Fin:
     last: str | None
     count: int | None
 
+    @property
+    def bounds(self) -> frozenset[str]:
+        """The ids of the page's first and last results (XEP-0059 §2.6):
+        results a client must have read before the page is whole."""
+        return frozenset(i for i in (self.first, self.last) if i is not None)
+
 
 def parse_fin(iq: Element) -> Fin | None:
     """The ``<fin/>`` of an iq result, or ``None`` if it has none."""

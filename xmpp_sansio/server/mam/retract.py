@@ -30,7 +30,7 @@ from typing import Final
 from xml.etree.ElementTree import Element, SubElement
 
 from ...delay import format_datetime
-from ...jid import JID, InvalidJID
+from ...jid import JID
 from ...xml.parser import parse_fragment
 from ...xml.writer import serialize
 from ..effects import Load, Outcome, Persist
@@ -88,10 +88,8 @@ def room_tombstone(author_id: str, now: float) -> Callable[[Element], Element | 
 
 
 def _from_bare(message: Element) -> JID | None:
-    try:
-        return JID.parse(message.get("from", "")).bare
-    except InvalidJID:
-        return None
+    sender = JID.parse_or_none(message.get("from"))
+    return None if sender is None else sender.bare
 
 
 def _names(message: Element, target: str) -> bool:

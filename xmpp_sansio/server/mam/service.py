@@ -33,7 +33,7 @@ from typing import ClassVar, Final
 from xml.etree.ElementTree import Element
 
 from ...errors import StanzaErrorCondition
-from ...jid import JID, InvalidJID
+from ...jid import JID
 from ...stanza import Iq, IqType, error_reply, iq_result
 from ...xml.ns import CLIENT
 from ...xml.parser import parse_fragment
@@ -237,10 +237,7 @@ class MamService(IqService):
         stamp: Element | None = None
         to = element.get("to")
         if to is not None and archivable(element):
-            try:
-                peer: JID | None = JID.parse(to)
-            except InvalidJID:
-                peer = None
+            peer = JID.parse_or_none(to)
             server = self.server
             if (
                 peer is not None
@@ -274,10 +271,8 @@ class MamService(IqService):
     def _is_local(self, by: str | None) -> bool:
         if by is None:
             return False
-        try:
-            return self.server.is_local(JID.parse(by).domain)
-        except InvalidJID:
-            return False
+        jid = JID.parse_or_none(by)
+        return jid is not None and self.server.is_local(jid.domain)
 
     # -- observe: archiving --------------------------------------------------
 
@@ -324,14 +319,8 @@ class MamService(IqService):
     def _archive_delivered(self, ctx: Context, element: Element, recipient: JID) -> list[Outcome]:
         """The recipient's side of a message from outside (another server, a
         component; ``observe`` returned already for a local sender's)."""
-        sender = element.get("from")
-        if sender is None:
-            return []
-        try:
-            from_ = JID.parse(sender)
-        except InvalidJID:
-            return []
-        if self.server.is_local(from_.domain) or not archivable(element):
+        from_ = JID.parse_or_none(element.get("from"))
+        if from_ is None or self.server.is_local(from_.domain) or not archivable(element):
             return []  # a local sender's message was archived when it was sent
         sid = _stamped(element, recipient)
         if sid is None:
@@ -363,14 +352,10 @@ class MamService(IqService):
                 )
                 return [Persist(op)]
         else:
-            to = element.get("to")
-            if to is None:
+            found = JID.parse_or_none(element.get("to"))
+            if found is None:
                 return []
-            try:
-                peer = JID.parse(to)
-            except InvalidJID:
-                return []
-            recipient = peer.bare
+            peer, recipient = found, found.bare
             sid = _stamped(element, recipient)
         owner = sender.bare
         if sid is None and not archivable(element):
@@ -397,12 +382,8 @@ class MamService(IqService):
                 continue
             element = parse_fragment(op.stanza)
             sid = _stamped(element, op.user)
-            sender = element.get("from")
-            if sid is None or sender is None:
-                continue
-            try:
-                from_ = JID.parse(sender)
-            except InvalidJID:
+            from_ = JID.parse_or_none(element.get("from"))
+            if sid is None or from_ is None:
                 continue
             if not self.server.is_local(from_.domain):
                 out.append(self._put(ctx, op.user, sid, from_, archived_bytes(element)))
@@ -414,10 +395,10 @@ class MamService(IqService):
     def _retract_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
         """A local account retracts a message: its archive and a local
         recipient's each look for it (by its origin id, from ``sender``)."""
-        try:
-            peer = JID.parse(element.get("to", "")).bare
-        except InvalidJID:
+        to = JID.parse_or_none(element.get("to"))
+        if to is None:
             return []
+        peer = to.bare
         out = self._retract(ctx, sender.bare, peer, element, sender)
         if peer != sender.bare and self.server.is_local(peer.domain) and peer.local:
             out += self._retract(ctx, peer, sender, element)
