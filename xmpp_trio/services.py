@@ -46,6 +46,7 @@ from xmpp_sansio.server.effects import (
     OfflineDelete,
     OfflinePage,
     OfflinePush,
+    OfflineRemove,
     Persist,
     PrivateDelete,
     PrivatePut,
@@ -334,6 +335,7 @@ class ServerServices:
         self.writers: dict[type[StoreOp], Callable[[StoreOp], None]] = {
             OfflinePush: offline.write,
             OfflineDelete: offline.write,
+            OfflineRemove: offline.write,
             VCardPut: vcards.write,
             VCardDelete: vcards.write,
             PrivatePut: private.write,

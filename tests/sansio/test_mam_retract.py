@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_mam import JULIET, NURSE, ROMEO, World, form, to_session
 
-from xmpp_sansio.server.mam.retract import RETRACT_NS
+from xmpp_sansio.server.mam.retract import RETRACT_NS, RETRACT_TOMBSTONE
 from xmpp_sansio.server.mam.service import MamLimits
 from xmpp_sansio.testing import x
 
@@ -70,6 +70,7 @@ def test_the_senders_and_the_recipients_copies_become_tombstones_with_their_ids(
         assert first.find(C + "body") is None
         stamp = first.find(R + "retracted")
         assert stamp is not None and stamp.get("stamp") == "1970-01-12T13:46:40Z"
+        assert stamp.get("id") == "r-o1"  # the retraction's own id
         origin = first.find("{urn:xmpp:sid:0}origin-id")
         assert origin is not None and origin.get("id") == "o1"
         assert first.get("from") == "romeo@example.com/orchard"
@@ -179,10 +180,25 @@ def test_a_remote_senders_retraction_reaches_the_local_recipients_archive() -> N
     assert archived(w, JULIET)[0].findtext(C + "body") is None
 
 
-def test_the_account_advertises_retraction() -> None:
-    """XEP-0424 §2: a server that keeps retractions for later retrieval says so."""
+def test_the_account_advertises_retraction_and_tombstones() -> None:
+    """XEP-0424 §2: a server that keeps retractions for later retrieval says
+    so; "Tombstones": one that replaces retracted messages MUST say so too."""
     w = World(MamLimits(enabled=True))
     assert RETRACT_NS in w.router.account_features()
+    assert RETRACT_TOMBSTONE in w.router.account_features()
+
+
+def test_a_retraction_without_an_id_attribute_is_named_by_its_origin_id() -> None:
+    w = World(MamLimits(enabled=True))
+    original(w, "o1")
+    w.send(
+        ROMEO,
+        "<message to='juliet@example.com' type='chat'><body>r</body>"
+        "<retract xmlns='urn:xmpp:message-retract:1' id='o1'/>"
+        "<origin-id xmlns='urn:xmpp:sid:0' id='r-origin'/></message>",
+    )
+    dead = archived(w, JULIET)[0].find(R + "retracted")
+    assert dead is not None and dead.get("id") == "r-origin"
 
 
 USERS = {ROMEO: "romeo", JULIET: "juliet", NURSE: "nurse"}

@@ -54,6 +54,7 @@ __all__ = [
     "OfflineDelete",
     "OfflinePage",
     "OfflinePush",
+    "OfflineRemove",
     "Outcome",
     "Persist",
     "PrivateDelete",
@@ -121,6 +122,15 @@ class OfflineDelete:
 
     user: JID
     upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineRemove:
+    """Remove ``user``'s stored message ``id`` only (a retracted original,
+    XEP-0424 Business Rules; nothing if it is gone already)."""
+
+    user: JID
+    id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +315,7 @@ StoreOp = (
     | DirectoryListing
     | OfflinePush
     | OfflineDelete
+    | OfflineRemove
     | RosterPut
     | RosterDelete
     | BlockAdd

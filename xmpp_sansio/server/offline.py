@@ -48,6 +48,16 @@ Which messages are stored (XEP-0160 §3, XEP-0085 §5.8, XEP-0334 §4):
   (XEP-0160 §3, XEP-0085 §5.8) and silently dropped, unless it carries a
   ``<store/>`` hint;
 * a ``<store/>`` hint forces storage of any chat or normal message.
+
+Retractions (XEP-0424): a retraction stored for an account is kept like any
+message, and the original it names, if still stored, is dropped from the
+queue (Business Rules: a service SHOULD prevent further distribution of a
+retracted message): the one stored before it, from the same bare JID, with
+that origin id (or ``id``). One :class:`Load` of the queue, then an
+:class:`OfflineRemove`. So the account gets only the retraction, and its
+archive the tombstone; a tombstone is not sent live (it is an archive's
+record, XEP-0424 "Tombstones"). A flush already delivering the original
+delivers it, as to an online client.
 """
 
 from __future__ import annotations
@@ -73,9 +83,11 @@ from .effects import (
     OfflineDelete,
     OfflinePage,
     OfflinePush,
+    OfflineRemove,
     Persist,
     StoreOp,
 )
+from .mam.retract import RETRACT, retracted_id, retracts
 from .service import Service
 from .stages import (
     Abandoned,
@@ -214,6 +226,9 @@ class MemoryOfflineStorage:
                 case OfflineDelete():
                     queue = [m for m in queues.get(op.user.bare, ()) if m.id > op.upto]
                     queues[op.user.bare] = queue
+                case OfflineRemove():
+                    queue = [m for m in queues.get(op.user.bare, ()) if m.id != op.id]
+                    queues[op.user.bare] = queue
                 case _:
                     raise TypeError(f"not an offline op: {op!r}")
         self._queues = {user: queue for user, queue in queues.items() if queue}
@@ -297,6 +312,17 @@ class _Receipt:
     last: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _RetractRead:
+    """The :class:`Load` of ``user``'s queue to find the message stored
+    before id ``before`` that ``retractor`` (bare) retracts as ``target``."""
+
+    user: JID
+    retractor: JID
+    target: str
+    before: int
+
+
 class OfflineService(Service):
     """XEP-0160 offline storage over an :class:`OfflineStorage`.
 
@@ -333,6 +359,8 @@ class OfflineService(Service):
         # stored one), and the highest id deleted by account.
         self._pushed: dict[JID, list[StoredMessage]] = {}
         self._deleted: dict[JID, int] = {}
+        # single messages removed (retracted originals), by account
+        self._removed: dict[JID, set[int]] = {}
         self._next_id: int | None = None  # read from the storage when first needed
 
     handles: ClassVar[tuple[type[Request], ...]] = (Undeliverable,)
@@ -369,6 +397,8 @@ class OfflineService(Service):
             case Loaded():
                 if isinstance(event.request_id, _PageRead):
                     return self._page_loaded(event.request_id, event.result)
+                if isinstance(event.request_id, _RetractRead):
+                    return self._retract_loaded(event.request_id, event.result)
         return []
 
     # -- the write-through overlay (see the module docstring) ----------------
@@ -377,6 +407,10 @@ class OfflineService(Service):
         """What :meth:`OfflineStorage.peek` will return once the writes
         returned so far are committed."""
         pushed = self._pushed.get(user, ())
+        removed = self._removed.get(user)
+        if removed:  # rare: a retracted original's removal not yet committed
+            stored = self._storage.peek(user, None, after_id=self._deleted.get(user, 0))
+            return [m for m in [*stored, *pushed] if m.id not in removed][:limit]
         stored = self._storage.peek(user, limit, after_id=self._deleted.get(user, 0))
         if not pushed:
             return stored
@@ -384,7 +418,7 @@ class OfflineService(Service):
 
     def _count(self, user: JID) -> int:
         pushed = len(self._pushed.get(user, ()))
-        if user in self._deleted:
+        if user in self._deleted or user in self._removed:
             return len(self._peek(user))  # rare: a delete not yet committed
         return self._storage.count(user) + pushed
 
@@ -424,8 +458,17 @@ class OfflineService(Service):
                 case OfflineDelete():
                     if self._deleted.get(op.user) == op.upto:
                         del self._deleted[op.user]
+                case OfflineRemove():
+                    self._forget_removal(op.user, op.id)
                 case _:
                     pass  # another store's
+
+    def _forget_removal(self, user: JID, id_: int) -> None:
+        removed = self._removed.get(user)
+        if removed is not None:
+            removed.discard(id_)
+            if not removed:
+                del self._removed[user]
 
     def _abandoned(self, pending: tuple[StoreOp, ...]) -> None:
         """A call raised: keep only the writes the I/O layer still holds."""
@@ -437,10 +480,14 @@ class OfflineService(Service):
             else:
                 del self._pushed[user]
         deleted: dict[JID, int] = {}
+        removed: dict[JID, set[int]] = {}
         for op in pending:
             if isinstance(op, OfflineDelete):
                 deleted[op.user] = max(op.upto, deleted.get(op.user, 0))
+            elif isinstance(op, OfflineRemove):
+                removed.setdefault(op.user, set()).add(op.id)
         self._deleted = deleted
+        self._removed = removed
 
     def _account_removed(self, account: JID) -> list[Outcome]:
         """Drop the removed account's stored messages."""
@@ -467,7 +514,48 @@ class OfflineService(Service):
         user = recipient.bare
         if self._count(user) >= self._max_per_user:
             return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
-        return [self._push(user, element, now)]
+        pushed = self._push(user, element, now)
+        if element.find(RETRACT) is None:  # the one check on the offline path
+            return [pushed]
+        return [pushed, *self._retraction(user, element, pushed)]
+
+    # -- XEP-0424 retractions (see the module docstring) -----------------------
+
+    def _retraction(self, user: JID, element: Element, pushed: Persist) -> list[Outcome]:
+        """A retraction stored for ``user``: read the queue to find the
+        original (:meth:`_retract_loaded`)."""
+        target = retracted_id(element)
+        sender = JID.parse_or_none(element.get("from"))
+        if target is None or sender is None or not isinstance(pushed.op, OfflinePush):
+            return []
+        read = _RetractRead(user, sender.bare, target, pushed.op.id)
+        after = self._deleted.get(user, 0)
+        return [Load(read, OfflinePage(user, after, max(self._max_per_user, 1)))]
+
+    def _retract_loaded(self, read: _RetractRead, result: object) -> list[Outcome]:
+        """Remove the newest stored message before the retraction that it
+        retracts (XEP-0424 Business Rules: same bare JID, that id)."""
+        if not isinstance(result, list):
+            return []  # a failed read: the original stays (the archive has the tombstone)
+        user = read.user
+        gone = self._removed.get(user, set())
+        after = self._deleted.get(user, 0)
+        queue = [*result, *self._pushed.get(user, ())]
+        for item in reversed(queue):
+            if item.id >= read.before or item.id <= after or item.id in gone:
+                continue
+            try:
+                message = parse_fragment(item.stanza)
+            except ValueError:
+                continue
+            if not retracts(message, read.retractor, read.target):
+                continue
+            pushed = self._pushed.get(user)
+            if pushed is not None and item in pushed:
+                pushed.remove(item)
+            self._removed.setdefault(user, set()).add(item.id)
+            return [Persist(OfflineRemove(user, item.id))]
+        return []
 
     def _presence_broadcast(
         self, session: BoundSession, element: Element, initial: bool
@@ -535,6 +623,9 @@ class OfflineService(Service):
         if len(stored) < self._page_size:
             last = stored[-1].id if stored else after
             page.extend(m for m in self._pushed.get(read.user, ()) if m.id > max(last, after))
+        removed = self._removed.get(read.user)
+        if removed:
+            page = [m for m in page if m.id not in removed]
         return page[: self._page_size]
 
     def _page_loaded(self, read: _PageRead, result: object) -> list[Outcome]:

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from typing import Final
 
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server.effects import LoadQuery, OfflineDelete, OfflinePage, OfflinePush, StoreOp
+from xmpp_sansio.server.effects import (
+    LoadQuery,
+    OfflineDelete,
+    OfflinePage,
+    OfflinePush,
+    OfflineRemove,
+    StoreOp,
+)
 from xmpp_sansio.server.offline import StoredMessage
 
 from ._sql import apply_ops
@@ -84,6 +91,11 @@ class SqliteOfflineStorage:
                 self._conn.execute(
                     "DELETE FROM offline_messages WHERE user = ? AND id <= ?",
                     (str(op.user.bare), op.upto),
+                )
+            case OfflineRemove():
+                self._conn.execute(
+                    "DELETE FROM offline_messages WHERE user = ? AND id = ?",
+                    (str(op.user.bare), op.id),
                 )
             case _:
                 raise TypeError(f"not an offline op: {op!r}")

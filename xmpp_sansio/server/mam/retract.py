@@ -7,9 +7,12 @@ is delivered and archived like any other (XEP-0424, Business Rules: the
 archiving service MUST store the retraction). Besides, the archive copies of the
 message it names are replaced by a *tombstone* (XEP-0424's archive section):
 the same message with its payloads (body and anything else that would leak
-it) replaced by ``<retracted stamp='…'/>``; its ``<origin-id/>`` and
-``<stanza-id/>`` stay, so a client paging MAM matches it to the
-retraction, and it keeps its place and XEP-0359 id in the archive.
+it) replaced by ``<retracted id='…' stamp='…'/>`` (``id``: the retraction's
+own id, which clients such as slixmpp and Monal read; ``stamp``: when it was
+retracted); its ``<origin-id/>`` and ``<stanza-id/>`` stay, so a client
+paging MAM matches it to the retraction, and it keeps its place and XEP-0359
+id in the archive. The accounts advertise ``urn:xmpp:message-retract:1#tombstone``
+(:data:`RETRACT_TOMBSTONE`: a service that keeps tombstones MUST).
 
 Who may retract (Business Rules): only the original sender. In a user archive the message
 is named by its XEP-0359 ``<origin-id/>`` (clients MUST set one), and only an
@@ -40,13 +43,18 @@ __all__ = [
     "RETRACT",
     "RETRACTED",
     "RETRACT_NS",
+    "RETRACT_TOMBSTONE",
     "Retractions",
     "retracted_id",
+    "retraction_ref",
+    "retracts",
     "room_tombstone",
     "tombstone",
 ]
 
 RETRACT_NS: Final = "urn:xmpp:message-retract:1"
+#: XEP-0424 "Tombstones": a service that replaces retracted messages MUST advertise it.
+RETRACT_TOMBSTONE: Final = f"{RETRACT_NS}#tombstone"
 RETRACT: Final = f"{{{RETRACT_NS}}}retract"
 RETRACTED: Final = f"{{{RETRACT_NS}}}retracted"
 _ORIGIN_ID: Final = "{urn:xmpp:sid:0}origin-id"
@@ -60,12 +68,30 @@ def retracted_id(element: Element) -> str | None:
     return None if retract is None else retract.get("id") or None
 
 
-def tombstone(message: Element, now: float, keep: Callable[[Element], bool]) -> Element:
-    """A XEP-0424 tombstone: ``message`` with only its children that ``keep`` (ids)
-    and a ``<retracted stamp/>`` (the time of the retraction)."""
+def retraction_ref(element: Element) -> str | None:
+    """How a tombstone names the retraction ``element``: its ``id``
+    attribute, or without one its XEP-0359 origin id (``None``: neither)."""
+    ref = element.get("id")
+    if ref:
+        return ref
+    origin = element.find(_ORIGIN_ID)
+    return None if origin is None else origin.get("id") or None
+
+
+def tombstone(
+    message: Element, now: float, keep: Callable[[Element], bool], ref: str | None = None
+) -> Element:
+    """A XEP-0424 tombstone: ``message`` with only its children that ``keep``
+    (ids) and a ``<retracted id? stamp/>``: ``ref`` names the retraction
+    (:func:`retraction_ref`), ``stamp`` is the time of the retraction."""
     dead = Element(message.tag, dict(message.attrib))
     dead.extend(child for child in message if keep(child))
-    SubElement(dead, RETRACTED, {"stamp": format_datetime(now)})
+    attrs = (
+        {"stamp": format_datetime(now)}
+        if ref is None
+        else {"id": ref, "stamp": format_datetime(now)}
+    )
+    SubElement(dead, RETRACTED, attrs)
     return dead
 
 
@@ -92,6 +118,19 @@ def _from_bare(message: Element) -> JID | None:
     return None if sender is None else sender.bare
 
 
+def retracts(message: Element, retractor: JID, target: str) -> bool:
+    """Whether a 1:1 retraction of ``target`` by ``retractor`` (bare)
+    applies to ``message`` (XEP-0424 Business Rules: the original and the
+    retraction from the same bare JID): it names it, its sender is
+    ``retractor``, and it is neither a retraction nor a tombstone."""
+    return (
+        _names(message, target)
+        and _from_bare(message) == retractor
+        and message.find(RETRACT) is None
+        and message.find(RETRACTED) is None
+    )
+
+
 def _names(message: Element, target: str) -> bool:
     """Whether ``message`` is the one a 1:1 retraction names: its origin id
     (XEP-0359 §3.2) or, without one, its ``id`` attribute."""
@@ -106,19 +145,27 @@ class Retractions:
     an archive, the retracting account and the retracted id."""
 
     def __init__(self) -> None:
-        self._pending: dict[Hashable, tuple[JID, JID, str, float]] = {}
+        self._pending: dict[Hashable, tuple[JID, JID, str, float, str | None]] = {}
         self._next = 0
 
     def request(
-        self, archive: JID, peer: JID, retractor: JID, target: str, now: float, window: int
+        self,
+        archive: JID,
+        peer: JID,
+        retractor: JID,
+        target: str,
+        now: float,
+        window: int,
+        ref: str | None = None,
     ) -> Load:
         """Read ``archive``'s newest ``window`` messages with ``peer`` (bare)
-        to find the one ``retractor`` (bare) sent as ``target``."""
+        to find the one ``retractor`` (bare) sent as ``target``; ``ref``
+        names the retraction in the tombstone (:func:`retraction_ref`)."""
         self._next += 1
         request_id = ("retract", self._next)
         if len(self._pending) > 10_000:  # answers lost (a store that failed): forget them
             self._pending.clear()
-        self._pending[request_id] = (archive, retractor, target, now)
+        self._pending[request_id] = (archive, retractor, target, now, ref)
         return Load(request_id, ArchiveQuery(archive, max=window, with_=peer, before=""))
 
     def loaded(self, request_id: Hashable, result: object) -> list[Outcome] | None:
@@ -127,7 +174,7 @@ class Retractions:
         pending = self._pending.pop(request_id, None)
         if pending is None:
             return None
-        archive, retractor, target, now = pending
+        archive, retractor, target, now, ref = pending
         if not isinstance(result, ArchivePage):
             return []
         for item in reversed(result.items):
@@ -140,6 +187,6 @@ class Retractions:
                 continue
             if message.find(RETRACTED) is not None:
                 return []
-            dead = serialize(tombstone(message, now, _ids), "")
+            dead = serialize(tombstone(message, now, _ids, ref), "")
             return [Persist(ArchiveReplace(archive, item.sid, dead))]
         return []

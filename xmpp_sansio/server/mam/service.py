@@ -64,7 +64,14 @@ from .query import (
     query_form,
     result_message,
 )
-from .retract import RETRACT, RETRACT_NS, Retractions, retracted_id
+from .retract import (
+    RETRACT,
+    RETRACT_NS,
+    RETRACT_TOMBSTONE,
+    Retractions,
+    retracted_id,
+    retraction_ref,
+)
 from .store import (
     ArchiveMeta,
     ArchivePage,
@@ -158,7 +165,7 @@ class MamService(IqService):
 
     server_features: ClassVar[tuple[str, ...]] = ()
     #: XEP-0424 §2: retractions are kept and turn archived messages into tombstones.
-    account_features: ClassVar[tuple[str, ...]] = (MAM, EXTENDED, RETRACT_NS)
+    account_features: ClassVar[tuple[str, ...]] = (MAM, EXTENDED, RETRACT_NS, RETRACT_TOMBSTONE)
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TRANSFORM})
     observes: ClassVar[tuple[type[Event], ...]] = (
         MessageSent,
@@ -414,7 +421,10 @@ class MamService(IqService):
             return []
         retractor = (peer if by is None else by).bare
         window = self.limits.retract_window
-        return [self._retractions.request(archive, peer.bare, retractor, target, ctx.now, window)]
+        ref = retraction_ref(element)
+        return [
+            self._retractions.request(archive, peer.bare, retractor, target, ctx.now, window, ref)
+        ]
 
     # -- handle: queries ------------------------------------------------------
 
