@@ -54,12 +54,22 @@ class Peer:
 
     @classmethod
     async def start(
-        cls, nursery: trio.Nursery, script: str, user: str, password: str, server: RunningServer
+        cls,
+        nursery: trio.Nursery,
+        script: str,
+        user: str,
+        password: str,
+        server: RunningServer,
+        *,
+        resource: str | None = None,
+        domain: str = "localhost",
     ) -> Peer:
+        """``user@domain/resource`` (the resource: the script's first word
+        unless given) logged in to ``server``."""
         command = [
             sys.executable,
             str(PEERS / script),
-            f"{user}@localhost/{script.split('_')[0]}",
+            f"{user}@{domain}/{resource or script.split('_')[0]}",
             password,
             "127.0.0.1",
             str(server.starttls_port),
