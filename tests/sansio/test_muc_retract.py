@@ -18,7 +18,7 @@ def retract(world: World, who: str, sid: str) -> list[Element]:
     world.now += 1
     return world.send(
         who,
-        f"<message to='{ROOM}' type='groupchat'>"
+        f"<message to='{ROOM}' type='groupchat' id='r-{sid}'>"
         f"<retract xmlns='urn:xmpp:message-retract:1' id='{sid}'/>"
         "<fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/>"
         "<body>retracted</body></message>",
@@ -29,6 +29,7 @@ def assert_own_tombstone(message: Element, sid: str) -> None:
     assert message.find(f"{C}body") is None
     retracted = message.find(f"{RETRACT}retracted")
     assert retracted is not None and retracted.get("stamp")
+    assert retracted.get("id") == f"r-{sid}"  # names the retraction
     assert retracted.find("*") is None  # no <moderated/>: the author's own
     stored = message.find(SID)
     assert stored is not None and stored.get("id") == sid
@@ -73,3 +74,15 @@ def test_a_message_older_than_the_history_is_retracted_in_the_archive() -> None:
     said(world, "alice", "newer")
     retract(world, "alice", old)
     assert_own_tombstone(archived(world)[0], old)
+
+
+def test_a_room_advertises_retraction_and_tombstones() -> None:
+    """XEP-0424 §2 and "Tombstones" (MUST, for a service that keeps them)."""
+    world = World()
+    world.create()
+    (info,) = world.send(
+        "owner",
+        f"<iq type='get' id='d' to='{ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    )
+    features = {f.get("var") for f in info.iter("{http://jabber.org/protocol/disco#info}feature")}
+    assert {"urn:xmpp:message-retract:1", "urn:xmpp:message-retract:1#tombstone"} <= features

@@ -99,16 +99,19 @@ def _ids(child: Element) -> bool:
     return child.tag in (_ORIGIN_ID, _STANZA_ID)
 
 
-def room_tombstone(author_id: str, now: float) -> Callable[[Element], Element | None]:
+def room_tombstone(
+    author_id: str, now: float, ref: str | None = None
+) -> Callable[[Element], Element | None]:
     """The tombstone maker of an occupant's own retraction in a room (the
     MUC's ``Tombstone``): ``None`` (nothing changes) unless the message's
-    XEP-0421 occupant id is ``author_id``, the retracting occupant's."""
+    XEP-0421 occupant id is ``author_id``, the retracting occupant's;
+    ``ref`` names the retraction (:func:`retraction_ref`)."""
 
     def make(message: Element) -> Element | None:
         found = message.find(_OCCUPANT_ID)
         if found is None or found.get("id") != author_id:
             return None
-        return tombstone(message, now, lambda c: c.tag in (_OCCUPANT_ID, _STANZA_ID))
+        return tombstone(message, now, lambda c: c.tag in (_OCCUPANT_ID, _STANZA_ID), ref)
 
     return make
 

@@ -123,6 +123,8 @@ def room_features(room: Room) -> tuple[str, ...]:
         ns.REGISTER,
         "urn:xmpp:sid:0",
         MODERATE,
+        RETRACT,  # XEP-0424 §2 and "Tombstones": own retractions kept as tombstones
+        f"{RETRACT}#tombstone",
         *(("urn:xmpp:mam:2", "urn:xmpp:mam:2#extended") if room.archiving else ()),
     )
 

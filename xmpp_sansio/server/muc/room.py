@@ -38,7 +38,7 @@ from ...forms import (
 from ...jid import JID
 from ...stanza import Message, MessageType, Presence, PresenceType, with_attrs
 from ..effects import Bounce, Deliver, Outcome, Persist, Route
-from ..mam.retract import retracted_id, room_tombstone
+from ..mam.retract import retracted_id, retraction_ref, room_tombstone
 from . import codes
 from .blocks import Blocks, RoomBlockers, blocks_sender
 from .config import MucLimits, RoomConfig
@@ -553,7 +553,8 @@ class Room:
         out_el.append(Element(SID + "stanza-id", {"id": sid, "by": str(self.jid)}))
         if (target := retracted_id(out_el)) is not None:
             # XEP-0424: the author's own message (by occupant id) becomes a tombstone
-            self.history.retract(self.jid, target, room_tombstone(occupant.id, self.now))
+            dead = room_tombstone(occupant.id, self.now, retraction_ref(msg.element))
+            self.history.retract(self.jid, target, dead)
         if msg.body is not None:
             keep = min(self.config.history_length, self.limits.max_history)
             archived = None
