@@ -170,7 +170,8 @@ class OfflineStorage(Protocol):
 
     def apply(self, ops: Sequence[StoreOp]) -> None:
         """Carry out ``ops`` (:class:`OfflinePush` with the id it names, no
-        quota check; :class:`OfflineDelete`), in order, all or nothing: a push
+        quota check; :class:`OfflineDelete`; :class:`OfflineRemove`, one
+        message, nothing if it is gone), in order, all or nothing: a push
         whose id is taken raises, and nothing of ``ops`` is applied."""
         ...
 
