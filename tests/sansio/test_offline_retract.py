@@ -178,3 +178,12 @@ def test_offline_juliet_gets_exactly_what_was_not_retracted_by_its_sender(
         else:
             s.router.route(ROMEO if sender == "romeo" else NURSE, x(xml))
     assert come_online(s) == [body for _, body in expected]
+
+
+def test_a_full_queue_refuses_the_retraction_but_still_drops_its_original() -> None:
+    s = Setup(max_per_user=1)
+    s.send(chat("o1"))
+    effects = s.send(retraction("o1"))
+    (bounce,) = delivered(effects, ROMEO)
+    assert bounce.get("type") == "error"
+    assert s.storage.count(JULIET) == 0

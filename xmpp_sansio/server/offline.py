@@ -57,7 +57,8 @@ that origin id (or ``id``). One :class:`Load` of the queue, then an
 :class:`OfflineRemove`. So the account gets only the retraction, and its
 archive the tombstone; a tombstone is not sent live (it is an archive's
 record, XEP-0424 "Tombstones"). A flush already delivering the original
-delivers it, as to an online client.
+delivers it, as to an online client. A full queue bounces the retraction
+(``service-unavailable``) but still drops its original.
 """
 
 from __future__ import annotations
@@ -424,10 +425,8 @@ class OfflineService(Service):
         return self._storage.count(user) + pushed
 
     def _push(self, user: JID, element: Element, now: float) -> Persist:
-        if self._next_id is None:
-            self._next_id = self._storage.last_id() + 1
-        message = StoredMessage(self._next_id, serialize(element), now)
-        self._next_id += 1
+        message = StoredMessage(self._upcoming_id(), serialize(element), now)
+        self._next_id = message.id + 1
         self._final.discard(user)  # a flush under way has one more to read
         self._pushed.setdefault(user, []).append(message)
         return Persist(OfflinePush(user, message.id, message.stanza, message.stamp), element)
@@ -514,22 +513,33 @@ class OfflineService(Service):
             return []
         user = recipient.bare
         if self._count(user) >= self._max_per_user:
-            return [Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)]
+            bounce = Bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            if element.find(RETRACT) is None:
+                return [bounce]
+            # a full queue refuses the retraction but still drops its original
+            return [bounce, *self._retraction(user, element, self._upcoming_id())]
         pushed = self._push(user, element, now)
         if element.find(RETRACT) is None:  # the one check on the offline path
             return [pushed]
-        return [pushed, *self._retraction(user, element, pushed)]
+        return [pushed, *self._retraction(user, element, self._upcoming_id() - 1)]
 
     # -- XEP-0424 retractions (see the module docstring) -----------------------
 
-    def _retraction(self, user: JID, element: Element, pushed: Persist) -> list[Outcome]:
-        """A retraction stored for ``user``: read the queue to find the
-        original (:meth:`_retract_loaded`)."""
+    def _upcoming_id(self) -> int:
+        """The id the next push will take."""
+        if self._next_id is None:
+            self._next_id = self._storage.last_id() + 1
+        return self._next_id
+
+    def _retraction(self, user: JID, element: Element, before: int) -> list[Outcome]:
+        """A retraction for offline ``user`` (stored as id ``before``, or
+        refused: then ``before`` is the next id): read the queue to find
+        the original (:meth:`_retract_loaded`)."""
         target = retracted_id(element)
         sender = JID.parse_or_none(element.get("from"))
-        if target is None or sender is None or not isinstance(pushed.op, OfflinePush):
+        if target is None or sender is None:
             return []
-        read = _RetractRead(user, sender.bare, target, pushed.op.id)
+        read = _RetractRead(user, sender.bare, target, before)
         after = self._deleted.get(user, 0)
         return [Load(read, OfflinePage(user, after, max(self._max_per_user, 1)))]
 
