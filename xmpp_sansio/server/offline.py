@@ -561,10 +561,7 @@ class OfflineService(Service):
                 continue
             if not retracts(message, read.retractor, read.target):
                 continue
-            pushed = self._pushed.get(user)
-            if pushed is not None and item in pushed:
-                pushed.remove(item)
-            self._removed.setdefault(user, set()).add(item.id)
+            self._removed.setdefault(user, set()).add(item.id)  # the overlay, until committed
             return [Persist(OfflineRemove(user, item.id))]
         return []
 
