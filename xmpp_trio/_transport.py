@@ -37,6 +37,7 @@ import trio
 
 from xmpp_sansio.http import WebSocketStream
 
+from . import _read_ahead
 from ._openssl_stream import OpenSSLContext, OpenSSLSocket, TLSContext
 
 __all__ = [
@@ -167,7 +168,16 @@ class SocketTransport(_Base):
     """One TCP connection, optionally under TLS; used by one reader task and
     one writer at a time."""
 
-    __slots__ = ("_closed", "_records", "_recv", "_send", "_send_needs_read", "_sock", "peer")
+    __slots__ = (
+        "_closed",
+        "_pending",
+        "_records",
+        "_recv",
+        "_send",
+        "_send_needs_read",
+        "_sock",
+        "peer",
+    )
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -181,6 +191,8 @@ class SocketTransport(_Base):
         self._closed = False
         self._send_needs_read = False
         self._records = False  # TLS is on: a read takes every record that arrived
+        # With OpenSSL's read-ahead on (see _read_ahead): its SSL_has_pending.
+        self._pending: Callable[[], int] | None = None
         try:
             host, port, *_ = sock.getpeername()
             self.peer = f"{host}:{port}"
@@ -202,6 +214,9 @@ class SocketTransport(_Base):
         """Wrap the socket in TLS and run the handshake (cancellable; on
         cancellation or failure the caller closes the transport)."""
         self._check()
+        # The server's contexts only (a client's may be its caller's, read by
+        # code that polls the socket); copied into each connection at SSL_new.
+        ahead = server_side and isinstance(context, ssl.SSLContext) and _read_ahead.enable(context)
         tls = context.wrap_socket(
             self._sock,
             server_side=server_side,
@@ -211,6 +226,8 @@ class SocketTransport(_Base):
         self._sock = tls
         self._recv, self._send = _tls_calls(tls)
         self._records = True
+        if ahead and isinstance(tls, ssl.SSLSocket):
+            self._pending = _read_ahead.pending(tls)
         while True:
             self._check()
             try:
@@ -267,7 +284,7 @@ class SocketTransport(_Base):
     async def receive_some(self, max_bytes: int, *, gather: bool = False) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream. Under
         TLS with ``gather``, every complete record that arrived is read (see
-        :meth:`_more_records`), not only the first."""
+        :meth:`_buffered_records` and :meth:`_more_records`), not only the first."""
         await trio.lowlevel.checkpoint_if_cancelled()
         waited = False
         while True:
@@ -294,8 +311,30 @@ class SocketTransport(_Base):
                 # that every async operation is a scheduling point).
                 await trio.lowlevel.cancel_shielded_checkpoint()
             if gather and self._records and data and len(data) < max_bytes:
+                if self._pending is not None:
+                    return self._buffered_records(data, max_bytes, self._pending)
                 return self._more_records(data, max_bytes)
             return data
+
+    def _buffered_records(self, data: bytes, max_bytes: int, pending: Callable[[], int]) -> bytes:
+        """After a TLS read with OpenSSL's read-ahead: the records it took
+        behind the first one (one ``read()`` takes what the kernel held, see
+        :mod:`._read_ahead`), read while OpenSSL holds bytes of one, up to
+        ``max_bytes``, stopping at the first that would block (a record still
+        arriving). What is left in the kernel is the next read's."""
+        recv = self._recv
+        chunks = [data]
+        size = len(data)
+        while size < max_bytes and pending():
+            try:
+                more = recv(max_bytes - size)
+            except (OSError, ValueError):  # would block, or an error the next read meets again
+                break
+            if not more:
+                break
+            chunks.append(more)
+            size += len(more)
+        return data if len(chunks) == 1 else b"".join(chunks)
 
     def _more_records(self, data: bytes, max_bytes: int) -> bytes:
         """After a TLS read: the records the peer sent behind the first one.

@@ -188,8 +188,17 @@ async def test_presence_flood_does_not_starve_another_clients_pings(
     server_config: object, start_server: Starter
 ) -> None:
     """Juliet's 300 subscribers make each presence she sends cost 300 routings;
-    one read of her flood holds 2,000 presences. Romeo's pings are answered
-    meanwhile (the reader yields between slices of stanzas)."""
+    one read of her flood holds thousands of presences (TLS records of up to
+    16 KB, gathered up to 64 KB). Romeo's pings are answered meanwhile (the
+    reader yields between slices of stanzas, ``_session._SLICE``).
+
+    The bound is relative to this machine's speed at the moment: a reader
+    that did not yield would make a ping wait for the rest of the read it
+    arrived during, at least the time the server takes to route a TLS
+    record's worth of the flood (~1,490 presences) at worst; the bound is
+    the time it takes for 1,000 (measured over the same seconds as the
+    pings, so a loaded machine slows both alike). A yielding reader answers
+    within a slice or two: on a quiet machine p99 is a small fraction of it."""
     seed_subscribers(server_config, "juliet@localhost", 300)
     server = await start_server()
     flooder = await login_wire(server, "juliet@localhost/flood")
@@ -215,11 +224,16 @@ async def test_presence_flood_does_not_starve_another_clients_pings(
         with trio.fail_after(30):
             while stanzas_in.value < 1000:  # the flood is being handled
                 await trio.sleep(0.01)
-        with trio.fail_after(60):
-            samples = await ping_latencies(romeo, 50)
+        with trio.fail_after(120):
+            handled, started = stanzas_in.value, trio.current_time()
+            samples = await ping_latencies(romeo, 100)
+            rate = (stanzas_in.value - handled - len(samples)) / (trio.current_time() - started)
         nursery.cancel_scope.cancel()
-    # Generous for a loaded 2-core machine; benchmarks/flood_latency.py prints the figure.
-    assert p99(samples) < 0.5, f"ping p99 {p99(samples) * 1000:.0f} ms under a presence flood"
+    bound = 1000 / rate  # seconds to route 1,000 of the flood's presences now
+    assert p99(samples) < bound, (
+        f"ping p99 {p99(samples) * 1000:.0f} ms under a presence flood,"
+        f" {bound * 1000:.0f} ms to route 1,000 of its presences"
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The server's TLS transport reads every record that arrived, not one per read
 (SocketTransport.receive_some with ``gather``), over real loopback TCP with
 trustme certificates: the client's records are made by its own TLS object, so
-the test knows their bytes exactly."""
+the test knows their bytes exactly. Every test runs twice: with OpenSSL's
+read-ahead (xmpp_trio/_read_ahead.py, the default where it can be turned on)
+and without it (records read one by one, gathered by the kernel's count)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,19 @@ import pytest
 import trio
 import trustme
 
+from xmpp_trio import _read_ahead
 from xmpp_trio._transport import SocketTransport, _unread
 
 WAIT = 10.0
+
+
+@pytest.fixture(autouse=True, params=["read-ahead", "record-by-record"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with OpenSSL's read-ahead, then as if it could not be
+    turned on (another interpreter, a libssl without the symbols)."""
+    if request.param == "record-by-record":
+        monkeypatch.setattr(_read_ahead, "_FUNCTIONS", None)
+    return str(request.param)
 
 
 class Peer:
@@ -125,3 +137,59 @@ async def test_the_end_of_the_stream_after_gathered_records_is_seen_next() -> No
         assert await transport.receive_some(65536, gather=True) == b"<a/><b/>"
         assert await transport.receive_some(65536, gather=True) == b""
     transport.close()
+
+
+async def test_read_ahead_takes_the_records_in_one_read_from_the_kernel(mode: str) -> None:
+    transport, peer = await connect(trustme.CA())
+    assert (transport._pending is not None) == (mode == "read-ahead")
+    wire = b"".join(peer.record(x) for x in (b"<a/>", b"<b/>", b"<c/>"))
+    await peer.sock.send(wire)
+    await arrived(transport, len(wire))
+    assert await transport.receive_some(4) == b"<a/>"  # one record, not gathering
+    # With read-ahead the kernel gave OpenSSL every record at once.
+    assert _unread(transport._sock.fileno()) == (0 if mode == "read-ahead" else len(wire) * 2 // 3)
+    assert await transport.receive_some(65536, gather=True) == b"<b/><c/>"
+    transport.close()
+
+
+async def test_more_than_a_read_ahead_buffer_is_all_read() -> None:
+    # OpenSSL's buffer takes about one full record; the rest stays in the
+    # kernel, and the next read (tried before any wait) takes it.
+    transport, peer = await connect(trustme.CA())
+    records = [bytes([65 + i % 26]) * 1000 for i in range(100)]
+    wire = memoryview(b"".join(peer.record(x) for x in records))
+
+    async def send() -> None:
+        sent = 0
+        while sent < len(wire):
+            sent += await peer.sock.send(wire[sent:])
+
+    got = bytearray()
+    with trio.fail_after(WAIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send)
+            await arrived(transport, 65536)
+            while len(got) < 100_000:
+                got += await transport.receive_some(65536, gather=True)
+    assert got == b"".join(records)
+    transport.close()
+
+
+def test_read_ahead_is_left_off_when_the_context_does_not_check_out(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SSL_CTX pointer is used only if SSL_CTX_get_options through it
+    # agrees with SSLContext.options; here it is made to disagree.
+    if mode != "read-ahead":
+        pytest.skip("the functions are missing in this mode already")
+    assert _read_ahead._FUNCTIONS is not None
+    ctrl, get_options, *rest = _read_ahead._FUNCTIONS
+    monkeypatch.setattr(
+        _read_ahead, "_FUNCTIONS", (ctrl, lambda pointer: get_options(pointer) ^ 1, *rest)
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    assert not _read_ahead.enable(context)
+    monkeypatch.undo()
+    other = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    assert _read_ahead.enable(other) and _read_ahead.enable(other)  # asked once, kept
+    assert not _read_ahead.enable(context)  # the first answer is kept too
