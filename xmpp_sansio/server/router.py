@@ -669,7 +669,8 @@ class Router(PresenceRoutes):
         if to.local is None:
             return self._message_to_server(element, msg.type)
         bare = to.bare
-        if bare not in self._by_bare and not self._account_exists(to.local, to.domain):
+        sessions = self._by_bare.get(bare)  # one lookup for _exists and the delivery
+        if sessions is None and not self._account_exists(to.local, to.domain):
             # RFC 6121 §8.5.1: no such user (_exists, inline).
             return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         ctx = self._ctx
@@ -692,9 +693,15 @@ class Router(PresenceRoutes):
                 return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         # RFC 6121 §8.5.2 (and §8.5.3.2.1 for chat/normal/headline to an
         # unavailable full JID, which this server treats like the bare JID).
-        return self._message_to_bare(element, msg.type, bare)
+        return self._message_to_bare(element, msg.type, bare, sessions)
 
-    def _message_to_bare(self, element: Element, type_: MessageType, bare: JID) -> list[Outcome]:
+    def _message_to_bare(
+        self,
+        element: Element,
+        type_: MessageType,
+        bare: JID,
+        sessions: dict[SessionId, BoundSession] | None,
+    ) -> list[Outcome]:
         """RFC 6121 §8.5.2.1.1 / §8.5.2.2.1: a message for an existing account.
 
         chat/normal go to every available resource sharing the highest
@@ -703,7 +710,8 @@ class Router(PresenceRoutes):
         negative priority never get these (RFC 6121 §8.5.2.1.1); when no
         resource qualifies, chat/normal go to the services'
         ``Undeliverable`` handlers (offline storage) and are bounced if no
-        service takes them; headline is dropped.
+        service takes them; headline is dropped. ``sessions``: the account's
+        bound sessions, as the caller looked them up (``None``: none).
         """
         if type_ is MessageType.ERROR:
             return []
@@ -714,7 +722,7 @@ class Router(PresenceRoutes):
         ids: list[SessionId] = []
         headline = type_ is MessageType.HEADLINE
         top = 0
-        for s in self._by_bare.get(bare, _NO_SESSIONS).values():
+        for s in (_NO_SESSIONS if sessions is None else sessions).values():
             if not s.available or s.priority < 0:
                 continue
             if headline or (ids and s.priority == top):
