@@ -298,7 +298,7 @@ class JID:
             return self
         bare = self._bare
         if bare is None:
-            bare = JID._trusted(self.local, self.domain, None)
+            bare = _bare_of(self.local, self.domain)
             object.__setattr__(self, "_bare", bare)
         return bare
 
@@ -354,3 +354,24 @@ def _parse(text: str) -> JID:
 
 
 _parse_cached = functools.lru_cache(maxsize=_PARSE_CACHE_SIZE)(_parse)
+
+
+def _bare_of(local: str | None, domain: str) -> JID:
+    """The bare JID of these normalised parts, built once per full JID: the
+    parse cache's own object for it when it can be had, so that a session's
+    bare JID and a parsed ``to`` are one object and the session tables find
+    it by identity (no ``__eq__`` call per lookup)."""
+    text = domain if local is None else f"{local}@{domain}"
+    if len(text) <= _PARSE_CACHE_MAX_CHARS:
+        try:
+            found = _parse_cached(text)
+        except InvalidJID:
+            found = None
+        if (
+            found is not None
+            and found.resource is None
+            and found.local == local
+            and found.domain == domain
+        ):
+            return found
+    return JID._trusted(local, domain, None)

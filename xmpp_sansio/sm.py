@@ -260,7 +260,11 @@ class AckRequestPolicy:
 
     def due(self, state: SMState, *, flushing: bool) -> bool:
         """Whether ``<r/>`` should be sent now."""
-        pending = state.unrequested
+        # state.unrequested, inline: asked for every stanza sent and every flush
+        pending = (state.outbound - state.requested) % MODULUS
+        queued = len(state.queue)
+        if queued < pending:
+            pending = queued
         if pending == 0:
             return False
         return pending >= self.every or (flushing and self.on_flush)

@@ -264,9 +264,13 @@ def _common(
 
 # ---------------------------------------------------------------------------
 # views
+#
+# Not frozen, but never changed once built (hashable as if they were): one is
+# built per routed stanza, and a frozen dataclass's ``__init__`` (one
+# ``object.__setattr__`` a field) costs several times a plain one's.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Message:
     """A validated view of a ``<message/>`` stanza (RFC 6121 §5).
 
@@ -286,10 +290,19 @@ class Message:
         """Validate ``el``; raise :class:`StanzaValueError` if it is invalid.
         ``from_``: the JID its ``from`` attribute holds, already validated."""
         _require_kind(el, StanzaKind.MESSAGE)
-        to, from_, id_, lang = _common(el, from_)
-        raw = el.get("type")
+        get = el.get
+        raw = get("type")
         type_ = MessageType.NORMAL if raw is None else _MESSAGE_TYPES.get(raw, MessageType.NORMAL)
-        return cls(el, to, from_, type_, id_, lang)
+        if from_ is None:  # _common, inline: every routed message comes here
+            from_ = _parse_jid(el, "from")
+        return cls(
+            el,
+            _parse_jid(el, "to"),
+            from_,
+            type_,
+            get("id"),
+            get(ns.XML_LANG),
+        )
 
     @property
     def namespace(self) -> str:
@@ -331,7 +344,7 @@ class Message:
 _PRIORITY_RE = re.compile(r"[+-]?[0-9]+")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Presence:
     """A validated view of a ``<presence/>`` stanza (RFC 6121 §4.7).
 
@@ -419,7 +432,7 @@ class Presence:
         return _error_of(self.element)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Iq:
     """A validated view of an ``<iq/>`` stanza (RFC 6120 §8.2.3).
 

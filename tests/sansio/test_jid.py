@@ -520,3 +520,25 @@ def test_parse_or_none_gives_none_for_a_missing_or_invalid_address() -> None:
     assert JID.parse_or_none(None) is None
     assert JID.parse_or_none("") is None
     assert JID.parse_or_none("@capulet.example") is None
+
+
+@hypothesis_settings
+@given(_any_text)
+def test_a_full_jids_bare_is_the_object_parsing_its_bare_form_gives(text: str) -> None:
+    # The session tables are keyed by bare JIDs: a session's bare JID and a
+    # parsed bare 'to' are one object, found by identity (issue 24).
+    jid = _parse_or_none(text)
+    if jid is None or jid.resource is None:
+        return
+    fresh = JID.from_parts(jid.local, jid.domain, jid.resource)  # its bare not built yet
+    bare = fresh.bare
+    assert bare == jid.bare and bare.resource is None
+    if len(str(bare)) <= 512:
+        assert bare is JID.parse(str(bare))
+    assert fresh.bare is bare  # built once
+
+
+def test_a_bound_resource_and_a_parsed_address_share_the_bare_jid() -> None:
+    bound = JID("juliet", "capulet.example", "balcony")
+    assert bound.bare is JID.parse("juliet@capulet.example")
+    assert bound.with_resource("chamber").bare is bound.bare

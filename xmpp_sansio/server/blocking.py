@@ -230,7 +230,7 @@ class _BlockLists:
         self.generation = 0
 
     def blocklist(self, user: JID) -> frozenset[JID]:
-        if self._overlay:
+        if self._overlay.writes:
             pending = self._overlay.pending(user)
             if pending is not None:
                 return pending
@@ -469,12 +469,10 @@ class BlockingService(IqService):
         """XEP-0191 §3.3: nothing from a blocked JID reaches the user; and
         nothing the server routes for a local user reaches a JID that user
         blocked."""
-        if sender.bare == recipient.bare:
-            return None
         lists = self._lists
-        # Most block lists are empty: test emptiness before matching.
+        # Most block lists are empty: test emptiness before anything else.
         blocks = lists.blocklist(recipient.bare)
-        if blocks and blocked_by(blocks, sender):
+        if blocks and sender.bare != recipient.bare and blocked_by(blocks, sender):
             kind = stanza_kind(element)
             if kind is StanzaKind.PRESENCE:
                 return []
@@ -487,6 +485,7 @@ class BlockingService(IqService):
             sender.local is not None
             and self.server.is_local(sender.domain)
             and lists.blocklist(sender.bare)
+            and sender.bare != recipient.bare
         ):
             try:
                 address = JID.parse(element.get("to") or str(recipient))
@@ -501,7 +500,12 @@ class BlockingService(IqService):
     ) -> list[Outcome] | None:
         """XEP-0191 §3.3: the user's stanzas to a blocked JID are not routed;
         messages and iq requests get ``not-acceptable`` with ``<blocked/>``."""
-        if to is None or not self.is_blocked(session.jid.bare, to):
+        if to is None:
+            return None
+        user = session.jid.bare
+        # is_blocked, inline, with the emptiness of the list tested first.
+        blocks = self._lists.blocklist(user)
+        if not blocks or to.bare == user or not blocked_by(blocks, to):
             return None
         if stanza_kind(element) is StanzaKind.PRESENCE or not can_reply_with_error(element):
             return []

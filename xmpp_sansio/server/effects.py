@@ -76,7 +76,7 @@ __all__ = [
 SessionId = int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Deliver:
     """Send ``element`` to the client of ``session``.
 
@@ -86,6 +86,10 @@ class Deliver:
     receipt back to :meth:`Router.handed_over`. A stanza that never is (the
     connection broke first) is not routed again by the caller: the service
     that sent it still holds it (e.g. an offline message, XEP-0160).
+
+    Not frozen, but never changed once built (hashable as if it were): one
+    is built per delivered stanza, and a frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` a field) costs several times a plain one's.
     """
 
     session: SessionId

@@ -21,7 +21,7 @@ combines :meth:`Overlay.items` with what its storage returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from .effects import StoreOp
@@ -36,10 +36,13 @@ class Overlay(Generic[K, V]):
     """Pending writes by key: ``key -> (op, value)``, the value the storage
     will hold for ``key`` once ``op`` is committed."""
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_pending", "writes")
 
     def __init__(self) -> None:
         self._pending: dict[K, tuple[StoreOp, V]] = {}
+        #: The same table, to read only: ``if overlay.writes`` tests for
+        #: pending writes without a call (a read on every stanza can afford it).
+        self.writes: Mapping[K, tuple[StoreOp, V]] = self._pending
 
     def __bool__(self) -> bool:
         return bool(self._pending)

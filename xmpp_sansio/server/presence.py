@@ -317,7 +317,8 @@ class PresenceService(Service):
         records = self.roster.records(user)
         effects: list[Outcome] = []
         available = _type(element) is PresenceType.AVAILABLE
-        subscribers = [r.jid for r in records if r.state.subscription in _FROM]
+        # The item's subscription, not its state's: the same test ("remove" is "none").
+        subscribers = [r.item.jid for r in records if r.item.subscription in _FROM]
         server = self.server
         from_ = str(session.jid)
         for contact in subscribers:
@@ -335,7 +336,8 @@ class PresenceService(Service):
             if stopped is not None:
                 effects.extend(stopped)
                 continue
-            effects.extend([Deliver(r.session, copy) for r in resources])
+            for r in resources:  # a loop: a comprehension is a call in 3.11
+                effects.append(Deliver(r.session, copy))
         if not available:
             self._last.pop(session.id, None)
             effects.extend(self._revoke_directed(session, {c.bare for c in subscribers}))

@@ -164,6 +164,7 @@ class Router(PresenceRoutes):
             k: tuple(s for s in self._inbound if k in s.inbound_kinds) for k in StanzaKind
         }
         self._inbound_by_kind[None] = self._inbound
+        self._inbound_messages = self._inbound_by_kind[StanzaKind.MESSAGE]
         self._timed = joining(self.services, Stage.TIMER)
         self._handlers: dict[type[Request], tuple[Service, ...]] = {
             kind: tuple(s for s in self.services if kind in s.handles)
@@ -453,7 +454,12 @@ class Router(PresenceRoutes):
         self, element: Element, sender: JID, recipient: JID
     ) -> list[Outcome] | None:
         """What the inbound filters make of ``element`` (``None``: let it through)."""
-        return self._inbound_filtered(element, sender, recipient)
+        ctx = self._ctx  # _inbound_filtered, inline: once per contact of a broadcast
+        for service in self._inbound_by_kind[stanza_kind(element)]:
+            stopped = service.filter_inbound(ctx, element, sender, recipient)
+            if stopped is not None:
+                return stopped
+        return None
 
     def _bind(self, session: SessionId, jid: JID) -> list[Outcome]:
         if jid.is_bare:
@@ -536,7 +542,14 @@ class Router(PresenceRoutes):
 
     def available_resources(self, bare: JID) -> list[AvailableResource]:
         """The sessions of ``bare`` that sent available presence, with priorities."""
-        return [AvailableResource(s.jid, s.id, s.priority) for s in self._available(bare.bare)]
+        # Once per contact of a presence broadcast: a loop (a comprehension is
+        # a call in 3.11), the named tuples built by tuple.__new__ (theirs is a
+        # Python function).
+        found: list[AvailableResource] = []
+        for s in self._by_bare.get(bare.bare, _NO_SESSIONS).values():
+            if s.available:
+                found.append(_new_tuple(AvailableResource, (s.jid, s.id, s.priority)))
+        return found
 
     def _exists(self, to: JID) -> bool:
         """Whether the account of ``to`` (which has a localpart) exists: it does
@@ -553,7 +566,8 @@ class Router(PresenceRoutes):
         sender = self._sessions.get(session)
         if sender is None:
             raise LocalProtocolError(f"session {session} is not bound")
-        if stanza_kind(element) is None:
+        kind = stanza_kind(element)
+        if kind is None:
             raise UnknownStanza(f"not a stanza: {element.tag!r}")
         if owned:
             element.set("from", str(sender.jid))
@@ -564,7 +578,10 @@ class Router(PresenceRoutes):
         else:
             stamped = with_attrs(element, from_=str(sender.jid))
         try:
-            stanza = parse_stanza(stamped, sender.jid)
+            if kind is StanzaKind.MESSAGE:  # the commonest: one kind lookup, not three
+                stanza: Message | Presence | Iq = Message.from_element(stamped, sender.jid)
+            else:
+                stanza = parse_stanza(stamped, sender.jid)
         except StanzaValueError as exc:
             bounced = stamped
             if exc.condition is StanzaErrorCondition.JID_MALFORMED:
@@ -651,30 +668,40 @@ class Router(PresenceRoutes):
             return self._route_elsewhere(msg)  # to was given: element is msg's
         if to.local is None:
             return self._message_to_server(element, msg.type)
-        if not self._exists(to):
-            # RFC 6121 §8.5.1: no such user.
+        bare = to.bare
+        sessions = self._by_bare.get(bare)  # one lookup for _exists and the delivery
+        if sessions is None and not self._account_exists(to.local, to.domain):
+            # RFC 6121 §8.5.1: no such user (_exists, inline).
             return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
-        stopped = self._inbound_filtered(element, sender, to.bare)
-        if stopped is not None:
-            return stopped
-        if not to.is_bare:
+        ctx = self._ctx
+        for service in self._inbound_messages:  # _inbound_filtered, inline
+            stopped = service.filter_inbound(ctx, element, sender, bare)
+            if stopped is not None:
+                return stopped
+        if to.resource is not None:
             target = self._by_full.get(to)
             if target is not None:
                 # RFC 6121 §8.5.3.1: deliver to the matching resource.
                 effects: list[Outcome] = [Deliver(target.id, element)]
                 if self._message_delivered:
-                    delivered = MessageDelivered(element, to.bare, [target.id])
+                    delivered = MessageDelivered(element, bare, [target.id])
                     for service in self._message_delivered:
-                        effects.extend(service.observe(self._ctx, delivered))
+                        effects.extend(service.observe(ctx, delivered))
                 return effects
             if msg.type is MessageType.GROUPCHAT:
                 # RFC 6121 §8.5.3.2.1: no matching resource.
                 return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         # RFC 6121 §8.5.2 (and §8.5.3.2.1 for chat/normal/headline to an
         # unavailable full JID, which this server treats like the bare JID).
-        return self._message_to_bare(element, msg.type, to.bare)
+        return self._message_to_bare(element, msg.type, bare, sessions)
 
-    def _message_to_bare(self, element: Element, type_: MessageType, bare: JID) -> list[Outcome]:
+    def _message_to_bare(
+        self,
+        element: Element,
+        type_: MessageType,
+        bare: JID,
+        sessions: dict[SessionId, BoundSession] | None,
+    ) -> list[Outcome]:
         """RFC 6121 §8.5.2.1.1 / §8.5.2.2.1: a message for an existing account.
 
         chat/normal go to every available resource sharing the highest
@@ -683,7 +710,8 @@ class Router(PresenceRoutes):
         negative priority never get these (RFC 6121 §8.5.2.1.1); when no
         resource qualifies, chat/normal go to the services'
         ``Undeliverable`` handlers (offline storage) and are bounced if no
-        service takes them; headline is dropped.
+        service takes them; headline is dropped. ``sessions``: the account's
+        bound sessions, as the caller looked them up (``None``: none).
         """
         if type_ is MessageType.ERROR:
             return []
@@ -694,7 +722,7 @@ class Router(PresenceRoutes):
         ids: list[SessionId] = []
         headline = type_ is MessageType.HEADLINE
         top = 0
-        for s in self._by_bare.get(bare, _NO_SESSIONS).values():
+        for s in (_NO_SESSIONS if sessions is None else sessions).values():
             if not s.available or s.priority < 0:
                 continue
             if headline or (ids and s.priority == top):
@@ -709,19 +737,16 @@ class Router(PresenceRoutes):
             if taken is not None:
                 return taken
             return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
-        effects: list[Outcome] = [Deliver(i, element) for i in ids]
-        if self._message_delivered:
-            effects.extend(self._delivered(element, bare, ids))
+        if len(ids) == 1:  # one resource (the commonest): no comprehension
+            effects: list[Outcome] = [Deliver(ids[0], element)]
+        else:
+            effects = [Deliver(i, element) for i in ids]
+        if self._message_delivered:  # its observers (carbons, archives), once per message
+            ctx = self._ctx
+            event = MessageDelivered(element, bare, ids)
+            for service in self._message_delivered:
+                effects.extend(service.observe(ctx, event))
         return effects
-
-    def _delivered(self, element: Element, bare: JID, sessions: list[SessionId]) -> list[Outcome]:
-        """The observers of :class:`MessageDelivered` (carbons), once per message."""
-        ctx = self._ctx
-        event = MessageDelivered(element, bare, sessions)
-        outcomes: list[Outcome] = []
-        for service in self._message_delivered:
-            outcomes.extend(service.observe(ctx, event))
-        return outcomes
 
     def _message_to_server(self, element: Element, type_: MessageType) -> list[Outcome]:
         """A message addressed to a local domain (RFC 6120 §10.4 / RFC 6121 §8.4).
@@ -843,6 +868,7 @@ class Router(PresenceRoutes):
 
 
 _NO_SESSIONS: dict[SessionId, BoundSession] = {}
+_new_tuple = tuple.__new__
 
 
 def _stopped_clock() -> float:

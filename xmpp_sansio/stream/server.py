@@ -275,7 +275,9 @@ class ServerConnection(_ServerRole):
             if claimed != self.jid and claimed != self.jid.bare:
                 self._stream_error(StreamErrorCondition.INVALID_FROM)  # RFC 6120 §8.1.2.1
                 return
-        self._count_inbound()  # XEP-0198 §4: handled (answered here or handed over)
+        sm = self._sm  # XEP-0198 §4: handled (answered here or handed over)
+        if sm is not None and self._sm_live:  # _count_inbound, inline: every stanza
+            sm.count_inbound()
         if tag == ns.IQ_TAG and el.get("type") == "set":
             payload = el.find(ns.SESSION_TAG)
             if payload is not None and len(el) == 1 and el.get("to") in (None, self.domain):
