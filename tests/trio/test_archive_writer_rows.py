@@ -1,7 +1,7 @@
-"""The archive's rows built on the event loop and written by the worker
+"""The archive's rows (flat values built from the caches) written by the worker
 (xmpp_trio/stores/mam.py ``_rows``/``_write_rows``, docs/mam.md "Cost"), on
 real SQLite files: new archives and peers (not in the caches when the rows
-are built) are made by the writer, quotas and retention apply, a message
+are built) are made before the rows are written, quotas and retention apply, a message
 the store holds is not written twice, a clock going back keeps the order,
 and what a query reads is what was archived, in order."""
 
