@@ -11,7 +11,7 @@ XEP-0313, with XEP-0359 stanza ids); see docs/mam.md::
     retract_window = 100      # a retraction (XEP-0424) looks among this many newest messages
     writer_thread = true      # commit archived copies in a worker thread (false: on the event loop)
     writer_batch = 200        # archived copies handed to the worker at once (when it is idle)
-    writer_batch_max = 2000   # ... growing up to this while the worker lags (fewer, larger commits)
+    writer_batch_max = 200    # ... growing up to this while the worker lags (fewer, larger commits)
     writer_backlog = 20000    # copies kept while the worker is busy before the loop waits for it
     writer_checkpoint = 5000  # copies the worker writes between two WAL checkpoints
     writer_keep_failed = 100000  # copies of failed batches kept to be written again
@@ -75,7 +75,7 @@ class ArchiveWriterLimits:
     tens of ms of the loop: docs/benchmarks.md "Fourth pass")."""
 
     batch: int = 200
-    batch_max: int = 2000
+    batch_max: int = 200
     backlog: int = 20_000
     checkpoint: int = CHECKPOINT_OPS
     keep_failed: int = KEEP_FAILED

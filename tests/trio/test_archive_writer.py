@@ -331,7 +331,7 @@ def test_the_writer_limits_load_and_are_checked(tmp_path: Path) -> None:
     )
     path.write_text("[mam]\nwriter_batch = 500\nwriter_backlog = 100\n")
     assert load_config(path).mam_writer.backlog == 500  # never below a batch
-    assert load_config(path).mam_writer.batch_max == 2000
+    assert load_config(path).mam_writer.batch_max == 500
     path.write_text("[mam]\nwriter_batch = 500\nwriter_batch_max = 100\n")
     assert load_config(path).mam_writer.batch_max == 500
     for key, value in (
