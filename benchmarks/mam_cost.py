@@ -18,6 +18,7 @@ the archive's bytes are shared with the delivery as in the server), the
     ... --unshared   # as before session 7: no scope, no delivery serialised, not owned
     ... --writer   # the server's archive writer thread (xmpp_trio/archive_writer.py);
                    # the timing also prints the main thread's (the event loop's) share
+    ... --batch N  # [mam] writer_batch and loop_batch (rows committed at once)
     ... --stalls   # the main thread's longest call to commit/flush (CPU ms: what a
                    # server's loop would be held for), p99 and max over the run
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import pstats
 import secrets
 import sys
@@ -57,6 +59,7 @@ def setup(
     unshared: bool = False,
     writer: bool = False,
     stalls: list[float] | None = None,
+    batch: int = 0,
 ) -> Callable[[int], None]:
     """The loop; ``users``: messages between that many accounts (user ``i``
     to ``i + 1``, round robin), else ``a`` to ``b`` only."""
@@ -67,6 +70,11 @@ def setup(
         scram_iterations=4096,
         mam=MamLimits(enabled=archiving),
     )
+    if batch:  # [mam] writer_batch / loop_batch (session 8; older trees have neither)
+        from xmpp_trio.mam_config import ArchiveWriterLimits
+
+        limits = ArchiveWriterLimits(batch=batch, backlog=max(batch, 20_000), loop_batch=batch)
+        config = dataclasses.replace(config, mam_writer=limits)
     store = AccountStore.open(config.database_path)
     names = [f"u{i}" for i in range(users)] if users else ["a", "b"]
     for user in names:
@@ -148,6 +156,7 @@ def main() -> None:
         help="as the sixth pass measured: no shared_writes() scope, no delivery serialised",
     )
     parser.add_argument("--writer", action="store_true", help="the archive writer thread")
+    parser.add_argument("--batch", type=int, default=0, help="[mam] writer_batch, loop_batch")
     parser.add_argument("--stalls", action="store_true", help="longest commit/flush calls")
     args = parser.parse_args()
     if args.ablate == "serialise":
@@ -157,10 +166,10 @@ def main() -> None:
     elif args.ablate == "write":
         from xmpp_trio.stores.mam import SqliteArchiveStorage
 
-        SqliteArchiveStorage._put = lambda self, ops: None  # type: ignore[method-assign]
+        SqliteArchiveStorage._write_rows = lambda self, conn, rows: None  # type: ignore[method-assign]
     if args.stalls:
         stalls: list[float] = []
-        setup(True, args.users, args.unshared, args.writer, stalls)(args.n)
+        setup(True, args.users, args.unshared, args.writer, stalls, args.batch)(args.n)
         stalls.sort()
         p99 = stalls[int(len(stalls) * 0.99)] if stalls else 0.0
         print(
@@ -169,16 +178,16 @@ def main() -> None:
         )
         return
     if args.once:
-        setup(args.once == "on", args.users, args.unshared, args.writer)(args.n)
+        setup(args.once == "on", args.users, args.unshared, args.writer, batch=args.batch)(args.n)
         return
     if args.profile:
-        run = setup(args.profile == "on", args.users, args.unshared, args.writer)
+        run = setup(args.profile == "on", args.users, args.unshared, args.writer, batch=args.batch)
         prof = cProfile.Profile()
         prof.runcall(run, args.n)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return
     for name in ("off", "on"):
-        run = setup(name == "on", args.users, args.unshared, args.writer)
+        run = setup(name == "on", args.users, args.unshared, args.writer, batch=args.batch)
         best = min(_timed(run, args.n) for _ in range(5))
         print(
             f"archiving {name}: {best[0]:.2f} us CPU/message, main thread {best[1]:.2f}"

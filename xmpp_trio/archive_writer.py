@@ -26,11 +26,13 @@ import threading
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
-__all__ = ["CHECKPOINT_OPS", "KEEP_FAILED", "ArchiveWriter", "database_file"]
+__all__ = ["CHECKPOINT_OPS", "KEEP_FAILED", "ArchiveWriter", "BatchFloor", "database_file"]
 
 log = logging.getLogger("xmpp_trio.archive")
 
-#: Ops of failed batches kept to be written again; beyond, the oldest are dropped (logged).
+#: Ops of failed batches kept to be written again; beyond, the oldest are
+#: dropped (logged). The defaults of ``[mam] writer_keep_failed`` and
+#: ``writer_checkpoint`` (xmpp_trio/mam_config.py).
 KEEP_FAILED: Final = 100_000
 #: Ops written between two ``PASSIVE`` checkpoints of the WAL (about 2 MB
 #: of WAL with ~220-byte messages between two local accounts; SQLite's own
@@ -38,6 +40,39 @@ KEEP_FAILED: Final = 100_000
 CHECKPOINT_OPS: Final = 5000
 
 T = TypeVar("T")
+
+
+class BatchFloor:
+    """How many ops the loop keeps before it hands them to the worker
+    (:attr:`rows`): ``low`` while the worker keeps up (small commits: what
+    waits for a batch in flight waits little), doubled up to ``high`` at a
+    hand-over when the ops reached the floor while the worker was still busy
+    (:meth:`lagging`: it falls behind, and fewer, larger commits cost less
+    an op: each rewrites the same index pages, docs/benchmarks.md "Session
+    8"), halved back at a hand-over when it was idle, and back to ``low``
+    when a second passes with fewer than ``low`` ops (:meth:`quiet`)."""
+
+    __slots__ = ("_lagging", "high", "low", "rows")
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, max(low, high)
+        self.rows = low
+        self._lagging = False
+
+    def lagging(self) -> None:
+        """The ops reached the floor while the worker was busy."""
+        self._lagging = True
+
+    def handed(self) -> None:
+        """A batch was handed over: the next floor."""
+        rows = self.rows
+        self.rows = min(rows * 2, self.high) if self._lagging else max(rows // 2, self.low)
+        self._lagging = False
+
+    def quiet(self) -> None:
+        """Little was archived lately: back to the smallest batches."""
+        self.rows = self.low
+        self._lagging = False
 
 
 def database_file(conn: sqlite3.Connection) -> str | None:
@@ -60,9 +95,17 @@ class ArchiveWriter(Generic[T]):
     by :meth:`SqliteArchiveStorage.attach`)."""
 
     def __init__(
-        self, path: str, write: Callable[[sqlite3.Connection, list[T]], None], *, timeout: float
+        self,
+        path: str,
+        write: Callable[[sqlite3.Connection, list[T]], None],
+        *,
+        timeout: float,
+        checkpoint: int = CHECKPOINT_OPS,
+        keep_failed: int = KEEP_FAILED,
     ) -> None:
         self._path = path
+        self._checkpoint_ops = checkpoint
+        self._keep_failed = keep_failed
         self._write = write
         self._timeout = timeout
         self._cond = threading.Condition()
@@ -164,7 +207,7 @@ class ArchiveWriter(Generic[T]):
                     with self._cond:
                         self.busy = False
                         self._cond.notify_all()
-                if not batch or self._since_checkpoint >= CHECKPOINT_OPS:
+                if not batch or self._since_checkpoint >= self._checkpoint_ops:
                     self._since_checkpoint = 0
                     self._checkpoint(conn)
         finally:
@@ -200,11 +243,12 @@ class ArchiveWriter(Generic[T]):
     def _keep(self, batch: list[T]) -> None:
         """Keep the ops of a failed ``batch`` for :meth:`wait` (under the condition)."""
         kept = self._failed + batch
-        if len(kept) > KEEP_FAILED:
+        keep = self._keep_failed
+        if len(kept) > keep:
             log.error(
                 "archive writer: %d archived messages dropped (kept: %d)",
-                len(kept) - KEEP_FAILED,
-                KEEP_FAILED,
+                len(kept) - keep,
+                keep,
             )
-            kept = kept[-KEEP_FAILED:]
+            kept = kept[-keep:]
         self._failed = kept

@@ -121,7 +121,13 @@ from .component_config import ComponentsConfig, check_component_domains, load_co
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .federation_config import FederationConfig, load_federation
 from .http_config import HTTPConfig, load_http
-from .mam_config import DEFAULT_MAM, load_mam, load_mam_writer_thread
+from .mam_config import (
+    DEFAULT_MAM,
+    ArchiveWriterLimits,
+    load_mam,
+    load_mam_writer,
+    load_mam_writer_thread,
+)
 from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
 
@@ -295,6 +301,8 @@ class ServerConfig:
     mam: MamLimits = DEFAULT_MAM
     #: ``[mam] writer_thread``: archive commits in a worker thread.
     mam_writer_thread: bool = True
+    #: ``[mam] writer_*``, ``loop_batch``: how archived copies are written behind.
+    mam_writer: ArchiveWriterLimits = field(default_factory=ArchiveWriterLimits)
     config_path: Path | None = None
 
     @property
@@ -768,6 +776,7 @@ def load_config(path: Path | None) -> ServerConfig:
         federation=load_federation(loader, data),
         mam=load_mam(loader, data),
         mam_writer_thread=load_mam_writer_thread(loader, data),
+        mam_writer=load_mam_writer(loader, data),
         config_path=path,
     )
     services = (

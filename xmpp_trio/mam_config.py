@@ -10,18 +10,33 @@ XEP-0313, with XEP-0359 stanza ids); see docs/mam.md::
     max_ids = 100             # ids in one query's "ids" field (policy-violation beyond)
     retract_window = 100      # a retraction (XEP-0424) looks among this many newest messages
     writer_thread = true      # commit archived copies in a worker thread (false: on the event loop)
+    writer_batch = 200        # archived copies handed to the worker at once (when it is idle)
+    writer_batch_max = 200    # ... growing up to this while the worker lags (fewer, larger commits)
+    writer_backlog = 20000    # copies kept while the worker is busy before the loop waits for it
+    writer_checkpoint = 5000  # copies the worker writes between two WAL checkpoints
+    writer_keep_failed = 100000  # copies of failed batches kept to be written again
+    loop_batch = 1000         # writer_thread = false: copies the loop commits at once
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from xmpp_sansio.server.mam.service import MamLimits
 
+from .archive_writer import CHECKPOINT_OPS, KEEP_FAILED
 from .config_loader import Loader as _Loader
 
-__all__ = ["DEFAULT_MAM", "MAM_KEYS", "load_mam", "load_mam_writer_thread"]
+__all__ = [
+    "DEFAULT_MAM",
+    "MAM_KEYS",
+    "ArchiveWriterLimits",
+    "load_mam",
+    "load_mam_writer",
+    "load_mam_writer_thread",
+]
 
 DEFAULT_MAM: Final = MamLimits(enabled=True)
 """The server's archives when ``[mam]`` says nothing: on, as users expect
@@ -36,7 +51,35 @@ MAM_KEYS: Final = (
     "max_ids",
     "retract_window",
     "writer_thread",
+    "writer_batch",
+    "writer_batch_max",
+    "writer_backlog",
+    "writer_checkpoint",
+    "writer_keep_failed",
+    "loop_batch",
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchiveWriterLimits:
+    """How the archived copies of live messages are written behind (docs/mam.md
+    "Cost"; ``[mam] writer_*``, ``loop_batch``): ``batch`` copies handed to the
+    worker thread at once when it is idle (a short transaction: the loop's own
+    commits may wait for it on SQLite's write lock), growing up to
+    ``batch_max`` while it lags (:class:`~xmpp_trio.archive_writer.BatchFloor`),
+    ``backlog`` kept while it is busy before the loop waits for it, a ``PASSIVE`` WAL checkpoint
+    every ``checkpoint`` copies (about 2 MB of WAL at ~220-byte messages),
+    ``keep_failed`` copies of failed batches kept to be written again (the
+    oldest beyond are dropped, logged); without the worker, ``loop_batch``
+    copies committed at once on the loop (as cheap a row as a larger flush,
+    tens of ms of the loop: docs/benchmarks.md "Fourth pass")."""
+
+    batch: int = 200
+    batch_max: int = 200
+    backlog: int = 20_000
+    checkpoint: int = CHECKPOINT_OPS
+    keep_failed: int = KEEP_FAILED
+    loop_batch: int = 1000
 
 
 def load_mam(loader: _Loader, data: Mapping[str, object]) -> MamLimits:
@@ -67,3 +110,23 @@ def load_mam_writer_thread(loader: _Loader, data: Mapping[str, object]) -> bool:
     one core: docs/benchmarks.md "Session 7: archive writes off the loop")."""
     table = loader.table(data, "mam", "mam")
     return loader.boolean(table, "writer_thread", "mam.writer_thread", True)
+
+
+def load_mam_writer(loader: _Loader, data: Mapping[str, object]) -> ArchiveWriterLimits:
+    """``[mam] writer_batch``, ``writer_backlog``, ``writer_checkpoint``,
+    ``writer_keep_failed`` and ``loop_batch`` (:class:`ArchiveWriterLimits`)."""
+    table = loader.table(data, "mam", "mam")
+    d = ArchiveWriterLimits()
+
+    def count(key: str, default: int, maximum: int) -> int:
+        return loader.integer(table, key, f"mam.{key}", default, minimum=1, maximum=maximum)
+
+    batch = count("writer_batch", d.batch, 100_000)
+    return ArchiveWriterLimits(
+        batch=batch,
+        batch_max=max(batch, count("writer_batch_max", d.batch_max, 100_000)),
+        backlog=max(batch, count("writer_backlog", d.backlog, 10_000_000)),
+        checkpoint=count("writer_checkpoint", d.checkpoint, 10_000_000),
+        keep_failed=count("writer_keep_failed", d.keep_failed, 10_000_000),
+        loop_batch=count("loop_batch", d.loop_batch, 100_000),
+    )

@@ -80,7 +80,7 @@ from xmpp_sansio.server.upload import UploadPolicy, UploadService
 from xmpp_sansio.server.vcard import VCardService
 
 from .admin_commands import build_adhoc
-from .archive_writer import ArchiveWriter, database_file
+from .archive_writer import ArchiveWriter, BatchFloor, database_file
 from .config import ServerConfig
 from .storage import AccountStore, delete_account
 from .stores._sql import transaction
@@ -100,18 +100,6 @@ from .stores.vcard import SqliteVCardStorage
 
 __all__ = ["ServerServices", "build_services", "open_database"]
 
-#: Archive puts kept to be written behind before a commit is forced: a
-#: flush of this many rows costs as little per row as a larger one (about
-#: 14 µs) and blocks the loop for tens of ms, not the 150 ms of a second's
-#: worth at 5,000 msgs/s (docs/benchmarks.md, "Fourth pass"). Without the
-#: archive's writer only (embedders, tests, benchmarks, `[mam] writer_thread = false`).
-_ARCHIVE_BEHIND_MAX = 1000
-#: With the writer (xmpp_trio/archive_writer.py): the puts handed to its
-#: thread at once when it is idle (a short transaction: the loop's own
-#: commits may wait for it on SQLite's write lock; docs/mam.md, "Cost"), and
-#: how many may pile up while it is busy before the loop waits for it.
-_ARCHIVE_BATCH = 200
-_ARCHIVE_BEHIND_WAIT = 20_000
 #: Seconds a connection waits for SQLite's write lock (the busy timeout).
 _BUSY_TIMEOUT = 5.0
 
@@ -242,9 +230,21 @@ class ServerServices:
         #: Commits the archived copies kept behind on a thread of its own
         #: (``archive_writer``: the server's; not for a database in memory).
         self._writer: ArchiveWriter[ArchivePut] | None = None
+        #: Archived copies kept behind before they are committed / handed to
+        #: the writer (``[mam]`` ``loop_batch``, ``writer_batch`` to
+        #: ``writer_batch_max``, ``writer_backlog``).
+        behind = config.mam_writer
+        self._loop_batch, self._backlog = behind.loop_batch, behind.backlog
+        self._floor = BatchFloor(behind.batch, behind.batch_max)
         path = database_file(db) if archive_writer else None
         if path is not None:
-            self._writer = ArchiveWriter(path, self.archive.write_batch, timeout=_BUSY_TIMEOUT)
+            self._writer = ArchiveWriter(
+                path,
+                self.archive.write_batch,
+                timeout=_BUSY_TIMEOUT,
+                checkpoint=behind.checkpoint,
+                keep_failed=behind.keep_failed,
+            )
             self.archive.attach(self._writer)
         mam_services: list[MamService] = []
         if config.mam.enabled:
@@ -394,8 +394,13 @@ class ServerServices:
         n = len(self.archive.behind)
         writer = self._writer
         if writer is None:
-            return n >= _ARCHIVE_BEHIND_MAX
-        return n >= _ARCHIVE_BATCH and (not writer.busy or n >= _ARCHIVE_BEHIND_WAIT)
+            return n >= self._loop_batch
+        if n < self._floor.rows:
+            return False
+        if writer.busy:
+            self._floor.lagging()
+            return n >= self._backlog
+        return True
 
     def commit(self, ops: Sequence[StoreOp]) -> None:
         """Commit the store operations of one batch (the ``Persist`` effects
@@ -414,6 +419,7 @@ class ServerServices:
                 else:
                     writers[LastSet](op)
             if self.behind_full():
+                self._floor.handed()
                 archive.hand_off(block=True)  # without a writer: flush
             return
         archive.wait_writer()  # its batch is older than what is kept behind
@@ -431,6 +437,8 @@ class ServerServices:
         if self._writer is None:
             self.archive.flush()
         else:
+            if len(self.archive.behind) < self._floor.low:
+                self._floor.quiet()
             self.archive.hand_off()
         self.fast_tokens.flush()
 

@@ -383,9 +383,10 @@ def main() -> int:
     add = parser.add_argument
     add("--quick", action="store_true", help="small scenarios, a few seconds per target")
     add("--targets", "--target", default="ours",
-        help="ours,prosody,prosody-min,prosody-nomam,ejabberd,ejabberd-sql,ejabberd-full,"
+        help="ours,ours-nomam,prosody,prosody-min,prosody-nomam,ejabberd,ejabberd-sql,ejabberd-full,"
         "ours@REV (comma-separated; ejabberd-sql / ejabberd-full: with mod_mam archiving"
-        " in SQLite / Mnesia; prosody-nomam: Prosody's full set without mod_mam; ours@REV: our server from"
+        " in SQLite / Mnesia; prosody-nomam: Prosody's full set without mod_mam; ours-nomam: ours"
+        " with archives off; ours@REV: our server from"
         " a temporary git worktree of REV)")  # fmt: skip
     add(
         "--scenarios",

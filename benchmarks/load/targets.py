@@ -201,8 +201,10 @@ class Ours:
     default_mechanism = "SCRAM-SHA-256"
 
     def __init__(self, workdir: Path, profile: bool = False, tree: Path = ROOT,
-                 name: str = "ours") -> None:  # fmt: skip
+                 name: str = "ours", archives: bool | None = None) -> None:  # fmt: skip
         self.name = name
+        #: Archives on/off whatever XMPP_TRIO_BENCH_ARCHIVES says (``ours-nomam``: off).
+        self.archives = archives
         self.tree = tree
         self.workdir = workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         self.data = self.workdir / "data"
@@ -276,12 +278,15 @@ class Ours:
         """XMPP_TRIO_BENCH_CONFIG (extra sections for A/B runs, e.g. "[mam]\\nenabled =
         false", mam_bench.py), and archives on (issue 24: part of the measured
         configuration, as mod_mam in Prosody's full set) unless that names [mam],
-        XMPP_TRIO_BENCH_ARCHIVES=0 (archives off, written out: they are on by
-        default since session 5), or the tree has no [mam] section."""
+        XMPP_TRIO_BENCH_ARCHIVES=0 or the target ``ours-nomam`` (archives off,
+        written out: they are on by default since session 5), or the tree has
+        no [mam] section."""
         extra = os.environ.get("XMPP_TRIO_BENCH_CONFIG", "").replace("\\n", "\n")
         if "[mam]" in extra or not (self.tree / "xmpp_trio" / "mam_config.py").exists():
             return extra
-        on = os.environ.get("XMPP_TRIO_BENCH_ARCHIVES", "1") != "0"
+        on = self.archives
+        if on is None:
+            on = os.environ.get("XMPP_TRIO_BENCH_ARCHIVES", "1") != "0"
         return extra + f"\n[mam]\nenabled = {'true' if on else 'false'}\n"
 
     def start(self, tls: str, profile_raw: Path | None = None) -> Running:
@@ -848,8 +853,8 @@ class Ejabberd:
         return Running(proc, proc.pid, port, signal.SIGTERM)
 
 
-TARGETS = {"ours": Ours, "prosody": Prosody, "prosody-min": Prosody, "ejabberd": Ejabberd,
-           "ejabberd-full": Ejabberd, "ejabberd-sql": Ejabberd, "prosody-nomam": Prosody}  # fmt: skip
+TARGETS = {"ours": Ours, "ours-nomam": Ours, "prosody": Prosody, "prosody-min": Prosody,
+           "ejabberd": Ejabberd, "ejabberd-full": Ejabberd, "ejabberd-sql": Ejabberd, "prosody-nomam": Prosody}  # fmt: skip
 
 
 def known(name: str) -> bool:
@@ -863,6 +868,8 @@ def make(name: str, workdir: Path, profile: bool = False, prosody_modules: str =
         return OursAt(workdir, name.removeprefix("ours@"), profile)
     if name == "ours":
         return Ours(workdir, profile)
+    if name == "ours-nomam":  # issue 17: archiving's cost, on/off in one run
+        return Ours(workdir, profile, name="ours-nomam", archives=False)
     if name == "prosody":
         return Prosody(workdir, prosody_modules)
     if name == "prosody-min":  # issue 24: the minimal set beside the full one, in one run

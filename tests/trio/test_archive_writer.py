@@ -29,23 +29,21 @@ from xmpp_sansio.server.mam.service import MamLimits
 from xmpp_sansio.server.mam.store import ArchivePut, ArchiveQuery
 from xmpp_sansio.stanza import MessageType, make_message
 from xmpp_sansio.xml import ns
-from xmpp_trio import archive_writer
 from xmpp_trio import services as services_module
-from xmpp_trio.archive_writer import ArchiveWriter
+from xmpp_trio.archive_writer import ArchiveWriter, BatchFloor
 from xmpp_trio.config import ConfigError, ServerConfig, load_config
+from xmpp_trio.mam_config import ArchiveWriterLimits
+from xmpp_trio.storage import AccountStore
 from xmpp_trio.stores.mam import SqliteArchiveStorage
 
 BATCH = 5  # rows handed to the writer at once in these tests
 JULIET = "juliet@localhost/phone"
 
 
-@pytest.fixture(autouse=True)
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services_module, "_ARCHIVE_BATCH", BATCH)
-
-
 def archiving(config: ServerConfig) -> ServerConfig:
-    return dataclasses.replace(config, mam=MamLimits(enabled=True))
+    return dataclasses.replace(
+        config, mam=MamLimits(enabled=True), mam_writer=ArchiveWriterLimits(batch=BATCH)
+    )
 
 
 def writer_of(server: RunningServer) -> ArchiveWriter[ArchivePut]:
@@ -236,15 +234,14 @@ async def test_a_failing_batch_loses_no_message_and_the_server_goes_on(
     assert bodies_of(everything) == bodies
 
 
-def test_the_writer_checkpoints_so_the_wal_stays_bounded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(archive_writer, "CHECKPOINT_OPS", 1000)
+def test_the_writer_checkpoints_so_the_wal_stays_bounded(tmp_path: Path) -> None:
     path = str(tmp_path / "archive.sqlite3")
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     store = SqliteArchiveStorage(conn)
-    writer: ArchiveWriter[ArchivePut] = ArchiveWriter(path, store.write_batch, timeout=5.0)
+    writer: ArchiveWriter[ArchivePut] = ArchiveWriter(
+        path, store.write_batch, timeout=5.0, checkpoint=1000
+    )
     store.attach(writer)
     romeo, juliet = JID.parse("romeo@localhost"), JID.parse("juliet@localhost/phone")
     stanza = b"<message>" + b"x" * 2000 + b"</message>"
@@ -318,3 +315,128 @@ def test_the_writer_thread_setting_loads_and_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.key == "mam.writer_thread"
+
+
+def test_the_writer_limits_load_and_are_checked(tmp_path: Path) -> None:
+    assert load_config(None).mam_writer == ArchiveWriterLimits(
+        batch=200, backlog=20_000, checkpoint=5000, keep_failed=100_000, loop_batch=1000
+    )
+    path = tmp_path / "xmpp.toml"
+    path.write_text(
+        "[mam]\nwriter_batch = 50\nwriter_batch_max = 400\nwriter_backlog = 900\n"
+        "writer_checkpoint = 700\nwriter_keep_failed = 3000\nloop_batch = 40\n"
+    )
+    assert load_config(path).mam_writer == ArchiveWriterLimits(
+        batch=50, batch_max=400, backlog=900, checkpoint=700, keep_failed=3000, loop_batch=40
+    )
+    path.write_text("[mam]\nwriter_batch = 500\nwriter_backlog = 100\n")
+    assert load_config(path).mam_writer.backlog == 500  # never below a batch
+    assert load_config(path).mam_writer.batch_max == 500
+    path.write_text("[mam]\nwriter_batch = 500\nwriter_batch_max = 100\n")
+    assert load_config(path).mam_writer.batch_max == 500
+    for key, value in (
+        ("writer_batch", "0"),
+        ("writer_batch_max", "0"),
+        ("writer_backlog", '"many"'),
+        ("writer_checkpoint", "-1"),
+        ("writer_keep_failed", "0"),
+        ("loop_batch", "0"),
+    ):
+        path.write_text(f"[mam]\n{key} = {value}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.key == f"mam.{key}"
+
+
+def test_a_writer_keeps_at_most_keep_failed_ops_of_failed_batches(tmp_path: Path) -> None:
+    def broken(conn: sqlite3.Connection, batch: list[int]) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    path = str(tmp_path / "x.sqlite3")
+    writer: ArchiveWriter[int] = ArchiveWriter(path, broken, timeout=1.0, keep_failed=3)
+    writer.hand([1, 2])
+    writer.idle()
+    writer.hand([3, 4])
+    writer.idle()
+    assert writer.wait() == [2, 3, 4]  # the oldest dropped
+    writer.close()
+
+
+def test_the_writer_checkpoints_every_writer_checkpoint_ops(tmp_path: Path) -> None:
+    path = str(tmp_path / "archive.sqlite3")
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    store = SqliteArchiveStorage(conn)
+    writer: ArchiveWriter[ArchivePut] = ArchiveWriter(
+        path, store.write_batch, timeout=5.0, checkpoint=30
+    )
+    store.attach(writer)
+    romeo, juliet = JID.parse("romeo@localhost"), JID.parse("juliet@localhost/phone")
+    for n in range(100):
+        store.write_behind(ArchivePut(romeo, f"s{n:04d}", juliet, 1e9 + n, b"<m/>", 1 << 40))
+        if n % 10 == 9:
+            store.hand_off(block=True)
+            writer.idle()
+    assert writer.batches == 10 and writer.checkpoints == 3  # after 30, 60 and 90 ops
+    writer.close()
+    conn.close()
+
+
+def test_the_batch_floor_grows_while_the_worker_lags_and_shrinks_when_it_keeps_up() -> None:
+    floor = BatchFloor(200, 1000)
+    sizes = []
+    for _ in range(4):
+        floor.lagging()
+        floor.handed()
+        sizes.append(floor.rows)
+    assert sizes == [400, 800, 1000, 1000]  # doubled, up to the most
+    floor.handed()
+    assert floor.rows == 500  # kept up: halved
+    floor.lagging()
+    floor.quiet()
+    assert floor.rows == 200
+    floor.handed()
+    assert floor.rows == 200  # never below the least
+    assert BatchFloor(300, 100).high == 300
+
+
+def test_a_worker_that_lags_gets_larger_batches(server_config: ServerConfig) -> None:
+    """The services' side: rows reaching the floor while the worker is busy
+    double the next hand-over's floor; an idle worker takes them at the floor."""
+    config = dataclasses.replace(
+        archiving(server_config), mam_writer=ArchiveWriterLimits(batch=BATCH, batch_max=4 * BATCH)
+    )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = services_module.open_database(config)
+    svc = services_module.ServerServices(
+        config, AccountStore.open(config.database_path), db, archive_writer=True
+    )
+    writer = svc.archive.writer
+    assert writer is not None
+    gate = threading.Event()
+    writer.in_batch = gate.wait  # the first batch stays in flight until the gate opens
+    romeo, juliet = JID.parse("romeo@localhost"), JID.parse("juliet@localhost/phone")
+    seq = count()
+
+    def put(n: int) -> None:
+        for _ in range(n):
+            i = next(seq)
+            svc.commit([ArchivePut(romeo, f"s{i:04d}", juliet, 1e9 + i, b"<m/>", 1 << 40)])
+
+    put(BATCH)  # handed over: the worker is busy with it
+    assert writer.busy and svc.archive.behind == []
+    put(BATCH)  # reached the floor while busy: kept
+    assert len(svc.archive.behind) == BATCH
+    writer.in_batch = None
+    gate.set()
+    writer.idle()
+    put(1)  # idle now: handed over, the next floor doubled
+    writer.idle()
+    assert svc.archive.behind == []
+    put(2 * BATCH - 1)
+    assert len(svc.archive.behind) == 2 * BATCH - 1  # under the doubled floor
+    put(1)
+    writer.idle()
+    assert svc.archive.behind == [] and svc.archive.count(romeo) == 4 * BATCH + 1
+    svc.close()
+    db.close()

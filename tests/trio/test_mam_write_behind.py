@@ -11,15 +11,13 @@ import secrets
 import sqlite3
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Router
 from xmpp_sansio.server.effects import Persist, VCardPut
 from xmpp_sansio.server.mam.service import MamLimits
 from xmpp_sansio.server.mam.store import ArchivePut, ArchiveQuery
-from xmpp_trio import services as services_module
 from xmpp_trio.config import ServerConfig
+from xmpp_trio.mam_config import ArchiveWriterLimits
 from xmpp_trio.services import ServerServices, open_database
 from xmpp_trio.storage import AccountStore
 
@@ -94,10 +92,10 @@ def test_other_writes_of_the_batch_keep_their_transaction(server_config: ServerC
 
 
 def test_a_full_write_behind_queue_is_committed_by_the_next_batch(
-    server_config: ServerConfig, monkeypatch: pytest.MonkeyPatch
+    server_config: ServerConfig,
 ) -> None:
-    monkeypatch.setattr(services_module, "_ARCHIVE_BEHIND_MAX", 3)
-    svc, router, db = world(server_config)
+    config = dataclasses.replace(server_config, mam_writer=ArchiveWriterLimits(loop_batch=3))
+    svc, router, db = world(config)
     for i in range(3):
         _, persists = chat(router, f"m{i}")
         assert svc.write_behind(persists) == []

@@ -35,7 +35,9 @@ import json
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Final, cast
 
 from xmpp_sansio.jid import JID
@@ -111,6 +113,66 @@ def _inserts(table: str, width: int, rows: int) -> str:
     return f"INSERT OR IGNORE INTO {table} VALUES " + ", ".join([row] * rows)
 
 
+#: Archives whose sizes one statement updates (:meth:`SqliteArchiveStorage._settle`).
+_COUNTED: Final = 256
+_NO_PEER: Final = (0, 0)
+_keep = attrgetter("keep")
+_retention = attrgetter("retention")
+
+
+def _padded(n: int) -> int:
+    """``n`` rounded up to a power of two, at least 8 (few statement shapes)."""
+    return max(8, 1 << (n - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=16)
+def _count_update(size: int) -> str:
+    """Add ``(id, n)`` pairs (``size`` of them) to the archives' sizes."""
+    values = ", ".join(["(?, ?)"] * size)
+    return (
+        f"UPDATE mam_archives SET n = n + c.column2 FROM (VALUES {values}) AS c"
+        " WHERE mam_archives.id = c.column1"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _count_select(size: int) -> str:
+    """The ``(id, n)`` of the archives among ``size`` pairs holding more than ``?``."""
+    values = ", ".join(["(?, ?)"] * size)
+    return (
+        f"SELECT a.id, a.n FROM (VALUES {values}) AS c"
+        " CROSS JOIN mam_archives a ON a.id = c.column1 WHERE a.n > ?"
+    )
+
+
+class _Rows:
+    """The flat rows of a list of :class:`ArchivePut` (``ops``), built by
+    :meth:`SqliteArchiveStorage._rows`: ``items`` and ``entries`` as the
+    ``INSERT`` statements bind them, ``missing`` the ids to make first
+    (position in ``entries``, archive or peer), ``last``/``skew`` the
+    store's before they were built (what a rollback goes back to)."""
+
+    __slots__ = ("entries", "items", "last", "missing", "ops", "skew")
+
+    def __init__(
+        self,
+        ops: list[ArchivePut],
+        items: list[object],
+        entries: list[object],
+        missing: list[tuple[int, JID]],
+        last: int,
+        skew: int,
+    ) -> None:
+        self.ops, self.items, self.entries, self.missing = ops, items, entries, missing
+        self.last, self.skew = last, skew
+
+    def op_of(self, key: int) -> ArchivePut:
+        """The op of the last entry of archive ``key`` (its quota applies)."""
+        keys = self.entries[0::4]
+        at = len(keys) - 1 - keys[::-1].index(key)
+        return self.ops[self.items[0::5].index(self.entries[4 * at + 1])]
+
+
 def _row(row: tuple[str, int, str, float, bytes]) -> ArchivedMessage:
     sid, seq, with_full, stamp, stanza = row
     return ArchivedMessage(sid, int(seq), JID.parse(with_full), float(stamp), bytes(stanza))
@@ -123,12 +185,11 @@ class SqliteArchiveStorage:
     that message (once each)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
+        #: The caller's (the event loop's) connection; the writer's is passed
+        #: to :meth:`write_batch` and on, never stored.
         self._conn = conn
-        #: The caller's connection; ``_conn`` is the worker's while it writes
-        #: a batch (:meth:`_write_batch`), under ``_lock``.
-        self._main = conn
-        #: Held by whoever runs archive SQL through ``_conn`` and its caches
-        #: (``_ids``, ``_peers``, ``_unsure``, ``_last``/``_skew``).
+        #: Held by whoever runs archive SQL and uses the caches (``_ids``,
+        #: ``_peers``, ``_unsure``, ``_last``/``_skew``): one thread at a time.
         self._lock = threading.RLock()
         self._writer: ArchiveWriter[ArchivePut] | None = None
         #: ``ArchivePut`` ops kept to be written behind (:meth:`write_behind`).
@@ -189,8 +250,11 @@ class SqliteArchiveStorage:
             "SELECT archive, sid, with_full, stamp, stanza FROM mam_messages ORDER BY seq"
         )
         self._put(
-            ArchivePut(JID.parse(a), sid, JID.parse(w), stamp, bytes(data), 1 << 62)
-            for a, sid, w, stamp, data in rows
+            conn,
+            (
+                ArchivePut(JID.parse(a), sid, JID.parse(w), stamp, bytes(data), 1 << 62)
+                for a, sid, w, stamp, data in rows
+            ),
         )
         conn.execute("DROP TABLE mam_messages")
         conn.execute("DROP TABLE IF EXISTS mam_counts")
@@ -207,7 +271,7 @@ class SqliteArchiveStorage:
         conn = self._conn
         match op:
             case ArchivePut():
-                self._put((op,))
+                self._put(conn, (op,))
             case ArchivePrefsPut():
                 data = json.dumps(
                     [
@@ -227,9 +291,10 @@ class SqliteArchiveStorage:
                 found = self._id(op.archive, create=False)
                 if found is not None:
                     self._unref(
+                        conn,
                         conn.execute(
                             "DELETE FROM mam_entries WHERE archive = ? RETURNING seq", (found,)
-                        ).fetchall()
+                        ).fetchall(),
                     )
                     conn.execute("DELETE FROM mam_archives WHERE id = ?", (found,))
                     self._ids.pop(op.archive, None)
@@ -248,12 +313,15 @@ class SqliteArchiveStorage:
         if seq is not None:
             self._conn.execute("UPDATE mam_items SET stanza = ? WHERE seq = ?", (op.stanza, seq))
 
-    def _id(self, archive: JID, *, create: bool) -> int | None:
-        """The small integer of ``archive`` (made if ``create``)."""
+    def _id(
+        self, archive: JID, *, create: bool, conn: sqlite3.Connection | None = None
+    ) -> int | None:
+        """The small integer of ``archive`` (made if ``create``) through
+        ``conn`` (the loop's connection if ``None``)."""
         found = self._ids.get(archive)
         if found is not None:
             return found
-        conn = self._conn
+        conn = conn or self._conn
         row = conn.execute("SELECT id FROM mam_archives WHERE jid = ?", (str(archive),)).fetchone()
         if row is None:
             if not create:
@@ -266,13 +334,13 @@ class SqliteArchiveStorage:
         self._ids[archive] = found = int(row[0])
         return found
 
-    def _peer(self, jid: JID) -> tuple[int, int]:
+    def _peer(self, conn: sqlite3.Connection, jid: JID) -> tuple[int, int]:
         """``jid``'s ``(bare id, id)`` in ``mam_peers`` (made if missing)."""
         found = self._peers.get(jid)
         if found is not None:
             return found
         bare = jid.bare
-        ids = [self._peer_id(j) for j in ((bare, jid) if bare is not jid else (bare,))]
+        ids = [self._peer_id(conn, j) for j in ((bare, jid) if bare is not jid else (bare,))]
         if len(self._peers) > 100_000:
             self._peers.clear()
         self._peers[jid] = found = (ids[0], ids[-1])
@@ -290,8 +358,7 @@ class SqliteArchiveStorage:
         bare, peer = (0 if row is None else int(row[0]) for row in ids)
         return bare, peer
 
-    def _peer_id(self, jid: JID) -> int:
-        conn = self._conn
+    def _peer_id(self, conn: sqlite3.Connection, jid: JID) -> int:
         text = str(jid)
         row = conn.execute("SELECT id FROM mam_peers WHERE jid = ?", (text,)).fetchone()
         if row is None:
@@ -302,11 +369,11 @@ class SqliteArchiveStorage:
             self._unsure_top = max(self._unsure_top, int(row[0]))
         return int(row[0])
 
-    def _check_peers(self) -> None:
+    def _check_peers(self, conn: sqlite3.Connection) -> None:
         """Forget the peers made by a transaction that did not commit (only
         this store adds peers, and ids grow: the highest one tells)."""
         if self._unsure:
-            (top,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM mam_peers").fetchone()
+            (top,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM mam_peers").fetchone()
             if top < self._unsure_top:
                 self._forget_unsure()
 
@@ -316,87 +383,122 @@ class SqliteArchiveStorage:
         self._unsure.clear()
         self._unsure_top = 0
 
-    def _key(self, archive: JID) -> int:
+    def _key(self, conn: sqlite3.Connection, archive: JID) -> int:
         """:meth:`_id`, made if missing."""
-        found = self._id(archive, create=True)
+        found = self._id(archive, create=True, conn=conn)
         assert found is not None
         return found
 
-    def _seq(self, stamp: float) -> int:
+    def _seq(self, conn: sqlite3.Connection, stamp: float) -> int:
         """The next ``seq``: the stamp in microseconds, after the last one."""
         us = int(stamp * _US)
         seq = self._last = max(self._last + 1, us)
         if seq - us > self._skew:
             self._skew = seq - us
-            self._conn.execute(
-                "INSERT INTO mam_state VALUES ('skew', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (self._skew,),
-            )
+            self._save_skew(conn)
         return seq
 
-    def _put(self, ops: Iterable[ArchivePut]) -> None:
-        """Write ``ops`` in the caller's transaction: the rows of each table in
-        statements of :data:`_ROWS` rows (multi-row ``VALUES``: a fifth less
-        than one ``executemany`` row by row, docs/benchmarks.md "Seventh
-        pass") when no ``sid`` is known yet (the rule), else one by one."""
-        ops = list(ops)
+    def _save_skew(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO mam_state VALUES ('skew', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self._skew,),
+        )
+
+    def _put(self, conn: sqlite3.Connection, ops: Iterable[ArchivePut]) -> None:
+        """Write ``ops`` in the caller's transaction on ``conn``."""
+        rows = self._rows(conn, list(ops))
+        if rows is not None:
+            self._write_rows(conn, rows)
+
+    def _rows(self, conn: sqlite3.Connection, ops: list[ArchivePut]) -> _Rows | None:
+        """The flat rows of ``ops`` as the statements bind them (5 values an
+        item, 4 an entry): each ``seq`` made, the archives' and peers' ids
+        taken from the caches; those not cached are left to
+        :meth:`_write_rows` (``missing``: where, and whose), which makes them
+        first. ``None``: no op."""
         if not ops:
-            return
-        conn = self._conn
-        ids, peers, get_peer = self._ids, self._peers, self._peer
-        self._check_peers()
-        last, skew = self._last, self._skew
-        conn.execute("SAVEPOINT mam_put")
-        # Flat rows (5 values an item, 4 an entry), as the statements bind them.
+            return None
+        self._check_peers(conn)
+        ids, peers = self._ids, self._peers
+        missing: list[tuple[int, JID]] = []
+
+        def no_key(at: int, archive: JID) -> int:
+            missing.append((at, archive))
+            return 0
+
+        def no_peer(at: int, jid: JID) -> tuple[int, int]:
+            missing.append((at, jid))
+            return _NO_PEER
+
         items: list[object] = []
         entries: list[object] = []
-        seq, lead = last, skew
+        seq = last = self._last
+        lead = skew = self._skew
         for op in ops:
             stamp = op.stamp
             us = int(stamp * _US)
             if seq >= us:
                 seq += 1
                 if seq - us > lead:
-                    self._last = seq - 1
-                    seq = self._seq(stamp)
-                    lead = self._skew
+                    lead = seq - us
             else:
                 seq = us
             also = op.also
             items += (seq, op.sid, stamp, 1 + len(also), op.stanza)
+            archive, with_ = op.archive, op.with_
             entries += (
-                ids.get(op.archive) or self._key(op.archive),
+                ids.get(archive) or no_key(len(entries), archive),
                 seq,
-                *(peers.get(op.with_) or get_peer(op.with_)),
+                *(peers.get(with_) or no_peer(len(entries) + 2, with_)),
             )
             for archive, with_ in also:
-                key = ids.get(archive) or self._key(archive)
-                entries += (key, seq, *(peers.get(with_) or get_peer(with_)))
-        self._last = seq
-        # Per archive (not per row, in C): how many entries, and the op of its last.
-        keys = cast(list[int], entries[0::4])
-        last_seq = dict(zip(keys, entries[1::4], strict=True))
-        op_at = dict(zip(items[0::5], ops, strict=True))
-        added = {key: (n, op_at[last_seq[key]]) for key, n in Counter(keys).items()}
-        fresh = self._insert("mam_items", 5, items) and self._insert("mam_entries", 4, entries)
-        if fresh:
+                entries += (
+                    ids.get(archive) or no_key(len(entries), archive),
+                    seq,
+                    *(peers.get(with_) or no_peer(len(entries) + 2, with_)),
+                )
+        self._last, self._skew = seq, lead
+        return _Rows(ops, items, entries, missing, last, skew)
+
+    def _write_rows(self, conn: sqlite3.Connection, rows: _Rows) -> None:
+        """Write ``rows`` (:meth:`_rows`) in the caller's transaction on
+        ``conn``: the ids left missing first, then the rows of each table in
+        statements of :data:`_ROWS` rows (multi-row ``VALUES``: a fifth less
+        than one ``executemany`` row by row, docs/benchmarks.md "Seventh
+        pass") when no ``sid`` is known yet (the rule), else one by one;
+        then the counters (:meth:`_settle`)."""
+        entries = rows.entries
+        for at, jid in rows.missing:  # rare: a new archive or peer
+            if at % 4 == 0:
+                entries[at] = self._key(conn, jid)
+            else:
+                entries[at : at + 2] = self._peer(conn, jid)
+        conn.execute("SAVEPOINT mam_put")
+        if self._skew > rows.skew:  # a clock went back: the widest lead is kept
+            self._save_skew(conn)
+        if self._insert(conn, "mam_items", 5, rows.items) and self._insert(
+            conn, "mam_entries", 4, entries
+        ):
             conn.execute("RELEASE mam_put")
+            self._settle(conn, Counter(cast(list[int], entries[0::4])), rows.ops, rows.op_of)
         else:  # a sid the store holds, or an archive named twice (rare): one by one
             conn.execute("ROLLBACK TO mam_put")
             conn.execute("RELEASE mam_put")
-            self._last, self._skew = last, skew
+            self._last, self._skew = rows.last, rows.skew
             self._ids.clear()  # the ids made since the savepoint are gone with it
             self._forget_unsure()
-            added = self._put_each(ops)
-        self._settle(added)
+            added = self._put_each(conn, rows.ops)
+            counts = {key: n for key, (n, _op) in added.items()}
+            self._settle(conn, counts, rows.ops, lambda key: added[key][1])
 
-    def _insert(self, table: str, width: int, values: list[object]) -> bool:
+    def _insert(
+        self, conn: sqlite3.Connection, table: str, width: int, values: list[object]
+    ) -> bool:
         """``INSERT OR IGNORE`` the flat rows ``values`` (``width`` a row) into
         ``table``, :data:`_ROWS` rows a statement, the rest in statements of
         64, 32, … 1 rows (a few shapes, kept in the connection's statement
         cache); whether every row went in."""
-        conn = self._conn
         before = conn.total_changes
         rows = len(values) // width
         at = 0
@@ -411,13 +513,14 @@ class SqliteArchiveStorage:
             size >>= 1
         return conn.total_changes - before == rows
 
-    def _put_each(self, ops: list[ArchivePut]) -> dict[int, tuple[int, ArchivePut]]:
-        conn = self._conn
+    def _put_each(
+        self, conn: sqlite3.Connection, ops: list[ArchivePut]
+    ) -> dict[int, tuple[int, ArchivePut]]:
         added: dict[int, tuple[int, ArchivePut]] = {}
         for op in ops:
             row = conn.execute("SELECT seq FROM mam_items WHERE sid = ?", (op.sid,)).fetchone()
             if row is None:
-                seq = self._seq(op.stamp)
+                seq = self._seq(conn, op.stamp)
                 conn.execute(
                     "INSERT INTO mam_items VALUES (?, ?, ?, 0, ?)",
                     (seq, op.sid, op.stamp, op.stanza),
@@ -426,52 +529,61 @@ class SqliteArchiveStorage:
                 seq = int(row[0])
             refs = 0
             for archive, with_ in op.owners():
-                key = self._key(archive)
+                key = self._key(conn, archive)
                 if conn.execute(
                     "INSERT OR IGNORE INTO mam_entries VALUES (?, ?, ?, ?)",
-                    (key, seq, *self._peer(with_)),
+                    (key, seq, *self._peer(conn, with_)),
                 ).rowcount:
                     refs += 1
                     added[key] = (added.get(key, (0, op))[0] + 1, op)
             conn.execute("UPDATE mam_items SET refs = refs + ? WHERE seq = ?", (refs, seq))
         return added
 
-    def _unref(self, rows: Sequence[tuple[int]]) -> None:
+    def _unref(self, conn: sqlite3.Connection, rows: Sequence[tuple[int]]) -> None:
         """The entries ``rows`` (their ``seq``) are gone: drop unheld items."""
         if rows:
-            conn = self._conn
             conn.executemany("UPDATE mam_items SET refs = refs - 1 WHERE seq = ?", rows)
             conn.executemany("DELETE FROM mam_items WHERE seq = ? AND refs <= 0", rows)
 
-    def _settle(self, added: dict[int, tuple[int, ArchivePut]]) -> None:
-        """Count the new entries of each archive (``added``: how many, and the
-        last op), one ``executemany``; then apply each op's quota and retention."""
-        conn = self._conn
+    def _settle(
+        self,
+        conn: sqlite3.Connection,
+        counts: dict[int, int],
+        ops: list[ArchivePut],
+        op_of: Callable[[int], ArchivePut],
+    ) -> None:
+        """Add ``counts`` (new entries per archive) to the archives' sizes, one
+        statement per :data:`_COUNTED` archives (``UPDATE … FROM (VALUES …)``,
+        padded to a power of two with archive 0, which is none); then apply
+        the quota and retention of the last op of each archive (``op_of``)
+        to those over the smallest quota of ``ops`` (all, if one has a
+        retention)."""
+        pairs = list(counts.items())
+        keep = min(map(_keep, ops))
+        retention = any(map(_retention, ops))
         before = conn.total_changes
-        conn.executemany(
-            "UPDATE mam_archives SET n = n + ? WHERE id = ?",
-            [(n, key) for key, (n, _op) in added.items()],
-        )
-        if conn.total_changes - before != len(added):
+        over: list[tuple[int, int]] = []
+        for at in range(0, len(pairs), _COUNTED):
+            chunk = pairs[at : at + _COUNTED]
+            size = _padded(len(chunk))
+            values = list(chain.from_iterable(chunk))
+            values += (0, 0) * (size - len(chunk))
+            conn.execute(_count_update(size), values)
+            over += conn.execute(
+                _count_select(size), (*values, -1 if retention else keep)
+            ).fetchall()
+        if conn.total_changes - before != len(pairs):
             # an id made by a transaction that did not commit (e.g. a full disk)
             self._ids.clear()
             raise sqlite3.DatabaseError("an archive's id was not committed; write again")
-        keys = list(added)
-        for at in range(0, len(keys), 500):
-            chunk = keys[at : at + 500]
-            rows = conn.execute(
-                f"SELECT id, n FROM mam_archives WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for key, count in rows.fetchall():
-                op = added[key][1]
-                if count > op.keep or op.retention > 0:
-                    self._trim(key, count, op)
+        for key, count in over:
+            op = op_of(key)
+            if count > op.keep or op.retention > 0:
+                self._trim(conn, key, count, op)
 
-    def _trim(self, key: int, count: int, op: ArchivePut) -> None:
+    def _trim(self, conn: sqlite3.Connection, key: int, count: int, op: ArchivePut) -> None:
         """Drop the entries of ``key`` (``count`` of them) that ``op``'s quota and
         retention no longer keep."""
-        conn = self._conn
         dropped = 0
         if count > op.keep:
             gone = conn.execute(
@@ -479,7 +591,7 @@ class SqliteArchiveStorage:
                 " mam_entries WHERE archive = ? ORDER BY seq LIMIT ?) RETURNING seq",
                 (key, key, count - op.keep),
             ).fetchall()
-            self._unref(gone)
+            self._unref(conn, gone)
             dropped += len(gone)
         if op.retention > 0:
             cutoff = op.stamp - op.retention
@@ -489,7 +601,7 @@ class SqliteArchiveStorage:
                 " RETURNING seq",
                 (key, int(cutoff * _US) + self._skew + 1, cutoff),
             ).fetchall()
-            self._unref(gone)
+            self._unref(conn, gone)
             dropped += len(gone)
         if dropped:
             conn.execute("UPDATE mam_archives SET n = n - ? WHERE id = ?", (dropped, key))
@@ -508,7 +620,7 @@ class SqliteArchiveStorage:
         database, writing through :meth:`write_batch`) commit what is kept
         behind and checkpoint the WAL: this connection checkpoints no more."""
         self._writer = writer
-        self._main.execute("PRAGMA wal_autocheckpoint=0")
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
 
     @property
     def writer(self) -> ArchiveWriter[ArchivePut] | None:
@@ -540,12 +652,14 @@ class SqliteArchiveStorage:
 
     def write_batch(self, conn: sqlite3.Connection, batch: list[ArchivePut]) -> None:
         """The writer's thread: commit ``batch`` through ``conn`` (its own
-        connection), the store's caches under the lock as on the loop."""
+        connection), the store's caches under the lock as on the loop. Its
+        rows are built here, not on the loop before the hand-over: tried in
+        session 8, that moved about 1 µs a message onto the loop and saved
+        the worker nothing measurable (docs/benchmarks.md "Session 8")."""
         with self._lock:
-            self._conn = conn
             try:
                 with transaction(conn):
-                    self._put(batch)
+                    self._put(conn, batch)
                     hook = None if self._writer is None else self._writer.in_batch
                     if hook is not None:
                         hook()
@@ -556,8 +670,6 @@ class SqliteArchiveStorage:
             else:
                 self._unsure.clear()
                 self._unsure_top = 0
-            finally:
-                self._conn = self._main
 
     def write_pending(self) -> None:
         """Write the kept ops in the caller's transaction: one ``executemany``
@@ -566,7 +678,7 @@ class SqliteArchiveStorage:
         self.wait_writer()
         with self._lock:
             pending, self.behind = self.behind, []
-            self._put(pending)
+            self._put(self._conn, pending)
 
     def flush(self) -> None:
         """Commit the kept ops (one transaction, on the caller's connection,
@@ -603,7 +715,7 @@ class SqliteArchiveStorage:
     # -- reads ---------------------------------------------------------------------
 
     def prefs(self, archive: JID) -> Prefs | None:
-        row = self._main.execute(
+        row = self._conn.execute(
             "SELECT prefs FROM mam_prefs WHERE archive = ?", (str(archive),)
         ).fetchone()
         if row is None:
@@ -614,7 +726,7 @@ class SqliteArchiveStorage:
         )
 
     def count(self, archive: JID) -> int:
-        row = self._main.execute("SELECT n FROM mam_archives WHERE jid = ?", (str(archive),))
+        row = self._conn.execute("SELECT n FROM mam_archives WHERE jid = ?", (str(archive),))
         found = row.fetchone()
         return 0 if found is None else int(found[0])
 

@@ -1,0 +1,131 @@
+"""SQLite's side of archiving (issue 17): the store's own write path
+(``SqliteArchiveStorage``: rows built, then written and committed, as the
+archive writer does) on a real WAL file, messages between ``--users``
+accounts (user i to i + 1, both archives), committed ``--batch`` messages
+at a time, a ``PASSIVE`` checkpoint every ``--checkpoint`` messages. Prints
+CPU µs per message for building the rows (the event loop's part), writing
+and committing them (the writer's), WAL pages and bytes per message and per
+commit (the frames each checkpoint finds), for each setting tried.
+
+    python benchmarks/mam_wal.py --users 20
+    python benchmarks/mam_wal.py --users 1000 --n 40000
+    python benchmarks/mam_wal.py --pragmas "cache_size=-65536" "mmap_size=268435456" \\
+        "temp_store=MEMORY" "page_size=8192"
+    python benchmarks/mam_wal.py --batch 200 1000 5000   # the batch size's effect
+
+Each setting runs on a fresh database, ``--prefill`` messages archived first
+(not measured). Nothing is asserted."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xmpp_sansio.jid import JID
+from xmpp_sansio.server.mam.store import ArchivePut
+from xmpp_trio.stores._sql import transaction
+from xmpp_trio.stores.mam import SqliteArchiveStorage
+
+STANZA = (
+    b"<message xmlns='jabber:client' from='u1@localhost/r' to='u2@localhost' type='chat'"
+    b" id='m1'><body>" + b"y" * 120 + b"</body><stanza-id xmlns='urn:xmpp:sid:0'"
+    b" by='u2@localhost' id='0123456789abcdef'/></message>"
+)
+
+
+def run(args: argparse.Namespace, pragma: str | None, batch: int, directory: Path) -> str:
+    path = directory / f"mam-{batch}-{abs(hash(pragma))}.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    if pragma and pragma.startswith("page_size"):
+        conn.execute(f"PRAGMA {pragma}")  # before the database has a page
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    if pragma and not pragma.startswith("page_size"):
+        conn.execute(f"PRAGMA {pragma}")
+    store = SqliteArchiveStorage(conn)
+    users = [JID.parse(f"u{i}@localhost") for i in range(args.users)]
+    fulls = [JID.parse(f"u{i}@localhost/r") for i in range(args.users)]
+    counter = 0
+
+    def ops(n: int) -> list[ArchivePut]:
+        nonlocal counter
+        out = []
+        for _ in range(n):
+            i = counter % args.users
+            j = (i + 1) % args.users
+            sid = f"{counter:016x}"
+            out.append(
+                ArchivePut(
+                    users[j],
+                    sid,
+                    fulls[i],
+                    1.7e9 + counter * 1e-4,
+                    STANZA,
+                    1 << 40,
+                    also=((users[i], fulls[j]),),
+                )
+            )
+            counter += 1
+        return out
+
+    frames = commits = since = 0
+    build = write = 0.0
+    for phase, total in (("prefill", args.prefill), ("measured", args.n)):
+        frames = commits = since = 0
+        build = write = 0.0
+        done = 0
+        while done < total:
+            batch_ops = ops(min(batch, total - done))
+            t0 = time.process_time()
+            rows = store._rows(conn, batch_ops)
+            t1 = time.process_time()
+            with transaction(conn):
+                assert rows is not None
+                store._write_rows(conn, rows)
+            t2 = time.process_time()
+            build += t1 - t0
+            write += t2 - t1
+            commits += 1
+            done += len(batch_ops)
+            since += len(batch_ops)
+            if since >= args.checkpoint or done >= total:
+                _busy, log, _moved = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                frames += log
+                since = 0
+        del phase
+    (page,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    n = args.n
+    return (
+        f"{pragma or 'defaults':<28} batch {batch:>5}: build {build / n * 1e6:5.2f}"
+        f" + write {write / n * 1e6:5.2f} us CPU/message; WAL {frames / n:5.2f} pages"
+        f" ({frames * (page + 24) / n:,.0f} B)/message, {frames / commits:7.1f} pages/commit"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--n", type=int, default=20_000, help="messages measured")
+    parser.add_argument("--prefill", type=int, default=20_000, help="messages archived first")
+    parser.add_argument("--batch", type=int, nargs="+", default=[200])
+    parser.add_argument("--checkpoint", type=int, default=5000)
+    parser.add_argument(
+        "--pragmas", nargs="*", default=[], help="settings tried, e.g. cache_size=-65536"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for pragma in [None, *args.pragmas]:
+            for batch in args.batch:
+                print(run(args, pragma, batch, Path(tmp)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
