@@ -173,23 +173,3 @@ async def test_more_than_a_read_ahead_buffer_is_all_read() -> None:
                 got += await transport.receive_some(65536, gather=True)
     assert got == b"".join(records)
     transport.close()
-
-
-def test_read_ahead_is_left_off_when_the_context_does_not_check_out(
-    mode: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The SSL_CTX pointer is used only if SSL_CTX_get_options through it
-    # agrees with SSLContext.options; here it is made to disagree.
-    if mode != "read-ahead":
-        pytest.skip("the functions are missing in this mode already")
-    assert _read_ahead._FUNCTIONS is not None
-    ctrl, get_options, *rest = _read_ahead._FUNCTIONS
-    monkeypatch.setattr(
-        _read_ahead, "_FUNCTIONS", (ctrl, lambda pointer: get_options(pointer) ^ 1, *rest)
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    assert not _read_ahead.enable(context)
-    monkeypatch.undo()
-    other = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    assert _read_ahead.enable(other) and _read_ahead.enable(other)  # asked once, kept
-    assert not _read_ahead.enable(context)  # the first answer is kept too
