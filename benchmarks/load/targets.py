@@ -191,6 +191,10 @@ LIMITS = {
 }
 
 
+#: The archive's tables, of the first layout and of today's, emptied before each run.
+_ARCHIVE_TABLES = ("mam_messages", "mam_counts", "mam_entries", "mam_items", "mam_peers", "mam_archives")
+
+
 class Ours:
     """``python -m xmpp_trio serve`` with a generated TOML configuration, run from
     ``tree`` (this checkout by default; ``ours@REV``: see :class:`OursAt`)."""
@@ -269,7 +273,8 @@ class Ours:
             return
         with contextlib.closing(sqlite3.connect(database)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-            for table in ("mam_messages", "mam_counts"):
+            # Both layouts: the first (session 5) and today's (docs/mam.md).
+            for table in _ARCHIVE_TABLES:
                 if table in tables:
                     db.execute(f"DELETE FROM {table}")
             db.commit()
