@@ -627,15 +627,16 @@ class Router(PresenceRoutes):
     def _transformed(self, msg: Message, owned: bool = True) -> Message:
         """The transform stage (XEP-0359 stanza ids, archives); a new element is validated
         again, ``Appended`` children go unparsed on the router's own copy (``owned``)."""
-        sender, ctx, element = msg.from_, self._ctx, msg.element
+        sender, ctx, element, to = msg.from_, self._ctx, msg.element, msg.to
         assert sender is not None  # checked by the callers (no typing.cast call per message)
         for service in self._transform:
-            out = service.transform(ctx, element, sender)
+            out = service.transform(ctx, element, sender, to)
             if isinstance(out, tuple):  # Appended
                 mine = owned or element is not msg.element
                 (element := element if mine else with_attrs(element)).extend(out)
-            else:
+            elif out is not element:  # a new element: the next stage gets its ``to``
                 element = out
+                to = JID.parse_or_none(out.get("to"))
         if element is msg.element:
             return msg
         transformed = parse_stanza(element)
