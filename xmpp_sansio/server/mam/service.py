@@ -304,20 +304,27 @@ class MamService(IqService):
                         and self.archives(recipient, sender)
                     )
                 if kept:
-                    sid, now = self._new_id(ctx)
+                    # _new_id, inline (once a message)
+                    at = self._entropy_at
+                    if at + 16 > len(self._entropy):
+                        self._entropy, at = ctx.rng(_ENTROPY_POOL).hex(), 0
+                    self._entropy_at = at + 16
+                    now = ctx.now
+                    sid = hex(int(now * 1_000_000) | _BIT56)[3:] + self._entropy[at : at + 16]
                     stamp = self._stamp = _make(SID, {"id": sid, "by": str(recipient)})
                     # The observers find it on the router's copy by identity, with
                     # what was parsed here (no second parse of ``to`` or ``from``,
-                    # no second read of the clock, no JID comparison).
-                    owner = sender.bare
+                    # no second read of the clock, no JID comparison). The
+                    # recipient is local: so is a sender of its domain.
+                    same_domain = peer.domain == sender.domain
                     self._stamped = (
                         sid,
                         peer,
                         recipient,
-                        sender.domain in self.server.domains,
+                        same_domain or self.server.is_local(sender.domain),
                         now,
-                        owner,
-                        peer.local == sender.local and peer.domain == sender.domain,
+                        sender.bare,
+                        same_domain and peer.local == sender.local,
                     )
         if forged is None:
             return element if stamp is None else Appended((stamp,))
@@ -349,10 +356,35 @@ class MamService(IqService):
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         # The two events of every message first, by their type (no pattern match).
         if type(event) is MessageSent:
-            out = self._archive_sent(ctx, event.session.jid, event.element)
-            if event.element.find(RETRACT) is None:  # the one check on the message path
+            element = event.element
+            sender = event.session.jid
+            stamp = self._stamp
+            if stamp is not None and len(element) and element[-1] is stamp:
+                # _archive_sent's common case, inline (docs/mam.md "Cost"):
+                # stamped here, default preferences, not to self: both
+                # sides, one op.
+                sid, peer, recipient, _, now, owner, to_self = self._stamped
+                out: list[Outcome]
+                if not to_self and self._prefs.get(owner) is _DEFAULT_PREFS:
+                    limits = self.limits
+                    put = ArchivePut(
+                        owner,
+                        sid,
+                        peer,
+                        now,
+                        archived_bytes(element),
+                        limits.max_per_user,
+                        limits.retention,
+                        ((recipient, sender),),
+                    )
+                    out = [Persist(put)]
+                else:
+                    out = self._archive_sent(ctx, sender, element)
+            else:
+                out = self._archive_sent(ctx, sender, element)
+            if element.find(RETRACT) is None:  # the one check on the message path
                 return out
-            return out + self._retract_sent(ctx, event.session.jid, event.element)
+            return out + self._retract_sent(ctx, sender, element)
         if type(event) is MessageDelivered:
             element = event.element
             if len(element) and element[-1] is self._stamp and self._stamped[3]:
@@ -390,26 +422,15 @@ class MamService(IqService):
 
     def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
         """Both sides of a message a local session sent: one id (the one
-        stamped for a local recipient), one write (XEP-0313 §5.1.1)."""
+        stamped for a local recipient), one write (XEP-0313 §5.1.1). The
+        common case (stamped, default preferences, not to self) is inline
+        in :meth:`observe`."""
         stamp = self._stamp
         if stamp is not None and len(element) and element[-1] is stamp:
             # stamped here: archivable, the recipient archives it, ``to`` parsed
             sid: str | None
-            sid, peer, recipient, _, now, owner, to_self = self._stamped
-            if not to_self and self._prefs.get(owner) is _DEFAULT_PREFS:
-                # The common case (docs/mam.md "Cost"): both sides, one op.
-                limits = self.limits
-                op = ArchivePut(
-                    owner,
-                    sid,
-                    peer,
-                    now,
-                    archived_bytes(element),
-                    limits.max_per_user,
-                    limits.retention,
-                    ((recipient, sender),),
-                )
-                return [Persist(op)]
+            # (its common case is inline in ``observe``)
+            sid, peer, recipient = self._stamped[:3]
         else:
             found = JID.parse_or_none(element.get("to"))
             if found is None:
