@@ -380,8 +380,13 @@ class Router(PresenceRoutes):
         ``skip`` set drains its own route first). A :class:`Persist` holding outcomes
         holds the rest of the drain too: the order is kept (RFC 6121 §3.1.6)."""
         for outcome in outcomes:
-            if type(outcome) is not Deliver and type(outcome) is not Disconnect:
-                break
+            kind = type(outcome)
+            if kind is Deliver or kind is Disconnect:
+                continue
+            # an archived message's write (docs/mam.md "Cost"): holds nothing
+            if kind is Persist and isinstance(outcome, Persist) and not outcome.then:
+                continue
+            break
         else:  # the common case: effects only
             return cast("list[Effect]", outcomes)
         effects: list[Effect] = []
