@@ -12,6 +12,10 @@ the archive's bytes are shared with the delivery as in the server), the
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         python benchmarks/mam_cost.py --once on --n 800   # instructions: run
                                                           # N=800 and N=2000, divide the difference
+    python benchmarks/mam_cost.py --instructions on [--tree TREE]  # the same, done for
+                    # you: PYTHONHASHSEED=0, N=800 and 2000 under callgrind, the
+                    # difference over 1,200 messages (TREE: another checkout's
+                    # mam_cost.py and code, e.g. `git archive integ | tar -x -C /tmp/base`)
     python benchmarks/mam_cost.py --profile on --n 4000   # cProfile, top 25
     ... --users 200   # messages among 200 accounts (user i to i + 1) instead of a to b
     ... --ablate serialise|write   # without the archive's serialisation / SQLite write
@@ -29,8 +33,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import os
 import pstats
+import re
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -142,6 +149,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=4000)
     parser.add_argument("--once", choices=("on", "off"), help="one run (for callgrind)")
+    parser.add_argument(
+        "--instructions", choices=("on", "off"), help="callgrind count a message (N 800 and 2000)"
+    )
+    parser.add_argument("--tree", type=Path, help="with --instructions: that checkout's code")
     parser.add_argument("--profile", choices=("on", "off"))
     parser.add_argument("--users", type=int, default=0, help="accounts (default: a to b only)")
     parser.add_argument(
@@ -177,6 +188,15 @@ def main() -> None:
             f" max {max(stalls, default=0.0) * 1e3:.2f} ({args.n} messages)"
         )
         return
+    if args.instructions:
+        tree = (args.tree or Path(__file__).resolve().parents[1]).resolve()
+        rest = [a for a in sys.argv[1:] if a not in ("--instructions", args.instructions)]
+        if args.tree is not None:
+            rest = [a for a in rest if a not in ("--tree", str(args.tree))]
+        rest = [a for a in rest if not a.startswith(("--instructions=", "--tree="))]
+        per = instructions(tree, args.instructions, rest)
+        print(f"archiving {args.instructions}: {per:,} instructions a message ({tree})")
+        return
     if args.once:
         setup(args.once == "on", args.users, args.unshared, args.writer, batch=args.batch)(args.n)
         return
@@ -193,6 +213,25 @@ def main() -> None:
             f"archiving {name}: {best[0]:.2f} us CPU/message, main thread {best[1]:.2f}"
             f" (best of 5 x {args.n})"
         )
+
+
+def instructions(tree: Path, mode: str, rest: list[str]) -> int:
+    """Instructions a message under callgrind: runs of 800 and 2,000 messages
+    (``--once``), the difference over 1,200 (the setup and warm-up cancel),
+    string hashing seeded (dict probes, so the count, vary by a few thousand
+    instructions a run without it)."""
+    counts = []
+    for n in (800, 2000):
+        command = [
+            *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable),
+            *(str(tree / "benchmarks" / "mam_cost.py"), "--once", mode, *rest, "--n", str(n)),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(tree)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        assert found is not None, "valgrind printed no count"
+        counts.append(int(found.group(1)))
+    return (counts[1] - counts[0]) // 1200
 
 
 def _timed(run: Callable[[int], None], n: int) -> tuple[float, float]:

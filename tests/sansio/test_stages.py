@@ -58,7 +58,7 @@ class Stamper(Service):
 
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TRANSFORM})
 
-    def transform(self, ctx: Context, element: Element, sender: JID) -> Element:
+    def transform(self, ctx: Context, element: Element, sender: JID, to: JID | None) -> Element:
         return with_attrs(element, **{STAMP: f"{ctx.rng(2).hex()}@{ctx.now:g}"})
 
 
@@ -143,7 +143,7 @@ class Appender(Service):
 
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TRANSFORM})
 
-    def transform(self, ctx: Context, element: Element, sender: JID) -> Appended:
+    def transform(self, ctx: Context, element: Element, sender: JID, to: JID | None) -> Appended:
         return Appended((Element("{urn:example:stamp}tag", {"n": ctx.rng(1).hex()}),))
 
 

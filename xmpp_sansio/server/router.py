@@ -380,8 +380,13 @@ class Router(PresenceRoutes):
         ``skip`` set drains its own route first). A :class:`Persist` holding outcomes
         holds the rest of the drain too: the order is kept (RFC 6121 §3.1.6)."""
         for outcome in outcomes:
-            if type(outcome) is not Deliver and type(outcome) is not Disconnect:
-                break
+            kind = type(outcome)
+            if kind is Deliver or kind is Disconnect:
+                continue
+            # an archived message's write (docs/mam.md "Cost"): holds nothing
+            if kind is Persist and isinstance(outcome, Persist) and not outcome.then:
+                continue
+            break
         else:  # the common case: effects only
             return cast("list[Effect]", outcomes)
         effects: list[Effect] = []
@@ -627,15 +632,16 @@ class Router(PresenceRoutes):
     def _transformed(self, msg: Message, owned: bool = True) -> Message:
         """The transform stage (XEP-0359 stanza ids, archives); a new element is validated
         again, ``Appended`` children go unparsed on the router's own copy (``owned``)."""
-        sender, ctx, element = msg.from_, self._ctx, msg.element
+        sender, ctx, element, to = msg.from_, self._ctx, msg.element, msg.to
         assert sender is not None  # checked by the callers (no typing.cast call per message)
         for service in self._transform:
-            out = service.transform(ctx, element, sender)
+            out = service.transform(ctx, element, sender, to)
             if isinstance(out, tuple):  # Appended
                 mine = owned or element is not msg.element
                 (element := element if mine else with_attrs(element)).extend(out)
-            else:
+            elif out is not element:  # a new element: the next stage gets its ``to``
                 element = out
+                to = JID.parse_or_none(out.get("to"))
         if element is msg.element:
             return msg
         transformed = parse_stanza(element)

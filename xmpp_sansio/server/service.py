@@ -87,9 +87,12 @@ class Service:
 
     # -- Stage.TRANSFORM --------------------------------------------------------------
 
-    def transform(self, ctx: Context, element: Element, sender: JID) -> Element | Appended:
+    def transform(
+        self, ctx: Context, element: Element, sender: JID, to: JID | None
+    ) -> Element | Appended:
         """A message on its way in (from a local session, after the outbound
-        filters, or from outside via ``Router.route_inbound``): return the
+        filters, or from outside via ``Router.route_inbound``), with its
+        ``to`` as the router parsed it (``None`` if absent): return the
         element every later stage sees (``element`` itself to leave it alone;
         never mutate it, build a copy), or :class:`Appended` children to add
         at its end (the cheap way: no copy, no new parse). Stanzas the

@@ -102,7 +102,13 @@ _ARCHIVABLE_NS: Final = frozenset(
         "jabber:x:oob",
     }
 )
+_HINTS_LEN: Final = len(_HINTS)
+_BODY: Final = "{jabber:client}body"
+#: The message types a user's archive keeps (XEP-0313 §5.1.1).
+_ARCHIVED: Final = frozenset({"chat", "normal"})
 _DEFAULT_PREFS: Final = Prefs()
+#: ``Element`` through a bound method (cheaper than calling the type).
+_make: Final = Element(SID).makeelement
 _NOBODY: Final = JID.parse("nobody.invalid")
 
 
@@ -137,6 +143,7 @@ def new_stanza_id(ctx: Context, entropy: bytes | None = None) -> str:
 #: Bytes of entropy drawn at once for stanza ids (one ``ctx.rng`` call, a
 #: system call in the server, per this many // 8 ids instead of one per id).
 _ENTROPY_POOL: Final = 8 * 256
+_BIT56: Final = 1 << 56
 
 
 def archivable(element: Element) -> bool:
@@ -197,16 +204,29 @@ class MamService(IqService):
         #: parsed, bare, and whether its sender is local (its
         #: ``MessageDelivered`` then archives nothing): one tuple, one store.
         self._stamp: Element | None = None
-        self._stamped: tuple[str, JID, JID, bool] = ("", _NOBODY, _NOBODY, False)
+        #: ``(sid, to, to's bare, sender local, now, sender's bare, to self)``.
+        self._stamped: tuple[str, JID, JID, bool, float, JID, bool] = (
+            "",
+            _NOBODY,
+            _NOBODY,
+            False,
+            0.0,
+            _NOBODY,
+            False,
+        )
         self._retractions = Retractions()
 
-    def _new_id(self, ctx: Context) -> str:
-        """:func:`new_stanza_id` with 8 bytes from a pool drawn from ``ctx.rng``."""
+    def _new_id(self, ctx: Context) -> tuple[str, float]:
+        """:func:`new_stanza_id` with 8 bytes from a pool drawn from ``ctx.rng``,
+        and the ``now`` it was made at (read once)."""
         at = self._entropy_at
         if at + 16 > len(self._entropy):
             self._entropy, at = ctx.rng(_ENTROPY_POOL).hex(), 0
         self._entropy_at = at + 16
-        return f"{int(ctx.now * 1_000_000):014x}{self._entropy[at : at + 16]}"
+        now = ctx.now
+        # hex() of the time with bit 56 set, cut after it: 14 digits, as
+        # ``f"{t:014x}"`` gives until the year 4253, without a format spec.
+        return hex(int(now * 1_000_000) | _BIT56)[3:] + self._entropy[at : at + 16], now
 
     # -- preferences -----------------------------------------------------------
 
@@ -236,36 +256,76 @@ class MamService(IqService):
 
     # -- transform: XEP-0359 stamping ----------------------------------------
 
-    def transform(self, ctx: Context, element: Element, sender: JID) -> Element | Appended:
+    def transform(
+        self, ctx: Context, element: Element, sender: JID, to: JID | None
+    ) -> Element | Appended:
+        # One pass over the children: forged ids (XEP-0359 §3.1) and
+        # :func:`archivable` (XEP-0313 §5.1.1), inline.
         forged: list[Element] | None = None
+        keep = refused = False
         for child in element:
-            if child.tag == SID and self._is_local(child.get("by")):
-                (forged := forged or []).append(child)
+            tag = child.tag
+            if tag == _BODY:
+                keep = True
+            elif tag == SID:
+                if self._is_local(child.get("by")):
+                    (forged := forged or []).append(child)
+            elif tag.startswith(_HINTS):
+                local = tag[_HINTS_LEN:]
+                if local == "store":
+                    keep = True
+                elif local in ("no-store", "no-permanent-store"):
+                    refused = True
+            elif not keep and tag.startswith("{") and tag[1 : tag.index("}")] in _ARCHIVABLE_NS:
+                keep = True
         stamp: Element | None = None
-        to = element.get("to")
-        if to is not None and archivable(element):
-            peer = JID.parse_or_none(to)
-            server = self.server
-            if (
-                peer is not None
-                and peer.local is not None
-                and server.is_local((recipient := peer.bare).domain)
-                # exists: a bound full JID (a dict lookup), any session, or the store
-                and (
-                    server.session_by_jid(peer) is not None
-                    or server.sessions_of(recipient)
-                    or server.account_exists(recipient)
-                )
-                # the default preferences without a call (most accounts)
-                and (
-                    self._prefs.get(recipient) is _DEFAULT_PREFS or self.archives(recipient, sender)
-                )
-            ):
-                sid = self._new_id(ctx)
-                stamp = self._stamp = Element(SID, {"id": sid, "by": str(recipient)})
-                # The observers find it on the router's copy by identity, with
-                # what was parsed here (no second parse of ``to`` or ``from``).
-                self._stamped = (sid, peer, recipient, server.is_local(sender.domain))
+        if keep and not refused and to is not None and element.get("type", "normal") in _ARCHIVED:
+            peer = to
+            if peer.local is not None:
+                recipient = peer.bare
+                # Every account in ``_prefs`` exists (it is filled only after
+                # the check below, or by the account itself; AccountRemoved
+                # drops it): the common case is one dict lookup.
+                prefs = self._prefs.get(recipient)
+                if prefs is _DEFAULT_PREFS:
+                    kept = True
+                elif prefs is not None:
+                    kept = self.archives(recipient, sender)
+                else:
+                    server = self.server
+                    kept = (
+                        server.is_local(recipient.domain)
+                        # exists: a bound full JID (a dict lookup), any session, or the store
+                        and (
+                            server.session_by_jid(peer) is not None
+                            or bool(server.sessions_of(recipient))
+                            or server.account_exists(recipient)
+                        )
+                        and self.archives(recipient, sender)
+                    )
+                if kept:
+                    # _new_id, inline (once a message)
+                    at = self._entropy_at
+                    if at + 16 > len(self._entropy):
+                        self._entropy, at = ctx.rng(_ENTROPY_POOL).hex(), 0
+                    self._entropy_at = at + 16
+                    now = ctx.now
+                    sid = hex(int(now * 1_000_000) | _BIT56)[3:] + self._entropy[at : at + 16]
+                    stamp = self._stamp = _make(SID, {"id": sid, "by": str(recipient)})
+                    # The observers find it on the router's copy by identity, with
+                    # what was parsed here (no second parse of ``to`` or ``from``,
+                    # no second read of the clock, no JID comparison). The
+                    # recipient is local: so is a sender of its domain.
+                    same_domain = peer.domain == sender.domain
+                    self._stamped = (
+                        sid,
+                        peer,
+                        recipient,
+                        same_domain or self.server.is_local(sender.domain),
+                        now,
+                        sender.bare,
+                        same_domain and peer.local == sender.local,
+                    )
         if forged is None:
             return element if stamp is None else Appended((stamp,))
         out = Element(element.tag, element.attrib)
@@ -296,10 +356,35 @@ class MamService(IqService):
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         # The two events of every message first, by their type (no pattern match).
         if type(event) is MessageSent:
-            out = self._archive_sent(ctx, event.session.jid, event.element)
-            if event.element.find(RETRACT) is None:  # the one check on the message path
+            element = event.element
+            sender = event.session.jid
+            stamp = self._stamp
+            if stamp is not None and len(element) and element[-1] is stamp:
+                # _archive_sent's common case, inline (docs/mam.md "Cost"):
+                # stamped here, default preferences, not to self: both
+                # sides, one op.
+                sid, peer, recipient, _, now, owner, to_self = self._stamped
+                out: list[Outcome]
+                if not to_self and self._prefs.get(owner) is _DEFAULT_PREFS:
+                    limits = self.limits
+                    put = ArchivePut(
+                        owner,
+                        sid,
+                        peer,
+                        now,
+                        archived_bytes(element),
+                        limits.max_per_user,
+                        limits.retention,
+                        ((recipient, sender),),
+                    )
+                    out = [Persist(put)]
+                else:
+                    out = self._archive_sent(ctx, sender, element)
+            else:
+                out = self._archive_sent(ctx, sender, element)
+            if element.find(RETRACT) is None:  # the one check on the message path
                 return out
-            return out + self._retract_sent(ctx, event.session.jid, event.element)
+            return out + self._retract_sent(ctx, sender, element)
         if type(event) is MessageDelivered:
             element = event.element
             if len(element) and element[-1] is self._stamp and self._stamped[3]:
@@ -337,27 +422,15 @@ class MamService(IqService):
 
     def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
         """Both sides of a message a local session sent: one id (the one
-        stamped for a local recipient), one write (XEP-0313 §5.1.1)."""
+        stamped for a local recipient), one write (XEP-0313 §5.1.1). The
+        common case (stamped, default preferences, not to self) is inline
+        in :meth:`observe`."""
         stamp = self._stamp
         if stamp is not None and len(element) and element[-1] is stamp:
             # stamped here: archivable, the recipient archives it, ``to`` parsed
             sid: str | None
-            sid, peer, recipient, _ = self._stamped
-            owner = sender.bare
-            if self._prefs.get(owner) is _DEFAULT_PREFS and recipient != owner:
-                # The common case (docs/mam.md "Cost"): both sides, one op.
-                limits = self.limits
-                op = ArchivePut(
-                    owner,
-                    sid,
-                    peer,
-                    ctx.now,
-                    archived_bytes(element),
-                    limits.max_per_user,
-                    limits.retention,
-                    ((recipient, sender),),
-                )
-                return [Persist(op)]
+            # (its common case is inline in ``observe``)
+            sid, peer, recipient = self._stamped[:3]
         else:
             found = JID.parse_or_none(element.get("to"))
             if found is None:
@@ -371,7 +444,7 @@ class MamService(IqService):
         if sid is None:
             if not mine:
                 return []
-            return [self._put(ctx, owner, self._new_id(ctx), peer, archived_bytes(element))]
+            return [self._put(ctx, owner, self._new_id(ctx)[0], peer, archived_bytes(element))]
         data = archived_bytes(element)
         if recipient == owner:
             return [self._put(ctx, owner, sid, peer, data)]

@@ -1,0 +1,98 @@
+"""XEP-0359 stamping on the transform stage, as the archive's hot path does
+it (session 8): one pass over the children for forged ids and
+archivability, the parsed ``to`` from the router, the preferences cache
+standing for the account's existence."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from test_mam import JULIET, ROMEO, SID, World, results, to_session
+
+from xmpp_sansio.errors import StreamErrorCondition
+from xmpp_sansio.jid import JID
+from xmpp_sansio.server.mam.service import archivable
+from xmpp_sansio.stanza import parse_error
+from xmpp_sansio.testing import x
+
+_CHILDREN = st.sampled_from(
+    [
+        "<body>hi</body>",
+        "<store xmlns='urn:xmpp:hints'/>",
+        "<no-store xmlns='urn:xmpp:hints'/>",
+        "<no-permanent-store xmlns='urn:xmpp:hints'/>",
+        "<no-copy xmlns='urn:xmpp:hints'/>",
+        "<encrypted xmlns='urn:xmpp:omemo:2'/>",
+        "<active xmlns='http://jabber.org/protocol/chatstates'/>",
+        "<thread>t</thread>",
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='juliet@example.com' id='forged'/>",
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='example.com' id='forged2'/>",
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='elsewhere.example' id='kept'/>",
+    ]
+)
+
+
+@given(
+    st.lists(_CHILDREN, max_size=5),
+    st.sampled_from(["", " type='chat'", " type='normal'", " type='headline'"]),
+)
+def test_a_message_is_stamped_exactly_when_it_is_archivable_and_never_keeps_a_forged_id(
+    children: list[str], kind: str
+) -> None:
+    # XEP-0313 §5.1.1 / XEP-0334 decide (whatever the children's order);
+    # XEP-0359 §3.1: a stanza-id by a local JID never comes from a client.
+    w = World()
+    xml = f"<message to='juliet@example.com'{kind}>{''.join(children)}</message>"
+    sent = x(xml)
+    (delivered,) = to_session(w.send(ROMEO, xml), JULIET)
+    ids = [(s.get("by"), s.get("id")) for s in delivered.iter(SID)]
+    ours = [i for by, i in ids if by == "juliet@example.com"]
+    assert len(ours) == (1 if archivable(sent) else 0)
+    assert all(i not in ("forged", "forged2") for _, i in ids)
+    assert ids.count(("elsewhere.example", "kept")) == children.count(
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='elsewhere.example' id='kept'/>"
+    )
+    # the stamped id names the message in both archives (one op, both sides)
+    for account in ("juliet@example.com", "romeo@example.com"):
+        assert w.archive.count(JID.parse(account)) == len(ours)
+
+
+def _ids(sid: str) -> str:
+    return (
+        "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+        "<value>urn:xmpp:mam:2</value></field>"
+        f"<field var='ids'><value>{sid}</value></field></x>"
+    )
+
+
+def test_a_removed_account_gets_no_stamp_though_its_preferences_were_cached() -> None:
+    # The preferences cache stands for "the account exists" (one lookup a
+    # message): AccountRemoved must drop it, so a message to the removed
+    # account is bounced as before, with no stanza-id of ours on it.
+    w = World()
+    w.chat("first")  # juliet's preferences are cached now
+    w.router.end_sessions(
+        JID.parse("juliet@example.com"), StreamErrorCondition.NOT_AUTHORIZED, removed=True
+    )
+    w.router._account_exists = lambda local, domain: local in {"romeo", "nurse"}  # type: ignore[method-assign]
+    effects = w.send(
+        ROMEO, "<message to='juliet@example.com' type='chat' id='m2'><body>x</body></message>"
+    )
+    (bounce,) = to_session(effects, ROMEO)
+    assert bounce.get("type") == "error"
+    assert parse_error(bounce).condition.value == "service-unavailable"
+    assert all(s.get("by") != "juliet@example.com" for s in bounce.iter(SID))
+    assert w.archive.count(JID.parse("juliet@example.com")) == 0
+
+
+def test_a_message_to_self_is_archived_once_under_its_stamped_id() -> None:
+    # XEP-0313 §5.1.1: sender and recipient are one archive: one entry.
+    w = World()
+    effects = w.send(
+        ROMEO, "<message to='romeo@example.com' type='chat'><body>note</body></message>"
+    )
+    (delivered,) = to_session(effects, ROMEO)
+    stamp = delivered.find(SID)
+    assert stamp is not None and stamp.get("by") == "romeo@example.com"
+    assert w.archive.count(JID.parse("romeo@example.com")) == 1
+    assert results(w.query(ROMEO, _ids(stamp.get("id", "")))) == ["note"]
