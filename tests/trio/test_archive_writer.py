@@ -234,15 +234,24 @@ async def test_a_failing_batch_loses_no_message_and_the_server_goes_on(
     assert bodies_of(everything) == bodies
 
 
-def test_the_writer_checkpoints_so_the_wal_stays_bounded(tmp_path: Path) -> None:
-    path = str(tmp_path / "archive.sqlite3")
+def store_with_writer(
+    path: str, *, timeout: float = 5.0, **limits: int
+) -> tuple[sqlite3.Connection, SqliteArchiveStorage, ArchiveWriter[ArchivePut]]:
+    """A WAL database at ``path``, its archive store on one connection and an
+    attached writer thread on its own (``limits``: ArchiveWriter's keywords)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     store = SqliteArchiveStorage(conn)
-    writer: ArchiveWriter[ArchivePut] = ArchiveWriter(
-        path, store.write_batch, timeout=5.0, checkpoint=1000
+    worker: ArchiveWriter[ArchivePut] = ArchiveWriter(
+        path, store.write_batch, timeout=timeout, **limits
     )
-    store.attach(writer)
+    store.attach(worker)
+    return conn, store, worker
+
+
+def test_the_writer_checkpoints_so_the_wal_stays_bounded(tmp_path: Path) -> None:
+    path = str(tmp_path / "archive.sqlite3")
+    conn, store, writer = store_with_writer(path, checkpoint=1000)
     romeo, juliet = JID.parse("romeo@localhost"), JID.parse("juliet@localhost/phone")
     stanza = b"<message>" + b"x" * 2000 + b"</message>"
     largest = 0
@@ -364,13 +373,7 @@ def test_a_writer_keeps_at_most_keep_failed_ops_of_failed_batches(tmp_path: Path
 
 def test_the_writer_checkpoints_every_writer_checkpoint_ops(tmp_path: Path) -> None:
     path = str(tmp_path / "archive.sqlite3")
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    store = SqliteArchiveStorage(conn)
-    writer: ArchiveWriter[ArchivePut] = ArchiveWriter(
-        path, store.write_batch, timeout=5.0, checkpoint=30
-    )
-    store.attach(writer)
+    conn, store, writer = store_with_writer(path, checkpoint=30)
     romeo, juliet = JID.parse("romeo@localhost"), JID.parse("juliet@localhost/phone")
     for n in range(100):
         store.write_behind(ArchivePut(romeo, f"s{n:04d}", juliet, 1e9 + n, b"<m/>", 1 << 40))

@@ -7,15 +7,14 @@ and what a query reads is what was archived, in order."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_archive_writer import store_with_writer
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import ArchivePage, ArchivePut, ArchiveQuery
-from xmpp_trio.archive_writer import ArchiveWriter
 from xmpp_trio.stores.mam import SqliteArchiveStorage
 
 STANZA = b"<message><body>hi</body></message>"
@@ -24,11 +23,7 @@ STANZA = b"<message><body>hi</body></message>"
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteArchiveStorage]:
     path = str(tmp_path / "archive.sqlite3")
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    store = SqliteArchiveStorage(conn)
-    writer: ArchiveWriter[ArchivePut] = ArchiveWriter(path, store.write_batch, timeout=5.0)
-    store.attach(writer)
+    conn, store, writer = store_with_writer(path)
     yield store
     writer.close()
     assert writer.failures == 0
