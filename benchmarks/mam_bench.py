@@ -12,6 +12,10 @@ catching-up client asks first), ``with`` (a ``with`` filter plus after a
 random id), ``start`` (from a random time). Prints p50/p99 in
 microseconds, then ``write``: the cost of archiving a message between two
 local accounts (both archives, written behind and committed) at that size.
+``--log N``: before the pages are read, N more messages (one in 20 in
+this archive, the others between other accounts) are left in the store's
+log, not merged (docs/mam.md "Cost"): the worst case a query meets on a
+busy server (a full log beside the indexed entries).
 The archiving overhead on the message path is measured with
 benchmarks/load/run.py and benchmarks/core_bench.py (see docs/mam.md).
 """
@@ -66,7 +70,19 @@ def write_cost(store: SqliteArchiveStorage, n: int, count: int = 5000) -> float:
     return (time.perf_counter() - t0) / count * 1e6
 
 
-def measure(store: SqliteArchiveStorage, n: int, queries: int, rng: random.Random) -> dict[str, tuple[float, float]]:
+def leave_in_log(store: SqliteArchiveStorage, count: int) -> None:
+    """``count`` messages written and left in the log (not merged)."""
+    store.merge_every = 1 << 62
+    for i in range(count):
+        owner = USER if i % 20 == 0 else JID.parse(f"u{i % 500}@example.com")
+        peer = JID.parse(PEERS[i % 20] + "/r")
+        store.write_behind(ArchivePut(owner, f"l{i:08x}", peer, 1.5e9 + i, STANZA, 1 << 40))
+    store.flush()
+
+
+def measure(
+    store: SqliteArchiveStorage, n: int, queries: int, rng: random.Random
+) -> dict[str, tuple[float, float]]:
     def sid() -> str:
         return f"s{rng.randrange(n):08x}"
 
@@ -96,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--log", type=int, default=0, help="messages left in the log")
     args = parser.parse_args()
     rng = random.Random(17)
     print(f"{'size':>9} {'page':>7} {'p50 us':>9} {'p99 us':>9}")
@@ -105,9 +122,13 @@ def main() -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             store = SqliteArchiveStorage(conn)
             fill(conn, store, size)
+            if args.log:
+                leave_in_log(store, args.log)
             for name, (p50, p99) in measure(store, size, args.queries, rng).items():
                 print(f"{size:>9} {name:>7} {p50:>9.0f} {p99:>9.0f}", flush=True)
-            print(f"{size:>9} {'write':>7} {write_cost(store, size):>9.1f}  (us/message, both sides)")
+            print(
+                f"{size:>9} {'write':>7} {write_cost(store, size):>9.1f}  (us/message, both sides)"
+            )
             conn.close()
 
 

@@ -2,16 +2,20 @@
 (``SqliteArchiveStorage``: rows built, then written and committed, as the
 archive writer does) on a real WAL file, messages between ``--users``
 accounts (user i to i + 1, both archives), committed ``--batch`` messages
-at a time, a ``PASSIVE`` checkpoint every ``--checkpoint`` messages. Prints
-CPU µs per message for building the rows (the event loop's part), writing
-and committing them (the writer's), WAL pages and bytes per message and per
-commit (the frames each checkpoint finds), for each setting tried.
+at a time, a ``PASSIVE`` checkpoint every ``--checkpoint`` messages, the
+log merged into the indexed tables every ``--merge-every`` messages as the
+writer does (docs/mam.md "Cost"; the store's default, or ``0``: never,
+the entries left in the log). Prints CPU µs per message for building the
+rows, writing and committing them, merging the log (the writer's thread),
+WAL pages and bytes per message and per commit (the frames each checkpoint
+finds, the merges' included), for each setting tried.
 
     python benchmarks/mam_wal.py --users 20
     python benchmarks/mam_wal.py --users 1000 --n 40000
     python benchmarks/mam_wal.py --pragmas "cache_size=-65536" "mmap_size=268435456" \\
         "temp_store=MEMORY" "page_size=8192"
     python benchmarks/mam_wal.py --batch 200 1000 5000   # the batch size's effect
+    python benchmarks/mam_wal.py --merge-every 1000 5000 20000
 
 Each setting runs on a fresh database, ``--prefill`` messages archived first
 (not measured). Nothing is asserted."""
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import ArchivePut
 from xmpp_trio.stores._sql import transaction
-from xmpp_trio.stores.mam import SqliteArchiveStorage
+from xmpp_trio.stores.mam import MERGE_EVERY, SqliteArchiveStorage
 
 STANZA = (
     b"<message xmlns='jabber:client' from='u1@localhost/r' to='u2@localhost' type='chat'"
@@ -39,8 +43,10 @@ STANZA = (
 )
 
 
-def run(args: argparse.Namespace, pragma: str | None, batch: int, directory: Path) -> str:
-    path = directory / f"mam-{batch}-{abs(hash(pragma))}.sqlite3"
+def run(
+    args: argparse.Namespace, pragma: str | None, batch: int, merge_every: int, directory: Path
+) -> str:
+    path = directory / f"mam-{batch}-{merge_every}-{abs(hash(pragma))}.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     if pragma and pragma.startswith("page_size"):
         conn.execute(f"PRAGMA {pragma}")  # before the database has a page
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace, pragma: str | None, batch: int, directory: Pat
     conn.execute("PRAGMA wal_autocheckpoint=0")
     if pragma and not pragma.startswith("page_size"):
         conn.execute(f"PRAGMA {pragma}")
-    store = SqliteArchiveStorage(conn)
+    store = SqliteArchiveStorage(conn, merge_every=merge_every or 1 << 62)
     users = [JID.parse(f"u{i}@localhost") for i in range(args.users)]
     fulls = [JID.parse(f"u{i}@localhost/r") for i in range(args.users)]
     counter = 0
@@ -76,10 +82,10 @@ def run(args: argparse.Namespace, pragma: str | None, batch: int, directory: Pat
         return out
 
     frames = commits = since = 0
-    build = write = 0.0
+    build = write = merge = 0.0
     for phase, total in (("prefill", args.prefill), ("measured", args.n)):
         frames = commits = since = 0
-        build = write = 0.0
+        build = write = merge = 0.0
         done = 0
         while done < total:
             batch_ops = ops(min(batch, total - done))
@@ -90,8 +96,12 @@ def run(args: argparse.Namespace, pragma: str | None, batch: int, directory: Pat
                 assert rows is not None
                 store._write_rows(conn, rows)
             t2 = time.process_time()
+            if store._logged >= store.merge_every:  # as write_batch does
+                store.merge(conn)
+            t3 = time.process_time()
             build += t1 - t0
             write += t2 - t1
+            merge += t3 - t2
             commits += 1
             done += len(batch_ops)
             since += len(batch_ops)
@@ -104,8 +114,9 @@ def run(args: argparse.Namespace, pragma: str | None, batch: int, directory: Pat
     conn.close()
     n = args.n
     return (
-        f"{pragma or 'defaults':<28} batch {batch:>5}: build {build / n * 1e6:5.2f}"
-        f" + write {write / n * 1e6:5.2f} us CPU/message; WAL {frames / n:5.2f} pages"
+        f"{pragma or 'defaults':<20} batch {batch:>5} merge {merge_every:>6}:"
+        f" build {build / n * 1e6:5.2f} + write {write / n * 1e6:5.2f}"
+        f" + merge {merge / n * 1e6:5.2f} us CPU/message; WAL {frames / n:5.2f} pages"
         f" ({frames * (page + 24) / n:,.0f} B)/message, {frames / commits:7.1f} pages/commit"
     )
 
@@ -118,13 +129,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[200])
     parser.add_argument("--checkpoint", type=int, default=5000)
     parser.add_argument(
+        "--merge-every", type=int, nargs="+", default=[MERGE_EVERY], help="0: never merge"
+    )
+    parser.add_argument(
         "--pragmas", nargs="*", default=[], help="settings tried, e.g. cache_size=-65536"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for pragma in [None, *args.pragmas]:
             for batch in args.batch:
-                print(run(args, pragma, batch, Path(tmp)), flush=True)
+                for merge_every in args.merge_every:
+                    print(run(args, pragma, batch, merge_every, Path(tmp)), flush=True)
 
 
 if __name__ == "__main__":

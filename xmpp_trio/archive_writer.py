@@ -125,6 +125,10 @@ class ArchiveWriter(Generic[T]):
         #: is about to wait for a batch in flight.
         self.in_batch: Callable[[], None] | None = None
         self.on_wait: Callable[[], None] | None = None
+        #: Run in the worker on an empty batch (nothing kept behind: the
+        #: loop is idle), before the checkpoint, while :attr:`busy` holds:
+        #: the store merges its log there (its errors are logged).
+        self.on_idle: Callable[[sqlite3.Connection], None] | None = None
 
     def hand(self, batch: list[T]) -> None:
         """Hand ``batch`` to the worker (it must be idle: :attr:`busy` false)."""
@@ -203,6 +207,8 @@ class ArchiveWriter(Generic[T]):
                     if batch:
                         self._run_batch(conn, batch)
                         self._since_checkpoint += len(batch)
+                    elif self.on_idle is not None:
+                        self._run_idle(conn, self.on_idle)
                 finally:  # whatever happened, the loop must not wait forever
                     with self._cond:
                         self.busy = False
@@ -212,6 +218,14 @@ class ArchiveWriter(Generic[T]):
                     self._checkpoint(conn)
         finally:
             conn.close()
+
+    def _run_idle(
+        self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]
+    ) -> None:
+        try:
+            work(conn)
+        except Exception:  # a bug: logged, the writer goes on
+            log.exception("archive writer: the idle work failed")
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:

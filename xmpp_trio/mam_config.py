@@ -16,6 +16,7 @@ XEP-0313, with XEP-0359 stanza ids); see docs/mam.md::
     writer_checkpoint = 5000  # copies the worker writes between two WAL checkpoints
     writer_keep_failed = 100000  # copies of failed batches kept to be written again
     loop_batch = 1000         # writer_thread = false: copies the loop commits at once
+    merge_every = 5000        # messages appended to the archive's log before it is merged
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from xmpp_sansio.server.mam.service import MamLimits
 
 from .archive_writer import CHECKPOINT_OPS, KEEP_FAILED
 from .config_loader import Loader as _Loader
+from .stores.mam import MERGE_EVERY
 
 __all__ = [
     "DEFAULT_MAM",
@@ -57,6 +59,7 @@ MAM_KEYS: Final = (
     "writer_checkpoint",
     "writer_keep_failed",
     "loop_batch",
+    "merge_every",
 )
 
 
@@ -72,7 +75,11 @@ class ArchiveWriterLimits:
     ``keep_failed`` copies of failed batches kept to be written again (the
     oldest beyond are dropped, logged); without the worker, ``loop_batch``
     copies committed at once on the loop (as cheap a row as a larger flush,
-    tens of ms of the loop: docs/benchmarks.md "Fourth pass")."""
+    tens of ms of the loop: docs/benchmarks.md "Fourth pass"); new messages
+    appended to the store's log (no index but the id's) merged into the
+    indexed tables every ``merge_every`` (and when the writer is idle): the
+    log a query scans beside the indexes stays about that long (docs/mam.md
+    "Cost")."""
 
     batch: int = 200
     batch_max: int = 200
@@ -80,6 +87,7 @@ class ArchiveWriterLimits:
     checkpoint: int = CHECKPOINT_OPS
     keep_failed: int = KEEP_FAILED
     loop_batch: int = 1000
+    merge_every: int = MERGE_EVERY
 
 
 def load_mam(loader: _Loader, data: Mapping[str, object]) -> MamLimits:
@@ -114,7 +122,8 @@ def load_mam_writer_thread(loader: _Loader, data: Mapping[str, object]) -> bool:
 
 def load_mam_writer(loader: _Loader, data: Mapping[str, object]) -> ArchiveWriterLimits:
     """``[mam] writer_batch``, ``writer_backlog``, ``writer_checkpoint``,
-    ``writer_keep_failed`` and ``loop_batch`` (:class:`ArchiveWriterLimits`)."""
+    ``writer_keep_failed``, ``loop_batch`` and ``merge_every``
+    (:class:`ArchiveWriterLimits`)."""
     table = loader.table(data, "mam", "mam")
     d = ArchiveWriterLimits()
 
@@ -129,4 +138,5 @@ def load_mam_writer(loader: _Loader, data: Mapping[str, object]) -> ArchiveWrite
         checkpoint=count("writer_checkpoint", d.checkpoint, 10_000_000),
         keep_failed=count("writer_keep_failed", d.keep_failed, 10_000_000),
         loop_batch=count("loop_batch", d.loop_batch, 100_000),
+        merge_every=count("merge_every", d.merge_every, 1_000_000),
     )

@@ -226,7 +226,7 @@ class ServerServices:
             directory_services.append(DirectoryIndexer(index))
             self.directory = DirectoryService(index)
         # Message archives (XEP-0313) and stanza ids (XEP-0359); see docs/mam.md.
-        self.archive = SqliteArchiveStorage(db)
+        self.archive = SqliteArchiveStorage(db, merge_every=config.mam_writer.merge_every)
         #: Commits the archived copies kept behind on a thread of its own
         #: (``archive_writer``: the server's; not for a database in memory).
         self._writer: ArchiveWriter[ArchivePut] | None = None
@@ -435,7 +435,7 @@ class ServerServices:
         (else they wait for the next flush), not waited for."""
         self._last_storage.flush()
         if self._writer is None:
-            self.archive.flush()
+            self.archive.flush_or_merge()
         else:
             if len(self.archive.behind) < self._floor.low:
                 self._floor.quiet()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
 import threading
 from collections import Counter
@@ -42,7 +43,6 @@ from typing import TYPE_CHECKING, Final, cast
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import (
-    ArchivedMessage,
     ArchiveMeta,
     ArchivePage,
     ArchivePrefsPut,
@@ -55,11 +55,14 @@ from xmpp_sansio.server.mam.store import (
 )
 
 from ._sql import transaction
+from .mam_read import Item, find, meta, page
 
 if TYPE_CHECKING:
     from ..archive_writer import ArchiveWriter
 
-__all__ = ["SqliteArchiveStorage"]
+__all__ = ["MERGE_EVERY", "SqliteArchiveStorage"]
+
+log = logging.getLogger("xmpp_trio.archive")
 
 _SCHEMA: Final = (
     """
@@ -89,18 +92,25 @@ _SCHEMA: Final = (
     ) WITHOUT ROWID
     """,
     "CREATE INDEX IF NOT EXISTS mam_entries_bare ON mam_entries (archive, bare, seq)",
+    # The log (docs/mam.md "Cost"): the entries of new messages land here,
+    # appended in ``seq`` order (no per-archive index), and are merged into
+    # ``mam_entries`` in archive order (their items are in ``mam_items``).
+    """
+    CREATE TABLE IF NOT EXISTS mam_log_entries (
+        archive INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        bare INTEGER NOT NULL,
+        peer INTEGER NOT NULL,
+        PRIMARY KEY (seq, archive)
+    ) WITHOUT ROWID
+    """,
     "CREATE TABLE IF NOT EXISTS mam_prefs (archive TEXT PRIMARY KEY, prefs TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS mam_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
-_COLUMNS: Final = "i.sid, e.seq, p.jid, i.stamp, i.stanza"
-#: Entries (``e``) joined to their items (``i``) and peers (``p``, ``p.jid`` the full JID).
-_FROM: Final = (
-    "mam_entries e CROSS JOIN mam_items i ON i.seq = e.seq CROSS JOIN mam_peers p ON p.id = e.peer"
-)
-#: A filtered set larger than this gets no ``count`` (the unfiltered one always does).
-COUNT_CAP: Final = 1000
 _US: Final = 1_000_000
-_Item = tuple[ArchivedMessage | None, ArchivedMessage | None]
+#: Log rows that call for a merge (``[mam] merge_every``): the log a query
+#: scans stays about this long (docs/mam.md "Cost").
+MERGE_EVERY: Final = 5000
 #: Rows a multi-row ``INSERT`` writes (its ``VALUES`` bound in one call: 128
 #: items are 640 variables, under SQLite's oldest limit of 999); a power of two.
 _ROWS: Final = 128
@@ -173,18 +183,13 @@ class _Rows:
         return self.ops[self.items[0::5].index(self.entries[4 * at + 1])]
 
 
-def _row(row: tuple[str, int, str, float, bytes]) -> ArchivedMessage:
-    sid, seq, with_full, stamp, stanza = row
-    return ArchivedMessage(sid, int(seq), JID.parse(with_full), float(stamp), bytes(stanza))
-
-
 class SqliteArchiveStorage:
     """:class:`~xmpp_sansio.server.mam.store.ArchiveStorage` in the tables
     ``mam_*`` of ``conn`` (created if missing). A ``sid`` names one message
     in the store: a put under a ``sid`` the store holds adds its archives to
     that message (once each)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, merge_every: int = MERGE_EVERY) -> None:
         #: The caller's (the event loop's) connection; the writer's is passed
         #: to :meth:`write_batch` and on, never stored.
         self._conn = conn
@@ -201,6 +206,12 @@ class SqliteArchiveStorage:
         self._peers: dict[JID, tuple[int, int]] = {}
         self._unsure: list[JID] = []
         self._unsure_top = 0
+        #: Log rows written since the last merge (about: a rolled-back
+        #: transaction's count stays) and how many call for one.
+        self._logged = 0
+        self.merge_every = merge_every
+        #: Merges done (tests, benchmarks).
+        self.merges = 0
         with transaction(conn):
             old_entries = self._rename_text_entries()
             for statement in _SCHEMA:
@@ -208,6 +219,9 @@ class SqliteArchiveStorage:
             self._last = int(
                 conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mam_items").fetchone()[0]
             )
+            (self._logged,) = conn.execute(
+                "SELECT COUNT(DISTINCT seq) FROM mam_log_entries"
+            ).fetchone()
             row = conn.execute("SELECT value FROM mam_state WHERE key = 'skew'").fetchone()
             self._skew = 0 if row is None else int(row[0])
             if old_entries:
@@ -290,12 +304,13 @@ class SqliteArchiveStorage:
                 key = str(op.archive)
                 found = self._id(op.archive, create=False)
                 if found is not None:
-                    self._unref(
-                        conn,
-                        conn.execute(
-                            "DELETE FROM mam_entries WHERE archive = ? RETURNING seq", (found,)
-                        ).fetchall(),
-                    )
+                    for entries in ("mam_entries", "mam_log_entries"):
+                        self._unref(
+                            conn,
+                            conn.execute(
+                                f"DELETE FROM {entries} WHERE archive = ? RETURNING seq", (found,)
+                            ).fetchall(),
+                        )
                     conn.execute("DELETE FROM mam_archives WHERE id = ?", (found,))
                     self._ids.pop(op.archive, None)
                 conn.execute("DELETE FROM mam_prefs WHERE archive = ?", (key,))
@@ -309,7 +324,7 @@ class SqliteArchiveStorage:
         kept puts are written first (the message may still be among them)."""
         self.write_pending()
         key = self._id(op.archive, create=False)
-        seq = None if key is None else self._find(key, op.sid)
+        seq = None if key is None else find(self._conn, key, op.sid)
         if seq is not None:
             self._conn.execute("UPDATE mam_items SET stanza = ? WHERE seq = ?", (op.stanza, seq))
 
@@ -478,9 +493,10 @@ class SqliteArchiveStorage:
         if self._skew > rows.skew:  # a clock went back: the widest lead is kept
             self._save_skew(conn)
         if self._insert(conn, "mam_items", 5, rows.items) and self._insert(
-            conn, "mam_entries", 4, entries
+            conn, "mam_log_entries", 4, entries
         ):
             conn.execute("RELEASE mam_put")
+            self._logged += len(rows.ops)
             self._settle(conn, Counter(cast(list[int], entries[0::4])), rows.ops, rows.op_of)
         else:  # a sid the store holds, or an archive named twice (rare): one by one
             conn.execute("ROLLBACK TO mam_put")
@@ -516,22 +532,32 @@ class SqliteArchiveStorage:
     def _put_each(
         self, conn: sqlite3.Connection, ops: list[ArchivePut]
     ) -> dict[int, tuple[int, ArchivePut]]:
+        """Write ``ops`` one by one: a ``sid`` the store holds gets the
+        archives it lacks, in the log if its entries are there (every entry
+        in the log follows every merged one), else merged."""
         added: dict[int, tuple[int, ArchivePut]] = {}
         for op in ops:
             row = conn.execute("SELECT seq FROM mam_items WHERE sid = ?", (op.sid,)).fetchone()
+            entries = "mam_log_entries"
             if row is None:
                 seq = self._seq(conn, op.stamp)
                 conn.execute(
                     "INSERT INTO mam_items VALUES (?, ?, ?, 0, ?)",
                     (seq, op.sid, op.stamp, op.stanza),
                 )
+                self._logged += 1
             else:
                 seq = int(row[0])
+                if (
+                    conn.execute("SELECT 1 FROM mam_log_entries WHERE seq = ?", (seq,)).fetchone()
+                    is None
+                ):
+                    entries = "mam_entries"
             refs = 0
             for archive, with_ in op.owners():
                 key = self._key(conn, archive)
                 if conn.execute(
-                    "INSERT OR IGNORE INTO mam_entries VALUES (?, ?, ?, ?)",
+                    f"INSERT OR IGNORE INTO {entries} VALUES (?, ?, ?, ?)",
                     (key, seq, *self._peer(conn, with_)),
                 ).rowcount:
                     refs += 1
@@ -583,26 +609,30 @@ class SqliteArchiveStorage:
 
     def _trim(self, conn: sqlite3.Connection, key: int, count: int, op: ArchivePut) -> None:
         """Drop the entries of ``key`` (``count`` of them) that ``op``'s quota and
-        retention no longer keep."""
+        retention no longer keep: the oldest, in the indexed half, then in the log."""
         dropped = 0
-        if count > op.keep:
+        halves = ("mam_entries", "mam_log_entries")
+        for entries in halves:
+            if count - dropped <= op.keep:
+                break
             gone = conn.execute(
-                "DELETE FROM mam_entries WHERE archive = ? AND seq IN (SELECT seq FROM"
-                " mam_entries WHERE archive = ? ORDER BY seq LIMIT ?) RETURNING seq",
-                (key, key, count - op.keep),
+                f"DELETE FROM {entries} WHERE archive = ? AND seq IN (SELECT seq FROM"
+                f" {entries} WHERE archive = ? ORDER BY seq LIMIT ?) RETURNING seq",
+                (key, key, count - dropped - op.keep),
             ).fetchall()
             self._unref(conn, gone)
             dropped += len(gone)
         if op.retention > 0:
             cutoff = op.stamp - op.retention
-            gone = conn.execute(
-                "DELETE FROM mam_entries WHERE archive = ? AND seq < ? AND"
-                " (SELECT stamp FROM mam_items i WHERE i.seq = mam_entries.seq) < ?"
-                " RETURNING seq",
-                (key, int(cutoff * _US) + self._skew + 1, cutoff),
-            ).fetchall()
-            self._unref(conn, gone)
-            dropped += len(gone)
+            for entries in halves:
+                gone = conn.execute(
+                    f"DELETE FROM {entries} WHERE archive = ? AND seq < ? AND"
+                    f" (SELECT stamp FROM mam_items i WHERE i.seq = {entries}.seq) < ?"
+                    " RETURNING seq",
+                    (key, int(cutoff * _US) + self._skew + 1, cutoff),
+                ).fetchall()
+                self._unref(conn, gone)
+                dropped += len(gone)
         if dropped:
             conn.execute("UPDATE mam_archives SET n = n - ? WHERE id = ?", (dropped, key))
 
@@ -620,6 +650,7 @@ class SqliteArchiveStorage:
         database, writing through :meth:`write_batch`) commit what is kept
         behind and checkpoint the WAL: this connection checkpoints no more."""
         self._writer = writer
+        writer.on_idle = self.merge_idle
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
 
     @property
@@ -670,6 +701,8 @@ class SqliteArchiveStorage:
             else:
                 self._unsure.clear()
                 self._unsure_top = 0
+            if self._logged >= self.merge_every:
+                self._merge_quietly(conn)
 
     def write_pending(self) -> None:
         """Write the kept ops in the caller's transaction: one ``executemany``
@@ -702,8 +735,54 @@ class SqliteArchiveStorage:
                 else:  # committed (those of earlier transactions were checked)
                     self._unsure.clear()
                     self._unsure_top = 0
+                    if self._writer is None and self._logged >= self.merge_every:
+                        self._merge_quietly(conn)
                 finally:
                     conn.execute(f"PRAGMA synchronous={int(level)}")
+
+    # -- the log's merge ----------------------------------------------------------
+
+    def merge(self, conn: sqlite3.Connection | None = None) -> int:
+        """Move the log into the indexed tables in one transaction on
+        ``conn`` (the loop's connection if ``None``): the items in ``seq``
+        order (appended), the entries in archive order, so each archive's
+        index pages are rewritten once a merge rather than once a commit
+        (docs/mam.md "Cost"). Returns the messages moved."""
+        conn = conn or self._conn
+        with self._lock:
+            with transaction(conn):
+                moved = int(
+                    conn.execute(
+                        "INSERT INTO mam_entries SELECT * FROM mam_log_entries"
+                        " ORDER BY archive, seq"
+                    ).rowcount
+                )
+                conn.execute("DELETE FROM mam_log_entries")
+            self._logged = 0
+            self.merges += 1
+        return moved
+
+    def merge_idle(self, conn: sqlite3.Connection | None = None) -> None:
+        """Nothing was archived lately (the writer got an empty batch, or the
+        server's flush found nothing kept): merge what the log holds."""
+        if self._logged:
+            self._merge_quietly(conn or self._conn)
+
+    def flush_or_merge(self) -> None:
+        """Without a writer, the server's once-a-second flush: :meth:`flush`,
+        or with nothing kept behind (nothing archived lately), merge the log."""
+        if self.behind:
+            self.flush()
+        else:
+            self.merge_idle()
+
+    def _merge_quietly(self, conn: sqlite3.Connection) -> None:
+        """:meth:`merge`; a failure is logged: the log stays, read as it is,
+        and the next merge moves it."""
+        try:
+            self.merge(conn)
+        except sqlite3.Error:
+            log.exception("archive: merging the log failed (it is kept and read)")
 
     def apply(self, ops: Sequence[object]) -> None:
         """Carry out ``ops`` in order in one transaction, all or nothing."""
@@ -730,149 +809,27 @@ class SqliteArchiveStorage:
         found = row.fetchone()
         return 0 if found is None else int(found[0])
 
-    def _find(self, key: int, sid: str) -> int | None:
-        row = self._conn.execute(
-            "SELECT e.seq FROM mam_items i JOIN mam_entries e ON e.archive = ? AND e.seq = i.seq"
-            " WHERE i.sid = ?",
-            (key, sid),
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def load(self, query: object) -> ArchivePage | UnknownId | _Item:
+    def load(self, query: object) -> ArchivePage | UnknownId | Item:
         """Answer a ``Load`` effect (:class:`ArchiveQuery`, :class:`ArchiveMeta`)."""
         self.flush()  # a read sees every archived message
         with self._lock:
             return self._load(query)
 
-    def _load(self, query: object) -> ArchivePage | UnknownId | _Item:
+    def _load(self, query: object) -> ArchivePage | UnknownId | Item:
         if isinstance(query, ArchiveMeta):
-            return self._meta(query.archive)
+            return meta(self._conn, self._id(query.archive, create=False))
         if not isinstance(query, ArchiveQuery):
             raise TypeError(f"not an archive query: {query!r}")
         key = self._id(query.archive, create=False)
         seqs: dict[str, int] = {}
-        for sid in (query.after_id, query.before_id, query.after, query.before or None):
+        named = (query.after_id, query.before_id, query.after, query.before or None)
+        for sid in (*named, *(query.ids or ())):
             if sid is not None and sid not in seqs:
-                seq = None if key is None else self._find(key, sid)
+                seq = None if key is None else find(self._conn, key, sid)
                 if seq is None:
                     return UnknownId(sid)
                 seqs[sid] = seq
-        for sid in query.ids or ():
-            seq = None if key is None else self._find(key, sid)
-            if seq is None:
-                return UnknownId(sid)
-            seqs[sid] = seq
         if key is None:
             return ArchivePage((), True, 0, None)
-        where = ["e.archive = ?"]
-        args: list[object] = [key]
-        if query.with_ is not None:
-            bare, peer = self._known_peer(query.with_)
-            where.append("e.bare = ?")
-            args.append(bare)
-            if query.with_.resource is not None:
-                where.append("e.peer = ?")
-                args.append(peer)
-        if query.start is not None:
-            where.append("e.seq >= ? AND i.stamp >= ?")
-            args.extend((int(query.start * _US), query.start))
-        if query.end is not None:
-            where.append("e.seq <= ? AND i.stamp <= ?")
-            args.extend((int(query.end * _US) + self._skew + 1, query.end))
-        if query.after_id is not None:
-            where.append("e.seq > ?")
-            args.append(seqs[query.after_id])
-        if query.before_id is not None:
-            where.append("e.seq < ?")
-            args.append(seqs[query.before_id])
-        if query.ids is not None:
-            where.append(f"e.seq IN ({','.join('?' * len(query.ids))})")
-            args.extend(seqs[sid] for sid in query.ids)
-        filtered = len(where) > 1
-        if query.index is not None:
-            return self._load_at(query, where, args, filtered)
-        set_where = " AND ".join(where)
-        page_where, page_args = list(where), list(args)
-        backward = query.before is not None
-        if query.after is not None:
-            page_where.append("e.seq > ?")
-            page_args.append(seqs[query.after])
-        if query.before:
-            page_where.append("e.seq < ?")
-            page_args.append(seqs[query.before])
-        order = "DESC" if backward else "ASC"
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM {_FROM} WHERE {' AND '.join(page_where)}"
-            f" ORDER BY e.seq {order} LIMIT ?",
-            (*page_args, query.max + 1),
-        ).fetchall()
-        complete = len(rows) <= query.max
-        items = [_row(r) for r in rows[: query.max]]
-        if backward:
-            items.reverse()
-        count: int | None
-        if filtered:
-            # Counted up to COUNT_CAP rows, so a page's cost stays bounded;
-            # a bigger filtered set gets no count (XEP-0059 §2.6: optional).
-            # The items are read only when a stamp is checked.
-            stamped = query.start is not None or query.end is not None
-            source = _FROM if stamped else "mam_entries e"
-            counted = int(
-                self._conn.execute(
-                    f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {set_where} LIMIT ?)",
-                    (*args, COUNT_CAP + 1),
-                ).fetchone()[0]
-            )
-            count = counted if counted <= COUNT_CAP else None
-        else:
-            count = self.count(query.archive)
-        first_index: int | None = None
-        if items and count is not None:
-            if query.after is None and not backward:
-                first_index = 0
-            elif query.before == "":
-                first_index = count - len(items)
-        return ArchivePage(tuple(items), complete, count, first_index)
-
-    def _load_at(
-        self, query: ArchiveQuery, where: list[str], args: list[object], filtered: bool
-    ) -> ArchivePage:
-        """XEP-0059 §2.5: the page at ``query.index`` of the set. Its first
-        ``seq`` is found by ``OFFSET`` on the index alone (``mam_entries``;
-        the items are read only when a stamp is checked), then the page is
-        read from there like any other; ``count`` is exact (a filtered set is
-        counted whole: the index says where in it the page is)."""
-        assert query.index is not None
-        conn = self._conn
-        stamped = query.start is not None or query.end is not None
-        source = _FROM if stamped else "mam_entries e"
-        cond = " AND ".join(where)
-        if filtered:
-            count = int(
-                conn.execute(f"SELECT COUNT(*) FROM {source} WHERE {cond}", args).fetchone()[0]
-            )
-        else:
-            count = self.count(query.archive)
-        row = conn.execute(
-            f"SELECT e.seq FROM {source} WHERE {cond} ORDER BY e.seq LIMIT 1 OFFSET ?",
-            (*args, query.index),
-        ).fetchone()
-        if row is None or query.max == 0:
-            return ArchivePage((), row is None, count, None)
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM {_FROM} WHERE {cond} AND e.seq >= ? ORDER BY e.seq LIMIT ?",
-            (*args, int(row[0]), query.max + 1),
-        ).fetchall()
-        items = tuple(_row(r) for r in rows[: query.max])
-        return ArchivePage(items, len(rows) <= query.max, count, query.index)
-
-    def _meta(self, archive: JID) -> _Item:
-        key = self._id(archive, create=False)
-        out: list[ArchivedMessage | None] = []
-        for order in ("ASC", "DESC"):
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.archive = ? ORDER BY e.seq {order} LIMIT 1",
-                (key,),
-            ).fetchone()
-            out.append(None if row is None else _row(row))
-        return (out[0], out[1])
+        peer = None if query.with_ is None else self._known_peer(query.with_)
+        return page(self._conn, query, key, seqs, peer, self._skew, self.count(query.archive))
