@@ -192,7 +192,10 @@ LIMITS = {
 
 
 #: The archive's tables, of the first layout and of today's, emptied before each run.
-_ARCHIVE_TABLES = ("mam_messages", "mam_counts", "mam_entries", "mam_items", "mam_peers", "mam_archives")
+_ARCHIVE_TABLES = (
+    "mam_messages", "mam_counts", "mam_entries", "mam_log_entries", "mam_items", "mam_peers",
+    "mam_archives",
+)  # fmt: skip
 
 
 class Ours:
