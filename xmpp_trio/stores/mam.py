@@ -17,8 +17,22 @@ microseconds (``max(last + 1, stamp_us)``), and the ids this server makes
 so the unique ``sid`` index is appended to as well; writing a message costs
 about the same at 1M archived as at 10k (docs/benchmarks.md).
 
+The log (session 9, docs/mam.md "Cost"): a new message's entries are not
+written into ``mam_entries`` (whose two indexes would have a leaf page or
+two rewritten per archive a commit touches) but appended to
+``mam_log_entries`` (same columns, clustered on ``(seq, archive)``: it grows
+at its end); every ``merge_every`` messages, and when the writer is idle,
+one transaction moves the log into ``mam_entries`` in ``(archive, seq)``
+order (:meth:`SqliteArchiveStorage.merge`), so each archive's pages are
+rewritten once a merge. The log is merged whole, so every entry in it
+follows every merged one; reads (xmpp_trio/stores/mam_read.py) read the
+merged entries then the log's. Counters (``mam_archives.n``), quotas and
+retention count both halves as they are written; a restart serves what the
+log holds and merges it later.
+
 Pages are index range scans: ``mam_entries`` by ``(archive, seq)`` for the
-archive in order, ``(archive, bare, seq)`` for a ``with`` filter;
+archive in order, ``(archive, bare, seq)`` for a ``with`` filter (and a scan
+of the log in ``seq`` order);
 ``start``/``end`` are ``seq`` bounds (``seq >= stamp_us`` always, and at most
 ``skew`` more, the largest lead a clock going back ever gave: kept in
 ``mam_state``) with the exact stamp checked on the rows. A page reads
@@ -113,10 +127,13 @@ _US: Final = 1_000_000
 MERGE_EVERY: Final = 5000
 #: Rows a multi-row ``INSERT`` writes (its ``VALUES`` bound in one call: 128
 #: items are 640 variables, under SQLite's oldest limit of 999); a power of two.
-_ROWS: Final = 128
+_ROWS: Final = 1024 if sqlite3.sqlite_version_info >= (3, 32) else 128
+#: A statement's rows are a multiple of this (its last row repeated, which
+#: ``OR IGNORE`` skips): a batch is one statement a table, in few shapes.
+_PAD: Final = 32
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=128)
 def _inserts(table: str, width: int, rows: int) -> str:
     """``INSERT OR IGNORE INTO table VALUES (?, …), …`` for ``rows`` rows."""
     row = "(" + ", ".join("?" * width) + ")"
@@ -512,21 +529,21 @@ class SqliteArchiveStorage:
         self, conn: sqlite3.Connection, table: str, width: int, values: list[object]
     ) -> bool:
         """``INSERT OR IGNORE`` the flat rows ``values`` (``width`` a row) into
-        ``table``, :data:`_ROWS` rows a statement, the rest in statements of
-        64, 32, … 1 rows (a few shapes, kept in the connection's statement
-        cache); whether every row went in."""
+        ``table``, one statement for up to :data:`_ROWS` rows (a batch: one
+        call into SQLite, so one hand-over of the GIL, per table), padded to
+        a multiple of :data:`_PAD` rows by repeating its last row (ignored:
+        a few shapes, kept in the connection's statement cache); whether
+        every row went in (the repeats are never counted)."""
         before = conn.total_changes
         rows = len(values) // width
-        at = 0
-        size = _ROWS
-        while at < len(values):
-            step = size * width
-            if at + step <= len(values):
-                statement = _inserts(table, width, size)
-                while at + step <= len(values):
-                    conn.execute(statement, values[at : at + step])
-                    at += step
-            size >>= 1
+        step = _ROWS * width
+        for at in range(0, len(values), step):
+            chunk = values[at : at + step]
+            n = len(chunk) // width
+            padded = -(-n // _PAD) * _PAD
+            if padded > n:
+                chunk += chunk[-width:] * (padded - n)
+            conn.execute(_inserts(table, width, padded), chunk)
         return conn.total_changes - before == rows
 
     def _put_each(
