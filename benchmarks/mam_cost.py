@@ -22,6 +22,8 @@ the archive's bytes are shared with the delivery as in the server), the
     ... --unshared   # as before session 7: no scope, no delivery serialised, not owned
     ... --writer   # the server's archive writer thread (xmpp_trio/archive_writer.py);
                    # the timing also prints the main thread's (the event loop's) share
+                   # and the writer thread's (time.thread_time() in its batches and
+                   # idle merges)
     ... --batch N  # [mam] writer_batch and loop_batch (rows committed at once)
     ... --stalls   # the main thread's longest call to commit/flush (CPU ms: what a
                    # server's loop would be held for), p99 and max over the run
@@ -206,12 +208,15 @@ def main() -> None:
         prof.runcall(run, args.n)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return
+    if args.writer:
+        _time_the_writer()
     for name in ("off", "on"):
         run = setup(name == "on", args.users, args.unshared, args.writer, batch=args.batch)
         best = min(_timed(run, args.n) for _ in range(5))
+        writer = f", writer thread {best[2]:.2f}" if args.writer else ""
         print(
             f"archiving {name}: {best[0]:.2f} us CPU/message, main thread {best[1]:.2f}"
-            f" (best of 5 x {args.n})"
+            f"{writer} (best of 5 x {args.n})"
         )
 
 
@@ -234,10 +239,35 @@ def instructions(tree: Path, mode: str, rest: list[str]) -> int:
     return (counts[1] - counts[0]) // 1200
 
 
-def _timed(run: Callable[[int], None], n: int) -> tuple[float, float]:
-    t, main = time.process_time(), time.thread_time()
+#: CPU seconds the writer thread spent in its batches (and idle merges): --writer.
+_WRITER_CPU = [0.0]
+
+
+def _time_the_writer() -> None:
+    """Count the writer thread's CPU in ``write_batch`` (and ``merge_idle``,
+    session 9) with ``time.thread_time()``."""
+    from xmpp_trio.stores.mam import SqliteArchiveStorage
+
+    for name in ("write_batch", "merge_idle"):
+        method = getattr(SqliteArchiveStorage, name, None)
+        if method is None:
+            continue
+
+        def timed(*args: object, _method: Callable[..., None] = method) -> None:
+            t = time.thread_time()
+            try:
+                _method(*args)
+            finally:
+                _WRITER_CPU[0] += time.thread_time() - t
+
+        setattr(SqliteArchiveStorage, name, timed)
+
+
+def _timed(run: Callable[[int], None], n: int) -> tuple[float, float, float]:
+    t, main, _WRITER_CPU[0] = time.process_time(), time.thread_time(), 0.0
     run(n)
-    return (time.process_time() - t) / n * 1e6, (time.thread_time() - main) / n * 1e6
+    per = (time.process_time() - t, time.thread_time() - main, _WRITER_CPU[0])
+    return per[0] / n * 1e6, per[1] / n * 1e6, per[2] / n * 1e6
 
 
 if __name__ == "__main__":

@@ -122,11 +122,12 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS mam_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 _US: Final = 1_000_000
-#: Log rows that call for a merge (``[mam] merge_every``): the log a query
-#: scans stays about this long (docs/mam.md "Cost").
+#: Messages whose entries in the log call for a merge (``[mam] merge_every``):
+#: the log a query scans stays about this long (docs/mam.md "The log").
 MERGE_EVERY: Final = 5000
-#: Rows a multi-row ``INSERT`` writes (its ``VALUES`` bound in one call: 128
-#: items are 640 variables, under SQLite's oldest limit of 999); a power of two.
+#: Rows a multi-row ``INSERT`` writes at most (its ``VALUES`` bound in one
+#: call: 1024 items are 5120 variables, under the 32766 SQLite allows since
+#: 3.32; 128 are 640, under the 999 of older ones).
 _ROWS: Final = 1024 if sqlite3.sqlite_version_info >= (3, 32) else 128
 #: A statement's rows are a multiple of this (its last row repeated, which
 #: ``OR IGNORE`` skips): a batch is one statement a table, in few shapes.
@@ -223,8 +224,9 @@ class SqliteArchiveStorage:
         self._peers: dict[JID, tuple[int, int]] = {}
         self._unsure: list[JID] = []
         self._unsure_top = 0
-        #: Log rows written since the last merge (about: a rolled-back
-        #: transaction's count stays) and how many call for one.
+        #: Messages whose entries went into the log since the last merge
+        #: (about: a rolled-back transaction's count stays), and how many
+        #: call for one.
         self._logged = 0
         self.merge_every = merge_every
         #: Merges done (tests, benchmarks).
@@ -626,7 +628,7 @@ class SqliteArchiveStorage:
 
     def _trim(self, conn: sqlite3.Connection, key: int, count: int, op: ArchivePut) -> None:
         """Drop the entries of ``key`` (``count`` of them) that ``op``'s quota and
-        retention no longer keep: the oldest, in the indexed half, then in the log."""
+        retention no longer keep: the oldest, merged ones first, then the log's."""
         dropped = 0
         halves = ("mam_entries", "mam_log_entries")
         for entries in halves:
@@ -760,11 +762,11 @@ class SqliteArchiveStorage:
     # -- the log's merge ----------------------------------------------------------
 
     def merge(self, conn: sqlite3.Connection | None = None) -> int:
-        """Move the log into the indexed tables in one transaction on
-        ``conn`` (the loop's connection if ``None``): the items in ``seq``
-        order (appended), the entries in archive order, so each archive's
-        index pages are rewritten once a merge rather than once a commit
-        (docs/mam.md "Cost"). Returns the messages moved."""
+        """Move the log's entries into ``mam_entries`` in ``(archive, seq)``
+        order, in one transaction on ``conn`` (the loop's connection if
+        ``None``): each archive's pages of the table and of its peer index
+        are rewritten once a merge rather than once a commit (docs/mam.md
+        "The log"). Returns the entries moved."""
         conn = conn or self._conn
         with self._lock:
             with transaction(conn):
