@@ -3,14 +3,14 @@ SQLite store (xmpp_trio/stores/mam.py): every message is an item
 (``mam_items``), and its entries (which archives hold it) are either merged
 (``mam_entries``, clustered by archive and indexed by peer) or still in the
 log (``mam_log_entries``, in ``seq`` order) that new entries are appended to
-until they are merged (docs/mam.md "Cost").
+until they are merged (docs/mam.md "The log").
 
-Every ``seq`` in the log follows every ``seq`` of the indexed tables (the
-log is merged whole, and a new message's ``seq`` follows the last one), so an
-archive in order is its indexed entries, then its log entries: a page read
-forward reads the indexed tables first and the log only for the rest of the
-page, a page read backward the other way round, and a count or a position
-adds the two. A query reads the merged entries by their indexes and the
+Every ``seq`` in the log follows every merged ``seq`` (the log is merged
+whole, and a new message's ``seq`` follows the last one), so an archive in
+order is its merged entries, then its log entries: a page read forward
+reads the merged entries first and the log only for the rest of the page,
+a page read backward the other way round, and a count or a position adds
+the two. A query reads the merged entries by their indexes and the
 log (about ``[mam] merge_every`` messages at most) by a scan in ``seq``
 order, so a page's cost does not grow with the archive."""
 
@@ -26,7 +26,7 @@ __all__ = ["COUNT_CAP", "Item", "find", "meta", "page"]
 
 _COLUMNS: Final = "i.sid, e.seq, p.jid, i.stamp, i.stanza"
 #: Entries (``e``) joined to their items (``i``) and peers (``p``, ``p.jid``
-#: the full JID): the indexed tables, then the log.
+#: the full JID): the merged entries, then the log.
 _FROM: Final = (
     "mam_entries e CROSS JOIN mam_items i ON i.seq = e.seq CROSS JOIN mam_peers p ON p.id = e.peer"
 )
@@ -34,7 +34,7 @@ _LOG_FROM: Final = (
     "mam_log_entries e CROSS JOIN mam_items i ON i.seq = e.seq"
     " CROSS JOIN mam_peers p ON p.id = e.peer"
 )
-#: ``(joined, entries alone)`` of each half, the indexed one first.
+#: ``(joined, entries alone)`` of each half, the merged one first.
 _HALVES: Final = ((_FROM, "mam_entries e"), (_LOG_FROM, "mam_log_entries e"))
 #: A filtered set larger than this gets no ``count`` (the unfiltered one always does).
 COUNT_CAP: Final = 1000
@@ -63,7 +63,7 @@ def _rows(
     conn: sqlite3.Connection, where: str, args: list[object], order: str, limit: int
 ) -> list[_Row]:
     """At most ``limit`` rows of the set ``where``, ``order`` by ``seq``
-    (``ASC``: the indexed half first; ``DESC``: the log first)."""
+    (``ASC``: the merged half first; ``DESC``: the log first)."""
     halves = (_FROM, _LOG_FROM) if order == "ASC" else (_LOG_FROM, _FROM)
     rows: list[_Row] = []
     for source in halves:
@@ -178,13 +178,13 @@ def _page_at(
 ) -> ArchivePage:
     """XEP-0059 §2.5: the page at ``query.index`` of the set ``cond``. Its
     first ``seq`` is found by ``OFFSET`` on the entries alone (the items are
-    read only when a stamp is checked), in the indexed half, else in the log
-    past the indexed half's count; then the page is read from there like any
+    read only when a stamp is checked), in the merged half, else in the log
+    past the merged half's count; then the page is read from there like any
     other; ``count`` is exact (a filtered set is counted whole: the index
     says where in it the page is)."""
     assert query.index is not None
     count = _count(conn, cond, args, stamped, -1) if filtered else size
-    indexed, log = (joined if stamped else alone for joined, alone in _HALVES)
+    merged, log = (joined if stamped else alone for joined, alone in _HALVES)
 
     def seq_at(source: str, offset: int) -> tuple[int] | None:
         found: tuple[int] | None = conn.execute(
@@ -193,9 +193,9 @@ def _page_at(
         ).fetchone()
         return found
 
-    row = seq_at(indexed, query.index)
-    if row is None:  # past the indexed half: in the log, after the indexed half's count
-        (before,) = conn.execute(f"SELECT COUNT(*) FROM {indexed} WHERE {cond}", args).fetchone()
+    row = seq_at(merged, query.index)
+    if row is None:  # past the merged half: in the log, after the merged half's count
+        (before,) = conn.execute(f"SELECT COUNT(*) FROM {merged} WHERE {cond}", args).fetchone()
         row = seq_at(log, query.index - int(before))
     if row is None or query.max == 0:
         return ArchivePage((), row is None, count, None)
