@@ -142,6 +142,27 @@ def test_without_a_writer_the_flush_merges_at_merge_every(tmp_path: Path) -> Non
     assert logged(conn) == 0 and store.merges == 1
 
 
+def test_a_failed_merge_keeps_the_log_which_is_read_and_merged_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = sqlite3.connect(tmp_path / "archive.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=2)
+    conn.execute(
+        "CREATE TRIGGER full_disk BEFORE INSERT ON mam_entries BEGIN"
+        " SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    store.write_behind(put(0))
+    store.write_behind(put(1))
+    store.flush()  # committed, then the merge fails
+    assert "merging the log failed" in caplog.text
+    assert logged(conn) == 2 and store.merges == 0
+    assert walk(store, ARCHIVES[0], 1, backward=True) == ["s0000", "s0001"]
+    conn.execute("DROP TRIGGER full_disk")
+    store.flush_or_merge()
+    assert logged(conn) == 0 and store.merges == 1
+    assert walk(store, ARCHIVES[0], 1, backward=False) == ["s0000", "s0001"]
+
+
 def test_merge_every_is_a_mam_key_loaded_and_checked(tmp_path: Path) -> None:
     assert load_config(None).mam_writer.merge_every == MERGE_EVERY == 5000
     path = tmp_path / "xmpp.toml"
