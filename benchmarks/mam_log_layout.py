@@ -18,6 +18,11 @@ random pairs of ``--users`` accounts in ``--batch``-message commits:
 Prints the CPU a message (building the rows included) and the WAL pages a
 message the checkpoints copy, and the ratio log+merge / indexed. Nothing is
 asserted; a standalone model of the layouts, not the store's code.
+
+Built in session 9 (docs/mam.md "The log"; the store's own measure is
+benchmarks/mam_wal.py) with one change: the stanza goes once into the
+items table and only the entries are logged and merged (a log of whole
+messages wrote each stanza twice, which doubled the WAL for large ones).
 """
 
 from __future__ import annotations
