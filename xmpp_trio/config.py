@@ -77,7 +77,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     enabled = true             # archive messages (accounts and rooms), XEP-0359 ids
 
     [gc]                       # CPython's garbage collector, see xmpp_trio/gc_config.py
-    freeze = true              # freeze the start-up heap out of every collection
+    freeze = false             # true: freeze the start-up heap out of every collection
 
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md),

@@ -2,7 +2,7 @@
 CPython's cyclic garbage collector (:mod:`gc`); see docs/gc.md::
 
     [gc]
-    freeze = true          # gc.freeze() once started: the start-up heap is never scanned again
+    freeze = false         # true: gc.freeze() once started (the start-up heap is never scanned again)
     threshold0 = 700       # net allocations between two young collections (CPython's default)
     threshold1 = 10        # young collections between two middle ones
     threshold2 = 10        # middle collections between two full ones (CPython's default)
@@ -27,14 +27,15 @@ class GCConfig:
     """``[gc]``: :func:`gc.set_threshold` with ``threshold0``-``threshold2``
     (CPython's own defaults unless set), :func:`gc.freeze` once the server
     has started (``freeze``: the modules, classes and configuration loaded
-    at start-up are moved out of every later collection), and every
+    at start-up are moved out of every later collection; off by default: it
+    measured no gain, docs/gc.md), and every
     ``refreeze_interval`` seconds (0: never) a full collection of what is not
     frozen followed by another freeze (the sessions opened meanwhile stop
     costing full collections; what ends later is collected when its
     reference count drops, reference cycles only at the next full
     collection). See :mod:`xmpp_trio.collector` and docs/gc.md."""
 
-    freeze: bool = True
+    freeze: bool = False
     threshold0: int = 700
     threshold1: int = 10
     threshold2: int = 10

@@ -50,21 +50,19 @@ def write(tmp_path: Path, text: str) -> Path:
 # -- the keys --------------------------------------------------------------------------
 
 
-def test_gc_defaults_freeze_the_start_up_heap_and_keep_cpythons_thresholds(
-    tmp_path: Path,
-) -> None:
+def test_gc_defaults_leave_cpythons_collector_as_it_is(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "")).gc == GCConfig(
-        freeze=True, threshold0=700, threshold1=10, threshold2=10, refreeze_interval=0
+        freeze=False, threshold0=700, threshold1=10, threshold2=10, refreeze_interval=0
     )
     config = load_config(
         write(
             tmp_path,
-            "[gc]\nfreeze = false\nthreshold0 = 20000\nthreshold1 = 20\nthreshold2 = 5\n"
+            "[gc]\nfreeze = true\nthreshold0 = 20000\nthreshold1 = 20\nthreshold2 = 5\n"
             "refreeze_interval = 600\n",
         )
     ).gc
     assert config == GCConfig(
-        freeze=False, threshold0=20000, threshold1=20, threshold2=5, refreeze_interval=600
+        freeze=True, threshold0=20000, threshold1=20, threshold2=5, refreeze_interval=600
     )
 
 
@@ -104,7 +102,7 @@ def cycle() -> weakref.ref[Node]:
 
 
 def test_start_sets_the_thresholds_and_freezes_what_is_alive(restored_gc: None) -> None:
-    Collector(GCConfig(threshold0=12345, threshold1=7, threshold2=3)).start()
+    Collector(GCConfig(freeze=True, threshold0=12345, threshold1=7, threshold2=3)).start()
     assert gc.get_threshold() == (12345, 7, 3)
     assert gc.get_freeze_count() > 1000  # the modules, classes and functions loaded so far
     stats = statistics()
@@ -220,7 +218,7 @@ async def serve_and_report(tmp_path: Path, gc_section: str) -> tuple[dict[str, A
 async def test_serve_reports_its_frozen_start_up_heap_and_thresholds_in_status(
     tmp_path: Path,
 ) -> None:
-    report, human = await serve_and_report(tmp_path, "[gc]\nthreshold0 = 20000\n")
+    report, human = await serve_and_report(tmp_path, "[gc]\nfreeze = true\nthreshold0 = 20000\n")
     assert report["thresholds"] == [20000, 10, 10]
     assert report["frozen"] > 10000  # the server's modules, loaded at start-up
     assert report["enabled"] is True and len(report["collections"]) == 3
@@ -228,6 +226,6 @@ async def test_serve_reports_its_frozen_start_up_heap_and_thresholds_in_status(
     assert re.search(r"\ngc: \d+ objects frozen, thresholds 20000/10/10, ", human), human
 
 
-async def test_serve_with_freeze_off_leaves_the_heap_unfrozen(tmp_path: Path) -> None:
-    report, _ = await serve_and_report(tmp_path, "[gc]\nfreeze = false\n")
+async def test_serve_by_default_leaves_the_heap_unfrozen(tmp_path: Path) -> None:
+    report, _ = await serve_and_report(tmp_path, "")
     assert report["frozen"] == 0 and report["thresholds"] == [700, 10, 10]
