@@ -38,6 +38,7 @@ type client struct {
 	kick    chan struct{}
 	rng     *rand.Rand
 	counter int
+	lastP   map[int]int64 // sender -> stamp of the last presence update it got from them
 }
 
 type traffic struct {
@@ -52,6 +53,8 @@ type traffic struct {
 	measured  [len(kindOrder)]atomic.Int64
 	seen      []atomic.Int32 // presence deliveries per sender
 	lastRead  atomic.Int64   // nowNs() of the last bytes any client read (settle)
+	presDup   atomic.Int64   // presence updates a client got twice from one sender
+	presOld   atomic.Int64   // ... or after a newer one from that sender
 	contacts  int            // deliveries a presence update owes
 	pad       []byte
 	readers   sync.WaitGroup
@@ -305,6 +308,21 @@ func (t *traffic) deliver(c *client, sender int, kind byte, stamp, now int64) {
 		if sender == c.idx && !t.o.echo {
 			return // the server's copy to the sender's own resource
 		}
+		// Duplicates and reordering per (receiver, sender): a sender's
+		// stamps rise, one per write (exact with one update in flight; in
+		// a mix two updates of one write share theirs); one reader a client.
+		if c.lastP == nil {
+			c.lastP = map[int]int64{}
+		}
+		if last, ok := c.lastP[sender]; ok && stamp <= last {
+			if stamp == last {
+				t.presDup.Add(1)
+			} else {
+				t.presOld.Add(1)
+			}
+		} else {
+			c.lastP[sender] = stamp
+		}
 		if t.o.echo || t.seen[sender].Add(1) >= int32(t.contacts) {
 			if !t.o.echo {
 				t.seen[sender].Add(-int32(t.contacts))
@@ -515,6 +533,8 @@ func closedLoop(o *options) map[string]any {
 	out["write"] = o.write
 	out["login_wall_s"] = res.wall
 	out["settle_s"] = settled
+	out["presence_duplicates"] = t.presDup.Load()
+	out["presence_reordered"] = t.presOld.Load()
 	out["window_s"] = window
 	out["sent"] = t.sentTotal()
 	out["sent_per_s"] = float64(sentWin) / window
