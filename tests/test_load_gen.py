@@ -68,6 +68,8 @@ def test_closed_loop_through_the_echo_server_delivers_every_stanza_kind(
             proc.wait()
     assert "error" not in r, r
     assert r["lost"] == 0 and r["delivered"] == r["expected"] > 0
+    # -settle, then until no client read anything for 0.3 s (the echo server is quiet)
+    assert 0.1 <= r["settle_s"] < 5
     assert set(r["kinds"]) >= {"chat-bare", "chat-full", "receipt", "receipt-back", "ping",
                                "roster", "presence"}  # fmt: skip
     assert r["generator_cpu"] > 0 and isinstance(r["generator_saturated"], bool)

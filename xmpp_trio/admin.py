@@ -62,6 +62,7 @@ from . import _tls
 from ._openssl_stream import TLSContext
 from .admin_jobs import client_sessions
 from .certs import server_tls_material
+from .collector import statistics as collector_statistics
 from .components import component_entries
 from .config import ConfigError, ServerConfig, load_config
 from .s2s_status import s2s_entries, s2s_summary
@@ -341,6 +342,7 @@ class Admin:
             ],
             "data_dir": str(server.config.data_dir),
             "config_file": str(server.config.config_path) if server.config.config_path else None,
+            "gc": collector_statistics(),  # [gc], docs/gc.md
         }
 
     def users(self) -> dict[str, object]:

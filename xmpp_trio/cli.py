@@ -154,9 +154,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     configure(config.log_level, config.log_format)
     import trio
 
-    from xmpp_trio.preflight import problems
-
     # Imported here so the other subcommands work without loading the server.
+    from xmpp_trio.collector import serve_tuned  # [gc]: the process's collector
+    from xmpp_trio.preflight import problems
     from xmpp_trio.server import run_server  # type: ignore[import-not-found,unused-ignore]
     from xmpp_trio.storage import StorageError
 
@@ -171,7 +171,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # leaves a traceback on stderr instead of nothing.
     faulthandler.enable()
     try:
-        trio.run(run_server, config)
+        trio.run(serve_tuned, run_server, config)  # [gc] applied once started
     except KeyboardInterrupt:
         logging.getLogger("xmpp_trio").info("interrupted, shutting down")
         return 0
@@ -518,11 +518,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"sessions: {st['sessions']} bound, {st['connections']} connections",
         f"components: {', '.join(c['jid'] for c in st['components']) or 'none connected'}",
         *_s2s_line(st.get("s2s")),
+        *_gc_line(st.get("gc")),
         f"data dir: {st['data_dir']}",
         "listeners:",
         *listeners,
     ]
     return _print(args, st, lines)
+
+
+def _gc_line(gc: dict[str, Any] | None) -> list[str]:
+    """The garbage collector's line of ``status`` ([gc], docs/gc.md)."""
+    if not gc:
+        return []
+    runs = "/".join(str(n) for n in gc["collections"])
+    return [f"gc: {gc['frozen']} objects frozen, thresholds {'/'.join(map(str, gc['thresholds']))},"
+            f" {runs} collections (young/middle/full), {sum(gc['seconds']):.3f} s"]  # fmt: skip
 
 
 def _s2s_line(s2s: dict[str, Any] | None) -> list[str]:

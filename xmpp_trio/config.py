@@ -76,6 +76,9 @@ Every key is optional; a missing file section means its defaults. The layout::
     [mam]                      # message archives (XEP-0313), see xmpp_trio/mam_config.py
     enabled = true             # archive messages (accounts and rooms), XEP-0359 ids
 
+    [gc]                       # CPython's garbage collector, see xmpp_trio/gc_config.py
+    freeze = false             # true: freeze the start-up heap out of every collection
+
     [[listeners]]              # repeatable; omit all to get the two defaults
     kind = "c2s-starttls"      # or "c2s-directtls" (XEP-0368), "http", "https" (docs/web.md),
                                # "component" (XEP-0114: docs/components.md, [components]),
@@ -120,6 +123,7 @@ from .admin_config import AdminConfig, DirectoryConfig, load_admin, load_directo
 from .component_config import ComponentsConfig, check_component_domains, load_components
 from .config_loader import ConfigError, Loader, Table, toml_type
 from .federation_config import FederationConfig, load_federation
+from .gc_config import GCConfig, load_gc
 from .http_config import HTTPConfig, load_http
 from .mam_config import (
     DEFAULT_MAM,
@@ -303,6 +307,8 @@ class ServerConfig:
     mam_writer_thread: bool = True
     #: ``[mam] writer_*``, ``loop_batch``: how archived copies are written behind.
     mam_writer: ArchiveWriterLimits = field(default_factory=ArchiveWriterLimits)
+    #: ``[gc]``: the garbage collector's settings (``xmpp-trio serve`` only).
+    gc: GCConfig = field(default_factory=GCConfig)
     config_path: Path | None = None
 
     @property
@@ -369,6 +375,7 @@ _TOP_KEYS: Final = (
     "directory",
     "federation",
     "mam",
+    "gc",
     "listeners",
     "http",
 )
@@ -777,6 +784,7 @@ def load_config(path: Path | None) -> ServerConfig:
         mam=load_mam(loader, data),
         mam_writer_thread=load_mam_writer_thread(loader, data),
         mam_writer=load_mam_writer(loader, data),
+        gc=load_gc(loader, data),
         config_path=path,
     )
     services = (

@@ -746,9 +746,17 @@ class Traffic:
         self.engine.send(self.clients[sender], b"".join(parts))
 
     def drain(self, seconds: float) -> float:
-        start = time.perf_counter()
-        while self.delivered < self.sent and time.perf_counter() - start < seconds:
+        """Wait for what is still in flight: until all of it came or nothing
+        came for ``seconds`` (the rest is lost), 120 s at most (as the Go
+        generator's drain: a slow server is not a lossy one)."""
+        start = progress = time.perf_counter()
+        last = self.delivered
+        while self.delivered < self.sent and time.perf_counter() - start < 120:
             self.engine.poll(0.02)
+            if self.delivered != last:
+                last, progress = self.delivered, time.perf_counter()
+            elif time.perf_counter() - progress >= seconds:
+                break
         return time.perf_counter() - start
 
     def stats(self, window: float) -> dict[str, Any]:

@@ -277,6 +277,10 @@ def _user_report(variant: str, result: Result) -> list[str]:
         parts = [f"{kind} {k['per_s']:,.0f}/s p99 {k['p99_ms']:.1f} ms (sent {k['sent']:,})"
                  for kind, k in result["kinds"].items()]  # fmt: skip
         lines.append(f"{'':36} " + "; ".join(parts))
+    if result.get("presence_duplicates") or result.get("presence_reordered"):
+        # the Go generator: a presence update a client got twice, or after a newer one
+        lines.append(f"{'':36} presence copies received twice {result['presence_duplicates']:,},"
+                     f" after a newer update {result['presence_reordered']:,}")  # fmt: skip
     return lines
 
 

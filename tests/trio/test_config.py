@@ -371,6 +371,7 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
     from xmpp_trio.admin_config import ADMIN_KEYS, DIRECTORY_KEYS
     from xmpp_trio.component_config import COMPONENT_KEYS
     from xmpp_trio.federation_config import FEDERATION_KEYS
+    from xmpp_trio.gc_config import GC_KEYS
     from xmpp_trio.mam_config import MAM_KEYS
     from xmpp_trio.muc_config import MUC_KEYS
 
@@ -391,7 +392,7 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
     accepted = {
         "": set(config_module._TOP_KEYS)
         - {"tls", "limits", "metrics", "listeners", "http", "pubsub", "muc", "components"}
-        - {"admin", "directory", "federation", "mam"},
+        - {"admin", "directory", "federation", "mam", "gc"},
         "tls": set(config_module._TLS_KEYS),
         "limits": set(config_module._LIMITS_KEYS),
         "metrics": set(config_module._METRICS_KEYS),
@@ -401,6 +402,7 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
         "directory": set(DIRECTORY_KEYS),
         "federation": set(FEDERATION_KEYS),
         "mam": set(MAM_KEYS),
+        "gc": set(GC_KEYS),
         "listeners": set(config_module._LISTENER_KEYS),
         "http": set(HTTP_KEYS),
         "components": set(COMPONENT_KEYS),

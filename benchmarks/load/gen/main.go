@@ -80,7 +80,7 @@ func main() {
 	flag.IntVar(&o.inflight, "inflight", 4, "closed loop: stanzas in flight per client")
 	flag.Float64Var(&o.duration, "duration", 10, "seconds of traffic (per rate in the open loop)")
 	flag.Float64Var(&o.warmup, "warmup", 2, "seconds before the measured window")
-	flag.Float64Var(&o.drain, "drain", 10, "seconds to wait for stragglers after the window")
+	flag.Float64Var(&o.drain, "drain", 10, "seconds without a delivery before the stragglers still missing count as lost")
 	flag.Float64Var(&o.settle, "settle", 0.5, "seconds of idle after the logins")
 	flag.StringVar(&rates, "rates", "1000,2000,5000", "open loop: offered stanzas/s")
 	flag.StringVar(&mix, "mix", "chat-bare=1", "weights: chat-bare, chat-full, receipt, presence, ping, roster")
