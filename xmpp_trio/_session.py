@@ -74,6 +74,7 @@ _RECEIVE_SIZE = 65536
 TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 CLOSE_GRACE = 5.0
 _SLICE = 0.005  # seconds of stanza handling after which a reader lets other tasks run
+_SHARED_WRITES = shared_writes()  # the scope object (reentrant): no call per stanza to get it
 
 
 class Server(Protocol):
@@ -479,7 +480,7 @@ class Session:
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
                 server.metrics.stanzas_in.inc()
-                with shared_writes():  # the stanza is serialised once (writer.py)
+                with _SHARED_WRITES:  # the stanza is serialised once (writer.py)
                     try:
                         effects = server.router.route(self.id, event.element, owned=True)
                     except sqlite3.Error as exc:
