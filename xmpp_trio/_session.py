@@ -4,12 +4,13 @@ and the task that reads it.
 The reader feeds the :class:`~xmpp_sansio.stream.connection.ServerConnection`
 and hands what it reports to the server (stanzas to the router, bound
 sessions to the session manager, credentials and registrations to
-:class:`~xmpp_trio._accounts.Accounts`). Output is written without waiting by
-the task that produced it: the stanzas routed while one read is handled go
-out at the end of that read, one write per receiving session. Only when a
-peer's buffer is full (or a close is under way) does a session get a writer
-task, started on demand and ended once it has flushed, so a slow reader never
-blocks whoever sends to it.
+:class:`~xmpp_trio._accounts.Accounts`). Output is written without waiting for
+the peer: the stanzas routed to a session during one pass of Trio's scheduler
+(every reader that had input) go out at the end of that pass, one write per
+receiving session (:class:`_PassWrites`). Only when a peer's buffer is full
+(or a close is under way) does a session get a writer task, started on demand
+and ended once it has flushed, so a slow reader never blocks whoever sends to
+it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import sqlite3
 import ssl
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -208,6 +209,26 @@ class Session:
             self.push()
 
     def push(self) -> None:
+        """Write what the connection queued, without waiting for the peer: at
+        the end of the scheduler's pass (see :class:`_PassWrites`), so the
+        stanzas that several readers routed to this session in one pass go out
+        in one write; at once when a writer is at work, output waits, receipts
+        are to be confirmed or the stream is closing (:meth:`push_now`)."""
+        conn = self.conn
+        if conn is None:
+            return
+        if (
+            self._sending
+            or self.pending
+            or self.overflowed
+            or self.unwritten
+            or conn.state is not State.READY
+        ):
+            self.push_now()
+        else:
+            _PASS_WRITES.hold(self)
+
+    def push_now(self) -> None:
         """Write what the connection queued, without waiting: the task that
         routed a stanza writes it itself. Whatever the socket does not take now
         is left to the writer task, which waits until the peer reads."""
@@ -235,6 +256,35 @@ class Session:
             self._written()
         if conn.should_close:
             self.kick()
+
+    def write_held(self, soon: Callable[[Callable[[], object]], None]) -> None:
+        """At the end of the scheduler's pass: write what :meth:`push` held.
+        Runs outside any task (a Trio instrument), so whatever may start the
+        writer task or route (receipts) is left to ``soon`` (a task, at once)."""
+        conn = self.conn
+        if conn is None:
+            return
+        if (
+            self._sending
+            or self.pending
+            or self.overflowed
+            or self.unwritten
+            or conn.state is not State.READY
+        ):
+            soon(self.push_now)
+            return
+        data = conn.data_to_send()
+        if not data:
+            return
+        try:
+            sent = self.transport.send_nowait(data)
+        except TRANSPORT_ERRORS:
+            sent = 0  # the writer meets the error again and ends the session
+        if sent < len(data):
+            self.progress_at = trio.current_time()
+            self.pending += data[sent:]
+            self._check_bound(conn)
+            soon(self.kick)
 
     def _written(self) -> None:
         """Everything queued for the peer so far is written: confirm the
@@ -634,3 +684,63 @@ class Session:
             finished=transport.tls_unique(),
             exporter=transport.tls_exporter(),
         )
+
+
+class _PassWrites(trio.abc.Instrument):
+    """Writes held to the end of the scheduler's pass (issue 24).
+
+    A session's output used to be written at the end of each read that routed
+    to it: with many clients each read routes a stanza or two to other
+    sessions, so nearly every delivered stanza cost a TLS record and a
+    ``write`` of its own. Trio runs every runnable task once per pass and then
+    waits for I/O; :meth:`before_io_wait` (once per pass, before that wait)
+    writes each held session once, with everything routed to it during the
+    pass. Nothing waits longer than the pass it was routed in: no timer, no
+    delay beyond the tasks already runnable. Instruments are per ``trio.run``:
+    the first hold of a run adds this one."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[Session, None] = {}  # insertion order: who routed first
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    def hold(self, session: Session) -> None:
+        sessions = self.sessions
+        if not sessions:
+            token = trio.lowlevel.current_trio_token()
+            if token is not self._token:  # a new trio.run
+                self._token = token
+                trio.lowlevel.add_instrument(self)
+        sessions[session] = None
+
+    def before_io_wait(self, timeout: float) -> None:
+        sessions = self.sessions
+        token = self._token
+        assert token is not None
+
+        def soon(call: Callable[[], object]) -> None:
+            token.run_sync_soon(_guarded, call)
+
+        while sessions:
+            held = list(sessions)
+            sessions.clear()
+            for session in held:
+                try:
+                    session.write_held(soon)
+                except Exception:  # a bug costs that connection only (as a reader's would)
+                    log.exception("session %d: writing held output", session.id)
+
+    def after_run(self) -> None:
+        self.sessions.clear()
+        self._token = None
+
+
+def _guarded(call: Callable[[], object]) -> None:
+    """Run ``call`` from Trio's ``run_sync_soon`` task, where an exception
+    would end the whole run: log it instead (it concerns one connection)."""
+    try:
+        call()
+    except Exception:
+        log.exception("writing held output")
+
+
+_PASS_WRITES = _PassWrites()
