@@ -217,16 +217,23 @@ class Session:
         conn = self.conn
         if conn is None:
             return
-        if (
+        if self._now_only(conn):
+            self.push_now()
+        else:
+            _PASS_WRITES.hold(self)
+
+    def _now_only(self, conn: ServerConnection) -> bool:
+        """Whether output must take :meth:`push_now`'s path, not wait for the
+        end of the pass: a writer is at work or output waits for the peer, the
+        session overflowed, receipts wait to be confirmed once written, or the
+        stream is not ready (negotiation, a close under way)."""
+        return bool(
             self._sending
             or self.pending
             or self.overflowed
             or self.unwritten
             or conn.state is not State.READY
-        ):
-            self.push_now()
-        else:
-            _PASS_WRITES.hold(self)
+        )
 
     def push_now(self) -> None:
         """Write what the connection queued, without waiting: the task that
@@ -242,16 +249,8 @@ class Session:
             self.kick()
             return
         data = conn.data_to_send()
-        if data:
-            try:
-                sent = self.transport.send_nowait(data)
-            except TRANSPORT_ERRORS:
-                sent = 0  # the writer meets the error again and ends the session
-            if sent < len(data):
-                self.progress_at = trio.current_time()
-                self.pending += data[sent:]
-                self._check_bound(conn)
-                self.kick()
+        if data and self._send(conn, data):
+            self.kick()
         if self.unwritten and not self.pending and not self.overflowed:
             self._written()
         if conn.should_close:
@@ -264,27 +263,27 @@ class Session:
         conn = self.conn
         if conn is None:
             return
-        if (
-            self._sending
-            or self.pending
-            or self.overflowed
-            or self.unwritten
-            or conn.state is not State.READY
-        ):
+        if self._now_only(conn):
             soon(self.push_now)
             return
         data = conn.data_to_send()
-        if not data:
-            return
+        if data and self._send(conn, data):
+            soon(self.kick)
+
+    def _send(self, conn: ServerConnection, data: bytes) -> bool:
+        """Write ``data`` without waiting; what the socket does not take goes
+        to ``pending`` (within the output bound). True if some is left: the
+        writer task must take over."""
         try:
             sent = self.transport.send_nowait(data)
         except TRANSPORT_ERRORS:
             sent = 0  # the writer meets the error again and ends the session
-        if sent < len(data):
-            self.progress_at = trio.current_time()
-            self.pending += data[sent:]
-            self._check_bound(conn)
-            soon(self.kick)
+        if sent == len(data):
+            return False
+        self.progress_at = trio.current_time()
+        self.pending += data[sent:]
+        self._check_bound(conn)
+        return True
 
     def _written(self) -> None:
         """Everything queued for the peer so far is written: confirm the

@@ -435,6 +435,22 @@ def test_the_writes_of_a_call_that_raised_are_forgotten_and_the_pending_ones_kep
     assert vcards.stored(juliet) is not None  # the batch's earlier write is kept
 
 
+def route_one_of_each_kind(router: Router) -> None:
+    """Romeo sends Juliet a message, presence and an iq; each reaches her."""
+    sent = [
+        x("<message to='juliet@example.com' type='chat'><body>hi</body></message>"),
+        fromstring("<presence xmlns='jabber:client' to='juliet@example.com'/>"),
+        fromstring(
+            "<iq xmlns='jabber:client' to='juliet@example.com/balcony' type='get' id='v'>"
+            "<query xmlns='jabber:iq:version'/></iq>"
+        ),
+    ]
+    for element in sent:
+        assert [e.session for e in router.route(ROMEO, element) if isinstance(e, Deliver)] == [
+            BALCONY
+        ]
+
+
 class IqFilter(Service):
     """An inbound filter for iqs only: records what it is asked about."""
 
@@ -458,18 +474,7 @@ def test_an_inbound_filter_sees_only_the_stanza_kinds_it_declares() -> None:
     router.bind(BALCONY, jid("juliet@example.com/balcony"))
     online(router, ROMEO)
     online(router, BALCONY)
-    sent = [
-        x("<message to='juliet@example.com' type='chat'><body>hi</body></message>"),
-        fromstring("<presence xmlns='jabber:client' to='juliet@example.com'/>"),
-        fromstring(
-            "<iq xmlns='jabber:client' to='juliet@example.com/balcony' type='get' id='v'>"
-            "<query xmlns='jabber:iq:version'/></iq>"
-        ),
-    ]
-    for element in sent:
-        assert [e.session for e in router.route(ROMEO, element) if isinstance(e, Deliver)] == [
-            BALCONY
-        ]
+    route_one_of_each_kind(router)
     assert only_iq.seen == [C + "iq"]
 
 
@@ -497,16 +502,5 @@ def test_an_outbound_filter_sees_only_the_stanza_kinds_it_declares() -> None:
     online(router, ROMEO)
     online(router, BALCONY)
     only_presence.seen.clear()
-    sent = [
-        x("<message to='juliet@example.com' type='chat'><body>hi</body></message>"),
-        fromstring("<presence xmlns='jabber:client' to='juliet@example.com'/>"),
-        fromstring(
-            "<iq xmlns='jabber:client' to='juliet@example.com/balcony' type='get' id='v'>"
-            "<query xmlns='jabber:iq:version'/></iq>"
-        ),
-    ]
-    for element in sent:
-        assert [e.session for e in router.route(ROMEO, element) if isinstance(e, Deliver)] == [
-            BALCONY
-        ]
+    route_one_of_each_kind(router)
     assert only_presence.seen == [C + "presence"]
