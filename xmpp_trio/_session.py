@@ -220,7 +220,7 @@ class Session:
         if self._now_only(conn):
             self.push_now()
         else:
-            _PASS_WRITES.hold(self)
+            _PassWrites.hold(self)
 
     def _now_only(self, conn: ServerConnection) -> bool:
         """Whether output must take :meth:`push_now`'s path, not wait for the
@@ -695,26 +695,28 @@ class _PassWrites(trio.abc.Instrument):
     waits for I/O; :meth:`before_io_wait` (once per pass, before that wait)
     writes each held session once, with everything routed to it during the
     pass. Nothing waits longer than the pass it was routed in: no timer, no
-    delay beyond the tasks already runnable. Instruments are per ``trio.run``:
-    the first hold of a run adds this one."""
+    delay beyond the tasks already runnable. One per ``trio.run`` (a
+    ``RunVar``, added as an instrument at the run's first hold), so servers
+    in runs of their own, in other threads, do not share it."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self.sessions: dict[Session, None] = {}  # insertion order: who routed first
-        self._token: trio.lowlevel.TrioToken | None = None
+        self._token = token
 
-    def hold(self, session: Session) -> None:
-        sessions = self.sessions
-        if not sessions:
-            token = trio.lowlevel.current_trio_token()
-            if token is not self._token:  # a new trio.run
-                self._token = token
-                trio.lowlevel.add_instrument(self)
-        sessions[session] = None
+    @staticmethod
+    def hold(session: Session) -> None:
+        """Write ``session`` at the end of this pass."""
+        try:
+            writes = _PASS_WRITES.get()
+        except LookupError:  # the run's first
+            writes = _PassWrites(trio.lowlevel.current_trio_token())
+            _PASS_WRITES.set(writes)
+            trio.lowlevel.add_instrument(writes)
+        writes.sessions[session] = None
 
     def before_io_wait(self, timeout: float) -> None:
         sessions = self.sessions
         token = self._token
-        assert token is not None
 
         def soon(call: Callable[[], object]) -> None:
             token.run_sync_soon(_guarded, call)
@@ -728,10 +730,6 @@ class _PassWrites(trio.abc.Instrument):
                 except Exception:  # a bug costs that connection only (as a reader's would)
                     log.exception("session %d: writing held output", session.id)
 
-    def after_run(self) -> None:
-        self.sessions.clear()
-        self._token = None
-
 
 def _guarded(call: Callable[[], object]) -> None:
     """Run ``call`` from Trio's ``run_sync_soon`` task, where an exception
@@ -742,4 +740,4 @@ def _guarded(call: Callable[[], object]) -> None:
         log.exception("writing held output")
 
 
-_PASS_WRITES = _PassWrites()
+_PASS_WRITES: trio.lowlevel.RunVar[_PassWrites] = trio.lowlevel.RunVar("pass_writes")
