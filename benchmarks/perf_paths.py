@@ -3,6 +3,7 @@
     python benchmarks/perf_paths.py presence [TREE]    # presence update to a roster of 50, default services
     python benchmarks/perf_paths.py websocket [TREE]   # a stanza in and out of a ready WebSocket stream
     python benchmarks/perf_paths.py server [TREE]      # parse, route (archives on), deliver: see below
+    python benchmarks/perf_paths.py server-nomam [TREE]  # the same with archives off
     python benchmarks/perf_paths.py tls [TREE]         # the server's TLS write and read of a message
     python benchmarks/perf_paths.py --instructions presence [TREE]
 
@@ -19,6 +20,8 @@ ready stream parses it, ``Router.route(..., owned=True)`` with the bundled
 services (stanza id, archive write), the recipient's ready stream writes it,
 inside ``shared_writes()`` as the I/O layer routes (``SHARED=0`` in the
 environment: without it; a tree without it runs without it).
+``server-nomam`` is the same with archives off (``[mam] enabled = false``,
+the load benchmark's ``ours-nomam``): no stanza id, no archive write.
 ``tls`` is the server's TLS socket glue alone (``SocketTransport`` over
 loopback TCP, trustme certificates, TLS 1.3): ``send_nowait`` of a 200-byte
 message and a gathering ``receive_some`` of one from the peer, the peer a
@@ -149,6 +152,9 @@ except ImportError:  # a tree from before session 6
 C = "{jabber:client}"
 tmp = pathlib.Path(tempfile.mkdtemp())
 config = TrioConfig(domains=("localhost",), data_dir=tmp, scram_iterations=4096)
+if os.environ.get("MAM", "1") == "0":  # server-nomam: archives off ([mam] enabled = false)
+    import dataclasses
+    config = dataclasses.replace(config, mam=dataclasses.replace(config.mam, enabled=False))
 store = AccountStore.open(config.database_path)
 for user in ("a", "b"):
     store.create(user, "localhost", "pw-pw-pw", iterations=4096)
@@ -232,6 +238,7 @@ trio.run(main)
 """
 
 CORE_BENCH = ("router-bare", "router-full", "stream")
+PATHS = ("presence", "websocket", "server", "server-nomam", "tls", *CORE_BENCH)
 
 TIMED = r"""
 runs = []
@@ -262,12 +269,15 @@ def child(path: str, tree: Path, n: int, runs: int, *, callgrind: bool) -> str:
     if path in CORE_BENCH:
         source = core_bench_path(path)
     else:
-        source = {"presence": PRESENCE, "websocket": WEBSOCKET, "server": SERVER, "tls": TLS}[path]
+        source = {"presence": PRESENCE, "websocket": WEBSOCKET, "server": SERVER,
+                  "server-nomam": SERVER, "tls": TLS}[path]  # fmt: skip
         source += "" if path == "tls" else TIMED
     command = [sys.executable, "-c", source, str(tree)]
     if callgrind:
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
     env = {**os.environ, "N": str(n), "R": str(runs)}
+    if path == "server-nomam":
+        env["MAM"] = "0"
     if callgrind:
         # String hashing is seeded per process: dict and set probes, and so the
         # count, vary by a few thousand instructions from run to run without it.
@@ -287,7 +297,7 @@ def instructions(path: str, tree: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("path", choices=("presence", "websocket", "server", "tls", *CORE_BENCH))
+    parser.add_argument("path", choices=PATHS)
     parser.add_argument("tree", nargs="?", type=Path, default=ROOT)
     parser.add_argument("--instructions", action="store_true", help="callgrind count per stanza")
     args = parser.parse_args()

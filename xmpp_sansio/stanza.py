@@ -289,20 +289,25 @@ class Message:
     def from_element(cls, el: Element, from_: JID | None = None) -> Self:
         """Validate ``el``; raise :class:`StanzaValueError` if it is invalid.
         ``from_``: the JID its ``from`` attribute holds, already validated."""
-        _require_kind(el, StanzaKind.MESSAGE)
+        found = _STANZA_TAGS.get(el.tag)  # _require_kind, inline: every routed message
+        if found is None or found[0] is not StanzaKind.MESSAGE:
+            raise UnknownStanza(f"not a {StanzaKind.MESSAGE} stanza: {el.tag!r}")
         get = el.get
         raw = get("type")
         type_ = MessageType.NORMAL if raw is None else _MESSAGE_TYPES.get(raw, MessageType.NORMAL)
-        if from_ is None:  # _common, inline: every routed message comes here
+        if from_ is None:  # _common, inline
             from_ = _parse_jid(el, "from")
-        return cls(
-            el,
-            _parse_jid(el, "to"),
-            from_,
-            type_,
-            get("id"),
-            get(ns.XML_LANG),
-        )
+        to = get("to")
+        if to is not None:  # _parse_jid, inline: the same error for a bad address
+            try:
+                parsed_to: JID | None = JID.parse(to)
+            except ValueError as exc:
+                raise StanzaValueError(
+                    StanzaErrorCondition.JID_MALFORMED, f"invalid 'to' address {to!r}: {exc}"
+                ) from exc
+        else:
+            parsed_to = None
+        return cls(el, parsed_to, from_, type_, get("id"), get(ns.XML_LANG))
 
     @property
     def namespace(self) -> str:

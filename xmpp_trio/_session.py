@@ -4,12 +4,13 @@ and the task that reads it.
 The reader feeds the :class:`~xmpp_sansio.stream.connection.ServerConnection`
 and hands what it reports to the server (stanzas to the router, bound
 sessions to the session manager, credentials and registrations to
-:class:`~xmpp_trio._accounts.Accounts`). Output is written without waiting by
-the task that produced it: the stanzas routed while one read is handled go
-out at the end of that read, one write per receiving session. Only when a
-peer's buffer is full (or a close is under way) does a session get a writer
-task, started on demand and ended once it has flushed, so a slow reader never
-blocks whoever sends to it.
+:class:`~xmpp_trio._accounts.Accounts`). Output is written without waiting for
+the peer: the stanzas routed to a session during one pass of Trio's scheduler
+(every reader that had input) go out at the end of that pass, one write per
+receiving session (:class:`_PassWrites`). Only when a peer's buffer is full
+(or a close is under way) does a session get a writer task, started on demand
+and ended once it has flushed, so a slow reader never blocks whoever sends to
+it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import sqlite3
 import ssl
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -74,6 +75,7 @@ _RECEIVE_SIZE = 65536
 TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 CLOSE_GRACE = 5.0
 _SLICE = 0.005  # seconds of stanza handling after which a reader lets other tasks run
+_SHARED_WRITES = shared_writes()  # the scope object (reentrant): no call per stanza to get it
 
 
 class Server(Protocol):
@@ -207,6 +209,33 @@ class Session:
             self.push()
 
     def push(self) -> None:
+        """Write what the connection queued, without waiting for the peer: at
+        the end of the scheduler's pass (see :class:`_PassWrites`), so the
+        stanzas that several readers routed to this session in one pass go out
+        in one write; at once when a writer is at work, output waits, receipts
+        are to be confirmed or the stream is closing (:meth:`push_now`)."""
+        conn = self.conn
+        if conn is None:
+            return
+        if self._now_only(conn):
+            self.push_now()
+        else:
+            _PassWrites.hold(self)
+
+    def _now_only(self, conn: ServerConnection) -> bool:
+        """Whether output must take :meth:`push_now`'s path, not wait for the
+        end of the pass: a writer is at work or output waits for the peer, the
+        session overflowed, receipts wait to be confirmed once written, or the
+        stream is not ready (negotiation, a close under way)."""
+        return bool(
+            self._sending
+            or self.pending
+            or self.overflowed
+            or self.unwritten
+            or conn.state is not State.READY
+        )
+
+    def push_now(self) -> None:
         """Write what the connection queued, without waiting: the task that
         routed a stanza writes it itself. Whatever the socket does not take now
         is left to the writer task, which waits until the peer reads."""
@@ -220,20 +249,41 @@ class Session:
             self.kick()
             return
         data = conn.data_to_send()
-        if data:
-            try:
-                sent = self.transport.send_nowait(data)
-            except TRANSPORT_ERRORS:
-                sent = 0  # the writer meets the error again and ends the session
-            if sent < len(data):
-                self.progress_at = trio.current_time()
-                self.pending += data[sent:]
-                self._check_bound(conn)
-                self.kick()
+        if data and self._send(conn, data):
+            self.kick()
         if self.unwritten and not self.pending and not self.overflowed:
             self._written()
         if conn.should_close:
             self.kick()
+
+    def write_held(self, soon: Callable[[Callable[[], object]], None]) -> None:
+        """At the end of the scheduler's pass: write what :meth:`push` held.
+        Runs outside any task (a Trio instrument), so whatever may start the
+        writer task or route (receipts) is left to ``soon`` (a task, at once)."""
+        conn = self.conn
+        if conn is None:
+            return
+        if self._now_only(conn):
+            soon(self.push_now)
+            return
+        data = conn.data_to_send()
+        if data and self._send(conn, data):
+            soon(self.kick)
+
+    def _send(self, conn: ServerConnection, data: bytes) -> bool:
+        """Write ``data`` without waiting; what the socket does not take goes
+        to ``pending`` (within the output bound). True if some is left: the
+        writer task must take over."""
+        try:
+            sent = self.transport.send_nowait(data)
+        except TRANSPORT_ERRORS:
+            sent = 0  # the writer meets the error again and ends the session
+        if sent == len(data):
+            return False
+        self.progress_at = trio.current_time()
+        self.pending += data[sent:]
+        self._check_bound(conn)
+        return True
 
     def _written(self) -> None:
         """Everything queued for the peer so far is written: confirm the
@@ -479,7 +529,7 @@ class Session:
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
                 server.metrics.stanzas_in.inc()
-                with shared_writes():  # the stanza is serialised once (writer.py)
+                with _SHARED_WRITES:  # the stanza is serialised once (writer.py)
                     try:
                         effects = server.router.route(self.id, event.element, owned=True)
                     except sqlite3.Error as exc:
@@ -633,3 +683,61 @@ class Session:
             finished=transport.tls_unique(),
             exporter=transport.tls_exporter(),
         )
+
+
+class _PassWrites(trio.abc.Instrument):
+    """Writes held to the end of the scheduler's pass (issue 24).
+
+    A session's output used to be written at the end of each read that routed
+    to it: with many clients each read routes a stanza or two to other
+    sessions, so nearly every delivered stanza cost a TLS record and a
+    ``write`` of its own. Trio runs every runnable task once per pass and then
+    waits for I/O; :meth:`before_io_wait` (once per pass, before that wait)
+    writes each held session once, with everything routed to it during the
+    pass. Nothing waits longer than the pass it was routed in: no timer, no
+    delay beyond the tasks already runnable. One per ``trio.run`` (a
+    ``RunVar``, added as an instrument at the run's first hold), so servers
+    in runs of their own, in other threads, do not share it."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self.sessions: dict[Session, None] = {}  # insertion order: who routed first
+        self._token = token
+
+    @staticmethod
+    def hold(session: Session) -> None:
+        """Write ``session`` at the end of this pass."""
+        try:
+            writes = _PASS_WRITES.get()
+        except LookupError:  # the run's first
+            writes = _PassWrites(trio.lowlevel.current_trio_token())
+            _PASS_WRITES.set(writes)
+            trio.lowlevel.add_instrument(writes)
+        writes.sessions[session] = None
+
+    def before_io_wait(self, timeout: float) -> None:
+        sessions = self.sessions
+        token = self._token
+
+        def soon(call: Callable[[], object]) -> None:
+            token.run_sync_soon(_guarded, call)
+
+        while sessions:
+            held = list(sessions)
+            sessions.clear()
+            for session in held:
+                try:
+                    session.write_held(soon)
+                except Exception:  # a bug costs that connection only (as a reader's would)
+                    log.exception("session %d: writing held output", session.id)
+
+
+def _guarded(call: Callable[[], object]) -> None:
+    """Run ``call`` from Trio's ``run_sync_soon`` task, where an exception
+    would end the whole run: log it instead (it concerns one connection)."""
+    try:
+        call()
+    except Exception:
+        log.exception("writing held output")
+
+
+_PASS_WRITES: trio.lowlevel.RunVar[_PassWrites] = trio.lowlevel.RunVar("pass_writes")

@@ -33,6 +33,7 @@ from xmpp_sansio.server.stages import (
     Undeliverable,
 )
 from xmpp_sansio.server.vcard import MemoryVCardStorage, VCardService
+from xmpp_sansio.server.view import BoundSession
 from xmpp_sansio.stanza import Stanza, StanzaKind, with_attrs
 from xmpp_sansio.testing import seeded_rng
 from xmpp_sansio.testing import x as xml
@@ -434,6 +435,22 @@ def test_the_writes_of_a_call_that_raised_are_forgotten_and_the_pending_ones_kep
     assert vcards.stored(juliet) is not None  # the batch's earlier write is kept
 
 
+def route_one_of_each_kind(router: Router) -> None:
+    """Romeo sends Juliet a message, presence and an iq; each reaches her."""
+    sent = [
+        x("<message to='juliet@example.com' type='chat'><body>hi</body></message>"),
+        fromstring("<presence xmlns='jabber:client' to='juliet@example.com'/>"),
+        fromstring(
+            "<iq xmlns='jabber:client' to='juliet@example.com/balcony' type='get' id='v'>"
+            "<query xmlns='jabber:iq:version'/></iq>"
+        ),
+    ]
+    for element in sent:
+        assert [e.session for e in router.route(ROMEO, element) if isinstance(e, Deliver)] == [
+            BALCONY
+        ]
+
+
 class IqFilter(Service):
     """An inbound filter for iqs only: records what it is asked about."""
 
@@ -457,16 +474,33 @@ def test_an_inbound_filter_sees_only_the_stanza_kinds_it_declares() -> None:
     router.bind(BALCONY, jid("juliet@example.com/balcony"))
     online(router, ROMEO)
     online(router, BALCONY)
-    sent = [
-        x("<message to='juliet@example.com' type='chat'><body>hi</body></message>"),
-        fromstring("<presence xmlns='jabber:client' to='juliet@example.com'/>"),
-        fromstring(
-            "<iq xmlns='jabber:client' to='juliet@example.com/balcony' type='get' id='v'>"
-            "<query xmlns='jabber:iq:version'/></iq>"
-        ),
-    ]
-    for element in sent:
-        assert [e.session for e in router.route(ROMEO, element) if isinstance(e, Deliver)] == [
-            BALCONY
-        ]
+    route_one_of_each_kind(router)
     assert only_iq.seen == [C + "iq"]
+
+
+class PresenceOutboundFilter(Service):
+    """An outbound filter for presence only: records what it is asked about."""
+
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.OUTBOUND})
+    outbound_kinds: ClassVar[frozenset[StanzaKind]] = frozenset({StanzaKind.PRESENCE})
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def filter_outbound(
+        self, ctx: Context, session: BoundSession, element: Element, to: JID | None
+    ) -> list[Outcome] | None:
+        self.seen.append(element.tag)
+        return None
+
+
+def test_an_outbound_filter_sees_only_the_stanza_kinds_it_declares() -> None:
+    only_presence = PresenceOutboundFilter()
+    router = make_router(only_presence)
+    router.bind(ROMEO, jid("romeo@example.com/orchard"))
+    router.bind(BALCONY, jid("juliet@example.com/balcony"))
+    online(router, ROMEO)
+    online(router, BALCONY)
+    only_presence.seen.clear()
+    route_one_of_each_kind(router)
+    assert only_presence.seen == [C + "presence"]

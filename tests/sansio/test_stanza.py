@@ -602,3 +602,51 @@ def test_retagging_a_stanza_moves_it_and_its_inherited_children_and_back(
     assert el.tag == f"{{{source}}}message"  # the original is unchanged
     assert tostring(retag_stanza(moved, source)) == tostring(el)
     assert (retag_stanza(el, source) is el) and (source != target or moved is el)
+
+
+_ADDRESS = (
+    st.none()
+    | st.sampled_from(["a@b", "a@b/r", "b", "", "@b", "a@b@c", "a@/r", "b/", "A@B/R", "é@b"])
+    | st.text(max_size=8)
+)
+
+
+@given(
+    local=st.sampled_from(["message", "presence"]),
+    namespace=st.sampled_from([ns.CLIENT, ns.SERVER]),
+    to=_ADDRESS,
+    from_=_ADDRESS,
+    type_=st.none() | st.sampled_from(["chat", "headline", "error", "groupchat", "x"]),
+)
+def test_message_from_element_parses_addresses_as_the_rule_says(
+    local: str, namespace: str, to: str | None, from_: str | None, type_: str | None
+) -> None:
+    """The message view's inline checks (the hot path): not a message is
+    UnknownStanza; a bad ``from`` then a bad ``to`` is jid-malformed naming the
+    attribute; otherwise each address is what JID.parse makes of it."""
+    attrs = {k: v for k, v in (("to", to), ("from", from_), ("type", type_)) if v is not None}
+    el = Element(f"{{{namespace}}}{local}", attrs)
+    expected: object
+    if local != "message":
+        expected = UnknownStanza
+    else:
+        parsed: dict[str, JID | None] = {}
+        expected = None
+        for attr in ("from", "to"):
+            value = attrs.get(attr)
+            try:
+                parsed[attr] = None if value is None else JID.parse(value)
+            except ValueError as exc:
+                expected = f"invalid '{attr}' address {value!r}: {exc}"
+                break
+    try:
+        msg = Message.from_element(el)
+    except UnknownStanza:
+        assert expected is UnknownStanza
+        return
+    except StanzaValueError as exc:
+        assert exc.condition is StanzaErrorCondition.JID_MALFORMED
+        assert str(exc) == f"{StanzaErrorCondition.JID_MALFORMED}: {expected}"
+        return
+    assert expected is None
+    assert (msg.to, msg.from_) == (parsed["to"], parsed["from"])

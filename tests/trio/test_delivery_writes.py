@@ -51,3 +51,37 @@ async def test_the_messages_of_one_read_reach_their_receiver_in_one_write(
     writes = [data for kind, data in log if kind == "write" and b"<message" in data]
     assert len(writes) == 1, [data.count(b"<message") for data in writes]
     assert writes[0].count(b"<message") == COUNT
+
+
+async def test_messages_two_readers_route_in_one_pass_reach_their_receiver_in_one_write(
+    config: ServerConfig, nursery: trio.Nursery, monkeypatch: Any
+) -> None:
+    """Two senders' stanzas that arrive together are read in one pass of the
+    scheduler; what they route to one receiver goes out at the end of that
+    pass, in one write (one TLS record), not one write per sender."""
+    started = await start(nursery, config)
+    log: list[tuple[str, Any]] = []
+    async with (
+        open_client("juliet@localhost/in", PASSWORDS["juliet"], **started.options()) as juliet,
+        open_client("romeo@localhost/a", PASSWORDS["romeo"], **started.options()) as first,
+        open_client("romeo@localhost/b", PASSWORDS["romeo"], **started.options()) as second,
+    ):
+        session = next(
+            s for s in started.server.sessions.values() if s.conn and s.conn.jid == juliet.jid
+        )
+        monkeypatch.setattr(session, "transport", LoggedTransport(session.transport, log))
+        first._conn.send(chat("juliet@localhost/in", "from a"))
+        second._conn.send(chat("juliet@localhost/in", "from b"))
+        async with trio.open_nursery() as senders:  # both written in one pass
+            senders.start_soon(first._flush)
+            senders.start_soon(second._flush)
+        got = []
+        with trio.fail_after(WAIT):
+            async for stanza in juliet:
+                if stanza.tag == "{jabber:client}message":
+                    got.append(stanza.findtext("{jabber:client}body"))
+                    if len(got) == 2:
+                        break
+    assert sorted(got) == ["from a", "from b"]
+    writes = [data for kind, data in log if kind == "write" and b"<message" in data]
+    assert [data.count(b"<message") for data in writes] == [2]

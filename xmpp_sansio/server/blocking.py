@@ -471,8 +471,9 @@ class BlockingService(IqService):
         blocked."""
         lists = self._lists
         # Most block lists are empty: test emptiness before anything else.
-        blocks = lists.blocklist(recipient.bare)
-        if blocks and sender.bare != recipient.bare and blocked_by(blocks, sender):
+        owner = recipient.bare
+        blocks = lists.blocklist(owner)
+        if blocks and sender.bare != owner and blocked_by(blocks, sender):
             kind = stanza_kind(element)
             if kind is StanzaKind.PRESENCE:
                 return []
@@ -485,7 +486,7 @@ class BlockingService(IqService):
             sender.local is not None
             and self.server.is_local(sender.domain)
             and lists.blocklist(sender.bare)
-            and sender.bare != recipient.bare
+            and sender.bare != owner
         ):
             try:
                 address = JID.parse(element.get("to") or str(recipient))

@@ -31,7 +31,7 @@ from xml.etree.ElementTree import Element
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.roster import RosterItem, Subscription
-from xmpp_sansio.stanza import PresenceType, make_presence, with_attrs
+from xmpp_sansio.stanza import PresenceType, StanzaKind, make_presence, with_attrs
 from xmpp_sansio.subscription import Step, SubInput, SubState, step, with_state
 
 from .effects import Bounce, Deliver, Route, after_writes
@@ -177,6 +177,7 @@ class PresenceService(Service):
     # subscriptions
 
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.OUTBOUND})
+    outbound_kinds: ClassVar[frozenset[StanzaKind]] = frozenset({StanzaKind.PRESENCE})
     handles: ClassVar[tuple[type[Request], ...]] = (
         SubscriptionReceived,
         ProbeReceived,

@@ -157,6 +157,9 @@ class Router(PresenceRoutes):
         for service in self.services:
             check_declaration(service)
         self._outbound = joining(self.services, Stage.OUTBOUND)
+        self._outbound_by_kind = {  # ``outbound_kinds``: presence's filter sees presence only
+            k: tuple(s for s in self._outbound if k in s.outbound_kinds) for k in StanzaKind
+        }
         self._transform = joining(self.services, Stage.TRANSFORM)
         self._inbound = joining(self.services, Stage.INBOUND)
         # ... and per stanza kind for the inbound filters (``inbound_kinds``).
@@ -596,7 +599,7 @@ class Router(PresenceRoutes):
                 return []
             return [Deliver(sender.id, error_reply(bounced, exc.condition))]
         ctx = self._ctx
-        for service in self._outbound:
+        for service in self._outbound_by_kind[kind]:
             stopped = service.filter_outbound(ctx, sender, stanza.element, stanza.to)
             if stopped is not None:
                 return stopped

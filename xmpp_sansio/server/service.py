@@ -63,6 +63,9 @@ class Service:
     #: The stanza kinds :meth:`filter_inbound` sees (``Stage.INBOUND``): the
     #: router never calls it for the others.
     inbound_kinds: ClassVar[frozenset[StanzaKind]] = frozenset(StanzaKind)
+    #: The stanza kinds :meth:`filter_outbound` sees (``Stage.OUTBOUND``): the
+    #: router never calls it for the others.
+    outbound_kinds: ClassVar[frozenset[StanzaKind]] = frozenset(StanzaKind)
     #: The request types :meth:`handle` answers (``IqReceived``, ...).
     handles: ClassVar[tuple[type[Request], ...]] = ()
     #: The event types :meth:`observe` watches (``SessionUnbound``, ...).
