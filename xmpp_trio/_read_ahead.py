@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["enable", "pending"]
+__all__ = ["enable", "pending", "refuse"]
 
 _SSL_CTRL_GET_READ_AHEAD: Final = 40  # openssl/ssl.h
 _SSL_CTRL_SET_READ_AHEAD: Final = 41
@@ -93,6 +93,13 @@ def enable(context: ssl.SSLContext) -> bool:
             on = ctrl(pointer, _SSL_CTRL_GET_READ_AHEAD, 0, None) == 1
     _known[context] = on
     return on
+
+
+def refuse(context: ssl.SSLContext) -> None:
+    """Keep read-ahead off for ``context`` (``[tls] read_ahead = false``):
+    :func:`enable` answers False for it from now on. A context already
+    turned on stays on (its answer is kept); call this before its first use."""
+    _known.setdefault(context, False)
 
 
 def pending(tls: ssl.SSLSocket) -> Callable[[], int] | None:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import _read_ahead
 from ._openssl_stream import TLSContext, openssl_server_context
 
 if TYPE_CHECKING:
@@ -240,7 +241,10 @@ def server_tls_material(config: ServerConfig) -> tuple[TLSContext, bytes | None]
         cert, key = ensure_certificate(config.data_dir, config.hosted_domains)
     if config.tls.backend == "openssl":
         return openssl_server_context(cert, key), _certificate_der(cert)
-    return load_server_ssl_context(cert, key), _certificate_der(cert)
+    context = load_server_ssl_context(cert, key)
+    if not config.tls.read_ahead:
+        _read_ahead.refuse(context)
+    return context, _certificate_der(cert)
 
 
 def _certificate_der(cert: Path) -> bytes | None:

@@ -21,6 +21,7 @@ Every key is optional; a missing file section means its defaults. The layout::
     cert = "cert.pem"          # optional, but only together with key
     key = "key.pem"
     backend = "stdlib"         # or "openssl" (pyOpenSSL): adds tls-exporter (RFC 9266; docs/sasl2.md)
+    read_ahead = true          # stdlib backend: OpenSSL reads every TLS record that arrived at once
 
     [limits]
     max_stanza_size = 262144         # bytes, once authenticated
@@ -193,11 +194,14 @@ class TLSConfig:
     """Certificate and private key files; both None means "self-signed in data_dir".
     ``backend``: the TLS library of the TLS listeners, ``"stdlib"`` (:mod:`ssl`)
     or ``"openssl"`` (pyOpenSSL, which can export ``tls-exporter`` channel
-    binding data, RFC 9266)."""
+    binding data, RFC 9266). ``read_ahead``: turn OpenSSL's read-ahead on
+    for the stdlib backend's server connections (xmpp_trio/_read_ahead.py;
+    where it cannot be, the server reads record by record anyway)."""
 
     cert: Path | None = None
     key: Path | None = None
     backend: str = "stdlib"
+    read_ahead: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +384,7 @@ _TOP_KEYS: Final = (
     "http",
 )
 _METRICS_KEYS: Final = ("enabled", "address", "port")
-_TLS_KEYS: Final = ("cert", "key", "backend")
+_TLS_KEYS: Final = ("cert", "key", "backend", "read_ahead")
 _LIMITS_KEYS: Final = (
     "max_stanza_size",
     "max_stanza_size_preauth",
@@ -545,7 +549,8 @@ def _load_tls(loader: Loader, data: Table) -> TLSConfig:
         raise loader.error(
             "tls.backend", f"must be one of {', '.join(TLS_BACKENDS)}, got {backend!r}"
         )
-    return TLSConfig(cert=cert, key=key, backend=backend)
+    read_ahead = loader.boolean(table, "read_ahead", "tls.read_ahead", True)
+    return TLSConfig(cert=cert, key=key, backend=backend, read_ahead=read_ahead)
 
 
 def _load_limits(loader: Loader, data: Table) -> LimitsConfig:
