@@ -24,7 +24,7 @@ then ``StorageEdge.settle`` at the end of each message's batch:
     ... --writer   # the server's archive writer thread (xmpp_trio/archive_writer.py);
                    # the timing also prints the main thread's (the event loop's) share
     ... --batch N  # [mam] writer_batch and loop_batch (rows committed at once)
-    ... --stalls   # the main thread's longest call to settle/flush (CPU ms: what a
+    ... --stalls   # the main thread's longest call to commit/flush (CPU ms: what a
                    # server's loop would be held for), p99 and max over the run
 
 Nothing is asserted."""
