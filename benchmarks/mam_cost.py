@@ -5,8 +5,9 @@ accounts online, as the server routes it (xmpp_trio/_session.py
 over (``owned=True``: a fresh one per message, as the parser makes), each
 ``Deliver`` serialised for its client stream (what ``conn.send`` does, so
 the archive's bytes are shared with the delivery as in the server), the
-``Persist`` effects handled as the server does
-(``ServerServices.write_behind``, ``commit``, a flush every 1000 rows).
+effects carried out as the server does (``XMPPServer.apply``'s dispatch,
+then ``StorageEdge.settle`` at the end of each message's batch:
+``ServerServices.write_behind``, ``commit``; a flush every 1000 messages).
 
     python benchmarks/mam_cost.py --n 4000                # µs CPU/message, on and off
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
@@ -50,12 +51,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xmpp_sansio.jid import JID
-from xmpp_sansio.server import Router
-from xmpp_sansio.server.effects import Deliver, Persist
+from xmpp_sansio.server import Disconnect, Router
+from xmpp_sansio.server.effects import Deliver, Load, Persist
 from xmpp_sansio.server.mam.service import MamLimits
+from xmpp_sansio.server.sessions import CloseStream
 from xmpp_sansio.xml.ns import CLIENT
 from xmpp_sansio.xml.writer import serialize, shared_writes
+from xmpp_trio._edge import StorageEdge
 from xmpp_trio.config import ServerConfig
+from xmpp_trio.metrics import Metrics
 from xmpp_trio.services import build_services, open_database
 from xmpp_trio.storage import AccountStore
 
@@ -106,23 +110,28 @@ def setup(
     ]
     body = "y" * 120
 
-    def handle(effects: list) -> None:
-        persists = []
+    edge = StorageEdge(services, router, Metrics())
+    commit = edge.settle
+    if stalls is not None:
+
+        def commit(apply: Callable[[list], None]) -> None:
+            t = time.thread_time()
+            edge.settle(apply)
+            stalls.append(time.thread_time() - t)
+
+    def apply(effects: list) -> None:
+        # XMPPServer.apply's dispatch (xmpp_trio/server.py), in its order
         for effect in effects:
-            kind = type(effect)
-            if kind is Deliver:
-                if not unshared:
-                    serialize(effect.element, CLIENT)  # the recipient's stream
-            elif kind is Persist:
-                persists.append(effect)
-        if persists:
-            rest = services.write_behind(persists)
-            if rest or services.behind_full():
-                t = time.thread_time() if stalls is not None else 0.0
-                services.commit([p.op for p in rest])
-                if stalls is not None:
-                    stalls.append(time.thread_time() - t)
-                router.persisted(rest)
+            match effect:
+                case Deliver():
+                    if not unshared:
+                        serialize(effect.element, CLIENT)  # the recipient's stream
+                case Disconnect() | CloseStream():
+                    pass
+                case Persist():
+                    edge.persists.append(effect)
+                case Load():
+                    edge.loads.append(effect)
 
     def run(n: int) -> None:
         for i in range(n):
@@ -131,10 +140,12 @@ def setup(
             msg = ET.Element(C + "message", {"to": to, "type": "chat", "id": "x"})
             ET.SubElement(msg, C + "body").text = body
             if unshared:
-                handle(router.route(session, msg))
+                apply(router.route(session, msg))
             else:
                 with shared_writes():
-                    handle(router.route(session, msg, owned=True))
+                    apply(router.route(session, msg, owned=True))
+            if edge:  # the batch's end (XMPPServer.end_batch): one message a read
+                commit(apply)
             if i % 1000 == 999:
                 t = time.thread_time() if stalls is not None else 0.0
                 services.flush()

@@ -96,3 +96,21 @@ def test_a_message_to_self_is_archived_once_under_its_stamped_id() -> None:
     assert stamp is not None and stamp.get("by") == "romeo@example.com"
     assert w.archive.count(JID.parse("romeo@example.com")) == 1
     assert results(w.query(ROMEO, _ids(stamp.get("id", "")))) == ["note"]
+
+
+def test_a_preference_change_after_stamped_messages_changes_the_next_stamp() -> None:
+    # The stamp's ``by`` is kept per account with default preferences (one
+    # lookup a message): a change of preferences (XEP-0313 §6.1) must reach
+    # the very next message, both ways.
+    w = World()
+
+    def stamps(body: str) -> list[str | None]:
+        (delivered,) = to_session(w.chat(body), JULIET)
+        return [s.get("by") for s in delivered.iter(SID)]
+
+    assert stamps("one") == stamps("two") == ["juliet@example.com"]
+    w.send(JULIET, "<iq type='set' id='p'><prefs xmlns='urn:xmpp:mam:2' default='never'/></iq>")
+    assert stamps("three") == []
+    w.send(JULIET, "<iq type='set' id='q'><prefs xmlns='urn:xmpp:mam:2' default='always'/></iq>")
+    assert stamps("four") == ["juliet@example.com"]
+    assert results(w.query(JULIET)) == ["one", "two", "four"]

@@ -193,6 +193,10 @@ class MamService(IqService):
         self._in_roster = in_roster
         self.limits = limits
         self._prefs: dict[JID, Prefs] = {}
+        #: The stamp's ``by`` (the bare JID as text) of each account in
+        #: ``_prefs`` with the default preferences, kept with ``_prefs`` (a
+        #: subset of it): the common stamp is one lookup and no ``str()``.
+        self._plain: dict[JID, str] = {}
         self._queries: dict[Hashable, tuple[Element, JID, JID, str | None, bool, bool]] = {}
         self._next_query = 0
         #: Room queries whose results leave out real JIDs (XEP-0313 §5.1.2).
@@ -236,6 +240,7 @@ class MamService(IqService):
         if found is None:
             if len(self._prefs) > 100_000:
                 self._prefs.clear()
+                self._plain.clear()
             found = self._storage.prefs(archive) or _DEFAULT_PREFS
             self._prefs[archive] = found
         return found
@@ -286,9 +291,12 @@ class MamService(IqService):
                 # Every account in ``_prefs`` exists (it is filled only after
                 # the check below, or by the account itself; AccountRemoved
                 # drops it): the common case is one dict lookup.
-                prefs = self._prefs.get(recipient)
+                by = self._plain.get(recipient)
+                prefs = _DEFAULT_PREFS if by is not None else self._prefs.get(recipient)
                 if prefs is _DEFAULT_PREFS:
                     kept = True
+                    if by is None:
+                        by = self._plain[recipient] = str(recipient)
                 elif prefs is not None:
                     kept = self.archives(recipient, sender)
                 else:
@@ -311,7 +319,9 @@ class MamService(IqService):
                     self._entropy_at = at + 16
                     now = ctx.now
                     sid = hex(int(now * 1_000_000) | _BIT56)[3:] + self._entropy[at : at + 16]
-                    stamp = self._stamp = _make(SID, {"id": sid, "by": str(recipient)})
+                    if by is None:
+                        by = str(recipient)
+                    stamp = self._stamp = _make(SID, {"id": sid, "by": by})
                     # The observers find it on the router's copy by identity, with
                     # what was parsed here (no second parse of ``to`` or ``from``,
                     # no second read of the clock, no JID comparison). The
@@ -398,13 +408,16 @@ class MamService(IqService):
                     for op in ops:
                         if isinstance(op, ArchivePrefsPut):
                             self._prefs.pop(op.archive, None)
+                            self._plain.pop(op.archive, None)
                     return []
                 return self._archive_offline(ctx, ops)
             case Abandoned():
                 self._prefs.clear()
+                self._plain.clear()
                 return []
             case AccountRemoved(account=account):
                 self._prefs.pop(account, None)
+                self._plain.pop(account, None)
                 return [Persist(ArchiveRemove(account))]
         return []
 
@@ -519,6 +532,7 @@ class MamService(IqService):
                     return [Reply(iq_result(iq.element, prefs_element(self.prefs(archive))))]
                 prefs = parse_prefs(payload)
                 self._prefs[archive] = prefs
+                self._plain.pop(archive, None)
                 op = ArchivePrefsPut(archive, prefs)
                 return [
                     Persist(op, iq.element, (Reply(iq_result(iq.element, prefs_element(prefs))),))
