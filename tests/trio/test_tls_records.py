@@ -46,12 +46,16 @@ class Peer:
 
 
 async def connect(
-    ca: trustme.CA, version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+    ca: trustme.CA,
+    version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+    server_ctx: ssl.SSLContext | None = None,
 ) -> tuple[SocketTransport, Peer]:
-    """A SocketTransport (server side, TLS ``version``) and the peer talking to it."""
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.maximum_version = version
-    ca.issue_cert("localhost").configure_cert(server_ctx)
+    """A SocketTransport (server side, TLS ``version``, or ``server_ctx`` with a
+    certificate for localhost from ``ca``) and the peer talking to it."""
+    if server_ctx is None:
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.maximum_version = version
+        ca.issue_cert("localhost").configure_cert(server_ctx)
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
     with socket.create_server(("127.0.0.1", 0)) as listener:
