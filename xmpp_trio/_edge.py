@@ -38,11 +38,13 @@ class StorageEdge:
         self._metrics = metrics
         self.persists: list[Persist] = []
         self.loads: list[Load] = []
+        #: the ops the router's services wrote behind (``Router.behind``)
+        self._behind = router.behind
         self._errors = 0  # database errors since the last logged one
         self._log_at = 0.0
 
     def __bool__(self) -> bool:
-        return bool(self.persists or self.loads)
+        return bool(self.persists or self.loads or self._behind)
 
     def settle(self, apply: Callable[[Sequence[Effect]], None]) -> None:
         """Commit the ``Persist`` effects collected so far in one transaction
@@ -52,10 +54,15 @@ class StorageEdge:
         reaches a client before the write of a stanza it counts. A failed
         commit answers the senders (``Router.persisted``). Then each ``Load``
         is answered (``Router.loaded``, ``None`` if the read failed), reading
-        what was just committed; what follows from it is committed in turn."""
-        while self.persists or self.loads:
-            if self.persists:
+        what was just committed; what follows from it is committed in turn.
+        The ops written behind (``Router.behind``) go to their store's queue
+        first, in order (``ServerServices.keep_behind``)."""
+        behind = self._behind
+        while self.persists or self.loads or behind:
+            if self.persists or behind:
                 persists, self.persists = self.persists, []
+                if behind:
+                    self._services.keep_behind(behind)
                 persists = self._services.write_behind(persists)
                 if not persists and not self._services.behind_full():
                     continue

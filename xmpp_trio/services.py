@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import get_args
+from typing import cast, get_args
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import Identity
@@ -372,6 +372,16 @@ class ServerServices:
         # account database is the same file (ServerConfig.database_path).
         assert isinstance(op, AccountDelete) and op.account.local is not None
         delete_account(self._db, op.account.local, op.account.domain)
+
+    def keep_behind(self, ops: list[StoreOp]) -> None:
+        """Move the ops the services wrote behind (``Router.behind``: archived
+        copies, ``ArchivePut``) onto the archive's queue, in order, and empty
+        ``ops``: written as :meth:`write_behind` keeps them."""
+        for op in ops:
+            if type(op) is not ArchivePut:
+                raise TypeError(f"{type(op).__name__} is not written behind")
+        self.archive.behind.extend(cast("list[ArchivePut]", ops))
+        ops.clear()
 
     def write_behind(self, persists: Sequence[Persist]) -> list[Persist]:
         """Keep the archived copies among ``persists`` that hold nothing (no

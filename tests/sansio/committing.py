@@ -10,16 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from xmpp_sansio.server import Effect, Router
-from xmpp_sansio.server.effects import Load, Persist
+from xmpp_sansio.server.effects import Load, Persist, StoreOp
 
 
 class CommittingRouter(Router):
     """:class:`Router` whose public calls commit the ``Persist`` effects they
-    return and report them to :meth:`Router.persisted`; the effects returned
-    are the others (what a write held, ``Persist.then``, included). Each op
-    goes to the first store that takes it: ``store`` if set, else the
-    storage of a service (``storage``, ``_storage`` or ``accounts``) whose ``apply``
-    accepts it (a memory store raises ``TypeError`` for another store's op)."""
+        return and report them to :meth:`Router.persisted`; the effects returned
+        are the others (what a write held, ``Persist.then``, included); the ops
+    written behind (``Router.behind``) are written first, unreported. Each op
+        goes to the first store that takes it: ``store`` if set, else the
+        storage of a service (``storage``, ``_storage`` or ``accounts``) whose ``apply``
+        accepts it (a memory store raises ``TypeError`` for another store's op)."""
 
     #: where the ops go first: anything with ``apply(ops)``
     store: Any = None
@@ -34,21 +35,25 @@ class CommittingRouter(Router):
                     found.append(storage)
         return found
 
+    def _write(self, op: StoreOp) -> None:
+        for store in self._stores():
+            try:
+                store.apply([op])
+            except TypeError:
+                continue
+            return
+        raise AssertionError(f"no store takes {op!r}")
+
     def commit(self, effects: Sequence[Effect]) -> list[Effect]:
         persists = [e for e in effects if isinstance(e, Persist)]
         loads = [e for e in effects if isinstance(e, Load)]
         rest = [e for e in effects if not isinstance(e, Persist | Load)]
+        behind, self.behind[:] = list(self.behind), []
+        for op in behind:  # written behind: first, with no report (StorageEdge.settle)
+            self._write(op)
         if persists:
-            stores = self._stores()
             for persist in persists:
-                for store in stores:
-                    try:
-                        store.apply([persist.op])
-                    except TypeError:
-                        continue
-                    break
-                else:
-                    raise AssertionError(f"no store takes {persist.op!r}")
+                self._write(persist.op)
             rest.extend(self.commit(super().persisted(persists)))
         for load in loads:  # answered after the writes, as the I/O layer does
             rest.extend(self.commit(super().loaded(load.request_id, self._read(load))))

@@ -14,7 +14,6 @@ from test_xml_writer import TEXT, trees
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server import Deliver, Router
-from xmpp_sansio.server.effects import Persist
 from xmpp_sansio.server.mam.service import MamService
 from xmpp_sansio.server.mam.store import ArchivePut, MemoryArchive
 from xmpp_sansio.stanza import with_attrs
@@ -168,9 +167,10 @@ class _Server:
         for effect in effects:
             if isinstance(effect, Deliver):
                 self.stream.send(effect.element)
-        archived = [
-            e.op.stanza for e in effects if isinstance(e, Persist) and type(e.op) is ArchivePut
+        archived = [  # written behind (Router.behind), no Persist effect a message
+            op.stanza for op in self.router.behind if type(op) is ArchivePut
         ]
+        self.router.behind.clear()  # as the I/O layer takes them
         sm = self.stream.sm
         if sm is not None:  # as if the client acknowledged everything
             sm.ack(sm.outbound % (1 << 32))

@@ -148,6 +148,11 @@ class Router(PresenceRoutes):
         # One context, started again by each public method (``begin``): the
         # router is never re-entered (services act only through outcomes).
         self._ctx = Context(None, rng, clock=self._clock)
+        #: The store ops the services wrote behind (``Context.behind``), in
+        #: order: the I/O layer takes them (and empties the list) when it
+        #: commits a batch; a call that raised has none here once
+        #: :meth:`abandoned` is called (docs/mam.md "Cost").
+        self.behind = self._ctx.behind
         # The last stanza routed with owned=True and its children before routing.
         self._handed: Element | None = None
         self._handed_children = 0
@@ -259,8 +264,11 @@ class Router(PresenceRoutes):
 
     def abandoned(self, pending: Sequence[StoreOp], *, now: float | None = None) -> list[Effect]:
         """A call raised (a store read failed; the caller dropped its effects):
+        the ops it wrote behind are dropped from :attr:`behind`, and
         ``Abandoned`` observers forget the writes of that call, keeping
-        ``pending``, the ops the I/O layer holds and has not reported."""
+        ``pending``, the ops the I/O layer holds and has not reported. Call it
+        next, before any other call: the call that raised is the last one."""
+        self._ctx.drop_call()
         self._ctx.begin(now)
         return self._drain(self._observe(Abandoned(tuple(pending))))
 

@@ -86,9 +86,18 @@ class Context:
     ``n`` unpredictable bytes (ids a peer must not guess). Valid during the
     call only: the router reuses one context, and reads its clock only when a
     stage asks for ``now`` (most stanzas need no time at all).
+
+    ``behind``: store ops a stage *writes behind* (appends, in order): writes
+    that hold nothing back (no answer waits for them, no sender is told if
+    they fail: a XEP-0313 archived copy), which the I/O layer commits after
+    the batch's output, with no ``Committed`` report, instead of one
+    ``Persist`` effect each. The list outlives the call (the router's
+    :attr:`~xmpp_sansio.server.router.Router.behind`, which the I/O layer
+    empties); the ops a call appended are dropped if it raises
+    (:meth:`drop_call`, run by ``Router.abandoned``).
     """
 
-    __slots__ = ("_clock", "_now", "rng")
+    __slots__ = ("_clock", "_mark", "_now", "behind", "rng")
 
     def __init__(
         self,
@@ -102,6 +111,8 @@ class Context:
         self._now = now
         self._clock = clock
         self.rng = rng
+        self.behind: list[StoreOp] = []
+        self._mark = 0  # len(behind) when the call began
 
     @property
     def now(self) -> float:
@@ -117,6 +128,12 @@ class Context:
         if now is None and self._clock is None:
             raise ValueError("this Context has no clock: give now")
         self._now = now
+        self._mark = len(self.behind)
+
+    def drop_call(self) -> None:
+        """The call begun last raised: forget the ops it wrote behind (the
+        ones appended before it stay, in order)."""
+        del self.behind[self._mark :]
 
 
 class Stage(Enum):

@@ -9,7 +9,8 @@ storage): a message for a local account that its preferences archive gets
 removed first from every message entering the server, so a client cannot
 forge one (XEP-0359 §3.1).
 
-*Archiving* (observers, as ``Persist`` effects): :class:`MessageSent` (a
+*Archiving* (observers; each ``ArchivePut`` written behind, ``ctx.behind``,
+a room's as a ``Persist`` effect): :class:`MessageSent` (a
 local session sent it) archives it in the sender's archive and, when the
 recipient is local and stamped, in the recipient's under the stamped id;
 :class:`MessageDelivered` does the recipient's for messages from outside.
@@ -355,9 +356,11 @@ class MamService(IqService):
 
     def _put(
         self, ctx: Context, archive: JID, sid: str, with_: JID, data: bytes, *also: tuple[JID, JID]
-    ) -> Persist:
+    ) -> None:
+        """Archive ``data``: an :class:`ArchivePut` written behind
+        (``ctx.behind``: no ``Persist`` effect a message; docs/mam.md "Cost")."""
         limits = self.limits
-        return Persist(
+        ctx.behind.append(
             ArchivePut(
                 archive, sid, with_, ctx.now, data, limits.max_per_user, limits.retention, also
             )
@@ -374,27 +377,27 @@ class MamService(IqService):
                 # stamped here, default preferences, not to self: both
                 # sides, one op.
                 sid, peer, recipient, _, now, owner, to_self = self._stamped
-                out: list[Outcome]
                 if not to_self and self._prefs.get(owner) is _DEFAULT_PREFS:
                     limits = self.limits
-                    put = ArchivePut(
-                        owner,
-                        sid,
-                        peer,
-                        now,
-                        archived_bytes(element),
-                        limits.max_per_user,
-                        limits.retention,
-                        ((recipient, sender),),
+                    ctx.behind.append(
+                        ArchivePut(
+                            owner,
+                            sid,
+                            peer,
+                            now,
+                            archived_bytes(element),
+                            limits.max_per_user,
+                            limits.retention,
+                            ((recipient, sender),),
+                        )
                     )
-                    out = [Persist(put)]
                 else:
-                    out = self._archive_sent(ctx, sender, element)
+                    self._archive_sent(ctx, sender, element)
             else:
-                out = self._archive_sent(ctx, sender, element)
+                self._archive_sent(ctx, sender, element)
             if element.find(RETRACT) is None:  # the one check on the message path
-                return out
-            return out + self._retract_sent(ctx, sender, element)
+                return []
+            return self._retract_sent(ctx, sender, element)
         if type(event) is MessageDelivered:
             element = event.element
             if len(element) and element[-1] is self._stamp and self._stamped[3]:
@@ -430,10 +433,10 @@ class MamService(IqService):
         sid = _stamped(element, recipient)
         if sid is None:
             return []
-        out: list[Outcome] = [self._put(ctx, recipient, sid, from_, archived_bytes(element))]
-        return out + self._retract(ctx, recipient, from_, element)
+        self._put(ctx, recipient, sid, from_, archived_bytes(element))
+        return self._retract(ctx, recipient, from_, element)
 
-    def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> list[Outcome]:
+    def _archive_sent(self, ctx: Context, sender: JID, element: Element) -> None:
         """Both sides of a message a local session sent: one id (the one
         stamped for a local recipient), one write (XEP-0313 §5.1.1). The
         common case (stamped, default preferences, not to self) is inline
@@ -447,23 +450,24 @@ class MamService(IqService):
         else:
             found = JID.parse_or_none(element.get("to"))
             if found is None:
-                return []
+                return
             peer, recipient = found, found.bare
             sid = _stamped(element, recipient)
         owner = sender.bare
         if sid is None and not archivable(element):
-            return []
+            return
         mine = self._prefs.get(owner) is _DEFAULT_PREFS or self.archives(owner, peer)
         if sid is None:
-            if not mine:
-                return []
-            return [self._put(ctx, owner, self._new_id(ctx)[0], peer, archived_bytes(element))]
+            if mine:
+                self._put(ctx, owner, self._new_id(ctx)[0], peer, archived_bytes(element))
+            return
         data = archived_bytes(element)
         if recipient == owner:
-            return [self._put(ctx, owner, sid, peer, data)]
-        if mine:
-            return [self._put(ctx, owner, sid, peer, data, (recipient, sender))]
-        return [self._put(ctx, recipient, sid, sender, data)]
+            self._put(ctx, owner, sid, peer, data)
+        elif mine:
+            self._put(ctx, owner, sid, peer, data, (recipient, sender))
+        else:
+            self._put(ctx, recipient, sid, sender, data)
 
     def _archive_offline(self, ctx: Context, ops: tuple[StoreOp, ...]) -> list[Outcome]:
         """A message from outside kept offline (XEP-0160: no ``MessageDelivered``)
@@ -479,7 +483,7 @@ class MamService(IqService):
             if sid is None or from_ is None:
                 continue
             if not self.server.is_local(from_.domain):
-                out.append(self._put(ctx, op.user, sid, from_, archived_bytes(element)))
+                self._put(ctx, op.user, sid, from_, archived_bytes(element))
                 out.extend(self._retract(ctx, op.user, from_, element))
         return out
 
