@@ -63,7 +63,8 @@ class StorageEdge:
                 persists, self.persists = self.persists, []
                 if behind:
                     self._services.keep_behind(behind)
-                persists = self._services.write_behind(persists)
+                if persists:  # a batch of archived copies only has none
+                    persists = self._services.write_behind(persists)
                 if not persists and not self._services.behind_full():
                     continue
                 condition: StanzaErrorCondition | None = None

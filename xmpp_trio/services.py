@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import cast, get_args
+from typing import get_args
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import Identity
@@ -377,10 +377,11 @@ class ServerServices:
         """Move the ops the services wrote behind (``Router.behind``: archived
         copies, ``ArchivePut``) onto the archive's queue, in order, and empty
         ``ops``: written as :meth:`write_behind` keeps them."""
+        queue = self.archive.behind
         for op in ops:
             if type(op) is not ArchivePut:
                 raise TypeError(f"{type(op).__name__} is not written behind")
-        self.archive.behind.extend(cast("list[ArchivePut]", ops))
+            queue.append(op)
         ops.clear()
 
     def write_behind(self, persists: Sequence[Persist]) -> list[Persist]:

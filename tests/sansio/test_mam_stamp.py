@@ -5,6 +5,7 @@ standing for the account's existence."""
 
 from __future__ import annotations
 
+from committing import CommittingRouter
 from hypothesis import given
 from hypothesis import strategies as st
 from test_mam import JULIET, ROMEO, SID, World, results, to_session
@@ -13,7 +14,7 @@ from xmpp_sansio.errors import StreamErrorCondition
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.service import archivable
 from xmpp_sansio.stanza import parse_error
-from xmpp_sansio.testing import x
+from xmpp_sansio.testing import seeded_rng, x
 
 _CHILDREN = st.sampled_from(
     [
@@ -114,3 +115,38 @@ def test_a_preference_change_after_stamped_messages_changes_the_next_stamp() -> 
     w.send(JULIET, "<iq type='set' id='q'><prefs xmlns='urn:xmpp:mam:2' default='always'/></iq>")
     assert stamps("four") == ["juliet@example.com"]
     assert results(w.query(JULIET)) == ["one", "two", "four"]
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=3.0), min_size=1, max_size=40))
+def test_stanza_ids_are_unique_hex_and_carry_a_time_at_most_a_second_old(
+    steps: list[float],
+) -> None:
+    # XEP-0359 §4 / XEP-0313 §5.1.1: unique and unpredictable (64 random
+    # bits each); the 14 hex digits before them are the time in microseconds
+    # at which their pool was drawn: never after the message, at most a
+    # second before it (so ids sort by time between pools).
+    clock = [1_700_000_000.0]
+    w = World()
+    w.router = CommittingRouter(
+        ["example.com"],
+        rng=seeded_rng(5),
+        account_exists=lambda local, domain: local in {"juliet", "romeo"},
+        services=[w.mam],
+        clock=lambda: clock[0],
+    )
+    w.router.bind(ROMEO, JID.parse("romeo@example.com/orchard"))
+    w.router.bind(JULIET, JID.parse("juliet@example.com/balcony"))
+    for s in (ROMEO, JULIET):
+        w.router.route(s, x("<presence/>"))
+    ids = []
+    for i, step in enumerate(steps):
+        clock[0] += step
+        (delivered,) = to_session(w.chat(f"m{i}"), JULIET)
+        stamp = delivered.find(SID)
+        assert stamp is not None
+        sid = stamp.get("id", "")
+        assert len(sid) == 30 and int(sid, 16) >= 0
+        at = int(sid[:14], 16) / 1e6
+        assert clock[0] - 1.0 - 1e-6 <= at <= clock[0] + 1e-6
+        ids.append(sid)
+    assert len(set(ids)) == len(ids)

@@ -97,7 +97,7 @@ class Service:
         filters, or from outside via ``Router.route_inbound``), with its
         ``to`` as the router parsed it (``None`` if absent): return the
         element every later stage sees (``element`` itself to leave it alone;
-        never mutate it, build a copy), or :class:`Appended` children to add
+        never mutate it, build a copy), or :data:`Appended` children to add
         at its end (the cheap way: no copy, no new parse). Stanzas the
         services originate (pushes, carbons) are not transformed."""
         return element

@@ -145,6 +145,8 @@ def new_stanza_id(ctx: Context, entropy: bytes | None = None) -> str:
 #: system call in the server, per this many // 8 ids instead of one per id).
 _ENTROPY_POOL: Final = 8 * 256
 _BIT56: Final = 1 << 56
+#: Seconds a pool of ids (:meth:`MamService._draw_ids`) is used for at most.
+_IDS_FOR: Final = 1.0
 
 
 def archivable(element: Element) -> bool:
@@ -202,8 +204,9 @@ class MamService(IqService):
         self._next_query = 0
         #: Room queries whose results leave out real JIDs (XEP-0313 §5.1.2).
         self._hiding: set[Hashable] = set()
-        self._entropy = ""  # the last ctx.rng draw, hex, and how much of it is used
-        self._entropy_at = 0
+        #: Stanza ids ready to use (:meth:`_draw_ids`), until ``_ids_until``.
+        self._ids: list[str] = []
+        self._ids_until = 0.0
         #: The last ``<stanza-id/>`` stamped and its id (the observers find it
         #: last on the router's copy: no scan), with its message's ``to``
         #: parsed, bare, and whether its sender is local (its
@@ -222,16 +225,27 @@ class MamService(IqService):
         self._retractions = Retractions()
 
     def _new_id(self, ctx: Context) -> tuple[str, float]:
-        """:func:`new_stanza_id` with 8 bytes from a pool drawn from ``ctx.rng``,
-        and the ``now`` it was made at (read once)."""
-        at = self._entropy_at
-        if at + 16 > len(self._entropy):
-            self._entropy, at = ctx.rng(_ENTROPY_POOL).hex(), 0
-        self._entropy_at = at + 16
+        """A stanza id (:meth:`_draw_ids`) and the ``now`` it was taken at."""
         now = ctx.now
+        ids = self._ids
+        if not ids or now > self._ids_until:
+            ids = self._draw_ids(ctx, now)
+        return ids.pop(), now
+
+    def _draw_ids(self, ctx: Context, now: float) -> list[str]:
+        """256 ids, each as :func:`new_stanza_id` makes them at ``now`` (14 hex
+        digits of the time in microseconds, then 64 unpredictable bits: XEP-0359
+        §4, XEP-0313 §5.1.1), from one ``ctx.rng`` draw; used for a second at
+        most, so an id's time is at most that much before its message's (ids
+        still sort by time between pools, and the store's index of them grows
+        at its end). Per id: one ``list.pop``, no slicing, no formatting."""
+        entropy = ctx.rng(_ENTROPY_POOL).hex()
         # hex() of the time with bit 56 set, cut after it: 14 digits, as
         # ``f"{t:014x}"`` gives until the year 4253, without a format spec.
-        return hex(int(now * 1_000_000) | _BIT56)[3:] + self._entropy[at : at + 16], now
+        at = hex(int(now * 1_000_000) | _BIT56)[3:]
+        self._ids = ids = [at + entropy[i : i + 16] for i in range(0, len(entropy), 16)]
+        self._ids_until = now + _IDS_FOR
+        return ids
 
     # -- preferences -----------------------------------------------------------
 
@@ -314,12 +328,11 @@ class MamService(IqService):
                     )
                 if kept:
                     # _new_id, inline (once a message)
-                    at = self._entropy_at
-                    if at + 16 > len(self._entropy):
-                        self._entropy, at = ctx.rng(_ENTROPY_POOL).hex(), 0
-                    self._entropy_at = at + 16
                     now = ctx.now
-                    sid = hex(int(now * 1_000_000) | _BIT56)[3:] + self._entropy[at : at + 16]
+                    ids = self._ids
+                    if not ids or now > self._ids_until:
+                        ids = self._draw_ids(ctx, now)
+                    sid = ids.pop()
                     if by is None:
                         by = str(recipient)
                     stamp = self._stamp = _make(SID, {"id": sid, "by": by})
@@ -338,7 +351,7 @@ class MamService(IqService):
                         same_domain and peer.local == sender.local,
                     )
         if forged is None:
-            return element if stamp is None else Appended((stamp,))
+            return element if stamp is None else (stamp,)
         out = Element(element.tag, element.attrib)
         out.text = element.text
         out.extend(c for c in element if not any(c is f for f in forged))
