@@ -6,6 +6,8 @@ behind are dropped, and only those (docs/mam.md "Cost")."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import ClassVar
 from xml.etree.ElementTree import Element
 
@@ -87,6 +89,10 @@ def test_an_archived_message_is_written_behind_not_returned_as_an_effect() -> No
     assert not any(isinstance(e, Persist) for e in effects)
     (put,) = router.behind
     assert isinstance(put, ArchivePut) and put.archive == JID.parse("romeo@example.com")
+    # built field by field on the hot path: every field is set
+    assert put == dataclasses.replace(put) and put.also == (
+        (JID.parse("juliet@example.com"), JID.parse("romeo@example.com/orchard")),
+    )
     archive.apply(router.behind)
     router.behind.clear()
     assert archived(archive, "juliet@example.com") == ["hello"]

@@ -111,6 +111,7 @@ _DEFAULT_PREFS: Final = Prefs()
 #: ``Element`` through a bound method (cheaper than calling the type).
 _make: Final = Element(SID).makeelement
 _NOBODY: Final = JID.parse("nobody.invalid")
+_new: Final = object.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,18 +393,18 @@ class MamService(IqService):
                 sid, peer, recipient, _, now, owner, to_self = self._stamped
                 if not to_self and self._prefs.get(owner) is _DEFAULT_PREFS:
                     limits = self.limits
-                    ctx.behind.append(
-                        ArchivePut(
-                            owner,
-                            sid,
-                            peer,
-                            now,
-                            archived_bytes(element),
-                            limits.max_per_user,
-                            limits.retention,
-                            ((recipient, sender),),
-                        )
-                    )
+                    # ArchivePut(owner, sid, ...) without its __init__'s frame
+                    # (about 1k instructions a message less).
+                    put = _new(ArchivePut)
+                    put.archive = owner
+                    put.sid = sid
+                    put.with_ = peer
+                    put.stamp = now
+                    put.stanza = archived_bytes(element)
+                    put.keep = limits.max_per_user
+                    put.retention = limits.retention
+                    put.also = ((recipient, sender),)
+                    ctx.behind.append(put)
                 else:
                     self._archive_sent(ctx, sender, element)
             else:
