@@ -2,12 +2,11 @@
 copy of a message is no ``Persist`` effect; the I/O layer takes the router's
 list when it commits a batch. A router call that raises (a store read
 failed) is reported with ``Router.abandoned``: the ops that call wrote
-behind are dropped, and only those (docs/mam.md "Cost")."""
+behind are dropped, and only those (docs/mam.md "Written behind")."""
 
 from __future__ import annotations
 
 import dataclasses
-
 from typing import ClassVar
 from xml.etree.ElementTree import Element
 
