@@ -7,7 +7,9 @@ over (``owned=True``: a fresh one per message, as the parser makes), each
 the archive's bytes are shared with the delivery as in the server), the
 effects carried out as the server does (``XMPPServer.apply``'s dispatch,
 then ``StorageEdge.settle`` at the end of each message's batch:
-``ServerServices.write_behind``, ``commit``; a flush every 1000 messages).
+``ServerServices.keep_behind`` (session 10: the archived copies written
+behind, ``Router.behind``), ``write_behind``, ``commit``; a flush every 1000
+messages).
 
     python benchmarks/mam_cost.py --n 4000                # µs CPU/message, on and off
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
