@@ -238,8 +238,10 @@ class MamService(IqService):
         digits of the time in microseconds, then 64 unpredictable bits: XEP-0359
         §4, XEP-0313 §5.1.1), from one ``ctx.rng`` draw; used for a second at
         most, so an id's time is at most that much before its message's (ids
-        still sort by time between pools, and the store's index of them grows
-        at its end). Per id: one ``list.pop``, no slicing, no formatting."""
+        sort by time between pools, so the store's index of them grows near
+        its end; within a pool they come in random order: sorted, their gaps
+        would tell how many ids were given out between two, XEP-0359 §6).
+        Per id: one ``list.pop``, no slicing, no formatting."""
         entropy = ctx.rng(_ENTROPY_POOL).hex()
         # hex() of the time with bit 56 set, cut after it: 14 digits, as
         # ``f"{t:014x}"`` gives until the year 4253, without a format spec.
