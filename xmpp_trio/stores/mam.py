@@ -495,18 +495,16 @@ class SqliteArchiveStorage:
                 seq = us
             also = op.also
             items += (seq, op.sid, stamp, 1 + len(also), op.stanza)
-            archive, with_ = op.archive, op.with_
-            entries += (
-                ids.get(archive) or no_key(len(entries), archive),
-                seq,
-                *(peers.get(with_) or no_peer(len(entries) + 2, with_)),
-            )
+            # one tuple an entry, unpacked peers (no list for a starred one)
+            archive = op.archive
+            key = ids.get(archive) or no_key(len(entries), archive)
+            with_ = op.with_
+            bare, peer = peers.get(with_) or no_peer(len(entries) + 2, with_)
+            entries += (key, seq, bare, peer)
             for archive, with_ in also:
-                entries += (
-                    ids.get(archive) or no_key(len(entries), archive),
-                    seq,
-                    *(peers.get(with_) or no_peer(len(entries) + 2, with_)),
-                )
+                key = ids.get(archive) or no_key(len(entries), archive)
+                bare, peer = peers.get(with_) or no_peer(len(entries) + 2, with_)
+                entries += (key, seq, bare, peer)
         self._last, self._skew = seq, lead
         return _Rows(ops, items, entries, missing, last, skew)
 
