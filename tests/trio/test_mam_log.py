@@ -29,7 +29,7 @@ from xmpp_sansio.server.mam.store import (
     ArchiveReplace,
 )
 from xmpp_trio.config import ConfigError, load_config
-from xmpp_trio.stores.mam import MERGE_EVERY, SqliteArchiveStorage
+from xmpp_trio.stores.mam import MERGE_EVERY, MERGE_SPREAD, MERGE_STRETCH, SqliteArchiveStorage
 
 ARCHIVES = [JID.parse(f"{name}@example.com") for name in ("juliet", "romeo", "nurse")]
 PEERS = [*ARCHIVES, JID.parse("romeo@example.com/orchard"), JID.parse("tybalt@else.example/x")]
@@ -140,6 +140,46 @@ def test_without_a_writer_the_flush_merges_at_merge_every(tmp_path: Path) -> Non
     store.write_behind(put(2))
     store.flush_or_merge()  # something kept: flushed, and 3 reach merge_every
     assert logged(conn) == 0 and store.merges == 1
+
+
+def test_a_log_spread_over_many_archives_is_merged_after_more_messages(tmp_path: Path) -> None:
+    # A ring of 1,000 accounts (each message in its sender's and recipient's
+    # archives): the log soon spreads over more than MERGE_SPREAD archives,
+    # so it is merged at MERGE_STRETCH times merge_every (a ring of 500:
+    # twice), and a restart counts the archives the log holds; 20 accounts
+    # merge at merge_every.
+    ring = [JID.parse(f"u{i}@example.com") for i in range(1000)]
+
+    def ring_put(n: int, accounts: int) -> ArchivePut:
+        a, b = ring[n % accounts], ring[(n + 1) % accounts]
+        return ArchivePut(b, f"r{n:05d}", a, 1000.0 + n, b"<m/>", 10**6, also=((a, b),))
+
+    every = 300
+    stretched = ((500, 2 * every), (1000, MERGE_STRETCH * every))  # 2x: 500 archives over 250
+    for accounts, merged_at in ((20, every), *stretched):
+        path = tmp_path / f"ring{accounts}.sqlite3"
+        conn = sqlite3.connect(path, isolation_level=None)
+        store = SqliteArchiveStorage(conn, merge_every=every)
+        for n in range(merged_at):
+            if n and n % 100 == 0:
+                store.flush()
+                assert store.merges == 0, n
+            store.write_behind(ring_put(n, accounts))
+        if accounts > MERGE_SPREAD:
+            conn.close()  # a restart: the log's spread is read back
+            conn = sqlite3.connect(path, isolation_level=None)
+            store = SqliteArchiveStorage(conn, merge_every=every)
+            assert not store.merge_due() and logged(conn) == 2 * (merged_at - 100)
+            for n in range(merged_at - 100, merged_at):
+                store.write_behind(ring_put(n, accounts))
+        store.flush()
+        assert store.merges == 1 and logged(conn) == 0
+        page = store.load(ArchiveQuery(ring[1], 10**6))
+        assert isinstance(page, ArchivePage)
+        assert [m.sid for m in page.items] == [
+            f"r{n:05d}" for n in range(merged_at) if n % accounts in (0, 1)
+        ]
+        conn.close()
 
 
 def test_a_failed_merge_keeps_the_log_which_is_read_and_merged_later(

@@ -74,7 +74,7 @@ from .mam_read import Item, find, meta, page
 if TYPE_CHECKING:
     from ..archive_writer import ArchiveWriter
 
-__all__ = ["MERGE_EVERY", "SqliteArchiveStorage"]
+__all__ = ["MERGE_EVERY", "MERGE_SPREAD", "MERGE_STRETCH", "SqliteArchiveStorage"]
 
 log = logging.getLogger("xmpp_trio.archive")
 
@@ -125,6 +125,15 @@ _US: Final = 1_000_000
 #: Messages whose entries in the log call for a merge (``[mam] merge_every``):
 #: the log a query scans stays about this long (docs/mam.md "The log").
 MERGE_EVERY: Final = 5000
+#: A merge rewrites a leaf page or two of both ``mam_entries`` B-trees per
+#: archive the log holds: while the log spreads over more than this many
+#: archives, it waits for proportionally more messages (``merge_every``
+#: times the archives over this, at most :data:`MERGE_STRETCH` times), so a
+#: merge's pages a message stay about those of this many archives (session
+#: 10, docs/mam.md "The log").
+MERGE_SPREAD: Final = 250
+#: The longest the log grows before a merge, in ``merge_every``\ s.
+MERGE_STRETCH: Final = 4
 #: Rows a multi-row ``INSERT`` writes at most (its ``VALUES`` bound in one
 #: call: 1024 items are 5120 variables, under the 32766 SQLite allows since
 #: 3.32; 128 are 640, under the 999 of older ones).
@@ -228,6 +237,9 @@ class SqliteArchiveStorage:
         #: (about: a rolled-back transaction's count stays), and how many
         #: call for one.
         self._logged = 0
+        #: The archives holding entries in the log (about: a rolled-back
+        #: transaction's stay): how far a merge spreads (:meth:`merge_due`).
+        self._log_archives: set[int] = set()
         self.merge_every = merge_every
         #: Merges done (tests, benchmarks).
         self.merges = 0
@@ -241,6 +253,9 @@ class SqliteArchiveStorage:
             (self._logged,) = conn.execute(
                 "SELECT COUNT(DISTINCT seq) FROM mam_log_entries"
             ).fetchone()
+            self._log_archives.update(
+                r[0] for r in conn.execute("SELECT DISTINCT archive FROM mam_log_entries")
+            )
             row = conn.execute("SELECT value FROM mam_state WHERE key = 'skew'").fetchone()
             self._skew = 0 if row is None else int(row[0])
             if old_entries:
@@ -480,18 +495,16 @@ class SqliteArchiveStorage:
                 seq = us
             also = op.also
             items += (seq, op.sid, stamp, 1 + len(also), op.stanza)
-            archive, with_ = op.archive, op.with_
-            entries += (
-                ids.get(archive) or no_key(len(entries), archive),
-                seq,
-                *(peers.get(with_) or no_peer(len(entries) + 2, with_)),
-            )
+            # one tuple an entry, unpacked peers (no list for a starred one)
+            archive = op.archive
+            key = ids.get(archive) or no_key(len(entries), archive)
+            with_ = op.with_
+            bare, peer = peers.get(with_) or no_peer(len(entries) + 2, with_)
+            entries += (key, seq, bare, peer)
             for archive, with_ in also:
-                entries += (
-                    ids.get(archive) or no_key(len(entries), archive),
-                    seq,
-                    *(peers.get(with_) or no_peer(len(entries) + 2, with_)),
-                )
+                key = ids.get(archive) or no_key(len(entries), archive)
+                bare, peer = peers.get(with_) or no_peer(len(entries) + 2, with_)
+                entries += (key, seq, bare, peer)
         self._last, self._skew = seq, lead
         return _Rows(ops, items, entries, missing, last, skew)
 
@@ -516,6 +529,7 @@ class SqliteArchiveStorage:
         ):
             conn.execute("RELEASE mam_put")
             self._logged += len(rows.ops)
+            self._log_archives.update(cast(list[int], entries[0::4]))
             self._settle(conn, Counter(cast(list[int], entries[0::4])), rows.ops, rows.op_of)
         else:  # a sid the store holds, or an archive named twice (rare): one by one
             conn.execute("ROLLBACK TO mam_put")
@@ -580,6 +594,7 @@ class SqliteArchiveStorage:
                     (key, seq, *self._peer(conn, with_)),
                 ).rowcount:
                     refs += 1
+                    self._log_archives.add(key)
                     added[key] = (added.get(key, (0, op))[0] + 1, op)
             conn.execute("UPDATE mam_items SET refs = refs + ? WHERE seq = ?", (refs, seq))
         return added
@@ -720,7 +735,7 @@ class SqliteArchiveStorage:
             else:
                 self._unsure.clear()
                 self._unsure_top = 0
-            if self._logged >= self.merge_every:
+            if self.merge_due():
                 self._merge_quietly(conn)
 
     def write_pending(self) -> None:
@@ -754,12 +769,26 @@ class SqliteArchiveStorage:
                 else:  # committed (those of earlier transactions were checked)
                     self._unsure.clear()
                     self._unsure_top = 0
-                    if self._writer is None and self._logged >= self.merge_every:
+                    if self._writer is None and self.merge_due():
                         self._merge_quietly(conn)
                 finally:
                     conn.execute(f"PRAGMA synchronous={int(level)}")
 
     # -- the log's merge ----------------------------------------------------------
+
+    def merge_due(self) -> bool:
+        """Whether the log calls for a merge: ``merge_every`` messages, times
+        the archives it holds over :data:`MERGE_SPREAD` (at most
+        :data:`MERGE_STRETCH` times): each archive's pages are rewritten once
+        a merge, so a log spread over many archives waits for more entries
+        an archive (docs/mam.md "The log")."""
+        logged, every = self._logged, self.merge_every
+        if logged < every:
+            return False
+        spread = len(self._log_archives)
+        if spread <= MERGE_SPREAD:
+            return True
+        return logged * MERGE_SPREAD >= every * min(spread, MERGE_STRETCH * MERGE_SPREAD)
 
     def merge(self, conn: sqlite3.Connection | None = None) -> int:
         """Move the log's entries into ``mam_entries`` in ``(archive, seq)``
@@ -778,6 +807,7 @@ class SqliteArchiveStorage:
                 )
                 conn.execute("DELETE FROM mam_log_entries")
             self._logged = 0
+            self._log_archives.clear()
             self.merges += 1
         return moved
 
