@@ -9,8 +9,6 @@ import json
 import os
 import re
 import sqlite3
-import ssl
-import subprocess
 import sys
 import threading
 import xml.etree.ElementTree as ET
@@ -18,13 +16,12 @@ from pathlib import Path
 
 import pytest
 import trio
+from serve_helpers import ACCOUNT, PASSWORD, WAIT, cli, serving
 
 from xmpp_trio.archive_writer import ArchiveWriter
 from xmpp_trio.client import open_client
 from xmpp_trio.runtime import lower_thread_priority
 
-REPO = Path(__file__).resolve().parents[2]
-WAIT = 30.0
 BODY = "{jabber:client}body"
 LINUX = sys.platform.startswith("linux")
 
@@ -73,16 +70,6 @@ def test_a_niceness_of_zero_changes_nothing() -> None:
 # -- xmpp-trio serve ------------------------------------------------------------------------
 
 
-def cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xmpp_trio", *argv, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
 def thread_nices(pid: int) -> list[int]:
     """The niceness of each thread of process ``pid`` (``/proc``, field 19)."""
     nices = []
@@ -99,40 +86,16 @@ def thread_nices(pid: int) -> list[int]:
 async def test_serve_archives_on_a_nicer_thread_and_reports_its_loop_in_status(
     tmp_path: Path,
 ) -> None:
-    data = tmp_path / "data"
-    config = write(
-        tmp_path,
-        'domains = ["localhost"]\n'
-        f'data_dir = "{data}"\n'
-        "scram_iterations = 4096\n"
-        "[[listeners]]\n"
-        'kind = "c2s-starttls"\naddress = "127.0.0.1"\nport = 0\n'
-        "[runtime]\nwriter_nice = 5\nloop_stats = true\n",
-    )
-    added = cli(config, "adduser", "juliet@localhost", "--password", "pw-juliet")
-    assert added.returncode == 0, added.stderr
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert process.stderr is not None
-        buffer = bytearray()
-        with trio.fail_after(WAIT):
-            while b"admin socket" not in buffer:  # logged once started
-                chunk = await process.stderr.receive_some(65536)
-                assert chunk, buffer.decode()
-                buffer += chunk
-        port = 0
-        for line in buffer.decode().splitlines():
-            if "listening for c2s-starttls" in line:
-                port = int(line.rsplit("port", 1)[1])
-        base = min(thread_nices(process.pid))
-        ctx = ssl.create_default_context(cafile=str(data / "tls" / "cert.pem"))
+    async with serving(tmp_path, "[runtime]\nwriter_nice = 5\nloop_stats = true\n") as served:
+        pid = served.process.pid
+        base = min(thread_nices(pid))
         with trio.fail_after(WAIT):
             async with open_client(
-                "juliet@localhost/rt", "pw-juliet", host="127.0.0.1", port=port, ssl_context=ctx
+                f"{ACCOUNT}/rt",
+                PASSWORD,
+                host="127.0.0.1",
+                port=served.port,
+                ssl_context=served.ssl_context,
             ) as client:
                 message = ET.Element("{jabber:client}message", {"to": str(client.jid)})
                 ET.SubElement(message, BODY).text = "archived behind the loop"
@@ -140,17 +103,13 @@ async def test_serve_archives_on_a_nicer_thread_and_reports_its_loop_in_status(
                 echoed = await client.receive()
                 assert echoed.findtext(BODY) == "archived behind the loop"
                 # the archived copy goes to the writer thread at the next flush (1 s)
-                while base + 5 not in thread_nices(process.pid):
+                while base + 5 not in thread_nices(pid):
                     await trio.sleep(0.05)
-        assert base in thread_nices(process.pid)  # the loop's thread is not touched
-        status = await trio.to_thread.run_sync(cli, config, "status", "--json")
-        human = await trio.to_thread.run_sync(cli, config, "status")
-        assert status.returncode == 0, status.stderr
-        loop = json.loads(status.stdout)["loop"]
-        assert loop["passes"] > 0 and sum(loop["counts"]) == loop["passes"]
-        assert loop["cpu_seconds"] > 0 and loop["longest_ms"] > 0
-        assert re.search(r"\nloop: \d+ passes, p50 <= [\d.]+ ms, p99 <= ", human.stdout), human
-    finally:
-        process.terminate()
-        with trio.fail_after(WAIT):
-            await process.wait()
+        assert base in thread_nices(pid)  # the loop's thread is not touched
+        status = await trio.to_thread.run_sync(cli, served.config, "status", "--json")
+        human = await trio.to_thread.run_sync(cli, served.config, "status")
+    assert status.returncode == 0, status.stderr
+    loop = json.loads(status.stdout)["loop"]
+    assert loop["passes"] > 0 and sum(loop["counts"]) == loop["passes"]
+    assert loop["cpu_seconds"] > 0 and loop["longest_ms"] > 0
+    assert re.search(r"\nloop: \d+ passes, p50 <= [\d.]+ ms, p99 <= ", human.stdout), human
