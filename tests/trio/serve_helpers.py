@@ -5,20 +5,26 @@ and yields once it has started; :func:`cli` runs another subcommand."""
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
+
+from xmpp_trio.client import open_client
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 30.0
 ACCOUNT, PASSWORD = "juliet@localhost", "pw-juliet"
+BODY = "{jabber:client}body"
 
 
 def cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -78,3 +84,29 @@ async def serving(tmp_path: Path, sections: str) -> AsyncIterator[Served]:
         process.terminate()
         with trio.fail_after(WAIT):
             await process.wait()
+
+
+async def message_to_self(served: Served, resource: str, text: str) -> None:
+    """Log in over STARTTLS as :data:`ACCOUNT` and get a message to oneself back."""
+    with trio.fail_after(WAIT):
+        async with open_client(
+            f"{ACCOUNT}/{resource}",
+            PASSWORD,
+            host="127.0.0.1",
+            port=served.port,
+            ssl_context=served.ssl_context,
+        ) as client:
+            message = ET.Element("{jabber:client}message", {"to": str(client.jid)})
+            ET.SubElement(message, BODY).text = text
+            await client.send(message)
+            echoed = await client.receive()
+            assert echoed.findtext(BODY) == text
+
+
+async def status(served: Served) -> tuple[dict[str, Any], str]:
+    """``xmpp-trio status``: its ``--json`` answer and its human lines."""
+    answer = await trio.to_thread.run_sync(cli, served.config, "status", "--json")
+    human = await trio.to_thread.run_sync(cli, served.config, "status")
+    assert answer.returncode == 0, answer.stderr
+    report: dict[str, Any] = json.loads(answer.stdout)
+    return report, human.stdout

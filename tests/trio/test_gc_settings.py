@@ -5,10 +5,8 @@ reclaims reference cycles frozen with the heap."""
 from __future__ import annotations
 
 import gc
-import json
 import re
 import weakref
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,8 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from serve_helpers import ACCOUNT, PASSWORD, WAIT, cli, serving
+from serve_helpers import message_to_self, serving, status
 
-from xmpp_trio.client import open_client
 from xmpp_trio.collector import Collector, serve_tuned, statistics
 from xmpp_trio.config import ConfigError, ServerConfig, load_config
 from xmpp_trio.gc_config import GCConfig
@@ -153,23 +150,9 @@ async def serve_and_report(tmp_path: Path, gc_section: str) -> tuple[dict[str, A
     """Start ``xmpp-trio serve`` with ``gc_section``, exchange a message over
     STARTTLS, then ask ``status --json``: its ``gc`` entry and the human line."""
     async with serving(tmp_path, gc_section) as served:
-        with trio.fail_after(WAIT):
-            async with open_client(
-                f"{ACCOUNT}/gc",
-                PASSWORD,
-                host="127.0.0.1",
-                port=served.port,
-                ssl_context=served.ssl_context,
-            ) as client:
-                message = ET.Element("{jabber:client}message", {"to": str(client.jid)})
-                ET.SubElement(message, BODY).text = "through a frozen heap"
-                await client.send(message)
-                echoed = await client.receive()
-                assert echoed.findtext(BODY) == "through a frozen heap"
-        status = await trio.to_thread.run_sync(cli, served.config, "status", "--json")
-        human = await trio.to_thread.run_sync(cli, served.config, "status")
-        assert status.returncode == 0, status.stderr
-        return json.loads(status.stdout)["gc"], human.stdout
+        await message_to_self(served, "gc", "through a frozen heap")
+        report, human = await status(served)
+        return report["gc"], human
 
 
 async def test_serve_reports_its_frozen_start_up_heap_and_thresholds_in_status(

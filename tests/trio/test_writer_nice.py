@@ -5,21 +5,18 @@ shared core; seen in the worker and in a running ``xmpp-trio serve``
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
 import sys
 import threading
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import trio
-from serve_helpers import ACCOUNT, PASSWORD, WAIT, cli, serving
+from serve_helpers import WAIT, message_to_self, serving, status
 
 from xmpp_trio.archive_writer import ArchiveWriter
-from xmpp_trio.client import open_client
 from xmpp_trio.runtime import lower_thread_priority
 
 BODY = "{jabber:client}body"
@@ -89,27 +86,13 @@ async def test_serve_archives_on_a_nicer_thread_and_reports_its_loop_in_status(
     async with serving(tmp_path, "[runtime]\nwriter_nice = 5\nloop_stats = true\n") as served:
         pid = served.process.pid
         base = min(thread_nices(pid))
-        with trio.fail_after(WAIT):
-            async with open_client(
-                f"{ACCOUNT}/rt",
-                PASSWORD,
-                host="127.0.0.1",
-                port=served.port,
-                ssl_context=served.ssl_context,
-            ) as client:
-                message = ET.Element("{jabber:client}message", {"to": str(client.jid)})
-                ET.SubElement(message, BODY).text = "archived behind the loop"
-                await client.send(message)
-                echoed = await client.receive()
-                assert echoed.findtext(BODY) == "archived behind the loop"
-                # the archived copy goes to the writer thread at the next flush (1 s)
-                while base + 5 not in thread_nices(pid):
-                    await trio.sleep(0.05)
+        await message_to_self(served, "rt", "archived behind the loop")
+        with trio.fail_after(WAIT):  # the archived copy goes to the writer at the next flush
+            while base + 5 not in thread_nices(pid):
+                await trio.sleep(0.05)
         assert base in thread_nices(pid)  # the loop's thread is not touched
-        status = await trio.to_thread.run_sync(cli, served.config, "status", "--json")
-        human = await trio.to_thread.run_sync(cli, served.config, "status")
-    assert status.returncode == 0, status.stderr
-    loop = json.loads(status.stdout)["loop"]
+        report, human = await status(served)
+    loop = report["loop"]
     assert loop["passes"] > 0 and sum(loop["counts"]) == loop["passes"]
     assert loop["cpu_seconds"] > 0 and loop["longest_ms"] > 0
-    assert re.search(r"\nloop: \d+ passes, p50 <= [\d.]+ ms, p99 <= ", human.stdout), human
+    assert re.search(r"\nloop: \d+ passes, p50 <= [\d.]+ ms, p99 <= ", human), human
