@@ -4,7 +4,7 @@ shares its core between the event loop and the server's own threads
 
     [runtime]
     switch_interval = 5.0   # ms: sys.setswitchinterval() in xmpp-trio serve (CPython's default)
-    writer_nice = 10        # the archive writer thread's niceness above the loop's (0: the same)
+    writer_nice = 5         # the archive writer thread's niceness above the loop's (0: the same)
     loop_stats = false      # true: time every pass of Trio's scheduler (xmpp-trio status)
 """
 
@@ -40,7 +40,7 @@ class RuntimeConfig:
     (:mod:`xmpp_trio.loop_stats`), reported by ``xmpp-trio status``."""
 
     switch_interval: float = 5.0
-    writer_nice: int = 10
+    writer_nice: int = 5
     loop_stats: bool = False
 
 

@@ -31,7 +31,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_runtime_defaults_and_values_load(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "")).runtime == RuntimeConfig(
-        switch_interval=5.0, writer_nice=10, loop_stats=False
+        switch_interval=5.0, writer_nice=5, loop_stats=False
     )
     text = "[runtime]\nswitch_interval = 1\nwriter_nice = 0\nloop_stats = true\n"
     assert load_config(write(tmp_path, text)).runtime == RuntimeConfig(
