@@ -96,3 +96,13 @@ async def test_serve_archives_on_a_nicer_thread_and_reports_its_loop_in_status(
     assert loop["passes"] > 0 and sum(loop["counts"]) == loop["passes"]
     assert loop["cpu_seconds"] > 0 and loop["longest_ms"] > 0
     assert re.search(r"\nloop: \d+ passes, p50 <= [\d.]+ ms, p99 <= ", human), human
+
+
+def test_a_refused_setpriority_leaves_the_thread_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(which: int, who: int, priority: int) -> None:
+        raise PermissionError("a sandbox")
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    assert lower_thread_priority(5) is False
