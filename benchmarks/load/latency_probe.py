@@ -30,6 +30,7 @@ import collections
 import gc
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -220,6 +221,7 @@ def main() -> int:
                 print(line)
             summary[name].append(([(s["offered_per_s"], s["p50_ms"], s["p99_ms"]) for s in steps],
                                   off_cpu(st["passes"], 1), off_cpu(st["passes"], 0)))  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
     print(f"\nsummary: median [min-max] of {args.repeat} repetition(s)")
     for name, runs in summary.items():
         for rate in rates:
