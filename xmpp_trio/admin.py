@@ -65,6 +65,7 @@ from .certs import server_tls_material
 from .collector import statistics as collector_statistics
 from .components import component_entries
 from .config import ConfigError, ServerConfig, load_config
+from .runtime import loop_statistics
 from .s2s_status import s2s_entries, s2s_summary
 from .services import _version
 
@@ -343,6 +344,7 @@ class Admin:
             "data_dir": str(server.config.data_dir),
             "config_file": str(server.config.config_path) if server.config.config_path else None,
             "gc": collector_statistics(),  # [gc], docs/gc.md
+            "loop": loop_statistics(),  # [runtime] loop_stats, docs/runtime.md
         }
 
     def users(self) -> dict[str, object]:

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
+from .runtime import lower_thread_priority
+
 __all__ = ["CHECKPOINT_OPS", "KEEP_FAILED", "ArchiveWriter", "BatchFloor", "database_file"]
 
 log = logging.getLogger("xmpp_trio.archive")
@@ -102,8 +104,11 @@ class ArchiveWriter(Generic[T]):
         timeout: float,
         checkpoint: int = CHECKPOINT_OPS,
         keep_failed: int = KEEP_FAILED,
+        nice: int = 0,
     ) -> None:
         self._path = path
+        #: Added to the thread's niceness (``[runtime] writer_nice``): the loop preempts it.
+        self._nice = nice
         self._checkpoint_ops = checkpoint
         self._keep_failed = keep_failed
         self._write = write
@@ -178,6 +183,7 @@ class ArchiveWriter(Generic[T]):
             thread.join()
 
     def _run(self) -> None:
+        lower_thread_priority(self._nice)
         try:
             conn = sqlite3.connect(
                 self._path, timeout=self._timeout, check_same_thread=False, isolation_level=None

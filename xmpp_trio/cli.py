@@ -507,6 +507,8 @@ def _print(args: argparse.Namespace, result: object, lines: list[str]) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from xmpp_trio.runtime import status_lines
+
     config = _load(args)
     st = _ask(config, "status")
     listeners = [
@@ -519,6 +521,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"components: {', '.join(c['jid'] for c in st['components']) or 'none connected'}",
         *_s2s_line(st.get("s2s")),
         *_gc_line(st.get("gc")),
+        *status_lines(st.get("loop")),  # [runtime] loop_stats
         f"data dir: {st['data_dir']}",
         "listeners:",
         *listeners,

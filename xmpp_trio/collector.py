@@ -25,7 +25,9 @@ calls it, leaves it as it is.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -34,6 +36,7 @@ import trio
 
 from .config import ServerConfig
 from .gc_config import GCConfig
+from .runtime import timing
 
 __all__ = ["Collector", "serve_tuned", "statistics"]
 
@@ -111,8 +114,27 @@ async def serve_tuned(
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``serve(config, task_status=...)`` (:func:`~xmpp_trio.server.run_server`)
-    and apply ``config.gc`` once it has started; return when it returns."""
+    and apply ``config.gc`` once it has started; return when it returns. The
+    process's switch interval is ``config.runtime``'s meanwhile, and with
+    ``loop_stats`` every scheduler pass is timed (:mod:`xmpp_trio.runtime`)."""
     collector = Collector(config.gc)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(config.runtime.switch_interval / 1000.0)
+    try:
+        with contextlib.ExitStack() as stack:
+            if config.runtime.loop_stats:
+                stack.enter_context(timing())
+            await _serve_collected(serve, config, collector, task_status)
+    finally:
+        sys.setswitchinterval(switch)
+
+
+async def _serve_collected(
+    serve: Callable[..., Awaitable[Any]],
+    config: ServerConfig,
+    collector: Collector,
+    task_status: trio.TaskStatus[Any],
+) -> None:
     try:
         async with trio.open_nursery() as nursery:
 

@@ -135,6 +135,7 @@ from .mam_config import (
 )
 from .muc_config import MucConfig, load_muc
 from .pubsub_config import PubSubConfig, load_pubsub
+from .runtime_config import RuntimeConfig, load_runtime
 
 __all__ = [
     "ALL_ADDRESSES",
@@ -313,6 +314,8 @@ class ServerConfig:
     mam_writer: ArchiveWriterLimits = field(default_factory=ArchiveWriterLimits)
     #: ``[gc]``: the garbage collector's settings (``xmpp-trio serve`` only).
     gc: GCConfig = field(default_factory=GCConfig)
+    #: ``[runtime]``: the switch interval, the writer thread's niceness, loop statistics.
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     config_path: Path | None = None
 
     @property
@@ -380,6 +383,7 @@ _TOP_KEYS: Final = (
     "federation",
     "mam",
     "gc",
+    "runtime",
     "listeners",
     "http",
 )
@@ -790,6 +794,7 @@ def load_config(path: Path | None) -> ServerConfig:
         mam_writer_thread=load_mam_writer_thread(loader, data),
         mam_writer=load_mam_writer(loader, data),
         gc=load_gc(loader, data),
+        runtime=load_runtime(loader, data),
         config_path=path,
     )
     services = (

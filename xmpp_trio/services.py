@@ -244,6 +244,7 @@ class ServerServices:
                 timeout=_BUSY_TIMEOUT,
                 checkpoint=behind.checkpoint,
                 keep_failed=behind.keep_failed,
+                nice=config.runtime.writer_nice,  # docs/runtime.md
             )
             self.archive.attach(self._writer)
         mam_services: list[MamService] = []

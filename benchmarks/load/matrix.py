@@ -12,7 +12,10 @@
 * ``openloop-sat``: open loop (bare JIDs, STARTTLS) at 50, 80 and 95% of the
   target's own saturation rate (its median ``matrix`` figure for bare JIDs,
   STARTTLS, 4 in flight so far in this run), and at 80% of ejabberd's when
-  ejabberd ran before: p99 per rate.
+  ejabberd ran before: p99 per rate. Chosen without ``matrix``, it gets the
+  matrix's bare STARTTLS x4 cell(s) run before it (:func:`with_saturation`);
+  with ``--order scenario`` every target's rate is known before the first
+  open loop, so ours gets the rate at 80% of ejabberd's too.
 
 ``run.py --matrix on`` (what ``compare.sh`` passes) runs these with login and
 memory; ``--quick`` keeps two cells, 20 clients.
@@ -48,6 +51,9 @@ def _options(group: argparse._ArgumentGroup) -> None:
 
 
 def _cells(opts: argparse.Namespace) -> list[tuple[str, str, int, int]]:
+    if getattr(opts, "saturation_only", False):  # with_saturation: the cell openloop-sat reads
+        counts = [opts.clients] if opts.quick else _ints(opts.matrix_clients)
+        return [("bare", "starttls", 4, clients) for clients in counts]
     if opts.quick:
         return [("bare", "starttls", 4, opts.clients), ("full", "direct", 16, opts.clients)]
     return [(jid, tls, inflight, clients)
@@ -192,6 +198,18 @@ def saturation(opts: argparse.Namespace, name: str) -> float | None:
     if best is None and figures.get("bare closed loop msgs/s"):
         return float(statistics.median(figures["bare closed loop msgs/s"]))
     return best[1] if best else None
+
+
+def with_saturation(chosen: list[str], opts: argparse.Namespace) -> list[str]:
+    """``chosen`` with the matrix's bare STARTTLS x4 cell(s) run before
+    ``openloop-sat`` when the matrix is not chosen: the saturation rates it
+    reads (:func:`saturation`; without them it would run nothing)."""
+    if "openloop-sat" not in chosen or "matrix" in chosen:
+        return chosen
+    opts.saturation_only = True
+    at = chosen.index("openloop-sat")
+    print("openloop-sat: measuring each target's saturation first (matrix, bare STARTTLS x4)")
+    return [*chosen[:at], "matrix", *chosen[at:]]
 
 
 def _sat_expand(opts: argparse.Namespace, target: Any, rep: int) -> list[Run]:

@@ -463,6 +463,7 @@ def main() -> int:
         parser.error(
             f"unknown scenarios: {', '.join(sorted(set(chosen) - set(scenarios.REGISTRY)))}"
         )
+    chosen = matrix.with_saturation(chosen, args)  # openloop-sat alone: its rates measured first
     selected = [scenarios.REGISTRY[s] for s in chosen]
     for scenario in selected:
         try:

@@ -374,6 +374,7 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
     from xmpp_trio.gc_config import GC_KEYS
     from xmpp_trio.mam_config import MAM_KEYS
     from xmpp_trio.muc_config import MUC_KEYS
+    from xmpp_trio.runtime_config import RUNTIME_KEYS
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = (
@@ -392,7 +393,7 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
     accepted = {
         "": set(config_module._TOP_KEYS)
         - {"tls", "limits", "metrics", "listeners", "http", "pubsub", "muc", "components"}
-        - {"admin", "directory", "federation", "mam", "gc"},
+        - {"admin", "directory", "federation", "mam", "gc", "runtime"},
         "tls": set(config_module._TLS_KEYS),
         "limits": set(config_module._LIMITS_KEYS),
         "metrics": set(config_module._METRICS_KEYS),
@@ -403,6 +404,7 @@ def test_the_readme_documents_every_config_key_and_only_those() -> None:
         "federation": set(FEDERATION_KEYS),
         "mam": set(MAM_KEYS),
         "gc": set(GC_KEYS),
+        "runtime": set(RUNTIME_KEYS),
         "listeners": set(config_module._LISTENER_KEYS),
         "http": set(HTTP_KEYS),
         "components": set(COMPONENT_KEYS),

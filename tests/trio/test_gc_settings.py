@@ -5,14 +5,8 @@ reclaims reference cycles frozen with the heap."""
 from __future__ import annotations
 
 import gc
-import json
-import os
 import re
-import ssl
-import subprocess
-import sys
 import weakref
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,14 +14,12 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from serve_helpers import message_to_self, serving, status
 
-from xmpp_trio.client import open_client
 from xmpp_trio.collector import Collector, serve_tuned, statistics
 from xmpp_trio.config import ConfigError, ServerConfig, load_config
 from xmpp_trio.gc_config import GCConfig
 
-REPO = Path(__file__).resolve().parents[2]
-WAIT = 30.0
 BODY = "{jabber:client}body"
 
 
@@ -154,65 +146,13 @@ async def test_serve_tuned_applies_gc_once_started_and_refreezes_on_schedule(
 # -- xmpp-trio serve ------------------------------------------------------------------------
 
 
-def cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xmpp_trio", *argv, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
 async def serve_and_report(tmp_path: Path, gc_section: str) -> tuple[dict[str, Any], str]:
     """Start ``xmpp-trio serve`` with ``gc_section``, exchange a message over
     STARTTLS, then ask ``status --json``: its ``gc`` entry and the human line."""
-    data = tmp_path / "data"
-    config = write(
-        tmp_path,
-        'domains = ["localhost"]\n'
-        f'data_dir = "{data}"\n'
-        "scram_iterations = 4096\n"
-        "[[listeners]]\n"
-        'kind = "c2s-starttls"\naddress = "127.0.0.1"\nport = 0\n' + gc_section,
-    )
-    added = cli(config, "adduser", "juliet@localhost", "--password", "pw-juliet")
-    assert added.returncode == 0, added.stderr
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "xmpp_trio", "serve", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert process.stderr is not None
-        buffer = bytearray()
-        port = 0
-        with trio.fail_after(WAIT):
-            while b"admin socket" not in buffer:  # logged once started
-                chunk = await process.stderr.receive_some(65536)
-                assert chunk, buffer.decode()
-                buffer += chunk
-        for line in buffer.decode().splitlines():
-            if "listening for c2s-starttls" in line:
-                port = int(line.rsplit("port", 1)[1])
-        ctx = ssl.create_default_context(cafile=str(data / "tls" / "cert.pem"))
-        with trio.fail_after(WAIT):
-            async with open_client(
-                "juliet@localhost/gc", "pw-juliet", host="127.0.0.1", port=port, ssl_context=ctx
-            ) as client:
-                message = ET.Element("{jabber:client}message", {"to": str(client.jid)})
-                ET.SubElement(message, BODY).text = "through a frozen heap"
-                await client.send(message)
-                echoed = await client.receive()
-                assert echoed.findtext(BODY) == "through a frozen heap"
-        status = await trio.to_thread.run_sync(cli, config, "status", "--json")
-        human = await trio.to_thread.run_sync(cli, config, "status")
-        assert status.returncode == 0, status.stderr
-        return json.loads(status.stdout)["gc"], human.stdout
-    finally:
-        process.terminate()
-        with trio.fail_after(WAIT):
-            await process.wait()
+    async with serving(tmp_path, gc_section) as served:
+        await message_to_self(served, "gc", "through a frozen heap")
+        report, human = await status(served)
+        return report["gc"], human
 
 
 async def test_serve_reports_its_frozen_start_up_heap_and_thresholds_in_status(
