@@ -87,6 +87,8 @@ async def test_serve_archives_on_a_nicer_thread_and_reports_its_loop_in_status(
         pid = served.process.pid
         base = min(thread_nices(pid))
         await message_to_self(served, "rt", "archived behind the loop")
+        if base + 5 > 19:  # niceness stops at 19: the writer could not be told apart
+            pytest.skip(f"the server runs at niceness {base} (a niced test run)")
         with trio.fail_after(WAIT):  # the archived copy goes to the writer at the next flush
             while base + 5 not in thread_nices(pid):
                 await trio.sleep(0.05)
