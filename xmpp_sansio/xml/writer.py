@@ -73,6 +73,8 @@ _TAGS_MAX = 4096
 
 
 def _tag(tag: str, parent_ns: str) -> tuple[str, str, str]:
+    if not isinstance(tag, str):  # only str tags are cached: checked on a miss
+        raise ValueError("comments and processing instructions cannot be sent (RFC 6120 §11.1)")
     decls = ""
     if tag[0] == "{":
         uri, _, local = tag[1:].partition("}")
@@ -123,8 +125,6 @@ def _write_attrs(attrib: dict[str, str], out: list[str]) -> None:
 
 def _write(el: Element, parent_ns: str, out: list[str]) -> None:
     tag = el.tag
-    if not isinstance(tag, str):
-        raise ValueError("comments and processing instructions cannot be sent (RFC 6120 §11.1)")
     start, end, own_ns = _TAGS.get((tag, parent_ns)) or _tag(tag, parent_ns)
     out.append(start)
     attrib = el.attrib
