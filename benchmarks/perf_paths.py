@@ -5,6 +5,8 @@
     python benchmarks/perf_paths.py server [TREE]      # parse, route (archives on), deliver: see below
     python benchmarks/perf_paths.py server-nomam [TREE]  # the same with archives off
     python benchmarks/perf_paths.py tls [TREE]         # the server's TLS write and read of a message
+    python benchmarks/perf_paths.py serialise [TREE]   # writing a routed message (4 attributes, a body)
+    python benchmarks/perf_paths.py parse [TREE]       # a read of one message through StreamParser
     python benchmarks/perf_paths.py --instructions presence [TREE]
 
 TREE defaults to this checkout (check another commit out with ``git worktree
@@ -27,6 +29,12 @@ loopback TCP, trustme certificates, TLS 1.3): ``send_nowait`` of a 200-byte
 message and a gathering ``receive_some`` of one from the peer, the peer a
 blocking ``ssl.SSLSocket`` in the same process (its instructions count too;
 the kernel's do not).
+``serialise`` is ``writer.serialize`` of a message as the router hands it
+over (``to``, ``type``, ``id``, then ``from``; a 120-byte body) in its own
+``shared_writes()`` scope, the element built each time (``SHARED=0``:
+without the scope). ``parse`` is one 200-byte message fed to a ready
+``StreamParser`` (``hold=False``) and its events pulled: one read of one
+stanza, the judged shape's common read.
 """
 
 from __future__ import annotations
@@ -241,8 +249,50 @@ async def main():
 trio.run(main)
 """
 
+SERIALISE = r"""
+import sys, os, time, statistics
+tree = sys.argv[1]
+sys.path.insert(0, tree)
+from xml.etree.ElementTree import Element, SubElement
+N, R = int(os.environ["N"]), int(os.environ["R"])
+from xmpp_sansio.xml.writer import serialize, shared_writes
+def message():
+    m = Element("{jabber:client}message", {"to": "u123@localhost", "type": "chat", "id": "m-1234567"})
+    SubElement(m, "{jabber:client}body").text = "y" * 120
+    m.set("from", "u456@localhost/res-abcdef")
+    return m
+scope = shared_writes() if os.environ.get("SHARED", "1") != "0" else None
+def run():
+    for _ in range(N):
+        if scope is None:
+            serialize(message())
+        else:
+            with scope:
+                serialize(message())
+"""
+
+PARSE = r"""
+import sys, os, time, statistics
+tree = sys.argv[1]
+sys.path.insert(0, tree)
+N, R = int(os.environ["N"]), int(os.environ["R"])
+from xmpp_sansio.xml.parser import StreamParser
+data = ("<message to='b@localhost' type='chat' id='m1'><body>" + "y" * 120 + "</body></message>").encode()
+parser = StreamParser()
+parser.feed(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+            b"xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+while parser.next_event() is not None:
+    pass
+def run():
+    for _ in range(N):
+        parser.feed(data)
+        while parser.next_event() is not None:
+            pass
+"""
+
 CORE_BENCH = ("router-bare", "router-full", "stream")
-PATHS = ("presence", "websocket", "server", "server-nomam", "tls", *CORE_BENCH)
+PATHS = ("presence", "websocket", "server", "server-nomam", "tls", "serialise", "parse",
+         *CORE_BENCH)  # fmt: skip
 
 TIMED = r"""
 runs = []
@@ -274,7 +324,8 @@ def child(path: str, tree: Path, n: int, runs: int, *, callgrind: bool) -> str:
         source = core_bench_path(path)
     else:
         source = {"presence": PRESENCE, "websocket": WEBSOCKET, "server": SERVER,
-                  "server-nomam": SERVER, "tls": TLS}[path]  # fmt: skip
+                  "server-nomam": SERVER, "tls": TLS, "serialise": SERIALISE,
+                  "parse": PARSE}[path]  # fmt: skip
         source += "" if path == "tls" else TIMED
     command = [sys.executable, "-c", source, str(tree)]
     if callgrind:

@@ -935,6 +935,23 @@ def test_any_chunking_of_a_valid_stream_yields_the_same_events(
     assert [key(e) for e in single.events] == [key(e) for e in reference.events]
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.lists(st.integers(min_value=0), max_size=6), st.integers(1, 64))
+def test_a_read_fed_in_one_slice_or_many_yields_the_same_events(
+    stream: tuple[bytes, list[Element]], points: list[int], step: int
+) -> None:
+    """The stanza-exchange mode feeds a read to expat in one call when it fits
+    one slice (the common read), in slices of ``step`` bytes otherwise: the
+    same events either way, however the stream was cut into reads."""
+    data, _ = stream
+    reference = drive(StreamParser(), [data])
+    sliced = StreamParser()
+    sliced._slice = step  # the slice a large read is cut into (_FAST_SLICE)
+    out = drive(sliced, cut(data, points))
+    assert out.error is None
+    assert [key(e) for e in out.events] == [key(e) for e in reference.events]
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
     data = bytearray(draw(streams())[0])

@@ -257,18 +257,20 @@ class StreamParser:
         Raises:
             XMLStreamError: the stream is broken; it stays broken.
         """
-        if not self._events:
-            if self._error is not None:
-                raise self._error
-            if self._buffer and not self._ended:
-                try:
-                    self._parse()
-                except XMLStreamError:
-                    if not self._events:
-                        raise
-                    # Hand out what was parsed before the error first.
-        if self._events:
-            return self._events.pop(0)
+        events = self._events
+        if events:
+            return events.pop(0)
+        if self._error is not None:
+            raise self._error
+        if self._buffer and not self._ended:
+            try:
+                self._parse()
+            except XMLStreamError:
+                if not events:
+                    raise
+                # Hand out what was parsed before the error first.
+            if events:
+                return events.pop(0)
         return None
 
     # -- internals -----------------------------------------------------------
@@ -309,6 +311,9 @@ class StreamParser:
             data = bytes(self._buffer)
             self._buffer.clear()
             step = self._slice
+            if len(data) <= step:  # the common read: one slice
+                self._feed_expat(data)
+                return
             for i in range(0, len(data), step):
                 self._feed_expat(data[i : i + step])
                 if self._ended:
@@ -422,6 +427,7 @@ class StreamParser:
     def _translate(self) -> None:
         queue = self._queue
         depth = self._depth
+        deepest = self.max_depth + 1
         emit = self._events.append
         last_top = self._last_top
         try:
@@ -441,7 +447,7 @@ class StreamParser:
                         # Declarations inside stanzas are in their tags already.
                         assert self._pull is not None
                         _report(self._pull, queue, _STANZA_EVENTS)
-                    elif depth > self.max_depth + 1:
+                    elif depth > deepest:
                         self._fail(
                             StreamErrorCondition.POLICY_VIOLATION, "elements nested too deep"
                         )

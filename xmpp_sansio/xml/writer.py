@@ -73,6 +73,8 @@ _TAGS_MAX = 4096
 
 
 def _tag(tag: str, parent_ns: str) -> tuple[str, str, str]:
+    if not isinstance(tag, str):  # only str tags are cached: checked on a miss
+        raise ValueError("comments and processing instructions cannot be sent (RFC 6120 §11.1)")
     decls = ""
     if tag[0] == "{":
         uri, _, local = tag[1:].partition("}")
@@ -123,29 +125,47 @@ def _write_attrs(attrib: dict[str, str], out: list[str]) -> None:
 
 def _write(el: Element, parent_ns: str, out: list[str]) -> None:
     tag = el.tag
-    if not isinstance(tag, str):
-        raise ValueError("comments and processing instructions cannot be sent (RFC 6120 §11.1)")
     start, end, own_ns = _TAGS.get((tag, parent_ns)) or _tag(tag, parent_ns)
     out.append(start)
     attrib = el.attrib
     if attrib:
-        keys = "".join(attrib)
-        values = "".join(attrib.values())
+        # The common case (plain names, nothing to escape) as one string,
+        # checked once: whatever the checks let through is what
+        # _write_attrs would write; what they refuse (a Clark name, a
+        # declaration, a character to escape; or merely a value that looks
+        # like one) takes _write_attrs.
+        n = len(attrib)
+        if n == 4:  # a stanza's to, from, type and id
+            k1, k2, k3, k4 = attrib
+            v1, v2, v3, v4 = attrib.values()
+            attrs = f' {k1}="{v1}" {k2}="{v2}" {k3}="{v3}" {k4}="{v4}"'
+        elif n == 2:
+            k1, k2 = attrib
+            v1, v2 = attrib.values()
+            attrs = f' {k1}="{v1}" {k2}="{v2}"'
+        elif n == 1:
+            ((k1, v1),) = attrib.items()
+            attrs = f' {k1}="{v1}"'
+        elif n == 3:
+            k1, k2, k3 = attrib
+            v1, v2, v3 = attrib.values()
+            attrs = f' {k1}="{v1}" {k2}="{v2}" {k3}="{v3}"'
+        else:
+            attrs = "".join([f' {key}="{value}"' for key, value in attrib.items()])
         if (
-            "{" in keys
-            or "xmlns" in keys
-            or "&" in values
-            or "<" in values
-            or ">" in values
-            or '"' in values
-            or "\t" in values
-            or "\n" in values
-            or "\r" in values
+            "{" in attrs
+            or "xmlns" in attrs
+            or "&" in attrs
+            or "<" in attrs
+            or ">" in attrs
+            or "\t" in attrs
+            or "\n" in attrs
+            or "\r" in attrs
+            or attrs.count('"') != 2 * n  # a quote in a name or value
         ):
             _write_attrs(attrib, out)
         else:
-            for key, value in attrib.items():
-                out.append(f' {key}="{value}"')
+            out.append(attrs)
     text = el.text
     if text or len(el):
         if text:
