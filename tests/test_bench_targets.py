@@ -1,5 +1,7 @@
-"""The ``ours-nomam`` benchmark target (benchmarks/load/targets.py, issue 17):
-our server with archives off, beside ``ours`` in one run."""
+"""The ``ours-nomam`` and ``ours-nice0`` benchmark targets
+(benchmarks/load/targets.py, issues 17 and 24): our server with archives
+off, or with the archive writer at the loop's niceness, beside ``ours`` in
+one run."""
 
 from __future__ import annotations
 
@@ -39,6 +41,20 @@ def test_ours_nomam_stays_off_whatever_the_environment_says(
     assert "enabled = false" in targets.make("ours", tmp_path)._extra_config()
 
 
+def test_ours_nice0_keeps_archives_on_with_the_writer_at_the_loops_niceness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XMPP_TRIO_BENCH_CONFIG", raising=False)
+    monkeypatch.delenv("XMPP_TRIO_BENCH_ARCHIVES", raising=False)
+    assert targets.known("ours-nice0")
+    nice0 = targets.make("ours-nice0", tmp_path)
+    assert nice0.workdir != targets.make("ours", tmp_path).workdir
+    extra = nice0._extra_config()
+    assert "[runtime]\nwriter_nice = 0" in extra
+    assert "[mam]\nenabled = true" in extra
+    assert "writer_nice" not in targets.make("ours", tmp_path)._extra_config()
+
+
 def test_run_lists_ours_nomam_in_its_help() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "load" / "run.py"), "--help"],
@@ -47,4 +63,4 @@ def test_run_lists_ours_nomam_in_its_help() -> None:
         timeout=60,
         check=True,
     )
-    assert "ours-nomam" in done.stdout
+    assert "ours-nomam" in done.stdout and "ours-nice0" in done.stdout

@@ -383,10 +383,10 @@ def main() -> int:
     add = parser.add_argument
     add("--quick", action="store_true", help="small scenarios, a few seconds per target")
     add("--targets", "--target", default="ours",
-        help="ours,ours-nomam,prosody,prosody-min,prosody-nomam,ejabberd,ejabberd-sql,ejabberd-full,"
+        help="ours,ours-nomam,ours-nice0,prosody,prosody-min,prosody-nomam,ejabberd,ejabberd-sql,ejabberd-full,"
         "ours@REV (comma-separated; ejabberd-sql / ejabberd-full: with mod_mam archiving"
         " in SQLite / Mnesia; prosody-nomam: Prosody's full set without mod_mam; ours-nomam: ours"
-        " with archives off; ours@REV: our server from"
+        " with archives off; ours-nice0: ours with [runtime] writer_nice = 0; ours@REV: our server from"
         " a temporary git worktree of REV)")  # fmt: skip
     add(
         "--scenarios",

@@ -208,8 +208,10 @@ class Ours:
     default_mechanism = "SCRAM-SHA-256"
 
     def __init__(self, workdir: Path, profile: bool = False, tree: Path = ROOT,
-                 name: str = "ours", archives: bool | None = None) -> None:  # fmt: skip
+                 name: str = "ours", archives: bool | None = None, extra: str = "") -> None:  # fmt: skip
         self.name = name
+        #: Extra configuration of this target (``ours-nice0``: the writer thread at the loop's niceness).
+        self.extra = extra
         #: Archives on/off whatever XMPP_TRIO_BENCH_ARCHIVES says (``ours-nomam``: off).
         self.archives = archives
         self.tree = tree
@@ -289,7 +291,7 @@ class Ours:
         XMPP_TRIO_BENCH_ARCHIVES=0 or the target ``ours-nomam`` (archives off,
         written out: they are on by default since session 5), or the tree has
         no [mam] section."""
-        extra = os.environ.get("XMPP_TRIO_BENCH_CONFIG", "").replace("\\n", "\n")
+        extra = self.extra + os.environ.get("XMPP_TRIO_BENCH_CONFIG", "").replace("\\n", "\n")
         if "[mam]" in extra or not (self.tree / "xmpp_trio" / "mam_config.py").exists():
             return extra
         on = self.archives
@@ -861,7 +863,7 @@ class Ejabberd:
         return Running(proc, proc.pid, port, signal.SIGTERM)
 
 
-TARGETS = {"ours": Ours, "ours-nomam": Ours, "prosody": Prosody, "prosody-min": Prosody,
+TARGETS = {"ours": Ours, "ours-nomam": Ours, "ours-nice0": Ours, "prosody": Prosody, "prosody-min": Prosody,
            "ejabberd": Ejabberd, "ejabberd-full": Ejabberd, "ejabberd-sql": Ejabberd, "prosody-nomam": Prosody}  # fmt: skip
 
 
@@ -878,6 +880,8 @@ def make(name: str, workdir: Path, profile: bool = False, prosody_modules: str =
         return Ours(workdir, profile)
     if name == "ours-nomam":  # issue 17: archiving's cost, on/off in one run
         return Ours(workdir, profile, name="ours-nomam", archives=False)
+    if name == "ours-nice0":  # [runtime] writer_nice's default against none, in one run
+        return Ours(workdir, profile, name="ours-nice0", extra="\n[runtime]\nwriter_nice = 0\n")
     if name == "prosody":
         return Prosody(workdir, prosody_modules)
     if name == "prosody-min":  # issue 24: the minimal set beside the full one, in one run
