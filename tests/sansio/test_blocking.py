@@ -17,6 +17,7 @@ from xmpp_sansio.server.blocking import (
     blocked_by,
 )
 from xmpp_sansio.server.carbons import CarbonsService
+from xmpp_sansio.server.effects import Persist
 from xmpp_sansio.server.last import LastActivityService, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.stanza import parse_error
@@ -460,3 +461,86 @@ def test_blocking_first_hides_the_user_from_other_services() -> None:
         x("<iq to='juliet@example.com' type='get' id='l'><query xmlns='jabber:iq:last'/></iq>"),
     )
     assert error_of(to_session(effects, ROMEO)[0]) is SU
+
+
+# ---------------------------------------------------------------------------
+# the filters' fast path (both parties block nobody: two set lookups, issue 24)
+
+
+def chat(router: Router, session: int, to: str) -> list[Effect]:
+    return router.route(session, x(f"<message to='{to}' type='chat'><body>hi</body></message>"))
+
+
+def test_a_block_made_after_messages_flowed_stops_the_next_message(s: Setup) -> None:
+    """The lists read empty while messages flowed: the block still stops the
+    next message both ways, and the unblock lets the one after through."""
+    for _ in range(2):
+        assert sessions(chat(s.router, ROMEO, "juliet@example.com")) == [BALCONY, CHAMBER]
+        assert sessions(chat(s.router, BALCONY, "romeo@example.com")) == [ROMEO]
+    s.block("romeo@example.com")
+    (bounce,) = to_session(chat(s.router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+    (refused,) = to_session(chat(s.router, BALCONY, "romeo@example.com"), BALCONY)
+    assert error_of(refused) is StanzaErrorCondition.NOT_ACCEPTABLE
+    s.unblock("romeo@example.com")
+    assert sessions(chat(s.router, ROMEO, "juliet@example.com")) == [BALCONY, CHAMBER]
+    assert sessions(chat(s.router, BALCONY, "romeo@example.com")) == [ROMEO]
+
+
+def test_a_pending_block_stops_messages_and_an_abandoned_one_does_not() -> None:
+    """A block not yet committed stops the next message (the overlay); once
+    its call is abandoned, messages flow again, and a later block still counts."""
+    service = BlockingService(MemoryBlockStorage(), lambda contact, user: False)
+    router = Router(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        services=[service],
+    )
+    router.bind(BALCONY, jid("juliet@example.com/balcony"))
+    router.bind(ROMEO, jid("romeo@example.com/orchard"))
+    for session in (BALCONY, ROMEO):
+        online(router, session)
+    block = "<block xmlns='urn:xmpp:blocking'><item jid='romeo@example.com'/></block>"
+    assert sessions(chat(router, ROMEO, "juliet@example.com")) == [BALCONY]
+    (persist,) = [
+        e
+        for e in router.route(BALCONY, x(f"<iq type='set' id='b'>{block}</iq>"))
+        if isinstance(e, Persist)
+    ]
+    (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+    router.abandoned([])  # the call dropped: its write is forgotten
+    assert sessions(chat(router, ROMEO, "juliet@example.com")) == [BALCONY]
+    assert sessions(chat(router, BALCONY, "romeo@example.com")) == [ROMEO]
+    (persist,) = [
+        e
+        for e in router.route(BALCONY, x(f"<iq type='set' id='c'>{block}</iq>"))
+        if isinstance(e, Persist)
+    ]
+    service.storage.apply([persist.op])
+    router.persisted([persist])
+    (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+    (refused,) = to_session(chat(router, BALCONY, "romeo@example.com"), BALCONY)
+    assert error_of(refused) is StanzaErrorCondition.NOT_ACCEPTABLE
+
+
+def test_a_list_stored_before_the_first_read_blocks_the_first_message() -> None:
+    storage = MemoryBlockStorage()
+    storage.block(JULIET, [jid("romeo@example.com")])
+    service = BlockingService(storage, lambda contact, user: False)
+    router = CommittingRouter(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        services=[service],
+    )
+    router.bind(BALCONY, jid("juliet@example.com/balcony"))
+    router.bind(ROMEO, jid("romeo@example.com/orchard"))
+    router.bind(NURSE, jid("nurse@example.com/kitchen"))
+    for session in (BALCONY, ROMEO, NURSE):
+        online(router, session)
+    assert sessions(chat(router, NURSE, "juliet@example.com")) == [BALCONY]
+    (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
