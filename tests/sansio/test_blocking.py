@@ -7,6 +7,8 @@ from xml.etree.ElementTree import Element
 
 import pytest
 from committing import CommittingRouter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
@@ -544,3 +546,62 @@ def test_a_list_stored_before_the_first_read_blocks_the_first_message() -> None:
     assert sessions(chat(router, NURSE, "juliet@example.com")) == [BALCONY]
     (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
     assert error_of(bounce) is SU
+
+
+USERS = ("juliet", "romeo", "nurse")
+_OPS = st.one_of(
+    st.tuples(
+        st.sampled_from(("block", "unblock")), st.sampled_from(USERS), st.sampled_from(USERS)
+    ),
+    st.tuples(st.just("chat"), st.sampled_from(USERS), st.sampled_from(USERS)),
+    st.tuples(st.sampled_from(("commit", "abandon")), st.just(""), st.just("")),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_OPS, max_size=30))
+def test_messages_are_stopped_exactly_when_a_list_pending_or_committed_says_so(
+    ops: list[tuple[str, str, str]],
+) -> None:
+    """Any interleaving of blocks, unblocks, commits, abandoned calls and
+    messages: a message goes through exactly when neither party's list (the
+    committed one with the pending writes on top) names the other."""
+    storage = MemoryBlockStorage()
+    router = Router(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        services=[BlockingService(storage, lambda contact, user: False)],
+    )
+    ids = {user: n for n, user in enumerate(USERS, 1)}
+    for user, n in ids.items():
+        router.bind(n, jid(f"{user}@example.com/r"))
+        online(router, n)
+    committed: dict[str, set[str]] = {u: set() for u in USERS}
+    held: list[Persist] = []
+    pending: list[tuple[str, str, str]] = []
+    for op, user, other in ops:
+        if op in ("block", "unblock"):
+            item = f"<item jid='{other}@example.com'/>"
+            payload = f"<{op} xmlns='urn:xmpp:blocking'>{item}</{op}>"
+            effects = router.route(ids[user], x(f"<iq type='set' id='i'>{payload}</iq>"))
+            held.extend(e for e in effects if isinstance(e, Persist))
+            if user != other or op == "unblock":
+                pending.append((op, user, other))
+        elif op == "commit":
+            storage.apply([p.op for p in held])
+            router.persisted(held)
+            for change, owner, target in pending:
+                (committed[owner].add if change == "block" else committed[owner].discard)(target)
+            held, pending = [], []
+        elif op == "abandon":
+            router.abandoned([])
+            held, pending = [], []
+        else:
+            lists = {u: set(v) for u, v in committed.items()}
+            for change, owner, target in pending:
+                (lists[owner].add if change == "block" else lists[owner].discard)(target)
+            blocked = user != other and (other in lists[user] or user in lists[other])
+            effects = chat(router, ids[user], f"{other}@example.com")
+            if user != other:
+                assert (ids[other] in sessions(effects)) is not blocked
