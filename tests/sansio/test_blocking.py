@@ -473,6 +473,21 @@ def chat(router: Router, session: int, to: str) -> list[Effect]:
     return router.route(session, x(f"<message to='{to}' type='chat'><body>hi</body></message>"))
 
 
+def online_router(storage: MemoryBlockStorage, cls: type[Router] = Router, **bound: int) -> Router:
+    """A router with only the blocking service, ``bound`` (user: session)
+    online, one resource each."""
+    router = cls(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        services=[BlockingService(storage, lambda contact, user: False)],
+    )
+    for user, session in bound.items():
+        router.bind(session, jid(f"{user}@example.com/r"))
+        online(router, session)
+    return router
+
+
 def test_a_block_made_after_messages_flowed_stops_the_next_message(s: Setup) -> None:
     """The lists read empty while messages flowed: the block still stops the
     next message both ways, and the unblock lets the one after through."""
@@ -492,17 +507,8 @@ def test_a_block_made_after_messages_flowed_stops_the_next_message(s: Setup) -> 
 def test_a_pending_block_stops_messages_and_an_abandoned_one_does_not() -> None:
     """A block not yet committed stops the next message (the overlay); once
     its call is abandoned, messages flow again, and a later block still counts."""
-    service = BlockingService(MemoryBlockStorage(), lambda contact, user: False)
-    router = Router(
-        ["example.com"],
-        rng=seeded_rng(0),
-        account_exists=lambda local, domain: local in ACCOUNTS,
-        services=[service],
-    )
-    router.bind(BALCONY, jid("juliet@example.com/balcony"))
-    router.bind(ROMEO, jid("romeo@example.com/orchard"))
-    for session in (BALCONY, ROMEO):
-        online(router, session)
+    storage = MemoryBlockStorage()
+    router = online_router(storage, juliet=BALCONY, romeo=ROMEO)
     block = "<block xmlns='urn:xmpp:blocking'><item jid='romeo@example.com'/></block>"
     assert sessions(chat(router, ROMEO, "juliet@example.com")) == [BALCONY]
     (persist,) = [
@@ -520,7 +526,7 @@ def test_a_pending_block_stops_messages_and_an_abandoned_one_does_not() -> None:
         for e in router.route(BALCONY, x(f"<iq type='set' id='c'>{block}</iq>"))
         if isinstance(e, Persist)
     ]
-    service.storage.apply([persist.op])
+    storage.apply([persist.op])
     router.persisted([persist])
     (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
     assert error_of(bounce) is SU
@@ -531,18 +537,7 @@ def test_a_pending_block_stops_messages_and_an_abandoned_one_does_not() -> None:
 def test_a_list_stored_before_the_first_read_blocks_the_first_message() -> None:
     storage = MemoryBlockStorage()
     storage.block(JULIET, [jid("romeo@example.com")])
-    service = BlockingService(storage, lambda contact, user: False)
-    router = CommittingRouter(
-        ["example.com"],
-        rng=seeded_rng(0),
-        account_exists=lambda local, domain: local in ACCOUNTS,
-        services=[service],
-    )
-    router.bind(BALCONY, jid("juliet@example.com/balcony"))
-    router.bind(ROMEO, jid("romeo@example.com/orchard"))
-    router.bind(NURSE, jid("nurse@example.com/kitchen"))
-    for session in (BALCONY, ROMEO, NURSE):
-        online(router, session)
+    router = online_router(storage, CommittingRouter, juliet=BALCONY, romeo=ROMEO, nurse=NURSE)
     assert sessions(chat(router, NURSE, "juliet@example.com")) == [BALCONY]
     (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
     assert error_of(bounce) is SU
@@ -567,16 +562,8 @@ def test_messages_are_stopped_exactly_when_a_list_pending_or_committed_says_so(
     messages: a message goes through exactly when neither party's list (the
     committed one with the pending writes on top) names the other."""
     storage = MemoryBlockStorage()
-    router = Router(
-        ["example.com"],
-        rng=seeded_rng(0),
-        account_exists=lambda local, domain: local in ACCOUNTS,
-        services=[BlockingService(storage, lambda contact, user: False)],
-    )
     ids = {user: n for n, user in enumerate(USERS, 1)}
-    for user, n in ids.items():
-        router.bind(n, jid(f"{user}@example.com/r"))
-        online(router, n)
+    router = online_router(storage, **ids)
     committed: dict[str, set[str]] = {u: set() for u in USERS}
     held: list[Persist] = []
     pending: list[tuple[str, str, str]] = []
