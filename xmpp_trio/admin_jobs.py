@@ -54,10 +54,12 @@ class _Server(Protocol):
 
 def start_deferred(server: _Server) -> None:
     """Start the work the services deferred since the last call, each in a
-    task of the server's nursery."""
+    task of the server's nursery (the server calls it when
+    ``services.deferred.pending`` says there is some)."""
     nursery = server.nursery
     if nursery is None:
         return
+    server.services.deferred.pending = False
     for change in server.services.registration.take_password_changes():
         nursery.start_soon(server._change_password, change)
     adhoc = server.services.adhoc

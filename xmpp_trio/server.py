@@ -206,9 +206,9 @@ class XMPPServer:
         self.metrics.stream_errors.labels(condition=condition.value).inc()
 
     def apply(self, effects: Sequence[SessionEffect]) -> None:
-        """Carry out effects of the router and the session manager (and start
-        the derivations the services deferred meanwhile: xmpp_trio/admin_jobs.py)."""
-        start_deferred(self)  # password changes, add-user: PBKDF2 in worker threads
+        """Carry out effects of the router and the session manager (and deferred work)."""
+        if self.services.deferred.pending:
+            start_deferred(self)
         for effect in effects:
             match effect:
                 case Deliver():

@@ -213,6 +213,8 @@ class ServerServices:
             account_identities=(Identity("pubsub", "pep"),) if pubsub.pep else (),
         )
         self.adhoc, admin_store = build_adhoc(config, accounts, db)
+        #: Set when either defers work (xmpp_trio/admin_jobs.py takes it).
+        self.deferred = self.adhoc.deferred = self.registration.deferred
         # The user directory (XEP-0055) at vjud.DOMAIN, indexed from the vCards at start.
         directory_storage = SqliteDirectoryStorage(db)
         directory_services: list[Service] = []

@@ -147,6 +147,7 @@ def test_deferred_add_user_holds_its_write_and_answer_until_the_credentials_are_
     )
     assert not effects  # nothing written, nothing answered yet
     assert w.service.derivations_pending
+    assert w.service.deferred.pending  # what tells the I/O layer to take it
     (held,) = w.service.take_derivations()
     assert held.op == AccountCreate(JID.parse("nurse@example.com"), "pw")
     assert not w.service.derivations_pending and w.service.take_derivations() == []

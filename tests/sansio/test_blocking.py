@@ -7,6 +7,8 @@ from xml.etree.ElementTree import Element
 
 import pytest
 from committing import CommittingRouter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
@@ -17,6 +19,7 @@ from xmpp_sansio.server.blocking import (
     blocked_by,
 )
 from xmpp_sansio.server.carbons import CarbonsService
+from xmpp_sansio.server.effects import Persist
 from xmpp_sansio.server.last import LastActivityService, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
 from xmpp_sansio.stanza import parse_error
@@ -460,3 +463,132 @@ def test_blocking_first_hides_the_user_from_other_services() -> None:
         x("<iq to='juliet@example.com' type='get' id='l'><query xmlns='jabber:iq:last'/></iq>"),
     )
     assert error_of(to_session(effects, ROMEO)[0]) is SU
+
+
+# ---------------------------------------------------------------------------
+# the filters' fast path (both parties block nobody: two set lookups, issue 24)
+
+
+def chat(router: Router, session: int, to: str) -> list[Effect]:
+    return router.route(session, x(f"<message to='{to}' type='chat'><body>hi</body></message>"))
+
+
+def online_router(storage: MemoryBlockStorage, cls: type[Router] = Router, **bound: int) -> Router:
+    """A router with only the blocking service, ``bound`` (user: session)
+    online, one resource each."""
+    router = cls(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        services=[BlockingService(storage, lambda contact, user: False)],
+    )
+    for user, session in bound.items():
+        router.bind(session, jid(f"{user}@example.com/r"))
+        online(router, session)
+    return router
+
+
+def test_a_block_made_after_messages_flowed_stops_the_next_message(s: Setup) -> None:
+    """The lists read empty while messages flowed: the block still stops the
+    next message both ways, and the unblock lets the one after through."""
+    for _ in range(2):
+        assert sessions(chat(s.router, ROMEO, "juliet@example.com")) == [BALCONY, CHAMBER]
+        assert sessions(chat(s.router, BALCONY, "romeo@example.com")) == [ROMEO]
+    s.block("romeo@example.com")
+    (bounce,) = to_session(chat(s.router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+    (refused,) = to_session(chat(s.router, BALCONY, "romeo@example.com"), BALCONY)
+    assert error_of(refused) is StanzaErrorCondition.NOT_ACCEPTABLE
+    s.unblock("romeo@example.com")
+    assert sessions(chat(s.router, ROMEO, "juliet@example.com")) == [BALCONY, CHAMBER]
+    assert sessions(chat(s.router, BALCONY, "romeo@example.com")) == [ROMEO]
+
+
+def test_a_pending_block_stops_messages_and_an_abandoned_one_does_not() -> None:
+    """A block not yet committed stops the next message (the overlay); once
+    its call is abandoned, messages flow again, and a later block still counts."""
+    storage = MemoryBlockStorage()
+    router = online_router(storage, juliet=BALCONY, romeo=ROMEO)
+    block = "<block xmlns='urn:xmpp:blocking'><item jid='romeo@example.com'/></block>"
+    assert sessions(chat(router, ROMEO, "juliet@example.com")) == [BALCONY]
+    (persist,) = [
+        e
+        for e in router.route(BALCONY, x(f"<iq type='set' id='b'>{block}</iq>"))
+        if isinstance(e, Persist)
+    ]
+    (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+    router.abandoned([])  # the call dropped: its write is forgotten
+    assert sessions(chat(router, ROMEO, "juliet@example.com")) == [BALCONY]
+    assert sessions(chat(router, BALCONY, "romeo@example.com")) == [ROMEO]
+    (persist,) = [
+        e
+        for e in router.route(BALCONY, x(f"<iq type='set' id='c'>{block}</iq>"))
+        if isinstance(e, Persist)
+    ]
+    storage.apply([persist.op])
+    router.persisted([persist])
+    (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+    (refused,) = to_session(chat(router, BALCONY, "romeo@example.com"), BALCONY)
+    assert error_of(refused) is StanzaErrorCondition.NOT_ACCEPTABLE
+
+
+def test_a_list_stored_before_the_first_read_blocks_the_first_message() -> None:
+    storage = MemoryBlockStorage()
+    storage.block(JULIET, [jid("romeo@example.com")])
+    router = online_router(storage, CommittingRouter, juliet=BALCONY, romeo=ROMEO, nurse=NURSE)
+    assert sessions(chat(router, NURSE, "juliet@example.com")) == [BALCONY]
+    (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+
+
+USERS = ("juliet", "romeo", "nurse")
+_OPS = st.one_of(
+    st.tuples(
+        st.sampled_from(("block", "unblock")), st.sampled_from(USERS), st.sampled_from(USERS)
+    ),
+    st.tuples(st.just("chat"), st.sampled_from(USERS), st.sampled_from(USERS)),
+    st.tuples(st.sampled_from(("commit", "abandon")), st.just(""), st.just("")),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_OPS, max_size=30))
+def test_messages_are_stopped_exactly_when_a_list_pending_or_committed_says_so(
+    ops: list[tuple[str, str, str]],
+) -> None:
+    """Any interleaving of blocks, unblocks, commits, abandoned calls and
+    messages: a message goes through exactly when neither party's list (the
+    committed one with the pending writes on top) names the other."""
+    storage = MemoryBlockStorage()
+    ids = {user: n for n, user in enumerate(USERS, 1)}
+    router = online_router(storage, **ids)
+    committed: dict[str, set[str]] = {u: set() for u in USERS}
+    held: list[Persist] = []
+    pending: list[tuple[str, str, str]] = []
+    for op, user, other in ops:
+        if op in ("block", "unblock"):
+            item = f"<item jid='{other}@example.com'/>"
+            payload = f"<{op} xmlns='urn:xmpp:blocking'>{item}</{op}>"
+            effects = router.route(ids[user], x(f"<iq type='set' id='i'>{payload}</iq>"))
+            held.extend(e for e in effects if isinstance(e, Persist))
+            if user != other or op == "unblock":
+                pending.append((op, user, other))
+        elif op == "commit":
+            storage.apply([p.op for p in held])
+            router.persisted(held)
+            for change, owner, target in pending:
+                (committed[owner].add if change == "block" else committed[owner].discard)(target)
+            held, pending = [], []
+        elif op == "abandon":
+            router.abandoned([])
+            held, pending = [], []
+        else:
+            lists = {u: set(v) for u, v in committed.items()}
+            for change, owner, target in pending:
+                (lists[owner].add if change == "block" else lists[owner].discard)(target)
+            blocked = user != other and (other in lists[user] or user in lists[other])
+            effects = chat(router, ids[user], f"{other}@example.com")
+            if user != other:
+                assert (ids[other] in sessions(effects)) is not blocked

@@ -267,3 +267,24 @@ def test_carbons_state_is_forgotten_when_the_session_ends(s: Setup) -> None:
 
 def test_service_advertises_carbons() -> None:
     assert CarbonsService.server_features == ("urn:xmpp:carbons:2",)
+
+
+def test_carbons_enabled_after_messages_flowed_copy_the_next_message(s: Setup) -> None:
+    """Nobody enabled carbons while messages flowed (the observers' fast
+    path); an iq enable, then Bind 2's inline enable, each get the next
+    message's copy; once every enabled session disabled or ended, none."""
+
+    def to_home() -> list[Effect]:
+        msg = "<message to='romeo@example.com/home' type='chat'><body>hi</body></message>"
+        return s.router.route(JULIET, x(msg))
+
+    for _ in range(2):
+        assert [e.session for e in to_home() if isinstance(e, Deliver)] == [HOME]
+    s.enable(GARDEN)
+    (copy,) = to_session(to_home(), GARDEN)
+    assert carbon(copy, "received").get("from") == "juliet@example.com/balcony"
+    s.service.enable(PHONE)  # XEP-0386 §3.2, outside the router
+    assert sorted(e.session for e in to_home() if isinstance(e, Deliver)) == [GARDEN, HOME, PHONE]
+    s.enable(GARDEN, "disable")
+    s.router.unbind(PHONE)
+    assert [e.session for e in to_home() if isinstance(e, Deliver)] == [HOME]

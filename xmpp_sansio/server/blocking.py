@@ -219,13 +219,20 @@ class _BlockLists:
     storage. Every inbound stanza asks whether its recipient blocks its
     sender, so the lists are kept in memory (at most ``max_users`` of them;
     past that the cache starts over). The cache holds committed lists only:
-    a commit (or a failed one) drops its users' entries."""
+    a commit (or a failed one) drops its users' entries.
+
+    :attr:`empty` holds the ``(local, domain)`` of each user known to block
+    nobody (an empty committed list, no write pending): the filters test
+    both parties of a stanza with two set lookups and no call (issue 24).
+    A user's key leaves it on every write and commit of that user's list,
+    and comes back when the list is next read empty."""
 
     def __init__(self, storage: BlockStorage, max_users: int = 100_000) -> None:
         self._storage = storage
         self._max_users = max_users
         self._lists: dict[JID, frozenset[JID]] = {}
         self._overlay: Overlay[JID, frozenset[JID]] = Overlay()
+        self.empty: set[tuple[str | None, str]] = set()
         #: Changes whenever a list may have changed (readers key caches on it).
         self.generation = 0
 
@@ -238,9 +245,12 @@ class _BlockLists:
         if cached is None:
             if len(self._lists) >= self._max_users:
                 self._lists.clear()
+                self.empty.clear()
             # Most users block nobody: they share one empty set (an empty
             # frozenset of their own is ~220 B per idle session, issue 24).
             cached = self._lists[user] = frozenset(self._storage.blocklist(user)) or _NOBODY
+        if cached is _NOBODY:
+            self.empty.add((user.local, user.domain))
         return cached
 
     def write(self, op: BlockAdd | BlockRemove | BlockClear, stanza: Element | None) -> Persist:
@@ -254,6 +264,7 @@ class _BlockLists:
             case BlockClear():
                 after = _NOBODY
         self._overlay.write(op.user, after, op)
+        self.empty.discard((op.user.local, op.user.domain))
         self.generation += 1
         return Persist(op, stanza)
 
@@ -266,6 +277,7 @@ class _BlockLists:
         for op in ops:
             if isinstance(op, BlockAdd | BlockRemove | BlockClear):
                 self._lists.pop(op.user, None)
+                self.empty.discard((op.user.local, op.user.domain))
                 self.generation += 1
         self._overlay.settle(ops)
 
@@ -470,7 +482,9 @@ class BlockingService(IqService):
         nothing the server routes for a local user reaches a JID that user
         blocked."""
         lists = self._lists
-        # Most block lists are empty: test emptiness before anything else.
+        empty = lists.empty  # neither party blocks anyone: two set lookups decide
+        if (recipient.local, recipient.domain) in empty and (sender.local, sender.domain) in empty:
+            return None
         owner = recipient.bare
         blocks = lists.blocklist(owner)
         if blocks and sender.bare != owner and blocked_by(blocks, sender):
@@ -503,7 +517,10 @@ class BlockingService(IqService):
         messages and iq requests get ``not-acceptable`` with ``<blocked/>``."""
         if to is None:
             return None
-        user = session.jid.bare
+        jid = session.jid
+        if (jid.local, jid.domain) in self._lists.empty:  # blocks nobody: no call
+            return None
+        user = jid.bare
         # is_blocked, inline, with the emptiness of the list tested first.
         blocks = self._lists.blocklist(user)
         if not blocks or to.bare == user or not blocked_by(blocks, to):

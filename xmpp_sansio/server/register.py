@@ -65,7 +65,7 @@ from ..register import (
 from ..sasl.credentials import normalize_password
 from ..stanza import Iq, IqType, error_reply, iq_result
 from .effects import AccountDelete, EndSessions, Persist, Reply, StoreOp
-from .service import IqService
+from .service import Deferred, IqService
 from .stages import (
     Context,
 )
@@ -172,6 +172,8 @@ class RegistrationService(IqService):
         self.accounts = accounts
         self.defer_password_changes = defer_password_changes
         self._password_changes: list[PasswordChange] = []
+        #: Set when a password change is deferred (shared with the ad-hoc service).
+        self.deferred = Deferred()
         self.allow_password_change = allow_password_change
         self.allow_removal = allow_removal
         #: The ``<instructions/>`` of the answer to an IQ-get (§3.1), if any.
@@ -255,6 +257,7 @@ class RegistrationService(IqService):
             normalize_password(password)
             if self.defer_password_changes:
                 self._password_changes.append(PasswordChange(account, password, iq.element))
+                self.deferred.pending = True
                 return []
             self.accounts.change_password(account.local, account.domain, password)
         except LookupError:

@@ -47,7 +47,19 @@ if TYPE_CHECKING:
     from .effects import Outcome
     from .view import BoundSession, ServerView
 
-__all__ = ["IqService", "Service", "check_declaration", "joining"]
+__all__ = ["Deferred", "IqService", "Service", "check_declaration", "joining"]
+
+
+class Deferred:
+    """Whether a service holds work for the I/O layer to take (a password
+    change's PBKDF2, say): services set :attr:`pending` when they defer work,
+    the I/O layer clears it when it takes all of it, so that it need not ask
+    each service after every stanza (one attribute read)."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = False
 
 
 class Service:

@@ -23,7 +23,7 @@ from ...jid import JID
 from ...sasl.credentials import ScramCredentials
 from ...stanza import Iq, IqType, iq_result
 from ..effects import AccountCreate, AccountPassword, Bounce, Outcome, Persist, Reply
-from ..service import IqService
+from ..service import Deferred, IqService
 from ..stages import Committed, Context, Event, Request, SessionBound, SessionUnbound, Stage
 from .engine import NS_COMMANDS, AdhocEngine
 from .xep0133 import GROUPS, AdminCommands
@@ -59,6 +59,8 @@ class AdhocService(IqService):
         self.online: set[JID] = set()
         self.defer_derivations = defer_derivations
         self._derivations: list[Persist] = []
+        #: Set when a derivation is held (shared with the registration service).
+        self.deferred = Deferred()
 
     @property
     def derivations_pending(self) -> bool:
@@ -93,6 +95,7 @@ class AdhocService(IqService):
                 op = outcome.op
                 if isinstance(op, AccountCreate | AccountPassword) and op.credentials is None:
                     self._derivations.append(outcome)
+                    self.deferred.pending = True
                     continue
             kept.append(outcome)
         return kept
