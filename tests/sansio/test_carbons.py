@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 from xml.etree.ElementTree import Element
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from xmpp_sansio.errors import StanzaErrorCondition
 from xmpp_sansio.jid import JID
@@ -288,3 +292,84 @@ def test_carbons_enabled_after_messages_flowed_copy_the_next_message(s: Setup) -
     s.enable(GARDEN, "disable")
     s.router.unbind(PHONE)
     assert [e.session for e in to_home() if isinstance(e, Deliver)] == [HOME]
+
+
+class CarbonsMachine(RuleBasedStateMachine):
+    """Any interleaving of enables (iq or Bind 2 inline), disables, session
+    ends and binds, and messages both ways: each message's carbons go to
+    exactly the other bound sessions that enabled carbons, whether the
+    router's message observers were idle (nobody enabled) or not before."""
+
+    RESOURCES: ClassVar[dict[int, str]] = {GARDEN: "garden", HOME: "home", PHONE: "phone"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.service = CarbonsService()
+        self.router = Router(
+            ["example.com"],
+            rng=seeded_rng(0),
+            account_exists=lambda local, domain: local in ACCOUNTS,
+            services=[self.service],
+        )
+        self.router.bind(JULIET, JID.parse("juliet@example.com/balcony"))
+        self.bound: set[int] = set()
+        self.enabled: set[int] = set()
+
+    @rule(session=st.sampled_from(sorted(RESOURCES)))
+    def bind(self, session: int) -> None:
+        if session not in self.bound:
+            self.router.bind(session, JID.parse(f"romeo@example.com/{self.RESOURCES[session]}"))
+            self.bound.add(session)
+
+    @rule(session=st.sampled_from(sorted(RESOURCES)))
+    def unbind(self, session: int) -> None:
+        self.router.unbind(session)
+        self.bound.discard(session)
+        self.enabled.discard(session)
+
+    @rule(session=st.sampled_from(sorted(RESOURCES)), what=st.sampled_from(["enable", "disable"]))
+    def by_iq(self, session: int, what: str) -> None:
+        if session in self.bound:
+            iq = f"<iq type='set' id='c'><{what} xmlns='urn:xmpp:carbons:2'/></iq>"
+            (result,) = to_session(self.router.route(session, x(iq)), session)
+            assert result.get("type") == "result"
+            (self.enabled.add if what == "enable" else self.enabled.discard)(session)
+
+    @rule(session=st.sampled_from(sorted(RESOURCES)))
+    def inline(self, session: int) -> None:
+        if session in self.bound:
+            self.service.enable(session)
+            self.enabled.add(session)
+
+    @rule(session=st.sampled_from(sorted(RESOURCES)))
+    def received(self, session: int) -> None:
+        if session in self.bound:
+            to = f"romeo@example.com/{self.RESOURCES[session]}"
+            msg = x(f"<message to='{to}' type='chat'><body>in</body></message>")
+            effects = self.router.route(JULIET, msg)
+            got = {e.session for e in effects if isinstance(e, Deliver)}
+            assert got == {session} | (self.enabled - {session})
+            for other in self.enabled - {session}:
+                (copy,) = to_session(effects, other)
+                assert carbon(copy, "received").get("to") == to
+
+    @rule(session=st.sampled_from(sorted(RESOURCES)))
+    def sent(self, session: int) -> None:
+        if session in self.bound:
+            msg = x(
+                "<message to='juliet@example.com/balcony' type='chat'><body>out</body></message>"
+            )
+            effects = self.router.route(session, msg)
+            got = {e.session for e in effects if isinstance(e, Deliver)}
+            assert got == {JULIET} | (self.enabled - {session})
+            for other in self.enabled - {session}:
+                (copy,) = to_session(effects, other)
+                assert carbon(copy, "sent").findtext(C + "body") == "out"
+
+    @invariant()
+    def idle_exactly_when_nobody_enabled(self) -> None:
+        assert self.service.idle == (not self.enabled)
+
+
+CarbonsMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+test_carbons_state_machine = CarbonsMachine.TestCase

@@ -138,17 +138,35 @@ class CarbonsService(IqService):
     def enable(self, session: SessionId) -> None:
         """Enable carbons for a bound ``session`` without an iq: Bind 2's
         inline ``<enable/>`` (XEP-0386 §3.2, "MUST be enabled at this point")."""
-        self._enabled.add(session)
+        self._set(session, True)
 
     observes: ClassVar[tuple[type[Event], ...]] = (
         MessageSent,
         MessageDelivered,
         SessionUnbound,
     )
+    #: While no session enabled carbons the router neither calls the message
+    #: observers nor builds their events (:mod:`~xmpp_sansio.server.pipeline`).
+    idle_observes: ClassVar[frozenset[type[Event]]] = frozenset({MessageSent, MessageDelivered})
+
+    @property
+    def idle(self) -> bool:
+        return not self._enabled
+
+    def _set(self, session: SessionId, on: bool) -> None:
+        """Enable or disable ``session``; the router hears when the service
+        goes idle (no session enabled) or active (the first one)."""
+        was_idle = not self._enabled
+        if on:
+            self._enabled.add(session)
+        else:
+            self._enabled.discard(session)
+        if was_idle != (not self._enabled):
+            self.server.observers_changed()
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         if not self._enabled:
-            return []  # the common case, once or twice per message: nothing to do
+            return []  # a session's end while idle: nothing to forget
         match event:
             case MessageSent():
                 return self._message_sent(event.session, event.element)
@@ -174,10 +192,7 @@ class CarbonsService(IqService):
         session = None if iq.from_ is None else self.server.session_by_jid(iq.from_)
         if session is None or (to is not None and to != session.jid.bare):
             return [Bounce(iq.element, StanzaErrorCondition.NOT_ALLOWED)]
-        if local == "enable":
-            self._enabled.add(session.id)
-        else:
-            self._enabled.discard(session.id)
+        self._set(session.id, local == "enable")
         return [Reply(iq_result(iq.element))]
 
     def _message_delivered(
@@ -206,5 +221,5 @@ class CarbonsService(IqService):
 
     def _session_unbound(self, session: BoundSession) -> list[Outcome]:
         """Forget the session's carbons state."""
-        self._enabled.discard(session.id)
+        self._set(session.id, False)
         return []

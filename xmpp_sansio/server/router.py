@@ -23,7 +23,7 @@ become :class:`RouteRemote` effects with ``federation`` on (else
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import assert_never, cast, get_args
+from typing import assert_never, cast
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import DiscoItem
@@ -65,9 +65,10 @@ from .effects import (
     StoreOp,
 )
 from .hosts import AccountHost, Hosts, HostService
+from .pipeline import StageTables
 from .presence_routes import PresenceRoutes
 from .remote import inbound_is_hosted, remote_route
-from .service import Service, check_declaration, joining
+from .service import Service
 from .stages import (
     Abandoned,
     AccountRemoved,
@@ -80,12 +81,9 @@ from .stages import (
     MessageDelivered,
     MessageSent,
     PresenceBroadcast,
-    ProbeReceived,
     Request,
     SessionBound,
     SessionUnbound,
-    Stage,
-    SubscriptionReceived,
     Undeliverable,
 )
 from .view import AvailableResource, BoundSession
@@ -103,7 +101,7 @@ __all__ = [
 _PING_TAG = f"{{{ns.PING}}}ping"
 
 
-class Router(PresenceRoutes):
+class Router(PresenceRoutes, StageTables):
     """Routes stanzas between the bound sessions of the local domains.
 
     ``domains`` are the domains this server hosts; ``account_exists(local,
@@ -156,33 +154,8 @@ class Router(PresenceRoutes):
         # The last stanza routed with owned=True and its children before routing.
         self._handed: Element | None = None
         self._handed_children = 0
-        # One list of services per stage, and per request and event type,
-        # built once: most services join few stages, and every message would
-        # otherwise call each of them.
-        for service in self.services:
-            check_declaration(service)
-        self._outbound = joining(self.services, Stage.OUTBOUND)
-        self._outbound_by_kind = {  # ``outbound_kinds``: presence's filter sees presence only
-            k: tuple(s for s in self._outbound if k in s.outbound_kinds) for k in StanzaKind
-        }
-        self._transform = joining(self.services, Stage.TRANSFORM)
-        self._inbound = joining(self.services, Stage.INBOUND)
-        # ... and per stanza kind for the inbound filters (``inbound_kinds``).
-        self._inbound_by_kind: dict[StanzaKind | None, tuple[Service, ...]] = {
-            k: tuple(s for s in self._inbound if k in s.inbound_kinds) for k in StanzaKind
-        }
-        self._inbound_by_kind[None] = self._inbound
-        self._inbound_messages = self._inbound_by_kind[StanzaKind.MESSAGE]
-        self._timed = joining(self.services, Stage.TIMER)
-        self._handlers: dict[type[Request], tuple[Service, ...]] = {
-            kind: tuple(s for s in self.services if kind in s.handles)
-            for kind in (IqReceived, Undeliverable, SubscriptionReceived, ProbeReceived)
-        }
-        self._observers: dict[type[Event], tuple[Service, ...]] = {
-            kind: tuple(s for s in self.services if kind in s.observes) for kind in get_args(Event)
-        }
-        self._message_sent = self._observers[MessageSent]
-        self._message_delivered = self._observers[MessageDelivered]
+        # One tuple of services per stage, request and event type (.pipeline).
+        self._build_stage_tables()
         for service in self.services:
             service.attach(self)
         for domain, host in self._service_hosts.items():

@@ -82,6 +82,10 @@ class Service:
     handles: ClassVar[tuple[type[Request], ...]] = ()
     #: The event types :meth:`observe` watches (``SessionUnbound``, ...).
     observes: ClassVar[tuple[type[Event], ...]] = ()
+    #: Those of :attr:`observes` with nothing to do while :attr:`idle`: the
+    #: router does not call :meth:`observe` for them then (see
+    #: :mod:`xmpp_sansio.server.pipeline`).
+    idle_observes: ClassVar[frozenset[type[Event]]] = frozenset()
 
     #: The server this service is plugged into, read-only (set by :meth:`attach`).
     server: ServerView
@@ -89,6 +93,13 @@ class Service:
     def attach(self, server: ServerView) -> None:
         """Called once by the router that will call the stages."""
         self.server = server
+
+    @property
+    def idle(self) -> bool:
+        """Whether the observers of :attr:`idle_observes` have nothing to do
+        now. A service whose answer changes calls
+        ``self.server.observers_changed()`` right after the change."""
+        return False
 
     # -- Stage.OUTBOUND --------------------------------------------------------------
 
@@ -197,6 +208,8 @@ def check_declaration(service: Service) -> None:
         raise TypeError(f"{name}: 'handles' and handle() go together")
     if bool(service.observes) != _overrides(service, "observe"):
         raise TypeError(f"{name}: 'observes' and observe() go together")
+    if not service.idle_observes <= set(service.observes):
+        raise TypeError(f"{name}: 'idle_observes' must be among 'observes'")
     if joined != set(service.stages):
         raise TypeError(
             f"{type(service).__name__}: declares stages {sorted(s.value for s in service.stages)}"

@@ -47,7 +47,8 @@ class BoundSession:
 
 
 class ServerView(Protocol):
-    """The read-only questions a service may ask of the server."""
+    """The read-only questions a service may ask of the server, and the one
+    thing it may tell it (:meth:`observers_changed`)."""
 
     @property
     def domains(self) -> frozenset[str]:
@@ -96,4 +97,9 @@ class ServerView(Protocol):
         """What the inbound filters (blocking...) make of ``element`` from
         ``sender`` for the account ``recipient``: ``None`` lets it through, a
         list stops it (with the filter's outcomes)."""
+        ...
+
+    def observers_changed(self) -> None:
+        """The service's :attr:`~xmpp_sansio.server.service.Service.idle`
+        changed: the router calls its idle observers again, or stops."""
         ...
