@@ -170,6 +170,7 @@ class SocketTransport(_Base):
 
     __slots__ = (
         "_closed",
+        "_drained",
         "_pending",
         "_records",
         "_recv",
@@ -193,6 +194,8 @@ class SocketTransport(_Base):
         self._records = False  # TLS is on: a read takes every record that arrived
         # With OpenSSL's read-ahead on (see _read_ahead): its SSL_has_pending.
         self._pending: Callable[[], int] | None = None
+        # The last read left OpenSSL holding nothing: the next waits first.
+        self._drained = False
         try:
             host, port, *_ = sock.getpeername()
             self.peer = f"{host}:{port}"
@@ -284,9 +287,22 @@ class SocketTransport(_Base):
     async def receive_some(self, max_bytes: int, *, gather: bool = False) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at the end of the stream. Under
         TLS with ``gather``, every complete record that arrived is read (see
-        :meth:`_buffered_records` and :meth:`_more_records`), not only the first."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        waited = False
+        :meth:`_buffered_records` and :meth:`_more_records`), not only the first.
+
+        A read is tried before waiting for readability (OpenSSL may hold
+        records the socket no longer shows), unless the last gathering read
+        left OpenSSL holding nothing (:meth:`_buffered_records`): then
+        whatever comes next is in the kernel, and a trial read would only
+        fail (``SSLWantReadError``, ~3 us: most reads of a busy server)."""
+        if self._drained:
+            self._drained = False
+            if self._closed:
+                raise trio.ClosedResourceError("transport closed")
+            await trio.lowlevel.wait_readable(self._sock)
+            waited = True
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            waited = False
         while True:
             if self._closed:  # _check, inline: once per read
                 raise trio.ClosedResourceError("transport closed")
@@ -321,13 +337,24 @@ class SocketTransport(_Base):
         behind the first one (one ``read()`` takes what the kernel held, see
         :mod:`._read_ahead`), read while OpenSSL holds bytes of one, up to
         ``max_bytes``, stopping at the first that would block (a record still
-        arriving). What is left in the kernel is the next read's."""
+        arriving). What is left in the kernel is the next read's.
+
+        The next read waits for the socket first (``_drained``) when OpenSSL
+        said it holds nothing or needed the socket for the rest of a record
+        (``SSLWantReadError``: it had returned every whole record it held);
+        never after stopping at ``max_bytes``, where it may hold more."""
         recv = self._recv
         chunks = [data]
         size = len(data)
-        while size < max_bytes and pending():
+        while size < max_bytes:
+            if not pending():
+                self._drained = True
+                break
             try:
                 more = recv(max_bytes - size)
+            except ssl.SSLWantReadError:
+                self._drained = True
+                break
             except (OSError, ValueError):  # would block, or an error the next read meets again
                 break
             if not more:
@@ -376,6 +403,7 @@ class SocketTransport(_Base):
         except ssl.SSLWantReadError:
             # TLS must read first (a key update): the reader task will do it.
             self._send_needs_read = True
+            self._drained = False  # and OpenSSL may have taken some of it in
             return 0
 
     async def wait_send(self) -> None:

@@ -12,6 +12,7 @@ import ssl
 
 import pytest
 import trio
+import trio.testing
 import trustme
 
 from xmpp_trio import _read_ahead
@@ -176,4 +177,55 @@ async def test_more_than_a_read_ahead_buffer_is_all_read() -> None:
             while len(got) < 100_000:
                 got += await transport.receive_some(65536, gather=True)
     assert got == b"".join(records)
+    transport.close()
+
+
+async def test_records_openssl_still_holds_are_read_without_waiting() -> None:
+    # Several records in one TCP segment: with read-ahead OpenSSL takes them
+    # all from the kernel at the first read, so the socket is not readable
+    # while it holds the rest. A read that stopped at max_bytes, or that did
+    # not gather, must not wait for the socket next (it would wait forever).
+    transport, peer = await connect(trustme.CA())
+    wire = b"".join(peer.record(x) for x in (b"<a/>", b"<bb/>", b"<c/>", b"<d/>"))
+    await peer.sock.send(wire)
+    await arrived(transport, len(wire))
+    with trio.fail_after(WAIT):
+        assert await transport.receive_some(6, gather=True) == b"<a/><b"  # in mid-record
+        assert await transport.receive_some(3, gather=True) == b"b/>"
+        assert await transport.receive_some(65536) == b"<c/>"  # one record, not gathering
+        assert await transport.receive_some(65536, gather=True) == b"<d/>"
+    transport.close()
+
+
+async def test_after_a_read_that_took_all_openssl_held_the_next_waits_first(mode: str) -> None:
+    # With read-ahead, a gathering read that left OpenSSL holding nothing
+    # makes the next read wait for the socket before reading: no read that
+    # fails (SSLWantReadError) first. Without read-ahead it tries one first.
+    transport, peer = await connect(trustme.CA())
+    wire = peer.record(b"<a/>") + peer.record(b"<b/>")
+    await peer.sock.send(wire)
+    await arrived(transport, len(wire))
+    assert await transport.receive_some(65536, gather=True) == b"<a/><b/>"
+    recv, failed = transport._recv, []
+
+    def counting(size: int) -> bytes:
+        try:
+            return recv(size)
+        except ssl.SSLWantReadError:
+            failed.append(size)
+            raise
+
+    transport._recv = counting
+    got = []
+    with trio.fail_after(WAIT):
+        async with trio.open_nursery() as nursery:
+
+            async def read() -> None:
+                got.append(await transport.receive_some(65536, gather=True))
+
+            nursery.start_soon(read)
+            await trio.testing.wait_all_tasks_blocked()
+            await peer.sock.send(peer.record(b"<c/>"))
+    assert got == [b"<c/>"]
+    assert len(failed) == (0 if mode == "read-ahead" else 1)
     transport.close()
