@@ -12,8 +12,9 @@
 TREE defaults to this checkout (check another commit out with ``git worktree
 add``). Timings: best and median microseconds per stanza of 5 runs.
 ``--instructions`` runs the path under ``valgrind --tool=callgrind`` with
-300 stanzas and with none, and prints the instructions per stanza (the
-difference over 300), with ``PYTHONHASHSEED=0`` unless the environment sets
+300 stanzas (``--stanzas N``: N; 3000 spreads the few thousand instructions
+a run's one-off work varies by) and with none, and prints the instructions
+per stanza (the difference over N), with ``PYTHONHASHSEED=0`` unless the environment sets
 it: repeatable on a busy machine, where timings are not.
 Nothing is asserted. ``router-bare``, ``router-full`` and ``stream`` are
 ``core_bench.py``'s paths (its child process, with N stanzas and R runs).
@@ -341,13 +342,13 @@ def child(path: str, tree: Path, n: int, runs: int, *, callgrind: bool) -> str:
     return done.stderr if callgrind else done.stdout
 
 
-def instructions(path: str, tree: Path) -> int:
+def instructions(path: str, tree: Path, stanzas: int = 300) -> int:
     counts = []
-    for n in (0, 300):
+    for n in (0, stanzas):
         found = re.search(r"Collected : (\d+)", child(path, tree, n, 1, callgrind=True))
         assert found is not None, "valgrind printed no count"
         counts.append(int(found.group(1)))
-    return (counts[1] - counts[0]) // 300
+    return (counts[1] - counts[0]) // stanzas
 
 
 def main() -> None:
@@ -355,10 +356,14 @@ def main() -> None:
     parser.add_argument("path", choices=PATHS)
     parser.add_argument("tree", nargs="?", type=Path, default=ROOT)
     parser.add_argument("--instructions", action="store_true", help="callgrind count per stanza")
+    parser.add_argument(
+        "--stanzas", type=int, default=300, help="--instructions: stanzas counted (default 300)"
+    )
     args = parser.parse_args()
     tree = args.tree.resolve()
     if args.instructions:
-        print(f"{args.path}: {instructions(args.path, tree):,} instructions per stanza ({tree})")
+        count = instructions(args.path, tree, args.stanzas)
+        print(f"{args.path}: {count:,} instructions per stanza ({tree})")
         return
     n = 2000 if args.path == "presence" else 20000
     best, median = child(args.path, tree, n, 5, callgrind=False).split()
