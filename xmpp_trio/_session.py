@@ -56,6 +56,7 @@ from xmpp_sansio.stream.events import (
     UpgradeTasksRequested,
 )
 from xmpp_sansio.stream.framing import Framing
+from xmpp_sansio.stream.state import READY
 from xmpp_sansio.xml.writer import shared_writes
 
 from . import _tls
@@ -189,7 +190,7 @@ class Session:
         conn = self.conn
         if conn is None:
             return
-        if conn.state is not State.READY:
+        if conn.state is not READY:  # a global: State.READY is slow in 3.11 (state.py)
             # The stream is ending; the session may go on (XEP-0198 §4).
             self.server.manager.keep(self.id, element, receipt)
             return
@@ -232,7 +233,7 @@ class Session:
             or self.pending
             or self.overflowed
             or self.unwritten
-            or conn.state is not State.READY
+            or conn.state is not READY
         )
 
     def push_now(self) -> None:

@@ -32,7 +32,17 @@ from .events import (
     StreamOpened,
 )
 from .framing import Framing, FramingError, TCPFraming, WebSocketFraming
-from .state import TERMINAL, Action, Input, State, Transitions, is_peer_input
+from .state import (
+    ENDED,
+    READY,
+    TERMINAL,
+    TLS_PENDING,
+    Action,
+    Input,
+    State,
+    Transitions,
+    is_peer_input,
+)
 
 __all__ = ["TLSInfo"]
 
@@ -128,7 +138,7 @@ class _Connection:
         if (
             sm is not None
             and self._sm_live
-            and self._state is State.READY
+            and self._state is READY
             and self._ack_policy.due(sm, flushing=True)
         ):
             self._queue_ack_request(sm)
@@ -167,9 +177,9 @@ class _Connection:
         if not data:
             self.receive_eof()
             return
-        if self._state in (State.CLOSED, State.ERROR):
+        if self._state in ENDED:
             return
-        if self._state is State.TLS_PENDING:
+        if self._state is TLS_PENDING:
             if _is_space(data):
                 # Whitespace after <starttls/> or <proceed/> (RFC 6120 §11.7;
                 # §5.3.3 says not to send it), bounded like a stanza.
@@ -393,7 +403,7 @@ class _Connection:
                 self._fire(Input.PEER_FOOTER)
             elif item.tag == ns.STREAM_ERROR_TAG:
                 self._handle_stream_error(item)
-            elif self._state is State.READY or (self._state is State.CLOSING and self._was_ready):
+            elif self._state is READY or (self._state is State.CLOSING and self._was_ready):
                 self._handle_ready(item)
             elif self._state is State.CLOSING:
                 pass  # RFC 6120 §4.4: we are closing; negotiation is over

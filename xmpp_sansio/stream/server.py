@@ -30,7 +30,7 @@ from .base import _CLIENT_STANZAS, _STANZA_NAMES
 from .events import StanzaReceived
 from .features import Stage, _iq_error
 from .server_role import _ServerRole
-from .state import Input, State
+from .state import READY, Input, State
 
 __all__ = ["ServerConnection"]
 
@@ -78,7 +78,7 @@ class ServerConnection(_ServerRole):
         if not isinstance(element, Element):
             self._answer(element)
             return
-        if self._state is not State.READY:
+        if self._state is not READY:
             raise LocalProtocolError(f"cannot send stanzas in state {self._state.name}")
         if self.client_active:
             self._send_stanza(element)
