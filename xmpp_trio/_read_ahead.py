@@ -18,9 +18,10 @@ leaves the context as it was and :func:`enable` returns False: the transport
 then reads as before.
 
 What read-ahead changes for the reader: records may wait inside OpenSSL
-while the socket is not readable, so a read is always tried before waiting
-for readability, and the records behind the first are read while
-``SSL_has_pending`` (:func:`pending`) says OpenSSL holds bytes of one.
+while the socket is not readable, so a read is tried before waiting for
+readability, and the records behind the first are read while
+``SSL_has_pending`` (:func:`pending`) says OpenSSL holds bytes of one; only
+after a read that left OpenSSL holding nothing does the next wait first.
 """
 
 from __future__ import annotations
