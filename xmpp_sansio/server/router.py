@@ -99,6 +99,10 @@ __all__ = [
 ]
 
 _PING_TAG = f"{{{ns.PING}}}ping"
+# Members read for every message, as globals: in Python 3.11 ``MessageType.ERROR``
+# goes through ``EnumType.__getattr__``'s slot (~1,000 instructions), a global ~100.
+_MESSAGE_KIND = StanzaKind.MESSAGE
+_ERROR, _GROUPCHAT, _HEADLINE = MessageType.ERROR, MessageType.GROUPCHAT, MessageType.HEADLINE
 
 
 class Router(PresenceRoutes, StageTables):
@@ -567,7 +571,7 @@ class Router(PresenceRoutes, StageTables):
         else:
             stamped = with_attrs(element, from_=str(sender.jid))
         try:
-            if kind is StanzaKind.MESSAGE:  # the commonest: one kind lookup, not three
+            if kind is _MESSAGE_KIND:  # the commonest: one kind lookup, not three
                 stanza: Message | Presence | Iq = Message.from_element(stamped, sender.jid)
             else:
                 stanza = parse_stanza(stamped, sender.jid)
@@ -703,14 +707,14 @@ class Router(PresenceRoutes, StageTables):
         service takes them; headline is dropped. ``sessions``: the account's
         bound sessions, as the caller looked them up (``None``: none).
         """
-        if type_ is MessageType.ERROR:
+        if type_ is _ERROR:
             return []
-        if type_ is MessageType.GROUPCHAT:
+        if type_ is _GROUPCHAT:
             return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         # One pass over the account's sessions (usually one): the available
         # ones of non-negative priority, only the highest for chat/normal.
         ids: list[SessionId] = []
-        headline = type_ is MessageType.HEADLINE
+        headline = type_ is _HEADLINE
         top = 0
         for s in (_NO_SESSIONS if sessions is None else sessions).values():
             if not s.available or s.priority < 0:
