@@ -170,7 +170,7 @@ class _Connection:
     @property
     def should_close(self) -> bool:
         """True when the I/O layer should flush and close the transport."""
-        return self._state in (State.CLOSED, State.ERROR)
+        return self._state in ENDED
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the transport (``b""`` means end of file)."""
@@ -294,7 +294,7 @@ class _Connection:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must be called next (``None``: no timer)."""
-        if self._was_ready or self._state in (State.CLOSED, State.ERROR):
+        if self._was_ready or self._state in ENDED:
             return None
         return self._negotiation_deadline
 
