@@ -145,7 +145,7 @@ def test_without_a_writer_the_flush_merges_at_merge_every(tmp_path: Path) -> Non
 def test_a_log_spread_over_many_archives_is_merged_after_more_messages(tmp_path: Path) -> None:
     # A ring of 1,000 accounts (each message in its sender's and recipient's
     # archives): the log soon spreads over more than MERGE_SPREAD archives,
-    # so it is merged at MERGE_STRETCH times merge_every (a ring of 500:
+    # so it is merged at MERGE_STRETCH times merge_every (a ring of 100:
     # twice), and a restart counts the archives the log holds; 20 accounts
     # merge at merge_every.
     ring = [JID.parse(f"u{i}@example.com") for i in range(1000)]
@@ -155,7 +155,8 @@ def test_a_log_spread_over_many_archives_is_merged_after_more_messages(tmp_path:
         return ArchivePut(b, f"r{n:05d}", a, 1000.0 + n, b"<m/>", 10**6, also=((a, b),))
 
     every = 300
-    stretched = ((500, 2 * every), (1000, MERGE_STRETCH * every))  # 2x: 500 archives over 250
+    assert MERGE_SPREAD == 50
+    stretched = ((100, 2 * every), (1000, MERGE_STRETCH * every))  # 2x: 100 archives over 50
     for accounts, merged_at in ((20, every), *stretched):
         path = tmp_path / f"ring{accounts}.sqlite3"
         conn = sqlite3.connect(path, isolation_level=None)

@@ -44,16 +44,15 @@ moved to this one when opened."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sqlite3
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import chain
 from operator import attrgetter
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import (
@@ -69,7 +68,25 @@ from xmpp_sansio.server.mam.store import (
 )
 
 from ._sql import transaction
+from .mam_log import Foreign, LogIndex
 from .mam_read import Item, find, meta, page
+from .mam_rows import COUNTED as _COUNTED
+from .mam_rows import NO_PEER as _NO_PEER
+from .mam_rows import PAD as _PAD
+from .mam_rows import ROWS as _ROWS
+from .mam_rows import Rows as _Rows
+from .mam_rows import count_select as _count_select
+from .mam_rows import count_update as _count_update
+from .mam_rows import inserts as _inserts
+from .mam_rows import padded as _padded
+from .mam_schema import (
+    SCHEMA,
+    count_merged_only,
+    drop_first_layout,
+    first_layout,
+    migrate_text_entries,
+    rename_text_entries,
+)
 
 if TYPE_CHECKING:
     from ..archive_writer import ArchiveWriter
@@ -78,50 +95,9 @@ __all__ = ["MERGE_EVERY", "MERGE_SPREAD", "MERGE_STRETCH", "SqliteArchiveStorage
 
 log = logging.getLogger("xmpp_trio.archive")
 
-_SCHEMA: Final = (
-    """
-    CREATE TABLE IF NOT EXISTS mam_archives (
-        id INTEGER PRIMARY KEY,
-        jid TEXT NOT NULL UNIQUE,
-        n INTEGER NOT NULL DEFAULT 0
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS mam_items (
-        seq INTEGER PRIMARY KEY,
-        sid TEXT NOT NULL UNIQUE,
-        stamp REAL NOT NULL,
-        refs INTEGER NOT NULL,
-        stanza BLOB NOT NULL
-    )
-    """,
-    "CREATE TABLE IF NOT EXISTS mam_peers (id INTEGER PRIMARY KEY, jid TEXT NOT NULL UNIQUE)",
-    """
-    CREATE TABLE IF NOT EXISTS mam_entries (
-        archive INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        bare INTEGER NOT NULL,
-        peer INTEGER NOT NULL,
-        PRIMARY KEY (archive, seq)
-    ) WITHOUT ROWID
-    """,
-    "CREATE INDEX IF NOT EXISTS mam_entries_bare ON mam_entries (archive, bare, seq)",
-    # The log (docs/mam.md "Cost"): the entries of new messages land here,
-    # appended in ``seq`` order (no per-archive index), and are merged into
-    # ``mam_entries`` in archive order (their items are in ``mam_items``).
-    """
-    CREATE TABLE IF NOT EXISTS mam_log_entries (
-        archive INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        bare INTEGER NOT NULL,
-        peer INTEGER NOT NULL,
-        PRIMARY KEY (seq, archive)
-    ) WITHOUT ROWID
-    """,
-    "CREATE TABLE IF NOT EXISTS mam_prefs (archive TEXT PRIMARY KEY, prefs TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS mam_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-)
 _US: Final = 1_000_000
+_keep = attrgetter("keep")
+_retention = attrgetter("retention")
 #: Messages whose entries in the log call for a merge (``[mam] merge_every``):
 #: the log a query scans stays about this long (docs/mam.md "The log").
 MERGE_EVERY: Final = 5000
@@ -131,83 +107,9 @@ MERGE_EVERY: Final = 5000
 #: times the archives over this, at most :data:`MERGE_STRETCH` times), so a
 #: merge's pages a message stay about those of this many archives (session
 #: 10, docs/mam.md "The log").
-MERGE_SPREAD: Final = 250
+MERGE_SPREAD: Final = 50
 #: The longest the log grows before a merge, in ``merge_every``\ s.
 MERGE_STRETCH: Final = 4
-#: Rows a multi-row ``INSERT`` writes at most (its ``VALUES`` bound in one
-#: call: 1024 items are 5120 variables, under the 32766 SQLite allows since
-#: 3.32; 128 are 640, under the 999 of older ones).
-_ROWS: Final = 1024 if sqlite3.sqlite_version_info >= (3, 32) else 128
-#: A statement's rows are a multiple of this (its last row repeated, which
-#: ``OR IGNORE`` skips): a batch is one statement a table, in few shapes.
-_PAD: Final = 32
-
-
-@functools.lru_cache(maxsize=128)
-def _inserts(table: str, width: int, rows: int) -> str:
-    """``INSERT OR IGNORE INTO table VALUES (?, …), …`` for ``rows`` rows."""
-    row = "(" + ", ".join("?" * width) + ")"
-    return f"INSERT OR IGNORE INTO {table} VALUES " + ", ".join([row] * rows)
-
-
-#: Archives whose sizes one statement updates (:meth:`SqliteArchiveStorage._settle`).
-_COUNTED: Final = 256
-_NO_PEER: Final = (0, 0)
-_keep = attrgetter("keep")
-_retention = attrgetter("retention")
-
-
-def _padded(n: int) -> int:
-    """``n`` rounded up to a power of two, at least 8 (few statement shapes)."""
-    return max(8, 1 << (n - 1).bit_length())
-
-
-@functools.lru_cache(maxsize=16)
-def _count_update(size: int) -> str:
-    """Add ``(id, n)`` pairs (``size`` of them) to the archives' sizes."""
-    values = ", ".join(["(?, ?)"] * size)
-    return (
-        f"UPDATE mam_archives SET n = n + c.column2 FROM (VALUES {values}) AS c"
-        " WHERE mam_archives.id = c.column1"
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _count_select(size: int) -> str:
-    """The ``(id, n)`` of the archives among ``size`` pairs holding more than ``?``."""
-    values = ", ".join(["(?, ?)"] * size)
-    return (
-        f"SELECT a.id, a.n FROM (VALUES {values}) AS c"
-        " CROSS JOIN mam_archives a ON a.id = c.column1 WHERE a.n > ?"
-    )
-
-
-class _Rows:
-    """The flat rows of a list of :class:`ArchivePut` (``ops``), built by
-    :meth:`SqliteArchiveStorage._rows`: ``items`` and ``entries`` as the
-    ``INSERT`` statements bind them, ``missing`` the ids to make first
-    (position in ``entries``, archive or peer), ``last``/``skew`` the
-    store's before they were built (what a rollback goes back to)."""
-
-    __slots__ = ("entries", "items", "last", "missing", "ops", "skew")
-
-    def __init__(
-        self,
-        ops: list[ArchivePut],
-        items: list[object],
-        entries: list[object],
-        missing: list[tuple[int, JID]],
-        last: int,
-        skew: int,
-    ) -> None:
-        self.ops, self.items, self.entries, self.missing = ops, items, entries, missing
-        self.last, self.skew = last, skew
-
-    def op_of(self, key: int) -> ArchivePut:
-        """The op of the last entry of archive ``key`` (its quota applies)."""
-        keys = self.entries[0::4]
-        at = len(keys) - 1 - keys[::-1].index(key)
-        return self.ops[self.items[0::5].index(self.entries[4 * at + 1])]
 
 
 class SqliteArchiveStorage:
@@ -237,15 +139,17 @@ class SqliteArchiveStorage:
         #: (about: a rolled-back transaction's count stays), and how many
         #: call for one.
         self._logged = 0
-        #: The archives holding entries in the log (about: a rolled-back
-        #: transaction's stay): how far a merge spreads (:meth:`merge_due`).
-        self._log_archives: set[int] = set()
+        #: The log's entries per archive, in memory (xmpp_trio/stores/mam_log.py):
+        #: what reads find and what an archive's size adds to ``mam_archives.n``
+        #: (the merged entries); ``_foreign``: the caller's transactions that
+        #: changed it, their outcome not yet known.
+        self._log = LogIndex()
         self.merge_every = merge_every
         #: Merges done (tests, benchmarks).
         self.merges = 0
         with transaction(conn):
-            old_entries = self._rename_text_entries()
-            for statement in _SCHEMA:
+            old_entries = rename_text_entries(conn)
+            for statement in SCHEMA:
                 conn.execute(statement)
             self._last = int(
                 conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mam_items").fetchone()[0]
@@ -253,59 +157,21 @@ class SqliteArchiveStorage:
             (self._logged,) = conn.execute(
                 "SELECT COUNT(DISTINCT seq) FROM mam_log_entries"
             ).fetchone()
-            self._log_archives.update(
-                r[0] for r in conn.execute("SELECT DISTINCT archive FROM mam_log_entries")
-            )
+            self._log.load(conn)
             row = conn.execute("SELECT value FROM mam_state WHERE key = 'skew'").fetchone()
             self._skew = 0 if row is None else int(row[0])
+            count_merged_only(conn)
             if old_entries:
-                self._migrate_text_entries()
+                migrate_text_entries(conn)
             self._migrate()
-
-    def _rename_text_entries(self) -> bool:
-        """A database of the second layout (``mam_entries`` with the peers as
-        text, ``with_bare``/``with_full``): set its entries aside to be moved."""
-        conn = self._conn
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(mam_entries)")}
-        if "with_bare" not in columns:
-            return False
-        conn.execute("DROP INDEX IF EXISTS mam_entries_with")
-        conn.execute("ALTER TABLE mam_entries RENAME TO mam_entries_text")
-        return True
-
-    def _migrate_text_entries(self) -> None:
-        """Move the second layout's entries here, their peers as integers."""
-        conn = self._conn
-        conn.execute(
-            "INSERT OR IGNORE INTO mam_peers (jid) SELECT with_bare FROM mam_entries_text"
-            " UNION SELECT with_full FROM mam_entries_text"
-        )
-        conn.execute(
-            "INSERT INTO mam_entries SELECT e.archive, e.seq, b.id, f.id FROM mam_entries_text e"
-            " JOIN mam_peers b ON b.jid = e.with_bare JOIN mam_peers f ON f.jid = e.with_full"
-        )
-        conn.execute("DROP TABLE mam_entries_text")
+        self._foreign = Foreign(conn)
 
     def _migrate(self) -> None:
         """Move the archives of the first layout (``mam_messages``) here, in order."""
-        conn = self._conn
-        old = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mam_messages'"
-        ).fetchone()
-        if old is None:
-            return
-        rows = conn.execute(
-            "SELECT archive, sid, with_full, stamp, stanza FROM mam_messages ORDER BY seq"
-        )
-        self._put(
-            conn,
-            (
-                ArchivePut(JID.parse(a), sid, JID.parse(w), stamp, bytes(data), 1 << 62)
-                for a, sid, w, stamp, data in rows
-            ),
-        )
-        conn.execute("DROP TABLE mam_messages")
-        conn.execute("DROP TABLE IF EXISTS mam_counts")
+        ops = first_layout(self._conn)
+        if ops is not None:
+            self._put(self._conn, ops)
+            drop_first_layout(self._conn)
 
     # -- writes -------------------------------------------------------------------
 
@@ -313,7 +179,46 @@ class SqliteArchiveStorage:
         """Carry out ``op`` in the caller's transaction (``ServerServices.commit``,
         which first waits for the writer's batch in flight: :meth:`wait_writer`)."""
         with self._lock:
-            self._write_op(op)
+            if type(op) is ArchivePrefsPut:
+                self._write_op(op)
+            else:
+                self._in_caller(self._write_op, op)
+
+    @contextmanager
+    def _journal(self) -> Iterator[None]:
+        """A transaction of the store's own: what it changes in the log's
+        index is undone if it raises (its transaction then rolls back)."""
+        log = self._log
+        undo: list[Callable[[], None]] = []
+        outer, log.journal = log.journal, undo
+        try:
+            yield
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            raise
+        finally:
+            log.journal = outer
+
+    def _in_caller(self, write: Callable[..., None], *args: object) -> None:
+        """``write(*args)`` in the caller's transaction (whose outcome the
+        store learns later: :class:`~xmpp_trio.stores.mam_log.Foreign`), or
+        in one of the store's own (journaled already)."""
+        log = self._log
+        if log.journal is not None:
+            write(*args)
+            return
+        log.journal = self._foreign.begin()
+        try:
+            write(*args)
+        finally:
+            log.journal = None
+
+    def _resolve(self) -> None:
+        """Learn the outcome of the caller's transactions that changed the
+        log, if none is open (the loop's thread, under the lock)."""
+        if self._foreign:
+            self._foreign.resolve()
 
     def _write_op(self, op: object) -> None:
         conn = self._conn
@@ -345,6 +250,7 @@ class SqliteArchiveStorage:
                                 f"DELETE FROM {entries} WHERE archive = ? RETURNING seq", (found,)
                             ).fetchall(),
                         )
+                    self._log.drop_archive(found)
                     conn.execute("DELETE FROM mam_archives WHERE id = ?", (found,))
                     self._ids.pop(op.archive, None)
                 conn.execute("DELETE FROM mam_prefs WHERE archive = ?", (key,))
@@ -358,7 +264,7 @@ class SqliteArchiveStorage:
         kept puts are written first (the message may still be among them)."""
         self.write_pending()
         key = self._id(op.archive, create=False)
-        seq = None if key is None else find(self._conn, key, op.sid)
+        seq = None if key is None else find(self._conn, key, op.sid, self._log)
         if seq is not None:
             self._conn.execute("UPDATE mam_items SET stanza = ? WHERE seq = ?", (op.stanza, seq))
 
@@ -529,17 +435,16 @@ class SqliteArchiveStorage:
         ):
             conn.execute("RELEASE mam_put")
             self._logged += len(rows.ops)
-            self._log_archives.update(cast(list[int], entries[0::4]))
-            self._settle(conn, Counter(cast(list[int], entries[0::4])), rows.ops, rows.op_of)
+            self._log.append_rows(entries, rows.items, rows.last)
+            self._settle(conn, set(entries[0::4]), {}, rows.ops, rows.op_of)
         else:  # a sid the store holds, or an archive named twice (rare): one by one
             conn.execute("ROLLBACK TO mam_put")
             conn.execute("RELEASE mam_put")
             self._last, self._skew = rows.last, rows.skew
             self._ids.clear()  # the ids made since the savepoint are gone with it
             self._forget_unsure()
-            added = self._put_each(conn, rows.ops)
-            counts = {key: n for key, (n, _op) in added.items()}
-            self._settle(conn, counts, rows.ops, lambda key: added[key][1])
+            added, merged = self._put_each(conn, rows.ops)
+            self._settle(conn, set(added), merged, rows.ops, lambda key: added[key][1])
 
     def _insert(
         self, conn: sqlite3.Connection, table: str, width: int, values: list[object]
@@ -564,14 +469,19 @@ class SqliteArchiveStorage:
 
     def _put_each(
         self, conn: sqlite3.Connection, ops: list[ArchivePut]
-    ) -> dict[int, tuple[int, ArchivePut]]:
+    ) -> tuple[dict[int, tuple[int, ArchivePut]], dict[int, int]]:
         """Write ``ops`` one by one: a ``sid`` the store holds gets the
         archives it lacks, in the log if its entries are there (every entry
-        in the log follows every merged one), else merged."""
+        in the log follows every merged one), else merged. Returns each
+        archive's new entries and last op, and the merged ones' count."""
         added: dict[int, tuple[int, ArchivePut]] = {}
+        merged: dict[int, int] = {}
         for op in ops:
-            row = conn.execute("SELECT seq FROM mam_items WHERE sid = ?", (op.sid,)).fetchone()
+            row = conn.execute(
+                "SELECT seq, stamp FROM mam_items WHERE sid = ?", (op.sid,)
+            ).fetchone()
             entries = "mam_log_entries"
+            stamp = op.stamp
             if row is None:
                 seq = self._seq(conn, op.stamp)
                 conn.execute(
@@ -580,7 +490,7 @@ class SqliteArchiveStorage:
                 )
                 self._logged += 1
             else:
-                seq = int(row[0])
+                seq, stamp = int(row[0]), float(row[1])
                 if (
                     conn.execute("SELECT 1 FROM mam_log_entries WHERE seq = ?", (seq,)).fetchone()
                     is None
@@ -589,15 +499,18 @@ class SqliteArchiveStorage:
             refs = 0
             for archive, with_ in op.owners():
                 key = self._key(conn, archive)
+                bare, peer = self._peer(conn, with_)
                 if conn.execute(
-                    f"INSERT OR IGNORE INTO {entries} VALUES (?, ?, ?, ?)",
-                    (key, seq, *self._peer(conn, with_)),
+                    f"INSERT OR IGNORE INTO {entries} VALUES (?, ?, ?, ?)", (key, seq, bare, peer)
                 ).rowcount:
                     refs += 1
-                    self._log_archives.add(key)
+                    if entries == "mam_entries":
+                        merged[key] = merged.get(key, 0) + 1
+                    else:
+                        self._log.add(key, (seq, bare, peer, stamp))
                     added[key] = (added.get(key, (0, op))[0] + 1, op)
             conn.execute("UPDATE mam_items SET refs = refs + ? WHERE seq = ?", (refs, seq))
-        return added
+        return added, merged
 
     def _unref(self, conn: sqlite3.Connection, rows: Sequence[tuple[int]]) -> None:
         """The entries ``rows`` (their ``seq``) are gone: drop unheld items."""
@@ -608,43 +521,48 @@ class SqliteArchiveStorage:
     def _settle(
         self,
         conn: sqlite3.Connection,
-        counts: dict[int, int],
+        keys: set[object],
+        merged: dict[int, int],
         ops: list[ArchivePut],
         op_of: Callable[[int], ArchivePut],
     ) -> None:
-        """Add ``counts`` (new entries per archive) to the archives' sizes, one
-        statement per :data:`_COUNTED` archives (``UPDATE … FROM (VALUES …)``,
-        padded to a power of two with archive 0, which is none); then apply
-        the quota and retention of the last op of each archive (``op_of``)
-        to those over the smallest quota of ``ops`` (all, if one has a
-        retention)."""
-        pairs = list(counts.items())
+        """Add ``merged`` (new merged entries per archive, rare) to the
+        archives' merged sizes (``mam_archives.n``; the log's are counted in
+        memory, :class:`~xmpp_trio.stores.mam_log.LogIndex`); then apply the
+        quota and retention of the last op of each archive of ``keys``
+        (``op_of``) to those whose size (one ``SELECT`` per :data:`_COUNTED`
+        archives, given their log's size, padded to a power of two with
+        archive 0, which is none) is over the smallest quota of ``ops`` (all,
+        if one has a retention)."""
         keep = min(map(_keep, ops))
         retention = any(map(_retention, ops))
-        before = conn.total_changes
-        over: list[tuple[int, int]] = []
+        if merged:
+            self._add_merged(conn, list(merged.items()))
+        size_of = self._log.size
+        pairs = [(key, size_of(key)) for key in keys]  # type: ignore[arg-type]
+        over: list[tuple[int, int | None, int]] = []
         for at in range(0, len(pairs), _COUNTED):
             chunk = pairs[at : at + _COUNTED]
             size = _padded(len(chunk))
             values = list(chain.from_iterable(chunk))
             values += (0, 0) * (size - len(chunk))
-            conn.execute(_count_update(size), values)
             over += conn.execute(
                 _count_select(size), (*values, -1 if retention else keep)
             ).fetchall()
-        if conn.total_changes - before != len(pairs):
+        if any(found is None for _key, found, _count in over):
             # an id made by a transaction that did not commit (e.g. a full disk)
             self._ids.clear()
             raise sqlite3.DatabaseError("an archive's id was not committed; write again")
-        for key, count in over:
+        for key, _found, count in over:
             op = op_of(key)
             if count > op.keep or op.retention > 0:
                 self._trim(conn, key, count, op)
 
     def _trim(self, conn: sqlite3.Connection, key: int, count: int, op: ArchivePut) -> None:
         """Drop the entries of ``key`` (``count`` of them) that ``op``'s quota and
-        retention no longer keep: the oldest, merged ones first, then the log's."""
-        dropped = 0
+        retention no longer keep: the oldest, merged ones first, then the log's
+        (``mam_archives.n`` counts the merged ones; the index the log's)."""
+        dropped = merged = 0
         halves = ("mam_entries", "mam_log_entries")
         for entries in halves:
             if count - dropped <= op.keep:
@@ -656,6 +574,10 @@ class SqliteArchiveStorage:
             ).fetchall()
             self._unref(conn, gone)
             dropped += len(gone)
+            if entries == "mam_entries":
+                merged += len(gone)
+            else:
+                self._log.remove(key, (seq for (seq,) in gone))
         if op.retention > 0:
             cutoff = op.stamp - op.retention
             for entries in halves:
@@ -666,9 +588,22 @@ class SqliteArchiveStorage:
                     (key, int(cutoff * _US) + self._skew + 1, cutoff),
                 ).fetchall()
                 self._unref(conn, gone)
-                dropped += len(gone)
-        if dropped:
-            conn.execute("UPDATE mam_archives SET n = n - ? WHERE id = ?", (dropped, key))
+                if entries == "mam_entries":
+                    merged += len(gone)
+                else:
+                    self._log.remove(key, (seq for (seq,) in gone))
+        if merged:
+            conn.execute("UPDATE mam_archives SET n = n - ? WHERE id = ?", (merged, key))
+
+    def _add_merged(self, conn: sqlite3.Connection, pairs: list[tuple[int, int]]) -> None:
+        """Add ``(id, n)`` pairs to the archives' merged sizes, one statement
+        per :data:`_COUNTED` archives."""
+        for at in range(0, len(pairs), _COUNTED):
+            chunk = pairs[at : at + _COUNTED]
+            size = _padded(len(chunk))
+            values = list(chain.from_iterable(chunk))
+            values += (0, 0) * (size - len(chunk))
+            conn.execute(_count_update(size), values)
 
     def write_behind(self, op: ArchivePut) -> None:
         """Keep ``op`` to be written by the next transaction of the server
@@ -699,6 +634,9 @@ class SqliteArchiveStorage:
             failed = writer.wait()
             if failed:
                 self.behind[:0] = failed
+        if self._foreign:
+            with self._lock:
+                self._resolve()
 
     def hand_off(self, *, block: bool = False) -> bool:
         """Hand what is kept behind to the writer, if it is idle (or after
@@ -711,6 +649,8 @@ class SqliteArchiveStorage:
         if writer.busy and not block:
             return False
         self.wait_writer()
+        if self._foreign:  # in a transaction of the loop's: its outcome is not known yet
+            return False
         batch, self.behind = self.behind, []
         writer.hand(batch)
         return True
@@ -723,7 +663,7 @@ class SqliteArchiveStorage:
         the worker nothing measurable (docs/benchmarks.md "Session 8")."""
         with self._lock:
             try:
-                with transaction(conn):
+                with self._journal(), transaction(conn):
                     self._put(conn, batch)
                     hook = None if self._writer is None else self._writer.in_batch
                     if hook is not None:
@@ -745,7 +685,8 @@ class SqliteArchiveStorage:
         self.wait_writer()
         with self._lock:
             pending, self.behind = self.behind, []
-            self._put(self._conn, pending)
+            if pending:
+                self._in_caller(self._put, self._conn, pending)
 
     def flush(self) -> None:
         """Commit the kept ops (one transaction, on the caller's connection,
@@ -760,7 +701,7 @@ class SqliteArchiveStorage:
                 (level,) = conn.execute("PRAGMA synchronous").fetchone()
                 conn.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    with transaction(conn):
+                    with self._journal(), transaction(conn):
                         self.write_pending()
                 except sqlite3.Error:
                     self._ids.clear()  # ids made in the failed transaction do not exist
@@ -785,7 +726,7 @@ class SqliteArchiveStorage:
         logged, every = self._logged, self.merge_every
         if logged < every:
             return False
-        spread = len(self._log_archives)
+        spread = len(self._log.sizes)
         if spread <= MERGE_SPREAD:
             return True
         return logged * MERGE_SPREAD >= every * min(spread, MERGE_STRETCH * MERGE_SPREAD)
@@ -798,7 +739,15 @@ class SqliteArchiveStorage:
         "The log"). Returns the entries moved."""
         conn = conn or self._conn
         with self._lock:
+            if conn is self._conn:
+                self._resolve()
             with transaction(conn):
+                # the merged sizes take the log's (counted from the table)
+                conn.execute(
+                    "UPDATE mam_archives SET n = n + c.k FROM (SELECT archive, COUNT(*) AS k"
+                    " FROM mam_log_entries GROUP BY archive) AS c"
+                    " WHERE mam_archives.id = c.archive"
+                )
                 moved = int(
                     conn.execute(
                         "INSERT INTO mam_entries SELECT * FROM mam_log_entries"
@@ -807,7 +756,7 @@ class SqliteArchiveStorage:
                 )
                 conn.execute("DELETE FROM mam_log_entries")
             self._logged = 0
-            self._log_archives.clear()
+            self._log.clear()
             self.merges += 1
         return moved
 
@@ -836,7 +785,7 @@ class SqliteArchiveStorage:
     def apply(self, ops: Sequence[object]) -> None:
         """Carry out ``ops`` in order in one transaction, all or nothing."""
         self.wait_writer()
-        with self._lock, transaction(self._conn):
+        with self._lock, self._journal(), transaction(self._conn):
             for op in ops:
                 self._write_op(op)
 
@@ -854,9 +803,13 @@ class SqliteArchiveStorage:
         )
 
     def count(self, archive: JID) -> int:
-        row = self._conn.execute("SELECT n FROM mam_archives WHERE jid = ?", (str(archive),))
-        found = row.fetchone()
-        return 0 if found is None else int(found[0])
+        """The messages ``archive`` holds: merged (``mam_archives.n``) and in the log."""
+        with self._lock:
+            self._resolve()
+            found = self._conn.execute(
+                "SELECT id, n FROM mam_archives WHERE jid = ?", (str(archive),)
+            ).fetchone()
+            return 0 if found is None else int(found[1]) + self._log.size(int(found[0]))
 
     def load(self, query: object) -> ArchivePage | UnknownId | Item:
         """Answer a ``Load`` effect (:class:`ArchiveQuery`, :class:`ArchiveMeta`)."""
@@ -865,8 +818,10 @@ class SqliteArchiveStorage:
             return self._load(query)
 
     def _load(self, query: object) -> ArchivePage | UnknownId | Item:
+        self._resolve()
         if isinstance(query, ArchiveMeta):
-            return meta(self._conn, self._id(query.archive, create=False))
+            key = self._id(query.archive, create=False)
+            return meta(self._conn, key, self._log.entries(key))
         if not isinstance(query, ArchiveQuery):
             raise TypeError(f"not an archive query: {query!r}")
         key = self._id(query.archive, create=False)
@@ -874,11 +829,20 @@ class SqliteArchiveStorage:
         named = (query.after_id, query.before_id, query.after, query.before or None)
         for sid in (*named, *(query.ids or ())):
             if sid is not None and sid not in seqs:
-                seq = None if key is None else find(self._conn, key, sid)
+                seq = None if key is None else find(self._conn, key, sid, self._log)
                 if seq is None:
                     return UnknownId(sid)
                 seqs[sid] = seq
         if key is None:
             return ArchivePage((), True, 0, None)
         peer = None if query.with_ is None else self._known_peer(query.with_)
-        return page(self._conn, query, key, seqs, peer, self._skew, self.count(query.archive))
+        return page(
+            self._conn,
+            query,
+            key,
+            self._log.entries(key),
+            seqs,
+            peer,
+            self._skew,
+            self.count(query.archive),
+        )
