@@ -316,3 +316,49 @@ def test_any_interleaving_reads_as_if_everything_were_merged(
         for size in (1, 3):  # no gap, no duplicate, either way
             assert walk(logged_store, archive, size, backward=False) == everything
             assert walk(logged_store, archive, size, backward=True) == everything
+
+
+def test_a_callers_transaction_that_rolls_back_leaves_no_entry_in_memory(tmp_path: Path) -> None:
+    # The loop's ServerServices.commit writes what is kept behind in its own
+    # transaction: the store learns its outcome afterwards (a mark in a
+    # temporary table), so a rollback takes back the log's entries and sizes
+    # it holds in memory, and a commit keeps them.
+    conn = sqlite3.connect(tmp_path / "archive.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=10**6)
+    store.apply([put(0), put(1, archive=1)])
+    for outcome in ("rollback", "commit"):
+        conn.execute("BEGIN IMMEDIATE")
+        store.write_behind(put(2, also=((ARCHIVES[1], PEERS[0]),)))
+        store.write_pending()
+        store.write(put(3, keep=2))  # the quota trims the log (in memory too)
+        store.write(ArchiveRemove(ARCHIVES[1]))
+        assert store.count(ARCHIVES[0]) == 2 and store.count(ARCHIVES[1]) == 0  # as it sees
+        conn.execute(outcome.upper())
+        if outcome == "rollback":
+            assert store.count(ARCHIVES[0]) == 1 and store.count(ARCHIVES[1]) == 1
+            assert walk(store, ARCHIVES[0], 1, backward=True) == ["s0000"]
+            assert walk(store, ARCHIVES[1], 5, backward=False) == ["s0001"]
+    assert store.count(ARCHIVES[0]) == 2 and store.count(ARCHIVES[1]) == 0
+    assert walk(store, ARCHIVES[0], 1, backward=False) == ["s0002", "s0003"]
+    store.merge()
+    assert store.count(ARCHIVES[0]) == 2 and logged(conn) == 0
+    assert walk(store, ARCHIVES[0], 1, backward=True) == ["s0002", "s0003"]
+    conn.close()
+
+
+def test_sizes_of_a_database_that_counted_the_log_in_n_are_taken_over(tmp_path: Path) -> None:
+    # Before session 11 mam_archives.n counted the log's entries too.
+    path = tmp_path / "archive.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=10**6)
+    store.apply([put(n, archive=n % 2) for n in range(5)])
+    store.merge()
+    store.apply([put(n, archive=n % 2) for n in range(5, 12)])
+    conn.execute("DELETE FROM mam_state WHERE key = 'n_merged'")
+    conn.execute("UPDATE mam_archives SET n = n + (SELECT COUNT(*) FROM mam_log_entries l"
+                 " WHERE l.archive = mam_archives.id)")  # fmt: skip
+    conn.close()
+    reopened = SqliteArchiveStorage(sqlite3.connect(path, isolation_level=None))
+    assert (reopened.count(ARCHIVES[0]), reopened.count(ARCHIVES[1])) == (6, 6)
+    reopened.merge()
+    assert (reopened.count(ARCHIVES[0]), reopened.count(ARCHIVES[1])) == (6, 6)
