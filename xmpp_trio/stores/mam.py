@@ -742,12 +742,8 @@ class SqliteArchiveStorage:
             if conn is self._conn:
                 self._resolve()
             with transaction(conn):
-                # the merged sizes take the log's (counted from the table)
-                conn.execute(
-                    "UPDATE mam_archives SET n = n + c.k FROM (SELECT archive, COUNT(*) AS k"
-                    " FROM mam_log_entries GROUP BY archive) AS c"
-                    " WHERE mam_archives.id = c.archive"
-                )
+                # the merged sizes take the log's (counted in memory)
+                self._add_merged(conn, list(self._log.sizes.items()))
                 moved = int(
                     conn.execute(
                         "INSERT INTO mam_entries SELECT * FROM mam_log_entries"
