@@ -84,6 +84,7 @@ from .mam_schema import (
     count_merged_only,
     drop_first_layout,
     first_layout,
+    forget_merged_steps,
     migrate_text_entries,
     rename_text_entries,
 )
@@ -91,7 +92,7 @@ from .mam_schema import (
 if TYPE_CHECKING:
     from ..archive_writer import ArchiveWriter
 
-__all__ = ["MERGE_EVERY", "MERGE_SPREAD", "MERGE_STRETCH", "SqliteArchiveStorage"]
+__all__ = ["MERGE_CHUNK", "MERGE_EVERY", "MERGE_SPREAD", "MERGE_STRETCH", "SqliteArchiveStorage"]
 
 log = logging.getLogger("xmpp_trio.archive")
 
@@ -109,7 +110,11 @@ MERGE_EVERY: Final = 5000
 #: 10, docs/mam.md "The log").
 MERGE_SPREAD: Final = 50
 #: The longest the log grows before a merge, in ``merge_every``\ s.
-MERGE_STRETCH: Final = 4
+MERGE_STRETCH: Final = 16
+#: Log entries a merge moves in one transaction at most (about: whole
+#: archives, in id order): a long log is merged in steps, one after each of
+#: the writer's batches, so the writer is never held long (session 11).
+MERGE_CHUNK: Final = 40_000
 
 
 class SqliteArchiveStorage:
@@ -147,6 +152,12 @@ class SqliteArchiveStorage:
         self.merge_every = merge_every
         #: Merges done (tests, benchmarks).
         self.merges = 0
+        #: The merge in progress, in steps (:meth:`merge_step`): ``(top,
+        #: chunks)``, the log's entries up to ``seq`` ``top`` move, the
+        #: archives' id ranges ``chunks`` still to go; ``_done_to``: every
+        #: archive up to this id has moved its entries up to ``top``.
+        self._round: tuple[int, list[tuple[int, int]]] | None = None
+        self._done_to = 0
         with transaction(conn):
             old_entries = rename_text_entries(conn)
             for statement in SCHEMA:
@@ -154,6 +165,7 @@ class SqliteArchiveStorage:
             self._last = int(
                 conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mam_items").fetchone()[0]
             )
+            forget_merged_steps(conn)
             (self._logged,) = conn.execute(
                 "SELECT COUNT(DISTINCT seq) FROM mam_log_entries"
             ).fetchone()
@@ -247,7 +259,9 @@ class SqliteArchiveStorage:
                         self._unref(
                             conn,
                             conn.execute(
-                                f"DELETE FROM {entries} WHERE archive = ? RETURNING seq", (found,)
+                                f"DELETE FROM {entries} WHERE archive = ? AND seq > ?"
+                                " RETURNING seq",
+                                (found, 0 if entries == "mam_entries" else self._moved(found)),
                             ).fetchall(),
                         )
                     self._log.drop_archive(found)
@@ -500,11 +514,12 @@ class SqliteArchiveStorage:
             for archive, with_ in op.owners():
                 key = self._key(conn, archive)
                 bare, peer = self._peer(conn, with_)
+                half = "mam_entries" if seq <= self._moved(key) else entries
                 if conn.execute(
-                    f"INSERT OR IGNORE INTO {entries} VALUES (?, ?, ?, ?)", (key, seq, bare, peer)
+                    f"INSERT OR IGNORE INTO {half} VALUES (?, ?, ?, ?)", (key, seq, bare, peer)
                 ).rowcount:
                     refs += 1
-                    if entries == "mam_entries":
+                    if half == "mam_entries":
                         merged[key] = merged.get(key, 0) + 1
                     else:
                         self._log.add(key, (seq, bare, peer, stamp))
@@ -567,10 +582,11 @@ class SqliteArchiveStorage:
         for entries in halves:
             if count - dropped <= op.keep:
                 break
+            moved = 0 if entries == "mam_entries" else self._moved(key)
             gone = conn.execute(
                 f"DELETE FROM {entries} WHERE archive = ? AND seq IN (SELECT seq FROM"
-                f" {entries} WHERE archive = ? ORDER BY seq LIMIT ?) RETURNING seq",
-                (key, key, count - dropped - op.keep),
+                f" {entries} WHERE archive = ? AND seq > ? ORDER BY seq LIMIT ?) RETURNING seq",
+                (key, key, moved, count - dropped - op.keep),
             ).fetchall()
             self._unref(conn, gone)
             dropped += len(gone)
@@ -582,10 +598,15 @@ class SqliteArchiveStorage:
             cutoff = op.stamp - op.retention
             for entries in halves:
                 gone = conn.execute(
-                    f"DELETE FROM {entries} WHERE archive = ? AND seq < ? AND"
+                    f"DELETE FROM {entries} WHERE archive = ? AND seq > ? AND seq < ? AND"
                     f" (SELECT stamp FROM mam_items i WHERE i.seq = {entries}.seq) < ?"
                     " RETURNING seq",
-                    (key, int(cutoff * _US) + self._skew + 1, cutoff),
+                    (
+                        key,
+                        0 if entries == "mam_entries" else self._moved(key),
+                        int(cutoff * _US) + self._skew + 1,
+                        cutoff,
+                    ),
                 ).fetchall()
                 self._unref(conn, gone)
                 if entries == "mam_entries":
@@ -675,8 +696,8 @@ class SqliteArchiveStorage:
             else:
                 self._unsure.clear()
                 self._unsure_top = 0
-            if self.merge_due():
-                self._merge_quietly(conn)
+            if self._round is not None or self.merge_due():
+                self._merge_quietly(conn, step=True)
 
     def write_pending(self) -> None:
         """Write the kept ops in the caller's transaction: one ``executemany``
@@ -731,35 +752,90 @@ class SqliteArchiveStorage:
             return True
         return logged * MERGE_SPREAD >= every * min(spread, MERGE_STRETCH * MERGE_SPREAD)
 
+    def _moved(self, key: int) -> int:
+        """The ``seq`` up to which archive ``key``'s rows in the log table were
+        moved by the merge in progress (0: none): they stay in the table
+        until the merge ends, read by nothing."""
+        return self._round[0] if self._round is not None and key <= self._done_to else 0
+
     def merge(self, conn: sqlite3.Connection | None = None) -> int:
         """Move the log's entries into ``mam_entries`` in ``(archive, seq)``
-        order, in one transaction on ``conn`` (the loop's connection if
-        ``None``): each archive's pages of the table and of its peer index
-        are rewritten once a merge rather than once a commit (docs/mam.md
-        "The log"). Returns the entries moved."""
+        order through ``conn`` (the loop's connection if ``None``), in steps
+        of about :data:`MERGE_CHUNK` entries (:meth:`merge_step`), each its
+        own transaction: each archive's pages of the table and of its peer
+        index are rewritten once a merge rather than once a commit
+        (docs/mam.md "The log"). Returns the entries moved."""
+        moved = 0
+        while True:
+            step, done = self.merge_step(conn)
+            moved += step
+            if done:
+                return moved
+
+    def merge_step(self, conn: sqlite3.Connection | None = None) -> tuple[int, bool]:
+        """One step of a merge (one begins if none is in progress): the log's
+        entries up to the merge's ``top`` of the next archives (a range of
+        ids, whole archives), in one transaction, their sizes added to the
+        merged ones. The log's rows stay in its table (read by nothing)
+        until the last step deletes every row up to ``top``; a restart in
+        between deletes those of the archives done (``mam_state``
+        ``merge_top``/``merge_done``). Returns the entries moved and whether
+        the merge is over."""
         conn = conn or self._conn
         with self._lock:
             if conn is self._conn:
                 self._resolve()
+            log = self._log
+            if self._round is None:
+                top = self._last
+                chunks: list[tuple[int, int]] = []
+                total = 0
+                for key in sorted(log.sizes):
+                    if not chunks or total >= MERGE_CHUNK:
+                        chunks.append((key, key))
+                        total = 0
+                    chunks[-1] = (chunks[-1][0], key)
+                    total += log.sizes[key]
+                self._round = (top, chunks or [(0, 0)])
+                self._done_to = 0
+                self._logged = 0
+            top, chunks = self._round
+            low, high = chunks[0]
+            last = len(chunks) == 1
+            counts = [(key, log.count_to(key, top)) for key in log.keys_in(low, high)]
+            expected = sum(n for _key, n in counts)
             with transaction(conn):
-                # the merged sizes take the log's (counted in memory)
-                self._add_merged(conn, list(self._log.sizes.items()))
+                self._add_merged(conn, counts)
                 moved = int(
                     conn.execute(
                         "INSERT INTO mam_entries SELECT * FROM mam_log_entries"
-                        " ORDER BY archive, seq"
+                        " WHERE seq <= ? AND archive BETWEEN ? AND ? ORDER BY archive, seq",
+                        (top, low, high),
                     ).rowcount
                 )
-                conn.execute("DELETE FROM mam_log_entries")
-            self._logged = 0
-            self._log.clear()
-            self.merges += 1
-        return moved
+                if moved != expected:
+                    raise sqlite3.DatabaseError(f"merge: {moved} entries moved, {expected} known")
+                if last:
+                    conn.execute("DELETE FROM mam_log_entries WHERE seq <= ?", (top,))
+                    conn.execute("DELETE FROM mam_state WHERE key IN ('merge_top', 'merge_done')")
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO mam_state VALUES ('merge_top', ?), ('merge_done', ?)",
+                        (top, high),
+                    )
+            log.cut(low, high, top)
+            chunks.pop(0)
+            self._done_to = high
+            if last:
+                self._round = None
+                self._done_to = 0
+                self.merges += 1
+        return moved, last
 
     def merge_idle(self, conn: sqlite3.Connection | None = None) -> None:
         """Nothing was archived lately (the writer got an empty batch, or the
         server's flush found nothing kept): merge what the log holds."""
-        if self._logged:
+        if self._logged or self._round is not None:
             self._merge_quietly(conn or self._conn)
 
     def flush_or_merge(self) -> None:
@@ -770,11 +846,14 @@ class SqliteArchiveStorage:
         else:
             self.merge_idle()
 
-    def _merge_quietly(self, conn: sqlite3.Connection) -> None:
-        """:meth:`merge`; a failure is logged: the log stays, read as it is,
-        and the next merge moves it."""
+    def _merge_quietly(self, conn: sqlite3.Connection, *, step: bool = False) -> None:
+        """:meth:`merge` (or one step of it); a failure is logged: the log
+        stays, read as it is, and the next merge moves it."""
         try:
-            self.merge(conn)
+            if step:
+                self.merge_step(conn)
+            else:
+                self.merge(conn)
         except sqlite3.Error:
             log.exception("archive: merging the log failed (it is kept and read)")
 

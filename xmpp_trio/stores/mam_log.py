@@ -166,6 +166,27 @@ class LogIndex:
         if gone is not None and self.journal is not None:
             self.journal.append(lambda: self._restore(key, gone))
 
+    def keys_in(self, low: int, high: int) -> list[int]:
+        """The archives holding log entries, ids ``low`` to ``high``."""
+        return [key for key in self.sizes if low <= key <= high]
+
+    def count_to(self, key: int, top: int) -> int:
+        """Archive ``key``'s entries up to ``seq`` ``top``."""
+        return bisect_left(self.by_archive.get(key, _NONE), (top + 1,))
+
+    def cut(self, low: int, high: int, top: int) -> None:
+        """The entries up to ``top`` of archives ``low`` to ``high`` were merged."""
+        by_archive = self.by_archive
+        for key in self.keys_in(low, high):
+            found = by_archive[key]
+            kept = found[bisect_left(found, (top + 1,)) :]
+            if kept:
+                by_archive[key] = kept
+                self.sizes[key] = len(kept)
+            else:
+                del by_archive[key]
+                del self.sizes[key]
+
     def has(self, key: int, seq: int) -> bool:
         found = self.by_archive.get(key, _NONE)
         at = bisect_left(found, (seq,))

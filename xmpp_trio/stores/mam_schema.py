@@ -15,6 +15,7 @@ __all__ = [
     "count_merged_only",
     "drop_first_layout",
     "first_layout",
+    "forget_merged_steps",
     "migrate_text_entries",
     "rename_text_entries",
 ]
@@ -119,3 +120,20 @@ def first_layout(conn: sqlite3.Connection) -> Iterator[ArchivePut] | None:
 def drop_first_layout(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE mam_messages")
     conn.execute("DROP TABLE IF EXISTS mam_counts")
+
+
+def forget_merged_steps(conn: sqlite3.Connection) -> None:
+    """A merge stopped between two steps (the server stopped): the log's
+    rows it moved (up to ``seq`` ``merge_top``, of the archives up to id
+    ``merge_done``) are deleted; the rest stays in the log."""
+    state = dict(
+        conn.execute(
+            "SELECT key, value FROM mam_state WHERE key IN ('merge_top', 'merge_done')"
+        ).fetchall()
+    )
+    if len(state) == 2:
+        conn.execute(
+            "DELETE FROM mam_log_entries WHERE seq <= ? AND archive <= ?",
+            (state["merge_top"], state["merge_done"]),
+        )
+    conn.execute("DELETE FROM mam_state WHERE key IN ('merge_top', 'merge_done')")
