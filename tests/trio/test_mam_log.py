@@ -29,6 +29,7 @@ from xmpp_sansio.server.mam.store import (
     ArchiveReplace,
 )
 from xmpp_trio.config import ConfigError, load_config
+from xmpp_trio.stores import mam
 from xmpp_trio.stores.mam import MERGE_EVERY, MERGE_SPREAD, MERGE_STRETCH, SqliteArchiveStorage
 
 ARCHIVES = [JID.parse(f"{name}@example.com") for name in ("juliet", "romeo", "nurse")]
@@ -362,3 +363,53 @@ def test_sizes_of_a_database_that_counted_the_log_in_n_are_taken_over(tmp_path: 
     assert (reopened.count(ARCHIVES[0]), reopened.count(ARCHIVES[1])) == (6, 6)
     reopened.merge()
     assert (reopened.count(ARCHIVES[0]), reopened.count(ARCHIVES[1])) == (6, 6)
+
+
+def test_a_merge_in_steps_reads_counts_and_restarts_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long log is merged in steps of whole archives (MERGE_CHUNK entries a
+    # transaction); between two steps, writes, quotas, removals, reads and
+    # counts see every entry once; a restart between two steps drops the
+    # log's rows the done steps moved and keeps the rest.
+    monkeypatch.setattr(mam, "MERGE_CHUNK", 10)
+    path = tmp_path / "archive.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=10**6)
+    ring = [JID.parse(f"u{i}@example.com") for i in range(12)]
+
+    def ring_put(n: int, keep: int = 10**6) -> ArchivePut:
+        a, b = ring[n % 12], ring[(n + 1) % 12]
+        return ArchivePut(b, f"r{n:04d}", a, 1000.0 + n, b"<m/>", keep, also=((a, b),))
+
+    def expect(archive: int, upto: int) -> list[str]:
+        return [f"r{n:04d}" for n in range(upto) if archive in (n % 12, (n + 1) % 12)]
+
+    store.apply([ring_put(n) for n in range(120)])  # 20 entries an archive
+    moved, done = store.merge_step()
+    assert (moved, done) == (20, False)  # the first archive alone holds 20 (>= 10)
+    store.apply([ring_put(n) for n in range(120, 132)])
+    store.apply([ArchiveRemove(ring[3])])
+    store.apply([ring_put(132, keep=5)])  # ring[0] and ring[1]: quota 5
+    for i in (2, 5, 11):
+        assert walk(store, ring[i], 7, backward=False) == expect(i, 133)
+        assert walk(store, ring[i], 3, backward=True) == expect(i, 133)
+        assert store.count(ring[i]) == len(expect(i, 133))
+    assert store.count(ring[3]) == 0 and walk(store, ring[3], 5, backward=False) == []
+    assert walk(store, ring[1], 2, backward=False) == expect(1, 133)[-5:]
+    store.merge_step()
+    conn.close()  # the server stops between two steps
+    conn = sqlite3.connect(path, isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=10**6)
+    for _ in range(2):  # reopened, then merged whole
+        for i in (2, 5, 11):
+            assert walk(store, ring[i], 9, backward=False) == expect(i, 133)
+            assert store.count(ring[i]) == len(expect(i, 133))
+        assert walk(store, ring[1], 2, backward=True) == expect(1, 133)[-5:]
+        assert store.count(ring[3]) == 0
+        store.merge()
+    assert logged(conn) == 0
+    assert conn.execute("SELECT COUNT(*) FROM mam_state WHERE key LIKE 'merge_%'").fetchone() == (
+        0,
+    )
+    conn.close()

@@ -154,10 +154,9 @@ class SqliteArchiveStorage:
         self.merges = 0
         #: The merge in progress, in steps (:meth:`merge_step`): ``(top,
         #: chunks)``, the log's entries up to ``seq`` ``top`` move, the
-        #: archives' id ranges ``chunks`` still to go; ``_done_to``: every
-        #: archive up to this id has moved its entries up to ``top``.
+        #: archives' id ranges ``chunks`` still to go (the log's index knows
+        #: which archives are done: ``LogIndex.done_to``).
         self._round: tuple[int, list[tuple[int, int]]] | None = None
-        self._done_to = 0
         with transaction(conn):
             old_entries = rename_text_entries(conn)
             for statement in SCHEMA:
@@ -756,7 +755,8 @@ class SqliteArchiveStorage:
         """The ``seq`` up to which archive ``key``'s rows in the log table were
         moved by the merge in progress (0: none): they stay in the table
         until the merge ends, read by nothing."""
-        return self._round[0] if self._round is not None and key <= self._done_to else 0
+        log = self._log
+        return log.top if log.top is not None and key <= log.done_to else 0
 
     def merge(self, conn: sqlite3.Connection | None = None) -> int:
         """Move the log's entries into ``mam_entries`` in ``(archive, seq)``
@@ -790,19 +790,18 @@ class SqliteArchiveStorage:
                 top = self._last
                 chunks: list[tuple[int, int]] = []
                 total = 0
-                for key in sorted(log.sizes):
+                for key in log.begin_round(top):
                     if not chunks or total >= MERGE_CHUNK:
                         chunks.append((key, key))
                         total = 0
                     chunks[-1] = (chunks[-1][0], key)
-                    total += log.sizes[key]
+                    total += log.start[key]
                 self._round = (top, chunks or [(0, 0)])
-                self._done_to = 0
                 self._logged = 0
             top, chunks = self._round
             low, high = chunks[0]
             last = len(chunks) == 1
-            counts = [(key, log.count_to(key, top)) for key in log.keys_in(low, high)]
+            counts = log.step_counts(low, high)
             expected = sum(n for _key, n in counts)
             with transaction(conn):
                 self._add_merged(conn, counts)
@@ -823,12 +822,11 @@ class SqliteArchiveStorage:
                         "INSERT OR REPLACE INTO mam_state VALUES ('merge_top', ?), ('merge_done', ?)",
                         (top, high),
                     )
-            log.cut(low, high, top)
+            log.step_done(high, counts)
             chunks.pop(0)
-            self._done_to = high
             if last:
+                log.end_round()
                 self._round = None
-                self._done_to = 0
                 self.merges += 1
         return moved, last
 

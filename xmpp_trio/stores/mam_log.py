@@ -36,19 +36,30 @@ class LogIndex:
     not journaled, e.g. while the store opens). A batch's flat rows are kept
     as they are (``_chunks``) and sorted into the lists only when something
     reads them: the writer's thread pays a ``Counter`` a batch, not a tuple
-    an entry."""
+    an entry.
 
-    __slots__ = ("_by_archive", "_chunks", "journal", "sizes")
+    A merge in steps (:meth:`begin_round`, :meth:`step_done`,
+    :meth:`end_round`) moves every entry up to ``seq`` ``top`` (all those
+    the log held when it began), archive by archive in id order: the
+    archives up to ``done_to`` are done, and their entries up to ``top``
+    stay in the lists, not counted and not read, until it ends; ``start``
+    counts those of the other archives (what their step will move)."""
+
+    __slots__ = ("_by_archive", "_chunks", "done_to", "journal", "sizes", "start", "top")
 
     def __init__(self) -> None:
         self._by_archive: dict[int, list[Entry]] = {}
         self._chunks: list[tuple[list[object], list[object], list[object]]] = []
         self.sizes: Counter[int] = Counter()
         self.journal: list[Undo] | None = None
+        self.top: int | None = None
+        self.done_to = -1
+        self.start: dict[int, int] = {}
 
     @property
     def by_archive(self) -> dict[int, list[Entry]]:
-        """Each archive's log entries (do not change the lists)."""
+        """Each archive's log entries, those a merge in progress moved
+        included (do not change the lists)."""
         if self._chunks:
             self._fold()
         return self._by_archive
@@ -66,10 +77,11 @@ class LogIndex:
         self._chunks.clear()
 
     def clear(self) -> None:
-        """The log was merged."""
+        """The log was merged whole."""
         self._by_archive.clear()
         self._chunks.clear()
         self.sizes.clear()
+        self.top, self.done_to, self.start = None, -1, {}
 
     def load(self, conn: sqlite3.Connection) -> None:
         """Read the log back from its table (the store opens)."""
@@ -81,17 +93,44 @@ class LogIndex:
             self._by_archive.setdefault(key, []).append((seq, bare, peer, stamp))
         self.sizes.update({key: len(found) for key, found in self._by_archive.items()})
 
+    def _moved(self, key: int) -> int:
+        """How many entries at the head of ``key``'s list a merge in progress moved."""
+        if self.top is None or key > self.done_to:
+            return 0
+        return bisect_left(self._by_archive.get(key, _NONE), (self.top + 1,))
+
     def entries(self, key: int | None) -> list[Entry]:
         """Archive ``key``'s log entries (do not change the list)."""
-        return _NONE if key is None else self.by_archive.get(key, _NONE)
+        if key is None:
+            return _NONE
+        found = self.by_archive.get(key, _NONE)
+        moved = self._moved(key)
+        return found[moved:] if moved else found
 
     def size(self, key: int) -> int:
         return self.sizes.get(key, 0)
 
+    def _live(self, key: int) -> None:
+        """Count ``key``'s entries again (after a change of its list)."""
+        left = len(self._by_archive.get(key, _NONE)) - self._moved(key)
+        if left:
+            self.sizes[key] = left
+        else:
+            self.sizes.pop(key, None)
+
+    def _starting(self, key: int, entries: Iterable[Entry], sign: int) -> None:
+        """A merge in progress will move ``entries`` of ``key`` (``sign`` 1),
+        or no more (-1)."""
+        if self.top is not None and key > self.done_to:
+            top = self.top
+            n = sum(1 for e in entries if e[0] <= top)
+            if n:
+                self.start[key] = self.start.get(key, 0) + sign * n
+
     def append_rows(self, entries: list[object], items: list[object], last: int) -> None:
         """Add the flat rows a batch wrote to the log (4 values an entry, 5 an
         item: :meth:`SqliteArchiveStorage._rows`), each ``seq`` after ``last``
-        and after every ``seq`` the log holds."""
+        and after every ``seq`` the log holds (and after a merge's ``top``)."""
         chunk = (entries, items[0::5], items[2::5])
         self._chunks.append(chunk)
         keys = cast("list[int]", entries[0::4])
@@ -125,12 +164,14 @@ class LogIndex:
         """One entry, in its place (a ``sid`` the store holds: its ``seq`` may
         precede the log's newest)."""
         insort(self.by_archive.setdefault(key, []), entry)
-        self.sizes[key] += 1
+        self._starting(key, (entry,), 1)
+        self._live(key)
         if self.journal is not None:
             self.journal.append(lambda: self._restore(key, [], drop=entry[0]))
 
     def remove(self, key: int, seqs: Iterable[int]) -> None:
-        """Drop archive ``key``'s entries of ``seqs`` (a quota, retention)."""
+        """Drop archive ``key``'s entries of ``seqs`` (a quota, retention;
+        never one a merge in progress moved)."""
         gone = self._remove(key, set(seqs))
         if gone and self.journal is not None:
             self.journal.append(lambda: self._restore(key, gone))
@@ -143,10 +184,10 @@ class LogIndex:
         gone = [e for e in found if e[0] in seqs]
         if kept:
             self._by_archive[key] = kept
-            self.sizes[key] = len(kept)
         else:
             del self._by_archive[key]
-            self.sizes.pop(key, None)
+        self._starting(key, gone, -1)
+        self._live(key)
         return gone
 
     def _restore(self, key: int, entries: list[Entry], drop: int | None = None) -> None:
@@ -157,40 +198,66 @@ class LogIndex:
         found = self.by_archive.setdefault(key, [])
         for entry in entries:
             insort(found, entry)
-        self.sizes[key] = len(found)
+        self._starting(key, entries, 1)
+        self._live(key)
 
     def drop_archive(self, key: int) -> None:
-        """Archive ``key`` is removed."""
-        gone = self.by_archive.pop(key, None)
-        self.sizes.pop(key, None)
-        if gone is not None and self.journal is not None:
-            self.journal.append(lambda: self._restore(key, gone))
-
-    def keys_in(self, low: int, high: int) -> list[int]:
-        """The archives holding log entries, ids ``low`` to ``high``."""
-        return [key for key in self.sizes if low <= key <= high]
-
-    def count_to(self, key: int, top: int) -> int:
-        """Archive ``key``'s entries up to ``seq`` ``top``."""
-        return bisect_left(self.by_archive.get(key, _NONE), (top + 1,))
-
-    def cut(self, low: int, high: int, top: int) -> None:
-        """The entries up to ``top`` of archives ``low`` to ``high`` were merged."""
+        """Archive ``key`` is removed (its entries a merge in progress moved
+        with it)."""
         by_archive = self.by_archive
-        for key in self.keys_in(low, high):
-            found = by_archive[key]
-            kept = found[bisect_left(found, (top + 1,)) :]
-            if kept:
-                by_archive[key] = kept
-                self.sizes[key] = len(kept)
-            else:
-                del by_archive[key]
-                del self.sizes[key]
+        moved = self._moved(key)
+        gone = by_archive.pop(key, None)
+        self.sizes.pop(key, None)
+        if gone is None:
+            return
+        self._starting(key, gone, -1)
+        if self.journal is not None:
+            self.journal.append(lambda: self._restore(key, gone[moved:]))
 
     def has(self, key: int, seq: int) -> bool:
-        found = self.by_archive.get(key, _NONE)
+        found = self.entries(key)
         at = bisect_left(found, (seq,))
         return at < len(found) and found[at][0] == seq
+
+    # -- a merge in steps (SqliteArchiveStorage.merge_step) ----------------------
+
+    def begin_round(self, top: int) -> list[int]:
+        """A merge of every entry up to ``top`` (all the log holds) begins:
+        the archives holding some, in id order."""
+        self.top, self.done_to = top, -1
+        self.start = dict(self.sizes)
+        return sorted(self.start)
+
+    def step_counts(self, low: int, high: int) -> list[tuple[int, int]]:
+        """What the step of archives ``low`` to ``high`` moves, per archive."""
+        return [(key, n) for key, n in self.start.items() if low <= key <= high and n > 0]
+
+    def step_done(self, high: int, counts: list[tuple[int, int]]) -> None:
+        """The step of the archives up to ``high`` (``counts`` moved) committed."""
+        for key, n in counts:
+            self.start.pop(key, None)
+            left = self.sizes.get(key, 0) - n
+            if left > 0:
+                self.sizes[key] = left
+            else:
+                self.sizes.pop(key, None)
+        self.done_to = high
+
+    def end_round(self) -> None:
+        """The merge's last step committed: what it moved leaves memory."""
+        top = self.top
+        assert top is not None
+        self._chunks = [c for c in self._chunks if not c[1] or c[1][-1] > top]  # type: ignore[operator]
+        by_archive = self._by_archive
+        for key in list(by_archive):
+            found = by_archive[key]
+            if found[0][0] <= top:
+                kept = found[bisect_left(found, (top + 1,)) :]
+                if kept:
+                    by_archive[key] = kept
+                else:
+                    del by_archive[key]
+        self.top, self.done_to, self.start = None, -1, {}
 
 
 _marks = itertools.count(1)
