@@ -9,30 +9,33 @@ between two local accounts is one item and two entries, each four
 integers (the archive, ``seq``, the peer's bare JID and full JID as ids in
 ``mam_peers``, cached in memory: half the write cost of the peers as text,
 docs/benchmarks.md); ``mam_archives`` maps each archive JID to a small
-integer and its size ``n`` (the quota and the unfiltered ``count`` read one
-row). Every index grows at its end or at
+integer and the size ``n`` of its merged entries (the quota and the
+unfiltered ``count`` read one row and the log's count in memory). Every
+index grows at its end or at
 one point per archive: ``seq`` is the write order, made from the stamp in
 microseconds (``max(last + 1, stamp_us)``), and the ids this server makes
 (:func:`~xmpp_sansio.server.mam.service.new_stanza_id`) begin with the time,
 so the unique ``sid`` index is appended to as well; writing a message costs
 about the same at 1M archived as at 10k (docs/benchmarks.md).
 
-The log (session 9, docs/mam.md "Cost"): a new message's entries are not
-written into ``mam_entries`` (whose two indexes would have a leaf page or
-two rewritten per archive a commit touches) but appended to
+The log (sessions 9 and 11, docs/mam.md "The log"): a new message's
+entries are not written into ``mam_entries`` (whose two indexes would have
+a leaf page or two rewritten per archive a commit touches) but appended to
 ``mam_log_entries`` (same columns, clustered on ``(seq, archive)``: it grows
-at its end); every ``merge_every`` messages, and when the writer is idle,
-one transaction moves the log into ``mam_entries`` in ``(archive, seq)``
-order (:meth:`SqliteArchiveStorage.merge`), so each archive's pages are
-rewritten once a merge. The log is merged whole, so every entry in it
-follows every merged one; reads (xmpp_trio/stores/mam_read.py) read the
-merged entries then the log's. Counters (``mam_archives.n``), quotas and
-retention count both halves as they are written; a restart serves what the
-log holds and merges it later.
+at its end), and kept in memory per archive
+(xmpp_trio/stores/mam_log.py: what reads find, and the log's share of each
+archive's size); every ``merge_every`` messages (up to 16 times that over
+many archives), and when the writer is idle, the log is moved into
+``mam_entries`` in ``(archive, seq)`` order, archive by archive in steps
+(:meth:`SqliteArchiveStorage.merge_step`), so each archive's pages are
+rewritten once a merge. For every archive, every entry in the log follows
+every merged one; reads (xmpp_trio/stores/mam_read.py) read the merged
+entries then the log's. Quotas and retention count both halves; a restart
+serves what the log holds and merges it later.
 
 Pages are index range scans: ``mam_entries`` by ``(archive, seq)`` for the
-archive in order, ``(archive, bare, seq)`` for a ``with`` filter (and a scan
-of the log in ``seq`` order);
+archive in order, ``(archive, bare, seq)`` for a ``with`` filter (and the
+archive's log entries from memory);
 ``start``/``end`` are ``seq`` bounds (``seq >= stamp_us`` always, and at most
 ``skew`` more, the largest lead a clock going back ever gave: kept in
 ``mam_state``) with the exact stamp checked on the rows. A page reads
