@@ -71,16 +71,13 @@ from xmpp_sansio.server.mam.store import (
 )
 
 from ._sql import transaction
-from .mam_log import Foreign, LogIndex
+from .mam_log import Foreign, LogIndex, move_step
 from .mam_read import Item, find, meta, page
 from .mam_rows import COUNTED as _COUNTED
 from .mam_rows import NO_PEER as _NO_PEER
-from .mam_rows import PAD as _PAD
-from .mam_rows import ROWS as _ROWS
 from .mam_rows import Rows as _Rows
+from .mam_rows import add_counts, insert_rows
 from .mam_rows import count_select as _count_select
-from .mam_rows import count_update as _count_update
-from .mam_rows import inserts as _inserts
 from .mam_rows import padded as _padded
 from .mam_schema import (
     SCHEMA,
@@ -446,7 +443,7 @@ class SqliteArchiveStorage:
         conn.execute("SAVEPOINT mam_put")
         if self._skew > rows.skew:  # a clock went back: the widest lead is kept
             self._save_skew(conn)
-        if self._insert(conn, "mam_items", 5, rows.items) and self._insert(
+        if insert_rows(conn, "mam_items", 5, rows.items) and insert_rows(
             conn, "mam_log_entries", 4, entries
         ):
             conn.execute("RELEASE mam_put")
@@ -461,27 +458,6 @@ class SqliteArchiveStorage:
             self._forget_unsure()
             added, merged = self._put_each(conn, rows.ops)
             self._settle(conn, set(added), merged, rows.ops, lambda key: added[key][1])
-
-    def _insert(
-        self, conn: sqlite3.Connection, table: str, width: int, values: list[object]
-    ) -> bool:
-        """``INSERT OR IGNORE`` the flat rows ``values`` (``width`` a row) into
-        ``table``, one statement for up to :data:`_ROWS` rows (a batch: one
-        call into SQLite, so one hand-over of the GIL, per table), padded to
-        a multiple of :data:`_PAD` rows by repeating its last row (ignored:
-        a few shapes, kept in the connection's statement cache); whether
-        every row went in (the repeats are never counted)."""
-        before = conn.total_changes
-        rows = len(values) // width
-        step = _ROWS * width
-        for at in range(0, len(values), step):
-            chunk = values[at : at + step]
-            n = len(chunk) // width
-            padded = -(-n // _PAD) * _PAD
-            if padded > n:
-                chunk += chunk[-width:] * (padded - n)
-            conn.execute(_inserts(table, width, padded), chunk)
-        return conn.total_changes - before == rows
 
     def _put_each(
         self, conn: sqlite3.Connection, ops: list[ArchivePut]
@@ -554,7 +530,7 @@ class SqliteArchiveStorage:
         keep = min(map(_keep, ops))
         retention = any(map(_retention, ops))
         if merged:
-            self._add_merged(conn, list(merged.items()))
+            add_counts(conn, list(merged.items()))
         size_of = self._log.size
         pairs = [(key, size_of(key)) for key in keys]  # type: ignore[arg-type]
         over: list[tuple[int, int | None, int]] = []
@@ -617,16 +593,6 @@ class SqliteArchiveStorage:
                     self._log.remove(key, (seq for (seq,) in gone))
         if merged:
             conn.execute("UPDATE mam_archives SET n = n - ? WHERE id = ?", (merged, key))
-
-    def _add_merged(self, conn: sqlite3.Connection, pairs: list[tuple[int, int]]) -> None:
-        """Add ``(id, n)`` pairs to the archives' merged sizes, one statement
-        per :data:`_COUNTED` archives."""
-        for at in range(0, len(pairs), _COUNTED):
-            chunk = pairs[at : at + _COUNTED]
-            size = _padded(len(chunk))
-            values = list(chain.from_iterable(chunk))
-            values += (0, 0) * (size - len(chunk))
-            conn.execute(_count_update(size), values)
 
     def write_behind(self, op: ArchivePut) -> None:
         """Keep ``op`` to be written by the next transaction of the server
@@ -807,24 +773,8 @@ class SqliteArchiveStorage:
             counts = log.step_counts(low, high)
             expected = sum(n for _key, n in counts)
             with transaction(conn):
-                self._add_merged(conn, counts)
-                moved = int(
-                    conn.execute(
-                        "INSERT INTO mam_entries SELECT * FROM mam_log_entries"
-                        " WHERE seq <= ? AND archive BETWEEN ? AND ? ORDER BY archive, seq",
-                        (top, low, high),
-                    ).rowcount
-                )
-                if moved != expected:
-                    raise sqlite3.DatabaseError(f"merge: {moved} entries moved, {expected} known")
-                if last:
-                    conn.execute("DELETE FROM mam_log_entries WHERE seq <= ?", (top,))
-                    conn.execute("DELETE FROM mam_state WHERE key IN ('merge_top', 'merge_done')")
-                else:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO mam_state VALUES ('merge_top', ?), ('merge_done', ?)",
-                        (top, high),
-                    )
+                add_counts(conn, counts)
+                moved = move_step(conn, top, low, high, expected, last=last)
             log.step_done(high, counts)
             chunks.pop(0)
             if last:

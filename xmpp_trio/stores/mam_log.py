@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Final, cast
 
-__all__ = ["Entry", "Foreign", "LogIndex"]
+__all__ = ["Entry", "Foreign", "LogIndex", "move_step"]
 
 #: ``(seq, bare peer id, peer id, stamp)``.
 Entry = tuple[int, int, int, float]
@@ -308,3 +308,32 @@ class Foreign:
         self._pending.clear()
         conn.execute("DELETE FROM temp.mam_marks")
         return True
+
+
+def move_step(
+    conn: sqlite3.Connection, top: int, low: int, high: int, expected: int, *, last: bool
+) -> int:
+    """A merge's step in the caller's transaction: the log's rows up to
+    ``top`` of archives ``low`` to ``high`` into ``mam_entries`` in ``(archive,
+    seq)`` order (``expected`` of them, else it raises); the last step
+    deletes every row up to ``top``, the others record how far the merge
+    went (``mam_state``: a restart deletes the rows moved). Returns the
+    rows moved."""
+    moved = int(
+        conn.execute(
+            "INSERT INTO mam_entries SELECT * FROM mam_log_entries"
+            " WHERE seq <= ? AND archive BETWEEN ? AND ? ORDER BY archive, seq",
+            (top, low, high),
+        ).rowcount
+    )
+    if moved != expected:
+        raise sqlite3.DatabaseError(f"merge: {moved} entries moved, {expected} known")
+    if last:
+        conn.execute("DELETE FROM mam_log_entries WHERE seq <= ?", (top,))
+        conn.execute("DELETE FROM mam_state WHERE key IN ('merge_top', 'merge_done')")
+    else:
+        conn.execute(
+            "INSERT OR REPLACE INTO mam_state VALUES ('merge_top', ?), ('merge_done', ?)",
+            (top, high),
+        )
+    return moved

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from itertools import chain
 from typing import Final
 
 from xmpp_sansio.jid import JID
@@ -18,8 +19,10 @@ __all__ = [
     "PAD",
     "ROWS",
     "Rows",
+    "add_counts",
     "count_select",
     "count_update",
+    "insert_rows",
     "inserts",
     "padded",
 ]
@@ -99,3 +102,34 @@ class Rows:
         keys = self.entries[0::4]
         at = len(keys) - 1 - keys[::-1].index(key)
         return self.ops[self.items[0::5].index(self.entries[4 * at + 1])]
+
+
+def insert_rows(conn: sqlite3.Connection, table: str, width: int, values: list[object]) -> bool:
+    """``INSERT OR IGNORE`` the flat rows ``values`` (``width`` a row) into
+    ``table``, one statement for up to :data:`ROWS` rows (a batch: one call
+    into SQLite, so one hand-over of the GIL, per table), padded to a
+    multiple of :data:`PAD` rows by repeating its last row (ignored: a few
+    shapes, kept in the connection's statement cache); whether every row
+    went in (the repeats are never counted)."""
+    before = conn.total_changes
+    rows = len(values) // width
+    step = ROWS * width
+    for at in range(0, len(values), step):
+        chunk = values[at : at + step]
+        n = len(chunk) // width
+        padded = -(-n // PAD) * PAD
+        if padded > n:
+            chunk += chunk[-width:] * (padded - n)
+        conn.execute(inserts(table, width, padded), chunk)
+    return conn.total_changes - before == rows
+
+
+def add_counts(conn: sqlite3.Connection, pairs: list[tuple[int, int]]) -> None:
+    """Add ``(id, n)`` pairs to the archives' merged sizes (``mam_archives.n``),
+    one statement per :data:`COUNTED` archives."""
+    for at in range(0, len(pairs), COUNTED):
+        chunk = pairs[at : at + COUNTED]
+        size = padded(len(chunk))
+        values = list(chain.from_iterable(chunk))
+        values += (0, 0) * (size - len(chunk))
+        conn.execute(count_update(size), values)
