@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Final
 
 from xmpp_sansio.jid import JID
@@ -140,16 +141,17 @@ def _rows(
     conn: sqlite3.Connection,
     where: str,
     args: list[object],
-    log: list[Entry],
+    pick: Callable[[], list[Entry]],
     order: str,
     limit: int,
 ) -> list[_Row]:
-    """At most ``limit`` rows of the set (``where`` in the merged half, ``log``
-    its entries in the log), ``order`` by ``seq`` (``ASC``: the merged half
-    first; ``DESC``: the log first)."""
+    """At most ``limit`` rows of the set (``where`` in the merged half,
+    ``pick()`` its entries in the log, called only if the page reaches the
+    log), ``order`` by ``seq`` (``ASC``: the merged half first; ``DESC``:
+    the log first)."""
     rows: list[_Row] = []
     if order == "DESC":
-        rows += _log_rows(conn, log[: -limit - 1 : -1])
+        rows += _log_rows(conn, pick()[: -limit - 1 : -1])
         if len(rows) >= limit:
             return rows
     rows += conn.execute(
@@ -157,7 +159,7 @@ def _rows(
         (*args, limit - len(rows)),
     ).fetchall()
     if order == "ASC" and len(rows) < limit:
-        rows += _log_rows(conn, log[: limit - len(rows)])
+        rows += _log_rows(conn, pick()[: limit - len(rows)])
     return rows
 
 
@@ -165,23 +167,21 @@ def _count(
     conn: sqlite3.Connection,
     where: str,
     args: list[object],
-    log: list[Entry],
+    pick: Callable[[], list[Entry]],
     stamped: bool,
     cap: int,
 ) -> int:
-    """The size of the set (``where`` merged, ``log`` in the log), counted
+    """The size of the set (``where`` merged, ``pick()`` in the log), counted
     up to ``cap + 1`` (-1: exact); the items are read only when a stamp is
-    checked (``stamped``)."""
+    checked (``stamped``), the log only if the merged half is within ``cap``."""
     source = _FROM if stamped else "mam_entries e"
-    limit = -1 if cap < 0 else cap + 1 - len(log)
-    if cap >= 0 and limit <= 0:
-        return len(log)
-    return len(log) + int(
+    merged = int(
         conn.execute(
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT ?)",
-            (*args, limit),
+            (*args, -1 if cap < 0 else cap + 1),
         ).fetchone()[0]
     )
+    return merged if 0 <= cap < merged else merged + len(pick())
 
 
 def page(
@@ -236,7 +236,11 @@ def page(
         flt.ids = frozenset(seqs[sid] for sid in query.ids)
     filtered = len(where) > 1
     stamped = query.start is not None or query.end is not None
-    in_log = flt.pick(log)
+
+    @functools.cache
+    def in_log() -> list[Entry]:
+        return flt.pick(log)
+
     if query.index is not None:
         return _page_at(conn, query, " AND ".join(where), args, flt, log, stamped, filtered, size)
     page_where, page_args, page_log = list(where), list(args), flt
@@ -250,7 +254,7 @@ def page(
         page_args.append(seqs[query.before])
         page_log = page_log.before(seqs[query.before] - 1)
     order = "DESC" if backward else "ASC"
-    picked = in_log if page_log is flt else page_log.pick(log)
+    picked = in_log if page_log is flt else functools.partial(page_log.pick, log)
     rows = _rows(conn, " AND ".join(page_where), page_args, picked, order, query.max + 1)
     complete = len(rows) <= query.max
     items = [_row(r) for r in rows[: query.max]]
@@ -291,7 +295,7 @@ def _page_at(
     is)."""
     assert query.index is not None
     in_log = flt.pick(log)
-    count = _count(conn, cond, args, in_log, stamped, -1) if filtered else size
+    count = _count(conn, cond, args, lambda: in_log, stamped, -1) if filtered else size
     merged = _FROM if stamped else "mam_entries e"
     row = conn.execute(
         f"SELECT e.seq FROM {merged} WHERE {cond} ORDER BY e.seq LIMIT 1 OFFSET ?",
@@ -304,7 +308,7 @@ def _page_at(
     if row is None or query.max == 0:
         return ArchivePage((), row is None, count, None)
     first = int(row[0])
-    picked = flt.after(first).pick(log)
+    picked = functools.partial(flt.after(first).pick, log)
     rows = _rows(conn, f"{cond} AND e.seq >= ?", [*args, first], picked, "ASC", query.max + 1)
     items = tuple(_row(r) for r in rows[: query.max])
     return ArchivePage(items, len(rows) <= query.max, count, query.index)
@@ -314,6 +318,6 @@ def meta(conn: sqlite3.Connection, key: int | None, log: list[Entry]) -> Item:
     """XEP-0313 §6.2: the first and last message of archive ``key``."""
     out: list[ArchivedMessage | None] = []
     for order in ("ASC", "DESC"):
-        rows = [] if key is None else _rows(conn, "e.archive = ?", [key], log, order, 1)
+        rows = [] if key is None else _rows(conn, "e.archive = ?", [key], lambda: log, order, 1)
         out.append(_row(rows[0]) if rows else None)
     return (out[0], out[1])
