@@ -329,7 +329,17 @@ def move_step(
     if moved != expected:
         raise sqlite3.DatabaseError(f"merge: {moved} entries moved, {expected} known")
     if last:
-        conn.execute("DELETE FROM mam_log_entries WHERE seq <= ?", (top,))
+        # The rows up to ``top`` are most of the table: the few after it
+        # (written during the merge) are set aside and the table emptied
+        # whole (SQLite's truncation, not a delete a row).
+        conn.execute("DROP TABLE IF EXISTS temp.mam_log_kept")
+        conn.execute(
+            "CREATE TEMP TABLE mam_log_kept AS SELECT * FROM mam_log_entries WHERE seq > ?",
+            (top,),
+        )
+        conn.execute("DELETE FROM mam_log_entries")
+        conn.execute("INSERT INTO mam_log_entries SELECT * FROM temp.mam_log_kept ORDER BY seq")
+        conn.execute("DROP TABLE temp.mam_log_kept")
         conn.execute("DELETE FROM mam_state WHERE key IN ('merge_top', 'merge_done')")
     else:
         conn.execute(
