@@ -16,7 +16,7 @@ XEP-0313, with XEP-0359 stanza ids); see docs/mam.md::
     writer_checkpoint = 5000  # copies the worker writes between two WAL checkpoints
     writer_keep_failed = 100000  # copies of failed batches kept to be written again
     loop_batch = 1000         # writer_thread = false: copies the loop commits at once
-    merge_every = 5000        # messages appended to the archive's log before it is merged (up to 4x: many archives)
+    merge_every = 5000        # messages appended to the archive's log before it is merged (up to 16x: many archives)
 """
 
 from __future__ import annotations
@@ -78,10 +78,10 @@ class ArchiveWriterLimits:
     tens of ms of the loop: docs/benchmarks.md "Fourth pass"); new messages
     appended to the store's log (no index but the id's) merged into the
     indexed tables every ``merge_every`` (and when the writer is idle), up
-    to 4 times that while the log spreads over more than 250 archives
-    (``MERGE_SPREAD``: a merge rewrites each archive's pages): the log a
-    query scans beside the indexes stays within that (docs/mam.md "The
-    log")."""
+    to 16 times that while the log spreads over more than 50 archives
+    (``MERGE_SPREAD``: a merge rewrites each archive's pages), in steps of
+    whole archives (``MERGE_CHUNK`` entries a transaction); queries find
+    the log's entries in memory, not by a scan (docs/mam.md "The log")."""
 
     batch: int = 200
     batch_max: int = 200

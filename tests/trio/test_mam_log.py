@@ -29,6 +29,7 @@ from xmpp_sansio.server.mam.store import (
     ArchiveReplace,
 )
 from xmpp_trio.config import ConfigError, load_config
+from xmpp_trio.stores import mam
 from xmpp_trio.stores.mam import MERGE_EVERY, MERGE_SPREAD, MERGE_STRETCH, SqliteArchiveStorage
 
 ARCHIVES = [JID.parse(f"{name}@example.com") for name in ("juliet", "romeo", "nurse")]
@@ -145,7 +146,7 @@ def test_without_a_writer_the_flush_merges_at_merge_every(tmp_path: Path) -> Non
 def test_a_log_spread_over_many_archives_is_merged_after_more_messages(tmp_path: Path) -> None:
     # A ring of 1,000 accounts (each message in its sender's and recipient's
     # archives): the log soon spreads over more than MERGE_SPREAD archives,
-    # so it is merged at MERGE_STRETCH times merge_every (a ring of 500:
+    # so it is merged at MERGE_STRETCH times merge_every (a ring of 100:
     # twice), and a restart counts the archives the log holds; 20 accounts
     # merge at merge_every.
     ring = [JID.parse(f"u{i}@example.com") for i in range(1000)]
@@ -155,7 +156,8 @@ def test_a_log_spread_over_many_archives_is_merged_after_more_messages(tmp_path:
         return ArchivePut(b, f"r{n:05d}", a, 1000.0 + n, b"<m/>", 10**6, also=((a, b),))
 
     every = 300
-    stretched = ((500, 2 * every), (1000, MERGE_STRETCH * every))  # 2x: 500 archives over 250
+    assert MERGE_SPREAD == 50
+    stretched = ((100, 2 * every), (1000, MERGE_STRETCH * every))  # 2x: 100 archives over 50
     for accounts, merged_at in ((20, every), *stretched):
         path = tmp_path / f"ring{accounts}.sqlite3"
         conn = sqlite3.connect(path, isolation_level=None)
@@ -315,3 +317,99 @@ def test_any_interleaving_reads_as_if_everything_were_merged(
         for size in (1, 3):  # no gap, no duplicate, either way
             assert walk(logged_store, archive, size, backward=False) == everything
             assert walk(logged_store, archive, size, backward=True) == everything
+
+
+def test_a_callers_transaction_that_rolls_back_leaves_no_entry_in_memory(tmp_path: Path) -> None:
+    # The loop's ServerServices.commit writes what is kept behind in its own
+    # transaction: the store learns its outcome afterwards (a mark in a
+    # temporary table), so a rollback takes back the log's entries and sizes
+    # it holds in memory, and a commit keeps them.
+    conn = sqlite3.connect(tmp_path / "archive.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=10**6)
+    store.apply([put(0), put(1, archive=1)])
+    for outcome in ("rollback", "commit"):
+        conn.execute("BEGIN IMMEDIATE")
+        store.write_behind(put(2, also=((ARCHIVES[1], PEERS[0]),)))
+        store.write_pending()
+        store.write(put(3, keep=2))  # the quota trims the log (in memory too)
+        store.write(ArchiveRemove(ARCHIVES[1]))
+        assert store.count(ARCHIVES[0]) == 2 and store.count(ARCHIVES[1]) == 0  # as it sees
+        conn.execute(outcome.upper())
+        if outcome == "rollback":
+            assert store.count(ARCHIVES[0]) == 1 and store.count(ARCHIVES[1]) == 1
+            assert walk(store, ARCHIVES[0], 1, backward=True) == ["s0000"]
+            assert walk(store, ARCHIVES[1], 5, backward=False) == ["s0001"]
+    assert store.count(ARCHIVES[0]) == 2 and store.count(ARCHIVES[1]) == 0
+    assert walk(store, ARCHIVES[0], 1, backward=False) == ["s0002", "s0003"]
+    store.merge()
+    assert store.count(ARCHIVES[0]) == 2 and logged(conn) == 0
+    assert walk(store, ARCHIVES[0], 1, backward=True) == ["s0002", "s0003"]
+    conn.close()
+
+
+def test_sizes_of_a_database_that_counted_the_log_in_n_are_taken_over(tmp_path: Path) -> None:
+    # Before session 11 mam_archives.n counted the log's entries too.
+    path = tmp_path / "archive.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=10**6)
+    store.apply([put(n, archive=n % 2) for n in range(5)])
+    store.merge()
+    store.apply([put(n, archive=n % 2) for n in range(5, 12)])
+    conn.execute("DELETE FROM mam_state WHERE key = 'n_merged'")
+    conn.execute("UPDATE mam_archives SET n = n + (SELECT COUNT(*) FROM mam_log_entries l"
+                 " WHERE l.archive = mam_archives.id)")  # fmt: skip
+    conn.close()
+    reopened = SqliteArchiveStorage(sqlite3.connect(path, isolation_level=None))
+    assert (reopened.count(ARCHIVES[0]), reopened.count(ARCHIVES[1])) == (6, 6)
+    reopened.merge()
+    assert (reopened.count(ARCHIVES[0]), reopened.count(ARCHIVES[1])) == (6, 6)
+
+
+def test_a_merge_in_steps_reads_counts_and_restarts_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long log is merged in steps of whole archives (MERGE_CHUNK entries a
+    # transaction); between two steps, writes, quotas, removals, reads and
+    # counts see every entry once; a restart between two steps drops the
+    # log's rows the done steps moved and keeps the rest.
+    monkeypatch.setattr(mam, "MERGE_CHUNK", 10)
+    path = tmp_path / "archive.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=10**6)
+    ring = [JID.parse(f"u{i}@example.com") for i in range(12)]
+
+    def ring_put(n: int, keep: int = 10**6) -> ArchivePut:
+        a, b = ring[n % 12], ring[(n + 1) % 12]
+        return ArchivePut(b, f"r{n:04d}", a, 1000.0 + n, b"<m/>", keep, also=((a, b),))
+
+    def expect(archive: int, upto: int) -> list[str]:
+        return [f"r{n:04d}" for n in range(upto) if archive in (n % 12, (n + 1) % 12)]
+
+    store.apply([ring_put(n) for n in range(120)])  # 20 entries an archive
+    moved, done = store.merge_step()
+    assert (moved, done) == (20, False)  # the first archive alone holds 20 (>= 10)
+    store.apply([ring_put(n) for n in range(120, 132)])
+    store.apply([ArchiveRemove(ring[3])])
+    store.apply([ring_put(132, keep=5)])  # ring[0] and ring[1]: quota 5
+    for i in (2, 5, 11):
+        assert walk(store, ring[i], 7, backward=False) == expect(i, 133)
+        assert walk(store, ring[i], 3, backward=True) == expect(i, 133)
+        assert store.count(ring[i]) == len(expect(i, 133))
+    assert store.count(ring[3]) == 0 and walk(store, ring[3], 5, backward=False) == []
+    assert walk(store, ring[1], 2, backward=False) == expect(1, 133)[-5:]
+    store.merge_step()
+    conn.close()  # the server stops between two steps
+    conn = sqlite3.connect(path, isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=10**6)
+    for _ in range(2):  # reopened, then merged whole
+        for i in (2, 5, 11):
+            assert walk(store, ring[i], 9, backward=False) == expect(i, 133)
+            assert store.count(ring[i]) == len(expect(i, 133))
+        assert walk(store, ring[1], 2, backward=True) == expect(1, 133)[-5:]
+        assert store.count(ring[3]) == 0
+        store.merge()
+    assert logged(conn) == 0
+    assert conn.execute("SELECT COUNT(*) FROM mam_state WHERE key LIKE 'merge_%'").fetchone() == (
+        0,
+    )
+    conn.close()

@@ -9,30 +9,33 @@ between two local accounts is one item and two entries, each four
 integers (the archive, ``seq``, the peer's bare JID and full JID as ids in
 ``mam_peers``, cached in memory: half the write cost of the peers as text,
 docs/benchmarks.md); ``mam_archives`` maps each archive JID to a small
-integer and its size ``n`` (the quota and the unfiltered ``count`` read one
-row). Every index grows at its end or at
+integer and the size ``n`` of its merged entries (the quota and the
+unfiltered ``count`` read one row and the log's count in memory). Every
+index grows at its end or at
 one point per archive: ``seq`` is the write order, made from the stamp in
 microseconds (``max(last + 1, stamp_us)``), and the ids this server makes
 (:func:`~xmpp_sansio.server.mam.service.new_stanza_id`) begin with the time,
 so the unique ``sid`` index is appended to as well; writing a message costs
 about the same at 1M archived as at 10k (docs/benchmarks.md).
 
-The log (session 9, docs/mam.md "Cost"): a new message's entries are not
-written into ``mam_entries`` (whose two indexes would have a leaf page or
-two rewritten per archive a commit touches) but appended to
+The log (sessions 9 and 11, docs/mam.md "The log"): a new message's
+entries are not written into ``mam_entries`` (whose two indexes would have
+a leaf page or two rewritten per archive a commit touches) but appended to
 ``mam_log_entries`` (same columns, clustered on ``(seq, archive)``: it grows
-at its end); every ``merge_every`` messages, and when the writer is idle,
-one transaction moves the log into ``mam_entries`` in ``(archive, seq)``
-order (:meth:`SqliteArchiveStorage.merge`), so each archive's pages are
-rewritten once a merge. The log is merged whole, so every entry in it
-follows every merged one; reads (xmpp_trio/stores/mam_read.py) read the
-merged entries then the log's. Counters (``mam_archives.n``), quotas and
-retention count both halves as they are written; a restart serves what the
-log holds and merges it later.
+at its end), and kept in memory per archive
+(xmpp_trio/stores/mam_log.py: what reads find, and the log's share of each
+archive's size); every ``merge_every`` messages (up to 16 times that over
+many archives), and when the writer is idle, the log is moved into
+``mam_entries`` in ``(archive, seq)`` order, archive by archive in steps
+(:meth:`SqliteArchiveStorage.merge_step`), so each archive's pages are
+rewritten once a merge. For every archive, every entry in the log follows
+every merged one; reads (xmpp_trio/stores/mam_read.py) read the merged
+entries then the log's. Quotas and retention count both halves; a restart
+serves what the log holds and merges it later.
 
 Pages are index range scans: ``mam_entries`` by ``(archive, seq)`` for the
-archive in order, ``(archive, bare, seq)`` for a ``with`` filter (and a scan
-of the log in ``seq`` order);
+archive in order, ``(archive, bare, seq)`` for a ``with`` filter (and the
+archive's log entries from memory);
 ``start``/``end`` are ``seq`` bounds (``seq >= stamp_us`` always, and at most
 ``skew`` more, the largest lead a clock going back ever gave: kept in
 ``mam_state``) with the exact stamp checked on the rows. A page reads
@@ -44,16 +47,15 @@ moved to this one when opened."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sqlite3
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import chain
 from operator import attrgetter
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
 from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import (
@@ -69,59 +71,34 @@ from xmpp_sansio.server.mam.store import (
 )
 
 from ._sql import transaction
+from .mam_log import Foreign, LogIndex, move_step
 from .mam_read import Item, find, meta, page
+from .mam_rows import COUNTED as _COUNTED
+from .mam_rows import NO_PEER as _NO_PEER
+from .mam_rows import Rows as _Rows
+from .mam_rows import add_counts, insert_rows
+from .mam_rows import count_select as _count_select
+from .mam_rows import padded as _padded
+from .mam_schema import (
+    SCHEMA,
+    count_merged_only,
+    drop_first_layout,
+    first_layout,
+    forget_merged_steps,
+    migrate_text_entries,
+    rename_text_entries,
+)
 
 if TYPE_CHECKING:
     from ..archive_writer import ArchiveWriter
 
-__all__ = ["MERGE_EVERY", "MERGE_SPREAD", "MERGE_STRETCH", "SqliteArchiveStorage"]
+__all__ = ["MERGE_CHUNK", "MERGE_EVERY", "MERGE_SPREAD", "MERGE_STRETCH", "SqliteArchiveStorage"]
 
 log = logging.getLogger("xmpp_trio.archive")
 
-_SCHEMA: Final = (
-    """
-    CREATE TABLE IF NOT EXISTS mam_archives (
-        id INTEGER PRIMARY KEY,
-        jid TEXT NOT NULL UNIQUE,
-        n INTEGER NOT NULL DEFAULT 0
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS mam_items (
-        seq INTEGER PRIMARY KEY,
-        sid TEXT NOT NULL UNIQUE,
-        stamp REAL NOT NULL,
-        refs INTEGER NOT NULL,
-        stanza BLOB NOT NULL
-    )
-    """,
-    "CREATE TABLE IF NOT EXISTS mam_peers (id INTEGER PRIMARY KEY, jid TEXT NOT NULL UNIQUE)",
-    """
-    CREATE TABLE IF NOT EXISTS mam_entries (
-        archive INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        bare INTEGER NOT NULL,
-        peer INTEGER NOT NULL,
-        PRIMARY KEY (archive, seq)
-    ) WITHOUT ROWID
-    """,
-    "CREATE INDEX IF NOT EXISTS mam_entries_bare ON mam_entries (archive, bare, seq)",
-    # The log (docs/mam.md "Cost"): the entries of new messages land here,
-    # appended in ``seq`` order (no per-archive index), and are merged into
-    # ``mam_entries`` in archive order (their items are in ``mam_items``).
-    """
-    CREATE TABLE IF NOT EXISTS mam_log_entries (
-        archive INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        bare INTEGER NOT NULL,
-        peer INTEGER NOT NULL,
-        PRIMARY KEY (seq, archive)
-    ) WITHOUT ROWID
-    """,
-    "CREATE TABLE IF NOT EXISTS mam_prefs (archive TEXT PRIMARY KEY, prefs TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS mam_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-)
 _US: Final = 1_000_000
+_keep = attrgetter("keep")
+_retention = attrgetter("retention")
 #: Messages whose entries in the log call for a merge (``[mam] merge_every``):
 #: the log a query scans stays about this long (docs/mam.md "The log").
 MERGE_EVERY: Final = 5000
@@ -131,83 +108,13 @@ MERGE_EVERY: Final = 5000
 #: times the archives over this, at most :data:`MERGE_STRETCH` times), so a
 #: merge's pages a message stay about those of this many archives (session
 #: 10, docs/mam.md "The log").
-MERGE_SPREAD: Final = 250
+MERGE_SPREAD: Final = 50
 #: The longest the log grows before a merge, in ``merge_every``\ s.
-MERGE_STRETCH: Final = 4
-#: Rows a multi-row ``INSERT`` writes at most (its ``VALUES`` bound in one
-#: call: 1024 items are 5120 variables, under the 32766 SQLite allows since
-#: 3.32; 128 are 640, under the 999 of older ones).
-_ROWS: Final = 1024 if sqlite3.sqlite_version_info >= (3, 32) else 128
-#: A statement's rows are a multiple of this (its last row repeated, which
-#: ``OR IGNORE`` skips): a batch is one statement a table, in few shapes.
-_PAD: Final = 32
-
-
-@functools.lru_cache(maxsize=128)
-def _inserts(table: str, width: int, rows: int) -> str:
-    """``INSERT OR IGNORE INTO table VALUES (?, …), …`` for ``rows`` rows."""
-    row = "(" + ", ".join("?" * width) + ")"
-    return f"INSERT OR IGNORE INTO {table} VALUES " + ", ".join([row] * rows)
-
-
-#: Archives whose sizes one statement updates (:meth:`SqliteArchiveStorage._settle`).
-_COUNTED: Final = 256
-_NO_PEER: Final = (0, 0)
-_keep = attrgetter("keep")
-_retention = attrgetter("retention")
-
-
-def _padded(n: int) -> int:
-    """``n`` rounded up to a power of two, at least 8 (few statement shapes)."""
-    return max(8, 1 << (n - 1).bit_length())
-
-
-@functools.lru_cache(maxsize=16)
-def _count_update(size: int) -> str:
-    """Add ``(id, n)`` pairs (``size`` of them) to the archives' sizes."""
-    values = ", ".join(["(?, ?)"] * size)
-    return (
-        f"UPDATE mam_archives SET n = n + c.column2 FROM (VALUES {values}) AS c"
-        " WHERE mam_archives.id = c.column1"
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _count_select(size: int) -> str:
-    """The ``(id, n)`` of the archives among ``size`` pairs holding more than ``?``."""
-    values = ", ".join(["(?, ?)"] * size)
-    return (
-        f"SELECT a.id, a.n FROM (VALUES {values}) AS c"
-        " CROSS JOIN mam_archives a ON a.id = c.column1 WHERE a.n > ?"
-    )
-
-
-class _Rows:
-    """The flat rows of a list of :class:`ArchivePut` (``ops``), built by
-    :meth:`SqliteArchiveStorage._rows`: ``items`` and ``entries`` as the
-    ``INSERT`` statements bind them, ``missing`` the ids to make first
-    (position in ``entries``, archive or peer), ``last``/``skew`` the
-    store's before they were built (what a rollback goes back to)."""
-
-    __slots__ = ("entries", "items", "last", "missing", "ops", "skew")
-
-    def __init__(
-        self,
-        ops: list[ArchivePut],
-        items: list[object],
-        entries: list[object],
-        missing: list[tuple[int, JID]],
-        last: int,
-        skew: int,
-    ) -> None:
-        self.ops, self.items, self.entries, self.missing = ops, items, entries, missing
-        self.last, self.skew = last, skew
-
-    def op_of(self, key: int) -> ArchivePut:
-        """The op of the last entry of archive ``key`` (its quota applies)."""
-        keys = self.entries[0::4]
-        at = len(keys) - 1 - keys[::-1].index(key)
-        return self.ops[self.items[0::5].index(self.entries[4 * at + 1])]
+MERGE_STRETCH: Final = 16
+#: Log entries a merge moves in one transaction at most (about: whole
+#: archives, in id order): a long log is merged in steps, one after each of
+#: the writer's batches, so the writer is never held long (session 11).
+MERGE_CHUNK: Final = 40_000
 
 
 class SqliteArchiveStorage:
@@ -237,75 +144,45 @@ class SqliteArchiveStorage:
         #: (about: a rolled-back transaction's count stays), and how many
         #: call for one.
         self._logged = 0
-        #: The archives holding entries in the log (about: a rolled-back
-        #: transaction's stay): how far a merge spreads (:meth:`merge_due`).
-        self._log_archives: set[int] = set()
+        #: The log's entries per archive, in memory (xmpp_trio/stores/mam_log.py):
+        #: what reads find and what an archive's size adds to ``mam_archives.n``
+        #: (the merged entries); ``_foreign``: the caller's transactions that
+        #: changed it, their outcome not yet known.
+        self._log = LogIndex()
         self.merge_every = merge_every
         #: Merges done (tests, benchmarks).
         self.merges = 0
+        #: The merge in progress, in steps (:meth:`merge_step`): ``(top,
+        #: chunks)``, the log's entries up to ``seq`` ``top`` move, the
+        #: archives' id ranges ``chunks`` still to go (the log's index knows
+        #: which archives are done: ``LogIndex.done_to``).
+        self._round: tuple[int, list[tuple[int, int]]] | None = None
         with transaction(conn):
-            old_entries = self._rename_text_entries()
-            for statement in _SCHEMA:
+            old_entries = rename_text_entries(conn)
+            for statement in SCHEMA:
                 conn.execute(statement)
             self._last = int(
                 conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mam_items").fetchone()[0]
             )
+            forget_merged_steps(conn)
             (self._logged,) = conn.execute(
                 "SELECT COUNT(DISTINCT seq) FROM mam_log_entries"
             ).fetchone()
-            self._log_archives.update(
-                r[0] for r in conn.execute("SELECT DISTINCT archive FROM mam_log_entries")
-            )
+            self._log.load(conn)
             row = conn.execute("SELECT value FROM mam_state WHERE key = 'skew'").fetchone()
             self._skew = 0 if row is None else int(row[0])
+            count_merged_only(conn)
             if old_entries:
-                self._migrate_text_entries()
+                migrate_text_entries(conn)
             self._migrate()
-
-    def _rename_text_entries(self) -> bool:
-        """A database of the second layout (``mam_entries`` with the peers as
-        text, ``with_bare``/``with_full``): set its entries aside to be moved."""
-        conn = self._conn
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(mam_entries)")}
-        if "with_bare" not in columns:
-            return False
-        conn.execute("DROP INDEX IF EXISTS mam_entries_with")
-        conn.execute("ALTER TABLE mam_entries RENAME TO mam_entries_text")
-        return True
-
-    def _migrate_text_entries(self) -> None:
-        """Move the second layout's entries here, their peers as integers."""
-        conn = self._conn
-        conn.execute(
-            "INSERT OR IGNORE INTO mam_peers (jid) SELECT with_bare FROM mam_entries_text"
-            " UNION SELECT with_full FROM mam_entries_text"
-        )
-        conn.execute(
-            "INSERT INTO mam_entries SELECT e.archive, e.seq, b.id, f.id FROM mam_entries_text e"
-            " JOIN mam_peers b ON b.jid = e.with_bare JOIN mam_peers f ON f.jid = e.with_full"
-        )
-        conn.execute("DROP TABLE mam_entries_text")
+        self._foreign = Foreign(conn)
 
     def _migrate(self) -> None:
         """Move the archives of the first layout (``mam_messages``) here, in order."""
-        conn = self._conn
-        old = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mam_messages'"
-        ).fetchone()
-        if old is None:
-            return
-        rows = conn.execute(
-            "SELECT archive, sid, with_full, stamp, stanza FROM mam_messages ORDER BY seq"
-        )
-        self._put(
-            conn,
-            (
-                ArchivePut(JID.parse(a), sid, JID.parse(w), stamp, bytes(data), 1 << 62)
-                for a, sid, w, stamp, data in rows
-            ),
-        )
-        conn.execute("DROP TABLE mam_messages")
-        conn.execute("DROP TABLE IF EXISTS mam_counts")
+        ops = first_layout(self._conn)
+        if ops is not None:
+            self._put(self._conn, ops)
+            drop_first_layout(self._conn)
 
     # -- writes -------------------------------------------------------------------
 
@@ -313,7 +190,46 @@ class SqliteArchiveStorage:
         """Carry out ``op`` in the caller's transaction (``ServerServices.commit``,
         which first waits for the writer's batch in flight: :meth:`wait_writer`)."""
         with self._lock:
-            self._write_op(op)
+            if type(op) is ArchivePrefsPut:
+                self._write_op(op)
+            else:
+                self._in_caller(self._write_op, op)
+
+    @contextmanager
+    def _journal(self) -> Iterator[None]:
+        """A transaction of the store's own: what it changes in the log's
+        index is undone if it raises (its transaction then rolls back)."""
+        log = self._log
+        undo: list[Callable[[], None]] = []
+        outer, log.journal = log.journal, undo
+        try:
+            yield
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            raise
+        finally:
+            log.journal = outer
+
+    def _in_caller(self, write: Callable[..., None], *args: object) -> None:
+        """``write(*args)`` in the caller's transaction (whose outcome the
+        store learns later: :class:`~xmpp_trio.stores.mam_log.Foreign`), or
+        in one of the store's own (journaled already)."""
+        log = self._log
+        if log.journal is not None:
+            write(*args)
+            return
+        log.journal = self._foreign.begin()
+        try:
+            write(*args)
+        finally:
+            log.journal = None
+
+    def _resolve(self) -> None:
+        """Learn the outcome of the caller's transactions that changed the
+        log, if none is open (the loop's thread, under the lock)."""
+        if self._foreign:
+            self._foreign.resolve()
 
     def _write_op(self, op: object) -> None:
         conn = self._conn
@@ -342,9 +258,12 @@ class SqliteArchiveStorage:
                         self._unref(
                             conn,
                             conn.execute(
-                                f"DELETE FROM {entries} WHERE archive = ? RETURNING seq", (found,)
+                                f"DELETE FROM {entries} WHERE archive = ? AND seq > ?"
+                                " RETURNING seq",
+                                (found, 0 if entries == "mam_entries" else self._moved(found)),
                             ).fetchall(),
                         )
+                    self._log.drop_archive(found)
                     conn.execute("DELETE FROM mam_archives WHERE id = ?", (found,))
                     self._ids.pop(op.archive, None)
                 conn.execute("DELETE FROM mam_prefs WHERE archive = ?", (key,))
@@ -358,7 +277,7 @@ class SqliteArchiveStorage:
         kept puts are written first (the message may still be among them)."""
         self.write_pending()
         key = self._id(op.archive, create=False)
-        seq = None if key is None else find(self._conn, key, op.sid)
+        seq = None if key is None else find(self._conn, key, op.sid, self._log)
         if seq is not None:
             self._conn.execute("UPDATE mam_items SET stanza = ? WHERE seq = ?", (op.stanza, seq))
 
@@ -524,54 +443,37 @@ class SqliteArchiveStorage:
         conn.execute("SAVEPOINT mam_put")
         if self._skew > rows.skew:  # a clock went back: the widest lead is kept
             self._save_skew(conn)
-        if self._insert(conn, "mam_items", 5, rows.items) and self._insert(
+        if insert_rows(conn, "mam_items", 5, rows.items) and insert_rows(
             conn, "mam_log_entries", 4, entries
         ):
             conn.execute("RELEASE mam_put")
             self._logged += len(rows.ops)
-            self._log_archives.update(cast(list[int], entries[0::4]))
-            self._settle(conn, Counter(cast(list[int], entries[0::4])), rows.ops, rows.op_of)
+            self._log.append_rows(entries, rows.items, rows.last)
+            self._settle(conn, set(entries[0::4]), {}, rows.ops, rows.op_of)
         else:  # a sid the store holds, or an archive named twice (rare): one by one
             conn.execute("ROLLBACK TO mam_put")
             conn.execute("RELEASE mam_put")
             self._last, self._skew = rows.last, rows.skew
             self._ids.clear()  # the ids made since the savepoint are gone with it
             self._forget_unsure()
-            added = self._put_each(conn, rows.ops)
-            counts = {key: n for key, (n, _op) in added.items()}
-            self._settle(conn, counts, rows.ops, lambda key: added[key][1])
-
-    def _insert(
-        self, conn: sqlite3.Connection, table: str, width: int, values: list[object]
-    ) -> bool:
-        """``INSERT OR IGNORE`` the flat rows ``values`` (``width`` a row) into
-        ``table``, one statement for up to :data:`_ROWS` rows (a batch: one
-        call into SQLite, so one hand-over of the GIL, per table), padded to
-        a multiple of :data:`_PAD` rows by repeating its last row (ignored:
-        a few shapes, kept in the connection's statement cache); whether
-        every row went in (the repeats are never counted)."""
-        before = conn.total_changes
-        rows = len(values) // width
-        step = _ROWS * width
-        for at in range(0, len(values), step):
-            chunk = values[at : at + step]
-            n = len(chunk) // width
-            padded = -(-n // _PAD) * _PAD
-            if padded > n:
-                chunk += chunk[-width:] * (padded - n)
-            conn.execute(_inserts(table, width, padded), chunk)
-        return conn.total_changes - before == rows
+            added, merged = self._put_each(conn, rows.ops)
+            self._settle(conn, set(added), merged, rows.ops, lambda key: added[key][1])
 
     def _put_each(
         self, conn: sqlite3.Connection, ops: list[ArchivePut]
-    ) -> dict[int, tuple[int, ArchivePut]]:
+    ) -> tuple[dict[int, tuple[int, ArchivePut]], dict[int, int]]:
         """Write ``ops`` one by one: a ``sid`` the store holds gets the
         archives it lacks, in the log if its entries are there (every entry
-        in the log follows every merged one), else merged."""
+        in the log follows every merged one), else merged. Returns each
+        archive's new entries and last op, and the merged ones' count."""
         added: dict[int, tuple[int, ArchivePut]] = {}
+        merged: dict[int, int] = {}
         for op in ops:
-            row = conn.execute("SELECT seq FROM mam_items WHERE sid = ?", (op.sid,)).fetchone()
+            row = conn.execute(
+                "SELECT seq, stamp FROM mam_items WHERE sid = ?", (op.sid,)
+            ).fetchone()
             entries = "mam_log_entries"
+            stamp = op.stamp
             if row is None:
                 seq = self._seq(conn, op.stamp)
                 conn.execute(
@@ -580,7 +482,7 @@ class SqliteArchiveStorage:
                 )
                 self._logged += 1
             else:
-                seq = int(row[0])
+                seq, stamp = int(row[0]), float(row[1])
                 if (
                     conn.execute("SELECT 1 FROM mam_log_entries WHERE seq = ?", (seq,)).fetchone()
                     is None
@@ -589,15 +491,19 @@ class SqliteArchiveStorage:
             refs = 0
             for archive, with_ in op.owners():
                 key = self._key(conn, archive)
+                bare, peer = self._peer(conn, with_)
+                half = "mam_entries" if seq <= self._moved(key) else entries
                 if conn.execute(
-                    f"INSERT OR IGNORE INTO {entries} VALUES (?, ?, ?, ?)",
-                    (key, seq, *self._peer(conn, with_)),
+                    f"INSERT OR IGNORE INTO {half} VALUES (?, ?, ?, ?)", (key, seq, bare, peer)
                 ).rowcount:
                     refs += 1
-                    self._log_archives.add(key)
+                    if half == "mam_entries":
+                        merged[key] = merged.get(key, 0) + 1
+                    else:
+                        self._log.add(key, (seq, bare, peer, stamp))
                     added[key] = (added.get(key, (0, op))[0] + 1, op)
             conn.execute("UPDATE mam_items SET refs = refs + ? WHERE seq = ?", (refs, seq))
-        return added
+        return added, merged
 
     def _unref(self, conn: sqlite3.Connection, rows: Sequence[tuple[int]]) -> None:
         """The entries ``rows`` (their ``seq``) are gone: drop unheld items."""
@@ -608,67 +514,85 @@ class SqliteArchiveStorage:
     def _settle(
         self,
         conn: sqlite3.Connection,
-        counts: dict[int, int],
+        keys: set[object],
+        merged: dict[int, int],
         ops: list[ArchivePut],
         op_of: Callable[[int], ArchivePut],
     ) -> None:
-        """Add ``counts`` (new entries per archive) to the archives' sizes, one
-        statement per :data:`_COUNTED` archives (``UPDATE … FROM (VALUES …)``,
-        padded to a power of two with archive 0, which is none); then apply
-        the quota and retention of the last op of each archive (``op_of``)
-        to those over the smallest quota of ``ops`` (all, if one has a
-        retention)."""
-        pairs = list(counts.items())
+        """Add ``merged`` (new merged entries per archive, rare) to the
+        archives' merged sizes (``mam_archives.n``; the log's are counted in
+        memory, :class:`~xmpp_trio.stores.mam_log.LogIndex`); then apply the
+        quota and retention of the last op of each archive of ``keys``
+        (``op_of``) to those whose size (one ``SELECT`` per :data:`_COUNTED`
+        archives, given their log's size, padded to a power of two with
+        archive 0, which is none) is over the smallest quota of ``ops`` (all,
+        if one has a retention)."""
         keep = min(map(_keep, ops))
         retention = any(map(_retention, ops))
-        before = conn.total_changes
-        over: list[tuple[int, int]] = []
+        if merged:
+            add_counts(conn, list(merged.items()))
+        size_of = self._log.size
+        pairs = [(key, size_of(key)) for key in keys]  # type: ignore[arg-type]
+        over: list[tuple[int, int | None, int]] = []
         for at in range(0, len(pairs), _COUNTED):
             chunk = pairs[at : at + _COUNTED]
             size = _padded(len(chunk))
             values = list(chain.from_iterable(chunk))
             values += (0, 0) * (size - len(chunk))
-            conn.execute(_count_update(size), values)
             over += conn.execute(
                 _count_select(size), (*values, -1 if retention else keep)
             ).fetchall()
-        if conn.total_changes - before != len(pairs):
+        if any(found is None for _key, found, _count in over):
             # an id made by a transaction that did not commit (e.g. a full disk)
             self._ids.clear()
             raise sqlite3.DatabaseError("an archive's id was not committed; write again")
-        for key, count in over:
+        for key, _found, count in over:
             op = op_of(key)
             if count > op.keep or op.retention > 0:
                 self._trim(conn, key, count, op)
 
     def _trim(self, conn: sqlite3.Connection, key: int, count: int, op: ArchivePut) -> None:
         """Drop the entries of ``key`` (``count`` of them) that ``op``'s quota and
-        retention no longer keep: the oldest, merged ones first, then the log's."""
-        dropped = 0
+        retention no longer keep: the oldest, merged ones first, then the log's
+        (``mam_archives.n`` counts the merged ones; the index the log's)."""
+        dropped = merged = 0
         halves = ("mam_entries", "mam_log_entries")
         for entries in halves:
             if count - dropped <= op.keep:
                 break
+            moved = 0 if entries == "mam_entries" else self._moved(key)
             gone = conn.execute(
                 f"DELETE FROM {entries} WHERE archive = ? AND seq IN (SELECT seq FROM"
-                f" {entries} WHERE archive = ? ORDER BY seq LIMIT ?) RETURNING seq",
-                (key, key, count - dropped - op.keep),
+                f" {entries} WHERE archive = ? AND seq > ? ORDER BY seq LIMIT ?) RETURNING seq",
+                (key, key, moved, count - dropped - op.keep),
             ).fetchall()
             self._unref(conn, gone)
             dropped += len(gone)
+            if entries == "mam_entries":
+                merged += len(gone)
+            else:
+                self._log.remove(key, (seq for (seq,) in gone))
         if op.retention > 0:
             cutoff = op.stamp - op.retention
             for entries in halves:
                 gone = conn.execute(
-                    f"DELETE FROM {entries} WHERE archive = ? AND seq < ? AND"
+                    f"DELETE FROM {entries} WHERE archive = ? AND seq > ? AND seq < ? AND"
                     f" (SELECT stamp FROM mam_items i WHERE i.seq = {entries}.seq) < ?"
                     " RETURNING seq",
-                    (key, int(cutoff * _US) + self._skew + 1, cutoff),
+                    (
+                        key,
+                        0 if entries == "mam_entries" else self._moved(key),
+                        int(cutoff * _US) + self._skew + 1,
+                        cutoff,
+                    ),
                 ).fetchall()
                 self._unref(conn, gone)
-                dropped += len(gone)
-        if dropped:
-            conn.execute("UPDATE mam_archives SET n = n - ? WHERE id = ?", (dropped, key))
+                if entries == "mam_entries":
+                    merged += len(gone)
+                else:
+                    self._log.remove(key, (seq for (seq,) in gone))
+        if merged:
+            conn.execute("UPDATE mam_archives SET n = n - ? WHERE id = ?", (merged, key))
 
     def write_behind(self, op: ArchivePut) -> None:
         """Keep ``op`` to be written by the next transaction of the server
@@ -699,6 +623,9 @@ class SqliteArchiveStorage:
             failed = writer.wait()
             if failed:
                 self.behind[:0] = failed
+        if self._foreign:
+            with self._lock:
+                self._resolve()
 
     def hand_off(self, *, block: bool = False) -> bool:
         """Hand what is kept behind to the writer, if it is idle (or after
@@ -711,6 +638,8 @@ class SqliteArchiveStorage:
         if writer.busy and not block:
             return False
         self.wait_writer()
+        if self._foreign:  # in a transaction of the loop's: its outcome is not known yet
+            return False
         batch, self.behind = self.behind, []
         writer.hand(batch)
         return True
@@ -723,7 +652,7 @@ class SqliteArchiveStorage:
         the worker nothing measurable (docs/benchmarks.md "Session 8")."""
         with self._lock:
             try:
-                with transaction(conn):
+                with self._journal(), transaction(conn):
                     self._put(conn, batch)
                     hook = None if self._writer is None else self._writer.in_batch
                     if hook is not None:
@@ -735,8 +664,8 @@ class SqliteArchiveStorage:
             else:
                 self._unsure.clear()
                 self._unsure_top = 0
-            if self.merge_due():
-                self._merge_quietly(conn)
+            if self._round is not None or self.merge_due():
+                self._merge_quietly(conn, step=True)
 
     def write_pending(self) -> None:
         """Write the kept ops in the caller's transaction: one ``executemany``
@@ -745,7 +674,8 @@ class SqliteArchiveStorage:
         self.wait_writer()
         with self._lock:
             pending, self.behind = self.behind, []
-            self._put(self._conn, pending)
+            if pending:
+                self._in_caller(self._put, self._conn, pending)
 
     def flush(self) -> None:
         """Commit the kept ops (one transaction, on the caller's connection,
@@ -760,7 +690,7 @@ class SqliteArchiveStorage:
                 (level,) = conn.execute("PRAGMA synchronous").fetchone()
                 conn.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    with transaction(conn):
+                    with self._journal(), transaction(conn):
                         self.write_pending()
                 except sqlite3.Error:
                     self._ids.clear()  # ids made in the failed transaction do not exist
@@ -785,36 +715,78 @@ class SqliteArchiveStorage:
         logged, every = self._logged, self.merge_every
         if logged < every:
             return False
-        spread = len(self._log_archives)
+        spread = len(self._log.sizes)
         if spread <= MERGE_SPREAD:
             return True
         return logged * MERGE_SPREAD >= every * min(spread, MERGE_STRETCH * MERGE_SPREAD)
 
+    def _moved(self, key: int) -> int:
+        """The ``seq`` up to which archive ``key``'s rows in the log table were
+        moved by the merge in progress (0: none): they stay in the table
+        until the merge ends, read by nothing."""
+        log = self._log
+        return log.top if log.top is not None and key <= log.done_to else 0
+
     def merge(self, conn: sqlite3.Connection | None = None) -> int:
         """Move the log's entries into ``mam_entries`` in ``(archive, seq)``
-        order, in one transaction on ``conn`` (the loop's connection if
-        ``None``): each archive's pages of the table and of its peer index
-        are rewritten once a merge rather than once a commit (docs/mam.md
-        "The log"). Returns the entries moved."""
+        order through ``conn`` (the loop's connection if ``None``), in steps
+        of about :data:`MERGE_CHUNK` entries (:meth:`merge_step`), each its
+        own transaction: each archive's pages of the table and of its peer
+        index are rewritten once a merge rather than once a commit
+        (docs/mam.md "The log"). Returns the entries moved."""
+        moved = 0
+        while True:
+            step, done = self.merge_step(conn)
+            moved += step
+            if done:
+                return moved
+
+    def merge_step(self, conn: sqlite3.Connection | None = None) -> tuple[int, bool]:
+        """One step of a merge (one begins if none is in progress): the log's
+        entries up to the merge's ``top`` of the next archives (a range of
+        ids, whole archives), in one transaction, their sizes added to the
+        merged ones. The log's rows stay in its table (read by nothing)
+        until the last step deletes every row up to ``top``; a restart in
+        between deletes those of the archives done (``mam_state``
+        ``merge_top``/``merge_done``). Returns the entries moved and whether
+        the merge is over."""
         conn = conn or self._conn
         with self._lock:
+            if conn is self._conn:
+                self._resolve()
+            log = self._log
+            if self._round is None:
+                top = self._last
+                chunks: list[tuple[int, int]] = []
+                total = 0
+                for key in log.begin_round(top):
+                    if not chunks or total >= MERGE_CHUNK:
+                        chunks.append((key, key))
+                        total = 0
+                    chunks[-1] = (chunks[-1][0], key)
+                    total += log.start[key]
+                self._round = (top, chunks or [(0, 0)])
+                self._logged = 0
+            top, chunks = self._round
+            low, high = chunks[0]
+            last = len(chunks) == 1
+            counts = log.step_counts(low, high)
+            expected = sum(n for _key, n in counts)
             with transaction(conn):
-                moved = int(
-                    conn.execute(
-                        "INSERT INTO mam_entries SELECT * FROM mam_log_entries"
-                        " ORDER BY archive, seq"
-                    ).rowcount
-                )
-                conn.execute("DELETE FROM mam_log_entries")
-            self._logged = 0
-            self._log_archives.clear()
-            self.merges += 1
-        return moved
+                add_counts(conn, counts)
+                moved = move_step(conn, top, low, high, expected, last=last)
+            log.step_done(high, counts)
+            chunks.pop(0)
+            if last:
+                log.end_round()
+                self._round = None
+                self.merges += 1
+        return moved, last
 
     def merge_idle(self, conn: sqlite3.Connection | None = None) -> None:
         """Nothing was archived lately (the writer got an empty batch, or the
         server's flush found nothing kept): merge what the log holds."""
-        if self._logged:
+        if self._logged or self._round is not None:
             self._merge_quietly(conn or self._conn)
 
     def flush_or_merge(self) -> None:
@@ -825,18 +797,21 @@ class SqliteArchiveStorage:
         else:
             self.merge_idle()
 
-    def _merge_quietly(self, conn: sqlite3.Connection) -> None:
-        """:meth:`merge`; a failure is logged: the log stays, read as it is,
-        and the next merge moves it."""
+    def _merge_quietly(self, conn: sqlite3.Connection, *, step: bool = False) -> None:
+        """:meth:`merge` (or one step of it); a failure is logged: the log
+        stays, read as it is, and the next merge moves it."""
         try:
-            self.merge(conn)
+            if step:
+                self.merge_step(conn)
+            else:
+                self.merge(conn)
         except sqlite3.Error:
             log.exception("archive: merging the log failed (it is kept and read)")
 
     def apply(self, ops: Sequence[object]) -> None:
         """Carry out ``ops`` in order in one transaction, all or nothing."""
         self.wait_writer()
-        with self._lock, transaction(self._conn):
+        with self._lock, self._journal(), transaction(self._conn):
             for op in ops:
                 self._write_op(op)
 
@@ -854,9 +829,13 @@ class SqliteArchiveStorage:
         )
 
     def count(self, archive: JID) -> int:
-        row = self._conn.execute("SELECT n FROM mam_archives WHERE jid = ?", (str(archive),))
-        found = row.fetchone()
-        return 0 if found is None else int(found[0])
+        """The messages ``archive`` holds: merged (``mam_archives.n``) and in the log."""
+        with self._lock:
+            self._resolve()
+            found = self._conn.execute(
+                "SELECT id, n FROM mam_archives WHERE jid = ?", (str(archive),)
+            ).fetchone()
+            return 0 if found is None else int(found[1]) + self._log.size(int(found[0]))
 
     def load(self, query: object) -> ArchivePage | UnknownId | Item:
         """Answer a ``Load`` effect (:class:`ArchiveQuery`, :class:`ArchiveMeta`)."""
@@ -865,8 +844,10 @@ class SqliteArchiveStorage:
             return self._load(query)
 
     def _load(self, query: object) -> ArchivePage | UnknownId | Item:
+        self._resolve()
         if isinstance(query, ArchiveMeta):
-            return meta(self._conn, self._id(query.archive, create=False))
+            key = self._id(query.archive, create=False)
+            return meta(self._conn, key, self._log.entries(key))
         if not isinstance(query, ArchiveQuery):
             raise TypeError(f"not an archive query: {query!r}")
         key = self._id(query.archive, create=False)
@@ -874,11 +855,20 @@ class SqliteArchiveStorage:
         named = (query.after_id, query.before_id, query.after, query.before or None)
         for sid in (*named, *(query.ids or ())):
             if sid is not None and sid not in seqs:
-                seq = None if key is None else find(self._conn, key, sid)
+                seq = None if key is None else find(self._conn, key, sid, self._log)
                 if seq is None:
                     return UnknownId(sid)
                 seqs[sid] = seq
         if key is None:
             return ArchivePage((), True, 0, None)
         peer = None if query.with_ is None else self._known_peer(query.with_)
-        return page(self._conn, query, key, seqs, peer, self._skew, self.count(query.archive))
+        return page(
+            self._conn,
+            query,
+            key,
+            self._log.entries(key),
+            seqs,
+            peer,
+            self._skew,
+            self.count(query.archive),
+        )
