@@ -21,7 +21,8 @@ messages).
                     # mam_cost.py and code, e.g. `git archive integ | tar -x -C /tmp/base`)
     python benchmarks/mam_cost.py --profile on --n 4000   # cProfile, top 25
     ... --users 200   # messages among 200 accounts (user i to i + 1) instead of a to b
-    ... --ablate serialise|write   # without the archive's serialisation / SQLite write
+    ... --ablate serialise|write|store   # without the archive's serialisation / SQLite
+                   # write / the store's whole write (rows and SQL: the loop's part left)
     ... --unshared   # as before session 7: no scope, no delivery serialised, not owned
     ... --writer   # the server's archive writer thread (xmpp_trio/archive_writer.py);
                    # the timing also prints the main thread's (the event loop's) share
@@ -172,9 +173,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=0, help="accounts (default: a to b only)")
     parser.add_argument(
         "--ablate",
-        choices=("serialise", "write"),
-        help="measure without the archive's serialisation (constant bytes) or"
-        " without its SQLite write (rows dropped at the flush)",
+        choices=("serialise", "write", "store"),
+        help="measure without the archive's serialisation (constant bytes),"
+        " without its SQLite write (rows dropped at the flush), or without the"
+        " store's whole write (its `_put` a no-op: what is left is the loop's part)",
     )
     parser.add_argument(
         "--unshared",
@@ -193,6 +195,10 @@ def main() -> None:
         from xmpp_trio.stores.mam import SqliteArchiveStorage
 
         SqliteArchiveStorage._write_rows = lambda self, conn, rows: None  # type: ignore[method-assign]
+    elif args.ablate == "store":
+        from xmpp_trio.stores.mam import SqliteArchiveStorage
+
+        SqliteArchiveStorage._put = lambda self, conn, ops: None  # type: ignore[method-assign]
     if args.stalls:
         stalls: list[float] = []
         setup(True, args.users, args.unshared, args.writer, stalls, args.batch)(args.n)

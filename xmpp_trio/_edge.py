@@ -59,14 +59,18 @@ class StorageEdge:
         first, in order (``ServerServices.keep_behind``)."""
         behind = self._behind
         while self.persists or self.loads or behind:
-            if self.persists or behind:
-                persists, self.persists = self.persists, []
-                if behind:
-                    self._services.keep_behind(behind)
+            persists = self.persists
+            if persists or behind:
+                full = self._services.keep_behind(behind) if behind else False
                 if persists:  # a batch of archived copies only has none
+                    self.persists = []
                     persists = self._services.write_behind(persists)
-                if not persists and not self._services.behind_full():
-                    continue
+                    if not persists:
+                        full = self._services.behind_full()
+                if not persists:
+                    if not full:
+                        continue
+                    persists = []  # not self.persists: a commit's answers may add to it
                 condition: StanzaErrorCondition | None = None
                 try:
                     self._services.commit([p.op for p in persists])

@@ -376,16 +376,22 @@ class ServerServices:
         assert isinstance(op, AccountDelete) and op.account.local is not None
         delete_account(self._db, op.account.local, op.account.domain)
 
-    def keep_behind(self, ops: list[StoreOp]) -> None:
+    def keep_behind(self, ops: list[StoreOp]) -> bool:
         """Move the ops the services wrote behind (``Router.behind``: archived
         copies, ``ArchivePut``) onto the archive's queue, in order, and empty
-        ``ops``: written as :meth:`write_behind` keeps them."""
-        queue = self.archive.behind
+        ``ops``: written as :meth:`write_behind` keeps them. Returns
+        :meth:`behind_full` (one call a batch, not two)."""
         for op in ops:
             if type(op) is not ArchivePut:
                 raise TypeError(f"{type(op).__name__} is not written behind")
-            queue.append(op)
+        queue = self.archive.behind
+        queue.extend(ops)
         ops.clear()
+        if self._writer is None:  # behind_full, inline
+            return len(queue) >= self._loop_batch
+        if len(queue) < self._floor.rows:
+            return False
+        return self.behind_full()
 
     def write_behind(self, persists: Sequence[Persist]) -> list[Persist]:
         """Keep the archived copies among ``persists`` that hold nothing (no

@@ -5,6 +5,7 @@ standing for the account's existence."""
 
 from __future__ import annotations
 
+import writer_oracle
 from committing import CommittingRouter
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.service import archivable
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
+from xmpp_sansio.xml.writer import serialize
 
 _CHILDREN = st.sampled_from(
     [
@@ -115,6 +117,39 @@ def test_a_preference_change_after_stamped_messages_changes_the_next_stamp() -> 
     w.send(JULIET, "<iq type='set' id='q'><prefs xmlns='urn:xmpp:mam:2' default='always'/></iq>")
     assert stamps("four") == ["juliet@example.com"]
     assert results(w.query(JULIET)) == ["one", "two", "four"]
+
+
+def test_a_preference_change_of_the_sender_reaches_its_very_next_archived_copy() -> None:
+    # The sender's side of the common archived copy is one lookup by its
+    # ``from`` (session 11): a change of the sender's preferences (XEP-0313
+    # §6.1) must reach the very next message, both ways; the recipient's
+    # archive is not affected.
+    w = World()
+    romeo, juliet = JID.parse("romeo@example.com"), JID.parse("juliet@example.com")
+    w.chat("one")
+    w.chat("two")
+    assert (w.archive.count(romeo), w.archive.count(juliet)) == (2, 2)
+    w.send(ROMEO, "<iq type='set' id='p'><prefs xmlns='urn:xmpp:mam:2' default='never'/></iq>")
+    w.chat("three")
+    assert (w.archive.count(romeo), w.archive.count(juliet)) == (2, 3)
+    w.send(ROMEO, "<iq type='set' id='q'><prefs xmlns='urn:xmpp:mam:2' default='always'/></iq>")
+    w.chat("four")
+    assert results(w.query(ROMEO)) == ["one", "two", "four"]
+    assert results(w.query(JULIET)) == ["one", "two", "three", "four"]
+
+
+@given(st.sampled_from(["juliet@example.com", "Juliet@Example.com/balcony", "romeo@example.com"]))
+def test_the_stamped_message_is_written_as_the_old_writer_wrote_it(to: str) -> None:
+    # The <stanza-id/> is written as made (writer.Prewritten): the delivered
+    # message's bytes are the generic writer's, byte for byte, every time
+    # (the first message fills the caches, the next ones use them).
+    w = World()
+    for body in ("one", "two"):
+        effects = w.send(ROMEO, f"<message to='{to}' type='chat'><body>{body}</body></message>")
+        for session in (JULIET, ROMEO):
+            for delivered in to_session(effects, session):
+                assert delivered.find(SID) is not None
+                assert serialize(delivered) == writer_oracle.serialize(delivered)
 
 
 @given(st.lists(st.floats(min_value=0.0, max_value=3.0), min_size=1, max_size=40))

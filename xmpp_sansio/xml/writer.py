@@ -24,7 +24,15 @@ from xml.etree.ElementTree import Element
 
 from . import ns
 
-__all__ = ["STREAM_FOOTER", "SharedWrites", "serialize", "shared_writes", "stream_header"]
+__all__ = [
+    "STREAM_FOOTER",
+    "Prewritten",
+    "SharedWrites",
+    "attribute_text",
+    "serialize",
+    "shared_writes",
+    "stream_header",
+]
 
 STREAM_FOOTER = b"</stream:stream>"
 
@@ -123,6 +131,36 @@ def _write_attrs(attrib: dict[str, str], out: list[str]) -> None:
         out.append(f' {key}="{value}"')
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def attribute_text(key: str, value: str) -> str:
+    """What the writer writes for the attribute ``key="value"`` of a plain
+    name (its leading space included, the value escaped): the pieces of a
+    :class:`Prewritten` element's ``attrs``. Raises :class:`ValueError` for
+    any other name (a Clark name, ``xmlns``, a prefix)."""
+    if not _PLAIN_NAME.fullmatch(key) or key == "xmlns":
+        raise ValueError(f"{key!r} is not a plain attribute name")
+    return f' {key}="{_attr(value)}"'
+
+
+class Prewritten(Element):
+    """An empty element of two attributes whose attributes the writer copies
+    as written when it was made: ``attrs`` (the :func:`attribute_text` of
+    each, in order) is written while the element's attributes are still
+    ``source`` (``(name, value, name, value)``, in order) and it has no text
+    and no children; changed in any way, it is written like any element. For
+    an element made once a stanza from values checked once (a XEP-0359
+    ``<stanza-id/>``: an id from a pool, the ``by`` of a recipient): the
+    generic attribute path's build and checks are skipped. Characters XML
+    cannot carry are still refused by the whole output's check."""
+
+    __slots__ = ("attrs", "source")
+
+    attrs: str
+    source: tuple[str, str, str, str]
+
+
 def _write(el: Element, parent_ns: str, out: list[str]) -> None:
     tag = el.tag
     start, end, own_ns = _TAGS.get((tag, parent_ns)) or _tag(tag, parent_ns)
@@ -142,6 +180,15 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
         elif n == 2:
             k1, k2 = attrib
             v1, v2 = attrib.values()
+            if (
+                type(el) is Prewritten  # a <stanza-id/>: written when made
+                and (k1, v1, k2, v2) == el.source
+                and el.text is None
+                and not len(el)
+            ):
+                out.append(el.attrs)
+                out.append("/>")
+                return
             attrs = f' {k1}="{v1}" {k2}="{v2}"'
         elif n == 1:
             ((k1, v1),) = attrib.items()

@@ -38,7 +38,7 @@ from ...jid import JID
 from ...stanza import Iq, IqType, error_reply, iq_result
 from ...xml.ns import CLIENT
 from ...xml.parser import parse_fragment
-from ...xml.writer import serialize
+from ...xml.writer import Prewritten, attribute_text, serialize
 from ..effects import Load, OfflinePush, Outcome, Persist, Reply, StoreOp
 from ..service import IqService
 from ..stages import (
@@ -108,8 +108,10 @@ _BODY: Final = "{jabber:client}body"
 #: The message types a user's archive keeps (XEP-0313 §5.1.1).
 _ARCHIVED: Final = frozenset({"chat", "normal"})
 _DEFAULT_PREFS: Final = Prefs()
-#: ``Element`` through a bound method (cheaper than calling the type).
-_make: Final = Element(SID).makeelement
+#: The ``<stanza-id/>`` stamped: written as made (the id and ``by`` checked once).
+_Stamp: Final = Prewritten
+#: Entries of ``MamService._plain`` kept at most (then it starts again).
+_PLAIN_MAX: Final = 100_000
 _NOBODY: Final = JID.parse("nobody.invalid")
 _new: Final = object.__new__
 
@@ -197,30 +199,34 @@ class MamService(IqService):
         self._in_roster = in_roster
         self.limits = limits
         self._prefs: dict[JID, Prefs] = {}
-        #: The stamp's ``by`` (the bare JID as text) of each account in
-        #: ``_prefs`` with the default preferences, kept with ``_prefs`` (a
-        #: subset of it): the common stamp is one lookup and no ``str()``.
-        self._plain: dict[JID, str] = {}
+        #: Accounts in ``_prefs`` with the default preferences, by the text of
+        #: a full or bare JID of theirs as a message's ``to`` or ``from``
+        #: carries it: ``(bare JID, its text, the stamp's by="..." as
+        #: written)``. The common stamp and archived copy are one lookup
+        #: each (a string's hash is cached: no JID hashed, no ``bare`` or
+        #: ``str()`` call). Emptied whenever an account's preferences or
+        #: existence may change (rare), bounded by ``_PLAIN_MAX``.
+        self._plain: dict[str, tuple[JID, str, str]] = {}
         self._queries: dict[Hashable, tuple[Element, JID, JID, str | None, bool, bool]] = {}
         self._next_query = 0
         #: Room queries whose results leave out real JIDs (XEP-0313 §5.1.2).
         self._hiding: set[Hashable] = set()
-        #: Stanza ids ready to use (:meth:`_draw_ids`), until ``_ids_until``.
-        self._ids: list[str] = []
+        #: Stanza ids ready to use (:meth:`_draw_ids`), until ``_ids_until``,
+        #: each with its ``id="..."`` as the writer writes it.
+        self._ids: list[tuple[str, str]] = []
         self._ids_until = 0.0
         #: The last ``<stanza-id/>`` stamped and its id (the observers find it
         #: last on the router's copy: no scan), with its message's ``to``
         #: parsed, bare, and whether its sender is local (its
         #: ``MessageDelivered`` then archives nothing): one tuple, one store.
         self._stamp: Element | None = None
-        #: ``(sid, to, to's bare, sender local, now, sender's bare, to self)``.
-        self._stamped: tuple[str, JID, JID, bool, float, JID, bool] = (
+        #: ``(sid, to, to's bare, sender local, now, to self)``.
+        self._stamped: tuple[str, JID, JID, bool, float, bool] = (
             "",
             _NOBODY,
             _NOBODY,
             False,
             0.0,
-            _NOBODY,
             False,
         )
         self._retractions = Retractions()
@@ -231,9 +237,9 @@ class MamService(IqService):
         ids = self._ids
         if not ids or now > self._ids_until:
             ids = self._draw_ids(ctx, now)
-        return ids.pop(), now
+        return ids.pop()[0], now
 
-    def _draw_ids(self, ctx: Context, now: float) -> list[str]:
+    def _draw_ids(self, ctx: Context, now: float) -> list[tuple[str, str]]:
         """256 ids, each as :func:`new_stanza_id` makes them at ``now`` (14 hex
         digits of the time in microseconds, then 64 unpredictable bits: XEP-0359
         §4, XEP-0313 §5.1.1), from one ``ctx.rng`` draw; used for a second at
@@ -241,12 +247,15 @@ class MamService(IqService):
         sort by time between pools, so the store's index of them grows near
         its end; within a pool they come in random order: sorted, their gaps
         would tell how many ids were given out between two, XEP-0359 §6).
-        Per id: one ``list.pop``, no slicing, no formatting."""
+        Per id: one ``list.pop``, no slicing, no formatting; each comes with
+        its ``id="..."`` as the writer writes it (hex digits: nothing to
+        escape), for the stamp (:class:`~xmpp_sansio.xml.writer.Prewritten`)."""
         entropy = ctx.rng(_ENTROPY_POOL).hex()
         # hex() of the time with bit 56 set, cut after it: 14 digits, as
         # ``f"{t:014x}"`` gives until the year 4253, without a format spec.
         at = hex(int(now * 1_000_000) | _BIT56)[3:]
-        self._ids = ids = [at + entropy[i : i + 16] for i in range(0, len(entropy), 16)]
+        made = [at + entropy[i : i + 16] for i in range(0, len(entropy), 16)]
+        self._ids = ids = [(sid, f' id="{sid}"') for sid in made]
         self._ids_until = now + _IDS_FOR
         return ids
 
@@ -256,7 +265,7 @@ class MamService(IqService):
         """``archive``'s preferences: pending writes first, then the store."""
         found = self._prefs.get(archive)
         if found is None:
-            if len(self._prefs) > 100_000:
+            if len(self._prefs) > _PLAIN_MAX:
                 self._prefs.clear()
                 self._plain.clear()
             found = self._storage.prefs(archive) or _DEFAULT_PREFS
@@ -305,40 +314,24 @@ class MamService(IqService):
         if keep and not refused and to is not None and element.get("type", "normal") in _ARCHIVED:
             peer = to
             if peer.local is not None:
-                recipient = peer.bare
-                # Every account in ``_prefs`` exists (it is filled only after
-                # the check below, or by the account itself; AccountRemoved
-                # drops it): the common case is one dict lookup.
-                by = self._plain.get(recipient)
-                prefs = _DEFAULT_PREFS if by is not None else self._prefs.get(recipient)
-                if prefs is _DEFAULT_PREFS:
-                    kept = True
-                    if by is None:
-                        by = self._plain[recipient] = str(recipient)
-                elif prefs is not None:
-                    kept = self.archives(recipient, sender)
-                else:
-                    server = self.server
-                    kept = (
-                        server.is_local(recipient.domain)
-                        # exists: a bound full JID (a dict lookup), any session, or the store
-                        and (
-                            server.session_by_jid(peer) is not None
-                            or bool(server.sessions_of(recipient))
-                            or server.account_exists(recipient)
-                        )
-                        and self.archives(recipient, sender)
-                    )
-                if kept:
+                # An account known with the default preferences (it exists:
+                # ``_plain`` is filled only after the checks of _plain_to):
+                # one lookup by the text of ``to``, the common case.
+                text = element.get("to", "")
+                plain = self._plain.get(text)
+                if plain is None:
+                    plain = self._plain_to(peer, sender, text)
+                if plain is not None:
+                    recipient, by, by_attr = plain
                     # _new_id, inline (once a message)
                     now = ctx.now
                     ids = self._ids
                     if not ids or now > self._ids_until:
                         ids = self._draw_ids(ctx, now)
-                    sid = ids.pop()
-                    if by is None:
-                        by = str(recipient)
-                    stamp = self._stamp = _make(SID, {"id": sid, "by": by})
+                    sid, id_attr = ids.pop()
+                    stamp = self._stamp = _Stamp(SID, {"id": sid, "by": by})
+                    stamp.source = ("id", sid, "by", by)  # written as made (Prewritten)
+                    stamp.attrs = id_attr + by_attr
                     # The observers find it on the router's copy by identity, with
                     # what was parsed here (no second parse of ``to`` or ``from``,
                     # no second read of the clock, no JID comparison). The
@@ -350,7 +343,6 @@ class MamService(IqService):
                         recipient,
                         same_domain or self.server.is_local(sender.domain),
                         now,
-                        sender.bare,
                         same_domain and peer.local == sender.local,
                     )
         if forged is None:
@@ -361,6 +353,46 @@ class MamService(IqService):
         if stamp is not None:
             out.append(stamp)
         return out
+
+    def _plain_to(self, peer: JID, sender: JID, text: str) -> tuple[JID, str, str] | None:
+        """Whether the local account of ``peer`` (``text`` as the message
+        carries it) archives a message from ``sender`` (it exists and its
+        preferences keep it): ``(bare JID, its text, by="..." as written)``
+        if so, else ``None``; kept in ``_plain`` when its preferences are the
+        default."""
+        recipient = peer.bare
+        prefs = self._prefs.get(recipient)
+        if prefs is _DEFAULT_PREFS:
+            kept = True
+        elif prefs is not None:
+            kept = self.archives(recipient, sender)
+        else:
+            server = self.server
+            kept = (
+                server.is_local(recipient.domain)
+                # exists: a bound full JID (a dict lookup), any session, or the store
+                and (
+                    server.session_by_jid(peer) is not None
+                    or bool(server.sessions_of(recipient))
+                    or server.account_exists(recipient)
+                )
+                and self.archives(recipient, sender)
+            )
+        if not kept:
+            return None
+        return self._plain_entry(recipient, text)
+
+    def _plain_entry(self, account: JID, text: str) -> tuple[JID, str, str]:
+        """``account``'s entry of ``_plain`` (its bare JID, as text, the stamp's
+        ``by`` as written), kept under ``text`` if its preferences (known) are
+        the default."""
+        by = str(account)
+        entry = (account, by, attribute_text("by", by))
+        if text and self._prefs.get(account) is _DEFAULT_PREFS:
+            if len(self._plain) >= _PLAIN_MAX:
+                self._plain.clear()
+            self._plain[text] = entry
+        return entry
 
     def _is_local(self, by: str | None) -> bool:
         if by is None:
@@ -390,10 +422,13 @@ class MamService(IqService):
             stamp = self._stamp
             if stamp is not None and len(element) and element[-1] is stamp:
                 # _archive_sent's common case, inline (docs/mam.md "Cost"):
-                # stamped here, default preferences, not to self: both
-                # sides, one op.
-                sid, peer, recipient, _, now, owner, to_self = self._stamped
-                if not to_self and self._prefs.get(owner) is _DEFAULT_PREFS:
+                # stamped here, default preferences (the sender known in
+                # ``_plain`` by its ``from``, as the router stamped it), not
+                # to self: both sides, one op.
+                sid, peer, recipient, _, now, to_self = self._stamped
+                mine = self._plain.get(element.get("from", ""))
+                if not to_self and mine is not None:
+                    owner = mine[0]
                     limits = self.limits
                     # ArchivePut(owner, sid, ...) without its __init__'s frame
                     # (about 1k instructions a message less).
@@ -427,7 +462,7 @@ class MamService(IqService):
                     for op in ops:
                         if isinstance(op, ArchivePrefsPut):
                             self._prefs.pop(op.archive, None)
-                            self._plain.pop(op.archive, None)
+                            self._plain.clear()
                     return []
                 return self._archive_offline(ctx, ops)
             case Abandoned():
@@ -436,7 +471,7 @@ class MamService(IqService):
                 return []
             case AccountRemoved(account=account):
                 self._prefs.pop(account, None)
-                self._plain.pop(account, None)
+                self._plain.clear()
                 return [Persist(ArchiveRemove(account))]
         return []
 
@@ -473,6 +508,8 @@ class MamService(IqService):
         if sid is None and not archivable(element):
             return
         mine = self._prefs.get(owner) is _DEFAULT_PREFS or self.archives(owner, peer)
+        if mine:  # known by its ``from`` from now on: the common case is inline
+            self._plain_entry(owner, element.get("from", ""))
         if sid is None:
             if mine:
                 self._put(ctx, owner, self._new_id(ctx)[0], peer, archived_bytes(element))
@@ -552,7 +589,7 @@ class MamService(IqService):
                     return [Reply(iq_result(iq.element, prefs_element(self.prefs(archive))))]
                 prefs = parse_prefs(payload)
                 self._prefs[archive] = prefs
-                self._plain.pop(archive, None)
+                self._plain.clear()
                 op = ArchivePrefsPut(archive, prefs)
                 return [
                     Persist(op, iq.element, (Reply(iq_result(iq.element, prefs_element(prefs))),))
