@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import get_args
+from typing import cast, get_args
 from xml.etree.ElementTree import Element
 
 from xmpp_sansio.disco import Identity
@@ -385,7 +385,7 @@ class ServerServices:
             if type(op) is not ArchivePut:
                 raise TypeError(f"{type(op).__name__} is not written behind")
         queue = self.archive.behind
-        queue.extend(ops)
+        queue.extend(cast("list[ArchivePut]", ops))  # every op checked above
         ops.clear()
         if self._writer is None:  # behind_full, inline
             return len(queue) >= self._loop_batch
