@@ -29,7 +29,7 @@ from xmpp_sansio.server.mam.store import (
     ArchiveReplace,
 )
 from xmpp_trio.config import ConfigError, load_config
-from xmpp_trio.stores import mam
+from xmpp_trio.stores import mam, mam_log
 from xmpp_trio.stores.mam import MERGE_EVERY, MERGE_SPREAD, MERGE_STRETCH, SqliteArchiveStorage
 
 ARCHIVES = [JID.parse(f"{name}@example.com") for name in ("juliet", "romeo", "nurse")]
@@ -235,6 +235,7 @@ _OPS = st.one_of(
     st.tuples(st.just("replace"), _SIDS, st.integers(0, 2)),
     st.tuples(st.just("remove"), st.integers(0, 2)),
     st.tuples(st.just("merge")),
+    st.tuples(st.just("read"), st.integers(0, 2)),  # sorts one archive's entries in
 )
 
 
@@ -290,6 +291,8 @@ def _apply(store: SqliteArchiveStorage, op: tuple[Any, ...], stamps: dict[int, f
             store.apply([ArchiveRemove(ARCHIVES[archive])])
         case ("merge",):
             store.merge()
+        case ("read", archive):
+            store.load(ArchiveQuery(ARCHIVES[archive], 1000))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -317,6 +320,40 @@ def test_any_interleaving_reads_as_if_everything_were_merged(
         for size in (1, 3):  # no gap, no duplicate, either way
             assert walk(logged_store, archive, size, backward=False) == everything
             assert walk(logged_store, archive, size, backward=True) == everything
+
+
+def test_a_read_after_many_writes_sorts_in_a_bounded_part_of_the_log() -> None:
+    """A read sorts the log's new entries into the lists of every archive a
+    bounded part at a time (the oldest ``FOLD_STEP``), and takes its own
+    archive's from the rest: the loop's first read after many writes does
+    not pay for the whole log; later reads finish it, each entry once."""
+    store = SqliteArchiveStorage(sqlite3.connect(":memory:", isolation_level=None))
+    store.merge_every = 1 << 62
+    owners = [JID.parse(f"u{i}@example.com") for i in range(50)]
+    total = 3 * mam_log.FOLD_STEP
+    for n in range(total):
+        store.write_behind(
+            ArchivePut(owners[n % 50], f"l{n}", PEERS[1], 1000.0 + n, b"<m/>", 10**6)
+        )
+        if n % 200 == 199:
+            store.flush()  # a batch a chunk, as the writer's
+    store.flush()
+    index = store._log
+
+    def sorted_in() -> int:
+        return sum(len(found) for found in index._by_archive.values())
+
+    held = len(range(7, total, 50))
+    page = store.load(ArchiveQuery(owners[7], 3, before=""))
+    assert isinstance(page, ArchivePage) and page.count == held
+    assert [m.sid for m in page.items] == [f"l{n}" for n in range(7, total, 50)[-3:]]
+    assert sorted_in() < 2 * mam_log.FOLD_STEP  # not the whole log
+    for owner in owners[:5]:  # each read sorts in another part, each entry once
+        page = store.load(ArchiveQuery(owner, 2))
+        assert isinstance(page, ArchivePage) and len(page.items) == 2
+    assert sorted_in() == total and not index._chunks
+    page = store.load(ArchiveQuery(owners[7], held + 1))
+    assert [m.sid for m in page.items] == [f"l{n}" for n in range(7, total, 50)]  # type: ignore[union-attr]
 
 
 def test_a_callers_transaction_that_rolls_back_leaves_no_entry_in_memory(tmp_path: Path) -> None:

@@ -26,17 +26,25 @@ __all__ = ["Entry", "Foreign", "LogIndex", "move_step"]
 #: ``(seq, bare peer id, peer id, stamp)``.
 Entry = tuple[int, int, int, float]
 Undo = Callable[[], None]
+#: A batch's rows as written (:meth:`LogIndex.append_rows`): its serial, the
+#: entries' archives, the entries (4 values each), the items' ``seq`` and stamps.
+_Chunk = tuple[int, list[int], list[object], list[int], list[float]]
 _NONE: Final[list[Entry]] = []
+#: Entries of the oldest chunks a read sorts in whole (:meth:`LogIndex._fold_oldest`).
+FOLD_STEP: Final = 4096
 
 
 class LogIndex:
-    """The log's entries per archive id (:attr:`by_archive`), each list sorted
-    by ``seq``, and their number per archive (``sizes``, kept at each
-    commit); ``journal``: the undos of the transaction in progress (``None``:
-    not journaled, e.g. while the store opens). A batch's flat rows are kept
-    as they are (``_chunks``) and sorted into the lists only when something
-    reads them: the writer's thread pays a ``Counter`` a batch, not a tuple
-    an entry.
+    """The log's entries per archive id, each list sorted by ``seq``, and
+    their number per archive (``sizes``, kept at each commit); ``journal``:
+    the undos of the transaction in progress (``None``: not journaled, e.g.
+    while the store opens). A batch's flat rows are kept as they are
+    (``_chunks``, each with a serial number) and sorted into an archive's
+    list only when something reads that archive (``_folded``: per archive,
+    the serial of its first chunk not yet sorted in): the writer's thread
+    pays a ``Counter`` a batch, not a tuple an entry, and the loop's first
+    read of an archive after many writes pays for that archive's entries
+    (found in each chunk by ``list.index``, in C), not the whole log's.
 
     A merge in steps (:meth:`begin_round`, :meth:`step_done`,
     :meth:`end_round`) moves every entry up to ``seq`` ``top`` (all those
@@ -45,11 +53,25 @@ class LogIndex:
     stay in the lists, not counted and not read, until it ends; ``start``
     counts those of the other archives (what their step will move)."""
 
-    __slots__ = ("_by_archive", "_chunks", "done_to", "journal", "sizes", "start", "top")
+    __slots__ = (
+        "_by_archive",
+        "_chunks",
+        "_folded",
+        "_serial",
+        "_serials",
+        "done_to",
+        "journal",
+        "sizes",
+        "start",
+        "top",
+    )
 
     def __init__(self) -> None:
         self._by_archive: dict[int, list[Entry]] = {}
-        self._chunks: list[tuple[list[object], list[object], list[object]]] = []
+        self._chunks: list[_Chunk] = []
+        self._serials: list[int] = []  # each chunk's, ascending
+        self._serial = 0  # the next chunk's
+        self._folded: dict[int, int] = {}
         self.sizes: Counter[int] = Counter()
         self.journal: list[Undo] | None = None
         self.top: int | None = None
@@ -59,27 +81,71 @@ class LogIndex:
     @property
     def by_archive(self) -> dict[int, list[Entry]]:
         """Each archive's log entries, those a merge in progress moved
-        included (do not change the lists)."""
-        if self._chunks:
-            self._fold()
+        included (do not change the lists): every archive sorted in."""
+        for key in set(self.sizes).union(*(c[1] for c in self._chunks)):
+            self._list(key)
         return self._by_archive
 
-    def _fold(self) -> None:
-        by_archive = self._by_archive
-        for entries, seqs, stamps in self._chunks:
+    def _list(self, key: int) -> list[Entry] | None:
+        """Archive ``key``'s list, the chunks' entries of ``key`` sorted in
+        first (they follow every entry the list holds)."""
+        if not self._chunks:
+            return self._by_archive.get(key)
+        self._fold_oldest()
+        found = self._by_archive.get(key)
+        serials = self._serials
+        first = bisect_left(serials, self._folded.get(key, 0))
+        if first == len(serials):
+            return found
+        self._folded[key] = self._serial
+        for _serial, keys, entries, seqs, stamps in self._chunks[first:]:
+            try:
+                at = keys.index(key)
+            except ValueError:
+                continue
+            if found is None:
+                self._by_archive[key] = found = []
+            append = found.append
+            while True:
+                seq = cast("int", entries[4 * at + 1])
+                stamp = stamps[bisect_left(seqs, seq)]
+                append((seq, entries[4 * at + 2], entries[4 * at + 3], stamp))  # type: ignore[arg-type]
+                try:
+                    at = keys.index(key, at + 1)
+                except ValueError:
+                    break
+        return found
+
+    def _fold_oldest(self) -> None:
+        """Sort the oldest chunks' entries into every archive's list, about
+        :data:`FOLD_STEP` entries a call (a bounded part of a read's time),
+        skipping the archives that sorted them in already; each entry is
+        sorted in once, so a busy log's reads pay it whole in a few calls."""
+        by_archive, folded = self._by_archive, self._folded
+        budget = FOLD_STEP
+        while self._chunks and budget > 0:
+            serial, keys, entries, seqs, stamps = self._chunks.pop(0)
+            del self._serials[0]
+            budget -= len(keys)
             stamp_of = dict(zip(seqs, stamps, strict=True))
             it = iter(entries)
+            ahead = self._serial if folded else 0  # (no archive read since: none to skip)
             for key, seq, bare, peer in zip(it, it, it, it, strict=True):
+                if ahead > serial and folded.get(key, 0) > serial:  # type: ignore[call-overload]
+                    continue
                 found = by_archive.get(key)  # type: ignore[call-overload]
                 if found is None:
                     by_archive[key] = found = []  # type: ignore[index]
-                found.append((seq, bare, peer, stamp_of[seq]))
-        self._chunks.clear()
+                found.append((seq, bare, peer, stamp_of[seq]))  # type: ignore[index]
+        if not self._chunks:
+            folded.clear()  # every chunk sorted in: the next ones are new to all
 
     def clear(self) -> None:
         """The log was merged whole."""
         self._by_archive.clear()
         self._chunks.clear()
+        self._serials.clear()
+        self._folded.clear()
         self.sizes.clear()
         self.top, self.done_to, self.start = None, -1, {}
 
@@ -97,13 +163,13 @@ class LogIndex:
         """How many entries at the head of ``key``'s list a merge in progress moved."""
         if self.top is None or key > self.done_to:
             return 0
-        return bisect_left(self._by_archive.get(key, _NONE), (self.top + 1,))
+        return bisect_left(self._list(key) or _NONE, (self.top + 1,))
 
     def entries(self, key: int | None) -> list[Entry]:
         """Archive ``key``'s log entries (do not change the list)."""
         if key is None:
             return _NONE
-        found = self.by_archive.get(key, _NONE)
+        found = self._list(key) or _NONE
         moved = self._moved(key)
         return found[moved:] if moved else found
 
@@ -112,7 +178,7 @@ class LogIndex:
 
     def _live(self, key: int) -> None:
         """Count ``key``'s entries again (after a change of its list)."""
-        left = len(self._by_archive.get(key, _NONE)) - self._moved(key)
+        left = len(self._list(key) or _NONE) - self._moved(key)
         if left:
             self.sizes[key] = left
         else:
@@ -131,39 +197,56 @@ class LogIndex:
         """Add the flat rows a batch wrote to the log (4 values an entry, 5 an
         item: :meth:`SqliteArchiveStorage._rows`), each ``seq`` after ``last``
         and after every ``seq`` the log holds (and after a merge's ``top``)."""
-        chunk = (entries, items[0::5], items[2::5])
-        self._chunks.append(chunk)
         keys = cast("list[int]", entries[0::4])
+        chunk: _Chunk = (
+            self._serial,
+            keys,
+            entries,
+            cast("list[int]", items[0::5]),
+            cast("list[float]", items[2::5]),
+        )
+        self._chunks.append(chunk)
+        self._serials.append(self._serial)
+        self._serial += 1
         self.sizes.update(keys)
         if self.journal is not None:
             self.journal.append(lambda: self._unappend(chunk, keys, last))
 
-    def _unappend(
-        self,
-        chunk: tuple[list[object], list[object], list[object]],
-        keys: list[int],
-        last: int,
-    ) -> None:
+    def _unappend(self, chunk: _Chunk, keys: list[int], last: int) -> None:
         sizes = self.sizes
         sizes.subtract(keys)
         for key in set(keys):
             if sizes[key] <= 0:
                 del sizes[key]
-        if self._chunks and self._chunks[-1] is chunk:
+        if self._chunks and self._chunks[-1] is chunk:  # the rule: sorted in nowhere yet
             self._chunks.pop()
+            self._serials.pop()
+            for key in set(keys):  # (serials are not reused: others never see it)
+                if self._folded.get(key, 0) > chunk[0]:
+                    self._drop_after(key, last)
             return
-        by_archive = self.by_archive
         for key in set(keys):
-            found = by_archive.get(key)
-            while found and found[-1][0] > last:
-                found.pop()
-            if found is not None and not found:
-                del by_archive[key]
+            self._list(key)
+            self._drop_after(key, last)
+        for at, found in enumerate(self._chunks):  # (unless sorted in whole)
+            if found is chunk:
+                del self._chunks[at], self._serials[at]
+                break
+
+    def _drop_after(self, key: int, last: int) -> None:
+        found = self._by_archive.get(key)
+        while found and found[-1][0] > last:
+            found.pop()
+        if found is not None and not found:
+            del self._by_archive[key]
 
     def add(self, key: int, entry: Entry) -> None:
         """One entry, in its place (a ``sid`` the store holds: its ``seq`` may
         precede the log's newest)."""
-        insort(self.by_archive.setdefault(key, []), entry)
+        found = self._list(key)
+        if found is None:
+            self._by_archive[key] = found = []
+        insort(found, entry)
         self._starting(key, (entry,), 1)
         self._live(key)
         if self.journal is not None:
@@ -177,7 +260,7 @@ class LogIndex:
             self.journal.append(lambda: self._restore(key, gone))
 
     def _remove(self, key: int, seqs: set[int]) -> list[Entry]:
-        found = self.by_archive.get(key)
+        found = self._list(key)
         if not found or not seqs:
             return []
         kept = [e for e in found if e[0] not in seqs]
@@ -195,7 +278,9 @@ class LogIndex:
         if drop is not None:
             self._remove(key, {drop})
             return
-        found = self.by_archive.setdefault(key, [])
+        found = self._list(key)
+        if found is None:
+            self._by_archive[key] = found = []
         for entry in entries:
             insort(found, entry)
         self._starting(key, entries, 1)
@@ -204,9 +289,9 @@ class LogIndex:
     def drop_archive(self, key: int) -> None:
         """Archive ``key`` is removed (its entries a merge in progress moved
         with it)."""
-        by_archive = self.by_archive
+        self._list(key)  # its chunks' entries sorted in, then dropped with it
         moved = self._moved(key)
-        gone = by_archive.pop(key, None)
+        gone = self._by_archive.pop(key, None)
         self.sizes.pop(key, None)
         if gone is None:
             return
@@ -247,7 +332,10 @@ class LogIndex:
         """The merge's last step committed: what it moved leaves memory."""
         top = self.top
         assert top is not None
-        self._chunks = [c for c in self._chunks if not c[1] or c[1][-1] > top]  # type: ignore[operator]
+        # A batch's chunk is wholly before ``top`` or wholly after (writes
+        # during a merge follow it); the keys not sorted in lose theirs here.
+        kept_chunks = [c for c in self._chunks if c[3] and c[3][-1] > top]
+        self._chunks, self._serials = kept_chunks, [c[0] for c in kept_chunks]
         by_archive = self._by_archive
         for key in list(by_archive):
             found = by_archive[key]
