@@ -188,6 +188,8 @@ class MamService(IqService):
         Abandoned,
         AccountRemoved,
     )
+    #: A local sender's message is archived when it is sent (both sides).
+    remote_observes: ClassVar[frozenset[type[Event]]] = frozenset({MessageDelivered})
 
     def __init__(
         self,
