@@ -297,7 +297,7 @@ class MamService(IqService):
         # :func:`archivable` (XEP-0313 §5.1.1), inline.
         forged: list[Element] | None = None
         keep = refused = False
-        for child in element:
+        for child in element[:]:  # a list: no IndexError ends the loop
             tag = child.tag
             if tag == _BODY:
                 keep = True
