@@ -25,7 +25,14 @@ from xmpp_sansio.server import (
 )
 from xmpp_sansio.server.effects import Outcome
 from xmpp_sansio.server.service import Service
-from xmpp_sansio.server.stages import Context, Event, PresenceBroadcast, Request, Undeliverable
+from xmpp_sansio.server.stages import (
+    Context,
+    Event,
+    MessageDelivered,
+    PresenceBroadcast,
+    Request,
+    Undeliverable,
+)
 from xmpp_sansio.stanza import UnknownStanza, parse_error
 from xmpp_sansio.testing import seeded_rng, x
 
@@ -441,6 +448,61 @@ def test_services_see_presence_broadcasts_with_initial_flag() -> None:
         (a, None, True),
         (a, "unavailable", False),
     ]
+
+
+@pytest.mark.parametrize("to", ["juliet@example.com", "juliet@example.com/balcony"])
+def test_remote_observes_sees_deliveries_from_remote_senders_only(to: str) -> None:
+    """``remote_observes``: ``MessageDelivered`` of a local sender's message
+    goes to the other observers only (the event is not even built if none)."""
+    seen: dict[str, list[str | None]] = {"all": [], "remote": []}
+
+    class Watcher(Service):
+        observes = (MessageDelivered,)
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+            assert isinstance(event, MessageDelivered)
+            seen[self.name].append(event.element.get("from"))
+            return []
+
+    class Remote(Watcher):
+        remote_observes = frozenset({MessageDelivered})
+
+    for services in ([Watcher("all"), Remote("remote")], [Remote("remote")]):
+        seen = {"all": [], "remote": []}
+        r = Router(
+            ["example.com"], rng=seeded_rng(0), account_exists=lambda *_: True, services=services
+        )
+        r.bind(BALCONY, jid("juliet@example.com/balcony"))
+        r.bind(ROMEO, jid("romeo@example.com/orchard"))
+        online(r, BALCONY)
+        effects = r.route(ROMEO, x(f"<message to='{to}' type='chat'><body>a</body></message>"))
+        assert targets(effects) == [BALCONY]
+        effects = r.route_inbound(
+            x(
+                f"<message from='tybalt@capulet.lit/t' to='{to}' type='chat'><body>b</body></message>"
+            )
+        )
+        assert targets(effects) == [BALCONY]
+        local, remote = "romeo@example.com/orchard", "tybalt@capulet.lit/t"
+        assert seen["remote"] == [remote]
+        assert seen["all"] == ([local, remote] if len(services) == 2 else [])
+
+
+def test_remote_observes_must_be_message_delivered_among_observes() -> None:
+    class Wrong(Service):
+        observes = (PresenceBroadcast,)
+        remote_observes = frozenset({PresenceBroadcast})
+
+        def observe(self, ctx: Context, event: Event) -> list[Outcome]:
+            return []
+
+    with pytest.raises(TypeError, match="remote_observes"):
+        Router(
+            ["example.com"], rng=seeded_rng(0), account_exists=lambda *_: True, services=[Wrong()]
+        )
 
 
 # ---------------------------------------------------------------------------

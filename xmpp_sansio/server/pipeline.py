@@ -15,7 +15,9 @@ XEP-0280) is left out of those types' tables while
 changes (:meth:`StageTables.observers_changed`, on its
 :class:`~xmpp_sansio.server.view.ServerView`). With no observer left for
 ``MessageSent`` and ``MessageDelivered`` (archives off, no carbons enabled),
-the router does not even build those events.
+the router does not even build those events; nor ``MessageDelivered`` for a
+sender of a local domain when its only observers declare it in
+:attr:`~xmpp_sansio.server.service.Service.remote_observes` (the archive).
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class StageTables:
         # Once or twice a message: the router reads these two directly.
         self._message_sent = self._observers[MessageSent]
         self._message_delivered = self._observers[MessageDelivered]
+        # ... for a sender of a local domain (``remote_observes`` left out).
+        self._delivered_local = tuple(
+            s for s in self._message_delivered if MessageDelivered not in s.remote_observes
+        )
 
     def observers_changed(self) -> None:
         """A service's :attr:`~xmpp_sansio.server.service.Service.idle` changed:

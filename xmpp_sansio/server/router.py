@@ -677,9 +677,14 @@ class Router(PresenceRoutes, StageTables):
             if target is not None:
                 # RFC 6121 §8.5.3.1: deliver to the matching resource.
                 effects: list[Outcome] = [Deliver(target.id, element)]
-                if self._message_delivered:
+                observers = (
+                    self._delivered_local
+                    if sender.domain in self._domains
+                    else self._message_delivered
+                )
+                if observers:
                     delivered = MessageDelivered(element, bare, [target.id])
-                    for service in self._message_delivered:
+                    for service in observers:
                         effects.extend(service.observe(ctx, delivered))
                 return effects
             if msg.type is MessageType.GROUPCHAT:
@@ -687,7 +692,8 @@ class Router(PresenceRoutes, StageTables):
                 return self._bounce(element, StanzaErrorCondition.SERVICE_UNAVAILABLE)
         # RFC 6121 §8.5.2 (and §8.5.3.2.1 for chat/normal/headline to an
         # unavailable full JID, which this server treats like the bare JID).
-        return self._message_to_bare(element, msg.type, bare, sessions)
+        local = sender.domain in self._domains
+        return self._message_to_bare(element, msg.type, bare, sessions, local)
 
     def _message_to_bare(
         self,
@@ -695,6 +701,7 @@ class Router(PresenceRoutes, StageTables):
         type_: MessageType,
         bare: JID,
         sessions: dict[SessionId, BoundSession] | None,
+        local: bool,
     ) -> list[Outcome]:
         """RFC 6121 §8.5.2.1.1 / §8.5.2.2.1: a message for an existing account.
 
@@ -705,7 +712,8 @@ class Router(PresenceRoutes, StageTables):
         resource qualifies, chat/normal go to the services'
         ``Undeliverable`` handlers (offline storage) and are bounced if no
         service takes them; headline is dropped. ``sessions``: the account's
-        bound sessions, as the caller looked them up (``None``: none).
+        bound sessions, as the caller looked them up (``None``: none);
+        ``local``: whether the sender is of a local domain (``remote_observes``).
         """
         if type_ is _ERROR:
             return []
@@ -735,10 +743,12 @@ class Router(PresenceRoutes, StageTables):
             effects: list[Outcome] = [Deliver(ids[0], element)]
         else:
             effects = [Deliver(i, element) for i in ids]
-        if self._message_delivered:  # its observers (carbons, archives), once per message
+        # its observers (carbons, archives), once per message
+        observers = self._delivered_local if local else self._message_delivered
+        if observers:
             ctx = self._ctx
             event = MessageDelivered(element, bare, ids)
-            for service in self._message_delivered:
+            for service in observers:
                 effects.extend(service.observe(ctx, event))
         return effects
 

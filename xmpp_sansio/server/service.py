@@ -41,7 +41,7 @@ from xml.etree.ElementTree import Element
 
 from ..jid import JID
 from ..stanza import Iq, StanzaKind
-from .stages import Appended, Context, Event, IqReceived, Request, Stage
+from .stages import Appended, Context, Event, IqReceived, MessageDelivered, Request, Stage
 
 if TYPE_CHECKING:
     from .effects import Outcome
@@ -86,6 +86,11 @@ class Service:
     #: router does not call :meth:`observe` for them then (see
     #: :mod:`xmpp_sansio.server.pipeline`).
     idle_observes: ClassVar[frozenset[type[Event]]] = frozenset()
+    #: Those of :attr:`observes` (``MessageDelivered`` only) with nothing to do
+    #: for a message whose sender is of a local domain: the router calls
+    #: :meth:`observe` for them only when the sender is remote (an archive
+    #: keeps a local sender's message when it is sent, XEP-0313 §5.1.1).
+    remote_observes: ClassVar[frozenset[type[Event]]] = frozenset()
 
     #: The server this service is plugged into, read-only (set by :meth:`attach`).
     server: ServerView
@@ -210,6 +215,8 @@ def check_declaration(service: Service) -> None:
         raise TypeError(f"{name}: 'observes' and observe() go together")
     if not service.idle_observes <= set(service.observes):
         raise TypeError(f"{name}: 'idle_observes' must be among 'observes'")
+    if not service.remote_observes <= {MessageDelivered} & set(service.observes):
+        raise TypeError(f"{name}: 'remote_observes' must be MessageDelivered, among 'observes'")
     if joined != set(service.stages):
         raise TypeError(
             f"{type(service).__name__}: declares stages {sorted(s.value for s in service.stages)}"

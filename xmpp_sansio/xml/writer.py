@@ -221,7 +221,7 @@ def _write(el: Element, parent_ns: str, out: list[str]) -> None:
             out.append(">" + text)
         else:
             out.append(">")
-        for child in el:
+        for child in el[:]:  # a list: no IndexError ends the loop
             _write(child, own_ns, out)
             tail = child.tail
             if tail:
@@ -276,7 +276,7 @@ def _shared(el: Element, default_ns: str, memo: dict[int, _Written]) -> bytes:
         and hit[1] is tag
         and hit[3] is el.text
         and hit[2] == el.attrib
-        and hit[4] == list(el)
+        and hit[4] == el[:]
     ):
         if hit[5] == default_ns:
             return hit[6]
@@ -284,7 +284,7 @@ def _shared(el: Element, default_ns: str, memo: dict[int, _Written]) -> bytes:
         own = (_TAGS.get((tag, hit[5])) or _tag(tag, hit[5]))[0]
         start = (_TAGS.get((tag, default_ns)) or _tag(tag, default_ns))[0]
         return start.encode() + hit[6][len(own.encode()) :]
-    children = list(el)
+    children = el[:]  # a list (list(el) ends on an IndexError)
     data: bytes | None = None
     if children:
         # A copy with the same children (fan-out): its content is the same.

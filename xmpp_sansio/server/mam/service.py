@@ -188,6 +188,8 @@ class MamService(IqService):
         Abandoned,
         AccountRemoved,
     )
+    #: A local sender's message is archived when it is sent (both sides).
+    remote_observes: ClassVar[frozenset[type[Event]]] = frozenset({MessageDelivered})
 
     def __init__(
         self,
@@ -295,7 +297,7 @@ class MamService(IqService):
         # :func:`archivable` (XEP-0313 §5.1.1), inline.
         forged: list[Element] | None = None
         keep = refused = False
-        for child in element:
+        for child in element[:]:  # a list: no IndexError ends the loop
             tag = child.tag
             if tag == _BODY:
                 keep = True
