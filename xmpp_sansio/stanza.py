@@ -188,7 +188,10 @@ _MESSAGE_TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
 # ``MessageType.NORMAL`` goes through ``EnumType.__getattr__``'s slot (~1,000
 # instructions, callgrind), a global costs a tenth of that.
 _MESSAGE_KIND: Final = StanzaKind.MESSAGE
+_PRESENCE_KIND: Final = StanzaKind.PRESENCE
+_IQ_KIND: Final = StanzaKind.IQ
 _NORMAL: Final = MessageType.NORMAL
+_AVAILABLE: Final = PresenceType.AVAILABLE
 _IQ_TYPES: dict[str, IqType] = {t.value: t for t in IqType}
 
 
@@ -376,11 +379,11 @@ class Presence:
     def from_element(cls, el: Element, from_: JID | None = None) -> Self:
         """Validate ``el``; raise :class:`StanzaValueError` if it is invalid.
         ``from_``: the JID its ``from`` attribute holds, already validated."""
-        namespace = _require_kind(el, StanzaKind.PRESENCE)
+        namespace = _require_kind(el, _PRESENCE_KIND)
         to, from_, id_, lang = _common(el, from_)
         raw = el.get("type")
         if raw is None:
-            type_ = PresenceType.AVAILABLE
+            type_ = _AVAILABLE
         elif raw in _WIRE_PRESENCE_TYPES:
             type_ = PresenceType(raw)
         else:
@@ -463,7 +466,7 @@ class Iq:
     def from_element(cls, el: Element, from_: JID | None = None) -> Self:
         """Validate ``el``; raise :class:`StanzaValueError` if it is invalid.
         ``from_``: the JID its ``from`` attribute holds, already validated."""
-        namespace = _require_kind(el, StanzaKind.IQ)
+        namespace = _require_kind(el, _IQ_KIND)
         to, from_, id_, lang = _common(el, from_)
         if id_ is None:
             raise StanzaValueError(StanzaErrorCondition.BAD_REQUEST, "iq without 'id'")
@@ -525,11 +528,11 @@ def parse_stanza(el: Element, from_: JID | None = None) -> Message | Presence | 
     is one but invalid.
     """
     kind = stanza_kind(el)
-    if kind is StanzaKind.MESSAGE:
+    if kind is _MESSAGE_KIND:
         return Message.from_element(el, from_)
-    if kind is StanzaKind.PRESENCE:
+    if kind is _PRESENCE_KIND:
         return Presence.from_element(el, from_)
-    if kind is StanzaKind.IQ:
+    if kind is _IQ_KIND:
         return Iq.from_element(el, from_)
     raise UnknownStanza(f"not a stanza: {el.tag!r}")
 

@@ -241,6 +241,20 @@ def test_owned_stanza_is_stamped_in_place_and_routed_like_a_copy(router: Router)
     assert handed.get("from") == "juliet@example.com/balcony"
 
 
+def test_stamped_from_follows_the_session_bound_under_the_same_id(router: Router) -> None:
+    """The router stamps each session's ``from`` from a string made at bind
+    (RFC 6120 §8.1.2.1): a session id bound again to another full JID
+    (normalised, non-ASCII resource) is stamped with the new one, owned or not."""
+    online(router, ROMEO)
+    text = "<message to='romeo@example.com' type='chat'><body>hi</body></message>"
+    router.unbind(BALCONY)
+    router.bind(BALCONY, jid("Juliet@Example.com/Balkon\u00e9"))
+    for owned in (False, True):
+        effects = router.route(BALCONY, x(text), owned=owned)
+        assert isinstance(effects[0], Deliver)
+        assert effects[0].element.get("from") == "juliet@example.com/Balkon\u00e9"
+
+
 def test_owned_invalid_stanza_gets_the_same_error(router: Router) -> None:
     text = "<message to='a@b@c' id='m'/>"
     owned = router.route(BALCONY, x(text), owned=True)

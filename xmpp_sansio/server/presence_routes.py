@@ -30,6 +30,11 @@ from .view import BoundSession
 
 __all__ = ["PresenceRoutes"]
 
+# Read for every presence update, as globals: in Python 3.11 an enum member read
+# goes through ``EnumType``'s ``__getattribute__`` slot (~1,000 instructions).
+_AVAILABLE, _UNAVAILABLE = PresenceType.AVAILABLE, PresenceType.UNAVAILABLE
+_PROBE = PresenceType.PROBE
+
 
 class PresenceRoutes:
     """The router's presence routes (RFC 6121 §4.2-§4.6, §8.5)."""
@@ -54,7 +59,7 @@ class PresenceRoutes:
         if to is None:
             return self._presence_broadcast(sender, pres)
         effects: list[Outcome] = []
-        if pres.type in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE):
+        if pres.type is _AVAILABLE or pres.type is _UNAVAILABLE:
             effects.extend(self._observe(PresenceDirected(sender, pres.element, to)))
         effects.extend(self._route_presence(pres))
         return effects
@@ -81,7 +86,7 @@ class PresenceRoutes:
         stopped = self._inbound_filtered(element, sender, to.bare)
         if stopped is not None:
             return stopped
-        if type_ is PresenceType.PROBE:
+        if type_ is _PROBE:
             answered = self._handle(ProbeReceived(element, sender, to.bare))
             return [] if answered is None else answered
         if type_.is_subscription:
@@ -91,7 +96,7 @@ class PresenceRoutes:
             if taken is not None:
                 return taken
             return [Deliver(s.id, element) for s in self._available(to.bare)]
-        updates = type_ in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE)
+        updates = type_ is _AVAILABLE or type_ is _UNAVAILABLE
         if not to.is_bare:
             target = self._by_full.get(to)
             # RFC 6121 §8.5.3.1: deliver to the matching resource; none
@@ -120,12 +125,12 @@ class PresenceRoutes:
         broadcast. Other types without ``to`` are dropped.
         """
         initial = False
-        if pres.type is PresenceType.AVAILABLE:
+        if pres.type is _AVAILABLE:
             initial = not sender.available
             sender.available = True
             sender.priority = pres.priority
             recipients = self._available(sender.jid.bare)
-        elif pres.type is PresenceType.UNAVAILABLE:
+        elif pres.type is _UNAVAILABLE:
             recipients = [s for s in self._available(sender.jid.bare) if s is not sender]
             recipients.append(sender)
             sender.available = False
