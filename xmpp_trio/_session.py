@@ -220,7 +220,7 @@ class Session:
             return
         if self._now_only(conn):
             self.push_now()
-        else:
+        elif conn.may_have_output():  # not the reader itself, that routed but got nothing
             _PassWrites.hold(self)
 
     def _now_only(self, conn: ServerConnection) -> bool:

@@ -85,3 +85,42 @@ async def test_messages_two_readers_route_in_one_pass_reach_their_receiver_in_on
     assert sorted(got) == ["from a", "from b"]
     writes = [data for kind, data in log if kind == "write" and b"<message" in data]
     assert [data.count(b"<message") for data in writes] == [2]
+
+
+async def test_a_reader_that_got_no_output_is_not_held_for_the_end_of_the_pass(
+    config: ServerConfig, nursery: trio.Nursery, monkeypatch: Any
+) -> None:
+    """With one message in flight (issue 24, session 12) the sender's read
+    routes its stanza elsewhere and leaves nothing for its own peer: its
+    session is not held to be written at the end of the pass (a call that
+    would write nothing); the receiver is, and gets the message."""
+    started = await start(nursery, config)
+    held: list[_session.Session] = []
+    hold = _session._PassWrites.hold
+
+    def logged_hold(session: _session.Session) -> None:
+        held.append(session)
+        hold(session)
+
+    async with (
+        open_client("juliet@localhost/in", PASSWORDS["juliet"], **started.options()) as juliet,
+        open_client(
+            "romeo@localhost/out",
+            PASSWORDS["romeo"],
+            stream_management=False,  # with it an <r/> may be due on any flush
+            **started.options(),
+        ) as romeo,
+    ):
+        sessions = started.server.sessions.values()
+        sender = next(s for s in sessions if s.conn and s.conn.jid == romeo.jid)
+        receiver = next(s for s in sessions if s.conn and s.conn.jid == juliet.jid)
+        monkeypatch.setattr(_session._PassWrites, "hold", staticmethod(logged_hold))
+        romeo._conn.send(chat("juliet@localhost/in", "one in flight"))
+        await romeo._flush()
+        with trio.fail_after(WAIT):
+            async for stanza in juliet:
+                if stanza.tag == "{jabber:client}message":
+                    assert stanza.findtext("{jabber:client}body") == "one in flight"
+                    break
+    assert receiver in held
+    assert sender not in held

@@ -132,6 +132,12 @@ class _Connection:
         self._out.clear()
         return out
 
+    def may_have_output(self) -> bool:
+        """Whether :meth:`data_to_send` may return bytes: some are queued, or
+        stream management is on (XEP-0198 §4: an ``<r/>`` may be due on flush).
+        False means it would return ``b""`` and change nothing."""
+        return bool(self._out) or self._sm is not None
+
     def _request_ack_on_flush(self) -> None:
         """XEP-0198 §4: the policy may ask for ``<r/>`` whenever output is drained."""
         sm = self._sm
