@@ -28,6 +28,7 @@ from xmpp_sansio.jid import JID
 from xmpp_sansio.server.mam.store import ArchivedMessage, ArchivePage, ArchiveQuery
 
 from .mam_log import Entry, LogIndex
+from .mam_rows import values
 
 __all__ = ["COUNT_CAP", "Item", "find", "meta", "page"]
 
@@ -116,9 +117,8 @@ class _Filter:
 @functools.lru_cache(maxsize=16)
 def _by_seq(size: int) -> str:
     """The rows of ``size`` ``(position, seq, peer)`` triples, in position order."""
-    values = ", ".join(["(?, ?, ?)"] * size)
     return (
-        f"SELECT i.sid, i.seq, p.jid, i.stamp, i.stanza FROM (VALUES {values}) AS e"
+        f"SELECT i.sid, i.seq, p.jid, i.stamp, i.stanza FROM (VALUES {values(3, size)}) AS e"
         " CROSS JOIN mam_items i"
         " ON i.seq = e.column2 CROSS JOIN mam_peers p ON p.id = e.column3 ORDER BY e.column1"
     )

@@ -25,6 +25,7 @@ __all__ = [
     "insert_rows",
     "inserts",
     "padded",
+    "values",
 ]
 
 #: Rows a multi-row ``INSERT`` writes at most (its ``VALUES`` bound in one
@@ -36,11 +37,16 @@ ROWS: Final = 1024 if sqlite3.sqlite_version_info >= (3, 32) else 128
 PAD: Final = 32
 
 
+def values(width: int, rows: int) -> str:
+    """The rows of a multi-row ``VALUES``: ``(?, …), …``, ``rows`` rows of
+    ``width`` parameters (for statements built once a shape, cached)."""
+    return ", ".join(["(" + ", ".join("?" * width) + ")"] * rows)
+
+
 @functools.lru_cache(maxsize=128)
 def inserts(table: str, width: int, rows: int) -> str:
     """``INSERT OR IGNORE INTO table VALUES (?, …), …`` for ``rows`` rows."""
-    row = "(" + ", ".join("?" * width) + ")"
-    return f"INSERT OR IGNORE INTO {table} VALUES " + ", ".join([row] * rows)
+    return f"INSERT OR IGNORE INTO {table} VALUES " + values(width, rows)
 
 
 #: Archives whose sizes one statement updates (:meth:`SqliteArchiveStorage._settle`).
@@ -56,9 +62,8 @@ def padded(n: int) -> int:
 @functools.lru_cache(maxsize=16)
 def count_update(size: int) -> str:
     """Add ``(id, n)`` pairs (``size`` of them) to the archives' sizes."""
-    values = ", ".join(["(?, ?)"] * size)
     return (
-        f"UPDATE mam_archives SET n = n + c.column2 FROM (VALUES {values}) AS c"
+        f"UPDATE mam_archives SET n = n + c.column2 FROM (VALUES {values(2, size)}) AS c"
         " WHERE mam_archives.id = c.column1"
     )
 
@@ -68,9 +73,8 @@ def count_select(size: int) -> str:
     """Among ``size`` ``(id, entries in the log)`` pairs, ``(id, found, size)``
     of the archives holding more than ``?`` (their merged ``n`` plus their
     log's) and of those missing (``found`` ``NULL``)."""
-    values = ", ".join(["(?, ?)"] * size)
     return (
-        f"SELECT c.column1, a.id, a.n + c.column2 FROM (VALUES {values}) AS c"
+        f"SELECT c.column1, a.id, a.n + c.column2 FROM (VALUES {values(2, size)}) AS c"
         " LEFT JOIN mam_archives a ON a.id = c.column1"
         " WHERE c.column1 != 0 AND (a.id IS NULL OR a.n + c.column2 > ?)"
     )
