@@ -529,6 +529,21 @@ def test_blocklist_persist_ops_are_all_or_nothing(backend: Backend) -> None:
     assert backend.reopen("block").blocklist(ROMEO) == set()
 
 
+def test_blocking_users_are_the_users_with_a_list(backend: Backend) -> None:
+    """The optional ``blocking_users`` (the service is idle while it is empty,
+    XEP-0191): every user with a non-empty list, bare, after a reopen too."""
+    store: BlockStorage = backend.make("block")
+    if not hasattr(store, "blocking_users"):
+        pytest.skip("this backend cannot tell (the filters always run)")
+    assert store.blocking_users() == set()  # type: ignore[attr-defined]
+    store.apply([BlockAdd(ROMEO, (TYBALT, NURSE)), BlockAdd(JULIET, (TYBALT,))])
+    store.apply([BlockRemove(ROMEO, (TYBALT, NURSE))])
+    assert store.blocking_users() == {JULIET}  # type: ignore[attr-defined]
+    assert backend.reopen("block").blocking_users() == {JULIET}
+    store.apply([BlockClear(JULIET)])
+    assert store.blocking_users() == set()  # type: ignore[attr-defined]
+
+
 # -- VCardStorage (XEP-0054) -------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -19,9 +20,12 @@ from xmpp_sansio.server.blocking import (
     blocked_by,
 )
 from xmpp_sansio.server.carbons import CarbonsService
-from xmpp_sansio.server.effects import Persist
+from xmpp_sansio.server.effects import Outcome, Persist
 from xmpp_sansio.server.last import LastActivityService, MemoryLastActivityStorage
 from xmpp_sansio.server.offline import MemoryOfflineStorage, OfflineService
+from xmpp_sansio.server.service import check_declaration
+from xmpp_sansio.server.stages import Context, Stage
+from xmpp_sansio.server.view import BoundSession
 from xmpp_sansio.stanza import parse_error
 from xmpp_sansio.testing import seeded_rng, x
 
@@ -434,6 +438,8 @@ def test_service_advertises_blocking() -> None:
 
 def test_blocking_first_hides_the_user_from_other_services() -> None:
     blocks = MemoryBlockStorage()
+    # Stored before the service starts: while it runs, only it writes.
+    blocks.block(JULIET, [jid("romeo@example.com")])
     offline = MemoryOfflineStorage()
     last = MemoryLastActivityStorage()
     router = CommittingRouter(
@@ -449,7 +455,6 @@ def test_blocking_first_hides_the_user_from_other_services() -> None:
         clock=lambda: 100.0,
     )
     router.bind(ROMEO, jid("romeo@example.com/orchard"))
-    blocks.block(JULIET, [jid("romeo@example.com")])
     last.set(JULIET, 50.0, "away")
     # juliet is offline: romeo's message is bounced, not stored
     effects = router.route(
@@ -553,18 +558,27 @@ _OPS = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(_OPS, max_size=30))
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(USERS), st.sampled_from(USERS)), max_size=2),
+    st.lists(_OPS, max_size=30),
+)
 def test_messages_are_stopped_exactly_when_a_list_pending_or_committed_says_so(
-    ops: list[tuple[str, str, str]],
+    stored: list[tuple[str, str]], ops: list[tuple[str, str, str]]
 ) -> None:
     """Any interleaving of blocks, unblocks, commits, abandoned calls and
-    messages: a message goes through exactly when neither party's list (the
-    committed one with the pending writes on top) names the other."""
+    messages, from lists stored before the start: a message goes through
+    exactly when neither party's list (the committed one with the pending
+    writes on top) names the other; and the service is idle (its filters
+    not called) exactly when no list is stored and no write is pending."""
     storage = MemoryBlockStorage()
+    committed: dict[str, set[str]] = {u: set() for u in USERS}
+    for owner, target in stored:
+        storage.block(jid(f"{owner}@example.com"), [jid(f"{target}@example.com")])
+        committed[owner].add(target)
     ids = {user: n for n, user in enumerate(USERS, 1)}
     router = online_router(storage, **ids)
-    committed: dict[str, set[str]] = {u: set() for u in USERS}
+    (service,) = router.services
     held: list[Persist] = []
     pending: list[tuple[str, str, str]] = []
     for op, user, other in ops:
@@ -592,3 +606,91 @@ def test_messages_are_stopped_exactly_when_a_list_pending_or_committed_says_so(
             effects = chat(router, ids[user], f"{other}@example.com")
             if user != other:
                 assert (ids[other] in sessions(effects)) is not blocked
+        assert service.idle is (not held and not storage.blocking_users())
+        assert (service in router._inbound_messages) is not service.idle
+
+
+class CountingBlocking(BlockingService):
+    """Counts its filter calls."""
+
+    calls = 0
+
+    def filter_inbound(
+        self, ctx: Context, element: Element, sender: JID, recipient: JID
+    ) -> list[Outcome] | None:
+        self.calls += 1
+        return super().filter_inbound(ctx, element, sender, recipient)
+
+    def filter_outbound(
+        self, ctx: Context, session: BoundSession, element: Element, to: JID | None
+    ) -> list[Outcome] | None:
+        self.calls += 1
+        return super().filter_outbound(ctx, session, element, to)
+
+
+class OpaqueStorage(MemoryBlockStorage):
+    """A storage that cannot say who has a list (no ``blocking_users``)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "blocking_users":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def counting_router(storage: MemoryBlockStorage) -> tuple[CommittingRouter, CountingBlocking]:
+    service = CountingBlocking(storage, lambda contact, user: True)
+    router = CommittingRouter(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        services=[service],
+    )
+    for user, session in (("juliet", BALCONY), ("romeo", ROMEO)):
+        router.bind(session, jid(f"{user}@example.com/r"))
+        online(router, session)
+    return router, service
+
+
+def test_while_nobody_blocks_the_filters_are_not_called() -> None:
+    """Idle (XEP-0191 lists all empty): no filter call a message; the block
+    applies from the very next message and presence, and once the list is
+    empty again (committed) the filters leave the path again."""
+    router, service = counting_router(MemoryBlockStorage())
+    block = "<block xmlns='urn:xmpp:blocking'><item jid='romeo@example.com'/></block>"
+    unblock = "<unblock xmlns='urn:xmpp:blocking'><item jid='romeo@example.com'/></unblock>"
+    assert service.idle
+    assert sessions(chat(router, ROMEO, "juliet@example.com")) == [BALCONY]
+    assert sessions(chat(router, BALCONY, "romeo@example.com")) == [ROMEO]
+    assert service.calls == 0
+    router.route(BALCONY, x(f"<iq type='set' id='b'>{block}</iq>"))
+    assert not service.idle
+    (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+    assert to_session(online(router, ROMEO), BALCONY) == []  # §3.3: no presence either
+    assert service.calls > 0
+    router.route(BALCONY, x(f"<iq type='set' id='u'>{unblock}</iq>"))
+    assert service.idle
+    calls = service.calls
+    assert sessions(chat(router, ROMEO, "juliet@example.com")) == [BALCONY]
+    assert service.calls == calls
+
+
+def test_a_storage_that_cannot_tell_keeps_the_filters() -> None:
+    """Without ``blocking_users`` the service never claims idleness: a list
+    stored before the start (unread yet) still stops the first message."""
+    storage = OpaqueStorage()
+    storage.block(JULIET, [jid("romeo@example.com")])
+    router, service = counting_router(storage)
+    assert not service.idle
+    (bounce,) = to_session(chat(router, ROMEO, "juliet@example.com"), ROMEO)
+    assert error_of(bounce) is SU
+    router.route(BALCONY, x("<iq type='set' id='u'><unblock xmlns='urn:xmpp:blocking'/></iq>"))
+    assert not service.idle and service.calls > 0
+
+
+def test_idle_stages_must_be_declared_filters() -> None:
+    class Wrong(BlockingService):
+        idle_stages = frozenset({Stage.TIMER})
+
+    with pytest.raises(TypeError, match="idle_stages"):
+        check_declaration(Wrong(MemoryBlockStorage(), lambda contact, user: True))

@@ -438,3 +438,45 @@ def test_registration_without_password_is_not_acceptable() -> None:
     )
     assert not list(iter(server.next_event, None))
     assert b"<not-acceptable" in server.data_to_send()
+
+
+def test_a_stanza_then_broken_xml_in_one_read_gives_the_stanza_then_the_stream_error() -> None:
+    """The parse error after a good stanza is held until that stanza is
+    pulled; the reading loop still raises it in the same read (RFC 6120
+    §4.9.3.13 not-well-formed)."""
+    pair = make_pair()
+    pair.pump()
+    pair.server.data_to_send()
+    read = b"<message to='romeo@montague.example'><body>hi</body></message><a></b>"
+    if pair.server.framing.message_based:  # RFC 7395: one element a message
+        pytest.skip("TCP framing only")
+    pair.server.receive_data(read)
+    event = pair.server.next_event()
+    assert isinstance(event, StanzaReceived)
+    assert wire_condition(pair.server.data_to_send()) == "not-well-formed"
+    with pytest.raises(RemoteProtocolError):
+        pair.server.next_event()
+
+
+def test_the_servers_stanza_event_is_an_ordinary_frozen_stanza_received() -> None:
+    """ServerConnection builds StanzaReceived without its __init__ (the hot
+    path): the event still compares, hashes, prints and refuses writes as
+    one built the ordinary way."""
+    import dataclasses
+
+    pair = make_pair()
+    pair.pump()
+    pair.client.send(ET.Element("{jabber:client}message", {"to": "romeo@montague.example"}))
+    pair.pump()
+    (event,) = of_type(pair.server_events, StanzaReceived)
+    assert type(event) is StanzaReceived
+    element = event.element  # type: ignore[attr-defined]
+    assert element.get("to") == "romeo@montague.example"
+    ordinary = StanzaReceived(element)
+    assert event == ordinary and hash(event) == hash(ordinary) and repr(event) == repr(ordinary)
+    assert [getattr(event, f.name) for f in dataclasses.fields(event)] == [element]  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.element = None  # type: ignore[attr-defined]
+    match event:
+        case StanzaReceived(element=matched):
+            assert matched is element

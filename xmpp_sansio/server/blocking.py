@@ -25,6 +25,14 @@ blocked entity:
   ``Router.route_inbound`` (presence broadcasts, probe answers) to a JID the
   user blocked are dropped too, in the blocked JID's inbound filter.
 
+While nobody blocks anyone (no list stored, none pending) the service is
+:attr:`~BlockingService.idle` and the router does not call its filters at
+all (:mod:`~xmpp_sansio.server.pipeline`, issue 24); that needs a storage
+that can say who has a list (:meth:`BlockStorage.blocking_users`, optional:
+without it the filters always run). The first write of a list ends that
+before the next stanza is routed, the commit or abandonment that leaves
+every list empty starts it again.
+
 On block, each available resource of the user sends unavailable presence to
 each newly blocked JID that is subscribed to the user's presence (§3.3); on
 unblock, its current presence (§3.4, §3.5). "Subscribed" is the injected
@@ -80,7 +88,7 @@ from .stages import (
 
 if TYPE_CHECKING:
     from .effects import Outcome, SessionId
-    from .view import BoundSession
+    from .view import BoundSession, ServerView
 
 __all__ = [
     "BLOCKING_ERRORS_NS",
@@ -103,7 +111,8 @@ class BlockStorage(Protocol):
     ``user`` is always a bare JID; blocked JIDs are kept exactly as given
     (bare, full or a domain: XEP-0191 §6 matching is the service's). Every
     change is durable when its method returns. :class:`BlockingService`
-    writes only through :meth:`apply`.
+    writes only through :meth:`apply`, and while it runs nothing else writes
+    (it caches the lists, and knows from the start whether anyone blocks).
 
     The contract a backend implements; ``tests/test_store_contract.py`` checks it
     for every backend.
@@ -130,6 +139,18 @@ class BlockStorage(Protocol):
         :class:`BlockClear`) in order, all or nothing."""
         ...
 
+    # Optional (not part of the Protocol, looked up with getattr):
+    #
+    # def blocking_users(self) -> set[JID]:
+    #     """Every user (bare) whose list is not empty. With it the service
+    #     knows when nobody blocks anyone, and the router skips its filters."""
+
+
+def _blocking_users(storage: BlockStorage) -> set[JID] | None:
+    """The storage's users with a list, or ``None`` if it cannot tell."""
+    method: Callable[[], Iterable[JID]] | None = getattr(storage, "blocking_users", None)
+    return None if method is None else {user.bare for user in method()}
+
 
 class MemoryBlockStorage:
     """An in-memory :class:`BlockStorage`."""
@@ -155,6 +176,10 @@ class MemoryBlockStorage:
 
     def unblock_all(self, user: JID) -> None:
         self._lists.pop(user.bare, None)
+
+    def blocking_users(self) -> set[JID]:
+        """Every user with a list (the optional method, see :class:`BlockStorage`)."""
+        return set(self._lists)
 
     def apply(self, ops: Sequence[StoreOp]) -> None:
         lists = {user: set(jids) for user, jids in self._lists.items()}
@@ -225,7 +250,12 @@ class _BlockLists:
     nobody (an empty committed list, no write pending): the filters test
     both parties of a stanza with two set lookups and no call (issue 24).
     A user's key leaves it on every write and commit of that user's list,
-    and comes back when the list is next read empty."""
+    and comes back when the list is next read empty.
+
+    :attr:`idle`: nobody blocks anyone, committed or pending, known from
+    :attr:`blocking` (the users with a committed list, from the storage's
+    ``blocking_users`` at start, then kept by the commits; ``None`` if the
+    storage cannot tell: never idle). ``on_idle(idle)`` runs when it flips."""
 
     def __init__(self, storage: BlockStorage, max_users: int = 100_000) -> None:
         self._storage = storage
@@ -235,6 +265,17 @@ class _BlockLists:
         self.empty: set[tuple[str | None, str]] = set()
         #: Changes whenever a list may have changed (readers key caches on it).
         self.generation = 0
+        self.blocking = _blocking_users(storage)
+        self.idle = self.blocking is not None and not self.blocking
+        self.on_idle: Callable[[bool], None] | None = None
+
+    def _check_idle(self) -> None:
+        blocking = self.blocking
+        idle = blocking is not None and not blocking and not self._overlay.writes
+        if idle != self.idle:
+            self.idle = idle
+            if self.on_idle is not None:
+                self.on_idle(idle)
 
     def blocklist(self, user: JID) -> frozenset[JID]:
         if self._overlay.writes:
@@ -249,6 +290,9 @@ class _BlockLists:
             # Most users block nobody: they share one empty set (an empty
             # frozenset of their own is ~220 B per idle session, issue 24).
             cached = self._lists[user] = frozenset(self._storage.blocklist(user)) or _NOBODY
+            if cached is not _NOBODY and self.blocking is not None and user not in self.blocking:
+                self.blocking.add(user)  # stored behind the service's back: not idle
+                self._check_idle()
         if cached is _NOBODY:
             self.empty.add((user.local, user.domain))
         return cached
@@ -266,20 +310,31 @@ class _BlockLists:
         self._overlay.write(op.user, after, op)
         self.empty.discard((op.user.local, op.user.domain))
         self.generation += 1
+        self._check_idle()  # a pending write: the filters run from the next stanza
         return Persist(op, stanza)
 
     def abandoned(self, pending: Sequence[StoreOp]) -> None:
         if self._overlay:
             self._overlay.keep_only(pending)
             self.generation += 1
+            self._check_idle()
 
     def committed(self, ops: Sequence[StoreOp]) -> None:
+        users = []
         for op in ops:
             if isinstance(op, BlockAdd | BlockRemove | BlockClear):
                 self._lists.pop(op.user, None)
                 self.empty.discard((op.user.local, op.user.domain))
                 self.generation += 1
+                users.append(op.user)
         self._overlay.settle(ops)
+        if users and self.blocking is not None:
+            for user in users:  # what the storage holds now (a failed commit changed nothing)
+                if self._storage.blocklist(user):
+                    self.blocking.add(user)
+                else:
+                    self.blocking.discard(user)
+            self._check_idle()
 
 
 class BlockingService(IqService):
@@ -313,6 +368,16 @@ class BlockingService(IqService):
         self._presence: dict[SessionId, Element] = {}
         self._pushes = 0
 
+    def attach(self, server: ServerView) -> None:
+        super().attach(server)
+        self._lists.on_idle = lambda idle: server.idle_changed()
+
+    @property
+    def idle(self) -> bool:
+        """Nobody blocks anyone, committed or pending: the filters pass
+        every stanza, and the router does not call them."""
+        return self._lists.idle
+
     # -- queries for other services -----------------------------------------------
 
     def blocklist(self, user: JID) -> frozenset[JID]:
@@ -335,6 +400,7 @@ class BlockingService(IqService):
     # -- stages -------------------------------------------------------------------
 
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.OUTBOUND, Stage.INBOUND})
+    idle_stages: ClassVar[frozenset[Stage]] = stages
     observes: ClassVar[tuple[type[Event], ...]] = (
         PresenceBroadcast,
         SessionUnbound,

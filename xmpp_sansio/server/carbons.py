@@ -162,7 +162,7 @@ class CarbonsService(IqService):
         else:
             self._enabled.discard(session)
         if was_idle != (not self._enabled):
-            self.server.observers_changed()
+            self.server.idle_changed()
 
     def observe(self, ctx: Context, event: Event) -> list[Outcome]:
         if not self._enabled:

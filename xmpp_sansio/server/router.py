@@ -283,7 +283,12 @@ class Router(PresenceRoutes, StageTables):
         ctx = self._ctx  # Context.begin, inline: once per stanza (the router has a clock)
         ctx._now = now
         ctx._mark = len(ctx.behind)
-        return self._drain(self._route(session, element, owned))
+        outcomes = self._route(session, element, owned)
+        for outcome in outcomes:  # _drain's common case, inline: one call less a stanza
+            kind = type(outcome)
+            if kind is not Deliver and kind is not Disconnect:
+                return self._drain(outcomes)
+        return outcomes  # type: ignore[return-value]
 
     def route_inbound(self, element: Element, *, now: float | None = None) -> list[Effect]:
         """Route a stanza that already carries its ``from`` (one a service

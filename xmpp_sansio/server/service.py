@@ -86,6 +86,11 @@ class Service:
     #: router does not call :meth:`observe` for them then (see
     #: :mod:`xmpp_sansio.server.pipeline`).
     idle_observes: ClassVar[frozenset[type[Event]]] = frozenset()
+    #: Those of :attr:`stages` (the filters, ``Stage.OUTBOUND`` and
+    #: ``Stage.INBOUND``) that pass every stanza while :attr:`idle`: the
+    #: router does not call them then (blocking while nobody blocks anyone,
+    #: XEP-0191).
+    idle_stages: ClassVar[frozenset[Stage]] = frozenset()
     #: Those of :attr:`observes` (``MessageDelivered`` only) with nothing to do
     #: for a message whose sender is of a local domain: the router calls
     #: :meth:`observe` for them only when the sender is remote (an archive
@@ -102,8 +107,9 @@ class Service:
     @property
     def idle(self) -> bool:
         """Whether the observers of :attr:`idle_observes` have nothing to do
-        now. A service whose answer changes calls
-        ``self.server.observers_changed()`` right after the change."""
+        now and the filters of :attr:`idle_stages` pass every stanza. A
+        service whose answer changes calls ``self.server.idle_changed()``
+        right after the change (before the next stanza is routed)."""
         return False
 
     # -- Stage.OUTBOUND --------------------------------------------------------------
@@ -215,6 +221,8 @@ def check_declaration(service: Service) -> None:
         raise TypeError(f"{name}: 'observes' and observe() go together")
     if not service.idle_observes <= set(service.observes):
         raise TypeError(f"{name}: 'idle_observes' must be among 'observes'")
+    if not service.idle_stages <= {Stage.OUTBOUND, Stage.INBOUND} & set(service.stages):
+        raise TypeError(f"{name}: 'idle_stages' must be filters among 'stages'")
     if not service.remote_observes <= {MessageDelivered} & set(service.observes):
         raise TypeError(f"{name}: 'remote_observes' must be MessageDelivered, among 'observes'")
     if joined != set(service.stages):

@@ -54,7 +54,7 @@ class BoundSession:
 
 class ServerView(Protocol):
     """The read-only questions a service may ask of the server, and the one
-    thing it may tell it (:meth:`observers_changed`)."""
+    thing it may tell it (:meth:`idle_changed`)."""
 
     @property
     def domains(self) -> frozenset[str]:
@@ -105,7 +105,8 @@ class ServerView(Protocol):
         list stops it (with the filter's outcomes)."""
         ...
 
-    def observers_changed(self) -> None:
+    def idle_changed(self) -> None:
         """The service's :attr:`~xmpp_sansio.server.service.Service.idle`
-        changed: the router calls its idle observers again, or stops."""
+        changed: the router calls its idle observers and filters again, or
+        stops, from the next stanza on."""
         ...
