@@ -45,6 +45,12 @@ class SqliteBlockStorage:
         ).fetchall()
         return {JID.parse(jid) for (jid,) in rows}
 
+    def blocking_users(self) -> set[JID]:
+        """Every user with a list (:class:`BlockStorage`'s optional method:
+        while it is empty the router skips blocking's filters)."""
+        rows = self._conn.execute("SELECT DISTINCT user FROM blocklist").fetchall()
+        return {JID.parse(user) for (user,) in rows}
+
     def block(self, user: JID, jids: Iterable[JID]) -> None:
         with self._conn:
             self._conn.execute(
