@@ -41,15 +41,21 @@ def carbon(el: Element, direction: str) -> Element:
     return original
 
 
+def carbons_router() -> tuple[CarbonsService, Router]:
+    """A router for example.com with carbons as its only service."""
+    service = CarbonsService()
+    router = Router(
+        ["example.com"],
+        rng=seeded_rng(0),
+        account_exists=lambda local, domain: local in ACCOUNTS,
+        services=[service],
+    )
+    return service, router
+
+
 class Setup:
     def __init__(self) -> None:
-        self.service = CarbonsService()
-        self.router = Router(
-            ["example.com"],
-            rng=seeded_rng(0),
-            account_exists=lambda local, domain: local in ACCOUNTS,
-            services=[self.service],
-        )
+        self.service, self.router = carbons_router()
         r = self.router
         r.bind(GARDEN, JID.parse("romeo@example.com/garden"))
         r.bind(HOME, JID.parse("romeo@example.com/home"))
@@ -304,13 +310,7 @@ class CarbonsMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.service = CarbonsService()
-        self.router = Router(
-            ["example.com"],
-            rng=seeded_rng(0),
-            account_exists=lambda local, domain: local in ACCOUNTS,
-            services=[self.service],
-        )
+        self.service, self.router = carbons_router()
         self.router.bind(JULIET, JID.parse("juliet@example.com/balcony"))
         self.bound: set[int] = set()
         self.enabled: set[int] = set()
