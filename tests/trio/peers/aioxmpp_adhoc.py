@@ -12,7 +12,6 @@ MODE ``user``: tries each and prints the error condition.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from typing import Any
 
@@ -20,13 +19,10 @@ import aioxmpp
 import aioxmpp.adhoc
 import aioxmpp.errors
 import aioxmpp.forms
-from aioxmpp_pep import make_client, restore_pyopenssl_extensions
+from aioxmpp_common import emit as say
+from aioxmpp_common import make_client
 
 ADMIN = "http://jabber.org/protocol/admin#"
-
-
-def say(**event: Any) -> None:
-    print(json.dumps(event), flush=True)
 
 
 async def run(client: Any, node: str, values: dict[str, list[str]] | None) -> dict[str, Any]:
@@ -55,7 +51,6 @@ async def run(client: Any, node: str, values: dict[str, list[str]] | None) -> di
 
 async def main() -> None:
     jid, password, host, port, cafile, _mode = sys.argv[1:7]  # admin or user: same steps
-    restore_pyopenssl_extensions()
     client = make_client(jid, password, host, port, cafile)
     async with client.connected():
         adhoc = client.summon(aioxmpp.adhoc.AdHocClient)

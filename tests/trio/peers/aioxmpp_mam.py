@@ -22,9 +22,7 @@ id, from the last page: an empty ``<before/>``), ``{"event": "with",
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from typing import Any
 
 import aioxmpp
 import aioxmpp.dispatcher
@@ -32,9 +30,7 @@ import aioxmpp.forms
 import aioxmpp.misc
 import aioxmpp.rsm.xso as rsm
 import aioxmpp.xso as xso
-import OpenSSL.SSL
-from aioxmpp.security_layer import default_ssl_context
-from aioxmpp_muc import restore_pyopenssl_extensions
+from aioxmpp_common import emit, make_client
 
 MAM = "urn:xmpp:mam:2"
 
@@ -68,10 +64,6 @@ class Result(xso.XSO):  # type: ignore[misc]
 
 
 aioxmpp.Message.xep0313_result = xso.Child([Result])
-
-
-def emit(**event: Any) -> None:
-    print(json.dumps(event), flush=True)
 
 
 class Archive:
@@ -145,18 +137,7 @@ async def read_reverse(archive: Archive) -> None:
 
 async def main() -> None:
     jid, password, host, port, cafile, to, count = sys.argv[1:8]
-    restore_pyopenssl_extensions()
-
-    def ssl_context() -> OpenSSL.SSL.Context:
-        ctx = default_ssl_context()
-        ctx.load_verify_locations(cafile)
-        return ctx
-
-    client = aioxmpp.PresenceManagedClient(
-        aioxmpp.JID.fromstr(jid),
-        aioxmpp.make_security_layer(password, ssl_context_factory=ssl_context),
-        override_peer=[(host, int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
+    client = make_client(jid, password, host, port, cafile)
     archive = Archive(client)
     async with client.connected():
         for i in range(int(count)):

@@ -20,61 +20,12 @@ from typing import Any
 import aioxmpp
 import aioxmpp.muc
 import aioxmpp.tracking
-import OpenSSL.crypto
-import OpenSSL.SSL
-from aioxmpp.security_layer import default_ssl_context
-
-
-def restore_pyopenssl_extensions() -> None:
-    """aioxmpp 0.13.3 (its last release) checks the server's name with
-    pyOpenSSL's ``X509.get_extension``, which pyOpenSSL 24.3 removed: put
-    it back, read through ``cryptography``, so that aioxmpp's own PKIX
-    verification runs as written (nothing else is changed)."""
-    x509_class = OpenSSL.crypto.X509
-    if hasattr(x509_class, "get_extension"):
-        return
-    from cryptography.x509.oid import ExtensionOID
-
-    class Extension:
-        def __init__(self, ext: Any) -> None:
-            self.ext = ext
-
-        def get_short_name(self) -> bytes:
-            if self.ext.oid == ExtensionOID.SUBJECT_ALTERNATIVE_NAME:
-                return b"subjectAltName"
-            return str(self.ext.oid.dotted_string).encode()
-
-        def get_data(self) -> bytes:
-            return bytes(self.ext.value.public_bytes())
-
-    def get_extension_count(self: Any) -> int:
-        return len(self.to_cryptography().extensions)
-
-    def get_extension(self: Any, index: int) -> Extension:
-        return Extension(self.to_cryptography().extensions[index])
-
-    x509_class.get_extension_count = get_extension_count
-    x509_class.get_extension = get_extension
-
-
-def emit(**event: Any) -> None:
-    print(json.dumps(event), flush=True)
+from aioxmpp_common import emit, make_client
 
 
 async def main() -> None:
     jid, password, host, port, cafile = sys.argv[1:6]
-    restore_pyopenssl_extensions()
-
-    def ssl_context() -> OpenSSL.SSL.Context:
-        ctx = default_ssl_context()
-        ctx.load_verify_locations(cafile)
-        return ctx
-
-    client = aioxmpp.PresenceManagedClient(
-        aioxmpp.JID.fromstr(jid),
-        aioxmpp.make_security_layer(password, ssl_context_factory=ssl_context),
-        override_peer=[(host, int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
+    client = make_client(jid, password, host, port, cafile)
     muc = client.summon(aioxmpp.MUCClient)
     rooms: dict[str, aioxmpp.muc.Room] = {}
     loop = asyncio.get_event_loop()
