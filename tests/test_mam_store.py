@@ -367,6 +367,23 @@ def test_an_archive_made_by_a_failed_transaction_fails_one_write_then_is_made_ag
     assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id2"] and store.count(JULIET) == 1
 
 
+def test_an_archive_made_by_a_callers_rolled_back_transaction_is_made_again(
+    tmp_path: Path,
+) -> None:
+    # Session 13: a batch far below its quota reads no size, so the size
+    # SELECT no longer finds every stale id: the id's creation journals an
+    # undo (the caller's outcome learned later) that makes the next batch read.
+    conn = sqlite3.connect(tmp_path / "caller.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    conn.execute("BEGIN")
+    store.write(put(0))  # juliet's archive id made in the caller's transaction
+    conn.execute("ROLLBACK")
+    with pytest.raises(sqlite3.DatabaseError, match="not committed"):
+        store.apply([put(1)])
+    store.apply([put(2)])
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id2"] and store.count(JULIET) == 1
+
+
 def _size_reads(conn: sqlite3.Connection) -> list[str]:
     """The archives' size ``SELECT`` statements run on ``conn`` (appended)."""
     seen: list[str] = []
