@@ -22,6 +22,7 @@ measured window should hold whole merges: since session 11 the log among
     python benchmarks/mam_wal.py --batch 200 1000 5000   # the batch size's effect
     python benchmarks/mam_wal.py --merge-every 1000 5000 20000
     python benchmarks/mam_wal.py --users 1000 --prefill 200000 --n 40000
+    python benchmarks/mam_wal.py --users 200 --statements   # CPU µs a message per statement
 
 Each setting runs on a fresh database, ``--prefill`` messages archived first
 (not measured). Nothing is asserted."""
@@ -33,7 +34,9 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,11 +52,29 @@ STANZA = (
 )
 
 
+class Timed(sqlite3.Connection):
+    """A connection timing each ``execute`` (thread CPU) by the statement's
+    first five words, while ``on`` (``--statements``)."""
+
+    on: ClassVar[bool] = False
+    spent: ClassVar[Counter[str]] = Counter()
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        if not self.on:
+            return super().execute(sql, *args)  # type: ignore[arg-type]
+        t = time.thread_time()
+        try:
+            return super().execute(sql, *args)  # type: ignore[arg-type]
+        finally:
+            self.spent[" ".join(sql.split()[:5])] += time.thread_time() - t
+
+
 def run(
     args: argparse.Namespace, pragma: str | None, batch: int, merge_every: int, directory: Path
 ) -> str:
     path = directory / f"mam-{batch}-{merge_every}-{abs(hash(pragma))}.sqlite3"
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, factory=Timed)
+    Timed.spent.clear()
     if pragma and pragma.startswith("page_size"):
         conn.execute(f"PRAGMA {pragma}")  # before the database has a page
     conn.execute("PRAGMA journal_mode=WAL")
@@ -92,6 +113,7 @@ def run(
     frames = commits = since = 0
     build = write = merge = checkpoint = 0.0
     for phase, total in (("prefill", args.prefill), ("measured", args.n)):
+        Timed.on = args.statements and phase == "measured"
         frames = commits = since = 0
         build = write = merge = checkpoint = 0.0
         done = 0
@@ -120,9 +142,15 @@ def run(
                 frames += log
                 since = 0
         del phase
+    Timed.on = False
     (page,) = conn.execute("PRAGMA page_size").fetchone()
     conn.close()
     n = args.n
+    split = "".join(
+        f"\n    {spent / n * 1e6:5.2f} us  {statement}"
+        for statement, spent in Timed.spent.most_common()
+        if spent / n >= 5e-9
+    )
     return (
         f"{pragma or 'defaults':<20} batch {batch:>5} merge {merge_every:>6}:"
         f" build {build / n * 1e6:5.2f} + write {write / n * 1e6:5.2f}"
@@ -130,6 +158,7 @@ def run(
         f" = {(build + write + merge + checkpoint) / n * 1e6:5.2f} us CPU/message (the writer"
         f" thread's); WAL {frames / n:5.2f} pages"
         f" ({frames * (page + 24) / n:,.0f} B)/message, {frames / commits:7.1f} pages/commit"
+        + split
     )
 
 
@@ -145,6 +174,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--pragmas", nargs="*", default=[], help="settings tried, e.g. cache_size=-65536"
+    )
+    parser.add_argument(
+        "--statements", action="store_true", help="CPU per statement (the first five words)"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -367,6 +367,71 @@ def test_an_archive_made_by_a_failed_transaction_fails_one_write_then_is_made_ag
     assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id2"] and store.count(JULIET) == 1
 
 
+def test_an_archive_made_by_a_callers_rolled_back_transaction_is_made_again(
+    tmp_path: Path,
+) -> None:
+    # Session 13: a batch far below its quota reads no size, so the size
+    # SELECT no longer finds every stale id: the id's creation journals an
+    # undo (the caller's outcome learned later) that makes the next batch read.
+    conn = sqlite3.connect(tmp_path / "caller.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn)
+    conn.execute("BEGIN")
+    store.write(put(0))  # juliet's archive id made in the caller's transaction
+    conn.execute("ROLLBACK")
+    with pytest.raises(sqlite3.DatabaseError, match="not committed"):
+        store.apply([put(1)])
+    store.apply([put(2)])
+    assert sids(store.load(ArchiveQuery(JULIET, 9))) == ["id2"] and store.count(JULIET) == 1
+
+
+def _size_reads(conn: sqlite3.Connection) -> list[str]:
+    """The archives' size ``SELECT`` statements run on ``conn`` (appended)."""
+    seen: list[str] = []
+    conn.set_trace_callback(lambda sql: seen.append(sql) if "a.n + c.column2" in sql else None)
+    return seen
+
+
+def test_a_batch_far_below_every_quota_reads_no_size(tmp_path: Path) -> None:
+    # Session 13: the bound of each archive's merged size (raised by every
+    # merge) plus the largest log count within a batch's smallest quota: no
+    # archive can be over it, so the batch reads no size.
+    conn = sqlite3.connect(tmp_path / "bound.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=5)
+    reads = _size_reads(conn)
+    for i in range(12):
+        store.write_behind(put(i, keep=100, also=((NURSE, ROMEO),)))
+        store.flush()
+    assert store.merges >= 2 and store.count(JULIET) == 12
+    assert reads == []
+    store.apply([put(12, keep=12)])  # 13 > 12: read, and trimmed
+    assert len(reads) == 1 and store.count(JULIET) == 12
+    store.apply([put(13, keep=100, retention=10**6)])  # a retention: always read
+    assert len(reads) == 2 and store.count(JULIET) == 13
+
+
+def test_the_quota_holds_across_merges_and_reopening(tmp_path: Path) -> None:
+    # The bound must follow the merged sizes: the merges' counts raise it,
+    # and a reopened store reads it from the table (a bound left at 0 would
+    # let the archive grow past its quota).
+    conn = sqlite3.connect(tmp_path / "quota.sqlite3", isolation_level=None)
+    store = SqliteArchiveStorage(conn, merge_every=1)
+    for i in range(8):
+        store.apply([put(i, keep=5)])
+        assert store.count(JULIET) == min(i + 1, 5)
+    store.merge()
+    reopened = SqliteArchiveStorage(conn, merge_every=1 << 40)  # the bound read back
+    for i in range(8, 11):
+        reopened.write_behind(put(i, keep=6))
+        reopened.flush()
+        assert reopened.count(JULIET) == 6
+    reopened.merge_every = 1  # each flush merges: the bound raised by each
+    for i in range(11, 14):
+        reopened.write_behind(put(i, keep=7))
+        reopened.flush()
+        assert reopened.count(JULIET) == 7 and not reopened._log.sizes
+    assert sids(reopened.load(ArchiveQuery(JULIET, 9))) == [f"id{i}" for i in range(7, 14)]
+
+
 def test_start_and_end_are_exact_when_the_clock_went_back(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "clock.sqlite3", isolation_level=None)
     SqliteArchiveStorage(conn).apply([put(0, stamp=100), put(1, stamp=50), put(2, stamp=70)])

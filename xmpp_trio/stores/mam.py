@@ -53,8 +53,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import chain
-from operator import attrgetter
 from typing import TYPE_CHECKING, Final
 
 from xmpp_sansio.jid import JID
@@ -72,13 +70,11 @@ from xmpp_sansio.server.mam.store import (
 
 from ._sql import transaction
 from .mam_log import Foreign, LogIndex, move_step
+from .mam_quota import Quotas
 from .mam_read import Item, find, meta, page
-from .mam_rows import COUNTED as _COUNTED
 from .mam_rows import NO_PEER as _NO_PEER
 from .mam_rows import Rows as _Rows
-from .mam_rows import add_counts, insert_rows
-from .mam_rows import count_select as _count_select
-from .mam_rows import padded as _padded
+from .mam_rows import insert_rows
 from .mam_schema import (
     SCHEMA,
     count_merged_only,
@@ -97,8 +93,6 @@ __all__ = ["MERGE_CHUNK", "MERGE_EVERY", "MERGE_SPREAD", "MERGE_STRETCH", "Sqlit
 log = logging.getLogger("xmpp_trio.archive")
 
 _US: Final = 1_000_000
-_keep = attrgetter("keep")
-_retention = attrgetter("retention")
 #: Messages whose entries in the log call for a merge (``[mam] merge_every``):
 #: the log a query scans stays about this long (docs/mam.md "The log").
 MERGE_EVERY: Final = 5000
@@ -117,7 +111,7 @@ MERGE_STRETCH: Final = 16
 MERGE_CHUNK: Final = 40_000
 
 
-class SqliteArchiveStorage:
+class SqliteArchiveStorage(Quotas):
     """:class:`~xmpp_sansio.server.mam.store.ArchiveStorage` in the tables
     ``mam_*`` of ``conn`` (created if missing). A ``sid`` names one message
     in the store: a put under a ``sid`` the store holds adds its archives to
@@ -134,6 +128,7 @@ class SqliteArchiveStorage:
         #: ``ArchivePut`` ops kept to be written behind (:meth:`write_behind`).
         self.behind: list[ArchivePut] = []
         self._ids: dict[JID, int] = {}
+        self._ids_suspect = False
         #: A peer's ``(bare id, id)`` in ``mam_peers``; ``_unsure``: the
         #: peers made since the last commit this store saw (a rolled-back
         #: transaction takes them away: :meth:`_check_peers`).
@@ -174,6 +169,7 @@ class SqliteArchiveStorage:
             count_merged_only(conn)
             if old_entries:
                 migrate_text_entries(conn)
+            self._load_bounds(conn)
             self._migrate()
         self._foreign = Foreign(conn)
 
@@ -297,8 +293,10 @@ class SqliteArchiveStorage:
             row = conn.execute(
                 "INSERT INTO mam_archives (jid) VALUES (?) RETURNING id", (str(archive),)
             ).fetchone()
+            if self._log.journal is not None:  # not committed: the cache is suspect
+                self._log.journal.append(self._suspect_ids)
         if len(self._ids) > 100_000:
-            self._ids.clear()
+            self._forget_ids()
         self._ids[archive] = found = int(row[0])
         return found
 
@@ -454,7 +452,7 @@ class SqliteArchiveStorage:
             conn.execute("ROLLBACK TO mam_put")
             conn.execute("RELEASE mam_put")
             self._last, self._skew = rows.last, rows.skew
-            self._ids.clear()  # the ids made since the savepoint are gone with it
+            self._forget_ids()  # the ids made since the savepoint are gone with it
             self._forget_unsure()
             added, merged = self._put_each(conn, rows.ops)
             self._settle(conn, set(added), merged, rows.ops, lambda key: added[key][1])
@@ -504,95 +502,6 @@ class SqliteArchiveStorage:
                     added[key] = (added.get(key, (0, op))[0] + 1, op)
             conn.execute("UPDATE mam_items SET refs = refs + ? WHERE seq = ?", (refs, seq))
         return added, merged
-
-    def _unref(self, conn: sqlite3.Connection, rows: Sequence[tuple[int]]) -> None:
-        """The entries ``rows`` (their ``seq``) are gone: drop unheld items."""
-        if rows:
-            conn.executemany("UPDATE mam_items SET refs = refs - 1 WHERE seq = ?", rows)
-            conn.executemany("DELETE FROM mam_items WHERE seq = ? AND refs <= 0", rows)
-
-    def _settle(
-        self,
-        conn: sqlite3.Connection,
-        keys: set[object],
-        merged: dict[int, int],
-        ops: list[ArchivePut],
-        op_of: Callable[[int], ArchivePut],
-    ) -> None:
-        """Add ``merged`` (new merged entries per archive, rare) to the
-        archives' merged sizes (``mam_archives.n``; the log's are counted in
-        memory, :class:`~xmpp_trio.stores.mam_log.LogIndex`); then apply the
-        quota and retention of the last op of each archive of ``keys``
-        (``op_of``) to those whose size (one ``SELECT`` per :data:`_COUNTED`
-        archives, given their log's size, padded to a power of two with
-        archive 0, which is none) is over the smallest quota of ``ops`` (all,
-        if one has a retention)."""
-        keep = min(map(_keep, ops))
-        retention = any(map(_retention, ops))
-        if merged:
-            add_counts(conn, list(merged.items()))
-        size_of = self._log.size
-        pairs = [(key, size_of(key)) for key in keys]  # type: ignore[arg-type]
-        over: list[tuple[int, int | None, int]] = []
-        for at in range(0, len(pairs), _COUNTED):
-            chunk = pairs[at : at + _COUNTED]
-            size = _padded(len(chunk))
-            values = list(chain.from_iterable(chunk))
-            values += (0, 0) * (size - len(chunk))
-            over += conn.execute(
-                _count_select(size), (*values, -1 if retention else keep)
-            ).fetchall()
-        if any(found is None for _key, found, _count in over):
-            # an id made by a transaction that did not commit (e.g. a full disk)
-            self._ids.clear()
-            raise sqlite3.DatabaseError("an archive's id was not committed; write again")
-        for key, _found, count in over:
-            op = op_of(key)
-            if count > op.keep or op.retention > 0:
-                self._trim(conn, key, count, op)
-
-    def _trim(self, conn: sqlite3.Connection, key: int, count: int, op: ArchivePut) -> None:
-        """Drop the entries of ``key`` (``count`` of them) that ``op``'s quota and
-        retention no longer keep: the oldest, merged ones first, then the log's
-        (``mam_archives.n`` counts the merged ones; the index the log's)."""
-        dropped = merged = 0
-        halves = ("mam_entries", "mam_log_entries")
-        for entries in halves:
-            if count - dropped <= op.keep:
-                break
-            moved = 0 if entries == "mam_entries" else self._moved(key)
-            gone = conn.execute(
-                f"DELETE FROM {entries} WHERE archive = ? AND seq IN (SELECT seq FROM"
-                f" {entries} WHERE archive = ? AND seq > ? ORDER BY seq LIMIT ?) RETURNING seq",
-                (key, key, moved, count - dropped - op.keep),
-            ).fetchall()
-            self._unref(conn, gone)
-            dropped += len(gone)
-            if entries == "mam_entries":
-                merged += len(gone)
-            else:
-                self._log.remove(key, (seq for (seq,) in gone))
-        if op.retention > 0:
-            cutoff = op.stamp - op.retention
-            for entries in halves:
-                gone = conn.execute(
-                    f"DELETE FROM {entries} WHERE archive = ? AND seq > ? AND seq < ? AND"
-                    f" (SELECT stamp FROM mam_items i WHERE i.seq = {entries}.seq) < ?"
-                    " RETURNING seq",
-                    (
-                        key,
-                        0 if entries == "mam_entries" else self._moved(key),
-                        int(cutoff * _US) + self._skew + 1,
-                        cutoff,
-                    ),
-                ).fetchall()
-                self._unref(conn, gone)
-                if entries == "mam_entries":
-                    merged += len(gone)
-                else:
-                    self._log.remove(key, (seq for (seq,) in gone))
-        if merged:
-            conn.execute("UPDATE mam_archives SET n = n - ? WHERE id = ?", (merged, key))
 
     def write_behind(self, op: ArchivePut) -> None:
         """Keep ``op`` to be written by the next transaction of the server
@@ -658,7 +567,7 @@ class SqliteArchiveStorage:
                     if hook is not None:
                         hook()
             except sqlite3.Error:
-                self._ids.clear()  # ids made in the failed transaction do not exist
+                self._forget_ids()  # ids made in the failed transaction do not exist
                 self._forget_unsure()
                 raise
             else:
@@ -693,7 +602,7 @@ class SqliteArchiveStorage:
                     with self._journal(), transaction(conn):
                         self.write_pending()
                 except sqlite3.Error:
-                    self._ids.clear()  # ids made in the failed transaction do not exist
+                    self._forget_ids()  # ids made in the failed transaction do not exist
                     self._forget_unsure()
                     raise
                 else:  # committed (those of earlier transactions were checked)
@@ -773,7 +682,7 @@ class SqliteArchiveStorage:
             counts = log.step_counts(low, high)
             expected = sum(n for _key, n in counts)
             with transaction(conn):
-                add_counts(conn, counts)
+                self._add_counts(conn, counts)
                 moved = move_step(conn, top, low, high, expected, last=last)
             log.step_done(high, counts)
             chunks.pop(0)

@@ -222,13 +222,15 @@ class MamService(IqService):
         #: parsed, bare, and whether its sender is local (its
         #: ``MessageDelivered`` then archives nothing): one tuple, one store.
         self._stamp: Element | None = None
-        #: ``(sid, to, to's bare, sender local, now, to self)``.
-        self._stamped: tuple[str, JID, JID, bool, float, bool] = (
+        #: ``(sid, to, to's bare, sender local, now, to self, a retraction
+        #: (XEP-0424) among its children)``.
+        self._stamped: tuple[str, JID, JID, bool, float, bool, bool] = (
             "",
             _NOBODY,
             _NOBODY,
             False,
             0.0,
+            False,
             False,
         )
         self._retractions = Retractions()
@@ -293,10 +295,11 @@ class MamService(IqService):
     def transform(
         self, ctx: Context, element: Element, sender: JID, to: JID | None
     ) -> Element | Appended:
-        # One pass over the children: forged ids (XEP-0359 §3.1) and
-        # :func:`archivable` (XEP-0313 §5.1.1), inline.
+        # One pass over the children: forged ids (XEP-0359 §3.1),
+        # :func:`archivable` (XEP-0313 §5.1.1), inline, and a retraction
+        # (XEP-0424 §3: kept for the observer, which then needs no search).
         forged: list[Element] | None = None
-        keep = refused = False
+        keep = refused = retracting = False
         for child in element[:]:  # a list: no IndexError ends the loop
             tag = child.tag
             if tag == _BODY:
@@ -310,6 +313,8 @@ class MamService(IqService):
                     keep = True
                 elif local in ("no-store", "no-permanent-store"):
                     refused = True
+            elif tag == RETRACT:  # (its namespace is archivable)
+                keep = retracting = True
             elif not keep and tag.startswith("{") and tag[1 : tag.index("}")] in _ARCHIVABLE_NS:
                 keep = True
         stamp: Element | None = None
@@ -346,6 +351,7 @@ class MamService(IqService):
                         same_domain or self.server.is_local(sender.domain),
                         now,
                         same_domain and peer.local == sender.local,
+                        retracting,
                     )
         if forged is None:
             return element if stamp is None else (stamp,)
@@ -427,7 +433,7 @@ class MamService(IqService):
                 # stamped here, default preferences (the sender known in
                 # ``_plain`` by its ``from``, as the router stamped it), not
                 # to self: both sides, one op.
-                sid, peer, recipient, _, now, to_self = self._stamped
+                sid, peer, recipient, _, now, to_self, retracting = self._stamped
                 mine = self._plain.get(element.get("from", ""))
                 if not to_self and mine is not None:
                     owner = mine[0]
@@ -446,9 +452,10 @@ class MamService(IqService):
                     ctx.behind.append(put)
                 else:
                     self._archive_sent(ctx, sender, element)
-            else:
-                self._archive_sent(ctx, sender, element)
-            if element.find(RETRACT) is None:  # the one check on the message path
+                # a retraction: seen by the transform's pass (no search)
+                return self._retract_sent(ctx, sender, element) if retracting else []
+            self._archive_sent(ctx, sender, element)
+            if element.find(RETRACT) is None:
                 return []
             return self._retract_sent(ctx, sender, element)
         if type(event) is MessageDelivered:
