@@ -171,6 +171,7 @@ class SocketTransport(_Base):
     __slots__ = (
         "_closed",
         "_drained",
+        "_on_close",
         "_pending",
         "_records",
         "_recv",
@@ -196,6 +197,9 @@ class SocketTransport(_Base):
         self._pending: Callable[[], int] | None = None
         # The last read left OpenSSL holding nothing: the next waits first.
         self._drained = False
+        #: called once at :meth:`close`, before the socket closes (the readiness
+        #: dispatcher's: a parked reader's descriptor leaves its epoll set first)
+        self._on_close: Callable[[], None] | None = None
         try:
             host, port, *_ = sock.getpeername()
             self.peer = f"{host}:{port}"
@@ -304,33 +308,59 @@ class SocketTransport(_Base):
             await trio.lowlevel.checkpoint_if_cancelled()
             waited = False
         while True:
-            if self._closed:  # _check, inline: once per read
-                raise trio.ClosedResourceError("transport closed")
-            sock = self._sock
             try:
-                data = self._recv(max_bytes)
-            except _WOULD_BLOCK_READ:
-                await trio.lowlevel.wait_readable(sock)
-                waited = True
-                continue
+                data = self.receive_nowait(max_bytes, gather=gather)
             except ssl.SSLWantWriteError:
-                await trio.lowlevel.wait_writable(sock)
+                await trio.lowlevel.wait_writable(self._sock)
                 waited = True
                 continue
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                # close_notify: a clean end of the TLS stream; or the TCP
-                # stream ended without one (a "ragged EOF": SSLSocket.recv's
-                # suppress_ragged_eofs makes it b"" too).
-                data = b""
+            if data is None:
+                await trio.lowlevel.wait_readable(self._sock)
+                waited = True
+                continue
             if not waited:
                 # Data was already there: still let other tasks run (Trio's rule
                 # that every async operation is a scheduling point).
                 await trio.lowlevel.cancel_shielded_checkpoint()
-            if gather and self._records and data and len(data) < max_bytes:
-                if self._pending is not None:
-                    return self._buffered_records(data, max_bytes, self._pending)
-                return self._more_records(data, max_bytes)
             return data
+
+    def receive_nowait(self, max_bytes: int, *, gather: bool = False) -> bytes | None:
+        """:meth:`receive_some`'s read, without waiting: ``None`` where it would
+        have to wait for the socket to be readable (``SSLWantWriteError``
+        passes through: TLS must write first). Sets ``_drained`` as
+        :meth:`_buffered_records` finds it (the readiness dispatcher,
+        :mod:`._ready`, reads parked sessions with it)."""
+        if self._closed:  # _check, inline: once per read
+            raise trio.ClosedResourceError("transport closed")
+        self._drained = False
+        try:
+            data = self._recv(max_bytes)
+        except _WOULD_BLOCK_READ:
+            self._drained = True  # OpenSSL holds no whole record: the socket says when
+            return None
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            # close_notify: a clean end of the TLS stream; or the TCP
+            # stream ended without one (a "ragged EOF": SSLSocket.recv's
+            # suppress_ragged_eofs makes it b"" too).
+            return b""
+        pending = self._pending
+        if gather and self._records and data and len(data) < max_bytes:
+            if pending is not None:
+                return self._buffered_records(data, max_bytes, pending)
+            return self._more_records(data, max_bytes)
+        if pending is not None and not pending():
+            self._drained = True  # one record (the read rate holds reads back): none left
+        return data
+
+    @property
+    def would_wait(self) -> bool:
+        """The last read left OpenSSL holding nothing: the next read must wait
+        for the socket (what :meth:`receive_some` does first when true)."""
+        return self._drained
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (-1 once closed)."""
+        return self._sock.fileno()
 
     def _buffered_records(self, data: bytes, max_bytes: int, pending: Callable[[], int]) -> bytes:
         """After a TLS read with OpenSSL's read-ahead: the records it took
@@ -430,6 +460,9 @@ class SocketTransport(_Base):
             return
         self._closed = True
         sock = self._sock
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
         with contextlib.suppress(RuntimeError):  # outside Trio
             trio.lowlevel.notify_closing(sock)
         if isinstance(sock, _TLS_SOCKETS):

@@ -56,6 +56,7 @@ from xmpp_sansio.stream.framing import Framing
 from . import _tls
 from ._accounts import Accounts
 from ._edge import StorageEdge
+from ._ready import Ready
 from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
 from .admin import Admin
@@ -154,6 +155,8 @@ class XMPPServer:
         self._confirming = False
         #: where sessions' writer tasks run (set by run_server)
         self.nursery: trio.Nursery | None = None
+        #: parked readers' readiness dispatcher (xmpp_trio/_ready.py), run by open_server
+        self.ready = Ready.create()
         # Stream timers (negotiation deadline, parser compaction): one entry per
         # connection, (when, sequence, session), checked lazily by run_timers so
         # that reads need no cancel scope of their own.
@@ -539,6 +542,8 @@ async def open_server(config: ServerConfig) -> AsyncIterator[XMPPServer]:
         async with trio.open_nursery() as nursery:
             server.nursery = nursery
             nursery.start_soon(server.run_timers)
+            if server.ready is not None:
+                nursery.start_soon(server.ready.run)
             yield server
             await server.shutdown()
             nursery.cancel_scope.cancel()
