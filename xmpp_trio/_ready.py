@@ -18,6 +18,12 @@ an exception (raised in the task, so it ends that session as a reader's
 exception does). The task then carries on on the ordinary path and parks again
 once the rule holds again.
 
+One round of the dispatcher serves every socket one poll of its set reports,
+without a checkpoint in between, as one pass of Trio's scheduler ran every
+runnable reader: what the round routes to a session is written once, at the
+end of the pass (``_PassWrites``). A session's own flood is bounded by its
+5 ms slice (``_session._SLICE``: the step hands it back).
+
 Level triggering keeps readiness true while the kernel holds unread bytes.
 Bytes OpenSSL already took from the kernel (a read that stopped at
 ``max_bytes``) are not seen by epoll: such a session is run again in the next
@@ -33,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import select
-import time
 from contextlib import suppress
 from typing import TYPE_CHECKING, Final
 
@@ -48,8 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["READ", "Ready", "Resume"]
 
 log = logging.getLogger("xmpp_trio.server")
-
-_SLICE: Final = 0.005  # seconds of steps after which the dispatcher lets other tasks run
 
 
 class Resume:
@@ -183,17 +186,17 @@ class Ready:
                     await trio.lowlevel.checkpoint()
                 else:
                     await trio.lowlevel.wait_readable(epoll.fileno())
-                since = time.perf_counter()
-                ready = [entry for fd, _ in epoll.poll(0) if (entry := parked.get(fd))]
-                for entry in again + ready if again else ready:
-                    if parked.get(entry.fd) is not entry:
-                        continue  # handed back or cancelled meanwhile
-                    self._serve(entry)
-                    if time.perf_counter() - since > _SLICE:
-                        # Hundreds of sessions may be ready: let timers,
-                        # writers and other tasks run in between.
-                        await trio.lowlevel.checkpoint()
-                        since = time.perf_counter()
+                # One round serves every socket one poll reports (at most 1,023),
+                # as one pass of Trio's scheduler ran every runnable reader: no
+                # checkpoint within it, so what the round routes to a session
+                # goes out in one write at the end of the pass.
+                for fd, _ in epoll.poll(0):
+                    entry = parked.get(fd)
+                    if entry is not None:
+                        self._serve(entry)
+                for entry in again:
+                    if parked.get(entry.fd) is entry:  # not handed back meanwhile
+                        self._serve(entry)
         finally:
             self.running = False
             for entry in list(parked.values()):
