@@ -110,9 +110,14 @@ class Ready:
         self.running = False
 
     @classmethod
-    def create(cls) -> Ready | None:
-        """A dispatcher, or None where :func:`select.epoll` does not exist."""
-        return cls() if hasattr(select, "epoll") else None
+    def start(cls, nursery: trio.Nursery) -> Ready | None:
+        """A dispatcher running in ``nursery`` (None where :func:`select.epoll`
+        does not exist)."""
+        if not hasattr(select, "epoll"):
+            return None
+        ready = cls()
+        nursery.start_soon(ready.run)
+        return ready
 
     def __len__(self) -> int:
         """Sessions parked now."""
