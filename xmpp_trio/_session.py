@@ -41,6 +41,7 @@ from xmpp_sansio.stream.events import (
     CredentialsUpgradable,
     CredentialsUpgraded,
     DerivationRequested,
+    Event,
     FastTokenIssued,
     FastTokensRequested,
     FastTokenUsed,
@@ -48,6 +49,7 @@ from xmpp_sansio.stream.events import (
     ResourceBound,
     ResumeRequested,
     StanzaReceived,
+    StanzasAcknowledged,
     StreamClosed,
     StreamErrorReceived,
     StreamManagementEnabled,
@@ -62,7 +64,8 @@ from xmpp_sansio.xml.writer import shared_writes
 from . import _tls
 from ._accounts import Accounts
 from ._openssl_stream import TLSContext
-from ._transport import Transport
+from ._ready import READ, Ready, Resume
+from ._transport import SocketTransport, Transport
 from .config import ServerConfig
 from .limits import TokenBucket, loggable
 from .metrics import Metrics
@@ -93,6 +96,7 @@ class Server(Protocol):
     metrics: Metrics
     nursery: trio.Nursery | None
     batch: set[Session] | None
+    ready: Ready | None  # the readiness dispatcher (None: readers wait on Trio)
 
     def apply(self, effects: Sequence[SessionEffect]) -> None: ...
     def confirm(self, session_id: int, receipts: Sequence[Hashable]) -> None: ...
@@ -481,9 +485,31 @@ class Session:
         return data
 
     async def _read_once(self, conn: ServerConnection) -> bool:
-        """Read once and act on what came (timers are the server's business)."""
-        server = self.server
+        """Read once and act on what came (timers are the server's business).
+
+        A ready stream whose next read must wait for the socket parks on the
+        server's readiness dispatcher (:mod:`._ready`) instead, which runs
+        :meth:`_step` for it as input arrives and hands it back here with
+        whatever needs this task (:meth:`_resumed`)."""
+        transport = self.transport
+        if type(transport) is SocketTransport and transport.would_wait and conn.state is READY:
+            ready = self.server.ready
+            if ready is not None and ready.running:
+                resume = await ready.park(self, transport)
+                if resume.data is not None:
+                    return await self._resumed(conn, resume)
         data = await self._receive()
+        self._took(conn, data)
+        await self._events(conn)
+        delay = self._read_done(conn, data)
+        if delay > 0:
+            # Backpressure (the read rate limit): wait before reading more.
+            await trio.sleep(delay)
+        return bool(data)
+
+    def _took(self, conn: ServerConnection, data: bytes) -> None:
+        """Hand one read's bytes (``b""``: the end) to the connection."""
+        server = self.server
         if self.bound:
             server.manager.received(self.id, self.last_input)
         if self.compacted:
@@ -493,25 +519,114 @@ class Session:
             conn.receive_message(data)
         else:
             conn.receive_data(data)
+
+    async def _events(self, conn: ServerConnection, first: Event | None = None) -> None:
+        """:meth:`_handle_events`, a stream error ending them."""
         try:
-            await self._handle_events(conn)
+            await self._handle_events(conn, first)
         except RemoteProtocolError as exc:
-            log.info("session %d (%s): stream error %s", self.id, self.peer, exc)
-            server.count_stream_error(exc.condition)
+            self._stream_error(exc)
+
+    def _stream_error(self, exc: RemoteProtocolError) -> None:
+        log.info("session %d (%s): stream error %s", self.id, self.peer, exc)
+        self.server.count_stream_error(exc.condition)
+
+    def _read_done(self, conn: ServerConnection, data: bytes) -> float:
+        """After a read's events: confirm what the peer acknowledged, write,
+        and charge the read to the read rate (the seconds to wait before the
+        next read)."""
+        server = self.server
         if self.bound:  # acknowledged stanzas were handed over (XEP-0198 §4)
             receipts = server.manager.take_confirmed(self.id)
             if receipts:
                 server.confirm(self.id, receipts)
         self.push()
-        if data:
-            # Backpressure (the read rate limit): wait before reading more.
-            delay = self.bucket.consume(len(data), self.last_input)
-            if delay > 0:
-                await trio.sleep(delay)
+        return self.bucket.consume(len(data), self.last_input) if data else 0.0
+
+    async def _resumed(self, conn: ServerConnection, resume: Resume) -> bool:
+        """Finish, on this task, a read the dispatcher began (see :meth:`_step`)."""
+        data = resume.data or b""
+        if resume.routing:
+            if not (resume.sliced and conn.should_close):  # e.g. replaced meanwhile
+                await self._events(conn, resume.event)
+            delay = self._read_done(conn, data)
+        else:
+            delay = resume.delay
+        if delay > 0:
+            await trio.sleep(delay)
         return bool(data)
 
-    async def _handle_events(self, conn: ServerConnection) -> None:
-        """Act on the events of one read. Stanzas routed meanwhile are written
+    def _step(self, transport: SocketTransport) -> Resume | None:
+        """The readiness dispatcher's read of this parked session: what
+        :meth:`_read_once` does, without waiting. None: the session stays
+        parked. Otherwise the :class:`Resume` its task carries on from: the
+        end of the stream, an event other than a stanza (handed over unhandled,
+        before the read's later events), a time slice used up, a wait due to
+        the read rate, a stream no longer ready; ``data`` None where nothing
+        was read (TLS must write first)."""
+        conn = self.conn
+        assert conn is not None
+        size = self._read_size
+        try:
+            data = transport.receive_nowait(size, gather=self.bucket.tokens >= size)
+        except ssl.SSLWantWriteError:
+            return READ
+        except TRANSPORT_ERRORS as exc:
+            log.debug("session %d: transport ended: %r", self.id, exc)
+            data = b""
+        if data is None:
+            return None  # a record still arriving: the socket says when
+        self.last_input = trio.current_time()
+        self._took(conn, data)
+        if not data:
+            return Resume(data, routing=True)
+        server = self.server
+        batch: set[Session] = set()
+        server.batch = batch
+        event: Event | bool | None = None
+        try:
+            event = self._route_read(conn)
+        except RemoteProtocolError as exc:
+            self._stream_error(exc)
+        finally:
+            server.end_batch(batch)
+        if isinstance(event, bool):  # the time slice is used up: the task goes on
+            return Resume(data, routing=True, sliced=True)
+        if event is not None:  # for the task to handle first
+            return Resume(data, routing=True, event=event)
+        delay = self._read_done(conn, data)
+        if delay > 0 or conn.should_close or conn.state is not READY:
+            return Resume(data, delay=delay)
+        return None
+
+    def _route_read(self, conn: ServerConnection) -> Event | bool | None:
+        """Route the read's stanzas (:meth:`_step`); return the first other
+        event its task must handle, True once the time slice is used up."""
+        since = time.perf_counter()
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, StanzaReceived):
+                self._route(event)
+                if time.perf_counter() - since > _SLICE:
+                    return True
+            elif not isinstance(event, StanzasAcknowledged):  # nothing to do (see below)
+                return event
+        return None
+
+    def _route(self, event: StanzaReceived) -> None:
+        """Route one stanza the peer sent (RFC 6120 §10) and carry out what follows."""
+        server = self.server
+        server.metrics.stanzas_in.inc()
+        with _SHARED_WRITES:  # the stanza is serialised once (writer.py)
+            try:
+                effects = server.router.route(self.id, event.element, owned=True)
+            except sqlite3.Error as exc:
+                condition = server.storage_failed(exc, f"session {self.id}: routing")
+                effects = server.router.failed(self.id, event.element, condition)
+            server.apply(effects)
+
+    async def _handle_events(self, conn: ServerConnection, first: Event | None = None) -> None:
+        """Act on the events of one read (``first`` before the connection's
+        next). Stanzas routed meanwhile are written
         when the read is done, one write per receiving session (a batch); the
         batch is flushed before anything that waits, so no other task's output
         is ever held up by this one."""
@@ -519,24 +634,17 @@ class Session:
         batch: set[Session] = set()
         server.batch = batch
         try:
-            await self._handle_events_batched(conn, batch)
+            if first is None or await self._handle_event(conn, first, batch):
+                await self._handle_events_batched(conn, batch)
         finally:
             server.end_batch(batch)
 
     async def _handle_events_batched(self, conn: ServerConnection, batch: set[Session]) -> None:
         server = self.server
-        accounts = server.accounts
         since = time.perf_counter()
         while (event := conn.next_event()) is not None:
             if isinstance(event, StanzaReceived):
-                server.metrics.stanzas_in.inc()
-                with _SHARED_WRITES:  # the stanza is serialised once (writer.py)
-                    try:
-                        effects = server.router.route(self.id, event.element, owned=True)
-                    except sqlite3.Error as exc:
-                        condition = server.storage_failed(exc, f"session {self.id}: routing")
-                        effects = server.router.failed(self.id, event.element, condition)
-                    server.apply(effects)
+                self._route(event)
                 if time.perf_counter() - since > _SLICE:
                     # One read may hold thousands of stanzas: let the other
                     # clients (and a cancellation, e.g. SIGTERM) in between.
@@ -546,104 +654,110 @@ class Session:
                     if conn.should_close:  # e.g. replaced meanwhile
                         return
                     since = time.perf_counter()
-            elif isinstance(event, CredentialsRequested):
-                wait = accounts.blocked_for(self.peer, conn.domain, event.username)
-                if wait > 0:
-                    # Backing off after repeated failures: refuse without checking
-                    # the password, with temporary-auth-failure (RFC 6120 §6.5.12).
-                    # The stream stays open; the refusal counts toward the
-                    # stream's max_auth_attempts like any failure (§6.4.5).
-                    accounts.log(
-                        "session %d: authentication of %s from %s refused, back-off %.0f s",
-                        self.id,
-                        loggable(event.username),
-                        self.peer,
-                        wait,
-                    )
-                    conn.refuse_credentials(SASLCondition.TEMPORARY_AUTH_FAILURE)
-                    continue
-                conn.provide_credentials(accounts.credentials(conn.domain, event))
-            elif isinstance(event, (FastTokensRequested, FastTokenUsed, FastTokenIssued)):
-                accounts.fast(conn, self.peer, server.services.fast_tokens, event, time.time())
-            elif isinstance(event, (UpgradeTasksRequested, CredentialsUpgraded)):
-                accounts.upgrade_task(conn, event)
-            elif isinstance(event, DerivationRequested):
-                server.end_batch(batch)
-                salted = await accounts.derive(event)
-                server.batch = batch
-                if conn.state is State.AWAIT_DERIVATION:  # not closed meanwhile
-                    conn.provide_derived(salted)
-            elif isinstance(event, CredentialsUpgradable):
-                server.end_batch(batch)
-                await accounts.upgrade(event)
-                server.batch = batch
-            elif isinstance(event, BindRequested):
-                most = server.config.limits.max_sessions_per_account
-                if server.manager.may_bind(event.jid, most):
-                    conn.bind_accepted()
-                else:
-                    log.warning(
-                        "session %d: bind of %s from %s refused, %d sessions already",
-                        self.id,
-                        event.jid,
-                        self.peer,
-                        most,
-                    )
-                    conn.bind_refused(StanzaErrorCondition.RESOURCE_CONSTRAINT)
-            elif isinstance(event, RegistrationRequested):
-                server.end_batch(batch)
-                result = await accounts.register(self.id, self.peer, conn.domain, event)
-                server.batch = batch
-                conn.registration_result(result)
-            elif isinstance(event, TLSRequested):
-                if conn.should_close:
-                    continue  # already failed (e.g. plaintext injected after <starttls/>)
-                server.end_batch(batch)
-                handshaken = await self._starttls(conn)
-                server.batch = batch
-                if not handshaken:
-                    return
-            elif isinstance(event, ResourceBound):
-                self.bound = True
-                server.timer_changed(self, conn)
-                log.info("session %d: %s bound from %s", self.id, event.jid, self.peer)
-                server.apply(server.manager.bind(self.id, conn, event.jid, trio.current_time()))
-                if event.carbons:  # Bind 2 (XEP-0386 §3.2)
-                    server.services.carbons.enable(self.id)
-            elif isinstance(event, StreamManagementEnabled):
-                server.manager.stream_management_enabled(self.id, event)
-                log.debug("session %d: stream management on, resumable=%s", self.id, event.resume)
-            elif isinstance(event, ResumeRequested):
-                server.apply(server.manager.resume(self.id, conn, event, trio.current_time()))
-                server.timer_changed(self, conn)
-            elif isinstance(event, StreamResumed):
-                log.debug("session %d: retransmitted %d", self.id, len(event.retransmitted))
-            elif isinstance(event, ClientStateChanged):
-                log.debug(
-                    "session %d: client %s", self.id, "active" if event.active else "inactive"
-                )
-            elif isinstance(event, Authenticated):
-                log.info(
-                    "session %d: authenticated %s with %s", self.id, event.jid, event.mechanism
-                )
-                accounts.succeeded(event.jid)
-                if event.user_agent is not None:  # XEP-0388: the account's clients
-                    self.agent_id = event.user_agent.id
-                    server.services.fast_tokens.seen(event.jid, event.user_agent, time.time())
-            elif isinstance(event, AuthenticationFailed):
-                server.metrics.auth_failures.inc()
-                accounts.failed(self.peer, conn.domain, event)
+            elif not await self._handle_event(conn, event, batch):
+                return
+
+    async def _handle_event(
+        self, conn: ServerConnection, event: Event, batch: set[Session]
+    ) -> bool:
+        """Act on an event other than a stanza; False: read no further (a
+        STARTTLS handshake failed)."""
+        server = self.server
+        accounts = server.accounts
+        if isinstance(event, CredentialsRequested):
+            wait = accounts.blocked_for(self.peer, conn.domain, event.username)
+            if wait > 0:
+                # Backing off after repeated failures: refuse without checking
+                # the password, with temporary-auth-failure (RFC 6120 §6.5.12).
+                # The stream stays open; the refusal counts toward the
+                # stream's max_auth_attempts like any failure (§6.4.5).
                 accounts.log(
-                    "session %d: authentication failed for %s from %s: %s%s%s",
+                    "session %d: authentication of %s from %s refused, back-off %.0f s",
                     self.id,
                     loggable(event.username),
                     self.peer,
-                    event.condition,
-                    f" ({loggable(event.text)})" if event.text else "",
-                    "" if event.credentials_checked else " (no credential checked)",
+                    wait,
                 )
-            elif isinstance(event, (StreamClosed, StreamErrorReceived, ConnectionClosed)):
-                log.debug("session %d: %s", self.id, event)
+                conn.refuse_credentials(SASLCondition.TEMPORARY_AUTH_FAILURE)
+                return True
+            conn.provide_credentials(accounts.credentials(conn.domain, event))
+        elif isinstance(event, (FastTokensRequested, FastTokenUsed, FastTokenIssued)):
+            accounts.fast(conn, self.peer, server.services.fast_tokens, event, time.time())
+        elif isinstance(event, (UpgradeTasksRequested, CredentialsUpgraded)):
+            accounts.upgrade_task(conn, event)
+        elif isinstance(event, DerivationRequested):
+            server.end_batch(batch)
+            salted = await accounts.derive(event)
+            server.batch = batch
+            if conn.state is State.AWAIT_DERIVATION:  # not closed meanwhile
+                conn.provide_derived(salted)
+        elif isinstance(event, CredentialsUpgradable):
+            server.end_batch(batch)
+            await accounts.upgrade(event)
+            server.batch = batch
+        elif isinstance(event, BindRequested):
+            most = server.config.limits.max_sessions_per_account
+            if server.manager.may_bind(event.jid, most):
+                conn.bind_accepted()
+            else:
+                log.warning(
+                    "session %d: bind of %s from %s refused, %d sessions already",
+                    self.id,
+                    event.jid,
+                    self.peer,
+                    most,
+                )
+                conn.bind_refused(StanzaErrorCondition.RESOURCE_CONSTRAINT)
+        elif isinstance(event, RegistrationRequested):
+            server.end_batch(batch)
+            result = await accounts.register(self.id, self.peer, conn.domain, event)
+            server.batch = batch
+            conn.registration_result(result)
+        elif isinstance(event, TLSRequested):
+            if conn.should_close:
+                return True  # already failed (e.g. plaintext injected after <starttls/>)
+            server.end_batch(batch)
+            handshaken = await self._starttls(conn)
+            server.batch = batch
+            return handshaken
+        elif isinstance(event, ResourceBound):
+            self.bound = True
+            server.timer_changed(self, conn)
+            log.info("session %d: %s bound from %s", self.id, event.jid, self.peer)
+            server.apply(server.manager.bind(self.id, conn, event.jid, trio.current_time()))
+            if event.carbons:  # Bind 2 (XEP-0386 §3.2)
+                server.services.carbons.enable(self.id)
+        elif isinstance(event, StreamManagementEnabled):
+            server.manager.stream_management_enabled(self.id, event)
+            log.debug("session %d: stream management on, resumable=%s", self.id, event.resume)
+        elif isinstance(event, ResumeRequested):
+            server.apply(server.manager.resume(self.id, conn, event, trio.current_time()))
+            server.timer_changed(self, conn)
+        elif isinstance(event, StreamResumed):
+            log.debug("session %d: retransmitted %d", self.id, len(event.retransmitted))
+        elif isinstance(event, ClientStateChanged):
+            log.debug("session %d: client %s", self.id, "active" if event.active else "inactive")
+        elif isinstance(event, Authenticated):
+            log.info("session %d: authenticated %s with %s", self.id, event.jid, event.mechanism)
+            accounts.succeeded(event.jid)
+            if event.user_agent is not None:  # XEP-0388: the account's clients
+                self.agent_id = event.user_agent.id
+                server.services.fast_tokens.seen(event.jid, event.user_agent, time.time())
+        elif isinstance(event, AuthenticationFailed):
+            server.metrics.auth_failures.inc()
+            accounts.failed(self.peer, conn.domain, event)
+            accounts.log(
+                "session %d: authentication failed for %s from %s: %s%s%s",
+                self.id,
+                loggable(event.username),
+                self.peer,
+                event.condition,
+                f" ({loggable(event.text)})" if event.text else "",
+                "" if event.credentials_checked else " (no credential checked)",
+            )
+        elif isinstance(event, (StreamClosed, StreamErrorReceived, ConnectionClosed)):
+            log.debug("session %d: %s", self.id, event)
+        return True
 
     async def _starttls(self, conn: ServerConnection) -> bool:
         """Flush ``<proceed/>`` and run the TLS handshake (RFC 6120 §5.4.3.3) within

@@ -56,6 +56,7 @@ from xmpp_sansio.stream.framing import Framing
 from . import _tls
 from ._accounts import Accounts
 from ._edge import StorageEdge
+from ._ready import Ready
 from ._session import CLOSE_GRACE, TRANSPORT_ERRORS, Session
 from ._transport import SocketTransport, Transport
 from .admin import Admin
@@ -65,10 +66,7 @@ from .certs import server_tls_material
 from .components import component_handler, component_hosts
 from .config import ServerConfig, bind_host
 from .http import HTTPService
-from .limits import (
-    ConnectionCounter,
-    peer_address,
-)
+from .limits import ConnectionCounter, peer_address
 from .logs import SESSION
 from .metrics import Metrics, serve_metrics
 from .s2s import Federation, s2s_handler, start_federation
@@ -154,6 +152,7 @@ class XMPPServer:
         self._confirming = False
         #: where sessions' writer tasks run (set by run_server)
         self.nursery: trio.Nursery | None = None
+        self.ready: Ready | None = None  # parked readers' dispatcher (_ready.py), open_server's
         # Stream timers (negotiation deadline, parser compaction): one entry per
         # connection, (when, sequence, session), checked lazily by run_timers so
         # that reads need no cancel scope of their own.
@@ -539,6 +538,7 @@ async def open_server(config: ServerConfig) -> AsyncIterator[XMPPServer]:
         async with trio.open_nursery() as nursery:
             server.nursery = nursery
             nursery.start_soon(server.run_timers)
+            server.ready = Ready.start(nursery)
             yield server
             await server.shutdown()
             nursery.cancel_scope.cancel()

@@ -20,7 +20,7 @@ from xmpp_sansio.sm import SMState
 from xmpp_sansio.stream.config import ClientConfig
 from xmpp_sansio.stream.connection import ClientConnection
 from xmpp_sansio.testing import seeded_rng
-from xmpp_trio._transport import MemoryStream, memory_transport_pair
+from xmpp_trio._memory_transport import MemoryStream, memory_transport_pair
 from xmpp_trio.client import Client, _negotiate, _Negotiated
 from xmpp_trio.config import ServerConfig
 from xmpp_trio.server import XMPPServer, open_server
