@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import select
+from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Final
 
@@ -47,8 +48,11 @@ import trio
 from xmpp_sansio.stream.events import Event
 
 if TYPE_CHECKING:
-    from ._session import Session
     from ._transport import SocketTransport
+
+    #: A parked session's synchronous read step (``Session._step``): None
+    #: while it stays parked, else what its task carries on from.
+    Step = Callable[[SocketTransport], "Resume | None"]
 
 __all__ = ["READ", "Ready", "Resume"]
 
@@ -88,10 +92,10 @@ class _Parked:
     """One parked session: its task, its transport and socket, and what the
     dispatcher hands back."""
 
-    __slots__ = ("error", "fd", "resume", "session", "task", "transport")
+    __slots__ = ("error", "fd", "resume", "step", "task", "transport")
 
-    def __init__(self, session: Session, transport: SocketTransport, fd: int) -> None:
-        self.session = session
+    def __init__(self, step: Step, transport: SocketTransport, fd: int) -> None:
+        self.step = step
         self.transport = transport
         self.fd = fd
         self.task = trio.lowlevel.current_task()
@@ -128,11 +132,12 @@ class Ready:
         entry = self._parked.get(transport.fileno())
         return entry is not None and entry.transport is transport
 
-    async def park(self, session: Session, transport: SocketTransport) -> Resume:
-        """Block the calling task (``session``'s reader) until the dispatcher
-        hands it back (an exception of its step is raised here)."""
+    async def park(self, step: Step, transport: SocketTransport) -> Resume:
+        """Block the calling task (a session's reader, whose read ``step`` the
+        dispatcher runs meanwhile) until the dispatcher hands it back (an
+        exception of its step is raised here)."""
         fd = transport.fileno()
-        entry = _Parked(session, transport, fd)
+        entry = _Parked(step, transport, fd)
         self._epoll.register(fd, select.EPOLLIN)  # level-triggered: no re-arm a read
         self._parked[fd] = entry
         transport._on_close = lambda: self._hand_back(entry, READ)
@@ -169,7 +174,7 @@ class Ready:
         """Run one step of a parked session, in its task's context (its log
         lines name it); hand it back if the step says so or raised."""
         try:
-            resume = entry.task.context.run(entry.session._step, entry.transport)
+            resume = entry.task.context.run(entry.step, entry.transport)
         except Exception as exc:  # the session's task raises it: it ends that session
             self._hand_back(entry, READ, exc)
             return

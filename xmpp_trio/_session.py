@@ -495,7 +495,7 @@ class Session:
         if type(transport) is SocketTransport and transport.would_wait and conn.state is READY:
             ready = self.server.ready
             if ready is not None and ready.running:
-                resume = await ready.park(self, transport)
+                resume = await ready.park(self._step, transport)
                 if resume.data is not None:
                     return await self._resumed(conn, resume)
         data = await self._receive()
