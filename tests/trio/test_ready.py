@@ -7,7 +7,8 @@ not through the reader task's own read."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from conftest import PASSWORDS
 from test_limits import (
     BODY,
     WAIT,
+    Started,
     chat,
     config,
     read_until,
@@ -68,6 +70,21 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Session, Resume | None]
     return log
 
 
+@asynccontextmanager
+async def parked_pair(started: Started) -> AsyncIterator[tuple[Client, Client, Session]]:
+    """juliet (the receiver) and romeo without XEP-0198 (the sender), once
+    romeo's reader is parked: ``(juliet, romeo, romeo's session)``."""
+    async with (
+        open_client(JULIET, PASSWORDS["juliet"], **started.options()) as juliet,
+        open_client(
+            "romeo@localhost/out", PASSWORDS["romeo"], **NO_SM, **started.options()
+        ) as romeo,
+    ):
+        sender = session_of(started.server, str(romeo.jid))
+        await wait_for(lambda: parked(started.server, sender))
+        yield juliet, romeo, sender
+
+
 async def bodies(client: Client, count: int) -> list[str]:
     got: list[str] = []
     with trio.fail_after(WAIT):
@@ -88,14 +105,7 @@ async def test_a_parked_reader_routes_a_message_sent_after_it_parked(
 ) -> None:
     started = await start(nursery, config)
     server = started.server
-    async with (
-        open_client(JULIET, PASSWORDS["juliet"], **started.options()) as juliet,
-        open_client(
-            "romeo@localhost/out", PASSWORDS["romeo"], **NO_SM, **started.options()
-        ) as romeo,
-    ):
-        sender = session_of(server, str(romeo.jid))
-        await wait_for(lambda: parked(server, sender))
+    async with parked_pair(started) as (juliet, romeo, sender):
         for i in range(3):  # one in flight: each a wake-up of the parked reader
             await romeo.send(chat(JULIET, f"message {i}"))
             assert await bodies(juliet, 1) == [f"message {i}"]
@@ -113,14 +123,7 @@ async def test_records_openssl_holds_past_max_bytes_are_read_without_more_input(
     started = await start(nursery, config)
     server = started.server
     count = 12
-    async with (
-        open_client(JULIET, PASSWORDS["juliet"], **started.options()) as juliet,
-        open_client(
-            "romeo@localhost/out", PASSWORDS["romeo"], **NO_SM, **started.options()
-        ) as romeo,
-    ):
-        sender = session_of(server, str(romeo.jid))
-        await wait_for(lambda: parked(server, sender))
+    async with parked_pair(started) as (juliet, romeo, sender):
         sender._read_size = 200  # a read stops well inside the one record sent
         for i in range(count):
             romeo._conn.send(chat(JULIET, f"message {i}"))
@@ -232,16 +235,8 @@ async def test_the_read_rate_holds_for_a_parked_reader(
     a parked reader)."""
     rate = 20_000
     started = await start(nursery, with_limits(config, max_read_rate=rate))
-    server = started.server
     count, body = 60, "x" * 1000
-    async with (
-        open_client(JULIET, PASSWORDS["juliet"], **started.options()) as juliet,
-        open_client(
-            "romeo@localhost/out", PASSWORDS["romeo"], **NO_SM, **started.options()
-        ) as romeo,
-    ):
-        sender = session_of(server, str(romeo.jid))
-        await wait_for(lambda: parked(server, sender))
+    async with parked_pair(started) as (juliet, romeo, sender):
         before = sender.bucket.consumed
         start_time = trio.current_time()
         for i in range(count):
