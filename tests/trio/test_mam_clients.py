@@ -8,9 +8,8 @@ three XEP-0313 elements on them and pages the archive both ways."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -23,34 +22,40 @@ from xmpp_trio.config import ServerConfig
 
 pytestmark = pytest.mark.integration
 
-PEER = Path(__file__).parent / "peers" / "slixmpp_mam.py"
+COUNT = 12  # messages sent, then read back: pages of 5 are 5 + 5 + 2
 
 
-async def test_slixmpp_iterates_and_retrieves_its_archive_in_both_directions(
-    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
-) -> None:
-    count = 12
+async def archive_events(
+    config: ServerConfig, ca: trustme.CA, tmp_path: Path, script: str, resource: str
+) -> dict[str, dict[str, Any]]:
+    """Start an archiving server, run ``peers/script`` as romeo/``resource``
+    (it sends :data:`COUNT` messages to juliet, then reads its archive): its
+    events by name."""
     with trio.fail_after(90):  # the time budget of the whole exchange
         async with trio.open_nursery() as nursery:
-            archiving = dataclasses.replace(server_config, mam=MamLimits(enabled=True))
+            archiving = dataclasses.replace(config, mam=MamLimits(enabled=True))
             server = await start_running(archiving, ca, tmp_path, nursery)
-            result = await trio.run_process(
+            events = await run_peer(
                 [
-                    sys.executable,
-                    str(PEER),
-                    "romeo@localhost/mam",
+                    f"romeo@localhost/{resource}",
                     PASSWORDS["romeo"],
                     "127.0.0.1",
                     str(server.starttls_port),
                     str(server.ca_file),
                     "juliet@localhost",
-                    str(count),
+                    str(COUNT),
                 ],
-                capture_stdout=True,
-                check=False,
+                script,
             )
             nursery.cancel_scope.cancel()
-    events = {e["event"]: e for e in map(json.loads, result.stdout.decode().splitlines())}
+    return {e["event"]: e for e in events}
+
+
+async def test_slixmpp_iterates_and_retrieves_its_archive_in_both_directions(
+    server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
+) -> None:
+    events = await archive_events(server_config, ca, tmp_path, "slixmpp_mam.py", "mam")
+    count = COUNT
     expected = [f"m{i}" for i in range(count)]
     assert events["end"]["why"] == "done", events
     assert events["iterate"]["bodies"] == expected
@@ -63,27 +68,10 @@ async def test_aioxmpp_pages_its_archive_both_ways_and_filters_by_peer(
     server_config: ServerConfig, ca: trustme.CA, tmp_path: Path
 ) -> None:
     require_aioxmpp()
-    count = 12
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            archiving = dataclasses.replace(server_config, mam=MamLimits(enabled=True))
-            server = await start_running(archiving, ca, tmp_path, nursery)
-            events = await run_peer(
-                [
-                    "romeo@localhost/aioxmpp",
-                    PASSWORDS["romeo"],
-                    "127.0.0.1",
-                    str(server.starttls_port),
-                    str(server.ca_file),
-                    "juliet@localhost",
-                    str(count),
-                ],
-                "aioxmpp_mam.py",
-            )
-            nursery.cancel_scope.cancel()
-    by_event = {e["event"]: e for e in events}
+    by_event = await archive_events(server_config, ca, tmp_path, "aioxmpp_mam.py", "aioxmpp")
+    count = COUNT
     expected = [f"m{i}" for i in range(count)]
-    assert "end" in by_event, events
+    assert "end" in by_event, by_event
     # pages of 5 after the previous page's last id: 5 + 5 + 2, no gap, no duplicate
     assert by_event["forward"] == {"event": "forward", "bodies": expected, "pages": 3}
     assert by_event["reverse"] == {"event": "reverse", "bodies": expected[::-1], "pages": 3}

@@ -85,6 +85,20 @@ async def parked_pair(started: Started) -> AsyncIterator[tuple[Client, Client, S
         yield juliet, romeo, sender
 
 
+@asynccontextmanager
+async def parked_silent(started: Started) -> AsyncIterator[tuple[Client, Any, Session]]:
+    """juliet (the receiver) and a raw romeo stream without XEP-0198 (the
+    sender, written byte for byte), once romeo's reader is parked:
+    ``(juliet, romeo's stream, romeo's session)``."""
+    async with (
+        open_client(JULIET, PASSWORDS["juliet"], **started.options()) as juliet,
+        silent_client(started, "romeo", sm=False, rcvbuf=65536) as (conn, stream),
+    ):
+        sender = session_of(started.server, str(conn.jid))
+        await wait_for(lambda: parked(started.server, sender))
+        yield juliet, stream, sender
+
+
 async def bodies(client: Client, count: int) -> list[str]:
     got: list[str] = []
     with trio.fail_after(WAIT):
@@ -142,12 +156,7 @@ async def test_an_event_other_than_a_stanza_is_handled_in_order_by_the_task(
     stanza; the reader parks again."""
     started = await start(nursery, config)
     server = started.server
-    async with (
-        open_client(JULIET, PASSWORDS["juliet"], **started.options()) as juliet,
-        silent_client(started, "romeo", sm=False, rcvbuf=65536) as (conn, stream),
-    ):
-        sender = session_of(server, str(conn.jid))
-        await wait_for(lambda: parked(server, sender))
+    async with parked_silent(started) as (juliet, stream, sender):
         enable = b"<enable xmlns='urn:xmpp:sm:3'/>"
         await stream.send_all(raw_chat("one") + enable + raw_chat("two"))
         assert await bodies(juliet, 2) == ["one", "two"]
@@ -164,12 +173,7 @@ async def test_a_close_after_a_stanza_in_one_read_ends_the_parked_session(
 ) -> None:
     started = await start(nursery, config)
     server = started.server
-    async with (
-        open_client(JULIET, PASSWORDS["juliet"], **started.options()) as juliet,
-        silent_client(started, "romeo", sm=False, rcvbuf=65536) as (conn, stream),
-    ):
-        sender = session_of(server, str(conn.jid))
-        await wait_for(lambda: parked(server, sender))
+    async with parked_silent(started) as (juliet, stream, sender):
         await stream.send_all(raw_chat("last") + b"</stream:stream>")
         assert await bodies(juliet, 1) == ["last"]
         assert (await read_until(stream, b"</stream:stream>")).endswith(b"</stream:stream>")

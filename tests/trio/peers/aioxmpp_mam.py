@@ -107,32 +107,24 @@ def bodies(results: list[Result]) -> list[str]:
     return [r.forwarded.stanza.body.any() for r in results]
 
 
-async def read_forward(archive: Archive) -> None:
+async def read_pages(archive: Archive, *, forward: bool) -> None:
+    """Page the whole archive by 5 (XEP-0059 §2.2 and §2.5): forward from the
+    start, after each page's last id; backward from an empty ``<before/>``,
+    before each page's first id. Emits the bodies oldest first."""
     got: list[str] = []
-    page = rsm.ResultSetMetadata.limit(5)
+    page = rsm.ResultSetMetadata.limit(5) if forward else rsm.ResultSetMetadata.last_page(5)
     pages = 0
     while True:
         results, fin = await archive.query(page)
         pages += 1
-        got += bodies(results)
-        if fin.complete or fin.rsm is None or fin.rsm.last is None:
+        got = got + bodies(results) if forward else bodies(results) + got
+        edge = None if fin.rsm is None else fin.rsm.last if forward else fin.rsm.first
+        if fin.complete or edge is None:
             break
-        page = fin.rsm.next_page(max_=5)
-    emit(event="forward", bodies=got, pages=pages)
-
-
-async def read_reverse(archive: Archive) -> None:
-    got: list[str] = []
-    page = rsm.ResultSetMetadata.last_page(5)
-    pages = 0
-    while True:
-        results, fin = await archive.query(page)
-        pages += 1
-        got = bodies(results) + got
-        if fin.complete or fin.rsm is None or fin.rsm.first is None:
-            break
-        page = fin.rsm.previous_page(max_=5)
-    emit(event="reverse", bodies=got[::-1], pages=pages)
+        page = fin.rsm.next_page(max_=5) if forward else fin.rsm.previous_page(max_=5)
+    emit(
+        event="forward" if forward else "reverse", bodies=got if forward else got[::-1], pages=pages
+    )
 
 
 async def main() -> None:
@@ -144,8 +136,8 @@ async def main() -> None:
             message = aioxmpp.Message(type_=aioxmpp.MessageType.CHAT, to=aioxmpp.JID.fromstr(to))
             message.body[None] = f"m{i}"
             await client.send(message)
-        await read_forward(archive)
-        await read_reverse(archive)
+        await read_pages(archive, forward=True)
+        await read_pages(archive, forward=False)
         results, fin = await archive.query(None, with_=to)
         emit(
             event="with",
