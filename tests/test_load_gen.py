@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,3 +128,17 @@ def test_every_rate_gets_the_generator_cpu_and_a_per_server_cpu_second_figure() 
     assert out["bare closed loop gen CPU %"] == pytest.approx(10.0)
     assert "GENERATOR-BOUND" not in scenarios.cpu_text(result)
     assert "GENERATOR-BOUND" in scenarios.cpu_text(result | {"generator_cpu": 0.85})
+
+
+def test_open_loop_shares_are_of_the_saturation_its_ramp_found(binary: str) -> None:
+    """openloop-sat (issue 24): a ramp up to the first rate not kept up with,
+    then 50/80/95% of the highest rate delivered on it, not of the closed-loop
+    figure the ramp starts from."""
+    out = _quick_run(binary, "--scenarios", "openloop-sat", "--clients", "10")
+    assert "FAILED" not in out, out
+    ramp = out[out.index("ramp:") : out.index("open-loop saturation")]
+    delivered = [float(m.replace(",", "")) for m in re.findall(r": ([\d,]+) msgs/s,", ramp)]
+    found = float(re.search(r"open-loop saturation ([\d,]+) msgs/s", out)[1].replace(",", ""))
+    assert delivered and found == pytest.approx(max(delivered), abs=1)
+    offered = re.findall(r"offered +([\d,]+)/s", out[out.index("open-loop saturation") :])
+    assert str(f"{round(found * 0.5):,}") in offered, out

@@ -115,10 +115,11 @@ def generator_main(job: Job, results: Any) -> None:
     raise_fd_limit()
     generator.use_salted_cache(job.password)
     try:
-        if job.engine and gogen.supports(job):
+        scenario = scenarios.REGISTRY[job.scenario]
+        if job.engine and gogen.supports(job) and not scenario.passes:
             results.put(gogen.run(job.engine, job))
         else:
-            results.put(scenarios.REGISTRY[job.scenario].run(job))
+            results.put(scenario.run(job))
     except BaseException as exc:  # report, never hang the parent
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
@@ -305,7 +306,11 @@ def issue24_targets(collected: dict[str, dict[str, list[float]]]) -> list[str]:
                 lines.append(f"  {key.removeprefix('matrix ').removesuffix(' msgs/s'):<30}"
                              f" >= {factor}x {other:<12} ratio {a / b:.2f}{per_cpu} -> {verdict}")  # fmt: skip
     p99 = "sat-open p99 ms at 80% of ejabberd's"
-    ejabberd_p99 = collected.get("ejabberd", {}).get("sat-open p99 ms at 80% of own")
+    # ejabberd at the same rate; where its pass stopped below it (saturated
+    # first), at 80% of its own open-loop saturation: a lower rate, so the
+    # verdict can only be harder for ours
+    theirs = collected.get("ejabberd", {})
+    ejabberd_p99 = theirs.get(p99) or theirs.get("sat-open p99 ms at 80% of own")
     if ours.get(p99) and ejabberd_p99:
         a, b = med(ours[p99]), med(ejabberd_p99)
         lines.append(f"  p99 at 80% of ejabberd's saturation: ours {a:.1f} ms vs ejabberd"

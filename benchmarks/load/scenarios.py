@@ -68,6 +68,9 @@ class Scenario:
     default: bool = True
     #: figure names (prefixes) this scenario gives, to order the final table
     prefixes: tuple[str, ...] = field(default=())
+    #: ``run`` drives the compiled generator itself (several passes): called
+    #: even where the compiled generator speaks the scenario
+    passes: bool = False
 
 
 REGISTRY: dict[str, Scenario] = {}

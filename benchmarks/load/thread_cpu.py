@@ -42,16 +42,25 @@ def find_server(timeout: float) -> int:
     raise SystemExit(f"no xmpp_trio serve process within {timeout} s")
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) of each thread of ``pid``, by thread id."""
+def thread_cpu(pid: int) -> dict[str, tuple[float, int, int]]:
+    """CPU seconds (user + system) of each thread of ``pid``, by thread id,
+    with its voluntary and involuntary context switches so far."""
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
+            status = (task / "status").read_text()
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        out[task.name] = (int(fields[11]) + int(fields[12])) / _TICK
+        switches = dict(
+            line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line
+        )
+        out[task.name] = (
+            (int(fields[11]) + int(fields[12])) / _TICK,
+            int(switches.get("voluntary_ctxt_switches", 0)),
+            int(switches.get("nonvoluntary_ctxt_switches", 0)),
+        )
     return out
 
 
@@ -67,12 +76,18 @@ def main() -> None:
     time.sleep(args.window)
     after, elapsed = thread_cpu(pid), time.monotonic() - start
     main_tid = str(pid)
-    for tid, cpu in sorted(after.items(), key=lambda item: -(item[1] - before.get(item[0], 0))):
-        used = cpu - before.get(tid, 0.0)
+    zero = (0.0, 0, 0)
+    for tid, (cpu, vol, invol) in sorted(
+        after.items(), key=lambda item: -(item[1][0] - before.get(item[0], zero)[0])
+    ):
+        cpu0, vol0, invol0 = before.get(tid, zero)
+        used = cpu - cpu0
         if used > 0.01:
             role = "main (event loop)" if tid == main_tid else "other (e.g. archive writer)"
             print(f"thread {tid} {role}: {used:.2f} s CPU over {elapsed:.2f} s"
-                  f" ({used / elapsed:.0%} of a core)")  # fmt: skip
+                  f" ({used / elapsed:.0%} of a core); context switches a second:"
+                  f" {(vol - vol0) / elapsed:,.0f} voluntary,"
+                  f" {(invol - invol0) / elapsed:,.0f} involuntary")  # fmt: skip
 
 
 if __name__ == "__main__":
