@@ -438,9 +438,7 @@ class CountingStorage(MemoryRosterStorage):
         return super().get(user)
 
 
-def test_records_of_an_online_account_are_read_once_per_roster_version() -> None:
-    """Presence broadcast reads the records for each stanza: they come from
-    the cache until the roster version changes (RFC 6121 §2.6)."""
+def counting_world() -> tuple[CountingStorage, RosterService, CommittingRouter]:
     storage = CountingStorage()
     roster = RosterService(storage)
     router = CommittingRouter(
@@ -450,6 +448,13 @@ def test_records_of_an_online_account_are_read_once_per_roster_version() -> None
         services=[roster],
     )
     router.bind(BALCONY, JID.parse("juliet@example.com/balcony"))
+    return storage, roster, router
+
+
+def test_records_of_an_online_account_are_read_once_per_roster_version() -> None:
+    """Presence broadcast reads the records for each stanza: they come from
+    the cache until the roster version changes (RFC 6121 §2.6)."""
+    storage, roster, router = counting_world()
     storage.put(JULIET, StoredItem(RosterItem(ROMEO, subscription=Subscription.FROM)))
     for _ in range(5):
         assert [r.jid for r in roster.records(JULIET)] == [ROMEO]
@@ -461,6 +466,43 @@ def test_records_of_an_online_account_are_read_once_per_roster_version() -> None
     roster.records(JULIET)
     roster.records(JULIET)
     assert storage.gets == 4
+
+
+def test_a_roster_set_moves_the_cached_records_to_the_new_version_without_a_read() -> None:
+    """A set through the service changes the version (RFC 6121 §2.6) and the
+    cached records with it: the next broadcast reads no roster from the store."""
+    storage, roster, router = counting_world()
+    storage.put(JULIET, StoredItem(RosterItem(ROMEO, subscription=Subscription.FROM)))
+    assert [r.jid for r in roster.records(JULIET)] == [ROMEO]
+    router.route(BALCONY, set_item("<item jid='nurse@example.com' name='Nurse'/>"))
+    router.route(BALCONY, set_item("<item jid='romeo@example.com' name='Romeo'/>"))
+    records = roster.records(JULIET)
+    assert [(r.jid, r.item.name, r.item.subscription) for r in records] == [
+        (ROMEO, "Romeo", Subscription.FROM),
+        (NURSE, "Nurse", Subscription.NONE),
+    ]
+    router.route(BALCONY, set_item("<item jid='romeo@example.com' subscription='remove'/>"))
+    assert [r.jid for r in roster.records(JULIET)] == [NURSE]
+    assert storage.gets == 1
+    assert roster.records(JULIET) == storage.get(JULIET)[1]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["romeo", "nurse", "tybalt", "mercutio"]), st.booleans()),
+        max_size=12,
+    )
+)
+def test_cached_records_always_match_the_store_after_any_sets_and_removes(
+    steps: list[tuple[str, bool]],
+) -> None:
+    storage, roster, router = counting_world()
+    roster.records(JULIET)  # cached from the start
+    for who, remove in steps:
+        item = f"<item jid='{who}@example.com'" + (" subscription='remove'/>" if remove else "/>")
+        router.route(BALCONY, set_item(item))
+        assert roster.records(JULIET) == MemoryRosterStorage.get(storage, JULIET)[1]
+    assert storage.gets == 1
 
 
 def test_account_removal_cancels_subscriptions_and_leaves_no_item_behind(world: World) -> None:

@@ -209,7 +209,11 @@ class RosterService(IqService):
     The records of accounts with bound sessions are cached, keyed by the
     roster version (§2.6), so that presence broadcast (RFC 6121 §4.2.2,
     §4.4.2) reads one version number, not the whole roster, per stanza;
-    a write from elsewhere (another process) changes the version too.
+    a write from elsewhere (another process) changes the version too. A
+    write of this service moves a cached list to its new version (a copy
+    with the one record changed), so a roster set does not make the next
+    broadcast read the whole roster again; a write that fails takes the
+    version back, and the next read then misses and reads the store.
 
     The roster versioning stream feature (§2.6.1,
     :data:`xmpp_sansio.roster.ROSTER_VER_FEATURE`) is the stream layer's to
@@ -293,7 +297,8 @@ class RosterService(IqService):
         """Return the op that gives ``user``'s record of ``contact`` the value
         ``after`` (``None``: deleted) with the next version, which reads see
         from now on."""
-        version = str(int(self.version(user)) + 1)
+        current = self.version(user)
+        version = str(int(current) + 1)
         op: StoreOp
         if after is None:
             op = RosterDelete(user, contact, version)
@@ -301,6 +306,9 @@ class RosterService(IqService):
             op = RosterPut(user, after, version)
         self._items.write((user, contact), after, op)
         self._versions.write(user, version, op)
+        cached = self._cache.get(user)
+        if cached is not None and cached[0] == current:
+            self._cache[user] = (version, _patched(cached[1], contact, after))
         return op, version
 
     # ------------------------------------------------------------------
@@ -580,6 +588,22 @@ class RosterService(IqService):
         for notice in notices:
             effects.extend([Route(notice)])
         return effects
+
+
+def _patched(records: list[StoredItem], contact: JID, after: StoredItem | None) -> list[StoredItem]:
+    """A new list: ``records`` with ``contact``'s record replaced by ``after``
+    in its place, added at the end (the store's order: records by first
+    write), or left out (``after`` ``None``). The cached list is never
+    changed in place: a caller may still hold it (:meth:`RosterService.records`)."""
+    out = [record for record in records if record.jid != contact]
+    if after is None:
+        return out
+    for at, record in enumerate(records):
+        if record.jid == contact:
+            out.insert(at, after)
+            return out
+    out.append(after)
+    return out
 
 
 def visible_items(records: Sequence[StoredItem]) -> list[RosterItem]:
