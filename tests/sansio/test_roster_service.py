@@ -501,6 +501,7 @@ def test_cached_records_always_match_the_store_after_any_sets_and_removes(
     for who, remove in steps:
         item = f"<item jid='{who}@example.com'" + (" subscription='remove'/>" if remove else "/>")
         router.route(BALCONY, set_item(item))
+        # the store read past the counter: only the service's reads are counted
         assert roster.records(JULIET) == MemoryRosterStorage.get(storage, JULIET)[1]
     assert storage.gets == 1
 

@@ -266,16 +266,7 @@ class RosterService(IqService):
         pending = {c: item for (u, c), item in self._items.items() if u == user}
         if not pending:
             return version, records
-        merged: list[StoredItem] = []
-        for record in records:
-            if record.jid in pending:
-                replaced = pending.pop(record.jid)
-                if replaced is not None:
-                    merged.append(replaced)
-            else:
-                merged.append(record)
-        merged.extend(item for item in pending.values() if item is not None)
-        return self.version(user), merged
+        return self.version(user), _patched(records, pending)
 
     def _count(self, user: JID) -> int:
         if self._items and any(u == user for (u, _), _ in self._items.items()):
@@ -308,7 +299,7 @@ class RosterService(IqService):
         self._versions.write(user, version, op)
         cached = self._cache.get(user)
         if cached is not None and cached[0] == current:
-            self._cache[user] = (version, _patched(cached[1], contact, after))
+            self._cache[user] = (version, _patched(cached[1], {contact: after}))
         return op, version
 
     # ------------------------------------------------------------------
@@ -590,19 +581,21 @@ class RosterService(IqService):
         return effects
 
 
-def _patched(records: list[StoredItem], contact: JID, after: StoredItem | None) -> list[StoredItem]:
-    """A new list: ``records`` with ``contact``'s record replaced by ``after``
-    in its place, added at the end (the store's order: records by first
-    write), or left out (``after`` ``None``). The cached list is never
-    changed in place: a caller may still hold it (:meth:`RosterService.records`)."""
-    out = [record for record in records if record.jid != contact]
-    if after is None:
-        return out
-    for at, record in enumerate(records):
-        if record.jid == contact:
-            out.insert(at, after)
-            return out
-    out.append(after)
+def _patched(
+    records: Sequence[StoredItem], changes: dict[JID, StoredItem | None]
+) -> list[StoredItem]:
+    """A new list: ``records`` with the record of each contact in ``changes``
+    replaced in its place, added at the end (the store's order: records by
+    first write), or left out (``None``). ``records`` is never changed: the
+    cached list may still be held by a caller (:meth:`RosterService.records`)."""
+    left = dict(changes)
+    out: list[StoredItem] = []
+    for record in records:
+        if record.jid not in left:
+            out.append(record)
+        elif (replaced := left.pop(record.jid)) is not None:
+            out.append(replaced)
+    out.extend(item for item in left.values() if item is not None)
     return out
 
 
