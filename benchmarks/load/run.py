@@ -100,6 +100,9 @@ import scenarios  # noqa: E402
 import targets  # noqa: E402
 from generator import Job  # noqa: E402
 
+#: Figures by target, then by name, then by repetition (0-based).
+ByRep = dict[str, dict[str, dict[int, float]]]
+
 
 def raise_fd_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -238,7 +241,8 @@ def _stat(values: list[float]) -> str:
 
 
 def final_table(collected: dict[str, dict[str, list[float]]], names: list[str],
-                rows: list[tuple[str, str, str, str, float]]) -> list[str]:  # fmt: skip
+                rows: list[tuple[str, str, str, str, float]],
+                by_rep: ByRep | None = None) -> list[str]:  # fmt: skip
     keys: list[str] = []
     for name in names:
         for key in collected.get(name, {}):
@@ -281,13 +285,24 @@ def final_table(collected: dict[str, dict[str, list[float]]], names: list[str],
             met = a >= factor * b if op == ">=" else a <= factor * b
             lines.append(f"  {label:<48} ours {a:,.1f} vs {b:,.1f}: ratio {ratio:.2f}"
                          f" -> {'met' if met else 'NOT met'}")  # fmt: skip
-    return lines + issue24_targets(collected)
+    return lines + issue24_targets(collected, by_rep or {})
 
 
-def issue24_targets(collected: dict[str, dict[str, list[float]]]) -> list[str]:
+def _paired(ours: dict[int, float], theirs: dict[int, float]) -> str:
+    """The ratio within each repetition both measured (with ``--order
+    scenario`` their runs were taken a minute apart: the machine's slow drift
+    cancels), as median [min-max] (empty below two such repetitions)."""
+    ratios = [ours[rep] / theirs[rep] for rep in ours if theirs.get(rep)]
+    if len(ratios) < 2 or math.inf in ratios:
+        return ""
+    return f", paired {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]"
+
+
+def issue24_targets(collected: dict[str, dict[str, list[float]]], by_rep: ByRep) -> list[str]:
     """Issue 24: every message cell of the matrix >= 1.2x ejabberd and >= 1.5x
     Prosody's minimal set; p99 at 80% of ejabberd's saturation <= ejabberd's."""
     ours = collected.get("ours", {})
+    mine = by_rep.get("ours", {})
     lines: list[str] = []
     med = statistics.median
     for other, factor in (("ejabberd", 1.2), ("prosody-min", 1.5)):
@@ -304,7 +319,9 @@ def issue24_targets(collected: dict[str, dict[str, list[float]]]) -> list[str]:
                     ratio = med(ours[cpu_key]) / med(theirs[cpu_key])
                     per_cpu = f" (per server CPU-s {ratio:.2f})"
                 lines.append(f"  {key.removeprefix('matrix ').removesuffix(' msgs/s'):<30}"
-                             f" >= {factor}x {other:<12} ratio {a / b:.2f}{per_cpu} -> {verdict}")  # fmt: skip
+                             f" >= {factor}x {other:<12} ratio {a / b:.2f}{per_cpu}"
+                             f"{_paired(mine.get(key, {}), by_rep.get(other, {}).get(key, {}))}"
+                             f" -> {verdict}")  # fmt: skip
     p99 = "sat-open p99 ms at 80% of ejabberd's"
     # ejabberd at the same rate; where its pass stopped below it (saturated
     # first), at 80% of its own open-loop saturation: a lower rate, so the
@@ -388,10 +405,11 @@ def main() -> int:
     add = parser.add_argument
     add("--quick", action="store_true", help="small scenarios, a few seconds per target")
     add("--targets", "--target", default="ours",
-        help="ours,ours-nomam,ours-nice0,prosody,prosody-min,prosody-nomam,ejabberd,ejabberd-sql,ejabberd-full,"
+        help="ours,ours-nomam,ours-nice0,ours-nostore,prosody,prosody-min,prosody-nomam,ejabberd,ejabberd-sql,ejabberd-full,"
         "ours@REV (comma-separated; ejabberd-sql / ejabberd-full: with mod_mam archiving"
         " in SQLite / Mnesia; prosody-nomam: Prosody's full set without mod_mam; ours-nomam: ours"
-        " with archives off; ours-nice0: ours with [runtime] writer_nice = 0; ours@REV: our server from"
+        " with archives off; ours-nice0: ours with [runtime] writer_nice = 0; ours-nostore:"
+        " ours archiving with the writer's SQLite skipped (the loop's share); ours@REV: our server from"
         " a temporary git worktree of REV)")  # fmt: skip
     add(
         "--scenarios",
@@ -521,6 +539,7 @@ def main() -> int:
           f" {'compiled (' + engine + ')' if engine else 'Python'}")  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="xmpp-load-"))
     collected: dict[str, dict[str, list[float]]] = {}
+    by_rep: ByRep = {}  # the same figures by repetition (paired ratios)
     args.collected = collected  # openloop-sat reads the saturation rates measured so far
     everything: list[dict[str, Any]] = []
     made: list[Any] = []
@@ -562,6 +581,7 @@ def main() -> int:
             print(line, flush=True)
         for key, value in figures(scenario.name, run.variant, result, args).items():
             collected.setdefault(target.name, {}).setdefault(key, []).append(value)
+            by_rep.setdefault(target.name, {}).setdefault(key, {})[rep] = value
         everything.append({"target": target.name, "repetition": rep + 1,
                            "scenario": scenario.name, "variant": run.variant,
                            "mechanism": run.mechanism, "tls": run.tls,
@@ -617,7 +637,7 @@ def main() -> int:
             print(f"summary: median [min-max] of {args.repeat} repetition(s)"
                   f" ({memory_reps} for memory)")  # fmt: skip
             for line in final_table(collected, done,
-                                    issue_targets(p99_rate, list(sizes), memory_tls)):  # fmt: skip
+                                    issue_targets(p99_rate, list(sizes), memory_tls), by_rep):  # fmt: skip
                 print(line)
         if args.json:
             print(json.dumps({"runs": everything, "figures": collected}, indent=2, default=str))

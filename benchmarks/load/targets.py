@@ -33,6 +33,8 @@ import ejabberd_sql
 from generator import SALTED, contacts_of
 
 ROOT = Path(__file__).resolve().parents[2]
+#: ``ours-nostore``'s start-up hook (nostore/sitecustomize.py: the archive writer skips SQLite).
+NOSTORE = Path(__file__).resolve().parent / "nostore"
 DOMAIN = "localhost"
 PASSWORD = "load-test-password"
 SCRAM_ITERATIONS = 4096
@@ -208,8 +210,11 @@ class Ours:
     default_mechanism = "SCRAM-SHA-256"
 
     def __init__(self, workdir: Path, profile: bool = False, tree: Path = ROOT,
-                 name: str = "ours", archives: bool | None = None, extra: str = "") -> None:  # fmt: skip
+                 name: str = "ours", archives: bool | None = None, extra: str = "",
+                 path: tuple[Path, ...] = ()) -> None:  # fmt: skip
         self.name = name
+        #: Directories put before the tree on the server's PYTHONPATH (``ours-nostore``).
+        self.path = path
         #: Extra configuration of this target (``ours-nice0``: the writer thread at the loop's niceness).
         self.extra = extra
         #: Archives on/off whatever XMPP_TRIO_BENCH_ARCHIVES says (``ours-nomam``: off).
@@ -325,7 +330,8 @@ class Ours:
         if profile_raw is not None:
             command = ["py-spy", "record", "--format", "raw", *_PYSPY,
                        "-o", str(profile_raw), "--", *command]  # fmt: skip
-        env = os.environ | {"PYTHONPATH": _path_first(self.tree)}
+        server_path = os.pathsep.join([*map(str, self.path), _path_first(self.tree)])
+        env = os.environ | {"PYTHONPATH": server_path}
         proc = subprocess.Popen(command, cwd=self.tree, env=env, start_new_session=True)
         wait_listening(proc, port, f"the server ({self.name})")
         pid = proc.pid
@@ -863,7 +869,7 @@ class Ejabberd:
         return Running(proc, proc.pid, port, signal.SIGTERM)
 
 
-TARGETS = {"ours": Ours, "ours-nomam": Ours, "ours-nice0": Ours, "prosody": Prosody, "prosody-min": Prosody,
+TARGETS = {"ours": Ours, "ours-nomam": Ours, "ours-nice0": Ours, "ours-nostore": Ours, "prosody": Prosody, "prosody-min": Prosody,
            "ejabberd": Ejabberd, "ejabberd-full": Ejabberd, "ejabberd-sql": Ejabberd, "prosody-nomam": Prosody}  # fmt: skip
 
 
@@ -882,6 +888,8 @@ def make(name: str, workdir: Path, profile: bool = False, prosody_modules: str =
         return Ours(workdir, profile, name="ours-nomam", archives=False)
     if name == "ours-nice0":  # [runtime] writer_nice's default against none, in one run
         return Ours(workdir, profile, name="ours-nice0", extra="\n[runtime]\nwriter_nice = 0\n")
+    if name == "ours-nostore":  # archives on, the writer's SQLite skipped: the loop's share
+        return Ours(workdir, profile, name="ours-nostore", archives=True, path=(NOSTORE,))
     if name == "prosody":
         return Prosody(workdir, prosody_modules)
     if name == "prosody-min":  # issue 24: the minimal set beside the full one, in one run
