@@ -23,6 +23,9 @@ messages).
     ... --users 200   # messages among 200 accounts (user i to i + 1) instead of a to b
     ... --ablate serialise|write|store   # without the archive's serialisation / SQLite
                    # write / the store's whole write (rows and SQL: the loop's part left)
+    ... --ablate store,keep|observe|stamp   # several, comma-separated: also without the
+                   # hand-over to the store / the archived copy / the <stanza-id/> stamp
+                   # (with --instructions: the loop's share taken apart, session 15)
     ... --unshared   # as before session 7: no scope, no delivery serialised, not owned
     ... --writer   # the server's archive writer thread (xmpp_trio/archive_writer.py);
                    # the timing also prints the main thread's (the event loop's) share
@@ -161,6 +164,53 @@ def setup(
     return run
 
 
+
+ABLATIONS = ("serialise", "write", "store", "keep", "observe", "stamp")
+
+
+def _ablations(text: str) -> tuple[str, ...]:
+    names = tuple(n for n in text.split(",") if n)
+    for name in names:
+        if name not in ABLATIONS:
+            raise argparse.ArgumentTypeError(f"{name!r}: one of {', '.join(ABLATIONS)}")
+    return names
+
+
+def _ablate(names: tuple[str, ...]) -> None:
+    """Take the named parts of archiving out of the message path (--ablate)."""
+    from xmpp_sansio.server.mam import service
+    from xmpp_sansio.server.stages import MessageDelivered, MessageSent
+    from xmpp_trio.services import ServerServices
+    from xmpp_trio.stores.mam import SqliteArchiveStorage
+
+    if "serialise" in names:
+        service.archived_bytes = lambda element: b"<message/>"  # type: ignore[assignment]
+    if "write" in names:
+        SqliteArchiveStorage._write_rows = lambda self, conn, rows: None  # type: ignore[method-assign]
+    if "store" in names:
+        SqliteArchiveStorage._put = lambda self, conn, ops: None  # type: ignore[method-assign]
+    if "keep" in names:
+
+        def keep_behind(self: ServerServices, ops: list) -> bool:
+            ops.clear()
+            return False
+
+        ServerServices.keep_behind = keep_behind  # type: ignore[method-assign]
+    if "observe" in names:
+        observe = service.MamService.observe
+
+        def observe_others(self: service.MamService, ctx: object, event: object) -> list:
+            if type(event) is MessageSent or type(event) is MessageDelivered:
+                return []
+            return observe(self, ctx, event)  # type: ignore[arg-type]
+
+        service.MamService.observe = observe_others  # type: ignore[method-assign,assignment]
+    if "stamp" in names:
+        service.MamService.transform = (  # type: ignore[method-assign]
+            lambda self, ctx, element, sender, to: element
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=4000)
@@ -173,10 +223,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=0, help="accounts (default: a to b only)")
     parser.add_argument(
         "--ablate",
-        choices=("serialise", "write", "store"),
-        help="measure without the archive's serialisation (constant bytes),"
-        " without its SQLite write (rows dropped at the flush), or without the"
-        " store's whole write (its `_put` a no-op: what is left is the loop's part)",
+        type=_ablations,
+        default=(),
+        help="comma-separated, measured without: serialise (the archived copy's bytes a"
+        " constant), write (its SQLite rows dropped at the flush), store (the store's"
+        " `_put` a no-op: what is left is the loop's part), keep (the hand-over to the"
+        " store: ServerServices.keep_behind drops the ops), observe (MamService.observe"
+        " ignores MessageSent and MessageDelivered: no copy, no ArchivePut), stamp"
+        " (MamService.transform returns the message as it is: no <stanza-id/>)",
     )
     parser.add_argument(
         "--unshared",
@@ -187,18 +241,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=0, help="[mam] writer_batch, loop_batch")
     parser.add_argument("--stalls", action="store_true", help="longest commit/flush calls")
     args = parser.parse_args()
-    if args.ablate == "serialise":
-        from xmpp_sansio.server.mam import service
-
-        service.archived_bytes = lambda element: b"<message/>"  # type: ignore[assignment]
-    elif args.ablate == "write":
-        from xmpp_trio.stores.mam import SqliteArchiveStorage
-
-        SqliteArchiveStorage._write_rows = lambda self, conn, rows: None  # type: ignore[method-assign]
-    elif args.ablate == "store":
-        from xmpp_trio.stores.mam import SqliteArchiveStorage
-
-        SqliteArchiveStorage._put = lambda self, conn, ops: None  # type: ignore[method-assign]
+    _ablate(args.ablate)
     if args.stalls:
         stalls: list[float] = []
         setup(True, args.users, args.unshared, args.writer, stalls, args.batch)(args.n)
