@@ -1,7 +1,7 @@
-"""The ``ours-nomam`` and ``ours-nice0`` benchmark targets
+"""The ``ours-nomam``, ``ours-nice0`` and ``ours-nostore`` benchmark targets
 (benchmarks/load/targets.py, issues 17 and 24): our server with archives
-off, or with the archive writer at the loop's niceness, beside ``ours`` in
-one run."""
+off, with the archive writer at the loop's niceness, or archiving with a
+writer that skips SQLite, beside ``ours`` in one run."""
 
 from __future__ import annotations
 
@@ -64,3 +64,35 @@ def test_run_lists_ours_nomam_in_its_help() -> None:
         check=True,
     )
     assert "ours-nomam" in done.stdout and "ours-nice0" in done.stdout
+    assert "ours-nostore" in done.stdout
+
+
+def _write_batch_name(path: str) -> str:
+    """The name of ``SqliteArchiveStorage.write_batch`` in a fresh interpreter
+    started with ``path`` on its PYTHONPATH."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from xmpp_trio.stores.mam import SqliteArchiveStorage as S;"
+         " print(S.write_batch.__name__)"],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_ours_nostore_archives_with_a_writer_that_skips_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XMPP_TRIO_BENCH_CONFIG", raising=False)
+    monkeypatch.setenv("XMPP_TRIO_BENCH_ARCHIVES", "0")  # the target keeps archives on anyway
+    assert targets.known("ours-nostore")
+    nostore = targets.make("ours-nostore", tmp_path)
+    assert nostore.workdir != targets.make("ours", tmp_path).workdir
+    assert "[mam]\nenabled = true" in nostore._extra_config()
+    assert nostore.path == (targets.NOSTORE,)
+    # The server's interpreter, with the target's path first: the writer's batch is skipped.
+    server_path = f"{targets.NOSTORE}:{ROOT}"
+    assert _write_batch_name(server_path) == "_skip"
+    assert _write_batch_name(str(ROOT)) == "write_batch"
