@@ -164,7 +164,6 @@ def setup(
     return run
 
 
-
 ABLATIONS = ("serialise", "write", "store", "keep", "observe", "stamp")
 
 

@@ -50,14 +50,23 @@ SCHEMA = (
 Row = tuple[int, str, float, int, int, int, int]
 
 
-def open_db() -> tuple[sqlite3.Connection, str]:
+def open_db(schema: tuple[str, ...] = SCHEMA) -> tuple[sqlite3.Connection, str]:
+    """A fresh WAL file with ``schema``: ``synchronous=NORMAL``, checkpoints by hand."""
     path = os.path.join(tempfile.mkdtemp(), "archive.sqlite3")
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0"):
         conn.execute(f"PRAGMA {pragma}")
-    for statement in SCHEMA:
+    for statement in schema:
         conn.execute(statement)
     return conn, path
+
+
+def report(results: dict[str, tuple[float, float]], setting: str) -> None:
+    """Print each layout's CPU and WAL pages a message, then the second's over the first."""
+    for kind, (cpu, pages) in results.items():
+        print(f"{kind:10} {setting}: {cpu:.1f} us CPU a message, {pages:.2f} WAL pages a message")
+    (base, (base_cpu, base_pages)), (other, (cpu, pages)) = results.items()
+    print(f"{other} / {base}: CPU {cpu / base_cpu:.2f}, WAL pages {pages / base_pages:.2f}")
 
 
 def rows(rng: random.Random, start: int, n: int, users: int) -> list[Row]:
@@ -139,11 +148,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     args = parser.parse_args()
     results = {k: run(k, args.users, args.batch, args.n) for k in ("indexed", "log+merge")}
-    for kind, (cpu, pages) in results.items():
-        print(f"{kind:10} users={args.users} batch={args.batch}: {cpu:.1f} us CPU a message,"
-              f" {pages:.2f} WAL pages a message")  # fmt: skip
-    (base_cpu, base_pages), (cpu, pages) = results["indexed"], results["log+merge"]
-    print(f"log+merge / indexed: CPU {cpu / base_cpu:.2f}, WAL pages {pages / base_pages:.2f}")
+    report(results, f"users={args.users} batch={args.batch}")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,10 @@ cheaper among 1,000 (docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import sqlite3
-import tempfile
 import time
+
+from mam_log_layout import open_db, report  # the same WAL file, the same report
 
 BLOB = b"x" * 220
 ENTRIES = (
@@ -58,12 +57,7 @@ class Model:
     def __init__(self, layout: str, users: int) -> None:
         self.layout = layout
         self.users = users
-        path = os.path.join(tempfile.mkdtemp(), "archive.sqlite3")
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0"):
-            self.conn.execute(f"PRAGMA {pragma}")
-        for statement in ENTRIES + (TABLE if layout == "table" else ITEMS):
-            self.conn.execute(statement)
+        self.conn, _ = open_db(ENTRIES + (TABLE if layout == "table" else ITEMS))
         self.waiting: dict[int, list[Entry]] = {}  # ``items``: the entries not merged yet
 
     def rows(self, rng: random.Random, start: int, n: int) -> list[Row]:
@@ -79,7 +73,8 @@ class Model:
         conn.execute("BEGIN")
         if self.layout == "table":
             conn.executemany(
-                "INSERT INTO items VALUES (?, ?, ?, 2, ?)", [(s, i, t, BLOB) for s, i, t, _, _ in batch]
+                "INSERT INTO items VALUES (?, ?, ?, 2, ?)",
+                [(s, i, t, BLOB) for s, i, t, _, _ in batch],
             )
             conn.executemany(
                 "INSERT INTO log VALUES (?, ?, ?, ?)",
@@ -155,11 +150,7 @@ def main() -> None:
         for layout, done in runs.items():
             done.append(run(layout, args.users, args.batch, args.n, args.every))
     results = {layout: min(done) for layout, done in runs.items()}
-    for layout, (cpu, pages) in results.items():
-        print(f"{layout:6} users={args.users} batch={args.batch} every={args.every}:"
-              f" {cpu:.1f} us CPU a message, {pages:.2f} WAL pages a message")  # fmt: skip
-    (base_cpu, base_pages), (cpu, pages) = results["table"], results["items"]
-    print(f"items / table: CPU {cpu / base_cpu:.2f}, WAL pages {pages / base_pages:.2f}")
+    report(results, f"users={args.users} batch={args.batch} every={args.every}")
 
 
 if __name__ == "__main__":
