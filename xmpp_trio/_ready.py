@@ -21,8 +21,13 @@ once the rule holds again.
 One round of the dispatcher serves every socket one poll of its set reports,
 without a checkpoint in between, as one pass of Trio's scheduler ran every
 runnable reader: what the round routes to a session is written once, at the
-end of the pass (``_PassWrites``). A session's own flood is bounded by its
-5 ms slice (``_session._SLICE``: the step hands it back).
+end of the pass (``_PassWrites``). The round is also one *batch* of the
+server's (``Batching``): its steps route into it, and its writes are
+committed once, at the round's end (``end_batch``: one SQLite commit, its
+fsync on the loop, for every roster set or other write the round's sessions
+sent, not one per session), before any of its output (a reply, a XEP-0198
+``<a h/>``) is written. A session's own flood is bounded by its 5 ms slice
+(``_session._SLICE``: the step hands it back).
 
 Level triggering keeps readiness true while the kernel holds unread bytes.
 Bytes OpenSSL already took from the kernel (a read that stopped at
@@ -41,7 +46,7 @@ import logging
 import select
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 
@@ -84,6 +89,16 @@ class Resume:
         self.delay = delay
 
 
+class Batching(Protocol):
+    """What a round batches into (the server): ``batch``, the set of sessions
+    with output to write, routes collect into while it is set; ``end_batch``
+    commits the batch's writes, then writes its sessions' output."""
+
+    batch: Any  # set[Session] | None (the server's; no import of it here)
+
+    def end_batch(self, batch: Any) -> None: ...
+
+
 #: Nothing was read: the task reads on the ordinary path.
 READ: Final = Resume(None)
 
@@ -106,7 +121,8 @@ class _Parked:
 class Ready:
     """The dispatcher: one per server, :meth:`run` in the server's nursery."""
 
-    def __init__(self) -> None:
+    def __init__(self, batching: Batching | None = None) -> None:
+        self._batching = batching  # each round one batch of its (None: each step its own)
         self._epoll = select.epoll()
         self._parked: dict[int, _Parked] = {}  # by file descriptor
         self._again: list[_Parked] = []  # OpenSSL may hold records: run without waiting
@@ -114,12 +130,12 @@ class Ready:
         self.running = False
 
     @classmethod
-    def start(cls, nursery: trio.Nursery) -> Ready | None:
+    def start(cls, nursery: trio.Nursery, batching: Batching | None = None) -> Ready | None:
         """A dispatcher running in ``nursery`` (None where :func:`select.epoll`
-        does not exist)."""
+        does not exist), each round one batch of ``batching``'s."""
         if not hasattr(select, "epoll"):
             return None
-        ready = cls()
+        ready = cls(batching)
         nursery.start_soon(ready.run)
         return ready
 
@@ -183,6 +199,17 @@ class Ready:
         elif not entry.transport.would_wait and self._parked.get(entry.fd) is entry:
             self._again.append(entry)  # OpenSSL may hold whole records: epoll cannot tell
 
+    @staticmethod
+    def _end_round(batching: Batching, batch: set[object]) -> None:
+        """Commit the round's writes, then write its output; an error is
+        logged (it would otherwise end the dispatcher, every parked session's
+        reader)."""
+        try:
+            batching.end_batch(batch)
+        except Exception:
+            log.exception("ending a round of parked reads")
+            batching.batch = None
+
     async def run(self) -> None:
         """Serve parked sessions until cancelled; then hand every one back."""
         epoll = self._epoll
@@ -199,14 +226,23 @@ class Ready:
                 # One round serves every socket one poll reports (at most 1,023),
                 # as one pass of Trio's scheduler ran every runnable reader: no
                 # checkpoint within it, so what the round routes to a session
-                # goes out in one write at the end of the pass.
-                for fd, _ in epoll.poll(0):
-                    entry = parked.get(fd)
-                    if entry is not None:
-                        self._serve(entry)
-                for entry in again:
-                    if parked.get(entry.fd) is entry:  # not handed back meanwhile
-                        self._serve(entry)
+                # goes out in one write at the end of the pass; one batch, so
+                # its writes are committed once, before any of its output.
+                batching = self._batching
+                batch: set[object] = set()
+                if batching is not None:
+                    batching.batch = batch
+                try:
+                    for fd, _ in epoll.poll(0):
+                        entry = parked.get(fd)
+                        if entry is not None:
+                            self._serve(entry)
+                    for entry in again:
+                        if parked.get(entry.fd) is entry:  # not handed back meanwhile
+                            self._serve(entry)
+                finally:
+                    if batching is not None:
+                        self._end_round(batching, batch)
         finally:
             self.running = False
             for entry in list(parked.values()):

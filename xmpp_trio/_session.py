@@ -540,7 +540,11 @@ class Session:
             receipts = server.manager.take_confirmed(self.id)
             if receipts:
                 server.confirm(self.id, receipts)
-        self.push()
+        batch = server.batch
+        if batch is not None:  # a dispatcher round: written after its commit
+            batch.add(self)
+        else:
+            self.push()
         return self.bucket.consume(len(data), self.last_input) if data else 0.0
 
     async def _resumed(self, conn: ServerConnection, resume: Resume) -> bool:
@@ -563,7 +567,9 @@ class Session:
         end of the stream, an event other than a stanza (handed over unhandled,
         before the read's later events), a time slice used up, a wait due to
         the read rate, a stream no longer ready; ``data`` None where nothing
-        was read (TLS must write first)."""
+        was read (TLS must write first). Routes into the dispatcher's round's
+        batch (``server.batch``), which commits once and writes at the round's
+        end (:mod:`._ready`); a batch of its own when called outside one."""
         conn = self.conn
         assert conn is not None
         size = self._read_size
@@ -581,15 +587,18 @@ class Session:
         if not data:
             return Resume(data, routing=True)
         server = self.server
-        batch: set[Session] = set()
-        server.batch = batch
+        batch = server.batch  # the dispatcher's round's (committed at its end)
+        own = batch is None
+        if own:
+            batch = server.batch = set()
         event: Event | bool | None = None
         try:
             event = self._route_read(conn)
         except RemoteProtocolError as exc:
             self._stream_error(exc)
         finally:
-            server.end_batch(batch)
+            if own:
+                server.end_batch(batch)
         if isinstance(event, bool):  # the time slice is used up: the task goes on
             return Resume(data, routing=True, sliced=True)
         if event is not None:  # for the task to handle first

@@ -538,7 +538,7 @@ async def open_server(config: ServerConfig) -> AsyncIterator[XMPPServer]:
         async with trio.open_nursery() as nursery:
             server.nursery = nursery
             nursery.start_soon(server.run_timers)
-            server.ready = Ready.start(nursery)
+            server.ready = Ready.start(nursery, server)
             yield server
             await server.shutdown()
             nursery.cancel_scope.cancel()

@@ -283,3 +283,130 @@ async def test_an_exception_in_a_step_ends_that_session_only(
         await wait_for(lambda: parked(server, session_of(server, str(other.jid))))
         await other.send(chat(JULIET, "still here"))
         assert await bodies(juliet, 1) == ["still here"]
+
+
+class _Batching:
+    """The server's side of a round (``_ready.Batching``), recorded."""
+
+    def __init__(self) -> None:
+        self.batch: set[object] | None = None
+        self.ended: list[tuple[set[object], list[str]]] = []
+        self.log: list[str] = []
+
+    def end_batch(self, batch: set[object]) -> None:
+        self.ended.append((batch, list(self.log)))
+        self.log.append("end")
+        self.batch = None
+
+
+class _Socket:
+    """What the dispatcher needs of a transport: a real socket's descriptor."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self._on_close: Callable[[], None] | None = None
+        self.would_wait = True
+
+    def fileno(self) -> int:
+        return int(self.sock.fileno())
+
+
+async def test_one_round_of_parked_reads_is_one_batch_ended_after_its_last_step(
+    nursery: trio.Nursery,
+) -> None:
+    """Every socket one poll reports is stepped inside one batch of the
+    server's, ended (committed, then written) once, after the round's last
+    step: the round's writes cost one commit, and none of its output leaves
+    before it."""
+    import socket
+
+    from xmpp_trio._ready import Ready
+
+    batching = _Batching()
+    ready = Ready.start(nursery, batching)
+    assert ready is not None
+    await trio.testing.wait_all_tasks_blocked()
+    pairs = [socket.socketpair() for _ in range(3)]
+    seen: list[object] = []
+
+    async def reader(index: int) -> None:
+        ours, _ = pairs[index]
+
+        def step(transport: Any) -> Resume | None:
+            ours.recv(100)
+            seen.append(batching.batch)
+            batching.log.append(f"step {index}")
+            return None
+
+        await ready.park(step, _Socket(ours))  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as readers:
+        for index in range(3):
+            readers.start_soon(reader, index)
+        await trio.testing.wait_all_tasks_blocked()
+        for _, theirs in pairs:  # readable at once: one poll reports all three
+            theirs.send(b"x")
+        await trio.testing.wait_all_tasks_blocked()
+        readers.cancel_scope.cancel()
+    assert len(seen) == 3 and seen[0] is not None and all(b is seen[0] for b in seen)
+    assert len(batching.ended) == 1
+    batch, before = batching.ended[0]
+    assert batch is seen[0] and sorted(before) == ["step 0", "step 1", "step 2"]
+    assert batching.batch is None
+    for ours, theirs in pairs:
+        ours.close()
+        theirs.close()
+
+
+def roster_set(jid: str, ident: str) -> bytes:
+    return (
+        f"<iq type='set' id='{ident}'><query xmlns='jabber:iq:roster'>"
+        f"<item jid='{jid}' name='{ident}'/></query></iq>"
+    ).encode()
+
+
+async def test_roster_sets_of_parked_readers_are_answered_after_their_commit(
+    config: ServerConfig, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two parked readers each send a roster set (a write the server commits):
+    each gets its result, and no byte of a result is written before a commit
+    that came after the set was routed (the round's commit, at its end)."""
+    started = await start(nursery, config)
+    server = started.server
+    marks: list[str] = []
+    commit, send = server.commit, Session._send
+
+    def committing() -> None:
+        commit()
+        marks.append("commit")
+
+    def sending(self: Session, conn: Any, data: bytes) -> bool:
+        marks.extend(f"result {i}" for i in ("r1", "j1") if f"id=\"{i}\"".encode() in data)
+        return send(self, conn, data)
+
+    route = server.router.route
+
+    def routing(session_id: int, element: Any, **kw: Any) -> Any:
+        if element.get("id") in ("r1", "j1"):
+            marks.append(f"routed {element.get('id')}")
+        return route(session_id, element, **kw)
+
+    monkeypatch.setattr(server, "commit", committing)
+    monkeypatch.setattr(Session, "_send", sending)
+    monkeypatch.setattr(server.router, "route", routing)
+    async with (
+        silent_client(started, "romeo", sm=False, rcvbuf=65536) as (rconn, rstream),
+        silent_client(started, "juliet", sm=False, rcvbuf=65536) as (jconn, jstream),
+    ):
+        for conn in (rconn, jconn):
+            await wait_for(lambda conn=conn: parked(server, session_of(server, str(conn.jid))))
+        await rstream.send_all(roster_set("nurse@localhost", "r1"))
+        await jstream.send_all(roster_set("benvolio@localhost", "j1"))
+        for stream, ident in ((rstream, b"r1"), (jstream, b"j1")):
+            said = await read_until(stream, b"id=\"" + ident + b"\"")
+            assert re.search(rb"<iq[^>]*type=\"result\"[^>]*id=\"" + ident, said) or re.search(
+                rb"<iq[^>]*id=\"" + ident + rb"\"[^>]*type=\"result\"", said
+            )
+    for ident in ("r1", "j1"):
+        routed, result = marks.index(f"routed {ident}"), marks.index(f"result {ident}")
+        assert "commit" in marks[routed:result]
