@@ -381,7 +381,7 @@ async def test_roster_sets_of_parked_readers_are_answered_after_their_commit(
         marks.append("commit")
 
     def sending(self: Session, conn: Any, data: bytes) -> bool:
-        marks.extend(f"result {i}" for i in ("r1", "j1") if f"id=\"{i}\"".encode() in data)
+        marks.extend(f"result {i}" for i in ("r1", "j1") if f'id="{i}"'.encode() in data)
         return send(self, conn, data)
 
     route = server.router.route
@@ -403,7 +403,7 @@ async def test_roster_sets_of_parked_readers_are_answered_after_their_commit(
         await rstream.send_all(roster_set("nurse@localhost", "r1"))
         await jstream.send_all(roster_set("benvolio@localhost", "j1"))
         for stream, ident in ((rstream, b"r1"), (jstream, b"j1")):
-            said = await read_until(stream, b"id=\"" + ident + b"\"")
+            said = await read_until(stream, b'id="' + ident + b'"')
             assert re.search(rb"<iq[^>]*type=\"result\"[^>]*id=\"" + ident, said) or re.search(
                 rb"<iq[^>]*id=\"" + ident + rb"\"[^>]*type=\"result\"", said
             )
