@@ -587,10 +587,11 @@ class Session:
         if not data:
             return Resume(data, routing=True)
         server = self.server
-        batch = server.batch  # the dispatcher's round's (committed at its end)
-        own = batch is None
+        round_batch = server.batch  # the dispatcher's round's (committed at its end)
+        own = round_batch is None
+        batch: set[Session] = set() if round_batch is None else round_batch
         if own:
-            batch = server.batch = set()
+            server.batch = batch
         event: Event | bool | None = None
         try:
             event = self._route_read(conn)
