@@ -22,8 +22,10 @@ One round of the dispatcher serves every socket one poll of its set reports,
 without a checkpoint in between, as one pass of Trio's scheduler ran every
 runnable reader: what the round routes to a session is written once, at the
 end of the pass (``_PassWrites``). The round is also one *batch* of the
-server's (``Batching``): its steps route into it, and its writes are
-committed once, at the round's end (``end_batch``: one SQLite commit, its
+server's (``Batching``: the part of ``_session.Server`` it uses, declared
+here so that this module imports nothing of the session's): its steps route
+into it, and its writes are committed once, at the round's end
+(``end_batch``: one SQLite commit, its
 fsync on the loop, for every roster set or other write the round's sessions
 sent, not one per session), before any of its output (a reply, a XEP-0198
 ``<a h/>``) is written. A session's own flood is bounded by its 5 ms slice
