@@ -69,12 +69,47 @@ def test_closed_loop_through_the_echo_server_delivers_every_stanza_kind(
             proc.wait()
     assert "error" not in r, r
     assert r["lost"] == 0 and r["delivered"] == r["expected"] > 0
-    # -settle, then until no client read anything for 0.3 s (the echo server is quiet)
-    assert 0.1 <= r["settle_s"] < 5
+    # -settle, then until no client read anything for 0.3 s and the server is idle
+    assert 0.1 <= r["settle_s"] < 5 and r["settled"] is True
     assert set(r["kinds"]) >= {"chat-bare", "chat-full", "receipt", "receipt-back", "ping",
                                "roster", "presence"}  # fmt: skip
     assert r["generator_cpu"] > 0 and isinstance(r["generator_saturated"], bool)
     assert r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
+
+
+def _burner(seconds: float) -> subprocess.Popen[bytes]:
+    """A process using a whole core for ``seconds`` (forever if negative), then idle."""
+    code = ("import time\nend = time.monotonic() + {s}\n"
+            "while {s} < 0 or time.monotonic() < end: pass\ntime.sleep(120)").format(s=seconds)  # fmt: skip
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+@pytest.mark.parametrize("busy", [1.5, -1.0])
+def test_the_window_waits_for_the_server_to_go_idle_after_the_logins(
+    binary: str, busy: float
+) -> None:
+    # The echo server goes quiet at once; the process given as the server keeps
+    # a core busy for 1.5 s (as ejabberd did with the logins' presence, writing
+    # nothing for 300 ms at a time), or forever: the measured window starts once
+    # it is under a tenth of a core, or the settle gives up (-max-settle) and says so.
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port, cert = _echo("starttls", Path(tmp))
+        burner = _burner(busy)
+        try:
+            r = _run(binary, f"-addr=127.0.0.1:{port}", f"-cafile={cert}", "-tls=starttls",
+                     "-mechanism=PLAIN", "-clients=4", "-inflight=2", "-duration=0.4",
+                     "-warmup=0.1", "-settle=0.1", "-max-settle=3", f"-server-pid={burner.pid}",
+                     "-echo")  # fmt: skip
+        finally:
+            for p in (proc, burner):
+                p.kill()
+                p.wait()
+    assert "error" not in r, r
+    assert r["lost"] == 0 and r["delivered"] == r["expected"] > 0
+    if busy > 0:
+        assert r["settled"] is True and busy - 0.5 <= r["settle_s"] < 3  # (the logins came first)
+    else:
+        assert r["settled"] is False and r["settle_s"] >= 3
 
 
 def test_open_loop_keeps_the_offered_rate_through_the_echo_server(binary: str) -> None:

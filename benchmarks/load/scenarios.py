@@ -119,6 +119,10 @@ def cpu_text(result: Result) -> str:
             text += " SHARED: other processes used these cores"
     if result["generator_cpu"] > 0.8:  # issue 24: the figure may be the generator's
         text += " GENERATOR-BOUND (over 80% of its core): discard"
+    if result.get("settled") is False:  # the compiled generator's settle gave up (60 s)
+        text += " UNSETTLED (the server still busy with the logins when measured): discard"
+    elif result.get("settle_s", 0) > 2:
+        text += f"; settled in {result['settle_s']:.1f} s"
     return text
 
 

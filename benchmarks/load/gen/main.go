@@ -48,6 +48,7 @@ type options struct {
 	warmup      float64
 	drain       float64
 	settle      float64
+	maxSettle   float64
 	rates       []int
 	mix         map[byte]float64
 	bodySize    int
@@ -82,6 +83,7 @@ func main() {
 	flag.Float64Var(&o.warmup, "warmup", 2, "seconds before the measured window")
 	flag.Float64Var(&o.drain, "drain", 10, "seconds without a delivery before the stragglers still missing count as lost")
 	flag.Float64Var(&o.settle, "settle", 0.5, "seconds of idle after the logins")
+	flag.Float64Var(&o.maxSettle, "max-settle", 60, "seconds at most, after -settle, waiting for no reads for 0.3 s and the server under 10% of a core")
 	flag.StringVar(&rates, "rates", "1000,2000,5000", "open loop: offered stanzas/s")
 	flag.StringVar(&mix, "mix", "chat-bare=1", "weights: chat-bare, chat-full, receipt, presence, ping, roster")
 	flag.IntVar(&o.bodySize, "body-size", 120, "bytes of a chat body")
