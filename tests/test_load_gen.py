@@ -79,8 +79,8 @@ def test_closed_loop_through_the_echo_server_delivers_every_stanza_kind(
 
 def _burner(seconds: float) -> subprocess.Popen[bytes]:
     """A process using a whole core for ``seconds`` (forever if negative), then idle."""
-    code = ("import time\nend = time.monotonic() + {s}\n"
-            "while {s} < 0 or time.monotonic() < end: pass\ntime.sleep(120)").format(s=seconds)  # fmt: skip
+    code = (f"import time\nend = time.monotonic() + {seconds}\n"
+            f"while {seconds} < 0 or time.monotonic() < end: pass\ntime.sleep(120)")  # fmt: skip
     return subprocess.Popen([sys.executable, "-c", code])
 
 
