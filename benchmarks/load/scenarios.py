@@ -119,11 +119,16 @@ def cpu_text(result: Result) -> str:
             text += " SHARED: other processes used these cores"
     if result["generator_cpu"] > 0.8:  # issue 24: the figure may be the generator's
         text += " GENERATOR-BOUND (over 80% of its core): discard"
-    if result.get("settled") is False:  # the compiled generator's settle gave up (60 s)
-        text += " UNSETTLED (the server still busy with the logins when measured): discard"
-    elif result.get("settle_s", 0) > 2:
-        text += f"; settled in {result['settle_s']:.1f} s"
-    return text
+    return text + settle_text(result)
+
+
+def settle_text(result: Result) -> str:
+    """The compiled generator's settle after the logins, when it says something."""
+    if result.get("settled") is False:  # gave up (-max-settle)
+        return " UNSETTLED (the server still busy with the logins when measured): discard"
+    if result.get("settle_s", 0) > 2:
+        return f"; settled in {result['settle_s']:.1f} s"
+    return ""
 
 
 def lat_text(r: Result) -> str:
@@ -331,7 +336,8 @@ def _openloop_expand(opts: argparse.Namespace, target: Any, rep: int) -> list[Ru
 
 def _openloop_report(variant: str, result: Result) -> list[str]:
     lines = [f"{result['clients']} clients"
-             + (f", stopped: {result['stopped']}" if result["stopped"] else "")]  # fmt: skip
+             + (f", stopped: {result['stopped']}" if result["stopped"] else "")
+             + settle_text(result)]  # fmt: skip
     for s in result["steps"]:
         lines.append(f"{'':36} offered {s['offered_per_s']:>6,}/s (sent {s['sent_per_s']:,.0f}/s):"
                      f" {s['msgs_per_s']:,.0f} msgs/s, {lat_text(s)}; lost {s['lost']:,}"
