@@ -44,3 +44,26 @@ def test_no_paired_ratio_below_two_repetitions() -> None:
     line = _line(run.issue24_targets(collected, by_rep), "ejabberd")
     assert "paired" not in line
     assert "ratio 1.20" in line and line.endswith("-> met")
+
+
+def _step(rate: int) -> dict[str, float]:
+    return {"offered_per_s": rate, "sent_per_s": rate, "msgs_per_s": rate, "lost": 0,
+            "p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0, "server_cpu": 0.5,
+            "generator_cpu": 0.1}  # fmt: skip
+
+
+def test_the_saturation_ramp_says_when_its_settle_gave_up() -> None:
+    # openloop-sat runs two open-loop passes: the ramp, then the shares of what
+    # it found; each settles after its own logins, and each says if it gave up.
+    import matrix
+
+    result = {"clients": 10, "stopped": "", "steps": [_step(50)], "settle_s": 1.0,
+              "settled": True, "own": 100.0, "closed": 90.0, "ejabberd": None,
+              "ramp": [_step(100)], "ramp_stopped": "",
+              "ramp_settle": {"settle_s": 60.0, "settled": False}}  # fmt: skip
+    lines = matrix._sat_report("bare STARTTLS", result)
+    assert lines[0].startswith("ramp: ") and "UNSETTLED" in lines[0]
+    (shares,) = [line for line in lines if line.strip().startswith("10 clients")]
+    assert "UNSETTLED" not in shares
+    result["ramp_settle"] = {"settle_s": 1.0, "settled": True}
+    assert not any("UNSETTLED" in line for line in matrix._sat_report("bare STARTTLS", result))

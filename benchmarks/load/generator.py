@@ -208,6 +208,8 @@ class Job:
     rates: tuple[int, ...] = ()
     sizes: tuple[int, ...] = ()
     settle: float = 2.0
+    #: seconds at most, after the traffic scenarios' settle, waiting for quiet reads and an idle server
+    max_settle: float = 60.0
     drain: float = 10.0
     #: parameters of scenarios registered later (scenarios.py): no edit here per scenario
     extra: dict[str, Any] = field(default_factory=dict)
@@ -298,6 +300,8 @@ class Engine:
         self.on_bound: Callable[[Client], None] = lambda c: None
         #: called with a client whose login failed
         self.on_failed: Callable[[Client], None] = lambda c: None
+        #: ``time.perf_counter()`` of the last poll that read anything (``settle``)
+        self.last_read = time.perf_counter()
         #: called with (client, bytes) for every read once bound
         self.on_data: Callable[[Client, bytes], None] = lambda c, d: None
 
@@ -350,7 +354,10 @@ class Engine:
         if self.again:
             timeout = 0
         by_fd = self.by_fd
-        for fd, events in self.ep.poll(timeout):
+        ready = self.ep.poll(timeout)
+        if ready:
+            self.last_read = time.perf_counter()
+        for fd, events in ready:
             client = by_fd.get(fd)
             if client is None:
                 continue
@@ -650,6 +657,40 @@ def idle(engine: Engine, seconds: float) -> None:
         engine.poll(min(left, 0.1))
 
 
+#: ``settle``: no read for this long, and the server under ``_IDLE_SHARE`` of a core over it.
+_QUIET_FOR = 0.3
+_IDLE_SHARE = 0.1
+
+
+def settle(engine: Engine, job: Job, seconds: float) -> dict[str, Any]:
+    """The compiled generator's settle (gen/traffic.go ``settle``): ``seconds``
+    after the logins, then until no client has read anything for 0.3 s and
+    the server's process tree (``job.server_pid``) used under a tenth of a
+    core over that time, at most ``job.max_settle`` more (a server may still
+    be answering the logins' presence and probes while it writes nothing for
+    300 ms: ejabberd with 1,000 clients and rosters of 50, docs/benchmarks.md
+    "Session 17"). Returns ``settle_s`` and ``settled`` for the result."""
+    start = time.perf_counter()
+    idle(engine, seconds)
+    deadline = time.perf_counter() + job.max_settle
+    pid = job.server_pid
+    cpu0, at0 = cpu_seconds(pid), time.perf_counter()
+    while (now := time.perf_counter()) < deadline:
+        quiet = now - engine.last_read
+        if quiet < _QUIET_FOR:
+            idle(engine, _QUIET_FOR - quiet)
+            continue
+        since = now - at0
+        if since < _QUIET_FOR:
+            idle(engine, _QUIET_FOR - since)
+            continue
+        cpu = cpu_seconds(pid)
+        if pid <= 0 or (cpu - cpu0) / since < _IDLE_SHARE:
+            return {"settle_s": time.perf_counter() - start, "settled": True}
+        cpu0, at0 = cpu, time.perf_counter()
+    return {"settle_s": time.perf_counter() - start, "settled": False}
+
+
 # --- scenarios ------------------------------------------------------------------------
 
 
@@ -782,7 +823,7 @@ def throughput_scenario(job: Job) -> dict[str, Any]:
     """Closed loop: every client keeps ``inflight`` messages in flight."""
     engine, clients, login = _login_clients(job)
     traffic = Traffic(engine, clients, job.domain)
-    idle(engine, 0.5)  # presence echoes and the like
+    settled = settle(engine, job, 0.5)  # presence echoes and the like
     traffic.delivered = traffic.sent = 0
     credits, due = traffic.credits, traffic.due
     for index in range(len(clients)):
@@ -823,6 +864,7 @@ def throughput_scenario(job: Job) -> dict[str, Any]:
         "drain_s": drain,
         **traffic.stats(t1 - t0),
         **cpu,
+        **settled,
     }
 
 
@@ -830,7 +872,7 @@ def openloop_scenario(job: Job) -> dict[str, Any]:
     """Open loop: offered rates in turn, each sent on schedule whatever gets delivered."""
     engine, clients, login = _login_clients(job)
     traffic = Traffic(engine, clients, job.domain)
-    idle(engine, 0.5)
+    settled = settle(engine, job, 0.5)
     count = len(clients)
     rand = traffic.rng.randrange
     steps: list[dict[str, Any]] = []
@@ -896,7 +938,8 @@ def openloop_scenario(job: Job) -> dict[str, Any]:
             stopped = f"the generator saturated at {rate}/s"
             break
     engine.close_all()
-    return {"clients": count, "login_wall_s": login.wall, "steps": steps, "stopped": stopped}
+    return {"clients": count, "login_wall_s": login.wall, "steps": steps, "stopped": stopped,
+            **settled}  # fmt: skip
 
 
 def memory_scenario(job: Job) -> dict[str, Any]:
@@ -1075,7 +1118,7 @@ def user_traffic_scenario(job: Job) -> dict[str, Any]:
     engine, clients, login = _login_clients(job)
     traffic = UserTraffic(engine, clients, job.domain, mix, int(extra.get("body_size", 120)),
                           len(contacts_of(0, len(clients), contacts)))  # fmt: skip
-    idle(engine, float(extra.get("settle", 0.5)))  # initial presence, probes, answers
+    settled = settle(engine, job, float(extra.get("settle", 0.5)))  # initial presence, probes
     credits, due = traffic.credits, traffic.due
     stamp = b"%020d" % time.monotonic_ns()
     for index in range(len(clients)):
@@ -1140,4 +1183,5 @@ def user_traffic_scenario(job: Job) -> dict[str, Any]:
         "max_ms": (every[-1] / 1e6) if every else float("nan"),
         "kinds": kinds,
         **cpu,
+        **settled,
     }

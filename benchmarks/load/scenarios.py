@@ -123,7 +123,7 @@ def cpu_text(result: Result) -> str:
 
 
 def settle_text(result: Result) -> str:
-    """The compiled generator's settle after the logins, when it says something."""
+    """The generator's settle after the logins, when it says something."""
     if result.get("settled") is False:  # gave up (-max-settle)
         return " UNSETTLED (the server still busy with the logins when measured): discard"
     if result.get("settle_s", 0) > 2:
