@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "load"))
 
+import busy_process  # noqa: E402  (tests/busy_process.py)
 import gogen  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
@@ -77,13 +78,6 @@ def test_closed_loop_through_the_echo_server_delivers_every_stanza_kind(
     assert r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
 
 
-def _burner(seconds: float) -> subprocess.Popen[bytes]:
-    """A process using a whole core for ``seconds`` (forever if negative), then idle."""
-    code = (f"import time\nend = time.monotonic() + {seconds}\n"
-            f"while {seconds} < 0 or time.monotonic() < end: pass\ntime.sleep(120)")  # fmt: skip
-    return subprocess.Popen([sys.executable, "-c", code])
-
-
 @pytest.mark.parametrize("busy", [1.5, -1.0])
 def test_the_window_waits_for_the_server_to_go_idle_after_the_logins(
     binary: str, busy: float
@@ -94,7 +88,7 @@ def test_the_window_waits_for_the_server_to_go_idle_after_the_logins(
     # it is under a tenth of a core, or the settle gives up (-max-settle) and says so.
     with tempfile.TemporaryDirectory() as tmp:
         proc, port, cert = _echo("starttls", Path(tmp))
-        burner = _burner(busy)
+        burner = busy_process.burner(busy)
         try:
             r = _run(binary, f"-addr=127.0.0.1:{port}", f"-cafile={cert}", "-tls=starttls",
                      "-mechanism=PLAIN", "-clients=4", "-inflight=2", "-duration=0.4",

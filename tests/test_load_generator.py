@@ -3,7 +3,6 @@ without Go): its settle after the logins, against a real process as the server."
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,14 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "load"))
 
+import busy_process  # noqa: E402  (tests/busy_process.py)
 import generator  # noqa: E402
-
-
-def _burner(seconds: float) -> subprocess.Popen[bytes]:
-    """A process using a whole core for ``seconds`` (forever if negative), then idle."""
-    code = (f"import time\nend = time.monotonic() + {seconds}\n"
-            f"while {seconds} < 0 or time.monotonic() < end: pass\ntime.sleep(120)")  # fmt: skip
-    return subprocess.Popen([sys.executable, "-c", code])
 
 
 @pytest.mark.parametrize("busy", [1.5, -1.0])
@@ -28,7 +21,7 @@ def test_the_window_waits_for_the_server_to_go_idle_after_the_logins(busy: float
     # busy for 1.5 s, or forever: the settle ends once it is under a tenth of
     # a core over 0.3 s, or gives up after max_settle and says so (the
     # compiled generator's rule, tests/test_load_gen.py).
-    burner = _burner(busy)
+    burner = busy_process.burner(busy)
     try:
         job = generator.Job(scenario="throughput", host="127.0.0.1", port=1, tls="none",
                             mechanism="PLAIN", domain="localhost", password="", cafile=None,

@@ -300,7 +300,8 @@ class Engine:
         self.on_bound: Callable[[Client], None] = lambda c: None
         #: called with a client whose login failed
         self.on_failed: Callable[[Client], None] = lambda c: None
-        #: ``time.perf_counter()`` of the last poll that read anything (``settle``)
+        #: ``time.perf_counter()`` of the last poll that found a socket ready (``settle``: reads,
+        #: as nothing is written then)
         self.last_read = time.perf_counter()
         #: called with (client, bytes) for every read once bound
         self.on_data: Callable[[Client, bytes], None] = lambda c, d: None

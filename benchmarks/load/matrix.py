@@ -258,7 +258,7 @@ def _sat_run(job: generator.Job) -> Result:
     result = _open(dataclasses.replace(job, rates=tuple(sorted(rates))))
     return result | {"own": own, "closed": job.extra.get("closed"), "ejabberd": ejabberd,
                      "ramp": ramp["steps"], "ramp_stopped": ramp.get("stopped", ""),
-                     "ramp_settle": {k: ramp[k] for k in ("settle_s", "settled") if k in ramp}}  # fmt: skip
+                     "ramp_settle": {"settle_s": ramp.get("settle_s", 0), "settled": ramp.get("settled")}}  # fmt: skip
 
 
 def _sat_report(variant: str, result: Result) -> list[str]:
@@ -266,8 +266,7 @@ def _sat_report(variant: str, result: Result) -> list[str]:
         return scenarios._openloop_report(variant, result)
     ramp = scenarios._openloop_report(variant, {**result, "steps": result.get("ramp", []),
                                                 "stopped": result.get("ramp_stopped", ""),
-                                                "settle_s": 0, "settled": None,
-                                                **result.get("ramp_settle", {})})  # fmt: skip
+                                                **result["ramp_settle"]})  # fmt: skip
     closed = result.get("closed") or 0
     lines = [f"ramp: {ramp[0]}", *ramp[1:],
              f"{'':36} open-loop saturation {result['own']:,.0f} msgs/s"
